@@ -1,0 +1,140 @@
+# ntm - one entry point: all, check, demo, bench, fuzz, install.
+# Out-of-tree objects go to $(BUILD); `make SAN=1 BUILD=build-asan` is the
+# ASan/UBSan build used by `make check`.
+
+VERSION	:= 0.1.0
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+LIBDIR	?= $(PREFIX)/lib
+INCDIR	?= $(PREFIX)/include
+MANDIR	?= $(PREFIX)/share/man
+DATADIR	?= $(PREFIX)/share
+DESTDIR	?=
+BUILD	?= build
+CC	?= cc
+
+PKGS	:= libevent libevent_openssl libevent_pthreads libcurl jansson \
+	   libsodium sqlite3 libcares openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN	:= -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(PKG_CFLAGS) -Ilib -Icmd/common \
+	   -DNTM_VERSION_STR=\"$(VERSION)\"
+LDLIBS	+= $(PKG_LIBS) -lpthread
+ifeq ($(SAN),1)
+CFLAGS	+= -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS	+= -fsanitize=address,undefined
+endif
+
+LIB_SRCS    := $(sort $(wildcard lib/*.c))
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+COMMON_SRCS := $(sort $(wildcard cmd/common/*.c))
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
+DAEMONS     := ntm-as ntm-dc ntm-rs ntm-cs
+PROGS       := ntm $(DAEMONS)
+BINS        := $(PROGS:%=$(BUILD)/%)
+UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS   := $(sort $(wildcard fuzz/fuzz_*.c))
+
+.PHONY: all lib deps check unit asan bats netns demo demo-stop bench fuzz \
+	install uninstall clean docs-check
+all: lib $(BINS)
+lib: $(BUILD)/libntm.a $(BUILD)/libntm.so $(BUILD)/ntm.pc
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libntm.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libntm.so: $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libntm.so.0 $(LDFLAGS) -o $(BUILD)/libntm.so.0 $^ $(LDLIBS)
+	ln -sf libntm.so.0 $@
+
+$(BUILD)/ntm.pc: lib/ntm.pc.in Makefile
+	@mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# Each binary: its own cmd/NAME/*.c, the shared cmd/common code, libntm.a.
+define prog_rule
+$(1)_OBJS := $$(patsubst %.c,$(BUILD)/%.o,$$(sort $$(wildcard cmd/$(1)/*.c)))
+$(BUILD)/$(1): $$($(1)_OBJS) $(COMMON_OBJS) $(BUILD)/libntm.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) $(2)
+endef
+$(eval $(call prog_rule,ntm,-lreadline))
+$(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
+
+deps:
+	@./scripts/deps.sh
+
+unit: $(UNIT_BINS)
+	@./scripts/run-unit.sh $(UNIT_BINS)
+
+asan:
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit
+
+bats: all
+	@./scripts/run-bats.sh tests/bats
+
+netns: all
+	@./scripts/run-bats.sh tests/netns
+
+docs-check: all
+	@./scripts/docs-check.sh
+
+# deps + build + unit + ASan/UBSan unit + docs drift + bats (+ netns as root)
+check: deps
+	@$(MAKE) --no-print-directory all
+	@./scripts/check.sh
+
+demo: all
+	@./scripts/demo.sh
+
+demo-stop:
+	@./scripts/demo.sh stop
+
+bench: all
+	@./bench/run.sh
+
+fuzz:
+	@./scripts/fuzz.sh $(FUZZ_SRCS)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions \
+	    $(DESTDIR)$(DATADIR)/zsh/vendor-completions \
+	    $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(BUILD)/libntm.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libntm.so.0 $(DESTDIR)$(LIBDIR)/
+	ln -sf libntm.so.0 $(DESTDIR)$(LIBDIR)/libntm.so
+	install -m 644 $(BUILD)/ntm.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 lib/ntm.h $(DESTDIR)$(INCDIR)/
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 completions/ntm.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/ntm
+	install -m 644 completions/_ntm $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_ntm
+	install -m 644 completions/ntm.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ntm.fish
+
+uninstall:
+	cd $(DESTDIR)$(BINDIR) && rm -f $(PROGS)
+	rm -f $(DESTDIR)$(LIBDIR)/libntm.a $(DESTDIR)$(LIBDIR)/libntm.so* \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/ntm.pc $(DESTDIR)$(INCDIR)/ntm.h
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

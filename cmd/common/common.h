@@ -1,0 +1,86 @@
+/*
+ * common.h - glue shared by the ntm binaries (never by libntm): logging to
+ * stderr, secret input, daemon option handling and the server config file.
+ */
+#ifndef NTM_COMMON_H
+#define NTM_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+#include "ntm.h"
+
+/* ---- log.c: "PROG: level: message" on stderr; routes libntm's hook too --- */
+void log_init(const char *prog, int verbose);
+const char *log_prog(void);
+void log_warn(const char *fmt, ...) NTM_PRINTF(1, 2);	/* appends strerror(errno) */
+void log_warnx(const char *fmt, ...) NTM_PRINTF(1, 2);
+void log_info(const char *fmt, ...) NTM_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) NTM_PRINTF(1, 2);
+noreturn void fatal(const char *fmt, ...) NTM_PRINTF(1, 2);
+noreturn void fatalx(const char *fmt, ...) NTM_PRINTF(1, 2);
+
+/* ---- secret.c ------------------------------------------------------------ */
+/*
+ * Reads one secret line into buf (NUL-terminated, newline stripped):
+ * from file when given ("-" is stdin), else from a no-echo prompt on the
+ * terminal when stdin is a tty (asking twice when confirm is set), else
+ * one line from stdin. Returns its length, or -1 with a message printed.
+ */
+int read_secret(const char *prompt, const char *file, int confirm, char *buf, size_t cap);
+
+/* ---- daemon.c ------------------------------------------------------------ */
+struct event_base;
+/* SIGINT/SIGTERM end the loop; SIGHUP calls reload(arg) when given;
+ * SIGPIPE is ignored. */
+int  daemon_signals(struct event_base *base, void (*reload)(void *), void *arg);
+void daemon_free_signals(void);
+/* Writes "pid\n" atomically. */
+int  daemon_pidfile(const char *path);
+/* Returns 1 if colour may be used on fd (a tty and NO_COLOR unset). */
+int  use_color(int fd);
+
+/* ---- srvconf.c: the server configuration file (ntm.conf(5)) ------------- */
+struct srv_conf {
+	int	 role;			/* NTM_ROLE_* */
+	char	*path;			/* the file it came from */
+	char	*name;			/* server DNS name; for a DC, its domain */
+	char	*state_dir;
+	char	*listen;		/* "addr:port" or "[v6]:port" */
+	char	*tls_cert, *tls_key;	/* PEM files served */
+	char	*pidfile;
+	char	*identity;		/* Ed25519 secret key file */
+	char	*cert;			/* AS-issued certificate (b64 text file) */
+	char	*db;			/* SQLite file */
+	char	*as_url;		/* DC, CS: https://host:port of the AS */
+	char	*as_key;		/* DC, RS, CS: b64 AS public key */
+	char	*ca_file;		/* CA bundle that servers' TLS certs chain to */
+	char	*ca_cert, *ca_key;	/* AS: the demo CA */
+	char	*vip4_prefix, *vip6_prefix;	/* DC */
+	long	 token_lifetime;	/* AS: seconds */
+	long	 as_timeout_ms;		/* DC, CS: bound on each call to the AS */
+	/* derived */
+	char	 listen_addr[64];
+	uint16_t listen_port;
+	uint8_t	 as_pk[NTM_SIGN_PK];
+	int	 has_as_pk;
+};
+/* Loads and validates path for role, filling defaults under state_dir.
+ * On error prints nothing and fills err. */
+int  srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen);
+void srv_conf_free(struct srv_conf *c);
+/* Default config path for a role: $NTM_CONF or /etc/ntm/<role>.conf. */
+const char *srv_conf_default(int role);
+/* Splits "addr:port" / "[addr]:port"; 0 or -1. */
+int  split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+/* ---- misc.c --------------------------------------------------------------- */
+/* Strict integer parser: the whole string, base 10, within [min,max]. */
+int  parse_long(const char *s, long min, long max, long *out);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) NTM_PRINTF(1, 2);
+int64_t now_unix(void);
+
+#endif

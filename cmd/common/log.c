@@ -1,0 +1,89 @@
+/* log.c - diagnostics on stderr, tagged with the program name. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+
+static const char *prog = "ntm";
+static int verbosity;
+
+static const char *const level_name[] = { "error", "warning", "info", "debug" };
+
+static void
+vlogx(int level, const char *errstr, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	if (level > NTM_LOG_WARN + verbosity)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (errstr)
+		fprintf(stderr, "%s: %s: %s: %s\n", prog, level_name[level], msg, errstr);
+	else
+		fprintf(stderr, "%s: %s: %s\n", prog, level_name[level], msg);
+}
+
+static void
+lib_hook(int level, const char *msg, void *arg)
+{
+	if (level < NTM_LOG_ERR || level > NTM_LOG_DEBUG)
+		level = NTM_LOG_DEBUG;
+	if (level > NTM_LOG_WARN + verbosity)
+		return;
+	fprintf(stderr, "%s: %s: %s\n", prog, level_name[level], msg);
+}
+
+void
+log_init(const char *p, int verbose)
+{
+	prog = p;
+	verbosity = verbose;
+	ntm_log_set(lib_hook, NULL, NTM_LOG_WARN + verbose);
+}
+
+const char *
+log_prog(void)
+{
+	return prog;
+}
+
+#define LOGFN(fn, level, witherr) \
+void fn(const char *fmt, ...) \
+{ \
+	int saved = errno; \
+	va_list ap; \
+	va_start(ap, fmt); \
+	vlogx(level, witherr ? strerror(saved) : NULL, fmt, ap); \
+	va_end(ap); \
+	errno = saved; \
+}
+LOGFN(log_warn, NTM_LOG_WARN, 1)
+LOGFN(log_warnx, NTM_LOG_WARN, 0)
+LOGFN(log_info, NTM_LOG_INFO, 0)
+LOGFN(log_debug, NTM_LOG_DEBUG, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlogx(NTM_LOG_ERR, strerror(saved), fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlogx(NTM_LOG_ERR, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

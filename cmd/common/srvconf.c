@@ -1,0 +1,149 @@
+/* srvconf.c - the one configuration file format of the servers (ntm.conf(5)). */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common.h"
+
+enum { R_AS = 1 << NTM_ROLE_AS, R_DC = 1 << NTM_ROLE_DC, R_RS = 1 << NTM_ROLE_RS,
+    R_CS = 1 << NTM_ROLE_CS, R_ALL = R_AS | R_DC | R_RS | R_CS };
+
+#define S(k, roles) { #k, NTM_C_STR, offsetof(struct srv_conf, k), roles, 0, 0 }
+#define I(k, roles, lo, hi) { #k, NTM_C_INT, offsetof(struct srv_conf, k), roles, lo, hi }
+static const struct {
+	const char	*key;
+	enum ntm_ctype	 type;
+	size_t		 off;
+	unsigned	 roles;
+	long		 min, max;
+} keys[] = {
+	S(name, R_ALL), S(state_dir, R_ALL), S(listen, R_ALL), S(tls_cert, R_ALL),
+	S(tls_key, R_ALL), S(pidfile, R_ALL), S(identity, R_ALL),
+	S(cert, R_DC | R_RS | R_CS), S(db, R_AS | R_DC | R_CS),
+	S(as_url, R_DC | R_CS), S(as_key, R_DC | R_RS | R_CS),
+	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
+	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
+	I(token_lifetime, R_AS, 60, 30L * 86400),
+	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
+};
+#undef S
+#undef I
+
+const char *
+srv_conf_default(int role)
+{
+	static char buf[64];
+	const char *env = getenv("NTM_CONF");
+
+	if (env && *env)
+		return env;
+	snprintf(buf, sizeof(buf), "/etc/ntm/%s.conf", ntm_role_name(role));
+	return buf;
+}
+
+static void
+set_default(char **field, const char *dir, const char *file)
+{
+	if (*field == NULL)
+		*field = xasprintf("%s/%s", dir, file);
+}
+
+int
+srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
+{
+	struct ntm_citem items[sizeof(keys) / sizeof(keys[0])];
+	size_t i, n = 0;
+	struct ntm_prefix p4, p6;
+
+	memset(c, 0, sizeof(*c));
+	c->role = role;
+	c->path = xstrdup(path);
+	c->token_lifetime = 86400;
+	c->as_timeout_ms = 5000;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!(keys[i].roles & (1u << role)))
+			continue;
+		items[n].key = keys[i].key;
+		items[n].type = keys[i].type;
+		items[n].out = (char *)c + keys[i].off;
+		items[n].min = keys[i].min;
+		items[n].max = keys[i].max;
+		n++;
+	}
+	if (ntm_conf_load(path, items, n, err, errlen) != 0)
+		return -1;
+
+#define NEED(k) do { if (c->k == NULL) { \
+	snprintf(err, errlen, "%s: missing required key '%s'", path, #k); return -1; } } while (0)
+	NEED(name);
+	NEED(state_dir);
+	NEED(listen);
+	if (!ntm_valid_dnsname(c->name)) {
+		snprintf(err, errlen, "%s: name '%s' is not a valid DNS name", path, c->name);
+		return -1;
+	}
+	if (split_hostport(c->listen, c->listen_addr, sizeof(c->listen_addr),
+	    &c->listen_port) < 0) {
+		snprintf(err, errlen, "%s: listen '%s' is not addr:port", path, c->listen);
+		return -1;
+	}
+	set_default(&c->tls_cert, c->state_dir, "tls.crt");
+	set_default(&c->tls_key, c->state_dir, "tls.key");
+	set_default(&c->identity, c->state_dir, "identity.key");
+	if (role == NTM_ROLE_AS) {
+		set_default(&c->db, c->state_dir, "as.db");
+		set_default(&c->ca_cert, c->state_dir, "ca.crt");
+		set_default(&c->ca_key, c->state_dir, "ca.key");
+	} else {
+		set_default(&c->cert, c->state_dir, "server.cert");
+		NEED(as_key);
+		if (ntm_b64_decode_exact(c->as_pk, sizeof(c->as_pk), c->as_key) < 0) {
+			snprintf(err, errlen, "%s: as_key is not a base64url Ed25519 public key",
+			    path);
+			return -1;
+		}
+		c->has_as_pk = 1;
+	}
+	if (role == NTM_ROLE_DC) {
+		set_default(&c->db, c->state_dir, "dc.db");
+		NEED(as_url);
+		NEED(vip4_prefix);
+		NEED(vip6_prefix);
+		if (ntm_prefix_parse(&p4, c->vip4_prefix) < 0 || p4.family != AF_INET) {
+			snprintf(err, errlen, "%s: vip4_prefix '%s' is not an IPv4 prefix",
+			    path, c->vip4_prefix);
+			return -1;
+		}
+		if (ntm_prefix_parse(&p6, c->vip6_prefix) < 0 || p6.family != AF_INET6) {
+			snprintf(err, errlen, "%s: vip6_prefix '%s' is not an IPv6 prefix",
+			    path, c->vip6_prefix);
+			return -1;
+		}
+	}
+	if (role == NTM_ROLE_CS) {
+		set_default(&c->db, c->state_dir, "cs.db");
+		NEED(as_url);
+	}
+	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
+		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
+		return -1;
+	}
+#undef NEED
+	return 0;
+}
+
+void
+srv_conf_free(struct srv_conf *c)
+{
+	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
+	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url,
+	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
+	    &c->vip6_prefix };
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
