@@ -265,7 +265,8 @@ int ntm_token_to_b64(const struct ntm_token *t, char *out, size_t cap);
 int ntm_token_from_b64(struct ntm_token *t, const char *b64) NTM_WUR;
 
 /* Names: user names are [a-z][a-z0-9_-]{0,31}; device ids [A-Za-z0-9_-]{1,64};
- * DNS names are lowercase LDH labels of 1..63, 253 total. */
+ * DNS names are lowercase LDH labels of 1..63, 253 total.
+ * Each returns 1 if s is valid, 0 if not. */
 int ntm_valid_user(const char *s);
 int ntm_valid_device(const char *s);
 int ntm_valid_dnsname(const char *s);
@@ -337,6 +338,9 @@ struct ntm_citem {
 	void		*out;	/* char ** (new, free()), long *, int * */
 	long		 min, max;	/* for NTM_C_INT */
 };
+/* Outputs are written only if the whole file is good. A string output is
+ * overwritten, never freed: free an earlier value yourself. errbuf gets
+ * "path:line: message". */
 int ntm_conf_load(const char *path, const struct ntm_citem *items, size_t n,
     char *errbuf, size_t errlen) NTM_WUR;
 

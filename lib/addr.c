@@ -1,0 +1,126 @@
+/*
+ * addr.c - virtual address prefixes: parsing, overlap, host addresses.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <string.h>
+
+#include "ntm.h"
+
+#define PREFIX_TEXT_MAX	(INET6_ADDRSTRLEN + 4)
+
+static int
+alen(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+/* Strict decimal 0..max: digits only, no sign, no leading zeros. */
+static int
+parse_len(const char *s, int max)
+{
+	int v = 0;
+
+	if (s[0] == '\0' || (s[0] == '0' && s[1] != '\0'))
+		return NTM_ERR_INVAL;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return NTM_ERR_INVAL;
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return NTM_ERR_INVAL;
+	}
+	return v;
+}
+
+/* 1 if the first bits bits of a and b are equal. */
+static int
+bits_equal(const uint8_t *a, const uint8_t *b, int bits)
+{
+	int full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, (size_t)full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((a[full] ^ b[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+int
+ntm_prefix_parse(struct ntm_prefix *p, const char *s)
+{
+	char buf[PREFIX_TEXT_MAX + 1], *slash;
+	struct ntm_prefix t;
+	int len, bits;
+
+	if (s == NULL || strnlen(s, sizeof(buf)) >= sizeof(buf))
+		return NTM_ERR_INVAL;
+	strcpy(buf, s);
+	if ((slash = strchr(buf, '/')) == NULL)
+		return NTM_ERR_INVAL;
+	*slash = '\0';
+	memset(&t, 0, sizeof(t));
+	if (inet_pton(AF_INET, buf, t.addr) == 1)
+		t.family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, t.addr) == 1)
+		t.family = AF_INET6;
+	else
+		return NTM_ERR_INVAL;
+	bits = alen(t.family) * 8;
+	if ((len = parse_len(slash + 1, bits)) < 0)
+		return NTM_ERR_INVAL;
+	t.len = len;
+	/* Host bits must be zero: "10.0.0.1/8" is more likely a typo than a
+	 * prefix. Compare the host part with zeros. */
+	{
+		uint8_t masked[16];
+
+		memcpy(masked, t.addr, sizeof(masked));
+		for (int i = len; i < bits; i++)
+			masked[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+		if (memcmp(masked, t.addr, sizeof(masked)) != 0)
+			return NTM_ERR_INVAL;
+	}
+	*p = t;
+	return 0;
+}
+
+int
+ntm_prefix_overlap(const struct ntm_prefix *a, const struct ntm_prefix *b)
+{
+	int bits;
+
+	if (a->family != b->family)
+		return 0;
+	bits = a->len < b->len ? a->len : b->len;
+	return bits_equal(a->addr, b->addr, bits);
+}
+
+int
+ntm_prefix_host(const struct ntm_prefix *p, uint64_t idx, char *out, size_t cap)
+{
+	uint8_t a[16];
+	int n, hostbits;
+
+	if (p->family != AF_INET && p->family != AF_INET6)
+		return NTM_ERR_INVAL;
+	n = alen(p->family);
+	hostbits = n * 8 - p->len;
+	if (p->len < 0 || hostbits < 0 || idx == 0)
+		return NTM_ERR_INVAL;
+	if (hostbits < 64) {
+		uint64_t size = (uint64_t)1 << hostbits;
+
+		/* IPv4 loses the broadcast address as well. */
+		if (idx >= size || (p->family == AF_INET && idx == size - 1))
+			return NTM_ERR_NOSPACE;
+	}
+	memcpy(a, p->addr, sizeof(a));
+	for (int i = 0; i < 8 && i < n; i++)
+		a[n - 1 - i] |= (uint8_t)(idx >> (8 * i));
+	if (inet_ntop(p->family, a, out, (socklen_t)cap) == NULL)
+		return NTM_ERR_TOOBIG;
+	return 0;
+}

@@ -1,0 +1,159 @@
+/*
+ * db.c - SQLite with WAL, foreign keys and versioned migrations.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "ntm.h"
+
+#define DB_BUSY_MS	5000
+
+static int
+db_err(sqlite3 *db, const char *what)
+{
+	int rc = sqlite3_extended_errcode(db);
+
+	ntm_log(NTM_LOG_ERR, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+	if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return NTM_ERR_EXISTS;
+	return NTM_ERR_DB;
+}
+
+int
+ntm_db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc;
+
+	if (db == NULL || sql == NULL)
+		return NTM_ERR_INVAL;
+	if ((rc = sqlite3_exec(db, sql, NULL, NULL, &msg)) != SQLITE_OK) {
+		sqlite3_free(msg);
+		return db_err(db, "exec");
+	}
+	return 0;
+}
+
+static int
+db_int(sqlite3 *db, const char *sql, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = NTM_ERR_DB;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_err(db, sql);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		ret = 0;
+	} else
+		ret = db_err(db, sql);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int
+db_text_is(sqlite3 *db, const char *sql, const char *want1, const char *want2)
+{
+	sqlite3_stmt *st = NULL;
+	const char *v;
+	int ret = NTM_ERR_DB;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_err(db, sql);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    (v = (const char *)sqlite3_column_text(st, 0)) != NULL &&
+	    (strcmp(v, want1) == 0 || strcmp(v, want2) == 0))
+		ret = 0;
+	else
+		ntm_log(NTM_LOG_ERR, "sqlite: %s: unexpected result", sql);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int
+db_migrate(sqlite3 *db, const char *const *migrations, int nmig)
+{
+	char sql[64];
+	int ver = 0, ret;
+
+	if ((ret = db_int(db, "PRAGMA user_version", &ver)) < 0)
+		return ret;
+	if (ver > nmig) {
+		ntm_log(NTM_LOG_ERR, "database schema %d is newer than this "
+		    "program's %d", ver, nmig);
+		return NTM_ERR_VERSION;
+	}
+	for (; ver < nmig; ver++) {
+		/* One transaction per step: a failed step leaves the database
+		 * at the previous version, never half-migrated. */
+		if ((ret = ntm_db_exec(db, "BEGIN IMMEDIATE")) < 0)
+			return ret;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", ver + 1);
+		if ((ret = ntm_db_exec(db, migrations[ver])) < 0 ||
+		    (ret = ntm_db_exec(db, sql)) < 0 ||
+		    (ret = ntm_db_exec(db, "COMMIT")) < 0) {
+			ntm_log(NTM_LOG_ERR, "sqlite: migration %d failed", ver + 1);
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return ret == NTM_ERR_EXISTS ? NTM_ERR_DB : ret;
+		}
+	}
+	return 0;
+}
+
+int
+ntm_db_open(const char *path, const char *const *migrations, int nmig,
+    sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	int fd, ret = NTM_ERR_DB;
+
+	*out = NULL;
+	if (path == NULL || nmig < 0 || (nmig > 0 && migrations == NULL))
+		return NTM_ERR_INVAL;
+	for (int i = 0; i < nmig; i++)
+		if (migrations[i] == NULL)
+			return NTM_ERR_INVAL;
+	/* Create the file ourselves so it is 0600 from the start; SQLite
+	 * gives the -wal and -shm files the same mode. */
+	if (strcmp(path, ":memory:") != 0) {
+		if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+			return NTM_ERR_IO;
+		close(fd);
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	    NULL) != SQLITE_OK) {
+		if (db != NULL)
+			ntm_log(NTM_LOG_ERR, "sqlite: open %s: %s", path,
+			    sqlite3_errmsg(db));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	if (sqlite3_busy_timeout(db, DB_BUSY_MS) != SQLITE_OK)
+		goto fail;
+	if ((ret = db_text_is(db, "PRAGMA journal_mode = WAL", "wal", "memory")) < 0)
+		goto fail;
+	/* Nothing acknowledged may be lost on a crash. */
+	if ((ret = ntm_db_exec(db, "PRAGMA synchronous = FULL")) < 0 ||
+	    (ret = ntm_db_exec(db, "PRAGMA foreign_keys = ON")) < 0)
+		goto fail;
+	if ((ret = db_migrate(db, migrations, nmig)) < 0)
+		goto fail;
+	*out = db;
+	return 0;
+
+fail:
+	sqlite3_close_v2(db);
+	return ret;
+}
+
+void
+ntm_db_close(sqlite3 *db)
+{
+	if (db != NULL)
+		sqlite3_close_v2(db);
+}

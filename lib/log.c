@@ -1,0 +1,41 @@
+/*
+ * log.c - the library's logging hook. libntm never prints; a program installs
+ * a function that decides where messages go.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "ntm.h"
+
+static ntm_log_fn	*log_fn;
+static void		*log_arg;
+static int		 log_max = NTM_LOG_INFO;
+
+void
+ntm_log_set(ntm_log_fn *fn, void *arg, int maxlevel)
+{
+	log_fn = fn;
+	log_arg = arg;
+	log_max = maxlevel;
+}
+
+void
+ntm_vlog(int level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	if (log_fn == NULL || level > log_max)
+		return;
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_fn(level, msg, log_arg);
+}
+
+void
+ntm_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ntm_vlog(level, fmt, ap);
+	va_end(ap);
+}

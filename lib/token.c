@@ -1,0 +1,239 @@
+/*
+ * token.c - client authentication tokens signed by the AS key
+ * (docs/protocol.md 2.3), and the name rules they rely on.
+ */
+#include <string.h>
+
+#include "ntm.h"
+
+#define TOKEN_CTX	"ntm-token-v1"
+#define TOKEN_CTX_LEN	(sizeof(TOKEN_CTX) - 1)
+#define TOKEN_VERSION	1
+
+/* A token whose issue time is up to this far in the future is still accepted:
+ * the AS's clock and ours may differ a little. */
+#define TOKEN_SKEW	NTM_SIG_WINDOW
+
+int
+ntm_valid_user(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || !(s[0] >= 'a' && s[0] <= 'z'))
+		return 0;
+	for (i = 1; s[i] != '\0'; i++) {
+		if (i >= NTM_USER_MAX)
+			return 0;
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_' || s[i] == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+ntm_valid_device(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0')
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= NTM_DEVICE_MAX)
+			return 0;
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+ntm_valid_dnsname(const char *s)
+{
+	size_t i, label = 0;
+
+	if (s == NULL || s[0] == '\0')
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		char ch = s[i];
+
+		if (i >= NTM_NAME_MAX)
+			return 0;
+		if (ch == '.') {
+			/* Empty label, or one ending with '-'. */
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-'))
+			return 0;
+		if (ch == '-' && label == 0)
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	/* No trailing dot, no trailing '-'. */
+	return label > 0 && s[i - 1] != '-';
+}
+
+static int
+token_tbs(const struct ntm_token *t, uint8_t *out, size_t cap)
+{
+	struct ntm_wr w;
+	size_t ul, dl, nl;
+
+	if (t->version != TOKEN_VERSION)
+		return NTM_ERR_INVAL;
+	ul = strnlen(t->user, sizeof(t->user));
+	dl = strnlen(t->device, sizeof(t->device));
+	nl = strnlen(t->dc, sizeof(t->dc));
+	if (ul >= sizeof(t->user) || dl >= sizeof(t->device) || nl >= sizeof(t->dc))
+		return NTM_ERR_INVAL;
+	if (!ntm_valid_user(t->user) || !ntm_valid_device(t->device) ||
+	    !ntm_valid_dnsname(t->dc))
+		return NTM_ERR_INVAL;
+	ntm_wr_init(&w, out, cap);
+	ntm_wr_bytes(&w, TOKEN_CTX, TOKEN_CTX_LEN);
+	ntm_wr_u8(&w, t->version);
+	ntm_wr_u8(&w, (uint8_t)ul);
+	ntm_wr_bytes(&w, t->user, ul);
+	ntm_wr_u8(&w, (uint8_t)dl);
+	ntm_wr_bytes(&w, t->device, dl);
+	ntm_wr_u8(&w, (uint8_t)nl);
+	ntm_wr_bytes(&w, t->dc, nl);
+	ntm_wr_bytes(&w, t->id, sizeof(t->id));
+	ntm_wr_u64(&w, (uint64_t)t->issued);
+	ntm_wr_u64(&w, (uint64_t)t->expires);
+	return (int)ntm_wr_done(&w);
+}
+
+int
+ntm_token_encode(const struct ntm_token *t, uint8_t *out, size_t cap)
+{
+	uint8_t buf[TOKEN_CTX_LEN + NTM_TOKEN_MAX];
+	size_t body;
+	int n;
+
+	if ((n = token_tbs(t, buf, sizeof(buf))) < 0)
+		return n;
+	body = (size_t)n - TOKEN_CTX_LEN;
+	if (out == NULL || cap < body + NTM_SIG_LEN)
+		return NTM_ERR_TOOBIG;
+	memcpy(out, buf + TOKEN_CTX_LEN, body);
+	memcpy(out + body, t->sig, NTM_SIG_LEN);
+	return (int)(body + NTM_SIG_LEN);
+}
+
+/* Reads a length-prefixed string of 1..max bytes into out (max + 1 bytes). */
+static void
+cur_str(struct ntm_cur *c, char *out, size_t max)
+{
+	uint8_t len = 0;
+
+	if (ntm_cur_u8(c, &len) < 0)
+		return;
+	if (len == 0 || len > max) {
+		/* Reported as malformed by the caller's checks below. */
+		out[0] = '\0';
+		c->err = NTM_ERR_INVAL;
+		return;
+	}
+	if (ntm_cur_bytes(c, out, len) < 0)
+		return;
+	out[len] = '\0';
+	if (strlen(out) != len)		/* embedded NUL */
+		c->err = NTM_ERR_INVAL;
+}
+
+int
+ntm_token_decode(struct ntm_token *t, const uint8_t *p, size_t n)
+{
+	struct ntm_token tmp;
+	struct ntm_cur cur;
+	uint64_t iss = 0, exp = 0;
+	int ret;
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (n > NTM_TOKEN_MAX)
+		return NTM_ERR_TOOBIG;
+	ntm_cur_init(&cur, p, n);
+	(void)ntm_cur_u8(&cur, &tmp.version);
+	if (cur.err == 0 && tmp.version != TOKEN_VERSION)
+		return NTM_ERR_VERSION;
+	cur_str(&cur, tmp.user, NTM_USER_MAX);
+	cur_str(&cur, tmp.device, NTM_DEVICE_MAX);
+	cur_str(&cur, tmp.dc, NTM_NAME_MAX);
+	(void)ntm_cur_bytes(&cur, tmp.id, sizeof(tmp.id));
+	(void)ntm_cur_u64(&cur, &iss);
+	(void)ntm_cur_u64(&cur, &exp);
+	(void)ntm_cur_bytes(&cur, tmp.sig, sizeof(tmp.sig));
+	if ((ret = ntm_cur_end(&cur)) < 0)
+		return ret;
+	tmp.issued = (int64_t)iss;
+	tmp.expires = (int64_t)exp;
+	if (!ntm_valid_user(tmp.user) || !ntm_valid_device(tmp.device) ||
+	    !ntm_valid_dnsname(tmp.dc))
+		return NTM_ERR_INVAL;
+	*t = tmp;
+	return 0;
+}
+
+void
+ntm_token_sign(struct ntm_token *t, const uint8_t as_sk[NTM_SIGN_SK])
+{
+	uint8_t buf[TOKEN_CTX_LEN + NTM_TOKEN_MAX];
+	int n;
+
+	if ((n = token_tbs(t, buf, sizeof(buf))) < 0) {
+		memset(t->sig, 0, sizeof(t->sig));
+		return;
+	}
+	ntm_sign(t->sig, buf, (size_t)n, as_sk);
+}
+
+/* Valid from issued - TOKEN_SKEW through expires, inclusive. */
+int
+ntm_token_verify(const struct ntm_token *t, const uint8_t as_pk[NTM_SIGN_PK],
+    int64_t now)
+{
+	uint8_t buf[TOKEN_CTX_LEN + NTM_TOKEN_MAX];
+	int n;
+
+	if ((n = token_tbs(t, buf, sizeof(buf))) < 0)
+		return NTM_ERR_CRYPTO;
+	if (ntm_sign_verify(t->sig, buf, (size_t)n, as_pk) < 0)
+		return NTM_ERR_CRYPTO;
+	if (now > t->expires)
+		return NTM_ERR_EXPIRED;
+	if (t->issued > now && (uint64_t)t->issued - (uint64_t)now > TOKEN_SKEW)
+		return NTM_ERR_EXPIRED;
+	return 0;
+}
+
+int
+ntm_token_to_b64(const struct ntm_token *t, char *out, size_t cap)
+{
+	uint8_t buf[NTM_TOKEN_MAX];
+	int n;
+
+	if ((n = ntm_token_encode(t, buf, sizeof(buf))) < 0)
+		return n;
+	return ntm_b64_encode(out, cap, buf, (size_t)n);
+}
+
+int
+ntm_token_from_b64(struct ntm_token *t, const char *b64)
+{
+	uint8_t buf[NTM_TOKEN_MAX];
+	int n;
+
+	if (b64 == NULL || strnlen(b64, NTM_B64_LEN(NTM_TOKEN_MAX) + 1) >
+	    NTM_B64_LEN(NTM_TOKEN_MAX))
+		return NTM_ERR_INVAL;
+	if ((n = ntm_b64_decode(buf, sizeof(buf), b64)) < 0)
+		return NTM_ERR_INVAL;
+	return ntm_token_decode(t, buf, (size_t)n);
+}
