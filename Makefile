@@ -75,6 +75,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 
+# Test tools driven by the bats suites.
+TOOLS := $(BUILD)/tests/signreq
+$(BUILD)/tests/signreq: tests/tools/signreq.c $(BUILD)/libntm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
+
 deps:
 	@./scripts/deps.sh
 
@@ -84,10 +90,10 @@ unit: $(UNIT_BINS)
 asan:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build-asan unit
 
-bats: all
+bats: all $(TOOLS)
 	@./scripts/run-bats.sh tests/bats
 
-netns: all
+netns: all $(TOOLS)
 	@./scripts/run-bats.sh tests/netns
 
 docs-check: all
@@ -95,7 +101,7 @@ docs-check: all
 
 # deps + build + unit + ASan/UBSan unit + docs drift + bats (+ netns as root)
 check: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(TOOLS)
 	@./scripts/check.sh
 
 demo: all

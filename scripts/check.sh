@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# check.sh - what `make check` runs after deps and the build: C unit tests,
+# the same under ASan/UBSan, the bats suites, and (as root) the network
+# namespace topologies. Ends with one "check: N passed, N failed" line.
+set -u
+cd "$(dirname "$0")/.."
+export NTM_PWHASH_FAST=1
+MAKE=${MAKE:-make}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+
+stage() {
+	local name=$1
+	shift
+	printf '\n=== %s\n' "$name"
+	"$@" 2>&1 | tee -a "$log"
+	local rc=${PIPESTATUS[0]}
+	[ "$rc" -eq 0 ] || { echo "=== $name FAILED (exit $rc)"; status=1; }
+}
+
+stage "unit tests" $MAKE --no-print-directory unit
+stage "unit tests under ASan/UBSan" $MAKE --no-print-directory asan
+stage "bats end-to-end" ./scripts/run-bats.sh tests/bats
+if ls tests/netns/*.bats >/dev/null 2>&1; then
+	if [ "$(id -u)" -eq 0 ]; then
+		stage "network namespace topologies" ./scripts/run-bats.sh tests/netns
+	elif [ "${CI:-}" = true ]; then
+		echo "=== netns topologies need root and CI=true: failing"
+		status=1
+	else
+		echo "=== netns topologies skipped: they need root"
+	fi
+fi
+
+# Sum the per-stage "X: N passed, N failed" lines.
+read -r p f < <(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed' "$log" |
+	sed -E 's/^.*: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' |
+	awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+[ "$status" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+echo
+echo "check: $p passed, $f failed"
+exit $status

@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# Logging in at a DC: FQDN and virtual addresses, their stability, and the
+# distinct failures a script can tell apart by exit code.
+
+load helpers
+
+setup_file() {
+	platform_up
+	add_user alice 'alice-pw-1'
+	add_user bob 'bob-pw-1'
+	add_user carol 'carol-pw-1'
+}
+teardown_file() { platform_down; }
+
+@test "login at a DC yields an FQDN and a virtual IPv4/IPv6 pair" {
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)" --json
+	assert_success
+	assert_equal "$(jf "$output" user)" alice
+	assert_equal "$(jf "$output" fqdn)" alice.dc1.ntm.test
+	[[ "$(jf "$output" vip4)" == 100.64.1.* ]]
+	[[ "$(jf "$output" vip6)" == fd00:6e74:1::* ]]
+	# The secret parts never reach the output.
+	refute_output --partial token\"
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" status --json
+	assert_success
+	assert_equal "$(jf "$output" logged_in)" true
+	assert_equal "$(jf "$output" fqdn)" alice.dc1.ntm.test
+	assert_equal "$(jf "$output" dc_status)" live
+}
+
+@test "human output names the user, FQDN and addresses" {
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+	assert_output --partial alice.dc1.ntm.test
+	assert_output --regexp '100\.64\.1\.[0-9]+'
+}
+
+@test "the same device gets the same vIPs after a DC restart; the DC lists it" {
+	run login "$BATS_TEST_TMPDIR/b" bob bob-pw-1 "$(dc1_url)" --json
+	assert_success
+	local v4=$(jf "$output" vip4) v6=$(jf "$output" vip6) fqdn=$(jf "$output" fqdn)
+
+	platform_stop_role "$(P)" dc1
+	ntm-dc -d -f "$(P)/dc1.conf" >>"$(P)/dc1.log" 2>&1 &
+	echo $! > "$(P)/dc1/pid.started"
+	wait_health "$(dc1_url)" "$(ca)"
+
+	run login "$BATS_TEST_TMPDIR/b" bob bob-pw-1 "$(dc1_url)" --json
+	assert_success
+	assert_equal "$(jf "$output" vip4)" "$v4"
+	assert_equal "$(jf "$output" vip6)" "$v6"
+	assert_equal "$(jf "$output" fqdn)" "$fqdn"
+
+	run_t ntm-dc -f "$(P)/dc1.conf" client list --json
+	assert_success
+	run jq -r --arg f "$fqdn" '.[] | select(.fqdn == $f) | .vip4' <<<"$output"
+	assert_output "$v4"
+}
+
+@test "two users, and two devices of one user, get different vIPs and names" {
+	run login "$BATS_TEST_TMPDIR/c1" carol carol-pw-1 "$(dc2_url)" --json
+	assert_success
+	local c1=$output
+	run login "$BATS_TEST_TMPDIR/c2" carol carol-pw-1 "$(dc2_url)" --json
+	assert_success
+	local c2=$output
+	run login "$BATS_TEST_TMPDIR/b2" bob bob-pw-1 "$(dc2_url)" --json
+	assert_success
+	local b=$output
+	assert_equal "$(jf "$c1" fqdn)" carol.dc2.ntm.test
+	assert_equal "$(jf "$c2" fqdn)" carol-2.dc2.ntm.test
+	[ "$(jf "$c1" vip4)" != "$(jf "$c2" vip4)" ]
+	[ "$(jf "$c1" vip4)" != "$(jf "$b" vip4)" ]
+	[ "$(jf "$c2" vip4)" != "$(jf "$b" vip4)" ]
+	[ "$(jf "$c1" vip6)" != "$(jf "$b" vip6)" ]
+	[[ "$(jf "$b" vip4)" == 100.64.2.* ]]
+}
+
+@test "wrong password: one line, exit 4" {
+	run login "$BATS_TEST_TMPDIR/x" alice wrong "$(dc1_url)"
+	assert_failure 4
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial bad_password
+	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
+}
+
+@test "unknown user: one line, exit 5" {
+	run login "$BATS_TEST_TMPDIR/x" nobody whatever "$(dc1_url)"
+	assert_failure 5
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial unknown_user
+}
+
+@test "locked user: one line, exit 6; unlocked again: logs in" {
+	add_user dave dave-pw-1
+	run_t ntm-as -f "$(P)/as.conf" user lock dave
+	assert_success
+	run login "$BATS_TEST_TMPDIR/d" dave dave-pw-1 "$(dc1_url)"
+	assert_failure 6
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial user_locked
+	run_t ntm-as -f "$(P)/as.conf" user unlock dave
+	run login "$BATS_TEST_TMPDIR/d" dave dave-pw-1 "$(dc1_url)"
+	assert_success
+}
+
+@test "changed password: the old one fails, the new one works" {
+	add_user erin erin-old
+	printf 'erin-new\n' | ntm-as -f "$(P)/as.conf" user passwd erin
+	run login "$BATS_TEST_TMPDIR/e" erin erin-old "$(dc1_url)"
+	assert_failure 4
+	run login "$BATS_TEST_TMPDIR/e" erin erin-new "$(dc1_url)"
+	assert_success
+}
+
+@test "DC down: exit 3 quickly" {
+	run login "$BATS_TEST_TMPDIR/x" alice alice-pw-1 "https://127.0.0.1:$(free_port)"
+	assert_failure 3
+	assert_equal "${#lines[@]}" 1
+}
+
+@test "wrong CA: TLS failure is exit 3, nothing saved" {
+	# A leaf certificate is no CA: verification of the DC must fail.
+	run bash -c "printf 'alice-pw-1\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/x' login --ca '$(P)/dc1/tls.crt' -u alice '$(dc1_url)'"
+	assert_failure 3
+	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
+}
+
+@test "logout ends the session at the DC; status then says not logged in (exit 7)" {
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+	local token
+	token=$(jq -r .token "$BATS_TEST_TMPDIR/a/session.json")
+	run https GET "$(dc1_url)/v1/session" -H "Authorization: Bearer $token"
+	assert_equal "$(status_of)" 200
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" logout
+	assert_success
+	assert_file_not_exists "$BATS_TEST_TMPDIR/a/session.json"
+	# The old token no longer opens the session.
+	run https GET "$(dc1_url)/v1/session" -H "Authorization: Bearer $token"
+	assert_equal "$(status_of)" 401
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" status
+	assert_failure 7
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" logout
+	assert_failure 7
+}
+
+@test "AS unreachable: login fails with exit 3 within the DC's bound" {
+	platform_stop_role "$(P)" as
+	# login runs under timeout(1): a hang would be exit 124, not 3, and the
+	# message proves the DC itself gave up on the AS (as_timeout_ms).
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_failure 3
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial upstream_unavailable
+	ntm-as -d -f "$(P)/as.conf" >>"$(P)/as.log" 2>&1 &
+	echo $! > "$(P)/as/pid.started"
+	wait_health "$(as_url)" "$(ca)"
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+}
+
+@test "AS frozen (accepts, never answers): the DC times out, login exit 3" {
+	local pid
+	pid=$(cat "$(P)/as/pid.started")
+	kill -STOP "$pid"
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	kill -CONT "$pid"
+	assert_failure 3
+	assert_output --partial upstream_unavailable
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+}

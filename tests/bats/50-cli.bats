@@ -1,0 +1,82 @@
+#!/usr/bin/env bats
+# The command-line contract: help, version, usage errors (exit 2, one line
+# naming the bad value), the shell, and help/man/completions not drifting.
+
+load helpers
+
+@test "--version and --help of every binary" {
+	local b
+	for b in ntm ntm-as ntm-dc ntm-rs ntm-cs; do
+		run_t "$b" --version
+		assert_success
+		assert_output --partial 0.1.0
+		run_t "$b" --help
+		assert_success
+		assert_output --partial -f
+	done
+	run_t ntm --help
+	assert_output --partial login
+	assert_output --partial "EXIT"
+}
+
+@test "ntm: unknown command, unknown option, bad value: exit 2, one line naming it" {
+	run_t ntm frobnicate
+	assert_failure 2
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial frobnicate
+	run_t ntm login --bogus x https://127.0.0.1:1
+	assert_failure 2
+	assert_output --partial bogus
+	run_t ntm -c "$BATS_TEST_TMPDIR/p" login --timeout abc -u alice https://127.0.0.1:1
+	assert_failure 2
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial "'abc'"
+	run_t ntm -c "$BATS_TEST_TMPDIR/p" login -u 'Bad User' https://127.0.0.1:1
+	assert_failure 2
+	assert_output --partial 'Bad User'
+	run_t ntm -c "$BATS_TEST_TMPDIR/p" login -u alice
+	assert_failure 2
+}
+
+@test "each command's --help and 'ntm help CMD' agree" {
+	local c
+	while IFS=$'\t' read -r c _; do
+		run_t ntm "$c" --help
+		assert_success
+		local h=$output
+		run_t ntm help "$c"
+		assert_success
+		assert_equal "$output" "$h"
+	done < <(ntm help --commands)
+}
+
+@test "daemons: usage errors exit 2" {
+	run_t ntm-as --nope
+	assert_failure 2
+	run_t ntm-dc -f /nonexistent/dc.conf -n
+	assert_failure 2
+	assert_output --partial /nonexistent/dc.conf
+	run_t ntm-as -f /nonexistent/as.conf user frob
+	assert_failure 2
+}
+
+@test "not logged in: status exits 7" {
+	run_t ntm -c "$BATS_TEST_TMPDIR/empty" status
+	assert_failure 7
+	run_t ntm -c "$BATS_TEST_TMPDIR/empty" status --json
+	assert_failure 7
+	assert_equal "$(jf "$output" logged_in)" false
+}
+
+@test "ntm shell runs commands from its input, and keeps going after errors" {
+	run bash -c "printf 'help\nfrobnicate\nstatus --offline\nexit\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/s' shell"
+	assert_success
+	assert_output --partial login
+	assert_output --partial frobnicate
+	assert_output --partial "not logged in"
+}
+
+@test "help, man pages and completions cover every command and option" {
+	run_t "$TOP/scripts/docs-check.sh"
+	assert_success
+}

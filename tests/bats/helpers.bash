@@ -1,0 +1,67 @@
+# helpers.bash - shared setup for the bats suites.
+#
+# Each .bats file brings up its own platform (own temp dir, own free ports)
+# in setup_file and stops it, by recorded pid only, in teardown_file. Each
+# test gets its own client profiles under $BATS_TEST_TMPDIR.
+
+TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+export NTM_BIN=${NTM_BIN:-$TOP/build}
+export NTM_PWHASH_FAST=1
+export PATH="$NTM_BIN:$PATH"
+SIGNREQ=$NTM_BIN/tests/signreq
+. "$TOP/scripts/platform.sh"
+
+bats_load_library bats-support
+bats_load_library bats-assert
+bats_load_library bats-file
+
+# run_t [-N] CMD...: run with a hard timeout (30 s) so nothing can hang.
+run_t() {
+	local expect=
+	case "${1:-}" in -[0-9]*|-[0-9]) expect=$1; shift ;; esac
+	if [ -n "$expect" ]; then
+		run "$expect" timeout 30 "$@"
+	else
+		run timeout 30 "$@"
+	fi
+}
+
+# The platform of this file.
+P() { echo "$BATS_FILE_TMPDIR/p"; }
+platform_up() {
+	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
+		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
+	platform_start "$(P)"
+}
+platform_down() { platform_stop "$(P)"; }
+
+as_url()  { echo "https://127.0.0.1:$(platform_port "$(P)" as)"; }
+dc1_url() { echo "https://127.0.0.1:$(platform_port "$(P)" dc1)"; }
+dc2_url() { echo "https://127.0.0.1:$(platform_port "$(P)" dc2)"; }
+ca()      { echo "$(P)/as/ca.crt"; }
+asadm()   { ntm-as -f "$(P)/as.conf" "$@"; }
+
+# add_user NAME PASSWORD
+add_user() { printf '%s\n' "$2" | asadm user add "$1"; }
+
+# login PROFILE USER PASSWORD DCURL [extra args]: run ntm login, password on stdin.
+login() {
+	local prof=$1 user=$2 pw=$3 url=$4
+	shift 4
+	printf '%s\n' "$pw" | timeout 30 ntm -c "$prof" login --ca "$(ca)" -u "$user" "$@" "$url"
+}
+
+# https METHOD PATH-URL [BODY]: curl printing the body, then the status line.
+https() {
+	local method=$1 url=$2
+	shift 2
+	curl -s --max-time 10 --cacert "$(ca)" -X "$method" -H 'Content-Type: application/json' \
+	    -w '\n%{http_code}\n' "$@" "$url"
+}
+
+# json_field JSON KEY
+jf() { printf '%s' "$1" | jq -r ".$2"; }
+
+# Lines of $output: the body (all but last) and the status (last).
+status_of() { printf '%s\n' "$output" | tail -n 1; }
+body_of() { printf '%s\n' "$output" | sed '$d'; }

@@ -1,0 +1,119 @@
+/*
+ * signreq - test tool: sends one server-to-server request signed as
+ * docs/protocol.md §2.2 describes, optionally broken in one chosen way, and
+ * prints "STATUS BODY" for each attempt. Used by the bats suites to prove
+ * that servers refuse what they must refuse.
+ *
+ *   signreq --ca CA --key KEYFILE --cert CERTFILE [--date-offset SEC]
+ *           [--omit date|cert|sig] [--tamper sig|body|path] [--repeat N]
+ *           METHOD URL [BODY]
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ntm.h"
+
+static size_t
+on_body(char *p, size_t sz, size_t n, void *arg)
+{
+	fwrite(p, sz, n, stdout);
+	return sz * n;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ca", 1, NULL, 'a' }, { "key", 1, NULL, 'k' }, { "cert", 1, NULL, 'c' },
+		{ "date-offset", 1, NULL, 'o' }, { "omit", 1, NULL, 'x' },
+		{ "tamper", 1, NULL, 't' }, { "repeat", 1, NULL, 'r' }, { NULL, 0, NULL, 0 }
+	};
+	const char *ca = NULL, *keyf = NULL, *certf = NULL, *omit = "", *tamper = "";
+	long offset = 0, repeat = 1;
+	uint8_t sk[NTM_SIGN_SK];
+	char *certtxt = NULL, sig[NTM_SIG_B64], hdr[1024], path[1024];
+	size_t certlen;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a': ca = optarg; break;
+		case 'k': keyf = optarg; break;
+		case 'c': certf = optarg; break;
+		case 'o': offset = strtol(optarg, NULL, 10); break;
+		case 'x': omit = optarg; break;
+		case 't': tamper = optarg; break;
+		case 'r': repeat = strtol(optarg, NULL, 10); break;
+		default: return 2;
+		}
+	}
+	if (argc - optind < 2 || argc - optind > 3 || !ca || !keyf || !certf) {
+		fprintf(stderr, "usage: signreq --ca CA --key KEY --cert CERT [...] METHOD URL [BODY]\n");
+		return 2;
+	}
+	const char *method = argv[optind], *url = argv[optind + 1];
+	const char *body = argc - optind == 3 ? argv[optind + 2] : "";
+	if (ntm_crypto_init() < 0 || ntm_key_load(keyf, sk, sizeof(sk)) < 0 ||
+	    ntm_file_read(certf, 8192, &certtxt, &certlen) < 0) {
+		fprintf(stderr, "signreq: cannot load key or cert\n");
+		return 1;
+	}
+	certtxt[strcspn(certtxt, "\r\n")] = '\0';
+	const char *p = strstr(url, "://");
+	p = p ? strchr(p + 3, '/') : NULL;
+	snprintf(path, sizeof(path), "%s", p ? p : "/");
+	if (strcmp(tamper, "path") == 0)
+		strncat(path, "x", sizeof(path) - strlen(path) - 1);
+
+	int64_t date = (int64_t)time(NULL) + offset;
+	ntm_req_sign(sig, sk, method, path, date, body, strlen(body));
+	if (strcmp(tamper, "sig") == 0)
+		sig[3] = sig[3] == 'A' ? 'B' : 'A';
+	if (strcmp(tamper, "body") == 0)
+		body = "{\"tampered\":1}";
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (long i = 0; i < repeat; i++) {
+		CURL *c = curl_easy_init();
+		struct curl_slist *h = NULL;
+		long status = 0;
+
+		h = curl_slist_append(h, "Content-Type: application/json");
+		if (strcmp(omit, "date") != 0) {
+			snprintf(hdr, sizeof(hdr), NTM_HDR_DATE ": %lld", (long long)date);
+			h = curl_slist_append(h, hdr);
+		}
+		if (strcmp(omit, "cert") != 0) {
+			char *ch2 = malloc(strlen(certtxt) + 32);
+			sprintf(ch2, NTM_HDR_CERT ": %s", certtxt);
+			h = curl_slist_append(h, ch2);
+			free(ch2);
+		}
+		if (strcmp(omit, "sig") != 0) {
+			snprintf(hdr, sizeof(hdr), NTM_HDR_SIG ": %s", sig);
+			h = curl_slist_append(h, hdr);
+		}
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+		if (strcmp(method, "GET") != 0)
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		CURLcode rc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (rc != CURLE_OK)
+			printf("000 %s", curl_easy_strerror(rc));
+		printf("\n%ld\n", status);
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+	}
+	ntm_wipe(sk, sizeof(sk));
+	free(certtxt);
+	return 0;
+}
