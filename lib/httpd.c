@@ -1,0 +1,740 @@
+/*
+ * httpd.c - HTTPS server glue: evhttp (libevent 2.1) over bufferevent_openssl,
+ * an exact-path routing table, JSON bodies, signed server requests and JSON
+ * error bodies.
+ *
+ * Lifetime of a request: evhttp hands us a complete request; we wrap it in a
+ * heap struct ntm_req that lives until exactly one ntm_reply_* call. If the
+ * client goes away meanwhile, libevent 2.1 detaches the evhttp_request from
+ * its connection instead of freeing it (evhttp_connection_incoming_fail with
+ * userdone == 0), and evhttp_send_reply on a detached request just frees it,
+ * so a late reply is safe. ntm_httpd_free() frees evhttp and with it every
+ * request still held, so it first detaches the live ntm_reqs: replying to them
+ * afterwards only frees them.
+ *
+ * Plain HTTP on the TLS port: OpenSSL recognises a first record that is not
+ * TLS (SSL_R_HTTP_REQUEST for "GET "/"POST " etc., SSL_R_WRONG_VERSION_NUMBER
+ * for other text on the first record) and fails the handshake without sending
+ * an alert. An SSL info callback sees that failure while the socket is still
+ * open, drains what the client sent and writes a plain 400 tls_required
+ * response to the socket; libevent then closes the connection.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "ntm.h"
+
+#define HTTPD_TIMEOUT_S		30
+#define HTTPD_HEADERS_MAX	(16 * 1024)
+#define HTTPD_REPLAY_MAX	65536
+/* evhttp answers a body over its own limit with an HTML 413 and no hook to
+ * change it (2.1 has no error callback), so its limit is set above ours and
+ * requests between the two get our JSON body_too_large. */
+#define HTTPD_EVHTTP_SLACK	4
+
+struct route {
+	char		*method;
+	char		*path;
+	unsigned	 flags;
+	ntm_route_fn	*fn;
+	void		*arg;
+};
+
+struct ntm_httpd {
+	struct event_base	*base;
+	struct evhttp		*http;
+	SSL_CTX			*ctx;
+	size_t			 max_body;
+	struct route		*routes;
+	size_t			 nroutes;
+	int			 has_trust;
+	uint8_t			 as_pk[NTM_SIGN_PK];
+	ntm_cert_check_fn	*check;
+	void			*check_arg;
+	struct ntm_replay	*replay;
+	struct ntm_req		*live;		/* requests awaiting a reply */
+};
+
+struct ntm_req {
+	struct ntm_httpd	*h;		/* NULL once the server is gone */
+	struct evhttp_request	*ev;		/* NULL once the server is gone */
+	struct ntm_req		*prev, *next;
+	const char		*method;	/* static */
+	char			*path;
+	uint8_t			*body;		/* NUL-terminated copy */
+	size_t			 len;
+	json_t			*json;
+	int			 has_cert;
+	struct ntm_cert		 cert;
+	char			 peer[INET6_ADDRSTRLEN + 8];
+};
+
+static int plain_ex_idx = -1;
+
+/* ---- plain HTTP on the TLS port ------------------------------------------ */
+
+static const char tls_required_resp[] =
+	"HTTP/1.1 400 Bad Request\r\n"
+	"Content-Type: application/json\r\n"
+	"Connection: close\r\n"
+	"Content-Length: 62\r\n"
+	"\r\n"
+	"{\"code\":\"tls_required\",\"message\":\"this port speaks HTTPS only\"}";
+
+static void
+httpd_info_cb(const SSL *ssl, int where, int ret)
+{
+	unsigned long e;
+	char junk[4096];
+	int fd, reason;
+	ssize_t n;
+	size_t total = 0;
+
+	if (!(where & SSL_CB_EXIT) || ret > 0 || SSL_get_state(ssl) != TLS_ST_BEFORE)
+		return;
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+		return;
+	reason = ERR_GET_REASON(e);
+	if (reason != SSL_R_HTTP_REQUEST && reason != SSL_R_HTTPS_PROXY_REQUEST &&
+	    reason != SSL_R_WRONG_VERSION_NUMBER)
+		return;
+	if (SSL_get_ex_data(ssl, plain_ex_idx) != NULL || (fd = SSL_get_fd(ssl)) < 0)
+		return;
+	SSL_set_ex_data((SSL *)ssl, plain_ex_idx, (void *)1);
+	/* Read what the client already sent: closing a socket with unread
+	 * data makes the kernel send RST, which can destroy our answer. */
+	while (total < 64 * 1024 &&
+	    (n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		total += (size_t)n;
+	n = send(fd, tls_required_resp, sizeof(tls_required_resp) - 1,
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)n;
+	ntm_log(NTM_LOG_DEBUG, "httpd: plain HTTP on the TLS port, answered tls_required");
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void
+req_unlink(struct ntm_req *r)
+{
+	if (r->h) {
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			r->h->live = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+	}
+	r->prev = r->next = NULL;
+}
+
+static void
+req_free(struct ntm_req *r)
+{
+	req_unlink(r);
+	json_decref(r->json);
+	free(r->path);
+	free(r->body);
+	ntm_wipe(&r->cert, sizeof(r->cert));
+	free(r);
+}
+
+/* Sends text (may be NULL) with status and frees r. */
+static void
+req_send(struct ntm_req *r, int status, const char *text)
+{
+	struct evbuffer *buf;
+	struct evkeyvalq *hdr;
+
+	if (r->ev == NULL) {
+		req_free(r);
+		return;
+	}
+	hdr = evhttp_request_get_output_headers(r->ev);
+	evhttp_add_header(hdr, "Content-Type", "application/json");
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	if (status >= 500)
+		ntm_log(NTM_LOG_WARN, "httpd: %s %s from %s: %d %s", r->method,
+		    r->path ? r->path : "?", r->peer, status, text ? text : "");
+	if ((buf = evbuffer_new()) == NULL || (text && evbuffer_add(buf, text, strlen(text)))) {
+		evbuffer_free(buf);
+		evhttp_send_error(r->ev, HTTP_INTERNAL, NULL);
+	} else {
+		evhttp_send_reply(r->ev, status, NULL, buf);
+		evbuffer_free(buf);
+	}
+	req_free(r);
+}
+
+static void
+req_verror(struct ntm_req *r, int status, const char *code, const char *field,
+    const char *fmt, va_list ap)
+{
+	char msg[512];
+	json_t *o;
+	char *text;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	o = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (o && field)
+		json_object_set_new(o, "field", json_string(field));
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	req_send(r, status, text ? text :
+	    "{\"code\":\"internal\",\"message\":\"out of memory\"}");
+	free(text);
+}
+
+void
+ntm_reply_error(struct ntm_req *r, int status, const char *code, const char *field,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	req_verror(r, status, code, field, fmt, ap);
+	va_end(ap);
+}
+
+void
+ntm_reply_json(struct ntm_req *r, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (text == NULL) {
+		ntm_reply_error(r, 500, "internal", NULL, "cannot encode the response");
+		return;
+	}
+	req_send(r, status, text);
+	free(text);
+}
+
+int
+ntm_err_http_status(int err)
+{
+	switch (err) {
+	case NTM_ERR_BADPASS:
+	case NTM_ERR_UNAUTH:
+	case NTM_ERR_REVOKED:
+	case NTM_ERR_EXPIRED:
+	case NTM_ERR_CRYPTO:
+		return 401;
+	case NTM_ERR_LOCKED:
+		return 403;
+	case NTM_ERR_NOUSER:
+	case NTM_ERR_NOTFOUND:
+		return 404;
+	case NTM_ERR_EXISTS:
+		return 409;
+	case NTM_ERR_TOOBIG:
+		return 413;
+	case NTM_ERR_JSON:
+	case NTM_ERR_INVAL:
+	case NTM_ERR_VERSION:
+		return 400;
+	case NTM_ERR_UNAVAIL:
+	case NTM_ERR_TIMEOUT:
+	case NTM_ERR_CONNECT:
+		return 502;
+	case NTM_ERR_NOSPACE:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+void
+ntm_reply_err(struct ntm_req *r, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	req_verror(r, ntm_err_http_status(err), ntm_errcode(err), NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+ntm_reply_jerr(struct ntm_req *r, const struct ntm_jerr *e)
+{
+	ntm_reply_error(r, 400, e->code[0] ? e->code : "bad_json",
+	    e->field[0] ? e->field : NULL, "%s", e->message[0] ? e->message : "bad request body");
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+const char *
+ntm_req_method(const struct ntm_req *r)
+{
+	return r->method;
+}
+
+const char *
+ntm_req_path(const struct ntm_req *r)
+{
+	return r->path;
+}
+
+const char *
+ntm_req_header(const struct ntm_req *r, const char *name)
+{
+	if (r->ev == NULL)
+		return NULL;
+	return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+const uint8_t *
+ntm_req_body(const struct ntm_req *r, size_t *len)
+{
+	if (len)
+		*len = r->len;
+	return r->body;
+}
+
+json_t *
+ntm_req_json(const struct ntm_req *r)
+{
+	return r->json;
+}
+
+const struct ntm_cert *
+ntm_req_cert(const struct ntm_req *r)
+{
+	return r->has_cert ? &r->cert : NULL;
+}
+
+const char *
+ntm_req_peer(const struct ntm_req *r)
+{
+	return r->peer;
+}
+
+const char *
+ntm_req_bearer(const struct ntm_req *r)
+{
+	const char *v = ntm_req_header(r, "Authorization");
+
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return NULL;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	return *v ? v : NULL;
+}
+
+/* ---- request dispatch ---------------------------------------------------- */
+
+static const char *
+method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET:		return "GET";
+	case EVHTTP_REQ_POST:		return "POST";
+	case EVHTTP_REQ_HEAD:		return "HEAD";
+	case EVHTTP_REQ_PUT:		return "PUT";
+	case EVHTTP_REQ_DELETE:		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:	return "OPTIONS";
+	case EVHTTP_REQ_PATCH:		return "PATCH";
+	default:			return "OTHER";
+	}
+}
+
+/* Strict decimal int64 (optional leading '-'), nothing else. */
+static int
+parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || !*s || (*s != '-' && (*s < '0' || *s > '9')) || strlen(s) > 20)
+		return NTM_ERR_INVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return NTM_ERR_INVAL;
+	*out = v;
+	return 0;
+}
+
+/* Checks the NTM-Date/NTM-Cert/NTM-Signature headers; on failure writes the
+ * reason into why and returns a negative error. */
+static int
+check_signed(struct ntm_req *r, char *why, size_t wlen)
+{
+	struct ntm_httpd *h = r->h;
+	const char *date_s = ntm_req_header(r, NTM_HDR_DATE);
+	const char *cert_s = ntm_req_header(r, NTM_HDR_CERT);
+	const char *sig_s = ntm_req_header(r, NTM_HDR_SIG);
+	uint8_t sig[NTM_SIG_LEN];
+	int64_t date, now = (int64_t)time(NULL);
+	int err;
+
+	if (!h->has_trust) {
+		snprintf(why, wlen, "server has no trust anchor for signed requests");
+		return NTM_ERR_STATE;
+	}
+	if (!date_s || !cert_s || !sig_s) {
+		snprintf(why, wlen, "missing %s header", !date_s ? NTM_HDR_DATE :
+		    !cert_s ? NTM_HDR_CERT : NTM_HDR_SIG);
+		return NTM_ERR_UNAUTH;
+	}
+	if (parse_i64(date_s, &date)) {
+		snprintf(why, wlen, "malformed %s header", NTM_HDR_DATE);
+		return NTM_ERR_UNAUTH;
+	}
+	if (ntm_b64_decode_exact(sig, sizeof(sig), sig_s)) {
+		snprintf(why, wlen, "malformed %s header", NTM_HDR_SIG);
+		return NTM_ERR_UNAUTH;
+	}
+	if (ntm_cert_from_b64(&r->cert, cert_s)) {
+		snprintf(why, wlen, "certificate does not decode");
+		return NTM_ERR_UNAUTH;
+	}
+	if ((err = ntm_cert_verify(&r->cert, h->as_pk, now)) != 0) {
+		snprintf(why, wlen, "certificate of '%s' %s", r->cert.name,
+		    err == NTM_ERR_EXPIRED ? "is outside its validity period" :
+		    "is not signed by the account server");
+		return err;
+	}
+	if (h->check && (err = h->check(&r->cert, h->check_arg)) != 0) {
+		snprintf(why, wlen, "certificate of '%s' is not accepted: %s",
+		    r->cert.name, ntm_strerror(err));
+		return err;
+	}
+	if (ntm_req_verify(sig_s, r->cert.pk, r->method, r->path, date, r->body, r->len)) {
+		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
+		return NTM_ERR_CRYPTO;
+	}
+	if ((err = ntm_replay_check(h->replay, sig, date, now)) != 0) {
+		snprintf(why, wlen, "%s", err == NTM_ERR_EXPIRED ?
+		    "request date is too far from the server's clock" :
+		    err == NTM_ERR_REPLAY ? "request was replayed" :
+		    "replay cache is full");
+		return err;
+	}
+	r->has_cert = 1;
+	return 0;
+}
+
+static void
+httpd_gencb(struct evhttp_request *ev, void *arg)
+{
+	struct ntm_httpd *h = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	const struct route *rt = NULL;
+	int path_known = 0;
+	struct ntm_req *r;
+	const char *path;
+	char *addr = NULL;
+	uint16_t port = 0;
+	size_t len;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(ev, HTTP_SERVUNAVAIL, NULL);
+		return;
+	}
+	r->h = h;
+	r->ev = ev;
+	r->method = method_name(evhttp_request_get_command(ev));
+	if ((r->next = h->live) != NULL)
+		r->next->prev = r;
+	h->live = r;
+	if (evcon) {
+		evhttp_connection_get_peer(evcon, &addr, &port);
+		snprintf(r->peer, sizeof(r->peer), strchr(addr ? addr : "", ':') ?
+		    "[%s]:%u" : "%s:%u", addr ? addr : "?", (unsigned)port);
+	}
+
+	/* Refuse anything that did not come over TLS (bevcb failure). */
+	if (evcon == NULL ||
+	    bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)) == NULL) {
+		ntm_reply_error(r, 400, "tls_required", NULL, "this port speaks HTTPS only");
+		return;
+	}
+	path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if ((r->path = strdup(path && *path ? path : "/")) == NULL) {
+		ntm_reply_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	len = evbuffer_get_length(in);
+	if (len > h->max_body) {
+		ntm_reply_error(r, 413, "body_too_large", NULL,
+		    "request body of %zu bytes is over the limit of %zu", len, h->max_body);
+		return;
+	}
+	if ((r->body = malloc(len + 1)) == NULL) {
+		ntm_reply_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	if (evbuffer_remove(in, r->body, len) != (int)len) {
+		ntm_reply_error(r, 500, "internal", NULL, "cannot read the request body");
+		return;
+	}
+	r->body[len] = '\0';
+	r->len = len;
+
+	for (size_t i = 0; i < h->nroutes; i++) {
+		if (strcmp(h->routes[i].path, r->path) != 0)
+			continue;
+		path_known = 1;
+		if (strcmp(h->routes[i].method, r->method) == 0) {
+			rt = &h->routes[i];
+			break;
+		}
+	}
+	if (rt == NULL) {
+		if (path_known)
+			ntm_reply_error(r, 405, "method_not_allowed", NULL,
+			    "%s is not allowed on %s", r->method, r->path);
+		else
+			ntm_reply_error(r, 404, "not_found", NULL, "no such path: %s", r->path);
+		return;
+	}
+	if (rt->flags & NTM_ROUTE_SIGNED) {
+		char why[NTM_NAME_MAX + 128];
+		int err = check_signed(r, why, sizeof(why));
+
+		if (err) {
+			ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: unauthorized: %s",
+			    r->method, r->path, r->peer, why);
+			if (err == NTM_ERR_STATE)
+				ntm_reply_error(r, 500, "internal", NULL, "%s", why);
+			else
+				ntm_reply_error(r, 401, "unauthorized", NULL, "%s", why);
+			return;
+		}
+	}
+	if (rt->flags & NTM_ROUTE_JSON) {
+		struct ntm_jerr jerr;
+
+		memset(&jerr, 0, sizeof(jerr));
+		if ((r->json = ntm_json_parse(r->body, r->len, &jerr)) == NULL) {
+			ntm_reply_jerr(r, &jerr);
+			return;
+		}
+	}
+	rt->fn(r, rt->arg);
+}
+
+/* ---- server -------------------------------------------------------------- */
+
+static struct bufferevent *
+httpd_bevcb(struct event_base *base, void *arg)
+{
+	struct ntm_httpd *h = arg;
+	SSL *ssl = SSL_new(h->ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		/* evhttp falls back to a plain bufferevent; httpd_gencb then
+		 * refuses every request on it. */
+		ntm_log(NTM_LOG_ERR, "httpd: SSL_new failed");
+		ERR_clear_error();
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		SSL_free(ssl);
+	return bev;
+}
+
+/* A PEM argument is a file path, or the PEM text itself. */
+static int
+ctx_load(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
+{
+	int ok;
+
+	if (strncmp(cert_pem, "-----BEGIN", 10) == 0) {
+		BIO *b = BIO_new_mem_buf(cert_pem, -1);
+		X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+		ok = x && SSL_CTX_use_certificate(ctx, x) == 1;
+		X509_free(x);
+		while (ok && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+			if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+				X509_free(x);
+				ok = 0;
+			}
+		BIO_free(b);
+	} else {
+		ok = SSL_CTX_use_certificate_chain_file(ctx, cert_pem) == 1;
+	}
+	if (!ok)
+		return NTM_ERR_TLS;
+	if (strncmp(key_pem, "-----BEGIN", 10) == 0) {
+		BIO *b = BIO_new_mem_buf(key_pem, -1);
+		EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+
+		ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+		EVP_PKEY_free(k);
+		BIO_free(b);
+	} else {
+		ok = SSL_CTX_use_PrivateKey_file(ctx, key_pem, SSL_FILETYPE_PEM) == 1;
+	}
+	if (!ok || SSL_CTX_check_private_key(ctx) != 1)
+		return NTM_ERR_TLS;
+	return 0;
+}
+
+struct ntm_httpd *
+ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem,
+    size_t max_body)
+{
+	struct ntm_httpd *h;
+	size_t evmax;
+
+	if (base == NULL || cert_pem == NULL || key_pem == NULL)
+		return NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->base = base;
+	h->max_body = max_body ? max_body : NTM_BODY_MAX;
+	if (plain_ex_idx < 0)
+		plain_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if ((h->ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		goto err;
+	SSL_CTX_set_min_proto_version(h->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(h->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_info_callback(h->ctx, httpd_info_cb);
+	if (ctx_load(h->ctx, cert_pem, key_pem) != 0) {
+		unsigned long e = ERR_get_error();
+		char buf[256];
+
+		ERR_error_string_n(e, buf, sizeof(buf));
+		ntm_log(NTM_LOG_ERR, "httpd: cannot load TLS certificate/key: %s", buf);
+		goto err;
+	}
+	if ((h->http = evhttp_new(base)) == NULL)
+		goto err;
+	evmax = h->max_body <= (size_t)-1 / HTTPD_EVHTTP_SLACK ?
+	    h->max_body * HTTPD_EVHTTP_SLACK : h->max_body;
+	evhttp_set_max_body_size(h->http, (ev_ssize_t)evmax);
+	evhttp_set_max_headers_size(h->http, HTTPD_HEADERS_MAX);
+	evhttp_set_timeout(h->http, HTTPD_TIMEOUT_S);
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(h->http, "application/json");
+	evhttp_set_bevcb(h->http, httpd_bevcb, h);
+	evhttp_set_gencb(h->http, httpd_gencb, h);
+	return h;
+err:
+	ERR_clear_error();
+	ntm_httpd_free(h);
+	return NULL;
+}
+
+void
+ntm_httpd_free(struct ntm_httpd *h)
+{
+	if (h == NULL)
+		return;
+	/* evhttp_free frees the evhttp_requests still held: detach ours. */
+	while (h->live) {
+		struct ntm_req *r = h->live;
+
+		h->live = r->next;
+		r->prev = r->next = NULL;
+		r->h = NULL;
+		r->ev = NULL;
+	}
+	if (h->http)
+		evhttp_free(h->http);
+	SSL_CTX_free(h->ctx);
+	for (size_t i = 0; i < h->nroutes; i++) {
+		free(h->routes[i].method);
+		free(h->routes[i].path);
+	}
+	free(h->routes);
+	ntm_replay_free(h->replay);
+	ntm_wipe(h, sizeof(*h));
+	free(h);
+}
+
+int
+ntm_httpd_listen(struct ntm_httpd *h, const char *addr, uint16_t port, uint16_t *bound)
+{
+	struct evhttp_bound_socket *s;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (h == NULL || addr == NULL)
+		return NTM_ERR_INVAL;
+	if ((s = evhttp_bind_socket_with_handle(h->http, addr, port)) == NULL) {
+		ntm_log(NTM_LOG_ERR, "httpd: cannot listen on %s port %u: %s", addr,
+		    (unsigned)port, strerror(errno));
+		return NTM_ERR_IO;
+	}
+	if (bound) {
+		if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss, &sl) != 0)
+			return NTM_ERR_IO;
+		*bound = ss.ss_family == AF_INET6 ?
+		    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
+		    ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	return 0;
+}
+
+void
+ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
+    ntm_cert_check_fn *check, void *arg)
+{
+	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_MAX)) == NULL) {
+		ntm_log(NTM_LOG_ERR, "httpd: cannot allocate the replay cache");
+		return;	/* signed routes answer 500 until this succeeds */
+	}
+	memcpy(h->as_pk, as_pk, NTM_SIGN_PK);
+	h->check = check;
+	h->check_arg = arg;
+	h->has_trust = 1;
+}
+
+int
+ntm_httpd_route(struct ntm_httpd *h, const char *method, const char *path,
+    unsigned flags, ntm_route_fn *fn, void *arg)
+{
+	struct route *n;
+
+	if (h == NULL || method == NULL || path == NULL || path[0] != '/' || fn == NULL)
+		return NTM_ERR_INVAL;
+	for (size_t i = 0; i < h->nroutes; i++)
+		if (strcmp(h->routes[i].method, method) == 0 &&
+		    strcmp(h->routes[i].path, path) == 0)
+			return NTM_ERR_EXISTS;
+	if ((n = realloc(h->routes, (h->nroutes + 1) * sizeof(*n))) == NULL)
+		return NTM_ERR_NOMEM;
+	h->routes = n;
+	n = &h->routes[h->nroutes];
+	n->method = strdup(method);
+	n->path = strdup(path);
+	if (n->method == NULL || n->path == NULL) {
+		free(n->method);
+		free(n->path);
+		return NTM_ERR_NOMEM;
+	}
+	n->flags = flags;
+	n->fn = fn;
+	n->arg = arg;
+	h->nroutes++;
+	return 0;
+}
