@@ -1,0 +1,35 @@
+#!/usr/bin/env bats
+# `make demo` as a newcomer runs it: the whole platform comes up, alice and
+# bob log in at their DCs, and it stops cleanly.
+
+load helpers
+
+teardown() {
+	[ -d "$BATS_TEST_TMPDIR/demo" ] && NTM_DEMO_DIR=$BATS_TEST_TMPDIR/demo "$TOP/scripts/demo.sh" stop >/dev/null 2>&1
+	true
+}
+
+@test "the demo brings up the platform and logs alice and bob in" {
+	unset NTM_PWHASH_FAST	# the real Argon2id parameters
+	export NTM_DEMO_DIR=$BATS_TEST_TMPDIR/demo
+	run timeout 120 "$TOP/scripts/demo.sh"
+	assert_success
+	assert_output --partial alice.dc1.ntm.test
+	assert_output --partial bob.dc2.ntm.test
+	assert_output --regexp '100\.64\.1\.[0-9]+'
+	assert_output --regexp '100\.64\.2\.[0-9]+'
+	assert_output --partial 'make demo-stop'
+	# Running it twice is refused while it runs.
+	run timeout 60 "$TOP/scripts/demo.sh"
+	assert_failure
+	assert_output --partial 'already running'
+	run_t ntm -c "$NTM_DEMO_DIR/bob" status --json
+	assert_success
+	assert_equal "$(jf "$output" dc_status)" live
+	run timeout 60 "$TOP/scripts/demo.sh" stop
+	assert_success
+	local r
+	for r in as dc1 dc2 rs cs; do
+		assert_file_not_exists "$NTM_DEMO_DIR/$r/pid.started"
+	done
+}
