@@ -1,0 +1,590 @@
+/*
+ * httpc.c - HTTPS client glue: libcurl's multi interface driven by a libevent
+ * loop (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION).
+ *
+ * HTTPS only, peer and host verification always on, response bodies capped.
+ * Callbacks never run from inside ntm_httpc_request(): a request that cannot
+ * be started fails synchronously (and its callback is never called); one that
+ * starts always ends in exactly one callback, unless ntm_httpc_free() cancels
+ * it first.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "ntm.h"
+
+#define HTTPC_RESP_MAX		(1024 * 1024)
+#define HTTPC_CONNECT_MAX_MS	5000L
+#define HTTPC_TIMEOUT_DEF_MS	30000L
+
+struct xfer {
+	struct ntm_httpc	*c;
+	struct xfer		*prev, *next;
+	CURL			*easy;
+	struct curl_slist	*hdrs;
+	char			*reqbody;
+	char			*resp;
+	size_t			 len, cap;
+	int			 toobig;
+	ntm_httpc_cb		*cb;
+	void			*arg;
+	char			 errbuf[CURL_ERROR_SIZE];
+};
+
+/* One per socket libcurl asks us to watch. */
+struct sock {
+	struct ntm_httpc	*c;
+	struct sock		*prev, *next;
+	struct event		*ev;
+	curl_socket_t		 fd;
+};
+
+struct ntm_httpc {
+	struct event_base	*base;
+	CURLM			*multi;
+	struct event		*timer;
+	char			*cafile;
+	struct xfer		*xfers;
+	struct sock		*socks;
+	int			 busy;		/* inside user callbacks */
+	int			 doomed;	/* ntm_httpc_free called while busy */
+	int			 has_id;
+	uint8_t			 sk[NTM_SIGN_SK];
+	char			 cert_b64[NTM_B64_LEN(NTM_CERT_MAX)];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+
+static void
+httpc_global_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void httpc_destroy(struct ntm_httpc *c);
+
+/* ---- libcurl <-> libevent ------------------------------------------------ */
+
+static void
+xfer_free(struct xfer *x)
+{
+	if (x == NULL)
+		return;
+	if (x->c) {
+		if (x->prev)
+			x->prev->next = x->next;
+		else
+			x->c->xfers = x->next;
+		if (x->next)
+			x->next->prev = x->prev;
+	}
+	if (x->easy) {
+		if (x->c)
+			curl_multi_remove_handle(x->c->multi, x->easy);
+		curl_easy_cleanup(x->easy);
+	}
+	curl_slist_free_all(x->hdrs);
+	if (x->reqbody) {
+		ntm_wipe(x->reqbody, strlen(x->reqbody));
+		free(x->reqbody);
+	}
+	free(x->resp);
+	free(x);
+}
+
+static int
+map_curl_err(CURLcode rc, int toobig)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
+		return toobig || rc == CURLE_FILESIZE_EXCEEDED ? NTM_ERR_TOOBIG : NTM_ERR_IO;
+	case CURLE_OPERATION_TIMEDOUT:
+		return NTM_ERR_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_USE_SSL_FAILED:
+		return NTM_ERR_TLS;
+	case CURLE_OUT_OF_MEMORY:
+		return NTM_ERR_NOMEM;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	default:
+		/* resets, empty replies, refused connections: the peer could
+		 * not be talked to */
+		return NTM_ERR_CONNECT;
+	}
+}
+
+static void
+xfer_done(struct xfer *x, CURLcode rc)
+{
+	struct ntm_httpc *c = x->c;
+	struct ntm_http_result res;
+	json_t *json = NULL;
+
+	memset(&res, 0, sizeof(res));
+	res.err = map_curl_err(rc, x->toobig);
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.status);
+	if (res.err == 0) {
+		res.body = x->resp ? x->resp : "";
+		res.len = x->len;
+		if (x->len > 0) {
+			json = json_loadb(res.body, res.len, JSON_REJECT_DUPLICATES, NULL);
+			if (json && !json_is_object(json)) {
+				json_decref(json);
+				json = NULL;
+			}
+		}
+		res.json = json;
+	} else if (res.err == NTM_ERR_TOOBIG) {
+		snprintf(res.errmsg, sizeof(res.errmsg),
+		    "response body over the limit of %d bytes", HTTPC_RESP_MAX);
+	} else {
+		snprintf(res.errmsg, sizeof(res.errmsg), "%s",
+		    x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+	}
+	c->busy++;
+	x->cb(&res, x->arg);
+	c->busy--;
+	json_decref(json);
+	xfer_free(x);
+}
+
+static void
+check_done(struct ntm_httpc *c)
+{
+	CURLMsg *msg;
+	int left;
+
+	c->busy++;
+	while (!c->doomed && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+		struct xfer *x = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x)
+			xfer_done(x, msg->data.result);
+	}
+	c->busy--;
+	if (c->doomed && c->busy == 0)
+		httpc_destroy(c);
+}
+
+static void
+httpc_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ntm_httpc *c = arg;
+	int flags = 0, running;
+
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(c->multi, fd, flags, &running);
+	check_done(c);
+}
+
+static void
+httpc_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ntm_httpc *c = arg;
+	int running;
+
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(c);
+}
+
+static int
+curl_timer_fn(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct ntm_httpc *c = userp;
+	struct timeval tv;
+
+	if (timeout_ms < 0) {
+		evtimer_del(c->timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
+}
+
+static void
+sock_free(struct sock *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->c->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	event_free(s->ev);
+	free(s);
+}
+
+static int
+curl_socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct ntm_httpc *c = userp;
+	struct sock *s = socketp;
+	short kind;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			curl_multi_assign(c->multi, fd, NULL);
+			sock_free(s);
+		}
+		return 0;
+	}
+	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL)
+			return -1;
+		s->c = c;
+		s->fd = fd;
+		if ((s->ev = event_new(c->base, fd, kind, httpc_event_cb, c)) == NULL) {
+			free(s);
+			return -1;
+		}
+		if ((s->next = c->socks) != NULL)
+			s->next->prev = s;
+		c->socks = s;
+		curl_multi_assign(c->multi, fd, s);
+	} else {
+		event_del(s->ev);
+		event_assign(s->ev, c->base, fd, kind, httpc_event_cb, c);
+	}
+	return event_add(s->ev, NULL) == 0 ? 0 : -1;
+}
+
+static size_t
+curl_write_fn(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+
+	if (n > HTTPC_RESP_MAX - x->len) {
+		x->toobig = 1;
+		return 0;	/* aborts with CURLE_WRITE_ERROR */
+	}
+	if (x->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 4096;
+		char *q;
+
+		while (cap < x->len + n + 1)
+			cap *= 2;
+		if ((q = realloc(x->resp, cap)) == NULL)
+			return 0;
+		x->resp = q;
+		x->cap = cap;
+	}
+	memcpy(x->resp + x->len, p, n);
+	x->len += n;
+	x->resp[x->len] = '\0';
+	return n;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+struct ntm_httpc *
+ntm_httpc_new(struct event_base *base, const char *cafile)
+{
+	struct ntm_httpc *c;
+
+	pthread_once(&curl_once, httpc_global_init);
+	if (curl_init_rc != CURLE_OK || base == NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->base = base;
+	if ((cafile && (c->cafile = strdup(cafile)) == NULL) ||
+	    (c->timer = evtimer_new(base, httpc_timer_cb, c)) == NULL ||
+	    (c->multi = curl_multi_init()) == NULL) {
+		ntm_httpc_free(c);
+		return NULL;
+	}
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_fn);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_fn);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	return c;
+}
+
+static void
+httpc_destroy(struct ntm_httpc *c)
+{
+	while (c->xfers)
+		xfer_free(c->xfers);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);	/* may call curl_socket_fn */
+	while (c->socks)
+		sock_free(c->socks);
+	if (c->timer)
+		event_free(c->timer);
+	free(c->cafile);
+	ntm_wipe(c, sizeof(*c));
+	free(c);
+}
+
+void
+ntm_httpc_free(struct ntm_httpc *c)
+{
+	if (c == NULL)
+		return;
+	if (c->busy) {
+		/* Called from a result callback: finish when it returns. */
+		c->doomed = 1;
+		return;
+	}
+	httpc_destroy(c);
+}
+
+int
+ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
+    const struct ntm_cert *cert)
+{
+	if (c == NULL || sk == NULL || cert == NULL)
+		return NTM_ERR_INVAL;
+	if (ntm_cert_to_b64(cert, c->cert_b64, sizeof(c->cert_b64)) < 0)
+		return NTM_ERR_INVAL;
+	memcpy(c->sk, sk, NTM_SIGN_SK);
+	c->has_id = 1;
+	return 0;
+}
+
+static int
+add_header(struct curl_slist **l, const char *fmt, ...) NTM_PRINTF(2, 3);
+
+static int
+add_header(struct curl_slist **l, const char *fmt, ...)
+{
+	char line[NTM_B64_LEN(NTM_TOKEN_MAX) + NTM_B64_LEN(NTM_CERT_MAX) + 64];
+	struct curl_slist *n;
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(line))
+		return NTM_ERR_TOOBIG;
+	if ((n = curl_slist_append(*l, line)) == NULL)
+		return NTM_ERR_NOMEM;
+	*l = n;
+	return 0;
+}
+
+/* Checks the URL is https:// and copies its path for signing. */
+static int
+url_path(const char *url, char *path, size_t cap)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *p = NULL;
+	int ret = NTM_ERR_INVAL;
+
+	if (u == NULL)
+		return NTM_ERR_NOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    strcmp(scheme, "https") != 0 ||
+	    curl_url_get(u, CURLUPART_PATH, &p, 0) != CURLUE_OK)
+		goto out;
+	if (snprintf(path, cap, "%s", p) >= (int)cap)
+		ret = NTM_ERR_TOOBIG;
+	else
+		ret = 0;
+out:
+	curl_free(scheme);
+	curl_free(p);
+	curl_url_cleanup(u);
+	return ret;
+}
+
+int
+ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
+    json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg)
+{
+	struct xfer *x;
+	char path[2048];
+	CURL *e;
+	size_t blen = 0;
+	int ret;
+
+	if (c == NULL || method == NULL || url == NULL || cb == NULL || !*method ||
+	    strpbrk(method, " \r\n") || (bearer && strpbrk(bearer, "\r\n")))
+		return NTM_ERR_INVAL;
+	if ((ret = url_path(url, path, sizeof(path))) != 0)
+		return ret;
+	if (timeout_ms <= 0)
+		timeout_ms = HTTPC_TIMEOUT_DEF_MS;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NTM_ERR_NOMEM;
+	x->cb = cb;
+	x->arg = arg;
+	ret = NTM_ERR_NOMEM;
+	if (body) {
+		if ((x->reqbody = json_dumps(body, JSON_COMPACT)) == NULL) {
+			ret = NTM_ERR_JSON;
+			goto err;
+		}
+		blen = strlen(x->reqbody);
+	}
+	if ((x->easy = e = curl_easy_init()) == NULL)
+		goto err;
+
+	if (add_header(&x->hdrs, "Accept: application/json") ||
+	    add_header(&x->hdrs, "Expect:"))
+		goto err;
+	if (body && add_header(&x->hdrs, "Content-Type: application/json"))
+		goto err;
+	if (bearer && add_header(&x->hdrs, "Authorization: Bearer %s", bearer))
+		goto err;
+	if (c->has_id) {
+		char sig[NTM_SIG_B64];
+		int64_t now = (int64_t)time(NULL);
+
+		ntm_req_sign(sig, c->sk, method, path, now, x->reqbody ? x->reqbody : "", blen);
+		if (add_header(&x->hdrs, NTM_HDR_DATE ": %lld", (long long)now) ||
+		    add_header(&x->hdrs, NTM_HDR_CERT ": %s", c->cert_b64) ||
+		    add_header(&x->hdrs, NTM_HDR_SIG ": %s", sig))
+			goto err;
+	}
+
+	ret = NTM_ERR_INVAL;
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK)
+		goto err;
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (c->cafile && curl_easy_setopt(e, CURLOPT_CAINFO, c->cafile) != CURLE_OK)
+		goto err;
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	    timeout_ms < HTTPC_CONNECT_MAX_MS ? timeout_ms : HTTPC_CONNECT_MAX_MS);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTPC_RESP_MAX);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_write_fn);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "ntm/" NTM_VERSION);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+
+	if (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	    strcmp(method, "PATCH") == 0) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)blen);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->reqbody ? x->reqbody : "");
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	}
+
+	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+		ret = NTM_ERR_NOMEM;
+		goto err;
+	}
+	x->c = c;
+	if ((x->next = c->xfers) != NULL)
+		x->next->prev = x;
+	c->xfers = x;
+	return 0;
+err:
+	xfer_free(x);
+	return ret;
+}
+
+/* ---- blocking helper ----------------------------------------------------- */
+
+struct call_state {
+	struct event_base	*base;
+	int			 err;
+	long			 status;
+	json_t			*json;
+	char			 errmsg[256];
+};
+
+static void
+call_cb(const struct ntm_http_result *res, void *arg)
+{
+	struct call_state *st = arg;
+
+	st->err = res->err;
+	st->status = res->status;
+	st->json = res->json ? json_incref(res->json) : NULL;
+	snprintf(st->errmsg, sizeof(st->errmsg), "%s", res->errmsg);
+	event_base_loopbreak(st->base);
+}
+
+int
+ntm_https_call(const char *cafile, const char *method, const char *url,
+    json_t *body, const char *bearer, long timeout_ms, long *status, json_t **json,
+    char *errmsg, size_t errlen)
+{
+	struct call_state st;
+	struct ntm_httpc *c = NULL;
+	int ret;
+
+	memset(&st, 0, sizeof(st));
+	st.err = NTM_ERR_STATE;
+	if (status)
+		*status = 0;
+	if (json)
+		*json = NULL;
+	if (errmsg && errlen)
+		errmsg[0] = '\0';
+	if ((st.base = event_base_new()) == NULL)
+		return NTM_ERR_NOMEM;
+	if ((c = ntm_httpc_new(st.base, cafile)) == NULL) {
+		ret = NTM_ERR_NOMEM;
+		goto out;
+	}
+	if ((ret = ntm_httpc_request(c, method, url, body, bearer, timeout_ms, call_cb, &st)) != 0)
+		goto out;
+	event_base_dispatch(st.base);
+	ret = st.err;
+	if (status)
+		*status = st.status;
+	if (json)
+		*json = st.json;
+	else
+		json_decref(st.json);
+	if (errmsg && errlen)
+		snprintf(errmsg, errlen, "%s", st.errmsg);
+out:
+	ntm_httpc_free(c);
+	event_base_free(st.base);
+	return ret;
+}
