@@ -1,0 +1,487 @@
+/*
+ * srv.c - bootstrap shared by ntm-dc, ntm-rs and ntm-cs.
+ *
+ *   PROG [-dnv] [-f FILE] [init [--force] | pubkey | ROLE-COMMAND ... ]
+ *
+ * Without a command it runs the daemon: config, identity key, certificate
+ * (checked against the AS key, this role, this name and this key), TLS
+ * material, then the HTTPS listener with /v1/health and /v1/status plus the
+ * routes the role adds in its setup hook.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
+
+#include "srv.h"
+
+#define CERT_FILE_MAX	4096
+
+void
+srv_errx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", log_prog());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+usage(const struct srv_spec *spec, FILE *fp)
+{
+	const char *role = ntm_role_name(spec->role);
+	size_t i;
+
+	fprintf(fp,
+	    "usage: %s [-dnv] [-f FILE] [COMMAND [ARGS]]\n"
+	    "       %s -h | -V\n"
+	    "\n"
+	    "%s of ntm. Without a COMMAND, runs the daemon.\n",
+	    spec->prog, spec->prog, spec->title);
+	if (spec->note)
+		fprintf(fp, "%s\n", spec->note);
+	fprintf(fp,
+	    "\n"
+	    "Options (before the command):\n"
+	    "  -d              stay in the foreground, log on stderr\n"
+	    "  -f FILE         configuration file (default: $NTM_CONF or /etc/ntm/%s.conf)\n"
+	    "  -n              check the configuration, keys and certificates, then exit\n"
+	    "  -v              log more (repeatable)\n"
+	    "  -h, --help      show this help and exit\n"
+	    "  -V, --version   show the version and exit\n"
+	    "\n"
+	    "Commands:\n"
+	    "  %-24s %s\n"
+	    "  %-24s %s\n",
+	    role,
+	    "init [--force]", "create the state directory and identity key; print the public key",
+	    "pubkey", "print the identity public key (base64url)");
+	for (i = 0; i < spec->ncmds; i++)
+		fprintf(fp, "  %-24s %s\n", spec->cmds[i].usage, spec->cmds[i].help);
+	fprintf(fp, "\nSee %s(8) and ntm.conf(5).\n", spec->prog);
+}
+
+/* ---- init / pubkey ------------------------------------------------------- */
+
+static int
+print_pubkey(const uint8_t pk[NTM_SIGN_PK])
+{
+	char b64[NTM_B64_LEN(NTM_SIGN_PK)];
+
+	if (ntm_b64_encode(b64, sizeof(b64), pk, NTM_SIGN_PK) < 0)
+		return 1;
+	printf("%s\n", b64);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int
+cmd_init(struct srv *s, int argc, char *argv[])
+{
+	uint8_t sk[NTM_SIGN_SK], pk[NTM_SIGN_PK];
+	int i, force = 0, ret = 1, e;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0)
+			force = 1;
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: %s [-f FILE] init [--force]\n", s->spec->prog);
+			return 0;
+		} else {
+			srv_errx("init: unknown argument '%s' (usage: init [--force])", argv[i]);
+			return 2;
+		}
+	}
+	if ((e = ntm_mkdirs(s->conf.state_dir, 0700)) < 0) {
+		srv_errx("state_dir %s: %s", s->conf.state_dir,
+		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		return 1;
+	}
+	if (!force && access(s->conf.identity, F_OK) == 0) {
+		srv_errx("%s: already exists (use init --force to replace it)",
+		    s->conf.identity);
+		return 1;
+	}
+	if (ntm_sign_keypair(pk, sk) < 0) {
+		srv_errx("cannot make an Ed25519 key");
+		goto cleanup;
+	}
+	if ((e = ntm_key_save(s->conf.identity, sk, sizeof(sk))) < 0) {
+		srv_errx("%s: %s", s->conf.identity,
+		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		goto cleanup;
+	}
+	ret = print_pubkey(pk);
+cleanup:
+	ntm_wipe(sk, sizeof(sk));
+	return ret;
+}
+
+static int
+load_identity(struct srv *s, char *err, size_t errlen)
+{
+	int e;
+
+	if ((e = ntm_key_load(s->conf.identity, s->sk, sizeof(s->sk))) < 0) {
+		if (e == NTM_ERR_IO && errno == ENOENT)
+			snprintf(err, errlen, "%s: no identity key (run '%s init')",
+			    s->conf.identity, s->spec->prog);
+		else
+			snprintf(err, errlen, "%s: cannot load the identity key: %s",
+			    s->conf.identity,
+			    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		return -1;
+	}
+	ntm_sign_pk(s->pk, s->sk);
+	return 0;
+}
+
+static int
+cmd_pubkey(struct srv *s, int argc, char *argv[])
+{
+	char err[512];
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+			printf("usage: %s [-f FILE] pubkey\n", s->spec->prog);
+			return 0;
+		}
+		srv_errx("pubkey: unknown argument '%s' (usage: pubkey)", argv[1]);
+		return 2;
+	}
+	if (load_identity(s, err, sizeof(err)) < 0) {
+		srv_errx("%s", err);
+		return 1;
+	}
+	return print_pubkey(s->pk);
+}
+
+/* ---- certificate --------------------------------------------------------- */
+
+static void
+fmt_time(int64_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, cap, "%lld", (long long)t);
+}
+
+/* Loads the AS-issued certificate and checks it is ours and valid now. */
+static int
+load_cert(struct srv *s, char *err, size_t errlen)
+{
+	const char *path = s->conf.cert;
+	struct ntm_cert *c = &s->cert;
+	char *text = NULL, t1[32], t2[32];
+	size_t len;
+	int e, ret = -1;
+
+	if ((e = ntm_file_read(path, CERT_FILE_MAX, &text, &len)) < 0) {
+		if (e == NTM_ERR_IO && errno == ENOENT)
+			snprintf(err, errlen, "%s: no certificate (save the output of "
+			    "'ntm-as server add --role %s --name %s --key KEY' there)",
+			    path, ntm_role_name(s->spec->role), s->conf.name);
+		else
+			snprintf(err, errlen, "%s: cannot read the certificate: %s", path,
+			    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		return -1;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+	    text[len - 1] == ' ' || text[len - 1] == '\t'))
+		text[--len] = '\0';
+	if (ntm_cert_from_b64(c, text) < 0) {
+		snprintf(err, errlen, "%s: not a base64url ntm server certificate", path);
+		goto cleanup;
+	}
+	if ((e = ntm_cert_verify(c, s->conf.as_pk, now_unix())) < 0) {
+		if (e == NTM_ERR_EXPIRED) {
+			fmt_time(c->not_before, t1, sizeof(t1));
+			fmt_time(c->not_after, t2, sizeof(t2));
+			snprintf(err, errlen, "%s: certificate is not valid now "
+			    "(valid from %s to %s)", path, t1, t2);
+		} else
+			snprintf(err, errlen, "%s: certificate is not signed by as_key "
+			    "(%s)", path, s->conf.as_key);
+		goto cleanup;
+	}
+	if (c->role != s->spec->role) {
+		snprintf(err, errlen, "%s: certificate is for role '%s', not '%s'", path,
+		    ntm_role_name(c->role) ? ntm_role_name(c->role) : "?",
+		    ntm_role_name(s->spec->role));
+		goto cleanup;
+	}
+	if (strcmp(c->name, s->conf.name) != 0) {
+		snprintf(err, errlen, "%s: certificate names '%s', not '%s' (name in %s)",
+		    path, c->name, s->conf.name, s->conf.path);
+		goto cleanup;
+	}
+	if (ntm_memcmp(c->pk, s->pk, NTM_SIGN_PK) != 0) {
+		snprintf(err, errlen, "%s: certificate is for another key than %s",
+		    path, s->conf.identity);
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	free(text);
+	return ret;
+}
+
+/* ---- HTTP routes --------------------------------------------------------- */
+
+static void
+on_health(struct ntm_req *req, void *arg)
+{
+	struct srv *s = arg;
+
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:i}",
+	    "role", ntm_role_name(s->spec->role), "name", s->conf.name,
+	    "version", NTM_VERSION, "protocol", NTM_PROTOCOL_VERSION));
+}
+
+static void
+on_status(struct ntm_req *req, void *arg)
+{
+	struct srv *s = arg;
+	const struct ntm_cert *peer = ntm_req_cert(req);
+
+	log_debug("status asked by %s '%s' from %s",
+	    peer ? ntm_role_name(peer->role) : "?", peer ? peer->name : "?",
+	    ntm_req_peer(req));
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:I}",
+	    "role", ntm_role_name(s->spec->role), "name", s->conf.name,
+	    "version", NTM_VERSION, "uptime", (json_int_t)(now_unix() - s->started)));
+}
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+static int
+check_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+	if (access(path, R_OK) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Everything up to (not including) listening; shared by -n and the daemon. */
+static int
+daemon_setup(struct srv *s, char *err, size_t errlen)
+{
+	if (load_identity(s, err, errlen) < 0 || load_cert(s, err, errlen) < 0)
+		return -1;
+	if (check_readable("tls_cert", s->conf.tls_cert, err, errlen) < 0 ||
+	    check_readable("tls_key", s->conf.tls_key, err, errlen) < 0)
+		return -1;
+	if ((s->base = event_base_new()) == NULL) {
+		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	s->httpd = ntm_httpd_new(s->base, s->conf.tls_cert, s->conf.tls_key, NTM_BODY_MAX);
+	if (s->httpd == NULL) {
+		snprintf(err, errlen, "cannot load the TLS certificate %s with key %s",
+		    s->conf.tls_cert, s->conf.tls_key);
+		return -1;
+	}
+	ntm_httpd_set_trust(s->httpd, s->conf.as_pk, NULL, NULL);
+	if (ntm_httpd_route(s->httpd, "GET", "/v1/health", 0, on_health, s) < 0 ||
+	    ntm_httpd_route(s->httpd, "GET", "/v1/status", NTM_ROUTE_SIGNED,
+	    on_status, s) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+run_daemon(struct srv *s)
+{
+	char err[1024];
+	int ret = 1, e, pidfile_written = 0;
+
+	s->started = now_unix();
+	if (daemon_setup(s, err, sizeof(err)) < 0) {
+		srv_errx("%s", err);
+		goto cleanup;
+	}
+	if (s->check_only) {
+		fprintf(stderr, "%s: %s: configuration OK\n", s->spec->prog, s->conf.path);
+		ret = 0;
+		goto cleanup;
+	}
+	if ((e = ntm_httpd_listen(s->httpd, s->conf.listen_addr, s->conf.listen_port,
+	    &s->port)) < 0) {
+		srv_errx("listen %s: %s", s->conf.listen,
+		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		goto cleanup;
+	}
+	if (daemon_signals(s->base, NULL, NULL) < 0) {
+		srv_errx("cannot install the signal handlers");
+		goto cleanup;
+	}
+	log_info("%s '%s' listening on %s%s%s:%u", ntm_role_name(s->spec->role),
+	    s->conf.name, strchr(s->conf.listen_addr, ':') ? "[" : "",
+	    s->conf.listen_addr, strchr(s->conf.listen_addr, ':') ? "]" : "",
+	    (unsigned)s->port);
+	if (!s->foreground) {
+		/* setup hooks start no threads, so forking the loop is safe. */
+		if (daemon(0, 0) < 0) {
+			log_warn("daemon");
+			goto cleanup;
+		}
+		if (event_reinit(s->base) < 0)
+			log_warnx("event_reinit failed");
+	}
+	if (s->conf.pidfile) {
+		if (daemon_pidfile(s->conf.pidfile) < 0) {
+			log_warn("pidfile %s", s->conf.pidfile);
+			goto cleanup;
+		}
+		pidfile_written = 1;
+	}
+	if (event_base_dispatch(s->base) < 0) {
+		log_warnx("event loop failed");
+		goto cleanup;
+	}
+	log_info("stopped");
+	ret = 0;
+cleanup:
+	if (s->spec->teardown && s->base)
+		s->spec->teardown(s);
+	ntm_httpd_free(s->httpd);
+	s->httpd = NULL;
+	daemon_free_signals();
+	if (s->base)
+		event_base_free(s->base);
+	s->base = NULL;
+	if (pidfile_written)
+		unlink(s->conf.pidfile);
+	return ret;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int
+srv_main(const struct srv_spec *spec, int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help",	no_argument,	NULL, 'h' },
+		{ "version",	no_argument,	NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct srv_cmd builtin[] = {
+		{ "init",	cmd_init,	NULL, NULL },
+		{ "pubkey",	cmd_pubkey,	NULL, NULL },
+	};
+	struct srv s;
+	const struct srv_cmd *cmd = NULL;
+	char err[1024];
+	int ch, ret = 1;
+	size_t i;
+
+	memset(&s, 0, sizeof(s));
+	s.spec = spec;
+	log_init(spec->prog, 0);
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+df:hnvV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			s.foreground = 1;
+			break;
+		case 'f':
+			s.conf_path = optarg;
+			break;
+		case 'n':
+			s.check_only = 1;
+			break;
+		case 'v':
+			s.verbose++;
+			break;
+		case 'h':
+			usage(spec, stdout);
+			return 0;
+		case 'V':
+			printf("%s %s (protocol %d)\n", spec->prog, NTM_VERSION,
+			    NTM_PROTOCOL_VERSION);
+			return 0;
+		default:
+			if (optopt == 'f')
+				srv_errx("option -f needs a FILE (try '%s --help')", spec->prog);
+			else if (optopt)
+				srv_errx("unknown option '-%c' (try '%s --help')", optopt,
+				    spec->prog);
+			else
+				srv_errx("unknown option '%s' (try '%s --help')",
+				    argv[optind - 1], spec->prog);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+
+	if (argc > 0) {
+		for (i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+			if (strcmp(argv[0], builtin[i].name) == 0)
+				cmd = &builtin[i];
+		for (i = 0; cmd == NULL && i < spec->ncmds; i++)
+			if (strcmp(argv[0], spec->cmds[i].name) == 0)
+				cmd = &spec->cmds[i];
+		if (cmd == NULL) {
+			srv_errx("unknown command '%s' (try '%s --help')", argv[0], spec->prog);
+			return 2;
+		}
+		if (s.check_only) {
+			srv_errx("-n cannot be used with a command");
+			return 2;
+		}
+	}
+
+	if (ntm_crypto_init() < 0) {
+		srv_errx("cannot initialise libsodium");
+		return 1;
+	}
+	if (s.conf_path == NULL)
+		s.conf_path = srv_conf_default(spec->role);
+	if (srv_conf_load(&s.conf, spec->role, s.conf_path, err, sizeof(err)) < 0) {
+		srv_errx("%s", err);
+		srv_conf_free(&s.conf);
+		/* -n answers 0 or 1; otherwise a bad configuration is 2. */
+		return s.check_only ? 1 : 2;
+	}
+
+	if (cmd) {
+		log_init(spec->prog, s.verbose);
+		ret = cmd->fn(&s, argc, argv);
+	} else {
+		/* A daemon reports its start, stop and logins at info by default. */
+		log_init(spec->prog, s.verbose + 1);
+		if (evthread_use_pthreads() < 0) {
+			srv_errx("cannot enable libevent threads");
+			goto cleanup;
+		}
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			srv_errx("cannot initialise libcurl");
+			goto cleanup;
+		}
+		ret = run_daemon(&s);
+		curl_global_cleanup();
+	}
+cleanup:
+	ntm_wipe(s.sk, sizeof(s.sk));
+	srv_conf_free(&s.conf);
+	return ret;
+}

@@ -1,0 +1,337 @@
+/*
+ * db.c - the DC's storage: client devices with their FQDN and stable
+ * virtual address pair, and one login session per device.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "dc.h"
+
+static const char *const migrations[] = {
+	/* 1: clients and sessions */
+	"CREATE TABLE clients ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  fqdn TEXT NOT NULL UNIQUE,"
+	"  host INTEGER NOT NULL UNIQUE,"
+	"  vip4 TEXT NOT NULL UNIQUE,"
+	"  vip6 TEXT NOT NULL UNIQUE,"
+	"  created INTEGER NOT NULL,"
+	"  last_login INTEGER NOT NULL,"
+	"  UNIQUE (user, device));"
+	"CREATE TABLE sessions ("
+	"  client_id INTEGER PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,"
+	"  session_id TEXT NOT NULL UNIQUE,"
+	"  token_id TEXT NOT NULL,"
+	"  rx TEXT NOT NULL,"
+	"  tx TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  ended INTEGER);"
+	"CREATE INDEX sessions_token ON sessions (token_id);",
+};
+
+int
+dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen)
+{
+	int e;
+
+	e = ntm_db_open(path, migrations, (int)(sizeof(migrations) / sizeof(migrations[0])), db);
+	if (e < 0) {
+		snprintf(err, errlen, "db %s: %s", path,
+		    e == NTM_ERR_VERSION ? "made by a newer ntm-dc" : ntm_strerror(e));
+		*db = NULL;
+		return e;
+	}
+	return 0;
+}
+
+static int
+prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
+		*st = NULL;
+		return NTM_ERR_DB;
+	}
+	return 0;
+}
+
+static void
+copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", v ? (const char *)v : "");
+}
+
+#define CLIENT_COLS "c.id, c.user, c.device, c.fqdn, c.host, c.vip4, c.vip6, " \
+		    "c.created, c.last_login"
+
+/* Reads CLIENT_COLS starting at column 0. */
+static void
+read_client(sqlite3_stmt *st, struct dc_client *c)
+{
+	c->id = sqlite3_column_int64(st, 0);
+	copy_col(c->user, sizeof(c->user), st, 1);
+	copy_col(c->device, sizeof(c->device), st, 2);
+	copy_col(c->fqdn, sizeof(c->fqdn), st, 3);
+	c->host = sqlite3_column_int64(st, 4);
+	copy_col(c->vip4, sizeof(c->vip4), st, 5);
+	copy_col(c->vip6, sizeof(c->vip6), st, 6);
+	c->created = sqlite3_column_int64(st, 7);
+	c->last_login = sqlite3_column_int64(st, 8);
+}
+
+static int
+find_client(sqlite3 *db, const char *user, const char *device, struct dc_client *c)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
+	    "WHERE c.user = ?1 AND c.device = ?2")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_client(st, c);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* One integer from a query with up to one text parameter. */
+static int
+query_int(sqlite3 *db, const char *sql, const char *param, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, sql)) < 0)
+		return ret;
+	if (param)
+		sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		ret = 0;
+	} else
+		ret = NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * A new device of user: the first gets user.domain, the N-th user-N.domain.
+ * Names taken by someone else (user "bob-2" vs bob's second device) are
+ * skipped, so the name is always unique.
+ */
+static int
+new_client(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
+    const char *domain, const char *user, const char *device, int64_t now,
+    struct dc_client *c)
+{
+	sqlite3_stmt *st;
+	int64_t ndev, n, taken, host;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	if ((ret = query_int(db, "SELECT COUNT(*) FROM clients WHERE user = ?1", user,
+	    &ndev)) < 0)
+		return ret;
+	for (n = ndev + 1; ; n++) {
+		if (n == 1)
+			ret = snprintf(c->fqdn, sizeof(c->fqdn), "%s.%s", user, domain);
+		else
+			ret = snprintf(c->fqdn, sizeof(c->fqdn), "%s-%lld.%s", user,
+			    (long long)n, domain);
+		if (ret < 0 || (size_t)ret >= sizeof(c->fqdn))
+			return NTM_ERR_NOSPACE;
+		if ((ret = query_int(db, "SELECT COUNT(*) FROM clients WHERE fqdn = ?1",
+		    c->fqdn, &taken)) < 0)
+			return ret;
+		if (taken == 0)
+			break;
+	}
+	/* Clients are never deleted yet, so the next number is the first free. */
+	if ((ret = query_int(db, "SELECT COALESCE(MAX(host), 1) + 1 FROM clients", NULL,
+	    &host)) < 0)
+		return ret;
+	if (host < DC_FIRST_HOST)
+		host = DC_FIRST_HOST;
+	if ((ret = ntm_prefix_host(p4, (uint64_t)host, c->vip4, sizeof(c->vip4))) < 0 ||
+	    (ret = ntm_prefix_host(p6, (uint64_t)host, c->vip6, sizeof(c->vip6))) < 0)
+		return ret;
+
+	if ((ret = prepare(db, &st, "INSERT INTO clients (user, device, fqdn, host, vip4, "
+	    "vip6, created, last_login) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->fqdn, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, host);
+	sqlite3_bind_text(st, 5, c->vip4, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, c->vip6, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, now);
+	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	if (ret < 0)
+		ntm_log(NTM_LOG_ERR, "db: insert client: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	c->id = sqlite3_last_insert_rowid(db);
+	snprintf(c->user, sizeof(c->user), "%s", user);
+	snprintf(c->device, sizeof(c->device), "%s", device);
+	c->host = host;
+	c->created = c->last_login = now;
+	return 0;
+}
+
+static int
+store_session(sqlite3 *db, int64_t client_id, const struct dc_session *s)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "INSERT OR REPLACE INTO sessions (client_id, "
+	    "session_id, token_id, rx, tx, created, expires, ended) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, client_id);
+	sqlite3_bind_text(st, 2, s->session_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, s->token_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, s->rx, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, s->tx, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, s->created);
+	sqlite3_bind_int64(st, 7, s->expires);
+	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	if (ret < 0)
+		ntm_log(NTM_LOG_ERR, "db: store session: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int
+exec_simple(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		ntm_log(NTM_LOG_ERR, "db: %s: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return NTM_ERR_DB;
+	}
+	return 0;
+}
+
+int
+dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
+    const char *domain, const char *user, const char *device,
+    const struct dc_session *sess, int64_t now, struct dc_client *out)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = exec_simple(db, "BEGIN IMMEDIATE")) < 0)
+		return ret;
+	ret = find_client(db, user, device, out);
+	if (ret == NTM_ERR_NOTFOUND)
+		ret = new_client(db, p4, p6, domain, user, device, now, out);
+	else if (ret == 0) {
+		if ((ret = prepare(db, &st, "UPDATE clients SET last_login = ?1 "
+		    "WHERE id = ?2")) == 0) {
+			sqlite3_bind_int64(st, 1, now);
+			sqlite3_bind_int64(st, 2, out->id);
+			ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+			sqlite3_finalize(st);
+			out->last_login = now;
+		}
+	}
+	if (ret == 0)
+		ret = store_session(db, out->id, sess);
+	if (ret == 0)
+		ret = exec_simple(db, "COMMIT");
+	if (ret < 0)
+		(void)exec_simple(db, "ROLLBACK");
+	return ret;
+}
+
+int
+dc_db_session(sqlite3 *db, const char *token_id, const char *user,
+    const char *device, int64_t now, struct dc_client *cl, struct dc_session *sess)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS ", s.session_id, s.token_id, "
+	    "s.rx, s.tx, s.created, s.expires FROM sessions s "
+	    "JOIN clients c ON c.id = s.client_id "
+	    "WHERE s.token_id = ?1 AND c.user = ?2 AND c.device = ?3 "
+	    "AND s.ended IS NULL AND s.expires > ?4")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, token_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_client(st, cl);
+		copy_col(sess->session_id, sizeof(sess->session_id), st, 9);
+		copy_col(sess->token_id, sizeof(sess->token_id), st, 10);
+		copy_col(sess->rx, sizeof(sess->rx), st, 11);
+		copy_col(sess->tx, sizeof(sess->tx), st, 12);
+		sess->created = sqlite3_column_int64(st, 13);
+		sess->expires = sqlite3_column_int64(st, 14);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "UPDATE sessions SET ended = ?1 "
+	    "WHERE token_id = ?2 AND ended IS NULL")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
+	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_clients(sqlite3 *db, int64_t now,
+    int (*fn)(const struct dc_client *c, int online, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct dc_client c;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS ", "
+	    "(s.client_id IS NOT NULL AND s.ended IS NULL AND s.expires > ?1) "
+	    "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
+	    "ORDER BY c.host")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_client(st, &c);
+		if ((ret = fn(&c, sqlite3_column_int(st, 9), arg)) < 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}

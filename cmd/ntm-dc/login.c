@@ -1,0 +1,405 @@
+/*
+ * login.c - the DC's client endpoints (docs/protocol.md section 3.2):
+ * POST /v1/login relays the credentials to the AS, then assigns the FQDN and
+ * virtual addresses and agrees the session key; GET /v1/session and
+ * POST /v1/logout authenticate with the AS-issued bearer token.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "dc.h"
+
+/* A login waiting for the AS's answer. */
+struct dc_login {
+	struct dc_login	*next, **prevp;
+	struct dc	*dc;
+	struct ntm_req	*req;
+	char		 user[NTM_USER_MAX + 1];
+	char		 device[NTM_DEVICE_MAX + 1];
+	char		 peer[64];
+	uint8_t		 client_pk[NTM_KX_PK];
+};
+
+static void
+login_unlink(struct dc_login *l)
+{
+	if (l->next)
+		l->next->prevp = l->prevp;
+	*l->prevp = l->next;
+}
+
+/* Overwrites a JSON string's bytes in place (jansson owns a private copy). */
+static void
+wipe_json_string(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_string(v))
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+static void
+login_fail(struct dc_login *l, int status, const char *code, const char *msg)
+{
+	log_info("login %s/%s from %s: %s", l->user, l->device, l->peer, code);
+	ntm_reply_error(l->req, status, code, NULL, "%s", msg);
+}
+
+/* Builds and sends the 200 answer once the AS accepted the password. */
+static void
+login_finish(struct dc_login *l, const char *token_b64)
+{
+	struct dc *dc = l->dc;
+	struct srv *s = dc->srv;
+	struct ntm_token tok;
+	struct dc_session sess;
+	struct dc_client cl;
+	uint8_t kx_pk[NTM_KX_PK], kx_sk[NTM_KX_SK], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
+	uint8_t sid[DC_SESSION_ID];
+	char dc_key[NTM_B64_LEN(NTM_KX_PK)], msg[512];
+	int64_t now = now_unix();
+	int e;
+
+	memset(&sess, 0, sizeof(sess));
+	if (ntm_token_from_b64(&tok, token_b64) < 0 ||
+	    (e = ntm_token_verify(&tok, s->conf.as_pk, now)) < 0) {
+		snprintf(msg, sizeof(msg), "AS %s: its token does not verify with as_key",
+		    s->conf.as_url);
+		login_fail(l, 502, "upstream_unavailable", msg);
+		return;
+	}
+	if (strcmp(tok.user, l->user) != 0 || strcmp(tok.device, l->device) != 0 ||
+	    strcmp(tok.dc, s->conf.name) != 0) {
+		snprintf(msg, sizeof(msg), "AS %s: its token names %s/%s at '%s', "
+		    "not %s/%s at '%s'", s->conf.as_url, tok.user, tok.device, tok.dc,
+		    l->user, l->device, s->conf.name);
+		login_fail(l, 502, "upstream_unavailable", msg);
+		return;
+	}
+
+	if (ntm_kx_keypair(kx_pk, kx_sk) < 0 ||
+	    ntm_kx_session(rx, tx, 0, kx_pk, kx_sk, l->client_pk) < 0) {
+		ntm_wipe(kx_sk, sizeof(kx_sk));
+		login_fail(l, 400, "bad_field", "field 'client_key': not a usable X25519 key");
+		return;
+	}
+	ntm_wipe(kx_sk, sizeof(kx_sk));
+	ntm_random(sid, sizeof(sid));
+	if (ntm_hex_encode(sess.session_id, sizeof(sess.session_id), sid, sizeof(sid)) < 0 ||
+	    ntm_hex_encode(sess.token_id, sizeof(sess.token_id), tok.id, sizeof(tok.id)) < 0 ||
+	    ntm_b64_encode(sess.rx, sizeof(sess.rx), rx, sizeof(rx)) < 0 ||
+	    ntm_b64_encode(sess.tx, sizeof(sess.tx), tx, sizeof(tx)) < 0 ||
+	    ntm_b64_encode(dc_key, sizeof(dc_key), kx_pk, sizeof(kx_pk)) < 0) {
+		ntm_wipe(rx, sizeof(rx));
+		ntm_wipe(tx, sizeof(tx));
+		login_fail(l, 500, "internal", "cannot encode the session");
+		return;
+	}
+	ntm_wipe(rx, sizeof(rx));
+	ntm_wipe(tx, sizeof(tx));
+	sess.created = now;
+	sess.expires = tok.expires;
+
+	e = dc_db_login(dc->db, &dc->p4, &dc->p6, s->conf.name, l->user, l->device,
+	    &sess, now, &cl);
+	ntm_wipe(&sess, sizeof(sess));
+	if (e == NTM_ERR_NOSPACE) {
+		snprintf(msg, sizeof(msg), "no free address left in %s / %s",
+		    s->conf.vip4_prefix, s->conf.vip6_prefix);
+		login_fail(l, 503, "no_space", msg);
+		return;
+	}
+	if (e < 0) {
+		log_warnx("login %s/%s: storage: %s", l->user, l->device, ntm_strerror(e));
+		login_fail(l, 500, "internal", "storage failure");
+		return;
+	}
+	if (ntm_hex_encode(msg, sizeof(msg), sid, sizeof(sid)) < 0)
+		msg[0] = '\0';
+	log_info("login %s/%s from %s: ok, %s %s %s", l->user, l->device, l->peer,
+	    cl.fqdn, cl.vip4, cl.vip6);
+	ntm_reply_json(l->req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
+	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
+	    "domain", s->conf.name, "token", token_b64,
+	    "token_expires", (json_int_t)tok.expires, "session_id", msg, "dc_key", dc_key));
+}
+
+static int
+passthrough_code(const char *code)
+{
+	return code && (strcmp(code, "unknown_user") == 0 ||
+	    strcmp(code, "bad_password") == 0 || strcmp(code, "user_locked") == 0);
+}
+
+static void
+on_as_login(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_login *l = arg;
+	struct srv *s = l->dc->srv;
+	const char *user = NULL, *token = NULL, *code = NULL, *message = NULL;
+	int64_t expires = 0;
+	struct ntm_jfield fields[] = {
+		{ "user",	NTM_J_STR, 1, &user,	NTM_USER_MAX },
+		{ "token",	NTM_J_STR, 1, &token,	2 * NTM_TOKEN_MAX },
+		{ "expires",	NTM_J_INT, 1, &expires,	0 },
+	};
+	struct ntm_jerr jerr;
+	char msg[512];
+
+	login_unlink(l);
+	if (res->err < 0) {
+		snprintf(msg, sizeof(msg), "AS %s: %s", s->conf.as_url,
+		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		login_fail(l, 502, "upstream_unavailable", msg);
+	} else if (res->status == 200) {
+		if (res->json == NULL) {
+			snprintf(msg, sizeof(msg), "AS %s: malformed answer (not a JSON object)",
+			    s->conf.as_url);
+			login_fail(l, 502, "upstream_unavailable", msg);
+		} else if (ntm_json_unpack(res->json, fields,
+		    sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
+			snprintf(msg, sizeof(msg), "AS %s: malformed answer (%s)",
+			    s->conf.as_url, jerr.message);
+			login_fail(l, 502, "upstream_unavailable", msg);
+		} else
+			login_finish(l, token);
+	} else {
+		if (res->json) {
+			code = json_string_value(json_object_get(res->json, "code"));
+			message = json_string_value(json_object_get(res->json, "message"));
+		}
+		if (res->status >= 400 && res->status < 500 && passthrough_code(code)) {
+			login_fail(l, (int)res->status, code, message ? message : code);
+		} else {
+			snprintf(msg, sizeof(msg), "AS %s answered %ld %s%s%s", s->conf.as_url,
+			    res->status, code ? code : "(no code)",
+			    message ? ": " : "", message ? message : "");
+			log_warnx("login %s/%s: %s", l->user, l->device, msg);
+			login_fail(l, 502, "upstream_unavailable", msg);
+		}
+	}
+	free(l);
+}
+
+static void
+on_login(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct srv *s = dc->srv;
+	json_t *in = ntm_req_json(req), *out = NULL;
+	const char *user = NULL, *password = NULL, *device = NULL, *client_key = NULL;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,		0 },
+		{ "user",	NTM_J_STR, 1, &user,		NTM_USER_MAX },
+		{ "password",	NTM_J_STR, 1, &password,	DC_PASSWORD_MAX },
+		{ "device",	NTM_J_STR, 1, &device,		NTM_DEVICE_MAX },
+		{ "client_key",	NTM_J_STR, 1, &client_key,	2 * NTM_KX_PK },
+	};
+	struct ntm_jerr jerr;
+	struct dc_login *l = NULL;
+	char msg[512];
+	int e;
+
+	if (ntm_json_unpack(in, fields, sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		goto cleanup;
+	}
+	if (version != NTM_PROTOCOL_VERSION) {
+		ntm_reply_error(req, 400, "bad_version", "version",
+		    "field 'version': %lld is not supported (want %d)", (long long)version,
+		    NTM_PROTOCOL_VERSION);
+		goto cleanup;
+	}
+	if (!ntm_valid_user(user)) {
+		ntm_reply_error(req, 400, "bad_field", "user", "field 'user': invalid name "
+		    "(lowercase letters, digits, '_' and '-', starting with a letter, at most 32)");
+		goto cleanup;
+	}
+	if (!ntm_valid_device(device)) {
+		ntm_reply_error(req, 400, "bad_field", "device", "field 'device': invalid "
+		    "device id (letters, digits, '_' and '-', 1 to 64)");
+		goto cleanup;
+	}
+	if (*password == '\0') {
+		ntm_reply_error(req, 400, "bad_field", "password", "field 'password': empty");
+		goto cleanup;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		goto cleanup;
+	}
+	if (ntm_b64_decode_exact(l->client_pk, sizeof(l->client_pk), client_key) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "client_key", "field 'client_key': "
+		    "not a base64url X25519 public key (32 bytes)");
+		goto cleanup;
+	}
+	l->dc = dc;
+	l->req = req;
+	snprintf(l->user, sizeof(l->user), "%s", user);
+	snprintf(l->device, sizeof(l->device), "%s", device);
+	snprintf(l->peer, sizeof(l->peer), "%s", ntm_req_peer(req) ? ntm_req_peer(req) : "?");
+
+	out = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
+	    "user", user, "password", password, "device", device);
+	if (out == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		goto cleanup;
+	}
+	/* Owned by the pending list until on_as_login runs (and frees it). */
+	l->next = dc->pending;
+	if (l->next)
+		l->next->prevp = &l->next;
+	l->prevp = &dc->pending;
+	dc->pending = l;
+	if ((e = ntm_httpc_request(dc->httpc, "POST", dc->as_login_url, out, NULL,
+	    s->conf.as_timeout_ms, on_as_login, l)) < 0) {
+		login_unlink(l);
+		snprintf(msg, sizeof(msg), "AS %s: cannot start the request: %s",
+		    s->conf.as_url, ntm_strerror(e));
+		login_fail(l, 502, "upstream_unavailable", msg);
+		goto cleanup;
+	}
+	l = NULL;
+cleanup:
+	if (out) {
+		wipe_json_string(out, "password");
+		json_decref(out);
+	}
+	if (in)
+		wipe_json_string(in, "password");
+	free(l);
+}
+
+/*
+ * Checks the bearer token and finds its live session; on failure replies
+ * (401 or 500) and returns -1.
+ */
+static int
+authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
+    struct dc_client *cl, struct dc_session *sess)
+{
+	struct srv *s = dc->srv;
+	const char *bearer = ntm_req_bearer(req);
+	char tid[2 * NTM_TOKEN_ID + 1];
+	int e;
+
+	if (bearer == NULL) {
+		ntm_reply_error(req, 401, "unauthorized", NULL,
+		    "missing 'Authorization: Bearer TOKEN'");
+		return -1;
+	}
+	if (ntm_token_from_b64(tok, bearer) < 0) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "token: malformed");
+		return -1;
+	}
+	if ((e = ntm_token_verify(tok, s->conf.as_pk, now_unix())) < 0) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "token: %s",
+		    e == NTM_ERR_EXPIRED ? "expired" : "does not verify with the AS key");
+		return -1;
+	}
+	if (strcmp(tok->dc, s->conf.name) != 0) {
+		ntm_reply_error(req, 401, "unauthorized", NULL,
+		    "token: issued for DC '%s', not '%s'", tok->dc, s->conf.name);
+		return -1;
+	}
+	if (ntm_hex_encode(tid, sizeof(tid), tok->id, sizeof(tok->id)) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot encode the token id");
+		return -1;
+	}
+	e = dc_db_session(dc->db, tid, tok->user, tok->device, now_unix(), cl, sess);
+	if (e == NTM_ERR_NOTFOUND) {
+		ntm_reply_error(req, 401, "unauthorized", NULL,
+		    "token: no live session (logged out or replaced by a newer login)");
+		return -1;
+	}
+	if (e < 0) {
+		log_warnx("session lookup: %s", ntm_strerror(e));
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_session(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+
+	if (authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
+	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
+	    "domain", dc->srv->conf.name, "token_expires", (json_int_t)tok.expires,
+	    "session_id", sess.session_id));
+	ntm_wipe(&sess, sizeof(sess));
+}
+
+static void
+on_logout(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,	0 },
+	};
+	struct ntm_jerr jerr;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	int e;
+
+	if (ntm_json_unpack(ntm_req_json(req), fields, 1, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (version != NTM_PROTOCOL_VERSION) {
+		ntm_reply_error(req, 400, "bad_version", "version",
+		    "field 'version': %lld is not supported (want %d)", (long long)version,
+		    NTM_PROTOCOL_VERSION);
+		return;
+	}
+	if (authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	if ((e = dc_db_logout(dc->db, sess.token_id, now_unix())) < 0) {
+		ntm_wipe(&sess, sizeof(sess));
+		log_warnx("logout %s/%s: storage: %s", cl.user, cl.device, ntm_strerror(e));
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	ntm_wipe(&sess, sizeof(sess));
+	log_info("logout %s/%s (%s)", cl.user, cl.device, cl.fqdn);
+	ntm_reply_json(req, 200, json_object());
+}
+
+int
+dc_routes(struct dc *dc, char *err, size_t errlen)
+{
+	struct ntm_httpd *h = dc->srv->httpd;
+
+	if (ntm_httpd_route(h, "POST", "/v1/login", NTM_ROUTE_JSON, on_login, dc) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/session", 0, on_session, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/logout", NTM_ROUTE_JSON, on_logout, dc) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	return 0;
+}
+
+/* After ntm_httpc_free (which drops pending callbacks): frees what is left. */
+void
+dc_cancel_logins(struct dc *dc)
+{
+	struct dc_login *l;
+
+	while ((l = dc->pending) != NULL) {
+		login_unlink(l);
+		free(l);
+	}
+}

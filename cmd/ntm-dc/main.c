@@ -1,0 +1,78 @@
+/*
+ * ntm-dc - the Direction Coordinator: logs clients in through the AS,
+ * assigns each device its FQDN and stable virtual IPv4/IPv6 pair, and agrees
+ * the session key used by the UDP registration of later versions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+
+static struct dc dc;
+
+static int
+dc_setup(struct srv *s, char *err, size_t errlen)
+{
+	size_t n;
+
+	dc.srv = s;
+	s->priv = &dc;
+	if (ntm_prefix_parse(&dc.p4, s->conf.vip4_prefix) < 0 ||
+	    ntm_prefix_parse(&dc.p6, s->conf.vip6_prefix) < 0) {
+		snprintf(err, errlen, "%s: bad vip4_prefix or vip6_prefix", s->conf.path);
+		return -1;
+	}
+	if (dc_db_open(s->conf.db, &dc.db, err, errlen) < 0)
+		return -1;
+	if ((dc.httpc = ntm_httpc_new(s->base, s->conf.ca_file)) == NULL) {
+		snprintf(err, errlen, "cannot set up the HTTPS client%s%s",
+		    s->conf.ca_file ? " with ca_file " : "",
+		    s->conf.ca_file ? s->conf.ca_file : "");
+		return -1;
+	}
+	if (ntm_httpc_set_identity(dc.httpc, s->sk, &s->cert) < 0) {
+		snprintf(err, errlen, "cannot set the HTTPS client identity");
+		return -1;
+	}
+	n = strlen(s->conf.as_url);
+	while (n > 0 && s->conf.as_url[n - 1] == '/')
+		n--;
+	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
+	return dc_routes(&dc, err, errlen);
+}
+
+static void
+dc_teardown(struct srv *s)
+{
+	ntm_httpc_free(dc.httpc);
+	dc.httpc = NULL;
+	dc_cancel_logins(&dc);
+	ntm_db_close(dc.db);
+	dc.db = NULL;
+	free(dc.as_login_url);
+	dc.as_login_url = NULL;
+}
+
+static const struct srv_cmd dc_cmds[] = {
+	{ "client", dc_cmd_client, "client list [--json]",
+	  "list the client devices with their FQDN and virtual addresses" },
+};
+
+static const struct srv_spec dc_spec = {
+	.role		= NTM_ROLE_DC,
+	.prog		= "ntm-dc",
+	.title		= "Direction Coordinator",
+	.note		= "It logs clients in through the AS and assigns each device its FQDN\n"
+			  "and a stable virtual IPv4/IPv6 pair.",
+	.cmds		= dc_cmds,
+	.ncmds		= sizeof(dc_cmds) / sizeof(dc_cmds[0]),
+	.setup		= dc_setup,
+	.teardown	= dc_teardown,
+};
+
+int
+main(int argc, char *argv[])
+{
+	return srv_main(&dc_spec, argc, argv);
+}
