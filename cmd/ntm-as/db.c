@@ -1,0 +1,368 @@
+/*
+ * db.c - the AS database: users, server certificates, issued tokens.
+ *
+ * The schema is versioned with user_version by ntm_db_open(); append a
+ * migration to change it, never edit one that has shipped.
+ */
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "ntm-as.h"
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE users ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  pwhash TEXT NOT NULL,"
+	"  locked INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	");"
+	"CREATE TABLE servers ("
+	"  serial INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  role TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  pubkey TEXT NOT NULL,"
+	"  not_before INTEGER NOT NULL,"
+	"  not_after INTEGER NOT NULL,"
+	"  revoked_at INTEGER,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE tokens ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  dc TEXT NOT NULL,"
+	"  issued INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL"
+	");"
+	"CREATE INDEX tokens_user ON tokens(user);",
+};
+
+int
+as_db_open(const char *path, sqlite3 **db)
+{
+	return ntm_db_open(path, migrations, (int)(sizeof(migrations) / sizeof(migrations[0])),
+	    db);
+}
+
+const char *
+as_db_errmsg(sqlite3 *db)
+{
+	return db ? sqlite3_errmsg(db) : "no database";
+}
+
+static int
+prep(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
+		*st = NULL;
+		return NTM_ERR_DB;
+	}
+	return 0;
+}
+
+/* Runs a statement that returns no rows; NTM_ERR_EXISTS on a constraint. */
+static int
+step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return NTM_ERR_EXISTS;
+	ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
+	return NTM_ERR_DB;
+}
+
+static void
+col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	if (s == NULL)
+		s = (const unsigned char *)"";
+	strncpy(out, (const char *)s, cap - 1);
+	out[cap - 1] = '\0';
+}
+
+static void
+row_user(sqlite3_stmt *st, struct as_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	col_text(st, 0, u->name, sizeof(u->name));
+	col_text(st, 1, u->pwhash, sizeof(u->pwhash));
+	u->locked = sqlite3_column_int(st, 2) != 0;
+	u->created = sqlite3_column_int64(st, 3);
+	u->updated = sqlite3_column_int64(st, 4);
+}
+
+int
+as_db_user_get(sqlite3 *db, const char *name, struct as_user *u)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prep(db, &st, "SELECT name, pwhash, locked, created, updated "
+	    "FROM users WHERE name = ?1")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_user(st, u);
+		ret = 0;
+	} else if (rc == SQLITE_DONE)
+		ret = NTM_ERR_NOTFOUND;
+	else {
+		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
+		ret = NTM_ERR_DB;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+as_db_user_add(sqlite3 *db, const char *name, const char *pwhash, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prep(db, &st, "INSERT INTO users (name, pwhash, locked, created, "
+	    "updated) VALUES (?1, ?2, 0, ?3, ?3)")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	ret = step_done(db, st);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Runs an UPDATE/DELETE keyed by one text value; NOTFOUND if no row changed. */
+static int
+change_one(sqlite3 *db, sqlite3_stmt *st)
+{
+	int ret = step_done(db, st);
+
+	sqlite3_finalize(st);
+	if (ret == 0 && sqlite3_changes(db) == 0)
+		ret = NTM_ERR_NOTFOUND;
+	return ret;
+}
+
+int
+as_db_user_del(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = ntm_db_exec(db, "BEGIN IMMEDIATE")) < 0)
+		return ret;
+	if ((ret = prep(db, &st, "DELETE FROM tokens WHERE user = ?1")) < 0)
+		goto rollback;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	ret = step_done(db, st);
+	sqlite3_finalize(st);
+	if (ret < 0)
+		goto rollback;
+	if ((ret = prep(db, &st, "DELETE FROM users WHERE name = ?1")) < 0)
+		goto rollback;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((ret = change_one(db, st)) < 0)
+		goto rollback;
+	return ntm_db_exec(db, "COMMIT");
+rollback:
+	(void)!ntm_db_exec(db, "ROLLBACK");
+	return ret;
+}
+
+int
+as_db_user_set_pw(sqlite3 *db, const char *name, const char *pwhash, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prep(db, &st, "UPDATE users SET pwhash = ?2, updated = ?3 "
+	    "WHERE name = ?1")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	return change_one(db, st);
+}
+
+int
+as_db_user_set_locked(sqlite3 *db, const char *name, int locked, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prep(db, &st, "UPDATE users SET locked = ?2, updated = ?3 "
+	    "WHERE name = ?1")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, locked ? 1 : 0);
+	sqlite3_bind_int64(st, 3, now);
+	return change_one(db, st);
+}
+
+int
+as_db_user_each(sqlite3 *db, int (*fn)(const struct as_user *, void *), void *arg)
+{
+	struct as_user u;
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prep(db, &st, "SELECT name, pwhash, locked, created, updated "
+	    "FROM users ORDER BY name")) < 0)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_user(st, &u);
+		ret = fn(&u, arg);
+		ntm_wipe(u.pwhash, sizeof(u.pwhash));
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
+		ret = NTM_ERR_DB;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* A row of servers into s; NTM_ERR_DB if the stored key or role is bad. */
+static int
+row_server(sqlite3_stmt *st, struct as_server *s)
+{
+	char role[8], key[NTM_B64_LEN(NTM_SIGN_PK) + 8];
+
+	memset(s, 0, sizeof(*s));
+	s->serial = sqlite3_column_int64(st, 0);
+	col_text(st, 1, role, sizeof(role));
+	col_text(st, 2, s->name, sizeof(s->name));
+	col_text(st, 3, key, sizeof(key));
+	s->not_before = sqlite3_column_int64(st, 4);
+	s->not_after = sqlite3_column_int64(st, 5);
+	s->revoked_at = sqlite3_column_type(st, 6) == SQLITE_NULL ? 0 :
+	    sqlite3_column_int64(st, 6);
+	s->created = sqlite3_column_int64(st, 7);
+	if ((s->role = ntm_role_parse(role)) < 0 ||
+	    ntm_b64_decode_exact(s->pk, sizeof(s->pk), key) < 0) {
+		ntm_log(NTM_LOG_WARN, "server serial %lld: bad role or key in the database",
+		    (long long)s->serial);
+		return NTM_ERR_DB;
+	}
+	return 0;
+}
+
+#define SERVER_COLS "serial, role, name, pubkey, not_before, not_after, revoked_at, created"
+
+int
+as_db_server_add(sqlite3 *db, struct as_server *s)
+{
+	char key[NTM_B64_LEN(NTM_SIGN_PK)];
+	sqlite3_stmt *st;
+	int ret;
+
+	if (ntm_b64_encode(key, sizeof(key), s->pk, sizeof(s->pk)) < 0)
+		return NTM_ERR_INVAL;
+	if ((ret = prep(db, &st, "INSERT INTO servers (role, name, pubkey, not_before, "
+	    "not_after, revoked_at, created) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, ntm_role_name(s->role), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, s->not_before);
+	sqlite3_bind_int64(st, 5, s->not_after);
+	sqlite3_bind_int64(st, 6, s->created);
+	ret = step_done(db, st);
+	sqlite3_finalize(st);
+	if (ret == 0)
+		s->serial = sqlite3_last_insert_rowid(db);
+	return ret;
+}
+
+int
+as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prep(db, &st, "SELECT " SERVER_COLS " FROM servers WHERE serial = ?1")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, serial);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = row_server(st, s);
+	else if (rc == SQLITE_DONE)
+		ret = NTM_ERR_NOTFOUND;
+	else {
+		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
+		ret = NTM_ERR_DB;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	/* Revoking twice keeps the first revocation time. */
+	if ((ret = prep(db, &st, "UPDATE servers SET revoked_at = COALESCE(revoked_at, ?2) "
+	    "WHERE serial = ?1")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, serial);
+	sqlite3_bind_int64(st, 2, now);
+	return change_one(db, st);
+}
+
+int
+as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void *arg)
+{
+	struct as_server s;
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prep(db, &st, "SELECT " SERVER_COLS " FROM servers ORDER BY serial")) < 0)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((ret = row_server(st, &s)) < 0 || (ret = fn(&s, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
+		ret = NTM_ERR_DB;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+as_db_token_add(sqlite3 *db, const struct ntm_token *t)
+{
+	char id[NTM_TOKEN_ID * 2 + 1];
+	sqlite3_stmt *st;
+	int ret;
+
+	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
+		return NTM_ERR_INVAL;
+	if ((ret = prep(db, &st, "INSERT INTO tokens (id, user, device, dc, issued, expires) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, t->dc, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, t->issued);
+	sqlite3_bind_int64(st, 6, t->expires);
+	ret = step_done(db, st);
+	sqlite3_finalize(st);
+	return ret;
+}

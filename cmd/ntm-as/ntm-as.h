@@ -1,0 +1,121 @@
+/*
+ * ntm-as.h - the Account Server: accounts, server certificates, tokens.
+ *
+ * One struct for the whole program; admin commands and the daemon each open
+ * their own database connection (SQLite WAL + busy timeout lets an admin
+ * command run while the daemon serves).
+ */
+#ifndef NTM_AS_H
+#define NTM_AS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+
+#define AS_PASSWORD_MAX		256	/* bytes, as in docs/protocol.md §3.1 */
+#define AS_CA_DAYS		3650	/* demo CA */
+#define AS_TLS_DAYS		825	/* TLS certificates issued by the demo CA */
+#define AS_CERT_DAYS		365	/* default for `server add --days` */
+#define AS_CERT_DAYS_MAX	3650
+#define AS_CERT_SKEW		60	/* not_before = now - AS_CERT_SKEW */
+#define AS_WORKERS		2	/* password-hashing threads */
+#define AS_IP_MAX		16	/* --ip options to `server add` */
+
+/* Exit codes (documented in ntm-as(8)). */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct as {
+	struct srv_conf		 conf;
+	const char		*conf_path;
+	int			 foreground;	/* -d */
+	int			 verbose;	/* -v count */
+	int			 check_only;	/* -n */
+
+	/* loaded on demand */
+	sqlite3			*db;
+	uint8_t			 sk[NTM_SIGN_SK];
+	uint8_t			 pk[NTM_SIGN_PK];
+	int			 has_key;
+
+	/* daemon only */
+	struct event_base	*base;
+	struct ntm_httpd	*httpd;
+	struct ntm_worker	*worker;
+};
+
+/* A subcommand: argv[0] is its own name. Returns an exit code. */
+struct as_cmd {
+	const char	*name;
+	int		(*fn)(struct as *as, int argc, char *argv[]);
+	const char	*usage;		/* one line, after "ntm-as [options] " */
+};
+
+/* main.c */
+/* One-line errors of the admin commands: "ntm-as: message" on stderr;
+ * as_err appends strerror(errno). */
+void	as_errx(const char *fmt, ...) NTM_PRINTF(1, 2);
+void	as_err(const char *fmt, ...) NTM_PRINTF(1, 2);
+struct option;
+/* getopt_long for a subcommand (starts afresh, no getopt messages); on '?'
+ * prints one line naming the bad option of cmd and returns '?'. */
+int	as_getopt(const char *cmd, int argc, char *argv[], const char *opts,
+	    const struct option *longopts);
+/* "usage: ntm-as [-f FILE] USAGE" on f. */
+void	as_usage_line(FILE *f, const char *usage);
+int	as_load_key(struct as *as);
+int	as_open_db(struct as *as, int must_exist);
+void	as_close(struct as *as);
+
+/* db.c: the schema and the queries shared by commands and the daemon */
+struct as_user {
+	char	name[NTM_USER_MAX + 1];
+	char	pwhash[NTM_PWHASH_STR];
+	int	locked;
+	int64_t	created, updated;
+};
+struct as_server {
+	int64_t	serial;
+	int	role;
+	char	name[NTM_NAME_MAX + 1];
+	uint8_t	pk[NTM_SIGN_PK];
+	int64_t	not_before, not_after, revoked_at;	/* revoked_at 0: not revoked */
+	int64_t	created;
+};
+int	as_db_open(const char *path, sqlite3 **db);
+/* 0, NTM_ERR_NOTFOUND or NTM_ERR_DB. */
+int	as_db_user_get(sqlite3 *db, const char *name, struct as_user *u);
+/* 0, NTM_ERR_EXISTS or NTM_ERR_DB. */
+int	as_db_user_add(sqlite3 *db, const char *name, const char *pwhash, int64_t now);
+/* 0, NTM_ERR_NOTFOUND or NTM_ERR_DB. */
+int	as_db_user_del(sqlite3 *db, const char *name);
+int	as_db_user_set_pw(sqlite3 *db, const char *name, const char *pwhash, int64_t now);
+int	as_db_user_set_locked(sqlite3 *db, const char *name, int locked, int64_t now);
+/* Calls fn for each user by name; stops on fn's nonzero return. */
+int	as_db_user_each(sqlite3 *db, int (*fn)(const struct as_user *, void *), void *arg);
+/* Inserts a server row and sets s->serial. */
+int	as_db_server_add(sqlite3 *db, struct as_server *s);
+int	as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s);
+int	as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now);
+int	as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void *arg);
+int	as_db_token_add(sqlite3 *db, const struct ntm_token *t);
+/* Human-readable last SQLite error of db (static or db-owned text). */
+const char *as_db_errmsg(sqlite3 *db);
+
+/* init.c */
+int	cmd_init(struct as *as, int argc, char *argv[]);
+int	cmd_pubkey(struct as *as, int argc, char *argv[]);
+
+/* user.c */
+int	cmd_user(struct as *as, int argc, char *argv[]);
+
+/* server.c */
+int	cmd_server(struct as *as, int argc, char *argv[]);
+/* "2025-01-02T03:04:05Z" */
+void	as_fmt_time(char *buf, size_t cap, int64_t t);
+
+/* serve.c */
+int	as_serve(struct as *as);
+int	as_check(struct as *as);
+
+#endif

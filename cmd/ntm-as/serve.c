@@ -1,0 +1,384 @@
+/*
+ * serve.c - the AS daemon: HTTPS on one libevent loop.
+ *
+ *   GET  /v1/health
+ *   POST /v1/as/login     signed by a DC (docs/protocol.md §3.1)
+ *
+ * Argon2id runs on worker threads; the loop only does the SQLite lookups
+ * (a few microseconds each, WAL readers never wait for writers) and replies.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
+
+#include "ntm-as.h"
+
+/* One login between the loop and a worker. */
+struct login_job {
+	struct as		*as;
+	struct ntm_req		*req;
+	char			 user[NTM_USER_MAX + 1];
+	char			 device[NTM_DEVICE_MAX + 1];
+	char			 dc[NTM_NAME_MAX + 1];
+	char			 pwhash[NTM_PWHASH_STR];
+	char			 password[AS_PASSWORD_MAX + 1];
+	size_t			 pwlen;
+	int			 result;	/* of ntm_pwhash_verify */
+};
+
+static void
+login_job_free(struct login_job *j)
+{
+	if (j == NULL)
+		return;
+	ntm_wipe(j, sizeof(*j));
+	free(j);
+}
+
+static void
+log_login(const char *user, const char *device, const char *dc, const char *result)
+{
+	log_info("login user=%s device=%s dc=%s result=%s", user, device, dc, result);
+}
+
+/* Worker thread: only the slow hash, touching nothing but the job. */
+static void
+login_work(void *arg)
+{
+	struct login_job *j = arg;
+
+	j->result = ntm_pwhash_verify(j->pwhash, j->password, j->pwlen);
+	ntm_wipe(j->password, sizeof(j->password));
+}
+
+/* Back on the loop: issue and record the token, or refuse. */
+static void
+login_done(void *arg)
+{
+	struct login_job *j = arg;
+	struct as *as = j->as;
+	struct ntm_token t;
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	json_t *body;
+	int err;
+
+	if (j->result == NTM_ERR_BADPASS) {
+		log_login(j->user, j->device, j->dc, "bad_password");
+		ntm_reply_error(j->req, 401, "bad_password", NULL, "wrong password for '%s'",
+		    j->user);
+		goto out;
+	}
+	if (j->result != 0) {
+		log_warnx("login user=%s: cannot verify the password: %s", j->user,
+		    ntm_strerror(j->result));
+		ntm_reply_error(j->req, 500, "internal", NULL, "password check failed");
+		goto out;
+	}
+
+	memset(&t, 0, sizeof(t));
+	t.version = 1;
+	snprintf(t.user, sizeof(t.user), "%s", j->user);
+	snprintf(t.device, sizeof(t.device), "%s", j->device);
+	snprintf(t.dc, sizeof(t.dc), "%s", j->dc);
+	ntm_random(t.id, sizeof(t.id));
+	t.issued = now_unix();
+	t.expires = t.issued + as->conf.token_lifetime;
+	ntm_token_sign(&t, as->sk);
+	if ((err = ntm_token_to_b64(&t, b64, sizeof(b64))) < 0) {
+		log_warnx("login user=%s: cannot encode the token: %s", j->user,
+		    ntm_strerror(err));
+		ntm_reply_error(j->req, 500, "internal", NULL, "cannot issue a token");
+		goto out;
+	}
+	if ((err = as_db_token_add(as->db, &t)) < 0) {
+		log_warnx("login user=%s: cannot record the token: %s", j->user,
+		    as_db_errmsg(as->db));
+		ntm_reply_error(j->req, 500, "internal", NULL, "cannot record the token");
+		goto out;
+	}
+	body = json_pack("{s:s, s:s, s:I}", "user", t.user, "token", b64,
+	    "expires", (json_int_t)t.expires);
+	ntm_wipe(b64, sizeof(b64));
+	if (body == NULL) {
+		ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
+		goto out;
+	}
+	log_login(j->user, j->device, j->dc, "ok");
+	ntm_reply_json(j->req, 200, body);
+out:
+	ntm_wipe(&t, sizeof(t));
+	login_job_free(j);
+}
+
+static void
+route_login(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	const char *user = NULL, *password = NULL, *device = NULL;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",  NTM_J_INT, 1, &version,  0 },
+		{ "user",     NTM_J_STR, 1, &user,     NTM_USER_MAX },
+		{ "password", NTM_J_STR, 1, &password, AS_PASSWORD_MAX },
+		{ "device",   NTM_J_STR, 1, &device,   NTM_DEVICE_MAX },
+	};
+	struct ntm_jerr jerr;
+	struct login_job *j;
+	struct as_user u;
+	int err;
+
+	if (cert == NULL || cert->role != NTM_ROLE_DC) {
+		log_warnx("login from %s refused: caller '%s' is not a dc", ntm_req_peer(req),
+		    cert ? cert->name : "?");
+		ntm_reply_error(req, 401, "unauthorized", NULL,
+		    "only a direction coordinator may relay logins");
+		return;
+	}
+	if (ntm_json_unpack(ntm_req_json(req), fields, sizeof(fields) / sizeof(fields[0]),
+	    &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (version != NTM_PROTOCOL_VERSION) {
+		ntm_reply_error(req, 400, "bad_version", "version",
+		    "version %lld is not supported (want %d)", (long long)version,
+		    NTM_PROTOCOL_VERSION);
+		return;
+	}
+	if (!ntm_valid_user(user)) {
+		ntm_reply_error(req, 400, "bad_field", "user",
+		    "field 'user': not a valid user name");
+		return;
+	}
+	if (!ntm_valid_device(device)) {
+		ntm_reply_error(req, 400, "bad_field", "device",
+		    "field 'device': must be 1 to %d of A-Z a-z 0-9 _ -", NTM_DEVICE_MAX);
+		return;
+	}
+
+	if ((err = as_db_user_get(as->db, user, &u)) == NTM_ERR_NOTFOUND) {
+		log_login(user, device, cert->name, "unknown_user");
+		ntm_reply_error(req, 404, "unknown_user", NULL, "no user '%s'", user);
+		return;
+	}
+	if (err < 0) {
+		log_warnx("login user=%s: %s", user, as_db_errmsg(as->db));
+		ntm_reply_error(req, 500, "internal", NULL, "database failure");
+		return;
+	}
+	if (u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		log_login(user, device, cert->name, "user_locked");
+		ntm_reply_error(req, 403, "user_locked", NULL, "user '%s' is locked", user);
+		return;
+	}
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	j->as = as;
+	j->req = req;
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->device, sizeof(j->device), "%s", device);
+	snprintf(j->dc, sizeof(j->dc), "%s", cert->name);
+	memcpy(j->pwhash, u.pwhash, sizeof(j->pwhash));
+	ntm_wipe(&u, sizeof(u));
+	j->pwlen = strlen(password);
+	memcpy(j->password, password, j->pwlen);
+	if ((err = ntm_worker_submit(as->worker, login_work, login_done, j)) < 0) {
+		log_warnx("login user=%s: cannot queue the password check: %s", j->user,
+		    ntm_strerror(err));
+		ntm_reply_err(req, err, "too many logins in progress");
+		login_job_free(j);
+	}
+}
+
+static void
+route_health(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	json_t *body = json_pack("{s:s, s:s, s:s, s:i}", "role", "as", "name", as->conf.name,
+	    "version", NTM_VERSION, "protocol", NTM_PROTOCOL_VERSION);
+
+	if (body == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	ntm_reply_json(req, 200, body);
+}
+
+/*
+ * Called by the httpd for every signed request after the AS signature and
+ * validity checked out: the database is the authority on revocation, and
+ * the certificate must match the enrolled row exactly.
+ */
+static int
+cert_check(const struct ntm_cert *c, void *arg)
+{
+	struct as *as = arg;
+	struct as_server s;
+	int err;
+
+	if (c->serial > INT64_MAX)
+		return NTM_ERR_REVOKED;
+	if ((err = as_db_server_get(as->db, (int64_t)c->serial, &s)) == NTM_ERR_NOTFOUND) {
+		log_warnx("certificate serial %llu of '%s': not enrolled here",
+		    (unsigned long long)c->serial, c->name);
+		return NTM_ERR_REVOKED;
+	}
+	if (err < 0)
+		return NTM_ERR_DB;
+	if (s.revoked_at != 0) {
+		log_info("certificate serial %llu of '%s': revoked, refused",
+		    (unsigned long long)c->serial, c->name);
+		return NTM_ERR_REVOKED;
+	}
+	if (s.role != c->role || strcmp(s.name, c->name) != 0 ||
+	    ntm_memcmp(s.pk, c->pk, sizeof(s.pk)) != 0) {
+		log_warnx("certificate serial %llu of '%s': does not match the enrolled server",
+		    (unsigned long long)c->serial, c->name);
+		return NTM_ERR_CRYPTO;
+	}
+	return 0;
+}
+
+static void
+on_hup(void *arg)
+{
+	log_info("SIGHUP: nothing to reload (accounts and revocations are read live)");
+}
+
+/* Loads what the daemon needs, without serving; 0 or an exit code. */
+static int
+load_all(struct as *as)
+{
+	char *pem = NULL;
+	size_t len;
+	int err;
+
+	if (as_load_key(as) != EXIT_OK)
+		return EXIT_FAIL;
+	if ((err = ntm_file_read(as->conf.tls_cert, 1 << 20, &pem, &len)) < 0) {
+		log_warnx("%s: cannot read the TLS certificate: %s", as->conf.tls_cert,
+		    err == NTM_ERR_IO ? strerror(errno) : ntm_strerror(err));
+		return EXIT_FAIL;
+	}
+	free(pem);
+	pem = NULL;
+	if ((err = ntm_file_read(as->conf.tls_key, 1 << 20, &pem, &len)) < 0) {
+		log_warnx("%s: cannot read the TLS key: %s", as->conf.tls_key,
+		    err == NTM_ERR_IO ? strerror(errno) : ntm_strerror(err));
+		return EXIT_FAIL;
+	}
+	ntm_wipe(pem, len);
+	free(pem);
+	if (as_open_db(as, 1) != EXIT_OK)
+		return EXIT_FAIL;
+	return EXIT_OK;
+}
+
+int
+as_check(struct as *as)
+{
+	int ret = load_all(as);
+
+	if (ret == EXIT_OK)
+		fprintf(stderr, "%s: %s: configuration OK\n", log_prog(), as->conf.path);
+	return ret;
+}
+
+int
+as_serve(struct as *as)
+{
+	char where[96];
+	uint16_t bound = 0;
+	int ret = EXIT_FAIL, err;
+
+	if (load_all(as) != EXIT_OK)
+		return EXIT_FAIL;
+
+	if (evthread_use_pthreads() < 0) {
+		log_warnx("libevent: no pthreads support");
+		return EXIT_FAIL;
+	}
+	if ((as->base = event_base_new()) == NULL) {
+		log_warnx("cannot create the event loop");
+		return EXIT_FAIL;
+	}
+	if ((as->httpd = ntm_httpd_new(as->base, as->conf.tls_cert, as->conf.tls_key,
+	    NTM_BODY_MAX)) == NULL) {
+		log_warnx("%s: cannot set up HTTPS with this certificate and key",
+		    as->conf.tls_cert);
+		goto cleanup;
+	}
+	ntm_httpd_set_trust(as->httpd, as->pk, cert_check, as);
+	if (ntm_httpd_route(as->httpd, "GET", "/v1/health", 0, route_health, as) < 0 ||
+	    ntm_httpd_route(as->httpd, "POST", "/v1/as/login",
+	    NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, route_login, as) < 0) {
+		log_warnx("cannot register the routes");
+		goto cleanup;
+	}
+	if ((err = ntm_httpd_listen(as->httpd, as->conf.listen_addr, as->conf.listen_port,
+	    &bound)) < 0) {
+		log_warn("cannot listen on %s", as->conf.listen);
+		goto cleanup;
+	}
+	if (strchr(as->conf.listen_addr, ':'))
+		snprintf(where, sizeof(where), "[%s]:%u", as->conf.listen_addr, bound);
+	else
+		snprintf(where, sizeof(where), "%s:%u", as->conf.listen_addr, bound);
+	log_info("listening on %s", where);
+
+	if (!as->foreground) {
+		if (daemon(0, 0) < 0) {
+			log_warn("daemon");
+			goto cleanup;
+		}
+		/* The child carries the loop on: re-arm the kernel state. */
+		if (event_reinit(as->base) < 0) {
+			log_warnx("event_reinit failed");
+			goto cleanup;
+		}
+	}
+	/* Threads after the fork, or they would not exist in the child. */
+	if ((as->worker = ntm_worker_new(as->base, AS_WORKERS)) == NULL) {
+		log_warnx("cannot start the worker threads");
+		goto cleanup;
+	}
+	if (daemon_signals(as->base, on_hup, as) < 0) {
+		log_warnx("cannot install the signal handlers");
+		goto cleanup;
+	}
+	if (as->conf.pidfile && daemon_pidfile(as->conf.pidfile) < 0) {
+		log_warn("%s", as->conf.pidfile);
+		goto cleanup;
+	}
+
+	if (event_base_dispatch(as->base) < 0) {
+		log_warnx("event loop failed");
+		goto cleanup;
+	}
+	ret = EXIT_OK;
+cleanup:
+	/* Reverse order: finishing jobs reply through the httpd and use the db. */
+	ntm_worker_free(as->worker);
+	as->worker = NULL;
+	ntm_httpd_free(as->httpd);
+	as->httpd = NULL;
+	daemon_free_signals();
+	if (as->conf.pidfile && ret == EXIT_OK)
+		(void)unlink(as->conf.pidfile);
+	if (as->base)
+		event_base_free(as->base);
+	as->base = NULL;
+	return ret;
+}

@@ -1,0 +1,336 @@
+/*
+ * user.c - `ntm-as user add|del|list|passwd|lock|unlock`.
+ *
+ * Accounts live only here; passwords are read with read_secret() (never from
+ * argv) and stored as Argon2id strings.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ntm-as.h"
+
+struct user_args {
+	const char	*name;
+	const char	*password_file;
+	int		 json;
+};
+
+struct user_sub {
+	const char	*name;
+	int		(*fn)(struct as *, const struct user_args *);
+	const char	*usage;
+	unsigned	 flags;
+#define U_NAME		0x1	/* takes NAME */
+#define U_PASSWORD	0x2	/* takes --password-file */
+#define U_JSON		0x4	/* takes --json */
+};
+
+static int
+bad_name(const char *name)
+{
+	as_errx("user '%s': invalid name (lowercase letters, digits, '_' and '-', "
+	    "starting with a letter, at most %d)", name, NTM_USER_MAX);
+	return EXIT_USAGE;
+}
+
+static int
+no_user(const char *name)
+{
+	as_errx("no user '%s'", name);
+	return EXIT_FAIL;
+}
+
+static int
+db_failed(struct as *as, const char *what)
+{
+	as_errx("%s: %s: %s", as->conf.db, what, as_db_errmsg(as->db));
+	return EXIT_FAIL;
+}
+
+/* Reads a new password for name and hashes it into out. */
+static int
+new_pwhash(const struct user_args *a, char out[NTM_PWHASH_STR])
+{
+	char pw[AS_PASSWORD_MAX + 1], prompt[NTM_USER_MAX + 32];
+	int n, err;
+
+	snprintf(prompt, sizeof(prompt), "Password for %s: ", a->name);
+	if ((n = read_secret(prompt, a->password_file, 1, pw, sizeof(pw))) < 0)
+		return EXIT_FAIL;
+	err = ntm_pwhash(out, pw, (size_t)n);
+	ntm_wipe(pw, sizeof(pw));
+	if (err < 0) {
+		as_errx("cannot hash the password: %s", ntm_strerror(err));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int
+user_add(struct as *as, const struct user_args *a)
+{
+	struct as_user u;
+	char hash[NTM_PWHASH_STR];
+	int err, ret;
+
+	/* Check first, so nobody types a password for nothing. */
+	if ((err = as_db_user_get(as->db, a->name, &u)) == 0) {
+		ntm_wipe(&u, sizeof(u));
+		as_errx("user '%s' already exists", a->name);
+		return EXIT_FAIL;
+	}
+	if (err != NTM_ERR_NOTFOUND)
+		return db_failed(as, "cannot read users");
+	if ((ret = new_pwhash(a, hash)) != EXIT_OK)
+		return ret;
+	err = as_db_user_add(as->db, a->name, hash, now_unix());
+	ntm_wipe(hash, sizeof(hash));
+	if (err == NTM_ERR_EXISTS) {
+		as_errx("user '%s' already exists", a->name);
+		return EXIT_FAIL;
+	}
+	if (err < 0)
+		return db_failed(as, "cannot add the user");
+	return EXIT_OK;
+}
+
+static int
+user_del(struct as *as, const struct user_args *a)
+{
+	int err = as_db_user_del(as->db, a->name);
+
+	if (err == NTM_ERR_NOTFOUND)
+		return no_user(a->name);
+	if (err < 0)
+		return db_failed(as, "cannot delete the user");
+	return EXIT_OK;
+}
+
+static int
+user_passwd(struct as *as, const struct user_args *a)
+{
+	struct as_user u;
+	char hash[NTM_PWHASH_STR];
+	int err, ret;
+
+	if ((err = as_db_user_get(as->db, a->name, &u)) == NTM_ERR_NOTFOUND)
+		return no_user(a->name);
+	ntm_wipe(&u, sizeof(u));
+	if (err < 0)
+		return db_failed(as, "cannot read users");
+	if ((ret = new_pwhash(a, hash)) != EXIT_OK)
+		return ret;
+	err = as_db_user_set_pw(as->db, a->name, hash, now_unix());
+	ntm_wipe(hash, sizeof(hash));
+	if (err == NTM_ERR_NOTFOUND)
+		return no_user(a->name);
+	if (err < 0)
+		return db_failed(as, "cannot change the password");
+	return EXIT_OK;
+}
+
+static int
+set_locked(struct as *as, const struct user_args *a, int locked)
+{
+	int err = as_db_user_set_locked(as->db, a->name, locked, now_unix());
+
+	if (err == NTM_ERR_NOTFOUND)
+		return no_user(a->name);
+	if (err < 0)
+		return db_failed(as, "cannot update the user");
+	return EXIT_OK;
+}
+
+static int
+user_lock(struct as *as, const struct user_args *a)
+{
+	return set_locked(as, a, 1);
+}
+
+static int
+user_unlock(struct as *as, const struct user_args *a)
+{
+	return set_locked(as, a, 0);
+}
+
+/* Listing: collect rows first so the human form can align its columns. */
+struct user_row {
+	char	name[NTM_USER_MAX + 1];
+	int	locked;
+	int64_t	created;
+};
+struct user_rows {
+	struct user_row	*v;
+	size_t		 n, cap;
+};
+
+static int
+collect_user(const struct as_user *u, void *arg)
+{
+	struct user_rows *r = arg;
+	struct user_row *nv;
+
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		if ((nv = reallocarray(r->v, r->cap, sizeof(*nv))) == NULL)
+			return NTM_ERR_NOMEM;
+		r->v = nv;
+	}
+	memcpy(r->v[r->n].name, u->name, sizeof(u->name));
+	r->v[r->n].locked = u->locked;
+	r->v[r->n].created = u->created;
+	r->n++;
+	return 0;
+}
+
+static int
+user_list(struct as *as, const struct user_args *a)
+{
+	struct user_rows rows = { 0 };
+	json_t *arr = NULL;
+	char when[32];
+	size_t i, w = strlen("NAME");
+	int err, ret = EXIT_FAIL;
+
+	if ((err = as_db_user_each(as->db, collect_user, &rows)) < 0) {
+		if (err == NTM_ERR_NOMEM)
+			as_errx("out of memory");
+		else
+			db_failed(as, "cannot list users");
+		goto cleanup;
+	}
+	if (a->json) {
+		if ((arr = json_array()) == NULL)
+			goto cleanup;
+		for (i = 0; i < rows.n; i++) {
+			json_t *o = json_pack("{s:s, s:b, s:I}", "name", rows.v[i].name,
+			    "locked", rows.v[i].locked, "created", (json_int_t)rows.v[i].created);
+			if (o == NULL || json_array_append_new(arr, o) < 0)
+				goto cleanup;
+		}
+		if (json_dumpf(arr, stdout, JSON_INDENT(2)) < 0)
+			goto cleanup;
+		putchar('\n');
+	} else {
+		for (i = 0; i < rows.n; i++)
+			if (strlen(rows.v[i].name) > w)
+				w = strlen(rows.v[i].name);
+		printf("%-*s  %-6s  %s\n", (int)w, "NAME", "LOCKED", "CREATED");
+		for (i = 0; i < rows.n; i++) {
+			as_fmt_time(when, sizeof(when), rows.v[i].created);
+			printf("%-*s  %-6s  %s\n", (int)w, rows.v[i].name,
+			    rows.v[i].locked ? "yes" : "no", when);
+		}
+	}
+	if (fflush(stdout) != 0) {
+		as_err("stdout");
+		goto cleanup;
+	}
+	ret = EXIT_OK;
+cleanup:
+	json_decref(arr);
+	free(rows.v);
+	return ret;
+}
+
+static const struct user_sub subs[] = {
+	{ "add",    user_add,    "user add NAME [--password-file FILE]", U_NAME | U_PASSWORD },
+	{ "del",    user_del,    "user del NAME",                        U_NAME },
+	{ "list",   user_list,   "user list [--json]",                   U_JSON },
+	{ "passwd", user_passwd, "user passwd NAME [--password-file FILE]", U_NAME | U_PASSWORD },
+	{ "lock",   user_lock,   "user lock NAME",                       U_NAME },
+	{ "unlock", user_unlock, "user unlock NAME",                     U_NAME },
+};
+
+static void
+user_usage(FILE *f)
+{
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		as_usage_line(f, subs[i].usage);
+}
+
+int
+cmd_user(struct as *as, int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "password-file",	required_argument,	NULL, 'P' },
+		{ "json",		no_argument,		NULL, 'J' },
+		{ "help",		no_argument,		NULL, 'h' },
+		{ NULL,			0,			NULL, 0 }
+	};
+	const struct user_sub *sub = NULL;
+	struct user_args a = { 0 };
+	char label[32];
+	int ch;
+	size_t i;
+
+	if (argc < 2) {
+		as_errx("user: missing command (add, del, list, passwd, lock or unlock)");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		user_usage(stdout);
+		return EXIT_OK;
+	}
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			sub = &subs[i];
+	if (sub == NULL) {
+		as_errx("user: unknown command '%s' (add, del, list, passwd, lock or unlock)",
+		    argv[1]);
+		return EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	snprintf(label, sizeof(label), "user %s", sub->name);
+
+	/* parse */
+	optind = 0;
+	while ((ch = as_getopt(label, argc, argv, "h", longopts)) != -1) {
+		switch (ch) {
+		case 'P':
+			if (!(sub->flags & U_PASSWORD))
+				goto bad_option;
+			a.password_file = optarg;
+			break;
+		case 'J':
+			if (!(sub->flags & U_JSON))
+				goto bad_option;
+			a.json = 1;
+			break;
+		case 'h':
+			as_usage_line(stdout, sub->usage);
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (sub->flags & U_NAME) {
+		if (optind >= argc) {
+			as_errx("%s: missing NAME (usage: %s)", label, sub->usage);
+			return EXIT_USAGE;
+		}
+		a.name = argv[optind++];
+	}
+	if (optind != argc) {
+		as_errx("%s: unexpected argument '%s'", label, argv[optind]);
+		return EXIT_USAGE;
+	}
+
+	/* validate */
+	if (a.name && !ntm_valid_user(a.name))
+		return bad_name(a.name);
+
+	/* act */
+	if (as_open_db(as, 1) != EXIT_OK)
+		return EXIT_FAIL;
+	return sub->fn(as, &a);
+
+bad_option:
+	as_errx("%s: option '%s' does not apply", label, argv[optind - 1]);
+	return EXIT_USAGE;
+}
