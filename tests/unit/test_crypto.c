@@ -1,0 +1,172 @@
+/* test_crypto.c - libsodium wrappers and key files. */
+#include <sys/stat.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ntm.h"
+#include "unit.h"
+
+static char tmpdir[64];
+
+static void
+setup(void)
+{
+	if (tmpdir[0] == '\0') {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/ntm-test-crypto.XXXXXX");
+		if (mkdtemp(tmpdir) == NULL)
+			abort();
+	}
+}
+
+TEST(hash)
+{
+	uint8_t h[NTM_HASH_LEN];
+	char hex[2 * NTM_HASH_LEN + 1];
+
+	ntm_hash(h, "abc", 3);
+	CHECK_EQ(ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)), 64);
+	CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(sign)
+{
+	uint8_t pk[NTM_SIGN_PK], pk2[NTM_SIGN_PK], sk[NTM_SIGN_SK], sig[NTM_SIG_LEN];
+
+	CHECK_EQ(ntm_sign_keypair(pk, sk), 0);
+	ntm_sign_pk(pk2, sk);
+	CHECK(memcmp(pk, pk2, sizeof(pk)) == 0);
+	ntm_sign(sig, "msg", 3, sk);
+	CHECK_EQ(ntm_sign_verify(sig, "msg", 3, pk), 0);
+	CHECK_EQ(ntm_sign_verify(sig, "msh", 3, pk), NTM_ERR_CRYPTO);
+	sig[0] ^= 1;
+	CHECK_EQ(ntm_sign_verify(sig, "msg", 3, pk), NTM_ERR_CRYPTO);
+}
+
+TEST(kx_aead)
+{
+	uint8_t cpk[NTM_KX_PK], csk[NTM_KX_SK], spk[NTM_KX_PK], ssk[NTM_KX_SK];
+	uint8_t crx[NTM_KEY_LEN], ctx[NTM_KEY_LEN], srx[NTM_KEY_LEN], stx[NTM_KEY_LEN];
+	uint8_t nonce[NTM_AEAD_NONCE] = { 1 }, zero[NTM_KX_PK] = { 0 };
+	uint8_t c[5 + NTM_AEAD_TAG], m[5];
+
+	CHECK_EQ(ntm_kx_keypair(cpk, csk), 0);
+	CHECK_EQ(ntm_kx_keypair(spk, ssk), 0);
+	CHECK_EQ(ntm_kx_session(crx, ctx, 1, cpk, csk, spk), 0);
+	CHECK_EQ(ntm_kx_session(srx, stx, 0, spk, ssk, cpk), 0);
+	CHECK(memcmp(ctx, srx, NTM_KEY_LEN) == 0);
+	CHECK(memcmp(crx, stx, NTM_KEY_LEN) == 0);
+	CHECK(memcmp(crx, ctx, NTM_KEY_LEN) != 0);
+	/* A low-order peer key fails and leaves zeroed keys. */
+	{
+		uint8_t brx[NTM_KEY_LEN], btx[NTM_KEY_LEN];
+
+		CHECK_EQ(ntm_kx_session(brx, btx, 1, cpk, csk, zero), NTM_ERR_CRYPTO);
+		CHECK(brx[0] == 0 && btx[NTM_KEY_LEN - 1] == 0);
+	}
+
+	ntm_aead_seal(c, "hello", 5, "ad", 2, nonce, stx);
+	CHECK_EQ(ntm_aead_open(m, c, sizeof(c), "ad", 2, nonce, crx), 0);
+	CHECK(memcmp(m, "hello", 5) == 0);
+	CHECK_EQ(ntm_aead_open(m, c, sizeof(c), "ae", 2, nonce, crx), NTM_ERR_CRYPTO);
+	c[0] ^= 1;
+	CHECK_EQ(ntm_aead_open(m, c, sizeof(c), "ad", 2, nonce, crx), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_aead_open(m, c, NTM_AEAD_TAG - 1, "ad", 2, nonce, crx),
+	    NTM_ERR_CRYPTO);
+}
+
+TEST(memcmp_wipe)
+{
+	uint8_t a[4] = { 1, 2, 3, 4 }, b[4] = { 1, 2, 3, 4 };
+
+	CHECK_EQ(ntm_memcmp(a, b, 4), 0);
+	b[3] = 5;
+	CHECK(ntm_memcmp(a, b, 4) != 0);
+	ntm_wipe(a, sizeof(a));
+	CHECK(a[0] == 0 && a[3] == 0);
+	ntm_wipe(NULL, 0);
+}
+
+TEST(pwhash)
+{
+	char str[NTM_PWHASH_STR];
+
+	setenv("NTM_PWHASH_FAST", "1", 1);
+	CHECK_EQ(ntm_pwhash(str, "secret", 6), 0);
+	CHECK(strncmp(str, "$argon2id$", 10) == 0);
+	CHECK_EQ(ntm_pwhash_verify(str, "secret", 6), 0);
+	CHECK_EQ(ntm_pwhash_verify(str, "secreT", 6), NTM_ERR_BADPASS);
+	CHECK_EQ(ntm_pwhash_verify(str, "secret", 5), NTM_ERR_BADPASS);
+	CHECK_EQ(ntm_pwhash_verify("garbage", "secret", 6), NTM_ERR_BADPASS);
+}
+
+TEST(keyfile)
+{
+	char path[128], bad[128];
+	uint8_t key[32], got[32];
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
+
+	setup();
+	snprintf(path, sizeof(path), "%s/k/e/y", tmpdir);
+	CHECK_EQ(ntm_mkdirs(path, 0700), 0);
+	CHECK_EQ(ntm_mkdirs(path, 0700), 0);	/* idempotent */
+	snprintf(path, sizeof(path), "%s/k/e/y/sk", tmpdir);
+	ntm_random(key, sizeof(key));
+	CHECK_EQ(ntm_key_save(path, key, sizeof(key)), 0);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(ntm_key_load(path, got, sizeof(got)), 0);
+	CHECK(memcmp(key, got, sizeof(key)) == 0);
+	CHECK_EQ(ntm_key_load(path, got, 31), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_file_read(path, 1024, &text, &len), 0);
+	CHECK_EQ(len, 44);
+	CHECK_EQ(text[43], '\n');
+	free(text);
+	CHECK_EQ(ntm_file_read(path, 43, &text, &len), NTM_ERR_TOOBIG);
+
+	/* Group-readable keys are refused. */
+	CHECK_EQ(chmod(path, 0640), 0);
+	CHECK_EQ(ntm_key_load(path, got, sizeof(got)), NTM_ERR_INVAL);
+
+	/* Malformed contents. */
+	snprintf(bad, sizeof(bad), "%s/bad", tmpdir);
+	CHECK_EQ(ntm_file_write(bad, "AAAA\n\n", 6, 0600), 0);
+	CHECK_EQ(ntm_key_load(bad, got, 3), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_file_write(bad, "AAAA", 4, 0600), 0);
+	CHECK_EQ(ntm_key_load(bad, got, 3), 0);
+	CHECK_EQ(ntm_file_write(bad, "AAAA\n", 5, 0644), 0);
+	CHECK_EQ(stat(bad, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0644);
+	snprintf(bad, sizeof(bad), "%s/missing", tmpdir);
+	CHECK_EQ(ntm_key_load(bad, got, 3), NTM_ERR_NOTFOUND);
+
+	/* A private directory that already exists open to others is refused. */
+	snprintf(bad, sizeof(bad), "%s/open", tmpdir);
+	CHECK_EQ(ntm_mkdirs(bad, 0755), 0);
+	CHECK_EQ(ntm_mkdirs(bad, 0700), NTM_ERR_INVAL);
+	snprintf(bad, sizeof(bad), "%s/bad/x", tmpdir);	/* file in the way */
+	CHECK(ntm_mkdirs(bad, 0700) < 0);
+}
+
+static void
+cleanup_tmp(void)
+{
+	char cmd[128];
+
+	if (tmpdir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
+}
+
+TEST(init)
+{
+	CHECK_EQ(ntm_crypto_init(), 0);
+	atexit(cleanup_tmp);
+}
+
+UNIT_MAIN(T(init), T(hash), T(sign), T(kx_aead), T(memcmp_wipe), T(pwhash),
+    T(keyfile))
