@@ -1,0 +1,138 @@
+/*
+ * help.c - ntm help, `--help` of every command and `help --commands`, all
+ * generated from the command table in main.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ntm-cli.h"
+
+enum { OPT_COMMANDS = 256 };
+
+const struct cli_opt help_opts[] = {
+	{ "commands", OPT_COMMANDS, 0, NULL,
+	  "print one line per command: NAME, a tab, then all its options, sorted" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+static const struct { int code; const char *text; } exit_codes[] = {
+	{ EXIT_OK, "success" },
+	{ EXIT_FAIL, "other failure" },
+	{ EXIT_USAGE, "usage error: unknown command or option, bad value, bad ntm.conf" },
+	{ EXIT_UNREACH, "a server could not be reached (connection, TLS, timeout, "
+	  "or upstream_unavailable)" },
+	{ EXIT_BADPASS, "wrong password (bad_password)" },
+	{ EXIT_NOUSER, "unknown user (unknown_user)" },
+	{ EXIT_LOCKED, "account locked (user_locked)" },
+	{ EXIT_NOSESSION, "not logged in, or the session ended" },
+	{ EXIT_REJECTED, "the server rejected the request otherwise" },
+};
+
+void
+cli_cmd_help(FILE *fp, const struct cli_cmd *cmd)
+{
+	const struct cli_opt *o;
+	char left[64];
+
+	fprintf(fp, "usage: ntm %s [OPTIONS]%s%s\n\n%s\n\noptions:\n", cmd->name,
+	    *cmd->usage ? " " : "", cmd->usage, cmd->summary);
+	for (o = cmd->opts; o->name; o++) {
+		if (o->shortopt)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shortopt, o->name,
+			    o->arg ? " " : "", o->arg ? o->arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name,
+			    o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(fp, "  %-26s %s\n", left, o->help);
+	}
+}
+
+void
+cli_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: ntm [-c DIR] [-v] [-h|--help] [-V|--version] COMMAND [ARGS]\n"
+	    "\n"
+	    "ntm is the client of the ntm mobility platform.\n"
+	    "\n"
+	    "global options:\n"
+	    "  -c DIR         use DIR as config and state dir (also $NTM_PROFILE)\n"
+	    "  -v             more verbose (repeatable)\n"
+	    "  -h, --help     show this help and exit\n"
+	    "  -V, --version  show the version and exit\n"
+	    "\n"
+	    "commands:\n");
+	for (const struct cli_cmd *c = cli_commands; c->name; c++)
+		fprintf(fp, "  %-8s %s\n", c->name, c->summary);
+	fprintf(fp, "\nexit status:\n");
+	for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++)
+		fprintf(fp, "  %d  %s\n", exit_codes[i].code, exit_codes[i].text);
+	fprintf(fp, "\nRun 'ntm help COMMAND' or 'ntm COMMAND --help' for its options.\n");
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void
+cli_commands_dump(FILE *fp)
+{
+	for (const struct cli_cmd *c = cli_commands; c->name; c++) {
+		const char *names[64];
+		size_t n = 0;
+
+		for (const struct cli_opt *o = c->opts; o->name && n < 64; o++)
+			names[n++] = o->name;
+		qsort(names, n, sizeof(names[0]), cmp_str);
+		fprintf(fp, "%s\t", c->name);
+		for (size_t i = 0; i < n; i++)
+			fprintf(fp, "%s--%s", i ? " " : "", names[i]);
+		fprintf(fp, "\n");
+	}
+}
+
+int
+help_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *self = cli_find("help"), *cmd;
+	struct cli_args args;
+	int ch, ret = EXIT_USAGE, commands = 0;
+
+	cli_args_init(&args, self, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_COMMANDS:
+			commands = 1;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, self);
+			ret = EXIT_OK;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (args.npos > 1 || (commands && args.npos > 0)) {
+		cli_err("help", "unexpected argument '%s'", args.pos[args.npos - 1]);
+		goto out;
+	}
+	if (commands)
+		cli_commands_dump(stdout);
+	else if (args.npos == 0)
+		cli_usage(stdout);
+	else if ((cmd = cli_find(args.pos[0])) != NULL)
+		cli_cmd_help(stdout, cmd);
+	else {
+		cli_err("help", "unknown command '%s'", args.pos[0]);
+		goto out;
+	}
+	ret = EXIT_OK;
+out:
+	cli_args_free(&args);
+	return ret;
+}

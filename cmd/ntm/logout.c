@@ -1,0 +1,108 @@
+/*
+ * logout.c - ntm logout: end the session at the DC and forget it locally.
+ * The local session is removed even when the DC cannot be reached, so a
+ * lost DC never leaves the profile stuck (exit 3 tells the caller).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common.h"
+#include "ntm-cli.h"
+
+enum { OPT_TIMEOUT = 256, OPT_JSON };
+
+const struct cli_opt logout_opts[] = {
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+int
+logout_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("logout");
+	struct cli_args args;
+	struct session s;
+	char url[NTM_URL_MAX + 16], errmsg[256] = "", msg[768] = "", lerr[512];
+	const char *dc_status;
+	json_t *req = NULL, *resp = NULL;
+	long timeout = 0, status = 0;
+	int ch, err, json = 0, ret = EXIT_USAGE;
+
+	memset(&s, 0, sizeof(s));
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("logout", args.optarg, &timeout) < 0)
+				goto out;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (args.npos > 0) {
+		cli_err("logout", "unexpected argument '%s'", args.pos[0]);
+		goto out;
+	}
+
+	if ((err = session_load(cli, &s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
+		cli_err("logout", "not logged in");
+		ret = EXIT_NOSESSION;
+		goto out;
+	} else if (err < 0) {
+		/* An unreadable session cannot be ended at the DC: drop it. */
+		cli_err("logout", "%s; removing it", lerr);
+		(void)session_remove(cli);
+		ret = EXIT_FAIL;
+		goto out;
+	}
+
+	snprintf(url, sizeof(url), "%s/v1/logout", s.dc_url);
+	req = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
+	log_debug("POST %s", url);
+	err = ntm_https_call(s.ca_file, "POST", url, req, s.token,
+	    cli_timeout(cli, timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
+	if (err == 0 && status == 200) {
+		dc_status = "ok";
+		ret = EXIT_OK;
+	} else if (err == 0 && status == 401) {
+		dc_status = "ended";	/* already over at the DC: nothing left to end */
+		ret = EXIT_OK;
+	} else {
+		ret = cli_http_error(msg, sizeof(msg), s.dc_url, err, status, resp, errmsg);
+		dc_status = ret == EXIT_UNREACH ? "unreachable" : "error";
+	}
+
+	if ((err = session_remove(cli)) < 0 && err != NTM_ERR_NOTFOUND) {
+		cli_err("logout", "cannot remove the session file in %s: %s",
+		    cli->state_dir, ntm_strerror(err));
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	if (ret != EXIT_OK)
+		cli_err("logout", "%s; session removed locally", msg);
+	if (json)
+		cli_print_json(json_pack("{s:b, s:s, s:s, s:s}", "logged_out", 1,
+		    "user", s.user, "fqdn", s.fqdn, "dc_status", dc_status));
+	else if (ret == EXIT_OK)
+		printf("logged out %s from %s%s\n", s.fqdn, s.domain,
+		    strcmp(dc_status, "ended") == 0 ?
+		    " (the DC had already ended the session)" : "");
+out:
+	json_decref(req);
+	json_decref(resp);
+	session_free(&s);
+	cli_args_free(&args);
+	return ret;
+}

@@ -1,0 +1,161 @@
+/*
+ * status.c - ntm status: the saved session, and (unless --offline) whether
+ * the DC still holds it (GET /v1/session).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common.h"
+#include "ntm-cli.h"
+
+enum { OPT_OFFLINE = 256, OPT_TIMEOUT, OPT_JSON };
+
+const struct cli_opt status_opts[] = {
+	{ "offline", OPT_OFFLINE, 0, NULL, "do not ask the DC; show the saved session only" },
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+/* "2025-06-01 12:00:00 UTC (in 11h59m)" */
+static void
+fmt_expiry(char *buf, size_t len, int64_t t, int64_t now)
+{
+	char date[32];
+	time_t tt = (time_t)t;
+	struct tm tm;
+	int64_t d = t > now ? t - now : now - t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(date, sizeof(date), "%lld", (long long)t);
+	if (t > now)
+		snprintf(buf, len, "%s (in %lldh%02lldm)", date, (long long)(d / 3600),
+		    (long long)(d % 3600 / 60));
+	else
+		snprintf(buf, len, "%s (expired %lldh%02lldm ago)", date,
+		    (long long)(d / 3600), (long long)(d % 3600 / 60));
+}
+
+int
+status_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("status");
+	struct cli_args args;
+	struct session s;
+	char url[NTM_URL_MAX + 16], errmsg[256] = "", msg[768] = "", lerr[512];
+	char expiry[96];
+	const char *dc_status = "skipped", *c_on = "", *c_off = "";
+	json_t *resp = NULL, *out;
+	long timeout = 0, status = 0;
+	int64_t now = now_unix();
+	int ch, err, json = 0, offline = 0, expired, ret = EXIT_USAGE;
+
+	memset(&s, 0, sizeof(s));
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_OFFLINE:
+			offline = 1;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("status", args.optarg, &timeout) < 0)
+				goto done;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto done;
+		default:
+			goto done;
+		}
+	}
+	if (args.npos > 0) {
+		cli_err("status", "unexpected argument '%s'", args.pos[0]);
+		goto done;
+	}
+
+	if ((err = session_load(cli, &s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
+		if (json)
+			cli_print_json(json_pack("{s:b}", "logged_in", 0));
+		else
+			printf("not logged in\n");
+		ret = EXIT_NOSESSION;
+		goto done;
+	} else if (err < 0) {
+		cli_err("status", "%s", lerr);
+		ret = EXIT_FAIL;
+		goto done;
+	}
+	expired = s.token_expires <= now;
+	ret = expired ? EXIT_NOSESSION : EXIT_OK;
+
+	if (!offline) {
+		snprintf(url, sizeof(url), "%s/v1/session", s.dc_url);
+		log_debug("GET %s", url);
+		err = ntm_https_call(s.ca_file, "GET", url, NULL, s.token,
+		    cli_timeout(cli, timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
+		if (err == 0 && status == 200) {
+			dc_status = "live";
+		} else if (err == 0 && status == 401) {
+			dc_status = "ended";
+			ret = EXIT_NOSESSION;
+		} else {
+			ret = cli_http_error(msg, sizeof(msg), s.dc_url, err, status, resp,
+			    errmsg);
+			dc_status = ret == EXIT_UNREACH ? "unreachable" : "error";
+		}
+	}
+
+	if (json) {
+		out = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s}",
+		    "logged_in", 1, "user", s.user, "fqdn", s.fqdn, "vip4", s.vip4,
+		    "vip6", s.vip6, "domain", s.domain, "dc_url", s.dc_url,
+		    "device", s.device, "session_id", s.session_id,
+		    "token_expires", (json_int_t)s.token_expires, "token_expired", expired,
+		    "dc_status", dc_status);
+		if (out && *msg)
+			json_object_set_new(out, "dc_error", json_string(msg));
+		cli_print_json(out);
+		goto done;
+	}
+
+	fmt_expiry(expiry, sizeof(expiry), s.token_expires, now);
+	printf("user: %s\n", s.user);
+	printf("fqdn: %s\n", s.fqdn);
+	printf("vip4: %s\n", s.vip4);
+	printf("vip6: %s\n", s.vip6);
+	printf("domain: %s\n", s.domain);
+	printf("dc_url: %s\n", s.dc_url);
+	printf("device: %s\n", s.device);
+	printf("session_id: %s\n", s.session_id);
+	printf("token_expires: %s\n", expiry);
+	if (use_color(STDOUT_FILENO)) {
+		c_on = strcmp(dc_status, "live") == 0 ? "\033[32m" :
+		    strcmp(dc_status, "skipped") == 0 ? "" : "\033[31m";
+		c_off = *c_on ? "\033[0m" : "";
+	}
+	if (strcmp(dc_status, "live") == 0)
+		printf("dc: %sreachable, session live%s\n", c_on, c_off);
+	else if (strcmp(dc_status, "ended") == 0)
+		printf("dc: %ssession ended%s\n", c_on, c_off);
+	else if (strcmp(dc_status, "unreachable") == 0)
+		printf("dc: %sunreachable (%s)%s\n", c_on, msg, c_off);
+	else if (strcmp(dc_status, "error") == 0)
+		printf("dc: %serror (%s)%s\n", c_on, msg, c_off);
+	else
+		printf("dc: not asked (--offline)\n");
+done:
+	json_decref(resp);
+	session_free(&s);
+	cli_args_free(&args);
+	return ret;
+}
