@@ -133,7 +133,7 @@ load_identity(struct srv *s, char *err, size_t errlen)
 	int e;
 
 	if ((e = ntm_key_load(s->conf.identity, s->sk, sizeof(s->sk))) < 0) {
-		if (e == NTM_ERR_IO && errno == ENOENT)
+		if (e == NTM_ERR_NOTFOUND || (e == NTM_ERR_IO && errno == ENOENT))
 			snprintf(err, errlen, "%s: no identity key (run '%s init')",
 			    s->conf.identity, s->spec->prog);
 		else
@@ -189,7 +189,7 @@ load_cert(struct srv *s, char *err, size_t errlen)
 	int e, ret = -1;
 
 	if ((e = ntm_file_read(path, CERT_FILE_MAX, &text, &len)) < 0) {
-		if (e == NTM_ERR_IO && errno == ENOENT)
+		if (e == NTM_ERR_NOTFOUND || (e == NTM_ERR_IO && errno == ENOENT))
 			snprintf(err, errlen, "%s: no certificate (save the output of "
 			    "'ntm-as server add --role %s --name %s --key KEY' there)",
 			    path, ntm_role_name(s->spec->role), s->conf.name);
