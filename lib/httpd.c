@@ -399,11 +399,11 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		snprintf(why, wlen, "malformed %s header", NTM_HDR_DATE);
 		return NTM_ERR_UNAUTH;
 	}
-	if (ntm_b64_decode_exact(sig, sizeof(sig), sig_s)) {
+	if (ntm_b64_decode_exact(sig, sizeof(sig), sig_s) < 0) {
 		snprintf(why, wlen, "malformed %s header", NTM_HDR_SIG);
 		return NTM_ERR_UNAUTH;
 	}
-	if (ntm_cert_from_b64(&r->cert, cert_s)) {
+	if (ntm_cert_from_b64(&r->cert, cert_s) < 0) {
 		snprintf(why, wlen, "certificate does not decode");
 		return NTM_ERR_UNAUTH;
 	}
@@ -418,7 +418,7 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		    r->cert.name, ntm_strerror(err));
 		return err;
 	}
-	if (ntm_req_verify(sig_s, r->cert.pk, r->method, r->path, date, r->body, r->len)) {
+	if (ntm_req_verify(sig_s, r->cert.pk, r->method, r->path, date, r->body, r->len) < 0) {
 		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
 		return NTM_ERR_CRYPTO;
 	}
