@@ -156,9 +156,13 @@ cleanup:
 int
 dc_cmd_client(struct srv *s, int argc, char *argv[])
 {
-	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+	if (argc < 2) {
+		srv_errx("client: missing command (usage: client list [--json])");
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		printf("usage: %s [-f FILE] client list [--json]\n", s->spec->prog);
-		return argc < 2 ? 2 : 0;
+		return 0;
 	}
 	if (strcmp(argv[1], "list") == 0)
 		return client_list(s, argc - 1, argv + 1);
