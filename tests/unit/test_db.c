@@ -1,0 +1,126 @@
+/* test_db.c - SQLite open, pragmas and migrations. */
+#include <sys/stat.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "ntm.h"
+#include "unit.h"
+
+static char dir[64], path[96];
+
+static const char *const migs[] = {
+	"CREATE TABLE a (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);",
+	"CREATE TABLE b (id INTEGER PRIMARY KEY,"
+	" a INTEGER NOT NULL REFERENCES a(id));"
+	"INSERT INTO a (name) VALUES ('first');",
+};
+
+static long
+query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	long v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -2;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+TEST(setup)
+{
+	snprintf(dir, sizeof(dir), "/tmp/ntm-test-db.XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+}
+
+TEST(open_migrate)
+{
+	sqlite3 *db = NULL;
+	struct stat st;
+
+	CHECK_EQ(ntm_db_open(path, migs, 1, &db), 0);
+	CHECK(db != NULL);
+	CHECK_EQ(query_int(db, "PRAGMA user_version"), 1);
+	CHECK_EQ(query_int(db, "PRAGMA foreign_keys"), 1);
+	CHECK_EQ(query_int(db, "PRAGMA busy_timeout"), 5000);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM a"), 0);
+	ntm_db_close(db);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+
+	/* Upgrade applies only the new step. */
+	CHECK_EQ(ntm_db_open(path, migs, 2, &db), 0);
+	CHECK_EQ(query_int(db, "PRAGMA user_version"), 2);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM a"), 1);
+	{
+		sqlite3_stmt *s;
+		const char *mode = NULL;
+
+		CHECK_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
+		    NULL), SQLITE_OK);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			mode = (const char *)sqlite3_column_text(s, 0);
+		CHECK_STR(mode, "wal");
+		sqlite3_finalize(s);
+	}
+	/* Foreign keys are enforced; unique violations map to EXISTS. */
+	CHECK_EQ(ntm_db_exec(db, "INSERT INTO b (a) VALUES (42)"), NTM_ERR_DB);
+	CHECK_EQ(ntm_db_exec(db, "INSERT INTO b (a) VALUES (1)"), 0);
+	CHECK_EQ(ntm_db_exec(db, "INSERT INTO a (name) VALUES ('first')"),
+	    NTM_ERR_EXISTS);
+	CHECK_EQ(ntm_db_exec(db, "NOT SQL"), NTM_ERR_DB);
+	ntm_db_close(db);
+
+	/* Idempotent: reopening changes nothing. */
+	CHECK_EQ(ntm_db_open(path, migs, 2, &db), 0);
+	CHECK_EQ(query_int(db, "PRAGMA user_version"), 2);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM a"), 1);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM b"), 1);
+	ntm_db_close(db);
+
+	/* A newer database is refused. */
+	CHECK_EQ(ntm_db_open(path, migs, 1, &db), NTM_ERR_VERSION);
+	CHECK(db == NULL);
+	ntm_db_close(NULL);
+}
+
+TEST(bad_migration)
+{
+	static const char *const bad[] = {
+		"CREATE TABLE x (id INTEGER);",
+		"CREATE TABLE y (id INTEGER); THIS IS NOT SQL;",
+	};
+	char p[128];
+	sqlite3 *db = NULL;
+
+	snprintf(p, sizeof(p), "%s/bad.db", dir);
+	CHECK_EQ(ntm_db_open(p, bad, 2, &db), NTM_ERR_DB);
+	CHECK(db == NULL);
+	/* The failed step rolled back: version 1, no table y. */
+	CHECK_EQ(ntm_db_open(p, bad, 1, &db), 0);
+	CHECK_EQ(query_int(db, "PRAGMA user_version"), 1);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name='y'"), 0);
+	ntm_db_close(db);
+
+	CHECK_EQ(ntm_db_open(":memory:", migs, 2, &db), 0);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM a"), 1);
+	ntm_db_close(db);
+	snprintf(p, sizeof(p), "%s/nodir/x.db", dir);
+	CHECK_EQ(ntm_db_open(p, migs, 2, &db), NTM_ERR_IO);
+}
+
+TEST(teardown)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK_EQ(system(cmd), 0);
+}
+
+UNIT_MAIN(T(setup), T(open_migrate), T(bad_migration), T(teardown))
