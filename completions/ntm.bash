@@ -1,0 +1,85 @@
+# bash completion for ntm(1)                               -*- shell-script -*-
+# Keep in step with `ntm help --commands` (scripts/docs-check.sh checks).
+
+_ntm_files()
+{
+	if declare -F _filedir >/dev/null; then
+		_filedir "$@"
+	elif [[ ${1:-} == -d ]]; then
+		COMPREPLY=($(compgen -d -- "$cur"))
+	else
+		COMPREPLY=($(compgen -f -- "$cur"))
+	fi
+}
+
+_ntm()
+{
+	local cur prev words cword
+	if declare -F _init_completion >/dev/null; then
+		_init_completion || return
+	else	# without the bash-completion package
+		words=("${COMP_WORDS[@]}")
+		cword=$COMP_CWORD
+		cur=${COMP_WORDS[COMP_CWORD]}
+		prev=${COMP_WORDS[COMP_CWORD - 1]}
+	fi
+
+	local commands="login logout status shell help"
+	local i cmd=""
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-c) ((i++)) ;;
+		-*) ;;
+		*) cmd=${words[i]}; break ;;
+		esac
+	done
+
+	if [[ -z $cmd ]]; then
+		case $prev in
+		-c) _ntm_files -d; return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-c -v -h --help -V --version" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		fi
+		return
+	fi
+
+	local opts=""
+	case $cmd in
+	login)
+		case $prev in
+		--password-file|--ca) _ntm_files; return ;;
+		-u|--user|--device|--timeout) return ;;
+		esac
+		opts="-u --user --password-file --ca --device --timeout --json -h --help"
+		;;
+	logout)
+		case $prev in
+		--timeout) return ;;
+		esac
+		opts="--timeout --json -h --help"
+		;;
+	status)
+		case $prev in
+		--timeout) return ;;
+		esac
+		opts="--offline --timeout --json -h --help"
+		;;
+	shell)
+		opts="-h --help"
+		;;
+	help)
+		opts="--commands -h --help"
+		if [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+			return
+		fi
+		;;
+	esac
+	COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+} &&
+	complete -F _ntm ntm
+
+# ex: filetype=sh
