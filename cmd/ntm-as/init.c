@@ -130,6 +130,10 @@ cmd_init(struct as *as, int argc, char *argv[])
 int
 cmd_pubkey(struct as *as, int argc, char *argv[])
 {
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		as_usage_line(stdout, "pubkey");
+		return EXIT_OK;
+	}
 	if (argc != 1) {
 		as_errx("pubkey: unexpected argument '%s'", argv[1]);
 		return EXIT_USAGE;

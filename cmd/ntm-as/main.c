@@ -240,6 +240,15 @@ main(int argc, char *argv[])
 	}
 	if (as.conf_path == NULL)
 		as.conf_path = srv_conf_default(NTM_ROLE_AS);
+	/* A command's --help needs no configuration: the commands answer it
+	 * while parsing, before they touch as.conf. */
+	for (i = 1; cmd && i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			optind = 1;
+			ret = cmd->fn(&as, argc, argv);
+			goto cleanup;
+		}
+	}
 	if (srv_conf_load(&as.conf, NTM_ROLE_AS, as.conf_path, err, sizeof(err)) < 0) {
 		as_errx("%s", err);
 		ret = EXIT_USAGE;
