@@ -43,9 +43,9 @@
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
 #define HTTPD_REPLAY_MAX	65536
-/* evhttp answers a body over its own limit with an HTML 413 and no hook to
- * change it (2.1 has no error callback), so its limit is set above ours and
- * requests between the two get our JSON body_too_large. */
+/* evhttp's limit sits above ours so that bodies just over the limit are read
+ * and answered by httpd_gencb (with a message giving the sizes); bodies past
+ * evhttp's limit are refused on their Content-Length (see httpd_outbuf_cb). */
 #define HTTPD_EVHTTP_SLACK	4
 
 struct route {
@@ -127,6 +127,64 @@ httpd_info_cb(const SSL *ssl, int where, int ret)
 	    MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)n;
 	ntm_log(NTM_LOG_DEBUG, "httpd: plain HTTP on the TLS port, answered tls_required");
+}
+
+/* ---- evhttp's own error pages -------------------------------------------- */
+
+/*
+ * evhttp 2.1 answers some errors itself with an HTML page and offers no hook
+ * (no error callback): a body far over the limit (refused on Content-Length
+ * before it is read), malformed request lines or headers, methods it does not
+ * allow. The page is written whole into our bufferevent's output buffer in
+ * one synchronous call before anything is sent, so a callback on that buffer
+ * sees it complete (it ends with "</HTML>\n", which a JSON reply never does)
+ * and swaps it for the same status with a JSON error body.
+ */
+static void
+httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	static const char tail[] = "</HTML>\n";
+	char end[sizeof(tail) - 1], head[13], body[160];
+	struct evbuffer_ptr pos;
+	size_t len = evbuffer_get_length(buf);
+	const char *code, *msg;
+	int status, n;
+
+	if (info->n_added == 0 || len < 64 ||
+	    evbuffer_ptr_set(buf, &pos, len - sizeof(end), EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(buf, &pos, end, sizeof(end)) != (ev_ssize_t)sizeof(end) ||
+	    memcmp(end, tail, sizeof(end)) != 0 ||
+	    evbuffer_copyout(buf, head, sizeof(head)) != (ev_ssize_t)sizeof(head) ||
+	    memcmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ' || head[12] != ' ')
+		return;
+	status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+	if (status < 400 || status > 599)
+		return;
+	switch (status) {
+	case 413:
+		code = "body_too_large";
+		msg = "request body or headers over the limit";
+		break;
+	case 501:
+	case 405:
+		code = "method_not_allowed";
+		msg = "method not supported";
+		break;
+	case 400:
+		code = "bad_request";
+		msg = "malformed HTTP request";
+		break;
+	default:
+		code = "internal";
+		msg = "HTTP error";
+		break;
+	}
+	n = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
+	evbuffer_drain(buf, len);
+	evbuffer_add_printf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+	    "Connection: close\r\nContent-Length: %d\r\n\r\n%s", status,
+	    status == 413 ? "Payload Too Large" : status == 400 ? "Bad Request" : "Error",
+	    n, body);
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -553,8 +611,14 @@ httpd_bevcb(struct event_base *base, void *arg)
 	}
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
+	if (bev == NULL) {
 		SSL_free(ssl);
+		return NULL;
+	}
+	if (evbuffer_add_cb(bufferevent_get_output(bev), httpd_outbuf_cb, NULL) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
 	return bev;
 }
 
