@@ -392,7 +392,8 @@ dc_routes(struct dc *dc, char *err, size_t errlen)
 	return 0;
 }
 
-/* After ntm_httpc_free (which drops pending callbacks): frees what is left. */
+/* After ntm_httpc_free (which drops pending callbacks), before the HTTPS
+ * server goes: answers and frees the logins still waiting for the AS. */
 void
 dc_cancel_logins(struct dc *dc)
 {
@@ -400,6 +401,8 @@ dc_cancel_logins(struct dc *dc)
 
 	while ((l = dc->pending) != NULL) {
 		login_unlink(l);
+		login_fail(l, 502, "upstream_unavailable",
+		    "the DC is shutting down before the AS answered");
 		free(l);
 	}
 }
