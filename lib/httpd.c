@@ -106,7 +106,11 @@ httpd_info_cb(const SSL *ssl, int where, int ret)
 	ssize_t n;
 	size_t total = 0;
 
-	if (!(where & SSL_CB_EXIT) || ret > 0 || SSL_get_state(ssl) != TLS_ST_BEFORE)
+	/* A handshake that failed before anything was understood. The same
+	 * SSL_get_error() verdict makes bufferevent_openssl close the
+	 * connection, so this never writes into a live TLS stream. */
+	if (!(where & SSL_CB_EXIT) || ret > 0 || SSL_get_state(ssl) != TLS_ST_BEFORE ||
+	    SSL_get_error(ssl, ret) != SSL_ERROR_SSL)
 		return;
 	e = ERR_peek_last_error();
 	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
