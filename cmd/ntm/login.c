@@ -288,6 +288,8 @@ login_main(struct cli *cli, int argc, char **argv)
 
 	/* act */
 	ret = EXIT_FAIL;
+	if (cli_state_prepare(cli, "login") < 0)
+		goto out;
 	if (la.device) {
 		if ((err = cli_device_set(cli, la.device)) < 0) {
 			cli_err("login", "cannot save the device id in %s: %s",
@@ -323,7 +325,7 @@ login_main(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/login", url);
-	log_debug("POST %s (user %s, device %s)", endpoint, la.user, device);
+	log_info("POST %s (user %s, device %s)", endpoint, la.user, device);
 	err = ntm_https_call(ca, "POST", endpoint, req, NULL, la.timeout * 1000,
 	    &status, &resp, errmsg, sizeof(errmsg));
 	wipe_json_string(req, "password");

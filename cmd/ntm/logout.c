@@ -70,7 +70,7 @@ logout_main(struct cli *cli, int argc, char **argv)
 
 	snprintf(url, sizeof(url), "%s/v1/logout", s.dc_url);
 	req = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
-	log_debug("POST %s", url);
+	log_info("POST %s", url);
 	err = ntm_https_call(s.ca_file, "POST", url, req, s.token,
 	    cli_timeout(cli, timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
 	if (err == 0 && status == 200) {

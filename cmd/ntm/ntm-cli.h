@@ -90,6 +90,9 @@ void cli_free(struct cli *cli);
 char *cli_state_path(const struct cli *cli, const char *name);
 /* Creates the state dir (0700). 0 or an NTM_ERR_*. */
 int  cli_state_mkdir(const struct cli *cli);
+/* Same, printing "ntm: CMD: ..." with the fix on failure (an existing dir
+ * must be ours and 0700). 0 or -1. */
+int  cli_state_prepare(const struct cli *cli, const char *cmd);
 /* The profile's device id: out gets the stored one, or a new one (16 random
  * bytes, hex) which is saved. 0 or an NTM_ERR_*. */
 int  cli_device_get(const struct cli *cli, char out[NTM_DEVICE_MAX + 1]);

@@ -130,6 +130,36 @@ cli_state_mkdir(const struct cli *cli)
 	return ntm_mkdirs(cli->state_dir, 0700);
 }
 
+int
+cli_state_prepare(const struct cli *cli, const char *cmd)
+{
+	struct stat st;
+	int err;
+
+	if (stat(cli->state_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			cli_err(cmd, "state dir '%s': not a directory", cli->state_dir);
+			return -1;
+		}
+		if (st.st_uid != geteuid()) {
+			cli_err(cmd, "state dir '%s': not owned by you", cli->state_dir);
+			return -1;
+		}
+		if (st.st_mode & 077) {
+			cli_err(cmd, "state dir '%s': accessible by group or others "
+			    "(run: chmod 700 '%s')", cli->state_dir, cli->state_dir);
+			return -1;
+		}
+		return 0;
+	}
+	if ((err = cli_state_mkdir(cli)) < 0) {
+		cli_err(cmd, "cannot create the state dir '%s': %s", cli->state_dir,
+		    err == NTM_ERR_IO ? strerror(errno) : ntm_strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
 long
 cli_timeout(const struct cli *cli, long opt)
 {

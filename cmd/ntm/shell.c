@@ -280,7 +280,7 @@ shell_main(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 
-	if (cli_state_mkdir(cli) == 0) {
+	if (cli_state_prepare(cli, "shell") == 0) {
 		hist = cli_state_path(cli, "history");
 		if ((fd = open(hist, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) >= 0) {
 			(void)fchmod(fd, 0600);

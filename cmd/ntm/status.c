@@ -100,7 +100,7 @@ status_main(struct cli *cli, int argc, char **argv)
 
 	if (!offline) {
 		snprintf(url, sizeof(url), "%s/v1/session", s.dc_url);
-		log_debug("GET %s", url);
+		log_info("GET %s", url);
 		err = ntm_https_call(s.ca_file, "GET", url, NULL, s.token,
 		    cli_timeout(cli, timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
 		if (err == 0 && status == 200) {
