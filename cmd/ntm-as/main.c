@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -111,6 +112,7 @@ as_getopt(const char *cmd, int argc, char *argv[], const char *opts,
 int
 as_load_key(struct as *as)
 {
+	struct stat st;
 	int err;
 
 	if (as->has_key)
@@ -121,6 +123,9 @@ as_load_key(struct as *as)
 			    as->conf.identity, log_prog());
 		else if (err == NTM_ERR_IO)
 			as_err("%s", as->conf.identity);
+		else if (stat(as->conf.identity, &st) == 0 && (st.st_mode & 077) != 0)
+			as_errx("%s: readable by group or others (chmod 600)",
+			    as->conf.identity);
 		else
 			as_errx("%s: %s", as->conf.identity, ntm_strerror(err));
 		return EXIT_FAIL;
