@@ -25,6 +25,36 @@ ntm_b64_encode(char *out, size_t cap, const void *in, size_t n)
 	return (int)(need - 1);
 }
 
+/*
+ * libsodium 1.0.18 maps some bytes >= 0x80 to valid base64 digits (signed
+ * char arithmetic), so the alphabet is checked here first.
+ */
+static int
+b64_alphabet(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+hex_alphabet(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		    (c >= 'A' && c <= 'F')))
+			return 0;
+	}
+	return 1;
+}
+
 int
 ntm_b64_decode(void *out, size_t cap, const char *in)
 {
@@ -34,7 +64,7 @@ ntm_b64_decode(void *out, size_t cap, const char *in)
 	if (in == NULL)
 		return NTM_ERR_INVAL;
 	len = strlen(in);
-	if (len % 4 == 1 || len > INT_MAX)
+	if (len % 4 == 1 || len > INT_MAX || !b64_alphabet(in, len))
 		return NTM_ERR_INVAL;
 	want = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
 	if (want > cap)
@@ -79,7 +109,8 @@ ntm_hex_decode_exact(void *out, size_t n, const char *in)
 	size_t got = 0;
 	const char *end = NULL;
 
-	if (in == NULL || n > INT_MAX / 2 || strlen(in) != 2 * n)
+	if (in == NULL || n > INT_MAX / 2 || strlen(in) != 2 * n ||
+	    !hex_alphabet(in, 2 * n))
 		return NTM_ERR_INVAL;
 	if (sodium_hex2bin(out, n, in, 2 * n, NULL, &got, &end) != 0 ||
 	    got != n || end != in + 2 * n)

@@ -36,6 +36,8 @@ TEST(b64_bad)
 		"Zh",		/* non-zero trailing bits */
 		"Zm9 v",
 		"Zm9v\n",
+		"\xc7" "A",	/* libsodium 1.0.18 took this for "ZA" */
+		"Zm9v\xc7" "A",
 	};
 	uint8_t dec[16];
 
@@ -73,6 +75,7 @@ TEST(hex)
 	CHECK_EQ(ntm_hex_decode_exact(dec, 4, "deadbeeg"), NTM_ERR_INVAL);
 	CHECK_EQ(ntm_hex_decode_exact(dec, 4, "dead:eef"), NTM_ERR_INVAL);
 	CHECK_EQ(ntm_hex_decode_exact(dec, 4, NULL), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_hex_decode_exact(dec, 1, "\xc7" "a"), NTM_ERR_INVAL);
 }
 
 UNIT_MAIN(T(b64_vectors), T(b64_bad), T(b64_cap), T(hex))

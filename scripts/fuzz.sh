@@ -1,0 +1,63 @@
+#!/bin/sh
+# fuzz.sh - build each libFuzzer harness given as an argument (fuzz/fuzz_*.c)
+# with ASan/UBSan and run it for FUZZ_SECONDS (default 20).
+# Seeds come from fuzz/corpus/NAME/; findings are kept in build-fuzz/.
+# Exits non-zero if a harness fails to build or finds a crash.
+set -eu
+
+BUILD=${FUZZ_BUILD:-build-fuzz}
+SECONDS_EACH=${FUZZ_SECONDS:-20}
+CC=${FUZZ_CC:-clang}
+PKGS="libevent libevent_openssl libevent_pthreads libcurl jansson libsodium sqlite3 libcares openssl"
+
+if [ $# -eq 0 ]; then
+	echo "usage: $0 fuzz/fuzz_NAME.c ..." >&2
+	exit 2
+fi
+if ! command -v "$CC" >/dev/null 2>&1; then
+	echo "fuzz: $CC not found (libFuzzer needs clang)" >&2
+	exit 1
+fi
+
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+CFLAGS="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE $SAN \
+    $(pkg-config --cflags $PKGS) -Ilib"
+LIBS="$(pkg-config --libs $PKGS) -lpthread"
+
+mkdir -p "$BUILD/lib"
+objs=""
+for src in lib/*.c; do
+	obj="$BUILD/lib/$(basename "$src" .c).o"
+	if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ lib/ntm.h -nt "$obj" ]; then
+		$CC $CFLAGS -fsanitize=fuzzer-no-link -c -o "$obj" "$src"
+	fi
+	objs="$objs $obj"
+done
+
+failed=0
+for src in "$@"; do
+	name=$(basename "$src" .c)
+	short=${name#fuzz_}
+	bin="$BUILD/$name"
+	$CC $CFLAGS -fsanitize=fuzzer -o "$bin" "$src" $objs $LIBS
+
+	corpus="$BUILD/corpus/$short"
+	mkdir -p "$corpus" "$BUILD/crashes/$short"
+	if [ -d "fuzz/corpus/$short" ]; then
+		cp -n fuzz/corpus/"$short"/* "$corpus"/ 2>/dev/null || true
+	fi
+	echo "fuzz: $name for ${SECONDS_EACH}s"
+	if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    "$bin" -max_total_time="$SECONDS_EACH" -max_len=4096 \
+	    -artifact_prefix="$BUILD/crashes/$short/" -print_final_stats=0 \
+	    "$corpus" >"$BUILD/$name.log" 2>&1; then
+		tail -n 1 "$BUILD/$name.log"
+	else
+		echo "fuzz: $name FAILED (log: $BUILD/$name.log)"
+		grep -E 'ERROR|runtime error|Test unit written' "$BUILD/$name.log" | head -n 5
+		failed=$((failed + 1))
+	fi
+done
+
+echo "fuzz: $# harnesses, $failed failed"
+[ "$failed" -eq 0 ]
