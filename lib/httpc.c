@@ -465,11 +465,14 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 	if (bearer && add_header(&x->hdrs, "Authorization: Bearer %s", bearer))
 		goto err;
 	if (c->has_id) {
-		char sig[NTM_SIG_B64];
+		char sig[NTM_SIG_B64], nonce[NTM_NONCE_B64];
 		int64_t now = (int64_t)time(NULL);
 
-		ntm_req_sign(sig, c->sk, method, path, now, x->reqbody ? x->reqbody : "", blen);
+		ntm_req_nonce(nonce);
+		ntm_req_sign(sig, c->sk, method, path, now, nonce,
+		    x->reqbody ? x->reqbody : "", blen);
 		if (add_header(&x->hdrs, NTM_HDR_DATE ": %lld", (long long)now) ||
+		    add_header(&x->hdrs, NTM_HDR_NONCE ": %s", nonce) ||
 		    add_header(&x->hdrs, NTM_HDR_CERT ": %s", c->cert_b64) ||
 		    add_header(&x->hdrs, NTM_HDR_SIG ": %s", sig))
 			goto err;

@@ -93,9 +93,11 @@ static const char tls_required_resp[] =
 	"HTTP/1.1 400 Bad Request\r\n"
 	"Content-Type: application/json\r\n"
 	"Connection: close\r\n"
-	"Content-Length: 62\r\n"
+	"Content-Length: %d\r\n"
 	"\r\n"
-	"{\"code\":\"tls_required\",\"message\":\"this port speaks HTTPS only\"}";
+	"%s";
+static const char tls_required_body[] =
+	"{\"code\":\"tls_required\",\"message\":\"this port speaks HTTPS only\"}\n";
 
 static void
 httpd_info_cb(const SSL *ssl, int where, int ret)
@@ -127,8 +129,10 @@ httpd_info_cb(const SSL *ssl, int where, int ret)
 	while (total < 64 * 1024 &&
 	    (n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
 		total += (size_t)n;
-	n = send(fd, tls_required_resp, sizeof(tls_required_resp) - 1,
-	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	char resp[sizeof(tls_required_resp) + sizeof(tls_required_body) + 16];
+	int len = snprintf(resp, sizeof(resp), tls_required_resp,
+	    (int)sizeof(tls_required_body) - 1, tls_required_body);
+	n = send(fd, resp, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)n;
 	ntm_log(NTM_LOG_DEBUG, "httpd: plain HTTP on the TLS port, answered tls_required");
 }
@@ -444,6 +448,7 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 	const char *date_s = ntm_req_header(r, NTM_HDR_DATE);
 	const char *cert_s = ntm_req_header(r, NTM_HDR_CERT);
 	const char *sig_s = ntm_req_header(r, NTM_HDR_SIG);
+	const char *nonce_s = ntm_req_header(r, NTM_HDR_NONCE);
 	uint8_t sig[NTM_SIG_LEN];
 	int64_t date, now = (int64_t)time(NULL);
 	int err;
@@ -452,9 +457,9 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		snprintf(why, wlen, "server has no trust anchor for signed requests");
 		return NTM_ERR_STATE;
 	}
-	if (!date_s || !cert_s || !sig_s) {
+	if (!date_s || !cert_s || !sig_s || !nonce_s) {
 		snprintf(why, wlen, "missing %s header", !date_s ? NTM_HDR_DATE :
-		    !cert_s ? NTM_HDR_CERT : NTM_HDR_SIG);
+		    !cert_s ? NTM_HDR_CERT : !sig_s ? NTM_HDR_SIG : NTM_HDR_NONCE);
 		return NTM_ERR_UNAUTH;
 	}
 	if (parse_i64(date_s, &date)) {
@@ -480,7 +485,8 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		    r->cert.name, ntm_strerror(err));
 		return err;
 	}
-	if (ntm_req_verify(sig_s, r->cert.pk, r->method, r->path, date, r->body, r->len) < 0) {
+	if (ntm_req_verify(sig_s, r->cert.pk, r->method, r->path, date, nonce_s,
+	    r->body, r->len) < 0) {
 		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
 		return NTM_ERR_CRYPTO;
 	}

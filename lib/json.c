@@ -206,7 +206,7 @@ ntm_json_parse(const void *p, size_t n, struct ntm_jerr *err)
 		jerr_set(err, "bad_json", NULL, "invalid JSON: no data");
 		return NULL;
 	}
-	j = json_loadb(p ? p : "", n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+	j = json_loadb(p ? p : "", n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (j == NULL) {
 		char text[121];
 

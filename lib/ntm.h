@@ -264,7 +264,7 @@ int ntm_token_verify(const struct ntm_token *t, const uint8_t as_pk[NTM_SIGN_PK]
 int ntm_token_to_b64(const struct ntm_token *t, char *out, size_t cap);
 int ntm_token_from_b64(struct ntm_token *t, const char *b64) NTM_WUR;
 
-/* Names: user names are [a-z][a-z0-9_-]{0,31}; device ids [A-Za-z0-9_-]{1,64};
+/* Names: user names are DNS labels [a-z][a-z0-9-]{0,31} not ending in '-'; device ids [A-Za-z0-9_-]{1,64};
  * DNS names are lowercase LDH labels of 1..63, 253 total.
  * Each returns 1 if s is valid, 0 if not. */
 int ntm_valid_user(const char *s);
@@ -276,18 +276,25 @@ int ntm_valid_dnsname(const char *s);
 #define NTM_HDR_DATE	"NTM-Date"
 #define NTM_HDR_CERT	"NTM-Cert"
 #define NTM_HDR_SIG	"NTM-Signature"
+#define NTM_HDR_NONCE	"NTM-Nonce"
+#define NTM_NONCE_LEN	16
+#define NTM_NONCE_B64	NTM_B64_LEN(NTM_NONCE_LEN)	/* 22 characters + NUL */
 #define NTM_SIG_WINDOW	300		/* seconds either side of now */
 #define NTM_SIG_B64	NTM_B64_LEN(NTM_SIG_LEN)
 
 /*
  * The signed string is
- *   "ntm-sig-v1\n" METHOD "\n" PATH "\n" DATE "\n" hex(SHA-256(body))
- * with DATE the decimal unix time sent in NTM-Date.
+ *   "ntm-sig-v1\n" METHOD "\n" PATH "\n" DATE "\n" NONCE "\n" hex(SHA-256(body))
+ * with DATE the decimal unix time sent in NTM-Date and NONCE the base64url
+ * of 16 random bytes sent in NTM-Nonce (ntm_req_nonce()).
  */
+void ntm_req_nonce(char nonce_b64[NTM_NONCE_B64]);
 void ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
-    const char *method, const char *path, int64_t date, const void *body, size_t len);
+    const char *method, const char *path, int64_t date, const char *nonce,
+    const void *body, size_t len);
 int  ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
-    const char *method, const char *path, int64_t date, const void *body, size_t len) NTM_WUR;
+    const char *method, const char *path, int64_t date, const char *nonce,
+    const void *body, size_t len) NTM_WUR;
 
 /* Remembers the signatures accepted within the date window, so a captured
  * request cannot be replayed while its date is still fresh. Bounded. */

@@ -15,7 +15,7 @@
 #define SIG_METHOD_MAX	16
 #define SIG_PATH_MAX	4096
 #define SIG_MSG_MAX	(sizeof(SIG_CTX) + SIG_METHOD_MAX + SIG_PATH_MAX + 32 + \
-			 2 * NTM_HASH_LEN + 8)
+			 2 * NTM_HASH_LEN + NTM_NONCE_B64 + 8)
 
 /*
  * Builds the signed string. Method and path must be non-empty and free of
@@ -24,7 +24,7 @@
  */
 static int
 sig_message(char *out, size_t cap, const char *method, const char *path,
-    int64_t date, const void *body, size_t len)
+    int64_t date, const char *nonce, const void *body, size_t len)
 {
 	uint8_t digest[NTM_HASH_LEN];
 	char hex[2 * NTM_HASH_LEN + 1];
@@ -43,10 +43,19 @@ sig_message(char *out, size_t cap, const char *method, const char *path,
 	for (size_t i = 0; i < pl; i++)
 		if ((unsigned char)path[i] <= ' ' || path[i] == 0x7f)
 			return NTM_ERR_INVAL;
+	/* The nonce makes two identical requests within one second sign
+	 * differently (Ed25519 is deterministic), so the replay cache only
+	 * ever refuses a real replay. */
+	if (nonce == NULL || strlen(nonce) != NTM_NONCE_B64 - 1)
+		return NTM_ERR_INVAL;
+	for (const char *q = nonce; *q; q++)
+		if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') ||
+		    (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
+			return NTM_ERR_INVAL;
 	ntm_hash(digest, len ? body : (const void *)"", len);
 	(void)ntm_hex_encode(hex, sizeof(hex), digest, sizeof(digest));
-	n = snprintf(out, cap, SIG_CTX "\n%s\n%s\n%" PRId64 "\n%s",
-	    method, path, date, hex);
+	n = snprintf(out, cap, SIG_CTX "\n%s\n%s\n%" PRId64 "\n%s\n%s",
+	    method, path, date, nonce, hex);
 	if (n < 0 || (size_t)n >= cap)
 		return NTM_ERR_TOOBIG;
 	return n;
@@ -54,8 +63,8 @@ sig_message(char *out, size_t cap, const char *method, const char *path,
 
 void
 ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
-    const char *method, const char *path, int64_t date, const void *body,
-    size_t len)
+    const char *method, const char *path, int64_t date, const char *nonce,
+    const void *body, size_t len)
 {
 	char msg[SIG_MSG_MAX];
 	uint8_t sig[NTM_SIG_LEN];
@@ -64,7 +73,7 @@ ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
 	/* An unsignable request gets an empty signature, which the receiver
 	 * rejects; the caller's own checks should have stopped it earlier. */
 	sig_b64[0] = '\0';
-	if ((n = sig_message(msg, sizeof(msg), method, path, date, body, len)) < 0)
+	if ((n = sig_message(msg, sizeof(msg), method, path, date, nonce, body, len)) < 0)
 		return;
 	ntm_sign(sig, msg, (size_t)n, sk);
 	(void)ntm_b64_encode(sig_b64, NTM_SIG_B64, sig, sizeof(sig));
@@ -72,8 +81,8 @@ ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
 
 int
 ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
-    const char *method, const char *path, int64_t date, const void *body,
-    size_t len)
+    const char *method, const char *path, int64_t date, const char *nonce,
+    const void *body, size_t len)
 {
 	char msg[SIG_MSG_MAX];
 	uint8_t sig[NTM_SIG_LEN];
@@ -81,7 +90,7 @@ ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
 
 	if (sig_b64 == NULL || ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
 		return NTM_ERR_CRYPTO;
-	if ((n = sig_message(msg, sizeof(msg), method, path, date, body, len)) < 0)
+	if ((n = sig_message(msg, sizeof(msg), method, path, date, nonce, body, len)) < 0)
 		return NTM_ERR_CRYPTO;
 	return ntm_sign_verify(sig, msg, (size_t)n, pk);
 }
@@ -214,4 +223,13 @@ ntm_replay_check(struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN],
 		return NTM_ERR_NOSPACE;
 	replay_insert(r, sig, date);
 	return 0;
+}
+
+void
+ntm_req_nonce(char nonce_b64[NTM_NONCE_B64])
+{
+	uint8_t n[NTM_NONCE_LEN];
+
+	ntm_random(n, sizeof(n));
+	(void)ntm_b64_encode(nonce_b64, NTM_NONCE_B64, n, sizeof(n));
 }

@@ -25,10 +25,11 @@ ntm_valid_user(const char *s)
 		if (i >= NTM_USER_MAX)
 			return 0;
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '_' || s[i] == '-'))
+		    s[i] == '-'))
 			return 0;
 	}
-	return 1;
+	/* A user name becomes a DNS label of the FQDN: no trailing '-'. */
+	return s[i - 1] != '-';
 }
 
 int

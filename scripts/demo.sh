@@ -20,7 +20,7 @@ if [ "${1:-}" = stop ]; then
 fi
 
 for role in $PLATFORM_ROLES; do
-	if [ -f "$dir/$role/pid.started" ] && kill -0 "$(cat "$dir/$role/pid.started")" 2>/dev/null; then
+	if [ -f "$dir/$role.pid" ] && kill -0 "$(cat "$dir/$role.pid")" 2>/dev/null; then
 		echo "the demo is already running under $dir (stop it with: make demo-stop)" >&2
 		exit 1
 	fi

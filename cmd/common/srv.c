@@ -459,8 +459,7 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 	if (srv_conf_load(&s.conf, spec->role, s.conf_path, err, sizeof(err)) < 0) {
 		srv_errx("%s", err);
 		srv_conf_free(&s.conf);
-		/* -n answers 0 or 1; otherwise a bad configuration is 2. */
-		return s.check_only ? 1 : 2;
+		return 2;	/* a bad configuration file, as for ntm-as */
 	}
 
 	if (cmd) {

@@ -32,8 +32,8 @@ struct user_sub {
 static int
 bad_name(const char *name)
 {
-	as_errx("user '%s': invalid name (lowercase letters, digits, '_' and '-', "
-	    "starting with a letter, at most %d)", name, NTM_USER_MAX);
+	as_errx("user '%s': invalid name (lowercase letters, digits and '-', "
+	    "starting with a letter, not ending with '-', at most %d)", name, NTM_USER_MAX);
 	return EXIT_USAGE;
 }
 

@@ -216,7 +216,7 @@ on_login(struct ntm_req *req, void *arg)
 	}
 	if (!ntm_valid_user(user)) {
 		ntm_reply_error(req, 400, "bad_field", "user", "field 'user': invalid name "
-		    "(lowercase letters, digits, '_' and '-', starting with a letter, at most 32)");
+		    "(lowercase letters, digits and '-', starting with a letter, not ending with '-', at most 32)");
 		goto cleanup;
 	}
 	if (!ntm_valid_device(device)) {

@@ -264,8 +264,8 @@ login_main(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	if (!ntm_valid_user(la.user)) {
-		cli_err("login", "user '%s': invalid name (lowercase letters, digits, "
-		    "'_' and '-', starting with a letter, at most 32)", la.user);
+		cli_err("login", "user '%s': invalid name (lowercase letters, digits "
+		    "and '-', starting with a letter, not ending with '-', at most 32)", la.user);
 		goto out;
 	}
 	if (la.device && !ntm_valid_device(la.device)) {

@@ -144,11 +144,11 @@ sreq() {
 @test "signed requests: missing headers, bad signature, tampering, stale or future date: 401" {
 	local u="$(as_url)/v1/as/login" b='{"version":1,"user":"alice","password":"alice-pw","device":"d1"}'
 	local what
-	for what in date cert sig; do
+	for what in date cert sig nonce; do
 		run sreq dc1 --omit "$what" POST "$u" "$b"
 		expect_error 401 unauthorized
 	done
-	for what in sig body path; do
+	for what in sig body path nonce; do
 		run sreq dc1 --tamper "$what" POST "$u" "$b"
 		expect_error 401 unauthorized
 	done
@@ -210,7 +210,7 @@ sreq() {
 @test "after all of that every daemon still serves" {
 	local r
 	for r in as dc1 dc2 rs cs; do
-		kill -0 "$(cat "$(P)/$r/pid.started")"
+		kill -0 "$(cat "$(P)/$r.pid")"
 		run https GET "https://127.0.0.1:$(platform_port "$(P)" $r)/v1/health"
 		assert_equal "$(status_of)" 200
 	done

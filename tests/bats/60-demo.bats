@@ -30,6 +30,6 @@ teardown() {
 	assert_success
 	local r
 	for r in as dc1 dc2 rs cs; do
-		assert_file_not_exists "$NTM_DEMO_DIR/$r/pid.started"
+		assert_file_not_exists "$NTM_DEMO_DIR/$r.pid"
 	done
 }

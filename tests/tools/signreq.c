@@ -5,7 +5,8 @@
  * that servers refuse what they must refuse.
  *
  *   signreq --ca CA --key KEYFILE --cert CERTFILE [--date-offset SEC]
- *           [--omit date|cert|sig] [--tamper sig|body|path] [--repeat N]
+ *           [--omit date|cert|sig|nonce]
+ *           [--tamper sig|body|path|nonce] [--repeat N]
  *           METHOD URL [BODY]
  */
 #include <curl/curl.h>
@@ -70,9 +71,13 @@ main(int argc, char **argv)
 		strncat(path, "x", sizeof(path) - strlen(path) - 1);
 
 	int64_t date = (int64_t)time(NULL) + offset;
-	ntm_req_sign(sig, sk, method, path, date, body, strlen(body));
+	char nonce[NTM_NONCE_B64];
+	ntm_req_nonce(nonce);
+	ntm_req_sign(sig, sk, method, path, date, nonce, body, strlen(body));
 	if (strcmp(tamper, "sig") == 0)
 		sig[3] = sig[3] == 'A' ? 'B' : 'A';
+	if (strcmp(tamper, "nonce") == 0)
+		nonce[0] = nonce[0] == 'A' ? 'B' : 'A';
 	if (strcmp(tamper, "body") == 0)
 		body = "{\"tampered\":1}";
 
@@ -92,6 +97,10 @@ main(int argc, char **argv)
 			sprintf(ch2, NTM_HDR_CERT ": %s", certtxt);
 			h = curl_slist_append(h, ch2);
 			free(ch2);
+		}
+		if (strcmp(omit, "nonce") != 0) {
+			snprintf(hdr, sizeof(hdr), NTM_HDR_NONCE ": %s", nonce);
+			h = curl_slist_append(h, hdr);
 		}
 		if (strcmp(omit, "sig") != 0) {
 			snprintf(hdr, sizeof(hdr), NTM_HDR_SIG ": %s", sig);

@@ -180,7 +180,7 @@ struct raw {
 	/* in */
 	const char	*path;
 	const char	*body;
-	const char	*hdr[4];
+	const char	*hdr[5];
 	/* out */
 	long		 status;
 	char		 resp[4096];
@@ -211,7 +211,7 @@ curl_thread(void *arg)
 
 	snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", (unsigned)port, r->path);
 	h = curl_slist_append(h, "Content-Type: application/json");
-	for (int i = 0; i < 4 && r->hdr[i]; i++)
+	for (int i = 0; i < 5 && r->hdr[i]; i++)
 		h = curl_slist_append(h, r->hdr[i]);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_CAINFO, ca_crt);
@@ -295,20 +295,23 @@ run_thread(void *(*fn)(void *), struct raw *r)
 
 /* A signed request made by hand: headers for method POST, path, date, body. */
 static void
-sign_headers(struct raw *r, char bufs[3][1024], const uint8_t *sk,
+sign_headers(struct raw *r, char bufs[4][1024], const uint8_t *sk,
     const struct ntm_cert *cert, int64_t date, const char *signed_body)
 {
 	char sig[NTM_SIG_B64], cb64[NTM_B64_LEN(NTM_CERT_MAX)];
+	const char *nonce = "AAAAAAAAAAAAAAAAAAAAAA";
 
-	ntm_req_sign(sig, sk, "POST", r->path, date, signed_body, strlen(signed_body));
+	ntm_req_sign(sig, sk, "POST", r->path, date, nonce, signed_body, strlen(signed_body));
 	CHECK(ntm_cert_to_b64(cert, cb64, sizeof(cb64)) > 0);
 	snprintf(bufs[0], 1024, "NTM-Date: %lld", (long long)date);
 	snprintf(bufs[1], 1024, "NTM-Cert: %s", cb64);
 	snprintf(bufs[2], 1024, "NTM-Signature: %s", sig);
 	r->hdr[0] = bufs[0];
 	r->hdr[1] = bufs[1];
+	snprintf(bufs[3], 1024, "NTM-Nonce: %s", nonce);
 	r->hdr[2] = bufs[2];
-	r->hdr[3] = NULL;
+	r->hdr[3] = bufs[3];
+	r->hdr[4] = NULL;
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -492,7 +495,7 @@ expect_401(struct raw *r, const char *why)
 
 TEST(signed_rejects)
 {
-	char h[3][1024];
+	char h[4][1024];
 	struct raw r = { .path = "/signed", .body = "{\"x\":3}" };
 	int64_t now = (int64_t)time(NULL);
 	struct ntm_cert other = id_cert;
@@ -611,6 +614,17 @@ TEST(plain_http)
 	run_thread(plain_thread, &r);
 	CHECK(strncmp(r.resp, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
 	CHECK(strstr(r.resp, "{\"code\":\"tls_required\"") != NULL);
+	/* The body is whole JSON and Content-Length matches it. */
+	const char *body = strstr(r.resp, "\r\n\r\n");
+	const char *cl = strstr(r.resp, "Content-Length: ");
+	CHECK(body != NULL && cl != NULL);
+	if (body && cl) {
+		json_error_t je;
+		json_t *j = json_loads(body + 4, 0, &je);
+		CHECK(j != NULL);
+		json_decref(j);
+		CHECK_EQ(atoi(cl + 16), (long long)strlen(body + 4));
+	}
 
 	/* Some other text that is not TLS either. */
 	r.body = "DELETE /x HTTP/1.1\r\n\r\n";

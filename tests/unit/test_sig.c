@@ -2,6 +2,9 @@
 #include "ntm.h"
 #include "unit.h"
 
+#define NONCE	"AAAAAAAAAAAAAAAAAAAAAA"
+#define NONCE2	"AAAAAAAAAAAAAAAAAAAAAB"
+
 static uint8_t pk[NTM_SIGN_PK], sk[NTM_SIGN_SK];
 
 TEST(init)
@@ -13,14 +16,14 @@ TEST(init)
 /* The signed string is fixed by docs/protocol.md 2.2. */
 TEST(signed_string)
 {
-	const char *msg = "ntm-sig-v1\nPOST\n/v1/x\n1700000000\n"
+	const char *msg = "ntm-sig-v1\nPOST\n/v1/x\n1700000000\nAAAAAAAAAAAAAAAAAAAAAA\n"
 	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 	uint8_t sig[NTM_SIG_LEN];
 	char b64[NTM_SIG_B64], want[NTM_SIG_B64];
 
 	ntm_sign(sig, msg, strlen(msg), sk);
 	CHECK_EQ(ntm_b64_encode(want, sizeof(want), sig, sizeof(sig)), 86);
-	ntm_req_sign(b64, sk, "POST", "/v1/x", 1700000000, "abc", 3);
+	ntm_req_sign(b64, sk, "POST", "/v1/x", 1700000000, NONCE, "abc", 3);
 	CHECK_STR(b64, want);
 }
 
@@ -29,44 +32,47 @@ TEST(tamper)
 	static const struct {
 		const char *method, *path;
 		int64_t date;
-		const char *body;
+		const char *nonce, *body;
 		int err;
 	} cases[] = {
-		{ "POST", "/v1/login", 1700000000, "{\"a\":1}", 0 },
-		{ "GET", "/v1/login", 1700000000, "{\"a\":1}", NTM_ERR_CRYPTO },
-		{ "POST", "/v1/logout", 1700000000, "{\"a\":1}", NTM_ERR_CRYPTO },
-		{ "POST", "/v1/login", 1700000001, "{\"a\":1}", NTM_ERR_CRYPTO },
-		{ "POST", "/v1/login", 1700000000, "{\"a\":2}", NTM_ERR_CRYPTO },
-		{ "POST", "/v1/login", 1700000000, "", NTM_ERR_CRYPTO },
-		{ "POST", "/v1/login\n", 1700000000, "{\"a\":1}", NTM_ERR_CRYPTO },
-		{ "", "/v1/login", 1700000000, "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login", 1700000000, NONCE, "{\"a\":1}", 0 },
+		{ "POST", "/v1/login", 1700000000, NONCE2, "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login", 1700000000, "short", "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login", 1700000000, "AAAAAAAAAAAAAAAAAAAAA\n", "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "GET", "/v1/login", 1700000000, NONCE, "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/logout", 1700000000, NONCE, "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login", 1700000001, NONCE, "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login", 1700000000, NONCE, "{\"a\":2}", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login", 1700000000, NONCE, "", NTM_ERR_CRYPTO },
+		{ "POST", "/v1/login\n", 1700000000, NONCE, "{\"a\":1}", NTM_ERR_CRYPTO },
+		{ "", "/v1/login", 1700000000, NONCE, "{\"a\":1}", NTM_ERR_CRYPTO },
 	};
 	char b64[NTM_SIG_B64];
 	uint8_t other_pk[NTM_SIGN_PK], other_sk[NTM_SIGN_SK];
 
-	ntm_req_sign(b64, sk, "POST", "/v1/login", 1700000000, "{\"a\":1}", 7);
+	ntm_req_sign(b64, sk, "POST", "/v1/login", 1700000000, NONCE, "{\"a\":1}", 7);
 	CHECK_EQ(strlen(b64), 86);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		CHECK_EQ(ntm_req_verify(b64, pk, cases[i].method, cases[i].path,
-		    cases[i].date, cases[i].body, strlen(cases[i].body)),
+		    cases[i].date, cases[i].nonce, cases[i].body, strlen(cases[i].body)),
 		    cases[i].err);
 	CHECK_EQ(ntm_sign_keypair(other_pk, other_sk), 0);
 	CHECK_EQ(ntm_req_verify(b64, other_pk, "POST", "/v1/login", 1700000000,
-	    "{\"a\":1}", 7), NTM_ERR_CRYPTO);
+	    NONCE, "{\"a\":1}", 7), NTM_ERR_CRYPTO);
 	/* Malformed signature text. */
 	CHECK_EQ(ntm_req_verify("", pk, "POST", "/v1/login", 1700000000,
-	    "{\"a\":1}", 7), NTM_ERR_CRYPTO);
+	    NONCE, "{\"a\":1}", 7), NTM_ERR_CRYPTO);
 	CHECK_EQ(ntm_req_verify(NULL, pk, "POST", "/v1/login", 1700000000,
-	    "{\"a\":1}", 7), NTM_ERR_CRYPTO);
+	    NONCE, "{\"a\":1}", 7), NTM_ERR_CRYPTO);
 	b64[85] = b64[85] == 'A' ? 'B' : 'A';
 	CHECK_EQ(ntm_req_verify(b64, pk, "POST", "/v1/login", 1700000000,
-	    "{\"a\":1}", 7), NTM_ERR_CRYPTO);
+	    NONCE, "{\"a\":1}", 7), NTM_ERR_CRYPTO);
 
 	/* An empty body is the digest of nothing, with or without a pointer. */
-	ntm_req_sign(b64, sk, "GET", "/v1/y", -5, NULL, 0);
-	CHECK_EQ(ntm_req_verify(b64, pk, "GET", "/v1/y", -5, "", 0), 0);
+	ntm_req_sign(b64, sk, "GET", "/v1/y", -5, NONCE, NULL, 0);
+	CHECK_EQ(ntm_req_verify(b64, pk, "GET", "/v1/y", -5, NONCE, "", 0), 0);
 	/* Unsignable input gives an empty signature. */
-	ntm_req_sign(b64, sk, "GET\n", "/v1/y", 1, NULL, 0);
+	ntm_req_sign(b64, sk, "GET\n", "/v1/y", 1, NONCE, NULL, 0);
 	CHECK_STR(b64, "");
 }
 

@@ -29,7 +29,9 @@ TEST(names)
 	static const struct { const char *s; int user, device, dns; } v[] = {
 		{ "alice",		1, 1, 1 },
 		{ "a",			1, 1, 1 },
-		{ "a1_b-c",		1, 1, 0 },
+		{ "a1_b-c",		0, 1, 0 },	/* '_' is no DNS label character */
+		{ "a1-b-c",		1, 1, 1 },
+		{ "ab-",		0, 1, 0 },	/* a label never ends in '-' */
 		{ "Alice",		0, 1, 0 },
 		{ "1alice",		0, 1, 1 },
 		{ "_x",			0, 1, 0 },
