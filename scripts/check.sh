@@ -34,7 +34,7 @@ if ls tests/netns/*.bats >/dev/null 2>&1; then
 fi
 
 # Sum the per-stage "X: N passed, N failed" lines.
-read -r p f < <(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed' "$log" |
+read -r p f < <(grep -E '^(unit|bats): [0-9]+ passed, [0-9]+ failed' "$log" |
 	sed -E 's/^.*: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' |
 	awk '{p += $1; f += $2} END {print p + 0, f + 0}')
 [ "$status" -ne 0 ] && [ "$f" -eq 0 ] && f=1

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/control.sh - control-plane cost on loopback.
+#
+# Baseline: an HTTPS GET /v1/health round trip to the DC (TLS handshake +
+# one request, made by the same curl binary). Measured against it, in the
+# same run: a full `ntm login` (client -> DC -> signed request -> AS ->
+# Argon2id on a worker -> token -> vIP lease -> session key), with the real
+# Argon2id parameters. Also reports the CPU time of each daemon per login.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/platform.sh"
+N=${BENCH_N:-20}
+dir=$(mktemp -d /tmp/ntm-bench.XXXXXX)
+trap 'platform_stop "$dir"; rm -rf "$dir"' EXIT
+unset NTM_PWHASH_FAST
+platform_init "$dir" >/dev/null
+platform_start "$dir"
+head -c 18 /dev/urandom | base64 > "$dir/pw"
+"$NTM_BIN/ntm-as" -f "$dir/as.conf" user add bench --password-file "$dir/pw"
+dc="https://127.0.0.1:$(platform_port "$dir" dc1)"
+
+now_ns() { date +%s%N; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+t0=$(now_ns)
+for ((i = 0; i < N; i++)); do
+	curl -sf --cacert "$dir/as/ca.crt" "$dc/v1/health" >/dev/null
+done
+t1=$(now_ns)
+as_pid=$(cat "$dir/as.pid") dc_pid=$(cat "$dir/dc1.pid")
+as0=$(cpu_ticks "$as_pid") dc0=$(cpu_ticks "$dc_pid")
+t2=$(now_ns)
+for ((i = 0; i < N; i++)); do
+	"$NTM_BIN/ntm" -c "$dir/client" login --ca "$dir/as/ca.crt" -u bench \
+	    --password-file "$dir/pw" "$dc" >/dev/null
+done
+t3=$(now_ns)
+as1=$(cpu_ticks "$as_pid") dc1=$(cpu_ticks "$dc_pid")
+hz=$(getconf CLK_TCK)
+health_ms=$(( (t1 - t0) / N / 1000000 ))
+login_ms=$(( (t3 - t2) / N / 1000000 ))
+printf 'health round trip (baseline): %d ms\n' "$health_ms"
+printf 'ntm login:                    %d ms  (%.1f x baseline)\n' "$login_ms" \
+    "$(echo "scale=2; ($t3 - $t2) / ($t1 - $t0)" | bc)"
+printf 'CPU per login: AS %d ms, DC %d ms (Argon2id at the AS dominates)\n' \
+    $(( (as1 - as0) * 1000 / hz / N )) $(( (dc1 - dc0) * 1000 / hz / N ))
