@@ -206,12 +206,17 @@ ntm_json_parse(const void *p, size_t n, struct ntm_jerr *err)
 		jerr_set(err, "bad_json", NULL, "invalid JSON: no data");
 		return NULL;
 	}
-	j = json_loadb(p ? p : "", n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	j = json_loadb(p ? p : "", n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	    &je);
 	if (j == NULL) {
 		char text[121];
 
 		snprintf(text, sizeof(text), "%.120s", je.text);
-		utf8_trim(text);
+		/* jansson quotes the offending input, which may be any bytes:
+		 * keep the message printable ASCII so it can travel as JSON. */
+		for (char *c = text; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				*c = '?';
 		jerr_set(err, "bad_json", NULL, "invalid JSON: %s (line %d, column %d)",
 		    text, je.line, je.column);
 		return NULL;

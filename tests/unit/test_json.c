@@ -213,4 +213,20 @@ TEST(long_key)
 	json_decref(j);
 }
 
-UNIT_MAIN(T(table), T(values), T(nul), T(long_key))
+/* Found by fuzz_json: jansson quotes raw input bytes in its error text. */
+TEST(parse_error_is_ascii)
+{
+	static const char in[] = "{\"\\\xdb\x85\":[]}";
+	struct ntm_jerr e;
+	json_t *j = ntm_json_parse(in, sizeof(in) - 1, &e);
+
+	CHECK(j == NULL);
+	CHECK_STR(e.code, "bad_json");
+	for (const char *c = e.message; *c; c++)
+		CHECK((unsigned char)*c >= 0x20 && (unsigned char)*c <= 0x7e);
+	j = json_string(e.message);
+	CHECK(j != NULL);
+	json_decref(j);
+}
+
+UNIT_MAIN(T(parse_error_is_ascii), T(table), T(values), T(nul), T(long_key))
