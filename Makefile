@@ -57,10 +57,12 @@ $(BUILD)/libntm.so: $(LIB_OBJS)
 	$(CC) -shared -Wl,-soname,libntm.so.0 $(LDFLAGS) -o $(BUILD)/libntm.so.0 $^ $(LDLIBS)
 	ln -sf libntm.so.0 $@
 
+# Written again at install time, so the installed file names that PREFIX.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|'
 $(BUILD)/ntm.pc: lib/ntm.pc.in Makefile
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) $< > $@
 
 # Each binary: its own cmd/NAME/*.c, the shared cmd/common code, libntm.a.
 define prog_rule
@@ -126,7 +128,7 @@ install: all
 	install -m 644 $(BUILD)/libntm.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/libntm.so.0 $(DESTDIR)$(LIBDIR)/
 	ln -sf libntm.so.0 $(DESTDIR)$(LIBDIR)/libntm.so
-	install -m 644 $(BUILD)/ntm.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PC_SED) lib/ntm.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ntm.pc
 	install -m 644 lib/ntm.h $(DESTDIR)$(INCDIR)/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/

@@ -15,6 +15,8 @@
 /* ---- log.c: "PROG: level: message" on stderr; routes libntm's hook too --- */
 void log_init(const char *prog, int verbose);
 const char *log_prog(void);
+/* From now on log to syslog (LOG_DAEMON), for a daemon that detached. */
+void log_syslog(void);
 void log_warn(const char *fmt, ...) NTM_PRINTF(1, 2);	/* appends strerror(errno) */
 void log_warnx(const char *fmt, ...) NTM_PRINTF(1, 2);
 void log_info(const char *fmt, ...) NTM_PRINTF(1, 2);

@@ -3,12 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "common.h"
 
 static const char *prog = "ntm";
 static int verbosity;
+static int to_syslog;
+static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
 static const char *const level_name[] = { "error", "warning", "info", "debug" };
 
@@ -20,6 +23,13 @@ vlogx(int level, const char *errstr, const char *fmt, va_list ap)
 	if (level > NTM_LOG_WARN + verbosity)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (to_syslog) {
+		if (errstr)
+			syslog(syslog_prio[level], "%s: %s", msg, errstr);
+		else
+			syslog(syslog_prio[level], "%s", msg);
+		return;
+	}
 	if (errstr)
 		fprintf(stderr, "%s: %s: %s: %s\n", prog, level_name[level], msg, errstr);
 	else
@@ -33,7 +43,17 @@ lib_hook(int level, const char *msg, void *arg)
 		level = NTM_LOG_DEBUG;
 	if (level > NTM_LOG_WARN + verbosity)
 		return;
-	fprintf(stderr, "%s: %s: %s\n", prog, level_name[level], msg);
+	if (to_syslog)
+		syslog(syslog_prio[level], "%s", msg);
+	else
+		fprintf(stderr, "%s: %s: %s\n", prog, level_name[level], msg);
+}
+
+void
+log_syslog(void)
+{
+	openlog(prog, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	to_syslog = 1;
 }
 
 void

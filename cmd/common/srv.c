@@ -343,6 +343,7 @@ run_daemon(struct srv *s)
 			log_warn("daemon");
 			goto cleanup;
 		}
+		log_syslog();	/* stderr is /dev/null from here on */
 		if (event_reinit(s->base) < 0)
 			log_warnx("event_reinit failed");
 	}

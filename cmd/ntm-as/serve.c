@@ -343,6 +343,7 @@ as_serve(struct as *as)
 			log_warn("daemon");
 			goto cleanup;
 		}
+		log_syslog();	/* stderr is /dev/null from here on */
 		/* The child carries the loop on: re-arm the kernel state. */
 		if (event_reinit(as->base) < 0) {
 			log_warnx("event_reinit failed");

@@ -1,0 +1,42 @@
+#!/usr/bin/env bats
+# make install honours PREFIX and DESTDIR, and the installed library,
+# header and pkg-config file build a program against libntm.
+
+load helpers
+
+@test "make install into a DESTDIR, then build and run a program with pkg-config" {
+	local d=$BATS_TEST_TMPDIR/root
+	run make -s -C "$TOP" install DESTDIR="$d" PREFIX=/opt/ntm
+	assert_success
+	local f
+	for f in bin/ntm bin/ntm-as bin/ntm-dc bin/ntm-rs bin/ntm-cs lib/libntm.a \
+	    lib/libntm.so.0 lib/pkgconfig/ntm.pc include/ntm.h share/man/man1/ntm.1 \
+	    share/man/man5/ntm.conf.5 share/man/man8/ntm-as.8 share/man/man8/ntm-dc.8 \
+	    share/man/man8/ntm-rs.8 share/man/man8/ntm-cs.8 \
+	    share/bash-completion/completions/ntm share/zsh/vendor-completions/_ntm \
+	    share/fish/vendor_completions.d/ntm.fish; do
+		assert_file_exists "$d/opt/ntm/$f"
+	done
+	cat > "$BATS_TEST_TMPDIR/t.c" <<'C'
+#include <stdio.h>
+#include <ntm.h>
+int main(void) {
+	char b64[NTM_B64_LEN(3)];
+	if (ntm_crypto_init() < 0 || ntm_b64_encode(b64, sizeof(b64), "ntm", 3) < 0)
+		return 1;
+	printf("%s %s %s\n", NTM_VERSION, b64, ntm_errcode(NTM_ERR_BADPASS));
+	return 0;
+}
+C
+	# The .pc file names the final prefix; point the compiler into DESTDIR.
+	run bash -c "PKG_CONFIG_PATH='$d/opt/ntm/lib/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$d' \
+	    cc -o '$BATS_TEST_TMPDIR/t' '$BATS_TEST_TMPDIR/t.c' \
+	    \$(PKG_CONFIG_PATH='$d/opt/ntm/lib/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$d' pkg-config --cflags ntm) \
+	    '$d/opt/ntm/lib/libntm.a' \$(pkg-config --libs libevent libevent_openssl libevent_pthreads libcurl jansson libsodium sqlite3 libcares openssl) -lpthread"
+	assert_success
+	run "$BATS_TEST_TMPDIR/t"
+	assert_success
+	assert_output "0.1.0 bnRt bad_password"
+	run man -l "$d/opt/ntm/share/man/man1/ntm.1"
+	assert_success
+}
