@@ -1,0 +1,88 @@
+/*
+ * tunnel.h - the end-to-end tunnel core (HS_INIT, HS_RESP, DATA;
+ * docs/protocol.md §4.3). I/O free and clock free: every call takes the
+ * current time in milliseconds; the caller sends what comes back and calls
+ * ntm_tunnel_tick() at ntm_tunnel_deadline().
+ */
+#ifndef NTM_TUNNEL_H
+#define NTM_TUNNEL_H
+
+#include "ntm-rt.h"
+
+struct ntm_tunnel;
+
+struct ntm_tunnel_cfg {
+	uint8_t		tunnel_id[NTM_TUNNEL_ID_LEN];
+	uint8_t		temporal_key[NTM_KEY_LEN];
+	int		initiator;		/* 1: we send HS_INIT */
+	int64_t		keepalive_ms;		/* 0: 10000 */
+	int64_t		rekey_ms;		/* 0: 120000 */
+	uint64_t	rekey_packets;		/* 0: 2^48 */
+};
+
+/* new; NULL on bad cfg or no memory. The temporal key is copied. */
+struct ntm_tunnel *ntm_tunnel_new(const struct ntm_tunnel_cfg *cfg, int64_t now);
+void ntm_tunnel_free(struct ntm_tunnel *t);	/* wipes keys */
+
+/* Output of the core: at most a few datagrams at once. */
+#define NTM_TUN_OUT_MAX	2
+struct ntm_tun_out {
+	int		n;
+	size_t		len[NTM_TUN_OUT_MAX];
+	uint8_t		buf[NTM_TUN_OUT_MAX][NTM_UDP_MAX];
+};
+
+/* Initiator: make the first HS_INIT (into out). */
+int ntm_tunnel_start(struct ntm_tunnel *t, int64_t now, struct ntm_tun_out *out) NTM_WUR;
+
+/* What ntm_tunnel_recv() found. */
+struct ntm_tun_event {
+	int		 established;	/* a session was confirmed by this packet */
+	int		 authentic;	/* the packet authenticated (move endpoint) */
+	const uint8_t	*payload;	/* DATA payload (points into the input); NULL if none */
+	size_t		 len;
+};
+
+/*
+ * Feed one datagram already accepted by ntm_msg_validate() and routed to
+ * this tunnel (HS_INIT by tunnel_id, HS_RESP/DATA by our receiver index).
+ * Decrypts in place (p is modified). Fills out with any reply to send.
+ * Returns 0, or a negative error for a packet to drop (count it).
+ */
+int ntm_tunnel_recv(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now,
+    struct ntm_tun_event *ev, struct ntm_tun_out *out) NTM_WUR;
+
+/* Seal one inner packet (len <= NTM_INNER_MTU; 0 for a keepalive) into out.
+ * NTM_ERR_STATE if no session is established yet (caller may queue). */
+int ntm_tunnel_send(struct ntm_tunnel *t, const uint8_t *payload, size_t len,
+    int64_t now, struct ntm_tun_out *out) NTM_WUR;
+
+/* Timers: handshake retransmits, keepalives, rekey. */
+int64_t ntm_tunnel_deadline(const struct ntm_tunnel *t);	/* INT64_MAX: none */
+int ntm_tunnel_tick(struct ntm_tunnel *t, int64_t now, struct ntm_tun_out *out) NTM_WUR;
+
+/* Routing helpers for the caller's tables. */
+/* Our receiver index of the current session (0 before any). Packets
+ * addressed to the previous session's index are accepted too until it
+ * expires; ntm_tunnel_owns_index() tells. */
+uint32_t ntm_tunnel_index(const struct ntm_tunnel *t);
+int      ntm_tunnel_owns_index(const struct ntm_tunnel *t, uint32_t idx);
+/* From a validated packet: the receiver index (HS_RESP, DATA) or the
+ * tunnel id (HS_INIT). */
+uint32_t ntm_msg_receiver_index(const uint8_t *p, size_t n);
+const uint8_t *ntm_msg_tunnel_id(const uint8_t *p, size_t n);
+
+enum ntm_tun_state { NTM_TUN_NEW, NTM_TUN_HANDSHAKE, NTM_TUN_UP, NTM_TUN_DEAD };
+struct ntm_tun_stats {
+	enum ntm_tun_state state;
+	uint64_t	tx_packets, rx_packets, tx_bytes, rx_bytes;	/* inner payload */
+	uint64_t	dropped;		/* failed auth, replay, bad state */
+	int64_t		last_handshake;		/* ms, 0 = never */
+	int64_t		last_rx;		/* ms of last authentic packet */
+	uint32_t	index;
+	uint32_t	handshakes;		/* sessions established so far */
+};
+void ntm_tunnel_stats(const struct ntm_tunnel *t, struct ntm_tun_stats *st);
+const char *ntm_tun_state_name(enum ntm_tun_state s);
+
+#endif
