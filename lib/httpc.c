@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -23,12 +26,14 @@
 #define HTTPC_RESP_MAX		(1024 * 1024)
 #define HTTPC_CONNECT_MAX_MS	5000L
 #define HTTPC_TIMEOUT_DEF_MS	30000L
+#define HTTPC_PINS_MAX		64	/* ntm_httpc_resolve entries kept */
 
 struct xfer {
 	struct ntm_httpc	*c;
 	struct xfer		*prev, *next;
 	CURL			*easy;
 	struct curl_slist	*hdrs;
+	struct curl_slist	*resolve;	/* copy of the client's pins */
 	char			*reqbody;
 	char			*resp;
 	size_t			 len, cap;
@@ -56,6 +61,8 @@ struct ntm_httpc {
 	int			 busy;		/* inside user callbacks */
 	int			 doomed;	/* ntm_httpc_free called while busy */
 	int			 has_id;
+	char			*pins[HTTPC_PINS_MAX];	/* "host:port:addr" */
+	size_t			 npins;
 	uint8_t			 sk[NTM_SIGN_SK];
 	char			 cert_b64[NTM_B64_LEN(NTM_CERT_MAX)];
 };
@@ -92,6 +99,7 @@ xfer_free(struct xfer *x)
 		curl_easy_cleanup(x->easy);
 	}
 	curl_slist_free_all(x->hdrs);
+	curl_slist_free_all(x->resolve);
 	if (x->reqbody) {
 		ntm_wipe(x->reqbody, strlen(x->reqbody));
 		free(x->reqbody);
@@ -347,6 +355,8 @@ httpc_destroy(struct ntm_httpc *c)
 	if (c->timer)
 		event_free(c->timer);
 	free(c->cafile);
+	for (size_t i = 0; i < c->npins; i++)
+		free(c->pins[i]);
 	ntm_wipe(c, sizeof(*c));
 	free(c);
 }
@@ -374,6 +384,47 @@ ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
 		return NTM_ERR_INVAL;
 	memcpy(c->sk, sk, NTM_SIGN_SK);
 	c->has_id = 1;
+	return 0;
+}
+
+int
+ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port, const char *addr)
+{
+	unsigned char bin[16];
+	char entry[NTM_NAME_MAX + 64], *dup;
+	size_t i, hlen;
+	int v6;
+
+	if (c == NULL || host == NULL || addr == NULL || port == 0 ||
+	    !ntm_valid_dnsname(host))
+		return NTM_ERR_INVAL;
+	v6 = inet_pton(AF_INET6, addr, bin) == 1;
+	if (!v6 && inet_pton(AF_INET, addr, bin) != 1)
+		return NTM_ERR_INVAL;
+	snprintf(entry, sizeof(entry), "%s:%u:%s%s%s", host, (unsigned)port,
+	    v6 ? "[" : "", addr, v6 ? "]" : "");
+	hlen = strlen(host);
+	/* "host:port:" prefix names the pin; the same one is replaced. */
+	for (i = 0; i < c->npins; i++) {
+		const char *p = c->pins[i];
+
+		if (strncasecmp(p, host, hlen) == 0 && p[hlen] == ':' &&
+		    strtoul(p + hlen + 1, NULL, 10) == port)
+			break;
+	}
+	if (i == c->npins && c->npins == HTTPC_PINS_MAX) {
+		/* Full: the oldest pin goes. */
+		free(c->pins[0]);
+		memmove(c->pins, c->pins + 1, (HTTPC_PINS_MAX - 1) * sizeof(c->pins[0]));
+		i = --c->npins;
+	}
+	if ((dup = strdup(entry)) == NULL)
+		return NTM_ERR_NOMEM;
+	if (i < c->npins)
+		free(c->pins[i]);
+	else
+		c->npins++;
+	c->pins[i] = dup;
 	return 0;
 }
 
@@ -477,6 +528,16 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 		    add_header(&x->hdrs, NTM_HDR_SIG ": %s", sig))
 			goto err;
 	}
+
+	for (size_t i = 0; i < c->npins; i++) {
+		struct curl_slist *n = curl_slist_append(x->resolve, c->pins[i]);
+
+		if (n == NULL)
+			goto err;
+		x->resolve = n;
+	}
+	if (x->resolve)
+		curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
 
 	ret = NTM_ERR_INVAL;
 	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||

@@ -451,6 +451,14 @@ void ntm_httpc_free(struct ntm_httpc *c);	/* cancels pending requests (no callba
 /* Signs every request with this identity (NTM-Date/Cert/Signature). */
 int  ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
     const struct ntm_cert *cert) NTM_WUR;
+/*
+ * Pins host:port to addr (IPv4 or IPv6 text) for every later request of c
+ * (CURLOPT_RESOLVE): the connection goes to addr while TLS still verifies
+ * host. A pin for the same host:port is replaced; at most 64 are kept (the
+ * oldest is dropped). NTM_ERR_INVAL for a bad host, port 0 or bad address.
+ */
+int  ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port,
+    const char *addr) NTM_WUR;
 
 /*
  * Result of one request. err is 0 when an HTTP response arrived (any status),
