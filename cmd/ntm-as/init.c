@@ -50,13 +50,15 @@ cmd_init(struct as *as, int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "force",	no_argument,	NULL, 'F' },
+		{ "ip",		required_argument, NULL, 'i' },
 		{ "help",	no_argument,	NULL, 'h' },
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct srv_conf *c = &as->conf;
-	const char *sans[8];
+	const char *sans[8 + 16], *ips[16];
 	char cn[NTM_NAME_MAX + 32];
-	size_t nsans = 0;
+	size_t nsans = 0, nips = 0;
+	unsigned char ipbuf[16];
 	int ch, force = 0, err;
 
 	optind = 0;
@@ -65,8 +67,20 @@ cmd_init(struct as *as, int argc, char *argv[])
 		case 'F':
 			force = 1;
 			break;
+		case 'i':
+			if (inet_pton(AF_INET, optarg, ipbuf) != 1 &&
+			    inet_pton(AF_INET6, optarg, ipbuf) != 1) {
+				as_errx("init: --ip '%s': not an IPv4 or IPv6 address", optarg);
+				return EXIT_USAGE;
+			}
+			if (nips == sizeof(ips) / sizeof(ips[0])) {
+				as_errx("init: at most %zu --ip", nips);
+				return EXIT_USAGE;
+			}
+			ips[nips++] = optarg;
+			break;
 		case 'h':
-			as_usage_line(stdout, "init [--force]");
+			as_usage_line(stdout, "init [--force] [--ip ADDR]...");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
@@ -114,6 +128,8 @@ cmd_init(struct as *as, int argc, char *argv[])
 		add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), c->listen_addr);
 	add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), "127.0.0.1");
 	add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), "::1");
+	for (size_t i = 0; i < nips; i++)
+		add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), ips[i]);
 	if ((err = ntm_tls_issue(c->ca_cert, c->ca_key, c->tls_cert, c->tls_key, sans,
 	    AS_TLS_DAYS)) < 0) {
 		as_errx("%s: cannot issue the TLS certificate: %s", c->tls_cert,

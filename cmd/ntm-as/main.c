@@ -19,7 +19,7 @@
 #include "ntm-as.h"
 
 static const struct as_cmd commands[] = {
-	{ "init",   cmd_init,   "init [--force]" },
+	{ "init",   cmd_init,   "init [--force] [--ip ADDR]..." },
 	{ "pubkey", cmd_pubkey, "pubkey" },
 	{ "user",   cmd_user,   "user add|del|list|passwd|lock|unlock ..." },
 	{ "server", cmd_server, "server add|list|revoke ..." },
