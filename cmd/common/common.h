@@ -61,6 +61,9 @@ struct srv_conf {
 	char	*ca_file;		/* CA bundle that servers' TLS certs chain to */
 	char	*ca_cert, *ca_key;	/* AS: the demo CA */
 	char	*vip4_prefix, *vip6_prefix;	/* DC */
+	char	*dns_listen;		/* DC: ip:port of the DNS server (UDP) */
+	char	*dns_addr4, *dns_addr6;	/* DC: A/AAAA of the DC name */
+	char	*resolver;		/* DC: ip:port of the resolver finding other DCs */
 	long	 token_lifetime;	/* AS: seconds */
 	long	 as_timeout_ms;		/* DC, CS: bound on each call to the AS */
 	/* derived */

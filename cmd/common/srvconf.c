@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include "common.h"
 
@@ -25,6 +26,7 @@ static const struct {
 	S(as_url, R_DC | R_CS), S(as_key, R_DC | R_RS | R_CS),
 	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
+	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC),
 	I(token_lifetime, R_AS, 60, 30L * 86400),
 	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
 };
@@ -48,6 +50,38 @@ set_default(char **field, const char *dir, const char *file)
 {
 	if (*field == NULL)
 		*field = xasprintf("%s/%s", dir, file);
+}
+
+/* DC: dns_listen / resolver are numeric addr:port, dns_addr4/6 addresses. */
+static int
+check_dns_keys(const struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	char host[64];
+	uint16_t port;
+	unsigned char bin[16];
+
+	if (c->dns_listen && (split_hostport(c->dns_listen, host, sizeof(host), &port) < 0 ||
+	    (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1))) {
+		snprintf(err, errlen, "%s: dns_listen '%s' is not ip:port", path, c->dns_listen);
+		return -1;
+	}
+	if (c->resolver && (split_hostport(c->resolver, host, sizeof(host), &port) < 0 ||
+	    port == 0 ||
+	    (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1))) {
+		snprintf(err, errlen, "%s: resolver '%s' is not ip:port", path, c->resolver);
+		return -1;
+	}
+	if (c->dns_addr4 && inet_pton(AF_INET, c->dns_addr4, bin) != 1) {
+		snprintf(err, errlen, "%s: dns_addr4 '%s' is not an IPv4 address", path,
+		    c->dns_addr4);
+		return -1;
+	}
+	if (c->dns_addr6 && inet_pton(AF_INET6, c->dns_addr6, bin) != 1) {
+		snprintf(err, errlen, "%s: dns_addr6 '%s' is not an IPv6 address", path,
+		    c->dns_addr6);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -122,6 +156,8 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 			return -1;
 		}
 	}
+	if (role == NTM_ROLE_DC && check_dns_keys(c, path, err, errlen) < 0)
+		return -1;
 	if (role == NTM_ROLE_CS) {
 		set_default(&c->db, c->state_dir, "cs.db");
 		NEED(as_url);
@@ -140,7 +176,7 @@ srv_conf_free(struct srv_conf *c)
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
 	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url,
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
-	    &c->vip6_prefix };
+	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
