@@ -27,5 +27,7 @@ struct ntm_route {
 int ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
     struct ntm_route *out) NTM_WUR;
 const char *ntm_route_kind_name(enum ntm_route_kind k);	/* "direct", "local", "relay" */
+/* 1 if l->reflexive (address and port) is not among l->locals, else 0. */
+int ntm_location_natted(const struct ntm_location *l);
 
 #endif

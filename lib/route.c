@@ -1,0 +1,127 @@
+/*
+ * route.c - the DC's route decision (docs/protocol.md §4.5): a pure
+ * function of the two ends' locations, no I/O, no clock.
+ *
+ *   1. the ends use different families     -> relay  "IPv4 and IPv6: relay bridges"
+ *   2. both natted, same reflexive address -> local  "same NAT" (requester initiates
+ *      to the peer's local address of the family both use)
+ *   3. both natted, different NATs         -> relay  "both behind NAT"
+ *   4. exactly one natted                  -> direct "<side> behind NAT initiates"
+ *      (the natted side initiates to the global side's reflexive address)
+ *   5. neither natted                      -> direct "both global" (requester initiates)
+ *
+ * Rule 2 without a usable local address of that family falls to rule 3.
+ */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "route.h"
+
+static int
+family_of(const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage x = *ss;
+
+	ntm_sa_unmap(&x, NULL);
+	return x.ss_family == AF_INET || x.ss_family == AF_INET6 ? x.ss_family : 0;
+}
+
+/* A local address another host behind the same NAT can reach: same family,
+ * not IPv6 link-local (it would need a scope), not unspecified. */
+static int
+usable_local(const struct sockaddr_storage *ss, int family)
+{
+	struct sockaddr_storage x = *ss;
+
+	ntm_sa_unmap(&x, NULL);
+	if (x.ss_family != family)
+		return 0;
+	if (x.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&x;
+		return s4->sin_addr.s_addr != htonl(INADDR_ANY) && s4->sin_port != 0;
+	}
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&x;
+	return !IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) &&
+	    !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) && s6->sin6_port != 0;
+}
+
+static void
+set_endpoint(struct ntm_route *out, const struct sockaddr_storage *ss)
+{
+	out->endpoint = *ss;
+	ntm_sa_unmap(&out->endpoint, NULL);
+}
+
+static int
+decide(struct ntm_route *out, enum ntm_route_kind kind, int requester_initiates,
+    const struct sockaddr_storage *endpoint, const char *reason)
+{
+	out->kind = kind;
+	out->requester_initiates = requester_initiates;
+	if (endpoint)
+		set_endpoint(out, endpoint);
+	snprintf(out->reason, sizeof(out->reason), "%s", reason);
+	return 0;
+}
+
+int
+ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
+    struct ntm_route *out)
+{
+	int fa, fb, i;
+
+	if (a == NULL || b == NULL || out == NULL)
+		return NTM_ERR_INVAL;
+	memset(out, 0, sizeof(*out));
+	fa = family_of(&a->reflexive);
+	fb = family_of(&b->reflexive);
+	if (fa == 0 || fb == 0 || a->nlocals < 0 || a->nlocals > NTM_REG_ADDRS ||
+	    b->nlocals < 0 || b->nlocals > NTM_REG_ADDRS)
+		return NTM_ERR_INVAL;
+
+	if (fa != fb)
+		return decide(out, NTM_ROUTE_RELAY, 1, NULL, "IPv4 and IPv6: relay bridges");
+	if (a->natted && b->natted) {
+		if (ntm_sa_same_host((const struct sockaddr *)&a->reflexive,
+		    (const struct sockaddr *)&b->reflexive)) {
+			for (i = 0; i < b->nlocals; i++)
+				if (usable_local(&b->locals[i], fa))
+					return decide(out, NTM_ROUTE_LOCAL, 1,
+					    &b->locals[i], "same NAT");
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "same NAT but the peer has no local address of the family: relay");
+		}
+		return decide(out, NTM_ROUTE_RELAY, 1, NULL, "both behind NAT");
+	}
+	if (a->natted)
+		return decide(out, NTM_ROUTE_DIRECT, 1, &b->reflexive,
+		    "requester behind NAT initiates");
+	if (b->natted)
+		return decide(out, NTM_ROUTE_DIRECT, 0, &a->reflexive,
+		    "peer behind NAT initiates");
+	return decide(out, NTM_ROUTE_DIRECT, 1, &b->reflexive, "both global");
+}
+
+const char *
+ntm_route_kind_name(enum ntm_route_kind k)
+{
+	switch (k) {
+	case NTM_ROUTE_DIRECT:	return "direct";
+	case NTM_ROUTE_LOCAL:	return "local";
+	case NTM_ROUTE_RELAY:	return "relay";
+	}
+	return "?";
+}
+
+int
+ntm_location_natted(const struct ntm_location *l)
+{
+	int i;
+
+	for (i = 0; i < l->nlocals && i < NTM_REG_ADDRS; i++)
+		if (ntm_sa_equal((const struct sockaddr *)&l->reflexive,
+		    (const struct sockaddr *)&l->locals[i]))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,157 @@
+/* test_route.c - the route decision of docs/protocol.md §4.5, as a table. */
+#include <netinet/in.h>
+
+#include "route.h"
+#include "unit.h"
+
+/* A location as text: reflexive and up to 4 locals (NULL ends); natted is
+ * computed the way the DC does it. */
+struct loc_text {
+	const char	*reflexive;
+	const char	*locals[NTM_REG_ADDRS + 1];
+};
+
+static void
+mkloc(struct ntm_location *l, const struct loc_text *t)
+{
+	socklen_t len;
+	int i;
+
+	memset(l, 0, sizeof(*l));
+	if (ntm_sa_parse(&l->reflexive, &len, t->reflexive) < 0) {
+		fprintf(stderr, "bad test address %s\n", t->reflexive);
+		abort();
+	}
+	for (i = 0; i < NTM_REG_ADDRS && t->locals[i]; i++)
+		if (ntm_sa_parse(&l->locals[l->nlocals++], &len, t->locals[i]) < 0) {
+			fprintf(stderr, "bad test address %s\n", t->locals[i]);
+			abort();
+		}
+	l->natted = ntm_location_natted(l);
+}
+
+TEST(table)
+{
+	static const struct {
+		const char	*name;
+		struct loc_text	 a, b;		/* requester, peer */
+		int		 a_natted, b_natted;
+		int		 kind;
+		int		 requester_initiates;
+		const char	*endpoint;	/* NULL for relay */
+		const char	*reason;
+	} v[] = {
+		/* 5. neither natted: the requester initiates to the peer. */
+		{ "both global v4",
+		  { "198.18.0.10:5000", { "198.18.0.10:5000" } },
+		  { "198.18.1.20:6000", { "10.1.0.2:6000", "198.18.1.20:6000" } },
+		  0, 0, NTM_ROUTE_DIRECT, 1, "198.18.1.20:6000", "both global" },
+		{ "both global v6",
+		  { "[fd00:1::10]:5000", { "[fd00:1::10]:5000" } },
+		  { "[fd00:2::20]:6000", { "[fe80::1]:6000", "[fd00:2::20]:6000" } },
+		  0, 0, NTM_ROUTE_DIRECT, 1, "[fd00:2::20]:6000", "both global" },
+		/* 4. exactly one natted: that side initiates to the other's reflexive. */
+		{ "requester natted",
+		  { "198.18.0.1:40001", { "100.64.1.2:5000" } },
+		  { "198.18.1.20:6000", { "198.18.1.20:6000" } },
+		  1, 0, NTM_ROUTE_DIRECT, 1, "198.18.1.20:6000", "requester behind NAT initiates" },
+		{ "peer natted",
+		  { "198.18.0.10:5000", { "198.18.0.10:5000" } },
+		  { "198.18.0.1:40002", { "100.64.2.3:6000" } },
+		  0, 1, NTM_ROUTE_DIRECT, 0, "198.18.0.10:5000", "peer behind NAT initiates" },
+		{ "peer natted (port rewritten, same address)",
+		  { "[fd00:1::10]:5000", { "[fd00:1::10]:5000" } },
+		  { "[fd00:2::20]:61000", { "[fd00:2::20]:6000" } },
+		  0, 1, NTM_ROUTE_DIRECT, 0, "[fd00:1::10]:5000", "peer behind NAT initiates" },
+		{ "requester natted v6 (NAT66)",
+		  { "[fd00:9::1]:40001", { "[fd00:a::2]:5000" } },
+		  { "[fd00:2::20]:6000", { "[fd00:2::20]:6000" } },
+		  1, 0, NTM_ROUTE_DIRECT, 1, "[fd00:2::20]:6000", "requester behind NAT initiates" },
+		/* 3. both natted, different NATs. */
+		{ "both natted, two NATs",
+		  { "198.18.0.1:40001", { "100.64.1.2:5000" } },
+		  { "198.18.0.2:40002", { "100.64.2.3:6000" } },
+		  1, 1, NTM_ROUTE_RELAY, 1, NULL, "both behind NAT" },
+		/* 2. both natted, same NAT: local address of the same family. */
+		{ "same NAT v4",
+		  { "198.18.0.1:40001", { "100.64.1.2:5000" } },
+		  { "198.18.0.1:40002", { "[fd00:b::3]:6000", "100.64.1.3:6000" } },
+		  1, 1, NTM_ROUTE_LOCAL, 1, "100.64.1.3:6000", "same NAT" },
+		{ "same NAT v6 skips link-local",
+		  { "[fd00:9::1]:40001", { "[fd00:a::2]:5000" } },
+		  { "[fd00:9::1]:40002", { "[fe80::3]:6000", "100.64.1.3:6000", "[fd00:a::3]:6000" } },
+		  1, 1, NTM_ROUTE_LOCAL, 1, "[fd00:a::3]:6000", "same NAT" },
+		{ "same NAT, peer has no local of the family",
+		  { "198.18.0.1:40001", { "100.64.1.2:5000" } },
+		  { "198.18.0.1:40002", { "[fd00:b::3]:6000" } },
+		  1, 1, NTM_ROUTE_RELAY, 1, NULL,
+		  "same NAT but the peer has no local address of the family: relay" },
+		/* 1. families differ. */
+		{ "v4 requester, v6 peer",
+		  { "198.18.0.10:5000", { "198.18.0.10:5000" } },
+		  { "[fd00:2::20]:6000", { "[fd00:2::20]:6000" } },
+		  0, 0, NTM_ROUTE_RELAY, 1, NULL, "IPv4 and IPv6: relay bridges" },
+		{ "v6 requester natted, v4 peer natted",
+		  { "[fd00:9::1]:40001", { "[fd00:a::2]:5000" } },
+		  { "198.18.0.1:40002", { "100.64.2.3:6000" } },
+		  1, 1, NTM_ROUTE_RELAY, 1, NULL, "IPv4 and IPv6: relay bridges" },
+		{ "v4-mapped reflexive counts as IPv4",
+		  { "[::ffff:198.18.0.10]:5000", { "198.18.0.10:5000" } },
+		  { "198.18.1.20:6000", { "198.18.1.20:6000" } },
+		  0, 0, NTM_ROUTE_DIRECT, 1, "198.18.1.20:6000", "both global" },
+		{ "no locals at all: natted",
+		  { "198.18.0.10:5000", { NULL } },
+		  { "198.18.1.20:6000", { "198.18.1.20:6000" } },
+		  1, 0, NTM_ROUTE_DIRECT, 1, "198.18.1.20:6000", "requester behind NAT initiates" },
+	};
+	struct ntm_location a, b;
+	struct ntm_route r;
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		mkloc(&a, &v[i].a);
+		mkloc(&b, &v[i].b);
+		if (a.natted != v[i].a_natted || b.natted != v[i].b_natted)
+			fprintf(stderr, "row '%s':\n", v[i].name);
+		CHECK_EQ(a.natted, v[i].a_natted);
+		CHECK_EQ(b.natted, v[i].b_natted);
+		CHECK_EQ(ntm_route_decide(&a, &b, &r), 0);
+		if ((int)r.kind != v[i].kind || r.requester_initiates != v[i].requester_initiates)
+			fprintf(stderr, "row '%s':\n", v[i].name);
+		CHECK_EQ(r.kind, v[i].kind);
+		CHECK_EQ(r.requester_initiates, v[i].requester_initiates);
+		CHECK_STR(r.reason, v[i].reason);
+		if (v[i].endpoint)
+			CHECK_STR(ntm_sa_str((struct sockaddr *)&r.endpoint, buf, sizeof(buf)),
+			    v[i].endpoint);
+		else
+			CHECK_EQ(r.endpoint.ss_family, 0);
+	}
+}
+
+TEST(invalid)
+{
+	static const struct loc_text ok = { "198.18.0.10:5000", { "198.18.0.10:5000" } };
+	struct ntm_location a, b;
+	struct ntm_route r;
+
+	mkloc(&a, &ok);
+	memset(&b, 0, sizeof(b));			/* no reflexive address */
+	CHECK_EQ(ntm_route_decide(&a, &b, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(&b, &a, &r), NTM_ERR_INVAL);
+	mkloc(&b, &ok);
+	b.nlocals = NTM_REG_ADDRS + 1;
+	CHECK_EQ(ntm_route_decide(&a, &b, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(NULL, &a, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(&a, &a, NULL), NTM_ERR_INVAL);
+}
+
+TEST(names)
+{
+	CHECK_STR(ntm_route_kind_name(NTM_ROUTE_DIRECT), "direct");
+	CHECK_STR(ntm_route_kind_name(NTM_ROUTE_LOCAL), "local");
+	CHECK_STR(ntm_route_kind_name(NTM_ROUTE_RELAY), "relay");
+	CHECK_STR(ntm_route_kind_name((enum ntm_route_kind)0), "?");
+}
+
+UNIT_MAIN(T(table), T(invalid), T(names))
