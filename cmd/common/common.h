@@ -64,6 +64,12 @@ struct srv_conf {
 	char	*dns_listen;		/* DC: ip:port of the DNS server (UDP) */
 	char	*dns_addr4, *dns_addr6;	/* DC: A/AAAA of the DC name */
 	char	*resolver;		/* DC: ip:port of the resolver finding other DCs */
+	char	*udp_listen;		/* DC, RS: ip:port of the UDP socket */
+	char	*relay_name;		/* DC: the RS named in relay tickets */
+	char	*relay_addr4, *relay_addr6;	/* DC: the RS's UDP ip:port per family */
+	char	*relay_key;		/* DC: b64 Ed25519 public key of the RS */
+	long	 keepalive_s;		/* DC: registration interval told to clients */
+	long	 direction_ttl_s;	/* DC: how long a queued route direction lives */
 	long	 token_lifetime;	/* AS: seconds */
 	long	 as_timeout_ms;		/* DC, CS: bound on each call to the AS */
 	/* derived */
@@ -71,6 +77,8 @@ struct srv_conf {
 	uint16_t listen_port;
 	uint8_t	 as_pk[NTM_SIGN_PK];
 	int	 has_as_pk;
+	uint8_t	 relay_pk[NTM_SIGN_PK];	/* DC: from relay_key */
+	int	 has_relay_pk;
 };
 /* Loads and validates path for role, filling defaults under state_dir.
  * On error prints nothing and fills err. */

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "common.h"
+#include "ntm-rt.h"
 
 enum { R_AS = 1 << NTM_ROLE_AS, R_DC = 1 << NTM_ROLE_DC, R_RS = 1 << NTM_ROLE_RS,
     R_CS = 1 << NTM_ROLE_CS, R_ALL = R_AS | R_DC | R_RS | R_CS };
@@ -27,6 +28,9 @@ static const struct {
 	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
 	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC),
+	S(udp_listen, R_DC | R_RS), S(relay_name, R_DC), S(relay_addr4, R_DC),
+	S(relay_addr6, R_DC), S(relay_key, R_DC),
+	I(keepalive_s, R_DC, 1, 3600), I(direction_ttl_s, R_DC, 5, 3600),
 	I(token_lifetime, R_AS, 60, 30L * 86400),
 	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
 };
@@ -84,6 +88,52 @@ check_dns_keys(const struct srv_conf *c, const char *path, char *err, size_t err
 	return 0;
 }
 
+/* udp_listen (DC, RS) is numeric ip:port; the DC's relay_* keys go together. */
+static int
+check_rt_keys(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (c->udp_listen && ntm_sa_parse(&ss, &len, c->udp_listen) < 0) {
+		snprintf(err, errlen, "%s: udp_listen '%s' is not ip:port ([ip6]:port for IPv6)",
+		    path, c->udp_listen);
+		return -1;
+	}
+	if (c->relay_addr4 && (ntm_sa_parse(&ss, &len, c->relay_addr4) < 0 ||
+	    ss.ss_family != AF_INET)) {
+		snprintf(err, errlen, "%s: relay_addr4 '%s' is not IPv4 ip:port", path,
+		    c->relay_addr4);
+		return -1;
+	}
+	if (c->relay_addr6 && (ntm_sa_parse(&ss, &len, c->relay_addr6) < 0 ||
+	    ss.ss_family != AF_INET6)) {
+		snprintf(err, errlen, "%s: relay_addr6 '%s' is not IPv6 [ip]:port", path,
+		    c->relay_addr6);
+		return -1;
+	}
+	if (c->relay_name && !ntm_valid_dnsname(c->relay_name)) {
+		snprintf(err, errlen, "%s: relay_name '%s' is not a valid DNS name", path,
+		    c->relay_name);
+		return -1;
+	}
+	if (c->relay_key) {
+		if (ntm_b64_decode_exact(c->relay_pk, sizeof(c->relay_pk), c->relay_key) < 0) {
+			snprintf(err, errlen, "%s: relay_key is not a base64url Ed25519 "
+			    "public key", path);
+			return -1;
+		}
+		c->has_relay_pk = 1;
+	}
+	if ((c->relay_addr4 || c->relay_addr6 || c->relay_name || c->relay_key) &&
+	    (!c->relay_name || !c->relay_key || !(c->relay_addr4 || c->relay_addr6))) {
+		snprintf(err, errlen, "%s: relay_name, relay_key and relay_addr4 and/or "
+		    "relay_addr6 go together", path);
+		return -1;
+	}
+	return 0;
+}
+
 int
 srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
 {
@@ -96,6 +146,8 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	c->path = xstrdup(path);
 	c->token_lifetime = 86400;
 	c->as_timeout_ms = 5000;
+	c->keepalive_s = 15;
+	c->direction_ttl_s = 60;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (!(keys[i].roles & (1u << role)))
 			continue;
@@ -158,6 +210,8 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	}
 	if (role == NTM_ROLE_DC && check_dns_keys(c, path, err, errlen) < 0)
 		return -1;
+	if (check_rt_keys(c, path, err, errlen) < 0)
+		return -1;
 	if (role == NTM_ROLE_CS) {
 		set_default(&c->db, c->state_dir, "cs.db");
 		NEED(as_url);
@@ -176,7 +230,8 @@ srv_conf_free(struct srv_conf *c)
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
 	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url,
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
-	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver };
+	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
+	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
