@@ -1,0 +1,301 @@
+# lib.bash - network namespace topologies for the ntm real-time tests.
+#
+#                         "internet": 198.18.0.0/15 + fd00:18::/64, one L2 switch
+#   +------------------------------ ${P}sw (bridge br0) ------------------------------+
+#   |              |                      |                       |                  |
+#  ${P}srv       ${P}g1 (global host)   ${P}nat1 (NAT router)   ${P}nat2 (NAT)    ${P}v6 (IPv6-only)
+#   AS  .1         198.18.1.10          wan 198.18.2.1          wan 198.18.3.1     fd00:18::100
+#   DC1 .2         fd00:18::10          lan 100.64.2.1/24       lan 100.64.3.1/24
+#   DC2 .3                                 |                       |
+#   RS  .4 + fd00:18::4                 ${P}a1 100.64.2.10      ${P}b1 100.64.3.10
+#   CS  .5                              ${P}a2 100.64.2.11
+#   dnsmasq .53 + fd00:18::53
+#
+# NAT: nftables masquerade on each router's wan. Servers listen on [::]
+# (dual stack) on fixed ports: the namespaces are private network stacks.
+# Every daemon started here is recorded by pid and stopped by pid; every
+# namespace carries the prefix $P (with this shell's pid) and is deleted in
+# topo_down.
+
+NTM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${NTM_BIN:=$NTM_TOP/build}"
+export NTM_BIN NTM_PWHASH_FAST=1
+
+
+# n NS CMD...: run in namespace NS (short name, prefix added).
+n() { local ns=$1; shift; ip netns exec "$P$ns" "$@"; }
+
+_pids_file() { echo "$TOPO_DIR/pids"; }
+# bg NS LOGNAME CMD...: start in the background inside NS, record the pid.
+bg() {
+	local ns=$1 log=$2
+	shift 2
+	ip netns exec "$P$ns" "$@" >>"$TOPO_DIR/$log.log" 2>&1 &
+	echo "$! $log" >> "$(_pids_file)"
+	echo $!
+}
+
+_ns_add() {
+	ip netns add "$P$1"
+	echo "$P$1" >> "$TOPO_DIR/namespaces"
+	n "$1" ip link set lo up
+	n "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+}
+
+# _veth NS1 IF1 NS2 IF2: a veth pair between two namespaces.
+_veth() {
+	ip link add "$2" netns "$P$1" type veth peer name "$4" netns "$P$3"
+	n "$1" ip link set "$2" up
+	n "$3" ip link set "$4" up
+}
+
+# _to_switch NS IF: connect NS to the internet switch.
+_sw_n=0
+_to_switch() {
+	_sw_n=$((_sw_n + 1))
+	_veth "$1" "$2" sw "p$_sw_n"
+	n sw ip link set "p$_sw_n" master br0
+}
+
+topo_up() {
+	TOPO_DIR=${1:?topo_up DIR}
+	mkdir -p "$TOPO_DIR"
+	: > "$TOPO_DIR/namespaces"
+	: > "$TOPO_DIR/pids"
+	P="ntm$$-"
+	echo "$P" > "$TOPO_DIR/prefix"
+	_ns_add sw
+	n sw ip link add br0 type bridge
+	n sw ip link set br0 up
+
+	_ns_add srv
+	_to_switch srv eth0
+	local i
+	for i in 1 2 3 4 5 53; do
+		n srv ip addr add "198.18.0.$i/15" dev eth0
+		n srv ip addr add "fd00:18::$i/64" dev eth0 nodad
+	done
+}
+
+# host_global NAME ADDR4 [ADDR6]: a host on the internet (either may be "").
+host_global() {
+	_ns_add "$1"
+	_to_switch "$1" eth0
+	[ -n "${2:-}" ] && n "$1" ip addr add "$2/15" dev eth0
+	[ -n "${3:-}" ] && n "$1" ip addr add "$3/64" dev eth0 nodad
+	return 0
+}
+
+# nat_router NAME WAN4 LAN4 (LAN4 like 100.64.2.1): masquerading router.
+nat_router() {
+	local r=$1 wan=$2 lan=$3
+	_ns_add "$r"
+	_to_switch "$r" wan
+	n "$r" ip addr add "$wan/15" dev wan
+	n "$r" ip link add lan type bridge
+	n "$r" ip link set lan up
+	n "$r" ip addr add "$lan/24" dev lan
+	n "$r" sysctl -qw net.ipv4.ip_forward=1
+	n "$r" nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade
+		}
+	}
+	NFT
+}
+
+# host_behind NAME ROUTER ADDR4 GW4: a host on ROUTER's LAN.
+_lan_n=0
+host_behind() {
+	local h=$1 r=$2 addr=$3 gw=$4
+	_ns_add "$h"
+	_lan_n=$((_lan_n + 1))
+	_veth "$h" eth1 "$r" "l$_lan_n"
+	n "$r" ip link set "l$_lan_n" master lan
+	n "$h" ip addr add "$addr/24" dev eth1
+	n "$h" ip route add default via "$gw"
+}
+
+topo_down() {
+	local dir=${1:-$TOPO_DIR} pid name
+	[ -n "$dir" ] || return 0
+	if [ -f "$dir/pids" ]; then
+		while read -r pid name; do
+			kill -TERM "$pid" 2>/dev/null
+		done < "$dir/pids"
+		sleep 0.3
+		while read -r pid name; do
+			kill -KILL "$pid" 2>/dev/null
+		done < "$dir/pids"
+		: > "$dir/pids"
+	fi
+	if [ -f "$dir/namespaces" ]; then
+		while read -r name; do
+			ip netns pids "$name" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+			ip netns del "$name" 2>/dev/null
+		done < "$dir/namespaces"
+		: > "$dir/namespaces"
+	fi
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds (every 0.1 s).
+wait_for() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "wait_for: '$*' did not succeed within ${secs}s" >&2
+	return 1
+}
+
+# ---- the servers --------------------------------------------------------
+
+# Every server shares the server namespace, so each has its own ports; all
+# listen dual-stack on [::] and answer from the address a request came to.
+declare -A PORT=([as]=8440 [dc1]=8441 [dc2]=8442 [rs]=8444 [cs]=8445)
+declare -A UDP=([dc1]=4501 [dc2]=4502 [rs]=3478)
+declare -A IPN=([as]=1 [dc1]=2 [dc2]=3 [rs]=4 [cs]=5)
+
+_conf() {	# role name [lines...]
+	local role=$1 name=$2
+	shift 2
+	{
+		echo "name = $name"
+		echo "state_dir = $TOPO_DIR/$role"
+		echo "listen = [::]:${PORT[$role]}"
+		for l in "$@"; do echo "$l"; done
+	} > "$TOPO_DIR/$role.conf"
+}
+
+servers_up() {
+	local d=$TOPO_DIR aspk rspk k role name
+	_conf as as.ntm.test
+	"$NTM_BIN/ntm-as" -f "$d/as.conf" init --ip 198.18.0.1 --ip fd00:18::1 > "$d/as.pub"
+	aspk=$(cat "$d/as.pub")
+	_conf rs rs1.ntm.test "as_key = $aspk" "ca_file = $d/as/ca.crt" \
+	    "udp_listen = [::]:${UDP[rs]}"
+	for k in 1 2; do
+		_conf "dc$k" "dc$k.ntm.test" "as_key = $aspk" "ca_file = $d/as/ca.crt" \
+		    "as_url = https://198.18.0.1:${PORT[as]}" \
+		    "vip4_prefix = 100.96.$k.0/24" "vip6_prefix = fd00:6e74:$k::/64" \
+		    "udp_listen = [::]:${UDP[dc$k]}" \
+		    "dns_listen = 198.18.0.$((k + 1)):53" \
+		    "dns_addr4 = 198.18.0.$((k + 1))" "dns_addr6 = fd00:18::$((k + 1))" \
+		    "resolver = 198.18.0.53:53" "keepalive_s = ${NTM_KEEPALIVE:-2}" \
+		    "relay_name = rs1.ntm.test" \
+		    "relay_addr4 = 198.18.0.4:${UDP[rs]}" "relay_addr6 = [fd00:18::4]:${UDP[rs]}"
+	done
+	_conf cs cs1.ntm.test "as_key = $aspk" "ca_file = $d/as/ca.crt" \
+	    "as_url = https://198.18.0.1:${PORT[as]}"
+	for role in rs dc1 dc2 cs; do
+		"$NTM_BIN/ntm-${role%[0-9]}" -f "$d/$role.conf" init > "$d/$role.pub" || return 1
+	done
+	rspk=$(cat "$d/rs.pub")
+	echo "relay_key = $rspk" >> "$d/dc1.conf"
+	echo "relay_key = $rspk" >> "$d/dc2.conf"
+	for role in dc1 dc2 rs cs; do
+		name=$(sed -n 's/^name = //p' "$d/$role.conf")
+		"$NTM_BIN/ntm-as" -f "$d/as.conf" server add --role "${role%[0-9]}" \
+		    --name "$name" --key "$(cat "$d/$role.pub")" --tls-dir "$d/$role" \
+		    --ip "198.18.0.${IPN[$role]}" --ip "fd00:18::${IPN[$role]}" \
+		    > "$d/$role/server.cert" || return 1
+	done
+
+	# A real resolver in front of the DCs.
+	cat > "$d/dnsmasq.conf" <<-EOF
+	no-resolv
+	no-hosts
+	bind-interfaces
+	listen-address=198.18.0.53,fd00:18::53
+	port=53
+	server=/dc1.ntm.test/198.18.0.2
+	server=/dc2.ntm.test/198.18.0.3
+	EOF
+	bg srv dnsmasq dnsmasq --keep-in-foreground --conf-file="$d/dnsmasq.conf" \
+	    --pid-file="$d/dnsmasq.pid" >/dev/null
+	for role in as rs dc1 dc2 cs; do
+		bg srv "$role" "$NTM_BIN/ntm-${role%[0-9]}" -d -v -f "$d/$role.conf" >/dev/null
+	done
+	for role in as rs dc1 dc2 cs; do
+		wait_for 15 n srv curl -sf --cacert "$d/as/ca.crt" \
+		    "https://198.18.0.${IPN[$role]}:${PORT[$role]}/v1/health" ||
+		    { tail -5 "$d/$role.log" >&2; return 1; }
+	done
+}
+
+# restart_server ROLE: stop a server by its recorded pid and start it again.
+restart_server() {
+	local role=$1 pid
+	pid=$(awk -v r="$role" '$2 == r {print $1}' "$TOPO_DIR/pids" | tail -n 1)
+	kill -TERM "$pid"
+	wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
+	bg srv "$role" "$NTM_BIN/ntm-${role%[0-9]}" -d -v -f "$TOPO_DIR/$role.conf" >/dev/null
+	wait_for 15 n srv curl -sf --cacert "$TOPO_DIR/as/ca.crt" \
+	    "https://198.18.0.${IPN[$role]}:${PORT[$role]}/v1/health"
+}
+
+# ---- clients ------------------------------------------------------------
+
+# client NS PROFILE USER DC (dc1|dc2): log USER in from NS and start its agent.
+client_up() {
+	local ns=$1 prof=$TOPO_DIR/$2 user=$3 dc=$4 k
+	k=${dc#dc}
+	if ! grep -qx "$user" "$TOPO_DIR/users" 2>/dev/null; then
+		printf '%s-pw\n' "$user" | "$NTM_BIN/ntm-as" -f "$TOPO_DIR/as.conf" user add "$user"
+		echo "$user" >> "$TOPO_DIR/users"
+	fi
+	mkdir -p -m 700 "$prof"
+	local url="https://198.18.0.$((k + 1)):${PORT[$dc]}"
+	# IPv6-only hosts reach the DC over IPv6.
+	n "$ns" ip -4 addr show scope global | grep -q inet || url="https://[fd00:18::$((k + 1))]:${PORT[$dc]}"
+	printf 'resolver = %s\n' "$(n "$ns" ip -4 addr show scope global | grep -q inet && echo 198.18.0.53:53 || echo '[fd00:18::53]:53')" > "$prof/ntm.conf"
+	printf '%s-pw\n' "$user" | n "$ns" "$NTM_BIN/ntm" -c "$prof" login --ca "$TOPO_DIR/as/ca.crt" \
+	    -u "$user" --password-file - "$url" >/dev/null || return 1
+	bg "$ns" "agent-$2" "$NTM_BIN/ntm" -c "$prof" -v up -d >/dev/null
+	wait_for 10 n "$ns" "$NTM_BIN/ntm" -c "$prof" register
+}
+
+fqdn_of() { jq -r .fqdn "$TOPO_DIR/$1/session.json"; }
+
+# ntmc NS PROFILE ARGS...: the ntm client of PROFILE, run inside NS.
+ntmc() {
+	local ns=$1 prof=$TOPO_DIR/$2
+	shift 2
+	timeout 60 ip netns exec "$P$ns" "$NTM_BIN/ntm" -c "$prof" "$@"
+}
+
+# tunnel_field NS PROFILE PEER_FQDN FIELD: one field of `ntm tunnel list --json`.
+tunnel_field() {
+	ntmc "$1" "$2" tunnel list --json |
+	    jq -r --arg p "$3" --arg f "$4" '(.tunnels // .)[] | select(.peer == $p) | .[$f]'
+}
+
+# ping_ok NS PROFILE PEER: one echo over the tunnel gets its reply.
+ping_ok() { ntmc "$1" "$2" tunnel ping -c 1 --timeout 10 "$3" >/dev/null; }
+
+# require_root: the topology tests need root; under CI a skip is a failure.
+require_root() {
+	if [ "$(id -u)" -ne 0 ] || ! ip netns add "ntmprobe$$" 2>/dev/null; then
+		if [ "${CI:-}" = true ]; then
+			echo "netns tests need root (CI=true: failing, not skipping)" >&2
+			return 1
+		fi
+		skip "needs root and network namespaces"
+	fi
+	ip netns del "ntmprobe$$"
+}
+
+# no_leftovers: nothing of this run remains (namespaces, processes).
+no_leftovers() {
+	! ip netns list | grep -q "^$P" && {
+		local pid name
+		while read -r pid name; do
+			kill -0 "$pid" 2>/dev/null && return 1
+		done < "$TOPO_DIR/pids"
+		return 0
+	}
+}
