@@ -68,6 +68,10 @@ struct srv_conf {
 	char	*relay_name;		/* DC: the RS named in relay tickets */
 	char	*relay_addr4, *relay_addr6;	/* DC: the RS's UDP ip:port per family */
 	char	*relay_key;		/* DC: b64 Ed25519 public key of the RS */
+	char	*udp_listen6;		/* RS: [ip6]:port of a second, IPv6-only UDP socket */
+	long	 max_sessions;		/* RS: relay sessions at once */
+	long	 idle_timeout_s;		/* RS: a session with no traffic is dropped */
+	long	 session_pps;		/* RS: packets/s one session may send */
 	long	 keepalive_s;		/* DC: registration interval told to clients */
 	long	 direction_ttl_s;	/* DC: how long a queued route direction lives */
 	long	 token_lifetime;	/* AS: seconds */

@@ -30,6 +30,8 @@ static const struct {
 	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC),
 	S(udp_listen, R_DC | R_RS), S(relay_name, R_DC), S(relay_addr4, R_DC),
 	S(relay_addr6, R_DC), S(relay_key, R_DC),
+	S(udp_listen6, R_RS), I(max_sessions, R_RS, 1, 1000000),
+	I(idle_timeout_s, R_RS, 5, 86400), I(session_pps, R_RS, 1, 10000000),
 	I(keepalive_s, R_DC, 1, 3600), I(direction_ttl_s, R_DC, 5, 3600),
 	I(token_lifetime, R_AS, 60, 30L * 86400),
 	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
@@ -100,6 +102,12 @@ check_rt_keys(struct srv_conf *c, const char *path, char *err, size_t errlen)
 		    path, c->udp_listen);
 		return -1;
 	}
+	if (c->udp_listen6 && (ntm_sa_parse(&ss, &len, c->udp_listen6) < 0 ||
+	    ss.ss_family != AF_INET6)) {
+		snprintf(err, errlen, "%s: udp_listen6 '%s' is not IPv6 [ip]:port", path,
+		    c->udp_listen6);
+		return -1;
+	}
 	if (c->relay_addr4 && (ntm_sa_parse(&ss, &len, c->relay_addr4) < 0 ||
 	    ss.ss_family != AF_INET)) {
 		snprintf(err, errlen, "%s: relay_addr4 '%s' is not IPv4 ip:port", path,
@@ -148,6 +156,9 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	c->as_timeout_ms = 5000;
 	c->keepalive_s = 15;
 	c->direction_ttl_s = 60;
+	c->max_sessions = 1024;
+	c->idle_timeout_s = 120;
+	c->session_pps = 20000;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (!(keys[i].roles & (1u << role)))
 			continue;
@@ -231,7 +242,8 @@ srv_conf_free(struct srv_conf *c)
 	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url,
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
-	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key };
+	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
+	    &c->udp_listen6 };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
