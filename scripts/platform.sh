@@ -69,12 +69,20 @@ platform_init() {
 	"$NTM_BIN/ntm-as" -f "$dir/as.conf" init > "$dir/as.pub" || return 1
 	aspk=$(cat "$dir/as.pub")
 	local common=("as_key = $aspk" "ca_file = $dir/as/ca.crt")
+	# DNS: each DC serves its domain on its own UDP port; a resolver
+	# (dnsmasq, platform_resolver_start) forwards both domains to them.
+	free_port > "$dir/dc1.dnsport" && free_port > "$dir/dc2.dnsport" &&
+	    free_port > "$dir/resolver.port" || return 1
 	_platform_conf "$dir" dc1 dc1.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
-	    "vip4_prefix = 100.64.1.0/24" "vip6_prefix = fd00:6e74:1::/64"
+	    "vip4_prefix = 100.64.1.0/24" "vip6_prefix = fd00:6e74:1::/64" \
+	    "dns_listen = 127.0.0.1:$(cat "$dir/dc1.dnsport")" \
+	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
 	_platform_conf "$dir" dc2 dc2.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
-	    "vip4_prefix = 100.64.2.0/24" "vip6_prefix = fd00:6e74:2::/64"
+	    "vip4_prefix = 100.64.2.0/24" "vip6_prefix = fd00:6e74:2::/64" \
+	    "dns_listen = 127.0.0.1:$(cat "$dir/dc2.dnsport")" \
+	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
 	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}"
 	_platform_conf "$dir" cs cs1.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport"
@@ -99,6 +107,29 @@ platform_start() {
 	done
 }
 
+# platform_resolver_start DIR: dnsmasq on 127.0.0.1:$(cat DIR/resolver.port)
+# (the DCs' `resolver`), forwarding dc1/dc2.ntm.test to the DCs' DNS ports.
+# Pid in DIR/resolver.pid; platform_stop stops it.
+platform_resolver_start() {
+	local dir=$1 port i
+	dir=$(cd "$dir" && pwd) || return 1
+	port=$(cat "$dir/resolver.port")
+	dnsmasq --no-daemon --no-resolv --no-hosts --cache-size=0 --log-facility=- \
+	    --port="$port" --listen-address=127.0.0.1 --bind-interfaces \
+	    --server="/dc1.ntm.test/127.0.0.1#$(cat "$dir/dc1.dnsport")" \
+	    --server="/dc2.ntm.test/127.0.0.1#$(cat "$dir/dc2.dnsport")" \
+	    --pid-file="$dir/resolver.dnsmasq.pid" >>"$dir/resolver.log" 2>&1 &
+	echo $! > "$dir/resolver.pid"
+	for ((i = 0; i < 50; i++)); do
+		ss -Hlnu "sport = :$port" 2>/dev/null | grep -q . && return 0
+		kill -0 "$(cat "$dir/resolver.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "platform_resolver_start: dnsmasq did not start" >&2
+	tail -n 5 "$dir/resolver.log" >&2
+	return 1
+}
+
 # platform_stop_role DIR ROLE: TERM the recorded pid, wait, then KILL.
 platform_stop_role() {
 	local dir=$1 role=$2 pid i
@@ -116,7 +147,7 @@ platform_stop_role() {
 
 platform_stop() {
 	local dir=$1 role
-	for role in $PLATFORM_ROLES; do
+	for role in $PLATFORM_ROLES resolver; do
 		platform_stop_role "$dir" "$role"
 	done
 }

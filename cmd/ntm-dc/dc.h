@@ -41,6 +41,9 @@ struct dc {
 	struct ntm_prefix	 p4, p6;
 	char			*as_login_url;	/* {as_url}/v1/as/login */
 	struct dc_login		*pending;	/* logins waiting for the AS */
+	/* dns.c / discover.c (dns.h): DNS server and discovery of other DCs */
+	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
+	struct dc_disc		*disc;		/* NULL when resolver is unset */
 };
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dc.h"
+#include "dns.h"
 
 static struct dc dc;
 
@@ -39,12 +40,16 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 	while (n > 0 && s->conf.as_url[n - 1] == '/')
 		n--;
 	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
-	return dc_routes(&dc, err, errlen);
+	if (dc_routes(&dc, err, errlen) < 0)
+		return -1;
+	return dc_dns_start(&dc, err, errlen) < 0 ? -1 : dc_discover_init(&dc, err, errlen);
 }
 
 static void
 dc_teardown(struct srv *s)
 {
+	dc_discover_free(&dc);
+	dc_dns_stop(&dc);
 	ntm_httpc_free(dc.httpc);
 	dc.httpc = NULL;
 	dc_cancel_logins(&dc);
@@ -57,6 +62,8 @@ dc_teardown(struct srv *s)
 static const struct srv_cmd dc_cmds[] = {
 	{ "client", dc_cmd_client, "client list [--json]",
 	  "list the client devices with their FQDN and virtual addresses" },
+	{ "resolve", dc_cmd_resolve, "resolve DOMAIN [--json]",
+	  "find the DC of DOMAIN through the resolver (DNS SRV _ntm._tcp)" },
 };
 
 static const struct srv_spec dc_spec = {
