@@ -49,4 +49,96 @@ int ntm_relay_ack_make(uint8_t out[NTM_RELAY_ACK_LEN], int side, int peer_bound,
 int ntm_relay_ack_open(const uint8_t *p, size_t n, const uint8_t relay_key[NTM_KEY_LEN],
     int *side, int *peer_bound, uint64_t *counter) NTM_WUR;
 
+/* ---- the RS forwarding core (also lib/relay.c), I/O free ----------------
+ *
+ * Holds the relay sessions (one per tunnel_id, two sides each) and decides
+ * what to do with each datagram: answer a RELAY_BIND with a RELAY_ACK,
+ * forward HS_INIT/HS_RESP/DATA byte for byte to the other side, or drop it
+ * with a reason. The daemon owns the sockets and the clocks: now_ms is any
+ * monotonic clock in milliseconds, now_unix the wall clock in seconds (for
+ * ticket and certificate expiry).
+ */
+enum ntm_relay_drop {
+	NTM_RELAY_DROP_MALFORMED = 0,	/* failed ntm_msg_validate / bind parse, or a type the RS takes not */
+	NTM_RELAY_DROP_BAD_TICKET,	/* ticket does not decode or verify, or names another RS */
+	NTM_RELAY_DROP_EXPIRED,		/* ticket (or its DC certificate) expired */
+	NTM_RELAY_DROP_BAD_MAC,		/* RELAY_BIND MAC wrong for the ticket's relay key */
+	NTM_RELAY_DROP_REPLAY,		/* bind counter not above the last accepted */
+	NTM_RELAY_DROP_UNBOUND,		/* from an address no session has bound, or peer unbound */
+	NTM_RELAY_DROP_RATE,		/* session packet rate, or the RS-wide ticket-check rate */
+	NTM_RELAY_DROP_FULL,		/* max_sessions reached */
+	NTM_RELAY_DROP__N
+};
+/* "malformed", "bad_ticket", ... (static). */
+const char *ntm_relay_drop_name(int reason);
+
+struct ntm_relay_limits {
+	size_t		max_sessions;	/* 0: 1024 */
+	int64_t		idle_ms;	/* 0: 120000; a session with no traffic is removed */
+	uint32_t	session_pps;	/* 0: 20000; forwarded packets/s per session (burst 1 s) */
+	uint32_t	bind_pps;	/* 0: 2000; full ticket checks/s for the whole RS */
+};
+
+enum { NTM_RELAY_DROP = 0, NTM_RELAY_FORWARD = 1, NTM_RELAY_REPLY = 2 };
+struct ntm_relay_out {
+	int			action;		/* NTM_RELAY_DROP/_FORWARD/_REPLY */
+	int			reason;		/* DROP: enum ntm_relay_drop */
+	struct sockaddr_storage	to;		/* FORWARD/REPLY: destination */
+	socklen_t		tolen;
+	struct sockaddr_storage	src;		/* our address to send from; family 0: any */
+	socklen_t		srclen;
+	uint8_t			reply[NTM_RELAY_ACK_LEN];	/* REPLY: the bytes */
+	size_t			reply_len;	/* FORWARD: send the input unchanged */
+};
+
+struct ntm_relay_stats {
+	uint64_t	rx_packets, rx_bytes;		/* every datagram given to input */
+	uint64_t	fwd_packets, fwd_bytes;		/* forwarded */
+	uint64_t	binds;				/* RELAY_BINDs accepted (= ACKs) */
+	uint64_t	sessions_created, sessions_expired;
+	uint64_t	drops[NTM_RELAY_DROP__N];
+	size_t		sessions;			/* now */
+};
+
+struct ntm_relay_side_info {
+	int			bound;
+	struct sockaddr_storage	addr;		/* the client, as bound */
+	socklen_t		addrlen;
+	struct sockaddr_storage	local;		/* our address it sends to */
+	socklen_t		locallen;
+	uint64_t		packets, bytes;	/* from this side, forwarded to the other */
+	int64_t			expires;	/* unix s: its ticket (or the DC cert) expires */
+	int64_t			bound_ms;	/* now_ms of the last accepted bind */
+	char			dc[NTM_NAME_MAX + 1];	/* DC that issued its ticket */
+};
+struct ntm_relay_sess_info {
+	uint8_t				tunnel_id[NTM_TUNNEL_ID_LEN];
+	struct ntm_relay_side_info	side[2];
+	int64_t				idle_ms;	/* since the last accepted packet */
+	int64_t				age_ms;
+};
+
+struct ntm_relay;
+/* new (NULL on bad arguments or no memory); keeps a copy of my_sk (wiped by
+ * ntm_relay_free). my_name: the RS name tickets must carry. */
+struct ntm_relay *ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
+    const uint8_t my_sk[NTM_SIGN_SK], const uint8_t as_pk[NTM_SIGN_PK]);
+void ntm_relay_free(struct ntm_relay *r);
+/*
+ * One datagram p[0..n) from `from` that arrived at our address `local`
+ * (NULL/0 if unknown). Fills out and returns out->action. Never fails on
+ * what a peer sends: anything wrong is a DROP with a reason (counted).
+ */
+int  ntm_relay_input(struct ntm_relay *r, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen,
+    const struct sockaddr *local, socklen_t locallen,
+    int64_t now_ms, int64_t now_unix, struct ntm_relay_out *out);
+/* Removes sessions idle for longer than the limit; returns how many. */
+size_t ntm_relay_expire(struct ntm_relay *r, int64_t now_ms);
+void ntm_relay_get_stats(const struct ntm_relay *r, struct ntm_relay_stats *st);
+/* Calls fn for each session (newest first); fn must not change r. */
+typedef void ntm_relay_walk_fn(const struct ntm_relay_sess_info *s, void *arg);
+void ntm_relay_walk(const struct ntm_relay *r, int64_t now_ms, ntm_relay_walk_fn *fn,
+    void *arg);
+
 #endif

@@ -1,0 +1,888 @@
+/*
+ * relay.c - relay tickets, RELAY_BIND / RELAY_ACK, and the RS forwarding
+ * core (docs/protocol.md §4.4). I/O free: the caller passes datagrams,
+ * addresses and the time, and sends what it is told to.
+ */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "relay.h"
+
+#define TICKET_CTX	"ntm-ticket-v1"
+#define TICKET_CTX_LEN	(sizeof(TICKET_CTX) - 1)
+#define TICKET_VERSION	1
+#define SEALED_LEN	(crypto_box_SEALBYTES + NTM_KEY_LEN)	/* 80 */
+/* version, tunnel_id, expires, name length, sealed key, cert length, sig */
+#define TICKET_FIXED	(1 + NTM_TUNNEL_ID_LEN + 8 + 1 + SEALED_LEN + 2 + NTM_SIG_LEN)
+/* RELAY_BIND: hdr, side, zero[3], counter, ticket length */
+#define BIND_HDR	(NTM_HDR_LEN + 4 + 8 + 2)
+
+/* ---- tickets ------------------------------------------------------------- */
+
+int
+ntm_ticket_make(uint8_t *out, size_t cap,
+    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], int64_t expires,
+    const char *rs_name, const uint8_t rs_pk[NTM_SIGN_PK],
+    const uint8_t relay_key[NTM_KEY_LEN],
+    const struct ntm_cert *dc_cert, const uint8_t dc_sk[NTM_SIGN_SK])
+{
+	uint8_t buf[TICKET_CTX_LEN + NTM_TICKET_MAX];
+	uint8_t cert[NTM_CERT_MAX], curve_pk[crypto_box_PUBLICKEYBYTES];
+	uint8_t sealed[SEALED_LEN], sig[NTM_SIG_LEN];
+	struct ntm_wr w;
+	size_t namelen;
+	long len;
+	int clen;
+
+	if (out == NULL || tunnel_id == NULL || rs_name == NULL || rs_pk == NULL ||
+	    relay_key == NULL || dc_cert == NULL || dc_sk == NULL)
+		return NTM_ERR_INVAL;
+	namelen = strnlen(rs_name, NTM_NAME_MAX + 1);
+	if (namelen == 0 || namelen > NTM_NAME_MAX || !ntm_valid_dnsname(rs_name))
+		return NTM_ERR_INVAL;
+	if ((clen = ntm_cert_encode(dc_cert, cert, sizeof(cert))) < 0)
+		return clen;
+	if (crypto_sign_ed25519_pk_to_curve25519(curve_pk, rs_pk) != 0)
+		return NTM_ERR_INVAL;
+	if (crypto_box_seal(sealed, relay_key, NTM_KEY_LEN, curve_pk) != 0)
+		return NTM_ERR_CRYPTO;
+
+	ntm_wr_init(&w, buf, sizeof(buf));
+	ntm_wr_bytes(&w, TICKET_CTX, TICKET_CTX_LEN);
+	ntm_wr_u8(&w, TICKET_VERSION);
+	ntm_wr_bytes(&w, tunnel_id, NTM_TUNNEL_ID_LEN);
+	ntm_wr_u64(&w, (uint64_t)expires);
+	ntm_wr_u8(&w, (uint8_t)namelen);
+	ntm_wr_bytes(&w, rs_name, namelen);
+	ntm_wr_bytes(&w, sealed, sizeof(sealed));
+	ntm_wr_u16(&w, (uint16_t)clen);
+	ntm_wr_bytes(&w, cert, (size_t)clen);
+	if ((len = ntm_wr_done(&w)) < 0)
+		return NTM_ERR_TOOBIG;
+	if ((size_t)len + NTM_SIG_LEN > sizeof(buf))
+		return NTM_ERR_TOOBIG;
+	ntm_sign(sig, buf, (size_t)len, dc_sk);
+	len -= (long)TICKET_CTX_LEN;
+	if (cap < (size_t)len + NTM_SIG_LEN)
+		return NTM_ERR_TOOBIG;
+	memcpy(out, buf + TICKET_CTX_LEN, (size_t)len);
+	memcpy(out + len, sig, NTM_SIG_LEN);
+	return (int)(len + NTM_SIG_LEN);
+}
+
+/* As ntm_ticket_open; *valid_until gets min(expires, DC cert not_after). */
+static int
+ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p, size_t n,
+    const uint8_t as_pk[NTM_SIGN_PK], const char *my_name,
+    const uint8_t my_sk[NTM_SIGN_SK], int64_t now)
+{
+	uint8_t buf[TICKET_CTX_LEN + NTM_TICKET_MAX];
+	uint8_t curve_pk[crypto_box_PUBLICKEYBYTES], curve_sk[crypto_box_SECRETKEYBYTES];
+	uint8_t version = 0, namelen = 0, key[NTM_KEY_LEN];
+	const uint8_t *sealed, *certp, *sig;
+	char name[NTM_NAME_MAX + 1];
+	struct ntm_ticket_info t;
+	struct ntm_cert cert;
+	struct ntm_cur c;
+	uint64_t exp = 0;
+	uint16_t clen = 0;
+	size_t signed_len;
+	int e;
+
+	if (out == NULL || p == NULL || as_pk == NULL || my_name == NULL || my_sk == NULL)
+		return NTM_ERR_INVAL;
+	if (n < TICKET_FIXED + 1 || n > NTM_TICKET_MAX)
+		return NTM_ERR_PROTO;
+	memset(&t, 0, sizeof(t));
+	ntm_cur_init(&c, p, n);
+	(void)ntm_cur_u8(&c, &version);
+	(void)ntm_cur_bytes(&c, t.tunnel_id, NTM_TUNNEL_ID_LEN);
+	(void)ntm_cur_u64(&c, &exp);
+	(void)ntm_cur_u8(&c, &namelen);
+	(void)ntm_cur_bytes(&c, name, namelen);
+	sealed = ntm_cur_ptr(&c, SEALED_LEN);
+	(void)ntm_cur_u16(&c, &clen);
+	certp = ntm_cur_ptr(&c, clen);
+	sig = ntm_cur_ptr(&c, NTM_SIG_LEN);
+	if (ntm_cur_end(&c) < 0 || version != TICKET_VERSION || namelen == 0)
+		return NTM_ERR_PROTO;
+	name[namelen] = '\0';
+	if (strlen(name) != namelen || !ntm_valid_dnsname(name))
+		return NTM_ERR_PROTO;
+	if (ntm_cert_decode(&cert, certp, clen) < 0)
+		return NTM_ERR_PROTO;
+
+	/* Authenticity first, so that every later verdict is about bytes a DC
+	 * really signed. */
+	if ((e = ntm_cert_verify(&cert, as_pk, now)) < 0)
+		return e == NTM_ERR_EXPIRED ? NTM_ERR_EXPIRED : NTM_ERR_CRYPTO;
+	if (cert.role != NTM_ROLE_DC)
+		return NTM_ERR_CRYPTO;
+	signed_len = n - NTM_SIG_LEN;
+	memcpy(buf, TICKET_CTX, TICKET_CTX_LEN);
+	memcpy(buf + TICKET_CTX_LEN, p, signed_len);
+	if (ntm_sign_verify(sig, buf, TICKET_CTX_LEN + signed_len, cert.pk) < 0)
+		return NTM_ERR_CRYPTO;
+	t.expires = (int64_t)exp;
+	if (now > t.expires)
+		return NTM_ERR_EXPIRED;
+	if (strcmp(name, my_name) != 0)
+		return NTM_ERR_INVAL;
+
+	if (crypto_sign_ed25519_pk_to_curve25519(curve_pk, my_sk + 32) != 0 ||
+	    crypto_sign_ed25519_sk_to_curve25519(curve_sk, my_sk) != 0) {
+		ntm_wipe(curve_sk, sizeof(curve_sk));
+		return NTM_ERR_INVAL;
+	}
+	e = crypto_box_seal_open(key, sealed, SEALED_LEN, curve_pk, curve_sk);
+	ntm_wipe(curve_sk, sizeof(curve_sk));
+	if (e != 0)
+		return NTM_ERR_CRYPTO;
+	memcpy(t.relay_key, key, NTM_KEY_LEN);
+	ntm_wipe(key, sizeof(key));
+	memcpy(t.dc, cert.name, sizeof(t.dc));
+	*out = t;
+	ntm_wipe(&t, sizeof(t));
+	if (valid_until)
+		*valid_until = cert.not_after < out->expires ? cert.not_after : out->expires;
+	return 0;
+}
+
+int
+ntm_ticket_open(struct ntm_ticket_info *out, const uint8_t *p, size_t n,
+    const uint8_t as_pk[NTM_SIGN_PK], const char *my_name,
+    const uint8_t my_sk[NTM_SIGN_SK], int64_t now)
+{
+	return ticket_open(out, NULL, p, n, as_pk, my_name, my_sk, now);
+}
+
+/* ---- RELAY_BIND / RELAY_ACK ---------------------------------------------- */
+
+static void
+mac16(uint8_t out[NTM_MAC_LEN], const uint8_t *p, size_t n, const uint8_t key[NTM_KEY_LEN])
+{
+	crypto_generichash(out, NTM_MAC_LEN, p, n, key, NTM_KEY_LEN);
+}
+
+int
+ntm_relay_bind_make(uint8_t *out, size_t cap, int side, uint64_t counter,
+    const uint8_t *ticket, size_t tlen, const uint8_t relay_key[NTM_KEY_LEN])
+{
+	struct ntm_wr w;
+	uint8_t hdr[NTM_HDR_LEN];
+	long len;
+
+	if (out == NULL || ticket == NULL || relay_key == NULL || (side != 0 && side != 1) ||
+	    tlen == 0 || tlen > NTM_TICKET_MAX)
+		return NTM_ERR_INVAL;
+	ntm_msg_header(hdr, NTM_MSG_RELAY_BIND);
+	ntm_wr_init(&w, out, cap);
+	ntm_wr_bytes(&w, hdr, sizeof(hdr));
+	ntm_wr_u8(&w, (uint8_t)side);
+	ntm_wr_u8(&w, 0);
+	ntm_wr_u16(&w, 0);
+	ntm_wr_u64(&w, counter);
+	ntm_wr_u16(&w, (uint16_t)tlen);
+	ntm_wr_bytes(&w, ticket, tlen);
+	if ((len = ntm_wr_done(&w)) < 0 || (size_t)len + NTM_MAC_LEN > cap)
+		return NTM_ERR_TOOBIG;
+	mac16(out + len, out, (size_t)len, relay_key);
+	return (int)(len + NTM_MAC_LEN);
+}
+
+int
+ntm_relay_bind_parse(struct ntm_relay_bind *b, const uint8_t *p, size_t n)
+{
+	struct ntm_cur c;
+	uint8_t side = 0, z8 = 0;
+	uint16_t z16 = 0, tlen = 0;
+	int t;
+
+	if (b == NULL)
+		return NTM_ERR_INVAL;
+	if ((t = ntm_msg_validate(p, n)) < 0)
+		return t;
+	if (t != NTM_MSG_RELAY_BIND)
+		return NTM_ERR_PROTO;
+	ntm_cur_init(&c, p + NTM_HDR_LEN, n - NTM_HDR_LEN);
+	(void)ntm_cur_u8(&c, &side);
+	(void)ntm_cur_u8(&c, &z8);
+	(void)ntm_cur_u16(&c, &z16);
+	(void)ntm_cur_u64(&c, &b->counter);
+	(void)ntm_cur_u16(&c, &tlen);
+	b->ticket = ntm_cur_ptr(&c, tlen);
+	(void)ntm_cur_ptr(&c, NTM_MAC_LEN);
+	if (ntm_cur_end(&c) < 0 || tlen == 0 || tlen > NTM_TICKET_MAX)
+		return NTM_ERR_PROTO;
+	if (side > 1 || z8 != 0 || z16 != 0)
+		return NTM_ERR_PROTO;
+	b->side = side;
+	b->tlen = tlen;
+	return 0;
+}
+
+int
+ntm_relay_bind_verify(const uint8_t *p, size_t n, const uint8_t relay_key[NTM_KEY_LEN])
+{
+	uint8_t mac[NTM_MAC_LEN];
+
+	if (p == NULL || relay_key == NULL || n < NTM_RELAY_BIND_MIN)
+		return NTM_ERR_PROTO;
+	mac16(mac, p, n - NTM_MAC_LEN, relay_key);
+	return ntm_memcmp(mac, p + n - NTM_MAC_LEN, NTM_MAC_LEN) == 0 ? 0 : NTM_ERR_CRYPTO;
+}
+
+int
+ntm_relay_ack_make(uint8_t out[NTM_RELAY_ACK_LEN], int side, int peer_bound,
+    uint64_t counter, const uint8_t relay_key[NTM_KEY_LEN])
+{
+	struct ntm_wr w;
+	uint8_t hdr[NTM_HDR_LEN];
+
+	if (out == NULL || relay_key == NULL || (side != 0 && side != 1))
+		return NTM_ERR_INVAL;
+	ntm_msg_header(hdr, NTM_MSG_RELAY_ACK);
+	ntm_wr_init(&w, out, NTM_RELAY_ACK_LEN);
+	ntm_wr_bytes(&w, hdr, sizeof(hdr));
+	ntm_wr_u8(&w, (uint8_t)side);
+	ntm_wr_u8(&w, peer_bound ? 1 : 0);
+	ntm_wr_u16(&w, 0);
+	ntm_wr_u64(&w, counter);
+	mac16(out + NTM_RELAY_ACK_LEN - NTM_MAC_LEN, out, NTM_RELAY_ACK_LEN - NTM_MAC_LEN,
+	    relay_key);
+	return NTM_RELAY_ACK_LEN;
+}
+
+int
+ntm_relay_ack_open(const uint8_t *p, size_t n, const uint8_t relay_key[NTM_KEY_LEN],
+    int *side, int *peer_bound, uint64_t *counter)
+{
+	uint8_t mac[NTM_MAC_LEN];
+	struct ntm_cur c;
+	uint8_t s = 0, pb = 0;
+	uint16_t z = 0;
+	uint64_t ctr = 0;
+	int t;
+
+	if (relay_key == NULL)
+		return NTM_ERR_INVAL;
+	if ((t = ntm_msg_validate(p, n)) < 0)
+		return t;
+	if (t != NTM_MSG_RELAY_ACK)
+		return NTM_ERR_PROTO;
+	mac16(mac, p, n - NTM_MAC_LEN, relay_key);
+	if (ntm_memcmp(mac, p + n - NTM_MAC_LEN, NTM_MAC_LEN) != 0)
+		return NTM_ERR_CRYPTO;
+	ntm_cur_init(&c, p + NTM_HDR_LEN, n - NTM_HDR_LEN - NTM_MAC_LEN);
+	(void)ntm_cur_u8(&c, &s);
+	(void)ntm_cur_u8(&c, &pb);
+	(void)ntm_cur_u16(&c, &z);
+	(void)ntm_cur_u64(&c, &ctr);
+	if (ntm_cur_end(&c) < 0 || s > 1 || pb > 1 || z != 0)
+		return NTM_ERR_PROTO;
+	if (side)
+		*side = s;
+	if (peer_bound)
+		*peer_bound = pb;
+	if (counter)
+		*counter = ctr;
+	return 0;
+}
+
+/* ---- the forwarding core ------------------------------------------------- */
+
+#define IDX_KEEP	4	/* receiver indices remembered per side (rekeys overlap) */
+#define BUCKETS_MAX	(1u << 18)
+
+struct rsess;
+
+struct rside {
+	struct rsess		*sess;
+	int			 which;		/* 0 or 1 */
+	int			 bound;
+	struct sockaddr_storage	 addr, local;
+	socklen_t		 addrlen, locallen;
+	struct rside		*anext;		/* address hash chain */
+	uint64_t		 last_ctr;
+	uint8_t			 key[NTM_KEY_LEN];
+	uint8_t			 thash[NTM_MAC_LEN];	/* ticket accepted with key */
+	int			 has_key;
+	int64_t			 valid_until;	/* unix s */
+	int64_t			 bound_ms;
+	char			 dc[NTM_NAME_MAX + 1];
+	uint32_t		 idx[IDX_KEEP];	/* indices this side named itself by */
+	unsigned		 nidx;
+	uint64_t		 packets, bytes;
+};
+
+struct rsess {
+	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
+	struct rside	 side[2];
+	struct rsess	*tnext;			/* tunnel_id hash chain */
+	struct rsess	*prev, *next;		/* all sessions, newest first */
+	int64_t		 created_ms, last_ms;
+	int64_t		 tokens, tok_ms;	/* token bucket, in 1/1000 packet */
+};
+
+struct ntm_relay {
+	struct ntm_relay_limits	 lim;
+	char			 name[NTM_NAME_MAX + 1];
+	uint8_t			 sk[NTM_SIGN_SK], as_pk[NTM_SIGN_PK];
+	uint8_t			 hkey[crypto_shorthash_KEYBYTES];
+	size_t			 nbuckets;	/* power of two */
+	struct rsess		**tbl;		/* by tunnel_id */
+	struct rside		**abl;		/* by side address */
+	struct rsess		*all;
+	int64_t			 btokens, btok_ms;	/* ticket checks bucket */
+	int			 bstarted;
+	struct ntm_relay_stats	 st;
+};
+
+static const char *const drop_names[NTM_RELAY_DROP__N] = {
+	[NTM_RELAY_DROP_MALFORMED]	= "malformed",
+	[NTM_RELAY_DROP_BAD_TICKET]	= "bad_ticket",
+	[NTM_RELAY_DROP_EXPIRED]	= "expired",
+	[NTM_RELAY_DROP_BAD_MAC]	= "bad_mac",
+	[NTM_RELAY_DROP_REPLAY]		= "replay",
+	[NTM_RELAY_DROP_UNBOUND]	= "unbound",
+	[NTM_RELAY_DROP_RATE]		= "rate",
+	[NTM_RELAY_DROP_FULL]		= "full",
+};
+
+const char *
+ntm_relay_drop_name(int reason)
+{
+	if (reason < 0 || reason >= NTM_RELAY_DROP__N)
+		return "unknown";
+	return drop_names[reason];
+}
+
+struct ntm_relay *
+ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
+    const uint8_t my_sk[NTM_SIGN_SK], const uint8_t as_pk[NTM_SIGN_PK])
+{
+	struct ntm_relay *r;
+	size_t nb = 16;
+
+	if (my_name == NULL || my_sk == NULL || as_pk == NULL ||
+	    strlen(my_name) > NTM_NAME_MAX)
+		return NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	if (lim)
+		r->lim = *lim;
+	if (r->lim.max_sessions == 0)
+		r->lim.max_sessions = 1024;
+	if (r->lim.idle_ms <= 0)
+		r->lim.idle_ms = 120000;
+	if (r->lim.session_pps == 0)
+		r->lim.session_pps = 20000;
+	if (r->lim.bind_pps == 0)
+		r->lim.bind_pps = 2000;
+	while (nb < 2 * r->lim.max_sessions && nb < BUCKETS_MAX)
+		nb <<= 1;
+	r->nbuckets = nb;
+	r->tbl = calloc(nb, sizeof(*r->tbl));
+	r->abl = calloc(nb, sizeof(*r->abl));
+	if (r->tbl == NULL || r->abl == NULL) {
+		ntm_relay_free(r);
+		return NULL;
+	}
+	strcpy(r->name, my_name);
+	memcpy(r->sk, my_sk, NTM_SIGN_SK);
+	memcpy(r->as_pk, as_pk, NTM_SIGN_PK);
+	/* Keyed hashing, so that a peer cannot choose addresses or tunnel ids
+	 * that pile up in one bucket. */
+	ntm_random(r->hkey, sizeof(r->hkey));
+	return r;
+}
+
+static void
+sess_free(struct rsess *s)
+{
+	ntm_wipe(s, sizeof(*s));
+	free(s);
+}
+
+void
+ntm_relay_free(struct ntm_relay *r)
+{
+	struct rsess *s, *next;
+
+	if (r == NULL)
+		return;
+	for (s = r->all; s; s = next) {
+		next = s->next;
+		sess_free(s);
+	}
+	free(r->tbl);
+	free(r->abl);
+	ntm_wipe(r, sizeof(*r));
+	free(r);
+}
+
+static size_t
+hash_bytes(const struct ntm_relay *r, const void *p, size_t n)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(h, p, n, r->hkey);
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v & (r->nbuckets - 1));
+}
+
+/* Address key: family, port, address; from an unmapped sockaddr. */
+static size_t
+addr_key(const struct sockaddr_storage *ss, uint8_t key[19])
+{
+	memset(key, 0, 19);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		key[0] = 4;
+		memcpy(key + 1, &s4->sin_port, 2);
+		memcpy(key + 3, &s4->sin_addr, 4);
+		return 7;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		key[0] = 6;
+		memcpy(key + 1, &s6->sin6_port, 2);
+		memcpy(key + 3, &s6->sin6_addr, 16);
+		return 19;
+	}
+	return 1;
+}
+
+static size_t
+addr_bucket(const struct ntm_relay *r, const struct sockaddr_storage *ss)
+{
+	uint8_t key[19];
+	size_t n = addr_key(ss, key);
+
+	return hash_bytes(r, key, n);
+}
+
+static struct rsess *
+sess_find(const struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN])
+{
+	struct rsess *s;
+
+	for (s = r->tbl[hash_bytes(r, tid, NTM_TUNNEL_ID_LEN)]; s; s = s->tnext)
+		if (memcmp(s->tid, tid, NTM_TUNNEL_ID_LEN) == 0)
+			return s;
+	return NULL;
+}
+
+static void
+addr_unlink(struct ntm_relay *r, struct rside *sd)
+{
+	struct rside **pp;
+
+	if (!sd->bound)
+		return;
+	for (pp = &r->abl[addr_bucket(r, &sd->addr)]; *pp; pp = &(*pp)->anext)
+		if (*pp == sd) {
+			*pp = sd->anext;
+			break;
+		}
+	sd->anext = NULL;
+	sd->bound = 0;
+}
+
+static void
+addr_link(struct ntm_relay *r, struct rside *sd)
+{
+	size_t b = addr_bucket(r, &sd->addr);
+
+	sd->anext = r->abl[b];
+	r->abl[b] = sd;
+	sd->bound = 1;
+}
+
+static void
+sess_remove(struct ntm_relay *r, struct rsess *s)
+{
+	struct rsess **pp;
+
+	addr_unlink(r, &s->side[0]);
+	addr_unlink(r, &s->side[1]);
+	for (pp = &r->tbl[hash_bytes(r, s->tid, NTM_TUNNEL_ID_LEN)]; *pp; pp = &(*pp)->tnext)
+		if (*pp == s) {
+			*pp = s->tnext;
+			break;
+		}
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		r->all = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	r->st.sessions--;
+	sess_free(s);
+}
+
+static struct rsess *
+sess_add(struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN], int64_t now_ms)
+{
+	struct rsess *s;
+	size_t b;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	memcpy(s->tid, tid, NTM_TUNNEL_ID_LEN);
+	for (int i = 0; i < 2; i++) {
+		s->side[i].sess = s;
+		s->side[i].which = i;
+	}
+	s->created_ms = s->last_ms = now_ms;
+	s->tokens = (int64_t)r->lim.session_pps * 1000;
+	s->tok_ms = now_ms;
+	b = hash_bytes(r, tid, NTM_TUNNEL_ID_LEN);
+	s->tnext = r->tbl[b];
+	r->tbl[b] = s;
+	s->next = r->all;
+	if (r->all)
+		r->all->prev = s;
+	r->all = s;
+	r->st.sessions++;
+	r->st.sessions_created++;
+	return s;
+}
+
+/* Token bucket: rate per second, burst one second's worth. */
+static int
+bucket_take(int64_t *tokens, int64_t *last_ms, uint32_t rate, int64_t now_ms)
+{
+	int64_t cap = (int64_t)rate * 1000, dt = now_ms - *last_ms;
+
+	if (dt > 0) {
+		*tokens = dt >= 1000 ? cap : *tokens + dt * (int64_t)rate;
+		if (*tokens > cap)
+			*tokens = cap;
+		*last_ms = now_ms;
+	} else if (dt < 0)
+		*last_ms = now_ms;	/* the clock went back: restart from here */
+	if (*tokens < 1000)
+		return -1;
+	*tokens -= 1000;
+	return 0;
+}
+
+static int
+drop(struct ntm_relay *r, struct ntm_relay_out *out, int reason)
+{
+	out->action = NTM_RELAY_DROP;
+	out->reason = reason;
+	r->st.drops[reason]++;
+	return NTM_RELAY_DROP;
+}
+
+static void
+copy_sa(struct sockaddr_storage *dst, socklen_t *dlen, const struct sockaddr *sa,
+    socklen_t len)
+{
+	memset(dst, 0, sizeof(*dst));
+	*dlen = 0;
+	if (sa == NULL || len == 0 || len > sizeof(*dst))
+		return;
+	memcpy(dst, sa, len);
+	*dlen = len;
+	ntm_sa_unmap(dst, dlen);
+}
+
+static int
+side_live(const struct rside *sd, int64_t now_unix)
+{
+	return sd->bound && now_unix <= sd->valid_until;
+}
+
+static int
+on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from, socklen_t fromlen,
+    const struct sockaddr_storage *local, socklen_t locallen,
+    int64_t now_ms, int64_t now_unix, struct ntm_relay_out *out)
+{
+	struct ntm_relay_bind b;
+	struct ntm_ticket_info ti;
+	struct rsess *s;
+	struct rside *sd;
+	uint8_t thash[NTM_MAC_LEN], key[NTM_KEY_LEN];
+	int64_t valid_until;
+	const char *dc;
+	int e, cached = 0;
+
+	if (ntm_relay_bind_parse(&b, p, n) < 0)
+		return drop(r, out, NTM_RELAY_DROP_MALFORMED);
+	if (b.tlen < 1 + NTM_TUNNEL_ID_LEN)
+		return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
+	/* Clients re-bind every keepalive with the same ticket: when it is the
+	 * one this side was last bound with, skip the signature checks. */
+	crypto_generichash(thash, sizeof(thash), b.ticket, b.tlen, NULL, 0);
+	s = sess_find(r, b.ticket + 1);
+	sd = s ? &s->side[b.side] : NULL;
+	if (sd && sd->has_key && ntm_memcmp(sd->thash, thash, sizeof(thash)) == 0) {
+		memcpy(key, sd->key, sizeof(key));
+		valid_until = sd->valid_until;
+		dc = sd->dc;
+		cached = 1;
+	} else {
+		if (!r->bstarted) {
+			r->btokens = (int64_t)r->lim.bind_pps * 1000;
+			r->btok_ms = now_ms;
+			r->bstarted = 1;
+		}
+		if (bucket_take(&r->btokens, &r->btok_ms, r->lim.bind_pps, now_ms) < 0)
+			return drop(r, out, NTM_RELAY_DROP_RATE);
+		e = ticket_open(&ti, &valid_until, b.ticket, b.tlen, r->as_pk, r->name, r->sk,
+		    now_unix);
+		if (e == NTM_ERR_EXPIRED)
+			return drop(r, out, NTM_RELAY_DROP_EXPIRED);
+		if (e < 0)
+			return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
+		memcpy(key, ti.relay_key, sizeof(key));
+		dc = ti.dc;
+	}
+	if (ntm_relay_bind_verify(p, n, key) < 0) {
+		e = NTM_RELAY_DROP_BAD_MAC;
+		goto fail;
+	}
+	if (now_unix > valid_until) {
+		e = NTM_RELAY_DROP_EXPIRED;
+		goto fail;
+	}
+	if (sd && b.counter <= sd->last_ctr) {
+		e = NTM_RELAY_DROP_REPLAY;
+		goto fail;
+	}
+	if (b.counter == 0) {
+		e = NTM_RELAY_DROP_REPLAY;	/* 0 is never sent */
+		goto fail;
+	}
+	if (s == NULL) {
+		if (r->st.sessions >= r->lim.max_sessions) {
+			e = NTM_RELAY_DROP_FULL;
+			goto fail;
+		}
+		if ((s = sess_add(r, b.ticket + 1, now_ms)) == NULL) {
+			e = NTM_RELAY_DROP_FULL;
+			goto fail;
+		}
+		sd = &s->side[b.side];
+	}
+	if (!cached) {
+		memcpy(sd->key, key, sizeof(key));
+		memcpy(sd->thash, thash, sizeof(thash));
+		sd->has_key = 1;
+		sd->valid_until = valid_until;
+		snprintf(sd->dc, sizeof(sd->dc), "%s", dc);
+	}
+	sd->last_ctr = b.counter;
+	sd->bound_ms = now_ms;
+	if (!sd->bound || !ntm_sa_equal((const struct sockaddr *)&sd->addr,
+	    (const struct sockaddr *)from)) {
+		addr_unlink(r, sd);
+		sd->addr = *from;
+		sd->addrlen = fromlen;
+		addr_link(r, sd);
+	}
+	sd->local = *local;
+	sd->locallen = locallen;
+	s->last_ms = now_ms;
+	r->st.binds++;
+
+	out->action = NTM_RELAY_REPLY;
+	out->to = *from;
+	out->tolen = fromlen;
+	out->src = *local;
+	out->srclen = locallen;
+	out->reply_len = (size_t)ntm_relay_ack_make(out->reply, b.side,
+	    side_live(&s->side[1 - b.side], now_unix), b.counter, key);
+	ntm_wipe(key, sizeof(key));
+	if (!cached)
+		ntm_wipe(&ti, sizeof(ti));
+	return NTM_RELAY_REPLY;
+fail:
+	ntm_wipe(key, sizeof(key));
+	if (!cached)
+		ntm_wipe(&ti, sizeof(ti));
+	return drop(r, out, e);
+}
+
+static int
+has_idx(const struct rside *sd, uint32_t idx)
+{
+	for (unsigned i = 0; i < sd->nidx; i++)
+		if (sd->idx[i] == idx)
+			return 1;
+	return 0;
+}
+
+static void
+learn_idx(struct rside *sd, uint32_t idx)
+{
+	if (has_idx(sd, idx))
+		return;
+	if (sd->nidx < IDX_KEEP)
+		sd->nidx++;
+	memmove(sd->idx + 1, sd->idx, (sd->nidx - 1) * sizeof(sd->idx[0]));
+	sd->idx[0] = idx;
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * A client has one UDP socket for all its tunnels, so one address may be
+ * bound in several sessions. HS_INIT names its tunnel; HS_RESP and DATA
+ * name the receiver's index, which the RS learns from the handshakes (and
+ * from DATA while the address is in one session only).
+ */
+static int
+on_forward(struct ntm_relay *r, int type, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from, int64_t now_ms, int64_t now_unix,
+    struct ntm_relay_out *out)
+{
+	struct rside *sd, *hit = NULL, *only = NULL, *peer;
+	size_t ncand = 0;
+	uint32_t ridx = 0;
+
+	if (type != NTM_MSG_HS_INIT)
+		ridx = get_u32(p + (type == NTM_MSG_HS_RESP ? 8 : 4));
+	for (sd = r->abl[addr_bucket(r, from)]; sd; sd = sd->anext) {
+		if (!ntm_sa_equal((const struct sockaddr *)&sd->addr,
+		    (const struct sockaddr *)from))
+			continue;
+		ncand++;
+		only = sd;
+		peer = &sd->sess->side[1 - sd->which];
+		if (type == NTM_MSG_HS_INIT) {
+			if (memcmp(sd->sess->tid, p + 8, NTM_TUNNEL_ID_LEN) == 0) {
+				hit = sd;
+				break;
+			}
+		} else if (has_idx(peer, ridx)) {
+			hit = sd;
+			break;
+		}
+	}
+	if (hit == NULL && ncand == 1 && type != NTM_MSG_HS_INIT)
+		hit = only;
+	if (hit == NULL)
+		return drop(r, out, NTM_RELAY_DROP_UNBOUND);
+	peer = &hit->sess->side[1 - hit->which];
+	if (!peer->bound)
+		return drop(r, out, NTM_RELAY_DROP_UNBOUND);
+	if (!side_live(hit, now_unix) || !side_live(peer, now_unix))
+		return drop(r, out, NTM_RELAY_DROP_EXPIRED);
+	if (bucket_take(&hit->sess->tokens, &hit->sess->tok_ms, r->lim.session_pps,
+	    now_ms) < 0)
+		return drop(r, out, NTM_RELAY_DROP_RATE);
+	if (type == NTM_MSG_HS_INIT || type == NTM_MSG_HS_RESP)
+		learn_idx(hit, get_u32(p + 4));
+	if (type != NTM_MSG_HS_INIT)
+		learn_idx(peer, ridx);
+	hit->packets++;
+	hit->bytes += n;
+	hit->sess->last_ms = now_ms;
+	r->st.fwd_packets++;
+	r->st.fwd_bytes += n;
+	out->action = NTM_RELAY_FORWARD;
+	out->to = peer->addr;
+	out->tolen = peer->addrlen;
+	out->src = peer->local;
+	out->srclen = peer->locallen;
+	out->reply_len = 0;
+	return NTM_RELAY_FORWARD;
+}
+
+int
+ntm_relay_input(struct ntm_relay *r, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen,
+    const struct sockaddr *local, socklen_t locallen,
+    int64_t now_ms, int64_t now_unix, struct ntm_relay_out *out)
+{
+	struct sockaddr_storage f, l;
+	socklen_t flen, llen;
+	int t;
+
+	memset(out, 0, sizeof(*out));
+	r->st.rx_packets++;
+	r->st.rx_bytes += n;
+	copy_sa(&f, &flen, from, fromlen);
+	copy_sa(&l, &llen, local, locallen);
+	if (flen == 0 || (f.ss_family != AF_INET && f.ss_family != AF_INET6))
+		return drop(r, out, NTM_RELAY_DROP_MALFORMED);
+	if ((t = ntm_msg_validate(p, n)) < 0)
+		return drop(r, out, NTM_RELAY_DROP_MALFORMED);
+	switch (t) {
+	case NTM_MSG_RELAY_BIND:
+		return on_bind(r, p, n, &f, flen, &l, llen, now_ms, now_unix, out);
+	case NTM_MSG_HS_INIT:
+	case NTM_MSG_HS_RESP:
+	case NTM_MSG_DATA:
+		return on_forward(r, t, p, n, &f, now_ms, now_unix, out);
+	default:
+		return drop(r, out, NTM_RELAY_DROP_MALFORMED);
+	}
+}
+
+size_t
+ntm_relay_expire(struct ntm_relay *r, int64_t now_ms)
+{
+	struct rsess *s, *next;
+	size_t n = 0;
+
+	for (s = r->all; s; s = next) {
+		next = s->next;
+		if (now_ms - s->last_ms > r->lim.idle_ms) {
+			sess_remove(r, s);
+			n++;
+		}
+	}
+	r->st.sessions_expired += n;
+	return n;
+}
+
+void
+ntm_relay_get_stats(const struct ntm_relay *r, struct ntm_relay_stats *st)
+{
+	*st = r->st;
+}
+
+void
+ntm_relay_walk(const struct ntm_relay *r, int64_t now_ms, ntm_relay_walk_fn *fn, void *arg)
+{
+	struct ntm_relay_sess_info info;
+	const struct rsess *s;
+
+	for (s = r->all; s; s = s->next) {
+		memset(&info, 0, sizeof(info));
+		memcpy(info.tunnel_id, s->tid, NTM_TUNNEL_ID_LEN);
+		for (int i = 0; i < 2; i++) {
+			const struct rside *sd = &s->side[i];
+			struct ntm_relay_side_info *si = &info.side[i];
+
+			si->bound = sd->bound;
+			si->addr = sd->addr;
+			si->addrlen = sd->addrlen;
+			si->local = sd->local;
+			si->locallen = sd->locallen;
+			si->packets = sd->packets;
+			si->bytes = sd->bytes;
+			si->expires = sd->valid_until;
+			si->bound_ms = sd->bound_ms;
+			memcpy(si->dc, sd->dc, sizeof(si->dc));
+		}
+		info.idle_ms = now_ms - s->last_ms;
+		info.age_ms = now_ms - s->created_ms;
+		fn(&info, arg);
+	}
+}

@@ -1,0 +1,661 @@
+/* test_relay.c - relay tickets, RELAY_BIND / RELAY_ACK, the RS forwarding core. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "relay.h"
+#include "unit.h"
+
+#define NOW	1800000000LL		/* unix seconds used throughout */
+#define EXP	(NOW + 600)
+
+static const char RS_NAME[] = "rs1.ntm.test";
+
+struct world {
+	uint8_t		as_pk[NTM_SIGN_PK], as_sk[NTM_SIGN_SK];
+	uint8_t		dc_pk[NTM_SIGN_PK], dc_sk[NTM_SIGN_SK];
+	uint8_t		rs_pk[NTM_SIGN_PK], rs_sk[NTM_SIGN_SK];
+	struct ntm_cert	dc_cert;
+	uint8_t		tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
+	uint8_t		t[NTM_TICKET_MAX];	/* ticket for tid/key (bind_pkt) */
+	int		tn;
+};
+
+static void
+make_cert(struct ntm_cert *c, int role, const char *name, const uint8_t pk[NTM_SIGN_PK],
+    const uint8_t as_sk[NTM_SIGN_SK], int64_t nb, int64_t na)
+{
+	memset(c, 0, sizeof(*c));
+	c->version = 1;
+	c->role = (uint8_t)role;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	memcpy(c->pk, pk, NTM_SIGN_PK);
+	c->serial = 7;
+	c->not_before = nb;
+	c->not_after = na;
+	ntm_cert_sign(c, as_sk);
+}
+
+static int ticket(const struct world *w, uint8_t *out, size_t cap);
+
+static void
+world_init(struct world *w)
+{
+	CHECK_EQ(ntm_crypto_init(), 0);
+	memset(w, 0, sizeof(*w));
+	CHECK_EQ(ntm_sign_keypair(w->as_pk, w->as_sk), 0);
+	CHECK_EQ(ntm_sign_keypair(w->dc_pk, w->dc_sk), 0);
+	CHECK_EQ(ntm_sign_keypair(w->rs_pk, w->rs_sk), 0);
+	make_cert(&w->dc_cert, NTM_ROLE_DC, "dc1.ntm.test", w->dc_pk, w->as_sk,
+	    NOW - 86400, NOW + 86400);
+	memset(w->tid, 0xa5, sizeof(w->tid));
+	w->tid[0] = 0x11;
+	for (size_t i = 0; i < sizeof(w->key); i++)
+		w->key[i] = (uint8_t)i;
+	w->tn = ticket(w, w->t, sizeof(w->t));
+}
+
+static int
+ticket(const struct world *w, uint8_t *out, size_t cap)
+{
+	return ntm_ticket_make(out, cap, w->tid, EXP, RS_NAME, w->rs_pk, w->key,
+	    &w->dc_cert, w->dc_sk);
+}
+
+TEST(ticket_roundtrip)
+{
+	struct world w;
+	struct ntm_ticket_info ti;
+	uint8_t t[NTM_TICKET_MAX];
+	int n;
+
+	world_init(&w);
+	n = ticket(&w, t, sizeof(t));
+	CHECK(n > 0 && n <= NTM_TICKET_MAX);
+	/* 172 fixed bytes + name + certificate */
+	CHECK_EQ(n, 172 + (int)strlen(RS_NAME) + 3 + 12 + 32 + 24 + 64);
+	CHECK_EQ(t[0], 1);
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW), 0);
+	CHECK(memcmp(ti.tunnel_id, w.tid, sizeof(w.tid)) == 0);
+	CHECK(memcmp(ti.relay_key, w.key, sizeof(w.key)) == 0);
+	CHECK_EQ(ti.expires, EXP);
+	CHECK_STR(ti.dc, "dc1.ntm.test");
+	/* The last second is still valid. */
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, EXP), 0);
+	/* Too small an output buffer. */
+	CHECK_EQ(ticket(&w, t, (size_t)n - 1), NTM_ERR_TOOBIG);
+}
+
+TEST(ticket_truncated_and_flipped)
+{
+	struct world w;
+	struct ntm_ticket_info ti;
+	uint8_t t[NTM_TICKET_MAX + 1], bad[NTM_TICKET_MAX + 1];
+	int n;
+
+	world_init(&w);
+	n = ticket(&w, t, sizeof(t));
+	CHECK(n > 0);
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)i, w.as_pk, RS_NAME, w.rs_sk, NOW),
+		    NTM_ERR_PROTO);
+	/* A trailing byte. */
+	memcpy(bad, t, (size_t)n);
+	bad[n] = 0;
+	CHECK_EQ(ntm_ticket_open(&ti, bad, (size_t)n + 1, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_PROTO);
+	for (int i = 0; i < n; i++) {
+		for (int bit = 0; bit < 8; bit += 7) {
+			memcpy(bad, t, (size_t)n);
+			bad[i] ^= (uint8_t)(1u << bit);
+			if (ntm_ticket_open(&ti, bad, (size_t)n, w.as_pk, RS_NAME, w.rs_sk,
+			    NOW) == 0) {
+				fprintf(stderr, "flipped byte %d bit %d accepted\n", i, bit);
+				CHECK(0);
+			}
+		}
+	}
+}
+
+TEST(ticket_refused)
+{
+	struct world w;
+	struct ntm_ticket_info ti;
+	struct ntm_cert other;
+	uint8_t t[NTM_TICKET_MAX], pk2[NTM_SIGN_PK], sk2[NTM_SIGN_SK];
+	int n;
+
+	world_init(&w);
+	CHECK_EQ(ntm_sign_keypair(pk2, sk2), 0);
+	n = ticket(&w, t, sizeof(t));
+	CHECK(n > 0);
+	/* Expired ticket; DC certificate not valid now. */
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, EXP + 1),
+	    NTM_ERR_EXPIRED);
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk,
+	    NOW + 86401), NTM_ERR_EXPIRED);
+	/* Another RS's name. */
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, "rs2.ntm.test", w.rs_sk, NOW),
+	    NTM_ERR_INVAL);
+	/* The right name but not our key: the relay key does not open. */
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, sk2, NOW),
+	    NTM_ERR_CRYPTO);
+	/* The DC certificate comes from another AS. */
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, pk2, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_CRYPTO);
+
+	/* Signed by a certified server that is not a DC. */
+	make_cert(&other, NTM_ROLE_RS, "rs9.ntm.test", w.dc_pk, w.as_sk, NOW - 10, NOW + 10);
+	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &other, w.dc_sk);
+	CHECK(n > 0);
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_CRYPTO);
+	make_cert(&other, NTM_ROLE_CS, "cs1.ntm.test", w.dc_pk, w.as_sk, NOW - 10, NOW + 10);
+	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &other, w.dc_sk);
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_CRYPTO);
+	/* A DC certificate, but the ticket signed by another key. */
+	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &w.dc_cert, sk2);
+	CHECK(n > 0);
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_CRYPTO);
+	/* Bad arguments to make. */
+	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, "Not A Name", w.rs_pk, w.key,
+	    &w.dc_cert, w.dc_sk), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, "", w.rs_pk, w.key,
+	    &w.dc_cert, w.dc_sk), NTM_ERR_INVAL);
+}
+
+TEST(ticket_too_big)
+{
+	struct world w;
+	uint8_t t[NTM_TICKET_MAX * 2];
+	char name[254];
+
+	world_init(&w);
+	/* 4 labels of 63 = 255 > 253: use 3 x 63 + a 61-byte label. */
+	memset(name, 'a', sizeof(name));
+	name[63] = name[127] = name[191] = '.';
+	name[253] = '\0';
+	CHECK(ntm_valid_dnsname(name));
+	/* A long RS name alone fits ... */
+	CHECK(ntm_ticket_make(t, sizeof(t), w.tid, EXP, name, w.rs_pk, w.key,
+	    &w.dc_cert, w.dc_sk) > 0);
+	/* ... but not with a DC name as long: 801 bytes > NTM_TICKET_MAX. */
+	make_cert(&w.dc_cert, NTM_ROLE_DC, name, w.dc_pk, w.as_sk, NOW - 10, NOW + 10);
+	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, name, w.rs_pk, w.key,
+	    &w.dc_cert, w.dc_sk), NTM_ERR_TOOBIG);
+}
+
+TEST(bind)
+{
+	struct world w;
+	struct ntm_relay_bind b;
+	uint8_t t[NTM_TICKET_MAX], p[NTM_RELAY_BIND_MAX + 1], bad[NTM_RELAY_BIND_MAX + 1];
+	uint8_t key2[NTM_KEY_LEN];
+	int tn, n;
+
+	world_init(&w);
+	memset(key2, 9, sizeof(key2));
+	tn = ticket(&w, t, sizeof(t));
+	CHECK(tn > 0);
+	n = ntm_relay_bind_make(p, sizeof(p), 1, 0x0102030405060708ULL, t, (size_t)tn, w.key);
+	CHECK_EQ(n, NTM_HDR_LEN + 4 + 8 + 2 + tn + NTM_MAC_LEN);
+	CHECK_EQ(ntm_msg_validate(p, (size_t)n), NTM_MSG_RELAY_BIND);
+	CHECK_EQ(p[4], 1);
+	CHECK_EQ(p[8], 0x01);
+	CHECK_EQ(p[15], 0x08);
+	CHECK_EQ(ntm_relay_bind_parse(&b, p, (size_t)n), 0);
+	CHECK_EQ(b.side, 1);
+	CHECK(b.counter == 0x0102030405060708ULL);
+	CHECK_EQ(b.tlen, tn);
+	CHECK(b.ticket == p + 18);
+	CHECK(memcmp(b.ticket, t, (size_t)tn) == 0);
+	CHECK_EQ(ntm_relay_bind_verify(p, (size_t)n, w.key), 0);
+	CHECK_EQ(ntm_relay_bind_verify(p, (size_t)n, key2), NTM_ERR_CRYPTO);
+	for (int i = 0; i < n; i++) {
+		memcpy(bad, p, (size_t)n);
+		bad[i] ^= 0x40;
+		CHECK(ntm_relay_bind_parse(&b, bad, (size_t)n) < 0 ||
+		    ntm_relay_bind_verify(bad, (size_t)n, w.key) < 0);
+	}
+	for (int i = 0; i < n; i++)
+		CHECK(ntm_relay_bind_parse(&b, p, (size_t)i) < 0);
+	/* side 2, reserved bytes, ticket length off by one */
+	memcpy(bad, p, (size_t)n);
+	bad[4] = 2;
+	CHECK_EQ(ntm_relay_bind_parse(&b, bad, (size_t)n), NTM_ERR_PROTO);
+	memcpy(bad, p, (size_t)n);
+	bad[6] = 1;
+	CHECK_EQ(ntm_relay_bind_parse(&b, bad, (size_t)n), NTM_ERR_PROTO);
+	memcpy(bad, p, (size_t)n);
+	bad[17]++;
+	CHECK_EQ(ntm_relay_bind_parse(&b, bad, (size_t)n), NTM_ERR_PROTO);
+	memcpy(bad, p, (size_t)n);
+	bad[n] = 0;
+	CHECK_EQ(ntm_relay_bind_parse(&b, bad, (size_t)n + 1), NTM_ERR_PROTO);
+	/* Not a bind at all. */
+	ntm_msg_header(bad, NTM_MSG_DATA);
+	CHECK_EQ(ntm_relay_bind_parse(&b, bad, 64), NTM_ERR_PROTO);
+	/* make: bad side, empty or oversized ticket, small buffer */
+	CHECK_EQ(ntm_relay_bind_make(p, sizeof(p), 2, 1, t, (size_t)tn, w.key), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_relay_bind_make(p, sizeof(p), 0, 1, t, 0, w.key), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_relay_bind_make(p, sizeof(p), 0, 1, p, NTM_TICKET_MAX + 1, w.key),
+	    NTM_ERR_INVAL);
+	CHECK_EQ(ntm_relay_bind_make(p, (size_t)n - 1, 0, 1, t, (size_t)tn, w.key),
+	    NTM_ERR_TOOBIG);
+}
+
+TEST(ack)
+{
+	uint8_t key[NTM_KEY_LEN], key2[NTM_KEY_LEN], a[NTM_RELAY_ACK_LEN], bad[NTM_RELAY_ACK_LEN];
+	int side = -1, pb = -1;
+	uint64_t ctr = 0;
+
+	memset(key, 1, sizeof(key));
+	memset(key2, 2, sizeof(key2));
+	CHECK_EQ(ntm_relay_ack_make(a, 1, 1, 42, key), NTM_RELAY_ACK_LEN);
+	CHECK_EQ(ntm_msg_validate(a, sizeof(a)), NTM_MSG_RELAY_ACK);
+	CHECK_EQ(ntm_relay_ack_open(a, sizeof(a), key, &side, &pb, &ctr), 0);
+	CHECK_EQ(side, 1);
+	CHECK_EQ(pb, 1);
+	CHECK_EQ(ctr, 42);
+	CHECK_EQ(ntm_relay_ack_make(a, 0, 0, 43, key), NTM_RELAY_ACK_LEN);
+	CHECK_EQ(ntm_relay_ack_open(a, sizeof(a), key, &side, &pb, &ctr), 0);
+	CHECK_EQ(side, 0);
+	CHECK_EQ(pb, 0);
+	CHECK_EQ(ctr, 43);
+	CHECK_EQ(ntm_relay_ack_open(a, sizeof(a), key2, &side, &pb, &ctr), NTM_ERR_CRYPTO);
+	for (size_t i = 0; i < sizeof(a); i++) {
+		memcpy(bad, a, sizeof(a));
+		bad[i] ^= 1;
+		CHECK(ntm_relay_ack_open(bad, sizeof(bad), key, &side, &pb, &ctr) < 0);
+	}
+	for (size_t i = 0; i < sizeof(a); i++)
+		CHECK(ntm_relay_ack_open(a, i, key, &side, &pb, &ctr) < 0);
+	CHECK_EQ(ntm_relay_ack_make(a, 2, 0, 1, key), NTM_ERR_INVAL);
+}
+
+/* ---- the forwarding core ------------------------------------------------- */
+
+static struct sockaddr_storage
+sa(const char *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof(ss));
+	if (ntm_sa_parse(&ss, &len, s) < 0)
+		fprintf(stderr, "bad test address %s\n", s);
+	return ss;
+}
+
+static socklen_t
+salen(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* Feeds p from address `from` to local `to`; returns the action. */
+static int
+feed(struct ntm_relay *r, const uint8_t *p, size_t n, const char *from, const char *to,
+    int64_t ms, int64_t unix_s, struct ntm_relay_out *out)
+{
+	struct sockaddr_storage f = sa(from), l = sa(to);
+
+	return ntm_relay_input(r, p, n, (struct sockaddr *)&f, salen(&f),
+	    (struct sockaddr *)&l, salen(&l), ms, unix_s, out);
+}
+
+/* A fresh ticket for w's current tunnel id and key (sealing is randomised,
+ * so each one differs). */
+static void
+reticket(struct world *w)
+{
+	w->tn = ticket(w, w->t, sizeof(w->t));
+	CHECK(w->tn > 0);
+}
+
+static int
+bind_pkt(const struct world *w, uint8_t *p, int side, uint64_t ctr)
+{
+	return ntm_relay_bind_make(p, NTM_RELAY_BIND_MAX, side, ctr, w->t, (size_t)w->tn,
+	    w->key);
+}
+
+static size_t
+data_pkt(uint8_t *p, uint32_t ridx)
+{
+	memset(p, 0x5c, NTM_DATA_MIN_LEN + 20);
+	ntm_msg_header(p, NTM_MSG_DATA);
+	p[4] = (uint8_t)(ridx >> 24);
+	p[5] = (uint8_t)(ridx >> 16);
+	p[6] = (uint8_t)(ridx >> 8);
+	p[7] = (uint8_t)ridx;
+	return NTM_DATA_MIN_LEN + 20;
+}
+
+static void
+hs_init_pkt(uint8_t *p, uint32_t sidx, const uint8_t tid[NTM_TUNNEL_ID_LEN])
+{
+	memset(p, 0x33, NTM_HS_INIT_LEN);
+	ntm_msg_header(p, NTM_MSG_HS_INIT);
+	p[4] = 0; p[5] = 0; p[6] = 0; p[7] = (uint8_t)sidx;
+	memcpy(p + 8, tid, NTM_TUNNEL_ID_LEN);
+}
+
+static void
+hs_resp_pkt(uint8_t *p, uint32_t sidx, uint32_t ridx)
+{
+	memset(p, 0x44, NTM_HS_RESP_LEN);
+	ntm_msg_header(p, NTM_MSG_HS_RESP);
+	memset(p + 4, 0, 8);
+	p[7] = (uint8_t)sidx;
+	p[11] = (uint8_t)ridx;
+}
+
+static const char *
+out_to(const struct ntm_relay_out *o, char *buf, size_t cap)
+{
+	return ntm_sa_str((const struct sockaddr *)&o->to, buf, cap);
+}
+
+static const char *
+out_src(const struct ntm_relay_out *o, char *buf, size_t cap)
+{
+	return ntm_sa_str((const struct sockaddr *)&o->src, buf, cap);
+}
+
+#define A4	"198.18.0.10:4000"
+#define B6	"[fd00:5::20]:5000"
+#define RS4	"198.18.0.1:3478"
+#define RS6	"[fd00:5::1]:3478"
+
+TEST(core_bind_and_forward)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_stats st;
+	uint8_t p[NTM_UDP_MAX], d[NTM_UDP_MAX];
+	char buf[64];
+	int n, side, pb;
+	uint64_t ctr;
+	size_t dn;
+
+	world_init(&w);
+	r = ntm_relay_new(NULL, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	dn = data_pkt(d, 7);
+
+	/* Nothing bound: DATA is dropped. */
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1000, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_UNBOUND);
+
+	/* Side 0 binds over IPv4: ACK, peer not bound yet. */
+	n = bind_pkt(&w, p, 0, 5);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 1000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), A4);
+	CHECK_STR(out_src(&o, buf, sizeof(buf)), RS4);
+	CHECK_EQ(ntm_relay_ack_open(o.reply, o.reply_len, w.key, &side, &pb, &ctr), 0);
+	CHECK_EQ(side, 0);
+	CHECK_EQ(pb, 0);
+	CHECK_EQ(ctr, 5);
+	/* Peer unbound: still dropped. */
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1001, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_UNBOUND);
+
+	/* Side 1 binds over IPv6: ACK says the peer is bound. */
+	n = bind_pkt(&w, p, 1, 9);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1002, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(ntm_relay_ack_open(o.reply, o.reply_len, w.key, &side, &pb, &ctr), 0);
+	CHECK_EQ(side, 1);
+	CHECK_EQ(pb, 1);
+
+	/* v4 -> v6 and back, each leaving from the address the peer bound to. */
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1003, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), B6);
+	CHECK_STR(out_src(&o, buf, sizeof(buf)), RS6);
+	CHECK_EQ(feed(r, d, dn, B6, RS6, 1004, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), A4);
+	CHECK_STR(out_src(&o, buf, sizeof(buf)), RS4);
+	/* An IPv4-mapped source is the same IPv4 client. */
+	CHECK_EQ(feed(r, d, dn, "[::ffff:198.18.0.10]:4000", RS6, 1005, NOW, &o),
+	    NTM_RELAY_FORWARD);
+	/* Same host, other port: unbound. */
+	CHECK_EQ(feed(r, d, dn, "198.18.0.10:4001", RS4, 1005, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_UNBOUND);
+
+	/* Replayed bind (same counter), older counter, wrong MAC. */
+	n = bind_pkt(&w, p, 1, 9);
+	CHECK_EQ(feed(r, p, (size_t)n, "[fd00:5::66]:1", RS6, 1006, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_REPLAY);
+	n = bind_pkt(&w, p, 1, 8);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1006, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_REPLAY);
+	n = bind_pkt(&w, p, 1, 10);
+	p[n - 1] ^= 1;
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1006, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_MAC);
+	/* A forwarded address did not move. */
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1007, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), B6);
+
+	/* Mobility: side 1 re-binds from a new address; traffic follows. */
+	n = bind_pkt(&w, p, 1, 11);
+	CHECK_EQ(feed(r, p, (size_t)n, "[fd00:5::21]:6000", RS6, 1008, NOW, &o),
+	    NTM_RELAY_REPLY);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1009, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), "[fd00:5::21]:6000");
+	CHECK_EQ(feed(r, d, dn, B6, RS6, 1009, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_UNBOUND);
+
+	/* Other message types and junk. */
+	CHECK_EQ(feed(r, o.reply, 3, A4, RS4, 1010, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_MALFORMED);
+	ntm_msg_header(p, NTM_MSG_RELAY_ACK);
+	CHECK_EQ(feed(r, p, NTM_RELAY_ACK_LEN, A4, RS4, 1010, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_MALFORMED);
+
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.sessions, 1);
+	CHECK_EQ(st.binds, 3);
+	CHECK_EQ(st.fwd_packets, 5);
+	CHECK_EQ(st.fwd_bytes, 5 * dn);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_REPLAY], 2);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_BAD_MAC], 1);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_UNBOUND], 4);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_MALFORMED], 2);
+	ntm_relay_free(r);
+}
+
+static void
+count_sess(const struct ntm_relay_sess_info *s, void *arg)
+{
+	(*(int *)arg)++;
+	CHECK(s->side[0].bound);
+}
+
+TEST(core_limits)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_limits lim = { .max_sessions = 2, .idle_ms = 5000,
+	    .session_pps = 10, .bind_pps = 3 };
+	uint8_t p[NTM_UDP_MAX], d[NTM_UDP_MAX];
+	int n, i, fwd, count;
+	size_t dn;
+
+	world_init(&w);
+	r = ntm_relay_new(&lim, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	dn = data_pkt(d, 1);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 0, NOW, &o), NTM_RELAY_REPLY);
+
+	/* 10 packets/s, burst 10: the 11th in the same millisecond is refused,
+	 * and 100 ms later one more passes. */
+	for (i = fwd = 0; i < 11; i++)
+		if (feed(r, d, dn, A4, RS4, 10, NOW, &o) == NTM_RELAY_FORWARD)
+			fwd++;
+	CHECK_EQ(fwd, 10);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_RATE);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 60, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 110, NOW, &o), NTM_RELAY_FORWARD);
+
+	/* Re-binding with the same ticket skips the ticket check (bind_pps 3
+	 * was used twice above), so keepalives are cheap. */
+	for (i = 0; i < 5; i++) {
+		n = bind_pkt(&w, p, 0, 2 + (uint64_t)i);
+		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 120, NOW, &o), NTM_RELAY_REPLY);
+	}
+	/* New tunnels need full checks: 1 left in the bucket this second. */
+	w.tid[0] = 0x22;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.11:1", RS4, 130, NOW, &o), NTM_RELAY_REPLY);
+	w.tid[0] = 0x33;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.12:1", RS4, 130, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_RATE);
+	/* A second later the bucket refilled, but the table is full (2). */
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.12:1", RS4, 1200, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_FULL);
+
+	count = 0;
+	ntm_relay_walk(r, 1200, count_sess, &count);
+	CHECK_EQ(count, 2);
+	/* Idle: session 0x22 was last used at 130, session 0x11 at 120. */
+	CHECK_EQ(ntm_relay_expire(r, 5120), 0);
+	CHECK_EQ(ntm_relay_expire(r, 5121), 1);
+	CHECK_EQ(ntm_relay_expire(r, 5131), 1);
+	count = 0;
+	ntm_relay_walk(r, 6000, count_sess, &count);
+	CHECK_EQ(count, 0);
+	/* Room again. */
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.12:1", RS4, 6000, NOW, &o), NTM_RELAY_REPLY);
+	ntm_relay_free(r);
+}
+
+TEST(core_expiry)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	uint8_t p[NTM_UDP_MAX], d[NTM_UDP_MAX];
+	int n;
+	size_t dn;
+
+	world_init(&w);
+	r = ntm_relay_new(NULL, RS_NAME, w.rs_sk, w.as_pk);
+	dn = data_pkt(d, 1);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 0, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1, EXP, &o), NTM_RELAY_FORWARD);
+	/* The ticket expired: forwarding stops, the cached ticket is refused. */
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 2, EXP + 1, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_EXPIRED);
+	n = bind_pkt(&w, p, 0, 2);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 3, EXP + 1, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_EXPIRED);
+	/* Fresh tickets (later expiry, new relay key) for both sides revive it. */
+	memset(w.key, 0x77, sizeof(w.key));
+	{
+		uint8_t t[NTM_TICKET_MAX];
+		int tn = ntm_ticket_make(t, sizeof(t), w.tid, EXP + 600, RS_NAME, w.rs_pk,
+		    w.key, &w.dc_cert, w.dc_sk);
+
+		n = ntm_relay_bind_make(p, sizeof(p), 0, 3, t, (size_t)tn, w.key);
+		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 4, EXP + 1, &o), NTM_RELAY_REPLY);
+		CHECK_EQ(feed(r, d, dn, A4, RS4, 5, EXP + 1, &o), NTM_RELAY_DROP);
+		CHECK_EQ(o.reason, NTM_RELAY_DROP_EXPIRED);	/* side 1 still old */
+		n = ntm_relay_bind_make(p, sizeof(p), 1, 2, t, (size_t)tn, w.key);
+		CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 6, EXP + 1, &o), NTM_RELAY_REPLY);
+		CHECK_EQ(feed(r, d, dn, A4, RS4, 7, EXP + 1, &o), NTM_RELAY_FORWARD);
+	}
+	/* A ticket for another RS, or garbage in the ticket. */
+	{
+		uint8_t t[NTM_TICKET_MAX];
+		int tn = ntm_ticket_make(t, sizeof(t), w.tid, EXP, "rs2.ntm.test", w.rs_pk,
+		    w.key, &w.dc_cert, w.dc_sk);
+
+		n = ntm_relay_bind_make(p, sizeof(p), 0, 10, t, (size_t)tn, w.key);
+		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 8, NOW, &o), NTM_RELAY_DROP);
+		CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+		t[40] ^= 1;
+		n = ntm_relay_bind_make(p, sizeof(p), 0, 11, t, (size_t)tn, w.key);
+		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 8, NOW, &o), NTM_RELAY_DROP);
+		CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	}
+	ntm_relay_free(r);
+}
+
+/* One client address in two relayed tunnels: the RS tells them apart by
+ * the tunnel id (HS_INIT) and the receiver index it learnt (HS_RESP, DATA). */
+TEST(core_shared_address)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	uint8_t p[NTM_UDP_MAX], d[NTM_UDP_MAX], tid1[NTM_TUNNEL_ID_LEN], tid2[NTM_TUNNEL_ID_LEN];
+	char buf[64];
+	int n;
+	size_t dn;
+
+	world_init(&w);
+	r = ntm_relay_new(NULL, RS_NAME, w.rs_sk, w.as_pk);
+	memcpy(tid1, w.tid, sizeof(tid1));
+	/* tunnel 1: A (side 0) <-> B; tunnel 2: A (side 0) <-> C */
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 0, NOW, &o), NTM_RELAY_REPLY);
+	w.tid[0] = 0x99;
+	reticket(&w);
+	memcpy(tid2, w.tid, sizeof(tid2));
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.30:3000", RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+
+	/* DATA from A: ambiguous and no index known yet. */
+	dn = data_pkt(d, 0x0b);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_UNBOUND);
+	/* Handshakes: A (index 0x0a) -> B (index 0x0b) in tunnel 1, A (0x1a) -> C (0x1c). */
+	hs_init_pkt(p, 0x0a, tid1);
+	CHECK_EQ(feed(r, p, NTM_HS_INIT_LEN, A4, RS4, 2, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), B6);
+	hs_init_pkt(p, 0x1a, tid2);
+	CHECK_EQ(feed(r, p, NTM_HS_INIT_LEN, A4, RS4, 2, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), "198.18.0.30:3000");
+	hs_resp_pkt(p, 0x0b, 0x0a);
+	CHECK_EQ(feed(r, p, NTM_HS_RESP_LEN, B6, RS6, 3, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), A4);
+	hs_resp_pkt(p, 0x1c, 0x1a);
+	CHECK_EQ(feed(r, p, NTM_HS_RESP_LEN, "198.18.0.30:3000", RS4, 3, NOW, &o),
+	    NTM_RELAY_FORWARD);
+	/* Now A's DATA goes by receiver index. */
+	dn = data_pkt(d, 0x0b);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 4, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), B6);
+	dn = data_pkt(d, 0x1c);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 4, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_STR(out_to(&o, buf, sizeof(buf)), "198.18.0.30:3000");
+	dn = data_pkt(d, 0x77);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 4, NOW, &o), NTM_RELAY_DROP);
+	/* An HS_INIT naming a tunnel A is not bound in. */
+	memset(tid1, 0xee, sizeof(tid1));
+	hs_init_pkt(p, 0x0a, tid1);
+	CHECK_EQ(feed(r, p, NTM_HS_INIT_LEN, A4, RS4, 5, NOW, &o), NTM_RELAY_DROP);
+	ntm_relay_free(r);
+}
+
+UNIT_MAIN(T(ticket_roundtrip), T(ticket_truncated_and_flipped), T(ticket_refused),
+    T(ticket_too_big), T(bind), T(ack), T(core_bind_and_forward), T(core_limits),
+    T(core_expiry), T(core_shared_address))
