@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/filter.h>
+
 #include <event2/dns.h>
 #include <event2/dns_struct.h>
 #include <event2/util.h>
@@ -41,6 +43,9 @@
 #define T_SRV	33
 #define T_ANY	255
 #define C_IN	1
+
+#define DNS_HDR	12	/* bytes of a DNS header */
+#define UDP_HDR	8
 
 #define SOA_REFRESH	3600
 #define SOA_RETRY	600
@@ -405,6 +410,25 @@ on_request(struct evdns_server_request *req, void *arg)
 
 /* ---- start / stop -------------------------------------------------------- */
 
+/*
+ * libevent 2.1.12's evdns server crashes (SIGSEGV) on a datagram shorter
+ * than a DNS header, before any callback; a socket filter drops those in the
+ * kernel, so evdns never reads one. The filter sees the UDP header too.
+ */
+static int
+drop_short(int fd)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, UDP_HDR + DNS_HDR, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
 static int
 specific(const struct sockaddr *sa)
 {
@@ -478,7 +502,8 @@ dc_dns_start(struct dc *dc, char *err, size_t errlen)
 	}
 	d->serial = (uint32_t)now_unix();
 	d->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (d->fd < 0 || bind(d->fd, (struct sockaddr *)&ss, len) < 0 ||
+	if (d->fd < 0 || drop_short(d->fd) < 0 ||
+	    bind(d->fd, (struct sockaddr *)&ss, len) < 0 ||
 	    getsockname(d->fd, (struct sockaddr *)&ss, &len) < 0) {
 		snprintf(err, errlen, "dns_listen %s: %s", cf->dns_listen, strerror(errno));
 		goto fail;
