@@ -73,17 +73,23 @@ platform_init() {
 	# (dnsmasq, platform_resolver_start) forwards both domains to them.
 	free_port > "$dir/dc1.dnsport" && free_port > "$dir/dc2.dnsport" &&
 	    free_port > "$dir/resolver.port" || return 1
+	# UDP: the DCs' registration sockets and the RS's relay socket.
+	free_port > "$dir/dc1.udpport" && free_port > "$dir/dc2.udpport" &&
+	    free_port > "$dir/rs.udpport" || return 1
 	_platform_conf "$dir" dc1 dc1.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
 	    "vip4_prefix = 100.64.1.0/24" "vip6_prefix = fd00:6e74:1::/64" \
 	    "dns_listen = 127.0.0.1:$(cat "$dir/dc1.dnsport")" \
+	    "udp_listen = 127.0.0.1:$(cat "$dir/dc1.udpport")" \
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
 	_platform_conf "$dir" dc2 dc2.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
 	    "vip4_prefix = 100.64.2.0/24" "vip6_prefix = fd00:6e74:2::/64" \
 	    "dns_listen = 127.0.0.1:$(cat "$dir/dc2.dnsport")" \
+	    "udp_listen = 127.0.0.1:$(cat "$dir/dc2.udpport")" \
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
-	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}"
+	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}" \
+	    "udp_listen = 127.0.0.1:$(cat "$dir/rs.udpport")"
 	_platform_conf "$dir" cs cs1.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport"
 	for role in dc1 dc2 rs cs; do
@@ -92,6 +98,18 @@ platform_init() {
 		"$NTM_BIN/ntm-as" -f "$dir/as.conf" server add --role "${role%[0-9]}" \
 		    --name "$name" --key "$pk" --tls-dir "$dir/$role" \
 		    > "$dir/$role/server.cert" || return 1
+	done
+	# The DCs name the RS in relay tickets: its name, key and UDP address.
+	local rspk rs6
+	rspk=$("$NTM_BIN/ntm-rs" -f "$dir/rs.conf" pubkey) || return 1
+	rs6=$(sed -n 's/^udp_listen6 = //p' "$dir/rs.conf")
+	for role in dc1 dc2; do
+		{
+			echo "relay_name = rs1.ntm.test"
+			echo "relay_key = $rspk"
+			echo "relay_addr4 = 127.0.0.1:$(cat "$dir/rs.udpport")"
+			[ -z "$rs6" ] || echo "relay_addr6 = $rs6"
+		} >> "$dir/$role.conf"
 	done
 }
 

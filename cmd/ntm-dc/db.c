@@ -32,6 +32,14 @@ static const char *const migrations[] = {
 	"  expires INTEGER NOT NULL,"
 	"  ended INTEGER);"
 	"CREATE INDEX sessions_token ON sessions (token_id);",
+	/* 2: the last UDP registration of each client */
+	"CREATE TABLE locations ("
+	"  client_id INTEGER PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,"
+	"  reflexive TEXT NOT NULL,"
+	"  locals TEXT NOT NULL,"
+	"  natted INTEGER NOT NULL,"
+	"  agent INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL);",
 };
 
 int
@@ -332,6 +340,140 @@ dc_db_clients(sqlite3 *db, int64_t now,
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "INSERT OR REPLACE INTO locations (client_id, "
+	    "reflexive, locals, natted, agent, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, r->client_id);
+	sqlite3_bind_text(st, 2, r->reflexive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->locals, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, r->natted);
+	sqlite3_bind_int(st, 5, r->agent);
+	sqlite3_bind_int64(st, 6, r->last_seen);
+	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	if (ret < 0)
+		ntm_log(NTM_LOG_ERR, "db: store location: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct dc_loc_row r;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
+	    "last_seen FROM locations")) < 0)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.client_id = sqlite3_column_int64(st, 0);
+		copy_col(r.reflexive, sizeof(r.reflexive), st, 1);
+		copy_col(r.locals, sizeof(r.locals), st, 2);
+		r.natted = sqlite3_column_int(st, 3);
+		r.agent = sqlite3_column_int(st, 4);
+		r.last_seen = sqlite3_column_int64(st, 5);
+		if ((ret = fn(&r, arg)) < 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+#define SESSION_COLS CLIENT_COLS ", s.session_id, s.token_id, s.rx, s.tx, s.created, s.expires"
+
+static void
+read_session(sqlite3_stmt *st, struct dc_session *sess)
+{
+	copy_col(sess->session_id, sizeof(sess->session_id), st, 9);
+	copy_col(sess->token_id, sizeof(sess->token_id), st, 10);
+	copy_col(sess->rx, sizeof(sess->rx), st, 11);
+	copy_col(sess->tx, sizeof(sess->tx), st, 12);
+	sess->created = sqlite3_column_int64(st, 13);
+	sess->expires = sqlite3_column_int64(st, 14);
+}
+
+int
+dc_db_live_sessions(sqlite3 *db, int64_t now,
+    int (*fn)(const struct dc_client *c, const struct dc_session *s, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct dc_client c;
+	struct dc_session sess;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	    "JOIN clients c ON c.id = s.client_id "
+	    "WHERE s.ended IS NULL AND s.expires > ?1")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_client(st, &c);
+		read_session(st, &sess);
+		ret = fn(&c, &sess, arg);
+		ntm_wipe(&sess, sizeof(sess));
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_session_by_id(sqlite3 *db, const char *session_id, int64_t now,
+    struct dc_client *cl, struct dc_session *sess)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	    "JOIN clients c ON c.id = s.client_id "
+	    "WHERE s.session_id = ?1 AND s.ended IS NULL AND s.expires > ?2")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_client(st, cl);
+		read_session(st, sess);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
+	    "WHERE c.fqdn = ?1")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, fqdn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_client(st, cl);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
 	sqlite3_finalize(st);
 	return ret;
 }

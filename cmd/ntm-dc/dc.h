@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "srv.h"
+#include "route.h"
 
 #define DC_SESSION_ID	16		/* bytes; hex on the wire */
 #define DC_FIRST_HOST	2		/* host 1 is the DC's own virtual address */
@@ -33,6 +34,8 @@ struct dc_session {
 };
 
 struct dc_login;
+struct dc_rt;
+struct dc_tunnels;
 
 struct dc {
 	struct srv		*srv;
@@ -44,6 +47,8 @@ struct dc {
 	/* dns.c / discover.c (dns.h): DNS server and discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
 	struct dc_disc		*disc;		/* NULL when resolver is unset */
+	struct dc_rt		*rt;		/* udp.c: registration, sessions */
+	struct dc_tunnels	*tunnels;	/* tunnel.c: tunnels, requests waiting */
 };
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */
@@ -66,9 +71,81 @@ int  dc_db_logout(sqlite3 *db, const char *token_id, int64_t now);
 int  dc_db_clients(sqlite3 *db, int64_t now,
     int (*fn)(const struct dc_client *c, int online, void *arg), void *arg);
 
+/* A client's last registration as stored (text forms, for "client list"). */
+struct dc_loc_row {
+	int64_t	client_id;
+	char	reflexive[64];			/* "ip:port" */
+	char	locals[4 * 64];			/* "ip:port,ip:port" */
+	int	natted, agent;
+	int64_t	last_seen;
+};
+/* Stores (replaces) the location of a client. */
+int  dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r);
+/* Calls fn for each stored location. */
+int  dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg),
+    void *arg);
+/* Calls fn for each live (not ended, not expired) session with its client. */
+int  dc_db_live_sessions(sqlite3 *db, int64_t now,
+    int (*fn)(const struct dc_client *c, const struct dc_session *s, void *arg), void *arg);
+/* The live session with this id (hex): 0 or NTM_ERR_NOTFOUND. */
+int  dc_db_session_by_id(sqlite3 *db, const char *session_id, int64_t now,
+    struct dc_client *cl, struct dc_session *sess);
+/* The client with this FQDN: 0 or NTM_ERR_NOTFOUND. */
+int  dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl);
+
 /* login.c - the client-facing HTTP endpoints. */
 int  dc_routes(struct dc *dc, char *err, size_t errlen);
 void dc_cancel_logins(struct dc *dc);
+/* Checks the bearer token and finds its live session; on failure replies
+ * (401 or 500) and returns -1. */
+int  dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
+    struct dc_client *cl, struct dc_session *sess);
+
+/* ---- the real-time path (udp.c, tunnel.c) -------------------------------- */
+
+#define DC_SESS_MAX		65536	/* registration sessions cached */
+#define DC_PENDING_MAX		16	/* route directions queued per client */
+#define DC_TUNNELS_MAX		4096	/* tunnels remembered for recreation */
+#define DC_TUNNEL_TTL_S		86400	/* a tunnel (and its relay ticket) lives this long */
+#define DC_MISS_RATE		100	/* database look-ups of unknown session ids per second */
+#define DC_ONLINE_FACTOR	3	/* online while last_seen < 3 x keepalive_s */
+
+/* One logged-in client as the UDP path knows it (udp.c). */
+struct dc_sess;
+struct dc_sess_info {
+	int64_t			client_id;
+	char			fqdn[NTM_NAME_MAX + 1];
+	char			vip4[48], vip6[48];
+	int			online;		/* registered within 3 x keepalive */
+	int			has_loc;
+	struct ntm_location	loc;		/* lib/route.h */
+	int			family;		/* 4 or 6: of loc.reflexive */
+	int64_t			last_seen;
+	unsigned		pending;
+};
+
+/* udp.c: the registration socket and the session cache. */
+int  dc_udp_start(struct dc *dc, char *err, size_t errlen);
+void dc_udp_stop(struct dc *dc);
+/* Session cache hooks for login.c (sid raw, keys b64 as stored). */
+void dc_sess_login(struct dc *dc, const struct dc_client *c, const struct dc_session *s);
+void dc_sess_logout(struct dc *dc, int64_t client_id);
+/* The cached session of a client, or NULL. */
+struct dc_sess *dc_sess_by_client(struct dc *dc, int64_t client_id);
+void dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out);
+/* Queues a direction (stolen) for the client and NUDGEs it: the number now
+ * pending, or NTM_ERR_* (the oldest is dropped when the queue is full). */
+int  dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction);
+/* The pending directions (new array, emptied from the queue). */
+json_t *dc_sess_take(struct dc *dc, struct dc_sess *s);
+/* Counters as JSON (new). */
+json_t *dc_udp_stats(struct dc *dc);
+
+/* tunnel.c: POST /v1/tunnel, GET /v1/directions, POST /v1/dc/locate,
+ * POST /v1/dc/direction. */
+int  dc_tunnel_routes(struct dc *dc, char *err, size_t errlen);
+/* Answers and frees the tunnel requests still waiting (at shutdown). */
+void dc_tunnel_cancel(struct dc *dc);
 
 /* client.c - the "client" subcommand. */
 int  dc_cmd_client(struct srv *s, int argc, char *argv[]);

@@ -105,6 +105,8 @@ login_finish(struct dc_login *l, const char *token_b64)
 
 	e = dc_db_login(dc->db, &dc->p4, &dc->p6, s->conf.name, l->user, l->device,
 	    &sess, now, &cl);
+	if (e == 0)
+		dc_sess_login(dc, &cl, &sess);	/* the UDP path knows it at once */
 	ntm_wipe(&sess, sizeof(sess));
 	if (e == NTM_ERR_NOSPACE) {
 		snprintf(msg, sizeof(msg), "no free address left in %s / %s",
@@ -274,12 +276,9 @@ cleanup:
 	free(l);
 }
 
-/*
- * Checks the bearer token and finds its live session; on failure replies
- * (401 or 500) and returns -1.
- */
-static int
-authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
+/* dc.h: checks the bearer token and finds its live session. */
+int
+dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
     struct dc_client *cl, struct dc_session *sess)
 {
 	struct srv *s = dc->srv;
@@ -332,7 +331,7 @@ on_session(struct ntm_req *req, void *arg)
 	struct dc_client cl;
 	struct dc_session sess;
 
-	if (authenticate(dc, req, &tok, &cl, &sess) < 0)
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
 	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
 	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
@@ -365,7 +364,7 @@ on_logout(struct ntm_req *req, void *arg)
 		    NTM_PROTOCOL_VERSION);
 		return;
 	}
-	if (authenticate(dc, req, &tok, &cl, &sess) < 0)
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
 	if ((e = dc_db_logout(dc->db, sess.token_id, now_unix())) < 0) {
 		ntm_wipe(&sess, sizeof(sess));
@@ -374,6 +373,7 @@ on_logout(struct ntm_req *req, void *arg)
 		return;
 	}
 	ntm_wipe(&sess, sizeof(sess));
+	dc_sess_logout(dc, cl.id);
 	log_info("logout %s/%s (%s)", cl.user, cl.device, cl.fqdn);
 	ntm_reply_json(req, 200, json_object());
 }

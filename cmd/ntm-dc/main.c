@@ -40,9 +40,11 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 	while (n > 0 && s->conf.as_url[n - 1] == '/')
 		n--;
 	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
-	if (dc_routes(&dc, err, errlen) < 0)
+	if (dc_routes(&dc, err, errlen) < 0 || dc_tunnel_routes(&dc, err, errlen) < 0)
 		return -1;
-	return dc_dns_start(&dc, err, errlen) < 0 ? -1 : dc_discover_init(&dc, err, errlen);
+	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
+		return -1;
+	return dc_discover_init(&dc, err, errlen);
 }
 
 static void
@@ -53,6 +55,8 @@ dc_teardown(struct srv *s)
 	ntm_httpc_free(dc.httpc);
 	dc.httpc = NULL;
 	dc_cancel_logins(&dc);
+	dc_tunnel_cancel(&dc);
+	dc_udp_stop(&dc);
 	ntm_db_close(dc.db);
 	dc.db = NULL;
 	free(dc.as_login_url);

@@ -1,0 +1,936 @@
+/*
+ * tunnel.c - route directions (docs/protocol.md §3.2, §4.5):
+ *
+ *   POST /v1/tunnel        client (bearer): locate the peer, decide the route,
+ *                          make the temporal key (and a relay ticket), send the
+ *                          peer its direction, answer the caller with its own
+ *   GET  /v1/directions    client (bearer): the directions queued for it
+ *   POST /v1/dc/locate     DC (signed): where is one of your clients?
+ *   POST /v1/dc/direction  DC (signed): queue this direction for your client
+ *
+ * A peer in another domain is reached through dc_discover() (DNS SRV) and
+ * the two signed calls. Tunnels are remembered (tunnel_id -> temporal key,
+ * ends) so either end may ask for the route to be decided again (mobility)
+ * while both keep their sessions.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "dc.h"
+#include "dns.h"
+#include "relay.h"
+
+#define DIR_FIELD_MAX	(2 * NTM_B64_LEN(NTM_TICKET_MAX))
+
+struct dc_tun {
+	int		used;
+	uint8_t		id[NTM_TUNNEL_ID_LEN];
+	uint8_t		key[NTM_KEY_LEN];
+	char		a[NTM_NAME_MAX + 1], b[NTM_NAME_MAX + 1];	/* the two ends */
+	int64_t		expires;
+};
+
+/* A POST /v1/tunnel waiting for another DC. */
+struct dc_treq {
+	struct dc_treq		*next, **prevp;
+	struct dc		*dc;
+	struct ntm_req		*req;
+	int			 state;		/* T_DISCOVER, T_LOCATE, T_DELIVER */
+	char			 me[NTM_NAME_MAX + 1], me4[48], me6[48];
+	struct ntm_location	 myloc;
+	char			 peer[NTM_NAME_MAX + 1], peer4[48], peer6[48];
+	struct ntm_location	 peerloc;
+	const char		*domain;	/* into peer */
+	int			 recreate;
+	uint8_t			 tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
+	char			 url[600];	/* the peer's DC, no trailing slash */
+	json_t			*mine;		/* the caller's direction, once made */
+};
+enum { T_DISCOVER = 1, T_LOCATE, T_DELIVER };
+
+struct dc_tunnels {
+	struct dc_tun	 t[DC_TUNNELS_MAX];
+	struct dc_treq	*pending;
+};
+
+/* ---- the tunnel table ---------------------------------------------------- */
+
+static struct dc_tun *
+tun_find(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], int64_t now)
+{
+	for (size_t i = 0; i < DC_TUNNELS_MAX; i++) {
+		struct dc_tun *t = &dc->tunnels->t[i];
+
+		if (t->used && t->expires > now && memcmp(t->id, id, NTM_TUNNEL_ID_LEN) == 0)
+			return t;
+	}
+	return NULL;
+}
+
+/* Remembers (or refreshes) a tunnel; the oldest goes when the table is full. */
+static void
+tun_store(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
+    const char *a, const char *b, int64_t now)
+{
+	struct dc_tun *t = tun_find(dc, id, now), *victim = NULL;
+
+	for (size_t i = 0; t == NULL && i < DC_TUNNELS_MAX; i++) {
+		struct dc_tun *x = &dc->tunnels->t[i];
+
+		if (!x->used || x->expires <= now) {
+			t = x;
+			break;
+		}
+		if (victim == NULL || x->expires < victim->expires)
+			victim = x;
+	}
+	if (t == NULL)
+		t = victim;
+	ntm_wipe(t, sizeof(*t));
+	t->used = 1;
+	memcpy(t->id, id, NTM_TUNNEL_ID_LEN);
+	memcpy(t->key, key, NTM_KEY_LEN);
+	snprintf(t->a, sizeof(t->a), "%s", a);
+	snprintf(t->b, sizeof(t->b), "%s", b);
+	t->expires = now + DC_TUNNEL_TTL_S;
+}
+
+/* ---- locations as JSON ----------------------------------------------------- */
+
+static int
+family_num(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? 6 : 4;
+}
+
+static json_t *
+location_json(const struct ntm_location *l, int64_t last_seen)
+{
+	json_t *locals = json_array();
+	char a[64];
+
+	for (int i = 0; locals && i < l->nlocals; i++)
+		json_array_append_new(locals, json_string(ntm_sa_str(
+		    (const struct sockaddr *)&l->locals[i], a, sizeof(a))));
+	return json_pack("{s:s, s:o, s:b, s:i, s:I}",
+	    "reflexive", ntm_sa_str((const struct sockaddr *)&l->reflexive, a, sizeof(a)),
+	    "locals", locals, "natted", l->natted, "family", family_num(&l->reflexive),
+	    "last_seen", (json_int_t)last_seen);
+}
+
+/* Parses what location_json wrote; fills msg on error. */
+static int
+location_parse(json_t *obj, struct ntm_location *l, char *msg, size_t cap)
+{
+	const char *reflexive = NULL;
+	json_t *locals = NULL, *v;
+	int natted = 0;
+	int64_t family = 0, last_seen = 0;
+	const struct ntm_jfield f[] = {
+		{ "reflexive",	NTM_J_STR, 1, &reflexive, 64 },
+		{ "locals",	NTM_J_ARR, 1, &locals, 0 },
+		{ "natted",	NTM_J_BOOL, 1, &natted, 0 },
+		{ "family",	NTM_J_INT, 1, &family, 0 },
+		{ "last_seen",	NTM_J_INT, 0, &last_seen, 0 },
+	};
+	struct ntm_jerr jerr;
+	socklen_t len;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	if (ntm_json_unpack(obj, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
+		snprintf(msg, cap, "location: %s", jerr.message);
+		return -1;
+	}
+	if (ntm_sa_parse(&l->reflexive, &len, reflexive) < 0 ||
+	    family_num(&l->reflexive) != family) {
+		snprintf(msg, cap, "location: bad reflexive address '%s'", reflexive);
+		return -1;
+	}
+	if (json_array_size(locals) > NTM_REG_ADDRS) {
+		snprintf(msg, cap, "location: more than %d locals", NTM_REG_ADDRS);
+		return -1;
+	}
+	json_array_foreach(locals, i, v) {
+		if (!json_is_string(v) ||
+		    ntm_sa_parse(&l->locals[l->nlocals], &len, json_string_value(v)) < 0) {
+			snprintf(msg, cap, "location: bad local address");
+			return -1;
+		}
+		l->nlocals++;
+	}
+	l->natted = natted;
+	return 0;
+}
+
+/* ---- directions ------------------------------------------------------------ */
+
+struct relay_part {
+	char	ticket[NTM_B64_LEN(NTM_TICKET_MAX)];
+	char	key[NTM_B64_LEN(NTM_KEY_LEN)];
+	char	addr[2][64];		/* by side */
+	int	ok;
+};
+
+static json_t *
+direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
+    const char *peer, const char *vip4, const char *vip6, const struct ntm_route *r,
+    int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp)
+{
+	char thex[2 * NTM_TUNNEL_ID_LEN + 1], kb64[NTM_B64_LEN(NTM_KEY_LEN)];
+	json_t *d;
+	int side = initiator ? 0 : 1;
+
+	if (ntm_hex_encode(thex, sizeof(thex), tid, NTM_TUNNEL_ID_LEN) < 0 ||
+	    ntm_b64_encode(kb64, sizeof(kb64), key, NTM_KEY_LEN) < 0)
+		return NULL;
+	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+	    "tunnel_id", thex, "peer", peer, "peer_vip4", vip4, "peer_vip6", vip6,
+	    "route", ntm_route_kind_name(r->kind), "reason", r->reason,
+	    "role", initiator ? "initiator" : "responder", "endpoint", endpoint,
+	    "temporal_key", kb64, "expires", (json_int_t)expires);
+	ntm_wipe(kb64, sizeof(kb64));
+	if (d && r->kind == NTM_ROUTE_RELAY &&
+	    json_object_set_new(d, "relay", json_pack("{s:s, s:s, s:s, s:i}",
+	    "ticket", rp->ticket, "relay_key", rp->key, "addr", rp->addr[side],
+	    "side", side)) < 0) {
+		json_decref(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The RS address of a family ("" if none is configured for it). */
+static const char *
+relay_addr(struct dc *dc, int family)
+{
+	const char *a = family == 6 ? dc->srv->conf.relay_addr6 : dc->srv->conf.relay_addr4;
+
+	return a ? a : NULL;
+}
+
+/* Where the responder should expect the initiator (informational). */
+static void
+initiator_addr(const struct ntm_location *init, const struct ntm_route *r, char *buf,
+    size_t cap)
+{
+	if (r->kind == NTM_ROUTE_LOCAL)
+		for (int i = 0; i < init->nlocals; i++)
+			if (init->locals[i].ss_family == r->endpoint.ss_family) {
+				ntm_sa_str((const struct sockaddr *)&init->locals[i], buf, cap);
+				return;
+			}
+	ntm_sa_str((const struct sockaddr *)&init->reflexive, buf, cap);
+}
+
+/*
+ * Decides and builds both directions for t (requester = me). On error fills
+ * status/code/msg and returns -1.
+ */
+static int
+build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char **code,
+    char *msg, size_t cap)
+{
+	struct dc *dc = t->dc;
+	struct srv *s = dc->srv;
+	struct ntm_route r;
+	struct relay_part rp;
+	uint8_t ticket[NTM_TICKET_MAX], rkey[NTM_KEY_LEN];
+	char ep_me[64], ep_peer[64];
+	int64_t now = now_unix(), expires = now + s->conf.direction_ttl_s;
+	int n, me_init;
+
+	*mine = *theirs = NULL;
+	memset(&rp, 0, sizeof(rp));
+	if (ntm_route_decide(&t->myloc, &t->peerloc, &r) < 0) {
+		*status = 500, *code = "internal";
+		snprintf(msg, cap, "cannot decide a route from these locations");
+		return -1;
+	}
+	me_init = r.requester_initiates;
+	if (r.kind == NTM_ROUTE_RELAY) {
+		const char *a0 = relay_addr(dc, family_num(&t->myloc.reflexive));
+		const char *a1 = relay_addr(dc, family_num(&t->peerloc.reflexive));
+
+		if (!s->conf.has_relay_pk || !s->conf.relay_name || !a0 || !a1) {
+			*status = 503, *code = "no_relay";
+			snprintf(msg, cap, "the route needs a relay (%s) and this DC has no "
+			    "relay for %s", r.reason, !a0 || !a1 ? "that address family" : "it");
+			return -1;
+		}
+		ntm_random(rkey, sizeof(rkey));
+		n = ntm_ticket_make(ticket, sizeof(ticket), t->tid, now + DC_TUNNEL_TTL_S,
+		    s->conf.relay_name, s->conf.relay_pk, rkey, &s->cert, s->sk);
+		if (n < 0 || ntm_b64_encode(rp.ticket, sizeof(rp.ticket), ticket, (size_t)n) < 0 ||
+		    ntm_b64_encode(rp.key, sizeof(rp.key), rkey, sizeof(rkey)) < 0) {
+			ntm_wipe(rkey, sizeof(rkey));
+			*status = 500, *code = "internal";
+			snprintf(msg, cap, "cannot make the relay ticket: %s", ntm_strerror(n));
+			return -1;
+		}
+		ntm_wipe(rkey, sizeof(rkey));
+		/* The requester initiates a relayed route: side 0. */
+		snprintf(rp.addr[0], sizeof(rp.addr[0]), "%s", a0);
+		snprintf(rp.addr[1], sizeof(rp.addr[1]), "%s", a1);
+		snprintf(ep_me, sizeof(ep_me), "%s", a0);
+		snprintf(ep_peer, sizeof(ep_peer), "%s", a1);
+	} else if (me_init) {
+		ntm_sa_str((struct sockaddr *)&r.endpoint, ep_me, sizeof(ep_me));
+		initiator_addr(&t->myloc, &r, ep_peer, sizeof(ep_peer));
+	} else {
+		ntm_sa_str((struct sockaddr *)&r.endpoint, ep_peer, sizeof(ep_peer));
+		initiator_addr(&t->peerloc, &r, ep_me, sizeof(ep_me));
+	}
+	*mine = direction_json(t->tid, t->key, t->peer, t->peer4, t->peer6, &r, me_init,
+	    ep_me, expires, &rp);
+	/* The peer's reason is told from its side. */
+	if (strcmp(r.reason, "requester behind NAT initiates") == 0)
+		snprintf(r.reason, sizeof(r.reason), "peer behind NAT initiates");
+	else if (strcmp(r.reason, "peer behind NAT initiates") == 0)
+		snprintf(r.reason, sizeof(r.reason), "requester behind NAT initiates");
+	*theirs = direction_json(t->tid, t->key, t->me, t->me4, t->me6, &r, !me_init,
+	    ep_peer, expires, &rp);
+	if (*mine == NULL || *theirs == NULL) {
+		json_decref(*mine);
+		json_decref(*theirs);
+		*mine = *theirs = NULL;
+		*status = 500, *code = "internal";
+		snprintf(msg, cap, "out of memory");
+		return -1;
+	}
+	log_info("tunnel %s -> %s: %s (%s), %s initiates%s", t->me, t->peer,
+	    ntm_route_kind_name(r.kind), r.reason, me_init ? t->me : t->peer,
+	    t->recreate ? ", recreated" : "");
+	return 0;
+}
+
+/* ---- the pending request list -------------------------------------------- */
+
+static void
+treq_free(struct dc_treq *t)
+{
+	if (t == NULL)
+		return;
+	if (t->prevp) {
+		if (t->next)
+			t->next->prevp = t->prevp;
+		*t->prevp = t->next;
+	}
+	json_decref(t->mine);
+	ntm_wipe(t, sizeof(*t));
+	free(t);
+}
+
+static void
+treq_fail(struct dc_treq *t, int status, const char *code, const char *fmt, ...)
+    NTM_PRINTF(4, 5);
+static void
+treq_fail(struct dc_treq *t, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("tunnel %s -> %s: %s: %s", t->me, t->peer, code, msg);
+	ntm_reply_error(t->req, status, code, NULL, "%s", msg);
+	treq_free(t);
+}
+
+static void
+treq_link(struct dc_treq *t)
+{
+	struct dc_tunnels *tt = t->dc->tunnels;
+
+	t->next = tt->pending;
+	if (t->next)
+		t->next->prevp = &t->next;
+	t->prevp = &tt->pending;
+	tt->pending = t;
+}
+
+void
+dc_tunnel_cancel(struct dc *dc)
+{
+	if (dc->tunnels == NULL)
+		return;
+	while (dc->tunnels->pending)
+		treq_fail(dc->tunnels->pending, 502, "upstream_unavailable",
+		    "the DC is shutting down before the peer's DC answered");
+	ntm_wipe(dc->tunnels, sizeof(*dc->tunnels));
+	free(dc->tunnels);
+	dc->tunnels = NULL;
+}
+
+/* ---- POST /v1/tunnel ------------------------------------------------------- */
+
+static void remote_start(struct dc_treq *t);
+
+/* The peer is ours: decide, queue its direction, answer. */
+static void
+local_finish(struct dc_treq *t, int64_t peer_id)
+{
+	struct dc *dc = t->dc;
+	struct dc_sess *ps = dc_sess_by_client(dc, peer_id);
+	struct dc_sess_info pi;
+	json_t *mine, *theirs;
+	const char *code;
+	char msg[512];
+	int status;
+
+	if (ps == NULL || (dc_sess_info(dc, ps, &pi), !pi.online)) {
+		treq_fail(t, 404, "peer_offline", "%s has not registered within %ld s",
+		    t->peer, DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		return;
+	}
+	t->peerloc = pi.loc;
+	if (build(t, &mine, &theirs, &status, &code, msg, sizeof(msg)) < 0) {
+		treq_fail(t, status, code, "%s", msg);
+		return;
+	}
+	tun_store(dc, t->tid, t->key, t->me, t->peer, now_unix());
+	(void)dc_sess_queue(dc, ps, theirs);
+	ntm_reply_json(t->req, 200, mine);
+	treq_free(t);
+}
+
+static void
+on_tunnel(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const char *peer = NULL, *tunnel_id = NULL, *domain;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,		0 },
+		{ "peer",	NTM_J_STR, 1, &peer,		NTM_NAME_MAX },
+		{ "tunnel_id",	NTM_J_STR, 0, &tunnel_id,	2 * NTM_TUNNEL_ID_LEN },
+	};
+	struct ntm_jerr jerr;
+	struct ntm_token tok;
+	struct dc_client cl, pc;
+	struct dc_session sess;
+	struct dc_sess *ms;
+	struct dc_sess_info mi;
+	struct dc_treq *t;
+	struct dc_tun *tun;
+	int e;
+
+	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (version != NTM_PROTOCOL_VERSION) {
+		ntm_reply_error(req, 400, "bad_version", "version",
+		    "field 'version': %lld is not supported (want %d)", (long long)version,
+		    NTM_PROTOCOL_VERSION);
+		return;
+	}
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (!ntm_valid_dnsname(peer) || (domain = fqdn_domain(peer)) == NULL) {
+		ntm_reply_error(req, 400, "bad_field", "peer",
+		    "field 'peer': '%s' is not a client FQDN (name.domain)", peer);
+		return;
+	}
+	if (strcmp(peer, cl.fqdn) == 0) {
+		ntm_reply_error(req, 400, "bad_field", "peer",
+		    "field 'peer': %s is this device itself", peer);
+		return;
+	}
+	if ((ms = dc_sess_by_client(dc, cl.id)) == NULL ||
+	    (dc_sess_info(dc, ms, &mi), !mi.online)) {
+		ntm_reply_error(req, 409, "not_registered", NULL, "%s has not registered "
+		    "over UDP within %ld s (is 'ntm up' running?)", cl.fqdn,
+		    DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		return;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	t->dc = dc;
+	t->req = req;
+	snprintf(t->me, sizeof(t->me), "%s", cl.fqdn);
+	snprintf(t->me4, sizeof(t->me4), "%s", cl.vip4);
+	snprintf(t->me6, sizeof(t->me6), "%s", cl.vip6);
+	t->myloc = mi.loc;
+	snprintf(t->peer, sizeof(t->peer), "%s", peer);
+	t->domain = fqdn_domain(t->peer);
+	if (tunnel_id) {
+		if (ntm_hex_decode_exact(t->tid, sizeof(t->tid), tunnel_id) < 0) {
+			ntm_reply_error(req, 400, "bad_field", "tunnel_id",
+			    "field 'tunnel_id': not 32 hex digits");
+			treq_free(t);
+			return;
+		}
+		tun = tun_find(dc, t->tid, now_unix());
+		if (tun == NULL || !((strcmp(tun->a, t->me) == 0 && strcmp(tun->b, t->peer) == 0) ||
+		    (strcmp(tun->b, t->me) == 0 && strcmp(tun->a, t->peer) == 0))) {
+			treq_fail(t, 404, "unknown_tunnel", "no tunnel %s between %s and %s "
+			    "here (ask without tunnel_id for a new one)", tunnel_id, t->me,
+			    t->peer);
+			return;
+		}
+		memcpy(t->key, tun->key, sizeof(t->key));
+		t->recreate = 1;
+	} else {
+		ntm_random(t->tid, sizeof(t->tid));
+		ntm_random(t->key, sizeof(t->key));
+	}
+
+	if (dc_domain_is_local(dc, t->domain)) {
+		e = dc_db_client_by_fqdn(dc->db, t->peer, &pc);
+		if (e == NTM_ERR_NOTFOUND) {
+			treq_fail(t, 404, "unknown_peer", "no client %s at %s", t->peer,
+			    dc->srv->conf.name);
+			return;
+		}
+		if (e < 0) {
+			treq_fail(t, 500, "internal", "storage failure");
+			return;
+		}
+		snprintf(t->peer4, sizeof(t->peer4), "%s", pc.vip4);
+		snprintf(t->peer6, sizeof(t->peer6), "%s", pc.vip6);
+		local_finish(t, pc.id);
+		return;
+	}
+	remote_start(t);
+}
+
+/* ---- the peer at another DC ---------------------------------------------- */
+
+static void on_found(int err, const char *url, const char *host, uint16_t port,
+    const char *addr, void *arg);
+static void on_located(const struct ntm_http_result *res, void *arg);
+static void on_delivered(const struct ntm_http_result *res, void *arg);
+
+static void
+remote_start(struct dc_treq *t)
+{
+	int e;
+
+	treq_link(t);
+	t->state = T_DISCOVER;
+	if ((e = dc_discover(t->dc, t->domain, on_found, t)) < 0)
+		treq_fail(t, e == NTM_ERR_INVAL ? 404 : 502,
+		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
+		    "cannot look up the DC of %s: %s", t->domain, ntm_strerror(e));
+}
+
+/* Passes a peer DC's 404 unknown_peer / peer_offline on; else 502. */
+static void
+remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *what)
+{
+	const char *code = NULL, *message = NULL;
+
+	if (res->err < 0) {
+		treq_fail(t, 502, "upstream_unavailable", "DC %s (%s): %s", t->domain, what,
+		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		return;
+	}
+	if (res->json) {
+		code = json_string_value(json_object_get(res->json, "code"));
+		message = json_string_value(json_object_get(res->json, "message"));
+	}
+	if (res->status == 404 && code &&
+	    (strcmp(code, "unknown_peer") == 0 || strcmp(code, "peer_offline") == 0)) {
+		treq_fail(t, 404, code, "%s", message ? message : code);
+		return;
+	}
+	treq_fail(t, 502, "upstream_unavailable", "DC %s (%s) answered %ld %s%s%s",
+	    t->domain, what, res->status, code ? code : "(no code)", message ? ": " : "",
+	    message ? message : "");
+}
+
+static void
+on_found(int err, const char *url, const char *host, uint16_t port, const char *addr,
+    void *arg)
+{
+	struct dc_treq *t = arg;
+	struct dc *dc = t->dc;
+	char u[700];
+	json_t *body;
+	int e;
+
+	if (err == NTM_ERR_NOTFOUND) {
+		treq_fail(t, 404, "unknown_peer", "no DC found for %s (no SRV _ntm._tcp.%s)",
+		    t->domain, t->domain);
+		return;
+	}
+	if (err < 0) {
+		treq_fail(t, 502, "upstream_unavailable", "cannot find the DC of %s: %s",
+		    t->domain, ntm_strerror(err));
+		return;
+	}
+	snprintf(t->url, sizeof(t->url), "%s", url);
+	snprintf(u, sizeof(u), "%s/v1/dc/locate", t->url);
+	body = json_pack("{s:i, s:s, s:s}", "version", NTM_PROTOCOL_VERSION, "fqdn", t->peer,
+	    "from", t->me);
+	t->state = T_LOCATE;
+	e = body ? ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
+	    dc->srv->conf.as_timeout_ms, on_located, t) : NTM_ERR_NOMEM;
+	json_decref(body);
+	if (e < 0)
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: cannot start the request: %s",
+		    t->domain, ntm_strerror(e));
+}
+
+static void
+on_located(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_treq *t = arg;
+	struct dc *dc = t->dc;
+	const char *fqdn = NULL, *vip4 = NULL, *vip6 = NULL;
+	int online = 0;
+	json_t *loc = NULL, *body, *theirs = NULL;
+	const struct ntm_jfield f[] = {
+		{ "fqdn",	NTM_J_STR, 1, &fqdn,	NTM_NAME_MAX },
+		{ "vip4",	NTM_J_STR, 1, &vip4,	47 },
+		{ "vip6",	NTM_J_STR, 1, &vip6,	47 },
+		{ "online",	NTM_J_BOOL, 1, &online,	0 },
+		{ "location",	NTM_J_OBJ, 1, &loc,	0 },
+	};
+	struct ntm_jerr jerr;
+	const char *code;
+	char msg[512], u[700];
+	int status, e;
+
+	if (res->err < 0 || res->status != 200) {
+		remote_error(t, res, "locate");
+		return;
+	}
+	if (res->json == NULL || ntm_json_unpack(res->json, f, 5, &jerr) < 0) {
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: malformed locate answer%s%s",
+		    t->domain, res->json ? ": " : "", res->json ? jerr.message : "");
+		return;
+	}
+	if (strcmp(fqdn, t->peer) != 0 || !online) {
+		treq_fail(t, strcmp(fqdn, t->peer) ? 502 : 404,
+		    strcmp(fqdn, t->peer) ? "upstream_unavailable" : "peer_offline",
+		    "DC %s: %s", t->domain, strcmp(fqdn, t->peer) ? "answered for another client" :
+		    "the peer is offline");
+		return;
+	}
+	if (location_parse(loc, &t->peerloc, msg, sizeof(msg)) < 0) {
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: %s", t->domain, msg);
+		return;
+	}
+	snprintf(t->peer4, sizeof(t->peer4), "%s", vip4);
+	snprintf(t->peer6, sizeof(t->peer6), "%s", vip6);
+	if (build(t, &t->mine, &theirs, &status, &code, msg, sizeof(msg)) < 0) {
+		treq_fail(t, status, code, "%s", msg);
+		return;
+	}
+	snprintf(u, sizeof(u), "%s/v1/dc/direction", t->url);
+	body = json_pack("{s:i, s:s, s:o}", "version", NTM_PROTOCOL_VERSION, "to", t->peer,
+	    "direction", theirs);
+	t->state = T_DELIVER;
+	e = body ? ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
+	    dc->srv->conf.as_timeout_ms, on_delivered, t) : NTM_ERR_NOMEM;
+	if (body) {
+		/* The temporal key is in there: wipe our copy's string. */
+		json_t *k = json_object_get(json_object_get(body, "direction"), "temporal_key");
+
+		if (json_is_string(k))
+			ntm_wipe((char *)json_string_value(k), json_string_length(k));
+		json_decref(body);
+	}
+	if (e < 0)
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: cannot start the request: %s",
+		    t->domain, ntm_strerror(e));
+}
+
+static void
+on_delivered(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_treq *t = arg;
+
+	if (res->err < 0 || res->status != 200) {
+		remote_error(t, res, "direction");
+		return;
+	}
+	tun_store(t->dc, t->tid, t->key, t->me, t->peer, now_unix());
+	ntm_reply_json(t->req, 200, t->mine);
+	t->mine = NULL;
+	treq_free(t);
+}
+
+/* ---- GET /v1/directions ------------------------------------------------------ */
+
+static void
+on_directions(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	struct dc_sess *s;
+	json_t *arr;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	s = dc_sess_by_client(dc, cl.id);
+	arr = s ? dc_sess_take(dc, s) : json_array();
+	if (arr == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	ntm_reply_json(req, 200, json_pack("{s:o}", "directions", arr));
+}
+
+/* ---- the signed DC-to-DC endpoints ------------------------------------------ */
+
+/* The calling DC (role dc), or NULL after replying 401. */
+static const struct ntm_cert *
+caller_dc(struct ntm_req *req)
+{
+	const struct ntm_cert *c = ntm_req_cert(req);
+
+	if (c == NULL || c->role != NTM_ROLE_DC) {
+		ntm_reply_error(req, 401, "unauthorized", NULL,
+		    "only a DC may call this (certificate role '%s')",
+		    c && ntm_role_name(c->role) ? ntm_role_name(c->role) : "?");
+		return NULL;
+	}
+	return c;
+}
+
+static int
+check_version(struct ntm_req *req, int64_t version)
+{
+	if (version == NTM_PROTOCOL_VERSION)
+		return 0;
+	ntm_reply_error(req, 400, "bad_version", "version",
+	    "field 'version': %lld is not supported (want %d)", (long long)version,
+	    NTM_PROTOCOL_VERSION);
+	return -1;
+}
+
+/* One of our clients by FQDN, online: its session, or NULL after replying 404. */
+static struct dc_sess *
+our_online_client(struct dc *dc, struct ntm_req *req, const char *fqdn,
+    struct dc_client *cl, struct dc_sess_info *info)
+{
+	const char *domain = fqdn_domain(fqdn);
+	struct dc_sess *s;
+	int e;
+
+	if (domain == NULL || !dc_domain_is_local(dc, domain) ||
+	    (e = dc_db_client_by_fqdn(dc->db, fqdn, cl)) == NTM_ERR_NOTFOUND) {
+		ntm_reply_error(req, 404, "unknown_peer", NULL, "no client %s at %s", fqdn,
+		    dc->srv->conf.name);
+		return NULL;
+	}
+	if (e < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return NULL;
+	}
+	if ((s = dc_sess_by_client(dc, cl->id)) == NULL ||
+	    (dc_sess_info(dc, s, info), !info->online)) {
+		ntm_reply_error(req, 404, "peer_offline", NULL,
+		    "%s has not registered within %ld s", fqdn,
+		    DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+on_dc_locate(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const struct ntm_cert *c;
+	const char *fqdn = NULL, *from = NULL, *fd;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,	0 },
+		{ "fqdn",	NTM_J_STR, 1, &fqdn,	NTM_NAME_MAX },
+		{ "from",	NTM_J_STR, 1, &from,	NTM_NAME_MAX },
+	};
+	struct ntm_jerr jerr;
+	struct dc_client cl;
+	struct dc_sess_info info;
+
+	if ((c = caller_dc(req)) == NULL)
+		return;
+	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_version(req, version) < 0)
+		return;
+	if ((fd = fqdn_domain(from)) == NULL || strcasecmp(fd, c->name) != 0) {
+		ntm_reply_error(req, 400, "bad_field", "from",
+		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
+		return;
+	}
+	if (our_online_client(dc, req, fqdn, &cl, &info) == NULL)
+		return;
+	log_info("locate %s for %s (DC %s)", fqdn, from, c->name);
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:b, s:o}", "fqdn", cl.fqdn,
+	    "vip4", cl.vip4, "vip6", cl.vip6, "online", 1,
+	    "location", location_json(&info.loc, info.last_seen)));
+}
+
+/* Strict check of a direction made by another DC. */
+static int
+direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
+    uint8_t key[NTM_KEY_LEN], const char **peer_out, struct ntm_jerr *je)
+{
+	const char *tunnel_id = NULL, *peer = NULL, *vip4 = NULL, *vip6 = NULL, *route = NULL,
+	    *reason = NULL, *role = NULL, *endpoint = NULL, *tk = NULL, *ticket = NULL,
+	    *rkey = NULL, *addr = NULL, *pd;
+	int64_t expires = 0, side = 0;
+	json_t *relay = NULL;
+	const struct ntm_jfield f[] = {
+		{ "tunnel_id",	  NTM_J_STR, 1, &tunnel_id, 2 * NTM_TUNNEL_ID_LEN },
+		{ "peer",	  NTM_J_STR, 1, &peer,	    NTM_NAME_MAX },
+		{ "peer_vip4",	  NTM_J_STR, 1, &vip4,	    47 },
+		{ "peer_vip6",	  NTM_J_STR, 1, &vip6,	    47 },
+		{ "route",	  NTM_J_STR, 1, &route,	    16 },
+		{ "reason",	  NTM_J_STR, 1, &reason,    95 },
+		{ "role",	  NTM_J_STR, 1, &role,	    16 },
+		{ "endpoint",	  NTM_J_STR, 1, &endpoint,  63 },
+		{ "temporal_key", NTM_J_STR, 1, &tk,	    NTM_B64_LEN(NTM_KEY_LEN) },
+		{ "expires",	  NTM_J_INT, 1, &expires,   0 },
+		{ "relay",	  NTM_J_OBJ, 0, &relay,	    0 },
+	};
+	const struct ntm_jfield rf[] = {
+		{ "ticket",	NTM_J_STR, 1, &ticket,	DIR_FIELD_MAX },
+		{ "relay_key",	NTM_J_STR, 1, &rkey,	NTM_B64_LEN(NTM_KEY_LEN) },
+		{ "addr",	NTM_J_STR, 1, &addr,	63 },
+		{ "side",	NTM_J_INT, 1, &side,	0 },
+	};
+	struct sockaddr_storage ss;
+	socklen_t len;
+	uint8_t b4[4], b6[16], kbuf[NTM_KEY_LEN], tmp[NTM_TICKET_MAX];
+	const char *bad = NULL;
+
+	if (ntm_json_unpack(d, f, sizeof(f) / sizeof(f[0]), je) < 0)
+		return -1;
+	if (relay && ntm_json_unpack(relay, rf, sizeof(rf) / sizeof(rf[0]), je) < 0)
+		return -1;
+	if (ntm_hex_decode_exact(tid, NTM_TUNNEL_ID_LEN, tunnel_id) < 0)
+		bad = "tunnel_id";
+	else if (!ntm_valid_dnsname(peer) || (pd = fqdn_domain(peer)) == NULL ||
+	    strcasecmp(pd, caller) != 0)
+		bad = "peer";
+	else if (inet_pton(AF_INET, vip4, b4) != 1)
+		bad = "peer_vip4";
+	else if (inet_pton(AF_INET6, vip6, b6) != 1)
+		bad = "peer_vip6";
+	else if (strcmp(route, "direct") && strcmp(route, "local") && strcmp(route, "relay"))
+		bad = "route";
+	else if (strcmp(role, "initiator") && strcmp(role, "responder"))
+		bad = "role";
+	else if (ntm_sa_parse(&ss, &len, endpoint) < 0)
+		bad = "endpoint";
+	else if (ntm_b64_decode_exact(key, NTM_KEY_LEN, tk) < 0)
+		bad = "temporal_key";
+	else if ((strcmp(route, "relay") == 0) != (relay != NULL))
+		bad = "relay";
+	else if (relay && (ntm_b64_decode(tmp, sizeof(tmp), ticket) < 1 ||
+	    ntm_b64_decode_exact(kbuf, sizeof(kbuf), rkey) < 0 ||
+	    ntm_sa_parse(&ss, &len, addr) < 0 || (side != 0 && side != 1)))
+		bad = "relay";
+	ntm_wipe(kbuf, sizeof(kbuf));
+	if (bad) {
+		snprintf(je->code, sizeof(je->code), "bad_field");
+		snprintf(je->field, sizeof(je->field), "direction");
+		snprintf(je->message, sizeof(je->message), "field 'direction': bad '%s'", bad);
+		return -1;
+	}
+	*peer_out = peer;
+	return 0;
+}
+
+static void
+on_dc_direction(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const struct ntm_cert *c;
+	const char *to = NULL, *peer = NULL;
+	int64_t version = 0;
+	json_t *dir = NULL;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,	0 },
+		{ "to",		NTM_J_STR, 1, &to,	NTM_NAME_MAX },
+		{ "direction",	NTM_J_OBJ, 1, &dir,	0 },
+	};
+	struct ntm_jerr jerr;
+	struct dc_client cl;
+	struct dc_sess_info info;
+	struct dc_sess *s;
+	struct dc_tun *tun;
+	uint8_t tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
+	int64_t now = now_unix();
+	int n;
+
+	if ((c = caller_dc(req)) == NULL)
+		return;
+	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_version(req, version) < 0)
+		return;
+	if (direction_check(dir, c->name, tid, key, &peer, &jerr) < 0) {
+		ntm_wipe(key, sizeof(key));
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if ((s = our_online_client(dc, req, to, &cl, &info)) == NULL) {
+		ntm_wipe(key, sizeof(key));
+		return;
+	}
+	/* A known tunnel id keeps its ends: another pair cannot take it over. */
+	if ((tun = tun_find(dc, tid, now)) != NULL &&
+	    !((strcmp(tun->a, peer) == 0 && strcmp(tun->b, cl.fqdn) == 0) ||
+	    (strcmp(tun->b, peer) == 0 && strcmp(tun->a, cl.fqdn) == 0))) {
+		ntm_wipe(key, sizeof(key));
+		ntm_reply_error(req, 409, "exists", "direction",
+		    "tunnel id already used by other ends");
+		return;
+	}
+	tun_store(dc, tid, key, peer, cl.fqdn, now);
+	ntm_wipe(key, sizeof(key));
+	n = dc_sess_queue(dc, s, json_deep_copy(dir));
+	if (n < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot queue the direction");
+		return;
+	}
+	log_info("direction for %s from %s (DC %s): %s", cl.fqdn, peer, c->name,
+	    json_string_value(json_object_get(dir, "route")));
+	ntm_reply_json(req, 200, json_pack("{s:i}", "pending", n));
+}
+
+int
+dc_tunnel_routes(struct dc *dc, char *err, size_t errlen)
+{
+	struct ntm_httpd *h = dc->srv->httpd;
+
+	if (dc->tunnels == NULL && (dc->tunnels = calloc(1, sizeof(*dc->tunnels))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (ntm_httpd_route(h, "POST", "/v1/tunnel", NTM_ROUTE_JSON, on_tunnel, dc) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/directions", 0, on_directions, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/dc/locate", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
+	    on_dc_locate, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/dc/direction", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
+	    on_dc_direction, dc) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	return 0;
+}

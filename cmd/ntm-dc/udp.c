@@ -1,0 +1,803 @@
+/*
+ * udp.c - the DC's registration server (docs/protocol.md §4.2): one UDP
+ * socket on udp_listen answering REG_REQ with REG_RESP from the address the
+ * request came to (IP_PKTINFO / IPV6_RECVPKTINFO), the cache of login
+ * sessions it authenticates them with, each client's location, its queue of
+ * route directions and the NUDGE that announces them.
+ *
+ * Everything a peer sends that is malformed, forged, replayed or for an
+ * unknown or ended session is dropped and counted, never answered.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "dc.h"
+#include "dns.h"
+#include "reg.h"
+
+#define SESS_BUCKETS	4096
+#define RECV_BURST	256	/* datagrams read per wakeup */
+#define STATS_EVERY_S	60	/* counters logged at -v when they changed */
+
+struct dc_dir {
+	json_t		*dir;
+	int64_t		 expires;
+};
+
+struct dc_sess {
+	struct dc_sess		*snext;		/* bucket by session id */
+	struct dc_sess		*cnext;		/* bucket by client id */
+	uint8_t			 sid[NTM_SID_LEN];
+	int64_t			 client_id;
+	char			 fqdn[NTM_NAME_MAX + 1];
+	char			 vip4[48], vip6[48];
+	int64_t			 expires;	/* of the login session */
+	struct ntm_chan		 chan;
+	int			 has_loc, agent;
+	struct ntm_location	 loc;
+	int64_t			 last_seen, saved;
+	struct sockaddr_storage	 peer;		/* as received (maybe v4-mapped) */
+	socklen_t		 peerlen;
+	struct sockaddr_storage	 local;		/* where its last REG_REQ came to */
+	int			 has_local;
+	struct dc_dir		 pend[DC_PENDING_MAX];
+	int			 npend;
+};
+
+/* Drops and answers, by reason. */
+struct dc_udp_counters {
+	uint64_t	rx, reg_ok, resp_sent, nudge_sent;
+	uint64_t	bad_header, bad_type, unknown_session, expired_session;
+	uint64_t	replay, forged, malformed, miss_limited, send_error;
+	uint64_t	dir_dropped, cache_evicted;
+};
+
+struct dc_rt {
+	int			 fd;
+	int			 family;	/* of the socket */
+	struct sockaddr_storage	 bound;
+	struct event		*ev, *timer;
+	struct dc_sess		*by_sid[SESS_BUCKETS];
+	struct dc_sess		*by_client[SESS_BUCKETS];
+	size_t			 nsess;
+	double			 miss_tokens;
+	int64_t			 miss_ms;
+	struct dc_udp_counters	 c, logged;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned
+sid_hash(const uint8_t sid[NTM_SID_LEN])
+{
+	return ((unsigned)sid[0] << 8 | sid[1]) % SESS_BUCKETS;
+}
+
+static unsigned
+client_hash(int64_t id)
+{
+	return (unsigned)((uint64_t)id % SESS_BUCKETS);
+}
+
+static int
+keepalive(const struct dc *dc)
+{
+	return (int)dc->srv->conf.keepalive_s;
+}
+
+static int
+sess_online(const struct dc *dc, const struct dc_sess *s, int64_t now)
+{
+	return s->has_loc && now - s->last_seen < DC_ONLINE_FACTOR * keepalive(dc);
+}
+
+/* ---- the session cache --------------------------------------------------- */
+
+static struct dc_sess *
+find_sid(struct dc_rt *rt, const uint8_t sid[NTM_SID_LEN])
+{
+	struct dc_sess *s;
+
+	for (s = rt->by_sid[sid_hash(sid)]; s; s = s->snext)
+		if (memcmp(s->sid, sid, NTM_SID_LEN) == 0)
+			return s;
+	return NULL;
+}
+
+struct dc_sess *
+dc_sess_by_client(struct dc *dc, int64_t client_id)
+{
+	struct dc_sess *s;
+
+	if (dc->rt == NULL)
+		return NULL;
+	for (s = dc->rt->by_client[client_hash(client_id)]; s; s = s->cnext)
+		if (s->client_id == client_id)
+			return s;
+	return NULL;
+}
+
+static void
+sess_clear_pending(struct dc_sess *s)
+{
+	for (int i = 0; i < s->npend; i++)
+		json_decref(s->pend[i].dir);
+	s->npend = 0;
+}
+
+static void
+sess_remove(struct dc_rt *rt, struct dc_sess *s)
+{
+	struct dc_sess **pp;
+
+	for (pp = &rt->by_sid[sid_hash(s->sid)]; *pp; pp = &(*pp)->snext)
+		if (*pp == s) {
+			*pp = s->snext;
+			break;
+		}
+	for (pp = &rt->by_client[client_hash(s->client_id)]; *pp; pp = &(*pp)->cnext)
+		if (*pp == s) {
+			*pp = s->cnext;
+			break;
+		}
+	rt->nsess--;
+	sess_clear_pending(s);
+	ntm_chan_wipe(&s->chan);
+	ntm_wipe(s, sizeof(*s));
+	free(s);
+}
+
+/* Makes room by dropping the session seen longest ago. */
+static void
+sess_evict(struct dc_rt *rt)
+{
+	struct dc_sess *s, *old = NULL;
+
+	for (unsigned b = 0; b < SESS_BUCKETS; b++)
+		for (s = rt->by_sid[b]; s; s = s->snext)
+			if (old == NULL || s->last_seen < old->last_seen)
+				old = s;
+	if (old) {
+		rt->c.cache_evicted++;
+		sess_remove(rt, old);
+	}
+}
+
+/* Adds (replacing the client's previous session) from stored text. */
+static struct dc_sess *
+sess_add(struct dc *dc, const struct dc_client *c, const struct dc_session *ss)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s, *old;
+	uint8_t sid[NTM_SID_LEN], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
+
+	if (ntm_hex_decode_exact(sid, sizeof(sid), ss->session_id) < 0 ||
+	    ntm_b64_decode_exact(rx, sizeof(rx), ss->rx) < 0 ||
+	    ntm_b64_decode_exact(tx, sizeof(tx), ss->tx) < 0) {
+		log_warnx("session of %s: malformed keys in the database", c->fqdn);
+		ntm_wipe(rx, sizeof(rx));
+		ntm_wipe(tx, sizeof(tx));
+		return NULL;
+	}
+	if ((old = dc_sess_by_client(dc, c->id)) != NULL)
+		sess_remove(rt, old);
+	if ((old = find_sid(rt, sid)) != NULL)
+		sess_remove(rt, old);
+	if (rt->nsess >= DC_SESS_MAX)
+		sess_evict(rt);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		ntm_wipe(rx, sizeof(rx));
+		ntm_wipe(tx, sizeof(tx));
+		return NULL;
+	}
+	/* The DC's tx is the client's rx (crypto_kx server side). */
+	ntm_chan_init(&s->chan, sid, tx, rx);
+	ntm_wipe(rx, sizeof(rx));
+	ntm_wipe(tx, sizeof(tx));
+	memcpy(s->sid, sid, sizeof(sid));
+	s->client_id = c->id;
+	snprintf(s->fqdn, sizeof(s->fqdn), "%s", c->fqdn);
+	snprintf(s->vip4, sizeof(s->vip4), "%s", c->vip4);
+	snprintf(s->vip6, sizeof(s->vip6), "%s", c->vip6);
+	s->expires = ss->expires;
+	s->snext = rt->by_sid[sid_hash(sid)];
+	rt->by_sid[sid_hash(sid)] = s;
+	s->cnext = rt->by_client[client_hash(c->id)];
+	rt->by_client[client_hash(c->id)] = s;
+	rt->nsess++;
+	return s;
+}
+
+void
+dc_sess_login(struct dc *dc, const struct dc_client *c, const struct dc_session *s)
+{
+	if (dc->rt)
+		(void)sess_add(dc, c, s);
+}
+
+void
+dc_sess_logout(struct dc *dc, int64_t client_id)
+{
+	struct dc_sess *s = dc_sess_by_client(dc, client_id);
+
+	if (s)
+		sess_remove(dc->rt, s);
+}
+
+static int
+load_session(const struct dc_client *c, const struct dc_session *s, void *arg)
+{
+	(void)sess_add(arg, c, s);
+	return 0;
+}
+
+/* "ip:port,ip:port" back into the location (after a restart). */
+static int
+load_location(const struct dc_loc_row *r, void *arg)
+{
+	struct dc *dc = arg;
+	struct dc_sess *s = dc_sess_by_client(dc, r->client_id);
+	char buf[sizeof(r->locals)], *tok, *save = NULL;
+	socklen_t len;
+
+	if (s == NULL || ntm_sa_parse(&s->loc.reflexive, &len, r->reflexive) < 0)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", r->locals);
+	s->loc.nlocals = 0;
+	for (tok = strtok_r(buf, ",", &save); tok && s->loc.nlocals < NTM_REG_ADDRS;
+	    tok = strtok_r(NULL, ",", &save))
+		if (ntm_sa_parse(&s->loc.locals[s->loc.nlocals], &len, tok) == 0)
+			s->loc.nlocals++;
+	s->loc.natted = r->natted;
+	s->agent = r->agent;
+	s->last_seen = s->saved = r->last_seen;
+	s->has_loc = 1;
+	/* No reply address until it registers again: peer stays unset. */
+	return 0;
+}
+
+void
+dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->client_id = s->client_id;
+	snprintf(out->fqdn, sizeof(out->fqdn), "%s", s->fqdn);
+	snprintf(out->vip4, sizeof(out->vip4), "%s", s->vip4);
+	snprintf(out->vip6, sizeof(out->vip6), "%s", s->vip6);
+	out->online = sess_online(dc, s, now_unix());
+	out->has_loc = s->has_loc;
+	out->loc = s->loc;
+	out->family = s->loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
+	out->last_seen = s->last_seen;
+	out->pending = (unsigned)s->npend;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+/* Sends p to s->peer from s->local (the address its REG_REQ came to). */
+static int
+send_from(struct dc_rt *rt, const struct sockaddr_storage *to, socklen_t tolen,
+    const struct sockaddr_storage *from, int has_from, const uint8_t *p, size_t n)
+{
+	struct iovec iov = { (void *)p, n };
+	struct msghdr mh;
+	union {
+		char		buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr	align;
+	} cb;
+	struct cmsghdr *cm;
+
+	memset(&mh, 0, sizeof(mh));
+	memset(&cb, 0, sizeof(cb));
+	mh.msg_name = (void *)to;
+	mh.msg_namelen = tolen;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (has_from && from->ss_family == AF_INET) {
+		struct in_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi_spec_dst = ((const struct sockaddr_in *)from)->sin_addr;
+		mh.msg_control = cb.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+	} else if (has_from && from->ss_family == AF_INET6) {
+		struct in6_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi6_addr = ((const struct sockaddr_in6 *)from)->sin6_addr;
+		mh.msg_control = cb.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+	}
+	if (sendmsg(rt->fd, &mh, 0) < 0) {
+		rt->c.send_error++;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+send_nudge(struct dc *dc, struct dc_sess *s)
+{
+	struct dc_rt *rt = dc->rt;
+	struct ntm_nudge n = { NTM_NUDGE_DIRECTION, (uint32_t)s->npend };
+	uint8_t out[NTM_NUDGE_LEN];
+	char a[64];
+
+	if (s->peerlen == 0)
+		return;		/* not registered since the DC started */
+	if (ntm_nudge_seal(&s->chan, &n, out, sizeof(out)) != NTM_NUDGE_LEN)
+		return;
+	if (send_from(rt, &s->peer, s->peerlen, &s->local, s->has_local, out, sizeof(out)) == 0) {
+		rt->c.nudge_sent++;
+		log_debug("nudge %s at %s: %d pending", s->fqdn,
+		    ntm_sa_str((struct sockaddr *)&s->peer, a, sizeof(a)), s->npend);
+	}
+}
+
+/* ---- directions ---------------------------------------------------------- */
+
+static void
+expire_pending(struct dc_sess *s, int64_t now)
+{
+	int i, j;
+
+	for (i = j = 0; i < s->npend; i++) {
+		if (s->pend[i].expires <= now)
+			json_decref(s->pend[i].dir);
+		else
+			s->pend[j++] = s->pend[i];
+	}
+	s->npend = j;
+}
+
+int
+dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction)
+{
+	int64_t now = now_unix();
+
+	if (direction == NULL)
+		return NTM_ERR_NOMEM;
+	expire_pending(s, now);
+	if (s->npend == DC_PENDING_MAX) {
+		dc->rt->c.dir_dropped++;
+		json_decref(s->pend[0].dir);
+		memmove(&s->pend[0], &s->pend[1], (DC_PENDING_MAX - 1) * sizeof(s->pend[0]));
+		s->npend--;
+	}
+	s->pend[s->npend].dir = direction;
+	s->pend[s->npend].expires = now + dc->srv->conf.direction_ttl_s;
+	s->npend++;
+	send_nudge(dc, s);
+	return s->npend;
+}
+
+json_t *
+dc_sess_take(struct dc *dc, struct dc_sess *s)
+{
+	json_t *arr = json_array();
+	int i;
+
+	expire_pending(s, now_unix());
+	if (arr == NULL)
+		return NULL;
+	for (i = 0; i < s->npend; i++)
+		if (json_array_append(arr, s->pend[i].dir) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	sess_clear_pending(s);
+	return arr;
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+/* Database look-ups for session ids not in the cache: a token bucket. */
+static int
+miss_allowed(struct dc_rt *rt)
+{
+	int64_t now = mono_ms();
+
+	rt->miss_tokens += (double)(now - rt->miss_ms) * DC_MISS_RATE / 1000.0;
+	if (rt->miss_tokens > DC_MISS_RATE)
+		rt->miss_tokens = DC_MISS_RATE;
+	rt->miss_ms = now;
+	if (rt->miss_tokens < 1.0)
+		return 0;
+	rt->miss_tokens -= 1.0;
+	return 1;
+}
+
+static void
+locals_text(const struct ntm_location *l, char *buf, size_t cap)
+{
+	char a[64];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < l->nlocals; i++) {
+		int n = snprintf(buf + off, cap - off, "%s%s", i ? "," : "",
+		    ntm_sa_str((const struct sockaddr *)&l->locals[i], a, sizeof(a)));
+		if (n < 0 || (size_t)n >= cap - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void
+save_location(struct dc *dc, struct dc_sess *s, int changed, int64_t now)
+{
+	struct dc_loc_row r;
+
+	if (!changed && now - s->saved < keepalive(dc))
+		return;
+	memset(&r, 0, sizeof(r));
+	r.client_id = s->client_id;
+	ntm_sa_str((struct sockaddr *)&s->loc.reflexive, r.reflexive, sizeof(r.reflexive));
+	locals_text(&s->loc, r.locals, sizeof(r.locals));
+	r.natted = s->loc.natted;
+	r.agent = s->agent;
+	r.last_seen = now;
+	if (dc_db_location_store(dc->db, &r) == 0)
+		s->saved = now;
+}
+
+static void
+on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
+    socklen_t fromlen, const struct sockaddr_storage *to, int has_to)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+	struct ntm_reg_req req;
+	struct ntm_reg_resp resp;
+	struct ntm_location loc;
+	struct dc_client cl;
+	struct dc_session ss;
+	const uint8_t *sid = ntm_reg_sid(p, n);
+	uint8_t out[NTM_REG_RESP_LEN];
+	char hex[2 * NTM_SID_LEN + 1], a[64];
+	int64_t now = now_unix();
+	uint64_t ctr = 0;
+	int e, i, changed;
+	socklen_t len;
+
+	if (sid == NULL) {
+		rt->c.malformed++;
+		return;
+	}
+	if ((s = find_sid(rt, sid)) == NULL) {
+		if (!miss_allowed(rt)) {
+			rt->c.miss_limited++;
+			return;
+		}
+		if (ntm_hex_encode(hex, sizeof(hex), sid, NTM_SID_LEN) < 0 ||
+		    dc_db_session_by_id(dc->db, hex, now, &cl, &ss) < 0 ||
+		    (s = sess_add(dc, &cl, &ss)) == NULL) {
+			ntm_wipe(&ss, sizeof(ss));
+			rt->c.unknown_session++;
+			return;
+		}
+		ntm_wipe(&ss, sizeof(ss));
+	}
+	if (s->expires <= now) {
+		rt->c.expired_session++;
+		return;
+	}
+	if ((e = ntm_reg_req_open(&s->chan, p, n, &req)) < 0) {
+		if (e == NTM_ERR_REPLAY)
+			rt->c.replay++;
+		else if (e == NTM_ERR_CRYPTO)
+			rt->c.forged++;
+		else
+			rt->c.malformed++;
+		return;
+	}
+	/* The counter answered: bytes 20..27 of the sealed header. */
+	for (i = 0; i < 8; i++)
+		ctr = ctr << 8 | p[NTM_HDR_LEN + NTM_SID_LEN + i];
+
+	memset(&loc, 0, sizeof(loc));
+	memcpy(&loc.reflexive, from, sizeof(*from));
+	len = fromlen;
+	ntm_sa_unmap(&loc.reflexive, &len);
+	for (i = 0; i < req.naddrs && i < NTM_REG_ADDRS; i++) {
+		struct sockaddr_storage *l = &loc.locals[loc.nlocals];
+
+		*l = req.addrs[i];
+		if (l->ss_family == AF_INET && ((struct sockaddr_in *)l)->sin_port == 0)
+			((struct sockaddr_in *)l)->sin_port = htons(req.local_port);
+		else if (l->ss_family == AF_INET6 &&
+		    ((struct sockaddr_in6 *)l)->sin6_port == 0)
+			((struct sockaddr_in6 *)l)->sin6_port = htons(req.local_port);
+		else if (l->ss_family != AF_INET && l->ss_family != AF_INET6)
+			continue;
+		loc.nlocals++;
+	}
+	loc.natted = ntm_location_natted(&loc);
+	changed = !s->has_loc || s->agent != !!(req.flags & NTM_REG_F_AGENT) ||
+	    memcmp(&loc, &s->loc, sizeof(loc)) != 0;
+	if (changed || !sess_online(dc, s, now))
+		log_info("register %s from %s: %s%s", s->fqdn,
+		    ntm_sa_str((struct sockaddr *)&loc.reflexive, a, sizeof(a)),
+		    loc.natted ? "natted" : "global", req.flags & NTM_REG_F_AGENT ? ", agent" : "");
+	s->loc = loc;
+	s->has_loc = 1;
+	s->agent = !!(req.flags & NTM_REG_F_AGENT);
+	s->last_seen = now;
+	memcpy(&s->peer, from, sizeof(*from));
+	s->peerlen = fromlen;
+	s->has_local = has_to;
+	if (has_to)
+		s->local = *to;
+	save_location(dc, s, changed, now);
+	expire_pending(s, now);
+	rt->c.reg_ok++;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.reflexive = loc.reflexive;
+	resp.keepalive_s = (uint32_t)keepalive(dc);
+	resp.pending = (uint32_t)s->npend;
+	resp.echo = ctr;
+	if (ntm_reg_resp_seal(&s->chan, &resp, out, sizeof(out)) != NTM_REG_RESP_LEN)
+		return;
+	if (send_from(rt, from, fromlen, to, has_to, out, sizeof(out)) == 0)
+		rt->c.resp_sent++;
+}
+
+/* The local address a datagram came to, from its IP_PKTINFO/IPV6_PKTINFO. */
+static int
+pktinfo_dst(struct msghdr *mh, struct sockaddr_storage *to)
+{
+	struct cmsghdr *cm;
+
+	memset(to, 0, sizeof(*to));
+	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			struct sockaddr_in *s4 = (struct sockaddr_in *)to;
+
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			s4->sin_family = AF_INET;
+			s4->sin_addr = pi.ipi_addr;
+			return 1;
+		}
+		if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)to;
+
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			s6->sin6_family = AF_INET6;
+			s6->sin6_addr = pi.ipi6_addr;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct dc *dc = arg;
+	struct dc_rt *rt = dc->rt;
+	uint8_t buf[NTM_UDP_MAX + 1];
+	struct sockaddr_storage from, to;
+	union {
+		char		buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+				    CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr	align;
+	} cb;
+	struct iovec iov;
+	struct msghdr mh;
+	ssize_t n;
+	int type, has_to;
+
+	for (int i = 0; i < RECV_BURST; i++) {
+		iov.iov_base = buf;
+		iov.iov_len = sizeof(buf);
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_name = &from;
+		mh.msg_namelen = sizeof(from);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cb.buf;
+		mh.msg_controllen = sizeof(cb.buf);
+		if ((n = recvmsg(fd, &mh, MSG_DONTWAIT)) < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("udp recvmsg");
+			return;
+		}
+		rt->c.rx++;
+		if (mh.msg_flags & MSG_TRUNC) {
+			rt->c.bad_header++;
+			continue;
+		}
+		has_to = pktinfo_dst(&mh, &to);
+		if ((type = ntm_msg_validate(buf, (size_t)n)) < 0) {
+			rt->c.bad_header++;
+			continue;
+		}
+		if (type != NTM_MSG_REG_REQ) {
+			rt->c.bad_type++;
+			continue;
+		}
+		on_reg_req(dc, buf, (size_t)n, &from, mh.msg_namelen, &to, has_to);
+	}
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+json_t *
+dc_udp_stats(struct dc *dc)
+{
+	const struct dc_udp_counters *c;
+
+	if (dc->rt == NULL)
+		return json_object();
+	c = &dc->rt->c;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I}, s:I}",
+	    "received", (json_int_t)c->rx, "registered", (json_int_t)c->reg_ok,
+	    "answered", (json_int_t)c->resp_sent, "nudged", (json_int_t)c->nudge_sent,
+	    "sessions", (json_int_t)dc->rt->nsess,
+	    "dropped",
+	    "bad_header", (json_int_t)c->bad_header, "bad_type", (json_int_t)c->bad_type,
+	    "unknown_session", (json_int_t)c->unknown_session,
+	    "expired_session", (json_int_t)c->expired_session,
+	    "replay", (json_int_t)c->replay, "forged", (json_int_t)c->forged,
+	    "malformed", (json_int_t)c->malformed, "rate_limited", (json_int_t)c->miss_limited,
+	    "send_error", (json_int_t)c->send_error, "direction_overflow",
+	    (json_int_t)c->dir_dropped, "cache_evicted", (json_int_t)c->cache_evicted,
+	    "keepalive_s", (json_int_t)keepalive(dc));
+}
+
+static void
+log_stats(struct dc *dc, int level_info)
+{
+	const struct dc_udp_counters *c = &dc->rt->c;
+	char line[512];
+
+	snprintf(line, sizeof(line), "udp: rx %llu registered %llu answered %llu nudged %llu "
+	    "sessions %zu; dropped: bad_header %llu bad_type %llu unknown_session %llu "
+	    "expired_session %llu replay %llu forged %llu malformed %llu rate_limited %llu "
+	    "send_error %llu direction_overflow %llu",
+	    (unsigned long long)c->rx, (unsigned long long)c->reg_ok,
+	    (unsigned long long)c->resp_sent, (unsigned long long)c->nudge_sent,
+	    dc->rt->nsess, (unsigned long long)c->bad_header,
+	    (unsigned long long)c->bad_type, (unsigned long long)c->unknown_session,
+	    (unsigned long long)c->expired_session, (unsigned long long)c->replay,
+	    (unsigned long long)c->forged, (unsigned long long)c->malformed,
+	    (unsigned long long)c->miss_limited, (unsigned long long)c->send_error,
+	    (unsigned long long)c->dir_dropped);
+	if (level_info)
+		log_info("%s", line);
+	else
+		log_debug("%s", line);
+	dc->rt->logged = *c;
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct dc *dc = arg;
+
+	if (memcmp(&dc->rt->c, &dc->rt->logged, sizeof(dc->rt->c)) != 0)
+		log_stats(dc, 0);
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+int
+dc_udp_start(struct dc *dc, char *err, size_t errlen)
+{
+	struct srv *s = dc->srv;
+	struct dc_rt *rt;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct timeval tv = { STATS_EVERY_S, 0 };
+	int on = 1, off = 0, e;
+	char a[64];
+
+	if ((rt = calloc(1, sizeof(*rt))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rt->fd = -1;
+	rt->miss_tokens = DC_MISS_RATE;
+	rt->miss_ms = mono_ms();
+	dc->rt = rt;
+	if ((e = dc_db_live_sessions(dc->db, now_unix(), load_session, dc)) < 0 ||
+	    (e = dc_db_locations(dc->db, load_location, dc)) < 0) {
+		snprintf(err, errlen, "db %s: cannot load the sessions: %s", s->conf.db,
+		    ntm_strerror(e));
+		return -1;
+	}
+	if (s->conf.udp_listen == NULL || s->check_only)
+		return 0;
+	if (ntm_sa_parse(&ss, &len, s->conf.udp_listen) < 0) {
+		snprintf(err, errlen, "udp_listen '%s' is not ip:port", s->conf.udp_listen);
+		return -1;
+	}
+	rt->family = ss.ss_family;
+	if ((rt->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "udp_listen %s: socket: %s", s->conf.udp_listen,
+		    strerror(errno));
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6) {
+		/* "[::]:port" serves IPv4 too; a specific IPv6 address only IPv6. */
+		(void)setsockopt(rt->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+		(void)setsockopt(rt->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+	}
+	(void)setsockopt(rt->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+	if (bind(rt->fd, (struct sockaddr *)&ss, len) < 0) {
+		snprintf(err, errlen, "udp_listen %s: %s", s->conf.udp_listen, strerror(errno));
+		return -1;
+	}
+	len = sizeof(rt->bound);
+	if (getsockname(rt->fd, (struct sockaddr *)&rt->bound, &len) < 0) {
+		snprintf(err, errlen, "udp_listen %s: getsockname: %s", s->conf.udp_listen,
+		    strerror(errno));
+		return -1;
+	}
+	if ((rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
+	    event_add(rt->ev, NULL) < 0 ||
+	    (rt->timer = event_new(s->base, -1, EV_PERSIST, on_timer, dc)) == NULL ||
+	    event_add(rt->timer, &tv) < 0) {
+		snprintf(err, errlen, "cannot watch the UDP socket");
+		return -1;
+	}
+	dc_dns_set_udp(dc, (struct sockaddr *)&rt->bound);
+	log_info("registration on udp %s (keepalive %lds, %zu sessions cached)",
+	    ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)), s->conf.keepalive_s,
+	    rt->nsess);
+	return 0;
+}
+
+void
+dc_udp_stop(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+
+	if (rt == NULL)
+		return;
+	if (rt->ev)
+		log_stats(dc, 1);
+	if (rt->ev)
+		event_free(rt->ev);
+	if (rt->timer)
+		event_free(rt->timer);
+	if (rt->fd >= 0)
+		close(rt->fd);
+	for (unsigned b = 0; b < SESS_BUCKETS; b++)
+		while ((s = rt->by_sid[b]) != NULL)
+			sess_remove(rt, s);
+	free(rt);
+	dc->rt = NULL;
+}
