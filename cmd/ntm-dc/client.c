@@ -15,7 +15,28 @@ struct rows {
 	struct dc_client	*v;
 	int			*online;
 	size_t			 n, cap;
+	struct dc_loc_row	*loc;		/* by row; client_id 0 = never registered */
+	int64_t			 now, keepalive_s;
 };
+
+/* Attaches a stored location to its row (clients are few; a scan is fine). */
+static int
+attach_loc(const struct dc_loc_row *l, void *arg)
+{
+	struct rows *r = arg;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].id == l->client_id)
+			r->loc[i] = *l;
+	return 0;
+}
+
+static int
+registered(const struct rows *r, size_t i)
+{
+	return r->loc[i].client_id != 0 &&
+	    r->now - r->loc[i].last_seen < DC_ONLINE_FACTOR * r->keepalive_s;
+}
 
 static int
 collect(const struct dc_client *c, int online, void *arg)
@@ -63,10 +84,26 @@ print_json(const struct rows *r)
 	for (i = 0; i < r->n; i++) {
 		const struct dc_client *c = &r->v[i];
 
-		if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b}",
+		const struct dc_loc_row *l = &r->loc[i];
+		json_t *loc = json_null(), *locals;
+
+		if (l->client_id != 0) {
+			char buf[sizeof(l->locals)], *tok, *save = NULL;
+
+			locals = json_array();
+			snprintf(buf, sizeof(buf), "%s", l->locals);
+			for (tok = strtok_r(buf, ",", &save); tok && locals;
+			    tok = strtok_r(NULL, ",", &save))
+				json_array_append_new(locals, json_string(tok));
+			loc = json_pack("{s:s, s:o, s:b, s:b, s:I, s:b}", "reflexive",
+			    l->reflexive, "locals", locals, "natted", l->natted, "agent",
+			    l->agent, "last_seen", (json_int_t)l->last_seen, "online",
+			    registered(r, i));
+		}
+		if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o}",
 		    "fqdn", c->fqdn, "user", c->user, "device", c->device, "vip4", c->vip4,
 		    "vip6", c->vip6, "last_login", (json_int_t)c->last_login,
-		    "online", r->online[i])) < 0)
+		    "online", r->online[i], "location", loc)) < 0)
 			goto cleanup;
 	}
 	if (json_dumpf(arr, stdout, JSON_INDENT(2)) < 0)
@@ -82,13 +119,16 @@ static void
 print_table(const struct rows *r)
 {
 	static const char *const head[] = { "FQDN", "USER", "DEVICE", "VIP4", "VIP6",
-	    "LAST_LOGIN", "ONLINE" };
-	int w[7];
+	    "LAST_LOGIN", "ONLINE", "REFLEXIVE", "NATTED", "LAST_SEEN", "REGISTERED" };
+	int w[11];
 	size_t i, k;
-	char t[32];
+	char t[32], seen[32];
 
-	for (k = 0; k < 7; k++)
+	for (k = 0; k < 11; k++)
 		w[k] = (int)strlen(head[k]);
+	for (i = 0; i < r->n; i++)
+		if ((int)strlen(r->loc[i].reflexive) > w[7])
+			w[7] = (int)strlen(r->loc[i].reflexive);
 	for (i = 0; i < r->n; i++) {
 		const struct dc_client *c = &r->v[i];
 		const char *cols[5] = { c->fqdn, c->user, c->device, c->vip4, c->vip6 };
@@ -98,15 +138,22 @@ print_table(const struct rows *r)
 				w[k] = (int)strlen(cols[k]);
 	}
 	w[5] = 20;	/* 2026-01-01T00:00:00Z */
-	printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1],
-	    w[2], head[2], w[3], head[3], w[4], head[4], w[5], head[5], head[6]);
+	w[9] = 20;
+	printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0],
+	    w[1], head[1], w[2], head[2], w[3], head[3], w[4], head[4], w[5], head[5],
+	    w[6], head[6], w[7], head[7], w[8], head[8], w[9], head[9], head[10]);
 	for (i = 0; i < r->n; i++) {
 		const struct dc_client *c = &r->v[i];
+		const struct dc_loc_row *l = &r->loc[i];
 
 		fmt_time(c->last_login, t, sizeof(t));
-		printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], c->fqdn, w[1],
-		    c->user, w[2], c->device, w[3], c->vip4, w[4], c->vip6, w[5], t,
-		    r->online[i] ? "yes" : "no");
+		if (l->client_id)
+			fmt_time(l->last_seen, seen, sizeof(seen));
+		printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0],
+		    c->fqdn, w[1], c->user, w[2], c->device, w[3], c->vip4, w[4], c->vip6, w[5],
+		    t, w[6], r->online[i] ? "yes" : "no", w[7], l->client_id ? l->reflexive : "-",
+		    w[8], l->client_id ? (l->natted ? "yes" : "no") : "-", w[9],
+		    l->client_id ? seen : "-", registered(r, i) ? "yes" : "no");
 	}
 }
 
@@ -134,7 +181,11 @@ client_list(struct srv *s, int argc, char *argv[])
 		srv_errx("%s", err);
 		return 1;
 	}
-	if ((e = dc_db_clients(db, now_unix(), collect, &r)) < 0) {
+	r.now = now_unix();
+	r.keepalive_s = s->conf.keepalive_s;
+	if ((e = dc_db_clients(db, r.now, collect, &r)) < 0 ||
+	    (r.n && (r.loc = calloc(r.n, sizeof(*r.loc))) == NULL && (e = NTM_ERR_NOMEM)) ||
+	    (r.n && (e = dc_db_locations(db, attach_loc, &r)) < 0)) {
 		srv_errx("db %s: %s", s->conf.db, ntm_strerror(e));
 		goto cleanup;
 	}
@@ -149,6 +200,7 @@ client_list(struct srv *s, int argc, char *argv[])
 cleanup:
 	free(r.v);
 	free(r.online);
+	free(r.loc);
 	ntm_db_close(db);
 	return ret;
 }
