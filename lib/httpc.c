@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -391,24 +390,30 @@ int
 ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port, const char *addr)
 {
 	unsigned char bin[16];
-	char entry[NTM_NAME_MAX + 64], *dup;
+	char entry[NTM_NAME_MAX + 64], name[NTM_NAME_MAX + 1], *dup;
 	size_t i, hlen;
 	int v6;
 
-	if (c == NULL || host == NULL || addr == NULL || port == 0 ||
-	    !ntm_valid_dnsname(host))
+	if (c == NULL || host == NULL || addr == NULL || port == 0)
 		return NTM_ERR_INVAL;
+	/* DNS names are case-insensitive: pin the lowercase form. */
+	for (hlen = 0; host[hlen] && hlen < NTM_NAME_MAX; hlen++)
+		name[hlen] = (char)(host[hlen] >= 'A' && host[hlen] <= 'Z' ?
+		    host[hlen] - 'A' + 'a' : host[hlen]);
+	name[hlen] = '\0';
+	if (host[hlen] != '\0' || !ntm_valid_dnsname(name))
+		return NTM_ERR_INVAL;
+	host = name;
 	v6 = inet_pton(AF_INET6, addr, bin) == 1;
 	if (!v6 && inet_pton(AF_INET, addr, bin) != 1)
 		return NTM_ERR_INVAL;
 	snprintf(entry, sizeof(entry), "%s:%u:%s%s%s", host, (unsigned)port,
 	    v6 ? "[" : "", addr, v6 ? "]" : "");
-	hlen = strlen(host);
 	/* "host:port:" prefix names the pin; the same one is replaced. */
 	for (i = 0; i < c->npins; i++) {
 		const char *p = c->pins[i];
 
-		if (strncasecmp(p, host, hlen) == 0 && p[hlen] == ':' &&
+		if (strncmp(p, host, hlen) == 0 && p[hlen] == ':' &&
 		    strtoul(p + hlen + 1, NULL, 10) == port)
 			break;
 	}

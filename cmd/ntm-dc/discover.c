@@ -300,7 +300,8 @@ pick_srv(struct lookup *l, const unsigned char *abuf, int alen)
 		n--;
 	if (n == 0 || n >= sizeof(l->target))	/* "." : no such service */
 		goto out;
-	memcpy(l->target, best->host, n);
+	for (size_t i = 0; i < n; i++)
+		l->target[i] = (char)tolower((unsigned char)best->host[i]);
 	l->target[n] = '\0';
 	if (!ntm_valid_dnsname(l->target)) {
 		ret = NTM_ERR_PROTO;
