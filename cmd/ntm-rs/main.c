@@ -1,16 +1,102 @@
 /*
- * ntm-rs - the Relay Server. So far only the shared server skeleton
- * (identity, certificate, /v1/health, signed /v1/status); relaying the UDP
- * tunnel arrives in a later protocol version.
+ * ntm-rs - the Relay Server: relays the UDP tunnel between two clients
+ * that cannot reach each other (docs/protocol.md §4.4), activated per
+ * tunnel by DC-signed tickets. It never decrypts.
  */
-#include "srv.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "rs.h"
+
+static struct rs the_rs;
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct rs *rs = arg;
+	size_t n;
+
+	if ((n = ntm_relay_expire(rs->relay, rs_now_ms())) > 0)
+		log_debug("%zu idle session%s removed", n, n == 1 ? "" : "s");
+	if (rs_status_write(rs) < 0)
+		log_warn("%s", rs->status_path);
+}
+
+static int
+rs_setup(struct srv *s, char *err, size_t errlen)
+{
+	struct rs *rs = &the_rs;
+	struct ntm_relay_limits lim = {
+		.max_sessions	= (size_t)s->conf.max_sessions,
+		.idle_ms	= (int64_t)s->conf.idle_timeout_s * 1000,
+		.session_pps	= (uint32_t)s->conf.session_pps,
+		.bind_pps	= RS_BIND_PPS,
+	};
+	struct timeval one = { 1, 0 }, zero = { 0, 0 };
+
+	memset(rs, 0, sizeof(*rs));
+	rs->srv = s;
+	s->priv = rs;
+	rs->status_path = xasprintf("%s/%s", s->conf.state_dir, RS_STATUS_FILE);
+	if ((rs->relay = ntm_relay_new(&lim, s->conf.name, s->sk, s->conf.as_pk)) == NULL) {
+		snprintf(err, errlen, "cannot create the relay table (%ld sessions)",
+		    s->conf.max_sessions);
+		return -1;
+	}
+	if (s->check_only)
+		return 0;
+	if (!s->conf.udp_listen && !s->conf.udp_listen6)
+		log_warnx("%s: neither udp_listen nor udp_listen6 is set: not relaying",
+		    s->conf.path);
+	if (rs_udp_open(rs, err, errlen) < 0)
+		return -1;
+	if ((rs->tick = event_new(s->base, -1, EV_PERSIST, on_tick, rs)) == NULL ||
+	    event_add(rs->tick, &one) < 0 ||
+	    /* and a first status at once, from the process that runs the loop */
+	    event_base_once(s->base, -1, EV_TIMEOUT, on_tick, rs, &zero) < 0) {
+		snprintf(err, errlen, "cannot add the status timer");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rs_teardown(struct srv *s)
+{
+	struct rs *rs = s->priv;
+
+	if (rs == NULL)
+		return;
+	if (rs->tick)
+		event_free(rs->tick);
+	rs_udp_close(rs);
+	if (rs->status_path && !s->check_only)
+		unlink(rs->status_path);
+	free(rs->status_path);
+	ntm_relay_free(rs->relay);
+	memset(rs, 0, sizeof(*rs));
+	s->priv = NULL;
+}
+
+static const struct srv_cmd rs_cmds[] = {
+	{ "status", rs_cmd_status, "status [--json]",
+	  "show the running daemon's relay sessions and counters" },
+};
 
 static const struct srv_spec rs_spec = {
-	.role	= NTM_ROLE_RS,
-	.prog	= "ntm-rs",
-	.title	= "Relay Server",
-	.note	= "This version serves only /v1/health and the signed /v1/status;\n"
-		  "relaying tunnels arrives in a later protocol version.",
+	.role		= NTM_ROLE_RS,
+	.prog		= "ntm-rs",
+	.title		= "Relay Server",
+	.note		= "Relays the UDP tunnel of clients that cannot reach each other,\n"
+			  "per tunnel on a ticket from their DC, without decrypting it.",
+	.cmds		= rs_cmds,
+	.ncmds		= sizeof(rs_cmds) / sizeof(rs_cmds[0]),
+	.setup		= rs_setup,
+	.teardown	= rs_teardown,
 };
 
 int

@@ -1,0 +1,49 @@
+/*
+ * rs.h - ntm-rs, the Relay Server: UDP sockets on the libevent loop feed
+ * the I/O-free forwarding core of lib/relay.c; a one-second timer expires
+ * idle sessions and writes the status file that `ntm-rs status` prints.
+ */
+#ifndef NTM_RS_H
+#define NTM_RS_H
+
+#include <netinet/in.h>
+
+#include "relay.h"
+#include "srv.h"
+
+#define RS_SOCKS_MAX	2		/* udp_listen, udp_listen6 */
+#define RS_BATCH	32		/* datagrams per recvmmsg/sendmmsg */
+#define RS_BATCHES	8		/* batches per readiness event (fairness) */
+#define RS_STATUS_FILE	"status.json"
+#define RS_STATUS_MAX_SESSIONS 1000	/* sessions listed in the status file */
+#define RS_BIND_PPS	2000		/* full ticket checks per second */
+
+struct rs_sock {
+	int		 fd;
+	int		 family;	/* AF_INET or AF_INET6 */
+	int		 dual;		/* AF_INET6 that also takes IPv4 */
+	uint16_t	 port;		/* bound port, host order */
+	char		 name[64];	/* bound "addr:port" */
+	struct event	*ev;
+};
+
+struct rs {
+	struct srv		*srv;
+	struct ntm_relay	*relay;
+	struct rs_sock		 socks[RS_SOCKS_MAX];
+	int			 nsocks;
+	struct event		*tick;
+	char			*status_path;
+	uint64_t		 send_errors, recv_errors;
+};
+
+/* udp.c */
+int  rs_udp_open(struct rs *rs, char *err, size_t errlen);
+void rs_udp_close(struct rs *rs);
+int64_t rs_now_ms(void);
+
+/* status.c */
+int  rs_status_write(struct rs *rs);
+int  rs_cmd_status(struct srv *s, int argc, char *argv[]);
+
+#endif

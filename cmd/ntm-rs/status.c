@@ -1,0 +1,251 @@
+/*
+ * status.c - the daemon writes state_dir/status.json (mode 0600, by
+ * rename) every second; `ntm-rs status [--json]` prints it. A local file
+ * needs no signature and works while the HTTPS side is busy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "rs.h"
+
+#define STATUS_READ_MAX	(4 * 1024 * 1024)
+#define STALE_S		5	/* older than this: the daemon is not updating it */
+
+struct walk {
+	json_t	*arr;
+	size_t	 total;
+};
+
+static json_t *
+side_json(const struct ntm_relay_side_info *si)
+{
+	char a[64], l[64];
+
+	if (!si->bound)
+		return json_pack("{s:b}", "bound", 0);
+	ntm_sa_str((const struct sockaddr *)&si->addr, a, sizeof(a));
+	if (si->locallen)
+		ntm_sa_str((const struct sockaddr *)&si->local, l, sizeof(l));
+	else
+		snprintf(l, sizeof(l), "?");
+	return json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:s}", "bound", 1,
+	    "addr", a, "local", l, "packets", (json_int_t)si->packets,
+	    "bytes", (json_int_t)si->bytes, "expires", (json_int_t)si->expires,
+	    "dc", si->dc);
+}
+
+static void
+on_session(const struct ntm_relay_sess_info *s, void *arg)
+{
+	struct walk *w = arg;
+	char hex[2 * NTM_TUNNEL_ID_LEN + 1];
+
+	if (w->total++ >= RS_STATUS_MAX_SESSIONS)
+		return;
+	if (ntm_hex_encode(hex, sizeof(hex), s->tunnel_id, NTM_TUNNEL_ID_LEN) < 0)
+		return;
+	json_array_append_new(w->arr, json_pack("{s:s, s:I, s:I, s:[o,o]}",
+	    "tunnel_id", hex, "idle_s", (json_int_t)(s->idle_ms / 1000),
+	    "age_s", (json_int_t)(s->age_ms / 1000),
+	    "sides", side_json(&s->side[0]), side_json(&s->side[1])));
+}
+
+int
+rs_status_write(struct rs *rs)
+{
+	struct srv *s = rs->srv;
+	struct ntm_relay_stats st;
+	struct walk w = { NULL, 0 };
+	json_t *root = NULL, *drops, *udp;
+	char *text = NULL, *tmp = NULL;
+	int fd = -1, ret = -1, i;
+	size_t len;
+
+	ntm_relay_get_stats(rs->relay, &st);
+	if ((w.arr = json_array()) == NULL || (drops = json_object()) == NULL)
+		goto cleanup;
+	for (i = 0; i < NTM_RELAY_DROP__N; i++)
+		json_object_set_new(drops, ntm_relay_drop_name(i), json_integer((json_int_t)st.drops[i]));
+	ntm_relay_walk(rs->relay, rs_now_ms(), on_session, &w);
+	udp = json_array();
+	for (i = 0; i < rs->nsocks; i++)
+		json_array_append_new(udp, json_string(rs->socks[i].name));
+	root = json_pack("{s:s, s:s, s:i, s:I, s:I, s:o,"
+	    " s:{s:I, s:I, s:I, s:I},"
+	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o},"
+	    " s:I, s:b, s:o}",
+	    "role", "rs", "name", s->conf.name, "pid", (int)getpid(),
+	    "time", (json_int_t)now_unix(), "uptime", (json_int_t)(now_unix() - s->started),
+	    "udp", udp,
+	    "limits", "max_sessions", (json_int_t)s->conf.max_sessions,
+	    "idle_timeout_s", (json_int_t)s->conf.idle_timeout_s,
+	    "session_pps", (json_int_t)s->conf.session_pps, "bind_pps", (json_int_t)RS_BIND_PPS,
+	    "counters", "rx_packets", (json_int_t)st.rx_packets,
+	    "rx_bytes", (json_int_t)st.rx_bytes, "forwarded_packets", (json_int_t)st.fwd_packets,
+	    "forwarded_bytes", (json_int_t)st.fwd_bytes, "binds", (json_int_t)st.binds,
+	    "sessions_created", (json_int_t)st.sessions_created,
+	    "sessions_expired", (json_int_t)st.sessions_expired,
+	    "send_errors", (json_int_t)rs->send_errors,
+	    "recv_errors", (json_int_t)rs->recv_errors, "drops", drops,
+	    "sessions_total", (json_int_t)st.sessions,
+	    "sessions_truncated", w.total > RS_STATUS_MAX_SESSIONS,
+	    "sessions", w.arr);
+	w.arr = NULL;		/* stolen (or freed) by json_pack */
+	if (root == NULL)
+		goto cleanup;
+	if ((text = json_dumps(root, JSON_COMPACT)) == NULL)
+		goto cleanup;
+	len = strlen(text);
+	/* Written often: temp file + rename, without fsync (it is rebuilt
+	 * every second and means nothing after a crash). */
+	tmp = xasprintf("%s.tmp", rs->status_path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		goto cleanup;
+	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+		goto cleanup;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto cleanup;
+	}
+	fd = -1;
+	if (rename(tmp, rs->status_path) < 0)
+		goto cleanup;
+	ret = 0;
+cleanup:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	json_decref(w.arr);
+	json_decref(root);
+	free(text);
+	free(tmp);
+	return ret;
+}
+
+/* ---- ntm-rs status ------------------------------------------------------- */
+
+static int64_t
+jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	return v ? v : "-";
+}
+
+static void
+print_human(json_t *st, int64_t age)
+{
+	json_t *c = json_object_get(st, "counters"), *lim = json_object_get(st, "limits");
+	json_t *drops = json_object_get(c, "drops"), *v, *sess, *udp;
+	const char *k;
+	size_t i;
+
+	printf("rs %s  pid %lld  up %llds", jstr(st, "name"), (long long)jint(st, "pid"),
+	    (long long)jint(st, "uptime"));
+	if (age > STALE_S)
+		printf("  (status %llds old: is the daemon running?)", (long long)age);
+	printf("\nudp");
+	udp = json_object_get(st, "udp");
+	if (json_array_size(udp) == 0)
+		printf(" -");
+	json_array_foreach(udp, i, v)
+		printf(" %s", json_string_value(v));
+	printf("\nsessions %lld/%lld  idle timeout %llds  %lld packets/s per session\n",
+	    (long long)jint(st, "sessions_total"), (long long)jint(lim, "max_sessions"),
+	    (long long)jint(lim, "idle_timeout_s"), (long long)jint(lim, "session_pps"));
+	printf("received %lld packets %lld bytes  forwarded %lld packets %lld bytes  "
+	    "binds %lld\n", (long long)jint(c, "rx_packets"), (long long)jint(c, "rx_bytes"),
+	    (long long)jint(c, "forwarded_packets"), (long long)jint(c, "forwarded_bytes"),
+	    (long long)jint(c, "binds"));
+	printf("drops");
+	json_object_foreach(drops, k, v)
+		printf(" %s %lld", k, (long long)json_integer_value(v));
+	printf("  send_errors %lld\n", (long long)jint(c, "send_errors"));
+
+	sess = json_object_get(st, "sessions");
+	if (json_array_size(sess) == 0)
+		return;
+	printf("\n%-16s  %-28s  %-28s  %10s %12s  %10s %12s  %5s\n", "TUNNEL",
+	    "SIDE 0 (INITIATOR)", "SIDE 1 (RESPONDER)", "0>1 PKTS", "0>1 BYTES",
+	    "1>0 PKTS", "1>0 BYTES", "IDLE");
+	json_array_foreach(sess, i, v) {
+		json_t *s0 = json_array_get(json_object_get(v, "sides"), 0);
+		json_t *s1 = json_array_get(json_object_get(v, "sides"), 1);
+		char tid[17];
+
+		snprintf(tid, sizeof(tid), "%s", jstr(v, "tunnel_id"));
+		printf("%-16s  %-28s  %-28s  %10lld %12lld  %10lld %12lld  %4llds\n", tid,
+		    json_is_true(json_object_get(s0, "bound")) ? jstr(s0, "addr") : "(unbound)",
+		    json_is_true(json_object_get(s1, "bound")) ? jstr(s1, "addr") : "(unbound)",
+		    (long long)jint(s0, "packets"), (long long)jint(s0, "bytes"),
+		    (long long)jint(s1, "packets"), (long long)jint(s1, "bytes"),
+		    (long long)jint(v, "idle_s"));
+	}
+	if (json_is_true(json_object_get(st, "sessions_truncated")))
+		printf("(first %zu sessions shown)\n", json_array_size(sess));
+}
+
+int
+rs_cmd_status(struct srv *s, int argc, char *argv[])
+{
+	struct ntm_jerr jerr;
+	json_t *st;
+	char *path, *text = NULL;
+	size_t len;
+	int i, json = 0, e, ret = 1;
+	int64_t age;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: %s [-f FILE] status [--json]\n", s->spec->prog);
+			return 0;
+		} else {
+			srv_errx("status: unknown argument '%s' (usage: status [--json])", argv[i]);
+			return 2;
+		}
+	}
+	path = xasprintf("%s/%s", s->conf.state_dir, RS_STATUS_FILE);
+	if ((e = ntm_file_read(path, STATUS_READ_MAX, &text, &len)) < 0) {
+		if (e == NTM_ERR_NOTFOUND || (e == NTM_ERR_IO && errno == ENOENT))
+			srv_errx("%s: no status: is ntm-rs running with this configuration (%s)?",
+			    path, s->conf.path);
+		else
+			srv_errx("%s: %s", path, e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		goto cleanup;
+	}
+	if ((st = ntm_json_parse(text, len, &jerr)) == NULL) {
+		srv_errx("%s: %s", path, jerr.message);
+		goto cleanup;
+	}
+	age = now_unix() - jint(st, "time");
+	if (json) {
+		fwrite(text, 1, len, stdout);
+	} else
+		print_human(st, age);
+	json_decref(st);
+	if (age > STALE_S && json)
+		srv_errx("%s is %llds old: is the daemon running?", path, (long long)age);
+	ret = fflush(stdout) == 0 ? 0 : 1;
+cleanup:
+	free(text);
+	free(path);
+	return ret;
+}

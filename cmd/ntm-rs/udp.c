@@ -1,0 +1,368 @@
+/*
+ * udp.c - the RS's UDP sockets: recvmmsg batches with the local address of
+ * each datagram (IP_PKTINFO / IPV6_PKTINFO), the forwarding core decides,
+ * sendmmsg sends from the address the peer talks to.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "rs.h"
+
+#define SOCKBUF		(4 * 1024 * 1024)
+#define CMSG_SPACE_MAX	(CMSG_SPACE(sizeof(struct in6_pktinfo)) + \
+			 CMSG_SPACE(sizeof(struct in_pktinfo)))
+
+int64_t
+rs_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+struct rx {
+	uint8_t			 buf[NTM_UDP_MAX + 1];	/* +1: oversize shows */
+	struct sockaddr_storage	 from;
+	union {
+		char		 c[CMSG_SPACE_MAX];
+		struct cmsghdr	 align;
+	} ctl;
+	struct iovec		 iov;
+};
+
+struct tx {
+	struct sockaddr_storage	 to;
+	union {
+		char		 c[CMSG_SPACE_MAX];
+		struct cmsghdr	 align;
+	} ctl;
+	struct iovec		 iov;
+};
+
+static struct rx rxs[RS_BATCH];
+static struct tx txs[RS_BATCH];
+static struct mmsghdr rmsg[RS_BATCH];
+static struct ntm_relay_out outs[RS_BATCH];
+
+/* The address the datagram was sent to, with the socket's port. */
+static socklen_t
+local_addr(const struct msghdr *m, const struct rs_sock *sk, struct sockaddr_storage *ss)
+{
+	struct cmsghdr *c;
+
+	memset(ss, 0, sizeof(*ss));
+	for (c = CMSG_FIRSTHDR((struct msghdr *)m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			s4->sin_family = AF_INET;
+			s4->sin_addr = pi.ipi_addr;
+			s4->sin_port = htons(sk->port);
+			return sizeof(*s4);
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			s6->sin6_family = AF_INET6;
+			s6->sin6_addr = pi.ipi6_addr;
+			s6->sin6_port = htons(sk->port);
+			if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+				s6->sin6_scope_id = (uint32_t)pi.ipi6_ifindex;
+			return sizeof(*s6);
+		}
+	}
+	return 0;
+}
+
+/* The socket to send from: the one with the port the peer sent to, of a
+ * family that can reach `to`. */
+static struct rs_sock *
+pick_sock(struct rs *rs, const struct ntm_relay_out *o)
+{
+	uint16_t port = 0;
+	struct rs_sock *any = NULL;
+	int i;
+
+	if (o->src.ss_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)&o->src)->sin_port);
+	else if (o->src.ss_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)&o->src)->sin6_port);
+	for (i = 0; i < rs->nsocks; i++) {
+		struct rs_sock *sk = &rs->socks[i];
+		int ok = o->to.ss_family == AF_INET ? (sk->family == AF_INET || sk->dual) :
+		    sk->family == AF_INET6;
+
+		if (!ok)
+			continue;
+		if (sk->port == port)
+			return sk;
+		if (any == NULL)
+			any = sk;
+	}
+	return any;
+}
+
+/* Fills t to send o (payload p, n) on sk; 0 or -1 if it cannot. */
+static int
+tx_prepare(struct tx *t, struct mmsghdr *mh, const struct rs_sock *sk,
+    const struct ntm_relay_out *o, const void *p, size_t n)
+{
+	struct msghdr *m = &mh->msg_hdr;
+	struct cmsghdr *c;
+	socklen_t tolen;
+
+	memset(mh, 0, sizeof(*mh));
+	memset(&t->ctl, 0, sizeof(t->ctl));
+	t->iov.iov_base = (void *)p;
+	t->iov.iov_len = n;
+	m->msg_iov = &t->iov;
+	m->msg_iovlen = 1;
+	memset(&t->to, 0, sizeof(t->to));
+	if (o->to.ss_family == AF_INET && sk->family == AF_INET6) {
+		/* IPv4 peer on the dual-stack socket: as ::ffff:a.b.c.d */
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&o->to;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->to;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = s4->sin_port;
+		s6->sin6_addr.s6_addr[10] = 0xff;
+		s6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(s6->sin6_addr.s6_addr + 12, &s4->sin_addr, 4);
+		tolen = sizeof(*s6);
+	} else {
+		memcpy(&t->to, &o->to, o->tolen);
+		tolen = o->tolen;
+	}
+	m->msg_name = &t->to;
+	m->msg_namelen = tolen;
+	if (o->src.ss_family == AF_INET) {
+		/* IP_PKTINFO is taken on IPv4 and (for IPv4 peers) dual-stack sockets */
+		struct in_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi_spec_dst = ((const struct sockaddr_in *)&o->src)->sin_addr;
+		m->msg_control = t->ctl.c;
+		m->msg_controllen = CMSG_SPACE(sizeof(pi));
+		c = CMSG_FIRSTHDR(m);
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	} else if (o->src.ss_family == AF_INET6 && sk->family == AF_INET6) {
+		struct in6_pktinfo pi;
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&o->src;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi6_addr = s6->sin6_addr;
+		pi.ipi6_ifindex = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ? s6->sin6_scope_id : 0;
+		m->msg_control = t->ctl.c;
+		m->msg_controllen = CMSG_SPACE(sizeof(pi));
+		c = CMSG_FIRSTHDR(m);
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	}
+	return 0;
+}
+
+/* Sends the prepared messages of one socket; failures are counted and
+ * skipped (a full send buffer or an unreachable peer must not stall the
+ * others). */
+static void
+flush(struct rs *rs, struct rs_sock *sk, struct mmsghdr *mh, int n)
+{
+	int off = 0, r;
+
+	while (off < n) {
+		r = sendmmsg(sk->fd, mh + off, (unsigned)(n - off), MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rs->send_errors++;
+			log_debug("send on %s: %s", sk->name, strerror(errno));
+			off++;		/* drop the one that failed */
+			continue;
+		}
+		off += r;
+	}
+}
+
+static struct rs *cur_rs;	/* the daemon has one struct rs */
+
+static void
+on_udp(evutil_socket_t fd, short what, void *arg)
+{
+	struct rs_sock *sk = arg, *out_sk;
+	struct rs *rs = cur_rs;
+	struct sockaddr_storage local;
+	socklen_t llen;
+	int64_t now_ms, now_s;
+	int i, n, batch, ntx;
+	/* Send batches per outgoing socket (at most RS_SOCKS_MAX). */
+	struct mmsghdr per[RS_SOCKS_MAX][RS_BATCH];
+	int nper[RS_SOCKS_MAX];
+
+	for (batch = 0; batch < RS_BATCHES; batch++) {
+		for (i = 0; i < RS_BATCH; i++) {
+			memset(&rmsg[i], 0, sizeof(rmsg[i]));
+			rxs[i].iov.iov_base = rxs[i].buf;
+			rxs[i].iov.iov_len = sizeof(rxs[i].buf);
+			rmsg[i].msg_hdr.msg_iov = &rxs[i].iov;
+			rmsg[i].msg_hdr.msg_iovlen = 1;
+			rmsg[i].msg_hdr.msg_name = &rxs[i].from;
+			rmsg[i].msg_hdr.msg_namelen = sizeof(rxs[i].from);
+			rmsg[i].msg_hdr.msg_control = rxs[i].ctl.c;
+			rmsg[i].msg_hdr.msg_controllen = sizeof(rxs[i].ctl.c);
+		}
+		n = recvmmsg(fd, rmsg, RS_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				rs->recv_errors++;
+				log_debug("recv on %s: %s", sk->name, strerror(errno));
+			}
+			return;
+		}
+		now_ms = rs_now_ms();
+		now_s = now_unix();
+		memset(nper, 0, sizeof(nper));
+		for (i = 0, ntx = 0; i < n; i++) {
+			struct ntm_relay_out *o = &outs[i];
+			size_t len = rmsg[i].msg_len;
+			const void *payload;
+			size_t plen;
+			int k;
+
+			if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC)
+				len = sizeof(rxs[i].buf);	/* too big: the core drops it */
+			llen = local_addr(&rmsg[i].msg_hdr, sk, &local);
+			if (ntm_relay_input(rs->relay, rxs[i].buf, len,
+			    (struct sockaddr *)&rxs[i].from, rmsg[i].msg_hdr.msg_namelen,
+			    llen ? (struct sockaddr *)&local : NULL, llen, now_ms, now_s,
+			    o) == NTM_RELAY_DROP)
+				continue;
+			if ((out_sk = pick_sock(rs, o)) == NULL) {
+				rs->send_errors++;
+				continue;
+			}
+			k = (int)(out_sk - rs->socks);
+			if (o->action == NTM_RELAY_REPLY) {
+				payload = o->reply;
+				plen = o->reply_len;
+			} else {
+				payload = rxs[i].buf;
+				plen = len;
+			}
+			tx_prepare(&txs[ntx], &per[k][nper[k]], out_sk, o, payload, plen);
+			/* tx_prepare filled per[k][..] pointing at txs[ntx] */
+			nper[k]++;
+			ntx++;
+		}
+		for (i = 0; i < rs->nsocks; i++)
+			if (nper[i])
+				flush(rs, &rs->socks[i], per[i], nper[i]);
+		if (n < RS_BATCH)
+			return;
+	}
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+static int
+open_one(struct rs *rs, const char *spec, int v6only, char *err, size_t errlen)
+{
+	struct rs_sock *sk = &rs->socks[rs->nsocks];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, buf = SOCKBUF, v6o = v6only;
+
+	if (ntm_sa_parse(&ss, &len, spec) < 0) {
+		snprintf(err, errlen, "udp address '%s' is not ip:port", spec);
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "udp socket for %s: %s", spec, strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	if (ss.ss_family == AF_INET6) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6o, sizeof(v6o)) < 0 ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0 ||
+		    (!v6only && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0))
+			goto fail;
+	} else if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		snprintf(err, errlen, "udp bind %s: %s", spec, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		goto fail;
+	sk->fd = fd;
+	sk->family = ss.ss_family;
+	sk->dual = ss.ss_family == AF_INET6 && !v6only;
+	sk->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+	ntm_sa_str((struct sockaddr *)&ss, sk->name, sizeof(sk->name));
+	if ((sk->ev = event_new(rs->srv->base, fd, EV_READ | EV_PERSIST, on_udp, sk)) == NULL ||
+	    event_add(sk->ev, NULL) < 0) {
+		snprintf(err, errlen, "cannot watch the udp socket %s", sk->name);
+		if (sk->ev)
+			event_free(sk->ev);
+		sk->ev = NULL;
+		close(fd);
+		return -1;
+	}
+	rs->nsocks++;
+	log_info("relaying on udp %s%s", sk->name, sk->dual ? " (IPv4 and IPv6)" : "");
+	return 0;
+fail:
+	snprintf(err, errlen, "udp socket %s: %s", spec, strerror(errno));
+	close(fd);
+	return -1;
+}
+
+int
+rs_udp_open(struct rs *rs, char *err, size_t errlen)
+{
+	const struct srv_conf *c = &rs->srv->conf;
+
+	cur_rs = rs;
+	/* udp_listen on IPv6 is dual-stack unless udp_listen6 takes IPv6. */
+	if (c->udp_listen && open_one(rs, c->udp_listen, c->udp_listen6 != NULL, err,
+	    errlen) < 0)
+		return -1;
+	if (c->udp_listen6 && open_one(rs, c->udp_listen6, 1, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+void
+rs_udp_close(struct rs *rs)
+{
+	for (int i = 0; i < rs->nsocks; i++) {
+		if (rs->socks[i].ev)
+			event_free(rs->socks[i].ev);
+		close(rs->socks[i].fd);
+	}
+	rs->nsocks = 0;
+}
