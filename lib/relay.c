@@ -103,6 +103,8 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	(void)ntm_cur_bytes(&c, t.tunnel_id, NTM_TUNNEL_ID_LEN);
 	(void)ntm_cur_u64(&c, &exp);
 	(void)ntm_cur_u8(&c, &namelen);
+	if (namelen > NTM_NAME_MAX)	/* before it is read into name[] */
+		return NTM_ERR_PROTO;
 	(void)ntm_cur_bytes(&c, name, namelen);
 	sealed = ntm_cur_ptr(&c, SEALED_LEN);
 	(void)ntm_cur_u16(&c, &clen);

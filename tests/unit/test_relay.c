@@ -103,6 +103,13 @@ TEST(ticket_truncated_and_flipped)
 	bad[n] = 0;
 	CHECK_EQ(ntm_ticket_open(&ti, bad, (size_t)n + 1, w.as_pk, RS_NAME, w.rs_sk, NOW),
 	    NTM_ERR_PROTO);
+	/* Name lengths past NTM_NAME_MAX (found by fuzz_ticket: 255 overran). */
+	for (int len = 254; len <= 255; len++) {
+		memcpy(bad, t, (size_t)n);
+		bad[1 + NTM_TUNNEL_ID_LEN + 8] = (uint8_t)len;
+		CHECK_EQ(ntm_ticket_open(&ti, bad, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
+		    NTM_ERR_PROTO);
+	}
 	for (int i = 0; i < n; i++) {
 		for (int bit = 0; bit < 8; bit += 7) {
 			memcpy(bad, t, (size_t)n);
