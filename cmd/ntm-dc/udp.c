@@ -84,6 +84,16 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Unix time in microseconds: the first send counter of a session. */
+static uint64_t
+realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static unsigned
 sid_hash(const uint8_t sid[NTM_SID_LEN])
 {
@@ -209,6 +219,9 @@ sess_add(struct dc *dc, const struct dc_client *c, const struct dc_session *ss)
 	}
 	/* The DC's tx is the client's rx (crypto_kx server side). */
 	ntm_chan_init(&s->chan, sid, tx, rx);
+	/* Counters continue above those of an earlier run of the DC: the
+	 * client's window (kept across a DC restart) would refuse 1, 2, ... */
+	s->chan.send_ctr = realtime_us();
 	ntm_wipe(rx, sizeof(rx));
 	ntm_wipe(tx, sizeof(tx));
 	memcpy(s->sid, sid, sizeof(sid));
