@@ -140,6 +140,8 @@ int  dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction);
 json_t *dc_sess_take(struct dc *dc, struct dc_sess *s);
 /* Counters as JSON (new). */
 json_t *dc_udp_stats(struct dc *dc);
+/* The "status" subcommand: ntm-dc [-f FILE] status [--json]. */
+int  dc_cmd_status(struct srv *s, int argc, char *argv[]);
 
 /* tunnel.c: POST /v1/tunnel, GET /v1/directions, POST /v1/dc/locate,
  * POST /v1/dc/direction. */

@@ -66,6 +66,8 @@ dc_teardown(struct srv *s)
 static const struct srv_cmd dc_cmds[] = {
 	{ "client", dc_cmd_client, "client list [--json]",
 	  "list the client devices with their FQDN and virtual addresses" },
+	{ "status", dc_cmd_status, "status [--json]",
+	  "the registration server's counters (from state_dir/status.json)" },
 	{ "resolve", dc_cmd_resolve, "resolve DOMAIN [--json]",
 	  "find the DC of DOMAIN through the resolver (DNS SRV _ntm._tcp)" },
 };

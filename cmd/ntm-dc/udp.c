@@ -28,6 +28,9 @@
 #define SESS_BUCKETS	4096
 #define RECV_BURST	256	/* datagrams read per wakeup */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
+#define STATUS_EVERY_S	2	/* state_dir/status.json rewritten */
+#define STATUS_STALE_S	10	/* older: the daemon is not running */
+#define STATUS_READ_MAX	(64 * 1024)
 
 struct dc_dir {
 	json_t		*dir;
@@ -73,6 +76,8 @@ struct dc_rt {
 	double			 miss_tokens;
 	int64_t			 miss_ms;
 	struct dc_udp_counters	 c, logged;
+	int64_t			 logged_at;
+	char			*status_path;
 };
 
 static int64_t
@@ -714,13 +719,91 @@ log_stats(struct dc *dc, int level_info)
 	dc->rt->logged = *c;
 }
 
+/* state_dir/status.json for "ntm-dc status": the counters, now. */
+static void
+write_status(struct dc *dc)
+{
+	json_t *st = json_pack("{s:s, s:I, s:I, s:o}", "name", dc->srv->conf.name,
+	    "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(), "udp",
+	    dc_udp_stats(dc));
+	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+
+	if (text && ntm_file_write(dc->rt->status_path, text, strlen(text), 0600) < 0)
+		log_debug("status %s: cannot write", dc->rt->status_path);
+	free(text);
+	json_decref(st);
+}
+
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct dc *dc = arg;
+	int64_t now = now_unix();
 
-	if (memcmp(&dc->rt->c, &dc->rt->logged, sizeof(dc->rt->c)) != 0)
+	write_status(dc);
+	if (now - dc->rt->logged_at >= STATS_EVERY_S &&
+	    memcmp(&dc->rt->c, &dc->rt->logged, sizeof(dc->rt->c)) != 0) {
 		log_stats(dc, 0);
+		dc->rt->logged_at = now;
+	}
+}
+
+/* "ntm-dc status [--json]": the running daemon's counters, from its file. */
+int
+dc_cmd_status(struct srv *s, int argc, char *argv[])
+{
+	char *path = xasprintf("%s/status.json", s->conf.state_dir), *text = NULL;
+	json_t *st = NULL, *udp, *drop, *v;
+	json_error_t je;
+	const char *k;
+	size_t len;
+	int json = 0, ret = 1, e;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: %s [-f FILE] status [--json]\n", s->spec->prog);
+			free(path);
+			return 0;
+		} else {
+			srv_errx("status: unknown argument '%s' (usage: status [--json])", argv[i]);
+			free(path);
+			return 2;
+		}
+	}
+	if ((e = ntm_file_read(path, STATUS_READ_MAX, &text, &len)) < 0) {
+		srv_errx("%s: %s (is the daemon running with udp_listen set?)", path,
+		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		goto cleanup;
+	}
+	if ((st = json_loadb(text, len, 0, &je)) == NULL || !json_is_object(st)) {
+		srv_errx("%s: not a status file", path);
+		goto cleanup;
+	}
+	if (now_unix() - json_integer_value(json_object_get(st, "time")) > STATUS_STALE_S) {
+		srv_errx("%s: stale (the daemon is not running)", path);
+		goto cleanup;
+	}
+	if (json) {
+		if (json_dumpf(st, stdout, JSON_INDENT(2)) < 0)
+			goto cleanup;
+		putchar('\n');
+	} else {
+		udp = json_object_get(st, "udp");
+		json_object_foreach(udp, k, v)
+			if (json_is_integer(v))
+				printf("%-26s %lld\n", k, (long long)json_integer_value(v));
+		drop = json_object_get(udp, "dropped");
+		json_object_foreach(drop, k, v)
+			printf("dropped %-18s %lld\n", k, (long long)json_integer_value(v));
+	}
+	ret = fflush(stdout) == 0 ? 0 : 1;
+cleanup:
+	json_decref(st);
+	free(text);
+	free(path);
+	return ret;
 }
 
 /* ---- start / stop -------------------------------------------------------- */
@@ -732,7 +815,7 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	struct dc_rt *rt;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	struct timeval tv = { STATS_EVERY_S, 0 };
+	struct timeval tv = { STATUS_EVERY_S, 0 };
 	int on = 1, off = 0, e;
 	char a[64];
 
@@ -743,6 +826,8 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	rt->fd = -1;
 	rt->miss_tokens = DC_MISS_RATE;
 	rt->miss_ms = mono_ms();
+	rt->logged_at = now_unix();
+	rt->status_path = xasprintf("%s/status.json", s->conf.state_dir);
 	dc->rt = rt;
 	if ((e = dc_db_live_sessions(dc->db, now_unix(), load_session, dc)) < 0 ||
 	    (e = dc_db_locations(dc->db, load_location, dc)) < 0) {
@@ -808,6 +893,9 @@ dc_udp_stop(struct dc *dc)
 		event_free(rt->timer);
 	if (rt->fd >= 0)
 		close(rt->fd);
+	if (rt->ev)
+		unlink(rt->status_path);
+	free(rt->status_path);
 	for (unsigned b = 0; b < SESS_BUCKETS; b++)
 		while ((s = rt->by_sid[b]) != NULL)
 			sess_remove(rt, s);
