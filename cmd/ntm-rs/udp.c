@@ -35,19 +35,13 @@ rs_now_ms(void)
 struct rx {
 	uint8_t			 buf[NTM_UDP_MAX + 1];	/* +1: oversize shows */
 	struct sockaddr_storage	 from;
-	union {
-		char		 c[CMSG_SPACE_MAX];
-		struct cmsghdr	 align;
-	} ctl;
+	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE_MAX];
 	struct iovec		 iov;
 };
 
 struct tx {
 	struct sockaddr_storage	 to;
-	union {
-		char		 c[CMSG_SPACE_MAX];
-		struct cmsghdr	 align;
-	} ctl;
+	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE_MAX];
 	struct iovec		 iov;
 };
 
@@ -157,7 +151,7 @@ tx_prepare(struct tx *t, struct mmsghdr *mh, const struct rs_sock *sk,
 
 		memset(&pi, 0, sizeof(pi));
 		pi.ipi_spec_dst = ((const struct sockaddr_in *)&o->src)->sin_addr;
-		m->msg_control = t->ctl.c;
+		m->msg_control = t->ctl;
 		m->msg_controllen = CMSG_SPACE(sizeof(pi));
 		c = CMSG_FIRSTHDR(m);
 		c->cmsg_level = IPPROTO_IP;
@@ -171,7 +165,7 @@ tx_prepare(struct tx *t, struct mmsghdr *mh, const struct rs_sock *sk,
 		memset(&pi, 0, sizeof(pi));
 		pi.ipi6_addr = s6->sin6_addr;
 		pi.ipi6_ifindex = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ? s6->sin6_scope_id : 0;
-		m->msg_control = t->ctl.c;
+		m->msg_control = t->ctl;
 		m->msg_controllen = CMSG_SPACE(sizeof(pi));
 		c = CMSG_FIRSTHDR(m);
 		c->cmsg_level = IPPROTO_IPV6;
@@ -228,8 +222,8 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 			rmsg[i].msg_hdr.msg_iovlen = 1;
 			rmsg[i].msg_hdr.msg_name = &rxs[i].from;
 			rmsg[i].msg_hdr.msg_namelen = sizeof(rxs[i].from);
-			rmsg[i].msg_hdr.msg_control = rxs[i].ctl.c;
-			rmsg[i].msg_hdr.msg_controllen = sizeof(rxs[i].ctl.c);
+			rmsg[i].msg_hdr.msg_control = rxs[i].ctl;
+			rmsg[i].msg_hdr.msg_controllen = sizeof(rxs[i].ctl);
 		}
 		n = recvmmsg(fd, rmsg, RS_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0) {
