@@ -391,6 +391,7 @@ recv_init(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_ev
 	if (!t->cur.valid)
 		set_state(t, NTM_TUN_HANDSHAKE);
 	ev->authentic = 1;
+	t->st.last_rx = now;
 	return 0;
 }
 
@@ -431,6 +432,7 @@ recv_resp(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_ev
 	t->st.last_handshake = now;
 	ev->established = 1;
 	ev->authentic = 1;
+	t->st.last_rx = now;
 	/* Lets the responder confirm the keys and start sending. */
 	return seal_data(t, NULL, 0, now, out);
 }
@@ -485,6 +487,8 @@ recv_data(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now, struct ntm_tu
 	} else if (s == &t->cur && !s->confirmed) {
 		cur_confirmed(t, now);
 	}
+	/* Authentic but not an IP packet: dropped, yet the session events
+	 * above (established, authentic) stand and are reported. */
 	if (!inner_ok(p + NTM_DATA_HDR_LEN, (size_t)mlen))
 		return NTM_ERR_PROTO;
 	if (mlen) {
@@ -571,6 +575,8 @@ ntm_tunnel_recv(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now,
 		break;
 	}
 	if (r < 0) {
+		/* Only recv_data fails after authenticating (a payload that is
+		 * not an IP packet): ev keeps its established/authentic flags. */
 		t->st.dropped++;
 		ev->payload = NULL;
 		ev->len = 0;
