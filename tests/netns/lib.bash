@@ -62,7 +62,7 @@ topo_up() {
 	mkdir -p "$TOPO_DIR"
 	: > "$TOPO_DIR/namespaces"
 	: > "$TOPO_DIR/pids"
-	P="ntm$$-"
+	P="ntm${BASHPID}-"
 	echo "$P" > "$TOPO_DIR/prefix"
 	_ns_add sw
 	n sw ip link add br0 type bridge
@@ -123,21 +123,22 @@ topo_down() {
 	[ -n "$dir" ] || return 0
 	if [ -f "$dir/pids" ]; then
 		while read -r pid name; do
-			kill -TERM "$pid" 2>/dev/null
+			kill -TERM "$pid" 2>/dev/null || true
 		done < "$dir/pids"
 		sleep 0.3
 		while read -r pid name; do
-			kill -KILL "$pid" 2>/dev/null
+			kill -KILL "$pid" 2>/dev/null || true
 		done < "$dir/pids"
 		: > "$dir/pids"
 	fi
 	if [ -f "$dir/namespaces" ]; then
 		while read -r name; do
-			ip netns pids "$name" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-			ip netns del "$name" 2>/dev/null
+			ip netns pids "$name" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+			ip netns del "$name" 2>/dev/null || true
 		done < "$dir/namespaces"
 		: > "$dir/namespaces"
 	fi
+	return 0
 }
 
 # wait_for SECONDS CMD...: poll until CMD succeeds (every 0.1 s).
@@ -156,9 +157,9 @@ wait_for() {
 
 # Every server shares the server namespace, so each has its own ports; all
 # listen dual-stack on [::] and answer from the address a request came to.
-declare -A PORT=([as]=8440 [dc1]=8441 [dc2]=8442 [rs]=8444 [cs]=8445)
-declare -A UDP=([dc1]=4501 [dc2]=4502 [rs]=3478)
-declare -A IPN=([as]=1 [dc1]=2 [dc2]=3 [rs]=4 [cs]=5)
+declare -gA PORT=([as]=8440 [dc1]=8441 [dc2]=8442 [rs]=8444 [cs]=8445)
+declare -gA UDP=([dc1]=4501 [dc2]=4502 [rs]=3478)
+declare -gA IPN=([as]=1 [dc1]=2 [dc2]=3 [rs]=4 [cs]=5)
 
 _conf() {	# role name [lines...]
 	local role=$1 name=$2
@@ -178,6 +179,8 @@ servers_up() {
 	aspk=$(cat "$d/as.pub")
 	_conf rs rs1.ntm.test "as_key = $aspk" "ca_file = $d/as/ca.crt" \
 	    "udp_listen = [::]:${UDP[rs]}"
+	"$NTM_BIN/ntm-rs" -f "$d/rs.conf" init > "$d/rs.pub" || return 1
+	rspk=$(cat "$d/rs.pub")
 	for k in 1 2; do
 		_conf "dc$k" "dc$k.ntm.test" "as_key = $aspk" "ca_file = $d/as/ca.crt" \
 		    "as_url = https://198.18.0.1:${PORT[as]}" \
@@ -186,17 +189,14 @@ servers_up() {
 		    "dns_listen = 198.18.0.$((k + 1)):53" \
 		    "dns_addr4 = 198.18.0.$((k + 1))" "dns_addr6 = fd00:18::$((k + 1))" \
 		    "resolver = 198.18.0.53:53" "keepalive_s = ${NTM_KEEPALIVE:-2}" \
-		    "relay_name = rs1.ntm.test" \
+		    "relay_name = rs1.ntm.test" "relay_key = $rspk" \
 		    "relay_addr4 = 198.18.0.4:${UDP[rs]}" "relay_addr6 = [fd00:18::4]:${UDP[rs]}"
 	done
 	_conf cs cs1.ntm.test "as_key = $aspk" "ca_file = $d/as/ca.crt" \
 	    "as_url = https://198.18.0.1:${PORT[as]}"
-	for role in rs dc1 dc2 cs; do
+	for role in dc1 dc2 cs; do
 		"$NTM_BIN/ntm-${role%[0-9]}" -f "$d/$role.conf" init > "$d/$role.pub" || return 1
 	done
-	rspk=$(cat "$d/rs.pub")
-	echo "relay_key = $rspk" >> "$d/dc1.conf"
-	echo "relay_key = $rspk" >> "$d/dc2.conf"
 	for role in dc1 dc2 rs cs; do
 		name=$(sed -n 's/^name = //p' "$d/$role.conf")
 		"$NTM_BIN/ntm-as" -f "$d/as.conf" server add --role "${role%[0-9]}" \
