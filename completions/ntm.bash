@@ -24,7 +24,7 @@ _ntm()
 		prev=${COMP_WORDS[COMP_CWORD - 1]}
 	fi
 
-	local commands="login logout status shell help"
+	local commands="login logout status up down register tunnel shell help"
 	local i cmd=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -66,6 +66,40 @@ _ntm()
 		--timeout) return ;;
 		esac
 		opts="--offline --timeout --json -h --help"
+		;;
+	up)
+		case $prev in
+		--port|--keepalive|--dc-udp|--resolver|--timeout) return ;;
+		esac
+		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout -h --help"
+		;;
+	down)
+		case $prev in
+		--timeout) return ;;
+		esac
+		opts="--timeout -h --help"
+		;;
+	register)
+		case $prev in
+		--dc-udp|--resolver|--timeout) return ;;
+		esac
+		opts="--json --dc-udp --resolver --timeout -h --help"
+		;;
+	tunnel)
+		case $prev in
+		-c|--count|-i|--interval|--udp|--local-port|--wait|--timeout) return ;;
+		esac
+		local sub="" j
+		for ((j = i + 1; j < cword; j++)); do
+			case ${words[j]} in
+			ping|open|listen|list|close) sub=${words[j]}; break ;;
+			esac
+		done
+		if [[ -z $sub && $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "ping open listen list close" -- "$cur"))
+			return
+		fi
+		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --json -h --help"
 		;;
 	shell)
 		opts="-h --help"

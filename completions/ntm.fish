@@ -1,7 +1,7 @@
 # fish completion for ntm(1). Keep in step with `ntm help --commands`
 # (scripts/docs-check.sh checks).
 
-set -l ntm_commands login logout status shell help
+set -l ntm_commands login logout status up down register tunnel shell help
 
 complete -c ntm -f
 # global options (before the command)
@@ -14,6 +14,10 @@ complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -s V -l versi
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a login -d 'log in at a DC and save the session'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a logout -d 'end the session at the DC and forget it'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a status -d 'show the session and whether the DC still holds it'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a up -d 'start the agent: register with the DC, hold tunnels'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a down -d 'stop the agent'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a register -d 'register with the DC once and show what it saw'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a tunnel -d 'tunnels to peers: ping, open, listen, list, close'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a shell -d 'interactive shell with completion and history'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a help -d 'show help for ntm or one command'
 
@@ -36,6 +40,38 @@ complete -c ntm -n "__fish_seen_subcommand_from status" -l offline -d 'do not as
 complete -c ntm -n "__fish_seen_subcommand_from status" -l timeout -x -d 'give up after SEC seconds (1..300)'
 complete -c ntm -n "__fish_seen_subcommand_from status" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from status" -s h -l help -d 'show the help and exit'
+
+# up
+complete -c ntm -n "__fish_seen_subcommand_from up" -s d -l foreground -d 'stay in the foreground'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l port -x -d 'UDP port of the agent'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l keepalive -x -d 'register every SEC seconds'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l dc-udp -x -d 'the DC UDP address ADDR:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l resolver -x -d 'DNS resolver ADDR:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l timeout -x -d 'wait SEC seconds for the first registration'
+complete -c ntm -n "__fish_seen_subcommand_from up" -s h -l help -d 'show the help and exit'
+
+# down
+complete -c ntm -n "__fish_seen_subcommand_from down" -l timeout -x -d 'wait at most SEC seconds'
+complete -c ntm -n "__fish_seen_subcommand_from down" -s h -l help -d 'show the help and exit'
+
+# register
+complete -c ntm -n "__fish_seen_subcommand_from register" -l json -d 'print one JSON object'
+complete -c ntm -n "__fish_seen_subcommand_from register" -l dc-udp -x -d 'the DC UDP address ADDR:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from register" -l resolver -x -d 'DNS resolver ADDR:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from register" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__fish_seen_subcommand_from register" -s h -l help -d 'show the help and exit'
+
+# tunnel
+complete -c ntm -n "__fish_seen_subcommand_from tunnel; and not __fish_seen_subcommand_from ping open listen list close" -a 'ping open listen list close'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s c -l count -x -d 'ping: requests; listen: datagrams'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s i -l interval -x -d 'seconds between pings'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s 6 -l ipv6 -d 'use the IPv6 vIPs'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l udp -x -d 'UDP port'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l local-port -x -d 'our UDP source port'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l wait -x -d 'seconds to print replies after input ends'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l timeout -x -d 'give up if the tunnel is not up in SEC seconds'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l json -d 'print one JSON object'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s h -l help -d 'show the help and exit'
 
 # shell
 complete -c ntm -n "__fish_seen_subcommand_from shell" -s h -l help -d 'show the help and exit'

@@ -29,6 +29,8 @@ static const struct { int code; const char *text; } exit_codes[] = {
 	{ EXIT_LOCKED, "account locked (user_locked)" },
 	{ EXIT_NOSESSION, "not logged in, or the session ended" },
 	{ EXIT_REJECTED, "the server rejected the request otherwise" },
+	{ EXIT_NOAGENT, "no agent running (start one with 'ntm up')" },
+	{ EXIT_NOTUNNEL, "peer unknown or offline, or the tunnel could not be made" },
 };
 
 void
@@ -69,7 +71,7 @@ cli_usage(FILE *fp)
 		fprintf(fp, "  %-8s %s\n", c->name, c->summary);
 	fprintf(fp, "\nexit status:\n");
 	for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++)
-		fprintf(fp, "  %d  %s\n", exit_codes[i].code, exit_codes[i].text);
+		fprintf(fp, "  %2d  %s\n", exit_codes[i].code, exit_codes[i].text);
 	fprintf(fp, "\nRun 'ntm help COMMAND' or 'ntm COMMAND --help' for its options.\n");
 }
 

@@ -22,6 +22,8 @@ enum {
 	EXIT_LOCKED	= 6,	/* account locked */
 	EXIT_NOSESSION	= 7,	/* not logged in, or the session ended */
 	EXIT_REJECTED	= 8,	/* the server rejected the request otherwise */
+	EXIT_NOAGENT	= 9,	/* no agent running (ntm up) */
+	EXIT_NOTUNNEL	= 10,	/* peer unknown or offline, or the tunnel could not be made */
 };
 
 #define NTM_CLI_TIMEOUT_DEF	10	/* seconds */
@@ -57,7 +59,7 @@ struct cli_cmd {
 
 /* Each command file exports its options; main.c holds the table. */
 extern const struct cli_opt login_opts[], logout_opts[], status_opts[], shell_opts[],
-    help_opts[];
+    help_opts[], up_opts[], down_opts[], register_opts[], tunnel_opts[];
 /* In display order, ends with { NULL }. */
 extern const struct cli_cmd cli_commands[];
 const struct cli_cmd *cli_find(const char *name);
@@ -72,6 +74,8 @@ struct cli_conf {
 	char	*user;
 	char	*ca_file;	/* absolute (relative ones are taken from the config dir) */
 	long	 timeout;	/* seconds; 0 = not set */
+	char	*dc_udp;	/* "addr:port" of the DC's registration socket */
+	char	*resolver;	/* "addr:port" of the DNS resolver finding it */
 };
 
 struct cli {
@@ -171,5 +175,9 @@ int logout_main(struct cli *cli, int argc, char **argv);
 int status_main(struct cli *cli, int argc, char **argv);
 int shell_main(struct cli *cli, int argc, char **argv);
 int help_main(struct cli *cli, int argc, char **argv);
+int up_main(struct cli *cli, int argc, char **argv);
+int down_main(struct cli *cli, int argc, char **argv);
+int register_main(struct cli *cli, int argc, char **argv);
+int tunnel_main(struct cli *cli, int argc, char **argv);
 
 #endif

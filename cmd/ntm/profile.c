@@ -60,6 +60,8 @@ load_conf(struct cli *cli, char *err, size_t errlen)
 		{ "user", NTM_C_STR, &c->user, 0, 0 },
 		{ "ca_file", NTM_C_STR, &ca, 0, 0 },
 		{ "timeout", NTM_C_INT, &c->timeout, 1, NTM_CLI_TIMEOUT_MAX },
+		{ "dc_udp", NTM_C_STR, &c->dc_udp, 0, 0 },
+		{ "resolver", NTM_C_STR, &c->resolver, 0, 0 },
 	};
 	int ret = 0;
 
@@ -115,6 +117,8 @@ cli_free(struct cli *cli)
 	free(cli->conf.dc);
 	free(cli->conf.user);
 	free(cli->conf.ca_file);
+	free(cli->conf.dc_udp);
+	free(cli->conf.resolver);
 	memset(cli, 0, sizeof(*cli));
 }
 

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "ntm-cli.h"
+#include "agent.h"
 
 enum { OPT_OFFLINE = 256, OPT_TIMEOUT, OPT_JSON };
 
@@ -124,6 +125,11 @@ status_main(struct cli *cli, int argc, char **argv)
 		    "dc_status", dc_status);
 		if (out && *msg)
 			json_object_set_new(out, "dc_error", json_string(msg));
+		if (out) {
+			json_t *ag = agent_status_json(cli);
+
+			json_object_set_new(out, "agent", ag ? ag : json_null());
+		}
 		cli_print_json(out);
 		goto done;
 	}
@@ -153,6 +159,22 @@ status_main(struct cli *cli, int argc, char **argv)
 		printf("dc: %serror (%s)%s\n", c_on, msg, c_off);
 	else
 		printf("dc: not asked (--offline)\n");
+	{
+		json_t *ag = agent_status_json(cli), *reg = json_object_get(ag, "registration");
+
+		if (ag == NULL)
+			printf("agent: not running\n");
+		else
+			printf("agent: running (pid %lld, UDP port %lld, %lld tunnels), %s%s\n",
+			    (long long)json_integer_value(json_object_get(ag, "pid")),
+			    (long long)json_integer_value(json_object_get(ag, "port")),
+			    (long long)json_integer_value(json_object_get(ag, "tunnels")),
+			    json_is_true(json_object_get(reg, "registered")) ?
+			    "registered, reflexive " : "not registered yet",
+			    json_is_true(json_object_get(reg, "registered")) ?
+			    json_string_value(json_object_get(reg, "reflexive")) : "");
+		json_decref(ag);
+	}
 done:
 	json_decref(resp);
 	session_free(&s);

@@ -1,0 +1,80 @@
+/*
+ * agent.h - the ntm agent (`ntm up`): one UDP socket for registration,
+ * relay binds and every tunnel, a control socket speaking JSON lines
+ * (docs/protocol.md §6), and the helpers the CLI commands use to reach it.
+ */
+#ifndef NTM_AGENT_H
+#define NTM_AGENT_H
+
+#include <sys/socket.h>
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ntm-cli.h"
+
+#define AGENT_SOCK		"agent.sock"
+#define AGENT_PID		"agent.pid"
+#define AGENT_TUN_MAX		64	/* tunnels held */
+#define AGENT_CTL_MAX		16	/* control connections */
+#define AGENT_LINE_MAX		8192	/* one control request */
+#define AGENT_QUEUE_MAX		16	/* inner packets queued per tunnel until it is up */
+#define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */
+#define AGENT_PING_MAX		10000	/* --count */
+
+struct agent_opts {
+	int		 foreground;
+	long		 port;		/* 0: any */
+	long		 keepalive_s;	/* 0: as the DC says */
+	const char	*dc_udp;	/* "addr:port" or NULL */
+	const char	*resolver;	/* "addr:port" or NULL */
+	long		 timeout_s;	/* how long `ntm up` waits for the first REG_RESP */
+};
+
+/* agent.c: runs the agent (after up.c checked the session); exit code. */
+int agent_main(struct cli *cli, const struct agent_opts *o);
+
+/* agent_net.c: finding the DC and our own addresses. */
+/* The DC's UDP address: opt, else ntm.conf dc_udp, else SRV _ntm._udp.<domain>
+ * and A/AAAA through the resolver (opt, else ntm.conf resolver, else the
+ * system's). 0, or -1 (lookup failed) / -2 (bad syntax) with err filled. */
+int  agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_udp,
+    const char *opt_resolver, struct sockaddr_storage *ss, socklen_t *len,
+    char *err, size_t errlen);
+/* Up to n global addresses of the host's interfaces (no loopback, no
+ * link-local), with port. Returns the count. */
+int  agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port);
+/* Monotonic milliseconds; wall-clock microseconds. */
+int64_t agent_now_ms(void);
+uint64_t agent_wall_us(void);
+/* Loads the session's channel keys into c (send counter: wall-clock us). */
+struct ntm_chan;
+struct session;
+int  agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen);
+
+/* agent_ctl.c: the client side of the control socket. */
+struct ctl_client {
+	int	fd;
+	size_t	len;
+	uint8_t	buf[65536];
+};
+/* new: the control socket path for this profile (DIR/agent.sock with -c,
+ * else $XDG_RUNTIME_DIR/ntm/agent.sock, else STATE_DIR/agent.sock). */
+char *agent_sock_path(const struct cli *cli);
+char *agent_pid_path(const struct cli *cli);
+/* Connects; 0, or -1 with errno (ENOENT / ECONNREFUSED: no agent). */
+int  ctl_open(struct ctl_client *c, const struct cli *cli);
+void ctl_close(struct ctl_client *c);
+/* Sends one request (req stolen). 0 or -1. */
+int  ctl_send(struct ctl_client *c, json_t *req);
+/* Next JSON line (new reference), NULL on EOF/timeout/bad line (*why set). */
+json_t *ctl_recv(struct ctl_client *c, int timeout_ms, const char **why);
+/* One request, one answer; NULL if the agent did not answer. */
+json_t *ctl_call(const struct cli *cli, json_t *req, int timeout_ms);
+/* Exit code for an agent error object {"ok":false,"code":...} (prints it). */
+int  ctl_fail(const char *cmd, json_t *resp);
+/* The agent's status object (new), or NULL when no agent answers. */
+json_t *agent_status_json(const struct cli *cli);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * agent_int.h - the agent's own state, shared by agent.c (UDP, registration,
+ * tunnels, directions) and agent_srv.c (the control socket).
+ */
+#ifndef NTM_AGENT_INT_H
+#define NTM_AGENT_INT_H
+
+#include <sys/socket.h>
+
+#include <stdint.h>
+
+#include "ntm-rt.h"
+#include "reg.h"
+#include "route.h"
+#include "tunnel.h"
+#include "agent.h"
+
+struct event;
+struct event_base;
+struct ntm_ip;
+
+/* Why a datagram was dropped (counted, shown by status and tunnel list). */
+enum { DROP_MALFORMED, DROP_UNKNOWN, DROP_AUTH, DROP_REPLAY, DROP_STATE, DROP_N };
+extern const char *const agent_drop_names[DROP_N];
+
+struct qpkt {
+	size_t		 len;
+	uint8_t		 b[NTM_INNER_MTU];
+};
+
+struct tun {
+	struct agent	*a;
+	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
+	char		 tid_hex[2 * NTM_TUNNEL_ID_LEN + 1];
+	char		 peer[NTM_NAME_MAX + 1], vip4[64], vip6[64];
+	uint8_t		 pv4[4], pv6[16];
+	int		 has4, has6;
+	int		 kind;			/* NTM_ROUTE_* */
+	char		 reason[96];
+	int		 initiator;
+	struct sockaddr_storage ep;		/* where we send (RS for relay) */
+	socklen_t	 eplen;
+	int		 has_ep;
+	/* relay */
+	uint8_t		 ticket[NTM_TICKET_MAX];
+	size_t		 tlen;
+	uint8_t		 rkey[NTM_KEY_LEN];
+	int		 side, acked, peer_bound, ka_on_ack;
+	uint64_t	 bind_ctr;
+	int64_t		 bind_next;
+	/* handshake */
+	int		 hs_started;
+	int64_t		 hs_gate;		/* relay initiator: start by then */
+	int64_t		 hs_sent;		/* us, last HS_INIT / HS_RESP sent */
+	double		 rtt_ms;		/* last ping, else handshake RTT */
+	struct ntm_tunnel *t;
+	int64_t		 created, expires;
+	int		 recreating;
+	uint64_t	 endpoint_moves;
+	int		 nq;
+	struct qpkt	*q[AGENT_QUEUE_MAX];
+	struct event	*timer;
+};
+
+struct ctl;
+
+struct agent {
+	struct cli	*cli;
+	struct session	 s;
+	struct agent_opts o;
+	struct event_base *base;
+	int		 udp, dual;
+	uint16_t	 port;
+	struct event	*udp_ev;
+	struct ntm_chan	 chan;
+	struct sockaddr_storage dc;
+	socklen_t	 dclen;
+	uint8_t		 vip4[4], vip6[16];
+	int		 has_vip4, has_vip6;
+	/* registration */
+	struct sockaddr_storage locals[NTM_REG_ADDRS];
+	int		 nlocals;
+	int		 registered, natted, family, awaiting, missed;
+	struct ntm_reg_resp resp;
+	int64_t		 resp_at;
+	long		 keepalive_s;
+	struct event	*reg_timer, *reg_wait, *net_timer;
+	const char	*net_why;
+	int64_t		 last_senderr;
+	int		 nl;
+	struct event	*nl_ev;
+	/* directions */
+	struct ntm_httpc *http;
+	int		 dir_inflight, dir_again;
+	uint8_t		 stash[NTM_HS_INIT_LEN];	/* HS_INIT before its direction */
+	struct sockaddr_storage stash_from;
+	int		 has_stash;
+	int64_t		 stash_fetch_at;
+	/* tunnels */
+	struct tun	*tuns[AGENT_TUN_MAX];
+	int		 ntun;
+	struct ntm_tun_out out;
+	/* control socket */
+	int		 lis_fd;
+	struct event	*lis_ev;
+	struct ctl	*ctls[AGENT_CTL_MAX];
+	int		 nctl;
+	uint64_t	 ctl_serial;
+	char		*sock_path, *pid_path;
+	int		 ready_fd;
+	int64_t		 started;
+	/* counters */
+	uint64_t	 rx, tx, send_errors, reg_sent, reg_resps, nudges, directions;
+	uint64_t	 drops[DROP_N], inner_drops, echo_answered, net_changes;
+};
+
+/* agent.c */
+int64_t agent_now_us(void);
+int  agent_udp_send(struct agent *a, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *to);
+struct tun *agent_tun_by_peer(struct agent *a, const char *peer);
+void agent_tun_free(struct tun *t);
+int  agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len);
+struct tun *agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen);
+void agent_fetch_directions(struct agent *a);
+int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
+    uint64_t ctl);
+void agent_net_changed(struct agent *a, const char *why);
+void agent_net_soon(struct agent *a, const char *why);
+
+/* agent_srv.c */
+int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */
+int  agent_ctl_start(struct agent *a);		/* on the loop */
+void agent_ctl_forget(struct agent *a);		/* parent of a detach: close only */
+void agent_ctl_stop(struct agent *a);		/* close all, remove the socket */
+void agent_ctl_tunnel_up(struct agent *a, struct tun *t);
+void agent_ctl_tunnels_changed(struct agent *a);
+void agent_ctl_tunnel_failed(struct agent *a, uint64_t serial, const char *code,
+    const char *msg);
+int  agent_ctl_echo_reply(struct agent *a, struct tun *t, const struct ntm_ip *ip);
+int  agent_ctl_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip);
+
+#endif

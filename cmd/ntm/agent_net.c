@@ -1,0 +1,323 @@
+/*
+ * agent_net.c - what the agent and `ntm register` need from the network
+ * around them: the DC's UDP address (option, ntm.conf, or DNS SRV
+ * _ntm._udp.<domain> + A/AAAA through c-ares), the host's own addresses,
+ * clocks, and the registration channel keys from session.json.
+ */
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ares.h>
+
+#include "common.h"
+#include "ntm-rt.h"
+#include "reg.h"
+#include "agent_int.h"
+
+int64_t
+agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+agent_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t
+agent_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int
+agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen)
+{
+	uint8_t sid[NTM_SID_LEN], tx[NTM_KEY_LEN], rx[NTM_KEY_LEN];
+	int ret = -1;
+
+	if (ntm_hex_decode_exact(sid, sizeof(sid), s->session_id) < 0 ||
+	    ntm_b64_decode_exact(tx, sizeof(tx), s->tx) < 0 ||
+	    ntm_b64_decode_exact(rx, sizeof(rx), s->rx) < 0) {
+		snprintf(err, errlen, "session.json: bad session_id, tx or rx "
+		    "(log in again)");
+		goto out;
+	}
+	ntm_chan_init(c, sid, tx, rx);
+	/* Counters keep increasing across restarts and between `ntm register`
+	 * and the agent, so the DC's replay window never refuses a fresh start. */
+	c->send_ctr = agent_wall_us();
+	ret = 0;
+out:
+	ntm_wipe(tx, sizeof(tx));
+	ntm_wipe(rx, sizeof(rx));
+	return ret;
+}
+
+/* ---- local addresses ------------------------------------------------------ */
+
+static int
+global_addr(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const uint8_t *b = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+		return b[0] != 127 && b[0] != 0 && !(b[0] == 169 && b[1] == 254);
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		return !IN6_IS_ADDR_LOOPBACK(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
+		    !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_V4MAPPED(a) &&
+		    !IN6_IS_ADDR_MULTICAST(a);
+	}
+	return 0;
+}
+
+int
+agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port)
+{
+	struct ifaddrs *ifa, *i;
+	int k = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	/* IPv4 first, then IPv6, interface order kept. */
+	for (int fam = 0; fam < 2; fam++)
+		for (i = ifa; i && k < n; i = i->ifa_next) {
+			if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP) ||
+			    (i->ifa_flags & IFF_LOOPBACK) ||
+			    i->ifa_addr->sa_family != (fam == 0 ? AF_INET : AF_INET6) ||
+			    !global_addr(i->ifa_addr))
+				continue;
+			memset(&out[k], 0, sizeof(out[k]));
+			if (fam == 0) {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&out[k];
+
+				memcpy(s4, i->ifa_addr, sizeof(*s4));
+				s4->sin_port = htons(port);
+			} else {
+				struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out[k];
+
+				memcpy(s6, i->ifa_addr, sizeof(*s6));
+				s6->sin6_port = htons(port);
+				s6->sin6_scope_id = 0;
+				s6->sin6_flowinfo = 0;
+			}
+			k++;
+		}
+	freeifaddrs(ifa);
+	return k;
+}
+
+/* ---- DNS: SRV _ntm._udp.<domain>, then A / AAAA of the target ------------ */
+
+struct lookup {
+	int		 done;
+	int		 status;
+	char		 target[NTM_NAME_MAX + 1];
+	uint16_t	 port;
+	struct sockaddr_storage ss;
+	socklen_t	 len;
+};
+
+static void
+on_srv(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct lookup *l = arg;
+	struct ares_srv_reply *srv = NULL, *r, *best = NULL;
+
+	l->done = 1;
+	if ((l->status = status) != ARES_SUCCESS)
+		return;
+	if ((l->status = ares_parse_srv_reply(abuf, alen, &srv)) != ARES_SUCCESS)
+		return;
+	for (r = srv; r; r = r->next)
+		if (best == NULL || r->priority < best->priority ||
+		    (r->priority == best->priority && r->weight > best->weight))
+			best = r;
+	if (best && strlen(best->host) <= NTM_NAME_MAX) {
+		snprintf(l->target, sizeof(l->target), "%s", best->host);
+		l->port = best->port;
+	} else
+		l->status = ARES_ENODATA;
+	ares_free_data(srv);
+}
+
+static void
+on_addr(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct lookup *l = arg;
+
+	l->done = 1;
+	if ((l->status = status) != ARES_SUCCESS || l->len)
+		return;
+	{
+		struct ares_addrttl a[4];
+		int n = 4;
+
+		if (ares_parse_a_reply(abuf, alen, NULL, a, &n) == ARES_SUCCESS && n > 0) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&l->ss;
+
+			memset(&l->ss, 0, sizeof(l->ss));
+			s4->sin_family = AF_INET;
+			s4->sin_addr = a[0].ipaddr;
+			s4->sin_port = htons(l->port);
+			l->len = sizeof(*s4);
+			return;
+		}
+	}
+	{
+		struct ares_addr6ttl a[4];
+		int n = 4;
+
+		if (ares_parse_aaaa_reply(abuf, alen, NULL, a, &n) == ARES_SUCCESS && n > 0) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&l->ss;
+
+			memset(&l->ss, 0, sizeof(l->ss));
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, &a[0].ip6addr, 16);
+			s6->sin6_port = htons(l->port);
+			l->len = sizeof(*s6);
+			return;
+		}
+	}
+	l->status = ARES_ENODATA;
+}
+
+/* Runs the channel until l->done or the deadline. */
+static void
+ares_wait(ares_channel ch, struct lookup *l, int64_t deadline)
+{
+	while (!l->done) {
+		struct timeval tv, maxtv, *tvp;
+		fd_set r, w;
+		int nfds;
+		int64_t left = deadline - agent_now_ms();
+
+		if (left <= 0)
+			break;
+		FD_ZERO(&r);
+		FD_ZERO(&w);
+		nfds = ares_fds(ch, &r, &w);
+		if (nfds == 0)
+			break;
+		maxtv.tv_sec = left / 1000;
+		maxtv.tv_usec = (left % 1000) * 1000;
+		tvp = ares_timeout(ch, &maxtv, &tv);
+		select(nfds, &r, &w, NULL, tvp);
+		ares_process(ch, &r, &w);
+	}
+}
+
+static int
+dns_lookup(const char *domain, const char *resolver, struct sockaddr_storage *ss,
+    socklen_t *len, char *err, size_t errlen)
+{
+	struct ares_options o;
+	ares_channel ch;
+	struct lookup l;
+	char name[NTM_NAME_MAX + 16];
+	int64_t deadline = agent_now_ms() + 5000;
+	int rc, ret = -1;
+
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		return -1;
+	}
+	memset(&o, 0, sizeof(o));
+	o.timeout = 1000;
+	o.tries = 3;
+	o.flags = ARES_FLAG_NOSEARCH;
+	if ((rc = ares_init_options(&ch, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	    ARES_OPT_FLAGS)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		ares_library_cleanup();
+		return -1;
+	}
+	if (resolver && *resolver &&
+	    (rc = ares_set_servers_ports_csv(ch, resolver)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "resolver '%s': %s", resolver, ares_strerror(rc));
+		goto out;
+	}
+	memset(&l, 0, sizeof(l));
+	snprintf(name, sizeof(name), "_ntm._udp.%s", domain);
+	ares_query(ch, name, ns_c_in, ns_t_srv, on_srv, &l);
+	ares_wait(ch, &l, deadline);
+	if (!l.done || l.status != ARES_SUCCESS) {
+		snprintf(err, errlen, "DNS SRV %s%s%s: %s", name, resolver ? " via " : "",
+		    resolver ? resolver : "", l.done ? ares_strerror(l.status) : "timeout");
+		goto out;
+	}
+	l.done = 0;
+	ares_query(ch, l.target, ns_c_in, ns_t_a, on_addr, &l);
+	ares_wait(ch, &l, deadline);
+	if (l.len == 0) {
+		l.done = 0;
+		ares_query(ch, l.target, ns_c_in, ns_t_aaaa, on_addr, &l);
+		ares_wait(ch, &l, deadline);
+	}
+	if (l.len == 0) {
+		snprintf(err, errlen, "DNS A/AAAA %s: %s", l.target,
+		    l.done ? ares_strerror(l.status) : "timeout");
+		goto out;
+	}
+	memcpy(ss, &l.ss, sizeof(*ss));
+	*len = l.len;
+	ret = 0;
+out:
+	ares_destroy(ch);
+	ares_library_cleanup();
+	return ret;
+}
+
+int
+agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_udp,
+    const char *opt_resolver, struct sockaddr_storage *ss, socklen_t *len,
+    char *err, size_t errlen)
+{
+	const char *direct = opt_dc_udp ? opt_dc_udp : cli->conf.dc_udp;
+	const char *resolver = opt_resolver ? opt_resolver : cli->conf.resolver;
+
+	if (direct) {
+		if (ntm_sa_parse(ss, len, direct) < 0) {
+			snprintf(err, errlen, "%s '%s': expected ADDR:PORT or [ADDR]:PORT",
+			    opt_dc_udp ? "--dc-udp" : "ntm.conf dc_udp", direct);
+			return -2;
+		}
+		return 0;
+	}
+	if (resolver) {
+		struct sockaddr_storage rs;
+		socklen_t rl;
+
+		if (ntm_sa_parse(&rs, &rl, resolver) < 0) {
+			snprintf(err, errlen, "%s '%s': expected ADDR:PORT or [ADDR]:PORT",
+			    opt_resolver ? "--resolver" : "ntm.conf resolver", resolver);
+			return -2;
+		}
+	}
+	return dns_lookup(domain, resolver, ss, len, err, errlen);
+}

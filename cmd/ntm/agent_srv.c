@@ -1,0 +1,783 @@
+/*
+ * agent_srv.c - the agent's control socket (docs/protocol.md §6): JSON
+ * lines, one request per connection; `ping` streams events; `open` and
+ * `listen` switch the connection to length-prefixed datagram frames.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "common.h"
+#include "ippkt.h"
+#include "agent_int.h"
+
+#define CTL_OUT_MAX	(1024 * 1024)	/* output buffered for a slow client */
+#define PING_SLOTS	64
+
+enum ctl_mode { CTL_LINES, CTL_WAIT, CTL_PING, CTL_OPEN, CTL_LISTEN, CTL_DONE };
+enum ctl_op { OP_NONE, OP_PING, OP_OPEN };
+
+struct ctl {
+	struct agent		*a;
+	uint64_t		 serial;
+	struct bufferevent	*bev;
+	enum ctl_mode		 mode;
+	enum ctl_op		 op;
+	char			 peer[NTM_NAME_MAX + 1];
+	int			 family;		/* 4 or 6 */
+	struct event		*timer;
+	int			 posted;		/* POST /v1/tunnel made */
+	/* ping */
+	int			 count, sent, recvd;
+	int64_t			 interval_ms;
+	uint16_t		 echo_id;
+	int64_t			 sent_at[PING_SLOTS];	/* us, by seq % PING_SLOTS */
+	double			 min, max, sum;
+	/* open / listen */
+	uint16_t		 lport, rport;
+	int			 have_last;
+	char			 last_peer[NTM_NAME_MAX + 1];
+	int			 last_ver;
+	uint8_t			 last_src[16];
+	uint16_t		 last_sport;
+	uint64_t		 frames_in, frames_out;
+};
+
+static void ctl_free(struct ctl *c);
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static void
+ctl_reply(struct ctl *c, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (s == NULL)
+		return;
+	bufferevent_write(c->bev, s, strlen(s));
+	bufferevent_write(c->bev, "\n", 1);
+	free(s);
+}
+
+static void NTM_PRINTF(3, 4)
+ctl_error(struct ctl *c, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_reply(c, json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "message", msg));
+	c->mode = CTL_DONE;
+	if (c->timer)
+		evtimer_del(c->timer);
+}
+
+static struct ctl *
+ctl_by_serial(struct agent *a, uint64_t serial)
+{
+	for (int i = 0; i < a->nctl; i++)
+		if (a->ctls[i]->serial == serial)
+			return a->ctls[i];
+	return NULL;
+}
+
+/* ---- status objects ------------------------------------------------------------ */
+
+static json_t *
+reg_json(struct agent *a)
+{
+	char b[64];
+	json_t *locals = json_array(), *j;
+
+	for (int i = 0; i < a->nlocals; i++)
+		json_array_append_new(locals, json_string(ntm_sa_str(
+		    (struct sockaddr *)&a->locals[i], b, sizeof(b))));
+	j = json_pack("{s:b, s:s, s:o, s:I}", "registered", a->registered,
+	    "dc", ntm_sa_str((struct sockaddr *)&a->dc, b, sizeof(b)), "locals", locals,
+	    "keepalive_s", (json_int_t)a->keepalive_s);
+	if (a->registered) {
+		json_object_set_new(j, "reflexive", json_string(ntm_sa_str(
+		    (struct sockaddr *)&a->resp.reflexive, b, sizeof(b))));
+		json_object_set_new(j, "natted", json_boolean(a->natted));
+		json_object_set_new(j, "family", json_integer(a->family == AF_INET6 ? 6 : 4));
+		json_object_set_new(j, "pending", json_integer(a->resp.pending));
+		json_object_set_new(j, "last_resp_s",
+		    json_integer((agent_now_ms() - a->resp_at) / 1000));
+	}
+	json_object_set_new(j, "missed", json_integer(a->missed));
+	return j;
+}
+
+static json_t *
+status_json(struct agent *a)
+{
+	json_t *drops = json_object();
+
+	for (int i = 0; i < DROP_N; i++)
+		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
+	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
+	    " s:I, s:I, s:I, s:o, s:I, s:I, s:I}",
+	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
+	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
+	    "uptime_s", (json_int_t)((agent_now_ms() - a->started) / 1000),
+	    "registration", reg_json(a), "tunnels", a->ntun,
+	    "rx_datagrams", (json_int_t)a->rx, "tx_datagrams", (json_int_t)a->tx,
+	    "send_errors", (json_int_t)a->send_errors, "reg_sent", (json_int_t)a->reg_sent,
+	    "reg_resps", (json_int_t)a->reg_resps, "nudges", (json_int_t)a->nudges,
+	    "directions", (json_int_t)a->directions, "dropped", drops,
+	    "inner_dropped", (json_int_t)a->inner_drops,
+	    "echo_answered", (json_int_t)a->echo_answered,
+	    "net_changes", (json_int_t)a->net_changes);
+}
+
+static const char *
+kind_str(int k)
+{
+	return k == NTM_ROUTE_DIRECT ? "direct" : k == NTM_ROUTE_LOCAL ? "local" : "relay";
+}
+
+static json_t *
+tun_json(struct tun *t)
+{
+	struct ntm_tun_stats st;
+	char b[64];
+	json_t *j;
+
+	ntm_tunnel_stats(t->t, &st);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
+	    " s:I, s:I, s:I, s:I}",
+	    "peer", t->peer, "peer_vip4", t->vip4, "peer_vip6", t->vip6,
+	    "tunnel_id", t->tid_hex, "route", kind_str(t->kind), "reason", t->reason,
+	    "role", t->initiator ? "initiator" : "responder",
+	    "endpoint", t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
+	    "state", ntm_tun_state_name(st.state), "index", (json_int_t)st.index,
+	    "tx_packets", (json_int_t)st.tx_packets, "tx_bytes", (json_int_t)st.tx_bytes,
+	    "rx_packets", (json_int_t)st.rx_packets, "rx_bytes", (json_int_t)st.rx_bytes,
+	    "dropped", (json_int_t)st.dropped, "handshakes", (json_int_t)st.handshakes,
+	    "endpoint_moves", (json_int_t)t->endpoint_moves);
+	json_object_set_new(j, "rtt_ms", t->rtt_ms > 0 ? json_real(t->rtt_ms) : json_null());
+	json_object_set_new(j, "last_handshake_s", st.last_handshake ?
+	    json_integer((agent_now_ms() - st.last_handshake) / 1000) : json_null());
+	json_object_set_new(j, "relay_side", t->kind == NTM_ROUTE_RELAY ?
+	    json_integer(t->side) : json_null());
+	if (t->kind == NTM_ROUTE_RELAY)
+		json_object_set_new(j, "relay_peer_bound", json_boolean(t->peer_bound));
+	return j;
+}
+
+/* ---- ping ----------------------------------------------------------------------- */
+
+static int
+our_vip(struct agent *a, int family, uint8_t *out)
+{
+	if (family == 4 && a->has_vip4) {
+		memcpy(out, a->vip4, 4);
+		return 0;
+	}
+	if (family == 6 && a->has_vip6) {
+		memcpy(out, a->vip6, 16);
+		return 0;
+	}
+	return -1;
+}
+
+static int
+peer_vip(struct tun *t, int family, uint8_t *out)
+{
+	if (family == 4 && t->has4) {
+		memcpy(out, t->pv4, 4);
+		return 0;
+	}
+	if (family == 6 && t->has6) {
+		memcpy(out, t->pv6, 16);
+		return 0;
+	}
+	return -1;
+}
+
+static void
+ping_done(struct ctl *c)
+{
+	double avg = c->recvd ? c->sum / c->recvd : 0;
+
+	ctl_reply(c, json_pack("{s:b, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f}", "ok", 1,
+	    "event", "done", "peer", c->peer, "sent", c->sent, "received", c->recvd,
+	    "loss_pct", c->sent ? 100.0 * (c->sent - c->recvd) / c->sent : 0.0,
+	    "min_ms", c->min, "avg_ms", avg, "max_ms", c->max));
+	c->mode = CTL_DONE;
+	evtimer_del(c->timer);
+}
+
+static void
+ping_send(struct ctl *c)
+{
+	struct agent *a = c->a;
+	struct tun *t = agent_tun_by_peer(a, c->peer);
+	uint8_t pkt[128], data[16] = "ntm-ping";
+	struct ntm_ip ip;
+	int n;
+
+	c->sent++;
+	if (t == NULL)
+		return;
+	memset(&ip, 0, sizeof(ip));
+	ip.version = c->family;
+	ip.proto = c->family == 4 ? NTM_PROTO_ICMP : NTM_PROTO_ICMP6;
+	ip.icmp_type = c->family == 4 ? NTM_ICMP_ECHO_REQUEST : NTM_ICMP6_ECHO_REQUEST;
+	ip.echo_id = c->echo_id;
+	ip.echo_seq = (uint16_t)c->sent;
+	ip.ident = (uint16_t)c->sent;
+	if (our_vip(a, c->family, ip.src) < 0 || peer_vip(t, c->family, ip.dst) < 0)
+		return;
+	ip.payload = data;
+	ip.len = sizeof(data);
+	if ((n = ntm_ip_build(pkt, sizeof(pkt), &ip)) < 0)
+		return;
+	c->sent_at[c->sent % PING_SLOTS] = agent_now_us();
+	(void)agent_tun_send(t, pkt, (size_t)n);
+}
+
+static void
+on_ctl_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl *c = arg;
+	struct timeval tv;
+	int64_t wait;
+
+	if (c->mode == CTL_WAIT) {
+		struct tun *t = agent_tun_by_peer(c->a, c->peer);
+		struct ntm_tun_stats st;
+
+		if (t)
+			ntm_tunnel_stats(t->t, &st);
+		ctl_error(c, "tunnel_timeout", "no tunnel to %s in time (%s)", c->peer,
+		    t ? ntm_tun_state_name(st.state) : "no route direction from the DC");
+		return;
+	}
+	if (c->mode != CTL_PING)
+		return;
+	if (c->sent >= c->count) {
+		ping_done(c);
+		return;
+	}
+	ping_send(c);
+	wait = c->sent < c->count ? c->interval_ms :
+	    (c->interval_ms > 2000 ? c->interval_ms : 2000);
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+}
+
+int
+agent_ctl_echo_reply(struct agent *a, struct tun *t, const struct ntm_ip *ip)
+{
+	for (int i = 0; i < a->nctl; i++) {
+		struct ctl *c = a->ctls[i];
+		int64_t at;
+		double rtt;
+		char b[64];
+
+		if (c->mode != CTL_PING || c->echo_id != ip->echo_id ||
+		    strcmp(c->peer, t->peer) != 0 || ip->version != c->family)
+			continue;
+		if (ip->echo_seq == 0 || ip->echo_seq > c->sent ||
+		    c->sent - ip->echo_seq >= PING_SLOTS ||
+		    (at = c->sent_at[ip->echo_seq % PING_SLOTS]) == 0)
+			return -1;	/* unknown or duplicate */
+		c->sent_at[ip->echo_seq % PING_SLOTS] = 0;
+		rtt = (double)(agent_now_us() - at) / 1000.0;
+		t->rtt_ms = rtt;
+		if (c->recvd == 0 || rtt < c->min)
+			c->min = rtt;
+		if (rtt > c->max)
+			c->max = rtt;
+		c->sum += rtt;
+		c->recvd++;
+		inet_ntop(ip->version == 4 ? AF_INET : AF_INET6, ip->src, b, sizeof(b));
+		ctl_reply(c, json_pack("{s:s, s:i, s:f, s:i, s:s}", "event", "reply",
+		    "seq", ip->echo_seq, "rtt_ms", rtt, "bytes", (int)ip->len + NTM_ICMP_HDR,
+		    "from", b));
+		if (c->recvd == c->count && c->sent == c->count)
+			ping_done(c);
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- UDP bridging --------------------------------------------------------------- */
+
+static void
+frame_out(struct ctl *c, const uint8_t *p, size_t n)
+{
+	uint8_t h[2] = { (uint8_t)(n >> 8), (uint8_t)n };
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > CTL_OUT_MAX)
+		return;		/* the client does not keep up: drop */
+	bufferevent_write(c->bev, h, 2);
+	bufferevent_write(c->bev, p, n);
+	c->frames_out++;
+}
+
+int
+agent_ctl_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip)
+{
+	int hit = 0;
+
+	for (int i = 0; i < a->nctl; i++) {
+		struct ctl *c = a->ctls[i];
+
+		if (c->mode == CTL_OPEN && c->lport == ip->dport && c->rport == ip->sport &&
+		    c->family == ip->version && strcmp(c->peer, t->peer) == 0) {
+			frame_out(c, ip->payload, ip->len);
+			hit = 1;
+		} else if (c->mode == CTL_LISTEN && c->lport == ip->dport) {
+			frame_out(c, ip->payload, ip->len);
+			c->have_last = 1;
+			snprintf(c->last_peer, sizeof(c->last_peer), "%s", t->peer);
+			c->last_ver = ip->version;
+			memcpy(c->last_src, ip->src, 16);
+			c->last_sport = ip->sport;
+			hit = 1;
+		}
+	}
+	return hit ? 0 : -1;
+}
+
+/* A frame from the client: one datagram to send. */
+static void
+frame_in(struct ctl *c, const uint8_t *p, size_t n)
+{
+	struct agent *a = c->a;
+	uint8_t pkt[NTM_INNER_MTU];
+	struct ntm_ip ip;
+	struct tun *t;
+	int len;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.proto = NTM_PROTO_UDP;
+	ip.payload = p;
+	ip.len = n;
+	if (c->mode == CTL_OPEN) {
+		if ((t = agent_tun_by_peer(a, c->peer)) == NULL)
+			goto drop;
+		ip.version = c->family;
+		ip.sport = c->lport;
+		ip.dport = c->rport;
+		if (peer_vip(t, c->family, ip.dst) < 0)
+			goto drop;
+	} else {
+		if (!c->have_last || (t = agent_tun_by_peer(a, c->last_peer)) == NULL)
+			goto drop;
+		ip.version = c->last_ver;
+		ip.sport = c->lport;
+		ip.dport = c->last_sport;
+		memcpy(ip.dst, c->last_src, 16);
+	}
+	if (our_vip(a, ip.version, ip.src) < 0)
+		goto drop;
+	ip.ident = (uint16_t)c->frames_in;
+	if ((len = ntm_ip_build(pkt, sizeof(pkt), &ip)) < 0 ||
+	    agent_tun_send(t, pkt, (size_t)len) < 0)
+		goto drop;
+	c->frames_in++;
+	return;
+drop:
+	a->inner_drops++;
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+static void
+ctl_ready(struct ctl *c, struct tun *t)
+{
+	struct timeval now = { 0, 0 };
+	char b[64], vl[64], vr[64];
+	uint8_t l[16], r[16];
+
+	if (our_vip(c->a, c->family, l) < 0 || peer_vip(t, c->family, r) < 0) {
+		ctl_error(c, "tunnel_failed", "%s has no IPv%d vIP on one end", c->peer,
+		    c->family);
+		return;
+	}
+	inet_ntop(c->family == 4 ? AF_INET : AF_INET6, l, vl, sizeof(vl));
+	inet_ntop(c->family == 4 ? AF_INET : AF_INET6, r, vr, sizeof(vr));
+	evtimer_del(c->timer);
+	if (c->op == OP_PING) {
+		c->mode = CTL_PING;
+		ntm_random(&c->echo_id, sizeof(c->echo_id));
+		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
+		    "event", "up", "peer", c->peer, "vip", vr, "route", kind_str(t->kind),
+		    "reason", t->reason, "endpoint", t->has_ep ?
+		    ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
+		    "role", t->initiator ? "initiator" : "responder"));
+		evtimer_add(c->timer, &now);
+	} else {
+		c->mode = CTL_OPEN;
+		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:i, s:s, s:i, s:s}", "ok", 1,
+		    "peer", c->peer, "local_vip", vl, "local_port", c->lport,
+		    "remote_vip", vr, "remote_port", c->rport, "route", kind_str(t->kind)));
+	}
+}
+
+/* Gets the caller a tunnel to c->peer: existing and up, waiting for one
+ * being made, or asking the DC for one. */
+static void
+ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
+{
+	struct agent *a = c->a;
+	struct tun *t = agent_tun_by_peer(a, c->peer);
+	struct ntm_tun_stats st;
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	if (t) {
+		ntm_tunnel_stats(t->t, &st);
+		if (st.state == NTM_TUN_DEAD) {
+			log_info("tunnel %s: dead, asking for a new one", t->peer);
+			agent_tun_free(t);
+			t = NULL;
+		} else if (st.state == NTM_TUN_UP) {
+			ctl_ready(c, t);
+			return;
+		}
+	}
+	c->mode = CTL_WAIT;
+	evtimer_add(c->timer, &tv);
+	if (t == NULL) {
+		if (!a->registered) {
+			ctl_error(c, "not_registered", "the agent is not registered with the "
+			    "DC yet");
+			return;
+		}
+		c->posted = 1;
+		if (agent_request_tunnel(a, c->peer, NULL, c->serial) < 0)
+			ctl_error(c, "internal", "cannot start the request to the DC");
+	}
+}
+
+void
+agent_ctl_tunnel_up(struct agent *a, struct tun *t)
+{
+	for (int i = 0; i < a->nctl; i++)
+		if (a->ctls[i]->mode == CTL_WAIT && strcmp(a->ctls[i]->peer, t->peer) == 0)
+			ctl_ready(a->ctls[i], t);
+}
+
+void
+agent_ctl_tunnels_changed(struct agent *a)
+{
+	/* A new tunnel that is already up (a recreated one) releases waiters. */
+	for (int i = 0; i < a->nctl; i++) {
+		struct ctl *c = a->ctls[i];
+		struct tun *t;
+		struct ntm_tun_stats st;
+
+		if (c->mode != CTL_WAIT || (t = agent_tun_by_peer(a, c->peer)) == NULL)
+			continue;
+		ntm_tunnel_stats(t->t, &st);
+		if (st.state == NTM_TUN_UP)
+			ctl_ready(c, t);
+	}
+}
+
+void
+agent_ctl_tunnel_failed(struct agent *a, uint64_t serial, const char *code, const char *msg)
+{
+	struct ctl *c = ctl_by_serial(a, serial);
+
+	if (c && c->mode == CTL_WAIT)
+		ctl_error(c, code, "%s", msg);
+}
+
+static void
+ctl_request(struct ctl *c, const char *line, size_t len)
+{
+	struct agent *a = c->a;
+	const char *cmd = NULL, *peer = NULL;
+	int64_t count = 0, interval = 0, family = 0, timeout = 0, port = 0, lport = 0;
+	const struct ntm_jfield f[] = {
+		{ "cmd", NTM_J_STR, 1, &cmd, 32 },
+		{ "peer", NTM_J_STR, 0, &peer, NTM_NAME_MAX },
+		{ "count", NTM_J_INT, 0, &count, 0 },
+		{ "interval_ms", NTM_J_INT, 0, &interval, 0 },
+		{ "family", NTM_J_INT, 0, &family, 0 },
+		{ "timeout_ms", NTM_J_INT, 0, &timeout, 0 },
+		{ "port", NTM_J_INT, 0, &port, 0 },
+		{ "local_port", NTM_J_INT, 0, &lport, 0 },
+	};
+	struct ntm_jerr jerr;
+	json_t *j = ntm_json_parse(line, len, &jerr), *arr;
+
+	if (j == NULL || ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
+		ctl_error(c, "bad_request", "%s", jerr.message);
+		goto out;
+	}
+	if (!strcmp(cmd, "status")) {
+		ctl_reply(c, json_pack("{s:b, s:o}", "ok", 1, "agent", status_json(a)));
+	} else if (!strcmp(cmd, "register")) {
+		ctl_reply(c, json_pack("{s:b, s:o}", "ok", 1, "registration", reg_json(a)));
+	} else if (!strcmp(cmd, "list")) {
+		arr = json_array();
+		for (int i = 0; i < a->ntun; i++)
+			json_array_append_new(arr, tun_json(a->tuns[i]));
+		ctl_reply(c, json_pack("{s:b, s:o, s:o}", "ok", 1, "agent", status_json(a),
+		    "tunnels", arr));
+	} else if (!strcmp(cmd, "stop")) {
+		struct timeval tv = { 0, 100000 };
+
+		ctl_reply(c, json_pack("{s:b, s:I}", "ok", 1, "pid", (json_int_t)getpid()));
+		log_info("stop requested on the control socket");
+		event_base_loopexit(a->base, &tv);
+	} else if (!strcmp(cmd, "close")) {
+		struct tun *t = peer ? agent_tun_by_peer(a, peer) : NULL;
+
+		if (t == NULL)
+			ctl_error(c, "no_tunnel", "no tunnel to %s", peer ? peer : "(none)");
+		else {
+			log_info("tunnel %s: closed on request", t->peer);
+			agent_tun_free(t);
+			ctl_reply(c, json_pack("{s:b, s:s}", "ok", 1, "peer", peer));
+		}
+	} else if (!strcmp(cmd, "ping") || !strcmp(cmd, "open")) {
+		int ping = cmd[0] == 'p';
+
+		if (peer == NULL || !ntm_valid_dnsname(peer)) {
+			ctl_error(c, "bad_request", "peer: expected a client FQDN");
+			goto out;
+		}
+		if (family == 0)
+			family = a->has_vip4 ? 4 : 6;
+		if ((family != 4 && family != 6) || timeout < 0 || timeout > 300000 ||
+		    (ping && (count < 0 || count > AGENT_PING_MAX || interval < 0 ||
+		    interval > 60000)) ||
+		    (!ping && (port < 1 || port > 65535 || lport < 0 || lport > 65535))) {
+			ctl_error(c, "bad_request", "a value is out of range");
+			goto out;
+		}
+		snprintf(c->peer, sizeof(c->peer), "%s", peer);
+		c->family = (int)family;
+		c->op = ping ? OP_PING : OP_OPEN;
+		c->count = count ? (int)count : 4;
+		c->interval_ms = interval ? interval : 1000;
+		c->rport = (uint16_t)port;
+		if (lport == 0)
+			ntm_random(&c->lport, sizeof(c->lport)), c->lport |= 0xc000;
+		else
+			c->lport = (uint16_t)lport;
+		ctl_want_tunnel(c, timeout ? timeout : 10000);
+	} else if (!strcmp(cmd, "listen")) {
+		if (port < 1 || port > 65535) {
+			ctl_error(c, "bad_request", "port: expected 1..65535");
+			goto out;
+		}
+		c->lport = (uint16_t)port;
+		c->mode = CTL_LISTEN;
+		ctl_reply(c, json_pack("{s:b, s:i, s:s, s:s}", "ok", 1, "port", (int)port,
+		    "vip4", a->s.vip4, "vip6", a->s.vip6));
+	} else
+		ctl_error(c, "bad_request", "unknown cmd '%s'", cmd);
+out:
+	json_decref(j);
+}
+
+/* ---- connections ------------------------------------------------------------------ */
+
+static void
+on_ctl_read(struct bufferevent *bev, void *arg)
+{
+	struct ctl *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		if (c->mode == CTL_LINES) {
+			size_t n;
+			char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+
+			if (line == NULL) {
+				if (evbuffer_get_length(in) > AGENT_LINE_MAX) {
+					ctl_free(c);
+					return;
+				}
+				return;
+			}
+			if (n > AGENT_LINE_MAX) {
+				free(line);
+				ctl_free(c);
+				return;
+			}
+			c->mode = CTL_DONE;	/* one request per connection */
+			ctl_request(c, line, n);
+			free(line);
+			continue;
+		}
+		if (c->mode == CTL_OPEN || c->mode == CTL_LISTEN) {
+			uint8_t h[2], buf[AGENT_FRAME_MAX];
+			size_t n;
+
+			if (evbuffer_copyout(in, h, 2) < 2)
+				return;
+			n = (size_t)h[0] << 8 | h[1];
+			if (n > AGENT_FRAME_MAX) {
+				ctl_free(c);
+				return;
+			}
+			if (evbuffer_get_length(in) < 2 + n)
+				return;
+			evbuffer_drain(in, 2);
+			evbuffer_remove(in, buf, n);
+			frame_in(c, buf, n);
+			continue;
+		}
+		/* Nothing is expected now: bounded, then dropped. */
+		if (evbuffer_get_length(in) > AGENT_LINE_MAX)
+			evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+}
+
+static void
+on_ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		ctl_free(arg);
+}
+
+static void
+ctl_free(struct ctl *c)
+{
+	struct agent *a = c->a;
+
+	for (int i = 0; i < a->nctl; i++)
+		if (a->ctls[i] == c) {
+			a->ctls[i] = a->ctls[--a->nctl];
+			break;
+		}
+	if (c->timer)
+		event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct agent *a = arg;
+	struct ctl *c;
+	int fd;
+
+	for (int k = 0; k < 8; k++) {
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
+			return;
+		if (a->nctl >= AGENT_CTL_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			continue;
+		}
+		c->a = a;
+		c->serial = ++a->ctl_serial;
+		if ((c->bev = bufferevent_socket_new(a->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+		    (c->timer = evtimer_new(a->base, on_ctl_timer, c)) == NULL) {
+			if (c->bev)
+				bufferevent_free(c->bev);
+			else
+				close(fd);
+			free(c);
+			continue;
+		}
+		a->ctls[a->nctl++] = c;
+		bufferevent_setcb(c->bev, on_ctl_read, NULL, on_ctl_event, c);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	}
+}
+
+int
+agent_ctl_listen(struct agent *a, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	char *dir = xstrdup(a->sock_path), *slash;
+	mode_t old;
+	int fd;
+
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if (ntm_mkdirs(dir, 0700) < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(a->sock_path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "control socket path too long: %s", a->sock_path);
+		return -1;
+	}
+	memcpy(sun.sun_path, a->sock_path, strlen(a->sock_path));
+	/* No agent answered there (checked before): a leftover socket is stale. */
+	(void)unlink(a->sock_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "control socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(077);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		umask(old);
+		snprintf(err, errlen, "control socket %s: %s", a->sock_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (chmod(a->sock_path, 0600) < 0 || listen(fd, 16) < 0) {
+		snprintf(err, errlen, "control socket %s: %s", a->sock_path, strerror(errno));
+		close(fd);
+		unlink(a->sock_path);
+		return -1;
+	}
+	a->lis_fd = fd;
+	return 0;
+}
+
+int
+agent_ctl_start(struct agent *a)
+{
+	if ((a->lis_ev = event_new(a->base, a->lis_fd, EV_READ | EV_PERSIST, on_accept,
+	    a)) == NULL)
+		return -1;
+	return event_add(a->lis_ev, NULL);
+}
+
+void
+agent_ctl_forget(struct agent *a)
+{
+	if (a->lis_fd >= 0)
+		close(a->lis_fd);
+	a->lis_fd = -1;
+}
+
+void
+agent_ctl_stop(struct agent *a)
+{
+	while (a->nctl > 0)
+		ctl_free(a->ctls[0]);
+	if (a->lis_ev)
+		event_free(a->lis_ev);
+	a->lis_ev = NULL;
+	if (a->lis_fd >= 0) {
+		close(a->lis_fd);
+		a->lis_fd = -1;
+		if (a->sock_path)
+			unlink(a->sock_path);
+	}
+}

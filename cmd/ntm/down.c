@@ -1,0 +1,87 @@
+/*
+ * down.c - ntm down: ask the agent to stop and wait (bounded) until it has.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "agent.h"
+
+enum { OPT_TIMEOUT = 256 };
+
+const struct cli_opt down_opts[] = {
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait at most SEC seconds (1..300, default 10)" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+int
+down_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("down");
+	struct cli_args args;
+	struct ctl_client *c = NULL;
+	json_t *resp = NULL;
+	const char *why;
+	long timeout = 0, pid = 0;
+	int64_t deadline;
+	int ch, ret = EXIT_USAGE;
+
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("down", args.optarg, &timeout) < 0)
+				goto out;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (args.npos > 0) {
+		cli_err("down", "unexpected argument '%s'", args.pos[0]);
+		goto out;
+	}
+	deadline = agent_now_ms() + cli_timeout(cli, timeout) * 1000;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	if (ctl_open(c, cli) < 0 || ctl_send(c, json_pack("{s:s}", "cmd", "stop")) < 0 ||
+	    (resp = ctl_recv(c, 3000, &why)) == NULL) {
+		printf("no agent running\n");
+		ret = EXIT_NOAGENT;
+		goto out;
+	}
+	pid = (long)json_integer_value(json_object_get(resp, "pid"));
+	/* Stopped once it closed the connection and the process is gone. */
+	while (ctl_recv(c, (int)(deadline - agent_now_ms() > 0 ?
+	    deadline - agent_now_ms() : 1), &why) != NULL)
+		;
+	while (pid > 0 && kill((pid_t)pid, 0) == 0 && agent_now_ms() < deadline)
+		usleep(20000);
+	if (pid > 0 && kill((pid_t)pid, 0) == 0) {
+		cli_err("down", "the agent (pid %ld) did not stop within %ld s", pid,
+		    cli_timeout(cli, timeout));
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	printf("agent stopped (pid %ld)\n", pid);
+	ret = EXIT_OK;
+out:
+	json_decref(resp);
+	if (c) {
+		ctl_close(c);
+		free(c);
+	}
+	cli_args_free(&args);
+	return ret;
+}

@@ -1,0 +1,563 @@
+/*
+ * tunnel.c - ntm tunnel ping|open|listen|list|close: the agent holds the
+ * tunnels; this asks it over the control socket (docs/protocol.md §6) and,
+ * for open/listen, bridges stdin lines and received datagrams through the
+ * same connection as length-prefixed frames.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "agent.h"
+
+enum { OPT_JSON = 256, OPT_UDP, OPT_LOCAL_PORT, OPT_TIMEOUT, OPT_WAIT };
+
+const struct cli_opt tunnel_opts[] = {
+	{ "count", 'c', 'c', "N", "ping: send N echo requests (default 4); "
+	  "listen: exit after N datagrams" },
+	{ "interval", 'i', 'i', "SEC", "ping: seconds between requests (0.01..60, default 1)" },
+	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4)" },
+	{ "udp", OPT_UDP, 0, "PORT", "open: the peer's UDP port; listen: our UDP port" },
+	{ "local-port", OPT_LOCAL_PORT, 0, "P", "open: our UDP source port (default random)" },
+	{ "wait", OPT_WAIT, 0, "SEC", "open: after end of input, print replies for SEC more "
+	  "seconds (default 2)" },
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "ping, open: give up if the tunnel is not up "
+	  "within SEC seconds (1..300, default 10)" },
+	{ "json", OPT_JSON, 0, NULL, "ping, list: print the result as one JSON object" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+struct topts {
+	const char	*sub, *peer;
+	long		 count, udp, lport, timeout, wait;
+	double		 interval;
+	int		 json, v6;
+	unsigned	 given;		/* bit per option */
+};
+
+static int
+no_agent(void)
+{
+	cli_err("tunnel", "no agent running (start it with 'ntm up')");
+	return EXIT_NOAGENT;
+}
+
+static struct ctl_client *
+connect_agent(const struct cli *cli)
+{
+	struct ctl_client *c = calloc(1, sizeof(*c));
+
+	if (c && ctl_open(c, cli) == 0)
+		return c;
+	free(c);
+	return NULL;
+}
+
+static void
+disconnect(struct ctl_client *c)
+{
+	if (c) {
+		ctl_close(c);
+		free(c);
+	}
+}
+
+/* ---- list, close ------------------------------------------------------------ */
+
+static void
+print_ago(const char *label, json_t *v)
+{
+	if (json_is_integer(v))
+		printf("%s %llds ago", label, (long long)json_integer_value(v));
+	else
+		printf("%s never", label);
+}
+
+static int
+do_list(const struct cli *cli, const struct topts *o)
+{
+	json_t *r = ctl_call(cli, json_pack("{s:s}", "cmd", "list"), 5000), *arr, *t, *d;
+	size_t i;
+	int ret;
+
+	if (r == NULL)
+		return no_agent();
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		ret = ctl_fail("tunnel", r);
+		json_decref(r);
+		return ret;
+	}
+	if (o->json) {
+		json_object_del(r, "ok");
+		cli_print_json(r);
+		return EXIT_OK;
+	}
+	arr = json_object_get(r, "tunnels");
+	if (json_array_size(arr) == 0)
+		printf("no tunnels\n");
+	json_array_foreach(arr, i, t) {
+		json_t *rtt = json_object_get(t, "rtt_ms"), *side = json_object_get(t, "relay_side");
+
+#define S(k) json_string_value(json_object_get(t, k))
+#define I(k) (long long)json_integer_value(json_object_get(t, k))
+		printf("%s (%s, %s)\n", S("peer"), S("peer_vip4"), S("peer_vip6"));
+		printf("  route: %s (%s), %s, state %s\n", S("route"), S("reason"), S("role"),
+		    S("state"));
+		printf("  endpoint: %s", S("endpoint"));
+		if (json_is_integer(side))
+			printf(" (relay side %lld)", (long long)json_integer_value(side));
+		printf("\n  session index: %08llx, ", I("index"));
+		print_ago("last handshake", json_object_get(t, "last_handshake_s"));
+		if (json_is_number(rtt))
+			printf(", rtt %.3f ms\n", json_number_value(rtt));
+		else
+			printf(", rtt -\n");
+		printf("  tx: %lld packets, %lld bytes; rx: %lld packets, %lld bytes; "
+		    "dropped %lld\n", I("tx_packets"), I("tx_bytes"), I("rx_packets"),
+		    I("rx_bytes"), I("dropped"));
+#undef S
+#undef I
+	}
+	d = json_object_get(json_object_get(r, "agent"), "dropped");
+	printf("agent dropped: malformed %lld, unknown_index %lld, auth %lld, replay %lld, "
+	    "state %lld\n",
+	    (long long)json_integer_value(json_object_get(d, "malformed")),
+	    (long long)json_integer_value(json_object_get(d, "unknown_index")),
+	    (long long)json_integer_value(json_object_get(d, "auth")),
+	    (long long)json_integer_value(json_object_get(d, "replay")),
+	    (long long)json_integer_value(json_object_get(d, "state")));
+	json_decref(r);
+	return EXIT_OK;
+}
+
+static int
+do_close(const struct cli *cli, const struct topts *o)
+{
+	json_t *r = ctl_call(cli, json_pack("{s:s, s:s}", "cmd", "close", "peer", o->peer),
+	    5000);
+	int ret;
+
+	if (r == NULL)
+		return no_agent();
+	if (!json_is_true(json_object_get(r, "ok")))
+		ret = ctl_fail("tunnel", r);
+	else {
+		printf("tunnel to %s closed\n", o->peer);
+		ret = EXIT_OK;
+	}
+	json_decref(r);
+	return ret;
+}
+
+/* ---- ping -------------------------------------------------------------------- */
+
+static int
+do_ping(const struct cli *cli, const struct topts *o)
+{
+	struct ctl_client *c = connect_agent(cli);
+	json_t *r = NULL, *replies = json_array(), *out;
+	const char *why, *ev;
+	long long sent = 0, recvd = 0;
+	int ret = EXIT_FAIL;
+	long wait_ms = (long)(o->count * o->interval * 1000) + o->timeout * 1000 + 5000;
+
+	if (c == NULL) {
+		json_decref(replies);
+		return no_agent();
+	}
+	if (ctl_send(c, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "cmd", "ping",
+	    "peer", o->peer, "count", (int)o->count,
+	    "interval_ms", (int)(o->interval * 1000 + 0.5), "family", o->v6 ? 6 : 4,
+	    "timeout_ms", (int)o->timeout * 1000)) < 0 ||
+	    (r = ctl_recv(c, (int)(o->timeout * 1000 + 5000), &why)) == NULL) {
+		cli_err("tunnel", "ping %s: %s", o->peer, "the agent did not answer");
+		goto out;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		ret = ctl_fail("tunnel", r);
+		goto out;
+	}
+#define S(j, k) json_string_value(json_object_get(j, k))
+	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "peer", o->peer,
+	    "vip", S(r, "vip"), "route", S(r, "route"), "reason", S(r, "reason"),
+	    "endpoint", S(r, "endpoint"), "role", S(r, "role"));
+	if (!o->json) {
+		printf("PING %s (%s) via %s route (%s), endpoint %s\n", o->peer, S(r, "vip"),
+		    S(r, "route"), S(r, "reason"), S(r, "endpoint"));
+		fflush(stdout);
+	}
+	for (;;) {
+		json_decref(r);
+		if ((r = ctl_recv(c, (int)wait_ms, &why)) == NULL) {
+			cli_err("tunnel", "ping %s: %s", o->peer, why);
+			json_decref(out);
+			goto out;
+		}
+		ev = S(r, "event");
+		if (ev && strcmp(ev, "reply") == 0) {
+			double rtt = json_number_value(json_object_get(r, "rtt_ms"));
+
+			json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
+			    json_object_get(r, "seq"), "rtt_ms", rtt));
+			if (!o->json) {
+				printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
+				    (long long)json_integer_value(json_object_get(r, "bytes")),
+				    S(r, "from"),
+				    (long long)json_integer_value(json_object_get(r, "seq")), rtt);
+				fflush(stdout);
+			}
+			continue;
+		}
+		if (ev && strcmp(ev, "done") == 0)
+			break;
+		if (!json_is_true(json_object_get(r, "ok"))) {
+			json_decref(out);
+			ret = ctl_fail("tunnel", r);
+			goto out;
+		}
+	}
+	sent = json_integer_value(json_object_get(r, "sent"));
+	recvd = json_integer_value(json_object_get(r, "received"));
+	if (o->json) {
+		json_object_set(out, "sent", json_object_get(r, "sent"));
+		json_object_set(out, "received", json_object_get(r, "received"));
+		json_object_set(out, "loss_pct", json_object_get(r, "loss_pct"));
+		json_object_set(out, "min_ms", json_object_get(r, "min_ms"));
+		json_object_set(out, "avg_ms", json_object_get(r, "avg_ms"));
+		json_object_set(out, "max_ms", json_object_get(r, "max_ms"));
+		json_object_set(out, "replies", replies);
+		cli_print_json(out);
+	} else {
+		json_decref(out);
+		printf("--- %s tunnel ping ---\n", o->peer);
+		printf("%lld sent, %lld received, %.0f%% loss", sent, recvd,
+		    json_number_value(json_object_get(r, "loss_pct")));
+		if (recvd)
+			printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
+			    json_number_value(json_object_get(r, "min_ms")),
+			    json_number_value(json_object_get(r, "avg_ms")),
+			    json_number_value(json_object_get(r, "max_ms")));
+		printf("\n");
+	}
+#undef S
+	ret = recvd > 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	json_decref(r);
+	json_decref(replies);
+	disconnect(c);
+	return ret;
+}
+
+/* ---- open / listen: stdin lines <-> frames --------------------------------------- */
+
+static int
+send_frame(int fd, const char *p, size_t n)
+{
+	uint8_t b[2 + AGENT_FRAME_MAX];
+	size_t off = 0;
+
+	if (n > AGENT_FRAME_MAX - 48)
+		n = AGENT_FRAME_MAX - 48;	/* room for the IP and UDP headers */
+	b[0] = (uint8_t)(n >> 8);
+	b[1] = (uint8_t)n;
+	memcpy(b + 2, p, n);
+	while (off < n + 2) {
+		ssize_t w = send(fd, b + off, n + 2 - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Prints every complete frame in c->buf; returns how many. */
+static long
+print_frames(struct ctl_client *c)
+{
+	long k = 0;
+
+	while (c->len >= 2) {
+		size_t n = (size_t)c->buf[0] << 8 | c->buf[1];
+
+		if (c->len < 2 + n)
+			break;
+		fwrite(c->buf + 2, 1, n, stdout);
+		if (n == 0 || c->buf[1 + n] != '\n')
+			fputc('\n', stdout);
+		memmove(c->buf, c->buf + 2 + n, c->len - 2 - n);
+		c->len -= 2 + n;
+		k++;
+	}
+	fflush(stdout);
+	return k;
+}
+
+static int
+bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
+{
+	char line[AGENT_FRAME_MAX + 1];
+	size_t llen = 0;
+	int in_open = 1;
+	long got = 0;
+	int64_t stop_at = INT64_MAX;
+
+	got += print_frames(c);
+	while (!(max > 0 && got >= max)) {
+		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
+		    { .fd = STDIN_FILENO, .events = POLLIN } };
+		int64_t now = agent_now_ms();
+		int np = in_open ? 2 : 1, tmo = -1;
+
+		if (stop_at != INT64_MAX) {
+			if (now >= stop_at)
+				break;
+			tmo = (int)(stop_at - now);
+		}
+		if (poll(p, (nfds_t)np, tmo) < 0) {
+			if (errno == EINTR)
+				continue;
+			return EXIT_FAIL;
+		}
+		if (p[0].revents) {
+			ssize_t r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+
+			if (r <= 0) {
+				cli_err("tunnel", "the agent closed the connection");
+				return EXIT_FAIL;
+			}
+			c->len += (size_t)r;
+			got += print_frames(c);
+		}
+		if (in_open && p[1].revents) {
+			ssize_t r = read(STDIN_FILENO, line + llen, sizeof(line) - 1 - llen);
+			char *nl;
+
+			if (r <= 0) {
+				in_open = 0;
+				if (llen && send_frame(c->fd, line, llen) < 0)
+					return EXIT_FAIL;
+				llen = 0;
+				if (!listen_mode)
+					stop_at = agent_now_ms() + wait_s * 1000;
+				continue;
+			}
+			llen += (size_t)r;
+			while ((nl = memchr(line, '\n', llen)) != NULL) {
+				size_t n = (size_t)(nl - line);
+
+				if (send_frame(c->fd, line, n) < 0)
+					return EXIT_FAIL;
+				memmove(line, nl + 1, llen - n - 1);
+				llen -= n + 1;
+			}
+			if (llen == sizeof(line) - 1) {		/* overlong: send as is */
+				if (send_frame(c->fd, line, llen) < 0)
+					return EXIT_FAIL;
+				llen = 0;
+			}
+		}
+	}
+	return EXIT_OK;
+}
+
+static int
+do_open(const struct cli *cli, const struct topts *o, int listen_mode)
+{
+	struct ctl_client *c = connect_agent(cli);
+	json_t *req, *r = NULL;
+	const char *why;
+	int ret = EXIT_FAIL;
+
+	if (c == NULL)
+		return no_agent();
+	if (listen_mode)
+		req = json_pack("{s:s, s:i}", "cmd", "listen", "port", (int)o->udp);
+	else
+		req = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "cmd", "open", "peer", o->peer,
+		    "port", (int)o->udp, "local_port", (int)o->lport, "family", o->v6 ? 6 : 4,
+		    "timeout_ms", (int)o->timeout * 1000);
+	if (ctl_send(c, req) < 0 ||
+	    (r = ctl_recv(c, (int)(o->timeout * 1000 + 5000), &why)) == NULL) {
+		cli_err("tunnel", "%s: the agent did not answer", listen_mode ? "listen" : "open");
+		goto out;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		ret = ctl_fail("tunnel", r);
+		goto out;
+	}
+	if (cli->verbose && !listen_mode)
+		fprintf(stderr, "ntm: tunnel: %s:%lld -> %s:%lld via %s\n",
+		    json_string_value(json_object_get(r, "local_vip")),
+		    (long long)json_integer_value(json_object_get(r, "local_port")),
+		    json_string_value(json_object_get(r, "remote_vip")),
+		    (long long)json_integer_value(json_object_get(r, "remote_port")),
+		    json_string_value(json_object_get(r, "route")));
+	ret = bridge(c, listen_mode, listen_mode ? o->count : 0, o->wait);
+out:
+	json_decref(r);
+	disconnect(c);
+	return ret;
+}
+
+/* ---- the command --------------------------------------------------------------- */
+
+enum { G_COUNT = 1, G_INTERVAL = 2, G_V6 = 4, G_UDP = 8, G_LPORT = 16, G_WAIT = 32,
+    G_TIMEOUT = 64, G_JSON = 128 };
+
+static const struct { const char *sub; unsigned allowed; int npos; } subs[] = {
+	{ "ping", G_COUNT | G_INTERVAL | G_V6 | G_TIMEOUT | G_JSON, 1 },
+	{ "open", G_V6 | G_UDP | G_LPORT | G_WAIT | G_TIMEOUT, 1 },
+	{ "listen", G_UDP | G_COUNT, 0 },
+	{ "list", G_JSON, 0 },
+	{ "close", 0, 1 },
+};
+
+int
+tunnel_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("tunnel");
+	struct cli_args args;
+	struct topts o;
+	char *end;
+	int ch, ret = EXIT_USAGE;
+	size_t k;
+
+	memset(&o, 0, sizeof(o));
+	o.count = 0;
+	o.interval = 1.0;
+	o.wait = 2;
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case 'c':
+			if (parse_long(args.optarg, 1, AGENT_PING_MAX, &o.count) < 0) {
+				cli_err("tunnel", "--count '%s': expected 1..%d", args.optarg,
+				    AGENT_PING_MAX);
+				goto out;
+			}
+			o.given |= G_COUNT;
+			break;
+		case 'i':
+			errno = 0;
+			o.interval = strtod(args.optarg, &end);
+			if (errno || end == args.optarg || *end || !(o.interval >= 0.01) ||
+			    o.interval > 60) {
+				cli_err("tunnel", "--interval '%s': expected seconds 0.01..60",
+				    args.optarg);
+				goto out;
+			}
+			o.given |= G_INTERVAL;
+			break;
+		case '6':
+			o.v6 = 1;
+			o.given |= G_V6;
+			break;
+		case OPT_UDP:
+			if (parse_long(args.optarg, 1, 65535, &o.udp) < 0) {
+				cli_err("tunnel", "--udp '%s': expected a port 1..65535", args.optarg);
+				goto out;
+			}
+			o.given |= G_UDP;
+			break;
+		case OPT_LOCAL_PORT:
+			if (parse_long(args.optarg, 1, 65535, &o.lport) < 0) {
+				cli_err("tunnel", "--local-port '%s': expected a port 1..65535",
+				    args.optarg);
+				goto out;
+			}
+			o.given |= G_LPORT;
+			break;
+		case OPT_WAIT:
+			if (parse_long(args.optarg, 0, 300, &o.wait) < 0) {
+				cli_err("tunnel", "--wait '%s': expected seconds 0..300", args.optarg);
+				goto out;
+			}
+			o.given |= G_WAIT;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("tunnel", args.optarg, &o.timeout) < 0)
+				goto out;
+			o.given |= G_TIMEOUT;
+			break;
+		case OPT_JSON:
+			o.json = 1;
+			o.given |= G_JSON;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (args.npos < 1) {
+		cli_err("tunnel", "missing subcommand: ping, open, listen, list or close");
+		goto out;
+	}
+	o.sub = args.pos[0];
+	for (k = 0; k < sizeof(subs) / sizeof(subs[0]); k++)
+		if (strcmp(subs[k].sub, o.sub) == 0)
+			break;
+	if (k == sizeof(subs) / sizeof(subs[0])) {
+		cli_err("tunnel", "unknown subcommand '%s' (ping, open, listen, list, close)",
+		    o.sub);
+		goto out;
+	}
+	if (o.given & ~subs[k].allowed) {
+		cli_err("tunnel", "an option given does not apply to '%s' (see 'ntm tunnel "
+		    "--help')", o.sub);
+		goto out;
+	}
+	if (args.npos - 1 != subs[k].npos) {
+		if (args.npos - 1 < subs[k].npos)
+			cli_err("tunnel", "%s: missing PEER (a client FQDN)", o.sub);
+		else
+			cli_err("tunnel", "%s: unexpected argument '%s'", o.sub,
+			    args.pos[subs[k].npos + 1]);
+		goto out;
+	}
+	if (subs[k].npos) {
+		o.peer = args.pos[1];
+		if (!ntm_valid_dnsname(o.peer) || strchr(o.peer, '.') == NULL) {
+			cli_err("tunnel", "PEER '%s': expected a client FQDN "
+			    "(user-device.domain)", o.peer);
+			goto out;
+		}
+	}
+	if ((k == 1 || k == 2) && !(o.given & G_UDP)) {
+		cli_err("tunnel", "%s: --udp PORT is required", o.sub);
+		goto out;
+	}
+	if (o.count == 0 && k == 0)
+		o.count = 4;
+	o.timeout = cli_timeout(cli, o.timeout);
+	switch (k) {
+	case 0:
+		ret = do_ping(cli, &o);
+		break;
+	case 1:
+		ret = do_open(cli, &o, 0);
+		break;
+	case 2:
+		ret = do_open(cli, &o, 1);
+		break;
+	case 3:
+		ret = do_list(cli, &o);
+		break;
+	default:
+		ret = do_close(cli, &o);
+		break;
+	}
+out:
+	cli_args_free(&args);
+	return ret;
+}

@@ -1,0 +1,87 @@
+/*
+ * up.c - ntm up: start the agent (agent.c), detached unless -d.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "agent.h"
+
+enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT };
+
+const struct cli_opt up_opts[] = {
+	{ "foreground", 'd', 'd', NULL, "stay in the foreground, log to stderr" },
+	{ "port", OPT_PORT, 0, "N", "UDP port of the agent (default 0: any)" },
+	{ "keepalive", OPT_KEEPALIVE, 0, "SEC", "register every SEC seconds "
+	  "(1..3600; default: as the DC says)" },
+	{ "dc-udp", OPT_DC_UDP, 0, "ADDR:PORT", "the DC's UDP address (else ntm.conf dc_udp, "
+	  "else DNS SRV _ntm._udp.DOMAIN)" },
+	{ "resolver", OPT_RESOLVER, 0, "ADDR:PORT", "DNS resolver for the SRV lookup "
+	  "(else ntm.conf resolver)" },
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait SEC seconds for the first registration "
+	  "(1..300, default 10)" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+int
+up_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("up");
+	struct agent_opts o;
+	struct cli_args args;
+	long timeout = 0;
+	int ch, ret = EXIT_USAGE;
+
+	memset(&o, 0, sizeof(o));
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case 'd':
+			o.foreground = 1;
+			break;
+		case OPT_PORT:
+			if (parse_long(args.optarg, 0, 65535, &o.port) < 0) {
+				cli_err("up", "--port '%s': expected 0..65535", args.optarg);
+				goto out;
+			}
+			break;
+		case OPT_KEEPALIVE:
+			if (parse_long(args.optarg, 1, 3600, &o.keepalive_s) < 0) {
+				cli_err("up", "--keepalive '%s': expected seconds 1..3600",
+				    args.optarg);
+				goto out;
+			}
+			break;
+		case OPT_DC_UDP:
+			o.dc_udp = args.optarg;
+			break;
+		case OPT_RESOLVER:
+			o.resolver = args.optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("up", args.optarg, &timeout) < 0)
+				goto out;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (args.npos > 0) {
+		cli_err("up", "unexpected argument '%s'", args.pos[0]);
+		goto out;
+	}
+	if (o.foreground && cli->in_shell) {
+		cli_err("up", "-d would block the shell; run 'ntm up' without it");
+		goto out;
+	}
+	o.timeout_s = cli_timeout(cli, timeout);
+	ret = agent_main(cli, &o);
+out:
+	cli_args_free(&args);
+	return ret;
+}
