@@ -22,6 +22,7 @@
 #define AGENT_QUEUE_MAX		16	/* inner packets queued per tunnel until it is up */
 #define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */
 #define AGENT_PING_MAX		10000	/* --count */
+#define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade */
 
 struct agent_opts {
 	int		 foreground;

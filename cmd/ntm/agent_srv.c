@@ -445,8 +445,12 @@ ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
 
 	if (t) {
 		ntm_tunnel_stats(t->t, &st);
-		if (st.state == NTM_TUN_DEAD) {
-			log_info("tunnel %s: dead, asking for a new one", t->peer);
+		/* Both ends send a keepalive every 10 s: 30 s of silence means
+		 * the peer lost the tunnel (restarted) or cannot reach us. */
+		if (st.state == NTM_TUN_DEAD || (st.state == NTM_TUN_UP &&
+		    agent_now_ms() - (st.last_rx ? st.last_rx : t->created) > AGENT_STALE_MS)) {
+			log_info("tunnel %s: %s, asking for a new one", t->peer,
+			    st.state == NTM_TUN_DEAD ? "dead" : "silent");
 			agent_tun_free(t);
 			t = NULL;
 		} else if (st.state == NTM_TUN_UP) {
