@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <ares.h>
@@ -130,6 +131,19 @@ agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port)
 		}
 	freeifaddrs(ifa);
 	return k;
+}
+
+/* Whether the kernel has a route to ss (a UDP connect sends nothing). */
+static int
+routable(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (const struct sockaddr *)ss, len) == 0;
+	close(fd);
+	return ok;
 }
 
 /* ---- DNS: SRV _ntm._udp.<domain>, then A / AAAA of the target ------------ */
@@ -271,13 +285,15 @@ dns_lookup(const char *domain, const char *resolver, struct sockaddr_storage *ss
 		    resolver ? resolver : "", l.done ? ares_strerror(l.status) : "timeout");
 		goto out;
 	}
-	l.done = 0;
-	ares_query(ch, l.target, ns_c_in, ns_t_a, on_addr, &l);
-	ares_wait(ch, &l, deadline);
-	if (l.len == 0) {
+	/* IPv4 first, unless this host cannot reach it (an IPv6-only host):
+	 * take the first family the kernel has a route for. */
+	for (int k = 0; k < 2; k++) {
 		l.done = 0;
-		ares_query(ch, l.target, ns_c_in, ns_t_aaaa, on_addr, &l);
+		l.len = 0;
+		ares_query(ch, l.target, ns_c_in, k == 0 ? ns_t_a : ns_t_aaaa, on_addr, &l);
 		ares_wait(ch, &l, deadline);
+		if (l.len > 0 && routable(&l.ss, l.len))
+			break;
 	}
 	if (l.len == 0) {
 		snprintf(err, errlen, "DNS A/AAAA %s: %s", l.target,

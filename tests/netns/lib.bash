@@ -50,11 +50,9 @@ _veth() {
 }
 
 # _to_switch NS IF: connect NS to the internet switch.
-_sw_n=0
 _to_switch() {
-	_sw_n=$((_sw_n + 1))
-	_veth "$1" "$2" sw "p$_sw_n"
-	n sw ip link set "p$_sw_n" master br0
+	_veth "$1" "$2" sw "s-$1-$2"
+	n sw ip link set "s-$1-$2" master br0
 }
 
 topo_up() {
@@ -107,13 +105,16 @@ nat_router() {
 }
 
 # host_behind NAME ROUTER ADDR4 GW4: a host on ROUTER's LAN.
-_lan_n=0
+# lan_link HOST ROUTER: connect HOST's eth1 to ROUTER's LAN bridge.
+lan_link() {
+	_veth "$1" eth1 "$2" "l-$1"
+	n "$2" ip link set "l-$1" master lan
+}
+
 host_behind() {
 	local h=$1 r=$2 addr=$3 gw=$4
 	_ns_add "$h"
-	_lan_n=$((_lan_n + 1))
-	_veth "$h" eth1 "$r" "l$_lan_n"
-	n "$r" ip link set "l$_lan_n" master lan
+	lan_link "$h" "$r"
 	n "$h" ip addr add "$addr/24" dev eth1
 	n "$h" ip route add default via "$gw"
 }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bats
+# Mobility while traffic flows: the mobile node's address changes under a
+# running ping stream; the stream resumes without restarting anything, the
+# session index and the virtual IPs stay, and the gap is printed.
+#
+#   srv (AS, DC1, DC2, RS, dnsmasq)
+#     |
+#   ==+========== switch 198.18.0.0/15 ====================+=========
+#     |                                  |                  |
+#   m: eth0 (global 198.18.1.30 -> .31)  nat1 (masq)        nat2 (masq)
+#      eth1 ---------------------------- lan 100.64.2.1     lan 100.64.3.1
+#                                                           |
+#                                                         c: 100.64.3.20
+#
+# MN (m, alice@dc1) and CN (c, bob@dc2, behind nat2).
+#   a. global -> another global: direct stays direct
+#   b. global -> behind nat1: direct becomes relayed
+#   c. behind nat1 -> global: relayed becomes direct
+
+load ../bats/helpers
+load lib
+
+setup_file() {
+	require_root
+	export NTM_KEEPALIVE=1
+	topo_up "$BATS_FILE_TMPDIR/t"
+	servers_up
+	nat_router nat1 198.18.2.1 100.64.2.1
+	nat_router nat2 198.18.3.1 100.64.3.1
+	host_global m 198.18.1.30
+	lan_link m nat1
+	host_behind c nat2 100.64.3.20 100.64.3.1
+	client_up m alice alice dc1
+	client_up c bob bob dc2
+}
+
+teardown_file() { topo_down "$BATS_FILE_TMPDIR/t"; }
+
+setup() {
+	TOPO_DIR=$BATS_FILE_TMPDIR/t
+	P=$(cat "$TOPO_DIR/prefix")
+	ALICE=$(fqdn_of alice) BOB=$(fqdn_of bob)
+}
+
+# stream_start: CN pings MN every 50 ms; each reply line is time-stamped.
+stream_start() {
+	( ntmc c bob tunnel ping -c 100000 -i 0.05 "$ALICE" 2>&1 |
+	    while IFS= read -r l; do echo "$(date +%s%N) $l"; done ) > "$TOPO_DIR/stream" &
+	STREAM=$!
+	wait_for 20 grep -q 'time=' "$TOPO_DIR/stream"
+}
+stream_stop() { pkill -P "$STREAM" 2>/dev/null; kill "$STREAM" 2>/dev/null; true; }
+
+# replies_after T: replies time-stamped after T (ns).
+replies_after() { awk -v t="$1" '$1 > t && /time=/' "$TOPO_DIR/stream" | wc -l; }
+
+# gap_ms T: the longest silence between replies around the change at T.
+gap_ms() {
+	awk -v t="$1" '/time=/ { if (prev && $1 > t - 2e9) { g = ($1 - prev) / 1e6; if (g > max) max = g } prev = $1 }
+	    END { printf "%d\n", max }' "$TOPO_DIR/stream"
+}
+
+# move DESCRIPTION CMDS...: change the address under the stream, wait for
+# the stream to resume, print the gap.
+move() {
+	local what=$1
+	shift
+	local t
+	t=$(date +%s%N)
+	"$@"
+	wait_for 30 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 10 ]"
+	echo "# handover ($what): gap $(gap_ms "$t") ms" >&3
+}
+
+@test "the mobile node moves three times under a ping stream" {
+	run ntmc m alice tunnel ping -c 2 --timeout 20 "$BOB"
+	assert_success
+	assert_equal "$(tunnel_field m alice "$BOB" route)" direct
+	local index vip4
+	index=$(tunnel_field c bob "$ALICE" index)
+	vip4=$(jq -r .vip4 "$TOPO_DIR/alice/session.json")
+	stream_start
+
+	# a. global -> another global address
+	move "global -> global" bash -c "ip netns exec ${P}m ip addr add 198.18.1.31/15 dev eth0 &&
+	    ip netns exec ${P}m ip addr del 198.18.1.30/15 dev eth0"
+	assert_equal "$(tunnel_field c bob "$ALICE" route)" direct
+	[[ "$(tunnel_field c bob "$ALICE" endpoint)" == 198.18.1.31:* ]]
+
+	# b. global -> behind nat1 (both behind NATs now: relayed)
+	move "global -> NAT (direct -> relay)" bash -c "ip netns exec ${P}m ip addr del 198.18.1.31/15 dev eth0 &&
+	    ip netns exec ${P}m ip addr add 100.64.2.30/24 dev eth1 &&
+	    ip netns exec ${P}m ip route add default via 100.64.2.1"
+	wait_for 20 bash -c "[ \"\$(ip netns exec ${P}c $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json | jq -r '(.tunnels // .)[] | .route')\" = relay ]"
+	assert_equal "$(tunnel_field m alice "$BOB" route)" relay
+
+	# c. behind nat1 -> global again (direct)
+	move "NAT -> global (relay -> direct)" bash -c "ip netns exec ${P}m ip route del default &&
+	    ip netns exec ${P}m ip addr del 100.64.2.30/24 dev eth1 &&
+	    ip netns exec ${P}m ip addr add 198.18.1.32/15 dev eth0"
+	wait_for 20 bash -c "[ \"\$(ip netns exec ${P}c $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json | jq -r '(.tunnels // .)[] | .route')\" = direct ]"
+	stream_stop
+
+	# Nothing was restarted: same session index, same virtual address.
+	assert_equal "$(tunnel_field c bob "$ALICE" index)" "$index"
+	assert_equal "$(jq -r .vip4 "$TOPO_DIR/alice/session.json")" "$vip4"
+	run ntmc m alice tunnel ping -c 2 "$BOB"
+	assert_success
+}
