@@ -60,6 +60,7 @@ struct ntm_httpc {
 	int			 busy;		/* inside user callbacks */
 	int			 doomed;	/* ntm_httpc_free called while busy */
 	int			 has_id;
+	int			 no_reuse;	/* every request on a new connection */
 	char			*pins[HTTPC_PINS_MAX];	/* "host:port:addr" */
 	size_t			 npins;
 	uint8_t			 sk[NTM_SIGN_SK];
@@ -557,6 +558,10 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 	if (c->cafile && curl_easy_setopt(e, CURLOPT_CAINFO, c->cafile) != CURLE_OK)
 		goto err;
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (c->no_reuse) {
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	}
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	    timeout_ms < HTTPC_CONNECT_MAX_MS ? timeout_ms : HTTPC_CONNECT_MAX_MS);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTPC_RESP_MAX);
@@ -656,4 +661,10 @@ out:
 	ntm_httpc_free(c);
 	event_base_free(st.base);
 	return ret;
+}
+
+void
+ntm_httpc_set_reuse(struct ntm_httpc *c, int reuse)
+{
+	c->no_reuse = !reuse;
 }

@@ -459,6 +459,12 @@ int  ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
  */
 int  ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port,
     const char *addr) NTM_WUR;
+/*
+ * reuse 0: every later request opens a new connection and closes it after.
+ * For a mobile client: a kept-alive connection may be bound to an address
+ * the host no longer has, and a request on it would hang until its timeout.
+ */
+void ntm_httpc_set_reuse(struct ntm_httpc *c, int reuse);
 
 /*
  * Result of one request. err is 0 when an HTTP response arrived (any status),

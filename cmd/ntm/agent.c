@@ -568,6 +568,11 @@ reg_send(struct agent *a)
 	r.flags = NTM_REG_F_AGENT;
 	r.naddrs = a->nlocals;
 	memcpy(r.addrs, a->locals, sizeof(r.addrs));
+	/* Counters follow the wall clock in microseconds, so they stay above
+	 * whatever this session sent before (an earlier agent, `ntm register`)
+	 * and the DC's replay window never mistakes us for a replay. */
+	if (a->chan.send_ctr < agent_wall_us())
+		a->chan.send_ctr = agent_wall_us();
 	if ((n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0) {
 		log_warnx("cannot seal REG_REQ: %s", ntm_strerror(n));
 		return;
@@ -647,8 +652,21 @@ on_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 
 		log_info("registration: reflexive address now %s",
 		    ntm_sa_str((const struct sockaddr *)&r->reflexive, b, sizeof(b)));
-		for (int i = 0; i < a->ntun; i++)
-			tun_keepalive(a->tuns[i]);
+		for (int i = 0; i < a->ntun; i++) {
+			struct tun *t = a->tuns[i];
+
+			/* Where we initiated, our authenticated keepalive is all the
+			 * peer needs to follow us. Where the peer initiates (it sits
+			 * behind a NAT that filters by remote address), it cannot hear
+			 * us from the new address: the DCs must tell it where we are. */
+			tun_keepalive(t);
+			if (t->kind != NTM_ROUTE_RELAY && !t->initiator && !t->recreating) {
+				log_info("tunnel %s: the peer initiates: asking the DC "
+				    "to tell it our new address", t->peer);
+				if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
+					t->recreating = 1;
+			}
+		}
 	}
 	a->resp = *r;
 	a->natted = natted;
@@ -1218,6 +1236,9 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		log_warnx("cannot set up the event loop");
 		goto fail;
 	}
+	/* Our addresses change under us: never send a request over a kept-alive
+	 * connection that may be bound to an address we no longer have. */
+	ntm_httpc_set_reuse(a->http, 0);
 	if ((a->nl = netlink_open()) >= 0) {
 		if ((a->nl_ev = event_new(a->base, a->nl, EV_READ | EV_PERSIST, on_netlink,
 		    a)) != NULL)

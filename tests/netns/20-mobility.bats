@@ -44,12 +44,12 @@ setup() {
 
 # stream_start: CN pings MN every 50 ms; each reply line is time-stamped.
 stream_start() {
-	( ntmc c bob tunnel ping -c 100000 -i 0.05 "$ALICE" 2>&1 |
+	( ntmc c bob tunnel ping -c 9000 -i 0.05 "$ALICE" 2>&1 |
 	    while IFS= read -r l; do echo "$(date +%s%N) $l"; done ) > "$TOPO_DIR/stream" &
 	STREAM=$!
 	wait_for 20 grep -q 'time=' "$TOPO_DIR/stream"
 }
-stream_stop() { pkill -P "$STREAM" 2>/dev/null; kill "$STREAM" 2>/dev/null; true; }
+stream_stop() { pkill -P "$STREAM" 2>/dev/null || true; kill "$STREAM" 2>/dev/null || true; wait "$STREAM" 2>/dev/null || true; }
 
 # replies_after T: replies time-stamped after T (ns).
 replies_after() { awk -v t="$1" '$1 > t && /time=/' "$TOPO_DIR/stream" | wc -l; }

@@ -39,7 +39,8 @@ _ns_add() {
 	ip netns add "$P$1"
 	echo "$P$1" >> "$TOPO_DIR/namespaces"
 	n "$1" ip link set lo up
-	n "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	n "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+	    net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf.default.promote_secondaries=1
 }
 
 # _veth NS1 IF1 NS2 IF2: a veth pair between two namespaces.
@@ -257,7 +258,14 @@ client_up() {
 	printf '%s-pw\n' "$user" | n "$ns" "$NTM_BIN/ntm" -c "$prof" login --ca "$TOPO_DIR/as/ca.crt" \
 	    -u "$user" --password-file - "$url" >/dev/null || return 1
 	bg "$ns" "agent-$2" "$NTM_BIN/ntm" -c "$prof" -v up -d >/dev/null
-	wait_for 10 n "$ns" "$NTM_BIN/ntm" -c "$prof" register
+	# the agent's own registration (not a one-shot `ntm register`)
+	wait_for 15 agent_registered "$ns" "$prof"
+}
+
+agent_registered() {
+	local out
+	out=$(ip netns exec "$P$1" "$NTM_BIN/ntm" -c "$2" status --json 2>/dev/null) || return 1
+	[ "$(jq -r '.agent.registration.registered // false' <<<"$out")" = true ]
 }
 
 fqdn_of() { jq -r .fqdn "$TOPO_DIR/$1/session.json"; }
