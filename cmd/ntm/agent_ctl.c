@@ -189,7 +189,12 @@ ctl_fail(const char *cmd, json_t *resp)
 	const char *code = json_string_value(json_object_get(resp, "code"));
 	const char *msg = json_string_value(json_object_get(resp, "message"));
 
-	cli_err(cmd, "%s", msg ? msg : code ? code : "the agent refused the request");
+	/* "code: message", as for the DC's errors, so scripts can match the
+	 * stable code and people read the message. */
+	if (code && msg)
+		cli_err(cmd, "%s: %s", code, msg);
+	else
+		cli_err(cmd, "%s", msg ? msg : code ? code : "the agent refused the request");
 	if (code == NULL)
 		return EXIT_FAIL;
 	if (!strcmp(code, "unknown_peer") || !strcmp(code, "peer_offline") ||

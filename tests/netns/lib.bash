@@ -216,6 +216,8 @@ servers_up() {
 	port=53
 	server=/dc1.ntm.test/198.18.0.2
 	server=/dc2.ntm.test/198.18.0.3
+	# every other name does not exist, as on the internet
+	address=/#/
 	EOF
 	bg srv dnsmasq dnsmasq --keep-in-foreground --conf-file="$d/dnsmasq.conf" \
 	    --pid-file="$d/dnsmasq.pid" >/dev/null
