@@ -382,7 +382,7 @@ ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
 	if (r->lim.idle_ms <= 0)
 		r->lim.idle_ms = 120000;
 	if (r->lim.session_pps == 0)
-		r->lim.session_pps = 20000;
+		r->lim.session_pps = 200000;
 	if (r->lim.bind_pps == 0)
 		r->lim.bind_pps = 2000;
 	while (nb < 2 * r->lim.max_sessions && nb < BUCKETS_MAX)

@@ -158,7 +158,7 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	c->direction_ttl_s = 60;
 	c->max_sessions = 1024;
 	c->idle_timeout_s = 120;
-	c->session_pps = 20000;
+	c->session_pps = 200000;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (!(keys[i].roles & (1u << role)))
 			continue;

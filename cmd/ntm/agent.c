@@ -729,7 +729,10 @@ on_net_timer(evutil_socket_t fd, short what, void *arg)
 void
 agent_net_soon(struct agent *a, const char *why)
 {
-	struct timeval tv = { 0, 300000 };
+	/* Netlink reports an address change as a burst (address, routes):
+	 * wait a moment for it to settle, but only a moment, since traffic is
+	 * stalled until the peer hears from the new address. */
+	struct timeval tv = { 0, 20000 };
 	int64_t now = agent_now_ms();
 
 	if (evtimer_pending(a->net_timer, NULL))
@@ -964,27 +967,46 @@ udp_packet(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from,
 	tun_arm(t);
 }
 
+/* Datagrams are read in batches: one system call for up to UDP_BATCH. */
+#define UDP_BATCH	32
+
 static void
 on_udp(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
-	uint8_t buf[NTM_UDP_MAX + 1];
+	static uint8_t bufs[UDP_BATCH][NTM_UDP_MAX + 1];
+	static struct sockaddr_storage from[UDP_BATCH];
+	struct mmsghdr mm[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
 
-	for (int k = 0; k < 64; k++) {
-		struct sockaddr_storage from;
-		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
-		    (struct sockaddr *)&from, &flen);
+	for (int round = 0; round < 8; round++) {
+		int got;
 
-		if (n < 0)
-			break;
-		a->rx++;
-		ntm_sa_unmap(&from, &flen);
-		if ((size_t)n > NTM_UDP_MAX) {
-			drop(a, DROP_MALFORMED);
-			continue;
+		for (int i = 0; i < UDP_BATCH; i++) {
+			iov[i].iov_base = bufs[i];
+			iov[i].iov_len = sizeof(bufs[i]);
+			memset(&mm[i], 0, sizeof(mm[i]));
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
+			mm[i].msg_hdr.msg_name = &from[i];
+			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
 		}
-		udp_packet(a, buf, (size_t)n, &from, 1);
+		if ((got = recvmmsg(fd, mm, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
+			break;
+		for (int i = 0; i < got; i++) {
+			socklen_t flen = mm[i].msg_hdr.msg_namelen;
+			size_t n = mm[i].msg_len;
+
+			a->rx++;
+			ntm_sa_unmap(&from[i], &flen);
+			if ((mm[i].msg_hdr.msg_flags & MSG_TRUNC) || n > NTM_UDP_MAX) {
+				drop(a, DROP_MALFORMED);
+				continue;
+			}
+			udp_packet(a, bufs[i], n, &from[i], 1);
+		}
+		if (got < UDP_BATCH)
+			break;
 	}
 }
 
@@ -1030,6 +1052,13 @@ udp_open(long port, int *dual, uint16_t *bound, char *err, size_t errlen)
 		return -1;
 	}
 bound:
+	{
+		/* Room for bursts: one socket carries every tunnel. Best effort
+		 * (capped by net.core.[rw]mem_max without privileges). */
+		int sz = 4 << 20;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
 		snprintf(err, errlen, "getsockname: %s", strerror(errno));
 		close(fd);

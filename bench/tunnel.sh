@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench/tunnel.sh - datagram throughput through ntm tunnels, as ratios to raw
+# UDP measured in the same run on the same namespace path (root needed).
+#
+#   srv (AS, DC1, DC2, RS, dnsmasq)
+#     |
+#   ==+==== switch 198.18.0.0/15 ====+==============+=============+====
+#     |                               |              |             |
+#   g1 198.18.1.10 (alice@dc1)     g2 198.18.1.20  nat1 -- a1    nat2 -- b1
+#                                  (bob@dc2)       (carol@dc1)   (dave@dc2)
+#
+# direct: alice -> bob; relayed: carol -> dave (both behind NAT, via the RS).
+# Baselines: iperf3 -u with the same datagram size, g1 -> g2 (direct path)
+# and a1 -> the RS's host (the relay path's first leg). The tunnel rate is
+# what the receiving agent counted (inner bytes); CPU is both agents' user +
+# system time per MB moved. Nothing here passes or fails on a timing.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${BENCH_SECONDS:-5}
+SIZE=${BENCH_SIZE:-1200}	# datagram payload bytes (raw and inner UDP payload)
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench/tunnel.sh: needs root (network namespaces); skipped"
+	exit 0
+fi
+BATS_TEST_DIRNAME=$top/tests/netns
+. "$top/tests/netns/lib.bash"
+dir=$(mktemp -d /tmp/ntm-bench.XXXXXX)
+trap 'topo_down "$dir"; rm -rf "$dir"' EXIT
+export NTM_KEEPALIVE=5
+topo_up "$dir" >/dev/null
+servers_up >/dev/null
+host_global g1 198.18.1.10
+host_global g2 198.18.1.20
+nat_router nat1 198.18.2.1 100.64.2.1
+nat_router nat2 198.18.3.1 100.64.3.1
+host_behind a1 nat1 100.64.2.10 100.64.2.1
+host_behind b1 nat2 100.64.3.10 100.64.3.1
+client_up g1 alice alice dc1
+client_up g2 bob bob dc2
+client_up a1 carol carol dc1
+client_up b1 dave dave dc2
+
+mbps() { echo "scale=1; $1 * 8 / $2 / 1000000" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+agent_pid() { ntmc "$1" "$2" status --json | jq -r .agent.pid; }
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+
+# raw NS_FROM NS_TO ADDR: iperf3 UDP goodput (receiver side), bytes/s.
+raw() {
+	local from=$1 to=$2 addr=$3 pid
+	pid=$(bg "$to" iperf3 iperf3 -s -1 -B "$addr")
+	sleep 0.5
+	n "$from" iperf3 -u -b 0 -l "$SIZE" -t "$SECS" -c "$addr" -J > "$dir/iperf.json"
+	wait_for 5 bash -c "! kill -0 $pid 2>/dev/null" || kill "$pid" 2>/dev/null || true
+	jq '.end.sum.bytes / .end.sum.seconds * (1 - .end.sum.lost_percent / 100)' "$dir/iperf.json"
+}
+
+# tunnel NS_FROM PROF_FROM NS_TO PROF_TO: inner UDP goodput, bytes/s, and
+# CPU ms per MB of both agents.
+tunnel() {
+	local from=$1 pf=$2 to=$3 pt=$4 peer lis rx0 rx1 c0 c1 a b
+	peer=$(fqdn_of "$pt")
+	ntmc "$from" "$pf" tunnel ping -c 1 --timeout 20 "$peer" >/dev/null
+	lis=$(bg "$to" listen "$NTM_BIN/ntm" -c "$dir/$pt" tunnel listen --udp 9)
+	sleep 0.5
+	a=$(agent_pid "$from" "$pf") b=$(agent_pid "$to" "$pt")
+	rx0=$(tunnel_field "$to" "$pt" "$(fqdn_of "$pf")" rx_bytes)
+	c0=$(echo "$(cpu_ms "$a") + $(cpu_ms "$b")" | bc)
+	local line
+	line=$(head -c $((SIZE - 1)) /dev/zero | tr '\0' 'x')
+	yes "$line" | timeout "$SECS" ip netns exec "$P$from" "$NTM_BIN/ntm" -c "$dir/$pf" \
+	    tunnel open "$peer" --udp 9 --wait 0 >/dev/null 2>&1 || true
+	sleep 0.5
+	rx1=$(tunnel_field "$to" "$pt" "$(fqdn_of "$pf")" rx_bytes)
+	c1=$(echo "$(cpu_ms "$a") + $(cpu_ms "$b")" | bc)
+	kill "$lis" 2>/dev/null || true
+	local bytes=$((rx1 - rx0))
+	echo "$((bytes / SECS)) $(echo "scale=1; ($c1 - $c0) / ($bytes / 1000000)" | bc)"
+}
+
+echo "datagram payload $SIZE bytes, ${SECS}s per run; $(nproc) CPUs"
+raw_direct=$(raw g1 g2 198.18.1.20)
+raw_relay=$(raw a1 srv 198.18.0.4)
+read -r tun_direct cpu_direct < <(tunnel g1 alice g2 bob)
+read -r tun_relay cpu_relay < <(tunnel a1 carol b1 dave)
+route_d=$(tunnel_field g1 alice "$(fqdn_of bob)" route)
+route_r=$(tunnel_field a1 carol "$(fqdn_of dave)" route)
+printf '%-34s %8s Mbit/s\n' "raw UDP g1 -> g2 (iperf3)" "$(mbps "${raw_direct%.*}" 1)"
+printf '%-34s %8s Mbit/s\n' "raw UDP a1 -> RS host (iperf3)" "$(mbps "${raw_relay%.*}" 1)"
+printf '%-34s %8s Mbit/s  %s x raw  (%s CPU-ms/MB)\n' "tunnel, $route_d (alice -> bob)" \
+    "$(mbps "$tun_direct" 1)" "$(ratio "$tun_direct" "${raw_direct%.*}")" "$cpu_direct"
+printf '%-34s %8s Mbit/s  %s x raw, %s x direct  (%s CPU-ms/MB)\n' "tunnel, $route_r (carol -> dave)" \
+    "$(mbps "$tun_relay" 1)" "$(ratio "$tun_relay" "${raw_relay%.*}")" \
+    "$(ratio "$tun_relay" "$tun_direct")" "$cpu_relay"
