@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "bytes.h"
 #include "reg.h"
 
 /* Largest payload of the three, for the stack buffer openers decrypt into. */
@@ -40,25 +41,6 @@ ntm_reg_sid(const uint8_t *p, size_t n)
 	if (p == NULL || n < NTM_SEALED_HDR)
 		return NULL;
 	return p + NTM_HDR_LEN;
-}
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 static void
