@@ -51,9 +51,9 @@ _ntm()
 	login)
 		case $prev in
 		--password-file|--ca) _ntm_files; return ;;
-		-u|--user|--device|--timeout) return ;;
+		-u|--user|--device|--push|--timeout) return ;;
 		esac
-		opts="-u --user --password-file --ca --device --timeout --json -h --help"
+		opts="-u --user --password-file --ca --device --push --timeout --json -h --help"
 		;;
 	logout)
 		case $prev in

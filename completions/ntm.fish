@@ -26,6 +26,7 @@ complete -c ntm -n "__fish_seen_subcommand_from login" -s u -l user -x -d 'accou
 complete -c ntm -n "__fish_seen_subcommand_from login" -l password-file -r -F -d 'read the password from FILE'
 complete -c ntm -n "__fish_seen_subcommand_from login" -l ca -r -F -d 'CA bundle the DC certificate must chain to'
 complete -c ntm -n "__fish_seen_subcommand_from login" -l device -x -d 'device id'
+complete -c ntm -n "__fish_seen_subcommand_from login" -l push -x -d 'https URL the DC notifies when a direction waits'
 complete -c ntm -n "__fish_seen_subcommand_from login" -l timeout -x -d 'give up after SEC seconds (1..300)'
 complete -c ntm -n "__fish_seen_subcommand_from login" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from login" -s h -l help -d 'show the help and exit'

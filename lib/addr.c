@@ -124,3 +124,79 @@ ntm_prefix_host(const struct ntm_prefix *p, uint64_t idx, char *out, size_t cap)
 		return NTM_ERR_TOOBIG;
 	return 0;
 }
+
+/* ---- push webhook URLs ----------------------------------------------------- */
+
+int
+ntm_valid_push_url(const char *s)
+{
+	const char *auth, *end, *colon;
+	size_t len, i;
+
+	if (s == NULL || (len = strlen(s)) > NTM_PUSH_URL_MAX || strncmp(s, "https://", 8) != 0)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	auth = s + 8;
+	end = auth + strcspn(auth, "/?#");
+	if (end == auth || memchr(auth, '@', (size_t)(end - auth)) != NULL)
+		return 0;
+	if (auth[0] == '[') {
+		char a6[INET6_ADDRSTRLEN];
+		uint8_t bin[16];
+		const char *rb = memchr(auth, ']', (size_t)(end - auth));
+
+		if (rb == NULL || (size_t)(rb - auth - 1) >= sizeof(a6) || rb == auth + 1)
+			return 0;
+		memcpy(a6, auth + 1, (size_t)(rb - auth - 1));
+		a6[rb - auth - 1] = '\0';
+		if (inet_pton(AF_INET6, a6, bin) != 1)
+			return 0;
+		colon = rb + 1 < end ? rb + 1 : NULL;
+		if (colon && *colon != ':')
+			return 0;
+	} else {
+		colon = memchr(auth, ':', (size_t)(end - auth));
+		len = (size_t)((colon ? colon : end) - auth);
+		if (len == 0 || len > NTM_NAME_MAX)
+			return 0;
+		for (i = 0; i < len; i++) {
+			char ch = auth[i];
+
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'))
+				return 0;
+		}
+	}
+	if (colon) {
+		long port = 0;
+		const char *p = colon + 1;
+
+		if (p == end || end - p > 5 || *p == '0')
+			return 0;
+		for (; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				return 0;
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			return 0;
+	}
+	return 1;
+}
+
+void
+ntm_push_url_loggable(const char *url, char *out, size_t cap)
+{
+	size_t n;
+
+	if (cap == 0)
+		return;
+	n = url ? strcspn(url, "?#") : 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(out, url, n);
+	out[n] = '\0';
+}

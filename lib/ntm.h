@@ -504,6 +504,22 @@ int ntm_prefix_overlap(const struct ntm_prefix *a, const struct ntm_prefix *b);
  * if idx does not fit in the host part or hits the broadcast (IPv4). */
 int ntm_prefix_host(const struct ntm_prefix *p, uint64_t idx, char *out, size_t cap) NTM_WUR;
 
+/*
+ * A push webhook URL (docs/protocol.md §3.2): "https://HOST[:PORT]" then
+ * optionally a path, query or fragment; at most NTM_PUSH_URL_MAX bytes of
+ * printable ASCII (no spaces or control characters). HOST is a name
+ * ([A-Za-z0-9.-]), an IPv4 address or a bracketed IPv6 address; PORT is
+ * 1..65535; no "user:password@". 1 if valid, 0 if not.
+ */
+#define NTM_PUSH_URL_MAX	512
+int ntm_valid_push_url(const char *s);
+/*
+ * The URL as it may be logged: scheme, host, port and path, without the
+ * query or fragment (they often carry the push service's token). Always
+ * NUL-terminates out (cap > 0); cut to fit.
+ */
+void ntm_push_url_loggable(const char *url, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,8 @@ static const char *const migrations[] = {
 	"  natted INTEGER NOT NULL,"
 	"  agent INTEGER NOT NULL,"
 	"  last_seen INTEGER NOT NULL);",
+	/* 3: the push webhook URL a device gave at its last login (NULL: none) */
+	"ALTER TABLE clients ADD COLUMN push TEXT;",
 };
 
 int
@@ -240,7 +242,7 @@ exec_simple(sqlite3 *db, const char *sql)
 
 int
 dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
-    const char *domain, const char *user, const char *device,
+    const char *domain, const char *user, const char *device, const char *push,
     const struct dc_session *sess, int64_t now, struct dc_client *out)
 {
 	sqlite3_stmt *st;
@@ -251,15 +253,18 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 	ret = find_client(db, user, device, out);
 	if (ret == NTM_ERR_NOTFOUND)
 		ret = new_client(db, p4, p6, domain, user, device, now, out);
-	else if (ret == 0) {
-		if ((ret = prepare(db, &st, "UPDATE clients SET last_login = ?1 "
-		    "WHERE id = ?2")) == 0) {
-			sqlite3_bind_int64(st, 1, now);
-			sqlite3_bind_int64(st, 2, out->id);
-			ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-			sqlite3_finalize(st);
-			out->last_login = now;
-		}
+	/* Every login states the push URL afresh: none given clears it. */
+	if (ret == 0 && (ret = prepare(db, &st, "UPDATE clients SET last_login = ?1, "
+	    "push = ?2 WHERE id = ?3")) == 0) {
+		sqlite3_bind_int64(st, 1, now);
+		if (push)
+			sqlite3_bind_text(st, 2, push, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int64(st, 3, out->id);
+		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+		sqlite3_finalize(st);
+		out->last_login = now;
 	}
 	if (ret == 0)
 		ret = store_session(db, out->id, sess);
@@ -471,6 +476,25 @@ dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_client(st, cl);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT push FROM clients WHERE id = ?1")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, client_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(out, cap, st, 0);
 		ret = 0;
 	} else
 		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;

@@ -36,6 +36,7 @@ struct dc_session {
 struct dc_login;
 struct dc_rt;
 struct dc_tunnels;
+struct dc_push;
 
 struct dc {
 	struct srv		*srv;
@@ -49,6 +50,7 @@ struct dc {
 	struct dc_disc		*disc;		/* NULL when resolver is unset */
 	struct dc_rt		*rt;		/* udp.c: registration, sessions */
 	struct dc_tunnels	*tunnels;	/* tunnel.c: tunnels, requests waiting */
+	struct dc_push		*push;		/* push.c: webhook requests in flight */
 };
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */
@@ -56,11 +58,15 @@ int  dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen);
 /*
  * In one transaction: finds the (user, device) client or allocates its
  * FQDN and host number (NTM_ERR_NOSPACE when a prefix is full), sets
- * last_login, and stores sess as its session (replacing the previous one).
+ * last_login and its push URL (NULL clears it), and stores sess as its
+ * session (replacing the previous one).
  */
 int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
-    const char *domain, const char *user, const char *device,
+    const char *domain, const char *user, const char *device, const char *push,
     const struct dc_session *sess, int64_t now, struct dc_client *out);
+/* The client's push URL into out ("" when it has none): 0, or
+ * NTM_ERR_NOTFOUND for no such client. */
+int  dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap);
 /* The live (not ended, not expired) session holding token_id for user/device:
  * 0, or NTM_ERR_NOTFOUND. */
 int  dc_db_session(sqlite3 *db, const char *token_id, const char *user,
@@ -148,6 +154,18 @@ int  dc_cmd_status(struct srv *s, int argc, char *argv[]);
 int  dc_tunnel_routes(struct dc *dc, char *err, size_t errlen);
 /* Answers and frees the tunnel requests still waiting (at shutdown). */
 void dc_tunnel_cancel(struct dc *dc);
+
+/* push.c: the push webhook (docs/protocol.md §3.2). */
+#define DC_PUSH_INFLIGHT	64	/* webhook requests in flight at most */
+#define DC_PUSH_TIMEOUT_MS	5000	/* per request, no retry */
+int  dc_push_init(struct dc *dc, char *err, size_t errlen);
+/* Cancels the requests in flight (no callbacks). */
+void dc_push_free(struct dc *dc);
+/* A direction was queued for the client (pending now waiting): POSTs the
+ * notice to its push URL, if it gave one at login. Never blocks. */
+void dc_push_direction(struct dc *dc, int64_t client_id, const char *fqdn, int pending);
+/* Counters as JSON (new). */
+json_t *dc_push_stats(struct dc *dc);
 
 /* client.c - the "client" subcommand. */
 int  dc_cmd_client(struct srv *s, int argc, char *argv[]);

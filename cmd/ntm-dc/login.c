@@ -21,6 +21,7 @@ struct dc_login {
 	char		 device[NTM_DEVICE_MAX + 1];
 	char		 peer[64];
 	uint8_t		 client_pk[NTM_KX_PK];
+	char		 push[NTM_PUSH_URL_MAX + 1];	/* "" when none was given */
 };
 
 static void
@@ -104,7 +105,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 	sess.expires = tok.expires;
 
 	e = dc_db_login(dc->db, &dc->p4, &dc->p6, s->conf.name, l->user, l->device,
-	    &sess, now, &cl);
+	    l->push[0] ? l->push : NULL, &sess, now, &cl);
 	if (e == 0)
 		dc_sess_login(dc, &cl, &sess);	/* the UDP path knows it at once */
 	ntm_wipe(&sess, sizeof(sess));
@@ -121,8 +122,8 @@ login_finish(struct dc_login *l, const char *token_b64)
 	}
 	if (ntm_hex_encode(msg, sizeof(msg), sid, sizeof(sid)) < 0)
 		msg[0] = '\0';
-	log_info("login %s/%s from %s: ok, %s %s %s", l->user, l->device, l->peer,
-	    cl.fqdn, cl.vip4, cl.vip6);
+	log_info("login %s/%s from %s: ok, %s %s %s%s", l->user, l->device, l->peer,
+	    cl.fqdn, cl.vip4, cl.vip6, l->push[0] ? ", push" : "");
 	ntm_reply_json(l->req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
 	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
 	    "domain", s->conf.name, "token", token_b64,
@@ -192,7 +193,8 @@ on_login(struct ntm_req *req, void *arg)
 	struct dc *dc = arg;
 	struct srv *s = dc->srv;
 	json_t *in = ntm_req_json(req), *out = NULL;
-	const char *user = NULL, *password = NULL, *device = NULL, *client_key = NULL;
+	const char *user = NULL, *password = NULL, *device = NULL, *client_key = NULL,
+	    *push = NULL;
 	int64_t version = 0;
 	const struct ntm_jfield fields[] = {
 		{ "version",	NTM_J_INT, 1, &version,		0 },
@@ -200,6 +202,7 @@ on_login(struct ntm_req *req, void *arg)
 		{ "password",	NTM_J_STR, 1, &password,	DC_PASSWORD_MAX },
 		{ "device",	NTM_J_STR, 1, &device,		NTM_DEVICE_MAX },
 		{ "client_key",	NTM_J_STR, 1, &client_key,	2 * NTM_KX_PK },
+		{ "push",	NTM_J_STR, 0, &push,		NTM_PUSH_URL_MAX },
 	};
 	struct ntm_jerr jerr;
 	struct dc_login *l = NULL;
@@ -230,6 +233,12 @@ on_login(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 400, "bad_field", "password", "field 'password': empty");
 		goto cleanup;
 	}
+	if (push && !ntm_valid_push_url(push)) {
+		ntm_reply_error(req, 400, "bad_field", "push", "field 'push': not an https:// "
+		    "URL with a host (printable ASCII, no credentials, at most %d bytes)",
+		    NTM_PUSH_URL_MAX);
+		goto cleanup;
+	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
@@ -244,6 +253,7 @@ on_login(struct ntm_req *req, void *arg)
 	snprintf(l->user, sizeof(l->user), "%s", user);
 	snprintf(l->device, sizeof(l->device), "%s", device);
 	snprintf(l->peer, sizeof(l->peer), "%s", ntm_req_peer(req) ? ntm_req_peer(req) : "?");
+	snprintf(l->push, sizeof(l->push), "%s", push ? push : "");
 
 	out = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
 	    "user", user, "password", password, "device", device);

@@ -40,6 +40,8 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 	while (n > 0 && s->conf.as_url[n - 1] == '/')
 		n--;
 	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
+	if (dc_push_init(&dc, err, errlen) < 0)
+		return -1;
 	if (dc_routes(&dc, err, errlen) < 0 || dc_tunnel_routes(&dc, err, errlen) < 0)
 		return -1;
 	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
@@ -54,6 +56,7 @@ dc_teardown(struct srv *s)
 	dc_dns_stop(&dc);
 	ntm_httpc_free(dc.httpc);
 	dc.httpc = NULL;
+	dc_push_free(&dc);
 	dc_cancel_logins(&dc);
 	dc_tunnel_cancel(&dc);
 	dc_udp_stop(&dc);

@@ -413,6 +413,8 @@ dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction)
 	s->pend[s->npend].expires = now + dc->srv->conf.direction_ttl_s;
 	s->npend++;
 	send_nudge(dc, s);
+	/* The webhook too: for a device the NUDGE may not reach. */
+	dc_push_direction(dc, s->client_id, s->fqdn, s->npend);
 	return s->npend;
 }
 
@@ -723,9 +725,9 @@ log_stats(struct dc *dc, int level_info)
 static void
 write_status(struct dc *dc)
 {
-	json_t *st = json_pack("{s:s, s:I, s:I, s:o}", "name", dc->srv->conf.name,
+	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o}", "name", dc->srv->conf.name,
 	    "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(), "udp",
-	    dc_udp_stats(dc));
+	    dc_udp_stats(dc), "push", dc_push_stats(dc));
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 
 	if (text && ntm_file_write(dc->rt->status_path, text, strlen(text), 0600) < 0)
@@ -753,7 +755,7 @@ int
 dc_cmd_status(struct srv *s, int argc, char *argv[])
 {
 	char *path = xasprintf("%s/status.json", s->conf.state_dir), *text = NULL;
-	json_t *st = NULL, *udp, *drop, *v;
+	json_t *st = NULL, *udp, *drop, *push, *v;
 	json_error_t je;
 	const char *k;
 	size_t len;
@@ -797,6 +799,10 @@ dc_cmd_status(struct srv *s, int argc, char *argv[])
 		drop = json_object_get(udp, "dropped");
 		json_object_foreach(drop, k, v)
 			printf("dropped %-18s %lld\n", k, (long long)json_integer_value(v));
+		push = json_object_get(st, "push");
+		json_object_foreach(push, k, v)
+			if (json_is_integer(v))
+				printf("%-26s %lld\n", k, (long long)json_integer_value(v));
 	}
 	ret = fflush(stdout) == 0 ? 0 : 1;
 cleanup:

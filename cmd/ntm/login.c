@@ -14,7 +14,7 @@
 #include "common.h"
 #include "ntm-cli.h"
 
-enum { OPT_PWFILE = 256, OPT_CA, OPT_DEVICE, OPT_TIMEOUT, OPT_JSON };
+enum { OPT_PWFILE = 256, OPT_CA, OPT_DEVICE, OPT_PUSH, OPT_TIMEOUT, OPT_JSON };
 
 const struct cli_opt login_opts[] = {
 	{ "user", 'u', 'u', "NAME", "account name (default: 'user' in ntm.conf)" },
@@ -23,6 +23,8 @@ const struct cli_opt login_opts[] = {
 	{ "ca", OPT_CA, 0, "FILE", "CA bundle the DC's TLS certificate must chain to" },
 	{ "device", OPT_DEVICE, 0, "ID",
 	  "device id to log in as, saved for this profile ([A-Za-z0-9_-]{1,64})" },
+	{ "push", OPT_PUSH, 0, "URL",
+	  "https:// URL the DC notifies when a tunnel direction waits (omitted: none)" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
 	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
 	CLI_OPT_HELP,
@@ -34,6 +36,7 @@ struct login_args {
 	const char	*pwfile;
 	const char	*ca;
 	const char	*device;
+	const char	*push;
 	const char	*dc;
 	long		 timeout;
 	int		 json;
@@ -227,6 +230,9 @@ login_main(struct cli *cli, int argc, char **argv)
 		case OPT_DEVICE:
 			la.device = args.optarg;
 			break;
+		case OPT_PUSH:
+			la.push = args.optarg;
+			break;
 		case OPT_TIMEOUT:
 			if (cli_parse_timeout("login", args.optarg, &la.timeout) < 0)
 				goto out;
@@ -271,6 +277,12 @@ login_main(struct cli *cli, int argc, char **argv)
 	if (la.device && !ntm_valid_device(la.device)) {
 		cli_err("login", "--device '%s': invalid device id (letters, digits, "
 		    "'_' and '-', at most 64)", la.device);
+		goto out;
+	}
+	if (la.push && !ntm_valid_push_url(la.push)) {
+		cli_err("login", "--push '%s': expected an https://HOST[:PORT][/PATH] URL "
+		    "(printable ASCII, no user:password@, at most %d bytes)", la.push,
+		    NTM_PUSH_URL_MAX);
 		goto out;
 	}
 	if (la.pwfile && strcmp(la.pwfile, "-") != 0 && access(la.pwfile, R_OK) < 0) {
@@ -320,7 +332,8 @@ login_main(struct cli *cli, int argc, char **argv)
 	    "user", la.user, "password", password, "device", device,
 	    "client_key", pk_b64);
 	ntm_wipe(password, sizeof(password));
-	if (req == NULL) {
+	if (req == NULL || (la.push &&
+	    json_object_set_new(req, "push", json_string(la.push)) < 0)) {
 		cli_err("login", "out of memory");
 		goto out;
 	}

@@ -1,4 +1,4 @@
-/* test_addr.c - prefixes: parsing, overlap, host addresses. */
+/* test_addr.c - prefixes: parsing, overlap, host addresses; push URLs. */
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -125,4 +125,64 @@ TEST(host)
 	}
 }
 
-UNIT_MAIN(T(parse), T(overlap), T(host))
+TEST(push_url)
+{
+	static const struct { const char *s; int ok; } v[] = {
+		{ "https://push.example.org/up/abc?token=x", 1 },
+		{ "https://127.0.0.1:8443/up/bob", 1 },
+		{ "https://[::1]:8443/up", 1 },
+		{ "https://[fd00::1]", 1 },
+		{ "https://Push.Example.ORG", 1 },
+		{ "https://h:65535#frag", 1 },
+		{ "https://h?q", 1 },
+		{ "http://push.example.org/up", 0 },	/* not https */
+		{ "HTTPS://push.example.org/", 0 },
+		{ "https:/push.example.org/", 0 },
+		{ "push.example.org/up", 0 },
+		{ "https://", 0 },			/* no host */
+		{ "https:///up", 0 },
+		{ "https://:443/up", 0 },
+		{ "https://h:/up", 0 },			/* bad ports */
+		{ "https://h:0/up", 0 },
+		{ "https://h:65536/up", 0 },
+		{ "https://h:080/up", 0 },
+		{ "https://h:123456/up", 0 },
+		{ "https://h:8a/up", 0 },
+		{ "https://user:pw@h/up", 0 },		/* credentials */
+		{ "https://h/up bob", 0 },		/* space, control, non-ASCII */
+		{ "https://h/up\tbob", 0 },
+		{ "https://h/up\x7f", 0 },
+		{ "https://h/\xc3\xa9", 0 },
+		{ "https://h_x/up", 0 },
+		{ "https://::1/up", 0 },
+		{ "https://[::1/up", 0 },
+		{ "https://[::g]/up", 0 },
+		{ "https://[]/up", 0 },
+		{ "https://[::1]x/up", 0 },
+	};
+	char longurl[NTM_PUSH_URL_MAX + 2], out[32];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (ntm_valid_push_url(v[i].s) != v[i].ok) {
+			fprintf(stderr, "push url \"%s\": want %d\n", v[i].s, v[i].ok);
+			CHECK(0);
+		}
+	CHECK_EQ(ntm_valid_push_url(NULL), 0);
+	/* exactly the maximum is fine, one more byte is not */
+	memset(longurl, 'a', sizeof(longurl));
+	memcpy(longurl, "https://h/", 10);
+	longurl[NTM_PUSH_URL_MAX] = '\0';
+	CHECK_EQ(ntm_valid_push_url(longurl), 1);
+	longurl[NTM_PUSH_URL_MAX] = 'a';
+	longurl[NTM_PUSH_URL_MAX + 1] = '\0';
+	CHECK_EQ(ntm_valid_push_url(longurl), 0);
+
+	ntm_push_url_loggable("https://h:1/up/bob?token=secret#f", out, sizeof(out));
+	CHECK_STR(out, "https://h:1/up/bob");
+	ntm_push_url_loggable("https://h/a#f?x", out, sizeof(out));
+	CHECK_STR(out, "https://h/a");
+	ntm_push_url_loggable("https://a-rather-long-host-name.example/x", out, 8);
+	CHECK_STR(out, "https:/");
+}
+
+UNIT_MAIN(T(parse), T(overlap), T(host), T(push_url))
