@@ -12,8 +12,9 @@
 # direct: alice -> bob; relayed: carol -> dave (both behind NAT, via the RS).
 # Baselines: iperf3 -u with the same datagram size, g1 -> g2 (direct path)
 # and a1 -> the RS's host (the relay path's first leg). The tunnel rate is
-# what the receiving agent counted (inner bytes); CPU is both agents' user +
-# system time per MB moved. Nothing here passes or fails on a timing.
+# what the receiving application got (`ntm tunnel listen --udp`, fed by
+# `ntm tunnel open --udp` at the sender); CPU is both agents' user + system
+# time per MB moved. Nothing here passes or fails on a timing.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${BENCH_SECONDS:-5}
@@ -55,26 +56,32 @@ raw() {
 	jq '.end.sum.bytes / .end.sum.seconds * (1 - .end.sum.lost_percent / 100)' "$dir/iperf.json"
 }
 
-# tunnel NS_FROM PROF_FROM NS_TO PROF_TO: inner UDP goodput, bytes/s, and
-# CPU ms per MB of both agents.
+# tunnel NS_FROM PROF_FROM NS_TO PROF_TO: UDP goodput between the vIPs as
+# the receiving application sees it (bytes the listener printed: payload +
+# newline = SIZE per datagram), bytes/s, and CPU ms per MB of both agents.
 tunnel() {
-	local from=$1 pf=$2 to=$3 pt=$4 peer lis rx0 rx1 c0 c1 a b
+	local from=$1 pf=$2 to=$3 pt=$4 peer c0 c1 a b line bytes
 	peer=$(fqdn_of "$pt")
 	ntmc "$from" "$pf" tunnel ping -c 1 --timeout 20 "$peer" >/dev/null
-	lis=$(bg "$to" listen "$NTM_BIN/ntm" -c "$dir/$pt" tunnel listen --udp 9)
+	rm -f "$dir/fifo" "$dir/count"
+	mkfifo "$dir/fifo"
+	wc -c < "$dir/fifo" > "$dir/count" &
+	local counter=$! lis
+	ip netns exec "$P$to" "$NTM_BIN/ntm" -c "$dir/$pt" tunnel listen --udp 9 \
+	    > "$dir/fifo" 2>/dev/null &
+	lis=$!
 	sleep 0.5
 	a=$(agent_pid "$from" "$pf") b=$(agent_pid "$to" "$pt")
-	rx0=$(tunnel_field "$to" "$pt" "$(fqdn_of "$pf")" rx_bytes)
 	c0=$(echo "$(cpu_ms "$a") + $(cpu_ms "$b")" | bc)
-	local line
 	line=$(head -c $((SIZE - 1)) /dev/zero | tr '\0' 'x')
 	yes "$line" | timeout "$SECS" ip netns exec "$P$from" "$NTM_BIN/ntm" -c "$dir/$pf" \
 	    tunnel open "$peer" --udp 9 --wait 0 >/dev/null 2>&1 || true
 	sleep 0.5
-	rx1=$(tunnel_field "$to" "$pt" "$(fqdn_of "$pf")" rx_bytes)
 	c1=$(echo "$(cpu_ms "$a") + $(cpu_ms "$b")" | bc)
 	kill "$lis" 2>/dev/null || true
-	local bytes=$((rx1 - rx0))
+	wait "$lis" 2>/dev/null || true
+	wait "$counter" || true
+	bytes=$(cat "$dir/count")
 	echo "$((bytes / SECS)) $(echo "scale=1; ($c1 - $c0) / ($bytes / 1000000)" | bc)"
 }
 

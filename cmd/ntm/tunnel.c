@@ -255,19 +255,19 @@ out:
 
 /* ---- open / listen: stdin lines <-> frames --------------------------------------- */
 
+/* Frames bound for the agent are gathered and written in one system call. */
+struct outbuf {
+	size_t	len;
+	uint8_t	b[64 * 1024];
+};
+
 static int
-send_frame(int fd, const char *p, size_t n)
+flush_frames(int fd, struct outbuf *o)
 {
-	uint8_t b[2 + AGENT_FRAME_MAX];
 	size_t off = 0;
 
-	if (n > AGENT_FRAME_MAX - 48)
-		n = AGENT_FRAME_MAX - 48;	/* room for the IP and UDP headers */
-	b[0] = (uint8_t)(n >> 8);
-	b[1] = (uint8_t)n;
-	memcpy(b + 2, p, n);
-	while (off < n + 2) {
-		ssize_t w = send(fd, b + off, n + 2 - off, MSG_NOSIGNAL);
+	while (off < o->len) {
+		ssize_t w = send(fd, o->b + off, o->len - off, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -275,6 +275,21 @@ send_frame(int fd, const char *p, size_t n)
 			return -1;
 		off += (size_t)w;
 	}
+	o->len = 0;
+	return 0;
+}
+
+static int
+send_frame(int fd, struct outbuf *o, const char *p, size_t n)
+{
+	if (n > AGENT_FRAME_MAX - 48)
+		n = AGENT_FRAME_MAX - 48;	/* room for the IP and UDP headers */
+	if (o->len + 2 + n > sizeof(o->b) && flush_frames(fd, o) < 0)
+		return -1;
+	o->b[o->len] = (uint8_t)(n >> 8);
+	o->b[o->len + 1] = (uint8_t)n;
+	memcpy(o->b + o->len + 2, p, n);
+	o->len += 2 + n;
 	return 0;
 }
 
@@ -303,12 +318,14 @@ print_frames(struct ctl_client *c)
 static int
 bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 {
-	char line[AGENT_FRAME_MAX + 1];
+	static char in[64 * 1024];
+	static struct outbuf out;
 	size_t llen = 0;
 	int in_open = 1;
 	long got = 0;
 	int64_t stop_at = INT64_MAX;
 
+	out.len = 0;
 	got += print_frames(c);
 	while (!(max > 0 && got >= max)) {
 		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
@@ -337,12 +354,16 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 			got += print_frames(c);
 		}
 		if (in_open && p[1].revents) {
-			ssize_t r = read(STDIN_FILENO, line + llen, sizeof(line) - 1 - llen);
+			/* Many lines per read, one datagram per line, all of them
+			 * handed to the agent in one write. */
+			ssize_t r = read(STDIN_FILENO, in + llen, sizeof(in) - llen);
+			size_t start = 0;
 			char *nl;
 
 			if (r <= 0) {
 				in_open = 0;
-				if (llen && send_frame(c->fd, line, llen) < 0)
+				if ((llen && send_frame(c->fd, &out, in, llen) < 0) ||
+				    flush_frames(c->fd, &out) < 0)
 					return EXIT_FAIL;
 				llen = 0;
 				if (!listen_mode)
@@ -350,19 +371,23 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 				continue;
 			}
 			llen += (size_t)r;
-			while ((nl = memchr(line, '\n', llen)) != NULL) {
-				size_t n = (size_t)(nl - line);
+			while ((nl = memchr(in + start, '\n', llen - start)) != NULL) {
+				size_t n = (size_t)(nl - (in + start));
 
-				if (send_frame(c->fd, line, n) < 0)
+				if (send_frame(c->fd, &out, in + start, n) < 0)
 					return EXIT_FAIL;
-				memmove(line, nl + 1, llen - n - 1);
-				llen -= n + 1;
+				start += n + 1;
 			}
-			if (llen == sizeof(line) - 1) {		/* overlong: send as is */
-				if (send_frame(c->fd, line, llen) < 0)
+			/* An overlong line goes as it is, cut to one datagram. */
+			while (llen - start >= AGENT_FRAME_MAX - 48) {
+				if (send_frame(c->fd, &out, in + start, AGENT_FRAME_MAX - 48) < 0)
 					return EXIT_FAIL;
-				llen = 0;
+				start += AGENT_FRAME_MAX - 48;
 			}
+			memmove(in, in + start, llen - start);
+			llen -= start;
+			if (flush_frames(c->fd, &out) < 0)
+				return EXIT_FAIL;
 		}
 	}
 	return EXIT_OK;
