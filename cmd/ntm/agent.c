@@ -732,7 +732,7 @@ agent_net_soon(struct agent *a, const char *why)
 	/* Netlink reports an address change as a burst (address, routes):
 	 * wait a moment for it to settle, but only a moment, since traffic is
 	 * stalled until the peer hears from the new address. */
-	struct timeval tv = { 0, 20000 };
+	struct timeval tv = { 0, 5000 };
 	int64_t now = agent_now_ms();
 
 	if (evtimer_pending(a->net_timer, NULL))
