@@ -12,16 +12,18 @@
 : "${NTM_BIN:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}"
 PLATFORM_ROLES="as dc1 dc2 rs cs"
 
-# free_port: a TCP port nobody listens on, not handed out before in this shell.
-_platform_used_ports=" "
+# free_port: a TCP/UDP port nobody listens on and not handed out before by
+# this shell or its subshells (callers use $(free_port), a subshell: the
+# ports handed out are kept in a file, not a variable).
+: "${_platform_ports_file:=$(mktemp "${BATS_RUN_TMPDIR:-${TMPDIR:-/tmp}}/ntm-ports.XXXXXX")}"
 free_port() {
 	local tries=0 port
 	while [ $tries -lt 200 ]; do
 		port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
 		tries=$((tries + 1))
-		case "$_platform_used_ports" in *" $port "*) continue ;; esac
+		grep -qx "$port" "$_platform_ports_file" 2>/dev/null && continue
 		if ! ss -Hltnu "sport = :$port" 2>/dev/null | grep -q .; then
-			_platform_used_ports="$_platform_used_ports$port "
+			echo "$port" >> "$_platform_ports_file"
 			echo "$port"
 			return 0
 		fi
