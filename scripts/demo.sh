@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh - bring up a complete local ntm platform on loopback and show it
 # working: one AS, two DCs (dc1.ntm.test, dc2.ntm.test), one RS, one CS,
-# accounts alice and bob, alice logged in at dc1 and bob at dc2.
+# accounts alice and bob, alice logged in at dc1 and bob at dc2, a resolver
+# in front of the DCs, both agents up, and a ping through a tunnel.
 #
 #   scripts/demo.sh          start (state under $NTM_DEMO_DIR, default ./demo)
 #   scripts/demo.sh stop     stop the daemons it started and keep the state
@@ -14,6 +15,9 @@ ntm="$NTM_BIN/ntm"
 
 if [ "${1:-}" = stop ]; then
 	[ -d "$dir" ] || { echo "no demo under $dir"; exit 0; }
+	for u in alice bob; do
+		[ -d "$dir/$u" ] && "$ntm" -c "$dir/$u" down >/dev/null 2>&1
+	done
 	platform_stop "$dir"
 	echo "demo stopped (state kept in $dir; rm -rf it to start afresh)"
 	exit 0
@@ -57,13 +61,31 @@ step "what each DC knows"
 "$NTM_BIN/ntm-dc" -f "$dir/dc1.conf" client list
 "$NTM_BIN/ntm-dc" -f "$dir/dc2.conf" client list
 
+step "a resolver (dnsmasq) in front of both DCs, so each finds the other by DNS"
+platform_resolver_start "$dir"
+dig +short -p "$(cat "$dir/resolver.port")" @127.0.0.1 SRV _ntm._udp.dc2.ntm.test
+
+step "starting alice's and bob's agents (one UDP socket each, registered with their DC)"
+for u in alice bob; do
+	printf 'resolver = 127.0.0.1:%s\n' "$(cat "$dir/resolver.port")" > "$dir/$u/ntm.conf"
+	"$ntm" -c "$dir/$u" up
+done
+
+bob=$(jq -r .fqdn "$dir/bob/session.json")
+step "alice pings bob over an end-to-end tunnel (dc1 asks dc2, both get the route)"
+"$ntm" -c "$dir/alice" tunnel ping -c 3 "$bob"
+"$ntm" -c "$dir/alice" tunnel list
+
 step "alice's status, as her client sees it"
 "$ntm" -c "$dir/alice" status
 
 cat <<EOT
 
-The platform keeps running in the background. Try:
+The platform and both agents keep running in the background. Try:
   $ntm -c $dir/alice status --json
+  $ntm -c $dir/alice tunnel ping -c 5 $bob
+  $ntm -c $dir/bob tunnel listen --udp 7000      (then, elsewhere:)
+  echo hello | $ntm -c $dir/alice tunnel open $bob --udp 7000
   $ntm -c $dir/bob status
   $ntm -c $dir/alice shell
   $NTM_BIN/ntm-as -f $dir/as.conf user list --json

@@ -588,7 +588,7 @@ on_reg_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
 	struct sockaddr_storage l[NTM_REG_ADDRS];
-	int n = agent_local_addrs(l, NTM_REG_ADDRS, a->port);
+	int n = agent_local_addrs(l, NTM_REG_ADDRS, a->port, &a->dc);
 
 	if (n != a->nlocals || memcmp(l, a->locals, sizeof(l[0]) * (size_t)n) != 0)
 		agent_net_changed(a, "local addresses changed");
@@ -702,7 +702,7 @@ void
 agent_net_changed(struct agent *a, const char *why)
 {
 	log_info("%s: registering again, keepalive on every tunnel", why);
-	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port);
+	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
 	a->missed = 0;
 	a->net_changes++;
 	reg_send(a);
@@ -1277,7 +1277,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	if (daemon_pidfile(a->pid_path) < 0)
 		log_warn("pidfile %s", a->pid_path);
 	a->started = agent_now_ms();
-	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port);
+	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
 	log_info("agent: pid %ld, UDP port %u (%s), DC %s, control %s", (long)getpid(),
 	    a->port, a->dual ? "IPv4+IPv6" : "IPv4", ntm_sa_str((struct sockaddr *)&a->dc, b,
 	    sizeof(b)), a->sock_path);

@@ -44,8 +44,10 @@ int  agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_
     const char *opt_resolver, struct sockaddr_storage *ss, socklen_t *len,
     char *err, size_t errlen);
 /* Up to n global addresses of the host's interfaces (no loopback, no
- * link-local), with port. Returns the count. */
-int  agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port);
+ * link-local), with port; only the loopback address when the DC (dc, may
+ * be NULL) is on loopback. Returns the count. */
+int  agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port,
+    const struct sockaddr_storage *dc);
 /* Monotonic milliseconds; wall-clock microseconds. */
 int64_t agent_now_ms(void);
 uint64_t agent_wall_us(void);

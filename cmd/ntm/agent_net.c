@@ -98,11 +98,35 @@ global_addr(const struct sockaddr *sa)
 }
 
 int
-agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port)
+agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port,
+    const struct sockaddr_storage *dc)
 {
 	struct ifaddrs *ifa, *i;
 	int k = 0;
 
+	/* A DC on loopback shares this host: the address it sees us from is
+	 * loopback too, and that is the only one worth reporting (peers on
+	 * the same host reach us there, and nothing leaves the host). */
+	if (dc && n > 0 && dc->ss_family == AF_INET &&
+	    (ntohl(((const struct sockaddr_in *)dc)->sin_addr.s_addr) >> 24) == 127) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&out[0];
+
+		memset(&out[0], 0, sizeof(out[0]));
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons(port);
+		return 1;
+	}
+	if (dc && n > 0 && dc->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)dc)->sin6_addr)) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out[0];
+
+		memset(&out[0], 0, sizeof(out[0]));
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons(port);
+		return 1;
+	}
 	if (getifaddrs(&ifa) < 0)
 		return 0;
 	/* IPv4 first, then IPv6, interface order kept. */

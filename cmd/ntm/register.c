@@ -109,7 +109,7 @@ register_once(struct cli *cli, const char *dc_udp, const char *resolver, long ti
 	    ((struct sockaddr_in *)&me)->sin_port);
 	memset(&rq, 0, sizeof(rq));
 	rq.local_port = port;
-	rq.naddrs = agent_local_addrs(rq.addrs, NTM_REG_ADDRS, port);
+	rq.naddrs = agent_local_addrs(rq.addrs, NTM_REG_ADDRS, port, &dc);
 	deadline = agent_now_ms() + timeout * 1000;
 	while (!got && agent_now_ms() < deadline) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };

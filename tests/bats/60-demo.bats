@@ -19,6 +19,9 @@ teardown() {
 	assert_output --regexp '100\.64\.1\.[0-9]+'
 	assert_output --regexp '100\.64\.2\.[0-9]+'
 	assert_output --partial 'make demo-stop'
+	# both agents came up and the ping went through a tunnel, on loopback
+	assert_output --partial '3 sent, 3 received, 0% loss'
+	assert_output --regexp 'endpoint: 127\.0\.0\.1:[0-9]+'
 	# Running it twice is refused while it runs.
 	run timeout 60 "$TOP/scripts/demo.sh"
 	assert_failure
@@ -29,7 +32,9 @@ teardown() {
 	run timeout 60 "$TOP/scripts/demo.sh" stop
 	assert_success
 	local r
-	for r in as dc1 dc2 rs cs; do
+	for r in as dc1 dc2 rs cs resolver; do
 		assert_file_not_exists "$NTM_DEMO_DIR/$r.pid"
 	done
+	run_t ntm -c "$NTM_DEMO_DIR/alice" down
+	assert_failure 9	# the demo stopped the agents too
 }
