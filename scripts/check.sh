@@ -25,6 +25,14 @@ stage "bats end-to-end" ./scripts/run-bats.sh tests/bats
 if ls tests/netns/*.bats >/dev/null 2>&1; then
 	if [ "$(id -u)" -eq 0 ]; then
 		stage "network namespace topologies" ./scripts/run-bats.sh tests/netns
+		# The daemons and the agent, built with ASan/UBSan, under hostile
+		# input: a sanitizer report aborts the process and the suite's
+		# last test ("every daemon is still running") fails.
+		stage "ASan/UBSan build of the programs" $MAKE --no-print-directory \
+		    SAN=1 BUILD=build-asan all
+		stage "hostile input against the ASan/UBSan programs" env \
+		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		    UBSAN_OPTIONS=halt_on_error=1 ./scripts/run-bats.sh tests/netns/40-hostile.bats
 	elif [ "${CI:-}" = true ]; then
 		echo "=== netns topologies need root and CI=true: failing"
 		status=1

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# run-bats.sh DIR... - run bats suites, print "bats: N passed, N failed,
+# run-bats.sh DIR|FILE... - run bats suites, print "bats: N passed, N failed,
 # N skipped". Under CI=true a skipped test counts as a failure.
 set -u
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 files=()
 for d in "$@"; do
+	if [ -f "$d" ]; then
+		files+=("$d")
+		continue
+	fi
 	for f in "$d"/*.bats; do [ -e "$f" ] && files+=("$f"); done
 done
 if [ ${#files[@]} -eq 0 ]; then
