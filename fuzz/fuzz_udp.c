@@ -1,7 +1,7 @@
 /*
  * fuzz_udp.c - libFuzzer harness for everything a peer can send over UDP
  * to the registration channel and the tunnel core: ntm_msg_validate, the
- * REG_REQ / REG_RESP / NUDGE openers with a fixed channel, and
+ * REG_REQ / REG_RESP / NUDGE / MOVED openers with a fixed channel, and
  * ntm_tunnel_recv on a responder and an initiator (one waiting for its
  * HS_RESP, one pair already up). Each datagram is fed as is, then with its
  * session id / tunnel id / receiver index patched to ours so that the
@@ -91,6 +91,7 @@ reg(const uint8_t *p, size_t n)
 	struct ntm_reg_req rq;
 	struct ntm_reg_resp rs;
 	struct ntm_nudge nu;
+	struct ntm_moved mv;
 
 	if (ntm_reg_req_open(&dc, p, n, &rq) == 0 &&
 	    (rq.naddrs < 0 || rq.naddrs > NTM_REG_ADDRS))
@@ -99,6 +100,9 @@ reg(const uint8_t *p, size_t n)
 	    ntm_reg_resp_open(&cl, p, n, &rs) != NTM_ERR_REPLAY)
 		abort();
 	if (ntm_nudge_open(&cl, p, n, &nu) == 0 && nu.kind != NTM_NUDGE_DIRECTION)
+		abort();
+	if (ntm_moved_open(&cl, p, n, &mv) == 0 && mv.endpoint.ss_family != AF_INET &&
+	    mv.endpoint.ss_family != AF_INET6)
 		abort();
 	(void)ntm_reg_sid(p, n);
 }
@@ -172,7 +176,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Again, addressed to us. */
 	if (size >= NTM_SEALED_HDR && (type == NTM_MSG_REG_REQ || type == NTM_MSG_REG_RESP ||
-	    type == NTM_MSG_NUDGE)) {
+	    type == NTM_MSG_NUDGE || type == NTM_MSG_MOVED)) {
 		memcpy(p + NTM_HDR_LEN, SID, NTM_SID_LEN);
 		reg(p, size);
 	}

@@ -36,6 +36,7 @@ enum ntm_msg {
 	NTM_MSG_DATA		= 6,	/* peer -> peer (maybe via RS) */
 	NTM_MSG_RELAY_BIND	= 7,	/* client -> RS */
 	NTM_MSG_RELAY_ACK	= 8,	/* RS -> client */
+	NTM_MSG_MOVED		= 9,	/* DC -> client, session-key sealed */
 };
 
 #define NTM_SID_LEN		16	/* client-DC session id */
@@ -49,10 +50,12 @@ enum ntm_msg {
 #define NTM_REG_REQ_PAYLOAD	(4 + NTM_REG_ADDRS * NTM_WADDR_LEN)	/* 84 */
 #define NTM_REG_RESP_PAYLOAD	(NTM_WADDR_LEN + 4 + 4 + 8)		/* 36 */
 #define NTM_NUDGE_PAYLOAD	8
+#define NTM_MOVED_PAYLOAD	(NTM_TUNNEL_ID_LEN + NTM_WADDR_LEN)	/* 36 */
 #define NTM_SEALED_HDR		(NTM_HDR_LEN + NTM_SID_LEN + 8)		/* hdr sid ctr */
 #define NTM_REG_REQ_LEN		(NTM_SEALED_HDR + NTM_REG_REQ_PAYLOAD + NTM_TAG_LEN)	/* 128 */
 #define NTM_REG_RESP_LEN	(NTM_SEALED_HDR + NTM_REG_RESP_PAYLOAD + NTM_TAG_LEN)	/* 80 */
 #define NTM_NUDGE_LEN		(NTM_SEALED_HDR + NTM_NUDGE_PAYLOAD + NTM_TAG_LEN)	/* 52 */
+#define NTM_MOVED_LEN		(NTM_SEALED_HDR + NTM_MOVED_PAYLOAD + NTM_TAG_LEN)	/* 80 */
 
 /* Tunnel (lib/tunnel.c). */
 #define NTM_HS_INIT_LEN		(NTM_HDR_LEN + 4 + NTM_TUNNEL_ID_LEN + 32 + 8 + NTM_MAC_LEN)	/* 80 */

@@ -1,6 +1,6 @@
 /*
  * reg.c - the sealed registration channel between a client and its DC:
- * REG_REQ, REG_RESP and NUDGE (docs/protocol.md §4.2). I/O free.
+ * REG_REQ, REG_RESP, NUDGE and MOVED (docs/protocol.md §4.2). I/O free.
  *
  * Sealed message = hdr(4) | session_id(16) | counter u64 | XChaCha20-
  * Poly1305(payload) + tag(16). Nonce = 16 zero bytes || counter (big-endian),
@@ -279,6 +279,46 @@ ntm_nudge_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_nudge 
 		goto out;
 	ntm_window_update(&c->win, ctr);
 	*out = nu;
+	ret = 0;
+out:
+	sodium_memzero(pl, sizeof(pl));
+	return ret;
+}
+
+/* ---- MOVED -------------------------------------------------------------- */
+
+/* tunnel_id(16) | waddr endpoint */
+int
+ntm_moved_seal(struct ntm_chan *c, const struct ntm_moved *m, uint8_t *out, size_t cap)
+{
+	uint8_t pl[NTM_MOVED_PAYLOAD];
+
+	memset(pl, 0, sizeof(pl));
+	memcpy(pl, m->tunnel_id, NTM_TUNNEL_ID_LEN);
+	if (!addr_ok(&m->endpoint) || ntm_waddr_put(pl + NTM_TUNNEL_ID_LEN,
+	    (const struct sockaddr *)&m->endpoint) != 0)
+		return NTM_ERR_INVAL;
+	return seal(c, NTM_MSG_MOVED, pl, sizeof(pl), out, cap, NULL);
+}
+
+int
+ntm_moved_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_moved *out)
+{
+	uint8_t pl[PAYLOAD_MAX];
+	struct ntm_moved m;
+	uint64_t ctr;
+	socklen_t len;
+	int ret;
+
+	memset(&m, 0, sizeof(m));
+	if ((ret = open_msg(c, NTM_MSG_MOVED, p, n, pl, NTM_MOVED_PAYLOAD, &ctr)) < 0)
+		goto out;
+	ret = NTM_ERR_PROTO;
+	memcpy(m.tunnel_id, pl, NTM_TUNNEL_ID_LEN);
+	if (ntm_waddr_get(&m.endpoint, &len, pl + NTM_TUNNEL_ID_LEN) != 0)
+		goto out;			/* malformed or empty */
+	ntm_window_update(&c->win, ctr);
+	*out = m;
 	ret = 0;
 out:
 	sodium_memzero(pl, sizeof(pl));

@@ -1,6 +1,6 @@
 /*
  * reg.h - the sealed registration channel between a client and its DC
- * (REG_REQ, REG_RESP, NUDGE; docs/protocol.md §4.2). I/O free.
+ * (REG_REQ, REG_RESP, NUDGE, MOVED; docs/protocol.md §4.2). I/O free.
  */
 #ifndef NTM_REG_H
 #define NTM_REG_H
@@ -39,17 +39,25 @@ struct ntm_nudge {
 };
 #define NTM_NUDGE_DIRECTION	1
 
+/* A peer of one of the client's tunnels has a new endpoint. */
+struct ntm_moved {
+	uint8_t			tunnel_id[NTM_TUNNEL_ID_LEN];
+	struct sockaddr_storage	endpoint;	/* AF_INET or AF_INET6 */
+};
+
 /* The session id of a sealed message whose length was validated. */
 const uint8_t *ntm_reg_sid(const uint8_t *p, size_t n);
 
-/* Sealers: write exactly NTM_REG_REQ_LEN / NTM_REG_RESP_LEN / NTM_NUDGE_LEN
- * bytes into out (cap must allow it) and return that length; bump send_ctr.
+/* Sealers: write exactly NTM_REG_REQ_LEN / NTM_REG_RESP_LEN / NTM_NUDGE_LEN /
+ * NTM_MOVED_LEN bytes into out (cap must allow it) and return that length; bump send_ctr.
  * *ctr_out (may be NULL) gets the counter used. */
 int ntm_reg_req_seal(struct ntm_chan *c, const struct ntm_reg_req *r, uint8_t *out,
     size_t cap, uint64_t *ctr_out) NTM_WUR;
 int ntm_reg_resp_seal(struct ntm_chan *c, const struct ntm_reg_resp *r, uint8_t *out,
     size_t cap) NTM_WUR;
 int ntm_nudge_seal(struct ntm_chan *c, const struct ntm_nudge *n, uint8_t *out,
+    size_t cap) NTM_WUR;
+int ntm_moved_seal(struct ntm_chan *c, const struct ntm_moved *m, uint8_t *out,
     size_t cap) NTM_WUR;
 
 /* Openers: validate (type, exact length, session id == c->sid), check the
@@ -61,5 +69,7 @@ int ntm_reg_resp_open(struct ntm_chan *c, const uint8_t *p, size_t n,
     struct ntm_reg_resp *out) NTM_WUR;
 int ntm_nudge_open(struct ntm_chan *c, const uint8_t *p, size_t n,
     struct ntm_nudge *out) NTM_WUR;
+int ntm_moved_open(struct ntm_chan *c, const uint8_t *p, size_t n,
+    struct ntm_moved *out) NTM_WUR;
 
 #endif

@@ -23,6 +23,7 @@ ntm_msg_validate(const uint8_t *p, size_t n)
 	case NTM_MSG_REG_REQ:	want = NTM_REG_REQ_LEN; break;
 	case NTM_MSG_REG_RESP:	want = NTM_REG_RESP_LEN; break;
 	case NTM_MSG_NUDGE:	want = NTM_NUDGE_LEN; break;
+	case NTM_MSG_MOVED:	want = NTM_MOVED_LEN; break;
 	case NTM_MSG_HS_INIT:	want = NTM_HS_INIT_LEN; break;
 	case NTM_MSG_HS_RESP:	want = NTM_HS_RESP_LEN; break;
 	case NTM_MSG_RELAY_ACK:	want = NTM_RELAY_ACK_LEN; break;

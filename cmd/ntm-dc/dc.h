@@ -113,6 +113,7 @@ int  dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
 #define DC_PENDING_MAX		16	/* route directions queued per client */
 #define DC_TUNNELS_MAX		4096	/* tunnels remembered for recreation */
 #define DC_TUNNEL_TTL_S		86400	/* a tunnel (and its relay ticket) lives this long */
+#define DC_MOVED_INFLIGHT	64	/* POST /v1/dc/moved in flight at most */
 #define DC_MISS_RATE		100	/* database look-ups of unknown session ids per second */
 #define DC_ONLINE_FACTOR	3	/* online while last_seen < 3 x keepalive_s */
 
@@ -142,6 +143,10 @@ void dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *o
 /* Queues a direction (stolen) for the client and NUDGEs it: the number now
  * pending, or NTM_ERR_* (the oldest is dropped when the queue is full). */
 int  dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction);
+/* Sends the client a MOVED (its peer on tunnel tid is now at endpoint) on
+ * its registration channel, to where it last registered from. 0 or NTM_ERR_*. */
+int  dc_sess_moved(struct dc *dc, struct dc_sess *s, const uint8_t tid[NTM_TUNNEL_ID_LEN],
+    const struct sockaddr_storage *endpoint);
 /* The pending directions (new array, emptied from the queue). */
 json_t *dc_sess_take(struct dc *dc, struct dc_sess *s);
 /* Counters as JSON (new). */
@@ -154,6 +159,11 @@ int  dc_cmd_status(struct srv *s, int argc, char *argv[]);
 int  dc_tunnel_routes(struct dc *dc, char *err, size_t errlen);
 /* Answers and frees the tunnel requests still waiting (at shutdown). */
 void dc_tunnel_cancel(struct dc *dc);
+/* The client fqdn registered from a new reflexive address: MOVED to the
+ * peers of its direct tunnels, here or through POST /v1/dc/moved. */
+void dc_tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint);
+/* Counters of dc_tunnel_moved and POST /v1/dc/moved as JSON (new). */
+json_t *dc_tunnel_stats(struct dc *dc);
 
 /* push.c: the push webhook (docs/protocol.md §3.2). */
 #define DC_PUSH_INFLIGHT	64	/* webhook requests in flight at most */

@@ -7,6 +7,8 @@
  *   GET  /v1/directions    client (bearer): the directions queued for it
  *   POST /v1/dc/locate     DC (signed): where is one of your clients?
  *   POST /v1/dc/direction  DC (signed): queue this direction for your client
+ *   POST /v1/dc/moved      DC (signed): a peer of your client's tunnel moved;
+ *                          send your client a MOVED (UDP, §4.2)
  *
  * A peer in another domain is reached through dc_discover() (DNS SRV) and
  * the two signed calls. Tunnels are remembered (tunnel_id -> temporal key,
@@ -34,7 +36,17 @@ struct dc_tun {
 	uint8_t		id[NTM_TUNNEL_ID_LEN];
 	uint8_t		key[NTM_KEY_LEN];
 	char		a[NTM_NAME_MAX + 1], b[NTM_NAME_MAX + 1];	/* the two ends */
+	int		kind;		/* NTM_ROUTE_* of the last direction */
 	int64_t		expires;
+};
+
+/* A POST /v1/dc/moved on its way to the DC of a moved client's peer. */
+struct dc_mreq {
+	struct dc_mreq		*next, **prevp;
+	struct dc		*dc;
+	char			 to[NTM_NAME_MAX + 1], from[NTM_NAME_MAX + 1];
+	char			 tid[2 * NTM_TUNNEL_ID_LEN + 1], endpoint[64];
+	const char		*domain;	/* into to */
 };
 
 /* A POST /v1/tunnel waiting for another DC. */
@@ -50,14 +62,22 @@ struct dc_treq {
 	const char		*domain;	/* into peer */
 	int			 recreate;
 	uint8_t			 tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
+	int			 kind;		/* of the route build() decided */
 	char			 url[600];	/* the peer's DC, no trailing slash */
 	json_t			*mine;		/* the caller's direction, once made */
 };
 enum { T_DISCOVER = 1, T_LOCATE, T_DELIVER };
 
+struct dc_moved_counters {
+	uint64_t	local, forwarded, received, failed, limited;
+};
+
 struct dc_tunnels {
 	struct dc_tun	 t[DC_TUNNELS_MAX];
 	struct dc_treq	*pending;
+	struct dc_mreq	*moved;		/* POST /v1/dc/moved in flight */
+	int		 nmoved;
+	struct dc_moved_counters c;
 };
 
 /* ---- the tunnel table ---------------------------------------------------- */
@@ -77,7 +97,7 @@ tun_find(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], int64_t now)
 /* Remembers (or refreshes) a tunnel; the oldest goes when the table is full. */
 static void
 tun_store(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
-    const char *a, const char *b, int64_t now)
+    const char *a, const char *b, int kind, int64_t now)
 {
 	struct dc_tun *t = tun_find(dc, id, now), *victim = NULL;
 
@@ -99,6 +119,7 @@ tun_store(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], const uint8_t key[
 	memcpy(t->key, key, NTM_KEY_LEN);
 	snprintf(t->a, sizeof(t->a), "%s", a);
 	snprintf(t->b, sizeof(t->b), "%s", b);
+	t->kind = kind;
 	t->expires = now + DC_TUNNEL_TTL_S;
 }
 
@@ -255,6 +276,7 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		return -1;
 	}
 	me_init = r.requester_initiates;
+	t->kind = r.kind;
 	if (r.kind == NTM_ROUTE_RELAY) {
 		const char *a0 = relay_addr(dc, family_num(&t->myloc.reflexive));
 		const char *a1 = relay_addr(dc, family_num(&t->peerloc.reflexive));
@@ -357,6 +379,20 @@ treq_link(struct dc_treq *t)
 	tt->pending = t;
 }
 
+static void
+mreq_free(struct dc_mreq *m)
+{
+	if (m == NULL)
+		return;
+	if (m->prevp) {
+		if (m->next)
+			m->next->prevp = m->prevp;
+		*m->prevp = m->next;
+		m->dc->tunnels->nmoved--;
+	}
+	free(m);
+}
+
 void
 dc_tunnel_cancel(struct dc *dc)
 {
@@ -365,6 +401,9 @@ dc_tunnel_cancel(struct dc *dc)
 	while (dc->tunnels->pending)
 		treq_fail(dc->tunnels->pending, 502, "upstream_unavailable",
 		    "the DC is shutting down before the peer's DC answered");
+	/* httpc and discovery are gone: their callbacks will not run. */
+	while (dc->tunnels->moved)
+		mreq_free(dc->tunnels->moved);
 	ntm_wipe(dc->tunnels, sizeof(*dc->tunnels));
 	free(dc->tunnels);
 	dc->tunnels = NULL;
@@ -396,7 +435,7 @@ local_finish(struct dc_treq *t, int64_t peer_id)
 		treq_fail(t, status, code, "%s", msg);
 		return;
 	}
-	tun_store(dc, t->tid, t->key, t->me, t->peer, now_unix());
+	tun_store(dc, t->tid, t->key, t->me, t->peer, t->kind, now_unix());
 	(void)dc_sess_queue(dc, ps, theirs);
 	ntm_reply_json(t->req, 200, mine);
 	treq_free(t);
@@ -658,7 +697,7 @@ on_delivered(const struct ntm_http_result *res, void *arg)
 		remote_error(t, res, "direction");
 		return;
 	}
-	tun_store(t->dc, t->tid, t->key, t->me, t->peer, now_unix());
+	tun_store(t->dc, t->tid, t->key, t->me, t->peer, t->kind, now_unix());
 	ntm_reply_json(t->req, 200, t->mine);
 	t->mine = NULL;
 	treq_free(t);
@@ -859,7 +898,7 @@ on_dc_direction(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
 	const struct ntm_cert *c;
-	const char *to = NULL, *peer = NULL;
+	const char *to = NULL, *peer = NULL, *route;
 	int64_t version = 0;
 	json_t *dir = NULL;
 	const struct ntm_jfield fields[] = {
@@ -902,7 +941,9 @@ on_dc_direction(struct ntm_req *req, void *arg)
 		    "tunnel id already used by other ends");
 		return;
 	}
-	tun_store(dc, tid, key, peer, cl.fqdn, now);
+	route = json_string_value(json_object_get(dir, "route"));
+	tun_store(dc, tid, key, peer, cl.fqdn, strcmp(route, "direct") == 0 ? NTM_ROUTE_DIRECT :
+	    strcmp(route, "local") == 0 ? NTM_ROUTE_LOCAL : NTM_ROUTE_RELAY, now);
 	ntm_wipe(key, sizeof(key));
 	n = dc_sess_queue(dc, s, json_deep_copy(dir));
 	if (n < 0) {
@@ -912,6 +953,247 @@ on_dc_direction(struct ntm_req *req, void *arg)
 	log_info("direction for %s from %s (DC %s): %s", cl.fqdn, peer, c->name,
 	    json_string_value(json_object_get(dir, "route")));
 	ntm_reply_json(req, 200, json_pack("{s:i}", "pending", n));
+}
+
+/* ---- mobility: MOVED ---------------------------------------------------------- */
+
+static void on_moved_found(int err, const char *url, const char *host, uint16_t port,
+    const char *addr, void *arg);
+static void on_moved_sent(const struct ntm_http_result *res, void *arg);
+
+/* MOVED to our client peer (online, registered): 0 or NTM_ERR_*. */
+static int
+moved_local(struct dc *dc, const char *peer, const uint8_t tid[NTM_TUNNEL_ID_LEN],
+    const struct sockaddr_storage *endpoint)
+{
+	struct dc_client pc;
+	struct dc_sess *ps;
+	struct dc_sess_info pi;
+	int e;
+
+	if ((e = dc_db_client_by_fqdn(dc->db, peer, &pc)) < 0)
+		return e;
+	if ((ps = dc_sess_by_client(dc, pc.id)) == NULL ||
+	    (dc_sess_info(dc, ps, &pi), !pi.online))
+		return NTM_ERR_NOTFOUND;
+	return dc_sess_moved(dc, ps, tid, endpoint);
+}
+
+void
+dc_tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint)
+{
+	struct dc_tunnels *tt = dc->tunnels;
+	int64_t now = now_unix();
+	char ep[64];
+
+	if (tt == NULL)
+		return;
+	ntm_sa_str((const struct sockaddr *)endpoint, ep, sizeof(ep));
+	for (size_t i = 0; i < DC_TUNNELS_MAX; i++) {
+		struct dc_tun *t = &tt->t[i];
+		const char *peer, *domain;
+		struct dc_mreq *m;
+		int e;
+
+		/* Only a direct route goes to the reflexive address: a local one
+		 * uses a LAN address, a relayed one the RS. */
+		if (!t->used || t->expires <= now || t->kind != NTM_ROUTE_DIRECT)
+			continue;
+		if (strcmp(t->a, fqdn) == 0)
+			peer = t->b;
+		else if (strcmp(t->b, fqdn) == 0)
+			peer = t->a;
+		else
+			continue;
+		if ((domain = fqdn_domain(peer)) == NULL)
+			continue;
+		if (dc_domain_is_local(dc, domain)) {
+			if ((e = moved_local(dc, peer, t->id, endpoint)) < 0) {
+				tt->c.failed++;
+				log_debug("moved %s: cannot tell %s: %s", fqdn, peer,
+				    ntm_strerror(e));
+			} else {
+				tt->c.local++;
+				log_info("moved %s: told %s (now at %s)", fqdn, peer, ep);
+			}
+			continue;
+		}
+		if (tt->nmoved >= DC_MOVED_INFLIGHT) {
+			tt->c.limited++;
+			log_info("moved %s: %d notices in flight, not telling %s (its "
+			    "tunnel will be recreated)", fqdn, tt->nmoved, peer);
+			continue;
+		}
+		if ((m = calloc(1, sizeof(*m))) == NULL) {
+			tt->c.failed++;
+			continue;
+		}
+		m->dc = dc;
+		snprintf(m->to, sizeof(m->to), "%s", peer);
+		snprintf(m->from, sizeof(m->from), "%s", fqdn);
+		snprintf(m->endpoint, sizeof(m->endpoint), "%s", ep);
+		m->domain = fqdn_domain(m->to);
+		if (ntm_hex_encode(m->tid, sizeof(m->tid), t->id, NTM_TUNNEL_ID_LEN) < 0) {
+			free(m);
+			tt->c.failed++;
+			continue;
+		}
+		m->next = tt->moved;
+		if (m->next)
+			m->next->prevp = &m->next;
+		m->prevp = &tt->moved;
+		tt->moved = m;
+		tt->nmoved++;
+		if ((e = dc_discover(dc, m->domain, on_moved_found, m)) < 0) {
+			tt->c.failed++;
+			log_info("moved %s: cannot look up the DC of %s: %s", fqdn, m->domain,
+			    ntm_strerror(e));
+			mreq_free(m);
+		}
+	}
+}
+
+static void
+on_moved_found(int err, const char *url, const char *host, uint16_t port, const char *addr,
+    void *arg)
+{
+	struct dc_mreq *m = arg;
+	struct dc *dc = m->dc;
+	char u[700];
+	json_t *body;
+	int e;
+
+	if (err < 0) {
+		dc->tunnels->c.failed++;
+		log_info("moved %s: cannot find the DC of %s: %s", m->from, m->domain,
+		    ntm_strerror(err));
+		mreq_free(m);
+		return;
+	}
+	snprintf(u, sizeof(u), "%s/v1/dc/moved", url);
+	body = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
+	    "to", m->to, "from", m->from, "tunnel_id", m->tid, "endpoint", m->endpoint);
+	e = body ? ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
+	    dc->srv->conf.as_timeout_ms, on_moved_sent, m) : NTM_ERR_NOMEM;
+	json_decref(body);
+	if (e < 0) {
+		dc->tunnels->c.failed++;
+		log_info("moved %s: DC %s: cannot start the request: %s", m->from, m->domain,
+		    ntm_strerror(e));
+		mreq_free(m);
+	}
+}
+
+static void
+on_moved_sent(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_mreq *m = arg;
+	struct dc *dc = m->dc;
+	const char *code = NULL;
+
+	if (res->err < 0 || res->status != 200) {
+		if (res->json)
+			code = json_string_value(json_object_get(res->json, "code"));
+		dc->tunnels->c.failed++;
+		if (res->err < 0)
+			log_info("moved %s: DC %s did not tell %s: %s", m->from, m->domain,
+			    m->to, res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		else
+			log_info("moved %s: DC %s did not tell %s: it answered %ld %s",
+			    m->from, m->domain, m->to, res->status, code ? code : "(no code)");
+	} else {
+		dc->tunnels->c.forwarded++;
+		log_info("moved %s: DC %s told %s (now at %s)", m->from, m->domain, m->to,
+		    m->endpoint);
+	}
+	mreq_free(m);
+}
+
+static void
+on_dc_moved(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const struct ntm_cert *c;
+	const char *to = NULL, *from = NULL, *tunnel_id = NULL, *endpoint = NULL, *fd;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,		0 },
+		{ "to",		NTM_J_STR, 1, &to,		NTM_NAME_MAX },
+		{ "from",	NTM_J_STR, 1, &from,		NTM_NAME_MAX },
+		{ "tunnel_id",	NTM_J_STR, 1, &tunnel_id,	2 * NTM_TUNNEL_ID_LEN },
+		{ "endpoint",	NTM_J_STR, 1, &endpoint,	63 },
+	};
+	struct ntm_jerr jerr;
+	struct dc_client cl;
+	struct dc_sess_info info;
+	struct dc_sess *s;
+	struct dc_tun *tun;
+	struct sockaddr_storage ep;
+	socklen_t len;
+	uint8_t tid[NTM_TUNNEL_ID_LEN];
+	int e;
+
+	if ((c = caller_dc(req)) == NULL)
+		return;
+	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_version(req, version) < 0)
+		return;
+	if (!ntm_valid_dnsname(from) || (fd = fqdn_domain(from)) == NULL ||
+	    strcasecmp(fd, c->name) != 0) {
+		ntm_reply_error(req, 400, "bad_field", "from",
+		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
+		return;
+	}
+	if (ntm_hex_decode_exact(tid, sizeof(tid), tunnel_id) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "tunnel_id",
+		    "field 'tunnel_id': not 32 hex digits");
+		return;
+	}
+	if (ntm_sa_parse(&ep, &len, endpoint) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "endpoint",
+		    "field 'endpoint': '%s' is not ip:port", endpoint);
+		return;
+	}
+	if ((s = our_online_client(dc, req, to, &cl, &info)) == NULL)
+		return;
+	if ((tun = tun_find(dc, tid, now_unix())) == NULL ||
+	    !((strcmp(tun->a, from) == 0 && strcmp(tun->b, cl.fqdn) == 0) ||
+	    (strcmp(tun->b, from) == 0 && strcmp(tun->a, cl.fqdn) == 0))) {
+		ntm_reply_error(req, 404, "unknown_tunnel", "tunnel_id",
+		    "no tunnel %s between %s and %s here", tunnel_id, from, cl.fqdn);
+		return;
+	}
+	if (tun->kind != NTM_ROUTE_DIRECT) {
+		ntm_reply_error(req, 409, "not_direct", "tunnel_id",
+		    "tunnel %s is not on a direct route", tunnel_id);
+		return;
+	}
+	if ((e = dc_sess_moved(dc, s, tid, &ep)) < 0) {
+		dc->tunnels->c.failed++;
+		ntm_reply_error(req, 502, "send_failed", NULL, "cannot send MOVED to %s: %s",
+		    cl.fqdn, ntm_strerror(e));
+		return;
+	}
+	dc->tunnels->c.received++;
+	log_info("moved %s (DC %s): told %s (now at %s)", from, c->name, cl.fqdn, endpoint);
+	ntm_reply_json(req, 200, json_pack("{s:b}", "sent", 1));
+}
+
+json_t *
+dc_tunnel_stats(struct dc *dc)
+{
+	const struct dc_moved_counters *c;
+
+	if (dc->tunnels == NULL)
+		return json_object();
+	c = &dc->tunnels->c;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:i}",
+	    "local", (json_int_t)c->local, "forwarded", (json_int_t)c->forwarded,
+	    "received", (json_int_t)c->received, "failed", (json_int_t)c->failed,
+	    "limited", (json_int_t)c->limited, "in_flight", dc->tunnels->nmoved);
 }
 
 int
@@ -928,7 +1210,9 @@ dc_tunnel_routes(struct dc *dc, char *err, size_t errlen)
 	    ntm_httpd_route(h, "POST", "/v1/dc/locate", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
 	    on_dc_locate, dc) < 0 ||
 	    ntm_httpd_route(h, "POST", "/v1/dc/direction", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
-	    on_dc_direction, dc) < 0) {
+	    on_dc_direction, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/dc/moved", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
+	    on_dc_moved, dc) < 0) {
 		snprintf(err, errlen, "cannot add the HTTP routes");
 		return -1;
 	}

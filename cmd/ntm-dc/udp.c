@@ -59,7 +59,7 @@ struct dc_sess {
 
 /* Drops and answers, by reason. */
 struct dc_udp_counters {
-	uint64_t	rx, reg_ok, resp_sent, nudge_sent;
+	uint64_t	rx, reg_ok, resp_sent, nudge_sent, moved_sent;
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
 	uint64_t	dir_dropped, cache_evicted;
@@ -379,6 +379,31 @@ send_nudge(struct dc *dc, struct dc_sess *s)
 	}
 }
 
+int
+dc_sess_moved(struct dc *dc, struct dc_sess *s, const uint8_t tid[NTM_TUNNEL_ID_LEN],
+    const struct sockaddr_storage *endpoint)
+{
+	struct dc_rt *rt = dc->rt;
+	struct ntm_moved m;
+	uint8_t out[NTM_MOVED_LEN];
+	char a[64], b[64];
+
+	if (rt == NULL || s->peerlen == 0)
+		return NTM_ERR_NOTFOUND;	/* not registered since the DC started */
+	memset(&m, 0, sizeof(m));
+	memcpy(m.tunnel_id, tid, NTM_TUNNEL_ID_LEN);
+	m.endpoint = *endpoint;
+	if (ntm_moved_seal(&s->chan, &m, out, sizeof(out)) != NTM_MOVED_LEN)
+		return NTM_ERR_INVAL;
+	if (send_from(rt, &s->peer, s->peerlen, &s->local, s->has_local, out, sizeof(out)) < 0)
+		return NTM_ERR_IO;
+	rt->c.moved_sent++;
+	log_debug("moved to %s at %s: peer now at %s", s->fqdn,
+	    ntm_sa_str((struct sockaddr *)&s->peer, a, sizeof(a)),
+	    ntm_sa_str((const struct sockaddr *)endpoint, b, sizeof(b)));
+	return 0;
+}
+
 /* ---- directions ---------------------------------------------------------- */
 
 static void
@@ -504,7 +529,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	char hex[2 * NTM_SID_LEN + 1], a[64];
 	int64_t now = now_unix();
 	uint64_t ctr = 0;
-	int e, i, changed;
+	int e, i, changed, moved;
 	socklen_t len;
 
 	if (sid == NULL) {
@@ -566,6 +591,13 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		log_info("register %s from %s: %s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&loc.reflexive, a, sizeof(a)),
 		    loc.natted ? "natted" : "global", req.flags & NTM_REG_F_AGENT ? ", agent" : "");
+	/* Same NAT situation and family, new reflexive address: the direct
+	 * routes stay, only the address moved. (Otherwise the agent has every
+	 * route decided again, §4.6 step 6.) */
+	moved = s->has_loc && loc.natted == s->loc.natted &&
+	    loc.reflexive.ss_family == s->loc.reflexive.ss_family &&
+	    !ntm_sa_equal((struct sockaddr *)&loc.reflexive,
+	    (struct sockaddr *)&s->loc.reflexive);
 	s->loc = loc;
 	s->has_loc = 1;
 	s->agent = !!(req.flags & NTM_REG_F_AGENT);
@@ -588,6 +620,9 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	if (send_from(rt, from, fromlen, to, has_to, out, sizeof(out)) == 0)
 		rt->c.resp_sent++;
+	/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
+	if (moved)
+		dc_tunnel_moved(dc, s->fqdn, &loc.reflexive);
 }
 
 /* The local address a datagram came to, from its IP_PKTINFO/IPV6_PKTINFO. */
@@ -680,11 +715,11 @@ dc_udp_stats(struct dc *dc)
 	if (dc->rt == NULL)
 		return json_object();
 	c = &dc->rt->c;
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I}, s:I}",
 	    "received", (json_int_t)c->rx, "registered", (json_int_t)c->reg_ok,
 	    "answered", (json_int_t)c->resp_sent, "nudged", (json_int_t)c->nudge_sent,
-	    "sessions", (json_int_t)dc->rt->nsess,
+	    "moved", (json_int_t)c->moved_sent, "sessions", (json_int_t)dc->rt->nsess,
 	    "dropped",
 	    "bad_header", (json_int_t)c->bad_header, "bad_type", (json_int_t)c->bad_type,
 	    "unknown_session", (json_int_t)c->unknown_session,
@@ -725,9 +760,9 @@ log_stats(struct dc *dc, int level_info)
 static void
 write_status(struct dc *dc)
 {
-	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o}", "name", dc->srv->conf.name,
+	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "name", dc->srv->conf.name,
 	    "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(), "udp",
-	    dc_udp_stats(dc), "push", dc_push_stats(dc));
+	    dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc));
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 
 	if (text && ntm_file_write(dc->rt->status_path, text, strlen(text), 0600) < 0)
@@ -803,6 +838,10 @@ dc_cmd_status(struct srv *s, int argc, char *argv[])
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
 				printf("%-26s %lld\n", k, (long long)json_integer_value(v));
+		push = json_object_get(st, "moved");
+		json_object_foreach(push, k, v)
+			if (json_is_integer(v))
+				printf("moved %-20s %lld\n", k, (long long)json_integer_value(v));
 	}
 	ret = fflush(stdout) == 0 ? 0 : 1;
 cleanup:

@@ -1,6 +1,6 @@
 /*
  * agent.c - the ntm agent: one UDP socket carries registration with the DC
- * (REG_REQ / REG_RESP / NUDGE), relay binds and every tunnel; route
+ * (REG_REQ / REG_RESP / NUDGE / MOVED), relay binds and every tunnel; route
  * directions come from the DC over HTTPS; netlink address events, send
  * errors and unanswered registrations trigger the mobility path. The
  * control socket (agent_srv.c) lets the CLI ask for tunnels and bridge UDP.
@@ -848,6 +848,37 @@ inner_packet(struct tun *t, const uint8_t *p, size_t len)
 	a->inner_drops++;
 }
 
+/* MOVED (docs/protocol.md §4.6): the peer of a direct tunnel registered from
+ * a new address. Send there at once; the keepalive tells the peer where we
+ * are in turn, and opens our NAT towards it. */
+static void
+on_moved(struct agent *a, const struct ntm_moved *m)
+{
+	struct sockaddr_storage ep = m->endpoint;
+	socklen_t len = ep.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	struct tun *t;
+	char b1[64], b2[64];
+
+	a->moved++;
+	ntm_sa_unmap(&ep, &len);
+	if ((t = tun_by_tid(a, m->tunnel_id)) == NULL || t->kind == NTM_ROUTE_RELAY) {
+		log_debug("MOVED for %s tunnel: ignored", t ? "a relayed" : "an unknown");
+		return;
+	}
+	if (t->has_ep && ntm_sa_equal((struct sockaddr *)&t->ep, (struct sockaddr *)&ep))
+		return;
+	log_info("tunnel %s: the DC says the peer moved: endpoint %s -> %s", t->peer,
+	    t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b1, sizeof(b1)) : "-",
+	    ntm_sa_str((struct sockaddr *)&ep, b2, sizeof(b2)));
+	t->ep = ep;
+	t->eplen = len;
+	t->has_ep = 1;
+	t->endpoint_moves++;
+	tun_keepalive(t);
+	tun_arm(t);
+}
+
 static void
 udp_packet(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from, int refetch)
 {
@@ -879,6 +910,15 @@ udp_packet(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from,
 			a->nudges++;
 			agent_fetch_directions(a);
 		}
+		return;
+	}
+	case NTM_MSG_MOVED: {
+		struct ntm_moved m;
+
+		if ((r = ntm_moved_open(&a->chan, p, n, &m)) < 0)
+			drop(a, drop_reason(r));
+		else
+			on_moved(a, &m);
 		return;
 	}
 	case NTM_MSG_RELAY_ACK:

@@ -110,7 +110,8 @@ struct agent {
 	int		 ready_fd;
 	int64_t		 started;
 	/* counters */
-	uint64_t	 rx, tx, send_errors, reg_sent, reg_resps, nudges, directions;
+	uint64_t	 rx, tx, send_errors, reg_sent, reg_resps, nudges, moved,
+				 directions;
 	uint64_t	 drops[DROP_N], inner_drops, echo_answered, net_changes;
 };
 

@@ -130,7 +130,7 @@ status_json(struct agent *a)
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
 	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I, s:I, s:o, s:I, s:I, s:I}",
+	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
 	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
 	    "uptime_s", (json_int_t)((agent_now_ms() - a->started) / 1000),
@@ -138,6 +138,7 @@ status_json(struct agent *a)
 	    "rx_datagrams", (json_int_t)a->rx, "tx_datagrams", (json_int_t)a->tx,
 	    "send_errors", (json_int_t)a->send_errors, "reg_sent", (json_int_t)a->reg_sent,
 	    "reg_resps", (json_int_t)a->reg_resps, "nudges", (json_int_t)a->nudges,
+	    "moved", (json_int_t)a->moved,
 	    "directions", (json_int_t)a->directions, "dropped", drops,
 	    "inner_dropped", (json_int_t)a->inner_drops,
 	    "echo_answered", (json_int_t)a->echo_answered,

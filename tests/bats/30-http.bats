@@ -207,6 +207,34 @@ sreq() {
 	assert_output true
 }
 
+@test "DC /v1/dc/moved: DCs only, signed, strict fields, the caller's own clients" {
+	local u="$(dc1_url)/v1/dc/moved" tid=00112233445566778899aabbccddeeff
+	local ok='"to":"bob.dc1.ntm.test","from":"alice.dc2.ntm.test","tunnel_id":"'$tid'","endpoint":"198.18.0.9:4000"'
+	run https POST "$u" -d "{\"version\":1,$ok}"
+	expect_error 401 unauthorized
+	run sreq rs POST "$u" "{\"version\":1,$ok}"
+	expect_error 401 unauthorized
+	run sreq dc2 POST "$u" "{\"version\":2,$ok}"
+	expect_error 400 bad_version version
+	run sreq dc2 POST "$u" "{\"version\":1,$ok,\"x\":1}"
+	expect_error 400 unknown_field x
+	run sreq dc2 POST "$u" '{"version":1,"to":"bob.dc1.ntm.test"}'
+	assert_equal "$(status_of)" 400
+	run sreq dc2 POST "$u" "{\"version\":1,${ok/alice.dc2/alice.dc3}}"
+	expect_error 400 bad_field from
+	run sreq dc2 POST "$u" "{\"version\":1,${ok/$tid/zz}}"
+	expect_error 400 bad_field tunnel_id
+	run sreq dc2 POST "$u" "{\"version\":1,${ok/198.18.0.9:4000/nope}}"
+	expect_error 400 bad_field endpoint
+	run sreq dc2 POST "$u" "{\"version\":1,${ok/198.18.0.9:4000/[fd00::1]:99999}}"
+	expect_error 400 bad_field endpoint
+	# No such client here: 404, and nothing is sent.
+	run sreq dc2 POST "$u" "{\"version\":1,$ok}"
+	expect_error 404 unknown_peer
+	run sreq dc2 POST "$u" "{\"version\":1,${ok/bob.dc1/bob.dc2}}"
+	expect_error 404 unknown_peer
+}
+
 @test "after all of that every daemon still serves" {
 	local r
 	for r in as dc1 dc2 rs cs; do

@@ -1,4 +1,5 @@
-/* test_reg.c - the sealed registration channel: REG_REQ, REG_RESP, NUDGE. */
+/* test_reg.c - the sealed registration channel: REG_REQ, REG_RESP, NUDGE,
+ * MOVED. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -381,6 +382,72 @@ TEST(lengths)
 	}
 }
 
+TEST(moved)
+{
+	struct ntm_chan cl, dc;
+	struct ntm_moved m, m2;
+	uint8_t buf[NTM_UDP_MAX + 1], pl[NTM_MOVED_PAYLOAD];
+	size_t n;
+
+	pair(&cl, &dc);
+	memset(&m, 0, sizeof(m));
+	memset(m.tunnel_id, 0xab, sizeof(m.tunnel_id));
+	sa(&m.endpoint, "198.18.7.9:40000");
+	CHECK_EQ(ntm_moved_seal(&dc, &m, buf, sizeof(buf)), NTM_MOVED_LEN);
+	CHECK_EQ(NTM_MOVED_LEN, NTM_SEALED_HDR + 36 + 16);
+	CHECK_EQ(ntm_msg_validate(buf, NTM_MOVED_LEN), NTM_MSG_MOVED);
+	CHECK_EQ(ntm_moved_open(&cl, buf, NTM_MOVED_LEN, &m2), 0);
+	CHECK(memcmp(m2.tunnel_id, m.tunnel_id, NTM_TUNNEL_ID_LEN) == 0);
+	CHECK(ntm_sa_equal((struct sockaddr *)&m2.endpoint, (struct sockaddr *)&m.endpoint));
+	/* replayed */
+	CHECK_EQ(ntm_moved_open(&cl, buf, NTM_MOVED_LEN, &m2), NTM_ERR_REPLAY);
+	/* IPv6 */
+	sa(&m.endpoint, "[fd00::7]:5");
+	CHECK_EQ(ntm_moved_seal(&dc, &m, buf, sizeof(buf)), NTM_MOVED_LEN);
+	CHECK_EQ(ntm_moved_open(&cl, buf, NTM_MOVED_LEN, &m2), 0);
+	CHECK_EQ(m2.endpoint.ss_family, AF_INET6);
+	/* every wrong length, before crypto */
+	for (size_t k = 0; k <= NTM_MOVED_LEN + 1; k++)
+		if (k != NTM_MOVED_LEN)
+			CHECK(ntm_moved_open(&cl, buf, k, &m2) < 0);
+	/* a NUDGE is not a MOVED, nor the other way round */
+	{
+		struct ntm_nudge nu = { NTM_NUDGE_DIRECTION, 1 }, nu2;
+
+		CHECK_EQ(ntm_nudge_seal(&dc, &nu, buf, sizeof(buf)), NTM_NUDGE_LEN);
+		CHECK_EQ(ntm_moved_open(&cl, buf, NTM_NUDGE_LEN, &m2), NTM_ERR_PROTO);
+		CHECK_EQ(ntm_moved_seal(&dc, &m, buf, sizeof(buf)), NTM_MOVED_LEN);
+		CHECK_EQ(ntm_nudge_open(&cl, buf, NTM_MOVED_LEN, &nu2), NTM_ERR_PROTO);
+	}
+	/* seal arguments */
+	memset(&m.endpoint, 0, sizeof(m.endpoint));
+	CHECK_EQ(ntm_moved_seal(&dc, &m, buf, sizeof(buf)), NTM_ERR_INVAL);
+	sa(&m.endpoint, "198.18.7.9:40000");
+	CHECK_EQ(ntm_moved_seal(&dc, &m, buf, NTM_MOVED_LEN - 1), NTM_ERR_TOOBIG);
+	/* tampered */
+	CHECK_EQ(ntm_moved_seal(&dc, &m, buf, sizeof(buf)), NTM_MOVED_LEN);
+	buf[NTM_MOVED_LEN - 1] ^= 1;
+	CHECK_EQ(ntm_moved_open(&cl, buf, NTM_MOVED_LEN, &m2), NTM_ERR_CRYPTO);
+	/* the client's own key does not open it (reflection) */
+	cl.send_ctr = 100;
+	CHECK_EQ(ntm_moved_seal(&cl, &m, buf, sizeof(buf)), NTM_MOVED_LEN);
+	CHECK_EQ(ntm_moved_open(&cl, buf, NTM_MOVED_LEN, &m2), NTM_ERR_CRYPTO);
+	/* payload parse: empty or malformed address refused, window untouched */
+	pair(&cl, &dc);
+	memset(pl, 0, sizeof(pl));
+	n = raw_seal(buf, NTM_MSG_MOVED, 5, dkey, pl, sizeof(pl));
+	CHECK_EQ(n, NTM_MOVED_LEN);
+	CHECK_EQ(ntm_moved_open(&cl, buf, n, &m2), NTM_ERR_PROTO);
+	pl[NTM_TUNNEL_ID_LEN] = 5;		/* family 5 */
+	n = raw_seal(buf, NTM_MSG_MOVED, 6, dkey, pl, sizeof(pl));
+	CHECK_EQ(ntm_moved_open(&cl, buf, n, &m2), NTM_ERR_PROTO);
+	CHECK_EQ(cl.win.top, 0);
+	CHECK_EQ(ntm_waddr_put(pl + NTM_TUNNEL_ID_LEN, (struct sockaddr *)&m.endpoint), 0);
+	n = raw_seal(buf, NTM_MSG_MOVED, 7, dkey, pl, sizeof(pl));
+	CHECK_EQ(ntm_moved_open(&cl, buf, n, &m2), 0);
+	CHECK_EQ(cl.win.top, 8);
+}
+
 static void
 init_sodium(void)
 {
@@ -394,4 +461,4 @@ TEST(setup)
 }
 
 UNIT_MAIN(T(setup), T(roundtrip), T(seal_args), T(reject), T(tamper), T(counter_order),
-    T(payload_parse), T(lengths))
+    T(payload_parse), T(lengths), T(moved))
