@@ -39,6 +39,65 @@ static void reg_send(struct agent *a);
 
 /* ---- UDP -------------------------------------------------------------------- */
 
+/*
+ * Datagrams sent while handling one burst of input (frames from a local
+ * application, datagrams from the network) are gathered and handed to the
+ * kernel with one sendmmsg: the per-packet system call is most of the cost.
+ */
+#define SEND_BATCH	32
+static struct {
+	int			depth, n;
+	size_t			len[SEND_BATCH];
+	struct sockaddr_storage	to[SEND_BATCH];
+	socklen_t		tolen[SEND_BATCH];
+	uint8_t			buf[SEND_BATCH][NTM_UDP_MAX];
+} sb;
+
+static void
+send_failed(struct agent *a, const struct sockaddr *to)
+{
+	char b[64];
+	int e = errno;
+
+	a->send_errors++;
+	log_debug("sendto %s: %s", ntm_sa_str(to, b, sizeof(b)), strerror(e));
+	if (e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS)
+		agent_net_soon(a, "send error");
+}
+
+static void
+batch_flush(struct agent *a)
+{
+	struct mmsghdr mm[SEND_BATCH];
+	struct iovec iov[SEND_BATCH];
+	int done = 0;
+
+	for (int i = 0; i < sb.n; i++) {
+		iov[i].iov_base = sb.buf[i];
+		iov[i].iov_len = sb.len[i];
+		memset(&mm[i], 0, sizeof(mm[i]));
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &sb.to[i];
+		mm[i].msg_hdr.msg_namelen = sb.tolen[i];
+	}
+	while (done < sb.n) {
+		int r = sendmmsg(a->udp, mm + done, (unsigned)(sb.n - done), 0);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* The first one failed: count it, go on with the rest. */
+			send_failed(a, (const struct sockaddr *)&sb.to[done]);
+			done++;
+			continue;
+		}
+		a->tx += (uint64_t)r;
+		done += r;
+	}
+	sb.n = 0;
+}
+
 int
 agent_udp_send(struct agent *a, const uint8_t *p, size_t n, const struct sockaddr_storage *to)
 {
@@ -64,18 +123,35 @@ agent_udp_send(struct agent *a, const uint8_t *p, size_t n, const struct sockadd
 		len = sizeof(struct sockaddr_in);
 	else
 		return -1;
+	if (sb.depth > 0 && n <= NTM_UDP_MAX) {
+		/* Inside a batch: queue, sent by one sendmmsg at the end. */
+		memcpy(sb.buf[sb.n], p, n);
+		sb.len[sb.n] = n;
+		sb.to[sb.n] = ss;
+		sb.tolen[sb.n] = len;
+		if (++sb.n == SEND_BATCH)
+			batch_flush(a);
+		return 0;
+	}
 	if (sendto(a->udp, p, n, 0, (struct sockaddr *)&ss, len) < 0) {
-		char b[64];
-
-		a->send_errors++;
-		log_debug("sendto %s: %s", ntm_sa_str((const struct sockaddr *)to, b,
-		    sizeof(b)), strerror(errno));
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
-			agent_net_soon(a, "send error");
+		send_failed(a, (const struct sockaddr *)&ss);
 		return -1;
 	}
 	a->tx++;
 	return 0;
+}
+
+void
+agent_batch_begin(struct agent *a)
+{
+	sb.depth++;
+}
+
+void
+agent_batch_end(struct agent *a)
+{
+	if (sb.depth > 0 && --sb.depth == 0)
+		batch_flush(a);
 }
 
 /* ---- tunnels: table, output, timers ---------------------------------------- */
@@ -1019,6 +1095,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 	struct mmsghdr mm[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 
+	agent_batch_begin(a);
 	for (int round = 0; round < 8; round++) {
 		int got;
 
@@ -1048,6 +1125,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 		if (got < UDP_BATCH)
 			break;
 	}
+	agent_batch_end(a);
 }
 
 /* ---- setup ------------------------------------------------------------------ */

@@ -117,6 +117,9 @@ struct agent {
 
 /* agent.c */
 int64_t agent_now_us(void);
+/* Gather sends until the matching end (nestable); then one sendmmsg. */
+void agent_batch_begin(struct agent *a);
+void agent_batch_end(struct agent *a);
 int  agent_udp_send(struct agent *a, const uint8_t *p, size_t n,
     const struct sockaddr_storage *to);
 struct tun *agent_tun_by_peer(struct agent *a, const char *peer);

@@ -601,9 +601,8 @@ out:
 /* ---- connections ------------------------------------------------------------------ */
 
 static void
-on_ctl_read(struct bufferevent *bev, void *arg)
+ctl_read(struct bufferevent *bev, struct ctl *c)
 {
-	struct ctl *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	for (;;) {
@@ -651,6 +650,18 @@ on_ctl_read(struct bufferevent *bev, void *arg)
 			evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
+}
+
+/* Frames from the application go out in one batch per read. */
+static void
+on_ctl_read(struct bufferevent *bev, void *arg)
+{
+	struct ctl *c = arg;
+	struct agent *a = c->a;
+
+	agent_batch_begin(a);
+	ctl_read(bev, c);	/* may free c */
+	agent_batch_end(a);
 }
 
 static void
