@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +44,15 @@ static void reg_send(struct agent *a);
  * Datagrams sent while handling one burst of input (frames from a local
  * application, datagrams from the network) are gathered and handed to the
  * kernel with one sendmmsg: the per-packet system call is most of the cost.
+ * Runs of datagrams of one size to one endpoint go as one message with
+ * UDP_SEGMENT (UDP GSO): the kernel walks its stack once for the run and
+ * cuts it into datagrams at the device, or hands it whole to a receiver
+ * that set UDP_GRO. A kernel or device that refuses GSO turns it off for
+ * the life of the agent, and the batch is sent datagram by datagram.
  */
-#define SEND_BATCH	32
+#define SEND_BATCH	128
+#define GSO_SEGS	64		/* kernel's UDP_MAX_SEGMENTS is 64 or more */
+#define GSO_BYTES	65000		/* one UDP datagram's worth */
 static struct {
 	int			depth, n;
 	size_t			len[SEND_BATCH];
@@ -65,34 +73,98 @@ send_failed(struct agent *a, const struct sockaddr *to)
 		agent_net_soon(a, "send error");
 }
 
+/* May queued datagrams i and j share one GSO message? */
+static int
+gso_same(int i, int j)
+{
+	return sb.tolen[i] == sb.tolen[j] && memcmp(&sb.to[i], &sb.to[j], sb.tolen[i]) == 0;
+}
+
 static void
 batch_flush(struct agent *a)
 {
-	struct mmsghdr mm[SEND_BATCH];
-	struct iovec iov[SEND_BATCH];
-	int done = 0;
+	static struct mmsghdr mm[SEND_BATCH];
+	static struct iovec iov[SEND_BATCH];
+	static union {
+		struct cmsghdr	h;
+		uint8_t		b[CMSG_SPACE(sizeof(uint16_t))];
+	} ctl[SEND_BATCH];
+	int first[SEND_BATCH], nmsg = 0, done = 0;
 
 	for (int i = 0; i < sb.n; i++) {
 		iov[i].iov_base = sb.buf[i];
 		iov[i].iov_len = sb.len[i];
-		memset(&mm[i], 0, sizeof(mm[i]));
-		mm[i].msg_hdr.msg_iov = &iov[i];
-		mm[i].msg_hdr.msg_iovlen = 1;
-		mm[i].msg_hdr.msg_name = &sb.to[i];
-		mm[i].msg_hdr.msg_namelen = sb.tolen[i];
 	}
-	while (done < sb.n) {
-		int r = sendmmsg(a->udp, mm + done, (unsigned)(sb.n - done), 0);
+	/* Messages: runs of equal-size datagrams to one endpoint (the last of
+	 * a run may be shorter), or single datagrams without GSO. */
+	for (int i = 0; i < sb.n; nmsg++) {
+		struct msghdr *h = &mm[nmsg].msg_hdr;
+		int k = 1;
+		size_t total = sb.len[i];
+
+		if (!a->gso_off)
+			while (i + k < sb.n && k < GSO_SEGS && gso_same(i, i + k) &&
+			    sb.len[i + k] <= sb.len[i] && total + sb.len[i + k] <= GSO_BYTES) {
+				total += sb.len[i + k];
+				if (sb.len[i + k++] < sb.len[i])
+					break;	/* a short one ends the run */
+			}
+		memset(&mm[nmsg], 0, sizeof(mm[nmsg]));
+		h->msg_iov = &iov[i];
+		h->msg_iovlen = (size_t)k;
+		h->msg_name = &sb.to[i];
+		h->msg_namelen = sb.tolen[i];
+		if (k > 1) {
+			struct cmsghdr *cm = &ctl[nmsg].h;
+			uint16_t seg = (uint16_t)sb.len[i];
+
+			memset(&ctl[nmsg], 0, sizeof(ctl[nmsg]));
+			h->msg_control = ctl[nmsg].b;
+			h->msg_controllen = sizeof(ctl[nmsg].b);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(seg));
+			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		}
+		first[nmsg] = i;
+		i += k;
+	}
+	while (done < nmsg) {
+		int r = sendmmsg(a->udp, mm + done, (unsigned)(nmsg - done), 0);
 
 		if (r < 0) {
-			if (errno == EINTR)
+			int e = errno;
+
+			if (e == EINTR)
 				continue;
+			if (mm[done].msg_hdr.msg_iovlen > 1 && !a->gso_off &&
+			    (e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT)) {
+				/* No GSO here: the rest goes datagram by datagram. */
+				log_info("UDP GSO unavailable (%s); sending datagram by datagram",
+				    strerror(e));
+				a->gso_off = 1;
+				memmove(sb.buf, sb.buf[first[done]],
+				    (size_t)(sb.n - first[done]) * sizeof(sb.buf[0]));
+				memmove(sb.len, sb.len + first[done],
+				    (size_t)(sb.n - first[done]) * sizeof(sb.len[0]));
+				memmove(sb.to, sb.to + first[done],
+				    (size_t)(sb.n - first[done]) * sizeof(sb.to[0]));
+				memmove(sb.tolen, sb.tolen + first[done],
+				    (size_t)(sb.n - first[done]) * sizeof(sb.tolen[0]));
+				sb.n -= first[done];
+				batch_flush(a);
+				return;
+			}
 			/* The first one failed: count it, go on with the rest. */
-			send_failed(a, (const struct sockaddr *)&sb.to[done]);
+			send_failed(a, (const struct sockaddr *)&sb.to[first[done]]);
 			done++;
 			continue;
 		}
-		a->tx += (uint64_t)r;
+		for (int m = done; m < done + r; m++) {
+			a->tx += mm[m].msg_hdr.msg_iovlen;
+			if (mm[m].msg_hdr.msg_iovlen > 1)
+				a->gso_sends++;
+		}
 		done += r;
 	}
 	sb.n = 0;
@@ -1083,44 +1155,80 @@ udp_packet(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from,
 	tun_arm(t);
 }
 
-/* Datagrams are read in batches: one system call for up to UDP_BATCH. */
-#define UDP_BATCH	32
+/*
+ * Datagrams are read in batches: one system call for up to UDP_BATCH. With
+ * UDP_GRO set, one message may hold a run of datagrams that a sender gave
+ * the kernel as one GSO message: the control message says the size of each,
+ * and they are taken apart here, each one checked on its own.
+ */
+#define UDP_BATCH	16
+#define GRO_BUF		65536
 
 static void
 on_udp(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
-	static uint8_t bufs[UDP_BATCH][NTM_UDP_MAX + 1];
+	static uint8_t bufs[UDP_BATCH][GRO_BUF];
 	static struct sockaddr_storage from[UDP_BATCH];
+	static union {
+		struct cmsghdr	h;
+		uint8_t		b[CMSG_SPACE(sizeof(int))];
+	} ctl[UDP_BATCH];
 	struct mmsghdr mm[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 
 	agent_batch_begin(a);
-	for (int round = 0; round < 8; round++) {
+	for (int round = 0; round < 16; round++) {
 		int got;
 
 		for (int i = 0; i < UDP_BATCH; i++) {
 			iov[i].iov_base = bufs[i];
-			iov[i].iov_len = sizeof(bufs[i]);
+			iov[i].iov_len = a->gro ? GRO_BUF : NTM_UDP_MAX + 1;
 			memset(&mm[i], 0, sizeof(mm[i]));
 			mm[i].msg_hdr.msg_iov = &iov[i];
 			mm[i].msg_hdr.msg_iovlen = 1;
 			mm[i].msg_hdr.msg_name = &from[i];
 			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
+			if (a->gro) {
+				mm[i].msg_hdr.msg_control = ctl[i].b;
+				mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].b);
+			}
 		}
 		if ((got = recvmmsg(fd, mm, UDP_BATCH, MSG_DONTWAIT, NULL)) <= 0)
 			break;
 		for (int i = 0; i < got; i++) {
-			socklen_t flen = mm[i].msg_hdr.msg_namelen;
-			size_t n = mm[i].msg_len;
+			struct msghdr *h = &mm[i].msg_hdr;
+			socklen_t flen = h->msg_namelen;
+			size_t n = mm[i].msg_len, seg = n;
+			struct cmsghdr *cm;
 
-			a->rx++;
 			ntm_sa_unmap(&from[i], &flen);
-			if ((mm[i].msg_hdr.msg_flags & MSG_TRUNC) || n > NTM_UDP_MAX) {
+			if (h->msg_flags & MSG_TRUNC) {
+				a->rx++;
 				drop(a, DROP_MALFORMED);
 				continue;
 			}
-			udp_packet(a, bufs[i], n, &from[i], 1);
+			for (cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm))
+				if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO &&
+				    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+					int v;
+
+					memcpy(&v, CMSG_DATA(cm), sizeof(v));
+					if (v > 0 && (size_t)v < n)
+						seg = (size_t)v;
+				}
+			if (seg < n)
+				a->gro_recvs++;
+			for (size_t off = 0; off < n; off += seg) {
+				size_t len = n - off < seg ? n - off : seg;
+
+				a->rx++;
+				if (len > NTM_UDP_MAX) {
+					drop(a, DROP_MALFORMED);
+					continue;
+				}
+				udp_packet(a, bufs[i] + off, len, &from[i], 1);
+			}
 		}
 		if (got < UDP_BATCH)
 			break;
@@ -1131,7 +1239,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 /* ---- setup ------------------------------------------------------------------ */
 
 static int
-udp_open(long port, int *dual, uint16_t *bound, char *err, size_t errlen)
+udp_open(long port, int *dual, int *gro, uint16_t *bound, char *err, size_t errlen)
 {
 	struct sockaddr_in6 s6;
 	struct sockaddr_in s4;
@@ -1176,6 +1284,11 @@ bound:
 		int sz = 4 << 20;
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
+	{
+		/* Runs of datagrams sent with GSO arrive as one message. */
+		int on = 1;
+		*gro = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
 	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
 		snprintf(err, errlen, "getsockname: %s", strerror(errno));
@@ -1339,7 +1452,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		goto out;
 	}
 	ntm_sa_unmap(&a->dc, &a->dclen);
-	if ((a->udp = udp_open(o->port, &a->dual, &a->port, err, sizeof(err))) < 0) {
+	if ((a->udp = udp_open(o->port, &a->dual, &a->gro, &a->port, err, sizeof(err))) < 0) {
 		cli_err("up", "%s", err);
 		goto out;
 	}

@@ -69,7 +69,7 @@ struct agent {
 	struct session	 s;
 	struct agent_opts o;
 	struct event_base *base;
-	int		 udp, dual;
+	int		 udp, dual, gro, gso_off;
 	uint16_t	 port;
 	struct event	*udp_ev;
 	struct ntm_chan	 chan;
@@ -113,6 +113,7 @@ struct agent {
 	uint64_t	 rx, tx, send_errors, reg_sent, reg_resps, nudges, moved,
 				 directions;
 	uint64_t	 drops[DROP_N], inner_drops, echo_answered, net_changes;
+	uint64_t	 gso_sends, gro_recvs;	/* messages carrying runs */
 };
 
 /* agent.c */

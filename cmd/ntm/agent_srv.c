@@ -23,6 +23,7 @@
 #include "agent_int.h"
 
 #define CTL_OUT_MAX	(1024 * 1024)	/* output buffered for a slow client */
+#define CTL_READ_MAX	(256 * 1024)	/* bytes per read or write of a connection */
 #define PING_SLOTS	64
 
 enum ctl_mode { CTL_LINES, CTL_WAIT, CTL_PING, CTL_OPEN, CTL_LISTEN, CTL_DONE };
@@ -130,7 +131,7 @@ status_json(struct agent *a)
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
 	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I}",
+	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:b, s:b, s:I, s:I}}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
 	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
 	    "uptime_s", (json_int_t)((agent_now_ms() - a->started) / 1000),
@@ -142,7 +143,9 @@ status_json(struct agent *a)
 	    "directions", (json_int_t)a->directions, "dropped", drops,
 	    "inner_dropped", (json_int_t)a->inner_drops,
 	    "echo_answered", (json_int_t)a->echo_answered,
-	    "net_changes", (json_int_t)a->net_changes);
+	    "net_changes", (json_int_t)a->net_changes,
+	    "offload", "gso", !a->gso_off, "gro", a->gro,
+	    "gso_sends", (json_int_t)a->gso_sends, "gro_recvs", (json_int_t)a->gro_recvs);
 }
 
 static const char *
@@ -713,6 +716,10 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 			continue;
 		}
 		a->ctls[a->nctl++] = c;
+		/* A bridged application writes many frames per write; reading
+		 * them in large chunks makes large sendmmsg batches. */
+		bufferevent_set_max_single_read(c->bev, CTL_READ_MAX);
+		bufferevent_set_max_single_write(c->bev, CTL_READ_MAX);
 		bufferevent_setcb(c->bev, on_ctl_read, NULL, on_ctl_event, c);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	}
