@@ -70,7 +70,11 @@ $(1)_OBJS := $$(patsubst %.c,$(BUILD)/%.o,$$(sort $$(wildcard cmd/$(1)/*.c)))
 $(BUILD)/$(1): $$($(1)_OBJS) $(COMMON_OBJS) $(BUILD)/libntm.a
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) $(2)
 endef
-$(eval $(call prog_rule,ntm,-lreadline))
+# The agent's user-space stack: Debian's lwIP, only where it is used.
+LWIP_CFLAGS := $(shell pkg-config --cflags lwip 2>/dev/null)
+LWIP_LIBS   := $(shell pkg-config --libs lwip 2>/dev/null || echo -llwip)
+$(BUILD)/cmd/ntm/agent_ip.o $(BUILD)/cmd/ntm/agent_stream.o: CFLAGS += $(LWIP_CFLAGS)
+$(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS)))
 $(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a

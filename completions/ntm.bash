@@ -88,6 +88,7 @@ _ntm()
 	tunnel)
 		case $prev in
 		-c|--count|-i|--interval|--udp|--local-port|--wait|--timeout) return ;;
+		--exec) COMPREPLY=($(compgen -c -- "$cur")); return ;;
 		esac
 		local sub="" j
 		for ((j = i + 1; j < cword; j++)); do
@@ -99,7 +100,7 @@ _ntm()
 			COMPREPLY=($(compgen -W "ping open listen list close" -- "$cur"))
 			return
 		fi
-		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --json -h --help"
+		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec --json -h --help"
 		;;
 	shell)
 		opts="-h --help"

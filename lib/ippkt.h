@@ -21,6 +21,7 @@
 #define NTM_IP_EXT_MAX		4	/* IPv6 extension headers skipped at most */
 
 #define NTM_PROTO_ICMP		1
+#define NTM_PROTO_TCP		6
 #define NTM_PROTO_UDP		17
 #define NTM_PROTO_ICMP6		58
 

@@ -993,6 +993,10 @@ inner_packet(struct tun *t, const uint8_t *p, size_t len)
 			a->inner_drops++;
 		return;
 	}
+	if (ip.proto == NTM_PROTO_TCP) {
+		agent_ip_input(a, p, len);	/* the user-space stack */
+		return;
+	}
 	a->inner_drops++;
 }
 
@@ -1328,6 +1332,7 @@ vip_parse(const char *s, int af, uint8_t *out, int *has)
 static void
 agent_free(struct agent *a)
 {
+	agent_stream_stop_all(a);
 	while (a->ntun > 0)
 		agent_tun_free(a->tuns[0]);
 	agent_ctl_stop(a);
@@ -1494,6 +1499,10 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	    event_add(a->udp_ev, NULL) < 0 || agent_ctl_start(a) < 0 ||
 	    daemon_signals(a->base, NULL, NULL) < 0) {
 		log_warnx("cannot set up the event loop");
+		goto fail;
+	}
+	if (agent_ip_start(a, err, sizeof(err)) < 0) {
+		log_warnx("user-space stack: %s", err);
 		goto fail;
 	}
 	/* Our addresses change under us: never send a request over a kept-alive

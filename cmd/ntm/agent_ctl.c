@@ -202,6 +202,13 @@ ctl_fail(const char *cmd, json_t *resp)
 	    !strcmp(code, "no_tunnel") || !strcmp(code, "not_registered") ||
 	    !strcmp(code, "tunnel_timeout") || !strcmp(code, "unknown_tunnel"))
 		return EXIT_NOTUNNEL;
+	if (!strcmp(code, "refused"))
+		return EXIT_REFUSED;
+	if (!strcmp(code, "reset") || !strcmp(code, "stalled") ||
+	    !strcmp(code, "tunnel_closed") || !strcmp(code, "agent_stopped"))
+		return EXIT_BROKEN;
+	if (!strcmp(code, "timeout"))
+		return EXIT_NOTUNNEL;
 	if (!strcmp(code, "unreachable") || !strcmp(code, "upstream_unavailable"))
 		return EXIT_UNREACH;
 	if (!strcmp(code, "unauthorized") || !strcmp(code, "session_ended"))

@@ -114,6 +114,7 @@ struct agent {
 				 directions;
 	uint64_t	 drops[DROP_N], inner_drops, echo_answered, net_changes;
 	uint64_t	 gso_sends, gro_recvs;	/* messages carrying runs */
+	uint64_t	 stack_in, stack_out, stack_noroute;	/* user-space stack packets */
 };
 
 /* agent.c */
@@ -132,6 +133,23 @@ int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
     uint64_t ctl);
 void agent_net_changed(struct agent *a, const char *why);
 void agent_net_soon(struct agent *a, const char *why);
+
+/* agent_ip.c: lwIP on the vIPs, run on the agent's loop */
+int  agent_ip_start(struct agent *a, char *err, size_t errlen);
+void agent_ip_input(struct agent *a, const uint8_t *p, size_t len);
+void agent_ip_kick(struct agent *a);	/* re-arm lwIP's timers after a call */
+int  agent_ip_is_ours(struct agent *a, int version, const uint8_t *addr);
+
+/* agent_stream.c: TCP byte streams between control connections and lwIP.
+ * The stream takes over the connection's bufferevent (and frees it). */
+struct bufferevent;
+void agent_stream_connect(struct agent *a, struct bufferevent *bev, struct tun *t,
+    int family, uint16_t port, int64_t timeout_ms);
+int  agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
+    char *err, size_t errlen);
+void agent_stream_tunnel_gone(struct agent *a, struct tun *t, const char *why);
+void agent_stream_stop_all(struct agent *a);
+json_t *agent_stream_json(struct agent *a);
 
 /* agent_srv.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */

@@ -26,8 +26,9 @@
 #define CTL_READ_MAX	(256 * 1024)	/* bytes per read or write of a connection */
 #define PING_SLOTS	64
 
-enum ctl_mode { CTL_LINES, CTL_WAIT, CTL_PING, CTL_OPEN, CTL_LISTEN, CTL_DONE };
-enum ctl_op { OP_NONE, OP_PING, OP_OPEN };
+enum ctl_mode { CTL_LINES, CTL_WAIT, CTL_PING, CTL_OPEN, CTL_LISTEN, CTL_HANDOVER,
+    CTL_DONE };
+enum ctl_op { OP_NONE, OP_PING, OP_OPEN, OP_STREAM, OP_LISTEN_TCP };
 
 struct ctl {
 	struct agent		*a;
@@ -53,6 +54,7 @@ struct ctl {
 	uint8_t			 last_src[16];
 	uint16_t		 last_sport;
 	uint64_t		 frames_in, frames_out;
+	int64_t			 stream_timeout_ms;
 };
 
 static void ctl_free(struct ctl *c);
@@ -131,7 +133,8 @@ status_json(struct agent *a)
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
 	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:b, s:b, s:I, s:I}}",
+	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I},"
+	    " s:{s:b, s:b, s:I, s:I}}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
 	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
 	    "uptime_s", (json_int_t)((agent_now_ms() - a->started) / 1000),
@@ -144,6 +147,8 @@ status_json(struct agent *a)
 	    "inner_dropped", (json_int_t)a->inner_drops,
 	    "echo_answered", (json_int_t)a->echo_answered,
 	    "net_changes", (json_int_t)a->net_changes,
+	    "stack", "in", (json_int_t)a->stack_in, "out", (json_int_t)a->stack_out,
+	    "noroute", (json_int_t)a->stack_noroute,
 	    "offload", "gso", !a->gso_off, "gro", a->gro,
 	    "gso_sends", (json_int_t)a->gso_sends, "gro_recvs", (json_int_t)a->gro_recvs);
 }
@@ -255,6 +260,37 @@ ping_send(struct ctl *c)
 	(void)agent_tun_send(t, pkt, (size_t)n);
 }
 
+/*
+ * A TCP stream takes the connection over (agent_stream.c): run from the
+ * connection's timer, never from inside its read callback, since the ctl
+ * is freed here.
+ */
+static void
+ctl_handover(struct ctl *c)
+{
+	struct agent *a = c->a;
+	struct bufferevent *bev = c->bev;
+	struct tun *t;
+	char err[128];
+
+	if (c->op == OP_LISTEN_TCP) {
+		if (agent_stream_listen(a, bev, c->lport, err, sizeof(err)) < 0) {
+			ctl_error(c, "port_in_use", "%s", err);
+			return;
+		}
+		c->bev = NULL;
+		ctl_free(c);
+		return;
+	}
+	if ((t = agent_tun_by_peer(a, c->peer)) == NULL) {
+		ctl_error(c, "tunnel_failed", "the tunnel to %s went away", c->peer);
+		return;
+	}
+	c->bev = NULL;
+	ctl_free(c);
+	agent_stream_connect(a, bev, t, c->family, c->rport, c->stream_timeout_ms);
+}
+
 static void
 on_ctl_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -262,6 +298,10 @@ on_ctl_timer(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv;
 	int64_t wait;
 
+	if (c->mode == CTL_HANDOVER) {
+		ctl_handover(c);
+		return;
+	}
 	if (c->mode == CTL_WAIT) {
 		struct tun *t = agent_tun_by_peer(c->a, c->peer);
 		struct ntm_tun_stats st;
@@ -429,6 +469,9 @@ ctl_ready(struct ctl *c, struct tun *t)
 		    ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
 		    "role", t->initiator ? "initiator" : "responder"));
 		evtimer_add(c->timer, &now);
+	} else if (c->op == OP_STREAM) {
+		c->mode = CTL_HANDOVER;
+		evtimer_add(c->timer, &now);
 	} else {
 		c->mode = CTL_OPEN;
 		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:i, s:s, s:i, s:s}", "ok", 1,
@@ -455,6 +498,7 @@ ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
 		    agent_now_ms() - (st.last_rx ? st.last_rx : t->created) > AGENT_STALE_MS)) {
 			log_info("tunnel %s: %s, asking for a new one", t->peer,
 			    st.state == NTM_TUN_DEAD ? "dead" : "silent");
+			agent_stream_tunnel_gone(a, t, "the tunnel died");
 			agent_tun_free(t);
 			t = NULL;
 		} else if (st.state == NTM_TUN_UP) {
@@ -514,7 +558,7 @@ static void
 ctl_request(struct ctl *c, const char *line, size_t len)
 {
 	struct agent *a = c->a;
-	const char *cmd = NULL, *peer = NULL;
+	const char *cmd = NULL, *peer = NULL, *proto = "udp";
 	int64_t count = 0, interval = 0, family = 0, timeout = 0, port = 0, lport = 0;
 	const struct ntm_jfield f[] = {
 		{ "cmd", NTM_J_STR, 1, &cmd, 32 },
@@ -525,12 +569,17 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 		{ "timeout_ms", NTM_J_INT, 0, &timeout, 0 },
 		{ "port", NTM_J_INT, 0, &port, 0 },
 		{ "local_port", NTM_J_INT, 0, &lport, 0 },
+		{ "proto", NTM_J_STR, 0, &proto, 8 },
 	};
 	struct ntm_jerr jerr;
 	json_t *j = ntm_json_parse(line, len, &jerr), *arr;
 
 	if (j == NULL || ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
 		ctl_error(c, "bad_request", "%s", jerr.message);
+		goto out;
+	}
+	if (strcmp(proto, "udp") != 0 && strcmp(proto, "tcp") != 0) {
+		ctl_error(c, "bad_request", "proto: expected udp or tcp");
 		goto out;
 	}
 	if (!strcmp(cmd, "status")) {
@@ -541,8 +590,8 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 		arr = json_array();
 		for (int i = 0; i < a->ntun; i++)
 			json_array_append_new(arr, tun_json(a->tuns[i]));
-		ctl_reply(c, json_pack("{s:b, s:o, s:o}", "ok", 1, "agent", status_json(a),
-		    "tunnels", arr));
+		ctl_reply(c, json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "agent", status_json(a),
+		    "tunnels", arr, "streams", agent_stream_json(a)));
 	} else if (!strcmp(cmd, "stop")) {
 		struct timeval tv = { 0, 100000 };
 
@@ -556,11 +605,33 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 			ctl_error(c, "no_tunnel", "no tunnel to %s", peer ? peer : "(none)");
 		else {
 			log_info("tunnel %s: closed on request", t->peer);
+			agent_stream_tunnel_gone(a, t, "the tunnel was closed");
 			agent_tun_free(t);
 			ctl_reply(c, json_pack("{s:b, s:s}", "ok", 1, "peer", peer));
 		}
 	} else if (!strcmp(cmd, "ping") || !strcmp(cmd, "open")) {
 		int ping = cmd[0] == 'p';
+		uint8_t vb[16];
+		int vf = peer == NULL ? 0 : inet_pton(AF_INET, peer, vb) == 1 ? 4 :
+		    inet_pton(AF_INET6, peer, vb) == 1 ? 6 : 0;
+
+		if (vf) {
+			/* A peer given by vIP: the peer of the tunnel that has it. */
+			struct tun *vt = NULL;
+
+			for (int i = 0; i < a->ntun && vt == NULL; i++)
+				if (vf == 4 ? a->tuns[i]->has4 && !memcmp(a->tuns[i]->pv4, vb, 4) :
+				    a->tuns[i]->has6 && !memcmp(a->tuns[i]->pv6, vb, 16))
+					vt = a->tuns[i];
+			if (vt == NULL) {
+				ctl_error(c, "no_tunnel", "no tunnel has the vIP %s (open one to "
+				    "the peer's name first)", peer);
+				goto out;
+			}
+			peer = vt->peer;
+			if (family == 0)
+				family = vf;
+		}
 
 		if (peer == NULL || !ntm_valid_dnsname(peer)) {
 			ctl_error(c, "bad_request", "peer: expected a client FQDN");
@@ -577,7 +648,8 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 		}
 		snprintf(c->peer, sizeof(c->peer), "%s", peer);
 		c->family = (int)family;
-		c->op = ping ? OP_PING : OP_OPEN;
+		c->op = ping ? OP_PING : proto[0] == 't' ? OP_STREAM : OP_OPEN;
+		c->stream_timeout_ms = timeout ? timeout : 10000;
 		c->count = count ? (int)count : 4;
 		c->interval_ms = interval ? interval : 1000;
 		c->rport = (uint16_t)port;
@@ -592,6 +664,14 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 			goto out;
 		}
 		c->lport = (uint16_t)port;
+		if (proto[0] == 't') {
+			struct timeval now = { 0, 0 };
+
+			c->op = OP_LISTEN_TCP;
+			c->mode = CTL_HANDOVER;
+			evtimer_add(c->timer, &now);
+			goto out;
+		}
 		c->mode = CTL_LISTEN;
 		ctl_reply(c, json_pack("{s:b, s:i, s:s, s:s}", "ok", 1, "port", (int)port,
 		    "vip4", a->s.vip4, "vip6", a->s.vip6));
@@ -686,7 +766,8 @@ ctl_free(struct ctl *c)
 		}
 	if (c->timer)
 		event_free(c->timer);
-	bufferevent_free(c->bev);
+	if (c->bev)
+		bufferevent_free(c->bev);
 	free(c);
 }
 

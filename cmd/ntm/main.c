@@ -31,7 +31,7 @@ const struct cli_cmd cli_commands[] = {
 	{ "register", register_main, "register with the DC once and show what it saw",
 	  "", register_opts },
 	{ "tunnel", tunnel_main, "tunnels to peers: ping, open, listen, list, close",
-	  "ping|open|listen|list|close [PEER]", tunnel_opts },
+	  "ping|open|listen|list|close [PEER] [PORT]", tunnel_opts },
 	{ "shell", shell_main, "interactive shell with completion and history",
 	  "", shell_opts },
 	{ "help", help_main, "show help for ntm or one command",

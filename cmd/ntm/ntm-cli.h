@@ -24,6 +24,8 @@ enum {
 	EXIT_REJECTED	= 8,	/* the server rejected the request otherwise */
 	EXIT_NOAGENT	= 9,	/* no agent running (ntm up) */
 	EXIT_NOTUNNEL	= 10,	/* peer unknown or offline, or the tunnel could not be made */
+	EXIT_REFUSED	= 11,	/* the peer refused the connection: nothing listens on the port */
+	EXIT_BROKEN	= 12,	/* a stream broke: reset by the peer, tunnel closed, stalled */
 };
 
 #define NTM_CLI_TIMEOUT_DEF	10	/* seconds */

@@ -4,6 +4,7 @@
  * for open/listen, bridges stdin lines and received datagrams through the
  * same connection as length-prefixed frames.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -13,32 +14,48 @@
 
 #include "common.h"
 #include "agent.h"
+#include "stream.h"
 
-enum { OPT_JSON = 256, OPT_UDP, OPT_LOCAL_PORT, OPT_TIMEOUT, OPT_WAIT };
+enum { OPT_JSON = 256, OPT_UDP, OPT_LOCAL_PORT, OPT_TIMEOUT, OPT_WAIT, OPT_EXEC };
 
 const struct cli_opt tunnel_opts[] = {
 	{ "count", 'c', 'c', "N", "ping: send N echo requests (default 4); "
 	  "listen: exit after N datagrams" },
 	{ "interval", 'i', 'i', "SEC", "ping: seconds between requests (0.01..60, default 1)" },
 	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4)" },
-	{ "udp", OPT_UDP, 0, "PORT", "open: the peer's UDP port; listen: our UDP port" },
+	{ "udp", OPT_UDP, 0, "PORT", "open, listen: datagrams instead of a stream; open: "
+	  "the peer's UDP port; listen: our UDP port" },
+	{ "exec", OPT_EXEC, 0, "CMD", "open, listen (streams): run CMD with /bin/sh, its "
+	  "stdin and stdout on the stream" },
 	{ "local-port", OPT_LOCAL_PORT, 0, "P", "open: our UDP source port (default random)" },
 	{ "wait", OPT_WAIT, 0, "SEC", "open: after end of input, print replies for SEC more "
 	  "seconds (default 2)" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "ping, open: give up if the tunnel is not up "
-	  "within SEC seconds (1..300, default 10)" },
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "ping, open: give up if the tunnel (and, for a "
+	  "stream, the connection) is not up within SEC seconds (1..300, default 10)" },
 	{ "json", OPT_JSON, 0, NULL, "ping, list: print the result as one JSON object" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
 
 struct topts {
-	const char	*sub, *peer;
+	const char	*sub, *peer, *exec;
+	long		 port;
 	long		 count, udp, lport, timeout, wait;
 	double		 interval;
 	int		 json, v6;
 	unsigned	 given;		/* bit per option */
 };
+
+/* A client FQDN, or a vIP (IPv4 or IPv6 literal). */
+static int
+valid_peer(const char *s)
+{
+	uint8_t b[16];
+
+	if (inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1)
+		return 1;
+	return ntm_valid_dnsname(s) && strchr(s, '.') != NULL;
+}
 
 static int
 no_agent(void)
@@ -435,12 +452,13 @@ out:
 /* ---- the command --------------------------------------------------------------- */
 
 enum { G_COUNT = 1, G_INTERVAL = 2, G_V6 = 4, G_UDP = 8, G_LPORT = 16, G_WAIT = 32,
-    G_TIMEOUT = 64, G_JSON = 128 };
+    G_TIMEOUT = 64, G_JSON = 128, G_EXEC = 256 };
 
+/* npos: arguments after the subcommand; +1 more (PORT) for streams */
 static const struct { const char *sub; unsigned allowed; int npos; } subs[] = {
 	{ "ping", G_COUNT | G_INTERVAL | G_V6 | G_TIMEOUT | G_JSON, 1 },
-	{ "open", G_V6 | G_UDP | G_LPORT | G_WAIT | G_TIMEOUT, 1 },
-	{ "listen", G_UDP | G_COUNT, 0 },
+	{ "open", G_V6 | G_UDP | G_LPORT | G_WAIT | G_TIMEOUT | G_EXEC, 1 },
+	{ "listen", G_UDP | G_COUNT | G_EXEC, 0 },
 	{ "list", G_JSON, 0 },
 	{ "close", 0, 1 },
 };
@@ -452,7 +470,7 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	struct cli_args args;
 	struct topts o;
 	char *end;
-	int ch, ret = EXIT_USAGE;
+	int ch, ret = EXIT_USAGE, stream;
 	size_t k;
 
 	memset(&o, 0, sizeof(o));
@@ -516,6 +534,14 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 			o.json = 1;
 			o.given |= G_JSON;
 			break;
+		case OPT_EXEC:
+			if (args.optarg[0] == '\0') {
+				cli_err("tunnel", "--exec '': expected a command");
+				goto out;
+			}
+			o.exec = args.optarg;
+			o.given |= G_EXEC;
+			break;
 		case 'h':
 			cli_cmd_help(stdout, cmd);
 			ret = EXIT_OK;
@@ -542,24 +568,40 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		    "--help')", o.sub);
 		goto out;
 	}
-	if (args.npos - 1 != subs[k].npos) {
+	/* open and listen: PORT after the peer makes a stream; --udp, datagrams */
+	stream = (k == 1 || k == 2) && !(o.given & G_UDP);
+	if (args.npos - 1 != subs[k].npos + stream) {
 		if (args.npos - 1 < subs[k].npos)
-			cli_err("tunnel", "%s: missing PEER (a client FQDN)", o.sub);
+			cli_err("tunnel", "%s: missing PEER (a client FQDN or vIP)", o.sub);
+		else if (args.npos - 1 < subs[k].npos + stream)
+			cli_err("tunnel", "%s: missing PORT (or --udp PORT for datagrams)", o.sub);
 		else
 			cli_err("tunnel", "%s: unexpected argument '%s'", o.sub,
-			    args.pos[subs[k].npos + 1]);
+			    args.pos[subs[k].npos + stream + 1]);
 		goto out;
 	}
 	if (subs[k].npos) {
 		o.peer = args.pos[1];
-		if (!ntm_valid_dnsname(o.peer) || strchr(o.peer, '.') == NULL) {
+		if (!valid_peer(o.peer)) {
 			cli_err("tunnel", "PEER '%s': expected a client FQDN "
-			    "(user-device.domain)", o.peer);
+			    "(user-device.domain) or a vIP", o.peer);
 			goto out;
 		}
 	}
-	if ((k == 1 || k == 2) && !(o.given & G_UDP)) {
-		cli_err("tunnel", "%s: --udp PORT is required", o.sub);
+	if (stream) {
+		const char *ps = args.pos[subs[k].npos + 1];
+
+		if (parse_long(ps, 1, 65535, &o.port) < 0) {
+			cli_err("tunnel", "PORT '%s': expected a TCP port 1..65535", ps);
+			goto out;
+		}
+		if (o.given & (G_LPORT | G_WAIT | G_COUNT)) {
+			cli_err("tunnel", "%s: --local-port, --wait and --count apply to --udp "
+			    "only", o.sub);
+			goto out;
+		}
+	} else if (o.given & G_EXEC) {
+		cli_err("tunnel", "%s: --exec applies to streams, not to --udp", o.sub);
 		goto out;
 	}
 	if (o.count == 0 && k == 0)
@@ -570,10 +612,14 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		ret = do_ping(cli, &o);
 		break;
 	case 1:
-		ret = do_open(cli, &o, 0);
-		break;
 	case 2:
-		ret = do_open(cli, &o, 1);
+		if (stream) {
+			struct stream_opts so = { .peer = o.peer, .port = o.port,
+			    .timeout = o.timeout, .listen = k == 2, .v6 = o.v6, .exec = o.exec };
+
+			ret = stream_run(cli, &so);
+		} else
+			ret = do_open(cli, &o, k == 2);
 		break;
 	case 3:
 		ret = do_list(cli, &o);

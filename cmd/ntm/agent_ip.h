@@ -1,0 +1,17 @@
+/*
+ * agent_ip.h - lwIP-typed helpers of the user-space stack (agent_ip.c), for
+ * the files that talk to lwIP themselves (agent_stream.c).
+ */
+#ifndef NTM_AGENT_IP_H
+#define NTM_AGENT_IP_H
+
+#include <stdint.h>
+
+#include "lwip/ip_addr.h"
+
+/* version 4 or 6 and 4 or 16 address bytes -> an lwIP address */
+void agent_ip_addr(int version, const uint8_t *b, ip_addr_t *out);
+/* an lwIP address -> 16 bytes (IPv4 in the first 4); returns 4 or 6 */
+int  agent_ip_from(const ip_addr_t *in, uint8_t out[16]);
+
+#endif

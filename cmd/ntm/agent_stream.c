@@ -1,0 +1,613 @@
+/*
+ * agent_stream.c - TCP byte streams over the tunnel: `ntm tunnel open PEER
+ * PORT` and `ntm tunnel listen PORT` (docs/protocol.md §6, "Streams").
+ *
+ * A stream joins one control connection (a bufferevent taken over from
+ * agent_srv.c) to one lwIP TCP connection on our vIP. On the control
+ * connection, after the JSON line that says the stream is connected, both
+ * directions carry frames: type (1 byte), length (2 bytes, big-endian),
+ * data. 'D' carries bytes, 'F' ends the bytes of one direction (a TCP
+ * half-close), 'E' (agent to client only) carries a JSON error and ends the
+ * stream. Flow control is end to end: bytes from the client wait in `tx`
+ * until lwIP has room (reading stops when tx is full); bytes from the peer
+ * are acknowledged to lwIP (tcp_recved, which opens the TCP window) only
+ * once the client has taken them off the control connection.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "lwip/tcp.h"
+
+#include "common.h"
+#include "agent_int.h"
+#include "agent_ip.h"
+
+#define FRAME_HDR	3
+#define FRAME_MAX	0xffff
+#define TX_MAX		(256 * 1024)	/* client bytes waiting for lwIP */
+#define RX_HIGH		(256 * 1024)	/* peer bytes waiting for the client */
+#define STALL_MS	30000		/* unacknowledged data this long: give up */
+#define POLL_HALF_S	2		/* lwIP poll every 2 x 0.5 s */
+#define CLOSE_WAIT_S	10		/* for a closing client to read the rest */
+
+enum st_state { ST_CONNECTING, ST_LISTENING, ST_OPEN, ST_CLOSING };
+
+struct stream {
+	struct stream		*next, **prevp;
+	struct agent		*a;
+	struct bufferevent	*bev;
+	struct tcp_pcb		*pcb;		/* NULL once lwIP freed it */
+	struct evbuffer		*tx;
+	struct event		*timer;		/* connect timeout */
+	enum st_state		 state;
+	char			 peer[NTM_NAME_MAX + 1], route[16];
+	int			 family;
+	uint16_t		 port;
+	int			 app_fin, fin_sent, peer_fin;
+	uint32_t		 unacked;	/* given to the client, not tcp_recved */
+	int64_t			 progress_at;
+	uint64_t		 bytes_in, bytes_out;
+};
+
+static struct stream *streams;
+
+static void st_arm(struct stream *s, struct tcp_pcb *pcb);
+
+/* ---- life ------------------------------------------------------------------ */
+
+static void
+st_unlink(struct stream *s)
+{
+	if (s->prevp) {
+		*s->prevp = s->next;
+		if (s->next)
+			s->next->prevp = s->prevp;
+		s->prevp = NULL;
+	}
+}
+
+static void
+st_free(struct stream *s)
+{
+	st_unlink(s);
+	if (s->pcb) {
+		tcp_arg(s->pcb, NULL);
+		tcp_recv(s->pcb, NULL);
+		tcp_sent(s->pcb, NULL);
+		tcp_err(s->pcb, NULL);
+		tcp_poll(s->pcb, NULL, 0);
+		if (s->state == ST_LISTENING) {
+			tcp_accept(s->pcb, NULL);
+			tcp_close(s->pcb);
+		} else if (tcp_close(s->pcb) != ERR_OK)
+			tcp_abort(s->pcb);
+		s->pcb = NULL;
+	}
+	if (s->timer)
+		event_free(s->timer);
+	if (s->tx)
+		evbuffer_free(s->tx);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	agent_ip_kick(s->a);
+	free(s);
+}
+
+/* Frees the stream once what was written to the client has left. */
+static void
+st_finish(struct stream *s)
+{
+	struct timeval tv = { CLOSE_WAIT_S, 0 };
+
+	s->state = ST_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		st_free(s);
+		return;
+	}
+	/* on_write frees it once the client has read it all; a client that
+	 * does not read is dropped after a while. */
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+frame(struct stream *s, char type, const void *p, size_t n)
+{
+	uint8_t h[FRAME_HDR] = { (uint8_t)type, (uint8_t)(n >> 8), (uint8_t)n };
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	evbuffer_add(out, h, sizeof(h));
+	if (n)
+		evbuffer_add(out, p, n);
+}
+
+static void
+line(struct stream *s, json_t *j)
+{
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (txt) {
+		bufferevent_write(s->bev, txt, strlen(txt));
+		bufferevent_write(s->bev, "\n", 1);
+		free(txt);
+	}
+}
+
+/* Ends the stream with an error: a JSON line before it was connected, an
+ * 'E' frame after. The TCP connection is reset. */
+static void
+st_fail(struct stream *s, const char *code, const char *msg)
+{
+	json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "message", msg);
+
+	if (s->state == ST_OPEN) {
+		char *txt = json_dumps(j, JSON_COMPACT);
+
+		json_decref(j);
+		if (txt)
+			frame(s, 'E', txt, strlen(txt));
+		free(txt);
+	} else
+		line(s, j);
+	log_info("stream %s:%u: %s", s->peer, s->port, msg);
+	if (s->pcb) {
+		tcp_arg(s->pcb, NULL);
+		tcp_err(s->pcb, NULL);
+		tcp_abort(s->pcb);
+		s->pcb = NULL;
+	}
+	st_finish(s);
+}
+
+/* ---- lwIP -> client -------------------------------------------------------------- */
+
+/* Opens the TCP window by what the client has taken. */
+static void
+st_ack(struct stream *s)
+{
+	if (s->pcb == NULL || s->state != ST_OPEN ||
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) >= RX_HIGH)
+		return;
+	while (s->unacked > 0) {
+		u16_t n = s->unacked > 0xffff ? 0xffff : (u16_t)s->unacked;
+
+		tcp_recved(s->pcb, n);
+		s->unacked -= n;
+	}
+}
+
+static void
+st_maybe_done(struct stream *s)
+{
+	if (s->state == ST_OPEN && s->peer_fin && s->fin_sent)
+		st_finish(s);	/* st_free closes the pcb gracefully */
+}
+
+static err_t
+on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	struct stream *s = arg;
+
+	if (s == NULL) {
+		if (p) {
+			tcp_recved(pcb, p->tot_len);
+			pbuf_free(p);
+		}
+		return ERR_OK;
+	}
+	if (p == NULL) {
+		s->peer_fin = 1;
+		frame(s, 'F', NULL, 0);
+		st_maybe_done(s);
+		return ERR_OK;
+	}
+	for (struct pbuf *q = p; q; q = q->next)
+		for (size_t off = 0; off < q->len; off += FRAME_MAX) {
+			size_t n = q->len - off > FRAME_MAX ? FRAME_MAX : q->len - off;
+
+			frame(s, 'D', (uint8_t *)q->payload + off, n);
+		}
+	s->unacked += p->tot_len;
+	s->bytes_in += p->tot_len;
+	s->progress_at = agent_now_ms();
+	pbuf_free(p);
+	st_ack(s);
+	return ERR_OK;
+}
+
+/* ---- client -> lwIP ----------------------------------------------------------------- */
+
+static void
+st_pump(struct stream *s)
+{
+	struct evbuffer_iovec v;
+	int wrote = 0;
+
+	if (s->pcb == NULL || s->state != ST_OPEN)
+		return;
+	while (evbuffer_get_length(s->tx) > 0) {
+		size_t room = tcp_sndbuf(s->pcb), n;
+
+		if (room == 0 || tcp_sndqueuelen(s->pcb) >= TCP_SND_QUEUELEN - 4)
+			break;
+		if (evbuffer_peek(s->tx, -1, NULL, &v, 1) < 1)
+			break;
+		n = v.iov_len < room ? v.iov_len : room;
+		if (n > 0xffff)
+			n = 0xffff;
+		if (tcp_write(s->pcb, v.iov_base, (u16_t)n, TCP_WRITE_FLAG_COPY |
+		    (evbuffer_get_length(s->tx) > n ? TCP_WRITE_FLAG_MORE : 0)) != ERR_OK)
+			break;
+		evbuffer_drain(s->tx, n);
+		s->bytes_out += n;
+		wrote = 1;
+	}
+	if (s->app_fin && !s->fin_sent && evbuffer_get_length(s->tx) == 0) {
+		if (tcp_shutdown(s->pcb, 0, 1) == ERR_OK) {
+			s->fin_sent = 1;
+			wrote = 1;
+		}
+	}
+	if (wrote)
+		tcp_output(s->pcb);
+	if (evbuffer_get_length(s->tx) < TX_MAX && !s->app_fin)
+		bufferevent_enable(s->bev, EV_READ);
+	agent_ip_kick(s->a);
+	st_maybe_done(s);
+}
+
+static err_t
+on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+	struct stream *s = arg;
+
+	if (s) {
+		s->progress_at = agent_now_ms();
+		st_pump(s);
+	}
+	return ERR_OK;
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct stream *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t h[FRAME_HDR];
+	size_t n;
+
+	while (evbuffer_copyout(in, h, FRAME_HDR) == FRAME_HDR) {
+		n = (size_t)h[1] << 8 | h[2];
+		if (evbuffer_get_length(in) < FRAME_HDR + n)
+			break;
+		if ((h[0] != 'D' && h[0] != 'F') || s->app_fin ||
+		    s->state != ST_OPEN) {
+			st_fail(s, "bad_request", "unexpected frame from the client");
+			return;
+		}
+		evbuffer_drain(in, FRAME_HDR);
+		if (h[0] == 'F')
+			s->app_fin = 1;
+		else
+			evbuffer_remove_buffer(in, s->tx, n);
+	}
+	if (evbuffer_get_length(s->tx) >= TX_MAX || s->app_fin)
+		bufferevent_disable(bev, EV_READ);
+	agent_batch_begin(s->a);
+	st_pump(s);
+	agent_batch_end(s->a);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->state == ST_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			st_free(s);
+		return;
+	}
+	if (s->state != ST_OPEN || s->pcb == NULL)
+		return;
+	agent_batch_begin(s->a);
+	st_ack(s);
+	tcp_output(s->pcb);	/* a window update, if any */
+	agent_ip_kick(s->a);
+	agent_batch_end(s->a);
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* The client went away: a finished stream closes, any other resets. */
+	if (s->state == ST_OPEN && !(s->peer_fin && s->fin_sent) && s->pcb) {
+		tcp_arg(s->pcb, NULL);
+		tcp_err(s->pcb, NULL);
+		tcp_abort(s->pcb);
+		s->pcb = NULL;
+	}
+	st_free(s);
+}
+
+/* ---- lwIP events ------------------------------------------------------------------ */
+
+static void
+on_err(void *arg, err_t err)
+{
+	struct stream *s = arg;
+
+	if (s == NULL)
+		return;
+	s->pcb = NULL;		/* lwIP has freed it */
+	if (s->state == ST_CONNECTING) {
+		if (err == ERR_RST)
+			st_fail(s, "refused", "the peer refused the connection (nothing "
+			    "listens on that port)");
+		else
+			st_fail(s, "timeout", "the peer did not answer the connection");
+	} else if (s->state == ST_OPEN)
+		st_fail(s, "reset", err == ERR_RST ? "the peer reset the connection" :
+		    "the connection was aborted");
+}
+
+static err_t
+on_poll(void *arg, struct tcp_pcb *pcb)
+{
+	struct stream *s = arg;
+
+	if (s && s->state == ST_OPEN && pcb->unacked != NULL &&
+	    agent_now_ms() - s->progress_at > STALL_MS) {
+		st_fail(s, "stalled", "no data acknowledged by the peer for 30 s");
+		return ERR_ABRT;	/* st_fail aborted the pcb */
+	}
+	return ERR_OK;
+}
+
+static void
+st_connected(struct stream *s)
+{
+	char l[64], r[64];
+	uint8_t b[16];
+	int v;
+
+	s->state = ST_OPEN;
+	s->progress_at = agent_now_ms();
+	if (s->timer)
+		evtimer_del(s->timer);
+	v = agent_ip_from(&s->pcb->local_ip, b);
+	inet_ntop(v == 4 ? AF_INET : AF_INET6, b, l, sizeof(l));
+	v = agent_ip_from(&s->pcb->remote_ip, b);
+	inet_ntop(v == 4 ? AF_INET : AF_INET6, b, r, sizeof(r));
+	line(s, json_pack("{s:b, s:s, s:s, s:s, s:i, s:s, s:i, s:s}", "ok", 1,
+	    "event", "connected", "peer", s->peer, "local_vip", l,
+	    "local_port", s->pcb->local_port, "remote_vip", r, "remote_port",
+	    s->pcb->remote_port, "route", s->route));
+	bufferevent_enable(s->bev, EV_READ);
+	on_read(s->bev, s);	/* frames that came early */
+}
+
+static err_t
+on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	struct stream *s = arg;
+
+	if (s)
+		st_connected(s);
+	return ERR_OK;
+}
+
+static void
+st_arm(struct stream *s, struct tcp_pcb *pcb)
+{
+	s->pcb = pcb;
+	tcp_arg(pcb, s);
+	tcp_recv(pcb, on_recv);
+	tcp_sent(pcb, on_sent);
+	tcp_err(pcb, on_err);
+	tcp_poll(pcb, on_poll, POLL_HALF_S);
+	tcp_nagle_disable(pcb);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->state == ST_CONNECTING)
+		st_fail(s, "timeout", "the connection was not answered in time");
+	else if (s->state == ST_CLOSING)
+		st_free(s);
+}
+
+static struct stream *
+st_new(struct agent *a, struct bufferevent *bev)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->tx = evbuffer_new()) == NULL ||
+	    (s->timer = evtimer_new(a->base, on_timeout, s)) == NULL) {
+		if (s && s->tx)
+			evbuffer_free(s->tx);
+		free(s);
+		bufferevent_free(bev);
+		return NULL;
+	}
+	s->a = a;
+	s->bev = bev;
+	s->next = streams;
+	if (streams)
+		streams->prevp = &s->next;
+	streams = s;
+	s->prevp = &streams;
+	bufferevent_setcb(bev, on_read, on_write, on_event, s);
+	/* the write callback runs when the client has taken all but this much */
+	bufferevent_setwatermark(bev, EV_WRITE, RX_HIGH / 2, 0);
+	bufferevent_disable(bev, EV_READ);
+	return s;
+}
+
+/* ---- the agent's side ------------------------------------------------------------- */
+
+void
+agent_stream_connect(struct agent *a, struct bufferevent *bev, struct tun *t,
+    int family, uint16_t port, int64_t timeout_ms)
+{
+	struct stream *s = st_new(a, bev);
+	struct tcp_pcb *pcb;
+	ip_addr_t local, remote;
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	if (s == NULL)
+		return;
+	snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
+	snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ? "relay" :
+	    t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+	s->family = family;
+	s->port = port;
+	s->state = ST_CONNECTING;
+	agent_ip_addr(family, family == 4 ? a->vip4 : a->vip6, &local);
+	agent_ip_addr(family, family == 4 ? t->pv4 : t->pv6, &remote);
+	if ((pcb = tcp_new_ip_type(family == 4 ? IPADDR_TYPE_V4 : IPADDR_TYPE_V6)) == NULL) {
+		st_fail(s, "internal", "out of memory");
+		return;
+	}
+	st_arm(s, pcb);
+	if (tcp_bind(pcb, &local, 0) != ERR_OK ||
+	    tcp_connect(pcb, &remote, port, on_connected) != ERR_OK) {
+		st_fail(s, "internal", "cannot start the connection");
+		return;
+	}
+	evtimer_add(s->timer, &tv);
+	agent_ip_kick(a);
+}
+
+static err_t
+on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	struct stream *s = arg;
+	struct agent *a;
+	uint8_t b[16];
+	int v;
+
+	if (s == NULL || err != ERR_OK || pcb == NULL)
+		return ERR_VAL;
+	a = s->a;
+	/* One connection per listen, as with nc -l: the listener goes. */
+	tcp_arg(s->pcb, NULL);
+	tcp_accept(s->pcb, NULL);
+	tcp_close(s->pcb);
+	st_arm(s, pcb);
+	v = agent_ip_from(&pcb->remote_ip, b);
+	s->family = v;
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+
+		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
+		    t->has6 && memcmp(t->pv6, b, 16) == 0) {
+			snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
+			snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ?
+			    "relay" : t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+		}
+	}
+	st_connected(s);
+	return ERR_OK;
+}
+
+int
+agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
+    char *err, size_t errlen)
+{
+	struct stream *s;
+	struct tcp_pcb *pcb, *lpcb;
+
+	for (s = streams; s; s = s->next)
+		if (s->state == ST_LISTENING && s->port == port) {
+			snprintf(err, errlen, "TCP port %u is already listened on", port);
+			return -1;
+		}
+	if ((pcb = tcp_new_ip_type(IPADDR_TYPE_ANY)) == NULL ||
+	    tcp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK ||
+	    (lpcb = tcp_listen_with_backlog(pcb, 1)) == NULL) {
+		if (pcb)
+			tcp_abort(pcb);
+		snprintf(err, errlen, "cannot listen on TCP port %u", port);
+		return -1;
+	}
+	if ((s = st_new(a, bev)) == NULL) {
+		tcp_close(lpcb);
+		return 0;	/* the connection is gone */
+	}
+	s->port = port;
+	s->state = ST_LISTENING;
+	snprintf(s->peer, sizeof(s->peer), "-");
+	s->pcb = lpcb;
+	tcp_arg(lpcb, s);
+	tcp_accept(lpcb, on_accept);
+	line(s, json_pack("{s:b, s:s, s:i, s:s, s:s}", "ok", 1, "event", "listening",
+	    "port", (int)port, "vip4", a->s.vip4, "vip6", a->s.vip6));
+	bufferevent_enable(bev, EV_READ);	/* to notice the client leaving */
+	return 0;
+}
+
+void
+agent_stream_tunnel_gone(struct agent *a, struct tun *t, const char *why)
+{
+	struct stream *s, *next;
+
+	for (s = streams; s; s = next) {
+		uint8_t b[16];
+		int v;
+
+		next = s->next;
+		if (s->state != ST_OPEN && s->state != ST_CONNECTING)
+			continue;
+		if (s->pcb == NULL)
+			continue;
+		v = agent_ip_from(&s->pcb->remote_ip, b);
+		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
+		    t->has6 && memcmp(t->pv6, b, 16) == 0)
+			st_fail(s, "tunnel_closed", why);
+	}
+}
+
+void
+agent_stream_stop_all(struct agent *a)
+{
+	while (streams) {
+		struct stream *s = streams;
+
+		if (s->pcb && s->state != ST_LISTENING) {
+			tcp_arg(s->pcb, NULL);
+			tcp_err(s->pcb, NULL);
+			tcp_abort(s->pcb);	/* the peer hears a reset */
+			s->pcb = NULL;
+		}
+		st_free(s);
+	}
+}
+
+json_t *
+agent_stream_json(struct agent *a)
+{
+	json_t *arr = json_array();
+
+	for (struct stream *s = streams; s; s = s->next)
+		json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s, s:I, s:I}",
+		    "peer", s->peer, "port", s->port,
+		    "mss", s->pcb && s->state == ST_OPEN ? (int)s->pcb->mss : 0,
+		    "state", s->state == ST_LISTENING ? "listening" :
+		    s->state == ST_CONNECTING ? "connecting" :
+		    s->state == ST_OPEN ? "open" : "closing",
+		    "bytes_in", (json_int_t)s->bytes_in, "bytes_out", (json_int_t)s->bytes_out));
+	return arr;
+}

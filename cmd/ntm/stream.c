@@ -1,0 +1,276 @@
+/*
+ * stream.c - `ntm tunnel open PEER PORT` and `ntm tunnel listen PORT`: a
+ * reliable byte stream (TCP in the agent's user-space stack) between
+ * stdin/stdout, or a command's, and the peer, like nc. The agent speaks
+ * frames after its "connected" line (docs/protocol.md §6, "Streams"): 'D' bytes,
+ * 'F' end of one direction, 'E' an error that ends the stream.
+ *
+ * The two directions end on their own, as TCP's do: end of input sends
+ * 'F' (the peer reads EOF: a half-close); the peer's 'F' closes output. The
+ * command exits when the agent closes the connection, which it does once
+ * both directions are finished (like socat, not like nc, which stops at the
+ * first end).
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "agent.h"
+#include "stream.h"
+
+#define FRAME_HDR	3
+#define CHUNK		(60 * 1024)
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Runs CMD with /bin/sh, its stdin and stdout on pipes; fills the ends we
+ * use. Returns the child's pid or -1. */
+static pid_t
+spawn(const char *cmd, int *to_cmd, int *from_cmd)
+{
+	int in[2], out[2];
+	pid_t pid;
+
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		close(in[0]);
+		close(in[1]);
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		dup2(out[1], STDOUT_FILENO);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	*to_cmd = in[1];
+	*from_cmd = out[0];
+	return pid;
+}
+
+/* Error from the agent, as a JSON object: message and exit code. */
+static int
+agent_error(const uint8_t *p, size_t n)
+{
+	json_error_t e;
+	json_t *j = json_loadb((const char *)p, n, 0, &e);
+	int ret;
+
+	if (j == NULL) {
+		cli_err("tunnel", "the stream ended with an unreadable error");
+		return EXIT_FAIL;
+	}
+	ret = ctl_fail("tunnel", j);
+	json_decref(j);
+	return ret;
+}
+
+/*
+ * Moves bytes until both directions are finished. in/out: our input and
+ * output (stdin/stdout or the command's pipes). The agent's socket is
+ * non-blocking: while a frame waits to go out, input is not read but the
+ * agent is, so an error it sends while it no longer reads is still seen.
+ */
+static int
+pump(struct ctl_client *c, int in, int out, int *out_closed)
+{
+	static uint8_t ob[FRAME_HDR + CHUNK];
+	size_t olen = 0, ooff = 0;
+	int in_open = 1, out_open = 1, fin_queued = 0;
+
+	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+	for (;;) {
+		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
+		    { .fd = in, .events = POLLIN } };
+		int np = in_open && olen == 0 ? 2 : 1;
+		ssize_t r;
+
+		/* Frames already received. */
+		while (c->len >= FRAME_HDR) {
+			size_t n = (size_t)c->buf[1] << 8 | c->buf[2];
+			uint8_t type = c->buf[0];
+
+			if (c->len < FRAME_HDR + n)
+				break;
+			if (type == 'D') {
+				if (out_open && write_all(out, c->buf + FRAME_HDR, n) < 0) {
+					/* our reader went away: stop the stream */
+					cli_err("tunnel", "cannot write the output: %s",
+					    strerror(errno));
+					return EXIT_FAIL;
+				}
+			} else if (type == 'F') {
+				if (out_open)
+					close(out);
+				out_open = 0;
+				*out_closed = 1;
+			} else if (type == 'E')
+				return agent_error(c->buf + FRAME_HDR, n);
+			else {
+				cli_err("tunnel", "the agent sent an unknown frame");
+				return EXIT_FAIL;
+			}
+			memmove(c->buf, c->buf + FRAME_HDR + n, c->len - FRAME_HDR - n);
+			c->len -= FRAME_HDR + n;
+		}
+		if (olen == 0 && !in_open && !fin_queued) {
+			ob[0] = 'F', ob[1] = 0, ob[2] = 0;
+			olen = FRAME_HDR, ooff = 0;
+			fin_queued = 1;
+		}
+		if (olen > 0)
+			p[0].events |= POLLOUT;
+		if (poll(p, (nfds_t)np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return EXIT_FAIL;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (r <= 0) {
+				if (!out_open && fin_queued && olen == 0)
+					return EXIT_OK;		/* both ends done */
+				cli_err("tunnel", "the agent closed the connection");
+				return EXIT_FAIL;
+			}
+			c->len += (size_t)r;
+		}
+		if (olen > 0 && (p[0].revents & POLLOUT)) {
+			r = send(c->fd, ob + ooff, olen - ooff, MSG_NOSIGNAL);
+			if (r < 0 && errno != EINTR && errno != EAGAIN) {
+				cli_err("tunnel", "the agent closed the connection");
+				return EXIT_FAIL;
+			}
+			if (r > 0 && (ooff += (size_t)r) == olen)
+				olen = ooff = 0;
+		}
+		if (np == 2 && p[1].revents) {
+			r = read(in, ob + FRAME_HDR, CHUNK);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				in_open = 0;	/* 'F' goes next */
+				continue;
+			}
+			ob[0] = 'D';
+			ob[1] = (uint8_t)(r >> 8);
+			ob[2] = (uint8_t)r;
+			olen = FRAME_HDR + (size_t)r;
+			ooff = 0;
+		}
+	}
+}
+
+int
+stream_run(const struct cli *cli, const struct stream_opts *o)
+{
+	struct ctl_client *c = calloc(1, sizeof(*c));
+	json_t *req, *r = NULL;
+	const char *why;
+	int ret = EXIT_FAIL, in = STDIN_FILENO, out = STDOUT_FILENO, status, out_closed = 0;
+	pid_t pid = -1;
+
+	if (c == NULL)
+		return EXIT_FAIL;
+	if (ctl_open(c, cli) < 0) {
+		free(c);
+		cli_err("tunnel", "no agent running (start it with 'ntm up')");
+		return EXIT_NOAGENT;
+	}
+	if (o->listen)
+		req = json_pack("{s:s, s:s, s:i}", "cmd", "listen", "proto", "tcp",
+		    "port", (int)o->port);
+	else
+		req = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i}", "cmd", "open", "proto", "tcp",
+		    "peer", o->peer, "port", (int)o->port, "family", o->v6 ? 6 : 4,
+		    "timeout_ms", (int)o->timeout * 1000);
+	if (ctl_send(c, req) < 0 ||
+	    (r = ctl_recv(c, o->listen ? 5000 : (int)(o->timeout * 1000 + 5000), &why)) == NULL) {
+		cli_err("tunnel", "%s: %s", o->listen ? "listen" : "open", "the agent did not answer");
+		goto out;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		ret = ctl_fail("tunnel", r);
+		goto out;
+	}
+	if (o->listen) {
+		/* "listening", then "connected" when a peer connects */
+		if (cli->verbose)
+			fprintf(stderr, "ntm: tunnel: listening on TCP port %ld of %s, %s\n",
+			    o->port, json_string_value(json_object_get(r, "vip4")),
+			    json_string_value(json_object_get(r, "vip6")));
+		json_decref(r);
+		if ((r = ctl_recv(c, INT_MAX, &why)) == NULL) {
+			cli_err("tunnel", "listen: %s", why);
+			goto out;
+		}
+		if (!json_is_true(json_object_get(r, "ok"))) {
+			ret = ctl_fail("tunnel", r);
+			goto out;
+		}
+	}
+	if (cli->verbose)
+		fprintf(stderr, "ntm: tunnel: %s %s:%lld -> %s:%lld via %s\n",
+		    json_string_value(json_object_get(r, "peer")),
+		    json_string_value(json_object_get(r, "local_vip")),
+		    (long long)json_integer_value(json_object_get(r, "local_port")),
+		    json_string_value(json_object_get(r, "remote_vip")),
+		    (long long)json_integer_value(json_object_get(r, "remote_port")),
+		    json_string_value(json_object_get(r, "route")));
+	if (o->exec && (pid = spawn(o->exec, &out, &in)) < 0) {
+		cli_err("tunnel", "--exec: cannot run '%s': %s", o->exec, strerror(errno));
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	ret = pump(c, in, out, &out_closed);
+	if (pid > 0) {
+		close(in);
+		if (!out_closed)
+			close(out);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		/* The stream went well: the command's status is ours. */
+		if (ret == EXIT_OK && WIFEXITED(status))
+			ret = WEXITSTATUS(status);
+		else if (ret == EXIT_OK)
+			ret = EXIT_FAIL;
+	}
+out:
+	json_decref(r);
+	ctl_close(c);
+	free(c);
+	return ret;
+}
