@@ -18,7 +18,7 @@ setup_file() {
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
 	# A fast collector, so expiry shows within seconds.
-	printf 'gc_interval_s = 1\nupload_idle_s = 3\n' >> "$(P)/cs.conf"
+	printf 'gc_interval_s = 1\nupload_idle_s = 10\n' >> "$(P)/cs.conf"
 	platform_start "$(P)"
 }
 
@@ -406,10 +406,11 @@ print(base64.urlsafe_b64encode(b[p:p + 16]).decode().rstrip("="))' "$t1")
 	id=$(create "$a" alice.dc1.ntm.test bob.dc2.ntm.test 2000)
 	put_from "$a" "$id" "$f" 0
 	assert_file_exists "$(cs_dir)/objects/tmp/$id"
-	# ttl 1 s and gc_interval_s 1; upload_idle_s 3.
+	# ttl 1 s and gc_interval_s 1; upload_idle_s 10 (long enough for the
+	# kill -9 test to resume its upload after a restart).
 	for ((i = 0; i < 100; i++)); do
 		[ -e "$(obj_file "$sha")" ] || [ -e "$(cs_dir)/objects/tmp/$id" ] || break
-		sleep 0.1
+		sleep 0.2
 	done
 	assert_file_not_exists "$(obj_file "$sha")"
 	assert_equal "$(rows "SELECT COUNT(*) FROM objects WHERE sha256 = '$sha'")" 0
