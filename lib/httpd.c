@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <netinet/in.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -83,6 +84,13 @@ struct ntm_req {
 	int			 has_cert;
 	struct ntm_cert		 cert;
 	char			 peer[INET6_ADDRSTRLEN + 8];
+	int			 has_query;
+	struct evkeyvalq	 query;		/* parsed on first ntm_req_query */
+	uint64_t		 left;		/* streamed reply: bytes still to send */
+	int			 stream_err;
+	ntm_stream_fn		*stream_rd;
+	ntm_stream_end_fn	*stream_end;
+	void			*stream_arg;
 };
 
 static int plain_ex_idx = -1;
@@ -215,6 +223,8 @@ static void
 req_free(struct ntm_req *r)
 {
 	req_unlink(r);
+	if (r->has_query)
+		evhttp_clear_headers(&r->query);
 	json_decref(r->json);
 	free(r->path);
 	free(r->body);
@@ -403,6 +413,137 @@ ntm_req_bearer(const struct ntm_req *r)
 	while (*v == ' ')
 		v++;
 	return *v ? v : NULL;
+}
+
+const char *
+ntm_req_query(struct ntm_req *r, const char *name)
+{
+	const struct evhttp_uri *uri;
+	const char *q;
+
+	if (r->ev == NULL)
+		return NULL;
+	if (!r->has_query) {
+		TAILQ_INIT(&r->query);
+		uri = evhttp_request_get_evhttp_uri(r->ev);
+		q = uri ? evhttp_uri_get_query(uri) : NULL;
+		if (q && evhttp_parse_query_str(q, &r->query) < 0) {
+			evhttp_clear_headers(&r->query);
+			TAILQ_INIT(&r->query);
+		}
+		r->has_query = 1;
+	}
+	return evhttp_find_header(&r->query, name);
+}
+
+/* ---- streamed replies ---------------------------------------------------- */
+
+/*
+ * One piece of at most HTTPD_STREAM_PIECE bytes is in flight at a time: the
+ * next is read only once evhttp has written the previous one to the socket
+ * (evhttp_send_reply_chunk_with_cb calls back when the output buffer has
+ * drained), so memory stays bounded whatever the length. The reply carries
+ * Content-Length, so evhttp sends the bytes raw (no chunked coding).
+ *
+ * If the client goes away, evhttp detaches the request (userdone is 0 until
+ * evhttp_send_reply_end) and frees the connection, calling its close
+ * callback: there we end the stream and free the request ourselves.
+ */
+#define HTTPD_STREAM_PIECE	(256 * 1024)
+
+static void stream_next(struct evhttp_connection *evcon, void *arg);
+
+static void
+stream_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct ntm_req *r = arg;
+
+	if (r->ev)	/* detached from the dead connection: ours to free */
+		evhttp_send_reply_end(r->ev);
+	r->ev = NULL;
+	r->stream_end(r->stream_arg, NTM_ERR_CONNECT);
+	req_free(r);
+}
+
+/* Ends the reply; after an error the connection is closed, so the client
+ * sees fewer bytes than Content-Length promised. */
+static void
+stream_finish(struct ntm_req *r, int err)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (err)
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev),
+		    "Connection", "close");
+	evhttp_send_reply_end(r->ev);
+	r->ev = NULL;
+	r->stream_end(r->stream_arg, err);
+	req_free(r);
+}
+
+static void
+stream_next(struct evhttp_connection *evcon, void *arg)
+{
+	struct ntm_req *r = arg;
+	struct evbuffer *buf;
+	struct evbuffer_iovec iov;
+	size_t want;
+	long got;
+
+	if (r->left == 0) {
+		stream_finish(r, 0);
+		return;
+	}
+	want = r->left < HTTPD_STREAM_PIECE ? (size_t)r->left : HTTPD_STREAM_PIECE;
+	if ((buf = evbuffer_new()) == NULL ||
+	    evbuffer_reserve_space(buf, (ev_ssize_t)want, &iov, 1) < 1) {
+		evbuffer_free(buf);
+		stream_finish(r, NTM_ERR_NOMEM);
+		return;
+	}
+	got = r->stream_rd(iov.iov_base, want, r->stream_arg);
+	if (got <= 0 || (size_t)got > want) {
+		evbuffer_free(buf);
+		stream_finish(r, got < 0 ? (int)got : NTM_ERR_SHORT);
+		return;
+	}
+	iov.iov_len = (size_t)got;
+	evbuffer_commit_space(buf, &iov, 1);
+	r->left -= (uint64_t)got;
+	evhttp_send_reply_chunk_with_cb(r->ev, buf, stream_next, r);
+	evbuffer_free(buf);
+}
+
+void
+ntm_reply_stream(struct ntm_req *r, int status, const char *ctype, uint64_t len,
+    ntm_stream_fn *rd, ntm_stream_end_fn *end, void *arg)
+{
+	struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
+	struct evkeyvalq *hdr;
+	char clen[24];
+
+	if (evcon == NULL) {
+		end(arg, NTM_ERR_CONNECT);
+		if (r->ev)
+			evhttp_send_reply_end(r->ev);
+		r->ev = NULL;
+		req_free(r);
+		return;
+	}
+	r->left = len;
+	r->stream_rd = rd;
+	r->stream_end = end;
+	r->stream_arg = arg;
+	hdr = evhttp_request_get_output_headers(r->ev);
+	snprintf(clen, sizeof(clen), "%llu", (unsigned long long)len);
+	evhttp_add_header(hdr, "Content-Type", ctype);
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	evhttp_add_header(hdr, "Content-Length", clen);
+	evhttp_connection_set_closecb(evcon, stream_close_cb, r);
+	evhttp_send_reply_start(r->ev, status, NULL);
+	stream_next(evcon, r);
 }
 
 /* ---- request dispatch ---------------------------------------------------- */

@@ -427,6 +427,8 @@ const struct ntm_cert *ntm_req_cert(const struct ntm_req *r);	/* signed routes *
 const char *ntm_req_peer(const struct ntm_req *r);		/* "addr:port" */
 /* Bearer token from "Authorization: Bearer ..." or NULL. */
 const char *ntm_req_bearer(const struct ntm_req *r);
+/* Value of the URL query parameter name (decoded, borrowed) or NULL. */
+const char *ntm_req_query(struct ntm_req *r, const char *name);
 /*
  * Exactly one reply per request, now or later from the same loop (the
  * request may be answered after asynchronous work; if the client went away
@@ -438,6 +440,19 @@ void ntm_reply_error(struct ntm_req *r, int status, const char *code,
 /* Maps a library error to status + code (e.g. NTM_ERR_BADPASS -> 401). */
 void ntm_reply_err(struct ntm_req *r, int err, const char *fmt, ...) NTM_PRINTF(3, 4);
 int  ntm_err_http_status(int err);
+/*
+ * Streamed reply of exactly len bytes with bounded memory: rd(buf, cap, arg)
+ * is called for the next piece each time the previous one has been written
+ * to the socket, and returns 1..cap bytes or a negative error (the
+ * connection is then closed short of len, so the client notices). end(arg,
+ * err) is called exactly once: err 0 when all len bytes went out, else the
+ * error or NTM_ERR_CONNECT if the client went away. end may be called
+ * before ntm_reply_stream returns. This is the reply to r.
+ */
+typedef long ntm_stream_fn(void *buf, size_t cap, void *arg);
+typedef void ntm_stream_end_fn(void *arg, int err);
+void ntm_reply_stream(struct ntm_req *r, int status, const char *ctype, uint64_t len,
+    ntm_stream_fn *rd, ntm_stream_end_fn *end, void *arg);
 /* Reply set as a JSON error from an unpack failure (400 + code + field). */
 void ntm_reply_jerr(struct ntm_req *r, const struct ntm_jerr *e);
 

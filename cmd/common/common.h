@@ -76,6 +76,10 @@ struct srv_conf {
 	long	 direction_ttl_s;	/* DC: how long a queued route direction lives */
 	long	 token_lifetime;	/* AS: seconds */
 	long	 as_timeout_ms;		/* DC, CS: bound on each call to the AS */
+	long	 quota_bytes;		/* CS: stored bytes per account */
+	long	 object_ttl_s;		/* CS: default and longest object lifetime */
+	long	 gc_interval_s;		/* CS: period of the garbage collector */
+	long	 upload_idle_s;		/* CS: an unfinished upload idle this long is dropped */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

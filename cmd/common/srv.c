@@ -289,7 +289,8 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
-	s->httpd = ntm_httpd_new(s->base, s->conf.tls_cert, s->conf.tls_key, NTM_BODY_MAX);
+	s->httpd = ntm_httpd_new(s->base, s->conf.tls_cert, s->conf.tls_key,
+	    s->spec->max_body ? s->spec->max_body : NTM_BODY_MAX);
 	if (s->httpd == NULL) {
 		snprintf(err, errlen, "cannot load the TLS certificate %s with key %s",
 		    s->conf.tls_cert, s->conf.tls_key);

@@ -28,6 +28,7 @@ struct srv_spec {
 	const char	*prog;		/* "ntm-dc" */
 	const char	*title;		/* "Direction Coordinator" */
 	const char	*note;		/* extra paragraph for --help, or NULL */
+	size_t		 max_body;	/* request body limit; 0: NTM_BODY_MAX */
 	const struct srv_cmd *cmds;	/* role subcommands besides init/pubkey */
 	size_t		 ncmds;
 	/*

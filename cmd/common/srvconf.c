@@ -35,6 +35,8 @@ static const struct {
 	I(keepalive_s, R_DC, 1, 3600), I(direction_ttl_s, R_DC, 5, 3600),
 	I(token_lifetime, R_AS, 60, 30L * 86400),
 	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
+	I(quota_bytes, R_CS, 1, (1L << 50)), I(object_ttl_s, R_CS, 1, 365L * 86400),
+	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
 };
 #undef S
 #undef I
@@ -159,6 +161,10 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	c->max_sessions = 1024;
 	c->idle_timeout_s = 120;
 	c->session_pps = 200000;
+	c->quota_bytes = 1L << 30;
+	c->object_ttl_s = 7L * 86400;
+	c->gc_interval_s = 60;
+	c->upload_idle_s = 3600;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (!(keys[i].roles & (1u << role)))
 			continue;

@@ -1,16 +1,63 @@
 /*
- * ntm-cs - the Cache Server. So far only the shared server skeleton
- * (identity, certificate, /v1/health, signed /v1/status); caching end-to-end
- * encrypted objects arrives in a later protocol version.
+ * ntm-cs - the Cache Server: stores end-to-end encrypted objects for clients
+ * that may be offline, content-addressed by SHA-256, for the owner and the
+ * destinations it names; clients are authenticated by their AS token.
  */
-#include "srv.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cs.h"
+
+static struct cs cs;
+
+static int
+cs_setup(struct srv *s, char *err, size_t errlen)
+{
+	cs.srv = s;
+	s->priv = &cs;
+	if (cs_db_open(s->conf.db, &cs.db, err, errlen) < 0 ||
+	    cs_store_init(&cs, err, errlen) < 0)
+		return -1;
+	if (cs_auth_routes(&cs, err, errlen) < 0 || cs_upload_routes(&cs, err, errlen) < 0 ||
+	    cs_object_routes(&cs, err, errlen) < 0)
+		return -1;
+	if (s->check_only)
+		return 0;
+	cs_store_sweep(&cs);
+	cs_gc_run(&cs);
+	return cs_gc_start(&cs, err, errlen);
+}
+
+static void
+cs_teardown(struct srv *s)
+{
+	cs_gc_stop(&cs);
+	ntm_worker_free(cs.worker);
+	cs.worker = NULL;
+	ntm_db_close(cs.db);
+	cs.db = NULL;
+	free(cs.objdir);
+	free(cs.tmpdir);
+	cs.objdir = cs.tmpdir = NULL;
+}
 
 static const struct srv_spec cs_spec = {
-	.role	= NTM_ROLE_CS,
-	.prog	= "ntm-cs",
-	.title	= "Cache Server",
-	.note	= "This version serves only /v1/health and the signed /v1/status;\n"
-		  "caching data for offline clients arrives in a later protocol version.",
+	.role		= NTM_ROLE_CS,
+	.prog		= "ntm-cs",
+	.title		= "Cache Server",
+	.note		= "It stores end-to-end encrypted objects, content-addressed by SHA-256,\n"
+			  "for clients that may be offline (uploads in chunks, downloads streamed),\n"
+			  "and takes token revocations from the AS.\n"
+			  "\n"
+			  "Configuration keys of ntm-cs besides the common ones (ntm-cs(8)):\n"
+			  "  quota_bytes = N      bytes stored per account (default 1073741824)\n"
+			  "  object_ttl_s = N     default and longest object lifetime (default 604800)\n"
+			  "  gc_interval_s = N    garbage collector period (default 60)\n"
+			  "  upload_idle_s = N    an unfinished upload idle this long is dropped\n"
+			  "                       (default 3600)",
+	.max_body	= CS_CHUNK_MAX,
+	.setup		= cs_setup,
+	.teardown	= cs_teardown,
 };
 
 int

@@ -8,6 +8,16 @@
  *           [--omit date|cert|sig|nonce]
  *           [--tamper sig|body|path|nonce] [--repeat N]
  *           METHOD URL [BODY]
+ *   signreq --key AS-KEYFILE --mint USER:DEVICE:DC [--lifetime SEC]
+ *           [--date-offset SEC]
+ *
+ * --as-self NAME signs as the AS itself (role as): instead of --cert, a
+ * certificate for the key's own public key, signed by that (AS) key, the
+ * way the AS vouches for itself when it pushes to other servers.
+ *
+ * --mint prints a client token (§2.3) signed by the given (AS) key, issued
+ * now + date-offset and expiring lifetime seconds later (default 3600), so
+ * tests can present expired tokens or tokens of any account.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -17,6 +27,54 @@
 #include <time.h>
 
 #include "ntm.h"
+
+static int
+mint(const char *keyf, const char *spec, long offset, long lifetime)
+{
+	struct ntm_token t;
+	uint8_t sk[NTM_SIGN_SK];
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+
+	memset(&t, 0, sizeof(t));
+	t.version = 1;
+	if (sscanf(spec, "%32[^:]:%64[^:]:%253s", t.user, t.device, t.dc) != 3 ||
+	    ntm_crypto_init() < 0 || ntm_key_load(keyf, sk, sizeof(sk)) < 0) {
+		fprintf(stderr, "signreq: --mint USER:DEVICE:DC and --key AS-KEY\n");
+		return 2;
+	}
+	ntm_random(t.id, sizeof(t.id));
+	t.issued = (int64_t)time(NULL) + offset;
+	t.expires = t.issued + lifetime;
+	ntm_token_sign(&t, sk);
+	ntm_wipe(sk, sizeof(sk));
+	if (ntm_token_to_b64(&t, b64, sizeof(b64)) < 0)
+		return 1;
+	printf("%s\n", b64);
+	return 0;
+}
+
+/* The b64 of a role-as certificate for sk's own key, signed by sk. */
+static char *
+as_self_cert(const uint8_t sk[NTM_SIGN_SK], const char *name)
+{
+	struct ntm_cert c;
+	char *b64 = malloc(NTM_B64_LEN(NTM_CERT_MAX));
+
+	memset(&c, 0, sizeof(c));
+	c.version = 1;
+	c.role = NTM_ROLE_AS;
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	ntm_sign_pk(c.pk, sk);
+	c.serial = 1;
+	c.not_before = (int64_t)time(NULL) - 3600;
+	c.not_after = (int64_t)time(NULL) + 3600;
+	ntm_cert_sign(&c, sk);
+	if (b64 && ntm_cert_to_b64(&c, b64, NTM_B64_LEN(NTM_CERT_MAX)) < 0) {
+		free(b64);
+		return NULL;
+	}
+	return b64;
+}
 
 static size_t
 on_body(char *p, size_t sz, size_t n, void *arg)
@@ -31,10 +89,13 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "ca", 1, NULL, 'a' }, { "key", 1, NULL, 'k' }, { "cert", 1, NULL, 'c' },
 		{ "date-offset", 1, NULL, 'o' }, { "omit", 1, NULL, 'x' },
-		{ "tamper", 1, NULL, 't' }, { "repeat", 1, NULL, 'r' }, { NULL, 0, NULL, 0 }
+		{ "tamper", 1, NULL, 't' }, { "repeat", 1, NULL, 'r' },
+		{ "mint", 1, NULL, 'm' }, { "lifetime", 1, NULL, 'l' },
+		{ "as-self", 1, NULL, 's' }, { NULL, 0, NULL, 0 }
 	};
 	const char *ca = NULL, *keyf = NULL, *certf = NULL, *omit = "", *tamper = "";
-	long offset = 0, repeat = 1;
+	const char *mintspec = NULL, *as_self = NULL;
+	long offset = 0, repeat = 1, lifetime = 3600;
 	uint8_t sk[NTM_SIGN_SK];
 	char *certtxt = NULL, sig[NTM_SIG_B64], hdr[1024], path[1024];
 	size_t certlen;
@@ -49,17 +110,23 @@ main(int argc, char **argv)
 		case 'x': omit = optarg; break;
 		case 't': tamper = optarg; break;
 		case 'r': repeat = strtol(optarg, NULL, 10); break;
+		case 'm': mintspec = optarg; break;
+		case 's': as_self = optarg; break;
+		case 'l': lifetime = strtol(optarg, NULL, 10); break;
 		default: return 2;
 		}
 	}
-	if (argc - optind < 2 || argc - optind > 3 || !ca || !keyf || !certf) {
+	if (mintspec && keyf)
+		return mint(keyf, mintspec, offset, lifetime);
+	if (argc - optind < 2 || argc - optind > 3 || !ca || !keyf || (!certf && !as_self)) {
 		fprintf(stderr, "usage: signreq --ca CA --key KEY --cert CERT [...] METHOD URL [BODY]\n");
 		return 2;
 	}
 	const char *method = argv[optind], *url = argv[optind + 1];
 	const char *body = argc - optind == 3 ? argv[optind + 2] : "";
 	if (ntm_crypto_init() < 0 || ntm_key_load(keyf, sk, sizeof(sk)) < 0 ||
-	    ntm_file_read(certf, 8192, &certtxt, &certlen) < 0) {
+	    (as_self ? (certtxt = as_self_cert(sk, as_self)) == NULL :
+	    ntm_file_read(certf, 8192, &certtxt, &certlen) < 0)) {
 		fprintf(stderr, "signreq: cannot load key or cert\n");
 		return 1;
 	}

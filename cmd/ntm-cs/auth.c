@@ -1,0 +1,234 @@
+/*
+ * auth.c - who a request comes from. Clients present the token the AS
+ * issued at login (Authorization: Bearer); it must verify with the AS key,
+ * be within its validity and not be revoked. The AS pushes revocations to
+ * POST /v1/cs/revoke (signed, role as); they are kept in SQLite, so a
+ * restart forgets none.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cs.h"
+
+json_t *
+cs_json_body(struct ntm_req *req)
+{
+	struct ntm_jerr jerr;
+	const uint8_t *body;
+	size_t len;
+	json_t *j;
+
+	body = ntm_req_body(req, &len);
+	if (len > CS_JSON_MAX) {
+		ntm_reply_error(req, 413, "body_too_large", NULL,
+		    "JSON body of %zu bytes is over the limit of %d", len, CS_JSON_MAX);
+		return NULL;
+	}
+	memset(&jerr, 0, sizeof(jerr));
+	if ((j = ntm_json_parse(body, len, &jerr)) == NULL)
+		ntm_reply_jerr(req, &jerr);
+	return j;
+}
+
+static int
+deny(struct ntm_req *req, const char *code, const char *why)
+{
+	log_info("%s %s from %s: %s", ntm_req_method(req), ntm_req_path(req),
+	    ntm_req_peer(req), why);
+	ntm_reply_error(req, 401, code, NULL, "%s", why);
+	return -1;
+}
+
+int
+cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who)
+{
+	const char *b64 = ntm_req_bearer(req);
+	char id[NTM_B64_LEN(NTM_TOKEN_ID)];
+	struct ntm_token t;
+	int e;
+
+	if (b64 == NULL)
+		return deny(req, "unauthorized", "missing 'Authorization: Bearer TOKEN'");
+	if (ntm_token_from_b64(&t, b64) < 0)
+		return deny(req, "unauthorized", "token does not decode");
+	e = ntm_token_verify(&t, cs->srv->conf.as_pk, now_unix());
+	if (e == NTM_ERR_EXPIRED)
+		return deny(req, "token_expired", "token has expired (log in again)");
+	if (e < 0)
+		return deny(req, "unauthorized", "token is not signed by the account server");
+	if (ntm_b64_encode(id, sizeof(id), t.id, sizeof(t.id)) < 0)
+		return deny(req, "unauthorized", "token id does not encode");
+	e = cs_db_revoked(cs->db, id, t.user, t.dc, t.issued);
+	if (e == NTM_ERR_REVOKED)
+		return deny(req, "token_revoked", "token has been revoked");
+	if (e < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot read the revocations");
+		return -1;
+	}
+	snprintf(who->user, sizeof(who->user), "%s", t.user);
+	snprintf(who->device, sizeof(who->device), "%s", t.device);
+	snprintf(who->dc, sizeof(who->dc), "%s", t.dc);
+	memcpy(who->token_id, t.id, sizeof(who->token_id));
+	ntm_wipe(&t, sizeof(t));
+	return 0;
+}
+
+int
+cs_is_owner(const struct cs_who *w, const char *user, const char *dc)
+{
+	return strcmp(w->user, user) == 0 && strcmp(w->dc, dc) == 0;
+}
+
+/* ---- POST /v1/cs/revoke (signed by the AS) ------------------------------- */
+
+/* 0 when stored, 1 after replying 400, or a storage error. */
+static int
+revoke_token(struct cs *cs, struct ntm_req *req, json_t *e, size_t i)
+{
+	const char *id = NULL;
+	int64_t expires = 0;
+	uint8_t raw[NTM_TOKEN_ID];
+	struct ntm_jfield f[] = {
+		{ "id", NTM_J_STR, 1, &id, 64 },
+		{ "expires", NTM_J_INT, 0, &expires, 0 },
+	};
+	struct ntm_jerr jerr;
+
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_json_unpack(e, f, 2, &jerr) < 0) {
+		ntm_reply_error(req, 400, jerr.code, "tokens", "tokens[%zu]: %s", i,
+		    jerr.message);
+		return 1;
+	}
+	if (ntm_b64_decode_exact(raw, sizeof(raw), id) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "tokens",
+		    "tokens[%zu].id: not the b64 of a 16-byte token id", i);
+		return 1;
+	}
+	if (expires <= 0)
+		expires = now_unix() + CS_REVOKED_KEEP;
+	return cs_db_revoke_token(cs->db, id, expires);
+}
+
+static int
+revoke_account(struct cs *cs, struct ntm_req *req, json_t *e, size_t i)
+{
+	const char *user = NULL, *dc = NULL;
+	int64_t before = 0;
+	struct ntm_jfield f[] = {
+		{ "user", NTM_J_STR, 1, &user, NTM_USER_MAX },
+		{ "dc", NTM_J_STR, 1, &dc, NTM_NAME_MAX },
+		{ "before", NTM_J_INT, 0, &before, 0 },
+	};
+	struct ntm_jerr jerr;
+
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_json_unpack(e, f, 3, &jerr) < 0) {
+		ntm_reply_error(req, 400, jerr.code, "accounts", "accounts[%zu]: %s", i,
+		    jerr.message);
+		return 1;
+	}
+	if (!ntm_valid_user(user) || !ntm_valid_dnsname(dc)) {
+		ntm_reply_error(req, 400, "bad_field", "accounts",
+		    "accounts[%zu]: bad user or dc name", i);
+		return 1;
+	}
+	if (before <= 0)
+		before = now_unix();
+	return cs_db_revoke_account(cs->db, user, dc, before);
+}
+
+/* Checks sizes and the element types before anything is stored. */
+static int
+revoke_lists_ok(struct ntm_req *req, json_t *tokens, json_t *accounts)
+{
+	if (json_array_size(tokens) + json_array_size(accounts) > CS_REVOKE_MAX) {
+		ntm_reply_error(req, 400, "bad_field", "tokens",
+		    "at most %d revocations per request", CS_REVOKE_MAX);
+		return -1;
+	}
+	if ((tokens && !json_is_array(tokens)) || (accounts && !json_is_array(accounts))) {
+		ntm_reply_error(req, 400, "bad_field", tokens && !json_is_array(tokens) ?
+		    "tokens" : "accounts", "expected an array");
+		return -1;
+	}
+	return 0;
+}
+
+/* 0 when all are stored, 1 when an entry was refused (replied), or an error. */
+static int
+revoke_all(struct cs *cs, struct ntm_req *req, json_t *tokens, json_t *accounts)
+{
+	size_t i;
+	json_t *e;
+	int ret;
+
+	if ((ret = ntm_db_exec(cs->db, "BEGIN IMMEDIATE")) < 0)
+		return ret;
+	json_array_foreach(tokens, i, e)
+		if ((ret = revoke_token(cs, req, e, i)) != 0)
+			goto fail;
+	json_array_foreach(accounts, i, e)
+		if ((ret = revoke_account(cs, req, e, i)) != 0)
+			goto fail;
+	return ntm_db_exec(cs->db, "COMMIT");
+fail:
+	if (ntm_db_exec(cs->db, "ROLLBACK") < 0)
+		log_warnx("revoke: rollback failed");
+	return ret;
+}
+
+static void
+on_revoke(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	const struct ntm_cert *c = ntm_req_cert(req);
+	json_t *j, *tokens = NULL, *accounts = NULL;
+	int64_t version = 0;
+	struct ntm_jfield f[] = {
+		{ "version", NTM_J_INT, 1, &version, 0 },
+		{ "tokens", NTM_J_ARR, 0, &tokens, 0 },
+		{ "accounts", NTM_J_ARR, 0, &accounts, 0 },
+	};
+	struct ntm_jerr jerr;
+	int ret;
+
+	if (c->role != NTM_ROLE_AS) {
+		ntm_reply_error(req, 403, "forbidden", NULL,
+		    "only the account server may push revocations, not %s '%s'",
+		    ntm_role_name(c->role), c->name);
+		return;
+	}
+	if ((j = cs_json_body(req)) == NULL)
+		return;
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_json_unpack(j, f, 3, &jerr) < 0)
+		ntm_reply_jerr(req, &jerr);
+	else if (version != 1)
+		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
+		    (long long)version);
+	else if (revoke_lists_ok(req, tokens, accounts) == 0) {
+		if ((ret = revoke_all(cs, req, tokens, accounts)) == 0) {
+			log_info("revoked %zu token(s) and %zu account(s) at the AS's request",
+			    json_array_size(tokens), json_array_size(accounts));
+			ntm_reply_json(req, 200, json_pack("{s:I, s:I}",
+			    "tokens", (json_int_t)json_array_size(tokens),
+			    "accounts", (json_int_t)json_array_size(accounts)));
+		} else if (ret < 0)
+			ntm_reply_error(req, 500, "internal", NULL, "cannot store the revocations");
+	}
+	json_decref(j);
+}
+
+int
+cs_auth_routes(struct cs *cs, char *err, size_t errlen)
+{
+	if (ntm_httpd_route(cs->srv->httpd, "POST", "/v1/cs/revoke", NTM_ROUTE_SIGNED,
+	    on_revoke, cs) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	return 0;
+}

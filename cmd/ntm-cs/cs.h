@@ -1,0 +1,173 @@
+/*
+ * cs.h - ntm-cs, the Cache Server: content-addressed ciphertext objects for
+ * clients that may be offline (docs/protocol.md §7). One struct per daemon,
+ * constants and limits, prototypes grouped by file.
+ */
+#ifndef NTM_CS_H
+#define NTM_CS_H
+
+#include <stdint.h>
+
+#include "srv.h"
+
+struct event;
+struct ntm_worker;
+typedef struct sqlite3 sqlite3;
+
+/* Limits (declared once; docs/protocol.md §7.1 repeats them). */
+#define CS_CHUNK_MAX		(4 * 1024 * 1024)	/* bytes per PUT */
+#define CS_JSON_MAX		NTM_BODY_MAX		/* JSON request bodies */
+#define CS_SIZE_MAX		(1LL << 40)		/* one object */
+#define CS_DESTS_MAX		16
+#define CS_APP_MAX		64
+#define CS_SERVICE_MAX		64
+#define CS_ITEM_MAX		128
+#define CS_NOTIFY_MAX		512
+#define CS_UPLOADS_MAX		8			/* open uploads per account */
+#define CS_REVOKE_MAX		1024			/* entries per revocation push */
+#define CS_HEX_HASH		(2 * NTM_HASH_LEN)	/* 64 */
+#define CS_UPLOAD_ID		16			/* random bytes */
+#define CS_HEX_ID		(2 * CS_UPLOAD_ID)	/* 32 */
+#define CS_GC_BATCH		256
+#define CS_REVOKED_KEEP		(30L * 86400)	/* a token id with no expiry given */
+
+/* ---- core.c: I/O-free rules (unit-tested) -------------------------------- */
+
+/* 1 if s is exactly n lowercase hex digits. */
+int  cs_valid_hex(const char *s, size_t n);
+/* Strict decimal 0..max (no sign, no spaces, no leading zeros but "0"). */
+int  cs_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* 1 if fqdn names a device of account user at DC domain dc: "user.dc" or
+ * "user-N.dc" (N decimal), as the DC assigns names. */
+int  cs_fqdn_is_account(const char *fqdn, const char *user, const char *dc);
+/* "dir/ab/abcd..." for a hex hash; NTM_ERR_TOOBIG if it does not fit. */
+int  cs_object_path(char *out, size_t cap, const char *dir, const char *hex);
+
+enum cs_chunk {
+	CS_CHUNK_OK = 0,
+	CS_CHUNK_OFFSET,	/* offset is not the bytes received so far */
+	CS_CHUNK_TOOLONG,	/* would go past the declared size */
+	CS_CHUNK_EMPTY,		/* no bytes */
+	CS_CHUNK_BIG,		/* over CS_CHUNK_MAX */
+};
+/* May a chunk of len bytes at offset go to an upload of size bytes that
+ * holds have bytes? */
+enum cs_chunk cs_chunk_check(uint64_t size, uint64_t have, uint64_t offset, size_t len);
+
+enum cs_commit {
+	CS_COMMIT_OK = 0,
+	CS_COMMIT_SIZE,		/* claimed size differs from the declared one */
+	CS_COMMIT_INCOMPLETE,	/* fewer bytes received than declared */
+	CS_COMMIT_HASH,		/* content hash differs from the claimed one */
+};
+enum cs_commit cs_commit_check(uint64_t declared, uint64_t have, uint64_t claimed,
+    const uint8_t *hash, const uint8_t *want);
+/* Would an account holding used bytes stay within quota with size more? */
+int  cs_quota_ok(uint64_t used, uint64_t size, uint64_t quota);
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+/* Who a client request comes from, from its verified token. */
+struct cs_who {
+	char		user[NTM_USER_MAX + 1];
+	char		device[NTM_DEVICE_MAX + 1];
+	char		dc[NTM_NAME_MAX + 1];
+	uint8_t		token_id[NTM_TOKEN_ID];
+};
+
+struct cs_commit_job;
+
+struct cs {
+	struct srv		*srv;
+	sqlite3			*db;
+	struct ntm_worker	*worker;	/* made on first commit (after fork) */
+	struct event		*gc_ev;
+	char			*objdir;	/* state_dir/objects */
+	char			*tmpdir;	/* state_dir/objects/tmp */
+	struct cs_commit_job	*commits;	/* commits running on the worker */
+};
+
+/* An object's metadata, as stored. */
+struct cs_obj {
+	char		sha256[CS_HEX_HASH + 1];
+	char		user[NTM_USER_MAX + 1];
+	char		dc[NTM_NAME_MAX + 1];
+	char		from[NTM_NAME_MAX + 1];
+	int64_t		size, created, expires;
+	char		app[CS_APP_MAX + 1], service[CS_SERVICE_MAX + 1];
+	char		item[CS_ITEM_MAX + 1], notify[CS_NOTIFY_MAX + 1];
+};
+
+/* An unfinished upload, as stored. dests is a JSON array text. */
+struct cs_up {
+	char		id[CS_HEX_ID + 1];
+	char		user[NTM_USER_MAX + 1];
+	char		dc[NTM_NAME_MAX + 1];
+	char		from[NTM_NAME_MAX + 1];
+	int64_t		size, ttl, created, touched;
+	char		app[CS_APP_MAX + 1], service[CS_SERVICE_MAX + 1];
+	char		item[CS_ITEM_MAX + 1], notify[CS_NOTIFY_MAX + 1];
+	char		*dests;		/* new (free) */
+};
+
+/* db.c */
+int  cs_db_open(const char *path, sqlite3 **db, char *err, size_t errlen);
+int  cs_db_used(sqlite3 *db, const char *user, const char *dc, int64_t *used);
+int  cs_db_uploads_of(sqlite3 *db, const char *user, const char *dc, int64_t *n);
+int  cs_db_upload_add(sqlite3 *db, const struct cs_up *u);
+int  cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u);
+int  cs_db_upload_touch(sqlite3 *db, const char *id, int64_t now);
+int  cs_db_upload_del(sqlite3 *db, const char *id);
+/* In one transaction: the object, its destinations, and the upload gone. */
+int  cs_db_commit(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now);
+int  cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o);
+int  cs_db_obj_del(sqlite3 *db, const char *sha256);
+/* Calls fn for each destination of an object, in name order. */
+int  cs_db_dests(sqlite3 *db, const char *sha256,
+    int (*fn)(const char *fqdn, int64_t delivered, void *arg), void *arg);
+int  cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now);
+int  cs_db_revoke_token(sqlite3 *db, const char *id_b64, int64_t until);
+int  cs_db_revoke_account(sqlite3 *db, const char *user, const char *dc, int64_t before);
+/* 0 if the token is not revoked, NTM_ERR_REVOKED if it is. */
+int  cs_db_revoked(sqlite3 *db, const char *id_b64, const char *user, const char *dc,
+    int64_t issued);
+/* Up to max expired object hashes / idle upload ids, into out[i]. */
+int  cs_db_expired(sqlite3 *db, int64_t now, char (*out)[CS_HEX_HASH + 1], int max);
+int  cs_db_idle_uploads(sqlite3 *db, int64_t before, char (*out)[CS_HEX_ID + 1], int max);
+int  cs_db_forget_revoked(sqlite3 *db, int64_t now);
+int  cs_db_has_obj(sqlite3 *db, const char *sha256);
+int  cs_db_has_upload(sqlite3 *db, const char *id);
+
+/* store.c: files under objdir */
+int  cs_store_init(struct cs *cs, char *err, size_t errlen);
+void cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap);
+/* Appends len bytes at offset to the temp file of id (created at offset 0). */
+int  cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len);
+/* Bytes in the temp file of id, NTM_ERR_NOTFOUND if it is gone, or another error. */
+int64_t cs_tmp_size(struct cs *cs, const char *id);
+void cs_tmp_remove(struct cs *cs, const char *id);
+/* Worker side of a commit: fsync, hash, rename into place, fsync the dir. */
+int  cs_store_commit(struct cs *cs, const char *id, uint64_t size,
+    uint8_t hash[NTM_HASH_LEN], const char *hex);
+int  cs_obj_open(struct cs *cs, const char *sha256, uint64_t size);
+void cs_obj_remove(struct cs *cs, const char *sha256);
+/* At start: temp files with no upload row, object files with no row. */
+void cs_store_sweep(struct cs *cs);
+
+/* auth.c */
+/* Verifies the bearer token; on failure replies 401 and returns -1. */
+int  cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who);
+int  cs_is_owner(const struct cs_who *w, const char *user, const char *dc);
+int  cs_auth_routes(struct cs *cs, char *err, size_t errlen);
+/* The JSON object body of req (new), or NULL after replying 400/413. */
+json_t *cs_json_body(struct ntm_req *req);
+
+/* upload.c, object.c, gc.c */
+int  cs_upload_routes(struct cs *cs, char *err, size_t errlen);
+int  cs_upload_busy(const struct cs *cs, const char *id);
+int  cs_object_routes(struct cs *cs, char *err, size_t errlen);
+int  cs_gc_start(struct cs *cs, char *err, size_t errlen);
+void cs_gc_stop(struct cs *cs);
+void cs_gc_run(struct cs *cs);
+
+#endif

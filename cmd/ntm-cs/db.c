@@ -1,0 +1,465 @@
+/*
+ * db.c - the CS's metadata: committed objects and their destinations,
+ * unfinished uploads, and the token revocations pushed by the AS. The bytes
+ * themselves are files (store.c); a row exists only for a file that is
+ * complete, hashed and durable.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "cs.h"
+
+static const char *const migrations[] = {
+	/* 1: objects, destinations, uploads, revocations */
+	"CREATE TABLE objects ("
+	"  sha256 TEXT PRIMARY KEY,"
+	"  user TEXT NOT NULL, dc TEXT NOT NULL, from_fqdn TEXT NOT NULL,"
+	"  size INTEGER NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+	"  app TEXT NOT NULL, service TEXT NOT NULL, item TEXT NOT NULL,"
+	"  notify TEXT NOT NULL);"
+	"CREATE INDEX objects_owner ON objects (user, dc);"
+	"CREATE INDEX objects_expires ON objects (expires);"
+	"CREATE TABLE dests ("
+	"  sha256 TEXT NOT NULL REFERENCES objects(sha256) ON DELETE CASCADE,"
+	"  fqdn TEXT NOT NULL,"
+	"  delivered INTEGER,"
+	"  PRIMARY KEY (sha256, fqdn));"
+	"CREATE TABLE uploads ("
+	"  id TEXT PRIMARY KEY,"
+	"  user TEXT NOT NULL, dc TEXT NOT NULL, from_fqdn TEXT NOT NULL,"
+	"  size INTEGER NOT NULL, ttl INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL, touched INTEGER NOT NULL,"
+	"  app TEXT NOT NULL, service TEXT NOT NULL, item TEXT NOT NULL,"
+	"  notify TEXT NOT NULL, dests TEXT NOT NULL);"
+	"CREATE INDEX uploads_owner ON uploads (user, dc);"
+	"CREATE TABLE revoked_tokens ("
+	"  id TEXT PRIMARY KEY, until INTEGER NOT NULL);"
+	"CREATE TABLE revoked_accounts ("
+	"  user TEXT NOT NULL, dc TEXT NOT NULL, before INTEGER NOT NULL,"
+	"  PRIMARY KEY (user, dc));",
+};
+
+int
+cs_db_open(const char *path, sqlite3 **db, char *err, size_t errlen)
+{
+	int e;
+
+	e = ntm_db_open(path, migrations, (int)(sizeof(migrations) / sizeof(migrations[0])), db);
+	if (e < 0) {
+		snprintf(err, errlen, "db %s: %s", path,
+		    e == NTM_ERR_VERSION ? "made by a newer ntm-cs" : ntm_strerror(e));
+		*db = NULL;
+		return e;
+	}
+	return 0;
+}
+
+static int
+prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
+		*st = NULL;
+		return NTM_ERR_DB;
+	}
+	return 0;
+}
+
+/* Steps a statement with no result rows and finalizes it. */
+static int
+step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
+	return rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT ?
+	    NTM_ERR_EXISTS : NTM_ERR_DB;
+}
+
+static void
+copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", v ? (const char *)v : "");
+}
+
+static void
+bind_s(sqlite3_stmt *st, int i, const char *v)
+{
+	sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+/* One integer from a query binding up to two text parameters. */
+static int
+query_i64(sqlite3 *db, const char *sql, const char *a, const char *b, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, sql)) < 0)
+		return ret;
+	if (a)
+		bind_s(st, 1, a);
+	if (b)
+		bind_s(st, 2, b);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Bytes held: committed objects plus the declared size of open uploads. */
+int
+cs_db_used(sqlite3 *db, const char *user, const char *dc, int64_t *used)
+{
+	return query_i64(db, "SELECT (SELECT COALESCE(SUM(size), 0) FROM objects "
+	    "WHERE user = ?1 AND dc = ?2) + (SELECT COALESCE(SUM(size), 0) FROM uploads "
+	    "WHERE user = ?1 AND dc = ?2)", user, dc, used);
+}
+
+int
+cs_db_uploads_of(sqlite3 *db, const char *user, const char *dc, int64_t *n)
+{
+	return query_i64(db, "SELECT COUNT(*) FROM uploads WHERE user = ?1 AND dc = ?2",
+	    user, dc, n);
+}
+
+int
+cs_db_has_obj(sqlite3 *db, const char *sha256)
+{
+	int64_t n = 0;
+
+	return query_i64(db, "SELECT COUNT(*) FROM objects WHERE sha256 = ?1", sha256,
+	    NULL, &n) == 0 && n > 0;
+}
+
+int
+cs_db_has_upload(sqlite3 *db, const char *id)
+{
+	int64_t n = 0;
+
+	return query_i64(db, "SELECT COUNT(*) FROM uploads WHERE id = ?1", id, NULL,
+	    &n) == 0 && n > 0;
+}
+
+/* ---- uploads ------------------------------------------------------------- */
+
+#define UP_COLS "id, user, dc, from_fqdn, size, ttl, created, touched, app, service, " \
+		"item, notify, dests"
+
+int
+cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "INSERT INTO uploads (" UP_COLS ") VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")) < 0)
+		return ret;
+	bind_s(st, 1, u->id);
+	bind_s(st, 2, u->user);
+	bind_s(st, 3, u->dc);
+	bind_s(st, 4, u->from);
+	sqlite3_bind_int64(st, 5, u->size);
+	sqlite3_bind_int64(st, 6, u->ttl);
+	sqlite3_bind_int64(st, 7, u->created);
+	sqlite3_bind_int64(st, 8, u->touched);
+	bind_s(st, 9, u->app);
+	bind_s(st, 10, u->service);
+	bind_s(st, 11, u->item);
+	bind_s(st, 12, u->notify);
+	bind_s(st, 13, u->dests);
+	return step_done(db, st);
+}
+
+int
+cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	memset(u, 0, sizeof(*u));
+	if ((ret = prepare(db, &st, "SELECT " UP_COLS " FROM uploads WHERE id = ?1")) < 0)
+		return ret;
+	bind_s(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		copy_col(u->id, sizeof(u->id), st, 0);
+		copy_col(u->user, sizeof(u->user), st, 1);
+		copy_col(u->dc, sizeof(u->dc), st, 2);
+		copy_col(u->from, sizeof(u->from), st, 3);
+		u->size = sqlite3_column_int64(st, 4);
+		u->ttl = sqlite3_column_int64(st, 5);
+		u->created = sqlite3_column_int64(st, 6);
+		u->touched = sqlite3_column_int64(st, 7);
+		copy_col(u->app, sizeof(u->app), st, 8);
+		copy_col(u->service, sizeof(u->service), st, 9);
+		copy_col(u->item, sizeof(u->item), st, 10);
+		copy_col(u->notify, sizeof(u->notify), st, 11);
+		u->dests = xstrdup((const char *)sqlite3_column_text(st, 12));
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+cs_db_upload_touch(sqlite3 *db, const char *id, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "UPDATE uploads SET touched = ?2 WHERE id = ?1")) < 0)
+		return ret;
+	bind_s(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	return step_done(db, st);
+}
+
+int
+cs_db_upload_del(sqlite3 *db, const char *id)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "DELETE FROM uploads WHERE id = ?1")) < 0)
+		return ret;
+	bind_s(st, 1, id);
+	return step_done(db, st);
+}
+
+/* ---- objects ------------------------------------------------------------- */
+
+static int
+commit_rows(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "INSERT INTO objects (sha256, user, dc, from_fqdn, "
+	    "size, created, expires, app, service, item, notify) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	bind_s(st, 2, u->user);
+	bind_s(st, 3, u->dc);
+	bind_s(st, 4, u->from);
+	sqlite3_bind_int64(st, 5, u->size);
+	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int64(st, 7, now + u->ttl);
+	bind_s(st, 8, u->app);
+	bind_s(st, 9, u->service);
+	bind_s(st, 10, u->item);
+	bind_s(st, 11, u->notify);
+	if ((ret = step_done(db, st)) < 0)
+		return ret;
+	/* The destinations were validated into a JSON array of names. */
+	if ((ret = prepare(db, &st, "INSERT INTO dests (sha256, fqdn) "
+	    "SELECT ?1, value FROM json_each(?2)")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	bind_s(st, 2, u->dests);
+	if ((ret = step_done(db, st)) < 0)
+		return ret;
+	return cs_db_upload_del(db, u->id);
+}
+
+int
+cs_db_commit(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
+{
+	int ret;
+
+	if ((ret = ntm_db_exec(db, "BEGIN IMMEDIATE")) < 0)
+		return ret;
+	if ((ret = commit_rows(db, u, sha256, now)) < 0) {
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	return ntm_db_exec(db, "COMMIT");
+}
+
+int
+cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	memset(o, 0, sizeof(*o));
+	if ((ret = prepare(db, &st, "SELECT sha256, user, dc, from_fqdn, size, created, "
+	    "expires, app, service, item, notify FROM objects WHERE sha256 = ?1")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		copy_col(o->sha256, sizeof(o->sha256), st, 0);
+		copy_col(o->user, sizeof(o->user), st, 1);
+		copy_col(o->dc, sizeof(o->dc), st, 2);
+		copy_col(o->from, sizeof(o->from), st, 3);
+		o->size = sqlite3_column_int64(st, 4);
+		o->created = sqlite3_column_int64(st, 5);
+		o->expires = sqlite3_column_int64(st, 6);
+		copy_col(o->app, sizeof(o->app), st, 7);
+		copy_col(o->service, sizeof(o->service), st, 8);
+		copy_col(o->item, sizeof(o->item), st, 9);
+		copy_col(o->notify, sizeof(o->notify), st, 10);
+		ret = 0;
+	} else
+		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+cs_db_obj_del(sqlite3 *db, const char *sha256)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "DELETE FROM objects WHERE sha256 = ?1")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	return step_done(db, st);
+}
+
+int
+cs_db_dests(sqlite3 *db, const char *sha256,
+    int (*fn)(const char *fqdn, int64_t delivered, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = prepare(db, &st, "SELECT fqdn, COALESCE(delivered, 0) FROM dests "
+	    "WHERE sha256 = ?1 ORDER BY fqdn")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int64(st, 1), arg)) < 0)
+			break;
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	return rc == SQLITE_DONE ? 0 : NTM_ERR_DB;
+}
+
+/* The first delivery time is kept when a recipient confirms twice. */
+int
+cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "UPDATE dests SET delivered = COALESCE(delivered, ?3) "
+	    "WHERE sha256 = ?1 AND fqdn = ?2")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	bind_s(st, 2, fqdn);
+	sqlite3_bind_int64(st, 3, now);
+	return step_done(db, st);
+}
+
+/* ---- revocations --------------------------------------------------------- */
+
+int
+cs_db_revoke_token(sqlite3 *db, const char *id_b64, int64_t until)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "INSERT INTO revoked_tokens (id, until) VALUES (?1, ?2) "
+	    "ON CONFLICT (id) DO UPDATE SET until = MAX(until, excluded.until)")) < 0)
+		return ret;
+	bind_s(st, 1, id_b64);
+	sqlite3_bind_int64(st, 2, until);
+	return step_done(db, st);
+}
+
+int
+cs_db_revoke_account(sqlite3 *db, const char *user, const char *dc, int64_t before)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "INSERT INTO revoked_accounts (user, dc, before) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (user, dc) DO UPDATE SET "
+	    "before = MAX(before, excluded.before)")) < 0)
+		return ret;
+	bind_s(st, 1, user);
+	bind_s(st, 2, dc);
+	sqlite3_bind_int64(st, 3, before);
+	return step_done(db, st);
+}
+
+int
+cs_db_revoked(sqlite3 *db, const char *id_b64, const char *user, const char *dc,
+    int64_t issued)
+{
+	int64_t n = 0, before = 0;
+	int ret;
+
+	if ((ret = query_i64(db, "SELECT COUNT(*) FROM revoked_tokens WHERE id = ?1",
+	    id_b64, NULL, &n)) < 0)
+		return ret;
+	if (n > 0)
+		return NTM_ERR_REVOKED;
+	ret = query_i64(db, "SELECT before FROM revoked_accounts WHERE user = ?1 AND dc = ?2",
+	    user, dc, &before);
+	if (ret == NTM_ERR_NOTFOUND)
+		return 0;
+	if (ret < 0)
+		return ret;
+	return issued <= before ? NTM_ERR_REVOKED : 0;
+}
+
+int
+cs_db_forget_revoked(sqlite3 *db, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = prepare(db, &st, "DELETE FROM revoked_tokens WHERE until < ?1")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, now);
+	return step_done(db, st);
+}
+
+/* ---- garbage ------------------------------------------------------------- */
+
+static int
+collect_text(sqlite3 *db, const char *sql, int64_t t, char *out, size_t width, int max)
+{
+	sqlite3_stmt *st;
+	int rc, ret, n = 0;
+
+	if ((ret = prepare(db, &st, sql)) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, t);
+	sqlite3_bind_int(st, 2, max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		copy_col(out + (size_t)n++ * width, width, st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int
+cs_db_expired(sqlite3 *db, int64_t now, char (*out)[CS_HEX_HASH + 1], int max)
+{
+	return collect_text(db, "SELECT sha256 FROM objects WHERE expires <= ?1 LIMIT ?2",
+	    now, out[0], CS_HEX_HASH + 1, max);
+}
+
+int
+cs_db_idle_uploads(sqlite3 *db, int64_t before, char (*out)[CS_HEX_ID + 1], int max)
+{
+	return collect_text(db, "SELECT id FROM uploads WHERE touched <= ?1 LIMIT ?2",
+	    before, out[0], CS_HEX_ID + 1, max);
+}

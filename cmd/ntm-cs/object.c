@@ -1,0 +1,310 @@
+/*
+ * object.c - committed objects, by content address:
+ *
+ *   GET    /v1/cs/object?sha256=H         the bytes, streamed (owner, recipients)
+ *   GET    /v1/cs/object/meta?sha256=H    metadata and delivery status
+ *   POST   /v1/cs/object/confirm          a recipient marks it delivered
+ *   DELETE /v1/cs/object?sha256=H         the owner removes it
+ *   GET    /v1/cs/account                 the caller's usage and quota
+ *
+ * An object someone may not read is answered exactly like one that does
+ * not exist (404 unknown_object), so hashes cannot be probed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cs.h"
+
+enum access { ACC_NONE, ACC_OWNER, ACC_RECIPIENT };
+
+struct dest_scan {
+	const struct cs_who	*w;
+	int			 match;
+};
+
+static int
+dest_match(const char *fqdn, int64_t delivered, void *arg)
+{
+	struct dest_scan *d = arg;
+
+	if (cs_fqdn_is_account(fqdn, d->w->user, d->w->dc))
+		d->match = 1;
+	return 0;
+}
+
+static enum access
+access_of(struct cs *cs, const struct cs_who *w, const struct cs_obj *o)
+{
+	struct dest_scan d = { w, 0 };
+
+	if (cs_is_owner(w, o->user, o->dc))
+		return ACC_OWNER;
+	if (cs_db_dests(cs->db, o->sha256, dest_match, &d) == 0 && d.match)
+		return ACC_RECIPIENT;
+	return ACC_NONE;
+}
+
+/* The live object named by hex that the caller may see; replies when none. */
+static enum access
+find_object(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *hex,
+    struct cs_obj *o)
+{
+	enum access acc;
+	int e;
+
+	if (!cs_valid_hex(hex, CS_HEX_HASH)) {
+		ntm_reply_error(req, 400, "bad_field", "sha256", "sha256 '%.70s' is not %d "
+		    "lowercase hex digits", hex ? hex : "", CS_HEX_HASH);
+		return ACC_NONE;
+	}
+	if ((e = cs_db_obj_get(cs->db, hex, o)) < 0 && e != NTM_ERR_NOTFOUND) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot read the object");
+		return ACC_NONE;
+	}
+	if (e == NTM_ERR_NOTFOUND || o->expires <= now_unix() ||
+	    (acc = access_of(cs, w, o)) == ACC_NONE) {
+		ntm_reply_error(req, 404, "unknown_object", "sha256", "no object %s", hex);
+		return ACC_NONE;
+	}
+	return acc;
+}
+
+/* ---- GET /v1/cs/object --------------------------------------------------- */
+
+struct dl {
+	int		 fd;
+	char		 hex[CS_HEX_HASH + 1];
+};
+
+static long
+dl_read(void *buf, size_t cap, void *arg)
+{
+	struct dl *d = arg;
+	ssize_t n;
+
+	do
+		n = read(d->fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		log_warn("object %s: read", d->hex);
+		return NTM_ERR_IO;
+	}
+	return n == 0 ? NTM_ERR_SHORT : (long)n;
+}
+
+static void
+dl_end(void *arg, int err)
+{
+	struct dl *d = arg;
+
+	if (err)
+		log_info("object %s: download ended early: %s", d->hex, ntm_strerror(err));
+	close(d->fd);
+	free(d);
+}
+
+static void
+on_get(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct cs_obj o;
+	struct dl *d;
+
+	if (cs_auth(cs, req, &w) < 0 ||
+	    find_object(cs, req, &w, ntm_req_query(req, "sha256"), &o) == ACC_NONE)
+		return;
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->fd = cs_obj_open(cs, o.sha256, (uint64_t)o.size)) < 0) {
+		free(d);
+		ntm_reply_error(req, 500, "internal", NULL, "cannot open object %s", o.sha256);
+		return;
+	}
+	snprintf(d->hex, sizeof(d->hex), "%s", o.sha256);
+	ntm_reply_stream(req, 200, "application/octet-stream", (uint64_t)o.size,
+	    dl_read, dl_end, d);
+}
+
+/* ---- GET /v1/cs/object/meta ---------------------------------------------- */
+
+static int
+dest_add(const char *fqdn, int64_t delivered, void *arg)
+{
+	json_t *a = arg;
+	json_t *e = json_pack("{s:s, s:s, s:o}", "fqdn", fqdn,
+	    "status", delivered ? "delivered" : "pending",
+	    "delivered", delivered ? json_integer(delivered) : json_null());
+
+	return e && json_array_append_new(a, e) == 0 ? 0 : NTM_ERR_NOMEM;
+}
+
+static json_t *
+meta_json(struct cs *cs, const struct cs_obj *o)
+{
+	json_t *to = json_array();
+
+	if (to == NULL || cs_db_dests(cs->db, o->sha256, dest_add, to) < 0) {
+		json_decref(to);
+		return NULL;
+	}
+	return json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o}",
+	    "sha256", o->sha256, "size", (json_int_t)o->size,
+	    "owner", o->user, "owner_dc", o->dc, "from", o->from,
+	    "created", (json_int_t)o->created, "expires", (json_int_t)o->expires,
+	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify,
+	    "to", to);
+}
+
+static void
+on_meta(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct cs_obj o;
+
+	if (cs_auth(cs, req, &w) < 0 ||
+	    find_object(cs, req, &w, ntm_req_query(req, "sha256"), &o) == ACC_NONE)
+		return;
+	ntm_reply_json(req, 200, meta_json(cs, &o));
+}
+
+/* ---- POST /v1/cs/object/confirm ------------------------------------------ */
+
+struct confirm {
+	struct cs		*cs;
+	const struct cs_who	*w;
+	const char		*only;		/* one fqdn, or NULL: all of the caller's */
+	const char		*sha256;
+	int			 n, err;
+};
+
+static int
+confirm_one(const char *fqdn, int64_t delivered, void *arg)
+{
+	struct confirm *c = arg;
+
+	if (!cs_fqdn_is_account(fqdn, c->w->user, c->w->dc) ||
+	    (c->only && strcmp(c->only, fqdn) != 0))
+		return 0;
+	c->n++;
+	if (cs_db_deliver(c->cs->db, c->sha256, fqdn, now_unix()) < 0)
+		c->err = NTM_ERR_DB;
+	return 0;
+}
+
+static void
+confirm(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *hex,
+    const char *only)
+{
+	struct confirm c = { cs, w, only, hex, 0, 0 };
+	struct cs_obj o;
+
+	if (find_object(cs, req, w, hex, &o) == ACC_NONE)
+		return;
+	if (cs_db_dests(cs->db, hex, confirm_one, &c) < 0 || c.err) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot record the delivery");
+		return;
+	}
+	if (c.n == 0) {
+		ntm_reply_error(req, 403, "not_recipient", only ? "fqdn" : "sha256",
+		    "%s is not a destination of object %s", only ? only : "this account", hex);
+		return;
+	}
+	log_info("object %s: delivered to %s", hex, only ? only : w->user);
+	ntm_reply_json(req, 200, meta_json(cs, &o));
+}
+
+static void
+on_confirm(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	int64_t version = 0;
+	const char *hex = NULL, *fqdn = NULL;
+	struct ntm_jfield f[] = {
+		{ "version", NTM_J_INT, 1, &version, 0 },
+		{ "sha256", NTM_J_STR, 1, &hex, 128 },
+		{ "fqdn", NTM_J_STR, 0, &fqdn, NTM_NAME_MAX },
+	};
+	struct ntm_jerr jerr;
+	json_t *j;
+
+	if (cs_auth(cs, req, &w) < 0 || (j = cs_json_body(req)) == NULL)
+		return;
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
+		ntm_reply_jerr(req, &jerr);
+	else if (version != 1)
+		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
+		    (long long)version);
+	else
+		confirm(cs, req, &w, hex, fqdn);
+	json_decref(j);
+}
+
+/* ---- DELETE /v1/cs/object, GET /v1/cs/account ---------------------------- */
+
+static void
+on_delete(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct cs_obj o;
+	enum access acc;
+
+	if (cs_auth(cs, req, &w) < 0 ||
+	    (acc = find_object(cs, req, &w, ntm_req_query(req, "sha256"), &o)) == ACC_NONE)
+		return;
+	if (acc != ACC_OWNER) {
+		ntm_reply_error(req, 403, "not_owner", "sha256", "only the owner may delete "
+		    "object %s", o.sha256);
+		return;
+	}
+	if (cs_db_obj_del(cs->db, o.sha256) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot delete the object");
+		return;
+	}
+	cs_obj_remove(cs, o.sha256);
+	log_info("object %s: deleted by its owner", o.sha256);
+	ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "sha256", o.sha256, "deleted", 1));
+}
+
+static void
+on_account(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	int64_t used = 0, open = 0;
+
+	if (cs_auth(cs, req, &w) < 0)
+		return;
+	if (cs_db_used(cs->db, w.user, w.dc, &used) < 0 ||
+	    cs_db_uploads_of(cs->db, w.user, w.dc, &open) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot read the account's usage");
+		return;
+	}
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:I, s:I, s:I}", "user", w.user,
+	    "dc", w.dc, "used", (json_int_t)used, "quota",
+	    (json_int_t)cs->srv->conf.quota_bytes, "uploads", (json_int_t)open));
+}
+
+int
+cs_object_routes(struct cs *cs, char *err, size_t errlen)
+{
+	struct ntm_httpd *h = cs->srv->httpd;
+
+	if (ntm_httpd_route(h, "GET", "/v1/cs/object", 0, on_get, cs) < 0 ||
+	    ntm_httpd_route(h, "DELETE", "/v1/cs/object", 0, on_delete, cs) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/cs/object/meta", 0, on_meta, cs) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/cs/object/confirm", 0, on_confirm, cs) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/cs/account", 0, on_account, cs) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	return 0;
+}

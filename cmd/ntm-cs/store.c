@@ -1,0 +1,271 @@
+/*
+ * store.c - the object files. An upload is appended to objects/tmp/<id>;
+ * a commit fsyncs it, checks its SHA-256, renames it to objects/xx/<sha256>
+ * and fsyncs that directory, all before the metadata row is written
+ * (db.c): a row names only a complete, durable file, and a crash at any
+ * point leaves at worst a stray file that cs_store_sweep() removes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cs.h"
+
+#define HASH_BUF	(256 * 1024)
+
+int
+cs_store_init(struct cs *cs, char *err, size_t errlen)
+{
+	int e;
+
+	cs->objdir = xasprintf("%s/objects", cs->srv->conf.state_dir);
+	cs->tmpdir = xasprintf("%s/tmp", cs->objdir);
+	if ((e = ntm_mkdirs(cs->tmpdir, 0700)) < 0) {
+		snprintf(err, errlen, "%s: %s", cs->tmpdir,
+		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+void
+cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s", cs->tmpdir, id);
+}
+
+int
+cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len)
+{
+	char path[PATH_MAX];
+	const uint8_t *b = p;
+	ssize_t n;
+	int fd;
+
+	cs_tmp_path(cs, id, path, sizeof(path));
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return NTM_ERR_IO;
+	while (len > 0) {
+		if ((n = pwrite(fd, b, len, (off_t)offset)) < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return NTM_ERR_IO;
+		}
+		b += n;
+		len -= (size_t)n;
+		offset += (uint64_t)n;
+	}
+	return close(fd) == 0 ? 0 : NTM_ERR_IO;
+}
+
+int64_t
+cs_tmp_size(struct cs *cs, const char *id)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	cs_tmp_path(cs, id, path, sizeof(path));
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
+	return (int64_t)st.st_size;
+}
+
+void
+cs_tmp_remove(struct cs *cs, const char *id)
+{
+	char path[PATH_MAX];
+
+	cs_tmp_path(cs, id, path, sizeof(path));
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("unlink %s", path);
+}
+
+static int
+fsync_dir(const char *path)
+{
+	int fd, ret;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return NTM_ERR_IO;
+	ret = fsync(fd) == 0 ? 0 : NTM_ERR_IO;
+	close(fd);
+	return ret;
+}
+
+/* fsync + SHA-256 of the whole file, reading through a bounded buffer. */
+static int
+sync_and_hash(int fd, uint64_t size, uint8_t hash[NTM_HASH_LEN])
+{
+	crypto_hash_sha256_state h;
+	uint8_t *buf;
+	uint64_t off = 0;
+	ssize_t n;
+
+	if (fsync(fd) < 0 || (buf = malloc(HASH_BUF)) == NULL)
+		return NTM_ERR_IO;
+	crypto_hash_sha256_init(&h);
+	while (off < size) {
+		n = pread(fd, buf, HASH_BUF, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		crypto_hash_sha256_update(&h, buf, (unsigned long long)n);
+		off += (uint64_t)n;
+	}
+	free(buf);
+	if (off != size)
+		return NTM_ERR_SHORT;
+	crypto_hash_sha256_final(&h, hash);
+	return 0;
+}
+
+/* Renames tmp to its content address and makes the name durable. */
+static int
+place(struct cs *cs, const char *tmp, const char *hex)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	int made = 0;
+
+	snprintf(dir, sizeof(dir), "%s/%.2s", cs->objdir, hex);
+	if (cs_object_path(path, sizeof(path), cs->objdir, hex) < 0)
+		return NTM_ERR_TOOBIG;
+	if (mkdir(dir, 0700) == 0)
+		made = 1;
+	else if (errno != EEXIST)
+		return NTM_ERR_IO;
+	if (rename(tmp, path) < 0 || fsync_dir(dir) < 0)
+		return NTM_ERR_IO;
+	if (made && fsync_dir(cs->objdir) < 0)
+		return NTM_ERR_IO;
+	return 0;
+}
+
+/*
+ * Runs on the worker thread (touches only files). Returns 0 with hash
+ * filled when the file is in place under hex; NTM_ERR_CRYPTO when its hash
+ * is not hex (the temp file is then removed); another error otherwise.
+ */
+int
+cs_store_commit(struct cs *cs, const char *id, uint64_t size,
+    uint8_t hash[NTM_HASH_LEN], const char *hex)
+{
+	char tmp[PATH_MAX];
+	uint8_t want[NTM_HASH_LEN];
+	int fd, ret;
+
+	cs_tmp_path(cs, id, tmp, sizeof(tmp));
+	if (ntm_hex_decode_exact(want, sizeof(want), hex) < 0)
+		return NTM_ERR_INVAL;
+	if ((fd = open(tmp, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
+	ret = sync_and_hash(fd, size, hash);
+	close(fd);
+	if (ret < 0)
+		return ret;
+	if (ntm_memcmp(hash, want, NTM_HASH_LEN) != 0) {
+		unlink(tmp);
+		return NTM_ERR_CRYPTO;
+	}
+	return place(cs, tmp, hex);
+}
+
+int
+cs_obj_open(struct cs *cs, const char *sha256, uint64_t size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (cs_object_path(path, sizeof(path), cs->objdir, sha256) < 0)
+		return NTM_ERR_TOOBIG;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NTM_ERR_IO;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+		log_warnx("object %s: file has %lld bytes, its row says %llu", sha256,
+		    (long long)st.st_size, (unsigned long long)size);
+		close(fd);
+		return NTM_ERR_IO;
+	}
+	return fd;
+}
+
+void
+cs_obj_remove(struct cs *cs, const char *sha256)
+{
+	char path[PATH_MAX];
+
+	if (cs_object_path(path, sizeof(path), cs->objdir, sha256) < 0)
+		return;
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("unlink %s", path);
+}
+
+/* ---- start-up sweep ------------------------------------------------------ */
+
+static void
+sweep_tmp(struct cs *cs)
+{
+	DIR *d = opendir(cs->tmpdir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (!cs_valid_hex(e->d_name, CS_HEX_ID) || !cs_db_has_upload(cs->db, e->d_name)) {
+			log_info("gc: removing stray upload file %s", e->d_name);
+			if (unlinkat(dirfd(d), e->d_name, 0) < 0)
+				log_warn("unlink %s/%s", cs->tmpdir, e->d_name);
+		}
+	}
+	closedir(d);
+}
+
+static void
+sweep_bucket(struct cs *cs, const char *name)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "%s/%s", cs->objdir, name);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (cs_valid_hex(e->d_name, CS_HEX_HASH) && cs_db_has_obj(cs->db, e->d_name))
+			continue;
+		log_info("gc: removing object file %s/%s with no metadata", name, e->d_name);
+		if (unlinkat(dirfd(d), e->d_name, 0) < 0)
+			log_warn("unlink %s/%s", path, e->d_name);
+	}
+	closedir(d);
+}
+
+/* (An upload row whose file vanished is dropped when next used: upload.c.) */
+void
+cs_store_sweep(struct cs *cs)
+{
+	DIR *d;
+	struct dirent *e;
+
+	sweep_tmp(cs);
+	if ((d = opendir(cs->objdir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL)
+		if (strlen(e->d_name) == 2 && cs_valid_hex(e->d_name, 2))
+			sweep_bucket(cs, e->d_name);
+	closedir(d);
+}

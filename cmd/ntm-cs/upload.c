@@ -1,0 +1,557 @@
+/*
+ * upload.c - putting an object on the CS in bounded pieces (evhttp holds a
+ * whole request body in memory, so no request carries more than
+ * CS_CHUNK_MAX bytes):
+ *
+ *   POST   /v1/cs/uploads                 declare size, destinations, fields
+ *   PUT    /v1/cs/upload?id=ID&offset=N   append the next chunk
+ *   GET    /v1/cs/upload?id=ID            how many bytes the CS holds (resume)
+ *   DELETE /v1/cs/upload?id=ID            give up
+ *   POST   /v1/cs/upload/commit           claim size and SHA-256; the CS checks,
+ *                                         makes it durable, then answers 201
+ *
+ * The temp file's length is the upload's progress, so an upload survives a
+ * restart of the CS and resumes where the file ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cs.h"
+
+struct cs_commit_job {
+	struct cs_commit_job	*next;
+	struct cs		*cs;
+	struct ntm_req		*req;
+	struct cs_up		 up;
+	char			 hex[CS_HEX_HASH + 1];
+	uint8_t			 hash[NTM_HASH_LEN];
+	int			 res;
+};
+
+int
+cs_upload_busy(const struct cs *cs, const char *id)
+{
+	for (const struct cs_commit_job *j = cs->commits; j; j = j->next)
+		if (strcmp(j->up.id, id) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- POST /v1/cs/uploads ------------------------------------------------- */
+
+struct create_args {
+	int64_t		 version, size, ttl;
+	const char	*from, *app, *service, *item, *notify;
+	json_t		*to;
+};
+
+/* The destination list as a JSON array text (new), or NULL after replying. */
+static char *
+check_dests(struct ntm_req *req, json_t *to)
+{
+	size_t i, k, n = json_array_size(to);
+	json_t *v;
+
+	if (n < 1 || n > CS_DESTS_MAX) {
+		ntm_reply_error(req, 400, "bad_field", "to",
+		    "field 'to': %zu destinations, expected 1 to %d", n, CS_DESTS_MAX);
+		return NULL;
+	}
+	json_array_foreach(to, i, v) {
+		if (!json_is_string(v) || !ntm_valid_dnsname(json_string_value(v))) {
+			ntm_reply_error(req, 400, "bad_field", "to",
+			    "field 'to': element %zu is not a lowercase DNS name", i);
+			return NULL;
+		}
+		for (k = 0; k < i; k++)
+			if (json_equal(json_array_get(to, k), v)) {
+				ntm_reply_error(req, 400, "bad_field", "to",
+				    "field 'to': '%s' is listed twice", json_string_value(v));
+				return NULL;
+			}
+	}
+	return json_dumps(to, JSON_COMPACT);
+}
+
+static int
+check_create(struct cs *cs, struct ntm_req *req, const struct cs_who *w,
+    struct create_args *a)
+{
+	if (a->version != 1) {
+		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
+		    (long long)a->version);
+		return -1;
+	}
+	if (!ntm_valid_dnsname(a->from) || !cs_fqdn_is_account(a->from, w->user, w->dc)) {
+		ntm_reply_error(req, 403, "forbidden", "from", "field 'from': '%s' is not "
+		    "a device name of account '%s' at '%s'", a->from, w->user, w->dc);
+		return -1;
+	}
+	if (a->size < 0 || a->size > CS_SIZE_MAX) {
+		ntm_reply_error(req, 400, "bad_field", "size", "field 'size': %lld is not "
+		    "within 0..%lld", (long long)a->size, (long long)CS_SIZE_MAX);
+		return -1;
+	}
+	if (a->ttl < 1 || a->ttl > cs->srv->conf.object_ttl_s) {
+		ntm_reply_error(req, 400, "bad_field", "ttl", "field 'ttl': %lld is not "
+		    "within 1..%ld (object_ttl_s)", (long long)a->ttl,
+		    cs->srv->conf.object_ttl_s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Room for size more bytes and one more upload? Replies when not. */
+static int
+check_room(struct cs *cs, struct ntm_req *req, const struct cs_who *w, int64_t size)
+{
+	int64_t used = 0, open = 0;
+	long quota = cs->srv->conf.quota_bytes;
+
+	if (cs_db_used(cs->db, w->user, w->dc, &used) < 0 ||
+	    cs_db_uploads_of(cs->db, w->user, w->dc, &open) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot read the account's usage");
+		return -1;
+	}
+	if (open >= CS_UPLOADS_MAX) {
+		ntm_reply_error(req, 429, "too_many_uploads", NULL, "account '%s' at '%s' "
+		    "has %lld unfinished uploads, the limit is %d", w->user, w->dc,
+		    (long long)open, CS_UPLOADS_MAX);
+		return -1;
+	}
+	if (!cs_quota_ok((uint64_t)used, (uint64_t)size, (uint64_t)quota)) {
+		ntm_reply_error(req, 413, "quota_exceeded", "size", "account '%s' at '%s' "
+		    "holds %lld bytes; %lld more would pass its quota of %ld bytes "
+		    "(quota_bytes)", w->user, w->dc, (long long)used, (long long)size, quota);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+fill_up(struct cs_up *u, const struct cs_who *w, const struct create_args *a)
+{
+	uint8_t raw[CS_UPLOAD_ID];
+
+	ntm_random(raw, sizeof(raw));
+	(void)ntm_hex_encode(u->id, sizeof(u->id), raw, sizeof(raw));
+	snprintf(u->user, sizeof(u->user), "%s", w->user);
+	snprintf(u->dc, sizeof(u->dc), "%s", w->dc);
+	snprintf(u->from, sizeof(u->from), "%s", a->from);
+	snprintf(u->app, sizeof(u->app), "%s", a->app);
+	snprintf(u->service, sizeof(u->service), "%s", a->service);
+	snprintf(u->item, sizeof(u->item), "%s", a->item);
+	snprintf(u->notify, sizeof(u->notify), "%s", a->notify);
+	u->size = a->size;
+	u->ttl = a->ttl;
+	u->created = u->touched = now_unix();
+}
+
+static void
+create(struct cs *cs, struct ntm_req *req, const struct cs_who *w, struct create_args *a)
+{
+	struct cs_up u;
+
+	memset(&u, 0, sizeof(u));
+	if (check_create(cs, req, w, a) < 0 || check_room(cs, req, w, a->size) < 0)
+		return;
+	if ((u.dests = check_dests(req, a->to)) == NULL)
+		return;
+	fill_up(&u, w, a);
+	if (cs_tmp_write(cs, u.id, 0, "", 0) < 0 || cs_db_upload_add(cs->db, &u) < 0) {
+		log_warn("upload %s: cannot create", u.id);
+		cs_tmp_remove(cs, u.id);
+		ntm_reply_error(req, 500, "internal", NULL, "cannot create the upload");
+	} else {
+		log_info("upload %s: %lld bytes from %s for %s", u.id, (long long)u.size,
+		    u.from, u.dests);
+		ntm_reply_json(req, 201, json_pack("{s:s, s:I, s:I, s:i}", "upload", u.id,
+		    "size", (json_int_t)u.size, "offset", (json_int_t)0,
+		    "chunk_max", CS_CHUNK_MAX));
+	}
+	free(u.dests);
+}
+
+static void
+on_create(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct create_args a = { .ttl = cs->srv->conf.object_ttl_s, .app = "",
+	    .service = "", .item = "", .notify = "" };
+	struct ntm_jfield f[] = {
+		{ "version", NTM_J_INT, 1, &a.version, 0 },
+		{ "from", NTM_J_STR, 1, &a.from, NTM_NAME_MAX },
+		{ "to", NTM_J_ARR, 1, &a.to, 0 },
+		{ "size", NTM_J_INT, 1, &a.size, 0 },
+		{ "ttl", NTM_J_INT, 0, &a.ttl, 0 },
+		{ "app", NTM_J_STR, 0, &a.app, CS_APP_MAX },
+		{ "service", NTM_J_STR, 0, &a.service, CS_SERVICE_MAX },
+		{ "item", NTM_J_STR, 0, &a.item, CS_ITEM_MAX },
+		{ "notify", NTM_J_STR, 0, &a.notify, CS_NOTIFY_MAX },
+	};
+	struct ntm_jerr jerr;
+	json_t *j;
+
+	if (cs_auth(cs, req, &w) < 0 || (j = cs_json_body(req)) == NULL)
+		return;
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
+		ntm_reply_jerr(req, &jerr);
+	else
+		create(cs, req, &w, &a);
+	json_decref(j);
+}
+
+/* ---- finding the caller's upload ----------------------------------------- */
+
+/*
+ * The upload named by ?id= (or by id) that belongs to the caller and is not
+ * being committed, with the bytes its file holds. Replies and returns -1
+ * when there is none. u->dests is new on success.
+ */
+static int
+find_upload(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *id,
+    struct cs_up *u, int64_t *have)
+{
+	int e;
+
+	if (!cs_valid_hex(id, CS_HEX_ID)) {
+		ntm_reply_error(req, 400, "bad_field", "id", "upload id '%.40s' is not %d "
+		    "lowercase hex digits", id ? id : "", CS_HEX_ID);
+		return -1;
+	}
+	if ((e = cs_db_upload_get(cs->db, id, u)) == NTM_ERR_NOTFOUND ||
+	    (e == 0 && !cs_is_owner(w, u->user, u->dc))) {
+		free(u->dests);
+		ntm_reply_error(req, 404, "unknown_upload", "id", "no upload %s", id);
+		return -1;
+	}
+	if (e < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot read the upload");
+		return -1;
+	}
+	if (cs_upload_busy(cs, id)) {
+		free(u->dests);
+		ntm_reply_error(req, 409, "upload_busy", "id", "upload %s is being committed", id);
+		return -1;
+	}
+	if ((*have = cs_tmp_size(cs, id)) == NTM_ERR_NOTFOUND) {
+		/* Renamed away by a commit the CS did not finish: start over. */
+		(void)cs_db_upload_del(cs->db, id);
+		free(u->dests);
+		ntm_reply_error(req, 404, "unknown_upload", "id", "upload %s was lost; "
+		    "start again", id);
+		return -1;
+	}
+	if (*have < 0) {
+		free(u->dests);
+		ntm_reply_error(req, 500, "internal", NULL, "cannot read the upload file");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+upload_json(const struct cs_up *u, int64_t have)
+{
+	return json_pack("{s:s, s:I, s:I, s:i}", "upload", u->id, "size",
+	    (json_int_t)u->size, "offset", (json_int_t)have, "chunk_max", CS_CHUNK_MAX);
+}
+
+/* ---- PUT / GET / DELETE /v1/cs/upload ------------------------------------ */
+
+static int
+chunk_refused(struct ntm_req *req, const struct cs_up *u, int64_t have,
+    uint64_t offset, size_t len)
+{
+	switch (cs_chunk_check((uint64_t)u->size, (uint64_t)have, offset, len)) {
+	case CS_CHUNK_OK:
+		return 0;
+	case CS_CHUNK_EMPTY:
+		ntm_reply_error(req, 400, "empty_chunk", "body", "a chunk needs 1 to %d "
+		    "bytes", CS_CHUNK_MAX);
+		break;
+	case CS_CHUNK_BIG:
+		ntm_reply_error(req, 413, "body_too_large", "body", "chunk of %zu bytes "
+		    "is over the limit of %d", len, CS_CHUNK_MAX);
+		break;
+	case CS_CHUNK_OFFSET:
+		ntm_reply_error(req, 409, "bad_offset", "offset", "offset %llu: upload %s "
+		    "holds %lld bytes; send from there", (unsigned long long)offset, u->id,
+		    (long long)have);
+		break;
+	case CS_CHUNK_TOOLONG:
+		ntm_reply_error(req, 400, "past_size", "offset", "%zu bytes at offset "
+		    "%llu go past the declared size of %lld", len,
+		    (unsigned long long)offset, (long long)u->size);
+		break;
+	}
+	return -1;
+}
+
+static void
+on_chunk(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct cs_up u;
+	const uint8_t *body;
+	size_t len;
+	uint64_t offset;
+	int64_t have;
+
+	if (cs_auth(cs, req, &w) < 0)
+		return;
+	if (cs_parse_u64(ntm_req_query(req, "offset"), (uint64_t)CS_SIZE_MAX, &offset) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "offset", "query parameter 'offset' "
+		    "must be a decimal byte offset");
+		return;
+	}
+	if (find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
+		return;
+	body = ntm_req_body(req, &len);
+	if (chunk_refused(req, &u, have, offset, len) == 0) {
+		if (cs_tmp_write(cs, u.id, offset, body, len) < 0) {
+			log_warn("upload %s: write", u.id);
+			ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
+		} else {
+			(void)cs_db_upload_touch(cs->db, u.id, now_unix());
+			ntm_reply_json(req, 200, upload_json(&u, have + (int64_t)len));
+		}
+	}
+	free(u.dests);
+}
+
+static void
+on_status(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct cs_up u;
+	int64_t have;
+
+	if (cs_auth(cs, req, &w) < 0 ||
+	    find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
+		return;
+	ntm_reply_json(req, 200, upload_json(&u, have));
+	free(u.dests);
+}
+
+static void
+on_abandon(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	struct cs_up u;
+	int64_t have;
+
+	if (cs_auth(cs, req, &w) < 0 ||
+	    find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
+		return;
+	if (cs_db_upload_del(cs->db, u.id) < 0)
+		ntm_reply_error(req, 500, "internal", NULL, "cannot delete the upload");
+	else {
+		cs_tmp_remove(cs, u.id);
+		log_info("upload %s: abandoned by its owner", u.id);
+		ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "upload", u.id,
+		    "deleted", 1));
+	}
+	free(u.dests);
+}
+
+/* ---- POST /v1/cs/upload/commit ------------------------------------------- */
+
+static void
+commit_work(void *arg)
+{
+	struct cs_commit_job *j = arg;
+
+	j->res = cs_store_commit(j->cs, j->up.id, (uint64_t)j->up.size, j->hash, j->hex);
+}
+
+static void
+commit_unlink(struct cs_commit_job *j)
+{
+	struct cs_commit_job **pp;
+
+	for (pp = &j->cs->commits; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+}
+
+static void
+commit_reply(struct cs_commit_job *j, int64_t now)
+{
+	struct cs *cs = j->cs;
+	char got[CS_HEX_HASH + 1];
+	int e;
+
+	if (j->res == NTM_ERR_CRYPTO) {
+		(void)cs_db_upload_del(cs->db, j->up.id);
+		(void)ntm_hex_encode(got, sizeof(got), j->hash, sizeof(j->hash));
+		log_info("upload %s: refused, content hashes to %s, not %s", j->up.id, got,
+		    j->hex);
+		ntm_reply_error(j->req, 409, "hash_mismatch", "sha256", "the %lld bytes "
+		    "received hash to %s, not %s; the upload is discarded",
+		    (long long)j->up.size, got, j->hex);
+		return;
+	}
+	if (j->res < 0) {
+		log_warnx("upload %s: commit failed: %s", j->up.id, ntm_strerror(j->res));
+		ntm_reply_error(j->req, 500, "internal", NULL, "cannot store the object");
+		return;
+	}
+	if ((e = cs_db_commit(cs->db, &j->up, j->hex, now)) == NTM_ERR_EXISTS) {
+		(void)cs_db_upload_del(cs->db, j->up.id);
+		ntm_reply_error(j->req, 409, "exists", "sha256", "object %s is already "
+		    "stored", j->hex);
+		return;
+	}
+	if (e < 0) {
+		ntm_reply_error(j->req, 500, "internal", NULL, "cannot record the object");
+		return;
+	}
+	log_info("object %s: %lld bytes stored for %s", j->hex, (long long)j->up.size,
+	    j->up.dests);
+	ntm_reply_json(j->req, 201, json_pack("{s:s, s:I, s:I, s:I}", "sha256", j->hex,
+	    "size", (json_int_t)j->up.size, "created", (json_int_t)now,
+	    "expires", (json_int_t)(now + j->up.ttl)));
+}
+
+static void
+commit_done(void *arg)
+{
+	struct cs_commit_job *j = arg;
+
+	commit_unlink(j);
+	commit_reply(j, now_unix());
+	free(j->up.dests);
+	free(j);
+}
+
+static int
+commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u, int64_t have,
+    int64_t size, const char *hex)
+{
+	switch (cs_commit_check((uint64_t)u->size, (uint64_t)have, (uint64_t)size,
+	    NULL, NULL)) {
+	case CS_COMMIT_SIZE:
+		ntm_reply_error(req, 409, "size_mismatch", "size", "size %lld is not the "
+		    "%lld bytes declared for upload %s", (long long)size,
+		    (long long)u->size, u->id);
+		return -1;
+	case CS_COMMIT_INCOMPLETE:
+		ntm_reply_error(req, 409, "incomplete", "size", "upload %s holds %lld of "
+		    "%lld bytes", u->id, (long long)have, (long long)u->size);
+		return -1;
+	default:
+		break;
+	}
+	if (cs_db_has_obj(cs->db, hex)) {
+		ntm_reply_error(req, 409, "exists", "sha256", "object %s is already stored",
+		    hex);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex)
+{
+	struct cs_commit_job *j;
+
+	if (cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot start the worker");
+		free(u->dests);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		free(u->dests);
+		return;
+	}
+	j->cs = cs;
+	j->req = req;
+	j->up = *u;		/* takes dests */
+	snprintf(j->hex, sizeof(j->hex), "%s", hex);
+	j->next = cs->commits;
+	cs->commits = j;
+	if (ntm_worker_submit(cs->worker, commit_work, commit_done, j) < 0) {
+		commit_unlink(j);
+		ntm_reply_error(req, 503, "busy", NULL, "too many commits queued");
+		free(j->up.dests);
+		free(j);
+	}
+}
+
+static void
+commit(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *id,
+    int64_t size, const char *hex)
+{
+	struct cs_up u;
+	int64_t have;
+
+	if (!cs_valid_hex(hex, CS_HEX_HASH)) {
+		ntm_reply_error(req, 400, "bad_field", "sha256", "field 'sha256': not %d "
+		    "lowercase hex digits", CS_HEX_HASH);
+		return;
+	}
+	if (find_upload(cs, req, w, id, &u, &have) < 0)
+		return;
+	if (commit_refused(cs, req, &u, have, size, hex) < 0) {
+		free(u.dests);
+		return;
+	}
+	commit_start(cs, req, &u, hex);
+}
+
+static void
+on_commit(struct ntm_req *req, void *arg)
+{
+	struct cs *cs = arg;
+	struct cs_who w;
+	int64_t version = 0, size = 0;
+	const char *id = NULL, *hex = NULL;
+	struct ntm_jfield f[] = {
+		{ "version", NTM_J_INT, 1, &version, 0 },
+		{ "upload", NTM_J_STR, 1, &id, 64 },
+		{ "size", NTM_J_INT, 1, &size, 0 },
+		{ "sha256", NTM_J_STR, 1, &hex, 128 },
+	};
+	struct ntm_jerr jerr;
+	json_t *j;
+
+	if (cs_auth(cs, req, &w) < 0 || (j = cs_json_body(req)) == NULL)
+		return;
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
+		ntm_reply_jerr(req, &jerr);
+	else if (version != 1)
+		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
+		    (long long)version);
+	else
+		commit(cs, req, &w, id, size, hex);
+	json_decref(j);
+}
+
+int
+cs_upload_routes(struct cs *cs, char *err, size_t errlen)
+{
+	struct ntm_httpd *h = cs->srv->httpd;
+
+	if (ntm_httpd_route(h, "POST", "/v1/cs/uploads", 0, on_create, cs) < 0 ||
+	    ntm_httpd_route(h, "PUT", "/v1/cs/upload", 0, on_chunk, cs) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/cs/upload", 0, on_status, cs) < 0 ||
+	    ntm_httpd_route(h, "DELETE", "/v1/cs/upload", 0, on_abandon, cs) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/cs/upload/commit", 0, on_commit, cs) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	return 0;
+}
