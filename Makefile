@@ -73,7 +73,8 @@ endef
 # The agent's user-space stack: Debian's lwIP, only where it is used.
 LWIP_CFLAGS := $(shell pkg-config --cflags lwip 2>/dev/null)
 LWIP_LIBS   := $(shell pkg-config --libs lwip 2>/dev/null || echo -llwip)
-$(BUILD)/cmd/ntm/agent_ip.o $(BUILD)/cmd/ntm/agent_stream.o: CFLAGS += $(LWIP_CFLAGS)
+$(BUILD)/cmd/ntm/agent_ip.o $(BUILD)/cmd/ntm/agent_stream.o \
+$(BUILD)/cmd/ntm/agent_fwd.o $(BUILD)/cmd/ntm/agent_socks.o: CFLAGS += $(LWIP_CFLAGS)
 $(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS)))
 $(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
 

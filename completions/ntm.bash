@@ -69,9 +69,9 @@ _ntm()
 		;;
 	up)
 		case $prev in
-		--port|--keepalive|--dc-udp|--resolver|--timeout) return ;;
+		--port|--keepalive|--dc-udp|--resolver|--timeout|--socks5) return ;;
 		esac
-		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout -h --help"
+		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout --socks5 -h --help"
 		;;
 	down)
 		case $prev in
@@ -87,20 +87,20 @@ _ntm()
 		;;
 	tunnel)
 		case $prev in
-		-c|--count|-i|--interval|--udp|--local-port|--wait|--timeout) return ;;
+		-c|--count|-i|--interval|--udp|--local-port|--wait|--timeout|-L|--local|-R|--remote|--remove) return ;;
 		--exec) COMPREPLY=($(compgen -c -- "$cur")); return ;;
 		esac
 		local sub="" j
 		for ((j = i + 1; j < cword; j++)); do
 			case ${words[j]} in
-			ping|open|listen|list|close) sub=${words[j]}; break ;;
+			ping|open|listen|list|close|forward) sub=${words[j]}; break ;;
 			esac
 		done
 		if [[ -z $sub && $cur != -* ]]; then
-			COMPREPLY=($(compgen -W "ping open listen list close" -- "$cur"))
+			COMPREPLY=($(compgen -W "ping open listen list close forward" -- "$cur"))
 			return
 		fi
-		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec --json -h --help"
+		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec -L --local -R --remote --remove --json -h --help"
 		;;
 	shell)
 		opts="-h --help"

@@ -17,7 +17,7 @@ complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a status -d 
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a up -d 'start the agent: register with the DC, hold tunnels'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a down -d 'stop the agent'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a register -d 'register with the DC once and show what it saw'
-complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a tunnel -d 'tunnels to peers: ping, open, listen, list, close'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a tunnel -d 'tunnels to peers: ping, open, listen, list, close, forward'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a shell -d 'interactive shell with completion and history'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a help -d 'show help for ntm or one command'
 
@@ -47,6 +47,7 @@ complete -c ntm -n "__fish_seen_subcommand_from up" -s d -l foreground -d 'stay 
 complete -c ntm -n "__fish_seen_subcommand_from up" -l port -x -d 'UDP port of the agent'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l keepalive -x -d 'register every SEC seconds'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l dc-udp -x -d 'the DC UDP address ADDR:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l socks5 -x -d 'serve SOCKS5 on this loopback ADDR:PORT'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l resolver -x -d 'DNS resolver ADDR:PORT'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l timeout -x -d 'wait SEC seconds for the first registration'
 complete -c ntm -n "__fish_seen_subcommand_from up" -s h -l help -d 'show the help and exit'
@@ -63,7 +64,7 @@ complete -c ntm -n "__fish_seen_subcommand_from register" -l timeout -x -d 'give
 complete -c ntm -n "__fish_seen_subcommand_from register" -s h -l help -d 'show the help and exit'
 
 # tunnel
-complete -c ntm -n "__fish_seen_subcommand_from tunnel; and not __fish_seen_subcommand_from ping open listen list close" -a 'ping open listen list close'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel; and not __fish_seen_subcommand_from ping open listen list close forward" -a 'ping open listen list close forward'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s c -l count -x -d 'ping: requests; listen: datagrams'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s i -l interval -x -d 'seconds between pings'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s 6 -l ipv6 -d 'use the IPv6 vIPs'
@@ -72,6 +73,9 @@ complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l exec -x -a '(__fish_c
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l local-port -x -d 'our UDP source port'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l wait -x -d 'seconds to print replies after input ends'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l timeout -x -d 'give up if the tunnel is not up in SEC seconds'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s L -l local -x -d 'forward: [BIND:]LPORT:PEER:RPORT'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s R -l remote -x -d 'forward: RPORT:HOST:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l remove -x -d 'forward: remove forward ID'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s h -l help -d 'show the help and exit'
 

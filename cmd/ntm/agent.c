@@ -5,6 +5,7 @@
  * errors and unanswered registrations trigger the mobility path. The
  * control socket (agent_srv.c) lets the CLI ask for tunnels and bridge UDP.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -661,6 +662,8 @@ on_tunnel_made(const struct ntm_http_result *res, void *arg)
 			t->recreating = 0;
 		if (r->ctl)
 			agent_ctl_tunnel_failed(a, r->ctl, code ? code : "tunnel_failed", err);
+		if (t == NULL)
+			agent_dial_failed(a, r->peer, err);
 	}
 	free(r);
 }
@@ -989,7 +992,7 @@ inner_packet(struct tun *t, const uint8_t *p, size_t len)
 		return;
 	}
 	if (ip.proto == NTM_PROTO_UDP) {
-		if (agent_ctl_udp(a, t, &ip) < 0)
+		if (agent_ctl_udp(a, t, &ip) < 0 && agent_socks_udp(a, t, &ip) < 0)
 			a->inner_drops++;
 		return;
 	}
@@ -1332,6 +1335,8 @@ vip_parse(const char *s, int af, uint8_t *out, int *has)
 static void
 agent_free(struct agent *a)
 {
+	agent_socks_stop(a);
+	agent_fwd_stop(a);
 	agent_stream_stop_all(a);
 	while (a->ntun > 0)
 		agent_tun_free(a->tuns[0]);
@@ -1423,6 +1428,16 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	a->cli = cli;
 	a->o = *o;
 	a->keepalive_s = o->keepalive_s ? o->keepalive_s : 15;
+	{
+		/* Each forwarded or proxied connection holds a socket: allow as
+		 * many as the hard limit does. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if ((r = session_load(cli, &a->s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
 		cli_err("up", "not logged in (run 'ntm login DC' first)");
 		ret = EXIT_NOSESSION;
@@ -1465,6 +1480,11 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		cli_err("up", "%s", err);
 		goto out;
 	}
+	if (agent_socks_bind(a, o->socks5, err, sizeof(err)) < 0) {
+		cli_err("up", "%s", err);
+		ret = EXIT_USAGE;
+		goto out;
+	}
 
 	if (!o->foreground) {
 		if (pipe2(pfd, O_CLOEXEC) < 0 || (child = fork()) < 0) {
@@ -1478,6 +1498,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 			close(a->udp);
 			a->udp = -1;
 			agent_ctl_forget(a);
+			agent_socks_forget(a);
 			goto out;
 		}
 		close(pfd[0]);
@@ -1501,8 +1522,12 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		log_warnx("cannot set up the event loop");
 		goto fail;
 	}
-	if (agent_ip_start(a, err, sizeof(err)) < 0) {
+	if (agent_ip_start(a, err, sizeof(err)) < 0 || agent_fwd_start(a) < 0) {
 		log_warnx("user-space stack: %s", err);
+		goto fail;
+	}
+	if (agent_socks_start(a) < 0) {
+		log_warnx("cannot serve SOCKS5");
 		goto fail;
 	}
 	/* Our addresses change under us: never send a request over a kept-alive

@@ -31,7 +31,12 @@ struct agent_opts {
 	const char	*dc_udp;	/* "addr:port" or NULL */
 	const char	*resolver;	/* "addr:port" or NULL */
 	long		 timeout_s;	/* how long `ntm up` waits for the first REG_RESP */
+	const char	*socks5;	/* "addr:port" on loopback, or NULL */
 };
+
+/* agent_socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */
+int agent_socks_check(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
+    char *err, size_t errlen);
 
 /* agent.c: runs the agent (after up.c checked the session); exit code. */
 int agent_main(struct cli *cli, const struct agent_opts *o);
@@ -60,7 +65,7 @@ int  agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t e
 struct ctl_client {
 	int	fd;
 	size_t	len;
-	uint8_t	buf[65536];
+	uint8_t	buf[1024 * 1024];	/* one reply line, or frames */
 };
 /* new: the control socket path for this profile (DIR/agent.sock with -c,
  * else $XDG_RUNTIME_DIR/ntm/agent.sock, else STATE_DIR/agent.sock). */

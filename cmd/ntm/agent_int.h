@@ -5,6 +5,8 @@
 #ifndef NTM_AGENT_INT_H
 #define NTM_AGENT_INT_H
 
+#define AGENT_FWD_MAX	64	/* port forwards held by one agent */
+
 #include <sys/socket.h>
 
 #include <stdint.h>
@@ -143,13 +145,35 @@ int  agent_ip_is_ours(struct agent *a, int version, const uint8_t *addr);
 /* agent_stream.c: TCP byte streams between control connections and lwIP.
  * The stream takes over the connection's bufferevent (and frees it). */
 struct bufferevent;
-void agent_stream_connect(struct agent *a, struct bufferevent *bev, struct tun *t,
-    int family, uint16_t port, int64_t timeout_ms);
+enum st_kind { SK_CTL, SK_RAW, SK_SOCKS };
+void agent_stream_connect(struct agent *a, struct bufferevent *bev, enum st_kind kind,
+    int fwd, struct tun *t, int family, uint16_t port, int64_t timeout_ms);
+/* streams of forward fwd open now; *total: streams ever opened */
+int  agent_stream_count(int fwd, uint64_t *total);
 int  agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
     char *err, size_t errlen);
 void agent_stream_tunnel_gone(struct agent *a, struct tun *t, const char *why);
 void agent_stream_stop_all(struct agent *a);
 json_t *agent_stream_json(struct agent *a);
+
+/* agent_fwd.c: port forwards; dialing a peer by name (forwards, SOCKS5).
+ * agent_dial takes bev over: the stream, or an error to the application. */
+void agent_dial(struct agent *a, struct bufferevent *bev, enum st_kind kind, int fwd,
+    const char *peer, int family, uint16_t port);
+void agent_dial_tunnel_up(struct agent *a, struct tun *t);
+void agent_dial_prepare(struct agent *a, const char *peer);	/* ask for a tunnel */
+void agent_dial_failed(struct agent *a, const char *peer, const char *why);
+json_t *agent_fwd_request(struct agent *a, const char *cmd, json_t *req);
+int  agent_fwd_start(struct agent *a);
+void agent_fwd_stop(struct agent *a);
+
+/* agent_socks.c: SOCKS5 on loopback (ntm up --socks5) */
+int  agent_socks_bind(struct agent *a, const char *spec, char *err, size_t errlen);
+int  agent_socks_start(struct agent *a);
+void agent_socks_forget(struct agent *a);
+void agent_socks_stop(struct agent *a);
+int  agent_socks_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip);
+json_t *agent_socks_json(struct agent *a);
 
 /* agent_srv.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */

@@ -14,4 +14,12 @@ void agent_ip_addr(int version, const uint8_t *b, ip_addr_t *out);
 /* an lwIP address -> 16 bytes (IPv4 in the first 4); returns 4 or 6 */
 int  agent_ip_from(const ip_addr_t *in, uint8_t out[16]);
 
+struct agent;
+struct bufferevent;
+struct tcp_pcb;
+/* A connection accepted by a -R forward, joined to a socket that is still
+ * connecting (agent_stream.c). */
+int  agent_stream_adopt(struct agent *a, struct bufferevent *bev, struct tcp_pcb *pcb,
+    int fwd);
+
 #endif

@@ -133,7 +133,7 @@ status_json(struct agent *a)
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
 	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I},"
+	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I},"
 	    " s:{s:b, s:b, s:I, s:I}}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
 	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
@@ -147,6 +147,7 @@ status_json(struct agent *a)
 	    "inner_dropped", (json_int_t)a->inner_drops,
 	    "echo_answered", (json_int_t)a->echo_answered,
 	    "net_changes", (json_int_t)a->net_changes,
+	    "socks5", agent_socks_json(a),
 	    "stack", "in", (json_int_t)a->stack_in, "out", (json_int_t)a->stack_out,
 	    "noroute", (json_int_t)a->stack_noroute,
 	    "offload", "gso", !a->gso_off, "gro", a->gro,
@@ -288,7 +289,7 @@ ctl_handover(struct ctl *c)
 	}
 	c->bev = NULL;
 	ctl_free(c);
-	agent_stream_connect(a, bev, t, c->family, c->rport, c->stream_timeout_ms);
+	agent_stream_connect(a, bev, SK_CTL, 0, t, c->family, c->rport, c->stream_timeout_ms);
 }
 
 static void
@@ -523,6 +524,7 @@ ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
 void
 agent_ctl_tunnel_up(struct agent *a, struct tun *t)
 {
+	agent_dial_tunnel_up(a, t);
 	for (int i = 0; i < a->nctl; i++)
 		if (a->ctls[i]->mode == CTL_WAIT && strcmp(a->ctls[i]->peer, t->peer) == 0)
 			ctl_ready(a->ctls[i], t);
@@ -532,6 +534,8 @@ void
 agent_ctl_tunnels_changed(struct agent *a)
 {
 	/* A new tunnel that is already up (a recreated one) releases waiters. */
+	for (int i = 0; i < a->ntun; i++)
+		agent_dial_tunnel_up(a, a->tuns[i]);
 	for (int i = 0; i < a->nctl; i++) {
 		struct ctl *c = a->ctls[i];
 		struct tun *t;
@@ -574,6 +578,13 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 	struct ntm_jerr jerr;
 	json_t *j = ntm_json_parse(line, len, &jerr), *arr;
 
+	if (j && json_is_string(json_object_get(j, "cmd")) &&
+	    (!strcmp(json_string_value(json_object_get(j, "cmd")), "forward") ||
+	    !strcmp(json_string_value(json_object_get(j, "cmd")), "forwards") ||
+	    !strcmp(json_string_value(json_object_get(j, "cmd")), "unforward"))) {
+		ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(j, "cmd")), j));
+		goto out;
+	}
 	if (j == NULL || ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
 		ctl_error(c, "bad_request", "%s", jerr.message);
 		goto out;

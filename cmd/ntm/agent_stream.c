@@ -2,19 +2,28 @@
  * agent_stream.c - TCP byte streams over the tunnel: `ntm tunnel open PEER
  * PORT` and `ntm tunnel listen PORT` (docs/protocol.md §6, "Streams").
  *
- * A stream joins one control connection (a bufferevent taken over from
- * agent_srv.c) to one lwIP TCP connection on our vIP. On the control
- * connection, after the JSON line that says the stream is connected, both
- * directions carry frames: type (1 byte), length (2 bytes, big-endian),
- * data. 'D' carries bytes, 'F' ends the bytes of one direction (a TCP
- * half-close), 'E' (agent to client only) carries a JSON error and ends the
- * stream. Flow control is end to end: bytes from the client wait in `tx`
+ * A stream joins one application-side bufferevent to one lwIP TCP
+ * connection on our vIP. The application side is one of:
+ *  - SK_CTL: a control connection taken over from agent_srv.c. After the
+ *    JSON line that says the stream is connected, both directions carry
+ *    frames: type (1 byte), length (2 bytes, big-endian), data. 'D' carries
+ *    bytes, 'F' ends the bytes of one direction (a TCP half-close), 'E'
+ *    (agent to client only) carries a JSON error and ends the stream.
+ *  - SK_RAW: a plain TCP socket of a port forward (agent_fwd.c): bytes as
+ *    they are; its half-close is ours, and the peer's FIN becomes
+ *    shutdown(SHUT_WR); an error resets it.
+ *  - SK_SOCKS: a SOCKS5 client (agent_socks.c) after its CONNECT request:
+ *    the SOCKS reply tells it the outcome, then as SK_RAW.
+ * Flow control is end to end: bytes from the application wait in `tx`
  * until lwIP has room (reading stops when tx is full); bytes from the peer
  * are acknowledged to lwIP (tcp_recved, which opens the TCP window) only
- * once the client has taken them off the control connection.
+ * once the application has taken them.
  */
+#include <sys/socket.h>
+
 #include <arpa/inet.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,12 +42,17 @@
 #define STALL_MS	30000		/* unacknowledged data this long: give up */
 #define POLL_HALF_S	2		/* lwIP poll every 2 x 0.5 s */
 #define CLOSE_WAIT_S	10		/* for a closing client to read the rest */
+#define STREAMS_LISTED	4096		/* in one `list` answer */
 
 enum st_state { ST_CONNECTING, ST_LISTENING, ST_OPEN, ST_CLOSING };
 
 struct stream {
 	struct stream		*next, **prevp;
 	struct agent		*a;
+	enum st_kind		 kind;
+	int			 fwd;		/* forward id, 0 if none */
+	int			 app_up;	/* SK_RAW: the socket is connected */
+	int			 shut_out, out_shut;	/* SK_RAW: peer's FIN to pass on */
 	struct bufferevent	*bev;
 	struct tcp_pcb		*pcb;		/* NULL once lwIP freed it */
 	struct evbuffer		*tx;
@@ -54,8 +68,11 @@ struct stream {
 };
 
 static struct stream *streams;
+static uint64_t opened_total;
 
 static void st_arm(struct stream *s, struct tcp_pcb *pcb);
+static void st_name_peer(struct stream *s, struct tcp_pcb *pcb);
+static void st_pump(struct stream *s);
 
 /* ---- life ------------------------------------------------------------------ */
 
@@ -114,15 +131,67 @@ st_finish(struct stream *s)
 	evtimer_add(s->timer, &tv);
 }
 
+/* SK_RAW: once all is written, the peer's FIN becomes ours to the socket. */
+static void
+try_shut(struct stream *s)
+{
+	if (s->kind != SK_CTL && s->shut_out && !s->out_shut &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		shutdown(bufferevent_getfd(s->bev), SHUT_WR);
+		s->out_shut = 1;
+	}
+}
+
 static void
 frame(struct stream *s, char type, const void *p, size_t n)
 {
 	uint8_t h[FRAME_HDR] = { (uint8_t)type, (uint8_t)(n >> 8), (uint8_t)n };
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 
+	if (s->kind != SK_CTL) {
+		if (type == 'D')
+			evbuffer_add(out, p, n);
+		else if (type == 'F') {
+			s->shut_out = 1;
+			try_shut(s);
+		}
+		return;
+	}
 	evbuffer_add(out, h, sizeof(h));
 	if (n)
 		evbuffer_add(out, p, n);
+}
+
+/* SOCKS5 reply (RFC 1928 §6): rep 0 success, else a failure code. */
+static void
+socks_reply(struct stream *s, uint8_t rep)
+{
+	uint8_t r[4 + 16 + 2] = { 5, rep, 0, 1 };
+	size_t n = 4 + 4 + 2;
+
+	if (rep == 0 && s->pcb) {
+		uint8_t b[16];
+		int v = agent_ip_from(&s->pcb->local_ip, b);
+
+		r[3] = v == 4 ? 1 : 4;
+		memcpy(r + 4, b, v == 4 ? 4 : 16);
+		n = 4 + (v == 4 ? 4 : 16);
+		r[n] = (uint8_t)(s->pcb->local_port >> 8);
+		r[n + 1] = (uint8_t)s->pcb->local_port;
+		n += 2;
+	}
+	bufferevent_write(s->bev, r, n);
+}
+
+/* SK_RAW/SK_SOCKS after an error: the application sees a reset. */
+static void
+st_reset_app(struct stream *s)
+{
+	struct linger l = { 1, 0 };
+	int fd = bufferevent_getfd(s->bev);
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
 
 static void
@@ -143,8 +212,27 @@ line(struct stream *s, json_t *j)
 static void
 st_fail(struct stream *s, const char *code, const char *msg)
 {
-	json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "message", msg);
+	json_t *j;
 
+	log_info("stream %s:%u: %s", s->peer, s->port, msg);
+	if (s->pcb) {
+		tcp_arg(s->pcb, NULL);
+		tcp_err(s->pcb, NULL);
+		tcp_abort(s->pcb);
+		s->pcb = NULL;
+	}
+	if (s->kind == SK_SOCKS && s->state == ST_CONNECTING) {
+		/* 5 refused, 4 host unreachable, 1 general failure */
+		socks_reply(s, !strcmp(code, "refused") ? 5 : !strcmp(code, "timeout") ? 4 : 1);
+		st_finish(s);
+		return;
+	}
+	if (s->kind != SK_CTL) {
+		st_reset_app(s);
+		st_free(s);
+		return;
+	}
+	j = json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "message", msg);
 	if (s->state == ST_OPEN) {
 		char *txt = json_dumps(j, JSON_COMPACT);
 
@@ -154,13 +242,6 @@ st_fail(struct stream *s, const char *code, const char *msg)
 		free(txt);
 	} else
 		line(s, j);
-	log_info("stream %s:%u: %s", s->peer, s->port, msg);
-	if (s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
 	st_finish(s);
 }
 
@@ -184,8 +265,12 @@ st_ack(struct stream *s)
 static void
 st_maybe_done(struct stream *s)
 {
-	if (s->state == ST_OPEN && s->peer_fin && s->fin_sent)
+	if (s->state != ST_OPEN || !s->peer_fin || !s->fin_sent)
+		return;
+	if (s->kind == SK_CTL)
 		st_finish(s);	/* st_free closes the pcb gracefully */
+	else if (s->out_shut)
+		st_free(s);
 }
 
 static err_t
@@ -278,10 +363,13 @@ on_read(struct bufferevent *bev, void *arg)
 {
 	struct stream *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	struct agent *a;
 	uint8_t h[FRAME_HDR];
 	size_t n;
 
-	while (evbuffer_copyout(in, h, FRAME_HDR) == FRAME_HDR) {
+	if (s->kind != SK_CTL && s->state == ST_OPEN)
+		evbuffer_remove_buffer(in, s->tx, evbuffer_get_length(in));
+	while (s->kind == SK_CTL && evbuffer_copyout(in, h, FRAME_HDR) == FRAME_HDR) {
 		n = (size_t)h[1] << 8 | h[2];
 		if (evbuffer_get_length(in) < FRAME_HDR + n)
 			break;
@@ -298,9 +386,10 @@ on_read(struct bufferevent *bev, void *arg)
 	}
 	if (evbuffer_get_length(s->tx) >= TX_MAX || s->app_fin)
 		bufferevent_disable(bev, EV_READ);
-	agent_batch_begin(s->a);
-	st_pump(s);
-	agent_batch_end(s->a);
+	a = s->a;
+	agent_batch_begin(a);
+	st_pump(s);		/* may free s */
+	agent_batch_end(a);
 }
 
 static void
@@ -315,11 +404,13 @@ on_write(struct bufferevent *bev, void *arg)
 	}
 	if (s->state != ST_OPEN || s->pcb == NULL)
 		return;
+	try_shut(s);
 	agent_batch_begin(s->a);
 	st_ack(s);
 	tcp_output(s->pcb);	/* a window update, if any */
 	agent_ip_kick(s->a);
 	agent_batch_end(s->a);
+	st_maybe_done(s);
 }
 
 static void
@@ -327,6 +418,24 @@ on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct stream *s = arg;
 
+	if (s->kind != SK_CTL && (what & BEV_EVENT_CONNECTED)) {
+		s->app_up = 1;
+		if (s->state == ST_OPEN)
+			bufferevent_enable(bev, EV_READ);
+		return;
+	}
+	if (s->kind != SK_CTL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    s->state == ST_OPEN) {
+		/* the application's half-close: our FIN once tx is sent */
+		struct agent *a = s->a;
+
+		s->app_fin = 1;
+		bufferevent_disable(bev, EV_READ);
+		agent_batch_begin(a);
+		st_pump(s);		/* may free s */
+		agent_batch_end(a);
+		return;
+	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
 	/* The client went away: a finished stream closes, any other resets. */
@@ -388,6 +497,16 @@ st_connected(struct stream *s)
 	inet_ntop(v == 4 ? AF_INET : AF_INET6, b, l, sizeof(l));
 	v = agent_ip_from(&s->pcb->remote_ip, b);
 	inet_ntop(v == 4 ? AF_INET : AF_INET6, b, r, sizeof(r));
+	log_debug("stream %s: %s:%u -> %s:%u", s->peer, l, s->pcb->local_port, r,
+	    s->pcb->remote_port);
+	if (s->kind == SK_SOCKS)
+		socks_reply(s, 0);
+	if (s->kind != SK_CTL) {
+		if (s->app_up)
+			bufferevent_enable(s->bev, EV_READ);
+		on_read(s->bev, s);
+		return;
+	}
 	line(s, json_pack("{s:b, s:s, s:s, s:s, s:i, s:s, s:i, s:s}", "ok", 1,
 	    "event", "connected", "peer", s->peer, "local_vip", l,
 	    "local_port", s->pcb->local_port, "remote_vip", r, "remote_port",
@@ -430,7 +549,7 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct stream *
-st_new(struct agent *a, struct bufferevent *bev)
+st_new(struct agent *a, struct bufferevent *bev, enum st_kind kind)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -444,6 +563,9 @@ st_new(struct agent *a, struct bufferevent *bev)
 	}
 	s->a = a;
 	s->bev = bev;
+	s->kind = kind;
+	s->app_up = 1;
+	opened_total++;
 	s->next = streams;
 	if (streams)
 		streams->prevp = &s->next;
@@ -459,16 +581,17 @@ st_new(struct agent *a, struct bufferevent *bev)
 /* ---- the agent's side ------------------------------------------------------------- */
 
 void
-agent_stream_connect(struct agent *a, struct bufferevent *bev, struct tun *t,
-    int family, uint16_t port, int64_t timeout_ms)
+agent_stream_connect(struct agent *a, struct bufferevent *bev, enum st_kind kind, int fwd,
+    struct tun *t, int family, uint16_t port, int64_t timeout_ms)
 {
-	struct stream *s = st_new(a, bev);
+	struct stream *s = st_new(a, bev, kind);
 	struct tcp_pcb *pcb;
 	ip_addr_t local, remote;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
 	if (s == NULL)
 		return;
+	s->fwd = fwd;
 	snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
 	snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ? "relay" :
 	    t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
@@ -495,30 +618,15 @@ static err_t
 on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	struct stream *s = arg;
-	struct agent *a;
-	uint8_t b[16];
-	int v;
 
 	if (s == NULL || err != ERR_OK || pcb == NULL)
 		return ERR_VAL;
-	a = s->a;
 	/* One connection per listen, as with nc -l: the listener goes. */
 	tcp_arg(s->pcb, NULL);
 	tcp_accept(s->pcb, NULL);
 	tcp_close(s->pcb);
 	st_arm(s, pcb);
-	v = agent_ip_from(&pcb->remote_ip, b);
-	s->family = v;
-	for (int i = 0; i < a->ntun; i++) {
-		struct tun *t = a->tuns[i];
-
-		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
-		    t->has6 && memcmp(t->pv6, b, 16) == 0) {
-			snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
-			snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ?
-			    "relay" : t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
-		}
-	}
+	st_name_peer(s, pcb);
 	st_connected(s);
 	return ERR_OK;
 }
@@ -543,7 +651,7 @@ agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
 		snprintf(err, errlen, "cannot listen on TCP port %u", port);
 		return -1;
 	}
-	if ((s = st_new(a, bev)) == NULL) {
+	if ((s = st_new(a, bev, SK_CTL)) == NULL) {
 		tcp_close(lpcb);
 		return 0;	/* the connection is gone */
 	}
@@ -557,6 +665,58 @@ agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
 	    "port", (int)port, "vip4", a->s.vip4, "vip6", a->s.vip6));
 	bufferevent_enable(bev, EV_READ);	/* to notice the client leaving */
 	return 0;
+}
+
+/* The peer of an accepted connection (for names in lists and logs). */
+static void
+st_name_peer(struct stream *s, struct tcp_pcb *pcb)
+{
+	struct agent *a = s->a;
+	uint8_t b[16];
+	int v = agent_ip_from(&pcb->remote_ip, b);
+
+	s->family = v;
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+
+		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
+		    t->has6 && memcmp(t->pv6, b, 16) == 0) {
+			snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
+			snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ?
+			    "relay" : t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+			return;
+		}
+	}
+	inet_ntop(v == 4 ? AF_INET : AF_INET6, b, s->peer, sizeof(s->peer));
+}
+
+int
+agent_stream_adopt(struct agent *a, struct bufferevent *bev, struct tcp_pcb *pcb, int fwd)
+{
+	struct stream *s = st_new(a, bev, SK_RAW);
+
+	if (s == NULL)
+		return -1;
+	s->fwd = fwd;
+	s->app_up = 0;		/* connecting; on_event says when */
+	s->port = pcb->local_port;
+	st_name_peer(s, pcb);
+	st_arm(s, pcb);
+	st_connected(s);
+	return 0;
+}
+
+int
+agent_stream_count(int fwd, uint64_t *total)
+{
+	int n = 0;
+
+	for (struct stream *s = streams; s; s = s->next)
+		if (s->fwd == fwd)
+			n++;
+	if (total)
+		*total = opened_total;
+	return n;
 }
 
 void
@@ -600,8 +760,10 @@ json_t *
 agent_stream_json(struct agent *a)
 {
 	json_t *arr = json_array();
+	int n = 0;
 
-	for (struct stream *s = streams; s; s = s->next)
+	/* at most STREAMS_LISTED, so that the answer stays one bounded line */
+	for (struct stream *s = streams; s && n++ < STREAMS_LISTED; s = s->next)
 		json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s, s:I, s:I}",
 		    "peer", s->peer, "port", s->port,
 		    "mss", s->pcb && s->state == ST_OPEN ? (int)s->pcb->mss : 0,

@@ -17,4 +17,9 @@ struct stream_opts {
 
 int stream_run(const struct cli *cli, const struct stream_opts *o);
 
+/* forward.c: `ntm tunnel forward`: add (-L or -R spec), remove (id > 0), or
+ * list (neither). family: 4 or 6, the peer's vIP family for -L. */
+int forward_run(const struct cli *cli, const char *lspec, const char *rspec, long remove,
+    int family, int json);
+
 #endif

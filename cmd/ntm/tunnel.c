@@ -16,7 +16,8 @@
 #include "agent.h"
 #include "stream.h"
 
-enum { OPT_JSON = 256, OPT_UDP, OPT_LOCAL_PORT, OPT_TIMEOUT, OPT_WAIT, OPT_EXEC };
+enum { OPT_JSON = 256, OPT_UDP, OPT_LOCAL_PORT, OPT_TIMEOUT, OPT_WAIT, OPT_EXEC,
+    OPT_REMOVE };
 
 const struct cli_opt tunnel_opts[] = {
 	{ "count", 'c', 'c', "N", "ping: send N echo requests (default 4); "
@@ -32,13 +33,20 @@ const struct cli_opt tunnel_opts[] = {
 	  "seconds (default 2)" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "ping, open: give up if the tunnel (and, for a "
 	  "stream, the connection) is not up within SEC seconds (1..300, default 10)" },
-	{ "json", OPT_JSON, 0, NULL, "ping, list: print the result as one JSON object" },
+	{ "local", 'L', 'L', "[BIND:]LPORT:PEER:RPORT", "forward: listen on BIND (default "
+	  "127.0.0.1) port LPORT; each connection goes to PEER's vIP port RPORT" },
+	{ "remote", 'R', 'R', "RPORT:HOST:PORT", "forward: accept on our vIPs' port RPORT; "
+	  "each connection goes to HOST:PORT here (a literal address or localhost)" },
+	{ "remove", OPT_REMOVE, 0, "ID", "forward: remove forward ID (its open connections "
+	  "go on)" },
+	{ "json", OPT_JSON, 0, NULL, "ping, list, forward: print the result as JSON" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
 
 struct topts {
-	const char	*sub, *peer, *exec;
+	const char	*sub, *peer, *exec, *lspec, *rspec;
+	long		 remove;
 	long		 port;
 	long		 count, udp, lport, timeout, wait;
 	double		 interval;
@@ -452,7 +460,7 @@ out:
 /* ---- the command --------------------------------------------------------------- */
 
 enum { G_COUNT = 1, G_INTERVAL = 2, G_V6 = 4, G_UDP = 8, G_LPORT = 16, G_WAIT = 32,
-    G_TIMEOUT = 64, G_JSON = 128, G_EXEC = 256 };
+    G_TIMEOUT = 64, G_JSON = 128, G_EXEC = 256, G_FWD = 512 };
 
 /* npos: arguments after the subcommand; +1 more (PORT) for streams */
 static const struct { const char *sub; unsigned allowed; int npos; } subs[] = {
@@ -461,6 +469,7 @@ static const struct { const char *sub; unsigned allowed; int npos; } subs[] = {
 	{ "listen", G_UDP | G_COUNT | G_EXEC, 0 },
 	{ "list", G_JSON, 0 },
 	{ "close", 0, 1 },
+	{ "forward", G_FWD | G_JSON | G_V6, 0 },
 };
 
 int
@@ -534,6 +543,25 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 			o.json = 1;
 			o.given |= G_JSON;
 			break;
+		case 'L':
+		case 'R':
+			if (o.lspec || o.rspec) {
+				cli_err("tunnel", "forward: one -L or -R at a time");
+				goto out;
+			}
+			if (ch == 'L')
+				o.lspec = args.optarg;
+			else
+				o.rspec = args.optarg;
+			o.given |= G_FWD;
+			break;
+		case OPT_REMOVE:
+			if (parse_long(args.optarg, 1, INT32_MAX, &o.remove) < 0) {
+				cli_err("tunnel", "--remove '%s': expected a forward id", args.optarg);
+				goto out;
+			}
+			o.given |= G_FWD;
+			break;
 		case OPT_EXEC:
 			if (args.optarg[0] == '\0') {
 				cli_err("tunnel", "--exec '': expected a command");
@@ -551,7 +579,7 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		}
 	}
 	if (args.npos < 1) {
-		cli_err("tunnel", "missing subcommand: ping, open, listen, list or close");
+		cli_err("tunnel", "missing subcommand: ping, open, listen, list, close or forward");
 		goto out;
 	}
 	o.sub = args.pos[0];
@@ -559,7 +587,8 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		if (strcmp(subs[k].sub, o.sub) == 0)
 			break;
 	if (k == sizeof(subs) / sizeof(subs[0])) {
-		cli_err("tunnel", "unknown subcommand '%s' (ping, open, listen, list, close)",
+		cli_err("tunnel", "unknown subcommand '%s' (ping, open, listen, list, close, "
+		    "forward)",
 		    o.sub);
 		goto out;
 	}
@@ -624,7 +653,14 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	case 3:
 		ret = do_list(cli, &o);
 		break;
-	default:
+	case 5:
+		if (o.remove && (o.lspec || o.rspec)) {
+			cli_err("tunnel", "forward: --remove goes alone");
+			ret = EXIT_USAGE;
+		} else
+			ret = forward_run(cli, o.lspec, o.rspec, o.remove, o.v6 ? 6 : 4, o.json);
+		break;
+	case 4:
 		ret = do_close(cli, &o);
 		break;
 	}

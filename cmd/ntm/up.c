@@ -7,7 +7,7 @@
 #include "common.h"
 #include "agent.h"
 
-enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT };
+enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT, OPT_SOCKS5 };
 
 const struct cli_opt up_opts[] = {
 	{ "foreground", 'd', 'd', NULL, "stay in the foreground, log to stderr" },
@@ -20,6 +20,8 @@ const struct cli_opt up_opts[] = {
 	  "(else ntm.conf resolver)" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait SEC seconds for the first registration "
 	  "(1..300, default 10)" },
+	{ "socks5", OPT_SOCKS5, 0, "ADDR:PORT", "serve SOCKS5 (CONNECT, UDP ASSOCIATE; no "
+	  "authentication) on this loopback address, to peers by FQDN or vIP" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -56,6 +58,9 @@ up_main(struct cli *cli, int argc, char **argv)
 		case OPT_DC_UDP:
 			o.dc_udp = args.optarg;
 			break;
+		case OPT_SOCKS5:
+			o.socks5 = args.optarg;
+			break;
 		case OPT_RESOLVER:
 			o.resolver = args.optarg;
 			break;
@@ -68,6 +73,16 @@ up_main(struct cli *cli, int argc, char **argv)
 			ret = EXIT_OK;
 			goto out;
 		default:
+			goto out;
+		}
+	}
+	if (o.socks5) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		char err[256];
+
+		if (agent_socks_check(o.socks5, &ss, &len, err, sizeof(err)) < 0) {
+			cli_err("up", "%s", err);
 			goto out;
 		}
 	}

@@ -246,7 +246,8 @@ restart_server() {
 
 # client NS PROFILE USER DC (dc1|dc2): log USER in from NS and start its agent.
 client_up() {
-	local ns=$1 prof=$TOPO_DIR/$2 user=$3 dc=$4 k
+	local ns=$1 prof=$TOPO_DIR/$2 prof_name=$2 user=$3 dc=$4 k
+	shift 4		# the rest: more options of `ntm up`
 	k=${dc#dc}
 	if ! grep -qx "$user" "$TOPO_DIR/users" 2>/dev/null; then
 		printf '%s-pw\n' "$user" | "$NTM_BIN/ntm-as" -f "$TOPO_DIR/as.conf" user add "$user"
@@ -259,7 +260,7 @@ client_up() {
 	printf 'resolver = %s\n' "$(n "$ns" ip -4 addr show scope global | grep -q inet && echo 198.18.0.53:53 || echo '[fd00:18::53]:53')" > "$prof/ntm.conf"
 	printf '%s-pw\n' "$user" | n "$ns" "$NTM_BIN/ntm" -c "$prof" login --ca "$TOPO_DIR/as/ca.crt" \
 	    -u "$user" --password-file - "$url" >/dev/null || return 1
-	bg "$ns" "agent-$2" "$NTM_BIN/ntm" -c "$prof" -v up -d >/dev/null
+	bg "$ns" "agent-$prof_name" "$NTM_BIN/ntm" -c "$prof" -v up -d "$@" >/dev/null
 	# the agent's own registration (not a one-shot `ntm register`)
 	wait_for 15 agent_registered "$ns" "$prof"
 }
