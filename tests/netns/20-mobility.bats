@@ -112,3 +112,68 @@ move() {
 	run ntmc m alice tunnel ping -c 2 "$BOB"
 	assert_success
 }
+
+# slow_cat FILE BYTES_PER_S: FILE to stdout at about that rate (64 KiB steps).
+slow_cat() {
+	python3 -c '
+import sys, time
+f, rate = open(sys.argv[1], "rb"), int(sys.argv[2])
+out, step = sys.stdout.buffer, 65536
+while True:
+    b = f.read(step)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+    time.sleep(step / rate)
+' "$1" "$2"
+}
+
+@test "a TCP stream from the mobile node survives three address changes, intact" {
+	# from wherever the previous test left m: make it global at .32
+	ip netns exec "${P}m" ip route del default 2>/dev/null || true
+	ip netns exec "${P}m" ip addr flush dev eth1 2>/dev/null || true
+	ip netns exec "${P}m" ip addr flush dev eth0
+	ip netns exec "${P}m" ip addr add 198.18.1.32/15 dev eth0
+	head -c $((24 * 1024 * 1024)) /dev/urandom > "$TOPO_DIR/mobile.in"
+	local want
+	want=$(sha256sum < "$TOPO_DIR/mobile.in" | cut -d' ' -f1)
+	ntmc c bob tunnel listen 7300 > "$TOPO_DIR/mobile.out" 2> "$TOPO_DIR/mobile.err" < /dev/null &
+	local lis=$!
+	sleep 1
+	# about 12 s of sending: long enough for three moves
+	( rc=0
+	  slow_cat "$TOPO_DIR/mobile.in" 2000000 | timeout 120 ip netns exec "${P}m" \
+	      "$NTM_BIN/ntm" -c "$TOPO_DIR/alice" tunnel open "$BOB" 7300 --timeout 20 \
+	      2> "$TOPO_DIR/mobile.snd.err" || rc=$?
+	  echo "$rc" > "$TOPO_DIR/mobile.rc" ) &
+	local snd=$!
+	wait_for 20 bash -c "[ \$(stat -c %s '$TOPO_DIR/mobile.out') -gt 1000000 ]"
+
+	# 1. global -> another global
+	ip netns exec "${P}m" ip addr add 198.18.1.33/15 dev eth0
+	ip netns exec "${P}m" ip addr del 198.18.1.32/15 dev eth0
+	wait_for 20 bash -c "[[ \"\$(ip netns exec ${P}c $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json | jq -r '.tunnels[0].endpoint')\" == 198.18.1.33:* ]]"
+	local sz
+	sz=$(stat -c %s "$TOPO_DIR/mobile.out")
+	wait_for 20 bash -c "[ \$(stat -c %s '$TOPO_DIR/mobile.out') -gt $((sz + 500000)) ]"
+	# 2. global -> behind nat1 (relayed)
+	ip netns exec "${P}m" ip addr del 198.18.1.33/15 dev eth0
+	ip netns exec "${P}m" ip addr add 100.64.2.30/24 dev eth1
+	ip netns exec "${P}m" ip route add default via 100.64.2.1
+	wait_for 20 bash -c "[ \"\$(ip netns exec ${P}c $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json | jq -r '.tunnels[0].route')\" = relay ]"
+	sz=$(stat -c %s "$TOPO_DIR/mobile.out")
+	wait_for 20 bash -c "[ \$(stat -c %s '$TOPO_DIR/mobile.out') -gt $((sz + 500000)) ]"
+	# 3. behind nat1 -> another global (direct)
+	ip netns exec "${P}m" ip route del default
+	ip netns exec "${P}m" ip addr del 100.64.2.30/24 dev eth1
+	ip netns exec "${P}m" ip addr add 198.18.1.34/15 dev eth0
+	wait_for 20 bash -c "[ \"\$(ip netns exec ${P}c $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json | jq -r '.tunnels[0].route')\" = direct ]"
+
+	wait_for 90 test -s "$TOPO_DIR/mobile.rc"
+	wait "$snd" || true
+	wait_for 20 bash -c "! kill -0 $lis 2>/dev/null"
+	cat "$TOPO_DIR/mobile.snd.err" "$TOPO_DIR/mobile.err" >&2
+	assert_equal "$(cat "$TOPO_DIR/mobile.rc")" 0
+	assert_equal "$(sha256sum < "$TOPO_DIR/mobile.out" | cut -d' ' -f1)" "$want"
+}
