@@ -71,7 +71,7 @@ _ntm()
 		case $prev in
 		--port|--keepalive|--dc-udp|--resolver|--timeout|--socks5) return ;;
 		esac
-		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout --socks5 -h --help"
+		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
 		;;
 	down)
 		case $prev in

@@ -272,6 +272,8 @@ agent_tun_free(struct tun *t)
 		free(t->q[i]);
 	if (t->timer)
 		event_free(t->timer);
+	if (agent_tun_by_peer(a, t->peer) == NULL)
+		agent_tundev_route(a, t, 0);	/* unless a new tunnel took over */
 	ntm_tunnel_free(t->t);
 	ntm_wipe(t->rkey, sizeof(t->rkey));
 	free(t);
@@ -554,6 +556,7 @@ agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen)
 	}
 	a->tuns[a->ntun++] = t;
 	created = 1;
+	agent_tundev_route(a, t, 1);
 	{
 		char b[64];
 
@@ -977,6 +980,15 @@ inner_packet(struct tun *t, const uint8_t *p, size_t len)
 		a->inner_drops++;
 		return;
 	}
+	if (a->tun_mode) {
+		/* The kernel has the vIPs: all but the agent's own go there. */
+		if ((ip.is_echo && ip.icmp_type != NTM_ICMP_ECHO_REQUEST &&
+		    ip.icmp_type != NTM_ICMP6_ECHO_REQUEST && agent_ctl_echo_reply(a, t, &ip) == 0) ||
+		    (ip.proto == NTM_PROTO_UDP && agent_ctl_udp(a, t, &ip) == 0))
+			return;
+		agent_tundev_input(a, p, len);
+		return;
+	}
 	if (ip.is_echo && (ip.icmp_type == NTM_ICMP_ECHO_REQUEST ||
 	    ip.icmp_type == NTM_ICMP6_ECHO_REQUEST)) {
 		if ((n = ntm_ip_echo_reply(out, sizeof(out), &ip)) > 0 &&
@@ -1340,6 +1352,7 @@ agent_free(struct agent *a)
 	agent_stream_stop_all(a);
 	while (a->ntun > 0)
 		agent_tun_free(a->tuns[0]);
+	agent_tundev_stop(a);
 	agent_ctl_stop(a);
 	ntm_httpc_free(a->http);
 	if (a->udp_ev)
@@ -1485,6 +1498,10 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		ret = EXIT_USAGE;
 		goto out;
 	}
+	if (agent_tundev_open(a, o->tun, err, sizeof(err)) < 0) {
+		cli_err("up", "%s", err);
+		goto out;
+	}
 
 	if (!o->foreground) {
 		if (pipe2(pfd, O_CLOEXEC) < 0 || (child = fork()) < 0) {
@@ -1526,8 +1543,8 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		log_warnx("user-space stack: %s", err);
 		goto fail;
 	}
-	if (agent_socks_start(a) < 0) {
-		log_warnx("cannot serve SOCKS5");
+	if (agent_socks_start(a) < 0 || agent_tundev_start(a) < 0) {
+		log_warnx("cannot serve SOCKS5 or read the TUN interface");
 		goto fail;
 	}
 	/* Our addresses change under us: never send a request over a kept-alive

@@ -32,6 +32,7 @@ struct agent_opts {
 	const char	*resolver;	/* "addr:port" or NULL */
 	long		 timeout_s;	/* how long `ntm up` waits for the first REG_RESP */
 	const char	*socks5;	/* "addr:port" on loopback, or NULL */
+	const char	*tun;		/* TUN interface name (TUN mode), or NULL */
 };
 
 /* agent_socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */

@@ -72,6 +72,7 @@ struct agent {
 	struct agent_opts o;
 	struct event_base *base;
 	int		 udp, dual, gro, gso_off;
+	int		 tun_mode;	/* the vIPs are on a kernel TUN interface */
 	uint16_t	 port;
 	struct event	*udp_ev;
 	struct ntm_chan	 chan;
@@ -117,6 +118,7 @@ struct agent {
 	uint64_t	 drops[DROP_N], inner_drops, echo_answered, net_changes;
 	uint64_t	 gso_sends, gro_recvs;	/* messages carrying runs */
 	uint64_t	 stack_in, stack_out, stack_noroute;	/* user-space stack packets */
+	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
 };
 
 /* agent.c */
@@ -174,6 +176,14 @@ void agent_socks_forget(struct agent *a);
 void agent_socks_stop(struct agent *a);
 int  agent_socks_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip);
 json_t *agent_socks_json(struct agent *a);
+
+/* agent_tundev.c: TUN mode (ntm up --tun) */
+int  agent_tundev_open(struct agent *a, const char *name, char *err, size_t errlen);
+int  agent_tundev_start(struct agent *a);
+void agent_tundev_route(struct agent *a, struct tun *t, int add);
+void agent_tundev_input(struct agent *a, const uint8_t *p, size_t len);
+const char *agent_tundev_name(void);
+void agent_tundev_stop(struct agent *a);
 
 /* agent_srv.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */

@@ -133,7 +133,7 @@ status_json(struct agent *a)
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
 	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I},"
+	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I},"
 	    " s:{s:b, s:b, s:I, s:I}}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
 	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
@@ -148,6 +148,9 @@ status_json(struct agent *a)
 	    "echo_answered", (json_int_t)a->echo_answered,
 	    "net_changes", (json_int_t)a->net_changes,
 	    "socks5", agent_socks_json(a),
+	    "tun", a->tun_mode ? json_pack("{s:s, s:I, s:I, s:I}", "name", agent_tundev_name(),
+	    "to_kernel", (json_int_t)a->tundev_in, "from_kernel", (json_int_t)a->tundev_out,
+	    "noroute", (json_int_t)a->tundev_noroute) : json_null(),
 	    "stack", "in", (json_int_t)a->stack_in, "out", (json_int_t)a->stack_out,
 	    "noroute", (json_int_t)a->stack_noroute,
 	    "offload", "gso", !a->gso_off, "gro", a->gro,
@@ -582,7 +585,12 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 	    (!strcmp(json_string_value(json_object_get(j, "cmd")), "forward") ||
 	    !strcmp(json_string_value(json_object_get(j, "cmd")), "forwards") ||
 	    !strcmp(json_string_value(json_object_get(j, "cmd")), "unforward"))) {
-		ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(j, "cmd")), j));
+		if (a->tun_mode)
+			ctl_error(c, "tun_mode", "forwards use the user-space stack; in TUN mode "
+			    "programs use the vIPs on %s directly", agent_tundev_name());
+		else
+			ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(j, "cmd")),
+			    j));
 		goto out;
 	}
 	if (j == NULL || ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
@@ -591,6 +599,11 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 	}
 	if (strcmp(proto, "udp") != 0 && strcmp(proto, "tcp") != 0) {
 		ctl_error(c, "bad_request", "proto: expected udp or tcp");
+		goto out;
+	}
+	if (proto[0] == 't' && a->tun_mode) {
+		ctl_error(c, "tun_mode", "streams use the user-space stack; in TUN mode programs "
+		    "use the vIPs on %s directly (nc, curl ...)", agent_tundev_name());
 		goto out;
 	}
 	if (!strcmp(cmd, "status")) {

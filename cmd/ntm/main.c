@@ -25,7 +25,7 @@ const struct cli_cmd cli_commands[] = {
 	{ "status", status_main, "show the session and whether the DC still holds it",
 	  "", status_opts },
 	{ "up", up_main, "start the agent: register with the DC, hold tunnels",
-	  "", up_opts },
+	  "[NAME] (the TUN interface, with --tun)", up_opts },
 	{ "down", down_main, "stop the agent",
 	  "", down_opts },
 	{ "register", register_main, "register with the DC once and show what it saw",

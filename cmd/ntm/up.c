@@ -7,7 +7,8 @@
 #include "common.h"
 #include "agent.h"
 
-enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT, OPT_SOCKS5 };
+enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT, OPT_SOCKS5,
+    OPT_TUN };
 
 const struct cli_opt up_opts[] = {
 	{ "foreground", 'd', 'd', NULL, "stay in the foreground, log to stderr" },
@@ -20,6 +21,8 @@ const struct cli_opt up_opts[] = {
 	  "(else ntm.conf resolver)" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait SEC seconds for the first registration "
 	  "(1..300, default 10)" },
+	{ "tun", OPT_TUN, 0, NULL, "TUN mode (root): put the vIPs on a kernel interface, NAME "
+	  "(the argument after the options) or ntm0, for every program" },
 	{ "socks5", OPT_SOCKS5, 0, "ADDR:PORT", "serve SOCKS5 (CONNECT, UDP ASSOCIATE; no "
 	  "authentication) on this loopback address, to peers by FQDN or vIP" },
 	CLI_OPT_HELP,
@@ -61,6 +64,9 @@ up_main(struct cli *cli, int argc, char **argv)
 		case OPT_SOCKS5:
 			o.socks5 = args.optarg;
 			break;
+		case OPT_TUN:
+			o.tun = "ntm0";
+			break;
 		case OPT_RESOLVER:
 			o.resolver = args.optarg;
 			break;
@@ -85,6 +91,21 @@ up_main(struct cli *cli, int argc, char **argv)
 			cli_err("up", "%s", err);
 			goto out;
 		}
+	}
+	if (o.tun && args.npos == 1) {
+		if (strlen(args.pos[0]) >= 16 || args.pos[0][0] == '\0' ||
+		    strspn(args.pos[0], "abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+		    strlen(args.pos[0])) {
+			cli_err("up", "--tun '%s': expected an interface name (at most 15 of "
+			    "a-z 0-9 - _ .)", args.pos[0]);
+			goto out;
+		}
+		o.tun = args.pos[0];
+		args.npos = 0;
+	}
+	if (o.tun && o.socks5) {
+		cli_err("up", "--socks5 and --tun: in TUN mode programs use the vIPs directly");
+		goto out;
 	}
 	if (args.npos > 0) {
 		cli_err("up", "unexpected argument '%s'", args.pos[0]);

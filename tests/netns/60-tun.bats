@@ -1,0 +1,108 @@
+#!/usr/bin/env bats
+# TUN mode (root): alice's vIPs live on a kernel interface, so every program
+# uses them; bob runs the user-space stack. Both kinds interoperate: the
+# packets in the tunnel are the same raw IPv4/IPv6.
+#
+#   srv: AS, DC1, DC2, RS, CS, dnsmasq
+#     |
+#   ==+=========== switch: 198.18.0.0/15 ===========
+#     |                        |
+#   g1 (global) 198.18.1.10  nat1 (masq)
+#   alice@dc1, ntm up --tun    |
+#   (ntm0: vIPv4/32, vIPv6)  a1 100.64.2.10
+#                            bob@dc2 (user space)
+
+load ../bats/helpers
+load lib
+
+setup_file() {
+	require_root
+	[ -c /dev/net/tun ] || { echo "no /dev/net/tun" >&2; return 1; }
+	topo_up "$BATS_FILE_TMPDIR/t"
+	servers_up
+	host_global g1 198.18.1.10
+	nat_router nat1 198.18.2.1 100.64.2.1
+	host_behind a1 nat1 100.64.2.10 100.64.2.1
+	client_up g1 alice alice dc1 --tun ntm0
+	client_up a1 bob bob dc2
+	head -c $((8 * 1024 * 1024)) /dev/urandom > "$BATS_FILE_TMPDIR/t/data"
+}
+
+teardown_file() { topo_down "$BATS_FILE_TMPDIR/t"; }
+
+setup() {
+	TOPO_DIR=$BATS_FILE_TMPDIR/t
+	P=$(cat "$TOPO_DIR/prefix")
+	ALICE=$(fqdn_of alice) BOB=$(fqdn_of bob)
+	AV4=$(jq -r '.vip4 | split("/")[0]' "$TOPO_DIR/alice/session.json")
+	BV4=$(jq -r '.vip4 | split("/")[0]' "$TOPO_DIR/bob/session.json")
+	BV6=$(jq -r '.vip6 | split("/")[0]' "$TOPO_DIR/bob/session.json")
+}
+
+@test "the interface holds alice's vIPs with the tunnel's MTU" {
+	run n g1 ip -o addr show dev ntm0
+	assert_success
+	assert_output --partial "inet $AV4/32"
+	run n g1 cat /sys/class/net/ntm0/mtu
+	assert_output 1400
+	assert_equal "$(ntmc g1 alice status --json | jq -r .agent.tun.name)" ntm0
+}
+
+@test "the kernel's ping reaches the user-space peer, IPv4 and IPv6" {
+	run ntmc g1 alice tunnel ping -c 2 --timeout 20 "$BOB"
+	assert_success
+	# a host route to bob's vIPs through ntm0 now exists
+	run n g1 ip route get "$BV4"
+	assert_output --partial "dev ntm0"
+	run n g1 ping -c 3 -W 5 "$BV4"
+	assert_success
+	run n g1 ping -6 -c 3 -W 5 "$BV6"
+	assert_success
+}
+
+@test "TCP from the kernel of alice to bob's user-space stack (8 MiB, same SHA-256)" {
+	ntmc a1 bob tunnel listen 7500 > "$TOPO_DIR/k2u.out" 2>/dev/null < /dev/null &
+	local lis=$!
+	sleep 1
+	run n g1 timeout 60 python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 7500), timeout=30)
+s.sendall(open(sys.argv[2], "rb").read())
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+' "$BV4" "$TOPO_DIR/data"
+	assert_success
+	wait_for 30 bash -c "! kill -0 $lis 2>/dev/null"
+	assert_equal "$(sha256sum < "$TOPO_DIR/k2u.out" | cut -d' ' -f1)" \
+	    "$(sha256sum < "$TOPO_DIR/data" | cut -d' ' -f1)"
+}
+
+@test "TCP from bob's user-space stack to a kernel server on alice's vIP" {
+	bg g1 http python3 -m http.server --bind "$AV4" --directory "$TOPO_DIR" 8000
+	wait_for 10 n g1 bash -c "exec 3<>/dev/tcp/$AV4/8000"
+	run bash -c "printf 'GET /data HTTP/1.0\r\n\r\n' | ip netns exec '${P}a1' \
+	    '$NTM_BIN/ntm' -c '$TOPO_DIR/bob' tunnel open '$ALICE' 8000 --timeout 20 |
+	    sed '1,/^\r\$/d' | sha256sum | cut -d' ' -f1"
+	assert_success
+	assert_equal "$output" "$(sha256sum < "$TOPO_DIR/data" | cut -d' ' -f1)"
+}
+
+@test "TUN mode: streams and forwards are refused with a clear message" {
+	run ntmc g1 alice tunnel open "$BOB" 7500
+	assert_failure
+	assert_output --partial "tun_mode"
+	run ntmc g1 alice tunnel forward -L 9000:"$BOB":80
+	assert_failure
+	assert_output --partial "tun_mode"
+}
+
+@test "bad --tun names and --tun with --socks5: one line, exit 2" {
+	run ntmc g1 alice up --tun 'bad/name'
+	assert_failure 2
+	assert_output --partial "expected an interface name"
+	run ntmc g1 alice up --tun ntm1 --socks5 127.0.0.1:1080
+	assert_failure 2
+	run ntmc g1 alice up ntm1
+	assert_failure 2
+	assert_output --partial "unexpected argument"
+}
