@@ -115,6 +115,19 @@ dial_abort(struct bufferevent *bev, enum st_kind kind, uint8_t rep)
 	bufferevent_free(bev);
 }
 
+/* An unlinked dial that will not be made: counted, answered, freed. */
+static void
+dial_fail(struct dial *d, const char *why)
+{
+	struct fwd *f = d->fwd ? fwd_by_id(d->fwd) : NULL;
+
+	log_info("dial %s:%u: %s", d->peer, d->port, why);
+	if (f)
+		f->failed++;
+	dial_abort(d->bev, d->kind, 4);
+	free(d);
+}
+
 static int
 tun_is_up(struct tun *t)
 {
@@ -142,11 +155,7 @@ on_dial_timer(evutil_socket_t fd, short what, void *arg)
 	while ((d = *pp) != NULL) {
 		if (now >= d->deadline) {
 			*pp = d->next;
-			log_info("dial %s:%u: no tunnel in time", d->peer, d->port);
-			if (d->fwd && fwd_by_id(d->fwd))
-				fwd_by_id(d->fwd)->failed++;
-			dial_abort(d->bev, d->kind, 4);
-			free(d);
+			dial_fail(d, "no tunnel in time");
 			continue;
 		}
 		pp = &d->next;
@@ -250,11 +259,7 @@ agent_dial_failed(struct agent *a, const char *peer, const char *why)
 	while ((d = *pp) != NULL) {
 		if (strcmp(d->peer, peer) == 0) {
 			*pp = d->next;
-			log_info("dial %s:%u: %s", d->peer, d->port, why);
-			if (d->fwd && fwd_by_id(d->fwd))
-				fwd_by_id(d->fwd)->failed++;
-			dial_abort(d->bev, d->kind, 4);
-			free(d);
+			dial_fail(d, why);
 			continue;
 		}
 		pp = &d->next;
