@@ -22,6 +22,7 @@ struct rs_sock {
 	int		 fd;
 	int		 family;	/* AF_INET or AF_INET6 */
 	int		 dual;		/* AF_INET6 that also takes IPv4 */
+	int		 gro;		/* UDP_GRO is on: runs arrive coalesced */
 	uint16_t	 port;		/* bound port, host order */
 	char		 name[64];	/* bound "addr:port" */
 	struct event	*ev;
@@ -35,6 +36,8 @@ struct rs {
 	struct event		*tick;
 	char			*status_path;
 	uint64_t		 send_errors, recv_errors;
+	uint64_t		 gso_sends, gro_recvs;	/* messages carrying runs */
+	int			 gso_off;	/* the kernel refused UDP GSO */
 };
 
 /* udp.c */

@@ -79,7 +79,7 @@ rs_status_write(struct rs *rs)
 		json_array_append_new(udp, json_string(rs->socks[i].name));
 	root = json_pack("{s:s, s:s, s:i, s:I, s:I, s:o,"
 	    " s:{s:I, s:I, s:I, s:I},"
-	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o},"
+	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:b},"
 	    " s:I, s:b, s:o}",
 	    "role", "rs", "name", s->conf.name, "pid", (int)getpid(),
 	    "time", (json_int_t)now_unix(), "uptime", (json_int_t)(now_unix() - s->started),
@@ -94,6 +94,8 @@ rs_status_write(struct rs *rs)
 	    "sessions_expired", (json_int_t)st.sessions_expired,
 	    "send_errors", (json_int_t)rs->send_errors,
 	    "recv_errors", (json_int_t)rs->recv_errors, "drops", drops,
+	    "gso_sends", (json_int_t)rs->gso_sends, "gro_recvs", (json_int_t)rs->gro_recvs,
+	    "gso", !rs->gso_off,
 	    "sessions_total", (json_int_t)st.sessions,
 	    "sessions_truncated", w.total > RS_STATUS_MAX_SESSIONS,
 	    "sessions", w.arr);

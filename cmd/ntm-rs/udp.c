@@ -2,6 +2,12 @@
  * udp.c - the RS's UDP sockets: recvmmsg batches with the local address of
  * each datagram (IP_PKTINFO / IPV6_PKTINFO), the forwarding core decides,
  * sendmmsg sends from the address the peer talks to.
+ *
+ * With UDP_GRO, a run of datagrams that an agent sent with GSO arrives as
+ * one message; the core still judges every datagram on its own, and the
+ * datagrams it forwards to one destination, of one size and next to each
+ * other in the buffer, go out again as one message with UDP_SEGMENT. A
+ * kernel that refuses GSO turns it off; the run is then sent one by one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +26,11 @@
 
 #define SOCKBUF		(4 * 1024 * 1024)
 #define CMSG_SPACE_MAX	(CMSG_SPACE(sizeof(struct in6_pktinfo)) + \
-			 CMSG_SPACE(sizeof(struct in_pktinfo)))
+			 CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
+#define RX_BUF		65536		/* a coalesced run (UDP_GRO) */
+#define GSO_SEGS	64
+#define GSO_BYTES	65000
+#define TX_MAX		(RS_BATCH * GSO_SEGS)
 
 int64_t
 rs_now_ms(void)
@@ -33,7 +44,7 @@ rs_now_ms(void)
 /* ---- receiving ----------------------------------------------------------- */
 
 struct rx {
-	uint8_t			 buf[NTM_UDP_MAX + 1];	/* +1: oversize shows */
+	uint8_t			 buf[RX_BUF];
 	struct sockaddr_storage	 from;
 	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE_MAX];
 	struct iovec		 iov;
@@ -43,12 +54,17 @@ struct tx {
 	struct sockaddr_storage	 to;
 	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE_MAX];
 	struct iovec		 iov;
+	struct ntm_relay_out	 o;
+	int			 k;		/* socket index */
+	size_t			 seg;		/* datagram size of a run */
+	int			 n;		/* datagrams in the run */
+	int			 closed;	/* a shorter one ended the run */
 };
 
 static struct rx rxs[RS_BATCH];
-static struct tx txs[RS_BATCH];
+static struct tx txs[TX_MAX];
 static struct mmsghdr rmsg[RS_BATCH];
-static struct ntm_relay_out outs[RS_BATCH];
+static struct mmsghdr per[RS_SOCKS_MAX][TX_MAX];
 
 /* The address the datagram was sent to, with the socket's port. */
 static socklen_t
@@ -112,19 +128,18 @@ pick_sock(struct rs *rs, const struct ntm_relay_out *o)
 	return any;
 }
 
-/* Fills t to send o (payload p, n) on sk; 0 or -1 if it cannot. */
+/* Fills mh to send t (t->iov, a run of t->n datagrams of t->seg bytes when
+ * t->n > 1) on sk. */
 static int
-tx_prepare(struct tx *t, struct mmsghdr *mh, const struct rs_sock *sk,
-    const struct ntm_relay_out *o, const void *p, size_t n)
+tx_prepare(struct tx *t, struct mmsghdr *mh, const struct rs_sock *sk)
 {
+	const struct ntm_relay_out *o = &t->o;
 	struct msghdr *m = &mh->msg_hdr;
 	struct cmsghdr *c;
 	socklen_t tolen;
 
 	memset(mh, 0, sizeof(*mh));
 	memset(&t->ctl, 0, sizeof(t->ctl));
-	t->iov.iov_base = (void *)p;
-	t->iov.iov_len = n;
 	m->msg_iov = &t->iov;
 	m->msg_iovlen = 1;
 	memset(&t->to, 0, sizeof(t->to));
@@ -173,29 +188,100 @@ tx_prepare(struct tx *t, struct mmsghdr *mh, const struct rs_sock *sk,
 		c->cmsg_len = CMSG_LEN(sizeof(pi));
 		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
 	}
+	if (t->n > 1) {
+		uint16_t seg = (uint16_t)t->seg;
+
+		c = (struct cmsghdr *)(t->ctl + m->msg_controllen);
+		m->msg_control = t->ctl;
+		m->msg_controllen += CMSG_SPACE(sizeof(seg));
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+	}
 	return 0;
 }
 
 /* Sends the prepared messages of one socket; failures are counted and
  * skipped (a full send buffer or an unreachable peer must not stall the
  * others). */
+/* A run the kernel would not take as one: its datagrams one by one. */
 static void
-flush(struct rs *rs, struct rs_sock *sk, struct mmsghdr *mh, int n)
+send_split(struct rs *rs, struct rs_sock *sk, struct mmsghdr *mh, size_t seg)
+{
+	struct msghdr m = mh->msg_hdr;
+	struct iovec whole = *m.msg_iov, one;
+
+	m.msg_controllen -= CMSG_SPACE(sizeof(uint16_t));	/* UDP_SEGMENT is last */
+	if (m.msg_controllen == 0)
+		m.msg_control = NULL;
+	m.msg_iov = &one;
+	for (size_t off = 0; off < whole.iov_len; off += seg) {
+		one.iov_base = (uint8_t *)whole.iov_base + off;
+		one.iov_len = whole.iov_len - off < seg ? whole.iov_len - off : seg;
+		if (sendmsg(sk->fd, &m, MSG_DONTWAIT) < 0)
+			rs->send_errors++;
+	}
+}
+
+static void
+flush(struct rs *rs, struct rs_sock *sk, struct mmsghdr *mh, struct tx **tm, int n)
 {
 	int off = 0, r;
 
 	while (off < n) {
 		r = sendmmsg(sk->fd, mh + off, (unsigned)(n - off), MSG_DONTWAIT);
 		if (r < 0) {
-			if (errno == EINTR)
+			int e = errno;
+
+			if (e == EINTR)
 				continue;
+			if (tm[off]->n > 1 && (e == EIO || e == EINVAL || e == EOPNOTSUPP)) {
+				if (!rs->gso_off)
+					log_info("UDP GSO unavailable on %s (%s): datagram by "
+					    "datagram", sk->name, strerror(e));
+				rs->gso_off = 1;
+				send_split(rs, sk, &mh[off], tm[off]->seg);
+				off++;
+				continue;
+			}
 			rs->send_errors++;
-			log_debug("send on %s: %s", sk->name, strerror(errno));
+			log_debug("send on %s: %s", sk->name, strerror(e));
 			off++;		/* drop the one that failed */
 			continue;
 		}
+		for (int i = off; i < off + r; i++)
+			if (tm[i]->n > 1)
+				rs->gso_sends++;
 		off += r;
 	}
+}
+
+/* The size of the datagrams of a coalesced message (UDP_GRO), else 0. */
+static size_t
+gro_size(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int v;
+
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			return v > 0 ? (size_t)v : 0;
+		}
+	return 0;
+}
+
+/* Can datagram p (len) to o join run t? */
+static int
+joins(const struct tx *t, const struct ntm_relay_out *o, int k, const uint8_t *p, size_t len)
+{
+	return !t->closed && t->k == k && t->o.action == NTM_RELAY_FORWARD &&
+	    o->action == NTM_RELAY_FORWARD && t->n < GSO_SEGS && len <= t->seg &&
+	    t->iov.iov_len + len <= GSO_BYTES &&
+	    (const uint8_t *)t->iov.iov_base + t->iov.iov_len == p &&
+	    t->o.tolen == o->tolen && memcmp(&t->o.to, &o->to, o->tolen) == 0 &&
+	    t->o.srclen == o->srclen && memcmp(&t->o.src, &o->src, o->srclen) == 0;
 }
 
 static struct rs *cur_rs;	/* the daemon has one struct rs */
@@ -209,15 +295,14 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 	socklen_t llen;
 	int64_t now_ms, now_s;
 	int i, n, batch, ntx;
-	/* Send batches per outgoing socket (at most RS_SOCKS_MAX). */
-	struct mmsghdr per[RS_SOCKS_MAX][RS_BATCH];
+	static struct tx *tm[RS_SOCKS_MAX][TX_MAX];	/* the tx of each message */
 	int nper[RS_SOCKS_MAX];
 
 	for (batch = 0; batch < RS_BATCHES; batch++) {
 		for (i = 0; i < RS_BATCH; i++) {
 			memset(&rmsg[i], 0, sizeof(rmsg[i]));
 			rxs[i].iov.iov_base = rxs[i].buf;
-			rxs[i].iov.iov_len = sizeof(rxs[i].buf);
+			rxs[i].iov.iov_len = sk->gro ? sizeof(rxs[i].buf) : NTM_UDP_MAX + 1;
 			rmsg[i].msg_hdr.msg_iov = &rxs[i].iov;
 			rmsg[i].msg_hdr.msg_iovlen = 1;
 			rmsg[i].msg_hdr.msg_name = &rxs[i].from;
@@ -235,42 +320,73 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 		}
 		now_ms = rs_now_ms();
 		now_s = now_unix();
-		memset(nper, 0, sizeof(nper));
-		for (i = 0, ntx = 0; i < n; i++) {
-			struct ntm_relay_out *o = &outs[i];
-			size_t len = rmsg[i].msg_len;
-			const void *payload;
-			size_t plen;
-			int k;
+		ntx = 0;
+		for (i = 0; i < n; i++) {
+			size_t len = rmsg[i].msg_len, seg = gro_size(&rmsg[i].msg_hdr);
+			struct tx *run = NULL;
 
 			if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC)
-				len = sizeof(rxs[i].buf);	/* too big: the core drops it */
+				len = seg = NTM_UDP_MAX + 1;	/* too big: the core drops it */
+			if (seg == 0 || seg > len)
+				seg = len;
+			else if (seg < len)
+				rs->gro_recvs++;
 			llen = local_addr(&rmsg[i].msg_hdr, sk, &local);
-			if (ntm_relay_input(rs->relay, rxs[i].buf, len,
-			    (struct sockaddr *)&rxs[i].from, rmsg[i].msg_hdr.msg_namelen,
-			    llen ? (struct sockaddr *)&local : NULL, llen, now_ms, now_s,
-			    o) == NTM_RELAY_DROP)
-				continue;
-			if ((out_sk = pick_sock(rs, o)) == NULL) {
-				rs->send_errors++;
-				continue;
+			for (size_t off = 0; off < len || (len == 0 && off == 0); off += seg ? seg : 1) {
+				size_t dl = len - off < seg ? len - off : seg;
+				uint8_t *dp = rxs[i].buf + off;
+				struct tx *t = &txs[ntx];
+				int k;
+
+				if (ntm_relay_input(rs->relay, dp, dl,
+				    (struct sockaddr *)&rxs[i].from, rmsg[i].msg_hdr.msg_namelen,
+				    llen ? (struct sockaddr *)&local : NULL, llen, now_ms, now_s,
+				    &t->o) == NTM_RELAY_DROP) {
+					run = NULL;
+					if (len == 0)
+						break;
+					continue;
+				}
+				if ((out_sk = pick_sock(rs, &t->o)) == NULL) {
+					rs->send_errors++;
+					run = NULL;
+					continue;
+				}
+				k = (int)(out_sk - rs->socks);
+				if (run && !rs->gso_off && joins(run, &t->o, k, dp, dl)) {
+					run->iov.iov_len += dl;
+					run->n++;
+					run->closed = dl < run->seg;
+					continue;
+				}
+				t->k = k;
+				t->n = 1;
+				t->closed = 0;
+				t->seg = dl;
+				if (t->o.action == NTM_RELAY_REPLY) {
+					t->iov.iov_base = t->o.reply;
+					t->iov.iov_len = t->o.reply_len;
+					run = NULL;
+				} else {
+					t->iov.iov_base = dp;
+					t->iov.iov_len = dl;
+					run = t;
+				}
+				ntx++;
+				if (len == 0)
+					break;
 			}
-			k = (int)(out_sk - rs->socks);
-			if (o->action == NTM_RELAY_REPLY) {
-				payload = o->reply;
-				plen = o->reply_len;
-			} else {
-				payload = rxs[i].buf;
-				plen = len;
-			}
-			tx_prepare(&txs[ntx], &per[k][nper[k]], out_sk, o, payload, plen);
-			/* tx_prepare filled per[k][..] pointing at txs[ntx] */
-			nper[k]++;
-			ntx++;
+		}
+		memset(nper, 0, sizeof(nper));
+		for (i = 0; i < ntx; i++) {
+			int k = txs[i].k;
+
+			tx_prepare(&txs[i], &per[k][nper[k]], &rs->socks[k]);
+			tm[k][nper[k]++] = &txs[i];
 		}
 		for (i = 0; i < rs->nsocks; i++)
 			if (nper[i])
-				flush(rs, &rs->socks[i], per[i], nper[i]);
+				flush(rs, &rs->socks[i], per[i], tm[i], nper[i]);
 		if (n < RS_BATCH)
 			return;
 	}
@@ -296,6 +412,7 @@ open_one(struct rs *rs, const char *spec, int v6only, char *err, size_t errlen)
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	sk->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
 	if (ss.ss_family == AF_INET6) {
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6o, sizeof(v6o)) < 0 ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0 ||

@@ -113,6 +113,23 @@ setup() { TOPO_DIR=$BATS_FILE_TMPDIR/t; P=$(cat "$TOPO_DIR/prefix"); }
 	assert_output 0
 }
 
+@test "a burst through the relay: runs in and out of the RS (GRO/GSO), whole and in order" {
+	local carol
+	carol=$(fqdn_of carol)
+	ntmc b1 carol tunnel listen --udp 7002 > "$TOPO_DIR/rburst.out" 2>&1 &
+	local lis=$!
+	sleep 1
+	seq -f "relay-%06g-0123456789abcdef0123456789abcdef" 1 400 > "$TOPO_DIR/rburst.in"
+	ntmc a1 bob tunnel open "$carol" --udp 7002 --timeout 10 < "$TOPO_DIR/rburst.in" || true
+	wait_for 10 bash -c "[ \$(wc -l < '$TOPO_DIR/rburst.out') -ge 400 ]" || true
+	kill "$lis" 2>/dev/null || true
+	run diff "$TOPO_DIR/rburst.in" "$TOPO_DIR/rburst.out"
+	assert_success
+	run n srv "$NTM_BIN/ntm-rs" -f "$TOPO_DIR/rs.conf" status --json
+	[ "$(jq .counters.gro_recvs <<<"$output")" -gt 0 ]
+	[ "$(jq .counters.gso_sends <<<"$output")" -gt 0 ]
+}
+
 @test "3. same NAT: direct over local addresses" {
 	local dave bob
 	dave=$(fqdn_of dave) bob=$(fqdn_of bob)
