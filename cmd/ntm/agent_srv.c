@@ -290,9 +290,15 @@ ctl_handover(struct ctl *c)
 		ctl_error(c, "tunnel_failed", "the tunnel to %s went away", c->peer);
 		return;
 	}
-	c->bev = NULL;
-	ctl_free(c);
-	agent_stream_connect(a, bev, SK_CTL, 0, t, c->family, c->rport, c->stream_timeout_ms);
+	{
+		int family = c->family;
+		uint16_t port = c->rport;
+		int64_t timeout_ms = c->stream_timeout_ms;
+
+		c->bev = NULL;
+		ctl_free(c);
+		agent_stream_connect(a, bev, SK_CTL, 0, t, family, port, timeout_ms);
+	}
 }
 
 static void

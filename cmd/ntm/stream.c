@@ -107,7 +107,7 @@ pump(struct ctl_client *c, int in, int out, int *out_closed)
 {
 	static uint8_t ob[FRAME_HDR + CHUNK];
 	size_t olen = 0, ooff = 0;
-	int in_open = 1, out_open = 1, fin_queued = 0;
+	int in_open = 1, out_open = 1, fin_queued = 0, broken = 0;
 
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	for (;;) {
@@ -161,7 +161,7 @@ pump(struct ctl_client *c, int in, int out, int *out_closed)
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (r <= 0) {
-				if (!out_open && fin_queued && olen == 0)
+				if (!out_open && fin_queued && olen == 0 && !broken)
 					return EXIT_OK;		/* both ends done */
 				cli_err("tunnel", "the agent closed the connection");
 				return EXIT_FAIL;
@@ -171,8 +171,12 @@ pump(struct ctl_client *c, int in, int out, int *out_closed)
 		if (olen > 0 && (p[0].revents & POLLOUT)) {
 			r = send(c->fd, ob + ooff, olen - ooff, MSG_NOSIGNAL);
 			if (r < 0 && errno != EINTR && errno != EAGAIN) {
-				cli_err("tunnel", "the agent closed the connection");
-				return EXIT_FAIL;
+				/* The agent stopped reading: what it said last (an
+				 * 'E' frame, most likely) is still to be read. */
+				olen = ooff = 0;
+				in_open = 0;
+				fin_queued = broken = 1;
+				continue;
 			}
 			if (r > 0 && (ooff += (size_t)r) == olen)
 				olen = ooff = 0;

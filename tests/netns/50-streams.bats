@@ -117,6 +117,7 @@ transfer() {
 	    tunnel list --json | jq -e '.streams[] | select(.port == 7104 and .bytes_out > 100000)'"
 	ntmc a1 bob tunnel close "$ALICE"
 	wait_for 20 test -s "$TOPO_DIR/torn.rc"
+	cat "$TOPO_DIR/torn.err" >&2
 	assert_equal "$(cat "$TOPO_DIR/torn.rc")" 12
 	grep -q "tunnel_closed" "$TOPO_DIR/torn.err"
 	# the listener hears a reset, also exit 12, in bounded time
