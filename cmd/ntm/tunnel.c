@@ -148,6 +148,15 @@ do_list(const struct cli *cli, const struct topts *o)
 #undef S
 #undef I
 	}
+	arr = json_object_get(r, "streams");
+	json_array_foreach(arr, i, t)
+		printf("stream %s port %lld: %s, mss %lld, in %lld bytes, out %lld bytes\n",
+		    json_string_value(json_object_get(t, "peer")),
+		    (long long)json_integer_value(json_object_get(t, "port")),
+		    json_string_value(json_object_get(t, "state")),
+		    (long long)json_integer_value(json_object_get(t, "mss")),
+		    (long long)json_integer_value(json_object_get(t, "bytes_in")),
+		    (long long)json_integer_value(json_object_get(t, "bytes_out")));
 	d = json_object_get(json_object_get(r, "agent"), "dropped");
 	printf("agent dropped: malformed %lld, unknown_index %lld, auth %lld, replay %lld, "
 	    "state %lld\n",
