@@ -104,7 +104,7 @@ reaches() {
 # ---- wireguard-go: wg0-like interfaces ${WG_IF}a (g1) and ${WG_IF}b (g2) ---
 wg_pids=
 wg_up() {
-	local k ns ifn a b
+	local k ns ifn a b o
 	umask 077
 	for k in a b; do
 		wg genkey > "$dir/wg.$k.key"
@@ -218,11 +218,11 @@ stream_in() {
 	    jq -e --argjson p "$3" '[.streams[] | select(.port == $p and .state == "open")][0].bytes_in'
 }
 
-# stream NS_FROM PROF_FROM NS_TO PROF_TO PORT: bytes/s the receiving agent
-# took from the stream over SECS after one second of warm-up, and CPU ms
-# per MB of both agents over that window.
+# stream NS_FROM PROF_FROM NS_TO PROF_TO PORT [PID]: bytes/s the receiving
+# agent took from the stream over SECS after one second of warm-up, CPU ms
+# per MB of both agents over that window, and that of PID (the RS) or "-".
 stream() {
-	local from=$1 pf=$2 to=$3 pt=$4 port=$5 peer lis snd a b c0 c1 b0 b1 t0 t1
+	local from=$1 pf=$2 to=$3 pt=$4 port=$5 x=${6:-} peer lis snd a b c0 c1 b0 b1 t0 t1 x0 x1
 	peer=$(fqdn_of "$pt")
 	ntmc "$from" "$pf" tunnel ping -c 1 --timeout 20 "$peer" >/dev/null
 	ip netns exec "$P$to" "$NTM_BIN/ntm" -c "$dir/$pt" tunnel listen "$port" \
@@ -237,19 +237,22 @@ stream() {
 	if ! wait_for 20 stream_in "$to" "$pt" "$port"; then
 		kill "$snd" "$lis" 2>/dev/null || true
 		wait "$snd" "$lis" 2>/dev/null || true
-		echo "0 -"
+		echo "0 - -"
 		return
 	fi
 	sleep 1
 	b0=$(stream_in "$to" "$pt" "$port") t0=$(now) c0=$(cpu2 "$a" "$b")
+	[ -n "$x" ] && x0=$(cpu_ms "$x")
 	sleep "$SECS"
 	b1=$(stream_in "$to" "$pt" "$port") t1=$(now) c1=$(cpu2 "$a" "$b")
+	[ -n "$x" ] && x1=$(cpu_ms "$x")
 	kill "$snd" 2>/dev/null || true
 	wait "$snd" 2>/dev/null || true
 	wait_for 10 bash -c "! kill -0 $lis 2>/dev/null" || kill "$lis" 2>/dev/null || true
 	wait "$lis" 2>/dev/null || true
 	echo "$(echo "($b1 - $b0) / ($t1 - $t0)" | bc)" \
-	    "$(echo "scale=2; ($c1 - $c0) / (($b1 - $b0) / 1000000)" | bc)"
+	    "$(echo "scale=2; ($c1 - $c0) / (($b1 - $b0) / 1000000)" | bc)" \
+	    "$([ -n "$x" ] && echo "scale=2; ($x1 - $x0) / (($b1 - $b0) / 1000000)" | bc || echo -)"
 }
 
 # median of the arguments (numbers; "-" ignored, "-" if none), and the
@@ -262,17 +265,19 @@ range() { printf '%s\n' "$@" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "
 
 echo "TCP, ${SECS}s per run after 1s warm-up, median of $REPEAT runs; $(nproc) CPUs," \
     "load $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -a r_raw r_rawr r_sd c_sd r_sr c_sr r_wg c_wg r_nb c_nb
+declare -a r_raw r_rawr r_sd c_sd r_sr c_sr c_rs r_wg c_wg r_nb c_nb
+rs_pid=$(awk '$2 == "rs" {print $1}' "$dir/pids" | tail -n 1)
 port=7200
 for _ in $(seq "$REPEAT"); do
 	read -r t _c < <(iperf g1 g2 198.18.1.20); r_raw+=("$t")
-	read -r t c < <(stream g1 alice g2 bob $((port++))); r_sd+=("$t") c_sd+=("$c")
+	read -r t c _x < <(stream g1 alice g2 bob $((port++))); r_sd+=("$t") c_sd+=("$c")
 	if [ $WG = 1 ]; then
 		# shellcheck disable=SC2086
 		read -r t c < <(iperf g1 g2 100.127.1.2 $wg_pids); r_wg+=("$t") c_wg+=("$c")
 	fi
 	read -r t _c < <(iperf a1 srv 198.18.0.4); r_rawr+=("$t")
-	read -r t c < <(stream a1 carol b1 dave $((port++))); r_sr+=("$t") c_sr+=("$c")
+	read -r t c x < <(stream a1 carol b1 dave $((port++)) "$rs_pid")
+	r_sr+=("$t") c_sr+=("$c") c_rs+=("$x")
 	if [ $NB = 1 ]; then
 		# shellcheck disable=SC2086
 		read -r t c < <(iperf g1 g2 100.127.2.2 $nb_pids); r_nb+=("$t") c_nb+=("$c")
@@ -312,7 +317,10 @@ else
 	echo "nebula: not installed or not up (see above); row skipped"
 fi
 echo "raw TCP rides veth with GSO/GRO (64 KiB segments): a ceiling, not a fair baseline for a tunnel."
-echo "inner MTU: ntm 1400, wireguard-go 1420, nebula 1300 (their defaults)."
+echo "inner MTU: ntm 1400, wireguard-go 1420, nebula 1300 (their defaults); the RS relaying" \
+    "carol -> dave used $(median "${c_rs[@]}") CPU-ms/MB besides the agents."
+vers() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo -; }
+echo "versions: wireguard-go $(vers wireguard-go), nebula $(vers nebula), lwIP $(vers liblwip-dev)"
 if [ $WG = 1 ]; then
 	echo "target (issue 4), user-space TCP >= wireguard-go in the same run:" \
 	    "direct $(ratio "$(median "${r_sd[@]}")" "$wg") x, relayed $(ratio "$(median "${r_sr[@]}")" "$wg") x"
