@@ -20,6 +20,8 @@
 #   ntm stream     `ntm tunnel open PEER PORT < /dev/zero` into
 #                  `ntm tunnel listen PORT > /dev/null`, alice -> bob
 #                  (direct) and carol -> dave (relayed through the RS).
+#   ntm TUN mode   `ntm up --tun` in g3 (erin@dc1) and g4 (frank@dc2):
+#                  iperf3 between the vIPs on the kernel interfaces.
 #   wireguard-go   a userspace WireGuard interface in g1 and g2, iperf3.
 #   nebula         two nebula nodes in g1 and g2 without a lighthouse
 #                  (static_host_map), iperf3.
@@ -85,6 +87,18 @@ client_up g1 alice alice dc1
 client_up g2 bob bob dc2
 client_up a1 carol carol dc1
 client_up b1 dave dave dc2
+# TUN mode: the vIPs on kernel interfaces, iperf3 between them.
+TUN=0
+if [ -c /dev/net/tun ]; then
+	host_global g3 198.18.1.30
+	host_global g4 198.18.1.40
+	if client_up g3 erin erin dc1 --tun ntm0 && client_up g4 frank frank dc2 --tun ntm0 &&
+	    ntmc g3 erin tunnel ping -c 1 --timeout 20 "$(fqdn_of frank)" >/dev/null; then
+		TUN=1
+		tun_pids="$(ntmc g3 erin status --json | jq -r .agent.pid) $(ntmc g4 frank status --json | jq -r .agent.pid)"
+		frank_v4=$(jq -r '.vip4 | split("/")[0]' "$dir/frank/session.json")
+	fi
+fi
 
 mbps() { echo "scale=1; $1 * 8 / 1000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
@@ -265,7 +279,7 @@ range() { printf '%s\n' "$@" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "
 
 echo "TCP, ${SECS}s per run after 1s warm-up, median of $REPEAT runs; $(nproc) CPUs," \
     "load $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -a r_raw r_rawr r_sd c_sd r_sr c_sr c_rs r_wg c_wg r_nb c_nb
+declare -a r_raw r_rawr r_sd c_sd r_sr c_sr c_rs r_wg c_wg r_nb c_nb r_tn c_tn
 rs_pid=$(awk '$2 == "rs" {print $1}' "$dir/pids" | tail -n 1)
 port=7200
 for _ in $(seq "$REPEAT"); do
@@ -281,6 +295,10 @@ for _ in $(seq "$REPEAT"); do
 	if [ $NB = 1 ]; then
 		# shellcheck disable=SC2086
 		read -r t c < <(iperf g1 g2 100.127.2.2 $nb_pids); r_nb+=("$t") c_nb+=("$c")
+	fi
+	if [ $TUN = 1 ]; then
+		# shellcheck disable=SC2086
+		read -r t c < <(iperf g3 g4 "$frank_v4" $tun_pids); r_tn+=("$t") c_tn+=("$c")
 	fi
 done
 
@@ -305,6 +323,12 @@ row "ntm stream, $route_d (alice -> bob)" "$(median "${r_sd[@]}")" "$raw" \
     "$(median "${c_sd[@]}")" "${r_sd[@]}"
 row "ntm stream, $route_r (carol -> dave)" "$(median "${r_sr[@]}")" "$rawr" \
     "$(median "${c_sr[@]}")" "${r_sr[@]}"
+if [ $TUN = 1 ]; then
+	row "ntm TUN mode, direct (erin -> frank)" "$(median "${r_tn[@]}")" "$raw" \
+	    "$(median "${c_tn[@]}")" "${r_tn[@]}"
+else
+	echo "ntm TUN mode: no /dev/net/tun or the agents did not come up; row skipped"
+fi
 if [ $WG = 1 ]; then
 	row "wireguard-go g1 -> g2 (iperf3)" "$wg" "$raw" "$(median "${c_wg[@]}")" "${r_wg[@]}"
 else
@@ -324,5 +348,8 @@ echo "versions: wireguard-go $(vers wireguard-go), nebula $(vers nebula), lwIP $
 if [ $WG = 1 ]; then
 	echo "target (issue 4), user-space TCP >= wireguard-go in the same run:" \
 	    "direct $(ratio "$(median "${r_sd[@]}")" "$wg") x, relayed $(ratio "$(median "${r_sr[@]}")" "$wg") x"
+	[ $TUN = 1 ] && echo "target (issue 4), TUN-mode TCP >= 1.5 x wireguard-go and >= nebula:" \
+	    "$(ratio "$(median "${r_tn[@]}")" "$wg") x wireguard-go" \
+	    "$([ $NB = 1 ] && echo ", $(ratio "$(median "${r_tn[@]}")" "$(median "${r_nb[@]}")") x nebula")"
 fi
 exit 0

@@ -272,6 +272,21 @@ ntm_sa_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
 	struct sockaddr_storage x, y;
 
+	/* The common case, once per datagram: same family, nothing mapped. */
+	if (a && b && a->sa_family == b->sa_family) {
+		const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+		const struct sockaddr_in *b4 = (const struct sockaddr_in *)b;
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+		const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)b;
+
+		if (a->sa_family == AF_INET)
+			return a4->sin_port == b4->sin_port &&
+			    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+		if (a->sa_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) &&
+		    !IN6_IS_ADDR_V4MAPPED(&b6->sin6_addr))
+			return a6->sin6_port == b6->sin6_port &&
+			    memcmp(&a6->sin6_addr, &b6->sin6_addr, 16) == 0;
+	}
 	if (!ntm_sa_same_host(a, b))
 		return 0;
 	copy_unmapped(&x, a);

@@ -396,8 +396,15 @@ tun_arm(struct tun *t)
 		d = t->hs_gate;
 	if (d == INT64_MAX) {
 		evtimer_del(t->timer);
+		t->armed = 0;
 		return;
 	}
+	/* Most packets move the deadline later: a wake-up already set for no
+	 * later than it stays (on_tun_timer re-arms), and saves a system call
+	 * per packet. */
+	if (t->armed && t->armed <= d && evtimer_pending(t->timer, NULL))
+		return;
+	t->armed = d;
 	d = d > now ? d - now : 0;
 	tv.tv_sec = d / 1000;
 	tv.tv_usec = (d % 1000) * 1000;

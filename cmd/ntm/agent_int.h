@@ -62,6 +62,7 @@ struct tun {
 	int		 nq;
 	struct qpkt	*q[AGENT_QUEUE_MAX];
 	struct event	*timer;
+	int64_t		 armed;			/* when timer fires; 0 if not set */
 };
 
 struct ctl;

@@ -37,6 +37,7 @@ static struct {
 	struct agent	*a;
 	struct netif	 nif;
 	struct event	*timer;
+	int64_t		 armed;		/* when timer fires */
 	int		 up;
 } ip;
 
@@ -110,12 +111,18 @@ agent_ip_kick(struct agent *a)
 {
 	u32_t ms;
 	struct timeval tv;
+	int64_t at;
 
 	if (!ip.up)
 		return;
 	ms = sys_timeouts_sleeptime();
 	if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE)
 		ms = 1000;
+	/* an earlier wake-up already set serves (on_timer re-arms) */
+	at = agent_now_ms() + ms;
+	if (ip.armed && ip.armed <= at && evtimer_pending(ip.timer, NULL))
+		return;
+	ip.armed = at;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(ip.timer, &tv);
