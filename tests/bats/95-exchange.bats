@@ -236,6 +236,26 @@ pushes_to_bob() {
 	assert_failure 1
 }
 
+@test "a 100 MiB send and fetch stay within bounded memory (peak RSS of the client)" {
+	local carol out=$BATS_TEST_TMPDIR/big rs rf
+	carol=$(fqdn_of "$(C)")
+	head -c 104857600 /dev/urandom > "$BATS_TEST_TMPDIR/big.bin"
+	mkdir "$out"
+	run /usr/bin/time -f 'rss %M' -o "$BATS_TEST_TMPDIR/send.rss" timeout 120 \
+	    ntm -c "$(A)" send --timeout 60 "$carol" "$BATS_TEST_TMPDIR/big.bin"
+	assert_success
+	run /usr/bin/time -f 'rss %M' -o "$BATS_TEST_TMPDIR/fetch.rss" timeout 120 \
+	    ntm -c "$(C)" fetch --timeout 60 -o "$out"
+	assert_success
+	cmp "$out/big.bin" "$BATS_TEST_TMPDIR/big.bin"
+	rs=$(awk '/^rss/ { print $2 }' "$BATS_TEST_TMPDIR/send.rss")
+	rf=$(awk '/^rss/ { print $2 }' "$BATS_TEST_TMPDIR/fetch.rss")
+	echo "# peak RSS for 100 MiB: ntm send $rs kB, ntm fetch $rf kB" >&3
+	[ "$rs" -lt 32768 ]
+	[ "$rf" -lt 32768 ]
+	rm -f "$BATS_TEST_TMPDIR/big.bin" "$out/big.bin"
+}
+
 @test "neither the marker nor the shared key is anywhere on a server" {
 	local alice key hex
 	alice=$(fqdn_of "$(A)")
