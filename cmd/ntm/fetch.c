@@ -165,7 +165,7 @@ get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 		    e->from);
 		goto out;
 	}
-	if ((ret = x_cs_download(x, e->cs, e->sha256, mem_sink, &m)) != 0) {
+	if ((ret = x_cs_download(x, e->cs, e->sha256, 0, mem_sink, &m)) != 0) {
 		if (m.over)
 			cli_err(x->cmd, "key from %s: object %s is not a key object", e->from,
 			    e->sha256);
@@ -447,7 +447,7 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 		tmp = NULL;
 		goto out;
 	}
-	ret = x_cs_download(x, e->cs, e->sha256, open_sink, op);
+	ret = x_cs_download(x, e->cs, e->sha256, (uint64_t)e->size, open_sink, op);
 	crypto_hash_sha256_final(&op->h, h);
 	if (ret == 0 && ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) > 0 &&
 	    strcmp(hex, e->sha256) != 0)

@@ -72,15 +72,16 @@ json_t *xkey_json(const struct xkey *k);
  * Uploads size bytes of fd (read from offset 0) as one object: POST
  * /v1/cs/uploads with create (stolen; "size" is set here), PUT chunks of
  * X_CHUNK (a failed PUT is resumed once from the CS's offset), commit with
- * sha256. 0 with *commit (new) the commit answer, or an exit code.
+ * sha256. Progress goes to stderr when it is a terminal. 0 with *commit (new) the commit answer, or an exit code.
  */
 int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
     json_t **commit);
 /* Streams GET /v1/cs/object?sha256= from the CS at base into fn (which
  * returns 0, or -1 to stop). 0, or an exit code after one error line
- * (EXIT_VERIFY when fn stopped it: fn printed why). */
+ * (EXIT_VERIFY when fn stopped it: fn printed why). size (expected bytes,
+ * 0 if unknown) drives the progress shown on a terminal. */
 typedef int x_sink_fn(const uint8_t *p, size_t n, void *arg);
-int  x_cs_download(struct xctx *x, const char *base, const char *sha256, x_sink_fn *fn,
-    void *arg);
+int  x_cs_download(struct xctx *x, const char *base, const char *sha256, uint64_t size,
+    x_sink_fn *fn, void *arg);
 
 #endif

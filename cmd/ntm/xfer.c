@@ -305,6 +305,22 @@ xkey_json(const struct xkey *k)
 	    "made_by", k->initiator ? "us" : "peer");
 }
 
+/* ---- progress on a terminal -------------------------------------------------- */
+
+#define X_PROGRESS_MIN	(1024 * 1024)	/* smaller transfers show none */
+
+/* "\rntm: send: 12.0 / 100.0 MiB (12%)" on stderr when it is a terminal. */
+static void
+progress(struct xctx *x, const char *what, uint64_t done, uint64_t total)
+{
+	if (total < X_PROGRESS_MIN || !isatty(STDERR_FILENO))
+		return;
+	fprintf(stderr, "\rntm: %s: %s %.1f / %.1f MiB (%d%%)%s", x->cmd, what,
+	    (double)done / 1048576, (double)total / 1048576, (int)(done * 100 / total),
+	    done >= total ? "\n" : "");
+	fflush(stderr);
+}
+
 /* ---- raw transfers with libcurl ---------------------------------------------- */
 
 /* A bounded response body (JSON answers and error bodies). */
@@ -473,6 +489,7 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
 		}
 		off = got;
+		progress(x, "upload", off, size);
 	}
 	free(buf);
 	if (off < size)
@@ -485,6 +502,8 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 }
 
 struct dl {
+	struct xctx	*x;
+	uint64_t	 total, done;
 	CURL		*c;
 	x_sink_fn	*fn;
 	void		*arg;
@@ -510,11 +529,16 @@ dl_write(char *p, size_t size, size_t nmemb, void *arg)
 		d->stopped = 1;
 		return 0;	/* aborts the transfer */
 	}
+	/* About every 4 MiB, and at the end. */
+	if (d->total && ((d->done + n) >> 22 != d->done >> 22 || d->done + n == d->total))
+		progress(d->x, "download", d->done + n, d->total);
+	d->done += n;
 	return n;
 }
 
 int
-x_cs_download(struct xctx *x, const char *base, const char *sha256, x_sink_fn *fn, void *arg)
+x_cs_download(struct xctx *x, const char *base, const char *sha256, uint64_t size,
+    x_sink_fn *fn, void *arg)
 {
 	char url[NTM_PUSH_URL_MAX + 128];
 	struct curl_slist *h;
@@ -524,6 +548,8 @@ x_cs_download(struct xctx *x, const char *base, const char *sha256, x_sink_fn *f
 	int ret;
 
 	memset(&d, 0, sizeof(d));
+	d.x = x;
+	d.total = size;
 	d.fn = fn;
 	d.arg = arg;
 	snprintf(url, sizeof(url), "%s/v1/cs/object?sha256=%s", base, sha256);

@@ -253,6 +253,13 @@ pushes_to_bob() {
 	echo "# peak RSS for 100 MiB: ntm send $rs kB, ntm fetch $rf kB" >&3
 	[ "$rs" -lt 32768 ]
 	[ "$rf" -lt 32768 ]
+	# On a terminal (script(1) gives it one) the upload shows its progress.
+	head -c 3000000 /dev/urandom > "$BATS_TEST_TMPDIR/mid.bin"
+	run timeout 60 script -qec "ntm -c '$(A)' send '$carol' '$BATS_TEST_TMPDIR/mid.bin'" /dev/null
+	assert_success
+	assert_output --partial 'ntm: send: upload 2.9 / 2.9 MiB (100%)'
+	run_t ntm -c "$(C)" fetch -o "$out"
+	assert_success
 	rm -f "$BATS_TEST_TMPDIR/big.bin" "$out/big.bin"
 }
 
