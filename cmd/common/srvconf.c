@@ -29,7 +29,7 @@ static const struct {
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
 	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC),
 	S(udp_listen, R_DC | R_RS), S(relay_name, R_DC), S(relay_addr4, R_DC),
-	S(relay_addr6, R_DC), S(relay_key, R_DC), S(cs_url, R_DC),
+	S(relay_addr6, R_DC), S(relay_key, R_DC), S(cs_url, R_AS | R_DC),
 	S(udp_listen6, R_RS), I(max_sessions, R_RS, 1, 1000000),
 	I(idle_timeout_s, R_RS, 5, 86400), I(session_pps, R_RS, 1, 10000000),
 	I(keepalive_s, R_DC, 1, 3600), I(direction_ttl_s, R_DC, 5, 3600),

@@ -89,6 +89,9 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 	code = json_string_value(json_object_get(resp, "code"));
 	if (code && strcmp(code, "unknown_peer") == 0)
 		ret = EXIT_NOTUNNEL;
+	/* The CS's own 401 codes (§7.1): the session is no good there. */
+	if (code && (strcmp(code, "token_revoked") == 0 || strcmp(code, "token_expired") == 0))
+		ret = EXIT_NOSESSION;
 	json_decref(resp);
 	return ret;
 }
@@ -389,6 +392,8 @@ http_fail(struct xctx *x, const char *base, CURLcode rc, long status, const stru
 	if (b->len)
 		j = ntm_json_parse(b->data, b->len, &je);
 	ret = cli_http_fail(x->cmd, base, 0, status, j, NULL);
+	if (status == 401)
+		ret = EXIT_NOSESSION;
 	json_decref(j);
 	return ret;
 }

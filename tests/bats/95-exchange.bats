@@ -19,6 +19,7 @@ setup_file() {
 	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
 	echo "$cs" >> "$(P)/dc1.conf"
 	echo "$cs" >> "$(P)/dc2.conf"
+	echo "$cs" >> "$(P)/as.conf"	# where the AS pushes revocations
 	platform_start "$(P)"
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
@@ -445,4 +446,30 @@ EOF
 	assert_equal "$(jq -r '.to[0].status' <<<"$output")" pending
 	run_t ntm -c "$(B)" fetch -o - 
 	assert_failure 14
+}
+
+@test "the AS pushes a lock to the CS: bob's token is refused there at once; a new login works" {
+	local cs tok
+	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
+	tok=$(token_of "$(B)")
+	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
+	assert_equal "$(status_of)" 200
+	run_t ntm-as -f "$(P)/as.conf" user lock bob
+	assert_success
+	assert_output "revocation of bob's tokens at 1 DC queued for the cache server"
+	cs_refuses() {
+		run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
+		[ "$(status_of)" = 401 ] && [ "$(jq -r .code <<<"$(body_of)")" = token_revoked ]
+	}
+	wait_until 10 cs_refuses
+	# bob's client: the DC still lists, the CS refuses: exit 7.
+	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
+	assert_failure 7
+	assert_output --partial token_revoked
+	# Unlocked, a later login gets a token the CS takes again.
+	run_t ntm-as -f "$(P)/as.conf" user unlock bob
+	sleep 1
+	login "$(B)" bob bob-pw-1 "$(dc2_url)" >/dev/null
+	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(token_of "$(B)")"
+	assert_equal "$(status_of)" 200
 }
