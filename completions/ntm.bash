@@ -24,7 +24,7 @@ _ntm()
 		prev=${COMP_WORDS[COMP_CWORD - 1]}
 	fi
 
-	local commands="login logout status up down register tunnel shell help"
+	local commands="login logout status up down register tunnel keys send fetch shell help"
 	local i cmd=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -101,6 +101,39 @@ _ntm()
 			return
 		fi
 		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec -L --local -R --remote --remove --json -h --help"
+		;;
+	keys)
+		case $prev in
+		--timeout) return ;;
+		esac
+		local sub="" j
+		for ((j = i + 1; j < cword; j++)); do
+			case ${words[j]} in
+			exchange|list|show|rotate|forget) sub=${words[j]}; break ;;
+			esac
+		done
+		if [[ -z $sub && $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "exchange list show rotate forget" -- "$cur"))
+			return
+		fi
+		opts="--timeout --json -h --help"
+		;;
+	send)
+		case $prev in
+		--app|--service|--item|--notify|--ttl|--status|--timeout) return ;;
+		esac
+		if [[ $cur != -* ]]; then
+			_ntm_files
+			return
+		fi
+		opts="--app --service --item --notify --ttl --status --timeout --json -h --help"
+		;;
+	fetch)
+		case $prev in
+		-o|--output) _ntm_files -d; return ;;
+		--from|--timeout) return ;;
+		esac
+		opts="--from --wait -o --output --timeout --json -h --help"
 		;;
 	shell)
 		opts="-h --help"

@@ -1,7 +1,7 @@
 # fish completion for ntm(1). Keep in step with `ntm help --commands`
 # (scripts/docs-check.sh checks).
 
-set -l ntm_commands login logout status up down register tunnel shell help
+set -l ntm_commands login logout status up down register tunnel keys send fetch shell help
 
 complete -c ntm -f
 # global options (before the command)
@@ -18,6 +18,9 @@ complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a up -d 'sta
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a down -d 'stop the agent'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a register -d 'register with the DC once and show what it saw'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a tunnel -d 'tunnels to peers: ping, open, listen, list, close, forward'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a keys -d 'end-to-end keys with peers: exchange, list, show, rotate, forget'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a send -d 'send a file end to end encrypted through the cache server'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a fetch -d 'fetch, decrypt and confirm what peers sent'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a shell -d 'interactive shell with completion and history'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a help -d 'show help for ntm or one command'
 
@@ -79,6 +82,32 @@ complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s R -l remote -x -d 'fo
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l remove -x -d 'forward: remove forward ID'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s h -l help -d 'show the help and exit'
+
+# keys
+complete -c ntm -n "__fish_seen_subcommand_from keys; and not __fish_seen_subcommand_from exchange list show rotate forget" -a 'exchange list show rotate forget'
+complete -c ntm -n "__fish_seen_subcommand_from keys" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__fish_seen_subcommand_from keys" -l json -d 'print one JSON object'
+complete -c ntm -n "__fish_seen_subcommand_from keys" -s h -l help -d 'show the help and exit'
+
+# send
+complete -c ntm -n "__fish_seen_subcommand_from send" -F
+complete -c ntm -n "__fish_seen_subcommand_from send" -l app -x -d 'application ID'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l service -x -d 'service ID'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l item -x -d 'service item ID'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l notify -x -d 'notification message (servers see it)'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l ttl -x -d 'keep the object SEC seconds at the CS'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l status -x -d 'show the delivery of object ID'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l json -d 'print one JSON object'
+complete -c ntm -n "__fish_seen_subcommand_from send" -s h -l help -d 'show the help and exit'
+
+# fetch
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l from -x -d 'only what PEER sent'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l wait -d 'wait until something arrives'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -s o -l output -r -a '(__fish_complete_directories)' -d 'write into DIR, or - for stdout'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l json -d 'print one JSON object'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -s h -l help -d 'show the help and exit'
 
 # shell
 complete -c ntm -n "__fish_seen_subcommand_from shell" -s h -l help -d 'show the help and exit'

@@ -249,7 +249,7 @@ ntm_nudge_seal(struct ntm_chan *c, const struct ntm_nudge *nu, uint8_t *out, siz
 	uint8_t pl[NTM_NUDGE_PAYLOAD];
 	struct ntm_wr w;
 
-	if (nu->kind != NTM_NUDGE_DIRECTION)
+	if (!NTM_NUDGE_KIND_OK(nu->kind))
 		return NTM_ERR_INVAL;
 	ntm_wr_init(&w, pl, sizeof(pl));
 	ntm_wr_u32(&w, nu->kind);
@@ -275,7 +275,7 @@ ntm_nudge_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_nudge 
 	ntm_cur_init(&cur, pl, NTM_NUDGE_PAYLOAD);
 	ntm_cur_u32(&cur, &nu.kind);
 	ntm_cur_u32(&cur, &nu.pending);
-	if (ntm_cur_end(&cur) != 0 || nu.kind != NTM_NUDGE_DIRECTION)
+	if (ntm_cur_end(&cur) != 0 || !NTM_NUDGE_KIND_OK(nu.kind))
 		goto out;
 	ntm_window_update(&c->win, ctr);
 	*out = nu;

@@ -37,7 +37,9 @@ struct ntm_nudge {
 	uint32_t		kind;		/* NTM_NUDGE_* */
 	uint32_t		pending;
 };
-#define NTM_NUDGE_DIRECTION	1
+#define NTM_NUDGE_DIRECTION	1	/* route directions wait: GET /v1/directions */
+#define NTM_NUDGE_CACHE		2	/* cache entries wait: GET /v1/exchange/cache */
+#define NTM_NUDGE_KIND_OK(k)	((k) == NTM_NUDGE_DIRECTION || (k) == NTM_NUDGE_CACHE)
 
 /* A peer of one of the client's tunnels has a new endpoint. */
 struct ntm_moved {

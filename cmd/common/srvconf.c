@@ -29,7 +29,7 @@ static const struct {
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
 	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC),
 	S(udp_listen, R_DC | R_RS), S(relay_name, R_DC), S(relay_addr4, R_DC),
-	S(relay_addr6, R_DC), S(relay_key, R_DC),
+	S(relay_addr6, R_DC), S(relay_key, R_DC), S(cs_url, R_AS | R_DC),
 	S(udp_listen6, R_RS), I(max_sessions, R_RS, 1, 1000000),
 	I(idle_timeout_s, R_RS, 5, 86400), I(session_pps, R_RS, 1, 10000000),
 	I(keepalive_s, R_DC, 1, 3600), I(direction_ttl_s, R_DC, 5, 3600),
@@ -233,6 +233,13 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 		set_default(&c->db, c->state_dir, "cs.db");
 		NEED(as_url);
 	}
+	/* The CS the DC's clients upload to: a URL clients are handed, so the
+	 * same syntax as a push URL (https, host, port, no credentials). */
+	if (c->cs_url && !ntm_valid_push_url(c->cs_url)) {
+		snprintf(err, errlen, "%s: cs_url '%s' is not an https://HOST[:PORT] URL", path,
+		    c->cs_url);
+		return -1;
+	}
 	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
 		return -1;
@@ -245,7 +252,7 @@ void
 srv_conf_free(struct srv_conf *c)
 {
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
-	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url,
+	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url, &c->cs_url,
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,

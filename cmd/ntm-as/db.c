@@ -38,6 +38,15 @@ static const char *const migrations[] = {
 	"  expires INTEGER NOT NULL"
 	");"
 	"CREATE INDEX tokens_user ON tokens(user);",
+	/* 2: account revocations waiting to be pushed to the CS (push.c) */
+	"CREATE TABLE revocations ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user TEXT NOT NULL,"
+	"  dc TEXT NOT NULL,"
+	"  before INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  pushed INTEGER"
+	");",
 };
 
 int

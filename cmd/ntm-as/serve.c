@@ -355,6 +355,8 @@ as_serve(struct as *as)
 		log_warnx("cannot start the worker threads");
 		goto cleanup;
 	}
+	if (as_push_start(as) < 0)
+		goto cleanup;
 	if (daemon_signals(as->base, on_hup, as) < 0) {
 		log_warnx("cannot install the signal handlers");
 		goto cleanup;
@@ -373,6 +375,7 @@ cleanup:
 	/* Reverse order: finishing jobs reply through the httpd and use the db. */
 	ntm_worker_free(as->worker);
 	as->worker = NULL;
+	as_push_stop(as);
 	ntm_httpd_free(as->httpd);
 	as->httpd = NULL;
 	daemon_free_signals();

@@ -98,10 +98,28 @@ user_add(struct as *as, const struct user_args *a)
 	return EXIT_OK;
 }
 
+/* The CS must refuse the user's tokens from now on (queued for the daemon). */
+static int
+queue_revocation(struct as *as, const char *name)
+{
+	int n = as_revoke_queue_user(as->db, name, now_unix());
+
+	if (n < 0)
+		return db_failed(as, "cannot queue the revocation of the user's tokens");
+	if (n > 0)
+		printf("revocation of %s's tokens at %d DC%s queued for the cache server\n",
+		    name, n, n == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
 static int
 user_del(struct as *as, const struct user_args *a)
 {
-	int err = as_db_user_del(as->db, a->name);
+	int err = queue_revocation(as, a->name);
+
+	if (err != EXIT_OK)
+		return err;
+	err = as_db_user_del(as->db, a->name);
 
 	if (err == NTM_ERR_NOTFOUND)
 		return no_user(a->name);
@@ -148,7 +166,9 @@ set_locked(struct as *as, const struct user_args *a, int locked)
 static int
 user_lock(struct as *as, const struct user_args *a)
 {
-	return set_locked(as, a, 1);
+	int ret = set_locked(as, a, 1);
+
+	return ret == EXIT_OK ? queue_revocation(as, a->name) : ret;
 }
 
 static int

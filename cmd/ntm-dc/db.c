@@ -42,6 +42,29 @@ static const char *const migrations[] = {
 	"  last_seen INTEGER NOT NULL);",
 	/* 3: the push webhook URL a device gave at its last login (NULL: none) */
 	"ALTER TABLE clients ADD COLUMN push TEXT;",
+	/* 4: the non-real-time path: temporal keys and cache entries waiting
+	 * for a client (exchange.c, xdb.c) */
+	"CREATE TABLE temporal_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
+	"  key_id TEXT NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  tkey TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  UNIQUE (client_id, key_id));"
+	"CREATE TABLE cache_entries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  cs TEXT NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  app TEXT NOT NULL, service TEXT NOT NULL, item TEXT NOT NULL, notify TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  UNIQUE (client_id, sha256));",
 };
 
 int

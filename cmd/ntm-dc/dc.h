@@ -37,6 +37,7 @@ struct dc_login;
 struct dc_rt;
 struct dc_tunnels;
 struct dc_push;
+struct dc_exchange;
 
 struct dc {
 	struct srv		*srv;
@@ -51,6 +52,7 @@ struct dc {
 	struct dc_rt		*rt;		/* udp.c: registration, sessions */
 	struct dc_tunnels	*tunnels;	/* tunnel.c: tunnels, requests waiting */
 	struct dc_push		*push;		/* push.c: webhook requests in flight */
+	struct dc_exchange	*xch;		/* exchange.c: fan-outs and long-polls */
 };
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */
@@ -140,6 +142,9 @@ void dc_sess_logout(struct dc *dc, int64_t client_id);
 /* The cached session of a client, or NULL. */
 struct dc_sess *dc_sess_by_client(struct dc *dc, int64_t client_id);
 void dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out);
+/* Sends the client a NUDGE of kind (NTM_NUDGE_*) saying pending wait.
+ * 0, or NTM_ERR_NOTFOUND when it has not registered since the DC started. */
+int  dc_sess_nudge(struct dc *dc, struct dc_sess *s, uint32_t kind, uint32_t pending);
 /* Queues a direction (stolen) for the client and NUDGEs it: the number now
  * pending, or NTM_ERR_* (the oldest is dropped when the queue is full). */
 int  dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction);
@@ -174,8 +179,67 @@ void dc_push_free(struct dc *dc);
 /* A direction was queued for the client (pending now waiting): POSTs the
  * notice to its push URL, if it gave one at login. Never blocks. */
 void dc_push_direction(struct dc *dc, int64_t client_id, const char *fqdn, int pending);
+/* The same for any notice type ("direction", "cache"). */
+void dc_push_notice(struct dc *dc, int64_t client_id, const char *fqdn, const char *type,
+    int pending);
 /* Counters as JSON (new). */
 json_t *dc_push_stats(struct dc *dc);
+
+/* ---- the non-real-time path (exchange.c, xdb.c; protocol §3.4) ----------- */
+
+#define DC_XKEYS_MAX		64	/* temporal keys waiting per client */
+#define DC_XENTRIES_MAX		256	/* cache entries waiting per client */
+#define DC_XKEY_TTL_S		(7 * 86400)	/* a temporal key waits this long */
+#define DC_XENTRY_TTL_MAX	(365L * 86400)	/* latest expiry of a cache entry */
+#define DC_XDEST_MAX		16	/* destinations of one announce */
+#define DC_XWAIT_MAX		256	/* long-polls waiting at once */
+#define DC_XWAIT_S_MAX		60	/* longest wait of one long-poll */
+#define DC_XKEY_ID		16	/* bytes; hex on the wire */
+
+/* A temporal key waiting for a client (tkey: b64 as stored). */
+struct dc_tkey {
+	char	key_id[2 * DC_XKEY_ID + 1];
+	char	from[NTM_NAME_MAX + 1];
+	char	tkey[NTM_B64_LEN(NTM_KEY_LEN)];
+	int64_t	created, expires;
+};
+
+/* A cache entry: an object at a CS waiting for a client. */
+struct dc_entry {
+	int64_t	id;
+	char	kind[8];			/* "key" or "data" */
+	char	from[NTM_NAME_MAX + 1];
+	char	cs[NTM_PUSH_URL_MAX + 1];
+	char	sha256[65];
+	int64_t	size;
+	char	app[65], service[65], item[129], notify[513];
+	int64_t	created, expires;
+};
+
+/* xdb.c. Each returns 0 or NTM_ERR_*; puts fail with NTM_ERR_NOSPACE when
+ * the client's queue is full and NTM_ERR_EXISTS for a duplicate. */
+int  dc_db_tkey_put(sqlite3 *db, int64_t client_id, const struct dc_tkey *k, int64_t now);
+int  dc_db_tkeys(sqlite3 *db, int64_t client_id, int64_t now,
+    int (*fn)(const struct dc_tkey *k, void *arg), void *arg);
+int  dc_db_tkey_get(sqlite3 *db, int64_t client_id, const char *key_id, int64_t now,
+    struct dc_tkey *k);
+int  dc_db_tkey_del(sqlite3 *db, int64_t client_id, const char *key_id);
+/* Sets e->id. */
+int  dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t now);
+/* from NULL: every sender. */
+int  dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now,
+    int (*fn)(const struct dc_entry *e, void *arg), void *arg);
+int  dc_db_entry_count(sqlite3 *db, int64_t client_id, int64_t now, int64_t *out);
+int  dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id);
+
+/* exchange.c */
+int  dc_exchange_routes(struct dc *dc, char *err, size_t errlen);
+/* Answers the long-polls and fan-outs still waiting (at shutdown). */
+void dc_exchange_free(struct dc *dc);
+/* The client registered after being offline: NUDGE it if entries wait. */
+void dc_exchange_online(struct dc *dc, struct dc_sess *s);
+/* Counters as JSON (new). */
+json_t *dc_exchange_stats(struct dc *dc);
 
 /* client.c - the "client" subcommand. */
 int  dc_cmd_client(struct srv *s, int argc, char *argv[]);

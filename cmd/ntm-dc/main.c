@@ -42,7 +42,8 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
 	if (dc_push_init(&dc, err, errlen) < 0)
 		return -1;
-	if (dc_routes(&dc, err, errlen) < 0 || dc_tunnel_routes(&dc, err, errlen) < 0)
+	if (dc_routes(&dc, err, errlen) < 0 || dc_tunnel_routes(&dc, err, errlen) < 0 ||
+	    dc_exchange_routes(&dc, err, errlen) < 0)
 		return -1;
 	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
 		return -1;
@@ -59,6 +60,7 @@ dc_teardown(struct srv *s)
 	dc_push_free(&dc);
 	dc_cancel_logins(&dc);
 	dc_tunnel_cancel(&dc);
+	dc_exchange_free(&dc);
 	dc_udp_stop(&dc);
 	ntm_db_close(dc.db);
 	dc.db = NULL;

@@ -68,6 +68,13 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 void
 dc_push_direction(struct dc *dc, int64_t client_id, const char *fqdn, int pending)
 {
+	dc_push_notice(dc, client_id, fqdn, "direction", pending);
+}
+
+void
+dc_push_notice(struct dc *dc, int64_t client_id, const char *fqdn, const char *type,
+    int pending)
+{
 	struct dc_push *p = dc->push;
 	struct dc_push_req *r;
 	char url[NTM_PUSH_URL_MAX + 1], where[NTM_PUSH_URL_MAX + 1];
@@ -85,7 +92,7 @@ dc_push_direction(struct dc *dc, int64_t client_id, const char *fqdn, int pendin
 		return;
 	}
 	body = json_pack("{s:i, s:s, s:s, s:i, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "type", "direction", "fqdn", fqdn, "pending", pending,
+	    "type", type, "fqdn", fqdn, "pending", pending,
 	    "dc", dc->srv->conf.name);
 	if (body == NULL || (r = calloc(1, sizeof(*r))) == NULL) {
 		json_decref(body);

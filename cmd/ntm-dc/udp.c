@@ -360,23 +360,30 @@ send_from(struct dc_rt *rt, const struct sockaddr_storage *to, socklen_t tolen,
 	return 0;
 }
 
-static void
-send_nudge(struct dc *dc, struct dc_sess *s)
+int
+dc_sess_nudge(struct dc *dc, struct dc_sess *s, uint32_t kind, uint32_t pending)
 {
 	struct dc_rt *rt = dc->rt;
-	struct ntm_nudge n = { NTM_NUDGE_DIRECTION, (uint32_t)s->npend };
+	struct ntm_nudge n = { kind, pending };
 	uint8_t out[NTM_NUDGE_LEN];
 	char a[64];
 
-	if (s->peerlen == 0)
-		return;		/* not registered since the DC started */
+	if (rt == NULL || s->peerlen == 0)
+		return NTM_ERR_NOTFOUND;	/* not registered since the DC started */
 	if (ntm_nudge_seal(&s->chan, &n, out, sizeof(out)) != NTM_NUDGE_LEN)
-		return;
-	if (send_from(rt, &s->peer, s->peerlen, &s->local, s->has_local, out, sizeof(out)) == 0) {
-		rt->c.nudge_sent++;
-		log_debug("nudge %s at %s: %d pending", s->fqdn,
-		    ntm_sa_str((struct sockaddr *)&s->peer, a, sizeof(a)), s->npend);
-	}
+		return NTM_ERR_INVAL;
+	if (send_from(rt, &s->peer, s->peerlen, &s->local, s->has_local, out, sizeof(out)) < 0)
+		return NTM_ERR_IO;
+	rt->c.nudge_sent++;
+	log_debug("nudge %s at %s: kind %u, %u pending", s->fqdn,
+	    ntm_sa_str((struct sockaddr *)&s->peer, a, sizeof(a)), kind, pending);
+	return 0;
+}
+
+static void
+send_nudge(struct dc *dc, struct dc_sess *s)
+{
+	(void)dc_sess_nudge(dc, s, NTM_NUDGE_DIRECTION, (uint32_t)s->npend);
 }
 
 int
@@ -529,7 +536,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	char hex[2 * NTM_SID_LEN + 1], a[64];
 	int64_t now = now_unix();
 	uint64_t ctr = 0;
-	int e, i, changed, moved;
+	int e, i, changed, moved, was_online;
 	socklen_t len;
 
 	if (sid == NULL) {
@@ -585,6 +592,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		loc.nlocals++;
 	}
 	loc.natted = ntm_location_natted(&loc);
+	was_online = sess_online(dc, s, now);
 	changed = !s->has_loc || s->agent != !!(req.flags & NTM_REG_F_AGENT) ||
 	    memcmp(&loc, &s->loc, sizeof(loc)) != 0;
 	if (changed || !sess_online(dc, s, now))
@@ -623,6 +631,9 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
 	if (moved)
 		dc_tunnel_moved(dc, s->fqdn, &loc.reflexive);
+	/* Back online: cache entries that arrived meanwhile get a NUDGE. */
+	if (!was_online)
+		dc_exchange_online(dc, s);
 }
 
 /* The local address a datagram came to, from its IP_PKTINFO/IPV6_PKTINFO. */
@@ -760,9 +771,10 @@ log_stats(struct dc *dc, int level_info)
 static void
 write_status(struct dc *dc)
 {
-	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "name", dc->srv->conf.name,
+	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o}", "name", dc->srv->conf.name,
 	    "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(), "udp",
-	    dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc));
+	    dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc),
+	    "exchange", dc_exchange_stats(dc));
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 
 	if (text && ntm_file_write(dc->rt->status_path, text, strlen(text), 0600) < 0)
@@ -842,6 +854,10 @@ dc_cmd_status(struct srv *s, int argc, char *argv[])
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
 				printf("moved %-20s %lld\n", k, (long long)json_integer_value(v));
+		push = json_object_get(st, "exchange");
+		json_object_foreach(push, k, v)
+			if (json_is_integer(v))
+				printf("exchange %-17s %lld\n", k, (long long)json_integer_value(v));
 	}
 	ret = fflush(stdout) == 0 ? 0 : 1;
 cleanup:

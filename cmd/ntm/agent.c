@@ -1082,7 +1082,9 @@ udp_packet(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from,
 			drop(a, drop_reason(r));
 		else {
 			a->nudges++;
-			agent_fetch_directions(a);
+			/* Kind 2 (cache entries) is for `ntm fetch`: counted only. */
+			if (nu.kind == NTM_NUDGE_DIRECTION)
+				agent_fetch_directions(a);
 		}
 		return;
 	}

@@ -26,6 +26,8 @@ enum {
 	EXIT_NOTUNNEL	= 10,	/* peer unknown or offline, or the tunnel could not be made */
 	EXIT_REFUSED	= 11,	/* the peer refused the connection: nothing listens on the port */
 	EXIT_BROKEN	= 12,	/* a stream broke: reset by the peer, tunnel closed, stalled */
+	EXIT_NOKEY	= 13,	/* no shared key with the peer (ntm keys exchange PEER) */
+	EXIT_VERIFY	= 14,	/* a fetched object failed verification; nothing was written */
 };
 
 #define NTM_CLI_TIMEOUT_DEF	10	/* seconds */
@@ -61,7 +63,8 @@ struct cli_cmd {
 
 /* Each command file exports its options; main.c holds the table. */
 extern const struct cli_opt login_opts[], logout_opts[], status_opts[], shell_opts[],
-    help_opts[], up_opts[], down_opts[], register_opts[], tunnel_opts[];
+    help_opts[], up_opts[], down_opts[], register_opts[], tunnel_opts[],
+    keys_opts[], send_opts[], fetch_opts[];
 /* In display order, ends with { NULL }. */
 extern const struct cli_cmd cli_commands[];
 const struct cli_cmd *cli_find(const char *name);
@@ -181,5 +184,8 @@ int up_main(struct cli *cli, int argc, char **argv);
 int down_main(struct cli *cli, int argc, char **argv);
 int register_main(struct cli *cli, int argc, char **argv);
 int tunnel_main(struct cli *cli, int argc, char **argv);
+int keys_main(struct cli *cli, int argc, char **argv);
+int send_main(struct cli *cli, int argc, char **argv);
+int fetch_main(struct cli *cli, int argc, char **argv);
 
 #endif

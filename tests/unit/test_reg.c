@@ -126,6 +126,12 @@ TEST(roundtrip)
 		CHECK_EQ(ntm_nudge_open(&cl, buf, n, &nu2), 0);
 		CHECK_EQ(nu2.pending, 9);
 	}
+	/* Kind 2: cache entries wait (protocol §4.2). */
+	nu.kind = NTM_NUDGE_CACHE;
+	CHECK_EQ(ntm_nudge_seal(&dc, &nu, buf, sizeof(buf)), NTM_NUDGE_LEN);
+	CHECK_EQ(ntm_nudge_open(&cl, buf, NTM_NUDGE_LEN, &nu2), 0);
+	CHECK_EQ(nu2.kind, NTM_NUDGE_CACHE);
+	nu.kind = NTM_NUDGE_DIRECTION;
 	ntm_chan_wipe(&cl);
 	ntm_chan_wipe(&dc);
 	ntm_chan_wipe(NULL);
@@ -268,7 +274,8 @@ TEST(payload_parse)
 		{ "reflexive family 9", NTM_MSG_REG_RESP, 0, 9, NTM_ERR_PROTO },
 		{ "reflexive reserved", NTM_MSG_REG_RESP, 1, 1, NTM_ERR_PROTO },
 		{ "good nudge", NTM_MSG_NUDGE, 7, 4, 0 },
-		{ "nudge kind 2", NTM_MSG_NUDGE, 3, 2, NTM_ERR_PROTO },
+		{ "nudge kind 2 (cache)", NTM_MSG_NUDGE, 3, 2, 0 },
+		{ "nudge kind 3", NTM_MSG_NUDGE, 3, 3, NTM_ERR_PROTO },
 		{ "nudge kind 0", NTM_MSG_NUDGE, 3, 0, NTM_ERR_PROTO },
 	};
 	struct ntm_chan cl, dc;
@@ -318,7 +325,7 @@ TEST(payload_parse)
 			n = raw_seal(buf, v[i].type, 1, dkey, pl, plen);
 			r = ntm_nudge_open(&cl, buf, n, &nu);
 			if (r == 0)
-				CHECK_EQ(nu.pending, 4);
+				CHECK_EQ(nu.pending, v[i].off == 7 ? 4 : 0);
 		}
 		if (r != v[i].want)
 			fprintf(stderr, "case \"%s\"\n", v[i].what);

@@ -1,0 +1,1092 @@
+/*
+ * exchange.c - the DC's part of the non-real-time path (docs/protocol.md
+ * §3.4): temporal keys travel sender -> its DC -> the recipient's DC (found
+ * by DNS, signed POST /v1/dc/temporal); announcements of objects committed
+ * at the sender's CS travel the same way (POST /v1/dc/announce) and become
+ * cache entries, which the recipient lists (with a long-poll), after a
+ * NUDGE when it is online or a push webhook when it is not.
+ *
+ * The DC never sees a shared key or a payload: it holds the temporal key,
+ * and only the CS holds what that key unwraps.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "dc.h"
+#include "dns.h"
+#include "ntm-rt.h"
+#include "reg.h"
+
+enum { X_TEMPORAL, X_ANNOUNCE };
+
+/* One destination of a fan-out. */
+struct dc_xdest {
+	struct dc_xreq	*x;
+	char		 fqdn[NTM_NAME_MAX + 1];
+	char		 domain[NTM_NAME_MAX + 1];
+	int		 done, status;
+	char		 code[32];
+	char		 message[256];
+};
+
+/* A client's POST /v1/exchange/temporal or /announce, waiting for DCs. */
+struct dc_xreq {
+	struct dc_xreq	*next, **prevp;
+	struct dc	*dc;
+	struct ntm_req	*req;
+	int		 type;
+	struct dc_tkey	 tk;		/* X_TEMPORAL */
+	struct dc_entry	 en;		/* X_ANNOUNCE */
+	json_t		*tmpl;		/* body for other DCs, without "to" */
+	int		 n, left;
+	struct dc_xdest	 d[DC_XDEST_MAX];
+};
+
+/* A GET /v1/exchange/cache?wait=S with nothing to list yet. */
+struct dc_xwait {
+	struct dc_xwait	*next, **prevp;
+	struct dc	*dc;
+	struct ntm_req	*req;
+	int64_t		 client_id;
+	char		 from[NTM_NAME_MAX + 1];	/* "" = any sender */
+	struct event	*ev;
+};
+
+struct dc_exchange {
+	struct dc_xreq	*pending;
+	struct dc_xwait	*waits;
+	unsigned	 nwaits;
+	uint64_t	 keys_stored, keys_forwarded, entries_stored, entries_forwarded;
+	uint64_t	 forward_failed, nudged, pushed, polls_woken, polls_timed_out;
+};
+
+static int
+valid_fqdn(const char *s)
+{
+	return ntm_valid_dnsname(s) && strchr(s, '.') != NULL;
+}
+
+static int
+valid_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return i == n;
+}
+
+static int
+check_version(struct ntm_req *req, int64_t version)
+{
+	if (version == NTM_PROTOCOL_VERSION)
+		return 0;
+	ntm_reply_error(req, 400, "bad_version", "version",
+	    "field 'version': %lld is not supported (want %d)", (long long)version,
+	    NTM_PROTOCOL_VERSION);
+	return -1;
+}
+
+static void
+wipe_json_string(json_t *obj, const char *key)
+{
+	json_t *k = json_object_get(obj, key);
+
+	if (json_is_string(k))
+		ntm_wipe((char *)json_string_value(k), json_string_length(k));
+}
+
+/* ---- notifying a client of cache entries ------------------------------------ */
+
+static json_t *
+entry_json(const struct dc_entry *e)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
+	    "id", (json_int_t)e->id, "kind", e->kind, "from", e->from, "cs", e->cs,
+	    "sha256", e->sha256, "size", (json_int_t)e->size, "app", e->app,
+	    "service", e->service, "item", e->item, "notify", e->notify,
+	    "created", (json_int_t)e->created, "expires", (json_int_t)e->expires);
+}
+
+static int
+add_entry(const struct dc_entry *e, void *arg)
+{
+	return json_array_append_new(arg, entry_json(e)) < 0 ? NTM_ERR_NOMEM : 0;
+}
+
+/* The client's entries (from "" = all) as a new array, or NULL. */
+static json_t *
+entries_of(struct dc *dc, int64_t client_id, const char *from)
+{
+	json_t *arr = json_array();
+
+	if (arr == NULL || dc_db_entries(dc->db, client_id, *from ? from : NULL, now_unix(),
+	    add_entry, arr) < 0) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+static void
+wait_free(struct dc_xwait *w)
+{
+	if (w->next)
+		w->next->prevp = w->prevp;
+	*w->prevp = w->next;
+	w->dc->xch->nwaits--;
+	if (w->ev)
+		event_free(w->ev);
+	free(w);
+}
+
+/* Answers w with its list (maybe empty) and frees it. */
+static void
+wait_answer(struct dc_xwait *w, json_t *arr)
+{
+	if (arr == NULL && (arr = entries_of(w->dc, w->client_id, w->from)) == NULL)
+		ntm_reply_error(w->req, 500, "internal", NULL, "storage failure");
+	else
+		ntm_reply_json(w->req, 200, json_pack("{s:o}", "entries", arr));
+	wait_free(w);
+}
+
+/* Entries arrived for client_id: answer its long-polls that now list some. */
+static void
+wake_waiters(struct dc *dc, int64_t client_id)
+{
+	struct dc_xwait *w, *next;
+	json_t *arr;
+
+	for (w = dc->xch->waits; w; w = next) {
+		next = w->next;
+		if (w->client_id != client_id)
+			continue;
+		if ((arr = entries_of(dc, client_id, w->from)) != NULL &&
+		    json_array_size(arr) == 0) {
+			json_decref(arr);
+			continue;
+		}
+		dc->xch->polls_woken++;
+		wait_answer(w, arr);
+	}
+}
+
+/* A NUDGE when the client is online, else its push webhook; and long-polls. */
+static void
+notify_client(struct dc *dc, const struct dc_client *cl)
+{
+	struct dc_sess *s = dc_sess_by_client(dc, cl->id);
+	struct dc_sess_info info;
+	int64_t n = 0;
+
+	if (dc_db_entry_count(dc->db, cl->id, now_unix(), &n) < 0)
+		return;
+	if (s && (dc_sess_info(dc, s, &info), info.online) &&
+	    dc_sess_nudge(dc, s, NTM_NUDGE_CACHE, (uint32_t)n) == 0) {
+		dc->xch->nudged++;
+	} else {
+		dc->xch->pushed++;
+		dc_push_notice(dc, cl->id, cl->fqdn, "cache", (int)n);
+	}
+	wake_waiters(dc, cl->id);
+}
+
+void
+dc_exchange_online(struct dc *dc, struct dc_sess *s)
+{
+	struct dc_sess_info info;
+	int64_t n = 0;
+
+	if (dc->xch == NULL)
+		return;
+	dc_sess_info(dc, s, &info);
+	if (dc_db_entry_count(dc->db, info.client_id, now_unix(), &n) < 0 || n == 0)
+		return;
+	if (dc_sess_nudge(dc, s, NTM_NUDGE_CACHE, (uint32_t)n) == 0)
+		dc->xch->nudged++;
+}
+
+/* ---- storing for one of our clients ----------------------------------------- */
+
+/* status 0 on success, else status/code/message of the failure. */
+static void
+store_local(struct dc *dc, int type, const char *to, const struct dc_tkey *tk,
+    const struct dc_entry *en, struct dc_xdest *out)
+{
+	const char *domain = fqdn_domain(to);
+	struct dc_client cl;
+	struct dc_tkey k;
+	struct dc_entry e;
+	int64_t now = now_unix();
+	int r;
+
+	out->status = 0;
+	if (domain == NULL || !dc_domain_is_local(dc, domain) ||
+	    (r = dc_db_client_by_fqdn(dc->db, to, &cl)) == NTM_ERR_NOTFOUND) {
+		out->status = 404;
+		snprintf(out->code, sizeof(out->code), "unknown_peer");
+		snprintf(out->message, sizeof(out->message), "no client %s at %s", to,
+		    dc->srv->conf.name);
+		return;
+	}
+	if (r < 0)
+		goto fail;
+	if (type == X_TEMPORAL) {
+		k = *tk;
+		k.created = now;
+		k.expires = now + DC_XKEY_TTL_S;
+		r = dc_db_tkey_put(dc->db, cl.id, &k, now);
+		ntm_wipe(&k, sizeof(k));
+		if (r == 0) {
+			dc->xch->keys_stored++;
+			log_info("temporal key %s from %s for %s: stored", tk->key_id, tk->from,
+			    to);
+		}
+	} else {
+		e = *en;
+		e.created = now;
+		r = dc_db_entry_put(dc->db, cl.id, &e, now);
+		if (r == NTM_ERR_EXISTS)
+			r = 0;		/* announced twice: listed once */
+		if (r == 0) {
+			dc->xch->entries_stored++;
+			log_info("cache entry %s from %s for %s: %s, %lld bytes", en->sha256,
+			    en->from, to, en->kind, (long long)en->size);
+			notify_client(dc, &cl);
+		}
+	}
+	if (r == NTM_ERR_NOSPACE) {
+		out->status = 429;
+		snprintf(out->code, sizeof(out->code), "queue_full");
+		snprintf(out->message, sizeof(out->message), "%s has %d %s waiting already", to,
+		    type == X_TEMPORAL ? DC_XKEYS_MAX : DC_XENTRIES_MAX,
+		    type == X_TEMPORAL ? "temporal keys" : "cache entries");
+		return;
+	}
+	if (r == NTM_ERR_EXISTS) {
+		out->status = 409;
+		snprintf(out->code, sizeof(out->code), "exists");
+		snprintf(out->message, sizeof(out->message), "key_id %s is already stored for %s",
+		    tk->key_id, to);
+		return;
+	}
+	if (r == 0)
+		return;
+fail:
+	out->status = 500;
+	snprintf(out->code, sizeof(out->code), "internal");
+	snprintf(out->message, sizeof(out->message), "storage failure");
+}
+
+/* ---- the fan-out to the recipients' DCs ------------------------------------- */
+
+static void
+xreq_free(struct dc_xreq *x)
+{
+	if (x == NULL)
+		return;
+	if (x->prevp) {
+		if (x->next)
+			x->next->prevp = x->prevp;
+		*x->prevp = x->next;
+	}
+	if (x->tmpl) {
+		wipe_json_string(x->tmpl, "temporal_key");
+		json_decref(x->tmpl);
+	}
+	ntm_wipe(x, sizeof(*x));
+	free(x);
+}
+
+static void
+xreq_finish(struct dc_xreq *x)
+{
+	json_t *arr, *o;
+	int i;
+
+	if (x->type == X_TEMPORAL) {
+		struct dc_xdest *d = &x->d[0];
+
+		if (d->status)
+			ntm_reply_error(x->req, d->status, d->code, NULL, "%s", d->message);
+		else
+			ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:I}", "key_id",
+			    x->tk.key_id, "to", d->fqdn,
+			    "expires", (json_int_t)(now_unix() + DC_XKEY_TTL_S)));
+		xreq_free(x);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; arr && i < x->n; i++) {
+		struct dc_xdest *d = &x->d[i];
+
+		o = d->status ? json_pack("{s:s, s:s, s:s, s:s}", "fqdn", d->fqdn, "status",
+		    "failed", "code", d->code, "message", d->message) :
+		    json_pack("{s:s, s:s}", "fqdn", d->fqdn, "status", "queued");
+		if (json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr == NULL)
+		ntm_reply_error(x->req, 500, "internal", NULL, "out of memory");
+	else
+		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:o}", "sha256", x->en.sha256,
+		    "cs", x->en.cs, "to", arr));
+	xreq_free(x);
+}
+
+static void
+dest_done(struct dc_xdest *d, int status, const char *code, const char *fmt, ...)
+    NTM_PRINTF(4, 5);
+static void
+dest_done(struct dc_xdest *d, int status, const char *code, const char *fmt, ...)
+{
+	struct dc_xreq *x = d->x;
+	char c[sizeof(d->code)], m[sizeof(d->message)];
+	va_list ap;
+
+	d->done = 1;
+	d->status = status;
+	if (status) {
+		/* code and fmt's arguments may point into d itself. */
+		snprintf(c, sizeof(c), "%s", code);
+		va_start(ap, fmt);
+		vsnprintf(m, sizeof(m), fmt, ap);
+		va_end(ap);
+		memcpy(d->code, c, sizeof(c));
+		memcpy(d->message, m, sizeof(m));
+		x->dc->xch->forward_failed++;
+		log_info("%s %s -> %s: %s: %s", x->type == X_TEMPORAL ? "temporal key" :
+		    "announce", x->type == X_TEMPORAL ? x->tk.key_id : x->en.sha256, d->fqdn,
+		    d->code, d->message);
+	} else if (x->type == X_TEMPORAL)
+		x->dc->xch->keys_forwarded++;
+	else
+		x->dc->xch->entries_forwarded++;
+	if (--x->left == 0)
+		xreq_finish(x);
+}
+
+static void
+on_xsent(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_xdest *d = arg;
+	const char *code = NULL, *message = NULL;
+
+	if (res->err < 0) {
+		dest_done(d, 502, "upstream_unavailable", "DC %s: %s", d->domain,
+		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		return;
+	}
+	if (res->status == 200) {
+		dest_done(d, 0, NULL, "%s", "");
+		return;
+	}
+	if (res->json) {
+		code = json_string_value(json_object_get(res->json, "code"));
+		message = json_string_value(json_object_get(res->json, "message"));
+	}
+	/* The recipient's DC's verdicts on its own client pass on; others are 502. */
+	if (code && (strcmp(code, "unknown_peer") == 0 || strcmp(code, "queue_full") == 0 ||
+	    strcmp(code, "exists") == 0))
+		dest_done(d, (int)res->status, code, "DC %s: %s", d->domain,
+		    message ? message : code);
+	else
+		dest_done(d, 502, "upstream_unavailable", "DC %s answered %ld %s", d->domain,
+		    res->status, code ? code : "(no code)");
+}
+
+static void
+on_xfound(int err, const char *url, const char *host, uint16_t port, const char *addr,
+    void *arg)
+{
+	struct dc_xdest *d = arg;
+	struct dc_xreq *x = d->x;
+	struct dc *dc = x->dc;
+	char u[700];
+	json_t *body;
+	int e;
+
+	if (err == NTM_ERR_NOTFOUND) {
+		dest_done(d, 404, "unknown_peer", "no DC found for %s (no SRV _ntm._tcp.%s)",
+		    d->domain, d->domain);
+		return;
+	}
+	if (err < 0) {
+		dest_done(d, 502, "upstream_unavailable", "cannot find the DC of %s: %s",
+		    d->domain, ntm_strerror(err));
+		return;
+	}
+	snprintf(u, sizeof(u), "%s%s", url, x->type == X_TEMPORAL ? "/v1/dc/temporal" :
+	    "/v1/dc/announce");
+	if ((body = json_deep_copy(x->tmpl)) == NULL ||
+	    json_object_set_new(body, "to", json_string(d->fqdn)) < 0) {
+		json_decref(body);
+		dest_done(d, 500, "internal", "out of memory");
+		return;
+	}
+	e = ntm_httpc_request(dc->httpc, "POST", u, body, NULL, dc->srv->conf.as_timeout_ms,
+	    on_xsent, d);
+	wipe_json_string(body, "temporal_key");
+	json_decref(body);
+	if (e < 0)
+		dest_done(d, 502, "upstream_unavailable", "DC %s: cannot start the request: %s",
+		    d->domain, ntm_strerror(e));
+}
+
+/* Starts delivery to every destination; answers when the last one is done. */
+static void
+xreq_start(struct dc_xreq *x)
+{
+	struct dc *dc = x->dc;
+	int i, e;
+
+	/* One extra count held until every destination is started, so a
+	 * destination that finishes at once cannot free x under the loop. */
+	x->left = x->n + 1;
+	x->next = dc->xch->pending;
+	if (x->next)
+		x->next->prevp = &x->next;
+	x->prevp = &dc->xch->pending;
+	dc->xch->pending = x;
+	for (i = 0; i < x->n; i++) {
+		struct dc_xdest *d = &x->d[i];
+		const char *dom = fqdn_domain(d->fqdn);
+
+		d->x = x;
+		snprintf(d->domain, sizeof(d->domain), "%s", dom ? dom : "");
+		if (dom && dc_domain_is_local(dc, dom)) {
+			store_local(dc, x->type, d->fqdn, &x->tk, &x->en, d);
+			dest_done(d, d->status, d->code, "%s", d->message);
+		} else if ((e = dc_discover(dc, d->domain, on_xfound, d)) < 0)
+			dest_done(d, e == NTM_ERR_INVAL ? 404 : 502,
+			    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
+			    "cannot look up the DC of %s: %s", d->domain, ntm_strerror(e));
+	}
+	if (--x->left == 0)
+		xreq_finish(x);
+}
+
+/* ---- client endpoints ------------------------------------------------------- */
+
+static void
+on_cs(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (dc->srv->conf.cs_url == NULL) {
+		ntm_reply_error(req, 404, "no_cs", NULL, "DC %s has no cache server (cs_url)",
+		    dc->srv->conf.name);
+		return;
+	}
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s}", "cs", dc->srv->conf.cs_url, "dc",
+	    dc->srv->conf.name));
+}
+
+/* "from" is the caller's own FQDN; else 403 forbidden. */
+static int
+check_from(struct ntm_req *req, const struct dc_client *cl, const char *from)
+{
+	if (strcmp(from, cl->fqdn) == 0)
+		return 0;
+	ntm_reply_error(req, 403, "forbidden", "from",
+	    "field 'from': %s is not the caller's FQDN %s", from, cl->fqdn);
+	return -1;
+}
+
+static int
+check_to(struct ntm_req *req, const char *field, const char *to, const char *from)
+{
+	if (!valid_fqdn(to)) {
+		ntm_reply_error(req, 400, "bad_field", field, "field '%s': '%s' is not an FQDN",
+		    field, to);
+		return -1;
+	}
+	if (strcmp(to, from) == 0) {
+		ntm_reply_error(req, 400, "bad_field", field, "field '%s': %s is the sender",
+		    field, to);
+		return -1;
+	}
+	return 0;
+}
+
+/* key_id and temporal_key checked into tk; replies 400 and -1 if bad. */
+static int
+check_tkey(struct ntm_req *req, const char *key_id, const char *tkey, struct dc_tkey *tk)
+{
+	uint8_t raw[NTM_KEY_LEN];
+
+	if (!valid_hex(key_id, 2 * DC_XKEY_ID)) {
+		ntm_reply_error(req, 400, "bad_field", "key_id",
+		    "field 'key_id': expected %d lowercase hex digits", 2 * DC_XKEY_ID);
+		return -1;
+	}
+	if (ntm_b64_decode_exact(raw, sizeof(raw), tkey) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "temporal_key",
+		    "field 'temporal_key': expected base64url of %d bytes", NTM_KEY_LEN);
+		return -1;
+	}
+	ntm_wipe(raw, sizeof(raw));
+	snprintf(tk->key_id, sizeof(tk->key_id), "%s", key_id);
+	snprintf(tk->tkey, sizeof(tk->tkey), "%s", tkey);
+	return 0;
+}
+
+static void
+on_temporal_post(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const char *from = NULL, *to = NULL, *key_id = NULL, *tkey = NULL;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	  NTM_J_INT, 1, &version, 0 },
+		{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },
+		{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },
+		{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },
+		{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(NTM_KEY_LEN) },
+	};
+	struct ntm_jerr jerr;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	struct dc_xreq *x;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_version(req, version) < 0 || check_from(req, &cl, from) < 0 ||
+	    check_to(req, "to", to, from) < 0)
+		return;
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	x->dc = dc;
+	x->req = req;
+	x->type = X_TEMPORAL;
+	if (check_tkey(req, key_id, tkey, &x->tk) < 0) {
+		xreq_free(x);
+		return;
+	}
+	snprintf(x->tk.from, sizeof(x->tk.from), "%s", from);
+	x->n = 1;
+	snprintf(x->d[0].fqdn, sizeof(x->d[0].fqdn), "%s", to);
+	x->tmpl = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
+	    "from", from, "key_id", key_id, "temporal_key", tkey);
+	if (x->tmpl == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		xreq_free(x);
+		return;
+	}
+	xreq_start(x);
+}
+
+/* The paper's fields of an announcement, shared by both endpoints. */
+struct announce {
+	int64_t		 version, size, expires;
+	const char	*from, *kind, *cs, *sha256, *app, *service, *item, *notify;
+};
+
+/* Checks a's values into e; replies 400 and returns -1 if one is bad. */
+static int
+announce_check(struct ntm_req *req, struct announce *a, struct dc_entry *e)
+{
+	int64_t now = now_unix();
+
+	if (check_version(req, a->version) < 0)
+		return -1;
+	if (strcmp(a->kind, "key") != 0 && strcmp(a->kind, "data") != 0) {
+		ntm_reply_error(req, 400, "bad_field", "kind",
+		    "field 'kind': '%s' is neither \"key\" nor \"data\"", a->kind);
+		return -1;
+	}
+	if (!valid_hex(a->sha256, 64)) {
+		ntm_reply_error(req, 400, "bad_field", "sha256",
+		    "field 'sha256': expected 64 lowercase hex digits");
+		return -1;
+	}
+	if (a->size < 0 || a->size > (INT64_C(1) << 40)) {
+		ntm_reply_error(req, 400, "bad_field", "size",
+		    "field 'size': %lld is outside 0..2^40", (long long)a->size);
+		return -1;
+	}
+	if (a->expires <= now || a->expires > now + DC_XENTRY_TTL_MAX) {
+		ntm_reply_error(req, 400, "bad_field", "expires",
+		    "field 'expires': %lld is not within the next %ld days",
+		    (long long)a->expires, DC_XENTRY_TTL_MAX / 86400);
+		return -1;
+	}
+	if (a->cs && !ntm_valid_push_url(a->cs)) {
+		ntm_reply_error(req, 400, "bad_field", "cs", "field 'cs': not an https:// URL");
+		return -1;
+	}
+	memset(e, 0, sizeof(*e));
+	snprintf(e->kind, sizeof(e->kind), "%s", a->kind);
+	snprintf(e->from, sizeof(e->from), "%s", a->from);
+	snprintf(e->cs, sizeof(e->cs), "%s", a->cs ? a->cs : "");
+	snprintf(e->sha256, sizeof(e->sha256), "%s", a->sha256);
+	e->size = a->size;
+	e->expires = a->expires;
+	snprintf(e->app, sizeof(e->app), "%s", a->app ? a->app : "");
+	snprintf(e->service, sizeof(e->service), "%s", a->service ? a->service : "");
+	snprintf(e->item, sizeof(e->item), "%s", a->item ? a->item : "");
+	snprintf(e->notify, sizeof(e->notify), "%s", a->notify ? a->notify : "");
+	return 0;
+}
+
+#define ANNOUNCE_FIELDS(a)						\
+	{ "version",	NTM_J_INT, 1, &(a).version,	0 },		\
+	{ "from",	NTM_J_STR, 1, &(a).from,	NTM_NAME_MAX },	\
+	{ "kind",	NTM_J_STR, 1, &(a).kind,	8 },		\
+	{ "sha256",	NTM_J_STR, 1, &(a).sha256,	64 },		\
+	{ "size",	NTM_J_INT, 1, &(a).size,	0 },		\
+	{ "expires",	NTM_J_INT, 1, &(a).expires,	0 },		\
+	{ "app",	NTM_J_STR, 0, &(a).app,		64 },		\
+	{ "service",	NTM_J_STR, 0, &(a).service,	64 },		\
+	{ "item",	NTM_J_STR, 0, &(a).item,	128 },		\
+	{ "notify",	NTM_J_STR, 0, &(a).notify,	512 }
+#define ANNOUNCE_NFIELDS 10
+
+static void
+on_announce(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct announce a;
+	json_t *to = NULL, *v;
+	struct ntm_jfield fields[ANNOUNCE_NFIELDS + 1] = { ANNOUNCE_FIELDS(a),
+		{ "to",	NTM_J_ARR, 1, &to, 0 } };
+	struct ntm_jerr jerr;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	struct dc_xreq *x;
+	size_t i, j;
+
+	memset(&a, 0, sizeof(a));
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (ntm_json_unpack(ntm_req_json(req), fields, ANNOUNCE_NFIELDS + 1, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_from(req, &cl, a.from) < 0)
+		return;
+	if (dc->srv->conf.cs_url == NULL) {
+		ntm_reply_error(req, 404, "no_cs", NULL, "DC %s has no cache server (cs_url)",
+		    dc->srv->conf.name);
+		return;
+	}
+	/* The CS is the one this DC names: a recipient only ever sends its
+	 * token to a CS that the sender's DC vouched for. */
+	a.cs = dc->srv->conf.cs_url;
+	if (json_array_size(to) < 1 || json_array_size(to) > DC_XDEST_MAX) {
+		ntm_reply_error(req, 400, "bad_field", "to",
+		    "field 'to': expected 1..%d FQDNs", DC_XDEST_MAX);
+		return;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	x->dc = dc;
+	x->req = req;
+	x->type = X_ANNOUNCE;
+	json_array_foreach(to, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s == NULL || check_to(req, "to", s, a.from) < 0) {
+			if (s == NULL)
+				ntm_reply_error(req, 400, "bad_field", "to",
+				    "field 'to': element %zu is not a string", i);
+			xreq_free(x);
+			return;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(x->d[j].fqdn, s) == 0) {
+				ntm_reply_error(req, 400, "bad_field", "to",
+				    "field 'to': %s is listed twice", s);
+				xreq_free(x);
+				return;
+			}
+		snprintf(x->d[i].fqdn, sizeof(x->d[i].fqdn), "%s", s);
+	}
+	x->n = (int)json_array_size(to);
+	if (announce_check(req, &a, &x->en) < 0) {
+		xreq_free(x);
+		return;
+	}
+	x->tmpl = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}",
+	    "version", NTM_PROTOCOL_VERSION, "from", a.from, "kind", a.kind, "cs", a.cs,
+	    "sha256", a.sha256, "size", (json_int_t)a.size, "expires", (json_int_t)a.expires,
+	    "app", x->en.app, "service", x->en.service, "item", x->en.item,
+	    "notify", x->en.notify);
+	if (x->tmpl == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		xreq_free(x);
+		return;
+	}
+	xreq_start(x);
+}
+
+static int
+add_tkey(const struct dc_tkey *k, void *arg)
+{
+	uint8_t raw[NTM_KEY_LEN], h[NTM_HASH_LEN];
+	char hex[2 * NTM_HASH_LEN + 1];
+	int r;
+
+	if (ntm_b64_decode_exact(raw, sizeof(raw), k->tkey) < 0)
+		return 0;	/* cannot happen: checked when stored */
+	ntm_hash(h, raw, sizeof(raw));
+	ntm_wipe(raw, sizeof(raw));
+	if (ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) < 0)
+		return NTM_ERR_INVAL;
+	r = json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I, s:I}", "key_id",
+	    k->key_id, "from", k->from, "sha256", hex, "created", (json_int_t)k->created,
+	    "expires", (json_int_t)k->expires));
+	return r < 0 ? NTM_ERR_NOMEM : 0;
+}
+
+static void
+on_temporal_list(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	json_t *arr;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if ((arr = json_array()) == NULL ||
+	    dc_db_tkeys(dc->db, cl.id, now_unix(), add_tkey, arr) < 0) {
+		json_decref(arr);
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	ntm_reply_json(req, 200, json_pack("{s:o}", "keys", arr));
+}
+
+/* GET and DELETE /v1/exchange/temporal/key?id=KEY_ID */
+static void
+on_temporal_key(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	struct dc_tkey k;
+	const char *id = ntm_req_query(req, "id");
+	json_t *body;
+	int e;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (id == NULL || !valid_hex(id, 2 * DC_XKEY_ID)) {
+		ntm_reply_error(req, 400, id ? "bad_field" : "missing_field", "id",
+		    "query 'id': expected %d lowercase hex digits", 2 * DC_XKEY_ID);
+		return;
+	}
+	if (strcmp(ntm_req_method(req), "DELETE") == 0)
+		e = dc_db_tkey_del(dc->db, cl.id, id);
+	else
+		e = dc_db_tkey_get(dc->db, cl.id, id, now_unix(), &k);
+	if (e == NTM_ERR_NOTFOUND) {
+		ntm_reply_error(req, 404, "unknown_key", "id", "no temporal key %s for %s", id,
+		    cl.fqdn);
+		return;
+	}
+	if (e < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	if (strcmp(ntm_req_method(req), "DELETE") == 0) {
+		ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "key_id", id, "deleted", 1));
+		return;
+	}
+	body = json_pack("{s:s, s:s, s:s, s:I, s:I}", "key_id", k.key_id, "from", k.from,
+	    "temporal_key", k.tkey, "created", (json_int_t)k.created,
+	    "expires", (json_int_t)k.expires);
+	ntm_wipe(&k, sizeof(k));
+	ntm_reply_json(req, 200, body);
+}
+
+static void
+on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct dc_xwait *w = arg;
+
+	w->dc->xch->polls_timed_out++;
+	wait_answer(w, NULL);
+}
+
+/* GET /v1/exchange/cache[?wait=S][&from=FQDN] */
+static void
+on_cache_list(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	const char *ws = ntm_req_query(req, "wait"), *from = ntm_req_query(req, "from");
+	struct dc_xwait *w;
+	struct timeval tv;
+	long wait = 0;
+	json_t *arr;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (ws && parse_long(ws, 0, DC_XWAIT_S_MAX, &wait) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "wait",
+		    "query 'wait': expected seconds 0..%d", DC_XWAIT_S_MAX);
+		return;
+	}
+	if (from && !valid_fqdn(from)) {
+		ntm_reply_error(req, 400, "bad_field", "from", "query 'from': not an FQDN");
+		return;
+	}
+	if ((arr = entries_of(dc, cl.id, from ? from : "")) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	/* Something to list, no wait asked, or too many waiting: answer now. */
+	if (json_array_size(arr) > 0 || wait == 0 || dc->xch->nwaits >= DC_XWAIT_MAX ||
+	    (w = calloc(1, sizeof(*w))) == NULL) {
+		ntm_reply_json(req, 200, json_pack("{s:o}", "entries", arr));
+		return;
+	}
+	json_decref(arr);
+	w->dc = dc;
+	w->req = req;
+	w->client_id = cl.id;
+	snprintf(w->from, sizeof(w->from), "%s", from ? from : "");
+	w->next = dc->xch->waits;
+	if (w->next)
+		w->next->prevp = &w->next;
+	w->prevp = &dc->xch->waits;
+	dc->xch->waits = w;
+	dc->xch->nwaits++;
+	tv.tv_sec = wait;
+	tv.tv_usec = 0;
+	if ((w->ev = evtimer_new(dc->srv->base, on_wait_timeout, w)) == NULL ||
+	    evtimer_add(w->ev, &tv) < 0)
+		wait_answer(w, NULL);
+}
+
+/* DELETE /v1/exchange/cache?id=N */
+static void
+on_cache_delete(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	const char *ids = ntm_req_query(req, "id");
+	long id;
+	int e;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (ids == NULL || parse_long(ids, 1, INT64_MAX, &id) < 0) {
+		ntm_reply_error(req, 400, ids ? "bad_field" : "missing_field", "id",
+		    "query 'id': expected a cache entry id");
+		return;
+	}
+	if ((e = dc_db_entry_del(dc->db, cl.id, id)) == NTM_ERR_NOTFOUND) {
+		ntm_reply_error(req, 404, "unknown_entry", "id", "no cache entry %ld for %s",
+		    id, cl.fqdn);
+		return;
+	}
+	if (e < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	ntm_reply_json(req, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "deleted", 1));
+}
+
+/* ---- DC-to-DC endpoints ----------------------------------------------------- */
+
+/* The caller is a DC and "from" is one of its clients; else replies. */
+static int
+check_caller(struct ntm_req *req, const char *from)
+{
+	const struct ntm_cert *c = ntm_req_cert(req);
+	const char *fd;
+
+	if (c == NULL || c->role != NTM_ROLE_DC) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
+		return -1;
+	}
+	if ((fd = fqdn_domain(from)) == NULL || strcasecmp(fd, c->name) != 0) {
+		ntm_reply_error(req, 400, "bad_field", "from",
+		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+reply_dest(struct ntm_req *req, const struct dc_xdest *d, json_t *ok)
+{
+	if (d->status) {
+		json_decref(ok);
+		ntm_reply_error(req, d->status, d->code, NULL, "%s", d->message);
+	} else
+		ntm_reply_json(req, 200, ok);
+}
+
+static void
+on_dc_temporal(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const char *from = NULL, *to = NULL, *key_id = NULL, *tkey = NULL;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	  NTM_J_INT, 1, &version, 0 },
+		{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },
+		{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },
+		{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },
+		{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(NTM_KEY_LEN) },
+	};
+	struct ntm_jerr jerr;
+	struct dc_tkey tk;
+	struct dc_xdest d;
+
+	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_DC) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
+		return;
+	}
+	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	memset(&tk, 0, sizeof(tk));
+	if (check_version(req, version) < 0 || check_caller(req, from) < 0 ||
+	    check_to(req, "to", to, from) < 0 || check_tkey(req, key_id, tkey, &tk) < 0)
+		return;
+	snprintf(tk.from, sizeof(tk.from), "%s", from);
+	memset(&d, 0, sizeof(d));
+	store_local(dc, X_TEMPORAL, to, &tk, NULL, &d);
+	ntm_wipe(&tk, sizeof(tk));
+	reply_dest(req, &d, json_pack("{s:b}", "stored", 1));
+}
+
+static void
+on_dc_announce(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct announce a;
+	const char *to = NULL;
+	struct ntm_jfield fields[ANNOUNCE_NFIELDS + 2] = { ANNOUNCE_FIELDS(a),
+		{ "to",	NTM_J_STR, 1, &to, NTM_NAME_MAX },
+		{ "cs",	NTM_J_STR, 1, &a.cs, NTM_PUSH_URL_MAX } };
+	struct ntm_jerr jerr;
+	struct dc_entry e;
+	struct dc_xdest d;
+
+	memset(&a, 0, sizeof(a));
+	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_DC) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
+		return;
+	}
+	if (ntm_json_unpack(ntm_req_json(req), fields, ANNOUNCE_NFIELDS + 2, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_caller(req, a.from) < 0 || check_to(req, "to", to, a.from) < 0 ||
+	    announce_check(req, &a, &e) < 0)
+		return;
+	memset(&d, 0, sizeof(d));
+	store_local(dc, X_ANNOUNCE, to, NULL, &e, &d);
+	reply_dest(req, &d, json_pack("{s:b}", "queued", 1));
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+json_t *
+dc_exchange_stats(struct dc *dc)
+{
+	const struct dc_exchange *x = dc->xch;
+
+	if (x == NULL)
+		return json_object();
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "keys_stored", (json_int_t)x->keys_stored,
+	    "keys_forwarded", (json_int_t)x->keys_forwarded,
+	    "entries_stored", (json_int_t)x->entries_stored,
+	    "entries_forwarded", (json_int_t)x->entries_forwarded,
+	    "forward_failed", (json_int_t)x->forward_failed,
+	    "nudged", (json_int_t)x->nudged, "pushed", (json_int_t)x->pushed,
+	    "polls_waiting", (json_int_t)x->nwaits,
+	    "polls_woken", (json_int_t)x->polls_woken,
+	    "polls_timed_out", (json_int_t)x->polls_timed_out);
+}
+
+int
+dc_exchange_routes(struct dc *dc, char *err, size_t errlen)
+{
+	struct ntm_httpd *h = dc->srv->httpd;
+	const unsigned J = NTM_ROUTE_JSON, S = NTM_ROUTE_JSON | NTM_ROUTE_SIGNED;
+
+	if ((dc->xch = calloc(1, sizeof(*dc->xch))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (ntm_httpd_route(h, "GET", "/v1/exchange/cs", 0, on_cs, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/exchange/temporal", J, on_temporal_post, dc) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/exchange/temporal", 0, on_temporal_list, dc) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/exchange/temporal/key", 0, on_temporal_key, dc) < 0 ||
+	    ntm_httpd_route(h, "DELETE", "/v1/exchange/temporal/key", 0, on_temporal_key,
+	    dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/exchange/announce", J, on_announce, dc) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/exchange/cache", 0, on_cache_list, dc) < 0 ||
+	    ntm_httpd_route(h, "DELETE", "/v1/exchange/cache", 0, on_cache_delete, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/dc/temporal", S, on_dc_temporal, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/dc/announce", S, on_dc_announce, dc) < 0) {
+		snprintf(err, errlen, "cannot add the HTTP routes");
+		return -1;
+	}
+	return 0;
+}
+
+void
+dc_exchange_free(struct dc *dc)
+{
+	struct dc_exchange *x = dc->xch;
+
+	if (x == NULL)
+		return;
+	/* Discovery and httpc are gone: their callbacks will not run. */
+	while (x->pending) {
+		ntm_reply_error(x->pending->req, 502, "upstream_unavailable", NULL,
+		    "the DC is shutting down before the recipients' DCs answered");
+		xreq_free(x->pending);
+	}
+	while (x->waits)
+		wait_answer(x->waits, NULL);
+	free(x);
+	dc->xch = NULL;
+}

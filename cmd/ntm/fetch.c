@@ -1,0 +1,628 @@
+/*
+ * fetch.c - ntm fetch: list what waits for us at our DC (the cache list,
+ * GET /v1/exchange/cache, a long-poll with --wait), then for each entry:
+ *
+ *   key  - take the temporal key from our DC (checked against the hash of
+ *          the temporal key list), the sealed shared key from the sender's
+ *          CS, unwrap it and store it (docs/protocol.md §8.1);
+ *   data - stream the object from the sender's CS, checking its SHA-256 and
+ *          decrypting into a temporary file next to the destination, which
+ *          is renamed into place only when the whole object verified
+ *          (§8.2): a tampered object writes nothing.
+ *
+ * Each one is then confirmed at the CS and removed from the cache list.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "xcli.h"
+
+enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_FROM, OPT_WAIT };
+
+const struct cli_opt fetch_opts[] = {
+	{ "from", OPT_FROM, 0, "PEER", "only what PEER sent" },
+	{ "wait", OPT_WAIT, 0, NULL, "wait until something arrives (a long-poll at the DC), "
+	  "at most --timeout seconds (default 60)" },
+	{ "output", 'o', 'o', "DIR|-", "write files into DIR (default: the current "
+	  "directory), or to standard output with -" },
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or "
+	  "a transfer stalled that long (1..300, default 10)" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+struct fopts {
+	const char	*from, *out;
+	long		 timeout;
+	int		 wait, json, to_stdout;
+};
+
+/* Fields of one cache entry (borrowed from its JSON). */
+struct entry {
+	int64_t		 id, size;
+	const char	*kind, *from, *cs, *sha256, *item, *notify;
+};
+
+static int
+entry_parse(json_t *j, struct entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->id = json_integer_value(json_object_get(j, "id"));
+	e->size = json_integer_value(json_object_get(j, "size"));
+	e->kind = json_string_value(json_object_get(j, "kind"));
+	e->from = json_string_value(json_object_get(j, "from"));
+	e->cs = json_string_value(json_object_get(j, "cs"));
+	e->sha256 = json_string_value(json_object_get(j, "sha256"));
+	e->item = json_string_value(json_object_get(j, "item"));
+	e->notify = json_string_value(json_object_get(j, "notify"));
+	if (e->id < 1 || !e->kind || !e->from || !e->cs || !e->sha256 || !e->item ||
+	    !ntm_valid_push_url(e->cs) || strlen(e->sha256) != 64 || !ntm_valid_dnsname(e->from))
+		return -1;
+	return 0;
+}
+
+/* Confirms at the CS, then drops the entry from our cache list. */
+static int
+finish(struct xctx *x, const struct entry *e)
+{
+	char path[64];
+	json_t *body = json_pack("{s:i, s:s, s:s}", "version", 1, "sha256", e->sha256,
+	    "fqdn", x->s.fqdn);
+	int ret = x_call(x, e->cs, "POST", "/v1/cs/object/confirm", body, 200, NULL);
+
+	json_decref(body);
+	if (ret != 0)
+		return ret;
+	snprintf(path, sizeof(path), "/v1/exchange/cache?id=%lld", (long long)e->id);
+	return x_call(x, x->s.dc_url, "DELETE", path, NULL, 200, NULL);
+}
+
+/* ---- key entries ---------------------------------------------------------- */
+
+struct membuf {
+	uint8_t		 data[NTM_XKEY_OBJ_LEN];
+	size_t		 len;
+	int		 over;
+};
+
+static int
+mem_sink(const uint8_t *p, size_t n, void *arg)
+{
+	struct membuf *m = arg;
+
+	if (m->len + n > sizeof(m->data)) {
+		m->over = 1;
+		return -1;
+	}
+	memcpy(m->data + m->len, p, n);
+	m->len += n;
+	return 0;
+}
+
+/* The listed SHA-256 of temporal key kid, or -1 (into hex). */
+static int
+listed_hash(struct xctx *x, const char *kid, char hex[65])
+{
+	json_t *r, *k;
+	size_t i;
+	int ret = -1;
+
+	if (x_call(x, x->s.dc_url, "GET", "/v1/exchange/temporal", NULL, 200, &r) != 0)
+		return -1;
+	json_array_foreach(json_object_get(r, "keys"), i, k) {
+		const char *id = json_string_value(json_object_get(k, "key_id"));
+		const char *h = json_string_value(json_object_get(k, "sha256"));
+
+		if (id && h && strcmp(id, kid) == 0 && strlen(h) == 64) {
+			memcpy(hex, h, 65);
+			ret = 0;
+		}
+	}
+	json_decref(r);
+	return ret;
+}
+
+static int
+get_key(struct xctx *x, const struct entry *e, struct xkey *k)
+{
+	uint8_t tkey[NTM_KEY_LEN], h[NTM_HASH_LEN];
+	char path[96], listed[65], got[65];
+	struct membuf m = { .len = 0 };
+	json_t *r = NULL;
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(k->peer, sizeof(k->peer), "%s", e->from);
+	if (ntm_hex_decode_exact(k->key_id, NTM_XKEY_ID, e->item) != NTM_XKEY_ID) {
+		cli_err(x->cmd, "key entry %lld from %s: item '%.40s' is not a key id",
+		    (long long)e->id, e->from, e->item);
+		return EXIT_VERIFY;
+	}
+	if (listed_hash(x, e->item, listed) < 0) {
+		cli_err(x->cmd, "key from %s: temporal key %s is not in the list at %s", e->from,
+		    e->item, x->s.dc_url);
+		return EXIT_VERIFY;
+	}
+	snprintf(path, sizeof(path), "/v1/exchange/temporal/key?id=%s", e->item);
+	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
+		return ret;
+	ret = EXIT_VERIFY;
+	if (ntm_b64_decode_exact(tkey, sizeof(tkey), json_string_value(json_object_get(r,
+	    "temporal_key"))) != NTM_KEY_LEN) {
+		cli_err(x->cmd, "key from %s: malformed temporal key", e->from);
+		goto out;
+	}
+	ntm_hash(h, tkey, sizeof(tkey));
+	if (ntm_hex_encode(got, sizeof(got), h, sizeof(h)) < 0 || strcmp(got, listed) != 0) {
+		cli_err(x->cmd, "key from %s: the temporal key does not match its listed hash",
+		    e->from);
+		goto out;
+	}
+	if ((ret = x_cs_download(x, e->cs, e->sha256, 0, mem_sink, &m)) != 0) {
+		if (m.over)
+			cli_err(x->cmd, "key from %s: object %s is not a key object", e->from,
+			    e->sha256);
+		goto out;
+	}
+	ntm_hash(h, m.data, m.len);
+	ret = EXIT_VERIFY;
+	if (ntm_hex_encode(got, sizeof(got), h, sizeof(h)) < 0 || strcmp(got, e->sha256) != 0)
+		cli_err(x->cmd, "key from %s: object %s does not match its hash", e->from,
+		    e->sha256);
+	else if (ntm_xkey_unwrap(k->key, m.data, m.len, tkey, k->key_id, e->from,
+	    x->s.fqdn) < 0)
+		cli_err(x->cmd, "key from %s: the shared key does not unwrap (tampered, or "
+		    "not for us)", e->from);
+	else
+		ret = 0;
+out:
+	if (r) {
+		json_t *v = json_object_get(r, "temporal_key");
+
+		if (json_is_string(v))
+			ntm_wipe((char *)json_string_value(v), json_string_length(v));
+		json_decref(r);
+	}
+	ntm_wipe(tkey, sizeof(tkey));
+	return ret;
+}
+
+static int
+take_key(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *done)
+{
+	struct xkey k;
+	char path[96];
+	int ret, err;
+
+	if ((ret = get_key(x, e, &k)) != 0)
+		goto out;
+	k.created = now_unix();
+	k.initiator = 0;
+	if (cli_state_prepare(x->cli, x->cmd) < 0 || (err = xkey_save(x->cli, &k)) < 0) {
+		cli_err(x->cmd, "cannot save the key with %s", e->from);
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	if ((ret = finish(x, e)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "/v1/exchange/temporal/key?id=%s", e->item);
+	(void)x_call(x, x->s.dc_url, "DELETE", path, NULL, 200, NULL);
+	{
+		json_t *j = xkey_json(&k);
+
+		json_object_set_new(j, "kind", json_string("key"));
+		if (!o->json)
+			fprintf(o->to_stdout ? stderr : stdout, "key from %s: fingerprint %s\n",
+			    e->from, json_string_value(json_object_get(j, "fingerprint")));
+		json_array_append_new(done, j);
+	}
+out:
+	ntm_wipe(&k, sizeof(k));
+	return ret;
+}
+
+/* ---- data entries ------------------------------------------------------------ */
+
+enum { S_HDR5, S_HDR, S_LEN, S_MSG, S_DONE };
+
+/* The streaming opener: ciphertext in, plaintext to fd. */
+struct opener {
+	const struct xkey	*key;
+	struct ntm_xopen	 xo;
+	crypto_hash_sha256_state h;
+	int			 state, fd, nmsg;
+	uint8_t			 hdr[NTM_XDATA_HDR_MAX];
+	uint8_t			 msg[NTM_XDATA_MSG_MAX], plain[NTM_XDATA_CHUNK];
+	size_t			 need, have;
+	uint64_t		 written;
+	char			 name[256];
+	const char		*why;	/* set when it stops */
+};
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The metadata message: {"version":1,"name":...,"time":...}. */
+static int
+take_meta(struct opener *op, const uint8_t *p, size_t n)
+{
+	struct ntm_jerr je;
+	json_t *j = ntm_json_parse(p, n, &je);
+	const char *name = json_string_value(json_object_get(j, "name"));
+
+	if (j == NULL || name == NULL) {
+		json_decref(j);
+		return -1;
+	}
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	json_decref(j);
+	return 0;
+}
+
+/* One whole unit (header or message) in buf is ready. */
+static int
+step(struct opener *op, const uint8_t *buf)
+{
+	long n;
+	int fin = 0, e;
+
+	switch (op->state) {
+	case S_HDR5:
+		if ((e = ntm_xopen_hdrlen(buf)) < 0) {
+			op->why = "not a data object";
+			return -1;
+		}
+		op->state = S_HDR;
+		op->need = (size_t)e;	/* the 5 bytes stay in hdr */
+		return 0;
+	case S_HDR:
+		if ((e = ntm_xopen_init(&op->xo, buf, op->need, op->key->key_id,
+		    op->key->key)) < 0) {
+			op->why = e == NTM_ERR_NOTFOUND ? "not sealed for our key with the sender" :
+			    "its header does not open with our key";
+			return -1;
+		}
+		op->state = S_LEN;
+		op->need = 4;
+		return 0;
+	case S_LEN:
+		op->need = (size_t)buf[0] << 24 | (size_t)buf[1] << 16 | (size_t)buf[2] << 8 | buf[3];
+		if (op->need < NTM_XDATA_ABYTES || op->need > NTM_XDATA_MSG_MAX) {
+			op->why = "a message has a bad length";
+			return -1;
+		}
+		op->state = S_MSG;
+		return 0;
+	default:
+		if ((n = ntm_xopen_pull(&op->xo, op->plain, sizeof(op->plain), buf, op->need,
+		    &fin)) < 0) {
+			op->why = "a message does not authenticate";
+			return -1;
+		}
+		if (op->nmsg++ == 0) {
+			if (fin || take_meta(op, op->plain, (size_t)n) < 0) {
+				op->why = "bad metadata";
+				return -1;
+			}
+		} else if (write_all(op->fd, op->plain, (size_t)n) < 0) {
+			op->why = "cannot write the temporary file";
+			return -1;
+		} else
+			op->written += (uint64_t)n;
+		op->state = fin ? S_DONE : S_LEN;
+		op->need = 4;
+		return 0;
+	}
+}
+
+static int
+open_sink(const uint8_t *p, size_t n, void *arg)
+{
+	struct opener *op = arg;
+	uint8_t *buf;
+	size_t take;
+
+	crypto_hash_sha256_update(&op->h, p, n);
+	while (n > 0) {
+		if (op->state == S_DONE) {
+			op->why = "bytes after the last message";
+			return -1;
+		}
+		buf = op->state == S_HDR5 || op->state == S_HDR ? op->hdr : op->msg;
+		take = op->need - op->have < n ? op->need - op->have : n;
+		memcpy(buf + op->have, p, take);
+		op->have += take;
+		p += take;
+		n -= take;
+		if (op->have < op->need)
+			break;
+		/* The header keeps growing in hdr; messages restart at 0. */
+		if (step(op, buf) < 0)
+			return -1;
+		op->have = op->state == S_HDR ? 5 : 0;
+	}
+	return 0;
+}
+
+/* A file name from the sender's metadata: its base name, or the id. */
+static void
+safe_name(char *out, size_t cap, const char *name, const char *sha)
+{
+	const char *b = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	size_t i;
+
+	if (*b == '\0' || *b == '.' || strlen(b) > 200) {
+		snprintf(out, cap, "%.16s.bin", sha);
+		return;
+	}
+	snprintf(out, cap, "%s", b);
+	for (i = 0; out[i]; i++)
+		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			out[i] = '_';
+}
+
+/* Moves tmp to DIR/name, never over an existing file (name.1, name.2 ...). */
+static int
+place(const char *dir, const char *tmp, const char *name, char *final, size_t cap)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (i == 0)
+			snprintf(final, cap, "%s/%s", dir, name);
+		else
+			snprintf(final, cap, "%s/%s.%d", dir, name, i);
+		if (link(tmp, final) == 0) {
+			unlink(tmp);
+			return 0;
+		}
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+static int
+copy_out(int fd)
+{
+	uint8_t buf[65536];
+	ssize_t r;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		if (write_all(STDOUT_FILENO, buf, (size_t)r) < 0)
+			return -1;
+	return r < 0 ? -1 : 0;
+}
+
+static int
+take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *done)
+{
+	struct opener *op = NULL;
+	struct xkey k;
+	uint8_t h[NTM_HASH_LEN];
+	char *tmp = NULL, hex[65], name[256], final[4096];
+	const char *dir = o->to_stdout ? x->cli->state_dir : o->out;
+	int ret = EXIT_FAIL, e2;
+
+	if ((e2 = xkey_load(x->cli, e->from, &k)) < 0) {
+		cli_err(x->cmd, "%s from %s: %s", e->sha256, e->from, e2 == NTM_ERR_NOTFOUND ?
+		    "no shared key with the sender (it must run 'ntm keys exchange')" :
+		    "cannot read the key with the sender");
+		return e2 == NTM_ERR_NOTFOUND ? EXIT_NOKEY : EXIT_FAIL;
+	}
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		goto out;
+	op->key = &k;
+	op->need = 5;
+	crypto_hash_sha256_init(&op->h);
+	tmp = xasprintf("%s/.ntm-fetch-XXXXXX", dir);
+	if ((o->to_stdout && cli_state_prepare(x->cli, x->cmd) < 0) ||
+	    (op->fd = mkstemp(tmp)) < 0) {
+		cli_err(x->cmd, "cannot create a temporary file in %s: %s", dir, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	ret = x_cs_download(x, e->cs, e->sha256, (uint64_t)e->size, open_sink, op);
+	crypto_hash_sha256_final(&op->h, h);
+	if (ret == 0 && ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) > 0 &&
+	    strcmp(hex, e->sha256) != 0)
+		op->why = "its bytes do not match its SHA-256", ret = EXIT_VERIFY;
+	else if (ret == 0 && op->state != S_DONE)
+		op->why = "it ends before its last message", ret = EXIT_VERIFY;
+	if (ret == EXIT_VERIFY) {
+		cli_err(x->cmd, "object %s from %s failed verification: %s; nothing was written",
+		    e->sha256, e->from, op->why ? op->why : "stopped");
+		goto out;
+	}
+	if (ret != 0)
+		goto out;
+	ret = EXIT_FAIL;
+	if (fsync(op->fd) < 0) {
+		cli_err(x->cmd, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	safe_name(name, sizeof(name), op->name, e->sha256);
+	if (o->to_stdout) {
+		if (copy_out(op->fd) < 0) {
+			cli_err(x->cmd, "cannot write to standard output: %s", strerror(errno));
+			goto out;
+		}
+		snprintf(final, sizeof(final), "-");
+	} else if (place(dir, tmp, name, final, sizeof(final)) < 0) {
+		cli_err(x->cmd, "cannot place %s in %s: %s", name, dir, strerror(errno));
+		goto out;
+	}
+	if ((ret = finish(x, e)) != 0)
+		goto out;
+	if (!o->json)
+		fprintf(o->to_stdout ? stderr : stdout, "fetched %s (%llu bytes) from %s%s%s\n",
+		    final, (unsigned long long)op->written, e->from, *e->notify ? ": " : "",
+		    e->notify);
+	json_array_append_new(done, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "kind",
+	    "data", "id", e->sha256, "from", e->from, "path", final,
+	    "bytes", (json_int_t)op->written,
+	    "name", name, "notify", e->notify));
+out:
+	if (op) {
+		if (op->fd > 0)
+			close(op->fd);
+		ntm_xopen_wipe(&op->xo);
+		ntm_wipe(op->plain, sizeof(op->plain));
+		free(op);
+	}
+	if (tmp) {
+		unlink(tmp);	/* gone already when placed */
+		free(tmp);
+	}
+	ntm_wipe(&k, sizeof(k));
+	return ret;
+}
+
+/* ---- the cache list -------------------------------------------------------- */
+
+/* The entries waiting (new), waiting up to deadline with --wait. */
+static int
+list_entries(struct xctx *x, const struct fopts *o, int64_t deadline, json_t **out)
+{
+	char path[NTM_NAME_MAX + 64];
+	long saved = x->timeout_ms;
+	int64_t left;
+	json_t *r;
+	int ret;
+
+	for (;;) {
+		left = o->wait ? deadline - now_unix() : 0;
+		if (left < 0)
+			left = 0;
+		if (left > 60)
+			left = 60;
+		snprintf(path, sizeof(path), "/v1/exchange/cache?wait=%lld%s%s", (long long)left,
+		    o->from ? "&from=" : "", o->from ? o->from : "");
+		x->timeout_ms = saved + left * 1000;
+		ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r);
+		x->timeout_ms = saved;
+		if (ret != 0)
+			return ret;
+		if (json_array_size(json_object_get(r, "entries")) > 0 || !o->wait ||
+		    now_unix() >= deadline) {
+			*out = r;
+			return 0;
+		}
+		json_decref(r);
+	}
+}
+
+int
+fetch_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("fetch");
+	struct cli_args args;
+	struct fopts o = { .out = "." };
+	struct xctx x;
+	struct entry e;
+	struct stat st;
+	json_t *r = NULL, *v, *done = NULL;
+	int64_t deadline;
+	size_t i;
+	int ch, ret = EXIT_USAGE, r2, opened = 0;
+
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_FROM:
+			o.from = args.optarg;
+			break;
+		case OPT_WAIT:
+			o.wait = 1;
+			break;
+		case 'o':
+			o.out = args.optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("fetch", args.optarg, &o.timeout) < 0)
+				goto done;
+			break;
+		case OPT_JSON:
+			o.json = 1;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto done;
+		default:
+			goto done;
+		}
+	}
+	if (args.npos > 0) {
+		cli_err("fetch", "unexpected argument '%s'", args.pos[0]);
+		goto done;
+	}
+	o.to_stdout = strcmp(o.out, "-") == 0;
+	if (!o.to_stdout && (stat(o.out, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		cli_err("fetch", "-o '%s': not a directory", o.out);
+		goto done;
+	}
+	if ((ret = xctx_open(&x, cli, "fetch", o.wait ? 10 : o.timeout)) != 0)
+		goto done;
+	opened = 1;
+	if (o.from && !x_valid_peer(&x, o.from, "--from")) {
+		ret = EXIT_USAGE;
+		goto done;
+	}
+	deadline = now_unix() + (o.wait ? (o.timeout ? o.timeout : 60) : 0);
+	if ((ret = list_entries(&x, &o, deadline, &r)) != 0)
+		goto done;
+	done = json_array();
+	/* Keys first (in order), so data sealed with a new key opens in this run. */
+	for (int pass = 0; pass < 2; pass++)
+		json_array_foreach(json_object_get(r, "entries"), i, v) {
+			if (entry_parse(v, &e) < 0) {
+				cli_err("fetch", "malformed cache entry from %s", x.s.dc_url);
+				ret = ret ? ret : EXIT_FAIL;
+				continue;
+			}
+			if ((strcmp(e.kind, "key") == 0) != (pass == 0))
+				continue;
+			r2 = pass == 0 ? take_key(&x, &o, &e, done) : take_data(&x, &o, &e, done);
+			if (r2 != 0 && ret == 0)
+				ret = r2;
+		}
+	if (o.json)
+		cli_print_json(json_pack("{s:O}", "fetched", done));
+	else if (json_array_size(done) == 0 && ret == 0)
+		fprintf(o.to_stdout ? stderr : stdout, "nothing to fetch\n");
+	if (ret == 0 && o.wait && json_array_size(done) == 0)
+		ret = EXIT_FAIL;	/* --wait: nothing arrived in time */
+done:
+	json_decref(done);
+	json_decref(r);
+	if (opened)
+		xctx_close(&x);
+	cli_args_free(&args);
+	return ret;
+}

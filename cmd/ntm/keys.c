@@ -1,0 +1,292 @@
+/*
+ * keys.c - ntm keys exchange|list|show|rotate|forget: the end-to-end keys
+ * shared with peers (docs/protocol.md §8.1). A key exchange, step by step:
+ *
+ *   1. make a temporal key T, a shared key K and a key id;
+ *   2. POST /v1/exchange/temporal {to, key_id, T} at our DC, which hands T
+ *      to the peer's DC (found by DNS, signed POST /v1/dc/temporal);
+ *   3. upload K sealed with T (76 bytes) to our DC's CS, to the peer;
+ *   4. POST /v1/exchange/announce {kind "key"} at our DC: the peer's DC
+ *      lists it in the peer's cache list and notifies the peer.
+ *
+ * The peer's `ntm fetch` takes T from its DC and the sealed K from our CS.
+ * Neither server alone holds both; K is kept only in STATE_DIR/keys (0600).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "xcli.h"
+
+enum { OPT_JSON = 256, OPT_TIMEOUT };
+
+const struct cli_opt keys_opts[] = {
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "exchange, rotate: give up on each server call "
+	  "after SEC seconds (1..300, default 10)" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+struct kopts {
+	const char	*sub, *peer;
+	long		 timeout;
+	int		 json;
+};
+
+/* Steps 1-4 above; on success k holds the new key. 0 or an exit code. */
+static int
+exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
+{
+	uint8_t tkey[NTM_KEY_LEN], obj[NTM_XKEY_OBJ_LEN], h[NTM_HASH_LEN];
+	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_KEY_LEN)], tmp[64];
+	json_t *body, *r = NULL;
+	FILE *fp = NULL;
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(k->peer, sizeof(k->peer), "%s", peer);
+	ntm_random(k->key_id, sizeof(k->key_id));
+	ntm_random(k->key, sizeof(k->key));
+	ntm_random(tkey, sizeof(tkey));
+	k->created = now_unix();
+	k->initiator = 1;
+	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0 ||
+	    ntm_b64_encode(tb64, sizeof(tb64), tkey, sizeof(tkey)) < 0 ||
+	    ntm_xkey_wrap(obj, k->key, tkey, k->key_id, x->s.fqdn, peer) < 0) {
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	if ((ret = x_our_cs(x)) != 0)
+		goto out;
+
+	/* 2: the temporal key, through the DCs. */
+	body = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", 1, "from", x->s.fqdn,
+	    "to", peer, "key_id", kid, "temporal_key", tb64);
+	ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/temporal", body, 200, NULL);
+	{
+		json_t *v = json_object_get(body, "temporal_key");
+
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+	}
+	json_decref(body);
+	if (ret != 0)
+		goto out;
+
+	/* 3: the shared key sealed with it, through our CS. */
+	ntm_hash(h, obj, sizeof(obj));
+	if (ntm_hex_encode(sha, 65, h, sizeof(h)) < 0 || (fp = tmpfile()) == NULL ||
+	    fwrite(obj, 1, sizeof(obj), fp) != sizeof(obj) || fflush(fp) != 0) {
+		cli_err(x->cmd, "cannot stage the key object");
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "key exchange %s", kid);
+	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:s, s:s}", "version", 1,
+	    "from", x->s.fqdn, "to", peer, "app", X_APP_KEYS, "service", X_SERVICE_KEYS,
+	    "item", kid, "notify", tmp);
+	if ((ret = x_cs_upload(x, fileno(fp), sizeof(obj), sha, body, &r)) != 0)
+		goto out;
+
+	/* 4: the announcement, through the DCs. */
+	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:i, s:I, s:s, s:s, s:s, s:s}",
+	    "version", 1, "from", x->s.fqdn, "to", peer, "kind", "key", "sha256", sha,
+	    "size", (int)sizeof(obj), "expires", json_integer_value(json_object_get(r, "expires")),
+	    "app", X_APP_KEYS, "service", X_SERVICE_KEYS, "item", kid, "notify", tmp);
+	json_decref(r);
+	r = NULL;
+	ret = x_announce(x, body, &r);
+	json_decref(body);
+out:
+	json_decref(r);
+	if (fp)
+		fclose(fp);
+	ntm_wipe(tkey, sizeof(tkey));
+	ntm_wipe(tb64, sizeof(tb64));
+	ntm_wipe(obj, sizeof(obj));
+	return ret;
+}
+
+static void
+print_key(const struct xkey *k, int json, const char *extra_k, const char *extra_v)
+{
+	json_t *j = xkey_json(k);
+
+	if (json) {
+		if (extra_k)
+			json_object_set_new(j, extra_k, json_string(extra_v));
+		cli_print_json(j);
+		return;
+	}
+	printf("%s\n  key id: %s\n  fingerprint: %s\n  made by: %s\n", k->peer,
+	    json_string_value(json_object_get(j, "key_id")),
+	    json_string_value(json_object_get(j, "fingerprint")),
+	    json_string_value(json_object_get(j, "made_by")));
+	if (extra_k)
+		printf("  %s: %s\n", extra_k, extra_v);
+	json_decref(j);
+}
+
+static int
+do_exchange(struct cli *cli, const struct kopts *o, int rotate)
+{
+	struct xctx x;
+	struct xkey k, old;
+	char sha[65] = "";
+	int ret, e;
+
+	if ((ret = xctx_open(&x, cli, "keys", o->timeout)) != 0)
+		return ret;
+	if (!x_valid_peer(&x, o->peer, "PEER")) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	e = xkey_load(cli, o->peer, &old);
+	ntm_wipe(&old, sizeof(old));
+	if (rotate && e == NTM_ERR_NOTFOUND) {
+		cli_err("keys", "no key with %s to rotate (run 'ntm keys exchange %s')",
+		    o->peer, o->peer);
+		ret = EXIT_NOKEY;
+		goto out;
+	}
+	if (cli_state_prepare(cli, "keys") < 0) {
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	if ((ret = exchange(&x, o->peer, &k, sha)) != 0)
+		goto out;
+	if ((e = xkey_save(cli, &k)) < 0) {
+		cli_err("keys", "cannot save the key with %s: %s", o->peer, ntm_strerror(e));
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	print_key(&k, o->json, "object", sha);
+out:
+	ntm_wipe(&k, sizeof(k));
+	xctx_close(&x);
+	return ret;
+}
+
+static int
+list_one(const struct xkey *k, void *arg)
+{
+	json_t *arr = arg;
+
+	if (arr)
+		json_array_append_new(arr, xkey_json(k));
+	else
+		print_key(k, 0, NULL, NULL);
+	return 0;
+}
+
+static int
+do_list(struct cli *cli, const struct kopts *o)
+{
+	json_t *arr = o->json ? json_array() : NULL;
+
+	if (xkey_each(cli, list_one, arr) < 0) {
+		cli_err("keys", "cannot read %s/keys", cli->state_dir);
+		json_decref(arr);
+		return EXIT_FAIL;
+	}
+	if (arr) {
+		cli_print_json(json_pack("{s:o}", "keys", arr));
+		return EXIT_OK;
+	}
+	return EXIT_OK;
+}
+
+static int
+do_show_forget(struct cli *cli, const struct kopts *o, int forget)
+{
+	struct xkey k;
+	int e;
+
+	if (!ntm_valid_dnsname(o->peer) || strchr(o->peer, '.') == NULL) {
+		cli_err("keys", "PEER '%s': not a client FQDN (like bob.dc2.example)", o->peer);
+		return EXIT_USAGE;
+	}
+	e = xkey_load(cli, o->peer, &k);
+	if (e == NTM_ERR_NOTFOUND) {
+		cli_err("keys", "no key with %s", o->peer);
+		return EXIT_NOKEY;
+	}
+	if (e < 0) {
+		cli_err("keys", "%s/keys/%s.key: %s", cli->state_dir, o->peer,
+		    e == NTM_ERR_INVAL ? "malformed, or readable by others" : ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	if (forget) {
+		ntm_wipe(&k, sizeof(k));
+		if (xkey_remove(cli, o->peer) < 0) {
+			cli_err("keys", "cannot remove the key with %s", o->peer);
+			return EXIT_FAIL;
+		}
+		if (o->json)
+			cli_print_json(json_pack("{s:s, s:b}", "peer", o->peer, "forgotten", 1));
+		else
+			printf("forgot the key with %s\n", o->peer);
+		return EXIT_OK;
+	}
+	print_key(&k, o->json, NULL, NULL);
+	ntm_wipe(&k, sizeof(k));
+	return EXIT_OK;
+}
+
+int
+keys_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("keys");
+	struct cli_args args;
+	struct kopts o = { 0 };
+	int ch, ret = EXIT_USAGE, need;
+
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_JSON:
+			o.json = 1;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("keys", args.optarg, &o.timeout) < 0)
+				goto done;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto done;
+		default:
+			goto done;
+		}
+	}
+	if (args.npos < 1) {
+		cli_err("keys", "missing subcommand (exchange, list, show, rotate, forget)");
+		goto done;
+	}
+	o.sub = args.pos[0];
+	need = strcmp(o.sub, "list") == 0 ? 1 : 2;
+	if (strcmp(o.sub, "exchange") && strcmp(o.sub, "list") && strcmp(o.sub, "show") &&
+	    strcmp(o.sub, "rotate") && strcmp(o.sub, "forget")) {
+		cli_err("keys", "unknown subcommand '%s' (exchange, list, show, rotate, forget)",
+		    o.sub);
+		goto done;
+	}
+	if (args.npos < need) {
+		cli_err("keys", "%s: missing PEER", o.sub);
+		goto done;
+	}
+	if (args.npos > need) {
+		cli_err("keys", "%s: unexpected argument '%s'", o.sub, args.pos[need]);
+		goto done;
+	}
+	o.peer = need == 2 ? args.pos[1] : NULL;
+	if (strcmp(o.sub, "list") == 0)
+		ret = do_list(cli, &o);
+	else if (strcmp(o.sub, "show") == 0 || strcmp(o.sub, "forget") == 0)
+		ret = do_show_forget(cli, &o, strcmp(o.sub, "forget") == 0);
+	else
+		ret = do_exchange(cli, &o, strcmp(o.sub, "rotate") == 0);
+done:
+	cli_args_free(&args);
+	return ret;
+}

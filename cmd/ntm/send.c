@@ -1,0 +1,434 @@
+/*
+ * send.c - ntm send PEER... [FILE|-]: seal a file for one or more peers with
+ * the keys shared with them (docs/protocol.md §8.2), upload it to our DC's
+ * CS in chunks, and announce it through the DCs, which list it in each
+ * peer's cache list and notify them. ntm send --status ID shows delivery.
+ *
+ * The sealed copy is staged in an unlinked file in the state dir while it
+ * is hashed (the CS names objects by SHA-256 and wants the size first), so
+ * memory stays bounded whatever the input size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "xcli.h"
+
+enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_APP, OPT_SERVICE, OPT_ITEM, OPT_NOTIFY, OPT_TTL,
+    OPT_STATUS };
+
+const struct cli_opt send_opts[] = {
+	{ "app", OPT_APP, 0, "ID", "application ID carried with the object (at most 64 bytes)" },
+	{ "service", OPT_SERVICE, 0, "ID", "service ID (at most 64 bytes)" },
+	{ "item", OPT_ITEM, 0, "ID", "service item ID (at most 128 bytes)" },
+	{ "notify", OPT_NOTIFY, 0, "TEXT", "notification message shown to the peers (at most "
+	  "512 bytes; servers see it: put no secret in it)" },
+	{ "ttl", OPT_TTL, 0, "SEC", "keep the object at the CS for SEC seconds (default: the "
+	  "CS's object_ttl_s)" },
+	{ "status", OPT_STATUS, 0, "ID", "show the delivery of a sent object (its SHA-256) "
+	  "per destination, and exit" },
+	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or a "
+	  "transfer stalled that long (1..300, default 10)" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+struct sopts {
+	const char	*app, *service, *item, *notify, *status, *file;
+	const char	*peers[NTM_XDATA_DEST_MAX];
+	int		 npeers, json;
+	long		 timeout, ttl;
+};
+
+/* An opaque text option: at most max bytes, printable (no control bytes). */
+static int
+check_text(const char *opt, const char *v, size_t max)
+{
+	size_t i, n = strlen(v);
+
+	if (n > max) {
+		cli_err("send", "--%s '%.40s...': longer than %zu bytes", opt, v, max);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			cli_err("send", "--%s '%s': control characters are not allowed", opt, v);
+			return -1;
+		}
+	return 0;
+}
+
+/* Input and sealed copy. */
+struct sealer {
+	int			 in, out;
+	struct ntm_xseal	 xs;
+	crypto_hash_sha256_state h;
+	uint64_t		 size;
+	char			 sha[65];
+};
+
+static int
+put(struct sealer *s, const uint8_t *p, size_t n)
+{
+	ssize_t w;
+
+	crypto_hash_sha256_update(&s->h, p, n);
+	while (n > 0) {
+		if ((w = write(s->out, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		s->size += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Fills buf from fd: bytes read (less than cap only at end of input), or -1. */
+static ssize_t
+read_full(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < cap) {
+		if ((r = read(fd, buf + got, cap - got)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Header, metadata, then the input in pieces; the last piece is FINAL. */
+static int
+seal_all(struct sealer *s, const struct xkey *keys, int n, const char *name)
+{
+	static uint8_t piece[NTM_XDATA_CHUNK], out[4 + NTM_XDATA_MSG_MAX];
+	uint8_t ids[NTM_XDATA_DEST_MAX][NTM_XKEY_ID], ks[NTM_XDATA_DEST_MAX][NTM_KEY_LEN];
+	uint8_t hdr[NTM_XDATA_HDR_MAX], h[NTM_HASH_LEN];
+	char *meta;
+	json_t *mj;
+	ssize_t r;
+	long m;
+	int i, hl, ret = -1;
+
+	for (i = 0; i < n; i++) {
+		memcpy(ids[i], keys[i].key_id, NTM_XKEY_ID);
+		memcpy(ks[i], keys[i].key, NTM_KEY_LEN);
+	}
+	crypto_hash_sha256_init(&s->h);
+	hl = ntm_xseal_init(&s->xs, hdr, sizeof(hdr), n, (const uint8_t (*)[NTM_XKEY_ID])ids,
+	    (const uint8_t (*)[NTM_KEY_LEN])ks);
+	ntm_wipe(ks, sizeof(ks));
+	if (hl < 0 || put(s, hdr, (size_t)hl) < 0)
+		goto out;
+	mj = json_pack("{s:i, s:s, s:I}", "version", 1, "name", name, "time",
+	    (json_int_t)now_unix());
+	meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
+	json_decref(mj);
+	if (meta == NULL || (m = ntm_xseal_push(&s->xs, out, sizeof(out), meta, strlen(meta),
+	    0)) < 0 || put(s, out, (size_t)m) < 0) {
+		free(meta);
+		goto out;
+	}
+	free(meta);
+	for (;;) {
+		if ((r = read_full(s->in, piece, sizeof(piece))) < 0)
+			goto out;
+		/* A short piece is the last; a full one may be followed by none:
+		 * then an empty FINAL message ends the stream. */
+		m = ntm_xseal_push(&s->xs, out, sizeof(out), piece, (size_t)r,
+		    (size_t)r < sizeof(piece));
+		if (m < 0 || put(s, out, (size_t)m) < 0)
+			goto out;
+		if ((size_t)r < sizeof(piece))
+			break;
+	}
+	crypto_hash_sha256_final(&s->h, h);
+	ret = ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0 ? -1 : 0;
+out:
+	ntm_wipe(piece, sizeof(piece));
+	ntm_xseal_wipe(&s->xs);
+	return ret;
+}
+
+/* The sealed copy: an unlinked 0600 file in the state dir. */
+static int
+stage_file(const struct cli *cli)
+{
+	char *path = cli_state_path(cli, "send-XXXXXX");
+	int fd = mkstemp(path);
+
+	if (fd >= 0)
+		unlink(path);
+	free(path);
+	return fd;
+}
+
+static void
+print_sent(const struct sopts *o, json_t *commit, json_t *ann)
+{
+	json_t *d;
+	size_t i;
+
+	if (o->json) {
+		cli_print_json(json_pack("{s:O, s:O, s:O, s:O}", "id",
+		    json_object_get(commit, "sha256"), "size", json_object_get(commit, "size"),
+		    "expires", json_object_get(commit, "expires"), "to",
+		    json_object_get(ann, "to")));
+		return;
+	}
+	printf("sent %s (%lld bytes sealed)\n", json_string_value(json_object_get(commit,
+	    "sha256")), (long long)json_integer_value(json_object_get(commit, "size")));
+	json_array_foreach(json_object_get(ann, "to"), i, d)
+		printf("  %s: %s\n", json_string_value(json_object_get(d, "fqdn")),
+		    json_string_value(json_object_get(d, "status")));
+}
+
+static int
+do_send(struct cli *cli, const struct sopts *o)
+{
+	struct xkey keys[NTM_XDATA_DEST_MAX];
+	struct sealer s;
+	struct xctx x;
+	json_t *create = NULL, *commit = NULL, *ann = NULL, *to, *body;
+	const char *name;
+	int i, j, e, ret;
+
+	memset(&s, 0, sizeof(s));
+	memset(keys, 0, sizeof(keys));
+	s.in = s.out = -1;
+	if ((ret = xctx_open(&x, cli, "send", o->timeout)) != 0)
+		return ret;
+	ret = EXIT_USAGE;
+	for (i = 0; i < o->npeers; i++) {
+		if (!x_valid_peer(&x, o->peers[i], "PEER"))
+			goto out;
+		for (j = 0; j < i; j++)
+			if (strcmp(o->peers[i], o->peers[j]) == 0) {
+				cli_err("send", "PEER '%s': given twice", o->peers[i]);
+				goto out;
+			}
+	}
+	for (i = 0; i < o->npeers; i++) {
+		if ((e = xkey_load(cli, o->peers[i], &keys[i])) == NTM_ERR_NOTFOUND) {
+			cli_err("send", "no shared key with %s (run 'ntm keys exchange %s')",
+			    o->peers[i], o->peers[i]);
+			ret = EXIT_NOKEY;
+			goto out;
+		}
+		if (e < 0) {
+			cli_err("send", "the key with %s: %s", o->peers[i], ntm_strerror(e));
+			ret = EXIT_FAIL;
+			goto out;
+		}
+	}
+	ret = EXIT_FAIL;
+	if (o->file == NULL || strcmp(o->file, "-") == 0) {
+		s.in = STDIN_FILENO;
+		name = "";
+	} else if ((s.in = open(o->file, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_err("send", "FILE '%s': %s", o->file, strerror(errno));
+		ret = EXIT_USAGE;
+		goto out;
+	} else
+		name = strrchr(o->file, '/') ? strrchr(o->file, '/') + 1 : o->file;
+	if (cli_state_prepare(cli, "send") < 0 || (s.out = stage_file(cli)) < 0) {
+		cli_err("send", "cannot stage the sealed copy in %s", cli->state_dir);
+		goto out;
+	}
+	if (seal_all(&s, keys, o->npeers, name) < 0) {
+		cli_err("send", "cannot seal the input: %s", strerror(errno));
+		goto out;
+	}
+	if ((ret = x_our_cs(&x)) != 0)
+		goto out;
+	to = json_array();
+	for (i = 0; i < o->npeers; i++)
+		json_array_append_new(to, json_string(o->peers[i]));
+	create = json_pack("{s:i, s:s, s:O, s:s, s:s, s:s, s:s}", "version", 1, "from",
+	    x.s.fqdn, "to", to, "app", o->app, "service", o->service, "item", o->item,
+	    "notify", o->notify);
+	if (o->ttl)
+		json_object_set_new(create, "ttl", json_integer(o->ttl));
+	if ((ret = x_cs_upload(&x, s.out, s.size, s.sha, create, &commit)) != 0) {
+		json_decref(to);
+		goto out;
+	}
+	body = json_pack("{s:i, s:s, s:o, s:s, s:s, s:I, s:O, s:s, s:s, s:s, s:s}",
+	    "version", 1, "from", x.s.fqdn, "to", to, "kind", "data", "sha256", s.sha,
+	    "size", (json_int_t)s.size, "expires", json_object_get(commit, "expires"),
+	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify);
+	ret = x_announce(&x, body, &ann);
+	json_decref(body);
+	if (ann)
+		print_sent(o, commit, ann);
+out:
+	for (i = 0; i < NTM_XDATA_DEST_MAX; i++)
+		ntm_wipe(&keys[i], sizeof(keys[i]));
+	if (s.in > STDIN_FILENO)
+		close(s.in);
+	if (s.out >= 0)
+		close(s.out);
+	json_decref(commit);
+	json_decref(ann);
+	xctx_close(&x);
+	return ret;
+}
+
+static int
+do_status(struct cli *cli, const struct sopts *o)
+{
+	struct xctx x;
+	char path[128];
+	json_t *r = NULL, *d;
+	size_t i;
+	int ret;
+
+	if ((ret = xctx_open(&x, cli, "send", o->timeout)) != 0)
+		return ret;
+	if ((ret = x_our_cs(&x)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", o->status);
+	if ((ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r)) != 0)
+		goto out;
+	if (o->json) {
+		cli_print_json(r);
+		r = NULL;
+		goto out;
+	}
+	printf("%s (%lld bytes) from %s\n", o->status,
+	    (long long)json_integer_value(json_object_get(r, "size")),
+	    json_string_value(json_object_get(r, "from")));
+	json_array_foreach(json_object_get(r, "to"), i, d) {
+		json_t *t = json_object_get(d, "delivered");
+		char when[32] = "";
+		time_t tt;
+		struct tm tm;
+
+		if (json_is_integer(t)) {
+			tt = (time_t)json_integer_value(t);
+			if (gmtime_r(&tt, &tm))
+				strftime(when, sizeof(when), " at %Y-%m-%d %H:%M:%S UTC", &tm);
+		}
+		printf("  %s: %s%s\n", json_string_value(json_object_get(d, "fqdn")),
+		    json_string_value(json_object_get(d, "status")), when);
+	}
+out:
+	json_decref(r);
+	xctx_close(&x);
+	return ret;
+}
+
+static int
+valid_sha(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return i == 64;
+}
+
+int
+send_main(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = cli_find("send");
+	struct cli_args args;
+	struct sopts o = { .app = "", .service = "", .item = "", .notify = "" };
+	struct stat st;
+	int ch, i, npeers, ret = EXIT_USAGE;
+
+	cli_args_init(&args, cmd, argc, argv);
+	while ((ch = cli_getopt(&args)) != 0) {
+		switch (ch) {
+		case OPT_APP:
+			if (check_text("app", o.app = args.optarg, 64) < 0)
+				goto done;
+			break;
+		case OPT_SERVICE:
+			if (check_text("service", o.service = args.optarg, 64) < 0)
+				goto done;
+			break;
+		case OPT_ITEM:
+			if (check_text("item", o.item = args.optarg, 128) < 0)
+				goto done;
+			break;
+		case OPT_NOTIFY:
+			if (check_text("notify", o.notify = args.optarg, 512) < 0)
+				goto done;
+			break;
+		case OPT_TTL:
+			if (parse_long(args.optarg, 1, 365L * 86400, &o.ttl) < 0) {
+				cli_err("send", "--ttl '%s': expected seconds 1..31536000",
+				    args.optarg);
+				goto done;
+			}
+			break;
+		case OPT_STATUS:
+			if (!valid_sha(o.status = args.optarg)) {
+				cli_err("send", "--status '%s': expected an object ID (64 "
+				    "lowercase hex digits)", args.optarg);
+				goto done;
+			}
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout("send", args.optarg, &o.timeout) < 0)
+				goto done;
+			break;
+		case OPT_JSON:
+			o.json = 1;
+			break;
+		case 'h':
+			cli_cmd_help(stdout, cmd);
+			ret = EXIT_OK;
+			goto done;
+		default:
+			goto done;
+		}
+	}
+	if (o.status) {
+		if (args.npos > 0) {
+			cli_err("send", "--status takes no PEER or FILE ('%s')", args.pos[0]);
+			goto done;
+		}
+		ret = do_status(cli, &o);
+		goto done;
+	}
+	/* The last operand is FILE when it is "-" or an existing file. */
+	npeers = args.npos;
+	if (npeers >= 2 && (strcmp(args.pos[npeers - 1], "-") == 0 ||
+	    stat(args.pos[npeers - 1], &st) == 0))
+		o.file = args.pos[--npeers];
+	if (npeers < 1) {
+		cli_err("send", "missing PEER");
+		goto done;
+	}
+	if (npeers > NTM_XDATA_DEST_MAX) {
+		cli_err("send", "PEER '%s': more than %d peers", args.pos[NTM_XDATA_DEST_MAX],
+		    NTM_XDATA_DEST_MAX);
+		goto done;
+	}
+	for (i = 0; i < npeers; i++)
+		o.peers[i] = args.pos[i];
+	o.npeers = npeers;
+	ret = do_send(cli, &o);
+done:
+	cli_args_free(&args);
+	return ret;
+}

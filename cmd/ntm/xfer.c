@@ -1,0 +1,576 @@
+/*
+ * xfer.c - shared glue of ntm keys, send and fetch (xcli.h): JSON calls to
+ * the DC and CSs, the key store, chunked uploads and streamed downloads.
+ * Memory stays bounded whatever the object size: one X_CHUNK buffer up,
+ * curl's own buffer down.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <curl/curl.h>
+
+#include "common.h"
+#include "xcli.h"
+
+int
+xctx_open(struct xctx *x, struct cli *cli, const char *cmd, long timeout_s)
+{
+	char err[512];
+	int e;
+
+	memset(x, 0, sizeof(*x));
+	x->cli = cli;
+	x->cmd = cmd;
+	x->timeout_ms = cli_timeout(cli, timeout_s) * 1000;
+	if ((e = session_load(cli, &x->s, err, sizeof(err))) == NTM_ERR_NOTFOUND) {
+		cli_err(cmd, "not logged in (run 'ntm login')");
+		return EXIT_NOSESSION;
+	}
+	if (e < 0) {
+		cli_err(cmd, "%s", err);
+		return EXIT_FAIL;
+	}
+	if (x->s.token_expires <= now_unix()) {
+		cli_err(cmd, "the session expired (run 'ntm login')");
+		return EXIT_NOSESSION;
+	}
+	return 0;
+}
+
+void
+xctx_close(struct xctx *x)
+{
+	session_free(&x->s);
+}
+
+int
+x_valid_peer(struct xctx *x, const char *s, const char *what)
+{
+	if (!ntm_valid_dnsname(s) || strchr(s, '.') == NULL) {
+		cli_err(x->cmd, "%s '%s': not a client FQDN (like bob.dc2.example)", what, s);
+		return 0;
+	}
+	if (strcmp(s, x->s.fqdn) == 0) {
+		cli_err(x->cmd, "%s '%s': that is you", what, s);
+		return 0;
+	}
+	return 1;
+}
+
+int
+x_call(struct xctx *x, const char *base, const char *method, const char *path, json_t *body,
+    long want, json_t **out)
+{
+	char url[NTM_PUSH_URL_MAX + 512], errmsg[256] = "";
+	const char *code;
+	json_t *resp = NULL;
+	long status = 0;
+	int err, ret;
+
+	if (out)
+		*out = NULL;
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	log_info("%s %s", method, url);
+	err = ntm_https_call(x->s.ca_file, method, url, body, x->s.token, x->timeout_ms, &status,
+	    &resp, errmsg, sizeof(errmsg));
+	if (err == 0 && status == want) {
+		if (out)
+			*out = resp;
+		else
+			json_decref(resp);
+		return 0;
+	}
+	ret = cli_http_fail(x->cmd, base, err, status, resp, errmsg);
+	code = json_string_value(json_object_get(resp, "code"));
+	if (code && strcmp(code, "unknown_peer") == 0)
+		ret = EXIT_NOTUNNEL;
+	/* The CS's own 401 codes (§7.1): the session is no good there. */
+	if (code && (strcmp(code, "token_revoked") == 0 || strcmp(code, "token_expired") == 0))
+		ret = EXIT_NOSESSION;
+	json_decref(resp);
+	return ret;
+}
+
+int
+x_our_cs(struct xctx *x)
+{
+	json_t *r;
+	const char *cs;
+	int ret;
+
+	if (x->cs[0])
+		return 0;
+	if ((ret = x_call(x, x->s.dc_url, "GET", "/v1/exchange/cs", NULL, 200, &r)) != 0)
+		return ret;
+	cs = json_string_value(json_object_get(r, "cs"));
+	if (cs == NULL || !ntm_valid_push_url(cs)) {
+		cli_err(x->cmd, "bad answer from %s: no CS URL", x->s.dc_url);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	snprintf(x->cs, sizeof(x->cs), "%s", cs);
+	json_decref(r);
+	return 0;
+}
+
+int
+x_announce(struct xctx *x, json_t *body, json_t **out)
+{
+	json_t *r = NULL, *d;
+	size_t i;
+	int ret, first = 0;
+
+	*out = NULL;
+	if ((ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/announce", body, 200, &r)) != 0)
+		return ret;
+	json_array_foreach(json_object_get(r, "to"), i, d) {
+		const char *st = json_string_value(json_object_get(d, "status"));
+		const char *code = json_string_value(json_object_get(d, "code"));
+
+		if (st && strcmp(st, "queued") == 0)
+			continue;
+		cli_err(x->cmd, "%s: %s: %s", json_string_value(json_object_get(d, "fqdn")),
+		    code ? code : "failed",
+		    json_string_value(json_object_get(d, "message")) ?
+		    json_string_value(json_object_get(d, "message")) : "not announced");
+		if (first == 0)
+			first = code && strcmp(code, "unknown_peer") == 0 ? EXIT_NOTUNNEL :
+			    cli_exit_for_code(code, 0);
+	}
+	*out = r;
+	return first;
+}
+
+/* ---- the key store ----------------------------------------------------------- */
+
+static char *
+key_path(const struct cli *cli, const char *peer)
+{
+	return xasprintf("%s/keys/%s.key", cli->state_dir, peer);
+}
+
+int
+xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
+{
+	char *path = key_path(cli, peer), *text = NULL;
+	const char *p = NULL, *kid = NULL, *key = NULL;
+	int64_t created = 0, version = 0;
+	int init = 0, ret;
+	const struct ntm_jfield f[] = {
+		{ "version", NTM_J_INT, 1, &version, 0 },
+		{ "peer", NTM_J_STR, 1, &p, NTM_NAME_MAX },
+		{ "key_id", NTM_J_STR, 1, &kid, 2 * NTM_XKEY_ID },
+		{ "key", NTM_J_STR, 1, &key, 64 },
+		{ "created", NTM_J_INT, 1, &created, 0 },
+		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
+	};
+	struct ntm_jerr je;
+	json_t *j = NULL;
+	size_t len;
+
+	struct stat st;
+
+	memset(k, 0, sizeof(*k));
+	if (stat(path, &st) != 0) {
+		free(path);
+		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
+	}
+	/* A key readable by others is refused (as ntm_key_load does). */
+	if (st.st_mode & 077)
+		ret = NTM_ERR_INVAL;
+	else if ((ret = ntm_file_read(path, 4096, &text, &len)) == 0) {
+		ret = NTM_ERR_INVAL;
+		if ((j = ntm_json_parse(text, len, &je)) != NULL &&
+		    ntm_json_unpack(j, f, 6, &je) == 0 && version == 1 && strcmp(p, peer) == 0 &&
+		    ntm_hex_decode_exact(k->key_id, NTM_XKEY_ID, kid) == NTM_XKEY_ID &&
+		    ntm_b64_decode_exact(k->key, NTM_KEY_LEN, key) == NTM_KEY_LEN) {
+			snprintf(k->peer, sizeof(k->peer), "%s", p);
+			k->created = created;
+			k->initiator = init;
+			ret = 0;
+		}
+	}
+	if (text) {
+		ntm_wipe(text, len);
+		free(text);
+	}
+	if (j) {
+		json_t *v = json_object_get(j, "key");
+
+		if (json_is_string(v))
+			ntm_wipe((char *)json_string_value(v), json_string_length(v));
+		json_decref(j);
+	}
+	free(path);
+	return ret;
+}
+
+int
+xkey_save(const struct cli *cli, const struct xkey *k)
+{
+	char kid[2 * NTM_XKEY_ID + 1], key[NTM_B64_LEN(NTM_KEY_LEN)], *dir, *path, *text;
+	json_t *j;
+	int ret;
+
+	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0 ||
+	    ntm_b64_encode(key, sizeof(key), k->key, NTM_KEY_LEN) < 0)
+		return NTM_ERR_INVAL;
+	dir = xasprintf("%s/keys", cli->state_dir);
+	if ((ret = ntm_mkdirs(dir, 0700)) < 0) {
+		free(dir);
+		return ret;
+	}
+	free(dir);
+	j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:b}", "version", 1, "peer", k->peer,
+	    "key_id", kid, "key", key, "created", (json_int_t)k->created,
+	    "initiator", k->initiator);
+	ntm_wipe(key, sizeof(key));
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (j) {
+		json_t *v = json_object_get(j, "key");
+
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+		json_decref(j);
+	}
+	if (text == NULL)
+		return NTM_ERR_NOMEM;
+	path = key_path(cli, k->peer);
+	ret = ntm_file_write(path, text, strlen(text), 0600);
+	ntm_wipe(text, strlen(text));
+	free(text);
+	free(path);
+	return ret;
+}
+
+int
+xkey_remove(const struct cli *cli, const char *peer)
+{
+	char *path = key_path(cli, peer);
+	int ret = unlink(path) == 0 ? 0 : errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
+
+	free(path);
+	return ret;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+xkey_each(const struct cli *cli, int (*fn)(const struct xkey *k, void *arg), void *arg)
+{
+	char *dir = xasprintf("%s/keys", cli->state_dir), *names[1024];
+	struct dirent *de;
+	struct xkey k;
+	size_t n = 0, i, len;
+	DIR *d;
+	int ret = 0;
+
+	if ((d = opendir(dir)) == NULL) {
+		free(dir);
+		return errno == ENOENT ? 0 : NTM_ERR_IO;
+	}
+	while ((de = readdir(d)) != NULL && n < sizeof(names) / sizeof(names[0])) {
+		len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".key") == 0)
+			names[n++] = xasprintf("%.*s", (int)(len - 4), de->d_name);
+	}
+	closedir(d);
+	free(dir);
+	qsort(names, n, sizeof(names[0]), cmp_names);
+	for (i = 0; i < n; i++) {
+		if (ret == 0 && xkey_load(cli, names[i], &k) == 0) {
+			ret = fn(&k, arg);
+			ntm_wipe(&k, sizeof(k));
+		}
+		free(names[i]);
+	}
+	return ret;
+}
+
+json_t *
+xkey_json(const struct xkey *k)
+{
+	char kid[2 * NTM_XKEY_ID + 1], fp[NTM_XFP_LEN];
+
+	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0)
+		return NULL;
+	ntm_xkey_fingerprint(fp, k->key_id, k->key);
+	return json_pack("{s:s, s:s, s:s, s:I, s:s}", "peer", k->peer, "key_id", kid,
+	    "fingerprint", fp, "created", (json_int_t)k->created,
+	    "made_by", k->initiator ? "us" : "peer");
+}
+
+/* ---- progress on a terminal -------------------------------------------------- */
+
+#define X_PROGRESS_MIN	(1024 * 1024)	/* smaller transfers show none */
+
+/* "\rntm: send: 12.0 / 100.0 MiB (12%)" on stderr when it is a terminal. */
+static void
+progress(struct xctx *x, const char *what, uint64_t done, uint64_t total)
+{
+	if (total < X_PROGRESS_MIN || !isatty(STDERR_FILENO))
+		return;
+	fprintf(stderr, "\rntm: %s: %s %.1f / %.1f MiB (%d%%)%s", x->cmd, what,
+	    (double)done / 1048576, (double)total / 1048576, (int)(done * 100 / total),
+	    done >= total ? "\n" : "");
+	fflush(stderr);
+}
+
+/* ---- raw transfers with libcurl ---------------------------------------------- */
+
+/* A bounded response body (JSON answers and error bodies). */
+struct rbuf {
+	char	data[65536];
+	size_t	len;
+};
+
+static size_t
+rbuf_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct rbuf *b = arg;
+	size_t n = size * nmemb, take = sizeof(b->data) - 1 - b->len;
+
+	if (n < take)
+		take = n;
+	memcpy(b->data + b->len, p, take);
+	b->len += take;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static CURL *
+easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs)
+{
+	CURL *c = curl_easy_init();
+	char *auth;
+
+	if (c == NULL)
+		return NULL;
+	auth = xasprintf("Authorization: Bearer %s", x->s.token);
+	*hdrs = curl_slist_append(NULL, auth);
+	ntm_wipe(auth, strlen(auth));
+	free(auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
+	/* Large objects take long: give up only when the transfer stalls. */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(x->timeout_ms / 1000));
+	if (x->s.ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, x->s.ca_file);
+	return c;
+}
+
+static void
+easy_free(CURL *c, struct curl_slist *hdrs)
+{
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+}
+
+/* Maps an HTTP error answer in b to an exit code after one error line. */
+static int
+http_fail(struct xctx *x, const char *base, CURLcode rc, long status, const struct rbuf *b)
+{
+	struct ntm_jerr je;
+	json_t *j = NULL;
+	int ret;
+
+	if (rc != CURLE_OK)
+		return cli_http_fail(x->cmd, base, NTM_ERR_CONNECT, 0, NULL,
+		    curl_easy_strerror(rc));
+	if (b->len)
+		j = ntm_json_parse(b->data, b->len, &je);
+	ret = cli_http_fail(x->cmd, base, 0, status, j, NULL);
+	if (status == 401)
+		ret = EXIT_NOSESSION;
+	json_decref(j);
+	return ret;
+}
+
+/* PUT one chunk: 0 with *offset the CS's new total, or an exit code. */
+static int
+put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t n,
+    uint64_t *offset)
+{
+	char url[NTM_PUSH_URL_MAX + 128];
+	struct curl_slist *h;
+	struct rbuf b = { .len = 0 };
+	long status = 0;
+	CURLcode rc;
+	CURL *c;
+	json_t *j = NULL;
+	struct ntm_jerr je;
+	int ret;
+
+	snprintf(url, sizeof(url), "%s/v1/cs/upload?id=%s&offset=%llu", x->cs, id,
+	    (unsigned long long)at);
+	if ((c = easy_new(x, url, &h)) == NULL)
+		return EXIT_FAIL;
+	h = curl_slist_append(h, "Content-Type: application/octet-stream");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, p);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rbuf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OK && status == 200 &&
+	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
+	    json_is_integer(json_object_get(j, "offset"))) {
+		*offset = (uint64_t)json_integer_value(json_object_get(j, "offset"));
+		ret = 0;
+	} else
+		ret = http_fail(x, x->cs, rc, status, &b);
+	json_decref(j);
+	easy_free(c, h);
+	return ret;
+}
+
+/* The CS's offset for upload id: 0 or an exit code. */
+static int
+upload_offset(struct xctx *x, const char *id, uint64_t *offset)
+{
+	char path[128];
+	json_t *r;
+	int ret;
+
+	snprintf(path, sizeof(path), "/v1/cs/upload?id=%s", id);
+	if ((ret = x_call(x, x->cs, "GET", path, NULL, 200, &r)) != 0)
+		return ret;
+	*offset = (uint64_t)json_integer_value(json_object_get(r, "offset"));
+	json_decref(r);
+	return 0;
+}
+
+int
+x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
+    json_t **commit)
+{
+	uint8_t *buf = NULL;
+	char id[64];
+	json_t *r = NULL, *body;
+	uint64_t off = 0, got;
+	ssize_t n;
+	size_t want;
+	int ret, retried = 0;
+
+	*commit = NULL;
+	json_object_set_new(create, "size", json_integer((json_int_t)size));
+	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	json_decref(create);
+	if (ret != 0)
+		return ret;
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r, "upload")) ?
+	    json_string_value(json_object_get(r, "upload")) : "");
+	json_decref(r);
+	if ((buf = malloc(X_CHUNK)) == NULL) {
+		cli_err(x->cmd, "out of memory");
+		return EXIT_FAIL;
+	}
+	while (off < size) {
+		want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
+		if ((n = pread(fd, buf, want, (off_t)off)) != (ssize_t)want) {
+			cli_err(x->cmd, "cannot read the sealed copy: %s",
+			    n < 0 ? strerror(errno) : "short read");
+			ret = EXIT_FAIL;
+			break;
+		}
+		if ((ret = put_chunk(x, id, off, buf, want, &got)) != 0) {
+			/* Once: ask where the CS is and go on from there. */
+			if (retried++ || upload_offset(x, id, &got) != 0)
+				break;
+			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
+		}
+		off = got;
+		progress(x, "upload", off, size);
+	}
+	free(buf);
+	if (off < size)
+		return ret ? ret : EXIT_FAIL;
+	body = json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "upload", id,
+	    "size", (json_int_t)size, "sha256", sha256);
+	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
+	json_decref(body);
+	return ret;
+}
+
+struct dl {
+	struct xctx	*x;
+	uint64_t	 total, done;
+	CURL		*c;
+	x_sink_fn	*fn;
+	void		*arg;
+	int		 checked, ok, stopped;
+	struct rbuf	 err;
+};
+
+static size_t
+dl_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct dl *d = arg;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	if (!d->checked) {
+		curl_easy_getinfo(d->c, CURLINFO_RESPONSE_CODE, &status);
+		d->ok = status == 200;
+		d->checked = 1;
+	}
+	if (!d->ok)
+		return rbuf_write(p, size, nmemb, &d->err);
+	if (d->fn((const uint8_t *)p, n, d->arg) < 0) {
+		d->stopped = 1;
+		return 0;	/* aborts the transfer */
+	}
+	/* About every 4 MiB, and at the end. */
+	if (d->total && ((d->done + n) >> 22 != d->done >> 22 || d->done + n == d->total))
+		progress(d->x, "download", d->done + n, d->total);
+	d->done += n;
+	return n;
+}
+
+int
+x_cs_download(struct xctx *x, const char *base, const char *sha256, uint64_t size,
+    x_sink_fn *fn, void *arg)
+{
+	char url[NTM_PUSH_URL_MAX + 128];
+	struct curl_slist *h;
+	struct dl d;
+	long status = 0;
+	CURLcode rc;
+	int ret;
+
+	memset(&d, 0, sizeof(d));
+	d.x = x;
+	d.total = size;
+	d.fn = fn;
+	d.arg = arg;
+	snprintf(url, sizeof(url), "%s/v1/cs/object?sha256=%s", base, sha256);
+	log_info("GET %s", url);
+	if ((d.c = easy_new(x, url, &h)) == NULL)
+		return EXIT_FAIL;
+	curl_easy_setopt(d.c, CURLOPT_WRITEFUNCTION, dl_write);
+	curl_easy_setopt(d.c, CURLOPT_WRITEDATA, &d);
+	rc = curl_easy_perform(d.c);
+	curl_easy_getinfo(d.c, CURLINFO_RESPONSE_CODE, &status);
+	if (d.stopped)
+		ret = EXIT_VERIFY;
+	else if (rc == CURLE_OK && status == 200)
+		ret = 0;
+	else
+		ret = http_fail(x, base, rc, status, &d.err);
+	easy_free(d.c, h);
+	return ret;
+}

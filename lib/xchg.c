@@ -1,0 +1,208 @@
+/*
+ * xchg.c - the end-to-end formats of the non-real-time path (xchg.h,
+ * docs/protocol.md §8). I/O free.
+ */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "xchg.h"
+
+/* "ntm-key-v1" | key_id | from | NUL | to | NUL */
+static long
+key_ad(uint8_t *ad, size_t cap, const uint8_t key_id[NTM_XKEY_ID], const char *from,
+    const char *to)
+{
+	struct ntm_wr w;
+
+	ntm_wr_init(&w, ad, cap);
+	ntm_wr_bytes(&w, "ntm-key-v1", 10);
+	ntm_wr_bytes(&w, key_id, NTM_XKEY_ID);
+	ntm_wr_bytes(&w, from, strlen(from) + 1);
+	ntm_wr_bytes(&w, to, strlen(to) + 1);
+	return ntm_wr_done(&w);
+}
+
+int
+ntm_xkey_wrap(uint8_t out[NTM_XKEY_OBJ_LEN], const uint8_t shared[NTM_KEY_LEN],
+    const uint8_t tkey[NTM_KEY_LEN], const uint8_t key_id[NTM_XKEY_ID],
+    const char *from, const char *to)
+{
+	uint8_t ad[10 + NTM_XKEY_ID + 2 * (NTM_NAME_MAX + 1)];
+	long adlen = key_ad(ad, sizeof(ad), key_id, from, to);
+
+	if (adlen < 0)
+		return NTM_ERR_INVAL;
+	memcpy(out, NTM_XKEY_MAGIC, 4);
+	ntm_random(out + 4, NTM_AEAD_NONCE);
+	ntm_aead_seal(out + 4 + NTM_AEAD_NONCE, shared, NTM_KEY_LEN, ad, (size_t)adlen,
+	    out + 4, tkey);
+	return 0;
+}
+
+int
+ntm_xkey_unwrap(uint8_t shared[NTM_KEY_LEN], const uint8_t *obj, size_t n,
+    const uint8_t tkey[NTM_KEY_LEN], const uint8_t key_id[NTM_XKEY_ID],
+    const char *from, const char *to)
+{
+	uint8_t ad[10 + NTM_XKEY_ID + 2 * (NTM_NAME_MAX + 1)];
+	long adlen = key_ad(ad, sizeof(ad), key_id, from, to);
+
+	if (adlen < 0 || n != NTM_XKEY_OBJ_LEN || memcmp(obj, NTM_XKEY_MAGIC, 4) != 0)
+		return NTM_ERR_PROTO;
+	return ntm_aead_open(shared, obj + 4 + NTM_AEAD_NONCE, NTM_KEY_LEN + NTM_AEAD_TAG,
+	    ad, (size_t)adlen, obj + 4, tkey);
+}
+
+void
+ntm_xkey_fingerprint(char out[NTM_XFP_LEN], const uint8_t key_id[NTM_XKEY_ID],
+    const uint8_t shared[NTM_KEY_LEN])
+{
+	crypto_generichash_state st;
+	uint8_t h[16];
+	char hex[33];
+	int i;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	crypto_generichash_update(&st, (const uint8_t *)"ntm-fp-v1", 9);
+	crypto_generichash_update(&st, key_id, NTM_XKEY_ID);
+	crypto_generichash_update(&st, shared, NTM_KEY_LEN);
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	for (i = 0; i < 8; i++) {
+		memcpy(out + i * 5, hex + i * 4, 4);
+		out[i * 5 + 4] = i == 7 ? '\0' : ' ';
+	}
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* ---- the data object ---------------------------------------------------------- */
+
+static void
+entry_ad(uint8_t ad[11 + NTM_XKEY_ID], const uint8_t key_id[NTM_XKEY_ID])
+{
+	memcpy(ad, "ntm-data-v1", 11);
+	memcpy(ad + 11, key_id, NTM_XKEY_ID);
+}
+
+int
+ntm_xseal_init(struct ntm_xseal *s, uint8_t *out, size_t cap, int n,
+    const uint8_t key_ids[][NTM_XKEY_ID], const uint8_t keys[][NTM_KEY_LEN])
+{
+	uint8_t ck[crypto_secretstream_xchacha20poly1305_KEYBYTES], ad[11 + NTM_XKEY_ID];
+	size_t len = 5 + (size_t)n * NTM_XDATA_ENTRY + NTM_XDATA_SSHDR, off;
+	int i;
+
+	if (n < 1 || n > NTM_XDATA_DEST_MAX)
+		return NTM_ERR_INVAL;
+	if (cap < len)
+		return NTM_ERR_TOOBIG;
+	memset(s, 0, sizeof(*s));
+	crypto_secretstream_xchacha20poly1305_keygen(ck);
+	memcpy(out, NTM_XDATA_MAGIC, 4);
+	out[4] = (uint8_t)n;
+	for (i = 0, off = 5; i < n; i++, off += NTM_XDATA_ENTRY) {
+		memcpy(out + off, key_ids[i], NTM_XKEY_ID);
+		ntm_random(out + off + NTM_XKEY_ID, NTM_AEAD_NONCE);
+		entry_ad(ad, key_ids[i]);
+		ntm_aead_seal(out + off + NTM_XKEY_ID + NTM_AEAD_NONCE, ck, sizeof(ck), ad,
+		    sizeof(ad), out + off + NTM_XKEY_ID, keys[i]);
+	}
+	crypto_secretstream_xchacha20poly1305_init_push(&s->st, out + off, ck);
+	sodium_memzero(ck, sizeof(ck));
+	ntm_hash(s->hdr_hash, out, len);
+	s->first = 1;
+	return (int)len;
+}
+
+long
+ntm_xseal_push(struct ntm_xseal *s, uint8_t *out, size_t cap, const void *m, size_t len,
+    int final)
+{
+	unsigned long long clen;
+	size_t need = 4 + len + NTM_XDATA_ABYTES;
+
+	if (len > NTM_XDATA_CHUNK || cap < need)
+		return NTM_ERR_TOOBIG;
+	out[0] = (uint8_t)((len + NTM_XDATA_ABYTES) >> 24);
+	out[1] = (uint8_t)((len + NTM_XDATA_ABYTES) >> 16);
+	out[2] = (uint8_t)((len + NTM_XDATA_ABYTES) >> 8);
+	out[3] = (uint8_t)(len + NTM_XDATA_ABYTES);
+	crypto_secretstream_xchacha20poly1305_push(&s->st, out + 4, &clen, m, len,
+	    s->first ? s->hdr_hash : NULL, s->first ? sizeof(s->hdr_hash) : 0,
+	    final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
+	s->first = 0;
+	return (long)need;
+}
+
+void
+ntm_xseal_wipe(struct ntm_xseal *s)
+{
+	sodium_memzero(s, sizeof(*s));
+}
+
+int
+ntm_xopen_hdrlen(const uint8_t first5[5])
+{
+	if (memcmp(first5, NTM_XDATA_MAGIC, 4) != 0 || first5[4] < 1 ||
+	    first5[4] > NTM_XDATA_DEST_MAX)
+		return NTM_ERR_PROTO;
+	return 5 + first5[4] * NTM_XDATA_ENTRY + (int)NTM_XDATA_SSHDR;
+}
+
+int
+ntm_xopen_init(struct ntm_xopen *o, const uint8_t *hdr, size_t len,
+    const uint8_t key_id[NTM_XKEY_ID], const uint8_t key[NTM_KEY_LEN])
+{
+	uint8_t ck[crypto_secretstream_xchacha20poly1305_KEYBYTES], ad[11 + NTM_XKEY_ID];
+	size_t off;
+	int n, i, ret = NTM_ERR_NOTFOUND;
+
+	memset(o, 0, sizeof(*o));
+	if (len < 5 || (n = ntm_xopen_hdrlen(hdr)) < 0 || (size_t)n != len)
+		return NTM_ERR_PROTO;
+	for (i = 0, off = 5; i < hdr[4]; i++, off += NTM_XDATA_ENTRY) {
+		if (memcmp(hdr + off, key_id, NTM_XKEY_ID) != 0)
+			continue;
+		entry_ad(ad, key_id);
+		ret = ntm_aead_open(ck, hdr + off + NTM_XKEY_ID + NTM_AEAD_NONCE,
+		    NTM_KEY_LEN + NTM_AEAD_TAG, ad, sizeof(ad), hdr + off + NTM_XKEY_ID, key);
+		break;
+	}
+	if (ret == 0 && crypto_secretstream_xchacha20poly1305_init_pull(&o->st,
+	    hdr + len - NTM_XDATA_SSHDR, ck) != 0)
+		ret = NTM_ERR_CRYPTO;
+	sodium_memzero(ck, sizeof(ck));
+	if (ret == 0) {
+		ntm_hash(o->hdr_hash, hdr, len);
+		o->first = 1;
+	}
+	return ret;
+}
+
+long
+ntm_xopen_pull(struct ntm_xopen *o, uint8_t *out, size_t cap, const uint8_t *c, size_t clen,
+    int *final)
+{
+	unsigned long long mlen;
+	unsigned char tag = 0;
+
+	if (o->done || clen < NTM_XDATA_ABYTES || clen > NTM_XDATA_MSG_MAX)
+		return NTM_ERR_PROTO;
+	if (cap < clen - NTM_XDATA_ABYTES)
+		return NTM_ERR_TOOBIG;
+	if (crypto_secretstream_xchacha20poly1305_pull(&o->st, out, &mlen, &tag, c, clen,
+	    o->first ? o->hdr_hash : NULL, o->first ? sizeof(o->hdr_hash) : 0) != 0)
+		return NTM_ERR_CRYPTO;
+	o->first = 0;
+	*final = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+	if (*final)
+		o->done = 1;
+	return (long)mlen;
+}
+
+void
+ntm_xopen_wipe(struct ntm_xopen *o)
+{
+	sodium_memzero(o, sizeof(*o));
+}
