@@ -25,6 +25,25 @@ db_err(sqlite3 *db, const char *what)
 }
 
 int
+ntm_db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
+		*st = NULL;
+		return NTM_ERR_DB;
+	}
+	return 0;
+}
+
+void
+ntm_db_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", v ? (const char *)v : "");
+}
+
+int
 ntm_db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;

@@ -363,6 +363,11 @@ int  ntm_db_open(const char *path, const char *const *migrations, int nmig,
 void ntm_db_close(sqlite3 *db);
 /* Runs SQL with no results (may hold several statements). */
 int  ntm_db_exec(sqlite3 *db, const char *sql) NTM_WUR;
+typedef struct sqlite3_stmt sqlite3_stmt;
+/* Prepares one statement; 0, or NTM_ERR_DB (logged) with *st NULL. */
+int  ntm_db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql) NTM_WUR;
+/* Copies text column col of the current row into dst ("" for NULL). */
+void ntm_db_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
 
 /* ---- worker thread (lib/worker.c) ---------------------------------------- */
 

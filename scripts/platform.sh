@@ -17,12 +17,17 @@ PLATFORM_ROLES="as dc1 dc2 rs cs"
 # ports handed out are kept in a file, not a variable).
 : "${_platform_ports_file:=$(mktemp "${BATS_RUN_TMPDIR:-${TMPDIR:-/tmp}}/ntm-ports.XXXXXX")}"
 free_port() {
-	local tries=0 port
+	local tries=0 port lo=10000 hi eph
+	# Below the kernel's ephemeral range: a port picked there could be
+	# taken by any outgoing connection before the server binds it.
+	eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	hi=$((eph - 1))
+	[ "$hi" -gt $((lo + 2000)) ] || { lo=20000 hi=60000; }
 	while [ $tries -lt 200 ]; do
-		port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+		port=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo) ))
 		tries=$((tries + 1))
 		grep -qx "$port" "$_platform_ports_file" 2>/dev/null && continue
-		if ! ss -Hltnu "sport = :$port" 2>/dev/null | grep -q .; then
+		if ! ss -Hatnu "sport = :$port" 2>/dev/null | grep -q .; then
 			echo "$port" >> "$_platform_ports_file"
 			echo "$port"
 			return 0

@@ -56,17 +56,6 @@ cs_db_open(const char *path, sqlite3 **db, char *err, size_t errlen)
 	return 0;
 }
 
-static int
-prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
-{
-	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
-		*st = NULL;
-		return NTM_ERR_DB;
-	}
-	return 0;
-}
-
 /* Steps a statement with no result rows and finalizes it. */
 static int
 step_done(sqlite3 *db, sqlite3_stmt *st)
@@ -82,14 +71,6 @@ step_done(sqlite3 *db, sqlite3_stmt *st)
 }
 
 static void
-copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *v = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", v ? (const char *)v : "");
-}
-
-static void
 bind_s(sqlite3_stmt *st, int i, const char *v)
 {
 	sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -102,7 +83,7 @@ query_i64(sqlite3 *db, const char *sql, const char *a, const char *b, int64_t *o
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
 		return ret;
 	if (a)
 		bind_s(st, 1, a);
@@ -163,7 +144,7 @@ cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "INSERT INTO uploads (" UP_COLS ") VALUES "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO uploads (" UP_COLS ") VALUES "
 	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")) < 0)
 		return ret;
 	bind_s(st, 1, u->id);
@@ -189,22 +170,22 @@ cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u)
 	int rc, ret;
 
 	memset(u, 0, sizeof(*u));
-	if ((ret = prepare(db, &st, "SELECT " UP_COLS " FROM uploads WHERE id = ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " UP_COLS " FROM uploads WHERE id = ?1")) < 0)
 		return ret;
 	bind_s(st, 1, id);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		copy_col(u->id, sizeof(u->id), st, 0);
-		copy_col(u->user, sizeof(u->user), st, 1);
-		copy_col(u->dc, sizeof(u->dc), st, 2);
-		copy_col(u->from, sizeof(u->from), st, 3);
+		ntm_db_col(u->id, sizeof(u->id), st, 0);
+		ntm_db_col(u->user, sizeof(u->user), st, 1);
+		ntm_db_col(u->dc, sizeof(u->dc), st, 2);
+		ntm_db_col(u->from, sizeof(u->from), st, 3);
 		u->size = sqlite3_column_int64(st, 4);
 		u->ttl = sqlite3_column_int64(st, 5);
 		u->created = sqlite3_column_int64(st, 6);
 		u->touched = sqlite3_column_int64(st, 7);
-		copy_col(u->app, sizeof(u->app), st, 8);
-		copy_col(u->service, sizeof(u->service), st, 9);
-		copy_col(u->item, sizeof(u->item), st, 10);
-		copy_col(u->notify, sizeof(u->notify), st, 11);
+		ntm_db_col(u->app, sizeof(u->app), st, 8);
+		ntm_db_col(u->service, sizeof(u->service), st, 9);
+		ntm_db_col(u->item, sizeof(u->item), st, 10);
+		ntm_db_col(u->notify, sizeof(u->notify), st, 11);
 		u->dests = xstrdup((const char *)sqlite3_column_text(st, 12));
 		ret = 0;
 	} else
@@ -219,7 +200,7 @@ cs_db_upload_touch(sqlite3 *db, const char *id, int64_t now)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "UPDATE uploads SET touched = ?2 WHERE id = ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "UPDATE uploads SET touched = ?2 WHERE id = ?1")) < 0)
 		return ret;
 	bind_s(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
@@ -232,7 +213,7 @@ cs_db_upload_del(sqlite3 *db, const char *id)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "DELETE FROM uploads WHERE id = ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM uploads WHERE id = ?1")) < 0)
 		return ret;
 	bind_s(st, 1, id);
 	return step_done(db, st);
@@ -246,7 +227,7 @@ commit_rows(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "INSERT INTO objects (sha256, user, dc, from_fqdn, "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO objects (sha256, user, dc, from_fqdn, "
 	    "size, created, expires, app, service, item, notify) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")) < 0)
 		return ret;
@@ -264,7 +245,7 @@ commit_rows(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
 	if ((ret = step_done(db, st)) < 0)
 		return ret;
 	/* The destinations were validated into a JSON array of names. */
-	if ((ret = prepare(db, &st, "INSERT INTO dests (sha256, fqdn) "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO dests (sha256, fqdn) "
 	    "SELECT ?1, value FROM json_each(?2)")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
@@ -295,22 +276,22 @@ cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
 	int rc, ret;
 
 	memset(o, 0, sizeof(*o));
-	if ((ret = prepare(db, &st, "SELECT sha256, user, dc, from_fqdn, size, created, "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT sha256, user, dc, from_fqdn, size, created, "
 	    "expires, app, service, item, notify FROM objects WHERE sha256 = ?1")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		copy_col(o->sha256, sizeof(o->sha256), st, 0);
-		copy_col(o->user, sizeof(o->user), st, 1);
-		copy_col(o->dc, sizeof(o->dc), st, 2);
-		copy_col(o->from, sizeof(o->from), st, 3);
+		ntm_db_col(o->sha256, sizeof(o->sha256), st, 0);
+		ntm_db_col(o->user, sizeof(o->user), st, 1);
+		ntm_db_col(o->dc, sizeof(o->dc), st, 2);
+		ntm_db_col(o->from, sizeof(o->from), st, 3);
 		o->size = sqlite3_column_int64(st, 4);
 		o->created = sqlite3_column_int64(st, 5);
 		o->expires = sqlite3_column_int64(st, 6);
-		copy_col(o->app, sizeof(o->app), st, 7);
-		copy_col(o->service, sizeof(o->service), st, 8);
-		copy_col(o->item, sizeof(o->item), st, 9);
-		copy_col(o->notify, sizeof(o->notify), st, 10);
+		ntm_db_col(o->app, sizeof(o->app), st, 7);
+		ntm_db_col(o->service, sizeof(o->service), st, 8);
+		ntm_db_col(o->item, sizeof(o->item), st, 9);
+		ntm_db_col(o->notify, sizeof(o->notify), st, 10);
 		ret = 0;
 	} else
 		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
@@ -324,7 +305,7 @@ cs_db_obj_del(sqlite3 *db, const char *sha256)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "DELETE FROM objects WHERE sha256 = ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM objects WHERE sha256 = ?1")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
 	return step_done(db, st);
@@ -337,7 +318,7 @@ cs_db_dests(sqlite3 *db, const char *sha256,
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT fqdn, COALESCE(delivered, 0) FROM dests "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT fqdn, COALESCE(delivered, 0) FROM dests "
 	    "WHERE sha256 = ?1 ORDER BY fqdn")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
@@ -358,7 +339,7 @@ cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "UPDATE dests SET delivered = COALESCE(delivered, ?3) "
+	if ((ret = ntm_db_prepare(db, &st, "UPDATE dests SET delivered = COALESCE(delivered, ?3) "
 	    "WHERE sha256 = ?1 AND fqdn = ?2")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
@@ -375,7 +356,7 @@ cs_db_revoke_token(sqlite3 *db, const char *id_b64, int64_t until)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "INSERT INTO revoked_tokens (id, until) VALUES (?1, ?2) "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO revoked_tokens (id, until) VALUES (?1, ?2) "
 	    "ON CONFLICT (id) DO UPDATE SET until = MAX(until, excluded.until)")) < 0)
 		return ret;
 	bind_s(st, 1, id_b64);
@@ -389,7 +370,7 @@ cs_db_revoke_account(sqlite3 *db, const char *user, const char *dc, int64_t befo
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "INSERT INTO revoked_accounts (user, dc, before) "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO revoked_accounts (user, dc, before) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT (user, dc) DO UPDATE SET "
 	    "before = MAX(before, excluded.before)")) < 0)
 		return ret;
@@ -426,7 +407,7 @@ cs_db_forget_revoked(sqlite3 *db, int64_t now)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "DELETE FROM revoked_tokens WHERE until < ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM revoked_tokens WHERE until < ?1")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, now);
 	return step_done(db, st);
@@ -440,12 +421,12 @@ collect_text(sqlite3 *db, const char *sql, int64_t t, char *out, size_t width, i
 	sqlite3_stmt *st;
 	int rc, ret, n = 0;
 
-	if ((ret = prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, t);
 	sqlite3_bind_int(st, 2, max);
 	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		copy_col(out + (size_t)n++ * width, width, st, 0);
+		ntm_db_col(out + (size_t)n++ * width, width, st, 0);
 	sqlite3_finalize(st);
 	return n;
 }

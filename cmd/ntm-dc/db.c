@@ -82,25 +82,6 @@ dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen)
 	return 0;
 }
 
-static int
-prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
-{
-	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
-		*st = NULL;
-		return NTM_ERR_DB;
-	}
-	return 0;
-}
-
-static void
-copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *v = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", v ? (const char *)v : "");
-}
-
 #define CLIENT_COLS "c.id, c.user, c.device, c.fqdn, c.host, c.vip4, c.vip6, " \
 		    "c.created, c.last_login"
 
@@ -109,12 +90,12 @@ static void
 read_client(sqlite3_stmt *st, struct dc_client *c)
 {
 	c->id = sqlite3_column_int64(st, 0);
-	copy_col(c->user, sizeof(c->user), st, 1);
-	copy_col(c->device, sizeof(c->device), st, 2);
-	copy_col(c->fqdn, sizeof(c->fqdn), st, 3);
+	ntm_db_col(c->user, sizeof(c->user), st, 1);
+	ntm_db_col(c->device, sizeof(c->device), st, 2);
+	ntm_db_col(c->fqdn, sizeof(c->fqdn), st, 3);
 	c->host = sqlite3_column_int64(st, 4);
-	copy_col(c->vip4, sizeof(c->vip4), st, 5);
-	copy_col(c->vip6, sizeof(c->vip6), st, 6);
+	ntm_db_col(c->vip4, sizeof(c->vip4), st, 5);
+	ntm_db_col(c->vip6, sizeof(c->vip6), st, 6);
 	c->created = sqlite3_column_int64(st, 7);
 	c->last_login = sqlite3_column_int64(st, 8);
 }
@@ -125,7 +106,7 @@ find_client(sqlite3 *db, const char *user, const char *device, struct dc_client 
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
 	    "WHERE c.user = ?1 AND c.device = ?2")) < 0)
 		return ret;
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
@@ -147,7 +128,7 @@ query_int(sqlite3 *db, const char *sql, const char *param, int64_t *out)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
 		return ret;
 	if (param)
 		sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
@@ -202,7 +183,7 @@ new_client(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6
 	    (ret = ntm_prefix_host(p6, (uint64_t)host, c->vip6, sizeof(c->vip6))) < 0)
 		return ret;
 
-	if ((ret = prepare(db, &st, "INSERT INTO clients (user, device, fqdn, host, vip4, "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO clients (user, device, fqdn, host, vip4, "
 	    "vip6, created, last_login) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")) < 0)
 		return ret;
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
@@ -232,7 +213,7 @@ store_session(sqlite3 *db, int64_t client_id, const struct dc_session *s)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "INSERT OR REPLACE INTO sessions (client_id, "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT OR REPLACE INTO sessions (client_id, "
 	    "session_id, token_id, rx, tx, created, expires, ended) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)")) < 0)
 		return ret;
@@ -277,7 +258,7 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 	if (ret == NTM_ERR_NOTFOUND)
 		ret = new_client(db, p4, p6, domain, user, device, now, out);
 	/* Every login states the push URL afresh: none given clears it. */
-	if (ret == 0 && (ret = prepare(db, &st, "UPDATE clients SET last_login = ?1, "
+	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "UPDATE clients SET last_login = ?1, "
 	    "push = ?2 WHERE id = ?3")) == 0) {
 		sqlite3_bind_int64(st, 1, now);
 		if (push)
@@ -305,7 +286,7 @@ dc_db_session(sqlite3 *db, const char *token_id, const char *user,
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS ", s.session_id, s.token_id, "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS ", s.session_id, s.token_id, "
 	    "s.rx, s.tx, s.created, s.expires FROM sessions s "
 	    "JOIN clients c ON c.id = s.client_id "
 	    "WHERE s.token_id = ?1 AND c.user = ?2 AND c.device = ?3 "
@@ -318,10 +299,10 @@ dc_db_session(sqlite3 *db, const char *token_id, const char *user,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_client(st, cl);
-		copy_col(sess->session_id, sizeof(sess->session_id), st, 9);
-		copy_col(sess->token_id, sizeof(sess->token_id), st, 10);
-		copy_col(sess->rx, sizeof(sess->rx), st, 11);
-		copy_col(sess->tx, sizeof(sess->tx), st, 12);
+		ntm_db_col(sess->session_id, sizeof(sess->session_id), st, 9);
+		ntm_db_col(sess->token_id, sizeof(sess->token_id), st, 10);
+		ntm_db_col(sess->rx, sizeof(sess->rx), st, 11);
+		ntm_db_col(sess->tx, sizeof(sess->tx), st, 12);
 		sess->created = sqlite3_column_int64(st, 13);
 		sess->expires = sqlite3_column_int64(st, 14);
 		ret = 0;
@@ -337,7 +318,7 @@ dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "UPDATE sessions SET ended = ?1 "
+	if ((ret = ntm_db_prepare(db, &st, "UPDATE sessions SET ended = ?1 "
 	    "WHERE token_id = ?2 AND ended IS NULL")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, now);
@@ -355,7 +336,7 @@ dc_db_clients(sqlite3 *db, int64_t now,
 	struct dc_client c;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS ", "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS ", "
 	    "(s.client_id IS NOT NULL AND s.ended IS NULL AND s.expires > ?1) "
 	    "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
 	    "ORDER BY c.host")) < 0)
@@ -378,7 +359,7 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "INSERT OR REPLACE INTO locations (client_id, "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT OR REPLACE INTO locations (client_id, "
 	    "reflexive, locals, natted, agent, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, r->client_id);
@@ -401,14 +382,14 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 	struct dc_loc_row r;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
 	    "last_seen FROM locations")) < 0)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&r, 0, sizeof(r));
 		r.client_id = sqlite3_column_int64(st, 0);
-		copy_col(r.reflexive, sizeof(r.reflexive), st, 1);
-		copy_col(r.locals, sizeof(r.locals), st, 2);
+		ntm_db_col(r.reflexive, sizeof(r.reflexive), st, 1);
+		ntm_db_col(r.locals, sizeof(r.locals), st, 2);
 		r.natted = sqlite3_column_int(st, 3);
 		r.agent = sqlite3_column_int(st, 4);
 		r.last_seen = sqlite3_column_int64(st, 5);
@@ -426,10 +407,10 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 static void
 read_session(sqlite3_stmt *st, struct dc_session *sess)
 {
-	copy_col(sess->session_id, sizeof(sess->session_id), st, 9);
-	copy_col(sess->token_id, sizeof(sess->token_id), st, 10);
-	copy_col(sess->rx, sizeof(sess->rx), st, 11);
-	copy_col(sess->tx, sizeof(sess->tx), st, 12);
+	ntm_db_col(sess->session_id, sizeof(sess->session_id), st, 9);
+	ntm_db_col(sess->token_id, sizeof(sess->token_id), st, 10);
+	ntm_db_col(sess->rx, sizeof(sess->rx), st, 11);
+	ntm_db_col(sess->tx, sizeof(sess->tx), st, 12);
 	sess->created = sqlite3_column_int64(st, 13);
 	sess->expires = sqlite3_column_int64(st, 14);
 }
@@ -443,7 +424,7 @@ dc_db_live_sessions(sqlite3 *db, int64_t now,
 	struct dc_session sess;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
 	    "JOIN clients c ON c.id = s.client_id "
 	    "WHERE s.ended IS NULL AND s.expires > ?1")) < 0)
 		return ret;
@@ -469,7 +450,7 @@ dc_db_session_by_id(sqlite3 *db, const char *session_id, int64_t now,
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
 	    "JOIN clients c ON c.id = s.client_id "
 	    "WHERE s.session_id = ?1 AND s.ended IS NULL AND s.expires > ?2")) < 0)
 		return ret;
@@ -492,7 +473,7 @@ dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl)
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
 	    "WHERE c.fqdn = ?1")) < 0)
 		return ret;
 	sqlite3_bind_text(st, 1, fqdn, -1, SQLITE_STATIC);
@@ -512,12 +493,12 @@ dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap)
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prepare(db, &st, "SELECT push FROM clients WHERE id = ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "SELECT push FROM clients WHERE id = ?1")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		copy_col(out, cap, st, 0);
+		ntm_db_col(out, cap, st, 0);
 		ret = 0;
 	} else
 		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;

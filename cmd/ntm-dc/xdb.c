@@ -10,25 +10,6 @@
 
 #include "dc.h"
 
-static int
-prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
-{
-	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
-		*st = NULL;
-		return NTM_ERR_DB;
-	}
-	return 0;
-}
-
-static void
-col(char *dst, size_t cap, sqlite3_stmt *st, int i)
-{
-	const unsigned char *v = sqlite3_column_text(st, i);
-
-	snprintf(dst, cap, "%s", v ? (const char *)v : "");
-}
-
 /* Runs one statement binding (client_id, now); 0 or NTM_ERR_DB. */
 static int
 run2(sqlite3 *db, const char *sql, int64_t a, int64_t b)
@@ -36,7 +17,7 @@ run2(sqlite3 *db, const char *sql, int64_t a, int64_t b)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, a);
 	sqlite3_bind_int64(st, 2, b);
@@ -51,7 +32,7 @@ count2(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t *out)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, a);
 	sqlite3_bind_int64(st, 2, b);
@@ -80,7 +61,7 @@ dc_db_tkey_put(sqlite3 *db, int64_t client_id, const struct dc_tkey *k, int64_t 
 		return ret;
 	if (n >= DC_XKEYS_MAX)
 		return NTM_ERR_NOSPACE;
-	if ((ret = prepare(db, &st, "INSERT INTO temporal_keys (client_id, key_id, sender, "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO temporal_keys (client_id, key_id, sender, "
 	    "tkey, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
@@ -100,9 +81,9 @@ dc_db_tkey_put(sqlite3 *db, int64_t client_id, const struct dc_tkey *k, int64_t 
 static void
 read_tkey(sqlite3_stmt *st, struct dc_tkey *k)
 {
-	col(k->key_id, sizeof(k->key_id), st, 0);
-	col(k->from, sizeof(k->from), st, 1);
-	col(k->tkey, sizeof(k->tkey), st, 2);
+	ntm_db_col(k->key_id, sizeof(k->key_id), st, 0);
+	ntm_db_col(k->from, sizeof(k->from), st, 1);
+	ntm_db_col(k->tkey, sizeof(k->tkey), st, 2);
 	k->created = sqlite3_column_int64(st, 3);
 	k->expires = sqlite3_column_int64(st, 4);
 }
@@ -117,7 +98,7 @@ dc_db_tkeys(sqlite3 *db, int64_t client_id, int64_t now,
 
 	if ((ret = run2(db, "DELETE FROM temporal_keys WHERE client_id = ?1 AND expires <= ?2",
 	    client_id, now)) < 0 ||
-	    (ret = prepare(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
+	    (ret = ntm_db_prepare(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
 	    "WHERE client_id = ?1 ORDER BY id")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
@@ -141,7 +122,7 @@ dc_db_tkey_get(sqlite3 *db, int64_t client_id, const char *key_id, int64_t now,
 	sqlite3_stmt *st;
 	int ret, rc;
 
-	if ((ret = prepare(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
 	    "WHERE client_id = ?1 AND key_id = ?2 AND expires > ?3")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
@@ -163,7 +144,7 @@ dc_db_tkey_del(sqlite3 *db, int64_t client_id, const char *key_id)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "DELETE FROM temporal_keys WHERE client_id = ?1 "
+	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM temporal_keys WHERE client_id = ?1 "
 	    "AND key_id = ?2")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
@@ -190,7 +171,7 @@ dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t now)
 		return ret;
 	if (n >= DC_XENTRIES_MAX)
 		return NTM_ERR_NOSPACE;
-	if ((ret = prepare(db, &st, "INSERT INTO cache_entries (client_id, kind, sender, cs, "
+	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO cache_entries (client_id, kind, sender, cs, "
 	    "sha256, size, app, service, item, notify, created, expires) VALUES "
 	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")) < 0)
 		return ret;
@@ -224,7 +205,7 @@ dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now,
 
 	if ((ret = run2(db, "DELETE FROM cache_entries WHERE client_id = ?1 AND expires <= ?2",
 	    client_id, now)) < 0 ||
-	    (ret = prepare(db, &st, "SELECT id, kind, sender, cs, sha256, size, app, service, "
+	    (ret = ntm_db_prepare(db, &st, "SELECT id, kind, sender, cs, sha256, size, app, service, "
 	    "item, notify, created, expires FROM cache_entries WHERE client_id = ?1 "
 	    "AND (?2 IS NULL OR sender = ?2) ORDER BY id")) < 0)
 		return ret;
@@ -235,15 +216,15 @@ dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now,
 		sqlite3_bind_null(st, 2);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		e.id = sqlite3_column_int64(st, 0);
-		col(e.kind, sizeof(e.kind), st, 1);
-		col(e.from, sizeof(e.from), st, 2);
-		col(e.cs, sizeof(e.cs), st, 3);
-		col(e.sha256, sizeof(e.sha256), st, 4);
+		ntm_db_col(e.kind, sizeof(e.kind), st, 1);
+		ntm_db_col(e.from, sizeof(e.from), st, 2);
+		ntm_db_col(e.cs, sizeof(e.cs), st, 3);
+		ntm_db_col(e.sha256, sizeof(e.sha256), st, 4);
 		e.size = sqlite3_column_int64(st, 5);
-		col(e.app, sizeof(e.app), st, 6);
-		col(e.service, sizeof(e.service), st, 7);
-		col(e.item, sizeof(e.item), st, 8);
-		col(e.notify, sizeof(e.notify), st, 9);
+		ntm_db_col(e.app, sizeof(e.app), st, 6);
+		ntm_db_col(e.service, sizeof(e.service), st, 7);
+		ntm_db_col(e.item, sizeof(e.item), st, 8);
+		ntm_db_col(e.notify, sizeof(e.notify), st, 9);
 		e.created = sqlite3_column_int64(st, 10);
 		e.expires = sqlite3_column_int64(st, 11);
 		if ((ret = fn(&e, arg)) < 0)
@@ -268,7 +249,7 @@ dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = prepare(db, &st, "DELETE FROM cache_entries WHERE client_id = ?1 "
+	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM cache_entries WHERE client_id = ?1 "
 	    "AND id = ?2")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
