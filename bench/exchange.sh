@@ -210,8 +210,8 @@ curl_t() {	# OUT CURL-ARGS...: seconds of one curl transfer, its HTTP code in OU
 	t1=$(now)
 	calc "$t1 - $t0" 3
 }
-up_ng= dn_ng= dnf_ng= up_ntm= seal_ntm= dn_ntm=
-cpu_up_ng= cpu_dn_ng= cpu_up_ntm= cpu_dn_ntm= rss_send= rss_fetch=
+up_ng='' dn_ng='' dnf_ng='' up_ntm='' seal_ntm='' dn_ntm=''
+cpu_up_ng='' cpu_dn_ng='' cpu_up_ntm='' cpu_dn_ntm='' rss_send='' rss_fetch=''
 for ((r = 1; r <= BIG_REPEAT; r++)); do
 	if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
 		c0=$(ng_cpu)
@@ -270,7 +270,7 @@ U_NG=$(echo "$up_ng" | median) D_NG=$(echo "$dn_ng" | median) DF_NG=$(echo "$dnf
 U=$(echo "$up_ntm" | median) S=$(echo "$seal_ntm" | median) D=$(echo "$dn_ntm" | median)
 read -r csu clu <<<"$(cpu_pair "$cpu_up_ntm")"
 read -r csd cld <<<"$(cpu_pair "$cpu_dn_ntm")"
-upb= dnb=
+upb='' dnb=''
 if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
 	row "curl -T (nginx WebDAV PUT)" "$U_NG" "" "CPU: nginx $(f2 "$(echo "$cpu_up_ng" | median)") s"
 	upb=$U_NG
