@@ -46,7 +46,7 @@ cleanup() {
 		kill -TERM "$ng_pid" 2>/dev/null
 		wait "$ng_pid" 2>/dev/null
 	fi
-	platform_stop "$dir"
+	[ -z "${p:-}" ] || platform_stop "$p"
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -94,30 +94,41 @@ EOF
 run_m() { python3 "$dir/run_m.py" "$@"; }
 
 # ---- the platform ----------------------------------------------------------
-platform_init "$dir" > "$dir/init.log" 2>&1 || { tail -5 "$dir/init.log"; fail "platform_init"; }
-cs_url="cs_url = https://127.0.0.1:$(platform_port "$dir" cs)"
-echo "$cs_url" >> "$dir/dc1.conf"
-echo "$cs_url" >> "$dir/dc2.conf"
-# Room for every round's object (the default quota is 1 GiB per account).
-echo "quota_bytes = $(( (BIG_REPEAT + 1) * (MB + 16) * 1048576 + 67108864 ))" >> "$dir/cs.conf"
-platform_start "$dir"
-platform_resolver_start "$dir"
-ca=$dir/as/ca.crt
+# Ports are picked free but bound only later: a concurrent run elsewhere on
+# the machine can take one in between, so a failed start is retried afresh.
+p=$dir/p
+for ((try = 1; ; try++)); do
+	rm -rf "$p"
+	if platform_init "$p" > "$dir/init.log" 2>&1; then
+		cs_url="cs_url = https://127.0.0.1:$(platform_port "$p" cs)"
+		echo "$cs_url" >> "$p/dc1.conf"
+		echo "$cs_url" >> "$p/dc2.conf"
+		# Room for every round's object (the default quota is 1 GiB per account).
+		echo "quota_bytes = $(( (BIG_REPEAT + 1) * (MB + 16) * 1048576 + 67108864 ))" \
+		    >> "$p/cs.conf"
+		platform_start "$p" 2>> "$dir/init.log" && platform_resolver_start "$p" \
+		    2>> "$dir/init.log" && break
+	fi
+	platform_stop "$p"
+	[ "$try" -lt 3 ] || { tail -5 "$dir/init.log"; fail "the platform did not start"; }
+	echo "the platform did not start (try $try; $(tail -1 "$dir/init.log")); again"
+done
+ca=$p/as/ca.crt
 ntm() { "$NTM_BIN/ntm" "$@"; }
 for u in alice bob; do
-	printf '%s-pw\n' "$u" | "$NTM_BIN/ntm-as" -f "$dir/as.conf" user add "$u"
+	printf '%s-pw\n' "$u" | "$NTM_BIN/ntm-as" -f "$p/as.conf" user add "$u"
 done
 printf 'alice-pw\n' | ntm -c "$dir/alice" login --ca "$ca" -u alice \
-    "https://127.0.0.1:$(platform_port "$dir" dc1)" >/dev/null
+    "https://127.0.0.1:$(platform_port "$p" dc1)" >/dev/null
 printf 'bob-pw\n' | ntm -c "$dir/bob" login --ca "$ca" -u bob \
-    "https://127.0.0.1:$(platform_port "$dir" dc2)" >/dev/null
+    "https://127.0.0.1:$(platform_port "$p" dc2)" >/dev/null
 alice=$(jq -r .fqdn "$dir/alice/session.json")
 bob=$(jq -r .fqdn "$dir/bob/session.json")
 ntm -c "$dir/alice" keys exchange "$bob" >/dev/null
 mkdir "$dir/out" "$dir/small" "$dir/smallout"
 # bob takes the key now, so that the fetches below are data only.
 ntm -c "$dir/bob" fetch --from "$alice" --wait --timeout 30 -o "$dir/out" >/dev/null
-cs_pid=$(cat "$dir/cs.pid")
+cs_pid=$(cat "$p/cs.pid")
 
 # ---- nginx, the baseline ---------------------------------------------------
 # have_or_install CMD PACKAGE...: CMD is on PATH, or apt-get installs the
@@ -145,7 +156,7 @@ if have_or_install nginx nginx; then
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	    -keyout "$ng/key.pem" -out "$ng/req.csr" -subj /CN=127.0.0.1 2>/dev/null
 	printf 'subjectAltName=IP:127.0.0.1\n' > "$ng/ext"
-	openssl x509 -req -in "$ng/req.csr" -CA "$ca" -CAkey "$dir/as/ca.key" \
+	openssl x509 -req -in "$ng/req.csr" -CA "$ca" -CAkey "$p/as/ca.key" \
 	    -CAcreateserial -days 1 -extfile "$ng/ext" -out "$ng/cert.pem" 2>/dev/null
 	ng_port=$(free_port)
 	{
@@ -199,7 +210,9 @@ ng_cpu() { local c=0 p; for p in $ng_pid $(cat "/proc/$ng_pid/task/$ng_pid/child
 
 # ---- the large object -------------------------------------------------------
 size=$((MB * 1048576))
-echo "large object: $MB MiB of random bytes; loopback; $(nproc) CPUs"
+echo "BENCH_MB=$MB BENCH_SMALL=$SMALL; repeats: $BIG_REPEAT (large), $SMALL_REPEAT (small); $(nproc) CPUs"
+[ $NG -eq 0 ] || echo "baseline: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(curl --version | head -1 | cut -d' ' -f1-2,5)"
+echo "large object: $MB MiB of random bytes; loopback"
 head -c "$size" /dev/urandom > "$dir/big.bin"
 sum=$(sha256sum < "$dir/big.bin" | cut -c1-64)
 curl_t() {	# OUT CURL-ARGS...: seconds of one curl transfer, its HTTP code in OUT
