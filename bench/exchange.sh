@@ -221,7 +221,7 @@ curl_t() {	# OUT CURL-ARGS...: seconds of one curl transfer, its HTTP code in OU
 	curl -sS --cacert "$ca" -o "$1.body" -w '%{http_code} %{size_upload} %{size_download}\n' \
 	    "${@:2}" > "$1" 2>"$1.err" || { cat "$1.err"; return 1; }
 	t1=$(now)
-	calc "$t1 - $t0" 3
+	printf '%.3f\n' "$(calc "$t1 - $t0")"
 }
 up_ng='' dn_ng='' dnf_ng='' up_ntm='' seal_ntm='' dn_ntm=''
 cpu_up_ng='' cpu_dn_ng='' cpu_up_ntm='' cpu_dn_ntm='' rss_send='' rss_fetch=''
@@ -299,6 +299,10 @@ if [ $NG -eq 1 ]; then
 fi
 row "ntm fetch (download + open + fsync)" "$D" "$dnb" "CPU: CS $(f2 "$csd") s, client $(f2 "$cld") s"
 [ -z "$dnb" ] || printf '  %-36s %30.2f x\n' "ntm fetch / curl -o FILE" "$(calc "$DF_NG / $D" 3)"
+if [ "$BIG_REPEAT" -gt 1 ]; then
+	echo "  runs (s): curl -T:$up_ng; ntm send:$up_ntm; curl -o /dev/null:$dn_ng;"
+	echo "            curl -o FILE:$dnf_ng; ntm fetch:$dn_ntm"
+fi
 echo "peak RSS ($MB MiB object; median of $BIG_REPEAT):"
 printf '  ntm send   %8s MiB\n' "$(kb_mib "$(echo "$rss_send" | median)")"
 printf '  ntm fetch  %8s MiB\n' "$(kb_mib "$(echo "$rss_fetch" | median)")"
