@@ -2,7 +2,7 @@
 # bench/run.sh [NAME...] - ntm benchmarks. Each reports ratios against a
 # baseline measured in the same run on the same path; nothing here passes or
 # fails on a timing. Benchmarks are bench/*.sh other than this file; with
-# names (tunnel, tcp, handover, control), only those run, in that order;
+# names (tunnel, tcp, handover, control, exchange), only those run, in that order;
 # without, the names in $BENCH (so `make bench BENCH="tcp tunnel"`).
 set -u
 cd "$(dirname "$0")/.." || exit 1
