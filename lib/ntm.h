@@ -162,6 +162,18 @@ void ntm_wipe(void *p, size_t n);
 /* Constant-time equality: 0 if equal. */
 int  ntm_memcmp(const void *a, const void *b, size_t n);
 void ntm_hash(uint8_t out[NTM_HASH_LEN], const void *p, size_t n);	/* SHA-256 */
+/* Streaming SHA-256 for bulk data, by OpenSSL (which uses the CPU's SHA
+ * instructions where there are some: several times libsodium's speed).
+ * init: 0, or NTM_ERR_NOMEM. final writes the digest and releases the
+ * state; free releases a state that will not be finished (both idempotent;
+ * a zeroed struct is a released state). */
+struct ntm_sha256 {
+	void	*ctx;
+};
+int  ntm_sha256_init(struct ntm_sha256 *h) NTM_WUR;
+void ntm_sha256_update(struct ntm_sha256 *h, const void *p, size_t n);
+int  ntm_sha256_final(struct ntm_sha256 *h, uint8_t out[NTM_HASH_LEN]) NTM_WUR;
+void ntm_sha256_free(struct ntm_sha256 *h);
 int  ntm_sign_keypair(uint8_t pk[NTM_SIGN_PK], uint8_t sk[NTM_SIGN_SK]);
 /* Ed25519 public key from the secret key. */
 void ntm_sign_pk(uint8_t pk[NTM_SIGN_PK], const uint8_t sk[NTM_SIGN_SK]);

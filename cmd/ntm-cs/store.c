@@ -105,28 +105,32 @@ fsync_dir(const char *path)
 static int
 sync_and_hash(int fd, uint64_t size, uint8_t hash[NTM_HASH_LEN])
 {
-	crypto_hash_sha256_state h;
+	struct ntm_sha256 h;
 	uint8_t *buf;
 	uint64_t off = 0;
 	ssize_t n;
 
 	if (fsync(fd) < 0 || (buf = malloc(HASH_BUF)) == NULL)
 		return NTM_ERR_IO;
-	crypto_hash_sha256_init(&h);
+	if (ntm_sha256_init(&h) < 0) {
+		free(buf);
+		return NTM_ERR_NOMEM;
+	}
 	while (off < size) {
 		n = pread(fd, buf, HASH_BUF, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		crypto_hash_sha256_update(&h, buf, (unsigned long long)n);
+		ntm_sha256_update(&h, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
 	free(buf);
-	if (off != size)
+	if (off != size) {
+		ntm_sha256_free(&h);
 		return NTM_ERR_SHORT;
-	crypto_hash_sha256_final(&h, hash);
-	return 0;
+	}
+	return ntm_sha256_final(&h, hash);
 }
 
 /* Renames tmp to its content address and makes the name durable. */

@@ -236,7 +236,7 @@ enum { S_HDR5, S_HDR, S_LEN, S_MSG, S_DONE };
 struct opener {
 	const struct xkey	*key;
 	struct ntm_xopen	 xo;
-	crypto_hash_sha256_state h;
+	struct ntm_sha256	 h;
 	int			 state, fd, nmsg;
 	uint8_t			 hdr[NTM_XDATA_HDR_MAX];
 	uint8_t			 msg[NTM_XDATA_MSG_MAX], plain[NTM_XDATA_CHUNK];
@@ -343,7 +343,7 @@ open_sink(const uint8_t *p, size_t n, void *arg)
 	uint8_t *buf;
 	size_t take;
 
-	crypto_hash_sha256_update(&op->h, p, n);
+	ntm_sha256_update(&op->h, p, n);
 	while (n > 0) {
 		if (op->state == S_DONE) {
 			op->why = "bytes after the last message";
@@ -438,7 +438,8 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 		goto out;
 	op->key = &k;
 	op->need = 5;
-	crypto_hash_sha256_init(&op->h);
+	if (ntm_sha256_init(&op->h) < 0)
+		goto out;
 	tmp = xasprintf("%s/.ntm-fetch-XXXXXX", dir);
 	if ((o->to_stdout && cli_state_prepare(x->cli, x->cmd) < 0) ||
 	    (op->fd = mkstemp(tmp)) < 0) {
@@ -448,7 +449,8 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 		goto out;
 	}
 	ret = x_cs_download(x, e->cs, e->sha256, (uint64_t)e->size, open_sink, op);
-	crypto_hash_sha256_final(&op->h, h);
+	if (ret == 0 && ntm_sha256_final(&op->h, h) < 0)
+		ret = EXIT_FAIL;
 	if (ret == 0 && ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) > 0 &&
 	    strcmp(hex, e->sha256) != 0)
 		op->why = "its bytes do not match its SHA-256", ret = EXIT_VERIFY;
@@ -489,6 +491,7 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 	    "name", name, "notify", e->notify));
 out:
 	if (op) {
+		ntm_sha256_free(&op->h);
 		if (op->fd > 0)
 			close(op->fd);
 		ntm_xopen_wipe(&op->xo);

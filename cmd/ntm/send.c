@@ -69,7 +69,7 @@ check_text(const char *opt, const char *v, size_t max)
 struct sealer {
 	int			 in, out;
 	struct ntm_xseal	 xs;
-	crypto_hash_sha256_state h;
+	struct ntm_sha256	 h;
 	uint64_t		 size;
 	char			 sha[65];
 };
@@ -79,7 +79,7 @@ put(struct sealer *s, const uint8_t *p, size_t n)
 {
 	ssize_t w;
 
-	crypto_hash_sha256_update(&s->h, p, n);
+	ntm_sha256_update(&s->h, p, n);
 	while (n > 0) {
 		if ((w = write(s->out, p, n)) < 0) {
 			if (errno == EINTR)
@@ -126,11 +126,12 @@ seal_all(struct sealer *s, const struct xkey *keys, int n, const char *name)
 	long m;
 	int i, hl, ret = -1;
 
+	if (ntm_sha256_init(&s->h) < 0)
+		return -1;
 	for (i = 0; i < n; i++) {
 		memcpy(ids[i], keys[i].key_id, NTM_XKEY_ID);
 		memcpy(ks[i], keys[i].key, NTM_KEY_LEN);
 	}
-	crypto_hash_sha256_init(&s->h);
 	hl = ntm_xseal_init(&s->xs, hdr, sizeof(hdr), n, (const uint8_t (*)[NTM_XKEY_ID])ids,
 	    (const uint8_t (*)[NTM_KEY_LEN])ks);
 	ntm_wipe(ks, sizeof(ks));
@@ -158,9 +159,10 @@ seal_all(struct sealer *s, const struct xkey *keys, int n, const char *name)
 		if ((size_t)r < sizeof(piece))
 			break;
 	}
-	crypto_hash_sha256_final(&s->h, h);
-	ret = ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0 ? -1 : 0;
+	ret = ntm_sha256_final(&s->h, h) < 0 ||
+	    ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0 ? -1 : 0;
 out:
+	ntm_sha256_free(&s->h);
 	ntm_wipe(piece, sizeof(piece));
 	ntm_xseal_wipe(&s->xs);
 	return ret;

@@ -168,5 +168,44 @@ TEST(init)
 	atexit(cleanup_tmp);
 }
 
-UNIT_MAIN(T(init), T(hash), T(sign), T(kx_aead), T(memcmp_wipe), T(pwhash),
+/* The bulk SHA-256 equals the one-shot one, however the data is split. */
+TEST(sha256_stream)
+{
+	static uint8_t buf[200000];
+	uint8_t a[NTM_HASH_LEN], b[NTM_HASH_LEN];
+	struct ntm_sha256 h;
+	size_t sizes[] = { 0, 1, 55, 56, 64, 1000, 65536, sizeof(buf) };
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k], off = 0, step = 1;
+
+		ntm_hash(a, buf, n);
+		CHECK_EQ(ntm_sha256_init(&h), 0);
+		while (off < n) {		/* pieces of 1, 2, 4 ... bytes */
+			size_t m = n - off < step ? n - off : step;
+
+			ntm_sha256_update(&h, buf + off, m);
+			off += m;
+			step *= 2;
+		}
+		CHECK_EQ(ntm_sha256_final(&h, b), 0);
+		CHECK(memcmp(a, b, sizeof(a)) == 0);
+		CHECK(h.ctx == NULL);
+	}
+	/* "abc": FIPS 180-2 */
+	CHECK_EQ(ntm_sha256_init(&h), 0);
+	ntm_sha256_update(&h, "abc", 3);
+	CHECK_EQ(ntm_sha256_final(&h, b), 0);
+	CHECK_EQ(b[0], 0xba);
+	CHECK_EQ(b[31], 0xad);
+	/* free without final, twice */
+	CHECK_EQ(ntm_sha256_init(&h), 0);
+	ntm_sha256_free(&h);
+	ntm_sha256_free(&h);
+	CHECK_EQ(ntm_sha256_final(&h, b), NTM_ERR_NOMEM);
+}
+
+UNIT_MAIN(T(sha256_stream), T(init), T(hash), T(sign), T(kx_aead), T(memcmp_wipe), T(pwhash),
     T(keyfile))
