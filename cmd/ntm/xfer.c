@@ -17,6 +17,10 @@
 #include "common.h"
 #include "xcli.h"
 
+/* Connections and TLS sessions shared by the easy handles of one run
+ * (single-threaded: no locks). */
+static CURLSH *share;
+
 int
 xctx_open(struct xctx *x, struct cli *cli, const char *cmd, long timeout_s)
 {
@@ -46,6 +50,10 @@ void
 xctx_close(struct xctx *x)
 {
 	session_free(&x->s);
+	if (share) {
+		curl_share_cleanup(share);
+		share = NULL;
+	}
 }
 
 int
@@ -354,6 +362,13 @@ easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs)
 
 	if (c == NULL)
 		return NULL;
+	/* One connection (and TLS session) for all the chunks of a transfer. */
+	if (share == NULL && (share = curl_share_init()) != NULL) {
+		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	}
+	if (share)
+		curl_easy_setopt(c, CURLOPT_SHARE, share);
 	auth = xasprintf("Authorization: Bearer %s", x->s.token);
 	*hdrs = curl_slist_append(NULL, auth);
 	ntm_wipe(auth, strlen(auth));
