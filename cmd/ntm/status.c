@@ -164,7 +164,7 @@ status_main(struct cli *cli, int argc, char **argv)
 
 		if (ag == NULL)
 			printf("agent: not running\n");
-		else
+		else {
 			printf("agent: running (pid %lld, UDP port %lld, %lld tunnels), %s%s\n",
 			    (long long)json_integer_value(json_object_get(ag, "pid")),
 			    (long long)json_integer_value(json_object_get(ag, "port")),
@@ -173,6 +173,14 @@ status_main(struct cli *cli, int argc, char **argv)
 			    "registered, reflexive " : "not registered yet",
 			    json_is_true(json_object_get(reg, "registered")) ?
 			    json_string_value(json_object_get(reg, "reflexive")) : "");
+			if (json_is_object(json_object_get(ag, "socks5")))
+				printf("socks5: %s\n", json_string_value(json_object_get(
+				    json_object_get(ag, "socks5"), "listen")));
+			if (json_is_object(json_object_get(ag, "tun")))
+				printf("tun: %s (TUN mode: the vIPs are on this interface)\n",
+				    json_string_value(json_object_get(json_object_get(ag, "tun"),
+				    "name")));
+		}
 		json_decref(ag);
 	}
 done:

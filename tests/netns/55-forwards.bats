@@ -55,6 +55,8 @@ fwd_id() { ntmc "$1" "$2" tunnel forward --json | jq -r --arg s "$3" '.forwards[
 	assert_success
 	assert_output "PAGE-FROM-ALICE-ntm"
 	[ "$(ntmc a1 bob status --json | jq .agent.socks5.connects)" -ge 1 ]
+	run ntmc a1 bob status --offline
+	assert_line "socks5: 127.0.0.1:1080"
 }
 
 @test "-L forwards many concurrent connections; the list counts them; --remove stops it" {

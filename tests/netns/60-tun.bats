@@ -46,6 +46,8 @@ setup() {
 	run n g1 cat /sys/class/net/ntm0/mtu
 	assert_output 1400
 	assert_equal "$(ntmc g1 alice status --json | jq -r .agent.tun.name)" ntm0
+	run ntmc g1 alice status --offline
+	assert_line --partial "tun: ntm0"
 }
 
 @test "the kernel's ping reaches the user-space peer, IPv4 and IPv6" {
