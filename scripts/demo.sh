@@ -76,6 +76,23 @@ step "alice pings bob over an end-to-end tunnel (dc1 asks dc2, both get the rout
 "$ntm" -c "$dir/alice" tunnel ping -c 3 "$bob"
 "$ntm" -c "$dir/alice" tunnel list
 
+step "a TCP stream between the vIPs (each agent's user-space stack): alice sends a file to bob"
+head -c 1048576 /dev/urandom > "$dir/stream.in"
+"$ntm" -c "$dir/bob" tunnel listen 7000 < /dev/null > "$dir/stream.out" &
+lis=$!
+for _ in $(seq 50); do
+	"$ntm" -c "$dir/bob" tunnel list --json 2>/dev/null | grep -q '"listening"' && break
+	sleep 0.1
+done
+"$ntm" -c "$dir/alice" -v tunnel open "$bob" 7000 < "$dir/stream.in"
+wait "$lis"
+if cmp -s "$dir/stream.in" "$dir/stream.out"; then
+	echo "1 MiB sent through 'ntm tunnel open $bob 7000' arrived intact"
+else
+	echo "the stream's bytes differ" >&2
+	exit 1
+fi
+
 step "alice's status, as her client sees it"
 "$ntm" -c "$dir/alice" status
 
@@ -86,6 +103,8 @@ The platform and both agents keep running in the background. Try:
   $ntm -c $dir/alice tunnel ping -c 5 $bob
   $ntm -c $dir/bob tunnel listen --udp 7000      (then, elsewhere:)
   echo hello | $ntm -c $dir/alice tunnel open $bob --udp 7000
+  $ntm -c $dir/bob tunnel forward -R 8080:127.0.0.1:PORT   (expose a local service on bob's vIP)
+  $ntm -c $dir/alice tunnel forward -L 9090:$bob:8080      (then: curl http://127.0.0.1:9090/)
   $ntm -c $dir/bob status
   $ntm -c $dir/alice shell
   $NTM_BIN/ntm-as -f $dir/as.conf user list --json
