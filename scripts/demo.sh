@@ -36,6 +36,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "creating the AS, two DCs, an RS and a CS under $dir"
 platform_init "$dir"
 echo "AS public key (trust anchor): $(cat "$dir/as.pub")"
+# The CS of both DCs' clients, and where the AS pushes revocations.
+for role in dc1 dc2 as; do
+	echo "cs_url = https://127.0.0.1:$(platform_port "$dir" cs)" >> "$dir/$role.conf"
+done
 
 step "starting the daemons (logs: $dir/*.log)"
 platform_start "$dir"
@@ -92,6 +96,14 @@ else
 	echo "the stream's bytes differ" >&2
 	exit 1
 fi
+
+step "offline data, end to end: alice exchanges keys with bob and sends him a file through the CS"
+"$ntm" -c "$dir/alice" keys exchange "$bob"
+echo "a note for bob, sealed end to end: the CS and the DCs cannot read it" > "$dir/note.txt"
+"$ntm" -c "$dir/alice" send "$bob" "$dir/note.txt" --notify "a note from alice"
+mkdir -p "$dir/bob-inbox"
+"$ntm" -c "$dir/bob" fetch -o "$dir/bob-inbox"
+cmp -s "$dir/note.txt" "$dir/bob-inbox/note.txt" && echo "bob's copy is the same as alice's"
 
 step "alice's status, as her client sees it"
 "$ntm" -c "$dir/alice" status
