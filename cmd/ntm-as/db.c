@@ -47,6 +47,9 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  pushed INTEGER"
 	");",
+	/* 3: one token revoked (a logout at its DC): token_id set, before = the
+	 * token's expiry (push.c) */
+	"ALTER TABLE revocations ADD COLUMN token_id TEXT;",
 };
 
 int

@@ -119,6 +119,7 @@ void	as_fmt_time(char *buf, size_t cap, int64_t t);
 /* Queues an account revocation (before = now) for each DC where user holds
  * unexpired tokens: how many, or NTM_ERR_DB. */
 int	as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now);
+int	as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_t now);
 /* Daemon: sends what is queued every few seconds, when cs_url is set.
  * 0 or -1 (logged). */
 int	as_push_start(struct as *as);

@@ -1,8 +1,9 @@
 /*
  * push.c - the AS pushes revocations to its cache server (the paper's
  * token distribution; docs/protocol.md §7.5): `user lock` and `user del`
- * queue an account revocation per DC where the user holds live tokens, in
- * the `revocations` table; the daemon sends what is queued, signed as the
+ * queue an account revocation per DC where the user holds live tokens, and
+ * a logout at a DC (POST /v1/as/logout) queues that one token, in the
+ * `revocations` table; the daemon sends what is queued, signed as the
  * AS (a certificate for its own key, role as), to cs_url's
  * POST /v1/cs/revoke every AS_PUSH_EVERY_S seconds, and marks it pushed
  * once the CS answered 200. A CS that is down gets it on a later round:
@@ -49,29 +50,58 @@ as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now)
 	return ret;
 }
 
-/* The queued entries (new array), *last the highest id among them. */
-static json_t *
-pending(sqlite3 *db, int64_t *last)
+/* The queued entries: account revocations into *acc, token revocations
+ * (token id as base64url, as the CS wants it) into *tok; *last is the
+ * highest id among them. -1 on a storage failure. */
+static int
+pending(sqlite3 *db, json_t *acc, json_t *tok, int64_t *last)
 {
 	sqlite3_stmt *st;
-	json_t *arr = json_array();
 
-	if (arr == NULL || sqlite3_prepare_v2(db, "SELECT id, user, dc, before FROM "
+	if (sqlite3_prepare_v2(db, "SELECT id, user, dc, before, token_id FROM "
 	    "revocations WHERE pushed IS NULL ORDER BY id LIMIT ?1", -1, &st,
-	    NULL) != SQLITE_OK) {
-		json_decref(arr);
-		return NULL;
-	}
+	    NULL) != SQLITE_OK)
+		return -1;
 	sqlite3_bind_int(st, 1, AS_PUSH_BATCH);
 	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *hex = (const char *)sqlite3_column_text(st, 4);
+		uint8_t raw[NTM_TOKEN_ID];
+		char b64[NTM_B64_LEN(NTM_TOKEN_ID)];
+
 		*last = sqlite3_column_int64(st, 0);
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:I}",
-		    "user", (const char *)sqlite3_column_text(st, 1),
-		    "dc", (const char *)sqlite3_column_text(st, 2),
-		    "before", (json_int_t)sqlite3_column_int64(st, 3)));
+		if (hex == NULL)
+			json_array_append_new(acc, json_pack("{s:s, s:s, s:I}",
+			    "user", (const char *)sqlite3_column_text(st, 1),
+			    "dc", (const char *)sqlite3_column_text(st, 2),
+			    "before", (json_int_t)sqlite3_column_int64(st, 3)));
+		else if (ntm_hex_decode_exact(raw, sizeof(raw), hex) >= 0 &&
+		    ntm_b64_encode(b64, sizeof(b64), raw, sizeof(raw)) > 0)
+			json_array_append_new(tok, json_pack("{s:s, s:I}", "id", b64,
+			    "expires", (json_int_t)sqlite3_column_int64(st, 3)));
 	}
 	sqlite3_finalize(st);
-	return arr;
+	return 0;
+}
+
+/* A token the DC ended (logout): queued for the CS. 0, NTM_ERR_NOTFOUND
+ * (no such token issued for a client of dc), or a storage error. */
+int
+as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_t now)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (sqlite3_prepare_v2(db, "INSERT INTO revocations (user, dc, before, created, "
+	    "token_id) SELECT user, dc, expires, ?3, id FROM tokens WHERE id = ?1 AND "
+	    "dc = ?2 AND expires > ?3", -1, &st, NULL) != SQLITE_OK)
+		return NTM_ERR_DB;
+	sqlite3_bind_text(st, 1, token_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, dc, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	ret = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(db) ? 0 : NTM_ERR_NOTFOUND) :
+	    NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
 }
 
 static void
@@ -108,16 +138,21 @@ static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct as_push *p = arg;
-	json_t *arr, *body;
+	json_t *acc, *tok, *body;
 	int e;
 
-	if (p->busy || (arr = pending(p->as->db, &p->last_id)) == NULL)
+	if (p->busy)
 		return;
-	if (json_array_size(arr) == 0) {
-		json_decref(arr);
+	acc = json_array();
+	tok = json_array();
+	if (acc == NULL || tok == NULL || pending(p->as->db, acc, tok, &p->last_id) < 0 ||
+	    json_array_size(acc) + json_array_size(tok) == 0) {
+		json_decref(acc);
+		json_decref(tok);
 		return;
 	}
-	body = json_pack("{s:i, s:o}", "version", NTM_PROTOCOL_VERSION, "accounts", arr);
+	body = json_pack("{s:i, s:o, s:o}", "version", NTM_PROTOCOL_VERSION, "accounts", acc,
+	    "tokens", tok);
 	if (body && (e = ntm_httpc_request(p->httpc, "POST", p->url, body, NULL,
 	    AS_PUSH_TIMEOUT_MS, on_pushed, p)) == 0)
 		p->busy = 1;

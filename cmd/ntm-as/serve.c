@@ -116,6 +116,55 @@ out:
 	login_job_free(j);
 }
 
+/* POST /v1/as/logout {version, token_id}: a DC ended a session; the token
+ * is queued for the CS (push.c), so that it stops opening the cache too. */
+static void
+route_logout(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	const char *token_id = NULL;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",  NTM_J_INT, 1, &version,  0 },
+		{ "token_id", NTM_J_STR, 1, &token_id, 2 * NTM_TOKEN_ID },
+	};
+	struct ntm_jerr jerr;
+	uint8_t raw[NTM_TOKEN_ID];
+	int e;
+
+	if (cert == NULL || cert->role != NTM_ROLE_DC) {
+		ntm_reply_error(req, 401, "unauthorized", NULL,
+		    "only a direction coordinator may end its sessions");
+		return;
+	}
+	if (ntm_json_unpack(ntm_req_json(req), fields, 2, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (version != NTM_PROTOCOL_VERSION) {
+		ntm_reply_error(req, 400, "bad_version", "version",
+		    "version %lld is not supported (want %d)", (long long)version,
+		    NTM_PROTOCOL_VERSION);
+		return;
+	}
+	if (ntm_hex_decode_exact(raw, sizeof(raw), token_id) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "token_id",
+		    "field 'token_id': not %d hex digits", 2 * NTM_TOKEN_ID);
+		return;
+	}
+	if ((e = as_revoke_queue_token(as->db, token_id, cert->name, now_unix())) < 0) {
+		if (e == NTM_ERR_NOTFOUND)
+			ntm_reply_error(req, 404, "unknown_token", "token_id", "field 'token_id': "
+			    "no live token of a client of %s has that id", cert->name);
+		else
+			ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	log_info("logout at %s: token %.8s... queued for the CS", cert->name, token_id);
+	ntm_reply_json(req, 200, json_pack("{s:b}", "queued", 1));
+}
+
 static void
 route_login(struct ntm_req *req, void *arg)
 {
@@ -323,7 +372,9 @@ as_serve(struct as *as)
 	ntm_httpd_set_trust(as->httpd, as->pk, cert_check, as);
 	if (ntm_httpd_route(as->httpd, "GET", "/v1/health", 0, route_health, as) < 0 ||
 	    ntm_httpd_route(as->httpd, "POST", "/v1/as/login",
-	    NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, route_login, as) < 0) {
+	    NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, route_login, as) < 0 ||
+	    ntm_httpd_route(as->httpd, "POST", "/v1/as/logout",
+	    NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, route_logout, as) < 0) {
 		log_warnx("cannot register the routes");
 		goto cleanup;
 	}

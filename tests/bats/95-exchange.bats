@@ -473,3 +473,22 @@ EOF
 	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(token_of "$(B)")"
 	assert_equal "$(status_of)" 200
 }
+
+@test "a logout at the DC reaches the CS through the AS: the old token is refused there" {
+	local cs tok d=$BATS_TEST_TMPDIR/carol2
+	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
+	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
+	tok=$(token_of "$d")
+	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
+	assert_equal "$(status_of)" 200
+	run_t ntm -c "$d" logout
+	assert_success
+	cs_refuses() {
+		run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
+		[ "$(status_of)" = 401 ] && [ "$(jq -r .code <<<"$(body_of)")" = token_revoked ]
+	}
+	wait_until 10 cs_refuses
+	# carol's other session (another profile, another token) still works
+	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(token_of "$(C)")"
+	assert_equal "$(status_of)" 200
+}
