@@ -556,6 +556,19 @@ fail:
 	return -1;
 }
 
+int
+dc_discover_status(int err, const char *domain, const char **code, char *msg, size_t msglen)
+{
+	if (err == NTM_ERR_NOTFOUND) {
+		*code = "unknown_peer";
+		snprintf(msg, msglen, "no DC found for %s (no SRV _ntm._tcp.%s)", domain, domain);
+		return 404;
+	}
+	*code = "upstream_unavailable";
+	snprintf(msg, msglen, "cannot find the DC of %s: %s", domain, ntm_strerror(err));
+	return 502;
+}
+
 void
 dc_discover_free(struct dc *dc)
 {

@@ -96,6 +96,11 @@ void dc_discover_cancel(struct dc *dc, dc_found_fn *cb, void *arg);
 int  dc_discover_init(struct dc *dc, char *err, size_t errlen);
 /* Cancels pending lookups (no callbacks), frees the channel and cache. */
 void dc_discover_free(struct dc *dc);
+/* A failed dc_discover result (err < 0) as an HTTP answer for the caller:
+ * 404 unknown_peer (no SRV record) or 502 upstream_unavailable, with a
+ * message naming domain. */
+int  dc_discover_status(int err, const char *domain, const char **code, char *msg,
+    size_t msglen);
 
 /* The "resolve" subcommand: ntm-dc [-f FILE] resolve DOMAIN [--json]. */
 int  dc_cmd_resolve(struct srv *s, int argc, char *argv[]);

@@ -415,14 +415,12 @@ on_xfound(int err, const char *url, const char *host, uint16_t port, const char 
 	json_t *body;
 	int e;
 
-	if (err == NTM_ERR_NOTFOUND) {
-		dest_done(d, 404, "unknown_peer", "no DC found for %s (no SRV _ntm._tcp.%s)",
-		    d->domain, d->domain);
-		return;
-	}
 	if (err < 0) {
-		dest_done(d, 502, "upstream_unavailable", "cannot find the DC of %s: %s",
-		    d->domain, ntm_strerror(err));
+		const char *code;
+		char msg[256];
+		int st = dc_discover_status(err, d->domain, &code, msg, sizeof(msg));
+
+		dest_done(d, st, code, "%s", msg);
 		return;
 	}
 	snprintf(u, sizeof(u), "%s%s", url, x->type == X_TEMPORAL ? "/v1/dc/temporal" :
@@ -546,19 +544,21 @@ check_tkey(struct ntm_req *req, const char *key_id, const char *tkey, struct dc_
 	return 0;
 }
 
+/* The fields of a temporal key, from a client or from another DC. */
+#define TEMPORAL_FIELDS							\
+	{ "version",	  NTM_J_INT, 1, &version, 0 },			\
+	{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },		\
+	{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },		\
+	{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },		\
+	{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(NTM_KEY_LEN) }
+
 static void
 on_temporal_post(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
 	const char *from = NULL, *to = NULL, *key_id = NULL, *tkey = NULL;
 	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	  NTM_J_INT, 1, &version, 0 },
-		{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },
-		{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },
-		{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },
-		{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(NTM_KEY_LEN) },
-	};
+	const struct ntm_jfield fields[] = { TEMPORAL_FIELDS };
 	struct ntm_jerr jerr;
 	struct ntm_token tok;
 	struct dc_client cl;
@@ -964,13 +964,7 @@ on_dc_temporal(struct ntm_req *req, void *arg)
 	struct dc *dc = arg;
 	const char *from = NULL, *to = NULL, *key_id = NULL, *tkey = NULL;
 	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	  NTM_J_INT, 1, &version, 0 },
-		{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },
-		{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },
-		{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },
-		{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(NTM_KEY_LEN) },
-	};
+	const struct ntm_jfield fields[] = { TEMPORAL_FIELDS };
 	struct ntm_jerr jerr;
 	struct dc_tkey tk;
 	struct dc_xdest d;

@@ -600,14 +600,12 @@ on_found(int err, const char *url, const char *host, uint16_t port, const char *
 	json_t *body;
 	int e;
 
-	if (err == NTM_ERR_NOTFOUND) {
-		treq_fail(t, 404, "unknown_peer", "no DC found for %s (no SRV _ntm._tcp.%s)",
-		    t->domain, t->domain);
-		return;
-	}
 	if (err < 0) {
-		treq_fail(t, 502, "upstream_unavailable", "cannot find the DC of %s: %s",
-		    t->domain, ntm_strerror(err));
+		const char *code;
+		char msg[256];
+		int st = dc_discover_status(err, t->domain, &code, msg, sizeof(msg));
+
+		treq_fail(t, st, code, "%s", msg);
 		return;
 	}
 	snprintf(t->url, sizeof(t->url), "%s", url);
