@@ -46,9 +46,9 @@ struct dc {
 	struct ntm_prefix	 p4, p6;
 	char			*as_login_url;	/* {as_url}/v1/as/login */
 	struct dc_login		*pending;	/* logins waiting for the AS */
-	/* dns.c / discover.c (dns.h): DNS server and discovery of other DCs */
+	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
-	struct dc_disc		*disc;		/* NULL when resolver is unset */
+	struct disc		*disc;		/* NULL when resolver is unset */
 	struct dc_rt		*rt;		/* udp.c: registration, sessions */
 	struct dc_tunnels	*tunnels;	/* tunnel.c: tunnels, requests waiting */
 	struct dc_push		*push;		/* push.c: webhook requests in flight */

@@ -543,3 +543,14 @@ dc_dns_stop(struct dc *dc)
 	free(d);
 	dc->dns = NULL;
 }
+
+int
+dc_domain_is_local(const struct dc *dc, const char *domain)
+{
+	const char *name = dc->srv->conf.name;
+	size_t n = strlen(name);
+
+	if (domain == NULL || strncasecmp(domain, name, n) != 0)
+		return 0;
+	return domain[n] == '\0' || (domain[n] == '.' && domain[n + 1] == '\0');
+}

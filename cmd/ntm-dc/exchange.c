@@ -418,7 +418,7 @@ on_xfound(int err, const char *url, const char *host, uint16_t port, const char 
 	if (err < 0) {
 		const char *code;
 		char msg[256];
-		int st = dc_discover_status(err, d->domain, &code, msg, sizeof(msg));
+		int st = disc_status(err, d->domain, &code, msg, sizeof(msg));
 
 		dest_done(d, st, code, "%s", msg);
 		return;
@@ -464,7 +464,7 @@ xreq_start(struct dc_xreq *x)
 		if (dom && dc_domain_is_local(dc, dom)) {
 			store_local(dc, x->type, d->fqdn, &x->tk, &x->en, d);
 			dest_done(d, d->status, d->code, "%s", d->message);
-		} else if ((e = dc_discover(dc, d->domain, on_xfound, d)) < 0)
+		} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0)
 			dest_done(d, e == NTM_ERR_INVAL ? 404 : 502,
 			    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
 			    "cannot look up the DC of %s: %s", d->domain, ntm_strerror(e));

@@ -47,13 +47,17 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 		return -1;
 	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
 		return -1;
-	return dc_discover_init(&dc, err, errlen);
+	if (s->conf.resolver == NULL || s->check_only)
+		return 0;
+	dc.disc = disc_new(s->base, &s->conf, dc.httpc, err, errlen);
+	return dc.disc ? 0 : -1;
 }
 
 static void
 dc_teardown(struct srv *s)
 {
-	dc_discover_free(&dc);
+	disc_free(dc.disc);
+	dc.disc = NULL;
 	dc_dns_stop(&dc);
 	ntm_httpc_free(dc.httpc);
 	dc.httpc = NULL;

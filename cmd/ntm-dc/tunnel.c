@@ -10,7 +10,7 @@
  *   POST /v1/dc/moved      DC (signed): a peer of your client's tunnel moved;
  *                          send your client a MOVED (UDP, §4.2)
  *
- * A peer in another domain is reached through dc_discover() (DNS SRV) and
+ * A peer in another domain is reached through disc_lookup() (DNS SRV) and
  * the two signed calls. Tunnels are remembered (tunnel_id -> temporal key,
  * ends) so either end may ask for the route to be decided again (mobility)
  * while both keep their sessions.
@@ -559,7 +559,7 @@ remote_start(struct dc_treq *t)
 
 	treq_link(t);
 	t->state = T_DISCOVER;
-	if ((e = dc_discover(t->dc, t->domain, on_found, t)) < 0)
+	if ((e = disc_lookup(t->dc->disc, t->domain, on_found, t)) < 0)
 		treq_fail(t, e == NTM_ERR_INVAL ? 404 : 502,
 		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
 		    "cannot look up the DC of %s: %s", t->domain, ntm_strerror(e));
@@ -603,7 +603,7 @@ on_found(int err, const char *url, const char *host, uint16_t port, const char *
 	if (err < 0) {
 		const char *code;
 		char msg[256];
-		int st = dc_discover_status(err, t->domain, &code, msg, sizeof(msg));
+		int st = disc_status(err, t->domain, &code, msg, sizeof(msg));
 
 		treq_fail(t, st, code, "%s", msg);
 		return;
@@ -1042,7 +1042,7 @@ dc_tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *
 		m->prevp = &tt->moved;
 		tt->moved = m;
 		tt->nmoved++;
-		if ((e = dc_discover(dc, m->domain, on_moved_found, m)) < 0) {
+		if ((e = disc_lookup(dc->disc, m->domain, on_moved_found, m)) < 0) {
 			tt->c.failed++;
 			log_info("moved %s: cannot look up the DC of %s: %s", fqdn, m->domain,
 			    ntm_strerror(e));

@@ -1,15 +1,16 @@
 /*
- * discover.c - finding the DC of another domain: c-ares on the libevent
- * loop, asking only the configured `resolver`.
+ * discover.c - finding the DC of a domain (discover.h): c-ares on the
+ * libevent loop, asking only the configured `resolver`. Used by the DC (to
+ * reach other DCs) and by the CS (to reach its recipients' DCs).
  *
  *   SRV _ntm._tcp.<domain>  -> target:port (lowest priority, then highest weight)
  *   A <target> (AAAA when there is no A) -> addr
- *   => https://<target>:<port>, pinned to addr on dc->httpc
+ *   => https://<target>:<port>, pinned to addr on the caller's httpc
  *
- * Each lookup is bounded by c-ares (DC_DISCOVER_TRIES x DC_DISCOVER_TIMEOUT_MS
- * per query); answers are cached DC_DISCOVER_CACHE_S seconds. Results reach
+ * Each lookup is bounded by c-ares (DISC_TRIES x DISC_TIMEOUT_MS
+ * per query); answers are cached DISC_CACHE_S seconds. Results reach
  * the caller through one "deliver" event, so a callback never runs inside
- * dc_discover() and can be cancelled until it runs.
+ * disc_lookup() and can be cancelled until it runs.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -24,8 +25,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "dc.h"
-#include "dns.h"
+#include "discover.h"
 
 #define T_A	1
 #define T_AAAA	28
@@ -35,13 +35,13 @@
 enum lk_state { LK_SRV, LK_A, LK_AAAA, LK_DONE };
 
 struct lookup {
-	struct dc_disc	*disc;
+	struct disc	*disc;
 	struct lookup	*prev, *next;
 	enum lk_state	 state;
 	int		 err;
 	int		 cancelled;	/* cb must not run */
 	int		 in_ares;	/* a c-ares query is outstanding */
-	dc_found_fn	*cb;
+	disc_found_fn	*cb;
 	void		*arg;
 	char		 domain[NTM_NAME_MAX + 1];
 	char		 target[NTM_NAME_MAX + 1];
@@ -63,16 +63,16 @@ struct sockev {
 	struct event	*ev;
 };
 
-struct dc_disc {
-	struct dc	*dc;
+struct disc {
 	struct event_base *base;
+	struct ntm_httpc *httpc;	/* answers are pinned on it; may be NULL */
 	ares_channel	 ch;
 	int		 has_ch;
 	struct event	*timer, *deliver;
 	struct sockev	*socks;
 	struct lookup	*lookups;
 	size_t		 nlookups;
-	struct cache_ent cache[DC_DISCOVER_CACHE_MAX];
+	struct cache_ent cache[DISC_CACHE_MAX];
 	int		 destroying;
 };
 
@@ -98,21 +98,10 @@ fqdn_domain(const char *fqdn)
 	return dot + 1;
 }
 
-int
-dc_domain_is_local(const struct dc *dc, const char *domain)
-{
-	const char *name = dc->srv->conf.name;
-	size_t n = strlen(name);
-
-	if (domain == NULL || strncasecmp(domain, name, n) != 0)
-		return 0;
-	return domain[n] == '\0' || (domain[n] == '.' && domain[n + 1] == '\0');
-}
-
 /* ---- c-ares <-> libevent ------------------------------------------------- */
 
 static void
-rearm_timer(struct dc_disc *d)
+rearm_timer(struct disc *d)
 {
 	struct timeval tv, *tvp;
 
@@ -127,7 +116,7 @@ rearm_timer(struct dc_disc *d)
 static void
 on_sock(evutil_socket_t fd, short what, void *arg)
 {
-	struct dc_disc *d = arg;
+	struct disc *d = arg;
 
 	ares_process_fd(d->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
 	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
@@ -137,7 +126,7 @@ on_sock(evutil_socket_t fd, short what, void *arg)
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct dc_disc *d = arg;
+	struct disc *d = arg;
 
 	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	rearm_timer(d);
@@ -146,7 +135,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 static void
 sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
-	struct dc_disc *d = data;
+	struct disc *d = data;
 	struct sockev **pp, *s;
 
 	for (pp = &d->socks; (s = *pp) != NULL; pp = &s->next)
@@ -181,7 +170,7 @@ sock_state(void *data, ares_socket_t fd, int readable, int writable)
 static void
 lk_unlink(struct lookup *l)
 {
-	struct dc_disc *d = l->disc;
+	struct disc *d = l->disc;
 
 	if (l->prev)
 		l->prev->next = l->next;
@@ -215,7 +204,7 @@ map_status(int status)
 }
 
 static void
-cache_put(struct dc_disc *d, const struct lookup *l)
+cache_put(struct disc *d, const struct lookup *l)
 {
 	struct cache_ent *e = NULL;
 	int64_t now;
@@ -223,7 +212,7 @@ cache_put(struct dc_disc *d, const struct lookup *l)
 
 	if (mono_now(&now) < 0)
 		return;
-	for (i = 0; i < DC_DISCOVER_CACHE_MAX; i++) {
+	for (i = 0; i < DISC_CACHE_MAX; i++) {
 		struct cache_ent *c = &d->cache[i];
 
 		if (c->expires != 0 && strcmp(c->domain, l->domain) == 0) {
@@ -237,18 +226,18 @@ cache_put(struct dc_disc *d, const struct lookup *l)
 	snprintf(e->target, sizeof(e->target), "%s", l->target);
 	snprintf(e->addr, sizeof(e->addr), "%s", l->addr);
 	e->port = l->port;
-	e->expires = now + DC_DISCOVER_CACHE_S;
+	e->expires = now + DISC_CACHE_S;
 }
 
 static const struct cache_ent *
-cache_get(struct dc_disc *d, const char *domain)
+cache_get(struct disc *d, const char *domain)
 {
 	int64_t now;
 	size_t i;
 
 	if (mono_now(&now) < 0)
 		return NULL;
-	for (i = 0; i < DC_DISCOVER_CACHE_MAX; i++) {
+	for (i = 0; i < DISC_CACHE_MAX; i++) {
 		struct cache_ent *c = &d->cache[i];
 
 		if (c->expires != 0 && strcmp(c->domain, domain) == 0) {
@@ -345,7 +334,7 @@ static void
 on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct lookup *l = arg;
-	struct dc_disc *d = l->disc;
+	struct disc *d = l->disc;
 	char name[NTM_NAME_MAX + 16];
 	int e;
 
@@ -408,7 +397,7 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 static void
 on_deliver(evutil_socket_t fd, short what, void *arg)
 {
-	struct dc_disc *d = arg;
+	struct disc *d = arg;
 	struct lookup *l;
 
 	for (;;) {
@@ -422,7 +411,7 @@ on_deliver(evutil_socket_t fd, short what, void *arg)
 			char url[NTM_NAME_MAX + 32];
 
 			if (l->err == 0) {
-				int e = d->dc->httpc ? ntm_httpc_resolve(d->dc->httpc,
+				int e = d->httpc ? ntm_httpc_resolve(d->httpc,
 				    l->target, l->port, l->addr) : 0;
 
 				if (e < 0)
@@ -442,9 +431,8 @@ on_deliver(evutil_socket_t fd, short what, void *arg)
 /* ---- public -------------------------------------------------------------- */
 
 int
-dc_discover(struct dc *dc, const char *domain, dc_found_fn *cb, void *arg)
+disc_lookup(struct disc *d, const char *domain, disc_found_fn *cb, void *arg)
 {
-	struct dc_disc *d = dc->disc;
 	const struct cache_ent *c;
 	struct lookup *l;
 	char name[NTM_NAME_MAX + 16];
@@ -459,7 +447,7 @@ dc_discover(struct dc *dc, const char *domain, dc_found_fn *cb, void *arg)
 		return NTM_ERR_INVAL;
 	if (d == NULL || !d->has_ch)
 		return NTM_ERR_UNAVAIL;
-	if (d->nlookups >= DC_DISCOVER_PENDING_MAX)
+	if (d->nlookups >= DISC_PENDING_MAX)
 		return NTM_ERR_NOSPACE;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NTM_ERR_NOMEM;
@@ -493,42 +481,39 @@ dc_discover(struct dc *dc, const char *domain, dc_found_fn *cb, void *arg)
 }
 
 void
-dc_discover_cancel(struct dc *dc, dc_found_fn *cb, void *arg)
+disc_cancel(struct disc *d, disc_found_fn *cb, void *arg)
 {
 	struct lookup *l;
 
-	if (dc->disc == NULL)
+	if (d == NULL)
 		return;
-	for (l = dc->disc->lookups; l; l = l->next)
+	for (l = d->lookups; l; l = l->next)
 		if (l->cb == cb && l->arg == arg)
 			l->cancelled = 1;
 }
 
-int
-dc_discover_init(struct dc *dc, char *err, size_t errlen)
+struct disc *
+disc_new(struct event_base *base, const struct srv_conf *cf, struct ntm_httpc *httpc,
+    char *err, size_t errlen)
 {
-	const struct srv_conf *cf = &dc->srv->conf;
 	struct ares_options o;
-	struct dc_disc *d;
+	struct disc *d;
 	int rc;
 
-	if (cf->resolver == NULL || dc->srv->check_only)
-		return 0;
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return NULL;
 	}
-	dc->disc = d;
-	d->dc = dc;
-	d->base = dc->srv->base;
+	d->base = base;
+	d->httpc = httpc;
 	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		goto fail;
 	}
 	memset(&o, 0, sizeof(o));
 	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	o.timeout = DC_DISCOVER_TIMEOUT_MS;
-	o.tries = DC_DISCOVER_TRIES;
+	o.timeout = DISC_TIMEOUT_MS;
+	o.tries = DISC_TRIES;
 	o.sock_state_cb = sock_state;
 	o.sock_state_cb_data = d;
 	o.lookups = (char *)"b";	/* DNS only, never /etc/hosts */
@@ -549,15 +534,15 @@ dc_discover_init(struct dc *dc, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the discovery events");
 		goto fail;
 	}
-	log_debug("discover: other DCs through the resolver %s", cf->resolver);
-	return 0;
+	log_debug("discover: DCs through the resolver %s", cf->resolver);
+	return d;
 fail:
-	dc_discover_free(dc);
-	return -1;
+	disc_free(d);
+	return NULL;
 }
 
 int
-dc_discover_status(int err, const char *domain, const char **code, char *msg, size_t msglen)
+disc_status(int err, const char *domain, const char **code, char *msg, size_t msglen)
 {
 	if (err == NTM_ERR_NOTFOUND) {
 		*code = "unknown_peer";
@@ -570,9 +555,8 @@ dc_discover_status(int err, const char *domain, const char **code, char *msg, si
 }
 
 void
-dc_discover_free(struct dc *dc)
+disc_free(struct disc *d)
 {
-	struct dc_disc *d = dc->disc;
 	struct lookup *l;
 
 	if (d == NULL)
@@ -600,98 +584,5 @@ dc_discover_free(struct dc *dc)
 	if (d->deliver)
 		event_free(d->deliver);
 	free(d);
-	dc->disc = NULL;
 }
 
-/* ---- ntm-dc resolve DOMAIN [--json] -------------------------------------- */
-
-struct resolve_st {
-	struct event_base *base;
-	int		 json, ret;
-	const char	*domain;
-};
-
-static void
-resolved(int err, const char *url, const char *host, uint16_t port, const char *addr,
-    void *arg)
-{
-	struct resolve_st *st = arg;
-
-	event_base_loopbreak(st->base);
-	if (err < 0) {
-		srv_errx("resolve %s: %s", st->domain,
-		    err == NTM_ERR_NOTFOUND ? "no DC found (no SRV _ntm._tcp record, "
-		    "or its target has no address)" : ntm_strerror(err));
-		st->ret = 1;
-		return;
-	}
-	if (st->json) {
-		json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "domain", st->domain,
-		    "url", url, "host", host, "port", (int)port, "addr", addr);
-
-		if (j == NULL || json_dumpf(j, stdout, JSON_INDENT(2)) < 0) {
-			json_decref(j);
-			st->ret = 1;
-			return;
-		}
-		json_decref(j);
-		putchar('\n');
-	} else
-		printf("%s\t%s\n", url, addr);
-	st->ret = fflush(stdout) == 0 ? 0 : 1;
-}
-
-int
-dc_cmd_resolve(struct srv *s, int argc, char *argv[])
-{
-	static const char usage[] = "resolve DOMAIN [--json]";
-	struct resolve_st st;
-	struct dc dc;
-	char err[512];
-	int i, e;
-
-	memset(&st, 0, sizeof(st));
-	memset(&dc, 0, sizeof(dc));
-	st.ret = 1;
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			st.json = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] %s\n", s->spec->prog, usage);
-			return 0;
-		} else if (argv[i][0] == '-' || st.domain) {
-			srv_errx("resolve: unknown argument '%s' (usage: %s)", argv[i], usage);
-			return 2;
-		} else
-			st.domain = argv[i];
-	}
-	if (st.domain == NULL) {
-		srv_errx("resolve: missing DOMAIN (usage: %s)", usage);
-		return 2;
-	}
-	if (s->conf.resolver == NULL) {
-		srv_errx("resolve: no 'resolver' in %s", s->conf.path);
-		return 1;
-	}
-	if ((st.base = s->base = event_base_new()) == NULL) {
-		srv_errx("cannot create the event loop");
-		return 1;
-	}
-	dc.srv = s;
-	if (dc_discover_init(&dc, err, sizeof(err)) < 0) {
-		srv_errx("%s", err);
-		goto out;
-	}
-	if ((e = dc_discover(&dc, st.domain, resolved, &st)) < 0) {
-		srv_errx("resolve: '%s': %s", st.domain,
-		    e == NTM_ERR_INVAL ? "not a DNS name" : ntm_strerror(e));
-		st.ret = e == NTM_ERR_INVAL ? 2 : 1;
-		goto out;
-	}
-	event_base_dispatch(st.base);
-out:
-	dc_discover_free(&dc);
-	event_base_free(st.base);
-	s->base = NULL;
-	return st.ret;
-}

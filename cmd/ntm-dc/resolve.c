@@ -1,0 +1,103 @@
+/*
+ * resolve.c - `ntm-dc resolve DOMAIN [--json]`: the DC discovery of
+ * discover.c run once from the command line, to check the resolver and
+ * another domain's records.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "dc.h"
+#include "discover.h"
+#include "dns.h"
+
+struct resolve_st {
+	struct event_base *base;
+	int		 json, ret;
+	const char	*domain;
+};
+
+static void
+resolved(int err, const char *url, const char *host, uint16_t port, const char *addr,
+    void *arg)
+{
+	struct resolve_st *st = arg;
+
+	event_base_loopbreak(st->base);
+	if (err < 0) {
+		srv_errx("resolve %s: %s", st->domain,
+		    err == NTM_ERR_NOTFOUND ? "no DC found (no SRV _ntm._tcp record, "
+		    "or its target has no address)" : ntm_strerror(err));
+		st->ret = 1;
+		return;
+	}
+	if (st->json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "domain", st->domain,
+		    "url", url, "host", host, "port", (int)port, "addr", addr);
+
+		if (j == NULL || json_dumpf(j, stdout, JSON_INDENT(2)) < 0) {
+			json_decref(j);
+			st->ret = 1;
+			return;
+		}
+		json_decref(j);
+		putchar('\n');
+	} else
+		printf("%s\t%s\n", url, addr);
+	st->ret = fflush(stdout) == 0 ? 0 : 1;
+}
+
+int
+dc_cmd_resolve(struct srv *s, int argc, char *argv[])
+{
+	static const char usage[] = "resolve DOMAIN [--json]";
+	struct resolve_st st;
+	struct disc *disc = NULL;
+	char err[512];
+	int i, e;
+
+	memset(&st, 0, sizeof(st));
+	st.ret = 1;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			st.json = 1;
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: %s [-f FILE] %s\n", s->spec->prog, usage);
+			return 0;
+		} else if (argv[i][0] == '-' || st.domain) {
+			srv_errx("resolve: unknown argument '%s' (usage: %s)", argv[i], usage);
+			return 2;
+		} else
+			st.domain = argv[i];
+	}
+	if (st.domain == NULL) {
+		srv_errx("resolve: missing DOMAIN (usage: %s)", usage);
+		return 2;
+	}
+	if (s->conf.resolver == NULL) {
+		srv_errx("resolve: no 'resolver' in %s", s->conf.path);
+		return 1;
+	}
+	if ((st.base = s->base = event_base_new()) == NULL) {
+		srv_errx("cannot create the event loop");
+		return 1;
+	}
+	if ((disc = disc_new(st.base, &s->conf, NULL, err, sizeof(err))) == NULL) {
+		srv_errx("%s", err);
+		goto out;
+	}
+	if ((e = disc_lookup(disc, st.domain, resolved, &st)) < 0) {
+		srv_errx("resolve: '%s': %s", st.domain,
+		    e == NTM_ERR_INVAL ? "not a DNS name" : ntm_strerror(e));
+		st.ret = e == NTM_ERR_INVAL ? 2 : 1;
+		goto out;
+	}
+	event_base_dispatch(st.base);
+out:
+	disc_free(disc);
+	event_base_free(st.base);
+	s->base = NULL;
+	return st.ret;
+}
