@@ -97,8 +97,10 @@ platform_init() {
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
 	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}" \
 	    "udp_listen = 127.0.0.1:$(cat "$dir/rs.udpport")"
+	# The CS finds its recipients' DCs through the same resolver.
 	_platform_conf "$dir" cs cs1.ntm.test "$(free_port)" "${common[@]}" \
-	    "as_url = https://127.0.0.1:$asport"
+	    "as_url = https://127.0.0.1:$asport" \
+	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
 	for role in dc1 dc2 rs cs; do
 		name=$(sed -n 's/^name = //p' "$dir/$role.conf")
 		pk=$("$NTM_BIN/ntm-${role%[0-9]}" -f "$dir/$role.conf" init) || return 1

@@ -63,7 +63,7 @@ struct srv_conf {
 	char	*vip4_prefix, *vip6_prefix;	/* DC */
 	char	*dns_listen;		/* DC: ip:port of the DNS server (UDP) */
 	char	*dns_addr4, *dns_addr6;	/* DC: A/AAAA of the DC name */
-	char	*resolver;		/* DC: ip:port of the resolver finding other DCs */
+	char	*resolver;		/* DC, CS: ip:port of the resolver finding DCs */
 	char	*udp_listen;		/* DC, RS: ip:port of the UDP socket */
 	char	*relay_name;		/* DC: the RS named in relay tickets */
 	char	*relay_addr4, *relay_addr6;	/* DC: the RS's UDP ip:port per family */
@@ -81,6 +81,8 @@ struct srv_conf {
 	long	 object_ttl_s;		/* CS: default and longest object lifetime */
 	long	 gc_interval_s;		/* CS: period of the garbage collector */
 	long	 upload_idle_s;		/* CS: an unfinished upload idle this long is dropped */
+	char	*public_url;		/* CS: the https URL clients reach it at (announced) */
+	long	 announce_retry_max_s;	/* CS: longest wait between announcement tries */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -27,7 +27,7 @@ static const struct {
 	S(as_url, R_DC | R_CS), S(as_key, R_DC | R_RS | R_CS),
 	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
-	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC),
+	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC | R_CS),
 	S(udp_listen, R_DC | R_RS), S(relay_name, R_DC), S(relay_addr4, R_DC),
 	S(relay_addr6, R_DC), S(relay_key, R_DC), S(cs_url, R_AS | R_DC),
 	S(udp_listen6, R_RS), I(max_sessions, R_RS, 1, 1000000),
@@ -37,6 +37,7 @@ static const struct {
 	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
 	I(quota_bytes, R_CS, 1, (1L << 50)), I(object_ttl_s, R_CS, 1, 365L * 86400),
 	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
+	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
 };
 #undef S
 #undef I
@@ -164,6 +165,7 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	c->quota_bytes = 1L << 30;
 	c->object_ttl_s = 7L * 86400;
 	c->gc_interval_s = 60;
+	c->announce_retry_max_s = 300;
 	c->upload_idle_s = 3600;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (!(keys[i].roles & (1u << role)))
@@ -232,6 +234,13 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	if (role == NTM_ROLE_CS) {
 		set_default(&c->db, c->state_dir, "cs.db");
 		NEED(as_url);
+		if (check_dns_keys(c, path, err, errlen) < 0)
+			return -1;
+		if (c->public_url && !ntm_valid_push_url(c->public_url)) {
+			snprintf(err, errlen, "%s: public_url '%s' is not an https://HOST[:PORT] "
+			    "URL", path, c->public_url);
+			return -1;
+		}
 	}
 	/* The CS the DC's clients upload to: a URL clients are handed, so the
 	 * same syntax as a push URL (https, host, port, no credentials). */
@@ -256,7 +265,7 @@ srv_conf_free(struct srv_conf *c)
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
-	    &c->udp_listen6 };
+	    &c->udp_listen6, &c->public_url };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

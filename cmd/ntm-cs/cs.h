@@ -76,6 +76,7 @@ struct cs_who {
 };
 
 struct cs_commit_job;
+struct cs_announcer;
 
 struct cs {
 	struct srv		*srv;
@@ -85,6 +86,7 @@ struct cs {
 	char			*objdir;	/* state_dir/objects */
 	char			*tmpdir;	/* state_dir/objects/tmp */
 	struct cs_commit_job	*commits;	/* commits running on the worker */
+	struct cs_announcer	*ann;		/* NULL without a resolver */
 };
 
 /* An object's metadata, as stored. */
@@ -96,7 +98,20 @@ struct cs_obj {
 	int64_t		size, created, expires;
 	char		app[CS_APP_MAX + 1], service[CS_SERVICE_MAX + 1];
 	char		item[CS_ITEM_MAX + 1], notify[CS_NOTIFY_MAX + 1];
+	char		kind[8];	/* "data" or "key" */
 };
+
+/* One destination of an object: its delivery and announcement state. */
+struct cs_dest {
+	const char	*fqdn;
+	int64_t		 delivered;	/* unix time of the first confirm, or 0 */
+	int64_t		 announced;	/* its DC took the announcement, or 0 */
+	int64_t		 failed;	/* given up for good (unknown peer), or 0 */
+	int		 attempts;	/* announcements tried */
+	const char	*code, *message; /* the last failure, or NULL */
+};
+
+enum cs_ann_result { CS_ANN_OK, CS_ANN_FAILED, CS_ANN_RETRY };
 
 /* An unfinished upload, as stored. dests is a JSON array text. */
 struct cs_up {
@@ -108,6 +123,7 @@ struct cs_up {
 	char		app[CS_APP_MAX + 1], service[CS_SERVICE_MAX + 1];
 	char		item[CS_ITEM_MAX + 1], notify[CS_NOTIFY_MAX + 1];
 	char		*dests;		/* new (free) */
+	char		kind[8];
 };
 
 /* db.c */
@@ -124,7 +140,16 @@ int  cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o);
 int  cs_db_obj_del(sqlite3 *db, const char *sha256);
 /* Calls fn for each destination of an object, in name order. */
 int  cs_db_dests(sqlite3 *db, const char *sha256,
-    int (*fn)(const char *fqdn, int64_t delivered, void *arg), void *arg);
+    int (*fn)(const struct cs_dest *d, void *arg), void *arg);
+/* Calls fn for up to max destinations due for an announcement at now (not
+ * announced, not failed, next try reached, object alive), the longest
+ * waiting first. The count, or an error. */
+int  cs_db_due(sqlite3 *db, int64_t now, int max,
+    int (*fn)(const char *sha256, const char *fqdn, int attempts, void *arg), void *arg);
+/* Records an announcement attempt: CS_ANN_OK or CS_ANN_FAILED at when,
+ * CS_ANN_RETRY with when the next try; code and message the failure. */
+int  cs_db_announced(sqlite3 *db, const char *sha256, const char *fqdn,
+    enum cs_ann_result r, int64_t when, const char *code, const char *message);
 int  cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now);
 int  cs_db_revoke_token(sqlite3 *db, const char *id_b64, int64_t until);
 int  cs_db_revoke_account(sqlite3 *db, const char *user, const char *dc, int64_t before);
@@ -167,6 +192,13 @@ int  cs_upload_routes(struct cs *cs, char *err, size_t errlen);
 int  cs_upload_busy(const struct cs *cs, const char *id);
 int  cs_object_routes(struct cs *cs, char *err, size_t errlen);
 int  cs_gc_start(struct cs *cs, char *err, size_t errlen);
+
+/* announce.c: objects announced to the recipients' DCs (§7.7). Without
+ * `resolver` start does nothing and returns 0. */
+int  cs_announce_start(struct cs *cs, char *err, size_t errlen);
+/* Looks for due announcements now (after a commit). */
+void cs_announce_kick(struct cs *cs);
+void cs_announce_stop(struct cs *cs);
 void cs_gc_stop(struct cs *cs);
 void cs_gc_run(struct cs *cs);
 

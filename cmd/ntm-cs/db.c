@@ -39,6 +39,22 @@ static const char *const migrations[] = {
 	"CREATE TABLE revoked_accounts ("
 	"  user TEXT NOT NULL, dc TEXT NOT NULL, before INTEGER NOT NULL,"
 	"  PRIMARY KEY (user, dc));",
+	/* 2: the CS announces each object to its recipients' DCs (announce.c):
+	 * per destination, when its DC took it, or gave it up for good, and
+	 * the retry state. Objects stored before were announced by their
+	 * senders. */
+	"ALTER TABLE objects ADD COLUMN kind TEXT NOT NULL DEFAULT 'data';"
+	"ALTER TABLE uploads ADD COLUMN kind TEXT NOT NULL DEFAULT 'data';"
+	"ALTER TABLE dests ADD COLUMN announced INTEGER;"
+	"ALTER TABLE dests ADD COLUMN failed INTEGER;"
+	"ALTER TABLE dests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE dests ADD COLUMN next_try INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE dests ADD COLUMN error_code TEXT;"
+	"ALTER TABLE dests ADD COLUMN error_message TEXT;"
+	"UPDATE dests SET announced = (SELECT created FROM objects o "
+	"  WHERE o.sha256 = dests.sha256);"
+	"CREATE INDEX dests_due ON dests (next_try) "
+	"  WHERE announced IS NULL AND failed IS NULL;",
 };
 
 int
@@ -136,7 +152,7 @@ cs_db_has_upload(sqlite3 *db, const char *id)
 /* ---- uploads ------------------------------------------------------------- */
 
 #define UP_COLS "id, user, dc, from_fqdn, size, ttl, created, touched, app, service, " \
-		"item, notify, dests"
+		"item, notify, dests, kind"
 
 int
 cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
@@ -145,7 +161,7 @@ cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
 	int ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO uploads (" UP_COLS ") VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")) < 0)
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")) < 0)
 		return ret;
 	bind_s(st, 1, u->id);
 	bind_s(st, 2, u->user);
@@ -160,6 +176,7 @@ cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
 	bind_s(st, 11, u->item);
 	bind_s(st, 12, u->notify);
 	bind_s(st, 13, u->dests);
+	bind_s(st, 14, u->kind);
 	return step_done(db, st);
 }
 
@@ -187,6 +204,7 @@ cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u)
 		ntm_db_col(u->item, sizeof(u->item), st, 10);
 		ntm_db_col(u->notify, sizeof(u->notify), st, 11);
 		u->dests = xstrdup((const char *)sqlite3_column_text(st, 12));
+		ntm_db_col(u->kind, sizeof(u->kind), st, 13);
 		ret = 0;
 	} else
 		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
@@ -228,8 +246,8 @@ commit_rows(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
 	int ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO objects (sha256, user, dc, from_fqdn, "
-	    "size, created, expires, app, service, item, notify) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")) < 0)
+	    "size, created, expires, app, service, item, notify, kind) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
 	bind_s(st, 2, u->user);
@@ -242,6 +260,7 @@ commit_rows(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
 	bind_s(st, 9, u->service);
 	bind_s(st, 10, u->item);
 	bind_s(st, 11, u->notify);
+	bind_s(st, 12, u->kind);
 	if ((ret = step_done(db, st)) < 0)
 		return ret;
 	/* The destinations were validated into a JSON array of names. */
@@ -277,7 +296,7 @@ cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
 
 	memset(o, 0, sizeof(*o));
 	if ((ret = ntm_db_prepare(db, &st, "SELECT sha256, user, dc, from_fqdn, size, created, "
-	    "expires, app, service, item, notify FROM objects WHERE sha256 = ?1")) < 0)
+	    "expires, app, service, item, notify, kind FROM objects WHERE sha256 = ?1")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -292,6 +311,7 @@ cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
 		ntm_db_col(o->service, sizeof(o->service), st, 8);
 		ntm_db_col(o->item, sizeof(o->item), st, 9);
 		ntm_db_col(o->notify, sizeof(o->notify), st, 10);
+		ntm_db_col(o->kind, sizeof(o->kind), st, 11);
 		ret = 0;
 	} else
 		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
@@ -312,24 +332,86 @@ cs_db_obj_del(sqlite3 *db, const char *sha256)
 }
 
 int
-cs_db_dests(sqlite3 *db, const char *sha256,
-    int (*fn)(const char *fqdn, int64_t delivered, void *arg), void *arg)
+cs_db_dests(sqlite3 *db, const char *sha256, int (*fn)(const struct cs_dest *d, void *arg),
+    void *arg)
 {
 	sqlite3_stmt *st;
+	struct cs_dest d;
 	int rc, ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT fqdn, COALESCE(delivered, 0) FROM dests "
-	    "WHERE sha256 = ?1 ORDER BY fqdn")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "SELECT fqdn, COALESCE(delivered, 0), "
+	    "COALESCE(announced, 0), COALESCE(failed, 0), attempts, error_code, "
+	    "error_message FROM dests WHERE sha256 = ?1 ORDER BY fqdn")) < 0)
 		return ret;
 	bind_s(st, 1, sha256);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
-		    sqlite3_column_int64(st, 1), arg)) < 0)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		d.fqdn = (const char *)sqlite3_column_text(st, 0);
+		d.delivered = sqlite3_column_int64(st, 1);
+		d.announced = sqlite3_column_int64(st, 2);
+		d.failed = sqlite3_column_int64(st, 3);
+		d.attempts = sqlite3_column_int(st, 4);
+		d.code = (const char *)sqlite3_column_text(st, 5);
+		d.message = (const char *)sqlite3_column_text(st, 6);
+		if ((ret = fn(&d, arg)) < 0)
 			break;
+	}
 	sqlite3_finalize(st);
 	if (ret < 0)
 		return ret;
 	return rc == SQLITE_DONE ? 0 : NTM_ERR_DB;
+}
+
+int
+cs_db_due(sqlite3 *db, int64_t now, int max,
+    int (*fn)(const char *sha256, const char *fqdn, int attempts, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, ret, n = 0;
+
+	if ((ret = ntm_db_prepare(db, &st, "SELECT d.sha256, d.fqdn, d.attempts FROM dests d "
+	    "JOIN objects o ON o.sha256 = d.sha256 WHERE d.announced IS NULL AND "
+	    "d.failed IS NULL AND d.next_try <= ?1 AND o.expires > ?1 "
+	    "ORDER BY d.next_try LIMIT ?2")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
+		    arg)) < 0)
+			break;
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	return rc == SQLITE_DONE ? n : NTM_ERR_DB;
+}
+
+int
+cs_db_announced(sqlite3 *db, const char *sha256, const char *fqdn, enum cs_ann_result r,
+    int64_t when, const char *code, const char *message)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	/* ANNOUNCED: when = now; FAILED: when = now; RETRY: when = next try. */
+	if ((ret = ntm_db_prepare(db, &st, r == CS_ANN_OK ?
+	    "UPDATE dests SET announced = ?3, attempts = attempts + 1, error_code = NULL, "
+	    "error_message = NULL WHERE sha256 = ?1 AND fqdn = ?2" : r == CS_ANN_FAILED ?
+	    "UPDATE dests SET failed = ?3, attempts = attempts + 1, error_code = ?4, "
+	    "error_message = ?5 WHERE sha256 = ?1 AND fqdn = ?2" :
+	    "UPDATE dests SET next_try = ?3, attempts = attempts + 1, error_code = ?4, "
+	    "error_message = ?5 WHERE sha256 = ?1 AND fqdn = ?2")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	bind_s(st, 2, fqdn);
+	sqlite3_bind_int64(st, 3, when);
+	if (r != CS_ANN_OK) {
+		bind_s(st, 4, code);
+		bind_s(st, 5, message);
+	}
+	return step_done(db, st);
 }
 
 /* The first delivery time is kept when a recipient confirms twice. */

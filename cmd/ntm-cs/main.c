@@ -25,12 +25,15 @@ cs_setup(struct srv *s, char *err, size_t errlen)
 		return 0;
 	cs_store_sweep(&cs);
 	cs_gc_run(&cs);
-	return cs_gc_start(&cs, err, errlen);
+	if (cs_gc_start(&cs, err, errlen) < 0)
+		return -1;
+	return cs_announce_start(&cs, err, errlen);
 }
 
 static void
 cs_teardown(struct srv *s)
 {
+	cs_announce_stop(&cs);
 	cs_gc_stop(&cs);
 	ntm_worker_free(cs.worker);
 	cs.worker = NULL;
@@ -47,14 +50,20 @@ static const struct srv_spec cs_spec = {
 	.title		= "Cache Server",
 	.note		= "It stores end-to-end encrypted objects, content-addressed by SHA-256,\n"
 			  "for clients that may be offline (uploads in chunks, downloads streamed),\n"
-			  "and takes token revocations from the AS.\n"
+			  "announces each object to its recipients' DCs (found by DNS), and\n"
+			  "takes token revocations from the AS.\n"
 			  "\n"
 			  "Configuration keys of ntm-cs besides the common ones (ntm-cs(8)):\n"
 			  "  quota_bytes = N      bytes stored per account (default 1073741824)\n"
 			  "  object_ttl_s = N     default and longest object lifetime (default 604800)\n"
 			  "  gc_interval_s = N    garbage collector period (default 60)\n"
 			  "  upload_idle_s = N    an unfinished upload idle this long is dropped\n"
-			  "                       (default 3600)",
+			  "                       (default 3600)\n"
+			  "  resolver = IP:PORT   DNS resolver finding the recipients' DCs; without\n"
+			  "                       it objects are stored but not announced\n"
+			  "  public_url = URL     the https URL clients reach this CS at\n"
+			  "                       (default https://LISTEN)\n"
+			  "  announce_retry_max_s = N  longest wait between tries (default 300)",
 	.max_body	= CS_CHUNK_MAX,
 	.setup		= cs_setup,
 	.teardown	= cs_teardown,

@@ -28,11 +28,11 @@ struct dest_scan {
 };
 
 static int
-dest_match(const char *fqdn, int64_t delivered, void *arg)
+dest_match(const struct cs_dest *dest, void *arg)
 {
 	struct dest_scan *d = arg;
 
-	if (cs_fqdn_is_account(fqdn, d->w->user, d->w->dc))
+	if (cs_fqdn_is_account(dest->fqdn, d->w->user, d->w->dc))
 		d->match = 1;
 	return 0;
 }
@@ -132,14 +132,39 @@ on_get(struct ntm_req *req, void *arg)
 
 /* ---- GET /v1/cs/object/meta ---------------------------------------------- */
 
+/* pending: not yet announced (the CS is trying); announced: the
+ * recipient's DC listed it; delivered: the recipient confirmed it;
+ * failed: its DC said there is no such client, or has none. */
+static const char *
+dest_status(const struct cs_dest *d)
+{
+	if (d->delivered)
+		return "delivered";
+	if (d->announced)
+		return "announced";
+	return d->failed ? "failed" : "pending";
+}
+
+static json_t *
+time_or_null(int64_t t)
+{
+	return t ? json_integer(t) : json_null();
+}
+
 static int
-dest_add(const char *fqdn, int64_t delivered, void *arg)
+dest_add(const struct cs_dest *d, void *arg)
 {
 	json_t *a = arg;
-	json_t *e = json_pack("{s:s, s:s, s:o}", "fqdn", fqdn,
-	    "status", delivered ? "delivered" : "pending",
-	    "delivered", delivered ? json_integer(delivered) : json_null());
+	json_t *e = json_pack("{s:s, s:s, s:o, s:o, s:i}", "fqdn", d->fqdn,
+	    "status", dest_status(d), "delivered", time_or_null(d->delivered),
+	    "announced", time_or_null(d->announced), "attempts", d->attempts);
 
+	if (e && d->code && !d->announced && json_object_set_new(e, "error",
+	    json_pack("{s:s, s:s}", "code", d->code, "message",
+	    d->message ? d->message : "")) < 0) {
+		json_decref(e);
+		e = NULL;
+	}
 	return e && json_array_append_new(a, e) == 0 ? 0 : NTM_ERR_NOMEM;
 }
 
@@ -152,8 +177,8 @@ meta_json(struct cs *cs, const struct cs_obj *o)
 		json_decref(to);
 		return NULL;
 	}
-	return json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o}",
-	    "sha256", o->sha256, "size", (json_int_t)o->size,
+	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o}",
+	    "sha256", o->sha256, "kind", o->kind, "size", (json_int_t)o->size,
 	    "owner", o->user, "owner_dc", o->dc, "from", o->from,
 	    "created", (json_int_t)o->created, "expires", (json_int_t)o->expires,
 	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify,
@@ -184,9 +209,10 @@ struct confirm {
 };
 
 static int
-confirm_one(const char *fqdn, int64_t delivered, void *arg)
+confirm_one(const struct cs_dest *d, void *arg)
 {
 	struct confirm *c = arg;
+	const char *fqdn = d->fqdn;
 
 	if (!cs_fqdn_is_account(fqdn, c->w->user, c->w->dc) ||
 	    (c->only && strcmp(c->only, fqdn) != 0))

@@ -44,7 +44,7 @@ cs_upload_busy(const struct cs *cs, const char *id)
 
 struct create_args {
 	int64_t		 version, size, ttl;
-	const char	*from, *app, *service, *item, *notify;
+	const char	*from, *kind, *app, *service, *item, *notify;
 	json_t		*to;
 };
 
@@ -88,6 +88,11 @@ check_create(struct cs *cs, struct ntm_req *req, const struct cs_who *w,
 	if (!ntm_valid_dnsname(a->from) || !cs_fqdn_is_account(a->from, w->user, w->dc)) {
 		ntm_reply_error(req, 403, "forbidden", "from", "field 'from': '%s' is not "
 		    "a device name of account '%s' at '%s'", a->from, w->user, w->dc);
+		return -1;
+	}
+	if (strcmp(a->kind, "data") != 0 && strcmp(a->kind, "key") != 0) {
+		ntm_reply_error(req, 400, "bad_field", "kind", "field 'kind': '%s' is "
+		    "neither \"data\" nor \"key\"", a->kind);
 		return -1;
 	}
 	if (a->size < 0 || a->size > CS_SIZE_MAX) {
@@ -145,6 +150,7 @@ fill_up(struct cs_up *u, const struct cs_who *w, const struct create_args *a)
 	snprintf(u->service, sizeof(u->service), "%s", a->service);
 	snprintf(u->item, sizeof(u->item), "%s", a->item);
 	snprintf(u->notify, sizeof(u->notify), "%s", a->notify);
+	snprintf(u->kind, sizeof(u->kind), "%s", a->kind);
 	u->size = a->size;
 	u->ttl = a->ttl;
 	u->created = u->touched = now_unix();
@@ -180,7 +186,7 @@ on_create(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
 	struct cs_who w;
-	struct create_args a = { .ttl = cs->srv->conf.object_ttl_s, .app = "",
+	struct create_args a = { .ttl = cs->srv->conf.object_ttl_s, .kind = "data", .app = "",
 	    .service = "", .item = "", .notify = "" };
 	struct ntm_jfield f[] = {
 		{ "version", NTM_J_INT, 1, &a.version, 0 },
@@ -188,6 +194,7 @@ on_create(struct ntm_req *req, void *arg)
 		{ "to", NTM_J_ARR, 1, &a.to, 0 },
 		{ "size", NTM_J_INT, 1, &a.size, 0 },
 		{ "ttl", NTM_J_INT, 0, &a.ttl, 0 },
+		{ "kind", NTM_J_STR, 0, &a.kind, 8 },
 		{ "app", NTM_J_STR, 0, &a.app, CS_APP_MAX },
 		{ "service", NTM_J_STR, 0, &a.service, CS_SERVICE_MAX },
 		{ "item", NTM_J_STR, 0, &a.item, CS_ITEM_MAX },
@@ -419,6 +426,7 @@ commit_reply(struct cs_commit_job *j, int64_t now)
 	}
 	log_info("object %s: %lld bytes stored for %s", j->hex, (long long)j->up.size,
 	    j->up.dests);
+	cs_announce_kick(cs);
 	ntm_reply_json(j->req, 201, json_pack("{s:s, s:I, s:I, s:I}", "sha256", j->hex,
 	    "size", (json_int_t)j->up.size, "created", (json_int_t)now,
 	    "expires", (json_int_t)(now + j->up.ttl)));

@@ -191,7 +191,6 @@ json_t *dc_push_stats(struct dc *dc);
 #define DC_XENTRIES_MAX		256	/* cache entries waiting per client */
 #define DC_XKEY_TTL_S		(7 * 86400)	/* a temporal key waits this long */
 #define DC_XENTRY_TTL_MAX	(365L * 86400)	/* latest expiry of a cache entry */
-#define DC_XDEST_MAX		16	/* destinations of one announce */
 #define DC_XWAIT_MAX		256	/* long-polls waiting at once */
 #define DC_XWAIT_S_MAX		60	/* longest wait of one long-poll */
 #define DC_XKEY_ID		16	/* bytes; hex on the wire */

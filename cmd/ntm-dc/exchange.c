@@ -1,10 +1,11 @@
 /*
  * exchange.c - the DC's part of the non-real-time path (docs/protocol.md
  * §3.4): temporal keys travel sender -> its DC -> the recipient's DC (found
- * by DNS, signed POST /v1/dc/temporal); announcements of objects committed
- * at the sender's CS travel the same way (POST /v1/dc/announce) and become
- * cache entries, which the recipient lists (with a long-poll), after a
- * NUDGE when it is online or a push webhook when it is not.
+ * by DNS, signed POST /v1/dc/temporal); the sender's CS announces each
+ * object it stores to the recipient's DC (signed POST /v1/dc/announce,
+ * role cs), where it becomes a cache entry, which the recipient lists
+ * (with a long-poll), after a NUDGE when it is online or a push webhook
+ * when it is not.
  *
  * The DC never sees a shared key or a payload: it holds the temporal key,
  * and only the CS holds what that key unwraps.
@@ -22,9 +23,9 @@
 #include "ntm-rt.h"
 #include "reg.h"
 
-enum { X_TEMPORAL, X_ANNOUNCE };
+enum { X_TEMPORAL, X_ANNOUNCE };	/* what store_local stores */
 
-/* One destination of a fan-out. */
+/* Where a temporal key goes, and how that went. */
 struct dc_xdest {
 	struct dc_xreq	*x;
 	char		 fqdn[NTM_NAME_MAX + 1];
@@ -34,17 +35,14 @@ struct dc_xdest {
 	char		 message[256];
 };
 
-/* A client's POST /v1/exchange/temporal or /announce, waiting for DCs. */
+/* A client's POST /v1/exchange/temporal, waiting for the recipient's DC. */
 struct dc_xreq {
 	struct dc_xreq	*next, **prevp;
 	struct dc	*dc;
 	struct ntm_req	*req;
-	int		 type;
-	struct dc_tkey	 tk;		/* X_TEMPORAL */
-	struct dc_entry	 en;		/* X_ANNOUNCE */
-	json_t		*tmpl;		/* body for other DCs, without "to" */
-	int		 n, left;
-	struct dc_xdest	 d[DC_XDEST_MAX];
+	struct dc_tkey	 tk;
+	json_t		*tmpl;		/* body for the other DC, without "to" */
+	struct dc_xdest	 d;
 };
 
 /* A GET /v1/exchange/cache?wait=S with nothing to list yet. */
@@ -61,7 +59,7 @@ struct dc_exchange {
 	struct dc_xreq	*pending;
 	struct dc_xwait	*waits;
 	unsigned	 nwaits;
-	uint64_t	 keys_stored, keys_forwarded, entries_stored, entries_forwarded;
+	uint64_t	 keys_stored, keys_forwarded, entries_stored;
 	uint64_t	 forward_failed, nudged, pushed, polls_woken, polls_timed_out;
 };
 
@@ -308,38 +306,14 @@ xreq_free(struct dc_xreq *x)
 static void
 xreq_finish(struct dc_xreq *x)
 {
-	json_t *arr, *o;
-	int i;
+	struct dc_xdest *d = &x->d;
 
-	if (x->type == X_TEMPORAL) {
-		struct dc_xdest *d = &x->d[0];
-
-		if (d->status)
-			ntm_reply_error(x->req, d->status, d->code, NULL, "%s", d->message);
-		else
-			ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:I}", "key_id",
-			    x->tk.key_id, "to", d->fqdn,
-			    "expires", (json_int_t)(now_unix() + DC_XKEY_TTL_S)));
-		xreq_free(x);
-		return;
-	}
-	arr = json_array();
-	for (i = 0; arr && i < x->n; i++) {
-		struct dc_xdest *d = &x->d[i];
-
-		o = d->status ? json_pack("{s:s, s:s, s:s, s:s}", "fqdn", d->fqdn, "status",
-		    "failed", "code", d->code, "message", d->message) :
-		    json_pack("{s:s, s:s}", "fqdn", d->fqdn, "status", "queued");
-		if (json_array_append_new(arr, o) < 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
-	if (arr == NULL)
-		ntm_reply_error(x->req, 500, "internal", NULL, "out of memory");
+	if (d->status)
+		ntm_reply_error(x->req, d->status, d->code, NULL, "%s", d->message);
 	else
-		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:o}", "sha256", x->en.sha256,
-		    "cs", x->en.cs, "to", arr));
+		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:I}", "key_id",
+		    x->tk.key_id, "to", d->fqdn,
+		    "expires", (json_int_t)(now_unix() + DC_XKEY_TTL_S)));
 	xreq_free(x);
 }
 
@@ -364,15 +338,11 @@ dest_done(struct dc_xdest *d, int status, const char *code, const char *fmt, ...
 		memcpy(d->code, c, sizeof(c));
 		memcpy(d->message, m, sizeof(m));
 		x->dc->xch->forward_failed++;
-		log_info("%s %s -> %s: %s: %s", x->type == X_TEMPORAL ? "temporal key" :
-		    "announce", x->type == X_TEMPORAL ? x->tk.key_id : x->en.sha256, d->fqdn,
-		    d->code, d->message);
-	} else if (x->type == X_TEMPORAL)
+		log_info("temporal key %s -> %s: %s: %s", x->tk.key_id, d->fqdn, d->code,
+		    d->message);
+	} else
 		x->dc->xch->keys_forwarded++;
-	else
-		x->dc->xch->entries_forwarded++;
-	if (--x->left == 0)
-		xreq_finish(x);
+	xreq_finish(x);
 }
 
 static void
@@ -423,8 +393,7 @@ on_xfound(int err, const char *url, const char *host, uint16_t port, const char 
 		dest_done(d, st, code, "%s", msg);
 		return;
 	}
-	snprintf(u, sizeof(u), "%s%s", url, x->type == X_TEMPORAL ? "/v1/dc/temporal" :
-	    "/v1/dc/announce");
+	snprintf(u, sizeof(u), "%s/v1/dc/temporal", url);
 	if ((body = json_deep_copy(x->tmpl)) == NULL ||
 	    json_object_set_new(body, "to", json_string(d->fqdn)) < 0) {
 		json_decref(body);
@@ -440,37 +409,29 @@ on_xfound(int err, const char *url, const char *host, uint16_t port, const char 
 		    d->domain, ntm_strerror(e));
 }
 
-/* Starts delivery to every destination; answers when the last one is done. */
+/* Stores the key here, or hands it to the recipient's DC; answers then. */
 static void
 xreq_start(struct dc_xreq *x)
 {
 	struct dc *dc = x->dc;
-	int i, e;
+	struct dc_xdest *d = &x->d;
+	const char *dom = fqdn_domain(d->fqdn);
+	int e;
 
-	/* One extra count held until every destination is started, so a
-	 * destination that finishes at once cannot free x under the loop. */
-	x->left = x->n + 1;
 	x->next = dc->xch->pending;
 	if (x->next)
 		x->next->prevp = &x->next;
 	x->prevp = &dc->xch->pending;
 	dc->xch->pending = x;
-	for (i = 0; i < x->n; i++) {
-		struct dc_xdest *d = &x->d[i];
-		const char *dom = fqdn_domain(d->fqdn);
-
-		d->x = x;
-		snprintf(d->domain, sizeof(d->domain), "%s", dom ? dom : "");
-		if (dom && dc_domain_is_local(dc, dom)) {
-			store_local(dc, x->type, d->fqdn, &x->tk, &x->en, d);
-			dest_done(d, d->status, d->code, "%s", d->message);
-		} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0)
-			dest_done(d, e == NTM_ERR_INVAL ? 404 : 502,
-			    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
-			    "cannot look up the DC of %s: %s", d->domain, ntm_strerror(e));
-	}
-	if (--x->left == 0)
-		xreq_finish(x);
+	d->x = x;
+	snprintf(d->domain, sizeof(d->domain), "%s", dom ? dom : "");
+	if (dom && dc_domain_is_local(dc, dom)) {
+		store_local(dc, X_TEMPORAL, d->fqdn, &x->tk, NULL, d);
+		dest_done(d, d->status, d->code, "%s", d->message);
+	} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0)
+		dest_done(d, e == NTM_ERR_INVAL ? 404 : 502,
+		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
+		    "cannot look up the DC of %s: %s", d->domain, ntm_strerror(e));
 }
 
 /* ---- client endpoints ------------------------------------------------------- */
@@ -581,14 +542,12 @@ on_temporal_post(struct ntm_req *req, void *arg)
 	}
 	x->dc = dc;
 	x->req = req;
-	x->type = X_TEMPORAL;
 	if (check_tkey(req, key_id, tkey, &x->tk) < 0) {
 		xreq_free(x);
 		return;
 	}
 	snprintf(x->tk.from, sizeof(x->tk.from), "%s", from);
-	x->n = 1;
-	snprintf(x->d[0].fqdn, sizeof(x->d[0].fqdn), "%s", to);
+	snprintf(x->d.fqdn, sizeof(x->d.fqdn), "%s", to);
 	x->tmpl = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
 	    "from", from, "key_id", key_id, "temporal_key", tkey);
 	if (x->tmpl == NULL) {
@@ -599,7 +558,7 @@ on_temporal_post(struct ntm_req *req, void *arg)
 	xreq_start(x);
 }
 
-/* The paper's fields of an announcement, shared by both endpoints. */
+/* The paper's fields of an announcement (POST /v1/dc/announce). */
 struct announce {
 	int64_t		 version, size, expires;
 	const char	*from, *kind, *cs, *sha256, *app, *service, *item, *notify;
@@ -664,88 +623,6 @@ announce_check(struct ntm_req *req, struct announce *a, struct dc_entry *e)
 	{ "item",	NTM_J_STR, 0, &(a).item,	128 },		\
 	{ "notify",	NTM_J_STR, 0, &(a).notify,	512 }
 #define ANNOUNCE_NFIELDS 10
-
-static void
-on_announce(struct ntm_req *req, void *arg)
-{
-	struct dc *dc = arg;
-	struct announce a;
-	json_t *to = NULL, *v;
-	struct ntm_jfield fields[ANNOUNCE_NFIELDS + 1] = { ANNOUNCE_FIELDS(a),
-		{ "to",	NTM_J_ARR, 1, &to, 0 } };
-	struct ntm_jerr jerr;
-	struct ntm_token tok;
-	struct dc_client cl;
-	struct dc_session sess;
-	struct dc_xreq *x;
-	size_t i, j;
-
-	memset(&a, 0, sizeof(a));
-	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
-		return;
-	ntm_wipe(&sess, sizeof(sess));
-	if (ntm_json_unpack(ntm_req_json(req), fields, ANNOUNCE_NFIELDS + 1, &jerr) < 0) {
-		ntm_reply_jerr(req, &jerr);
-		return;
-	}
-	if (check_from(req, &cl, a.from) < 0)
-		return;
-	if (dc->srv->conf.cs_url == NULL) {
-		ntm_reply_error(req, 404, "no_cs", NULL, "DC %s has no cache server (cs_url)",
-		    dc->srv->conf.name);
-		return;
-	}
-	/* The CS is the one this DC names: a recipient only ever sends its
-	 * token to a CS that the sender's DC vouched for. */
-	a.cs = dc->srv->conf.cs_url;
-	if (json_array_size(to) < 1 || json_array_size(to) > DC_XDEST_MAX) {
-		ntm_reply_error(req, 400, "bad_field", "to",
-		    "field 'to': expected 1..%d FQDNs", DC_XDEST_MAX);
-		return;
-	}
-	if ((x = calloc(1, sizeof(*x))) == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
-		return;
-	}
-	x->dc = dc;
-	x->req = req;
-	x->type = X_ANNOUNCE;
-	json_array_foreach(to, i, v) {
-		const char *s = json_string_value(v);
-
-		if (s == NULL || check_to(req, "to", s, a.from) < 0) {
-			if (s == NULL)
-				ntm_reply_error(req, 400, "bad_field", "to",
-				    "field 'to': element %zu is not a string", i);
-			xreq_free(x);
-			return;
-		}
-		for (j = 0; j < i; j++)
-			if (strcmp(x->d[j].fqdn, s) == 0) {
-				ntm_reply_error(req, 400, "bad_field", "to",
-				    "field 'to': %s is listed twice", s);
-				xreq_free(x);
-				return;
-			}
-		snprintf(x->d[i].fqdn, sizeof(x->d[i].fqdn), "%s", s);
-	}
-	x->n = (int)json_array_size(to);
-	if (announce_check(req, &a, &x->en) < 0) {
-		xreq_free(x);
-		return;
-	}
-	x->tmpl = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}",
-	    "version", NTM_PROTOCOL_VERSION, "from", a.from, "kind", a.kind, "cs", a.cs,
-	    "sha256", a.sha256, "size", (json_int_t)a.size, "expires", (json_int_t)a.expires,
-	    "app", x->en.app, "service", x->en.service, "item", x->en.item,
-	    "notify", x->en.notify);
-	if (x->tmpl == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
-		xreq_free(x);
-		return;
-	}
-	xreq_start(x);
-}
 
 static int
 add_tkey(const struct dc_tkey *k, void *arg)
@@ -1002,16 +879,22 @@ on_dc_announce(struct ntm_req *req, void *arg)
 	struct dc_xdest d;
 
 	memset(&a, 0, sizeof(a));
-	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_DC) {
-		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
+	/* The sender's CS: it checked the sender's token and that `from` is
+	 * one of its devices; the object is at `cs`, its own URL. */
+	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_CS) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "only a CS may call this");
 		return;
 	}
 	if (ntm_json_unpack(ntm_req_json(req), fields, ANNOUNCE_NFIELDS + 2, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_caller(req, a.from) < 0 || check_to(req, "to", to, a.from) < 0 ||
-	    announce_check(req, &a, &e) < 0)
+	if (!ntm_valid_dnsname(a.from) || fqdn_domain(a.from) == NULL) {
+		ntm_reply_error(req, 400, "bad_field", "from",
+		    "field 'from': '%s' is not a client FQDN", a.from);
+		return;
+	}
+	if (check_to(req, "to", to, a.from) < 0 || announce_check(req, &a, &e) < 0)
 		return;
 	memset(&d, 0, sizeof(d));
 	store_local(dc, X_ANNOUNCE, to, NULL, &e, &d);
@@ -1027,11 +910,10 @@ dc_exchange_stats(struct dc *dc)
 
 	if (x == NULL)
 		return json_object();
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "keys_stored", (json_int_t)x->keys_stored,
 	    "keys_forwarded", (json_int_t)x->keys_forwarded,
 	    "entries_stored", (json_int_t)x->entries_stored,
-	    "entries_forwarded", (json_int_t)x->entries_forwarded,
 	    "forward_failed", (json_int_t)x->forward_failed,
 	    "nudged", (json_int_t)x->nudged, "pushed", (json_int_t)x->pushed,
 	    "polls_waiting", (json_int_t)x->nwaits,
@@ -1055,7 +937,6 @@ dc_exchange_routes(struct dc *dc, char *err, size_t errlen)
 	    ntm_httpd_route(h, "GET", "/v1/exchange/temporal/key", 0, on_temporal_key, dc) < 0 ||
 	    ntm_httpd_route(h, "DELETE", "/v1/exchange/temporal/key", 0, on_temporal_key,
 	    dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/exchange/announce", J, on_announce, dc) < 0 ||
 	    ntm_httpd_route(h, "GET", "/v1/exchange/cache", 0, on_cache_list, dc) < 0 ||
 	    ntm_httpd_route(h, "DELETE", "/v1/exchange/cache", 0, on_cache_delete, dc) < 0 ||
 	    ntm_httpd_route(h, "POST", "/v1/dc/temporal", S, on_dc_temporal, dc) < 0 ||

@@ -6,8 +6,8 @@
  *   2. POST /v1/exchange/temporal {to, key_id, T} at our DC, which hands T
  *      to the peer's DC (found by DNS, signed POST /v1/dc/temporal);
  *   3. upload K sealed with T (76 bytes) to our DC's CS, to the peer;
- *   4. POST /v1/exchange/announce {kind "key"} at our DC: the peer's DC
- *      lists it in the peer's cache list and notifies the peer.
+ *   4. the CS announces it (kind "key") to the peer's DC (found by DNS),
+ *      which lists it in the peer's cache list and notifies the peer.
  *
  * The peer's `ntm fetch` takes T from its DC and the sealed K from our CS.
  * Neither server alone holds both; K is kept only in STATE_DIR/keys (0600).
@@ -82,21 +82,16 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 		goto out;
 	}
 	snprintf(tmp, sizeof(tmp), "key exchange %s", kid);
-	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:s, s:s}", "version", 1,
-	    "from", x->s.fqdn, "to", peer, "app", X_APP_KEYS, "service", X_SERVICE_KEYS,
-	    "item", kid, "notify", tmp);
+	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:s, s:s, s:s}", "version", 1,
+	    "from", x->s.fqdn, "to", peer, "kind", "key", "app", X_APP_KEYS,
+	    "service", X_SERVICE_KEYS, "item", kid, "notify", tmp);
 	if ((ret = x_cs_upload(x, fileno(fp), sizeof(obj), sha, body, &r)) != 0)
 		goto out;
 
-	/* 4: the announcement, through the DCs. */
-	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:i, s:I, s:s, s:s, s:s, s:s}",
-	    "version", 1, "from", x->s.fqdn, "to", peer, "kind", "key", "sha256", sha,
-	    "size", (int)sizeof(obj), "expires", json_integer_value(json_object_get(r, "expires")),
-	    "app", X_APP_KEYS, "service", X_SERVICE_KEYS, "item", kid, "notify", tmp);
+	/* 4: the CS announces it to the peer's DC, which notifies the peer. */
 	json_decref(r);
 	r = NULL;
-	ret = x_announce(x, body, &r);
-	json_decref(body);
+	ret = x_announced(x, x->cs, sha, &r);
 out:
 	json_decref(r);
 	if (fp)

@@ -1,8 +1,9 @@
 /*
  * send.c - ntm send PEER... [FILE|-]: seal a file for one or more peers with
- * the keys shared with them (docs/protocol.md §8.2), upload it to our DC's
- * CS in chunks, and announce it through the DCs, which list it in each
- * peer's cache list and notify them. ntm send --status ID shows delivery.
+ * the keys shared with them (docs/protocol.md §8.2) and upload it to our
+ * DC's CS in chunks; the CS announces it to each peer's DC, which lists it
+ * in the peer's cache list and notifies it. ntm send --status ID shows
+ * announcement and delivery.
  *
  * The sealed copy is staged in an unlinked file in the state dir while it
  * is hashed (the CS names objects by SHA-256 and wants the size first), so
@@ -207,7 +208,7 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct xkey keys[NTM_XDATA_DEST_MAX];
 	struct sealer s;
 	struct xctx x;
-	json_t *create = NULL, *commit = NULL, *ann = NULL, *to, *body;
+	json_t *create = NULL, *commit = NULL, *ann = NULL, *to;
 	const char *name;
 	int i, j, e, ret;
 
@@ -262,8 +263,8 @@ do_send(struct cli *cli, const struct sopts *o)
 	to = json_array();
 	for (i = 0; i < o->npeers; i++)
 		json_array_append_new(to, json_string(o->peers[i]));
-	create = json_pack("{s:i, s:s, s:O, s:s, s:s, s:s, s:s}", "version", 1, "from",
-	    x.s.fqdn, "to", to, "app", o->app, "service", o->service, "item", o->item,
+	create = json_pack("{s:i, s:s, s:O, s:s, s:s, s:s, s:s, s:s}", "version", 1, "from",
+	    x.s.fqdn, "to", to, "kind", "data", "app", o->app, "service", o->service, "item", o->item,
 	    "notify", o->notify);
 	if (o->ttl)
 		json_object_set_new(create, "ttl", json_integer(o->ttl));
@@ -271,12 +272,8 @@ do_send(struct cli *cli, const struct sopts *o)
 		json_decref(to);
 		goto out;
 	}
-	body = json_pack("{s:i, s:s, s:o, s:s, s:s, s:I, s:O, s:s, s:s, s:s, s:s}",
-	    "version", 1, "from", x.s.fqdn, "to", to, "kind", "data", "sha256", s.sha,
-	    "size", (json_int_t)s.size, "expires", json_object_get(commit, "expires"),
-	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify);
-	ret = x_announce(&x, body, &ann);
-	json_decref(body);
+	json_decref(to);
+	ret = x_announced(&x, x.cs, s.sha, &ann);
 	if (ann)
 		print_sent(o, commit, ann);
 out:

@@ -43,10 +43,20 @@ int  x_call(struct xctx *x, const char *base, const char *method, const char *pa
 /* GET /v1/exchange/cs at our DC into x->cs: 0 or an exit code. */
 int  x_our_cs(struct xctx *x);
 
-/* POST /v1/exchange/announce (body borrowed) at our DC. *out (new) gets the
- * answer; 0 when every destination was queued, else the exit code of the
- * first that was not, after one line per failed destination. */
-int  x_announce(struct xctx *x, json_t *body, json_t **out);
+/*
+ * After a commit at the CS at base: the CS announces the object to each
+ * destination's DC (docs/protocol.md §7.7). Asks GET /v1/cs/object/meta
+ * until every destination was tried once (at most X_ANN_POLLS times, within
+ * the command's timeout), then prints one line per destination that is not
+ * announced. *out (new) gets the last metadata. 0 unless a destination
+ * failed for good: then the exit code of the first (EXIT_NOTUNNEL for an
+ * unknown peer). A destination still being tried is not an error: the CS
+ * goes on until the object expires.
+ */
+#define X_ANN_POLLS		40
+#define X_ANN_POLL_FIRST_MS	10
+#define X_ANN_POLL_MAX_MS	500
+int  x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out);
 
 /* ---- the key store: STATE_DIR/keys/PEER.key, JSON, 0600 -------------------- */
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -126,29 +127,80 @@ x_our_cs(struct xctx *x)
 	return 0;
 }
 
-int
-x_announce(struct xctx *x, json_t *body, json_t **out)
+static int64_t
+mono_ms(void)
 {
-	json_t *r = NULL, *d;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 once the CS has tried every destination at least once (or settled it). */
+static int
+all_tried(json_t *meta)
+{
+	json_t *d;
 	size_t i;
-	int ret, first = 0;
+
+	json_array_foreach(json_object_get(meta, "to"), i, d) {
+		const char *st = json_string_value(json_object_get(d, "status"));
+
+		if (st && strcmp(st, "pending") == 0 &&
+		    json_integer_value(json_object_get(d, "attempts")) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+int
+x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
+{
+	char path[128];
+	json_t *r = NULL, *d;
+	int64_t start = mono_ms(), waited;
+	long delay_ms = X_ANN_POLL_FIRST_MS;
+	size_t i;
+	int ret, n, first = 0;
 
 	*out = NULL;
-	if ((ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/announce", body, 200, &r)) != 0)
-		return ret;
+	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", sha256);
+	/* Bounded in count and time: the CS announces at once, but a DC may be
+	 * slow to find or to answer. */
+	for (n = 0; n < X_ANN_POLLS; n++) {
+		json_decref(r);
+		r = NULL;
+		if ((ret = x_call(x, base, "GET", path, NULL, 200, &r)) != 0)
+			return ret;
+		waited = mono_ms() - start;
+		if (all_tried(r) || waited + delay_ms > x->timeout_ms)
+			break;
+		usleep((useconds_t)delay_ms * 1000);
+		if ((delay_ms *= 2) > X_ANN_POLL_MAX_MS)
+			delay_ms = X_ANN_POLL_MAX_MS;
+	}
 	json_array_foreach(json_object_get(r, "to"), i, d) {
+		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
 		const char *st = json_string_value(json_object_get(d, "status"));
-		const char *code = json_string_value(json_object_get(d, "code"));
+		json_t *e = json_object_get(d, "error");
+		const char *code = json_string_value(json_object_get(e, "code"));
+		const char *msg = json_string_value(json_object_get(e, "message"));
 
-		if (st && strcmp(st, "queued") == 0)
+		if (st == NULL)
 			continue;
-		cli_err(x->cmd, "%s: %s: %s", json_string_value(json_object_get(d, "fqdn")),
-		    code ? code : "failed",
-		    json_string_value(json_object_get(d, "message")) ?
-		    json_string_value(json_object_get(d, "message")) : "not announced");
-		if (first == 0)
-			first = code && strcmp(code, "unknown_peer") == 0 ? EXIT_NOTUNNEL :
-			    cli_exit_for_code(code, 0);
+		if (strcmp(st, "failed") == 0) {
+			cli_err(x->cmd, "%s: %s: %s", fqdn, code ? code : "failed",
+			    msg ? msg : "not announced");
+			if (first == 0)
+				first = code && strcmp(code, "unknown_peer") == 0 ?
+				    EXIT_NOTUNNEL : cli_exit_for_code(code, 0);
+		} else if (strcmp(st, "pending") != 0)
+			continue;
+		else if (code)
+			cli_err(x->cmd, "%s: not announced yet (%s: %s); the CS tries again",
+			    fqdn, code, msg ? msg : "");
+		else
+			cli_err(x->cmd, "%s: not announced yet; the CS keeps trying", fqdn);
 	}
 	*out = r;
 	return first;

@@ -296,6 +296,8 @@ print(base64.urlsafe_b64encode(b[p:p + 16]).decode().rstrip("="))' "$t1")
 	expect_error 400 bad_field size
 	run creq "$a" POST /v1/cs/uploads -d '{"version":1,"from":"alice.dc1.ntm.test","to":["b.dc2.ntm.test"],"size":1,"ttl":0}'
 	expect_error 400 bad_field ttl
+	run creq "$a" POST /v1/cs/uploads -d '{"version":1,"from":"alice.dc1.ntm.test","to":["b.dc2.ntm.test"],"size":1,"kind":"mail"}'
+	expect_error 400 bad_field kind
 	run creq "$a" POST /v1/cs/uploads -d "{\"version\":1,\"from\":\"alice.dc1.ntm.test\",\"to\":[\"b.dc2.ntm.test\"],\"size\":1,\"notify\":\"$(head -c 513 /dev/zero | tr '\0' x)\"}"
 	expect_error 400 bad_field notify
 	run creq "$a" POST /v1/cs/uploads -d '{"version":1,"from":"bob.dc1.ntm.test","to":["b.dc2.ntm.test"],"size":1}'

@@ -3,9 +3,9 @@
 # and data exchange through the DCs and the CS, with bob offline.
 #
 #   alice@dc1 --temporal key--> dc1 --signed POST /v1/dc/temporal--> dc2 (bob)
-#       |  \--sealed shared key, sealed data--> cs1 (cs_url of dc1 and dc2)
-#       \----announce--> dc1 --signed POST /v1/dc/announce--> dc2: cache list,
-#                                        NUDGE (online) or push (offline) to bob
+#       \--sealed shared key, sealed data--> cs1 (cs_url of dc1 and dc2)
+#                 cs1 --signed POST /v1/dc/announce--> dc2: cache list,
+#                     (DC found by DNS)    NUDGE (online) or push (offline) to bob
 #   bob@dc2: ntm fetch = cache list (dc2) + temporal key (dc2) + objects (cs1)
 #   carol@dc1: the same, with every step local to dc1
 #
@@ -20,6 +20,8 @@ setup_file() {
 	echo "$cs" >> "$(P)/dc1.conf"
 	echo "$cs" >> "$(P)/dc2.conf"
 	echo "$cs" >> "$(P)/as.conf"	# where the AS pushes revocations
+	# Announcements to a DC that is down are tried again within a second.
+	echo "announce_retry_max_s = 1" >> "$(P)/cs.conf"
 	platform_start "$(P)"
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
@@ -128,10 +130,13 @@ pushes_to_bob() {
 	assert_equal "$(jf "$output" peer)" "$bob"
 	assert_equal "$(jf "$output" made_by)" us
 	[[ "$(jf "$output" fingerprint)" =~ ^([0-9a-f]{4} ){7}[0-9a-f]{4}$ ]]
-	# dc1 handed the temporal key and the announcement to dc2 (DNS + signed).
+	# dc1 handed the temporal key to dc2, and cs1 announced the sealed
+	# shared key to dc2 (each found by DNS, each request signed).
 	run grep -E "temporal key [0-9a-f]{32} from $(fqdn_of "$(A)") for $bob: stored" "$(P)/dc2.log"
 	assert_success
 	run grep "cache entry .* for $bob: key" "$(P)/dc2.log"
+	assert_success
+	run grep -E "object [0-9a-f]{64}: announced to $bob at dc2.ntm.test" "$(P)/cs.log"
 	assert_success
 	# bob has no agent: dc2 pushed the notice to his webhook instead of a NUDGE.
 	wait_until 10 eval '[ "$(pushes_to_bob cache)" -ge 1 ]'
@@ -154,11 +159,12 @@ pushes_to_bob() {
 	assert_success
 	id=$(jf "$output" id)
 	[[ "$id" =~ ^[0-9a-f]{64}$ ]]
-	assert_equal "$(jq -r '.to[0].status' <<<"$output")" queued
+	assert_equal "$(jq -r '.to[0].status' <<<"$output")" announced
 	echo "$id" > "$BATS_FILE_TMPDIR/first.id"
 	wait_until 10 eval '[ "$(pushes_to_bob cache)" -gt '"$pushes"' ]'
 	run_t ntm -c "$(A)" send --status "$id" --json
-	assert_equal "$(jq -r '.to[0].status' <<<"$output")" pending
+	assert_equal "$(jq -r '.to[0].status' <<<"$output")" announced
+	assert_equal "$(jq -r .kind <<<"$output")" data
 	assert_equal "$(jq -r .app <<<"$output")/$(jq -r .service <<<"$output")/$(jq -r .item <<<"$output")" chat/files/42
 
 	# bob comes online: dc2 NUDGEs his agent (kind 2) as he registers.
@@ -199,7 +205,7 @@ pushes_to_bob() {
 	run_t ntm -c "$(A)" send "$bob" "$carol" "$BATS_TEST_TMPDIR/note.txt" --json
 	assert_success
 	id=$(jf "$output" id)
-	assert_equal "$(jq -r '[.to[].status] | join(",")' <<<"$output")" queued,queued
+	assert_equal "$(jq -r '[.to[].status] | join(",")' <<<"$output")" announced,announced
 	mkdir "$ob" "$oc"
 	run_t ntm -c "$(B)" fetch -o "$ob"
 	assert_success
@@ -235,6 +241,58 @@ pushes_to_bob() {
 	# Nothing arrives: it gives up after --timeout, exit 1.
 	run_t ntm -c "$(C)" fetch --wait --timeout 2 -o "$out"
 	assert_failure 1
+}
+
+@test "bob's DC is down: the CS keeps trying, survives kill -9, announces when dc2 is back" {
+	local bob id js out=$BATS_TEST_TMPDIR/o i
+	bob=$(fqdn_of "$(B)")
+	platform_stop_role "$(P)" dc2
+	printf 'sent while dc2 was down\n' > "$BATS_TEST_TMPDIR/down.txt"
+	# Stored at the CS: the send succeeds and says the CS will try again.
+	js=$(timeout 30 ntm -c "$(A)" send "$bob" "$BATS_TEST_TMPDIR/down.txt" --json \
+	    2>"$BATS_TEST_TMPDIR/err")
+	id=$(jf "$js" id)
+	[[ "$id" =~ ^[0-9a-f]{64}$ ]]
+	assert_equal "$(jq -r '.to[0].status' <<<"$js")" pending
+	assert_equal "$(jq -r '.to[0].error.code' <<<"$js")" upstream_unavailable
+	grep -q "$bob: not announced yet (upstream_unavailable: .*); the CS tries again" \
+	    "$BATS_TEST_TMPDIR/err"
+	# The CS dies with the announcement outstanding; its state is on disk.
+	kill -9 "$(cat "$(P)/cs.pid")"
+	for ((i = 0; i < 50; i++)); do kill -0 "$(cat "$(P)/cs.pid")" 2>/dev/null || break; sleep 0.1; done
+	PLATFORM_ROLES=cs platform_start "$(P)"
+	PLATFORM_ROLES=dc2 platform_start "$(P)"
+	wait_until 20 eval '[ "$(ntm -c "$(A)" send --status "$id" --json | jq -r ".to[0].status")" = announced ]'
+	run_t ntm -c "$(A)" send --status "$id" --json
+	[ "$(jq -r '.to[0].attempts' <<<"$output")" -ge 2 ]
+	assert_equal "$(jq -r '.to[0].error' <<<"$output")" null
+	mkdir "$out"
+	run_t ntm -c "$(B)" fetch -o "$out"
+	assert_success
+	cmp "$out/down.txt" "$BATS_TEST_TMPDIR/down.txt"
+}
+
+@test "a recipient its DC does not know: the CS gives up at once and says why" {
+	local tok cs sha id
+	tok=$(token_of "$(A)")
+	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
+	printf 'nobody' > "$BATS_TEST_TMPDIR/g"
+	sha=$(sha256sum "$BATS_TEST_TMPDIR/g" | cut -c1-64)
+	run https POST "$cs/v1/cs/uploads" -H "Authorization: Bearer $tok" \
+	    -d "{\"version\":1,\"from\":\"$(fqdn_of "$(A)")\",\"to\":[\"ghost.dc2.ntm.test\"],\"size\":6}"
+	assert_equal "$(status_of)" 201
+	id=$(jq -r .upload <<<"$(body_of)")
+	run https PUT "$cs/v1/cs/upload?id=$id&offset=0" -H "Authorization: Bearer $tok" \
+	    --data-binary @"$BATS_TEST_TMPDIR/g"
+	assert_equal "$(status_of)" 200
+	run https POST "$cs/v1/cs/upload/commit" -H "Authorization: Bearer $tok" \
+	    -d "{\"version\":1,\"upload\":\"$id\",\"size\":6,\"sha256\":\"$sha\"}"
+	assert_equal "$(status_of)" 201
+	meta() { https GET "$cs/v1/cs/object/meta?sha256=$sha" -H "Authorization: Bearer $tok" | sed '$d'; }
+	wait_until 10 eval '[ "$(meta | jq -r ".to[0].status")" = failed ]'
+	assert_equal "$(meta | jq -r '.to[0].error.code')" unknown_peer
+	meta | jq -r '.to[0].error.message' | grep -q 'ghost.dc2.ntm.test'
+	assert_equal "$(meta | jq -r '.to[0].attempts')" 1
 }
 
 @test "a 100 MiB send and fetch stay within bounded memory (peak RSS of the client)" {
@@ -348,6 +406,11 @@ xreq() {
 	shift 2
 	https "$m" "$(dc1_url)$p" -H "Authorization: Bearer $(token_of "$(A)")" "$@"
 }
+# csreq METHOD URL [BODY]: a request signed as the CS (cs1).
+csreq() {
+	"$SIGNREQ" --ca "$(P)/as/ca.crt" --key "$(P)/cs/identity.key" \
+	    --cert "$(P)/cs/server.cert" "$@"
+}
 expect_error() {
 	assert_equal "$(status_of)" "$1"
 	assert_equal "$(jq -r .code <<<"$(body_of)")" "$2"
@@ -374,21 +437,32 @@ expect_error() {
 	expect_error 400 bad_version version
 	run xreq POST /v1/exchange/temporal -d "{\"version\":1,\"from\":\"$alice\",\"to\":\"$alice\",\"key_id\":\"$kid\",\"temporal_key\":\"$tk\"}"
 	expect_error 400 bad_field to
-	local ann="\"version\":1,\"from\":\"$alice\",\"sha256\":\"$sha\",\"size\":1,\"expires\":$exp"
-	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[\"$bob\"],\"kind\":\"nope\"}"
+	# POST /v1/dc/announce: only a CS may call it, and it checks every field.
+	local obj="\"version\":1,\"sha256\":\"$sha\",\"size\":1,\"expires\":$exp"
+	local ann="$obj,\"from\":\"$alice\",\"cs\":\"https://127.0.0.1:1\""
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"$bob\",\"kind\":\"nope\"}"
 	expect_error 400 bad_field kind
-	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[],\"kind\":\"data\"}"
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"$alice\",\"kind\":\"data\"}"
 	expect_error 400 bad_field to
-	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[\"$bob\",\"$bob\"],\"kind\":\"data\"}"
-	expect_error 400 bad_field to
-	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[\"$bob\"],\"kind\":\"data\",\"cs\":\"https://x\"}"
-	expect_error 400 unknown_field cs
-	run xreq POST /v1/exchange/announce -d "{\"version\":1,\"from\":\"$alice\",\"sha256\":\"ABC\",\"size\":1,\"expires\":$exp,\"to\":[\"$bob\"],\"kind\":\"data\"}"
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"ghost.dc2.ntm.test\",\"kind\":\"data\"}"
+	expect_error 404 unknown_peer
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{$obj,\"from\":\"$alice\",\"to\":\"$bob\",\"kind\":\"data\",\"cs\":\"http://x\"}"
+	expect_error 400 bad_field cs
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{$obj,\"cs\":\"https://127.0.0.1:1\",\"to\":\"$bob\",\"kind\":\"data\",\"from\":\"nodomain\"}"
+	expect_error 400 bad_field from
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{\"version\":1,\"from\":\"$alice\",\"sha256\":\"ABC\",\"size\":1,\"expires\":$exp,\"to\":\"$bob\",\"kind\":\"data\",\"cs\":\"https://127.0.0.1:1\"}"
 	expect_error 400 bad_field sha256
-	run xreq POST /v1/exchange/announce -d "{\"version\":1,\"from\":\"$alice\",\"sha256\":\"$sha\",\"size\":1,\"expires\":1,\"to\":[\"$bob\"],\"kind\":\"data\"}"
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{\"version\":1,\"from\":\"$alice\",\"sha256\":\"$sha\",\"size\":1,\"expires\":1,\"to\":\"$bob\",\"kind\":\"data\",\"cs\":\"https://127.0.0.1:1\"}"
 	expect_error 400 bad_field expires
-	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[\"$bob\"],\"kind\":\"data\",\"notify\":\"$(head -c 513 /dev/zero | tr '\0' n)\"}"
+	run csreq POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"$bob\",\"kind\":\"data\",\"notify\":\"$(head -c 513 /dev/zero | tr '\0' n)\"}"
 	expect_error 400 bad_field notify
+	# A DC's certificate is not enough: announcements come from CSs.
+	run "$SIGNREQ" --ca "$(P)/as/ca.crt" --key "$(P)/dc1/identity.key" \
+	    --cert "$(P)/dc1/server.cert" POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"$bob\",\"kind\":\"data\"}"
+	expect_error 401 unauthorized
+	# The old client path is gone.
+	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[\"$bob\"],\"kind\":\"data\"}"
+	assert_equal "$(status_of)" 404
 	run xreq GET '/v1/exchange/cache?wait=99'
 	expect_error 400 bad_field wait
 	run xreq GET '/v1/exchange/cache?from=x'
@@ -411,7 +485,9 @@ expect_error() {
 	run https POST "$(dc1_url)/v1/dc/temporal" -d '{}'
 	expect_error 401 unauthorized
 	# Not JSON; and the DC still serves.
-	run xreq POST /v1/exchange/announce -d 'nope'
+	run xreq POST /v1/exchange/temporal -d 'nope'
+	expect_error 400 bad_json
+	run csreq POST "$(dc2_url)/v1/dc/announce" 'nope'
 	expect_error 400 bad_json
 	run xreq GET /v1/exchange/cs
 	assert_equal "$(status_of)" 200
@@ -441,9 +517,9 @@ EOF
 	assert_output --partial "object $id from $(fqdn_of "$(A)") failed verification"
 	assert_output --partial "nothing was written"
 	assert_equal "$(ls -A "$out")" ''
-	# Still listed (not confirmed): the sender sees it pending.
+	# Still listed (not confirmed): the sender sees it announced, not delivered.
 	run_t ntm -c "$(A)" send --status "$id" --json
-	assert_equal "$(jq -r '.to[0].status' <<<"$output")" pending
+	assert_equal "$(jq -r '.to[0].status' <<<"$output")" announced
 	run_t ntm -c "$(B)" fetch -o - 
 	assert_failure 14
 }

@@ -1,0 +1,310 @@
+/*
+ * announce.c - the CS tells each recipient's DC about an object it stores:
+ * the paper's encryption key exchange request (kind "key") and data
+ * exchange request (kind "data"); docs/protocol.md §7.7.
+ *
+ *   commit -> dests rows (announced NULL) -> kick
+ *   due row -> SRV _ntm._tcp.<recipient's domain> (discover.h, `resolver`)
+ *           -> signed POST https://<DC>/v1/dc/announce (role cs)
+ *           -> 200: announced | 404 unknown_peer: failed | else: retry later
+ *
+ * The state lives in the dests table, so a restart resumes where it was: a
+ * destination is tried until its DC takes it, says there is no such client,
+ * or the object expires; the waits between tries double from
+ * CS_ANN_RETRY_FIRST_S up to announce_retry_max_s. At most CS_ANN_INFLIGHT
+ * announcements run at once; a timer looks for due rows every second.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "cs.h"
+#include "discover.h"
+
+#define CS_ANN_INFLIGHT		32	/* announcements running at once */
+#define CS_ANN_TICK_S		1	/* how often due rows are looked for */
+#define CS_ANN_RETRY_FIRST_S	2	/* first wait after a failed try; doubles */
+
+struct cs_ann_job {
+	struct cs_ann_job	*next;
+	struct cs_announcer	*a;
+	char			 sha256[CS_HEX_HASH + 1];
+	char			 fqdn[NTM_NAME_MAX + 1];
+	char			 domain[NTM_NAME_MAX + 1];
+	int			 attempts;	/* before this one */
+};
+
+struct cs_announcer {
+	struct cs		*cs;
+	struct disc		*disc;
+	struct ntm_httpc	*httpc;
+	struct event		*timer, *kick;
+	struct cs_ann_job	*jobs;
+	int			 njobs;
+	char			*self;		/* the URL recipients fetch from */
+};
+
+static void job_finish(struct cs_ann_job *j, enum cs_ann_result r, const char *code,
+    const char *fmt, ...) NTM_PRINTF(4, 5);
+
+static void
+job_unlink(struct cs_ann_job *j)
+{
+	struct cs_ann_job **pp;
+
+	for (pp = &j->a->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			j->a->njobs--;
+			return;
+		}
+}
+
+/* Records the outcome of one try and frees j. */
+static void
+job_finish(struct cs_ann_job *j, enum cs_ann_result r, const char *code, const char *fmt, ...)
+{
+	struct cs_announcer *a = j->a;
+	int64_t now = now_unix(), when = now;
+	char msg[256] = "";
+	va_list ap;
+	int shift;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
+	if (r == CS_ANN_RETRY) {
+		shift = j->attempts < 16 ? j->attempts : 16;
+		when = (int64_t)CS_ANN_RETRY_FIRST_S << shift;
+		if (when > a->cs->srv->conf.announce_retry_max_s)
+			when = a->cs->srv->conf.announce_retry_max_s;
+		when += now;
+	}
+	if (cs_db_announced(a->cs->db, j->sha256, j->fqdn, r, when, code, msg) < 0)
+		log_warnx("object %s -> %s: cannot record the announcement", j->sha256, j->fqdn);
+	if (r == CS_ANN_OK)
+		log_info("object %s: announced to %s at %s", j->sha256, j->fqdn, j->domain);
+	else
+		log_info("object %s: announcement to %s %s: %s: %s", j->sha256, j->fqdn,
+		    r == CS_ANN_FAILED ? "failed" : "will be tried again", code, msg);
+	job_unlink(j);
+	free(j);
+	event_active(a->kick, EV_TIMEOUT, 0);
+}
+
+static void
+on_sent(const struct ntm_http_result *res, void *arg)
+{
+	struct cs_ann_job *j = arg;
+	const char *code = NULL, *message = NULL;
+
+	if (res->err < 0) {
+		job_finish(j, CS_ANN_RETRY, "upstream_unavailable", "DC %s: %s", j->domain,
+		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		return;
+	}
+	if (res->status == 200) {
+		job_finish(j, CS_ANN_OK, NULL, NULL);
+		return;
+	}
+	if (res->json) {
+		code = json_string_value(json_object_get(res->json, "code"));
+		message = json_string_value(json_object_get(res->json, "message"));
+	}
+	/* Only the DC's word that its client does not exist is final. */
+	if (res->status == 404 && code && strcmp(code, "unknown_peer") == 0)
+		job_finish(j, CS_ANN_FAILED, code, "DC %s: %s", j->domain,
+		    message ? message : code);
+	else
+		job_finish(j, CS_ANN_RETRY, code && strcmp(code, "queue_full") == 0 ? code :
+		    "upstream_unavailable", "DC %s answered %ld %s%s%s", j->domain,
+		    res->status, code ? code : "(no code)", message ? ": " : "",
+		    message ? message : "");
+}
+
+static void
+on_found(int err, const char *url, const char *host, uint16_t port, const char *addr,
+    void *arg)
+{
+	struct cs_ann_job *j = arg;
+	struct cs_announcer *a = j->a;
+	struct cs_obj o;
+	char u[NTM_NAME_MAX + 64];
+	json_t *body;
+	int e;
+
+	if (err < 0) {
+		const char *code;
+		char msg[256];
+		int st = disc_status(err, j->domain, &code, msg, sizeof(msg));
+
+		job_finish(j, st == 404 ? CS_ANN_FAILED : CS_ANN_RETRY, code, "%s", msg);
+		return;
+	}
+	if ((e = cs_db_obj_get(a->cs->db, j->sha256, &o)) < 0 || o.expires <= now_unix()) {
+		/* Removed or expired meanwhile: nothing left to announce. */
+		job_unlink(j);
+		free(j);
+		return;
+	}
+	snprintf(u, sizeof(u), "%s/v1/dc/announce", url);
+	body = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}",
+	    "version", NTM_PROTOCOL_VERSION, "from", o.from, "to", j->fqdn, "kind", o.kind,
+	    "cs", a->self, "sha256", o.sha256, "size", (json_int_t)o.size,
+	    "expires", (json_int_t)o.expires, "app", o.app, "service", o.service,
+	    "item", o.item, "notify", o.notify);
+	if (body == NULL) {
+		job_finish(j, CS_ANN_RETRY, "internal", "out of memory");
+		return;
+	}
+	e = ntm_httpc_request(a->httpc, "POST", u, body, NULL,
+	    a->cs->srv->conf.as_timeout_ms, on_sent, j);
+	json_decref(body);
+	if (e < 0)
+		job_finish(j, CS_ANN_RETRY, "upstream_unavailable", "DC %s: cannot start the "
+		    "request: %s", j->domain, ntm_strerror(e));
+}
+
+static int
+take(const char *sha256, const char *fqdn, int attempts, void *arg)
+{
+	struct cs_announcer *a = arg;
+	struct cs_ann_job *j;
+	const char *domain;
+	int e;
+
+	if (a->njobs >= CS_ANN_INFLIGHT)
+		return 0;
+	for (j = a->jobs; j; j = j->next)
+		if (strcmp(j->sha256, sha256) == 0 && strcmp(j->fqdn, fqdn) == 0)
+			return 0;		/* running */
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return 0;			/* tried on a later tick */
+	j->a = a;
+	j->attempts = attempts;
+	snprintf(j->sha256, sizeof(j->sha256), "%s", sha256);
+	snprintf(j->fqdn, sizeof(j->fqdn), "%s", fqdn);
+	j->next = a->jobs;
+	a->jobs = j;
+	a->njobs++;
+	if ((domain = fqdn_domain(fqdn)) == NULL) {
+		job_finish(j, CS_ANN_FAILED, "unknown_peer", "%s has no domain", fqdn);
+		return 0;
+	}
+	snprintf(j->domain, sizeof(j->domain), "%s", domain);
+	if ((e = disc_lookup(a->disc, domain, on_found, j)) < 0)
+		job_finish(j, e == NTM_ERR_INVAL ? CS_ANN_FAILED : CS_ANN_RETRY,
+		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
+		    "cannot look up the DC of %s: %s", domain, ntm_strerror(e));
+	return 0;
+}
+
+static void
+run(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_announcer *a = arg;
+
+	if (a->njobs >= CS_ANN_INFLIGHT)
+		return;
+	/* Rows running now are listed too and skipped: ask for that many more. */
+	if (cs_db_due(a->cs->db, now_unix(), CS_ANN_INFLIGHT + a->njobs, take, a) < 0)
+		log_warnx("cannot read the announcements due");
+}
+
+void
+cs_announce_kick(struct cs *cs)
+{
+	if (cs->ann)
+		event_active(cs->ann->kick, EV_TIMEOUT, 0);
+}
+
+/* The URL recipients are given: public_url, else https://LISTEN when
+ * listen names one address. NULL when neither works. */
+static char *
+self_url(const struct srv_conf *cf)
+{
+	char *u;
+
+	if (cf->public_url)
+		return xstrdup(cf->public_url);
+	if (strcmp(cf->listen_addr, "0.0.0.0") == 0 || strcmp(cf->listen_addr, "::") == 0)
+		return NULL;
+	u = xasprintf("https://%s", cf->listen);
+	if (!ntm_valid_push_url(u)) {
+		free(u);
+		return NULL;
+	}
+	return u;
+}
+
+int
+cs_announce_start(struct cs *cs, char *err, size_t errlen)
+{
+	const struct srv_conf *cf = &cs->srv->conf;
+	struct timeval tv = { CS_ANN_TICK_S, 0 };
+	struct cs_announcer *a;
+
+	if (cf->resolver == NULL) {
+		log_info("no resolver: objects are stored but not announced to DCs");
+		return 0;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	cs->ann = a;
+	a->cs = cs;
+	if ((a->self = self_url(cf)) == NULL) {
+		snprintf(err, errlen, "%s: listen '%s' names no single address: set public_url, "
+		    "the https URL clients reach this CS at", cf->path, cf->listen);
+		return -1;
+	}
+	if ((a->httpc = ntm_httpc_new(cs->srv->base, cf->ca_file)) == NULL ||
+	    ntm_httpc_set_identity(a->httpc, cs->srv->sk, &cs->srv->cert) < 0) {
+		snprintf(err, errlen, "cannot set up the HTTPS client");
+		return -1;
+	}
+	if ((a->disc = disc_new(cs->srv->base, cf, a->httpc, err, errlen)) == NULL)
+		return -1;
+	if ((a->timer = event_new(cs->srv->base, -1, EV_PERSIST, run, a)) == NULL ||
+	    (a->kick = event_new(cs->srv->base, -1, 0, run, a)) == NULL ||
+	    event_add(a->timer, &tv) < 0) {
+		snprintf(err, errlen, "cannot create the announcement events");
+		return -1;
+	}
+	log_info("objects are announced to the recipients' DCs (found through %s) as %s",
+	    cf->resolver, a->self);
+	event_active(a->kick, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void
+cs_announce_stop(struct cs *cs)
+{
+	struct cs_announcer *a = cs->ann;
+
+	if (a == NULL)
+		return;
+	/* No callback runs after these: lookups and requests are cancelled. */
+	disc_free(a->disc);
+	ntm_httpc_free(a->httpc);
+	while (a->jobs) {
+		struct cs_ann_job *j = a->jobs;
+
+		a->jobs = j->next;
+		free(j);
+	}
+	if (a->timer)
+		event_free(a->timer);
+	if (a->kick)
+		event_free(a->kick);
+	free(a->self);
+	free(a);
+	cs->ann = NULL;
+}
