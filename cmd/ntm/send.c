@@ -314,18 +314,24 @@ do_status(struct cli *cli, const struct sopts *o)
 	    (long long)json_integer_value(json_object_get(r, "size")),
 	    json_string_value(json_object_get(r, "from")));
 	json_array_foreach(json_object_get(r, "to"), i, d) {
-		json_t *t = json_object_get(d, "delivered");
+		json_t *t = json_object_get(d, "delivered"), *e = json_object_get(d, "error");
 		char when[32] = "";
 		time_t tt;
 		struct tm tm;
 
+		if (!json_is_integer(t))
+			t = json_object_get(d, "announced");
 		if (json_is_integer(t)) {
 			tt = (time_t)json_integer_value(t);
 			if (gmtime_r(&tt, &tm))
 				strftime(when, sizeof(when), " at %Y-%m-%d %H:%M:%S UTC", &tm);
 		}
-		printf("  %s: %s%s\n", json_string_value(json_object_get(d, "fqdn")),
+		printf("  %s: %s%s", json_string_value(json_object_get(d, "fqdn")),
 		    json_string_value(json_object_get(d, "status")), when);
+		if (e)
+			printf(" (%s: %s)", json_string_value(json_object_get(e, "code")),
+			    json_string_value(json_object_get(e, "message")));
+		putchar('\n');
 	}
 out:
 	json_decref(r);
