@@ -83,8 +83,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 
 # Test tools driven by the bats suites.
-TOOLS := $(BUILD)/tests/signreq
-$(BUILD)/tests/signreq: tests/tools/signreq.c $(BUILD)/libntm.a
+TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap
+$(BUILD)/tests/signreq $(BUILD)/tests/xunwrap: $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 

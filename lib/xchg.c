@@ -55,8 +55,36 @@ ntm_xkey_unwrap(uint8_t shared[NTM_KEY_LEN], const uint8_t *obj, size_t n,
 }
 
 void
+ntm_xkeypair(uint8_t pk[NTM_XPK_LEN], uint8_t sk[NTM_XSK_LEN])
+{
+	crypto_box_keypair(pk, sk);
+}
+
+int
+ntm_xpk_of(uint8_t pk[NTM_XPK_LEN], const uint8_t sk[NTM_XSK_LEN])
+{
+	return crypto_scalarmult_base(pk, sk) == 0 ? 0 : NTM_ERR_CRYPTO;
+}
+
+int
+ntm_xtkey_seal(uint8_t out[NTM_XTKEY_SEALED_LEN], const uint8_t tkey[NTM_KEY_LEN],
+    const uint8_t pk[NTM_XPK_LEN])
+{
+	return crypto_box_seal(out, tkey, NTM_KEY_LEN, pk) == 0 ? 0 : NTM_ERR_CRYPTO;
+}
+
+int
+ntm_xtkey_open(uint8_t tkey[NTM_KEY_LEN], const uint8_t *in, size_t n,
+    const uint8_t pk[NTM_XPK_LEN], const uint8_t sk[NTM_XSK_LEN])
+{
+	if (n != NTM_XTKEY_SEALED_LEN)
+		return NTM_ERR_PROTO;
+	return crypto_box_seal_open(tkey, in, n, pk, sk) == 0 ? 0 : NTM_ERR_CRYPTO;
+}
+
+void
 ntm_xkey_fingerprint(char out[NTM_XFP_LEN], const uint8_t key_id[NTM_XKEY_ID],
-    const uint8_t shared[NTM_KEY_LEN])
+    const uint8_t shared[NTM_KEY_LEN], const uint8_t xpk[NTM_XPK_LEN])
 {
 	crypto_generichash_state st;
 	uint8_t h[16];
@@ -64,9 +92,10 @@ ntm_xkey_fingerprint(char out[NTM_XFP_LEN], const uint8_t key_id[NTM_XKEY_ID],
 	int i;
 
 	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	crypto_generichash_update(&st, (const uint8_t *)"ntm-fp-v1", 9);
+	crypto_generichash_update(&st, (const uint8_t *)"ntm-fp-v2", 9);
 	crypto_generichash_update(&st, key_id, NTM_XKEY_ID);
 	crypto_generichash_update(&st, shared, NTM_KEY_LEN);
+	crypto_generichash_update(&st, xpk, NTM_XPK_LEN);
 	crypto_generichash_final(&st, h, sizeof(h));
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 	for (i = 0; i < 8; i++) {

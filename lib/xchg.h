@@ -34,9 +34,35 @@ int ntm_xkey_wrap(uint8_t out[NTM_XKEY_OBJ_LEN], const uint8_t shared[NTM_KEY_LE
 int ntm_xkey_unwrap(uint8_t shared[NTM_KEY_LEN], const uint8_t *obj, size_t n,
     const uint8_t tkey[NTM_KEY_LEN], const uint8_t key_id[NTM_XKEY_ID],
     const char *from, const char *to) NTM_WUR;
-/* BLAKE2b-128 of "ntm-fp-v1" | key_id | shared, as 8 groups of 4 hex digits. */
+/*
+ * The temporal key travels through the DCs sealed to the recipient
+ * device's exchange key (X25519, libsodium crypto_box_seal): a DC holds
+ * NTM_XTKEY_SEALED_LEN opaque bytes, never the temporal key itself, so
+ * even with the recipient's token it cannot unwrap the key object.
+ */
+#define NTM_XPK_LEN		crypto_box_PUBLICKEYBYTES	/* 32 */
+#define NTM_XSK_LEN		crypto_box_SECRETKEYBYTES	/* 32 */
+#define NTM_XTKEY_SEALED_LEN	(crypto_box_SEALBYTES + NTM_KEY_LEN)	/* 80 */
+/* A device's exchange key pair. */
+void ntm_xkeypair(uint8_t pk[NTM_XPK_LEN], uint8_t sk[NTM_XSK_LEN]);
+/* Derives pk from sk (to check a stored pair). */
+int  ntm_xpk_of(uint8_t pk[NTM_XPK_LEN], const uint8_t sk[NTM_XSK_LEN]) NTM_WUR;
+/* 0, or NTM_ERR_CRYPTO (pk is not a usable X25519 key). */
+int  ntm_xtkey_seal(uint8_t out[NTM_XTKEY_SEALED_LEN], const uint8_t tkey[NTM_KEY_LEN],
+    const uint8_t pk[NTM_XPK_LEN]) NTM_WUR;
+/* 0 with tkey set; NTM_ERR_PROTO (wrong length) or NTM_ERR_CRYPTO (sealed to
+ * another key, or tampered). */
+int  ntm_xtkey_open(uint8_t tkey[NTM_KEY_LEN], const uint8_t *in, size_t n,
+    const uint8_t pk[NTM_XPK_LEN], const uint8_t sk[NTM_XSK_LEN]) NTM_WUR;
+
+/*
+ * BLAKE2b-128 of "ntm-fp-v2" | key_id | shared | xpk, as 8 groups of 4 hex
+ * digits; xpk is the exchange key the temporal key was sealed to (the
+ * sender uses the one its DC gave, the recipient its own), so a DC that
+ * handed out another key shows as different fingerprints.
+ */
 void ntm_xkey_fingerprint(char out[NTM_XFP_LEN], const uint8_t key_id[NTM_XKEY_ID],
-    const uint8_t shared[NTM_KEY_LEN]);
+    const uint8_t shared[NTM_KEY_LEN], const uint8_t xpk[NTM_XPK_LEN]);
 
 /*
  * The data object:

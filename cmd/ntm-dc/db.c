@@ -65,6 +65,9 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  expires INTEGER NOT NULL,"
 	"  UNIQUE (client_id, sha256));",
+	/* 5: the exchange key (X25519 public key, b64) a device gave at its last
+	 * login, to which senders seal temporal keys (NULL: none) */
+	"ALTER TABLE clients ADD COLUMN xkey TEXT;",
 };
 
 int
@@ -247,7 +250,7 @@ exec_simple(sqlite3 *db, const char *sql)
 int
 dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
     const char *domain, const char *user, const char *device, const char *push,
-    const struct dc_session *sess, int64_t now, struct dc_client *out)
+    const char *xkey, const struct dc_session *sess, int64_t now, struct dc_client *out)
 {
 	sqlite3_stmt *st;
 	int ret;
@@ -257,15 +260,20 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 	ret = find_client(db, user, device, out);
 	if (ret == NTM_ERR_NOTFOUND)
 		ret = new_client(db, p4, p6, domain, user, device, now, out);
-	/* Every login states the push URL afresh: none given clears it. */
+	/* Every login states the push URL and exchange key afresh: none given
+	 * clears them. */
 	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "UPDATE clients SET last_login = ?1, "
-	    "push = ?2 WHERE id = ?3")) == 0) {
+	    "push = ?2, xkey = ?4 WHERE id = ?3")) == 0) {
 		sqlite3_bind_int64(st, 1, now);
 		if (push)
 			sqlite3_bind_text(st, 2, push, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 2);
 		sqlite3_bind_int64(st, 3, out->id);
+		if (xkey)
+			sqlite3_bind_text(st, 4, xkey, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 4);
 		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
 		sqlite3_finalize(st);
 		out->last_login = now;
@@ -487,13 +495,14 @@ dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl)
 	return ret;
 }
 
-int
-dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap)
+/* One text column of a client ("" for NULL). */
+static int
+client_text(sqlite3 *db, const char *sql, int64_t client_id, char *out, size_t cap)
 {
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT push FROM clients WHERE id = ?1")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, client_id);
 	rc = sqlite3_step(st);
@@ -504,4 +513,16 @@ dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap)
 		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
 	sqlite3_finalize(st);
 	return ret;
+}
+
+int
+dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap)
+{
+	return client_text(db, "SELECT push FROM clients WHERE id = ?1", client_id, out, cap);
+}
+
+int
+dc_db_client_xkey(sqlite3 *db, int64_t client_id, char *out, size_t cap)
+{
+	return client_text(db, "SELECT xkey FROM clients WHERE id = ?1", client_id, out, cap);
 }

@@ -60,15 +60,17 @@ int  dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen);
 /*
  * In one transaction: finds the (user, device) client or allocates its
  * FQDN and host number (NTM_ERR_NOSPACE when a prefix is full), sets
- * last_login and its push URL (NULL clears it), and stores sess as its
+ * last_login, its push URL and exchange key (NULL clears each), and stores sess as its
  * session (replacing the previous one).
  */
 int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
     const char *domain, const char *user, const char *device, const char *push,
-    const struct dc_session *sess, int64_t now, struct dc_client *out);
+    const char *xkey, const struct dc_session *sess, int64_t now, struct dc_client *out);
 /* The client's push URL into out ("" when it has none): 0, or
  * NTM_ERR_NOTFOUND for no such client. */
 int  dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap);
+/* The client's exchange key (b64) into out ("" when it gave none). */
+int  dc_db_client_xkey(sqlite3 *db, int64_t client_id, char *out, size_t cap);
 /* The live (not ended, not expired) session holding token_id for user/device:
  * 0, or NTM_ERR_NOTFOUND. */
 int  dc_db_session(sqlite3 *db, const char *token_id, const char *user,
@@ -194,12 +196,13 @@ json_t *dc_push_stats(struct dc *dc);
 #define DC_XWAIT_MAX		256	/* long-polls waiting at once */
 #define DC_XWAIT_S_MAX		60	/* longest wait of one long-poll */
 #define DC_XKEY_ID		16	/* bytes; hex on the wire */
+#define DC_XTKEY_LEN		80	/* a temporal key sealed to the recipient (NTM_XTKEY_SEALED_LEN) */
 
 /* A temporal key waiting for a client (tkey: b64 as stored). */
 struct dc_tkey {
 	char	key_id[2 * DC_XKEY_ID + 1];
 	char	from[NTM_NAME_MAX + 1];
-	char	tkey[NTM_B64_LEN(NTM_KEY_LEN)];
+	char	tkey[NTM_B64_LEN(DC_XTKEY_LEN)];	/* opaque to the DC */
 	int64_t	created, expires;
 };
 

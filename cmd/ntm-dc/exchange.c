@@ -22,10 +22,14 @@
 #include "dns.h"
 #include "ntm-rt.h"
 #include "reg.h"
+#include "xchg.h"
 
-enum { X_TEMPORAL, X_ANNOUNCE };	/* what store_local stores */
+_Static_assert(DC_XTKEY_LEN == NTM_XTKEY_SEALED_LEN, "sealed temporal key length");
 
-/* Where a temporal key goes, and how that went. */
+enum { X_TEMPORAL, X_ANNOUNCE, X_XKEY };
+
+/* Where a request goes (a temporal key, or a question for an exchange key),
+ * and how that went. */
 struct dc_xdest {
 	struct dc_xreq	*x;
 	char		 fqdn[NTM_NAME_MAX + 1];
@@ -35,12 +39,15 @@ struct dc_xdest {
 	char		 message[256];
 };
 
-/* A client's POST /v1/exchange/temporal, waiting for the recipient's DC. */
+/* A client's POST /v1/exchange/temporal or GET /v1/exchange/key, waiting
+ * for the peer's DC. */
 struct dc_xreq {
 	struct dc_xreq	*next, **prevp;
 	struct dc	*dc;
 	struct ntm_req	*req;
-	struct dc_tkey	 tk;
+	int		 type;		/* X_TEMPORAL or X_XKEY */
+	struct dc_tkey	 tk;		/* X_TEMPORAL */
+	char		 xkey[NTM_B64_LEN(NTM_XPK_LEN)];	/* X_XKEY: the answer */
 	json_t		*tmpl;		/* body for the other DC, without "to" */
 	struct dc_xdest	 d;
 };
@@ -283,6 +290,37 @@ fail:
 	snprintf(out->message, sizeof(out->message), "storage failure");
 }
 
+/* The exchange key of a client of this DC into out; else out->status. */
+static void
+local_xkey(struct dc *dc, const char *fqdn, char *key, size_t cap, struct dc_xdest *out)
+{
+	const char *domain = fqdn_domain(fqdn);
+	struct dc_client cl;
+	int r;
+
+	out->status = 0;
+	if (domain == NULL || !dc_domain_is_local(dc, domain) ||
+	    (r = dc_db_client_by_fqdn(dc->db, fqdn, &cl)) == NTM_ERR_NOTFOUND) {
+		out->status = 404;
+		snprintf(out->code, sizeof(out->code), "unknown_peer");
+		snprintf(out->message, sizeof(out->message), "no client %s at %s", fqdn,
+		    dc->srv->conf.name);
+		return;
+	}
+	if (r == 0 && (r = dc_db_client_xkey(dc->db, cl.id, key, cap)) == 0 && key[0] == '\0') {
+		out->status = 404;
+		snprintf(out->code, sizeof(out->code), "no_exchange_key");
+		snprintf(out->message, sizeof(out->message), "%s gave no exchange key at its "
+		    "last login (it must log in again with a current ntm)", fqdn);
+		return;
+	}
+	if (r < 0) {
+		out->status = 500;
+		snprintf(out->code, sizeof(out->code), "internal");
+		snprintf(out->message, sizeof(out->message), "storage failure");
+	}
+}
+
 /* ---- the fan-out to the recipients' DCs ------------------------------------- */
 
 static void
@@ -310,6 +348,9 @@ xreq_finish(struct dc_xreq *x)
 
 	if (d->status)
 		ntm_reply_error(x->req, d->status, d->code, NULL, "%s", d->message);
+	else if (x->type == X_XKEY)
+		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s}", "fqdn", d->fqdn,
+		    "exchange_key", x->xkey));
 	else
 		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:I}", "key_id",
 		    x->tk.key_id, "to", d->fqdn,
@@ -338,9 +379,12 @@ dest_done(struct dc_xdest *d, int status, const char *code, const char *fmt, ...
 		memcpy(d->code, c, sizeof(c));
 		memcpy(d->message, m, sizeof(m));
 		x->dc->xch->forward_failed++;
-		log_info("temporal key %s -> %s: %s: %s", x->tk.key_id, d->fqdn, d->code,
-		    d->message);
-	} else
+		if (x->type == X_XKEY)
+			log_info("exchange key of %s: %s: %s", d->fqdn, d->code, d->message);
+		else
+			log_info("temporal key %s -> %s: %s: %s", x->tk.key_id, d->fqdn,
+			    d->code, d->message);
+	} else if (x->type == X_TEMPORAL)
 		x->dc->xch->keys_forwarded++;
 	xreq_finish(x);
 }
@@ -356,6 +400,17 @@ on_xsent(const struct ntm_http_result *res, void *arg)
 		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
 		return;
 	}
+	if (res->status == 200 && d->x->type == X_XKEY) {
+		const char *k = json_string_value(json_object_get(res->json, "exchange_key"));
+		uint8_t raw[NTM_XPK_LEN];
+
+		if (k == NULL || ntm_b64_decode_exact(raw, sizeof(raw), k) < 0) {
+			dest_done(d, 502, "upstream_unavailable", "DC %s answered no usable "
+			    "exchange_key", d->domain);
+			return;
+		}
+		snprintf(d->x->xkey, sizeof(d->x->xkey), "%s", k);
+	}
 	if (res->status == 200) {
 		dest_done(d, 0, NULL, "%s", "");
 		return;
@@ -366,7 +421,7 @@ on_xsent(const struct ntm_http_result *res, void *arg)
 	}
 	/* The recipient's DC's verdicts on its own client pass on; others are 502. */
 	if (code && (strcmp(code, "unknown_peer") == 0 || strcmp(code, "queue_full") == 0 ||
-	    strcmp(code, "exists") == 0))
+	    strcmp(code, "exists") == 0 || strcmp(code, "no_exchange_key") == 0))
 		dest_done(d, (int)res->status, code, "DC %s: %s", d->domain,
 		    message ? message : code);
 	else
@@ -393,7 +448,8 @@ on_xfound(int err, const char *url, const char *host, uint16_t port, const char 
 		dest_done(d, st, code, "%s", msg);
 		return;
 	}
-	snprintf(u, sizeof(u), "%s/v1/dc/temporal", url);
+	snprintf(u, sizeof(u), "%s%s", url, x->type == X_XKEY ? "/v1/dc/xkey" :
+	    "/v1/dc/temporal");
 	if ((body = json_deep_copy(x->tmpl)) == NULL ||
 	    json_object_set_new(body, "to", json_string(d->fqdn)) < 0) {
 		json_decref(body);
@@ -426,7 +482,10 @@ xreq_start(struct dc_xreq *x)
 	d->x = x;
 	snprintf(d->domain, sizeof(d->domain), "%s", dom ? dom : "");
 	if (dom && dc_domain_is_local(dc, dom)) {
-		store_local(dc, X_TEMPORAL, d->fqdn, &x->tk, NULL, d);
+		if (x->type == X_XKEY)
+			local_xkey(dc, d->fqdn, x->xkey, sizeof(x->xkey), d);
+		else
+			store_local(dc, X_TEMPORAL, d->fqdn, &x->tk, NULL, d);
 		dest_done(d, d->status, d->code, "%s", d->message);
 	} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0)
 		dest_done(d, e == NTM_ERR_INVAL ? 404 : 502,
@@ -487,7 +546,7 @@ check_to(struct ntm_req *req, const char *field, const char *to, const char *fro
 static int
 check_tkey(struct ntm_req *req, const char *key_id, const char *tkey, struct dc_tkey *tk)
 {
-	uint8_t raw[NTM_KEY_LEN];
+	uint8_t raw[DC_XTKEY_LEN];
 
 	if (!valid_hex(key_id, 2 * DC_XKEY_ID)) {
 		ntm_reply_error(req, 400, "bad_field", "key_id",
@@ -496,7 +555,8 @@ check_tkey(struct ntm_req *req, const char *key_id, const char *tkey, struct dc_
 	}
 	if (ntm_b64_decode_exact(raw, sizeof(raw), tkey) < 0) {
 		ntm_reply_error(req, 400, "bad_field", "temporal_key",
-		    "field 'temporal_key': expected base64url of %d bytes", NTM_KEY_LEN);
+		    "field 'temporal_key': expected base64url of %d bytes (the temporal key "
+		    "sealed to the recipient's exchange key)", DC_XTKEY_LEN);
 		return -1;
 	}
 	ntm_wipe(raw, sizeof(raw));
@@ -511,7 +571,7 @@ check_tkey(struct ntm_req *req, const char *key_id, const char *tkey, struct dc_
 	{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },		\
 	{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },		\
 	{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },		\
-	{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(NTM_KEY_LEN) }
+	{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(DC_XTKEY_LEN) }
 
 static void
 on_temporal_post(struct ntm_req *req, void *arg)
@@ -542,6 +602,7 @@ on_temporal_post(struct ntm_req *req, void *arg)
 	}
 	x->dc = dc;
 	x->req = req;
+	x->type = X_TEMPORAL;
 	if (check_tkey(req, key_id, tkey, &x->tk) < 0) {
 		xreq_free(x);
 		return;
@@ -551,6 +612,42 @@ on_temporal_post(struct ntm_req *req, void *arg)
 	x->tmpl = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
 	    "from", from, "key_id", key_id, "temporal_key", tkey);
 	if (x->tmpl == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		xreq_free(x);
+		return;
+	}
+	xreq_start(x);
+}
+
+/* GET /v1/exchange/key?fqdn=PEER: the exchange key PEER gave at its last
+ * login, from its DC (found by DNS, signed POST /v1/dc/xkey). */
+static void
+on_xkey_get(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const char *fqdn = ntm_req_query(req, "fqdn");
+	struct ntm_token tok;
+	struct dc_client cl;
+	struct dc_session sess;
+	struct dc_xreq *x;
+
+	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
+		return;
+	ntm_wipe(&sess, sizeof(sess));
+	if (fqdn == NULL || !valid_fqdn(fqdn) || fqdn_domain(fqdn) == NULL) {
+		ntm_reply_error(req, 400, fqdn ? "bad_field" : "missing_field", "fqdn",
+		    "query 'fqdn': expected a client FQDN");
+		return;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	x->dc = dc;
+	x->req = req;
+	x->type = X_XKEY;
+	snprintf(x->d.fqdn, sizeof(x->d.fqdn), "%s", fqdn);
+	if ((x->tmpl = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION)) == NULL) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		xreq_free(x);
 		return;
@@ -627,7 +724,7 @@ announce_check(struct ntm_req *req, struct announce *a, struct dc_entry *e)
 static int
 add_tkey(const struct dc_tkey *k, void *arg)
 {
-	uint8_t raw[NTM_KEY_LEN], h[NTM_HASH_LEN];
+	uint8_t raw[DC_XTKEY_LEN], h[NTM_HASH_LEN];
 	char hex[2 * NTM_HASH_LEN + 1];
 	int r;
 
@@ -901,6 +998,36 @@ on_dc_announce(struct ntm_req *req, void *arg)
 	reply_dest(req, &d, json_pack("{s:b}", "queued", 1));
 }
 
+/* POST /v1/dc/xkey {"version", "to"}: the exchange key of one of our clients. */
+static void
+on_dc_xkey(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	const char *to = NULL;
+	int64_t version = 0;
+	const struct ntm_jfield fields[] = {
+		{ "version",	NTM_J_INT, 1, &version,	0 },
+		{ "to",		NTM_J_STR, 1, &to,	NTM_NAME_MAX },
+	};
+	struct ntm_jerr jerr;
+	char key[NTM_B64_LEN(NTM_XPK_LEN)];
+	struct dc_xdest d;
+
+	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_DC) {
+		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
+		return;
+	}
+	if (ntm_json_unpack(ntm_req_json(req), fields, 2, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_version(req, version) < 0)
+		return;
+	memset(&d, 0, sizeof(d));
+	local_xkey(dc, to, key, sizeof(key), &d);
+	reply_dest(req, &d, json_pack("{s:s, s:s}", "fqdn", to, "exchange_key", key));
+}
+
 /* ---- setup ------------------------------------------------------------------ */
 
 json_t *
@@ -937,10 +1064,12 @@ dc_exchange_routes(struct dc *dc, char *err, size_t errlen)
 	    ntm_httpd_route(h, "GET", "/v1/exchange/temporal/key", 0, on_temporal_key, dc) < 0 ||
 	    ntm_httpd_route(h, "DELETE", "/v1/exchange/temporal/key", 0, on_temporal_key,
 	    dc) < 0 ||
+	    ntm_httpd_route(h, "GET", "/v1/exchange/key", 0, on_xkey_get, dc) < 0 ||
 	    ntm_httpd_route(h, "GET", "/v1/exchange/cache", 0, on_cache_list, dc) < 0 ||
 	    ntm_httpd_route(h, "DELETE", "/v1/exchange/cache", 0, on_cache_delete, dc) < 0 ||
 	    ntm_httpd_route(h, "POST", "/v1/dc/temporal", S, on_dc_temporal, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/announce", S, on_dc_announce, dc) < 0) {
+	    ntm_httpd_route(h, "POST", "/v1/dc/announce", S, on_dc_announce, dc) < 0 ||
+	    ntm_httpd_route(h, "POST", "/v1/dc/xkey", S, on_dc_xkey, dc) < 0) {
 		snprintf(err, errlen, "cannot add the HTTP routes");
 		return -1;
 	}

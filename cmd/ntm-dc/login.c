@@ -22,6 +22,7 @@ struct dc_login {
 	char		 peer[64];
 	uint8_t		 client_pk[NTM_KX_PK];
 	char		 push[NTM_PUSH_URL_MAX + 1];	/* "" when none was given */
+	char		 xkey[NTM_B64_LEN(NTM_KX_PK)];	/* "" when none was given */
 };
 
 static void
@@ -105,7 +106,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 	sess.expires = tok.expires;
 
 	e = dc_db_login(dc->db, &dc->p4, &dc->p6, s->conf.name, l->user, l->device,
-	    l->push[0] ? l->push : NULL, &sess, now, &cl);
+	    l->push[0] ? l->push : NULL, l->xkey[0] ? l->xkey : NULL, &sess, now, &cl);
 	if (e == 0)
 		dc_sess_login(dc, &cl, &sess);	/* the UDP path knows it at once */
 	ntm_wipe(&sess, sizeof(sess));
@@ -194,7 +195,7 @@ on_login(struct ntm_req *req, void *arg)
 	struct srv *s = dc->srv;
 	json_t *in = ntm_req_json(req), *out = NULL;
 	const char *user = NULL, *password = NULL, *device = NULL, *client_key = NULL,
-	    *push = NULL;
+	    *push = NULL, *xkey = NULL;
 	int64_t version = 0;
 	const struct ntm_jfield fields[] = {
 		{ "version",	NTM_J_INT, 1, &version,		0 },
@@ -203,6 +204,7 @@ on_login(struct ntm_req *req, void *arg)
 		{ "device",	NTM_J_STR, 1, &device,		NTM_DEVICE_MAX },
 		{ "client_key",	NTM_J_STR, 1, &client_key,	2 * NTM_KX_PK },
 		{ "push",	NTM_J_STR, 0, &push,		NTM_PUSH_URL_MAX },
+		{ "exchange_key", NTM_J_STR, 0, &xkey,		2 * NTM_KX_PK },
 	};
 	struct ntm_jerr jerr;
 	struct dc_login *l = NULL;
@@ -247,6 +249,16 @@ on_login(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 400, "bad_field", "client_key", "field 'client_key': "
 		    "not a base64url X25519 public key (32 bytes)");
 		goto cleanup;
+	}
+	if (xkey) {
+		uint8_t raw[NTM_KX_PK];
+
+		if (ntm_b64_decode_exact(raw, sizeof(raw), xkey) < 0) {
+			ntm_reply_error(req, 400, "bad_field", "exchange_key", "field "
+			    "'exchange_key': not a base64url X25519 public key (32 bytes)");
+			goto cleanup;
+		}
+		snprintf(l->xkey, sizeof(l->xkey), "%s", xkey);
 	}
 	l->dc = dc;
 	l->req = req;

@@ -3,8 +3,9 @@
  * GET /v1/exchange/cache, a long-poll with --wait), then for each entry:
  *
  *   key  - take the temporal key from our DC (checked against the hash of
- *          the temporal key list), the sealed shared key from the sender's
- *          CS, unwrap it and store it (docs/protocol.md §8.1);
+ *          the temporal key list) and open it with this device's exchange
+ *          key, take the sealed shared key from the sender's CS, unwrap it
+ *          and store it (docs/protocol.md §8.1);
  *   data - stream the object from the sender's CS, checking its SHA-256 and
  *          decrypting into a temporary file next to the destination, which
  *          is renamed into place only when the whole object verified
@@ -132,13 +133,15 @@ listed_hash(struct xctx *x, const char *kid, char hex[65])
 static int
 get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 {
-	uint8_t tkey[NTM_KEY_LEN], h[NTM_HASH_LEN];
+	uint8_t tkey[NTM_KEY_LEN], sealed[NTM_XTKEY_SEALED_LEN], h[NTM_HASH_LEN];
+	uint8_t xsk[NTM_XSK_LEN];
 	char path[96], listed[65], got[65];
 	struct membuf m = { .len = 0 };
 	json_t *r = NULL;
-	int ret;
+	int ret, e2;
 
 	memset(k, 0, sizeof(*k));
+	memset(tkey, 0, sizeof(tkey));
 	snprintf(k->peer, sizeof(k->peer), "%s", e->from);
 	if (ntm_hex_decode_exact(k->key_id, NTM_XKEY_ID, e->item) != NTM_XKEY_ID) {
 		cli_err(x->cmd, "key entry %lld from %s: item '%.40s' is not a key id",
@@ -154,15 +157,28 @@ get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
 		return ret;
 	ret = EXIT_VERIFY;
-	if (ntm_b64_decode_exact(tkey, sizeof(tkey), json_string_value(json_object_get(r,
-	    "temporal_key"))) != NTM_KEY_LEN) {
+	if (ntm_b64_decode_exact(sealed, sizeof(sealed), json_string_value(json_object_get(r,
+	    "temporal_key"))) != NTM_XTKEY_SEALED_LEN) {
 		cli_err(x->cmd, "key from %s: malformed temporal key", e->from);
 		goto out;
 	}
-	ntm_hash(h, tkey, sizeof(tkey));
+	ntm_hash(h, sealed, sizeof(sealed));
 	if (ntm_hex_encode(got, sizeof(got), h, sizeof(h)) < 0 || strcmp(got, listed) != 0) {
 		cli_err(x->cmd, "key from %s: the temporal key does not match its listed hash",
 		    e->from);
+		goto out;
+	}
+	/* Only this device opens it: it was sealed to our exchange key. */
+	if ((e2 = x_exchange_keypair(x->cli, k->sealed_to, xsk, 0)) < 0) {
+		cli_err(x->cmd, "key from %s: cannot read our exchange key (%s/%s): %s",
+		    e->from, x->cli->state_dir, X_EXCHANGE_KEY_FILE, ntm_strerror(e2));
+		goto out;
+	}
+	e2 = ntm_xtkey_open(tkey, sealed, sizeof(sealed), k->sealed_to, xsk);
+	ntm_wipe(xsk, sizeof(xsk));
+	if (e2 < 0) {
+		cli_err(x->cmd, "key from %s: the temporal key was not sealed to this "
+		    "device's exchange key (an older login, or tampered)", e->from);
 		goto out;
 	}
 	if ((ret = x_cs_download(x, e->cs, e->sha256, 0, mem_sink, &m)) != 0) {

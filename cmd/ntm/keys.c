@@ -2,15 +2,20 @@
  * keys.c - ntm keys exchange|list|show|rotate|forget: the end-to-end keys
  * shared with peers (docs/protocol.md §8.1). A key exchange, step by step:
  *
+ *   0. GET /v1/exchange/key?fqdn=PEER at our DC: the peer's exchange key X
+ *      (an X25519 key its device gave at login), from the peer's DC;
  *   1. make a temporal key T, a shared key K and a key id;
- *   2. POST /v1/exchange/temporal {to, key_id, T} at our DC, which hands T
- *      to the peer's DC (found by DNS, signed POST /v1/dc/temporal);
+ *   2. POST /v1/exchange/temporal {to, key_id, T sealed to X} at our DC,
+ *      which hands it to the peer's DC (found by DNS, signed
+ *      POST /v1/dc/temporal);
  *   3. upload K sealed with T (76 bytes) to our DC's CS, to the peer;
  *   4. the CS announces it (kind "key") to the peer's DC (found by DNS),
  *      which lists it in the peer's cache list and notifies the peer.
  *
- * The peer's `ntm fetch` takes T from its DC and the sealed K from our CS.
- * Neither server alone holds both; K is kept only in STATE_DIR/keys (0600).
+ * The peer's `ntm fetch` takes sealed T from its DC, opens it with its
+ * exchange key, and the sealed K from our CS. No server holds T; K is kept
+ * only in STATE_DIR/keys (0600). The fingerprint covers X, so a DC that
+ * handed out another key than the peer's shows up as two fingerprints.
  */
 #include <stdio.h>
 #include <string.h>
@@ -39,20 +44,39 @@ static int
 exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 {
 	uint8_t tkey[NTM_KEY_LEN], obj[NTM_XKEY_OBJ_LEN], h[NTM_HASH_LEN];
-	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_KEY_LEN)], tmp[64];
+	uint8_t sealed[NTM_XTKEY_SEALED_LEN];
+	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_XTKEY_SEALED_LEN)], tmp[64];
+	char path[NTM_NAME_MAX + 32];
 	json_t *body, *r = NULL;
 	FILE *fp = NULL;
 	int ret;
 
 	memset(k, 0, sizeof(*k));
+	/* 0: the peer's exchange key, from its DC through ours. */
+	snprintf(path, sizeof(path), "/v1/exchange/key?fqdn=%s", peer);
+	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
+		return ret;
+	if (ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, json_string_value(
+	    json_object_get(r, "exchange_key"))) != NTM_XPK_LEN) {
+		cli_err(x->cmd, "bad answer from %s: no exchange key for %s", x->s.dc_url, peer);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	json_decref(r);
+	r = NULL;
 	snprintf(k->peer, sizeof(k->peer), "%s", peer);
 	ntm_random(k->key_id, sizeof(k->key_id));
 	ntm_random(k->key, sizeof(k->key));
 	ntm_random(tkey, sizeof(tkey));
 	k->created = now_unix();
 	k->initiator = 1;
+	if (ntm_xtkey_seal(sealed, tkey, k->sealed_to) < 0) {
+		cli_err(x->cmd, "the exchange key %s's DC gave is not usable", peer);
+		ret = EXIT_FAIL;
+		goto out;
+	}
 	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0 ||
-	    ntm_b64_encode(tb64, sizeof(tb64), tkey, sizeof(tkey)) < 0 ||
+	    ntm_b64_encode(tb64, sizeof(tb64), sealed, sizeof(sealed)) < 0 ||
 	    ntm_xkey_wrap(obj, k->key, tkey, k->key_id, x->s.fqdn, peer) < 0) {
 		ret = EXIT_FAIL;
 		goto out;
@@ -60,7 +84,7 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	if ((ret = x_our_cs(x)) != 0)
 		goto out;
 
-	/* 2: the temporal key, through the DCs. */
+	/* 2: the temporal key sealed to the peer's exchange key, through the DCs. */
 	body = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", 1, "from", x->s.fqdn,
 	    "to", peer, "key_id", kid, "temporal_key", tb64);
 	ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/temporal", body, 200, NULL);

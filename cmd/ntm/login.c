@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "ntm-cli.h"
+#include "xcli.h"
 
 enum { OPT_PWFILE = 256, OPT_CA, OPT_DEVICE, OPT_PUSH, OPT_TIMEOUT, OPT_JSON };
 
@@ -209,6 +210,8 @@ login_main(struct cli *cli, int argc, char **argv)
 	    tx_b64[NTM_B64_LEN(NTM_KEY_LEN)];
 	uint8_t pk[NTM_KX_PK], sk[NTM_KX_SK], dc_pk[NTM_KX_PK];
 	uint8_t rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
+	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN];
+	char xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
 	char *ca = NULL;
 	json_t *req = NULL, *resp = NULL;
 	long status = 0;
@@ -328,9 +331,18 @@ login_main(struct cli *cli, int argc, char **argv)
 		cli_err("login", "cannot make a session key");
 		goto out;
 	}
-	req = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
+	/* The device's exchange key: senders seal temporal keys to it. */
+	if ((err = x_exchange_keypair(cli, xpk, xsk, 1)) < 0 ||
+	    ntm_b64_encode(xpk_b64, sizeof(xpk_b64), xpk, sizeof(xpk)) < 0) {
+		ntm_wipe(xsk, sizeof(xsk));
+		cli_err("login", "cannot read or make the exchange key in %s: %s",
+		    cli->state_dir, ntm_strerror(err));
+		goto out;
+	}
+	ntm_wipe(xsk, sizeof(xsk));
+	req = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
 	    "user", la.user, "password", password, "device", device,
-	    "client_key", pk_b64);
+	    "client_key", pk_b64, "exchange_key", xpk_b64);
 	ntm_wipe(password, sizeof(password));
 	if (req == NULL || (la.push &&
 	    json_object_set_new(req, "push", json_string(la.push)) < 0)) {

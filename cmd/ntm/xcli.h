@@ -58,12 +58,22 @@ int  x_our_cs(struct xctx *x);
 #define X_ANN_POLL_MAX_MS	500
 int  x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out);
 
+/* ---- this device's exchange key: STATE_DIR/exchange.key (X25519, 0600) ------ */
+
+#define X_EXCHANGE_KEY_FILE	"exchange.key"
+/* Loads the key pair (or makes and saves one when create is set and there
+ * is none): 0, NTM_ERR_NOTFOUND, or another error. Temporal keys for this
+ * device are sealed to pk (docs/protocol.md §8.1). */
+int  x_exchange_keypair(const struct cli *cli, uint8_t pk[NTM_XPK_LEN],
+    uint8_t sk[NTM_XSK_LEN], int create);
+
 /* ---- the key store: STATE_DIR/keys/PEER.key, JSON, 0600 -------------------- */
 
 struct xkey {
 	char	peer[NTM_NAME_MAX + 1];
 	uint8_t	key_id[NTM_XKEY_ID];
 	uint8_t	key[NTM_KEY_LEN];
+	uint8_t	sealed_to[NTM_XPK_LEN];	/* the recipient's exchange key (fingerprint) */
 	int64_t	created;
 	int	initiator;	/* 1: we made it (keys exchange); 0: we received it */
 };

@@ -206,6 +206,26 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 	return first;
 }
 
+/* ---- this device's exchange key ------------------------------------------------ */
+
+int
+x_exchange_keypair(const struct cli *cli, uint8_t pk[NTM_XPK_LEN], uint8_t sk[NTM_XSK_LEN],
+    int create)
+{
+	char *path = xasprintf("%s/%s", cli->state_dir, X_EXCHANGE_KEY_FILE);
+	int ret;
+
+	if ((ret = ntm_key_load(path, sk, NTM_XSK_LEN)) == NTM_ERR_NOTFOUND && create) {
+		ntm_xkeypair(pk, sk);
+		ret = ntm_key_save(path, sk, NTM_XSK_LEN);
+	} else if (ret == 0)
+		ret = ntm_xpk_of(pk, sk);
+	free(path);
+	if (ret < 0)
+		ntm_wipe(sk, NTM_XSK_LEN);
+	return ret;
+}
+
 /* ---- the key store ----------------------------------------------------------- */
 
 static char *
@@ -218,7 +238,7 @@ int
 xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 {
 	char *path = key_path(cli, peer), *text = NULL;
-	const char *p = NULL, *kid = NULL, *key = NULL;
+	const char *p = NULL, *kid = NULL, *key = NULL, *to = NULL;
 	int64_t created = 0, version = 0;
 	int init = 0, ret;
 	const struct ntm_jfield f[] = {
@@ -226,6 +246,7 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 		{ "peer", NTM_J_STR, 1, &p, NTM_NAME_MAX },
 		{ "key_id", NTM_J_STR, 1, &kid, 2 * NTM_XKEY_ID },
 		{ "key", NTM_J_STR, 1, &key, 64 },
+		{ "sealed_to", NTM_J_STR, 1, &to, 64 },
 		{ "created", NTM_J_INT, 1, &created, 0 },
 		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
 	};
@@ -246,9 +267,10 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 	else if ((ret = ntm_file_read(path, 4096, &text, &len)) == 0) {
 		ret = NTM_ERR_INVAL;
 		if ((j = ntm_json_parse(text, len, &je)) != NULL &&
-		    ntm_json_unpack(j, f, 6, &je) == 0 && version == 1 && strcmp(p, peer) == 0 &&
+		    ntm_json_unpack(j, f, 7, &je) == 0 && version == 2 && strcmp(p, peer) == 0 &&
 		    ntm_hex_decode_exact(k->key_id, NTM_XKEY_ID, kid) == NTM_XKEY_ID &&
-		    ntm_b64_decode_exact(k->key, NTM_KEY_LEN, key) == NTM_KEY_LEN) {
+		    ntm_b64_decode_exact(k->key, NTM_KEY_LEN, key) == NTM_KEY_LEN &&
+		    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, to) == NTM_XPK_LEN) {
 			snprintf(k->peer, sizeof(k->peer), "%s", p);
 			k->created = created;
 			k->initiator = init;
@@ -274,11 +296,13 @@ int
 xkey_save(const struct cli *cli, const struct xkey *k)
 {
 	char kid[2 * NTM_XKEY_ID + 1], key[NTM_B64_LEN(NTM_KEY_LEN)], *dir, *path, *text;
+	char to[NTM_B64_LEN(NTM_XPK_LEN)];
 	json_t *j;
 	int ret;
 
 	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0 ||
-	    ntm_b64_encode(key, sizeof(key), k->key, NTM_KEY_LEN) < 0)
+	    ntm_b64_encode(key, sizeof(key), k->key, NTM_KEY_LEN) < 0 ||
+	    ntm_b64_encode(to, sizeof(to), k->sealed_to, NTM_XPK_LEN) < 0)
 		return NTM_ERR_INVAL;
 	dir = xasprintf("%s/keys", cli->state_dir);
 	if ((ret = ntm_mkdirs(dir, 0700)) < 0) {
@@ -286,8 +310,8 @@ xkey_save(const struct cli *cli, const struct xkey *k)
 		return ret;
 	}
 	free(dir);
-	j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:b}", "version", 1, "peer", k->peer,
-	    "key_id", kid, "key", key, "created", (json_int_t)k->created,
+	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b}", "version", 2, "peer", k->peer,
+	    "key_id", kid, "key", key, "sealed_to", to, "created", (json_int_t)k->created,
 	    "initiator", k->initiator);
 	ntm_wipe(key, sizeof(key));
 	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -362,7 +386,7 @@ xkey_json(const struct xkey *k)
 
 	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0)
 		return NULL;
-	ntm_xkey_fingerprint(fp, k->key_id, k->key);
+	ntm_xkey_fingerprint(fp, k->key_id, k->key, k->sealed_to);
 	return json_pack("{s:s, s:s, s:s, s:I, s:s}", "peer", k->peer, "key_id", kid,
 	    "fingerprint", fp, "created", (json_int_t)k->created,
 	    "made_by", k->initiator ? "us" : "peer");

@@ -149,6 +149,38 @@ pushes_to_bob() {
 	assert_equal "$(jq -r '.keys | length' <<<"$output")" 1
 }
 
+@test "a dishonest DC: bob's token and all that dc2 stores do not open the key; bob's device does" {
+	local bob alice db kid tk sha cs obj=$BATS_TEST_TMPDIR/key.obj
+	bob=$(fqdn_of "$(B)")
+	alice=$(fqdn_of "$(A)")
+	db="$(P)/dc2/dc.db"
+	q() {
+		python3 -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(db.execute(sys.argv[2]).fetchone()[0])' "$db" "$1"
+	}
+	# Everything dc2 holds for bob's pending key exchange ...
+	kid=$(q "SELECT key_id FROM temporal_keys ORDER BY id DESC LIMIT 1")
+	tk=$(q "SELECT tkey FROM temporal_keys WHERE key_id = '$kid'")
+	sha=$(q "SELECT sha256 FROM cache_entries WHERE kind = 'key' ORDER BY id DESC LIMIT 1")
+	cs=$(q "SELECT cs FROM cache_entries WHERE sha256 = '$sha'")
+	# ... and bob's bearer token, which dc2 sees: the CS hands over the key object.
+	run curl -s --cacert "$(P)/as/ca.crt" -H "Authorization: Bearer $(token_of "$(B)")" \
+	    -o "$obj" -w '%{http_code}' "$cs/v1/cs/object?sha256=$sha"
+	assert_output 200
+	[ "$(stat -c %s "$obj")" -eq 76 ]
+	# The temporal key dc2 holds is sealed to bob's device: no shared key.
+	run "$XUNWRAP" --obj "$obj" --tkey "$tk" --kid "$kid" --from "$alice" --to "$bob"
+	assert_failure 1
+	assert_output --partial 'it is sealed'
+	# Bob's device key opens it, and it is the key alice holds.
+	run "$XUNWRAP" --obj "$obj" --tkey "$tk" --kid "$kid" --from "$alice" --to "$bob" \
+	    --xsk "$(B)/exchange.key"
+	assert_success
+	assert_output "$(jq -r .key "$(A)/keys/$bob.key")"
+	assert_equal "$(stat -c %a "$(B)/exchange.key")" 600
+}
+
 @test "alice sends a file; bob comes online, is nudged, fetches; alice sees it delivered" {
 	local bob alice id out=$BATS_TEST_TMPDIR/out pushes
 	bob=$(fqdn_of "$(B)")
@@ -463,6 +495,31 @@ expect_error() {
 	# The old client path is gone.
 	run xreq POST /v1/exchange/announce -d "{$ann,\"to\":[\"$bob\"],\"kind\":\"data\"}"
 	assert_equal "$(status_of)" 404
+	# GET /v1/exchange/key and its DC-to-DC half.
+	run xreq GET '/v1/exchange/key'
+	expect_error 400 missing_field fqdn
+	run xreq GET '/v1/exchange/key?fqdn=nodot'
+	expect_error 400 bad_field fqdn
+	run xreq GET '/v1/exchange/key?fqdn=ghost.dc2.ntm.test'
+	expect_error 404 unknown_peer
+	run xreq GET "/v1/exchange/key?fqdn=$bob"
+	assert_equal "$(status_of)" 200
+	assert_equal "$(jq -r .exchange_key <<<"$(body_of)")" \
+	    "$(python3 -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(db.execute("SELECT xkey FROM clients WHERE fqdn = ?", (sys.argv[2],)).fetchone()[0])' \
+	       "$(P)/dc2/dc.db" "$bob")"
+	run https POST "$(dc2_url)/v1/dc/xkey" -d "{\"version\":1,\"to\":\"$bob\"}"
+	expect_error 401 unauthorized
+	# A login with a malformed exchange key is refused, naming it.
+	run https POST "$(dc1_url)/v1/login" -d "{\"version\":1,\"user\":\"carol\",\"password\":\"carol-pw-1\",\"device\":\"old\",\"client_key\":\"$tk\",\"exchange_key\":\"short\"}"
+	expect_error 400 bad_field exchange_key
+	# A device that gave none at its login cannot be sent keys: the sender is told why.
+	run https POST "$(dc1_url)/v1/login" -d "{\"version\":1,\"user\":\"carol\",\"password\":\"carol-pw-1\",\"device\":\"old\",\"client_key\":\"$tk\"}"
+	assert_equal "$(status_of)" 200
+	run ntm -c "$(A)" keys exchange "$(jq -r .fqdn <<<"$(body_of)")"
+	assert_failure
+	assert_output --partial no_exchange_key
 	run xreq GET '/v1/exchange/cache?wait=99'
 	expect_error 400 bad_field wait
 	run xreq GET '/v1/exchange/cache?from=x'

@@ -9,6 +9,7 @@ export NTM_BIN=${NTM_BIN:-$TOP/build}
 export NTM_PWHASH_FAST=1
 export PATH="$NTM_BIN:$PATH"
 SIGNREQ=$NTM_BIN/tests/signreq
+XUNWRAP=$NTM_BIN/tests/xunwrap
 . "$TOP/scripts/platform.sh"
 
 bats_load_library bats-support

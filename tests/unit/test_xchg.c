@@ -34,17 +34,43 @@ TEST(key_wrap)
 
 TEST(fingerprint)
 {
-	uint8_t k[NTM_KEY_LEN] = { 0 };
+	uint8_t k[NTM_KEY_LEN] = { 0 }, xpk[NTM_XPK_LEN] = { 0 };
 	char fp[NTM_XFP_LEN], fp2[NTM_XFP_LEN];
 
-	ntm_xkey_fingerprint(fp, kid, k);
+	ntm_xkey_fingerprint(fp, kid, k, xpk);
 	CHECK_EQ(strlen(fp), NTM_XFP_LEN - 1);
 	CHECK_EQ(fp[4], ' ');
-	ntm_xkey_fingerprint(fp2, kid, k);
+	ntm_xkey_fingerprint(fp2, kid, k, xpk);
 	CHECK_STR(fp, fp2);
 	k[31] = 1;
-	ntm_xkey_fingerprint(fp2, kid, k);
+	ntm_xkey_fingerprint(fp2, kid, k, xpk);
 	CHECK(strcmp(fp, fp2) != 0);
+	/* Another exchange key (one a DC substituted): another fingerprint. */
+	ntm_xkey_fingerprint(fp, kid, k, xpk);
+	xpk[0] = 9;
+	ntm_xkey_fingerprint(fp2, kid, k, xpk);
+	CHECK(strcmp(fp, fp2) != 0);
+}
+
+TEST(temporal_key_sealed_to_the_device)
+{
+	uint8_t pk[NTM_XPK_LEN], sk[NTM_XSK_LEN], pk2[NTM_XPK_LEN], sk2[NTM_XSK_LEN];
+	uint8_t t[NTM_KEY_LEN], got[NTM_KEY_LEN], sealed[NTM_XTKEY_SEALED_LEN];
+
+	ntm_xkeypair(pk, sk);
+	ntm_xkeypair(pk2, sk2);
+	CHECK_EQ(ntm_xpk_of(got, sk), 0);
+	CHECK(memcmp(got, pk, NTM_XPK_LEN) == 0);
+	ntm_random(t, sizeof(t));
+	CHECK_EQ(ntm_xtkey_seal(sealed, t, pk), 0);
+	/* Nothing of T in the sealed bytes; only the device key opens it. */
+	CHECK(memmem(sealed, sizeof(sealed), t, sizeof(t)) == NULL);
+	CHECK_EQ(ntm_xtkey_open(got, sealed, sizeof(sealed), pk, sk), 0);
+	CHECK(memcmp(got, t, sizeof(t)) == 0);
+	CHECK_EQ(ntm_xtkey_open(got, sealed, sizeof(sealed), pk2, sk2), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_xtkey_open(got, sealed, sizeof(sealed) - 1, pk, sk), NTM_ERR_PROTO);
+	sealed[50] ^= 1;
+	CHECK_EQ(ntm_xtkey_open(got, sealed, sizeof(sealed), pk, sk), NTM_ERR_CRYPTO);
 }
 
 /* Seals meta + payload pieces for two recipients into buf; returns its length. */
@@ -135,4 +161,4 @@ TEST(data_object)
 	CHECK_EQ(open_obj(buf, len, keys[0], ids[0]), NTM_ERR_PROTO);
 }
 
-UNIT_MAIN(T(key_wrap), T(fingerprint), T(data_object))
+UNIT_MAIN(T(key_wrap), T(fingerprint), T(temporal_key_sealed_to_the_device), T(data_object))
