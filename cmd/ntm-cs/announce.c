@@ -93,6 +93,7 @@ job_finish(struct cs_ann_job *j, enum cs_ann_result r, const char *code, const c
 	else
 		log_info("object %s: announcement to %s %s: %s: %s", j->sha256, j->fqdn,
 		    r == CS_ANN_FAILED ? "failed" : "will be tried again", code, msg);
+	cs_meta_wake(a->cs, j->sha256);
 	job_unlink(j);
 	free(j);
 	event_active(a->kick, EV_TIMEOUT, 0);

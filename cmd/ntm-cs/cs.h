@@ -30,6 +30,8 @@ typedef struct sqlite3 sqlite3;
 #define CS_HEX_ID		(2 * CS_UPLOAD_ID)	/* 32 */
 #define CS_GC_BATCH		256
 #define CS_REVOKED_KEEP		(30L * 86400)	/* a token id with no expiry given */
+#define CS_META_WAIT_MAX	30			/* seconds of GET .../meta?wait= */
+#define CS_META_WAITS_MAX	256			/* such requests held at once */
 
 /* ---- core.c: I/O-free rules (unit-tested) -------------------------------- */
 
@@ -77,6 +79,7 @@ struct cs_who {
 
 struct cs_commit_job;
 struct cs_announcer;
+struct cs_mwait;
 
 struct cs {
 	struct srv		*srv;
@@ -87,6 +90,8 @@ struct cs {
 	char			*tmpdir;	/* state_dir/objects/tmp */
 	struct cs_commit_job	*commits;	/* commits running on the worker */
 	struct cs_announcer	*ann;		/* NULL without a resolver */
+	struct cs_mwait		*mwaits;	/* meta requests waiting (object.c) */
+	unsigned		 nmwaits;
 };
 
 /* An object's metadata, as stored. */
@@ -150,6 +155,8 @@ int  cs_db_due(sqlite3 *db, int64_t now, int max,
  * CS_ANN_RETRY with when the next try; code and message the failure. */
 int  cs_db_announced(sqlite3 *db, const char *sha256, const char *fqdn,
     enum cs_ann_result r, int64_t when, const char *code, const char *message);
+/* Destinations of an object never tried yet (nor settled), or an error. */
+int  cs_db_untried(sqlite3 *db, const char *sha256);
 int  cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now);
 int  cs_db_revoke_token(sqlite3 *db, const char *id_b64, int64_t until);
 int  cs_db_revoke_account(sqlite3 *db, const char *user, const char *dc, int64_t before);
@@ -191,6 +198,10 @@ json_t *cs_json_body(struct ntm_req *req);
 int  cs_upload_routes(struct cs *cs, char *err, size_t errlen);
 int  cs_upload_busy(const struct cs *cs, const char *id);
 int  cs_object_routes(struct cs *cs, char *err, size_t errlen);
+/* Answers the meta long-polls of sha256 that have nothing untried left. */
+void cs_meta_wake(struct cs *cs, const char *sha256);
+/* Answers every meta long-poll (at shutdown). */
+void cs_meta_waits_free(struct cs *cs);
 int  cs_gc_start(struct cs *cs, char *err, size_t errlen);
 
 /* announce.c: objects announced to the recipients' DCs (§7.7). Without

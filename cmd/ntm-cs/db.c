@@ -526,3 +526,18 @@ cs_db_idle_uploads(sqlite3 *db, int64_t before, char (*out)[CS_HEX_ID + 1], int 
 	return collect_text(db, "SELECT id FROM uploads WHERE touched <= ?1 LIMIT ?2",
 	    before, out[0], CS_HEX_ID + 1, max);
 }
+
+int
+cs_db_untried(sqlite3 *db, const char *sha256)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = ntm_db_prepare(db, &st, "SELECT count(*) FROM dests WHERE sha256 = ?1 AND "
+	    "announced IS NULL AND failed IS NULL AND delivered IS NULL AND attempts = 0")) < 0)
+		return ret;
+	bind_s(st, 1, sha256);
+	ret = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -33,6 +33,7 @@ cs_setup(struct srv *s, char *err, size_t errlen)
 static void
 cs_teardown(struct srv *s)
 {
+	cs_meta_waits_free(&cs);
 	cs_announce_stop(&cs);
 	cs_gc_stop(&cs);
 	ntm_worker_free(cs.worker);

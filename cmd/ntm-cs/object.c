@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "cs.h"
@@ -185,17 +186,103 @@ meta_json(struct cs *cs, const struct cs_obj *o)
 	    "to", to);
 }
 
+/* A GET /v1/cs/object/meta?wait=S waiting for the first announcements. */
+struct cs_mwait {
+	struct cs_mwait	*next, **prevp;
+	struct cs	*cs;
+	struct ntm_req	*req;
+	char		 sha256[CS_HEX_HASH + 1];
+	struct event	*ev;
+};
+
+/* Answers w with the object's metadata as it is now, and frees it. */
+static void
+mwait_answer(struct cs_mwait *w)
+{
+	struct cs_obj o;
+
+	if (cs_db_obj_get(w->cs->db, w->sha256, &o) < 0)
+		ntm_reply_error(w->req, 404, "unknown_object", "sha256", "no object %s",
+		    w->sha256);
+	else
+		ntm_reply_json(w->req, 200, meta_json(w->cs, &o));
+	if (w->next)
+		w->next->prevp = w->prevp;
+	*w->prevp = w->next;
+	w->cs->nmwaits--;
+	event_free(w->ev);
+	free(w);
+}
+
+static void
+on_mwait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	mwait_answer(arg);
+}
+
+void
+cs_meta_wake(struct cs *cs, const char *sha256)
+{
+	struct cs_mwait *w, *next;
+
+	for (w = cs->mwaits; w; w = next) {
+		next = w->next;
+		if (strcmp(w->sha256, sha256) == 0 && cs_db_untried(cs->db, sha256) == 0)
+			mwait_answer(w);
+	}
+}
+
+void
+cs_meta_waits_free(struct cs *cs)
+{
+	while (cs->mwaits)
+		mwait_answer(cs->mwaits);
+}
+
 static void
 on_meta(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
-	struct cs_who w;
+	const char *ws = ntm_req_query(req, "wait");
+	struct cs_mwait *w;
+	struct cs_who who;
 	struct cs_obj o;
+	struct timeval tv = { 0, 0 };
+	uint64_t wait = 0;
 
-	if (cs_auth(cs, req, &w) < 0 ||
-	    find_object(cs, req, &w, ntm_req_query(req, "sha256"), &o) == ACC_NONE)
+	if (cs_auth(cs, req, &who) < 0)
 		return;
-	ntm_reply_json(req, 200, meta_json(cs, &o));
+	if (ws && cs_parse_u64(ws, CS_META_WAIT_MAX, &wait) < 0) {
+		ntm_reply_error(req, 400, "bad_field", "wait", "query 'wait': expected "
+		    "0..%d seconds", CS_META_WAIT_MAX);
+		return;
+	}
+	if (find_object(cs, req, &who, ntm_req_query(req, "sha256"), &o) == ACC_NONE)
+		return;
+	/* With wait: held until every destination's DC was tried once (the
+	 * sender's `ntm send` wants the outcome), or wait seconds. */
+	if (wait == 0 || cs->ann == NULL || cs->nmwaits >= CS_META_WAITS_MAX ||
+	    cs_db_untried(cs->db, o.sha256) <= 0 || (w = calloc(1, sizeof(*w))) == NULL) {
+		ntm_reply_json(req, 200, meta_json(cs, &o));
+		return;
+	}
+	tv.tv_sec = (time_t)wait;
+	w->cs = cs;
+	w->req = req;
+	snprintf(w->sha256, sizeof(w->sha256), "%s", o.sha256);
+	if ((w->ev = evtimer_new(cs->srv->base, on_mwait_timeout, w)) == NULL ||
+	    evtimer_add(w->ev, &tv) < 0) {
+		if (w->ev)
+			event_free(w->ev);
+		free(w);
+		ntm_reply_json(req, 200, meta_json(cs, &o));
+		return;
+	}
+	if ((w->next = cs->mwaits) != NULL)
+		w->next->prevp = &w->next;
+	w->prevp = &cs->mwaits;
+	cs->mwaits = w;
+	cs->nmwaits++;
 }
 
 /* ---- POST /v1/cs/object/confirm ------------------------------------------ */

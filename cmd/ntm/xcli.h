@@ -46,16 +46,16 @@ int  x_our_cs(struct xctx *x);
 /*
  * After a commit at the CS at base: the CS announces the object to each
  * destination's DC (docs/protocol.md §7.7). Asks GET /v1/cs/object/meta
- * until every destination was tried once (at most X_ANN_POLLS times, within
- * the command's timeout), then prints one line per destination that is not
- * announced. *out (new) gets the last metadata. 0 unless a destination
- * failed for good: then the exit code of the first (EXIT_NOTUNNEL for an
- * unknown peer). A destination still being tried is not an error: the CS
- * goes on until the object expires.
+ * with wait= (the CS answers once every destination was tried, or after
+ * wait seconds; at most X_ANN_POLLS asks, within the command's timeout),
+ * then prints one line per destination that is not announced. *out (new)
+ * gets the last metadata. 0 unless a destination failed for good: then the
+ * exit code of the first (EXIT_NOTUNNEL for an unknown peer). A
+ * destination still being tried is not an error: the CS goes on until the
+ * object expires.
  */
-#define X_ANN_POLLS		40
-#define X_ANN_POLL_FIRST_MS	10
-#define X_ANN_POLL_MAX_MS	500
+#define X_ANN_POLLS		3
+#define X_ANN_WAIT_MAX_S	30	/* the CS's longest meta long-poll */
 int  x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out);
 
 /* ---- this device's exchange key: STATE_DIR/exchange.key (X25519, 0600) ------ */

@@ -156,28 +156,31 @@ all_tried(json_t *meta)
 int
 x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 {
-	char path[128];
+	char path[160];
 	json_t *r = NULL, *d;
-	int64_t start = mono_ms(), waited;
-	long delay_ms = X_ANN_POLL_FIRST_MS;
+	int64_t deadline = mono_ms() + x->timeout_ms;
+	long left_s;
 	size_t i;
 	int ret, n, first = 0;
 
 	*out = NULL;
-	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", sha256);
-	/* Bounded in count and time: the CS announces at once, but a DC may be
-	 * slow to find or to answer. */
+	/* The CS holds each ask (a long-poll) until it has tried every
+	 * destination's DC once; bounded in count and time, as a DC may be
+	 * slow to find or to answer. A whole second is kept for the answer. */
 	for (n = 0; n < X_ANN_POLLS; n++) {
+		left_s = (long)((deadline - mono_ms()) / 1000) - 1;
+		if (left_s > X_ANN_WAIT_MAX_S)
+			left_s = X_ANN_WAIT_MAX_S;
+		if (left_s < 0)
+			left_s = 0;
+		snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s&wait=%ld", sha256,
+		    left_s);
 		json_decref(r);
 		r = NULL;
 		if ((ret = x_call(x, base, "GET", path, NULL, 200, &r)) != 0)
 			return ret;
-		waited = mono_ms() - start;
-		if (all_tried(r) || waited + delay_ms > x->timeout_ms)
+		if (all_tried(r) || left_s == 0)
 			break;
-		usleep((useconds_t)delay_ms * 1000);
-		if ((delay_ms *= 2) > X_ANN_POLL_MAX_MS)
-			delay_ms = X_ANN_POLL_MAX_MS;
 	}
 	json_array_foreach(json_object_get(r, "to"), i, d) {
 		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));

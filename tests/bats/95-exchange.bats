@@ -320,11 +320,14 @@ print(db.execute(sys.argv[2]).fetchone()[0])' "$db" "$1"
 	run https POST "$cs/v1/cs/upload/commit" -H "Authorization: Bearer $tok" \
 	    -d "{\"version\":1,\"upload\":\"$id\",\"size\":6,\"sha256\":\"$sha\"}"
 	assert_equal "$(status_of)" 201
-	meta() { https GET "$cs/v1/cs/object/meta?sha256=$sha" -H "Authorization: Bearer $tok" | sed '$d'; }
-	wait_until 10 eval '[ "$(meta | jq -r ".to[0].status")" = failed ]'
+	meta() { https GET "$cs/v1/cs/object/meta?sha256=$sha${1:-}" -H "Authorization: Bearer $tok" | sed '$d'; }
+	# A long-poll: answered once dc2 said no (or after 20 s).
+	assert_equal "$(meta '&wait=20' | jq -r '.to[0].status')" failed
 	assert_equal "$(meta | jq -r '.to[0].error.code')" unknown_peer
 	meta | jq -r '.to[0].error.message' | grep -q 'ghost.dc2.ntm.test'
 	assert_equal "$(meta | jq -r '.to[0].attempts')" 1
+	run https GET "$cs/v1/cs/object/meta?sha256=$sha&wait=31" -H "Authorization: Bearer $tok"
+	expect_error 400 bad_field wait
 }
 
 @test "a 100 MiB send and fetch stay within bounded memory (peak RSS of the client)" {
