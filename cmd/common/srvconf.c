@@ -249,6 +249,14 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 		    c->cs_url);
 		return -1;
 	}
+	/* The AS names a CS by its URL without trailing '/' (push.c). */
+	if (role == NTM_ROLE_AS && c->cs_url) {
+		size_t len = strlen(c->cs_url);
+
+		while (len > 0 && c->cs_url[len - 1] == '/')
+			len--;
+		c->cs_list[c->cs_count++] = xasprintf("%.*s", (int)len, c->cs_url);
+	}
 	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
 		return -1;
@@ -271,4 +279,9 @@ srv_conf_free(struct srv_conf *c)
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+	for (size_t i = 0; i < c->cs_count; i++) {
+		free(c->cs_list[i]);
+		c->cs_list[i] = NULL;
+	}
+	c->cs_count = 0;
 }
