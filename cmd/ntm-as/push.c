@@ -1,14 +1,16 @@
 /*
- * push.c - the AS pushes revocations to its cache server (the paper's
+ * push.c - the AS pushes revocations to its cache servers (the paper's
  * token distribution; docs/protocol.md §7.5): `user lock` and `user del`
  * queue an account revocation per DC where the user holds live tokens, and
  * a logout at a DC (POST /v1/as/logout) queues that one token, in the
- * `revocations` table; the daemon sends what is queued past the CS's
- * cursor (push_cursor), signed as the AS (a certificate for its own key,
- * role as), to cs_url's POST /v1/cs/revoke every AS_PUSH_EVERY_S seconds,
- * and moves the cursor once the CS answered 200. A CS that is down gets it
- * on a later round: nothing is lost, and the CS stores each entry
- * idempotently.
+ * `revocations` table. Every AS_PUSH_EVERY_S seconds the daemon sends each
+ * CS of cs_url what is queued past that CS's cursor (push_cursor), signed
+ * as the AS (a certificate for its own key, role as), to its
+ * POST /v1/cs/revoke, and moves that cursor once the CS answered 200. Each
+ * CS has its own cursor and at most one request in flight, on one shared
+ * HTTPS client: a CS that is down holds back no other and gets its backlog
+ * on a later round. Nothing is lost, and a CS stores each entry
+ * idempotently, so sending one again is harmless.
  */
 #include <stdio.h>
 #include <stdlib.h>
