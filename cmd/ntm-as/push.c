@@ -34,7 +34,9 @@ struct push_cs {
 	int			 busy;
 	int64_t			 cursor;	/* highest id it answered 200 for */
 	int64_t			 first, last;	/* ids of the request in flight */
-	char			 err[256];	/* its last failure; "" after a 200 */
+	int			 failing;	/* since its last 200: */
+	int			 fail_err;	/* NTM_ERR_* of the last failure, or 0 */
+	long			 fail_status;	/* and its HTTP status, or 0 */
 };
 
 struct as_push {
@@ -190,16 +192,19 @@ adopt_old_mark(sqlite3 *db, const char *only)
 	return ntm_db_exec(db, "DELETE FROM push_cursor WHERE cs = ''") < 0 ? -1 : 0;
 }
 
-/* A failure is logged as a warning when it is news, else at debug level. */
+/* A failure is logged as a warning when it is news (the first, or another
+ * kind than the last; curl's texts vary), else at debug level. */
 static void
-push_failed(struct push_cs *c, const char *why)
+push_failed(struct push_cs *c, int err, long status, const char *why)
 {
-	if (strcmp(c->err, why) != 0)
+	if (!c->failing || c->fail_err != err || c->fail_status != status)
 		log_warnx("revocation push to %s: %s (retried every %d s)", c->url, why,
 		    AS_PUSH_EVERY_S);
 	else
 		log_debug("revocation push to %s: %s", c->url, why);
-	snprintf(c->err, sizeof(c->err), "%s", why);
+	c->failing = 1;
+	c->fail_err = err;
+	c->fail_status = status;
 }
 
 static void
@@ -207,7 +212,7 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 {
 	struct push_cs *c = arg;
 	const char *code;
-	char why[sizeof(c->err)];
+	char why[sizeof(res->errmsg) + 32];
 
 	c->busy = 0;
 	if (res->err == 0 && res->status == 200) {
@@ -216,9 +221,13 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 			log_warnx("revocations: cannot record what %s was sent: %s", c->url,
 			    sqlite3_errmsg(c->push->as->db));
 		c->cursor = c->last;
-		c->err[0] = '\0';
 		log_info("revocations #%lld..#%lld pushed to %s", (long long)c->first,
 		    (long long)c->last, c->url);
+		/* At the level of the failure it ends. */
+		if (c->failing)
+			log_warnx("revocation push to %s: answered again, sent up to #%lld",
+			    c->url, (long long)c->cursor);
+		c->failing = 0;
 		return;
 	}
 	if (res->err)
@@ -229,7 +238,7 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 		snprintf(why, sizeof(why), "HTTP %ld%s%s", res->status, code ? " " : "",
 		    code ? code : "");
 	}
-	push_failed(c, why);
+	push_failed(c, res->err, res->err ? 0 : res->status, why);
 }
 
 /* Sends c what is queued past its cursor, unless it has a request in flight. */
@@ -258,7 +267,7 @@ push_to(struct push_cs *c)
 	    AS_PUSH_TIMEOUT_MS, on_pushed, c)) == 0)
 		c->busy = 1;
 	else
-		push_failed(c, ntm_strerror(e));
+		push_failed(c, e, 0, ntm_strerror(e));
 	json_decref(body);
 }
 

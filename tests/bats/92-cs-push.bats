@@ -14,7 +14,8 @@ load helpers
 PLATFORM_ROLES="as dc1 cs cs2"
 
 setup_file() {
-	export NTM_DAEMON_ARGS=-v	# the AS logs every push at info level
+	# The AS logs every push at info level, each retry at debug level.
+	export NTM_DAEMON_ARGS=-vv
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
 	# Blanks and a trailing '/' are allowed; the AS names cs2 without it.
@@ -97,8 +98,10 @@ login_token() {
 	last=$(as_db "SELECT MAX(id) FROM revocations")
 	wait_until 10 refuses cs "$t"
 	assert_equal "$(cursor_of cs)" "$last"
-	# The AS tried cs2, said why once, and kept its cursor where it was.
+	# The AS tried cs2 (twice: a retry is logged at debug level) and kept
+	# its cursor where it was.
 	wait_until 10 grep -q "warning: revocation push to $(cs_url cs2): " "$(P)/as.log"
+	wait_until 10 grep -q "debug: revocation push to $(cs_url cs2): " "$(P)/as.log"
 	assert_equal "$(cursor_of cs2)" $((last - 1))
 	assert_equal "$(cs_answer cs "$t")" "401 token_revoked"
 
@@ -107,6 +110,12 @@ login_token() {
 	wait_until 10 cursor_is cs2 "$last"
 	run grep -c "pushed to $(cs_url cs2)\$" "$(P)/as.log"
 	assert_output 2
+	# One warning when it failed, not one per retry; one when it is back.
+	run grep -c "warning: revocation push to $(cs_url cs2): .*(retried every 2 s)" \
+	    "$(P)/as.log"
+	assert_output 1
+	grep -q "warning: revocation push to $(cs_url cs2): answered again, sent up to #$last\$" \
+	    "$(P)/as.log"
 	# What cs2 had before it went down is still refused there.
 	refuses cs2 "$(token_of "$BATS_FILE_TMPDIR/alice")"
 }
