@@ -70,7 +70,7 @@ struct srv_conf {
 	char	*relay_name;		/* DC: the RS named in relay tickets */
 	char	*relay_addr4, *relay_addr6;	/* DC: the RS's UDP ip:port per family */
 	char	*relay_key;		/* DC: b64 Ed25519 public key of the RS */
-	char	*cs_url;		/* DC: the CS its clients use; AS: the CSs it pushes to, a list */
+	char	*cs_url;		/* DC: the CS of its clients; AS: CSs it pushes to */
 	char	*udp_listen6;		/* RS: [ip6]:port of a second, IPv6-only UDP socket */
 	long	 max_sessions;		/* RS: relay sessions at once */
 	long	 idle_timeout_s;		/* RS: a session with no traffic is dropped */

@@ -29,7 +29,7 @@
 /* One CS of cs_url: its cursor and at most one request in flight. */
 struct push_cs {
 	struct as_push		*push;
-	const char		*url;		/* as->conf.cs_list[i]: its name in push_cursor */
+	const char		*url;		/* conf.cs_list[i], its key in push_cursor */
 	char			*revoke;	/* {url}/v1/cs/revoke */
 	int			 busy;
 	int64_t			 cursor;	/* highest id it answered 200 for */
