@@ -5,7 +5,8 @@
 #                         the DCs, RS and CS at the AS, issue TLS material
 #   platform_start DIR    start the five daemons, wait until each answers
 #   platform_stop DIR     stop the daemons this directory started (by pidfile)
-#   platform_port DIR ROLE    print a daemon's port (as, dc1, dc2, rs, cs)
+#   platform_port DIR ROLE    print a daemon's port (as, dc1, dc2, rs, cs;
+#                         cs2 when PLATFORM_ROLES lists it)
 #
 # Binaries come from $NTM_BIN (default: the build/ directory of this tree).
 
@@ -101,7 +102,16 @@ platform_init() {
 	_platform_conf "$dir" cs cs1.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
-	for role in dc1 dc2 rs cs; do
+	# A second CS, only for the suites that list cs2 in PLATFORM_ROLES.
+	local extra=
+	case " $PLATFORM_ROLES " in
+	*" cs2 "*)
+		extra=cs2
+		_platform_conf "$dir" cs2 cs2.ntm.test "$(free_port)" "${common[@]}" \
+		    "as_url = https://127.0.0.1:$asport" \
+		    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")" ;;
+	esac
+	for role in dc1 dc2 rs cs $extra; do
 		name=$(sed -n 's/^name = //p' "$dir/$role.conf")
 		pk=$("$NTM_BIN/ntm-${role%[0-9]}" -f "$dir/$role.conf" init) || return 1
 		"$NTM_BIN/ntm-as" -f "$dir/as.conf" server add --role "${role%[0-9]}" \

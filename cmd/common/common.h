@@ -45,6 +45,8 @@ int  daemon_pidfile(const char *path);
 int  use_color(int fd);
 
 /* ---- srvconf.c: the server configuration file (ntm.conf(5)) ------------- */
+#define SRV_CS_MAX	16		/* AS: cache servers in cs_url */
+
 struct srv_conf {
 	int	 role;			/* NTM_ROLE_* */
 	char	*path;			/* the file it came from */
@@ -68,7 +70,7 @@ struct srv_conf {
 	char	*relay_name;		/* DC: the RS named in relay tickets */
 	char	*relay_addr4, *relay_addr6;	/* DC: the RS's UDP ip:port per family */
 	char	*relay_key;		/* DC: b64 Ed25519 public key of the RS */
-	char	*cs_url;		/* DC: the CS its clients use; AS: the CS it pushes revocations to */
+	char	*cs_url;		/* DC: the CS of its clients; AS: CSs it pushes to */
 	char	*udp_listen6;		/* RS: [ip6]:port of a second, IPv6-only UDP socket */
 	long	 max_sessions;		/* RS: relay sessions at once */
 	long	 idle_timeout_s;		/* RS: a session with no traffic is dropped */
@@ -90,6 +92,8 @@ struct srv_conf {
 	int	 has_as_pk;
 	uint8_t	 relay_pk[NTM_SIGN_PK];	/* DC: from relay_key */
 	int	 has_relay_pk;
+	char	*cs_list[SRV_CS_MAX];	/* AS: the CSs of cs_url, no trailing '/' */
+	size_t	 cs_count;
 };
 /* Loads and validates path for role, filling defaults under state_dir.
  * On error prints nothing and fills err. */

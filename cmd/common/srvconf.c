@@ -145,6 +145,54 @@ check_rt_keys(struct srv_conf *c, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * AS: cs_url is one or more https://HOST[:PORT] URLs separated by commas
+ * (blanks around each ignored), the CSs revocations are pushed to. Each goes
+ * into cs_list without trailing '/', the name push.c keeps its cursor under;
+ * the same CS twice is refused.
+ */
+static int
+split_cs_urls(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	const char *p, *end;
+	size_t len, i;
+	char *u;
+
+	for (p = c->cs_url;; p = end + 1) {
+		end = p + strcspn(p, ",");
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		len = (size_t)(end - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			snprintf(err, errlen, "%s: cs_url has an empty entry (a stray comma?)",
+			    path);
+			return -1;
+		}
+		if (c->cs_count == SRV_CS_MAX) {
+			snprintf(err, errlen, "%s: cs_url lists more than %d cache servers", path,
+			    SRV_CS_MAX);
+			return -1;
+		}
+		u = c->cs_list[c->cs_count++] = xasprintf("%.*s", (int)len, p);
+		if (!ntm_valid_push_url(u)) {
+			snprintf(err, errlen, "%s: cs_url '%s' is not an https://HOST[:PORT] URL",
+			    path, u);
+			return -1;
+		}
+		while (len > 0 && u[len - 1] == '/')
+			u[--len] = '\0';
+		for (i = 0; i + 1 < c->cs_count; i++)
+			if (strcmp(c->cs_list[i], u) == 0) {
+				snprintf(err, errlen, "%s: cs_url names '%s' twice", path, u);
+				return -1;
+			}
+		if (*end == '\0')
+			return 0;
+	}
+}
+
 int
 srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
 {
@@ -244,11 +292,18 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	}
 	/* The CS the DC's clients upload to: a URL clients are handed, so the
 	 * same syntax as a push URL (https, host, port, no credentials). */
-	if (c->cs_url && !ntm_valid_push_url(c->cs_url)) {
+	if (role == NTM_ROLE_DC && c->cs_url && strchr(c->cs_url, ',') != NULL) {
+		snprintf(err, errlen, "%s: cs_url '%s': a DC has one cache server, not a list",
+		    path, c->cs_url);
+		return -1;
+	}
+	if (role == NTM_ROLE_DC && c->cs_url && !ntm_valid_push_url(c->cs_url)) {
 		snprintf(err, errlen, "%s: cs_url '%s' is not an https://HOST[:PORT] URL", path,
 		    c->cs_url);
 		return -1;
 	}
+	if (role == NTM_ROLE_AS && c->cs_url && split_cs_urls(c, path, err, errlen) < 0)
+		return -1;
 	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
 		return -1;
@@ -271,4 +326,9 @@ srv_conf_free(struct srv_conf *c)
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+	for (size_t i = 0; i < c->cs_count; i++) {
+		free(c->cs_list[i]);
+		c->cs_list[i] = NULL;
+	}
+	c->cs_count = 0;
 }

@@ -50,6 +50,17 @@ static const char *const migrations[] = {
 	/* 3: one token revoked (a logout at its DC): token_id set, before = the
 	 * token's expiry (push.c) */
 	"ALTER TABLE revocations ADD COLUMN token_id TEXT;",
+	/* 4: one cursor per CS, the highest revocation id it answered 200 for
+	 * (push.c); revocations.pushed is no longer used. What the one cs_url
+	 * of before was sent (the prefix of the ids marked pushed) becomes the
+	 * cursor of cs '', handed over by the daemon's next start. */
+	"CREATE TABLE push_cursor ("
+	"  cs TEXT PRIMARY KEY NOT NULL,"
+	"  last_id INTEGER NOT NULL"
+	");"
+	"INSERT INTO push_cursor (cs, last_id) SELECT '', COALESCE("
+	"  (SELECT MIN(id) FROM revocations WHERE pushed IS NULL) - 1, MAX(id)) "
+	"  FROM revocations HAVING COUNT(*) > 0;",
 };
 
 int

@@ -42,7 +42,7 @@ struct as {
 	struct event_base	*base;
 	struct ntm_httpd	*httpd;
 	struct ntm_worker	*worker;
-	struct as_push		*push;		/* push.c: revocations to the CS */
+	struct as_push		*push;		/* push.c: revocations to the CSs */
 };
 
 /* A subcommand: argv[0] is its own name. Returns an exit code. */
@@ -115,13 +115,13 @@ int	cmd_server(struct as *as, int argc, char *argv[]);
 /* "2025-01-02T03:04:05Z" */
 void	as_fmt_time(char *buf, size_t cap, int64_t t);
 
-/* push.c: revocations pushed to cs_url (docs/protocol.md §7.5) */
+/* push.c: revocations pushed to the CSs of cs_url (docs/protocol.md §7.5) */
 /* Queues an account revocation (before = now) for each DC where user holds
  * unexpired tokens: how many, or NTM_ERR_DB. */
 int	as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now);
 int	as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_t now);
-/* Daemon: sends what is queued every few seconds, when cs_url is set.
- * 0 or -1 (logged). */
+/* Daemon: sends each CS of cs_url what it was not sent yet, every few
+ * seconds. 0 or -1 (logged). */
 int	as_push_start(struct as *as);
 void	as_push_stop(struct as *as);
 

@@ -1,13 +1,16 @@
 /*
- * push.c - the AS pushes revocations to its cache server (the paper's
+ * push.c - the AS pushes revocations to its cache servers (the paper's
  * token distribution; docs/protocol.md §7.5): `user lock` and `user del`
  * queue an account revocation per DC where the user holds live tokens, and
  * a logout at a DC (POST /v1/as/logout) queues that one token, in the
- * `revocations` table; the daemon sends what is queued, signed as the
- * AS (a certificate for its own key, role as), to cs_url's
- * POST /v1/cs/revoke every AS_PUSH_EVERY_S seconds, and marks it pushed
- * once the CS answered 200. A CS that is down gets it on a later round:
- * nothing is lost, and the CS stores each entry idempotently.
+ * `revocations` table. Every AS_PUSH_EVERY_S seconds the daemon sends each
+ * CS of cs_url what is queued past that CS's cursor (push_cursor), signed
+ * as the AS (a certificate for its own key, role as), to its
+ * POST /v1/cs/revoke, and moves that cursor once the CS answered 200. Each
+ * CS has its own cursor and at most one request in flight, on one shared
+ * HTTPS client: a CS that is down holds back no other and gets its backlog
+ * on a later round. Nothing is lost, and a CS stores each entry
+ * idempotently, so sending one again is harmless.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +26,25 @@
 #define AS_PUSH_BATCH		1024	/* entries per push (the CS's limit) */
 #define AS_PUSH_TIMEOUT_MS	5000
 
+/* One CS of cs_url: its cursor and at most one request in flight. */
+struct push_cs {
+	struct as_push		*push;
+	const char		*url;		/* conf.cs_list[i], its key in push_cursor */
+	char			*revoke;	/* {url}/v1/cs/revoke */
+	int			 busy;
+	int64_t			 cursor;	/* highest id it answered 200 for */
+	int64_t			 first, last;	/* ids of the request in flight */
+	int			 failing;	/* since its last 200: */
+	int			 fail_err;	/* NTM_ERR_* of the last failure, or 0 */
+	long			 fail_status;	/* and its HTTP status, or 0 */
+};
+
 struct as_push {
 	struct as		*as;
 	struct ntm_httpc	*httpc;
 	struct event		*timer;
-	char			*url;		/* {cs_url}/v1/cs/revoke */
-	int			 busy;
-	int64_t			 last_id;	/* highest id in the request in flight */
+	struct push_cs		 cs[SRV_CS_MAX];
+	size_t			 ncs;
 };
 
 int
@@ -50,25 +65,30 @@ as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now)
 	return ret;
 }
 
-/* The queued entries: account revocations into *acc, token revocations
- * (token id as base64url, as the CS wants it) into *tok; *last is the
- * highest id among them. -1 on a storage failure. */
+/* The queued entries past cursor, at most AS_PUSH_BATCH: account
+ * revocations into *acc, token revocations (token id as base64url, as the CS
+ * wants it) into *tok; *first and *last are the lowest and highest ids among
+ * them. How many rows were read, or -1 on a storage failure. */
 static int
-pending(sqlite3 *db, json_t *acc, json_t *tok, int64_t *last)
+pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, int64_t *first,
+    int64_t *last)
 {
 	sqlite3_stmt *st;
+	int n = 0, rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT id, user, dc, before, token_id FROM "
-	    "revocations WHERE pushed IS NULL ORDER BY id LIMIT ?1", -1, &st,
-	    NULL) != SQLITE_OK)
+	    "revocations WHERE id > ?1 ORDER BY id LIMIT ?2", -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	sqlite3_bind_int(st, 1, AS_PUSH_BATCH);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	sqlite3_bind_int64(st, 1, cursor);
+	sqlite3_bind_int(st, 2, AS_PUSH_BATCH);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *hex = (const char *)sqlite3_column_text(st, 4);
 		uint8_t raw[NTM_TOKEN_ID];
 		char b64[NTM_B64_LEN(NTM_TOKEN_ID)];
 
 		*last = sqlite3_column_int64(st, 0);
+		if (n++ == 0)
+			*first = *last;
 		if (hex == NULL)
 			json_array_append_new(acc, json_pack("{s:s, s:s, s:I}",
 			    "user", (const char *)sqlite3_column_text(st, 1),
@@ -78,9 +98,12 @@ pending(sqlite3 *db, json_t *acc, json_t *tok, int64_t *last)
 		    ntm_b64_encode(b64, sizeof(b64), raw, sizeof(raw)) > 0)
 			json_array_append_new(tok, json_pack("{s:s, s:I}", "id", b64,
 			    "expires", (json_int_t)sqlite3_column_int64(st, 3)));
+		else
+			log_warnx("revocation #%lld: bad token id in the database, skipped",
+			    (long long)*last);
 	}
 	sqlite3_finalize(st);
-	return 0;
+	return rc == SQLITE_DONE ? n : -1;
 }
 
 /* A token the DC ended (logout): queued for the CS. 0, NTM_ERR_NOTFOUND
@@ -104,59 +127,158 @@ as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_
 	return ret;
 }
 
-static void
-mark_pushed(sqlite3 *db, int64_t last, int64_t now)
+/* The cursor of cs: 0 (everything is still to be sent) without a row. */
+static int
+cursor_get(sqlite3 *db, const char *cs, int64_t *id)
 {
 	sqlite3_stmt *st;
+	int rc;
 
-	if (sqlite3_prepare_v2(db, "UPDATE revocations SET pushed = ?2 WHERE pushed IS NULL "
-	    "AND id <= ?1", -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_int64(st, 1, last);
-	sqlite3_bind_int64(st, 2, now);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		log_warnx("revocations: cannot mark pushed: %s", sqlite3_errmsg(db));
+	if (sqlite3_prepare_v2(db, "SELECT last_id FROM push_cursor WHERE cs = ?1", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, cs, -1, SQLITE_STATIC);
+	*id = 0;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* A cursor only moves forward. */
+static int
+cursor_set(sqlite3 *db, const char *cs, int64_t id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "INSERT INTO push_cursor (cs, last_id) VALUES (?1, ?2) "
+	    "ON CONFLICT (cs) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)", -1,
+	    &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, cs, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Migration 4 kept what the single cs_url of before had been sent as the
+ * cursor of cs ''. The first start after the upgrade hands it to the one
+ * configured CS when there is exactly one without a cursor of its own (the
+ * same cs_url, as a rule), and drops it otherwise: a CS without a cursor
+ * is sent everything again, which it stores idempotently.
+ */
+static int
+adopt_old_mark(sqlite3 *db, const char *only)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (only != NULL) {
+		if (sqlite3_prepare_v2(db, "UPDATE OR IGNORE push_cursor SET cs = ?1 "
+		    "WHERE cs = ''", -1, &st, NULL) != SQLITE_OK)
+			return -1;
+		sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+		if (sqlite3_changes(db) > 0)
+			log_info("%s: revocations marked pushed before the upgrade count as "
+			    "sent to it", only);
+	}
+	return ntm_db_exec(db, "DELETE FROM push_cursor WHERE cs = ''") < 0 ? -1 : 0;
+}
+
+/* A failure is logged as a warning when it is news (the first, or another
+ * kind than the last; curl's texts vary), else at debug level. */
+static void
+push_failed(struct push_cs *c, int err, long status, const char *why)
+{
+	if (!c->failing || c->fail_err != err || c->fail_status != status)
+		log_warnx("revocation push to %s: %s (retried every %d s)", c->url, why,
+		    AS_PUSH_EVERY_S);
+	else
+		log_debug("revocation push to %s: %s", c->url, why);
+	c->failing = 1;
+	c->fail_err = err;
+	c->fail_status = status;
 }
 
 static void
 on_pushed(const struct ntm_http_result *res, void *arg)
 {
-	struct as_push *p = arg;
+	struct push_cs *c = arg;
+	const char *code;
+	char why[sizeof(res->errmsg) + 32];
 
-	p->busy = 0;
+	c->busy = 0;
 	if (res->err == 0 && res->status == 200) {
-		mark_pushed(p->as->db, p->last_id, now_unix());
-		log_info("revocations up to #%lld pushed to the CS", (long long)p->last_id);
-	} else
-		log_info("revocation push to the CS: %s (retried in %d s)", res->err ?
-		    (res->errmsg[0] ? res->errmsg : ntm_strerror(res->err)) : "refused",
-		    AS_PUSH_EVERY_S);
+		/* Not recorded: sent again after a restart, which is harmless. */
+		if (cursor_set(c->push->as->db, c->url, c->last) < 0)
+			log_warnx("revocations: cannot record what %s was sent: %s", c->url,
+			    sqlite3_errmsg(c->push->as->db));
+		c->cursor = c->last;
+		log_info("revocations #%lld..#%lld pushed to %s", (long long)c->first,
+		    (long long)c->last, c->url);
+		/* At the level of the failure it ends. */
+		if (c->failing)
+			log_warnx("revocation push to %s: answered again, sent up to #%lld",
+			    c->url, (long long)c->cursor);
+		c->failing = 0;
+		return;
+	}
+	if (res->err)
+		snprintf(why, sizeof(why), "%s", res->errmsg[0] ? res->errmsg :
+		    ntm_strerror(res->err));
+	else {
+		code = json_string_value(json_object_get(res->json, "code"));
+		snprintf(why, sizeof(why), "HTTP %ld%s%s", res->status, code ? " " : "",
+		    code ? code : "");
+	}
+	push_failed(c, res->err, res->err ? 0 : res->status, why);
 }
 
+/* Sends c what is queued past its cursor, unless it has a request in flight. */
 static void
-on_timer(evutil_socket_t fd, short what, void *arg)
+push_to(struct push_cs *c)
 {
-	struct as_push *p = arg;
+	struct as_push *p = c->push;
 	json_t *acc, *tok, *body;
 	int e;
 
-	if (p->busy)
+	if (c->busy)
 		return;
 	acc = json_array();
 	tok = json_array();
-	if (acc == NULL || tok == NULL || pending(p->as->db, acc, tok, &p->last_id) < 0 ||
-	    json_array_size(acc) + json_array_size(tok) == 0) {
+	if (acc == NULL || tok == NULL ||
+	    pending(p->as->db, c->cursor, acc, tok, &c->first, &c->last) <= 0) {
 		json_decref(acc);
 		json_decref(tok);
 		return;
 	}
 	body = json_pack("{s:i, s:o, s:o}", "version", NTM_PROTOCOL_VERSION, "accounts", acc,
 	    "tokens", tok);
-	if (body && (e = ntm_httpc_request(p->httpc, "POST", p->url, body, NULL,
-	    AS_PUSH_TIMEOUT_MS, on_pushed, p)) == 0)
-		p->busy = 1;
+	if (body == NULL)
+		return;
+	if ((e = ntm_httpc_request(p->httpc, "POST", c->revoke, body, NULL,
+	    AS_PUSH_TIMEOUT_MS, on_pushed, c)) == 0)
+		c->busy = 1;
+	else
+		push_failed(c, e, 0, ntm_strerror(e));
 	json_decref(body);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct as_push *p = arg;
+	size_t i;
+
+	for (i = 0; i < p->ncs; i++)
+		push_to(&p->cs[i]);
 }
 
 int
@@ -164,15 +286,32 @@ as_push_start(struct as *as)
 {
 	struct timeval tv = { AS_PUSH_EVERY_S, 0 };
 	struct as_push *p;
+	struct push_cs *c;
 	struct ntm_cert self;
-	size_t n;
+	size_t i;
 
-	if (as->conf.cs_url == NULL)
+	if (adopt_old_mark(as->db, as->conf.cs_count == 1 ? as->conf.cs_list[0] : NULL) < 0) {
+		log_warnx("revocations: cannot update the push cursors: %s",
+		    sqlite3_errmsg(as->db));
+		return -1;
+	}
+	if (as->conf.cs_count == 0)
 		return 0;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	as->push = p;
 	p->as = as;
+	for (i = 0; i < as->conf.cs_count; i++) {
+		c = &p->cs[p->ncs++];
+		c->push = p;
+		c->url = as->conf.cs_list[i];
+		c->revoke = xasprintf("%s/v1/cs/revoke", c->url);
+		if (cursor_get(as->db, c->url, &c->cursor) < 0) {
+			log_warnx("revocations: cannot read the push cursor of %s: %s", c->url,
+			    sqlite3_errmsg(as->db));
+			return -1;
+		}
+	}
 	/* The AS vouches for itself: its own key, role as, signed by itself. */
 	memset(&self, 0, sizeof(self));
 	self.version = 1;
@@ -183,18 +322,16 @@ as_push_start(struct as *as)
 	self.not_before = now_unix() - AS_CERT_SKEW;
 	self.not_after = now_unix() + 10L * 365 * 86400;
 	ntm_cert_sign(&self, as->sk);
-	n = strlen(as->conf.cs_url);
-	while (n > 0 && as->conf.cs_url[n - 1] == '/')
-		n--;
-	p->url = xasprintf("%.*s/v1/cs/revoke", (int)n, as->conf.cs_url);
 	if ((p->httpc = ntm_httpc_new(as->base, as->conf.ca_cert)) == NULL ||
 	    ntm_httpc_set_identity(p->httpc, as->sk, &self) < 0 ||
 	    (p->timer = event_new(as->base, -1, EV_PERSIST, on_timer, p)) == NULL ||
 	    event_add(p->timer, &tv) < 0) {
-		log_warnx("cannot set up the revocation push to %s", p->url);
+		log_warnx("cannot set up the revocation push");
 		return -1;
 	}
-	log_info("revocations are pushed to %s", p->url);
+	for (i = 0; i < p->ncs; i++)
+		log_info("revocations are pushed to %s (sent so far: up to #%lld)",
+		    p->cs[i].url, (long long)p->cs[i].cursor);
 	return 0;
 }
 
@@ -202,13 +339,15 @@ void
 as_push_stop(struct as *as)
 {
 	struct as_push *p = as->push;
+	size_t i;
 
 	if (p == NULL)
 		return;
 	if (p->timer)
 		event_free(p->timer);
 	ntm_httpc_free(p->httpc);
-	free(p->url);
+	for (i = 0; i < p->ncs; i++)
+		free(p->cs[i].revoke);
 	free(p);
 	as->push = NULL;
 }
