@@ -39,7 +39,7 @@ main(int argc, char *argv[])
 	char out[NTM_B64_LEN(NTM_KEY_LEN)], *obj = NULL;
 	size_t objlen = 0;
 	long n;
-	int c;
+	int c, ret = 2;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -60,30 +60,36 @@ main(int argc, char *argv[])
 	}
 	if ((n = ntm_b64_decode(raw, sizeof(raw), tk)) < 0) {
 		fprintf(stderr, "xunwrap: --tkey is not base64url\n");
-		return 2;
+		goto out;
 	}
 	if (xskf) {
 		if (ntm_key_load(xskf, xsk, sizeof(xsk)) < 0 || ntm_xpk_of(xpk, xsk) < 0) {
 			fprintf(stderr, "xunwrap: cannot read %s\n", xskf);
-			return 2;
+			goto out;
 		}
 		if (ntm_xtkey_open(tkey, raw, (size_t)n, xpk, xsk) < 0) {
 			printf("the stored temporal key does not open with this exchange key\n");
-			return 1;
+			ret = 1;
+			goto out;
 		}
 	} else if (n == NTM_KEY_LEN)
 		memcpy(tkey, raw, sizeof(tkey));
 	else {
 		printf("the stored temporal key is %ld bytes, not a %d-byte key: it is sealed\n",
 		    n, NTM_KEY_LEN);
-		return 1;
+		ret = 1;
+		goto out;
 	}
-	if (ntm_xkey_unwrap(shared, (const uint8_t *)obj, objlen, tkey, id, from, to) < 0) {
+	ret = 1;
+	if (ntm_xkey_unwrap(shared, (const uint8_t *)obj, objlen, tkey, id, from, to) < 0)
 		printf("the key object does not unwrap\n");
-		return 1;
+	else if (ntm_b64_encode(out, sizeof(out), shared, sizeof(shared)) < 0)
+		ret = 2;
+	else {
+		printf("%s\n", out);
+		ret = 0;
 	}
-	if (ntm_b64_encode(out, sizeof(out), shared, sizeof(shared)) < 0)
-		return 2;
-	printf("%s\n", out);
-	return 0;
+out:
+	free(obj);
+	return ret;
 }
