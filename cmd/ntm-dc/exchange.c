@@ -220,29 +220,54 @@ dc_exchange_online(struct dc *dc, struct dc_sess *s)
 
 /* ---- storing for one of our clients ----------------------------------------- */
 
-/* status 0 on success, else status/code/message of the failure. */
+static void dest_fail(struct dc_xdest *out, int status, const char *code,
+    const char *fmt, ...) NTM_PRINTF(4, 5);
+
+/* Sets a failure on out. */
+static void
+dest_fail(struct dc_xdest *out, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->status = status;
+	snprintf(out->code, sizeof(out->code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(out->message, sizeof(out->message), fmt, ap);
+	va_end(ap);
+}
+
+/* The client of this DC named fqdn into cl: 0, or -1 with out's failure set. */
+static int
+local_client(struct dc *dc, const char *fqdn, struct dc_client *cl, struct dc_xdest *out)
+{
+	const char *domain = fqdn_domain(fqdn);
+	int r = NTM_ERR_NOTFOUND;
+
+	out->status = 0;
+	if (domain != NULL && dc_domain_is_local(dc, domain))
+		r = dc_db_client_by_fqdn(dc->db, fqdn, cl);
+	if (r == NTM_ERR_NOTFOUND)
+		dest_fail(out, 404, "unknown_peer", "no client %s at %s", fqdn,
+		    dc->srv->conf.name);
+	else if (r < 0)
+		dest_fail(out, 500, "internal", "storage failure");
+	return r < 0 ? -1 : 0;
+}
+
+/* Stores a temporal key or cache entry for one of our clients: out's
+ * status 0 on success, else the status/code/message of the failure. */
 static void
 store_local(struct dc *dc, int type, const char *to, const struct dc_tkey *tk,
     const struct dc_entry *en, struct dc_xdest *out)
 {
-	const char *domain = fqdn_domain(to);
 	struct dc_client cl;
 	struct dc_tkey k;
 	struct dc_entry e;
 	int64_t now = now_unix();
 	int r;
 
-	out->status = 0;
-	if (domain == NULL || !dc_domain_is_local(dc, domain) ||
-	    (r = dc_db_client_by_fqdn(dc->db, to, &cl)) == NTM_ERR_NOTFOUND) {
-		out->status = 404;
-		snprintf(out->code, sizeof(out->code), "unknown_peer");
-		snprintf(out->message, sizeof(out->message), "no client %s at %s", to,
-		    dc->srv->conf.name);
+	if (local_client(dc, to, &cl, out) < 0)
 		return;
-	}
-	if (r < 0)
-		goto fail;
 	if (type == X_TEMPORAL) {
 		k = *tk;
 		k.created = now;
@@ -267,58 +292,31 @@ store_local(struct dc *dc, int type, const char *to, const struct dc_tkey *tk,
 			notify_client(dc, &cl);
 		}
 	}
-	if (r == NTM_ERR_NOSPACE) {
-		out->status = 429;
-		snprintf(out->code, sizeof(out->code), "queue_full");
-		snprintf(out->message, sizeof(out->message), "%s has %d %s waiting already", to,
+	if (r == NTM_ERR_NOSPACE)
+		dest_fail(out, 429, "queue_full", "%s has %d %s waiting already", to,
 		    type == X_TEMPORAL ? DC_XKEYS_MAX : DC_XENTRIES_MAX,
 		    type == X_TEMPORAL ? "temporal keys" : "cache entries");
-		return;
-	}
-	if (r == NTM_ERR_EXISTS) {
-		out->status = 409;
-		snprintf(out->code, sizeof(out->code), "exists");
-		snprintf(out->message, sizeof(out->message), "key_id %s is already stored for %s",
-		    tk->key_id, to);
-		return;
-	}
-	if (r == 0)
-		return;
-fail:
-	out->status = 500;
-	snprintf(out->code, sizeof(out->code), "internal");
-	snprintf(out->message, sizeof(out->message), "storage failure");
+	else if (r == NTM_ERR_EXISTS)
+		dest_fail(out, 409, "exists", "key_id %s is already stored for %s", tk->key_id,
+		    to);
+	else if (r < 0)
+		dest_fail(out, 500, "internal", "storage failure");
 }
 
-/* The exchange key of a client of this DC into out; else out->status. */
+/* The exchange key of a client of this DC into key; else out's failure. */
 static void
 local_xkey(struct dc *dc, const char *fqdn, char *key, size_t cap, struct dc_xdest *out)
 {
-	const char *domain = fqdn_domain(fqdn);
 	struct dc_client cl;
 	int r;
 
-	out->status = 0;
-	if (domain == NULL || !dc_domain_is_local(dc, domain) ||
-	    (r = dc_db_client_by_fqdn(dc->db, fqdn, &cl)) == NTM_ERR_NOTFOUND) {
-		out->status = 404;
-		snprintf(out->code, sizeof(out->code), "unknown_peer");
-		snprintf(out->message, sizeof(out->message), "no client %s at %s", fqdn,
-		    dc->srv->conf.name);
+	if (local_client(dc, fqdn, &cl, out) < 0)
 		return;
-	}
-	if (r == 0 && (r = dc_db_client_xkey(dc->db, cl.id, key, cap)) == 0 && key[0] == '\0') {
-		out->status = 404;
-		snprintf(out->code, sizeof(out->code), "no_exchange_key");
-		snprintf(out->message, sizeof(out->message), "%s gave no exchange key at its "
-		    "last login (it must log in again with a current ntm)", fqdn);
-		return;
-	}
-	if (r < 0) {
-		out->status = 500;
-		snprintf(out->code, sizeof(out->code), "internal");
-		snprintf(out->message, sizeof(out->message), "storage failure");
-	}
+	if ((r = dc_db_client_xkey(dc->db, cl.id, key, cap)) < 0)
+		dest_fail(out, 500, "internal", "storage failure");
+	else if (key[0] == '\0')
+		dest_fail(out, 404, "no_exchange_key", "%s gave no exchange key at its last "
+		    "login (it must log in again with a current ntm)", fqdn);
 }
 
 /* ---- the fan-out to the recipients' DCs ------------------------------------- */
