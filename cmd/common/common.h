@@ -110,5 +110,7 @@ int  parse_long(const char *s, long min, long max, long *out);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) NTM_PRINTF(1, 2);
 int64_t now_unix(void);
+/* Milliseconds of CLOCK_MONOTONIC (for deadlines, never for dates). */
+int64_t mono_ms(void);
 
 #endif

@@ -55,6 +55,15 @@ now_unix(void)
 	return (int64_t)time(NULL);
 }
 
+int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int
 split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 {

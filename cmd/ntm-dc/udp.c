@@ -80,15 +80,6 @@ struct dc_rt {
 	char			*status_path;
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Unix time in microseconds: the first send counter of a session. */
 static uint64_t
 realtime_us(void)

@@ -127,15 +127,6 @@ x_our_cs(struct xctx *x)
 	return 0;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 once the CS has tried every destination at least once (or settled it). */
 static int
 all_tried(json_t *meta)
