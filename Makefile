@@ -40,7 +40,7 @@ UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS   := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all lib deps check unit asan bats netns demo demo-stop bench fuzz \
+.PHONY: all lib tools deps check unit asan bats netns demo demo-stop bench fuzz \
 	install uninstall clean docs-check
 all: lib $(BINS)
 lib: $(BUILD)/libntm.a $(BUILD)/libntm.so $(BUILD)/ntm.pc
@@ -84,6 +84,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 
 # Test tools driven by the bats suites.
 TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap
+tools: $(TOOLS)
 $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap: $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)

@@ -29,7 +29,7 @@ if ls tests/netns/*.bats >/dev/null 2>&1; then
 		# input: a sanitizer report aborts the process and the suite's
 		# last test ("every daemon is still running") fails.
 		stage "ASan/UBSan build of the programs" $MAKE --no-print-directory \
-		    SAN=1 BUILD=build-asan all
+		    SAN=1 BUILD=build-asan all tools
 		stage "hostile input against the ASan/UBSan programs" env \
 		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		    UBSAN_OPTIONS=halt_on_error=1 ./scripts/run-bats.sh tests/netns/40-hostile.bats
@@ -39,6 +39,12 @@ if ls tests/netns/*.bats >/dev/null 2>&1; then
 		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		    UBSAN_OPTIONS=halt_on_error=1 ./scripts/run-bats.sh \
 		    tests/netns/50-streams.bats tests/netns/55-forwards.bats
+		# The non-real-time path with every program sanitized: the CS's
+		# announcements and long-polls, the DCs' forwarding, the AS's pushes.
+		stage "key and data exchange with the ASan/UBSan programs" env \
+		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		    UBSAN_OPTIONS=halt_on_error=1 NTM_RSS_LIMIT_KB=524288 \
+		    ./scripts/run-bats.sh tests/bats/92-cs-push.bats tests/bats/95-exchange.bats
 	elif [ "${CI:-}" = true ]; then
 		echo "=== netns topologies need root and CI=true: failing"
 		status=1

@@ -345,8 +345,10 @@ print(db.execute(sys.argv[2]).fetchone()[0])' "$db" "$1"
 	rs=$(awk '/^rss/ { print $2 }' "$BATS_TEST_TMPDIR/send.rss")
 	rf=$(awk '/^rss/ { print $2 }' "$BATS_TEST_TMPDIR/fetch.rss")
 	echo "# peak RSS for 100 MiB: ntm send $rs kB, ntm fetch $rf kB" >&3
-	[ "$rs" -lt 32768 ]
-	[ "$rf" -lt 32768 ]
+	# 32 MiB; the sanitizer build (scripts/check.sh) keeps freed memory in
+	# quarantine and sets a higher bound.
+	[ "$rs" -lt "${NTM_RSS_LIMIT_KB:-32768}" ]
+	[ "$rf" -lt "${NTM_RSS_LIMIT_KB:-32768}" ]
 	# On a terminal (script(1) gives it one) the upload shows its progress.
 	head -c 3000000 /dev/urandom > "$BATS_TEST_TMPDIR/mid.bin"
 	run timeout 60 script -qec "ntm -c '$(A)' send '$carol' '$BATS_TEST_TMPDIR/mid.bin'" /dev/null
