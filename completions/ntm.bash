@@ -131,9 +131,9 @@ _ntm()
 	fetch)
 		case $prev in
 		-o|--output) _ntm_files -d; return ;;
-		--from|--timeout) return ;;
+		--from|--timeout|--discard) return ;;
 		esac
-		opts="--from --wait -o --output --timeout --json -h --help"
+		opts="--from --wait -o --output --discard --timeout --json -h --help"
 		;;
 	shell)
 		opts="-h --help"

@@ -105,6 +105,7 @@ complete -c ntm -n "__fish_seen_subcommand_from send" -s h -l help -d 'show the 
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l from -x -d 'only what PEER sent'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l wait -d 'wait until something arrives'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -s o -l output -r -a '(__fish_complete_directories)' -d 'write into DIR, or - for stdout'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l discard -x -d 'drop cache entry ID without fetching it'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l timeout -x -d 'give up after SEC seconds (1..300)'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -s h -l help -d 'show the help and exit'

@@ -24,7 +24,7 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_FROM, OPT_WAIT };
+enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_FROM, OPT_WAIT, OPT_DISCARD };
 
 const struct cli_opt fetch_opts[] = {
 	{ "from", OPT_FROM, 0, "PEER", "only what PEER sent" },
@@ -32,6 +32,8 @@ const struct cli_opt fetch_opts[] = {
 	  "at most --timeout seconds (default 60)" },
 	{ "output", 'o', 'o', "DIR|-", "write files into DIR (default: the current "
 	  "directory), or to standard output with -" },
+	{ "discard", OPT_DISCARD, 0, "ID", "drop cache entry ID (one that failed "
+	  "verification) without fetching it, and exit" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or "
 	  "a transfer stalled that long (1..300, default 10)" },
 	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
@@ -41,7 +43,7 @@ const struct cli_opt fetch_opts[] = {
 
 struct fopts {
 	const char	*from, *out;
-	long		 timeout;
+	long		 timeout, discard;	/* discard: an entry id, or 0 */
 	int		 wait, json, to_stdout;
 };
 
@@ -556,6 +558,24 @@ list_entries(struct xctx *x, const struct fopts *o, int64_t deadline, json_t **o
 	}
 }
 
+/* --discard ID: DELETE /v1/exchange/cache?id=ID at our DC. */
+static int
+discard(struct xctx *x, const struct fopts *o)
+{
+	char path[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/v1/exchange/cache?id=%ld", o->discard);
+	if ((ret = x_call(x, x->s.dc_url, "DELETE", path, NULL, 200, NULL)) != 0)
+		return ret;
+	if (o->json)
+		cli_print_json(json_pack("{s:I, s:b}", "id", (json_int_t)o->discard,
+		    "discarded", 1));
+	else
+		printf("discarded entry %ld\n", o->discard);
+	return EXIT_OK;
+}
+
 int
 fetch_main(struct cli *cli, int argc, char **argv)
 {
@@ -578,6 +598,13 @@ fetch_main(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_WAIT:
 			o.wait = 1;
+			break;
+		case OPT_DISCARD:
+			if (parse_long(args.optarg, 1, INT64_MAX / 2, &o.discard) < 0) {
+				cli_err("fetch", "--discard '%s': expected a cache entry ID "
+				    "(a positive number)", args.optarg);
+				goto done;
+			}
 			break;
 		case 'o':
 			o.out = args.optarg;
@@ -609,6 +636,10 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if ((ret = xctx_open(&x, cli, "fetch", o.wait ? 10 : o.timeout)) != 0)
 		goto done;
 	opened = 1;
+	if (o.discard) {
+		ret = discard(&x, &o);
+		goto done;
+	}
 	if (o.from && !x_valid_peer(&x, o.from, "--from")) {
 		ret = EXIT_USAGE;
 		goto done;
@@ -628,6 +659,9 @@ fetch_main(struct cli *cli, int argc, char **argv)
 			if ((strcmp(e.kind, "key") == 0) != (pass == 0))
 				continue;
 			r2 = pass == 0 ? take_key(&x, &o, &e, done) : take_data(&x, &o, &e, done);
+			if (r2 == EXIT_VERIFY)
+				cli_err("fetch", "entry %lld stays listed; drop it with 'ntm fetch "
+				    "--discard %lld'", (long long)e.id, (long long)e.id);
 			if (r2 != 0 && ret == 0)
 				ret = r2;
 		}

@@ -582,8 +582,24 @@ EOF
 	# Still listed (not confirmed): the sender sees it announced, not delivered.
 	run_t ntm -c "$(A)" send --status "$id" --json
 	assert_equal "$(jq -r '.to[0].status' <<<"$output")" announced
-	run_t ntm -c "$(B)" fetch -o - 
+	run_t ntm -c "$(B)" fetch -o -
 	assert_failure 14
+	# It stays listed, and the message names it: bob can drop it.
+	local entry
+	entry=$(sed -n "s/.*entry \([0-9]*\) stays listed; drop it with 'ntm fetch --discard \1'.*/\1/p" <<<"$output")
+	[ -n "$entry" ]
+	run_t ntm -c "$(B)" fetch --discard "$entry"
+	assert_success
+	assert_output "discarded entry $entry"
+	run_t ntm -c "$(B)" fetch -o "$out"
+	assert_success
+	assert_output 'nothing to fetch'
+	run_t ntm -c "$(B)" fetch --discard "$entry"
+	assert_failure
+	assert_output --partial unknown_entry
+	run ntm -c "$(B)" fetch --discard 0
+	assert_failure 2
+	assert_output "ntm: fetch: --discard '0': expected a cache entry ID (a positive number)"
 }
 
 @test "the AS pushes a lock to the CS: bob's token is refused there at once; a new login works" {
@@ -592,6 +608,10 @@ EOF
 	tok=$(token_of "$(B)")
 	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
 	assert_equal "$(status_of)" 200
+	# Something waits for bob at the CS.
+	printf 'before the lock\n' > "$BATS_TEST_TMPDIR/lock.txt"
+	run_t ntm -c "$(A)" send "$(fqdn_of "$(B)")" "$BATS_TEST_TMPDIR/lock.txt"
+	assert_success
 	run_t ntm-as -f "$(P)/as.conf" user lock bob
 	assert_success
 	assert_output "revocation of bob's tokens at 1 DC queued for the cache server"
