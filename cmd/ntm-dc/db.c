@@ -68,6 +68,13 @@ static const char *const migrations[] = {
 	/* 5: the exchange key (X25519 public key, b64) a device gave at its last
 	 * login, to which senders seal temporal keys (NULL: none) */
 	"ALTER TABLE clients ADD COLUMN xkey TEXT;",
+	/* 6: tokens that ended here (logout, or a newer login of the device),
+	 * until the AS took their revocation (ended.c) */
+	"CREATE TABLE ended_tokens ("
+	"  token_id TEXT PRIMARY KEY,"
+	"  expires INTEGER NOT NULL,"
+	"  tries INTEGER NOT NULL DEFAULT 0,"
+	"  next_try INTEGER NOT NULL DEFAULT 0);",
 };
 
 int
@@ -278,6 +285,16 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 		sqlite3_finalize(st);
 		out->last_login = now;
 	}
+	/* The session it replaces ends: its token is to be revoked at the CS. */
+	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "INSERT OR IGNORE INTO ended_tokens "
+	    "(token_id, expires) SELECT token_id, expires FROM sessions WHERE client_id = ?1 "
+	    "AND ended IS NULL AND expires > ?2 AND token_id != ?3")) == 0) {
+		sqlite3_bind_int64(st, 1, out->id);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_text(st, 3, sess->token_id, -1, SQLITE_STATIC);
+		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+		sqlite3_finalize(st);
+	}
 	if (ret == 0)
 		ret = store_session(db, out->id, sess);
 	if (ret == 0)
@@ -326,12 +343,89 @@ dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "UPDATE sessions SET ended = ?1 "
-	    "WHERE token_id = ?2 AND ended IS NULL")) < 0)
+	if ((ret = exec_simple(db, "BEGIN IMMEDIATE")) < 0)
+		return ret;
+	/* In the same transaction: the AS is to hear of it (ended.c). */
+	if ((ret = ntm_db_prepare(db, &st, "INSERT OR IGNORE INTO ended_tokens "
+	    "(token_id, expires) SELECT token_id, expires FROM sessions "
+	    "WHERE token_id = ?2 AND ended IS NULL AND expires > ?1")) == 0) {
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
+		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+		sqlite3_finalize(st);
+	}
+	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "UPDATE sessions SET ended = ?1 "
+	    "WHERE token_id = ?2 AND ended IS NULL")) == 0) {
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
+		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+		sqlite3_finalize(st);
+	}
+	if (ret == 0)
+		ret = exec_simple(db, "COMMIT");
+	if (ret < 0)
+		(void)exec_simple(db, "ROLLBACK");
+	return ret;
+}
+
+int
+dc_db_ended_due(sqlite3 *db, int64_t now, int max,
+    int (*fn)(const char *token_id, int tries, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM ended_tokens WHERE expires <= ?1")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return NTM_ERR_DB;
+	if ((ret = ntm_db_prepare(db, &st, "SELECT token_id, tries FROM ended_tokens "
+	    "WHERE next_try <= ?1 ORDER BY next_try LIMIT ?2")) < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int(st, 1), arg)) < 0)
+			break;
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	return rc == SQLITE_DONE ? 0 : NTM_ERR_DB;
+}
+
+int
+dc_db_ended_result(sqlite3 *db, const char *token_id, int64_t next_try)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	/* next_try 0: the AS took it, forget it; else try again then. */
+	if ((ret = ntm_db_prepare(db, &st, next_try ? "UPDATE ended_tokens SET tries = "
+	    "tries + 1, next_try = ?2 WHERE token_id = ?1" :
+	    "DELETE FROM ended_tokens WHERE token_id = ?1")) < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, token_id, -1, SQLITE_STATIC);
+	if (next_try)
+		sqlite3_bind_int64(st, 2, next_try);
 	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_ended_count(sqlite3 *db, int64_t *n)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = ntm_db_prepare(db, &st, "SELECT count(*) FROM ended_tokens")) < 0)
+		return ret;
+	ret = sqlite3_step(st) == SQLITE_ROW ? 0 : NTM_ERR_DB;
+	*n = ret == 0 ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return ret;
 }

@@ -38,6 +38,7 @@ struct dc_rt;
 struct dc_tunnels;
 struct dc_push;
 struct dc_exchange;
+struct dc_ended;
 
 struct dc {
 	struct srv		*srv;
@@ -53,6 +54,7 @@ struct dc {
 	struct dc_tunnels	*tunnels;	/* tunnel.c: tunnels, requests waiting */
 	struct dc_push		*push;		/* push.c: webhook requests in flight */
 	struct dc_exchange	*xch;		/* exchange.c: fan-outs and long-polls */
+	struct dc_ended		*ended;		/* ended.c: ended tokens for the AS */
 };
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */
@@ -77,6 +79,13 @@ int  dc_db_session(sqlite3 *db, const char *token_id, const char *user,
     const char *device, int64_t now, struct dc_client *cl, struct dc_session *sess);
 /* Marks that session ended. */
 int  dc_db_logout(sqlite3 *db, const char *token_id, int64_t now);
+/* Tokens that ended here, for the AS (ended.c): calls fn for up to max due
+ * now (expired ones are dropped first); records a try (next_try 0: done,
+ * forget it); counts those waiting. */
+int  dc_db_ended_due(sqlite3 *db, int64_t now, int max,
+    int (*fn)(const char *token_id, int tries, void *arg), void *arg);
+int  dc_db_ended_result(sqlite3 *db, const char *token_id, int64_t next_try);
+int  dc_db_ended_count(sqlite3 *db, int64_t *n);
 /* Calls fn for each client ordered by host number; online means a live session. */
 int  dc_db_clients(sqlite3 *db, int64_t now,
     int (*fn)(const struct dc_client *c, int online, void *arg), void *arg);
@@ -242,6 +251,15 @@ void dc_exchange_free(struct dc *dc);
 void dc_exchange_online(struct dc *dc, struct dc_sess *s);
 /* Counters as JSON (new). */
 json_t *dc_exchange_stats(struct dc *dc);
+
+/* ended.c: tokens that ended here (logout, a newer login of the device) are
+ * told to the AS, durably, so that the CSs refuse them too. */
+int  dc_ended_start(struct dc *dc, char *err, size_t errlen);
+/* Sends what is due now (after a logout or login). */
+void dc_ended_kick(struct dc *dc);
+void dc_ended_stop(struct dc *dc);
+/* {"waiting", "sent", "failed_tries"} (new). */
+json_t *dc_ended_stats(struct dc *dc);
 
 /* client.c - the "client" subcommand. */
 int  dc_cmd_client(struct srv *s, int argc, char *argv[]);

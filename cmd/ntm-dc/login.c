@@ -107,8 +107,10 @@ login_finish(struct dc_login *l, const char *token_b64)
 
 	e = dc_db_login(dc->db, &dc->p4, &dc->p6, s->conf.name, l->user, l->device,
 	    l->push[0] ? l->push : NULL, l->xkey[0] ? l->xkey : NULL, &sess, now, &cl);
-	if (e == 0)
+	if (e == 0) {
 		dc_sess_login(dc, &cl, &sess);	/* the UDP path knows it at once */
+		dc_ended_kick(dc);		/* the session it replaced, if any */
+	}
 	ntm_wipe(&sess, sizeof(sess));
 	if (e == NTM_ERR_NOSPACE) {
 		snprintf(msg, sizeof(msg), "no free address left in %s / %s",
@@ -363,32 +365,6 @@ on_session(struct ntm_req *req, void *arg)
 }
 
 static void
-on_as_logout(const struct ntm_http_result *res, void *arg)
-{
-	if (res->err || res->status != 200)
-		log_warnx("logout: the AS did not take the token's revocation (%s); the CS "
-		    "accepts it until it expires", res->err ? ntm_strerror(res->err) : "refused");
-}
-
-/* Tells the AS that the token ended, so that the CS learns it (push.c of the
- * AS). Best effort: on failure the token still expires. */
-static void
-as_logout(struct dc *dc, const char *token_hex)
-{
-	struct srv *s = dc->srv;
-	size_t n = strlen(dc->as_login_url) - strlen("login");
-	char *url = xasprintf("%.*slogout", (int)n, dc->as_login_url);	/* .../v1/as/ */
-	json_t *body = json_pack("{s:i, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "token_id", token_hex);
-
-	if (body == NULL || ntm_httpc_request(dc->httpc, "POST", url, body, NULL,
-	    s->conf.as_timeout_ms, on_as_logout, NULL) < 0)
-		log_warnx("logout: cannot tell the AS");
-	json_decref(body);
-	free(url);
-}
-
-static void
 on_logout(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
@@ -420,7 +396,7 @@ on_logout(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
 		return;
 	}
-	as_logout(dc, sess.token_id);
+	dc_ended_kick(dc);	/* the AS, then the CSs, hear of it */
 	ntm_wipe(&sess, sizeof(sess));
 	dc_sess_logout(dc, cl.id);
 	log_info("logout %s/%s (%s)", cl.user, cl.device, cl.fqdn);

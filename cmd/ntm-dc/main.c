@@ -47,6 +47,8 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 		return -1;
 	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
 		return -1;
+	if (!s->check_only && dc_ended_start(&dc, err, errlen) < 0)
+		return -1;
 	if (s->conf.resolver == NULL || s->check_only)
 		return 0;
 	dc.disc = disc_new(s->base, &s->conf, dc.httpc, err, errlen);
@@ -61,6 +63,7 @@ dc_teardown(struct srv *s)
 	dc_dns_stop(&dc);
 	ntm_httpc_free(dc.httpc);
 	dc.httpc = NULL;
+	dc_ended_stop(&dc);
 	dc_push_free(&dc);
 	dc_cancel_logins(&dc);
 	dc_tunnel_cancel(&dc);

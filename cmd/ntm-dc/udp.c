@@ -762,10 +762,10 @@ log_stats(struct dc *dc, int level_info)
 static void
 write_status(struct dc *dc)
 {
-	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o}", "name", dc->srv->conf.name,
-	    "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(), "udp",
-	    dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc),
-	    "exchange", dc_exchange_stats(dc));
+	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "name",
+	    dc->srv->conf.name, "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(),
+	    "udp", dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc),
+	    "exchange", dc_exchange_stats(dc), "ended_tokens", dc_ended_stats(dc));
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 
 	if (text && ntm_file_write(dc->rt->status_path, text, strlen(text), 0600) < 0)

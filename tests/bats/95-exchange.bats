@@ -117,6 +117,9 @@ nudges_of() { ntm -c "$1" status --offline --json | jq -r '.agent.nudges // 0'; 
 exch_stat() {
 	ntm-dc -f "$(P)/$1.conf" status --json 2>/dev/null | jq -r ".exchange.$2 // 0"
 }
+exch_ended() {
+	ntm-dc -f "$(P)/$1.conf" status --json 2>/dev/null | jq -r ".ended_tokens.$2 // 0"
+}
 # pushes_to_bob TYPE: webhook POSTs of that type received for bob.
 pushes_to_bob() {
 	grep -A1 '^POST /up/bob' "$BATS_FILE_TMPDIR/recv.log" | grep -c "\"type\":\"$1\"" || true
@@ -649,4 +652,41 @@ EOF
 	# carol's other session (another profile, another token) still works
 	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(token_of "$(C)")"
 	assert_equal "$(status_of)" 200
+}
+
+@test "the AS is down at a logout: the DC keeps the token and it reaches the CS later" {
+	local cs tok d=$BATS_TEST_TMPDIR/carol3
+	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
+	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
+	tok=$(token_of "$d")
+	platform_stop_role "$(P)" as
+	# The logout itself needs only the DC.
+	run_t ntm -c "$d" logout
+	assert_success
+	cs_code() {
+		https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok" | sed '$d' |
+		    jq -r '.code // "ok"'
+	}
+	# The AS never heard of it yet, so the CS has nothing to refuse.
+	sleep 3
+	assert_equal "$(cs_code)" ok
+	wait_until 10 eval '[ "$(exch_ended dc1 waiting)" -ge 1 ]'
+	PLATFORM_ROLES=as platform_start "$(P)"
+	wait_until 30 eval '[ "$(cs_code)" = token_revoked ]'
+	wait_until 10 eval '[ "$(exch_ended dc1 waiting)" -eq 0 ]'
+}
+
+@test "a newer login of the same device ends the older token at the CS too" {
+	local cs old d=$BATS_TEST_TMPDIR/carol4
+	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
+	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
+	old=$(token_of "$d")
+	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
+	[ "$(token_of "$d")" != "$old" ]
+	cs_code() {
+		https GET "$cs/v1/cs/account" -H "Authorization: Bearer $1" | sed '$d' |
+		    jq -r '.code // "ok"'
+	}
+	wait_until 10 eval '[ "$(cs_code "$old")" = token_revoked ]'
+	assert_equal "$(cs_code "$(token_of "$d")")" ok
 }

@@ -1,0 +1,195 @@
+/*
+ * ended.c - tokens that ended here reach the AS, and through it the CSs
+ * (docs/protocol.md §3.1 POST /v1/as/logout, §7.5). A token ends at a
+ * logout, or when a newer login of the same device replaces its session;
+ * either way db.c records it in `ended_tokens` in the same transaction, so
+ * nothing is lost to a crash or to an AS that is down. Every
+ * DC_ENDED_EVERY_S seconds (and at once after a logout) the DC sends what
+ * is due, signed; the row goes once the AS answered 200 (or 404: it does
+ * not know the token, so there is nothing to revoke), else it is tried
+ * again after 2, 4, 8 ... seconds, at most DC_ENDED_RETRY_MAX_S apart,
+ * until the token expires.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "dc.h"
+
+#define DC_ENDED_EVERY_S	2
+#define DC_ENDED_INFLIGHT	8
+#define DC_ENDED_RETRY_MAX_S	300
+
+struct ended_job {
+	struct ended_job	*next;
+	struct dc_ended		*e;
+	char			 token_id[2 * NTM_TOKEN_ID + 1];
+	int			 tries;
+};
+
+struct dc_ended {
+	struct dc		*dc;
+	struct event		*timer, *kick;
+	struct ended_job	*jobs;
+	int			 njobs;
+	char			*url;		/* {as_url}/v1/as/logout */
+	uint64_t		 sent, failed;
+};
+
+static void
+job_done(struct ended_job *j, int ok)
+{
+	struct dc_ended *e = j->e;
+	struct ended_job **pp;
+	int64_t next = 0;
+	int shift;
+
+	if (!ok) {
+		shift = j->tries < 8 ? j->tries : 8;
+		next = (int64_t)2 << shift;
+		if (next > DC_ENDED_RETRY_MAX_S)
+			next = DC_ENDED_RETRY_MAX_S;
+		next += now_unix();
+		e->failed++;
+	} else
+		e->sent++;
+	if (dc_db_ended_result(e->dc->db, j->token_id, next) < 0)
+		log_warnx("ended token %.8s...: cannot record the try", j->token_id);
+	for (pp = &e->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			e->njobs--;
+			break;
+		}
+	free(j);
+}
+
+static void
+on_sent(const struct ntm_http_result *res, void *arg)
+{
+	struct ended_job *j = arg;
+	const char *code = res->json ?
+	    json_string_value(json_object_get(res->json, "code")) : NULL;
+
+	if (res->err == 0 && (res->status == 200 ||
+	    (res->status == 404 && code && strcmp(code, "unknown_token") == 0))) {
+		log_info("ended token %.8s...: the AS took it (%ld)", j->token_id, res->status);
+		job_done(j, 1);
+		return;
+	}
+	/* Said once per token, not at every try. */
+	if (j->tries == 0)
+		log_warnx("ended token %.8s...: the AS did not take it (%s); tried again "
+		    "until it does or the token expires", j->token_id,
+		    res->err ? ntm_strerror(res->err) : code ? code : "refused");
+	job_done(j, 0);
+}
+
+static int
+take(const char *token_id, int tries, void *arg)
+{
+	struct dc_ended *e = arg;
+	struct ended_job *j;
+	json_t *body;
+	int r;
+
+	if (e->njobs >= DC_ENDED_INFLIGHT)
+		return 0;
+	for (j = e->jobs; j; j = j->next)
+		if (strcmp(j->token_id, token_id) == 0)
+			return 0;	/* in flight */
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return 0;
+	j->e = e;
+	j->tries = tries;
+	snprintf(j->token_id, sizeof(j->token_id), "%s", token_id);
+	j->next = e->jobs;
+	e->jobs = j;
+	e->njobs++;
+	body = json_pack("{s:i, s:s}", "version", NTM_PROTOCOL_VERSION, "token_id", token_id);
+	r = body ? ntm_httpc_request(e->dc->httpc, "POST", e->url, body, NULL,
+	    e->dc->srv->conf.as_timeout_ms, on_sent, j) : NTM_ERR_NOMEM;
+	json_decref(body);
+	if (r < 0)
+		job_done(j, 0);
+	return 0;
+}
+
+static void
+run(evutil_socket_t fd, short what, void *arg)
+{
+	struct dc_ended *e = arg;
+
+	if (e->njobs < DC_ENDED_INFLIGHT &&
+	    dc_db_ended_due(e->dc->db, now_unix(), DC_ENDED_INFLIGHT + e->njobs, take, e) < 0)
+		log_warnx("cannot read the ended tokens");
+}
+
+void
+dc_ended_kick(struct dc *dc)
+{
+	if (dc->ended)
+		event_active(dc->ended->kick, EV_TIMEOUT, 0);
+}
+
+json_t *
+dc_ended_stats(struct dc *dc)
+{
+	struct dc_ended *e = dc->ended;
+	int64_t n = 0;
+
+	if (e == NULL || dc_db_ended_count(dc->db, &n) < 0)
+		return json_object();
+	return json_pack("{s:I, s:I, s:I}", "waiting", (json_int_t)n,
+	    "sent", (json_int_t)e->sent, "failed_tries", (json_int_t)e->failed);
+}
+
+int
+dc_ended_start(struct dc *dc, char *err, size_t errlen)
+{
+	struct timeval tv = { DC_ENDED_EVERY_S, 0 };
+	struct dc_ended *e;
+	size_t n = strlen(dc->as_login_url) - strlen("login");
+
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	dc->ended = e;
+	e->dc = dc;
+	e->url = xasprintf("%.*slogout", (int)n, dc->as_login_url);	/* .../v1/as/ */
+	if ((e->timer = event_new(dc->srv->base, -1, EV_PERSIST, run, e)) == NULL ||
+	    (e->kick = event_new(dc->srv->base, -1, 0, run, e)) == NULL ||
+	    event_add(e->timer, &tv) < 0) {
+		snprintf(err, errlen, "cannot create the ended-token events");
+		return -1;
+	}
+	event_active(e->kick, EV_TIMEOUT, 0);	/* what a previous run left */
+	return 0;
+}
+
+void
+dc_ended_stop(struct dc *dc)
+{
+	struct dc_ended *e = dc->ended;
+
+	if (e == NULL)
+		return;
+	/* dc->httpc is freed first: no callback runs any more. */
+	while (e->jobs) {
+		struct ended_job *j = e->jobs;
+
+		e->jobs = j->next;
+		free(j);
+	}
+	if (e->timer)
+		event_free(e->timer);
+	if (e->kick)
+		event_free(e->kick);
+	free(e->url);
+	free(e);
+	dc->ended = NULL;
+}
