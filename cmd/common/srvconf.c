@@ -289,6 +289,13 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 			    "URL", path, c->public_url);
 			return -1;
 		}
+		/* Announcements name the CS: a wildcard listen names no address. */
+		if (c->resolver && c->public_url == NULL &&
+		    (strcmp(c->listen_addr, "0.0.0.0") == 0 || strcmp(c->listen_addr, "::") == 0)) {
+			snprintf(err, errlen, "%s: listen '%s' names no single address: set "
+			    "public_url, the https URL clients reach this CS at", path, c->listen);
+			return -1;
+		}
 	}
 	/* The CS the DC's clients upload to: a URL clients are handed, so the
 	 * same syntax as a push URL (https, host, port, no credentials). */

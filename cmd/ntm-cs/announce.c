@@ -225,8 +225,9 @@ cs_announce_kick(struct cs *cs)
 		event_active(cs->ann->kick, EV_TIMEOUT, 0);
 }
 
-/* The URL recipients are given: public_url, else https://LISTEN when
- * listen names one address. NULL when neither works. */
+/* The URL recipients are given: public_url, else https://LISTEN (the
+ * configuration refuses a wildcard listen without public_url). NULL when
+ * that is no URL. */
 static char *
 self_url(const struct srv_conf *cf)
 {
@@ -234,8 +235,6 @@ self_url(const struct srv_conf *cf)
 
 	if (cf->public_url)
 		return xstrdup(cf->public_url);
-	if (strcmp(cf->listen_addr, "0.0.0.0") == 0 || strcmp(cf->listen_addr, "::") == 0)
-		return NULL;
 	u = xasprintf("https://%s", cf->listen);
 	if (!ntm_valid_push_url(u)) {
 		free(u);
@@ -262,8 +261,8 @@ cs_announce_start(struct cs *cs, char *err, size_t errlen)
 	cs->ann = a;
 	a->cs = cs;
 	if ((a->self = self_url(cf)) == NULL) {
-		snprintf(err, errlen, "%s: listen '%s' names no single address: set public_url, "
-		    "the https URL clients reach this CS at", cf->path, cf->listen);
+		snprintf(err, errlen, "%s: https://%s is no URL: set public_url, the https "
+		    "URL clients reach this CS at", cf->path, cf->listen);
 		return -1;
 	}
 	if ((a->httpc = ntm_httpc_new(cs->srv->base, cf->ca_file)) == NULL ||

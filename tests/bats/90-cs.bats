@@ -438,3 +438,23 @@ print(base64.urlsafe_b64encode(b[p:p + 16]).decode().rstrip("="))' "$t1")
 	echo "# ntm-cs peak RSS after a 200 MiB round trip: $hwm kB" >&3
 	[ "$hwm" -lt $((64 * 1024)) ]
 }
+
+@test "announcement settings: a bad public_url or a wildcard listen without one is refused, naming it" {
+	local c=$BATS_TEST_TMPDIR/cs.conf
+	grep -v '^listen\|^public_url' "$(P)/cs.conf" > "$c"
+	printf 'listen = 0.0.0.0:1\n' >> "$c"
+	run ntm-cs -n -f "$c"
+	assert_failure 2
+	assert_output "ntm-cs: $c: listen '0.0.0.0:1' names no single address: set public_url, the https URL clients reach this CS at"
+	printf 'public_url = http://cs1.ntm.test\n' >> "$c"
+	run ntm-cs -n -f "$c"
+	assert_failure 2
+	assert_output "ntm-cs: $c: public_url 'http://cs1.ntm.test' is not an https://HOST[:PORT] URL"
+	sed -i 's|^public_url = .*|public_url = https://cs1.ntm.test:7443|' "$c"
+	run ntm-cs -n -f "$c"
+	assert_success
+	sed -i 's|^resolver = .*|resolver = nowhere|' "$c"
+	run ntm-cs -n -f "$c"
+	assert_failure 2
+	assert_output --partial "resolver 'nowhere' is not ip:port"
+}
