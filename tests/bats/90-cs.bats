@@ -458,3 +458,33 @@ print(base64.urlsafe_b64encode(b[p:p + 16]).decode().rstrip("="))' "$t1")
 	assert_failure 2
 	assert_output --partial "resolver 'nowhere' is not ip:port"
 }
+
+@test "upgrade: an object stored before the CS announced (schema 1) counts as announced" {
+	local a f sha
+	a=$(tok alice)
+	f=$BATS_TEST_TMPDIR/obj
+	rand_file "$f" 1000
+	sha=$(sha256sum "$f" | cut -c1-64)
+	upload "$a" alice.dc1.ntm.test bob.dc2.ntm.test "$f"
+	cs_kill9
+	# Back to schema 1, as an older ntm-cs left it (its sender announced it).
+	python3 - "$(cs_dir)/cs.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("DROP INDEX dests_due")
+for c in ("announced", "failed", "attempts", "next_try", "error_code", "error_message"):
+    db.execute("ALTER TABLE dests DROP COLUMN " + c)
+db.execute("ALTER TABLE objects DROP COLUMN kind")
+db.execute("ALTER TABLE uploads DROP COLUMN kind")
+db.execute("PRAGMA user_version = 1")
+db.commit()
+PY
+	assert_equal "$(rows 'PRAGMA user_version')" 1
+	cs_start
+	assert_equal "$(rows 'PRAGMA user_version')" 2
+	run creq "$a" GET "/v1/cs/object/meta?sha256=$sha"
+	assert_equal "$(status_of)" 200
+	assert_equal "$(jq -r '.kind, .to[0].status' <<<"$(body_of)" | tr '\n' ' ')" "data announced "
+	assert_equal "$(jq -r '.to[0].announced == .created' <<<"$(body_of)")" true
+	assert_equal "$(rows "SELECT count(*) FROM dests WHERE sha256 = '$sha' AND announced IS NULL")" 0
+}
