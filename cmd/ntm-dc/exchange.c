@@ -491,6 +491,36 @@ xreq_start(struct dc_xreq *x)
 		    "cannot look up the DC of %s: %s", d->domain, ntm_strerror(e));
 }
 
+/* A request of type for the peer to; NULL after replying 500. */
+static struct dc_xreq *
+xreq_new(struct dc *dc, struct ntm_req *req, int type, const char *to)
+{
+	struct dc_xreq *x;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return NULL;
+	}
+	x->dc = dc;
+	x->req = req;
+	x->type = type;
+	snprintf(x->d.fqdn, sizeof(x->d.fqdn), "%s", to);
+	return x;
+}
+
+/* Starts x with tmpl (stolen; NULL: out of memory) as the body for the
+ * peer's DC, "to" added there. */
+static void
+xreq_go(struct dc_xreq *x, json_t *tmpl)
+{
+	if ((x->tmpl = tmpl) == NULL) {
+		ntm_reply_error(x->req, 500, "internal", NULL, "out of memory");
+		xreq_free(x);
+		return;
+	}
+	xreq_start(x);
+}
+
 /* ---- client endpoints ------------------------------------------------------- */
 
 static void
@@ -594,27 +624,15 @@ on_temporal_post(struct ntm_req *req, void *arg)
 	if (check_version(req, version) < 0 || check_from(req, &cl, from) < 0 ||
 	    check_to(req, "to", to, from) < 0)
 		return;
-	if ((x = calloc(1, sizeof(*x))) == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+	if ((x = xreq_new(dc, req, X_TEMPORAL, to)) == NULL)
 		return;
-	}
-	x->dc = dc;
-	x->req = req;
-	x->type = X_TEMPORAL;
 	if (check_tkey(req, key_id, tkey, &x->tk) < 0) {
 		xreq_free(x);
 		return;
 	}
 	snprintf(x->tk.from, sizeof(x->tk.from), "%s", from);
-	snprintf(x->d.fqdn, sizeof(x->d.fqdn), "%s", to);
-	x->tmpl = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "from", from, "key_id", key_id, "temporal_key", tkey);
-	if (x->tmpl == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
-		xreq_free(x);
-		return;
-	}
-	xreq_start(x);
+	xreq_go(x, json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
+	    "from", from, "key_id", key_id, "temporal_key", tkey));
 }
 
 /* GET /v1/exchange/key?fqdn=PEER: the exchange key PEER gave at its last
@@ -637,20 +655,8 @@ on_xkey_get(struct ntm_req *req, void *arg)
 		    "query 'fqdn': expected a client FQDN");
 		return;
 	}
-	if ((x = calloc(1, sizeof(*x))) == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
-		return;
-	}
-	x->dc = dc;
-	x->req = req;
-	x->type = X_XKEY;
-	snprintf(x->d.fqdn, sizeof(x->d.fqdn), "%s", fqdn);
-	if ((x->tmpl = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION)) == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
-		xreq_free(x);
-		return;
-	}
-	xreq_start(x);
+	if ((x = xreq_new(dc, req, X_XKEY, fqdn)) != NULL)
+		xreq_go(x, json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION));
 }
 
 /* The paper's fields of an announcement (POST /v1/dc/announce). */
