@@ -254,6 +254,18 @@ exec_simple(sqlite3 *db, const char *sql)
 	return 0;
 }
 
+/* Ends a transaction: COMMIT when ret is 0, else ROLLBACK; ret, or the
+ * COMMIT's error. */
+static int
+tx_end(sqlite3 *db, int ret)
+{
+	if (ret == 0)
+		ret = exec_simple(db, "COMMIT");
+	if (ret < 0)
+		(void)exec_simple(db, "ROLLBACK");
+	return ret;
+}
+
 int
 dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
     const char *domain, const char *user, const char *device, const char *push,
@@ -297,11 +309,7 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 	}
 	if (ret == 0)
 		ret = store_session(db, out->id, sess);
-	if (ret == 0)
-		ret = exec_simple(db, "COMMIT");
-	if (ret < 0)
-		(void)exec_simple(db, "ROLLBACK");
-	return ret;
+	return tx_end(db, ret);
 }
 
 int
@@ -361,11 +369,7 @@ dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
 		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
 		sqlite3_finalize(st);
 	}
-	if (ret == 0)
-		ret = exec_simple(db, "COMMIT");
-	if (ret < 0)
-		(void)exec_simple(db, "ROLLBACK");
-	return ret;
+	return tx_end(db, ret);
 }
 
 int
