@@ -178,12 +178,12 @@ meta_json(struct cs *cs, const struct cs_obj *o)
 		json_decref(to);
 		return NULL;
 	}
-	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o}",
-	    "sha256", o->sha256, "kind", o->kind, "size", (json_int_t)o->size,
+	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, "
+	    "s:b}", "sha256", o->sha256, "kind", o->kind, "size", (json_int_t)o->size,
 	    "owner", o->user, "owner_dc", o->dc, "from", o->from,
 	    "created", (json_int_t)o->created, "expires", (json_int_t)o->expires,
 	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify,
-	    "to", to);
+	    "to", to, "announcing", cs->ann != NULL);
 }
 
 /* A GET /v1/cs/object/meta?wait=S waiting for the first announcements. */

@@ -172,6 +172,11 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 			return ret;
 		if (all_tried(r) || left_s == 0)
 			break;
+		if (json_is_false(json_object_get(r, "announcing"))) {
+			cli_err(x->cmd, "the CS at %s announces nothing (it has no resolver): "
+			    "the recipients are not told", base);
+			break;
+		}
 	}
 	json_array_foreach(json_object_get(r, "to"), i, d) {
 		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
@@ -193,7 +198,7 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 		else if (code)
 			cli_err(x->cmd, "%s: not announced yet (%s: %s); the CS tries again",
 			    fqdn, code, msg ? msg : "");
-		else
+		else if (!json_is_false(json_object_get(r, "announcing")))
 			cli_err(x->cmd, "%s: not announced yet; the CS keeps trying", fqdn);
 	}
 	*out = r;

@@ -690,3 +690,22 @@ EOF
 	wait_until 10 eval '[ "$(cs_code "$old")" = token_revoked ]'
 	assert_equal "$(cs_code "$(token_of "$d")")" ok
 }
+
+@test "a CS without a resolver stores but announces nothing, and the sender is told so" {
+	local conf="$(P)/cs.conf" out
+	cp "$conf" "$BATS_TEST_TMPDIR/cs.conf.orig"
+	platform_stop_role "$(P)" cs
+	sed -i '/^resolver = /d' "$conf"
+	PLATFORM_ROLES=cs platform_start "$(P)"
+	grep -q 'no resolver: objects are stored but not announced to DCs' "$(P)/cs.log"
+	printf 'nobody will be told\n' > "$BATS_TEST_TMPDIR/quiet.txt"
+	run_t ntm -c "$(A)" send "$(fqdn_of "$(C)")" "$BATS_TEST_TMPDIR/quiet.txt" --timeout 20
+	assert_success
+	assert_output --partial "announces nothing (it has no resolver): the recipients are not told"
+	refute_output --partial "the CS keeps trying"
+	out=$(ntm -c "$(A)" send --status "$(sed -n 's/^sent \([0-9a-f]*\) .*/\1/p' <<<"$output")" --json)
+	assert_equal "$(jq -r '.announcing, .to[0].status' <<<"$out" | tr '\n' ' ')" "false pending "
+	platform_stop_role "$(P)" cs
+	cp "$BATS_TEST_TMPDIR/cs.conf.orig" "$conf"
+	PLATFORM_ROLES=cs platform_start "$(P)"
+}
