@@ -110,6 +110,9 @@ int  parse_long(const char *s, long min, long max, long *out);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) NTM_PRINTF(1, 2);
 int64_t now_unix(void);
+/* The wait before the next try after tries failed ones: 2, 4, 8 ... seconds,
+ * at most max (the announcements of the CS, the ended tokens of the DC). */
+int64_t retry_wait_s(int tries, long max);
 /* Milliseconds of CLOCK_MONOTONIC (for deadlines, never for dates). */
 int64_t mono_ms(void);
 

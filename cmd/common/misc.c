@@ -56,6 +56,14 @@ now_unix(void)
 }
 
 int64_t
+retry_wait_s(int tries, long max)
+{
+	int64_t w = (int64_t)2 << (tries < 20 ? (tries < 0 ? 0 : tries) : 20);
+
+	return w < max ? w : max;
+}
+
+int64_t
 mono_ms(void)
 {
 	struct timespec ts;

@@ -10,8 +10,8 @@
  *
  * The state lives in the dests table, so a restart resumes where it was: a
  * destination is tried until its DC takes it, says there is no such client,
- * or the object expires; the waits between tries double from
- * CS_ANN_RETRY_FIRST_S up to announce_retry_max_s. At most CS_ANN_INFLIGHT
+ * or the object expires; the waits between tries double from 2 s
+ * up to announce_retry_max_s (retry_wait_s). At most CS_ANN_INFLIGHT
  * announcements run at once; a timer looks for due rows every second.
  */
 #include <stdarg.h>
@@ -27,7 +27,6 @@
 
 #define CS_ANN_INFLIGHT		32	/* announcements running at once */
 #define CS_ANN_TICK_S		1	/* how often due rows are looked for */
-#define CS_ANN_RETRY_FIRST_S	2	/* first wait after a failed try; doubles */
 
 struct cs_ann_job {
 	struct cs_ann_job	*next;
@@ -72,20 +71,14 @@ job_finish(struct cs_ann_job *j, enum cs_ann_result r, const char *code, const c
 	int64_t now = now_unix(), when = now;
 	char msg[256] = "";
 	va_list ap;
-	int shift;
 
 	if (fmt) {
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 	}
-	if (r == CS_ANN_RETRY) {
-		shift = j->attempts < 16 ? j->attempts : 16;
-		when = (int64_t)CS_ANN_RETRY_FIRST_S << shift;
-		if (when > a->cs->srv->conf.announce_retry_max_s)
-			when = a->cs->srv->conf.announce_retry_max_s;
-		when += now;
-	}
+	if (r == CS_ANN_RETRY)
+		when = now + retry_wait_s(j->attempts, a->cs->srv->conf.announce_retry_max_s);
 	if (cs_db_announced(a->cs->db, j->sha256, j->fqdn, r, when, code, msg) < 0)
 		log_warnx("object %s -> %s: cannot record the announcement", j->sha256, j->fqdn);
 	if (r == CS_ANN_OK)

@@ -45,14 +45,9 @@ job_done(struct ended_job *j, int ok)
 	struct dc_ended *e = j->e;
 	struct ended_job **pp;
 	int64_t next = 0;
-	int shift;
 
 	if (!ok) {
-		shift = j->tries < 8 ? j->tries : 8;
-		next = (int64_t)2 << shift;
-		if (next > DC_ENDED_RETRY_MAX_S)
-			next = DC_ENDED_RETRY_MAX_S;
-		next += now_unix();
+		next = now_unix() + retry_wait_s(j->tries, DC_ENDED_RETRY_MAX_S);
 		e->failed++;
 	} else
 		e->sent++;
