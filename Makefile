@@ -112,7 +112,10 @@ check: deps
 	@$(MAKE) --no-print-directory all $(TOOLS)
 	@./scripts/check.sh
 
-demo: all
+# Like check, the demo installs what it needs first (a fresh machine has
+# nothing), then builds.
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@./scripts/demo.sh
 
 demo-stop:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check.sh - what `make check` runs after deps and the build: C unit tests,
-# the same under ASan/UBSan, the bats suites, and (as root) the network
+# the same under ASan/UBSan, the docs drift check (help, man pages and
+# completions), the bats suites, and (as root) the network
 # namespace topologies. Ends with one "check: N passed, N failed" line.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ stage() {
 
 stage "unit tests" $MAKE --no-print-directory unit
 stage "unit tests under ASan/UBSan" $MAKE --no-print-directory asan
+stage "help, man pages and completions agree" ./scripts/docs-check.sh
 stage "bats end-to-end" ./scripts/run-bats.sh tests/bats
 if ls tests/netns/*.bats >/dev/null 2>&1; then
 	if [ "$(id -u)" -eq 0 ]; then

@@ -12,11 +12,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/platform.sh"
 dir=${NTM_DEMO_DIR:-$top/demo}
 ntm="$NTM_BIN/ntm"
+# platform.sh keeps the ports it handed out in a temp file: ours to remove.
+trap 'rm -f "$_platform_ports_file"' EXIT
 
 if [ "${1:-}" = stop ]; then
 	[ -d "$dir" ] || { echo "no demo under $dir"; exit 0; }
+	# An agent that is already down is no reason to leave the rest up.
 	for u in alice bob; do
-		[ -d "$dir/$u" ] && "$ntm" -c "$dir/$u" down >/dev/null 2>&1
+		[ -d "$dir/$u" ] && { "$ntm" -c "$dir/$u" down >/dev/null 2>&1 || true; }
 	done
 	platform_stop "$dir"
 	echo "demo stopped (state kept in $dir; rm -rf it to start afresh)"

@@ -167,18 +167,40 @@ platform_resolver_start() {
 	return 1
 }
 
-# platform_stop_role DIR ROLE: TERM the recorded pid, wait, then KILL.
-platform_stop_role() {
-	local dir=$1 role=$2 pid i
-	[ -f "$dir/$role.pid" ] || return 0
-	pid=$(cat "$dir/$role.pid")
-	rm -f "$dir/$role.pid"
+# _platform_ours PID CONF: does PID run a program with "-f CONF" on its
+# command line (one this directory's configuration started)?
+_platform_ours() {
+	local pid=$1 conf=$2
+	[ -r "/proc/$pid/cmdline" ] || return 1
+	tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$conf"
+}
+
+# _platform_kill PID: TERM, wait up to 5 s, then KILL.
+_platform_kill() {
+	local pid=$1 i
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 50; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null
+	return 0
+}
+
+# platform_stop_role DIR ROLE: stop the pid recorded at start and, when the
+# daemon was restarted by hand since, the one in its own pidfile (only if
+# that process runs with this directory's configuration).
+platform_stop_role() {
+	local dir=$1 role=$2 pid
+	if [ -f "$dir/$role.pid" ]; then
+		pid=$(cat "$dir/$role.pid")
+		rm -f "$dir/$role.pid"
+		_platform_kill "$pid"
+	fi
+	[ -f "$dir/$role/pid" ] || return 0
+	pid=$(cat "$dir/$role/pid" 2>/dev/null)
+	case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+	_platform_ours "$pid" "$dir/$role.conf" && _platform_kill "$pid"
 	return 0
 }
 

@@ -38,3 +38,35 @@ teardown() {
 	run_t ntm -c "$NTM_DEMO_DIR/alice" down
 	assert_failure 9	# the demo stopped the agents too
 }
+
+@test "demo-stop stops everything even with an agent down and a DC restarted by hand, and leaves no temp file" {
+	export NTM_DEMO_DIR=$BATS_TEST_TMPDIR/demo
+	local tmp=$BATS_TEST_TMPDIR/tmp d=$BATS_TEST_TMPDIR/demo
+	mkdir -p "$tmp"
+	run env -u BATS_RUN_TMPDIR TMPDIR="$tmp" timeout 120 "$TOP/scripts/demo.sh"
+	assert_success
+	# bob's agent is already down when the demo is stopped
+	run_t ntm -c "$d/bob" down
+	assert_success
+	# dc2 restarted by hand: it writes its own pidfile, not demo/dc2.pid
+	platform_stop_role "$d" dc2
+	ntm-dc -d -f "$d/dc2.conf" >>"$d/dc2.log" 2>&1 &
+	local dc2=$!
+	wait_health "https://127.0.0.1:$(platform_port "$d" dc2)" "$d/as/ca.crt"
+	local r pids=("$dc2")
+	for r in as dc1 rs cs; do
+		pids+=("$(cat "$d/$r/pid")")
+	done
+	run env -u BATS_RUN_TMPDIR TMPDIR="$tmp" timeout 60 "$TOP/scripts/demo.sh" stop
+	assert_success
+	assert_output --partial 'demo stopped'
+	for r in "${pids[@]}"; do
+		run kill -0 "$r"
+		assert_failure
+	done
+	run ls "$tmp"
+	assert_output ''
+	# and it starts again
+	run env -u BATS_RUN_TMPDIR TMPDIR="$tmp" timeout 120 "$TOP/scripts/demo.sh"
+	assert_success
+}
