@@ -87,23 +87,39 @@ st_unlink(struct stream *s)
 	}
 }
 
+/*
+ * Lets go of the stream's pcb: a listening one is closed (lwIP takes only
+ * tcp_arg and tcp_accept on a listening pcb and asserts on the other
+ * callbacks, and it cannot be aborted); a connection is closed gracefully,
+ * or reset when reset is set or the close fails.
+ */
+static void
+st_drop_pcb(struct stream *s, int reset)
+{
+	struct tcp_pcb *pcb = s->pcb;
+
+	if (pcb == NULL)
+		return;
+	s->pcb = NULL;
+	tcp_arg(pcb, NULL);
+	if (s->state == ST_LISTENING) {
+		tcp_accept(pcb, NULL);
+		tcp_close(pcb);
+		return;
+	}
+	tcp_recv(pcb, NULL);
+	tcp_sent(pcb, NULL);
+	tcp_err(pcb, NULL);
+	tcp_poll(pcb, NULL, 0);
+	if (reset || tcp_close(pcb) != ERR_OK)
+		tcp_abort(pcb);
+}
+
 static void
 st_free(struct stream *s)
 {
 	st_unlink(s);
-	if (s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_recv(s->pcb, NULL);
-		tcp_sent(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_poll(s->pcb, NULL, 0);
-		if (s->state == ST_LISTENING) {
-			tcp_accept(s->pcb, NULL);
-			tcp_close(s->pcb);
-		} else if (tcp_close(s->pcb) != ERR_OK)
-			tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
+	st_drop_pcb(s, 0);
 	if (s->timer)
 		event_free(s->timer);
 	if (s->tx)
@@ -215,12 +231,7 @@ st_fail(struct stream *s, const char *code, const char *msg)
 	json_t *j;
 
 	log_info("stream %s:%u: %s", s->peer, s->port, msg);
-	if (s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
+	st_drop_pcb(s, 1);
 	if (s->kind == SK_SOCKS && s->state == ST_CONNECTING) {
 		/* 5 refused, 4 host unreachable, 1 general failure */
 		socks_reply(s, !strcmp(code, "refused") ? 5 : !strcmp(code, "timeout") ? 4 : 1);
@@ -439,12 +450,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
 	/* The client went away: a finished stream closes, any other resets. */
-	if (s->state == ST_OPEN && !(s->peer_fin && s->fin_sent) && s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
+	if (s->state == ST_OPEN && !(s->peer_fin && s->fin_sent))
+		st_drop_pcb(s, 1);
 	st_free(s);
 }
 
@@ -746,12 +753,7 @@ agent_stream_stop_all(struct agent *a)
 	while (streams) {
 		struct stream *s = streams;
 
-		if (s->pcb && s->state != ST_LISTENING) {
-			tcp_arg(s->pcb, NULL);
-			tcp_err(s->pcb, NULL);
-			tcp_abort(s->pcb);	/* the peer hears a reset */
-			s->pcb = NULL;
-		}
+		st_drop_pcb(s, 1);	/* the peer hears a reset */
 		st_free(s);
 	}
 }

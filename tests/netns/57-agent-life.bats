@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# The agent outlives anything its clients do: a listener interrupted before
+# any connection (Ctrl-C, SIGTERM), a client killed with -9 mid-transfer;
+# after each, the same agent process still carries a tunnel.
+#
+#   srv: AS, DC1, DC2, RS, CS, dnsmasq
+#     |
+#   ==+=========== switch: 198.18.0.0/15 ===========
+#     |                      |
+#   g1 (global)            g2 (global)
+#   198.18.1.10            198.18.1.11
+#   alice@dc1              bob@dc2
+
+load ../bats/helpers
+load lib
+
+setup_file() {
+	require_root
+	topo_up "$BATS_FILE_TMPDIR/t"
+	servers_up
+	host_global g1 198.18.1.10
+	host_global g2 198.18.1.11
+	client_up g1 alice alice dc1
+	client_up g2 bob bob dc2
+}
+
+teardown_file() { topo_down "$BATS_FILE_TMPDIR/t"; }
+
+setup() {
+	TOPO_DIR=$BATS_FILE_TMPDIR/t
+	P=$(cat "$TOPO_DIR/prefix")
+	ALICE=$(fqdn_of alice) BOB=$(fqdn_of bob)
+	# an agent a previous test lost is started again, so each test stands alone
+	agent_registered g1 "$TOPO_DIR/alice" || client_up g1 alice alice dc1
+	agent_registered g2 "$TOPO_DIR/bob" || client_up g2 bob bob dc2
+}
+
+agent_pid() { ntmc "$1" "$2" status --json | jq -r .agent.pid; }
+
+# client NS PROFILE ARGS...: an ntm client in the background whose SIGINT and
+# SIGTERM act as on a terminal (a non-interactive shell's background jobs
+# ignore SIGINT); $! is the client's own pid (ip netns exec and env exec).
+client() {
+	local ns=$1 prof=$TOPO_DIR/$2
+	shift 2
+	ip netns exec "$P$ns" env --default-signal=INT,TERM "$NTM_BIN/ntm" -c "$prof" "$@" &
+}
+
+# ctl_conns NS PROFILE: control connections the agent holds now.
+ctl_conns() {
+	n "$1" ss -xHn state connected | awk -v s="$TOPO_DIR/$2/agent.sock" '$5 == s' | wc -l
+}
+ctl_more() { [ "$(ctl_conns "$1" "$2")" -gt "$3" ]; }
+ctl_atmost() { [ "$(ctl_conns "$1" "$2")" -le "$3" ]; }
+
+# serves NS PROFILE PID PEER_NS PEER_PROFILE: the agent of PROFILE is still
+# process PID, answers a ping over its tunnel, and carries a stream from
+# the peer to a listener of its own.
+serves() {
+	local ns=$1 prof=$2 pid=$3 pns=$4 pprof=$5 me port=7300 lis
+	kill -0 "$pid"
+	assert_equal "$(agent_pid "$ns" "$prof")" "$pid"
+	me=$(fqdn_of "$prof")
+	run ntmc "$pns" "$pprof" tunnel ping -c 1 --timeout 10 "$me"
+	assert_success
+	ntmc "$ns" "$prof" tunnel listen "$port" --exec 'echo still-serving' > /dev/null 2>&1 &
+	lis=$!
+	wait_for 10 bash -c "ip netns exec '$P$ns' '$NTM_BIN/ntm' -c '$TOPO_DIR/$prof' \
+	    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == $port)'"
+	run ntmc "$pns" "$pprof" tunnel open "$me" "$port" < /dev/null
+	assert_success
+	assert_output still-serving
+	wait "$lis"
+}
+
+# interrupt_listener SIGNAL [--udp]: a listener that never saw a connection
+# is interrupted; the agent goes on.
+interrupt_listener() {
+	local sig=$1 udp=${2:-} pid cli before rc
+	pid=$(agent_pid g1 alice)
+	before=$(ctl_conns g1 alice)
+	if [ -n "$udp" ]; then
+		client g1 alice tunnel listen --udp 7200 < /dev/null > /dev/null
+	else
+		client g1 alice tunnel listen 7200 < /dev/null > /dev/null
+	fi
+	cli=$!
+	if [ -n "$udp" ]; then
+		wait_for 10 ctl_more g1 alice "$before"
+	else
+		wait_for 10 bash -c "ip netns exec '${P}g1' '$NTM_BIN/ntm' -c '$TOPO_DIR/alice' \
+		    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == 7200)'"
+	fi
+	kill "-$sig" "$cli"
+	rc=0
+	wait "$cli" || rc=$?
+	assert_equal "$rc" $((128 + $(kill -l "$sig")))
+	# the agent noticed the client leaving (no listener is left) ...
+	wait_for 10 bash -c "! ip netns exec '${P}g1' '$NTM_BIN/ntm' -c '$TOPO_DIR/alice' \
+	    tunnel list --json | jq -e '.streams[] | select(.port == 7200)'"
+	wait_for 10 ctl_atmost g1 alice "$before"
+	# ... and lives on
+	serves g1 alice "$pid" g2 bob
+}
+
+@test "a TCP listener interrupted by SIGINT before any connection: the agent serves on" {
+	interrupt_listener INT
+}
+
+@test "a TCP listener interrupted by SIGTERM before any connection: the agent serves on" {
+	interrupt_listener TERM
+}
+
+@test "a UDP listener interrupted by SIGINT before any datagram: the agent serves on" {
+	interrupt_listener INT --udp
+}
+
+@test "a UDP listener interrupted by SIGTERM before any datagram: the agent serves on" {
+	interrupt_listener TERM --udp
+}
+
+@test "the agent stops cleanly (exit 0) while a TCP listener waits" {
+	local apid cli rc=0
+	ntmc g1 alice down
+	bg g1 agent-alice-fg "$NTM_BIN/ntm" -c "$TOPO_DIR/alice" -v up -d > "$TOPO_DIR/fg.pid"
+	apid=$(cat "$TOPO_DIR/fg.pid")
+	wait_for 15 agent_registered g1 "$TOPO_DIR/alice"
+	client g1 alice tunnel listen 7201 < /dev/null > /dev/null 2>&1
+	cli=$!
+	wait_for 10 bash -c "ip netns exec '${P}g1' '$NTM_BIN/ntm' -c '$TOPO_DIR/alice' \
+	    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == 7201)'"
+	run ntmc g1 alice down
+	assert_success
+	wait "$apid" || rc=$?
+	assert_equal "$rc" 0
+	wait "$cli" || true
+}
