@@ -55,10 +55,29 @@ down_main(struct cli *cli, int argc, char **argv)
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	if (ctl_open(c, cli) < 0 || ctl_send(c, json_pack("{s:s}", "cmd", "stop")) < 0 ||
-	    (resp = ctl_recv(c, 3000, &why)) == NULL) {
+	/* Nothing to stop is what was asked for: a success (scripts run
+	 * `ntm down` under set -e whether or not an agent runs). */
+	if (ctl_open(c, cli) < 0) {
+		if (errno != ENOENT && errno != ECONNREFUSED) {
+			char *sock = agent_sock_path(cli);
+
+			cli_err("down", "cannot reach the agent on %s: %s", sock,
+			    strerror(errno));
+			free(sock);
+			ret = EXIT_FAIL;
+			goto out;
+		}
 		printf("no agent running\n");
-		ret = EXIT_NOAGENT;
+		ret = EXIT_OK;
+		goto out;
+	}
+	if (ctl_send(c, json_pack("{s:s}", "cmd", "stop")) < 0 ||
+	    (resp = ctl_recv(c, 3000, &why)) == NULL) {
+		char *sock = agent_sock_path(cli);
+
+		cli_err("down", "the agent on %s did not answer the stop request", sock);
+		free(sock);
+		ret = EXIT_FAIL;
 		goto out;
 	}
 	pid = (long)json_integer_value(json_object_get(resp, "pid"));

@@ -60,6 +60,12 @@ load helpers
 	assert_failure 2
 }
 
+@test "ntm down with no agent running is a success" {
+	run_t ntm -c "$BATS_TEST_TMPDIR/empty" down
+	assert_success
+	assert_output "no agent running"
+}
+
 @test "not logged in: status exits 7" {
 	run_t ntm -c "$BATS_TEST_TMPDIR/empty" status
 	assert_failure 7
