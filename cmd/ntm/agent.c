@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1444,6 +1445,10 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	int r, ret = EXIT_FAIL, pfd[2] = { -1, -1 };
 	pid_t child;
 
+	/* A client, or the `ntm up` waiting for our first lines, that went
+	 * away makes a write fail with EPIPE, never kill the agent: from the
+	 * start, before the fork (daemon_signals() says so again later). */
+	signal(SIGPIPE, SIG_IGN);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return EXIT_FAIL;
 	a->udp = a->nl = a->lis_fd = a->ready_fd = -1;

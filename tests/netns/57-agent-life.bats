@@ -135,3 +135,50 @@ interrupt_listener() {
 	assert_equal "$rc" 0
 	wait "$cli" || true
 }
+
+# stream_bytes NS PROFILE PORT: over 1 MB came back on the stream on PORT.
+stream_bytes() {
+	ntmc "$1" "$2" tunnel list --json |
+	    jq -e --argjson p "$3" '[.streams[] | select(.port == $p) | .bytes_in] | add > 1000000'
+}
+
+@test "kill -9 of a tunnel open mid-stream (both ways busy): both agents serve on" {
+	local apid bpid lis cli
+	apid=$(agent_pid g1 alice) bpid=$(agent_pid g2 bob)
+	ntmc g2 bob tunnel listen 7210 \
+	    --exec 'cat /dev/zero & cat > /dev/null' > /dev/null 2>&1 &
+	lis=$!
+	wait_for 10 bash -c "ip netns exec '${P}g2' '$NTM_BIN/ntm' -c '$TOPO_DIR/bob' \
+	    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == 7210)'"
+	ip netns exec "${P}g1" "$NTM_BIN/ntm" -c "$TOPO_DIR/alice" tunnel open "$BOB" 7210 \
+	    < /dev/zero > /dev/null 2>&1 &
+	cli=$!
+	wait_for 30 stream_bytes g1 alice 7210
+	kill -9 "$cli"
+	wait "$cli" || true
+	# bob's listener hears the reset
+	wait_for 20 bash -c "! kill -0 $lis 2>/dev/null"
+	serves g1 alice "$apid" g2 bob
+	serves g2 bob "$bpid" g1 alice
+}
+
+@test "kill -9 of a UDP listener and of its peer while datagrams flow: both agents serve on" {
+	local apid bpid lis cli
+	apid=$(agent_pid g1 alice) bpid=$(agent_pid g2 bob)
+	# bob's listener answers every datagram (stdin: replies to the last sender)
+	yes reply-from-bob | ip netns exec "${P}g2" "$NTM_BIN/ntm" -c "$TOPO_DIR/bob" \
+	    tunnel listen --udp 7211 > "$TOPO_DIR/udp.7211" 2>&1 &
+	lis=$!
+	sleep 1
+	yes datagram-from-alice | ip netns exec "${P}g1" "$NTM_BIN/ntm" -c "$TOPO_DIR/alice" \
+	    tunnel open --udp 7211 "$BOB" > /dev/null 2>&1 &
+	cli=$!
+	wait_for 30 bash -c "[ \$(grep -c datagram-from-alice '$TOPO_DIR/udp.7211') -gt 1000 ]"
+	kill -9 "$lis"
+	wait "$lis" || true
+	sleep 1		# alice's datagrams now reach no listener
+	kill -9 "$cli"
+	wait "$cli" || true
+	serves g1 alice "$apid" g2 bob
+	serves g2 bob "$bpid" g1 alice
+}
