@@ -40,6 +40,7 @@ struct fwd {
 	char			 spec[NTM_NAME_MAX + 96];
 	/* L */
 	struct evconnlistener	*lis;
+	uint16_t		 lport;
 	char			 peer[NTM_NAME_MAX + 1];
 	uint16_t		 rport;
 	int			 family;
@@ -337,6 +338,23 @@ parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen
 	return -1;
 }
 
+int
+agent_port_holder(uint16_t port, char *buf, size_t len)
+{
+	if (agent_stream_holder(port, buf, len))
+		return 1;
+	for (int i = 0; i < fw.n; i++) {
+		struct fwd *f = fw.f[i];
+
+		if (f->dir == 'R' && f->lpcb && f->lpcb->local_port == port) {
+			snprintf(buf, len, "TCP port %u is held by forward %d (-R %s); remove it "
+			    "with 'ntm tunnel forward --remove %d'", port, f->id, f->spec, f->id);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static json_t *
 fwd_json(struct fwd *f)
 {
@@ -383,7 +401,7 @@ fwd_add(struct agent *a, json_t *req)
 	};
 	struct ntm_jerr jerr;
 	struct fwd *f;
-	char msg[256];
+	char msg[640];
 
 	if (ntm_json_unpack(req, fl, sizeof(fl) / sizeof(fl[0]), &jerr) < 0)
 		return err_json("bad_request", jerr.message);
@@ -407,15 +425,25 @@ fwd_add(struct agent *a, json_t *req)
 			free(f);
 			return err_json("bad_request", "bind: an IPv4 or IPv6 address");
 		}
+		for (int i = 0; i < fw.n; i++)
+			if (fw.f[i]->dir == 'L' && fw.f[i]->lport == port) {
+				snprintf(msg, sizeof(msg), "TCP port %lld is held by forward %d "
+				    "(-L %s); remove it with 'ntm tunnel forward --remove %d'",
+				    (long long)port, fw.f[i]->id, fw.f[i]->spec, fw.f[i]->id);
+				free(f);
+				return err_json("port_in_use", msg);
+			}
 		snprintf(f->peer, sizeof(f->peer), "%s", peer);
+		f->lport = (uint16_t)port;
 		f->rport = (uint16_t)pport;
 		f->family = (int)family;
 		f->lis = evconnlistener_new_bind(a->base, on_l_accept, f, LEV_OPT_CLOSE_ON_FREE |
 		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, FWD_BACKLOG, (struct sockaddr *)&ss,
 		    (int)len);
 		if (f->lis == NULL) {
-			snprintf(msg, sizeof(msg), "cannot listen on %s port %lld: %s", bind,
-			    (long long)port, strerror(errno));
+			snprintf(msg, sizeof(msg), "cannot listen on %s port %lld: %s%s", bind,
+			    (long long)port, strerror(errno), errno == EADDRINUSE ?
+			    " (another program holds it: see 'ss -ltnp')" : "");
 			free(f);
 			return err_json("port_in_use", msg);
 		}
@@ -443,16 +471,13 @@ fwd_add(struct agent *a, json_t *req)
 			return err_json("bad_request", "target: a literal address (or localhost) "
 			    "and a port 1..65535");
 		}
-		if ((f->lpcb = tcp_new_ip_type(IPADDR_TYPE_ANY)) == NULL ||
-		    tcp_bind(f->lpcb, IP_ANY_TYPE, (u16_t)port) != ERR_OK) {
-			if (f->lpcb)
-				tcp_abort(f->lpcb);
-			snprintf(msg, sizeof(msg), "TCP port %lld of our vIPs is taken",
-			    (long long)port);
+		if (agent_port_holder((uint16_t)port, msg, sizeof(msg)) ||
+		    ((f->lpcb = agent_ip_listen((uint16_t)port, 255)) == NULL &&
+		    snprintf(msg, sizeof(msg), "cannot listen on TCP port %lld of our vIPs",
+		    (long long)port) > 0)) {
 			free(f);
 			return err_json("port_in_use", msg);
 		}
-		f->lpcb = tcp_listen_with_backlog(f->lpcb, 255);
 		tcp_arg(f->lpcb, f);
 		tcp_accept(f->lpcb, on_r_accept);
 		snprintf(f->spec, sizeof(f->spec), "%lld:%s", (long long)port, target);

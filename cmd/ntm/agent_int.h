@@ -157,6 +157,8 @@ int  agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port
     char *err, size_t errlen);
 void agent_stream_tunnel_gone(struct agent *a, struct tun *t, const char *why);
 void agent_stream_stop_all(struct agent *a);
+/* 1 with why in buf when a `tunnel listen` waits on TCP port, else 0 */
+int  agent_stream_holder(uint16_t port, char *buf, size_t len);
 json_t *agent_stream_json(struct agent *a);
 
 /* agent_fwd.c: port forwards; dialing a peer by name (forwards, SOCKS5).
@@ -168,6 +170,9 @@ void agent_dial_prepare(struct agent *a, const char *peer);	/* ask for a tunnel 
 void agent_dial_failed(struct agent *a, const char *peer, const char *why);
 json_t *agent_fwd_request(struct agent *a, const char *cmd, json_t *req);
 int  agent_fwd_start(struct agent *a);
+/* 1 with what holds TCP port of our vIPs (a `tunnel listen`, a -R forward)
+ * and how to free it in buf, else 0 */
+int  agent_port_holder(uint16_t port, char *buf, size_t len);
 void agent_fwd_stop(struct agent *a);
 
 /* agent_socks.c: SOCKS5 on loopback (ntm up --socks5) */

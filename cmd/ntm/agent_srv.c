@@ -275,7 +275,7 @@ ctl_handover(struct ctl *c)
 	struct agent *a = c->a;
 	struct bufferevent *bev = c->bev;
 	struct tun *t;
-	char err[128];
+	char err[512];
 
 	if (c->op == OP_LISTEN_TCP) {
 		if (agent_stream_listen(a, bev, c->lport, err, sizeof(err)) < 0) {

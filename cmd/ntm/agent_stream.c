@@ -645,19 +645,13 @@ agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
 	struct stream *s;
 	struct tcp_pcb *pcb, *lpcb;
 
-	for (s = streams; s; s = s->next)
-		if (s->state == ST_LISTENING && s->port == port) {
-			snprintf(err, errlen, "TCP port %u is already listened on", port);
-			return -1;
-		}
-	if ((pcb = tcp_new_ip_type(IPADDR_TYPE_ANY)) == NULL ||
-	    tcp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK ||
-	    (lpcb = tcp_listen_with_backlog(pcb, 1)) == NULL) {
-		if (pcb)
-			tcp_abort(pcb);
-		snprintf(err, errlen, "cannot listen on TCP port %u", port);
+	if (agent_port_holder(port, err, errlen))
+		return -1;
+	if ((pcb = agent_ip_listen(port, 1)) == NULL) {
+		snprintf(err, errlen, "cannot listen on TCP port %u of our vIPs", port);
 		return -1;
 	}
+	lpcb = pcb;
 	if ((s = st_new(a, bev, SK_CTL)) == NULL) {
 		tcp_close(lpcb);
 		return 0;	/* the connection is gone */
@@ -710,6 +704,18 @@ agent_stream_adopt(struct agent *a, struct bufferevent *bev, struct tcp_pcb *pcb
 	st_name_peer(s, pcb);
 	st_arm(s, pcb);
 	st_connected(s);
+	return 0;
+}
+
+int
+agent_stream_holder(uint16_t port, char *buf, size_t len)
+{
+	for (struct stream *s = streams; s; s = s->next)
+		if (s->state == ST_LISTENING && s->port == port) {
+			snprintf(buf, len, "TCP port %u is held by another 'ntm tunnel listen %u' "
+			    "(waiting for a connection)", port, port);
+			return 1;
+		}
 	return 0;
 }
 

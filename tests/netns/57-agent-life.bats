@@ -182,3 +182,50 @@ stream_bytes() {
 	serves g1 alice "$apid" g2 bob
 	serves g2 bob "$bpid" g1 alice
 }
+
+# listening NS PROFILE PORT: a `tunnel listen PORT` of PROFILE waits.
+listening() {
+	ntmc "$1" "$2" tunnel list --json |
+	    jq -e --argjson p "$3" '.streams[] | select(.state == "listening" and .port == $p)'
+}
+
+@test "a listening port is reused at once after a connection it served" {
+	local lis k
+	for k in 1 2 3; do
+		ntmc g1 alice tunnel listen 7000 --exec "echo served-$k" > /dev/null 2> "$TOPO_DIR/reuse.err" &
+		lis=$!
+		wait_for 10 listening g1 alice 7000 || { cat "$TOPO_DIR/reuse.err"; false; }
+		# bob ends its side only after alice's end: alice closes first
+		# and her side of the connection waits in TIME-WAIT
+		run ntmc g2 bob tunnel open "$ALICE" 7000 --exec "cat > '$TOPO_DIR/got.$k'"
+		assert_success
+		assert_equal "$(cat "$TOPO_DIR/got.$k")" "served-$k"
+		wait "$lis"
+	done
+}
+
+@test "a port really in use: the message says what holds it" {
+	local lis id
+	client g1 alice tunnel listen 7001 > /dev/null 2>&1 < /dev/null
+	lis=$!
+	wait_for 10 listening g1 alice 7001
+	run ntmc g1 alice tunnel listen 7001
+	assert_failure
+	assert_output --partial "port_in_use"
+	assert_output --partial "another 'ntm tunnel listen 7001'"
+	run ntmc g1 alice tunnel forward -R 7001:127.0.0.1:9
+	assert_failure
+	assert_output --partial "another 'ntm tunnel listen 7001'"
+	kill "$lis"
+	wait "$lis" || true
+	wait_for 10 bash -c "! ip netns exec '${P}g1' '$NTM_BIN/ntm' -c '$TOPO_DIR/alice' \
+	    tunnel list --json | jq -e '.streams[] | select(.port == 7001)'"
+	run ntmc g1 alice tunnel forward -R 7001:127.0.0.1:9
+	assert_success
+	id=$(ntmc g1 alice tunnel forward --json | jq -r '.forwards[] | select(.spec == "7001:127.0.0.1:9") | .id')
+	run ntmc g1 alice tunnel listen 7001
+	assert_failure
+	assert_output --partial "forward $id (-R 7001:127.0.0.1:9)"
+	assert_output --partial "--remove $id"
+	ntmc g1 alice tunnel forward --remove "$id"
+}
