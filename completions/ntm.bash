@@ -70,8 +70,9 @@ _ntm()
 	up)
 		case $prev in
 		--port|--keepalive|--dc-udp|--resolver|--timeout|--socks5) return ;;
+		--log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		esac
-		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
+		opts="-d --foreground --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
 		;;
 	down)
 		case $prev in

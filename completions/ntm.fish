@@ -47,6 +47,7 @@ complete -c ntm -n "__fish_seen_subcommand_from status" -s h -l help -d 'show th
 
 # up
 complete -c ntm -n "__fish_seen_subcommand_from up" -s d -l foreground -d 'stay in the foreground'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l log -r -F -d 'the agent log file'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l port -x -d 'UDP port of the agent'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l keepalive -x -d 'register every SEC seconds'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l dc-udp -x -d 'the DC UDP address ADDR:PORT'

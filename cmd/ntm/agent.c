@@ -1387,11 +1387,13 @@ agent_free(struct agent *a)
 	free(a->sock_path);
 	free(a->pid_path);
 	free(a);
+	agent_log_close();
 }
 
 /* The parent of a detaching `ntm up`: waits for the agent's first line. */
 static int
-wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock)
+wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock,
+    const char *log)
 {
 	char buf[512];
 	size_t len = 0;
@@ -1416,12 +1418,13 @@ wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock)
 	waitpid(pid, NULL, 0);
 	/* first line: "pid N"; then "registered: ..." or "error: ..." */
 	if (sscanf(buf, "pid %ld", &apid) != 1) {
-		cli_err("up", "the agent did not start (see the system log)");
+		cli_err("up", "the agent did not start (see its log, %s)", log);
 		return EXIT_FAIL;
 	}
 	char *second = strchr(buf, '\n');
 
-	printf("agent: running (pid %ld, UDP port %u, control %s)\n", apid, port, sock);
+	printf("agent: running (pid %ld, UDP port %u, control %s, log %s)\n", apid, port,
+	    sock, log);
 	if (second && strncmp(second + 1, "registered:", 11) == 0) {
 		printf("%s", second + 1);
 		return EXIT_OK;
@@ -1516,6 +1519,17 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		cli_err("up", "%s", err);
 		goto out;
 	}
+	{
+		char *lp = o->log ? xstrdup(o->log) : cli_state_path(cli, AGENT_LOG);
+
+		r = agent_log_open(lp, cli->verbose, err, sizeof(err));
+		free(lp);
+		if (r < 0) {
+			cli_err("up", "%s", err);
+			ret = o->log ? EXIT_USAGE : EXIT_FAIL;
+			goto out;
+		}
+	}
 
 	if (!o->foreground) {
 		if (pipe2(pfd, O_CLOEXEC) < 0 || (child = fork()) < 0) {
@@ -1523,9 +1537,14 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 			goto out;
 		}
 		if (child > 0) {
+			/* The agent's sockets and log belong to it now. */
+			char *logp = xstrdup(agent_log_path());
+
 			close(pfd[1]);
-			/* The agent's sockets belong to it now. */
-			ret = wait_ready(pfd[0], child, o->timeout_s, a->port, a->sock_path);
+			agent_log_close();
+			ret = wait_ready(pfd[0], child, o->timeout_s, a->port, a->sock_path,
+			    logp);
+			free(logp);
 			close(a->udp);
 			a->udp = -1;
 			agent_ctl_forget(a);
@@ -1537,6 +1556,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		if (daemon(0, 0) < 0)
 			_exit(1);
 		log_syslog();
+		agent_log_detached();
 		a->ready_fd = pfd[1];
 		snprintf(b, sizeof(b), "pid %ld\n", (long)getpid());
 		(void)!write(a->ready_fd, b, strlen(b));
@@ -1578,8 +1598,8 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	    a->port, a->dual ? "IPv4+IPv6" : "IPv4", ntm_sa_str((struct sockaddr *)&a->dc, b,
 	    sizeof(b)), a->sock_path);
 	if (o->foreground)
-		printf("agent: running (pid %ld, UDP port %u, control %s)\n", (long)getpid(),
-		    a->port, a->sock_path), fflush(stdout);
+		printf("agent: running (pid %ld, UDP port %u, control %s, log %s)\n",
+		    (long)getpid(), a->port, a->sock_path, agent_log_path()), fflush(stdout);
 	reg_send(a);
 	reg_timer_arm(a);
 	event_base_dispatch(a->base);
@@ -1587,10 +1607,13 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	ret = EXIT_OK;
 fail:
 	if (a->ready_fd >= 0) {
-		const char *m = "error: the agent could not start (see the system log)\n";
+		char m[600];
 
 		if (ret == EXIT_OK)
-			m = "error: the agent stopped before registering\n";
+			snprintf(m, sizeof(m), "error: the agent stopped before registering\n");
+		else
+			snprintf(m, sizeof(m), "error: the agent could not start (see %s)\n",
+			    agent_log_path() ? agent_log_path() : "the system log");
 		(void)!write(a->ready_fd, m, strlen(m));
 		close(a->ready_fd);
 		a->ready_fd = -1;

@@ -16,6 +16,8 @@
 
 #define AGENT_SOCK		"agent.sock"
 #define AGENT_PID		"agent.pid"
+#define AGENT_LOG		"agent.log"	/* in the state dir, unless --log */
+#define AGENT_LOG_MAX		(1024 * 1024)	/* then agent.log becomes agent.log.1 */
 #define AGENT_TUN_MAX		64	/* tunnels held */
 #define AGENT_CTL_MAX		16	/* control connections */
 #define AGENT_LINE_MAX		8192	/* one control request */
@@ -33,6 +35,7 @@ struct agent_opts {
 	long		 timeout_s;	/* how long `ntm up` waits for the first REG_RESP */
 	const char	*socks5;	/* "addr:port" on loopback, or NULL */
 	const char	*tun;		/* TUN interface name (TUN mode), or NULL */
+	const char	*log;		/* log file, or NULL: STATE_DIR/agent.log */
 };
 
 /* agent_socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */

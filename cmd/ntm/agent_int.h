@@ -191,6 +191,12 @@ void agent_tundev_input(struct agent *a, const uint8_t *p, size_t len);
 const char *agent_tundev_name(void);
 void agent_tundev_stop(struct agent *a);
 
+/* agent_log.c: the log file (ntm up --log) */
+int  agent_log_open(const char *path, int verbose, char *err, size_t errlen);
+const char *agent_log_path(void);	/* absolute, or NULL when none is open */
+void agent_log_detached(void);		/* after daemon(): stdout, stderr to it too */
+void agent_log_close(void);
+
 /* agent_srv.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */
 int  agent_ctl_start(struct agent *a);		/* on the loop */

@@ -8,10 +8,12 @@
 #include "agent.h"
 
 enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT, OPT_SOCKS5,
-    OPT_TUN };
+    OPT_TUN, OPT_LOG };
 
 const struct cli_opt up_opts[] = {
 	{ "foreground", 'd', 'd', NULL, "stay in the foreground, log to stderr" },
+	{ "log", OPT_LOG, 0, "FILE", "the agent's log file (default STATE_DIR/agent.log; "
+	  "past 1 MiB it becomes FILE.1)" },
 	{ "port", OPT_PORT, 0, "N", "UDP port of the agent (default 0: any)" },
 	{ "keepalive", OPT_KEEPALIVE, 0, "SEC", "register every SEC seconds "
 	  "(1..3600; default: as the DC says)" },
@@ -57,6 +59,13 @@ up_main(struct cli *cli, int argc, char **argv)
 				    args.optarg);
 				goto out;
 			}
+			break;
+		case OPT_LOG:
+			if (args.optarg[0] == '\0') {
+				cli_err("up", "--log '': expected a file");
+				goto out;
+			}
+			o.log = args.optarg;
 			break;
 		case OPT_DC_UDP:
 			o.dc_udp = args.optarg;

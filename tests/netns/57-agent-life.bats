@@ -229,3 +229,39 @@ listening() {
 	assert_output --partial "--remove $id"
 	ntmc g1 alice tunnel forward --remove "$id"
 }
+
+@test "the agent logs to STATE_DIR/agent.log by default (mode 0600)" {
+	local pid
+	pid=$(agent_pid g1 alice)
+	assert_equal "$(ntmc g1 alice status --json | jq -r .agent.log)" "$TOPO_DIR/alice/agent.log"
+	assert_equal "$(stat -c %a "$TOPO_DIR/alice/agent.log")" 600
+	grep -q "ntm\[$pid\]: info: agent: pid $pid, UDP port" "$TOPO_DIR/alice/agent.log"
+}
+
+@test "a detached agent with --log FILE: its lines there, the file rotated past 1 MiB" {
+	local pid
+	ntmc g1 alice down
+	# a full log from before: the first line of the new agent rotates it
+	head -c $((1024 * 1024 - 10)) /dev/zero | tr '\0' x > "$TOPO_DIR/alice/mine.log"
+	cd "$TOPO_DIR/alice"
+	run ntmc g1 alice up --log mine.log --timeout 15
+	cd - > /dev/null
+	assert_success
+	assert_output --partial "log $TOPO_DIR/alice/mine.log)"
+	pid=$(agent_pid g1 alice)
+	assert_equal "$(ntmc g1 alice status --json | jq -r .agent.log)" "$TOPO_DIR/alice/mine.log"
+	assert_equal "$(stat -c %s "$TOPO_DIR/alice/mine.log.1")" $((1024 * 1024 - 10))
+	grep -q "ntm\[$pid\]: info: agent: pid $pid" "$TOPO_DIR/alice/mine.log"
+	[ "$(stat -c %s "$TOPO_DIR/alice/mine.log")" -lt 100000 ]
+	# the detached agent logs to the file to its end
+	run ntmc g1 alice down
+	assert_success
+	grep -q "info: SIGTERM: shutting down\|info: stop requested" "$TOPO_DIR/alice/mine.log"
+}
+
+@test "--log: a file that cannot be written is refused before the agent starts (exit 2)" {
+	ntmc g1 alice down
+	run ntmc g1 alice up --log /nonexistent/dir/agent.log
+	assert_failure 2
+	assert_output --partial "/nonexistent/dir/agent.log"
+}
