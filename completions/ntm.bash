@@ -69,7 +69,8 @@ _ntm()
 		;;
 	up)
 		case $prev in
-		--port|--keepalive|--dc-udp|--resolver|--timeout|--socks5) return ;;
+		--port|--keepalive|--dc-udp|--resolver|--timeout) return ;;
+		--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
 		--log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		esac
 		opts="-d --foreground --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"

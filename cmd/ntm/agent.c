@@ -1387,6 +1387,7 @@ agent_free(struct agent *a)
 	free(a->sock_path);
 	free(a->pid_path);
 	free(a);
+	agent_saved_free();
 	agent_log_close();
 }
 
@@ -1510,10 +1511,26 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		cli_err("up", "%s", err);
 		goto out;
 	}
-	if (agent_socks_bind(a, o->socks5, err, sizeof(err)) < 0) {
-		cli_err("up", "%s", err);
-		ret = EXIT_USAGE;
-		goto out;
+	if (agent_saved_load(cli, err, sizeof(err)) < 0)
+		cli_err("up", "warning: %s; no forwards or SOCKS5 address brought back", err);
+	{
+		/* --socks5 ADDR or off, else the address saved by an earlier one */
+		const char *saved = o->socks5 || o->socks5_off || o->tun ? NULL :
+		    agent_saved_socks5();
+
+		if (agent_socks_bind(a, saved ? saved : o->socks5, err, sizeof(err)) < 0) {
+			if (saved == NULL) {
+				cli_err("up", "%s", err);
+				ret = EXIT_USAGE;
+				goto out;
+			}
+			/* a setting from before that no longer works: said, not fatal */
+			cli_err("up", "warning: the saved SOCKS5 address is not served: %s "
+			    "('ntm up --socks5 off' forgets it)", err);
+			(void)agent_socks_bind(a, NULL, err, sizeof(err));
+		}
+		if (o->socks5 || o->socks5_off)
+			agent_saved_set_socks5(o->socks5);
 	}
 	if (agent_tundev_open(a, o->tun, err, sizeof(err)) < 0) {
 		cli_err("up", "%s", err);
@@ -1581,6 +1598,8 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		log_warnx("cannot serve SOCKS5 or read the TUN interface");
 		goto fail;
 	}
+	if (!a->tun_mode)
+		agent_fwd_restore(a);	/* the forwards of the last run */
 	/* Our addresses change under us: never send a request over a kept-alive
 	 * connection that may be bound to an address we no longer have. */
 	ntm_httpc_set_reuse(a->http, 0);

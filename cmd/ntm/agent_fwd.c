@@ -49,6 +49,7 @@ struct fwd {
 	struct sockaddr_storage	 target;
 	socklen_t		 tlen;
 	uint64_t		 accepted, failed;
+	json_t			*req;		/* the request, saved for the next start */
 };
 
 struct dial {
@@ -370,9 +371,31 @@ err_json(const char *code, const char *msg)
 	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "message", msg);
 }
 
+/* The forwards, in the order they were added, into STATE_DIR/agent.json. */
+static void
+fwd_save(void)
+{
+	json_t *arr = json_array();
+	int last = 0;
+
+	for (;;) {
+		struct fwd *next = NULL;
+
+		for (int i = 0; i < fw.n; i++)
+			if (fw.f[i]->id > last && (next == NULL || fw.f[i]->id < next->id))
+				next = fw.f[i];
+		if (next == NULL)
+			break;
+		json_array_append(arr, next->req);
+		last = next->id;
+	}
+	agent_saved_set_forwards(arr);
+}
+
 static void
 fwd_free(struct fwd *f)
 {
+	json_decref(f->req);
 	if (f->lis)
 		evconnlistener_free(f->lis);
 	if (f->lpcb) {
@@ -483,16 +506,42 @@ fwd_add(struct agent *a, json_t *req)
 		snprintf(f->spec, sizeof(f->spec), "%lld:%s", (long long)port, target);
 	}
 	f->id = ++fw.next_id;
+	f->req = json_deep_copy(req);
 	fw.f[fw.n++] = f;
 	log_info("forward %d: -%c %s", f->id, f->dir, f->spec);
 	return json_pack("{s:b, s:o}", "ok", 1, "forward", fwd_json(f));
 }
 
+void
+agent_fwd_restore(struct agent *a)
+{
+	json_t *list = json_deep_copy(agent_saved_forwards()), *req, *r;
+	size_t i;
+
+	json_array_foreach(list, i, req) {
+		if (!json_is_object(req))
+			continue;
+		r = fwd_add(a, req);
+		if (!json_is_true(json_object_get(r, "ok")))
+			log_warnx("a saved forward was not restored (it is forgotten): %s: %s",
+			    json_string_value(json_object_get(r, "code")),
+			    json_string_value(json_object_get(r, "message")));
+		json_decref(r);
+	}
+	json_decref(list);
+	fwd_save();
+}
+
 json_t *
 agent_fwd_request(struct agent *a, const char *cmd, json_t *req)
 {
-	if (!strcmp(cmd, "forward"))
-		return fwd_add(a, req);
+	if (!strcmp(cmd, "forward")) {
+		json_t *r = fwd_add(a, req);
+
+		if (json_is_true(json_object_get(r, "ok")))
+			fwd_save();
+		return r;
+	}
 	if (!strcmp(cmd, "forwards")) {
 		json_t *arr = json_array();
 
@@ -520,6 +569,7 @@ agent_fwd_request(struct agent *a, const char *cmd, json_t *req)
 				fw.f[i] = fw.f[--fw.n];
 		log_info("forward %d: removed (connections open now go on)", f->id);
 		fwd_free(f);
+		fwd_save();
 		return json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)id);
 	}
 }

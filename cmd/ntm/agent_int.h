@@ -170,6 +170,7 @@ void agent_dial_prepare(struct agent *a, const char *peer);	/* ask for a tunnel 
 void agent_dial_failed(struct agent *a, const char *peer, const char *why);
 json_t *agent_fwd_request(struct agent *a, const char *cmd, json_t *req);
 int  agent_fwd_start(struct agent *a);
+void agent_fwd_restore(struct agent *a);	/* the saved forwards, at start */
 /* 1 with what holds TCP port of our vIPs (a `tunnel listen`, a -R forward)
  * and how to free it in buf, else 0 */
 int  agent_port_holder(uint16_t port, char *buf, size_t len);
@@ -196,6 +197,16 @@ int  agent_log_open(const char *path, int verbose, char *err, size_t errlen);
 const char *agent_log_path(void);	/* absolute, or NULL when none is open */
 void agent_log_detached(void);		/* after daemon(): stdout, stderr to it too */
 void agent_log_close(void);
+
+/* agent_saved.c: STATE_DIR/agent.json, the forwards and SOCKS5 address
+ * brought back at the next start */
+struct cli;
+int  agent_saved_load(const struct cli *cli, char *err, size_t errlen);
+const char *agent_saved_socks5(void);		/* or NULL */
+void agent_saved_set_socks5(const char *spec);	/* NULL: none; saved at once */
+json_t *agent_saved_forwards(void);		/* borrowed array */
+void agent_saved_set_forwards(json_t *arr);	/* stolen; saved at once */
+void agent_saved_free(void);
 
 /* agent_srv.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */

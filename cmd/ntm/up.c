@@ -26,7 +26,8 @@ const struct cli_opt up_opts[] = {
 	{ "tun", OPT_TUN, 0, NULL, "TUN mode (root): put the vIPs on a kernel interface, NAME "
 	  "(the argument after the options) or ntm0, for every program" },
 	{ "socks5", OPT_SOCKS5, 0, "ADDR:PORT", "serve SOCKS5 (CONNECT, UDP ASSOCIATE; no "
-	  "authentication) on this loopback address, to peers by FQDN or vIP" },
+	  "authentication) on this loopback address, to peers by FQDN or vIP; saved for "
+	  "the next 'ntm up' ('off': none, and forget it)" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -71,7 +72,13 @@ up_main(struct cli *cli, int argc, char **argv)
 			o.dc_udp = args.optarg;
 			break;
 		case OPT_SOCKS5:
-			o.socks5 = args.optarg;
+			if (strcmp(args.optarg, "off") == 0) {
+				o.socks5 = NULL;
+				o.socks5_off = 1;
+			} else {
+				o.socks5 = args.optarg;
+				o.socks5_off = 0;
+			}
 			break;
 		case OPT_TUN:
 			o.tun = "ntm0";

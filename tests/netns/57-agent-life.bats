@@ -265,3 +265,55 @@ listening() {
 	assert_failure 2
 	assert_output --partial "/nonexistent/dir/agent.log"
 }
+
+fwd_specs() { ntmc "$1" "$2" tunnel forward --json | jq -r '[.forwards[] | "-" + .dir + " " + .spec] | sort | join(",")'; }
+
+@test "forwards and the SOCKS5 address come back at 'ntm up' after the agent restarts" {
+	local id
+	mkdir -p "$TOPO_DIR/www"
+	echo "PAGE-$$" > "$TOPO_DIR/www/index.html"
+	bg g1 http python3 -m http.server --bind 127.0.0.1 --directory "$TOPO_DIR/www" 8088 > /dev/null
+	wait_for 10 n g1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8088'
+	ntmc g2 bob down
+	run ntmc g2 bob up --socks5 127.0.0.1:1080
+	assert_success
+	ntmc g1 alice tunnel forward -R 8300:127.0.0.1:8088
+	ntmc g2 bob tunnel forward -L 9300:"$ALICE":8300
+	ntmc g2 bob tunnel forward -L 9301:"$ALICE":8300
+	id=$(ntmc g2 bob tunnel forward --json | jq -r '.forwards[] | select(.spec | startswith("127.0.0.1:9301:")) | .id')
+	ntmc g2 bob tunnel forward --remove "$id"
+	assert_equal "$(stat -c %a "$TOPO_DIR/bob/agent.json")" 600
+	assert_equal "$(jq -r .socks5 "$TOPO_DIR/bob/agent.json")" 127.0.0.1:1080
+	assert_equal "$(jq '.forwards | length' "$TOPO_DIR/bob/agent.json")" 1
+	run n g2 curl -sS -m 20 http://127.0.0.1:9300/index.html
+	assert_output "PAGE-$$"
+
+	ntmc g1 alice down
+	ntmc g2 bob down
+	run ntmc g1 alice up
+	assert_success
+	run ntmc g2 bob up
+	assert_success
+	assert_equal "$(fwd_specs g1 alice)" "-R 8300:127.0.0.1:8088"
+	assert_equal "$(fwd_specs g2 bob)" "-L 127.0.0.1:9300:$ALICE:8300"
+	assert_equal "$(ntmc g2 bob status --json | jq -r .agent.socks5.listen)" 127.0.0.1:1080
+	run n g2 curl -sS -m 20 http://127.0.0.1:9300/index.html
+	assert_success
+	assert_output "PAGE-$$"
+	run n g2 curl -sS -m 20 --socks5-hostname 127.0.0.1:1080 "http://$ALICE:8300/index.html"
+	assert_success
+	assert_output "PAGE-$$"
+
+	# removed and switched off: not brought back
+	id=$(ntmc g2 bob tunnel forward --json | jq -r '.forwards[0].id')
+	ntmc g2 bob tunnel forward --remove "$id"
+	ntmc g2 bob down
+	run ntmc g2 bob up --socks5 off
+	assert_success
+	assert_equal "$(fwd_specs g2 bob)" ""
+	assert_equal "$(ntmc g2 bob status --json | jq -r .agent.socks5)" null
+	assert_equal "$(jq -c . "$TOPO_DIR/bob/agent.json")" '{"version":1,"socks5":null,"forwards":[]}'
+	ntmc g2 bob down
+	ntmc g1 alice down
+	rm -f "$TOPO_DIR/alice/agent.json"
+}
