@@ -73,13 +73,13 @@ _ntm()
 		--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
 		--log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		esac
-		opts="-d --foreground --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
+		opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
 		;;
 	down)
 		case $prev in
 		--timeout) return ;;
 		esac
-		opts="--timeout -h --help"
+		opts="--json --timeout -h --help"
 		;;
 	register)
 		case $prev in

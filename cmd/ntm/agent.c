@@ -1394,7 +1394,7 @@ agent_free(struct agent *a)
 /* The parent of a detaching `ntm up`: waits for the agent's first line. */
 static int
 wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock,
-    const char *log)
+    const char *log, int quiet)
 {
 	char buf[512];
 	size_t len = 0;
@@ -1424,10 +1424,12 @@ wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock,
 	}
 	char *second = strchr(buf, '\n');
 
-	printf("agent: running (pid %ld, UDP port %u, control %s, log %s)\n", apid, port,
-	    sock, log);
+	if (!quiet)
+		printf("agent: running (pid %ld, UDP port %u, control %s, log %s)\n", apid,
+		    port, sock, log);
 	if (second && strncmp(second + 1, "registered:", 11) == 0) {
-		printf("%s", second + 1);
+		if (!quiet)
+			printf("%s", second + 1);
 		return EXIT_OK;
 	}
 	if (second && strncmp(second + 1, "error: ", 7) == 0) {
@@ -1560,7 +1562,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 			close(pfd[1]);
 			agent_log_close();
 			ret = wait_ready(pfd[0], child, o->timeout_s, a->port, a->sock_path,
-			    logp);
+			    logp, o->quiet);
 			free(logp);
 			close(a->udp);
 			a->udp = -1;

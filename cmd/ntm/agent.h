@@ -38,6 +38,7 @@ struct agent_opts {
 	int		 socks5_off;	/* --socks5 off: none, and forget the saved one */
 	const char	*tun;		/* TUN interface name (TUN mode), or NULL */
 	const char	*log;		/* log file, or NULL: STATE_DIR/agent.log */
+	int		 quiet;		/* nothing on stdout (up --json prints instead) */
 };
 
 /* agent_socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */

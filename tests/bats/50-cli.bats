@@ -64,6 +64,9 @@ load helpers
 	run_t ntm -c "$BATS_TEST_TMPDIR/empty" down
 	assert_success
 	assert_output "no agent running"
+	run_t ntm -c "$BATS_TEST_TMPDIR/empty" down --json
+	assert_success
+	assert_output '{"stopped":false,"pid":null}'
 }
 
 @test "not logged in: status exits 7" {

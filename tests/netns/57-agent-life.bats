@@ -294,6 +294,8 @@ fwd_specs() { ntmc "$1" "$2" tunnel forward --json | jq -r '[.forwards[] | "-" +
 	assert_success
 	run ntmc g2 bob up
 	assert_success
+	assert_line "socks5: 127.0.0.1:1080"
+	assert_line "forward 1: -L 127.0.0.1:9300:$ALICE:8300"
 	assert_equal "$(fwd_specs g1 alice)" "-R 8300:127.0.0.1:8088"
 	assert_equal "$(fwd_specs g2 bob)" "-L 127.0.0.1:9300:$ALICE:8300"
 	assert_equal "$(ntmc g2 bob status --json | jq -r .agent.socks5.listen)" 127.0.0.1:1080
@@ -316,4 +318,29 @@ fwd_specs() { ntmc "$1" "$2" tunnel forward --json | jq -r '[.forwards[] | "-" +
 	ntmc g2 bob down
 	ntmc g1 alice down
 	rm -f "$TOPO_DIR/alice/agent.json"
+}
+
+@test "up --json and down --json print one JSON object each" {
+	local pid
+	ntmc g2 bob down
+	run ntmc g2 bob up --json
+	assert_success
+	assert_equal "${#lines[@]}" 1
+	pid=$(agent_pid g2 bob)
+	assert_equal "$(jq -r .pid <<<"$output")" "$pid"
+	assert_equal "$(jq -r .fqdn <<<"$output")" "$BOB"
+	assert_equal "$(jq -r .registered <<<"$output")" true
+	assert_equal "$(jq -r .log <<<"$output")" "$TOPO_DIR/bob/agent.log"
+	assert_equal "$(jq -r .control <<<"$output")" "$TOPO_DIR/bob/agent.sock"
+	assert_equal "$(jq -c '[.socks5, .forwards]' <<<"$output")" '[null,[]]'
+	jq -e '(.vip4 | startswith("100.96.2.")) and (.port > 0)' <<<"$output"
+	run ntmc g2 bob down --json
+	assert_success
+	assert_output "{\"stopped\":true,\"pid\":$pid}"
+	run ntmc g2 bob down --json
+	assert_success
+	assert_output '{"stopped":false,"pid":null}'
+	run ntmc g2 bob up -d --json
+	assert_failure 2
+	assert_output --partial "--json with -d"
 }
