@@ -344,3 +344,37 @@ fwd_specs() { ntmc "$1" "$2" tunnel forward --json | jq -r '[.forwards[] | "-" +
 	assert_failure 2
 	assert_output --partial "--json with -d"
 }
+
+@test "kill -9 of programs mid-download through a -L forward and SOCKS5: both agents serve on" {
+	local apid bpid id1 id2 c
+	mkdir -p "$TOPO_DIR/www"
+	head -c $((64 * 1024 * 1024)) /dev/zero > "$TOPO_DIR/www/big"
+	bg g1 http2 python3 -m http.server --bind 127.0.0.1 --directory "$TOPO_DIR/www" 8089 > /dev/null
+	wait_for 10 n g1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8089'
+	ntmc g2 bob down
+	ntmc g2 bob up --socks5 127.0.0.1:1081
+	apid=$(agent_pid g1 alice) bpid=$(agent_pid g2 bob)
+	ntmc g1 alice tunnel forward -R 8301:127.0.0.1:8089
+	ntmc g2 bob tunnel forward -L 9302:"$ALICE":8301
+	# slow readers, killed mid-transfer: the agents' writes toward them fail
+	for c in "http://127.0.0.1:9302/big" "--socks5-hostname 127.0.0.1:1081 http://$ALICE:8301/big"; do
+		# shellcheck disable=SC2086
+		ip netns exec "${P}g2" curl -sS -m 60 --limit-rate 2M -o /dev/null $c &
+		local cpid=$!
+		wait_for 20 bash -c "ip netns exec '${P}g2' '$NTM_BIN/ntm' -c '$TOPO_DIR/bob' \
+		    tunnel list --json | jq -e '[.streams[] | select(.state == \"open\") | .bytes_in] | add > 1000000'"
+		kill -9 "$cpid"
+		wait "$cpid" || true
+		wait_for 20 bash -c "! ip netns exec '${P}g2' '$NTM_BIN/ntm' -c '$TOPO_DIR/bob' \
+		    tunnel list --json | jq -e '.streams[] | select(.state == \"open\")'"
+	done
+	serves g1 alice "$apid" g2 bob
+	serves g2 bob "$bpid" g1 alice
+	id1=$(ntmc g1 alice tunnel forward --json | jq -r '.forwards[] | select(.spec == "8301:127.0.0.1:8089") | .id')
+	id2=$(ntmc g2 bob tunnel forward --json | jq -r '.forwards[] | select(.spec | startswith("127.0.0.1:9302:")) | .id')
+	ntmc g1 alice tunnel forward --remove "$id1"
+	ntmc g2 bob tunnel forward --remove "$id2"
+	ntmc g2 bob down
+	ntmc g2 bob up --socks5 off > /dev/null
+	ntmc g2 bob down
+}
