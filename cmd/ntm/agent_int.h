@@ -153,6 +153,7 @@ void agent_stream_connect(struct agent *a, struct bufferevent *bev, enum st_kind
     int fwd, struct tun *t, int family, uint16_t port, int64_t timeout_ms);
 /* streams of forward fwd open now; *total: streams ever opened */
 int  agent_stream_count(int fwd, uint64_t *total);
+/* A `tunnel listen` on TCP port (the caller checked agent_port_holder). */
 int  agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
     char *err, size_t errlen);
 void agent_stream_tunnel_gone(struct agent *a, struct tun *t, const char *why);

@@ -282,7 +282,9 @@ ctl_handover(struct ctl *c)
 	char err[512];
 
 	if (c->op == OP_LISTEN_TCP) {
-		if (agent_stream_listen(a, bev, c->lport, err, sizeof(err)) < 0) {
+		/* a -R forward or another listen may hold the port: say which */
+		if (agent_port_holder(c->lport, err, sizeof(err)) ||
+		    agent_stream_listen(a, bev, c->lport, err, sizeof(err)) < 0) {
 			ctl_error(c, "port_in_use", "%s", err);
 			return;
 		}

@@ -645,7 +645,7 @@ agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
 	struct stream *s;
 	struct tcp_pcb *pcb, *lpcb;
 
-	if (agent_port_holder(port, err, errlen))
+	if (agent_stream_holder(port, err, errlen))
 		return -1;
 	if ((pcb = agent_ip_listen(port, 1)) == NULL) {
 		snprintf(err, errlen, "cannot listen on TCP port %u of our vIPs", port);
