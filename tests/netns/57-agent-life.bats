@@ -378,3 +378,26 @@ fwd_specs() { ntmc "$1" "$2" tunnel forward --json | jq -r '[.forwards[] | "-" +
 	ntmc g2 bob up --socks5 off > /dev/null
 	ntmc g2 bob down
 }
+
+@test "a listener's client that sends a frame before any connection gets an error; the agent serves on" {
+	local pid
+	pid=$(agent_pid g1 alice)
+	run timeout 20 python3 - "$TOPO_DIR/alice/agent.sock" <<-'PY'
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.connect(sys.argv[1])
+	s.sendall(b'{"cmd":"listen","proto":"tcp","port":7400}\n')
+	f = s.makefile("rb")
+	print(f.readline().decode().strip())
+	s.sendall(b"D\x00\x01x")
+	print(f.readline().decode().strip())
+	PY
+	assert_success
+	assert_line --index 0 --partial '"event":"listening"'
+	assert_line --index 1 --partial '"code":"bad_request"'
+	serves g1 alice "$pid" g2 bob
+	# the port is free again
+	run ntmc g1 alice tunnel forward -R 7400:127.0.0.1:9
+	assert_success
+	ntmc g1 alice tunnel forward --remove "$(ntmc g1 alice tunnel forward --json | jq -r '.forwards[] | select(.spec == "7400:127.0.0.1:9") | .id')"
+}
