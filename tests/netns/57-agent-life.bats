@@ -1,7 +1,10 @@
 #!/usr/bin/env bats
 # The agent outlives anything its clients do: a listener interrupted before
-# any connection (Ctrl-C, SIGTERM), a client killed with -9 mid-transfer;
-# after each, the same agent process still carries a tunnel.
+# any connection (Ctrl-C, SIGTERM), clients killed with -9 mid-transfer
+# (streams, UDP, forwards, SOCKS5); after each, the same agent process still
+# carries a tunnel. And what a user expects of it across its own life: a
+# port listened on again at once, a log file, forwards and SOCKS5 brought
+# back at `ntm up`, --json on up and down.
 #
 #   srv: AS, DC1, DC2, RS, CS, dnsmasq
 #     |
@@ -37,6 +40,12 @@ setup() {
 
 agent_pid() { ntmc "$1" "$2" status --json | jq -r .agent.pid; }
 
+# listening NS PROFILE PORT: a `tunnel listen PORT` of PROFILE waits.
+listening() {
+	ntmc "$1" "$2" tunnel list --json |
+	    jq -e --argjson p "$3" '.streams[] | select(.state == "listening" and .port == $p)'
+}
+
 # client NS PROFILE ARGS...: an ntm client in the background whose SIGINT and
 # SIGTERM act as on a terminal (a non-interactive shell's background jobs
 # ignore SIGINT); $! is the client's own pid (ip netns exec and env exec).
@@ -65,8 +74,7 @@ serves() {
 	assert_success
 	ntmc "$ns" "$prof" tunnel listen "$port" --exec 'echo still-serving' > /dev/null 2>&1 &
 	lis=$!
-	wait_for 10 bash -c "ip netns exec '$P$ns' '$NTM_BIN/ntm' -c '$TOPO_DIR/$prof' \
-	    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == $port)'"
+	wait_for 10 listening "$ns" "$prof" "$port"
 	run ntmc "$pns" "$pprof" tunnel open "$me" "$port" < /dev/null
 	assert_success
 	assert_output still-serving
@@ -88,8 +96,7 @@ interrupt_listener() {
 	if [ -n "$udp" ]; then
 		wait_for 10 ctl_more g1 alice "$before"
 	else
-		wait_for 10 bash -c "ip netns exec '${P}g1' '$NTM_BIN/ntm' -c '$TOPO_DIR/alice' \
-		    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == 7200)'"
+		wait_for 10 listening g1 alice 7200
 	fi
 	kill "-$sig" "$cli"
 	rc=0
@@ -127,8 +134,7 @@ interrupt_listener() {
 	wait_for 15 agent_registered g1 "$TOPO_DIR/alice"
 	client g1 alice tunnel listen 7201 < /dev/null > /dev/null 2>&1
 	cli=$!
-	wait_for 10 bash -c "ip netns exec '${P}g1' '$NTM_BIN/ntm' -c '$TOPO_DIR/alice' \
-	    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == 7201)'"
+	wait_for 10 listening g1 alice 7201
 	run ntmc g1 alice down
 	assert_success
 	wait "$apid" || rc=$?
@@ -148,8 +154,7 @@ stream_bytes() {
 	ntmc g2 bob tunnel listen 7210 \
 	    --exec 'cat /dev/zero & cat > /dev/null' > /dev/null 2>&1 &
 	lis=$!
-	wait_for 10 bash -c "ip netns exec '${P}g2' '$NTM_BIN/ntm' -c '$TOPO_DIR/bob' \
-	    tunnel list --json | jq -e '.streams[] | select(.state == \"listening\" and .port == 7210)'"
+	wait_for 10 listening g2 bob 7210
 	ip netns exec "${P}g1" "$NTM_BIN/ntm" -c "$TOPO_DIR/alice" tunnel open "$BOB" 7210 \
 	    < /dev/zero > /dev/null 2>&1 &
 	cli=$!
@@ -181,12 +186,6 @@ stream_bytes() {
 	wait "$cli" || true
 	serves g1 alice "$apid" g2 bob
 	serves g2 bob "$bpid" g1 alice
-}
-
-# listening NS PROFILE PORT: a `tunnel listen PORT` of PROFILE waits.
-listening() {
-	ntmc "$1" "$2" tunnel list --json |
-	    jq -e --argjson p "$3" '.streams[] | select(.state == "listening" and .port == $p)'
 }
 
 @test "a listening port is reused at once after a connection it served" {
