@@ -69,15 +69,17 @@ _ntm()
 		;;
 	up)
 		case $prev in
-		--port|--keepalive|--dc-udp|--resolver|--timeout|--socks5) return ;;
+		--port|--keepalive|--dc-udp|--resolver|--timeout) return ;;
+		--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
+		--log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		esac
-		opts="-d --foreground --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
+		opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
 		;;
 	down)
 		case $prev in
 		--timeout) return ;;
 		esac
-		opts="--timeout -h --help"
+		opts="--json --timeout -h --help"
 		;;
 	register)
 		case $prev in

@@ -47,16 +47,19 @@ complete -c ntm -n "__fish_seen_subcommand_from status" -s h -l help -d 'show th
 
 # up
 complete -c ntm -n "__fish_seen_subcommand_from up" -s d -l foreground -d 'stay in the foreground'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l json -d 'print one JSON object'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l log -r -F -d 'the agent log file'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l port -x -d 'UDP port of the agent'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l keepalive -x -d 'register every SEC seconds'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l dc-udp -x -d 'the DC UDP address ADDR:PORT'
-complete -c ntm -n "__fish_seen_subcommand_from up" -l socks5 -x -d 'serve SOCKS5 on this loopback ADDR:PORT'
+complete -c ntm -n "__fish_seen_subcommand_from up" -l socks5 -x -a off -d 'serve SOCKS5 on this loopback ADDR:PORT (off: none)'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l tun -d 'TUN mode: the vIPs on a kernel interface (root)'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l resolver -x -d 'DNS resolver ADDR:PORT'
 complete -c ntm -n "__fish_seen_subcommand_from up" -l timeout -x -d 'wait SEC seconds for the first registration'
 complete -c ntm -n "__fish_seen_subcommand_from up" -s h -l help -d 'show the help and exit'
 
 # down
+complete -c ntm -n "__fish_seen_subcommand_from down" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from down" -l timeout -x -d 'wait at most SEC seconds'
 complete -c ntm -n "__fish_seen_subcommand_from down" -s h -l help -d 'show the help and exit'
 

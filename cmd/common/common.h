@@ -17,6 +17,9 @@ void log_init(const char *prog, int verbose);
 const char *log_prog(void);
 /* From now on log to syslog (LOG_DAEMON), for a daemon that detached. */
 void log_syslog(void);
+/* Also hand each message up to max_level (NTM_LOG_*), whatever the
+ * verbosity, as "level: text" to fn (NULL: none): a daemon's own log file. */
+void log_tee(void (*fn)(int level, const char *line, void *arg), void *arg, int max_level);
 void log_warn(const char *fmt, ...) NTM_PRINTF(1, 2);	/* appends strerror(errno) */
 void log_warnx(const char *fmt, ...) NTM_PRINTF(1, 2);
 void log_info(const char *fmt, ...) NTM_PRINTF(1, 2);

@@ -1,4 +1,5 @@
-/* log.c - diagnostics on stderr, tagged with the program name. */
+/* log.c - diagnostics on stderr (or syslog), tagged with the program name,
+ * and to a tee (the agent's log file) when one is set. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +15,50 @@ static int to_syslog;
 static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
 static const char *const level_name[] = { "error", "warning", "info", "debug" };
+static void (*tee_fn)(int, const char *, void *);
+static void *tee_arg;
+static int tee_max = -1;
+
+static void lib_hook(int level, const char *msg, void *arg);
+
+void
+log_tee(void (*fn)(int level, const char *line, void *arg), void *arg, int max_level)
+{
+	tee_fn = fn;
+	tee_arg = arg;
+	tee_max = fn ? max_level : -1;
+	ntm_log_set(lib_hook, NULL, tee_max > NTM_LOG_WARN + verbosity ? tee_max :
+	    NTM_LOG_WARN + verbosity);
+}
+
+/* "level: message[: error]" to the tee, if one is set. */
+static void
+tee(int level, const char *msg, const char *errstr)
+{
+	char line[1200];
+
+	if (tee_fn == NULL)
+		return;
+	if (errstr)
+		snprintf(line, sizeof(line), "%s: %s: %s", level_name[level], msg, errstr);
+	else
+		snprintf(line, sizeof(line), "%s: %s", level_name[level], msg);
+	tee_fn(level, line, tee_arg);
+}
 
 static void
 vlogx(int level, const char *errstr, const char *fmt, va_list ap)
 {
 	char msg[1024];
+	int shown = level <= NTM_LOG_WARN + verbosity;
 
-	if (level > NTM_LOG_WARN + verbosity)
+	if (!shown && level > tee_max)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (level <= tee_max)
+		tee(level, msg, errstr);
+	if (!shown)
+		return;
 	if (to_syslog) {
 		if (errstr)
 			syslog(syslog_prio[level], "%s: %s", msg, errstr);
@@ -41,6 +77,8 @@ lib_hook(int level, const char *msg, void *arg)
 {
 	if (level < NTM_LOG_ERR || level > NTM_LOG_DEBUG)
 		level = NTM_LOG_DEBUG;
+	if (level <= tee_max)
+		tee(level, msg, NULL);
 	if (level > NTM_LOG_WARN + verbosity)
 		return;
 	if (to_syslog)

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1386,11 +1387,14 @@ agent_free(struct agent *a)
 	free(a->sock_path);
 	free(a->pid_path);
 	free(a);
+	agent_saved_free();
+	agent_log_close();
 }
 
 /* The parent of a detaching `ntm up`: waits for the agent's first line. */
 static int
-wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock)
+wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock,
+    const char *log, int quiet)
 {
 	char buf[512];
 	size_t len = 0;
@@ -1415,14 +1419,17 @@ wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock)
 	waitpid(pid, NULL, 0);
 	/* first line: "pid N"; then "registered: ..." or "error: ..." */
 	if (sscanf(buf, "pid %ld", &apid) != 1) {
-		cli_err("up", "the agent did not start (see the system log)");
+		cli_err("up", "the agent did not start (see its log, %s)", log);
 		return EXIT_FAIL;
 	}
 	char *second = strchr(buf, '\n');
 
-	printf("agent: running (pid %ld, UDP port %u, control %s)\n", apid, port, sock);
+	if (!quiet)
+		printf("agent: running (pid %ld, UDP port %u, control %s, log %s)\n", apid,
+		    port, sock, log);
 	if (second && strncmp(second + 1, "registered:", 11) == 0) {
-		printf("%s", second + 1);
+		if (!quiet)
+			printf("%s", second + 1);
 		return EXIT_OK;
 	}
 	if (second && strncmp(second + 1, "error: ", 7) == 0) {
@@ -1444,6 +1451,10 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	int r, ret = EXIT_FAIL, pfd[2] = { -1, -1 };
 	pid_t child;
 
+	/* A client, or the `ntm up` waiting for our first lines, that went
+	 * away makes a write fail with EPIPE, never kill the agent: from the
+	 * start, before the fork (daemon_signals() says so again later). */
+	signal(SIGPIPE, SIG_IGN);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return EXIT_FAIL;
 	a->udp = a->nl = a->lis_fd = a->ready_fd = -1;
@@ -1502,14 +1513,41 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		cli_err("up", "%s", err);
 		goto out;
 	}
-	if (agent_socks_bind(a, o->socks5, err, sizeof(err)) < 0) {
-		cli_err("up", "%s", err);
-		ret = EXIT_USAGE;
-		goto out;
+	if (agent_saved_load(cli, err, sizeof(err)) < 0)
+		cli_err("up", "warning: %s; no forwards or SOCKS5 address brought back", err);
+	{
+		/* --socks5 ADDR or off, else the address saved by an earlier one */
+		const char *saved = o->socks5 || o->socks5_off || o->tun ? NULL :
+		    agent_saved_socks5();
+
+		if (agent_socks_bind(a, saved ? saved : o->socks5, err, sizeof(err)) < 0) {
+			if (saved == NULL) {
+				cli_err("up", "%s", err);
+				ret = EXIT_USAGE;
+				goto out;
+			}
+			/* a setting from before that no longer works: said, not fatal */
+			cli_err("up", "warning: the saved SOCKS5 address is not served: %s "
+			    "('ntm up --socks5 off' forgets it)", err);
+			(void)agent_socks_bind(a, NULL, err, sizeof(err));
+		}
+		if (o->socks5 || o->socks5_off)
+			agent_saved_set_socks5(o->socks5);
 	}
 	if (agent_tundev_open(a, o->tun, err, sizeof(err)) < 0) {
 		cli_err("up", "%s", err);
 		goto out;
+	}
+	{
+		char *lp = o->log ? xstrdup(o->log) : cli_state_path(cli, AGENT_LOG);
+
+		r = agent_log_open(lp, cli->verbose, err, sizeof(err));
+		free(lp);
+		if (r < 0) {
+			cli_err("up", "%s", err);
+			ret = o->log ? EXIT_USAGE : EXIT_FAIL;
+			goto out;
+		}
 	}
 
 	if (!o->foreground) {
@@ -1518,9 +1556,14 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 			goto out;
 		}
 		if (child > 0) {
+			/* The agent's sockets and log belong to it now. */
+			char *logp = xstrdup(agent_log_path());
+
 			close(pfd[1]);
-			/* The agent's sockets belong to it now. */
-			ret = wait_ready(pfd[0], child, o->timeout_s, a->port, a->sock_path);
+			agent_log_close();
+			ret = wait_ready(pfd[0], child, o->timeout_s, a->port, a->sock_path,
+			    logp, o->quiet);
+			free(logp);
 			close(a->udp);
 			a->udp = -1;
 			agent_ctl_forget(a);
@@ -1532,6 +1575,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		if (daemon(0, 0) < 0)
 			_exit(1);
 		log_syslog();
+		agent_log_detached();
 		a->ready_fd = pfd[1];
 		snprintf(b, sizeof(b), "pid %ld\n", (long)getpid());
 		(void)!write(a->ready_fd, b, strlen(b));
@@ -1556,6 +1600,8 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 		log_warnx("cannot serve SOCKS5 or read the TUN interface");
 		goto fail;
 	}
+	if (!a->tun_mode)
+		agent_fwd_restore(a);	/* the forwards of the last run */
 	/* Our addresses change under us: never send a request over a kept-alive
 	 * connection that may be bound to an address we no longer have. */
 	ntm_httpc_set_reuse(a->http, 0);
@@ -1573,8 +1619,8 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	    a->port, a->dual ? "IPv4+IPv6" : "IPv4", ntm_sa_str((struct sockaddr *)&a->dc, b,
 	    sizeof(b)), a->sock_path);
 	if (o->foreground)
-		printf("agent: running (pid %ld, UDP port %u, control %s)\n", (long)getpid(),
-		    a->port, a->sock_path), fflush(stdout);
+		printf("agent: running (pid %ld, UDP port %u, control %s, log %s)\n",
+		    (long)getpid(), a->port, a->sock_path, agent_log_path()), fflush(stdout);
 	reg_send(a);
 	reg_timer_arm(a);
 	event_base_dispatch(a->base);
@@ -1582,10 +1628,13 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	ret = EXIT_OK;
 fail:
 	if (a->ready_fd >= 0) {
-		const char *m = "error: the agent could not start (see the system log)\n";
+		char m[600];
 
 		if (ret == EXIT_OK)
-			m = "error: the agent stopped before registering\n";
+			snprintf(m, sizeof(m), "error: the agent stopped before registering\n");
+		else
+			snprintf(m, sizeof(m), "error: the agent could not start (see %s)\n",
+			    agent_log_path() ? agent_log_path() : "the system log");
 		(void)!write(a->ready_fd, m, strlen(m));
 		close(a->ready_fd);
 		a->ready_fd = -1;

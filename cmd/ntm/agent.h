@@ -16,6 +16,9 @@
 
 #define AGENT_SOCK		"agent.sock"
 #define AGENT_PID		"agent.pid"
+#define AGENT_LOG		"agent.log"	/* in the state dir, unless --log */
+#define AGENT_SAVED		"agent.json"	/* forwards, SOCKS5: brought back at up */
+#define AGENT_LOG_MAX		(1024 * 1024)	/* then agent.log becomes agent.log.1 */
 #define AGENT_TUN_MAX		64	/* tunnels held */
 #define AGENT_CTL_MAX		16	/* control connections */
 #define AGENT_LINE_MAX		8192	/* one control request */
@@ -31,8 +34,11 @@ struct agent_opts {
 	const char	*dc_udp;	/* "addr:port" or NULL */
 	const char	*resolver;	/* "addr:port" or NULL */
 	long		 timeout_s;	/* how long `ntm up` waits for the first REG_RESP */
-	const char	*socks5;	/* "addr:port" on loopback, or NULL */
+	const char	*socks5;	/* "addr:port" on loopback, or NULL: the saved one */
+	int		 socks5_off;	/* --socks5 off: none, and forget the saved one */
 	const char	*tun;		/* TUN interface name (TUN mode), or NULL */
+	const char	*log;		/* log file, or NULL: STATE_DIR/agent.log */
+	int		 quiet;		/* nothing on stdout (up --json prints instead) */
 };
 
 /* agent_socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */

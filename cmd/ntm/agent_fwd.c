@@ -40,6 +40,7 @@ struct fwd {
 	char			 spec[NTM_NAME_MAX + 96];
 	/* L */
 	struct evconnlistener	*lis;
+	uint16_t		 lport;
 	char			 peer[NTM_NAME_MAX + 1];
 	uint16_t		 rport;
 	int			 family;
@@ -48,6 +49,7 @@ struct fwd {
 	struct sockaddr_storage	 target;
 	socklen_t		 tlen;
 	uint64_t		 accepted, failed;
+	json_t			*req;		/* the request, saved for the next start */
 };
 
 struct dial {
@@ -337,6 +339,23 @@ parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen
 	return -1;
 }
 
+int
+agent_port_holder(uint16_t port, char *buf, size_t len)
+{
+	if (agent_stream_holder(port, buf, len))
+		return 1;
+	for (int i = 0; i < fw.n; i++) {
+		struct fwd *f = fw.f[i];
+
+		if (f->dir == 'R' && f->lpcb && f->lpcb->local_port == port) {
+			snprintf(buf, len, "TCP port %u is held by forward %d (-R %s); remove it "
+			    "with 'ntm tunnel forward --remove %d'", port, f->id, f->spec, f->id);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static json_t *
 fwd_json(struct fwd *f)
 {
@@ -352,9 +371,31 @@ err_json(const char *code, const char *msg)
 	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "message", msg);
 }
 
+/* The forwards, in the order they were added, into STATE_DIR/agent.json. */
+static void
+fwd_save(void)
+{
+	json_t *arr = json_array();
+	int last = 0;
+
+	for (;;) {
+		struct fwd *next = NULL;
+
+		for (int i = 0; i < fw.n; i++)
+			if (fw.f[i]->id > last && (next == NULL || fw.f[i]->id < next->id))
+				next = fw.f[i];
+		if (next == NULL)
+			break;
+		json_array_append(arr, next->req);
+		last = next->id;
+	}
+	agent_saved_set_forwards(arr);
+}
+
 static void
 fwd_free(struct fwd *f)
 {
+	json_decref(f->req);
 	if (f->lis)
 		evconnlistener_free(f->lis);
 	if (f->lpcb) {
@@ -383,7 +424,7 @@ fwd_add(struct agent *a, json_t *req)
 	};
 	struct ntm_jerr jerr;
 	struct fwd *f;
-	char msg[256];
+	char msg[640];
 
 	if (ntm_json_unpack(req, fl, sizeof(fl) / sizeof(fl[0]), &jerr) < 0)
 		return err_json("bad_request", jerr.message);
@@ -407,15 +448,25 @@ fwd_add(struct agent *a, json_t *req)
 			free(f);
 			return err_json("bad_request", "bind: an IPv4 or IPv6 address");
 		}
+		for (int i = 0; i < fw.n; i++)
+			if (fw.f[i]->dir == 'L' && fw.f[i]->lport == port) {
+				snprintf(msg, sizeof(msg), "TCP port %lld is held by forward %d "
+				    "(-L %s); remove it with 'ntm tunnel forward --remove %d'",
+				    (long long)port, fw.f[i]->id, fw.f[i]->spec, fw.f[i]->id);
+				free(f);
+				return err_json("port_in_use", msg);
+			}
 		snprintf(f->peer, sizeof(f->peer), "%s", peer);
+		f->lport = (uint16_t)port;
 		f->rport = (uint16_t)pport;
 		f->family = (int)family;
 		f->lis = evconnlistener_new_bind(a->base, on_l_accept, f, LEV_OPT_CLOSE_ON_FREE |
 		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, FWD_BACKLOG, (struct sockaddr *)&ss,
 		    (int)len);
 		if (f->lis == NULL) {
-			snprintf(msg, sizeof(msg), "cannot listen on %s port %lld: %s", bind,
-			    (long long)port, strerror(errno));
+			snprintf(msg, sizeof(msg), "cannot listen on %s port %lld: %s%s", bind,
+			    (long long)port, strerror(errno), errno == EADDRINUSE ?
+			    " (another program holds it: see 'ss -ltnp')" : "");
 			free(f);
 			return err_json("port_in_use", msg);
 		}
@@ -443,31 +494,54 @@ fwd_add(struct agent *a, json_t *req)
 			return err_json("bad_request", "target: a literal address (or localhost) "
 			    "and a port 1..65535");
 		}
-		if ((f->lpcb = tcp_new_ip_type(IPADDR_TYPE_ANY)) == NULL ||
-		    tcp_bind(f->lpcb, IP_ANY_TYPE, (u16_t)port) != ERR_OK) {
-			if (f->lpcb)
-				tcp_abort(f->lpcb);
-			snprintf(msg, sizeof(msg), "TCP port %lld of our vIPs is taken",
-			    (long long)port);
+		if (agent_port_holder((uint16_t)port, msg, sizeof(msg)) ||
+		    ((f->lpcb = agent_ip_listen((uint16_t)port, 255)) == NULL &&
+		    snprintf(msg, sizeof(msg), "cannot listen on TCP port %lld of our vIPs",
+		    (long long)port) > 0)) {
 			free(f);
 			return err_json("port_in_use", msg);
 		}
-		f->lpcb = tcp_listen_with_backlog(f->lpcb, 255);
 		tcp_arg(f->lpcb, f);
 		tcp_accept(f->lpcb, on_r_accept);
 		snprintf(f->spec, sizeof(f->spec), "%lld:%s", (long long)port, target);
 	}
 	f->id = ++fw.next_id;
+	f->req = json_deep_copy(req);
 	fw.f[fw.n++] = f;
 	log_info("forward %d: -%c %s", f->id, f->dir, f->spec);
 	return json_pack("{s:b, s:o}", "ok", 1, "forward", fwd_json(f));
 }
 
+void
+agent_fwd_restore(struct agent *a)
+{
+	json_t *list = json_deep_copy(agent_saved_forwards()), *req, *r;
+	size_t i;
+
+	json_array_foreach(list, i, req) {
+		if (!json_is_object(req))
+			continue;
+		r = fwd_add(a, req);
+		if (!json_is_true(json_object_get(r, "ok")))
+			log_warnx("a saved forward was not restored (it is forgotten): %s: %s",
+			    json_string_value(json_object_get(r, "code")),
+			    json_string_value(json_object_get(r, "message")));
+		json_decref(r);
+	}
+	json_decref(list);
+	fwd_save();
+}
+
 json_t *
 agent_fwd_request(struct agent *a, const char *cmd, json_t *req)
 {
-	if (!strcmp(cmd, "forward"))
-		return fwd_add(a, req);
+	if (!strcmp(cmd, "forward")) {
+		json_t *r = fwd_add(a, req);
+
+		if (json_is_true(json_object_get(r, "ok")))
+			fwd_save();
+		return r;
+	}
 	if (!strcmp(cmd, "forwards")) {
 		json_t *arr = json_array();
 
@@ -495,6 +569,7 @@ agent_fwd_request(struct agent *a, const char *cmd, json_t *req)
 				fw.f[i] = fw.f[--fw.n];
 		log_info("forward %d: removed (connections open now go on)", f->id);
 		fwd_free(f);
+		fwd_save();
 		return json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)id);
 	}
 }

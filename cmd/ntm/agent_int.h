@@ -153,10 +153,13 @@ void agent_stream_connect(struct agent *a, struct bufferevent *bev, enum st_kind
     int fwd, struct tun *t, int family, uint16_t port, int64_t timeout_ms);
 /* streams of forward fwd open now; *total: streams ever opened */
 int  agent_stream_count(int fwd, uint64_t *total);
+/* A `tunnel listen` on TCP port (the caller checked agent_port_holder). */
 int  agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
     char *err, size_t errlen);
 void agent_stream_tunnel_gone(struct agent *a, struct tun *t, const char *why);
 void agent_stream_stop_all(struct agent *a);
+/* 1 with why in buf when a `tunnel listen` waits on TCP port, else 0 */
+int  agent_stream_holder(uint16_t port, char *buf, size_t len);
 json_t *agent_stream_json(struct agent *a);
 
 /* agent_fwd.c: port forwards; dialing a peer by name (forwards, SOCKS5).
@@ -168,6 +171,10 @@ void agent_dial_prepare(struct agent *a, const char *peer);	/* ask for a tunnel 
 void agent_dial_failed(struct agent *a, const char *peer, const char *why);
 json_t *agent_fwd_request(struct agent *a, const char *cmd, json_t *req);
 int  agent_fwd_start(struct agent *a);
+void agent_fwd_restore(struct agent *a);	/* the saved forwards, at start */
+/* 1 with what holds TCP port of our vIPs (a `tunnel listen`, a -R forward)
+ * and how to free it in buf, else 0 */
+int  agent_port_holder(uint16_t port, char *buf, size_t len);
 void agent_fwd_stop(struct agent *a);
 
 /* agent_socks.c: SOCKS5 on loopback (ntm up --socks5) */
@@ -185,6 +192,22 @@ void agent_tundev_route(struct agent *a, struct tun *t, int add);
 void agent_tundev_input(struct agent *a, const uint8_t *p, size_t len);
 const char *agent_tundev_name(void);
 void agent_tundev_stop(struct agent *a);
+
+/* agent_log.c: the log file (ntm up --log) */
+int  agent_log_open(const char *path, int verbose, char *err, size_t errlen);
+const char *agent_log_path(void);	/* absolute, or NULL when none is open */
+void agent_log_detached(void);		/* after daemon(): stdout, stderr to it too */
+void agent_log_close(void);
+
+/* agent_saved.c: STATE_DIR/agent.json, the forwards and SOCKS5 address
+ * brought back at the next start */
+struct cli;
+int  agent_saved_load(const struct cli *cli, char *err, size_t errlen);
+const char *agent_saved_socks5(void);		/* or NULL */
+void agent_saved_set_socks5(const char *spec);	/* NULL: none; saved at once */
+json_t *agent_saved_forwards(void);		/* borrowed array */
+void agent_saved_set_forwards(json_t *arr);	/* stolen; saved at once */
+void agent_saved_free(void);
 
 /* agent_srv.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */

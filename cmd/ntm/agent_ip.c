@@ -224,3 +224,23 @@ agent_ip_from(const ip_addr_t *in, uint8_t out[16])
 	memcpy(out, ip_2_ip6(in)->addr, 16);
 	return 6;
 }
+
+struct tcp_pcb *
+agent_ip_listen(uint16_t port, uint8_t backlog)
+{
+	struct tcp_pcb *pcb, *lpcb;
+
+	if ((pcb = tcp_new_ip_type(IPADDR_TYPE_ANY)) == NULL)
+		return NULL;
+	/* As SO_REUSEADDR on a kernel socket: the connections a previous
+	 * listener on this port served may linger in TIME-WAIT (2 MSL, two
+	 * minutes) without keeping a new listener off the port. Connections
+	 * accepted inherit the option, so they do not either. */
+	ip_set_option(pcb, SOF_REUSEADDR);
+	if (tcp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK ||
+	    (lpcb = tcp_listen_with_backlog(pcb, backlog)) == NULL) {
+		tcp_abort(pcb);		/* not listening: freed, never sent a thing */
+		return NULL;
+	}
+	return lpcb;
+}

@@ -22,4 +22,7 @@ struct tcp_pcb;
 int  agent_stream_adopt(struct agent *a, struct bufferevent *bev, struct tcp_pcb *pcb,
     int fwd);
 
+/* A listening pcb on TCP port of our vIPs (SO_REUSEADDR), or NULL. */
+struct tcp_pcb *agent_ip_listen(uint16_t port, uint8_t backlog);
+
 #endif

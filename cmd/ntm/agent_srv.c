@@ -128,11 +128,11 @@ reg_json(struct agent *a)
 static json_t *
 status_json(struct agent *a)
 {
-	json_t *drops = json_object();
+	json_t *drops = json_object(), *j;
 
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
-	return json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
+	j = json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
 	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I},"
 	    " s:{s:b, s:b, s:I, s:I}}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
@@ -155,6 +155,10 @@ status_json(struct agent *a)
 	    "noroute", (json_int_t)a->stack_noroute,
 	    "offload", "gso", !a->gso_off, "gro", a->gro,
 	    "gso_sends", (json_int_t)a->gso_sends, "gro_recvs", (json_int_t)a->gro_recvs);
+	if (j)
+		json_object_set_new(j, "log", agent_log_path() ?
+		    json_string(agent_log_path()) : json_null());
+	return j;
 }
 
 static const char *
@@ -275,10 +279,12 @@ ctl_handover(struct ctl *c)
 	struct agent *a = c->a;
 	struct bufferevent *bev = c->bev;
 	struct tun *t;
-	char err[128];
+	char err[512];
 
 	if (c->op == OP_LISTEN_TCP) {
-		if (agent_stream_listen(a, bev, c->lport, err, sizeof(err)) < 0) {
+		/* a -R forward or another listen may hold the port: say which */
+		if (agent_port_holder(c->lport, err, sizeof(err)) ||
+		    agent_stream_listen(a, bev, c->lport, err, sizeof(err)) < 0) {
 			ctl_error(c, "port_in_use", "%s", err);
 			return;
 		}

@@ -87,23 +87,39 @@ st_unlink(struct stream *s)
 	}
 }
 
+/*
+ * Lets go of the stream's pcb: a listening one is closed (lwIP takes only
+ * tcp_arg and tcp_accept on a listening pcb and asserts on the other
+ * callbacks, and it cannot be aborted); a connection is closed gracefully,
+ * or reset when reset is set or the close fails.
+ */
+static void
+st_drop_pcb(struct stream *s, int reset)
+{
+	struct tcp_pcb *pcb = s->pcb;
+
+	if (pcb == NULL)
+		return;
+	s->pcb = NULL;
+	tcp_arg(pcb, NULL);
+	if (s->state == ST_LISTENING) {
+		tcp_accept(pcb, NULL);
+		tcp_close(pcb);
+		return;
+	}
+	tcp_recv(pcb, NULL);
+	tcp_sent(pcb, NULL);
+	tcp_err(pcb, NULL);
+	tcp_poll(pcb, NULL, 0);
+	if (reset || tcp_close(pcb) != ERR_OK)
+		tcp_abort(pcb);
+}
+
 static void
 st_free(struct stream *s)
 {
 	st_unlink(s);
-	if (s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_recv(s->pcb, NULL);
-		tcp_sent(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_poll(s->pcb, NULL, 0);
-		if (s->state == ST_LISTENING) {
-			tcp_accept(s->pcb, NULL);
-			tcp_close(s->pcb);
-		} else if (tcp_close(s->pcb) != ERR_OK)
-			tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
+	st_drop_pcb(s, 0);
 	if (s->timer)
 		event_free(s->timer);
 	if (s->tx)
@@ -215,12 +231,7 @@ st_fail(struct stream *s, const char *code, const char *msg)
 	json_t *j;
 
 	log_info("stream %s:%u: %s", s->peer, s->port, msg);
-	if (s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
+	st_drop_pcb(s, 1);
 	if (s->kind == SK_SOCKS && s->state == ST_CONNECTING) {
 		/* 5 refused, 4 host unreachable, 1 general failure */
 		socks_reply(s, !strcmp(code, "refused") ? 5 : !strcmp(code, "timeout") ? 4 : 1);
@@ -439,12 +450,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
 	/* The client went away: a finished stream closes, any other resets. */
-	if (s->state == ST_OPEN && !(s->peer_fin && s->fin_sent) && s->pcb) {
-		tcp_arg(s->pcb, NULL);
-		tcp_err(s->pcb, NULL);
-		tcp_abort(s->pcb);
-		s->pcb = NULL;
-	}
+	if (s->state == ST_OPEN && !(s->peer_fin && s->fin_sent))
+		st_drop_pcb(s, 1);
 	st_free(s);
 }
 
@@ -638,19 +645,13 @@ agent_stream_listen(struct agent *a, struct bufferevent *bev, uint16_t port,
 	struct stream *s;
 	struct tcp_pcb *pcb, *lpcb;
 
-	for (s = streams; s; s = s->next)
-		if (s->state == ST_LISTENING && s->port == port) {
-			snprintf(err, errlen, "TCP port %u is already listened on", port);
-			return -1;
-		}
-	if ((pcb = tcp_new_ip_type(IPADDR_TYPE_ANY)) == NULL ||
-	    tcp_bind(pcb, IP_ANY_TYPE, port) != ERR_OK ||
-	    (lpcb = tcp_listen_with_backlog(pcb, 1)) == NULL) {
-		if (pcb)
-			tcp_abort(pcb);
-		snprintf(err, errlen, "cannot listen on TCP port %u", port);
+	if (agent_stream_holder(port, err, errlen))
+		return -1;
+	if ((pcb = agent_ip_listen(port, 1)) == NULL) {
+		snprintf(err, errlen, "cannot listen on TCP port %u of our vIPs", port);
 		return -1;
 	}
+	lpcb = pcb;
 	if ((s = st_new(a, bev, SK_CTL)) == NULL) {
 		tcp_close(lpcb);
 		return 0;	/* the connection is gone */
@@ -707,6 +708,18 @@ agent_stream_adopt(struct agent *a, struct bufferevent *bev, struct tcp_pcb *pcb
 }
 
 int
+agent_stream_holder(uint16_t port, char *buf, size_t len)
+{
+	for (struct stream *s = streams; s; s = s->next)
+		if (s->state == ST_LISTENING && s->port == port) {
+			snprintf(buf, len, "TCP port %u is held by another 'ntm tunnel listen %u' "
+			    "(waiting for a connection)", port, port);
+			return 1;
+		}
+	return 0;
+}
+
+int
 agent_stream_count(int fwd, uint64_t *total)
 {
 	int n = 0;
@@ -746,12 +759,7 @@ agent_stream_stop_all(struct agent *a)
 	while (streams) {
 		struct stream *s = streams;
 
-		if (s->pcb && s->state != ST_LISTENING) {
-			tcp_arg(s->pcb, NULL);
-			tcp_err(s->pcb, NULL);
-			tcp_abort(s->pcb);	/* the peer hears a reset */
-			s->pcb = NULL;
-		}
+		st_drop_pcb(s, 1);	/* the peer hears a reset */
 		st_free(s);
 	}
 }

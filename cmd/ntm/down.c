@@ -11,9 +11,11 @@
 #include "common.h"
 #include "agent.h"
 
-enum { OPT_TIMEOUT = 256 };
+enum { OPT_TIMEOUT = 256, OPT_JSON };
 
 const struct cli_opt down_opts[] = {
+	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object "
+	  "({\"stopped\":true|false,\"pid\":N|null})" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait at most SEC seconds (1..300, default 10)" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
@@ -29,11 +31,14 @@ down_main(struct cli *cli, int argc, char **argv)
 	const char *why;
 	long timeout = 0, pid = 0;
 	int64_t deadline;
-	int ch, ret = EXIT_USAGE;
+	int ch, json = 0, ret = EXIT_USAGE;
 
 	cli_args_init(&args, cmd, argc, argv);
 	while ((ch = cli_getopt(&args)) != 0) {
 		switch (ch) {
+		case OPT_JSON:
+			json = 1;
+			break;
 		case OPT_TIMEOUT:
 			if (cli_parse_timeout("down", args.optarg, &timeout) < 0)
 				goto out;
@@ -55,10 +60,32 @@ down_main(struct cli *cli, int argc, char **argv)
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	if (ctl_open(c, cli) < 0 || ctl_send(c, json_pack("{s:s}", "cmd", "stop")) < 0 ||
+	/* Nothing to stop is what was asked for: a success (scripts run
+	 * `ntm down` under set -e whether or not an agent runs). */
+	if (ctl_open(c, cli) < 0) {
+		if (errno != ENOENT && errno != ECONNREFUSED) {
+			char *sock = agent_sock_path(cli);
+
+			cli_err("down", "cannot reach the agent on %s: %s", sock,
+			    strerror(errno));
+			free(sock);
+			ret = EXIT_FAIL;
+			goto out;
+		}
+		if (json)
+			cli_print_json(json_pack("{s:b, s:n}", "stopped", 0, "pid"));
+		else
+			printf("no agent running\n");
+		ret = EXIT_OK;
+		goto out;
+	}
+	if (ctl_send(c, json_pack("{s:s}", "cmd", "stop")) < 0 ||
 	    (resp = ctl_recv(c, 3000, &why)) == NULL) {
-		printf("no agent running\n");
-		ret = EXIT_NOAGENT;
+		char *sock = agent_sock_path(cli);
+
+		cli_err("down", "the agent on %s did not answer the stop request", sock);
+		free(sock);
+		ret = EXIT_FAIL;
 		goto out;
 	}
 	pid = (long)json_integer_value(json_object_get(resp, "pid"));
@@ -74,7 +101,10 @@ down_main(struct cli *cli, int argc, char **argv)
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	printf("agent stopped (pid %ld)\n", pid);
+	if (json)
+		cli_print_json(json_pack("{s:b, s:I}", "stopped", 1, "pid", (json_int_t)pid));
+	else
+		printf("agent stopped (pid %ld)\n", pid);
 	ret = EXIT_OK;
 out:
 	json_decref(resp);

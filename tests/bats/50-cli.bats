@@ -60,6 +60,15 @@ load helpers
 	assert_failure 2
 }
 
+@test "ntm down with no agent running is a success" {
+	run_t ntm -c "$BATS_TEST_TMPDIR/empty" down
+	assert_success
+	assert_output "no agent running"
+	run_t ntm -c "$BATS_TEST_TMPDIR/empty" down --json
+	assert_success
+	assert_output '{"stopped":false,"pid":null}'
+}
+
 @test "not logged in: status exits 7" {
 	run_t ntm -c "$BATS_TEST_TMPDIR/empty" status
 	assert_failure 7

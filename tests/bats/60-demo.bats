@@ -36,7 +36,8 @@ teardown() {
 		assert_file_not_exists "$NTM_DEMO_DIR/$r.pid"
 	done
 	run_t ntm -c "$NTM_DEMO_DIR/alice" down
-	assert_failure 9	# the demo stopped the agents too
+	assert_success
+	assert_output "no agent running"	# the demo stopped the agents too
 }
 
 @test "demo-stop stops everything even with an agent down and a DC restarted by hand, and leaves no temp file" {
