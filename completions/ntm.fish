@@ -114,6 +114,7 @@ complete -c ntm -n "__fish_seen_subcommand_from fetch" -s h -l help -d 'show the
 complete -c ntm -n "__fish_seen_subcommand_from shell" -s h -l help -d 'show the help and exit'
 
 # help
-complete -c ntm -n "__fish_seen_subcommand_from help" -l commands -d 'one line per command with all its options'
+complete -c ntm -n "__fish_seen_subcommand_from help" -l commands -d 'one line per command and subcommand with its options'
+complete -c ntm -n "__fish_seen_subcommand_from help" -l json -d 'the command table as JSON'
 complete -c ntm -n "__fish_seen_subcommand_from help" -s h -l help -d 'show the help and exit'
 complete -c ntm -n "__fish_seen_subcommand_from help; and not __fish_seen_subcommand_from $ntm_commands[1..-2]" -a "$ntm_commands"

@@ -39,7 +39,8 @@ const struct cli_opt tunnel_opts[] = {
 	  "each connection goes to HOST:PORT here (a literal address or localhost)" },
 	{ "remove", OPT_REMOVE, 0, "ID", "forward: remove forward ID (its open connections "
 	  "go on)" },
-	{ "json", OPT_JSON, 0, NULL, "ping, list, forward: print the result as JSON" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as JSON; open, listen: the data stays "
+	  "on stdout, a JSON summary is the last line on stderr" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -181,7 +182,10 @@ do_close(const struct cli *cli, const struct topts *o)
 	if (!json_is_true(json_object_get(r, "ok")))
 		ret = ctl_fail("tunnel", r);
 	else {
-		printf("tunnel to %s closed\n", o->peer);
+		if (o->json)
+			cli_print_json(json_pack("{s:s, s:b}", "peer", o->peer, "closed", 1));
+		else
+			printf("tunnel to %s closed\n", o->peer);
 		ret = EXIT_OK;
 	}
 	json_decref(r);
@@ -349,8 +353,12 @@ print_frames(struct ctl_client *c)
 	return k;
 }
 
+struct counts {
+	long long	sent, received;
+};
+
 static int
-bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
+bridge(struct ctl_client *c, int listen_mode, long max, long wait_s, struct counts *n)
 {
 	static char in[64 * 1024];
 	static struct outbuf out;
@@ -361,6 +369,7 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 
 	out.len = 0;
 	got += print_frames(c);
+	n->received = got;
 	while (!(max > 0 && got >= max)) {
 		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
 		    { .fd = STDIN_FILENO, .events = POLLIN } };
@@ -386,6 +395,7 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 			}
 			c->len += (size_t)r;
 			got += print_frames(c);
+			n->received = got;
 		}
 		if (in_open && p[1].revents) {
 			/* Many lines per read, one datagram per line, all of them
@@ -396,6 +406,7 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 
 			if (r <= 0) {
 				in_open = 0;
+				n->sent += llen > 0;
 				if ((llen && send_frame(c->fd, &out, in, llen) < 0) ||
 				    flush_frames(c->fd, &out) < 0)
 					return EXIT_FAIL;
@@ -406,17 +417,19 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 			}
 			llen += (size_t)r;
 			while ((nl = memchr(in + start, '\n', llen - start)) != NULL) {
-				size_t n = (size_t)(nl - (in + start));
+				size_t k = (size_t)(nl - (in + start));
 
-				if (send_frame(c->fd, &out, in + start, n) < 0)
+				if (send_frame(c->fd, &out, in + start, k) < 0)
 					return EXIT_FAIL;
-				start += n + 1;
+				start += k + 1;
+				n->sent++;
 			}
 			/* An overlong line goes as it is, cut to one datagram. */
 			while (llen - start >= AGENT_FRAME_MAX - 48) {
 				if (send_frame(c->fd, &out, in + start, AGENT_FRAME_MAX - 48) < 0)
 					return EXIT_FAIL;
 				start += AGENT_FRAME_MAX - 48;
+				n->sent++;
 			}
 			memmove(in, in + start, llen - start);
 			llen -= start;
@@ -427,16 +440,47 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 	return EXIT_OK;
 }
 
+/*
+ * open, listen --json: the data is on stdout as without it, so the result
+ * is one JSON object, the last line on stderr: what was asked, the exit
+ * code, and for datagrams how many went each way.
+ */
+static void
+print_summary(const struct topts *o, int listen_mode, int udp, int ret,
+    const struct counts *n)
+{
+	json_t *j = json_pack("{s:s, s:s?, s:i, s:s, s:b, s:i}", "command",
+	    listen_mode ? "listen" : "open", "peer", o->peer, "port",
+	    (int)(udp ? o->udp : o->port), "proto", udp ? "udp" : "tcp", "ok", ret == EXIT_OK,
+	    "exit", ret);
+	char *s;
+
+	if (n) {
+		json_object_set_new(j, "datagrams_sent", json_integer(n->sent));
+		json_object_set_new(j, "datagrams_received", json_integer(n->received));
+	}
+	fflush(stdout);
+	if ((s = json_dumps(j, JSON_COMPACT)) != NULL)
+		fprintf(stderr, "%s\n", s);
+	free(s);
+	json_decref(j);
+}
+
 static int
 do_open(const struct cli *cli, const struct topts *o, int listen_mode)
 {
 	struct ctl_client *c = connect_agent(cli);
 	json_t *req, *r = NULL;
 	const char *why;
+	struct counts n = { 0, 0 };
 	int ret = EXIT_FAIL;
 
-	if (c == NULL)
-		return no_agent();
+	if (c == NULL) {
+		ret = no_agent();
+		if (o->json)
+			print_summary(o, listen_mode, 1, ret, NULL);
+		return ret;
+	}
 	if (listen_mode)
 		req = json_pack("{s:s, s:i}", "cmd", "listen", "port", (int)o->udp);
 	else
@@ -459,10 +503,12 @@ do_open(const struct cli *cli, const struct topts *o, int listen_mode)
 		    json_string_value(json_object_get(r, "remote_vip")),
 		    (long long)json_integer_value(json_object_get(r, "remote_port")),
 		    json_string_value(json_object_get(r, "route")));
-	ret = bridge(c, listen_mode, listen_mode ? o->count : 0, o->wait);
+	ret = bridge(c, listen_mode, listen_mode ? o->count : 0, o->wait, &n);
 out:
 	json_decref(r);
 	disconnect(c);
+	if (o->json)
+		print_summary(o, listen_mode, 1, ret, &n);
 	return ret;
 }
 
@@ -471,15 +517,36 @@ out:
 enum { G_COUNT = 1, G_INTERVAL = 2, G_V6 = 4, G_UDP = 8, G_LPORT = 16, G_WAIT = 32,
     G_TIMEOUT = 64, G_JSON = 128, G_EXEC = 256, G_FWD = 512 };
 
-/* npos: arguments after the subcommand; +1 more (PORT) for streams */
-static const struct { const char *sub; unsigned allowed; int npos; } subs[] = {
-	{ "ping", G_COUNT | G_INTERVAL | G_V6 | G_TIMEOUT | G_JSON, 1 },
-	{ "open", G_V6 | G_UDP | G_LPORT | G_WAIT | G_TIMEOUT | G_EXEC, 1 },
-	{ "listen", G_UDP | G_COUNT | G_EXEC, 0 },
-	{ "list", G_JSON, 0 },
-	{ "close", 0, 1 },
-	{ "forward", G_FWD | G_JSON | G_V6, 0 },
+/* npos: arguments after the subcommand; +1 more (PORT) for streams. Which
+ * options apply to which is in the command table (main.c). */
+static const struct { const char *sub; int npos; } subs[] = {
+	{ "ping", 1 },
+	{ "open", 1 },
+	{ "listen", 0 },
+	{ "list", 0 },
+	{ "close", 1 },
+	{ "forward", 0 },
 };
+
+/* The option behind each G_ bit, as named in tunnel_opts. */
+static const struct { unsigned bit; const char *name; } gnames[] = {
+	{ G_COUNT, "count" }, { G_INTERVAL, "interval" }, { G_V6, "ipv6" },
+	{ G_UDP, "udp" }, { G_LPORT, "local-port" }, { G_WAIT, "wait" },
+	{ G_TIMEOUT, "timeout" }, { G_JSON, "json" }, { G_EXEC, "exec" },
+	{ G_FWD, "local" },
+};
+
+/* The first option given that does not apply to sub, or NULL. */
+static const char *
+misplaced(const struct cli_cmd *cmd, const char *sub, unsigned given)
+{
+	const struct cli_sub *s = cli_find_sub(cmd, sub);
+
+	for (size_t i = 0; i < sizeof(gnames) / sizeof(gnames[0]); i++)
+		if ((given & gnames[i].bit) && !cli_sub_has_opt(s, gnames[i].name))
+			return gnames[i].bit == G_FWD ? "-L, -R or --remove" : gnames[i].name;
+	return NULL;
+}
 
 int
 tunnel_main(struct cli *cli, int argc, char **argv)
@@ -487,6 +554,7 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	const struct cli_cmd *cmd = cli_find("tunnel");
 	struct cli_args args;
 	struct topts o;
+	const char *bad;
 	char *end;
 	int ch, ret = EXIT_USAGE, stream;
 	size_t k;
@@ -601,9 +669,9 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		    o.sub);
 		goto out;
 	}
-	if (o.given & ~subs[k].allowed) {
-		cli_err("tunnel", "an option given does not apply to '%s' (see 'ntm tunnel "
-		    "--help')", o.sub);
+	if ((bad = misplaced(cmd, o.sub, o.given)) != NULL) {
+		cli_err("tunnel", "%s%s does not apply to '%s' (see 'ntm tunnel --help')",
+		    bad[0] == '-' ? "" : "--", bad, o.sub);
 		goto out;
 	}
 	/* open and listen: PORT after the peer makes a stream; --udp, datagrams */
@@ -656,6 +724,8 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 			    .timeout = o.timeout, .listen = k == 2, .v6 = o.v6, .exec = o.exec };
 
 			ret = stream_run(cli, &so);
+			if (o.json)
+				print_summary(&o, k == 2, 0, ret, NULL);
 		} else
 			ret = do_open(cli, &o, k == 2);
 		break;

@@ -40,11 +40,14 @@ load helpers
 
 @test "each command's --help and 'ntm help CMD' agree" {
 	local c
+	# subcommands too: "ntm tunnel ping --help", "ntm help tunnel ping"
 	while IFS=$'\t' read -r c _; do
-		run_t ntm "$c" --help
+		# shellcheck disable=SC2086 # "tunnel ping" is two words
+		run_t ntm $c --help
 		assert_success
 		local h=$output
-		run_t ntm help "$c"
+		# shellcheck disable=SC2086
+		run_t ntm help $c
 		assert_success
 		assert_equal "$output" "$h"
 	done < <(ntm help --commands)
