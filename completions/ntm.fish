@@ -71,7 +71,7 @@ complete -c ntm -n "__fish_seen_subcommand_from register" -s h -l help -d 'show 
 complete -c ntm -n "__fish_seen_subcommand_from tunnel; and not __fish_seen_subcommand_from ping open listen list close forward" -a 'ping open listen list close forward'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s c -l count -x -d 'ping: requests; listen: datagrams'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s i -l interval -x -d 'seconds between pings'
-complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s 6 -l ipv6 -d 'use the IPv6 vIPs'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s 6 -l ipv6 -d 'use the IPv6 vIPs (an IPv6 vIP as PEER does too)'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l udp -x -d 'datagrams: the UDP port'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l exec -x -a '(__fish_complete_command)' -d 'streams: run CMD on the stream'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l local-port -x -d 'our UDP source port'

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ const struct cli_opt tunnel_opts[] = {
 	{ "count", 'c', 'c', "N", "ping: send N echo requests (default 4); "
 	  "listen: exit after N datagrams" },
 	{ "interval", 'i', 'i', "SEC", "ping: seconds between requests (0.01..60, default 1)" },
-	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4)" },
+	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4, or the "
+	  "family of a PEER given as a vIP)" },
 	{ "udp", OPT_UDP, 0, "PORT", "open, listen: datagrams instead of a stream; open: "
 	  "the peer's UDP port; listen: our UDP port" },
 	{ "exec", OPT_EXEC, 0, "CMD", "open, listen (streams): run CMD with /bin/sh, its "
@@ -194,32 +196,95 @@ do_close(const struct cli *cli, const struct topts *o)
 
 /* ---- ping -------------------------------------------------------------------- */
 
+/*
+ * Ctrl-C ends a ping the way it ends ping(8): the summary of what was sent
+ * and received so far, exit 0 if a reply came. The handler only sets a flag;
+ * it is installed without SA_RESTART so the wait for the agent returns.
+ */
+static volatile sig_atomic_t ping_interrupted;
+
+static void
+on_ping_sigint(int sig)
+{
+	(void)sig;
+	ping_interrupted = 1;
+}
+
+/* The next line from the agent, or NULL: *stopped is set when Ctrl-C came
+ * first, else *why says what went wrong. SIGINT is blocked except inside
+ * ppoll, so it cannot slip in between the check and the wait. */
+static json_t *
+ping_recv(struct ctl_client *c, int timeout_ms, const char **why, int *stopped,
+    const sigset_t *waitmask)
+{
+	int64_t deadline = agent_now_ms() + timeout_ms;
+
+	*stopped = 0;
+	while (memchr(c->buf, '\n', c->len) == NULL) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int64_t left = deadline - agent_now_ms();
+		struct timespec ts;
+		int n;
+
+		if (ping_interrupted) {
+			*stopped = 1;
+			return NULL;
+		}
+		if (left <= 0)
+			break;		/* ctl_recv says it timed out */
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = left % 1000 * 1000000;
+		if ((n = ppoll(&p, 1, &ts, waitmask)) < 0 && errno != EINTR)
+			break;
+		if (n > 0)
+			break;		/* something to read: ctl_recv takes it */
+	}
+	return ctl_recv(c, (int)(deadline - agent_now_ms() > 0 ?
+	    deadline - agent_now_ms() : 1), why);
+}
+
 static int
 do_ping(const struct cli *cli, const struct topts *o)
 {
 	struct ctl_client *c = connect_agent(cli);
-	json_t *r = NULL, *replies = json_array(), *out;
+	struct sigaction sa, old;
+	sigset_t block, orig, waitmask;
+	json_t *r = NULL, *replies = json_array(), *out = NULL, *sum = NULL;
 	const char *why, *ev;
-	long long sent = 0, recvd = 0;
-	int ret = EXIT_FAIL;
+	long long sent = 0, recvd = 0, maxseq = 0;
+	double min = 0, max = 0, total = 0;
+	int64_t up_at = 0;
+	int ret = EXIT_FAIL, stopped = 0;
 	long wait_ms = (long)(o->count * o->interval * 1000) + o->timeout * 1000 + 5000;
 
 	if (c == NULL) {
 		json_decref(replies);
 		return no_agent();
 	}
+	ping_interrupted = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_ping_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	waitmask = orig;
+	sigdelset(&waitmask, SIGINT);
 	if (ctl_send(c, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "cmd", "ping",
 	    "peer", o->peer, "count", (int)o->count,
 	    "interval_ms", (int)(o->interval * 1000 + 0.5), "family", o->v6 ? 6 : 4,
 	    "timeout_ms", (int)o->timeout * 1000)) < 0 ||
-	    (r = ctl_recv(c, (int)(o->timeout * 1000 + 5000), &why)) == NULL) {
-		cli_err("tunnel", "ping %s: %s", o->peer, "the agent did not answer");
-		goto out;
+	    (r = ping_recv(c, (int)(o->timeout * 1000 + 5000), &why, &stopped, &waitmask)) == NULL) {
+		if (!stopped)
+			cli_err("tunnel", "ping %s: %s", o->peer, "the agent did not answer");
+		goto out;	/* interrupted before the tunnel was up: nothing sent */
 	}
 	if (!json_is_true(json_object_get(r, "ok"))) {
 		ret = ctl_fail("tunnel", r);
 		goto out;
 	}
+	up_at = agent_now_ms();
 #define S(j, k) json_string_value(json_object_get(j, k))
 	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "peer", o->peer,
 	    "vip", S(r, "vip"), "route", S(r, "route"), "reason", S(r, "reason"),
@@ -231,22 +296,31 @@ do_ping(const struct cli *cli, const struct topts *o)
 	}
 	for (;;) {
 		json_decref(r);
-		if ((r = ctl_recv(c, (int)wait_ms, &why)) == NULL) {
+		if ((r = ping_recv(c, (int)wait_ms, &why, &stopped, &waitmask)) == NULL) {
+			if (stopped)
+				break;
 			cli_err("tunnel", "ping %s: %s", o->peer, why);
-			json_decref(out);
 			goto out;
 		}
 		ev = S(r, "event");
 		if (ev && strcmp(ev, "reply") == 0) {
 			double rtt = json_number_value(json_object_get(r, "rtt_ms"));
+			long long seq = json_integer_value(json_object_get(r, "seq"));
 
 			json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
 			    json_object_get(r, "seq"), "rtt_ms", rtt));
+			if (recvd == 0 || rtt < min)
+				min = rtt;
+			if (rtt > max)
+				max = rtt;
+			total += rtt;
+			recvd++;
+			if (seq > maxseq)
+				maxseq = seq;
 			if (!o->json) {
 				printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
 				    (long long)json_integer_value(json_object_get(r, "bytes")),
-				    S(r, "from"),
-				    (long long)json_integer_value(json_object_get(r, "seq")), rtt);
+				    S(r, "from"), seq, rtt);
 				fflush(stdout);
 			}
 			continue;
@@ -254,38 +328,59 @@ do_ping(const struct cli *cli, const struct topts *o)
 		if (ev && strcmp(ev, "done") == 0)
 			break;
 		if (!json_is_true(json_object_get(r, "ok"))) {
-			json_decref(out);
 			ret = ctl_fail("tunnel", r);
 			goto out;
 		}
 	}
-	sent = json_integer_value(json_object_get(r, "sent"));
-	recvd = json_integer_value(json_object_get(r, "received"));
+	if (stopped) {
+		/* The agent sends the first request at once, then one per
+		 * interval: what it had sent by now, and at least every
+		 * request a reply answered. */
+		sent = 1 + (long long)((double)(agent_now_ms() - up_at) / 1000.0 / o->interval);
+		if (sent > o->count)
+			sent = o->count;
+		if (sent < maxseq)
+			sent = maxseq;
+		sum = json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "interrupted", 1,
+		    "sent", (json_int_t)sent, "received", (json_int_t)recvd,
+		    "loss_pct", sent ? 100.0 * (double)(sent - recvd) / (double)sent : 0.0,
+		    "min_ms", min, "avg_ms", recvd ? total / (double)recvd : 0.0, "max_ms", max);
+	} else {
+		sent = json_integer_value(json_object_get(r, "sent"));
+		recvd = json_integer_value(json_object_get(r, "received"));
+		sum = json_pack("{s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "interrupted", 0,
+		    "sent", json_object_get(r, "sent"), "received", json_object_get(r, "received"),
+		    "loss_pct", json_object_get(r, "loss_pct"),
+		    "min_ms", json_object_get(r, "min_ms"), "avg_ms", json_object_get(r, "avg_ms"),
+		    "max_ms", json_object_get(r, "max_ms"));
+	}
 	if (o->json) {
-		json_object_set(out, "sent", json_object_get(r, "sent"));
-		json_object_set(out, "received", json_object_get(r, "received"));
-		json_object_set(out, "loss_pct", json_object_get(r, "loss_pct"));
-		json_object_set(out, "min_ms", json_object_get(r, "min_ms"));
-		json_object_set(out, "avg_ms", json_object_get(r, "avg_ms"));
-		json_object_set(out, "max_ms", json_object_get(r, "max_ms"));
+		json_object_update(out, sum);
 		json_object_set(out, "replies", replies);
 		cli_print_json(out);
+		out = NULL;
 	} else {
-		json_decref(out);
+		if (stopped)
+			printf("\n");	/* after the terminal's ^C */
 		printf("--- %s tunnel ping ---\n", o->peer);
 		printf("%lld sent, %lld received, %.0f%% loss", sent, recvd,
-		    json_number_value(json_object_get(r, "loss_pct")));
+		    json_number_value(json_object_get(sum, "loss_pct")));
 		if (recvd)
 			printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
-			    json_number_value(json_object_get(r, "min_ms")),
-			    json_number_value(json_object_get(r, "avg_ms")),
-			    json_number_value(json_object_get(r, "max_ms")));
+			    json_number_value(json_object_get(sum, "min_ms")),
+			    json_number_value(json_object_get(sum, "avg_ms")),
+			    json_number_value(json_object_get(sum, "max_ms")));
 		printf("\n");
+		fflush(stdout);
 	}
 #undef S
 	ret = recvd > 0 ? EXIT_OK : EXIT_FAIL;
 out:
+	sigprocmask(SIG_SETMASK, &orig, NULL);	/* a late ^C still finds our handler */
+	sigaction(SIGINT, &old, NULL);
 	json_decref(r);
+	json_decref(out);
+	json_decref(sum);
 	json_decref(replies);
 	disconnect(c);
 	return ret;
@@ -554,6 +649,7 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	const struct cli_cmd *cmd = cli_find("tunnel");
 	struct cli_args args;
 	struct topts o;
+	struct in6_addr in6;
 	const char *bad;
 	char *end;
 	int ch, ret = EXIT_USAGE, stream;
@@ -688,6 +784,8 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	}
 	if (subs[k].npos) {
 		o.peer = args.pos[1];
+		if (inet_pton(AF_INET6, o.peer, &in6) == 1)
+			o.v6 = 1;	/* a peer's IPv6 vIP: ping and open over IPv6 */
 		if (!valid_peer(o.peer)) {
 			cli_err("tunnel", "PEER '%s': expected a client FQDN "
 			    "(user-device.domain) or a vIP", o.peer);
