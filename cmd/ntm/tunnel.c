@@ -57,6 +57,10 @@ struct topts {
 	unsigned	 given;		/* bit per option */
 };
 
+/* What a PEER looks like, in the names the DC gives (protocol.md §3). */
+#define PEER_FORM	"expected a client FQDN, user.domain or user-N.domain for a " \
+	"user's N-th device (like alice.dc1.ntm.test or bob-2.dc2.example), or a peer's vIP"
+
 /* A client FQDN, or a vIP (IPv4 or IPv6 literal). */
 static int
 valid_peer(const char *s)
@@ -787,8 +791,7 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		if (inet_pton(AF_INET6, o.peer, &in6) == 1)
 			o.v6 = 1;	/* a peer's IPv6 vIP: ping and open over IPv6 */
 		if (!valid_peer(o.peer)) {
-			cli_err("tunnel", "PEER '%s': expected a client FQDN "
-			    "(user-device.domain) or a vIP", o.peer);
+			cli_err("tunnel", "PEER '%s': %s", o.peer, PEER_FORM);
 			goto out;
 		}
 	}
