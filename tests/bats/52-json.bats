@@ -81,6 +81,7 @@ t_login() {
 t_status() {
 	j status ntm -c "$(A)" status --json
 	[ "$(jq -r .agent.tunnels <<<"$out")" != null ]
+	[ "$(jq -r '.peers | type' <<<"$out")" = array ]
 }
 t_register() { j register ntm -c "$(A)" register --json; }
 t_tunnel_ping() {
