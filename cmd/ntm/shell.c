@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,22 +358,50 @@ on_shell_sigint(int sig)
 	shell_sigint = 1;
 }
 
-/* Readline calls this when a signal interrupted its read: Ctrl-C drops the
- * line being typed and gives a fresh prompt. */
-static int
-on_rl_signal(void)
+/* Ctrl-C at the prompt: drop the line being typed, give a fresh prompt. */
+static void
+cancel_line(void)
 {
-	if (shell_sigint) {
-		shell_sigint = 0;
-		rl_free_line_state();
-		rl_replace_line("", 0);
-		rl_point = rl_end = 0;
-		fputs("^C", rl_outstream ? rl_outstream : stdout);
-		rl_crlf();
-		rl_on_new_line();
-		rl_redisplay();
+	rl_free_line_state();
+	rl_replace_line("", 0);
+	rl_point = rl_end = 0;
+	fputs("^C", rl_outstream ? rl_outstream : stdout);
+	rl_crlf();
+	rl_on_new_line();
+	rl_redisplay();
+}
+
+/*
+ * Readline's input: SIGINT stays blocked while readline runs and is let in
+ * only inside ppoll, so a Ctrl-C is seen however it falls (during a
+ * redisplay, between two keys) and never ends the shell.
+ */
+static sigset_t rl_waitmask;
+
+static int
+shell_getc(FILE *in)
+{
+	unsigned char ch;
+
+	for (;;) {
+		struct pollfd p = { .fd = fileno(in), .events = POLLIN };
+		ssize_t r;
+
+		if (shell_sigint) {
+			shell_sigint = 0;
+			cancel_line();
+		}
+		if (ppoll(&p, 1, NULL, &rl_waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			return EOF;
+		}
+		if ((r = read(p.fd, &ch, 1)) == 1)
+			return ch;
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		return EOF;
 	}
-	return 0;
 }
 
 /* Runs the command in a child, as sh does, so Ctrl-C (which the terminal
@@ -459,6 +488,7 @@ shell_main(struct cli *cli, int argc, char **argv)
 	const struct cli_cmd *cmd = cli_find("shell");
 	struct cli_args args;
 	struct sigaction sa, old_sa;
+	sigset_t intmask;
 	char *hist = NULL, *line;
 	int ch, fd, quit = 0, r, last = EXIT_OK, ret = EXIT_USAGE;
 
@@ -502,21 +532,34 @@ shell_main(struct cli *cli, int argc, char **argv)
 	rl_readline_name = "ntm";
 	rl_attempted_completion_function = shell_complete;
 	shell_cli = cli;
-	/* Ctrl-C: our handler (no SA_RESTART, so readline's read returns and
-	 * calls on_rl_signal), not readline's, which would end the shell. */
+	/* Ctrl-C: our handler and our input function (shell_getc), not
+	 * readline's handler, which would end the shell. */
 	rl_catch_signals = 0;
-	rl_signal_event_hook = on_rl_signal;
+	rl_getc_function = shell_getc;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_shell_sigint;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_sa);
+	sigemptyset(&intmask);
+	sigaddset(&intmask, SIGINT);
 	using_history();
 	stifle_history(NTM_HISTORY_MAX);
 	if (hist)
 		(void)read_history(hist);
 
-	while (!quit && (line = readline(SHELL_PROMPT)) != NULL) {
-		const char *p = line + strspn(line, " \t");
+	for (;;) {
+		const char *p;
+
+		if (quit)
+			break;
+		sigprocmask(SIG_BLOCK, &intmask, &rl_waitmask);
+		sigdelset(&rl_waitmask, SIGINT);
+		shell_sigint = 0;
+		line = readline(SHELL_PROMPT);
+		sigprocmask(SIG_UNBLOCK, &intmask, NULL);
+		if (line == NULL)
+			break;
+		p = line + strspn(line, " \t");
 
 		if (*p != '\0') {
 			add_history(line);
@@ -535,7 +578,7 @@ shell_main(struct cli *cli, int argc, char **argv)
 	}
 	clear_history();
 	sigaction(SIGINT, &old_sa, NULL);
-	rl_signal_event_hook = NULL;
+	rl_getc_function = rl_getc;
 	cli->in_shell = 0;
 	ret = last;
 out:
