@@ -141,7 +141,7 @@ _ntm()
 		opts="-h --help"
 		;;
 	help)
-		opts="--commands -h --help"
+		opts="--commands --json -h --help"
 		if [[ $cur != -* ]]; then
 			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
 			return

@@ -74,7 +74,7 @@ complete -c ntm -n "__fish_seen_subcommand_from register" -s h -l help -d 'show 
 complete -c ntm -n "__fish_seen_subcommand_from tunnel; and not __fish_seen_subcommand_from ping open listen list close forward" -a 'ping open listen list close forward'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s c -l count -x -d 'ping: requests; listen: datagrams'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s i -l interval -x -d 'seconds between pings'
-complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s 6 -l ipv6 -d 'use the IPv6 vIPs'
+complete -c ntm -n "__fish_seen_subcommand_from tunnel" -s 6 -l ipv6 -d 'use the IPv6 vIPs (an IPv6 vIP as PEER does too)'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l udp -x -d 'datagrams: the UDP port'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l exec -x -a '(__fish_complete_command)' -d 'streams: run CMD on the stream'
 complete -c ntm -n "__fish_seen_subcommand_from tunnel" -l local-port -x -d 'our UDP source port'
@@ -117,6 +117,7 @@ complete -c ntm -n "__fish_seen_subcommand_from fetch" -s h -l help -d 'show the
 complete -c ntm -n "__fish_seen_subcommand_from shell" -s h -l help -d 'show the help and exit'
 
 # help
-complete -c ntm -n "__fish_seen_subcommand_from help" -l commands -d 'one line per command with all its options'
+complete -c ntm -n "__fish_seen_subcommand_from help" -l commands -d 'one line per command and subcommand with its options'
+complete -c ntm -n "__fish_seen_subcommand_from help" -l json -d 'the command table as JSON'
 complete -c ntm -n "__fish_seen_subcommand_from help" -s h -l help -d 'show the help and exit'
 complete -c ntm -n "__fish_seen_subcommand_from help; and not __fish_seen_subcommand_from $ntm_commands[1..-2]" -a "$ntm_commands"

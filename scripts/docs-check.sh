@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # docs-check.sh - help, man pages and completions must not drift. The ntm
-# command table (`ntm help --commands`) is the one source: every command and
-# option it lists must appear in man/ntm.1 and in the bash, zsh and fish
+# command table (`ntm help --commands`) is the one source: every command,
+# subcommand and option it lists must appear in man/ntm.1 and in the bash, zsh and fish
 # completions. For the daemons, every --option and subcommand word in
 # --help must appear in the man page.
 set -u
@@ -17,10 +17,12 @@ lines=$("$bin/ntm" help --commands) || { echo "docs-check: ntm help --commands f
 [ -n "$lines" ] || { echo "docs-check: empty command table" >&2; exit 1; }
 man_ntm=$(plain "$top/man/ntm.1")
 while IFS=$'\t' read -r cmd opts; do
+	# "tunnel ping": the subcommand's word must be there
+	word=${cmd##* }
 	for f in "$top/completions/ntm.bash" "$top/completions/_ntm" "$top/completions/ntm.fish"; do
-		grep -qw -- "$cmd" "$f" || missing "command '$cmd'" "$f"
+		grep -qw -- "$word" "$f" || missing "command '$cmd'" "$f"
 	done
-	grep -qw -- "$cmd" <<<"$man_ntm" || missing "command '$cmd'" man/ntm.1
+	grep -qw -- "$word" <<<"$man_ntm" || missing "command '$cmd'" man/ntm.1
 	for o in $opts; do
 		grep -q -- "$o" <<<"$man_ntm" || missing "option '$cmd $o'" man/ntm.1
 		grep -q -- "${o#--}" "$top/completions/ntm.bash" || missing "option '$cmd $o'" completions/ntm.bash

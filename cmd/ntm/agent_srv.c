@@ -189,6 +189,9 @@ tun_json(struct tun *t)
 	json_object_set_new(j, "rtt_ms", t->rtt_ms > 0 ? json_real(t->rtt_ms) : json_null());
 	json_object_set_new(j, "last_handshake_s", st.last_handshake ?
 	    json_integer((agent_now_ms() - st.last_handshake) / 1000) : json_null());
+	/* for ntm status: when the peer was last heard from */
+	json_object_set_new(j, "last_rx_s", st.last_rx ?
+	    json_integer((agent_now_ms() - st.last_rx) / 1000) : json_null());
 	json_object_set_new(j, "relay_side", t->kind == NTM_ROUTE_RELAY ?
 	    json_integer(t->side) : json_null());
 	if (t->kind == NTM_ROUTE_RELAY)

@@ -86,7 +86,8 @@ local_req(const char *spec, int family)
 		return NULL;
 	}
 	if (!ntm_valid_dnsname(peer) || strchr(peer, '.') == NULL) {
-		cli_err("tunnel", "-L '%s': PEER '%s' is not a client FQDN", spec, peer);
+		cli_err("tunnel", "-L '%s': PEER '%s' is not a client FQDN (user.domain or "
+		    "user-N.domain, like alice.dc1.ntm.test or bob-2.dc2.example)", spec, peer);
 		return NULL;
 	}
 	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:i}", "cmd", "forward", "dir", "L",

@@ -6,14 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "common.h"
 #include "ntm-cli.h"
 
-enum { OPT_COMMANDS = 256 };
+enum { OPT_COMMANDS = 256, OPT_JSON };
 
 const struct cli_opt help_opts[] = {
 	{ "commands", OPT_COMMANDS, 0, NULL,
-	  "print one line per command: NAME, a tab, then all its options, sorted" },
+	  "print one line per command, then per subcommand (\"tunnel ping\"): the name, "
+	  "a tab, then its options, sorted" },
+	{ "json", OPT_JSON, 0, NULL, "print the command table (or COMMAND's entry) and the "
+	  "exit codes as one JSON object" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -85,21 +90,73 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static void
+dump_line(FILE *fp, const struct cli_cmd *c, const struct cli_sub *sub)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct cli_opt *o = c->opts; o->name && n < 64; o++)
+		if (cli_sub_has_opt(sub, o->name))
+			names[n++] = o->name;
+	qsort(names, n, sizeof(names[0]), cmp_str);
+	fprintf(fp, "%s%s%s\t", c->name, sub ? " " : "", sub ? sub->name : "");
+	for (size_t i = 0; i < n; i++)
+		fprintf(fp, "%s--%s", i ? " " : "", names[i]);
+	fprintf(fp, "\n");
+}
+
 void
 cli_commands_dump(FILE *fp)
 {
-	for (const struct cli_cmd *c = cli_commands; c->name; c++) {
-		const char *names[64];
-		size_t n = 0;
+	for (const struct cli_cmd *c = cli_commands; c->name; c++)
+		dump_line(fp, c, NULL);
+	for (const struct cli_cmd *c = cli_commands; c->name; c++)
+		for (const struct cli_sub *s = c->subs; s && s->name; s++)
+			dump_line(fp, c, s);
+}
 
-		for (const struct cli_opt *o = c->opts; o->name && n < 64; o++)
-			names[n++] = o->name;
-		qsort(names, n, sizeof(names[0]), cmp_str);
-		fprintf(fp, "%s\t", c->name);
-		for (size_t i = 0; i < n; i++)
-			fprintf(fp, "%s--%s", i ? " " : "", names[i]);
-		fprintf(fp, "\n");
+static json_t *
+cmd_json(const struct cli_cmd *c)
+{
+	json_t *opts = json_array(), *subs = json_array();
+
+	for (const struct cli_opt *o = c->opts; o->name; o++) {
+		char sh[2] = { (char)o->shortopt, '\0' };
+
+		json_array_append_new(opts, json_pack("{s:s, s:s?, s:s?, s:s}", "name", o->name,
+		    "short", o->shortopt ? sh : NULL, "arg", o->arg, "help", o->help));
 	}
+	for (const struct cli_sub *s = c->subs; s && s->name; s++) {
+		json_t *names = json_array();
+
+		for (const struct cli_opt *o = c->opts; o->name; o++)
+			if (cli_sub_has_opt(s, o->name))
+				json_array_append_new(names, json_string(o->name));
+		json_array_append_new(subs, json_pack("{s:s, s:o}", "name", s->name,
+		    "options", names));
+	}
+	return json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", c->name, "summary", c->summary,
+	    "usage", c->usage, "options", opts, "subcommands", subs);
+}
+
+/* The whole table, or one command's entry. */
+static json_t *
+help_json(const struct cli_cmd *one)
+{
+	json_t *cmds, *codes;
+
+	if (one)
+		return cmd_json(one);
+	cmds = json_array();
+	codes = json_array();
+	for (const struct cli_cmd *c = cli_commands; c->name; c++)
+		json_array_append_new(cmds, cmd_json(c));
+	for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++)
+		json_array_append_new(codes, json_pack("{s:i, s:s}", "code", exit_codes[i].code,
+		    "text", exit_codes[i].text));
+	return json_pack("{s:s, s:o, s:o}", "version", NTM_VERSION, "commands", cmds,
+	    "exit_codes", codes);
 }
 
 int
@@ -107,13 +164,16 @@ help_main(struct cli *cli, int argc, char **argv)
 {
 	const struct cli_cmd *self = cli_find("help"), *cmd;
 	struct cli_args args;
-	int ch, ret = EXIT_USAGE, commands = 0;
+	int ch, ret = EXIT_USAGE, commands = 0, json = 0;
 
 	cli_args_init(&args, self, argc, argv);
 	while ((ch = cli_getopt(&args)) != 0) {
 		switch (ch) {
 		case OPT_COMMANDS:
 			commands = 1;
+			break;
+		case OPT_JSON:
+			json = 1;
 			break;
 		case 'h':
 			cli_cmd_help(stdout, self);
@@ -123,20 +183,29 @@ help_main(struct cli *cli, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (args.npos > 1 || (commands && args.npos > 0)) {
-		cli_err("help", "unexpected argument '%s'", args.pos[args.npos - 1]);
+	/* "help tunnel ping" is the help of tunnel, as "tunnel ping --help" is */
+	if (args.npos > 2 || (commands && args.npos > 0) || (commands && json)) {
+		cli_err("help", "unexpected argument '%s'", commands && json ? "--json" :
+		    args.pos[args.npos - 1]);
+		goto out;
+	}
+	cmd = args.npos ? cli_find(args.pos[0]) : NULL;
+	if (args.npos && cmd == NULL) {
+		cli_err("help", "unknown command '%s'", args.pos[0]);
+		goto out;
+	}
+	if (args.npos == 2 && cli_find_sub(cmd, args.pos[1]) == NULL) {
+		cli_err("help", "unknown subcommand '%s %s'", args.pos[0], args.pos[1]);
 		goto out;
 	}
 	if (commands)
 		cli_commands_dump(stdout);
-	else if (args.npos == 0)
+	else if (json)
+		cli_print_json(help_json(cmd));
+	else if (cmd == NULL)
 		cli_usage(stdout);
-	else if ((cmd = cli_find(args.pos[0])) != NULL)
+	else
 		cli_cmd_help(stdout, cmd);
-	else {
-		cli_err("help", "unknown command '%s'", args.pos[0]);
-		goto out;
-	}
 	ret = EXIT_OK;
 out:
 	cli_args_free(&args);

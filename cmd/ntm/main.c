@@ -17,32 +17,52 @@
 #include "common.h"
 #include "ntm-cli.h"
 
+static const struct cli_sub tunnel_subs[] = {
+	{ "ping", "count interval ipv6 timeout json" },
+	{ "open", "ipv6 udp exec local-port wait timeout json" },
+	{ "listen", "udp count exec json" },
+	{ "list", "json" },
+	{ "close", "json" },
+	{ "forward", "local remote remove ipv6 json" },
+	{ NULL, NULL }
+};
+
+static const struct cli_sub keys_subs[] = {
+	{ "exchange", "timeout json" },
+	{ "list", "json" },
+	{ "show", "json" },
+	{ "rotate", "timeout json" },
+	{ "forget", "json" },
+	{ NULL, NULL }
+};
+
 const struct cli_cmd cli_commands[] = {
 	{ "login", login_main, "log in at a DC and save the session",
-	  "DC", login_opts },
+	  "DC", login_opts, NULL },
 	{ "logout", logout_main, "end the session at the DC and forget it",
-	  "", logout_opts },
+	  "", logout_opts, NULL },
 	{ "status", status_main, "show the session and whether the DC still holds it",
-	  "", status_opts },
+	  "", status_opts, NULL },
 	{ "up", up_main, "start the agent: register with the DC, hold tunnels",
-	  "[NAME] (the TUN interface, with --tun)", up_opts },
+	  "[NAME] (the TUN interface, with --tun)", up_opts, NULL },
 	{ "down", down_main, "stop the agent",
-	  "", down_opts },
+	  "", down_opts, NULL },
 	{ "register", register_main, "register with the DC once and show what it saw",
-	  "", register_opts },
+	  "", register_opts, NULL },
 	{ "tunnel", tunnel_main, "tunnels to peers: ping, open, listen, list, close, forward",
-	  "ping|open|listen|list|close|forward [PEER] [PORT]", tunnel_opts },
+	  "ping|open|listen|list|close|forward [PEER] [PORT]", tunnel_opts,
+	  tunnel_subs },
 	{ "keys", keys_main, "end-to-end keys with peers: exchange, list, show, rotate, forget",
-	  "exchange|list|show|rotate|forget [PEER]", keys_opts },
+	  "exchange|list|show|rotate|forget [PEER]", keys_opts, keys_subs },
 	{ "send", send_main, "send a file end to end encrypted through the cache server",
-	  "PEER... [FILE|-]", send_opts },
+	  "PEER... [FILE|-]", send_opts, NULL },
 	{ "fetch", fetch_main, "fetch, decrypt and confirm what peers sent",
-	  "", fetch_opts },
+	  "", fetch_opts, NULL },
 	{ "shell", shell_main, "interactive shell with completion and history",
-	  "", shell_opts },
+	  "", shell_opts, NULL },
 	{ "help", help_main, "show help for ntm or one command",
-	  "[COMMAND]", help_opts },
-	{ NULL, NULL, NULL, NULL, NULL }
+	  "[COMMAND]", help_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL, NULL }
 };
 
 const struct cli_cmd *
@@ -52,6 +72,35 @@ cli_find(const char *name)
 		if (strcmp(c->name, name) == 0)
 			return c;
 	return NULL;
+}
+
+const struct cli_sub *
+cli_find_sub(const struct cli_cmd *cmd, const char *name)
+{
+	if (cmd->subs == NULL)
+		return NULL;
+	for (const struct cli_sub *s = cmd->subs; s->name; s++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+int
+cli_sub_has_opt(const struct cli_sub *sub, const char *opt)
+{
+	size_t n = strlen(opt);
+
+	if (sub == NULL || strcmp(opt, "help") == 0)
+		return 1;
+	for (const char *p = sub->opts; *p; ) {
+		size_t w = strcspn(p, " ");
+
+		if (w == n && strncmp(p, opt, n) == 0)
+			return 1;
+		p += w;
+		p += strspn(p, " ");
+	}
+	return 0;
 }
 
 int

@@ -48,6 +48,14 @@ struct cli_opt {
 	const char	*help;
 };
 
+/* A subcommand ("tunnel ping"): the command's own code parses it; this
+ * names it for `ntm help --commands`, --json and completion in the shell. */
+struct cli_sub {
+	const char	*name;
+	const char	*opts;		/* the command's options that apply, by name,
+					 * space-separated ("help" always does) */
+};
+
 struct cli;
 struct cli_cmd {
 	const char	*name;
@@ -55,6 +63,7 @@ struct cli_cmd {
 	const char	*summary;
 	const char	*usage;		/* operands after "ntm NAME [OPTIONS]" */
 	const struct cli_opt *opts;	/* ends with { NULL } */
+	const struct cli_sub *subs;	/* NULL, or ends with { NULL } */
 };
 
 /* Options every command takes. */
@@ -155,8 +164,13 @@ void cli_err(const char *cmd, const char *fmt, ...) NTM_PRINTF(2, 3);
 void cli_cmd_help(FILE *fp, const struct cli_cmd *cmd);
 /* Global usage (commands, exit codes) to fp. */
 void cli_usage(FILE *fp);
-/* "NAME<TAB>--opt1 --opt2 ..." per command, options sorted. */
+/* "NAME<TAB>--opt1 --opt2 ..." per command, options sorted; then one
+ * "NAME SUB<TAB>--opt ..." line per subcommand. */
 void cli_commands_dump(FILE *fp);
+/* 1 if the option named opt applies to subcommand sub of cmd (always 1 when
+ * the command has no such subcommand table). */
+int  cli_sub_has_opt(const struct cli_sub *sub, const char *opt);
+const struct cli_sub *cli_find_sub(const struct cli_cmd *cmd, const char *name);
 /* Strict seconds parser for --timeout; prints the usage error. */
 int  cli_parse_timeout(const char *cmd, const char *s, long *out);
 /* Prints json (stolen) compactly with a newline on stdout. */

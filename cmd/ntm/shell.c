@@ -1,12 +1,19 @@
 /*
  * shell.c - ntm shell: a readline loop over the same command table, with
- * completion of command names and of the current command's options, and a
+ * completion of command names, subcommands, the options that apply and
+ * known peers (the agent's tunnels, the stored end-to-end keys), and a
  * bounded history file in the state dir.
+ *
+ * On a terminal each command runs in a child process, as in sh: Ctrl-C
+ * stops the command, not the shell; at the prompt it cancels the line.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +24,8 @@
 
 #include "common.h"
 #include "ntm-cli.h"
+#include "agent.h"
+#include "xcli.h"
 
 #define SHELL_PROMPT	"ntm> "
 #define SHELL_WORDS_MAX	256
@@ -145,14 +154,130 @@ cands_commands(int with_builtins)
 			cands_add(builtins[i]);
 }
 
+static void
+cands_subs(const struct cli_cmd *cmd)
+{
+	for (const struct cli_sub *s = cmd->subs; s && s->name; s++)
+		cands_add(s->name);
+}
+
+/* The options of cmd that apply to sub (all of them when sub is NULL). */
+static void
+cands_opts(const struct cli_cmd *cmd, const struct cli_sub *sub)
+{
+	static char optbuf[64][48];
+	size_t i = 0;
+
+	for (const struct cli_opt *o = cmd->opts; o->name && i < 64; o++) {
+		if (!cli_sub_has_opt(sub, o->name))
+			continue;
+		snprintf(optbuf[i], sizeof(optbuf[i]), "--%s", o->name);
+		cands_add(optbuf[i++]);
+	}
+}
+
+/* Known peers, new strings, kept until the next completion. */
+static char **peers;
+static size_t npeers;
+
+static void
+peer_add(const char *name)
+{
+	char **n;
+
+	for (size_t i = 0; i < npeers; i++)
+		if (strcmp(peers[i], name) == 0)
+			return;
+	if ((n = realloc(peers, (npeers + 1) * sizeof(*peers))) == NULL)
+		fatal("realloc");
+	peers = n;
+	peers[npeers++] = xstrdup(name);
+}
+
+static int
+peer_of_key(const struct xkey *k, void *arg)
+{
+	(void)arg;
+	peer_add(k->peer);
+	return 0;
+}
+
+static void
+peers_free(void)
+{
+	for (size_t i = 0; i < npeers; i++)
+		free(peers[i]);
+	free(peers);
+	peers = NULL;
+	npeers = 0;
+}
+
+/* The peers the agent has tunnels with and those we share keys with. */
+static void
+cands_peers(const struct cli *cli)
+{
+	json_t *r, *t;
+	size_t i;
+
+	peers_free();
+	if ((r = ctl_call(cli, json_pack("{s:s}", "cmd", "list"), 1000)) != NULL) {
+		json_array_foreach(json_object_get(r, "tunnels"), i, t)
+			if (json_is_string(json_object_get(t, "peer")))
+				peer_add(json_string_value(json_object_get(t, "peer")));
+		json_decref(r);
+	}
+	(void)xkey_each(cli, peer_of_key, NULL);
+	for (i = 0; i < npeers; i++)
+		cands_add(peers[i]);
+}
+
+/* Does option word w of cmd take the next word as its value? */
+static int
+takes_value(const struct cli_cmd *cmd, const char *w)
+{
+	const struct cli_opt *o;
+
+	if (strncmp(w, "--", 2) == 0) {
+		if (strchr(w, '=') != NULL)
+			return 0;
+		for (o = cmd->opts; o->name; o++)
+			if (strcmp(o->name, w + 2) == 0)
+				return o->arg != NULL;
+		return 0;
+	}
+	if (w[0] == '-' && w[1] != '\0' && w[2] == '\0')
+		for (o = cmd->opts; o->name; o++)
+			if (o->shortopt == w[1])
+				return o->arg != NULL;
+	return 0;
+}
+
+/* Commands whose operands (after the subcommand, if any) are peers. */
+static int
+operand_is_peer(const struct cli_cmd *cmd, const char *sub, int k)
+{
+	if (strcmp(cmd->name, "send") == 0)
+		return 1;
+	if (sub == NULL)
+		return 0;
+	if (strcmp(cmd->name, "tunnel") == 0)
+		return k == 0 && (strcmp(sub, "ping") == 0 || strcmp(sub, "open") == 0 ||
+		    strcmp(sub, "close") == 0);
+	if (strcmp(cmd->name, "keys") == 0)
+		return k == 0 && strcmp(sub, "list") != 0;
+	return 0;
+}
+
+static struct cli *shell_cli;	/* for the completion's peer lookups */
+
 static char **
 shell_complete(const char *text, int start, int end)
 {
-	static char optbuf[64][48];
 	const struct cli_cmd *cmd;
-	const struct cli_opt *o;
+	const struct cli_sub *sub = NULL;
+	const char *subname = NULL;
 	char *prefix, **w;
-	int n;
+	int n, i, npos = 0;
 
 	rl_attempted_completion_over = 1;	/* no filename fallback unless asked */
 	ncands = 0;
@@ -168,33 +293,55 @@ shell_complete(const char *text, int start, int end)
 	}
 	if ((cmd = cli_find(w[0])) == NULL)
 		goto done;
-	/* the value of an option: files complete as files, the rest not at all */
-	if (n >= 2 && strncmp(w[n - 1], "--", 2) == 0 && strchr(w[n - 1], '=') == NULL) {
-		for (o = cmd->opts; o->name; o++)
-			if (strcmp(o->name, w[n - 1] + 2) == 0 && o->arg) {
-				if (strcmp(o->arg, "FILE") == 0)
+	/* the value of an option: files and peers complete, the rest not at all */
+	if (n >= 2 && takes_value(cmd, w[n - 1])) {
+		for (const struct cli_opt *o = cmd->opts; o->name; o++)
+			if (strcmp(o->name, w[n - 1] + 2) == 0 || (w[n - 1][1] != '-' &&
+			    o->shortopt == w[n - 1][1])) {
+				if (strcmp(o->arg, "FILE") == 0 || strcmp(o->arg, "DIR") == 0 ||
+				    strncmp(o->arg, "DIR|", 4) == 0)
 					rl_attempted_completion_over = 0;
-				goto done;
+				else if (strcmp(o->arg, "PEER") == 0)
+					cands_peers(shell_cli);
+				break;
 			}
+		goto done;
 	}
-	if (n >= 2 && w[n - 1][0] == '-' && w[n - 1][1] != '-' && w[n - 1][1] != '\0' &&
-	    w[n - 1][2] == '\0') {
-		for (o = cmd->opts; o->name; o++)
-			if (o->shortopt == w[n - 1][1] && o->arg)
-				goto done;
-	}
-	if (strcmp(cmd->name, "help") == 0 && text[0] != '-')
-		cands_commands(0);
-	else {
-		size_t i = 0;
-		for (o = cmd->opts; o->name && i < 64; o++, i++) {
-			snprintf(optbuf[i], sizeof(optbuf[i]), "--%s", o->name);
-			cands_add(optbuf[i]);
+	/* the operands so far, options and their values aside */
+	for (i = 1; i < n; i++) {
+		if (w[i][0] == '-' && w[i][1] != '\0') {
+			if (takes_value(cmd, w[i]))
+				i++;
+			continue;
 		}
+		if (npos++ == 0 && cmd->subs)
+			subname = w[i];
 	}
+	if (subname)
+		sub = cli_find_sub(cmd, subname);
+	if (text[0] == '-') {
+		cands_opts(cmd, sub);
+		goto done;
+	}
+	if (strcmp(cmd->name, "help") == 0) {
+		const struct cli_cmd *of = npos == 1 ? cli_find(w[n - 1]) : NULL;
+
+		if (npos == 0)
+			cands_commands(0);
+		else if (of)
+			cands_subs(of);
+		goto done;
+	}
+	if (cmd->subs && npos == 0) {
+		cands_subs(cmd);
+		goto done;
+	}
+	if (operand_is_peer(cmd, subname, cmd->subs ? npos - 1 : npos))
+		cands_peers(shell_cli);
+	if (strcmp(cmd->name, "send") == 0)
+		rl_attempted_completion_over = 0;	/* the last operand is a file */
 done:
-	if (n >= 0)
-		free_words(w, n);
+	free_words(w, n);
 	if (ncands == 0)
 		return NULL;
 	return rl_completion_matches(text, cand_gen);
@@ -202,8 +349,95 @@ done:
 
 /* ---- the loop ------------------------------------------------------------ */
 
+static volatile sig_atomic_t shell_sigint;
+
+static void
+on_shell_sigint(int sig)
+{
+	(void)sig;
+	shell_sigint = 1;
+}
+
+/* Ctrl-C at the prompt: drop the line being typed, give a fresh prompt. */
+static void
+cancel_line(void)
+{
+	rl_free_line_state();
+	rl_replace_line("", 0);
+	rl_point = rl_end = 0;
+	fputs("^C", rl_outstream ? rl_outstream : stdout);
+	rl_crlf();
+	rl_on_new_line();
+	rl_redisplay();
+}
+
+/*
+ * Readline's input: SIGINT stays blocked while readline runs and is let in
+ * only inside ppoll, so a Ctrl-C is seen however it falls (during a
+ * redisplay, between two keys) and never ends the shell.
+ */
+static sigset_t rl_waitmask;
+
 static int
-run_line(struct cli *cli, const char *line, int *quit)
+shell_getc(FILE *in)
+{
+	unsigned char ch;
+
+	for (;;) {
+		struct pollfd p = { .fd = fileno(in), .events = POLLIN };
+		ssize_t r;
+
+		if (shell_sigint) {
+			shell_sigint = 0;
+			cancel_line();
+		}
+		if (ppoll(&p, 1, NULL, &rl_waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			return EOF;
+		}
+		if ((r = read(p.fd, &ch, 1)) == 1)
+			return ch;
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		return EOF;
+	}
+}
+
+/* Runs the command in a child, as sh does, so Ctrl-C (which the terminal
+ * sends to the whole foreground group) ends it and the shell goes on. */
+static int
+run_child(struct cli *cli, int n, char **w)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		cli_err("shell", "cannot run '%s': %s", w[0], strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (pid == 0) {
+		int ret;
+
+		signal(SIGINT, SIG_DFL);
+		ret = cli_dispatch(cli, n, w);
+		fflush(NULL);
+		_exit(ret);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return EXIT_FAIL;
+	shell_sigint = 0;	/* that Ctrl-C was the command's */
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
+		putchar('\n');
+	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static int
+run_line(struct cli *cli, const char *line, int *quit, int fork_cmd)
 {
 	char **w;
 	int n, ret;
@@ -222,7 +456,9 @@ run_line(struct cli *cli, const char *line, int *quit)
 	} else if (strcmp(w[0], "shell") == 0) {
 		cli_err("shell", "already in the shell");
 		ret = EXIT_USAGE;
-	} else
+	} else if (fork_cmd)
+		ret = run_child(cli, n, w);
+	else
 		ret = cli_dispatch(cli, n, w);
 	free_words(w, n);
 	fflush(stdout);
@@ -239,7 +475,7 @@ shell_pipe(struct cli *cli)
 
 	while (!quit && getline(&line, &cap, stdin) > 0) {
 		line[strcspn(line, "\r\n")] = '\0';
-		if ((r = run_line(cli, line, &quit)) >= 0)
+		if ((r = run_line(cli, line, &quit, 0)) >= 0)
 			last = r;
 	}
 	free(line);
@@ -251,6 +487,8 @@ shell_main(struct cli *cli, int argc, char **argv)
 {
 	const struct cli_cmd *cmd = cli_find("shell");
 	struct cli_args args;
+	struct sigaction sa, old_sa;
+	sigset_t intmask;
 	char *hist = NULL, *line;
 	int ch, fd, quit = 0, r, last = EXIT_OK, ret = EXIT_USAGE;
 
@@ -293,20 +531,42 @@ shell_main(struct cli *cli, int argc, char **argv)
 	}
 	rl_readline_name = "ntm";
 	rl_attempted_completion_function = shell_complete;
+	shell_cli = cli;
+	/* Ctrl-C: our handler and our input function (shell_getc), not
+	 * readline's handler, which would end the shell. */
+	rl_catch_signals = 0;
+	rl_getc_function = shell_getc;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_shell_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
+	sigemptyset(&intmask);
+	sigaddset(&intmask, SIGINT);
 	using_history();
 	stifle_history(NTM_HISTORY_MAX);
 	if (hist)
 		(void)read_history(hist);
 
-	while (!quit && (line = readline(SHELL_PROMPT)) != NULL) {
-		const char *p = line + strspn(line, " \t");
+	for (;;) {
+		const char *p;
+
+		if (quit)
+			break;
+		sigprocmask(SIG_BLOCK, &intmask, &rl_waitmask);
+		sigdelset(&rl_waitmask, SIGINT);
+		shell_sigint = 0;
+		line = readline(SHELL_PROMPT);
+		sigprocmask(SIG_UNBLOCK, &intmask, NULL);
+		if (line == NULL)
+			break;
+		p = line + strspn(line, " \t");
 
 		if (*p != '\0') {
 			add_history(line);
 			if (hist)
 				(void)append_history(1, hist);
 		}
-		if ((r = run_line(cli, p, &quit)) >= 0)
+		if ((r = run_line(cli, p, &quit, 1)) >= 0)
 			last = r;
 		free(line);
 	}
@@ -317,6 +577,8 @@ shell_main(struct cli *cli, int argc, char **argv)
 		(void)chmod(hist, 0600);
 	}
 	clear_history();
+	sigaction(SIGINT, &old_sa, NULL);
+	rl_getc_function = rl_getc;
 	cli->in_shell = 0;
 	ret = last;
 out:
@@ -324,6 +586,7 @@ out:
 	free(cands);
 	cands = NULL;
 	ncands = 0;
+	peers_free();
 	cli_args_free(&args);
 	return ret;
 }

@@ -1,8 +1,10 @@
 /*
- * status.c - ntm status: the saved session, and (unless --offline) whether
- * the DC still holds it (GET /v1/session).
+ * status.c - ntm status: the saved session, whether the DC still holds it
+ * (GET /v1/session, unless --offline), the agent, and the peers it has
+ * tunnels with (the agent's tunnel list), like `tailscale status`.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,139 @@ fmt_expiry(char *buf, size_t len, int64_t t, int64_t now)
 	else
 		snprintf(buf, len, "%s (expired %lldh%02lldm ago)", date,
 		    (long long)(d / 3600), (long long)(d % 3600 / 60));
+}
+
+/* "1.5 KiB" */
+static void
+fmt_bytes(char *buf, size_t len, json_int_t n)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = -1;
+
+	if (n < 1024) {
+		snprintf(buf, len, "%lld B", (long long)n);
+		return;
+	}
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", v, unit[u]);
+}
+
+static void
+fmt_age(char *buf, size_t len, json_t *v)
+{
+	json_int_t s = json_integer_value(v);
+
+	if (!json_is_integer(v))
+		snprintf(buf, len, "never");
+	else if (s < 120)
+		snprintf(buf, len, "%llds ago", (long long)s);
+	else if (s < 7200)
+		snprintf(buf, len, "%lldm ago", (long long)(s / 60));
+	else
+		snprintf(buf, len, "%lldh ago", (long long)(s / 3600));
+}
+
+/*
+ * The peers this device has tunnels with, from the agent's tunnel list:
+ * new array (empty when no agent runs). A peer is online while its tunnel
+ * is up: the tunnel core declares it dead when the peer stops answering.
+ */
+static json_t *
+peers_json(const struct cli *cli)
+{
+	json_t *r = ctl_call(cli, json_pack("{s:s}", "cmd", "list"), 3000), *out = json_array();
+	json_t *t;
+	size_t i;
+
+	if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
+		json_decref(r);
+		return out;
+	}
+	json_array_foreach(json_object_get(r, "tunnels"), i, t) {
+		const char *state = json_string_value(json_object_get(t, "state"));
+
+		json_array_append_new(out, json_pack("{s:O?, s:O?, s:O?, s:b, s:O?, s:O?, s:O?,"
+		    " s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
+		    "peer", json_object_get(t, "peer"),
+		    "vip4", json_object_get(t, "peer_vip4"),
+		    "vip6", json_object_get(t, "peer_vip6"),
+		    "online", state && strcmp(state, "up") == 0,
+		    "state", json_object_get(t, "state"),
+		    "route", json_object_get(t, "route"),
+		    "reason", json_object_get(t, "reason"),
+		    "endpoint", json_object_get(t, "endpoint"),
+		    "last_handshake_s", json_object_get(t, "last_handshake_s"),
+		    "last_rx_s", json_object_get(t, "last_rx_s"),
+		    "rx_bytes", json_object_get(t, "rx_bytes"),
+		    "tx_bytes", json_object_get(t, "tx_bytes"),
+		    "rtt_ms", json_object_get(t, "rtt_ms")));
+	}
+	json_decref(r);
+	return out;
+}
+
+#define PEER_COLS	9
+
+/* One table, columns as wide as their widest cell. */
+static void
+print_peers(json_t *peers)
+{
+	static const char *const head[PEER_COLS] = { "PEER", "VIP4", "VIP6", "STATE",
+	    "ROUTE", "HANDSHAKE", "RX", "TX", "RTT" };
+	size_t n = json_array_size(peers), w[PEER_COLS], i, k;
+	char (*cell)[PEER_COLS][128];
+	json_t *p;
+
+	if (n == 0) {
+		printf("peers: none (no tunnels)\n");
+		return;
+	}
+	if ((cell = calloc(n + 1, sizeof(*cell))) == NULL)
+		fatal("calloc");
+	for (k = 0; k < PEER_COLS; k++)
+		snprintf(cell[0][k], sizeof(cell[0][k]), "%s", head[k]);
+	json_array_foreach(peers, i, p) {
+		char (*c)[128] = cell[i + 1];
+		json_t *rtt = json_object_get(p, "rtt_ms");
+
+#define S(k) (json_string_value(json_object_get(p, k)) ? \
+	json_string_value(json_object_get(p, k)) : "-")
+		snprintf(c[0], sizeof(c[0]), "%s", S("peer"));
+		snprintf(c[1], sizeof(c[1]), "%s", S("vip4"));
+		snprintf(c[2], sizeof(c[2]), "%s", S("vip6"));
+		snprintf(c[3], sizeof(c[3]), "%s",
+		    json_is_true(json_object_get(p, "online")) ? "online" :
+		    strcmp(S("state"), "dead") == 0 ? "offline" : S("state"));
+		snprintf(c[4], sizeof(c[4]), "%s (%s)", S("route"), S("reason"));
+		fmt_age(c[5], sizeof(c[5]), json_object_get(p, "last_handshake_s"));
+		fmt_bytes(c[6], sizeof(c[6]), json_integer_value(json_object_get(p, "rx_bytes")));
+		fmt_bytes(c[7], sizeof(c[7]), json_integer_value(json_object_get(p, "tx_bytes")));
+		if (json_is_number(rtt))
+			snprintf(c[8], sizeof(c[8]), "%.3f ms", json_number_value(rtt));
+		else
+			snprintf(c[8], sizeof(c[8]), "-");
+#undef S
+	}
+	for (k = 0; k < PEER_COLS; k++) {
+		w[k] = 0;
+		for (i = 0; i <= n; i++)
+			if (strlen(cell[i][k]) > w[k])
+				w[k] = strlen(cell[i][k]);
+	}
+	printf("peers:\n");
+	for (i = 0; i <= n; i++) {
+		printf("  ");
+		for (k = 0; k < PEER_COLS; k++)
+			if (k == PEER_COLS - 1)
+				printf("%s\n", cell[i][k]);
+			else
+				printf("%-*s  ", (int)w[k], cell[i][k]);
+	}
+	free(cell);
 }
 
 int
@@ -129,6 +264,7 @@ status_main(struct cli *cli, int argc, char **argv)
 			json_t *ag = agent_status_json(cli);
 
 			json_object_set_new(out, "agent", ag ? ag : json_null());
+			json_object_set_new(out, "peers", peers_json(cli));
 		}
 		cli_print_json(out);
 		goto done;
@@ -180,6 +316,10 @@ status_main(struct cli *cli, int argc, char **argv)
 				printf("tun: %s (TUN mode: the vIPs are on this interface)\n",
 				    json_string_value(json_object_get(json_object_get(ag, "tun"),
 				    "name")));
+			json_t *peers = peers_json(cli);
+
+			print_peers(peers);
+			json_decref(peers);
 		}
 		json_decref(ag);
 	}

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ const struct cli_opt tunnel_opts[] = {
 	{ "count", 'c', 'c', "N", "ping: send N echo requests (default 4); "
 	  "listen: exit after N datagrams" },
 	{ "interval", 'i', 'i', "SEC", "ping: seconds between requests (0.01..60, default 1)" },
-	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4)" },
+	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4, or the "
+	  "family of a PEER given as a vIP)" },
 	{ "udp", OPT_UDP, 0, "PORT", "open, listen: datagrams instead of a stream; open: "
 	  "the peer's UDP port; listen: our UDP port" },
 	{ "exec", OPT_EXEC, 0, "CMD", "open, listen (streams): run CMD with /bin/sh, its "
@@ -39,7 +41,8 @@ const struct cli_opt tunnel_opts[] = {
 	  "each connection goes to HOST:PORT here (a literal address or localhost)" },
 	{ "remove", OPT_REMOVE, 0, "ID", "forward: remove forward ID (its open connections "
 	  "go on)" },
-	{ "json", OPT_JSON, 0, NULL, "ping, list, forward: print the result as JSON" },
+	{ "json", OPT_JSON, 0, NULL, "print the result as JSON; open, listen: the data stays "
+	  "on stdout, a JSON summary is the last line on stderr" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -53,6 +56,10 @@ struct topts {
 	int		 json, v6;
 	unsigned	 given;		/* bit per option */
 };
+
+/* What a PEER looks like, in the names the DC gives (protocol.md §3). */
+#define PEER_FORM	"expected a client FQDN, user.domain or user-N.domain for a " \
+	"user's N-th device (like alice.dc1.ntm.test or bob-2.dc2.example), or a peer's vIP"
 
 /* A client FQDN, or a vIP (IPv4 or IPv6 literal). */
 static int
@@ -181,7 +188,10 @@ do_close(const struct cli *cli, const struct topts *o)
 	if (!json_is_true(json_object_get(r, "ok")))
 		ret = ctl_fail("tunnel", r);
 	else {
-		printf("tunnel to %s closed\n", o->peer);
+		if (o->json)
+			cli_print_json(json_pack("{s:s, s:b}", "peer", o->peer, "closed", 1));
+		else
+			printf("tunnel to %s closed\n", o->peer);
 		ret = EXIT_OK;
 	}
 	json_decref(r);
@@ -190,32 +200,95 @@ do_close(const struct cli *cli, const struct topts *o)
 
 /* ---- ping -------------------------------------------------------------------- */
 
+/*
+ * Ctrl-C ends a ping the way it ends ping(8): the summary of what was sent
+ * and received so far, exit 0 if a reply came. The handler only sets a flag;
+ * it is installed without SA_RESTART so the wait for the agent returns.
+ */
+static volatile sig_atomic_t ping_interrupted;
+
+static void
+on_ping_sigint(int sig)
+{
+	(void)sig;
+	ping_interrupted = 1;
+}
+
+/* The next line from the agent, or NULL: *stopped is set when Ctrl-C came
+ * first, else *why says what went wrong. SIGINT is blocked except inside
+ * ppoll, so it cannot slip in between the check and the wait. */
+static json_t *
+ping_recv(struct ctl_client *c, int timeout_ms, const char **why, int *stopped,
+    const sigset_t *waitmask)
+{
+	int64_t deadline = agent_now_ms() + timeout_ms;
+
+	*stopped = 0;
+	while (memchr(c->buf, '\n', c->len) == NULL) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int64_t left = deadline - agent_now_ms();
+		struct timespec ts;
+		int n;
+
+		if (ping_interrupted) {
+			*stopped = 1;
+			return NULL;
+		}
+		if (left <= 0)
+			break;		/* ctl_recv says it timed out */
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = left % 1000 * 1000000;
+		if ((n = ppoll(&p, 1, &ts, waitmask)) < 0 && errno != EINTR)
+			break;
+		if (n > 0)
+			break;		/* something to read: ctl_recv takes it */
+	}
+	return ctl_recv(c, (int)(deadline - agent_now_ms() > 0 ?
+	    deadline - agent_now_ms() : 1), why);
+}
+
 static int
 do_ping(const struct cli *cli, const struct topts *o)
 {
 	struct ctl_client *c = connect_agent(cli);
-	json_t *r = NULL, *replies = json_array(), *out;
+	struct sigaction sa, old;
+	sigset_t block, orig, waitmask;
+	json_t *r = NULL, *replies = json_array(), *out = NULL, *sum = NULL;
 	const char *why, *ev;
-	long long sent = 0, recvd = 0;
-	int ret = EXIT_FAIL;
+	long long sent = 0, recvd = 0, maxseq = 0;
+	double min = 0, max = 0, total = 0;
+	int64_t up_at = 0;
+	int ret = EXIT_FAIL, stopped = 0;
 	long wait_ms = (long)(o->count * o->interval * 1000) + o->timeout * 1000 + 5000;
 
 	if (c == NULL) {
 		json_decref(replies);
 		return no_agent();
 	}
+	ping_interrupted = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_ping_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	waitmask = orig;
+	sigdelset(&waitmask, SIGINT);
 	if (ctl_send(c, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "cmd", "ping",
 	    "peer", o->peer, "count", (int)o->count,
 	    "interval_ms", (int)(o->interval * 1000 + 0.5), "family", o->v6 ? 6 : 4,
 	    "timeout_ms", (int)o->timeout * 1000)) < 0 ||
-	    (r = ctl_recv(c, (int)(o->timeout * 1000 + 5000), &why)) == NULL) {
-		cli_err("tunnel", "ping %s: %s", o->peer, "the agent did not answer");
-		goto out;
+	    (r = ping_recv(c, (int)(o->timeout * 1000 + 5000), &why, &stopped, &waitmask)) == NULL) {
+		if (!stopped)
+			cli_err("tunnel", "ping %s: %s", o->peer, "the agent did not answer");
+		goto out;	/* interrupted before the tunnel was up: nothing sent */
 	}
 	if (!json_is_true(json_object_get(r, "ok"))) {
 		ret = ctl_fail("tunnel", r);
 		goto out;
 	}
+	up_at = agent_now_ms();
 #define S(j, k) json_string_value(json_object_get(j, k))
 	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "peer", o->peer,
 	    "vip", S(r, "vip"), "route", S(r, "route"), "reason", S(r, "reason"),
@@ -227,22 +300,31 @@ do_ping(const struct cli *cli, const struct topts *o)
 	}
 	for (;;) {
 		json_decref(r);
-		if ((r = ctl_recv(c, (int)wait_ms, &why)) == NULL) {
+		if ((r = ping_recv(c, (int)wait_ms, &why, &stopped, &waitmask)) == NULL) {
+			if (stopped)
+				break;
 			cli_err("tunnel", "ping %s: %s", o->peer, why);
-			json_decref(out);
 			goto out;
 		}
 		ev = S(r, "event");
 		if (ev && strcmp(ev, "reply") == 0) {
 			double rtt = json_number_value(json_object_get(r, "rtt_ms"));
+			long long seq = json_integer_value(json_object_get(r, "seq"));
 
 			json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
 			    json_object_get(r, "seq"), "rtt_ms", rtt));
+			if (recvd == 0 || rtt < min)
+				min = rtt;
+			if (rtt > max)
+				max = rtt;
+			total += rtt;
+			recvd++;
+			if (seq > maxseq)
+				maxseq = seq;
 			if (!o->json) {
 				printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
 				    (long long)json_integer_value(json_object_get(r, "bytes")),
-				    S(r, "from"),
-				    (long long)json_integer_value(json_object_get(r, "seq")), rtt);
+				    S(r, "from"), seq, rtt);
 				fflush(stdout);
 			}
 			continue;
@@ -250,38 +332,59 @@ do_ping(const struct cli *cli, const struct topts *o)
 		if (ev && strcmp(ev, "done") == 0)
 			break;
 		if (!json_is_true(json_object_get(r, "ok"))) {
-			json_decref(out);
 			ret = ctl_fail("tunnel", r);
 			goto out;
 		}
 	}
-	sent = json_integer_value(json_object_get(r, "sent"));
-	recvd = json_integer_value(json_object_get(r, "received"));
+	if (stopped) {
+		/* The agent sends the first request at once, then one per
+		 * interval: what it had sent by now, and at least every
+		 * request a reply answered. */
+		sent = 1 + (long long)((double)(agent_now_ms() - up_at) / 1000.0 / o->interval);
+		if (sent > o->count)
+			sent = o->count;
+		if (sent < maxseq)
+			sent = maxseq;
+		sum = json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "interrupted", 1,
+		    "sent", (json_int_t)sent, "received", (json_int_t)recvd,
+		    "loss_pct", sent ? 100.0 * (double)(sent - recvd) / (double)sent : 0.0,
+		    "min_ms", min, "avg_ms", recvd ? total / (double)recvd : 0.0, "max_ms", max);
+	} else {
+		sent = json_integer_value(json_object_get(r, "sent"));
+		recvd = json_integer_value(json_object_get(r, "received"));
+		sum = json_pack("{s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "interrupted", 0,
+		    "sent", json_object_get(r, "sent"), "received", json_object_get(r, "received"),
+		    "loss_pct", json_object_get(r, "loss_pct"),
+		    "min_ms", json_object_get(r, "min_ms"), "avg_ms", json_object_get(r, "avg_ms"),
+		    "max_ms", json_object_get(r, "max_ms"));
+	}
 	if (o->json) {
-		json_object_set(out, "sent", json_object_get(r, "sent"));
-		json_object_set(out, "received", json_object_get(r, "received"));
-		json_object_set(out, "loss_pct", json_object_get(r, "loss_pct"));
-		json_object_set(out, "min_ms", json_object_get(r, "min_ms"));
-		json_object_set(out, "avg_ms", json_object_get(r, "avg_ms"));
-		json_object_set(out, "max_ms", json_object_get(r, "max_ms"));
+		json_object_update(out, sum);
 		json_object_set(out, "replies", replies);
 		cli_print_json(out);
+		out = NULL;
 	} else {
-		json_decref(out);
+		if (stopped)
+			printf("\n");	/* after the terminal's ^C */
 		printf("--- %s tunnel ping ---\n", o->peer);
 		printf("%lld sent, %lld received, %.0f%% loss", sent, recvd,
-		    json_number_value(json_object_get(r, "loss_pct")));
+		    json_number_value(json_object_get(sum, "loss_pct")));
 		if (recvd)
 			printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
-			    json_number_value(json_object_get(r, "min_ms")),
-			    json_number_value(json_object_get(r, "avg_ms")),
-			    json_number_value(json_object_get(r, "max_ms")));
+			    json_number_value(json_object_get(sum, "min_ms")),
+			    json_number_value(json_object_get(sum, "avg_ms")),
+			    json_number_value(json_object_get(sum, "max_ms")));
 		printf("\n");
+		fflush(stdout);
 	}
 #undef S
 	ret = recvd > 0 ? EXIT_OK : EXIT_FAIL;
 out:
+	sigprocmask(SIG_SETMASK, &orig, NULL);	/* a late ^C still finds our handler */
+	sigaction(SIGINT, &old, NULL);
 	json_decref(r);
+	json_decref(out);
+	json_decref(sum);
 	json_decref(replies);
 	disconnect(c);
 	return ret;
@@ -349,8 +452,12 @@ print_frames(struct ctl_client *c)
 	return k;
 }
 
+struct counts {
+	long long	sent, received;
+};
+
 static int
-bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
+bridge(struct ctl_client *c, int listen_mode, long max, long wait_s, struct counts *n)
 {
 	static char in[64 * 1024];
 	static struct outbuf out;
@@ -361,6 +468,7 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 
 	out.len = 0;
 	got += print_frames(c);
+	n->received = got;
 	while (!(max > 0 && got >= max)) {
 		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
 		    { .fd = STDIN_FILENO, .events = POLLIN } };
@@ -386,6 +494,7 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 			}
 			c->len += (size_t)r;
 			got += print_frames(c);
+			n->received = got;
 		}
 		if (in_open && p[1].revents) {
 			/* Many lines per read, one datagram per line, all of them
@@ -396,6 +505,7 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 
 			if (r <= 0) {
 				in_open = 0;
+				n->sent += llen > 0;
 				if ((llen && send_frame(c->fd, &out, in, llen) < 0) ||
 				    flush_frames(c->fd, &out) < 0)
 					return EXIT_FAIL;
@@ -406,17 +516,19 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 			}
 			llen += (size_t)r;
 			while ((nl = memchr(in + start, '\n', llen - start)) != NULL) {
-				size_t n = (size_t)(nl - (in + start));
+				size_t k = (size_t)(nl - (in + start));
 
-				if (send_frame(c->fd, &out, in + start, n) < 0)
+				if (send_frame(c->fd, &out, in + start, k) < 0)
 					return EXIT_FAIL;
-				start += n + 1;
+				start += k + 1;
+				n->sent++;
 			}
 			/* An overlong line goes as it is, cut to one datagram. */
 			while (llen - start >= AGENT_FRAME_MAX - 48) {
 				if (send_frame(c->fd, &out, in + start, AGENT_FRAME_MAX - 48) < 0)
 					return EXIT_FAIL;
 				start += AGENT_FRAME_MAX - 48;
+				n->sent++;
 			}
 			memmove(in, in + start, llen - start);
 			llen -= start;
@@ -427,16 +539,47 @@ bridge(struct ctl_client *c, int listen_mode, long max, long wait_s)
 	return EXIT_OK;
 }
 
+/*
+ * open, listen --json: the data is on stdout as without it, so the result
+ * is one JSON object, the last line on stderr: what was asked, the exit
+ * code, and for datagrams how many went each way.
+ */
+static void
+print_summary(const struct topts *o, int listen_mode, int udp, int ret,
+    const struct counts *n)
+{
+	json_t *j = json_pack("{s:s, s:s?, s:i, s:s, s:b, s:i}", "command",
+	    listen_mode ? "listen" : "open", "peer", o->peer, "port",
+	    (int)(udp ? o->udp : o->port), "proto", udp ? "udp" : "tcp", "ok", ret == EXIT_OK,
+	    "exit", ret);
+	char *s;
+
+	if (n) {
+		json_object_set_new(j, "datagrams_sent", json_integer(n->sent));
+		json_object_set_new(j, "datagrams_received", json_integer(n->received));
+	}
+	fflush(stdout);
+	if ((s = json_dumps(j, JSON_COMPACT)) != NULL)
+		fprintf(stderr, "%s\n", s);
+	free(s);
+	json_decref(j);
+}
+
 static int
 do_open(const struct cli *cli, const struct topts *o, int listen_mode)
 {
 	struct ctl_client *c = connect_agent(cli);
 	json_t *req, *r = NULL;
 	const char *why;
+	struct counts n = { 0, 0 };
 	int ret = EXIT_FAIL;
 
-	if (c == NULL)
-		return no_agent();
+	if (c == NULL) {
+		ret = no_agent();
+		if (o->json)
+			print_summary(o, listen_mode, 1, ret, NULL);
+		return ret;
+	}
 	if (listen_mode)
 		req = json_pack("{s:s, s:i}", "cmd", "listen", "port", (int)o->udp);
 	else
@@ -459,10 +602,12 @@ do_open(const struct cli *cli, const struct topts *o, int listen_mode)
 		    json_string_value(json_object_get(r, "remote_vip")),
 		    (long long)json_integer_value(json_object_get(r, "remote_port")),
 		    json_string_value(json_object_get(r, "route")));
-	ret = bridge(c, listen_mode, listen_mode ? o->count : 0, o->wait);
+	ret = bridge(c, listen_mode, listen_mode ? o->count : 0, o->wait, &n);
 out:
 	json_decref(r);
 	disconnect(c);
+	if (o->json)
+		print_summary(o, listen_mode, 1, ret, &n);
 	return ret;
 }
 
@@ -471,15 +616,36 @@ out:
 enum { G_COUNT = 1, G_INTERVAL = 2, G_V6 = 4, G_UDP = 8, G_LPORT = 16, G_WAIT = 32,
     G_TIMEOUT = 64, G_JSON = 128, G_EXEC = 256, G_FWD = 512 };
 
-/* npos: arguments after the subcommand; +1 more (PORT) for streams */
-static const struct { const char *sub; unsigned allowed; int npos; } subs[] = {
-	{ "ping", G_COUNT | G_INTERVAL | G_V6 | G_TIMEOUT | G_JSON, 1 },
-	{ "open", G_V6 | G_UDP | G_LPORT | G_WAIT | G_TIMEOUT | G_EXEC, 1 },
-	{ "listen", G_UDP | G_COUNT | G_EXEC, 0 },
-	{ "list", G_JSON, 0 },
-	{ "close", 0, 1 },
-	{ "forward", G_FWD | G_JSON | G_V6, 0 },
+/* npos: arguments after the subcommand; +1 more (PORT) for streams. Which
+ * options apply to which is in the command table (main.c). */
+static const struct { const char *sub; int npos; } subs[] = {
+	{ "ping", 1 },
+	{ "open", 1 },
+	{ "listen", 0 },
+	{ "list", 0 },
+	{ "close", 1 },
+	{ "forward", 0 },
 };
+
+/* The option behind each G_ bit, as named in tunnel_opts. */
+static const struct { unsigned bit; const char *name; } gnames[] = {
+	{ G_COUNT, "count" }, { G_INTERVAL, "interval" }, { G_V6, "ipv6" },
+	{ G_UDP, "udp" }, { G_LPORT, "local-port" }, { G_WAIT, "wait" },
+	{ G_TIMEOUT, "timeout" }, { G_JSON, "json" }, { G_EXEC, "exec" },
+	{ G_FWD, "local" },
+};
+
+/* The first option given that does not apply to sub, or NULL. */
+static const char *
+misplaced(const struct cli_cmd *cmd, const char *sub, unsigned given)
+{
+	const struct cli_sub *s = cli_find_sub(cmd, sub);
+
+	for (size_t i = 0; i < sizeof(gnames) / sizeof(gnames[0]); i++)
+		if ((given & gnames[i].bit) && !cli_sub_has_opt(s, gnames[i].name))
+			return gnames[i].bit == G_FWD ? "-L, -R or --remove" : gnames[i].name;
+	return NULL;
+}
 
 int
 tunnel_main(struct cli *cli, int argc, char **argv)
@@ -487,6 +653,8 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	const struct cli_cmd *cmd = cli_find("tunnel");
 	struct cli_args args;
 	struct topts o;
+	struct in6_addr in6;
+	const char *bad;
 	char *end;
 	int ch, ret = EXIT_USAGE, stream;
 	size_t k;
@@ -601,9 +769,9 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 		    o.sub);
 		goto out;
 	}
-	if (o.given & ~subs[k].allowed) {
-		cli_err("tunnel", "an option given does not apply to '%s' (see 'ntm tunnel "
-		    "--help')", o.sub);
+	if ((bad = misplaced(cmd, o.sub, o.given)) != NULL) {
+		cli_err("tunnel", "%s%s does not apply to '%s' (see 'ntm tunnel --help')",
+		    bad[0] == '-' ? "" : "--", bad, o.sub);
 		goto out;
 	}
 	/* open and listen: PORT after the peer makes a stream; --udp, datagrams */
@@ -620,9 +788,10 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 	}
 	if (subs[k].npos) {
 		o.peer = args.pos[1];
+		if (inet_pton(AF_INET6, o.peer, &in6) == 1)
+			o.v6 = 1;	/* a peer's IPv6 vIP: ping and open over IPv6 */
 		if (!valid_peer(o.peer)) {
-			cli_err("tunnel", "PEER '%s': expected a client FQDN "
-			    "(user-device.domain) or a vIP", o.peer);
+			cli_err("tunnel", "PEER '%s': %s", o.peer, PEER_FORM);
 			goto out;
 		}
 	}
@@ -656,6 +825,8 @@ tunnel_main(struct cli *cli, int argc, char **argv)
 			    .timeout = o.timeout, .listen = k == 2, .v6 = o.v6, .exec = o.exec };
 
 			ret = stream_run(cli, &so);
+			if (o.json)
+				print_summary(&o, k == 2, 0, ret, NULL);
 		} else
 			ret = do_open(cli, &o, k == 2);
 		break;

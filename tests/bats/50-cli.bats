@@ -38,13 +38,33 @@ load helpers
 	assert_failure 2
 }
 
+@test "a bad PEER is named, with the form of the names users see" {
+	local p
+	for p in bob 'bob_2.dc2.example' 'alice..dc1.ntm.test'; do
+		run_t ntm -c "$BATS_TEST_TMPDIR/p" tunnel ping "$p"
+		assert_failure 2
+		assert_equal "${#lines[@]}" 1
+		assert_output --partial "'$p'"
+		assert_output --partial alice.dc1.ntm.test
+		assert_output --partial bob-2.dc2.example
+		refute_output --partial user-device
+	done
+	run_t ntm -c "$BATS_TEST_TMPDIR/p" tunnel forward -L 8080:bob:80
+	assert_failure 2
+	assert_output --partial "'bob'"
+	assert_output --partial bob-2.dc2.example
+}
+
 @test "each command's --help and 'ntm help CMD' agree" {
 	local c
+	# subcommands too: "ntm tunnel ping --help", "ntm help tunnel ping"
 	while IFS=$'\t' read -r c _; do
-		run_t ntm "$c" --help
+		# shellcheck disable=SC2086 # "tunnel ping" is two words
+		run_t ntm $c --help
 		assert_success
 		local h=$output
-		run_t ntm help "$c"
+		# shellcheck disable=SC2086
+		run_t ntm help $c
 		assert_success
 		assert_equal "$output" "$h"
 	done < <(ntm help --commands)
