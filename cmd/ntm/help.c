@@ -35,6 +35,8 @@ static const struct { int code; const char *text; } exit_codes[] = {
 	{ EXIT_BROKEN, "a stream broke: reset, tunnel closed, stalled, agent stopped" },
 	{ EXIT_NOKEY, "no shared key with the peer (run 'ntm keys exchange PEER')" },
 	{ EXIT_VERIFY, "a fetched object failed verification (tampered); nothing was written" },
+	{ EXIT_UNTRUSTED, "a server's certificate is not signed by a trusted CA "
+	  "(log in with --ca FILE)" },
 };
 
 void

@@ -69,6 +69,12 @@ cli_http_error(char *buf, size_t len, const char *url, int err, long status,
 {
 	const char *code = NULL, *message = NULL;
 
+	if (err == NTM_ERR_UNTRUSTED) {
+		snprintf(buf, len, "the certificate of %s is not trusted (%s): pass the CA "
+		    "that signed it with 'ntm login --ca FILE'", url,
+		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
+		return EXIT_UNTRUSTED;
+	}
 	if (err != 0) {
 		snprintf(buf, len, "cannot reach %s: %s", url,
 		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
