@@ -52,6 +52,9 @@ cli_exit_for_code(const char *code, long status)
 		{ "user_locked", EXIT_LOCKED },
 		{ "upstream_unavailable", EXIT_UNREACH },
 		{ "unauthorized", EXIT_NOSESSION },
+		{ "unknown_peer", EXIT_NOTUNNEL },
+		{ "unknown_domain", EXIT_NOTUNNEL },
+		{ "peer_offline", EXIT_NOTUNNEL },
 	};
 
 	if (code)

@@ -23,7 +23,7 @@ enum {
 	EXIT_NOSESSION	= 7,	/* not logged in, or the session ended */
 	EXIT_REJECTED	= 8,	/* the server rejected the request otherwise */
 	EXIT_NOAGENT	= 9,	/* no agent running (ntm up) */
-	EXIT_NOTUNNEL	= 10,	/* peer unknown or offline, or the tunnel could not be made */
+	EXIT_NOTUNNEL	= 10,	/* peer or its domain unknown, peer offline, or no tunnel */
 	EXIT_REFUSED	= 11,	/* the peer refused the connection: nothing listens on the port */
 	EXIT_BROKEN	= 12,	/* a stream broke: reset by the peer, tunnel closed, stalled */
 	EXIT_NOKEY	= 13,	/* no shared key with the peer (ntm keys exchange PEER) */
