@@ -411,6 +411,19 @@ dc_tunnel_cancel(struct dc *dc)
 
 /* ---- POST /v1/tunnel ------------------------------------------------------- */
 
+/* Why fqdn (ours) is offline; info NULL: it has no session here. */
+static void
+offline_why(const struct dc *dc, const char *fqdn, const struct dc_sess_info *info,
+    char *msg, size_t len)
+{
+	if (info && info->stopped)
+		snprintf(msg, len, "%s is offline: its agent stopped (ntm down)", fqdn);
+	else
+		snprintf(msg, len, "%s is offline: it has not registered within %ld s "
+		    "(is its agent running?)", fqdn,
+		    DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+}
+
 static void remote_start(struct dc_treq *t);
 
 /* The peer is ours: decide, queue its direction, answer. */
@@ -426,8 +439,8 @@ local_finish(struct dc_treq *t, int64_t peer_id)
 	int status;
 
 	if (ps == NULL || (dc_sess_info(dc, ps, &pi), !pi.online)) {
-		treq_fail(t, 404, "peer_offline", "%s has not registered within %ld s",
-		    t->peer, DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		offline_why(dc, t->peer, ps ? &pi : NULL, msg, sizeof(msg));
+		treq_fail(t, 404, "peer_offline", "%s", msg);
 		return;
 	}
 	t->peerloc = pi.loc;
@@ -655,11 +668,14 @@ on_located(const struct ntm_http_result *res, void *arg)
 		    t->domain, res->json ? ": " : "", res->json ? jerr.message : "");
 		return;
 	}
-	if (strcmp(fqdn, t->peer) != 0 || !online) {
-		treq_fail(t, strcmp(fqdn, t->peer) ? 502 : 404,
-		    strcmp(fqdn, t->peer) ? "upstream_unavailable" : "peer_offline",
-		    "DC %s: %s", t->domain, strcmp(fqdn, t->peer) ? "answered for another client" :
-		    "the peer is offline");
+	if (strcmp(fqdn, t->peer) != 0) {
+		treq_fail(t, 502, "upstream_unavailable", "the DC of %s answered for "
+		    "another device", t->domain);
+		return;
+	}
+	if (!online) {
+		treq_fail(t, 404, "peer_offline", "%s is offline (says the DC of %s)",
+		    t->peer, t->domain);
 		return;
 	}
 	if (location_parse(loc, &t->peerloc, msg, sizeof(msg)) < 0) {
@@ -779,9 +795,10 @@ our_online_client(struct dc *dc, struct ntm_req *req, const char *fqdn,
 	}
 	if ((s = dc_sess_by_client(dc, cl->id)) == NULL ||
 	    (dc_sess_info(dc, s, info), !info->online)) {
-		ntm_reply_error(req, 404, "peer_offline", NULL,
-		    "%s has not registered within %ld s", fqdn,
-		    DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		char msg[NTM_NAME_MAX + 128];
+
+		offline_why(dc, fqdn, s ? info : NULL, msg, sizeof(msg));
+		ntm_reply_error(req, 404, "peer_offline", NULL, "%s", msg);
 		return NULL;
 	}
 	return s;

@@ -10,6 +10,9 @@
 #   no DC for the domain by DNS     unknown_domain        exit 10
 #   no such device at its DC        unknown_peer          exit 10
 #   the peer's DC found, not up     upstream_unavailable  exit 3
+#   the peer's agent stopped        peer_offline          exit 10
+#     (ntm down tells its DC, which answers at once: no wait for a
+#     handshake with nobody, no tunnel_timeout)
 
 load helpers
 
@@ -18,8 +21,14 @@ setup_file() {
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
 	add_user bob 'bob-pw-1'
+	add_user carol 'carol-pw-1'
+	add_user dave 'dave-pw-1'
+	add_user erin 'erin-pw-1'
 	login "$(prof alice)" alice alice-pw-1 "$(dc1_url)" >/dev/null
 	login "$(prof bob)" bob bob-pw-1 "$(dc2_url)" >/dev/null
+	login "$(prof carol)" carol carol-pw-1 "$(dc2_url)" >/dev/null
+	login "$(prof dave)" dave dave-pw-1 "$(dc1_url)" >/dev/null
+	login "$(prof erin)" erin erin-pw-1 "$(dc1_url)" >/dev/null
 	agent_up alice dc1
 	agent_up bob dc2
 }
@@ -75,6 +84,51 @@ agent_up() {
 	assert_output "ntm: tunnel: unknown_peer: no device nobody.dc1.ntm.test at dc1.ntm.test: check the name"
 }
 
+# registered DC FQDN: whether the DC holds a live registration of FQDN.
+registered() {
+	ntm-dc -f "$(P)/$1.conf" client list --json |
+	    jq -e --arg f "$2" '.[] | select(.fqdn == $f) | .location.online == true' >/dev/null
+}
+
+# offline_at_once NAME DC FQDN: NAME's agent runs, then stops; alice asks
+# for a tunnel to it.
+offline_at_once() {
+	local name=$1 dc=$2 fqdn=$3
+	agent_up "$name" "$dc"
+	registered "$dc" "$fqdn"
+	run_t ntm -c "$(prof "$name")" down
+	assert_success
+	# The DC holds its last location, offline, at once.
+	run registered "$dc" "$fqdn"
+	assert_failure
+	run_t ntm-dc -f "$(P)/$dc.conf" client list --json
+	assert_equal "$(jq -r --arg f "$fqdn" '.[] | select(.fqdn == $f) | .location.online' <<<"$output")" false
+	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 "$fqdn"
+	assert_failure 10
+	assert_equal "${#lines[@]}" 1
+	assert_output "ntm: tunnel: peer_offline: $fqdn is offline: its agent stopped (ntm down)"
+	# Back up: reachable again.
+	agent_up "$name" "$dc"
+	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 "$fqdn"
+	assert_success
+	run_t ntm -c "$(prof "$name")" down
+	assert_success
+}
+
+@test "a peer at another DC whose agent stopped: exit 10, peer_offline saying so, no tunnel_timeout" {
+	offline_at_once carol dc2 carol.dc2.ntm.test
+}
+
+@test "a peer at the same DC whose agent stopped: exit 10, peer_offline saying so" {
+	offline_at_once dave dc1 dave.dc1.ntm.test
+}
+
+@test "a peer logged in that never started an agent: peer_offline asks whether it runs" {
+	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 erin.dc1.ntm.test
+	assert_failure 10
+	assert_output --regexp '^ntm: tunnel: peer_offline: erin\.dc1\.ntm\.test is offline: it has not registered within [0-9]+ s \(is its agent running\?\)$'
+}
+
 @test "the peer's DC is found but down: exit 3, upstream_unavailable naming the domain, not the DC's URL" {
 	local port
 	port=$(platform_port "$(P)" dc2)
@@ -83,7 +137,7 @@ agent_up() {
 	assert_success
 	platform_stop_role "$(P)" dc2
 	# A peer alice has no tunnel with: dc1 must ask dc2, which is gone.
-	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 carol.dc2.ntm.test
+	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 frank.dc2.ntm.test
 	assert_failure 3
 	assert_equal "${#lines[@]}" 1
 	assert_output --regexp '^ntm: tunnel: upstream_unavailable: .*dc2\.ntm\.test'
