@@ -138,6 +138,20 @@ teardown_file() { platform_down; }
 	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
 }
 
+@test "--ca naming a file with no certificate: usage error naming it (exit 2), not 'cannot reach'" {
+	printf 'not a certificate\n' > "$BATS_TEST_TMPDIR/notca.txt"
+	run bash -c "printf 'alice-pw-1\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/x' login --ca '$BATS_TEST_TMPDIR/notca.txt' -u alice '$(dc1_url)'"
+	assert_failure 2
+	assert_output "ntm: login: --ca '$BATS_TEST_TMPDIR/notca.txt': no PEM certificate in it (expected the CA bundle that signed the DC's certificate, e.g. the platform's ca.crt)"
+	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
+}
+
+@test "login at a server that is not a DC (the AS): exit 8, the URL is named as not a DC" {
+	run login "$BATS_TEST_TMPDIR/x" alice alice-pw-1 "$(as_url)"
+	assert_failure 8
+	assert_output "ntm: login: $(as_url) has no /v1/login: not a DC (ntm login needs the URL of your DC)"
+}
+
 @test "a certificate that does not name the host is a TLS failure (exit 3), not a CA problem" {
 	local port
 	port=$(platform_port "$(P)" dc1)
