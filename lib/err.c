@@ -41,6 +41,7 @@ static const struct errinfo errtab[] = {
 	[-NTM_ERR_UNAUTH]	= { "unauthorized",		"request not authenticated" },
 	[-NTM_ERR_UNAVAIL]	= { "upstream_unavailable",	"upstream server unavailable" },
 	[-NTM_ERR_VERSION]	= { "bad_version",		"unsupported version" },
+	[-NTM_ERR_UNTRUSTED]	= { "untrusted_certificate",	"certificate not signed by a trusted CA" },
 };
 
 static const struct errinfo *

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/x509_vfy.h>
 
 #include "ntm.h"
 
@@ -146,6 +147,46 @@ map_curl_err(CURLcode rc, int toobig)
 	}
 }
 
+/*
+ * A failed verification whose fix is the CA bundle (--ca): the chain ends
+ * at a CA we were not told to trust. Other failures (a name the certificate
+ * does not carry, an expired certificate) stay NTM_ERR_TLS.
+ */
+static int
+untrusted_issuer(CURL *easy, CURLcode rc)
+{
+	long vr = 0;
+
+	if (rc != CURLE_PEER_FAILED_VERIFICATION && rc != CURLE_SSL_ISSUER_ERROR)
+		return 0;
+	if (curl_easy_getinfo(easy, CURLINFO_SSL_VERIFYRESULT, &vr) != CURLE_OK)
+		return 0;
+	switch (vr) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* curl's "SSL certificate problem: REASON" as REASON. */
+static const char *
+verify_reason(const char *errbuf, CURLcode rc)
+{
+	static const char prefix[] = "SSL certificate problem: ";
+
+	if (errbuf[0] == '\0')
+		return curl_easy_strerror(rc);
+	if (strncmp(errbuf, prefix, sizeof(prefix) - 1) == 0)
+		return errbuf + sizeof(prefix) - 1;
+	return errbuf;
+}
+
 static void
 xfer_done(struct xfer *x, CURLcode rc)
 {
@@ -154,7 +195,8 @@ xfer_done(struct xfer *x, CURLcode rc)
 	json_t *json = NULL;
 
 	memset(&res, 0, sizeof(res));
-	res.err = map_curl_err(rc, x->toobig);
+	res.err = untrusted_issuer(x->easy, rc) ? NTM_ERR_UNTRUSTED :
+	    map_curl_err(rc, x->toobig);
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.status);
 	if (res.err == 0) {
 		res.body = x->resp ? x->resp : "";
@@ -170,6 +212,8 @@ xfer_done(struct xfer *x, CURLcode rc)
 	} else if (res.err == NTM_ERR_TOOBIG) {
 		snprintf(res.errmsg, sizeof(res.errmsg),
 		    "response body over the limit of %d bytes", HTTPC_RESP_MAX);
+	} else if (res.err == NTM_ERR_UNTRUSTED) {
+		snprintf(res.errmsg, sizeof(res.errmsg), "%s", verify_reason(x->errbuf, rc));
 	} else {
 		snprintf(res.errmsg, sizeof(res.errmsg), "%s",
 		    x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));

@@ -58,7 +58,8 @@ enum ntm_err {
 	NTM_ERR_UNAUTH		= -25,	/* request not authenticated */
 	NTM_ERR_UNAVAIL		= -26,	/* upstream server unavailable */
 	NTM_ERR_VERSION		= -27,	/* unsupported version */
-	NTM_ERR__LAST		= -28
+	NTM_ERR_UNTRUSTED	= -28,	/* peer's certificate not signed by a trusted CA */
+	NTM_ERR__LAST		= -29
 };
 
 /* Static English text for err (never NULL). */
@@ -500,7 +501,10 @@ void ntm_httpc_set_reuse(struct ntm_httpc *c, int reuse);
 
 /*
  * Result of one request. err is 0 when an HTTP response arrived (any status),
- * else NTM_ERR_CONNECT / NTM_ERR_TIMEOUT / NTM_ERR_TLS / NTM_ERR_TOOBIG.
+ * else NTM_ERR_CONNECT / NTM_ERR_TIMEOUT / NTM_ERR_TLS / NTM_ERR_TOOBIG, or
+ * NTM_ERR_UNTRUSTED when no trusted CA vouches for the server's certificate
+ * (errmsg is then the verifier's reason alone, e.g. "unable to get local
+ * issuer certificate").
  * json: the parsed body if it was a JSON object (borrowed), else NULL.
  */
 struct ntm_http_result {

@@ -133,7 +133,7 @@ ntm_reg_req_seal(struct ntm_chan *c, const struct ntm_reg_req *r, uint8_t *out,
 	uint8_t pl[NTM_REG_REQ_PAYLOAD];
 	int ret;
 
-	if (r->naddrs < 0 || r->naddrs > NTM_REG_ADDRS || (r->flags & ~NTM_REG_F_AGENT))
+	if (r->naddrs < 0 || r->naddrs > NTM_REG_ADDRS || (r->flags & ~NTM_REG_F_ALL))
 		return NTM_ERR_INVAL;
 	memset(pl, 0, sizeof(pl));
 	pl[0] = (uint8_t)(r->local_port >> 8);
@@ -166,7 +166,7 @@ ntm_reg_req_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_reg_
 	r.local_port = (uint16_t)(pl[0] << 8 | pl[1]);
 	r.naddrs = pl[2];
 	r.flags = pl[3];
-	if (r.naddrs > NTM_REG_ADDRS || (r.flags & ~NTM_REG_F_AGENT))
+	if (r.naddrs > NTM_REG_ADDRS || (r.flags & ~NTM_REG_F_ALL))
 		goto out;
 	for (int i = 0; i < NTM_REG_ADDRS; i++) {
 		const uint8_t *w = pl + 4 + i * NTM_WADDR_LEN;

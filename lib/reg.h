@@ -25,6 +25,8 @@ struct ntm_reg_req {
 	struct sockaddr_storage	addrs[NTM_REG_ADDRS];
 };
 #define NTM_REG_F_AGENT	0x01
+#define NTM_REG_F_OFFLINE	0x02	/* the agent stops: mark the device offline now */
+#define NTM_REG_F_ALL	(NTM_REG_F_AGENT | NTM_REG_F_OFFLINE)
 
 struct ntm_reg_resp {
 	struct sockaddr_storage	reflexive;	/* AF_UNSPEC if none */

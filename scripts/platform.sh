@@ -145,7 +145,8 @@ platform_start() {
 }
 
 # platform_resolver_start DIR: dnsmasq on 127.0.0.1:$(cat DIR/resolver.port)
-# (the DCs' `resolver`), forwarding dc1/dc2.ntm.test to the DCs' DNS ports.
+# (the DCs' `resolver`), forwarding dc1/dc2.ntm.test to the DCs' DNS ports;
+# every other name does not exist (NXDOMAIN), as on the internet.
 # Pid in DIR/resolver.pid; platform_stop stops it.
 platform_resolver_start() {
 	local dir=$1 port i
@@ -155,6 +156,7 @@ platform_resolver_start() {
 	    --port="$port" --listen-address=127.0.0.1 --bind-interfaces \
 	    --server="/dc1.ntm.test/127.0.0.1#$(cat "$dir/dc1.dnsport")" \
 	    --server="/dc2.ntm.test/127.0.0.1#$(cat "$dir/dc2.dnsport")" \
+	    --address=/#/ \
 	    --pid-file="$dir/resolver.dnsmasq.pid" >>"$dir/resolver.log" 2>&1 &
 	echo $! > "$dir/resolver.pid"
 	for ((i = 0; i < 50; i++)); do

@@ -446,7 +446,7 @@ disc_lookup(struct disc *d, const char *domain, disc_found_fn *cb, void *arg)
 	if (n == 0 || n > NTM_NAME_MAX)
 		return NTM_ERR_INVAL;
 	if (d == NULL || !d->has_ch)
-		return NTM_ERR_UNAVAIL;
+		return NTM_ERR_STATE;
 	if (d->nlookups >= DISC_PENDING_MAX)
 		return NTM_ERR_NOSPACE;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -544,13 +544,38 @@ fail:
 int
 disc_status(int err, const char *domain, const char **code, char *msg, size_t msglen)
 {
-	if (err == NTM_ERR_NOTFOUND) {
-		*code = "unknown_peer";
-		snprintf(msg, msglen, "no DC found for %s (no SRV _ntm._tcp.%s)", domain, domain);
+	const char *why;
+
+	if (err == NTM_ERR_NOTFOUND || err == NTM_ERR_INVAL) {
+		*code = "unknown_domain";
+		snprintf(msg, msglen, "no DC found for the domain %s by DNS (no SRV "
+		    "_ntm._tcp.%s): check the name", domain, domain);
 		return 404;
 	}
+	/* The resolver's own address is the DC's business: not named. */
+	switch (err) {
+	case NTM_ERR_TIMEOUT:
+		why = "no DNS answer in time (the domain's name server, usually "
+		    "its DC, may be down)";
+		break;
+	case NTM_ERR_PROTO:
+		why = "the DNS answer was malformed";
+		break;
+	case NTM_ERR_NOSPACE:
+		why = "too many lookups are waiting";
+		break;
+	case NTM_ERR_NOMEM:
+		why = "out of memory";
+		break;
+	case NTM_ERR_STATE:
+		why = "no DNS resolver is configured here to find other domains' DCs";
+		break;
+	default:
+		why = "the DNS resolver failed or refused the lookup";
+		break;
+	}
 	*code = "upstream_unavailable";
-	snprintf(msg, msglen, "cannot find the DC of %s: %s", domain, ntm_strerror(err));
+	snprintf(msg, msglen, "cannot look up the DC of %s: %s", domain, why);
 	return 502;
 }
 

@@ -64,14 +64,17 @@ void disc_free(struct disc *d);
  * loop (even on a cache hit), unless disc_cancel() or disc_free() cancels
  * it first. Returns 0, or fails at once without calling cb: NTM_ERR_INVAL
  * (bad domain name), NTM_ERR_NOSPACE (DISC_PENDING_MAX waiting),
- * NTM_ERR_UNAVAIL (d is NULL: no resolver configured), NTM_ERR_NOMEM.
+ * NTM_ERR_STATE (d is NULL: no resolver configured), NTM_ERR_NOMEM.
  */
 int  disc_lookup(struct disc *d, const char *domain, disc_found_fn *cb, void *arg);
 /* Cancels every pending lookup with this cb and arg (their cb never runs). */
 void disc_cancel(struct disc *d, disc_found_fn *cb, void *arg);
 
-/* A failed lookup (err < 0) as an HTTP answer: 404 unknown_peer (no SRV
- * record) or 502 upstream_unavailable, with a message naming domain. */
+/* A failed lookup (err < 0, from disc_lookup or its callback) as an HTTP
+ * answer: 404 unknown_domain (DNS says no DC serves domain: no such name,
+ * no SRV record, a target without address, or not a DNS name) or 502
+ * upstream_unavailable (the resolver failed), with a message naming
+ * domain and never the resolver. */
 int  disc_status(int err, const char *domain, const char **code, char *msg, size_t msglen);
 
 #endif

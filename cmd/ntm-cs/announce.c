@@ -192,10 +192,13 @@ take(const char *sha256, const char *fqdn, int attempts, void *arg)
 		return 0;
 	}
 	snprintf(j->domain, sizeof(j->domain), "%s", domain);
-	if ((e = disc_lookup(a->disc, domain, on_found, j)) < 0)
-		job_finish(j, e == NTM_ERR_INVAL ? CS_ANN_FAILED : CS_ANN_RETRY,
-		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
-		    "cannot look up the DC of %s: %s", domain, ntm_strerror(e));
+	if ((e = disc_lookup(a->disc, domain, on_found, j)) < 0) {
+		const char *code;
+		char msg[256];
+		int st = disc_status(e, domain, &code, msg, sizeof(msg));
+
+		job_finish(j, st == 404 ? CS_ANN_FAILED : CS_ANN_RETRY, code, "%s", msg);
+	}
 	return 0;
 }
 

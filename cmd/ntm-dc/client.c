@@ -34,7 +34,7 @@ attach_loc(const struct dc_loc_row *l, void *arg)
 static int
 registered(const struct rows *r, size_t i)
 {
-	return r->loc[i].client_id != 0 &&
+	return r->loc[i].client_id != 0 && !r->loc[i].offline &&
 	    r->now - r->loc[i].last_seen < DC_ONLINE_FACTOR * r->keepalive_s;
 }
 

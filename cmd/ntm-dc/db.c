@@ -75,6 +75,9 @@ static const char *const migrations[] = {
 	"  expires INTEGER NOT NULL,"
 	"  tries INTEGER NOT NULL DEFAULT 0,"
 	"  next_try INTEGER NOT NULL DEFAULT 0);",
+	/* 7: the device said it goes offline (its agent stopped, REG_REQ
+	 * flag offline): the location is its last, not a live one */
+	"ALTER TABLE locations ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;",
 };
 
 int
@@ -466,7 +469,8 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 	int ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "INSERT OR REPLACE INTO locations (client_id, "
-	    "reflexive, locals, natted, agent, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
+	    "reflexive, locals, natted, agent, last_seen, offline) VALUES (?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7)")) < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, r->client_id);
 	sqlite3_bind_text(st, 2, r->reflexive, -1, SQLITE_STATIC);
@@ -474,6 +478,7 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 	sqlite3_bind_int(st, 4, r->natted);
 	sqlite3_bind_int(st, 5, r->agent);
 	sqlite3_bind_int64(st, 6, r->last_seen);
+	sqlite3_bind_int(st, 7, r->offline);
 	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
 	if (ret < 0)
 		ntm_log(NTM_LOG_ERR, "db: store location: %s", sqlite3_errmsg(db));
@@ -489,7 +494,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 	int rc, ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
-	    "last_seen FROM locations")) < 0)
+	    "last_seen, offline FROM locations")) < 0)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&r, 0, sizeof(r));
@@ -499,6 +504,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 		r.natted = sqlite3_column_int(st, 3);
 		r.agent = sqlite3_column_int(st, 4);
 		r.last_seen = sqlite3_column_int64(st, 5);
+		r.offline = sqlite3_column_int(st, 6);
 		if ((ret = fn(&r, arg)) < 0)
 			break;
 	}

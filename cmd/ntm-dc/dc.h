@@ -97,6 +97,7 @@ struct dc_loc_row {
 	char	locals[4 * 64];			/* "ip:port,ip:port" */
 	int	natted, agent;
 	int64_t	last_seen;
+	int	offline;			/* its agent said it stops */
 };
 /* Stores (replaces) the location of a client. */
 int  dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r);
@@ -137,6 +138,7 @@ struct dc_sess_info {
 	char			fqdn[NTM_NAME_MAX + 1];
 	char			vip4[48], vip6[48];
 	int			online;		/* registered within 3 x keepalive */
+	int			stopped;	/* offline because its agent said so */
 	int			has_loc;
 	struct ntm_location	loc;		/* lib/route.h */
 	int			family;		/* 4 or 6: of loc.reflexive */

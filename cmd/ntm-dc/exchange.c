@@ -247,8 +247,8 @@ local_client(struct dc *dc, const char *fqdn, struct dc_client *cl, struct dc_xd
 	if (domain != NULL && dc_domain_is_local(dc, domain))
 		r = dc_db_client_by_fqdn(dc->db, fqdn, cl);
 	if (r == NTM_ERR_NOTFOUND)
-		dest_fail(out, 404, "unknown_peer", "no client %s at %s", fqdn,
-		    dc->srv->conf.name);
+		dest_fail(out, 404, "unknown_peer", "no device %s at %s: check the name",
+		    fqdn, dc->srv->conf.name);
 	else if (r < 0)
 		dest_fail(out, 500, "internal", "storage failure");
 	return r < 0 ? -1 : 0;
@@ -394,8 +394,11 @@ on_xsent(const struct ntm_http_result *res, void *arg)
 	const char *code = NULL, *message = NULL;
 
 	if (res->err < 0) {
-		dest_done(d, 502, "upstream_unavailable", "DC %s: %s", d->domain,
+		/* The peer DC's URL and curl's words stay in our log. */
+		log_info("DC of %s: %s", d->domain,
 		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		dest_done(d, 502, "upstream_unavailable", "the DC of %s was found but did "
+		    "not answer (%s)", d->domain, ntm_strerror(res->err));
 		return;
 	}
 	if (res->status == 200 && d->x->type == X_XKEY) {
@@ -423,8 +426,8 @@ on_xsent(const struct ntm_http_result *res, void *arg)
 		dest_done(d, (int)res->status, code, "DC %s: %s", d->domain,
 		    message ? message : code);
 	else
-		dest_done(d, 502, "upstream_unavailable", "DC %s answered %ld %s", d->domain,
-		    res->status, code ? code : "(no code)");
+		dest_done(d, 502, "upstream_unavailable", "the DC of %s answered HTTP %ld %s",
+		    d->domain, res->status, code ? code : "without a code");
 }
 
 static void
@@ -485,10 +488,13 @@ xreq_start(struct dc_xreq *x)
 		else
 			store_local(dc, X_TEMPORAL, d->fqdn, &x->tk, NULL, d);
 		dest_done(d, d->status, d->code, "%s", d->message);
-	} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0)
-		dest_done(d, e == NTM_ERR_INVAL ? 404 : 502,
-		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
-		    "cannot look up the DC of %s: %s", d->domain, ntm_strerror(e));
+	} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0) {
+		const char *code;
+		char msg[256];
+		int st = disc_status(e, d->domain, &code, msg, sizeof(msg));
+
+		dest_done(d, st, code, "%s", msg);
+	}
 }
 
 /* A request of type for the peer to; NULL after replying 500. */

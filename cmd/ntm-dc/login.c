@@ -50,6 +50,16 @@ login_fail(struct dc_login *l, int status, const char *code, const char *msg)
 	ntm_reply_error(l->req, status, code, NULL, "%s", msg);
 }
 
+/* The AS failed us: the details (its URL, curl's words) go to our log, the
+ * client is told what failed without them. */
+static void
+login_as_fail(struct dc_login *l, const char *client_msg, const char *detail)
+{
+	log_warnx("login %s/%s: AS %s: %s", l->user, l->device, l->dc->srv->conf.as_url,
+	    detail);
+	login_fail(l, 502, "upstream_unavailable", client_msg);
+}
+
 /* Builds and sends the 200 answer once the AS accepted the password. */
 static void
 login_finish(struct dc_login *l, const char *token_b64)
@@ -68,17 +78,15 @@ login_finish(struct dc_login *l, const char *token_b64)
 	memset(&sess, 0, sizeof(sess));
 	if (ntm_token_from_b64(&tok, token_b64) < 0 ||
 	    (e = ntm_token_verify(&tok, s->conf.as_pk, now)) < 0) {
-		snprintf(msg, sizeof(msg), "AS %s: its token does not verify with as_key",
-		    s->conf.as_url);
-		login_fail(l, 502, "upstream_unavailable", msg);
+		login_as_fail(l, "the AS answered with a token this DC cannot verify",
+		    "its token does not verify with as_key");
 		return;
 	}
 	if (strcmp(tok.user, l->user) != 0 || strcmp(tok.device, l->device) != 0 ||
 	    strcmp(tok.dc, s->conf.name) != 0) {
-		snprintf(msg, sizeof(msg), "AS %s: its token names %s/%s at '%s', "
-		    "not %s/%s at '%s'", s->conf.as_url, tok.user, tok.device, tok.dc,
-		    l->user, l->device, s->conf.name);
-		login_fail(l, 502, "upstream_unavailable", msg);
+		snprintf(msg, sizeof(msg), "its token names %s/%s at '%s', not %s/%s at '%s'",
+		    tok.user, tok.device, tok.dc, l->user, l->device, s->conf.name);
+		login_as_fail(l, "the AS answered with a token for another device", msg);
 		return;
 	}
 
@@ -144,7 +152,6 @@ static void
 on_as_login(const struct ntm_http_result *res, void *arg)
 {
 	struct dc_login *l = arg;
-	struct srv *s = l->dc->srv;
 	const char *user = NULL, *token = NULL, *code = NULL, *message = NULL;
 	int64_t expires = 0;
 	struct ntm_jfield fields[] = {
@@ -157,19 +164,17 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 
 	login_unlink(l);
 	if (res->err < 0) {
-		snprintf(msg, sizeof(msg), "AS %s: %s", s->conf.as_url,
-		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
-		login_fail(l, 502, "upstream_unavailable", msg);
+		snprintf(msg, sizeof(msg), "the account server (AS) did not answer the "
+		    "DC (%s)", ntm_strerror(res->err));
+		login_as_fail(l, msg, res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
 	} else if (res->status == 200) {
 		if (res->json == NULL) {
-			snprintf(msg, sizeof(msg), "AS %s: malformed answer (not a JSON object)",
-			    s->conf.as_url);
-			login_fail(l, 502, "upstream_unavailable", msg);
+			login_as_fail(l, "the account server (AS) answered the DC wrongly",
+			    "malformed answer (not a JSON object)");
 		} else if (ntm_json_unpack(res->json, fields,
 		    sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
-			snprintf(msg, sizeof(msg), "AS %s: malformed answer (%s)",
-			    s->conf.as_url, jerr.message);
-			login_fail(l, 502, "upstream_unavailable", msg);
+			login_as_fail(l, "the account server (AS) answered the DC wrongly",
+			    jerr.message);
 		} else
 			login_finish(l, token);
 	} else {
@@ -180,11 +185,14 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 		if (res->status >= 400 && res->status < 500 && passthrough_code(code)) {
 			login_fail(l, (int)res->status, code, message ? message : code);
 		} else {
-			snprintf(msg, sizeof(msg), "AS %s answered %ld %s%s%s", s->conf.as_url,
-			    res->status, code ? code : "(no code)",
-			    message ? ": " : "", message ? message : "");
-			log_warnx("login %s/%s: %s", l->user, l->device, msg);
-			login_fail(l, 502, "upstream_unavailable", msg);
+			char detail[512];
+
+			snprintf(detail, sizeof(detail), "answered %ld %s%s%s", res->status,
+			    code ? code : "(no code)", message ? ": " : "",
+			    message ? message : "");
+			snprintf(msg, sizeof(msg), "the account server (AS) refused the DC's "
+			    "request (HTTP %ld %s)", res->status, code ? code : "without a code");
+			login_as_fail(l, msg, detail);
 		}
 	}
 	free(l);
@@ -210,7 +218,6 @@ on_login(struct ntm_req *req, void *arg)
 	};
 	struct ntm_jerr jerr;
 	struct dc_login *l = NULL;
-	char msg[512];
 	int e;
 
 	if (ntm_json_unpack(in, fields, sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
@@ -284,9 +291,8 @@ on_login(struct ntm_req *req, void *arg)
 	if ((e = ntm_httpc_request(dc->httpc, "POST", dc->as_login_url, out, NULL,
 	    s->conf.as_timeout_ms, on_as_login, l)) < 0) {
 		login_unlink(l);
-		snprintf(msg, sizeof(msg), "AS %s: cannot start the request: %s",
-		    s->conf.as_url, ntm_strerror(e));
-		login_fail(l, 502, "upstream_unavailable", msg);
+		login_as_fail(l, "the DC cannot ask the account server (AS)",
+		    ntm_strerror(e));
 		goto cleanup;
 	}
 	l = NULL;

@@ -17,6 +17,7 @@ struct resolve_st {
 	struct event_base *base;
 	int		 json, ret;
 	const char	*domain;
+	const char	*resolver;
 };
 
 static void
@@ -27,9 +28,18 @@ resolved(int err, const char *url, const char *host, uint16_t port, const char *
 
 	event_base_loopbreak(st->base);
 	if (err < 0) {
-		srv_errx("resolve %s: %s", st->domain,
-		    err == NTM_ERR_NOTFOUND ? "no DC found (no SRV _ntm._tcp record, "
-		    "or its target has no address)" : ntm_strerror(err));
+		if (err == NTM_ERR_NOTFOUND)
+			srv_errx("resolve %s: no DC found (no SRV _ntm._tcp record, or its "
+			    "target has no address)", st->domain);
+		else if (err == NTM_ERR_TIMEOUT)
+			srv_errx("resolve %s: the resolver %s (or the domain's name server "
+			    "behind it) did not answer in time", st->domain, st->resolver);
+		else if (err == NTM_ERR_PROTO)
+			srv_errx("resolve %s: malformed answer from the resolver %s",
+			    st->domain, st->resolver);
+		else
+			srv_errx("resolve %s: the resolver %s failed or refused the lookup "
+			    "(check 'resolver' in the configuration)", st->domain, st->resolver);
 		st->ret = 1;
 		return;
 	}
@@ -80,6 +90,7 @@ dc_cmd_resolve(struct srv *s, int argc, char *argv[])
 		srv_errx("resolve: no 'resolver' in %s", s->conf.path);
 		return 1;
 	}
+	st.resolver = s->conf.resolver;
 	if ((st.base = s->base = event_base_new()) == NULL) {
 		srv_errx("cannot create the event loop");
 		return 1;

@@ -411,6 +411,19 @@ dc_tunnel_cancel(struct dc *dc)
 
 /* ---- POST /v1/tunnel ------------------------------------------------------- */
 
+/* Why fqdn (ours) is offline; info NULL: it has no session here. */
+static void
+offline_why(const struct dc *dc, const char *fqdn, const struct dc_sess_info *info,
+    char *msg, size_t len)
+{
+	if (info && info->stopped)
+		snprintf(msg, len, "%s is offline: its agent stopped (ntm down)", fqdn);
+	else
+		snprintf(msg, len, "%s is offline: it has not registered within %ld s "
+		    "(is its agent running?)", fqdn,
+		    DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+}
+
 static void remote_start(struct dc_treq *t);
 
 /* The peer is ours: decide, queue its direction, answer. */
@@ -426,8 +439,8 @@ local_finish(struct dc_treq *t, int64_t peer_id)
 	int status;
 
 	if (ps == NULL || (dc_sess_info(dc, ps, &pi), !pi.online)) {
-		treq_fail(t, 404, "peer_offline", "%s has not registered within %ld s",
-		    t->peer, DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		offline_why(dc, t->peer, ps ? &pi : NULL, msg, sizeof(msg));
+		treq_fail(t, 404, "peer_offline", "%s", msg);
 		return;
 	}
 	t->peerloc = pi.loc;
@@ -529,8 +542,8 @@ on_tunnel(struct ntm_req *req, void *arg)
 	if (dc_domain_is_local(dc, t->domain)) {
 		e = dc_db_client_by_fqdn(dc->db, t->peer, &pc);
 		if (e == NTM_ERR_NOTFOUND) {
-			treq_fail(t, 404, "unknown_peer", "no client %s at %s", t->peer,
-			    dc->srv->conf.name);
+			treq_fail(t, 404, "unknown_peer", "no device %s at %s: check the "
+			    "name", t->peer, dc->srv->conf.name);
 			return;
 		}
 		if (e < 0) {
@@ -559,21 +572,27 @@ remote_start(struct dc_treq *t)
 
 	treq_link(t);
 	t->state = T_DISCOVER;
-	if ((e = disc_lookup(t->dc->disc, t->domain, on_found, t)) < 0)
-		treq_fail(t, e == NTM_ERR_INVAL ? 404 : 502,
-		    e == NTM_ERR_INVAL ? "unknown_peer" : "upstream_unavailable",
-		    "cannot look up the DC of %s: %s", t->domain, ntm_strerror(e));
+	if ((e = disc_lookup(t->dc->disc, t->domain, on_found, t)) < 0) {
+		const char *code;
+		char msg[256];
+		int st = disc_status(e, t->domain, &code, msg, sizeof(msg));
+
+		treq_fail(t, st, code, "%s", msg);
+	}
 }
 
-/* Passes a peer DC's 404 unknown_peer / peer_offline on; else 502. */
+/* Passes a peer DC's 404 unknown_peer / peer_offline on; else 502 naming
+ * the domain (not the peer DC's URL, nor what it said about itself). */
 static void
 remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *what)
 {
 	const char *code = NULL, *message = NULL;
 
 	if (res->err < 0) {
-		treq_fail(t, 502, "upstream_unavailable", "DC %s (%s): %s", t->domain, what,
+		log_info("tunnel %s -> %s: DC at %s (%s): %s", t->me, t->peer, t->url, what,
 		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		treq_fail(t, 502, "upstream_unavailable", "the DC of %s was found but did "
+		    "not answer (%s)", t->domain, ntm_strerror(res->err));
 		return;
 	}
 	if (res->json) {
@@ -585,9 +604,8 @@ remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *w
 		treq_fail(t, 404, code, "%s", message ? message : code);
 		return;
 	}
-	treq_fail(t, 502, "upstream_unavailable", "DC %s (%s) answered %ld %s%s%s",
-	    t->domain, what, res->status, code ? code : "(no code)", message ? ": " : "",
-	    message ? message : "");
+	treq_fail(t, 502, "upstream_unavailable", "the DC of %s failed the %s request "
+	    "(HTTP %ld %s)", t->domain, what, res->status, code ? code : "without a code");
 }
 
 static void
@@ -650,11 +668,14 @@ on_located(const struct ntm_http_result *res, void *arg)
 		    t->domain, res->json ? ": " : "", res->json ? jerr.message : "");
 		return;
 	}
-	if (strcmp(fqdn, t->peer) != 0 || !online) {
-		treq_fail(t, strcmp(fqdn, t->peer) ? 502 : 404,
-		    strcmp(fqdn, t->peer) ? "upstream_unavailable" : "peer_offline",
-		    "DC %s: %s", t->domain, strcmp(fqdn, t->peer) ? "answered for another client" :
-		    "the peer is offline");
+	if (strcmp(fqdn, t->peer) != 0) {
+		treq_fail(t, 502, "upstream_unavailable", "the DC of %s answered for "
+		    "another device", t->domain);
+		return;
+	}
+	if (!online) {
+		treq_fail(t, 404, "peer_offline", "%s is offline (says the DC of %s)",
+		    t->peer, t->domain);
 		return;
 	}
 	if (location_parse(loc, &t->peerloc, msg, sizeof(msg)) < 0) {
@@ -764,8 +785,8 @@ our_online_client(struct dc *dc, struct ntm_req *req, const char *fqdn,
 
 	if (domain == NULL || !dc_domain_is_local(dc, domain) ||
 	    (e = dc_db_client_by_fqdn(dc->db, fqdn, cl)) == NTM_ERR_NOTFOUND) {
-		ntm_reply_error(req, 404, "unknown_peer", NULL, "no client %s at %s", fqdn,
-		    dc->srv->conf.name);
+		ntm_reply_error(req, 404, "unknown_peer", NULL, "no device %s at %s: check "
+		    "the name", fqdn, dc->srv->conf.name);
 		return NULL;
 	}
 	if (e < 0) {
@@ -774,9 +795,10 @@ our_online_client(struct dc *dc, struct ntm_req *req, const char *fqdn,
 	}
 	if ((s = dc_sess_by_client(dc, cl->id)) == NULL ||
 	    (dc_sess_info(dc, s, info), !info->online)) {
-		ntm_reply_error(req, 404, "peer_offline", NULL,
-		    "%s has not registered within %ld s", fqdn,
-		    DC_ONLINE_FACTOR * dc->srv->conf.keepalive_s);
+		char msg[NTM_NAME_MAX + 128];
+
+		offline_why(dc, fqdn, s ? info : NULL, msg, sizeof(msg));
+		ntm_reply_error(req, 404, "peer_offline", NULL, "%s", msg);
 		return NULL;
 	}
 	return s;

@@ -47,6 +47,7 @@ struct dc_sess {
 	int64_t			 expires;	/* of the login session */
 	struct ntm_chan		 chan;
 	int			 has_loc, agent;
+	uint64_t		 stopped_ctr;	/* REG_REQ counter of its goodbye; 0 = none */
 	struct ntm_location	 loc;
 	int64_t			 last_seen, saved;
 	struct sockaddr_storage	 peer;		/* as received (maybe v4-mapped) */
@@ -277,7 +278,9 @@ load_location(const struct dc_loc_row *r, void *arg)
 	s->loc.natted = r->natted;
 	s->agent = r->agent;
 	s->last_seen = s->saved = r->last_seen;
-	s->has_loc = 1;
+	s->has_loc = !r->offline;
+	/* Below any counter it will send: its next REG_REQ brings it back. */
+	s->stopped_ctr = r->offline ? 1 : 0;
 	/* No reply address until it registers again: peer stays unset. */
 	return 0;
 }
@@ -291,6 +294,7 @@ dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
 	snprintf(out->vip4, sizeof(out->vip4), "%s", s->vip4);
 	snprintf(out->vip6, sizeof(out->vip6), "%s", s->vip6);
 	out->online = sess_online(dc, s, now_unix());
+	out->stopped = !s->has_loc && s->stopped_ctr != 0;
 	out->has_loc = s->has_loc;
 	out->loc = s->loc;
 	out->family = s->loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
@@ -493,12 +497,13 @@ locals_text(const struct ntm_location *l, char *buf, size_t cap)
 	}
 }
 
+/* offline: its agent said it stops; stored at once. */
 static void
-save_location(struct dc *dc, struct dc_sess *s, int changed, int64_t now)
+save_location(struct dc *dc, struct dc_sess *s, int changed, int offline, int64_t now)
 {
 	struct dc_loc_row r;
 
-	if (!changed && now - s->saved < keepalive(dc))
+	if (!changed && !offline && now - s->saved < keepalive(dc))
 		return;
 	memset(&r, 0, sizeof(r));
 	r.client_id = s->client_id;
@@ -507,6 +512,7 @@ save_location(struct dc *dc, struct dc_sess *s, int changed, int64_t now)
 	r.natted = s->loc.natted;
 	r.agent = s->agent;
 	r.last_seen = now;
+	r.offline = offline;
 	if (dc_db_location_store(dc->db, &r) == 0)
 		s->saved = now;
 }
@@ -564,6 +570,26 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	/* The counter answered: bytes 20..27 of the sealed header. */
 	for (i = 0; i < 8; i++)
 		ctr = ctr << 8 | p[NTM_HDR_LEN + NTM_SID_LEN + i];
+	if (req.flags & NTM_REG_F_OFFLINE) {
+		/* Its agent stops (ntm down): offline at once, so a direction
+		 * request for it fails now instead of after 3 keepalives. No
+		 * answer: nobody waits for one. */
+		if (s->has_loc) {
+			log_info("register %s: offline (its agent stopped)", s->fqdn);
+			save_location(dc, s, 1, 1, now);
+		}
+		s->has_loc = 0;
+		if (ctr > s->stopped_ctr)
+			s->stopped_ctr = ctr;
+		rt->c.reg_ok++;
+		return;
+	}
+	if (ctr < s->stopped_ctr) {
+		/* Sent before the goodbye, delivered after it. */
+		rt->c.replay++;
+		return;
+	}
+	s->stopped_ctr = 0;
 
 	memset(&loc, 0, sizeof(loc));
 	memcpy(&loc.reflexive, from, sizeof(*from));
@@ -606,7 +632,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	s->has_local = has_to;
 	if (has_to)
 		s->local = *to;
-	save_location(dc, s, changed, now);
+	save_location(dc, s, changed, 0, now);
 	expire_pending(s, now);
 	rt->c.reg_ok++;
 

@@ -745,6 +745,29 @@ reg_send(struct agent *a)
 	evtimer_add(a->reg_wait, &tv);
 }
 
+/* At stop: tells the DC this device goes offline (REG_REQ with
+ * NTM_REG_F_OFFLINE, protocol.md §4.2), so a peer asking for a tunnel gets
+ * peer_offline at once instead of a route to nobody. Sent twice: a lost
+ * one costs the peers 3 keepalives of waiting. */
+static void
+reg_say_offline(struct agent *a)
+{
+	struct ntm_reg_req r;
+	uint8_t b[NTM_REG_REQ_LEN];
+	int n;
+
+	memset(&r, 0, sizeof(r));
+	r.local_port = a->port;
+	r.flags = NTM_REG_F_OFFLINE;
+	for (int i = 0; i < 2; i++) {
+		if (a->chan.send_ctr < agent_wall_us())
+			a->chan.send_ctr = agent_wall_us();
+		if ((n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0)
+			return;
+		(void)agent_udp_send(a, b, (size_t)n, &a->dc);
+	}
+}
+
 static void
 on_reg_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -1625,6 +1648,7 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	reg_timer_arm(a);
 	event_base_dispatch(a->base);
 	log_info("agent: stopping");
+	reg_say_offline(a);
 	ret = EXIT_OK;
 fail:
 	if (a->ready_fd >= 0) {

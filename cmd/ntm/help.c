@@ -35,11 +35,14 @@ static const struct { int code; const char *text; } exit_codes[] = {
 	{ EXIT_NOSESSION, "not logged in, or the session ended" },
 	{ EXIT_REJECTED, "the server rejected the request otherwise" },
 	{ EXIT_NOAGENT, "no agent running (start one with 'ntm up')" },
-	{ EXIT_NOTUNNEL, "peer unknown or offline, or the tunnel could not be made" },
+	{ EXIT_NOTUNNEL, "peer or its domain unknown, peer offline, or the tunnel could "
+	  "not be made" },
 	{ EXIT_REFUSED, "the peer refused a stream: nothing listens on the port" },
 	{ EXIT_BROKEN, "a stream broke: reset, tunnel closed, stalled, agent stopped" },
 	{ EXIT_NOKEY, "no shared key with the peer (run 'ntm keys exchange PEER')" },
 	{ EXIT_VERIFY, "a fetched object failed verification (tampered); nothing was written" },
+	{ EXIT_UNTRUSTED, "a server's certificate is not signed by a trusted CA "
+	  "(log in with --ca FILE)" },
 };
 
 void

@@ -52,6 +52,9 @@ cli_exit_for_code(const char *code, long status)
 		{ "user_locked", EXIT_LOCKED },
 		{ "upstream_unavailable", EXIT_UNREACH },
 		{ "unauthorized", EXIT_NOSESSION },
+		{ "unknown_peer", EXIT_NOTUNNEL },
+		{ "unknown_domain", EXIT_NOTUNNEL },
+		{ "peer_offline", EXIT_NOTUNNEL },
 	};
 
 	if (code)
@@ -69,6 +72,12 @@ cli_http_error(char *buf, size_t len, const char *url, int err, long status,
 {
 	const char *code = NULL, *message = NULL;
 
+	if (err == NTM_ERR_UNTRUSTED) {
+		snprintf(buf, len, "the certificate of %s is not trusted (%s): pass the CA "
+		    "that signed it with 'ntm login --ca FILE'", url,
+		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
+		return EXIT_UNTRUSTED;
+	}
 	if (err != 0) {
 		snprintf(buf, len, "cannot reach %s: %s", url,
 		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
@@ -171,7 +180,34 @@ dc_url(const char *in, char *out, size_t cap, const char **why)
 	return 0;
 }
 
-/* The CA file as an absolute path (the session outlives the cwd). */
+#define CA_FILE_MAX	(4 * 1024 * 1024)	/* read at most this much looking for a PEM */
+
+/* 1 if the file at path holds a PEM certificate in its first CA_FILE_MAX bytes. */
+static int
+has_pem_cert(const char *path)
+{
+	static const char mark[] = "-----BEGIN CERTIFICATE-----";
+	char *buf;
+	size_t n;
+	FILE *fp;
+	int found;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	if ((buf = malloc(CA_FILE_MAX + 1)) == NULL) {
+		fclose(fp);
+		return 1;	/* let TLS tell */
+	}
+	n = fread(buf, 1, CA_FILE_MAX, fp);
+	buf[n] = '\0';
+	found = memmem(buf, n, mark, sizeof(mark) - 1) != NULL;
+	free(buf);
+	fclose(fp);
+	return found;
+}
+
+/* The CA file as an absolute path (the session outlives the cwd), if it
+ * holds a certificate: otherwise TLS would fail with 'cannot reach'. */
 static char *
 abs_file(const char *cmd, const char *what, const char *path)
 {
@@ -179,6 +215,11 @@ abs_file(const char *cmd, const char *what, const char *path)
 
 	if (realpath(path, buf) == NULL || access(buf, R_OK) < 0) {
 		cli_err(cmd, "%s '%s': %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (!has_pem_cert(buf)) {
+		cli_err(cmd, "%s '%s': no PEM certificate in it (expected the CA bundle "
+		    "that signed the DC's certificate, e.g. the platform's ca.crt)", what, path);
 		return NULL;
 	}
 	return xstrdup(buf);
@@ -201,7 +242,7 @@ login_main(struct cli *cli, int argc, char **argv)
 	struct cli_args args;
 	struct session s = { 0 };
 	struct ntm_jerr jerr;
-	const char *why, *r_user = NULL, *r_fqdn = NULL, *r_vip4 = NULL, *r_vip6 = NULL,
+	const char *why, *code, *r_user = NULL, *r_fqdn = NULL, *r_vip4 = NULL, *r_vip6 = NULL,
 	    *r_domain = NULL, *r_token = NULL, *r_sid = NULL, *r_dckey = NULL;
 	int64_t r_expires = 0;
 	char url[NTM_URL_MAX], endpoint[NTM_URL_MAX + 16], device[NTM_DEVICE_MAX + 1];
@@ -354,6 +395,14 @@ login_main(struct cli *cli, int argc, char **argv)
 	err = ntm_https_call(ca, "POST", endpoint, req, NULL, la.timeout * 1000,
 	    &status, &resp, errmsg, sizeof(errmsg));
 	wipe_json_string(req, "password");
+	code = json_string_value(json_object_get(resp, "code"));
+	if (err == 0 && status == 404 && code && strcmp(code, "not_found") == 0) {
+		/* An ntm server, but not a DC (an AS, a CS...): the URL is wrong. */
+		cli_err("login", "%s has no /v1/login: not a DC (ntm login needs the URL "
+		    "of your DC)", url);
+		ret = EXIT_REJECTED;
+		goto out;
+	}
 	if (err != 0 || status != 200) {
 		ret = cli_http_fail("login", url, err, status, resp, errmsg);
 		goto out;

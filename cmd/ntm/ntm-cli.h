@@ -23,11 +23,12 @@ enum {
 	EXIT_NOSESSION	= 7,	/* not logged in, or the session ended */
 	EXIT_REJECTED	= 8,	/* the server rejected the request otherwise */
 	EXIT_NOAGENT	= 9,	/* no agent running (ntm up) */
-	EXIT_NOTUNNEL	= 10,	/* peer unknown or offline, or the tunnel could not be made */
+	EXIT_NOTUNNEL	= 10,	/* peer or its domain unknown, peer offline, or no tunnel */
 	EXIT_REFUSED	= 11,	/* the peer refused the connection: nothing listens on the port */
 	EXIT_BROKEN	= 12,	/* a stream broke: reset by the peer, tunnel closed, stalled */
 	EXIT_NOKEY	= 13,	/* no shared key with the peer (ntm keys exchange PEER) */
 	EXIT_VERIFY	= 14,	/* a fetched object failed verification; nothing was written */
+	EXIT_UNTRUSTED	= 15,	/* a server's certificate is not signed by a trusted CA (--ca) */
 };
 
 #define NTM_CLI_TIMEOUT_DEF	10	/* seconds */
@@ -179,7 +180,8 @@ void cli_print_json(json_t *j);
 /* ---- HTTP calls to the DC (login.c) ------------------------------------- */
 
 /* Maps a failed call to an exit code and prints one error line:
- * transport errors (err != 0) -> 3; else the JSON error code. */
+ * an untrusted certificate -> 15 (with the --ca hint), other transport
+ * errors (err != 0) -> 3; else the JSON error code. */
 int  cli_http_fail(const char *cmd, const char *url, int err, long status, json_t *body,
     const char *errmsg);
 /* Same, message into buf instead of stderr. */

@@ -119,11 +119,58 @@ teardown_file() { platform_down; }
 	assert_equal "${#lines[@]}" 1
 }
 
-@test "wrong CA: TLS failure is exit 3, nothing saved" {
+@test "wrong CA: the certificate is not trusted, exit 15 with the --ca hint, nothing saved" {
 	# The system's public CAs do not vouch for the demo CA's certificates.
 	run bash -c "printf 'alice-pw-1\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/x' login --ca /etc/ssl/certs/ca-certificates.crt -u alice '$(dc1_url)'"
-	assert_failure 3
+	assert_failure 15
+	assert_equal "${#lines[@]}" 1
+	assert_output "ntm: login: the certificate of $(dc1_url) is not trusted (unable to get local issuer certificate): pass the CA that signed it with 'ntm login --ca FILE'"
 	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
+}
+
+@test "no --ca and a certificate the system store does not know: exit 15, the hint names --ca" {
+	run bash -c "printf 'alice-pw-1\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/x' login -u alice '$(dc1_url)'"
+	assert_failure 15
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial "ntm: login: the certificate of $(dc1_url) is not trusted ("
+	assert_output --partial "pass the CA that signed it with 'ntm login --ca FILE'"
+	refute_output --partial 'SSL certificate problem'
+	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
+}
+
+@test "--ca naming a file with no certificate: usage error naming it (exit 2), not 'cannot reach'" {
+	printf 'not a certificate\n' > "$BATS_TEST_TMPDIR/notca.txt"
+	run bash -c "printf 'alice-pw-1\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/x' login --ca '$BATS_TEST_TMPDIR/notca.txt' -u alice '$(dc1_url)'"
+	assert_failure 2
+	assert_output "ntm: login: --ca '$BATS_TEST_TMPDIR/notca.txt': no PEM certificate in it (expected the CA bundle that signed the DC's certificate, e.g. the platform's ca.crt)"
+	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
+}
+
+@test "login at a server that is not a DC (the AS): exit 8, the URL is named as not a DC" {
+	run login "$BATS_TEST_TMPDIR/x" alice alice-pw-1 "$(as_url)"
+	assert_failure 8
+	assert_output "ntm: login: $(as_url) has no /v1/login: not a DC (ntm login needs the URL of your DC)"
+}
+
+@test "a certificate that does not name the host is a TLS failure (exit 3), not a CA problem" {
+	local port
+	port=$(platform_port "$(P)" dc1)
+	run bash -c "printf 'alice-pw-1\n' | timeout 30 ntm -c '$BATS_TEST_TMPDIR/x' login --ca '$(ca)' -u alice 'https://localhost:$port'"
+	assert_failure 3
+	refute_output --partial 'not trusted'
+	assert_output --partial "cannot reach https://localhost:$port"
+}
+
+@test "a session whose CA does not vouch for the DC: logout says not trusted, exit 15" {
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+	# The profile's CA file is replaced by the system store.
+	jq --arg c /etc/ssl/certs/ca-certificates.crt '.ca_file = $c' \
+	    "$BATS_TEST_TMPDIR/a/session.json" > "$BATS_TEST_TMPDIR/s.json"
+	cat "$BATS_TEST_TMPDIR/s.json" > "$BATS_TEST_TMPDIR/a/session.json"
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" logout
+	assert_failure 15
+	assert_output --partial "is not trusted (unable to get local issuer certificate)"
 }
 
 @test "logout ends the session at the DC; status then says not logged in (exit 7)" {
@@ -152,7 +199,9 @@ teardown_file() { platform_down; }
 	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
 	assert_failure 3
 	assert_equal "${#lines[@]}" 1
-	assert_output --partial upstream_unavailable
+	# Which server failed, without its URL or curl's words (the DC logs those).
+	assert_output "ntm: login: upstream_unavailable: the account server (AS) did not answer the DC (could not connect)"
+	grep -q "AS $(as_url): " "$(P)/dc1.log"
 	ntm-as -d -f "$(P)/as.conf" >>"$(P)/as.log" 2>&1 &
 	echo $! > "$(P)/as.pid"
 	wait_health "$(as_url)" "$(ca)"
@@ -167,7 +216,7 @@ teardown_file() { platform_down; }
 	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
 	kill -CONT "$pid"
 	assert_failure 3
-	assert_output --partial upstream_unavailable
+	assert_output "ntm: login: upstream_unavailable: the account server (AS) did not answer the DC (no answer in time)"
 	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
 	assert_success
 }

@@ -167,3 +167,18 @@ EOF
 	run_t ntm-dc -f "$(P)/dc1.conf" resolve
 	assert_failure 2
 }
+
+@test "ntm-dc resolve: a resolver that refuses is named, not 'upstream server unavailable'" {
+	local port
+	port=$(free_port)
+	sed "s/^resolver = .*/resolver = 127.0.0.1:$port/" "$(P)/dc1.conf" > "$BATS_TEST_TMPDIR/dc1.conf"
+	run_t ntm-dc -f "$BATS_TEST_TMPDIR/dc1.conf" resolve dc2.ntm.test
+	assert_failure 1
+	assert_output --regexp "^ntm-dc: resolve dc2\.ntm\.test: the resolver 127\.0\.0\.1:$port (failed or refused the lookup|\(or the domain's name server behind it\) did not answer in time)"
+}
+
+@test "an unknown domain through the resolver is NXDOMAIN, not REFUSED" {
+	run timeout 10 dig +time=2 +tries=1 @127.0.0.1 -p "$(resolver)" _ntm._tcp.dc9.ntm.test SRV
+	assert_success
+	assert_output --partial 'status: NXDOMAIN'
+}

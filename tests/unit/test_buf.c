@@ -158,6 +158,7 @@ TEST(errors)
 		{ NTM_ERR_TIMEOUT, "timeout" },
 		{ NTM_ERR_CONNECT, "connect_failed" },
 		{ NTM_ERR_TLS, "tls_error" },
+		{ NTM_ERR_UNTRUSTED, "untrusted_certificate" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
