@@ -161,6 +161,18 @@ t_help() {
 	j "help tunnel" ntm help tunnel --json
 	[ "$(jq -r '.subcommands[0].name' <<<"$out")" = ping ]
 }
+t_up() {
+	local c=$BATS_FILE_TMPDIR/carol
+	j up ntm -c "$c" up --dc-udp "$(udp_of dc1)" --timeout 15 --json || return 1
+	echo "$(jq -r .pid <<<"$out")" > "$BATS_FILE_TMPDIR/carol.pid"
+	[ "$(jq -r .fqdn <<<"$out")" = "$(fqdn_of "$c")" ]
+}
+t_down() {
+	j down ntm -c "$BATS_FILE_TMPDIR/carol" down --json || return 1
+	[ "$(jq -r .stopped <<<"$out")" = true ]
+	j down ntm -c "$BATS_FILE_TMPDIR/carol" down --json || return 1
+	[ "$(jq -r .stopped <<<"$out")" = false ]
+}
 t_logout() { j logout ntm -c "$BATS_FILE_TMPDIR/carol" logout --json; }
 
 # name|how: "run" = the function t_NAME (spaces as _); "subs" = printed by
@@ -181,12 +193,12 @@ send|run
 fetch|run
 keys rotate|run
 keys forget|run
+up|run
+down|run
 help|run
 logout|run
 tunnel|subs
 keys|subs
-up|pending: --json on up/down comes with the agent lifecycle branch
-down|pending: --json on up/down comes with the agent lifecycle branch
 shell|interactive: it runs the other commands, whose --json applies inside it'
 
 @test "every command that prints takes --json and prints one JSON object" {
