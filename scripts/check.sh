@@ -35,12 +35,14 @@ if ls tests/netns/*.bats >/dev/null 2>&1; then
 		stage "hostile input against the ASan/UBSan programs" env \
 		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		    UBSAN_OPTIONS=halt_on_error=1 ./scripts/run-bats.sh tests/netns/40-hostile.bats
-		# The agent's user-space stack (streams, forwards, SOCKS5) under
-		# the sanitizers too: lifetimes across lwIP and libevent callbacks.
+		# The agent's user-space stack (streams, forwards, SOCKS5, and
+		# clients that vanish or are interrupted) under the sanitizers too:
+		# lifetimes across lwIP and libevent callbacks.
 		stage "streams and forwards with the ASan/UBSan agent" env \
 		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		    UBSAN_OPTIONS=halt_on_error=1 ./scripts/run-bats.sh \
-		    tests/netns/50-streams.bats tests/netns/55-forwards.bats
+		    tests/netns/50-streams.bats tests/netns/55-forwards.bats \
+		    tests/netns/57-agent-life.bats
 		# The non-real-time path with every program sanitized: the CS's
 		# announcements and long-polls, the DCs' forwarding, the AS's pushes.
 		stage "key and data exchange with the ASan/UBSan programs" env \
