@@ -9,12 +9,7 @@
 load helpers
 
 setup_file() {
-	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
-		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
-	echo "$cs" >> "$(P)/dc1.conf"
-	echo "$cs" >> "$(P)/dc2.conf"
-	platform_start "$(P)"
+	platform_up_cs
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
 	add_user bob 'bob-pw-1'
@@ -26,26 +21,14 @@ setup_file() {
 }
 
 teardown_file() {
-	local f
-	for f in "$BATS_FILE_TMPDIR"/*.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	agents_down
 	platform_down
 }
 
 A() { echo "$BATS_FILE_TMPDIR/alice"; }
 B() { echo "$BATS_FILE_TMPDIR/bob"; }
 fqdn_of() { jq -r .fqdn "$1/session.json"; }
-udp_of() { echo "127.0.0.1:$(cat "$(P)/$1.udpport")"; }
 
-# agent_up PROFILE DC: start the profile's agent, record its pid.
-agent_up() {
-	local out pid
-	out=$(timeout 30 ntm -c "$1" up --dc-udp "$(udp_of "$2")" --timeout 15) || {
-		echo "agent_up $1: $out" >&3; return 1; }
-	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$out")
-	[ -n "$pid" ] && echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$1").pid"
-}
 
 # is_json WHAT TEXT: TEXT is exactly one JSON object, or fail naming WHAT.
 is_json() {
@@ -164,7 +147,7 @@ t_help() {
 t_up() {
 	local c=$BATS_FILE_TMPDIR/carol
 	j up ntm -c "$c" up --dc-udp "$(udp_of dc1)" --timeout 15 --json || return 1
-	echo "$(jq -r .pid <<<"$out")" > "$BATS_FILE_TMPDIR/carol.pid"
+	echo "$(jq -r .pid <<<"$out")" > "$BATS_FILE_TMPDIR/carol.agentpid"
 	[ "$(jq -r .fqdn <<<"$out")" = "$(fqdn_of "$c")" ]
 }
 t_down() {

@@ -17,26 +17,14 @@ setup_file() {
 }
 
 teardown_file() {
-	local f
-	for f in "$BATS_FILE_TMPDIR"/*.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	agents_down
 	platform_down
 }
 
 A() { echo "$BATS_FILE_TMPDIR/alice"; }
 B() { echo "$BATS_FILE_TMPDIR/bob"; }
 bob() { jq -r ".$1" "$(B)/session.json"; }
-udp_of() { echo "127.0.0.1:$(cat "$(P)/$1.udpport")"; }
 
-# agent_up PROFILE DC: start the profile's agent, record its pid.
-agent_up() {
-	local out pid
-	out=$(timeout 30 ntm -c "$1" up --dc-udp "$(udp_of "$2")" --timeout 15) || {
-		echo "agent_up $1: $out" >&3; return 1; }
-	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$out")
-	[ -n "$pid" ] && echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$1").pid"
-}
 
 # ping_then_int OUT ERR ARGS...: start a long ping (at most 50 requests),
 # send SIGINT once two replies are in (bounded wait), print its exit code.

@@ -8,12 +8,7 @@
 load helpers
 
 setup_file() {
-	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
-		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
-	echo "$cs" >> "$(P)/dc1.conf"
-	echo "$cs" >> "$(P)/dc2.conf"
-	platform_start "$(P)"
+	platform_up_cs
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
 	add_user bob 'bob-pw-1'
@@ -29,24 +24,13 @@ setup_file() {
 }
 
 teardown_file() {
-	local f
-	for f in "$BATS_FILE_TMPDIR"/*.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	agents_down
 	platform_down
 }
 
 A() { echo "$BATS_FILE_TMPDIR/alice"; }
 B() { echo "$BATS_FILE_TMPDIR/bob"; }
-udp_of() { echo "127.0.0.1:$(cat "$(P)/$1.udpport")"; }
 
-agent_up() {
-	local out pid
-	out=$(timeout 30 ntm -c "$1" up --dc-udp "$(udp_of "$2")" --timeout 15) || {
-		echo "agent_up $1: $out" >&3; return 1; }
-	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$out")
-	[ -n "$pid" ] && echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$1").pid"
-}
 
 # The driver: `ntm -c PROFILE shell` on a pty; each step sends its text and
 # waits (at most 10 s) for the expected text to appear after it; then

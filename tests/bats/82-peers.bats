@@ -29,30 +29,17 @@ setup_file() {
 	login "$(prof carol)" carol carol-pw-1 "$(dc2_url)" >/dev/null
 	login "$(prof dave)" dave dave-pw-1 "$(dc1_url)" >/dev/null
 	login "$(prof erin)" erin erin-pw-1 "$(dc1_url)" >/dev/null
-	agent_up alice dc1
-	agent_up bob dc2
+	agent_up "$(prof alice)" dc1
+	agent_up "$(prof bob)" dc2
 }
 
 teardown_file() {
-	local f
-	for f in "$BATS_FILE_TMPDIR"/*.agentpid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	agents_down
 	platform_down
 }
 
 prof() { echo "$BATS_FILE_TMPDIR/$1"; }
-udp_of() { echo "127.0.0.1:$(cat "$(P)/$1.udpport")"; }
 
-# agent_up NAME DC: start NAME's agent (detached), record its pid.
-agent_up() {
-	local out pid
-	out=$(timeout 30 ntm -c "$(prof "$1")" up --dc-udp "$(udp_of "$2")" --timeout 15) ||
-	    { echo "agent_up $1: $out" >&3; return 1; }
-	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$out")
-	[ -n "$pid" ] || return 1
-	echo "$pid" > "$BATS_FILE_TMPDIR/$1.agentpid"
-}
 
 @test "a peer in a domain DNS knows no DC for: exit 10, unknown_domain, the domain named" {
 	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 bob.dc9.ntm.test
@@ -94,7 +81,7 @@ registered() {
 # for a tunnel to it.
 offline_at_once() {
 	local name=$1 dc=$2 fqdn=$3
-	agent_up "$name" "$dc"
+	agent_up "$(prof "$name")" "$dc"
 	registered "$dc" "$fqdn"
 	run_t ntm -c "$(prof "$name")" down
 	assert_success
@@ -108,7 +95,7 @@ offline_at_once() {
 	assert_equal "${#lines[@]}" 1
 	assert_output "ntm: tunnel: peer_offline: $fqdn is offline: its agent stopped (ntm down)"
 	# Back up: reachable again.
-	agent_up "$name" "$dc"
+	agent_up "$(prof "$name")" "$dc"
 	run_t ntm -c "$(prof alice)" tunnel ping -c 1 --timeout 20 "$fqdn"
 	assert_success
 	run_t ntm -c "$(prof "$name")" down

@@ -66,3 +66,37 @@ jf() { printf '%s' "$1" | jq -r ".$2"; }
 # Lines of $output: the body (all but last) and the status (last).
 status_of() { printf '%s\n' "$output" | tail -n 1; }
 body_of() { printf '%s\n' "$output" | sed '$d'; }
+
+# platform_up_cs: platform_up with the CS named in both DCs' cs_url (the
+# suites that send, fetch or exchange keys).
+platform_up_cs() {
+	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
+		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
+	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
+	echo "$cs" >> "$(P)/dc1.conf"
+	echo "$cs" >> "$(P)/dc2.conf"
+	platform_start "$(P)"
+}
+
+# udp_of ROLE: the UDP address of a DC's registration socket (dc1, dc2).
+udp_of() { echo "127.0.0.1:$(cat "$(P)/$1.udpport")"; }
+
+# agent_up PROFILE DC: start the profile's agent (detached) registered with
+# DC, and record its pid for agents_down.
+agent_up() {
+	local out pid
+	out=$(timeout 30 ntm -c "$1" up --dc-udp "$(udp_of "$2")" --timeout 15) || {
+		echo "agent_up $1: $out" >&3; return 1; }
+	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$out")
+	[ -n "$pid" ] || return 1
+	echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$1").agentpid"
+}
+
+# agents_down: stop the agents agent_up recorded, by pid.
+agents_down() {
+	local f
+	for f in "$BATS_FILE_TMPDIR"/*.agentpid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
+	return 0
+}
