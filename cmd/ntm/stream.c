@@ -130,7 +130,7 @@ pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 	static uint8_t ob[FRAME_HDR + CHUNK];
 	size_t olen = 0, ooff = 0, done = 0;
 	int in_open = 1, out_open = 1, fin_queued = 0, broken = 0, peer_fin = 0;
-	int out_ready = exec;
+	int out_ready = exec, eof = 0;
 
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	if (exec) {
@@ -187,6 +187,14 @@ pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 			memmove(c->buf, c->buf + FRAME_HDR + n, c->len - FRAME_HDR - n);
 			c->len -= FRAME_HDR + n;
 		}
+		/* The agent closed: once the frames it sent before are
+		 * written, the stream went well if both directions ended. */
+		if (eof && !waiting) {
+			if (peer_fin && fin_queued && olen == 0 && !broken)
+				return EXIT_OK;
+			cli_err("tunnel", "the agent closed the connection");
+			return EXIT_FAIL;
+		}
 		if (olen == 0 && !in_open && !fin_queued) {
 			ob[0] = 'F', ob[1] = 0, ob[2] = 0;
 			olen = FRAME_HDR, ooff = 0;
@@ -198,7 +206,7 @@ pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 			p[0].events |= POLLIN;
 		if (olen > 0)
 			p[0].events |= POLLOUT;
-		if (p[0].events == 0)
+		if (p[0].events == 0 || eof)
 			p[0].fd = -1;
 		if (in_open && olen == 0)
 			p[1].fd = in;
@@ -216,10 +224,8 @@ pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (r <= 0) {
-				if (peer_fin && fin_queued && olen == 0 && !broken)
-					return EXIT_OK;		/* both ends done */
-				cli_err("tunnel", "the agent closed the connection");
-				return EXIT_FAIL;
+				eof = 1;	/* decided once the frames are out */
+				continue;
 			}
 			c->len += (size_t)r;
 		}

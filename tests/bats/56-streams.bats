@@ -83,3 +83,25 @@ exec_stream() {
 	assert_equal "$lrc" 3
 	assert_equal "$(cat "$got")" bye
 }
+
+@test "a listener on stdout: the last bytes and the end arrive together, exit 0 (10 times)" {
+	# The agent closes right after the peer's last frames: they are still
+	# written out, and the stream counts as finished, not broken.
+	local i j d=$BATS_TEST_TMPDIR lpid lrc orc
+	for ((i = 0; i < 10; i++)); do
+		timeout 60 ntm -c "$(B)" tunnel listen 7204 </dev/null >"$d/l.out" 2>"$d/l.err" &
+		lpid=$!
+		for ((j = 0; j < 50; j++)); do
+			ntm -c "$(B)" tunnel list --json |
+			    jq -e '.streams[]? | select(.port == 7204)' >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+		orc=0
+		printf 'hello-%d\n' "$i" | timeout 60 ntm -c "$(A)" tunnel open \
+		    "$(fqdn_of "$(B)")" 7204 --timeout 20 >/dev/null 2>"$d/o.err" || orc=$?
+		lrc=0
+		wait "$lpid" || lrc=$?
+		assert_equal "round $i: open $orc listen $lrc $(cat "$d/l.err")" "round $i: open 0 listen 0 "
+		assert_equal "$(cat "$d/l.out")" "hello-$i"
+	done
+}
