@@ -1,5 +1,7 @@
 # bash completion for ntm(1)                               -*- shell-script -*-
-# Keep in step with `ntm help --commands` (scripts/docs-check.sh checks).
+# Keep in step with `ntm help --commands`: each command and subcommand
+# offers exactly the options listed on its line (scripts/docs-check.sh runs
+# this completion for every line and compares).
 
 _ntm_files()
 {
@@ -10,6 +12,20 @@ _ntm_files()
 	else
 		COMPREPLY=($(compgen -f -- "$cur"))
 	fi
+}
+
+# The peers the agent has tunnels with and those we share end-to-end keys
+# with (`ntm tunnel list --json`, `ntm keys list --json`), in the profile of
+# a -c DIR given before the command.
+_ntm_peers()
+{
+	local -a prof=()
+	local peers
+	[[ -n $ntm_dir ]] && prof=(-c "${ntm_dir/#\~/$HOME}")
+	peers=$({ command ntm "${prof[@]}" tunnel list --json
+		command ntm "${prof[@]}" keys list --json; } 2>/dev/null |
+	    grep -o '"peer":"[^"]*"' | sed 's/^"peer":"//; s/"$//' | grep -vx -- - | sort -u)
+	COMPREPLY=($(compgen -W "$peers" -- "$cur"))
 }
 
 _ntm()
@@ -25,10 +41,10 @@ _ntm()
 	fi
 
 	local commands="login logout status up down register tunnel keys send fetch shell help"
-	local i cmd=""
+	local i cmd="" ntm_dir=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		-c) ((i++)) ;;
+		-c) ((i++)); ntm_dir=${words[i]} ;;
 		-*) ;;
 		*) cmd=${words[i]}; break ;;
 		esac
@@ -46,107 +62,86 @@ _ntm()
 		return
 	fi
 
-	local opts=""
+	# The subcommand, then the operands after it (option values aside).
+	local subs="" sub="" j npos=0 valued=""
 	case $cmd in
-	login)
-		case $prev in
-		--password-file|--ca) _ntm_files; return ;;
-		-u|--user|--device|--push|--timeout) return ;;
-		esac
-		opts="-u --user --password-file --ca --device --push --timeout --json -h --help"
-		;;
-	logout)
-		case $prev in
-		--timeout) return ;;
-		esac
-		opts="--timeout --json -h --help"
-		;;
-	status)
-		case $prev in
-		--timeout) return ;;
-		esac
-		opts="--offline --timeout --json -h --help"
-		;;
-	up)
-		case $prev in
-		--port|--keepalive|--dc-udp|--resolver|--timeout) return ;;
-		--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
-		--log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-		esac
-		opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help"
-		;;
-	down)
-		case $prev in
-		--timeout) return ;;
-		esac
-		opts="--json --timeout -h --help"
-		;;
-	register)
-		case $prev in
-		--dc-udp|--resolver|--timeout) return ;;
-		esac
-		opts="--json --dc-udp --resolver --timeout -h --help"
-		;;
 	tunnel)
-		case $prev in
-		-c|--count|-i|--interval|--udp|--local-port|--wait|--timeout|-L|--local|-R|--remote|--remove) return ;;
-		--exec) COMPREPLY=($(compgen -c -- "$cur")); return ;;
-		esac
-		local sub="" j
-		for ((j = i + 1; j < cword; j++)); do
-			case ${words[j]} in
-			ping|open|listen|list|close|forward) sub=${words[j]}; break ;;
-			esac
-		done
-		if [[ -z $sub && $cur != -* ]]; then
-			COMPREPLY=($(compgen -W "ping open listen list close forward" -- "$cur"))
-			return
-		fi
-		opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec -L --local -R --remote --remove --json -h --help"
+		subs="ping open listen list close forward"
+		valued="-c --count -i --interval --udp --exec --local-port --wait --timeout -L --local -R --remote --remove"
 		;;
 	keys)
-		case $prev in
-		--timeout) return ;;
+		subs="exchange list show rotate forget"
+		valued="--timeout"
+		;;
+	send) valued="--app --service --item --notify --ttl --status --timeout" ;;
+	esac
+	for ((j = i + 1; j < cword; j++)); do
+		case ${words[j]} in
+		-*) [[ " $valued " == *" ${words[j]} "* ]] && ((j++)) ;;
+		*)
+			if [[ -n $subs && -z $sub ]]; then
+				[[ " $subs " == *" ${words[j]} "* ]] && sub=${words[j]}
+			else
+				((npos++))
+			fi
+			;;
 		esac
-		local sub="" j
-		for ((j = i + 1; j < cword; j++)); do
-			case ${words[j]} in
-			exchange|list|show|rotate|forget) sub=${words[j]}; break ;;
-			esac
-		done
-		if [[ -z $sub && $cur != -* ]]; then
-			COMPREPLY=($(compgen -W "exchange list show rotate forget" -- "$cur"))
-			return
-		fi
-		opts="--timeout --json -h --help"
-		;;
-	send)
-		case $prev in
-		--app|--service|--item|--notify|--ttl|--status|--timeout) return ;;
+	done
+
+	# Option values.
+	case $prev in
+	--password-file|--ca|--log) _ntm_files; return ;;
+	-o|--output) [[ $cmd == fetch ]] && { _ntm_files -d; return; } ;;
+	--from) _ntm_peers; return ;;
+	--exec) COMPREPLY=($(compgen -c -- "$cur")); return ;;
+	--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
+	-u|--user|--device|--push|--timeout|--port|--keepalive|--dc-udp|--resolver) return ;;
+	--count|--interval|--udp|--local-port|--wait|--local|--remote|--remove) return ;;
+	--app|--service|--item|--notify|--ttl|--status|--discard) return ;;
+	-c|-i|-L|-R) [[ $cmd == tunnel ]] && return ;;
+	esac
+
+	# Operands.
+	if [[ $cur != -* ]]; then
+		case "$cmd${sub:+ $sub}" in
+		tunnel|keys)
+			COMPREPLY=($(compgen -W "$subs" -- "$cur")) ;;
+		"tunnel ping"|"tunnel open"|"tunnel close"|"keys exchange"|"keys show"|\
+		"keys rotate"|"keys forget")
+			((npos == 0)) && _ntm_peers ;;
+		send)
+			if ((npos == 0)); then _ntm_peers; else _ntm_files; fi ;;
+		help)
+			((npos == 0)) && COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
 		esac
-		if [[ $cur != -* ]]; then
-			_ntm_files
-			return
-		fi
-		opts="--app --service --item --notify --ttl --status --timeout --json -h --help"
-		;;
-	fetch)
-		case $prev in
-		-o|--output) _ntm_files -d; return ;;
-		--from|--timeout|--discard) return ;;
-		esac
-		opts="--from --wait -o --output --discard --timeout --json -h --help"
-		;;
-	shell)
-		opts="-h --help"
-		;;
-	help)
-		opts="--commands --json -h --help"
-		if [[ $cur != -* ]]; then
-			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
-			return
-		fi
-		;;
+		return
+	fi
+
+	local opts="-h --help"
+	case "$cmd${sub:+ $sub}" in
+	login) opts="-u --user --password-file --ca --device --push --timeout --json -h --help" ;;
+	logout) opts="--timeout --json -h --help" ;;
+	status) opts="--offline --timeout --json -h --help" ;;
+	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help" ;;
+	down) opts="--json --timeout -h --help" ;;
+	register) opts="--json --dc-udp --resolver --timeout -h --help" ;;
+	tunnel) opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec -L --local -R --remote --remove --json -h --help" ;;
+	"tunnel ping") opts="-c --count -i --interval -6 --ipv6 --timeout --json -h --help" ;;
+	"tunnel open") opts="-6 --ipv6 --udp --local-port --wait --timeout --exec --json -h --help" ;;
+	"tunnel listen") opts="--udp -c --count --exec --json -h --help" ;;
+	"tunnel list") opts="--json -h --help" ;;
+	"tunnel close") opts="--json -h --help" ;;
+	"tunnel forward") opts="-L --local -R --remote --remove -6 --ipv6 --json -h --help" ;;
+	keys) opts="--timeout --json -h --help" ;;
+	"keys exchange") opts="--timeout --json -h --help" ;;
+	"keys list") opts="--json -h --help" ;;
+	"keys show") opts="--json -h --help" ;;
+	"keys rotate") opts="--timeout --json -h --help" ;;
+	"keys forget") opts="--json -h --help" ;;
+	send) opts="--app --service --item --notify --ttl --status --timeout --json -h --help" ;;
+	fetch) opts="--from --wait -o --output --discard --timeout --json -h --help" ;;
+	shell) opts="-h --help" ;;
+	help) opts="--commands --json -h --help" ;;
 	esac
 	COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 } &&

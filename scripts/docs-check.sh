@@ -2,8 +2,11 @@
 # docs-check.sh - help, man pages and completions must not drift. The ntm
 # command table (`ntm help --commands`) is the one source: every command,
 # subcommand and option it lists must appear in man/ntm.1 and in the bash, zsh and fish
-# completions. For the daemons, every --option and subcommand word in
-# --help must appear in the man page.
+# completions, and each line's options exactly (no more, no fewer) where the
+# completions offer options for that command or subcommand: bash's by running
+# its completion of `ntm CMD [SUB] --`, zsh's from its case "CMD [SUB]",
+# fish's from its lines for "__ntm_using CMD [SUB]". For the daemons, every
+# --option and subcommand word in --help must appear in the man page.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${NTM_BIN:-$top/build}
@@ -12,6 +15,30 @@ fail=0
 plain() { sed 's/\\//g' "$1"; }
 
 missing() { echo "docs-check: $1 is missing from $2" >&2; fail=1; }
+
+differ() {
+	echo "docs-check: $2 offers for '$1': ${3:-(nothing)}; ntm help --commands lists: $4" >&2
+	fail=1
+}
+# The long options each completion offers for `ntm CMD [SUB]`, sorted, on one line.
+bash_opts() {
+	bash -c 'source "$0"; COMP_WORDS=(ntm "$@" --); COMP_CWORD=$(($# + 1)); _ntm
+	    printf "%s\n" "${COMPREPLY[@]}"' "$top/completions/ntm.bash" "$@" |
+	    grep -- '^--' | sort -u | tr '\n' ' '
+}
+zsh_opts() {
+	awk -v label="\"$1\")" '
+	    { l = $0; sub(/^[ \t]+/, "", l) }
+	    !on && l == label { on = 1 }
+	    on { print }
+	    on && /;;[ \t]*$/ { exit }' "$top/completions/_ntm" |
+	    sed 's/\$timeout/--timeout/g; s/\$json/--json/g; s/\$help/--help/g' |
+	    grep -oE -- '--[a-z][a-z0-9-]*' | sort -u | tr '\n' ' '
+}
+fish_opts() {
+	grep -F -- "\"__ntm_using $1\"" "$top/completions/ntm.fish" |
+	    grep -oE -- ' -l [a-z][a-z0-9-]*' | sed 's/^ -l /--/' | sort -u | tr '\n' ' '
+}
 
 lines=$("$bin/ntm" help --commands) || { echo "docs-check: ntm help --commands failed" >&2; exit 1; }
 [ -n "$lines" ] || { echo "docs-check: empty command table" >&2; exit 1; }
@@ -29,6 +56,13 @@ while IFS=$'\t' read -r cmd opts; do
 		grep -q -- "${o#--}" "$top/completions/_ntm" || missing "option '$cmd $o'" completions/_ntm
 		grep -q -- "${o#--}" "$top/completions/ntm.fish" || missing "option '$cmd $o'" completions/ntm.fish
 	done
+	want=$(tr ' ' '\n' <<<"$opts" | grep -- '^--' | sort -u | tr '\n' ' ')
+	got=$(bash_opts $cmd)
+	[ "$got" = "$want" ] || differ "$cmd" completions/ntm.bash "$got" "$want"
+	got=$(zsh_opts "$cmd")
+	[ "$got" = "$want" ] || differ "$cmd" completions/_ntm "$got" "$want"
+	got=$(fish_opts "$cmd")
+	[ "$got" = "$want" ] || differ "$cmd" completions/ntm.fish "$got" "$want"
 done <<<"$lines"
 
 for d in ntm-as ntm-dc ntm-rs ntm-cs; do

@@ -601,8 +601,15 @@ on_directions(const struct ntm_http_result *res, void *arg)
 	a->dir_inflight = 0;
 	if (res->err || res->status != 200 ||
 	    !json_is_array(arr = json_object_get(res->json, "directions"))) {
-		log_warnx("GET /v1/directions: %s", res->err ? res->errmsg :
-		    res->json ? "unexpected answer" : "no JSON");
+		char why[512];
+
+		if (res->err == NTM_ERR_UNTRUSTED)
+			(void)cli_http_error(why, sizeof(why), a->s.dc_url, res->err,
+			    res->status, res->json, res->errmsg);
+		else
+			snprintf(why, sizeof(why), "%s", res->err ? res->errmsg :
+			    res->json ? "unexpected answer" : "no JSON");
+		log_warnx("GET /v1/directions: %s", why);
 	} else {
 		json_array_foreach(arr, i, d) {
 			if (i >= AGENT_TUN_MAX)
@@ -661,6 +668,18 @@ on_tunnel_made(const struct ntm_http_result *res, void *arg)
 		agent_ctl_tunnels_changed(a);
 		if (t == NULL && r->ctl)
 			agent_ctl_tunnel_failed(a, r->ctl, "tunnel_failed", err);
+	} else if (res->err == NTM_ERR_UNTRUSTED) {
+		/* Not a network failure: the session's CA does not vouch for
+		 * the DC. The same words (and exit 15) as the CLI's own calls. */
+		(void)cli_http_error(err, sizeof(err), a->s.dc_url, res->err, res->status,
+		    res->json, res->errmsg);
+		log_warnx("POST /v1/tunnel %s: %s", r->peer, err);
+		if ((t = agent_tun_by_peer(a, r->peer)) != NULL)
+			t->recreating = 0;
+		if (r->ctl)
+			agent_ctl_tunnel_failed(a, r->ctl, "untrusted_certificate", err);
+		if (t == NULL)
+			agent_dial_failed(a, r->peer, err);
 	} else {
 		const char *code = res->err ? "unreachable" :
 		    json_string_value(json_object_get(res->json, "code"));

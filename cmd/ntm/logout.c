@@ -81,7 +81,8 @@ logout_main(struct cli *cli, int argc, char **argv)
 		ret = EXIT_OK;
 	} else {
 		ret = cli_http_error(msg, sizeof(msg), s.dc_url, err, status, resp, errmsg);
-		dc_status = ret == EXIT_UNREACH ? "unreachable" : "error";
+		dc_status = ret == EXIT_UNREACH ? "unreachable" :
+		    ret == EXIT_UNTRUSTED ? "untrusted_certificate" : "error";
 	}
 
 	if ((err = session_remove(cli)) < 0 && err != NTM_ERR_NOTFOUND) {
@@ -92,9 +93,14 @@ logout_main(struct cli *cli, int argc, char **argv)
 	}
 	if (ret != EXIT_OK)
 		cli_err("logout", "%s; session removed locally", msg);
-	if (json)
-		cli_print_json(json_pack("{s:b, s:s, s:s, s:s}", "logged_out", 1,
-		    "user", s.user, "fqdn", s.fqdn, "dc_status", dc_status));
+	if (json) {
+		json_t *o = json_pack("{s:b, s:s, s:s, s:s}", "logged_out", 1,
+		    "user", s.user, "fqdn", s.fqdn, "dc_status", dc_status);
+
+		if (o && ret != EXIT_OK)
+			json_object_set_new(o, "dc_error", json_string(msg));
+		cli_print_json(o);
+	}
 	else if (ret == EXIT_OK)
 		printf("logged out %s from %s%s\n", s.fqdn, s.domain,
 		    strcmp(dc_status, "ended") == 0 ?

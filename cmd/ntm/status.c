@@ -247,7 +247,8 @@ status_main(struct cli *cli, int argc, char **argv)
 		} else {
 			ret = cli_http_error(msg, sizeof(msg), s.dc_url, err, status, resp,
 			    errmsg);
-			dc_status = ret == EXIT_UNREACH ? "unreachable" : "error";
+			dc_status = ret == EXIT_UNREACH ? "unreachable" :
+			    ret == EXIT_UNTRUSTED ? "untrusted_certificate" : "error";
 		}
 	}
 
@@ -291,6 +292,8 @@ status_main(struct cli *cli, int argc, char **argv)
 		printf("dc: %ssession ended%s\n", c_on, c_off);
 	else if (strcmp(dc_status, "unreachable") == 0)
 		printf("dc: %sunreachable (%s)%s\n", c_on, msg, c_off);
+	else if (strcmp(dc_status, "untrusted_certificate") == 0)
+		printf("dc: %suntrusted certificate (%s)%s\n", c_on, msg, c_off);
 	else if (strcmp(dc_status, "error") == 0)
 		printf("dc: %serror (%s)%s\n", c_on, msg, c_off);
 	else

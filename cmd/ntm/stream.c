@@ -31,22 +31,6 @@
 #define FRAME_HDR	3
 #define CHUNK		(60 * 1024)
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Runs CMD with /bin/sh, its stdin and stdout on pipes; fills the ends we
  * use. Returns the child's pid or -1. */
 static pid_t
@@ -97,23 +81,66 @@ agent_error(const uint8_t *p, size_t n)
 }
 
 /*
- * Moves bytes until both directions are finished. in/out: our input and
- * output (stdin/stdout or the command's pipes). The agent's socket is
- * non-blocking: while a frame waits to go out, input is not read but the
- * agent is, so an error it sends while it no longer reads is still seen.
+ * Writes what the head 'D' frame still holds (from *done on) to out, without
+ * blocking: a non-blocking fd takes what it can; a blocking one (our stdout,
+ * whose file description we share) is only written after poll said it can
+ * take PIPE_BUF bytes, and never more. Returns 1 when the frame is written, 0
+ * when out is full for now, -1 on an error (errno set).
  */
 static int
-pump(struct ctl_client *c, int in, int out, int *out_closed)
+out_write(int fd, int nonblock, const uint8_t *p, size_t n, size_t *done)
+{
+	while (*done < n) {
+		size_t want = n - *done;
+		ssize_t w;
+
+		if (!nonblock && want > PIPE_BUF)
+			want = PIPE_BUF;
+		w = write(fd, p + *done, want);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return 0;
+		if (w <= 0)
+			return -1;
+		*done += (size_t)w;
+		if (!nonblock)
+			return *done == n;
+	}
+	return 1;
+}
+
+/*
+ * Moves bytes until both directions are finished. in/out: our input and
+ * output (stdin/stdout, or the command's pipes when exec is set). Nothing
+ * here blocks: each fd is written only as far as it takes, and what it has
+ * not taken waits in a bounded buffer (the frames received, c->buf, and one
+ * frame to send, ob) while the other direction keeps moving. A command that
+ * does not read its input cannot stop its output this way, nor a command
+ * that writes as much as it reads (cat) deadlock against us.
+ *
+ * The agent's socket: while a frame waits to go out, input is not read but
+ * the agent is, so an error it sends while it no longer reads is still seen.
+ * A command that closes its input (or exits) ends the peer's direction
+ * for it: what the peer still sends is read and dropped until its 'F'.
+ */
+static int
+pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 {
 	static uint8_t ob[FRAME_HDR + CHUNK];
-	size_t olen = 0, ooff = 0;
-	int in_open = 1, out_open = 1, fin_queued = 0, broken = 0;
+	size_t olen = 0, ooff = 0, done = 0;
+	int in_open = 1, out_open = 1, fin_queued = 0, broken = 0, peer_fin = 0;
+	int out_ready = exec, eof = 0;
 
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+	if (exec) {
+		fcntl(in, F_SETFL, fcntl(in, F_GETFL) | O_NONBLOCK);
+		fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
+	}
 	for (;;) {
-		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
-		    { .fd = in, .events = POLLIN } };
-		int np = in_open && olen == 0 ? 2 : 1;
+		struct pollfd p[3] = { { .fd = c->fd, .events = 0 },
+		    { .fd = -1, .events = POLLIN }, { .fd = -1, .events = POLLOUT } };
+		int waiting = 0;	/* the head frame waits for out */
 		ssize_t r;
 
 		/* Frames already received. */
@@ -123,48 +150,82 @@ pump(struct ctl_client *c, int in, int out, int *out_closed)
 
 			if (c->len < FRAME_HDR + n)
 				break;
-			if (type == 'D') {
-				if (out_open && write_all(out, c->buf + FRAME_HDR, n) < 0) {
+			if (type == 'D' && out_open) {
+				int w = out_ready ? out_write(out, exec, c->buf + FRAME_HDR, n,
+				    &done) : 0;
+
+				if (w < 0 && exec) {
+					/* The command closed its input (EPIPE) or
+					 * exited: the peer's bytes have nowhere to
+					 * go, so they are dropped from now on. */
+					close(out);
+					out_open = 0;
+					*out_closed = 1;
+				} else if (w < 0) {
 					/* our reader went away: stop the stream */
 					cli_err("tunnel", "cannot write the output: %s",
 					    strerror(errno));
 					return EXIT_FAIL;
+				} else if (w == 0) {
+					out_ready = 0;
+					waiting = 1;
+					break;
 				}
 			} else if (type == 'F') {
 				if (out_open)
 					close(out);
 				out_open = 0;
+				peer_fin = 1;
 				*out_closed = 1;
 			} else if (type == 'E')
 				return agent_error(c->buf + FRAME_HDR, n);
-			else {
+			else if (type != 'D') {
 				cli_err("tunnel", "the agent sent an unknown frame");
 				return EXIT_FAIL;
 			}
+			done = 0;
 			memmove(c->buf, c->buf + FRAME_HDR + n, c->len - FRAME_HDR - n);
 			c->len -= FRAME_HDR + n;
+		}
+		/* The agent closed: once the frames it sent before are
+		 * written, the stream went well if both directions ended. */
+		if (eof && !waiting) {
+			if (peer_fin && fin_queued && olen == 0 && !broken)
+				return EXIT_OK;
+			cli_err("tunnel", "the agent closed the connection");
+			return EXIT_FAIL;
 		}
 		if (olen == 0 && !in_open && !fin_queued) {
 			ob[0] = 'F', ob[1] = 0, ob[2] = 0;
 			olen = FRAME_HDR, ooff = 0;
 			fin_queued = 1;
 		}
+		/* The agent: read while there is room (a full buffer holds a
+		 * whole frame that waits for out), written while a frame waits. */
+		if (c->len < sizeof(c->buf))
+			p[0].events |= POLLIN;
 		if (olen > 0)
 			p[0].events |= POLLOUT;
-		if (poll(p, (nfds_t)np, -1) < 0) {
+		if (p[0].events == 0 || eof)
+			p[0].fd = -1;
+		if (in_open && olen == 0)
+			p[1].fd = in;
+		if (waiting)
+			p[2].fd = out;
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return EXIT_FAIL;
 		}
-		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (p[2].revents)
+			out_ready = 1;	/* writable, or the error the write will tell */
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR) && c->len < sizeof(c->buf)) {
 			r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (r <= 0) {
-				if (!out_open && fin_queued && olen == 0 && !broken)
-					return EXIT_OK;		/* both ends done */
-				cli_err("tunnel", "the agent closed the connection");
-				return EXIT_FAIL;
+				eof = 1;	/* decided once the frames are out */
+				continue;
 			}
 			c->len += (size_t)r;
 		}
@@ -181,9 +242,9 @@ pump(struct ctl_client *c, int in, int out, int *out_closed)
 			if (r > 0 && (ooff += (size_t)r) == olen)
 				olen = ooff = 0;
 		}
-		if (np == 2 && p[1].revents) {
+		if (p[1].fd >= 0 && p[1].revents) {
 			r = read(in, ob + FRAME_HDR, CHUNK);
-			if (r < 0 && errno == EINTR)
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (r <= 0) {
 				in_open = 0;	/* 'F' goes next */
@@ -259,7 +320,7 @@ stream_run(const struct cli *cli, const struct stream_opts *o)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	ret = pump(c, in, out, &out_closed);
+	ret = pump(c, in, out, o->exec != NULL, &out_closed);
 	if (pid > 0) {
 		close(in);
 		if (!out_closed)

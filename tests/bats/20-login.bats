@@ -173,6 +173,46 @@ teardown_file() { platform_down; }
 	assert_output --partial "is not trusted (unable to get local issuer certificate)"
 }
 
+# untrust PROFILE: the profile's CA file is replaced by the system store,
+# which does not vouch for the platform's certificates.
+untrust() {
+	jq --arg c /etc/ssl/certs/ca-certificates.crt '.ca_file = $c' \
+	    "$1/session.json" > "$BATS_TEST_TMPDIR/s.json"
+	cat "$BATS_TEST_TMPDIR/s.json" > "$1/session.json"
+}
+
+@test "status and logout name an untrusted certificate as such, with the --ca hint" {
+	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+	untrust "$BATS_TEST_TMPDIR/a"
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" status --json
+	assert_failure 15
+	assert_equal "$(jf "$output" dc_status)" untrusted_certificate
+	[[ "$(jf "$output" dc_error)" == *"not trusted"*"--ca FILE"* ]]
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" status
+	assert_failure 15
+	assert_line --partial "dc: untrusted certificate (the certificate of $(dc1_url) is not trusted"
+	run_t ntm -c "$BATS_TEST_TMPDIR/a" logout --json
+	assert_failure 15
+	assert_equal "$(jq -r .dc_status <<<"$(grep '^{' <<<"$output")")" untrusted_certificate
+}
+
+@test "the agent's own call to the DC: an untrusted certificate is exit 15, not unreachable" {
+	local a=$BATS_TEST_TMPDIR/a out pid
+	run login "$a" alice alice-pw-1 "$(dc1_url)"
+	assert_success
+	untrust "$a"
+	out=$(timeout 30 ntm -c "$a" up --dc-udp "127.0.0.1:$(cat "$(P)/dc1.udpport")" \
+	    --timeout 15)
+	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$out")
+	[ -n "$pid" ]
+	run_t ntm -c "$a" tunnel ping -c 1 --timeout 10 bob.dc1.ntm.test
+	kill "$pid"
+	assert_failure 15
+	assert_output --partial "untrusted_certificate: the certificate of $(dc1_url) is not trusted"
+	assert_output --partial "'ntm login --ca FILE'"
+}
+
 @test "logout ends the session at the DC; status then says not logged in (exit 7)" {
 	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
 	assert_success
