@@ -215,14 +215,18 @@ out:
 static int
 take_key(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *done)
 {
-	struct xkey k;
+	struct xkey k, prev;
 	char path[96];
 	int ret, err;
 
+	memset(&prev, 0, sizeof(prev));
 	if ((ret = get_key(x, e, &k)) != 0)
 		goto out;
 	k.created = now_unix();
 	k.initiator = 0;
+	/* The key it replaces still opens what the peer sealed with it before:
+	 * the entries listed before this one. */
+	xkey_replace(&k, xkey_load(x->cli, e->from, &prev) == 0 ? &prev : NULL, e->id);
 	if (cli_state_prepare(x->cli, x->cmd) < 0 || (err = xkey_save(x->cli, &k)) < 0) {
 		cli_err(x->cmd, "cannot save the key with %s", e->from);
 		ret = EXIT_FAIL;
@@ -243,6 +247,7 @@ take_key(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *d
 	}
 out:
 	ntm_wipe(&k, sizeof(k));
+	ntm_wipe(&prev, sizeof(prev));
 	return ret;
 }
 
@@ -303,7 +308,7 @@ static int
 step(struct opener *op, const uint8_t *buf)
 {
 	long n;
-	int fin = 0, e;
+	int fin = 0, e, i;
 
 	switch (op->state) {
 	case S_HDR5:
@@ -315,8 +320,13 @@ step(struct opener *op, const uint8_t *buf)
 		op->need = (size_t)e;	/* the 5 bytes stay in hdr */
 		return 0;
 	case S_HDR:
-		if ((e = ntm_xopen_init(&op->xo, buf, op->need, op->key->key_id,
-		    op->key->key)) < 0) {
+		/* The header names the key id of each recipient: the current key,
+		 * or one it replaced while this object was on its way. */
+		e = ntm_xopen_init(&op->xo, buf, op->need, op->key->key_id, op->key->key);
+		for (i = 0; e == NTM_ERR_NOTFOUND && i < op->key->nold; i++)
+			e = ntm_xopen_init(&op->xo, buf, op->need, op->key->old[i].key_id,
+			    op->key->old[i].key);
+		if (e < 0) {
 			op->why = e == NTM_ERR_NOTFOUND ? "not sealed for our key with the sender" :
 			    "its header does not open with our key";
 			return -1;
@@ -558,6 +568,52 @@ list_entries(struct xctx *x, const struct fopts *o, int64_t deadline, json_t **o
 	}
 }
 
+/* After a run: previous keys kept for the peer's entries listed before
+ * the key that replaced them go once no such entry is left (left: the
+ * entries listed and not taken). Only peers the list covered (--from). */
+struct prune {
+	const struct fopts	*o;
+	json_t			*left, *peers;
+};
+
+static int
+prune_one(const struct xkey *k, void *arg)
+{
+	struct prune *p = arg;
+
+	if (k->nold > 0 && (p->o->from == NULL || strcmp(p->o->from, k->peer) == 0))
+		json_array_append_new(p->peers, json_string(k->peer));
+	return 0;
+}
+
+static void
+prune_old_keys(struct xctx *x, const struct fopts *o, json_t *left)
+{
+	struct prune p = { o, left, json_array() };
+	struct xkey k;
+	json_t *v, *e;
+	size_t i, j;
+	int64_t oldest, id;
+
+	(void)xkey_each(x->cli, prune_one, &p);
+	json_array_foreach(p.peers, i, v) {
+		if (xkey_load(x->cli, json_string_value(v), &k) != 0)
+			continue;
+		oldest = INT64_MAX;
+		json_array_foreach(left, j, e) {
+			id = json_integer_value(json_object_get(e, "id"));
+			if (strcmp(json_string_value(json_object_get(e, "from")) ?
+			    json_string_value(json_object_get(e, "from")) : "", k.peer) == 0 &&
+			    id < oldest)
+				oldest = id;
+		}
+		if (xkey_entries_left(&k, oldest) && xkey_save(x->cli, &k) < 0)
+			log_info("cannot save the key with %s", k.peer);
+		ntm_wipe(&k, sizeof(k));
+	}
+	json_decref(p.peers);
+}
+
 /* --discard ID: DELETE /v1/exchange/cache?id=ID at our DC. */
 static int
 discard(struct xctx *x, const struct fopts *o)
@@ -585,7 +641,7 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	struct xctx x;
 	struct entry e;
 	struct stat st;
-	json_t *r = NULL, *v, *done = NULL;
+	json_t *r = NULL, *v, *done = NULL, *left = NULL;
 	int64_t deadline;
 	size_t i;
 	int ch, ret = EXIT_USAGE, r2, opened = 0;
@@ -648,23 +704,29 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if ((ret = list_entries(&x, &o, deadline, &r)) != 0)
 		goto done;
 	done = json_array();
+	left = json_array();
 	/* Keys first (in order), so data sealed with a new key opens in this run. */
 	for (int pass = 0; pass < 2; pass++)
 		json_array_foreach(json_object_get(r, "entries"), i, v) {
 			if (entry_parse(v, &e) < 0) {
 				cli_err("fetch", "malformed cache entry from %s", x.s.dc_url);
+				if (pass == 0)
+					json_array_append(left, v);
 				ret = ret ? ret : EXIT_FAIL;
 				continue;
 			}
 			if ((strcmp(e.kind, "key") == 0) != (pass == 0))
 				continue;
 			r2 = pass == 0 ? take_key(&x, &o, &e, done) : take_data(&x, &o, &e, done);
+			if (r2 != 0)
+				json_array_append(left, v);
 			if (r2 == EXIT_VERIFY)
 				cli_err("fetch", "entry %lld stays listed; drop it with 'ntm fetch "
 				    "--discard %lld'", (long long)e.id, (long long)e.id);
 			if (r2 != 0 && ret == 0)
 				ret = r2;
 		}
+	prune_old_keys(&x, &o, left);
 	if (o.json)
 		cli_print_json(json_pack("{s:O}", "fetched", done));
 	else if (json_array_size(done) == 0 && ret == 0)
@@ -672,6 +734,7 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if (ret == 0 && o.wait && json_array_size(done) == 0)
 		ret = EXIT_FAIL;	/* --wait: nothing arrived in time */
 done:
+	json_decref(left);
 	json_decref(done);
 	json_decref(r);
 	if (opened)

@@ -182,6 +182,47 @@ stage_file(const struct cli *cli)
 	return fd;
 }
 
+/* Each key remembers the object sealed with it until it is seen delivered
+ * or expires: a rotation keeps the key as long as that (xcli.h). */
+static void
+note_sent(const struct cli *cli, const struct xkey *used, int n, const char *sha,
+    int64_t expires)
+{
+	struct xkey k;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (xkey_load(cli, used[i].peer, &k) != 0)
+			continue;
+		xkey_note_sent(&k, used[i].key_id, sha, expires);
+		if (xkey_save(cli, &k) < 0)
+			log_info("cannot save the key with %s", k.peer);
+		ntm_wipe(&k, sizeof(k));
+	}
+}
+
+/* --status: a destination that has the object needs no key kept for it. */
+static void
+note_delivered(const struct cli *cli, const char *sha, json_t *meta)
+{
+	struct xkey k;
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(json_object_get(meta, "to"), i, d) {
+		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
+		const char *st = json_string_value(json_object_get(d, "status"));
+
+		if (fqdn == NULL || st == NULL || (strcmp(st, "delivered") != 0 &&
+		    strcmp(st, "failed") != 0) || !ntm_valid_dnsname(fqdn) ||
+		    xkey_load(cli, fqdn, &k) != 0)
+			continue;
+		if (xkey_note_delivered(&k, sha) && xkey_save(cli, &k) < 0)
+			log_info("cannot save the key with %s", k.peer);
+		ntm_wipe(&k, sizeof(k));
+	}
+}
+
 static void
 print_sent(const struct sopts *o, json_t *commit, json_t *ann)
 {
@@ -273,6 +314,8 @@ do_send(struct cli *cli, const struct sopts *o)
 		goto out;
 	}
 	json_decref(to);
+	note_sent(cli, keys, o->npeers, s.sha, json_integer_value(json_object_get(commit,
+	    "expires")));
 	ret = x_announced(&x, x.cs, s.sha, &ann);
 	if (ann)
 		print_sent(o, commit, ann);
@@ -305,6 +348,7 @@ do_status(struct cli *cli, const struct sopts *o)
 	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", o->status);
 	if ((ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r)) != 0)
 		goto out;
+	note_delivered(cli, o->status, r);
 	if (o->json) {
 		cli_print_json(r);
 		r = NULL;
@@ -337,6 +381,29 @@ out:
 	json_decref(r);
 	xctx_close(&x);
 	return ret;
+}
+
+/* 1 when STATE_DIR/keys holds a key with name. */
+static int
+is_keyed_peer(const struct cli *cli, const char *name)
+{
+	struct xkey k;
+	int e;
+
+	if (!ntm_valid_dnsname(name) || strchr(name, '.') == NULL)
+		return 0;
+	e = xkey_load(cli, name, &k);
+	ntm_wipe(&k, sizeof(k));
+	return e != NTM_ERR_NOTFOUND;
+}
+
+/* A name of three labels or more with no '/' may be meant as a peer. */
+static int
+looks_like_peer(const char *name)
+{
+	const char *dot = strchr(name, '.');
+
+	return ntm_valid_dnsname(name) && dot && strchr(dot + 1, '.');
 }
 
 static int
@@ -415,11 +482,21 @@ send_main(struct cli *cli, int argc, char **argv)
 		ret = do_status(cli, &o);
 		goto done;
 	}
-	/* The last operand is FILE when it is "-" or an existing file. */
+	/* The last of two or more operands is FILE unless it is a peer we
+	 * share a key with and no such file exists: "missing.txt" is a file
+	 * that is not there, not a peer without a key. */
 	npeers = args.npos;
 	if (npeers >= 2 && (strcmp(args.pos[npeers - 1], "-") == 0 ||
-	    stat(args.pos[npeers - 1], &st) == 0))
+	    stat(args.pos[npeers - 1], &st) == 0 || !is_keyed_peer(cli, args.pos[npeers - 1])))
 		o.file = args.pos[--npeers];
+	if (o.file && strcmp(o.file, "-") != 0 && stat(o.file, &st) != 0 && errno == ENOENT) {
+		if (looks_like_peer(o.file))
+			cli_err("send", "%s: no such file (nor a peer with a shared key: "
+			    "run 'ntm keys exchange %s' first to send to it)", o.file, o.file);
+		else
+			cli_err("send", "%s: no such file", o.file);
+		goto done;
+	}
 	if (npeers < 1) {
 		cli_err("send", "missing PEER");
 		goto done;

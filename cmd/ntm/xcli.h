@@ -69,6 +69,36 @@ int  x_exchange_keypair(const struct cli *cli, uint8_t pk[NTM_XPK_LEN],
 
 /* ---- the key store: STATE_DIR/keys/PEER.key, JSON, 0600 -------------------- */
 
+/*
+ * A key replaced by a newer one (keys exchange/rotate, or a key fetched
+ * from the peer) is kept as long as an object sealed with it may still be
+ * waiting, so rotating never makes a file in flight unreadable:
+ *  - objects we sealed with it (sender): until each one is seen delivered
+ *    (ntm send --status) or has expired;
+ *  - objects the peer sealed with it (recipient): until no cache entry from
+ *    the peer listed before the key that replaced it remains (each fetch
+ *    checks; entries expire at the DC).
+ */
+#define X_KEY_OLD_MAX	4	/* previous keys kept per peer; the oldest goes first */
+#define X_KEY_SENT_MAX	8	/* objects tracked per key; more: kept until the last expires */
+
+struct xkey_sent {
+	char	sha256[65];
+	int64_t	expires;
+};
+
+struct xkey_old {
+	uint8_t			key_id[NTM_XKEY_ID];
+	uint8_t			key[NTM_KEY_LEN];
+	uint8_t			sealed_to[NTM_XPK_LEN];
+	int64_t			created;
+	int			initiator;
+	int64_t			until;		/* the last object we sealed with it expires (0: none) */
+	int64_t			before;		/* recipient: cache entries below this id may need it */
+	struct xkey_sent	sent[X_KEY_SENT_MAX];	/* ours, not yet seen delivered */
+	int			nsent, lost;	/* lost: more than X_KEY_SENT_MAX were sent */
+};
+
 struct xkey {
 	char	peer[NTM_NAME_MAX + 1];
 	uint8_t	key_id[NTM_XKEY_ID];
@@ -76,15 +106,40 @@ struct xkey {
 	uint8_t	sealed_to[NTM_XPK_LEN];	/* the recipient's exchange key (fingerprint) */
 	int64_t	created;
 	int	initiator;	/* 1: we made it (keys exchange); 0: we received it */
+	/* Objects we sealed with it (moved to old[] with it when replaced). */
+	int64_t			until;
+	struct xkey_sent	sent[X_KEY_SENT_MAX];
+	int			nsent, lost;
+	struct xkey_old		old[X_KEY_OLD_MAX];	/* newest first */
+	int			nold;
 };
-/* 0, NTM_ERR_NOTFOUND, or another error (a malformed or group-readable file). */
+/* 0, NTM_ERR_NOTFOUND, or another error (a malformed or group-readable file).
+ * Previous keys no longer needed (see above) are left out. */
 int  xkey_load(const struct cli *cli, const char *peer, struct xkey *k);
 int  xkey_save(const struct cli *cli, const struct xkey *k);
 int  xkey_remove(const struct cli *cli, const char *peer);
+/* Makes k (a new key) the current one for its peer, keeping prev's current
+ * key (when it has another id) as a previous one with before (the cache
+ * entry id of the new key at a recipient, else 0), and prev's old keys. */
+void xkey_replace(struct xkey *k, const struct xkey *prev, int64_t before);
+/* Notes that object sha256 (expiring then) was sealed with key_id. */
+void xkey_note_sent(struct xkey *k, const uint8_t key_id[NTM_XKEY_ID], const char *sha256,
+    int64_t expires);
+/* Forgets object sha256 (delivered): 1 if k changed. */
+int  xkey_note_delivered(struct xkey *k, const char *sha256);
+/* Clears the recipient's need for previous keys once no cache entry from
+ * the peer with an id below theirs remains (oldest: the lowest such id,
+ * INT64_MAX for none): 1 if k changed. */
+int  xkey_entries_left(struct xkey *k, int64_t oldest);
 /* Calls fn for every stored key, by peer name. */
 int  xkey_each(const struct cli *cli, int (*fn)(const struct xkey *k, void *arg), void *arg);
-/* {"peer","key_id","fingerprint","created","initiator"} (new); never the key. */
+/* {"peer","key_id","fingerprint","created","made_by","current":true}
+ * (new); never the key. */
 json_t *xkey_json(const struct xkey *k);
+/* The same for previous key i, with "current": false, "sent_waiting" (how
+ * many objects we sealed with it are not yet seen delivered) and
+ * "peer_waiting" (cache entries from the peer may need it). */
+json_t *xkey_old_json(const struct xkey *k, int i);
 
 /* ---- CS transfers ---------------------------------------------------------- */
 

@@ -233,13 +233,92 @@ key_path(const struct cli *cli, const char *peer)
 	return xasprintf("%s/keys/%s.key", cli->state_dir, peer);
 }
 
+/* A "sent" array into sent[] (at most X_KEY_SENT_MAX): 0 or -1. */
+static int
+sent_parse(json_t *arr, struct xkey_sent *sent, int *n)
+{
+	json_t *v;
+	size_t i;
+	const char *sha;
+
+	*n = 0;
+	if (arr == NULL)
+		return 0;
+	if (json_array_size(arr) > X_KEY_SENT_MAX)
+		return -1;
+	json_array_foreach(arr, i, v) {
+		sha = json_string_value(json_object_get(v, "sha256"));
+		if (sha == NULL || strlen(sha) != 64 ||
+		    !json_is_integer(json_object_get(v, "expires")))
+			return -1;
+		memcpy(sent[*n].sha256, sha, 65);
+		sent[(*n)++].expires = json_integer_value(json_object_get(v, "expires"));
+	}
+	return 0;
+}
+
+static json_t *
+sent_json(const struct xkey_sent *sent, int n)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I}", "sha256", sent[i].sha256,
+		    "expires", (json_int_t)sent[i].expires));
+	return a;
+}
+
+/* Whether a previous key may still open an object waiting somewhere. */
+static int
+old_needed(const struct xkey_old *o, int64_t now)
+{
+	return o->before > 0 || ((o->nsent > 0 || o->lost) && o->until > now);
+}
+
+/* One previous key from its JSON: 0 or -1. */
+static int
+old_parse(json_t *j, struct xkey_old *o)
+{
+	const char *kid = NULL, *key = NULL, *to = NULL;
+	int64_t created = 0, until = 0, before = 0;
+	int init = 0, lost = 0;
+	json_t *sent = NULL;
+	const struct ntm_jfield f[] = {
+		{ "key_id", NTM_J_STR, 1, &kid, 2 * NTM_XKEY_ID },
+		{ "key", NTM_J_STR, 1, &key, 64 },
+		{ "sealed_to", NTM_J_STR, 1, &to, 64 },
+		{ "created", NTM_J_INT, 1, &created, 0 },
+		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
+		{ "until", NTM_J_INT, 0, &until, 0 },
+		{ "before", NTM_J_INT, 0, &before, 0 },
+		{ "sent", NTM_J_ARR, 0, &sent, 0 },
+		{ "lost", NTM_J_BOOL, 0, &lost, 0 },
+	};
+	struct ntm_jerr je;
+
+	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &je) != 0 ||
+	    ntm_hex_decode_exact(o->key_id, NTM_XKEY_ID, kid) != NTM_XKEY_ID ||
+	    ntm_b64_decode_exact(o->key, NTM_KEY_LEN, key) != NTM_KEY_LEN ||
+	    ntm_b64_decode_exact(o->sealed_to, NTM_XPK_LEN, to) != NTM_XPK_LEN ||
+	    sent_parse(sent, o->sent, &o->nsent) < 0)
+		return -1;
+	o->created = created;
+	o->initiator = init;
+	o->until = until;
+	o->before = before;
+	o->lost = lost;
+	return 0;
+}
+
 int
 xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 {
 	char *path = key_path(cli, peer), *text = NULL;
 	const char *p = NULL, *kid = NULL, *key = NULL, *to = NULL;
-	int64_t created = 0, version = 0;
-	int init = 0, ret;
+	int64_t created = 0, version = 0, until = 0, now = now_unix();
+	int init = 0, lost = 0, ret;
+	json_t *sent = NULL, *old = NULL, *v;
 	const struct ntm_jfield f[] = {
 		{ "version", NTM_J_INT, 1, &version, 0 },
 		{ "peer", NTM_J_STR, 1, &p, NTM_NAME_MAX },
@@ -248,10 +327,15 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 		{ "sealed_to", NTM_J_STR, 1, &to, 64 },
 		{ "created", NTM_J_INT, 1, &created, 0 },
 		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
+		{ "until", NTM_J_INT, 0, &until, 0 },
+		{ "sent", NTM_J_ARR, 0, &sent, 0 },
+		{ "lost", NTM_J_BOOL, 0, &lost, 0 },
+		{ "previous", NTM_J_ARR, 0, &old, 0 },
 	};
 	struct ntm_jerr je;
+	struct xkey_old o;
 	json_t *j = NULL;
-	size_t len;
+	size_t len, i;
 
 	struct stat st;
 
@@ -263,17 +347,30 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 	/* A key readable by others is refused (as ntm_key_load does). */
 	if (st.st_mode & 077)
 		ret = NTM_ERR_INVAL;
-	else if ((ret = ntm_file_read(path, 4096, &text, &len)) == 0) {
+	else if ((ret = ntm_file_read(path, 65536, &text, &len)) == 0) {
 		ret = NTM_ERR_INVAL;
 		if ((j = ntm_json_parse(text, len, &je)) != NULL &&
-		    ntm_json_unpack(j, f, 7, &je) == 0 && version == 2 && strcmp(p, peer) == 0 &&
+		    ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &je) == 0 && version == 2 &&
+		    strcmp(p, peer) == 0 &&
 		    ntm_hex_decode_exact(k->key_id, NTM_XKEY_ID, kid) == NTM_XKEY_ID &&
 		    ntm_b64_decode_exact(k->key, NTM_KEY_LEN, key) == NTM_KEY_LEN &&
-		    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, to) == NTM_XPK_LEN) {
+		    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, to) == NTM_XPK_LEN &&
+		    sent_parse(sent, k->sent, &k->nsent) == 0 &&
+		    json_array_size(old) <= X_KEY_OLD_MAX) {
 			snprintf(k->peer, sizeof(k->peer), "%s", p);
 			k->created = created;
 			k->initiator = init;
+			k->until = until;
+			k->lost = lost;
 			ret = 0;
+			json_array_foreach(old, i, v) {
+				memset(&o, 0, sizeof(o));
+				if (old_parse(v, &o) < 0)
+					ret = NTM_ERR_INVAL;
+				else if (old_needed(&o, now))
+					k->old[k->nold++] = o;
+				ntm_wipe(&o, sizeof(o));
+			}
 		}
 	}
 	if (text) {
@@ -281,45 +378,96 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 		free(text);
 	}
 	if (j) {
-		json_t *v = json_object_get(j, "key");
+		json_t *w = json_object_get(j, "key");
 
-		if (json_is_string(v))
-			ntm_wipe((char *)json_string_value(v), json_string_length(v));
+		if (json_is_string(w))
+			ntm_wipe((char *)json_string_value(w), json_string_length(w));
+		json_array_foreach(old, i, v) {
+			w = json_object_get(v, "key");
+			if (json_is_string(w))
+				ntm_wipe((char *)json_string_value(w), json_string_length(w));
+		}
 		json_decref(j);
 	}
+	if (ret < 0)
+		ntm_wipe(k, sizeof(*k));
 	free(path);
 	return ret;
+}
+
+/* The JSON of one key (kid, key, sealed_to and the rest); wipe "key" after use. */
+static json_t *
+key_fields(const uint8_t *key_id, const uint8_t *key, const uint8_t *to, int64_t created,
+    int initiator)
+{
+	char kid[2 * NTM_XKEY_ID + 1], kb[NTM_B64_LEN(NTM_KEY_LEN)], tb[NTM_B64_LEN(NTM_XPK_LEN)];
+	json_t *j;
+
+	if (ntm_hex_encode(kid, sizeof(kid), key_id, NTM_XKEY_ID) < 0 ||
+	    ntm_b64_encode(kb, sizeof(kb), key, NTM_KEY_LEN) < 0 ||
+	    ntm_b64_encode(tb, sizeof(tb), to, NTM_XPK_LEN) < 0)
+		return NULL;
+	j = json_pack("{s:s, s:s, s:s, s:I, s:b}", "key_id", kid, "key", kb, "sealed_to", tb,
+	    "created", (json_int_t)created, "initiator", initiator);
+	ntm_wipe(kb, sizeof(kb));
+	return j;
+}
+
+static void
+wipe_key_field(json_t *j)
+{
+	json_t *v = json_object_get(j, "key");
+
+	if (json_is_string(v))
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
 }
 
 int
 xkey_save(const struct cli *cli, const struct xkey *k)
 {
-	char kid[2 * NTM_XKEY_ID + 1], key[NTM_B64_LEN(NTM_KEY_LEN)], *dir, *path, *text;
-	char to[NTM_B64_LEN(NTM_XPK_LEN)];
-	json_t *j;
-	int ret;
+	char *dir, *path, *text;
+	json_t *j, *old, *o;
+	size_t i;
+	int ret, n;
 
-	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0 ||
-	    ntm_b64_encode(key, sizeof(key), k->key, NTM_KEY_LEN) < 0 ||
-	    ntm_b64_encode(to, sizeof(to), k->sealed_to, NTM_XPK_LEN) < 0)
+	if ((j = key_fields(k->key_id, k->key, k->sealed_to, k->created, k->initiator)) == NULL)
 		return NTM_ERR_INVAL;
 	dir = xasprintf("%s/keys", cli->state_dir);
 	if ((ret = ntm_mkdirs(dir, 0700)) < 0) {
+		wipe_key_field(j);
+		json_decref(j);
 		free(dir);
 		return ret;
 	}
 	free(dir);
-	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b}", "version", 2, "peer", k->peer,
-	    "key_id", kid, "key", key, "sealed_to", to, "created", (json_int_t)k->created,
-	    "initiator", k->initiator);
-	ntm_wipe(key, sizeof(key));
-	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (j) {
-		json_t *v = json_object_get(j, "key");
-
-		ntm_wipe((char *)json_string_value(v), json_string_length(v));
-		json_decref(j);
+	json_object_set_new(j, "version", json_integer(2));
+	json_object_set_new(j, "peer", json_string(k->peer));
+	if (k->nsent || k->lost || k->until) {
+		json_object_set_new(j, "until", json_integer(k->until));
+		json_object_set_new(j, "sent", sent_json(k->sent, k->nsent));
+		json_object_set_new(j, "lost", json_boolean(k->lost));
 	}
+	old = json_array();
+	for (n = 0; n < k->nold; n++) {
+		const struct xkey_old *p = &k->old[n];
+
+		if ((o = key_fields(p->key_id, p->key, p->sealed_to, p->created,
+		    p->initiator)) == NULL)
+			continue;
+		json_object_set_new(o, "until", json_integer(p->until));
+		json_object_set_new(o, "before", json_integer(p->before));
+		json_object_set_new(o, "sent", sent_json(p->sent, p->nsent));
+		json_object_set_new(o, "lost", json_boolean(p->lost));
+		json_array_append_new(old, o);
+	}
+	if (json_array_size(old))
+		json_object_set(j, "previous", old);
+	text = json_dumps(j, JSON_COMPACT);
+	wipe_key_field(j);
+	json_array_foreach(old, i, o)
+		wipe_key_field(o);
+	json_decref(old);
+	json_decref(j);
 	if (text == NULL)
 		return NTM_ERR_NOMEM;
 	path = key_path(cli, k->peer);
@@ -328,6 +476,128 @@ xkey_save(const struct cli *cli, const struct xkey *k)
 	free(text);
 	free(path);
 	return ret;
+}
+
+void
+xkey_replace(struct xkey *k, const struct xkey *prev, int64_t before)
+{
+	struct xkey_old *o;
+	int i, n = 0;
+
+	k->nold = 0;
+	if (prev == NULL)
+		return;
+	if (memcmp(prev->key_id, k->key_id, NTM_XKEY_ID) == 0) {
+		/* The same key again: keep what it tracked. */
+		k->until = prev->until;
+		memcpy(k->sent, prev->sent, sizeof(k->sent));
+		k->nsent = prev->nsent;
+		k->lost = prev->lost;
+	} else {
+		o = &k->old[n];
+		memset(o, 0, sizeof(*o));
+		memcpy(o->key_id, prev->key_id, NTM_XKEY_ID);
+		memcpy(o->key, prev->key, NTM_KEY_LEN);
+		memcpy(o->sealed_to, prev->sealed_to, NTM_XPK_LEN);
+		o->created = prev->created;
+		o->initiator = prev->initiator;
+		o->until = prev->until;
+		o->before = before;
+		memcpy(o->sent, prev->sent, sizeof(o->sent));
+		o->nsent = prev->nsent;
+		o->lost = prev->lost;
+		if (old_needed(o, now_unix()))
+			n++;
+		else
+			ntm_wipe(o, sizeof(*o));
+	}
+	for (i = 0; i < prev->nold && n < X_KEY_OLD_MAX; i++)
+		if (memcmp(prev->old[i].key_id, k->key_id, NTM_XKEY_ID) != 0)
+			k->old[n++] = prev->old[i];
+	k->nold = n;
+}
+
+static void
+sent_add(struct xkey_sent *sent, int *n, int *lost, int64_t *until, const char *sha256,
+    int64_t expires)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(sent[i].sha256, sha256) == 0)
+			return;
+	if (*n == X_KEY_SENT_MAX) {
+		memmove(sent, sent + 1, (X_KEY_SENT_MAX - 1) * sizeof(*sent));
+		(*n)--;
+		*lost = 1;
+	}
+	snprintf(sent[*n].sha256, sizeof(sent[*n].sha256), "%s", sha256);
+	sent[(*n)++].expires = expires;
+	if (expires > *until)
+		*until = expires;
+}
+
+void
+xkey_note_sent(struct xkey *k, const uint8_t key_id[NTM_XKEY_ID], const char *sha256,
+    int64_t expires)
+{
+	if (memcmp(k->key_id, key_id, NTM_XKEY_ID) == 0)
+		sent_add(k->sent, &k->nsent, &k->lost, &k->until, sha256, expires);
+}
+
+static int
+sent_drop(struct xkey_sent *sent, int *n, const char *sha256)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(sent[i].sha256, sha256) == 0) {
+			memmove(sent + i, sent + i + 1, (size_t)(*n - i - 1) * sizeof(*sent));
+			(*n)--;
+			return 1;
+		}
+	return 0;
+}
+
+/* Drops the previous keys nobody needs any more. */
+static void
+old_prune(struct xkey *k)
+{
+	int64_t now = now_unix();
+	int i, n = 0;
+
+	for (i = 0; i < k->nold; i++) {
+		if (old_needed(&k->old[i], now))
+			k->old[n++] = k->old[i];
+	}
+	for (i = n; i < k->nold; i++)
+		ntm_wipe(&k->old[i], sizeof(k->old[i]));
+	k->nold = n;
+}
+
+int
+xkey_note_delivered(struct xkey *k, const char *sha256)
+{
+	int i, changed = sent_drop(k->sent, &k->nsent, sha256);
+
+	for (i = 0; i < k->nold; i++)
+		changed |= sent_drop(k->old[i].sent, &k->old[i].nsent, sha256);
+	old_prune(k);
+	return changed;
+}
+
+int
+xkey_entries_left(struct xkey *k, int64_t oldest)
+{
+	int i, changed = 0;
+
+	for (i = 0; i < k->nold; i++)
+		if (k->old[i].before > 0 && oldest >= k->old[i].before) {
+			k->old[i].before = 0;
+			changed = 1;
+		}
+	old_prune(k);
+	return changed;
 }
 
 int
@@ -386,9 +656,24 @@ xkey_json(const struct xkey *k)
 	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0)
 		return NULL;
 	ntm_xkey_fingerprint(fp, k->key_id, k->key, k->sealed_to);
-	return json_pack("{s:s, s:s, s:s, s:I, s:s}", "peer", k->peer, "key_id", kid,
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "peer", k->peer, "key_id", kid,
 	    "fingerprint", fp, "created", (json_int_t)k->created,
-	    "made_by", k->initiator ? "us" : "peer");
+	    "made_by", k->initiator ? "us" : "peer", "current", 1);
+}
+
+json_t *
+xkey_old_json(const struct xkey *k, int i)
+{
+	const struct xkey_old *o = &k->old[i];
+	char kid[2 * NTM_XKEY_ID + 1], fp[NTM_XFP_LEN];
+
+	if (ntm_hex_encode(kid, sizeof(kid), o->key_id, NTM_XKEY_ID) < 0)
+		return NULL;
+	ntm_xkey_fingerprint(fp, o->key_id, o->key, o->sealed_to);
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:i, s:b}", "peer", k->peer,
+	    "key_id", kid, "fingerprint", fp, "created", (json_int_t)o->created,
+	    "made_by", o->initiator ? "us" : "peer", "current", 0, "sent_waiting",
+	    o->nsent + o->lost, "peer_waiting", o->before > 0);
 }
 
 /* ---- progress on a terminal -------------------------------------------------- */
