@@ -126,14 +126,14 @@ _ntm()
 			_ntm_files
 			return
 		fi
-		opts="--app --service --item --notify --ttl --status --timeout --json -h --help"
+		opts="--app --service --item --notify --ttl --status --timeout --progress --no-progress --json -h --help"
 		;;
 	fetch)
 		case $prev in
 		-o|--output) _ntm_files -d; return ;;
 		--from|--timeout|--discard) return ;;
 		esac
-		opts="--from --wait -o --output --discard --timeout --json -h --help"
+		opts="--from --wait -o --output --discard --timeout --progress --no-progress --json -h --help"
 		;;
 	shell)
 		opts="-h --help"

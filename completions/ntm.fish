@@ -98,6 +98,8 @@ complete -c ntm -n "__fish_seen_subcommand_from send" -l notify -x -d 'notificat
 complete -c ntm -n "__fish_seen_subcommand_from send" -l ttl -x -d 'keep the object SEC seconds at the CS'
 complete -c ntm -n "__fish_seen_subcommand_from send" -l status -x -d 'show the delivery of object ID'
 complete -c ntm -n "__fish_seen_subcommand_from send" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l progress -d 'show rate and time left even off a terminal'
+complete -c ntm -n "__fish_seen_subcommand_from send" -l no-progress -d 'show no progress'
 complete -c ntm -n "__fish_seen_subcommand_from send" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from send" -s h -l help -d 'show the help and exit'
 
@@ -107,6 +109,8 @@ complete -c ntm -n "__fish_seen_subcommand_from fetch" -l wait -d 'wait until so
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -s o -l output -r -a '(__fish_complete_directories)' -d 'write into DIR, or - for stdout'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l discard -x -d 'drop cache entry ID without fetching it'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l progress -d 'show rate and time left even off a terminal'
+complete -c ntm -n "__fish_seen_subcommand_from fetch" -l no-progress -d 'show no progress'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -l json -d 'print one JSON object'
 complete -c ntm -n "__fish_seen_subcommand_from fetch" -s h -l help -d 'show the help and exit'
 

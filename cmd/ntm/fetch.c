@@ -24,7 +24,7 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_FROM, OPT_WAIT, OPT_DISCARD };
+enum { OPT_JSON = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TIMEOUT, OPT_FROM, OPT_WAIT, OPT_DISCARD };
 
 const struct cli_opt fetch_opts[] = {
 	{ "from", OPT_FROM, 0, "PEER", "only what PEER sent" },
@@ -36,6 +36,9 @@ const struct cli_opt fetch_opts[] = {
 	  "verification) without fetching it, and exit" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or "
 	  "a transfer stalled that long (1..300, default 10)" },
+	{ "progress", OPT_PROGRESS, 0, NULL, "show rate and time left on standard error even "
+	  "when it is not a terminal" },
+	{ "no-progress", OPT_NO_PROGRESS, 0, NULL, "show no progress, even on a terminal" },
 	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
@@ -44,7 +47,7 @@ const struct cli_opt fetch_opts[] = {
 struct fopts {
 	const char	*from, *out;
 	long		 timeout, discard;	/* discard: an entry id, or 0 */
-	int		 wait, json, to_stdout;
+	int		 wait, json, to_stdout, progress;
 };
 
 /* Fields of one cache entry (borrowed from its JSON). */
@@ -669,6 +672,12 @@ fetch_main(struct cli *cli, int argc, char **argv)
 			if (cli_parse_timeout("fetch", args.optarg, &o.timeout) < 0)
 				goto done;
 			break;
+		case OPT_PROGRESS:
+			o.progress = X_PROGRESS_ON;
+			break;
+		case OPT_NO_PROGRESS:
+			o.progress = X_PROGRESS_OFF;
+			break;
 		case OPT_JSON:
 			o.json = 1;
 			break;
@@ -692,6 +701,7 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if ((ret = xctx_open(&x, cli, "fetch", o.wait ? 10 : o.timeout)) != 0)
 		goto done;
 	opened = 1;
+	x.progress = o.progress;
 	if (o.discard) {
 		ret = discard(&x, &o);
 		goto done;

@@ -21,7 +21,7 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_APP, OPT_SERVICE, OPT_ITEM, OPT_NOTIFY, OPT_TTL,
+enum { OPT_JSON = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TIMEOUT, OPT_APP, OPT_SERVICE, OPT_ITEM, OPT_NOTIFY, OPT_TTL,
     OPT_STATUS };
 
 const struct cli_opt send_opts[] = {
@@ -36,6 +36,9 @@ const struct cli_opt send_opts[] = {
 	  "per destination, and exit" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or a "
 	  "transfer stalled that long (1..300, default 10)" },
+	{ "progress", OPT_PROGRESS, 0, NULL, "show rate and time left on standard error even "
+	  "when it is not a terminal" },
+	{ "no-progress", OPT_NO_PROGRESS, 0, NULL, "show no progress, even on a terminal" },
 	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
@@ -44,7 +47,7 @@ const struct cli_opt send_opts[] = {
 struct sopts {
 	const char	*app, *service, *item, *notify, *status, *file;
 	const char	*peers[NTM_XDATA_DEST_MAX];
-	int		 npeers, json;
+	int		 npeers, json, progress;
 	long		 timeout, ttl;
 };
 
@@ -116,8 +119,10 @@ read_full(int fd, uint8_t *buf, size_t cap)
 
 /* Header, metadata, then the input in pieces; the last piece is FINAL. */
 static int
-seal_all(struct sealer *s, const struct xkey *keys, int n, const char *name)
+seal_all(struct xctx *x, struct sealer *s, const struct xkey *keys, int n, const char *name)
 {
+	struct stat st;
+	uint64_t total = 0, in = 0;
 	static uint8_t piece[NTM_XDATA_CHUNK], out[4 + NTM_XDATA_MSG_MAX];
 	uint8_t ids[NTM_XDATA_DEST_MAX][NTM_XKEY_ID], ks[NTM_XDATA_DEST_MAX][NTM_KEY_LEN];
 	uint8_t hdr[NTM_XDATA_HDR_MAX], h[NTM_HASH_LEN];
@@ -148,9 +153,15 @@ seal_all(struct sealer *s, const struct xkey *keys, int n, const char *name)
 		goto out;
 	}
 	free(meta);
+	/* The size of a regular input is known: show the sealing as a phase. */
+	if (fstat(s->in, &st) == 0 && S_ISREG(st.st_mode))
+		total = (uint64_t)st.st_size;
 	for (;;) {
 		if ((r = read_full(s->in, piece, sizeof(piece))) < 0)
 			goto out;
+		in += (uint64_t)r;
+		if (total)
+			x_progress(x, "seal", in < total ? in : total, total);
 		/* A short piece is the last; a full one may be followed by none:
 		 * then an empty FINAL message ends the stream. */
 		m = ntm_xseal_push(&s->xs, out, sizeof(out), piece, (size_t)r,
@@ -258,6 +269,7 @@ do_send(struct cli *cli, const struct sopts *o)
 	s.in = s.out = -1;
 	if ((ret = xctx_open(&x, cli, "send", o->timeout)) != 0)
 		return ret;
+	x.progress = o->progress;
 	ret = EXIT_USAGE;
 	for (i = 0; i < o->npeers; i++) {
 		if (!x_valid_peer(&x, o->peers[i], "PEER"))
@@ -295,7 +307,7 @@ do_send(struct cli *cli, const struct sopts *o)
 		cli_err("send", "cannot stage the sealed copy in %s", cli->state_dir);
 		goto out;
 	}
-	if (seal_all(&s, keys, o->npeers, name) < 0) {
+	if (seal_all(&x, &s, keys, o->npeers, name) < 0) {
 		cli_err("send", "cannot seal the input: %s", strerror(errno));
 		goto out;
 	}
@@ -462,6 +474,12 @@ send_main(struct cli *cli, int argc, char **argv)
 		case OPT_TIMEOUT:
 			if (cli_parse_timeout("send", args.optarg, &o.timeout) < 0)
 				goto done;
+			break;
+		case OPT_PROGRESS:
+			o.progress = X_PROGRESS_ON;
+			break;
+		case OPT_NO_PROGRESS:
+			o.progress = X_PROGRESS_OFF;
 			break;
 		case OPT_JSON:
 			o.json = 1;

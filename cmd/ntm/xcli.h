@@ -24,7 +24,21 @@ struct xctx {
 	struct session	 s;
 	long		 timeout_ms;	/* each JSON call */
 	char		 cs[NTM_PUSH_URL_MAX + 1];	/* our DC's CS ("" until asked) */
+	int		 progress;	/* X_PROGRESS_AUTO, _ON (--progress), _OFF */
+	int64_t		 prog_start, prog_last;	/* mono ms of this phase's start, last line */
+	const char	*prog_what;	/* the phase shown */
 };
+
+enum { X_PROGRESS_AUTO, X_PROGRESS_ON, X_PROGRESS_OFF };
+
+/*
+ * One updating line on stderr: "ntm: send: upload 12.0 / 100.0 MiB (12%),
+ * 85.3 MiB/s, 0:01 left", at most 5 times a second and once at the end
+ * (done == total, which ends the line). Shown on a terminal for phases of
+ * 1 MiB or more (X_PROGRESS_AUTO), always with --progress, never with
+ * --no-progress. A new what starts a new phase (rate from its start).
+ */
+void x_progress(struct xctx *x, const char *what, uint64_t done, uint64_t total);
 
 /* Loads the session: 0, or prints why and returns the exit code. */
 int  xctx_open(struct xctx *x, struct cli *cli, const char *cmd, long timeout_s);

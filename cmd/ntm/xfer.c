@@ -678,17 +678,41 @@ xkey_old_json(const struct xkey *k, int i)
 
 /* ---- progress on a terminal -------------------------------------------------- */
 
-#define X_PROGRESS_MIN	(1024 * 1024)	/* smaller transfers show none */
+#define X_PROGRESS_MIN		(1024 * 1024)	/* smaller phases show none on their own */
+#define X_PROGRESS_EVERY_MS	200
 
-/* "\rntm: send: 12.0 / 100.0 MiB (12%)" on stderr when it is a terminal. */
-static void
-progress(struct xctx *x, const char *what, uint64_t done, uint64_t total)
+void
+x_progress(struct xctx *x, const char *what, uint64_t done, uint64_t total)
 {
-	if (total < X_PROGRESS_MIN || !isatty(STDERR_FILENO))
+	int64_t now = mono_ms(), ms;
+	double rate, left;
+	char eta[32] = "";
+
+	if (x->progress == X_PROGRESS_OFF || (x->progress == X_PROGRESS_AUTO &&
+	    (total < X_PROGRESS_MIN || !isatty(STDERR_FILENO))))
 		return;
-	fprintf(stderr, "\rntm: %s: %s %.1f / %.1f MiB (%d%%)%s", x->cmd, what,
-	    (double)done / 1048576, (double)total / 1048576, (int)(done * 100 / total),
-	    done >= total ? "\n" : "");
+	if (x->prog_what == NULL || strcmp(x->prog_what, what) != 0) {
+		x->prog_what = what;
+		x->prog_start = now;
+		x->prog_last = 0;
+	}
+	if (done < total && now - x->prog_last < X_PROGRESS_EVERY_MS)
+		return;
+	x->prog_last = now;
+	ms = now - x->prog_start;
+	rate = ms > 0 ? (double)done * 1000.0 / (double)ms : 0;
+	if (done >= total)
+		snprintf(eta, sizeof(eta), "in %lld.%01llds", (long long)(ms / 1000),
+		    (long long)(ms % 1000 / 100));
+	else if (rate > 0) {
+		left = (double)(total - done) / rate;
+		snprintf(eta, sizeof(eta), "%d:%02d left", (int)left / 60, (int)left % 60);
+	} else
+		snprintf(eta, sizeof(eta), "--:-- left");
+	fprintf(stderr, "\rntm: %s: %s %.1f / %.1f MiB (%d%%), %.1f MiB/s, %s%s%s",
+	    x->cmd, what, (double)done / 1048576, (double)total / 1048576,
+	    total ? (int)(done * 100 / total) : 100, rate / 1048576, eta,
+	    isatty(STDERR_FILENO) ? "\033[K" : "", done >= total ? "\n" : "");
 	fflush(stderr);
 }
 
@@ -869,7 +893,7 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
 		}
 		off = got;
-		progress(x, "upload", off, size);
+		x_progress(x, "upload", off, size);
 	}
 	free(buf);
 	if (off < size)
@@ -909,9 +933,8 @@ dl_write(char *p, size_t size, size_t nmemb, void *arg)
 		d->stopped = 1;
 		return 0;	/* aborts the transfer */
 	}
-	/* About every 4 MiB, and at the end. */
-	if (d->total && ((d->done + n) >> 22 != d->done >> 22 || d->done + n == d->total))
-		progress(d->x, "download", d->done + n, d->total);
+	if (d->total)
+		x_progress(d->x, "download", d->done + n, d->total);
 	d->done += n;
 	return n;
 }

@@ -126,3 +126,35 @@ keys_of() {
 	assert_success
 	assert_equal "$(keys_of "$(B)" "$(fqdn_of "$(A)")")" "true/$k"
 }
+
+@test "--progress shows rate and time left off a terminal; without it nothing extra" {
+	local bob out=$BATS_TEST_TMPDIR/out err=$BATS_TEST_TMPDIR/err
+	bob=$(fqdn_of "$(B)")
+	mkdir "$out"
+	# Not a terminal: stderr stays empty.
+	run_t ntm -c "$(A)" send "$bob" "$BATS_FILE_TMPDIR/file.bin" --json
+	assert_success
+	run_t bash -c 'ntm -c "$1" fetch -o "$2" 2>"$3"' _ "$(B)" "$out" "$err.quiet"
+	assert_success
+	assert_output --partial "fetched $out/file.bin"
+	[ ! -s "$err.quiet" ]
+	run_t bash -c 'ntm -c "$1" send "$2" "$3" --no-progress 2>"$4"' _ "$(A)" "$bob" \
+	    "$BATS_FILE_TMPDIR/file.bin" "$err.none"
+	assert_success
+	[ ! -s "$err.none" ]
+	run_t ntm -c "$(B)" fetch -o "$out" --no-progress
+	assert_success
+
+	# --progress: the phases, their rate and the time taken, on stderr only.
+	run_t bash -c 'ntm -c "$1" send "$2" "$3" --progress 2>"$4"' _ "$(A)" "$bob" \
+	    "$BATS_FILE_TMPDIR/file.bin" "$err.send"
+	assert_success
+	refute_output --partial "MiB/s"
+	run cat "$err.send"
+	assert_output --regexp "ntm: send: seal 2\.9 / 2\.9 MiB \(100%\), [0-9.]+ MiB/s, in [0-9]+\.[0-9]s"
+	assert_output --regexp "ntm: send: upload 2\.9 / 2\.9 MiB \(100%\), [0-9.]+ MiB/s, in [0-9]+\.[0-9]s"
+	run_t bash -c 'ntm -c "$1" fetch -o "$2" --progress 2>"$3"' _ "$(B)" "$out" "$err.fetch"
+	assert_success
+	run cat "$err.fetch"
+	assert_output --regexp "ntm: fetch: download 2\.9 / 2\.9 MiB \(100%\), [0-9.]+ MiB/s, in [0-9]+\.[0-9]s"
+}
