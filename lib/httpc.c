@@ -146,6 +146,12 @@ map_curl_err(CURLcode rc, int toobig)
 	}
 }
 
+int
+ntm_http_curl_err(int curlcode)
+{
+	return map_curl_err((CURLcode)curlcode, 0);
+}
+
 static void
 xfer_done(struct xfer *x, CURLcode rc)
 {

@@ -516,6 +516,10 @@ typedef void ntm_httpc_cb(const struct ntm_http_result *res, void *arg);
  * or NULL. timeout_ms bounds the whole request. */
 int  ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
     json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg) NTM_WUR;
+/* The NTM_ERR_* a libcurl result code (CURLcode) maps to, as for
+ * ntm_httpc_request's err: 0 for CURLE_OK. For callers driving libcurl
+ * themselves. */
+int  ntm_http_curl_err(int curlcode);
 /* Blocking convenience for the CLI: runs its own loop until done. On return
  * *status and *json (new reference or NULL) are set; returns res.err. */
 int  ntm_https_call(const char *cafile, const char *method, const char *url,

@@ -24,6 +24,7 @@ struct xctx {
 	struct session	 s;
 	long		 timeout_ms;	/* each JSON call */
 	char		 cs[NTM_PUSH_URL_MAX + 1];	/* our DC's CS ("" until asked) */
+	int		 cs_cached;	/* x->cs came from the state dir */
 	int		 progress;	/* X_PROGRESS_AUTO, _ON (--progress), _OFF */
 	int64_t		 prog_start, prog_last;	/* mono ms of this phase's start, last line */
 	const char	*prog_what;	/* the phase shown */
@@ -54,8 +55,11 @@ int  x_valid_peer(struct xctx *x, const char *s, const char *what);
  */
 int  x_call(struct xctx *x, const char *base, const char *method, const char *path,
     json_t *body, long want, json_t **out);
-/* GET /v1/exchange/cs at our DC into x->cs: 0 or an exit code. */
+/* Our DC's CS into x->cs: remembered for 10 minutes in the state dir, else
+ * GET /v1/exchange/cs at our DC. 0 or an exit code. */
 int  x_our_cs(struct xctx *x);
+/* Forgets the remembered CS (it could not be reached): ask the DC again. */
+void x_forget_cs(struct xctx *x);
 
 /*
  * After a commit at the CS at base: the CS announces the object to each

@@ -18,9 +18,28 @@
 #include "common.h"
 #include "xcli.h"
 
-/* Connections and TLS sessions shared by the easy handles of one run
- * (single-threaded: no locks). */
-static CURLSH *share;
+/* One libcurl handle for every request of a run, JSON calls and raw
+ * transfers alike: its connections (kept alive, one per server), TLS
+ * sessions and CA store outlive each request (curl_easy_reset keeps them),
+ * so a run makes one TLS handshake per server. */
+static CURL *easy;
+static int n_requests, n_connects;	/* for -vv: round trips and handshakes of a run */
+
+/* After each request: its time, and whether it opened a connection (-vv). */
+static void
+easy_count(CURL *c, const char *what, const char *url)
+{
+	double total = 0;
+	long conns = 0, status = 0;
+
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &total);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	n_requests++;
+	n_connects += (int)conns;
+	log_debug("%s %s: %ld in %.1f ms (%s)", what, url, status, total * 1000,
+	    conns ? "new connection" : "reused");
+}
 
 int
 xctx_open(struct xctx *x, struct cli *cli, const char *cmd, long timeout_s)
@@ -51,9 +70,11 @@ void
 xctx_close(struct xctx *x)
 {
 	session_free(&x->s);
-	if (share) {
-		curl_share_cleanup(share);
-		share = NULL;
+	if (n_requests)
+		log_debug("%d HTTPS requests, %d connections", n_requests, n_connects);
+	if (easy) {
+		curl_easy_cleanup(easy);
+		easy = NULL;
 	}
 }
 
@@ -71,6 +92,104 @@ x_valid_peer(struct xctx *x, const char *s, const char *what)
 	return 1;
 }
 
+/* A response body kept whole, up to X_RESP_MAX bytes (JSON answers). */
+#define X_RESP_MAX	(1024 * 1024)
+struct dbuf {
+	char	*p;
+	size_t	 len, cap;
+	int	 over;
+};
+
+static size_t
+dbuf_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct dbuf *b = arg;
+	size_t n = size * nmemb, cap;
+	char *q;
+
+	if (b->len + n > X_RESP_MAX) {
+		b->over = 1;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((q = realloc(b->p, cap)) == NULL)
+			return 0;
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static CURL *easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs);
+static void easy_free(CURL *c, struct curl_slist *hdrs);
+
+/* One JSON request on the shared handle: 0 when an answer came (any
+ * status), else an NTM_ERR_* with errmsg. *json: the body if it is a JSON
+ * object (new), else NULL. */
+static int
+json_call(struct xctx *x, const char *method, const char *url, json_t *body, long *status,
+    json_t **json, char *errmsg, size_t errlen)
+{
+	struct curl_slist *h;
+	struct dbuf b = { NULL, 0, 0, 0 };
+	char *text = NULL;
+	CURLcode rc;
+	CURL *c;
+	int err;
+
+	*json = NULL;
+	*status = 0;
+	if ((c = easy_new(x, url, &h)) == NULL)
+		return NTM_ERR_NOMEM;
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)X_RESP_MAX);
+	if (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+		if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+			easy_free(c, h);
+			return NTM_ERR_NOMEM;
+		}
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : 0));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "");
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET") != 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dbuf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	easy_count(c, method, url);
+	if ((err = ntm_http_curl_err(rc)) != 0 || b.over) {
+		if (b.over || rc == CURLE_FILESIZE_EXCEEDED) {
+			err = NTM_ERR_TOOBIG;
+			snprintf(errmsg, errlen, "response body over the limit of %d bytes",
+			    X_RESP_MAX);
+		} else
+			snprintf(errmsg, errlen, "%s", curl_easy_strerror(rc));
+	} else if (b.len > 0) {
+		*json = json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, NULL);
+		if (*json && !json_is_object(*json)) {
+			json_decref(*json);
+			*json = NULL;
+		}
+	}
+	if (text) {
+		ntm_wipe(text, strlen(text));
+		free(text);
+	}
+	free(b.p);
+	easy_free(c, h);
+	return err;
+}
+
 int
 x_call(struct xctx *x, const char *base, const char *method, const char *path, json_t *body,
     long want, json_t **out)
@@ -85,14 +204,18 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 		*out = NULL;
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	log_info("%s %s", method, url);
-	err = ntm_https_call(x->s.ca_file, method, url, body, x->s.token, x->timeout_ms, &status,
-	    &resp, errmsg, sizeof(errmsg));
+	err = json_call(x, method, url, body, &status, &resp, errmsg, sizeof(errmsg));
 	if (err == 0 && status == want) {
 		if (out)
 			*out = resp;
 		else
 			json_decref(resp);
 		return 0;
+	}
+	/* A remembered CS that is gone: the caller asks the DC again. */
+	if (x->cs_cached && err == NTM_ERR_CONNECT && strcmp(base, x->cs) == 0) {
+		log_info("%s: %s; asking %s for its CS", base, errmsg, x->s.dc_url);
+		return EXIT_UNREACH;
 	}
 	ret = cli_http_fail(x->cmd, base, err, status, resp, errmsg);
 	code = json_string_value(json_object_get(resp, "code"));
@@ -105,6 +228,67 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 	return ret;
 }
 
+/* Our DC's CS URL, kept in STATE_DIR/X_CS_FILE for X_CS_KEEP_S so that a
+ * send talks to the CS alone: {"dc": DC URL, "cs": CS URL, "time": T}. */
+#define X_CS_FILE	"cs.json"
+#define X_CS_KEEP_S	600
+
+static int
+cs_cached(struct xctx *x)
+{
+	char *path = cli_state_path(x->cli, X_CS_FILE), *text = NULL;
+	const char *dc, *cs;
+	json_t *j = NULL;
+	int64_t t;
+	size_t len;
+	int ok = 0;
+
+	if (ntm_file_read(path, 4096, &text, &len) == 0 &&
+	    (j = json_loadb(text, len, 0, NULL)) != NULL &&
+	    (dc = json_string_value(json_object_get(j, "dc"))) != NULL &&
+	    (cs = json_string_value(json_object_get(j, "cs"))) != NULL &&
+	    strcmp(dc, x->s.dc_url) == 0 && ntm_valid_push_url(cs)) {
+		t = json_integer_value(json_object_get(j, "time"));
+		if (t <= now_unix() && now_unix() - t < X_CS_KEEP_S) {
+			snprintf(x->cs, sizeof(x->cs), "%s", cs);
+			x->cs_cached = 1;
+			ok = 1;
+		}
+	}
+	json_decref(j);
+	free(text);
+	free(path);
+	return ok;
+}
+
+static void
+cs_remember(struct xctx *x)
+{
+	char *path = cli_state_path(x->cli, X_CS_FILE), *text;
+	json_t *j = json_pack("{s:s, s:s, s:I}", "dc", x->s.dc_url, "cs", x->cs, "time",
+	    (json_int_t)now_unix());
+
+	if (j && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
+		if (cli_state_prepare(x->cli, x->cmd) == 0 &&
+		    ntm_file_write(path, text, strlen(text), 0600) < 0)
+			log_info("cannot write %s", path);
+		free(text);
+	}
+	json_decref(j);
+	free(path);
+}
+
+void
+x_forget_cs(struct xctx *x)
+{
+	char *path = cli_state_path(x->cli, X_CS_FILE);
+
+	unlink(path);
+	free(path);
+	x->cs[0] = '\0';
+	x->cs_cached = 0;
+}
+
 int
 x_our_cs(struct xctx *x)
 {
@@ -112,7 +296,7 @@ x_our_cs(struct xctx *x)
 	const char *cs;
 	int ret;
 
-	if (x->cs[0])
+	if (x->cs[0] || cs_cached(x))
 		return 0;
 	if ((ret = x_call(x, x->s.dc_url, "GET", "/v1/exchange/cs", NULL, 200, &r)) != 0)
 		return ret;
@@ -124,6 +308,7 @@ x_our_cs(struct xctx *x)
 	}
 	snprintf(x->cs, sizeof(x->cs), "%s", cs);
 	json_decref(r);
+	cs_remember(x);
 	return 0;
 }
 
@@ -741,39 +926,37 @@ rbuf_write(char *p, size_t size, size_t nmemb, void *arg)
 static CURL *
 easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs)
 {
-	CURL *c = curl_easy_init();
 	char *auth;
 
-	if (c == NULL)
+	if (easy == NULL && (easy = curl_easy_init()) == NULL)
 		return NULL;
-	/* One connection (and TLS session) for all the chunks of a transfer. */
-	if (share == NULL && (share = curl_share_init()) != NULL) {
-		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	}
-	if (share)
-		curl_easy_setopt(c, CURLOPT_SHARE, share);
+	curl_easy_reset(easy);
 	auth = xasprintf("Authorization: Bearer %s", x->s.token);
 	*hdrs = curl_slist_append(NULL, auth);
 	ntm_wipe(auth, strlen(auth));
 	free(auth);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, *hdrs);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "ntm/" NTM_VERSION);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
 	/* Large objects take long: give up only when the transfer stalls. */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(x->timeout_ms / 1000));
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)(x->timeout_ms / 1000));
 	if (x->s.ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, x->s.ca_file);
-	return c;
+		curl_easy_setopt(easy, CURLOPT_CAINFO, x->s.ca_file);
+	return easy;
 }
 
+/* The handle stays for the next request; only the headers go. */
 static void
 easy_free(CURL *c, struct curl_slist *hdrs)
 {
-	curl_easy_cleanup(c);
+	(void)c;
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 }
 
@@ -825,6 +1008,7 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	easy_count(c, "PUT", url);
 	if (rc == CURLE_OK && status == 200 &&
 	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
 	    json_is_integer(json_object_get(j, "offset"))) {
@@ -868,6 +1052,11 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 	*commit = NULL;
 	json_object_set_new(create, "size", json_integer((json_int_t)size));
 	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	if (ret == EXIT_UNREACH && x->cs_cached) {
+		x_forget_cs(x);
+		if ((ret = x_our_cs(x)) == 0)
+			ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	}
 	json_decref(create);
 	if (ret != 0)
 		return ret;
@@ -963,6 +1152,7 @@ x_cs_download(struct xctx *x, const char *base, const char *sha256, uint64_t siz
 	curl_easy_setopt(d.c, CURLOPT_WRITEDATA, &d);
 	rc = curl_easy_perform(d.c);
 	curl_easy_getinfo(d.c, CURLINFO_RESPONSE_CODE, &status);
+	easy_count(d.c, "GET", url);
 	if (d.stopped)
 		ret = EXIT_VERIFY;
 	else if (rc == CURLE_OK && status == 200)
