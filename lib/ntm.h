@@ -439,6 +439,8 @@ const char *ntm_req_method(const struct ntm_req *r);
 const char *ntm_req_path(const struct ntm_req *r);
 const char *ntm_req_header(const struct ntm_req *r, const char *name);
 const uint8_t *ntm_req_body(const struct ntm_req *r, size_t *len);
+/* Takes the body (new, free() it; NULL if none): r no longer holds it. */
+uint8_t *ntm_req_take_body(struct ntm_req *r, size_t *len);
 json_t *ntm_req_json(const struct ntm_req *r);			/* borrowed */
 const struct ntm_cert *ntm_req_cert(const struct ntm_req *r);	/* signed routes */
 const char *ntm_req_peer(const struct ntm_req *r);		/* "addr:port" */
