@@ -388,11 +388,11 @@ chunk_done(void *arg)
 	free(j);
 }
 
-/* Queues the chunk on the worker: 0 (the answer is sent or held back), or
- * -1 (nothing was queued: write it here). */
+/* Queues the chunk on the worker: 0 (the answer is sent, held back, or left
+ * to a commit when reply is 0), or -1 (nothing was queued: write it here). */
 static int
 chunk_queue(struct cs *cs, struct ntm_req *req, const struct cs_up *u, uint64_t offset,
-    int64_t next)
+    int64_t next, int reply)
 {
 	struct cs_writing *wr;
 	struct cs_chunk_job *j;
@@ -416,7 +416,9 @@ chunk_queue(struct cs *cs, struct ntm_req *req, const struct cs_up *u, uint64_t 
 	wr->jobs++;
 	wr->bytes += j->len;
 	wr->end = next;
-	if (wr->jobs == 1)
+	if (!reply)
+		;	/* a commit follows on the worker, and answers */
+	else if (wr->jobs == 1)
 		ntm_reply_json(req, 200, upload_json(u, next));
 	else {
 		wr->waiting = req;
@@ -426,6 +428,10 @@ chunk_queue(struct cs *cs, struct ntm_req *req, const struct cs_up *u, uint64_t 
 	return 0;
 }
 
+static int commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u,
+    int64_t have, int64_t size, const char *hex);
+static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
+
 static void
 on_chunk(struct ntm_req *req, void *arg)
 {
@@ -433,6 +439,7 @@ on_chunk(struct ntm_req *req, void *arg)
 	struct cs_who w;
 	struct cs_up u;
 	const uint8_t *body;
+	const char *hex = ntm_req_query(req, "sha256");
 	size_t len;
 	uint64_t offset;
 	int64_t have;
@@ -444,28 +451,49 @@ on_chunk(struct ntm_req *req, void *arg)
 		    "must be a decimal byte offset");
 		return;
 	}
+	if (hex && !cs_valid_hex(hex, CS_HEX_HASH)) {
+		ntm_reply_error(req, 400, "bad_field", "sha256", "query parameter 'sha256': "
+		    "not %d lowercase hex digits", CS_HEX_HASH);
+		return;
+	}
 	if (find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
 		return;
 	have = writing_end(cs, u.id, have);
 	body = ntm_req_body(req, &len);
-	if (chunk_refused(req, &u, have, offset, len) == 0) {
-		(void)cs_db_upload_touch(cs->db, u.id, now_unix());
-		if (chunk_queue(cs, req, &u, offset, have + (int64_t)len) == 0)
-			;
-		else if (ntm_req_body(req, NULL) == NULL)
-			ntm_reply_error(req, 503, "busy", NULL, "too many writes queued");
-		else if (writing_find(cs, u.id, 0) != NULL)
-			/* Not queued while others are: it would be written first. */
-			ntm_reply_error(req, 503, "busy", NULL, "too many writes queued");
-		else if (cs_tmp_write(cs, u.id, offset, body, len) < 0) {
-			cs_hash_drop(cs, u.id);
-			log_warn("upload %s: write", u.id);
-			ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
-		} else {
-			cs_hash_add(cs, u.id, offset, body, len);
-			ntm_reply_json(req, 200, upload_json(&u, have + (int64_t)len));
-		}
+	if (chunk_refused(req, &u, have, offset, len) != 0)
+		goto out;
+	/* sha256 with the last chunk: the commit follows it (one round trip). */
+	if (hex && (int64_t)(offset + len) != u.size) {
+		ntm_reply_error(req, 400, "bad_field", "sha256", "query parameter 'sha256' "
+		    "goes only with the chunk that ends the upload (at %lld bytes)",
+		    (long long)u.size);
+		goto out;
 	}
+	if (hex && commit_refused(cs, req, &u, have + (int64_t)len, u.size, hex) < 0)
+		goto out;
+	(void)cs_db_upload_touch(cs->db, u.id, now_unix());
+	if (chunk_queue(cs, req, &u, offset, have + (int64_t)len, hex == NULL) == 0)
+		;
+	else if (ntm_req_body(req, NULL) == NULL || writing_find(cs, u.id, 0) != NULL) {
+		/* Gone with a failed submit, or not queued while others are (it
+		 * would be written first). */
+		ntm_reply_error(req, 503, "busy", NULL, "too many writes queued");
+		goto out;
+	} else if (cs_tmp_write(cs, u.id, offset, body, len) < 0) {
+		cs_hash_drop(cs, u.id);
+		log_warn("upload %s: write", u.id);
+		ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
+		goto out;
+	} else {
+		cs_hash_add(cs, u.id, offset, body, len);
+		if (hex == NULL)
+			ntm_reply_json(req, 200, upload_json(&u, have + (int64_t)len));
+	}
+	if (hex) {
+		commit_start(cs, req, &u, hex);	/* takes u.dests */
+		return;
+	}
+out:
 	free(u.dests);
 }
 

@@ -980,10 +980,12 @@ http_fail(struct xctx *x, const char *base, CURLcode rc, long status, const stru
 	return ret;
 }
 
-/* PUT one chunk: 0 with *offset the CS's new total, or an exit code. */
+/* PUT one chunk: 0 with *offset the CS's new total, or an exit code. The
+ * last one carries sha256 (or NULL): the CS commits after writing it and
+ * answers 201 with the commit's answer into *commit (new). */
 static int
 put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t n,
-    uint64_t *offset)
+    const char *sha256, uint64_t *offset, json_t **commit, int *resumable)
 {
 	char url[NTM_PUSH_URL_MAX + 128];
 	struct curl_slist *h;
@@ -995,8 +997,8 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	struct ntm_jerr je;
 	int ret;
 
-	snprintf(url, sizeof(url), "%s/v1/cs/upload?id=%s&offset=%llu", x->cs, id,
-	    (unsigned long long)at);
+	snprintf(url, sizeof(url), "%s/v1/cs/upload?id=%s&offset=%llu%s%s", x->cs, id,
+	    (unsigned long long)at, sha256 ? "&sha256=" : "", sha256 ? sha256 : "");
 	if ((c = easy_new(x, url, &h)) == NULL)
 		return EXIT_FAIL;
 	h = curl_slist_append(h, "Content-Type: application/octet-stream");
@@ -1009,13 +1011,28 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	easy_count(c, "PUT", url);
-	if (rc == CURLE_OK && status == 200 &&
+	if (rc == CURLE_OK && status == 201 && sha256 &&
+	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
+	    json_is_string(json_object_get(j, "sha256"))) {
+		*offset = at + n;
+		*commit = j;
+		j = NULL;
+		ret = 0;
+	} else if (rc == CURLE_OK && status == 200 &&
 	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
 	    json_is_integer(json_object_get(j, "offset"))) {
 		*offset = (uint64_t)json_integer_value(json_object_get(j, "offset"));
 		ret = 0;
-	} else
+	} else {
+		/* A lost connection, a server error or a wrong offset: ask the CS
+		 * where it is. Anything else (a refused commit ...) is final. */
+		json_decref(j);
+		j = b.len ? ntm_json_parse(b.data, b.len, &je) : NULL;
+		*resumable = rc != CURLE_OK || status >= 500 ||
+		    (status == 409 && json_is_string(json_object_get(j, "code")) &&
+		    strcmp(json_string_value(json_object_get(j, "code")), "bad_offset") == 0);
 		ret = http_fail(x, x->cs, rc, status, &b);
+	}
 	json_decref(j);
 	easy_free(c, h);
 	return ret;
@@ -1047,7 +1064,7 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 	uint64_t off = 0, got;
 	ssize_t n;
 	size_t want;
-	int ret, retried = 0;
+	int ret, retried = 0, resumable = 0;
 
 	*commit = NULL;
 	json_object_set_new(create, "size", json_integer((json_int_t)size));
@@ -1075,9 +1092,11 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 			ret = EXIT_FAIL;
 			break;
 		}
-		if ((ret = put_chunk(x, id, off, buf, want, &got)) != 0) {
+		/* The last chunk carries the hash: the CS commits with it. */
+		if ((ret = put_chunk(x, id, off, buf, want, off + want == size ? sha256 : NULL,
+		    &got, commit, &resumable)) != 0) {
 			/* Once: ask where the CS is and go on from there. */
-			if (retried++ || upload_offset(x, id, &got) != 0)
+			if (!resumable || retried++ || upload_offset(x, id, &got) != 0)
 				break;
 			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
 		}
@@ -1087,6 +1106,9 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 	free(buf);
 	if (off < size)
 		return ret ? ret : EXIT_FAIL;
+	if (*commit)
+		return 0;
+	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
 	body = json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "upload", id,
 	    "size", (json_int_t)size, "sha256", sha256);
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
