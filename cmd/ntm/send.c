@@ -5,9 +5,11 @@
  * in the peer's cache list and notifies it. ntm send --status ID shows
  * announcement and delivery.
  *
- * The sealed copy is staged in an unlinked file in the state dir while it
- * is hashed (the CS names objects by SHA-256 and wants the size first), so
- * memory stays bounded whatever the input size.
+ * A regular file is sealed as it goes up: its sealed size follows from its
+ * size, and the SHA-256 the CS names the object by goes with the last chunk
+ * (the commit). Standard input is staged first in an unlinked file in the
+ * state dir (the CS wants the size before the bytes). Memory stays bounded
+ * either way: one chunk and one piece.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,33 +71,29 @@ check_text(const char *opt, const char *v, size_t max)
 	return 0;
 }
 
-/* Input and sealed copy. */
+/*
+ * The sealed object (docs/protocol.md §8.2), made as it is read: header,
+ * metadata, then the input in pieces of NTM_XDATA_CHUNK; a short piece is
+ * the last (FINAL), and a full one may be followed by an empty FINAL one.
+ */
+enum { S_META, S_PIECES, S_END };
+
 struct sealer {
-	int			 in, out;
+	struct xctx		*x;
+	int			 in, state;
 	struct ntm_xseal	 xs;
 	struct ntm_sha256	 h;
-	uint64_t		 size;
-	char			 sha[65];
+	uint8_t			 out[4 + NTM_XDATA_MSG_MAX];	/* a message (or the header) */
+	size_t			 len, pos;	/* out[pos, len) not yet taken */
+	char			*meta;
+	int			 in_known;	/* a regular file: its size is in_size */
+	uint64_t		 in_size, in_done;
+	uint64_t		 size;		/* sealed bytes taken */
+	char			 sha[65];	/* once all is taken */
+	const char		*why;		/* why it failed (else errno) */
 };
 
-static int
-put(struct sealer *s, const uint8_t *p, size_t n)
-{
-	ssize_t w;
-
-	ntm_sha256_update(&s->h, p, n);
-	while (n > 0) {
-		if ((w = write(s->out, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		s->size += (uint64_t)w;
-	}
-	return 0;
-}
+static uint8_t piece[NTM_XDATA_CHUNK];
 
 /* Fills buf from fd: bytes read (less than cap only at end of input), or -1. */
 static ssize_t
@@ -117,67 +115,154 @@ read_full(int fd, uint8_t *buf, size_t cap)
 	return (ssize_t)got;
 }
 
-/* Header, metadata, then the input in pieces; the last piece is FINAL. */
 static int
-seal_all(struct xctx *x, struct sealer *s, const struct xkey *keys, int n, const char *name)
+seal_begin(struct xctx *x, struct sealer *s, int in, const struct xkey *keys, int n,
+    const char *name)
 {
-	struct stat st;
-	uint64_t total = 0, in = 0;
-	static uint8_t piece[NTM_XDATA_CHUNK], out[4 + NTM_XDATA_MSG_MAX];
 	uint8_t ids[NTM_XDATA_DEST_MAX][NTM_XKEY_ID], ks[NTM_XDATA_DEST_MAX][NTM_KEY_LEN];
-	uint8_t hdr[NTM_XDATA_HDR_MAX], h[NTM_HASH_LEN];
-	char *meta;
+	struct stat st;
 	json_t *mj;
-	ssize_t r;
-	long m;
-	int i, hl, ret = -1;
+	int i, hl;
 
+	memset(s, 0, sizeof(*s));
+	s->x = x;
+	s->in = in;
+	if (fstat(in, &st) == 0 && S_ISREG(st.st_mode)) {
+		s->in_known = 1;
+		s->in_size = (uint64_t)st.st_size;
+	}
 	if (ntm_sha256_init(&s->h) < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		memcpy(ids[i], keys[i].key_id, NTM_XKEY_ID);
 		memcpy(ks[i], keys[i].key, NTM_KEY_LEN);
 	}
-	hl = ntm_xseal_init(&s->xs, hdr, sizeof(hdr), n, (const uint8_t (*)[NTM_XKEY_ID])ids,
-	    (const uint8_t (*)[NTM_KEY_LEN])ks);
+	hl = ntm_xseal_init(&s->xs, s->out, sizeof(s->out), n,
+	    (const uint8_t (*)[NTM_XKEY_ID])ids, (const uint8_t (*)[NTM_KEY_LEN])ks);
 	ntm_wipe(ks, sizeof(ks));
-	if (hl < 0 || put(s, hdr, (size_t)hl) < 0)
-		goto out;
 	mj = json_pack("{s:i, s:s, s:I}", "version", 1, "name", name, "time",
 	    (json_int_t)now_unix());
-	meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
+	s->meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
 	json_decref(mj);
-	if (meta == NULL || (m = ntm_xseal_push(&s->xs, out, sizeof(out), meta, strlen(meta),
-	    0)) < 0 || put(s, out, (size_t)m) < 0) {
-		free(meta);
-		goto out;
-	}
-	free(meta);
-	/* The size of a regular input is known: show the sealing as a phase. */
-	if (fstat(s->in, &st) == 0 && S_ISREG(st.st_mode))
-		total = (uint64_t)st.st_size;
-	for (;;) {
+	if (hl < 0 || s->meta == NULL)
+		return -1;
+	s->len = (size_t)hl;
+	s->state = S_META;
+	return 0;
+}
+
+/* The sealed size of a regular input (header and meta made already). */
+static uint64_t
+seal_predict(const struct sealer *s)
+{
+	return s->len + 4 + strlen(s->meta) + NTM_XDATA_ABYTES +
+	    (s->in_size / NTM_XDATA_CHUNK + 1) * (4 + NTM_XDATA_ABYTES) + s->in_size;
+}
+
+/* The next message into out: 0, or -1 (why or errno says why). */
+static int
+seal_next(struct sealer *s)
+{
+	ssize_t r;
+	long m;
+
+	if (s->state == S_META) {
+		m = ntm_xseal_push(&s->xs, s->out, sizeof(s->out), s->meta, strlen(s->meta), 0);
+		s->state = S_PIECES;
+	} else {
 		if ((r = read_full(s->in, piece, sizeof(piece))) < 0)
-			goto out;
-		in += (uint64_t)r;
-		if (total)
-			x_progress(x, "seal", in < total ? in : total, total);
-		/* A short piece is the last; a full one may be followed by none:
-		 * then an empty FINAL message ends the stream. */
-		m = ntm_xseal_push(&s->xs, out, sizeof(out), piece, (size_t)r,
+			return -1;
+		s->in_done += (uint64_t)r;
+		if (s->in_known && (s->in_done > s->in_size ||
+		    ((size_t)r < sizeof(piece) && s->in_done != s->in_size))) {
+			s->why = "it changed while it was read";
+			return -1;
+		}
+		m = ntm_xseal_push(&s->xs, s->out, sizeof(s->out), piece, (size_t)r,
 		    (size_t)r < sizeof(piece));
-		if (m < 0 || put(s, out, (size_t)m) < 0)
-			goto out;
 		if ((size_t)r < sizeof(piece))
-			break;
+			s->state = S_END;
 	}
-	ret = ntm_sha256_final(&s->h, h) < 0 ||
-	    ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0 ? -1 : 0;
-out:
+	if (m < 0) {
+		s->why = "cannot seal it";
+		return -1;
+	}
+	s->pos = 0;
+	s->len = (size_t)m;
+	return 0;
+}
+
+/* Up to cap sealed bytes into buf (less only at the end), or -1. */
+static ssize_t
+seal_read(void *arg, uint8_t *buf, size_t cap)
+{
+	struct sealer *s = arg;
+	uint8_t h[NTM_HASH_LEN];
+	size_t got = 0, take;
+
+	while (got < cap) {
+		if (s->pos == s->len) {
+			if (s->state == S_END)
+				break;
+			if (seal_next(s) < 0)
+				return -1;
+			continue;
+		}
+		take = s->len - s->pos < cap - got ? s->len - s->pos : cap - got;
+		memcpy(buf + got, s->out + s->pos, take);
+		ntm_sha256_update(&s->h, s->out + s->pos, take);
+		s->pos += take;
+		got += take;
+	}
+	s->size += got;
+	if (s->state == S_END && s->pos == s->len && s->sha[0] == '\0' &&
+	    (ntm_sha256_final(&s->h, h) < 0 ||
+	    ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0)) {
+		s->why = "cannot hash it";
+		return -1;
+	}
+	return (ssize_t)got;
+}
+
+static const char *
+seal_sha(void *arg)
+{
+	return ((struct sealer *)arg)->sha;
+}
+
+static void
+seal_end(struct sealer *s)
+{
 	ntm_sha256_free(&s->h);
-	ntm_wipe(piece, sizeof(piece));
 	ntm_xseal_wipe(&s->xs);
-	return ret;
+	ntm_wipe(piece, sizeof(piece));
+	ntm_wipe(s->out, sizeof(s->out));
+	free(s->meta);
+	s->meta = NULL;
+}
+
+/* Seals all of the input into fd: 0, or -1. */
+static int
+seal_to(struct sealer *s, int fd)
+{
+	static uint8_t buf[65536];
+	ssize_t n, w;
+	size_t off;
+
+	do {
+		if ((n = seal_read(s, buf, sizeof(buf))) < 0)
+			return -1;
+		for (off = 0; off < (size_t)n; off += (size_t)w)
+			if ((w = write(fd, buf + off, (size_t)n - off)) < 0) {
+				if (errno == EINTR) {
+					w = 0;
+					continue;
+				}
+				return -1;
+			}
+	} while ((size_t)n == sizeof(buf));
+	ntm_wipe(buf, sizeof(buf));
+	return 0;
 }
 
 /* The sealed copy: an unlinked 0600 file in the state dir. */
@@ -262,11 +347,10 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct xctx x;
 	json_t *create = NULL, *commit = NULL, *ann = NULL, *to;
 	const char *name;
-	int i, j, e, ret;
+	int i, j, e, ret, in = -1, staged = -1;
 
 	memset(&s, 0, sizeof(s));
 	memset(keys, 0, sizeof(keys));
-	s.in = s.out = -1;
 	if ((ret = xctx_open(&x, cli, "send", o->timeout)) != 0)
 		return ret;
 	x.progress = o->progress;
@@ -295,21 +379,30 @@ do_send(struct cli *cli, const struct sopts *o)
 	}
 	ret = EXIT_FAIL;
 	if (o->file == NULL || strcmp(o->file, "-") == 0) {
-		s.in = STDIN_FILENO;
+		in = STDIN_FILENO;
 		name = "";
-	} else if ((s.in = open(o->file, O_RDONLY | O_CLOEXEC)) < 0) {
+	} else if ((in = open(o->file, O_RDONLY | O_CLOEXEC)) < 0) {
 		cli_err("send", "FILE '%s': %s", o->file, strerror(errno));
 		ret = EXIT_USAGE;
 		goto out;
 	} else
 		name = strrchr(o->file, '/') ? strrchr(o->file, '/') + 1 : o->file;
-	if (cli_state_prepare(cli, "send") < 0 || (s.out = stage_file(cli)) < 0) {
-		cli_err("send", "cannot stage the sealed copy in %s", cli->state_dir);
+	if (seal_begin(&x, &s, in, keys, o->npeers, name) < 0) {
+		cli_err("send", "cannot seal the input: %s", s.why ? s.why : strerror(errno));
 		goto out;
 	}
-	if (seal_all(&x, &s, keys, o->npeers, name) < 0) {
-		cli_err("send", "cannot seal the input: %s", strerror(errno));
-		goto out;
+	/* A file of known size is sealed as it goes up; anything else is
+	 * staged first (the CS wants the size before the bytes). */
+	if (!s.in_known) {
+		if (cli_state_prepare(cli, "send") < 0 || (staged = stage_file(cli)) < 0) {
+			cli_err("send", "cannot stage the sealed copy in %s", cli->state_dir);
+			goto out;
+		}
+		if (seal_to(&s, staged) < 0) {
+			cli_err("send", "cannot seal the input: %s", s.why ? s.why :
+			    strerror(errno));
+			goto out;
+		}
 	}
 	if ((ret = x_our_cs(&x)) != 0)
 		goto out;
@@ -321,7 +414,15 @@ do_send(struct cli *cli, const struct sopts *o)
 	    "notify", o->notify);
 	if (o->ttl)
 		json_object_set_new(create, "ttl", json_integer(o->ttl));
-	if ((ret = x_cs_upload(&x, s.out, s.size, s.sha, create, &commit)) != 0) {
+	if (s.in_known) {
+		struct x_src src = { seal_read, NULL, seal_sha, &s };
+
+		ret = x_cs_upload_src(&x, &src, seal_predict(&s), create, &commit);
+		if (ret != 0 && s.why)
+			cli_err("send", "FILE '%s': %s", o->file, s.why);
+	} else
+		ret = x_cs_upload(&x, staged, s.size, s.sha, create, &commit);
+	if (ret != 0) {
 		json_decref(to);
 		goto out;
 	}
@@ -334,10 +435,11 @@ do_send(struct cli *cli, const struct sopts *o)
 out:
 	for (i = 0; i < NTM_XDATA_DEST_MAX; i++)
 		ntm_wipe(&keys[i], sizeof(keys[i]));
-	if (s.in > STDIN_FILENO)
-		close(s.in);
-	if (s.out >= 0)
-		close(s.out);
+	seal_end(&s);
+	if (in > STDIN_FILENO)
+		close(in);
+	if (staged >= 0)
+		close(staged);
 	json_decref(commit);
 	json_decref(ann);
 	xctx_close(&x);

@@ -7,6 +7,7 @@
 #define NTM_XCLI_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -169,6 +170,21 @@ json_t *xkey_old_json(const struct xkey *k, int i);
  */
 int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
     json_t **commit);
+/*
+ * The same from a source that makes the bytes as they go up (ntm send seals
+ * a file while it uploads it): read fills exactly cap bytes (-1 with errno
+ * on failure); sha256 is asked once the last byte was read; seek (NULL if
+ * the source cannot) restarts it at a byte offset when the CS resumes
+ * before the chunk held in memory.
+ */
+struct x_src {
+	ssize_t		 (*read)(void *arg, uint8_t *buf, size_t cap);
+	int		 (*seek)(void *arg, uint64_t at);
+	const char	*(*sha256)(void *arg);
+	void		*arg;
+};
+int  x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
+    json_t *create, json_t **commit);
 /* Streams GET /v1/cs/object?sha256= from the CS at base into fn (which
  * returns 0, or -1 to stop). 0, or an exit code after one error line
  * (EXIT_VERIFY when fn stopped it: fn printed why). size (expected bytes,

@@ -1054,17 +1054,63 @@ upload_offset(struct xctx *x, const char *id, uint64_t *offset)
 	return 0;
 }
 
+/* Reads the sealed copy in fd (x_cs_upload). */
+struct fd_src {
+	int		 fd;
+	const char	*sha256;
+	uint64_t	 at;
+};
+
+static ssize_t
+fd_read(void *arg, uint8_t *buf, size_t cap)
+{
+	struct fd_src *f = arg;
+	ssize_t n = pread(f->fd, buf, cap, (off_t)f->at);
+
+	if (n != (ssize_t)cap) {
+		if (n >= 0)
+			errno = EIO;
+		return -1;
+	}
+	f->at += (uint64_t)n;
+	return n;
+}
+
+static int
+fd_seek(void *arg, uint64_t at)
+{
+	((struct fd_src *)arg)->at = at;
+	return 0;
+}
+
+static const char *
+fd_sha(void *arg)
+{
+	return ((struct fd_src *)arg)->sha256;
+}
+
 int
 x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
     json_t **commit)
 {
+	struct fd_src f = { fd, sha256, 0 };
+	struct x_src src = { fd_read, fd_seek, fd_sha, &f };
+
+	return x_cs_upload_src(x, &src, size, create, commit);
+}
+
+int
+x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size, json_t *create,
+    json_t **commit)
+{
 	uint8_t *buf = NULL;
 	char id[64];
+	const char *sha256;
 	json_t *r = NULL, *body;
 	uint64_t off = 0, got;
 	ssize_t n;
-	size_t want;
-	int ret, retried = 0, resumable = 0;
+	size_t want, skip;
+	int ret, retried = 0, resumable = 0, have = 0;
 
 	*commit = NULL;
 	json_object_set_new(create, "size", json_integer((json_int_t)size));
@@ -1085,20 +1131,37 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 		return EXIT_FAIL;
 	}
 	while (off < size) {
-		want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
-		if ((n = pread(fd, buf, want, (off_t)off)) != (ssize_t)want) {
-			cli_err(x->cmd, "cannot read the sealed copy: %s",
-			    n < 0 ? strerror(errno) : "short read");
-			ret = EXIT_FAIL;
-			break;
+		/* buf holds [off, off + want) when have is set (a resumed chunk). */
+		if (!have) {
+			want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
+			if ((n = src->read(src->arg, buf, want)) != (ssize_t)want) {
+				cli_err(x->cmd, "cannot read the input: %s",
+				    n < 0 ? strerror(errno) : "it changed while it was read");
+				ret = EXIT_FAIL;
+				break;
+			}
 		}
+		have = 0;
 		/* The last chunk carries the hash: the CS commits with it. */
-		if ((ret = put_chunk(x, id, off, buf, want, off + want == size ? sha256 : NULL,
-		    &got, commit, &resumable)) != 0) {
+		sha256 = off + want == size ? src->sha256(src->arg) : NULL;
+		if ((ret = put_chunk(x, id, off, buf, want, sha256, &got, commit,
+		    &resumable)) != 0) {
 			/* Once: ask where the CS is and go on from there. */
 			if (!resumable || retried++ || upload_offset(x, id, &got) != 0)
 				break;
 			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
+			if (got >= off && got < off + want) {
+				/* The rest of this chunk, from memory. */
+				skip = (size_t)(got - off);
+				memmove(buf, buf + skip, want - skip);
+				want -= skip;
+				have = 1;
+			} else if (got < off || src->seek == NULL || src->seek(src->arg, got) < 0) {
+				cli_err(x->cmd, "upload %s: the CS holds %llu bytes; cannot go "
+				    "on from there", id, (unsigned long long)got);
+				ret = EXIT_FAIL;
+				break;
+			}
 		}
 		off = got;
 		x_progress(x, "upload", off, size);
@@ -1110,7 +1173,7 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 		return 0;
 	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
 	body = json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "upload", id,
-	    "size", (json_int_t)size, "sha256", sha256);
+	    "size", (json_int_t)size, "sha256", src->sha256(src->arg));
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
 	json_decref(body);
 	return ret;
