@@ -359,8 +359,14 @@ step(struct opener *op, const uint8_t *buf)
 		} else if (write_all(op->fd, op->plain, (size_t)n) < 0) {
 			op->why = "cannot write the temporary file";
 			return -1;
-		} else
+		} else {
+			/* Start writing out each 8 MiB written, so that the fsync
+			 * before the file is placed has little left to do. */
+			if ((op->written + (uint64_t)n) >> 23 != op->written >> 23)
+				(void)sync_file_range(op->fd, (off_t)(op->written >> 23 << 23),
+				    (off_t)1 << 23, SYNC_FILE_RANGE_WRITE);
 			op->written += (uint64_t)n;
+		}
 		op->state = fin ? S_DONE : S_LEN;
 		op->need = 4;
 		return 0;
