@@ -107,6 +107,7 @@ struct cs_writing {
 	int		 jobs;		/* chunks queued or being written */
 	uint64_t	 bytes;		/* their bytes */
 	int64_t		 end;		/* the upload's size once they are written */
+	int		 failed;	/* one failed: the file's size is the truth */
 	struct ntm_req	*waiting;	/* the answer held back, or NULL */
 	int64_t		 size, offset;	/* for it: the upload's size, the new offset */
 };

@@ -336,7 +336,7 @@ writing_end(struct cs *cs, const char *id, int64_t file_size)
 {
 	struct cs_writing *wr = writing_find(cs, id, 0);
 
-	return wr ? wr->end : file_size;
+	return wr && !wr->failed ? wr->end : file_size;
 }
 
 static void
@@ -366,6 +366,8 @@ chunk_done(void *arg)
 	if (wr) {
 		wr->jobs--;
 		wr->bytes -= j->len;
+		if (j->res < 0)
+			wr->failed = 1;	/* the file's size tells where it stopped */
 		/* The one held back is the next chunk: its turn has come. A failed
 		 * write leaves the file short, which the next chunk or the commit
 		 * is told (bad_offset, incomplete). */
@@ -399,7 +401,7 @@ chunk_queue(struct cs *cs, struct ntm_req *req, const struct cs_up *u, uint64_t 
 
 	if (cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL)
 		return -1;
-	if ((wr = writing_find(cs, u->id, 1)) == NULL || wr->waiting != NULL ||
+	if ((wr = writing_find(cs, u->id, 1)) == NULL || wr->waiting != NULL || wr->failed ||
 	    (j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
 	j->cs = cs;
