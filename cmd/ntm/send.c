@@ -460,7 +460,16 @@ do_status(struct cli *cli, const struct sopts *o)
 	if ((ret = x_our_cs(&x)) != 0)
 		goto out;
 	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", o->status);
-	if ((ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r)) != 0)
+	x.cs_probe = 1;
+	ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r);
+	x.cs_probe = 0;
+	if (ret == EXIT_UNREACH && x.cs_cached) {
+		/* The CS remembered is gone: ask our DC which it is now. */
+		x_forget_cs(&x);
+		if ((ret = x_our_cs(&x)) == 0)
+			ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r);
+	}
+	if (ret != 0)
 		goto out;
 	note_delivered(cli, o->status, r);
 	if (o->json) {

@@ -26,6 +26,7 @@ struct xctx {
 	long		 timeout_ms;	/* each JSON call */
 	char		 cs[NTM_PUSH_URL_MAX + 1];	/* our DC's CS ("" until asked) */
 	int		 cs_cached;	/* x->cs came from the state dir */
+	int		 cs_probe;	/* x_call: a remembered CS that is gone is not an error yet */
 	int		 progress;	/* X_PROGRESS_AUTO, _ON (--progress), _OFF */
 	int64_t		 prog_start, prog_last;	/* mono ms of this phase's start, last line */
 	const char	*prog_what;	/* the phase shown */

@@ -213,7 +213,7 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 		return 0;
 	}
 	/* A remembered CS that is gone: the caller asks the DC again. */
-	if (x->cs_cached && err == NTM_ERR_CONNECT && strcmp(base, x->cs) == 0) {
+	if (x->cs_probe && x->cs_cached && err == NTM_ERR_CONNECT && strcmp(base, x->cs) == 0) {
 		log_info("%s: %s; asking %s for its CS", base, errmsg, x->s.dc_url);
 		return EXIT_UNREACH;
 	}
@@ -1114,7 +1114,9 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size, json_t *
 
 	*commit = NULL;
 	json_object_set_new(create, "size", json_integer((json_int_t)size));
+	x->cs_probe = 1;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	x->cs_probe = 0;
 	if (ret == EXIT_UNREACH && x->cs_cached) {
 		x_forget_cs(x);
 		if ((ret = x_our_cs(x)) == 0)

@@ -158,3 +158,30 @@ keys_of() {
 	run cat "$err.fetch"
 	assert_output --regexp "ntm: fetch: download 2\.9 / 2\.9 MiB \(100%\), [0-9.]+ MiB/s, in [0-9]+\.[0-9]s"
 }
+
+@test "a send talks to the CS alone over one connection; a remembered CS that is gone is asked for again" {
+	local bob id dc
+	bob=$(fqdn_of "$(B)")
+	printf 'x' > "$BATS_TEST_TMPDIR/one"
+	run_t ntm -c "$(A)" send "$bob" "$BATS_TEST_TMPDIR/one"	# remembers the CS
+	assert_success
+	run_t ntm -c "$(A)" -vv send "$bob" "$BATS_TEST_TMPDIR/one" --json
+	assert_success
+	assert_output --partial "debug: 3 HTTPS requests, 1 connections"
+	refute_output --partial "/v1/exchange/cs"
+	id=$(grep -o "[0-9a-f]\{64\}" <<<"$output" | head -n 1)
+	# The CS moved (a port nothing listens on): the DC is asked again.
+	dc=$(jq -r .dc_url "$(A)/session.json")
+	printf '{"dc":"%s","cs":"https://127.0.0.1:%s","time":%s}' "$dc" "$(free_port)" \
+	    "$(date +%s)" > "$(A)/cs.json"
+	run_t ntm -c "$(A)" send --status "$id"
+	assert_success
+	assert_output --partial "$bob: announced"
+	printf '{"dc":"%s","cs":"https://127.0.0.1:%s","time":%s}' "$dc" "$(free_port)" \
+	    "$(date +%s)" > "$(A)/cs.json"
+	run_t ntm -c "$(A)" -v send "$bob" "$BATS_TEST_TMPDIR/one"
+	assert_success
+	assert_output --partial "asking $dc for its CS"
+	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
+	assert_success
+}
