@@ -176,8 +176,9 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 	}
 	if ((ret = exchange(&x, o->peer, &k, sha)) != 0)
 		goto out;
-	/* Objects we sealed with the old key may still wait for the peer. */
-	xkey_replace(&k, e == 0 ? &old : NULL, 0);
+	/* Objects sealed with the old key may still be on their way: ours to
+	 * the peer, and the peer's to us until it fetches the new key. */
+	xkey_replace(&k, e == 0 ? &old : NULL, X_KEY_BEFORE_ANY);
 	if ((e = xkey_save(cli, &k)) < 0) {
 		cli_err("keys", "cannot save the key with %s: %s", o->peer, ntm_strerror(e));
 		ret = EXIT_FAIL;

@@ -97,8 +97,12 @@ int  x_exchange_keypair(const struct cli *cli, uint8_t pk[NTM_XPK_LEN],
  *    (ntm send --status) or has expired;
  *  - objects the peer sealed with it (recipient): until no cache entry from
  *    the peer listed before the key that replaced it remains (each fetch
- *    checks; entries expire at the DC).
+ *    checks; entries expire at the DC). When we made the new key, the peer
+ *    goes on sealing with the old one until it fetches ours: kept until a
+ *    fetch of ours finds nothing from the peer left, or X_KEY_PEER_KEEP_S.
  */
+#define X_KEY_BEFORE_ANY	INT64_MAX	/* before: any entry, listed now or later */
+#define X_KEY_PEER_KEEP_S	(7 * 86400)	/* as long as the DCs keep a temporal key */
 #define X_KEY_OLD_MAX	4	/* previous keys kept per peer; the oldest goes first */
 #define X_KEY_SENT_MAX	8	/* objects tracked per key; more: kept until the last expires */
 
@@ -115,6 +119,7 @@ struct xkey_old {
 	int			initiator;
 	int64_t			until;		/* the last object we sealed with it expires (0: none) */
 	int64_t			before;		/* recipient: cache entries below this id may need it */
+	int64_t			peer_until;	/* with X_KEY_BEFORE_ANY: kept until then at most */
 	struct xkey_sent	sent[X_KEY_SENT_MAX];	/* ours, not yet seen delivered */
 	int			nsent, lost;	/* lost: more than X_KEY_SENT_MAX were sent */
 };
@@ -140,7 +145,8 @@ int  xkey_save(const struct cli *cli, const struct xkey *k);
 int  xkey_remove(const struct cli *cli, const char *peer);
 /* Makes k (a new key) the current one for its peer, keeping prev's current
  * key (when it has another id) as a previous one with before (the cache
- * entry id of the new key at a recipient, else 0), and prev's old keys. */
+ * entry id of the new key at a recipient; X_KEY_BEFORE_ANY when we made
+ * it), and prev's old keys. */
 void xkey_replace(struct xkey *k, const struct xkey *prev, int64_t before);
 /* Notes that object sha256 (expiring then) was sealed with key_id. */
 void xkey_note_sent(struct xkey *k, const uint8_t key_id[NTM_XKEY_ID], const char *sha256,

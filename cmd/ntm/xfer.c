@@ -458,7 +458,8 @@ sent_json(const struct xkey_sent *sent, int n)
 static int
 old_needed(const struct xkey_old *o, int64_t now)
 {
-	return o->before > 0 || ((o->nsent > 0 || o->lost) && o->until > now);
+	return (o->before > 0 && (o->before != X_KEY_BEFORE_ANY || o->peer_until > now)) ||
+	    ((o->nsent > 0 || o->lost) && o->until > now);
 }
 
 /* One previous key from its JSON: 0 or -1. */
@@ -466,7 +467,7 @@ static int
 old_parse(json_t *j, struct xkey_old *o)
 {
 	const char *kid = NULL, *key = NULL, *to = NULL;
-	int64_t created = 0, until = 0, before = 0;
+	int64_t created = 0, until = 0, before = 0, peer_until = 0;
 	int init = 0, lost = 0;
 	json_t *sent = NULL;
 	const struct ntm_jfield f[] = {
@@ -477,6 +478,7 @@ old_parse(json_t *j, struct xkey_old *o)
 		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
 		{ "until", NTM_J_INT, 0, &until, 0 },
 		{ "before", NTM_J_INT, 0, &before, 0 },
+		{ "peer_until", NTM_J_INT, 0, &peer_until, 0 },
 		{ "sent", NTM_J_ARR, 0, &sent, 0 },
 		{ "lost", NTM_J_BOOL, 0, &lost, 0 },
 	};
@@ -492,6 +494,7 @@ old_parse(json_t *j, struct xkey_old *o)
 	o->initiator = init;
 	o->until = until;
 	o->before = before;
+	o->peer_until = peer_until;
 	o->lost = lost;
 	return 0;
 }
@@ -641,6 +644,7 @@ xkey_save(const struct cli *cli, const struct xkey *k)
 			continue;
 		json_object_set_new(o, "until", json_integer(p->until));
 		json_object_set_new(o, "before", json_integer(p->before));
+		json_object_set_new(o, "peer_until", json_integer(p->peer_until));
 		json_object_set_new(o, "sent", sent_json(p->sent, p->nsent));
 		json_object_set_new(o, "lost", json_boolean(p->lost));
 		json_array_append_new(old, o);
@@ -688,6 +692,8 @@ xkey_replace(struct xkey *k, const struct xkey *prev, int64_t before)
 		o->initiator = prev->initiator;
 		o->until = prev->until;
 		o->before = before;
+		if (before == X_KEY_BEFORE_ANY)
+			o->peer_until = now_unix() + X_KEY_PEER_KEEP_S;
 		memcpy(o->sent, prev->sent, sizeof(o->sent));
 		o->nsent = prev->nsent;
 		o->lost = prev->lost;

@@ -56,7 +56,7 @@ keys_of() {
 	run_t ntm -c "$(A)" send carol.dc1.ntm.test "$bob" </dev/null
 	assert_failure 13
 	assert_output --partial "no shared key with carol.dc1.ntm.test"
-	run_t ntm -c "$(B)" fetch
+	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
 	assert_success
 }
 
@@ -64,10 +64,11 @@ keys_of() {
 	local bob alice id k1 k2 out=$BATS_TEST_TMPDIR/out
 	bob=$(fqdn_of "$(B)")
 	alice=$(fqdn_of "$(A)")
+	run_t ntm -c "$(A)" keys forget "$bob"	# from the test before
 	run_t ntm -c "$(A)" keys exchange "$bob" --json
 	assert_success
 	k1=$(jq -r .key_id <<<"$output")
-	run_t ntm -c "$(B)" fetch
+	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
 	assert_success
 	# A file sealed with k1, then a new key before bob fetched it.
 	run_t ntm -c "$(A)" send "$bob" "$BATS_FILE_TMPDIR/file.bin" --json
@@ -99,10 +100,13 @@ keys_of() {
 	cmp "$out/file.bin" "$BATS_FILE_TMPDIR/file.bin"
 	assert_equal "$(keys_of "$(B)" "$alice")" "true/$k2"
 
-	# alice sees it delivered, and drops k1 too.
+	# alice sees it delivered; her next fetch finds nothing bob sealed with
+	# k1 either, and k1 goes at her side too.
 	run_t ntm -c "$(A)" send --status "$id"
 	assert_success
 	assert_output --regexp "$bob: delivered at "
+	run_t ntm -c "$(A)" fetch -o "$BATS_TEST_TMPDIR"
+	assert_success
 	assert_equal "$(keys_of "$(A)" "$bob")" "true/$k2"
 	# The new key works both ways.
 	run_t ntm -c "$(A)" send "$bob" "$BATS_FILE_TMPDIR/file.bin"
@@ -112,7 +116,7 @@ keys_of() {
 	cmp "$out/file.bin.1" "$BATS_FILE_TMPDIR/file.bin"
 }
 
-@test "rotation with nothing in flight keeps no previous key" {
+@test "a rotation with nothing in flight: the previous key goes at the next fetch" {
 	local bob k
 	bob=$(fqdn_of "$(B)")
 	run_t ntm -c "$(A)" keys forget "$bob"
@@ -121,10 +125,41 @@ keys_of() {
 	run_t ntm -c "$(A)" keys rotate "$bob" --json
 	assert_success
 	k=$(jq -r .key_id <<<"$output")
+	# bob may still be sealing with the old key until he fetches the new one.
+	assert_equal "$(ntm -c "$(A)" keys list --json |
+	    jq -r --arg p "$bob" '[.keys[] | select(.peer == $p and .current == false)][0].peer_waiting')" true
+	run_t ntm -c "$(A)" fetch -o "$BATS_TEST_TMPDIR"
+	assert_success
 	assert_equal "$(keys_of "$(A)" "$bob")" "true/$k"
-	run_t ntm -c "$(B)" fetch
+	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
 	assert_success
 	assert_equal "$(keys_of "$(B)" "$(fqdn_of "$(A)")")" "true/$k"
+}
+
+@test "the recipient rotates while a file sealed with the old key is on its way: it still opens" {
+	local bob alice k1 k2 out=$BATS_TEST_TMPDIR/out
+	bob=$(fqdn_of "$(B)")
+	alice=$(fqdn_of "$(A)")
+	mkdir "$out"
+	run_t ntm -c "$(A)" keys exchange "$bob" --json
+	assert_success
+	k1=$(jq -r .key_id <<<"$output")
+	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
+	assert_success
+	run_t ntm -c "$(A)" send "$bob" "$BATS_FILE_TMPDIR/file.bin"
+	assert_success
+	# bob makes a new key with alice before he fetched the file.
+	run_t ntm -c "$(B)" keys exchange "$alice" --json
+	assert_success
+	k2=$(jq -r .key_id <<<"$output")
+	assert_equal "$(keys_of "$(B)" "$alice")" "true/$k2"$'\n'"false/$k1"
+	run_t ntm -c "$(B)" fetch -o "$out"
+	assert_success
+	cmp "$out/file.bin" "$BATS_FILE_TMPDIR/file.bin"
+	assert_equal "$(keys_of "$(B)" "$alice")" "true/$k2"
+	run_t ntm -c "$(A)" fetch -o "$BATS_TEST_TMPDIR"
+	assert_success
+	assert_output --partial "key from $bob"
 }
 
 @test "--progress shows rate and time left off a terminal; without it nothing extra" {
