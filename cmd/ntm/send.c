@@ -127,7 +127,8 @@ seal_begin(struct xctx *x, struct sealer *s, int in, const struct xkey *keys, in
 	memset(s, 0, sizeof(*s));
 	s->x = x;
 	s->in = in;
-	if (fstat(in, &st) == 0 && S_ISREG(st.st_mode)) {
+	/* Files that say they are empty (those in /proc) may not be: staged. */
+	if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
 		s->in_known = 1;
 		s->in_size = (uint64_t)st.st_size;
 	}
@@ -170,12 +171,16 @@ seal_next(struct sealer *s)
 		m = ntm_xseal_push(&s->xs, s->out, sizeof(s->out), s->meta, strlen(s->meta), 0);
 		s->state = S_PIECES;
 	} else {
-		if ((r = read_full(s->in, piece, sizeof(piece))) < 0)
+		if ((r = read_full(s->in, piece, sizeof(piece))) < 0) {
+			s->why = strerror(errno);
+			errno = 0;
 			return -1;
+		}
 		s->in_done += (uint64_t)r;
 		if (s->in_known && (s->in_done > s->in_size ||
 		    ((size_t)r < sizeof(piece) && s->in_done != s->in_size))) {
 			s->why = "it changed while it was read";
+			errno = 0;
 			return -1;
 		}
 		m = ntm_xseal_push(&s->xs, s->out, sizeof(s->out), piece, (size_t)r,
@@ -185,6 +190,7 @@ seal_next(struct sealer *s)
 	}
 	if (m < 0) {
 		s->why = "cannot seal it";
+		errno = 0;
 		return -1;
 	}
 	s->pos = 0;
@@ -219,6 +225,7 @@ seal_read(void *arg, uint8_t *buf, size_t cap)
 	    (ntm_sha256_final(&s->h, h) < 0 ||
 	    ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0)) {
 		s->why = "cannot hash it";
+		errno = 0;
 		return -1;
 	}
 	return (ssize_t)got;
@@ -347,6 +354,7 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct xctx x;
 	json_t *create = NULL, *commit = NULL, *ann = NULL, *to;
 	const char *name;
+	uint64_t sealed_size;
 	int i, j, e, ret, in = -1, staged = -1;
 
 	memset(&s, 0, sizeof(s));
@@ -391,6 +399,7 @@ do_send(struct cli *cli, const struct sopts *o)
 		cli_err("send", "cannot seal the input: %s", s.why ? s.why : strerror(errno));
 		goto out;
 	}
+	sealed_size = s.in_known ? seal_predict(&s) : 0;
 	/* A file of known size is sealed as it goes up; anything else is
 	 * staged first (the CS wants the size before the bytes). */
 	if (!s.in_known) {
@@ -417,7 +426,7 @@ do_send(struct cli *cli, const struct sopts *o)
 	if (s.in_known) {
 		struct x_src src = { seal_read, NULL, seal_sha, &s };
 
-		ret = x_cs_upload_src(&x, &src, seal_predict(&s), create, &commit);
+		ret = x_cs_upload_src(&x, &src, sealed_size, create, &commit);
 		if (ret != 0 && s.why)
 			cli_err("send", "FILE '%s': %s", o->file, s.why);
 	} else

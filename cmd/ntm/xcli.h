@@ -180,7 +180,8 @@ int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json
 /*
  * The same from a source that makes the bytes as they go up (ntm send seals
  * a file while it uploads it): read fills exactly cap bytes (-1 with errno
- * on failure); sha256 is asked once the last byte was read; seek (NULL if
+ * on failure, or errno 0 when the caller will say why); sha256 is asked
+ * once the last byte was read; seek (NULL if
  * the source cannot) restarts it at a byte offset when the CS resumes
  * before the chunk held in memory.
  */

@@ -1142,9 +1142,11 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size, json_t *
 		/* buf holds [off, off + want) when have is set (a resumed chunk). */
 		if (!have) {
 			want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
+			errno = 0;
 			if ((n = src->read(src->arg, buf, want)) != (ssize_t)want) {
-				cli_err(x->cmd, "cannot read the input: %s",
-				    n < 0 ? strerror(errno) : "it changed while it was read");
+				if (n >= 0 || errno != 0)	/* else the caller says why */
+					cli_err(x->cmd, "cannot read the input: %s", n < 0 ?
+					    strerror(errno) : "it changed while it was read");
 				ret = EXIT_FAIL;
 				break;
 			}
