@@ -137,8 +137,8 @@ print_key(const struct xkey *k, int json, const char *extra_k, const char *extra
 		cli_print_json(j);
 		return;
 	}
-	printf("%s\n  key id: %s\n  fingerprint: %s\n  made by: %s\n", k->peer,
-	    json_string_value(json_object_get(j, "key_id")),
+	printf("%s\n  key id: %s%s\n  fingerprint: %s\n  made by: %s\n", k->peer,
+	    json_string_value(json_object_get(j, "key_id")), k->nold ? " (current)" : "",
 	    json_string_value(json_object_get(j, "fingerprint")),
 	    json_string_value(json_object_get(j, "made_by")));
 	if (extra_k)
@@ -196,6 +196,7 @@ static int
 list_one(const struct xkey *k, void *arg)
 {
 	json_t *arr = arg, *j;
+	long long n;
 	int i;
 
 	if (arr)
@@ -208,12 +209,16 @@ list_one(const struct xkey *k, void *arg)
 			json_array_append_new(arr, j);
 			continue;
 		}
-		printf("  previous key id: %s\n  previous fingerprint: %s\n"
-		    "    kept while objects sealed with it wait:%s%s\n",
+		n = json_integer_value(json_object_get(j, "sent_waiting"));
+		printf("  previous key id: %s\n  previous fingerprint: %s\n  kept for: ",
 		    json_string_value(json_object_get(j, "key_id")),
-		    json_string_value(json_object_get(j, "fingerprint")),
-		    json_integer_value(json_object_get(j, "sent_waiting")) ? " ours" : "",
-		    json_is_true(json_object_get(j, "peer_waiting")) ? " the peer's" : "");
+		    json_string_value(json_object_get(j, "fingerprint")));
+		if (n)
+			printf("%lld object%s sent with it, not yet seen delivered%s", n,
+			    n > 1 ? "s" : "", json_is_true(json_object_get(j, "peer_waiting")) ?
+			    "; " : "\n");
+		if (json_is_true(json_object_get(j, "peer_waiting")))
+			printf("what %s may have sealed with it\n", k->peer);
 		json_decref(j);
 	}
 	return 0;
