@@ -11,11 +11,10 @@
 #                  ntm fetch does). Same CA, same curl/libcurl and OpenSSL
 #                  on the client side; one nginx worker, as the CS is one
 #                  process.
-#                  ntm send's time includes sealing (encryption into a
-#                  staged copy on disk) before the upload; the upload phase
-#                  alone starts when the client has written as many bytes
-#                  as the input (/proc/PID/io wchar). ntm fetch decrypts
-#                  while it downloads, writes the file and fsyncs it.
+#                  ntm send seals (encrypts) the file as it uploads it, so
+#                  its time is the whole command's, sealing included. ntm
+#                  fetch decrypts while it downloads, writes the file and
+#                  fsyncs it.
 #   memory         peak RSS (ru_maxrss from wait4) of the sending and the
 #                  fetching client; the CS's VmHWM after the transfers.
 #                  The fetched file's SHA-256 must equal the sent one:
@@ -223,7 +222,7 @@ curl_t() {	# OUT CURL-ARGS...: seconds of one curl transfer, its HTTP code in OU
 	t1=$(now)
 	printf '%.3f\n' "$(calc "$t1 - $t0")"
 }
-up_ng='' dn_ng='' dnf_ng='' up_ntm='' seal_ntm='' dn_ntm=''
+up_ng='' dn_ng='' dnf_ng='' up_ntm='' dn_ntm=''
 cpu_up_ng='' cpu_dn_ng='' cpu_up_ntm='' cpu_dn_ntm='' rss_send='' rss_fetch=''
 for ((r = 1; r <= BIG_REPEAT; r++)); do
 	if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
@@ -234,11 +233,11 @@ for ((r = 1; r <= BIG_REPEAT; r++)); do
 		up_ng+=" $t" cpu_up_ng+=" $(calc "$(ng_cpu) - $c0")"
 	fi
 	c0=$(cpu_s "$cs_pid")
-	run_m "$dir/send.m" "$size" "$NTM_BIN/ntm" -c "$dir/alice" send --timeout 300 \
+	run_m "$dir/send.m" 0 "$NTM_BIN/ntm" -c "$dir/alice" send --timeout 300 \
 	    "$bob" "$dir/big.bin" > "$dir/send.out" 2> "$dir/send.err" ||
 	    { cat "$dir/send.err"; fail "ntm send of $MB MiB"; }
-	read -r t mark rss cpu < "$dir/send.m"
-	up_ntm+=" $t" seal_ntm+=" $mark" rss_send+=" $rss"
+	read -r t _ rss cpu < "$dir/send.m"
+	up_ntm+=" $t" rss_send+=" $rss"
 	cpu_up_ntm+=" $(calc "$(cpu_s "$cs_pid") - $c0") $cpu"
 	if [ $NG -eq 1 ]; then
 		# Without a WebDAV upload, nginx serves the input file itself.
@@ -280,7 +279,7 @@ cpu_pair() { echo "$(echo "$1" | awk '{ for (i = 1; i <= NF; i += 2) printf "%s 
 	"$(echo "$1" | awk '{ for (i = 2; i <= NF; i += 2) printf "%s ", $i }' | median)"; }
 echo "  (median of $BIG_REPEAT; ratio = this transfer's rate / the HTTPS baseline's)"
 U_NG=$(echo "$up_ng" | median) D_NG=$(echo "$dn_ng" | median) DF_NG=$(echo "$dnf_ng" | median)
-U=$(echo "$up_ntm" | median) S=$(echo "$seal_ntm" | median) D=$(echo "$dn_ntm" | median)
+U=$(echo "$up_ntm" | median) D=$(echo "$dn_ntm" | median)
 read -r csu clu <<<"$(cpu_pair "$cpu_up_ntm")"
 read -r csd cld <<<"$(cpu_pair "$cpu_dn_ntm")"
 upb='' dnb=''
@@ -288,10 +287,7 @@ if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
 	row "curl -T (nginx WebDAV PUT)" "$U_NG" "" "CPU: nginx $(f2 "$(echo "$cpu_up_ng" | median)") s"
 	upb=$U_NG
 fi
-row "ntm send (seal + upload)" "$U" "$upb" "CPU: CS $(f2 "$csu") s, client $(f2 "$clu") s"
-if [ "$S" != 0 ]; then
-	row "  of which upload (after sealing)" "$(calc "$U - $S" 3)" "$upb" "sealing took $(f2 "$S") s"
-fi
+row "ntm send (sealed as it goes up)" "$U" "$upb" "CPU: CS $(f2 "$csu") s, client $(f2 "$clu") s"
 if [ $NG -eq 1 ]; then
 	row "curl -o /dev/null (nginx GET)" "$D_NG" "" "CPU: nginx $(f2 "$(echo "$cpu_dn_ng" | median)") s"
 	row "curl -o FILE (nginx GET)" "$DF_NG" "$D_NG"
@@ -335,3 +331,9 @@ RT=$(echo "$rts" | median)
 printf 'small messages: %d x (send 1 KiB + fetch --wait), median of %d: %.2f round trips/s (%.0f ms each)\n' \
     "$SMALL" "$SMALL_REPEAT" "$RT" "$(calc "1000 / $RT" 1)"
 echo "  runs: $rts round trips/s"
+# The HTTPS requests of one round trip, as ntm -vv counts them.
+reqs() { sed -n 's/.*debug: \([0-9]* HTTPS requests, [0-9]* connections\)$/\1/p'; }
+rq_send=$(ntm -c "$dir/alice" -vv send "$bob" "$dir/small/m0.bin" 2>&1 >/dev/null | reqs)
+rq_fetch=$(ntm -c "$dir/bob" -vv fetch --from "$alice" --wait --timeout 30 -o "$dir/smallout" \
+    2>&1 >/dev/null | reqs)
+echo "  per round trip: ntm send ${rq_send:-?}; ntm fetch ${rq_fetch:-?}"

@@ -138,8 +138,8 @@ _ntm()
 	"keys show") opts="--json -h --help" ;;
 	"keys rotate") opts="--timeout --json -h --help" ;;
 	"keys forget") opts="--json -h --help" ;;
-	send) opts="--app --service --item --notify --ttl --status --timeout --json -h --help" ;;
-	fetch) opts="--from --wait -o --output --discard --timeout --json -h --help" ;;
+	send) opts="--app --service --item --notify --ttl --status --timeout --progress --no-progress --json -h --help" ;;
+	fetch) opts="--from --wait -o --output --discard --timeout --progress --no-progress --json -h --help" ;;
 	shell) opts="-h --help" ;;
 	help) opts="--commands --json -h --help" ;;
 	esac

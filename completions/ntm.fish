@@ -269,6 +269,8 @@ complete -c ntm -n "__ntm_using send" -l notify -x -d 'notification message (ser
 complete -c ntm -n "__ntm_using send" -l ttl -x -d 'keep the object SEC seconds at the CS'
 complete -c ntm -n "__ntm_using send" -l status -x -d 'show the delivery of object ID'
 complete -c ntm -n "__ntm_using send" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__ntm_using send" -l progress -d 'show rate and time left even off a terminal'
+complete -c ntm -n "__ntm_using send" -l no-progress -d 'show no progress'
 complete -c ntm -n "__ntm_using send" -l json -d 'print one JSON object'
 complete -c ntm -n "__ntm_using send" -s h -l help -d 'show the help and exit'
 
@@ -278,6 +280,8 @@ complete -c ntm -n "__ntm_using fetch" -l wait -d 'wait until something arrives'
 complete -c ntm -n "__ntm_using fetch" -s o -l output -r -a '(__fish_complete_directories)' -d 'write into DIR, or - for stdout'
 complete -c ntm -n "__ntm_using fetch" -l discard -x -d 'drop cache entry ID without fetching it'
 complete -c ntm -n "__ntm_using fetch" -l timeout -x -d 'give up after SEC seconds (1..300)'
+complete -c ntm -n "__ntm_using fetch" -l progress -d 'show rate and time left even off a terminal'
+complete -c ntm -n "__ntm_using fetch" -l no-progress -d 'show no progress'
 complete -c ntm -n "__ntm_using fetch" -l json -d 'print one JSON object'
 complete -c ntm -n "__ntm_using fetch" -s h -l help -d 'show the help and exit'
 

@@ -187,6 +187,12 @@ verify_reason(const char *errbuf, CURLcode rc)
 	return errbuf;
 }
 
+int
+ntm_http_curl_err(int curlcode)
+{
+	return map_curl_err((CURLcode)curlcode, 0);
+}
+
 static void
 xfer_done(struct xfer *x, CURLcode rc)
 {

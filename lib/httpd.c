@@ -385,6 +385,18 @@ ntm_req_body(const struct ntm_req *r, size_t *len)
 	return r->body;
 }
 
+uint8_t *
+ntm_req_take_body(struct ntm_req *r, size_t *len)
+{
+	uint8_t *b = r->body;
+
+	if (len)
+		*len = r->len;
+	r->body = NULL;
+	r->len = 0;
+	return b;
+}
+
 json_t *
 ntm_req_json(const struct ntm_req *r)
 {

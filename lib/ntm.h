@@ -440,6 +440,8 @@ const char *ntm_req_method(const struct ntm_req *r);
 const char *ntm_req_path(const struct ntm_req *r);
 const char *ntm_req_header(const struct ntm_req *r, const char *name);
 const uint8_t *ntm_req_body(const struct ntm_req *r, size_t *len);
+/* Takes the body (new, free() it; NULL if none): r no longer holds it. */
+uint8_t *ntm_req_take_body(struct ntm_req *r, size_t *len);
 json_t *ntm_req_json(const struct ntm_req *r);			/* borrowed */
 const struct ntm_cert *ntm_req_cert(const struct ntm_req *r);	/* signed routes */
 const char *ntm_req_peer(const struct ntm_req *r);		/* "addr:port" */
@@ -520,6 +522,10 @@ typedef void ntm_httpc_cb(const struct ntm_http_result *res, void *arg);
  * or NULL. timeout_ms bounds the whole request. */
 int  ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
     json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg) NTM_WUR;
+/* The NTM_ERR_* a libcurl result code (CURLcode) maps to, as for
+ * ntm_httpc_request's err: 0 for CURLE_OK. For callers driving libcurl
+ * themselves. */
+int  ntm_http_curl_err(int curlcode);
 /* Blocking convenience for the CLI: runs its own loop until done. On return
  * *status and *json (new reference or NULL) are set; returns res.err. */
 int  ntm_https_call(const char *cafile, const char *method, const char *url,

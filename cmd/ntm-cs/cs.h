@@ -6,6 +6,7 @@
 #ifndef NTM_CS_H
 #define NTM_CS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "srv.h"
@@ -81,8 +82,42 @@ struct cs_commit_job;
 struct cs_announcer;
 struct cs_mwait;
 
+/*
+ * The SHA-256 of an upload's bytes so far, kept as its chunks are written,
+ * so that a commit only fsyncs (reading the file back only when the CS
+ * restarted, or the hash of that upload was not kept).
+ */
+#define CS_HASHES	16
+struct cs_hash {
+	char			id[CS_HEX_ID + 1];	/* "" when free */
+	uint64_t		at;	/* bytes hashed */
+	int64_t			used;	/* for replacing the least recently used */
+	struct ntm_sha256	h;
+};
+
+/*
+ * Chunks of an upload being written on the worker (upload.c): the CS
+ * answers a chunk as soon as it is queued, so that the client sends the
+ * next one while this one is written; the answer to that next one waits
+ * until the one before it is written (at most two chunks held per upload).
+ */
+#define CS_WRITING	16
+struct cs_writing {
+	char		 id[CS_HEX_ID + 1];	/* "" when free */
+	int		 jobs;		/* chunks queued or being written */
+	uint64_t	 bytes;		/* their bytes */
+	int64_t		 end;		/* the upload's size once they are written */
+	int		 failed;	/* one failed: the file's size is the truth */
+	struct ntm_req	*waiting;	/* the answer held back, or NULL */
+	int64_t		 size, offset;	/* for it: the upload's size, the new offset */
+};
+
 struct cs {
 	struct srv		*srv;
+	pthread_mutex_t		 hash_lock;	/* hashes: the worker adds, commits take */
+	struct cs_hash		 hashes[CS_HASHES];
+	int64_t			 hash_clock;
+	struct cs_writing	 writing[CS_WRITING];
 	sqlite3			*db;
 	struct ntm_worker	*worker;	/* made on first commit (after fork) */
 	struct event		*gc_ev;
@@ -178,9 +213,16 @@ int  cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p,
 /* Bytes in the temp file of id, NTM_ERR_NOTFOUND if it is gone, or another error. */
 int64_t cs_tmp_size(struct cs *cs, const char *id);
 void cs_tmp_remove(struct cs *cs, const char *id);
-/* Worker side of a commit: fsync, hash, rename into place, fsync the dir. */
+/* Worker side of a commit: fsync, hash (unless hashed is set: hash holds
+ * the running hash of the bytes written), rename into place, fsync the dir. */
 int  cs_store_commit(struct cs *cs, const char *id, uint64_t size,
-    uint8_t hash[NTM_HASH_LEN], const char *hex);
+    uint8_t hash[NTM_HASH_LEN], int hashed, const char *hex);
+/* The running hash of upload id: after writing len bytes at offset, or to
+ * take it (final) at a commit of size bytes: 0 with hash, or -1 (none). */
+void cs_hash_add(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len);
+int  cs_hash_take(struct cs *cs, const char *id, uint64_t size, uint8_t hash[NTM_HASH_LEN]);
+void cs_hash_drop(struct cs *cs, const char *id);
+void cs_hashes_free(struct cs *cs);
 int  cs_obj_open(struct cs *cs, const char *sha256, uint64_t size);
 void cs_obj_remove(struct cs *cs, const char *sha256);
 /* At start: temp files with no upload row, object files with no row. */

@@ -3,6 +3,7 @@
  * that may be offline, content-addressed by SHA-256, for the owner and the
  * destinations it names; clients are authenticated by their AS token.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,6 +16,7 @@ cs_setup(struct srv *s, char *err, size_t errlen)
 {
 	cs.srv = s;
 	s->priv = &cs;
+	pthread_mutex_init(&cs.hash_lock, NULL);
 	if (cs_db_open(s->conf.db, &cs.db, err, errlen) < 0 ||
 	    cs_store_init(&cs, err, errlen) < 0)
 		return -1;
@@ -34,6 +36,7 @@ static void
 cs_teardown(struct srv *s)
 {
 	cs_meta_waits_free(&cs);
+	cs_hashes_free(&cs);
 	cs_announce_stop(&cs);
 	cs_gc_stop(&cs);
 	ntm_worker_free(cs.worker);
@@ -73,5 +76,10 @@ static const struct srv_spec cs_spec = {
 int
 main(int argc, char *argv[])
 {
+	/* Request bodies (a chunk, up to CS_CHUNK_MAX) come from the heap and
+	 * its memory is kept for the next one, instead of a fresh mapping per
+	 * chunk that faults in and zeroes every page. */
+	mallopt(M_MMAP_THRESHOLD, 2 * CS_CHUNK_MAX);
+	mallopt(M_TRIM_THRESHOLD, 4 * CS_CHUNK_MAX);
 	return srv_main(&cs_spec, argc, argv);
 }

@@ -47,12 +47,16 @@ cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size
 {
 	char path[PATH_MAX];
 	const uint8_t *b = p;
+	uint64_t start;
 	ssize_t n;
 	int fd;
 
 	cs_tmp_path(cs, id, path, sizeof(path));
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
-		return NTM_ERR_IO;
+	/* Made empty when the upload is; a chunk written after the upload
+	 * was dropped must not bring it back. */
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC | (len == 0 ? O_CREAT : 0), 0600)) < 0)
+		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
+	start = offset;
 	while (len > 0) {
 		if ((n = pwrite(fd, b, len, (off_t)offset)) < 0) {
 			if (errno == EINTR)
@@ -64,7 +68,97 @@ cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size
 		len -= (size_t)n;
 		offset += (uint64_t)n;
 	}
+	/* Start writing it out now: the commit's fsync then has little left. */
+	if (offset > start)
+		(void)sync_file_range(fd, (off_t)start, (off_t)(offset - start),
+		    SYNC_FILE_RANGE_WRITE);
 	return close(fd) == 0 ? 0 : NTM_ERR_IO;
+}
+
+/* ---- running hashes ------------------------------------------------------- */
+
+static struct cs_hash *
+hash_find(struct cs *cs, const char *id)
+{
+	for (int i = 0; i < CS_HASHES; i++)
+		if (strcmp(cs->hashes[i].id, id) == 0)
+			return &cs->hashes[i];
+	return NULL;
+}
+
+static void
+hash_free(struct cs_hash *e)
+{
+	ntm_sha256_free(&e->h);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+cs_hash_drop(struct cs *cs, const char *id)
+{
+	struct cs_hash *e;
+
+	pthread_mutex_lock(&cs->hash_lock);
+	if ((e = hash_find(cs, id)) != NULL)
+		hash_free(e);
+	pthread_mutex_unlock(&cs->hash_lock);
+}
+
+void
+cs_hash_add(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len)
+{
+	struct cs_hash *e, *old;
+	int i;
+
+	pthread_mutex_lock(&cs->hash_lock);
+	e = hash_find(cs, id);
+	if (e && e->at != offset)
+		hash_free(e), e = NULL;	/* a gap (resumed elsewhere): read back at commit */
+	if (e == NULL) {
+		if (offset != 0)
+			goto out;
+		for (old = &cs->hashes[0], i = 0; i < CS_HASHES; i++) {
+			if (cs->hashes[i].id[0] == '\0') {
+				old = &cs->hashes[i];
+				break;
+			}
+			if (cs->hashes[i].used < old->used)
+				old = &cs->hashes[i];
+		}
+		hash_free(old);
+		if (ntm_sha256_init(&old->h) < 0)
+			goto out;
+		snprintf(old->id, sizeof(old->id), "%s", id);
+		e = old;
+	}
+	ntm_sha256_update(&e->h, p, len);
+	e->at += len;
+	e->used = ++cs->hash_clock;
+out:
+	pthread_mutex_unlock(&cs->hash_lock);
+}
+
+int
+cs_hash_take(struct cs *cs, const char *id, uint64_t size, uint8_t hash[NTM_HASH_LEN])
+{
+	struct cs_hash *e;
+	int ret = -1;
+
+	pthread_mutex_lock(&cs->hash_lock);
+	e = hash_find(cs, id);
+	if (e && e->at == size && ntm_sha256_final(&e->h, hash) == 0)
+		ret = 0;
+	if (e)
+		hash_free(e);
+	pthread_mutex_unlock(&cs->hash_lock);
+	return ret;
+}
+
+void
+cs_hashes_free(struct cs *cs)
+{
+	for (int i = 0; i < CS_HASHES; i++)
+		hash_free(&cs->hashes[i]);
 }
 
 int64_t
@@ -84,6 +178,7 @@ cs_tmp_remove(struct cs *cs, const char *id)
 {
 	char path[PATH_MAX];
 
+	cs_hash_drop(cs, id);
 	cs_tmp_path(cs, id, path, sizeof(path));
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("unlink %s", path);
@@ -101,16 +196,22 @@ fsync_dir(const char *path)
 	return ret;
 }
 
-/* fsync + SHA-256 of the whole file, reading through a bounded buffer. */
+/* fsync + SHA-256 of the whole file, reading through a bounded buffer
+ * (hashed: only fsync, and check the size). */
 static int
-sync_and_hash(int fd, uint64_t size, uint8_t hash[NTM_HASH_LEN])
+sync_and_hash(int fd, uint64_t size, uint8_t hash[NTM_HASH_LEN], int hashed)
 {
 	struct ntm_sha256 h;
+	struct stat st;
 	uint8_t *buf;
 	uint64_t off = 0;
 	ssize_t n;
 
-	if (fsync(fd) < 0 || (buf = malloc(HASH_BUF)) == NULL)
+	if (fsync(fd) < 0)
+		return NTM_ERR_IO;
+	if (hashed)
+		return fstat(fd, &st) == 0 && (uint64_t)st.st_size == size ? 0 : NTM_ERR_SHORT;
+	if ((buf = malloc(HASH_BUF)) == NULL)
 		return NTM_ERR_IO;
 	if (ntm_sha256_init(&h) < 0) {
 		free(buf);
@@ -161,7 +262,7 @@ place(struct cs *cs, const char *tmp, const char *hex)
  */
 int
 cs_store_commit(struct cs *cs, const char *id, uint64_t size,
-    uint8_t hash[NTM_HASH_LEN], const char *hex)
+    uint8_t hash[NTM_HASH_LEN], int hashed, const char *hex)
 {
 	char tmp[PATH_MAX];
 	uint8_t want[NTM_HASH_LEN];
@@ -172,7 +273,7 @@ cs_store_commit(struct cs *cs, const char *id, uint64_t size,
 		return NTM_ERR_INVAL;
 	if ((fd = open(tmp, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
-	ret = sync_and_hash(fd, size, hash);
+	ret = sync_and_hash(fd, size, hash, hashed);
 	close(fd);
 	if (ret < 0)
 		return ret;

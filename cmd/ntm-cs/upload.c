@@ -28,6 +28,7 @@ struct cs_commit_job {
 	struct cs_up		 up;
 	char			 hex[CS_HEX_HASH + 1];
 	uint8_t			 hash[NTM_HASH_LEN];
+	int			 hashed;	/* hash is the running hash: no read back */
 	int			 res;
 };
 
@@ -300,6 +301,139 @@ chunk_refused(struct ntm_req *req, const struct cs_up *u, int64_t have,
 	return -1;
 }
 
+/* ---- chunks written on the worker ------------------------------------------ */
+
+struct cs_chunk_job {
+	struct cs	*cs;
+	char		 id[CS_HEX_ID + 1];
+	uint64_t	 offset;
+	uint8_t		*body;
+	size_t		 len;
+	int		 res;
+};
+
+static struct cs_writing *
+writing_find(struct cs *cs, const char *id, int make)
+{
+	struct cs_writing *free_one = NULL;
+
+	for (int i = 0; i < CS_WRITING; i++) {
+		if (strcmp(cs->writing[i].id, id) == 0)
+			return &cs->writing[i];
+		if (free_one == NULL && cs->writing[i].id[0] == '\0')
+			free_one = &cs->writing[i];
+	}
+	if (!make || free_one == NULL)
+		return NULL;
+	memset(free_one, 0, sizeof(*free_one));
+	snprintf(free_one->id, sizeof(free_one->id), "%s", id);
+	return free_one;
+}
+
+/* Where upload id ends: after its queued chunks, else the file's size. */
+static int64_t
+writing_end(struct cs *cs, const char *id, int64_t file_size)
+{
+	struct cs_writing *wr = writing_find(cs, id, 0);
+
+	return wr && !wr->failed ? wr->end : file_size;
+}
+
+static void
+chunk_work(void *arg)
+{
+	struct cs_chunk_job *j = arg;
+
+	/* Right after the chunk before it, or that one failed: no hole. */
+	if (cs_tmp_size(j->cs, j->id) != (int64_t)j->offset)
+		j->res = NTM_ERR_SHORT;
+	else if ((j->res = cs_tmp_write(j->cs, j->id, j->offset, j->body, j->len)) == 0)
+		cs_hash_add(j->cs, j->id, j->offset, j->body, j->len);
+	else
+		cs_hash_drop(j->cs, j->id);
+}
+
+static void
+chunk_done(void *arg)
+{
+	struct cs_chunk_job *j = arg;
+	struct cs_writing *wr = writing_find(j->cs, j->id, 0);
+	struct cs_up u;
+
+	if (j->res < 0)
+		log_warnx("upload %s: write at %llu: %s", j->id, (unsigned long long)j->offset,
+		    ntm_strerror(j->res));
+	if (wr) {
+		wr->jobs--;
+		wr->bytes -= j->len;
+		if (j->res < 0)
+			wr->failed = 1;	/* the file's size tells where it stopped */
+		/* The one held back is the next chunk: its turn has come. A failed
+		 * write leaves the file short, which the next chunk or the commit
+		 * is told (bad_offset, incomplete). */
+		if (wr->waiting && wr->jobs <= 1) {
+			if (j->res < 0)
+				ntm_reply_error(wr->waiting, 500, "internal", NULL,
+				    "cannot store the chunk before this one");
+			else {
+				memset(&u, 0, sizeof(u));
+				snprintf(u.id, sizeof(u.id), "%s", wr->id);
+				u.size = wr->size;
+				ntm_reply_json(wr->waiting, 200, upload_json(&u, wr->offset));
+			}
+			wr->waiting = NULL;
+		}
+		if (wr->jobs == 0)
+			memset(wr, 0, sizeof(*wr));
+	}
+	free(j->body);
+	free(j);
+}
+
+/* Queues the chunk on the worker: 0 (the answer is sent, held back, or left
+ * to a commit when reply is 0), or -1 (nothing was queued: write it here). */
+static int
+chunk_queue(struct cs *cs, struct ntm_req *req, const struct cs_up *u, uint64_t offset,
+    int64_t next, int reply)
+{
+	struct cs_writing *wr;
+	struct cs_chunk_job *j;
+
+	if (cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL)
+		return -1;
+	if ((wr = writing_find(cs, u->id, 1)) == NULL || wr->waiting != NULL || wr->failed ||
+	    (j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->cs = cs;
+	snprintf(j->id, sizeof(j->id), "%s", u->id);
+	j->offset = offset;
+	j->body = ntm_req_take_body(req, &j->len);
+	if (ntm_worker_submit(cs->worker, chunk_work, chunk_done, j) < 0) {
+		free(j->body);
+		free(j);
+		if (wr->jobs == 0)
+			memset(wr, 0, sizeof(*wr));
+		return -1;	/* the body is gone: the caller answers 503 */
+	}
+	wr->jobs++;
+	wr->bytes += j->len;
+	wr->end = next;
+	if (!reply)
+		;	/* a commit follows on the worker, and answers */
+	else if (wr->jobs == 1)
+		ntm_reply_json(req, 200, upload_json(u, next));
+	else {
+		wr->waiting = req;
+		wr->size = u->size;
+		wr->offset = next;
+	}
+	return 0;
+}
+
+static int commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u,
+    int64_t have, int64_t size, const char *hex);
+static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
+
 static void
 on_chunk(struct ntm_req *req, void *arg)
 {
@@ -307,6 +441,7 @@ on_chunk(struct ntm_req *req, void *arg)
 	struct cs_who w;
 	struct cs_up u;
 	const uint8_t *body;
+	const char *hex = ntm_req_query(req, "sha256");
 	size_t len;
 	uint64_t offset;
 	int64_t have;
@@ -318,18 +453,49 @@ on_chunk(struct ntm_req *req, void *arg)
 		    "must be a decimal byte offset");
 		return;
 	}
+	if (hex && !cs_valid_hex(hex, CS_HEX_HASH)) {
+		ntm_reply_error(req, 400, "bad_field", "sha256", "query parameter 'sha256': "
+		    "not %d lowercase hex digits", CS_HEX_HASH);
+		return;
+	}
 	if (find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
 		return;
+	have = writing_end(cs, u.id, have);
 	body = ntm_req_body(req, &len);
-	if (chunk_refused(req, &u, have, offset, len) == 0) {
-		if (cs_tmp_write(cs, u.id, offset, body, len) < 0) {
-			log_warn("upload %s: write", u.id);
-			ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
-		} else {
-			(void)cs_db_upload_touch(cs->db, u.id, now_unix());
-			ntm_reply_json(req, 200, upload_json(&u, have + (int64_t)len));
-		}
+	if (chunk_refused(req, &u, have, offset, len) != 0)
+		goto out;
+	/* sha256 with the last chunk: the commit follows it (one round trip). */
+	if (hex && (int64_t)(offset + len) != u.size) {
+		ntm_reply_error(req, 400, "bad_field", "sha256", "query parameter 'sha256' "
+		    "goes only with the chunk that ends the upload (at %lld bytes)",
+		    (long long)u.size);
+		goto out;
 	}
+	if (hex && commit_refused(cs, req, &u, have + (int64_t)len, u.size, hex) < 0)
+		goto out;
+	(void)cs_db_upload_touch(cs->db, u.id, now_unix());
+	if (chunk_queue(cs, req, &u, offset, have + (int64_t)len, hex == NULL) == 0)
+		;
+	else if (ntm_req_body(req, NULL) == NULL || writing_find(cs, u.id, 0) != NULL) {
+		/* Gone with a failed submit, or not queued while others are (it
+		 * would be written first). */
+		ntm_reply_error(req, 503, "busy", NULL, "too many writes queued");
+		goto out;
+	} else if (cs_tmp_write(cs, u.id, offset, body, len) < 0) {
+		cs_hash_drop(cs, u.id);
+		log_warn("upload %s: write", u.id);
+		ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
+		goto out;
+	} else {
+		cs_hash_add(cs, u.id, offset, body, len);
+		if (hex == NULL)
+			ntm_reply_json(req, 200, upload_json(&u, have + (int64_t)len));
+	}
+	if (hex) {
+		commit_start(cs, req, &u, hex);	/* takes u.dests */
+		return;
+	}
+out:
 	free(u.dests);
 }
 
@@ -344,7 +510,7 @@ on_status(struct ntm_req *req, void *arg)
 	if (cs_auth(cs, req, &w) < 0 ||
 	    find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
 		return;
-	ntm_reply_json(req, 200, upload_json(&u, have));
+	ntm_reply_json(req, 200, upload_json(&u, writing_end(cs, u.id, have)));
 	free(u.dests);
 }
 
@@ -377,7 +543,10 @@ commit_work(void *arg)
 {
 	struct cs_commit_job *j = arg;
 
-	j->res = cs_store_commit(j->cs, j->up.id, (uint64_t)j->up.size, j->hash, j->hex);
+	/* After the upload's chunks (the worker runs jobs in order). */
+	j->hashed = cs_hash_take(j->cs, j->up.id, (uint64_t)j->up.size, j->hash) == 0;
+	j->res = cs_store_commit(j->cs, j->up.id, (uint64_t)j->up.size, j->hash, j->hashed,
+	    j->hex);
 }
 
 static void
@@ -512,6 +681,8 @@ commit(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *i
 	}
 	if (find_upload(cs, req, w, id, &u, &have) < 0)
 		return;
+	/* Chunks still queued are written before the commit job runs. */
+	have = writing_end(cs, u.id, have);
 	if (commit_refused(cs, req, &u, have, size, hex) < 0) {
 		free(u.dests);
 		return;

@@ -24,7 +24,7 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_FROM, OPT_WAIT, OPT_DISCARD };
+enum { OPT_JSON = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TIMEOUT, OPT_FROM, OPT_WAIT, OPT_DISCARD };
 
 const struct cli_opt fetch_opts[] = {
 	{ "from", OPT_FROM, 0, "PEER", "only what PEER sent" },
@@ -36,6 +36,9 @@ const struct cli_opt fetch_opts[] = {
 	  "verification) without fetching it, and exit" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or "
 	  "a transfer stalled that long (1..300, default 10)" },
+	{ "progress", OPT_PROGRESS, 0, NULL, "show rate and time left on standard error even "
+	  "when it is not a terminal" },
+	{ "no-progress", OPT_NO_PROGRESS, 0, NULL, "show no progress, even on a terminal" },
 	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
@@ -44,7 +47,7 @@ const struct cli_opt fetch_opts[] = {
 struct fopts {
 	const char	*from, *out;
 	long		 timeout, discard;	/* discard: an entry id, or 0 */
-	int		 wait, json, to_stdout;
+	int		 wait, json, to_stdout, progress;
 };
 
 /* Fields of one cache entry (borrowed from its JSON). */
@@ -215,14 +218,18 @@ out:
 static int
 take_key(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *done)
 {
-	struct xkey k;
+	struct xkey k, prev;
 	char path[96];
 	int ret, err;
 
+	memset(&prev, 0, sizeof(prev));
 	if ((ret = get_key(x, e, &k)) != 0)
 		goto out;
 	k.created = now_unix();
 	k.initiator = 0;
+	/* The key it replaces still opens what the peer sealed with it before:
+	 * the entries listed before this one. */
+	xkey_replace(&k, xkey_load(x->cli, e->from, &prev) == 0 ? &prev : NULL, e->id);
 	if (cli_state_prepare(x->cli, x->cmd) < 0 || (err = xkey_save(x->cli, &k)) < 0) {
 		cli_err(x->cmd, "cannot save the key with %s", e->from);
 		ret = EXIT_FAIL;
@@ -243,6 +250,7 @@ take_key(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *d
 	}
 out:
 	ntm_wipe(&k, sizeof(k));
+	ntm_wipe(&prev, sizeof(prev));
 	return ret;
 }
 
@@ -303,7 +311,7 @@ static int
 step(struct opener *op, const uint8_t *buf)
 {
 	long n;
-	int fin = 0, e;
+	int fin = 0, e, i;
 
 	switch (op->state) {
 	case S_HDR5:
@@ -315,8 +323,13 @@ step(struct opener *op, const uint8_t *buf)
 		op->need = (size_t)e;	/* the 5 bytes stay in hdr */
 		return 0;
 	case S_HDR:
-		if ((e = ntm_xopen_init(&op->xo, buf, op->need, op->key->key_id,
-		    op->key->key)) < 0) {
+		/* The header names the key id of each recipient: the current key,
+		 * or one it replaced while this object was on its way. */
+		e = ntm_xopen_init(&op->xo, buf, op->need, op->key->key_id, op->key->key);
+		for (i = 0; e == NTM_ERR_NOTFOUND && i < op->key->nold; i++)
+			e = ntm_xopen_init(&op->xo, buf, op->need, op->key->old[i].key_id,
+			    op->key->old[i].key);
+		if (e < 0) {
 			op->why = e == NTM_ERR_NOTFOUND ? "not sealed for our key with the sender" :
 			    "its header does not open with our key";
 			return -1;
@@ -346,8 +359,14 @@ step(struct opener *op, const uint8_t *buf)
 		} else if (write_all(op->fd, op->plain, (size_t)n) < 0) {
 			op->why = "cannot write the temporary file";
 			return -1;
-		} else
+		} else {
+			/* Start writing out each 8 MiB written, so that the fsync
+			 * before the file is placed has little left to do. */
+			if ((op->written + (uint64_t)n) >> 23 != op->written >> 23)
+				(void)sync_file_range(op->fd, (off_t)(op->written >> 23 << 23),
+				    (off_t)1 << 23, SYNC_FILE_RANGE_WRITE);
 			op->written += (uint64_t)n;
+		}
 		op->state = fin ? S_DONE : S_LEN;
 		op->need = 4;
 		return 0;
@@ -558,6 +577,52 @@ list_entries(struct xctx *x, const struct fopts *o, int64_t deadline, json_t **o
 	}
 }
 
+/* After a run: previous keys kept for the peer's entries listed before
+ * the key that replaced them go once no such entry is left (left: the
+ * entries listed and not taken). Only peers the list covered (--from). */
+struct prune {
+	const struct fopts	*o;
+	json_t			*left, *peers;
+};
+
+static int
+prune_one(const struct xkey *k, void *arg)
+{
+	struct prune *p = arg;
+
+	if (k->nold > 0 && (p->o->from == NULL || strcmp(p->o->from, k->peer) == 0))
+		json_array_append_new(p->peers, json_string(k->peer));
+	return 0;
+}
+
+static void
+prune_old_keys(struct xctx *x, const struct fopts *o, json_t *left)
+{
+	struct prune p = { o, left, json_array() };
+	struct xkey k;
+	json_t *v, *e;
+	size_t i, j;
+	int64_t oldest, id;
+
+	(void)xkey_each(x->cli, prune_one, &p);
+	json_array_foreach(p.peers, i, v) {
+		if (xkey_load(x->cli, json_string_value(v), &k) != 0)
+			continue;
+		oldest = INT64_MAX;
+		json_array_foreach(left, j, e) {
+			id = json_integer_value(json_object_get(e, "id"));
+			if (strcmp(json_string_value(json_object_get(e, "from")) ?
+			    json_string_value(json_object_get(e, "from")) : "", k.peer) == 0 &&
+			    id < oldest)
+				oldest = id;
+		}
+		if (xkey_entries_left(&k, oldest) && xkey_save(x->cli, &k) < 0)
+			log_info("cannot save the key with %s", k.peer);
+		ntm_wipe(&k, sizeof(k));
+	}
+	json_decref(p.peers);
+}
+
 /* --discard ID: DELETE /v1/exchange/cache?id=ID at our DC. */
 static int
 discard(struct xctx *x, const struct fopts *o)
@@ -585,7 +650,7 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	struct xctx x;
 	struct entry e;
 	struct stat st;
-	json_t *r = NULL, *v, *done = NULL;
+	json_t *r = NULL, *v, *done = NULL, *left = NULL;
 	int64_t deadline;
 	size_t i;
 	int ch, ret = EXIT_USAGE, r2, opened = 0;
@@ -613,6 +678,12 @@ fetch_main(struct cli *cli, int argc, char **argv)
 			if (cli_parse_timeout("fetch", args.optarg, &o.timeout) < 0)
 				goto done;
 			break;
+		case OPT_PROGRESS:
+			o.progress = X_PROGRESS_ON;
+			break;
+		case OPT_NO_PROGRESS:
+			o.progress = X_PROGRESS_OFF;
+			break;
 		case OPT_JSON:
 			o.json = 1;
 			break;
@@ -636,6 +707,7 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if ((ret = xctx_open(&x, cli, "fetch", o.wait ? 10 : o.timeout)) != 0)
 		goto done;
 	opened = 1;
+	x.progress = o.progress;
 	if (o.discard) {
 		ret = discard(&x, &o);
 		goto done;
@@ -648,23 +720,29 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if ((ret = list_entries(&x, &o, deadline, &r)) != 0)
 		goto done;
 	done = json_array();
+	left = json_array();
 	/* Keys first (in order), so data sealed with a new key opens in this run. */
 	for (int pass = 0; pass < 2; pass++)
 		json_array_foreach(json_object_get(r, "entries"), i, v) {
 			if (entry_parse(v, &e) < 0) {
 				cli_err("fetch", "malformed cache entry from %s", x.s.dc_url);
+				if (pass == 0)
+					json_array_append(left, v);
 				ret = ret ? ret : EXIT_FAIL;
 				continue;
 			}
 			if ((strcmp(e.kind, "key") == 0) != (pass == 0))
 				continue;
 			r2 = pass == 0 ? take_key(&x, &o, &e, done) : take_data(&x, &o, &e, done);
+			if (r2 != 0)
+				json_array_append(left, v);
 			if (r2 == EXIT_VERIFY)
 				cli_err("fetch", "entry %lld stays listed; drop it with 'ntm fetch "
 				    "--discard %lld'", (long long)e.id, (long long)e.id);
 			if (r2 != 0 && ret == 0)
 				ret = r2;
 		}
+	prune_old_keys(&x, &o, left);
 	if (o.json)
 		cli_print_json(json_pack("{s:O}", "fetched", done));
 	else if (json_array_size(done) == 0 && ret == 0)
@@ -672,6 +750,7 @@ fetch_main(struct cli *cli, int argc, char **argv)
 	if (ret == 0 && o.wait && json_array_size(done) == 0)
 		ret = EXIT_FAIL;	/* --wait: nothing arrived in time */
 done:
+	json_decref(left);
 	json_decref(done);
 	json_decref(r);
 	if (opened)

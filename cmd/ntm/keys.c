@@ -137,8 +137,8 @@ print_key(const struct xkey *k, int json, const char *extra_k, const char *extra
 		cli_print_json(j);
 		return;
 	}
-	printf("%s\n  key id: %s\n  fingerprint: %s\n  made by: %s\n", k->peer,
-	    json_string_value(json_object_get(j, "key_id")),
+	printf("%s\n  key id: %s%s\n  fingerprint: %s\n  made by: %s\n", k->peer,
+	    json_string_value(json_object_get(j, "key_id")), k->nold ? " (current)" : "",
 	    json_string_value(json_object_get(j, "fingerprint")),
 	    json_string_value(json_object_get(j, "made_by")));
 	if (extra_k)
@@ -152,6 +152,9 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 	struct xctx x;
 	struct xkey k, old;
 	char sha[65] = "";
+
+	memset(&k, 0, sizeof(k));
+	memset(&old, 0, sizeof(old));
 	int ret, e;
 
 	if ((ret = xctx_open(&x, cli, "keys", o->timeout)) != 0)
@@ -161,7 +164,6 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 		goto out;
 	}
 	e = xkey_load(cli, o->peer, &old);
-	ntm_wipe(&old, sizeof(old));
 	if (rotate && e == NTM_ERR_NOTFOUND) {
 		cli_err("keys", "no key with %s to rotate (run 'ntm keys exchange %s')",
 		    o->peer, o->peer);
@@ -174,6 +176,9 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 	}
 	if ((ret = exchange(&x, o->peer, &k, sha)) != 0)
 		goto out;
+	/* Objects sealed with the old key may still be on their way: ours to
+	 * the peer, and the peer's to us until it fetches the new key. */
+	xkey_replace(&k, e == 0 ? &old : NULL, X_KEY_BEFORE_ANY);
 	if ((e = xkey_save(cli, &k)) < 0) {
 		cli_err("keys", "cannot save the key with %s: %s", o->peer, ntm_strerror(e));
 		ret = EXIT_FAIL;
@@ -182,6 +187,7 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 	print_key(&k, o->json, "object", sha);
 out:
 	ntm_wipe(&k, sizeof(k));
+	ntm_wipe(&old, sizeof(old));
 	xctx_close(&x);
 	return ret;
 }
@@ -189,12 +195,32 @@ out:
 static int
 list_one(const struct xkey *k, void *arg)
 {
-	json_t *arr = arg;
+	json_t *arr = arg, *j;
+	long long n;
+	int i;
 
 	if (arr)
 		json_array_append_new(arr, xkey_json(k));
 	else
 		print_key(k, 0, NULL, NULL);
+	for (i = 0; i < k->nold; i++) {
+		j = xkey_old_json(k, i);
+		if (arr) {
+			json_array_append_new(arr, j);
+			continue;
+		}
+		n = json_integer_value(json_object_get(j, "sent_waiting"));
+		printf("  previous key id: %s\n  previous fingerprint: %s\n  kept for: ",
+		    json_string_value(json_object_get(j, "key_id")),
+		    json_string_value(json_object_get(j, "fingerprint")));
+		if (n)
+			printf("%lld object%s sent with it, not yet seen delivered%s", n,
+			    n > 1 ? "s" : "", json_is_true(json_object_get(j, "peer_waiting")) ?
+			    "; " : "\n");
+		if (json_is_true(json_object_get(j, "peer_waiting")))
+			printf("what %s may have sealed with it\n", k->peer);
+		json_decref(j);
+	}
 	return 0;
 }
 
@@ -247,7 +273,10 @@ do_show_forget(struct cli *cli, const struct kopts *o, int forget)
 			printf("forgot the key with %s\n", o->peer);
 		return EXIT_OK;
 	}
-	print_key(&k, o->json, NULL, NULL);
+	if (o->json)
+		print_key(&k, 1, NULL, NULL);
+	else
+		list_one(&k, NULL);
 	ntm_wipe(&k, sizeof(k));
 	return EXIT_OK;
 }

@@ -5,9 +5,11 @@
  * in the peer's cache list and notifies it. ntm send --status ID shows
  * announcement and delivery.
  *
- * The sealed copy is staged in an unlinked file in the state dir while it
- * is hashed (the CS names objects by SHA-256 and wants the size first), so
- * memory stays bounded whatever the input size.
+ * A regular file is sealed as it goes up: its sealed size follows from its
+ * size, and the SHA-256 the CS names the object by goes with the last chunk
+ * (the commit). Standard input is staged first in an unlinked file in the
+ * state dir (the CS wants the size before the bytes). Memory stays bounded
+ * either way: one chunk and one piece.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +23,7 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_APP, OPT_SERVICE, OPT_ITEM, OPT_NOTIFY, OPT_TTL,
+enum { OPT_JSON = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TIMEOUT, OPT_APP, OPT_SERVICE, OPT_ITEM, OPT_NOTIFY, OPT_TTL,
     OPT_STATUS };
 
 const struct cli_opt send_opts[] = {
@@ -36,6 +38,9 @@ const struct cli_opt send_opts[] = {
 	  "per destination, and exit" },
 	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or a "
 	  "transfer stalled that long (1..300, default 10)" },
+	{ "progress", OPT_PROGRESS, 0, NULL, "show rate and time left on standard error even "
+	  "when it is not a terminal" },
+	{ "no-progress", OPT_NO_PROGRESS, 0, NULL, "show no progress, even on a terminal" },
 	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
 	CLI_OPT_HELP,
 	CLI_OPT_END
@@ -44,7 +49,7 @@ const struct cli_opt send_opts[] = {
 struct sopts {
 	const char	*app, *service, *item, *notify, *status, *file;
 	const char	*peers[NTM_XDATA_DEST_MAX];
-	int		 npeers, json;
+	int		 npeers, json, progress;
 	long		 timeout, ttl;
 };
 
@@ -66,33 +71,29 @@ check_text(const char *opt, const char *v, size_t max)
 	return 0;
 }
 
-/* Input and sealed copy. */
+/*
+ * The sealed object (docs/protocol.md §8.2), made as it is read: header,
+ * metadata, then the input in pieces of NTM_XDATA_CHUNK; a short piece is
+ * the last (FINAL), and a full one may be followed by an empty FINAL one.
+ */
+enum { S_META, S_PIECES, S_END };
+
 struct sealer {
-	int			 in, out;
+	struct xctx		*x;
+	int			 in, state;
 	struct ntm_xseal	 xs;
 	struct ntm_sha256	 h;
-	uint64_t		 size;
-	char			 sha[65];
+	uint8_t			 out[4 + NTM_XDATA_MSG_MAX];	/* a message (or the header) */
+	size_t			 len, pos;	/* out[pos, len) not yet taken */
+	char			*meta;
+	int			 in_known;	/* a regular file: its size is in_size */
+	uint64_t		 in_size, in_done;
+	uint64_t		 size;		/* sealed bytes taken */
+	char			 sha[65];	/* once all is taken */
+	const char		*why;		/* why it failed (else errno) */
 };
 
-static int
-put(struct sealer *s, const uint8_t *p, size_t n)
-{
-	ssize_t w;
-
-	ntm_sha256_update(&s->h, p, n);
-	while (n > 0) {
-		if ((w = write(s->out, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		s->size += (uint64_t)w;
-	}
-	return 0;
-}
+static uint8_t piece[NTM_XDATA_CHUNK];
 
 /* Fills buf from fd: bytes read (less than cap only at end of input), or -1. */
 static ssize_t
@@ -114,59 +115,161 @@ read_full(int fd, uint8_t *buf, size_t cap)
 	return (ssize_t)got;
 }
 
-/* Header, metadata, then the input in pieces; the last piece is FINAL. */
 static int
-seal_all(struct sealer *s, const struct xkey *keys, int n, const char *name)
+seal_begin(struct xctx *x, struct sealer *s, int in, const struct xkey *keys, int n,
+    const char *name)
 {
-	static uint8_t piece[NTM_XDATA_CHUNK], out[4 + NTM_XDATA_MSG_MAX];
 	uint8_t ids[NTM_XDATA_DEST_MAX][NTM_XKEY_ID], ks[NTM_XDATA_DEST_MAX][NTM_KEY_LEN];
-	uint8_t hdr[NTM_XDATA_HDR_MAX], h[NTM_HASH_LEN];
-	char *meta;
+	struct stat st;
 	json_t *mj;
-	ssize_t r;
-	long m;
-	int i, hl, ret = -1;
+	int i, hl;
 
+	memset(s, 0, sizeof(*s));
+	s->x = x;
+	s->in = in;
+	/* Files that say they are empty (those in /proc) may not be: staged. */
+	if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+		s->in_known = 1;
+		s->in_size = (uint64_t)st.st_size;
+	}
 	if (ntm_sha256_init(&s->h) < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		memcpy(ids[i], keys[i].key_id, NTM_XKEY_ID);
 		memcpy(ks[i], keys[i].key, NTM_KEY_LEN);
 	}
-	hl = ntm_xseal_init(&s->xs, hdr, sizeof(hdr), n, (const uint8_t (*)[NTM_XKEY_ID])ids,
-	    (const uint8_t (*)[NTM_KEY_LEN])ks);
+	hl = ntm_xseal_init(&s->xs, s->out, sizeof(s->out), n,
+	    (const uint8_t (*)[NTM_XKEY_ID])ids, (const uint8_t (*)[NTM_KEY_LEN])ks);
 	ntm_wipe(ks, sizeof(ks));
-	if (hl < 0 || put(s, hdr, (size_t)hl) < 0)
-		goto out;
 	mj = json_pack("{s:i, s:s, s:I}", "version", 1, "name", name, "time",
 	    (json_int_t)now_unix());
-	meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
+	s->meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
 	json_decref(mj);
-	if (meta == NULL || (m = ntm_xseal_push(&s->xs, out, sizeof(out), meta, strlen(meta),
-	    0)) < 0 || put(s, out, (size_t)m) < 0) {
-		free(meta);
-		goto out;
-	}
-	free(meta);
-	for (;;) {
-		if ((r = read_full(s->in, piece, sizeof(piece))) < 0)
-			goto out;
-		/* A short piece is the last; a full one may be followed by none:
-		 * then an empty FINAL message ends the stream. */
-		m = ntm_xseal_push(&s->xs, out, sizeof(out), piece, (size_t)r,
+	if (hl < 0 || s->meta == NULL)
+		return -1;
+	s->len = (size_t)hl;
+	s->state = S_META;
+	return 0;
+}
+
+/* The sealed size of a regular input (header and meta made already). */
+static uint64_t
+seal_predict(const struct sealer *s)
+{
+	return s->len + 4 + strlen(s->meta) + NTM_XDATA_ABYTES +
+	    (s->in_size / NTM_XDATA_CHUNK + 1) * (4 + NTM_XDATA_ABYTES) + s->in_size;
+}
+
+/* The next message into out: 0, or -1 (why or errno says why). */
+static int
+seal_next(struct sealer *s)
+{
+	ssize_t r;
+	long m;
+
+	if (s->state == S_META) {
+		m = ntm_xseal_push(&s->xs, s->out, sizeof(s->out), s->meta, strlen(s->meta), 0);
+		s->state = S_PIECES;
+	} else {
+		if ((r = read_full(s->in, piece, sizeof(piece))) < 0) {
+			s->why = strerror(errno);
+			errno = 0;
+			return -1;
+		}
+		s->in_done += (uint64_t)r;
+		if (s->in_known && (s->in_done > s->in_size ||
+		    ((size_t)r < sizeof(piece) && s->in_done != s->in_size))) {
+			s->why = "it changed while it was read";
+			errno = 0;
+			return -1;
+		}
+		m = ntm_xseal_push(&s->xs, s->out, sizeof(s->out), piece, (size_t)r,
 		    (size_t)r < sizeof(piece));
-		if (m < 0 || put(s, out, (size_t)m) < 0)
-			goto out;
 		if ((size_t)r < sizeof(piece))
-			break;
+			s->state = S_END;
 	}
-	ret = ntm_sha256_final(&s->h, h) < 0 ||
-	    ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0 ? -1 : 0;
-out:
+	if (m < 0) {
+		s->why = "cannot seal it";
+		errno = 0;
+		return -1;
+	}
+	s->pos = 0;
+	s->len = (size_t)m;
+	return 0;
+}
+
+/* Up to cap sealed bytes into buf (less only at the end), or -1. */
+static ssize_t
+seal_read(void *arg, uint8_t *buf, size_t cap)
+{
+	struct sealer *s = arg;
+	uint8_t h[NTM_HASH_LEN];
+	size_t got = 0, take;
+
+	while (got < cap) {
+		if (s->pos == s->len) {
+			if (s->state == S_END)
+				break;
+			if (seal_next(s) < 0)
+				return -1;
+			continue;
+		}
+		take = s->len - s->pos < cap - got ? s->len - s->pos : cap - got;
+		memcpy(buf + got, s->out + s->pos, take);
+		ntm_sha256_update(&s->h, s->out + s->pos, take);
+		s->pos += take;
+		got += take;
+	}
+	s->size += got;
+	if (s->state == S_END && s->pos == s->len && s->sha[0] == '\0' &&
+	    (ntm_sha256_final(&s->h, h) < 0 ||
+	    ntm_hex_encode(s->sha, sizeof(s->sha), h, sizeof(h)) < 0)) {
+		s->why = "cannot hash it";
+		errno = 0;
+		return -1;
+	}
+	return (ssize_t)got;
+}
+
+static const char *
+seal_sha(void *arg)
+{
+	return ((struct sealer *)arg)->sha;
+}
+
+static void
+seal_end(struct sealer *s)
+{
 	ntm_sha256_free(&s->h);
-	ntm_wipe(piece, sizeof(piece));
 	ntm_xseal_wipe(&s->xs);
-	return ret;
+	ntm_wipe(piece, sizeof(piece));
+	ntm_wipe(s->out, sizeof(s->out));
+	free(s->meta);
+	s->meta = NULL;
+}
+
+/* Seals all of the input into fd: 0, or -1. */
+static int
+seal_to(struct sealer *s, int fd)
+{
+	static uint8_t buf[65536];
+	ssize_t n, w;
+	size_t off;
+
+	do {
+		if ((n = seal_read(s, buf, sizeof(buf))) < 0)
+			return -1;
+		for (off = 0; off < (size_t)n; off += (size_t)w)
+			if ((w = write(fd, buf + off, (size_t)n - off)) < 0) {
+				if (errno == EINTR) {
+					w = 0;
+					continue;
+				}
+				return -1;
+			}
+	} while ((size_t)n == sizeof(buf));
+	ntm_wipe(buf, sizeof(buf));
+	return 0;
 }
 
 /* The sealed copy: an unlinked 0600 file in the state dir. */
@@ -180,6 +283,47 @@ stage_file(const struct cli *cli)
 		unlink(path);
 	free(path);
 	return fd;
+}
+
+/* Each key remembers the object sealed with it until it is seen delivered
+ * or expires: a rotation keeps the key as long as that (xcli.h). */
+static void
+note_sent(const struct cli *cli, const struct xkey *used, int n, const char *sha,
+    int64_t expires)
+{
+	struct xkey k;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (xkey_load(cli, used[i].peer, &k) != 0)
+			continue;
+		xkey_note_sent(&k, used[i].key_id, sha, expires);
+		if (xkey_save(cli, &k) < 0)
+			log_info("cannot save the key with %s", k.peer);
+		ntm_wipe(&k, sizeof(k));
+	}
+}
+
+/* --status: a destination that has the object needs no key kept for it. */
+static void
+note_delivered(const struct cli *cli, const char *sha, json_t *meta)
+{
+	struct xkey k;
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(json_object_get(meta, "to"), i, d) {
+		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
+		const char *st = json_string_value(json_object_get(d, "status"));
+
+		if (fqdn == NULL || st == NULL || (strcmp(st, "delivered") != 0 &&
+		    strcmp(st, "failed") != 0) || !ntm_valid_dnsname(fqdn) ||
+		    xkey_load(cli, fqdn, &k) != 0)
+			continue;
+		if (xkey_note_delivered(&k, sha) && xkey_save(cli, &k) < 0)
+			log_info("cannot save the key with %s", k.peer);
+		ntm_wipe(&k, sizeof(k));
+	}
 }
 
 static void
@@ -210,13 +354,14 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct xctx x;
 	json_t *create = NULL, *commit = NULL, *ann = NULL, *to;
 	const char *name;
-	int i, j, e, ret;
+	uint64_t sealed_size;
+	int i, j, e, ret, in = -1, staged = -1;
 
 	memset(&s, 0, sizeof(s));
 	memset(keys, 0, sizeof(keys));
-	s.in = s.out = -1;
 	if ((ret = xctx_open(&x, cli, "send", o->timeout)) != 0)
 		return ret;
+	x.progress = o->progress;
 	ret = EXIT_USAGE;
 	for (i = 0; i < o->npeers; i++) {
 		if (!x_valid_peer(&x, o->peers[i], "PEER"))
@@ -242,21 +387,31 @@ do_send(struct cli *cli, const struct sopts *o)
 	}
 	ret = EXIT_FAIL;
 	if (o->file == NULL || strcmp(o->file, "-") == 0) {
-		s.in = STDIN_FILENO;
+		in = STDIN_FILENO;
 		name = "";
-	} else if ((s.in = open(o->file, O_RDONLY | O_CLOEXEC)) < 0) {
+	} else if ((in = open(o->file, O_RDONLY | O_CLOEXEC)) < 0) {
 		cli_err("send", "FILE '%s': %s", o->file, strerror(errno));
 		ret = EXIT_USAGE;
 		goto out;
 	} else
 		name = strrchr(o->file, '/') ? strrchr(o->file, '/') + 1 : o->file;
-	if (cli_state_prepare(cli, "send") < 0 || (s.out = stage_file(cli)) < 0) {
-		cli_err("send", "cannot stage the sealed copy in %s", cli->state_dir);
+	if (seal_begin(&x, &s, in, keys, o->npeers, name) < 0) {
+		cli_err("send", "cannot seal the input: %s", s.why ? s.why : strerror(errno));
 		goto out;
 	}
-	if (seal_all(&s, keys, o->npeers, name) < 0) {
-		cli_err("send", "cannot seal the input: %s", strerror(errno));
-		goto out;
+	sealed_size = s.in_known ? seal_predict(&s) : 0;
+	/* A file of known size is sealed as it goes up; anything else is
+	 * staged first (the CS wants the size before the bytes). */
+	if (!s.in_known) {
+		if (cli_state_prepare(cli, "send") < 0 || (staged = stage_file(cli)) < 0) {
+			cli_err("send", "cannot stage the sealed copy in %s", cli->state_dir);
+			goto out;
+		}
+		if (seal_to(&s, staged) < 0) {
+			cli_err("send", "cannot seal the input: %s", s.why ? s.why :
+			    strerror(errno));
+			goto out;
+		}
 	}
 	if ((ret = x_our_cs(&x)) != 0)
 		goto out;
@@ -268,21 +423,32 @@ do_send(struct cli *cli, const struct sopts *o)
 	    "notify", o->notify);
 	if (o->ttl)
 		json_object_set_new(create, "ttl", json_integer(o->ttl));
-	if ((ret = x_cs_upload(&x, s.out, s.size, s.sha, create, &commit)) != 0) {
+	if (s.in_known) {
+		struct x_src src = { seal_read, NULL, seal_sha, &s };
+
+		ret = x_cs_upload_src(&x, &src, sealed_size, create, &commit);
+		if (ret != 0 && s.why)
+			cli_err("send", "FILE '%s': %s", o->file, s.why);
+	} else
+		ret = x_cs_upload(&x, staged, s.size, s.sha, create, &commit);
+	if (ret != 0) {
 		json_decref(to);
 		goto out;
 	}
 	json_decref(to);
+	note_sent(cli, keys, o->npeers, s.sha, json_integer_value(json_object_get(commit,
+	    "expires")));
 	ret = x_announced(&x, x.cs, s.sha, &ann);
 	if (ann)
 		print_sent(o, commit, ann);
 out:
 	for (i = 0; i < NTM_XDATA_DEST_MAX; i++)
 		ntm_wipe(&keys[i], sizeof(keys[i]));
-	if (s.in > STDIN_FILENO)
-		close(s.in);
-	if (s.out >= 0)
-		close(s.out);
+	seal_end(&s);
+	if (in > STDIN_FILENO)
+		close(in);
+	if (staged >= 0)
+		close(staged);
 	json_decref(commit);
 	json_decref(ann);
 	xctx_close(&x);
@@ -303,8 +469,18 @@ do_status(struct cli *cli, const struct sopts *o)
 	if ((ret = x_our_cs(&x)) != 0)
 		goto out;
 	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", o->status);
-	if ((ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r)) != 0)
+	x.cs_probe = 1;
+	ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r);
+	x.cs_probe = 0;
+	if (ret == EXIT_UNREACH && x.cs_cached) {
+		/* The CS remembered is gone: ask our DC which it is now. */
+		x_forget_cs(&x);
+		if ((ret = x_our_cs(&x)) == 0)
+			ret = x_call(&x, x.cs, "GET", path, NULL, 200, &r);
+	}
+	if (ret != 0)
 		goto out;
+	note_delivered(cli, o->status, r);
 	if (o->json) {
 		cli_print_json(r);
 		r = NULL;
@@ -337,6 +513,29 @@ out:
 	json_decref(r);
 	xctx_close(&x);
 	return ret;
+}
+
+/* 1 when STATE_DIR/keys holds a key with name. */
+static int
+is_keyed_peer(const struct cli *cli, const char *name)
+{
+	struct xkey k;
+	int e;
+
+	if (!ntm_valid_dnsname(name) || strchr(name, '.') == NULL)
+		return 0;
+	e = xkey_load(cli, name, &k);
+	ntm_wipe(&k, sizeof(k));
+	return e != NTM_ERR_NOTFOUND;
+}
+
+/* A name of three labels or more with no '/' may be meant as a peer. */
+static int
+looks_like_peer(const char *name)
+{
+	const char *dot = strchr(name, '.');
+
+	return ntm_valid_dnsname(name) && dot && strchr(dot + 1, '.');
 }
 
 static int
@@ -396,6 +595,12 @@ send_main(struct cli *cli, int argc, char **argv)
 			if (cli_parse_timeout("send", args.optarg, &o.timeout) < 0)
 				goto done;
 			break;
+		case OPT_PROGRESS:
+			o.progress = X_PROGRESS_ON;
+			break;
+		case OPT_NO_PROGRESS:
+			o.progress = X_PROGRESS_OFF;
+			break;
 		case OPT_JSON:
 			o.json = 1;
 			break;
@@ -415,11 +620,21 @@ send_main(struct cli *cli, int argc, char **argv)
 		ret = do_status(cli, &o);
 		goto done;
 	}
-	/* The last operand is FILE when it is "-" or an existing file. */
+	/* The last of two or more operands is FILE unless it is a peer we
+	 * share a key with and no such file exists: "missing.txt" is a file
+	 * that is not there, not a peer without a key. */
 	npeers = args.npos;
 	if (npeers >= 2 && (strcmp(args.pos[npeers - 1], "-") == 0 ||
-	    stat(args.pos[npeers - 1], &st) == 0))
+	    stat(args.pos[npeers - 1], &st) == 0 || !is_keyed_peer(cli, args.pos[npeers - 1])))
 		o.file = args.pos[--npeers];
+	if (o.file && strcmp(o.file, "-") != 0 && stat(o.file, &st) != 0 && errno == ENOENT) {
+		if (looks_like_peer(o.file))
+			cli_err("send", "%s: no such file (nor a peer with a shared key: "
+			    "run 'ntm keys exchange %s' first to send to it)", o.file, o.file);
+		else
+			cli_err("send", "%s: no such file", o.file);
+		goto done;
+	}
 	if (npeers < 1) {
 		cli_err("send", "missing PEER");
 		goto done;

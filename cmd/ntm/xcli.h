@@ -7,6 +7,7 @@
 #define NTM_XCLI_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -24,7 +25,23 @@ struct xctx {
 	struct session	 s;
 	long		 timeout_ms;	/* each JSON call */
 	char		 cs[NTM_PUSH_URL_MAX + 1];	/* our DC's CS ("" until asked) */
+	int		 cs_cached;	/* x->cs came from the state dir */
+	int		 cs_probe;	/* x_call: a remembered CS that is gone is not an error yet */
+	int		 progress;	/* X_PROGRESS_AUTO, _ON (--progress), _OFF */
+	int64_t		 prog_start, prog_last;	/* mono ms of this phase's start, last line */
+	const char	*prog_what;	/* the phase shown */
 };
+
+enum { X_PROGRESS_AUTO, X_PROGRESS_ON, X_PROGRESS_OFF };
+
+/*
+ * One updating line on stderr: "ntm: send: upload 12.0 / 100.0 MiB (12%),
+ * 85.3 MiB/s, 0:01 left", at most 5 times a second and once at the end
+ * (done == total, which ends the line). Shown on a terminal for phases of
+ * 1 MiB or more (X_PROGRESS_AUTO), always with --progress, never with
+ * --no-progress. A new what starts a new phase (rate from its start).
+ */
+void x_progress(struct xctx *x, const char *what, uint64_t done, uint64_t total);
 
 /* Loads the session: 0, or prints why and returns the exit code. */
 int  xctx_open(struct xctx *x, struct cli *cli, const char *cmd, long timeout_s);
@@ -40,8 +57,11 @@ int  x_valid_peer(struct xctx *x, const char *s, const char *what);
  */
 int  x_call(struct xctx *x, const char *base, const char *method, const char *path,
     json_t *body, long want, json_t **out);
-/* GET /v1/exchange/cs at our DC into x->cs: 0 or an exit code. */
+/* Our DC's CS into x->cs: remembered for 10 minutes in the state dir, else
+ * GET /v1/exchange/cs at our DC. 0 or an exit code. */
 int  x_our_cs(struct xctx *x);
+/* Forgets the remembered CS (it could not be reached): ask the DC again. */
+void x_forget_cs(struct xctx *x);
 
 /*
  * After a commit at the CS at base: the CS announces the object to each
@@ -69,6 +89,41 @@ int  x_exchange_keypair(const struct cli *cli, uint8_t pk[NTM_XPK_LEN],
 
 /* ---- the key store: STATE_DIR/keys/PEER.key, JSON, 0600 -------------------- */
 
+/*
+ * A key replaced by a newer one (keys exchange/rotate, or a key fetched
+ * from the peer) is kept as long as an object sealed with it may still be
+ * waiting, so rotating never makes a file in flight unreadable:
+ *  - objects we sealed with it (sender): until each one is seen delivered
+ *    (ntm send --status) or has expired;
+ *  - objects the peer sealed with it (recipient): until no cache entry from
+ *    the peer listed before the key that replaced it remains (each fetch
+ *    checks; entries expire at the DC). When we made the new key, the peer
+ *    goes on sealing with the old one until it fetches ours: kept until a
+ *    fetch of ours finds nothing from the peer left, or X_KEY_PEER_KEEP_S.
+ */
+#define X_KEY_BEFORE_ANY	INT64_MAX	/* before: any entry, listed now or later */
+#define X_KEY_PEER_KEEP_S	(7 * 86400)	/* as long as the DCs keep a temporal key */
+#define X_KEY_OLD_MAX	4	/* previous keys kept per peer; the oldest goes first */
+#define X_KEY_SENT_MAX	8	/* objects tracked per key; more: kept until the last expires */
+
+struct xkey_sent {
+	char	sha256[65];
+	int64_t	expires;
+};
+
+struct xkey_old {
+	uint8_t			key_id[NTM_XKEY_ID];
+	uint8_t			key[NTM_KEY_LEN];
+	uint8_t			sealed_to[NTM_XPK_LEN];
+	int64_t			created;
+	int			initiator;
+	int64_t			until;		/* the last object we sealed with it expires (0: none) */
+	int64_t			before;		/* recipient: cache entries below this id may need it */
+	int64_t			peer_until;	/* with X_KEY_BEFORE_ANY: kept until then at most */
+	struct xkey_sent	sent[X_KEY_SENT_MAX];	/* ours, not yet seen delivered */
+	int			nsent, lost;	/* lost: more than X_KEY_SENT_MAX were sent */
+};
+
 struct xkey {
 	char	peer[NTM_NAME_MAX + 1];
 	uint8_t	key_id[NTM_XKEY_ID];
@@ -76,15 +131,41 @@ struct xkey {
 	uint8_t	sealed_to[NTM_XPK_LEN];	/* the recipient's exchange key (fingerprint) */
 	int64_t	created;
 	int	initiator;	/* 1: we made it (keys exchange); 0: we received it */
+	/* Objects we sealed with it (moved to old[] with it when replaced). */
+	int64_t			until;
+	struct xkey_sent	sent[X_KEY_SENT_MAX];
+	int			nsent, lost;
+	struct xkey_old		old[X_KEY_OLD_MAX];	/* newest first */
+	int			nold;
 };
-/* 0, NTM_ERR_NOTFOUND, or another error (a malformed or group-readable file). */
+/* 0, NTM_ERR_NOTFOUND, or another error (a malformed or group-readable file).
+ * Previous keys no longer needed (see above) are left out. */
 int  xkey_load(const struct cli *cli, const char *peer, struct xkey *k);
 int  xkey_save(const struct cli *cli, const struct xkey *k);
 int  xkey_remove(const struct cli *cli, const char *peer);
+/* Makes k (a new key) the current one for its peer, keeping prev's current
+ * key (when it has another id) as a previous one with before (the cache
+ * entry id of the new key at a recipient; X_KEY_BEFORE_ANY when we made
+ * it), and prev's old keys. */
+void xkey_replace(struct xkey *k, const struct xkey *prev, int64_t before);
+/* Notes that object sha256 (expiring then) was sealed with key_id. */
+void xkey_note_sent(struct xkey *k, const uint8_t key_id[NTM_XKEY_ID], const char *sha256,
+    int64_t expires);
+/* Forgets object sha256 (delivered): 1 if k changed. */
+int  xkey_note_delivered(struct xkey *k, const char *sha256);
+/* Clears the recipient's need for previous keys once no cache entry from
+ * the peer with an id below theirs remains (oldest: the lowest such id,
+ * INT64_MAX for none): 1 if k changed. */
+int  xkey_entries_left(struct xkey *k, int64_t oldest);
 /* Calls fn for every stored key, by peer name. */
 int  xkey_each(const struct cli *cli, int (*fn)(const struct xkey *k, void *arg), void *arg);
-/* {"peer","key_id","fingerprint","created","initiator"} (new); never the key. */
+/* {"peer","key_id","fingerprint","created","made_by","current":true}
+ * (new); never the key. */
 json_t *xkey_json(const struct xkey *k);
+/* The same for previous key i, with "current": false, "sent_waiting" (how
+ * many objects we sealed with it are not yet seen delivered) and
+ * "peer_waiting" (cache entries from the peer may need it). */
+json_t *xkey_old_json(const struct xkey *k, int i);
 
 /* ---- CS transfers ---------------------------------------------------------- */
 
@@ -96,6 +177,22 @@ json_t *xkey_json(const struct xkey *k);
  */
 int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
     json_t **commit);
+/*
+ * The same from a source that makes the bytes as they go up (ntm send seals
+ * a file while it uploads it): read fills exactly cap bytes (-1 with errno
+ * on failure, or errno 0 when the caller will say why); sha256 is asked
+ * once the last byte was read; seek (NULL if
+ * the source cannot) restarts it at a byte offset when the CS resumes
+ * before the chunk held in memory.
+ */
+struct x_src {
+	ssize_t		 (*read)(void *arg, uint8_t *buf, size_t cap);
+	int		 (*seek)(void *arg, uint64_t at);
+	const char	*(*sha256)(void *arg);
+	void		*arg;
+};
+int  x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
+    json_t *create, json_t **commit);
 /* Streams GET /v1/cs/object?sha256= from the CS at base into fn (which
  * returns 0, or -1 to stop). 0, or an exit code after one error line
  * (EXIT_VERIFY when fn stopped it: fn printed why). size (expected bytes,

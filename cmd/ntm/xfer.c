@@ -18,9 +18,28 @@
 #include "common.h"
 #include "xcli.h"
 
-/* Connections and TLS sessions shared by the easy handles of one run
- * (single-threaded: no locks). */
-static CURLSH *share;
+/* One libcurl handle for every request of a run, JSON calls and raw
+ * transfers alike: its connections (kept alive, one per server), TLS
+ * sessions and CA store outlive each request (curl_easy_reset keeps them),
+ * so a run makes one TLS handshake per server. */
+static CURL *easy;
+static int n_requests, n_connects;	/* for -vv: round trips and handshakes of a run */
+
+/* After each request: its time, and whether it opened a connection (-vv). */
+static void
+easy_count(CURL *c, const char *what, const char *url)
+{
+	double total = 0;
+	long conns = 0, status = 0;
+
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &total);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	n_requests++;
+	n_connects += (int)conns;
+	log_debug("%s %s: %ld in %.1f ms (%s)", what, url, status, total * 1000,
+	    conns ? "new connection" : "reused");
+}
 
 int
 xctx_open(struct xctx *x, struct cli *cli, const char *cmd, long timeout_s)
@@ -51,9 +70,11 @@ void
 xctx_close(struct xctx *x)
 {
 	session_free(&x->s);
-	if (share) {
-		curl_share_cleanup(share);
-		share = NULL;
+	if (n_requests)
+		log_debug("%d HTTPS requests, %d connections", n_requests, n_connects);
+	if (easy) {
+		curl_easy_cleanup(easy);
+		easy = NULL;
 	}
 }
 
@@ -71,6 +92,104 @@ x_valid_peer(struct xctx *x, const char *s, const char *what)
 	return 1;
 }
 
+/* A response body kept whole, up to X_RESP_MAX bytes (JSON answers). */
+#define X_RESP_MAX	(1024 * 1024)
+struct dbuf {
+	char	*p;
+	size_t	 len, cap;
+	int	 over;
+};
+
+static size_t
+dbuf_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct dbuf *b = arg;
+	size_t n = size * nmemb, cap;
+	char *q;
+
+	if (b->len + n > X_RESP_MAX) {
+		b->over = 1;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((q = realloc(b->p, cap)) == NULL)
+			return 0;
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static CURL *easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs);
+static void easy_free(CURL *c, struct curl_slist *hdrs);
+
+/* One JSON request on the shared handle: 0 when an answer came (any
+ * status), else an NTM_ERR_* with errmsg. *json: the body if it is a JSON
+ * object (new), else NULL. */
+static int
+json_call(struct xctx *x, const char *method, const char *url, json_t *body, long *status,
+    json_t **json, char *errmsg, size_t errlen)
+{
+	struct curl_slist *h;
+	struct dbuf b = { NULL, 0, 0, 0 };
+	char *text = NULL;
+	CURLcode rc;
+	CURL *c;
+	int err;
+
+	*json = NULL;
+	*status = 0;
+	if ((c = easy_new(x, url, &h)) == NULL)
+		return NTM_ERR_NOMEM;
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)X_RESP_MAX);
+	if (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+		if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+			easy_free(c, h);
+			return NTM_ERR_NOMEM;
+		}
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : 0));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "");
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET") != 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dbuf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	easy_count(c, method, url);
+	if ((err = ntm_http_curl_err(rc)) != 0 || b.over) {
+		if (b.over || rc == CURLE_FILESIZE_EXCEEDED) {
+			err = NTM_ERR_TOOBIG;
+			snprintf(errmsg, errlen, "response body over the limit of %d bytes",
+			    X_RESP_MAX);
+		} else
+			snprintf(errmsg, errlen, "%s", curl_easy_strerror(rc));
+	} else if (b.len > 0) {
+		*json = json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, NULL);
+		if (*json && !json_is_object(*json)) {
+			json_decref(*json);
+			*json = NULL;
+		}
+	}
+	if (text) {
+		ntm_wipe(text, strlen(text));
+		free(text);
+	}
+	free(b.p);
+	easy_free(c, h);
+	return err;
+}
+
 int
 x_call(struct xctx *x, const char *base, const char *method, const char *path, json_t *body,
     long want, json_t **out)
@@ -85,14 +204,18 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 		*out = NULL;
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	log_info("%s %s", method, url);
-	err = ntm_https_call(x->s.ca_file, method, url, body, x->s.token, x->timeout_ms, &status,
-	    &resp, errmsg, sizeof(errmsg));
+	err = json_call(x, method, url, body, &status, &resp, errmsg, sizeof(errmsg));
 	if (err == 0 && status == want) {
 		if (out)
 			*out = resp;
 		else
 			json_decref(resp);
 		return 0;
+	}
+	/* A remembered CS that is gone: the caller asks the DC again. */
+	if (x->cs_probe && x->cs_cached && err == NTM_ERR_CONNECT && strcmp(base, x->cs) == 0) {
+		log_info("%s: %s; asking %s for its CS", base, errmsg, x->s.dc_url);
+		return EXIT_UNREACH;
 	}
 	ret = cli_http_fail(x->cmd, base, err, status, resp, errmsg);
 	code = json_string_value(json_object_get(resp, "code"));
@@ -105,6 +228,67 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 	return ret;
 }
 
+/* Our DC's CS URL, kept in STATE_DIR/X_CS_FILE for X_CS_KEEP_S so that a
+ * send talks to the CS alone: {"dc": DC URL, "cs": CS URL, "time": T}. */
+#define X_CS_FILE	"cs.json"
+#define X_CS_KEEP_S	600
+
+static int
+cs_cached(struct xctx *x)
+{
+	char *path = cli_state_path(x->cli, X_CS_FILE), *text = NULL;
+	const char *dc, *cs;
+	json_t *j = NULL;
+	int64_t t;
+	size_t len;
+	int ok = 0;
+
+	if (ntm_file_read(path, 4096, &text, &len) == 0 &&
+	    (j = json_loadb(text, len, 0, NULL)) != NULL &&
+	    (dc = json_string_value(json_object_get(j, "dc"))) != NULL &&
+	    (cs = json_string_value(json_object_get(j, "cs"))) != NULL &&
+	    strcmp(dc, x->s.dc_url) == 0 && ntm_valid_push_url(cs)) {
+		t = json_integer_value(json_object_get(j, "time"));
+		if (t <= now_unix() && now_unix() - t < X_CS_KEEP_S) {
+			snprintf(x->cs, sizeof(x->cs), "%s", cs);
+			x->cs_cached = 1;
+			ok = 1;
+		}
+	}
+	json_decref(j);
+	free(text);
+	free(path);
+	return ok;
+}
+
+static void
+cs_remember(struct xctx *x)
+{
+	char *path = cli_state_path(x->cli, X_CS_FILE), *text;
+	json_t *j = json_pack("{s:s, s:s, s:I}", "dc", x->s.dc_url, "cs", x->cs, "time",
+	    (json_int_t)now_unix());
+
+	if (j && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
+		if (cli_state_prepare(x->cli, x->cmd) == 0 &&
+		    ntm_file_write(path, text, strlen(text), 0600) < 0)
+			log_info("cannot write %s", path);
+		free(text);
+	}
+	json_decref(j);
+	free(path);
+}
+
+void
+x_forget_cs(struct xctx *x)
+{
+	char *path = cli_state_path(x->cli, X_CS_FILE);
+
+	unlink(path);
+	free(path);
+	x->cs[0] = '\0';
+	x->cs_cached = 0;
+}
+
 int
 x_our_cs(struct xctx *x)
 {
@@ -112,7 +296,7 @@ x_our_cs(struct xctx *x)
 	const char *cs;
 	int ret;
 
-	if (x->cs[0])
+	if (x->cs[0] || cs_cached(x))
 		return 0;
 	if ((ret = x_call(x, x->s.dc_url, "GET", "/v1/exchange/cs", NULL, 200, &r)) != 0)
 		return ret;
@@ -124,6 +308,7 @@ x_our_cs(struct xctx *x)
 	}
 	snprintf(x->cs, sizeof(x->cs), "%s", cs);
 	json_decref(r);
+	cs_remember(x);
 	return 0;
 }
 
@@ -233,13 +418,95 @@ key_path(const struct cli *cli, const char *peer)
 	return xasprintf("%s/keys/%s.key", cli->state_dir, peer);
 }
 
+/* A "sent" array into sent[] (at most X_KEY_SENT_MAX): 0 or -1. */
+static int
+sent_parse(json_t *arr, struct xkey_sent *sent, int *n)
+{
+	json_t *v;
+	size_t i;
+	const char *sha;
+
+	*n = 0;
+	if (arr == NULL)
+		return 0;
+	if (json_array_size(arr) > X_KEY_SENT_MAX)
+		return -1;
+	json_array_foreach(arr, i, v) {
+		sha = json_string_value(json_object_get(v, "sha256"));
+		if (sha == NULL || strlen(sha) != 64 ||
+		    !json_is_integer(json_object_get(v, "expires")))
+			return -1;
+		memcpy(sent[*n].sha256, sha, 65);
+		sent[(*n)++].expires = json_integer_value(json_object_get(v, "expires"));
+	}
+	return 0;
+}
+
+static json_t *
+sent_json(const struct xkey_sent *sent, int n)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I}", "sha256", sent[i].sha256,
+		    "expires", (json_int_t)sent[i].expires));
+	return a;
+}
+
+/* Whether a previous key may still open an object waiting somewhere. */
+static int
+old_needed(const struct xkey_old *o, int64_t now)
+{
+	return (o->before > 0 && (o->before != X_KEY_BEFORE_ANY || o->peer_until > now)) ||
+	    ((o->nsent > 0 || o->lost) && o->until > now);
+}
+
+/* One previous key from its JSON: 0 or -1. */
+static int
+old_parse(json_t *j, struct xkey_old *o)
+{
+	const char *kid = NULL, *key = NULL, *to = NULL;
+	int64_t created = 0, until = 0, before = 0, peer_until = 0;
+	int init = 0, lost = 0;
+	json_t *sent = NULL;
+	const struct ntm_jfield f[] = {
+		{ "key_id", NTM_J_STR, 1, &kid, 2 * NTM_XKEY_ID },
+		{ "key", NTM_J_STR, 1, &key, 64 },
+		{ "sealed_to", NTM_J_STR, 1, &to, 64 },
+		{ "created", NTM_J_INT, 1, &created, 0 },
+		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
+		{ "until", NTM_J_INT, 0, &until, 0 },
+		{ "before", NTM_J_INT, 0, &before, 0 },
+		{ "peer_until", NTM_J_INT, 0, &peer_until, 0 },
+		{ "sent", NTM_J_ARR, 0, &sent, 0 },
+		{ "lost", NTM_J_BOOL, 0, &lost, 0 },
+	};
+	struct ntm_jerr je;
+
+	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &je) != 0 ||
+	    ntm_hex_decode_exact(o->key_id, NTM_XKEY_ID, kid) != NTM_XKEY_ID ||
+	    ntm_b64_decode_exact(o->key, NTM_KEY_LEN, key) != NTM_KEY_LEN ||
+	    ntm_b64_decode_exact(o->sealed_to, NTM_XPK_LEN, to) != NTM_XPK_LEN ||
+	    sent_parse(sent, o->sent, &o->nsent) < 0)
+		return -1;
+	o->created = created;
+	o->initiator = init;
+	o->until = until;
+	o->before = before;
+	o->peer_until = peer_until;
+	o->lost = lost;
+	return 0;
+}
+
 int
 xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 {
 	char *path = key_path(cli, peer), *text = NULL;
 	const char *p = NULL, *kid = NULL, *key = NULL, *to = NULL;
-	int64_t created = 0, version = 0;
-	int init = 0, ret;
+	int64_t created = 0, version = 0, until = 0, now = now_unix();
+	int init = 0, lost = 0, ret;
+	json_t *sent = NULL, *old = NULL, *v;
 	const struct ntm_jfield f[] = {
 		{ "version", NTM_J_INT, 1, &version, 0 },
 		{ "peer", NTM_J_STR, 1, &p, NTM_NAME_MAX },
@@ -248,10 +515,15 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 		{ "sealed_to", NTM_J_STR, 1, &to, 64 },
 		{ "created", NTM_J_INT, 1, &created, 0 },
 		{ "initiator", NTM_J_BOOL, 1, &init, 0 },
+		{ "until", NTM_J_INT, 0, &until, 0 },
+		{ "sent", NTM_J_ARR, 0, &sent, 0 },
+		{ "lost", NTM_J_BOOL, 0, &lost, 0 },
+		{ "previous", NTM_J_ARR, 0, &old, 0 },
 	};
 	struct ntm_jerr je;
+	struct xkey_old o;
 	json_t *j = NULL;
-	size_t len;
+	size_t len, i;
 
 	struct stat st;
 
@@ -263,17 +535,30 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 	/* A key readable by others is refused (as ntm_key_load does). */
 	if (st.st_mode & 077)
 		ret = NTM_ERR_INVAL;
-	else if ((ret = ntm_file_read(path, 4096, &text, &len)) == 0) {
+	else if ((ret = ntm_file_read(path, 65536, &text, &len)) == 0) {
 		ret = NTM_ERR_INVAL;
 		if ((j = ntm_json_parse(text, len, &je)) != NULL &&
-		    ntm_json_unpack(j, f, 7, &je) == 0 && version == 2 && strcmp(p, peer) == 0 &&
+		    ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &je) == 0 && version == 2 &&
+		    strcmp(p, peer) == 0 &&
 		    ntm_hex_decode_exact(k->key_id, NTM_XKEY_ID, kid) == NTM_XKEY_ID &&
 		    ntm_b64_decode_exact(k->key, NTM_KEY_LEN, key) == NTM_KEY_LEN &&
-		    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, to) == NTM_XPK_LEN) {
+		    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, to) == NTM_XPK_LEN &&
+		    sent_parse(sent, k->sent, &k->nsent) == 0 &&
+		    json_array_size(old) <= X_KEY_OLD_MAX) {
 			snprintf(k->peer, sizeof(k->peer), "%s", p);
 			k->created = created;
 			k->initiator = init;
+			k->until = until;
+			k->lost = lost;
 			ret = 0;
+			json_array_foreach(old, i, v) {
+				memset(&o, 0, sizeof(o));
+				if (old_parse(v, &o) < 0)
+					ret = NTM_ERR_INVAL;
+				else if (old_needed(&o, now))
+					k->old[k->nold++] = o;
+				ntm_wipe(&o, sizeof(o));
+			}
 		}
 	}
 	if (text) {
@@ -281,45 +566,97 @@ xkey_load(const struct cli *cli, const char *peer, struct xkey *k)
 		free(text);
 	}
 	if (j) {
-		json_t *v = json_object_get(j, "key");
+		json_t *w = json_object_get(j, "key");
 
-		if (json_is_string(v))
-			ntm_wipe((char *)json_string_value(v), json_string_length(v));
+		if (json_is_string(w))
+			ntm_wipe((char *)json_string_value(w), json_string_length(w));
+		json_array_foreach(old, i, v) {
+			w = json_object_get(v, "key");
+			if (json_is_string(w))
+				ntm_wipe((char *)json_string_value(w), json_string_length(w));
+		}
 		json_decref(j);
 	}
+	if (ret < 0)
+		ntm_wipe(k, sizeof(*k));
 	free(path);
 	return ret;
+}
+
+/* The JSON of one key (kid, key, sealed_to and the rest); wipe "key" after use. */
+static json_t *
+key_fields(const uint8_t *key_id, const uint8_t *key, const uint8_t *to, int64_t created,
+    int initiator)
+{
+	char kid[2 * NTM_XKEY_ID + 1], kb[NTM_B64_LEN(NTM_KEY_LEN)], tb[NTM_B64_LEN(NTM_XPK_LEN)];
+	json_t *j;
+
+	if (ntm_hex_encode(kid, sizeof(kid), key_id, NTM_XKEY_ID) < 0 ||
+	    ntm_b64_encode(kb, sizeof(kb), key, NTM_KEY_LEN) < 0 ||
+	    ntm_b64_encode(tb, sizeof(tb), to, NTM_XPK_LEN) < 0)
+		return NULL;
+	j = json_pack("{s:s, s:s, s:s, s:I, s:b}", "key_id", kid, "key", kb, "sealed_to", tb,
+	    "created", (json_int_t)created, "initiator", initiator);
+	ntm_wipe(kb, sizeof(kb));
+	return j;
+}
+
+static void
+wipe_key_field(json_t *j)
+{
+	json_t *v = json_object_get(j, "key");
+
+	if (json_is_string(v))
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
 }
 
 int
 xkey_save(const struct cli *cli, const struct xkey *k)
 {
-	char kid[2 * NTM_XKEY_ID + 1], key[NTM_B64_LEN(NTM_KEY_LEN)], *dir, *path, *text;
-	char to[NTM_B64_LEN(NTM_XPK_LEN)];
-	json_t *j;
-	int ret;
+	char *dir, *path, *text;
+	json_t *j, *old, *o;
+	size_t i;
+	int ret, n;
 
-	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0 ||
-	    ntm_b64_encode(key, sizeof(key), k->key, NTM_KEY_LEN) < 0 ||
-	    ntm_b64_encode(to, sizeof(to), k->sealed_to, NTM_XPK_LEN) < 0)
+	if ((j = key_fields(k->key_id, k->key, k->sealed_to, k->created, k->initiator)) == NULL)
 		return NTM_ERR_INVAL;
 	dir = xasprintf("%s/keys", cli->state_dir);
 	if ((ret = ntm_mkdirs(dir, 0700)) < 0) {
+		wipe_key_field(j);
+		json_decref(j);
 		free(dir);
 		return ret;
 	}
 	free(dir);
-	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b}", "version", 2, "peer", k->peer,
-	    "key_id", kid, "key", key, "sealed_to", to, "created", (json_int_t)k->created,
-	    "initiator", k->initiator);
-	ntm_wipe(key, sizeof(key));
-	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (j) {
-		json_t *v = json_object_get(j, "key");
-
-		ntm_wipe((char *)json_string_value(v), json_string_length(v));
-		json_decref(j);
+	json_object_set_new(j, "version", json_integer(2));
+	json_object_set_new(j, "peer", json_string(k->peer));
+	if (k->nsent || k->lost || k->until) {
+		json_object_set_new(j, "until", json_integer(k->until));
+		json_object_set_new(j, "sent", sent_json(k->sent, k->nsent));
+		json_object_set_new(j, "lost", json_boolean(k->lost));
 	}
+	old = json_array();
+	for (n = 0; n < k->nold; n++) {
+		const struct xkey_old *p = &k->old[n];
+
+		if ((o = key_fields(p->key_id, p->key, p->sealed_to, p->created,
+		    p->initiator)) == NULL)
+			continue;
+		json_object_set_new(o, "until", json_integer(p->until));
+		json_object_set_new(o, "before", json_integer(p->before));
+		json_object_set_new(o, "peer_until", json_integer(p->peer_until));
+		json_object_set_new(o, "sent", sent_json(p->sent, p->nsent));
+		json_object_set_new(o, "lost", json_boolean(p->lost));
+		json_array_append_new(old, o);
+	}
+	if (json_array_size(old))
+		json_object_set(j, "previous", old);
+	text = json_dumps(j, JSON_COMPACT);
+	wipe_key_field(j);
+	json_array_foreach(old, i, o)
+		wipe_key_field(o);
+	json_decref(old);
+	json_decref(j);
 	if (text == NULL)
 		return NTM_ERR_NOMEM;
 	path = key_path(cli, k->peer);
@@ -328,6 +665,130 @@ xkey_save(const struct cli *cli, const struct xkey *k)
 	free(text);
 	free(path);
 	return ret;
+}
+
+void
+xkey_replace(struct xkey *k, const struct xkey *prev, int64_t before)
+{
+	struct xkey_old *o;
+	int i, n = 0;
+
+	k->nold = 0;
+	if (prev == NULL)
+		return;
+	if (memcmp(prev->key_id, k->key_id, NTM_XKEY_ID) == 0) {
+		/* The same key again: keep what it tracked. */
+		k->until = prev->until;
+		memcpy(k->sent, prev->sent, sizeof(k->sent));
+		k->nsent = prev->nsent;
+		k->lost = prev->lost;
+	} else {
+		o = &k->old[n];
+		memset(o, 0, sizeof(*o));
+		memcpy(o->key_id, prev->key_id, NTM_XKEY_ID);
+		memcpy(o->key, prev->key, NTM_KEY_LEN);
+		memcpy(o->sealed_to, prev->sealed_to, NTM_XPK_LEN);
+		o->created = prev->created;
+		o->initiator = prev->initiator;
+		o->until = prev->until;
+		o->before = before;
+		if (before == X_KEY_BEFORE_ANY)
+			o->peer_until = now_unix() + X_KEY_PEER_KEEP_S;
+		memcpy(o->sent, prev->sent, sizeof(o->sent));
+		o->nsent = prev->nsent;
+		o->lost = prev->lost;
+		if (old_needed(o, now_unix()))
+			n++;
+		else
+			ntm_wipe(o, sizeof(*o));
+	}
+	for (i = 0; i < prev->nold && n < X_KEY_OLD_MAX; i++)
+		if (memcmp(prev->old[i].key_id, k->key_id, NTM_XKEY_ID) != 0)
+			k->old[n++] = prev->old[i];
+	k->nold = n;
+}
+
+static void
+sent_add(struct xkey_sent *sent, int *n, int *lost, int64_t *until, const char *sha256,
+    int64_t expires)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(sent[i].sha256, sha256) == 0)
+			return;
+	if (*n == X_KEY_SENT_MAX) {
+		memmove(sent, sent + 1, (X_KEY_SENT_MAX - 1) * sizeof(*sent));
+		(*n)--;
+		*lost = 1;
+	}
+	snprintf(sent[*n].sha256, sizeof(sent[*n].sha256), "%s", sha256);
+	sent[(*n)++].expires = expires;
+	if (expires > *until)
+		*until = expires;
+}
+
+void
+xkey_note_sent(struct xkey *k, const uint8_t key_id[NTM_XKEY_ID], const char *sha256,
+    int64_t expires)
+{
+	if (memcmp(k->key_id, key_id, NTM_XKEY_ID) == 0)
+		sent_add(k->sent, &k->nsent, &k->lost, &k->until, sha256, expires);
+}
+
+static int
+sent_drop(struct xkey_sent *sent, int *n, const char *sha256)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(sent[i].sha256, sha256) == 0) {
+			memmove(sent + i, sent + i + 1, (size_t)(*n - i - 1) * sizeof(*sent));
+			(*n)--;
+			return 1;
+		}
+	return 0;
+}
+
+/* Drops the previous keys nobody needs any more. */
+static void
+old_prune(struct xkey *k)
+{
+	int64_t now = now_unix();
+	int i, n = 0;
+
+	for (i = 0; i < k->nold; i++) {
+		if (old_needed(&k->old[i], now))
+			k->old[n++] = k->old[i];
+	}
+	for (i = n; i < k->nold; i++)
+		ntm_wipe(&k->old[i], sizeof(k->old[i]));
+	k->nold = n;
+}
+
+int
+xkey_note_delivered(struct xkey *k, const char *sha256)
+{
+	int i, changed = sent_drop(k->sent, &k->nsent, sha256);
+
+	for (i = 0; i < k->nold; i++)
+		changed |= sent_drop(k->old[i].sent, &k->old[i].nsent, sha256);
+	old_prune(k);
+	return changed;
+}
+
+int
+xkey_entries_left(struct xkey *k, int64_t oldest)
+{
+	int i, changed = 0;
+
+	for (i = 0; i < k->nold; i++)
+		if (k->old[i].before > 0 && oldest >= k->old[i].before) {
+			k->old[i].before = 0;
+			changed = 1;
+		}
+	old_prune(k);
+	return changed;
 }
 
 int
@@ -386,24 +847,63 @@ xkey_json(const struct xkey *k)
 	if (ntm_hex_encode(kid, sizeof(kid), k->key_id, NTM_XKEY_ID) < 0)
 		return NULL;
 	ntm_xkey_fingerprint(fp, k->key_id, k->key, k->sealed_to);
-	return json_pack("{s:s, s:s, s:s, s:I, s:s}", "peer", k->peer, "key_id", kid,
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "peer", k->peer, "key_id", kid,
 	    "fingerprint", fp, "created", (json_int_t)k->created,
-	    "made_by", k->initiator ? "us" : "peer");
+	    "made_by", k->initiator ? "us" : "peer", "current", 1);
+}
+
+json_t *
+xkey_old_json(const struct xkey *k, int i)
+{
+	const struct xkey_old *o = &k->old[i];
+	char kid[2 * NTM_XKEY_ID + 1], fp[NTM_XFP_LEN];
+
+	if (ntm_hex_encode(kid, sizeof(kid), o->key_id, NTM_XKEY_ID) < 0)
+		return NULL;
+	ntm_xkey_fingerprint(fp, o->key_id, o->key, o->sealed_to);
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:i, s:b}", "peer", k->peer,
+	    "key_id", kid, "fingerprint", fp, "created", (json_int_t)o->created,
+	    "made_by", o->initiator ? "us" : "peer", "current", 0, "sent_waiting",
+	    o->nsent + o->lost, "peer_waiting", o->before > 0);
 }
 
 /* ---- progress on a terminal -------------------------------------------------- */
 
-#define X_PROGRESS_MIN	(1024 * 1024)	/* smaller transfers show none */
+#define X_PROGRESS_MIN		(1024 * 1024)	/* smaller phases show none on their own */
+#define X_PROGRESS_EVERY_MS	200
 
-/* "\rntm: send: 12.0 / 100.0 MiB (12%)" on stderr when it is a terminal. */
-static void
-progress(struct xctx *x, const char *what, uint64_t done, uint64_t total)
+void
+x_progress(struct xctx *x, const char *what, uint64_t done, uint64_t total)
 {
-	if (total < X_PROGRESS_MIN || !isatty(STDERR_FILENO))
+	int64_t now = mono_ms(), ms;
+	double rate, left;
+	char eta[32] = "";
+
+	if (x->progress == X_PROGRESS_OFF || (x->progress == X_PROGRESS_AUTO &&
+	    (total < X_PROGRESS_MIN || !isatty(STDERR_FILENO))))
 		return;
-	fprintf(stderr, "\rntm: %s: %s %.1f / %.1f MiB (%d%%)%s", x->cmd, what,
-	    (double)done / 1048576, (double)total / 1048576, (int)(done * 100 / total),
-	    done >= total ? "\n" : "");
+	if (x->prog_what == NULL || strcmp(x->prog_what, what) != 0) {
+		x->prog_what = what;
+		x->prog_start = now;
+		x->prog_last = 0;
+	}
+	if (done < total && now - x->prog_last < X_PROGRESS_EVERY_MS)
+		return;
+	x->prog_last = now;
+	ms = now - x->prog_start;
+	rate = ms > 0 ? (double)done * 1000.0 / (double)ms : 0;
+	if (done >= total)
+		snprintf(eta, sizeof(eta), "in %lld.%01llds", (long long)(ms / 1000),
+		    (long long)(ms % 1000 / 100));
+	else if (rate > 0) {
+		left = (double)(total - done) / rate;
+		snprintf(eta, sizeof(eta), "%d:%02d left", (int)left / 60, (int)left % 60);
+	} else
+		snprintf(eta, sizeof(eta), "--:-- left");
+	fprintf(stderr, "\rntm: %s: %s %.1f / %.1f MiB (%d%%), %.1f MiB/s, %s%s%s",
+	    x->cmd, what, (double)done / 1048576, (double)total / 1048576,
+	    total ? (int)(done * 100 / total) : 100, rate / 1048576, eta,
+	    isatty(STDERR_FILENO) ? "\033[K" : "", done >= total ? "\n" : "");
 	fflush(stderr);
 }
 
@@ -432,39 +932,37 @@ rbuf_write(char *p, size_t size, size_t nmemb, void *arg)
 static CURL *
 easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs)
 {
-	CURL *c = curl_easy_init();
 	char *auth;
 
-	if (c == NULL)
+	if (easy == NULL && (easy = curl_easy_init()) == NULL)
 		return NULL;
-	/* One connection (and TLS session) for all the chunks of a transfer. */
-	if (share == NULL && (share = curl_share_init()) != NULL) {
-		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	}
-	if (share)
-		curl_easy_setopt(c, CURLOPT_SHARE, share);
+	curl_easy_reset(easy);
 	auth = xasprintf("Authorization: Bearer %s", x->s.token);
 	*hdrs = curl_slist_append(NULL, auth);
 	ntm_wipe(auth, strlen(auth));
 	free(auth);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, *hdrs);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "ntm/" NTM_VERSION);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
 	/* Large objects take long: give up only when the transfer stalls. */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(x->timeout_ms / 1000));
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)(x->timeout_ms / 1000));
 	if (x->s.ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, x->s.ca_file);
-	return c;
+		curl_easy_setopt(easy, CURLOPT_CAINFO, x->s.ca_file);
+	return easy;
 }
 
+/* The handle stays for the next request; only the headers go. */
 static void
 easy_free(CURL *c, struct curl_slist *hdrs)
 {
-	curl_easy_cleanup(c);
+	(void)c;
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 }
 
@@ -488,10 +986,12 @@ http_fail(struct xctx *x, const char *base, CURLcode rc, long status, const stru
 	return ret;
 }
 
-/* PUT one chunk: 0 with *offset the CS's new total, or an exit code. */
+/* PUT one chunk: 0 with *offset the CS's new total, or an exit code. The
+ * last one carries sha256 (or NULL): the CS commits after writing it and
+ * answers 201 with the commit's answer into *commit (new). */
 static int
 put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t n,
-    uint64_t *offset)
+    const char *sha256, uint64_t *offset, json_t **commit, int *resumable)
 {
 	char url[NTM_PUSH_URL_MAX + 128];
 	struct curl_slist *h;
@@ -503,8 +1003,8 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	struct ntm_jerr je;
 	int ret;
 
-	snprintf(url, sizeof(url), "%s/v1/cs/upload?id=%s&offset=%llu", x->cs, id,
-	    (unsigned long long)at);
+	snprintf(url, sizeof(url), "%s/v1/cs/upload?id=%s&offset=%llu%s%s", x->cs, id,
+	    (unsigned long long)at, sha256 ? "&sha256=" : "", sha256 ? sha256 : "");
 	if ((c = easy_new(x, url, &h)) == NULL)
 		return EXIT_FAIL;
 	h = curl_slist_append(h, "Content-Type: application/octet-stream");
@@ -516,13 +1016,29 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (rc == CURLE_OK && status == 200 &&
+	easy_count(c, "PUT", url);
+	if (rc == CURLE_OK && status == 201 && sha256 &&
+	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
+	    json_is_string(json_object_get(j, "sha256"))) {
+		*offset = at + n;
+		*commit = j;
+		j = NULL;
+		ret = 0;
+	} else if (rc == CURLE_OK && status == 200 &&
 	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
 	    json_is_integer(json_object_get(j, "offset"))) {
 		*offset = (uint64_t)json_integer_value(json_object_get(j, "offset"));
 		ret = 0;
-	} else
+	} else {
+		/* A lost connection, a server error or a wrong offset: ask the CS
+		 * where it is. Anything else (a refused commit ...) is final. */
+		json_decref(j);
+		j = b.len ? ntm_json_parse(b.data, b.len, &je) : NULL;
+		*resumable = rc != CURLE_OK || status >= 500 ||
+		    (status == 409 && json_is_string(json_object_get(j, "code")) &&
+		    strcmp(json_string_value(json_object_get(j, "code")), "bad_offset") == 0);
 		ret = http_fail(x, x->cs, rc, status, &b);
+	}
 	json_decref(j);
 	easy_free(c, h);
 	return ret;
@@ -544,21 +1060,74 @@ upload_offset(struct xctx *x, const char *id, uint64_t *offset)
 	return 0;
 }
 
+/* Reads the sealed copy in fd (x_cs_upload). */
+struct fd_src {
+	int		 fd;
+	const char	*sha256;
+	uint64_t	 at;
+};
+
+static ssize_t
+fd_read(void *arg, uint8_t *buf, size_t cap)
+{
+	struct fd_src *f = arg;
+	ssize_t n = pread(f->fd, buf, cap, (off_t)f->at);
+
+	if (n != (ssize_t)cap) {
+		if (n >= 0)
+			errno = EIO;
+		return -1;
+	}
+	f->at += (uint64_t)n;
+	return n;
+}
+
+static int
+fd_seek(void *arg, uint64_t at)
+{
+	((struct fd_src *)arg)->at = at;
+	return 0;
+}
+
+static const char *
+fd_sha(void *arg)
+{
+	return ((struct fd_src *)arg)->sha256;
+}
+
 int
 x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
     json_t **commit)
 {
+	struct fd_src f = { fd, sha256, 0 };
+	struct x_src src = { fd_read, fd_seek, fd_sha, &f };
+
+	return x_cs_upload_src(x, &src, size, create, commit);
+}
+
+int
+x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size, json_t *create,
+    json_t **commit)
+{
 	uint8_t *buf = NULL;
 	char id[64];
+	const char *sha256;
 	json_t *r = NULL, *body;
 	uint64_t off = 0, got;
 	ssize_t n;
-	size_t want;
-	int ret, retried = 0;
+	size_t want, skip;
+	int ret, retried = 0, resumable = 0, have = 0;
 
 	*commit = NULL;
 	json_object_set_new(create, "size", json_integer((json_int_t)size));
+	x->cs_probe = 1;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	x->cs_probe = 0;
+	if (ret == EXIT_UNREACH && x->cs_cached) {
+		x_forget_cs(x);
+		if ((ret = x_our_cs(x)) == 0)
+			ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	}
 	json_decref(create);
 	if (ret != 0)
 		return ret;
@@ -570,27 +1139,51 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 		return EXIT_FAIL;
 	}
 	while (off < size) {
-		want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
-		if ((n = pread(fd, buf, want, (off_t)off)) != (ssize_t)want) {
-			cli_err(x->cmd, "cannot read the sealed copy: %s",
-			    n < 0 ? strerror(errno) : "short read");
-			ret = EXIT_FAIL;
-			break;
+		/* buf holds [off, off + want) when have is set (a resumed chunk). */
+		if (!have) {
+			want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
+			errno = 0;
+			if ((n = src->read(src->arg, buf, want)) != (ssize_t)want) {
+				if (n >= 0 || errno != 0)	/* else the caller says why */
+					cli_err(x->cmd, "cannot read the input: %s", n < 0 ?
+					    strerror(errno) : "it changed while it was read");
+				ret = EXIT_FAIL;
+				break;
+			}
 		}
-		if ((ret = put_chunk(x, id, off, buf, want, &got)) != 0) {
+		have = 0;
+		/* The last chunk carries the hash: the CS commits with it. */
+		sha256 = off + want == size ? src->sha256(src->arg) : NULL;
+		if ((ret = put_chunk(x, id, off, buf, want, sha256, &got, commit,
+		    &resumable)) != 0) {
 			/* Once: ask where the CS is and go on from there. */
-			if (retried++ || upload_offset(x, id, &got) != 0)
+			if (!resumable || retried++ || upload_offset(x, id, &got) != 0)
 				break;
 			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
+			if (got >= off && got < off + want) {
+				/* The rest of this chunk, from memory. */
+				skip = (size_t)(got - off);
+				memmove(buf, buf + skip, want - skip);
+				want -= skip;
+				have = 1;
+			} else if (got < off || src->seek == NULL || src->seek(src->arg, got) < 0) {
+				cli_err(x->cmd, "upload %s: the CS holds %llu bytes; cannot go "
+				    "on from there", id, (unsigned long long)got);
+				ret = EXIT_FAIL;
+				break;
+			}
 		}
 		off = got;
-		progress(x, "upload", off, size);
+		x_progress(x, "upload", off, size);
 	}
 	free(buf);
 	if (off < size)
 		return ret ? ret : EXIT_FAIL;
+	if (*commit)
+		return 0;
+	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
 	body = json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "upload", id,
-	    "size", (json_int_t)size, "sha256", sha256);
+	    "size", (json_int_t)size, "sha256", src->sha256(src->arg));
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
 	json_decref(body);
 	return ret;
@@ -624,9 +1217,8 @@ dl_write(char *p, size_t size, size_t nmemb, void *arg)
 		d->stopped = 1;
 		return 0;	/* aborts the transfer */
 	}
-	/* About every 4 MiB, and at the end. */
-	if (d->total && ((d->done + n) >> 22 != d->done >> 22 || d->done + n == d->total))
-		progress(d->x, "download", d->done + n, d->total);
+	if (d->total)
+		x_progress(d->x, "download", d->done + n, d->total);
 	d->done += n;
 	return n;
 }
@@ -655,6 +1247,7 @@ x_cs_download(struct xctx *x, const char *base, const char *sha256, uint64_t siz
 	curl_easy_setopt(d.c, CURLOPT_WRITEDATA, &d);
 	rc = curl_easy_perform(d.c);
 	curl_easy_getinfo(d.c, CURLINFO_RESPONSE_CODE, &status);
+	easy_count(d.c, "GET", url);
 	if (d.stopped)
 		ret = EXIT_VERIFY;
 	else if (rc == CURLE_OK && status == 200)

@@ -488,3 +488,45 @@ PY
 	assert_equal "$(jq -r '.to[0].announced == .created' <<<"$(body_of)")" true
 	assert_equal "$(rows "SELECT count(*) FROM dests WHERE sha256 = '$sha' AND announced IS NULL")" 0
 }
+
+@test "the last chunk can carry the SHA-256: the CS commits with it (201), and refuses it elsewhere" {
+	local a f sha id size half
+	a=$(tok alice)
+	f=$BATS_TEST_TMPDIR/obj
+	rand_file "$f" 5000000
+	size=5000000
+	sha=$(sha256sum "$f" | cut -c1-64)
+	id=$(create "$a" alice.dc1.ntm.test bob.dc2.ntm.test "$size")
+	# Not on a chunk that does not end the upload; not malformed.
+	run creq "$a" PUT "/v1/cs/upload?id=$id&offset=0&sha256=$sha" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @<(head -c $CHUNK "$f")
+	expect_error 400 bad_field sha256
+	run creq "$a" PUT "/v1/cs/upload?id=$id&offset=0&sha256=XYZ" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @<(head -c $CHUNK "$f")
+	expect_error 400 bad_field sha256
+	# Start over: the last chunk with a wrong hash is refused, nothing visible.
+	id=$(create "$a" alice.dc1.ntm.test bob.dc2.ntm.test "$size")
+	run creq "$a" PUT "/v1/cs/upload?id=$id&offset=0" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @<(head -c $CHUNK "$f")
+	assert_equal "$(status_of)" 200
+	half=$(printf '%064d' 0)
+	run creq "$a" PUT "/v1/cs/upload?id=$id&offset=$CHUNK&sha256=$half" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @<(tail -c +$((CHUNK + 1)) "$f")
+	expect_error 409 hash_mismatch sha256
+	assert_file_not_exists "$(obj_file "$half")"
+	# The right one: 201 with the commit's answer; the object is there.
+	id=$(create "$a" alice.dc1.ntm.test bob.dc2.ntm.test "$size")
+	run creq "$a" PUT "/v1/cs/upload?id=$id&offset=0" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @<(head -c $CHUNK "$f")
+	assert_equal "$(status_of)" 200
+	run creq "$a" PUT "/v1/cs/upload?id=$id&offset=$CHUNK&sha256=$sha" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @<(tail -c +$((CHUNK + 1)) "$f")
+	assert_equal "$(status_of)" 201
+	assert_equal "$(jq -r .sha256 <<<"$(body_of)")" "$sha"
+	assert_equal "$(jq -r .size <<<"$(body_of)")" "$size"
+	assert_equal "$(download "$a" "$sha" "$BATS_TEST_TMPDIR/a.out")" 200
+	cmp "$BATS_TEST_TMPDIR/a.out" "$f"
+	# The upload is gone once committed.
+	run creq "$a" GET "/v1/cs/upload?id=$id"
+	expect_error 404 unknown_upload id
+}
