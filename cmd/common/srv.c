@@ -306,6 +306,15 @@ add_routes(struct srv *s)
 	return 0;
 }
 
+/* The callers a route admits: "-" for anyone (unsigned), else roles. */
+static const char *
+route_roles(const struct ntm_http_route *r, char *buf, size_t cap)
+{
+	if (!(r->flags & NTM_ROUTE_SIGNED))
+		return "-";
+	return ntm_route_roles_str(r->roles, buf, cap);
+}
+
 /* --routes: one line per route, "METHOD PATH CHECKS ROLES BODY_MAX" with tabs. */
 static int
 print_routes(const struct srv_spec *spec)
@@ -321,13 +330,13 @@ print_routes(const struct srv_spec *spec)
 			break;
 		printf("%s\t%s\t%s\t%s\t%zu\n", r->method, r->path,
 		    ntm_route_flags_str(r->flags, flags, sizeof(flags)),
-		    ntm_route_roles_str(r->roles, roles, sizeof(roles)), max);
+		    route_roles(r, roles, sizeof(roles)), max);
 	}
 	for (t = spec->routes; t && *t; t++)
 		for (n = 0; (r = &(*t)[n])->method; n++)
 			printf("%s\t%s\t%s\t%s\t%zu\n", r->method, r->path,
 			    ntm_route_flags_str(r->flags, flags, sizeof(flags)),
-			    ntm_route_roles_str(r->roles, roles, sizeof(roles)),
+			    route_roles(r, roles, sizeof(roles)),
 			    r->body_max && r->body_max < max ? r->body_max : max);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
