@@ -55,7 +55,7 @@ usage(const struct srv_spec *spec, FILE *fp)
 
 	fprintf(fp,
 	    "usage: %s [-dnv] [-f FILE] [COMMAND [ARGS]]\n"
-	    "       %s -h | -V\n"
+	    "       %s -h | -V | --routes\n"
 	    "\n"
 	    "%s of ntm. Without a COMMAND, runs the daemon.\n",
 	    spec->prog, spec->prog, spec->title);
