@@ -486,8 +486,9 @@ cleanup:
 
 /* ---- main ---------------------------------------------------------------- */
 
-int
-srv_main(const struct srv_spec *spec, int argc, char *argv[])
+/* The options before the command into s; -1 to go on, else the exit code. */
+static int
+global_opts(struct srv *s, int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "help",	no_argument,	NULL, 'h' },
@@ -495,33 +496,23 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 		{ "routes",	no_argument,	NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static const struct srv_cmd builtin[] = {
-		{ "init",	cmd_init,	NULL, NULL },
-		{ "pubkey",	cmd_pubkey,	NULL, NULL },
-	};
-	struct srv s;
-	const struct srv_cmd *cmd = NULL;
-	char err[1024];
-	int ch, ret = 1;
-	size_t i;
+	const struct srv_spec *spec = s->spec;
+	int ch;
 
-	memset(&s, 0, sizeof(s));
-	s.spec = spec;
-	log_init(spec->prog, 0);
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+df:hnvV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
-			s.foreground = 1;
+			s->foreground = 1;
 			break;
 		case 'f':
-			s.conf_path = optarg;
+			s->conf_path = optarg;
 			break;
 		case 'n':
-			s.check_only = 1;
+			s->check_only = 1;
 			break;
 		case 'v':
-			s.verbose++;
+			s->verbose++;
 			break;
 		case 'h':
 			usage(spec, stdout);
@@ -544,6 +535,28 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 			return 2;
 		}
 	}
+	return -1;
+}
+
+int
+srv_main(const struct srv_spec *spec, int argc, char *argv[])
+{
+	static const struct srv_cmd builtin[] = {
+		{ "init",	cmd_init,	NULL, NULL },
+		{ "pubkey",	cmd_pubkey,	NULL, NULL },
+	};
+	struct srv s;
+	const struct srv_cmd *cmd = NULL;
+	char err[1024];
+	int ret = 1;
+	size_t i;
+
+	memset(&s, 0, sizeof(s));
+	s.spec = spec;
+	log_init(spec->prog, 0);
+	if ((ret = global_opts(&s, argc, argv)) >= 0)
+		return ret;
+	ret = 1;
 	argc -= optind;
 	argv += optind;
 
