@@ -1,7 +1,9 @@
 /*
  * httpd.c - HTTPS server glue: evhttp (libevent 2.1) over bufferevent_openssl,
- * an exact-path routing table, JSON bodies, signed server requests and JSON
- * error bodies.
+ * exact-path routes from the daemons' static tables, JSON bodies, signed
+ * server requests and JSON error bodies. Every check a route declares (body
+ * limit, signature, caller role, bearer token, JSON body, protocol version)
+ * is made here, once, before its handler runs (route_admit).
  *
  * Lifetime of a request: evhttp hands us a complete request; we wrap it in a
  * heap struct ntm_req that lives until exactly one ntm_reply_* call. If the
