@@ -1,7 +1,9 @@
 /*
  * httpd.c - HTTPS server glue: evhttp (libevent 2.1) over bufferevent_openssl,
- * an exact-path routing table, JSON bodies, signed server requests and JSON
- * error bodies.
+ * exact-path routes from the daemons' static tables, JSON bodies, signed
+ * server requests and JSON error bodies. Every check a route declares (body
+ * limit, signature, caller role, bearer token, JSON body, protocol version)
+ * is made here, once, before its handler runs (route_admit).
  *
  * Lifetime of a request: evhttp hands us a complete request; we wrap it in a
  * heap struct ntm_req that lives until exactly one ntm_reply_* call. If the
@@ -51,10 +53,7 @@
 #define HTTPD_EVHTTP_SLACK	4
 
 struct route {
-	char		*method;
-	char		*path;
-	unsigned	 flags;
-	ntm_route_fn	*fn;
+	struct ntm_http_route r;		/* method and path: our copies */
 	void		*arg;
 };
 
@@ -69,6 +68,8 @@ struct ntm_httpd {
 	uint8_t			 as_pk[NTM_SIGN_PK];
 	ntm_cert_check_fn	*check;
 	void			*check_arg;
+	ntm_bearer_fn		*bearer;
+	void			*bearer_arg;
 	struct ntm_replay	*replay;
 	struct ntm_req		*live;		/* requests awaiting a reply */
 };
@@ -84,6 +85,8 @@ struct ntm_req {
 	json_t			*json;
 	int			 has_cert;
 	struct ntm_cert		 cert;
+	void			*auth;		/* from the bearer hook */
+	void			(*auth_free)(void *);
 	char			 peer[INET6_ADDRSTRLEN + 8];
 	int			 has_query;
 	struct evkeyvalq	 query;		/* parsed on first ntm_req_query */
@@ -227,6 +230,8 @@ req_free(struct ntm_req *r)
 	if (r->has_query)
 		evhttp_clear_headers(&r->query);
 	json_decref(r->json);
+	if (r->auth_free)
+		r->auth_free(r->auth);
 	free(r->path);
 	free(r->body);
 	ntm_wipe(&r->cert, sizeof(r->cert));
@@ -449,6 +454,21 @@ ntm_req_query(struct ntm_req *r, const char *name)
 	return evhttp_find_header(&r->query, name);
 }
 
+void
+ntm_req_set_auth(struct ntm_req *r, void *p, void (*free_fn)(void *))
+{
+	if (r->auth_free)
+		r->auth_free(r->auth);
+	r->auth = p;
+	r->auth_free = free_fn;
+}
+
+void *
+ntm_req_auth(const struct ntm_req *r)
+{
+	return r->auth;
+}
+
 /* ---- streamed replies ---------------------------------------------------- */
 
 /*
@@ -655,6 +675,109 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 	return 0;
 }
 
+/* The caller's role is one the route allows; else replies. */
+static int
+check_role(struct ntm_req *r, const struct ntm_http_route *rt)
+{
+	const char *role = ntm_role_name(r->cert.role);
+	char want[32];
+
+	if (rt->roles == 0 || (r->cert.role < 32 &&
+	    (rt->roles & NTM_ROUTE_ROLE(r->cert.role))))
+		return 0;
+	ntm_route_roles_str(rt->roles, want, sizeof(want));
+	ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: role '%s' of '%s' refused",
+	    r->method, r->path, r->peer, role ? role : "?", r->cert.name);
+	if (rt->deny == 403)
+		ntm_reply_error(r, 403, "forbidden", NULL, "only %s may call %s %s, "
+		    "not %s '%s'", want, r->method, r->path, role ? role : "?",
+		    r->cert.name);
+	else
+		ntm_reply_error(r, 401, "unauthorized", NULL, "only %s may call %s %s "
+		    "(certificate role '%s')", want, r->method, r->path, role ? role : "?");
+	return -1;
+}
+
+/* The body's "version" is NTM_PROTOCOL_VERSION; else replies 400 naming it,
+ * with the codes a field table would give. */
+static int
+check_version(struct ntm_req *r)
+{
+	json_t *v = json_object_get(r->json, "version");
+
+	if (v == NULL)
+		ntm_reply_error(r, 400, "missing_field", "version", "field 'version': missing");
+	else if (!json_is_integer(v))
+		ntm_reply_error(r, 400, "bad_field", "version",
+		    "field 'version': expected an integer");
+	else if (json_integer_value(v) != NTM_PROTOCOL_VERSION)
+		ntm_reply_error(r, 400, "bad_version", "version",
+		    "field 'version': %lld is not supported (want %d)",
+		    (long long)json_integer_value(v), NTM_PROTOCOL_VERSION);
+	else
+		return 0;
+	return -1;
+}
+
+/* Every check the route declares, in the order of struct ntm_http_route's comment:
+ * 0 when the handler may run, else -1 after replying. */
+static int
+route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
+{
+	struct ntm_httpd *h = r->h;
+
+	if (rt->body_max && r->len > rt->body_max) {
+		ntm_reply_error(r, 413, "body_too_large", NULL,
+		    "request body of %zu bytes is over the limit of %zu", r->len,
+		    rt->body_max);
+		return -1;
+	}
+	if (rt->flags & NTM_ROUTE_SIGNED) {
+		char why[NTM_NAME_MAX + 128];
+		int err = check_signed(r, why, sizeof(why));
+
+		if (err) {
+			ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: unauthorized: %s",
+			    r->method, r->path, r->peer, why);
+			if (err == NTM_ERR_STATE)
+				ntm_reply_error(r, 500, "internal", NULL, "%s", why);
+			else
+				ntm_reply_error(r, 401, "unauthorized", NULL, "%s", why);
+			return -1;
+		}
+		if (check_role(r, rt) < 0)
+			return -1;
+	}
+	if (rt->flags & NTM_ROUTE_BEARER) {
+		const char *token = ntm_req_bearer(r);
+
+		if (token == NULL) {
+			ntm_reply_error(r, 401, "unauthorized", NULL,
+			    "missing 'Authorization: Bearer TOKEN'");
+			return -1;
+		}
+		if (h->bearer == NULL) {
+			ntm_reply_error(r, 500, "internal", NULL,
+			    "server has no check for bearer tokens");
+			return -1;
+		}
+		if (h->bearer(r, token, h->bearer_arg) < 0)
+			return -1;
+	}
+	if (rt->flags & (NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED)) {
+		struct ntm_jerr jerr;
+
+		memset(&jerr, 0, sizeof(jerr));
+		if ((r->json = ntm_json_parse(r->body, r->len, &jerr)) == NULL) {
+			ntm_reply_jerr(r, &jerr);
+			return -1;
+		}
+	}
+	if ((rt->flags & NTM_ROUTE_VERSIONED) && check_version(r) < 0)
+		return -1;
+	return 0;
+}
+
 static void
 httpd_gencb(struct evhttp_request *ev, void *arg)
 {
@@ -715,10 +838,10 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 	r->len = len;
 
 	for (size_t i = 0; i < h->nroutes; i++) {
-		if (strcmp(h->routes[i].path, r->path) != 0)
+		if (strcmp(h->routes[i].r.path, r->path) != 0)
 			continue;
 		path_known = 1;
-		if (strcmp(h->routes[i].method, r->method) == 0) {
+		if (strcmp(h->routes[i].r.method, r->method) == 0) {
 			rt = &h->routes[i];
 			break;
 		}
@@ -731,30 +854,8 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 			ntm_reply_error(r, 404, "not_found", NULL, "no such path: %s", r->path);
 		return;
 	}
-	if (rt->flags & NTM_ROUTE_SIGNED) {
-		char why[NTM_NAME_MAX + 128];
-		int err = check_signed(r, why, sizeof(why));
-
-		if (err) {
-			ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: unauthorized: %s",
-			    r->method, r->path, r->peer, why);
-			if (err == NTM_ERR_STATE)
-				ntm_reply_error(r, 500, "internal", NULL, "%s", why);
-			else
-				ntm_reply_error(r, 401, "unauthorized", NULL, "%s", why);
-			return;
-		}
-	}
-	if (rt->flags & NTM_ROUTE_JSON) {
-		struct ntm_jerr jerr;
-
-		memset(&jerr, 0, sizeof(jerr));
-		if ((r->json = ntm_json_parse(r->body, r->len, &jerr)) == NULL) {
-			ntm_reply_jerr(r, &jerr);
-			return;
-		}
-	}
-	rt->fn(r, rt->arg);
+	if (route_admit(r, &rt->r) == 0)
+		rt->r.fn(r, rt->arg);
 }
 
 /* ---- server -------------------------------------------------------------- */
@@ -890,8 +991,8 @@ ntm_httpd_free(struct ntm_httpd *h)
 		evhttp_free(h->http);
 	SSL_CTX_free(h->ctx);
 	for (size_t i = 0; i < h->nroutes; i++) {
-		free(h->routes[i].method);
-		free(h->routes[i].path);
+		free((char *)h->routes[i].r.method);
+		free((char *)h->routes[i].r.path);
 	}
 	free(h->routes);
 	ntm_replay_free(h->replay);
@@ -946,32 +1047,105 @@ ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
 	h->has_trust = 1;
 }
 
-int
-ntm_httpd_route(struct ntm_httpd *h, const char *method, const char *path,
-    unsigned flags, ntm_route_fn *fn, void *arg)
+void
+ntm_httpd_set_bearer(struct ntm_httpd *h, ntm_bearer_fn *fn, void *arg)
+{
+	h->bearer = fn;
+	h->bearer_arg = arg;
+}
+
+static int
+route_add(struct ntm_httpd *h, const struct ntm_http_route *rt, void *arg)
 {
 	struct route *n;
+	char *method, *path;
 
-	if (h == NULL || method == NULL || path == NULL || path[0] != '/' || fn == NULL)
+	if (h == NULL || rt == NULL || rt->method == NULL || rt->path == NULL ||
+	    rt->path[0] != '/' || rt->fn == NULL ||
+	    (rt->roles && !(rt->flags & NTM_ROUTE_SIGNED)) ||
+	    (rt->deny != 0 && rt->deny != 401 && rt->deny != 403))
 		return NTM_ERR_INVAL;
 	for (size_t i = 0; i < h->nroutes; i++)
-		if (strcmp(h->routes[i].method, method) == 0 &&
-		    strcmp(h->routes[i].path, path) == 0)
+		if (strcmp(h->routes[i].r.method, rt->method) == 0 &&
+		    strcmp(h->routes[i].r.path, rt->path) == 0)
 			return NTM_ERR_EXISTS;
 	if ((n = realloc(h->routes, (h->nroutes + 1) * sizeof(*n))) == NULL)
 		return NTM_ERR_NOMEM;
 	h->routes = n;
-	n = &h->routes[h->nroutes];
-	n->method = strdup(method);
-	n->path = strdup(path);
-	if (n->method == NULL || n->path == NULL) {
-		free(n->method);
-		free(n->path);
+	method = strdup(rt->method);
+	path = strdup(rt->path);
+	if (method == NULL || path == NULL) {
+		free(method);
+		free(path);
 		return NTM_ERR_NOMEM;
 	}
-	n->flags = flags;
-	n->fn = fn;
+	n = &h->routes[h->nroutes];
+	n->r = *rt;
+	n->r.method = method;
+	n->r.path = path;
 	n->arg = arg;
 	h->nroutes++;
 	return 0;
+}
+
+int
+ntm_httpd_routes(struct ntm_httpd *h, const struct ntm_http_route *table, size_t n, void *arg)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		if ((err = route_add(h, &table[i], arg)) < 0)
+			return err;
+	return 0;
+}
+
+int
+ntm_httpd_route(struct ntm_httpd *h, const char *method, const char *path,
+    unsigned flags, ntm_route_fn *fn, void *arg)
+{
+	struct ntm_http_route rt = { method, path, flags, fn, 0, 0, 0 };
+
+	return route_add(h, &rt, arg);
+}
+
+const char *
+ntm_route_flags_str(unsigned flags, char *buf, size_t cap)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ NTM_ROUTE_SIGNED,	"signed" },
+		{ NTM_ROUTE_BEARER,	"bearer" },
+		{ NTM_ROUTE_JSON,	"json" },
+		{ NTM_ROUTE_VERSIONED,	"versioned" },
+	};
+	size_t used = 0;
+
+	if (cap == 0)
+		return buf;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (flags & names[i].bit)
+			used += (size_t)snprintf(buf + (used < cap ? used : cap - 1),
+			    used < cap ? cap - used : 1, "%s%s", used ? "," : "",
+			    names[i].name);
+	if (used == 0)
+		snprintf(buf, cap, "-");
+	return buf;
+}
+
+const char *
+ntm_route_roles_str(unsigned roles, char *buf, size_t cap)
+{
+	size_t used = 0;
+
+	if (cap == 0)
+		return buf;
+	buf[0] = '\0';
+	for (int role = 0; role < 32; role++)
+		if ((roles & NTM_ROUTE_ROLE(role)) && ntm_role_name(role))
+			used += (size_t)snprintf(buf + (used < cap ? used : cap - 1),
+			    used < cap ? cap - used : 1, "%s%s", used ? "," : "",
+			    ntm_role_name(role));
+	if (used == 0)
+		snprintf(buf, cap, "any");
+	return buf;
 }

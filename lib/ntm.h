@@ -412,13 +412,46 @@ struct evhttp_request;
 #define NTM_BODY_MAX	(64 * 1024)
 
 enum {
-	NTM_ROUTE_JSON	 = 1 << 0,	/* body must be one JSON object: req json set */
-	NTM_ROUTE_SIGNED = 1 << 1,	/* server signature required: req cert set */
+	NTM_ROUTE_JSON	    = 1 << 0,	/* body must be one JSON object: req json set */
+	NTM_ROUTE_SIGNED    = 1 << 1,	/* server signature required: req cert set */
+	NTM_ROUTE_BEARER    = 1 << 2,	/* "Authorization: Bearer", passed by the
+					   bearer hook (ntm_httpd_set_bearer) */
+	NTM_ROUTE_VERSIONED = 1 << 3,	/* JSON body whose "version" is
+					   NTM_PROTOCOL_VERSION (implies JSON) */
 };
+/* A caller role allowed on a signed route, for struct ntm_http_route.roles. */
+#define NTM_ROUTE_ROLE(role)	(1u << (role))
 typedef void ntm_route_fn(struct ntm_req *req, void *arg);
 /* Decides whether a verified server certificate is still accepted (e.g. not
  * revoked); return 0 to accept or a negative error. */
 typedef int ntm_cert_check_fn(const struct ntm_cert *c, void *arg);
+/* Checks the token of a bearer route (the text after "Bearer "): returns 0
+ * to let the handler run, or replies to req itself and returns -1. It may
+ * leave what it learnt on req with ntm_req_set_auth. */
+typedef int ntm_bearer_fn(struct ntm_req *req, const char *token, void *arg);
+
+/*
+ * One row of a daemon's static route table. Before fn runs, the server
+ * checks, in this order and with these answers:
+ *   body over body_max (0: the server's limit)	413 body_too_large
+ *   NTM_ROUTE_SIGNED: the signature		401 unauthorized
+ *   roles (signed routes; 0: any role)		deny (0: 401 unauthorized,
+ *						or 403 forbidden)
+ *   NTM_ROUTE_BEARER: the token		401 unauthorized, or the hook's
+ *   JSON / VERSIONED: the body			400 bad_json, not_object,
+ *						missing_field, bad_field or
+ *						bad_version (field "version")
+ * so fn may assume all of them.
+ */
+struct ntm_http_route {
+	const char	*method;
+	const char	*path;
+	unsigned	 flags;		/* NTM_ROUTE_* */
+	ntm_route_fn	*fn;
+	unsigned	 roles;		/* NTM_ROUTE_ROLE() bits */
+	int		 deny;		/* status for another role: 401 or 403 */
+	size_t		 body_max;
+};
 
 /* new; serves HTTPS only with the PEM certificate and key. A plain-HTTP
  * request to the port gets 400 {"code":"tls_required"}. */
@@ -431,9 +464,19 @@ int  ntm_httpd_listen(struct ntm_httpd *h, const char *addr, uint16_t port,
 /* For NTM_ROUTE_SIGNED routes: trust anchor and revocation hook. */
 void ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg);
-/* Exact-path routes; wrong method on a known path is 405, unknown path 404. */
+/* For NTM_ROUTE_BEARER routes: the token check (without it they answer 500). */
+void ntm_httpd_set_bearer(struct ntm_httpd *h, ntm_bearer_fn *fn, void *arg);
+/* Adds the n rows of table (borrowed: static), each handler called with arg.
+ * Exact paths; wrong method on a known path is 405, unknown path 404. */
+int  ntm_httpd_routes(struct ntm_httpd *h, const struct ntm_http_route *table, size_t n,
+    void *arg) NTM_WUR;
+/* One route without role or body limit (tests, the simplest servers). */
 int  ntm_httpd_route(struct ntm_httpd *h, const char *method, const char *path,
     unsigned flags, ntm_route_fn *fn, void *arg) NTM_WUR;
+/* The flags of a route as "json,signed,..." ("-" for none) into buf. */
+const char *ntm_route_flags_str(unsigned flags, char *buf, size_t cap);
+/* The roles of a route as "dc,cs" ("any" for none) into buf. */
+const char *ntm_route_roles_str(unsigned roles, char *buf, size_t cap);
 
 /* Request accessors (borrowed, valid until the reply is sent). */
 const char *ntm_req_method(const struct ntm_req *r);
@@ -449,6 +492,11 @@ const char *ntm_req_peer(const struct ntm_req *r);		/* "addr:port" */
 const char *ntm_req_bearer(const struct ntm_req *r);
 /* Value of the URL query parameter name (decoded, borrowed) or NULL. */
 const char *ntm_req_query(struct ntm_req *r, const char *name);
+/* What the bearer hook learnt about the caller: p is stolen (freed with
+ * free_fn, which may be NULL, when the request ends); ntm_req_auth returns
+ * it borrowed, or NULL. */
+void ntm_req_set_auth(struct ntm_req *r, void *p, void (*free_fn)(void *));
+void *ntm_req_auth(const struct ntm_req *r);
 /*
  * Exactly one reply per request, now or later from the same loop (the
  * request may be answered after asynchronous work; if the client went away

@@ -6,7 +6,8 @@
 # completions offer options for that command or subcommand: bash's by running
 # its completion of `ntm CMD [SUB] --`, zsh's from its case "CMD [SUB]",
 # fish's from its lines for "__ntm_using CMD [SUB]". For the daemons, every
-# --option and subcommand word in --help must appear in the man page.
+# --option and subcommand word in --help must appear in the man page, and
+# their HTTP routes (--routes) and docs/protocol.md's headings must agree.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${NTM_BIN:-$top/build}
@@ -74,5 +75,42 @@ for d in ntm-as ntm-dc ntm-rs ntm-cs; do
 	done
 done
 [ -f "$top/man/ntm.conf.5" ] || missing "the config man page" man/ntm.conf.5
+
+# Every HTTP route a daemon serves (its --routes) has a heading in
+# docs/protocol.md naming "METHOD /path" (a query or optional part after the
+# path, and "`DELETE` the same" for a second method), and every endpoint a
+# heading names is served by some daemon.
+documented=$(grep -E '^#+ ' "$top/docs/protocol.md" | awk '
+	{
+		n = split($0, part, "`")
+		path = ""
+		for (i = 2; i <= n; i += 2) {
+			if (split(part[i], w, " ") == 2 && w[1] ~ /^(GET|POST|PUT|DELETE|PATCH|HEAD)$/ && w[2] ~ /^\//) {
+				path = w[2]
+				sub(/[?[].*/, "", path)
+				print w[1], path
+			} else if (path != "" && part[i] ~ /^(GET|POST|PUT|DELETE|PATCH|HEAD)$/)
+				print part[i], path
+		}
+	}' | sort -u)
+served=$(for d in ntm-as ntm-dc ntm-rs ntm-cs; do
+	"$bin/$d" --routes || echo "docs-check: $d --routes failed" >&2
+done | awk -F '\t' '{ print $1, $2 }' | sort -u)
+if [ -z "$served" ]; then
+	echo "docs-check: no daemon printed a route" >&2
+	fail=1
+fi
+while read -r route; do
+	[ -n "$route" ] || continue
+	grep -qxF -- "$route" <<<"$documented" ||
+	    missing "route '$route' (served by $(for d in ntm-as ntm-dc ntm-rs ntm-cs; do
+		"$bin/$d" --routes | awk -F '\t' -v r="$route" '$1 " " $2 == r { print d; exit }' d="$d"
+	    done | tr '\n' ' ' | sed 's/ $//')) as a heading" docs/protocol.md
+done <<<"$served"
+while read -r route; do
+	[ -n "$route" ] || continue
+	grep -qxF -- "$route" <<<"$served" ||
+	    { echo "docs-check: docs/protocol.md documents '$route', which no daemon serves (--routes)" >&2; fail=1; }
+done <<<"$documented"
 [ "$fail" -eq 0 ] && echo "docs-check: help, man pages and completions agree"
 exit $fail

@@ -1,12 +1,13 @@
 /*
- * srv.c - bootstrap shared by ntm-dc, ntm-rs and ntm-cs.
+ * srv.c - bootstrap shared by ntm-as, ntm-dc, ntm-rs and ntm-cs.
  *
  *   PROG [-dnv] [-f FILE] [init [--force] | pubkey | ROLE-COMMAND ... ]
+ *   PROG --routes
  *
  * Without a command it runs the daemon: config, identity key, certificate
- * (checked against the AS key, this role, this name and this key), TLS
- * material, then the HTTPS listener with /v1/health and /v1/status plus the
- * routes the role adds in its setup hook.
+ * (checked against the AS key, this role, this name and this key; the AS,
+ * the trust anchor, has none), TLS material, then the HTTPS listener with
+ * /v1/health and /v1/status plus the role's route tables.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +38,15 @@ srv_errx(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+static const struct srv_cmd *
+spec_cmd(const struct srv_spec *spec, const char *name)
+{
+	for (size_t i = 0; i < spec->ncmds; i++)
+		if (strcmp(spec->cmds[i].name, name) == 0)
+			return &spec->cmds[i];
+	return NULL;
+}
+
 static void
 usage(const struct srv_spec *spec, FILE *fp)
 {
@@ -45,7 +55,7 @@ usage(const struct srv_spec *spec, FILE *fp)
 
 	fprintf(fp,
 	    "usage: %s [-dnv] [-f FILE] [COMMAND [ARGS]]\n"
-	    "       %s -h | -V\n"
+	    "       %s -h | -V | --routes\n"
 	    "\n"
 	    "%s of ntm. Without a COMMAND, runs the daemon.\n",
 	    spec->prog, spec->prog, spec->title);
@@ -60,13 +70,15 @@ usage(const struct srv_spec *spec, FILE *fp)
 	    "  -v              log more (repeatable)\n"
 	    "  -h, --help      show this help and exit\n"
 	    "  -V, --version   show the version and exit\n"
+	    "  --routes        print the HTTP routes (method, path, checks, caller\n"
+	    "                  roles, body limit; tab-separated) and exit\n"
 	    "\n"
-	    "Commands:\n"
-	    "  %-24s %s\n"
-	    "  %-24s %s\n",
-	    role,
-	    "init [--force]", "create the state directory and identity key; print the public key",
-	    "pubkey", "print the identity public key (base64url)");
+	    "Commands:\n", role);
+	if (spec_cmd(spec, "init") == NULL)
+		fprintf(fp, "  %-24s %s\n", "init [--force]",
+		    "create the state directory and identity key; print the public key");
+	if (spec_cmd(spec, "pubkey") == NULL)
+		fprintf(fp, "  %-24s %s\n", "pubkey", "print the identity public key (base64url)");
 	for (i = 0; i < spec->ncmds; i++)
 		fprintf(fp, "  %-24s %s\n", spec->cmds[i].usage, spec->cmds[i].help);
 	fprintf(fp, "\nSee %s(8) and ntm.conf(5).\n", spec->prog);
@@ -264,6 +276,71 @@ on_status(struct ntm_req *req, void *arg)
 	    "version", NTM_VERSION, "uptime", (json_int_t)(now_unix() - s->started)));
 }
 
+static const struct ntm_http_route srv_routes[] = {
+	{ "GET", "/v1/health",	0,		  .fn = on_health },
+	{ "GET", "/v1/status",	NTM_ROUTE_SIGNED, .fn = on_status },
+	{ .method = NULL }
+};
+
+static size_t
+table_len(const struct ntm_http_route *t)
+{
+	size_t n = 0;
+
+	while (t[n].method)
+		n++;
+	return n;
+}
+
+/* srv.c's own routes (no /v1/status at the anchor), then the role's. */
+static int
+add_routes(struct srv *s)
+{
+	const struct ntm_http_route *const *t;
+
+	if (ntm_httpd_routes(s->httpd, srv_routes, s->spec->anchor ? 1 : 2, s) < 0)
+		return -1;
+	for (t = s->spec->routes; t && *t; t++)
+		if (ntm_httpd_routes(s->httpd, *t, table_len(*t), s->priv) < 0)
+			return -1;
+	return 0;
+}
+
+/* The callers a route admits: "-" for anyone (unsigned), else roles. */
+static const char *
+route_roles(const struct ntm_http_route *r, char *buf, size_t cap)
+{
+	if (!(r->flags & NTM_ROUTE_SIGNED))
+		return "-";
+	return ntm_route_roles_str(r->roles, buf, cap);
+}
+
+/* --routes: one line per route, "METHOD PATH CHECKS ROLES BODY_MAX" with tabs. */
+static int
+print_routes(const struct srv_spec *spec)
+{
+	const struct ntm_http_route *const *t;
+	const struct ntm_http_route *r;
+	char flags[64], roles[32];
+	size_t max = spec->max_body ? spec->max_body : NTM_BODY_MAX, n, i;
+
+	for (i = 0; i < 2; i++) {
+		r = &srv_routes[i];
+		if (i == 1 && spec->anchor)
+			break;
+		printf("%s\t%s\t%s\t%s\t%zu\n", r->method, r->path,
+		    ntm_route_flags_str(r->flags, flags, sizeof(flags)),
+		    route_roles(r, roles, sizeof(roles)), max);
+	}
+	for (t = spec->routes; t && *t; t++)
+		for (n = 0; (r = &(*t)[n])->method; n++)
+			printf("%s\t%s\t%s\t%s\t%zu\n", r->method, r->path,
+			    ntm_route_flags_str(r->flags, flags, sizeof(flags)),
+			    route_roles(r, roles, sizeof(roles)),
+			    r->body_max && r->body_max < max ? r->body_max : max);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* ---- the daemon ---------------------------------------------------------- */
 
 static int
@@ -276,11 +353,28 @@ check_readable(const char *what, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+cert_check(const struct ntm_cert *c, void *arg)
+{
+	struct srv *s = arg;
+
+	return s->spec->cert_check ? s->spec->cert_check(c, s->priv) : 0;
+}
+
+static int
+bearer_check(struct ntm_req *req, const char *token, void *arg)
+{
+	struct srv *s = arg;
+
+	return s->spec->bearer(req, token, s->priv);
+}
+
 /* Everything up to (not including) listening; shared by -n and the daemon. */
 static int
 daemon_setup(struct srv *s, char *err, size_t errlen)
 {
-	if (load_identity(s, err, errlen) < 0 || load_cert(s, err, errlen) < 0)
+	if (load_identity(s, err, errlen) < 0 ||
+	    (!s->spec->anchor && load_cert(s, err, errlen) < 0))
 		return -1;
 	if (check_readable("tls_cert", s->conf.tls_cert, err, errlen) < 0 ||
 	    check_readable("tls_key", s->conf.tls_key, err, errlen) < 0)
@@ -296,16 +390,26 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 		    s->conf.tls_cert, s->conf.tls_key);
 		return -1;
 	}
-	ntm_httpd_set_trust(s->httpd, s->conf.as_pk, NULL, NULL);
-	if (ntm_httpd_route(s->httpd, "GET", "/v1/health", 0, on_health, s) < 0 ||
-	    ntm_httpd_route(s->httpd, "GET", "/v1/status", NTM_ROUTE_SIGNED,
-	    on_status, s) < 0) {
+	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
+		return -1;
+	/* The anchor's own key signs the certificates it trusts. */
+	ntm_httpd_set_trust(s->httpd, s->spec->anchor ? s->pk : s->conf.as_pk,
+	    s->spec->anchor ? cert_check : NULL, s);
+	if (s->spec->bearer)
+		ntm_httpd_set_bearer(s->httpd, bearer_check, s);
+	if (add_routes(s) < 0) {
 		snprintf(err, errlen, "cannot add the HTTP routes");
 		return -1;
 	}
-	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
-		return -1;
 	return 0;
+}
+
+static void
+on_reload(void *arg)
+{
+	struct srv *s = arg;
+
+	s->spec->reload(s);
 }
 
 static int
@@ -330,7 +434,7 @@ run_daemon(struct srv *s)
 		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
 		goto cleanup;
 	}
-	if (daemon_signals(s->base, NULL, NULL) < 0) {
+	if (daemon_signals(s->base, s->spec->reload ? on_reload : NULL, s) < 0) {
 		srv_errx("cannot install the signal handlers");
 		goto cleanup;
 	}
@@ -347,6 +451,11 @@ run_daemon(struct srv *s)
 		log_syslog();	/* stderr is /dev/null from here on */
 		if (event_reinit(s->base) < 0)
 			log_warnx("event_reinit failed");
+	}
+	/* Threads after the fork, or they would not exist in the child. */
+	if (s->spec->start && s->spec->start(s, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		goto cleanup;
 	}
 	if (s->conf.pidfile) {
 		if (daemon_pidfile(s->conf.pidfile) < 0) {
@@ -377,41 +486,33 @@ cleanup:
 
 /* ---- main ---------------------------------------------------------------- */
 
-int
-srv_main(const struct srv_spec *spec, int argc, char *argv[])
+/* The options before the command into s; -1 to go on, else the exit code. */
+static int
+global_opts(struct srv *s, int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "help",	no_argument,	NULL, 'h' },
 		{ "version",	no_argument,	NULL, 'V' },
+		{ "routes",	no_argument,	NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static const struct srv_cmd builtin[] = {
-		{ "init",	cmd_init,	NULL, NULL },
-		{ "pubkey",	cmd_pubkey,	NULL, NULL },
-	};
-	struct srv s;
-	const struct srv_cmd *cmd = NULL;
-	char err[1024];
-	int ch, ret = 1;
-	size_t i;
+	const struct srv_spec *spec = s->spec;
+	int ch;
 
-	memset(&s, 0, sizeof(s));
-	s.spec = spec;
-	log_init(spec->prog, 0);
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+df:hnvV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
-			s.foreground = 1;
+			s->foreground = 1;
 			break;
 		case 'f':
-			s.conf_path = optarg;
+			s->conf_path = optarg;
 			break;
 		case 'n':
-			s.check_only = 1;
+			s->check_only = 1;
 			break;
 		case 'v':
-			s.verbose++;
+			s->verbose++;
 			break;
 		case 'h':
 			usage(spec, stdout);
@@ -420,6 +521,8 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 			printf("%s %s (protocol %d)\n", spec->prog, NTM_VERSION,
 			    NTM_PROTOCOL_VERSION);
 			return 0;
+		case 'R':
+			return print_routes(spec);
 		default:
 			if (optopt == 'f')
 				srv_errx("option -f needs a FILE (try '%s --help')", spec->prog);
@@ -432,16 +535,36 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 			return 2;
 		}
 	}
+	return -1;
+}
+
+int
+srv_main(const struct srv_spec *spec, int argc, char *argv[])
+{
+	static const struct srv_cmd builtin[] = {
+		{ "init",	cmd_init,	NULL, NULL },
+		{ "pubkey",	cmd_pubkey,	NULL, NULL },
+	};
+	struct srv s;
+	const struct srv_cmd *cmd = NULL;
+	char err[1024];
+	int ret = 1;
+	size_t i;
+
+	memset(&s, 0, sizeof(s));
+	s.spec = spec;
+	log_init(spec->prog, 0);
+	if ((ret = global_opts(&s, argc, argv)) >= 0)
+		return ret;
+	ret = 1;
 	argc -= optind;
 	argv += optind;
 
 	if (argc > 0) {
-		for (i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+		cmd = spec_cmd(spec, argv[0]);
+		for (i = 0; cmd == NULL && i < sizeof(builtin) / sizeof(builtin[0]); i++)
 			if (strcmp(argv[0], builtin[i].name) == 0)
 				cmd = &builtin[i];
-		for (i = 0; cmd == NULL && i < spec->ncmds; i++)
-			if (strcmp(argv[0], spec->cmds[i].name) == 0)
-				cmd = &spec->cmds[i];
 		if (cmd == NULL) {
 			srv_errx("unknown command '%s' (try '%s --help')", argv[0], spec->prog);
 			return 2;
@@ -458,6 +581,15 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 	}
 	if (s.conf_path == NULL)
 		s.conf_path = srv_conf_default(spec->role);
+	/* A command's --help needs no configuration: the commands answer it
+	 * while parsing, before they touch s.conf. */
+	for (i = 1; cmd && i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			log_init(spec->prog, s.verbose);
+			optind = 1;
+			return cmd->fn(&s, argc, argv);
+		}
+	}
 	if (srv_conf_load(&s.conf, spec->role, s.conf_path, err, sizeof(err)) < 0) {
 		srv_errx("%s", err);
 		srv_conf_free(&s.conf);
@@ -466,6 +598,7 @@ srv_main(const struct srv_spec *spec, int argc, char *argv[])
 
 	if (cmd) {
 		log_init(spec->prog, s.verbose);
+		optind = 1;	/* each command parses its own options */
 		ret = cmd->fn(&s, argc, argv);
 	} else {
 		/* A daemon reports its start, stop and logins at info by default. */

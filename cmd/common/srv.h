@@ -1,9 +1,11 @@
 /*
- * srv.h - the bootstrap shared by the enrolled servers (ntm-dc, ntm-rs,
- * ntm-cs): option parsing, the init/pubkey subcommands, loading the config,
- * identity key, AS-issued certificate and TLS material, the HTTPS listener
- * with GET /v1/health and signed GET /v1/status, signals, pidfile and a
- * clean shutdown. Each daemon supplies a struct srv_spec and stays thin.
+ * srv.h - the bootstrap shared by the servers (ntm-as, ntm-dc, ntm-rs,
+ * ntm-cs): option parsing, the init/pubkey subcommands, --routes, loading the
+ * config, identity key, AS-issued certificate (none for the AS, the trust
+ * anchor) and TLS material, the HTTPS listener with GET /v1/health (and the
+ * signed GET /v1/status of the enrolled servers) plus the daemon's route
+ * tables, signals, pidfile and a clean shutdown. Each daemon supplies a
+ * struct srv_spec and stays thin.
  */
 #ifndef NTM_SRV_H
 #define NTM_SRV_H
@@ -24,20 +26,42 @@ struct srv_cmd {
 };
 
 struct srv_spec {
-	int		 role;		/* NTM_ROLE_DC, NTM_ROLE_RS, NTM_ROLE_CS */
+	int		 role;		/* NTM_ROLE_AS, _DC, _RS, _CS */
 	const char	*prog;		/* "ntm-dc" */
 	const char	*title;		/* "Direction Coordinator" */
 	const char	*note;		/* extra paragraph for --help, or NULL */
 	size_t		 max_body;	/* request body limit; 0: NTM_BODY_MAX */
-	const struct srv_cmd *cmds;	/* role subcommands besides init/pubkey */
+	/* Role subcommands besides init/pubkey; one of the same name replaces
+	 * the built-in one. */
+	const struct srv_cmd *cmds;
 	size_t		 ncmds;
 	/*
+	 * The trust anchor (the AS): no AS-issued certificate; its own key
+	 * verifies the certificates of signed requests, and cert_check (called
+	 * with s->priv; may be NULL) decides whether each is still accepted.
+	 * No GET /v1/status.
+	 */
+	int		 anchor;
+	ntm_cert_check_fn *cert_check;
+	/* The daemon's route tables (each ends with a row whose method is
+	 * NULL; the list ends with NULL), registered once setup has run,
+	 * their handlers called with s->priv. Printed by --routes. */
+	const struct ntm_http_route *const *routes;
+	/* Checks the token of NTM_ROUTE_BEARER routes; called with s->priv. */
+	ntm_bearer_fn	*bearer;
+	/*
 	 * Called once the identity, certificate, event base and HTTPS server
-	 * exist, before listening (also under -n): open storage, add routes.
+	 * exist, before listening (also under -n): open storage, set s->priv.
 	 * On failure fill err with one line naming what is wrong.
 	 */
 	int		(*setup)(struct srv *s, char *err, size_t errlen);
-	/* Frees what setup made; called once the loop has ended. May be NULL. */
+	/* Called after listening and after going to the background, before
+	 * the loop runs: threads start here. May be NULL. */
+	int		(*start)(struct srv *s, char *err, size_t errlen);
+	/* SIGHUP. May be NULL. */
+	void		(*reload)(struct srv *s);
+	/* Frees what setup and start made; called once the loop has ended.
+	 * May be NULL. */
 	void		(*teardown)(struct srv *s);
 };
 
@@ -48,7 +72,8 @@ struct srv {
 	int			 foreground, check_only, verbose;
 	uint8_t			 sk[NTM_SIGN_SK];	/* identity (secret) */
 	uint8_t			 pk[NTM_SIGN_PK];
-	struct ntm_cert		 cert;			/* AS-issued, verified */
+	struct ntm_cert		 cert;			/* AS-issued, verified;
+							   zero for the anchor */
 	struct event_base	*base;
 	struct ntm_httpd	*httpd;
 	uint16_t		 port;			/* bound port */

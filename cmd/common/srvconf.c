@@ -193,16 +193,12 @@ split_cs_urls(struct srv_conf *c, const char *path, char *err, size_t errlen)
 	}
 }
 
-int
-srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
-{
-	struct ntm_citem items[sizeof(keys) / sizeof(keys[0])];
-	size_t i, n = 0;
-	struct ntm_prefix p4, p6;
+#define NEED(k) do { if (c->k == NULL) { \
+	snprintf(err, errlen, "%s: missing required key '%s'", path, #k); return -1; } } while (0)
 
-	memset(c, 0, sizeof(*c));
-	c->role = role;
-	c->path = xstrdup(path);
+static void
+conf_defaults(struct srv_conf *c)
+{
 	c->token_lifetime = 86400;
 	c->as_timeout_ms = 5000;
 	c->keepalive_s = 15;
@@ -215,6 +211,82 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	c->gc_interval_s = 60;
 	c->announce_retry_max_s = 300;
 	c->upload_idle_s = 3600;
+}
+
+/* The DC's own keys: database, AS URL, virtual prefixes, DNS. */
+static int
+check_dc(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	struct ntm_prefix p4, p6;
+
+	set_default(&c->db, c->state_dir, "dc.db");
+	NEED(as_url);
+	NEED(vip4_prefix);
+	NEED(vip6_prefix);
+	if (ntm_prefix_parse(&p4, c->vip4_prefix) < 0 || p4.family != AF_INET) {
+		snprintf(err, errlen, "%s: vip4_prefix '%s' is not an IPv4 prefix",
+		    path, c->vip4_prefix);
+		return -1;
+	}
+	if (ntm_prefix_parse(&p6, c->vip6_prefix) < 0 || p6.family != AF_INET6) {
+		snprintf(err, errlen, "%s: vip6_prefix '%s' is not an IPv6 prefix",
+		    path, c->vip6_prefix);
+		return -1;
+	}
+	return check_dns_keys(c, path, err, errlen);
+}
+
+/* The CS's own keys: database, AS URL, DNS, the URL it names itself by. */
+static int
+check_cs(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	set_default(&c->db, c->state_dir, "cs.db");
+	NEED(as_url);
+	if (check_dns_keys(c, path, err, errlen) < 0)
+		return -1;
+	if (c->public_url && !ntm_valid_push_url(c->public_url)) {
+		snprintf(err, errlen, "%s: public_url '%s' is not an https://HOST[:PORT] "
+		    "URL", path, c->public_url);
+		return -1;
+	}
+	/* Announcements name the CS: a wildcard listen names no address. */
+	if (c->resolver && c->public_url == NULL &&
+	    (strcmp(c->listen_addr, "0.0.0.0") == 0 || strcmp(c->listen_addr, "::") == 0)) {
+		snprintf(err, errlen, "%s: listen '%s' names no single address: set "
+		    "public_url, the https URL clients reach this CS at", path, c->listen);
+		return -1;
+	}
+	return 0;
+}
+
+/* The CS the DC's clients upload to: a URL clients are handed, so the same
+ * syntax as a push URL (https, host, port, no credentials). */
+static int
+check_dc_cs_url(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	if (c->cs_url && strchr(c->cs_url, ',') != NULL) {
+		snprintf(err, errlen, "%s: cs_url '%s': a DC has one cache server, not a list",
+		    path, c->cs_url);
+		return -1;
+	}
+	if (c->cs_url && !ntm_valid_push_url(c->cs_url)) {
+		snprintf(err, errlen, "%s: cs_url '%s' is not an https://HOST[:PORT] URL", path,
+		    c->cs_url);
+		return -1;
+	}
+	return 0;
+}
+
+int
+srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
+{
+	struct ntm_citem items[sizeof(keys) / sizeof(keys[0])];
+	size_t i, n = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->role = role;
+	c->path = xstrdup(path);
+	conf_defaults(c);
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (!(keys[i].roles & (1u << role)))
 			continue;
@@ -228,8 +300,6 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	if (ntm_conf_load(path, items, n, err, errlen) != 0)
 		return -1;
 
-#define NEED(k) do { if (c->k == NULL) { \
-	snprintf(err, errlen, "%s: missing required key '%s'", path, #k); return -1; } } while (0)
 	NEED(name);
 	NEED(state_dir);
 	NEED(listen);
@@ -259,65 +329,23 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 		}
 		c->has_as_pk = 1;
 	}
-	if (role == NTM_ROLE_DC) {
-		set_default(&c->db, c->state_dir, "dc.db");
-		NEED(as_url);
-		NEED(vip4_prefix);
-		NEED(vip6_prefix);
-		if (ntm_prefix_parse(&p4, c->vip4_prefix) < 0 || p4.family != AF_INET) {
-			snprintf(err, errlen, "%s: vip4_prefix '%s' is not an IPv4 prefix",
-			    path, c->vip4_prefix);
-			return -1;
-		}
-		if (ntm_prefix_parse(&p6, c->vip6_prefix) < 0 || p6.family != AF_INET6) {
-			snprintf(err, errlen, "%s: vip6_prefix '%s' is not an IPv6 prefix",
-			    path, c->vip6_prefix);
-			return -1;
-		}
-	}
-	if (role == NTM_ROLE_DC && check_dns_keys(c, path, err, errlen) < 0)
+	if (role == NTM_ROLE_DC && check_dc(c, path, err, errlen) < 0)
 		return -1;
 	if (check_rt_keys(c, path, err, errlen) < 0)
 		return -1;
-	if (role == NTM_ROLE_CS) {
-		set_default(&c->db, c->state_dir, "cs.db");
-		NEED(as_url);
-		if (check_dns_keys(c, path, err, errlen) < 0)
-			return -1;
-		if (c->public_url && !ntm_valid_push_url(c->public_url)) {
-			snprintf(err, errlen, "%s: public_url '%s' is not an https://HOST[:PORT] "
-			    "URL", path, c->public_url);
-			return -1;
-		}
-		/* Announcements name the CS: a wildcard listen names no address. */
-		if (c->resolver && c->public_url == NULL &&
-		    (strcmp(c->listen_addr, "0.0.0.0") == 0 || strcmp(c->listen_addr, "::") == 0)) {
-			snprintf(err, errlen, "%s: listen '%s' names no single address: set "
-			    "public_url, the https URL clients reach this CS at", path, c->listen);
-			return -1;
-		}
-	}
-	/* The CS the DC's clients upload to: a URL clients are handed, so the
-	 * same syntax as a push URL (https, host, port, no credentials). */
-	if (role == NTM_ROLE_DC && c->cs_url && strchr(c->cs_url, ',') != NULL) {
-		snprintf(err, errlen, "%s: cs_url '%s': a DC has one cache server, not a list",
-		    path, c->cs_url);
+	if (role == NTM_ROLE_CS && check_cs(c, path, err, errlen) < 0)
 		return -1;
-	}
-	if (role == NTM_ROLE_DC && c->cs_url && !ntm_valid_push_url(c->cs_url)) {
-		snprintf(err, errlen, "%s: cs_url '%s' is not an https://HOST[:PORT] URL", path,
-		    c->cs_url);
+	if (role == NTM_ROLE_DC && check_dc_cs_url(c, path, err, errlen) < 0)
 		return -1;
-	}
 	if (role == NTM_ROLE_AS && c->cs_url && split_cs_urls(c, path, err, errlen) < 0)
 		return -1;
 	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
 		return -1;
 	}
-#undef NEED
 	return 0;
 }
+#undef NEED
 
 void
 srv_conf_free(struct srv_conf *c)

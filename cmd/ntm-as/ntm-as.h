@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "srv.h"
 
 #define AS_PASSWORD_MAX		256	/* bytes, as in docs/protocol.md §3.1 */
 #define AS_CA_DAYS		3650	/* demo CA */
@@ -26,7 +27,7 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 struct as {
-	struct srv_conf		 conf;
+	struct srv_conf		 conf;		/* borrowed from struct srv */
 	const char		*conf_path;
 	int			 foreground;	/* -d */
 	int			 verbose;	/* -v count */
@@ -45,14 +46,7 @@ struct as {
 	struct as_push		*push;		/* push.c: revocations to the CSs */
 };
 
-/* A subcommand: argv[0] is its own name. Returns an exit code. */
-struct as_cmd {
-	const char	*name;
-	int		(*fn)(struct as *as, int argc, char *argv[]);
-	const char	*usage;		/* one line, after "ntm-as [options] " */
-};
-
-/* main.c */
+/* admin.c */
 /* One-line errors of the admin commands: "ntm-as: message" on stderr;
  * as_err appends strerror(errno). */
 void	as_errx(const char *fmt, ...) NTM_PRINTF(1, 2);
@@ -125,8 +119,10 @@ int	as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, in
 int	as_push_start(struct as *as);
 void	as_push_stop(struct as *as);
 
-/* serve.c */
-int	as_serve(struct as *as);
-int	as_check(struct as *as);
+/* serve.c: the routes (ending with a NULL method) and, for every signed
+ * request, the check of the caller's certificate against the enrolled
+ * servers (arg: the daemon's struct as). */
+extern const struct ntm_http_route as_routes[];
+int	as_cert_check(const struct ntm_cert *c, void *arg);
 
 #endif

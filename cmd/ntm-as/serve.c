@@ -1,20 +1,17 @@
 /*
- * serve.c - the AS daemon: HTTPS on one libevent loop.
+ * serve.c - the AS's HTTPS routes (docs/protocol.md §3.1), served by the
+ * skeleton of cmd/common/srv.c:
  *
- *   GET  /v1/health
- *   POST /v1/as/login     signed by a DC (docs/protocol.md §3.1)
+ *   POST /v1/as/login     signed by a DC
+ *   POST /v1/as/logout    signed by a DC
  *
  * Argon2id runs on worker threads; the loop only does the SQLite lookups
  * (a few microseconds each, WAL readers never wait for writers) and replies.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <event2/event.h>
-#include <event2/thread.h>
 #include <jansson.h>
 
 #include "ntm-as.h"
@@ -133,19 +130,8 @@ route_logout(struct ntm_req *req, void *arg)
 	uint8_t raw[NTM_TOKEN_ID];
 	int e;
 
-	if (cert == NULL || cert->role != NTM_ROLE_DC) {
-		ntm_reply_error(req, 401, "unauthorized", NULL,
-		    "only a direction coordinator may end its sessions");
-		return;
-	}
 	if (ntm_json_unpack(ntm_req_json(req), fields, 2, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
-		return;
-	}
-	if (version != NTM_PROTOCOL_VERSION) {
-		ntm_reply_error(req, 400, "bad_version", "version",
-		    "version %lld is not supported (want %d)", (long long)version,
-		    NTM_PROTOCOL_VERSION);
 		return;
 	}
 	if (ntm_hex_decode_exact(raw, sizeof(raw), token_id) < 0) {
@@ -183,22 +169,9 @@ route_login(struct ntm_req *req, void *arg)
 	struct as_user u;
 	int err;
 
-	if (cert == NULL || cert->role != NTM_ROLE_DC) {
-		log_warnx("login from %s refused: caller '%s' is not a dc", ntm_req_peer(req),
-		    cert ? cert->name : "?");
-		ntm_reply_error(req, 401, "unauthorized", NULL,
-		    "only a direction coordinator may relay logins");
-		return;
-	}
 	if (ntm_json_unpack(ntm_req_json(req), fields, sizeof(fields) / sizeof(fields[0]),
 	    &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
-		return;
-	}
-	if (version != NTM_PROTOCOL_VERSION) {
-		ntm_reply_error(req, 400, "bad_version", "version",
-		    "version %lld is not supported (want %d)", (long long)version,
-		    NTM_PROTOCOL_VERSION);
 		return;
 	}
 	if (!ntm_valid_user(user)) {
@@ -251,27 +224,13 @@ route_login(struct ntm_req *req, void *arg)
 	}
 }
 
-static void
-route_health(struct ntm_req *req, void *arg)
-{
-	struct as *as = arg;
-	json_t *body = json_pack("{s:s, s:s, s:s, s:i}", "role", "as", "name", as->conf.name,
-	    "version", NTM_VERSION, "protocol", NTM_PROTOCOL_VERSION);
-
-	if (body == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
-		return;
-	}
-	ntm_reply_json(req, 200, body);
-}
-
 /*
  * Called by the httpd for every signed request after the AS signature and
  * validity checked out: the database is the authority on revocation, and
  * the certificate must match the enrolled row exactly.
  */
-static int
-cert_check(const struct ntm_cert *c, void *arg)
+int
+as_cert_check(const struct ntm_cert *c, void *arg)
 {
 	struct as *as = arg;
 	struct as_server s;
@@ -300,140 +259,11 @@ cert_check(const struct ntm_cert *c, void *arg)
 	return 0;
 }
 
-static void
-on_hup(void *arg)
-{
-	log_info("SIGHUP: nothing to reload (accounts and revocations are read live)");
-}
-
-/* Loads what the daemon needs, without serving; 0 or an exit code. */
-static int
-load_all(struct as *as)
-{
-	char *pem = NULL;
-	size_t len;
-	int err;
-
-	if (as_load_key(as) != EXIT_OK)
-		return EXIT_FAIL;
-	if ((err = ntm_file_read(as->conf.tls_cert, 1 << 20, &pem, &len)) < 0) {
-		log_warnx("%s: cannot read the TLS certificate: %s", as->conf.tls_cert,
-		    err == NTM_ERR_IO ? strerror(errno) : ntm_strerror(err));
-		return EXIT_FAIL;
-	}
-	free(pem);
-	pem = NULL;
-	if ((err = ntm_file_read(as->conf.tls_key, 1 << 20, &pem, &len)) < 0) {
-		log_warnx("%s: cannot read the TLS key: %s", as->conf.tls_key,
-		    err == NTM_ERR_IO ? strerror(errno) : ntm_strerror(err));
-		return EXIT_FAIL;
-	}
-	ntm_wipe(pem, len);
-	free(pem);
-	if (as_open_db(as, 1) != EXIT_OK)
-		return EXIT_FAIL;
-	return EXIT_OK;
-}
-
-int
-as_check(struct as *as)
-{
-	int ret = load_all(as);
-
-	if (ret == EXIT_OK)
-		fprintf(stderr, "%s: %s: configuration OK\n", log_prog(), as->conf.path);
-	return ret;
-}
-
-int
-as_serve(struct as *as)
-{
-	char where[96];
-	uint16_t bound = 0;
-	int ret = EXIT_FAIL, err;
-
-	if (load_all(as) != EXIT_OK)
-		return EXIT_FAIL;
-
-	if (evthread_use_pthreads() < 0) {
-		log_warnx("libevent: no pthreads support");
-		return EXIT_FAIL;
-	}
-	if ((as->base = event_base_new()) == NULL) {
-		log_warnx("cannot create the event loop");
-		return EXIT_FAIL;
-	}
-	if ((as->httpd = ntm_httpd_new(as->base, as->conf.tls_cert, as->conf.tls_key,
-	    NTM_BODY_MAX)) == NULL) {
-		log_warnx("%s: cannot set up HTTPS with this certificate and key",
-		    as->conf.tls_cert);
-		goto cleanup;
-	}
-	ntm_httpd_set_trust(as->httpd, as->pk, cert_check, as);
-	if (ntm_httpd_route(as->httpd, "GET", "/v1/health", 0, route_health, as) < 0 ||
-	    ntm_httpd_route(as->httpd, "POST", "/v1/as/login",
-	    NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, route_login, as) < 0 ||
-	    ntm_httpd_route(as->httpd, "POST", "/v1/as/logout",
-	    NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, route_logout, as) < 0) {
-		log_warnx("cannot register the routes");
-		goto cleanup;
-	}
-	if ((err = ntm_httpd_listen(as->httpd, as->conf.listen_addr, as->conf.listen_port,
-	    &bound)) < 0) {
-		log_warn("cannot listen on %s", as->conf.listen);
-		goto cleanup;
-	}
-	if (strchr(as->conf.listen_addr, ':'))
-		snprintf(where, sizeof(where), "[%s]:%u", as->conf.listen_addr, bound);
-	else
-		snprintf(where, sizeof(where), "%s:%u", as->conf.listen_addr, bound);
-	log_info("listening on %s", where);
-
-	if (!as->foreground) {
-		if (daemon(0, 0) < 0) {
-			log_warn("daemon");
-			goto cleanup;
-		}
-		log_syslog();	/* stderr is /dev/null from here on */
-		/* The child carries the loop on: re-arm the kernel state. */
-		if (event_reinit(as->base) < 0) {
-			log_warnx("event_reinit failed");
-			goto cleanup;
-		}
-	}
-	/* Threads after the fork, or they would not exist in the child. */
-	if ((as->worker = ntm_worker_new(as->base, AS_WORKERS)) == NULL) {
-		log_warnx("cannot start the worker threads");
-		goto cleanup;
-	}
-	if (as_push_start(as) < 0)
-		goto cleanup;
-	if (daemon_signals(as->base, on_hup, as) < 0) {
-		log_warnx("cannot install the signal handlers");
-		goto cleanup;
-	}
-	if (as->conf.pidfile && daemon_pidfile(as->conf.pidfile) < 0) {
-		log_warn("%s", as->conf.pidfile);
-		goto cleanup;
-	}
-
-	if (event_base_dispatch(as->base) < 0) {
-		log_warnx("event loop failed");
-		goto cleanup;
-	}
-	ret = EXIT_OK;
-cleanup:
-	/* Reverse order: finishing jobs reply through the httpd and use the db. */
-	ntm_worker_free(as->worker);
-	as->worker = NULL;
-	as_push_stop(as);
-	ntm_httpd_free(as->httpd);
-	as->httpd = NULL;
-	daemon_free_signals();
-	if (as->conf.pidfile && ret == EXIT_OK)
-		(void)unlink(as->conf.pidfile);
-	if (as->base)
-		event_base_free(as->base);
-	as->base = NULL;
-	return ret;
-}
+/* Only a DC relays logins and ends its sessions. */
+const struct ntm_http_route as_routes[] = {
+	{ "POST", "/v1/as/login", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_login,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/as/logout", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_logout,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ .method = NULL }
+};

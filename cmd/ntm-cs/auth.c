@@ -41,16 +41,29 @@ deny(struct ntm_req *req, const char *code, const char *why)
 	return -1;
 }
 
-int
-cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who)
+static void
+who_free(void *p)
 {
-	const char *b64 = ntm_req_bearer(req);
+	if (p == NULL)
+		return;
+	ntm_wipe(p, sizeof(struct cs_who));
+	free(p);
+}
+
+int
+cs_bearer(struct ntm_req *req, const char *b64, void *arg)
+{
+	struct cs *cs = arg;
 	char id[NTM_B64_LEN(NTM_TOKEN_ID)];
+	struct cs_who *who;
 	struct ntm_token t;
 	int e;
 
-	if (b64 == NULL)
-		return deny(req, "unauthorized", "missing 'Authorization: Bearer TOKEN'");
+	if ((who = calloc(1, sizeof(*who))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return -1;
+	}
+	ntm_req_set_auth(req, who, who_free);
 	if (ntm_token_from_b64(&t, b64) < 0)
 		return deny(req, "unauthorized", "token does not decode");
 	e = ntm_token_verify(&t, cs->srv->conf.as_pk, now_unix());
@@ -72,6 +85,21 @@ cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who)
 	snprintf(who->dc, sizeof(who->dc), "%s", t.dc);
 	memcpy(who->token_id, t.id, sizeof(who->token_id));
 	ntm_wipe(&t, sizeof(t));
+	return 0;
+}
+
+int
+cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who)
+{
+	const struct cs_who *w = ntm_req_auth(req);
+
+	if (w == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL,
+		    "%s %s: the route checks no bearer token", ntm_req_method(req),
+		    ntm_req_path(req));
+		return -1;
+	}
+	*who = *w;
 	return 0;
 }
 
@@ -184,7 +212,6 @@ static void
 on_revoke(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
-	const struct ntm_cert *c = ntm_req_cert(req);
 	json_t *j, *tokens = NULL, *accounts = NULL;
 	int64_t version = 0;
 	struct ntm_jfield f[] = {
@@ -195,20 +222,11 @@ on_revoke(struct ntm_req *req, void *arg)
 	struct ntm_jerr jerr;
 	int ret;
 
-	if (c->role != NTM_ROLE_AS) {
-		ntm_reply_error(req, 403, "forbidden", NULL,
-		    "only the account server may push revocations, not %s '%s'",
-		    ntm_role_name(c->role), c->name);
-		return;
-	}
 	if ((j = cs_json_body(req)) == NULL)
 		return;
 	memset(&jerr, 0, sizeof(jerr));
 	if (ntm_json_unpack(j, f, 3, &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
-	else if (version != 1)
-		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
-		    (long long)version);
 	else if (revoke_lists_ok(req, tokens, accounts) == 0) {
 		if ((ret = revoke_all(cs, req, tokens, accounts)) == 0) {
 			log_info("revoked %zu token(s) and %zu account(s) at the AS's request",
@@ -222,13 +240,10 @@ on_revoke(struct ntm_req *req, void *arg)
 	json_decref(j);
 }
 
-int
-cs_auth_routes(struct cs *cs, char *err, size_t errlen)
-{
-	if (ntm_httpd_route(cs->srv->httpd, "POST", "/v1/cs/revoke", NTM_ROUTE_SIGNED,
-	    on_revoke, cs) < 0) {
-		snprintf(err, errlen, "cannot add the HTTP routes");
-		return -1;
-	}
-	return 0;
-}
+/* Only the AS pushes revocations: another signed caller is 403 forbidden. */
+const struct ntm_http_route cs_auth_routes[] = {
+	{ "POST", "/v1/cs/revoke", NTM_ROUTE_SIGNED | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED,
+	  on_revoke, .roles = NTM_ROUTE_ROLE(NTM_ROLE_AS), .deny = 403,
+	  .body_max = CS_JSON_MAX },
+	{ .method = NULL }
+};

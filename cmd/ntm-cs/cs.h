@@ -229,17 +229,21 @@ void cs_obj_remove(struct cs *cs, const char *sha256);
 void cs_store_sweep(struct cs *cs);
 
 /* auth.c */
-/* Verifies the bearer token; on failure replies 401 and returns -1. */
+/* The bearer check of the CS's routes (ntm_bearer_fn, arg the cs): the
+ * token is the AS's and not revoked; on failure replies 401. */
+int  cs_bearer(struct ntm_req *req, const char *token, void *arg);
+/* Who cs_bearer found for req; on failure replies 500 and returns -1. */
 int  cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who);
 int  cs_is_owner(const struct cs_who *w, const char *user, const char *dc);
-int  cs_auth_routes(struct cs *cs, char *err, size_t errlen);
+/* The route tables (each ends with a NULL method). */
+extern const struct ntm_http_route cs_auth_routes[];
 /* The JSON object body of req (new), or NULL after replying 400/413. */
 json_t *cs_json_body(struct ntm_req *req);
 
 /* upload.c, object.c, gc.c */
-int  cs_upload_routes(struct cs *cs, char *err, size_t errlen);
+extern const struct ntm_http_route cs_upload_routes[];
 int  cs_upload_busy(const struct cs *cs, const char *id);
-int  cs_object_routes(struct cs *cs, char *err, size_t errlen);
+extern const struct ntm_http_route cs_object_routes[];
 /* Answers the meta long-polls of sha256 that have nothing untried left. */
 void cs_meta_wake(struct cs *cs, const char *sha256);
 /* Answers every meta long-poll (at shutdown). */

@@ -20,9 +20,6 @@ cs_setup(struct srv *s, char *err, size_t errlen)
 	if (cs_db_open(s->conf.db, &cs.db, err, errlen) < 0 ||
 	    cs_store_init(&cs, err, errlen) < 0)
 		return -1;
-	if (cs_auth_routes(&cs, err, errlen) < 0 || cs_upload_routes(&cs, err, errlen) < 0 ||
-	    cs_object_routes(&cs, err, errlen) < 0)
-		return -1;
 	if (s->check_only)
 		return 0;
 	cs_store_sweep(&cs);
@@ -48,6 +45,10 @@ cs_teardown(struct srv *s)
 	cs.objdir = cs.tmpdir = NULL;
 }
 
+static const struct ntm_http_route *const cs_routes[] = {
+	cs_auth_routes, cs_upload_routes, cs_object_routes, NULL
+};
+
 static const struct srv_spec cs_spec = {
 	.role		= NTM_ROLE_CS,
 	.prog		= "ntm-cs",
@@ -69,6 +70,8 @@ static const struct srv_spec cs_spec = {
 			  "                       (default https://LISTEN)\n"
 			  "  announce_retry_max_s = N  longest wait between tries (default 300)",
 	.max_body	= CS_CHUNK_MAX,
+	.routes		= cs_routes,
+	.bearer		= cs_bearer,
 	.setup		= cs_setup,
 	.teardown	= cs_teardown,
 };

@@ -352,9 +352,6 @@ on_confirm(struct ntm_req *req, void *arg)
 	memset(&jerr, 0, sizeof(jerr));
 	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
-	else if (version != 1)
-		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
-		    (long long)version);
 	else
 		confirm(cs, req, &w, hex, fqdn);
 	json_decref(j);
@@ -406,18 +403,13 @@ on_account(struct ntm_req *req, void *arg)
 	    (json_int_t)cs->srv->conf.quota_bytes, "uploads", (json_int_t)open));
 }
 
-int
-cs_object_routes(struct cs *cs, char *err, size_t errlen)
-{
-	struct ntm_httpd *h = cs->srv->httpd;
-
-	if (ntm_httpd_route(h, "GET", "/v1/cs/object", 0, on_get, cs) < 0 ||
-	    ntm_httpd_route(h, "DELETE", "/v1/cs/object", 0, on_delete, cs) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/cs/object/meta", 0, on_meta, cs) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/cs/object/confirm", 0, on_confirm, cs) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/cs/account", 0, on_account, cs) < 0) {
-		snprintf(err, errlen, "cannot add the HTTP routes");
-		return -1;
-	}
-	return 0;
-}
+const struct ntm_http_route cs_object_routes[] = {
+	{ "GET",    "/v1/cs/object",	     NTM_ROUTE_BEARER, .fn = on_get },
+	{ "DELETE", "/v1/cs/object",	     NTM_ROUTE_BEARER, .fn = on_delete },
+	{ "GET",    "/v1/cs/object/meta",    NTM_ROUTE_BEARER, .fn = on_meta },
+	{ "POST",   "/v1/cs/object/confirm",
+	  NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED, .fn = on_confirm,
+	  .body_max = CS_JSON_MAX },
+	{ "GET",    "/v1/cs/account",	     NTM_ROUTE_BEARER, .fn = on_account },
+	{ .method = NULL }
+};

@@ -81,11 +81,6 @@ static int
 check_create(struct cs *cs, struct ntm_req *req, const struct cs_who *w,
     struct create_args *a)
 {
-	if (a->version != 1) {
-		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
-		    (long long)a->version);
-		return -1;
-	}
 	if (!ntm_valid_dnsname(a->from) || !cs_fqdn_is_account(a->from, w->user, w->dc)) {
 		ntm_reply_error(req, 403, "forbidden", "from", "field 'from': '%s' is not "
 		    "a device name of account '%s' at '%s'", a->from, w->user, w->dc);
@@ -711,26 +706,21 @@ on_commit(struct ntm_req *req, void *arg)
 	memset(&jerr, 0, sizeof(jerr));
 	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
-	else if (version != 1)
-		ntm_reply_error(req, 400, "bad_version", "version", "version %lld is not 1",
-		    (long long)version);
 	else
 		commit(cs, req, &w, id, size, hex);
 	json_decref(j);
 }
 
-int
-cs_upload_routes(struct cs *cs, char *err, size_t errlen)
-{
-	struct ntm_httpd *h = cs->srv->httpd;
-
-	if (ntm_httpd_route(h, "POST", "/v1/cs/uploads", 0, on_create, cs) < 0 ||
-	    ntm_httpd_route(h, "PUT", "/v1/cs/upload", 0, on_chunk, cs) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/cs/upload", 0, on_status, cs) < 0 ||
-	    ntm_httpd_route(h, "DELETE", "/v1/cs/upload", 0, on_abandon, cs) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/cs/upload/commit", 0, on_commit, cs) < 0) {
-		snprintf(err, errlen, "cannot add the HTTP routes");
-		return -1;
-	}
-	return 0;
-}
+/* The JSON bodies are small; a chunk may be up to the server's limit. */
+const struct ntm_http_route cs_upload_routes[] = {
+	{ "POST",   "/v1/cs/uploads",
+	  NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED, .fn = on_create,
+	  .body_max = CS_JSON_MAX },
+	{ "PUT",    "/v1/cs/upload",	    NTM_ROUTE_BEARER, .fn = on_chunk },
+	{ "GET",    "/v1/cs/upload",	    NTM_ROUTE_BEARER, .fn = on_status },
+	{ "DELETE", "/v1/cs/upload",	    NTM_ROUTE_BEARER, .fn = on_abandon },
+	{ "POST",   "/v1/cs/upload/commit",
+	  NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED, .fn = on_commit,
+	  .body_max = CS_JSON_MAX },
+	{ .method = NULL }
+};

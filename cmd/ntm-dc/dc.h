@@ -113,11 +113,14 @@ int  dc_db_session_by_id(sqlite3 *db, const char *session_id, int64_t now,
 /* The client with this FQDN: 0 or NTM_ERR_NOTFOUND. */
 int  dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl);
 
-/* login.c - the client-facing HTTP endpoints. */
-int  dc_routes(struct dc *dc, char *err, size_t errlen);
+/* login.c - the client-facing HTTP endpoints (a route table ending with a
+ * NULL method). */
+extern const struct ntm_http_route dc_login_routes[];
 void dc_cancel_logins(struct dc *dc);
-/* Checks the bearer token and finds its live session; on failure replies
- * (401 or 500) and returns -1. */
+/* The bearer check of the DC's routes (ntm_bearer_fn, arg the dc): the token
+ * is the AS's, for this DC, with a live session. */
+int  dc_bearer(struct ntm_req *req, const char *token, void *arg);
+/* What dc_bearer found for req; on failure replies 500 and returns -1. */
 int  dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
     struct dc_client *cl, struct dc_session *sess);
 
@@ -173,8 +176,9 @@ json_t *dc_udp_stats(struct dc *dc);
 int  dc_cmd_status(struct srv *s, int argc, char *argv[]);
 
 /* tunnel.c: POST /v1/tunnel, GET /v1/directions, POST /v1/dc/locate,
- * POST /v1/dc/direction. */
-int  dc_tunnel_routes(struct dc *dc, char *err, size_t errlen);
+ * /v1/dc/direction and /v1/dc/moved; dc_tunnel_init makes their state. */
+extern const struct ntm_http_route dc_tunnel_routes[];
+int  dc_tunnel_init(struct dc *dc, char *err, size_t errlen);
 /* Answers and frees the tunnel requests still waiting (at shutdown). */
 void dc_tunnel_cancel(struct dc *dc);
 /* The client fqdn registered from a new reflexive address: MOVED to the
@@ -245,8 +249,9 @@ int  dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now
 int  dc_db_entry_count(sqlite3 *db, int64_t client_id, int64_t now, int64_t *out);
 int  dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id);
 
-/* exchange.c */
-int  dc_exchange_routes(struct dc *dc, char *err, size_t errlen);
+/* exchange.c: the routes of the exchange; dc_exchange_init makes their state. */
+extern const struct ntm_http_route dc_exchange_routes[];
+int  dc_exchange_init(struct dc *dc, char *err, size_t errlen);
 /* Answers the long-polls and fan-outs still waiting (at shutdown). */
 void dc_exchange_free(struct dc *dc);
 /* The client registered after being offline: NUDGE it if entries wait. */

@@ -87,17 +87,6 @@ valid_hex(const char *s, size_t n)
 	return i == n;
 }
 
-static int
-check_version(struct ntm_req *req, int64_t version)
-{
-	if (version == NTM_PROTOCOL_VERSION)
-		return 0;
-	ntm_reply_error(req, 400, "bad_version", "version",
-	    "field 'version': %lld is not supported (want %d)", (long long)version,
-	    NTM_PROTOCOL_VERSION);
-	return -1;
-}
-
 static void
 wipe_json_string(json_t *obj, const char *key)
 {
@@ -627,7 +616,7 @@ on_temporal_post(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_version(req, version) < 0 || check_from(req, &cl, from) < 0 ||
+	if (check_from(req, &cl, from) < 0 ||
 	    check_to(req, "to", to, from) < 0)
 		return;
 	if ((x = xreq_new(dc, req, X_TEMPORAL, to)) == NULL)
@@ -677,8 +666,6 @@ announce_check(struct ntm_req *req, struct announce *a, struct dc_entry *e)
 {
 	int64_t now = now_unix();
 
-	if (check_version(req, a->version) < 0)
-		return -1;
 	if (strcmp(a->kind, "key") != 0 && strcmp(a->kind, "data") != 0) {
 		ntm_reply_error(req, 400, "bad_field", "kind",
 		    "field 'kind': '%s' is neither \"key\" nor \"data\"", a->kind);
@@ -913,17 +900,13 @@ on_cache_delete(struct ntm_req *req, void *arg)
 
 /* ---- DC-to-DC endpoints ----------------------------------------------------- */
 
-/* The caller is a DC and "from" is one of its clients; else replies. */
+/* "from" is one of the calling DC's clients; else replies. */
 static int
 check_caller(struct ntm_req *req, const char *from)
 {
 	const struct ntm_cert *c = ntm_req_cert(req);
 	const char *fd;
 
-	if (c == NULL || c->role != NTM_ROLE_DC) {
-		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
-		return -1;
-	}
 	if ((fd = fqdn_domain(from)) == NULL || strcasecmp(fd, c->name) != 0) {
 		ntm_reply_error(req, 400, "bad_field", "from",
 		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
@@ -953,16 +936,12 @@ on_dc_temporal(struct ntm_req *req, void *arg)
 	struct dc_tkey tk;
 	struct dc_xdest d;
 
-	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_DC) {
-		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
-		return;
-	}
 	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
 	memset(&tk, 0, sizeof(tk));
-	if (check_version(req, version) < 0 || check_caller(req, from) < 0 ||
+	if (check_caller(req, from) < 0 ||
 	    check_to(req, "to", to, from) < 0 || check_tkey(req, key_id, tkey, &tk) < 0)
 		return;
 	snprintf(tk.from, sizeof(tk.from), "%s", from);
@@ -986,12 +965,9 @@ on_dc_announce(struct ntm_req *req, void *arg)
 	struct dc_xdest d;
 
 	memset(&a, 0, sizeof(a));
-	/* The sender's CS: it checked the sender's token and that `from` is
-	 * one of its devices; the object is at `cs`, its own URL. */
-	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_CS) {
-		ntm_reply_error(req, 401, "unauthorized", NULL, "only a CS may call this");
-		return;
-	}
+	/* The sender's CS (the route says so): it checked the sender's token
+	 * and that `from` is one of its devices; the object is at `cs`, its
+	 * own URL. */
 	if (ntm_json_unpack(ntm_req_json(req), fields, ANNOUNCE_NFIELDS + 2, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
@@ -1023,16 +999,10 @@ on_dc_xkey(struct ntm_req *req, void *arg)
 	char key[NTM_B64_LEN(NTM_XPK_LEN)];
 	struct dc_xdest d;
 
-	if (ntm_req_cert(req) == NULL || ntm_req_cert(req)->role != NTM_ROLE_DC) {
-		ntm_reply_error(req, 401, "unauthorized", NULL, "only a DC may call this");
-		return;
-	}
 	if (ntm_json_unpack(ntm_req_json(req), fields, 2, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_version(req, version) < 0)
-		return;
 	memset(&d, 0, sizeof(d));
 	local_xkey(dc, to, key, sizeof(key), &d);
 	reply_dest(req, &d, json_pack("{s:s, s:s}", "fqdn", to, "exchange_key", key));
@@ -1059,32 +1029,36 @@ dc_exchange_stats(struct dc *dc)
 }
 
 int
-dc_exchange_routes(struct dc *dc, char *err, size_t errlen)
+dc_exchange_init(struct dc *dc, char *err, size_t errlen)
 {
-	struct ntm_httpd *h = dc->srv->httpd;
-	const unsigned J = NTM_ROUTE_JSON, S = NTM_ROUTE_JSON | NTM_ROUTE_SIGNED;
-
 	if ((dc->xch = calloc(1, sizeof(*dc->xch))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (ntm_httpd_route(h, "GET", "/v1/exchange/cs", 0, on_cs, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/exchange/temporal", J, on_temporal_post, dc) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/exchange/temporal", 0, on_temporal_list, dc) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/exchange/temporal/key", 0, on_temporal_key, dc) < 0 ||
-	    ntm_httpd_route(h, "DELETE", "/v1/exchange/temporal/key", 0, on_temporal_key,
-	    dc) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/exchange/key", 0, on_xkey_get, dc) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/exchange/cache", 0, on_cache_list, dc) < 0 ||
-	    ntm_httpd_route(h, "DELETE", "/v1/exchange/cache", 0, on_cache_delete, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/temporal", S, on_dc_temporal, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/announce", S, on_dc_announce, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/xkey", S, on_dc_xkey, dc) < 0) {
-		snprintf(err, errlen, "cannot add the HTTP routes");
-		return -1;
-	}
 	return 0;
 }
+
+#define BEARER		NTM_ROUTE_BEARER
+#define BEARER_JSON	NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED
+#define SIGNED_JSON	NTM_ROUTE_SIGNED | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED
+
+const struct ntm_http_route dc_exchange_routes[] = {
+	{ "GET",    "/v1/exchange/cs",		  BEARER,	.fn = on_cs },
+	{ "POST",   "/v1/exchange/temporal",	  BEARER_JSON,	.fn = on_temporal_post },
+	{ "GET",    "/v1/exchange/temporal",	  BEARER,	.fn = on_temporal_list },
+	{ "GET",    "/v1/exchange/temporal/key", BEARER,	.fn = on_temporal_key },
+	{ "DELETE", "/v1/exchange/temporal/key", BEARER,	.fn = on_temporal_key },
+	{ "GET",    "/v1/exchange/key",		  BEARER,	.fn = on_xkey_get },
+	{ "GET",    "/v1/exchange/cache",	  BEARER,	.fn = on_cache_list },
+	{ "DELETE", "/v1/exchange/cache",	  BEARER,	.fn = on_cache_delete },
+	{ "POST",   "/v1/dc/temporal",		  SIGNED_JSON,	on_dc_temporal,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST",   "/v1/dc/announce",		  SIGNED_JSON,	on_dc_announce,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_CS) },
+	{ "POST",   "/v1/dc/xkey",		  SIGNED_JSON,	on_dc_xkey,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ .method = NULL }
+};
 
 void
 dc_exchange_free(struct dc *dc)

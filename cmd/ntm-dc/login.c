@@ -224,12 +224,6 @@ on_login(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		goto cleanup;
 	}
-	if (version != NTM_PROTOCOL_VERSION) {
-		ntm_reply_error(req, 400, "bad_version", "version",
-		    "field 'version': %lld is not supported (want %d)", (long long)version,
-		    NTM_PROTOCOL_VERSION);
-		goto cleanup;
-	}
 	if (!ntm_valid_user(user)) {
 		ntm_reply_error(req, 400, "bad_field", "user", "field 'user': invalid name "
 		    "(lowercase letters, digits and '-', starting with a letter, not ending with '-', at most 32)");
@@ -306,40 +300,58 @@ cleanup:
 	free(l);
 }
 
-/* dc.h: checks the bearer token and finds its live session. */
-int
-dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
-    struct dc_client *cl, struct dc_session *sess)
+/* What the bearer check found, on the request until it is answered. */
+struct dc_auth {
+	struct ntm_token	tok;
+	struct dc_client	cl;
+	struct dc_session	sess;
+};
+
+static void
+dc_auth_free(void *p)
 {
+	if (p == NULL)
+		return;
+	ntm_wipe(p, sizeof(struct dc_auth));
+	free(p);
+}
+
+/* dc.h: the bearer token is one the AS issued for this DC, with a live
+ * session; run by the httpd before every NTM_ROUTE_BEARER handler. */
+int
+dc_bearer(struct ntm_req *req, const char *bearer, void *arg)
+{
+	struct dc *dc = arg;
 	struct srv *s = dc->srv;
-	const char *bearer = ntm_req_bearer(req);
+	struct dc_auth *a;
 	char tid[2 * NTM_TOKEN_ID + 1];
 	int e;
 
-	if (bearer == NULL) {
-		ntm_reply_error(req, 401, "unauthorized", NULL,
-		    "missing 'Authorization: Bearer TOKEN'");
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		return -1;
 	}
-	if (ntm_token_from_b64(tok, bearer) < 0) {
+	ntm_req_set_auth(req, a, dc_auth_free);
+	if (ntm_token_from_b64(&a->tok, bearer) < 0) {
 		ntm_reply_error(req, 401, "unauthorized", NULL, "token: malformed");
 		return -1;
 	}
-	if ((e = ntm_token_verify(tok, s->conf.as_pk, now_unix())) < 0) {
+	if ((e = ntm_token_verify(&a->tok, s->conf.as_pk, now_unix())) < 0) {
 		ntm_reply_error(req, 401, "unauthorized", NULL, "token: %s",
 		    e == NTM_ERR_EXPIRED ? "expired" : "does not verify with the AS key");
 		return -1;
 	}
-	if (strcmp(tok->dc, s->conf.name) != 0) {
+	if (strcmp(a->tok.dc, s->conf.name) != 0) {
 		ntm_reply_error(req, 401, "unauthorized", NULL,
-		    "token: issued for DC '%s', not '%s'", tok->dc, s->conf.name);
+		    "token: issued for DC '%s', not '%s'", a->tok.dc, s->conf.name);
 		return -1;
 	}
-	if (ntm_hex_encode(tid, sizeof(tid), tok->id, sizeof(tok->id)) < 0) {
+	if (ntm_hex_encode(tid, sizeof(tid), a->tok.id, sizeof(a->tok.id)) < 0) {
 		ntm_reply_error(req, 500, "internal", NULL, "cannot encode the token id");
 		return -1;
 	}
-	e = dc_db_session(dc->db, tid, tok->user, tok->device, now_unix(), cl, sess);
+	e = dc_db_session(dc->db, tid, a->tok.user, a->tok.device, now_unix(), &a->cl,
+	    &a->sess);
 	if (e == NTM_ERR_NOTFOUND) {
 		ntm_reply_error(req, 401, "unauthorized", NULL,
 		    "token: no live session (logged out or replaced by a newer login)");
@@ -350,6 +362,25 @@ dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
 		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
 		return -1;
 	}
+	return 0;
+}
+
+/* dc.h: what dc_bearer found for this request. */
+int
+dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
+    struct dc_client *cl, struct dc_session *sess)
+{
+	const struct dc_auth *a = ntm_req_auth(req);
+
+	if (a == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL,
+		    "%s %s: the route checks no bearer token", ntm_req_method(req),
+		    ntm_req_path(req));
+		return -1;
+	}
+	*tok = a->tok;
+	*cl = a->cl;
+	*sess = a->sess;
 	return 0;
 }
 
@@ -388,12 +419,6 @@ on_logout(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (version != NTM_PROTOCOL_VERSION) {
-		ntm_reply_error(req, 400, "bad_version", "version",
-		    "field 'version': %lld is not supported (want %d)", (long long)version,
-		    NTM_PROTOCOL_VERSION);
-		return;
-	}
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
 	if ((e = dc_db_logout(dc->db, sess.token_id, now_unix())) < 0) {
@@ -407,20 +432,6 @@ on_logout(struct ntm_req *req, void *arg)
 	dc_sess_logout(dc, cl.id);
 	log_info("logout %s/%s (%s)", cl.user, cl.device, cl.fqdn);
 	ntm_reply_json(req, 200, json_object());
-}
-
-int
-dc_routes(struct dc *dc, char *err, size_t errlen)
-{
-	struct ntm_httpd *h = dc->srv->httpd;
-
-	if (ntm_httpd_route(h, "POST", "/v1/login", NTM_ROUTE_JSON, on_login, dc) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/session", 0, on_session, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/logout", NTM_ROUTE_JSON, on_logout, dc) < 0) {
-		snprintf(err, errlen, "cannot add the HTTP routes");
-		return -1;
-	}
-	return 0;
 }
 
 /* After ntm_httpc_free (which drops pending callbacks), before the HTTPS
@@ -437,3 +448,11 @@ dc_cancel_logins(struct dc *dc)
 		free(l);
 	}
 }
+
+const struct ntm_http_route dc_login_routes[] = {
+	{ "POST", "/v1/login",	 NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED, .fn = on_login },
+	{ "GET",  "/v1/session", NTM_ROUTE_BEARER, .fn = on_session },
+	{ "POST", "/v1/logout",	 NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED,
+	  .fn = on_logout },
+	{ .method = NULL }
+};

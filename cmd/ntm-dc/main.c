@@ -42,8 +42,7 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
 	if (dc_push_init(&dc, err, errlen) < 0)
 		return -1;
-	if (dc_routes(&dc, err, errlen) < 0 || dc_tunnel_routes(&dc, err, errlen) < 0 ||
-	    dc_exchange_routes(&dc, err, errlen) < 0)
+	if (dc_tunnel_init(&dc, err, errlen) < 0 || dc_exchange_init(&dc, err, errlen) < 0)
 		return -1;
 	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
 		return -1;
@@ -84,6 +83,10 @@ static const struct srv_cmd dc_cmds[] = {
 	  "find the DC of DOMAIN through the resolver (DNS SRV _ntm._tcp)" },
 };
 
+static const struct ntm_http_route *const dc_routes[] = {
+	dc_login_routes, dc_tunnel_routes, dc_exchange_routes, NULL
+};
+
 static const struct srv_spec dc_spec = {
 	.role		= NTM_ROLE_DC,
 	.prog		= "ntm-dc",
@@ -92,6 +95,8 @@ static const struct srv_spec dc_spec = {
 			  "and a stable virtual IPv4/IPv6 pair.",
 	.cmds		= dc_cmds,
 	.ncmds		= sizeof(dc_cmds) / sizeof(dc_cmds[0]),
+	.routes		= dc_routes,
+	.bearer		= dc_bearer,
 	.setup		= dc_setup,
 	.teardown	= dc_teardown,
 };

@@ -479,12 +479,6 @@ on_tunnel(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (version != NTM_PROTOCOL_VERSION) {
-		ntm_reply_error(req, 400, "bad_version", "version",
-		    "field 'version': %lld is not supported (want %d)", (long long)version,
-		    NTM_PROTOCOL_VERSION);
-		return;
-	}
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
 	ntm_wipe(&sess, sizeof(sess));
@@ -748,32 +742,6 @@ on_directions(struct ntm_req *req, void *arg)
 
 /* ---- the signed DC-to-DC endpoints ------------------------------------------ */
 
-/* The calling DC (role dc), or NULL after replying 401. */
-static const struct ntm_cert *
-caller_dc(struct ntm_req *req)
-{
-	const struct ntm_cert *c = ntm_req_cert(req);
-
-	if (c == NULL || c->role != NTM_ROLE_DC) {
-		ntm_reply_error(req, 401, "unauthorized", NULL,
-		    "only a DC may call this (certificate role '%s')",
-		    c && ntm_role_name(c->role) ? ntm_role_name(c->role) : "?");
-		return NULL;
-	}
-	return c;
-}
-
-static int
-check_version(struct ntm_req *req, int64_t version)
-{
-	if (version == NTM_PROTOCOL_VERSION)
-		return 0;
-	ntm_reply_error(req, 400, "bad_version", "version",
-	    "field 'version': %lld is not supported (want %d)", (long long)version,
-	    NTM_PROTOCOL_VERSION);
-	return -1;
-}
-
 /* One of our clients by FQDN, online: its session, or NULL after replying 404. */
 static struct dc_sess *
 our_online_client(struct dc *dc, struct ntm_req *req, const char *fqdn,
@@ -820,14 +788,11 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	struct dc_client cl;
 	struct dc_sess_info info;
 
-	if ((c = caller_dc(req)) == NULL)
-		return;
+	c = ntm_req_cert(req);	/* a DC: the route says so */
 	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_version(req, version) < 0)
-		return;
 	if ((fd = fqdn_domain(from)) == NULL || strcasecmp(fd, c->name) != 0) {
 		ntm_reply_error(req, 400, "bad_field", "from",
 		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
@@ -935,14 +900,11 @@ on_dc_direction(struct ntm_req *req, void *arg)
 	int64_t now = now_unix();
 	int n;
 
-	if ((c = caller_dc(req)) == NULL)
-		return;
+	c = ntm_req_cert(req);	/* a DC: the route says so */
 	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_version(req, version) < 0)
-		return;
 	if (direction_check(dir, c->name, tid, key, &peer, &jerr) < 0) {
 		ntm_wipe(key, sizeof(key));
 		ntm_reply_jerr(req, &jerr);
@@ -1153,14 +1115,11 @@ on_dc_moved(struct ntm_req *req, void *arg)
 	uint8_t tid[NTM_TUNNEL_ID_LEN];
 	int e;
 
-	if ((c = caller_dc(req)) == NULL)
-		return;
+	c = ntm_req_cert(req);	/* a DC: the route says so */
 	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_version(req, version) < 0)
-		return;
 	if (!ntm_valid_dnsname(from) || (fd = fqdn_domain(from)) == NULL ||
 	    strcasecmp(fd, c->name) != 0) {
 		ntm_reply_error(req, 400, "bad_field", "from",
@@ -1217,24 +1176,26 @@ dc_tunnel_stats(struct dc *dc)
 }
 
 int
-dc_tunnel_routes(struct dc *dc, char *err, size_t errlen)
+dc_tunnel_init(struct dc *dc, char *err, size_t errlen)
 {
-	struct ntm_httpd *h = dc->srv->httpd;
-
 	if (dc->tunnels == NULL && (dc->tunnels = calloc(1, sizeof(*dc->tunnels))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (ntm_httpd_route(h, "POST", "/v1/tunnel", NTM_ROUTE_JSON, on_tunnel, dc) < 0 ||
-	    ntm_httpd_route(h, "GET", "/v1/directions", 0, on_directions, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/locate", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
-	    on_dc_locate, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/direction", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
-	    on_dc_direction, dc) < 0 ||
-	    ntm_httpd_route(h, "POST", "/v1/dc/moved", NTM_ROUTE_JSON | NTM_ROUTE_SIGNED,
-	    on_dc_moved, dc) < 0) {
-		snprintf(err, errlen, "cannot add the HTTP routes");
-		return -1;
-	}
 	return 0;
 }
+
+#define DC_ONLY	NTM_ROUTE_SIGNED | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED
+
+const struct ntm_http_route dc_tunnel_routes[] = {
+	{ "POST", "/v1/tunnel", NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED,
+	  .fn = on_tunnel },
+	{ "GET", "/v1/directions", NTM_ROUTE_BEARER, .fn = on_directions },
+	{ "POST", "/v1/dc/locate", DC_ONLY, on_dc_locate,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/dc/direction", DC_ONLY, on_dc_direction,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/dc/moved", DC_ONLY, on_dc_moved,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ .method = NULL }
+};

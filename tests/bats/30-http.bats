@@ -245,3 +245,37 @@ sreq() {
 	run login "$BATS_TEST_TMPDIR/a" alice alice-pw "$(dc1_url)"
 	assert_success
 }
+
+@test "every route a daemon lists (--routes) makes its checks before the handler" {
+	local r url method path flags roles max code
+	head -c 70000 /dev/zero | tr '\0' x > "$BATS_TEST_TMPDIR/big"
+	for r in as dc1 rs cs; do
+		url="https://127.0.0.1:$(platform_port "$(P)" "$r")"
+		run_t "ntm-${r%[0-9]}" --routes
+		assert_success
+		[ "${#lines[@]}" -ge 2 ]
+		while IFS=$'\t' read -r method path flags roles max; do
+			[[ $max =~ ^[0-9]+$ ]]
+			case $flags in
+			*signed*|*bearer*)
+				# Neither signed nor with a token: 401, whatever the body.
+				run https "$method" "$url$path" -d '{"version":1}'
+				expect_error 401 unauthorized ;;
+			esac
+			if [[ $flags == *signed* && $roles != any ]]; then
+				# No route admits the RS: signed by it, refused.
+				run sreq rs "$method" "$url$path" '{"version":1}'
+				code=$(jq -r .code <<<"$(body_of)")
+				case $code in
+				unauthorized) assert_equal "$(status_of)" 401 ;;
+				forbidden) assert_equal "$(status_of)" 403 ;;
+				*) fail "$r $method $path: signed by the RS: $output" ;;
+				esac
+			fi
+			if [ "$max" -lt 70000 ] && [ "$method" != GET ]; then
+				run https "$method" "$url$path" --data-binary @"$BATS_TEST_TMPDIR/big"
+				expect_error 413 body_too_large
+			fi
+		done <<<"$output"
+	done
+}

@@ -93,6 +93,46 @@ route_hold(struct ntm_req *r, void *arg)
 	held = r;
 }
 
+/* ---- a route table: the checks lib/httpd.c makes before a handler ------- */
+
+static int handled;	/* handler calls on the table's routes */
+
+static void
+route_counted(struct ntm_req *r, void *arg)
+{
+	const struct ntm_cert *c = ntm_req_cert(r);
+	const char *who = ntm_req_auth(r);
+
+	handled++;
+	ntm_reply_json(r, 200, json_pack("{s:s?, s:s?}", "name", c ? c->name : NULL,
+	    "who", who));
+}
+
+/* Accepts the token "good" as alice; answers anything else itself. */
+static int
+bearer_check(struct ntm_req *r, const char *token, void *arg)
+{
+	if (strcmp(token, "good") != 0) {
+		ntm_reply_error(r, 401, "unauthorized", NULL, "token: not good");
+		return -1;
+	}
+	ntm_req_set_auth(r, strdup("alice"), free);
+	return 0;
+}
+
+static const struct ntm_http_route table[] = {
+	{ "POST", "/t/cs", NTM_ROUTE_SIGNED | NTM_ROUTE_JSON, route_counted,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_CS) },
+	{ "POST", "/t/as", NTM_ROUTE_SIGNED | NTM_ROUTE_JSON, route_counted,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_AS), .deny = 403 },
+	{ "POST", "/t/small", NTM_ROUTE_SIGNED | NTM_ROUTE_JSON, route_counted,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) | NTM_ROUTE_ROLE(NTM_ROLE_CS),
+	  .body_max = 64 },
+	{ "POST", "/t/versioned", NTM_ROUTE_VERSIONED, .fn = route_counted },
+	{ "GET", "/t/bearer", NTM_ROUTE_BEARER, .fn = route_counted },
+	{ .method = NULL }
+};
+
 static int
 check_cert(const struct ntm_cert *c, void *arg)
 {
@@ -370,6 +410,8 @@ TEST(setup)
 	CHECK_EQ(ntm_httpd_route(httpd, "POST", "/slow", NTM_ROUTE_JSON, route_slow, NULL), 0);
 	CHECK_EQ(ntm_httpd_route(httpd, "POST", "/hold", 0, route_hold, NULL), 0);
 	CHECK_EQ(ntm_httpd_route(httpd, "POST", "/echo", 0, route_echo, NULL), NTM_ERR_EXISTS);
+	CHECK_EQ(ntm_httpd_routes(httpd, table, sizeof(table) / sizeof(table[0]) - 1, NULL), 0);
+	ntm_httpd_set_bearer(httpd, bearer_check, NULL);
 	client = ntm_httpc_new(base, ca_crt);
 	CHECK(client != NULL);
 }
@@ -480,6 +522,114 @@ TEST(signed_ok)
 	CHECK_EQ(r.status, 200);
 	json_decref(r.json);
 	ntm_httpc_free(c);
+}
+
+/* Answers status and code; the handler did not run unless status is 200. */
+static void
+expect_route(struct ntm_httpc *c, const char *method, const char *path, json_t *body,
+    const char *bearer, long status, const char *code, const char *field)
+{
+	struct res r;
+	int before = handled;
+
+	request(c, method, path, body, bearer, 5000, &r);
+	if (r.status != status)
+		fprintf(stderr, "%s %s: %ld, want %ld\n", method, path, r.status, status);
+	CHECK_EQ(r.status, status);
+	CHECK_EQ(handled, before + (status == 200));
+	if (code)
+		CHECK_STR(jstr(&r, "code"), code);
+	if (field)
+		CHECK_STR(jstr(&r, "field"), field);
+	json_decref(r.json);
+}
+
+TEST(route_signed_refuses_unsigned)
+{
+	/* No signature: the handler never runs, whatever the role. */
+	expect_route(client, "POST", "/t/cs", json_object(), NULL, 401, "unauthorized", NULL);
+	expect_route(client, "POST", "/t/small", json_object(), NULL, 401, "unauthorized",
+	    NULL);
+}
+
+TEST(route_roles)
+{
+	struct ntm_httpc *dc = ntm_httpc_new(base, ca_crt);
+
+	CHECK_EQ(ntm_httpc_set_identity(dc, id_sk, &id_cert), 0);
+	/* A DC where only a CS may call: 401 unauthorized, as the DC and the
+	 * AS answered by hand; where only the AS may: 403 forbidden (the CS). */
+	expect_route(dc, "POST", "/t/cs", json_object(), NULL, 401, "unauthorized", NULL);
+	expect_route(dc, "POST", "/t/as", json_object(), NULL, 403, "forbidden", NULL);
+	expect_route(dc, "POST", "/t/small", json_object(), NULL, 200, NULL, NULL);
+	ntm_httpc_free(dc);
+	/* Roles only on signed routes: a table that says otherwise is refused. */
+	{
+		const struct ntm_http_route bad[] = {
+			{ "GET", "/t/bad", 0, route_counted,
+			  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+		};
+
+		CHECK_EQ(ntm_httpd_routes(httpd, bad, 1, NULL), NTM_ERR_INVAL);
+	}
+}
+
+TEST(route_body_limit)
+{
+	struct ntm_httpc *dc = ntm_httpc_new(base, ca_crt);
+	char pad[100];
+
+	CHECK_EQ(ntm_httpc_set_identity(dc, id_sk, &id_cert), 0);
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	/* Over the route's 64 bytes (the server takes 64 KiB): 413. */
+	expect_route(dc, "POST", "/t/small", json_pack("{s:s}", "pad", pad), NULL, 413,
+	    "body_too_large", NULL);
+	pad[20] = '\0';
+	expect_route(dc, "POST", "/t/small", json_pack("{s:s}", "pad", pad), NULL, 200,
+	    NULL, NULL);
+	ntm_httpc_free(dc);
+}
+
+TEST(route_versioned)
+{
+	expect_route(client, "POST", "/t/versioned", json_pack("{s:i}", "version",
+	    NTM_PROTOCOL_VERSION), NULL, 200, NULL, NULL);
+	expect_route(client, "POST", "/t/versioned", json_pack("{s:i}", "version",
+	    NTM_PROTOCOL_VERSION + 1), NULL, 400, "bad_version", "version");
+	expect_route(client, "POST", "/t/versioned", json_pack("{s:s}", "version", "1"),
+	    NULL, 400, "bad_field", "version");
+	expect_route(client, "POST", "/t/versioned", json_object(), NULL, 400,
+	    "missing_field", "version");
+	expect_route(client, "POST", "/t/versioned", json_pack("[i]", 1), NULL, 400,
+	    "not_object", NULL);
+}
+
+TEST(route_bearer)
+{
+	struct res r;
+
+	expect_route(client, "GET", "/t/bearer", NULL, NULL, 401, "unauthorized", NULL);
+	expect_route(client, "GET", "/t/bearer", NULL, "bad", 401, "unauthorized", NULL);
+	/* What the hook learnt reaches the handler. */
+	request(client, "GET", "/t/bearer", NULL, "good", 5000, &r);
+	CHECK_EQ(r.status, 200);
+	CHECK_STR(jstr(&r, "who"), "alice");
+	json_decref(r.json);
+}
+
+TEST(route_strings)
+{
+	char buf[64];
+
+	CHECK_STR(ntm_route_flags_str(0, buf, sizeof(buf)), "-");
+	CHECK_STR(ntm_route_flags_str(NTM_ROUTE_JSON | NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED,
+	    buf, sizeof(buf)), "signed,json,versioned");
+	CHECK_STR(ntm_route_flags_str(NTM_ROUTE_BEARER, buf, sizeof(buf)), "bearer");
+	CHECK_STR(ntm_route_roles_str(0, buf, sizeof(buf)), "any");
+	CHECK_STR(ntm_route_roles_str(NTM_ROUTE_ROLE(NTM_ROLE_DC) |
+	    NTM_ROUTE_ROLE(NTM_ROLE_CS), buf, sizeof(buf)), "dc,cs");
+	CHECK_STR(ntm_route_flags_str(NTM_ROUTE_JSON | NTM_ROUTE_SIGNED, buf, 4), "sig");
 }
 
 static void
@@ -730,5 +880,7 @@ TEST(cleanup)
 }
 
 UNIT_MAIN(T(setup), T(echo), T(errors), T(bad_json), T(signed_ok), T(signed_rejects),
+    T(route_signed_refuses_unsigned), T(route_roles), T(route_body_limit), T(route_versioned),
+    T(route_bearer), T(route_strings),
     T(async_reply), T(tls_failures), T(plain_http), T(evhttp_errors_are_json), T(blocking_call),
     T(free_with_pending), T(cleanup))

@@ -1,0 +1,127 @@
+/*
+ * admin.c - what the admin commands of ntm-as share: one-line errors,
+ * option parsing, loading the AS key and opening the database.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ntm-as.h"
+
+void
+as_usage_line(FILE *f, const char *text)
+{
+	fprintf(f, "usage: %s [-f FILE] %s\n", log_prog(), text);
+}
+
+void
+as_errx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", log_prog());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void
+as_err(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	fprintf(stderr, "%s: ", log_prog());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", strerror(saved));
+}
+
+int
+as_getopt(const char *cmd, int argc, char *argv[], const char *opts,
+    const struct option *longopts)
+{
+	int ch;
+
+	opterr = 0;
+	ch = getopt_long(argc, argv, opts, longopts, NULL);
+	if (ch == '?') {
+		const char *bad = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+
+		if (strncmp(bad, "--", 2) == 0)
+			as_errx("%s: unknown option or missing value: '%s'", cmd, bad);
+		else if (optopt && strchr(opts, optopt) != NULL)
+			as_errx("%s: option '-%c' needs a value", cmd, optopt);
+		else
+			as_errx("%s: unknown option '-%c'", cmd, optopt ? optopt : '?');
+	}
+	return ch;
+}
+
+/* Reads the AS identity once; 0 or an exit code. */
+int
+as_load_key(struct as *as)
+{
+	struct stat st;
+	int err;
+
+	if (as->has_key)
+		return EXIT_OK;
+	if ((err = ntm_key_load(as->conf.identity, as->sk, sizeof(as->sk))) < 0) {
+		if (err == NTM_ERR_IO && errno == ENOENT)
+			as_errx("%s: no identity key (run '%s init' first)",
+			    as->conf.identity, log_prog());
+		else if (err == NTM_ERR_IO)
+			as_err("%s", as->conf.identity);
+		else if (stat(as->conf.identity, &st) == 0 && (st.st_mode & 077) != 0)
+			as_errx("%s: readable by group or others (chmod 600)",
+			    as->conf.identity);
+		else
+			as_errx("%s: %s", as->conf.identity, ntm_strerror(err));
+		return EXIT_FAIL;
+	}
+	ntm_sign_pk(as->pk, as->sk);
+	as->has_key = 1;
+	return EXIT_OK;
+}
+
+/* Opens the database; with must_exist, refuses to create a new one outside
+ * `init`, so a typo in the config does not silently start an empty AS. */
+int
+as_open_db(struct as *as, int must_exist)
+{
+	int err;
+
+	if (as->db)
+		return EXIT_OK;
+	if (must_exist && access(as->conf.db, F_OK) < 0) {
+		if (errno == ENOENT)
+			as_errx("%s: no database (run '%s init' first)", as->conf.db,
+			    log_prog());
+		else
+			as_err("%s", as->conf.db);
+		return EXIT_FAIL;
+	}
+	if ((err = as_db_open(as->conf.db, &as->db)) < 0) {
+		as_errx("%s: %s", as->conf.db, ntm_strerror(err));
+		as->db = NULL;
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+void
+as_close(struct as *as)
+{
+	ntm_db_close(as->db);
+	as->db = NULL;
+	ntm_wipe(as->sk, sizeof(as->sk));
+	as->has_key = 0;
+}
