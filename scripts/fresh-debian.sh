@@ -68,6 +68,9 @@ mnt() {	# mnt TYPE-OR-BIND SRC DST
 	else mount -t "$1" "$2" "$3"; fi
 	mounted+=("$3")
 }
+# The root a mount point of its own: `ip netns exec` makes / a slave mount,
+# which only a mount point can be.
+mnt bind "$root" "$root"
 mnt proc proc "$root/proc"
 mnt bind /sys "$root/sys"
 mnt bind /dev "$root/dev"
