@@ -55,7 +55,7 @@ dc_keepalive(const struct dc *dc)
 int
 dc_sess_online(const struct dc *dc, const struct dc_sess *s, int64_t now)
 {
-	return s->has_loc && now - s->last_seen < DC_ONLINE_FACTOR * dc_keepalive(dc);
+	return ntm_dcreg_online(&s->reg, now, dc_keepalive(dc), DC_ONLINE_FACTOR);
 }
 
 struct dc_sess *
@@ -122,7 +122,7 @@ sess_evict(struct dc_cache *rt)
 
 	for (unsigned b = 0; b < SESS_BUCKETS; b++)
 		for (s = rt->by_sid[b]; s; s = s->snext)
-			if (old == NULL || s->last_seen < old->last_seen)
+			if (old == NULL || s->reg.last_seen < old->reg.last_seen)
 				old = s;
 	if (old) {
 		rt->evicted++;
@@ -209,20 +209,20 @@ load_location(const struct dc_loc_row *r, void *arg)
 	char buf[sizeof(r->locals)], *tok, *save = NULL;
 	socklen_t len;
 
-	if (s == NULL || ntm_sa_parse(&s->loc.reflexive, &len, r->reflexive) < 0)
+	if (s == NULL || ntm_sa_parse(&s->reg.loc.reflexive, &len, r->reflexive) < 0)
 		return 0;
 	snprintf(buf, sizeof(buf), "%s", r->locals);
-	s->loc.nlocals = 0;
-	for (tok = strtok_r(buf, ",", &save); tok && s->loc.nlocals < NTM_REG_ADDRS;
+	s->reg.loc.nlocals = 0;
+	for (tok = strtok_r(buf, ",", &save); tok && s->reg.loc.nlocals < NTM_REG_ADDRS;
 	    tok = strtok_r(NULL, ",", &save))
-		if (ntm_sa_parse(&s->loc.locals[s->loc.nlocals], &len, tok) == 0)
-			s->loc.nlocals++;
-	s->loc.natted = r->natted;
-	s->agent = r->agent;
-	s->last_seen = s->saved = r->last_seen;
-	s->has_loc = !r->offline;
+		if (ntm_sa_parse(&s->reg.loc.locals[s->reg.loc.nlocals], &len, tok) == 0)
+			s->reg.loc.nlocals++;
+	s->reg.loc.natted = r->natted;
+	s->reg.agent = r->agent;
+	s->reg.last_seen = s->reg.saved = r->last_seen;
+	s->reg.has_loc = !r->offline;
 	/* Below any counter it will send: its next REG_REQ brings it back. */
-	s->stopped_ctr = r->offline ? 1 : 0;
+	s->reg.stopped_ctr = r->offline ? 1 : 0;
 	/* No reply address until it registers again: peer stays unset. */
 	return 0;
 }
@@ -236,11 +236,11 @@ dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
 	snprintf(out->vip4, sizeof(out->vip4), "%s", s->vip4);
 	snprintf(out->vip6, sizeof(out->vip6), "%s", s->vip6);
 	out->online = dc_sess_online(dc, s, now_unix());
-	out->stopped = !s->has_loc && s->stopped_ctr != 0;
-	out->has_loc = s->has_loc;
-	out->loc = s->loc;
-	out->family = s->loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
-	out->last_seen = s->last_seen;
+	out->stopped = !s->reg.has_loc && s->reg.stopped_ctr != 0;
+	out->has_loc = s->reg.has_loc;
+	out->loc = s->reg.loc;
+	out->family = s->reg.loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
+	out->last_seen = s->reg.last_seen;
 	out->pending = (unsigned)s->npend;
 }
 

@@ -7,7 +7,7 @@
 #define NTM_DC_SESS_H
 
 #include "dc.h"
-#include "reg.h"
+#include "dcreg.h"
 
 struct dc_dir {
 	json_t		*dir;
@@ -23,10 +23,7 @@ struct dc_sess {
 	char			 vip4[48], vip6[48];
 	int64_t			 expires;	/* of the login session */
 	struct ntm_chan		 chan;
-	int			 has_loc, agent;
-	uint64_t		 stopped_ctr;	/* REG_REQ counter of its goodbye; 0 = none */
-	struct ntm_location	 loc;
-	int64_t			 last_seen, saved;
+	struct ntm_dcreg	 reg;		/* location and liveness (lib/dcreg.h) */
 	struct sockaddr_storage	 peer;		/* as received (maybe v4-mapped) */
 	socklen_t		 peerlen;
 	struct sockaddr_storage	 local;		/* where its last REG_REQ came to */

@@ -198,26 +198,61 @@ locals_text(const struct ntm_location *l, char *buf, size_t cap)
 	}
 }
 
-/* offline: its agent said it stops; stored at once. */
+/* Stores the session's location (offline: its agent said it stops). */
 static void
-save_location(struct dc *dc, struct dc_sess *s, int changed, int offline, int64_t now)
+save_location(struct dc *dc, struct dc_sess *s, int offline, int64_t now)
 {
 	struct dc_loc_row r;
 
-	if (!changed && !offline && now - s->saved < dc_keepalive(dc))
-		return;
 	memset(&r, 0, sizeof(r));
 	r.client_id = s->client_id;
-	ntm_sa_str((struct sockaddr *)&s->loc.reflexive, r.reflexive, sizeof(r.reflexive));
-	locals_text(&s->loc, r.locals, sizeof(r.locals));
-	r.natted = s->loc.natted;
-	r.agent = s->agent;
+	ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, r.reflexive, sizeof(r.reflexive));
+	locals_text(&s->reg.loc, r.locals, sizeof(r.locals));
+	r.natted = s->reg.loc.natted;
+	r.agent = s->reg.agent;
 	r.last_seen = now;
 	r.offline = offline;
 	if (dc_db_location_store(dc->db, &r) == 0)
-		s->saved = now;
+		s->reg.saved = now;
 }
 
+/* The session a REG_REQ names, from the cache or else (rate limited) the
+ * database; NULL when it is dropped (counted). */
+static struct dc_sess *
+reg_session(struct dc *dc, const uint8_t *sid, int64_t now)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+	struct dc_client cl;
+	struct dc_session ss;
+	char hex[2 * NTM_SID_LEN + 1];
+
+	if (sid == NULL) {
+		rt->c.malformed++;
+		return NULL;
+	}
+	if ((s = dc_sess_by_sid(dc, sid)) == NULL) {
+		if (!miss_allowed(rt)) {
+			rt->c.miss_limited++;
+			return NULL;
+		}
+		if (ntm_hex_encode(hex, sizeof(hex), sid, NTM_SID_LEN) < 0 ||
+		    dc_db_session_by_id(dc->db, hex, now, &cl, &ss) < 0 ||
+		    (s = dc_sess_add(dc, &cl, &ss)) == NULL) {
+			ntm_wipe(&ss, sizeof(ss));
+			rt->c.unknown_session++;
+			return NULL;
+		}
+		ntm_wipe(&ss, sizeof(ss));
+	}
+	if (s->expires <= now) {
+		rt->c.expired_session++;
+		return NULL;
+	}
+	return s;
+}
+
+/* Decodes a REG_REQ, has lib/dcreg.c decide, and does what it says. */
 static void
 on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
     socklen_t fromlen, const struct sockaddr_storage *to, int has_to)
@@ -226,39 +261,14 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	struct dc_sess *s;
 	struct ntm_reg_req req;
 	struct ntm_reg_resp resp;
-	struct ntm_location loc;
-	struct dc_client cl;
-	struct dc_session ss;
-	const uint8_t *sid = ntm_reg_sid(p, n);
+	struct ntm_dcreg_act act;
 	uint8_t out[NTM_REG_RESP_LEN];
-	char hex[2 * NTM_SID_LEN + 1], a[64];
+	char a[64];
 	int64_t now = now_unix();
-	uint64_t ctr = 0;
-	int e, i, changed, moved, was_online;
-	socklen_t len;
+	int e;
 
-	if (sid == NULL) {
-		rt->c.malformed++;
+	if ((s = reg_session(dc, ntm_reg_sid(p, n), now)) == NULL)
 		return;
-	}
-	if ((s = dc_sess_by_sid(dc, sid)) == NULL) {
-		if (!miss_allowed(rt)) {
-			rt->c.miss_limited++;
-			return;
-		}
-		if (ntm_hex_encode(hex, sizeof(hex), sid, NTM_SID_LEN) < 0 ||
-		    dc_db_session_by_id(dc->db, hex, now, &cl, &ss) < 0 ||
-		    (s = dc_sess_add(dc, &cl, &ss)) == NULL) {
-			ntm_wipe(&ss, sizeof(ss));
-			rt->c.unknown_session++;
-			return;
-		}
-		ntm_wipe(&ss, sizeof(ss));
-	}
-	if (s->expires <= now) {
-		rt->c.expired_session++;
-		return;
-	}
 	if ((e = ntm_reg_req_open(&s->chan, p, n, &req)) < 0) {
 		if (e == NTM_ERR_REPLAY)
 			rt->c.replay++;
@@ -268,89 +278,49 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 			rt->c.malformed++;
 		return;
 	}
-	/* The counter answered: bytes 20..27 of the sealed header. */
-	for (i = 0; i < 8; i++)
-		ctr = ctr << 8 | p[NTM_HDR_LEN + NTM_SID_LEN + i];
-	if (req.flags & NTM_REG_F_OFFLINE) {
-		/* Its agent stops (ntm down): offline at once, so a direction
-		 * request for it fails now instead of after 3 keepalives. No
-		 * answer: nobody waits for one. */
-		if (s->has_loc) {
-			log_info("register %s: offline (its agent stopped)", s->fqdn);
-			save_location(dc, s, 1, 1, now);
-		}
-		s->has_loc = 0;
-		if (ctr > s->stopped_ctr)
-			s->stopped_ctr = ctr;
-		rt->c.reg_ok++;
+	if (ntm_dcreg_decide(&s->reg, &req, from, fromlen, now, dc_keepalive(dc),
+	    DC_ONLINE_FACTOR, &s->reg, &act) < 0)
 		return;
-	}
-	if (ctr < s->stopped_ctr) {
+	if (act.verdict == NTM_DCREG_STALE) {
 		/* Sent before the goodbye, delivered after it. */
 		rt->c.replay++;
 		return;
 	}
-	s->stopped_ctr = 0;
-
-	memset(&loc, 0, sizeof(loc));
-	memcpy(&loc.reflexive, from, sizeof(*from));
-	len = fromlen;
-	ntm_sa_unmap(&loc.reflexive, &len);
-	for (i = 0; i < req.naddrs && i < NTM_REG_ADDRS; i++) {
-		struct sockaddr_storage *l = &loc.locals[loc.nlocals];
-
-		*l = req.addrs[i];
-		if (l->ss_family == AF_INET && ((struct sockaddr_in *)l)->sin_port == 0)
-			((struct sockaddr_in *)l)->sin_port = htons(req.local_port);
-		else if (l->ss_family == AF_INET6 &&
-		    ((struct sockaddr_in6 *)l)->sin6_port == 0)
-			((struct sockaddr_in6 *)l)->sin6_port = htons(req.local_port);
-		else if (l->ss_family != AF_INET && l->ss_family != AF_INET6)
-			continue;
-		loc.nlocals++;
+	rt->c.reg_ok++;
+	if (act.verdict == NTM_DCREG_GOODBYE) {
+		if (act.log)
+			log_info("register %s: offline (its agent stopped)", s->fqdn);
+		if (act.store)
+			save_location(dc, s, 1, now);
+		return;
 	}
-	loc.natted = ntm_location_natted(&loc);
-	was_online = dc_sess_online(dc, s, now);
-	changed = !s->has_loc || s->agent != !!(req.flags & NTM_REG_F_AGENT) ||
-	    memcmp(&loc, &s->loc, sizeof(loc)) != 0;
-	if (changed || !dc_sess_online(dc, s, now))
+	if (act.log)
 		log_info("register %s from %s: %s%s", s->fqdn,
-		    ntm_sa_str((struct sockaddr *)&loc.reflexive, a, sizeof(a)),
-		    loc.natted ? "natted" : "global", req.flags & NTM_REG_F_AGENT ? ", agent" : "");
-	/* Same NAT situation and family, new reflexive address: the direct
-	 * routes stay, only the address moved. (Otherwise the agent has every
-	 * route decided again, §4.6 step 6.) */
-	moved = s->has_loc && loc.natted == s->loc.natted &&
-	    loc.reflexive.ss_family == s->loc.reflexive.ss_family &&
-	    !ntm_sa_equal((struct sockaddr *)&loc.reflexive,
-	    (struct sockaddr *)&s->loc.reflexive);
-	s->loc = loc;
-	s->has_loc = 1;
-	s->agent = !!(req.flags & NTM_REG_F_AGENT);
-	s->last_seen = now;
+		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
+		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "");
 	memcpy(&s->peer, from, sizeof(*from));
 	s->peerlen = fromlen;
 	s->has_local = has_to;
 	if (has_to)
 		s->local = *to;
-	save_location(dc, s, changed, 0, now);
+	if (act.store)
+		save_location(dc, s, 0, now);
 	dc_sess_expire(s, now);
-	rt->c.reg_ok++;
 
 	memset(&resp, 0, sizeof(resp));
-	resp.reflexive = loc.reflexive;
+	resp.reflexive = s->reg.loc.reflexive;
 	resp.keepalive_s = (uint32_t)dc_keepalive(dc);
 	resp.pending = (uint32_t)s->npend;
-	resp.echo = ctr;
+	resp.echo = act.echo;
 	if (ntm_reg_resp_seal(&s->chan, &resp, out, sizeof(out)) != NTM_REG_RESP_LEN)
 		return;
 	if (send_from(rt, from, fromlen, to, has_to, out, sizeof(out)) == 0)
 		rt->c.resp_sent++;
 	/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
-	if (moved)
-		dc_hooks_moved(dc, s->fqdn, &loc.reflexive);
+	if (act.moved)
+		dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
 	/* Back online: cache entries that arrived meanwhile get a NUDGE. */
-	if (!was_online)
+	if (act.came_online)
 		dc_hooks_online(dc, s);
 }
 
