@@ -124,38 +124,47 @@ ntm_db_done(sqlite3 *db, sqlite3_stmt *st)
 	return rc == NTM_DB_ROW ? NTM_ERR_DB : rc;
 }
 
+/* Prepares, binds and runs sql once, then finalizes it: with out NULL to
+ * the end (no rows), else for one row whose first column goes to *out. */
+static int
+db_vonce(sqlite3 *db, int64_t *out, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = db_vquery(db, &st, sql, types, ap)) < 0)
+		return ret;
+	if (out == NULL)
+		ret = ntm_db_done(db, st);
+	else if ((ret = ntm_db_row(db, st)) == 0)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int
 ntm_db_run(sqlite3 *db, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st;
 	va_list ap;
 	int ret;
 
 	va_start(ap, types);
-	ret = db_vquery(db, &st, sql, types, ap);
+	ret = db_vonce(db, NULL, sql, types, ap);
 	va_end(ap);
-	if (ret < 0)
-		return ret;
-	ret = ntm_db_done(db, st);
-	sqlite3_finalize(st);
 	return ret;
 }
 
 int
 ntm_db_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st;
 	va_list ap;
 	int ret;
 
+	if (out == NULL)
+		return NTM_ERR_INVAL;
 	va_start(ap, types);
-	ret = db_vquery(db, &st, sql, types, ap);
+	ret = db_vonce(db, out, sql, types, ap);
 	va_end(ap);
-	if (ret < 0)
-		return ret;
-	if ((ret = ntm_db_row(db, st)) == 0)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	return ret;
 }
 
