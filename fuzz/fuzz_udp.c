@@ -2,17 +2,20 @@
  * fuzz_udp.c - libFuzzer harness for everything a peer can send over UDP
  * to the registration channel and the tunnel core: ntm_msg_validate, the
  * REG_REQ / REG_RESP / NUDGE / MOVED openers with a fixed channel, and
- * ntm_tunnel_recv on a responder and an initiator (one waiting for its
+ * the DC's registration decision on what a REG_REQ opens to (twice, the
+ * second time from what the first kept), ntm_tunnel_recv on a responder and an initiator (one waiting for its
  * HS_RESP, one pair already up). Each datagram is fed as is, then with its
  * session id / tunnel id / receiver index patched to ours so that the
  * checks behind the routing step (MACs, windows, AEAD, payload parsing)
  * are reached too. Must never crash; nothing forged may authenticate.
  */
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "dcreg.h"
 #include "reg.h"
 #include "tunnel.h"
 
@@ -93,9 +96,25 @@ reg(const uint8_t *p, size_t n)
 	struct ntm_nudge nu;
 	struct ntm_moved mv;
 
-	if (ntm_reg_req_open(&dc, p, n, &rq) == 0 &&
-	    (rq.naddrs < 0 || rq.naddrs > NTM_REG_ADDRS))
-		abort();
+	if (ntm_reg_req_open(&dc, p, n, &rq) == 0) {
+		struct ntm_dcreg st;
+		struct ntm_dcreg_act act;
+		struct sockaddr_storage from;
+
+		if (rq.naddrs < 0 || rq.naddrs > NTM_REG_ADDRS)
+			abort();
+		memset(&st, 0, sizeof(st));
+		memset(&from, 0, sizeof(from));
+		from.ss_family = AF_INET;
+		for (int i = 0; i < 2; i++) {
+			if (ntm_dcreg_decide(&st, &rq, &from, sizeof(struct sockaddr_in),
+			    NOW + i, 25, 3, &st, &act) < 0 ||
+			    st.loc.nlocals > NTM_REG_ADDRS ||
+			    (act.answer && act.echo != rq.ctr) ||
+			    (act.verdict == NTM_DCREG_GOODBYE && st.has_loc))
+				abort();
+		}
+	}
 	if (ntm_reg_resp_open(&cl, p, n, &rs) == 0 &&
 	    ntm_reg_resp_open(&cl, p, n, &rs) != NTM_ERR_REPLAY)
 		abort();

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +34,154 @@ ntm_db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
 		return NTM_ERR_DB;
 	}
 	return 0;
+}
+
+/* Binds ?1.. from ap as types says; NTM_ERR_INVAL on an unknown letter. */
+static int
+db_bind(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	const char *s;
+	int i, rc = SQLITE_OK;
+
+	for (i = 1; types != NULL && types[i - 1] != '\0' && rc == SQLITE_OK; i++) {
+		switch (types[i - 1]) {
+		case 's':
+			s = va_arg(ap, const char *);
+			rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) :
+			    sqlite3_bind_null(st, i);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int(st, i, va_arg(ap, int));
+			break;
+		case 'I':
+			rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+			break;
+		default:
+			return NTM_ERR_INVAL;
+		}
+	}
+	return rc == SQLITE_OK ? 0 : NTM_ERR_DB;
+}
+
+static int
+db_vquery(sqlite3 *db, sqlite3_stmt **st, const char *sql, const char *types,
+    va_list ap)
+{
+	int ret;
+
+	if ((ret = ntm_db_prepare(db, st, sql)) < 0)
+		return ret;
+	if ((ret = db_bind(*st, types, ap)) < 0) {
+		ntm_log(NTM_LOG_ERR, "db: bind \"%s\" to %s", types, sql);
+		sqlite3_finalize(*st);
+		*st = NULL;
+	}
+	return ret;
+}
+
+int
+ntm_db_query(sqlite3 *db, sqlite3_stmt **st, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, types);
+	ret = db_vquery(db, st, sql, types, ap);
+	va_end(ap);
+	return ret;
+}
+
+int
+ntm_db_step(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return NTM_DB_ROW;
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return NTM_ERR_EXISTS;
+	ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
+	return NTM_ERR_DB;
+}
+
+int
+ntm_db_row(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = ntm_db_step(db, st);
+
+	if (rc == NTM_DB_ROW)
+		return 0;
+	return rc == 0 ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+}
+
+int
+ntm_db_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = ntm_db_step(db, st);
+
+	return rc == NTM_DB_ROW ? NTM_ERR_DB : rc;
+}
+
+/* Prepares, binds and runs sql once, then finalizes it: with out NULL to
+ * the end (no rows), else for one row whose first column goes to *out. */
+static int
+db_vonce(sqlite3 *db, int64_t *out, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = db_vquery(db, &st, sql, types, ap)) < 0)
+		return ret;
+	if (out == NULL)
+		ret = ntm_db_done(db, st);
+	else if ((ret = ntm_db_row(db, st)) == 0)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+ntm_db_run(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, types);
+	ret = db_vonce(db, NULL, sql, types, ap);
+	va_end(ap);
+	return ret;
+}
+
+int
+ntm_db_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int ret;
+
+	if (out == NULL)
+		return NTM_ERR_INVAL;
+	va_start(ap, types);
+	ret = db_vonce(db, out, sql, types, ap);
+	va_end(ap);
+	return ret;
+}
+
+int
+ntm_db_begin(sqlite3 *db)
+{
+	return ntm_db_exec(db, "BEGIN IMMEDIATE");
+}
+
+int
+ntm_db_end(sqlite3 *db, int ret)
+{
+	if (ret == 0)
+		ret = ntm_db_exec(db, "COMMIT");
+	if (ret < 0)
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
 }
 
 void

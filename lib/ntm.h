@@ -377,8 +377,46 @@ void ntm_db_close(sqlite3 *db);
 /* Runs SQL with no results (may hold several statements). */
 int  ntm_db_exec(sqlite3 *db, const char *sql) NTM_WUR;
 typedef struct sqlite3_stmt sqlite3_stmt;
-/* Prepares one statement; 0, or NTM_ERR_DB (logged) with *st NULL. */
+/*
+ * Statements. One finalize rule: a statement is finalized by whoever prepared
+ * it. ntm_db_prepare and ntm_db_query return a new statement (the caller
+ * ends it with sqlite3_finalize); ntm_db_step, ntm_db_row, ntm_db_done and
+ * ntm_db_col borrow it and never finalize; ntm_db_run and ntm_db_int
+ * prepare, run and finalize their own, so nothing escapes them.
+ *
+ * types binds ?1, ?2, ... from the arguments that follow, one letter each:
+ * 's' const char * (borrowed for the statement's life; NULL binds SQL NULL),
+ * 'i' int, 'I' int64_t (pass an int64_t, never a bare literal). NULL or ""
+ * binds nothing.
+ *
+ * Errors: NTM_ERR_EXISTS for a constraint (UNIQUE, PRIMARY KEY, ...),
+ * NTM_ERR_DB for any other failure (logged).
+ */
+#define NTM_DB_ROW	1
+/* Prepares one statement; 0 and *st new, or NTM_ERR_DB (logged), *st NULL. */
 int  ntm_db_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql) NTM_WUR;
+/* ntm_db_prepare, then binds as types says; *st new, NULL on error. */
+int  ntm_db_query(sqlite3 *db, sqlite3_stmt **st, const char *sql,
+    const char *types, ...) NTM_WUR;
+/* Steps st once (borrowed): NTM_DB_ROW with a row to read, 0 when done. */
+int  ntm_db_step(sqlite3 *db, sqlite3_stmt *st) NTM_WUR;
+/* Steps st once (borrowed) for one row: 0 with the row to read,
+ * NTM_ERR_NOTFOUND if there is none, NTM_ERR_DB. */
+int  ntm_db_row(sqlite3 *db, sqlite3_stmt *st) NTM_WUR;
+/* Steps st (borrowed), a statement that returns no rows: 0 when done. */
+int  ntm_db_done(sqlite3 *db, sqlite3_stmt *st) NTM_WUR;
+/* Prepares sql, binds, runs it to the end and finalizes it: 0 when done;
+ * sqlite3_changes(db) then says how many rows it changed. */
+int  ntm_db_run(sqlite3 *db, const char *sql, const char *types, ...) NTM_WUR;
+/* The first column of sql's first row into *out (untouched unless 0);
+ * NTM_ERR_NOTFOUND if no row. */
+int  ntm_db_int(sqlite3 *db, int64_t *out, const char *sql,
+    const char *types, ...) NTM_WUR;
+/* The one way to hold a transaction: ntm_db_begin (BEGIN IMMEDIATE), the
+ * work, then ntm_db_end(db, ret) which COMMITs when ret is 0 and else ROLLs
+ * BACK; it returns ret, or the COMMIT's error (then rolled back). */
+int  ntm_db_begin(sqlite3 *db) NTM_WUR;
+int  ntm_db_end(sqlite3 *db, int ret) NTM_WUR;
 /* Copies text column col of the current row into dst ("" for NULL). */
 void ntm_db_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
 

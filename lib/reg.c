@@ -179,6 +179,7 @@ ntm_reg_req_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_reg_
 		}
 	}
 	ntm_window_update(&c->win, ctr);
+	r.ctr = ctr;
 	*out = r;
 	ret = 0;
 out:

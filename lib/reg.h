@@ -19,6 +19,9 @@ void ntm_chan_init(struct ntm_chan *c, const uint8_t sid[NTM_SID_LEN],
 void ntm_chan_wipe(struct ntm_chan *c);
 
 struct ntm_reg_req {
+	uint64_t		ctr;		/* set by ntm_reg_req_open: the counter
+						 * it was sealed with (REG_RESP echo);
+						 * ignored by the sealer */
 	uint16_t		local_port;
 	uint8_t			flags;		/* NTM_REG_F_* */
 	int			naddrs;		/* 0..NTM_REG_ADDRS */

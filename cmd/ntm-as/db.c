@@ -76,48 +76,12 @@ as_db_errmsg(sqlite3 *db)
 	return db ? sqlite3_errmsg(db) : "no database";
 }
 
-static int
-prep(sqlite3 *db, sqlite3_stmt **st, const char *sql)
-{
-	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
-		*st = NULL;
-		return NTM_ERR_DB;
-	}
-	return 0;
-}
-
-/* Runs a statement that returns no rows; NTM_ERR_EXISTS on a constraint. */
-static int
-step_done(sqlite3 *db, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_DONE)
-		return 0;
-	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return NTM_ERR_EXISTS;
-	ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
-	return NTM_ERR_DB;
-}
-
-static void
-col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
-	const unsigned char *s = sqlite3_column_text(st, i);
-
-	if (s == NULL)
-		s = (const unsigned char *)"";
-	strncpy(out, (const char *)s, cap - 1);
-	out[cap - 1] = '\0';
-}
-
 static void
 row_user(sqlite3_stmt *st, struct as_user *u)
 {
 	memset(u, 0, sizeof(*u));
-	col_text(st, 0, u->name, sizeof(u->name));
-	col_text(st, 1, u->pwhash, sizeof(u->pwhash));
+	ntm_db_col(u->name, sizeof(u->name), st, 0);
+	ntm_db_col(u->pwhash, sizeof(u->pwhash), st, 1);
 	u->locked = sqlite3_column_int(st, 2) != 0;
 	u->created = sqlite3_column_int64(st, 3);
 	u->updated = sqlite3_column_int64(st, 4);
@@ -127,22 +91,13 @@ int
 as_db_user_get(sqlite3 *db, const char *name, struct as_user *u)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
-	if ((ret = prep(db, &st, "SELECT name, pwhash, locked, created, updated "
-	    "FROM users WHERE name = ?1")) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT name, pwhash, locked, created, updated "
+	    "FROM users WHERE name = ?1", "s", name)) < 0)
 		return ret;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0)
 		row_user(st, u);
-		ret = 0;
-	} else if (rc == SQLITE_DONE)
-		ret = NTM_ERR_NOTFOUND;
-	else {
-		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
-		ret = NTM_ERR_DB;
-	}
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -150,86 +105,43 @@ as_db_user_get(sqlite3 *db, const char *name, struct as_user *u)
 int
 as_db_user_add(sqlite3 *db, const char *name, const char *pwhash, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = prep(db, &st, "INSERT INTO users (name, pwhash, locked, created, "
-	    "updated) VALUES (?1, ?2, 0, ?3, ?3)")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	ret = step_done(db, st);
-	sqlite3_finalize(st);
-	return ret;
+	return ntm_db_run(db, "INSERT INTO users (name, pwhash, locked, created, "
+	    "updated) VALUES (?1, ?2, 0, ?3, ?3)", "ssI", name, pwhash, now);
 }
 
-/* Runs an UPDATE/DELETE keyed by one text value; NOTFOUND if no row changed. */
+/* The result of an UPDATE/DELETE of one row: NOTFOUND if no row changed. */
 static int
-change_one(sqlite3 *db, sqlite3_stmt *st)
+changed_one(sqlite3 *db, int ret)
 {
-	int ret = step_done(db, st);
-
-	sqlite3_finalize(st);
-	if (ret == 0 && sqlite3_changes(db) == 0)
-		ret = NTM_ERR_NOTFOUND;
-	return ret;
+	return ret == 0 && sqlite3_changes(db) == 0 ? NTM_ERR_NOTFOUND : ret;
 }
 
 int
 as_db_user_del(sqlite3 *db, const char *name)
 {
-	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = ntm_db_exec(db, "BEGIN IMMEDIATE")) < 0)
+	if ((ret = ntm_db_begin(db)) < 0)
 		return ret;
-	if ((ret = prep(db, &st, "DELETE FROM tokens WHERE user = ?1")) < 0)
-		goto rollback;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	ret = step_done(db, st);
-	sqlite3_finalize(st);
-	if (ret < 0)
-		goto rollback;
-	if ((ret = prep(db, &st, "DELETE FROM users WHERE name = ?1")) < 0)
-		goto rollback;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if ((ret = change_one(db, st)) < 0)
-		goto rollback;
-	return ntm_db_exec(db, "COMMIT");
-rollback:
-	(void)!ntm_db_exec(db, "ROLLBACK");
-	return ret;
+	ret = ntm_db_run(db, "DELETE FROM tokens WHERE user = ?1", "s", name);
+	if (ret == 0)
+		ret = changed_one(db, ntm_db_run(db, "DELETE FROM users WHERE name = ?1",
+		    "s", name));
+	return ntm_db_end(db, ret);
 }
 
 int
 as_db_user_set_pw(sqlite3 *db, const char *name, const char *pwhash, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = prep(db, &st, "UPDATE users SET pwhash = ?2, updated = ?3 "
-	    "WHERE name = ?1")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	return change_one(db, st);
+	return changed_one(db, ntm_db_run(db, "UPDATE users SET pwhash = ?2, updated = ?3 "
+	    "WHERE name = ?1", "ssI", name, pwhash, now));
 }
 
 int
 as_db_user_set_locked(sqlite3 *db, const char *name, int locked, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = prep(db, &st, "UPDATE users SET locked = ?2, updated = ?3 "
-	    "WHERE name = ?1")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, locked ? 1 : 0);
-	sqlite3_bind_int64(st, 3, now);
-	return change_one(db, st);
+	return changed_one(db, ntm_db_run(db, "UPDATE users SET locked = ?2, updated = ?3 "
+	    "WHERE name = ?1", "siI", name, locked ? 1 : 0, now));
 }
 
 int
@@ -239,20 +151,18 @@ as_db_user_each(sqlite3 *db, int (*fn)(const struct as_user *, void *), void *ar
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prep(db, &st, "SELECT name, pwhash, locked, created, updated "
+	if ((ret = ntm_db_prepare(db, &st, "SELECT name, pwhash, locked, created, updated "
 	    "FROM users ORDER BY name")) < 0)
 		return ret;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		row_user(st, &u);
 		ret = fn(&u, arg);
 		ntm_wipe(u.pwhash, sizeof(u.pwhash));
 		if (ret != 0)
 			break;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
-		ret = NTM_ERR_DB;
-	}
+	if (rc < 0)
+		ret = rc;
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -265,9 +175,9 @@ row_server(sqlite3_stmt *st, struct as_server *s)
 
 	memset(s, 0, sizeof(*s));
 	s->serial = sqlite3_column_int64(st, 0);
-	col_text(st, 1, role, sizeof(role));
-	col_text(st, 2, s->name, sizeof(s->name));
-	col_text(st, 3, key, sizeof(key));
+	ntm_db_col(role, sizeof(role), st, 1);
+	ntm_db_col(s->name, sizeof(s->name), st, 2);
+	ntm_db_col(key, sizeof(key), st, 3);
 	s->not_before = sqlite3_column_int64(st, 4);
 	s->not_after = sqlite3_column_int64(st, 5);
 	s->revoked_at = sqlite3_column_type(st, 6) == SQLITE_NULL ? 0 :
@@ -288,23 +198,14 @@ int
 as_db_server_add(sqlite3 *db, struct as_server *s)
 {
 	char key[NTM_B64_LEN(NTM_SIGN_PK)];
-	sqlite3_stmt *st;
 	int ret;
 
 	if (ntm_b64_encode(key, sizeof(key), s->pk, sizeof(s->pk)) < 0)
 		return NTM_ERR_INVAL;
-	if ((ret = prep(db, &st, "INSERT INTO servers (role, name, pubkey, not_before, "
-	    "not_after, revoked_at, created) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, ntm_role_name(s->role), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, s->not_before);
-	sqlite3_bind_int64(st, 5, s->not_after);
-	sqlite3_bind_int64(st, 6, s->created);
-	ret = step_done(db, st);
-	sqlite3_finalize(st);
-	if (ret == 0)
+	if ((ret = ntm_db_run(db, "INSERT INTO servers (role, name, pubkey, not_before, "
+	    "not_after, revoked_at, created) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)", "sssIII",
+	    ntm_role_name(s->role), s->name, key, s->not_before, s->not_after,
+	    s->created)) == 0)
 		s->serial = sqlite3_last_insert_rowid(db);
 	return ret;
 }
@@ -313,20 +214,13 @@ int
 as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
-	if ((ret = prep(db, &st, "SELECT " SERVER_COLS " FROM servers WHERE serial = ?1")) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT " SERVER_COLS " FROM servers "
+	    "WHERE serial = ?1", "I", serial)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, serial);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if ((ret = ntm_db_row(db, st)) == 0)
 		ret = row_server(st, s);
-	else if (rc == SQLITE_DONE)
-		ret = NTM_ERR_NOTFOUND;
-	else {
-		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
-		ret = NTM_ERR_DB;
-	}
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -334,16 +228,9 @@ as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s)
 int
 as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
 	/* Revoking twice keeps the first revocation time. */
-	if ((ret = prep(db, &st, "UPDATE servers SET revoked_at = COALESCE(revoked_at, ?2) "
-	    "WHERE serial = ?1")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, serial);
-	sqlite3_bind_int64(st, 2, now);
-	return change_one(db, st);
+	return changed_one(db, ntm_db_run(db, "UPDATE servers SET revoked_at = "
+	    "COALESCE(revoked_at, ?2) WHERE serial = ?1", "II", serial, now));
 }
 
 int
@@ -353,16 +240,14 @@ as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void
 	sqlite3_stmt *st;
 	int rc, ret;
 
-	if ((ret = prep(db, &st, "SELECT " SERVER_COLS " FROM servers ORDER BY serial")) < 0)
+	if ((ret = ntm_db_prepare(db, &st, "SELECT " SERVER_COLS " FROM servers ORDER BY serial")) < 0)
 		return ret;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		if ((ret = row_server(st, &s)) < 0 || (ret = fn(&s, arg)) != 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		ntm_log(NTM_LOG_WARN, "sqlite: %s", sqlite3_errmsg(db));
-		ret = NTM_ERR_DB;
-	}
+	if (ret == 0 && rc < 0)
+		ret = rc;
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -371,21 +256,10 @@ int
 as_db_token_add(sqlite3 *db, const struct ntm_token *t)
 {
 	char id[NTM_TOKEN_ID * 2 + 1];
-	sqlite3_stmt *st;
-	int ret;
 
 	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
 		return NTM_ERR_INVAL;
-	if ((ret = prep(db, &st, "INSERT INTO tokens (id, user, device, dc, issued, expires) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, t->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, t->device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, t->dc, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, t->issued);
-	sqlite3_bind_int64(st, 6, t->expires);
-	ret = step_done(db, st);
-	sqlite3_finalize(st);
-	return ret;
+	return ntm_db_run(db, "INSERT INTO tokens (id, user, device, dc, issued, expires) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "ssssII", id, t->user, t->device, t->dc,
+	    t->issued, t->expires);
 }

@@ -72,63 +72,22 @@ cs_db_open(const char *path, sqlite3 **db, char *err, size_t errlen)
 	return 0;
 }
 
-/* Steps a statement with no result rows and finalizes it. */
-static int
-step_done(sqlite3 *db, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
-	return rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT ?
-	    NTM_ERR_EXISTS : NTM_ERR_DB;
-}
-
-static void
-bind_s(sqlite3_stmt *st, int i, const char *v)
-{
-	sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
-/* One integer from a query binding up to two text parameters. */
-static int
-query_i64(sqlite3 *db, const char *sql, const char *a, const char *b, int64_t *out)
-{
-	sqlite3_stmt *st;
-	int rc, ret;
-
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
-		return ret;
-	if (a)
-		bind_s(st, 1, a);
-	if (b)
-		bind_s(st, 2, b);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
-}
+/* Statements follow lib/db.c's rule: whoever prepares one finalizes it. */
 
 /* Bytes held: committed objects plus the declared size of open uploads. */
 int
 cs_db_used(sqlite3 *db, const char *user, const char *dc, int64_t *used)
 {
-	return query_i64(db, "SELECT (SELECT COALESCE(SUM(size), 0) FROM objects "
+	return ntm_db_int(db, used, "SELECT (SELECT COALESCE(SUM(size), 0) FROM objects "
 	    "WHERE user = ?1 AND dc = ?2) + (SELECT COALESCE(SUM(size), 0) FROM uploads "
-	    "WHERE user = ?1 AND dc = ?2)", user, dc, used);
+	    "WHERE user = ?1 AND dc = ?2)", "ss", user, dc);
 }
 
 int
 cs_db_uploads_of(sqlite3 *db, const char *user, const char *dc, int64_t *n)
 {
-	return query_i64(db, "SELECT COUNT(*) FROM uploads WHERE user = ?1 AND dc = ?2",
-	    user, dc, n);
+	return ntm_db_int(db, n, "SELECT COUNT(*) FROM uploads WHERE user = ?1 AND dc = ?2",
+	    "ss", user, dc);
 }
 
 int
@@ -136,8 +95,8 @@ cs_db_has_obj(sqlite3 *db, const char *sha256)
 {
 	int64_t n = 0;
 
-	return query_i64(db, "SELECT COUNT(*) FROM objects WHERE sha256 = ?1", sha256,
-	    NULL, &n) == 0 && n > 0;
+	return ntm_db_int(db, &n, "SELECT COUNT(*) FROM objects WHERE sha256 = ?1", "s",
+	    sha256) == 0 && n > 0;
 }
 
 int
@@ -145,8 +104,8 @@ cs_db_has_upload(sqlite3 *db, const char *id)
 {
 	int64_t n = 0;
 
-	return query_i64(db, "SELECT COUNT(*) FROM uploads WHERE id = ?1", id, NULL,
-	    &n) == 0 && n > 0;
+	return ntm_db_int(db, &n, "SELECT COUNT(*) FROM uploads WHERE id = ?1", "s",
+	    id) == 0 && n > 0;
 }
 
 /* ---- uploads ------------------------------------------------------------- */
@@ -157,40 +116,23 @@ cs_db_has_upload(sqlite3 *db, const char *id)
 int
 cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO uploads (" UP_COLS ") VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")) < 0)
-		return ret;
-	bind_s(st, 1, u->id);
-	bind_s(st, 2, u->user);
-	bind_s(st, 3, u->dc);
-	bind_s(st, 4, u->from);
-	sqlite3_bind_int64(st, 5, u->size);
-	sqlite3_bind_int64(st, 6, u->ttl);
-	sqlite3_bind_int64(st, 7, u->created);
-	sqlite3_bind_int64(st, 8, u->touched);
-	bind_s(st, 9, u->app);
-	bind_s(st, 10, u->service);
-	bind_s(st, 11, u->item);
-	bind_s(st, 12, u->notify);
-	bind_s(st, 13, u->dests);
-	bind_s(st, 14, u->kind);
-	return step_done(db, st);
+	return ntm_db_run(db, "INSERT INTO uploads (" UP_COLS ") VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)", "ssssIIIIssssss",
+	    u->id, u->user, u->dc, u->from, u->size, u->ttl, u->created, u->touched,
+	    u->app, u->service, u->item, u->notify, u->dests, u->kind);
 }
 
 int
 cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
 	memset(u, 0, sizeof(*u));
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " UP_COLS " FROM uploads WHERE id = ?1")) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT " UP_COLS " FROM uploads WHERE id = ?1",
+	    "s", id)) < 0)
 		return ret;
-	bind_s(st, 1, id);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0) {
 		ntm_db_col(u->id, sizeof(u->id), st, 0);
 		ntm_db_col(u->user, sizeof(u->user), st, 1);
 		ntm_db_col(u->dc, sizeof(u->dc), st, 2);
@@ -205,9 +147,7 @@ cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u)
 		ntm_db_col(u->notify, sizeof(u->notify), st, 11);
 		u->dests = xstrdup((const char *)sqlite3_column_text(st, 12));
 		ntm_db_col(u->kind, sizeof(u->kind), st, 13);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	}
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -215,26 +155,13 @@ cs_db_upload_get(sqlite3 *db, const char *id, struct cs_up *u)
 int
 cs_db_upload_touch(sqlite3 *db, const char *id, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "UPDATE uploads SET touched = ?2 WHERE id = ?1")) < 0)
-		return ret;
-	bind_s(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
-	return step_done(db, st);
+	return ntm_db_run(db, "UPDATE uploads SET touched = ?2 WHERE id = ?1", "sI", id, now);
 }
 
 int
 cs_db_upload_del(sqlite3 *db, const char *id)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM uploads WHERE id = ?1")) < 0)
-		return ret;
-	bind_s(st, 1, id);
-	return step_done(db, st);
+	return ntm_db_run(db, "DELETE FROM uploads WHERE id = ?1", "s", id);
 }
 
 /* ---- objects ------------------------------------------------------------- */
@@ -242,34 +169,17 @@ cs_db_upload_del(sqlite3 *db, const char *id)
 static int
 commit_rows(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now)
 {
-	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO objects (sha256, user, dc, from_fqdn, "
+	if ((ret = ntm_db_run(db, "INSERT INTO objects (sha256, user, dc, from_fqdn, "
 	    "size, created, expires, app, service, item, notify, kind) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")) < 0)
-		return ret;
-	bind_s(st, 1, sha256);
-	bind_s(st, 2, u->user);
-	bind_s(st, 3, u->dc);
-	bind_s(st, 4, u->from);
-	sqlite3_bind_int64(st, 5, u->size);
-	sqlite3_bind_int64(st, 6, now);
-	sqlite3_bind_int64(st, 7, now + u->ttl);
-	bind_s(st, 8, u->app);
-	bind_s(st, 9, u->service);
-	bind_s(st, 10, u->item);
-	bind_s(st, 11, u->notify);
-	bind_s(st, 12, u->kind);
-	if ((ret = step_done(db, st)) < 0)
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", "ssssIIIsssss",
+	    sha256, u->user, u->dc, u->from, u->size, now, now + u->ttl, u->app,
+	    u->service, u->item, u->notify, u->kind)) < 0)
 		return ret;
 	/* The destinations were validated into a JSON array of names. */
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO dests (sha256, fqdn) "
-	    "SELECT ?1, value FROM json_each(?2)")) < 0)
-		return ret;
-	bind_s(st, 1, sha256);
-	bind_s(st, 2, u->dests);
-	if ((ret = step_done(db, st)) < 0)
+	if ((ret = ntm_db_run(db, "INSERT INTO dests (sha256, fqdn) "
+	    "SELECT ?1, value FROM json_each(?2)", "ss", sha256, u->dests)) < 0)
 		return ret;
 	return cs_db_upload_del(db, u->id);
 }
@@ -279,27 +189,23 @@ cs_db_commit(sqlite3 *db, const struct cs_up *u, const char *sha256, int64_t now
 {
 	int ret;
 
-	if ((ret = ntm_db_exec(db, "BEGIN IMMEDIATE")) < 0)
+	if ((ret = ntm_db_begin(db)) < 0)
 		return ret;
-	if ((ret = commit_rows(db, u, sha256, now)) < 0) {
-		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return ret;
-	}
-	return ntm_db_exec(db, "COMMIT");
+	return ntm_db_end(db, commit_rows(db, u, sha256, now));
 }
 
 int
 cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
 	memset(o, 0, sizeof(*o));
-	if ((ret = ntm_db_prepare(db, &st, "SELECT sha256, user, dc, from_fqdn, size, created, "
-	    "expires, app, service, item, notify, kind FROM objects WHERE sha256 = ?1")) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT sha256, user, dc, from_fqdn, size, created, "
+	    "expires, app, service, item, notify, kind FROM objects WHERE sha256 = ?1", "s",
+	    sha256)) < 0)
 		return ret;
-	bind_s(st, 1, sha256);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0) {
 		ntm_db_col(o->sha256, sizeof(o->sha256), st, 0);
 		ntm_db_col(o->user, sizeof(o->user), st, 1);
 		ntm_db_col(o->dc, sizeof(o->dc), st, 2);
@@ -312,9 +218,7 @@ cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
 		ntm_db_col(o->item, sizeof(o->item), st, 9);
 		ntm_db_col(o->notify, sizeof(o->notify), st, 10);
 		ntm_db_col(o->kind, sizeof(o->kind), st, 11);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	}
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -322,13 +226,7 @@ cs_db_obj_get(sqlite3 *db, const char *sha256, struct cs_obj *o)
 int
 cs_db_obj_del(sqlite3 *db, const char *sha256)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM objects WHERE sha256 = ?1")) < 0)
-		return ret;
-	bind_s(st, 1, sha256);
-	return step_done(db, st);
+	return ntm_db_run(db, "DELETE FROM objects WHERE sha256 = ?1", "s", sha256);
 }
 
 int
@@ -339,12 +237,11 @@ cs_db_dests(sqlite3 *db, const char *sha256, int (*fn)(const struct cs_dest *d, 
 	struct cs_dest d;
 	int rc, ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT fqdn, COALESCE(delivered, 0), "
+	if ((ret = ntm_db_query(db, &st, "SELECT fqdn, COALESCE(delivered, 0), "
 	    "COALESCE(announced, 0), COALESCE(failed, 0), attempts, error_code, "
-	    "error_message FROM dests WHERE sha256 = ?1 ORDER BY fqdn")) < 0)
+	    "error_message FROM dests WHERE sha256 = ?1 ORDER BY fqdn", "s", sha256)) < 0)
 		return ret;
-	bind_s(st, 1, sha256);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		d.fqdn = (const char *)sqlite3_column_text(st, 0);
 		d.delivered = sqlite3_column_int64(st, 1);
 		d.announced = sqlite3_column_int64(st, 2);
@@ -356,9 +253,7 @@ cs_db_dests(sqlite3 *db, const char *sha256, int (*fn)(const struct cs_dest *d, 
 			break;
 	}
 	sqlite3_finalize(st);
-	if (ret < 0)
-		return ret;
-	return rc == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	return ret < 0 ? ret : rc;
 }
 
 int
@@ -368,14 +263,12 @@ cs_db_due(sqlite3 *db, int64_t now, int max,
 	sqlite3_stmt *st;
 	int rc, ret, n = 0;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT d.sha256, d.fqdn, d.attempts FROM dests d "
+	if ((ret = ntm_db_query(db, &st, "SELECT d.sha256, d.fqdn, d.attempts FROM dests d "
 	    "JOIN objects o ON o.sha256 = d.sha256 WHERE d.announced IS NULL AND "
 	    "d.failed IS NULL AND d.next_try <= ?1 AND o.expires > ?1 "
-	    "ORDER BY d.next_try LIMIT ?2")) < 0)
+	    "ORDER BY d.next_try LIMIT ?2", "Ii", now, max)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, max);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
 		    (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
 		    arg)) < 0)
@@ -385,49 +278,32 @@ cs_db_due(sqlite3 *db, int64_t now, int max,
 	sqlite3_finalize(st);
 	if (ret < 0)
 		return ret;
-	return rc == SQLITE_DONE ? n : NTM_ERR_DB;
+	return rc == 0 ? n : rc;
 }
 
 int
 cs_db_announced(sqlite3 *db, const char *sha256, const char *fqdn, enum cs_ann_result r,
     int64_t when, const char *code, const char *message)
 {
-	sqlite3_stmt *st;
-	int ret;
-
 	/* ANNOUNCED: when = now; FAILED: when = now; RETRY: when = next try. */
-	if ((ret = ntm_db_prepare(db, &st, r == CS_ANN_OK ?
-	    "UPDATE dests SET announced = ?3, attempts = attempts + 1, error_code = NULL, "
-	    "error_message = NULL WHERE sha256 = ?1 AND fqdn = ?2" : r == CS_ANN_FAILED ?
+	if (r == CS_ANN_OK)
+		return ntm_db_run(db, "UPDATE dests SET announced = ?3, attempts = attempts + 1, "
+		    "error_code = NULL, error_message = NULL WHERE sha256 = ?1 AND fqdn = ?2",
+		    "ssI", sha256, fqdn, when);
+	return ntm_db_run(db, r == CS_ANN_FAILED ?
 	    "UPDATE dests SET failed = ?3, attempts = attempts + 1, error_code = ?4, "
 	    "error_message = ?5 WHERE sha256 = ?1 AND fqdn = ?2" :
 	    "UPDATE dests SET next_try = ?3, attempts = attempts + 1, error_code = ?4, "
-	    "error_message = ?5 WHERE sha256 = ?1 AND fqdn = ?2")) < 0)
-		return ret;
-	bind_s(st, 1, sha256);
-	bind_s(st, 2, fqdn);
-	sqlite3_bind_int64(st, 3, when);
-	if (r != CS_ANN_OK) {
-		bind_s(st, 4, code);
-		bind_s(st, 5, message);
-	}
-	return step_done(db, st);
+	    "error_message = ?5 WHERE sha256 = ?1 AND fqdn = ?2", "ssIss", sha256, fqdn,
+	    when, code, message);
 }
 
 /* The first delivery time is kept when a recipient confirms twice. */
 int
 cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "UPDATE dests SET delivered = COALESCE(delivered, ?3) "
-	    "WHERE sha256 = ?1 AND fqdn = ?2")) < 0)
-		return ret;
-	bind_s(st, 1, sha256);
-	bind_s(st, 2, fqdn);
-	sqlite3_bind_int64(st, 3, now);
-	return step_done(db, st);
+	return ntm_db_run(db, "UPDATE dests SET delivered = COALESCE(delivered, ?3) "
+	    "WHERE sha256 = ?1 AND fqdn = ?2", "ssI", sha256, fqdn, now);
 }
 
 /* ---- revocations --------------------------------------------------------- */
@@ -435,31 +311,17 @@ cs_db_deliver(sqlite3 *db, const char *sha256, const char *fqdn, int64_t now)
 int
 cs_db_revoke_token(sqlite3 *db, const char *id_b64, int64_t until)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO revoked_tokens (id, until) VALUES (?1, ?2) "
-	    "ON CONFLICT (id) DO UPDATE SET until = MAX(until, excluded.until)")) < 0)
-		return ret;
-	bind_s(st, 1, id_b64);
-	sqlite3_bind_int64(st, 2, until);
-	return step_done(db, st);
+	return ntm_db_run(db, "INSERT INTO revoked_tokens (id, until) VALUES (?1, ?2) "
+	    "ON CONFLICT (id) DO UPDATE SET until = MAX(until, excluded.until)", "sI",
+	    id_b64, until);
 }
 
 int
 cs_db_revoke_account(sqlite3 *db, const char *user, const char *dc, int64_t before)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO revoked_accounts (user, dc, before) "
+	return ntm_db_run(db, "INSERT INTO revoked_accounts (user, dc, before) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT (user, dc) DO UPDATE SET "
-	    "before = MAX(before, excluded.before)")) < 0)
-		return ret;
-	bind_s(st, 1, user);
-	bind_s(st, 2, dc);
-	sqlite3_bind_int64(st, 3, before);
-	return step_done(db, st);
+	    "before = MAX(before, excluded.before)", "ssI", user, dc, before);
 }
 
 int
@@ -469,13 +331,13 @@ cs_db_revoked(sqlite3 *db, const char *id_b64, const char *user, const char *dc,
 	int64_t n = 0, before = 0;
 	int ret;
 
-	if ((ret = query_i64(db, "SELECT COUNT(*) FROM revoked_tokens WHERE id = ?1",
-	    id_b64, NULL, &n)) < 0)
+	if ((ret = ntm_db_int(db, &n, "SELECT COUNT(*) FROM revoked_tokens WHERE id = ?1",
+	    "s", id_b64)) < 0)
 		return ret;
 	if (n > 0)
 		return NTM_ERR_REVOKED;
-	ret = query_i64(db, "SELECT before FROM revoked_accounts WHERE user = ?1 AND dc = ?2",
-	    user, dc, &before);
+	ret = ntm_db_int(db, &before, "SELECT before FROM revoked_accounts WHERE user = ?1 "
+	    "AND dc = ?2", "ss", user, dc);
 	if (ret == NTM_ERR_NOTFOUND)
 		return 0;
 	if (ret < 0)
@@ -486,13 +348,7 @@ cs_db_revoked(sqlite3 *db, const char *id_b64, const char *user, const char *dc,
 int
 cs_db_forget_revoked(sqlite3 *db, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM revoked_tokens WHERE until < ?1")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	return step_done(db, st);
+	return ntm_db_run(db, "DELETE FROM revoked_tokens WHERE until < ?1", "I", now);
 }
 
 /* ---- garbage ------------------------------------------------------------- */
@@ -501,13 +357,11 @@ static int
 collect_text(sqlite3 *db, const char *sql, int64_t t, char *out, size_t width, int max)
 {
 	sqlite3_stmt *st;
-	int rc, ret, n = 0;
+	int ret, n = 0;
 
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_query(db, &st, sql, "Ii", t, max)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, t);
-	sqlite3_bind_int(st, 2, max);
-	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+	while (n < max && ntm_db_step(db, st) == NTM_DB_ROW)
 		ntm_db_col(out + (size_t)n++ * width, width, st, 0);
 	sqlite3_finalize(st);
 	return n;
@@ -530,14 +384,12 @@ cs_db_idle_uploads(sqlite3 *db, int64_t before, char (*out)[CS_HEX_ID + 1], int 
 int
 cs_db_untried(sqlite3 *db, const char *sha256)
 {
-	sqlite3_stmt *st;
+	int64_t n = 0;
 	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT count(*) FROM dests WHERE sha256 = ?1 AND "
-	    "announced IS NULL AND failed IS NULL AND delivered IS NULL AND attempts = 0")) < 0)
-		return ret;
-	bind_s(st, 1, sha256);
-	ret = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
+	if ((ret = ntm_db_int(db, &n, "SELECT count(*) FROM dests WHERE sha256 = ?1 AND "
+	    "announced IS NULL AND failed IS NULL AND delivered IS NULL AND attempts = 0",
+	    "s", sha256)) < 0)
+		return ret == NTM_ERR_NOTFOUND ? NTM_ERR_DB : ret;
+	return (int)n;
 }

@@ -117,39 +117,13 @@ static int
 find_client(sqlite3 *db, const char *user, const char *device, struct dc_client *c)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
-	    "WHERE c.user = ?1 AND c.device = ?2")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		read_client(st, c);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
-}
-
-/* One integer from a query with up to one text parameter. */
-static int
-query_int(sqlite3 *db, const char *sql, const char *param, int64_t *out)
-{
-	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
+	    "WHERE c.user = ?1 AND c.device = ?2", "ss", user, device)) < 0)
 		return ret;
-	if (param)
-		sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		ret = 0;
-	} else
-		ret = NTM_ERR_DB;
+	if ((ret = ntm_db_row(db, st)) == 0)
+		read_client(st, c);
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -164,13 +138,12 @@ new_client(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6
     const char *domain, const char *user, const char *device, int64_t now,
     struct dc_client *c)
 {
-	sqlite3_stmt *st;
 	int64_t ndev, n, taken, host;
 	int ret;
 
 	memset(c, 0, sizeof(*c));
-	if ((ret = query_int(db, "SELECT COUNT(*) FROM clients WHERE user = ?1", user,
-	    &ndev)) < 0)
+	if ((ret = ntm_db_int(db, &ndev, "SELECT COUNT(*) FROM clients WHERE user = ?1",
+	    "s", user)) < 0)
 		return ret;
 	for (n = ndev + 1; ; n++) {
 		if (n == 1)
@@ -180,15 +153,15 @@ new_client(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6
 			    (long long)n, domain);
 		if (ret < 0 || (size_t)ret >= sizeof(c->fqdn))
 			return NTM_ERR_NOSPACE;
-		if ((ret = query_int(db, "SELECT COUNT(*) FROM clients WHERE fqdn = ?1",
-		    c->fqdn, &taken)) < 0)
+		if ((ret = ntm_db_int(db, &taken, "SELECT COUNT(*) FROM clients "
+		    "WHERE fqdn = ?1", "s", c->fqdn)) < 0)
 			return ret;
 		if (taken == 0)
 			break;
 	}
 	/* Clients are never deleted yet, so the next number is the first free. */
-	if ((ret = query_int(db, "SELECT COALESCE(MAX(host), 1) + 1 FROM clients", NULL,
-	    &host)) < 0)
+	if ((ret = ntm_db_int(db, &host, "SELECT COALESCE(MAX(host), 1) + 1 FROM clients",
+	    NULL)) < 0)
 		return ret;
 	if (host < DC_FIRST_HOST)
 		host = DC_FIRST_HOST;
@@ -196,21 +169,9 @@ new_client(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6
 	    (ret = ntm_prefix_host(p6, (uint64_t)host, c->vip6, sizeof(c->vip6))) < 0)
 		return ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO clients (user, device, fqdn, host, vip4, "
-	    "vip6, created, last_login) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, c->fqdn, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, host);
-	sqlite3_bind_text(st, 5, c->vip4, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, c->vip6, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, now);
-	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-	if (ret < 0)
-		ntm_log(NTM_LOG_ERR, "db: insert client: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	if (ret < 0)
+	if ((ret = ntm_db_run(db, "INSERT INTO clients (user, device, fqdn, host, vip4, "
+	    "vip6, created, last_login) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", "sssIssI",
+	    user, device, c->fqdn, host, c->vip4, c->vip6, now)) < 0)
 		return ret;
 	c->id = sqlite3_last_insert_rowid(db);
 	snprintf(c->user, sizeof(c->user), "%s", user);
@@ -223,50 +184,10 @@ new_client(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6
 static int
 store_session(sqlite3 *db, int64_t client_id, const struct dc_session *s)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "INSERT OR REPLACE INTO sessions (client_id, "
+	return ntm_db_run(db, "INSERT OR REPLACE INTO sessions (client_id, "
 	    "session_id, token_id, rx, tx, created, expires, ended) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	sqlite3_bind_text(st, 2, s->session_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, s->token_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, s->rx, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, s->tx, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, s->created);
-	sqlite3_bind_int64(st, 7, s->expires);
-	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-	if (ret < 0)
-		ntm_log(NTM_LOG_ERR, "db: store session: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return ret;
-}
-
-static int
-exec_simple(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		ntm_log(NTM_LOG_ERR, "db: %s: %s", sql, msg ? msg : "?");
-		sqlite3_free(msg);
-		return NTM_ERR_DB;
-	}
-	return 0;
-}
-
-/* Ends a transaction: COMMIT when ret is 0, else ROLLBACK; ret, or the
- * COMMIT's error. */
-static int
-tx_end(sqlite3 *db, int ret)
-{
-	if (ret == 0)
-		ret = exec_simple(db, "COMMIT");
-	if (ret < 0)
-		(void)exec_simple(db, "ROLLBACK");
-	return ret;
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)", "IssssII", client_id,
+	    s->session_id, s->token_id, s->rx, s->tx, s->created, s->expires);
 }
 
 int
@@ -274,248 +195,32 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
     const char *domain, const char *user, const char *device, const char *push,
     const char *xkey, const struct dc_session *sess, int64_t now, struct dc_client *out)
 {
-	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = exec_simple(db, "BEGIN IMMEDIATE")) < 0)
+	if ((ret = ntm_db_begin(db)) < 0)
 		return ret;
 	ret = find_client(db, user, device, out);
 	if (ret == NTM_ERR_NOTFOUND)
 		ret = new_client(db, p4, p6, domain, user, device, now, out);
 	/* Every login states the push URL and exchange key afresh: none given
 	 * clears them. */
-	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "UPDATE clients SET last_login = ?1, "
-	    "push = ?2, xkey = ?4 WHERE id = ?3")) == 0) {
-		sqlite3_bind_int64(st, 1, now);
-		if (push)
-			sqlite3_bind_text(st, 2, push, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 2);
-		sqlite3_bind_int64(st, 3, out->id);
-		if (xkey)
-			sqlite3_bind_text(st, 4, xkey, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 4);
-		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-		sqlite3_finalize(st);
+	if (ret == 0 && (ret = ntm_db_run(db, "UPDATE clients SET last_login = ?1, "
+	    "push = ?2, xkey = ?4 WHERE id = ?3", "IsIs", now, push, out->id, xkey)) == 0)
 		out->last_login = now;
-	}
 	/* The session it replaces ends: its token is to be revoked at the CS. */
-	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "INSERT OR IGNORE INTO ended_tokens "
-	    "(token_id, expires) SELECT token_id, expires FROM sessions WHERE client_id = ?1 "
-	    "AND ended IS NULL AND expires > ?2 AND token_id != ?3")) == 0) {
-		sqlite3_bind_int64(st, 1, out->id);
-		sqlite3_bind_int64(st, 2, now);
-		sqlite3_bind_text(st, 3, sess->token_id, -1, SQLITE_STATIC);
-		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-		sqlite3_finalize(st);
-	}
+	if (ret == 0)
+		ret = ntm_db_run(db, "INSERT OR IGNORE INTO ended_tokens "
+		    "(token_id, expires) SELECT token_id, expires FROM sessions "
+		    "WHERE client_id = ?1 AND ended IS NULL AND expires > ?2 "
+		    "AND token_id != ?3", "IIs", out->id, now, sess->token_id);
 	if (ret == 0)
 		ret = store_session(db, out->id, sess);
-	return tx_end(db, ret);
-}
-
-int
-dc_db_session(sqlite3 *db, const char *token_id, const char *user,
-    const char *device, int64_t now, struct dc_client *cl, struct dc_session *sess)
-{
-	sqlite3_stmt *st;
-	int rc, ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS ", s.session_id, s.token_id, "
-	    "s.rx, s.tx, s.created, s.expires FROM sessions s "
-	    "JOIN clients c ON c.id = s.client_id "
-	    "WHERE s.token_id = ?1 AND c.user = ?2 AND c.device = ?3 "
-	    "AND s.ended IS NULL AND s.expires > ?4")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, token_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		read_client(st, cl);
-		ntm_db_col(sess->session_id, sizeof(sess->session_id), st, 9);
-		ntm_db_col(sess->token_id, sizeof(sess->token_id), st, 10);
-		ntm_db_col(sess->rx, sizeof(sess->rx), st, 11);
-		ntm_db_col(sess->tx, sizeof(sess->tx), st, 12);
-		sess->created = sqlite3_column_int64(st, 13);
-		sess->expires = sqlite3_column_int64(st, 14);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
-}
-
-int
-dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = exec_simple(db, "BEGIN IMMEDIATE")) < 0)
-		return ret;
-	/* In the same transaction: the AS is to hear of it (ended.c). */
-	if ((ret = ntm_db_prepare(db, &st, "INSERT OR IGNORE INTO ended_tokens "
-	    "(token_id, expires) SELECT token_id, expires FROM sessions "
-	    "WHERE token_id = ?2 AND ended IS NULL AND expires > ?1")) == 0) {
-		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
-		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-		sqlite3_finalize(st);
-	}
-	if (ret == 0 && (ret = ntm_db_prepare(db, &st, "UPDATE sessions SET ended = ?1 "
-	    "WHERE token_id = ?2 AND ended IS NULL")) == 0) {
-		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
-		ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-		sqlite3_finalize(st);
-	}
-	return tx_end(db, ret);
-}
-
-int
-dc_db_ended_due(sqlite3 *db, int64_t now, int max,
-    int (*fn)(const char *token_id, int tries, void *arg), void *arg)
-{
-	sqlite3_stmt *st;
-	int rc, ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM ended_tokens WHERE expires <= ?1")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return NTM_ERR_DB;
-	if ((ret = ntm_db_prepare(db, &st, "SELECT token_id, tries FROM ended_tokens "
-	    "WHERE next_try <= ?1 ORDER BY next_try LIMIT ?2")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, max);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
-		    sqlite3_column_int(st, 1), arg)) < 0)
-			break;
-	sqlite3_finalize(st);
-	if (ret < 0)
-		return ret;
-	return rc == SQLITE_DONE ? 0 : NTM_ERR_DB;
-}
-
-int
-dc_db_ended_result(sqlite3 *db, const char *token_id, int64_t next_try)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	/* next_try 0: the AS took it, forget it; else try again then. */
-	if ((ret = ntm_db_prepare(db, &st, next_try ? "UPDATE ended_tokens SET tries = "
-	    "tries + 1, next_try = ?2 WHERE token_id = ?1" :
-	    "DELETE FROM ended_tokens WHERE token_id = ?1")) < 0)
-		return ret;
-	sqlite3_bind_text(st, 1, token_id, -1, SQLITE_STATIC);
-	if (next_try)
-		sqlite3_bind_int64(st, 2, next_try);
-	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
-}
-
-int
-dc_db_ended_count(sqlite3 *db, int64_t *n)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "SELECT count(*) FROM ended_tokens")) < 0)
-		return ret;
-	ret = sqlite3_step(st) == SQLITE_ROW ? 0 : NTM_ERR_DB;
-	*n = ret == 0 ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return ret;
-}
-
-int
-dc_db_clients(sqlite3 *db, int64_t now,
-    int (*fn)(const struct dc_client *c, int online, void *arg), void *arg)
-{
-	sqlite3_stmt *st;
-	struct dc_client c;
-	int rc, ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS ", "
-	    "(s.client_id IS NOT NULL AND s.ended IS NULL AND s.expires > ?1) "
-	    "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
-	    "ORDER BY c.host")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		read_client(st, &c);
-		if ((ret = fn(&c, sqlite3_column_int(st, 9), arg)) < 0)
-			break;
-	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
-}
-
-int
-dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "INSERT OR REPLACE INTO locations (client_id, "
-	    "reflexive, locals, natted, agent, last_seen, offline) VALUES (?1, ?2, ?3, ?4, "
-	    "?5, ?6, ?7)")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, r->client_id);
-	sqlite3_bind_text(st, 2, r->reflexive, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, r->locals, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, r->natted);
-	sqlite3_bind_int(st, 5, r->agent);
-	sqlite3_bind_int64(st, 6, r->last_seen);
-	sqlite3_bind_int(st, 7, r->offline);
-	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-	if (ret < 0)
-		ntm_log(NTM_LOG_ERR, "db: store location: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return ret;
-}
-
-int
-dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), void *arg)
-{
-	sqlite3_stmt *st;
-	struct dc_loc_row r;
-	int rc, ret;
-
-	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
-	    "last_seen, offline FROM locations")) < 0)
-		return ret;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		memset(&r, 0, sizeof(r));
-		r.client_id = sqlite3_column_int64(st, 0);
-		ntm_db_col(r.reflexive, sizeof(r.reflexive), st, 1);
-		ntm_db_col(r.locals, sizeof(r.locals), st, 2);
-		r.natted = sqlite3_column_int(st, 3);
-		r.agent = sqlite3_column_int(st, 4);
-		r.last_seen = sqlite3_column_int64(st, 5);
-		r.offline = sqlite3_column_int(st, 6);
-		if ((ret = fn(&r, arg)) < 0)
-			break;
-	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
+	return ntm_db_end(db, ret);
 }
 
 #define SESSION_COLS CLIENT_COLS ", s.session_id, s.token_id, s.rx, s.tx, s.created, s.expires"
 
+/* Reads the session columns that follow CLIENT_COLS in SESSION_COLS. */
 static void
 read_session(sqlite3_stmt *st, struct dc_session *sess)
 {
@@ -528,6 +233,140 @@ read_session(sqlite3_stmt *st, struct dc_session *sess)
 }
 
 int
+dc_db_session(sqlite3 *db, const char *token_id, const char *user,
+    const char *device, int64_t now, struct dc_client *cl, struct dc_session *sess)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = ntm_db_query(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	    "JOIN clients c ON c.id = s.client_id "
+	    "WHERE s.token_id = ?1 AND c.user = ?2 AND c.device = ?3 "
+	    "AND s.ended IS NULL AND s.expires > ?4", "sssI", token_id, user, device,
+	    now)) < 0)
+		return ret;
+	if ((ret = ntm_db_row(db, st)) == 0) {
+		read_client(st, cl);
+		read_session(st, sess);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
+{
+	int ret;
+
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	/* In the same transaction: the AS is to hear of it (ended.c). */
+	ret = ntm_db_run(db, "INSERT OR IGNORE INTO ended_tokens "
+	    "(token_id, expires) SELECT token_id, expires FROM sessions "
+	    "WHERE token_id = ?2 AND ended IS NULL AND expires > ?1", "Is", now, token_id);
+	if (ret == 0)
+		ret = ntm_db_run(db, "UPDATE sessions SET ended = ?1 "
+		    "WHERE token_id = ?2 AND ended IS NULL", "Is", now, token_id);
+	return ntm_db_end(db, ret);
+}
+
+int
+dc_db_ended_due(sqlite3 *db, int64_t now, int max,
+    int (*fn)(const char *token_id, int tries, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if ((ret = ntm_db_run(db, "DELETE FROM ended_tokens WHERE expires <= ?1", "I",
+	    now)) < 0)
+		return ret;
+	if ((ret = ntm_db_query(db, &st, "SELECT token_id, tries FROM ended_tokens "
+	    "WHERE next_try <= ?1 ORDER BY next_try LIMIT ?2", "Ii", now, max)) < 0)
+		return ret;
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW)
+		if ((ret = fn((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int(st, 1), arg)) < 0)
+			break;
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : rc;
+}
+
+int
+dc_db_ended_result(sqlite3 *db, const char *token_id, int64_t next_try)
+{
+	/* next_try 0: the AS took it, forget it; else try again then. */
+	if (next_try)
+		return ntm_db_run(db, "UPDATE ended_tokens SET tries = tries + 1, "
+		    "next_try = ?2 WHERE token_id = ?1", "sI", token_id, next_try);
+	return ntm_db_run(db, "DELETE FROM ended_tokens WHERE token_id = ?1", "s",
+	    token_id);
+}
+
+int
+dc_db_ended_count(sqlite3 *db, int64_t *n)
+{
+	*n = 0;
+	return ntm_db_int(db, n, "SELECT count(*) FROM ended_tokens", NULL);
+}
+
+int
+dc_db_clients(sqlite3 *db, int64_t now,
+    int (*fn)(const struct dc_client *c, int online, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct dc_client c;
+	int rc, ret;
+
+	if ((ret = ntm_db_query(db, &st, "SELECT " CLIENT_COLS ", "
+	    "(s.client_id IS NOT NULL AND s.ended IS NULL AND s.expires > ?1) "
+	    "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
+	    "ORDER BY c.host", "I", now)) < 0)
+		return ret;
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
+		read_client(st, &c);
+		if ((ret = fn(&c, sqlite3_column_int(st, 9), arg)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : rc;
+}
+
+int
+dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
+{
+	return ntm_db_run(db, "INSERT OR REPLACE INTO locations (client_id, "
+	    "reflexive, locals, natted, agent, last_seen, offline) VALUES (?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7)", "IssiiIi", r->client_id, r->reflexive, r->locals, r->natted,
+	    r->agent, r->last_seen, r->offline);
+}
+
+int
+dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct dc_loc_row r;
+	int rc, ret;
+
+	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
+	    "last_seen, offline FROM locations")) < 0)
+		return ret;
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.client_id = sqlite3_column_int64(st, 0);
+		ntm_db_col(r.reflexive, sizeof(r.reflexive), st, 1);
+		ntm_db_col(r.locals, sizeof(r.locals), st, 2);
+		r.natted = sqlite3_column_int(st, 3);
+		r.agent = sqlite3_column_int(st, 4);
+		r.last_seen = sqlite3_column_int64(st, 5);
+		r.offline = sqlite3_column_int(st, 6);
+		if ((ret = fn(&r, arg)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : rc;
+}
+
+int
 dc_db_live_sessions(sqlite3 *db, int64_t now,
     int (*fn)(const struct dc_client *c, const struct dc_session *s, void *arg), void *arg)
 {
@@ -536,12 +375,11 @@ dc_db_live_sessions(sqlite3 *db, int64_t now,
 	struct dc_session sess;
 	int rc, ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	if ((ret = ntm_db_query(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
 	    "JOIN clients c ON c.id = s.client_id "
-	    "WHERE s.ended IS NULL AND s.expires > ?1")) < 0)
+	    "WHERE s.ended IS NULL AND s.expires > ?1", "I", now)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		read_client(st, &c);
 		read_session(st, &sess);
 		ret = fn(&c, &sess, arg);
@@ -549,10 +387,8 @@ dc_db_live_sessions(sqlite3 *db, int64_t now,
 		if (ret < 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = NTM_ERR_DB;
 	sqlite3_finalize(st);
-	return ret;
+	return ret < 0 ? ret : rc;
 }
 
 int
@@ -560,21 +396,17 @@ dc_db_session_by_id(sqlite3 *db, const char *session_id, int64_t now,
     struct dc_client *cl, struct dc_session *sess)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
+	if ((ret = ntm_db_query(db, &st, "SELECT " SESSION_COLS " FROM sessions s "
 	    "JOIN clients c ON c.id = s.client_id "
-	    "WHERE s.session_id = ?1 AND s.ended IS NULL AND s.expires > ?2")) < 0)
+	    "WHERE s.session_id = ?1 AND s.ended IS NULL AND s.expires > ?2", "sI",
+	    session_id, now)) < 0)
 		return ret;
-	sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0) {
 		read_client(st, cl);
 		read_session(st, sess);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
+	}
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -583,18 +415,13 @@ int
 dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
-	    "WHERE c.fqdn = ?1")) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT " CLIENT_COLS " FROM clients c "
+	    "WHERE c.fqdn = ?1", "s", fqdn)) < 0)
 		return ret;
-	sqlite3_bind_text(st, 1, fqdn, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0)
 		read_client(st, cl);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -604,17 +431,12 @@ static int
 client_text(sqlite3 *db, const char *sql, int64_t client_id, char *out, size_t cap)
 {
 	sqlite3_stmt *st;
-	int rc, ret;
+	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
+	if ((ret = ntm_db_query(db, &st, sql, "I", client_id)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0)
 		ntm_db_col(out, cap, st, 0);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
 	sqlite3_finalize(st);
 	return ret;
 }

@@ -33,8 +33,27 @@ struct dc_session {
 	int64_t	created, expires;
 };
 
+struct dc;
 struct dc_login;
 struct dc_rt;
+struct dc_cache;
+struct dc_status;
+struct dc_sess;
+
+/*
+ * Events of the registration path (udp.c) for the rooms above it, which
+ * register a table at start (main.c); called in the order registered.
+ * A NULL entry is skipped.
+ */
+struct dc_hooks {
+	/* The client registered after being offline. */
+	void (*online)(struct dc *dc, struct dc_sess *s);
+	/* The client registered from a new reflexive address, same NAT
+	 * situation and family: its direct routes stay, the address moved. */
+	void (*moved)(struct dc *dc, const char *fqdn,
+	    const struct sockaddr_storage *endpoint);
+};
+#define DC_HOOKS_MAX	4
 struct dc_tunnels;
 struct dc_push;
 struct dc_exchange;
@@ -50,7 +69,11 @@ struct dc {
 	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
 	struct disc		*disc;		/* NULL when resolver is unset */
-	struct dc_rt		*rt;		/* udp.c: registration, sessions */
+	struct dc_cache		*cache;		/* sess.c: the session cache */
+	struct dc_rt		*rt;		/* udp.c: the registration socket */
+	struct dc_status	*status;	/* status.c: state_dir/status.json */
+	const struct dc_hooks	*hooks[DC_HOOKS_MAX];	/* borrowed (static tables) */
+	int			 nhooks;
 	struct dc_tunnels	*tunnels;	/* tunnel.c: tunnels, requests waiting */
 	struct dc_push		*push;		/* push.c: webhook requests in flight */
 	struct dc_exchange	*xch;		/* exchange.c: fan-outs and long-polls */
@@ -117,7 +140,7 @@ int  dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl);
  * NULL method). */
 extern const struct ntm_http_route dc_login_routes[];
 void dc_cancel_logins(struct dc *dc);
-/* The bearer check of the DC's routes (ntm_bearer_fn, arg the dc): the token
+/* auth.c: the bearer check of the DC's routes (ntm_bearer_fn, arg the dc): the token
  * is the AS's, for this DC, with a live session. */
 int  dc_bearer(struct ntm_req *req, const char *token, void *arg);
 /* What dc_bearer found for req; on failure replies 500 and returns -1. */
@@ -134,8 +157,7 @@ int  dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
 #define DC_MISS_RATE		100	/* database look-ups of unknown session ids per second */
 #define DC_ONLINE_FACTOR	3	/* online while last_seen < 3 x keepalive_s */
 
-/* One logged-in client as the UDP path knows it (udp.c). */
-struct dc_sess;
+/* One logged-in client as the UDP path knows it (sess.c). */
 struct dc_sess_info {
 	int64_t			client_id;
 	char			fqdn[NTM_NAME_MAX + 1];
@@ -148,31 +170,53 @@ struct dc_sess_info {
 	int64_t			last_seen;
 	unsigned		pending;
 };
+struct dc_sess_counts {
+	size_t		sessions;
+	uint64_t	evicted;	/* dropped to make room */
+	uint64_t	dropped;	/* directions dropped from a full queue */
+};
 
-/* udp.c: the registration socket and the session cache. */
-int  dc_udp_start(struct dc *dc, char *err, size_t errlen);
-void dc_udp_stop(struct dc *dc);
-/* Session cache hooks for login.c (sid raw, keys b64 as stored). */
+/* sess.c: the session cache, loaded from the database at start. */
+int  dc_sess_start(struct dc *dc, char *err, size_t errlen);
+void dc_sess_stop(struct dc *dc);
+/* Session cache updates for login.c (sid raw, keys b64 as stored). */
 void dc_sess_login(struct dc *dc, const struct dc_client *c, const struct dc_session *s);
 void dc_sess_logout(struct dc *dc, int64_t client_id);
-/* The cached session of a client, or NULL. */
+/* The cached session of a client (borrowed), or NULL. */
 struct dc_sess *dc_sess_by_client(struct dc *dc, int64_t client_id);
 void dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out);
+/* The pending directions (new array, emptied from the queue). */
+json_t *dc_sess_take(struct dc *dc, struct dc_sess *s);
+void dc_sess_counts(struct dc *dc, struct dc_sess_counts *out);
+/* Registers a table of hooks (borrowed: static); called by udp.c through
+ * dc_hooks_online and dc_hooks_moved. */
+void dc_hooks_add(struct dc *dc, const struct dc_hooks *h);
+void dc_hooks_online(struct dc *dc, struct dc_sess *s);
+void dc_hooks_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint);
+
+/* udp.c: the registration socket. */
+int  dc_udp_start(struct dc *dc, char *err, size_t errlen);
+void dc_udp_stop(struct dc *dc);
 /* Sends the client a NUDGE of kind (NTM_NUDGE_*) saying pending wait.
  * 0, or NTM_ERR_NOTFOUND when it has not registered since the DC started. */
 int  dc_sess_nudge(struct dc *dc, struct dc_sess *s, uint32_t kind, uint32_t pending);
-/* Queues a direction (stolen) for the client and NUDGEs it: the number now
- * pending, or NTM_ERR_* (the oldest is dropped when the queue is full). */
+/* Queues a direction (stolen) for the client, NUDGEs it and calls its
+ * webhook: the number now pending, or NTM_ERR_* (the oldest is dropped when
+ * the queue is full). */
 int  dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction);
 /* Sends the client a MOVED (its peer on tunnel tid is now at endpoint) on
  * its registration channel, to where it last registered from. 0 or NTM_ERR_*. */
 int  dc_sess_moved(struct dc *dc, struct dc_sess *s, const uint8_t tid[NTM_TUNNEL_ID_LEN],
     const struct sockaddr_storage *endpoint);
-/* The pending directions (new array, emptied from the queue). */
-json_t *dc_sess_take(struct dc *dc, struct dc_sess *s);
 /* Counters as JSON (new). */
 json_t *dc_udp_stats(struct dc *dc);
-/* The "status" subcommand: ntm-dc [-f FILE] status [--json]. */
+/* Logs the counters at -v when they changed and a while has passed. */
+void dc_udp_tick(struct dc *dc);
+
+/* status.c: state_dir/status.json while udp_listen is open, and the
+ * "status" subcommand: ntm-dc [-f FILE] status [--json]. */
+int  dc_status_start(struct dc *dc, char *err, size_t errlen);
+void dc_status_stop(struct dc *dc);
 int  dc_cmd_status(struct srv *s, int argc, char *argv[]);
 
 /* tunnel.c: POST /v1/tunnel, GET /v1/directions, POST /v1/dc/locate,
@@ -181,9 +225,9 @@ extern const struct ntm_http_route dc_tunnel_routes[];
 int  dc_tunnel_init(struct dc *dc, char *err, size_t errlen);
 /* Answers and frees the tunnel requests still waiting (at shutdown). */
 void dc_tunnel_cancel(struct dc *dc);
-/* The client fqdn registered from a new reflexive address: MOVED to the
- * peers of its direct tunnels, here or through POST /v1/dc/moved. */
-void dc_tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint);
+/* Its hooks: a client that moved (MOVED to the peers of its direct tunnels,
+ * here or through POST /v1/dc/moved). */
+extern const struct dc_hooks dc_tunnel_hooks;
 /* Counters of dc_tunnel_moved and POST /v1/dc/moved as JSON (new). */
 json_t *dc_tunnel_stats(struct dc *dc);
 
@@ -254,8 +298,8 @@ extern const struct ntm_http_route dc_exchange_routes[];
 int  dc_exchange_init(struct dc *dc, char *err, size_t errlen);
 /* Answers the long-polls and fan-outs still waiting (at shutdown). */
 void dc_exchange_free(struct dc *dc);
-/* The client registered after being offline: NUDGE it if entries wait. */
-void dc_exchange_online(struct dc *dc, struct dc_sess *s);
+/* Its hooks: a client back online is NUDGEd if entries wait. */
+extern const struct dc_hooks dc_exchange_hooks;
 /* Counters as JSON (new). */
 json_t *dc_exchange_stats(struct dc *dc);
 

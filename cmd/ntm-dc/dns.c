@@ -214,23 +214,21 @@ client_vips(struct dc *dc, const char *fqdn, uint8_t v4[4], uint8_t v6[16],
     int *has4, int *has6)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, ret;
+	int ret;
 
 	*has4 = *has6 = 0;
-	if (sqlite3_prepare_v2(dc->db, "SELECT vip4, vip6 FROM clients WHERE fqdn = ?1",
-	    -1, &st, NULL) != SQLITE_OK)
-		return NTM_ERR_DB;
-	sqlite3_bind_text(st, 1, fqdn, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((ret = ntm_db_query(dc->db, &st, "SELECT vip4, vip6 FROM clients "
+	    "WHERE fqdn = ?1", "s", fqdn)) < 0)
+		return ret;
+	if ((ret = ntm_db_row(dc->db, st)) == 0) {
 		const unsigned char *a = sqlite3_column_text(st, 0);
 		const unsigned char *b = sqlite3_column_text(st, 1);
 
 		*has4 = a && inet_pton(AF_INET, (const char *)a, v4) == 1;
 		*has6 = b && inet_pton(AF_INET6, (const char *)b, v6) == 1;
 		ret = 1;
-	} else
-		ret = rc == SQLITE_DONE ? 0 : NTM_ERR_DB;
+	} else if (ret == NTM_ERR_NOTFOUND)
+		ret = 0;
 	sqlite3_finalize(st);
 	return ret;
 }

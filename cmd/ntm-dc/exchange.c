@@ -192,8 +192,8 @@ notify_client(struct dc *dc, const struct dc_client *cl)
 	wake_waiters(dc, cl->id);
 }
 
-void
-dc_exchange_online(struct dc *dc, struct dc_sess *s)
+static void
+exchange_online(struct dc *dc, struct dc_sess *s)
 {
 	struct dc_sess_info info;
 	int64_t n = 0;
@@ -206,6 +206,10 @@ dc_exchange_online(struct dc *dc, struct dc_sess *s)
 	if (dc_sess_nudge(dc, s, NTM_NUDGE_CACHE, (uint32_t)n) == 0)
 		dc->xch->nudged++;
 }
+
+const struct dc_hooks dc_exchange_hooks = {
+	.online	= exchange_online,
+};
 
 /* ---- storing for one of our clients ----------------------------------------- */
 

@@ -44,7 +44,11 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 		return -1;
 	if (dc_tunnel_init(&dc, err, errlen) < 0 || dc_exchange_init(&dc, err, errlen) < 0)
 		return -1;
-	if (dc_dns_start(&dc, err, errlen) < 0 || dc_udp_start(&dc, err, errlen) < 0)
+	/* The rooms above the registration path hear of its events. */
+	dc_hooks_add(&dc, &dc_tunnel_hooks);
+	dc_hooks_add(&dc, &dc_exchange_hooks);
+	if (dc_dns_start(&dc, err, errlen) < 0 || dc_sess_start(&dc, err, errlen) < 0 ||
+	    dc_udp_start(&dc, err, errlen) < 0 || dc_status_start(&dc, err, errlen) < 0)
 		return -1;
 	if (!s->check_only && dc_ended_start(&dc, err, errlen) < 0)
 		return -1;
@@ -67,7 +71,9 @@ dc_teardown(struct srv *s)
 	dc_cancel_logins(&dc);
 	dc_tunnel_cancel(&dc);
 	dc_exchange_free(&dc);
+	dc_status_stop(&dc);
 	dc_udp_stop(&dc);
+	dc_sess_stop(&dc);
 	ntm_db_close(dc.db);
 	dc.db = NULL;
 	free(dc.as_login_url);

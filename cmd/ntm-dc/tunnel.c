@@ -961,8 +961,8 @@ moved_local(struct dc *dc, const char *peer, const uint8_t tid[NTM_TUNNEL_ID_LEN
 	return dc_sess_moved(dc, ps, tid, endpoint);
 }
 
-void
-dc_tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint)
+static void
+tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint)
 {
 	struct dc_tunnels *tt = dc->tunnels;
 	int64_t now = now_unix();
@@ -1034,6 +1034,10 @@ dc_tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *
 		}
 	}
 }
+
+const struct dc_hooks dc_tunnel_hooks = {
+	.moved	= tunnel_moved,
+};
 
 static void
 on_moved_found(int err, const char *url, const char *host, uint16_t port, const char *addr,

@@ -1,9 +1,9 @@
 /*
- * udp.c - the DC's registration server (docs/protocol.md §4.2): one UDP
+ * udp.c - the DC's registration socket (docs/protocol.md §4.2): one UDP
  * socket on udp_listen answering REG_REQ with REG_RESP from the address the
- * request came to (IP_PKTINFO / IPV6_RECVPKTINFO), the cache of login
- * sessions it authenticates them with, each client's location, its queue of
- * route directions and the NUDGE that announces them.
+ * request came to (IP_PKTINFO / IPV6_RECVPKTINFO), and sending the NUDGE and
+ * MOVED messages. The sessions it authenticates with are sess.c's; a client
+ * that came online or moved is told to the rooms above through the hooks.
  *
  * Everything a peer sends that is malformed, forged, replayed or for an
  * unknown or ended session is dropped and counted, never answered.
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -24,283 +23,28 @@
 #include "dc.h"
 #include "dns.h"
 #include "reg.h"
+#include "sess.h"
 
-#define SESS_BUCKETS	4096
 #define RECV_BURST	256	/* datagrams read per wakeup */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
-#define STATUS_EVERY_S	2	/* state_dir/status.json rewritten */
-#define STATUS_STALE_S	10	/* older: the daemon is not running */
-#define STATUS_READ_MAX	(64 * 1024)
-
-struct dc_dir {
-	json_t		*dir;
-	int64_t		 expires;
-};
-
-struct dc_sess {
-	struct dc_sess		*snext;		/* bucket by session id */
-	struct dc_sess		*cnext;		/* bucket by client id */
-	uint8_t			 sid[NTM_SID_LEN];
-	int64_t			 client_id;
-	char			 fqdn[NTM_NAME_MAX + 1];
-	char			 vip4[48], vip6[48];
-	int64_t			 expires;	/* of the login session */
-	struct ntm_chan		 chan;
-	int			 has_loc, agent;
-	uint64_t		 stopped_ctr;	/* REG_REQ counter of its goodbye; 0 = none */
-	struct ntm_location	 loc;
-	int64_t			 last_seen, saved;
-	struct sockaddr_storage	 peer;		/* as received (maybe v4-mapped) */
-	socklen_t		 peerlen;
-	struct sockaddr_storage	 local;		/* where its last REG_REQ came to */
-	int			 has_local;
-	struct dc_dir		 pend[DC_PENDING_MAX];
-	int			 npend;
-};
 
 /* Drops and answers, by reason. */
 struct dc_udp_counters {
 	uint64_t	rx, reg_ok, resp_sent, nudge_sent, moved_sent;
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
-	uint64_t	dir_dropped, cache_evicted;
 };
 
 struct dc_rt {
 	int			 fd;
 	int			 family;	/* of the socket */
 	struct sockaddr_storage	 bound;
-	struct event		*ev, *timer;
-	struct dc_sess		*by_sid[SESS_BUCKETS];
-	struct dc_sess		*by_client[SESS_BUCKETS];
-	size_t			 nsess;
+	struct event		*ev;
 	double			 miss_tokens;
 	int64_t			 miss_ms;
 	struct dc_udp_counters	 c, logged;
 	int64_t			 logged_at;
-	char			*status_path;
 };
-
-/* Unix time in microseconds: the first send counter of a session. */
-static uint64_t
-realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static unsigned
-sid_hash(const uint8_t sid[NTM_SID_LEN])
-{
-	return ((unsigned)sid[0] << 8 | sid[1]) % SESS_BUCKETS;
-}
-
-static unsigned
-client_hash(int64_t id)
-{
-	return (unsigned)((uint64_t)id % SESS_BUCKETS);
-}
-
-static int
-keepalive(const struct dc *dc)
-{
-	return (int)dc->srv->conf.keepalive_s;
-}
-
-static int
-sess_online(const struct dc *dc, const struct dc_sess *s, int64_t now)
-{
-	return s->has_loc && now - s->last_seen < DC_ONLINE_FACTOR * keepalive(dc);
-}
-
-/* ---- the session cache --------------------------------------------------- */
-
-static struct dc_sess *
-find_sid(struct dc_rt *rt, const uint8_t sid[NTM_SID_LEN])
-{
-	struct dc_sess *s;
-
-	for (s = rt->by_sid[sid_hash(sid)]; s; s = s->snext)
-		if (memcmp(s->sid, sid, NTM_SID_LEN) == 0)
-			return s;
-	return NULL;
-}
-
-struct dc_sess *
-dc_sess_by_client(struct dc *dc, int64_t client_id)
-{
-	struct dc_sess *s;
-
-	if (dc->rt == NULL)
-		return NULL;
-	for (s = dc->rt->by_client[client_hash(client_id)]; s; s = s->cnext)
-		if (s->client_id == client_id)
-			return s;
-	return NULL;
-}
-
-static void
-sess_clear_pending(struct dc_sess *s)
-{
-	for (int i = 0; i < s->npend; i++)
-		json_decref(s->pend[i].dir);
-	s->npend = 0;
-}
-
-static void
-sess_remove(struct dc_rt *rt, struct dc_sess *s)
-{
-	struct dc_sess **pp;
-
-	for (pp = &rt->by_sid[sid_hash(s->sid)]; *pp; pp = &(*pp)->snext)
-		if (*pp == s) {
-			*pp = s->snext;
-			break;
-		}
-	for (pp = &rt->by_client[client_hash(s->client_id)]; *pp; pp = &(*pp)->cnext)
-		if (*pp == s) {
-			*pp = s->cnext;
-			break;
-		}
-	rt->nsess--;
-	sess_clear_pending(s);
-	ntm_chan_wipe(&s->chan);
-	ntm_wipe(s, sizeof(*s));
-	free(s);
-}
-
-/* Makes room by dropping the session seen longest ago. */
-static void
-sess_evict(struct dc_rt *rt)
-{
-	struct dc_sess *s, *old = NULL;
-
-	for (unsigned b = 0; b < SESS_BUCKETS; b++)
-		for (s = rt->by_sid[b]; s; s = s->snext)
-			if (old == NULL || s->last_seen < old->last_seen)
-				old = s;
-	if (old) {
-		rt->c.cache_evicted++;
-		sess_remove(rt, old);
-	}
-}
-
-/* Adds (replacing the client's previous session) from stored text. */
-static struct dc_sess *
-sess_add(struct dc *dc, const struct dc_client *c, const struct dc_session *ss)
-{
-	struct dc_rt *rt = dc->rt;
-	struct dc_sess *s, *old;
-	uint8_t sid[NTM_SID_LEN], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
-
-	if (ntm_hex_decode_exact(sid, sizeof(sid), ss->session_id) < 0 ||
-	    ntm_b64_decode_exact(rx, sizeof(rx), ss->rx) < 0 ||
-	    ntm_b64_decode_exact(tx, sizeof(tx), ss->tx) < 0) {
-		log_warnx("session of %s: malformed keys in the database", c->fqdn);
-		ntm_wipe(rx, sizeof(rx));
-		ntm_wipe(tx, sizeof(tx));
-		return NULL;
-	}
-	if ((old = dc_sess_by_client(dc, c->id)) != NULL)
-		sess_remove(rt, old);
-	if ((old = find_sid(rt, sid)) != NULL)
-		sess_remove(rt, old);
-	if (rt->nsess >= DC_SESS_MAX)
-		sess_evict(rt);
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		ntm_wipe(rx, sizeof(rx));
-		ntm_wipe(tx, sizeof(tx));
-		return NULL;
-	}
-	/* The DC's tx is the client's rx (crypto_kx server side). */
-	ntm_chan_init(&s->chan, sid, tx, rx);
-	/* Counters continue above those of an earlier run of the DC: the
-	 * client's window (kept across a DC restart) would refuse 1, 2, ... */
-	s->chan.send_ctr = realtime_us();
-	ntm_wipe(rx, sizeof(rx));
-	ntm_wipe(tx, sizeof(tx));
-	memcpy(s->sid, sid, sizeof(sid));
-	s->client_id = c->id;
-	snprintf(s->fqdn, sizeof(s->fqdn), "%s", c->fqdn);
-	snprintf(s->vip4, sizeof(s->vip4), "%s", c->vip4);
-	snprintf(s->vip6, sizeof(s->vip6), "%s", c->vip6);
-	s->expires = ss->expires;
-	s->snext = rt->by_sid[sid_hash(sid)];
-	rt->by_sid[sid_hash(sid)] = s;
-	s->cnext = rt->by_client[client_hash(c->id)];
-	rt->by_client[client_hash(c->id)] = s;
-	rt->nsess++;
-	return s;
-}
-
-void
-dc_sess_login(struct dc *dc, const struct dc_client *c, const struct dc_session *s)
-{
-	if (dc->rt)
-		(void)sess_add(dc, c, s);
-}
-
-void
-dc_sess_logout(struct dc *dc, int64_t client_id)
-{
-	struct dc_sess *s = dc_sess_by_client(dc, client_id);
-
-	if (s)
-		sess_remove(dc->rt, s);
-}
-
-static int
-load_session(const struct dc_client *c, const struct dc_session *s, void *arg)
-{
-	(void)sess_add(arg, c, s);
-	return 0;
-}
-
-/* "ip:port,ip:port" back into the location (after a restart). */
-static int
-load_location(const struct dc_loc_row *r, void *arg)
-{
-	struct dc *dc = arg;
-	struct dc_sess *s = dc_sess_by_client(dc, r->client_id);
-	char buf[sizeof(r->locals)], *tok, *save = NULL;
-	socklen_t len;
-
-	if (s == NULL || ntm_sa_parse(&s->loc.reflexive, &len, r->reflexive) < 0)
-		return 0;
-	snprintf(buf, sizeof(buf), "%s", r->locals);
-	s->loc.nlocals = 0;
-	for (tok = strtok_r(buf, ",", &save); tok && s->loc.nlocals < NTM_REG_ADDRS;
-	    tok = strtok_r(NULL, ",", &save))
-		if (ntm_sa_parse(&s->loc.locals[s->loc.nlocals], &len, tok) == 0)
-			s->loc.nlocals++;
-	s->loc.natted = r->natted;
-	s->agent = r->agent;
-	s->last_seen = s->saved = r->last_seen;
-	s->has_loc = !r->offline;
-	/* Below any counter it will send: its next REG_REQ brings it back. */
-	s->stopped_ctr = r->offline ? 1 : 0;
-	/* No reply address until it registers again: peer stays unset. */
-	return 0;
-}
-
-void
-dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->client_id = s->client_id;
-	snprintf(out->fqdn, sizeof(out->fqdn), "%s", s->fqdn);
-	snprintf(out->vip4, sizeof(out->vip4), "%s", s->vip4);
-	snprintf(out->vip6, sizeof(out->vip6), "%s", s->vip6);
-	out->online = sess_online(dc, s, now_unix());
-	out->stopped = !s->has_loc && s->stopped_ctr != 0;
-	out->has_loc = s->has_loc;
-	out->loc = s->loc;
-	out->family = s->loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
-	out->last_seen = s->last_seen;
-	out->pending = (unsigned)s->npend;
-}
 
 /* ---- sending --------------------------------------------------------------- */
 
@@ -382,6 +126,20 @@ send_nudge(struct dc *dc, struct dc_sess *s)
 }
 
 int
+dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction)
+{
+	int n;
+
+	if (direction == NULL)
+		return NTM_ERR_NOMEM;
+	n = dc_sess_enqueue(dc, s, direction);
+	send_nudge(dc, s);
+	/* The webhook too: for a device the NUDGE may not reach. */
+	dc_push_direction(dc, s->client_id, s->fqdn, n);
+	return n;
+}
+
+int
 dc_sess_moved(struct dc *dc, struct dc_sess *s, const uint8_t tid[NTM_TUNNEL_ID_LEN],
     const struct sockaddr_storage *endpoint)
 {
@@ -404,63 +162,6 @@ dc_sess_moved(struct dc *dc, struct dc_sess *s, const uint8_t tid[NTM_TUNNEL_ID_
 	    ntm_sa_str((struct sockaddr *)&s->peer, a, sizeof(a)),
 	    ntm_sa_str((const struct sockaddr *)endpoint, b, sizeof(b)));
 	return 0;
-}
-
-/* ---- directions ---------------------------------------------------------- */
-
-static void
-expire_pending(struct dc_sess *s, int64_t now)
-{
-	int i, j;
-
-	for (i = j = 0; i < s->npend; i++) {
-		if (s->pend[i].expires <= now)
-			json_decref(s->pend[i].dir);
-		else
-			s->pend[j++] = s->pend[i];
-	}
-	s->npend = j;
-}
-
-int
-dc_sess_queue(struct dc *dc, struct dc_sess *s, json_t *direction)
-{
-	int64_t now = now_unix();
-
-	if (direction == NULL)
-		return NTM_ERR_NOMEM;
-	expire_pending(s, now);
-	if (s->npend == DC_PENDING_MAX) {
-		dc->rt->c.dir_dropped++;
-		json_decref(s->pend[0].dir);
-		memmove(&s->pend[0], &s->pend[1], (DC_PENDING_MAX - 1) * sizeof(s->pend[0]));
-		s->npend--;
-	}
-	s->pend[s->npend].dir = direction;
-	s->pend[s->npend].expires = now + dc->srv->conf.direction_ttl_s;
-	s->npend++;
-	send_nudge(dc, s);
-	/* The webhook too: for a device the NUDGE may not reach. */
-	dc_push_direction(dc, s->client_id, s->fqdn, s->npend);
-	return s->npend;
-}
-
-json_t *
-dc_sess_take(struct dc *dc, struct dc_sess *s)
-{
-	json_t *arr = json_array();
-	int i;
-
-	expire_pending(s, now_unix());
-	if (arr == NULL)
-		return NULL;
-	for (i = 0; i < s->npend; i++)
-		if (json_array_append(arr, s->pend[i].dir) < 0) {
-			json_decref(arr);
-			return NULL;
-		}
-	sess_clear_pending(s);
-	return arr;
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -497,26 +198,61 @@ locals_text(const struct ntm_location *l, char *buf, size_t cap)
 	}
 }
 
-/* offline: its agent said it stops; stored at once. */
+/* Stores the session's location (offline: its agent said it stops). */
 static void
-save_location(struct dc *dc, struct dc_sess *s, int changed, int offline, int64_t now)
+save_location(struct dc *dc, struct dc_sess *s, int offline, int64_t now)
 {
 	struct dc_loc_row r;
 
-	if (!changed && !offline && now - s->saved < keepalive(dc))
-		return;
 	memset(&r, 0, sizeof(r));
 	r.client_id = s->client_id;
-	ntm_sa_str((struct sockaddr *)&s->loc.reflexive, r.reflexive, sizeof(r.reflexive));
-	locals_text(&s->loc, r.locals, sizeof(r.locals));
-	r.natted = s->loc.natted;
-	r.agent = s->agent;
+	ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, r.reflexive, sizeof(r.reflexive));
+	locals_text(&s->reg.loc, r.locals, sizeof(r.locals));
+	r.natted = s->reg.loc.natted;
+	r.agent = s->reg.agent;
 	r.last_seen = now;
 	r.offline = offline;
 	if (dc_db_location_store(dc->db, &r) == 0)
-		s->saved = now;
+		s->reg.saved = now;
 }
 
+/* The session a REG_REQ names, from the cache or else (rate limited) the
+ * database; NULL when it is dropped (counted). */
+static struct dc_sess *
+reg_session(struct dc *dc, const uint8_t *sid, int64_t now)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+	struct dc_client cl;
+	struct dc_session ss;
+	char hex[2 * NTM_SID_LEN + 1];
+
+	if (sid == NULL) {
+		rt->c.malformed++;
+		return NULL;
+	}
+	if ((s = dc_sess_by_sid(dc, sid)) == NULL) {
+		if (!miss_allowed(rt)) {
+			rt->c.miss_limited++;
+			return NULL;
+		}
+		if (ntm_hex_encode(hex, sizeof(hex), sid, NTM_SID_LEN) < 0 ||
+		    dc_db_session_by_id(dc->db, hex, now, &cl, &ss) < 0 ||
+		    (s = dc_sess_add(dc, &cl, &ss)) == NULL) {
+			ntm_wipe(&ss, sizeof(ss));
+			rt->c.unknown_session++;
+			return NULL;
+		}
+		ntm_wipe(&ss, sizeof(ss));
+	}
+	if (s->expires <= now) {
+		rt->c.expired_session++;
+		return NULL;
+	}
+	return s;
+}
+
+/* Decodes a REG_REQ, has lib/dcreg.c decide, and does what it says. */
 static void
 on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
     socklen_t fromlen, const struct sockaddr_storage *to, int has_to)
@@ -525,39 +261,14 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	struct dc_sess *s;
 	struct ntm_reg_req req;
 	struct ntm_reg_resp resp;
-	struct ntm_location loc;
-	struct dc_client cl;
-	struct dc_session ss;
-	const uint8_t *sid = ntm_reg_sid(p, n);
+	struct ntm_dcreg_act act;
 	uint8_t out[NTM_REG_RESP_LEN];
-	char hex[2 * NTM_SID_LEN + 1], a[64];
+	char a[64];
 	int64_t now = now_unix();
-	uint64_t ctr = 0;
-	int e, i, changed, moved, was_online;
-	socklen_t len;
+	int e;
 
-	if (sid == NULL) {
-		rt->c.malformed++;
+	if ((s = reg_session(dc, ntm_reg_sid(p, n), now)) == NULL)
 		return;
-	}
-	if ((s = find_sid(rt, sid)) == NULL) {
-		if (!miss_allowed(rt)) {
-			rt->c.miss_limited++;
-			return;
-		}
-		if (ntm_hex_encode(hex, sizeof(hex), sid, NTM_SID_LEN) < 0 ||
-		    dc_db_session_by_id(dc->db, hex, now, &cl, &ss) < 0 ||
-		    (s = sess_add(dc, &cl, &ss)) == NULL) {
-			ntm_wipe(&ss, sizeof(ss));
-			rt->c.unknown_session++;
-			return;
-		}
-		ntm_wipe(&ss, sizeof(ss));
-	}
-	if (s->expires <= now) {
-		rt->c.expired_session++;
-		return;
-	}
 	if ((e = ntm_reg_req_open(&s->chan, p, n, &req)) < 0) {
 		if (e == NTM_ERR_REPLAY)
 			rt->c.replay++;
@@ -567,90 +278,50 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 			rt->c.malformed++;
 		return;
 	}
-	/* The counter answered: bytes 20..27 of the sealed header. */
-	for (i = 0; i < 8; i++)
-		ctr = ctr << 8 | p[NTM_HDR_LEN + NTM_SID_LEN + i];
-	if (req.flags & NTM_REG_F_OFFLINE) {
-		/* Its agent stops (ntm down): offline at once, so a direction
-		 * request for it fails now instead of after 3 keepalives. No
-		 * answer: nobody waits for one. */
-		if (s->has_loc) {
-			log_info("register %s: offline (its agent stopped)", s->fqdn);
-			save_location(dc, s, 1, 1, now);
-		}
-		s->has_loc = 0;
-		if (ctr > s->stopped_ctr)
-			s->stopped_ctr = ctr;
-		rt->c.reg_ok++;
+	if (ntm_dcreg_decide(&s->reg, &req, from, fromlen, now, dc_keepalive(dc),
+	    DC_ONLINE_FACTOR, &s->reg, &act) < 0)
 		return;
-	}
-	if (ctr < s->stopped_ctr) {
+	if (act.verdict == NTM_DCREG_STALE) {
 		/* Sent before the goodbye, delivered after it. */
 		rt->c.replay++;
 		return;
 	}
-	s->stopped_ctr = 0;
-
-	memset(&loc, 0, sizeof(loc));
-	memcpy(&loc.reflexive, from, sizeof(*from));
-	len = fromlen;
-	ntm_sa_unmap(&loc.reflexive, &len);
-	for (i = 0; i < req.naddrs && i < NTM_REG_ADDRS; i++) {
-		struct sockaddr_storage *l = &loc.locals[loc.nlocals];
-
-		*l = req.addrs[i];
-		if (l->ss_family == AF_INET && ((struct sockaddr_in *)l)->sin_port == 0)
-			((struct sockaddr_in *)l)->sin_port = htons(req.local_port);
-		else if (l->ss_family == AF_INET6 &&
-		    ((struct sockaddr_in6 *)l)->sin6_port == 0)
-			((struct sockaddr_in6 *)l)->sin6_port = htons(req.local_port);
-		else if (l->ss_family != AF_INET && l->ss_family != AF_INET6)
-			continue;
-		loc.nlocals++;
+	rt->c.reg_ok++;
+	if (act.verdict == NTM_DCREG_GOODBYE) {
+		if (act.log)
+			log_info("register %s: offline (its agent stopped)", s->fqdn);
+		if (act.store)
+			save_location(dc, s, 1, now);
+		return;
 	}
-	loc.natted = ntm_location_natted(&loc);
-	was_online = sess_online(dc, s, now);
-	changed = !s->has_loc || s->agent != !!(req.flags & NTM_REG_F_AGENT) ||
-	    memcmp(&loc, &s->loc, sizeof(loc)) != 0;
-	if (changed || !sess_online(dc, s, now))
+	if (act.log)
 		log_info("register %s from %s: %s%s", s->fqdn,
-		    ntm_sa_str((struct sockaddr *)&loc.reflexive, a, sizeof(a)),
-		    loc.natted ? "natted" : "global", req.flags & NTM_REG_F_AGENT ? ", agent" : "");
-	/* Same NAT situation and family, new reflexive address: the direct
-	 * routes stay, only the address moved. (Otherwise the agent has every
-	 * route decided again, §4.6 step 6.) */
-	moved = s->has_loc && loc.natted == s->loc.natted &&
-	    loc.reflexive.ss_family == s->loc.reflexive.ss_family &&
-	    !ntm_sa_equal((struct sockaddr *)&loc.reflexive,
-	    (struct sockaddr *)&s->loc.reflexive);
-	s->loc = loc;
-	s->has_loc = 1;
-	s->agent = !!(req.flags & NTM_REG_F_AGENT);
-	s->last_seen = now;
+		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
+		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "");
 	memcpy(&s->peer, from, sizeof(*from));
 	s->peerlen = fromlen;
 	s->has_local = has_to;
 	if (has_to)
 		s->local = *to;
-	save_location(dc, s, changed, 0, now);
-	expire_pending(s, now);
-	rt->c.reg_ok++;
+	if (act.store)
+		save_location(dc, s, 0, now);
+	dc_sess_expire(s, now);
 
 	memset(&resp, 0, sizeof(resp));
-	resp.reflexive = loc.reflexive;
-	resp.keepalive_s = (uint32_t)keepalive(dc);
+	resp.reflexive = s->reg.loc.reflexive;
+	resp.keepalive_s = (uint32_t)dc_keepalive(dc);
 	resp.pending = (uint32_t)s->npend;
-	resp.echo = ctr;
+	resp.echo = act.echo;
 	if (ntm_reg_resp_seal(&s->chan, &resp, out, sizeof(out)) != NTM_REG_RESP_LEN)
 		return;
 	if (send_from(rt, from, fromlen, to, has_to, out, sizeof(out)) == 0)
 		rt->c.resp_sent++;
 	/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
-	if (moved)
-		dc_tunnel_moved(dc, s->fqdn, &loc.reflexive);
+	if (act.moved)
+		dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
 	/* Back online: cache entries that arrived meanwhile get a NUDGE. */
-	if (!was_online)
-		dc_exchange_online(dc, s);
+	if (act.came_online)
+		dc_hooks_online(dc, s);
 }
 
 /* The local address a datagram came to, from its IP_PKTINFO/IPV6_PKTINFO. */
@@ -739,15 +410,17 @@ json_t *
 dc_udp_stats(struct dc *dc)
 {
 	const struct dc_udp_counters *c;
+	struct dc_sess_counts sc;
 
 	if (dc->rt == NULL)
 		return json_object();
 	c = &dc->rt->c;
+	dc_sess_counts(dc, &sc);
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I}, s:I}",
 	    "received", (json_int_t)c->rx, "registered", (json_int_t)c->reg_ok,
 	    "answered", (json_int_t)c->resp_sent, "nudged", (json_int_t)c->nudge_sent,
-	    "moved", (json_int_t)c->moved_sent, "sessions", (json_int_t)dc->rt->nsess,
+	    "moved", (json_int_t)c->moved_sent, "sessions", (json_int_t)sc.sessions,
 	    "dropped",
 	    "bad_header", (json_int_t)c->bad_header, "bad_type", (json_int_t)c->bad_type,
 	    "unknown_session", (json_int_t)c->unknown_session,
@@ -755,28 +428,30 @@ dc_udp_stats(struct dc *dc)
 	    "replay", (json_int_t)c->replay, "forged", (json_int_t)c->forged,
 	    "malformed", (json_int_t)c->malformed, "rate_limited", (json_int_t)c->miss_limited,
 	    "send_error", (json_int_t)c->send_error, "direction_overflow",
-	    (json_int_t)c->dir_dropped, "cache_evicted", (json_int_t)c->cache_evicted,
-	    "keepalive_s", (json_int_t)keepalive(dc));
+	    (json_int_t)sc.dropped, "cache_evicted", (json_int_t)sc.evicted,
+	    "keepalive_s", (json_int_t)dc_keepalive(dc));
 }
 
 static void
 log_stats(struct dc *dc, int level_info)
 {
 	const struct dc_udp_counters *c = &dc->rt->c;
+	struct dc_sess_counts sc;
 	char line[512];
 
+	dc_sess_counts(dc, &sc);
 	snprintf(line, sizeof(line), "udp: rx %llu registered %llu answered %llu nudged %llu "
 	    "sessions %zu; dropped: bad_header %llu bad_type %llu unknown_session %llu "
 	    "expired_session %llu replay %llu forged %llu malformed %llu rate_limited %llu "
 	    "send_error %llu direction_overflow %llu",
 	    (unsigned long long)c->rx, (unsigned long long)c->reg_ok,
 	    (unsigned long long)c->resp_sent, (unsigned long long)c->nudge_sent,
-	    dc->rt->nsess, (unsigned long long)c->bad_header,
+	    sc.sessions, (unsigned long long)c->bad_header,
 	    (unsigned long long)c->bad_type, (unsigned long long)c->unknown_session,
 	    (unsigned long long)c->expired_session, (unsigned long long)c->replay,
 	    (unsigned long long)c->forged, (unsigned long long)c->malformed,
 	    (unsigned long long)c->miss_limited, (unsigned long long)c->send_error,
-	    (unsigned long long)c->dir_dropped);
+	    (unsigned long long)sc.dropped);
 	if (level_info)
 		log_info("%s", line);
 	else
@@ -784,104 +459,18 @@ log_stats(struct dc *dc, int level_info)
 	dc->rt->logged = *c;
 }
 
-/* state_dir/status.json for "ntm-dc status": the counters, now. */
-static void
-write_status(struct dc *dc)
+void
+dc_udp_tick(struct dc *dc)
 {
-	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "name",
-	    dc->srv->conf.name, "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(),
-	    "udp", dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc),
-	    "exchange", dc_exchange_stats(dc), "ended_tokens", dc_ended_stats(dc));
-	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
-
-	if (text && ntm_file_write(dc->rt->status_path, text, strlen(text), 0600) < 0)
-		log_debug("status %s: cannot write", dc->rt->status_path);
-	free(text);
-	json_decref(st);
-}
-
-static void
-on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct dc *dc = arg;
 	int64_t now = now_unix();
 
-	write_status(dc);
+	if (dc->rt == NULL)
+		return;
 	if (now - dc->rt->logged_at >= STATS_EVERY_S &&
 	    memcmp(&dc->rt->c, &dc->rt->logged, sizeof(dc->rt->c)) != 0) {
 		log_stats(dc, 0);
 		dc->rt->logged_at = now;
 	}
-}
-
-/* "ntm-dc status [--json]": the running daemon's counters, from its file. */
-int
-dc_cmd_status(struct srv *s, int argc, char *argv[])
-{
-	char *path = xasprintf("%s/status.json", s->conf.state_dir), *text = NULL;
-	json_t *st = NULL, *udp, *drop, *push, *v;
-	json_error_t je;
-	const char *k;
-	size_t len;
-	int json = 0, ret = 1, e;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] status [--json]\n", s->spec->prog);
-			free(path);
-			return 0;
-		} else {
-			srv_errx("status: unknown argument '%s' (usage: status [--json])", argv[i]);
-			free(path);
-			return 2;
-		}
-	}
-	if ((e = ntm_file_read(path, STATUS_READ_MAX, &text, &len)) < 0) {
-		srv_errx("%s: %s (is the daemon running with udp_listen set?)", path,
-		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
-		goto cleanup;
-	}
-	if ((st = json_loadb(text, len, 0, &je)) == NULL || !json_is_object(st)) {
-		srv_errx("%s: not a status file", path);
-		goto cleanup;
-	}
-	if (now_unix() - json_integer_value(json_object_get(st, "time")) > STATUS_STALE_S) {
-		srv_errx("%s: stale (the daemon is not running)", path);
-		goto cleanup;
-	}
-	if (json) {
-		if (json_dumpf(st, stdout, JSON_INDENT(2)) < 0)
-			goto cleanup;
-		putchar('\n');
-	} else {
-		udp = json_object_get(st, "udp");
-		json_object_foreach(udp, k, v)
-			if (json_is_integer(v))
-				printf("%-26s %lld\n", k, (long long)json_integer_value(v));
-		drop = json_object_get(udp, "dropped");
-		json_object_foreach(drop, k, v)
-			printf("dropped %-18s %lld\n", k, (long long)json_integer_value(v));
-		push = json_object_get(st, "push");
-		json_object_foreach(push, k, v)
-			if (json_is_integer(v))
-				printf("%-26s %lld\n", k, (long long)json_integer_value(v));
-		push = json_object_get(st, "moved");
-		json_object_foreach(push, k, v)
-			if (json_is_integer(v))
-				printf("moved %-20s %lld\n", k, (long long)json_integer_value(v));
-		push = json_object_get(st, "exchange");
-		json_object_foreach(push, k, v)
-			if (json_is_integer(v))
-				printf("exchange %-17s %lld\n", k, (long long)json_integer_value(v));
-	}
-	ret = fflush(stdout) == 0 ? 0 : 1;
-cleanup:
-	json_decref(st);
-	free(text);
-	free(path);
-	return ret;
 }
 
 /* ---- start / stop -------------------------------------------------------- */
@@ -892,9 +481,9 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	struct srv *s = dc->srv;
 	struct dc_rt *rt;
 	struct sockaddr_storage ss;
+	struct dc_sess_counts sc;
 	socklen_t len;
-	struct timeval tv = { STATUS_EVERY_S, 0 };
-	int on = 1, off = 0, e;
+	int on = 1, off = 0;
 	char a[64];
 
 	if ((rt = calloc(1, sizeof(*rt))) == NULL) {
@@ -905,14 +494,7 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	rt->miss_tokens = DC_MISS_RATE;
 	rt->miss_ms = mono_ms();
 	rt->logged_at = now_unix();
-	rt->status_path = xasprintf("%s/status.json", s->conf.state_dir);
 	dc->rt = rt;
-	if ((e = dc_db_live_sessions(dc->db, now_unix(), load_session, dc)) < 0 ||
-	    (e = dc_db_locations(dc->db, load_location, dc)) < 0) {
-		snprintf(err, errlen, "db %s: cannot load the sessions: %s", s->conf.db,
-		    ntm_strerror(e));
-		return -1;
-	}
 	if (s->conf.udp_listen == NULL || s->check_only)
 		return 0;
 	if (ntm_sa_parse(&ss, &len, s->conf.udp_listen) < 0) {
@@ -942,16 +524,15 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	if ((rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
-	    event_add(rt->ev, NULL) < 0 ||
-	    (rt->timer = event_new(s->base, -1, EV_PERSIST, on_timer, dc)) == NULL ||
-	    event_add(rt->timer, &tv) < 0) {
+	    event_add(rt->ev, NULL) < 0) {
 		snprintf(err, errlen, "cannot watch the UDP socket");
 		return -1;
 	}
 	dc_dns_set_udp(dc, (struct sockaddr *)&rt->bound);
+	dc_sess_counts(dc, &sc);
 	log_info("registration on udp %s (keepalive %lds, %zu sessions cached)",
 	    ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)), s->conf.keepalive_s,
-	    rt->nsess);
+	    sc.sessions);
 	return 0;
 }
 
@@ -959,24 +540,15 @@ void
 dc_udp_stop(struct dc *dc)
 {
 	struct dc_rt *rt = dc->rt;
-	struct dc_sess *s;
 
 	if (rt == NULL)
 		return;
-	if (rt->ev)
+	if (rt->ev) {
 		log_stats(dc, 1);
-	if (rt->ev)
 		event_free(rt->ev);
-	if (rt->timer)
-		event_free(rt->timer);
+	}
 	if (rt->fd >= 0)
 		close(rt->fd);
-	if (rt->ev)
-		unlink(rt->status_path);
-	free(rt->status_path);
-	for (unsigned b = 0; b < SESS_BUCKETS; b++)
-		while ((s = rt->by_sid[b]) != NULL)
-			sess_remove(rt, s);
 	free(rt);
 	dc->rt = NULL;
 }

@@ -10,70 +10,37 @@
 
 #include "dc.h"
 
-/* Runs one statement binding (client_id, now); 0 or NTM_ERR_DB. */
-static int
-run2(sqlite3 *db, const char *sql, int64_t a, int64_t b)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_int64(st, 2, b);
-	ret = sqlite3_step(st) == SQLITE_DONE ? 0 : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
-}
-
-static int
-count2(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t *out)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_int64(st, 2, b);
-	ret = NTM_ERR_DB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		ret = 0;
-	}
-	sqlite3_finalize(st);
-	return ret;
-}
-
 /* ---- temporal keys ---------------------------------------------------------- */
+
+/* Deletes client_id's expired rows of table (a name of ours, never input)
+ * and counts the rest: NTM_ERR_NOSPACE when it holds max already. */
+static int
+room_for_one(sqlite3 *db, const char *table, int64_t client_id, int64_t now, int64_t max)
+{
+	char purge[128], count[128];
+	int64_t n = 0;
+	int ret;
+
+	snprintf(purge, sizeof(purge), "DELETE FROM %s WHERE client_id = ?1 AND "
+	    "expires <= ?2", table);
+	snprintf(count, sizeof(count), "SELECT count(*) FROM %s WHERE client_id = ?1 AND "
+	    "expires > ?2", table);
+	if ((ret = ntm_db_run(db, purge, "II", client_id, now)) < 0 ||
+	    (ret = ntm_db_int(db, &n, count, "II", client_id, now)) < 0)
+		return ret;
+	return n >= max ? NTM_ERR_NOSPACE : 0;
+}
 
 int
 dc_db_tkey_put(sqlite3 *db, int64_t client_id, const struct dc_tkey *k, int64_t now)
 {
-	sqlite3_stmt *st;
-	int64_t n = 0;
-	int ret, rc;
+	int ret;
 
-	if ((ret = run2(db, "DELETE FROM temporal_keys WHERE client_id = ?1 AND expires <= ?2",
-	    client_id, now)) < 0 ||
-	    (ret = count2(db, "SELECT count(*) FROM temporal_keys WHERE client_id = ?1 "
-	    "AND expires > ?2", client_id, now, &n)) < 0)
+	if ((ret = room_for_one(db, "temporal_keys", client_id, now, DC_XKEYS_MAX)) < 0)
 		return ret;
-	if (n >= DC_XKEYS_MAX)
-		return NTM_ERR_NOSPACE;
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO temporal_keys (client_id, key_id, sender, "
-	    "tkey, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	sqlite3_bind_text(st, 2, k->key_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, k->from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, k->tkey, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, k->created);
-	sqlite3_bind_int64(st, 6, k->expires);
-	rc = sqlite3_step(st);
-	ret = rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? NTM_ERR_EXISTS : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
+	return ntm_db_run(db, "INSERT INTO temporal_keys (client_id, key_id, sender, "
+	    "tkey, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IsssII", client_id,
+	    k->key_id, k->from, k->tkey, k->created, k->expires);
 }
 
 #define TKEY_COLS "key_id, sender, tkey, created, expires"
@@ -96,23 +63,20 @@ dc_db_tkeys(sqlite3 *db, int64_t client_id, int64_t now,
 	struct dc_tkey k;
 	int ret, rc;
 
-	if ((ret = run2(db, "DELETE FROM temporal_keys WHERE client_id = ?1 AND expires <= ?2",
-	    client_id, now)) < 0 ||
-	    (ret = ntm_db_prepare(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
-	    "WHERE client_id = ?1 ORDER BY id")) < 0)
+	if ((ret = ntm_db_run(db, "DELETE FROM temporal_keys WHERE client_id = ?1 AND "
+	    "expires <= ?2", "II", client_id, now)) < 0 ||
+	    (ret = ntm_db_query(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
+	    "WHERE client_id = ?1 ORDER BY id", "I", client_id)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		read_tkey(st, &k);
 		ret = fn(&k, arg);
 		ntm_wipe(&k, sizeof(k));
 		if (ret < 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = NTM_ERR_DB;
 	sqlite3_finalize(st);
-	return ret;
+	return ret < 0 ? ret : rc;
 }
 
 int
@@ -120,20 +84,14 @@ dc_db_tkey_get(sqlite3 *db, int64_t client_id, const char *key_id, int64_t now,
     struct dc_tkey *k)
 {
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
-	if ((ret = ntm_db_prepare(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
-	    "WHERE client_id = ?1 AND key_id = ?2 AND expires > ?3")) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
+	    "WHERE client_id = ?1 AND key_id = ?2 AND expires > ?3", "IsI", client_id,
+	    key_id, now)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	sqlite3_bind_text(st, 2, key_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((ret = ntm_db_row(db, st)) == 0)
 		read_tkey(st, k);
-		ret = 0;
-	} else
-		ret = rc == SQLITE_DONE ? NTM_ERR_NOTFOUND : NTM_ERR_DB;
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -141,18 +99,10 @@ dc_db_tkey_get(sqlite3 *db, int64_t client_id, const char *key_id, int64_t now,
 int
 dc_db_tkey_del(sqlite3 *db, int64_t client_id, const char *key_id)
 {
-	sqlite3_stmt *st;
-	int ret;
+	int ret = ntm_db_run(db, "DELETE FROM temporal_keys WHERE client_id = ?1 "
+	    "AND key_id = ?2", "Is", client_id, key_id);
 
-	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM temporal_keys WHERE client_id = ?1 "
-	    "AND key_id = ?2")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	sqlite3_bind_text(st, 2, key_id, -1, SQLITE_STATIC);
-	ret = sqlite3_step(st) != SQLITE_DONE ? NTM_ERR_DB :
-	    sqlite3_changes(db) == 0 ? NTM_ERR_NOTFOUND : 0;
-	sqlite3_finalize(st);
-	return ret;
+	return ret == 0 && sqlite3_changes(db) == 0 ? NTM_ERR_NOTFOUND : ret;
 }
 
 /* ---- cache entries ---------------------------------------------------------- */
@@ -160,38 +110,16 @@ dc_db_tkey_del(sqlite3 *db, int64_t client_id, const char *key_id)
 int
 dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t now)
 {
-	sqlite3_stmt *st;
-	int64_t n = 0;
-	int ret, rc;
+	int ret;
 
-	if ((ret = run2(db, "DELETE FROM cache_entries WHERE client_id = ?1 AND expires <= ?2",
-	    client_id, now)) < 0 ||
-	    (ret = count2(db, "SELECT count(*) FROM cache_entries WHERE client_id = ?1 "
-	    "AND expires > ?2", client_id, now, &n)) < 0)
+	if ((ret = room_for_one(db, "cache_entries", client_id, now, DC_XENTRIES_MAX)) < 0)
 		return ret;
-	if (n >= DC_XENTRIES_MAX)
-		return NTM_ERR_NOSPACE;
-	if ((ret = ntm_db_prepare(db, &st, "INSERT INTO cache_entries (client_id, kind, sender, cs, "
+	if ((ret = ntm_db_run(db, "INSERT INTO cache_entries (client_id, kind, sender, cs, "
 	    "sha256, size, app, service, item, notify, created, expires) VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	sqlite3_bind_text(st, 2, e->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, e->from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, e->cs, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, e->sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, e->size);
-	sqlite3_bind_text(st, 7, e->app, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, e->service, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, e->item, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, e->notify, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 11, e->created);
-	sqlite3_bind_int64(st, 12, e->expires);
-	rc = sqlite3_step(st);
-	ret = rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? NTM_ERR_EXISTS : NTM_ERR_DB;
-	if (ret == 0)
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", "IssssIssssII",
+	    client_id, e->kind, e->from, e->cs, e->sha256, e->size, e->app, e->service,
+	    e->item, e->notify, e->created, e->expires)) == 0)
 		e->id = sqlite3_last_insert_rowid(db);
-	sqlite3_finalize(st);
 	return ret;
 }
 
@@ -203,18 +131,13 @@ dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now,
 	struct dc_entry e;
 	int ret, rc;
 
-	if ((ret = run2(db, "DELETE FROM cache_entries WHERE client_id = ?1 AND expires <= ?2",
-	    client_id, now)) < 0 ||
-	    (ret = ntm_db_prepare(db, &st, "SELECT id, kind, sender, cs, sha256, size, app, service, "
-	    "item, notify, created, expires FROM cache_entries WHERE client_id = ?1 "
-	    "AND (?2 IS NULL OR sender = ?2) ORDER BY id")) < 0)
+	if ((ret = ntm_db_run(db, "DELETE FROM cache_entries WHERE client_id = ?1 AND "
+	    "expires <= ?2", "II", client_id, now)) < 0 ||
+	    (ret = ntm_db_query(db, &st, "SELECT id, kind, sender, cs, sha256, size, app, "
+	    "service, item, notify, created, expires FROM cache_entries WHERE client_id = ?1 "
+	    "AND (?2 IS NULL OR sender = ?2) ORDER BY id", "Is", client_id, from)) < 0)
 		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	if (from)
-		sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 2);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		e.id = sqlite3_column_int64(st, 0);
 		ntm_db_col(e.kind, sizeof(e.kind), st, 1);
 		ntm_db_col(e.from, sizeof(e.from), st, 2);
@@ -230,32 +153,22 @@ dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now,
 		if ((ret = fn(&e, arg)) < 0)
 			break;
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = NTM_ERR_DB;
 	sqlite3_finalize(st);
-	return ret;
+	return ret < 0 ? ret : rc;
 }
 
 int
 dc_db_entry_count(sqlite3 *db, int64_t client_id, int64_t now, int64_t *out)
 {
-	return count2(db, "SELECT count(*) FROM cache_entries WHERE client_id = ?1 "
-	    "AND expires > ?2", client_id, now, out);
+	return ntm_db_int(db, out, "SELECT count(*) FROM cache_entries WHERE client_id = ?1 "
+	    "AND expires > ?2", "II", client_id, now);
 }
 
 int
 dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id)
 {
-	sqlite3_stmt *st;
-	int ret;
+	int ret = ntm_db_run(db, "DELETE FROM cache_entries WHERE client_id = ?1 "
+	    "AND id = ?2", "II", client_id, id);
 
-	if ((ret = ntm_db_prepare(db, &st, "DELETE FROM cache_entries WHERE client_id = ?1 "
-	    "AND id = ?2")) < 0)
-		return ret;
-	sqlite3_bind_int64(st, 1, client_id);
-	sqlite3_bind_int64(st, 2, id);
-	ret = sqlite3_step(st) != SQLITE_DONE ? NTM_ERR_DB :
-	    sqlite3_changes(db) == 0 ? NTM_ERR_NOTFOUND : 0;
-	sqlite3_finalize(st);
-	return ret;
+	return ret == 0 && sqlite3_changes(db) == 0 ? NTM_ERR_NOTFOUND : ret;
 }

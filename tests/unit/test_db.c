@@ -115,6 +115,74 @@ TEST(bad_migration)
 	CHECK_EQ(ntm_db_open(p, migs, 2, &db), NTM_ERR_IO);
 }
 
+/* The statement helpers: binding by letters, one finalize rule, one way to
+ * end a transaction. */
+TEST(statements)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1, big = INT64_C(1) << 40;
+	char name[8];
+	int rc, rows = 0;
+
+	CHECK_EQ(ntm_db_open(":memory:", migs, 2, &db), 0);
+	CHECK_EQ(ntm_db_run(db, "INSERT INTO a (id, name) VALUES (?1, ?2)", "Is", big,
+	    "second"), 0);
+	CHECK_EQ(sqlite3_changes(db), 1);
+	CHECK_EQ(ntm_db_run(db, "INSERT INTO a (name) VALUES (?1)", "s", "second"),
+	    NTM_ERR_EXISTS);
+	CHECK_EQ(ntm_db_run(db, "INSERT INTO a (name) VALUES (?1)", "s", NULL),
+	    NTM_ERR_EXISTS);		/* NOT NULL is a constraint too */
+	CHECK_EQ(ntm_db_run(db, "INSERT INTO a (name) VALUES (?1)", "x", "bad"),
+	    NTM_ERR_INVAL);
+	CHECK_EQ(ntm_db_run(db, "NOT SQL", NULL), NTM_ERR_DB);
+	CHECK_EQ(ntm_db_run(db, "SELECT 1", NULL), NTM_ERR_DB);	/* a row: not done */
+
+	CHECK_EQ(ntm_db_int(db, &n, "SELECT id FROM a WHERE name = ?1", "s", "second"), 0);
+	CHECK_EQ(n, big);
+	n = -1;
+	CHECK_EQ(ntm_db_int(db, &n, "SELECT id FROM a WHERE name = ?1", "s", "none"),
+	    NTM_ERR_NOTFOUND);
+	CHECK_EQ(n, -1);
+	CHECK_EQ(ntm_db_int(db, &n, "SELECT count(*) FROM a WHERE id > ?1", "i", 0), 0);
+	CHECK_EQ(n, 2);
+
+	CHECK_EQ(ntm_db_query(db, &st, "SELECT name FROM a WHERE id = ?1", "I", big), 0);
+	CHECK_EQ(ntm_db_row(db, st), 0);
+	ntm_db_col(name, sizeof(name), st, 0);
+	CHECK_STR(name, "second");
+	sqlite3_finalize(st);
+	CHECK_EQ(ntm_db_query(db, &st, "SELECT name FROM a WHERE id = ?1", "I",
+	    (int64_t)7), 0);
+	CHECK_EQ(ntm_db_row(db, st), NTM_ERR_NOTFOUND);
+	sqlite3_finalize(st);
+	CHECK_EQ(ntm_db_query(db, &st, "NOT SQL", NULL), NTM_ERR_DB);
+	CHECK(st == NULL);
+	CHECK_EQ(ntm_db_query(db, &st, "SELECT ?1", "ss", "a", "b"), NTM_ERR_DB);
+	CHECK(st == NULL);	/* more letters than parameters */
+
+	CHECK_EQ(ntm_db_prepare(db, &st, "SELECT name FROM a ORDER BY id"), 0);
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW)
+		rows++;
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(rows, 2);
+	sqlite3_finalize(st);
+
+	/* ntm_db_end commits on 0, rolls back on an error and returns it. */
+	CHECK_EQ(ntm_db_begin(db), 0);
+	CHECK_EQ(ntm_db_run(db, "DELETE FROM b", NULL), 0);
+	CHECK_EQ(ntm_db_run(db, "DELETE FROM a", NULL), 0);
+	CHECK_EQ(ntm_db_end(db, NTM_ERR_NOTFOUND), NTM_ERR_NOTFOUND);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM a"), 2);
+	CHECK_EQ(ntm_db_begin(db), 0);
+	CHECK_EQ(ntm_db_run(db, "DELETE FROM a WHERE name = ?1", "s", "second"), 0);
+	CHECK_EQ(ntm_db_end(db, 0), 0);
+	CHECK_EQ(query_int(db, "SELECT count(*) FROM a"), 1);
+	/* A COMMIT that fails (none is open) is returned. */
+	CHECK_EQ(ntm_db_end(db, 0), NTM_ERR_DB);
+	ntm_db_close(db);
+}
+
 TEST(teardown)
 {
 	char cmd[128];
@@ -123,4 +191,4 @@ TEST(teardown)
 	CHECK_EQ(system(cmd), 0);
 }
 
-UNIT_MAIN(T(setup), T(open_migrate), T(bad_migration), T(teardown))
+UNIT_MAIN(T(setup), T(open_migrate), T(bad_migration), T(statements), T(teardown))

@@ -81,6 +81,7 @@ TEST(roundtrip)
 	CHECK(memcmp(ntm_reg_sid(buf, NTM_REG_REQ_LEN), SID, NTM_SID_LEN) == 0);
 	CHECK(ntm_reg_sid(buf, NTM_SEALED_HDR - 1) == NULL);
 	CHECK_EQ(ntm_reg_req_open(&dc, buf, NTM_REG_REQ_LEN, &rq2), 0);
+	CHECK_EQ(rq2.ctr, 1);		/* the opener returns the counter */
 	CHECK_EQ(rq2.local_port, 7000);
 	CHECK_EQ(rq2.flags, NTM_REG_F_AGENT);
 	CHECK_EQ(rq2.naddrs, 3);
@@ -92,6 +93,7 @@ TEST(roundtrip)
 	CHECK_EQ(ntm_reg_req_seal(&cl, &rq, buf, sizeof(buf), &ctr), NTM_REG_REQ_LEN);
 	CHECK_EQ(ctr, 2);
 	CHECK_EQ(ntm_reg_req_open(&dc, buf, NTM_REG_REQ_LEN, &rq2), 0);
+	CHECK_EQ(rq2.ctr, 2);
 	CHECK_EQ(rq2.naddrs, 0);
 
 	/* DC -> client. */

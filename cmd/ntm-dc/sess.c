@@ -1,0 +1,368 @@
+/*
+ * sess.c - the DC's cache of login sessions (docs/protocol.md §4.2): each
+ * logged-in client's channel keys, its last location and its queue of route
+ * directions, loaded from the database at start and kept by login.c (login,
+ * logout) and udp.c (registrations). It also holds the table of hooks
+ * through which the registration path tells the rooms above it that a client
+ * came online or moved.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "sess.h"
+
+#define SESS_BUCKETS	4096
+
+struct dc_cache {
+	struct dc_sess		*by_sid[SESS_BUCKETS];
+	struct dc_sess		*by_client[SESS_BUCKETS];
+	size_t			 nsess;
+	uint64_t		 evicted, dropped;
+};
+
+/* Unix time in microseconds: the first send counter of a session. */
+static uint64_t
+realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static unsigned
+sid_hash(const uint8_t sid[NTM_SID_LEN])
+{
+	return ((unsigned)sid[0] << 8 | sid[1]) % SESS_BUCKETS;
+}
+
+static unsigned
+client_hash(int64_t id)
+{
+	return (unsigned)((uint64_t)id % SESS_BUCKETS);
+}
+
+int
+dc_keepalive(const struct dc *dc)
+{
+	return (int)dc->srv->conf.keepalive_s;
+}
+
+int
+dc_sess_online(const struct dc *dc, const struct dc_sess *s, int64_t now)
+{
+	return ntm_dcreg_online(&s->reg, now, dc_keepalive(dc), DC_ONLINE_FACTOR);
+}
+
+struct dc_sess *
+dc_sess_by_sid(struct dc *dc, const uint8_t sid[NTM_SID_LEN])
+{
+	struct dc_sess *s;
+
+	if (dc->cache == NULL)
+		return NULL;
+	for (s = dc->cache->by_sid[sid_hash(sid)]; s; s = s->snext)
+		if (memcmp(s->sid, sid, NTM_SID_LEN) == 0)
+			return s;
+	return NULL;
+}
+
+struct dc_sess *
+dc_sess_by_client(struct dc *dc, int64_t client_id)
+{
+	struct dc_sess *s;
+
+	if (dc->cache == NULL)
+		return NULL;
+	for (s = dc->cache->by_client[client_hash(client_id)]; s; s = s->cnext)
+		if (s->client_id == client_id)
+			return s;
+	return NULL;
+}
+
+static void
+sess_clear_pending(struct dc_sess *s)
+{
+	for (int i = 0; i < s->npend; i++)
+		json_decref(s->pend[i].dir);
+	s->npend = 0;
+}
+
+static void
+sess_remove(struct dc_cache *rt, struct dc_sess *s)
+{
+	struct dc_sess **pp;
+
+	for (pp = &rt->by_sid[sid_hash(s->sid)]; *pp; pp = &(*pp)->snext)
+		if (*pp == s) {
+			*pp = s->snext;
+			break;
+		}
+	for (pp = &rt->by_client[client_hash(s->client_id)]; *pp; pp = &(*pp)->cnext)
+		if (*pp == s) {
+			*pp = s->cnext;
+			break;
+		}
+	rt->nsess--;
+	sess_clear_pending(s);
+	ntm_chan_wipe(&s->chan);
+	ntm_wipe(s, sizeof(*s));
+	free(s);
+}
+
+/* Makes room by dropping the session seen longest ago. */
+static void
+sess_evict(struct dc_cache *rt)
+{
+	struct dc_sess *s, *old = NULL;
+
+	for (unsigned b = 0; b < SESS_BUCKETS; b++)
+		for (s = rt->by_sid[b]; s; s = s->snext)
+			if (old == NULL || s->reg.last_seen < old->reg.last_seen)
+				old = s;
+	if (old) {
+		rt->evicted++;
+		sess_remove(rt, old);
+	}
+}
+
+struct dc_sess *
+dc_sess_add(struct dc *dc, const struct dc_client *c, const struct dc_session *ss)
+{
+	struct dc_cache *rt = dc->cache;
+	struct dc_sess *s, *old;
+	uint8_t sid[NTM_SID_LEN], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
+
+	if (ntm_hex_decode_exact(sid, sizeof(sid), ss->session_id) < 0 ||
+	    ntm_b64_decode_exact(rx, sizeof(rx), ss->rx) < 0 ||
+	    ntm_b64_decode_exact(tx, sizeof(tx), ss->tx) < 0) {
+		log_warnx("session of %s: malformed keys in the database", c->fqdn);
+		ntm_wipe(rx, sizeof(rx));
+		ntm_wipe(tx, sizeof(tx));
+		return NULL;
+	}
+	if ((old = dc_sess_by_client(dc, c->id)) != NULL)
+		sess_remove(rt, old);
+	if ((old = dc_sess_by_sid(dc, sid)) != NULL)
+		sess_remove(rt, old);
+	if (rt->nsess >= DC_SESS_MAX)
+		sess_evict(rt);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		ntm_wipe(rx, sizeof(rx));
+		ntm_wipe(tx, sizeof(tx));
+		return NULL;
+	}
+	/* The DC's tx is the client's rx (crypto_kx server side). */
+	ntm_chan_init(&s->chan, sid, tx, rx);
+	/* Counters continue above those of an earlier run of the DC: the
+	 * client's window (kept across a DC restart) would refuse 1, 2, ... */
+	s->chan.send_ctr = realtime_us();
+	ntm_wipe(rx, sizeof(rx));
+	ntm_wipe(tx, sizeof(tx));
+	memcpy(s->sid, sid, sizeof(sid));
+	s->client_id = c->id;
+	snprintf(s->fqdn, sizeof(s->fqdn), "%s", c->fqdn);
+	snprintf(s->vip4, sizeof(s->vip4), "%s", c->vip4);
+	snprintf(s->vip6, sizeof(s->vip6), "%s", c->vip6);
+	s->expires = ss->expires;
+	s->snext = rt->by_sid[sid_hash(sid)];
+	rt->by_sid[sid_hash(sid)] = s;
+	s->cnext = rt->by_client[client_hash(c->id)];
+	rt->by_client[client_hash(c->id)] = s;
+	rt->nsess++;
+	return s;
+}
+
+void
+dc_sess_login(struct dc *dc, const struct dc_client *c, const struct dc_session *s)
+{
+	if (dc->cache)
+		(void)dc_sess_add(dc, c, s);
+}
+
+void
+dc_sess_logout(struct dc *dc, int64_t client_id)
+{
+	struct dc_sess *s = dc_sess_by_client(dc, client_id);
+
+	if (s)
+		sess_remove(dc->cache, s);
+}
+
+static int
+load_session(const struct dc_client *c, const struct dc_session *s, void *arg)
+{
+	(void)dc_sess_add(arg, c, s);
+	return 0;
+}
+
+/* "ip:port,ip:port" back into the location (after a restart). */
+static int
+load_location(const struct dc_loc_row *r, void *arg)
+{
+	struct dc *dc = arg;
+	struct dc_sess *s = dc_sess_by_client(dc, r->client_id);
+	char buf[sizeof(r->locals)], *tok, *save = NULL;
+	socklen_t len;
+
+	if (s == NULL || ntm_sa_parse(&s->reg.loc.reflexive, &len, r->reflexive) < 0)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", r->locals);
+	s->reg.loc.nlocals = 0;
+	for (tok = strtok_r(buf, ",", &save); tok && s->reg.loc.nlocals < NTM_REG_ADDRS;
+	    tok = strtok_r(NULL, ",", &save))
+		if (ntm_sa_parse(&s->reg.loc.locals[s->reg.loc.nlocals], &len, tok) == 0)
+			s->reg.loc.nlocals++;
+	s->reg.loc.natted = r->natted;
+	s->reg.agent = r->agent;
+	s->reg.last_seen = s->reg.saved = r->last_seen;
+	s->reg.has_loc = !r->offline;
+	/* Below any counter it will send: its next REG_REQ brings it back. */
+	s->reg.stopped_ctr = r->offline ? 1 : 0;
+	/* No reply address until it registers again: peer stays unset. */
+	return 0;
+}
+
+void
+dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->client_id = s->client_id;
+	snprintf(out->fqdn, sizeof(out->fqdn), "%s", s->fqdn);
+	snprintf(out->vip4, sizeof(out->vip4), "%s", s->vip4);
+	snprintf(out->vip6, sizeof(out->vip6), "%s", s->vip6);
+	out->online = dc_sess_online(dc, s, now_unix());
+	out->stopped = !s->reg.has_loc && s->reg.stopped_ctr != 0;
+	out->has_loc = s->reg.has_loc;
+	out->loc = s->reg.loc;
+	out->family = s->reg.loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
+	out->last_seen = s->reg.last_seen;
+	out->pending = (unsigned)s->npend;
+}
+
+/* ---- directions ---------------------------------------------------------- */
+
+void
+dc_sess_expire(struct dc_sess *s, int64_t now)
+{
+	int i, j;
+
+	for (i = j = 0; i < s->npend; i++) {
+		if (s->pend[i].expires <= now)
+			json_decref(s->pend[i].dir);
+		else
+			s->pend[j++] = s->pend[i];
+	}
+	s->npend = j;
+}
+
+int
+dc_sess_enqueue(struct dc *dc, struct dc_sess *s, json_t *direction)
+{
+	int64_t now = now_unix();
+
+	dc_sess_expire(s, now);
+	if (s->npend == DC_PENDING_MAX) {
+		dc->cache->dropped++;
+		json_decref(s->pend[0].dir);
+		memmove(&s->pend[0], &s->pend[1], (DC_PENDING_MAX - 1) * sizeof(s->pend[0]));
+		s->npend--;
+	}
+	s->pend[s->npend].dir = direction;
+	s->pend[s->npend].expires = now + dc->srv->conf.direction_ttl_s;
+	s->npend++;
+	return s->npend;
+}
+
+json_t *
+dc_sess_take(struct dc *dc, struct dc_sess *s)
+{
+	json_t *arr = json_array();
+	int i;
+
+	dc_sess_expire(s, now_unix());
+	if (arr == NULL)
+		return NULL;
+	for (i = 0; i < s->npend; i++)
+		if (json_array_append(arr, s->pend[i].dir) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	sess_clear_pending(s);
+	return arr;
+}
+
+/* ---- hooks --------------------------------------------------------------- */
+
+void
+dc_hooks_add(struct dc *dc, const struct dc_hooks *h)
+{
+	if (dc->nhooks < DC_HOOKS_MAX)
+		dc->hooks[dc->nhooks++] = h;
+}
+
+void
+dc_hooks_online(struct dc *dc, struct dc_sess *s)
+{
+	for (int i = 0; i < dc->nhooks; i++)
+		if (dc->hooks[i]->online)
+			dc->hooks[i]->online(dc, s);
+}
+
+void
+dc_hooks_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint)
+{
+	for (int i = 0; i < dc->nhooks; i++)
+		if (dc->hooks[i]->moved)
+			dc->hooks[i]->moved(dc, fqdn, endpoint);
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+void
+dc_sess_counts(struct dc *dc, struct dc_sess_counts *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (dc->cache == NULL)
+		return;
+	out->sessions = dc->cache->nsess;
+	out->evicted = dc->cache->evicted;
+	out->dropped = dc->cache->dropped;
+}
+
+int
+dc_sess_start(struct dc *dc, char *err, size_t errlen)
+{
+	int e;
+
+	if ((dc->cache = calloc(1, sizeof(*dc->cache))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((e = dc_db_live_sessions(dc->db, now_unix(), load_session, dc)) < 0 ||
+	    (e = dc_db_locations(dc->db, load_location, dc)) < 0) {
+		snprintf(err, errlen, "db %s: cannot load the sessions: %s",
+		    dc->srv->conf.db, ntm_strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+void
+dc_sess_stop(struct dc *dc)
+{
+	struct dc_cache *c = dc->cache;
+	struct dc_sess *s;
+
+	if (c == NULL)
+		return;
+	for (unsigned b = 0; b < SESS_BUCKETS; b++)
+		while ((s = c->by_sid[b]) != NULL)
+			sess_remove(c, s);
+	free(c);
+	dc->cache = NULL;
+}

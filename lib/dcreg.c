@@ -1,0 +1,106 @@
+/*
+ * dcreg.c - the DC's registration decisions (dcreg.h). No I/O, no clock.
+ */
+#include <netinet/in.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "dcreg.h"
+
+int
+ntm_dcreg_online(const struct ntm_dcreg *st, int64_t now, int keepalive_s,
+    int online_factor)
+{
+	return st->has_loc && now - st->last_seen < (int64_t)online_factor * keepalive_s;
+}
+
+/* The location the request states: where it came from, and its local
+ * addresses with the client's port where it gave none. */
+static void
+location_of(const struct ntm_reg_req *req, const struct sockaddr_storage *from,
+    socklen_t fromlen, struct ntm_location *loc)
+{
+	socklen_t len = fromlen;
+
+	memset(loc, 0, sizeof(*loc));
+	memcpy(&loc->reflexive, from, sizeof(*from));
+	ntm_sa_unmap(&loc->reflexive, &len);
+	for (int i = 0; i < req->naddrs && i < NTM_REG_ADDRS; i++) {
+		struct sockaddr_storage *l = &loc->locals[loc->nlocals];
+
+		*l = req->addrs[i];
+		if (l->ss_family == AF_INET && ((struct sockaddr_in *)l)->sin_port == 0)
+			((struct sockaddr_in *)l)->sin_port = htons(req->local_port);
+		else if (l->ss_family == AF_INET6 &&
+		    ((struct sockaddr_in6 *)l)->sin6_port == 0)
+			((struct sockaddr_in6 *)l)->sin6_port = htons(req->local_port);
+		else if (l->ss_family != AF_INET && l->ss_family != AF_INET6)
+			continue;
+		loc->nlocals++;
+	}
+	loc->natted = ntm_location_natted(loc);
+}
+
+int
+ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
+    const struct sockaddr_storage *from, socklen_t fromlen, int64_t now,
+    int keepalive_s, int online_factor, struct ntm_dcreg *next,
+    struct ntm_dcreg_act *act)
+{
+	struct ntm_dcreg o;
+	struct ntm_location loc;
+	int agent, changed, was_online;
+
+	if (old == NULL || req == NULL || from == NULL || next == NULL || act == NULL)
+		return NTM_ERR_INVAL;
+	o = *old;
+	memset(act, 0, sizeof(*act));
+	*next = o;
+	if (req->flags & NTM_REG_F_OFFLINE) {
+		/* Its agent stops (ntm down): offline at once, so a direction
+		 * request for it fails now instead of after 3 keepalives. No
+		 * answer: nobody waits for one. */
+		act->verdict = NTM_DCREG_GOODBYE;
+		act->log = act->store = act->offline = o.has_loc;
+		next->has_loc = 0;
+		if (req->ctr > o.stopped_ctr)
+			next->stopped_ctr = req->ctr;
+		return 0;
+	}
+	if (req->ctr < o.stopped_ctr) {
+		act->verdict = NTM_DCREG_STALE;
+		return 0;
+	}
+	location_of(req, from, fromlen, &loc);
+	agent = !!(req->flags & NTM_REG_F_AGENT);
+	was_online = ntm_dcreg_online(&o, now, keepalive_s, online_factor);
+	changed = !o.has_loc || o.agent != agent || memcmp(&loc, &o.loc, sizeof(loc)) != 0;
+	/* Same NAT situation and family, new reflexive address: the direct
+	 * routes stay, only the address moved. (Otherwise the agent has every
+	 * route decided again, §4.6 step 6.) */
+	act->moved = o.has_loc && loc.natted == o.loc.natted &&
+	    loc.reflexive.ss_family == o.loc.reflexive.ss_family &&
+	    !ntm_sa_equal((const struct sockaddr *)&loc.reflexive,
+	    (const struct sockaddr *)&o.loc.reflexive);
+	act->came_online = !was_online;
+	act->log = changed || !was_online;
+	act->store = changed || now - o.saved >= keepalive_s;
+	act->answer = 1;
+	act->echo = req->ctr;
+	if (!o.has_loc && o.last_seen == 0)
+		act->verdict = NTM_DCREG_FIRST;
+	else if (act->moved)
+		act->verdict = NTM_DCREG_MOVED;
+	else if (!was_online)
+		act->verdict = NTM_DCREG_ONLINE;
+	else if (changed)
+		act->verdict = NTM_DCREG_CHANGED;
+	else
+		act->verdict = NTM_DCREG_REFRESH;
+	next->stopped_ctr = 0;
+	next->loc = loc;
+	next->has_loc = 1;
+	next->agent = agent;
+	next->last_seen = now;
+	return 0;
+}
