@@ -292,6 +292,87 @@ ping_recv(struct ctl_client *c, int timeout_ms, const char **why, int *stopped,
 	    deadline - agent_now_ms() : 1), why);
 }
 
+/* What the replies so far say. */
+struct ping_stats {
+	long long	 sent, recvd, maxseq;
+	double		 min, max, total;
+};
+
+#define S(j, k) json_string_value(json_object_get(j, k))
+
+/* One "reply" event: counted, kept for --json, or printed. */
+static void
+ping_reply(const struct topts *o, json_t *r, struct ping_stats *st, json_t *replies)
+{
+	double rtt = json_number_value(json_object_get(r, "rtt_ms"));
+	long long seq = json_integer_value(json_object_get(r, "seq"));
+
+	json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
+	    json_object_get(r, "seq"), "rtt_ms", rtt));
+	if (st->recvd == 0 || rtt < st->min)
+		st->min = rtt;
+	if (rtt > st->max)
+		st->max = rtt;
+	st->total += rtt;
+	st->recvd++;
+	if (seq > st->maxseq)
+		st->maxseq = seq;
+	if (!o->json) {
+		printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
+		    (long long)json_integer_value(json_object_get(r, "bytes")),
+		    S(r, "from"), seq, rtt);
+		fflush(stdout);
+	}
+}
+
+/* The summary (new): the agent's "done" event r, or, after ^C, counted here. */
+static json_t *
+ping_summary(const struct topts *o, json_t *r, int stopped, int64_t up_at,
+    struct ping_stats *st)
+{
+	if (stopped) {
+		/* The agent sends the first request at once, then one per
+		 * interval: what it had sent by now, and at least every
+		 * request a reply answered. */
+		st->sent = 1 + (long long)((double)(agent_now_ms() - up_at) / 1000.0 /
+		    o->interval);
+		if (st->sent > o->count)
+			st->sent = o->count;
+		if (st->sent < st->maxseq)
+			st->sent = st->maxseq;
+		return json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "interrupted", 1,
+		    "sent", (json_int_t)st->sent, "received", (json_int_t)st->recvd,
+		    "loss_pct", st->sent ? 100.0 * (double)(st->sent - st->recvd) /
+		    (double)st->sent : 0.0, "min_ms", st->min,
+		    "avg_ms", st->recvd ? st->total / (double)st->recvd : 0.0, "max_ms", st->max);
+	}
+	st->sent = json_integer_value(json_object_get(r, "sent"));
+	st->recvd = json_integer_value(json_object_get(r, "received"));
+	return json_pack("{s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "interrupted", 0,
+	    "sent", json_object_get(r, "sent"), "received", json_object_get(r, "received"),
+	    "loss_pct", json_object_get(r, "loss_pct"),
+	    "min_ms", json_object_get(r, "min_ms"), "avg_ms", json_object_get(r, "avg_ms"),
+	    "max_ms", json_object_get(r, "max_ms"));
+}
+
+static void
+ping_print_summary(const struct topts *o, json_t *sum, const struct ping_stats *st,
+    int stopped)
+{
+	if (stopped)
+		printf("\n");	/* after the terminal's ^C */
+	printf("--- %s tunnel ping ---\n", o->peer);
+	printf("%lld sent, %lld received, %.0f%% loss", st->sent, st->recvd,
+	    json_number_value(json_object_get(sum, "loss_pct")));
+	if (st->recvd)
+		printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
+		    json_number_value(json_object_get(sum, "min_ms")),
+		    json_number_value(json_object_get(sum, "avg_ms")),
+		    json_number_value(json_object_get(sum, "max_ms")));
+	printf("\n");
+	fflush(stdout);
+}
+
 static int
 do_ping(const struct cli *cli, const struct topts *o)
 {
@@ -300,8 +381,7 @@ do_ping(const struct cli *cli, const struct topts *o)
 	sigset_t block, orig, waitmask;
 	json_t *r = NULL, *replies = json_array(), *out = NULL, *sum = NULL;
 	const char *why, *ev;
-	long long sent = 0, recvd = 0, maxseq = 0;
-	double min = 0, max = 0, total = 0;
+	struct ping_stats st = { 0 };
 	int64_t up_at = 0;
 	int ret = EXIT_FAIL, stopped = 0;
 	long wait_ms = (long)(o->count * o->interval * 1000) + o->timeout * 1000 + 5000;
@@ -334,7 +414,6 @@ do_ping(const struct cli *cli, const struct topts *o)
 		goto out;
 	}
 	up_at = agent_now_ms();
-#define S(j, k) json_string_value(json_object_get(j, k))
 	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "peer", o->peer,
 	    "vip", S(r, "vip"), "route", S(r, "route"), "reason", S(r, "reason"),
 	    "endpoint", S(r, "endpoint"), "role", S(r, "role"));
@@ -353,25 +432,7 @@ do_ping(const struct cli *cli, const struct topts *o)
 		}
 		ev = S(r, "event");
 		if (ev && strcmp(ev, "reply") == 0) {
-			double rtt = json_number_value(json_object_get(r, "rtt_ms"));
-			long long seq = json_integer_value(json_object_get(r, "seq"));
-
-			json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
-			    json_object_get(r, "seq"), "rtt_ms", rtt));
-			if (recvd == 0 || rtt < min)
-				min = rtt;
-			if (rtt > max)
-				max = rtt;
-			total += rtt;
-			recvd++;
-			if (seq > maxseq)
-				maxseq = seq;
-			if (!o->json) {
-				printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
-				    (long long)json_integer_value(json_object_get(r, "bytes")),
-				    S(r, "from"), seq, rtt);
-				fflush(stdout);
-			}
+			ping_reply(o, r, &st, replies);
 			continue;
 		}
 		if (ev && strcmp(ev, "done") == 0)
@@ -381,49 +442,15 @@ do_ping(const struct cli *cli, const struct topts *o)
 			goto out;
 		}
 	}
-	if (stopped) {
-		/* The agent sends the first request at once, then one per
-		 * interval: what it had sent by now, and at least every
-		 * request a reply answered. */
-		sent = 1 + (long long)((double)(agent_now_ms() - up_at) / 1000.0 / o->interval);
-		if (sent > o->count)
-			sent = o->count;
-		if (sent < maxseq)
-			sent = maxseq;
-		sum = json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "interrupted", 1,
-		    "sent", (json_int_t)sent, "received", (json_int_t)recvd,
-		    "loss_pct", sent ? 100.0 * (double)(sent - recvd) / (double)sent : 0.0,
-		    "min_ms", min, "avg_ms", recvd ? total / (double)recvd : 0.0, "max_ms", max);
-	} else {
-		sent = json_integer_value(json_object_get(r, "sent"));
-		recvd = json_integer_value(json_object_get(r, "received"));
-		sum = json_pack("{s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "interrupted", 0,
-		    "sent", json_object_get(r, "sent"), "received", json_object_get(r, "received"),
-		    "loss_pct", json_object_get(r, "loss_pct"),
-		    "min_ms", json_object_get(r, "min_ms"), "avg_ms", json_object_get(r, "avg_ms"),
-		    "max_ms", json_object_get(r, "max_ms"));
-	}
+	sum = ping_summary(o, r, stopped, up_at, &st);
 	if (o->json) {
 		json_object_update(out, sum);
 		json_object_set(out, "replies", replies);
 		cli_print_json(out);
 		out = NULL;
-	} else {
-		if (stopped)
-			printf("\n");	/* after the terminal's ^C */
-		printf("--- %s tunnel ping ---\n", o->peer);
-		printf("%lld sent, %lld received, %.0f%% loss", sent, recvd,
-		    json_number_value(json_object_get(sum, "loss_pct")));
-		if (recvd)
-			printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
-			    json_number_value(json_object_get(sum, "min_ms")),
-			    json_number_value(json_object_get(sum, "avg_ms")),
-			    json_number_value(json_object_get(sum, "max_ms")));
-		printf("\n");
-		fflush(stdout);
-	}
-#undef S
-	ret = recvd > 0 ? EXIT_OK : EXIT_FAIL;
+	} else
+		ping_print_summary(o, sum, &st, stopped);
+	ret = st.recvd > 0 ? EXIT_OK : EXIT_FAIL;
 out:
 	sigprocmask(SIG_SETMASK, &orig, NULL);	/* a late ^C still finds our handler */
 	sigaction(SIGINT, &old, NULL);
@@ -434,6 +461,7 @@ out:
 	disconnect(c);
 	return ret;
 }
+#undef S
 
 /* ---- open / listen: stdin lines <-> frames --------------------------------------- */
 
