@@ -28,6 +28,8 @@ enum cmd_type {
 	CMD_CALL,	/* set(args, opt, value): 0, or -1 after printing why */
 };
 
+/* One option. The one named "help" prints the command's help and stops;
+ * a table holds at most 64 (cmd_call.given has a bit for each). */
 struct cmd_opt;
 struct cmd_opt {
 	const char	*name;		/* without "--"; NULL ends a table */
