@@ -11,51 +11,32 @@
 #include "common.h"
 #include "agent.h"
 
-enum { OPT_TIMEOUT = 256, OPT_JSON };
+struct down_args {
+	int	json;
+	long	timeout;
+};
 
-const struct cli_opt down_opts[] = {
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object "
-	  "({\"stopped\":true|false,\"pid\":N|null})" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait at most SEC seconds (1..300, default 10)" },
+static const struct cmd_opt down_opts[] = {
+	CLI_OPT_JSON(struct down_args, "print the result as one JSON object "
+	  "({\"stopped\":true|false,\"pid\":N|null})"),
+	CLI_OPT_TIMEOUT(struct down_args, "wait at most SEC seconds (1..300, default 10)"),
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
 
-int
-down_main(struct cli *cli, int argc, char **argv)
+static int
+down_exec(void *ctx, struct cmd_call *call)
 {
-	const struct cli_cmd *cmd = cli_find("down");
-	struct cli_args args;
+	struct cli *cli = ctx;
+	const struct down_args *a = call->args;
 	struct ctl_client *c = NULL;
 	json_t *resp = NULL;
 	const char *why;
-	long timeout = 0, pid = 0;
+	long pid = 0;
 	int64_t deadline;
-	int ch, json = 0, ret = EXIT_USAGE;
+	int ret;
 
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_JSON:
-			json = 1;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("down", args.optarg, &timeout) < 0)
-				goto out;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-	if (args.npos > 0) {
-		cli_err("down", "unexpected argument '%s'", args.pos[0]);
-		goto out;
-	}
-	deadline = agent_now_ms() + cli_timeout(cli, timeout) * 1000;
+	deadline = agent_now_ms() + cli_timeout(cli, a->timeout) * 1000;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		ret = EXIT_FAIL;
 		goto out;
@@ -72,7 +53,7 @@ down_main(struct cli *cli, int argc, char **argv)
 			ret = EXIT_FAIL;
 			goto out;
 		}
-		if (json)
+		if (a->json)
 			cli_print_json(json_pack("{s:b, s:n}", "stopped", 0, "pid"));
 		else
 			printf("no agent running\n");
@@ -97,11 +78,11 @@ down_main(struct cli *cli, int argc, char **argv)
 		usleep(20000);
 	if (pid > 0 && kill((pid_t)pid, 0) == 0) {
 		cli_err("down", "the agent (pid %ld) did not stop within %ld s", pid,
-		    cli_timeout(cli, timeout));
+		    cli_timeout(cli, a->timeout));
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	if (json)
+	if (a->json)
 		cli_print_json(json_pack("{s:b, s:I}", "stopped", 1, "pid", (json_int_t)pid));
 	else
 		printf("agent stopped (pid %ld)\n", pid);
@@ -112,6 +93,15 @@ out:
 		ctl_close(c);
 		free(c);
 	}
-	cli_args_free(&args);
 	return ret;
 }
+
+const struct cmd_entry down_entry = {
+	.name = "down",
+	.summary = "stop the agent",
+	.usage = "",
+	.opts = down_opts,
+	.max = 0,
+	.args_size = sizeof(struct down_args),
+	.exec = down_exec,
+};

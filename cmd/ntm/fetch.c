@@ -24,31 +24,38 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TIMEOUT, OPT_FROM, OPT_WAIT, OPT_DISCARD };
-
-const struct cli_opt fetch_opts[] = {
-	{ "from", OPT_FROM, 0, "PEER", "only what PEER sent" },
-	{ "wait", OPT_WAIT, 0, NULL, "wait until something arrives (a long-poll at the DC), "
-	  "at most --timeout seconds (default 60)" },
-	{ "output", 'o', 'o', "DIR|-", "write files into DIR (default: the current "
-	  "directory), or to standard output with -" },
-	{ "discard", OPT_DISCARD, 0, "ID", "drop cache entry ID (one that failed "
-	  "verification) without fetching it, and exit" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or "
-	  "a transfer stalled that long (1..300, default 10)" },
-	{ "progress", OPT_PROGRESS, 0, NULL, "show rate and time left on standard error even "
-	  "when it is not a terminal" },
-	{ "no-progress", OPT_NO_PROGRESS, 0, NULL, "show no progress, even on a terminal" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
-	CLI_OPT_HELP,
-	CLI_OPT_END
-};
-
 struct fopts {
 	const char	*from, *out;
 	long		 timeout, discard;	/* discard: an entry id, or 0 */
 	int		 wait, json, to_stdout, progress;
 };
+
+static const struct cmd_opt fetch_opts[] = {
+	{ .name = "from", .arg = "PEER", .help = "only what PEER sent", .type = CMD_PEER,
+	  .off = offsetof(struct fopts, from) },
+	{ .name = "wait", .help = "wait until something arrives (a long-poll at the DC), "
+	  "at most --timeout seconds (default 60)", .type = CMD_FLAG,
+	  .off = offsetof(struct fopts, wait) },
+	{ .name = "output", .shortopt = 'o', .arg = "DIR|-", .help = "write files into DIR "
+	  "(default: the current directory), or to standard output with -", .type = CMD_FILE,
+	  .off = offsetof(struct fopts, out) },
+	{ .name = "discard", .arg = "ID", .help = "drop cache entry ID (one that failed "
+	  "verification) without fetching it, and exit", .type = CMD_INT,
+	  .off = offsetof(struct fopts, discard), .min = 1, .max = INT64_MAX / 2,
+	  .expect = "expected a cache entry ID (a positive number)" },
+	CLI_OPT_TIMEOUT(struct fopts, "give up on a server call after SEC seconds, or "
+	  "a transfer stalled that long (1..300, default 10)"),
+	X_OPT_PROGRESS(struct fopts),
+	CLI_OPT_JSON(struct fopts, "print the result as one JSON object"),
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+static void
+fetch_init(void *args)
+{
+	((struct fopts *)args)->out = ".";
+}
 
 /* Fields of one cache entry (borrowed from its JSON). */
 struct entry {
@@ -641,64 +648,19 @@ discard(struct xctx *x, const struct fopts *o)
 	return EXIT_OK;
 }
 
-int
-fetch_main(struct cli *cli, int argc, char **argv)
+static int
+fetch_exec(void *ctx, struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("fetch");
-	struct cli_args args;
-	struct fopts o = { .out = "." };
+	struct cli *cli = ctx;
+	struct fopts o = *(const struct fopts *)c->args;
 	struct xctx x;
 	struct entry e;
 	struct stat st;
 	json_t *r = NULL, *v, *done = NULL, *left = NULL;
 	int64_t deadline;
 	size_t i;
-	int ch, ret = EXIT_USAGE, r2, opened = 0;
+	int ret = EXIT_USAGE, r2, opened = 0;
 
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_FROM:
-			o.from = args.optarg;
-			break;
-		case OPT_WAIT:
-			o.wait = 1;
-			break;
-		case OPT_DISCARD:
-			if (parse_long(args.optarg, 1, INT64_MAX / 2, &o.discard) < 0) {
-				cli_err("fetch", "--discard '%s': expected a cache entry ID "
-				    "(a positive number)", args.optarg);
-				goto done;
-			}
-			break;
-		case 'o':
-			o.out = args.optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("fetch", args.optarg, &o.timeout) < 0)
-				goto done;
-			break;
-		case OPT_PROGRESS:
-			o.progress = X_PROGRESS_ON;
-			break;
-		case OPT_NO_PROGRESS:
-			o.progress = X_PROGRESS_OFF;
-			break;
-		case OPT_JSON:
-			o.json = 1;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto done;
-		default:
-			goto done;
-		}
-	}
-	if (args.npos > 0) {
-		cli_err("fetch", "unexpected argument '%s'", args.pos[0]);
-		goto done;
-	}
 	o.to_stdout = strcmp(o.out, "-") == 0;
 	if (!o.to_stdout && (stat(o.out, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		cli_err("fetch", "-o '%s': not a directory", o.out);
@@ -755,6 +717,16 @@ done:
 	json_decref(r);
 	if (opened)
 		xctx_close(&x);
-	cli_args_free(&args);
 	return ret;
 }
+
+const struct cmd_entry fetch_entry = {
+	.name = "fetch",
+	.summary = "fetch, decrypt and confirm what peers sent",
+	.usage = "",
+	.opts = fetch_opts,
+	.max = 0,
+	.args_size = sizeof(struct fopts),
+	.init = fetch_init,
+	.exec = fetch_exec,
+};

@@ -23,20 +23,18 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_TIMEOUT };
-
-const struct cli_opt keys_opts[] = {
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "exchange, rotate: give up on each server call "
-	  "after SEC seconds (1..300, default 10)" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
-	CLI_OPT_HELP,
-	CLI_OPT_END
-};
-
 struct kopts {
 	const char	*sub, *peer;
 	long		 timeout;
 	int		 json;
+};
+
+static const struct cmd_opt keys_opts[] = {
+	CLI_OPT_TIMEOUT(struct kopts, "exchange, rotate: give up on each server call "
+	  "after SEC seconds (1..300, default 10)"),
+	CLI_OPT_JSON(struct kopts, "print the result as one JSON object"),
+	CLI_OPT_HELP,
+	CLI_OPT_END
 };
 
 /* Steps 1-4 above; on success k holds the new key. 0 or an exit code. */
@@ -281,60 +279,68 @@ do_show_forget(struct cli *cli, const struct kopts *o, int forget)
 	return EXIT_OK;
 }
 
-int
-keys_main(struct cli *cli, int argc, char **argv)
+/* The subcommand and its PEER, if it takes one, into the args. */
+static struct kopts *
+kopts(struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("keys");
-	struct cli_args args;
-	struct kopts o = { 0 };
-	int ch, ret = EXIT_USAGE, need;
+	struct kopts *o = c->args;
 
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_JSON:
-			o.json = 1;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("keys", args.optarg, &o.timeout) < 0)
-				goto done;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto done;
-		default:
-			goto done;
-		}
-	}
-	if (args.npos < 1) {
-		cli_err("keys", "missing subcommand (exchange, list, show, rotate, forget)");
-		goto done;
-	}
-	o.sub = args.pos[0];
-	need = strcmp(o.sub, "list") == 0 ? 1 : 2;
-	if (strcmp(o.sub, "exchange") && strcmp(o.sub, "list") && strcmp(o.sub, "show") &&
-	    strcmp(o.sub, "rotate") && strcmp(o.sub, "forget")) {
-		cli_err("keys", "unknown subcommand '%s' (exchange, list, show, rotate, forget)",
-		    o.sub);
-		goto done;
-	}
-	if (args.npos < need) {
-		cli_err("keys", "%s: missing PEER", o.sub);
-		goto done;
-	}
-	if (args.npos > need) {
-		cli_err("keys", "%s: unexpected argument '%s'", o.sub, args.pos[need]);
-		goto done;
-	}
-	o.peer = need == 2 ? args.pos[1] : NULL;
-	if (strcmp(o.sub, "list") == 0)
-		ret = do_list(cli, &o);
-	else if (strcmp(o.sub, "show") == 0 || strcmp(o.sub, "forget") == 0)
-		ret = do_show_forget(cli, &o, strcmp(o.sub, "forget") == 0);
-	else
-		ret = do_exchange(cli, &o, strcmp(o.sub, "rotate") == 0);
-done:
-	cli_args_free(&args);
-	return ret;
+	o->sub = c->sub->name;
+	o->peer = c->npos ? c->pos[0] : NULL;
+	return o;
 }
+
+static int
+exchange_exec(void *ctx, struct cmd_call *c)
+{
+	return do_exchange(ctx, kopts(c), 0);
+}
+
+static int
+rotate_exec(void *ctx, struct cmd_call *c)
+{
+	return do_exchange(ctx, kopts(c), 1);
+}
+
+static int
+list_exec(void *ctx, struct cmd_call *c)
+{
+	return do_list(ctx, kopts(c));
+}
+
+static int
+show_exec(void *ctx, struct cmd_call *c)
+{
+	return do_show_forget(ctx, kopts(c), 0);
+}
+
+static int
+forget_exec(void *ctx, struct cmd_call *c)
+{
+	return do_show_forget(ctx, kopts(c), 1);
+}
+
+#define KEYS_SUB(name_, takes_, exec_) { .name = name_, .takes = takes_, .min = 1, \
+	.max = 1, .missing = "missing PEER", .operands = CMD_OPERAND_PEER, .exec = exec_ }
+
+static const struct cmd_entry keys_exchange = KEYS_SUB("exchange", "timeout json",
+    exchange_exec);
+static const struct cmd_entry keys_list = { .name = "list", .takes = "json", .max = 0,
+    .exec = list_exec };
+static const struct cmd_entry keys_show = KEYS_SUB("show", "json", show_exec);
+static const struct cmd_entry keys_rotate = KEYS_SUB("rotate", "timeout json", rotate_exec);
+static const struct cmd_entry keys_forget = KEYS_SUB("forget", "json", forget_exec);
+
+static const struct cmd_entry *const keys_subs[] = {
+	&keys_exchange, &keys_list, &keys_show, &keys_rotate, &keys_forget, NULL
+};
+
+const struct cmd_entry keys_entry = {
+	.name = "keys",
+	.summary = "end-to-end keys with peers: exchange, list, show, rotate, forget",
+	.usage = "exchange|list|show|rotate|forget [PEER]",
+	.opts = keys_opts,
+	.subs = keys_subs,
+	.missing = "missing subcommand (exchange, list, show, rotate, forget)",
+	.args_size = sizeof(struct kopts),
+};

@@ -15,23 +15,6 @@
 #include "ntm-cli.h"
 #include "xcli.h"
 
-enum { OPT_PWFILE = 256, OPT_CA, OPT_DEVICE, OPT_PUSH, OPT_TIMEOUT, OPT_JSON };
-
-const struct cli_opt login_opts[] = {
-	{ "user", 'u', 'u', "NAME", "account name (default: 'user' in ntm.conf)" },
-	{ "password-file", OPT_PWFILE, 0, "FILE",
-	  "read the password from FILE ('-' for stdin) instead of the terminal" },
-	{ "ca", OPT_CA, 0, "FILE", "CA bundle the DC's TLS certificate must chain to" },
-	{ "device", OPT_DEVICE, 0, "ID",
-	  "device id to log in as, saved for this profile ([A-Za-z0-9_-]{1,64})" },
-	{ "push", OPT_PUSH, 0, "URL",
-	  "https:// URL the DC notifies when a tunnel direction waits (omitted: none)" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
-	CLI_OPT_HELP,
-	CLI_OPT_END
-};
-
 struct login_args {
 	const char	*user;
 	const char	*pwfile;
@@ -43,67 +26,31 @@ struct login_args {
 	int		 json;
 };
 
-int
-cli_exit_for_code(const char *code, long status)
-{
-	static const struct { const char *code; int exit; } map[] = {
-		{ "bad_password", EXIT_BADPASS },
-		{ "unknown_user", EXIT_NOUSER },
-		{ "user_locked", EXIT_LOCKED },
-		{ "upstream_unavailable", EXIT_UNREACH },
-		{ "unauthorized", EXIT_NOSESSION },
-		{ "unknown_peer", EXIT_NOTUNNEL },
-		{ "unknown_domain", EXIT_NOTUNNEL },
-		{ "peer_offline", EXIT_NOTUNNEL },
-	};
+#define LA(f)	offsetof(struct login_args, f)
 
-	if (code)
-		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-			if (strcmp(code, map[i].code) == 0)
-				return map[i].exit;
-	if (code == NULL && (status == 502 || status == 504))
-		return EXIT_UNREACH;	/* a proxy's gateway error, no ntm body */
-	return EXIT_REJECTED;
-}
+static const struct cmd_opt login_opts[] = {
+	{ .name = "user", .shortopt = 'u', .arg = "NAME", .help = "account name (default: "
+	  "'user' in ntm.conf)", .type = CMD_STRING, .off = LA(user) },
+	{ .name = "password-file", .arg = "FILE", .help = "read the password from FILE ('-' "
+	  "for stdin) instead of the terminal", .type = CMD_FILE, .off = LA(pwfile) },
+	{ .name = "ca", .arg = "FILE", .help = "CA bundle the DC's TLS certificate must chain "
+	  "to", .type = CMD_FILE, .off = LA(ca) },
+	{ .name = "device", .arg = "ID", .help = "device id to log in as, saved for this "
+	  "profile ([A-Za-z0-9_-]{1,64})", .type = CMD_STRING, .off = LA(device) },
+	{ .name = "push", .arg = "URL", .help = "https:// URL the DC notifies when a tunnel "
+	  "direction waits (omitted: none)", .type = CMD_STRING, .off = LA(push) },
+	CLI_OPT_TIMEOUT(struct login_args, CLI_TIMEOUT_HELP),
+	CLI_OPT_JSON(struct login_args, "print the result as one JSON object"),
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
 
-int
-cli_http_error(char *buf, size_t len, const char *url, int err, long status,
-    json_t *body, const char *errmsg)
-{
-	const char *code = NULL, *message = NULL;
-
-	if (err == NTM_ERR_UNTRUSTED) {
-		snprintf(buf, len, "the certificate of %s is not trusted (%s): pass the CA "
-		    "that signed it with 'ntm login --ca FILE'", url,
-		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
-		return EXIT_UNTRUSTED;
-	}
-	if (err != 0) {
-		snprintf(buf, len, "cannot reach %s: %s", url,
-		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
-		return EXIT_UNREACH;
-	}
-	if (body) {
-		code = json_string_value(json_object_get(body, "code"));
-		message = json_string_value(json_object_get(body, "message"));
-	}
-	if (code)
-		snprintf(buf, len, "%s: %s", code, message ? message : "(no message)");
-	else
-		snprintf(buf, len, "HTTP %ld from %s", status, url);
-	return cli_exit_for_code(code, status);
-}
-
-int
-cli_http_fail(const char *cmd, const char *url, int err, long status, json_t *body,
-    const char *errmsg)
-{
-	char msg[768];
-	int ret = cli_http_error(msg, sizeof(msg), url, err, status, body, errmsg);
-
-	cli_err(cmd, "%s", msg);
-	return ret;
-}
+/* What the DC answered (borrowed from its JSON). */
+struct login_reply {
+	const char	*user, *fqdn, *vip4, *vip6, *domain, *token, *sid, *dckey;
+	int64_t		 expires;
+	uint8_t		 dc_pk[NTM_KX_PK];
+};
 
 /*
  * DC as "https://host[:port][/]" or "name[:port]" (also "[v6]:port") into
@@ -235,140 +182,102 @@ wipe_json_string(json_t *obj, const char *key)
 		ntm_wipe((char *)json_string_value(v), json_string_length(v));
 }
 
-int
-login_main(struct cli *cli, int argc, char **argv)
+/* Checks the options and ntm.conf's defaults before anything is done:
+ * 0 with la->dc, la->user, url and *ca (new, or NULL) set, or EXIT_USAGE. */
+static int
+login_check(struct cli *cli, struct login_args *la, struct cmd_call *c, char *url,
+    size_t urllen, char **ca)
 {
-	struct login_args la = { 0 };
-	struct cli_args args;
-	struct session s = { 0 };
-	struct ntm_jerr jerr;
-	const char *why, *code, *r_user = NULL, *r_fqdn = NULL, *r_vip4 = NULL, *r_vip6 = NULL,
-	    *r_domain = NULL, *r_token = NULL, *r_sid = NULL, *r_dckey = NULL;
-	int64_t r_expires = 0;
-	char url[NTM_URL_MAX], endpoint[NTM_URL_MAX + 16], device[NTM_DEVICE_MAX + 1];
-	char password[NTM_PASSWORD_MAX + 2], prompt[NTM_URL_MAX + 64], errmsg[256] = "";
-	char pk_b64[NTM_B64_LEN(NTM_KX_PK)], rx_b64[NTM_B64_LEN(NTM_KEY_LEN)],
-	    tx_b64[NTM_B64_LEN(NTM_KEY_LEN)];
-	uint8_t pk[NTM_KX_PK], sk[NTM_KX_SK], dc_pk[NTM_KX_PK];
-	uint8_t rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
-	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN];
-	char xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
-	char *ca = NULL;
-	json_t *req = NULL, *resp = NULL;
-	long status = 0;
-	int ch, n, err, ret = EXIT_USAGE;
+	const char *why;
 
-	password[0] = '\0';
-	cli_args_init(&args, cli_find("login"), argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case 'u':
-			la.user = args.optarg;
-			break;
-		case OPT_PWFILE:
-			la.pwfile = args.optarg;
-			break;
-		case OPT_CA:
-			la.ca = args.optarg;
-			break;
-		case OPT_DEVICE:
-			la.device = args.optarg;
-			break;
-		case OPT_PUSH:
-			la.push = args.optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("login", args.optarg, &la.timeout) < 0)
-				goto out;
-			break;
-		case OPT_JSON:
-			la.json = 1;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cli_find("login"));
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-
-	/* validate */
-	if (args.npos > 1) {
-		cli_err("login", "unexpected argument '%s'", args.pos[1]);
-		goto out;
-	}
-	la.dc = args.npos == 1 ? args.pos[0] : cli->conf.dc;
-	if (la.dc == NULL) {
+	la->dc = c->npos == 1 ? c->pos[0] : cli->conf.dc;
+	if (la->dc == NULL) {
 		cli_err("login", "no DC given (ntm login DC, or 'dc' in ntm.conf)");
-		goto out;
+		return EXIT_USAGE;
 	}
-	if (dc_url(la.dc, url, sizeof(url), &why) < 0) {
-		cli_err("login", "DC '%s': %s", la.dc, why);
-		goto out;
+	if (dc_url(la->dc, url, urllen, &why) < 0) {
+		cli_err("login", "DC '%s': %s", la->dc, why);
+		return EXIT_USAGE;
 	}
-	if (la.user == NULL)
-		la.user = cli->conf.user;
-	if (la.user == NULL) {
+	if (la->user == NULL)
+		la->user = cli->conf.user;
+	if (la->user == NULL) {
 		cli_err("login", "no user name given (-u NAME, or 'user' in ntm.conf)");
-		goto out;
+		return EXIT_USAGE;
 	}
-	if (!ntm_valid_user(la.user)) {
+	if (!ntm_valid_user(la->user)) {
 		cli_err("login", "user '%s': invalid name (lowercase letters, digits "
-		    "and '-', starting with a letter, not ending with '-', at most 32)", la.user);
-		goto out;
+		    "and '-', starting with a letter, not ending with '-', at most 32)", la->user);
+		return EXIT_USAGE;
 	}
-	if (la.device && !ntm_valid_device(la.device)) {
+	if (la->device && !ntm_valid_device(la->device)) {
 		cli_err("login", "--device '%s': invalid device id (letters, digits, "
-		    "'_' and '-', at most 64)", la.device);
-		goto out;
+		    "'_' and '-', at most 64)", la->device);
+		return EXIT_USAGE;
 	}
-	if (la.push && !ntm_valid_push_url(la.push)) {
+	if (la->push && !ntm_valid_push_url(la->push)) {
 		cli_err("login", "--push '%s': expected an https://HOST[:PORT][/PATH] URL "
-		    "(printable ASCII, no user:password@, at most %d bytes)", la.push,
+		    "(printable ASCII, no user:password@, at most %d bytes)", la->push,
 		    NTM_PUSH_URL_MAX);
-		goto out;
+		return EXIT_USAGE;
 	}
-	if (la.pwfile && strcmp(la.pwfile, "-") != 0 && access(la.pwfile, R_OK) < 0) {
-		cli_err("login", "--password-file '%s': %s", la.pwfile, strerror(errno));
-		goto out;
+	if (la->pwfile && strcmp(la->pwfile, "-") != 0 && access(la->pwfile, R_OK) < 0) {
+		cli_err("login", "--password-file '%s': %s", la->pwfile, strerror(errno));
+		return EXIT_USAGE;
 	}
-	if (la.ca) {
-		if ((ca = abs_file("login", "--ca", la.ca)) == NULL)
-			goto out;
+	if (la->ca) {
+		if ((*ca = abs_file("login", "--ca", la->ca)) == NULL)
+			return EXIT_USAGE;
 	} else if (cli->conf.ca_file) {
-		if ((ca = abs_file("login", "ca_file in ntm.conf", cli->conf.ca_file)) == NULL)
-			goto out;
+		if ((*ca = abs_file("login", "ca_file in ntm.conf", cli->conf.ca_file)) == NULL)
+			return EXIT_USAGE;
 	}
-	la.timeout = cli_timeout(cli, la.timeout);
+	la->timeout = cli_timeout(cli, la->timeout);
+	return 0;
+}
 
-	/* act */
-	ret = EXIT_FAIL;
-	if (cli_state_prepare(cli, "login") < 0)
-		goto out;
-	if (la.device) {
-		if ((err = cli_device_set(cli, la.device)) < 0) {
+/* The profile's device id (--device saves a new one): 0 or -1. */
+static int
+login_device(struct cli *cli, const struct login_args *la, char device[NTM_DEVICE_MAX + 1])
+{
+	int err;
+
+	if (la->device) {
+		if ((err = cli_device_set(cli, la->device)) < 0) {
 			cli_err("login", "cannot save the device id in %s: %s",
 			    cli->state_dir, ntm_strerror(err));
-			goto out;
+			return -1;
 		}
-		snprintf(device, sizeof(device), "%s", la.device);
+		snprintf(device, NTM_DEVICE_MAX + 1, "%s", la->device);
 	} else if ((err = cli_device_get(cli, device)) < 0) {
 		cli_err("login", "cannot read or create the device id in %s: %s",
 		    cli->state_dir, ntm_strerror(err));
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
-	snprintf(prompt, sizeof(prompt), "Password for %s at %s: ", la.user, url);
-	if ((n = read_secret(prompt, la.pwfile, 0, password, sizeof(password))) < 0)
+/* POST /v1/login's body (new, with the password: wipe it), or NULL after
+ * printing why. pk is our session key. */
+static json_t *
+login_request(struct cli *cli, const struct login_args *la, const char *url,
+    const char *device, const uint8_t pk[NTM_KX_PK])
+{
+	char password[NTM_PASSWORD_MAX + 2], prompt[NTM_URL_MAX + 64];
+	char pk_b64[NTM_B64_LEN(NTM_KX_PK)], xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
+	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN];
+	json_t *req = NULL;
+	int n, err;
+
+	password[0] = '\0';
+	snprintf(prompt, sizeof(prompt), "Password for %s at %s: ", la->user, url);
+	if ((n = read_secret(prompt, la->pwfile, 0, password, sizeof(password))) < 0)
 		goto out;
 	if (n > NTM_PASSWORD_MAX) {
 		cli_err("login", "password longer than %d bytes", NTM_PASSWORD_MAX);
 		goto out;
 	}
-
-	if (ntm_kx_keypair(pk, sk) < 0 ||
-	    ntm_b64_encode(pk_b64, sizeof(pk_b64), pk, sizeof(pk)) < 0) {
+	if (ntm_b64_encode(pk_b64, sizeof(pk_b64), pk, NTM_KX_PK) < 0) {
 		cli_err("login", "cannot make a session key");
 		goto out;
 	}
@@ -382,17 +291,151 @@ login_main(struct cli *cli, int argc, char **argv)
 	}
 	ntm_wipe(xsk, sizeof(xsk));
 	req = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "user", la.user, "password", password, "device", device,
+	    "user", la->user, "password", password, "device", device,
 	    "client_key", pk_b64, "exchange_key", xpk_b64);
-	ntm_wipe(password, sizeof(password));
-	if (req == NULL || (la.push &&
-	    json_object_set_new(req, "push", json_string(la.push)) < 0)) {
+	if (req == NULL || (la->push &&
+	    json_object_set_new(req, "push", json_string(la->push)) < 0)) {
 		cli_err("login", "out of memory");
+		if (req)
+			wipe_json_string(req, "password");
+		json_decref(req);
+		req = NULL;
+	}
+out:
+	ntm_wipe(password, sizeof(password));
+	return req;
+}
+
+/* Checks the answer strictly before trusting any of it: 0 or -1. */
+static int
+login_answer(json_t *resp, const char *url, const char *user, struct login_reply *r)
+{
+	const struct ntm_jfield fields[] = {
+		{ "user", NTM_J_STR, 1, &r->user, NTM_USER_MAX },
+		{ "fqdn", NTM_J_STR, 1, &r->fqdn, NTM_NAME_MAX },
+		{ "vip4", NTM_J_STR, 1, &r->vip4, 64 },
+		{ "vip6", NTM_J_STR, 1, &r->vip6, 64 },
+		{ "domain", NTM_J_STR, 1, &r->domain, NTM_NAME_MAX },
+		{ "token", NTM_J_STR, 1, &r->token, 4096 },
+		{ "token_expires", NTM_J_INT, 1, &r->expires, 0 },
+		{ "session_id", NTM_J_STR, 1, &r->sid, 64 },
+		{ "dc_key", NTM_J_STR, 1, &r->dckey, 64 },
+	};
+	struct ntm_jerr jerr;
+	const char *why = NULL;
+	uint8_t sid[16];
+
+	if (resp == NULL) {
+		cli_err("login", "bad response from %s: not a JSON object", url);
+		return -1;
+	}
+	if (ntm_json_unpack(resp, fields, sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
+		cli_err("login", "bad response from %s: %s", url, jerr.message);
+		return -1;
+	}
+	if (strcmp(r->user, user) != 0)
+		why = "field 'user': not the user who logged in";
+	else if (!ntm_valid_dnsname(r->fqdn))
+		why = "field 'fqdn': not a DNS name";
+	else if (!ntm_valid_dnsname(r->domain))
+		why = "field 'domain': not a DNS name";
+	else if (ntm_hex_decode_exact(sid, sizeof(sid), r->sid) < 0)
+		why = "field 'session_id': expected 16 bytes in hex";
+	else if (ntm_b64_decode_exact(r->dc_pk, sizeof(r->dc_pk), r->dckey) < 0)
+		why = "field 'dc_key': expected a 32-byte key in base64url";
+	if (why) {
+		cli_err("login", "bad response from %s: %s", url, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Agrees the session keys, saves the session and says so: an exit code. */
+static int
+login_save(struct cli *cli, const struct login_args *la, const char *url, const char *ca,
+    const char *device, const struct login_reply *r, const uint8_t pk[NTM_KX_PK],
+    const uint8_t sk[NTM_KX_SK])
+{
+	struct session s = { 0 };
+	uint8_t rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
+	char rx_b64[NTM_B64_LEN(NTM_KEY_LEN)], tx_b64[NTM_B64_LEN(NTM_KEY_LEN)];
+	int err, ret = EXIT_FAIL;
+
+	if (ntm_kx_session(rx, tx, 1, pk, sk, r->dc_pk) < 0) {
+		cli_err("login", "key agreement with the DC failed (bad dc_key)");
 		goto out;
 	}
+	ntm_b64_encode(rx_b64, sizeof(rx_b64), rx, sizeof(rx));
+	ntm_b64_encode(tx_b64, sizeof(tx_b64), tx, sizeof(tx));
+
+	s.dc_url = xstrdup(url);
+	s.ca_file = ca ? xstrdup(ca) : NULL;
+	s.user = xstrdup(r->user);
+	s.device = xstrdup(device);
+	s.fqdn = xstrdup(r->fqdn);
+	s.vip4 = xstrdup(r->vip4);
+	s.vip6 = xstrdup(r->vip6);
+	s.domain = xstrdup(r->domain);
+	s.token = xstrdup(r->token);
+	s.token_expires = r->expires;
+	s.session_id = xstrdup(r->sid);
+	s.dc_key = xstrdup(r->dckey);
+	s.rx = xstrdup(rx_b64);
+	s.tx = xstrdup(tx_b64);
+	s.login_time = now_unix();
+	if ((err = session_save(cli, &s)) < 0) {
+		cli_err("login", "cannot save the session in %s: %s", cli->state_dir,
+		    ntm_strerror(err));
+		goto out;
+	}
+	if (la->json)
+		cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}",
+		    "user", s.user, "fqdn", s.fqdn, "vip4", s.vip4, "vip6", s.vip6,
+		    "domain", s.domain, "token_expires", (json_int_t)s.token_expires,
+		    "session_id", s.session_id, "device", s.device, "dc_url", s.dc_url));
+	else
+		printf("logged in as %s at %s: %s %s %s\n", s.user, s.domain, s.fqdn,
+		    s.vip4, s.vip6);
+	ret = EXIT_OK;
+out:
+	ntm_wipe(rx, sizeof(rx));
+	ntm_wipe(tx, sizeof(tx));
+	ntm_wipe(rx_b64, sizeof(rx_b64));
+	ntm_wipe(tx_b64, sizeof(tx_b64));
+	session_free(&s);
+	return ret;
+}
+
+static int
+login_exec(void *ctx, struct cmd_call *c)
+{
+	struct cli *cli = ctx;
+	struct login_args *la = c->args;
+	struct login_reply r = { 0 };
+	const char *code;
+	char url[NTM_URL_MAX], endpoint[NTM_URL_MAX + 16], device[NTM_DEVICE_MAX + 1];
+	char errmsg[256] = "";
+	uint8_t pk[NTM_KX_PK], sk[NTM_KX_SK];
+	char *ca = NULL;
+	json_t *req = NULL, *resp = NULL;
+	long status = 0;
+	int err, ret;
+
+	memset(sk, 0, sizeof(sk));
+	if ((ret = login_check(cli, la, c, url, sizeof(url), &ca)) != 0)
+		goto out;
+	ret = EXIT_FAIL;
+	if (cli_state_prepare(cli, "login") < 0 || login_device(cli, la, device) < 0)
+		goto out;
+	if (ntm_kx_keypair(pk, sk) < 0) {
+		cli_err("login", "cannot make a session key");
+		goto out;
+	}
+	if ((req = login_request(cli, la, url, device, pk)) == NULL)
+		goto out;
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/login", url);
-	log_info("POST %s (user %s, device %s)", endpoint, la.user, device);
-	err = ntm_https_call(ca, "POST", endpoint, req, NULL, la.timeout * 1000,
+	log_info("POST %s (user %s, device %s)", endpoint, la->user, device);
+	err = ntm_https_call(ca, "POST", endpoint, req, NULL, la->timeout * 1000,
 	    &status, &resp, errmsg, sizeof(errmsg));
 	wipe_json_string(req, "password");
 	code = json_string_value(json_object_get(resp, "code"));
@@ -407,98 +450,25 @@ login_main(struct cli *cli, int argc, char **argv)
 		ret = cli_http_fail("login", url, err, status, resp, errmsg);
 		goto out;
 	}
-
-	/* check the answer strictly before trusting any of it */
-	{
-		const struct ntm_jfield fields[] = {
-			{ "user", NTM_J_STR, 1, &r_user, NTM_USER_MAX },
-			{ "fqdn", NTM_J_STR, 1, &r_fqdn, NTM_NAME_MAX },
-			{ "vip4", NTM_J_STR, 1, &r_vip4, 64 },
-			{ "vip6", NTM_J_STR, 1, &r_vip6, 64 },
-			{ "domain", NTM_J_STR, 1, &r_domain, NTM_NAME_MAX },
-			{ "token", NTM_J_STR, 1, &r_token, 4096 },
-			{ "token_expires", NTM_J_INT, 1, &r_expires, 0 },
-			{ "session_id", NTM_J_STR, 1, &r_sid, 64 },
-			{ "dc_key", NTM_J_STR, 1, &r_dckey, 64 },
-		};
-		uint8_t sid[16];
-
-		if (resp == NULL) {
-			cli_err("login", "bad response from %s: not a JSON object", url);
-			goto out;
-		}
-		if (ntm_json_unpack(resp, fields, sizeof(fields) / sizeof(fields[0]),
-		    &jerr) < 0) {
-			cli_err("login", "bad response from %s: %s", url, jerr.message);
-			goto out;
-		}
-		why = NULL;
-		if (strcmp(r_user, la.user) != 0)
-			why = "field 'user': not the user who logged in";
-		else if (!ntm_valid_dnsname(r_fqdn))
-			why = "field 'fqdn': not a DNS name";
-		else if (!ntm_valid_dnsname(r_domain))
-			why = "field 'domain': not a DNS name";
-		else if (ntm_hex_decode_exact(sid, sizeof(sid), r_sid) < 0)
-			why = "field 'session_id': expected 16 bytes in hex";
-		else if (ntm_b64_decode_exact(dc_pk, sizeof(dc_pk), r_dckey) < 0)
-			why = "field 'dc_key': expected a 32-byte key in base64url";
-		if (why) {
-			cli_err("login", "bad response from %s: %s", url, why);
-			goto out;
-		}
-	}
-	if (ntm_kx_session(rx, tx, 1, pk, sk, dc_pk) < 0) {
-		cli_err("login", "key agreement with the DC failed (bad dc_key)");
-		goto out;
-	}
-	ntm_b64_encode(rx_b64, sizeof(rx_b64), rx, sizeof(rx));
-	ntm_b64_encode(tx_b64, sizeof(tx_b64), tx, sizeof(tx));
-
-	s.dc_url = xstrdup(url);
-	s.ca_file = ca ? xstrdup(ca) : NULL;
-	s.user = xstrdup(r_user);
-	s.device = xstrdup(device);
-	s.fqdn = xstrdup(r_fqdn);
-	s.vip4 = xstrdup(r_vip4);
-	s.vip6 = xstrdup(r_vip6);
-	s.domain = xstrdup(r_domain);
-	s.token = xstrdup(r_token);
-	s.token_expires = r_expires;
-	s.session_id = xstrdup(r_sid);
-	s.dc_key = xstrdup(r_dckey);
-	s.rx = xstrdup(rx_b64);
-	s.tx = xstrdup(tx_b64);
-	s.login_time = now_unix();
-	if ((err = session_save(cli, &s)) < 0) {
-		cli_err("login", "cannot save the session in %s: %s", cli->state_dir,
-		    ntm_strerror(err));
-		goto out;
-	}
-
-	if (la.json)
-		cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}",
-		    "user", s.user, "fqdn", s.fqdn, "vip4", s.vip4, "vip6", s.vip6,
-		    "domain", s.domain, "token_expires", (json_int_t)s.token_expires,
-		    "session_id", s.session_id, "device", s.device, "dc_url", s.dc_url));
-	else
-		printf("logged in as %s at %s: %s %s %s\n", s.user, s.domain, s.fqdn,
-		    s.vip4, s.vip6);
-	ret = EXIT_OK;
+	if (login_answer(resp, url, la->user, &r) == 0)
+		ret = login_save(cli, la, url, ca, device, &r, pk, sk);
 out:
-	ntm_wipe(password, sizeof(password));
 	ntm_wipe(sk, sizeof(sk));
-	ntm_wipe(rx, sizeof(rx));
-	ntm_wipe(tx, sizeof(tx));
-	ntm_wipe(rx_b64, sizeof(rx_b64));
-	ntm_wipe(tx_b64, sizeof(tx_b64));
 	if (resp) {
 		wipe_json_string(resp, "token");
 		json_decref(resp);
 	}
 	json_decref(req);
-	session_free(&s);
 	free(ca);
-	cli_args_free(&args);
 	return ret;
 }
+
+const struct cmd_entry login_entry = {
+	.name = "login",
+	.summary = "log in at a DC and save the session",
+	.usage = "DC",
+	.opts = login_opts,
+	.max = 1,
+	.args_size = sizeof(struct login_args),
+	.exec = login_exec,
+};

@@ -11,51 +11,31 @@
 #include "common.h"
 #include "ntm-cli.h"
 
-enum { OPT_TIMEOUT = 256, OPT_JSON };
+struct logout_args {
+	long	timeout;
+	int	json;
+};
 
-const struct cli_opt logout_opts[] = {
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+static const struct cmd_opt logout_opts[] = {
+	CLI_OPT_TIMEOUT(struct logout_args, CLI_TIMEOUT_HELP),
+	CLI_OPT_JSON(struct logout_args, "print the result as one JSON object"),
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
 
-int
-logout_main(struct cli *cli, int argc, char **argv)
+static int
+logout_exec(void *ctx, struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("logout");
-	struct cli_args args;
+	struct cli *cli = ctx;
+	const struct logout_args *a = c->args;
 	struct session s;
 	char url[NTM_URL_MAX + 16], errmsg[256] = "", msg[768] = "", lerr[512];
 	const char *dc_status;
 	json_t *req = NULL, *resp = NULL;
-	long timeout = 0, status = 0;
-	int ch, err, json = 0, ret = EXIT_USAGE;
+	long status = 0;
+	int err, ret = EXIT_USAGE;
 
 	memset(&s, 0, sizeof(s));
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("logout", args.optarg, &timeout) < 0)
-				goto out;
-			break;
-		case OPT_JSON:
-			json = 1;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-	if (args.npos > 0) {
-		cli_err("logout", "unexpected argument '%s'", args.pos[0]);
-		goto out;
-	}
-
 	if ((err = session_load(cli, &s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
 		cli_err("logout", "not logged in");
 		ret = EXIT_NOSESSION;
@@ -72,7 +52,7 @@ logout_main(struct cli *cli, int argc, char **argv)
 	req = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
 	log_info("POST %s", url);
 	err = ntm_https_call(s.ca_file, "POST", url, req, s.token,
-	    cli_timeout(cli, timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
+	    cli_timeout(cli, a->timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
 	if (err == 0 && status == 200) {
 		dc_status = "ok";
 		ret = EXIT_OK;
@@ -93,7 +73,7 @@ logout_main(struct cli *cli, int argc, char **argv)
 	}
 	if (ret != EXIT_OK)
 		cli_err("logout", "%s; session removed locally", msg);
-	if (json) {
+	if (a->json) {
 		json_t *o = json_pack("{s:b, s:s, s:s, s:s}", "logged_out", 1,
 		    "user", s.user, "fqdn", s.fqdn, "dc_status", dc_status);
 
@@ -109,6 +89,15 @@ out:
 	json_decref(req);
 	json_decref(resp);
 	session_free(&s);
-	cli_args_free(&args);
 	return ret;
 }
+
+const struct cmd_entry logout_entry = {
+	.name = "logout",
+	.summary = "end the session at the DC and forget it",
+	.usage = "",
+	.opts = logout_opts,
+	.max = 0,
+	.args_size = sizeof(struct logout_args),
+	.exec = logout_exec,
+};

@@ -1,15 +1,17 @@
 /*
- * ntm-cli.h - the ntm client: command table, option parser, profile and
- * session state. Every command is `int X_main(struct cli *, int, char **)`
- * and returns an exit code (never exit()s), so `ntm shell` can run it too.
+ * ntm-cli.h - the ntm client: command table, profile and session state.
+ * Every command is an entry whose exec returns an exit code (never
+ * exit()s), so `ntm shell` can run it too.
  */
 #ifndef NTM_CLI_H
 #define NTM_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "ntm.h"
+#include "cmd.h"
 
 /* Exit codes, documented in ntm(1) and `ntm --help`. */
 enum {
@@ -37,49 +39,32 @@ enum {
 #define NTM_HISTORY_MAX		1000
 #define NTM_URL_MAX		(8 + NTM_NAME_MAX + 2 + 6 + 1)
 
-/* ---- the command table (main.c) ----------------------------------------- */
+/* ---- the command table (commands.c) ------------------------------------ */
 
-/* One long option. key is what cli_getopt() returns: the short letter when
- * there is one, else a per-command value >= 256. */
-struct cli_opt {
-	const char	*name;		/* without "--" */
-	int		 key;
-	int		 shortopt;	/* 'u' for -u, 0 if none */
-	const char	*arg;		/* metavariable ("FILE"), NULL for a flag */
-	const char	*help;
-};
+/*
+ * Every command and subcommand is a struct cmd_entry (cmd/common/cmd.h):
+ * its options fill the command's own args struct, exec gets the struct
+ * cli as ctx. The table is the one source for `--help` of every command,
+ * `ntm help`, `ntm help --commands` (which scripts/docs-check.sh compares
+ * with ntm(1) and the completions) and completion inside `ntm shell`.
+ */
+extern const struct cmd_entry login_entry, logout_entry, status_entry, up_entry,
+    down_entry, register_entry, tunnel_entry, keys_entry, send_entry, fetch_entry,
+    shell_entry, help_entry;
+/* In display order, ends with NULL. */
+extern const struct cmd_entry *const cli_commands[];
 
-/* A subcommand ("tunnel ping"): the command's own code parses it; this
- * names it for `ntm help --commands`, --json and completion in the shell. */
-struct cli_sub {
-	const char	*name;
-	const char	*opts;		/* the command's options that apply, by name,
-					 * space-separated ("help" always does) */
-};
-
-struct cli;
-struct cli_cmd {
-	const char	*name;
-	int		(*fn)(struct cli *cli, int argc, char **argv);
-	const char	*summary;
-	const char	*usage;		/* operands after "ntm NAME [OPTIONS]" */
-	const struct cli_opt *opts;	/* ends with { NULL } */
-	const struct cli_sub *subs;	/* NULL, or ends with { NULL } */
-};
-
-/* Options every command takes. */
-#define CLI_OPT_HELP	{ "help", 'h', 'h', NULL, "show this help and exit" }
-#define CLI_OPT_END	{ NULL, 0, 0, NULL, NULL }
-
-/* Each command file exports its options; main.c holds the table. */
-extern const struct cli_opt login_opts[], logout_opts[], status_opts[], shell_opts[],
-    help_opts[], up_opts[], down_opts[], register_opts[], tunnel_opts[],
-    keys_opts[], send_opts[], fetch_opts[];
-/* In display order, ends with { NULL }. */
-extern const struct cli_cmd cli_commands[];
-const struct cli_cmd *cli_find(const char *name);
-/* Runs argv[0] as a command through the table; unknown: message + EXIT_USAGE. */
-int cli_dispatch(struct cli *cli, int argc, char **argv);
+/* Rows most commands' option tables share; T is the command's args struct. */
+#define CLI_OPT_HELP	{ .name = "help", .shortopt = 'h', .help = "show this help and exit", \
+	.type = CMD_FLAG }
+#define CLI_OPT_END	{ .name = NULL }
+#define CLI_OPT_JSON(T, text) { .name = "json", .help = (text), .type = CMD_FLAG, \
+	.off = offsetof(T, json) }
+#define CLI_TIMEOUT_EXPECT	"expected seconds 1..300"	/* NTM_CLI_TIMEOUT_MAX */
+#define CLI_OPT_TIMEOUT(T, text) { .name = "timeout", .arg = "SEC", .help = (text), \
+	.type = CMD_INT, .off = offsetof(T, timeout), .min = 1, .max = NTM_CLI_TIMEOUT_MAX, \
+	.expect = CLI_TIMEOUT_EXPECT }
+#define CLI_TIMEOUT_HELP	"give up after SEC seconds (1..300, default 10)"
 
 /* ---- profile and session (profile.c) ----------------------------------- */
 
@@ -98,6 +83,7 @@ struct cli {
 	char		*state_dir;	/* $XDG_STATE_HOME/ntm, or -c DIR */
 	int		 verbose;
 	int		 in_shell;
+	const struct cmd_entry *const *cmds;	/* the command table */
 	struct cli_conf	 conf;
 };
 
@@ -137,47 +123,18 @@ int  session_save(const struct cli *cli, const struct session *s);
 int  session_remove(const struct cli *cli);
 void session_free(struct session *s);	/* wipes the secrets */
 
-/* ---- argument parsing (main.c) ------------------------------------------ */
+/* ---- running commands and output (cli.c, help.c) ---------------------- */
 
-struct cli_args {
-	const struct cli_cmd *cmd;
-	int		 argc, i;
-	char		**argv;
-	char		**pos;		/* operands, in order (new, borrowed strings) */
-	int		 npos;
-	int		 dashdash;
-	const char	*optarg;	/* value of the last option */
-	const char	*optname;	/* "--name" as the user spelled it */
-	int		 shortbuf;	/* position inside a "-abc" group */
-};
-/* argv[0] is the command name. */
-void cli_args_init(struct cli_args *a, const struct cli_cmd *cmd, int argc, char **argv);
-void cli_args_free(struct cli_args *a);
-/* Next option's key; 0 once all arguments are consumed (operands are then
- * in a->pos); -1 after printing a usage error. */
-int  cli_getopt(struct cli_args *a);
-
-/* ---- output helpers (main.c, help.c) ------------------------------------ */
-
+/* Runs argv[0] as a command of cli->cmds; unknown: message + EXIT_USAGE. */
+int  cli_dispatch(struct cli *cli, int argc, char **argv);
 /* "ntm: CMD: message" on stderr (cmd may be NULL). */
 void cli_err(const char *cmd, const char *fmt, ...) NTM_PRINTF(2, 3);
-/* Help for one command (usage, options) to fp. */
-void cli_cmd_help(FILE *fp, const struct cli_cmd *cmd);
-/* Global usage (commands, exit codes) to fp. */
-void cli_usage(FILE *fp);
-/* "NAME<TAB>--opt1 --opt2 ..." per command, options sorted; then one
- * "NAME SUB<TAB>--opt ..." line per subcommand. */
-void cli_commands_dump(FILE *fp);
-/* 1 if the option named opt applies to subcommand sub of cmd (always 1 when
- * the command has no such subcommand table). */
-int  cli_sub_has_opt(const struct cli_sub *sub, const char *opt);
-const struct cli_sub *cli_find_sub(const struct cli_cmd *cmd, const char *name);
-/* Strict seconds parser for --timeout; prints the usage error. */
-int  cli_parse_timeout(const char *cmd, const char *s, long *out);
+/* Global usage (commands of table, exit codes) to fp. */
+void cli_usage(FILE *fp, const struct cmd_entry *const *table);
 /* Prints json (stolen) compactly with a newline on stdout. */
 void cli_print_json(json_t *j);
 
-/* ---- HTTP calls to the DC (login.c) ------------------------------------- */
+/* ---- HTTP calls to the DC (dchttp.c) ------------------------------------- */
 
 /* Maps a failed call to an exit code and prints one error line:
  * an untrusted certificate -> 15 (with the --ca hint), other transport
@@ -189,19 +146,5 @@ int  cli_http_error(char *buf, size_t len, const char *url, int err, long status
     json_t *body, const char *errmsg);
 /* Exit code for a server error code ("bad_password" -> 4 ...). */
 int  cli_exit_for_code(const char *code, long status);
-
-/* ---- commands ------------------------------------------------------------ */
-int login_main(struct cli *cli, int argc, char **argv);
-int logout_main(struct cli *cli, int argc, char **argv);
-int status_main(struct cli *cli, int argc, char **argv);
-int shell_main(struct cli *cli, int argc, char **argv);
-int help_main(struct cli *cli, int argc, char **argv);
-int up_main(struct cli *cli, int argc, char **argv);
-int down_main(struct cli *cli, int argc, char **argv);
-int register_main(struct cli *cli, int argc, char **argv);
-int tunnel_main(struct cli *cli, int argc, char **argv);
-int keys_main(struct cli *cli, int argc, char **argv);
-int send_main(struct cli *cli, int argc, char **argv);
-int fetch_main(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -18,15 +18,21 @@
 #include "reg.h"
 #include "agent.h"
 
-enum { OPT_JSON = 256, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT };
+struct register_args {
+	int		 json;
+	const char	*dc_udp, *resolver;
+	long		 timeout;
+};
 
-const struct cli_opt register_opts[] = {
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
-	{ "dc-udp", OPT_DC_UDP, 0, "ADDR:PORT", "the DC's UDP address (else ntm.conf dc_udp, "
-	  "else DNS SRV _ntm._udp.DOMAIN)" },
-	{ "resolver", OPT_RESOLVER, 0, "ADDR:PORT", "DNS resolver for the SRV lookup "
-	  "(else ntm.conf resolver)" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
+static const struct cmd_opt register_opts[] = {
+	CLI_OPT_JSON(struct register_args, "print the result as one JSON object"),
+	{ .name = "dc-udp", .arg = "ADDR:PORT", .help = "the DC's UDP address (else ntm.conf "
+	  "dc_udp, else DNS SRV _ntm._udp.DOMAIN)", .type = CMD_STRING,
+	  .off = offsetof(struct register_args, dc_udp) },
+	{ .name = "resolver", .arg = "ADDR:PORT", .help = "DNS resolver for the SRV lookup "
+	  "(else ntm.conf resolver)", .type = CMD_STRING,
+	  .off = offsetof(struct register_args, resolver) },
+	CLI_OPT_TIMEOUT(struct register_args, CLI_TIMEOUT_HELP),
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -168,58 +174,35 @@ out:
 	return ret;
 }
 
-int
-register_main(struct cli *cli, int argc, char **argv)
+static int
+register_exec(void *ctx, struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("register");
-	struct cli_args args;
-	const char *dc_udp = NULL, *resolver = NULL;
-	long timeout = 0;
-	int ch, json = 0, ret = EXIT_USAGE;
+	struct cli *cli = ctx;
+	const struct register_args *a = c->args;
+	int ret;
 	json_t *resp;
 
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_JSON:
-			json = 1;
-			break;
-		case OPT_DC_UDP:
-			dc_udp = args.optarg;
-			break;
-		case OPT_RESOLVER:
-			resolver = args.optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("register", args.optarg, &timeout) < 0)
-				goto out;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-	if (args.npos > 0) {
-		cli_err("register", "unexpected argument '%s'", args.pos[0]);
-		goto out;
-	}
 	if ((resp = ctl_call(cli, json_pack("{s:s}", "cmd", "register"), 3000)) != NULL) {
 		json_t *r = json_object_get(resp, "registration");
 
 		if (json_is_object(r)) {
-			print_reg(r, json, 1);
+			print_reg(r, a->json, 1);
 			ret = json_is_true(json_object_get(r, "registered")) ? EXIT_OK :
 			    EXIT_UNREACH;
 		} else
 			ret = ctl_fail("register", resp);
 		json_decref(resp);
-		goto out;
+		return ret;
 	}
-	ret = register_once(cli, dc_udp, resolver, cli_timeout(cli, timeout), json);
-out:
-	cli_args_free(&args);
-	return ret;
+	return register_once(cli, a->dc_udp, a->resolver, cli_timeout(cli, a->timeout), a->json);
 }
+
+const struct cmd_entry register_entry = {
+	.name = "register",
+	.summary = "register with the DC once and show what it saw",
+	.usage = "",
+	.opts = register_opts,
+	.max = 0,
+	.args_size = sizeof(struct register_args),
+	.exec = register_exec,
+};

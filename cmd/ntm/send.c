@@ -23,29 +23,6 @@
 #include "common.h"
 #include "xcli.h"
 
-enum { OPT_JSON = 256, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TIMEOUT, OPT_APP, OPT_SERVICE, OPT_ITEM, OPT_NOTIFY, OPT_TTL,
-    OPT_STATUS };
-
-const struct cli_opt send_opts[] = {
-	{ "app", OPT_APP, 0, "ID", "application ID carried with the object (at most 64 bytes)" },
-	{ "service", OPT_SERVICE, 0, "ID", "service ID (at most 64 bytes)" },
-	{ "item", OPT_ITEM, 0, "ID", "service item ID (at most 128 bytes)" },
-	{ "notify", OPT_NOTIFY, 0, "TEXT", "notification message shown to the peers (at most "
-	  "512 bytes; servers see it: put no secret in it)" },
-	{ "ttl", OPT_TTL, 0, "SEC", "keep the object at the CS for SEC seconds (default: the "
-	  "CS's object_ttl_s)" },
-	{ "status", OPT_STATUS, 0, "ID", "show the delivery of a sent object (its SHA-256) "
-	  "per destination, and exit" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up on a server call after SEC seconds, or a "
-	  "transfer stalled that long (1..300, default 10)" },
-	{ "progress", OPT_PROGRESS, 0, NULL, "show rate and time left on standard error even "
-	  "when it is not a terminal" },
-	{ "no-progress", OPT_NO_PROGRESS, 0, NULL, "show no progress, even on a terminal" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
-	CLI_OPT_HELP,
-	CLI_OPT_END
-};
-
 struct sopts {
 	const char	*app, *service, *item, *notify, *status, *file;
 	const char	*peers[NTM_XDATA_DEST_MAX];
@@ -53,22 +30,70 @@ struct sopts {
 	long		 timeout, ttl;
 };
 
-/* An opaque text option: at most max bytes, printable (no control bytes). */
+/* An opaque text option: at most o->max bytes, printable (no control bytes). */
 static int
-check_text(const char *opt, const char *v, size_t max)
+set_text(void *args, const struct cmd_opt *o, const char *v)
 {
-	size_t i, n = strlen(v);
+	size_t i, n = strlen(v), max = (size_t)o->max;
 
 	if (n > max) {
-		cli_err("send", "--%s '%.40s...': longer than %zu bytes", opt, v, max);
+		cli_err("send", "--%s '%.40s...': longer than %zu bytes", o->name, v, max);
 		return -1;
 	}
 	for (i = 0; i < n; i++)
 		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-			cli_err("send", "--%s '%s': control characters are not allowed", opt, v);
+			cli_err("send", "--%s '%s': control characters are not allowed", o->name,
+			    v);
 			return -1;
 		}
+	*(const char **)(void *)((char *)args + o->off) = v;
 	return 0;
+}
+
+static int valid_sha(const char *s);
+
+static int
+set_status(void *args, const struct cmd_opt *o, const char *v)
+{
+	(void)o;
+	if (!valid_sha(v)) {
+		cli_err("send", "--status '%s': expected an object ID (64 lowercase hex digits)",
+		    v);
+		return -1;
+	}
+	((struct sopts *)args)->status = v;
+	return 0;
+}
+
+#define TEXT_OPT(field, max_, meta, text) { .name = #field, .arg = meta, .help = text, \
+	.type = CMD_CALL, .set = set_text, .off = offsetof(struct sopts, field), .max = max_ }
+
+static const struct cmd_opt send_opts[] = {
+	TEXT_OPT(app, 64, "ID", "application ID carried with the object (at most 64 bytes)"),
+	TEXT_OPT(service, 64, "ID", "service ID (at most 64 bytes)"),
+	TEXT_OPT(item, 128, "ID", "service item ID (at most 128 bytes)"),
+	TEXT_OPT(notify, 512, "TEXT", "notification message shown to the peers (at most "
+	  "512 bytes; servers see it: put no secret in it)"),
+	{ .name = "ttl", .arg = "SEC", .help = "keep the object at the CS for SEC seconds "
+	  "(default: the CS's object_ttl_s)", .type = CMD_INT,
+	  .off = offsetof(struct sopts, ttl), .min = 1, .max = 365L * 86400,
+	  .expect = "expected seconds 1..31536000" },
+	{ .name = "status", .arg = "ID", .help = "show the delivery of a sent object (its "
+	  "SHA-256) per destination, and exit", .type = CMD_CALL, .set = set_status },
+	CLI_OPT_TIMEOUT(struct sopts, "give up on a server call after SEC seconds, or a "
+	  "transfer stalled that long (1..300, default 10)"),
+	X_OPT_PROGRESS(struct sopts),
+	CLI_OPT_JSON(struct sopts, "print the result as one JSON object"),
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+static void
+send_init(void *args)
+{
+	struct sopts *o = args;
+
+	o->app = o->service = o->item = o->notify = "";
 }
 
 /*
@@ -549,106 +574,59 @@ valid_sha(const char *s)
 	return i == 64;
 }
 
-int
-send_main(struct cli *cli, int argc, char **argv)
+static int
+send_exec(void *ctx, struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("send");
-	struct cli_args args;
-	struct sopts o = { .app = "", .service = "", .item = "", .notify = "" };
+	struct cli *cli = ctx;
+	struct sopts o = *(const struct sopts *)c->args;
 	struct stat st;
-	int ch, i, npeers, ret = EXIT_USAGE;
+	int i, npeers;
 
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_APP:
-			if (check_text("app", o.app = args.optarg, 64) < 0)
-				goto done;
-			break;
-		case OPT_SERVICE:
-			if (check_text("service", o.service = args.optarg, 64) < 0)
-				goto done;
-			break;
-		case OPT_ITEM:
-			if (check_text("item", o.item = args.optarg, 128) < 0)
-				goto done;
-			break;
-		case OPT_NOTIFY:
-			if (check_text("notify", o.notify = args.optarg, 512) < 0)
-				goto done;
-			break;
-		case OPT_TTL:
-			if (parse_long(args.optarg, 1, 365L * 86400, &o.ttl) < 0) {
-				cli_err("send", "--ttl '%s': expected seconds 1..31536000",
-				    args.optarg);
-				goto done;
-			}
-			break;
-		case OPT_STATUS:
-			if (!valid_sha(o.status = args.optarg)) {
-				cli_err("send", "--status '%s': expected an object ID (64 "
-				    "lowercase hex digits)", args.optarg);
-				goto done;
-			}
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("send", args.optarg, &o.timeout) < 0)
-				goto done;
-			break;
-		case OPT_PROGRESS:
-			o.progress = X_PROGRESS_ON;
-			break;
-		case OPT_NO_PROGRESS:
-			o.progress = X_PROGRESS_OFF;
-			break;
-		case OPT_JSON:
-			o.json = 1;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto done;
-		default:
-			goto done;
-		}
-	}
 	if (o.status) {
-		if (args.npos > 0) {
-			cli_err("send", "--status takes no PEER or FILE ('%s')", args.pos[0]);
-			goto done;
+		if (c->npos > 0) {
+			cli_err("send", "--status takes no PEER or FILE ('%s')", c->pos[0]);
+			return EXIT_USAGE;
 		}
-		ret = do_status(cli, &o);
-		goto done;
+		return do_status(cli, &o);
 	}
 	/* The last of two or more operands is FILE unless it is a peer we
 	 * share a key with and no such file exists: "missing.txt" is a file
 	 * that is not there, not a peer without a key. */
-	npeers = args.npos;
-	if (npeers >= 2 && (strcmp(args.pos[npeers - 1], "-") == 0 ||
-	    stat(args.pos[npeers - 1], &st) == 0 || !is_keyed_peer(cli, args.pos[npeers - 1])))
-		o.file = args.pos[--npeers];
+	npeers = c->npos;
+	if (npeers >= 2 && (strcmp(c->pos[npeers - 1], "-") == 0 ||
+	    stat(c->pos[npeers - 1], &st) == 0 || !is_keyed_peer(cli, c->pos[npeers - 1])))
+		o.file = c->pos[--npeers];
 	if (o.file && strcmp(o.file, "-") != 0 && stat(o.file, &st) != 0 && errno == ENOENT) {
 		if (looks_like_peer(o.file))
 			cli_err("send", "%s: no such file (nor a peer with a shared key: "
 			    "run 'ntm keys exchange %s' first to send to it)", o.file, o.file);
 		else
 			cli_err("send", "%s: no such file", o.file);
-		goto done;
+		return EXIT_USAGE;
 	}
 	if (npeers < 1) {
 		cli_err("send", "missing PEER");
-		goto done;
+		return EXIT_USAGE;
 	}
 	if (npeers > NTM_XDATA_DEST_MAX) {
-		cli_err("send", "PEER '%s': more than %d peers", args.pos[NTM_XDATA_DEST_MAX],
+		cli_err("send", "PEER '%s': more than %d peers", c->pos[NTM_XDATA_DEST_MAX],
 		    NTM_XDATA_DEST_MAX);
-		goto done;
+		return EXIT_USAGE;
 	}
 	for (i = 0; i < npeers; i++)
-		o.peers[i] = args.pos[i];
+		o.peers[i] = c->pos[i];
 	o.npeers = npeers;
-	ret = do_send(cli, &o);
-done:
-	cli_args_free(&args);
-	return ret;
+	return do_send(cli, &o);
 }
+
+const struct cmd_entry send_entry = {
+	.name = "send",
+	.summary = "send a file end to end encrypted through the cache server",
+	.usage = "PEER... [FILE|-]",
+	.opts = send_opts,
+	.max = CMD_ANY,
+	.operands = CMD_OPERAND_PEERS | CMD_OPERAND_FILE,
+	.args_size = sizeof(struct sopts),
+	.init = send_init,
+	.exec = send_exec,
+};

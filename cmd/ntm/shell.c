@@ -30,12 +30,13 @@
 #define SHELL_PROMPT	"ntm> "
 #define SHELL_WORDS_MAX	256
 
-const struct cli_opt shell_opts[] = {
+static const struct cmd_opt shell_opts[] = {
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
 
 static const char *const builtins[] = { "exit", "quit", NULL };
+static struct cli *shell_cli;	/* for completion: the command table, peer lookups */
 
 static void
 free_words(char **w, int n)
@@ -147,29 +148,29 @@ cands_add(const char *s)
 static void
 cands_commands(int with_builtins)
 {
-	for (const struct cli_cmd *c = cli_commands; c->name; c++)
-		cands_add(c->name);
+	for (const struct cmd_entry *const *c = shell_cli->cmds; *c; c++)
+		cands_add((*c)->name);
 	if (with_builtins)
 		for (int i = 0; builtins[i]; i++)
 			cands_add(builtins[i]);
 }
 
 static void
-cands_subs(const struct cli_cmd *cmd)
+cands_subs(const struct cmd_entry *cmd)
 {
-	for (const struct cli_sub *s = cmd->subs; s && s->name; s++)
-		cands_add(s->name);
+	for (const struct cmd_entry *const *s = cmd->subs; s && *s; s++)
+		cands_add((*s)->name);
 }
 
 /* The options of cmd that apply to sub (all of them when sub is NULL). */
 static void
-cands_opts(const struct cli_cmd *cmd, const struct cli_sub *sub)
+cands_opts(const struct cmd_entry *cmd, const struct cmd_entry *sub)
 {
 	static char optbuf[64][48];
 	size_t i = 0;
 
-	for (const struct cli_opt *o = cmd->opts; o->name && i < 64; o++) {
-		if (!cli_sub_has_opt(sub, o->name))
+	for (const struct cmd_opt *o = cmd->opts; o->name && i < 64; o++) {
+		if (!cmd_sub_takes(sub, o->name))
 			continue;
 		snprintf(optbuf[i], sizeof(optbuf[i]), "--%s", o->name);
 		cands_add(optbuf[i++]);
@@ -233,48 +234,19 @@ cands_peers(const struct cli *cli)
 
 /* Does option word w of cmd take the next word as its value? */
 static int
-takes_value(const struct cli_cmd *cmd, const char *w)
+takes_value(const struct cmd_entry *cmd, const char *w)
 {
-	const struct cli_opt *o;
+	const struct cmd_opt *o = cmd_opt_word(cmd, w);
 
-	if (strncmp(w, "--", 2) == 0) {
-		if (strchr(w, '=') != NULL)
-			return 0;
-		for (o = cmd->opts; o->name; o++)
-			if (strcmp(o->name, w + 2) == 0)
-				return o->arg != NULL;
-		return 0;
-	}
-	if (w[0] == '-' && w[1] != '\0' && w[2] == '\0')
-		for (o = cmd->opts; o->name; o++)
-			if (o->shortopt == w[1])
-				return o->arg != NULL;
-	return 0;
+	return o && o->arg != NULL;
 }
 
-/* Commands whose operands (after the subcommand, if any) are peers. */
-static int
-operand_is_peer(const struct cli_cmd *cmd, const char *sub, int k)
-{
-	if (strcmp(cmd->name, "send") == 0)
-		return 1;
-	if (sub == NULL)
-		return 0;
-	if (strcmp(cmd->name, "tunnel") == 0)
-		return k == 0 && (strcmp(sub, "ping") == 0 || strcmp(sub, "open") == 0 ||
-		    strcmp(sub, "close") == 0);
-	if (strcmp(cmd->name, "keys") == 0)
-		return k == 0 && strcmp(sub, "list") != 0;
-	return 0;
-}
-
-static struct cli *shell_cli;	/* for the completion's peer lookups */
 
 static char **
 shell_complete(const char *text, int start, int end)
 {
-	const struct cli_cmd *cmd;
-	const struct cli_sub *sub = NULL;
+	const struct cmd_entry *cmd, *sub = NULL, *e;
+	const struct cmd_opt *o;
 	const char *subname = NULL;
 	char *prefix, **w;
 	int n, i, npos = 0;
@@ -291,20 +263,15 @@ shell_complete(const char *text, int start, int end)
 		cands_commands(1);
 		goto done;
 	}
-	if ((cmd = cli_find(w[0])) == NULL)
+	if ((cmd = cmd_find(shell_cli->cmds, w[0])) == NULL)
 		goto done;
 	/* the value of an option: files and peers complete, the rest not at all */
 	if (n >= 2 && takes_value(cmd, w[n - 1])) {
-		for (const struct cli_opt *o = cmd->opts; o->name; o++)
-			if (strcmp(o->name, w[n - 1] + 2) == 0 || (w[n - 1][1] != '-' &&
-			    o->shortopt == w[n - 1][1])) {
-				if (strcmp(o->arg, "FILE") == 0 || strcmp(o->arg, "DIR") == 0 ||
-				    strncmp(o->arg, "DIR|", 4) == 0)
-					rl_attempted_completion_over = 0;
-				else if (strcmp(o->arg, "PEER") == 0)
-					cands_peers(shell_cli);
-				break;
-			}
+		o = cmd_opt_word(cmd, w[n - 1]);
+		if (o->type == CMD_FILE)
+			rl_attempted_completion_over = 0;
+		else if (o->type == CMD_PEER)
+			cands_peers(shell_cli);
 		goto done;
 	}
 	/* the operands so far, options and their values aside */
@@ -318,13 +285,13 @@ shell_complete(const char *text, int start, int end)
 			subname = w[i];
 	}
 	if (subname)
-		sub = cli_find_sub(cmd, subname);
+		sub = cmd_find(cmd->subs, subname);
 	if (text[0] == '-') {
 		cands_opts(cmd, sub);
 		goto done;
 	}
 	if (strcmp(cmd->name, "help") == 0) {
-		const struct cli_cmd *of = npos == 1 ? cli_find(w[n - 1]) : NULL;
+		const struct cmd_entry *of = npos == 1 ? cmd_find(shell_cli->cmds, w[n - 1]) : NULL;
 
 		if (npos == 0)
 			cands_commands(0);
@@ -336,9 +303,12 @@ shell_complete(const char *text, int start, int end)
 		cands_subs(cmd);
 		goto done;
 	}
-	if (operand_is_peer(cmd, subname, cmd->subs ? npos - 1 : npos))
+	/* the operands the entry says are peers (or files) */
+	e = cmd->subs ? sub : cmd;
+	if (e && ((e->operands & CMD_OPERAND_PEERS) ||
+	    ((e->operands & CMD_OPERAND_PEER) && npos - (cmd->subs != NULL) == 0)))
 		cands_peers(shell_cli);
-	if (strcmp(cmd->name, "send") == 0)
+	if (e && (e->operands & CMD_OPERAND_FILE))
 		rl_attempted_completion_over = 0;	/* the last operand is a file */
 done:
 	free_words(w, n);
@@ -482,31 +452,16 @@ shell_pipe(struct cli *cli)
 	return last;
 }
 
-int
-shell_main(struct cli *cli, int argc, char **argv)
+static int
+shell_exec(void *ctx, struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("shell");
-	struct cli_args args;
+	struct cli *cli = ctx;
 	struct sigaction sa, old_sa;
 	sigset_t intmask;
 	char *hist = NULL, *line;
-	int ch, fd, quit = 0, r, last = EXIT_OK, ret = EXIT_USAGE;
+	int fd, quit = 0, r, last = EXIT_OK, ret = EXIT_USAGE;
 
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-	if (args.npos > 0) {
-		cli_err("shell", "unexpected argument '%s'", args.pos[0]);
-		goto out;
-	}
+	(void)c;
 	if (cli->in_shell) {
 		cli_err("shell", "already in the shell");
 		goto out;
@@ -587,6 +542,14 @@ out:
 	cands = NULL;
 	ncands = 0;
 	peers_free();
-	cli_args_free(&args);
 	return ret;
 }
+
+const struct cmd_entry shell_entry = {
+	.name = "shell",
+	.summary = "interactive shell with completion and history",
+	.usage = "",
+	.opts = shell_opts,
+	.max = 0,
+	.exec = shell_exec,
+};

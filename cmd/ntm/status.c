@@ -15,12 +15,17 @@
 #include "ntm-cli.h"
 #include "agent.h"
 
-enum { OPT_OFFLINE = 256, OPT_TIMEOUT, OPT_JSON };
+struct status_args {
+	int	offline;
+	long	timeout;
+	int	json;
+};
 
-const struct cli_opt status_opts[] = {
-	{ "offline", OPT_OFFLINE, 0, NULL, "do not ask the DC; show the saved session only" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "give up after SEC seconds (1..300, default 10)" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as one JSON object" },
+static const struct cmd_opt status_opts[] = {
+	{ .name = "offline", .help = "do not ask the DC; show the saved session only",
+	  .type = CMD_FLAG, .off = offsetof(struct status_args, offline) },
+	CLI_OPT_TIMEOUT(struct status_args, CLI_TIMEOUT_HELP),
+	CLI_OPT_JSON(struct status_args, "print the result as one JSON object"),
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -178,109 +183,36 @@ print_peers(json_t *peers)
 	free(cell);
 }
 
-int
-status_main(struct cli *cli, int argc, char **argv)
+/* The session and what the DC said, as one JSON object with the agent's. */
+static void
+status_json(struct cli *cli, const struct session *s, int expired, const char *dc_status,
+    const char *msg)
 {
-	const struct cli_cmd *cmd = cli_find("status");
-	struct cli_args args;
-	struct session s;
-	char url[NTM_URL_MAX + 16], errmsg[256] = "", msg[768] = "", lerr[512];
-	char expiry[96];
-	const char *dc_status = "skipped", *c_on = "", *c_off = "";
-	json_t *resp = NULL, *out;
-	long timeout = 0, status = 0;
-	int64_t now = now_unix();
-	int ch, err, json = 0, offline = 0, expired, ret = EXIT_USAGE;
+	json_t *out;
 
-	memset(&s, 0, sizeof(s));
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case OPT_OFFLINE:
-			offline = 1;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("status", args.optarg, &timeout) < 0)
-				goto done;
-			break;
-		case OPT_JSON:
-			json = 1;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto done;
-		default:
-			goto done;
-		}
+	out = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s}",
+	    "logged_in", 1, "user", s->user, "fqdn", s->fqdn, "vip4", s->vip4,
+	    "vip6", s->vip6, "domain", s->domain, "dc_url", s->dc_url,
+	    "device", s->device, "session_id", s->session_id,
+	    "token_expires", (json_int_t)s->token_expires, "token_expired", expired,
+	    "dc_status", dc_status);
+	if (out && *msg)
+		json_object_set_new(out, "dc_error", json_string(msg));
+	if (out) {
+		json_t *ag = agent_status_json(cli);
+
+		json_object_set_new(out, "agent", ag ? ag : json_null());
+		json_object_set_new(out, "peers", peers_json(cli));
 	}
-	if (args.npos > 0) {
-		cli_err("status", "unexpected argument '%s'", args.pos[0]);
-		goto done;
-	}
+	cli_print_json(out);
+}
 
-	if ((err = session_load(cli, &s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
-		if (json)
-			cli_print_json(json_pack("{s:b}", "logged_in", 0));
-		else
-			printf("not logged in\n");
-		ret = EXIT_NOSESSION;
-		goto done;
-	} else if (err < 0) {
-		cli_err("status", "%s", lerr);
-		ret = EXIT_FAIL;
-		goto done;
-	}
-	expired = s.token_expires <= now;
-	ret = expired ? EXIT_NOSESSION : EXIT_OK;
+/* "dc: ..." in green when live, red when not. */
+static void
+print_dc(const char *dc_status, const char *msg)
+{
+	const char *c_on = "", *c_off = "";
 
-	if (!offline) {
-		snprintf(url, sizeof(url), "%s/v1/session", s.dc_url);
-		log_info("GET %s", url);
-		err = ntm_https_call(s.ca_file, "GET", url, NULL, s.token,
-		    cli_timeout(cli, timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
-		if (err == 0 && status == 200) {
-			dc_status = "live";
-		} else if (err == 0 && status == 401) {
-			dc_status = "ended";
-			ret = EXIT_NOSESSION;
-		} else {
-			ret = cli_http_error(msg, sizeof(msg), s.dc_url, err, status, resp,
-			    errmsg);
-			dc_status = ret == EXIT_UNREACH ? "unreachable" :
-			    ret == EXIT_UNTRUSTED ? "untrusted_certificate" : "error";
-		}
-	}
-
-	if (json) {
-		out = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s}",
-		    "logged_in", 1, "user", s.user, "fqdn", s.fqdn, "vip4", s.vip4,
-		    "vip6", s.vip6, "domain", s.domain, "dc_url", s.dc_url,
-		    "device", s.device, "session_id", s.session_id,
-		    "token_expires", (json_int_t)s.token_expires, "token_expired", expired,
-		    "dc_status", dc_status);
-		if (out && *msg)
-			json_object_set_new(out, "dc_error", json_string(msg));
-		if (out) {
-			json_t *ag = agent_status_json(cli);
-
-			json_object_set_new(out, "agent", ag ? ag : json_null());
-			json_object_set_new(out, "peers", peers_json(cli));
-		}
-		cli_print_json(out);
-		goto done;
-	}
-
-	fmt_expiry(expiry, sizeof(expiry), s.token_expires, now);
-	printf("user: %s\n", s.user);
-	printf("fqdn: %s\n", s.fqdn);
-	printf("vip4: %s\n", s.vip4);
-	printf("vip6: %s\n", s.vip6);
-	printf("domain: %s\n", s.domain);
-	printf("dc_url: %s\n", s.dc_url);
-	printf("device: %s\n", s.device);
-	printf("session_id: %s\n", s.session_id);
-	printf("token_expires: %s\n", expiry);
 	if (use_color(STDOUT_FILENO)) {
 		c_on = strcmp(dc_status, "live") == 0 ? "\033[32m" :
 		    strcmp(dc_status, "skipped") == 0 ? "" : "\033[31m";
@@ -298,37 +230,119 @@ status_main(struct cli *cli, int argc, char **argv)
 		printf("dc: %serror (%s)%s\n", c_on, msg, c_off);
 	else
 		printf("dc: not asked (--offline)\n");
-	{
-		json_t *ag = agent_status_json(cli), *reg = json_object_get(ag, "registration");
+}
 
-		if (ag == NULL)
-			printf("agent: not running\n");
-		else {
-			printf("agent: running (pid %lld, UDP port %lld, %lld tunnels), %s%s\n",
-			    (long long)json_integer_value(json_object_get(ag, "pid")),
-			    (long long)json_integer_value(json_object_get(ag, "port")),
-			    (long long)json_integer_value(json_object_get(ag, "tunnels")),
-			    json_is_true(json_object_get(reg, "registered")) ?
-			    "registered, reflexive " : "not registered yet",
-			    json_is_true(json_object_get(reg, "registered")) ?
-			    json_string_value(json_object_get(reg, "reflexive")) : "");
-			if (json_is_object(json_object_get(ag, "socks5")))
-				printf("socks5: %s\n", json_string_value(json_object_get(
-				    json_object_get(ag, "socks5"), "listen")));
-			if (json_is_object(json_object_get(ag, "tun")))
-				printf("tun: %s (TUN mode: the vIPs are on this interface)\n",
-				    json_string_value(json_object_get(json_object_get(ag, "tun"),
-				    "name")));
-			json_t *peers = peers_json(cli);
+/* "agent: ..." and, when it runs, its peers. */
+static void
+print_agent(struct cli *cli)
+{
+	json_t *ag = agent_status_json(cli), *reg = json_object_get(ag, "registration");
+	json_t *peers;
 
-			print_peers(peers);
-			json_decref(peers);
-		}
-		json_decref(ag);
+	if (ag == NULL) {
+		printf("agent: not running\n");
+		return;
 	}
-done:
+	printf("agent: running (pid %lld, UDP port %lld, %lld tunnels), %s%s\n",
+	    (long long)json_integer_value(json_object_get(ag, "pid")),
+	    (long long)json_integer_value(json_object_get(ag, "port")),
+	    (long long)json_integer_value(json_object_get(ag, "tunnels")),
+	    json_is_true(json_object_get(reg, "registered")) ?
+	    "registered, reflexive " : "not registered yet",
+	    json_is_true(json_object_get(reg, "registered")) ?
+	    json_string_value(json_object_get(reg, "reflexive")) : "");
+	if (json_is_object(json_object_get(ag, "socks5")))
+		printf("socks5: %s\n", json_string_value(json_object_get(
+		    json_object_get(ag, "socks5"), "listen")));
+	if (json_is_object(json_object_get(ag, "tun")))
+		printf("tun: %s (TUN mode: the vIPs are on this interface)\n",
+		    json_string_value(json_object_get(json_object_get(ag, "tun"),
+		    "name")));
+	peers = peers_json(cli);
+	print_peers(peers);
+	json_decref(peers);
+	json_decref(ag);
+}
+
+static void
+status_text(struct cli *cli, const struct session *s, const char *dc_status,
+    const char *msg, int64_t now)
+{
+	char expiry[96];
+
+	fmt_expiry(expiry, sizeof(expiry), s->token_expires, now);
+	printf("user: %s\n", s->user);
+	printf("fqdn: %s\n", s->fqdn);
+	printf("vip4: %s\n", s->vip4);
+	printf("vip6: %s\n", s->vip6);
+	printf("domain: %s\n", s->domain);
+	printf("dc_url: %s\n", s->dc_url);
+	printf("device: %s\n", s->device);
+	printf("session_id: %s\n", s->session_id);
+	printf("token_expires: %s\n", expiry);
+	print_dc(dc_status, msg);
+	print_agent(cli);
+}
+
+static int
+status_exec(void *ctx, struct cmd_call *c)
+{
+	struct cli *cli = ctx;
+	const struct status_args *a = c->args;
+	struct session s;
+	char url[NTM_URL_MAX + 16], errmsg[256] = "", msg[768] = "", lerr[512];
+	const char *dc_status = "skipped";
+	json_t *resp = NULL;
+	long status = 0;
+	int64_t now = now_unix();
+	int err, expired, ret;
+
+	memset(&s, 0, sizeof(s));
+	if ((err = session_load(cli, &s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
+		if (a->json)
+			cli_print_json(json_pack("{s:b}", "logged_in", 0));
+		else
+			printf("not logged in\n");
+		return EXIT_NOSESSION;
+	} else if (err < 0) {
+		cli_err("status", "%s", lerr);
+		return EXIT_FAIL;
+	}
+	expired = s.token_expires <= now;
+	ret = expired ? EXIT_NOSESSION : EXIT_OK;
+
+	if (!a->offline) {
+		snprintf(url, sizeof(url), "%s/v1/session", s.dc_url);
+		log_info("GET %s", url);
+		err = ntm_https_call(s.ca_file, "GET", url, NULL, s.token,
+		    cli_timeout(cli, a->timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));
+		if (err == 0 && status == 200) {
+			dc_status = "live";
+		} else if (err == 0 && status == 401) {
+			dc_status = "ended";
+			ret = EXIT_NOSESSION;
+		} else {
+			ret = cli_http_error(msg, sizeof(msg), s.dc_url, err, status, resp,
+			    errmsg);
+			dc_status = ret == EXIT_UNREACH ? "unreachable" :
+			    ret == EXIT_UNTRUSTED ? "untrusted_certificate" : "error";
+		}
+	}
+	if (a->json)
+		status_json(cli, &s, expired, dc_status, msg);
+	else
+		status_text(cli, &s, dc_status, msg, now);
 	json_decref(resp);
 	session_free(&s);
-	cli_args_free(&args);
 	return ret;
 }
+
+const struct cmd_entry status_entry = {
+	.name = "status",
+	.summary = "show the session and whether the DC still holds it",
+	.usage = "",
+	.opts = status_opts,
+	.max = 0,
+	.args_size = sizeof(struct status_args),
+	.exec = status_exec,
+};

@@ -124,13 +124,76 @@ out_write(int fd, int nonblock, const uint8_t *p, size_t n, size_t *done)
  * A command that closes its input (or exits) ends the peer's direction
  * for it: what the peer still sends is read and dropped until its 'F'.
  */
+/* The output side of pump(): where the peer's bytes go. */
+struct pump_out {
+	int	 fd, exec, open, ready, peer_fin;
+	int	*closed;
+	size_t	 done;		/* of the head frame, written */
+};
+
+/*
+ * The frames already received from the agent, written to the output in
+ * order. -1 when all whole frames are taken (*waiting: the head frame
+ * waits for the output to be writable), else the exit code to stop with.
+ */
+static int
+pump_frames(struct ctl_client *c, struct pump_out *o, int *waiting)
+{
+	*waiting = 0;
+	while (c->len >= FRAME_HDR) {
+		size_t n = (size_t)c->buf[1] << 8 | c->buf[2];
+		uint8_t type = c->buf[0];
+
+		if (c->len < FRAME_HDR + n)
+			break;
+		if (type == 'D' && o->open) {
+			int w = o->ready ? out_write(o->fd, o->exec, c->buf + FRAME_HDR, n,
+			    &o->done) : 0;
+
+			if (w < 0 && o->exec) {
+				/* The command closed its input (EPIPE) or
+				 * exited: the peer's bytes have nowhere to
+				 * go, so they are dropped from now on. */
+				close(o->fd);
+				o->open = 0;
+				*o->closed = 1;
+			} else if (w < 0) {
+				/* our reader went away: stop the stream */
+				cli_err("tunnel", "cannot write the output: %s",
+				    strerror(errno));
+				return EXIT_FAIL;
+			} else if (w == 0) {
+				o->ready = 0;
+				*waiting = 1;
+				break;
+			}
+		} else if (type == 'F') {
+			if (o->open)
+				close(o->fd);
+			o->open = 0;
+			o->peer_fin = 1;
+			*o->closed = 1;
+		} else if (type == 'E')
+			return agent_error(c->buf + FRAME_HDR, n);
+		else if (type != 'D') {
+			cli_err("tunnel", "the agent sent an unknown frame");
+			return EXIT_FAIL;
+		}
+		o->done = 0;
+		memmove(c->buf, c->buf + FRAME_HDR + n, c->len - FRAME_HDR - n);
+		c->len -= FRAME_HDR + n;
+	}
+	return -1;
+}
+
 static int
 pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 {
 	static uint8_t ob[FRAME_HDR + CHUNK];
-	size_t olen = 0, ooff = 0, done = 0;
-	int in_open = 1, out_open = 1, fin_queued = 0, broken = 0, peer_fin = 0;
-	int out_ready = exec, eof = 0;
+	struct pump_out o = { .fd = out, .exec = exec, .open = 1, .ready = exec,
+	    .closed = out_closed };
+	size_t olen = 0, ooff = 0;
+	int in_open = 1, fin_queued = 0, broken = 0, eof = 0;
 
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	if (exec) {
@@ -140,57 +203,15 @@ pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 	for (;;) {
 		struct pollfd p[3] = { { .fd = c->fd, .events = 0 },
 		    { .fd = -1, .events = POLLIN }, { .fd = -1, .events = POLLOUT } };
-		int waiting = 0;	/* the head frame waits for out */
+		int waiting, ret;	/* waiting: the head frame waits for out */
 		ssize_t r;
 
-		/* Frames already received. */
-		while (c->len >= FRAME_HDR) {
-			size_t n = (size_t)c->buf[1] << 8 | c->buf[2];
-			uint8_t type = c->buf[0];
-
-			if (c->len < FRAME_HDR + n)
-				break;
-			if (type == 'D' && out_open) {
-				int w = out_ready ? out_write(out, exec, c->buf + FRAME_HDR, n,
-				    &done) : 0;
-
-				if (w < 0 && exec) {
-					/* The command closed its input (EPIPE) or
-					 * exited: the peer's bytes have nowhere to
-					 * go, so they are dropped from now on. */
-					close(out);
-					out_open = 0;
-					*out_closed = 1;
-				} else if (w < 0) {
-					/* our reader went away: stop the stream */
-					cli_err("tunnel", "cannot write the output: %s",
-					    strerror(errno));
-					return EXIT_FAIL;
-				} else if (w == 0) {
-					out_ready = 0;
-					waiting = 1;
-					break;
-				}
-			} else if (type == 'F') {
-				if (out_open)
-					close(out);
-				out_open = 0;
-				peer_fin = 1;
-				*out_closed = 1;
-			} else if (type == 'E')
-				return agent_error(c->buf + FRAME_HDR, n);
-			else if (type != 'D') {
-				cli_err("tunnel", "the agent sent an unknown frame");
-				return EXIT_FAIL;
-			}
-			done = 0;
-			memmove(c->buf, c->buf + FRAME_HDR + n, c->len - FRAME_HDR - n);
-			c->len -= FRAME_HDR + n;
-		}
+		if ((ret = pump_frames(c, &o, &waiting)) >= 0)
+			return ret;
 		/* The agent closed: once the frames it sent before are
 		 * written, the stream went well if both directions ended. */
 		if (eof && !waiting) {
-			if (peer_fin && fin_queued && olen == 0 && !broken)
+			if (o.peer_fin && fin_queued && olen == 0 && !broken)
 				return EXIT_OK;
 			cli_err("tunnel", "the agent closed the connection");
 			return EXIT_FAIL;
@@ -218,7 +239,7 @@ pump(struct ctl_client *c, int in, int out, int exec, int *out_closed)
 			return EXIT_FAIL;
 		}
 		if (p[2].revents)
-			out_ready = 1;	/* writable, or the error the write will tell */
+			o.ready = 1;	/* writable, or the error the write will tell */
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR) && c->len < sizeof(c->buf)) {
 			r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))

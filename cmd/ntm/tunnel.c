@@ -17,36 +17,6 @@
 #include "agent.h"
 #include "stream.h"
 
-enum { OPT_JSON = 256, OPT_UDP, OPT_LOCAL_PORT, OPT_TIMEOUT, OPT_WAIT, OPT_EXEC,
-    OPT_REMOVE };
-
-const struct cli_opt tunnel_opts[] = {
-	{ "count", 'c', 'c', "N", "ping: send N echo requests (default 4); "
-	  "listen: exit after N datagrams" },
-	{ "interval", 'i', 'i', "SEC", "ping: seconds between requests (0.01..60, default 1)" },
-	{ "ipv6", '6', '6', NULL, "ping, open: use the IPv6 vIPs (default IPv4, or the "
-	  "family of a PEER given as a vIP)" },
-	{ "udp", OPT_UDP, 0, "PORT", "open, listen: datagrams instead of a stream; open: "
-	  "the peer's UDP port; listen: our UDP port" },
-	{ "exec", OPT_EXEC, 0, "CMD", "open, listen (streams): run CMD with /bin/sh, its "
-	  "stdin and stdout on the stream" },
-	{ "local-port", OPT_LOCAL_PORT, 0, "P", "open: our UDP source port (default random)" },
-	{ "wait", OPT_WAIT, 0, "SEC", "open: after end of input, print replies for SEC more "
-	  "seconds (default 2)" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "ping, open: give up if the tunnel (and, for a "
-	  "stream, the connection) is not up within SEC seconds (1..300, default 10)" },
-	{ "local", 'L', 'L', "[BIND:]LPORT:PEER:RPORT", "forward: listen on BIND (default "
-	  "127.0.0.1) port LPORT; each connection goes to PEER's vIP port RPORT" },
-	{ "remote", 'R', 'R', "RPORT:HOST:PORT", "forward: accept on our vIPs' port RPORT; "
-	  "each connection goes to HOST:PORT here (a literal address or localhost)" },
-	{ "remove", OPT_REMOVE, 0, "ID", "forward: remove forward ID (its open connections "
-	  "go on)" },
-	{ "json", OPT_JSON, 0, NULL, "print the result as JSON; open, listen: the data stays "
-	  "on stdout, a JSON summary is the last line on stderr" },
-	CLI_OPT_HELP,
-	CLI_OPT_END
-};
-
 struct topts {
 	const char	*sub, *peer, *exec, *lspec, *rspec;
 	long		 remove;
@@ -54,8 +24,83 @@ struct topts {
 	long		 count, udp, lport, timeout, wait;
 	double		 interval;
 	int		 json, v6;
-	unsigned	 given;		/* bit per option */
+	unsigned long long given;	/* bit per option: 1ULL << T_* */
 };
+
+/* The options, by their place in tunnel_opts. */
+enum { T_COUNT, T_INTERVAL, T_IPV6, T_UDP, T_EXEC, T_LPORT, T_WAIT, T_TIMEOUT, T_LOCAL,
+    T_REMOTE, T_REMOVE, T_JSON };
+#define G(t)	(1ULL << (t))
+
+/* -L or -R: one forward at a time. */
+static int
+set_forward(void *args, const struct cmd_opt *opt, const char *v)
+{
+	struct topts *o = args;
+
+	if (o->lspec || o->rspec) {
+		cli_err("tunnel", "forward: one -L or -R at a time");
+		return -1;
+	}
+	*(const char **)(void *)((char *)args + opt->off) = v;
+	return 0;
+}
+
+#define TO(f)	offsetof(struct topts, f)
+#define T_STR_(x)	#x
+#define T_STR(x)	T_STR_(x)
+#define FWD_GROUP	"-L, -R or --remove"
+
+static const struct cmd_opt tunnel_opts[] = {
+	[T_COUNT] = { .name = "count", .shortopt = 'c', .arg = "N", .help = "ping: send N "
+	  "echo requests (default 4); listen: exit after N datagrams", .type = CMD_INT,
+	  .off = TO(count), .min = 1, .max = AGENT_PING_MAX, .expect = "expected 1.." T_STR(AGENT_PING_MAX) },
+	[T_INTERVAL] = { .name = "interval", .shortopt = 'i', .arg = "SEC", .help = "ping: "
+	  "seconds between requests (0.01..60, default 1)", .type = CMD_REAL,
+	  .off = TO(interval), .rmin = 0.01, .rmax = 60,
+	  .expect = "expected seconds 0.01..60" },
+	[T_IPV6] = { .name = "ipv6", .shortopt = '6', .help = "ping, open: use the IPv6 vIPs "
+	  "(default IPv4, or the family of a PEER given as a vIP)", .type = CMD_FLAG,
+	  .off = TO(v6) },
+	[T_UDP] = { .name = "udp", .arg = "PORT", .help = "open, listen: datagrams instead of "
+	  "a stream; open: the peer's UDP port; listen: our UDP port", .type = CMD_INT,
+	  .off = TO(udp), .min = 1, .max = 65535, .expect = "expected a port 1..65535" },
+	[T_EXEC] = { .name = "exec", .arg = "CMD", .help = "open, listen (streams): run CMD "
+	  "with /bin/sh, its stdin and stdout on the stream", .type = CMD_STRING,
+	  .off = TO(exec), .expect = "expected a command" },
+	[T_LPORT] = { .name = "local-port", .arg = "P", .help = "open: our UDP source port "
+	  "(default random)", .type = CMD_INT, .off = TO(lport), .min = 1, .max = 65535,
+	  .expect = "expected a port 1..65535" },
+	[T_WAIT] = { .name = "wait", .arg = "SEC", .help = "open: after end of input, print "
+	  "replies for SEC more seconds (default 2)", .type = CMD_INT, .off = TO(wait),
+	  .min = 0, .max = 300, .expect = "expected seconds 0..300" },
+	[T_TIMEOUT] = CLI_OPT_TIMEOUT(struct topts, "ping, open: give up if the tunnel (and, "
+	  "for a stream, the connection) is not up within SEC seconds (1..300, default 10)"),
+	[T_LOCAL] = { .name = "local", .shortopt = 'L', .arg = "[BIND:]LPORT:PEER:RPORT",
+	  .help = "forward: listen on BIND (default 127.0.0.1) port LPORT; each connection "
+	  "goes to PEER's vIP port RPORT", .type = CMD_CALL, .set = set_forward,
+	  .off = TO(lspec), .group = FWD_GROUP },
+	[T_REMOTE] = { .name = "remote", .shortopt = 'R', .arg = "RPORT:HOST:PORT",
+	  .help = "forward: accept on our vIPs' port RPORT; each connection goes to HOST:PORT "
+	  "here (a literal address or localhost)", .type = CMD_CALL, .set = set_forward,
+	  .off = TO(rspec), .group = FWD_GROUP },
+	[T_REMOVE] = { .name = "remove", .arg = "ID", .help = "forward: remove forward ID (its "
+	  "open connections go on)", .type = CMD_INT, .off = TO(remove), .min = 1,
+	  .max = INT32_MAX, .expect = "expected a forward id", .group = FWD_GROUP },
+	[T_JSON] = CLI_OPT_JSON(struct topts, "print the result as JSON; open, listen: the "
+	  "data stays on stdout, a JSON summary is the last line on stderr"),
+	CLI_OPT_HELP,
+	CLI_OPT_END
+};
+
+static void
+tunnel_init(void *args)
+{
+	struct topts *o = args;
+
+	o->interval = 1.0;
+	o->wait = 2;
+}
 
 /* What a PEER looks like, in the names the DC gives (protocol.md §3). */
 #define PEER_FORM	"expected a client FQDN, user.domain or user-N.domain for a " \
@@ -247,6 +292,87 @@ ping_recv(struct ctl_client *c, int timeout_ms, const char **why, int *stopped,
 	    deadline - agent_now_ms() : 1), why);
 }
 
+/* What the replies so far say. */
+struct ping_stats {
+	long long	 sent, recvd, maxseq;
+	double		 min, max, total;
+};
+
+#define S(j, k) json_string_value(json_object_get(j, k))
+
+/* One "reply" event: counted, kept for --json, or printed. */
+static void
+ping_reply(const struct topts *o, json_t *r, struct ping_stats *st, json_t *replies)
+{
+	double rtt = json_number_value(json_object_get(r, "rtt_ms"));
+	long long seq = json_integer_value(json_object_get(r, "seq"));
+
+	json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
+	    json_object_get(r, "seq"), "rtt_ms", rtt));
+	if (st->recvd == 0 || rtt < st->min)
+		st->min = rtt;
+	if (rtt > st->max)
+		st->max = rtt;
+	st->total += rtt;
+	st->recvd++;
+	if (seq > st->maxseq)
+		st->maxseq = seq;
+	if (!o->json) {
+		printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
+		    (long long)json_integer_value(json_object_get(r, "bytes")),
+		    S(r, "from"), seq, rtt);
+		fflush(stdout);
+	}
+}
+
+/* The summary (new): the agent's "done" event r, or, after ^C, counted here. */
+static json_t *
+ping_summary(const struct topts *o, json_t *r, int stopped, int64_t up_at,
+    struct ping_stats *st)
+{
+	if (stopped) {
+		/* The agent sends the first request at once, then one per
+		 * interval: what it had sent by now, and at least every
+		 * request a reply answered. */
+		st->sent = 1 + (long long)((double)(agent_now_ms() - up_at) / 1000.0 /
+		    o->interval);
+		if (st->sent > o->count)
+			st->sent = o->count;
+		if (st->sent < st->maxseq)
+			st->sent = st->maxseq;
+		return json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "interrupted", 1,
+		    "sent", (json_int_t)st->sent, "received", (json_int_t)st->recvd,
+		    "loss_pct", st->sent ? 100.0 * (double)(st->sent - st->recvd) /
+		    (double)st->sent : 0.0, "min_ms", st->min,
+		    "avg_ms", st->recvd ? st->total / (double)st->recvd : 0.0, "max_ms", st->max);
+	}
+	st->sent = json_integer_value(json_object_get(r, "sent"));
+	st->recvd = json_integer_value(json_object_get(r, "received"));
+	return json_pack("{s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "interrupted", 0,
+	    "sent", json_object_get(r, "sent"), "received", json_object_get(r, "received"),
+	    "loss_pct", json_object_get(r, "loss_pct"),
+	    "min_ms", json_object_get(r, "min_ms"), "avg_ms", json_object_get(r, "avg_ms"),
+	    "max_ms", json_object_get(r, "max_ms"));
+}
+
+static void
+ping_print_summary(const struct topts *o, json_t *sum, const struct ping_stats *st,
+    int stopped)
+{
+	if (stopped)
+		printf("\n");	/* after the terminal's ^C */
+	printf("--- %s tunnel ping ---\n", o->peer);
+	printf("%lld sent, %lld received, %.0f%% loss", st->sent, st->recvd,
+	    json_number_value(json_object_get(sum, "loss_pct")));
+	if (st->recvd)
+		printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
+		    json_number_value(json_object_get(sum, "min_ms")),
+		    json_number_value(json_object_get(sum, "avg_ms")),
+		    json_number_value(json_object_get(sum, "max_ms")));
+	printf("\n");
+	fflush(stdout);
+}
+
 static int
 do_ping(const struct cli *cli, const struct topts *o)
 {
@@ -255,8 +381,7 @@ do_ping(const struct cli *cli, const struct topts *o)
 	sigset_t block, orig, waitmask;
 	json_t *r = NULL, *replies = json_array(), *out = NULL, *sum = NULL;
 	const char *why, *ev;
-	long long sent = 0, recvd = 0, maxseq = 0;
-	double min = 0, max = 0, total = 0;
+	struct ping_stats st = { 0 };
 	int64_t up_at = 0;
 	int ret = EXIT_FAIL, stopped = 0;
 	long wait_ms = (long)(o->count * o->interval * 1000) + o->timeout * 1000 + 5000;
@@ -289,7 +414,6 @@ do_ping(const struct cli *cli, const struct topts *o)
 		goto out;
 	}
 	up_at = agent_now_ms();
-#define S(j, k) json_string_value(json_object_get(j, k))
 	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "peer", o->peer,
 	    "vip", S(r, "vip"), "route", S(r, "route"), "reason", S(r, "reason"),
 	    "endpoint", S(r, "endpoint"), "role", S(r, "role"));
@@ -308,25 +432,7 @@ do_ping(const struct cli *cli, const struct topts *o)
 		}
 		ev = S(r, "event");
 		if (ev && strcmp(ev, "reply") == 0) {
-			double rtt = json_number_value(json_object_get(r, "rtt_ms"));
-			long long seq = json_integer_value(json_object_get(r, "seq"));
-
-			json_array_append_new(replies, json_pack("{s:O, s:f}", "seq",
-			    json_object_get(r, "seq"), "rtt_ms", rtt));
-			if (recvd == 0 || rtt < min)
-				min = rtt;
-			if (rtt > max)
-				max = rtt;
-			total += rtt;
-			recvd++;
-			if (seq > maxseq)
-				maxseq = seq;
-			if (!o->json) {
-				printf("%lld bytes from %s: seq=%lld time=%.3f ms\n",
-				    (long long)json_integer_value(json_object_get(r, "bytes")),
-				    S(r, "from"), seq, rtt);
-				fflush(stdout);
-			}
+			ping_reply(o, r, &st, replies);
 			continue;
 		}
 		if (ev && strcmp(ev, "done") == 0)
@@ -336,49 +442,15 @@ do_ping(const struct cli *cli, const struct topts *o)
 			goto out;
 		}
 	}
-	if (stopped) {
-		/* The agent sends the first request at once, then one per
-		 * interval: what it had sent by now, and at least every
-		 * request a reply answered. */
-		sent = 1 + (long long)((double)(agent_now_ms() - up_at) / 1000.0 / o->interval);
-		if (sent > o->count)
-			sent = o->count;
-		if (sent < maxseq)
-			sent = maxseq;
-		sum = json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "interrupted", 1,
-		    "sent", (json_int_t)sent, "received", (json_int_t)recvd,
-		    "loss_pct", sent ? 100.0 * (double)(sent - recvd) / (double)sent : 0.0,
-		    "min_ms", min, "avg_ms", recvd ? total / (double)recvd : 0.0, "max_ms", max);
-	} else {
-		sent = json_integer_value(json_object_get(r, "sent"));
-		recvd = json_integer_value(json_object_get(r, "received"));
-		sum = json_pack("{s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "interrupted", 0,
-		    "sent", json_object_get(r, "sent"), "received", json_object_get(r, "received"),
-		    "loss_pct", json_object_get(r, "loss_pct"),
-		    "min_ms", json_object_get(r, "min_ms"), "avg_ms", json_object_get(r, "avg_ms"),
-		    "max_ms", json_object_get(r, "max_ms"));
-	}
+	sum = ping_summary(o, r, stopped, up_at, &st);
 	if (o->json) {
 		json_object_update(out, sum);
 		json_object_set(out, "replies", replies);
 		cli_print_json(out);
 		out = NULL;
-	} else {
-		if (stopped)
-			printf("\n");	/* after the terminal's ^C */
-		printf("--- %s tunnel ping ---\n", o->peer);
-		printf("%lld sent, %lld received, %.0f%% loss", sent, recvd,
-		    json_number_value(json_object_get(sum, "loss_pct")));
-		if (recvd)
-			printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms",
-			    json_number_value(json_object_get(sum, "min_ms")),
-			    json_number_value(json_object_get(sum, "avg_ms")),
-			    json_number_value(json_object_get(sum, "max_ms")));
-		printf("\n");
-		fflush(stdout);
-	}
-#undef S
-	ret = recvd > 0 ? EXIT_OK : EXIT_FAIL;
+	} else
+		ping_print_summary(o, sum, &st, stopped);
+	ret = st.recvd > 0 ? EXIT_OK : EXIT_FAIL;
 out:
 	sigprocmask(SIG_SETMASK, &orig, NULL);	/* a late ^C still finds our handler */
 	sigaction(SIGINT, &old, NULL);
@@ -389,6 +461,7 @@ out:
 	disconnect(c);
 	return ret;
 }
+#undef S
 
 /* ---- open / listen: stdin lines <-> frames --------------------------------------- */
 
@@ -613,238 +686,172 @@ out:
 
 /* ---- the command --------------------------------------------------------------- */
 
-enum { G_COUNT = 1, G_INTERVAL = 2, G_V6 = 4, G_UDP = 8, G_LPORT = 16, G_WAIT = 32,
-    G_TIMEOUT = 64, G_JSON = 128, G_EXEC = 256, G_FWD = 512 };
-
-/* npos: arguments after the subcommand; +1 more (PORT) for streams. Which
- * options apply to which is in the command table (main.c). */
-static const struct { const char *sub; int npos; } subs[] = {
-	{ "ping", 1 },
-	{ "open", 1 },
-	{ "listen", 0 },
-	{ "list", 0 },
-	{ "close", 1 },
-	{ "forward", 0 },
-};
-
-/* The option behind each G_ bit, as named in tunnel_opts. */
-static const struct { unsigned bit; const char *name; } gnames[] = {
-	{ G_COUNT, "count" }, { G_INTERVAL, "interval" }, { G_V6, "ipv6" },
-	{ G_UDP, "udp" }, { G_LPORT, "local-port" }, { G_WAIT, "wait" },
-	{ G_TIMEOUT, "timeout" }, { G_JSON, "json" }, { G_EXEC, "exec" },
-	{ G_FWD, "local" },
-};
-
-/* The first option given that does not apply to sub, or NULL. */
-static const char *
-misplaced(const struct cli_cmd *cmd, const char *sub, unsigned given)
+/*
+ * The options, subcommand and operands into o, what the parser leaves to
+ * the command: PEER's form, PORT for a stream (open and listen without
+ * --udp), the options that apply to streams or to datagrams only. 0 or
+ * EXIT_USAGE.
+ */
+static int
+tunnel_args(struct cmd_call *c, struct topts *o, int peer, int streams)
 {
-	const struct cli_sub *s = cli_find_sub(cmd, sub);
-
-	for (size_t i = 0; i < sizeof(gnames) / sizeof(gnames[0]); i++)
-		if ((given & gnames[i].bit) && !cli_sub_has_opt(s, gnames[i].name))
-			return gnames[i].bit == G_FWD ? "-L, -R or --remove" : gnames[i].name;
-	return NULL;
-}
-
-int
-tunnel_main(struct cli *cli, int argc, char **argv)
-{
-	const struct cli_cmd *cmd = cli_find("tunnel");
-	struct cli_args args;
-	struct topts o;
 	struct in6_addr in6;
-	const char *bad;
-	char *end;
-	int ch, ret = EXIT_USAGE, stream;
-	size_t k;
+	int stream = streams && !(c->given & G(T_UDP));
+	const char *sub = c->sub->name;
 
-	memset(&o, 0, sizeof(o));
-	o.count = 0;
-	o.interval = 1.0;
-	o.wait = 2;
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case 'c':
-			if (parse_long(args.optarg, 1, AGENT_PING_MAX, &o.count) < 0) {
-				cli_err("tunnel", "--count '%s': expected 1..%d", args.optarg,
-				    AGENT_PING_MAX);
-				goto out;
-			}
-			o.given |= G_COUNT;
-			break;
-		case 'i':
-			errno = 0;
-			o.interval = strtod(args.optarg, &end);
-			if (errno || end == args.optarg || *end || !(o.interval >= 0.01) ||
-			    o.interval > 60) {
-				cli_err("tunnel", "--interval '%s': expected seconds 0.01..60",
-				    args.optarg);
-				goto out;
-			}
-			o.given |= G_INTERVAL;
-			break;
-		case '6':
-			o.v6 = 1;
-			o.given |= G_V6;
-			break;
-		case OPT_UDP:
-			if (parse_long(args.optarg, 1, 65535, &o.udp) < 0) {
-				cli_err("tunnel", "--udp '%s': expected a port 1..65535", args.optarg);
-				goto out;
-			}
-			o.given |= G_UDP;
-			break;
-		case OPT_LOCAL_PORT:
-			if (parse_long(args.optarg, 1, 65535, &o.lport) < 0) {
-				cli_err("tunnel", "--local-port '%s': expected a port 1..65535",
-				    args.optarg);
-				goto out;
-			}
-			o.given |= G_LPORT;
-			break;
-		case OPT_WAIT:
-			if (parse_long(args.optarg, 0, 300, &o.wait) < 0) {
-				cli_err("tunnel", "--wait '%s': expected seconds 0..300", args.optarg);
-				goto out;
-			}
-			o.given |= G_WAIT;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("tunnel", args.optarg, &o.timeout) < 0)
-				goto out;
-			o.given |= G_TIMEOUT;
-			break;
-		case OPT_JSON:
-			o.json = 1;
-			o.given |= G_JSON;
-			break;
-		case 'L':
-		case 'R':
-			if (o.lspec || o.rspec) {
-				cli_err("tunnel", "forward: one -L or -R at a time");
-				goto out;
-			}
-			if (ch == 'L')
-				o.lspec = args.optarg;
-			else
-				o.rspec = args.optarg;
-			o.given |= G_FWD;
-			break;
-		case OPT_REMOVE:
-			if (parse_long(args.optarg, 1, INT32_MAX, &o.remove) < 0) {
-				cli_err("tunnel", "--remove '%s': expected a forward id", args.optarg);
-				goto out;
-			}
-			o.given |= G_FWD;
-			break;
-		case OPT_EXEC:
-			if (args.optarg[0] == '\0') {
-				cli_err("tunnel", "--exec '': expected a command");
-				goto out;
-			}
-			o.exec = args.optarg;
-			o.given |= G_EXEC;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-	if (args.npos < 1) {
-		cli_err("tunnel", "missing subcommand: ping, open, listen, list, close or forward");
-		goto out;
-	}
-	o.sub = args.pos[0];
-	for (k = 0; k < sizeof(subs) / sizeof(subs[0]); k++)
-		if (strcmp(subs[k].sub, o.sub) == 0)
-			break;
-	if (k == sizeof(subs) / sizeof(subs[0])) {
-		cli_err("tunnel", "unknown subcommand '%s' (ping, open, listen, list, close, "
-		    "forward)",
-		    o.sub);
-		goto out;
-	}
-	if ((bad = misplaced(cmd, o.sub, o.given)) != NULL) {
-		cli_err("tunnel", "%s%s does not apply to '%s' (see 'ntm tunnel --help')",
-		    bad[0] == '-' ? "" : "--", bad, o.sub);
-		goto out;
-	}
-	/* open and listen: PORT after the peer makes a stream; --udp, datagrams */
-	stream = (k == 1 || k == 2) && !(o.given & G_UDP);
-	if (args.npos - 1 != subs[k].npos + stream) {
-		if (args.npos - 1 < subs[k].npos)
-			cli_err("tunnel", "%s: missing PEER (a client FQDN or vIP)", o.sub);
-		else if (args.npos - 1 < subs[k].npos + stream)
-			cli_err("tunnel", "%s: missing PORT (or --udp PORT for datagrams)", o.sub);
+	o->sub = sub;
+	o->given = c->given;
+	if (c->npos != peer + stream) {
+		if (c->npos < peer + stream)
+			cli_err("tunnel", "%s: missing PORT (or --udp PORT for datagrams)", sub);
 		else
-			cli_err("tunnel", "%s: unexpected argument '%s'", o.sub,
-			    args.pos[subs[k].npos + stream + 1]);
-		goto out;
+			cli_err("tunnel", "%s: unexpected argument '%s'", sub, c->pos[peer + stream]);
+		return EXIT_USAGE;
 	}
-	if (subs[k].npos) {
-		o.peer = args.pos[1];
-		if (inet_pton(AF_INET6, o.peer, &in6) == 1)
-			o.v6 = 1;	/* a peer's IPv6 vIP: ping and open over IPv6 */
-		if (!valid_peer(o.peer)) {
-			cli_err("tunnel", "PEER '%s': %s", o.peer, PEER_FORM);
-			goto out;
+	if (peer) {
+		o->peer = c->pos[0];
+		if (inet_pton(AF_INET6, o->peer, &in6) == 1)
+			o->v6 = 1;	/* a peer's IPv6 vIP: ping and open over IPv6 */
+		if (!valid_peer(o->peer)) {
+			cli_err("tunnel", "PEER '%s': %s", o->peer, PEER_FORM);
+			return EXIT_USAGE;
 		}
 	}
 	if (stream) {
-		const char *ps = args.pos[subs[k].npos + 1];
+		const char *ps = c->pos[peer];
 
-		if (parse_long(ps, 1, 65535, &o.port) < 0) {
+		if (parse_long(ps, 1, 65535, &o->port) < 0) {
 			cli_err("tunnel", "PORT '%s': expected a TCP port 1..65535", ps);
-			goto out;
+			return EXIT_USAGE;
 		}
-		if (o.given & (G_LPORT | G_WAIT | G_COUNT)) {
+		if (o->given & (G(T_LPORT) | G(T_WAIT) | G(T_COUNT))) {
 			cli_err("tunnel", "%s: --local-port, --wait and --count apply to --udp "
-			    "only", o.sub);
-			goto out;
+			    "only", sub);
+			return EXIT_USAGE;
 		}
-	} else if (o.given & G_EXEC) {
-		cli_err("tunnel", "%s: --exec applies to streams, not to --udp", o.sub);
-		goto out;
+	} else if (o->given & G(T_EXEC)) {
+		cli_err("tunnel", "%s: --exec applies to streams, not to --udp", sub);
+		return EXIT_USAGE;
 	}
-	if (o.count == 0 && k == 0)
-		o.count = 4;
-	o.timeout = cli_timeout(cli, o.timeout);
-	switch (k) {
-	case 0:
-		ret = do_ping(cli, &o);
-		break;
-	case 1:
-	case 2:
-		if (stream) {
-			struct stream_opts so = { .peer = o.peer, .port = o.port,
-			    .timeout = o.timeout, .listen = k == 2, .v6 = o.v6, .exec = o.exec };
+	return 0;
+}
 
-			ret = stream_run(cli, &so);
-			if (o.json)
-				print_summary(&o, k == 2, 0, ret, NULL);
-		} else
-			ret = do_open(cli, &o, k == 2);
-		break;
-	case 3:
-		ret = do_list(cli, &o);
-		break;
-	case 5:
-		if (o.remove && (o.lspec || o.rspec)) {
-			cli_err("tunnel", "forward: --remove goes alone");
-			ret = EXIT_USAGE;
-		} else
-			ret = forward_run(cli, o.lspec, o.rspec, o.remove, o.v6 ? 6 : 4, o.json);
-		break;
-	case 4:
-		ret = do_close(cli, &o);
-		break;
-	}
-out:
-	cli_args_free(&args);
+static int
+ping_exec(void *ctx, struct cmd_call *c)
+{
+	struct cli *cli = ctx;
+	struct topts *o = c->args;
+
+	if (tunnel_args(c, o, 1, 0) != 0)
+		return EXIT_USAGE;
+	if (o->count == 0)
+		o->count = 4;
+	o->timeout = cli_timeout(cli, o->timeout);
+	return do_ping(cli, o);
+}
+
+/* open and listen: a stream with PORT, datagrams with --udp. */
+static int
+open_listen(struct cli *cli, struct cmd_call *c, int listen_mode)
+{
+	struct topts *o = c->args;
+	int ret;
+
+	if (tunnel_args(c, o, !listen_mode, 1) != 0)
+		return EXIT_USAGE;
+	o->timeout = cli_timeout(cli, o->timeout);
+	if (o->given & G(T_UDP))
+		return do_open(cli, o, listen_mode);
+	struct stream_opts so = { .peer = o->peer, .port = o->port, .timeout = o->timeout,
+	    .listen = listen_mode, .v6 = o->v6, .exec = o->exec };
+
+	ret = stream_run(cli, &so);
+	if (o->json)
+		print_summary(o, listen_mode, 0, ret, NULL);
 	return ret;
 }
+
+static int
+open_exec(void *ctx, struct cmd_call *c)
+{
+	return open_listen(ctx, c, 0);
+}
+
+static int
+listen_exec(void *ctx, struct cmd_call *c)
+{
+	return open_listen(ctx, c, 1);
+}
+
+static int
+list_exec(void *ctx, struct cmd_call *c)
+{
+	struct topts *o = c->args;
+
+	if (tunnel_args(c, o, 0, 0) != 0)
+		return EXIT_USAGE;
+	o->timeout = cli_timeout(ctx, o->timeout);
+	return do_list(ctx, o);
+}
+
+static int
+close_exec(void *ctx, struct cmd_call *c)
+{
+	struct topts *o = c->args;
+
+	if (tunnel_args(c, o, 1, 0) != 0)
+		return EXIT_USAGE;
+	o->timeout = cli_timeout(ctx, o->timeout);
+	return do_close(ctx, o);
+}
+
+static int
+forward_exec(void *ctx, struct cmd_call *c)
+{
+	struct topts *o = c->args;
+
+	if (tunnel_args(c, o, 0, 0) != 0)
+		return EXIT_USAGE;
+	if (o->remove && (o->lspec || o->rspec)) {
+		cli_err("tunnel", "forward: --remove goes alone");
+		return EXIT_USAGE;
+	}
+	return forward_run(ctx, o->lspec, o->rspec, o->remove, o->v6 ? 6 : 4, o->json);
+}
+
+#define PEER_MISSING	"missing PEER (a client FQDN or vIP)"
+
+/* min/max: the parser's bounds; PORT of a stream is counted in tunnel_args. */
+static const struct cmd_entry tunnel_ping = { .name = "ping",
+    .takes = "count interval ipv6 timeout json", .min = 1, .max = 1,
+    .missing = PEER_MISSING, .operands = CMD_OPERAND_PEER, .exec = ping_exec };
+static const struct cmd_entry tunnel_open = { .name = "open",
+    .takes = "ipv6 udp exec local-port wait timeout json", .min = 1, .max = 2,
+    .missing = PEER_MISSING, .operands = CMD_OPERAND_PEER, .exec = open_exec };
+static const struct cmd_entry tunnel_listen = { .name = "listen",
+    .takes = "udp count exec json", .min = 0, .max = 1, .exec = listen_exec };
+static const struct cmd_entry tunnel_list = { .name = "list", .takes = "json",
+    .max = 0, .exec = list_exec };
+static const struct cmd_entry tunnel_close = { .name = "close", .takes = "json",
+    .min = 1, .max = 1, .missing = PEER_MISSING, .operands = CMD_OPERAND_PEER,
+    .exec = close_exec };
+static const struct cmd_entry tunnel_forward = { .name = "forward",
+    .takes = "local remote remove ipv6 json", .max = 0, .exec = forward_exec };
+
+static const struct cmd_entry *const tunnel_subs[] = {
+	&tunnel_ping, &tunnel_open, &tunnel_listen, &tunnel_list, &tunnel_close,
+	&tunnel_forward, NULL
+};
+
+const struct cmd_entry tunnel_entry = {
+	.name = "tunnel",
+	.summary = "tunnels to peers: ping, open, listen, list, close, forward",
+	.usage = "ping|open|listen|list|close|forward [PEER] [PORT]",
+	.opts = tunnel_opts,
+	.subs = tunnel_subs,
+	.flags = CMD_SUBOPTS_STRICT,
+	.missing = "missing subcommand: ping, open, listen, list, close or forward",
+	.args_size = sizeof(struct topts),
+	.init = tunnel_init,
+	.exec = NULL,
+};

@@ -7,28 +7,61 @@
 #include "common.h"
 #include "agent.h"
 
-enum { OPT_PORT = 256, OPT_KEEPALIVE, OPT_DC_UDP, OPT_RESOLVER, OPT_TIMEOUT, OPT_SOCKS5,
-    OPT_TUN, OPT_LOG, OPT_JSON };
+struct up_args {
+	struct agent_opts	o;
+	long			timeout;
+};
 
-const struct cli_opt up_opts[] = {
-	{ "foreground", 'd', 'd', NULL, "stay in the foreground, log to stderr" },
-	{ "json", OPT_JSON, 0, NULL, "print the running agent as one JSON object (not with -d)" },
-	{ "log", OPT_LOG, 0, "FILE", "the agent's log file (default STATE_DIR/agent.log; "
-	  "past 1 MiB it becomes FILE.1)" },
-	{ "port", OPT_PORT, 0, "N", "UDP port of the agent (default 0: any)" },
-	{ "keepalive", OPT_KEEPALIVE, 0, "SEC", "register every SEC seconds "
-	  "(1..3600; default: as the DC says)" },
-	{ "dc-udp", OPT_DC_UDP, 0, "ADDR:PORT", "the DC's UDP address (else ntm.conf dc_udp, "
-	  "else DNS SRV _ntm._udp.DOMAIN)" },
-	{ "resolver", OPT_RESOLVER, 0, "ADDR:PORT", "DNS resolver for the SRV lookup "
-	  "(else ntm.conf resolver)" },
-	{ "timeout", OPT_TIMEOUT, 0, "SEC", "wait SEC seconds for the first registration "
-	  "(1..300, default 10)" },
-	{ "tun", OPT_TUN, 0, NULL, "TUN mode (root): put the vIPs on a kernel interface, NAME "
-	  "(the argument after the options) or ntm0, for every program" },
-	{ "socks5", OPT_SOCKS5, 0, "ADDR:PORT", "serve SOCKS5 (CONNECT, UDP ASSOCIATE; no "
-	  "authentication) on this loopback address, to peers by FQDN or vIP; saved for "
-	  "the next 'ntm up' ('off': none, and forget it)" },
+#define UP(f)	offsetof(struct up_args, o.f)
+
+/* --socks5 ADDR:PORT, or "off": none, and forget the saved one. */
+static int
+set_socks5(void *args, const struct cmd_opt *opt, const char *v)
+{
+	struct agent_opts *o = &((struct up_args *)args)->o;
+
+	(void)opt;
+	o->socks5_off = strcmp(v, "off") == 0;
+	o->socks5 = o->socks5_off ? NULL : v;
+	return 0;
+}
+
+static int
+set_tun(void *args, const struct cmd_opt *opt, const char *v)
+{
+	(void)opt;
+	(void)v;
+	((struct up_args *)args)->o.tun = "ntm0";
+	return 0;
+}
+
+static const struct cmd_opt up_opts[] = {
+	{ .name = "foreground", .shortopt = 'd', .help = "stay in the foreground, log to "
+	  "stderr", .type = CMD_FLAG, .off = UP(foreground) },
+	{ .name = "json", .help = "print the running agent as one JSON object (not with -d)",
+	  .type = CMD_FLAG, .off = UP(quiet) },
+	{ .name = "log", .arg = "FILE", .help = "the agent's log file (default "
+	  "STATE_DIR/agent.log; past 1 MiB it becomes FILE.1)", .type = CMD_FILE,
+	  .off = UP(log), .expect = "expected a file" },
+	{ .name = "port", .arg = "N", .help = "UDP port of the agent (default 0: any)",
+	  .type = CMD_INT, .off = UP(port), .min = 0, .max = 65535,
+	  .expect = "expected 0..65535" },
+	{ .name = "keepalive", .arg = "SEC", .help = "register every SEC seconds "
+	  "(1..3600; default: as the DC says)", .type = CMD_INT, .off = UP(keepalive_s),
+	  .min = 1, .max = 3600, .expect = "expected seconds 1..3600" },
+	{ .name = "dc-udp", .arg = "ADDR:PORT", .help = "the DC's UDP address (else ntm.conf "
+	  "dc_udp, else DNS SRV _ntm._udp.DOMAIN)", .type = CMD_STRING, .off = UP(dc_udp) },
+	{ .name = "resolver", .arg = "ADDR:PORT", .help = "DNS resolver for the SRV lookup "
+	  "(else ntm.conf resolver)", .type = CMD_STRING, .off = UP(resolver) },
+	CLI_OPT_TIMEOUT(struct up_args, "wait SEC seconds for the first registration "
+	  "(1..300, default 10)"),
+	{ .name = "tun", .help = "TUN mode (root): put the vIPs on a kernel interface, NAME "
+	  "(the argument after the options) or ntm0, for every program", .type = CMD_CALL,
+	  .set = set_tun },
+	{ .name = "socks5", .arg = "ADDR:PORT", .help = "serve SOCKS5 (CONNECT, UDP "
+	  "ASSOCIATE; no authentication) on this loopback address, to peers by FQDN or vIP; "
+	  "saved for the next 'ntm up' ('off': none, and forget it)", .type = CMD_CALL,
+	  .set = set_socks5 },
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
@@ -78,118 +111,66 @@ up_report(struct cli *cli, int json)
 	return EXIT_OK;
 }
 
-int
-up_main(struct cli *cli, int argc, char **argv)
+static int
+up_exec(void *ctx, struct cmd_call *c)
 {
-	const struct cli_cmd *cmd = cli_find("up");
-	struct agent_opts o;
-	struct cli_args args;
-	long timeout = 0;
-	int ch, ret = EXIT_USAGE;
+	struct cli *cli = ctx;
+	struct up_args *a = c->args;
+	struct agent_opts *o = &a->o;
+	int ret;
 
-	memset(&o, 0, sizeof(o));
-	cli_args_init(&args, cmd, argc, argv);
-	while ((ch = cli_getopt(&args)) != 0) {
-		switch (ch) {
-		case 'd':
-			o.foreground = 1;
-			break;
-		case OPT_PORT:
-			if (parse_long(args.optarg, 0, 65535, &o.port) < 0) {
-				cli_err("up", "--port '%s': expected 0..65535", args.optarg);
-				goto out;
-			}
-			break;
-		case OPT_KEEPALIVE:
-			if (parse_long(args.optarg, 1, 3600, &o.keepalive_s) < 0) {
-				cli_err("up", "--keepalive '%s': expected seconds 1..3600",
-				    args.optarg);
-				goto out;
-			}
-			break;
-		case OPT_JSON:
-			o.quiet = 1;
-			break;
-		case OPT_LOG:
-			if (args.optarg[0] == '\0') {
-				cli_err("up", "--log '': expected a file");
-				goto out;
-			}
-			o.log = args.optarg;
-			break;
-		case OPT_DC_UDP:
-			o.dc_udp = args.optarg;
-			break;
-		case OPT_SOCKS5:
-			if (strcmp(args.optarg, "off") == 0) {
-				o.socks5 = NULL;
-				o.socks5_off = 1;
-			} else {
-				o.socks5 = args.optarg;
-				o.socks5_off = 0;
-			}
-			break;
-		case OPT_TUN:
-			o.tun = "ntm0";
-			break;
-		case OPT_RESOLVER:
-			o.resolver = args.optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout("up", args.optarg, &timeout) < 0)
-				goto out;
-			break;
-		case 'h':
-			cli_cmd_help(stdout, cmd);
-			ret = EXIT_OK;
-			goto out;
-		default:
-			goto out;
-		}
-	}
-	if (o.socks5) {
+	if (o->socks5) {
 		struct sockaddr_storage ss;
 		socklen_t len;
 		char err[256];
 
-		if (agent_socks_check(o.socks5, &ss, &len, err, sizeof(err)) < 0) {
+		if (agent_socks_check(o->socks5, &ss, &len, err, sizeof(err)) < 0) {
 			cli_err("up", "%s", err);
-			goto out;
+			return EXIT_USAGE;
 		}
 	}
-	if (o.tun && args.npos == 1) {
-		if (strlen(args.pos[0]) >= 16 || args.pos[0][0] == '\0' ||
-		    strspn(args.pos[0], "abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
-		    strlen(args.pos[0])) {
+	if (o->tun && c->npos == 1) {
+		const char *name = c->pos[0];
+
+		if (strlen(name) >= 16 || name[0] == '\0' ||
+		    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(name)) {
 			cli_err("up", "--tun '%s': expected an interface name (at most 15 of "
-			    "a-z 0-9 - _ .)", args.pos[0]);
-			goto out;
+			    "a-z 0-9 - _ .)", name);
+			return EXIT_USAGE;
 		}
-		o.tun = args.pos[0];
-		args.npos = 0;
+		o->tun = name;
+		c->npos = 0;
 	}
-	if (o.tun && o.socks5) {
+	if (o->tun && o->socks5) {
 		cli_err("up", "--socks5 and --tun: in TUN mode programs use the vIPs directly");
-		goto out;
+		return EXIT_USAGE;
 	}
-	if (args.npos > 0) {
-		cli_err("up", "unexpected argument '%s'", args.pos[0]);
-		goto out;
+	if (c->npos > 0) {
+		cli_err("up", "unexpected argument '%s'", c->pos[0]);
+		return EXIT_USAGE;
 	}
-	if (o.foreground && cli->in_shell) {
+	if (o->foreground && cli->in_shell) {
 		cli_err("up", "-d would block the shell; run 'ntm up' without it");
-		goto out;
+		return EXIT_USAGE;
 	}
-	if (o.foreground && o.quiet) {
+	if (o->foreground && o->quiet) {
 		cli_err("up", "--json with -d: the agent stays in the foreground (ask it with "
 		    "'ntm status --json')");
-		goto out;
+		return EXIT_USAGE;
 	}
-	o.timeout_s = cli_timeout(cli, timeout);
-	ret = agent_main(cli, &o);
-	if (ret == EXIT_OK && !o.foreground)
-		ret = up_report(cli, o.quiet);
-out:
-	cli_args_free(&args);
+	o->timeout_s = cli_timeout(cli, a->timeout);
+	ret = agent_main(cli, o);
+	if (ret == EXIT_OK && !o->foreground)
+		ret = up_report(cli, o->quiet);
 	return ret;
 }
+
+const struct cmd_entry up_entry = {
+	.name = "up",
+	.summary = "start the agent: register with the DC, hold tunnels",
+	.usage = "[NAME] (the TUN interface, with --tun)",
+	.opts = up_opts,
+	.max = CMD_ANY,
+	.args_size = sizeof(struct up_args),
+	.exec = up_exec,
+};

@@ -33,6 +33,14 @@ struct xctx {
 };
 
 enum { X_PROGRESS_AUTO, X_PROGRESS_ON, X_PROGRESS_OFF };
+/* --progress and --no-progress of a command whose args struct T has an int
+ * progress. */
+#define X_OPT_PROGRESS(T) \
+	{ .name = "progress", .help = "show rate and time left on standard error even " \
+	  "when it is not a terminal", .type = CMD_FLAG, .off = offsetof(T, progress), \
+	  .val = X_PROGRESS_ON }, \
+	{ .name = "no-progress", .help = "show no progress, even on a terminal", \
+	  .type = CMD_FLAG, .off = offsetof(T, progress), .val = X_PROGRESS_OFF }
 
 /*
  * One updating line on stderr: "ntm: send: upload 12.0 / 100.0 MiB (12%),
