@@ -334,6 +334,42 @@ cmd_run(void *ctx, const char *prog, const struct cmd_entry *cmd, int argc, char
 
 /* ---- help and the command dump ------------------------------------------ */
 
+size_t
+cmd_synopsis(char *buf, size_t len, const struct cmd_entry *cmd,
+    const struct cmd_entry *sub)
+{
+	const struct cmd_entry *e = sub ? sub : cmd;
+	size_t n;
+
+	n = (size_t)snprintf(buf, len, "%s%s%s", e->name, e->usage && *e->usage ? " " : "",
+	    e->usage ? e->usage : "");
+	for (const struct cmd_opt *o = cmd->opts; o->name && n < len; o++)
+		if (strcmp(o->name, "help") != 0 && cmd_sub_takes(sub, o->name))
+			n += (size_t)snprintf(buf + n, len - n, " [--%s%s%s]", o->name,
+			    o->arg ? " " : "", o->arg ? o->arg : "");
+	return n;
+}
+
+/* The subcommands with a summary, one line each. */
+static void
+help_subs(FILE *fp, const struct cmd_entry *cmd)
+{
+	char line[256];
+	int title = 0;
+
+	for (const struct cmd_entry *const *s = cmd->subs; s && *s; s++) {
+		if ((*s)->summary == NULL)
+			continue;
+		if (!title++)
+			fprintf(fp, "\nsubcommands:\n");
+		cmd_synopsis(line, sizeof(line), cmd, *s);
+		if (strlen(line) > 30)
+			fprintf(fp, "  %s\n  %-30s %s\n", line, "", (*s)->summary);
+		else
+			fprintf(fp, "  %-30s %s\n", line, (*s)->summary);
+	}
+}
+
 void
 cmd_help(FILE *fp, const char *prog, const struct cmd_entry *cmd)
 {
@@ -350,6 +386,7 @@ cmd_help(FILE *fp, const char *prog, const struct cmd_entry *cmd)
 			    o->arg ? " " : "", o->arg ? o->arg : "");
 		fprintf(fp, "  %-26s %s\n", left, o->help);
 	}
+	help_subs(fp, cmd);
 }
 
 static int

@@ -122,7 +122,12 @@ const struct cmd_opt *cmd_opt_word(const struct cmd_entry *cmd, const char *w);
 void cmd_err(const char *prog, const char *cmd, const char *fmt, ...) NTM_PRINTF(3, 4);
 void cmd_verr(const char *prog, const char *cmd, const char *fmt, va_list ap);
 
-/* usage, summary and options of cmd. */
+/* "NAME OPERANDS [--opt ARG]..." of cmd, or of its subcommand sub (its
+ * name, the options it takes, its operands) into buf: the length wanted. */
+size_t cmd_synopsis(char *buf, size_t len, const struct cmd_entry *cmd,
+    const struct cmd_entry *sub);
+/* usage, summary and options of cmd; then its subcommands that have a
+ * summary, one synopsis line each. */
 void cmd_help(FILE *fp, const char *prog, const struct cmd_entry *cmd);
 /* "NAME<TAB>--opt1 --opt2 ..." per command, options sorted; then one
  * "NAME SUB<TAB>--opt ..." line per subcommand. */
