@@ -5,9 +5,10 @@
 # completions, and each line's options exactly (no more, no fewer) where the
 # completions offer options for that command or subcommand: bash's by running
 # its completion of `ntm CMD [SUB] --`, zsh's from its case "CMD [SUB]",
-# fish's from its lines for "__ntm_using CMD [SUB]". For the daemons, every
-# --option and subcommand word in --help must appear in the man page, and
-# their HTTP routes (--routes) and docs/protocol.md's headings must agree.
+# fish's from its lines for "__ntm_using CMD [SUB]". For the daemons, their
+# command tables (--commands) and the headings of their man pages' COMMANDS
+# must agree, every --option of --help must be in the man page, and their
+# HTTP routes (--routes) and docs/protocol.md's headings must agree.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${NTM_BIN:-$top/build}
@@ -66,6 +67,22 @@ while IFS=$'\t' read -r cmd opts; do
 	[ "$got" = "$want" ] || differ "$cmd" completions/ntm.fish "$got" "$want"
 done <<<"$lines"
 
+# The headings (.TP tags) of a daemon's COMMANDS section, markup removed.
+man_commands() {
+	awk '/^\.SH/ { on = ($0 ~ /^\.SH COMMANDS/) } on && tp { print; tp = 0 } on && /^\.TP/ { tp = 1 }' "$1" |
+	    sed -E 's/\\f[BIRP]//g; s/^\.(B|BR|BI|IR|I|RB) +//; s/\\//g; s/"//g'
+}
+# The first line of stdin that starts with $1 (a space appended to the line).
+starting() { awk -v c="$1" 'index($0 " ", c) == 1 { print; exit }'; }
+# Whether the command table on stdin lists subcommands of command $1.
+has_subs() { awk -v c="$1 " 'index($0, c) == 1 { f = 1 } END { exit !f }'; }
+# The long options a heading names, sorted, on one line.
+heading_opts() { grep -oE -- '--[a-z][a-z0-9-]*' <<<"$1" | sort -u | tr '\n' ' '; }
+
+# Each daemon's command table (`--commands`) against its man page: every
+# command and subcommand has a heading in COMMANDS naming exactly its options
+# (--help aside: every command takes it); every heading is a command of the
+# table; and every --option of --help is in the page.
 for d in ntm-as ntm-dc ntm-rs ntm-cs; do
 	page=$(ls "$top/man/$d".[0-9] 2>/dev/null | head -n 1)
 	[ -n "$page" ] || { missing "the man page" "man/$d.8"; continue; }
@@ -73,6 +90,32 @@ for d in ntm-as ntm-dc ntm-rs ntm-cs; do
 	for o in $("$bin/$d" --help 2>&1 | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u); do
 		grep -q -- "$o" <<<"$text" || missing "option '$d $o'" "$page"
 	done
+	table=$("$bin/$d" --commands) || { echo "docs-check: $d --commands failed" >&2; fail=1; continue; }
+	[ -n "$table" ] || { echo "docs-check: $d --commands printed nothing" >&2; fail=1; continue; }
+	headings=$(man_commands "$page")
+	while IFS=$'\t' read -r cmd opts; do
+		if has_subs "$cmd" <<<"$table"; then
+			# a command with subcommands: each has its own heading
+			[ -n "$(starting "$cmd " <<<"$headings")" ] ||
+			    missing "command '$d $cmd'" "$page (COMMANDS)"
+			continue
+		fi
+		h=$(starting "$cmd " <<<"$headings")
+		[ -n "$h" ] || { missing "command '$d $cmd'" "$page (COMMANDS)"; continue; }
+		want=$(tr ' ' '\n' <<<"$opts" | grep -vx -- --help | sort -u | tr '\n' ' ')
+		got=$(heading_opts "$h")
+		[ "$got" = "$want" ] || {
+			echo "docs-check: $page names for '$d $cmd': ${got:-(nothing)}; $d --commands lists: ${want:-(nothing)}" >&2
+			fail=1
+		}
+	done <<<"$table"
+	names=$(cut -f1 <<<"$table")
+	while read -r w1 w2 _; do
+		[ -n "$w1" ] || continue
+		{ ! has_subs "$w1" <<<"$names" && grep -qxF -- "$w1" <<<"$names"; } ||
+		    grep -qxF -- "$w1 $w2" <<<"$names" ||
+		    { echo "docs-check: $page documents '$w1 $w2', which $d --commands does not list" >&2; fail=1; }
+	done <<<"$headings"
 done
 [ -f "$top/man/ntm.conf.5" ] || missing "the config man page" man/ntm.conf.5
 

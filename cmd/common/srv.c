@@ -2,7 +2,12 @@
  * srv.c - bootstrap shared by ntm-as, ntm-dc, ntm-rs and ntm-cs.
  *
  *   PROG [-dnv] [-f FILE] [init [--force] | pubkey | ROLE-COMMAND ... ]
- *   PROG --routes
+ *   PROG --routes | --commands
+ *
+ * The commands are entries of the command model (cmd.h): init and pubkey
+ * here, the role's in its spec; one parser reads their options and operands
+ * (and their --help, before the configuration is read), and the global help
+ * and --commands are made from the same table.
  *
  * Without a command it runs the daemon: config, identity key, certificate
  * (checked against the AS key, this role, this name and this key; the AS,
@@ -38,24 +43,37 @@ srv_errx(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static const struct srv_cmd *
-spec_cmd(const struct srv_spec *spec, const char *name)
+static const struct cmd_entry srv_init_entry, srv_pubkey_entry;
+
+/* The commands of spec: init and pubkey unless the role replaces them, then
+ * the role's, into t (ends with NULL). */
+#define SRV_CMDS_MAX	16
+static void
+srv_commands(const struct srv_spec *spec, const struct cmd_entry *t[SRV_CMDS_MAX + 1])
 {
-	for (size_t i = 0; i < spec->ncmds; i++)
-		if (strcmp(spec->cmds[i].name, name) == 0)
-			return &spec->cmds[i];
-	return NULL;
+	static const struct cmd_entry *const builtin[] = {
+		&srv_init_entry, &srv_pubkey_entry, NULL
+	};
+	size_t n = 0;
+
+	for (const struct cmd_entry *const *b = builtin; *b; b++)
+		if (cmd_find(spec->cmds, (*b)->name) == NULL)
+			t[n++] = *b;
+	for (const struct cmd_entry *const *c = spec->cmds; c && *c && n < SRV_CMDS_MAX; c++)
+		t[n++] = *c;
+	t[n] = NULL;
 }
 
 static void
 usage(const struct srv_spec *spec, FILE *fp)
 {
 	const char *role = ntm_role_name(spec->role);
-	size_t i;
+	const struct cmd_entry *t[SRV_CMDS_MAX + 1];
+	char line[256];
 
 	fprintf(fp,
 	    "usage: %s [-dnv] [-f FILE] [COMMAND [ARGS]]\n"
-	    "       %s -h | -V | --routes\n"
+	    "       %s -h | -V | --routes | --commands\n"
 	    "\n"
 	    "%s of ntm. Without a COMMAND, runs the daemon.\n",
 	    spec->prog, spec->prog, spec->title);
@@ -72,16 +90,38 @@ usage(const struct srv_spec *spec, FILE *fp)
 	    "  -V, --version   show the version and exit\n"
 	    "  --routes        print the HTTP routes (method, path, checks, caller\n"
 	    "                  roles, body limit; tab-separated) and exit\n"
+	    "  --commands      print each command and subcommand with its options\n"
+	    "                  (tab-separated) and exit\n"
 	    "\n"
-	    "Commands:\n", role);
-	if (spec_cmd(spec, "init") == NULL)
-		fprintf(fp, "  %-24s %s\n", "init [--force]",
-		    "create the state directory and identity key; print the public key");
-	if (spec_cmd(spec, "pubkey") == NULL)
-		fprintf(fp, "  %-24s %s\n", "pubkey", "print the identity public key (base64url)");
-	for (i = 0; i < spec->ncmds; i++)
-		fprintf(fp, "  %-24s %s\n", spec->cmds[i].usage, spec->cmds[i].help);
+	    "Commands (COMMAND --help for the options):\n", role);
+	srv_commands(spec, t);
+	for (const struct cmd_entry *const *c = t; *c; c++) {
+		if ((*c)->subs == NULL) {
+			cmd_synopsis(line, sizeof(line), *c, NULL);
+			if (strlen(line) > 24)
+				fprintf(fp, "  %s\n  %-24s %s\n", line, "", (*c)->summary);
+			else
+				fprintf(fp, "  %-24s %s\n", line, (*c)->summary);
+			continue;
+		}
+		fprintf(fp, "  %-24s %s\n", (*c)->name, (*c)->summary);
+		for (const struct cmd_entry *const *sub = (*c)->subs; *sub; sub++) {
+			cmd_synopsis(line, sizeof(line), *c, *sub);
+			fprintf(fp, "    %s %s\n", (*c)->name, line);
+		}
+	}
 	fprintf(fp, "\nSee %s(8) and ntm.conf(5).\n", spec->prog);
+}
+
+/* --commands: the command table, one line per command and subcommand. */
+static int
+print_commands(const struct srv_spec *spec)
+{
+	const struct cmd_entry *t[SRV_CMDS_MAX + 1];
+
+	srv_commands(spec, t);
+	cmd_dump(stdout, t);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* ---- init / pubkey ------------------------------------------------------- */
@@ -97,29 +137,24 @@ print_pubkey(const uint8_t pk[NTM_SIGN_PK])
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int
-cmd_init(struct srv *s, int argc, char *argv[])
-{
-	uint8_t sk[NTM_SIGN_SK], pk[NTM_SIGN_PK];
-	int i, force = 0, ret = 1, e;
+struct init_args {
+	int	force;
+};
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--force") == 0)
-			force = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] init [--force]\n", s->spec->prog);
-			return 0;
-		} else {
-			srv_errx("init: unknown argument '%s' (usage: init [--force])", argv[i]);
-			return 2;
-		}
-	}
+static int
+init_exec(void *ctx, struct cmd_call *c)
+{
+	struct srv *s = ctx;
+	const struct init_args *a = c->args;
+	uint8_t sk[NTM_SIGN_SK], pk[NTM_SIGN_PK];
+	int ret = 1, e;
+
 	if ((e = ntm_mkdirs(s->conf.state_dir, 0700)) < 0) {
 		srv_errx("state_dir %s: %s", s->conf.state_dir,
 		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
 		return 1;
 	}
-	if (!force && access(s->conf.identity, F_OK) == 0) {
+	if (!a->force && access(s->conf.identity, F_OK) == 0) {
 		srv_errx("%s: already exists (use init --force to replace it)",
 		    s->conf.identity);
 		return 1;
@@ -138,6 +173,23 @@ cleanup:
 	ntm_wipe(sk, sizeof(sk));
 	return ret;
 }
+
+static const struct cmd_opt init_opts[] = {
+	{ .name = "force", .help = "replace an existing identity key", .type = CMD_FLAG,
+	  .off = offsetof(struct init_args, force) },
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+static const struct cmd_entry srv_init_entry = {
+	.name = "init",
+	.summary = "create the state directory and identity key; print the public key",
+	.usage = "",
+	.opts = init_opts,
+	.max = 0,
+	.args_size = sizeof(struct init_args),
+	.exec = init_exec,
+};
 
 static int
 load_identity(struct srv *s, char *err, size_t errlen)
@@ -159,24 +211,29 @@ load_identity(struct srv *s, char *err, size_t errlen)
 }
 
 static int
-cmd_pubkey(struct srv *s, int argc, char *argv[])
+pubkey_exec(void *ctx, struct cmd_call *c)
 {
+	struct srv *s = ctx;
 	char err[512];
 
-	if (argc > 1) {
-		if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-			printf("usage: %s [-f FILE] pubkey\n", s->spec->prog);
-			return 0;
-		}
-		srv_errx("pubkey: unknown argument '%s' (usage: pubkey)", argv[1]);
-		return 2;
-	}
+	(void)c;
 	if (load_identity(s, err, sizeof(err)) < 0) {
 		srv_errx("%s", err);
 		return 1;
 	}
 	return print_pubkey(s->pk);
 }
+
+static const struct cmd_opt pubkey_opts[] = { SRV_OPT_HELP, SRV_OPT_END };
+
+static const struct cmd_entry srv_pubkey_entry = {
+	.name = "pubkey",
+	.summary = "print the identity public key (base64url)",
+	.usage = "",
+	.opts = pubkey_opts,
+	.max = 0,
+	.exec = pubkey_exec,
+};
 
 /* ---- certificate --------------------------------------------------------- */
 
@@ -494,6 +551,7 @@ global_opts(struct srv *s, int argc, char *argv[])
 		{ "help",	no_argument,	NULL, 'h' },
 		{ "version",	no_argument,	NULL, 'V' },
 		{ "routes",	no_argument,	NULL, 'R' },
+		{ "commands",	no_argument,	NULL, 'C' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const struct srv_spec *spec = s->spec;
@@ -523,6 +581,8 @@ global_opts(struct srv *s, int argc, char *argv[])
 			return 0;
 		case 'R':
 			return print_routes(spec);
+		case 'C':
+			return print_commands(spec);
 		default:
 			if (optopt == 'f')
 				srv_errx("option -f needs a FILE (try '%s --help')", spec->prog);
@@ -538,83 +598,90 @@ global_opts(struct srv *s, int argc, char *argv[])
 	return -1;
 }
 
+/* The command named argv[0] parsed into c: -1 to run it, else the exit
+ * code (0 after its --help, which needs no configuration). */
+static int
+parse_command(struct srv *s, struct cmd_call *c, int argc, char *argv[])
+{
+	const struct srv_spec *spec = s->spec;
+	const struct cmd_entry *t[SRV_CMDS_MAX + 1], *cmd;
+	int r;
+
+	srv_commands(spec, t);
+	if ((cmd = cmd_find(t, argv[0])) == NULL) {
+		srv_errx("unknown command '%s' (try '%s --help')", argv[0], spec->prog);
+		return 2;
+	}
+	if (s->check_only) {
+		srv_errx("-n cannot be used with a command");
+		return 2;
+	}
+	if ((r = cmd_parse(c, spec->prog, cmd, argc, argv)) != CMD_PARSE_RUN) {
+		cmd_call_free(c);
+		return r == CMD_PARSE_HELP ? 0 : 2;
+	}
+	return -1;
+}
+
+/* The daemon itself, once the configuration is loaded. */
+static int
+daemon_main(struct srv *s)
+{
+	int ret;
+
+	/* A daemon reports its start, stop and logins at info by default. */
+	log_init(s->spec->prog, s->verbose + 1);
+	if (evthread_use_pthreads() < 0) {
+		srv_errx("cannot enable libevent threads");
+		return 1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		srv_errx("cannot initialise libcurl");
+		return 1;
+	}
+	ret = run_daemon(s);
+	curl_global_cleanup();
+	return ret;
+}
+
 int
 srv_main(const struct srv_spec *spec, int argc, char *argv[])
 {
-	static const struct srv_cmd builtin[] = {
-		{ "init",	cmd_init,	NULL, NULL },
-		{ "pubkey",	cmd_pubkey,	NULL, NULL },
-	};
 	struct srv s;
-	const struct srv_cmd *cmd = NULL;
+	struct cmd_call c;
 	char err[1024];
-	int ret = 1;
-	size_t i;
+	int ret, command;
 
 	memset(&s, 0, sizeof(s));
+	memset(&c, 0, sizeof(c));
 	s.spec = spec;
 	log_init(spec->prog, 0);
 	if ((ret = global_opts(&s, argc, argv)) >= 0)
 		return ret;
-	ret = 1;
 	argc -= optind;
 	argv += optind;
-
-	if (argc > 0) {
-		cmd = spec_cmd(spec, argv[0]);
-		for (i = 0; cmd == NULL && i < sizeof(builtin) / sizeof(builtin[0]); i++)
-			if (strcmp(argv[0], builtin[i].name) == 0)
-				cmd = &builtin[i];
-		if (cmd == NULL) {
-			srv_errx("unknown command '%s' (try '%s --help')", argv[0], spec->prog);
-			return 2;
-		}
-		if (s.check_only) {
-			srv_errx("-n cannot be used with a command");
-			return 2;
-		}
-	}
 
 	if (ntm_crypto_init() < 0) {
 		srv_errx("cannot initialise libsodium");
 		return 1;
 	}
+	command = argc > 0;
+	if (command && (ret = parse_command(&s, &c, argc, argv)) >= 0)
+		return ret;
 	if (s.conf_path == NULL)
 		s.conf_path = srv_conf_default(spec->role);
-	/* A command's --help needs no configuration: the commands answer it
-	 * while parsing, before they touch s.conf. */
-	for (i = 1; cmd && i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			log_init(spec->prog, s.verbose);
-			optind = 1;
-			return cmd->fn(&s, argc, argv);
-		}
-	}
 	if (srv_conf_load(&s.conf, spec->role, s.conf_path, err, sizeof(err)) < 0) {
 		srv_errx("%s", err);
-		srv_conf_free(&s.conf);
-		return 2;	/* a bad configuration file, as for ntm-as */
+		ret = 2;	/* a bad configuration file, as for ntm-as */
+		goto cleanup;
 	}
-
-	if (cmd) {
+	if (command) {
 		log_init(spec->prog, s.verbose);
-		optind = 1;	/* each command parses its own options */
-		ret = cmd->fn(&s, argc, argv);
-	} else {
-		/* A daemon reports its start, stop and logins at info by default. */
-		log_init(spec->prog, s.verbose + 1);
-		if (evthread_use_pthreads() < 0) {
-			srv_errx("cannot enable libevent threads");
-			goto cleanup;
-		}
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			srv_errx("cannot initialise libcurl");
-			goto cleanup;
-		}
-		ret = run_daemon(&s);
-		curl_global_cleanup();
-	}
+		ret = cmd_exec(&s, &c);
+	} else
+		ret = daemon_main(&s);
 cleanup:
+	cmd_call_free(&c);
 	ntm_wipe(s.sk, sizeof(s.sk));
 	srv_conf_free(&s.conf);
 	return ret;

@@ -1,6 +1,6 @@
 /*
  * srv.h - the bootstrap shared by the servers (ntm-as, ntm-dc, ntm-rs,
- * ntm-cs): option parsing, the init/pubkey subcommands, --routes, loading the
+ * ntm-cs): option parsing, the init/pubkey commands, --routes, --commands, loading the
  * config, identity key, AS-issued certificate (none for the AS, the trust
  * anchor) and TLS material, the HTTPS listener with GET /v1/health (and the
  * signed GET /v1/status of the enrolled servers) plus the daemon's route
@@ -10,20 +10,26 @@
 #ifndef NTM_SRV_H
 #define NTM_SRV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "cmd.h"
 #include "common.h"
 
 struct event_base;
 struct srv;
 
-/* A role-specific subcommand; argv[0] is its name. Returns the exit code. */
-struct srv_cmd {
-	const char	*name;
-	int		(*fn)(struct srv *s, int argc, char *argv[]);
-	const char	*usage;		/* e.g. "client list [--json]" */
-	const char	*help;		/* one line */
-};
+/*
+ * The role's commands are entries of the command model (cmd.h): exec is
+ * called with the struct srv (configuration loaded) as its ctx, after the
+ * shared parser has filled the command's args and checked its operands.
+ * Rows the commands' option tables share; T is the command's args struct.
+ */
+#define SRV_OPT_HELP	{ .name = "help", .shortopt = 'h', .help = "show this help and exit", \
+	.type = CMD_FLAG }
+#define SRV_OPT_JSON(T)	{ .name = "json", .help = "print JSON", .type = CMD_FLAG, \
+	.off = offsetof(T, json) }
+#define SRV_OPT_END	{ .name = NULL }
 
 struct srv_spec {
 	int		 role;		/* NTM_ROLE_AS, _DC, _RS, _CS */
@@ -31,10 +37,9 @@ struct srv_spec {
 	const char	*title;		/* "Direction Coordinator" */
 	const char	*note;		/* extra paragraph for --help, or NULL */
 	size_t		 max_body;	/* request body limit; 0: NTM_BODY_MAX */
-	/* Role subcommands besides init/pubkey; one of the same name replaces
-	 * the built-in one. */
-	const struct srv_cmd *cmds;
-	size_t		 ncmds;
+	/* Role commands besides init/pubkey (ends with NULL); one of the same
+	 * name replaces the built-in one. */
+	const struct cmd_entry *const *cmds;
 	/*
 	 * The trust anchor (the AS): no AS-issued certificate; its own key
 	 * verifies the certificates of signed requests, and cert_check (called

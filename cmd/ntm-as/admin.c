@@ -1,9 +1,8 @@
 /*
  * admin.c - what the admin commands of ntm-as share: one-line errors,
- * option parsing, loading the AS key and opening the database.
+ * running on their own struct as, loading the AS key and opening the database.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +11,6 @@
 #include <unistd.h>
 
 #include "ntm-as.h"
-
-void
-as_usage_line(FILE *f, const char *text)
-{
-	fprintf(f, "usage: %s [-f FILE] %s\n", log_prog(), text);
-}
 
 void
 as_errx(const char *fmt, ...)
@@ -45,24 +38,19 @@ as_err(const char *fmt, ...)
 }
 
 int
-as_getopt(const char *cmd, int argc, char *argv[], const char *opts,
-    const struct option *longopts)
+as_admin_run(void *ctx, struct cmd_call *c, int (*fn)(struct as *, struct cmd_call *))
 {
-	int ch;
+	struct srv *s = ctx;
+	struct as as;
+	int ret;
 
-	opterr = 0;
-	ch = getopt_long(argc, argv, opts, longopts, NULL);
-	if (ch == '?') {
-		const char *bad = optind > 0 && optind <= argc ? argv[optind - 1] : "";
-
-		if (strncmp(bad, "--", 2) == 0)
-			as_errx("%s: unknown option or missing value: '%s'", cmd, bad);
-		else if (optopt && strchr(opts, optopt) != NULL)
-			as_errx("%s: option '-%c' needs a value", cmd, optopt);
-		else
-			as_errx("%s: unknown option '-%c'", cmd, optopt ? optopt : '?');
-	}
-	return ch;
+	memset(&as, 0, sizeof(as));
+	as.conf = s->conf;	/* borrowed: srv frees it */
+	as.conf_path = s->conf_path;
+	as.verbose = s->verbose;
+	ret = fn(&as, c);
+	as_close(&as);
+	return ret;
 }
 
 /* Reads the AS identity once; 0 or an exit code. */

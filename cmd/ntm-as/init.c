@@ -7,7 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,53 +45,44 @@ add_san(const char **sans, size_t *n, size_t max, const char *s)
 	sans[*n] = NULL;
 }
 
-int
-cmd_init(struct as *as, int argc, char *argv[])
+#define INIT_IP_MAX	16
+
+struct init_args {
+	int		 force;
+	const char	*ips[INIT_IP_MAX];
+	size_t		 nips;
+};
+
+/* --ip ADDR, repeatable. */
+static int
+init_ip(void *args, const struct cmd_opt *o, const char *value)
 {
-	static const struct option longopts[] = {
-		{ "force",	no_argument,	NULL, 'F' },
-		{ "ip",		required_argument, NULL, 'i' },
-		{ "help",	no_argument,	NULL, 'h' },
-		{ NULL,		0,		NULL, 0 }
-	};
-	struct srv_conf *c = &as->conf;
-	const char *sans[8 + 16], *ips[16];
-	char cn[NTM_NAME_MAX + 32];
-	size_t nsans = 0, nips = 0;
+	struct init_args *a = args;
 	unsigned char ipbuf[16];
-	int ch, force = 0, err;
 
-	optind = 0;
-	while ((ch = as_getopt("init", argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case 'F':
-			force = 1;
-			break;
-		case 'i':
-			if (inet_pton(AF_INET, optarg, ipbuf) != 1 &&
-			    inet_pton(AF_INET6, optarg, ipbuf) != 1) {
-				as_errx("init: --ip '%s': not an IPv4 or IPv6 address", optarg);
-				return EXIT_USAGE;
-			}
-			if (nips == sizeof(ips) / sizeof(ips[0])) {
-				as_errx("init: at most %zu --ip", nips);
-				return EXIT_USAGE;
-			}
-			ips[nips++] = optarg;
-			break;
-		case 'h':
-			as_usage_line(stdout, "init [--force] [--ip ADDR]...");
-			return EXIT_OK;
-		default:
-			return EXIT_USAGE;
-		}
+	if (inet_pton(AF_INET, value, ipbuf) != 1 && inet_pton(AF_INET6, value, ipbuf) != 1) {
+		as_errx("init: --ip '%s': not an IPv4 or IPv6 address", value);
+		return -1;
 	}
-	if (optind != argc) {
-		as_errx("init: unexpected argument '%s'", argv[optind]);
-		return EXIT_USAGE;
+	if (a->nips == INIT_IP_MAX) {
+		as_errx("init: at most %zu --ip", a->nips);
+		return -1;
 	}
+	a->ips[a->nips++] = value;
+	return 0;
+}
 
-	if (!force && access(c->identity, F_OK) == 0) {
+static int
+init_run(struct as *as, struct cmd_call *call)
+{
+	const struct init_args *a = call->args;
+	struct srv_conf *c = &as->conf;
+	const char *sans[8 + 16];
+	char cn[NTM_NAME_MAX + 32];
+	size_t nsans = 0;
+	int err;
+
+	if (!a->force && access(c->identity, F_OK) == 0) {
 		as_errx("%s: identity already exists (use 'init --force' to replace it)",
 		    c->identity);
 		return EXIT_FAIL;
@@ -128,8 +119,8 @@ cmd_init(struct as *as, int argc, char *argv[])
 		add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), c->listen_addr);
 	add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), "127.0.0.1");
 	add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), "::1");
-	for (size_t i = 0; i < nips; i++)
-		add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), ips[i]);
+	for (size_t i = 0; i < a->nips; i++)
+		add_san(sans, &nsans, sizeof(sans) / sizeof(sans[0]), a->ips[i]);
 	if ((err = ntm_tls_issue(c->ca_cert, c->ca_key, c->tls_cert, c->tls_key, sans,
 	    AS_TLS_DAYS)) < 0) {
 		as_errx("%s: cannot issue the TLS certificate: %s", c->tls_cert,
@@ -143,18 +134,43 @@ cmd_init(struct as *as, int argc, char *argv[])
 	return print_pubkey(as->pk);
 }
 
-int
-cmd_pubkey(struct as *as, int argc, char *argv[])
+static int
+pubkey_run(struct as *as, struct cmd_call *c)
 {
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		as_usage_line(stdout, "pubkey");
-		return EXIT_OK;
-	}
-	if (argc != 1) {
-		as_errx("pubkey: unexpected argument '%s'", argv[1]);
-		return EXIT_USAGE;
-	}
 	if (as_load_key(as) != EXIT_OK)
 		return EXIT_FAIL;
 	return print_pubkey(as->pk);
 }
+
+AS_EXEC(init_run)
+AS_EXEC(pubkey_run)
+
+static const struct cmd_opt init_opts[] = {
+	{ .name = "force", .help = "replace an existing identity", .type = CMD_FLAG,
+	  .off = offsetof(struct init_args, force) },
+	{ .name = "ip", .arg = "ADDR", .help = "an address for the TLS certificate "
+	  "besides the name and loopback (repeatable)", .type = CMD_CALL, .set = init_ip },
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+const struct cmd_entry as_init_entry = {
+	.name = "init",
+	.summary = "create the state directory, AS key, demo CA, TLS certificate and database",
+	.usage = "",
+	.opts = init_opts,
+	.max = 0,
+	.args_size = sizeof(struct init_args),
+	.exec = init_run_exec,
+};
+
+static const struct cmd_opt pubkey_opts[] = { SRV_OPT_HELP, SRV_OPT_END };
+
+const struct cmd_entry as_pubkey_entry = {
+	.name = "pubkey",
+	.summary = "print the AS public key (base64url)",
+	.usage = "",
+	.opts = pubkey_opts,
+	.max = 0,
+	.exec = pubkey_run_exec,
+};

@@ -17,54 +17,8 @@
 
 static struct as daemon_as;
 
-/* An admin command on its own struct as; the configuration stays srv's. */
-static int
-run(int (*fn)(struct as *, int, char *[]), struct srv *s, int argc, char *argv[])
-{
-	struct as as;
-	int ret;
-
-	memset(&as, 0, sizeof(as));
-	as.conf = s->conf;	/* borrowed: srv frees it */
-	as.conf_path = s->conf_path;
-	as.verbose = s->verbose;
-	ret = fn(&as, argc, argv);
-	as_close(&as);
-	return ret;
-}
-
-static int
-run_init(struct srv *s, int argc, char *argv[])
-{
-	return run(cmd_init, s, argc, argv);
-}
-
-static int
-run_pubkey(struct srv *s, int argc, char *argv[])
-{
-	return run(cmd_pubkey, s, argc, argv);
-}
-
-static int
-run_user(struct srv *s, int argc, char *argv[])
-{
-	return run(cmd_user, s, argc, argv);
-}
-
-static int
-run_server(struct srv *s, int argc, char *argv[])
-{
-	return run(cmd_server, s, argc, argv);
-}
-
-static const struct srv_cmd as_cmds[] = {
-	{ "init",   run_init,   "init [--force] [--ip ADDR]...",
-	  "create the state directory, AS key, demo CA, TLS certificate and database" },
-	{ "pubkey", run_pubkey, "pubkey", "print the AS public key (base64url)" },
-	{ "user",   run_user,   "user add|del|list|passwd|lock|unlock ...",
-	  "manage the accounts" },
-	{ "server", run_server, "server add|list|revoke ...",
-	  "enrol, list and revoke the servers (certificates)" },
+static const struct cmd_entry *const as_cmds[] = {
+	&as_init_entry, &as_pubkey_entry, &as_user_entry, &as_server_entry, NULL
 };
 
 /* ---- the daemon's hooks ---------------------------------------------------- */
@@ -147,21 +101,8 @@ static const struct srv_spec as_spec = {
 	.prog		= "ntm-as",
 	.title		= "Account Server",
 	.note		= "It holds the accounts, issues the tokens and the server certificates,\n"
-			  "and pushes revocations to the cache servers.\n"
-			  "\n"
-			  "Subcommands of user and server:\n"
-			  "  user add NAME [--password-file FILE]\n"
-			  "  user del NAME\n"
-			  "  user list [--json]\n"
-			  "  user passwd NAME [--password-file FILE]\n"
-			  "  user lock NAME\n"
-			  "  user unlock NAME\n"
-			  "  server add --role dc|rs|cs --name NAME --key B64 [--days N]\n"
-			  "             [--tls-dir DIR] [--ip ADDR]...\n"
-			  "  server list [--json]\n"
-			  "  server revoke SERIAL",
+			  "and pushes revocations to the cache servers.",
 	.cmds		= as_cmds,
-	.ncmds		= sizeof(as_cmds) / sizeof(as_cmds[0]),
 	.anchor		= 1,
 	.cert_check	= as_cert_check,
 	.routes		= as_route_tables,

@@ -52,12 +52,15 @@ struct as {
 void	as_errx(const char *fmt, ...) NTM_PRINTF(1, 2);
 void	as_err(const char *fmt, ...) NTM_PRINTF(1, 2);
 struct option;
-/* getopt_long for a subcommand (starts afresh, no getopt messages); on '?'
- * prints one line naming the bad option of cmd and returns '?'. */
-int	as_getopt(const char *cmd, int argc, char *argv[], const char *opts,
-	    const struct option *longopts);
-/* "usage: ntm-as [-f FILE] USAGE" on f. */
-void	as_usage_line(FILE *f, const char *usage);
+/*
+ * Runs fn for an admin command (its exec's ctx is the struct srv, the
+ * configuration loaded) on a struct as of its own, closed after: the exit
+ * code. AS_EXEC(fn) defines fn_exec, the command entry's exec.
+ */
+int	as_admin_run(void *ctx, struct cmd_call *c,
+	    int (*fn)(struct as *, struct cmd_call *));
+#define AS_EXEC(fn) static int fn##_exec(void *ctx, struct cmd_call *c) \
+	{ return as_admin_run(ctx, c, fn); }
 int	as_load_key(struct as *as);
 int	as_open_db(struct as *as, int must_exist);
 void	as_close(struct as *as);
@@ -98,14 +101,13 @@ int	as_db_token_add(sqlite3 *db, const struct ntm_token *t);
 const char *as_db_errmsg(sqlite3 *db);
 
 /* init.c */
-int	cmd_init(struct as *as, int argc, char *argv[]);
-int	cmd_pubkey(struct as *as, int argc, char *argv[]);
+extern const struct cmd_entry as_init_entry, as_pubkey_entry;
 
 /* user.c */
-int	cmd_user(struct as *as, int argc, char *argv[]);
+extern const struct cmd_entry as_user_entry;
 
 /* server.c */
-int	cmd_server(struct as *as, int argc, char *argv[]);
+extern const struct cmd_entry as_server_entry;
 /* "2025-01-02T03:04:05Z" */
 void	as_fmt_time(char *buf, size_t cap, int64_t t);
 

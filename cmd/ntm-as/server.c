@@ -6,7 +6,7 @@
  * the daemon reads on every signed request, so it takes effect at once.
  */
 #include <arpa/inet.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +38,12 @@ db_failed(struct as *as, const char *what)
 
 /* ---- server add ---------------------------------------------------------- */
 
-#define ADD_USAGE "server add --role dc|rs|cs --name NAME --key B64 [--days N] " \
-	"[--tls-dir DIR] [--ip ADDR]..."
-
+/* The options of every server subcommand (those of add, and list's --json). */
 struct add_args {
 	const char	*role_s, *name, *key_s, *days_s, *tls_dir;
 	const char	*ips[AS_IP_MAX];
 	size_t		 nips;
+	int		 json;		/* list */
 	/* validated */
 	int		 role;
 	uint8_t		 pk[NTM_SIGN_PK];
@@ -146,55 +145,32 @@ issue_tls(struct as *as, const struct add_args *a, const char *crt, const char *
 	return EXIT_OK;
 }
 
+/* --ip ADDR, repeatable. */
 static int
-server_add(struct as *as, int argc, char *argv[])
+add_ip(void *args, const struct cmd_opt *o, const char *value)
 {
-	static const struct option longopts[] = {
-		{ "role",	required_argument,	NULL, 'r' },
-		{ "name",	required_argument,	NULL, 'N' },
-		{ "key",	required_argument,	NULL, 'k' },
-		{ "days",	required_argument,	NULL, 'D' },
-		{ "tls-dir",	required_argument,	NULL, 't' },
-		{ "ip",		required_argument,	NULL, 'i' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
-	struct add_args a;
+	struct add_args *a = args;
+
+	if (a->nips == AS_IP_MAX) {
+		as_errx("server add: at most %d --ip", AS_IP_MAX);
+		return -1;
+	}
+	a->ips[a->nips++] = value;
+	return 0;
+}
+
+static int
+server_add(struct as *as, struct cmd_call *c)
+{
+	struct add_args *a = c->args;
 	struct as_server s;
 	struct ntm_cert cert;
 	char b64[NTM_B64_LEN(NTM_CERT_MAX)];
 	char *crt = NULL, *key = NULL;
-	int ch, ret = EXIT_FAIL, in_tx = 0, err;
+	int ret = EXIT_FAIL, in_tx = 0, err;
 	int64_t now;
 
-	memset(&a, 0, sizeof(a));
-	optind = 0;
-	while ((ch = as_getopt("server add", argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case 'r': a.role_s = optarg; break;
-		case 'N': a.name = optarg; break;
-		case 'k': a.key_s = optarg; break;
-		case 'D': a.days_s = optarg; break;
-		case 't': a.tls_dir = optarg; break;
-		case 'i':
-			if (a.nips == AS_IP_MAX) {
-				as_errx("server add: at most %d --ip", AS_IP_MAX);
-				return EXIT_USAGE;
-			}
-			a.ips[a.nips++] = optarg;
-			break;
-		case 'h':
-			as_usage_line(stdout, ADD_USAGE);
-			return EXIT_OK;
-		default:
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		as_errx("server add: unexpected argument '%s'", argv[optind]);
-		return EXIT_USAGE;
-	}
-	if ((ret = add_validate(&a)) != EXIT_OK)
+	if ((ret = add_validate(a)) != EXIT_OK)
 		return ret;
 	ret = EXIT_FAIL;
 
@@ -209,11 +185,11 @@ server_add(struct as *as, int argc, char *argv[])
 	in_tx = 1;
 	now = now_unix();
 	memset(&s, 0, sizeof(s));
-	s.role = a.role;
-	snprintf(s.name, sizeof(s.name), "%s", a.name);
-	memcpy(s.pk, a.pk, sizeof(s.pk));
+	s.role = a->role;
+	snprintf(s.name, sizeof(s.name), "%s", a->name);
+	memcpy(s.pk, a->pk, sizeof(s.pk));
 	s.not_before = now - AS_CERT_SKEW;
-	s.not_after = now + (int64_t)a.days * 86400;
+	s.not_after = now + (int64_t)a->days * 86400;
 	s.created = now;
 	if (as_db_server_add(as->db, &s) < 0) {
 		db_failed(as, "cannot add the server");
@@ -234,10 +210,10 @@ server_add(struct as *as, int argc, char *argv[])
 		goto cleanup;
 	}
 
-	if (a.tls_dir) {
-		crt = xasprintf("%s/tls.crt", a.tls_dir);
-		key = xasprintf("%s/tls.key", a.tls_dir);
-		if (issue_tls(as, &a, crt, key) != EXIT_OK)
+	if (a->tls_dir) {
+		crt = xasprintf("%s/tls.crt", a->tls_dir);
+		key = xasprintf("%s/tls.key", a->tls_dir);
+		if (issue_tls(as, a, crt, key) != EXIT_OK)
 			goto cleanup;
 	}
 	if (ntm_db_exec(as->db, "COMMIT") < 0) {
@@ -283,36 +259,15 @@ collect_server(const struct as_server *s, void *arg)
 }
 
 static int
-server_list(struct as *as, int argc, char *argv[])
+server_list(struct as *as, struct cmd_call *c)
 {
-	static const struct option longopts[] = {
-		{ "json",	no_argument,	NULL, 'J' },
-		{ "help",	no_argument,	NULL, 'h' },
-		{ NULL,		0,		NULL, 0 }
-	};
+	const struct add_args *a = c->args;
 	struct srv_rows rows = { 0 };
 	json_t *arr = NULL;
 	char when[32], serial[24];
 	size_t i, wname = strlen("NAME"), wserial = strlen("SERIAL");
-	int ch, json = 0, err, ret = EXIT_FAIL;
+	int err, ret = EXIT_FAIL;
 
-	optind = 0;
-	while ((ch = as_getopt("server list", argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case 'J':
-			json = 1;
-			break;
-		case 'h':
-			as_usage_line(stdout, "server list [--json]");
-			return EXIT_OK;
-		default:
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		as_errx("server list: unexpected argument '%s'", argv[optind]);
-		return EXIT_USAGE;
-	}
 	if (as_open_db(as, 1) != EXIT_OK)
 		return EXIT_FAIL;
 	if ((err = as_db_server_each(as->db, collect_server, &rows)) < 0) {
@@ -323,7 +278,7 @@ server_list(struct as *as, int argc, char *argv[])
 		goto cleanup;
 	}
 
-	if (json) {
+	if (a->json) {
 		if ((arr = json_array()) == NULL)
 			goto cleanup;
 		for (i = 0; i < rows.n; i++) {
@@ -375,22 +330,13 @@ cleanup:
 /* ---- server revoke ------------------------------------------------------- */
 
 static int
-server_revoke(struct as *as, int argc, char *argv[])
+server_revoke(struct as *as, struct cmd_call *c)
 {
 	long serial;
 	int err;
 
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		as_usage_line(stdout, "server revoke SERIAL");
-		return EXIT_OK;
-	}
-	if (argc != 2) {
-		as_errx("server revoke: %s (usage: server revoke SERIAL)",
-		    argc < 2 ? "missing SERIAL" : "too many arguments");
-		return EXIT_USAGE;
-	}
-	if (parse_long(argv[1], 1, LONG_MAX, &serial) < 0) {
-		as_errx("server revoke: serial '%s': not a positive number", argv[1]);
+	if (parse_long(c->pos[0], 1, LONG_MAX, &serial) < 0) {
+		as_errx("server revoke: serial '%s': not a positive number", c->pos[0]);
 		return EXIT_USAGE;
 	}
 	if (as_open_db(as, 1) != EXIT_OK)
@@ -404,35 +350,66 @@ server_revoke(struct as *as, int argc, char *argv[])
 	return EXIT_OK;
 }
 
-/* ---- dispatch ------------------------------------------------------------ */
+/* ---- the command table ---------------------------------------------------- */
 
-static const struct {
-	const char	*name;
-	int		(*fn)(struct as *, int, char *[]);
-	const char	*usage;
-} subs[] = {
-	{ "add",    server_add,    ADD_USAGE },
-	{ "list",   server_list,   "server list [--json]" },
-	{ "revoke", server_revoke, "server revoke SERIAL" },
+#define ADD_OPT(n, a_, f, h) { .name = n, .arg = a_, .help = h, .type = CMD_STRING, \
+	.off = offsetof(struct add_args, f) }
+
+static const struct cmd_opt server_opts[] = {
+	ADD_OPT("role", "ROLE", role_s, "add: the server's role, dc, rs or cs"),
+	ADD_OPT("name", "NAME", name, "add: the server's DNS name"),
+	ADD_OPT("key", "B64", key_s, "add: its identity public key (its 'init' printed it)"),
+	ADD_OPT("days", "N", days_s, "add: days the certificate is valid"),
+	ADD_OPT("tls-dir", "DIR", tls_dir, "add: also issue its TLS certificate into DIR"),
+	{ .name = "ip", .arg = "ADDR", .help = "add: an address for the TLS certificate "
+	  "(repeatable)", .type = CMD_CALL, .set = add_ip },
+	SRV_OPT_JSON(struct add_args),
+	SRV_OPT_HELP,
+	SRV_OPT_END
 };
 
-int
-cmd_server(struct as *as, int argc, char *argv[])
-{
-	size_t i;
+AS_EXEC(server_add)
+AS_EXEC(server_list)
+AS_EXEC(server_revoke)
 
-	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-			as_usage_line(stdout, subs[i].usage);
-		return EXIT_OK;
-	}
-	if (argc >= 2)
-		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-			if (strcmp(argv[1], subs[i].name) == 0)
-				return subs[i].fn(as, argc - 1, argv + 1);
-	if (argc >= 2)
-		as_errx("server: unknown command '%s' (add, list or revoke)", argv[1]);
-	else
-		as_errx("server: missing command (add, list or revoke)");
-	return EXIT_USAGE;
-}
+static const struct cmd_entry server_add_entry = {
+	.name = "add",
+	.summary = "enrol a server: print its certificate (--role, --name, --key required)",
+	.takes = "role name key days tls-dir ip",
+	.max = 0,
+	.exec = server_add_exec,
+};
+
+static const struct cmd_entry server_list_entry = {
+	.name = "list",
+	.summary = "the enrolled servers and their certificates",
+	.takes = "json",
+	.max = 0,
+	.exec = server_list_exec,
+};
+
+static const struct cmd_entry server_revoke_entry = {
+	.name = "revoke",
+	.summary = "revoke the certificate with this serial",
+	.usage = "SERIAL",
+	.takes = "",
+	.min = 1,
+	.max = 1,
+	.missing = "missing SERIAL (usage: server revoke SERIAL)",
+	.exec = server_revoke_exec,
+};
+
+static const struct cmd_entry *const server_subs[] = {
+	&server_add_entry, &server_list_entry, &server_revoke_entry, NULL
+};
+
+const struct cmd_entry as_server_entry = {
+	.name = "server",
+	.summary = "enrol, list and revoke the servers (certificates)",
+	.usage = "add|list|revoke ...",
+	.opts = server_opts,
+	.subs = server_subs,
+	.flags = CMD_SUBOPTS_STRICT,
+	.missing = "missing command (add, list or revoke)",
+	.args_size = sizeof(struct add_args),
+};

@@ -4,7 +4,7 @@
  * Accounts live only here; passwords are read with read_secret() (never from
  * argv) and stored as Argon2id strings.
  */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +17,6 @@ struct user_args {
 	const char	*name;
 	const char	*password_file;
 	int		 json;
-};
-
-struct user_sub {
-	const char	*name;
-	int		(*fn)(struct as *, const struct user_args *);
-	const char	*usage;
-	unsigned	 flags;
-#define U_NAME		0x1	/* takes NAME */
-#define U_PASSWORD	0x2	/* takes --password-file */
-#define U_JSON		0x4	/* takes --json */
 };
 
 static int
@@ -257,100 +247,67 @@ cleanup:
 	return ret;
 }
 
-static const struct user_sub subs[] = {
-	{ "add",    user_add,    "user add NAME [--password-file FILE]", U_NAME | U_PASSWORD },
-	{ "del",    user_del,    "user del NAME",                        U_NAME },
-	{ "list",   user_list,   "user list [--json]",                   U_JSON },
-	{ "passwd", user_passwd, "user passwd NAME [--password-file FILE]", U_NAME | U_PASSWORD },
-	{ "lock",   user_lock,   "user lock NAME",                       U_NAME },
-	{ "unlock", user_unlock, "user unlock NAME",                     U_NAME },
-};
+/* ---- the command table ---------------------------------------------------- */
 
-static void
-user_usage(FILE *f)
+/* The NAME checked, the database opened, then fn. */
+static int
+user_run(struct as *as, struct cmd_call *c,
+    int (*fn)(struct as *, const struct user_args *))
 {
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		as_usage_line(f, subs[i].usage);
-}
+	struct user_args *a = c->args;
 
-int
-cmd_user(struct as *as, int argc, char *argv[])
-{
-	static const struct option longopts[] = {
-		{ "password-file",	required_argument,	NULL, 'P' },
-		{ "json",		no_argument,		NULL, 'J' },
-		{ "help",		no_argument,		NULL, 'h' },
-		{ NULL,			0,			NULL, 0 }
-	};
-	const struct user_sub *sub = NULL;
-	struct user_args a = { 0 };
-	char label[32];
-	int ch;
-	size_t i;
-
-	if (argc < 2) {
-		as_errx("user: missing command (add, del, list, passwd, lock or unlock)");
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		user_usage(stdout);
-		return EXIT_OK;
-	}
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			sub = &subs[i];
-	if (sub == NULL) {
-		as_errx("user: unknown command '%s' (add, del, list, passwd, lock or unlock)",
-		    argv[1]);
-		return EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	snprintf(label, sizeof(label), "user %s", sub->name);
-
-	/* parse */
-	optind = 0;
-	while ((ch = as_getopt(label, argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case 'P':
-			if (!(sub->flags & U_PASSWORD))
-				goto bad_option;
-			a.password_file = optarg;
-			break;
-		case 'J':
-			if (!(sub->flags & U_JSON))
-				goto bad_option;
-			a.json = 1;
-			break;
-		case 'h':
-			as_usage_line(stdout, sub->usage);
-			return EXIT_OK;
-		default:
-			return EXIT_USAGE;
-		}
-	}
-	if (sub->flags & U_NAME) {
-		if (optind >= argc) {
-			as_errx("%s: missing NAME (usage: %s)", label, sub->usage);
-			return EXIT_USAGE;
-		}
-		a.name = argv[optind++];
-	}
-	if (optind != argc) {
-		as_errx("%s: unexpected argument '%s'", label, argv[optind]);
-		return EXIT_USAGE;
-	}
-
-	/* validate */
-	if (a.name && !ntm_valid_user(a.name))
-		return bad_name(a.name);
-
-	/* act */
+	a->name = c->npos ? c->pos[0] : NULL;
+	if (a->name && !ntm_valid_user(a->name))
+		return bad_name(a->name);
 	if (as_open_db(as, 1) != EXIT_OK)
 		return EXIT_FAIL;
-	return sub->fn(as, &a);
-
-bad_option:
-	as_errx("%s: option '%s' does not apply", label, argv[optind - 1]);
-	return EXIT_USAGE;
+	return fn(as, a);
 }
+
+/* A subcommand; use_ is what follows "user SUB" in its missing-NAME line. */
+#define USER_SUB(fn, name_, takes_, min_, use_, summary_)			\
+	static int fn##_run(struct as *as, struct cmd_call *c)			\
+	{ return user_run(as, c, fn); }						\
+	AS_EXEC(fn##_run)							\
+	static const struct cmd_entry fn##_entry = {				\
+		.name = name_, .summary = summary_, .takes = takes_,		\
+		.usage = (min_) ? "NAME" : "", .min = (min_), .max = (min_),	\
+		.missing = "missing NAME (usage: user " name_ use_ ")",		\
+		.exec = fn##_run_exec,						\
+	};
+
+USER_SUB(user_add, "add", "password-file", 1, " NAME [--password-file FILE]",
+    "add an account (password from stdin or FILE)")
+USER_SUB(user_del, "del", "", 1, " NAME",
+    "delete an account; queue the revocation of its tokens at the CS")
+USER_SUB(user_list, "list", "json", 0, "", "the accounts, locked or not, and when made")
+USER_SUB(user_passwd, "passwd", "password-file", 1, " NAME [--password-file FILE]",
+    "set an account's password")
+USER_SUB(user_lock, "lock", "", 1, " NAME",
+    "refuse an account's logins; queue the revocation of its tokens")
+USER_SUB(user_unlock, "unlock", "", 1, " NAME", "let a locked account log in again")
+
+static const struct cmd_opt user_opts[] = {
+	{ .name = "password-file", .arg = "FILE", .help = "add, passwd: read the password "
+	  "from FILE (else stdin, or the terminal)", .type = CMD_FILE,
+	  .off = offsetof(struct user_args, password_file) },
+	SRV_OPT_JSON(struct user_args),
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+static const struct cmd_entry *const user_subs[] = {
+	&user_add_entry, &user_del_entry, &user_list_entry, &user_passwd_entry,
+	&user_lock_entry, &user_unlock_entry, NULL
+};
+
+const struct cmd_entry as_user_entry = {
+	.name = "user",
+	.summary = "manage the accounts",
+	.usage = "add|del|list|passwd|lock|unlock [NAME]",
+	.opts = user_opts,
+	.subs = user_subs,
+	.flags = CMD_SUBOPTS_STRICT,
+	.missing = "missing command (add, del, list, passwd, lock or unlock)",
+	.args_size = sizeof(struct user_args),
+};

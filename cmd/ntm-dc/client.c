@@ -157,26 +157,20 @@ print_table(const struct rows *r)
 	}
 }
 
+struct client_args {
+	int	json;
+};
+
 static int
-client_list(struct srv *s, int argc, char *argv[])
+list_exec(void *ctx, struct cmd_call *c)
 {
+	struct srv *s = ctx;
+	const struct client_args *a = c->args;
 	struct rows r = { 0 };
 	sqlite3 *db = NULL;
 	char err[512];
-	int json = 0, i, e, ret = 1;
+	int e, ret = 1;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] client list [--json]\n", s->spec->prog);
-			return 0;
-		} else {
-			srv_errx("client list: unknown argument '%s' "
-			    "(usage: client list [--json])", argv[i]);
-			return 2;
-		}
-	}
 	if (dc_db_open(s->conf.db, &db, err, sizeof(err)) < 0) {
 		srv_errx("%s", err);
 		return 1;
@@ -189,7 +183,7 @@ client_list(struct srv *s, int argc, char *argv[])
 		srv_errx("db %s: %s", s->conf.db, ntm_strerror(e));
 		goto cleanup;
 	}
-	if (json)
+	if (a->json)
 		ret = print_json(&r);
 	else {
 		print_table(&r);
@@ -205,19 +199,29 @@ cleanup:
 	return ret;
 }
 
-int
-dc_cmd_client(struct srv *s, int argc, char *argv[])
-{
-	if (argc < 2) {
-		srv_errx("client: missing command (usage: client list [--json])");
-		return 2;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		printf("usage: %s [-f FILE] client list [--json]\n", s->spec->prog);
-		return 0;
-	}
-	if (strcmp(argv[1], "list") == 0)
-		return client_list(s, argc - 1, argv + 1);
-	srv_errx("client: unknown command '%s' (usage: client list [--json])", argv[1]);
-	return 2;
-}
+static const struct cmd_opt client_opts[] = {
+	SRV_OPT_JSON(struct client_args),
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+static const struct cmd_entry client_list = {
+	.name = "list",
+	.summary = "the devices, their addresses and last location",
+	.takes = "json",
+	.max = 0,
+	.exec = list_exec,
+};
+
+static const struct cmd_entry *const client_subs[] = { &client_list, NULL };
+
+const struct cmd_entry dc_client_entry = {
+	.name = "client",
+	.summary = "list the client devices with their FQDN and virtual addresses",
+	.usage = "list",
+	.opts = client_opts,
+	.subs = client_subs,
+	.flags = CMD_SUBOPTS_STRICT,
+	.missing = "missing command (usage: client list [--json])",
+	.args_size = sizeof(struct client_args),
+};

@@ -217,7 +217,7 @@ void dc_udp_tick(struct dc *dc);
  * "status" subcommand: ntm-dc [-f FILE] status [--json]. */
 int  dc_status_start(struct dc *dc, char *err, size_t errlen);
 void dc_status_stop(struct dc *dc);
-int  dc_cmd_status(struct srv *s, int argc, char *argv[]);
+extern const struct cmd_entry dc_status_entry;
 
 /* tunnel.c: POST /v1/tunnel, GET /v1/directions, POST /v1/dc/locate,
  * /v1/dc/direction and /v1/dc/moved; dc_tunnel_init makes their state. */
@@ -313,6 +313,6 @@ void dc_ended_stop(struct dc *dc);
 json_t *dc_ended_stats(struct dc *dc);
 
 /* client.c - the "client" subcommand. */
-int  dc_cmd_client(struct srv *s, int argc, char *argv[]);
+extern const struct cmd_entry dc_client_entry;
 
 #endif

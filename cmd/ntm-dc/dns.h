@@ -46,6 +46,6 @@ void dc_dns_set_udp(struct dc *dc, const struct sockaddr *sa);
 int  dc_domain_is_local(const struct dc *dc, const char *domain);
 
 /* The "resolve" subcommand: ntm-dc [-f FILE] resolve DOMAIN [--json]. */
-int  dc_cmd_resolve(struct srv *s, int argc, char *argv[]);
+extern const struct cmd_entry dc_resolve_entry;
 
 #endif

@@ -80,13 +80,8 @@ dc_teardown(struct srv *s)
 	dc.as_login_url = NULL;
 }
 
-static const struct srv_cmd dc_cmds[] = {
-	{ "client", dc_cmd_client, "client list [--json]",
-	  "list the client devices with their FQDN and virtual addresses" },
-	{ "status", dc_cmd_status, "status [--json]",
-	  "the registration server's counters (from state_dir/status.json)" },
-	{ "resolve", dc_cmd_resolve, "resolve DOMAIN [--json]",
-	  "find the DC of DOMAIN through the resolver (DNS SRV _ntm._tcp)" },
+static const struct cmd_entry *const dc_cmds[] = {
+	&dc_client_entry, &dc_status_entry, &dc_resolve_entry, NULL
 };
 
 static const struct ntm_http_route *const dc_routes[] = {
@@ -100,7 +95,6 @@ static const struct srv_spec dc_spec = {
 	.note		= "It logs clients in through the AS and assigns each device its FQDN\n"
 			  "and a stable virtual IPv4/IPv6 pair.",
 	.cmds		= dc_cmds,
-	.ncmds		= sizeof(dc_cmds) / sizeof(dc_cmds[0]),
 	.routes		= dc_routes,
 	.bearer		= dc_bearer,
 	.setup		= dc_setup,

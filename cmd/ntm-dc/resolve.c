@@ -59,33 +59,24 @@ resolved(int err, const char *url, const char *host, uint16_t port, const char *
 	st->ret = fflush(stdout) == 0 ? 0 : 1;
 }
 
-int
-dc_cmd_resolve(struct srv *s, int argc, char *argv[])
+struct resolve_args {
+	int	json;
+};
+
+static int
+resolve_exec(void *ctx, struct cmd_call *c)
 {
-	static const char usage[] = "resolve DOMAIN [--json]";
+	struct srv *s = ctx;
+	const struct resolve_args *a = c->args;
 	struct resolve_st st;
 	struct disc *disc = NULL;
 	char err[512];
-	int i, e;
+	int e;
 
 	memset(&st, 0, sizeof(st));
 	st.ret = 1;
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			st.json = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] %s\n", s->spec->prog, usage);
-			return 0;
-		} else if (argv[i][0] == '-' || st.domain) {
-			srv_errx("resolve: unknown argument '%s' (usage: %s)", argv[i], usage);
-			return 2;
-		} else
-			st.domain = argv[i];
-	}
-	if (st.domain == NULL) {
-		srv_errx("resolve: missing DOMAIN (usage: %s)", usage);
-		return 2;
-	}
+	st.json = a->json;
+	st.domain = c->pos[0];
 	if (s->conf.resolver == NULL) {
 		srv_errx("resolve: no 'resolver' in %s", s->conf.path);
 		return 1;
@@ -112,3 +103,21 @@ out:
 	s->base = NULL;
 	return st.ret;
 }
+
+static const struct cmd_opt resolve_opts[] = {
+	SRV_OPT_JSON(struct resolve_args),
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+const struct cmd_entry dc_resolve_entry = {
+	.name = "resolve",
+	.summary = "find the DC of DOMAIN through the resolver (DNS SRV _ntm._tcp)",
+	.usage = "DOMAIN",
+	.opts = resolve_opts,
+	.min = 1,
+	.max = 1,
+	.missing = "missing DOMAIN (usage: resolve DOMAIN [--json])",
+	.args_size = sizeof(struct resolve_args),
+	.exec = resolve_exec,
+};

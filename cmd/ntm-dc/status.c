@@ -50,29 +50,22 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* "ntm-dc status [--json]": the running daemon's counters, from its file. */
-int
-dc_cmd_status(struct srv *s, int argc, char *argv[])
+struct status_args {
+	int	json;
+};
+
+static int
+status_exec(void *ctx, struct cmd_call *c)
 {
+	struct srv *s = ctx;
+	const struct status_args *a = c->args;
 	char *path = xasprintf("%s/status.json", s->conf.state_dir), *text = NULL;
 	json_t *st = NULL, *udp, *drop, *push, *v;
 	json_error_t je;
 	const char *k;
 	size_t len;
-	int json = 0, ret = 1, e;
+	int ret = 1, e;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] status [--json]\n", s->spec->prog);
-			free(path);
-			return 0;
-		} else {
-			srv_errx("status: unknown argument '%s' (usage: status [--json])", argv[i]);
-			free(path);
-			return 2;
-		}
-	}
 	if ((e = ntm_file_read(path, STATUS_READ_MAX, &text, &len)) < 0) {
 		srv_errx("%s: %s (is the daemon running with udp_listen set?)", path,
 		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
@@ -86,7 +79,7 @@ dc_cmd_status(struct srv *s, int argc, char *argv[])
 		srv_errx("%s: stale (the daemon is not running)", path);
 		goto cleanup;
 	}
-	if (json) {
+	if (a->json) {
 		if (json_dumpf(st, stdout, JSON_INDENT(2)) < 0)
 			goto cleanup;
 		putchar('\n');
@@ -118,6 +111,22 @@ cleanup:
 	free(path);
 	return ret;
 }
+
+static const struct cmd_opt status_opts[] = {
+	SRV_OPT_JSON(struct status_args),
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+const struct cmd_entry dc_status_entry = {
+	.name = "status",
+	.summary = "the registration server's counters (from state_dir/status.json)",
+	.usage = "",
+	.opts = status_opts,
+	.max = 0,
+	.args_size = sizeof(struct status_args),
+	.exec = status_exec,
+};
 
 int
 dc_status_start(struct dc *dc, char *err, size_t errlen)

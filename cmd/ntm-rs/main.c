@@ -82,10 +82,7 @@ rs_teardown(struct srv *s)
 	s->priv = NULL;
 }
 
-static const struct srv_cmd rs_cmds[] = {
-	{ "status", rs_cmd_status, "status [--json]",
-	  "show the running daemon's relay sessions and counters" },
-};
+static const struct cmd_entry *const rs_cmds[] = { &rs_status_entry, NULL };
 
 static const struct srv_spec rs_spec = {
 	.role		= NTM_ROLE_RS,
@@ -94,7 +91,6 @@ static const struct srv_spec rs_spec = {
 	.note		= "Relays the UDP tunnel of clients that cannot reach each other,\n"
 			  "per tunnel on a ticket from their DC, without decrypting it.",
 	.cmds		= rs_cmds,
-	.ncmds		= sizeof(rs_cmds) / sizeof(rs_cmds[0]),
 	.setup		= rs_setup,
 	.teardown	= rs_teardown,
 };

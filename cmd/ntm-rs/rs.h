@@ -47,6 +47,6 @@ int64_t rs_now_ms(void);
 
 /* status.c */
 int  rs_status_write(struct rs *rs);
-int  rs_cmd_status(struct srv *s, int argc, char *argv[]);
+extern const struct cmd_entry rs_status_entry;
 
 #endif

@@ -203,27 +203,22 @@ print_human(json_t *st, int64_t age)
 		printf("(first %zu sessions shown)\n", json_array_size(sess));
 }
 
-int
-rs_cmd_status(struct srv *s, int argc, char *argv[])
+struct status_args {
+	int	json;
+};
+
+static int
+status_exec(void *ctx, struct cmd_call *c)
 {
+	struct srv *s = ctx;
+	const struct status_args *a = c->args;
 	struct ntm_jerr jerr;
 	json_t *st;
 	char *path, *text = NULL;
 	size_t len;
-	int i, json = 0, e, ret = 1;
+	int json = a->json, e, ret = 1;
 	int64_t age;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: %s [-f FILE] status [--json]\n", s->spec->prog);
-			return 0;
-		} else {
-			srv_errx("status: unknown argument '%s' (usage: status [--json])", argv[i]);
-			return 2;
-		}
-	}
 	path = xasprintf("%s/%s", s->conf.state_dir, RS_STATUS_FILE);
 	if ((e = ntm_file_read(path, STATUS_READ_MAX, &text, &len)) < 0) {
 		if (e == NTM_ERR_NOTFOUND || (e == NTM_ERR_IO && errno == ENOENT))
@@ -251,3 +246,19 @@ cleanup:
 	free(path);
 	return ret;
 }
+
+static const struct cmd_opt status_opts[] = {
+	SRV_OPT_JSON(struct status_args),
+	SRV_OPT_HELP,
+	SRV_OPT_END
+};
+
+const struct cmd_entry rs_status_entry = {
+	.name = "status",
+	.summary = "show the running daemon's relay sessions and counters",
+	.usage = "",
+	.opts = status_opts,
+	.max = 0,
+	.args_size = sizeof(struct status_args),
+	.exec = status_exec,
+};

@@ -110,3 +110,37 @@ load helpers
 	run_t "$TOP/scripts/docs-check.sh"
 	assert_success
 }
+
+@test "daemons: --commands lists each command and subcommand; each takes --help without a configuration and names an unknown option" {
+	local d cmd opts o
+	for d in ntm-as ntm-dc ntm-rs ntm-cs; do
+		run_t "$d" --commands
+		assert_success
+		assert_line --regexp $'^init\t.*--force'
+		assert_line --regexp $'^pubkey\t--help$'
+		while IFS=$'\t' read -r cmd opts; do
+			# --help needs no configuration file
+			run_t "$d" -f /nonexistent/x.conf $cmd --help
+			assert_success
+			assert_output --partial "usage: $d ${cmd%% *}"
+			for o in $opts; do
+				assert_output --partial -- "$o"
+			done
+			run_t "$d" -f /nonexistent/x.conf $cmd --no-such-option
+			assert_failure 2
+			assert_output "$d: ${cmd%% *}: unknown option '--no-such-option' (see '$d ${cmd%% *} --help')"
+		done < <("$d" --commands)
+	done
+	run_t ntm-as --commands
+	assert_line $'user add\t--help --password-file'
+	assert_line $'server list\t--help --json'
+	run_t ntm-dc --commands
+	assert_line $'client list\t--help --json'
+	assert_line $'resolve\t--help --json'
+	run_t ntm-as -f /nonexistent/x.conf user add --json bob
+	assert_failure 2
+	assert_output "ntm-as: user: --json does not apply to 'add' (see 'ntm-as user --help')"
+	run_t ntm-dc -f /nonexistent/x.conf status extra
+	assert_failure 2
+	assert_output "ntm-dc: status: unexpected argument 'extra'"
+}
