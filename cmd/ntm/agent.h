@@ -45,7 +45,7 @@ struct agent_opts {
 int agent_socks_check(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
     char *err, size_t errlen);
 
-/* agent.c: runs the agent (after up.c checked the session); exit code. */
+/* agent/main.c: runs the agent (after up.c checked the session); exit code. */
 int agent_main(struct cli *cli, const struct agent_opts *o);
 
 /* agent_net.c: finding the DC and our own addresses. */
@@ -60,15 +60,16 @@ int  agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_
  * be NULL) is on loopback. Returns the count. */
 int  agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port,
     const struct sockaddr_storage *dc);
-/* Monotonic milliseconds; wall-clock microseconds. */
+/* Monotonic milliseconds and microseconds; wall-clock microseconds. */
 int64_t agent_now_ms(void);
+int64_t agent_now_us(void);
 uint64_t agent_wall_us(void);
 /* Loads the session's channel keys into c (send counter: wall-clock us). */
 struct ntm_chan;
 struct session;
 int  agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen);
 
-/* agent_ctl.c: the client side of the control socket. */
+/* agent_client.c: the client side of the control socket. */
 struct ctl_client {
 	int	fd;
 	size_t	len;

@@ -3,7 +3,7 @@
  * (REG_REQ / REG_RESP / NUDGE / MOVED), relay binds and every tunnel; route
  * directions come from the DC over HTTPS; netlink address events, send
  * errors and unanswered registrations trigger the mobility path. The
- * control socket (agent_srv.c) lets the CLI ask for tunnels and bridge UDP.
+ * control socket (control.c) lets the CLI ask for tunnels and bridge UDP.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -31,7 +31,7 @@
 #include "ippkt.h"
 #include "reg.h"
 #include "relay.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 const char *const agent_drop_names[DROP_N] = {
 	"malformed", "unknown_index", "auth", "replay", "state"

@@ -1,6 +1,6 @@
 /*
- * agent_int.h - the agent's own state, shared by agent.c (UDP, registration,
- * tunnels, directions) and agent_srv.c (the control socket).
+ * agentd.h - the agent's own state, shared by agent.c (UDP, registration,
+ * tunnels, directions) and control.c (the control socket).
  */
 #ifndef NTM_AGENT_INT_H
 #define NTM_AGENT_INT_H
@@ -123,7 +123,6 @@ struct agent {
 };
 
 /* agent.c */
-int64_t agent_now_us(void);
 /* Gather sends until the matching end (nestable); then one sendmmsg. */
 void agent_batch_begin(struct agent *a);
 void agent_batch_end(struct agent *a);
@@ -139,13 +138,13 @@ int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
 void agent_net_changed(struct agent *a, const char *why);
 void agent_net_soon(struct agent *a, const char *why);
 
-/* agent_ip.c: lwIP on the vIPs, run on the agent's loop */
+/* stack.c: lwIP on the vIPs, run on the agent's loop */
 int  agent_ip_start(struct agent *a, char *err, size_t errlen);
 void agent_ip_input(struct agent *a, const uint8_t *p, size_t len);
 void agent_ip_kick(struct agent *a);	/* re-arm lwIP's timers after a call */
 int  agent_ip_is_ours(struct agent *a, int version, const uint8_t *addr);
 
-/* agent_stream.c: TCP byte streams between control connections and lwIP.
+/* streams.c: TCP byte streams between control connections and lwIP.
  * The stream takes over the connection's bufferevent (and frees it). */
 struct bufferevent;
 enum st_kind { SK_CTL, SK_RAW, SK_SOCKS };
@@ -162,7 +161,7 @@ void agent_stream_stop_all(struct agent *a);
 int  agent_stream_holder(uint16_t port, char *buf, size_t len);
 json_t *agent_stream_json(struct agent *a);
 
-/* agent_fwd.c: port forwards; dialing a peer by name (forwards, SOCKS5).
+/* forwards.c: port forwards; dialing a peer by name (forwards, SOCKS5).
  * agent_dial takes bev over: the stream, or an error to the application. */
 void agent_dial(struct agent *a, struct bufferevent *bev, enum st_kind kind, int fwd,
     const char *peer, int family, uint16_t port);
@@ -177,7 +176,7 @@ void agent_fwd_restore(struct agent *a);	/* the saved forwards, at start */
 int  agent_port_holder(uint16_t port, char *buf, size_t len);
 void agent_fwd_stop(struct agent *a);
 
-/* agent_socks.c: SOCKS5 on loopback (ntm up --socks5) */
+/* socks.c: SOCKS5 on loopback (ntm up --socks5) */
 int  agent_socks_bind(struct agent *a, const char *spec, char *err, size_t errlen);
 int  agent_socks_start(struct agent *a);
 void agent_socks_forget(struct agent *a);
@@ -185,7 +184,7 @@ void agent_socks_stop(struct agent *a);
 int  agent_socks_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip);
 json_t *agent_socks_json(struct agent *a);
 
-/* agent_tundev.c: TUN mode (ntm up --tun) */
+/* tundev.c: TUN mode (ntm up --tun) */
 int  agent_tundev_open(struct agent *a, const char *name, char *err, size_t errlen);
 int  agent_tundev_start(struct agent *a);
 void agent_tundev_route(struct agent *a, struct tun *t, int add);
@@ -193,13 +192,13 @@ void agent_tundev_input(struct agent *a, const uint8_t *p, size_t len);
 const char *agent_tundev_name(void);
 void agent_tundev_stop(struct agent *a);
 
-/* agent_log.c: the log file (ntm up --log) */
+/* logfile.c: the log file (ntm up --log) */
 int  agent_log_open(const char *path, int verbose, char *err, size_t errlen);
 const char *agent_log_path(void);	/* absolute, or NULL when none is open */
 void agent_log_detached(void);		/* after daemon(): stdout, stderr to it too */
 void agent_log_close(void);
 
-/* agent_saved.c: STATE_DIR/agent.json, the forwards and SOCKS5 address
+/* saved.c: STATE_DIR/agent.json, the forwards and SOCKS5 address
  * brought back at the next start */
 struct cli;
 int  agent_saved_load(const struct cli *cli, char *err, size_t errlen);
@@ -209,7 +208,7 @@ json_t *agent_saved_forwards(void);		/* borrowed array */
 void agent_saved_set_forwards(json_t *arr);	/* stolen; saved at once */
 void agent_saved_free(void);
 
-/* agent_srv.c */
+/* control.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */
 int  agent_ctl_start(struct agent *a);		/* on the loop */
 void agent_ctl_forget(struct agent *a);		/* parent of a detach: close only */

@@ -1,5 +1,5 @@
 /*
- * agent_srv.c - the agent's control socket (docs/protocol.md §6): JSON
+ * control.c - the agent's control socket (docs/protocol.md §6): JSON
  * lines, one request per connection; `ping` streams events; `open` and
  * `listen` switch the connection to length-prefixed datagram frames.
  */
@@ -20,7 +20,7 @@
 
 #include "common.h"
 #include "ippkt.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 #define CTL_OUT_MAX	(1024 * 1024)	/* output buffered for a slow client */
 #define CTL_READ_MAX	(256 * 1024)	/* bytes per read or write of a connection */
@@ -272,7 +272,7 @@ ping_send(struct ctl *c)
 }
 
 /*
- * A TCP stream takes the connection over (agent_stream.c): run from the
+ * A TCP stream takes the connection over (streams.c): run from the
  * connection's timer, never from inside its read callback, since the ctl
  * is freed here.
  */
