@@ -1,9 +1,17 @@
 /*
- * agentd.h - the agent's own state, shared by agent.c (UDP, registration,
- * tunnels, directions) and control.c (the control socket).
+ * agentd.h - the agent (`ntm up`): its state, the hooks by which its core
+ * reports upward, and the functions of each of its files.
+ *
+ * The core, from the bottom: udp.c (the socket, batching), tunnels.c (the
+ * tunnel table, each tunnel on the wire), directions.c (route directions
+ * and tunnel requests to the DC), registration.c (REG_REQ / REG_RESP and
+ * network changes), input.c (each datagram to its room). Above it:
+ * control.c (the control socket), streams.c, forwards.c, socks.c,
+ * stack.c (lwIP), tundev.c (TUN mode), reached from the core only through
+ * struct agent_hooks (hooks.c). main.c starts and stops them all.
  */
-#ifndef NTM_AGENT_INT_H
-#define NTM_AGENT_INT_H
+#ifndef NTM_AGENTD_H
+#define NTM_AGENTD_H
 
 #define AGENT_FWD_MAX	64	/* port forwards held by one agent */
 
@@ -66,8 +74,31 @@ struct tun {
 };
 
 struct ctl;
+struct ntm_moved;
+
+/* What the core tells the rooms above it (hooks.c fills the table). */
+struct agent_hooks {
+	/* t was made; t, the last tunnel to its peer, is being freed */
+	void	(*tunnel_new)(struct agent *a, struct tun *t);
+	void	(*tunnel_gone)(struct agent *a, struct tun *t);
+	/* t's handshake is done; its queued packets are sent */
+	void	(*tunnel_up)(struct agent *a, struct tun *t);
+	/* directions were applied: a remade tunnel may be up already */
+	void	(*tunnels_changed)(struct agent *a);
+	/* a tunnel request failed: the control connection with serial
+	 * (0: none) and, when peer is not NULL, the dials waiting on peer */
+	void	(*tunnel_failed)(struct agent *a, uint64_t serial, const char *peer,
+		    const char *code, const char *msg);
+	/* an authentic inner packet from t's peer to our vIPs that the core
+	 * does not answer itself; 0 taken, -1 dropped (counted) */
+	int	(*inner)(struct agent *a, struct tun *t, const struct ntm_ip *ip,
+		    const uint8_t *p, size_t len);
+	/* the first REG_RESP; line ("registered: ...\n") says where we are */
+	void	(*registered)(struct agent *a, const char *line);
+};
 
 struct agent {
+	const struct agent_hooks *hooks;
 	struct cli	*cli;
 	struct session	 s;
 	struct agent_opts o;
@@ -122,21 +153,64 @@ struct agent {
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
 };
 
-/* agent.c */
-/* Gather sends until the matching end (nestable); then one sendmmsg. */
+/* udp.c: the UDP socket. Gather sends until the matching end (nestable);
+ * then one sendmmsg. */
+typedef void (*agent_datagram_fn)(struct agent *a, uint8_t *p, size_t n,
+    struct sockaddr_storage *from);
+int  agent_udp_open(long port, int *dual, int *gro, uint16_t *bound, char *err,
+    size_t errlen);
+int  agent_udp_start(struct agent *a, agent_datagram_fn fn);	/* on the loop */
 void agent_batch_begin(struct agent *a);
 void agent_batch_end(struct agent *a);
 int  agent_udp_send(struct agent *a, const uint8_t *p, size_t n,
     const struct sockaddr_storage *to);
+/* The network may have changed: registration.c's net timer, in a moment. */
+void agent_net_soon(struct agent *a, const char *why);
+
+/* tunnels.c: the tunnel table; each tunnel on the wire */
 struct tun *agent_tun_by_peer(struct agent *a, const char *peer);
+struct tun *agent_tun_by_tid(struct agent *a, const uint8_t *tid);
+struct tun *agent_tun_by_index(struct agent *a, uint32_t idx);
+/* A new tunnel from nt (filled by a direction) and its core's cfg; it
+ * replaces any older one to the same peer. NULL with err filled. */
+struct tun *agent_tun_new(struct agent *a, const struct tun *nt,
+    const struct ntm_tunnel_cfg *cfg, char *err, size_t errlen);
+/* The new route of nt (same tunnel_id) for t: keys and indices kept. */
+void agent_tun_reroute(struct tun *t, const struct tun *nt);
 void agent_tun_free(struct tun *t);
+/* An inner packet to t's peer: sent, or queued until the tunnel is up. */
 int  agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len);
+void agent_tun_keepalive(struct tun *t);
+void agent_tun_relay_bind(struct tun *t);
+void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
+/* A datagram of t's (HS_INIT, HS_RESP, DATA) from from. */
+void agent_tun_input(struct tun *t, uint8_t *p, size_t n,
+    const struct sockaddr_storage *from);
+int  agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n);	/* -1: no tunnel's */
+void agent_tun_moved(struct agent *a, const struct ntm_moved *m);
+int  agent_drop_reason(int err);		/* NTM_ERR_* -> DROP_* */
+
+/* directions.c: route directions; tunnels asked of the DC */
 struct tun *agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen);
 void agent_fetch_directions(struct agent *a);
+/* POST /v1/tunnel to peer (tid: remake that one); the answer to the control
+ * connection with serial ctl (0: none). 0 or -1. */
 int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
     uint64_t ctl);
+
+/* registration.c: REG_REQ / REG_RESP; network changes */
+int  agent_reg_start(struct agent *a);		/* timers, netlink; on the loop */
+void agent_reg_begin(struct agent *a);		/* the first REG_REQ */
+void agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r);
 void agent_net_changed(struct agent *a, const char *why);
-void agent_net_soon(struct agent *a, const char *why);
+void agent_reg_offline(struct agent *a);	/* at stop */
+void agent_reg_stop(struct agent *a);
+
+/* input.c: a datagram from the UDP socket, to its room */
+void agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from);
+
+/* hooks.c: the table the core reports through */
+extern const struct agent_hooks agent_hooks;
 
 /* stack.c: lwIP on the vIPs, run on the agent's loop */
 int  agent_ip_start(struct agent *a, char *err, size_t errlen);
