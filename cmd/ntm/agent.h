@@ -22,7 +22,6 @@
 #define AGENT_TUN_MAX		64	/* tunnels held */
 #define AGENT_CTL_MAX		16	/* control connections */
 #define AGENT_LINE_MAX		8192	/* one control request */
-#define AGENT_QUEUE_MAX		16	/* inner packets queued per tunnel until it is up */
 #define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */
 #define AGENT_PING_MAX		10000	/* --count */
 #define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade */

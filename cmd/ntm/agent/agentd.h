@@ -23,6 +23,7 @@
 #include "reg.h"
 #include "route.h"
 #include "tunnel.h"
+#include "peer.h"
 #include "agent.h"
 
 struct event;
@@ -33,42 +34,21 @@ struct ntm_ip;
 enum { DROP_MALFORMED, DROP_UNKNOWN, DROP_AUTH, DROP_REPLAY, DROP_STATE, DROP_N };
 extern const char *const agent_drop_names[DROP_N];
 
-struct qpkt {
-	size_t		 len;
-	uint8_t		 b[NTM_INNER_MTU];
-};
-
+/* One tunnel: the peer core (lib/peer.c: the tunnel core, route, endpoint,
+ * relay binds, queue) and what the agent knows around it. */
 struct tun {
 	struct agent	*a;
+	struct ntm_peer	 p;
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
 	char		 tid_hex[2 * NTM_TUNNEL_ID_LEN + 1];
 	char		 peer[NTM_NAME_MAX + 1], vip4[64], vip6[64];
 	uint8_t		 pv4[4], pv6[16];
 	int		 has4, has6;
-	int		 kind;			/* NTM_ROUTE_* */
 	char		 reason[96];
-	int		 initiator;
-	struct sockaddr_storage ep;		/* where we send (RS for relay) */
-	socklen_t	 eplen;
-	int		 has_ep;
-	/* relay */
-	uint8_t		 ticket[NTM_TICKET_MAX];
-	size_t		 tlen;
-	uint8_t		 rkey[NTM_KEY_LEN];
-	int		 side, acked, peer_bound, ka_on_ack;
-	uint64_t	 bind_ctr;
-	int64_t		 bind_next;
-	/* handshake */
-	int		 hs_started;
-	int64_t		 hs_gate;		/* relay initiator: start by then */
 	int64_t		 hs_sent;		/* us, last HS_INIT / HS_RESP sent */
 	double		 rtt_ms;		/* last ping, else handshake RTT */
-	struct ntm_tunnel *t;
 	int64_t		 created, expires;
 	int		 recreating;
-	uint64_t	 endpoint_moves;
-	int		 nq;
-	struct qpkt	*q[AGENT_QUEUE_MAX];
 	struct event	*timer;
 	int64_t		 armed;			/* when timer fires; 0 if not set */
 };
@@ -134,7 +114,6 @@ struct agent {
 	/* tunnels */
 	struct tun	*tuns[AGENT_TUN_MAX];
 	int		 ntun;
-	struct ntm_tun_out out;
 	/* control socket */
 	int		 lis_fd;
 	struct event	*lis_ev;
@@ -181,7 +160,9 @@ void agent_tun_free(struct tun *t);
 /* An inner packet to t's peer: sent, or queued until the tunnel is up. */
 int  agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len);
 void agent_tun_keepalive(struct tun *t);
-void agent_tun_relay_bind(struct tun *t);
+/* Our address changed: a relay bind (then a keepalive), or a keepalive. */
+void agent_tun_rebind(struct tun *t);
+void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
 void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
 /* A datagram of t's (HS_INIT, HS_RESP, DATA) from from. */
 void agent_tun_input(struct tun *t, uint8_t *p, size_t n,

@@ -174,28 +174,28 @@ tun_json(struct tun *t)
 	char b[64];
 	json_t *j;
 
-	ntm_tunnel_stats(t->t, &st);
+	ntm_tunnel_stats(t->p.t, &st);
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
 	    " s:I, s:I, s:I, s:I}",
 	    "peer", t->peer, "peer_vip4", t->vip4, "peer_vip6", t->vip6,
-	    "tunnel_id", t->tid_hex, "route", kind_str(t->kind), "reason", t->reason,
-	    "role", t->initiator ? "initiator" : "responder",
-	    "endpoint", t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
+	    "tunnel_id", t->tid_hex, "route", kind_str(t->p.kind), "reason", t->reason,
+	    "role", t->p.initiator ? "initiator" : "responder",
+	    "endpoint", t->p.has_ep ? ntm_sa_str((struct sockaddr *)&t->p.ep, b, sizeof(b)) : "",
 	    "state", ntm_tun_state_name(st.state), "index", (json_int_t)st.index,
 	    "tx_packets", (json_int_t)st.tx_packets, "tx_bytes", (json_int_t)st.tx_bytes,
 	    "rx_packets", (json_int_t)st.rx_packets, "rx_bytes", (json_int_t)st.rx_bytes,
 	    "dropped", (json_int_t)st.dropped, "handshakes", (json_int_t)st.handshakes,
-	    "endpoint_moves", (json_int_t)t->endpoint_moves);
+	    "endpoint_moves", (json_int_t)t->p.endpoint_moves);
 	json_object_set_new(j, "rtt_ms", t->rtt_ms > 0 ? json_real(t->rtt_ms) : json_null());
 	json_object_set_new(j, "last_handshake_s", st.last_handshake ?
 	    json_integer((agent_now_ms() - st.last_handshake) / 1000) : json_null());
 	/* for ntm status: when the peer was last heard from */
 	json_object_set_new(j, "last_rx_s", st.last_rx ?
 	    json_integer((agent_now_ms() - st.last_rx) / 1000) : json_null());
-	json_object_set_new(j, "relay_side", t->kind == NTM_ROUTE_RELAY ?
-	    json_integer(t->side) : json_null());
-	if (t->kind == NTM_ROUTE_RELAY)
-		json_object_set_new(j, "relay_peer_bound", json_boolean(t->peer_bound));
+	json_object_set_new(j, "relay_side", t->p.kind == NTM_ROUTE_RELAY ?
+	    json_integer(t->p.side) : json_null());
+	if (t->p.kind == NTM_ROUTE_RELAY)
+		json_object_set_new(j, "relay_peer_bound", json_boolean(t->p.peer_bound));
 	return j;
 }
 
@@ -326,7 +326,7 @@ on_ctl_timer(evutil_socket_t fd, short what, void *arg)
 		struct ntm_tun_stats st;
 
 		if (t)
-			ntm_tunnel_stats(t->t, &st);
+			ntm_tunnel_stats(t->p.t, &st);
 		ctl_error(c, "tunnel_timeout", "no tunnel to %s in time (%s)", c->peer,
 		    t ? ntm_tun_state_name(st.state) : "no route direction from the DC");
 		return;
@@ -483,10 +483,10 @@ ctl_ready(struct ctl *c, struct tun *t)
 		c->mode = CTL_PING;
 		ntm_random(&c->echo_id, sizeof(c->echo_id));
 		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
-		    "event", "up", "peer", c->peer, "vip", vr, "route", kind_str(t->kind),
-		    "reason", t->reason, "endpoint", t->has_ep ?
-		    ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
-		    "role", t->initiator ? "initiator" : "responder"));
+		    "event", "up", "peer", c->peer, "vip", vr, "route", kind_str(t->p.kind),
+		    "reason", t->reason, "endpoint", t->p.has_ep ?
+		    ntm_sa_str((struct sockaddr *)&t->p.ep, b, sizeof(b)) : "",
+		    "role", t->p.initiator ? "initiator" : "responder"));
 		evtimer_add(c->timer, &now);
 	} else if (c->op == OP_STREAM) {
 		c->mode = CTL_HANDOVER;
@@ -495,7 +495,7 @@ ctl_ready(struct ctl *c, struct tun *t)
 		c->mode = CTL_OPEN;
 		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:i, s:s, s:i, s:s}", "ok", 1,
 		    "peer", c->peer, "local_vip", vl, "local_port", c->lport,
-		    "remote_vip", vr, "remote_port", c->rport, "route", kind_str(t->kind)));
+		    "remote_vip", vr, "remote_port", c->rport, "route", kind_str(t->p.kind)));
 	}
 }
 
@@ -510,7 +510,7 @@ ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
 	if (t) {
-		ntm_tunnel_stats(t->t, &st);
+		ntm_tunnel_stats(t->p.t, &st);
 		/* Both ends send a keepalive every 10 s: 30 s of silence means
 		 * the peer lost the tunnel (restarted) or cannot reach us. */
 		if (st.state == NTM_TUN_DEAD || (st.state == NTM_TUN_UP &&
@@ -561,7 +561,7 @@ agent_ctl_tunnels_changed(struct agent *a)
 
 		if (c->mode != CTL_WAIT || (t = agent_tun_by_peer(a, c->peer)) == NULL)
 			continue;
-		ntm_tunnel_stats(t->t, &st);
+		ntm_tunnel_stats(t->p.t, &st);
 		if (st.state == NTM_TUN_UP)
 			ctl_ready(c, t);
 	}

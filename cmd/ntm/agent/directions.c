@@ -65,33 +65,33 @@ direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err
 		    "temporal_key or relay)");
 		return -1;
 	}
-	nt->kind = kind;
+	nt->p.kind = kind;
 	snprintf(nt->peer, sizeof(nt->peer), "%s", peer);
 	snprintf(nt->vip4, sizeof(nt->vip4), "%s", v4);
 	snprintf(nt->vip6, sizeof(nt->vip6), "%s", v6);
 	nt->has4 = inet_pton(AF_INET, v4, nt->pv4) == 1;
 	nt->has6 = inet_pton(AF_INET6, v6, nt->pv6) == 1;
 	snprintf(nt->reason, sizeof(nt->reason), "%s", reason);
-	nt->has_ep = ntm_sa_parse(&nt->ep, &nt->eplen, endpoint) == 0;
+	nt->p.has_ep = ntm_sa_parse(&nt->p.ep, &nt->p.eplen, endpoint) == 0;
 	if (kind == NTM_ROUTE_RELAY) {
-		if ((n = ntm_b64_decode(nt->ticket, sizeof(nt->ticket), ticket)) <= 0 ||
-		    ntm_b64_decode_exact(nt->rkey, NTM_KEY_LEN, rkey) < 0 ||
-		    ntm_sa_parse(&nt->ep, &nt->eplen, raddr) < 0 || (side != 0 && side != 1)) {
+		if ((n = ntm_b64_decode(nt->p.ticket, sizeof(nt->p.ticket), ticket)) <= 0 ||
+		    ntm_b64_decode_exact(nt->p.rkey, NTM_KEY_LEN, rkey) < 0 ||
+		    ntm_sa_parse(&nt->p.ep, &nt->p.eplen, raddr) < 0 || (side != 0 && side != 1)) {
 			snprintf(err, errlen, "malformed relay part of the direction");
 			return -1;
 		}
-		nt->tlen = (size_t)n;
-		nt->side = (int)side;
-		nt->has_ep = 1;
-		ntm_sa_unmap(&nt->ep, &nt->eplen);
-	} else if (initiator && !nt->has_ep) {
+		nt->p.tlen = (size_t)n;
+		nt->p.side = (int)side;
+		nt->p.has_ep = 1;
+		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
+	} else if (initiator && !nt->p.has_ep) {
 		snprintf(err, errlen, "direction without a usable endpoint '%s'", endpoint);
 		return -1;
 	}
-	if (nt->has_ep)
-		ntm_sa_unmap(&nt->ep, &nt->eplen);
+	if (nt->p.has_ep)
+		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
 
-	nt->initiator = initiator;
+	nt->p.initiator = initiator;
 	nt->expires = expires;
 	memcpy(cfg->tunnel_id, nt->tid, NTM_TUNNEL_ID_LEN);
 	cfg->initiator = initiator;

@@ -135,7 +135,7 @@ tun_is_up(struct tun *t)
 {
 	struct ntm_tun_stats st;
 
-	ntm_tunnel_stats(t->t, &st);
+	ntm_tunnel_stats(t->p.t, &st);
 	return st.state == NTM_TUN_UP;
 }
 

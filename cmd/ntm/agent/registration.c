@@ -157,7 +157,7 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 			 * behind a NAT that filters by remote address), it cannot hear
 			 * us from the new address: the DCs must tell it where we are. */
 			agent_tun_keepalive(t);
-			if (t->kind != NTM_ROUTE_RELAY && !t->initiator && !t->recreating) {
+			if (t->p.kind != NTM_ROUTE_RELAY && !t->p.initiator && !t->recreating) {
 				log_info("tunnel %s: the peer initiates: asking the DC "
 				    "to tell it our new address", t->peer);
 				if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
@@ -173,6 +173,8 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 	if (a->o.keepalive_s == 0 && r->keepalive_s >= 1 && r->keepalive_s <= 3600 &&
 	    (long)r->keepalive_s != a->keepalive_s) {
 		a->keepalive_s = r->keepalive_s;
+		for (int i = 0; i < a->ntun; i++)
+			agent_tun_set_keepalive(a->tuns[i], a->keepalive_s);
 		reg_timer_arm(a);
 	}
 	if (r->pending > 0)
@@ -199,16 +201,8 @@ agent_net_changed(struct agent *a, const char *why)
 	a->missed = 0;
 	a->net_changes++;
 	reg_send(a);
-	for (int i = 0; i < a->ntun; i++) {
-		struct tun *t = a->tuns[i];
-
-		if (t->kind == NTM_ROUTE_RELAY) {
-			t->ka_on_ack = 1;
-			agent_tun_relay_bind(t);
-		} else
-			agent_tun_keepalive(t);
-		agent_tun_arm(t);
-	}
+	for (int i = 0; i < a->ntun; i++)
+		agent_tun_rebind(a->tuns[i]);
 }
 
 static void

@@ -600,8 +600,8 @@ agent_stream_connect(struct agent *a, struct bufferevent *bev, enum st_kind kind
 		return;
 	s->fwd = fwd;
 	snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
-	snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ? "relay" :
-	    t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+	snprintf(s->route, sizeof(s->route), "%s", t->p.kind == NTM_ROUTE_RELAY ? "relay" :
+	    t->p.kind == NTM_ROUTE_LOCAL ? "local" : "direct");
 	s->family = family;
 	s->port = port;
 	s->state = ST_CONNECTING;
@@ -683,8 +683,8 @@ st_name_peer(struct stream *s, struct tcp_pcb *pcb)
 		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
 		    t->has6 && memcmp(t->pv6, b, 16) == 0) {
 			snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
-			snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ?
-			    "relay" : t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+			snprintf(s->route, sizeof(s->route), "%s", t->p.kind == NTM_ROUTE_RELAY ?
+			    "relay" : t->p.kind == NTM_ROUTE_LOCAL ? "local" : "direct");
 			return;
 		}
 	}

@@ -1,14 +1,14 @@
 /*
- * tunnels.c - the agent's tunnel table and each tunnel's life on the
- * wire: the tunnel core (lib/tunnel.c) fed datagrams and the clock, relay
- * binds and their ACKs, the handshake gate of a relayed initiator, the
- * packets queued until the handshake is done, the peer's endpoint moves
- * (an authentic datagram from elsewhere, MOVED from the DC), keepalives,
- * and one timer per tunnel. What happens above (a tunnel up or gone, an
- * inner packet for us) goes up through the agent's hooks.
+ * tunnels.c - the agent's tunnel table, and each tunnel's peer core
+ * (lib/peer.c: the tunnel core, relay binds and their ACKs, the handshake
+ * gate, the queue, endpoint moves) fed datagrams and the clock, its
+ * datagrams sent on the UDP socket, its deadline on one timer per tunnel.
+ * What happens above (a tunnel made, up or gone, an inner packet for us)
+ * goes up through the agent's hooks.
  */
 #include <sys/socket.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,6 @@
 
 #include "common.h"
 #include "ippkt.h"
-#include "relay.h"
 #include "agentd.h"
 
 const char *const agent_drop_names[DROP_N] = {
@@ -48,10 +47,41 @@ agent_tun_by_index(struct agent *a, uint32_t idx)
 	if (idx == 0)
 		return NULL;
 	for (int i = 0; i < a->ntun; i++)
-		if (ntm_tunnel_owns_index(a->tuns[i]->t, idx))
+		if (ntm_tunnel_owns_index(a->tuns[i]->p.t, idx))
 			return a->tuns[i];
 	return NULL;
 }
+
+static uint64_t
+wall_ms(void)
+{
+	return agent_wall_us() / 1000;
+}
+
+/* The peer core's output: every datagram to the peer's endpoint. */
+static void
+peer_output(struct ntm_peer *p, const struct ntm_tun_out *out)
+{
+	struct tun *t = (struct tun *)((char *)p - offsetof(struct tun, p));
+
+	for (int i = 0; i < out->n; i++) {
+		if (!p->has_ep)
+			continue;
+		if (out->buf[i][0] == NTM_MSG_HS_INIT || out->buf[i][0] == NTM_MSG_HS_RESP)
+			t->hs_sent = agent_now_us();
+		(void)agent_udp_send(t->a, out->buf[i], out->len[i], &p->ep);
+	}
+}
+
+static void
+peer_bind_failed(struct ntm_peer *p, int err)
+{
+	struct tun *t = (struct tun *)((char *)p - offsetof(struct tun, p));
+
+	log_warnx("tunnel %s: cannot make RELAY_BIND: %s", t->peer, ntm_strerror(err));
+}
+
+static const struct ntm_peer_hooks peer_hooks = { peer_output, peer_bind_failed };
 
 void
 agent_tun_free(struct tun *t)
@@ -63,132 +93,58 @@ agent_tun_free(struct tun *t)
 			a->tuns[i] = a->tuns[--a->ntun];
 			break;
 		}
-	for (int i = 0; i < t->nq; i++)
-		free(t->q[i]);
 	if (t->timer)
 		event_free(t->timer);
 	if (agent_tun_by_peer(a, t->peer) == NULL)
 		a->hooks->tunnel_gone(a, t);	/* unless a new tunnel took over */
-	ntm_tunnel_free(t->t);
-	ntm_wipe(t->rkey, sizeof(t->rkey));
+	ntm_peer_free(&t->p);
 	free(t);
 }
 
-static void
-tun_output(struct tun *t, const struct ntm_tun_out *out)
-{
-	for (int i = 0; i < out->n; i++) {
-		if (!t->has_ep)
-			continue;
-		if (out->buf[i][0] == NTM_MSG_HS_INIT || out->buf[i][0] == NTM_MSG_HS_RESP)
-			t->hs_sent = agent_now_us();
-		(void)agent_udp_send(t->a, out->buf[i], out->len[i], &t->ep);
-	}
-}
-
-static void
-tun_start_hs(struct tun *t)
-{
-	struct ntm_tun_out *out = &t->a->out;
-
-	t->hs_started = 1;
-	if (ntm_tunnel_start(t->t, agent_now_ms(), out) == 0)
-		tun_output(t, out);
-}
-
-void
-agent_tun_relay_bind(struct tun *t)
-{
-	uint8_t b[NTM_RELAY_BIND_MAX];
-	uint64_t ctr = agent_wall_us() / 1000;
-	int n;
-
-	if (ctr <= t->bind_ctr)
-		ctr = t->bind_ctr + 1;
-	t->bind_ctr = ctr;
-	if ((n = ntm_relay_bind_make(b, sizeof(b), t->side, ctr, t->ticket, t->tlen,
-	    t->rkey)) < 0) {
-		log_warnx("tunnel %s: cannot make RELAY_BIND: %s", t->peer, ntm_strerror(n));
-		t->bind_next = agent_now_ms() + 1000L * t->a->keepalive_s;
-		return;
-	}
-	(void)agent_udp_send(t->a, b, (size_t)n, &t->ep);
-	t->bind_next = agent_now_ms() + 1000;	/* until the ACK says otherwise */
-}
-
-/* An empty DATA: the peer moves its endpoint to where it came from. */
 void
 agent_tun_keepalive(struct tun *t)
 {
-	struct ntm_tun_out *out = &t->a->out;
-
-	if (ntm_tunnel_send(t->t, NULL, 0, agent_now_ms(), out) == 0)
-		tun_output(t, out);
+	ntm_peer_keepalive(&t->p, agent_now_ms());
 }
 
-static void
-tun_flush(struct tun *t)
+void
+agent_tun_rebind(struct tun *t)
 {
-	struct ntm_tun_out *out = &t->a->out;
-	int i;
+	ntm_peer_rebind(&t->p, agent_now_ms(), wall_ms());
+	agent_tun_arm(t);
+}
 
-	for (i = 0; i < t->nq; i++) {
-		if (ntm_tunnel_send(t->t, t->q[i]->b, t->q[i]->len, agent_now_ms(), out) < 0)
-			break;
-		tun_output(t, out);
-		free(t->q[i]);
-	}
-	memmove(t->q, t->q + i, (size_t)(t->nq - i) * sizeof(t->q[0]));
-	t->nq -= i;
+void
+agent_tun_set_keepalive(struct tun *t, long keepalive_s)
+{
+	t->p.keepalive_ms = 1000L * keepalive_s;
 }
 
 int
 agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len)
 {
-	struct ntm_tun_out *out = &t->a->out;
-	struct qpkt *q;
+	int r = ntm_peer_send(&t->p, pkt, len, agent_now_ms());
 
-	if (len > NTM_INNER_MTU)
-		return -1;
-	if (t->nq == 0 && ntm_tunnel_send(t->t, pkt, len, agent_now_ms(), out) == 0) {
-		tun_output(t, out);
+	if (r == 0)
 		agent_tun_arm(t);
-		return 0;
-	}
-	if (t->nq >= AGENT_QUEUE_MAX || (q = malloc(sizeof(*q))) == NULL)
-		return -1;
-	memcpy(q->b, pkt, len);
-	q->len = len;
-	t->q[t->nq++] = q;
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 static void
 on_tun_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct tun *t = arg;
-	struct ntm_tun_out *out = &t->a->out;
-	int64_t now = agent_now_ms();
 
-	if (ntm_tunnel_deadline(t->t) <= now && ntm_tunnel_tick(t->t, now, out) == 0)
-		tun_output(t, out);
-	if (t->kind == NTM_ROUTE_RELAY && now >= t->bind_next)
-		agent_tun_relay_bind(t);
-	if (t->initiator && !t->hs_started && now >= t->hs_gate)
-		tun_start_hs(t);
+	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
 	agent_tun_arm(t);
 }
 
 void
 agent_tun_arm(struct tun *t)
 {
-	int64_t now = agent_now_ms(), d = ntm_tunnel_deadline(t->t);
+	int64_t now = agent_now_ms(), d = ntm_peer_deadline(&t->p);
 	struct timeval tv;
 
-	if (t->kind == NTM_ROUTE_RELAY && t->bind_next < d)
-		d = t->bind_next;
-	if (t->initiator && !t->hs_started && t->hs_gate < d)
-		d = t->hs_gate;
 	if (d == INT64_MAX) {
 		evtimer_del(t->timer);
 		t->armed = 0;
@@ -220,32 +176,17 @@ agent_tun_reroute(struct tun *t, const struct tun *nt)
 {
 	char b1[64], b2[64];
 
-	if (nt->initiator != t->initiator)
+	if (nt->p.initiator != t->p.initiator)
 		log_warnx("tunnel %s: the new direction makes us %s; keeping %s",
-		    t->peer, nt->initiator ? "initiator" : "responder",
-		    t->initiator ? "initiator" : "responder");
+		    t->peer, nt->p.initiator ? "initiator" : "responder",
+		    t->p.initiator ? "initiator" : "responder");
 	log_info("tunnel %s: route %s -> %s (%s), endpoint %s -> %s", t->peer,
-	    kind_name(t->kind), kind_name(nt->kind), nt->reason,
-	    t->has_ep ? ntm_sa_str((const struct sockaddr *)&t->ep, b1, sizeof(b1)) : "-",
-	    nt->has_ep ? ntm_sa_str((const struct sockaddr *)&nt->ep, b2, sizeof(b2)) : "-");
-	t->kind = nt->kind;
+	    kind_name(t->p.kind), kind_name(nt->p.kind), nt->reason,
+	    t->p.has_ep ? ntm_sa_str((const struct sockaddr *)&t->p.ep, b1, sizeof(b1)) : "-",
+	    nt->p.has_ep ? ntm_sa_str((const struct sockaddr *)&nt->p.ep, b2, sizeof(b2)) : "-");
 	snprintf(t->reason, sizeof(t->reason), "%s", nt->reason);
-	if (nt->has_ep) {
-		t->ep = nt->ep;
-		t->eplen = nt->eplen;
-		t->has_ep = 1;
-	}
 	t->recreating = 0;
-	if (nt->kind == NTM_ROUTE_RELAY) {
-		memcpy(t->ticket, nt->ticket, nt->tlen);
-		t->tlen = nt->tlen;
-		memcpy(t->rkey, nt->rkey, sizeof(t->rkey));
-		t->side = nt->side;
-		t->acked = t->peer_bound = 0;
-		t->ka_on_ack = 1;
-		agent_tun_relay_bind(t);
-	} else
-		agent_tun_keepalive(t);
+	ntm_peer_reroute(&t->p, &nt->p, agent_now_ms(), wall_ms());
 	agent_tun_arm(t);
 }
 
@@ -271,25 +212,23 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 	}
 	*t = *nt;
 	t->a = a;
+	t->p.hooks = &peer_hooks;
+	t->p.keepalive_ms = 1000L * a->keepalive_s;
 	t->created = agent_now_ms();
 	ntm_hex_encode(t->tid_hex, sizeof(t->tid_hex), t->tid, NTM_TUNNEL_ID_LEN);
-	if ((t->t = ntm_tunnel_new(cfg, agent_now_ms())) == NULL ||
+	if (ntm_peer_start(&t->p, cfg, agent_now_ms()) < 0 ||
 	    (t->timer = evtimer_new(a->base, on_tun_timer, t)) == NULL) {
-		ntm_tunnel_free(t->t);
+		ntm_peer_free(&t->p);
 		free(t);
 		snprintf(err, errlen, "cannot make the tunnel");
 		return NULL;
 	}
 	a->tuns[a->ntun++] = t;
 	a->hooks->tunnel_new(a, t);
-	log_info("tunnel %s: %s route (%s), %s, endpoint %s", t->peer, kind_name(t->kind),
-	    t->reason, t->initiator ? "initiator" : "responder",
-	    t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "-");
-	if (t->kind == NTM_ROUTE_RELAY) {
-		agent_tun_relay_bind(t);
-		t->hs_gate = agent_now_ms() + 2000;	/* or at once on peer_bound */
-	} else if (t->initiator)
-		tun_start_hs(t);
+	log_info("tunnel %s: %s route (%s), %s, endpoint %s", t->peer, kind_name(t->p.kind),
+	    t->reason, t->p.initiator ? "initiator" : "responder",
+	    t->p.has_ep ? ntm_sa_str((struct sockaddr *)&t->p.ep, b, sizeof(b)) : "-");
+	ntm_peer_begin(&t->p, agent_now_ms(), wall_ms());
 	agent_tun_arm(t);
 	return t;
 }
@@ -351,25 +290,24 @@ agent_tun_moved(struct agent *a, const struct ntm_moved *m)
 	struct sockaddr_storage ep = m->endpoint;
 	socklen_t len = ep.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in);
+	struct sockaddr_storage old;
 	struct tun *t;
 	char b1[64], b2[64];
+	int had;
 
 	a->moved++;
 	ntm_sa_unmap(&ep, &len);
-	if ((t = agent_tun_by_tid(a, m->tunnel_id)) == NULL || t->kind == NTM_ROUTE_RELAY) {
+	if ((t = agent_tun_by_tid(a, m->tunnel_id)) == NULL || t->p.kind == NTM_ROUTE_RELAY) {
 		log_debug("MOVED for %s tunnel: ignored", t ? "a relayed" : "an unknown");
 		return;
 	}
-	if (t->has_ep && ntm_sa_equal((struct sockaddr *)&t->ep, (struct sockaddr *)&ep))
+	old = t->p.ep;
+	had = t->p.has_ep;
+	if (ntm_peer_moved(&t->p, &ep, len, agent_now_ms()) <= 0)
 		return;
 	log_info("tunnel %s: the DC says the peer moved: endpoint %s -> %s", t->peer,
-	    t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b1, sizeof(b1)) : "-",
+	    had ? ntm_sa_str((struct sockaddr *)&old, b1, sizeof(b1)) : "-",
 	    ntm_sa_str((struct sockaddr *)&ep, b2, sizeof(b2)));
-	t->ep = ep;
-	t->eplen = len;
-	t->has_ep = 1;
-	t->endpoint_moves++;
-	agent_tun_keepalive(t);
 	agent_tun_arm(t);
 }
 
@@ -378,25 +316,13 @@ agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n)
 {
 	for (int i = 0; i < a->ntun; i++) {
 		struct tun *t = a->tuns[i];
-		int side, pb;
-		uint64_t ctr;
+		int r = ntm_peer_relay_ack(&t->p, p, n, agent_now_ms());
 
-		if (t->kind != NTM_ROUTE_RELAY ||
-		    ntm_relay_ack_open(p, n, t->rkey, &side, &pb, &ctr) != 0 ||
-		    side != t->side)
+		if (r < 0)
 			continue;
-		if (!t->acked || pb != t->peer_bound)
+		if (r > 0)
 			log_debug("tunnel %s: relay ACK, peer %sbound", t->peer,
-			    pb ? "" : "not ");
-		t->acked = 1;
-		t->peer_bound = pb;
-		t->bind_next = agent_now_ms() + 1000L * (pb ? a->keepalive_s : 1);
-		if (t->initiator && !t->hs_started && pb)
-			tun_start_hs(t);
-		if (t->ka_on_ack && pb) {
-			t->ka_on_ack = 0;
-			agent_tun_keepalive(t);
-		}
+			    t->p.peer_bound ? "" : "not ");
 		agent_tun_arm(t);
 		return 0;
 	}
@@ -407,38 +333,30 @@ void
 agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_storage *from)
 {
 	struct agent *a = t->a;
-	struct ntm_tun_event ev;
-	struct ntm_tun_out *out = &a->out;
+	struct ntm_peer_event ev;
 	int r;
 
-	r = ntm_tunnel_recv(t->t, p, n, agent_now_ms(), &ev, out);
+	r = ntm_peer_recv(&t->p, p, n, from, agent_now_ms(), &ev);
 	if (r < 0 && !ev.authentic) {
 		a->drops[agent_drop_reason(r)]++;
 		agent_tun_arm(t);
 		return;
 	}
-	if (ev.authentic && t->kind != NTM_ROUTE_RELAY &&
-	    (!t->has_ep || !ntm_sa_equal((struct sockaddr *)&t->ep,
-	    (const struct sockaddr *)from))) {
+	if (ev.moved) {
 		char b1[64], b2[64];
 
 		log_info("tunnel %s: endpoint %s -> %s", t->peer,
-		    t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b1, sizeof(b1)) : "-",
+		    ev.had_ep ? ntm_sa_str((struct sockaddr *)&ev.old_ep, b1, sizeof(b1)) : "-",
 		    ntm_sa_str((const struct sockaddr *)from, b2, sizeof(b2)));
-		t->ep = *from;
-		t->has_ep = 1;
-		t->endpoint_moves++;
 	}
 	if (r < 0)
 		a->drops[DROP_MALFORMED]++;	/* authentic, but not an IP packet */
-	tun_output(t, out);
 	if (ev.established) {
 		if (t->hs_sent)
 			t->rtt_ms = (double)(agent_now_us() - t->hs_sent) / 1000.0;
-		tun_flush(t);
 		a->hooks->tunnel_up(a, t);
 	}
-	if (r == 0 && ev.payload)
+	if (ev.payload)
 		inner_packet(t, ev.payload, ev.len);
 	agent_tun_arm(t);
 }
