@@ -78,7 +78,7 @@ LWIP_LIBS   := $(shell pkg-config --libs lwip 2>/dev/null || echo -llwip)
 AGENT_SRCS  := $(sort $(wildcard cmd/ntm/agent/*.c))
 $(BUILD)/cmd/ntm/agent/%.o: CFLAGS += -Icmd/ntm
 $(BUILD)/cmd/ntm/agent/stack.o $(BUILD)/cmd/ntm/agent/streams.o \
-$(BUILD)/cmd/ntm/agent/forwards.o $(BUILD)/cmd/ntm/agent/socks.o: CFLAGS += $(LWIP_CFLAGS)
+$(BUILD)/cmd/ntm/agent/forwards.o: CFLAGS += $(LWIP_CFLAGS)
 $(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS),$(AGENT_SRCS)))
 $(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
 

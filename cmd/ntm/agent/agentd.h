@@ -3,7 +3,7 @@
  * reports upward, and the functions of each of its files.
  *
  * The core, from the bottom: udp.c (the socket, batching), tunnels.c (the
- * tunnel table, each tunnel on the wire), directions.c (route directions
+ * tunnel table; each tunnel a peer core, lib/peer.c), directions.c (route directions
  * and tunnel requests to the DC), registration.c (REG_REQ / REG_RESP and
  * network changes), input.c (each datagram to its room). Above it:
  * control.c (the control socket), streams.c, forwards.c, socks.c,
@@ -58,7 +58,8 @@ struct ntm_moved;
 
 /* What the core tells the rooms above it (hooks.c fills the table). */
 struct agent_hooks {
-	/* t was made; t, the last tunnel to its peer, is being freed */
+	/* tunnel_new: t was made (and is in the table); tunnel_gone: t is
+	 * being freed and no other tunnel goes to its peer */
 	void	(*tunnel_new)(struct agent *a, struct tun *t);
 	void	(*tunnel_gone)(struct agent *a, struct tun *t);
 	/* t's handshake is done; its queued packets are sent */
