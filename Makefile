@@ -64,18 +64,22 @@ $(BUILD)/ntm.pc: lib/ntm.pc.in Makefile
 	@mkdir -p $(BUILD)
 	$(PC_SED) $< > $@
 
-# Each binary: its own cmd/NAME/*.c, the shared cmd/common code, libntm.a.
+# Each binary: its own cmd/NAME/*.c (and $(3), more of its sources), the
+# shared cmd/common code, libntm.a.
 define prog_rule
-$(1)_OBJS := $$(patsubst %.c,$(BUILD)/%.o,$$(sort $$(wildcard cmd/$(1)/*.c)))
+$(1)_OBJS := $$(patsubst %.c,$(BUILD)/%.o,$$(sort $$(wildcard cmd/$(1)/*.c)) $(3))
 $(BUILD)/$(1): $$($(1)_OBJS) $(COMMON_OBJS) $(BUILD)/libntm.a
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) $(2)
 endef
 # The agent's user-space stack: Debian's lwIP, only where it is used.
 LWIP_CFLAGS := $(shell pkg-config --cflags lwip 2>/dev/null)
 LWIP_LIBS   := $(shell pkg-config --libs lwip 2>/dev/null || echo -llwip)
-$(BUILD)/cmd/ntm/agent_ip.o $(BUILD)/cmd/ntm/agent_stream.o \
-$(BUILD)/cmd/ntm/agent_fwd.o $(BUILD)/cmd/ntm/agent_socks.o: CFLAGS += $(LWIP_CFLAGS)
-$(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS)))
+# The agent (`ntm up`) lives in cmd/ntm/agent/ and is linked into ntm.
+AGENT_SRCS  := $(sort $(wildcard cmd/ntm/agent/*.c))
+$(BUILD)/cmd/ntm/agent/%.o: CFLAGS += -Icmd/ntm
+$(BUILD)/cmd/ntm/agent/stack.o $(BUILD)/cmd/ntm/agent/streams.o \
+$(BUILD)/cmd/ntm/agent/forwards.o: CFLAGS += $(LWIP_CFLAGS)
+$(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS),$(AGENT_SRCS)))
 $(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a

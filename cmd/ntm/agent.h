@@ -22,7 +22,6 @@
 #define AGENT_TUN_MAX		64	/* tunnels held */
 #define AGENT_CTL_MAX		16	/* control connections */
 #define AGENT_LINE_MAX		8192	/* one control request */
-#define AGENT_QUEUE_MAX		16	/* inner packets queued per tunnel until it is up */
 #define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */
 #define AGENT_PING_MAX		10000	/* --count */
 #define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade */
@@ -45,7 +44,7 @@ struct agent_opts {
 int agent_socks_check(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
     char *err, size_t errlen);
 
-/* agent.c: runs the agent (after up.c checked the session); exit code. */
+/* agent/main.c: runs the agent (after up.c checked the session); exit code. */
 int agent_main(struct cli *cli, const struct agent_opts *o);
 
 /* agent_net.c: finding the DC and our own addresses. */
@@ -60,15 +59,16 @@ int  agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_
  * be NULL) is on loopback. Returns the count. */
 int  agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port,
     const struct sockaddr_storage *dc);
-/* Monotonic milliseconds; wall-clock microseconds. */
+/* Monotonic milliseconds and microseconds; wall-clock microseconds. */
 int64_t agent_now_ms(void);
+int64_t agent_now_us(void);
 uint64_t agent_wall_us(void);
 /* Loads the session's channel keys into c (send counter: wall-clock us). */
 struct ntm_chan;
 struct session;
 int  agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen);
 
-/* agent_ctl.c: the client side of the control socket. */
+/* agent_client.c: the client side of the control socket. */
 struct ctl_client {
 	int	fd;
 	size_t	len;

@@ -24,7 +24,7 @@
 #include "common.h"
 #include "ntm-rt.h"
 #include "reg.h"
-#include "agent_int.h"
+#include "agent.h"
 
 int64_t
 agent_now_ms(void)

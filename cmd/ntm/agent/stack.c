@@ -1,5 +1,5 @@
 /*
- * agent_ip.c - the user-space TCP/IP stack on the client's vIPs.
+ * stack.c - the user-space TCP/IP stack on the client's vIPs.
  *
  * lwIP (Debian's liblwip, built with NO_SYS=0) runs on the agent's libevent
  * loop: the agent calls lwip_init() itself and never starts lwIP's tcpip
@@ -30,8 +30,8 @@
 
 #include "common.h"
 #include "ippkt.h"
-#include "agent_int.h"
-#include "agent_ip.h"
+#include "agentd.h"
+#include "stack.h"
 
 static struct {
 	struct agent	*a;

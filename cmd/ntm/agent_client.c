@@ -1,5 +1,5 @@
 /*
- * agent_ctl.c - the CLI side of the agent's control socket: where it is,
+ * agent_client.c - the CLI side of the agent's control socket: where it is,
  * connecting, one JSON object per line each way (docs/protocol.md §6).
  */
 #include <sys/socket.h>

@@ -1,6 +1,6 @@
 /*
- * agent_ip.h - lwIP-typed helpers of the user-space stack (agent_ip.c), for
- * the files that talk to lwIP themselves (agent_stream.c).
+ * stack.h - lwIP-typed helpers of the user-space stack (stack.c), for
+ * the files that talk to lwIP themselves (streams.c).
  */
 #ifndef NTM_AGENT_IP_H
 #define NTM_AGENT_IP_H
@@ -18,7 +18,7 @@ struct agent;
 struct bufferevent;
 struct tcp_pcb;
 /* A connection accepted by a -R forward, joined to a socket that is still
- * connecting (agent_stream.c). */
+ * connecting (streams.c). */
 int  agent_stream_adopt(struct agent *a, struct bufferevent *bev, struct tcp_pcb *pcb,
     int fwd);
 

@@ -1,5 +1,5 @@
 /*
- * agent_log.c - the agent's log file: STATE_DIR/agent.log, or `ntm up --log
+ * logfile.c - the agent's log file: STATE_DIR/agent.log, or `ntm up --log
  * FILE`. Every message up to info (debug with -v), one time-stamped line
  * each, besides stderr (-d) or syslog (detached). A detached agent's stdout
  * and stderr go to the file too, so that what a library prints before it
@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 static struct {
 	int	 fd;

@@ -1,18 +1,18 @@
 /*
- * agent_stream.c - TCP byte streams over the tunnel: `ntm tunnel open PEER
+ * streams.c - TCP byte streams over the tunnel: `ntm tunnel open PEER
  * PORT` and `ntm tunnel listen PORT` (docs/protocol.md §6, "Streams").
  *
  * A stream joins one application-side bufferevent to one lwIP TCP
  * connection on our vIP. The application side is one of:
- *  - SK_CTL: a control connection taken over from agent_srv.c. After the
+ *  - SK_CTL: a control connection taken over from control.c. After the
  *    JSON line that says the stream is connected, both directions carry
  *    frames: type (1 byte), length (2 bytes, big-endian), data. 'D' carries
  *    bytes, 'F' ends the bytes of one direction (a TCP half-close), 'E'
  *    (agent to client only) carries a JSON error and ends the stream.
- *  - SK_RAW: a plain TCP socket of a port forward (agent_fwd.c): bytes as
+ *  - SK_RAW: a plain TCP socket of a port forward (forwards.c): bytes as
  *    they are; its half-close is ours, and the peer's FIN becomes
  *    shutdown(SHUT_WR); an error resets it.
- *  - SK_SOCKS: a SOCKS5 client (agent_socks.c) after its CONNECT request:
+ *  - SK_SOCKS: a SOCKS5 client (socks.c) after its CONNECT request:
  *    the SOCKS reply tells it the outcome, then as SK_RAW.
  * Flow control is end to end: bytes from the application wait in `tx`
  * until lwIP has room (reading stops when tx is full); bytes from the peer
@@ -32,8 +32,8 @@
 #include "lwip/tcp.h"
 
 #include "common.h"
-#include "agent_int.h"
-#include "agent_ip.h"
+#include "agentd.h"
+#include "stack.h"
 
 #define FRAME_HDR	3
 #define FRAME_MAX	0xffff
@@ -600,8 +600,8 @@ agent_stream_connect(struct agent *a, struct bufferevent *bev, enum st_kind kind
 		return;
 	s->fwd = fwd;
 	snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
-	snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ? "relay" :
-	    t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+	snprintf(s->route, sizeof(s->route), "%s", t->p.kind == NTM_ROUTE_RELAY ? "relay" :
+	    t->p.kind == NTM_ROUTE_LOCAL ? "local" : "direct");
 	s->family = family;
 	s->port = port;
 	s->state = ST_CONNECTING;
@@ -683,8 +683,8 @@ st_name_peer(struct stream *s, struct tcp_pcb *pcb)
 		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
 		    t->has6 && memcmp(t->pv6, b, 16) == 0) {
 			snprintf(s->peer, sizeof(s->peer), "%s", t->peer);
-			snprintf(s->route, sizeof(s->route), "%s", t->kind == NTM_ROUTE_RELAY ?
-			    "relay" : t->kind == NTM_ROUTE_LOCAL ? "local" : "direct");
+			snprintf(s->route, sizeof(s->route), "%s", t->p.kind == NTM_ROUTE_RELAY ?
+			    "relay" : t->p.kind == NTM_ROUTE_LOCAL ? "local" : "direct");
 			return;
 		}
 	}

@@ -1,6 +1,6 @@
 /*
- * agent_saved.c - what `ntm up` brings back after the agent restarts: the
- * forwards added at run time (`ntm tunnel forward`, agent_fwd.c) and the
+ * saved.c - what `ntm up` brings back after the agent restarts: the
+ * forwards added at run time (`ntm tunnel forward`, forwards.c) and the
  * SOCKS5 address (`ntm up --socks5`), kept in STATE_DIR/agent.json (mode
  * 0600, written whole: temp file, fsync, rename):
  *
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 #define SAVED_VERSION	1
 #define SAVED_MAX	(256 * 1024)	/* 64 forwards are far less */

@@ -1,5 +1,5 @@
 /*
- * agent_fwd.c - port forwards (`ntm tunnel forward`, docs/protocol.md §6,
+ * forwards.c - port forwards (`ntm tunnel forward`, docs/protocol.md §6,
  * "Forwards") and dialing a peer by name for them and for SOCKS5.
  *
  *  -L [BIND:]LPORT:PEER:RPORT  a kernel TCP listener on BIND (default
@@ -28,8 +28,8 @@
 #include "lwip/tcp.h"
 
 #include "common.h"
-#include "agent_int.h"
-#include "agent_ip.h"
+#include "agentd.h"
+#include "stack.h"
 
 #define DIAL_WAIT_MS	10000
 #define FWD_BACKLOG	128
@@ -135,7 +135,7 @@ tun_is_up(struct tun *t)
 {
 	struct ntm_tun_stats st;
 
-	ntm_tunnel_stats(t->t, &st);
+	ntm_tunnel_stats(t->p.t, &st);
 	return st.state == NTM_TUN_UP;
 }
 

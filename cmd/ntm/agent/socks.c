@@ -1,10 +1,10 @@
 /*
- * agent_socks.c - a SOCKS5 server on loopback (RFC 1928; `ntm up --socks5
+ * socks.c - a SOCKS5 server on loopback (RFC 1928; `ntm up --socks5
  * ADDR:PORT`, docs/protocol.md §6, "SOCKS5"): no authentication, CONNECT
  * and UDP ASSOCIATE, to peers named by FQDN (the agent gets a tunnel from
  * its DC, as `ntm tunnel open` does) or by the vIP of a tunnel it has.
  *
- * CONNECT becomes a stream (agent_stream.c, SK_SOCKS) that answers the
+ * CONNECT becomes a stream (streams.c, SK_SOCKS) that answers the
  * request once the peer accepted or refused. UDP ASSOCIATE gives the client
  * a UDP socket on the same loopback address: each datagram it sends there
  * (RFC 1928 §7 header, no fragments) goes out as one UDP packet from our
@@ -27,7 +27,7 @@
 
 #include "common.h"
 #include "ippkt.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 #define SOCKS_MAX	256		/* connections in negotiation or associated */
 #define ASSOC_BUF	(NTM_INNER_MTU + 300)

@@ -1,5 +1,5 @@
 /*
- * agent_tundev.c - TUN mode (`ntm up --tun [NAME]`, needs CAP_NET_ADMIN):
+ * tundev.c - TUN mode (`ntm up --tun [NAME]`, needs CAP_NET_ADMIN):
  * a kernel interface holding the client's vIPs, so that every program uses
  * them. The packets are the same as the user-space stack's: raw IPv4/IPv6
  * between vIPs, so a TUN peer and a user-space peer interoperate.
@@ -29,7 +29,7 @@
 
 #include "common.h"
 #include "ippkt.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 /* <linux/ipv6.h> clashes with glibc's headers; this is its in6_ifreq. */
 struct ntm_in6_ifreq {

@@ -1,5 +1,5 @@
 /*
- * agent_srv.c - the agent's control socket (docs/protocol.md §6): JSON
+ * control.c - the agent's control socket (docs/protocol.md §6): JSON
  * lines, one request per connection; `ping` streams events; `open` and
  * `listen` switch the connection to length-prefixed datagram frames.
  */
@@ -20,7 +20,7 @@
 
 #include "common.h"
 #include "ippkt.h"
-#include "agent_int.h"
+#include "agentd.h"
 
 #define CTL_OUT_MAX	(1024 * 1024)	/* output buffered for a slow client */
 #define CTL_READ_MAX	(256 * 1024)	/* bytes per read or write of a connection */
@@ -174,28 +174,28 @@ tun_json(struct tun *t)
 	char b[64];
 	json_t *j;
 
-	ntm_tunnel_stats(t->t, &st);
+	ntm_tunnel_stats(t->p.t, &st);
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
 	    " s:I, s:I, s:I, s:I}",
 	    "peer", t->peer, "peer_vip4", t->vip4, "peer_vip6", t->vip6,
-	    "tunnel_id", t->tid_hex, "route", kind_str(t->kind), "reason", t->reason,
-	    "role", t->initiator ? "initiator" : "responder",
-	    "endpoint", t->has_ep ? ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
+	    "tunnel_id", t->tid_hex, "route", kind_str(t->p.kind), "reason", t->reason,
+	    "role", t->p.initiator ? "initiator" : "responder",
+	    "endpoint", t->p.has_ep ? ntm_sa_str((struct sockaddr *)&t->p.ep, b, sizeof(b)) : "",
 	    "state", ntm_tun_state_name(st.state), "index", (json_int_t)st.index,
 	    "tx_packets", (json_int_t)st.tx_packets, "tx_bytes", (json_int_t)st.tx_bytes,
 	    "rx_packets", (json_int_t)st.rx_packets, "rx_bytes", (json_int_t)st.rx_bytes,
 	    "dropped", (json_int_t)st.dropped, "handshakes", (json_int_t)st.handshakes,
-	    "endpoint_moves", (json_int_t)t->endpoint_moves);
+	    "endpoint_moves", (json_int_t)t->p.endpoint_moves);
 	json_object_set_new(j, "rtt_ms", t->rtt_ms > 0 ? json_real(t->rtt_ms) : json_null());
 	json_object_set_new(j, "last_handshake_s", st.last_handshake ?
 	    json_integer((agent_now_ms() - st.last_handshake) / 1000) : json_null());
 	/* for ntm status: when the peer was last heard from */
 	json_object_set_new(j, "last_rx_s", st.last_rx ?
 	    json_integer((agent_now_ms() - st.last_rx) / 1000) : json_null());
-	json_object_set_new(j, "relay_side", t->kind == NTM_ROUTE_RELAY ?
-	    json_integer(t->side) : json_null());
-	if (t->kind == NTM_ROUTE_RELAY)
-		json_object_set_new(j, "relay_peer_bound", json_boolean(t->peer_bound));
+	json_object_set_new(j, "relay_side", t->p.kind == NTM_ROUTE_RELAY ?
+	    json_integer(t->p.side) : json_null());
+	if (t->p.kind == NTM_ROUTE_RELAY)
+		json_object_set_new(j, "relay_peer_bound", json_boolean(t->p.peer_bound));
 	return j;
 }
 
@@ -272,7 +272,7 @@ ping_send(struct ctl *c)
 }
 
 /*
- * A TCP stream takes the connection over (agent_stream.c): run from the
+ * A TCP stream takes the connection over (streams.c): run from the
  * connection's timer, never from inside its read callback, since the ctl
  * is freed here.
  */
@@ -326,7 +326,7 @@ on_ctl_timer(evutil_socket_t fd, short what, void *arg)
 		struct ntm_tun_stats st;
 
 		if (t)
-			ntm_tunnel_stats(t->t, &st);
+			ntm_tunnel_stats(t->p.t, &st);
 		ctl_error(c, "tunnel_timeout", "no tunnel to %s in time (%s)", c->peer,
 		    t ? ntm_tun_state_name(st.state) : "no route direction from the DC");
 		return;
@@ -483,10 +483,10 @@ ctl_ready(struct ctl *c, struct tun *t)
 		c->mode = CTL_PING;
 		ntm_random(&c->echo_id, sizeof(c->echo_id));
 		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
-		    "event", "up", "peer", c->peer, "vip", vr, "route", kind_str(t->kind),
-		    "reason", t->reason, "endpoint", t->has_ep ?
-		    ntm_sa_str((struct sockaddr *)&t->ep, b, sizeof(b)) : "",
-		    "role", t->initiator ? "initiator" : "responder"));
+		    "event", "up", "peer", c->peer, "vip", vr, "route", kind_str(t->p.kind),
+		    "reason", t->reason, "endpoint", t->p.has_ep ?
+		    ntm_sa_str((struct sockaddr *)&t->p.ep, b, sizeof(b)) : "",
+		    "role", t->p.initiator ? "initiator" : "responder"));
 		evtimer_add(c->timer, &now);
 	} else if (c->op == OP_STREAM) {
 		c->mode = CTL_HANDOVER;
@@ -495,7 +495,7 @@ ctl_ready(struct ctl *c, struct tun *t)
 		c->mode = CTL_OPEN;
 		ctl_reply(c, json_pack("{s:b, s:s, s:s, s:i, s:s, s:i, s:s}", "ok", 1,
 		    "peer", c->peer, "local_vip", vl, "local_port", c->lport,
-		    "remote_vip", vr, "remote_port", c->rport, "route", kind_str(t->kind)));
+		    "remote_vip", vr, "remote_port", c->rport, "route", kind_str(t->p.kind)));
 	}
 }
 
@@ -510,7 +510,7 @@ ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
 	if (t) {
-		ntm_tunnel_stats(t->t, &st);
+		ntm_tunnel_stats(t->p.t, &st);
 		/* Both ends send a keepalive every 10 s: 30 s of silence means
 		 * the peer lost the tunnel (restarted) or cannot reach us. */
 		if (st.state == NTM_TUN_DEAD || (st.state == NTM_TUN_UP &&
@@ -561,7 +561,7 @@ agent_ctl_tunnels_changed(struct agent *a)
 
 		if (c->mode != CTL_WAIT || (t = agent_tun_by_peer(a, c->peer)) == NULL)
 			continue;
-		ntm_tunnel_stats(t->t, &st);
+		ntm_tunnel_stats(t->p.t, &st);
 		if (st.state == NTM_TUN_UP)
 			ctl_ready(c, t);
 	}
@@ -576,30 +576,193 @@ agent_ctl_tunnel_failed(struct agent *a, uint64_t serial, const char *code, cons
 		ctl_error(c, code, "%s", msg);
 }
 
+/* One control request, its fields as sent (docs/protocol.md §6). */
+struct ctl_req {
+	const char	*cmd, *peer, *proto;
+	int64_t		 count, interval, family, timeout, port, lport;
+};
+
+static void
+verb_status(struct ctl *c, struct ctl_req *r)
+{
+	ctl_reply(c, json_pack("{s:b, s:o}", "ok", 1, "agent", status_json(c->a)));
+}
+
+static void
+verb_register(struct ctl *c, struct ctl_req *r)
+{
+	ctl_reply(c, json_pack("{s:b, s:o}", "ok", 1, "registration", reg_json(c->a)));
+}
+
+static void
+verb_list(struct ctl *c, struct ctl_req *r)
+{
+	struct agent *a = c->a;
+	json_t *arr = json_array();
+
+	for (int i = 0; i < a->ntun; i++)
+		json_array_append_new(arr, tun_json(a->tuns[i]));
+	ctl_reply(c, json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "agent", status_json(a),
+	    "tunnels", arr, "streams", agent_stream_json(a)));
+}
+
+static void
+verb_stop(struct ctl *c, struct ctl_req *r)
+{
+	struct timeval tv = { 0, 100000 };
+
+	ctl_reply(c, json_pack("{s:b, s:I}", "ok", 1, "pid", (json_int_t)getpid()));
+	log_info("stop requested on the control socket");
+	event_base_loopexit(c->a->base, &tv);
+}
+
+static void
+verb_close(struct ctl *c, struct ctl_req *r)
+{
+	struct agent *a = c->a;
+	struct tun *t = r->peer ? agent_tun_by_peer(a, r->peer) : NULL;
+
+	if (t == NULL) {
+		ctl_error(c, "no_tunnel", "no tunnel to %s", r->peer ? r->peer : "(none)");
+		return;
+	}
+	log_info("tunnel %s: closed on request", t->peer);
+	agent_stream_tunnel_gone(a, t, "the tunnel was closed");
+	agent_tun_free(t);
+	ctl_reply(c, json_pack("{s:b, s:s}", "ok", 1, "peer", r->peer));
+}
+
+/* A peer given by vIP: the peer of the tunnel that has it (r->peer and, if
+ * not given, r->family set). 0, or -1 with the error said. */
+static int
+peer_by_vip(struct ctl *c, struct ctl_req *r)
+{
+	struct agent *a = c->a;
+	uint8_t vb[16];
+	int vf = r->peer == NULL ? 0 : inet_pton(AF_INET, r->peer, vb) == 1 ? 4 :
+	    inet_pton(AF_INET6, r->peer, vb) == 1 ? 6 : 0;
+	struct tun *vt = NULL;
+
+	if (vf == 0)
+		return 0;
+	for (int i = 0; i < a->ntun && vt == NULL; i++)
+		if (vf == 4 ? a->tuns[i]->has4 && !memcmp(a->tuns[i]->pv4, vb, 4) :
+		    a->tuns[i]->has6 && !memcmp(a->tuns[i]->pv6, vb, 16))
+			vt = a->tuns[i];
+	if (vt == NULL) {
+		ctl_error(c, "no_tunnel", "no tunnel has the vIP %s (open one to "
+		    "the peer's name first)", r->peer);
+		return -1;
+	}
+	r->peer = vt->peer;
+	if (r->family == 0)
+		r->family = vf;
+	return 0;
+}
+
+/* ping, open: both wait for a tunnel to the peer first. */
+static void
+verb_dial(struct ctl *c, struct ctl_req *r)
+{
+	int ping = r->cmd[0] == 'p';
+
+	if (peer_by_vip(c, r) < 0)
+		return;
+	if (r->peer == NULL || !ntm_valid_dnsname(r->peer)) {
+		ctl_error(c, "bad_request", "peer: expected a client FQDN");
+		return;
+	}
+	if (r->family == 0)
+		r->family = c->a->has_vip4 ? 4 : 6;
+	if ((r->family != 4 && r->family != 6) || r->timeout < 0 || r->timeout > 300000 ||
+	    (ping && (r->count < 0 || r->count > AGENT_PING_MAX || r->interval < 0 ||
+	    r->interval > 60000)) ||
+	    (!ping && (r->port < 1 || r->port > 65535 || r->lport < 0 || r->lport > 65535))) {
+		ctl_error(c, "bad_request", "a value is out of range");
+		return;
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s", r->peer);
+	c->family = (int)r->family;
+	c->op = ping ? OP_PING : r->proto[0] == 't' ? OP_STREAM : OP_OPEN;
+	c->stream_timeout_ms = r->timeout ? r->timeout : 10000;
+	c->count = r->count ? (int)r->count : 4;
+	c->interval_ms = r->interval ? r->interval : 1000;
+	c->rport = (uint16_t)r->port;
+	if (r->lport == 0)
+		ntm_random(&c->lport, sizeof(c->lport)), c->lport |= 0xc000;
+	else
+		c->lport = (uint16_t)r->lport;
+	ctl_want_tunnel(c, r->timeout ? r->timeout : 10000);
+}
+
+static void
+verb_listen(struct ctl *c, struct ctl_req *r)
+{
+	struct agent *a = c->a;
+
+	if (r->port < 1 || r->port > 65535) {
+		ctl_error(c, "bad_request", "port: expected 1..65535");
+		return;
+	}
+	c->lport = (uint16_t)r->port;
+	if (r->proto[0] == 't') {
+		struct timeval now = { 0, 0 };
+
+		c->op = OP_LISTEN_TCP;
+		c->mode = CTL_HANDOVER;
+		evtimer_add(c->timer, &now);
+		return;
+	}
+	c->mode = CTL_LISTEN;
+	ctl_reply(c, json_pack("{s:b, s:i, s:s, s:s}", "ok", 1, "port", (int)r->port,
+	    "vip4", a->s.vip4, "vip6", a->s.vip6));
+}
+
+static const struct {
+	const char	*cmd;
+	void		(*exec)(struct ctl *c, struct ctl_req *r);
+} verbs[] = {
+	{ "status",	verb_status },
+	{ "register",	verb_register },
+	{ "list",	verb_list },
+	{ "stop",	verb_stop },
+	{ "close",	verb_close },
+	{ "ping",	verb_dial },
+	{ "open",	verb_dial },
+	{ "listen",	verb_listen },
+};
+
+/* forward, forwards, unforward: forwards.c reads the request itself. */
+static int
+is_forward_request(json_t *j)
+{
+	const char *cmd = json_string_value(json_object_get(j, "cmd"));
+
+	return cmd && (!strcmp(cmd, "forward") || !strcmp(cmd, "forwards") ||
+	    !strcmp(cmd, "unforward"));
+}
+
 static void
 ctl_request(struct ctl *c, const char *line, size_t len)
 {
 	struct agent *a = c->a;
-	const char *cmd = NULL, *peer = NULL, *proto = "udp";
-	int64_t count = 0, interval = 0, family = 0, timeout = 0, port = 0, lport = 0;
+	struct ctl_req r = { .proto = "udp" };
 	const struct ntm_jfield f[] = {
-		{ "cmd", NTM_J_STR, 1, &cmd, 32 },
-		{ "peer", NTM_J_STR, 0, &peer, NTM_NAME_MAX },
-		{ "count", NTM_J_INT, 0, &count, 0 },
-		{ "interval_ms", NTM_J_INT, 0, &interval, 0 },
-		{ "family", NTM_J_INT, 0, &family, 0 },
-		{ "timeout_ms", NTM_J_INT, 0, &timeout, 0 },
-		{ "port", NTM_J_INT, 0, &port, 0 },
-		{ "local_port", NTM_J_INT, 0, &lport, 0 },
-		{ "proto", NTM_J_STR, 0, &proto, 8 },
+		{ "cmd", NTM_J_STR, 1, &r.cmd, 32 },
+		{ "peer", NTM_J_STR, 0, &r.peer, NTM_NAME_MAX },
+		{ "count", NTM_J_INT, 0, &r.count, 0 },
+		{ "interval_ms", NTM_J_INT, 0, &r.interval, 0 },
+		{ "family", NTM_J_INT, 0, &r.family, 0 },
+		{ "timeout_ms", NTM_J_INT, 0, &r.timeout, 0 },
+		{ "port", NTM_J_INT, 0, &r.port, 0 },
+		{ "local_port", NTM_J_INT, 0, &r.lport, 0 },
+		{ "proto", NTM_J_STR, 0, &r.proto, 8 },
 	};
 	struct ntm_jerr jerr;
-	json_t *j = ntm_json_parse(line, len, &jerr), *arr;
+	json_t *j = ntm_json_parse(line, len, &jerr);
+	size_t i;
 
-	if (j && json_is_string(json_object_get(j, "cmd")) &&
-	    (!strcmp(json_string_value(json_object_get(j, "cmd")), "forward") ||
-	    !strcmp(json_string_value(json_object_get(j, "cmd")), "forwards") ||
-	    !strcmp(json_string_value(json_object_get(j, "cmd")), "unforward"))) {
+	if (j && is_forward_request(j)) {
 		if (a->tun_mode)
 			ctl_error(c, "tun_mode", "forwards use the user-space stack; in TUN mode "
 			    "programs use the vIPs on %s directly", agent_tundev_name());
@@ -612,110 +775,22 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 		ctl_error(c, "bad_request", "%s", jerr.message);
 		goto out;
 	}
-	if (strcmp(proto, "udp") != 0 && strcmp(proto, "tcp") != 0) {
+	if (strcmp(r.proto, "udp") != 0 && strcmp(r.proto, "tcp") != 0) {
 		ctl_error(c, "bad_request", "proto: expected udp or tcp");
 		goto out;
 	}
-	if (proto[0] == 't' && a->tun_mode) {
+	if (r.proto[0] == 't' && a->tun_mode) {
 		ctl_error(c, "tun_mode", "streams use the user-space stack; in TUN mode programs "
 		    "use the vIPs on %s directly (nc, curl ...)", agent_tundev_name());
 		goto out;
 	}
-	if (!strcmp(cmd, "status")) {
-		ctl_reply(c, json_pack("{s:b, s:o}", "ok", 1, "agent", status_json(a)));
-	} else if (!strcmp(cmd, "register")) {
-		ctl_reply(c, json_pack("{s:b, s:o}", "ok", 1, "registration", reg_json(a)));
-	} else if (!strcmp(cmd, "list")) {
-		arr = json_array();
-		for (int i = 0; i < a->ntun; i++)
-			json_array_append_new(arr, tun_json(a->tuns[i]));
-		ctl_reply(c, json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "agent", status_json(a),
-		    "tunnels", arr, "streams", agent_stream_json(a)));
-	} else if (!strcmp(cmd, "stop")) {
-		struct timeval tv = { 0, 100000 };
-
-		ctl_reply(c, json_pack("{s:b, s:I}", "ok", 1, "pid", (json_int_t)getpid()));
-		log_info("stop requested on the control socket");
-		event_base_loopexit(a->base, &tv);
-	} else if (!strcmp(cmd, "close")) {
-		struct tun *t = peer ? agent_tun_by_peer(a, peer) : NULL;
-
-		if (t == NULL)
-			ctl_error(c, "no_tunnel", "no tunnel to %s", peer ? peer : "(none)");
-		else {
-			log_info("tunnel %s: closed on request", t->peer);
-			agent_stream_tunnel_gone(a, t, "the tunnel was closed");
-			agent_tun_free(t);
-			ctl_reply(c, json_pack("{s:b, s:s}", "ok", 1, "peer", peer));
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(r.cmd, verbs[i].cmd)) {
+			verbs[i].exec(c, &r);
+			break;
 		}
-	} else if (!strcmp(cmd, "ping") || !strcmp(cmd, "open")) {
-		int ping = cmd[0] == 'p';
-		uint8_t vb[16];
-		int vf = peer == NULL ? 0 : inet_pton(AF_INET, peer, vb) == 1 ? 4 :
-		    inet_pton(AF_INET6, peer, vb) == 1 ? 6 : 0;
-
-		if (vf) {
-			/* A peer given by vIP: the peer of the tunnel that has it. */
-			struct tun *vt = NULL;
-
-			for (int i = 0; i < a->ntun && vt == NULL; i++)
-				if (vf == 4 ? a->tuns[i]->has4 && !memcmp(a->tuns[i]->pv4, vb, 4) :
-				    a->tuns[i]->has6 && !memcmp(a->tuns[i]->pv6, vb, 16))
-					vt = a->tuns[i];
-			if (vt == NULL) {
-				ctl_error(c, "no_tunnel", "no tunnel has the vIP %s (open one to "
-				    "the peer's name first)", peer);
-				goto out;
-			}
-			peer = vt->peer;
-			if (family == 0)
-				family = vf;
-		}
-
-		if (peer == NULL || !ntm_valid_dnsname(peer)) {
-			ctl_error(c, "bad_request", "peer: expected a client FQDN");
-			goto out;
-		}
-		if (family == 0)
-			family = a->has_vip4 ? 4 : 6;
-		if ((family != 4 && family != 6) || timeout < 0 || timeout > 300000 ||
-		    (ping && (count < 0 || count > AGENT_PING_MAX || interval < 0 ||
-		    interval > 60000)) ||
-		    (!ping && (port < 1 || port > 65535 || lport < 0 || lport > 65535))) {
-			ctl_error(c, "bad_request", "a value is out of range");
-			goto out;
-		}
-		snprintf(c->peer, sizeof(c->peer), "%s", peer);
-		c->family = (int)family;
-		c->op = ping ? OP_PING : proto[0] == 't' ? OP_STREAM : OP_OPEN;
-		c->stream_timeout_ms = timeout ? timeout : 10000;
-		c->count = count ? (int)count : 4;
-		c->interval_ms = interval ? interval : 1000;
-		c->rport = (uint16_t)port;
-		if (lport == 0)
-			ntm_random(&c->lport, sizeof(c->lport)), c->lport |= 0xc000;
-		else
-			c->lport = (uint16_t)lport;
-		ctl_want_tunnel(c, timeout ? timeout : 10000);
-	} else if (!strcmp(cmd, "listen")) {
-		if (port < 1 || port > 65535) {
-			ctl_error(c, "bad_request", "port: expected 1..65535");
-			goto out;
-		}
-		c->lport = (uint16_t)port;
-		if (proto[0] == 't') {
-			struct timeval now = { 0, 0 };
-
-			c->op = OP_LISTEN_TCP;
-			c->mode = CTL_HANDOVER;
-			evtimer_add(c->timer, &now);
-			goto out;
-		}
-		c->mode = CTL_LISTEN;
-		ctl_reply(c, json_pack("{s:b, s:i, s:s, s:s}", "ok", 1, "port", (int)port,
-		    "vip4", a->s.vip4, "vip6", a->s.vip6));
-	} else
-		ctl_error(c, "bad_request", "unknown cmd '%s'", cmd);
+	if (i == sizeof(verbs) / sizeof(verbs[0]))
+		ctl_error(c, "bad_request", "unknown cmd '%s'", r.cmd);
 out:
 	json_decref(j);
 }

@@ -1,9 +1,17 @@
 /*
- * agent_int.h - the agent's own state, shared by agent.c (UDP, registration,
- * tunnels, directions) and agent_srv.c (the control socket).
+ * agentd.h - the agent (`ntm up`): its state, the hooks by which its core
+ * reports upward, and the functions of each of its files.
+ *
+ * The core, from the bottom: udp.c (the socket, batching), tunnels.c (the
+ * tunnel table; each tunnel a peer core, lib/peer.c), directions.c (route directions
+ * and tunnel requests to the DC), registration.c (REG_REQ / REG_RESP and
+ * network changes), input.c (each datagram to its room). Above it:
+ * control.c (the control socket), streams.c, forwards.c, socks.c,
+ * stack.c (lwIP), tundev.c (TUN mode), reached from the core only through
+ * struct agent_hooks (hooks.c). main.c starts and stops them all.
  */
-#ifndef NTM_AGENT_INT_H
-#define NTM_AGENT_INT_H
+#ifndef NTM_AGENTD_H
+#define NTM_AGENTD_H
 
 #define AGENT_FWD_MAX	64	/* port forwards held by one agent */
 
@@ -15,6 +23,7 @@
 #include "reg.h"
 #include "route.h"
 #include "tunnel.h"
+#include "peer.h"
 #include "agent.h"
 
 struct event;
@@ -25,49 +34,52 @@ struct ntm_ip;
 enum { DROP_MALFORMED, DROP_UNKNOWN, DROP_AUTH, DROP_REPLAY, DROP_STATE, DROP_N };
 extern const char *const agent_drop_names[DROP_N];
 
-struct qpkt {
-	size_t		 len;
-	uint8_t		 b[NTM_INNER_MTU];
-};
-
+/* One tunnel: the peer core (lib/peer.c: the tunnel core, route, endpoint,
+ * relay binds, queue) and what the agent knows around it. */
 struct tun {
 	struct agent	*a;
+	struct ntm_peer	 p;
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
 	char		 tid_hex[2 * NTM_TUNNEL_ID_LEN + 1];
 	char		 peer[NTM_NAME_MAX + 1], vip4[64], vip6[64];
 	uint8_t		 pv4[4], pv6[16];
 	int		 has4, has6;
-	int		 kind;			/* NTM_ROUTE_* */
 	char		 reason[96];
-	int		 initiator;
-	struct sockaddr_storage ep;		/* where we send (RS for relay) */
-	socklen_t	 eplen;
-	int		 has_ep;
-	/* relay */
-	uint8_t		 ticket[NTM_TICKET_MAX];
-	size_t		 tlen;
-	uint8_t		 rkey[NTM_KEY_LEN];
-	int		 side, acked, peer_bound, ka_on_ack;
-	uint64_t	 bind_ctr;
-	int64_t		 bind_next;
-	/* handshake */
-	int		 hs_started;
-	int64_t		 hs_gate;		/* relay initiator: start by then */
 	int64_t		 hs_sent;		/* us, last HS_INIT / HS_RESP sent */
 	double		 rtt_ms;		/* last ping, else handshake RTT */
-	struct ntm_tunnel *t;
 	int64_t		 created, expires;
 	int		 recreating;
-	uint64_t	 endpoint_moves;
-	int		 nq;
-	struct qpkt	*q[AGENT_QUEUE_MAX];
 	struct event	*timer;
 	int64_t		 armed;			/* when timer fires; 0 if not set */
 };
 
 struct ctl;
+struct ntm_moved;
+
+/* What the core tells the rooms above it (hooks.c fills the table). */
+struct agent_hooks {
+	/* tunnel_new: t was made (and is in the table); tunnel_gone: t is
+	 * being freed and no other tunnel goes to its peer */
+	void	(*tunnel_new)(struct agent *a, struct tun *t);
+	void	(*tunnel_gone)(struct agent *a, struct tun *t);
+	/* t's handshake is done; its queued packets are sent */
+	void	(*tunnel_up)(struct agent *a, struct tun *t);
+	/* directions were applied: a remade tunnel may be up already */
+	void	(*tunnels_changed)(struct agent *a);
+	/* a tunnel request failed: the control connection with serial
+	 * (0: none) and, when peer is not NULL, the dials waiting on peer */
+	void	(*tunnel_failed)(struct agent *a, uint64_t serial, const char *peer,
+		    const char *code, const char *msg);
+	/* an authentic inner packet from t's peer to our vIPs that the core
+	 * does not answer itself; 0 taken, -1 dropped (counted) */
+	int	(*inner)(struct agent *a, struct tun *t, const struct ntm_ip *ip,
+		    const uint8_t *p, size_t len);
+	/* the first REG_RESP; line ("registered: ...\n") says where we are */
+	void	(*registered)(struct agent *a, const char *line);
+};
 
 struct agent {
+	const struct agent_hooks *hooks;
 	struct cli	*cli;
 	struct session	 s;
 	struct agent_opts o;
@@ -103,7 +115,6 @@ struct agent {
 	/* tunnels */
 	struct tun	*tuns[AGENT_TUN_MAX];
 	int		 ntun;
-	struct ntm_tun_out out;
 	/* control socket */
 	int		 lis_fd;
 	struct event	*lis_ev;
@@ -122,30 +133,74 @@ struct agent {
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
 };
 
-/* agent.c */
-int64_t agent_now_us(void);
-/* Gather sends until the matching end (nestable); then one sendmmsg. */
+/* udp.c: the UDP socket. Gather sends until the matching end (nestable);
+ * then one sendmmsg. */
+typedef void (*agent_datagram_fn)(struct agent *a, uint8_t *p, size_t n,
+    struct sockaddr_storage *from);
+int  agent_udp_open(long port, int *dual, int *gro, uint16_t *bound, char *err,
+    size_t errlen);
+int  agent_udp_start(struct agent *a, agent_datagram_fn fn);	/* on the loop */
 void agent_batch_begin(struct agent *a);
 void agent_batch_end(struct agent *a);
 int  agent_udp_send(struct agent *a, const uint8_t *p, size_t n,
     const struct sockaddr_storage *to);
-struct tun *agent_tun_by_peer(struct agent *a, const char *peer);
-void agent_tun_free(struct tun *t);
-int  agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len);
-struct tun *agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen);
-void agent_fetch_directions(struct agent *a);
-int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
-    uint64_t ctl);
-void agent_net_changed(struct agent *a, const char *why);
+/* The network may have changed: registration.c's net timer, in a moment. */
 void agent_net_soon(struct agent *a, const char *why);
 
-/* agent_ip.c: lwIP on the vIPs, run on the agent's loop */
+/* tunnels.c: the tunnel table; each tunnel on the wire */
+struct tun *agent_tun_by_peer(struct agent *a, const char *peer);
+struct tun *agent_tun_by_tid(struct agent *a, const uint8_t *tid);
+struct tun *agent_tun_by_index(struct agent *a, uint32_t idx);
+/* A new tunnel from nt (filled by a direction) and its core's cfg; it
+ * replaces any older one to the same peer. NULL with err filled. */
+struct tun *agent_tun_new(struct agent *a, const struct tun *nt,
+    const struct ntm_tunnel_cfg *cfg, char *err, size_t errlen);
+/* The new route of nt (same tunnel_id) for t: keys and indices kept. */
+void agent_tun_reroute(struct tun *t, const struct tun *nt);
+void agent_tun_free(struct tun *t);
+/* An inner packet to t's peer: sent, or queued until the tunnel is up. */
+int  agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len);
+void agent_tun_keepalive(struct tun *t);
+/* Our address changed: a relay bind (then a keepalive), or a keepalive. */
+void agent_tun_rebind(struct tun *t);
+void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
+void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
+/* A datagram of t's (HS_INIT, HS_RESP, DATA) from from. */
+void agent_tun_input(struct tun *t, uint8_t *p, size_t n,
+    const struct sockaddr_storage *from);
+int  agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n);	/* -1: no tunnel's */
+void agent_tun_moved(struct agent *a, const struct ntm_moved *m);
+int  agent_drop_reason(int err);		/* NTM_ERR_* -> DROP_* */
+
+/* directions.c: route directions; tunnels asked of the DC */
+struct tun *agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen);
+void agent_fetch_directions(struct agent *a);
+/* POST /v1/tunnel to peer (tid: remake that one); the answer to the control
+ * connection with serial ctl (0: none). 0 or -1. */
+int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
+    uint64_t ctl);
+
+/* registration.c: REG_REQ / REG_RESP; network changes */
+int  agent_reg_start(struct agent *a);		/* timers, netlink; on the loop */
+void agent_reg_begin(struct agent *a);		/* the first REG_REQ */
+void agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r);
+void agent_net_changed(struct agent *a, const char *why);
+void agent_reg_offline(struct agent *a);	/* at stop */
+void agent_reg_stop(struct agent *a);
+
+/* input.c: a datagram from the UDP socket, to its room */
+void agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from);
+
+/* hooks.c: the table the core reports through */
+extern const struct agent_hooks agent_hooks;
+
+/* stack.c: lwIP on the vIPs, run on the agent's loop */
 int  agent_ip_start(struct agent *a, char *err, size_t errlen);
 void agent_ip_input(struct agent *a, const uint8_t *p, size_t len);
 void agent_ip_kick(struct agent *a);	/* re-arm lwIP's timers after a call */
 int  agent_ip_is_ours(struct agent *a, int version, const uint8_t *addr);
 
-/* agent_stream.c: TCP byte streams between control connections and lwIP.
+/* streams.c: TCP byte streams between control connections and lwIP.
  * The stream takes over the connection's bufferevent (and frees it). */
 struct bufferevent;
 enum st_kind { SK_CTL, SK_RAW, SK_SOCKS };
@@ -162,7 +217,7 @@ void agent_stream_stop_all(struct agent *a);
 int  agent_stream_holder(uint16_t port, char *buf, size_t len);
 json_t *agent_stream_json(struct agent *a);
 
-/* agent_fwd.c: port forwards; dialing a peer by name (forwards, SOCKS5).
+/* forwards.c: port forwards; dialing a peer by name (forwards, SOCKS5).
  * agent_dial takes bev over: the stream, or an error to the application. */
 void agent_dial(struct agent *a, struct bufferevent *bev, enum st_kind kind, int fwd,
     const char *peer, int family, uint16_t port);
@@ -177,7 +232,7 @@ void agent_fwd_restore(struct agent *a);	/* the saved forwards, at start */
 int  agent_port_holder(uint16_t port, char *buf, size_t len);
 void agent_fwd_stop(struct agent *a);
 
-/* agent_socks.c: SOCKS5 on loopback (ntm up --socks5) */
+/* socks.c: SOCKS5 on loopback (ntm up --socks5) */
 int  agent_socks_bind(struct agent *a, const char *spec, char *err, size_t errlen);
 int  agent_socks_start(struct agent *a);
 void agent_socks_forget(struct agent *a);
@@ -185,7 +240,7 @@ void agent_socks_stop(struct agent *a);
 int  agent_socks_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip);
 json_t *agent_socks_json(struct agent *a);
 
-/* agent_tundev.c: TUN mode (ntm up --tun) */
+/* tundev.c: TUN mode (ntm up --tun) */
 int  agent_tundev_open(struct agent *a, const char *name, char *err, size_t errlen);
 int  agent_tundev_start(struct agent *a);
 void agent_tundev_route(struct agent *a, struct tun *t, int add);
@@ -193,13 +248,13 @@ void agent_tundev_input(struct agent *a, const uint8_t *p, size_t len);
 const char *agent_tundev_name(void);
 void agent_tundev_stop(struct agent *a);
 
-/* agent_log.c: the log file (ntm up --log) */
+/* logfile.c: the log file (ntm up --log) */
 int  agent_log_open(const char *path, int verbose, char *err, size_t errlen);
 const char *agent_log_path(void);	/* absolute, or NULL when none is open */
 void agent_log_detached(void);		/* after daemon(): stdout, stderr to it too */
 void agent_log_close(void);
 
-/* agent_saved.c: STATE_DIR/agent.json, the forwards and SOCKS5 address
+/* saved.c: STATE_DIR/agent.json, the forwards and SOCKS5 address
  * brought back at the next start */
 struct cli;
 int  agent_saved_load(const struct cli *cli, char *err, size_t errlen);
@@ -209,7 +264,7 @@ json_t *agent_saved_forwards(void);		/* borrowed array */
 void agent_saved_set_forwards(json_t *arr);	/* stolen; saved at once */
 void agent_saved_free(void);
 
-/* agent_srv.c */
+/* control.c */
 int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork */
 int  agent_ctl_start(struct agent *a);		/* on the loop */
 void agent_ctl_forget(struct agent *a);		/* parent of a detach: close only */

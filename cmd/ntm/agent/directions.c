@@ -1,0 +1,266 @@
+/*
+ * directions.c - route directions from the DC (docs/protocol.md §5): a
+ * direction makes a tunnel, or gives an existing one (same tunnel_id) a
+ * new route; GET /v1/directions after a NUDGE or a REG_RESP that says some
+ * are pending; POST /v1/tunnel when we ask for a tunnel (a control
+ * connection, a dial) or ask the DC to remake one. A HS_INIT that came
+ * before its direction waits here for the answer (input.c keeps it).
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "agentd.h"
+
+/* The direction d as a tunnel (nt) and its core's settings (cfg);
+ * 0, or -1 with err filled. */
+static int
+direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err,
+    size_t errlen)
+{
+	const char *tid = NULL, *peer = NULL, *v4 = NULL, *v6 = NULL, *route = NULL,
+	    *reason = NULL, *role = NULL, *endpoint = NULL, *tk = NULL;
+	const char *ticket = NULL, *rkey = NULL, *raddr = NULL;
+	int64_t expires = 0, side = 0;
+	json_t *relay = NULL;
+	const struct ntm_jfield f[] = {
+		{ "tunnel_id", NTM_J_STR, 1, &tid, 2 * NTM_TUNNEL_ID_LEN },
+		{ "peer", NTM_J_STR, 1, &peer, NTM_NAME_MAX },
+		{ "peer_vip4", NTM_J_STR, 1, &v4, 63 },
+		{ "peer_vip6", NTM_J_STR, 1, &v6, 63 },
+		{ "route", NTM_J_STR, 1, &route, 16 },
+		{ "reason", NTM_J_STR, 1, &reason, 95 },
+		{ "role", NTM_J_STR, 1, &role, 16 },
+		{ "endpoint", NTM_J_STR, 1, &endpoint, 63 },
+		{ "temporal_key", NTM_J_STR, 1, &tk, 64 },
+		{ "expires", NTM_J_INT, 1, &expires, 0 },
+		{ "relay", NTM_J_OBJ, 0, &relay, 0 },
+	};
+	const struct ntm_jfield rf[] = {
+		{ "ticket", NTM_J_STR, 1, &ticket, NTM_B64_LEN(NTM_TICKET_MAX) },
+		{ "relay_key", NTM_J_STR, 1, &rkey, 64 },
+		{ "addr", NTM_J_STR, 1, &raddr, 63 },
+		{ "side", NTM_J_INT, 1, &side, 0 },
+	};
+	struct ntm_jerr jerr;
+	int kind, initiator, n;
+
+	if (ntm_json_unpack(d, f, sizeof(f) / sizeof(f[0]), &jerr) < 0 ||
+	    (relay && ntm_json_unpack(relay, rf, sizeof(rf) / sizeof(rf[0]), &jerr) < 0)) {
+		snprintf(err, errlen, "malformed direction: %s", jerr.message);
+		return -1;
+	}
+	kind = !strcmp(route, "direct") ? NTM_ROUTE_DIRECT : !strcmp(route, "local") ?
+	    NTM_ROUTE_LOCAL : !strcmp(route, "relay") ? NTM_ROUTE_RELAY : 0;
+	initiator = !strcmp(role, "initiator") ? 1 : !strcmp(role, "responder") ? 0 : -1;
+	if (ntm_hex_decode_exact(nt->tid, NTM_TUNNEL_ID_LEN, tid) < 0 || kind == 0 ||
+	    initiator < 0 || !ntm_valid_dnsname(peer) ||
+	    ntm_b64_decode_exact(cfg->temporal_key, NTM_KEY_LEN, tk) < 0 ||
+	    (kind == NTM_ROUTE_RELAY) != (relay != NULL)) {
+		snprintf(err, errlen, "malformed direction (tunnel_id, route, role, peer, "
+		    "temporal_key or relay)");
+		return -1;
+	}
+	nt->p.kind = kind;
+	snprintf(nt->peer, sizeof(nt->peer), "%s", peer);
+	snprintf(nt->vip4, sizeof(nt->vip4), "%s", v4);
+	snprintf(nt->vip6, sizeof(nt->vip6), "%s", v6);
+	nt->has4 = inet_pton(AF_INET, v4, nt->pv4) == 1;
+	nt->has6 = inet_pton(AF_INET6, v6, nt->pv6) == 1;
+	snprintf(nt->reason, sizeof(nt->reason), "%s", reason);
+	nt->p.has_ep = ntm_sa_parse(&nt->p.ep, &nt->p.eplen, endpoint) == 0;
+	if (kind == NTM_ROUTE_RELAY) {
+		if ((n = ntm_b64_decode(nt->p.ticket, sizeof(nt->p.ticket), ticket)) <= 0 ||
+		    ntm_b64_decode_exact(nt->p.rkey, NTM_KEY_LEN, rkey) < 0 ||
+		    ntm_sa_parse(&nt->p.ep, &nt->p.eplen, raddr) < 0 || (side != 0 && side != 1)) {
+			snprintf(err, errlen, "malformed relay part of the direction");
+			return -1;
+		}
+		nt->p.tlen = (size_t)n;
+		nt->p.side = (int)side;
+		nt->p.has_ep = 1;
+		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
+	} else if (initiator && !nt->p.has_ep) {
+		snprintf(err, errlen, "direction without a usable endpoint '%s'", endpoint);
+		return -1;
+	}
+	if (nt->p.has_ep)
+		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
+
+	nt->p.initiator = initiator;
+	nt->expires = expires;
+	memcpy(cfg->tunnel_id, nt->tid, NTM_TUNNEL_ID_LEN);
+	cfg->initiator = initiator;
+	return 0;
+}
+
+/* Creates the tunnel of a direction, or (same tunnel_id) applies a new route
+ * to the existing one: same keys and indices, new endpoint / relay binding. */
+struct tun *
+agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen)
+{
+	struct ntm_tunnel_cfg cfg;
+	struct tun *t = NULL, nt;
+
+	memset(&nt, 0, sizeof(nt));
+	memset(&cfg, 0, sizeof(cfg));
+	if (direction_parse(d, &nt, &cfg, err, errlen) == 0) {
+		/* Recreated route: keep the tunnel core (keys, indices). */
+		if ((t = agent_tun_by_tid(a, nt.tid)) != NULL)
+			agent_tun_reroute(t, &nt);
+		else
+			t = agent_tun_new(a, &nt, &cfg, err, errlen);
+	}
+	ntm_wipe(&cfg, sizeof(cfg));
+	ntm_wipe(&nt, sizeof(nt));
+	return t;
+}
+
+/* The HS_INIT that came before its direction, once more (and for the last
+ * time: a tunnel now, or counted as unknown). */
+static void
+replay_stash(struct agent *a)
+{
+	struct tun *t;
+
+	a->has_stash = 0;
+	if ((t = agent_tun_by_tid(a, ntm_msg_tunnel_id(a->stash, sizeof(a->stash)))) == NULL)
+		a->drops[DROP_UNKNOWN]++;
+	else
+		agent_tun_input(t, a->stash, sizeof(a->stash), &a->stash_from);
+}
+
+static void
+on_directions(const struct ntm_http_result *res, void *arg)
+{
+	struct agent *a = arg;
+	json_t *arr, *d;
+	size_t i;
+	char err[256];
+
+	a->dir_inflight = 0;
+	if (res->err || res->status != 200 ||
+	    !json_is_array(arr = json_object_get(res->json, "directions"))) {
+		char why[512];
+
+		if (res->err == NTM_ERR_UNTRUSTED)
+			(void)cli_http_error(why, sizeof(why), a->s.dc_url, res->err,
+			    res->status, res->json, res->errmsg);
+		else
+			snprintf(why, sizeof(why), "%s", res->err ? res->errmsg :
+			    res->json ? "unexpected answer" : "no JSON");
+		log_warnx("GET /v1/directions: %s", why);
+	} else {
+		json_array_foreach(arr, i, d) {
+			if (i >= AGENT_TUN_MAX)
+				break;
+			a->directions++;
+			if (agent_apply_direction(a, d, err, sizeof(err)) == NULL)
+				log_warnx("direction: %s", err);
+		}
+		a->hooks->tunnels_changed(a);
+	}
+	if (a->has_stash)
+		replay_stash(a);
+	if (a->dir_again) {
+		a->dir_again = 0;
+		agent_fetch_directions(a);
+	}
+}
+
+void
+agent_fetch_directions(struct agent *a)
+{
+	char url[NTM_URL_MAX + 32];
+
+	if (a->dir_inflight) {
+		a->dir_again = 1;
+		return;
+	}
+	snprintf(url, sizeof(url), "%s/v1/directions", a->s.dc_url);
+	log_debug("GET %s", url);
+	if (ntm_httpc_request(a->http, "GET", url, NULL, a->s.token, 10000,
+	    on_directions, a) == 0)
+		a->dir_inflight = 1;
+}
+
+/* POST /v1/tunnel {version, peer[, tunnel_id]}; the answer goes to the
+ * control connection with that serial (0: none, a recreate). */
+struct treq {
+	struct agent	*a;
+	uint64_t	 ctl;
+	char		 peer[NTM_NAME_MAX + 1];
+};
+
+static void
+on_tunnel_made(const struct ntm_http_result *res, void *arg)
+{
+	struct treq *r = arg;
+	struct agent *a = r->a;
+	char err[512];
+	struct tun *t = NULL;
+
+	if (res->err == 0 && res->status == 200 && res->json) {
+		if ((t = agent_apply_direction(a, res->json, err, sizeof(err))) == NULL)
+			log_warnx("POST /v1/tunnel %s: %s", r->peer, err);
+		a->hooks->tunnels_changed(a);
+		if (t == NULL && r->ctl)
+			a->hooks->tunnel_failed(a, r->ctl, NULL, "tunnel_failed", err);
+	} else if (res->err == NTM_ERR_UNTRUSTED) {
+		/* Not a network failure: the session's CA does not vouch for
+		 * the DC. The same words (and exit 15) as the CLI's own calls. */
+		(void)cli_http_error(err, sizeof(err), a->s.dc_url, res->err, res->status,
+		    res->json, res->errmsg);
+		log_warnx("POST /v1/tunnel %s: %s", r->peer, err);
+		if ((t = agent_tun_by_peer(a, r->peer)) != NULL)
+			t->recreating = 0;
+		a->hooks->tunnel_failed(a, r->ctl, t ? NULL : r->peer, "untrusted_certificate",
+		    err);
+	} else {
+		const char *code = res->err ? "unreachable" :
+		    json_string_value(json_object_get(res->json, "code"));
+		const char *msg = json_string_value(json_object_get(res->json, "message"));
+
+		snprintf(err, sizeof(err), "%s%s", res->err ? "DC unreachable: " : "",
+		    res->err ? res->errmsg : msg ? msg : "the DC refused the tunnel");
+		log_warnx("POST /v1/tunnel %s: %s", r->peer, err);
+		if ((t = agent_tun_by_peer(a, r->peer)) != NULL)
+			t->recreating = 0;
+		a->hooks->tunnel_failed(a, r->ctl, t ? NULL : r->peer,
+		    code ? code : "tunnel_failed", err);
+	}
+	free(r);
+}
+
+int
+agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid, uint64_t ctl)
+{
+	char url[NTM_URL_MAX + 32], hex[2 * NTM_TUNNEL_ID_LEN + 1];
+	struct treq *r;
+	json_t *body;
+	int ret;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -1;
+	r->a = a;
+	r->ctl = ctl;
+	snprintf(r->peer, sizeof(r->peer), "%s", peer);
+	body = json_pack("{s:i, s:s}", "version", NTM_PROTOCOL_VERSION, "peer", peer);
+	if (tid && ntm_hex_encode(hex, sizeof(hex), tid, NTM_TUNNEL_ID_LEN) > 0)
+		json_object_set_new(body, "tunnel_id", json_string(hex));
+	snprintf(url, sizeof(url), "%s/v1/tunnel", a->s.dc_url);
+	log_debug("POST %s peer %s%s", url, peer, tid ? " (recreate)" : "");
+	ret = ntm_httpc_request(a->http, "POST", url, body, a->s.token, 15000,
+	    on_tunnel_made, r);
+	json_decref(body);
+	if (ret != 0) {
+		free(r);
+		return -1;
+	}
+	return 0;
+}
+

@@ -1,0 +1,104 @@
+/*
+ * input.c - where each datagram on the UDP socket goes, by its type
+ * (docs/protocol.md §3): REG_RESP to the registration, NUDGE to the
+ * directions, MOVED and RELAY_ACK and the tunnel messages to the tunnel
+ * table. A HS_INIT for a tunnel whose direction has not come yet is kept
+ * and tried once more when the directions are in (directions.c).
+ */
+#include <sys/socket.h>
+
+#include <string.h>
+
+#include "common.h"
+#include "reg.h"
+#include "agentd.h"
+
+static void
+input_hs_init_unknown(struct agent *a, const uint8_t *p, const struct sockaddr_storage *from)
+{
+	a->drops[DROP_UNKNOWN]++;
+	/* The direction may still be on its way: fetch, then retry once. */
+	if (!a->has_stash && agent_now_ms() - a->stash_fetch_at > 1000) {
+		memcpy(a->stash, p, NTM_HS_INIT_LEN);
+		a->stash_from = *from;
+		a->has_stash = 1;
+		a->stash_fetch_at = agent_now_ms();
+		a->drops[DROP_UNKNOWN]--;	/* counted if the retry fails */
+		agent_fetch_directions(a);
+	}
+}
+
+/* The messages sealed with the registration channel: REG_RESP, NUDGE, MOVED. */
+static void
+input_chan(struct agent *a, int type, const uint8_t *p, size_t n)
+{
+	struct ntm_reg_resp resp;
+	struct ntm_nudge nu;
+	struct ntm_moved m;
+	int r;
+
+	switch (type) {
+	case NTM_MSG_REG_RESP:
+		if ((r = ntm_reg_resp_open(&a->chan, p, n, &resp)) < 0)
+			a->drops[agent_drop_reason(r)]++;
+		else
+			agent_reg_resp(a, &resp);
+		return;
+	case NTM_MSG_NUDGE:
+		if ((r = ntm_nudge_open(&a->chan, p, n, &nu)) < 0)
+			a->drops[agent_drop_reason(r)]++;
+		else {
+			a->nudges++;
+			/* Kind 2 (cache entries) is for `ntm fetch`: counted only. */
+			if (nu.kind == NTM_NUDGE_DIRECTION)
+				agent_fetch_directions(a);
+		}
+		return;
+	case NTM_MSG_MOVED:
+		if ((r = ntm_moved_open(&a->chan, p, n, &m)) < 0)
+			a->drops[agent_drop_reason(r)]++;
+		else
+			agent_tun_moved(a, &m);
+		return;
+	}
+}
+
+void
+agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from)
+{
+	struct tun *t = NULL;
+	int type;
+
+	if ((type = ntm_msg_validate(p, n)) < 0) {
+		a->drops[DROP_MALFORMED]++;
+		return;
+	}
+	switch (type) {
+	case NTM_MSG_REG_RESP:
+	case NTM_MSG_NUDGE:
+	case NTM_MSG_MOVED:
+		input_chan(a, type, p, n);
+		return;
+	case NTM_MSG_RELAY_ACK:
+		if (agent_tun_relay_ack(a, p, n) < 0)
+			a->drops[DROP_AUTH]++;
+		return;
+	case NTM_MSG_HS_INIT:
+		if ((t = agent_tun_by_tid(a, ntm_msg_tunnel_id(p, n))) == NULL) {
+			input_hs_init_unknown(a, p, from);
+			return;
+		}
+		break;
+	case NTM_MSG_HS_RESP:
+	case NTM_MSG_DATA:
+		if ((t = agent_tun_by_index(a, ntm_msg_receiver_index(p, n))) == NULL) {
+			a->drops[DROP_UNKNOWN]++;
+			return;
+		}
+		break;
+	default:
+		a->drops[DROP_MALFORMED]++;	/* REG_REQ, RELAY_BIND: not for us */
+		return;
+	}
+	agent_tun_input(t, p, n, from);
+}

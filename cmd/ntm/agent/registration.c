@@ -1,0 +1,299 @@
+/*
+ * registration.c - registration with the DC over the UDP socket (REG_REQ
+ * every keepalive, REG_RESP; docs/protocol.md §4) and the mobility path:
+ * netlink address events, send errors, changed local addresses and three
+ * unanswered registrations make the agent register again and send a
+ * keepalive (or a relay bind) on every tunnel; a REG_RESP that shows a new
+ * reflexive address, NAT or family asks the DC to remake tunnels.
+ */
+#include <sys/socket.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common.h"
+#include "reg.h"
+#include "agentd.h"
+
+static void
+reg_timer_arm(struct agent *a)
+{
+	struct timeval tv = { a->keepalive_s, 0 };
+
+	evtimer_add(a->reg_timer, &tv);
+}
+
+static void
+reg_send(struct agent *a)
+{
+	struct ntm_reg_req r;
+	uint8_t b[NTM_REG_REQ_LEN];
+	struct timeval tv = { 2, 0 };
+	int n;
+
+	memset(&r, 0, sizeof(r));
+	r.local_port = a->port;
+	r.flags = NTM_REG_F_AGENT;
+	r.naddrs = a->nlocals;
+	memcpy(r.addrs, a->locals, sizeof(r.addrs));
+	/* Counters follow the wall clock in microseconds, so they stay above
+	 * whatever this session sent before (an earlier agent, `ntm register`)
+	 * and the DC's replay window never mistakes us for a replay. */
+	if (a->chan.send_ctr < agent_wall_us())
+		a->chan.send_ctr = agent_wall_us();
+	if ((n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0) {
+		log_warnx("cannot seal REG_REQ: %s", ntm_strerror(n));
+		return;
+	}
+	a->reg_sent++;
+	(void)agent_udp_send(a, b, (size_t)n, &a->dc);
+	a->awaiting = 1;
+	evtimer_add(a->reg_wait, &tv);
+}
+
+/* At stop: tells the DC this device goes offline (REG_REQ with
+ * NTM_REG_F_OFFLINE, protocol.md §4.2), so a peer asking for a tunnel gets
+ * peer_offline at once instead of a route to nobody. Sent twice: a lost
+ * one costs the peers 3 keepalives of waiting. */
+void
+agent_reg_offline(struct agent *a)
+{
+	struct ntm_reg_req r;
+	uint8_t b[NTM_REG_REQ_LEN];
+	int n;
+
+	memset(&r, 0, sizeof(r));
+	r.local_port = a->port;
+	r.flags = NTM_REG_F_OFFLINE;
+	for (int i = 0; i < 2; i++) {
+		if (a->chan.send_ctr < agent_wall_us())
+			a->chan.send_ctr = agent_wall_us();
+		if ((n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0)
+			return;
+		(void)agent_udp_send(a, b, (size_t)n, &a->dc);
+	}
+}
+
+static void
+on_reg_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	struct sockaddr_storage l[NTM_REG_ADDRS];
+	int n = agent_local_addrs(l, NTM_REG_ADDRS, a->port, &a->dc);
+
+	if (n != a->nlocals || memcmp(l, a->locals, sizeof(l[0]) * (size_t)n) != 0)
+		agent_net_changed(a, "local addresses changed");
+	else
+		reg_send(a);
+	reg_timer_arm(a);
+}
+
+static void
+on_reg_wait(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	if (!a->awaiting)
+		return;
+	a->missed++;
+	log_debug("no REG_RESP (%d missed)", a->missed);
+	if (a->missed < 3)
+		reg_send(a);
+	else if (a->missed == 3) {
+		agent_net_changed(a, "3 registrations unanswered");
+		a->missed = 3;
+	}
+}
+
+static int
+among_locals(const struct agent *a, const struct sockaddr_storage *ss)
+{
+	for (int i = 0; i < a->nlocals; i++)
+		if (ntm_sa_equal((const struct sockaddr *)&a->locals[i],
+		    (const struct sockaddr *)ss))
+			return 1;
+	return 0;
+}
+
+void
+agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
+{
+	int natted = !among_locals(a, &r->reflexive);
+	int family = r->reflexive.ss_family;
+	int was = a->registered;
+
+	a->reg_resps++;
+	a->awaiting = 0;
+	a->missed = 0;
+	evtimer_del(a->reg_wait);
+	if (was && (natted != a->natted || family != a->family)) {
+		log_info("registration: natted %s -> %s, family %s -> %s: recreating tunnels",
+		    a->natted ? "yes" : "no", natted ? "yes" : "no",
+		    a->family == AF_INET6 ? "IPv6" : "IPv4", family == AF_INET6 ? "IPv6" : "IPv4");
+		a->resp = *r;
+		a->natted = natted;
+		a->family = family;
+		for (int i = 0; i < a->ntun; i++)
+			if (!a->tuns[i]->recreating &&
+			    agent_request_tunnel(a, a->tuns[i]->peer, a->tuns[i]->tid, 0) == 0)
+				a->tuns[i]->recreating = 1;
+	} else if (was && !ntm_sa_equal((const struct sockaddr *)&r->reflexive,
+	    (const struct sockaddr *)&a->resp.reflexive)) {
+		char b[64];
+
+		log_info("registration: reflexive address now %s",
+		    ntm_sa_str((const struct sockaddr *)&r->reflexive, b, sizeof(b)));
+		for (int i = 0; i < a->ntun; i++) {
+			struct tun *t = a->tuns[i];
+
+			/* Where we initiated, our authenticated keepalive is all the
+			 * peer needs to follow us. Where the peer initiates (it sits
+			 * behind a NAT that filters by remote address), it cannot hear
+			 * us from the new address: the DCs must tell it where we are. */
+			agent_tun_keepalive(t);
+			if (t->p.kind != NTM_ROUTE_RELAY && !t->p.initiator && !t->recreating) {
+				log_info("tunnel %s: the peer initiates: asking the DC "
+				    "to tell it our new address", t->peer);
+				if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
+					t->recreating = 1;
+			}
+		}
+	}
+	a->resp = *r;
+	a->natted = natted;
+	a->family = family;
+	a->registered = 1;
+	a->resp_at = agent_now_ms();
+	if (a->o.keepalive_s == 0 && r->keepalive_s >= 1 && r->keepalive_s <= 3600 &&
+	    (long)r->keepalive_s != a->keepalive_s) {
+		a->keepalive_s = r->keepalive_s;
+		for (int i = 0; i < a->ntun; i++)
+			agent_tun_set_keepalive(a->tuns[i], a->keepalive_s);
+		reg_timer_arm(a);
+	}
+	if (r->pending > 0)
+		agent_fetch_directions(a);
+	if (!was) {
+		char b[64], d[64], line[256];
+
+		snprintf(line, sizeof(line), "registered: dc %s, reflexive %s, natted %s, "
+		    "keepalive %ld s\n", ntm_sa_str((struct sockaddr *)&a->dc, d, sizeof(d)),
+		    ntm_sa_str((const struct sockaddr *)&r->reflexive, b, sizeof(b)),
+		    natted ? "yes" : "no", a->keepalive_s);
+		log_info("%.*s", (int)strlen(line) - 1, line);
+		a->hooks->registered(a, line);
+	}
+}
+
+/* ---- address changes ------------------------------------------------------ */
+
+void
+agent_net_changed(struct agent *a, const char *why)
+{
+	log_info("%s: registering again, keepalive on every tunnel", why);
+	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
+	a->missed = 0;
+	a->net_changes++;
+	reg_send(a);
+	for (int i = 0; i < a->ntun; i++)
+		agent_tun_rebind(a->tuns[i]);
+}
+
+static void
+on_net_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	agent_net_changed(a, a->net_why);
+}
+
+static void
+on_netlink(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	uint8_t buf[8192];
+	int seen = 0;
+
+	for (int k = 0; k < 16; k++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		struct nlmsghdr *h;
+		size_t len;
+
+		if (n <= 0)
+			break;
+		len = (size_t)n;
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))
+			if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR)
+				seen = 1;
+	}
+	if (seen)
+		agent_net_soon(a, "address change");
+}
+
+static int
+netlink_open(void)
+{
+	struct sockaddr_nl snl;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return -1;
+	memset(&snl, 0, sizeof(snl));
+	snl.nl_family = AF_NETLINK;
+	snl.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+
+/* The registration's timers and the netlink socket, on the loop. 0 or -1. */
+int
+agent_reg_start(struct agent *a)
+{
+	if ((a->reg_timer = evtimer_new(a->base, on_reg_timer, a)) == NULL ||
+	    (a->reg_wait = evtimer_new(a->base, on_reg_wait, a)) == NULL ||
+	    (a->net_timer = evtimer_new(a->base, on_net_timer, a)) == NULL)
+		return -1;
+	if ((a->nl = netlink_open()) >= 0) {
+		if ((a->nl_ev = event_new(a->base, a->nl, EV_READ | EV_PERSIST, on_netlink,
+		    a)) != NULL)
+			event_add(a->nl_ev, NULL);
+	} else
+		log_warn("netlink (address changes will be noticed at the next keepalive)");
+	return 0;
+}
+
+/* Our addresses, the first REG_REQ, and one every keepalive from now. */
+void
+agent_reg_begin(struct agent *a)
+{
+	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
+	reg_send(a);
+	reg_timer_arm(a);
+}
+
+void
+agent_reg_stop(struct agent *a)
+{
+	if (a->nl_ev)
+		event_free(a->nl_ev);
+	if (a->reg_timer)
+		event_free(a->reg_timer);
+	if (a->reg_wait)
+		event_free(a->reg_wait);
+	if (a->net_timer)
+		event_free(a->net_timer);
+	if (a->nl >= 0)
+		close(a->nl);
+	a->nl_ev = a->reg_timer = a->reg_wait = a->net_timer = NULL;
+	a->nl = -1;
+}

@@ -1,0 +1,362 @@
+/*
+ * tunnels.c - the agent's tunnel table, and each tunnel's peer core
+ * (lib/peer.c: the tunnel core, relay binds and their ACKs, the handshake
+ * gate, the queue, endpoint moves) fed datagrams and the clock, its
+ * datagrams sent on the UDP socket, its deadline on one timer per tunnel.
+ * What happens above (a tunnel made, up or gone, an inner packet for us)
+ * goes up through the agent's hooks.
+ */
+#include <sys/socket.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common.h"
+#include "ippkt.h"
+#include "agentd.h"
+
+const char *const agent_drop_names[DROP_N] = {
+	"malformed", "unknown_index", "auth", "replay", "state"
+};
+
+struct tun *
+agent_tun_by_peer(struct agent *a, const char *peer)
+{
+	for (int i = 0; i < a->ntun; i++)
+		if (strcmp(a->tuns[i]->peer, peer) == 0)
+			return a->tuns[i];
+	return NULL;
+}
+
+struct tun *
+agent_tun_by_tid(struct agent *a, const uint8_t *tid)
+{
+	for (int i = 0; i < a->ntun; i++)
+		if (memcmp(a->tuns[i]->tid, tid, NTM_TUNNEL_ID_LEN) == 0)
+			return a->tuns[i];
+	return NULL;
+}
+
+struct tun *
+agent_tun_by_index(struct agent *a, uint32_t idx)
+{
+	if (idx == 0)
+		return NULL;
+	for (int i = 0; i < a->ntun; i++)
+		if (ntm_tunnel_owns_index(a->tuns[i]->p.t, idx))
+			return a->tuns[i];
+	return NULL;
+}
+
+static uint64_t
+wall_ms(void)
+{
+	return agent_wall_us() / 1000;
+}
+
+/* The peer core's output: every datagram to the peer's endpoint. */
+static void
+peer_output(struct ntm_peer *p, const struct ntm_tun_out *out)
+{
+	struct tun *t = (struct tun *)((char *)p - offsetof(struct tun, p));
+
+	for (int i = 0; i < out->n; i++) {
+		if (!p->has_ep)
+			continue;
+		if (out->buf[i][0] == NTM_MSG_HS_INIT || out->buf[i][0] == NTM_MSG_HS_RESP)
+			t->hs_sent = agent_now_us();
+		(void)agent_udp_send(t->a, out->buf[i], out->len[i], &p->ep);
+	}
+}
+
+static void
+peer_bind_failed(struct ntm_peer *p, int err)
+{
+	struct tun *t = (struct tun *)((char *)p - offsetof(struct tun, p));
+
+	log_warnx("tunnel %s: cannot make RELAY_BIND: %s", t->peer, ntm_strerror(err));
+}
+
+static const struct ntm_peer_hooks peer_hooks = { peer_output, peer_bind_failed };
+
+void
+agent_tun_free(struct tun *t)
+{
+	struct agent *a = t->a;
+
+	for (int i = 0; i < a->ntun; i++)
+		if (a->tuns[i] == t) {
+			a->tuns[i] = a->tuns[--a->ntun];
+			break;
+		}
+	if (t->timer)
+		event_free(t->timer);
+	if (agent_tun_by_peer(a, t->peer) == NULL)
+		a->hooks->tunnel_gone(a, t);	/* unless a new tunnel took over */
+	ntm_peer_free(&t->p);
+	free(t);
+}
+
+void
+agent_tun_keepalive(struct tun *t)
+{
+	ntm_peer_keepalive(&t->p, agent_now_ms());
+}
+
+void
+agent_tun_rebind(struct tun *t)
+{
+	ntm_peer_rebind(&t->p, agent_now_ms(), wall_ms());
+	agent_tun_arm(t);
+}
+
+void
+agent_tun_set_keepalive(struct tun *t, long keepalive_s)
+{
+	t->p.keepalive_ms = 1000L * keepalive_s;
+}
+
+int
+agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len)
+{
+	int r = ntm_peer_send(&t->p, pkt, len, agent_now_ms());
+
+	if (r == 0)
+		agent_tun_arm(t);
+	return r < 0 ? -1 : 0;
+}
+
+static void
+on_tun_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct tun *t = arg;
+
+	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
+	agent_tun_arm(t);
+}
+
+void
+agent_tun_arm(struct tun *t)
+{
+	int64_t now = agent_now_ms(), d = ntm_peer_deadline(&t->p);
+	struct timeval tv;
+
+	if (d == INT64_MAX) {
+		evtimer_del(t->timer);
+		t->armed = 0;
+		return;
+	}
+	/* Most packets move the deadline later: a wake-up already set for no
+	 * later than it stays (on_tun_timer re-arms), and saves a system call
+	 * per packet. */
+	if (t->armed && t->armed <= d && evtimer_pending(t->timer, NULL))
+		return;
+	t->armed = d;
+	d = d > now ? d - now : 0;
+	tv.tv_sec = d / 1000;
+	tv.tv_usec = (d % 1000) * 1000;
+	evtimer_add(t->timer, &tv);
+}
+
+/* ---- made, rerouted -------------------------------------------------------- */
+
+static const char *
+kind_name(int k)
+{
+	return k == NTM_ROUTE_DIRECT ? "direct" : k == NTM_ROUTE_LOCAL ? "local" :
+	    k == NTM_ROUTE_RELAY ? "relay" : "?";
+}
+
+void
+agent_tun_reroute(struct tun *t, const struct tun *nt)
+{
+	char b1[64], b2[64];
+
+	if (nt->p.initiator != t->p.initiator)
+		log_warnx("tunnel %s: the new direction makes us %s; keeping %s",
+		    t->peer, nt->p.initiator ? "initiator" : "responder",
+		    t->p.initiator ? "initiator" : "responder");
+	log_info("tunnel %s: route %s -> %s (%s), endpoint %s -> %s", t->peer,
+	    kind_name(t->p.kind), kind_name(nt->p.kind), nt->reason,
+	    t->p.has_ep ? ntm_sa_str((const struct sockaddr *)&t->p.ep, b1, sizeof(b1)) : "-",
+	    nt->p.has_ep ? ntm_sa_str((const struct sockaddr *)&nt->p.ep, b2, sizeof(b2)) : "-");
+	snprintf(t->reason, sizeof(t->reason), "%s", nt->reason);
+	t->recreating = 0;
+	ntm_peer_reroute(&t->p, &nt->p, agent_now_ms(), wall_ms());
+	agent_tun_arm(t);
+}
+
+struct tun *
+agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg *cfg,
+    char *err, size_t errlen)
+{
+	struct tun *t;
+	char b[64];
+
+	/* A new tunnel to a peer replaces any older one to it. */
+	if ((t = agent_tun_by_peer(a, nt->peer)) != NULL) {
+		log_info("tunnel %s: replaced by a new tunnel", nt->peer);
+		agent_tun_free(t);
+	}
+	if (a->ntun >= AGENT_TUN_MAX) {
+		snprintf(err, errlen, "too many tunnels (%d)", AGENT_TUN_MAX);
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	*t = *nt;
+	t->a = a;
+	t->p.hooks = &peer_hooks;
+	t->p.keepalive_ms = 1000L * a->keepalive_s;
+	t->created = agent_now_ms();
+	ntm_hex_encode(t->tid_hex, sizeof(t->tid_hex), t->tid, NTM_TUNNEL_ID_LEN);
+	if (ntm_peer_start(&t->p, cfg, agent_now_ms()) < 0 ||
+	    (t->timer = evtimer_new(a->base, on_tun_timer, t)) == NULL) {
+		ntm_peer_free(&t->p);
+		free(t);
+		snprintf(err, errlen, "cannot make the tunnel");
+		return NULL;
+	}
+	a->tuns[a->ntun++] = t;
+	a->hooks->tunnel_new(a, t);
+	log_info("tunnel %s: %s route (%s), %s, endpoint %s", t->peer, kind_name(t->p.kind),
+	    t->reason, t->p.initiator ? "initiator" : "responder",
+	    t->p.has_ep ? ntm_sa_str((struct sockaddr *)&t->p.ep, b, sizeof(b)) : "-");
+	ntm_peer_begin(&t->p, agent_now_ms(), wall_ms());
+	agent_tun_arm(t);
+	return t;
+}
+
+/* ---- input ----------------------------------------------------------------- */
+
+int
+agent_drop_reason(int err)
+{
+	switch (err) {
+	case NTM_ERR_CRYPTO:	return DROP_AUTH;
+	case NTM_ERR_REPLAY:	return DROP_REPLAY;
+	case NTM_ERR_STATE:	return DROP_STATE;
+	default:		return DROP_MALFORMED;
+	}
+}
+
+/* An authentic inner packet: the peer may only send from its own vIPs, to
+ * ours. Echo requests on the user-space stack are answered here; the rest
+ * goes up (control connections, SOCKS5, lwIP, the TUN interface). */
+static void
+inner_packet(struct tun *t, const uint8_t *p, size_t len)
+{
+	struct agent *a = t->a;
+	struct ntm_ip ip;
+	uint8_t out[NTM_INNER_MTU];
+	int n;
+
+	if (ntm_ip_parse(&ip, p, len) != 0) {
+		a->inner_drops++;
+		return;
+	}
+	if (ip.version == 4 ? !(t->has4 && memcmp(ip.src, t->pv4, 4) == 0 &&
+	    a->has_vip4 && memcmp(ip.dst, a->vip4, 4) == 0) :
+	    !(t->has6 && memcmp(ip.src, t->pv6, 16) == 0 &&
+	    a->has_vip6 && memcmp(ip.dst, a->vip6, 16) == 0)) {
+		a->inner_drops++;
+		return;
+	}
+	if (!a->tun_mode && ip.is_echo && (ip.icmp_type == NTM_ICMP_ECHO_REQUEST ||
+	    ip.icmp_type == NTM_ICMP6_ECHO_REQUEST)) {
+		if ((n = ntm_ip_echo_reply(out, sizeof(out), &ip)) > 0 &&
+		    agent_tun_send(t, out, (size_t)n) == 0)
+			a->echo_answered++;
+		else
+			a->inner_drops++;
+		return;
+	}
+	if (a->hooks->inner(a, t, &ip, p, len) < 0)
+		a->inner_drops++;
+}
+
+/* MOVED (docs/protocol.md §4.6): the peer of a direct tunnel registered from
+ * a new address. Send there at once; the keepalive tells the peer where we
+ * are in turn, and opens our NAT towards it. */
+void
+agent_tun_moved(struct agent *a, const struct ntm_moved *m)
+{
+	struct sockaddr_storage ep = m->endpoint;
+	socklen_t len = ep.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	struct sockaddr_storage old;
+	struct tun *t;
+	char b1[64], b2[64];
+	int had;
+
+	a->moved++;
+	ntm_sa_unmap(&ep, &len);
+	if ((t = agent_tun_by_tid(a, m->tunnel_id)) == NULL || t->p.kind == NTM_ROUTE_RELAY) {
+		log_debug("MOVED for %s tunnel: ignored", t ? "a relayed" : "an unknown");
+		return;
+	}
+	old = t->p.ep;
+	had = t->p.has_ep;
+	if (ntm_peer_moved(&t->p, &ep, len, agent_now_ms()) <= 0)
+		return;
+	log_info("tunnel %s: the DC says the peer moved: endpoint %s -> %s", t->peer,
+	    had ? ntm_sa_str((struct sockaddr *)&old, b1, sizeof(b1)) : "-",
+	    ntm_sa_str((struct sockaddr *)&ep, b2, sizeof(b2)));
+	agent_tun_arm(t);
+}
+
+int
+agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n)
+{
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+		int r = ntm_peer_relay_ack(&t->p, p, n, agent_now_ms());
+
+		if (r < 0)
+			continue;
+		if (r > 0)
+			log_debug("tunnel %s: relay ACK, peer %sbound", t->peer,
+			    t->p.peer_bound ? "" : "not ");
+		agent_tun_arm(t);
+		return 0;
+	}
+	return -1;
+}
+
+void
+agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_storage *from)
+{
+	struct agent *a = t->a;
+	struct ntm_peer_event ev;
+	int r;
+
+	r = ntm_peer_recv(&t->p, p, n, from, agent_now_ms(), &ev);
+	if (r < 0 && !ev.authentic) {
+		a->drops[agent_drop_reason(r)]++;
+		agent_tun_arm(t);
+		return;
+	}
+	if (ev.moved) {
+		char b1[64], b2[64];
+
+		log_info("tunnel %s: endpoint %s -> %s", t->peer,
+		    ev.had_ep ? ntm_sa_str((struct sockaddr *)&ev.old_ep, b1, sizeof(b1)) : "-",
+		    ntm_sa_str((const struct sockaddr *)from, b2, sizeof(b2)));
+	}
+	if (r < 0)
+		a->drops[DROP_MALFORMED]++;	/* authentic, but not an IP packet */
+	if (ev.established) {
+		if (t->hs_sent)
+			t->rtt_ms = (double)(agent_now_us() - t->hs_sent) / 1000.0;
+		a->hooks->tunnel_up(a, t);
+	}
+	if (ev.payload)
+		inner_packet(t, ev.payload, ev.len);
+	agent_tun_arm(t);
+}

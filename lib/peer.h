@@ -1,0 +1,120 @@
+/*
+ * peer.h - the agent's side of one peer, I/O free and clock free: the
+ * tunnel core (tunnel.h) with what surrounds it on the wire. The route
+ * (direct, local, relay) and the peer's endpoint; for a relayed tunnel the
+ * RELAY_BIND sent until the RS acknowledges it (then every keepalive), its
+ * counter kept above the wall clock and every earlier one, and the
+ * handshake held back until the RS says the peer is bound too (or 2 s have
+ * passed); inner packets queued until the handshake is done; the endpoint
+ * following an authenticated datagram from elsewhere, or a MOVED from the
+ * DC. Every call takes the time (monotonic milliseconds; relay binds also
+ * the wall clock in milliseconds); datagrams to send go to hooks->output,
+ * all of them to ep; the caller calls ntm_peer_tick() at
+ * ntm_peer_deadline().
+ */
+#ifndef NTM_PEER_H
+#define NTM_PEER_H
+
+#include <sys/socket.h>
+
+#include "ntm-rt.h"
+#include "tunnel.h"
+
+#define NTM_PEER_QUEUE_MAX	16	/* inner packets held until the tunnel is up */
+#define NTM_PEER_HS_GATE_MS	2000	/* a relayed initiator waits this long for
+					 * the peer's bind, at most */
+#define NTM_PEER_REBIND_MS	1000	/* RELAY_BIND again until an ACK */
+
+struct ntm_peer;
+
+/* What the core cannot do itself. */
+struct ntm_peer_hooks {
+	/* send out's datagrams to p->ep (out: borrowed for the call) */
+	void	(*output)(struct ntm_peer *p, const struct ntm_tun_out *out);
+	/* a RELAY_BIND could not be made (err: NTM_ERR_*); tried again
+	 * after a keepalive */
+	void	(*bind_failed)(struct ntm_peer *p, int err);
+};
+
+struct ntm_peer_qpkt {
+	size_t		 len;
+	uint8_t		 b[NTM_INNER_MTU];
+};
+
+/* The route fields (kind .. side) are the caller's to fill before
+ * ntm_peer_start() and ntm_peer_reroute(); the rest is the core's, to read. */
+struct ntm_peer {
+	const struct ntm_peer_hooks *hooks;
+	int64_t		 keepalive_ms;		/* the registration's; relay rebinds */
+	int		 kind;			/* NTM_ROUTE_* */
+	int		 initiator;
+	struct sockaddr_storage ep;		/* where we send (the RS for relay) */
+	socklen_t	 eplen;
+	int		 has_ep;
+	uint8_t		 ticket[NTM_TICKET_MAX];
+	size_t		 tlen;
+	uint8_t		 rkey[NTM_KEY_LEN];
+	int		 side;
+	/* the core's */
+	struct ntm_tunnel *t;
+	int		 acked, peer_bound, ka_on_ack;
+	uint64_t	 bind_ctr;
+	int64_t		 bind_next;
+	int		 hs_started;
+	int64_t		 hs_gate;
+	uint64_t	 endpoint_moves;
+	int		 nq;
+	struct ntm_peer_qpkt *q[NTM_PEER_QUEUE_MAX];
+};
+
+/* What ntm_peer_recv() found. */
+struct ntm_peer_event {
+	int		 authentic;	/* the datagram authenticated */
+	int		 established;	/* the handshake is done; the queue was sent */
+	int		 moved;		/* the endpoint followed the datagram */
+	int		 had_ep;	/* with moved: old_ep was the endpoint */
+	struct sockaddr_storage old_ep;
+	const uint8_t	*payload;	/* an inner packet (into the input), or NULL */
+	size_t		 len;
+};
+
+/* The tunnel core from cfg (copied; the caller wipes its own). 0, or
+ * NTM_ERR_NOMEM with nothing made. */
+int  ntm_peer_start(struct ntm_peer *p, const struct ntm_tunnel_cfg *cfg, int64_t now) NTM_WUR;
+/* The first datagrams: a RELAY_BIND (and the handshake gate), or the
+ * initiator's HS_INIT. */
+void ntm_peer_begin(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
+/* A new route for the same tunnel (keys and indices kept): np's route
+ * fields (its endpoint only if it has one); a fresh bind, or a keepalive. */
+void ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
+    uint64_t wall_ms);
+/* Frees the tunnel core and the queue, wipes the relay key. p stays. */
+void ntm_peer_free(struct ntm_peer *p);
+
+/* One inner packet: sealed and sent (0), or queued until the tunnel is up
+ * (1); -1: too long, or the queue is full. */
+int  ntm_peer_send(struct ntm_peer *p, const uint8_t *pkt, size_t len, int64_t now);
+/* An empty DATA: the peer moves its endpoint to where it came from. */
+void ntm_peer_keepalive(struct ntm_peer *p, int64_t now);
+/* Our address changed: a relay bind (the keepalive once acknowledged), else
+ * a keepalive. */
+void ntm_peer_rebind(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
+
+/* A validated HS_INIT / HS_RESP / DATA of this tunnel from from (p is
+ * decrypted in place). The tunnel core's 0 or negative error; ev says the
+ * rest even on an error, once the datagram authenticated. */
+int  ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int64_t now, struct ntm_peer_event *ev) NTM_WUR;
+/* A RELAY_ACK: 1 ours and news (acked, or the peer's bind changed), 0 ours,
+ * -1 not ours. */
+int  ntm_peer_relay_ack(struct ntm_peer *p, const uint8_t *pkt, size_t n, int64_t now);
+/* MOVED from the DC: the peer registered from ep. 1 moved (a keepalive went
+ * there), 0 already there, -1 ignored (a relayed tunnel). */
+int  ntm_peer_moved(struct ntm_peer *p, const struct sockaddr_storage *ep, socklen_t len,
+    int64_t now);
+
+/* Timers: the tunnel core's, relay binds, the handshake gate. */
+int64_t ntm_peer_deadline(const struct ntm_peer *p);	/* INT64_MAX: none */
+void ntm_peer_tick(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
+
+#endif

@@ -1,0 +1,372 @@
+/* test_peer.c - the agent's peer core: handshake and queue, endpoint
+ * moves, relay binds and their ACKs, the handshake gate, timers. Two peers
+ * talk through the public API with literal times; every datagram a peer
+ * sends is caught by its output hook. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+
+#include "ntm.h"
+#include "peer.h"
+#include "relay.h"
+#include "route.h"
+#include "unit.h"
+
+static const uint8_t TID[NTM_TUNNEL_ID_LEN] = {
+	0x7e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+
+#define CAP	40
+struct side {
+	struct ntm_peer	 p;
+	int		 n, bind_failed;
+	size_t		 len[CAP];
+	uint8_t		 b[CAP][NTM_UDP_MAX];
+};
+
+static struct side *
+side_of(struct ntm_peer *p)
+{
+	return (struct side *)((char *)p - offsetof(struct side, p));
+}
+
+static void
+output(struct ntm_peer *p, const struct ntm_tun_out *out)
+{
+	struct side *s = side_of(p);
+
+	for (int i = 0; i < out->n && s->n < CAP; i++) {
+		s->len[s->n] = out->len[i];
+		memcpy(s->b[s->n++], out->buf[i], out->len[i]);
+	}
+}
+
+static void
+bind_failed(struct ntm_peer *p, int err)
+{
+	side_of(p)->bind_failed = err;
+}
+
+static const struct ntm_peer_hooks hooks = { output, bind_failed };
+
+static void
+addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip, int port)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, ip, &s4->sin_addr);
+	*len = sizeof(*s4);
+}
+
+/* A peer on route kind; relay: ticket of 100 bytes, relay key 7s, side. */
+static void
+mk(struct side *s, int kind, int initiator, int side, const char *ep)
+{
+	struct ntm_tunnel_cfg cfg;
+
+	memset(s, 0, sizeof(*s));
+	s->p.hooks = &hooks;
+	s->p.keepalive_ms = 15000;
+	s->p.kind = kind;
+	s->p.initiator = initiator;
+	if (ep) {
+		addr(&s->p.ep, &s->p.eplen, ep, 4000);
+		s->p.has_ep = 1;
+	}
+	if (kind == NTM_ROUTE_RELAY) {
+		memset(s->p.ticket, 0xaa, 100);
+		s->p.tlen = 100;
+		memset(s->p.rkey, 7, sizeof(s->p.rkey));
+		s->p.side = side;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(cfg.tunnel_id, TID, sizeof(TID));
+	memset(cfg.temporal_key, 3, sizeof(cfg.temporal_key));
+	cfg.initiator = initiator;
+	CHECK_EQ(ntm_peer_start(&s->p, &cfg, 1000), 0);
+}
+
+static int
+type(const struct side *s, int i)
+{
+	return i < s->n ? ntm_msg_validate(s->b[i], s->len[i]) : -1;
+}
+
+/* Datagram i of from, into to (a copy: recv decrypts in place). */
+static int
+pass(struct side *from, int i, struct side *to, const char *src, int64_t now,
+    struct ntm_peer_event *ev)
+{
+	uint8_t b[NTM_UDP_MAX];
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	addr(&ss, &len, src, 4000);
+	memcpy(b, from->b[i], from->len[i]);
+	return ntm_peer_recv(&to->p, b, from->len[i], &ss, now, ev);
+}
+
+static uint64_t
+bind_counter(const struct side *s, int i)
+{
+	struct ntm_relay_bind b;
+
+	CHECK_EQ(ntm_relay_bind_parse(&b, s->b[i], s->len[i]), 0);
+	return b.counter;
+}
+
+static int
+ack(struct side *s, int side, int peer_bound, uint8_t kbyte, int64_t now)
+{
+	uint8_t a[NTM_RELAY_ACK_LEN], key[NTM_KEY_LEN];
+
+	memset(key, kbyte, sizeof(key));
+	CHECK(ntm_relay_ack_make(a, side, peer_bound, 1, key) > 0);
+	return ntm_peer_relay_ack(&s->p, a, sizeof(a), now);
+}
+
+/* A direct handshake with two packets queued at the initiator, which go
+ * out the moment it is up; the responder learns the initiator's address. */
+TEST(handshake_and_queue)
+{
+	static struct side i, r;
+	struct ntm_peer_event ev;
+	uint8_t ip[40] = { 0x45 };
+
+	mk(&i, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.2");
+	mk(&r, NTM_ROUTE_DIRECT, 0, 0, NULL);
+	ntm_peer_begin(&i.p, 1000, 0);
+	ntm_peer_begin(&r.p, 1000, 0);
+	CHECK_EQ(i.n, 1);
+	CHECK_EQ(type(&i, 0), NTM_MSG_HS_INIT);
+	CHECK_EQ(r.n, 0);
+	CHECK_EQ(ntm_peer_send(&i.p, ip, sizeof(ip), 1001), 1);
+	CHECK_EQ(ntm_peer_send(&i.p, ip, sizeof(ip), 1001), 1);
+	CHECK_EQ(i.p.nq, 2);
+	CHECK_EQ(i.n, 1);
+
+	CHECK_EQ(pass(&i, 0, &r, "198.18.0.1", 1002, &ev), 0);
+	CHECK(ev.authentic && ev.moved && !ev.had_ep);
+	CHECK(r.p.has_ep);
+	CHECK_EQ(r.p.endpoint_moves, 1);
+	CHECK_EQ(type(&r, 0), NTM_MSG_HS_RESP);
+
+	CHECK_EQ(pass(&r, 0, &i, "198.18.0.2", 1003, &ev), 0);
+	CHECK(ev.established && !ev.moved);
+	CHECK_EQ(i.p.nq, 0);
+	/* HS_INIT, the core's confirmation, then the two queued */
+	CHECK_EQ(i.n, 4);
+	CHECK_EQ(type(&i, 2), NTM_MSG_DATA);
+	CHECK_EQ(type(&i, 3), NTM_MSG_DATA);
+	CHECK_EQ(ntm_peer_send(&i.p, ip, sizeof(ip), 1004), 0);
+	CHECK_EQ(i.n, 5);
+
+	for (int k = 1; k < 5; k++) {
+		CHECK_EQ(pass(&i, k, &r, "198.18.0.1", 1005, &ev), 0);
+		CHECK(k == 1 ? ev.payload == NULL : ev.payload != NULL && ev.len == sizeof(ip));
+	}
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+}
+
+/* Queue limits: NTM_PEER_QUEUE_MAX packets wait, the next is refused, and
+ * so is one longer than the inner MTU. */
+TEST(queue_limits)
+{
+	static struct side i;
+	uint8_t ip[NTM_INNER_MTU + 1] = { 0x45 };
+
+	mk(&i, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.2");
+	for (int k = 0; k < NTM_PEER_QUEUE_MAX; k++)
+		CHECK_EQ(ntm_peer_send(&i.p, ip, 40, 1000 + k), 1);
+	CHECK_EQ(ntm_peer_send(&i.p, ip, 40, 1100), -1);
+	CHECK_EQ(ntm_peer_send(&i.p, ip, sizeof(ip), 1100), -1);
+	CHECK_EQ(i.p.nq, NTM_PEER_QUEUE_MAX);
+	ntm_peer_free(&i.p);
+	CHECK_EQ(i.p.nq, 0);
+}
+
+/* The endpoint follows authentic datagrams only; MOVED moves a direct
+ * tunnel, not a relayed one. */
+TEST(endpoint_moves)
+{
+	static struct side i, r, x;
+	struct ntm_peer_event ev;
+	struct sockaddr_storage ep;
+	socklen_t len;
+	uint8_t ip[40] = { 0x45 };
+	static const struct {
+		const char	*src;
+		int		 forged, moved;
+		uint64_t	 moves;
+	} steps[] = {
+		{ "198.18.0.9", 0, 1, 1 },	/* the peer moved */
+		{ "198.18.0.9", 0, 0, 1 },	/* and stays */
+		{ "198.18.0.7", 1, 0, 1 },	/* a forgery moves nothing */
+		{ "100.64.0.5", 0, 1, 2 },	/* behind a NAT now */
+	};
+
+	mk(&i, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.2");
+	mk(&r, NTM_ROUTE_DIRECT, 0, 0, "198.18.0.1");
+	ntm_peer_begin(&i.p, 1000, 0);
+	CHECK_EQ(pass(&i, 0, &r, "198.18.0.1", 1001, &ev), 0);
+	CHECK_EQ(pass(&r, 0, &i, "198.18.0.2", 1002, &ev), 0);
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		int n = i.n;
+
+		CHECK_EQ(ntm_peer_send(&i.p, ip, sizeof(ip), 1010 + (int64_t)k), 0);
+		CHECK_EQ(i.n, n + 1);
+		if (steps[k].forged)
+			i.b[n][i.len[n] - 1] ^= 1;
+		CHECK_EQ(pass(&i, n, &r, steps[k].src, 1010 + (int64_t)k, &ev) == 0,
+		    !steps[k].forged);
+		CHECK_EQ(ev.moved, steps[k].moved);
+		CHECK_EQ(r.p.endpoint_moves, steps[k].moves);
+	}
+	CHECK_STR(inet_ntoa(((struct sockaddr_in *)&r.p.ep)->sin_addr), "100.64.0.5");
+
+	/* MOVED: a new address (a keepalive goes there), the same, a relay */
+	addr(&ep, &len, "198.18.0.50", 5000);
+	CHECK_EQ(ntm_peer_moved(&i.p, &ep, len, 1100), 1);
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_DATA);
+	CHECK_EQ(i.p.endpoint_moves, 1);
+	CHECK_EQ(ntm_peer_moved(&i.p, &ep, len, 1101), 0);
+	mk(&x, NTM_ROUTE_RELAY, 1, 0, "198.18.0.3");
+	CHECK_EQ(ntm_peer_moved(&x.p, &ep, len, 1102), -1);
+	CHECK_EQ(x.p.endpoint_moves, 0);
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+	ntm_peer_free(&x.p);
+}
+
+/* A relayed initiator: binds every second until an ACK, then every
+ * keepalive; its handshake waits for the peer's bind; counters only rise. */
+TEST(relay_bind_and_ack)
+{
+	static struct side s;
+	static const struct {
+		int64_t		 now;
+		int		 ack_side, ack_bound;	/* -1: a tick, no ACK */
+		uint8_t		 key;
+		int		 ret, acked, bound, hs_started;
+		int64_t		 bind_next;
+		int		 sent;			/* datagrams out by now */
+	} steps[] = {
+		{ 1500, -1, 0, 7, 0, 0, 0, 0, 2000, 1 },	/* not due yet */
+		{ 2000, -1, 0, 7, 0, 0, 0, 0, 3000, 2 },	/* rebind */
+		{ 2100, 1, 0, 7, -1, 0, 0, 0, 3000, 2 },	/* the other side's */
+		{ 2100, 0, 0, 9, -1, 0, 0, 0, 3000, 2 },	/* another key */
+		{ 2200, 0, 0, 7, 1, 1, 0, 0, 3200, 2 },	/* acked, peer not bound */
+		{ 2300, 0, 0, 7, 0, 1, 0, 0, 3300, 2 },	/* the same: no news */
+		{ 2400, 0, 1, 7, 1, 1, 1, 1, 17400, 3 },	/* peer bound: HS_INIT */
+		{ 2500, 0, 1, 7, 0, 1, 1, 1, 17500, 3 },
+	};
+
+	mk(&s, NTM_ROUTE_RELAY, 1, 0, "198.18.0.3");
+	ntm_peer_begin(&s.p, 1000, 5000);
+	CHECK_EQ(s.n, 1);
+	CHECK_EQ(type(&s, 0), NTM_MSG_RELAY_BIND);
+	CHECK(bind_counter(&s, 0) == 5000);
+	CHECK_EQ(s.p.bind_next, 2000);
+	CHECK_EQ(s.p.hs_gate, 3000);
+	CHECK_EQ(ntm_peer_deadline(&s.p), 2000);
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		if (steps[k].ack_side < 0)
+			ntm_peer_tick(&s.p, steps[k].now, 4000);	/* wall clock went back */
+		else
+			CHECK_EQ(ack(&s, steps[k].ack_side, steps[k].ack_bound, steps[k].key,
+			    steps[k].now), steps[k].ret);
+		CHECK_EQ(s.p.acked, steps[k].acked);
+		CHECK_EQ(s.p.peer_bound, steps[k].bound);
+		CHECK_EQ(s.p.hs_started, steps[k].hs_started);
+		CHECK_EQ(s.p.bind_next, steps[k].bind_next);
+		CHECK_EQ(s.n, steps[k].sent);
+	}
+	CHECK(bind_counter(&s, 1) == 5001);		/* above the first, not 4000 */
+	CHECK_EQ(type(&s, 2), NTM_MSG_HS_INIT);
+	ntm_peer_free(&s.p);
+}
+
+/* Without the peer's bind, the relayed initiator starts its handshake at
+ * the gate anyway; a responder never does. */
+TEST(handshake_gate)
+{
+	static struct side i, r;
+
+	mk(&i, NTM_ROUTE_RELAY, 1, 0, "198.18.0.3");
+	mk(&r, NTM_ROUTE_RELAY, 0, 1, "198.18.0.3");
+	ntm_peer_begin(&i.p, 1000, 1000);
+	ntm_peer_begin(&r.p, 1000, 1000);
+	CHECK_EQ(ack(&i, 0, 0, 7, 1100), 1);
+	CHECK_EQ(ack(&r, 1, 0, 7, 1100), 1);
+	CHECK_EQ(ntm_peer_deadline(&i.p), 2100);
+	ntm_peer_tick(&i.p, 2100, 2100);
+	ntm_peer_tick(&r.p, 2100, 2100);
+	CHECK_EQ(ntm_peer_deadline(&i.p), 3000);	/* the gate */
+	CHECK(!i.p.hs_started);
+	ntm_peer_tick(&i.p, 3000, 3000);
+	ntm_peer_tick(&r.p, 3000, 3000);
+	CHECK(i.p.hs_started);
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_HS_INIT);
+	CHECK(!r.p.hs_started);
+	for (int k = 0; k < r.n; k++)
+		CHECK_EQ(type(&r, k), NTM_MSG_RELAY_BIND);
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+}
+
+/* After our address changed, a relayed tunnel binds again and sends its
+ * keepalive once the RS confirms; a direct one sends a keepalive at once.
+ * A new route keeps the keys; a bind that cannot be made waits a keepalive. */
+TEST(rebind_reroute)
+{
+	static struct side i, r, np;
+	struct ntm_peer_event ev;
+	int n;
+
+	mk(&i, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.2");
+	mk(&r, NTM_ROUTE_DIRECT, 0, 0, NULL);
+	ntm_peer_begin(&i.p, 1000, 0);
+	CHECK_EQ(pass(&i, 0, &r, "198.18.0.1", 1001, &ev), 0);
+	CHECK_EQ(pass(&r, 0, &i, "198.18.0.2", 1002, &ev), 0);
+	CHECK(ev.established);
+	n = i.n;
+	ntm_peer_rebind(&i.p, 1100, 1100);
+	CHECK_EQ(i.n, n + 1);
+	CHECK_EQ(type(&i, n), NTM_MSG_DATA);
+
+	/* the DC reroutes it through the RS: same tunnel, a bind */
+	memset(&np, 0, sizeof(np));
+	np.p.kind = NTM_ROUTE_RELAY;
+	addr(&np.p.ep, &np.p.eplen, "198.18.0.3", 3478);
+	np.p.has_ep = 1;
+	memset(np.p.ticket, 0xbb, 50);
+	np.p.tlen = 50;
+	memset(np.p.rkey, 7, sizeof(np.p.rkey));
+	ntm_peer_reroute(&i.p, &np.p, 1200, 9000);
+	CHECK_EQ(i.p.kind, NTM_ROUTE_RELAY);
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
+	CHECK(i.p.ka_on_ack);
+	n = i.n;
+	CHECK_EQ(ack(&i, 0, 1, 7, 1300), 1);
+	CHECK_EQ(i.n, n + 1);				/* the keepalive */
+	CHECK_EQ(type(&i, n), NTM_MSG_DATA);
+	CHECK(!i.p.ka_on_ack);
+	ntm_peer_rebind(&i.p, 1400, 9000);
+	CHECK(i.p.ka_on_ack);
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
+
+	n = i.n;
+	i.p.tlen = 0;					/* no ticket: no bind */
+	ntm_peer_tick(&i.p, 20000, 20000);
+	CHECK_EQ(i.bind_failed, NTM_ERR_INVAL);
+	CHECK_EQ(i.p.bind_next, 20000 + 15000);
+	CHECK(i.n <= n + 1);				/* at most the core's keepalive */
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+}
+
+UNIT_MAIN(T(handshake_and_queue), T(queue_limits), T(endpoint_moves),
+    T(relay_bind_and_ack), T(handshake_gate), T(rebind_reroute))
