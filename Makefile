@@ -21,7 +21,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN	:= -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(PKG_CFLAGS) -Ilib -Icmd/common \
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(PKG_CFLAGS) -Ilib -Ilib/core -Ilib/io -Icmd/common \
 	   -DNTM_VERSION_STR=\"$(VERSION)\"
 LDLIBS	+= $(PKG_LIBS) -lpthread
 ifeq ($(SAN),1)
@@ -29,7 +29,12 @@ CFLAGS	+= -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS	+= -fsanitize=address,undefined
 endif
 
-LIB_SRCS    := $(sort $(wildcard lib/*.c))
+# lib/core: the protocol core (libsodium, jansson and libc only; checked by
+# scripts/layers-check.sh); lib/io: the I/O glue (files, SQLite, threads,
+# TLS, libevent, libcurl).
+CORE_SRCS   := $(sort $(wildcard lib/core/*.c))
+CORE_OBJS   := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+LIB_SRCS    := $(CORE_SRCS) $(sort $(wildcard lib/io/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 COMMON_SRCS := $(sort $(wildcard cmd/common/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
@@ -41,7 +46,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS   := $(sort $(wildcard fuzz/fuzz_*.c))
 
 .PHONY: all lib tools deps check unit asan bats netns demo demo-stop bench fuzz \
-	install uninstall clean docs-check
+	install uninstall clean docs-check layers-check
 all: lib $(BINS)
 lib: $(BUILD)/libntm.a $(BUILD)/libntm.so $(BUILD)/ntm.pc
 
@@ -111,6 +116,9 @@ netns: all $(TOOLS)
 docs-check: all
 	@./scripts/docs-check.sh
 
+layers-check: lib
+	@./scripts/layers-check.sh
+
 # deps + build + unit + ASan/UBSan unit + docs drift + bats (+ netns as root)
 check: deps
 	@$(MAKE) --no-print-directory all $(TOOLS)
@@ -142,7 +150,7 @@ install: all
 	install -m 755 $(BUILD)/libntm.so.0 $(DESTDIR)$(LIBDIR)/
 	ln -sf libntm.so.0 $(DESTDIR)$(LIBDIR)/libntm.so
 	$(PC_SED) lib/ntm.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ntm.pc
-	install -m 644 lib/ntm.h $(DESTDIR)$(INCDIR)/
+	install -m 644 lib/ntm.h lib/core/ntm-core.h lib/io/ntm-io.h $(DESTDIR)$(INCDIR)/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
@@ -153,7 +161,8 @@ install: all
 uninstall:
 	cd $(DESTDIR)$(BINDIR) && rm -f $(PROGS)
 	rm -f $(DESTDIR)$(LIBDIR)/libntm.a $(DESTDIR)$(LIBDIR)/libntm.so* \
-	    $(DESTDIR)$(LIBDIR)/pkgconfig/ntm.pc $(DESTDIR)$(INCDIR)/ntm.h
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/ntm.pc $(DESTDIR)$(INCDIR)/ntm.h \
+	    $(DESTDIR)$(INCDIR)/ntm-core.h $(DESTDIR)$(INCDIR)/ntm-io.h
 
 clean:
 	rm -rf build build-asan build-fuzz

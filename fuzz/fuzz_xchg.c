@@ -1,5 +1,5 @@
 /*
- * fuzz_xchg.c - libFuzzer harness for the end-to-end objects (lib/xchg.c):
+ * fuzz_xchg.c - libFuzzer harness for the end-to-end objects (lib/core/xchg.c):
  * the key exchange object and the data object, opened with fixed keys the
  * way ntm fetch does (header length, header, then length-prefixed messages).
  */

@@ -22,6 +22,7 @@ stage() {
 
 stage "unit tests" $MAKE --no-print-directory unit
 stage "unit tests under ASan/UBSan" $MAKE --no-print-directory asan
+stage "the protocol core calls no I/O" ./scripts/layers-check.sh
 stage "help, man pages and completions agree" ./scripts/docs-check.sh
 stage "bats end-to-end" ./scripts/run-bats.sh tests/bats
 if ls tests/netns/*.bats >/dev/null 2>&1; then

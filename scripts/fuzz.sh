@@ -21,14 +21,15 @@ fi
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE $SAN \
-    $(pkg-config --cflags $PKGS) -Ilib"
+    $(pkg-config --cflags $PKGS) -Ilib -Ilib/core -Ilib/io"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 
 mkdir -p "$BUILD/lib"
 objs=""
-for src in lib/*.c; do
+newest_h=$(ls -t lib/*.h lib/*/*.h | head -n 1)
+for src in lib/core/*.c lib/io/*.c; do
 	obj="$BUILD/lib/$(basename "$src" .c).o"
-	if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ lib/ntm.h -nt "$obj" ]; then
+	if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_h" -nt "$obj" ]; then
 		$CC $CFLAGS -fsanitize=fuzzer-no-link -c -o "$obj" "$src"
 	fi
 	objs="$objs $obj"

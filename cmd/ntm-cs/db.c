@@ -72,7 +72,7 @@ cs_db_open(const char *path, sqlite3 **db, char *err, size_t errlen)
 	return 0;
 }
 
-/* Statements follow lib/db.c's rule: whoever prepares one finalizes it. */
+/* Statements follow lib/io/db.c's rule: whoever prepares one finalizes it. */
 
 /* Bytes held: committed objects plus the declared size of open uploads. */
 int

@@ -165,7 +165,7 @@ struct dc_sess_info {
 	int			online;		/* registered within 3 x keepalive */
 	int			stopped;	/* offline because its agent said so */
 	int			has_loc;
-	struct ntm_location	loc;		/* lib/route.h */
+	struct ntm_location	loc;		/* lib/core/route.h */
 	int			family;		/* 4 or 6: of loc.reflexive */
 	int64_t			last_seen;
 	unsigned		pending;

@@ -23,7 +23,7 @@ struct dc_sess {
 	char			 vip4[48], vip6[48];
 	int64_t			 expires;	/* of the login session */
 	struct ntm_chan		 chan;
-	struct ntm_dcreg	 reg;		/* location and liveness (lib/dcreg.h) */
+	struct ntm_dcreg	 reg;		/* location and liveness (lib/core/dcreg.h) */
 	struct sockaddr_storage	 peer;		/* as received (maybe v4-mapped) */
 	socklen_t		 peerlen;
 	struct sockaddr_storage	 local;		/* where its last REG_REQ came to */

@@ -252,7 +252,7 @@ reg_session(struct dc *dc, const uint8_t *sid, int64_t now)
 	return s;
 }
 
-/* Decodes a REG_REQ, has lib/dcreg.c decide, and does what it says. */
+/* Decodes a REG_REQ, has lib/core/dcreg.c decide, and does what it says. */
 static void
 on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
     socklen_t fromlen, const struct sockaddr_storage *to, int has_to)

@@ -1,6 +1,6 @@
 /*
  * rs.h - ntm-rs, the Relay Server: UDP sockets on the libevent loop feed
- * the I/O-free forwarding core of lib/relay.c; a one-second timer expires
+ * the I/O-free forwarding core of lib/core/relay.c; a one-second timer expires
  * idle sessions and writes the status file that `ntm-rs status` prints.
  */
 #ifndef NTM_RS_H

@@ -1,5 +1,5 @@
 /*
- * test_dcreg.c - the DC's registration decisions (lib/dcreg.c) as a table:
+ * test_dcreg.c - the DC's registration decisions (lib/core/dcreg.c) as a table:
  * old state + REG_REQ + a literal time in, the verdict and the actions out.
  * keepalive 25 s, online while seen within 3 keepalives (75 s).
  */

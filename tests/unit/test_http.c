@@ -1,5 +1,5 @@
 /*
- * test_http.c - lib/httpd.c and lib/httpc.c against each other, in process,
+ * test_http.c - lib/io/httpd.c and lib/io/httpc.c against each other, in process,
  * over loopback: one event loop runs the server and the libcurl client.
  * Requests that need hand-made headers (stale dates, replays, tampering) or
  * raw bytes (plain HTTP) run blocking on a helper thread while the main
@@ -93,7 +93,7 @@ route_hold(struct ntm_req *r, void *arg)
 	held = r;
 }
 
-/* ---- a route table: the checks lib/httpd.c makes before a handler ------- */
+/* ---- a route table: the checks lib/io/httpd.c makes before a handler ------- */
 
 static int handled;	/* handler calls on the table's routes */
 

@@ -1,4 +1,4 @@
-/* test_tls.c - demo CA and server certificates from lib/tls.c. */
+/* test_tls.c - demo CA and server certificates from lib/io/tls.c. */
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>

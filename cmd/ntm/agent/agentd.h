@@ -3,7 +3,7 @@
  * reports upward, and the functions of each of its files.
  *
  * The core, from the bottom: udp.c (the socket, batching), tunnels.c (the
- * tunnel table; each tunnel a peer core, lib/peer.c), directions.c (route directions
+ * tunnel table; each tunnel a peer core, lib/core/peer.c), directions.c (route directions
  * and tunnel requests to the DC), registration.c (REG_REQ / REG_RESP and
  * network changes), input.c (each datagram to its room). Above it:
  * control.c (the control socket), streams.c, forwards.c, socks.c,
@@ -34,7 +34,7 @@ struct ntm_ip;
 enum { DROP_MALFORMED, DROP_UNKNOWN, DROP_AUTH, DROP_REPLAY, DROP_STATE, DROP_N };
 extern const char *const agent_drop_names[DROP_N];
 
-/* One tunnel: the peer core (lib/peer.c: the tunnel core, route, endpoint,
+/* One tunnel: the peer core (lib/core/peer.c: the tunnel core, route, endpoint,
  * relay binds, queue) and what the agent knows around it. */
 struct tun {
 	struct agent	*a;

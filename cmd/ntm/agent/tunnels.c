@@ -1,6 +1,6 @@
 /*
  * tunnels.c - the agent's tunnel table, and each tunnel's peer core
- * (lib/peer.c: the tunnel core, relay binds and their ACKs, the handshake
+ * (lib/core/peer.c: the tunnel core, relay binds and their ACKs, the handshake
  * gate, the queue, endpoint moves) fed datagrams and the clock, its
  * datagrams sent on the UDP socket, its deadline on one timer per tunnel.
  * What happens above (a tunnel made, up or gone, an inner packet for us)

@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define B64V	sodium_base64_VARIANT_URLSAFE_NO_PADDING
 

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define TOKEN_CTX	"ntm-token-v1"
 #define TOKEN_CTX_LEN	(sizeof(TOKEN_CTX) - 1)

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define PREFIX_TEXT_MAX	(INET6_ADDRSTRLEN + 4)
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 #include "peer.h"
 #include "relay.h"
 #include "route.h"

@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define NTM_XKEY_ID		16	/* key id, bytes (hex on the wire) */
 #define NTM_XKEY_MAGIC		"NTK1"

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 static ntm_log_fn	*log_fn;
 static void		*log_arg;

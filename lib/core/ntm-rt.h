@@ -12,13 +12,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- wire format (lib/wire.c) ------------------------------------------- */
+/* ---- wire format (lib/core/wire.c) ------------------------------------------- */
 
 /* Bump when any UDP message changes. */
 #define NTM_UDP_VERSION		1
@@ -46,7 +46,7 @@ enum ntm_msg {
 #define NTM_TAG_LEN		16	/* Poly1305 */
 #define NTM_MAC_LEN		16	/* keyed BLAKE2b-128 */
 
-/* Registration channel (lib/reg.c). Payload sizes before sealing. */
+/* Registration channel (lib/core/reg.c). Payload sizes before sealing. */
 #define NTM_REG_REQ_PAYLOAD	(4 + NTM_REG_ADDRS * NTM_WADDR_LEN)	/* 84 */
 #define NTM_REG_RESP_PAYLOAD	(NTM_WADDR_LEN + 4 + 4 + 8)		/* 36 */
 #define NTM_NUDGE_PAYLOAD	8
@@ -57,7 +57,7 @@ enum ntm_msg {
 #define NTM_NUDGE_LEN		(NTM_SEALED_HDR + NTM_NUDGE_PAYLOAD + NTM_TAG_LEN)	/* 52 */
 #define NTM_MOVED_LEN		(NTM_SEALED_HDR + NTM_MOVED_PAYLOAD + NTM_TAG_LEN)	/* 80 */
 
-/* Tunnel (lib/tunnel.c). */
+/* Tunnel (lib/core/tunnel.c). */
 #define NTM_HS_INIT_LEN		(NTM_HDR_LEN + 4 + NTM_TUNNEL_ID_LEN + 32 + 8 + NTM_MAC_LEN)	/* 80 */
 #define NTM_HS_RESP_LEN		(NTM_HDR_LEN + 4 + 4 + 32 + NTM_MAC_LEN)			/* 60 */
 #define NTM_DATA_HDR_LEN	(NTM_HDR_LEN + 4 + 8)						/* 16 */
@@ -65,7 +65,7 @@ enum ntm_msg {
 #define NTM_INNER_MTU		1400	/* largest inner IP packet carried */
 #define NTM_DATA_MAX_LEN	(NTM_DATA_MIN_LEN + NTM_INNER_MTU)
 
-/* Relay (lib/relay.c). */
+/* Relay (lib/core/relay.c). */
 #define NTM_TICKET_MAX		640
 #define NTM_RELAY_BIND_MIN	(NTM_HDR_LEN + 4 + 8 + 2 + 1 + NTM_MAC_LEN)
 #define NTM_RELAY_BIND_MAX	(NTM_HDR_LEN + 4 + 8 + 2 + NTM_TICKET_MAX + NTM_MAC_LEN)
@@ -102,7 +102,7 @@ int  ntm_sa_same_host(const struct sockaddr *a, const struct sockaddr *b);
 /* Folds IPv4-mapped IPv6 into AF_INET in place. */
 void ntm_sa_unmap(struct sockaddr_storage *ss, socklen_t *len);
 
-/* ---- anti-replay window (lib/wire.c) ------------------------------------ */
+/* ---- anti-replay window (lib/core/wire.c) ------------------------------------ */
 
 /* Sliding window over 64-bit counters (RFC 6479 style, 2048 counters). */
 #define NTM_WINDOW_BITS		2048

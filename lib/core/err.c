@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 struct errinfo {
 	const char	*code;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define NTM_IP4_HDR		20
 #define NTM_IP6_HDR		40

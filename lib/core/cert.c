@@ -3,7 +3,7 @@
  */
 #include <string.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define CERT_CTX	"ntm-cert-v1"
 #define CERT_CTX_LEN	(sizeof(CERT_CTX) - 1)

@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 void
 ntm_buf_init(struct ntm_buf *b, size_t max)

@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define SIG_CTX		"ntm-sig-v1"
 #define SIG_METHOD_MAX	16

@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "ntm.h"
+#include "ntm-core.h"
 
 #define JSTR_DEFAULT_MAX	1024
 

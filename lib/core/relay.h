@@ -49,7 +49,7 @@ int ntm_relay_ack_make(uint8_t out[NTM_RELAY_ACK_LEN], int side, int peer_bound,
 int ntm_relay_ack_open(const uint8_t *p, size_t n, const uint8_t relay_key[NTM_KEY_LEN],
     int *side, int *peer_bound, uint64_t *counter) NTM_WUR;
 
-/* ---- the RS forwarding core (also lib/relay.c), I/O free ----------------
+/* ---- the RS forwarding core (also lib/core/relay.c), I/O free ----------------
  *
  * Holds the relay sessions (one per tunnel_id, two sides each) and decides
  * what to do with each datagram: answer a RELAY_BIND with a RELAY_ACK,
