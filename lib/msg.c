@@ -98,6 +98,10 @@ check_fmt(const struct ntm_mfield *f, const char *s, int64_t v, struct ntm_jerr 
 		if ((ok = v >= 0 && v <= (INT64_C(1) << 40)) == 0)
 			snprintf(msg, sizeof(msg), "%lld is outside 0..2^40", (long long)v);
 		break;
+	case NTM_MF_DNSNAME:
+		if ((ok = ntm_valid_dnsname(s)) == 0)
+			snprintf(msg, sizeof(msg), "not a DNS name");
+		break;
 	default:
 		ok = 0;
 		snprintf(msg, sizeof(msg), "no such format");
@@ -110,61 +114,102 @@ check_fmt(const struct ntm_mfield *f, const char *s, int64_t v, struct ntm_jerr 
 }
 
 int
-ntm_jmsg_decode(const struct ntm_jmsg *m, json_t *obj, void *out, struct ntm_jerr *err)
+ntm_jmsg_check(const struct ntm_jmsg *m, const void *in, struct ntm_jerr *err)
+{
+	const uint8_t *base = in;
+	uint32_t has;
+	size_t i;
+
+	memcpy(&has, base, sizeof(has));
+	for (i = 0; i < m->nfields; i++) {
+		const struct ntm_mfield *f = &m->fields[i];
+		const char *s;
+		int64_t v;
+
+		if (f->type == NTM_J_STR) {
+			memcpy(&s, base + f->off, sizeof(s));
+			if (s != NULL && check_fmt(f, s, 0, err) < 0)
+				return NTM_ERR_JSON;
+		} else if (f->type == NTM_J_INT && (f->required || (has & (UINT32_C(1) << i)))) {
+			memcpy(&v, base + f->off, sizeof(v));
+			if (check_fmt(f, NULL, v, err) < 0)
+				return NTM_ERR_JSON;
+		}
+	}
+	return 0;
+}
+
+int
+ntm_jmsg_has(const struct ntm_jmsg *m, const void *in, const char *field)
+{
+	uint32_t has;
+
+	memcpy(&has, in, sizeof(has));
+	for (size_t i = 0; i < m->nfields; i++)
+		if (strcmp(m->fields[i].name, field) == 0)
+			return (has >> i) & 1;
+	return 0;
+}
+
+/* The bytes of m's struct that its fields span. */
+static size_t
+msg_size(const struct ntm_jmsg *m)
+{
+	size_t i, size = sizeof(uint32_t);
+
+	for (i = 0; i < m->nfields; i++) {
+		size_t end = m->fields[i].off + (m->fields[i].type == NTM_J_INT ?
+		    sizeof(int64_t) : m->fields[i].type == NTM_J_BOOL ? sizeof(int) :
+		    sizeof(void *));
+
+		if (end > size)
+			size = end;
+	}
+	return size;
+}
+
+int
+ntm_jmsg_unpack(const struct ntm_jmsg *m, json_t *obj, void *out, struct ntm_jerr *err)
 {
 	struct ntm_jfield jf[NTM_MSG_FIELDS_MAX];
+	_Alignas(max_align_t) uint8_t scratch[NTM_MSG_STRUCT_MAX];	/* holds pointers */
+	size_t i, size = msg_size(m);
 	uint32_t has = 0;
-	size_t i;
 	int e;
 
-	if (m->nfields > NTM_MSG_FIELDS_MAX)
+	if (m->nfields > NTM_MSG_FIELDS_MAX || size > sizeof(scratch))
 		return NTM_ERR_INVAL;
-	{
-		/* Unpack into a scratch copy, so a failure leaves out zeroed. */
-		uint8_t scratch[512];
-		size_t size = 0;
-
-		for (i = 0; i < m->nfields; i++) {
-			size_t end = m->fields[i].off + (m->fields[i].type == NTM_J_INT ?
-			    sizeof(int64_t) : m->fields[i].type == NTM_J_BOOL ? sizeof(int) :
-			    sizeof(void *));
-			if (end > size)
-				size = end;
-		}
-		if (size > sizeof(scratch))
-			return NTM_ERR_INVAL;
-		memset(scratch, 0, sizeof(scratch));
-		for (i = 0; i < m->nfields; i++) {
-			jf[i].name = m->fields[i].name;
-			jf[i].type = m->fields[i].type;
-			jf[i].required = m->fields[i].required;
-			jf[i].out = scratch + m->fields[i].off;
-			jf[i].maxlen = m->fields[i].maxlen;
-		}
-		if ((e = ntm_json_unpack(obj, jf, m->nfields, err)) < 0) {
-			memset(out, 0, size);
-			return e;
-		}
-		for (i = 0; i < m->nfields; i++) {
-			const struct ntm_mfield *f = &m->fields[i];
-			const char *s = NULL;
-			int64_t v = 0;
-
-			if (json_object_get(obj, f->name) == NULL)
-				continue;
+	/* Unpack into a scratch copy, so a failure leaves out zeroed. */
+	memset(scratch, 0, sizeof(scratch));
+	for (i = 0; i < m->nfields; i++) {
+		jf[i].name = m->fields[i].name;
+		jf[i].type = m->fields[i].type;
+		jf[i].required = m->fields[i].required;
+		jf[i].out = scratch + m->fields[i].off;
+		jf[i].maxlen = m->fields[i].maxlen;
+	}
+	if ((e = ntm_json_unpack(obj, jf, m->nfields, err)) < 0) {
+		memset(out, 0, size);
+		return e;
+	}
+	for (i = 0; i < m->nfields; i++)
+		if (json_object_get(obj, m->fields[i].name) != NULL)
 			has |= UINT32_C(1) << i;
-			if (f->type == NTM_J_STR)
-				memcpy(&s, scratch + f->off, sizeof(s));
-			else if (f->type == NTM_J_INT)
-				memcpy(&v, scratch + f->off, sizeof(v));
-			if ((f->type == NTM_J_STR || f->type == NTM_J_INT) &&
-			    check_fmt(f, s, v, err) < 0) {
-				memset(out, 0, size);
-				return NTM_ERR_JSON;
-			}
-		}
-		memcpy(out, scratch, size);
-		memcpy(out, &has, sizeof(has));
+	memcpy(scratch, &has, sizeof(has));
+	memcpy(out, scratch, size);
+	return 0;
+}
+
+int
+ntm_jmsg_decode(const struct ntm_jmsg *m, json_t *obj, void *out, struct ntm_jerr *err)
+{
+	int e;
+
+	if ((e = ntm_jmsg_unpack(m, obj, out, err)) < 0)
+		return e;
+	if ((e = ntm_jmsg_check(m, out, err)) < 0) {
+		memset(out, 0, msg_size(m));
+		return e;
 	}
 	return 0;
 }
@@ -267,6 +312,8 @@ bad:
 	{ #f, NTM_J_BOOL, req, NTM_MF_ANY, 0, 0, offsetof(T, f) }
 #define O(T, f, req) \
 	{ #f, NTM_J_OBJ, req, NTM_MF_ANY, 0, 0, offsetof(T, f) }
+#define A(T, f, req) \
+	{ #f, NTM_J_ARR, req, NTM_MF_ANY, 0, 0, offsetof(T, f) }
 #define MSG(NAME, TITLE, TABLE) \
 	const struct ntm_jmsg NAME = { TITLE, TABLE, sizeof(TABLE) / sizeof(TABLE[0]) }
 
@@ -387,8 +434,87 @@ static const struct ntm_mfield dc_moved_f[] = {
 MSG(ntm_msg_dc_moved, "POST /v1/dc/moved", dc_moved_f);
 #undef T
 
+#define T struct ntm_m_revoke
+static const struct ntm_mfield revoke_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	A(T, tokens, 0),
+	A(T, accounts, 0),
+};
+MSG(ntm_msg_revoke, "POST /v1/cs/revoke", revoke_f);
+#undef T
+
+#define T struct ntm_m_revoke_token
+static const struct ntm_mfield revoke_token_f[] = {
+	S(T, id, 1, 64, NTM_MF_B64, NTM_TOKEN_ID),
+	I(T, expires, 0, NTM_MF_ANY),
+};
+MSG(ntm_msg_revoke_token, "POST /v1/cs/revoke tokens[]", revoke_token_f);
+#undef T
+
+#define T struct ntm_m_revoke_account
+static const struct ntm_mfield revoke_account_f[] = {
+	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
+	S(T, dc, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+	I(T, before, 0, NTM_MF_ANY),
+};
+MSG(ntm_msg_revoke_account, "POST /v1/cs/revoke accounts[]", revoke_account_f);
+#undef T
+
+#define T struct ntm_m_logout
+static const struct ntm_mfield logout_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_logout, "POST /v1/logout", logout_f);
+#undef T
+
+#define T struct ntm_m_tunnel
+static const struct ntm_mfield tunnel_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, peer, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, tunnel_id, 0, 2 * NTM_TUNNEL_ID_LEN, NTM_MF_ANY, 0),
+};
+MSG(ntm_msg_tunnel, "POST /v1/tunnel", tunnel_f);
+#undef T
+
+#define T struct ntm_m_cs_upload
+static const struct ntm_mfield cs_upload_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	A(T, to, 1),
+	I(T, size, 1, NTM_MF_ANY),
+	I(T, ttl, 0, NTM_MF_ANY),
+	S(T, kind, 0, 8, NTM_MF_ANY, 0),
+	S(T, app, 0, 64, NTM_MF_ANY, 0),
+	S(T, service, 0, 64, NTM_MF_ANY, 0),
+	S(T, item, 0, 128, NTM_MF_ANY, 0),
+	S(T, notify, 0, 512, NTM_MF_ANY, 0),
+};
+MSG(ntm_msg_cs_upload, "POST /v1/cs/uploads", cs_upload_f);
+#undef T
+
+#define T struct ntm_m_cs_commit
+static const struct ntm_mfield cs_commit_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, upload, 1, 64, NTM_MF_ANY, 0),
+	I(T, size, 1, NTM_MF_ANY),
+	S(T, sha256, 1, 128, NTM_MF_ANY, 0),
+};
+MSG(ntm_msg_cs_commit, "POST /v1/cs/upload/commit", cs_commit_f);
+#undef T
+
+#define T struct ntm_m_cs_confirm
+static const struct ntm_mfield cs_confirm_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, sha256, 1, 128, NTM_MF_ANY, 0),
+	S(T, fqdn, 0, NTM_NAME_MAX, NTM_MF_ANY, 0),
+};
+MSG(ntm_msg_cs_confirm, "POST /v1/cs/object/confirm", cs_confirm_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
-	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, NULL,
+	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, &ntm_msg_revoke,
+	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
+	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, NULL,
 };

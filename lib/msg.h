@@ -41,6 +41,7 @@ enum ntm_mfmt {
 	NTM_MF_ENDPOINT,	/* ip:port (ntm_sa_parse) */
 	NTM_MF_KIND,		/* "key" or "data" */
 	NTM_MF_SIZE,		/* integer 0..2^40 */
+	NTM_MF_DNSNAME,		/* ntm_valid_dnsname */
 };
 
 struct ntm_mfield {
@@ -54,6 +55,7 @@ struct ntm_mfield {
 };
 
 #define NTM_MSG_FIELDS_MAX	16
+#define NTM_MSG_STRUCT_MAX	512	/* bytes of a message struct */
 
 struct ntm_jmsg {
 	const char		*name;		/* "POST /v1/as/login", for errors */
@@ -61,13 +63,25 @@ struct ntm_jmsg {
 	size_t			 nfields;
 };
 
-/* Decodes obj (borrowed) into out (the message's struct; zeroed on failure). */
+/* Decodes obj (borrowed) into out (the message's struct; zeroed on
+ * failure): ntm_jmsg_unpack, then ntm_jmsg_check. */
 int ntm_jmsg_decode(const struct ntm_jmsg *m, json_t *obj, void *out,
+    struct ntm_jerr *err) NTM_WUR;
+/* The two halves of a decode, for a receiver whose answers put its own
+ * checks (the caller's rights, say) between them: the keys, types and
+ * lengths; then the formats of the fields present in the struct. */
+int ntm_jmsg_unpack(const struct ntm_jmsg *m, json_t *obj, void *out,
+    struct ntm_jerr *err) NTM_WUR;
+int ntm_jmsg_check(const struct ntm_jmsg *m, const void *in,
     struct ntm_jerr *err) NTM_WUR;
 /* Encodes in into *out (new reference). NTM_ERR_JSON with err filled if a
  * field breaks the rules, NTM_ERR_NOMEM. */
 int ntm_jmsg_encode(const struct ntm_jmsg *m, const void *in, json_t **out,
     struct ntm_jerr *err) NTM_WUR;
+
+/* Whether in (m's struct) has field: a decoded field that was present, or
+ * one to encode. 0 for a name m does not have. */
+int ntm_jmsg_has(const struct ntm_jmsg *m, const void *in, const char *field);
 
 /* Every message, for tests and the fuzz harness; NULL-terminated. */
 extern const struct ntm_jmsg *const ntm_jmsgs[];
@@ -76,6 +90,10 @@ extern const struct ntm_jmsg *const ntm_jmsgs[];
 extern const struct ntm_jmsg NAME;						\
 static inline int NAME##_decode(json_t *obj, TYPE *out, struct ntm_jerr *err)	\
 	{ return ntm_jmsg_decode(&NAME, obj, out, err); }			\
+static inline int NAME##_unpack(json_t *obj, TYPE *out, struct ntm_jerr *err)	\
+	{ return ntm_jmsg_unpack(&NAME, obj, out, err); }			\
+static inline int NAME##_check(const TYPE *in, struct ntm_jerr *err)		\
+	{ return ntm_jmsg_check(&NAME, in, err); }				\
 static inline int NAME##_encode(const TYPE *in, json_t **out,			\
     struct ntm_jerr *err)							\
 	{ return ntm_jmsg_encode(&NAME, in, out, err); }
@@ -184,5 +202,83 @@ struct ntm_m_dc_moved {
 	const char	*to, *from, *tunnel_id, *endpoint;
 };
 NTM_MSG_CODEC(ntm_msg_dc_moved, struct ntm_m_dc_moved)
+
+/* ---- the DC's other client requests --------------------------------------- */
+
+/* POST /v1/logout (client -> DC). */
+struct ntm_m_logout {
+	uint32_t	 has;
+	int64_t		 version;
+};
+NTM_MSG_CODEC(ntm_msg_logout, struct ntm_m_logout)
+
+/* POST /v1/tunnel (client -> DC); the DC checks peer against the caller. */
+struct ntm_m_tunnel {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*peer;
+	const char	*tunnel_id;			/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_tunnel, struct ntm_m_tunnel)
+
+/* ---- the CS's client requests --------------------------------------------- */
+
+/* POST /v1/cs/uploads (client -> CS); the CS checks from, to and the
+ * values against its own limits, and fills in what is absent. */
+struct ntm_m_cs_upload {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*from;
+	json_t		*to;				/* array of FQDNs */
+	int64_t		 size;
+	int64_t		 ttl;				/* optional */
+	const char	*kind, *app, *service, *item, *notify;	/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_cs_upload, struct ntm_m_cs_upload)
+
+/* POST /v1/cs/upload/commit (client -> CS). */
+struct ntm_m_cs_commit {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*upload;
+	int64_t		 size;
+	const char	*sha256;
+};
+NTM_MSG_CODEC(ntm_msg_cs_commit, struct ntm_m_cs_commit)
+
+/* POST /v1/cs/object/confirm (client -> CS). */
+struct ntm_m_cs_confirm {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*sha256;
+	const char	*fqdn;				/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_cs_confirm, struct ntm_m_cs_confirm)
+
+/* ---- revocations: AS -> CS ---------------------------------------------- */
+
+/* POST /v1/cs/revoke: arrays of the two entries below. */
+struct ntm_m_revoke {
+	uint32_t	 has;
+	int64_t		 version;
+	json_t		*tokens, *accounts;		/* optional arrays */
+};
+NTM_MSG_CODEC(ntm_msg_revoke, struct ntm_m_revoke)
+
+/* An element of "tokens": a token id (base64url) and when it expires. */
+struct ntm_m_revoke_token {
+	uint32_t	 has;
+	const char	*id;
+	int64_t		 expires;			/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_revoke_token, struct ntm_m_revoke_token)
+
+/* An element of "accounts": every token of user at dc issued before. */
+struct ntm_m_revoke_account {
+	uint32_t	 has;
+	const char	*user, *dc;
+	int64_t		 before;			/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_revoke_account, struct ntm_m_revoke_account)
 
 #endif
