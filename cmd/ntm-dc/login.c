@@ -277,17 +277,14 @@ static void
 on_logout(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,	0 },
-	};
+	struct ntm_m_logout m;
 	struct ntm_jerr jerr;
 	struct ntm_token tok;
 	struct dc_client cl;
 	struct dc_session sess;
 	int e;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, 1, &jerr) < 0) {
+	if (ntm_msg_logout_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
