@@ -4,7 +4,7 @@
  * exchange request (kind "data"); docs/protocol.md §7.7.
  *
  *   commit -> dests rows (announced NULL) -> kick
- *   due row -> SRV _ntm._tcp.<recipient's domain> (discover.h, `resolver`)
+ *   due row -> SRV _ntm._tcp.<recipient's domain> (peerdc.h, `resolver`)
  *           -> signed POST https://<DC>/v1/dc/announce (role cs)
  *           -> 200: announced | 404 unknown_peer: failed | else: retry later
  *

@@ -10,10 +10,10 @@
  *   POST /v1/dc/moved      DC (signed): a peer of your client's tunnel moved;
  *                          send your client a MOVED (UDP, §4.2)
  *
- * A peer in another domain is reached through disc_lookup() (DNS SRV) and
- * the two signed calls. Tunnels are remembered (tunnel_id -> temporal key,
- * ends) so either end may ask for the route to be decided again (mobility)
- * while both keep their sessions.
+ * A peer in another domain is reached through peerdc_post() (DNS SRV, then
+ * the signed locate) and the direction call to the same DC. Tunnels are
+ * remembered (tunnel_id -> temporal key, ends) so either end may ask for the
+ * route to be decided again (mobility) while both keep their sessions.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
