@@ -376,6 +376,14 @@ static const struct ntm_mfield dc_xkey_f[] = {
 MSG(ntm_msg_dc_xkey, "POST /v1/dc/xkey", dc_xkey_f);
 #undef T
 
+#define T struct ntm_m_xkey
+static const struct ntm_mfield xkey_f[] = {
+	S(T, fqdn, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, exchange_key, 1, NTM_B64_LEN(NTM_KX_PK), NTM_MF_B64, NTM_KX_PK),
+};
+MSG(ntm_msg_xkey, "200 to POST /v1/dc/xkey, GET /v1/exchange/key", xkey_f);
+#undef T
+
 #define T struct ntm_m_announce
 static const struct ntm_mfield announce_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
@@ -516,5 +524,5 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
 	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, &ntm_msg_revoke,
 	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
-	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, NULL,
+	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey, NULL,
 };

@@ -156,6 +156,14 @@ struct ntm_m_dc_xkey {
 };
 NTM_MSG_CODEC(ntm_msg_dc_xkey, struct ntm_m_dc_xkey)
 
+/* The 200 answer to POST /v1/dc/xkey (DC -> DC) and to GET
+ * /v1/exchange/key (DC -> client): a peer's exchange key. */
+struct ntm_m_xkey {
+	uint32_t	 has;
+	const char	*fqdn, *exchange_key;
+};
+NTM_MSG_CODEC(ntm_msg_xkey, struct ntm_m_xkey)
+
 /* POST /v1/dc/announce (CS -> the recipient's DC). */
 struct ntm_m_announce {
 	uint32_t	 has;

@@ -321,6 +321,19 @@ xreq_free(struct dc_xreq *x)
 	free(x);
 }
 
+/* A peer's exchange key as answered (NULL: out of memory, or a key that is
+ * not one; the reply is then 500). */
+static json_t *
+xkey_json(const char *fqdn, const char *key)
+{
+	struct ntm_m_xkey m = { .fqdn = fqdn, .exchange_key = key };
+	json_t *j = NULL;
+
+	if (ntm_msg_xkey_encode(&m, &j, NULL) < 0)
+		return NULL;
+	return j;
+}
+
 static void
 xreq_finish(struct dc_xreq *x)
 {
@@ -329,8 +342,7 @@ xreq_finish(struct dc_xreq *x)
 	if (d->status)
 		ntm_reply_error(x->req, d->status, d->code, NULL, "%s", d->message);
 	else if (x->type == X_XKEY)
-		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s}", "fqdn", d->fqdn,
-		    "exchange_key", x->xkey));
+		ntm_reply_json(x->req, 200, xkey_json(d->fqdn, x->xkey));
 	else
 		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:I}", "key_id",
 		    x->tk.key_id, "to", d->fqdn,
@@ -383,15 +395,15 @@ on_xsent(const struct ntm_http_result *res, struct dc_xdest *d)
 		return;
 	}
 	if (res->status == 200 && d->x->type == X_XKEY) {
-		const char *k = json_string_value(json_object_get(res->json, "exchange_key"));
-		uint8_t raw[NTM_XPK_LEN];
+		struct ntm_m_xkey k;
+		struct ntm_jerr jerr;
 
-		if (k == NULL || ntm_b64_decode_exact(raw, sizeof(raw), k) < 0) {
+		if (res->json == NULL || ntm_msg_xkey_decode(res->json, &k, &jerr) < 0) {
 			dest_done(d, 502, "upstream_unavailable", "DC %s answered no usable "
 			    "exchange_key", d->domain);
 			return;
 		}
-		snprintf(d->x->xkey, sizeof(d->x->xkey), "%s", k);
+		snprintf(d->x->xkey, sizeof(d->x->xkey), "%s", k.exchange_key);
 	}
 	if (res->status == 200) {
 		dest_done(d, 0, NULL, "%s", "");
@@ -924,7 +936,7 @@ on_dc_xkey(struct ntm_req *req, void *arg)
 	to = m.to;
 	memset(&d, 0, sizeof(d));
 	local_xkey(dc, to, key, sizeof(key), &d);
-	reply_dest(req, &d, json_pack("{s:s, s:s}", "fqdn", to, "exchange_key", key));
+	reply_dest(req, &d, d.status ? NULL : xkey_json(to, key));
 }
 
 /* ---- setup ------------------------------------------------------------------ */

@@ -44,6 +44,7 @@ static const struct {
 	{ &ntm_msg_revoke_account, "{\"user\":\"alice\",\"dc\":\"dc1.example\","
 	  "\"before\":1700000000}" },
 	{ &ntm_msg_logout, "{\"version\":1}" },
+	{ &ntm_msg_xkey, "{\"fqdn\":\"b.dc2.example\",\"exchange_key\":\"" K32 "\"}" },
 	{ &ntm_msg_tunnel, "{\"version\":1,\"peer\":\"b.dc2.example\",\"tunnel_id\":\"" H32 "\"}" },
 	{ &ntm_msg_cs_upload, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":[\"b.dc2.example\"],"
 	  "\"size\":5,\"ttl\":60,\"kind\":\"key\",\"app\":\"ap\",\"service\":\"sv\","
@@ -89,6 +90,7 @@ static const struct {
 	{ &ntm_msg_dc_moved, "endpoint", "\"198.51.100.1\"" },
 	{ &ntm_msg_dc_moved, "endpoint", "\"nohost:1\"" },
 	{ &ntm_msg_revoke_token, "id", "\"" K32 "\"" },
+	{ &ntm_msg_xkey, "exchange_key", "\"" K16 "\"" },
 	{ &ntm_msg_revoke_account, "user", "\"Bob\"" },
 	{ &ntm_msg_revoke_account, "dc", "\"a..b\"" },
 };
