@@ -330,6 +330,21 @@ static const struct ntm_mfield login_f[] = {
 MSG(ntm_msg_login, "POST /v1/login", login_f);
 #undef T
 
+#define T struct ntm_m_login_ok
+static const struct ntm_mfield login_ok_f[] = {
+	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
+	S(T, fqdn, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+	S(T, vip4, 1, 64, NTM_MF_ANY, 0),
+	S(T, vip6, 1, 64, NTM_MF_ANY, 0),
+	S(T, domain, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+	S(T, token, 1, 4096, NTM_MF_NONEMPTY, 0),
+	I(T, token_expires, 1, NTM_MF_ANY),
+	S(T, session_id, 1, 64, NTM_MF_HEX, 32),
+	S(T, dc_key, 1, 64, NTM_MF_B64, NTM_KX_PK),
+};
+MSG(ntm_msg_login_ok, "200 to POST /v1/login", login_ok_f);
+#undef T
+
 #define T struct ntm_m_as_login
 static const struct ntm_mfield as_login_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
@@ -524,5 +539,6 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
 	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, &ntm_msg_revoke,
 	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
-	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey, NULL,
+	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey,
+	&ntm_msg_login_ok, NULL,
 };

@@ -113,6 +113,15 @@ struct ntm_m_login {
 };
 NTM_MSG_CODEC(ntm_msg_login, struct ntm_m_login)
 
+/* The DC's 200 answer to POST /v1/login. */
+struct ntm_m_login_ok {
+	uint32_t	 has;
+	const char	*user, *fqdn, *vip4, *vip6, *domain, *token;
+	int64_t		 token_expires;
+	const char	*session_id, *dc_key;
+};
+NTM_MSG_CODEC(ntm_msg_login_ok, struct ntm_m_login_ok)
+
 /* POST /v1/as/login (DC -> AS). */
 struct ntm_m_as_login {
 	uint32_t	 has;

@@ -73,6 +73,8 @@ login_finish(struct dc_login *l, const char *token_b64)
 	uint8_t kx_pk[NTM_KX_PK], kx_sk[NTM_KX_SK], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
 	uint8_t sid[DC_SESSION_ID];
 	char dc_key[NTM_B64_LEN(NTM_KX_PK)], msg[512];
+	struct ntm_m_login_ok ok;
+	json_t *out;
 	int64_t now = now_unix();
 	int e;
 
@@ -136,10 +138,12 @@ login_finish(struct dc_login *l, const char *token_b64)
 		msg[0] = '\0';
 	log_info("login %s/%s from %s: ok, %s %s %s%s", l->user, l->device, l->peer,
 	    cl.fqdn, cl.vip4, cl.vip6, l->push[0] ? ", push" : "");
-	ntm_reply_json(l->req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
-	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
-	    "domain", s->conf.name, "token", token_b64,
-	    "token_expires", (json_int_t)tok.expires, "session_id", msg, "dc_key", dc_key));
+	ok = (struct ntm_m_login_ok){ .user = cl.user, .fqdn = cl.fqdn, .vip4 = cl.vip4,
+		.vip6 = cl.vip6, .domain = s->conf.name, .token = token_b64,
+		.token_expires = tok.expires, .session_id = msg, .dc_key = dc_key };
+	if (ntm_msg_login_ok_encode(&ok, &out, NULL) < 0)
+		out = NULL;			/* answered 500 */
+	ntm_reply_json(l->req, 200, out);
 }
 
 static int

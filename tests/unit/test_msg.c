@@ -44,6 +44,10 @@ static const struct {
 	{ &ntm_msg_revoke_account, "{\"user\":\"alice\",\"dc\":\"dc1.example\","
 	  "\"before\":1700000000}" },
 	{ &ntm_msg_logout, "{\"version\":1}" },
+	{ &ntm_msg_login_ok, "{\"user\":\"alice\",\"fqdn\":\"alice.dc1.example\","
+	  "\"vip4\":\"100.64.1.2\",\"vip6\":\"fd00::2\",\"domain\":\"dc1.example\","
+	  "\"token\":\"t\",\"token_expires\":1700000000,\"session_id\":\"" H32 "\","
+	  "\"dc_key\":\"" K32 "\"}" },
 	{ &ntm_msg_xkey, "{\"fqdn\":\"b.dc2.example\",\"exchange_key\":\"" K32 "\"}" },
 	{ &ntm_msg_tunnel, "{\"version\":1,\"peer\":\"b.dc2.example\",\"tunnel_id\":\"" H32 "\"}" },
 	{ &ntm_msg_cs_upload, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":[\"b.dc2.example\"],"
@@ -91,6 +95,9 @@ static const struct {
 	{ &ntm_msg_dc_moved, "endpoint", "\"nohost:1\"" },
 	{ &ntm_msg_revoke_token, "id", "\"" K32 "\"" },
 	{ &ntm_msg_xkey, "exchange_key", "\"" K16 "\"" },
+	{ &ntm_msg_login_ok, "session_id", "\"" H64 "\"" },
+	{ &ntm_msg_login_ok, "fqdn", "\"a..b\"" },
+	{ &ntm_msg_login_ok, "dc_key", "\"" K16 "\"" },
 	{ &ntm_msg_revoke_account, "user", "\"Bob\"" },
 	{ &ntm_msg_revoke_account, "dc", "\"a..b\"" },
 };
