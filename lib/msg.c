@@ -446,6 +446,44 @@ static const struct ntm_mfield dc_direction_f[] = {
 MSG(ntm_msg_dc_direction, "POST /v1/dc/direction", dc_direction_f);
 #undef T
 
+#define T struct ntm_m_direction
+static const struct ntm_mfield direction_f[] = {
+	S(T, tunnel_id, 1, 2 * NTM_TUNNEL_ID_LEN, NTM_MF_ANY, 0),
+	S(T, peer, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, peer_vip4, 1, 47, NTM_MF_ANY, 0),
+	S(T, peer_vip6, 1, 47, NTM_MF_ANY, 0),
+	S(T, route, 1, 16, NTM_MF_ANY, 0),
+	S(T, reason, 1, 95, NTM_MF_ANY, 0),
+	S(T, role, 1, 16, NTM_MF_ANY, 0),
+	S(T, endpoint, 1, 63, NTM_MF_ANY, 0),
+	S(T, temporal_key, 1, NTM_B64_LEN(NTM_KEY_LEN), NTM_MF_ANY, 0),
+	I(T, expires, 1, NTM_MF_ANY),
+	O(T, relay, 0),
+};
+MSG(ntm_msg_direction, "direction", direction_f);
+#undef T
+
+#define T struct ntm_m_relay
+static const struct ntm_mfield relay_f[] = {
+	S(T, ticket, 1, 2 * NTM_B64_LEN(NTM_TICKET_MAX), NTM_MF_ANY, 0),
+	S(T, relay_key, 1, NTM_B64_LEN(NTM_KEY_LEN), NTM_MF_ANY, 0),
+	S(T, addr, 1, 63, NTM_MF_ANY, 0),
+	I(T, side, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_relay, "direction relay", relay_f);
+#undef T
+
+#define T struct ntm_m_location
+static const struct ntm_mfield location_f[] = {
+	S(T, reflexive, 1, 64, NTM_MF_ANY, 0),
+	A(T, locals, 1),
+	B(T, natted, 1),
+	I(T, family, 1, NTM_MF_ANY),
+	I(T, last_seen, 0, NTM_MF_ANY),
+};
+MSG(ntm_msg_location, "location", location_f);
+#undef T
+
 #define T struct ntm_m_dc_moved
 static const struct ntm_mfield dc_moved_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
@@ -540,5 +578,5 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, &ntm_msg_revoke,
 	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
 	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey,
-	&ntm_msg_login_ok, NULL,
+	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location, NULL,
 };

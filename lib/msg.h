@@ -212,6 +212,36 @@ struct ntm_m_dc_direction {
 };
 NTM_MSG_CODEC(ntm_msg_dc_direction, struct ntm_m_dc_direction)
 
+/* A direction (docs/protocol.md §4.4), made by a DC for one end of a tunnel:
+ * queued for its client, or sent in POST /v1/dc/direction to the other
+ * end's DC, which checks the values against the calling DC. */
+struct ntm_m_direction {
+	uint32_t	 has;
+	const char	*tunnel_id, *peer, *peer_vip4, *peer_vip6, *route, *reason;
+	const char	*role, *endpoint, *temporal_key;
+	int64_t		 expires;
+	json_t		*relay;				/* ntm_m_relay; route relay */
+};
+NTM_MSG_CODEC(ntm_msg_direction, struct ntm_m_direction)
+
+/* A direction's "relay": the ticket and key for the RS at addr. */
+struct ntm_m_relay {
+	uint32_t	 has;
+	const char	*ticket, *relay_key, *addr;
+	int64_t		 side;
+};
+NTM_MSG_CODEC(ntm_msg_relay, struct ntm_m_relay)
+
+/* Where a registered client was seen (the "location" of a locate answer). */
+struct ntm_m_location {
+	uint32_t	 has;
+	const char	*reflexive;
+	json_t		*locals;			/* array of ip:port */
+	int		 natted;
+	int64_t		 family, last_seen;		/* last_seen optional */
+};
+NTM_MSG_CODEC(ntm_msg_location, struct ntm_m_location)
+
 /* POST /v1/dc/moved (DC -> the peer's DC). */
 struct ntm_m_dc_moved {
 	uint32_t	 has;

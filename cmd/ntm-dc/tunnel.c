@@ -138,52 +138,48 @@ family_num(const struct sockaddr_storage *ss)
 static json_t *
 location_json(const struct ntm_location *l, int64_t last_seen)
 {
-	json_t *locals = json_array();
-	char a[64];
+	struct ntm_m_location m = { .has = ~UINT32_C(0), .natted = l->natted,
+		.family = family_num(&l->reflexive), .last_seen = last_seen };
+	char a[64], r[64];
+	json_t *j = NULL;
 
-	for (int i = 0; locals && i < l->nlocals; i++)
-		json_array_append_new(locals, json_string(ntm_sa_str(
+	if ((m.locals = json_array()) == NULL)
+		return NULL;
+	for (int i = 0; i < l->nlocals; i++)
+		json_array_append_new(m.locals, json_string(ntm_sa_str(
 		    (const struct sockaddr *)&l->locals[i], a, sizeof(a))));
-	return json_pack("{s:s, s:o, s:b, s:i, s:I}",
-	    "reflexive", ntm_sa_str((const struct sockaddr *)&l->reflexive, a, sizeof(a)),
-	    "locals", locals, "natted", l->natted, "family", family_num(&l->reflexive),
-	    "last_seen", (json_int_t)last_seen);
+	m.reflexive = ntm_sa_str((const struct sockaddr *)&l->reflexive, r, sizeof(r));
+	if (ntm_msg_location_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(m.locals);
+	return j;
 }
 
 /* Parses what location_json wrote; fills msg on error. */
 static int
 location_parse(json_t *obj, struct ntm_location *l, char *msg, size_t cap)
 {
-	const char *reflexive = NULL;
-	json_t *locals = NULL, *v;
-	int natted = 0;
-	int64_t family = 0, last_seen = 0;
-	const struct ntm_jfield f[] = {
-		{ "reflexive",	NTM_J_STR, 1, &reflexive, 64 },
-		{ "locals",	NTM_J_ARR, 1, &locals, 0 },
-		{ "natted",	NTM_J_BOOL, 1, &natted, 0 },
-		{ "family",	NTM_J_INT, 1, &family, 0 },
-		{ "last_seen",	NTM_J_INT, 0, &last_seen, 0 },
-	};
+	struct ntm_m_location m;
 	struct ntm_jerr jerr;
+	json_t *v;
 	socklen_t len;
 	size_t i;
 
 	memset(l, 0, sizeof(*l));
-	if (ntm_json_unpack(obj, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
+	if (ntm_msg_location_decode(obj, &m, &jerr) < 0) {
 		snprintf(msg, cap, "location: %s", jerr.message);
 		return -1;
 	}
-	if (ntm_sa_parse(&l->reflexive, &len, reflexive) < 0 ||
-	    family_num(&l->reflexive) != family) {
-		snprintf(msg, cap, "location: bad reflexive address '%s'", reflexive);
+	if (ntm_sa_parse(&l->reflexive, &len, m.reflexive) < 0 ||
+	    family_num(&l->reflexive) != m.family) {
+		snprintf(msg, cap, "location: bad reflexive address '%s'", m.reflexive);
 		return -1;
 	}
-	if (json_array_size(locals) > NTM_REG_ADDRS) {
+	if (json_array_size(m.locals) > NTM_REG_ADDRS) {
 		snprintf(msg, cap, "location: more than %d locals", NTM_REG_ADDRS);
 		return -1;
 	}
-	json_array_foreach(locals, i, v) {
+	json_array_foreach(m.locals, i, v) {
 		if (!json_is_string(v) ||
 		    ntm_sa_parse(&l->locals[l->nlocals], &len, json_string_value(v)) < 0) {
 			snprintf(msg, cap, "location: bad local address");
@@ -191,7 +187,7 @@ location_parse(json_t *obj, struct ntm_location *l, char *msg, size_t cap)
 		}
 		l->nlocals++;
 	}
-	l->natted = natted;
+	l->natted = m.natted;
 	return 0;
 }
 
@@ -210,25 +206,32 @@ direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_L
     int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp)
 {
 	char thex[2 * NTM_TUNNEL_ID_LEN + 1], kb64[NTM_B64_LEN(NTM_KEY_LEN)];
+	struct ntm_m_direction m;
 	json_t *d;
 	int side = initiator ? 0 : 1;
 
 	if (ntm_hex_encode(thex, sizeof(thex), tid, NTM_TUNNEL_ID_LEN) < 0 ||
 	    ntm_b64_encode(kb64, sizeof(kb64), key, NTM_KEY_LEN) < 0)
 		return NULL;
-	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
-	    "tunnel_id", thex, "peer", peer, "peer_vip4", vip4, "peer_vip6", vip6,
-	    "route", ntm_route_kind_name(r->kind), "reason", r->reason,
-	    "role", initiator ? "initiator" : "responder", "endpoint", endpoint,
-	    "temporal_key", kb64, "expires", (json_int_t)expires);
-	ntm_wipe(kb64, sizeof(kb64));
-	if (d && r->kind == NTM_ROUTE_RELAY &&
-	    json_object_set_new(d, "relay", json_pack("{s:s, s:s, s:s, s:i}",
-	    "ticket", rp->ticket, "relay_key", rp->key, "addr", rp->addr[side],
-	    "side", side)) < 0) {
-		json_decref(d);
-		return NULL;
+	m = (struct ntm_m_direction){ .tunnel_id = thex, .peer = peer, .peer_vip4 = vip4,
+		.peer_vip6 = vip6, .route = ntm_route_kind_name(r->kind), .reason = r->reason,
+		.role = initiator ? "initiator" : "responder", .endpoint = endpoint,
+		.temporal_key = kb64, .expires = expires };
+	if (r->kind == NTM_ROUTE_RELAY) {
+		struct ntm_m_relay rl = { .ticket = rp->ticket, .relay_key = rp->key,
+			.addr = rp->addr[side], .side = side };
+
+		if (ntm_msg_relay_encode(&rl, &m.relay, NULL) < 0)
+			m.relay = NULL;
+		if (m.relay == NULL) {
+			ntm_wipe(kb64, sizeof(kb64));
+			return NULL;
+		}
 	}
+	if (ntm_msg_direction_encode(&m, &d, NULL) < 0)
+		d = NULL;
+	ntm_wipe(kb64, sizeof(kb64));
+	json_decref(m.relay);
 	return d;
 }
 
@@ -818,39 +821,28 @@ static int
 direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
     uint8_t key[NTM_KEY_LEN], const char **peer_out, struct ntm_jerr *je)
 {
-	const char *tunnel_id = NULL, *peer = NULL, *vip4 = NULL, *vip6 = NULL, *route = NULL,
-	    *reason = NULL, *role = NULL, *endpoint = NULL, *tk = NULL, *ticket = NULL,
-	    *rkey = NULL, *addr = NULL, *pd;
-	int64_t expires = 0, side = 0;
-	json_t *relay = NULL;
-	const struct ntm_jfield f[] = {
-		{ "tunnel_id",	  NTM_J_STR, 1, &tunnel_id, 2 * NTM_TUNNEL_ID_LEN },
-		{ "peer",	  NTM_J_STR, 1, &peer,	    NTM_NAME_MAX },
-		{ "peer_vip4",	  NTM_J_STR, 1, &vip4,	    47 },
-		{ "peer_vip6",	  NTM_J_STR, 1, &vip6,	    47 },
-		{ "route",	  NTM_J_STR, 1, &route,	    16 },
-		{ "reason",	  NTM_J_STR, 1, &reason,    95 },
-		{ "role",	  NTM_J_STR, 1, &role,	    16 },
-		{ "endpoint",	  NTM_J_STR, 1, &endpoint,  63 },
-		{ "temporal_key", NTM_J_STR, 1, &tk,	    NTM_B64_LEN(NTM_KEY_LEN) },
-		{ "expires",	  NTM_J_INT, 1, &expires,   0 },
-		{ "relay",	  NTM_J_OBJ, 0, &relay,	    0 },
-	};
-	const struct ntm_jfield rf[] = {
-		{ "ticket",	NTM_J_STR, 1, &ticket,	DIR_FIELD_MAX },
-		{ "relay_key",	NTM_J_STR, 1, &rkey,	NTM_B64_LEN(NTM_KEY_LEN) },
-		{ "addr",	NTM_J_STR, 1, &addr,	63 },
-		{ "side",	NTM_J_INT, 1, &side,	0 },
-	};
+	struct ntm_m_direction m;
+	struct ntm_m_relay rl;
+	const char *tunnel_id, *peer, *vip4, *vip6, *route, *role, *endpoint, *tk, *pd;
+	json_t *relay;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uint8_t b4[4], b6[16], kbuf[NTM_KEY_LEN], tmp[NTM_TICKET_MAX];
 	const char *bad = NULL;
 
-	if (ntm_json_unpack(d, f, sizeof(f) / sizeof(f[0]), je) < 0)
+	/* The values are checked below, each refusal naming "direction". */
+	if (ntm_msg_direction_unpack(d, &m, je) < 0)
 		return -1;
-	if (relay && ntm_json_unpack(relay, rf, sizeof(rf) / sizeof(rf[0]), je) < 0)
+	if ((relay = m.relay) != NULL && ntm_msg_relay_unpack(relay, &rl, je) < 0)
 		return -1;
+	tunnel_id = m.tunnel_id;
+	peer = m.peer;
+	vip4 = m.peer_vip4;
+	vip6 = m.peer_vip6;
+	route = m.route;
+	role = m.role;
+	endpoint = m.endpoint;
+	tk = m.temporal_key;
 	if (ntm_hex_decode_exact(tid, NTM_TUNNEL_ID_LEN, tunnel_id) < 0)
 		bad = "tunnel_id";
 	else if (!ntm_valid_dnsname(peer) || (pd = fqdn_domain(peer)) == NULL ||
@@ -870,9 +862,9 @@ direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
 		bad = "temporal_key";
 	else if ((strcmp(route, "relay") == 0) != (relay != NULL))
 		bad = "relay";
-	else if (relay && (ntm_b64_decode(tmp, sizeof(tmp), ticket) < 1 ||
-	    ntm_b64_decode_exact(kbuf, sizeof(kbuf), rkey) < 0 ||
-	    ntm_sa_parse(&ss, &len, addr) < 0 || (side != 0 && side != 1)))
+	else if (relay && (ntm_b64_decode(tmp, sizeof(tmp), rl.ticket) < 1 ||
+	    ntm_b64_decode_exact(kbuf, sizeof(kbuf), rl.relay_key) < 0 ||
+	    ntm_sa_parse(&ss, &len, rl.addr) < 0 || (rl.side != 0 && rl.side != 1)))
 		bad = "relay";
 	ntm_wipe(kbuf, sizeof(kbuf));
 	if (bad) {
