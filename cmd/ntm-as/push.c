@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "ntm-as.h"
+#include "msg.h"
 
 #define AS_PUSH_EVERY_S		2
 #define AS_PUSH_BATCH		1024	/* entries per push (the CS's limit) */
@@ -74,6 +75,7 @@ pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, int64_t *first,
     int64_t *last)
 {
 	sqlite3_stmt *st;
+	json_t *e;
 	int n = 0, rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT id, user, dc, before, token_id FROM "
@@ -89,16 +91,25 @@ pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, int64_t *first,
 		*last = sqlite3_column_int64(st, 0);
 		if (n++ == 0)
 			*first = *last;
-		if (hex == NULL)
-			json_array_append_new(acc, json_pack("{s:s, s:s, s:I}",
-			    "user", (const char *)sqlite3_column_text(st, 1),
-			    "dc", (const char *)sqlite3_column_text(st, 2),
-			    "before", (json_int_t)sqlite3_column_int64(st, 3)));
-		else if (ntm_hex_decode_exact(raw, sizeof(raw), hex) >= 0 &&
-		    ntm_b64_encode(b64, sizeof(b64), raw, sizeof(raw)) > 0)
-			json_array_append_new(tok, json_pack("{s:s, s:I}", "id", b64,
-			    "expires", (json_int_t)sqlite3_column_int64(st, 3)));
-		else
+		if (hex == NULL) {
+			struct ntm_m_revoke_account a = { .has = ~UINT32_C(0),
+				.user = (const char *)sqlite3_column_text(st, 1),
+				.dc = (const char *)sqlite3_column_text(st, 2),
+				.before = sqlite3_column_int64(st, 3) };
+
+			if (ntm_msg_revoke_account_encode(&a, &e, NULL) == 0)
+				json_array_append_new(acc, e);
+			else
+				log_warnx("revocation #%lld: bad account in the database, "
+				    "skipped", (long long)*last);
+		} else if (ntm_hex_decode_exact(raw, sizeof(raw), hex) >= 0 &&
+		    ntm_b64_encode(b64, sizeof(b64), raw, sizeof(raw)) > 0) {
+			struct ntm_m_revoke_token t = { .has = ~UINT32_C(0), .id = b64,
+				.expires = sqlite3_column_int64(st, 3) };
+
+			if (ntm_msg_revoke_token_encode(&t, &e, NULL) == 0)
+				json_array_append_new(tok, e);
+		} else
 			log_warnx("revocation #%lld: bad token id in the database, skipped",
 			    (long long)*last);
 	}
@@ -247,6 +258,7 @@ push_to(struct push_cs *c)
 {
 	struct as_push *p = c->push;
 	json_t *acc, *tok, *body;
+	struct ntm_m_revoke m;
 	int e;
 
 	if (c->busy)
@@ -259,9 +271,12 @@ push_to(struct push_cs *c)
 		json_decref(tok);
 		return;
 	}
-	body = json_pack("{s:i, s:o, s:o}", "version", NTM_PROTOCOL_VERSION, "accounts", acc,
-	    "tokens", tok);
-	if (body == NULL)
+	m = (struct ntm_m_revoke){ .version = NTM_PROTOCOL_VERSION, .accounts = acc,
+		.tokens = tok };
+	e = ntm_msg_revoke_encode(&m, &body, NULL);
+	json_decref(acc);
+	json_decref(tok);
+	if (e < 0)
 		return;
 	if ((e = ntm_httpc_request(p->httpc, "POST", c->revoke, body, NULL,
 	    AS_PUSH_TIMEOUT_MS, on_pushed, c)) == 0)

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "ntm-as.h"
+#include "msg.h"
 
 /* One login between the loop and a worker. */
 struct login_job {
@@ -62,6 +63,8 @@ login_done(void *arg)
 	struct as *as = j->as;
 	struct ntm_token t;
 	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	struct ntm_m_as_login_ok ok;
+	struct ntm_jerr jerr;
 	json_t *body;
 	int err;
 
@@ -99,10 +102,13 @@ login_done(void *arg)
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot record the token");
 		goto out;
 	}
-	body = json_pack("{s:s, s:s, s:I}", "user", t.user, "token", b64,
-	    "expires", (json_int_t)t.expires);
+	memset(&ok, 0, sizeof(ok));
+	ok.user = t.user;
+	ok.token = b64;
+	ok.expires = t.expires;
+	err = ntm_msg_as_login_ok_encode(&ok, &body, &jerr);
 	ntm_wipe(b64, sizeof(b64));
-	if (body == NULL) {
+	if (err < 0) {
 		ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
 		goto out;
 	}
@@ -120,25 +126,16 @@ route_logout(struct ntm_req *req, void *arg)
 {
 	struct as *as = arg;
 	const struct ntm_cert *cert = ntm_req_cert(req);
-	const char *token_id = NULL;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",  NTM_J_INT, 1, &version,  0 },
-		{ "token_id", NTM_J_STR, 1, &token_id, 2 * NTM_TOKEN_ID },
-	};
+	struct ntm_m_as_logout m;
+	const char *token_id;
 	struct ntm_jerr jerr;
-	uint8_t raw[NTM_TOKEN_ID];
 	int e;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, 2, &jerr) < 0) {
+	if (ntm_msg_as_logout_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (ntm_hex_decode_exact(raw, sizeof(raw), token_id) < 0) {
-		ntm_reply_error(req, 400, "bad_field", "token_id",
-		    "field 'token_id': not %d hex digits", 2 * NTM_TOKEN_ID);
-		return;
-	}
+	token_id = m.token_id;
 	if ((e = as_revoke_queue_token(as->db, token_id, cert->name, now_unix())) < 0) {
 		if (e == NTM_ERR_NOTFOUND)
 			ntm_reply_error(req, 404, "unknown_token", "token_id", "field 'token_id': "
@@ -156,34 +153,20 @@ route_login(struct ntm_req *req, void *arg)
 {
 	struct as *as = arg;
 	const struct ntm_cert *cert = ntm_req_cert(req);
-	const char *user = NULL, *password = NULL, *device = NULL;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",  NTM_J_INT, 1, &version,  0 },
-		{ "user",     NTM_J_STR, 1, &user,     NTM_USER_MAX },
-		{ "password", NTM_J_STR, 1, &password, AS_PASSWORD_MAX },
-		{ "device",   NTM_J_STR, 1, &device,   NTM_DEVICE_MAX },
-	};
+	struct ntm_m_as_login m;
+	const char *user, *password, *device;
 	struct ntm_jerr jerr;
 	struct login_job *j;
 	struct as_user u;
 	int err;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, sizeof(fields) / sizeof(fields[0]),
-	    &jerr) < 0) {
+	if (ntm_msg_as_login_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (!ntm_valid_user(user)) {
-		ntm_reply_error(req, 400, "bad_field", "user",
-		    "field 'user': not a valid user name");
-		return;
-	}
-	if (!ntm_valid_device(device)) {
-		ntm_reply_error(req, 400, "bad_field", "device",
-		    "field 'device': must be 1 to %d of A-Z a-z 0-9 _ -", NTM_DEVICE_MAX);
-		return;
-	}
+	user = m.user;
+	password = m.password;
+	device = m.device;
 
 	if ((err = as_db_user_get(as->db, user, &u)) == NTM_ERR_NOTFOUND) {
 		log_login(user, device, cert->name, "unknown_user");

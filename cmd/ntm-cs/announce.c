@@ -4,7 +4,7 @@
  * exchange request (kind "data"); docs/protocol.md §7.7.
  *
  *   commit -> dests rows (announced NULL) -> kick
- *   due row -> SRV _ntm._tcp.<recipient's domain> (discover.h, `resolver`)
+ *   due row -> SRV _ntm._tcp.<recipient's domain> (peerdc.h, `resolver`)
  *           -> signed POST https://<DC>/v1/dc/announce (role cs)
  *           -> 200: announced | 404 unknown_peer: failed | else: retry later
  *
@@ -24,6 +24,8 @@
 
 #include "cs.h"
 #include "discover.h"
+#include "peerdc.h"
+#include "msg.h"
 
 #define CS_ANN_INFLIGHT		32	/* announcements running at once */
 #define CS_ANN_TICK_S		1	/* how often due rows are looked for */
@@ -35,6 +37,7 @@ struct cs_ann_job {
 	char			 fqdn[NTM_NAME_MAX + 1];
 	char			 domain[NTM_NAME_MAX + 1];
 	int			 attempts;	/* before this one */
+	struct peerdc		 peer;		/* the recipient's DC */
 };
 
 struct cs_announcer {
@@ -93,9 +96,8 @@ job_finish(struct cs_ann_job *j, enum cs_ann_result r, const char *code, const c
 }
 
 static void
-on_sent(const struct ntm_http_result *res, void *arg)
+on_sent(const struct ntm_http_result *res, struct cs_ann_job *j)
 {
-	struct cs_ann_job *j = arg;
 	const char *code = NULL, *message = NULL;
 
 	if (res->err < 0) {
@@ -122,47 +124,60 @@ on_sent(const struct ntm_http_result *res, void *arg)
 		    message ? message : "");
 }
 
-static void
-on_found(int err, const char *url, const char *host, uint16_t port, const char *addr,
-    void *arg)
+/* The announcement, once the DC is found; 1 when the job is over already. */
+static int
+announce_body(struct peerdc *p, json_t **body, void *arg)
 {
 	struct cs_ann_job *j = arg;
 	struct cs_announcer *a = j->a;
+	struct ntm_m_announce m;
+	struct ntm_jerr jerr;
 	struct cs_obj o;
-	char u[NTM_NAME_MAX + 64];
-	json_t *body;
 	int e;
 
-	if (err < 0) {
-		const char *code;
-		char msg[256];
-		int st = disc_status(err, j->domain, &code, msg, sizeof(msg));
-
-		job_finish(j, st == 404 ? CS_ANN_FAILED : CS_ANN_RETRY, code, "%s", msg);
-		return;
-	}
 	if ((e = cs_db_obj_get(a->cs->db, j->sha256, &o)) < 0 || o.expires <= now_unix()) {
 		/* Removed or expired meanwhile: nothing left to announce. */
 		job_unlink(j);
 		free(j);
-		return;
+		return 1;
 	}
-	snprintf(u, sizeof(u), "%s/v1/dc/announce", url);
-	body = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}",
-	    "version", NTM_PROTOCOL_VERSION, "from", o.from, "to", j->fqdn, "kind", o.kind,
-	    "cs", a->self, "sha256", o.sha256, "size", (json_int_t)o.size,
-	    "expires", (json_int_t)o.expires, "app", o.app, "service", o.service,
-	    "item", o.item, "notify", o.notify);
-	if (body == NULL) {
-		job_finish(j, CS_ANN_RETRY, "internal", "out of memory");
-		return;
+	m = (struct ntm_m_announce){ .version = NTM_PROTOCOL_VERSION, .from = o.from,
+		.to = j->fqdn, .kind = o.kind, .cs = a->self, .sha256 = o.sha256,
+		.size = o.size, .expires = o.expires, .app = o.app, .service = o.service,
+		.item = o.item, .notify = o.notify };
+	if ((e = ntm_msg_announce_encode(&m, body, &jerr)) == NTM_ERR_JSON) {
+		/* A stored object no DC would take: trying again cannot help. */
+		job_finish(j, CS_ANN_FAILED, "bad_field", "%s", jerr.message);
+		return 1;
 	}
-	e = ntm_httpc_request(a->httpc, "POST", u, body, NULL,
-	    a->cs->srv->conf.as_timeout_ms, on_sent, j);
-	json_decref(body);
-	if (e < 0)
-		job_finish(j, CS_ANN_RETRY, "upstream_unavailable", "DC %s: cannot start the "
-		    "request: %s", j->domain, ntm_strerror(e));
+	return e;
+}
+
+static void
+on_done(struct peerdc *p, enum peerdc_step step, int err, const struct ntm_http_result *res,
+    void *arg)
+{
+	struct cs_ann_job *j = arg;
+	const char *code;
+	char msg[256];
+	int st;
+
+	switch (step) {
+	case PEERDC_LOOKUP:
+		st = disc_status(err, j->domain, &code, msg, sizeof(msg));
+		job_finish(j, st == 404 ? CS_ANN_FAILED : CS_ANN_RETRY, code, "%s", msg);
+		break;
+	case PEERDC_START:
+		if (err == NTM_ERR_NOMEM)
+			job_finish(j, CS_ANN_RETRY, "internal", "out of memory");
+		else
+			job_finish(j, CS_ANN_RETRY, "upstream_unavailable", "DC %s: cannot "
+			    "start the request: %s", j->domain, ntm_strerror(err));
+		break;
+	case PEERDC_ANSWER:
+		on_sent(res, j);
+		break;
+	}
 }
 
 static int
@@ -192,7 +207,8 @@ take(const char *sha256, const char *fqdn, int attempts, void *arg)
 		return 0;
 	}
 	snprintf(j->domain, sizeof(j->domain), "%s", domain);
-	if ((e = disc_lookup(a->disc, domain, on_found, j)) < 0) {
+	if ((e = peerdc_post(&j->peer, a->disc, a->httpc, domain, "/v1/dc/announce",
+	    a->cs->srv->conf.as_timeout_ms, announce_body, on_done, j)) < 0) {
 		const char *code;
 		char msg[256];
 		int st = disc_status(e, domain, &code, msg, sizeof(msg));

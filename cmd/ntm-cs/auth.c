@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cs.h"
+#include "msg.h"
 
 json_t *
 cs_json_body(struct ntm_req *req)
@@ -115,57 +116,35 @@ cs_is_owner(const struct cs_who *w, const char *user, const char *dc)
 static int
 revoke_token(struct cs *cs, struct ntm_req *req, json_t *e, size_t i)
 {
-	const char *id = NULL;
-	int64_t expires = 0;
-	uint8_t raw[NTM_TOKEN_ID];
-	struct ntm_jfield f[] = {
-		{ "id", NTM_J_STR, 1, &id, 64 },
-		{ "expires", NTM_J_INT, 0, &expires, 0 },
-	};
+	struct ntm_m_revoke_token t;
 	struct ntm_jerr jerr;
 
 	memset(&jerr, 0, sizeof(jerr));
-	if (ntm_json_unpack(e, f, 2, &jerr) < 0) {
+	if (ntm_msg_revoke_token_decode(e, &t, &jerr) < 0) {
 		ntm_reply_error(req, 400, jerr.code, "tokens", "tokens[%zu]: %s", i,
 		    jerr.message);
 		return 1;
 	}
-	if (ntm_b64_decode_exact(raw, sizeof(raw), id) < 0) {
-		ntm_reply_error(req, 400, "bad_field", "tokens",
-		    "tokens[%zu].id: not the b64 of a 16-byte token id", i);
-		return 1;
-	}
-	if (expires <= 0)
-		expires = now_unix() + CS_REVOKED_KEEP;
-	return cs_db_revoke_token(cs->db, id, expires);
+	if (t.expires <= 0)
+		t.expires = now_unix() + CS_REVOKED_KEEP;
+	return cs_db_revoke_token(cs->db, t.id, t.expires);
 }
 
 static int
 revoke_account(struct cs *cs, struct ntm_req *req, json_t *e, size_t i)
 {
-	const char *user = NULL, *dc = NULL;
-	int64_t before = 0;
-	struct ntm_jfield f[] = {
-		{ "user", NTM_J_STR, 1, &user, NTM_USER_MAX },
-		{ "dc", NTM_J_STR, 1, &dc, NTM_NAME_MAX },
-		{ "before", NTM_J_INT, 0, &before, 0 },
-	};
+	struct ntm_m_revoke_account a;
 	struct ntm_jerr jerr;
 
 	memset(&jerr, 0, sizeof(jerr));
-	if (ntm_json_unpack(e, f, 3, &jerr) < 0) {
+	if (ntm_msg_revoke_account_decode(e, &a, &jerr) < 0) {
 		ntm_reply_error(req, 400, jerr.code, "accounts", "accounts[%zu]: %s", i,
 		    jerr.message);
 		return 1;
 	}
-	if (!ntm_valid_user(user) || !ntm_valid_dnsname(dc)) {
-		ntm_reply_error(req, 400, "bad_field", "accounts",
-		    "accounts[%zu]: bad user or dc name", i);
-		return 1;
-	}
-	if (before <= 0)
-		before = now_unix();
-	return cs_db_revoke_account(cs->db, user, dc, before);
+	if (a.before <= 0)
+		a.before = now_unix();
+	return cs_db_revoke_account(cs->db, a.user, a.dc, a.before);
 }
 
 /* Checks sizes and the element types before anything is stored. */
@@ -212,22 +191,18 @@ static void
 on_revoke(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
-	json_t *j, *tokens = NULL, *accounts = NULL;
-	int64_t version = 0;
-	struct ntm_jfield f[] = {
-		{ "version", NTM_J_INT, 1, &version, 0 },
-		{ "tokens", NTM_J_ARR, 0, &tokens, 0 },
-		{ "accounts", NTM_J_ARR, 0, &accounts, 0 },
-	};
+	json_t *j, *tokens, *accounts;
+	struct ntm_m_revoke m;
 	struct ntm_jerr jerr;
 	int ret;
 
 	if ((j = cs_json_body(req)) == NULL)
 		return;
 	memset(&jerr, 0, sizeof(jerr));
-	if (ntm_json_unpack(j, f, 3, &jerr) < 0)
+	if (ntm_msg_revoke_decode(j, &m, &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
-	else if (revoke_lists_ok(req, tokens, accounts) == 0) {
+	else if (tokens = m.tokens, accounts = m.accounts,
+	    revoke_lists_ok(req, tokens, accounts) == 0) {
 		if ((ret = revoke_all(cs, req, tokens, accounts)) == 0) {
 			log_info("revoked %zu token(s) and %zu account(s) at the AS's request",
 			    json_array_size(tokens), json_array_size(accounts));

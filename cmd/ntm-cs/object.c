@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "cs.h"
+#include "msg.h"
 
 enum access { ACC_NONE, ACC_OWNER, ACC_RECIPIENT };
 
@@ -337,23 +338,17 @@ on_confirm(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
 	struct cs_who w;
-	int64_t version = 0;
-	const char *hex = NULL, *fqdn = NULL;
-	struct ntm_jfield f[] = {
-		{ "version", NTM_J_INT, 1, &version, 0 },
-		{ "sha256", NTM_J_STR, 1, &hex, 128 },
-		{ "fqdn", NTM_J_STR, 0, &fqdn, NTM_NAME_MAX },
-	};
+	struct ntm_m_cs_confirm m;
 	struct ntm_jerr jerr;
 	json_t *j;
 
 	if (cs_auth(cs, req, &w) < 0 || (j = cs_json_body(req)) == NULL)
 		return;
 	memset(&jerr, 0, sizeof(jerr));
-	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
+	if (ntm_msg_cs_confirm_decode(j, &m, &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
 	else
-		confirm(cs, req, &w, hex, fqdn);
+		confirm(cs, req, &w, m.sha256, m.fqdn);
 	json_decref(j);
 }
 

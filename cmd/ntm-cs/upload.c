@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "cs.h"
+#include "msg.h"
 
 struct cs_commit_job {
 	struct cs_commit_job	*next;
@@ -182,30 +183,26 @@ on_create(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
 	struct cs_who w;
-	struct create_args a = { .ttl = cs->srv->conf.object_ttl_s, .kind = "data", .app = "",
-	    .service = "", .item = "", .notify = "" };
-	struct ntm_jfield f[] = {
-		{ "version", NTM_J_INT, 1, &a.version, 0 },
-		{ "from", NTM_J_STR, 1, &a.from, NTM_NAME_MAX },
-		{ "to", NTM_J_ARR, 1, &a.to, 0 },
-		{ "size", NTM_J_INT, 1, &a.size, 0 },
-		{ "ttl", NTM_J_INT, 0, &a.ttl, 0 },
-		{ "kind", NTM_J_STR, 0, &a.kind, 8 },
-		{ "app", NTM_J_STR, 0, &a.app, CS_APP_MAX },
-		{ "service", NTM_J_STR, 0, &a.service, CS_SERVICE_MAX },
-		{ "item", NTM_J_STR, 0, &a.item, CS_ITEM_MAX },
-		{ "notify", NTM_J_STR, 0, &a.notify, CS_NOTIFY_MAX },
-	};
+	struct ntm_m_cs_upload m;
+	struct create_args a;
 	struct ntm_jerr jerr;
 	json_t *j;
 
 	if (cs_auth(cs, req, &w) < 0 || (j = cs_json_body(req)) == NULL)
 		return;
 	memset(&jerr, 0, sizeof(jerr));
-	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
+	if (ntm_msg_cs_upload_decode(j, &m, &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
-	else
+	else {
+		/* What the client left out takes the CS's defaults. */
+		a = (struct create_args){ .version = m.version, .size = m.size,
+			.ttl = ntm_jmsg_has(&ntm_msg_cs_upload, &m, "ttl") ? m.ttl :
+			    cs->srv->conf.object_ttl_s,
+			.from = m.from, .to = m.to, .kind = m.kind ? m.kind : "data",
+			.app = m.app ? m.app : "", .service = m.service ? m.service : "",
+			.item = m.item ? m.item : "", .notify = m.notify ? m.notify : "" };
 		create(cs, req, &w, &a);
+	}
 	json_decref(j);
 }
 
@@ -690,24 +687,17 @@ on_commit(struct ntm_req *req, void *arg)
 {
 	struct cs *cs = arg;
 	struct cs_who w;
-	int64_t version = 0, size = 0;
-	const char *id = NULL, *hex = NULL;
-	struct ntm_jfield f[] = {
-		{ "version", NTM_J_INT, 1, &version, 0 },
-		{ "upload", NTM_J_STR, 1, &id, 64 },
-		{ "size", NTM_J_INT, 1, &size, 0 },
-		{ "sha256", NTM_J_STR, 1, &hex, 128 },
-	};
+	struct ntm_m_cs_commit m;
 	struct ntm_jerr jerr;
 	json_t *j;
 
 	if (cs_auth(cs, req, &w) < 0 || (j = cs_json_body(req)) == NULL)
 		return;
 	memset(&jerr, 0, sizeof(jerr));
-	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0)
+	if (ntm_msg_cs_commit_decode(j, &m, &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
 	else
-		commit(cs, req, &w, id, size, hex);
+		commit(cs, req, &w, m.upload, m.size, m.sha256);
 	json_decref(j);
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "dc.h"
+#include "msg.h"
 
 #define DC_ENDED_EVERY_S	2
 #define DC_ENDED_INFLIGHT	8
@@ -88,7 +89,8 @@ take(const char *token_id, int tries, void *arg)
 {
 	struct dc_ended *e = arg;
 	struct ended_job *j;
-	json_t *body;
+	struct ntm_m_as_logout m;
+	json_t *body = NULL;
 	int r;
 
 	if (e->njobs >= DC_ENDED_INFLIGHT)
@@ -104,9 +106,12 @@ take(const char *token_id, int tries, void *arg)
 	j->next = e->jobs;
 	e->jobs = j;
 	e->njobs++;
-	body = json_pack("{s:i, s:s}", "version", NTM_PROTOCOL_VERSION, "token_id", token_id);
-	r = body ? ntm_httpc_request(e->dc->httpc, "POST", e->url, body, NULL,
-	    e->dc->srv->conf.as_timeout_ms, on_sent, j) : NTM_ERR_NOMEM;
+	memset(&m, 0, sizeof(m));
+	m.version = NTM_PROTOCOL_VERSION;
+	m.token_id = token_id;
+	if ((r = ntm_msg_as_logout_encode(&m, &body, NULL)) == 0)
+		r = ntm_httpc_request(e->dc->httpc, "POST", e->url, body, NULL,
+		    e->dc->srv->conf.as_timeout_ms, on_sent, j);
 	json_decref(body);
 	if (r < 0)
 		job_done(j, 0);

@@ -19,6 +19,8 @@
 #include <jansson.h>
 
 #include "dc.h"
+#include "msg.h"
+#include "peerdc.h"
 #include "dns.h"
 #include "ntm-rt.h"
 #include "reg.h"
@@ -32,6 +34,7 @@ enum { X_TEMPORAL, X_ANNOUNCE, X_XKEY };
  * and how that went. */
 struct dc_xdest {
 	struct dc_xreq	*x;
+	struct peerdc	 peer;		/* the recipient's DC, when not here */
 	char		 fqdn[NTM_NAME_MAX + 1];
 	char		 domain[NTM_NAME_MAX + 1];
 	int		 done, status;
@@ -48,7 +51,6 @@ struct dc_xreq {
 	int		 type;		/* X_TEMPORAL or X_XKEY */
 	struct dc_tkey	 tk;		/* X_TEMPORAL */
 	char		 xkey[NTM_B64_LEN(NTM_XPK_LEN)];	/* X_XKEY: the answer */
-	json_t		*tmpl;		/* body for the other DC, without "to" */
 	struct dc_xdest	 d;
 };
 
@@ -85,15 +87,6 @@ valid_hex(const char *s, size_t n)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return i == n;
-}
-
-static void
-wipe_json_string(json_t *obj, const char *key)
-{
-	json_t *k = json_object_get(obj, key);
-
-	if (json_is_string(k))
-		ntm_wipe((char *)json_string_value(k), json_string_length(k));
 }
 
 /* ---- notifying a client of cache entries ------------------------------------ */
@@ -324,12 +317,21 @@ xreq_free(struct dc_xreq *x)
 			x->next->prevp = x->prevp;
 		*x->prevp = x->next;
 	}
-	if (x->tmpl) {
-		wipe_json_string(x->tmpl, "temporal_key");
-		json_decref(x->tmpl);
-	}
 	ntm_wipe(x, sizeof(*x));
 	free(x);
+}
+
+/* A peer's exchange key as answered (NULL: out of memory, or a key that is
+ * not one; the reply is then 500). */
+static json_t *
+xkey_json(const char *fqdn, const char *key)
+{
+	struct ntm_m_xkey m = { .fqdn = fqdn, .exchange_key = key };
+	json_t *j = NULL;
+
+	if (ntm_msg_xkey_encode(&m, &j, NULL) < 0)
+		return NULL;
+	return j;
 }
 
 static void
@@ -340,8 +342,7 @@ xreq_finish(struct dc_xreq *x)
 	if (d->status)
 		ntm_reply_error(x->req, d->status, d->code, NULL, "%s", d->message);
 	else if (x->type == X_XKEY)
-		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s}", "fqdn", d->fqdn,
-		    "exchange_key", x->xkey));
+		ntm_reply_json(x->req, 200, xkey_json(d->fqdn, x->xkey));
 	else
 		ntm_reply_json(x->req, 200, json_pack("{s:s, s:s, s:I}", "key_id",
 		    x->tk.key_id, "to", d->fqdn,
@@ -381,9 +382,8 @@ dest_done(struct dc_xdest *d, int status, const char *code, const char *fmt, ...
 }
 
 static void
-on_xsent(const struct ntm_http_result *res, void *arg)
+on_xsent(const struct ntm_http_result *res, struct dc_xdest *d)
 {
-	struct dc_xdest *d = arg;
 	const char *code = NULL, *message = NULL;
 
 	if (res->err < 0) {
@@ -395,15 +395,15 @@ on_xsent(const struct ntm_http_result *res, void *arg)
 		return;
 	}
 	if (res->status == 200 && d->x->type == X_XKEY) {
-		const char *k = json_string_value(json_object_get(res->json, "exchange_key"));
-		uint8_t raw[NTM_XPK_LEN];
+		struct ntm_m_xkey k;
+		struct ntm_jerr jerr;
 
-		if (k == NULL || ntm_b64_decode_exact(raw, sizeof(raw), k) < 0) {
+		if (res->json == NULL || ntm_msg_xkey_decode(res->json, &k, &jerr) < 0) {
 			dest_done(d, 502, "upstream_unavailable", "DC %s answered no usable "
 			    "exchange_key", d->domain);
 			return;
 		}
-		snprintf(d->x->xkey, sizeof(d->x->xkey), "%s", k);
+		snprintf(d->x->xkey, sizeof(d->x->xkey), "%s", k.exchange_key);
 	}
 	if (res->status == 200) {
 		dest_done(d, 0, NULL, "%s", "");
@@ -423,40 +423,52 @@ on_xsent(const struct ntm_http_result *res, void *arg)
 		    d->domain, res->status, code ? code : "without a code");
 }
 
-static void
-on_xfound(int err, const char *url, const char *host, uint16_t port, const char *addr,
-    void *arg)
+/* The body for the recipient's DC: the client's temporal key message as it
+ * came, or an exchange key request. */
+static int
+xreq_body(struct peerdc *p, json_t **body, void *arg)
 {
 	struct dc_xdest *d = arg;
 	struct dc_xreq *x = d->x;
-	struct dc *dc = x->dc;
-	char u[700];
-	json_t *body;
-	int e;
 
-	if (err < 0) {
-		const char *code;
-		char msg[256];
-		int st = disc_status(err, d->domain, &code, msg, sizeof(msg));
+	if (x->type == X_XKEY) {
+		struct ntm_m_dc_xkey m = { .version = NTM_PROTOCOL_VERSION, .to = d->fqdn };
 
+		return ntm_msg_dc_xkey_encode(&m, body, NULL);
+	} else {
+		struct ntm_m_temporal m = { .version = NTM_PROTOCOL_VERSION,
+			.from = x->tk.from, .to = d->fqdn, .key_id = x->tk.key_id,
+			.temporal_key = x->tk.tkey };
+
+		return ntm_msg_temporal_encode(&m, body, NULL);
+	}
+}
+
+static void
+on_xdone(struct peerdc *p, enum peerdc_step step, int err, const struct ntm_http_result *res,
+    void *arg)
+{
+	struct dc_xdest *d = arg;
+	const char *code;
+	char msg[256];
+	int st;
+
+	switch (step) {
+	case PEERDC_LOOKUP:
+		st = disc_status(err, d->domain, &code, msg, sizeof(msg));
 		dest_done(d, st, code, "%s", msg);
-		return;
+		break;
+	case PEERDC_START:
+		if (err == NTM_ERR_NOMEM)
+			dest_done(d, 500, "internal", "out of memory");
+		else
+			dest_done(d, 502, "upstream_unavailable", "DC %s: cannot start the "
+			    "request: %s", d->domain, ntm_strerror(err));
+		break;
+	case PEERDC_ANSWER:
+		on_xsent(res, d);
+		break;
 	}
-	snprintf(u, sizeof(u), "%s%s", url, x->type == X_XKEY ? "/v1/dc/xkey" :
-	    "/v1/dc/temporal");
-	if ((body = json_deep_copy(x->tmpl)) == NULL ||
-	    json_object_set_new(body, "to", json_string(d->fqdn)) < 0) {
-		json_decref(body);
-		dest_done(d, 500, "internal", "out of memory");
-		return;
-	}
-	e = ntm_httpc_request(dc->httpc, "POST", u, body, NULL, dc->srv->conf.as_timeout_ms,
-	    on_xsent, d);
-	wipe_json_string(body, "temporal_key");
-	json_decref(body);
-	if (e < 0)
-		dest_done(d, 502, "upstream_unavailable", "DC %s: cannot start the request: %s",
-		    d->domain, ntm_strerror(e));
 }
 
 /* Stores the key here, or hands it to the recipient's DC; answers then. */
@@ -481,7 +493,9 @@ xreq_start(struct dc_xreq *x)
 		else
 			store_local(dc, X_TEMPORAL, d->fqdn, &x->tk, NULL, d);
 		dest_done(d, d->status, d->code, "%s", d->message);
-	} else if ((e = disc_lookup(dc->disc, d->domain, on_xfound, d)) < 0) {
+	} else if ((e = peerdc_post(&d->peer, dc->disc, dc->httpc, d->domain,
+	    x->type == X_XKEY ? "/v1/dc/xkey" : "/v1/dc/temporal", dc->srv->conf.as_timeout_ms,
+	    xreq_body, on_xdone, d)) < 0) {
 		const char *code;
 		char msg[256];
 		int st = disc_status(e, d->domain, &code, msg, sizeof(msg));
@@ -505,19 +519,6 @@ xreq_new(struct dc *dc, struct ntm_req *req, int type, const char *to)
 	x->type = type;
 	snprintf(x->d.fqdn, sizeof(x->d.fqdn), "%s", to);
 	return x;
-}
-
-/* Starts x with tmpl (stolen; NULL: out of memory) as the body for the
- * peer's DC, "to" added there. */
-static void
-xreq_go(struct dc_xreq *x, json_t *tmpl)
-{
-	if ((x->tmpl = tmpl) == NULL) {
-		ntm_reply_error(x->req, 500, "internal", NULL, "out of memory");
-		xreq_free(x);
-		return;
-	}
-	xreq_start(x);
 }
 
 /* ---- client endpoints ------------------------------------------------------- */
@@ -569,44 +570,20 @@ check_to(struct ntm_req *req, const char *field, const char *to, const char *fro
 	return 0;
 }
 
-/* key_id and temporal_key checked into tk; replies 400 and -1 if bad. */
-static int
-check_tkey(struct ntm_req *req, const char *key_id, const char *tkey, struct dc_tkey *tk)
+/* A temporal key message (checked by its codec) into tk. */
+static void
+tkey_of(const struct ntm_m_temporal *m, struct dc_tkey *tk)
 {
-	uint8_t raw[DC_XTKEY_LEN];
-
-	if (!valid_hex(key_id, 2 * DC_XKEY_ID)) {
-		ntm_reply_error(req, 400, "bad_field", "key_id",
-		    "field 'key_id': expected %d lowercase hex digits", 2 * DC_XKEY_ID);
-		return -1;
-	}
-	if (ntm_b64_decode_exact(raw, sizeof(raw), tkey) < 0) {
-		ntm_reply_error(req, 400, "bad_field", "temporal_key",
-		    "field 'temporal_key': expected base64url of %d bytes (the temporal key "
-		    "sealed to the recipient's exchange key)", DC_XTKEY_LEN);
-		return -1;
-	}
-	ntm_wipe(raw, sizeof(raw));
-	snprintf(tk->key_id, sizeof(tk->key_id), "%s", key_id);
-	snprintf(tk->tkey, sizeof(tk->tkey), "%s", tkey);
-	return 0;
+	snprintf(tk->key_id, sizeof(tk->key_id), "%s", m->key_id);
+	snprintf(tk->tkey, sizeof(tk->tkey), "%s", m->temporal_key);
+	snprintf(tk->from, sizeof(tk->from), "%s", m->from);
 }
-
-/* The fields of a temporal key, from a client or from another DC. */
-#define TEMPORAL_FIELDS							\
-	{ "version",	  NTM_J_INT, 1, &version, 0 },			\
-	{ "from",	  NTM_J_STR, 1, &from,	  NTM_NAME_MAX },		\
-	{ "to",		  NTM_J_STR, 1, &to,	  NTM_NAME_MAX },		\
-	{ "key_id",	  NTM_J_STR, 1, &key_id,  2 * DC_XKEY_ID },		\
-	{ "temporal_key", NTM_J_STR, 1, &tkey,	  NTM_B64_LEN(DC_XTKEY_LEN) }
 
 static void
 on_temporal_post(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	const char *from = NULL, *to = NULL, *key_id = NULL, *tkey = NULL;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = { TEMPORAL_FIELDS };
+	struct ntm_m_temporal m;
 	struct ntm_jerr jerr;
 	struct ntm_token tok;
 	struct dc_client cl;
@@ -616,22 +593,22 @@ on_temporal_post(struct ntm_req *req, void *arg)
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
 	ntm_wipe(&sess, sizeof(sess));
-	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
+	/* The caller's right to send as from is checked before the formats. */
+	if (ntm_msg_temporal_unpack(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (check_from(req, &cl, from) < 0 ||
-	    check_to(req, "to", to, from) < 0)
+	if (check_from(req, &cl, m.from) < 0 ||
+	    check_to(req, "to", m.to, m.from) < 0)
 		return;
-	if ((x = xreq_new(dc, req, X_TEMPORAL, to)) == NULL)
-		return;
-	if (check_tkey(req, key_id, tkey, &x->tk) < 0) {
-		xreq_free(x);
+	if (ntm_msg_temporal_check(&m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	snprintf(x->tk.from, sizeof(x->tk.from), "%s", from);
-	xreq_go(x, json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "from", from, "key_id", key_id, "temporal_key", tkey));
+	if ((x = xreq_new(dc, req, X_TEMPORAL, m.to)) == NULL)
+		return;
+	tkey_of(&m, &x->tk);
+	xreq_start(x);
 }
 
 /* GET /v1/exchange/key?fqdn=PEER: the exchange key PEER gave at its last
@@ -655,44 +632,19 @@ on_xkey_get(struct ntm_req *req, void *arg)
 		return;
 	}
 	if ((x = xreq_new(dc, req, X_XKEY, fqdn)) != NULL)
-		xreq_go(x, json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION));
+		xreq_start(x);
 }
-
-/* The paper's fields of an announcement (POST /v1/dc/announce). */
-struct announce {
-	int64_t		 version, size, expires;
-	const char	*from, *kind, *cs, *sha256, *app, *service, *item, *notify;
-};
 
 /* Checks a's values into e; replies 400 and returns -1 if one is bad. */
 static int
-announce_check(struct ntm_req *req, struct announce *a, struct dc_entry *e)
+announce_check(struct ntm_req *req, const struct ntm_m_announce *a, struct dc_entry *e)
 {
 	int64_t now = now_unix();
 
-	if (strcmp(a->kind, "key") != 0 && strcmp(a->kind, "data") != 0) {
-		ntm_reply_error(req, 400, "bad_field", "kind",
-		    "field 'kind': '%s' is neither \"key\" nor \"data\"", a->kind);
-		return -1;
-	}
-	if (!valid_hex(a->sha256, 64)) {
-		ntm_reply_error(req, 400, "bad_field", "sha256",
-		    "field 'sha256': expected 64 lowercase hex digits");
-		return -1;
-	}
-	if (a->size < 0 || a->size > (INT64_C(1) << 40)) {
-		ntm_reply_error(req, 400, "bad_field", "size",
-		    "field 'size': %lld is outside 0..2^40", (long long)a->size);
-		return -1;
-	}
 	if (a->expires <= now || a->expires > now + DC_XENTRY_TTL_MAX) {
 		ntm_reply_error(req, 400, "bad_field", "expires",
 		    "field 'expires': %lld is not within the next %ld days",
 		    (long long)a->expires, DC_XENTRY_TTL_MAX / 86400);
-		return -1;
-	}
-	if (a->cs && !ntm_valid_push_url(a->cs)) {
-		ntm_reply_error(req, 400, "bad_field", "cs", "field 'cs': not an https:// URL");
 		return -1;
 	}
 	memset(e, 0, sizeof(*e));
@@ -708,19 +660,6 @@ announce_check(struct ntm_req *req, struct announce *a, struct dc_entry *e)
 	snprintf(e->notify, sizeof(e->notify), "%s", a->notify ? a->notify : "");
 	return 0;
 }
-
-#define ANNOUNCE_FIELDS(a)						\
-	{ "version",	NTM_J_INT, 1, &(a).version,	0 },		\
-	{ "from",	NTM_J_STR, 1, &(a).from,	NTM_NAME_MAX },	\
-	{ "kind",	NTM_J_STR, 1, &(a).kind,	8 },		\
-	{ "sha256",	NTM_J_STR, 1, &(a).sha256,	64 },		\
-	{ "size",	NTM_J_INT, 1, &(a).size,	0 },		\
-	{ "expires",	NTM_J_INT, 1, &(a).expires,	0 },		\
-	{ "app",	NTM_J_STR, 0, &(a).app,		64 },		\
-	{ "service",	NTM_J_STR, 0, &(a).service,	64 },		\
-	{ "item",	NTM_J_STR, 0, &(a).item,	128 },		\
-	{ "notify",	NTM_J_STR, 0, &(a).notify,	512 }
-#define ANNOUNCE_NFIELDS 10
 
 static int
 add_tkey(const struct dc_tkey *k, void *arg)
@@ -933,24 +872,25 @@ static void
 on_dc_temporal(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	const char *from = NULL, *to = NULL, *key_id = NULL, *tkey = NULL;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = { TEMPORAL_FIELDS };
+	struct ntm_m_temporal m;
 	struct ntm_jerr jerr;
 	struct dc_tkey tk;
 	struct dc_xdest d;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
+	if (ntm_msg_temporal_unpack(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (check_caller(req, m.from) < 0 || check_to(req, "to", m.to, m.from) < 0)
+		return;
+	if (ntm_msg_temporal_check(&m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
 	memset(&tk, 0, sizeof(tk));
-	if (check_caller(req, from) < 0 ||
-	    check_to(req, "to", to, from) < 0 || check_tkey(req, key_id, tkey, &tk) < 0)
-		return;
-	snprintf(tk.from, sizeof(tk.from), "%s", from);
+	tkey_of(&m, &tk);
 	memset(&d, 0, sizeof(d));
-	store_local(dc, X_TEMPORAL, to, &tk, NULL, &d);
+	store_local(dc, X_TEMPORAL, m.to, &tk, NULL, &d);
 	ntm_wipe(&tk, sizeof(tk));
 	reply_dest(req, &d, json_pack("{s:b}", "stored", 1));
 }
@@ -959,32 +899,22 @@ static void
 on_dc_announce(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	struct announce a;
-	const char *to = NULL;
-	struct ntm_jfield fields[ANNOUNCE_NFIELDS + 2] = { ANNOUNCE_FIELDS(a),
-		{ "to",	NTM_J_STR, 1, &to, NTM_NAME_MAX },
-		{ "cs",	NTM_J_STR, 1, &a.cs, NTM_PUSH_URL_MAX } };
+	struct ntm_m_announce a;
 	struct ntm_jerr jerr;
 	struct dc_entry e;
 	struct dc_xdest d;
 
-	memset(&a, 0, sizeof(a));
 	/* The sender's CS (the route says so): it checked the sender's token
 	 * and that `from` is one of its devices; the object is at `cs`, its
 	 * own URL. */
-	if (ntm_json_unpack(ntm_req_json(req), fields, ANNOUNCE_NFIELDS + 2, &jerr) < 0) {
+	if (ntm_msg_announce_decode(ntm_req_json(req), &a, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (!ntm_valid_dnsname(a.from) || fqdn_domain(a.from) == NULL) {
-		ntm_reply_error(req, 400, "bad_field", "from",
-		    "field 'from': '%s' is not a client FQDN", a.from);
-		return;
-	}
-	if (check_to(req, "to", to, a.from) < 0 || announce_check(req, &a, &e) < 0)
+	if (check_to(req, "to", a.to, a.from) < 0 || announce_check(req, &a, &e) < 0)
 		return;
 	memset(&d, 0, sizeof(d));
-	store_local(dc, X_ANNOUNCE, to, NULL, &e, &d);
+	store_local(dc, X_ANNOUNCE, a.to, NULL, &e, &d);
 	reply_dest(req, &d, json_pack("{s:b}", "queued", 1));
 }
 
@@ -993,23 +923,20 @@ static void
 on_dc_xkey(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	const char *to = NULL;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,	0 },
-		{ "to",		NTM_J_STR, 1, &to,	NTM_NAME_MAX },
-	};
+	struct ntm_m_dc_xkey m;
+	const char *to;
 	struct ntm_jerr jerr;
 	char key[NTM_B64_LEN(NTM_XPK_LEN)];
 	struct dc_xdest d;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, 2, &jerr) < 0) {
+	if (ntm_msg_dc_xkey_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
+	to = m.to;
 	memset(&d, 0, sizeof(d));
 	local_xkey(dc, to, key, sizeof(key), &d);
-	reply_dest(req, &d, json_pack("{s:s, s:s}", "fqdn", to, "exchange_key", key));
+	reply_dest(req, &d, d.status ? NULL : xkey_json(to, key));
 }
 
 /* ---- setup ------------------------------------------------------------------ */

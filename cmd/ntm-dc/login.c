@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "dc.h"
+#include "msg.h"
 
 /* A login waiting for the AS's answer. */
 struct dc_login {
@@ -72,6 +73,8 @@ login_finish(struct dc_login *l, const char *token_b64)
 	uint8_t kx_pk[NTM_KX_PK], kx_sk[NTM_KX_SK], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
 	uint8_t sid[DC_SESSION_ID];
 	char dc_key[NTM_B64_LEN(NTM_KX_PK)], msg[512];
+	struct ntm_m_login_ok ok;
+	json_t *out;
 	int64_t now = now_unix();
 	int e;
 
@@ -135,10 +138,12 @@ login_finish(struct dc_login *l, const char *token_b64)
 		msg[0] = '\0';
 	log_info("login %s/%s from %s: ok, %s %s %s%s", l->user, l->device, l->peer,
 	    cl.fqdn, cl.vip4, cl.vip6, l->push[0] ? ", push" : "");
-	ntm_reply_json(l->req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
-	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
-	    "domain", s->conf.name, "token", token_b64,
-	    "token_expires", (json_int_t)tok.expires, "session_id", msg, "dc_key", dc_key));
+	ok = (struct ntm_m_login_ok){ .user = cl.user, .fqdn = cl.fqdn, .vip4 = cl.vip4,
+		.vip6 = cl.vip6, .domain = s->conf.name, .token = token_b64,
+		.token_expires = tok.expires, .session_id = msg, .dc_key = dc_key };
+	if (ntm_msg_login_ok_encode(&ok, &out, NULL) < 0)
+		out = NULL;			/* answered 500 */
+	ntm_reply_json(l->req, 200, out);
 }
 
 static int
@@ -152,13 +157,8 @@ static void
 on_as_login(const struct ntm_http_result *res, void *arg)
 {
 	struct dc_login *l = arg;
-	const char *user = NULL, *token = NULL, *code = NULL, *message = NULL;
-	int64_t expires = 0;
-	struct ntm_jfield fields[] = {
-		{ "user",	NTM_J_STR, 1, &user,	NTM_USER_MAX },
-		{ "token",	NTM_J_STR, 1, &token,	2 * NTM_TOKEN_MAX },
-		{ "expires",	NTM_J_INT, 1, &expires,	0 },
-	};
+	const char *code = NULL, *message = NULL;
+	struct ntm_m_as_login_ok ok;
 	struct ntm_jerr jerr;
 	char msg[512];
 
@@ -171,12 +171,11 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 		if (res->json == NULL) {
 			login_as_fail(l, "the account server (AS) answered the DC wrongly",
 			    "malformed answer (not a JSON object)");
-		} else if (ntm_json_unpack(res->json, fields,
-		    sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
+		} else if (ntm_msg_as_login_ok_decode(res->json, &ok, &jerr) < 0) {
 			login_as_fail(l, "the account server (AS) answered the DC wrongly",
 			    jerr.message);
 		} else
-			login_finish(l, token);
+			login_finish(l, ok.token);
 	} else {
 		if (res->json) {
 			code = json_string_value(json_object_get(res->json, "code"));
@@ -204,75 +203,36 @@ on_login(struct ntm_req *req, void *arg)
 	struct dc *dc = arg;
 	struct srv *s = dc->srv;
 	json_t *in = ntm_req_json(req), *out = NULL;
-	const char *user = NULL, *password = NULL, *device = NULL, *client_key = NULL,
-	    *push = NULL, *xkey = NULL;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,		0 },
-		{ "user",	NTM_J_STR, 1, &user,		NTM_USER_MAX },
-		{ "password",	NTM_J_STR, 1, &password,	DC_PASSWORD_MAX },
-		{ "device",	NTM_J_STR, 1, &device,		NTM_DEVICE_MAX },
-		{ "client_key",	NTM_J_STR, 1, &client_key,	2 * NTM_KX_PK },
-		{ "push",	NTM_J_STR, 0, &push,		NTM_PUSH_URL_MAX },
-		{ "exchange_key", NTM_J_STR, 0, &xkey,		2 * NTM_KX_PK },
-	};
+	struct ntm_m_login m;
+	struct ntm_m_as_login as;
 	struct ntm_jerr jerr;
 	struct dc_login *l = NULL;
 	int e;
 
-	if (ntm_json_unpack(in, fields, sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
+	if (ntm_msg_login_decode(in, &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
-		goto cleanup;
-	}
-	if (!ntm_valid_user(user)) {
-		ntm_reply_error(req, 400, "bad_field", "user", "field 'user': invalid name "
-		    "(lowercase letters, digits and '-', starting with a letter, not ending with '-', at most 32)");
-		goto cleanup;
-	}
-	if (!ntm_valid_device(device)) {
-		ntm_reply_error(req, 400, "bad_field", "device", "field 'device': invalid "
-		    "device id (letters, digits, '_' and '-', 1 to 64)");
-		goto cleanup;
-	}
-	if (*password == '\0') {
-		ntm_reply_error(req, 400, "bad_field", "password", "field 'password': empty");
-		goto cleanup;
-	}
-	if (push && !ntm_valid_push_url(push)) {
-		ntm_reply_error(req, 400, "bad_field", "push", "field 'push': not an https:// "
-		    "URL with a host (printable ASCII, no credentials, at most %d bytes)",
-		    NTM_PUSH_URL_MAX);
 		goto cleanup;
 	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
 	}
-	if (ntm_b64_decode_exact(l->client_pk, sizeof(l->client_pk), client_key) < 0) {
-		ntm_reply_error(req, 400, "bad_field", "client_key", "field 'client_key': "
-		    "not a base64url X25519 public key (32 bytes)");
-		goto cleanup;
-	}
-	if (xkey) {
-		uint8_t raw[NTM_KX_PK];
-
-		if (ntm_b64_decode_exact(raw, sizeof(raw), xkey) < 0) {
-			ntm_reply_error(req, 400, "bad_field", "exchange_key", "field "
-			    "'exchange_key': not a base64url X25519 public key (32 bytes)");
-			goto cleanup;
-		}
-		snprintf(l->xkey, sizeof(l->xkey), "%s", xkey);
-	}
+	/* The codec checked it is base64url of that many bytes. */
+	(void)ntm_b64_decode_exact(l->client_pk, sizeof(l->client_pk), m.client_key);
+	snprintf(l->xkey, sizeof(l->xkey), "%s", m.exchange_key ? m.exchange_key : "");
 	l->dc = dc;
 	l->req = req;
-	snprintf(l->user, sizeof(l->user), "%s", user);
-	snprintf(l->device, sizeof(l->device), "%s", device);
+	snprintf(l->user, sizeof(l->user), "%s", m.user);
+	snprintf(l->device, sizeof(l->device), "%s", m.device);
 	snprintf(l->peer, sizeof(l->peer), "%s", ntm_req_peer(req) ? ntm_req_peer(req) : "?");
-	snprintf(l->push, sizeof(l->push), "%s", push ? push : "");
+	snprintf(l->push, sizeof(l->push), "%s", m.push ? m.push : "");
 
-	out = json_pack("{s:i, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "user", user, "password", password, "device", device);
-	if (out == NULL) {
+	memset(&as, 0, sizeof(as));
+	as.version = NTM_PROTOCOL_VERSION;
+	as.user = m.user;
+	as.password = m.password;
+	as.device = m.device;
+	if (ntm_msg_as_login_encode(&as, &out, &jerr) < 0) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
 	}
@@ -321,17 +281,14 @@ static void
 on_logout(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,	0 },
-	};
+	struct ntm_m_logout m;
 	struct ntm_jerr jerr;
 	struct ntm_token tok;
 	struct dc_client cl;
 	struct dc_session sess;
 	int e;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, 1, &jerr) < 0) {
+	if (ntm_msg_logout_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}

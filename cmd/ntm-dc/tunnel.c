@@ -10,10 +10,10 @@
  *   POST /v1/dc/moved      DC (signed): a peer of your client's tunnel moved;
  *                          send your client a MOVED (UDP, §4.2)
  *
- * A peer in another domain is reached through disc_lookup() (DNS SRV) and
- * the two signed calls. Tunnels are remembered (tunnel_id -> temporal key,
- * ends) so either end may ask for the route to be decided again (mobility)
- * while both keep their sessions.
+ * A peer in another domain is reached through peerdc_post() (DNS SRV, then
+ * the signed locate) and the direction call to the same DC. Tunnels are
+ * remembered (tunnel_id -> temporal key, ends) so either end may ask for the
+ * route to be decided again (mobility) while both keep their sessions.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +26,8 @@
 #include <jansson.h>
 
 #include "dc.h"
+#include "msg.h"
+#include "peerdc.h"
 #include "dns.h"
 #include "relay.h"
 
@@ -47,6 +49,7 @@ struct dc_mreq {
 	char			 to[NTM_NAME_MAX + 1], from[NTM_NAME_MAX + 1];
 	char			 tid[2 * NTM_TUNNEL_ID_LEN + 1], endpoint[64];
 	const char		*domain;	/* into to */
+	struct peerdc		 peer;
 };
 
 /* A POST /v1/tunnel waiting for another DC. */
@@ -65,6 +68,7 @@ struct dc_treq {
 	int			 kind;		/* of the route build() decided */
 	char			 url[600];	/* the peer's DC, no trailing slash */
 	json_t			*mine;		/* the caller's direction, once made */
+	struct peerdc		 pdc;		/* finding the peer's DC, locating */
 };
 enum { T_DISCOVER = 1, T_LOCATE, T_DELIVER };
 
@@ -134,52 +138,48 @@ family_num(const struct sockaddr_storage *ss)
 static json_t *
 location_json(const struct ntm_location *l, int64_t last_seen)
 {
-	json_t *locals = json_array();
-	char a[64];
+	struct ntm_m_location m = { .has = ~UINT32_C(0), .natted = l->natted,
+		.family = family_num(&l->reflexive), .last_seen = last_seen };
+	char a[64], r[64];
+	json_t *j = NULL;
 
-	for (int i = 0; locals && i < l->nlocals; i++)
-		json_array_append_new(locals, json_string(ntm_sa_str(
+	if ((m.locals = json_array()) == NULL)
+		return NULL;
+	for (int i = 0; i < l->nlocals; i++)
+		json_array_append_new(m.locals, json_string(ntm_sa_str(
 		    (const struct sockaddr *)&l->locals[i], a, sizeof(a))));
-	return json_pack("{s:s, s:o, s:b, s:i, s:I}",
-	    "reflexive", ntm_sa_str((const struct sockaddr *)&l->reflexive, a, sizeof(a)),
-	    "locals", locals, "natted", l->natted, "family", family_num(&l->reflexive),
-	    "last_seen", (json_int_t)last_seen);
+	m.reflexive = ntm_sa_str((const struct sockaddr *)&l->reflexive, r, sizeof(r));
+	if (ntm_msg_location_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(m.locals);
+	return j;
 }
 
 /* Parses what location_json wrote; fills msg on error. */
 static int
 location_parse(json_t *obj, struct ntm_location *l, char *msg, size_t cap)
 {
-	const char *reflexive = NULL;
-	json_t *locals = NULL, *v;
-	int natted = 0;
-	int64_t family = 0, last_seen = 0;
-	const struct ntm_jfield f[] = {
-		{ "reflexive",	NTM_J_STR, 1, &reflexive, 64 },
-		{ "locals",	NTM_J_ARR, 1, &locals, 0 },
-		{ "natted",	NTM_J_BOOL, 1, &natted, 0 },
-		{ "family",	NTM_J_INT, 1, &family, 0 },
-		{ "last_seen",	NTM_J_INT, 0, &last_seen, 0 },
-	};
+	struct ntm_m_location m;
 	struct ntm_jerr jerr;
+	json_t *v;
 	socklen_t len;
 	size_t i;
 
 	memset(l, 0, sizeof(*l));
-	if (ntm_json_unpack(obj, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
+	if (ntm_msg_location_decode(obj, &m, &jerr) < 0) {
 		snprintf(msg, cap, "location: %s", jerr.message);
 		return -1;
 	}
-	if (ntm_sa_parse(&l->reflexive, &len, reflexive) < 0 ||
-	    family_num(&l->reflexive) != family) {
-		snprintf(msg, cap, "location: bad reflexive address '%s'", reflexive);
+	if (ntm_sa_parse(&l->reflexive, &len, m.reflexive) < 0 ||
+	    family_num(&l->reflexive) != m.family) {
+		snprintf(msg, cap, "location: bad reflexive address '%s'", m.reflexive);
 		return -1;
 	}
-	if (json_array_size(locals) > NTM_REG_ADDRS) {
+	if (json_array_size(m.locals) > NTM_REG_ADDRS) {
 		snprintf(msg, cap, "location: more than %d locals", NTM_REG_ADDRS);
 		return -1;
 	}
-	json_array_foreach(locals, i, v) {
+	json_array_foreach(m.locals, i, v) {
 		if (!json_is_string(v) ||
 		    ntm_sa_parse(&l->locals[l->nlocals], &len, json_string_value(v)) < 0) {
 			snprintf(msg, cap, "location: bad local address");
@@ -187,7 +187,7 @@ location_parse(json_t *obj, struct ntm_location *l, char *msg, size_t cap)
 		}
 		l->nlocals++;
 	}
-	l->natted = natted;
+	l->natted = m.natted;
 	return 0;
 }
 
@@ -206,25 +206,32 @@ direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_L
     int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp)
 {
 	char thex[2 * NTM_TUNNEL_ID_LEN + 1], kb64[NTM_B64_LEN(NTM_KEY_LEN)];
+	struct ntm_m_direction m;
 	json_t *d;
 	int side = initiator ? 0 : 1;
 
 	if (ntm_hex_encode(thex, sizeof(thex), tid, NTM_TUNNEL_ID_LEN) < 0 ||
 	    ntm_b64_encode(kb64, sizeof(kb64), key, NTM_KEY_LEN) < 0)
 		return NULL;
-	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
-	    "tunnel_id", thex, "peer", peer, "peer_vip4", vip4, "peer_vip6", vip6,
-	    "route", ntm_route_kind_name(r->kind), "reason", r->reason,
-	    "role", initiator ? "initiator" : "responder", "endpoint", endpoint,
-	    "temporal_key", kb64, "expires", (json_int_t)expires);
-	ntm_wipe(kb64, sizeof(kb64));
-	if (d && r->kind == NTM_ROUTE_RELAY &&
-	    json_object_set_new(d, "relay", json_pack("{s:s, s:s, s:s, s:i}",
-	    "ticket", rp->ticket, "relay_key", rp->key, "addr", rp->addr[side],
-	    "side", side)) < 0) {
-		json_decref(d);
-		return NULL;
+	m = (struct ntm_m_direction){ .tunnel_id = thex, .peer = peer, .peer_vip4 = vip4,
+		.peer_vip6 = vip6, .route = ntm_route_kind_name(r->kind), .reason = r->reason,
+		.role = initiator ? "initiator" : "responder", .endpoint = endpoint,
+		.temporal_key = kb64, .expires = expires };
+	if (r->kind == NTM_ROUTE_RELAY) {
+		struct ntm_m_relay rl = { .ticket = rp->ticket, .relay_key = rp->key,
+			.addr = rp->addr[side], .side = side };
+
+		if (ntm_msg_relay_encode(&rl, &m.relay, NULL) < 0)
+			m.relay = NULL;
+		if (m.relay == NULL) {
+			ntm_wipe(kb64, sizeof(kb64));
+			return NULL;
+		}
 	}
+	if (ntm_msg_direction_encode(&m, &d, NULL) < 0)
+		d = NULL;
+	ntm_wipe(kb64, sizeof(kb64));
+	json_decref(m.relay);
 	return d;
 }
 
@@ -458,13 +465,8 @@ static void
 on_tunnel(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
-	const char *peer = NULL, *tunnel_id = NULL, *domain;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,		0 },
-		{ "peer",	NTM_J_STR, 1, &peer,		NTM_NAME_MAX },
-		{ "tunnel_id",	NTM_J_STR, 0, &tunnel_id,	2 * NTM_TUNNEL_ID_LEN },
-	};
+	struct ntm_m_tunnel m;
+	const char *peer, *tunnel_id, *domain;
 	struct ntm_jerr jerr;
 	struct ntm_token tok;
 	struct dc_client cl, pc;
@@ -475,10 +477,12 @@ on_tunnel(struct ntm_req *req, void *arg)
 	struct dc_tun *tun;
 	int e;
 
-	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
+	if (ntm_msg_tunnel_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
+	peer = m.peer;
+	tunnel_id = m.tunnel_id;
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
 	ntm_wipe(&sess, sizeof(sess));
@@ -554,9 +558,10 @@ on_tunnel(struct ntm_req *req, void *arg)
 
 /* ---- the peer at another DC ---------------------------------------------- */
 
-static void on_found(int err, const char *url, const char *host, uint16_t port,
-    const char *addr, void *arg);
-static void on_located(const struct ntm_http_result *res, void *arg);
+static int locate_body(struct peerdc *p, json_t **body, void *arg);
+static void on_locate_done(struct peerdc *p, enum peerdc_step step, int err,
+    const struct ntm_http_result *res, void *arg);
+static void on_located(const struct ntm_http_result *res, struct dc_treq *t);
 static void on_delivered(const struct ntm_http_result *res, void *arg);
 
 static void
@@ -566,7 +571,8 @@ remote_start(struct dc_treq *t)
 
 	treq_link(t);
 	t->state = T_DISCOVER;
-	if ((e = disc_lookup(t->dc->disc, t->domain, on_found, t)) < 0) {
+	if ((e = peerdc_post(&t->pdc, t->dc->disc, t->dc->httpc, t->domain, "/v1/dc/locate",
+	    t->dc->srv->conf.as_timeout_ms, locate_body, on_locate_done, t)) < 0) {
 		const char *code;
 		char msg[256];
 		int st = disc_status(e, t->domain, &code, msg, sizeof(msg));
@@ -602,52 +608,49 @@ remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *w
 	    "(HTTP %ld %s)", t->domain, what, res->status, code ? code : "without a code");
 }
 
-static void
-on_found(int err, const char *url, const char *host, uint16_t port, const char *addr,
-    void *arg)
+static int
+locate_body(struct peerdc *p, json_t **body, void *arg)
 {
 	struct dc_treq *t = arg;
-	struct dc *dc = t->dc;
-	char u[700];
-	json_t *body;
-	int e;
+	struct ntm_m_dc_locate m = { .version = NTM_PROTOCOL_VERSION, .fqdn = t->peer,
+		.from = t->me };
 
-	if (err < 0) {
-		const char *code;
-		char msg[256];
-		int st = disc_status(err, t->domain, &code, msg, sizeof(msg));
-
-		treq_fail(t, st, code, "%s", msg);
-		return;
-	}
-	snprintf(t->url, sizeof(t->url), "%s", url);
-	snprintf(u, sizeof(u), "%s/v1/dc/locate", t->url);
-	body = json_pack("{s:i, s:s, s:s}", "version", NTM_PROTOCOL_VERSION, "fqdn", t->peer,
-	    "from", t->me);
+	snprintf(t->url, sizeof(t->url), "%s", p->url);
 	t->state = T_LOCATE;
-	e = body ? ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
-	    dc->srv->conf.as_timeout_ms, on_located, t) : NTM_ERR_NOMEM;
-	json_decref(body);
-	if (e < 0)
-		treq_fail(t, 502, "upstream_unavailable", "DC %s: cannot start the request: %s",
-		    t->domain, ntm_strerror(e));
+	return ntm_msg_dc_locate_encode(&m, body, NULL);
 }
 
 static void
-on_located(const struct ntm_http_result *res, void *arg)
+on_locate_done(struct peerdc *p, enum peerdc_step step, int err,
+    const struct ntm_http_result *res, void *arg)
 {
 	struct dc_treq *t = arg;
+	const char *code;
+	char msg[256];
+	int st;
+
+	switch (step) {
+	case PEERDC_LOOKUP:
+		st = disc_status(err, t->domain, &code, msg, sizeof(msg));
+		treq_fail(t, st, code, "%s", msg);
+		break;
+	case PEERDC_START:
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: cannot start the request: %s",
+		    t->domain, ntm_strerror(err));
+		break;
+	case PEERDC_ANSWER:
+		on_located(res, t);
+		break;
+	}
+}
+
+static void
+on_located(const struct ntm_http_result *res, struct dc_treq *t)
+{
 	struct dc *dc = t->dc;
-	const char *fqdn = NULL, *vip4 = NULL, *vip6 = NULL;
-	int online = 0;
-	json_t *loc = NULL, *body, *theirs = NULL;
-	const struct ntm_jfield f[] = {
-		{ "fqdn",	NTM_J_STR, 1, &fqdn,	NTM_NAME_MAX },
-		{ "vip4",	NTM_J_STR, 1, &vip4,	47 },
-		{ "vip6",	NTM_J_STR, 1, &vip6,	47 },
-		{ "online",	NTM_J_BOOL, 1, &online,	0 },
-		{ "location",	NTM_J_OBJ, 1, &loc,	0 },
-	};
+	struct ntm_m_dc_located lo;
+	struct ntm_m_dc_direction dm;
+	json_t *body = NULL, *theirs = NULL;
 	struct ntm_jerr jerr;
 	const char *code;
 	char msg[512], u[700];
@@ -657,37 +660,39 @@ on_located(const struct ntm_http_result *res, void *arg)
 		remote_error(t, res, "locate");
 		return;
 	}
-	if (res->json == NULL || ntm_json_unpack(res->json, f, 5, &jerr) < 0) {
+	if (res->json == NULL || ntm_msg_dc_located_decode(res->json, &lo, &jerr) < 0) {
 		treq_fail(t, 502, "upstream_unavailable", "DC %s: malformed locate answer%s%s",
 		    t->domain, res->json ? ": " : "", res->json ? jerr.message : "");
 		return;
 	}
-	if (strcmp(fqdn, t->peer) != 0) {
+	if (strcmp(lo.fqdn, t->peer) != 0) {
 		treq_fail(t, 502, "upstream_unavailable", "the DC of %s answered for "
 		    "another device", t->domain);
 		return;
 	}
-	if (!online) {
+	if (!lo.online) {
 		treq_fail(t, 404, "peer_offline", "%s is offline (says the DC of %s)",
 		    t->peer, t->domain);
 		return;
 	}
-	if (location_parse(loc, &t->peerloc, msg, sizeof(msg)) < 0) {
+	if (location_parse(lo.location, &t->peerloc, msg, sizeof(msg)) < 0) {
 		treq_fail(t, 502, "upstream_unavailable", "DC %s: %s", t->domain, msg);
 		return;
 	}
-	snprintf(t->peer4, sizeof(t->peer4), "%s", vip4);
-	snprintf(t->peer6, sizeof(t->peer6), "%s", vip6);
+	snprintf(t->peer4, sizeof(t->peer4), "%s", lo.vip4);
+	snprintf(t->peer6, sizeof(t->peer6), "%s", lo.vip6);
 	if (build(t, &t->mine, &theirs, &status, &code, msg, sizeof(msg)) < 0) {
 		treq_fail(t, status, code, "%s", msg);
 		return;
 	}
 	snprintf(u, sizeof(u), "%s/v1/dc/direction", t->url);
-	body = json_pack("{s:i, s:s, s:o}", "version", NTM_PROTOCOL_VERSION, "to", t->peer,
-	    "direction", theirs);
+	dm = (struct ntm_m_dc_direction){ .version = NTM_PROTOCOL_VERSION, .to = t->peer,
+		.direction = theirs };
 	t->state = T_DELIVER;
-	e = body ? ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
-	    dc->srv->conf.as_timeout_ms, on_delivered, t) : NTM_ERR_NOMEM;
+	if ((e = ntm_msg_dc_direction_encode(&dm, &body, NULL)) == 0)
+		e = ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
+		    dc->srv->conf.as_timeout_ms, on_delivered, t);
+	json_decref(theirs);	/* body holds its own reference */
 	if (body) {
 		/* The temporal key is in there: wipe our copy's string. */
 		json_t *k = json_object_get(json_object_get(body, "direction"), "temporal_key");
@@ -777,22 +782,21 @@ on_dc_locate(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
 	const struct ntm_cert *c;
-	const char *fqdn = NULL, *from = NULL, *fd;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,	0 },
-		{ "fqdn",	NTM_J_STR, 1, &fqdn,	NTM_NAME_MAX },
-		{ "from",	NTM_J_STR, 1, &from,	NTM_NAME_MAX },
-	};
+	struct ntm_m_dc_locate m;
+	struct ntm_m_dc_located lo;
+	const char *fqdn, *from, *fd;
+	json_t *body;
 	struct ntm_jerr jerr;
 	struct dc_client cl;
 	struct dc_sess_info info;
 
 	c = ntm_req_cert(req);	/* a DC: the route says so */
-	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
+	if (ntm_msg_dc_locate_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
+	fqdn = m.fqdn;
+	from = m.from;
 	if ((fd = fqdn_domain(from)) == NULL || strcasecmp(fd, c->name) != 0) {
 		ntm_reply_error(req, 400, "bad_field", "from",
 		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
@@ -801,9 +805,15 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	if (our_online_client(dc, req, fqdn, &cl, &info) == NULL)
 		return;
 	log_info("locate %s for %s (DC %s)", fqdn, from, c->name);
-	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:b, s:o}", "fqdn", cl.fqdn,
-	    "vip4", cl.vip4, "vip6", cl.vip6, "online", 1,
-	    "location", location_json(&info.loc, info.last_seen)));
+	lo = (struct ntm_m_dc_located){ .fqdn = cl.fqdn, .vip4 = cl.vip4, .vip6 = cl.vip6,
+		.online = 1, .location = location_json(&info.loc, info.last_seen) };
+	if (ntm_msg_dc_located_encode(&lo, &body, NULL) < 0) {
+		json_decref(lo.location);
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	json_decref(lo.location);	/* body holds it */
+	ntm_reply_json(req, 200, body);
 }
 
 /* Strict check of a direction made by another DC. */
@@ -811,39 +821,28 @@ static int
 direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
     uint8_t key[NTM_KEY_LEN], const char **peer_out, struct ntm_jerr *je)
 {
-	const char *tunnel_id = NULL, *peer = NULL, *vip4 = NULL, *vip6 = NULL, *route = NULL,
-	    *reason = NULL, *role = NULL, *endpoint = NULL, *tk = NULL, *ticket = NULL,
-	    *rkey = NULL, *addr = NULL, *pd;
-	int64_t expires = 0, side = 0;
-	json_t *relay = NULL;
-	const struct ntm_jfield f[] = {
-		{ "tunnel_id",	  NTM_J_STR, 1, &tunnel_id, 2 * NTM_TUNNEL_ID_LEN },
-		{ "peer",	  NTM_J_STR, 1, &peer,	    NTM_NAME_MAX },
-		{ "peer_vip4",	  NTM_J_STR, 1, &vip4,	    47 },
-		{ "peer_vip6",	  NTM_J_STR, 1, &vip6,	    47 },
-		{ "route",	  NTM_J_STR, 1, &route,	    16 },
-		{ "reason",	  NTM_J_STR, 1, &reason,    95 },
-		{ "role",	  NTM_J_STR, 1, &role,	    16 },
-		{ "endpoint",	  NTM_J_STR, 1, &endpoint,  63 },
-		{ "temporal_key", NTM_J_STR, 1, &tk,	    NTM_B64_LEN(NTM_KEY_LEN) },
-		{ "expires",	  NTM_J_INT, 1, &expires,   0 },
-		{ "relay",	  NTM_J_OBJ, 0, &relay,	    0 },
-	};
-	const struct ntm_jfield rf[] = {
-		{ "ticket",	NTM_J_STR, 1, &ticket,	DIR_FIELD_MAX },
-		{ "relay_key",	NTM_J_STR, 1, &rkey,	NTM_B64_LEN(NTM_KEY_LEN) },
-		{ "addr",	NTM_J_STR, 1, &addr,	63 },
-		{ "side",	NTM_J_INT, 1, &side,	0 },
-	};
+	struct ntm_m_direction m;
+	struct ntm_m_relay rl;
+	const char *tunnel_id, *peer, *vip4, *vip6, *route, *role, *endpoint, *tk, *pd;
+	json_t *relay;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uint8_t b4[4], b6[16], kbuf[NTM_KEY_LEN], tmp[NTM_TICKET_MAX];
 	const char *bad = NULL;
 
-	if (ntm_json_unpack(d, f, sizeof(f) / sizeof(f[0]), je) < 0)
+	/* The values are checked below, each refusal naming "direction". */
+	if (ntm_msg_direction_unpack(d, &m, je) < 0)
 		return -1;
-	if (relay && ntm_json_unpack(relay, rf, sizeof(rf) / sizeof(rf[0]), je) < 0)
+	if ((relay = m.relay) != NULL && ntm_msg_relay_unpack(relay, &rl, je) < 0)
 		return -1;
+	tunnel_id = m.tunnel_id;
+	peer = m.peer;
+	vip4 = m.peer_vip4;
+	vip6 = m.peer_vip6;
+	route = m.route;
+	role = m.role;
+	endpoint = m.endpoint;
+	tk = m.temporal_key;
 	if (ntm_hex_decode_exact(tid, NTM_TUNNEL_ID_LEN, tunnel_id) < 0)
 		bad = "tunnel_id";
 	else if (!ntm_valid_dnsname(peer) || (pd = fqdn_domain(peer)) == NULL ||
@@ -863,9 +862,9 @@ direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
 		bad = "temporal_key";
 	else if ((strcmp(route, "relay") == 0) != (relay != NULL))
 		bad = "relay";
-	else if (relay && (ntm_b64_decode(tmp, sizeof(tmp), ticket) < 1 ||
-	    ntm_b64_decode_exact(kbuf, sizeof(kbuf), rkey) < 0 ||
-	    ntm_sa_parse(&ss, &len, addr) < 0 || (side != 0 && side != 1)))
+	else if (relay && (ntm_b64_decode(tmp, sizeof(tmp), rl.ticket) < 1 ||
+	    ntm_b64_decode_exact(kbuf, sizeof(kbuf), rl.relay_key) < 0 ||
+	    ntm_sa_parse(&ss, &len, rl.addr) < 0 || (rl.side != 0 && rl.side != 1)))
 		bad = "relay";
 	ntm_wipe(kbuf, sizeof(kbuf));
 	if (bad) {
@@ -883,14 +882,9 @@ on_dc_direction(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
 	const struct ntm_cert *c;
-	const char *to = NULL, *peer = NULL, *route;
-	int64_t version = 0;
-	json_t *dir = NULL;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,	0 },
-		{ "to",		NTM_J_STR, 1, &to,	NTM_NAME_MAX },
-		{ "direction",	NTM_J_OBJ, 1, &dir,	0 },
-	};
+	struct ntm_m_dc_direction m;
+	const char *to, *peer = NULL, *route;
+	json_t *dir;
 	struct ntm_jerr jerr;
 	struct dc_client cl;
 	struct dc_sess_info info;
@@ -901,10 +895,12 @@ on_dc_direction(struct ntm_req *req, void *arg)
 	int n;
 
 	c = ntm_req_cert(req);	/* a DC: the route says so */
-	if (ntm_json_unpack(ntm_req_json(req), fields, 3, &jerr) < 0) {
+	if (ntm_msg_dc_direction_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
+	to = m.to;
+	dir = m.direction;
 	if (direction_check(dir, c->name, tid, key, &peer, &jerr) < 0) {
 		ntm_wipe(key, sizeof(key));
 		ntm_reply_jerr(req, &jerr);
@@ -939,9 +935,10 @@ on_dc_direction(struct ntm_req *req, void *arg)
 
 /* ---- mobility: MOVED ---------------------------------------------------------- */
 
-static void on_moved_found(int err, const char *url, const char *host, uint16_t port,
-    const char *addr, void *arg);
-static void on_moved_sent(const struct ntm_http_result *res, void *arg);
+static int moved_body(struct peerdc *p, json_t **body, void *arg);
+static void on_moved_done(struct peerdc *p, enum peerdc_step step, int err,
+    const struct ntm_http_result *res, void *arg);
+static void on_moved_sent(const struct ntm_http_result *res, struct dc_mreq *m);
 
 /* MOVED to our client peer (online, registered): 0 or NTM_ERR_*. */
 static int
@@ -1026,7 +1023,8 @@ tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *end
 		m->prevp = &tt->moved;
 		tt->moved = m;
 		tt->nmoved++;
-		if ((e = disc_lookup(dc->disc, m->domain, on_moved_found, m)) < 0) {
+		if ((e = peerdc_post(&m->peer, dc->disc, dc->httpc, m->domain, "/v1/dc/moved",
+		    dc->srv->conf.as_timeout_ms, moved_body, on_moved_done, m)) < 0) {
 			tt->c.failed++;
 			log_info("moved %s: cannot look up the DC of %s: %s", fqdn, m->domain,
 			    ntm_strerror(e));
@@ -1039,41 +1037,45 @@ const struct dc_hooks dc_tunnel_hooks = {
 	.moved	= tunnel_moved,
 };
 
+static int
+moved_body(struct peerdc *p, json_t **body, void *arg)
+{
+	struct dc_mreq *m = arg;
+	struct ntm_m_dc_moved mm = { .version = NTM_PROTOCOL_VERSION, .to = m->to,
+		.from = m->from, .tunnel_id = m->tid, .endpoint = m->endpoint };
+
+	return ntm_msg_dc_moved_encode(&mm, body, NULL);
+}
+
 static void
-on_moved_found(int err, const char *url, const char *host, uint16_t port, const char *addr,
-    void *arg)
+on_moved_done(struct peerdc *p, enum peerdc_step step, int err,
+    const struct ntm_http_result *res, void *arg)
 {
 	struct dc_mreq *m = arg;
 	struct dc *dc = m->dc;
-	char u[700];
-	json_t *body;
-	int e;
 
-	if (err < 0) {
+	switch (step) {
+	case PEERDC_LOOKUP:
 		dc->tunnels->c.failed++;
 		log_info("moved %s: cannot find the DC of %s: %s", m->from, m->domain,
 		    ntm_strerror(err));
 		mreq_free(m);
-		return;
-	}
-	snprintf(u, sizeof(u), "%s/v1/dc/moved", url);
-	body = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "to", m->to, "from", m->from, "tunnel_id", m->tid, "endpoint", m->endpoint);
-	e = body ? ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
-	    dc->srv->conf.as_timeout_ms, on_moved_sent, m) : NTM_ERR_NOMEM;
-	json_decref(body);
-	if (e < 0) {
+		break;
+	case PEERDC_START:
 		dc->tunnels->c.failed++;
 		log_info("moved %s: DC %s: cannot start the request: %s", m->from, m->domain,
-		    ntm_strerror(e));
+		    ntm_strerror(err));
 		mreq_free(m);
+		break;
+	case PEERDC_ANSWER:
+		on_moved_sent(res, m);
+		break;
 	}
 }
 
 static void
-on_moved_sent(const struct ntm_http_result *res, void *arg)
+on_moved_sent(const struct ntm_http_result *res, struct dc_mreq *m)
 {
-	struct dc_mreq *m = arg;
 	struct dc *dc = m->dc;
 	const char *code = NULL;
 
@@ -1100,15 +1102,8 @@ on_dc_moved(struct ntm_req *req, void *arg)
 {
 	struct dc *dc = arg;
 	const struct ntm_cert *c;
-	const char *to = NULL, *from = NULL, *tunnel_id = NULL, *endpoint = NULL, *fd;
-	int64_t version = 0;
-	const struct ntm_jfield fields[] = {
-		{ "version",	NTM_J_INT, 1, &version,		0 },
-		{ "to",		NTM_J_STR, 1, &to,		NTM_NAME_MAX },
-		{ "from",	NTM_J_STR, 1, &from,		NTM_NAME_MAX },
-		{ "tunnel_id",	NTM_J_STR, 1, &tunnel_id,	2 * NTM_TUNNEL_ID_LEN },
-		{ "endpoint",	NTM_J_STR, 1, &endpoint,	63 },
-	};
+	struct ntm_m_dc_moved m;
+	const char *to, *from, *tunnel_id, *endpoint, *fd;
 	struct ntm_jerr jerr;
 	struct dc_client cl;
 	struct dc_sess_info info;
@@ -1120,24 +1115,25 @@ on_dc_moved(struct ntm_req *req, void *arg)
 	int e;
 
 	c = ntm_req_cert(req);	/* a DC: the route says so */
-	if (ntm_json_unpack(ntm_req_json(req), fields, 5, &jerr) < 0) {
+	if (ntm_msg_dc_moved_unpack(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
+	to = m.to;
+	from = m.from;
+	tunnel_id = m.tunnel_id;
+	endpoint = m.endpoint;
 	if (!ntm_valid_dnsname(from) || (fd = fqdn_domain(from)) == NULL ||
 	    strcasecmp(fd, c->name) != 0) {
 		ntm_reply_error(req, 400, "bad_field", "from",
 		    "field 'from': %s is not a client of the calling DC %s", from, c->name);
 		return;
 	}
-	if (ntm_hex_decode_exact(tid, sizeof(tid), tunnel_id) < 0) {
-		ntm_reply_error(req, 400, "bad_field", "tunnel_id",
-		    "field 'tunnel_id': not 32 hex digits");
-		return;
-	}
-	if (ntm_sa_parse(&ep, &len, endpoint) < 0) {
-		ntm_reply_error(req, 400, "bad_field", "endpoint",
-		    "field 'endpoint': '%s' is not ip:port", endpoint);
+	/* Checked here, after the caller's right to speak for from. */
+	if (ntm_msg_dc_moved_check(&m, &jerr) < 0 ||
+	    ntm_hex_decode_exact(tid, sizeof(tid), tunnel_id) < 0 ||
+	    ntm_sa_parse(&ep, &len, endpoint) < 0) {
+		ntm_reply_jerr(req, &jerr);
 		return;
 	}
 	if ((s = our_online_client(dc, req, to, &cl, &info)) == NULL)
