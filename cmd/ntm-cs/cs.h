@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "csrule.h"
 #include "srv.h"
 
 struct event;
@@ -16,7 +17,7 @@ struct ntm_worker;
 typedef struct sqlite3 sqlite3;
 
 /* Limits (declared once; docs/protocol.md §7.1 repeats them). */
-#define CS_CHUNK_MAX		(4 * 1024 * 1024)	/* bytes per PUT */
+#define CS_CHUNK_MAX		NTM_CS_CHUNK_MAX	/* bytes per PUT (csrule.h) */
 #define CS_JSON_MAX		NTM_BODY_MAX		/* JSON request bodies */
 #define CS_SIZE_MAX		(1LL << 40)		/* one object */
 #define CS_DESTS_MAX		16
@@ -33,40 +34,6 @@ typedef struct sqlite3 sqlite3;
 #define CS_REVOKED_KEEP		(30L * 86400)	/* a token id with no expiry given */
 #define CS_META_WAIT_MAX	30			/* seconds of GET .../meta?wait= */
 #define CS_META_WAITS_MAX	256			/* such requests held at once */
-
-/* ---- core.c: I/O-free rules (unit-tested) -------------------------------- */
-
-/* 1 if s is exactly n lowercase hex digits. */
-int  cs_valid_hex(const char *s, size_t n);
-/* Strict decimal 0..max (no sign, no spaces, no leading zeros but "0"). */
-int  cs_parse_u64(const char *s, uint64_t max, uint64_t *out);
-/* 1 if fqdn names a device of account user at DC domain dc: "user.dc" or
- * "user-N.dc" (N decimal), as the DC assigns names. */
-int  cs_fqdn_is_account(const char *fqdn, const char *user, const char *dc);
-/* "dir/ab/abcd..." for a hex hash; NTM_ERR_TOOBIG if it does not fit. */
-int  cs_object_path(char *out, size_t cap, const char *dir, const char *hex);
-
-enum cs_chunk {
-	CS_CHUNK_OK = 0,
-	CS_CHUNK_OFFSET,	/* offset is not the bytes received so far */
-	CS_CHUNK_TOOLONG,	/* would go past the declared size */
-	CS_CHUNK_EMPTY,		/* no bytes */
-	CS_CHUNK_BIG,		/* over CS_CHUNK_MAX */
-};
-/* May a chunk of len bytes at offset go to an upload of size bytes that
- * holds have bytes? */
-enum cs_chunk cs_chunk_check(uint64_t size, uint64_t have, uint64_t offset, size_t len);
-
-enum cs_commit {
-	CS_COMMIT_OK = 0,
-	CS_COMMIT_SIZE,		/* claimed size differs from the declared one */
-	CS_COMMIT_INCOMPLETE,	/* fewer bytes received than declared */
-	CS_COMMIT_HASH,		/* content hash differs from the claimed one */
-};
-enum cs_commit cs_commit_check(uint64_t declared, uint64_t have, uint64_t claimed,
-    const uint8_t *hash, const uint8_t *want);
-/* Would an account holding used bytes stay within quota with size more? */
-int  cs_quota_ok(uint64_t used, uint64_t size, uint64_t quota);
 
 /* ---- the daemon ---------------------------------------------------------- */
 

@@ -34,7 +34,7 @@ dest_match(const struct cs_dest *dest, void *arg)
 {
 	struct dest_scan *d = arg;
 
-	if (cs_fqdn_is_account(dest->fqdn, d->w->user, d->w->dc))
+	if (ntm_cs_fqdn_is_account(dest->fqdn, d->w->user, d->w->dc))
 		d->match = 1;
 	return 0;
 }
@@ -59,7 +59,7 @@ find_object(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 	enum access acc;
 	int e;
 
-	if (!cs_valid_hex(hex, CS_HEX_HASH)) {
+	if (!ntm_cs_valid_hex(hex, CS_HEX_HASH)) {
 		ntm_reply_error(req, 400, "bad_field", "sha256", "sha256 '%.70s' is not %d "
 		    "lowercase hex digits", hex ? hex : "", CS_HEX_HASH);
 		return ACC_NONE;
@@ -253,7 +253,7 @@ on_meta(struct ntm_req *req, void *arg)
 
 	if (cs_auth(cs, req, &who) < 0)
 		return;
-	if (ws && cs_parse_u64(ws, CS_META_WAIT_MAX, &wait) < 0) {
+	if (ws && ntm_cs_parse_u64(ws, CS_META_WAIT_MAX, &wait) < 0) {
 		ntm_reply_error(req, 400, "bad_field", "wait", "query 'wait': expected "
 		    "0..%d seconds", CS_META_WAIT_MAX);
 		return;
@@ -302,7 +302,7 @@ confirm_one(const struct cs_dest *d, void *arg)
 	struct confirm *c = arg;
 	const char *fqdn = d->fqdn;
 
-	if (!cs_fqdn_is_account(fqdn, c->w->user, c->w->dc) ||
+	if (!ntm_cs_fqdn_is_account(fqdn, c->w->user, c->w->dc) ||
 	    (c->only && strcmp(c->only, fqdn) != 0))
 		return 0;
 	c->n++;

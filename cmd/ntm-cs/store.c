@@ -242,7 +242,7 @@ place(struct cs *cs, const char *tmp, const char *hex)
 	int made = 0;
 
 	snprintf(dir, sizeof(dir), "%s/%.2s", cs->objdir, hex);
-	if (cs_object_path(path, sizeof(path), cs->objdir, hex) < 0)
+	if (ntm_cs_object_path(path, sizeof(path), cs->objdir, hex) < 0)
 		return NTM_ERR_TOOBIG;
 	if (mkdir(dir, 0700) == 0)
 		made = 1;
@@ -291,7 +291,7 @@ cs_obj_open(struct cs *cs, const char *sha256, uint64_t size)
 	struct stat st;
 	int fd;
 
-	if (cs_object_path(path, sizeof(path), cs->objdir, sha256) < 0)
+	if (ntm_cs_object_path(path, sizeof(path), cs->objdir, sha256) < 0)
 		return NTM_ERR_TOOBIG;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return NTM_ERR_IO;
@@ -309,7 +309,7 @@ cs_obj_remove(struct cs *cs, const char *sha256)
 {
 	char path[PATH_MAX];
 
-	if (cs_object_path(path, sizeof(path), cs->objdir, sha256) < 0)
+	if (ntm_cs_object_path(path, sizeof(path), cs->objdir, sha256) < 0)
 		return;
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("unlink %s", path);
@@ -328,7 +328,7 @@ sweep_tmp(struct cs *cs)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (!cs_valid_hex(e->d_name, CS_HEX_ID) || !cs_db_has_upload(cs->db, e->d_name)) {
+		if (!ntm_cs_valid_hex(e->d_name, CS_HEX_ID) || !cs_db_has_upload(cs->db, e->d_name)) {
 			log_info("gc: removing stray upload file %s", e->d_name);
 			if (unlinkat(dirfd(d), e->d_name, 0) < 0)
 				log_warn("unlink %s/%s", cs->tmpdir, e->d_name);
@@ -350,7 +350,7 @@ sweep_bucket(struct cs *cs, const char *name)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (cs_valid_hex(e->d_name, CS_HEX_HASH) && cs_db_has_obj(cs->db, e->d_name))
+		if (ntm_cs_valid_hex(e->d_name, CS_HEX_HASH) && cs_db_has_obj(cs->db, e->d_name))
 			continue;
 		log_info("gc: removing object file %s/%s with no metadata", name, e->d_name);
 		if (unlinkat(dirfd(d), e->d_name, 0) < 0)
@@ -370,7 +370,7 @@ cs_store_sweep(struct cs *cs)
 	if ((d = opendir(cs->objdir)) == NULL)
 		return;
 	while ((e = readdir(d)) != NULL)
-		if (strlen(e->d_name) == 2 && cs_valid_hex(e->d_name, 2))
+		if (strlen(e->d_name) == 2 && ntm_cs_valid_hex(e->d_name, 2))
 			sweep_bucket(cs, e->d_name);
 	closedir(d);
 }

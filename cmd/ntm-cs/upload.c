@@ -82,7 +82,7 @@ static int
 check_create(struct cs *cs, struct ntm_req *req, const struct cs_who *w,
     struct create_args *a)
 {
-	if (!ntm_valid_dnsname(a->from) || !cs_fqdn_is_account(a->from, w->user, w->dc)) {
+	if (!ntm_valid_dnsname(a->from) || !ntm_cs_fqdn_is_account(a->from, w->user, w->dc)) {
 		ntm_reply_error(req, 403, "forbidden", "from", "field 'from': '%s' is not "
 		    "a device name of account '%s' at '%s'", a->from, w->user, w->dc);
 		return -1;
@@ -124,7 +124,7 @@ check_room(struct cs *cs, struct ntm_req *req, const struct cs_who *w, int64_t s
 		    (long long)open, CS_UPLOADS_MAX);
 		return -1;
 	}
-	if (!cs_quota_ok((uint64_t)used, (uint64_t)size, (uint64_t)quota)) {
+	if (!ntm_cs_quota_ok((uint64_t)used, (uint64_t)size, (uint64_t)quota)) {
 		ntm_reply_error(req, 413, "quota_exceeded", "size", "account '%s' at '%s' "
 		    "holds %lld bytes; %lld more would pass its quota of %ld bytes "
 		    "(quota_bytes)", w->user, w->dc, (long long)used, (long long)size, quota);
@@ -219,7 +219,7 @@ find_upload(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 {
 	int e;
 
-	if (!cs_valid_hex(id, CS_HEX_ID)) {
+	if (!ntm_cs_valid_hex(id, CS_HEX_ID)) {
 		ntm_reply_error(req, 400, "bad_field", "id", "upload id '%.40s' is not %d "
 		    "lowercase hex digits", id ? id : "", CS_HEX_ID);
 		return -1;
@@ -268,23 +268,23 @@ static int
 chunk_refused(struct ntm_req *req, const struct cs_up *u, int64_t have,
     uint64_t offset, size_t len)
 {
-	switch (cs_chunk_check((uint64_t)u->size, (uint64_t)have, offset, len)) {
-	case CS_CHUNK_OK:
+	switch (ntm_cs_chunk_check((uint64_t)u->size, (uint64_t)have, offset, len)) {
+	case NTM_CS_CHUNK_OK:
 		return 0;
-	case CS_CHUNK_EMPTY:
+	case NTM_CS_CHUNK_EMPTY:
 		ntm_reply_error(req, 400, "empty_chunk", "body", "a chunk needs 1 to %d "
 		    "bytes", CS_CHUNK_MAX);
 		break;
-	case CS_CHUNK_BIG:
+	case NTM_CS_CHUNK_BIG:
 		ntm_reply_error(req, 413, "body_too_large", "body", "chunk of %zu bytes "
 		    "is over the limit of %d", len, CS_CHUNK_MAX);
 		break;
-	case CS_CHUNK_OFFSET:
+	case NTM_CS_CHUNK_OFFSET:
 		ntm_reply_error(req, 409, "bad_offset", "offset", "offset %llu: upload %s "
 		    "holds %lld bytes; send from there", (unsigned long long)offset, u->id,
 		    (long long)have);
 		break;
-	case CS_CHUNK_TOOLONG:
+	case NTM_CS_CHUNK_TOOLONG:
 		ntm_reply_error(req, 400, "past_size", "offset", "%zu bytes at offset "
 		    "%llu go past the declared size of %lld", len,
 		    (unsigned long long)offset, (long long)u->size);
@@ -440,12 +440,12 @@ on_chunk(struct ntm_req *req, void *arg)
 
 	if (cs_auth(cs, req, &w) < 0)
 		return;
-	if (cs_parse_u64(ntm_req_query(req, "offset"), (uint64_t)CS_SIZE_MAX, &offset) < 0) {
+	if (ntm_cs_parse_u64(ntm_req_query(req, "offset"), (uint64_t)CS_SIZE_MAX, &offset) < 0) {
 		ntm_reply_error(req, 400, "bad_field", "offset", "query parameter 'offset' "
 		    "must be a decimal byte offset");
 		return;
 	}
-	if (hex && !cs_valid_hex(hex, CS_HEX_HASH)) {
+	if (hex && !ntm_cs_valid_hex(hex, CS_HEX_HASH)) {
 		ntm_reply_error(req, 400, "bad_field", "sha256", "query parameter 'sha256': "
 		    "not %d lowercase hex digits", CS_HEX_HASH);
 		return;
@@ -608,14 +608,14 @@ static int
 commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u, int64_t have,
     int64_t size, const char *hex)
 {
-	switch (cs_commit_check((uint64_t)u->size, (uint64_t)have, (uint64_t)size,
+	switch (ntm_cs_commit_check((uint64_t)u->size, (uint64_t)have, (uint64_t)size,
 	    NULL, NULL)) {
-	case CS_COMMIT_SIZE:
+	case NTM_CS_COMMIT_SIZE:
 		ntm_reply_error(req, 409, "size_mismatch", "size", "size %lld is not the "
 		    "%lld bytes declared for upload %s", (long long)size,
 		    (long long)u->size, u->id);
 		return -1;
-	case CS_COMMIT_INCOMPLETE:
+	case NTM_CS_COMMIT_INCOMPLETE:
 		ntm_reply_error(req, 409, "incomplete", "size", "upload %s holds %lld of "
 		    "%lld bytes", u->id, (long long)have, (long long)u->size);
 		return -1;
@@ -666,7 +666,7 @@ commit(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *i
 	struct cs_up u;
 	int64_t have;
 
-	if (!cs_valid_hex(hex, CS_HEX_HASH)) {
+	if (!ntm_cs_valid_hex(hex, CS_HEX_HASH)) {
 		ntm_reply_error(req, 400, "bad_field", "sha256", "field 'sha256': not %d "
 		    "lowercase hex digits", CS_HEX_HASH);
 		return;

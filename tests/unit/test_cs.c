@@ -1,21 +1,20 @@
 /*
- * test_cs.c - the Cache Server's I/O-free rules (cmd/ntm-cs/core.c):
+ * test_cs.c - the Cache Server's I/O-free rules (lib/core/csrule.c):
  * hex names, strict offsets, which FQDNs belong to an account, object
  * paths, the upload offset rule, the commit checks and the quota.
  */
-#include "ntm.h"
+#include "csrule.h"
 #include "unit.h"
-#include "../../cmd/ntm-cs/core.c"
 
 TEST(hex)
 {
-	CHECK(cs_valid_hex("00ff", 4));
-	CHECK(!cs_valid_hex("00FF", 4));	/* lowercase only */
-	CHECK(!cs_valid_hex("00f", 4));
-	CHECK(!cs_valid_hex("00ff0", 4));
-	CHECK(!cs_valid_hex("0g00", 4));
-	CHECK(!cs_valid_hex(NULL, 4));
-	CHECK(!cs_valid_hex("../x", 4));
+	CHECK(ntm_cs_valid_hex("00ff", 4));
+	CHECK(!ntm_cs_valid_hex("00FF", 4));	/* lowercase only */
+	CHECK(!ntm_cs_valid_hex("00f", 4));
+	CHECK(!ntm_cs_valid_hex("00ff0", 4));
+	CHECK(!ntm_cs_valid_hex("0g00", 4));
+	CHECK(!ntm_cs_valid_hex(NULL, 4));
+	CHECK(!ntm_cs_valid_hex("../x", 4));
 }
 
 TEST(u64)
@@ -30,11 +29,11 @@ TEST(u64)
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		v = 77;
-		CHECK_EQ(cs_parse_u64(t[i].s, 1ULL << 40, &v) == 0, t[i].ok);
+		CHECK_EQ(ntm_cs_parse_u64(t[i].s, 1ULL << 40, &v) == 0, t[i].ok);
 		if (t[i].ok)
 			CHECK_EQ(v, t[i].v);
 	}
-	CHECK(cs_parse_u64(NULL, 10, &v) < 0);
+	CHECK(ntm_cs_parse_u64(NULL, 10, &v) < 0);
 }
 
 TEST(fqdn_account)
@@ -49,35 +48,35 @@ TEST(fqdn_account)
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (cs_fqdn_is_account(t[i].f, "bob", "dc2.ntm.test") != t[i].ok) {
+		if (ntm_cs_fqdn_is_account(t[i].f, "bob", "dc2.ntm.test") != t[i].ok) {
 			fprintf(stderr, "fqdn '%s'\n", t[i].f);
 			CHECK(0);
 		}
-	CHECK(!cs_fqdn_is_account(NULL, "bob", "dc2.ntm.test"));
-	CHECK(!cs_fqdn_is_account("bob.dc2.ntm.test", "", "dc2.ntm.test"));
+	CHECK(!ntm_cs_fqdn_is_account(NULL, "bob", "dc2.ntm.test"));
+	CHECK(!ntm_cs_fqdn_is_account("bob.dc2.ntm.test", "", "dc2.ntm.test"));
 }
 
 TEST(path)
 {
 	char out[128];
 
-	CHECK_EQ(cs_object_path(out, sizeof(out), "/s/objects", "abcdef"), 0);
+	CHECK_EQ(ntm_cs_object_path(out, sizeof(out), "/s/objects", "abcdef"), 0);
 	CHECK_STR(out, "/s/objects/ab/abcdef");
-	CHECK_EQ(cs_object_path(out, 10, "/s/objects", "abcdef"), NTM_ERR_TOOBIG);
+	CHECK_EQ(ntm_cs_object_path(out, 10, "/s/objects", "abcdef"), NTM_ERR_TOOBIG);
 }
 
 TEST(chunk)
 {
 	/* size 10, holding 4 */
-	CHECK_EQ(cs_chunk_check(10, 4, 4, 6), CS_CHUNK_OK);
-	CHECK_EQ(cs_chunk_check(10, 4, 4, 1), CS_CHUNK_OK);
-	CHECK_EQ(cs_chunk_check(10, 4, 4, 7), CS_CHUNK_TOOLONG);
-	CHECK_EQ(cs_chunk_check(10, 4, 0, 4), CS_CHUNK_OFFSET);	/* resent */
-	CHECK_EQ(cs_chunk_check(10, 4, 8, 2), CS_CHUNK_OFFSET);	/* a gap */
-	CHECK_EQ(cs_chunk_check(10, 4, 4, 0), CS_CHUNK_EMPTY);
-	CHECK_EQ(cs_chunk_check(10, 10, 10, 1), CS_CHUNK_TOOLONG);
-	CHECK_EQ(cs_chunk_check(UINT64_MAX, 0, 0, CS_CHUNK_MAX + 1), CS_CHUNK_BIG);
-	CHECK_EQ(cs_chunk_check(0, 0, 0, 1), CS_CHUNK_TOOLONG);
+	CHECK_EQ(ntm_cs_chunk_check(10, 4, 4, 6), NTM_CS_CHUNK_OK);
+	CHECK_EQ(ntm_cs_chunk_check(10, 4, 4, 1), NTM_CS_CHUNK_OK);
+	CHECK_EQ(ntm_cs_chunk_check(10, 4, 4, 7), NTM_CS_CHUNK_TOOLONG);
+	CHECK_EQ(ntm_cs_chunk_check(10, 4, 0, 4), NTM_CS_CHUNK_OFFSET);	/* resent */
+	CHECK_EQ(ntm_cs_chunk_check(10, 4, 8, 2), NTM_CS_CHUNK_OFFSET);	/* a gap */
+	CHECK_EQ(ntm_cs_chunk_check(10, 4, 4, 0), NTM_CS_CHUNK_EMPTY);
+	CHECK_EQ(ntm_cs_chunk_check(10, 10, 10, 1), NTM_CS_CHUNK_TOOLONG);
+	CHECK_EQ(ntm_cs_chunk_check(UINT64_MAX, 0, 0, NTM_CS_CHUNK_MAX + 1), NTM_CS_CHUNK_BIG);
+	CHECK_EQ(ntm_cs_chunk_check(0, 0, 0, 1), NTM_CS_CHUNK_TOOLONG);
 }
 
 TEST(commit)
@@ -86,23 +85,23 @@ TEST(commit)
 
 	memset(a, 1, sizeof(a));
 	memset(b, 1, sizeof(b));
-	CHECK_EQ(cs_commit_check(10, 10, 10, a, b), CS_COMMIT_OK);
-	CHECK_EQ(cs_commit_check(10, 10, 11, a, b), CS_COMMIT_SIZE);
-	CHECK_EQ(cs_commit_check(10, 9, 10, a, b), CS_COMMIT_INCOMPLETE);
+	CHECK_EQ(ntm_cs_commit_check(10, 10, 10, a, b), NTM_CS_COMMIT_OK);
+	CHECK_EQ(ntm_cs_commit_check(10, 10, 11, a, b), NTM_CS_COMMIT_SIZE);
+	CHECK_EQ(ntm_cs_commit_check(10, 9, 10, a, b), NTM_CS_COMMIT_INCOMPLETE);
 	b[31] ^= 1;
-	CHECK_EQ(cs_commit_check(10, 10, 10, a, b), CS_COMMIT_HASH);
-	CHECK_EQ(cs_commit_check(10, 10, 10, NULL, NULL), CS_COMMIT_OK);
-	CHECK_EQ(cs_commit_check(0, 0, 0, NULL, NULL), CS_COMMIT_OK);
+	CHECK_EQ(ntm_cs_commit_check(10, 10, 10, a, b), NTM_CS_COMMIT_HASH);
+	CHECK_EQ(ntm_cs_commit_check(10, 10, 10, NULL, NULL), NTM_CS_COMMIT_OK);
+	CHECK_EQ(ntm_cs_commit_check(0, 0, 0, NULL, NULL), NTM_CS_COMMIT_OK);
 }
 
 TEST(quota)
 {
-	CHECK(cs_quota_ok(0, 100, 100));
-	CHECK(!cs_quota_ok(1, 100, 100));
-	CHECK(cs_quota_ok(60, 40, 100));
-	CHECK(!cs_quota_ok(60, 41, 100));
-	CHECK(!cs_quota_ok(200, 0, 100));	/* quota lowered below usage */
-	CHECK(!cs_quota_ok(1, UINT64_MAX, 100));	/* no wrap-around */
+	CHECK(ntm_cs_quota_ok(0, 100, 100));
+	CHECK(!ntm_cs_quota_ok(1, 100, 100));
+	CHECK(ntm_cs_quota_ok(60, 40, 100));
+	CHECK(!ntm_cs_quota_ok(60, 41, 100));
+	CHECK(!ntm_cs_quota_ok(200, 0, 100));	/* quota lowered below usage */
+	CHECK(!ntm_cs_quota_ok(1, UINT64_MAX, 100));	/* no wrap-around */
 }
 
 UNIT_MAIN(T(hex), T(u64), T(fqdn_account), T(path), T(chunk), T(commit), T(quota))

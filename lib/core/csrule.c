@@ -1,15 +1,15 @@
 /*
- * core.c - the Cache Server's rules that need no I/O: names, numbers,
- * paths, the upload offset rule and the commit checks. Unit-tested by
- * tests/unit/test_cs.c.
+ * csrule.c - the Cache Server's rules that need no I/O: names, numbers,
+ * paths, the upload offset rule and the commit checks (csrule.h).
+ * Table-tested by tests/unit/test_cs.c.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "cs.h"
+#include "csrule.h"
 
 int
-cs_valid_hex(const char *s, size_t n)
+ntm_cs_valid_hex(const char *s, size_t n)
 {
 	size_t i;
 
@@ -22,7 +22,7 @@ cs_valid_hex(const char *s, size_t n)
 }
 
 int
-cs_parse_u64(const char *s, uint64_t max, uint64_t *out)
+ntm_cs_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
 	size_t i;
@@ -43,7 +43,7 @@ cs_parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 int
-cs_fqdn_is_account(const char *fqdn, const char *user, const char *dc)
+ntm_cs_fqdn_is_account(const char *fqdn, const char *user, const char *dc)
 {
 	size_t ul = strlen(user), dl = strlen(dc), fl, i;
 
@@ -64,42 +64,42 @@ cs_fqdn_is_account(const char *fqdn, const char *user, const char *dc)
 }
 
 int
-cs_object_path(char *out, size_t cap, const char *dir, const char *hex)
+ntm_cs_object_path(char *out, size_t cap, const char *dir, const char *hex)
 {
 	int n = snprintf(out, cap, "%s/%.2s/%s", dir, hex, hex);
 
 	return n < 0 || (size_t)n >= cap ? NTM_ERR_TOOBIG : 0;
 }
 
-enum cs_chunk
-cs_chunk_check(uint64_t size, uint64_t have, uint64_t offset, size_t len)
+enum ntm_cs_chunk
+ntm_cs_chunk_check(uint64_t size, uint64_t have, uint64_t offset, size_t len)
 {
 	if (len == 0)
-		return CS_CHUNK_EMPTY;
-	if (len > CS_CHUNK_MAX)
-		return CS_CHUNK_BIG;
+		return NTM_CS_CHUNK_EMPTY;
+	if (len > NTM_CS_CHUNK_MAX)
+		return NTM_CS_CHUNK_BIG;
 	if (offset != have)
-		return CS_CHUNK_OFFSET;
+		return NTM_CS_CHUNK_OFFSET;
 	if (len > size || offset > size - len)
-		return CS_CHUNK_TOOLONG;
-	return CS_CHUNK_OK;
+		return NTM_CS_CHUNK_TOOLONG;
+	return NTM_CS_CHUNK_OK;
 }
 
-enum cs_commit
-cs_commit_check(uint64_t declared, uint64_t have, uint64_t claimed,
+enum ntm_cs_commit
+ntm_cs_commit_check(uint64_t declared, uint64_t have, uint64_t claimed,
     const uint8_t *hash, const uint8_t *want)
 {
 	if (claimed != declared)
-		return CS_COMMIT_SIZE;
+		return NTM_CS_COMMIT_SIZE;
 	if (have != declared)
-		return CS_COMMIT_INCOMPLETE;
+		return NTM_CS_COMMIT_INCOMPLETE;
 	if (hash && want && ntm_memcmp(hash, want, NTM_HASH_LEN) != 0)
-		return CS_COMMIT_HASH;
-	return CS_COMMIT_OK;
+		return NTM_CS_COMMIT_HASH;
+	return NTM_CS_COMMIT_OK;
 }
 
 int
-cs_quota_ok(uint64_t used, uint64_t size, uint64_t quota)
+ntm_cs_quota_ok(uint64_t used, uint64_t size, uint64_t quota)
 {
 	return used <= quota && size <= quota - used;
 }
