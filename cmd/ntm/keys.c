@@ -45,7 +45,11 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	uint8_t sealed[NTM_XTKEY_SEALED_LEN];
 	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_XTKEY_SEALED_LEN)], tmp[64];
 	char path[NTM_NAME_MAX + 32];
-	json_t *body, *r = NULL;
+	struct ntm_m_cs_upload up = { 0 };
+	struct ntm_m_temporal tm = { 0 };
+	struct ntm_m_xkey xk;
+	struct ntm_jerr jerr;
+	json_t *body, *r = NULL, *to = NULL;
 	FILE *fp = NULL;
 	int ret;
 
@@ -54,8 +58,8 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	snprintf(path, sizeof(path), "/v1/exchange/key?fqdn=%s", peer);
 	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
 		return ret;
-	if (ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, json_string_value(
-	    json_object_get(r, "exchange_key"))) != NTM_XPK_LEN) {
+	if (ntm_msg_xkey_decode(r, &xk, NULL) < 0 ||
+	    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, xk.exchange_key) != NTM_XPK_LEN) {
 		cli_err(x->cmd, "bad answer from %s: no exchange key for %s", x->s.dc_url, peer);
 		json_decref(r);
 		return EXIT_FAIL;
@@ -83,8 +87,16 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 		goto out;
 
 	/* 2: the temporal key sealed to the peer's exchange key, through the DCs. */
-	body = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", 1, "from", x->s.fqdn,
-	    "to", peer, "key_id", kid, "temporal_key", tb64);
+	tm.version = 1;
+	tm.from = x->s.fqdn;
+	tm.to = peer;
+	tm.key_id = kid;
+	tm.temporal_key = tb64;
+	if (ntm_msg_temporal_encode(&tm, &body, &jerr) < 0) {
+		cli_err(x->cmd, "%s", jerr.message[0] ? jerr.message : "out of memory");
+		ret = EXIT_FAIL;
+		goto out;
+	}
 	ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/temporal", body, 200, NULL);
 	{
 		json_t *v = json_object_get(body, "temporal_key");
@@ -104,10 +116,19 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 		goto out;
 	}
 	snprintf(tmp, sizeof(tmp), "key exchange %s", kid);
-	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:s, s:s, s:s}", "version", 1,
-	    "from", x->s.fqdn, "to", peer, "kind", "key", "app", X_APP_KEYS,
-	    "service", X_SERVICE_KEYS, "item", kid, "notify", tmp);
-	if ((ret = x_cs_upload(x, fileno(fp), sizeof(obj), sha, body, &r)) != 0)
+	if ((to = json_pack("[s]", peer)) == NULL) {
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	up.version = 1;
+	up.from = x->s.fqdn;
+	up.to = to;
+	up.kind = "key";
+	up.app = X_APP_KEYS;
+	up.service = X_SERVICE_KEYS;
+	up.item = kid;
+	up.notify = tmp;
+	if ((ret = x_cs_upload(x, fileno(fp), sizeof(obj), sha, &up, &r)) != 0)
 		goto out;
 
 	/* 4: the CS announces it to the peer's DC, which notifies the peer. */
@@ -116,6 +137,7 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	ret = x_announced(x, x->cs, sha, &r);
 out:
 	json_decref(r);
+	json_decref(to);
 	if (fp)
 		fclose(fp);
 	ntm_wipe(tkey, sizeof(tkey));
