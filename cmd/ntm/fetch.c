@@ -87,15 +87,12 @@ finish(struct xctx *x, const struct entry *e)
 {
 	struct ntm_m_cs_confirm m = { .version = 1, .sha256 = e->sha256,
 	    .fqdn = x->s.fqdn };
-	struct ntm_jerr jerr;
 	char path[64];
 	json_t *body;
 	int ret;
 
-	if (ntm_msg_cs_confirm_encode(&m, &body, &jerr) < 0) {
-		cli_err(x->cmd, "%s", jerr.message[0] ? jerr.message : "out of memory");
+	if ((body = x_msg(x, &ntm_msg_cs_confirm, &m)) == NULL)
 		return EXIT_FAIL;
-	}
 	ret = x_call(x, e->cs, "POST", "/v1/cs/object/confirm", body, 200, NULL);
 
 	json_decref(body);

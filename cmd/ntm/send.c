@@ -445,16 +445,9 @@ do_send(struct cli *cli, const struct sopts *o)
 	for (i = 0; i < o->npeers; i++)
 		json_array_append_new(to, json_string(o->peers[i]));
 	/* ttl is the message's one optional integer: written when given. */
-	create.has = o->ttl ? ~UINT32_C(0) : 0;
-	create.version = 1;
-	create.from = x.s.fqdn;
-	create.to = to;
-	create.ttl = o->ttl;
-	create.kind = "data";
-	create.app = o->app;
-	create.service = o->service;
-	create.item = o->item;
-	create.notify = o->notify;
+	create = (struct ntm_m_cs_upload){ .has = o->ttl ? ~UINT32_C(0) : 0, .version = 1,
+	    .from = x.s.fqdn, .to = to, .ttl = o->ttl, .kind = "data", .app = o->app,
+	    .service = o->service, .item = o->item, .notify = o->notify };
 	if (s.in_known) {
 		struct x_src src = { seal_read, NULL, seal_sha, &s };
 

@@ -66,6 +66,9 @@ int  x_valid_peer(struct xctx *x, const char *s, const char *what);
  */
 int  x_call(struct xctx *x, const char *base, const char *method, const char *path,
     json_t *body, long want, json_t **out);
+/* The body of a request, written by its codec m from in (m's struct): new,
+ * or NULL after one error line naming the field that breaks m's rules. */
+json_t *x_msg(struct xctx *x, const struct ntm_jmsg *m, const void *in);
 /* Our DC's CS into x->cs: remembered for 10 minutes in the state dir, else
  * GET /v1/exchange/cs at our DC. 0 or an exit code. */
 int  x_our_cs(struct xctx *x);

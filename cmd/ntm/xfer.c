@@ -190,6 +190,20 @@ json_call(struct xctx *x, const char *method, const char *url, json_t *body, lon
 	return err;
 }
 
+json_t *
+x_msg(struct xctx *x, const struct ntm_jmsg *m, const void *in)
+{
+	struct ntm_jerr jerr;
+	json_t *j;
+
+	if (ntm_jmsg_encode(m, in, &j, &jerr) < 0) {
+		cli_err(x->cmd, "%s: %s", m->name, jerr.message[0] ? jerr.message :
+		    "out of memory");
+		return NULL;
+	}
+	return j;
+}
+
 int
 x_call(struct xctx *x, const char *base, const char *method, const char *path, json_t *body,
     long want, json_t **out)
@@ -1110,8 +1124,7 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
     const struct ntm_m_cs_upload *create, json_t **commit)
 {
 	struct ntm_m_cs_upload cm = *create;
-	struct ntm_m_cs_commit mc = { 0 };
-	struct ntm_jerr jerr;
+	struct ntm_m_cs_commit mc;
 	uint8_t *buf = NULL;
 	char id[64];
 	const char *sha256;
@@ -1123,10 +1136,8 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 
 	*commit = NULL;
 	cm.size = (int64_t)size;
-	if (ntm_msg_cs_upload_encode(&cm, &body, &jerr) < 0) {
-		cli_err(x->cmd, "%s", jerr.message[0] ? jerr.message : "out of memory");
+	if ((body = x_msg(x, &ntm_msg_cs_upload, &cm)) == NULL)
 		return EXIT_FAIL;
-	}
 	x->cs_probe = 1;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", body, 201, &r);
 	x->cs_probe = 0;
@@ -1190,14 +1201,10 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	if (*commit)
 		return 0;
 	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
-	mc.version = 1;
-	mc.upload = id;
-	mc.size = (int64_t)size;
-	mc.sha256 = src->sha256(src->arg);
-	if (ntm_msg_cs_commit_encode(&mc, &body, &jerr) < 0) {
-		cli_err(x->cmd, "%s", jerr.message[0] ? jerr.message : "out of memory");
+	mc = (struct ntm_m_cs_commit){ .version = 1, .upload = id, .size = (int64_t)size,
+	    .sha256 = src->sha256(src->arg) };
+	if ((body = x_msg(x, &ntm_msg_cs_commit, &mc)) == NULL)
 		return EXIT_FAIL;
-	}
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
 	json_decref(body);
 	return ret;
