@@ -85,10 +85,15 @@ entry_parse(json_t *j, struct entry *e)
 static int
 finish(struct xctx *x, const struct entry *e)
 {
+	struct ntm_m_cs_confirm m = { .version = 1, .sha256 = e->sha256,
+	    .fqdn = x->s.fqdn };
 	char path[64];
-	json_t *body = json_pack("{s:i, s:s, s:s}", "version", 1, "sha256", e->sha256,
-	    "fqdn", x->s.fqdn);
-	int ret = x_call(x, e->cs, "POST", "/v1/cs/object/confirm", body, 200, NULL);
+	json_t *body;
+	int ret;
+
+	if ((body = x_msg(x, &ntm_msg_cs_confirm, &m)) == NULL)
+		return EXIT_FAIL;
+	ret = x_call(x, e->cs, "POST", "/v1/cs/object/confirm", body, 200, NULL);
 
 	json_decref(body);
 	if (ret != 0)

@@ -37,31 +37,81 @@ static const struct cmd_opt keys_opts[] = {
 	CLI_OPT_END
 };
 
+/* Step 0: the peer's exchange key, from its DC through ours, into
+ * k->sealed_to. 0 or an exit code. */
+static int
+peer_xkey(struct xctx *x, const char *peer, struct xkey *k)
+{
+	char path[NTM_NAME_MAX + 32];
+	struct ntm_m_xkey m;
+	json_t *r = NULL;
+	int ret;
+
+	snprintf(path, sizeof(path), "/v1/exchange/key?fqdn=%s", peer);
+	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
+		return ret;
+	if (ntm_msg_xkey_decode(r, &m, NULL) < 0 ||
+	    ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, m.exchange_key) != NTM_XPK_LEN) {
+		cli_err(x->cmd, "bad answer from %s: no exchange key for %s", x->s.dc_url, peer);
+		ret = EXIT_FAIL;
+	}
+	json_decref(r);
+	return ret;
+}
+
+/* Step 2: the temporal key (tb64, sealed to the peer's exchange key) to our
+ * DC, which passes it to the peer's. 0 or an exit code. */
+static int
+send_temporal(struct xctx *x, const char *peer, const char *kid, const char *tb64)
+{
+	struct ntm_m_temporal m = { .version = 1, .from = x->s.fqdn, .to = peer,
+	    .key_id = kid, .temporal_key = tb64 };
+	json_t *body, *v;
+	int ret;
+
+	if ((body = x_msg(x, &ntm_msg_temporal, &m)) == NULL)
+		return EXIT_FAIL;
+	ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/temporal", body, 200, NULL);
+	v = json_object_get(body, "temporal_key");
+	ntm_wipe((char *)json_string_value(v), json_string_length(v));
+	json_decref(body);
+	return ret;
+}
+
+/* Step 3: the key object staged in fp (hash sha) up to our CS for the peer;
+ * 0 with *commit (new) the commit answer, or an exit code. */
+static int
+upload_key(struct xctx *x, const char *peer, const char *kid, FILE *fp, size_t size,
+    const char *sha, json_t **commit)
+{
+	char notify[64];
+	struct ntm_m_cs_upload m = { .version = 1, .from = x->s.fqdn, .kind = "key",
+	    .app = X_APP_KEYS, .service = X_SERVICE_KEYS, .item = kid, .notify = notify };
+	int ret;
+
+	*commit = NULL;
+	snprintf(notify, sizeof(notify), "key exchange %s", kid);
+	if ((m.to = json_pack("[s]", peer)) == NULL)
+		return EXIT_FAIL;
+	ret = x_cs_upload(x, fileno(fp), size, sha, &m, commit);
+	json_decref(m.to);
+	return ret;
+}
+
 /* Steps 1-4 above; on success k holds the new key. 0 or an exit code. */
 static int
 exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 {
 	uint8_t tkey[NTM_KEY_LEN], obj[NTM_XKEY_OBJ_LEN], h[NTM_HASH_LEN];
 	uint8_t sealed[NTM_XTKEY_SEALED_LEN];
-	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_XTKEY_SEALED_LEN)], tmp[64];
-	char path[NTM_NAME_MAX + 32];
-	json_t *body, *r = NULL;
+	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_XTKEY_SEALED_LEN)];
+	json_t *r = NULL;
 	FILE *fp = NULL;
 	int ret;
 
 	memset(k, 0, sizeof(*k));
-	/* 0: the peer's exchange key, from its DC through ours. */
-	snprintf(path, sizeof(path), "/v1/exchange/key?fqdn=%s", peer);
-	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
+	if ((ret = peer_xkey(x, peer, k)) != 0)
 		return ret;
-	if (ntm_b64_decode_exact(k->sealed_to, NTM_XPK_LEN, json_string_value(
-	    json_object_get(r, "exchange_key"))) != NTM_XPK_LEN) {
-		cli_err(x->cmd, "bad answer from %s: no exchange key for %s", x->s.dc_url, peer);
-		json_decref(r);
-		return EXIT_FAIL;
-	}
-	json_decref(r);
-	r = NULL;
 	snprintf(k->peer, sizeof(k->peer), "%s", peer);
 	ntm_random(k->key_id, sizeof(k->key_id));
 	ntm_random(k->key, sizeof(k->key));
@@ -82,17 +132,7 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	if ((ret = x_our_cs(x)) != 0)
 		goto out;
 
-	/* 2: the temporal key sealed to the peer's exchange key, through the DCs. */
-	body = json_pack("{s:i, s:s, s:s, s:s, s:s}", "version", 1, "from", x->s.fqdn,
-	    "to", peer, "key_id", kid, "temporal_key", tb64);
-	ret = x_call(x, x->s.dc_url, "POST", "/v1/exchange/temporal", body, 200, NULL);
-	{
-		json_t *v = json_object_get(body, "temporal_key");
-
-		ntm_wipe((char *)json_string_value(v), json_string_length(v));
-	}
-	json_decref(body);
-	if (ret != 0)
+	if ((ret = send_temporal(x, peer, kid, tb64)) != 0)
 		goto out;
 
 	/* 3: the shared key sealed with it, through our CS. */
@@ -103,11 +143,7 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), "key exchange %s", kid);
-	body = json_pack("{s:i, s:s, s:[s], s:s, s:s, s:s, s:s, s:s}", "version", 1,
-	    "from", x->s.fqdn, "to", peer, "kind", "key", "app", X_APP_KEYS,
-	    "service", X_SERVICE_KEYS, "item", kid, "notify", tmp);
-	if ((ret = x_cs_upload(x, fileno(fp), sizeof(obj), sha, body, &r)) != 0)
+	if ((ret = upload_key(x, peer, kid, fp, sizeof(obj), sha, &r)) != 0)
 		goto out;
 
 	/* 4: the CS announces it to the peer's DC, which notifies the peer. */

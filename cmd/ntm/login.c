@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "msg.h"
 #include "ntm-cli.h"
 #include "xcli.h"
 
@@ -47,9 +48,8 @@ static const struct cmd_opt login_opts[] = {
 
 /* What the DC answered (borrowed from its JSON). */
 struct login_reply {
-	const char	*user, *fqdn, *vip4, *vip6, *domain, *token, *sid, *dckey;
-	int64_t		 expires;
-	uint8_t		 dc_pk[NTM_KX_PK];
+	struct ntm_m_login_ok	 m;		/* borrowed from the answer */
+	uint8_t			 dc_pk[NTM_KX_PK];
 };
 
 /*
@@ -266,6 +266,8 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	char password[NTM_PASSWORD_MAX + 2], prompt[NTM_URL_MAX + 64];
 	char pk_b64[NTM_B64_LEN(NTM_KX_PK)], xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
 	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN];
+	struct ntm_m_login m = { 0 };
+	struct ntm_jerr jerr;
 	json_t *req = NULL;
 	int n, err;
 
@@ -290,17 +292,15 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 		goto out;
 	}
 	ntm_wipe(xsk, sizeof(xsk));
-	req = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", NTM_PROTOCOL_VERSION,
-	    "user", la->user, "password", password, "device", device,
-	    "client_key", pk_b64, "exchange_key", xpk_b64);
-	if (req == NULL || (la->push &&
-	    json_object_set_new(req, "push", json_string(la->push)) < 0)) {
-		cli_err("login", "out of memory");
-		if (req)
-			wipe_json_string(req, "password");
-		json_decref(req);
-		req = NULL;
-	}
+	m.version = NTM_PROTOCOL_VERSION;
+	m.user = la->user;
+	m.password = password;
+	m.device = device;
+	m.client_key = pk_b64;
+	m.exchange_key = xpk_b64;
+	m.push = la->push;
+	if ((err = ntm_msg_login_encode(&m, &req, &jerr)) < 0)
+		cli_err("login", "%s", err == NTM_ERR_JSON ? jerr.message : "out of memory");
 out:
 	ntm_wipe(password, sizeof(password));
 	return req;
@@ -310,17 +310,6 @@ out:
 static int
 login_answer(json_t *resp, const char *url, const char *user, struct login_reply *r)
 {
-	const struct ntm_jfield fields[] = {
-		{ "user", NTM_J_STR, 1, &r->user, NTM_USER_MAX },
-		{ "fqdn", NTM_J_STR, 1, &r->fqdn, NTM_NAME_MAX },
-		{ "vip4", NTM_J_STR, 1, &r->vip4, 64 },
-		{ "vip6", NTM_J_STR, 1, &r->vip6, 64 },
-		{ "domain", NTM_J_STR, 1, &r->domain, NTM_NAME_MAX },
-		{ "token", NTM_J_STR, 1, &r->token, 4096 },
-		{ "token_expires", NTM_J_INT, 1, &r->expires, 0 },
-		{ "session_id", NTM_J_STR, 1, &r->sid, 64 },
-		{ "dc_key", NTM_J_STR, 1, &r->dckey, 64 },
-	};
 	struct ntm_jerr jerr;
 	const char *why = NULL;
 	uint8_t sid[16];
@@ -329,20 +318,24 @@ login_answer(json_t *resp, const char *url, const char *user, struct login_reply
 		cli_err("login", "bad response from %s: not a JSON object", url);
 		return -1;
 	}
-	if (ntm_json_unpack(resp, fields, sizeof(fields) / sizeof(fields[0]), &jerr) < 0) {
+	/* The codec's keys, types and lengths; then this client's own checks,
+	 * the first being that the DC logged in the user who asked. */
+	if (ntm_msg_login_ok_unpack(resp, &r->m, &jerr) < 0) {
 		cli_err("login", "bad response from %s: %s", url, jerr.message);
 		return -1;
 	}
-	if (strcmp(r->user, user) != 0)
+	if (strcmp(r->m.user, user) != 0)
 		why = "field 'user': not the user who logged in";
-	else if (!ntm_valid_dnsname(r->fqdn))
+	else if (!ntm_valid_dnsname(r->m.fqdn))
 		why = "field 'fqdn': not a DNS name";
-	else if (!ntm_valid_dnsname(r->domain))
+	else if (!ntm_valid_dnsname(r->m.domain))
 		why = "field 'domain': not a DNS name";
-	else if (ntm_hex_decode_exact(sid, sizeof(sid), r->sid) < 0)
+	else if (ntm_hex_decode_exact(sid, sizeof(sid), r->m.session_id) < 0)
 		why = "field 'session_id': expected 16 bytes in hex";
-	else if (ntm_b64_decode_exact(r->dc_pk, sizeof(r->dc_pk), r->dckey) < 0)
+	else if (ntm_b64_decode_exact(r->dc_pk, sizeof(r->dc_pk), r->m.dc_key) < 0)
 		why = "field 'dc_key': expected a 32-byte key in base64url";
+	else if (ntm_msg_login_ok_check(&r->m, &jerr) < 0)
+		why = jerr.message;
 	if (why) {
 		cli_err("login", "bad response from %s: %s", url, why);
 		return -1;
@@ -370,16 +363,16 @@ login_save(struct cli *cli, const struct login_args *la, const char *url, const 
 
 	s.dc_url = xstrdup(url);
 	s.ca_file = ca ? xstrdup(ca) : NULL;
-	s.user = xstrdup(r->user);
+	s.user = xstrdup(r->m.user);
 	s.device = xstrdup(device);
-	s.fqdn = xstrdup(r->fqdn);
-	s.vip4 = xstrdup(r->vip4);
-	s.vip6 = xstrdup(r->vip6);
-	s.domain = xstrdup(r->domain);
-	s.token = xstrdup(r->token);
-	s.token_expires = r->expires;
-	s.session_id = xstrdup(r->sid);
-	s.dc_key = xstrdup(r->dckey);
+	s.fqdn = xstrdup(r->m.fqdn);
+	s.vip4 = xstrdup(r->m.vip4);
+	s.vip6 = xstrdup(r->m.vip6);
+	s.domain = xstrdup(r->m.domain);
+	s.token = xstrdup(r->m.token);
+	s.token_expires = r->m.token_expires;
+	s.session_id = xstrdup(r->m.session_id);
+	s.dc_key = xstrdup(r->m.dc_key);
 	s.rx = xstrdup(rx_b64);
 	s.tx = xstrdup(tx_b64);
 	s.login_time = now_unix();

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "msg.h"
 #include "ntm-cli.h"
 
 struct logout_args {
@@ -31,6 +32,7 @@ logout_exec(void *ctx, struct cmd_call *c)
 	struct session s;
 	char url[NTM_URL_MAX + 16], errmsg[256] = "", msg[768] = "", lerr[512];
 	const char *dc_status;
+	struct ntm_m_logout m = { 0 };
 	json_t *req = NULL, *resp = NULL;
 	long status = 0;
 	int err, ret = EXIT_USAGE;
@@ -49,7 +51,9 @@ logout_exec(void *ctx, struct cmd_call *c)
 	}
 
 	snprintf(url, sizeof(url), "%s/v1/logout", s.dc_url);
-	req = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
+	m.version = NTM_PROTOCOL_VERSION;
+	if (ntm_msg_logout_encode(&m, &req, NULL) < 0)
+		req = NULL;	/* out of memory: the call fails as before */
 	log_info("POST %s", url);
 	err = ntm_https_call(s.ca_file, "POST", url, req, s.token,
 	    cli_timeout(cli, a->timeout) * 1000, &status, &resp, errmsg, sizeof(errmsg));

@@ -377,7 +377,8 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct xkey keys[NTM_XDATA_DEST_MAX];
 	struct sealer s;
 	struct xctx x;
-	json_t *create = NULL, *commit = NULL, *ann = NULL, *to;
+	struct ntm_m_cs_upload create = { 0 };
+	json_t *commit = NULL, *ann = NULL, *to;
 	const char *name;
 	uint64_t sealed_size;
 	int i, j, e, ret, in = -1, staged = -1;
@@ -443,19 +444,18 @@ do_send(struct cli *cli, const struct sopts *o)
 	to = json_array();
 	for (i = 0; i < o->npeers; i++)
 		json_array_append_new(to, json_string(o->peers[i]));
-	create = json_pack("{s:i, s:s, s:O, s:s, s:s, s:s, s:s, s:s}", "version", 1, "from",
-	    x.s.fqdn, "to", to, "kind", "data", "app", o->app, "service", o->service, "item", o->item,
-	    "notify", o->notify);
-	if (o->ttl)
-		json_object_set_new(create, "ttl", json_integer(o->ttl));
+	/* ttl is the message's one optional integer: written when given. */
+	create = (struct ntm_m_cs_upload){ .has = o->ttl ? ~UINT32_C(0) : 0, .version = 1,
+	    .from = x.s.fqdn, .to = to, .ttl = o->ttl, .kind = "data", .app = o->app,
+	    .service = o->service, .item = o->item, .notify = o->notify };
 	if (s.in_known) {
 		struct x_src src = { seal_read, NULL, seal_sha, &s };
 
-		ret = x_cs_upload_src(&x, &src, sealed_size, create, &commit);
+		ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit);
 		if (ret != 0 && s.why)
 			cli_err("send", "FILE '%s': %s", o->file, s.why);
 	} else
-		ret = x_cs_upload(&x, staged, s.size, s.sha, create, &commit);
+		ret = x_cs_upload(&x, staged, s.size, s.sha, &create, &commit);
 	if (ret != 0) {
 		json_decref(to);
 		goto out;

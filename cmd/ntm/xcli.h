@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "msg.h"
 #include "ntm-cli.h"
 #include "xchg.h"
 
@@ -65,6 +66,9 @@ int  x_valid_peer(struct xctx *x, const char *s, const char *what);
  */
 int  x_call(struct xctx *x, const char *base, const char *method, const char *path,
     json_t *body, long want, json_t **out);
+/* The body of a request, written by its codec m from in (m's struct): new,
+ * or NULL after one error line naming the field that breaks m's rules. */
+json_t *x_msg(struct xctx *x, const struct ntm_jmsg *m, const void *in);
 /* Our DC's CS into x->cs: remembered for 10 minutes in the state dir, else
  * GET /v1/exchange/cs at our DC. 0 or an exit code. */
 int  x_our_cs(struct xctx *x);
@@ -179,12 +183,12 @@ json_t *xkey_old_json(const struct xkey *k, int i);
 
 /*
  * Uploads size bytes of fd (read from offset 0) as one object: POST
- * /v1/cs/uploads with create (stolen; "size" is set here), PUT chunks of
+ * /v1/cs/uploads with create (borrowed; its size is set here), PUT chunks of
  * X_CHUNK (a failed PUT is resumed once from the CS's offset), commit with
  * sha256. Progress goes to stderr when it is a terminal. 0 with *commit (new) the commit answer, or an exit code.
  */
-int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
-    json_t **commit);
+int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256,
+    const struct ntm_m_cs_upload *create, json_t **commit);
 /*
  * The same from a source that makes the bytes as they go up (ntm send seals
  * a file while it uploads it): read fills exactly cap bytes (-1 with errno
@@ -200,7 +204,7 @@ struct x_src {
 	void		*arg;
 };
 int  x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
-    json_t *create, json_t **commit);
+    const struct ntm_m_cs_upload *create, json_t **commit);
 /* Streams GET /v1/cs/object?sha256= from the CS at base into fn (which
  * returns 0, or -1 to stop). 0, or an exit code after one error line
  * (EXIT_VERIFY when fn stopped it: fn printed why). size (expected bytes,

@@ -190,6 +190,20 @@ json_call(struct xctx *x, const char *method, const char *url, json_t *body, lon
 	return err;
 }
 
+json_t *
+x_msg(struct xctx *x, const struct ntm_jmsg *m, const void *in)
+{
+	struct ntm_jerr jerr;
+	json_t *j;
+
+	if (ntm_jmsg_encode(m, in, &j, &jerr) < 0) {
+		cli_err(x->cmd, "%s: %s", m->name, jerr.message[0] ? jerr.message :
+		    "out of memory");
+		return NULL;
+	}
+	return j;
+}
+
 int
 x_call(struct xctx *x, const char *base, const char *method, const char *path, json_t *body,
     long want, json_t **out)
@@ -1096,8 +1110,8 @@ fd_sha(void *arg)
 }
 
 int
-x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *create,
-    json_t **commit)
+x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256,
+    const struct ntm_m_cs_upload *create, json_t **commit)
 {
 	struct fd_src f = { fd, sha256, 0 };
 	struct x_src src = { fd_read, fd_seek, fd_sha, &f };
@@ -1106,29 +1120,34 @@ x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256, json_t *c
 }
 
 int
-x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size, json_t *create,
-    json_t **commit)
+x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
+    const struct ntm_m_cs_upload *create, json_t **commit)
 {
+	struct ntm_m_cs_upload cm = *create;
+	struct ntm_m_cs_commit mc;
 	uint8_t *buf = NULL;
 	char id[64];
 	const char *sha256;
-	json_t *r = NULL, *body;
+	json_t *r = NULL, *body = NULL;
 	uint64_t off = 0, got;
 	ssize_t n;
 	size_t want, skip;
 	int ret, retried = 0, resumable = 0, have = 0;
 
 	*commit = NULL;
-	json_object_set_new(create, "size", json_integer((json_int_t)size));
+	cm.size = (int64_t)size;
+	if ((body = x_msg(x, &ntm_msg_cs_upload, &cm)) == NULL)
+		return EXIT_FAIL;
 	x->cs_probe = 1;
-	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", body, 201, &r);
 	x->cs_probe = 0;
 	if (ret == EXIT_UNREACH && x->cs_cached) {
 		x_forget_cs(x);
 		if ((ret = x_our_cs(x)) == 0)
-			ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", create, 201, &r);
+			ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", body, 201, &r);
 	}
-	json_decref(create);
+	json_decref(body);
+	body = NULL;
 	if (ret != 0)
 		return ret;
 	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r, "upload")) ?
@@ -1182,8 +1201,10 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size, json_t *
 	if (*commit)
 		return 0;
 	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
-	body = json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "upload", id,
-	    "size", (json_int_t)size, "sha256", src->sha256(src->arg));
+	mc = (struct ntm_m_cs_commit){ .version = 1, .upload = id, .size = (int64_t)size,
+	    .sha256 = src->sha256(src->arg) };
+	if ((body = x_msg(x, &ntm_msg_cs_commit, &mc)) == NULL)
+		return EXIT_FAIL;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
 	json_decref(body);
 	return ret;

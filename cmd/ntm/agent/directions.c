@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "msg.h"
 #include "agentd.h"
 
 /* The direction d as a tunnel (nt) and its core's settings (cfg);
@@ -22,45 +23,33 @@ static int
 direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err,
     size_t errlen)
 {
-	const char *tid = NULL, *peer = NULL, *v4 = NULL, *v6 = NULL, *route = NULL,
-	    *reason = NULL, *role = NULL, *endpoint = NULL, *tk = NULL;
-	const char *ticket = NULL, *rkey = NULL, *raddr = NULL;
-	int64_t expires = 0, side = 0;
-	json_t *relay = NULL;
-	const struct ntm_jfield f[] = {
-		{ "tunnel_id", NTM_J_STR, 1, &tid, 2 * NTM_TUNNEL_ID_LEN },
-		{ "peer", NTM_J_STR, 1, &peer, NTM_NAME_MAX },
-		{ "peer_vip4", NTM_J_STR, 1, &v4, 63 },
-		{ "peer_vip6", NTM_J_STR, 1, &v6, 63 },
-		{ "route", NTM_J_STR, 1, &route, 16 },
-		{ "reason", NTM_J_STR, 1, &reason, 95 },
-		{ "role", NTM_J_STR, 1, &role, 16 },
-		{ "endpoint", NTM_J_STR, 1, &endpoint, 63 },
-		{ "temporal_key", NTM_J_STR, 1, &tk, 64 },
-		{ "expires", NTM_J_INT, 1, &expires, 0 },
-		{ "relay", NTM_J_OBJ, 0, &relay, 0 },
-	};
-	const struct ntm_jfield rf[] = {
-		{ "ticket", NTM_J_STR, 1, &ticket, NTM_B64_LEN(NTM_TICKET_MAX) },
-		{ "relay_key", NTM_J_STR, 1, &rkey, 64 },
-		{ "addr", NTM_J_STR, 1, &raddr, 63 },
-		{ "side", NTM_J_INT, 1, &side, 0 },
-	};
+	struct ntm_m_direction m;
+	struct ntm_m_relay rm = { 0 };
+	const char *tid, *peer, *v4, *v6, *route, *reason, *role, *endpoint, *tk;
 	struct ntm_jerr jerr;
 	int kind, initiator, n;
 
-	if (ntm_json_unpack(d, f, sizeof(f) / sizeof(f[0]), &jerr) < 0 ||
-	    (relay && ntm_json_unpack(relay, rf, sizeof(rf) / sizeof(rf[0]), &jerr) < 0)) {
+	if (ntm_msg_direction_unpack(d, &m, &jerr) < 0 ||
+	    (m.relay && ntm_msg_relay_unpack(m.relay, &rm, &jerr) < 0)) {
 		snprintf(err, errlen, "malformed direction: %s", jerr.message);
 		return -1;
 	}
+	tid = m.tunnel_id;
+	peer = m.peer;
+	v4 = m.peer_vip4;
+	v6 = m.peer_vip6;
+	route = m.route;
+	reason = m.reason;
+	role = m.role;
+	endpoint = m.endpoint;
+	tk = m.temporal_key;
 	kind = !strcmp(route, "direct") ? NTM_ROUTE_DIRECT : !strcmp(route, "local") ?
 	    NTM_ROUTE_LOCAL : !strcmp(route, "relay") ? NTM_ROUTE_RELAY : 0;
 	initiator = !strcmp(role, "initiator") ? 1 : !strcmp(role, "responder") ? 0 : -1;
 	if (ntm_hex_decode_exact(nt->tid, NTM_TUNNEL_ID_LEN, tid) < 0 || kind == 0 ||
 	    initiator < 0 || !ntm_valid_dnsname(peer) ||
 	    ntm_b64_decode_exact(cfg->temporal_key, NTM_KEY_LEN, tk) < 0 ||
-	    (kind == NTM_ROUTE_RELAY) != (relay != NULL)) {
+	    (kind == NTM_ROUTE_RELAY) != (m.relay != NULL)) {
 		snprintf(err, errlen, "malformed direction (tunnel_id, route, role, peer, "
 		    "temporal_key or relay)");
 		return -1;
@@ -74,14 +63,15 @@ direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err
 	snprintf(nt->reason, sizeof(nt->reason), "%s", reason);
 	nt->p.has_ep = ntm_sa_parse(&nt->p.ep, &nt->p.eplen, endpoint) == 0;
 	if (kind == NTM_ROUTE_RELAY) {
-		if ((n = ntm_b64_decode(nt->p.ticket, sizeof(nt->p.ticket), ticket)) <= 0 ||
-		    ntm_b64_decode_exact(nt->p.rkey, NTM_KEY_LEN, rkey) < 0 ||
-		    ntm_sa_parse(&nt->p.ep, &nt->p.eplen, raddr) < 0 || (side != 0 && side != 1)) {
+		if ((n = ntm_b64_decode(nt->p.ticket, sizeof(nt->p.ticket), rm.ticket)) <= 0 ||
+		    ntm_b64_decode_exact(nt->p.rkey, NTM_KEY_LEN, rm.relay_key) < 0 ||
+		    ntm_sa_parse(&nt->p.ep, &nt->p.eplen, rm.addr) < 0 ||
+		    (rm.side != 0 && rm.side != 1)) {
 			snprintf(err, errlen, "malformed relay part of the direction");
 			return -1;
 		}
 		nt->p.tlen = (size_t)n;
-		nt->p.side = (int)side;
+		nt->p.side = (int)rm.side;
 		nt->p.has_ep = 1;
 		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
 	} else if (initiator && !nt->p.has_ep) {
@@ -92,7 +82,7 @@ direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err
 		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
 
 	nt->p.initiator = initiator;
-	nt->expires = expires;
+	nt->expires = m.expires;
 	memcpy(cfg->tunnel_id, nt->tid, NTM_TUNNEL_ID_LEN);
 	cfg->initiator = initiator;
 	return 0;
@@ -240,6 +230,8 @@ int
 agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid, uint64_t ctl)
 {
 	char url[NTM_URL_MAX + 32], hex[2 * NTM_TUNNEL_ID_LEN + 1];
+	struct ntm_m_tunnel m = { 0 };
+	struct ntm_jerr jerr;
 	struct treq *r;
 	json_t *body;
 	int ret;
@@ -249,9 +241,15 @@ agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid, uint
 	r->a = a;
 	r->ctl = ctl;
 	snprintf(r->peer, sizeof(r->peer), "%s", peer);
-	body = json_pack("{s:i, s:s}", "version", NTM_PROTOCOL_VERSION, "peer", peer);
+	m.version = NTM_PROTOCOL_VERSION;
+	m.peer = peer;
 	if (tid && ntm_hex_encode(hex, sizeof(hex), tid, NTM_TUNNEL_ID_LEN) > 0)
-		json_object_set_new(body, "tunnel_id", json_string(hex));
+		m.tunnel_id = hex;
+	if (ntm_msg_tunnel_encode(&m, &body, &jerr) < 0) {
+		log_warnx("POST /v1/tunnel %s: %s", peer, jerr.message);
+		free(r);
+		return -1;
+	}
 	snprintf(url, sizeof(url), "%s/v1/tunnel", a->s.dc_url);
 	log_debug("POST %s peer %s%s", url, peer, tid ? " (recreate)" : "");
 	ret = ntm_httpc_request(a->http, "POST", url, body, a->s.token, 15000,
