@@ -40,7 +40,7 @@ struct agent_opts {
 	int		 quiet;		/* nothing on stdout (up --json prints instead) */
 };
 
-/* agent_socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */
+/* agent/socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */
 int agent_socks_check(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
     char *err, size_t errlen);
 

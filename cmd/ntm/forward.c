@@ -1,7 +1,7 @@
 /*
  * forward.c - `ntm tunnel forward -L [BIND:]LPORT:PEER:RPORT | -R
  * RPORT:HOST:PORT | --remove ID`, and the list of forwards (no option).
- * The agent holds the forwards (agent_fwd.c); this checks the spec, asks,
+ * The agent holds the forwards (agent/forwards.c); this checks the spec, asks,
  * and prints.
  */
 #include <arpa/inet.h>
