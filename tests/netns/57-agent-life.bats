@@ -400,3 +400,25 @@ fwd_specs() { ntmc "$1" "$2" tunnel forward --json | jq -r '[.forwards[] | "-" +
 	assert_success
 	ntmc g1 alice tunnel forward --remove "$(ntmc g1 alice tunnel forward --json | jq -r '.forwards[] | select(.spec == "7400:127.0.0.1:9") | .id')"
 }
+
+@test "control requests: each verb takes only its own fields; an unknown verb is named" {
+	local pid
+	pid=$(agent_pid g1 alice)
+	run timeout 20 python3 - "$TOPO_DIR/alice/agent.sock" <<-'PY'
+	import socket, sys
+	for req in (b'{"cmd":"status","port":1}', b'{"cmd":"listen","port":7401,"peer":"bob.dc2.ntm.test"}',
+	            b'{"cmd":"close","count":2}', b'{"cmd":"frob"}', b'{"cmd":"status"}'):
+	    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	    s.connect(sys.argv[1])
+	    s.sendall(req + b"\n")
+	    print(s.makefile("rb").readline().decode().strip())
+	    s.close()
+	PY
+	assert_success
+	assert_line --index 0 --partial "port: does not apply to 'status'"
+	assert_line --index 1 --partial "peer: does not apply to 'listen'"
+	assert_line --index 2 --partial "count: does not apply to 'close'"
+	assert_line --index 3 --partial "unknown cmd 'frob'"
+	assert_line --index 4 --partial '"ok":true'
+	serves g1 alice "$pid" g2 bob
+}

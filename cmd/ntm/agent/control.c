@@ -718,28 +718,67 @@ verb_listen(struct ctl *c, struct ctl_req *r)
 	    "vip4", a->s.vip4, "vip6", a->s.vip6));
 }
 
-static const struct {
+static void
+verb_forward(struct ctl *c, json_t *j)
+{
+	struct agent *a = c->a;
+
+	if (a->tun_mode)
+		ctl_error(c, "tun_mode", "forwards use the user-space stack; in TUN mode "
+		    "programs use the vIPs on %s directly", agent_tundev_name());
+	else
+		ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(j, "cmd")),
+		    j));
+}
+
+/*
+ * The fields of a control request besides "cmd" (docs/protocol.md §6), in
+ * the order of ctl_request's field table; a verb names the ones it takes
+ * and any other is refused.
+ */
+enum {
+	CF_PEER		= 1 << 0,
+	CF_COUNT	= 1 << 1,
+	CF_INTERVAL	= 1 << 2,
+	CF_FAMILY	= 1 << 3,
+	CF_TIMEOUT	= 1 << 4,
+	CF_PORT		= 1 << 5,
+	CF_LPORT	= 1 << 6,
+	CF_PROTO	= 1 << 7,
+};
+static const char *const ctl_field_names[] = {
+	"peer", "count", "interval_ms", "family", "timeout_ms", "port", "local_port", "proto",
+};
+#define CF_DIAL		(CF_PEER | CF_FAMILY | CF_TIMEOUT)
+
+/* One verb of the control socket: its name, the fields it takes, and what
+ * runs it; a raw verb (the forwards) reads the request itself. */
+static const struct ctl_verb {
 	const char	*cmd;
+	unsigned	 fields;
 	void		(*exec)(struct ctl *c, struct ctl_req *r);
+	void		(*raw)(struct ctl *c, json_t *j);
 } verbs[] = {
-	{ "status",	verb_status },
-	{ "register",	verb_register },
-	{ "list",	verb_list },
-	{ "stop",	verb_stop },
-	{ "close",	verb_close },
-	{ "ping",	verb_dial },
-	{ "open",	verb_dial },
-	{ "listen",	verb_listen },
+	{ "status",	0,					verb_status, NULL },
+	{ "register",	0,					verb_register, NULL },
+	{ "list",	0,					verb_list, NULL },
+	{ "stop",	0,					verb_stop, NULL },
+	{ "close",	CF_PEER,				verb_close, NULL },
+	{ "ping",	CF_DIAL | CF_COUNT | CF_INTERVAL,	verb_dial, NULL },
+	{ "open",	CF_DIAL | CF_PORT | CF_LPORT | CF_PROTO, verb_dial, NULL },
+	{ "listen",	CF_PORT | CF_PROTO,			verb_listen, NULL },
+	{ "forward",	0,					NULL, verb_forward },
+	{ "forwards",	0,					NULL, verb_forward },
+	{ "unforward",	0,					NULL, verb_forward },
 };
 
-/* forward, forwards, unforward: forwards.c reads the request itself. */
-static int
-is_forward_request(json_t *j)
+static const struct ctl_verb *
+verb_find(const char *cmd)
 {
-	const char *cmd = json_string_value(json_object_get(j, "cmd"));
-
-	return cmd && (!strcmp(cmd, "forward") || !strcmp(cmd, "forwards") ||
-	    !strcmp(cmd, "unforward"));
+	for (size_t i = 0; cmd && i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(cmd, verbs[i].cmd))
+			return &verbs[i];
+	return NULL;
 }
 
 static void
@@ -760,15 +799,11 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 	};
 	struct ntm_jerr jerr;
 	json_t *j = ntm_json_parse(line, len, &jerr);
-	size_t i;
+	const struct ctl_verb *v = j ? verb_find(json_string_value(json_object_get(j, "cmd")))
+	    : NULL;
 
-	if (j && is_forward_request(j)) {
-		if (a->tun_mode)
-			ctl_error(c, "tun_mode", "forwards use the user-space stack; in TUN mode "
-			    "programs use the vIPs on %s directly", agent_tundev_name());
-		else
-			ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(j, "cmd")),
-			    j));
+	if (v && v->raw) {
+		v->raw(c, j);
 		goto out;
 	}
 	if (j == NULL || ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
@@ -784,13 +819,17 @@ ctl_request(struct ctl *c, const char *line, size_t len)
 		    "use the vIPs on %s directly (nc, curl ...)", agent_tundev_name());
 		goto out;
 	}
-	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(r.cmd, verbs[i].cmd)) {
-			verbs[i].exec(c, &r);
-			break;
-		}
-	if (i == sizeof(verbs) / sizeof(verbs[0]))
+	if (v == NULL) {
 		ctl_error(c, "bad_request", "unknown cmd '%s'", r.cmd);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(ctl_field_names) / sizeof(ctl_field_names[0]); i++)
+		if (!(v->fields & (1u << i)) && json_object_get(j, ctl_field_names[i])) {
+			ctl_error(c, "bad_request", "%s: does not apply to '%s'",
+			    ctl_field_names[i], v->cmd);
+			goto out;
+		}
+	v->exec(c, &r);
 out:
 	json_decref(j);
 }
