@@ -530,6 +530,8 @@ on_cs(struct ntm_req *req, void *arg)
 	struct ntm_token tok;
 	struct dc_client cl;
 	struct dc_session sess;
+	struct ntm_m_cs_where m = { 0 };
+	json_t *j = NULL;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
@@ -539,8 +541,11 @@ on_cs(struct ntm_req *req, void *arg)
 		    dc->srv->conf.name);
 		return;
 	}
-	ntm_reply_json(req, 200, json_pack("{s:s, s:s}", "cs", dc->srv->conf.cs_url, "dc",
-	    dc->srv->conf.name));
+	m.cs = dc->srv->conf.cs_url;
+	m.dc = dc->srv->conf.name;
+	if (ntm_msg_cs_where_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	ntm_reply_json(req, 200, j);
 }
 
 /* "from" is the caller's own FQDN; else 403 forbidden. */

@@ -352,20 +352,18 @@ note_delivered(const struct cli *cli, const char *sha, json_t *meta)
 }
 
 static void
-print_sent(const struct sopts *o, json_t *commit, json_t *ann)
+print_sent(const struct sopts *o, const struct ntm_m_cs_object *co, json_t *ann)
 {
 	json_t *d;
 	size_t i;
 
 	if (o->json) {
-		cli_print_json(json_pack("{s:O, s:O, s:O, s:O}", "id",
-		    json_object_get(commit, "sha256"), "size", json_object_get(commit, "size"),
-		    "expires", json_object_get(commit, "expires"), "to",
-		    json_object_get(ann, "to")));
+		cli_print_json(json_pack("{s:s, s:I, s:I, s:O}", "id", co->sha256,
+		    "size", (json_int_t)co->size, "expires", (json_int_t)co->expires,
+		    "to", json_object_get(ann, "to")));
 		return;
 	}
-	printf("sent %s (%lld bytes sealed)\n", json_string_value(json_object_get(commit,
-	    "sha256")), (long long)json_integer_value(json_object_get(commit, "size")));
+	printf("sent %s (%lld bytes sealed)\n", co->sha256, (long long)co->size);
 	json_array_foreach(json_object_get(ann, "to"), i, d)
 		printf("  %s: %s\n", json_string_value(json_object_get(d, "fqdn")),
 		    json_string_value(json_object_get(d, "status")));
@@ -378,6 +376,7 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct sealer s;
 	struct xctx x;
 	struct ntm_m_cs_upload create = { 0 };
+	struct ntm_m_cs_object co = { 0 };
 	json_t *commit = NULL, *ann = NULL, *to;
 	const char *name;
 	uint64_t sealed_size;
@@ -451,21 +450,20 @@ do_send(struct cli *cli, const struct sopts *o)
 	if (s.in_known) {
 		struct x_src src = { seal_read, NULL, seal_sha, &s };
 
-		ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit);
+		ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit, &co);
 		if (ret != 0 && s.why)
 			cli_err("send", "FILE '%s': %s", o->file, s.why);
 	} else
-		ret = x_cs_upload(&x, staged, s.size, s.sha, &create, &commit);
+		ret = x_cs_upload(&x, staged, s.size, s.sha, &create, &commit, &co);
 	if (ret != 0) {
 		json_decref(to);
 		goto out;
 	}
 	json_decref(to);
-	note_sent(cli, keys, o->npeers, s.sha, json_integer_value(json_object_get(commit,
-	    "expires")));
+	note_sent(cli, keys, o->npeers, s.sha, co.expires);
 	ret = x_announced(&x, x.cs, s.sha, &ann);
 	if (ann)
-		print_sent(o, commit, ann);
+		print_sent(o, &co, ann);
 out:
 	for (i = 0; i < NTM_XDATA_DEST_MAX; i++)
 		ntm_wipe(&keys[i], sizeof(keys[i]));

@@ -306,21 +306,20 @@ x_forget_cs(struct xctx *x)
 int
 x_our_cs(struct xctx *x)
 {
+	struct ntm_m_cs_where m;
 	json_t *r;
-	const char *cs;
 	int ret;
 
 	if (x->cs[0] || cs_cached(x))
 		return 0;
 	if ((ret = x_call(x, x->s.dc_url, "GET", "/v1/exchange/cs", NULL, 200, &r)) != 0)
 		return ret;
-	cs = json_string_value(json_object_get(r, "cs"));
-	if (cs == NULL || !ntm_valid_push_url(cs)) {
+	if (ntm_msg_cs_where_decode(r, &m, NULL) < 0) {
 		cli_err(x->cmd, "bad answer from %s: no CS URL", x->s.dc_url);
 		json_decref(r);
 		return EXIT_FAIL;
 	}
-	snprintf(x->cs, sizeof(x->cs), "%s", cs);
+	snprintf(x->cs, sizeof(x->cs), "%s", m.cs);
 	json_decref(r);
 	cs_remember(x);
 	return 0;
@@ -1014,6 +1013,7 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	CURLcode rc;
 	CURL *c;
 	json_t *j = NULL;
+	struct ntm_m_cs_upload_state st;
 	struct ntm_jerr je;
 	int ret;
 
@@ -1040,8 +1040,8 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 		ret = 0;
 	} else if (rc == CURLE_OK && status == 200 &&
 	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
-	    json_is_integer(json_object_get(j, "offset"))) {
-		*offset = (uint64_t)json_integer_value(json_object_get(j, "offset"));
+	    ntm_msg_cs_upload_state_decode(j, &st, NULL) == 0) {
+		*offset = (uint64_t)st.offset;
 		ret = 0;
 	} else {
 		/* A lost connection, a server error or a wrong offset: ask the CS
@@ -1063,13 +1063,20 @@ static int
 upload_offset(struct xctx *x, const char *id, uint64_t *offset)
 {
 	char path[128];
+	struct ntm_m_cs_upload_state st;
+	struct ntm_jerr jerr;
 	json_t *r;
 	int ret;
 
 	snprintf(path, sizeof(path), "/v1/cs/upload?id=%s", id);
 	if ((ret = x_call(x, x->cs, "GET", path, NULL, 200, &r)) != 0)
 		return ret;
-	*offset = (uint64_t)json_integer_value(json_object_get(r, "offset"));
+	if (ntm_msg_cs_upload_state_decode(r, &st, &jerr) < 0) {
+		cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	*offset = (uint64_t)st.offset;
 	json_decref(r);
 	return 0;
 }
@@ -1111,20 +1118,38 @@ fd_sha(void *arg)
 
 int
 x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256,
-    const struct ntm_m_cs_upload *create, json_t **commit)
+    const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj)
 {
 	struct fd_src f = { fd, sha256, 0 };
 	struct x_src src = { fd_read, fd_seek, fd_sha, &f };
 
-	return x_cs_upload_src(x, &src, size, create, commit);
+	return x_cs_upload_src(x, &src, size, create, commit, obj);
+}
+
+/* *commit (the CS's answer) read into obj: 0, or an exit code after one
+ * error line (*commit is then released). */
+static int
+commit_decode(struct xctx *x, json_t **commit, struct ntm_m_cs_object *obj)
+{
+	struct ntm_m_cs_object tmp;
+	struct ntm_jerr jerr;
+
+	if (ntm_msg_cs_object_decode(*commit, obj ? obj : &tmp, &jerr) == 0)
+		return 0;
+	cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
+	json_decref(*commit);
+	*commit = NULL;
+	return EXIT_FAIL;
 }
 
 int
 x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
-    const struct ntm_m_cs_upload *create, json_t **commit)
+    const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj)
 {
 	struct ntm_m_cs_upload cm = *create;
+	struct ntm_m_cs_upload_state st;
 	struct ntm_m_cs_commit mc;
+	struct ntm_jerr jerr;
 	uint8_t *buf = NULL;
 	char id[64];
 	const char *sha256;
@@ -1150,8 +1175,12 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	body = NULL;
 	if (ret != 0)
 		return ret;
-	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r, "upload")) ?
-	    json_string_value(json_object_get(r, "upload")) : "");
+	if (ntm_msg_cs_upload_state_decode(r, &st, &jerr) < 0) {
+		cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	snprintf(id, sizeof(id), "%s", st.upload);
 	json_decref(r);
 	if ((buf = malloc(X_CHUNK)) == NULL) {
 		cli_err(x->cmd, "out of memory");
@@ -1199,7 +1228,7 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	if (off < size)
 		return ret ? ret : EXIT_FAIL;
 	if (*commit)
-		return 0;
+		return commit_decode(x, commit, obj);
 	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
 	mc = (struct ntm_m_cs_commit){ .version = 1, .upload = id, .size = (int64_t)size,
 	    .sha256 = src->sha256(src->arg) };
@@ -1207,7 +1236,7 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 		return EXIT_FAIL;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
 	json_decref(body);
-	return ret;
+	return ret != 0 ? ret : commit_decode(x, commit, obj);
 }
 
 struct dl {

@@ -572,11 +572,40 @@ static const struct ntm_mfield cs_confirm_f[] = {
 MSG(ntm_msg_cs_confirm, "POST /v1/cs/object/confirm", cs_confirm_f);
 #undef T
 
+#define T struct ntm_m_cs_where
+static const struct ntm_mfield cs_where_f[] = {
+	S(T, cs, 1, NTM_PUSH_URL_MAX, NTM_MF_HTTPS, 0),
+	S(T, dc, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_cs_where, "GET /v1/exchange/cs answer", cs_where_f);
+#undef T
+
+#define T struct ntm_m_cs_upload_state
+static const struct ntm_mfield cs_upload_state_f[] = {
+	S(T, upload, 1, 64, NTM_MF_NONEMPTY, 0),
+	I(T, size, 1, NTM_MF_SIZE),
+	I(T, offset, 1, NTM_MF_SIZE),
+	I(T, chunk_max, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_cs_upload_state, "/v1/cs/upload answer", cs_upload_state_f);
+#undef T
+
+#define T struct ntm_m_cs_object
+static const struct ntm_mfield cs_object_f[] = {
+	S(T, sha256, 1, 64, NTM_MF_LHEX, 64),
+	I(T, size, 1, NTM_MF_SIZE),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_cs_object, "POST /v1/cs/upload/commit answer", cs_object_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
 	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, &ntm_msg_revoke,
 	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
 	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey,
-	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location, NULL,
+	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location,
+	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object, NULL,
 };

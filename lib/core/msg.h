@@ -302,6 +302,33 @@ struct ntm_m_cs_confirm {
 };
 NTM_MSG_CODEC(ntm_msg_cs_confirm, struct ntm_m_cs_confirm)
 
+/* ---- the answers a client reads ------------------------------------------- */
+
+/* The DC's 200 answer to GET /v1/exchange/cs: its cache server. */
+struct ntm_m_cs_where {
+	uint32_t	 has;
+	const char	*cs, *dc;
+};
+NTM_MSG_CODEC(ntm_msg_cs_where, struct ntm_m_cs_where)
+
+/* The CS's answer on an upload in progress: 201 to POST /v1/cs/uploads,
+ * 200 to GET and PUT /v1/cs/upload (offset: the bytes it holds). */
+struct ntm_m_cs_upload_state {
+	uint32_t	 has;
+	const char	*upload;
+	int64_t		 size, offset, chunk_max;
+};
+NTM_MSG_CODEC(ntm_msg_cs_upload_state, struct ntm_m_cs_upload_state)
+
+/* The CS's 201 answer to POST /v1/cs/upload/commit (and to the PUT that
+ * commits): the stored object. */
+struct ntm_m_cs_object {
+	uint32_t	 has;
+	const char	*sha256;
+	int64_t		 size, created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_cs_object, struct ntm_m_cs_object)
+
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 
 /* POST /v1/cs/revoke: arrays of the two entries below. */

@@ -65,6 +65,11 @@ static const struct {
 	{ &ntm_msg_cs_commit, "{\"version\":1,\"upload\":\"" H32 "\",\"size\":5,"
 	  "\"sha256\":\"" H64 "\"}" },
 	{ &ntm_msg_cs_confirm, "{\"version\":1,\"sha256\":\"" H64 "\",\"fqdn\":\"b.dc2.example\"}" },
+	{ &ntm_msg_cs_where, "{\"cs\":\"https://cs.dc1.example:8443\",\"dc\":\"dc1.example\"}" },
+	{ &ntm_msg_cs_upload_state, "{\"upload\":\"" H32 "\",\"size\":5,\"offset\":2,"
+	  "\"chunk_max\":1048576}" },
+	{ &ntm_msg_cs_object, "{\"sha256\":\"" H64 "\",\"size\":5,\"created\":1700000000,"
+	  "\"expires\":1700086400}" },
 };
 
 /* Values outside a field's format: (message, field, JSON value). */
@@ -73,6 +78,12 @@ static const struct {
 	const char		*field, *value;
 } badfmt[] = {
 	{ &ntm_msg_login, "user", "\"Alice\"" },
+	{ &ntm_msg_cs_where, "cs", "\"http://cs.dc1.example\"" },
+	{ &ntm_msg_cs_where, "dc", "\"no dc\"" },
+	{ &ntm_msg_cs_upload_state, "upload", "\"\"" },
+	{ &ntm_msg_cs_upload_state, "offset", "-1" },
+	{ &ntm_msg_cs_object, "sha256", "\"" H32 "\"" },
+	{ &ntm_msg_cs_object, "size", "-5" },
 	{ &ntm_msg_login, "user", "\"-a\"" },
 	{ &ntm_msg_login, "password", "\"\"" },
 	{ &ntm_msg_login, "device", "\"lap top\"" },
