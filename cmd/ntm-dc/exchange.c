@@ -671,6 +671,9 @@ add_tkey(const struct dc_tkey *k, void *arg)
 {
 	uint8_t raw[DC_XTKEY_LEN], h[NTM_HASH_LEN];
 	char hex[2 * NTM_HASH_LEN + 1];
+	struct ntm_m_tkey_listed m = { .key_id = k->key_id, .from = k->from, .sha256 = hex,
+	    .created = k->created, .expires = k->expires };
+	json_t *j;
 	int r;
 
 	if (ntm_b64_decode_exact(raw, sizeof(raw), k->tkey) < 0)
@@ -679,10 +682,9 @@ add_tkey(const struct dc_tkey *k, void *arg)
 	ntm_wipe(raw, sizeof(raw));
 	if (ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) < 0)
 		return NTM_ERR_INVAL;
-	r = json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I, s:I}", "key_id",
-	    k->key_id, "from", k->from, "sha256", hex, "created", (json_int_t)k->created,
-	    "expires", (json_int_t)k->expires));
-	return r < 0 ? NTM_ERR_NOMEM : 0;
+	if ((r = ntm_msg_tkey_listed_encode(&m, &j, NULL)) < 0)
+		return r;
+	return json_array_append_new(arg, j) < 0 ? NTM_ERR_NOMEM : 0;
 }
 
 static void
@@ -692,7 +694,8 @@ on_temporal_list(struct ntm_req *req, void *arg)
 	struct ntm_token tok;
 	struct dc_client cl;
 	struct dc_session sess;
-	json_t *arr;
+	struct ntm_m_tkey_list m = { 0 };
+	json_t *arr, *j = NULL;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
@@ -703,7 +706,11 @@ on_temporal_list(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
 		return;
 	}
-	ntm_reply_json(req, 200, json_pack("{s:o}", "keys", arr));
+	m.keys = arr;
+	if (ntm_msg_tkey_list_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(arr);
+	ntm_reply_json(req, 200, j);
 }
 
 /* GET and DELETE /v1/exchange/temporal/key?id=KEY_ID */
@@ -715,8 +722,9 @@ on_temporal_key(struct ntm_req *req, void *arg)
 	struct dc_client cl;
 	struct dc_session sess;
 	struct dc_tkey k;
+	struct ntm_m_tkey m = { 0 };
 	const char *id = ntm_req_query(req, "id");
-	json_t *body;
+	json_t *body = NULL;
 	int e;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
@@ -744,9 +752,10 @@ on_temporal_key(struct ntm_req *req, void *arg)
 		ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "key_id", id, "deleted", 1));
 		return;
 	}
-	body = json_pack("{s:s, s:s, s:s, s:I, s:I}", "key_id", k.key_id, "from", k.from,
-	    "temporal_key", k.tkey, "created", (json_int_t)k.created,
-	    "expires", (json_int_t)k.expires);
+	m = (struct ntm_m_tkey){ .key_id = k.key_id, .from = k.from, .temporal_key = k.tkey,
+	    .created = k.created, .expires = k.expires };
+	if (ntm_msg_tkey_encode(&m, &body, NULL) < 0)
+		body = NULL;
 	ntm_wipe(&k, sizeof(k));
 	ntm_reply_json(req, 200, body);
 }

@@ -128,18 +128,19 @@ mem_sink(const uint8_t *p, size_t n, void *arg)
 static int
 listed_hash(struct xctx *x, const char *kid, char hex[65])
 {
+	struct ntm_m_tkey_list l;
+	struct ntm_m_tkey_listed m;
 	json_t *r, *k;
 	size_t i;
 	int ret = -1;
 
 	if (x_call(x, x->s.dc_url, "GET", "/v1/exchange/temporal", NULL, 200, &r) != 0)
 		return -1;
-	json_array_foreach(json_object_get(r, "keys"), i, k) {
-		const char *id = json_string_value(json_object_get(k, "key_id"));
-		const char *h = json_string_value(json_object_get(k, "sha256"));
-
-		if (id && h && strcmp(id, kid) == 0 && strlen(h) == 64) {
-			memcpy(hex, h, 65);
+	if (ntm_msg_tkey_list_decode(r, &l, NULL) < 0)
+		l.keys = NULL;
+	json_array_foreach(l.keys, i, k) {
+		if (ntm_msg_tkey_listed_decode(k, &m, NULL) == 0 && strcmp(m.key_id, kid) == 0) {
+			memcpy(hex, m.sha256, 65);
 			ret = 0;
 		}
 	}
@@ -154,6 +155,7 @@ get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 	uint8_t xsk[NTM_XSK_LEN];
 	char path[96], listed[65], got[65];
 	struct membuf m = { .len = 0 };
+	struct ntm_m_tkey tk;
 	json_t *r = NULL;
 	int ret, e2;
 
@@ -174,8 +176,8 @@ get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
 		return ret;
 	ret = EXIT_VERIFY;
-	if (ntm_b64_decode_exact(sealed, sizeof(sealed), json_string_value(json_object_get(r,
-	    "temporal_key"))) != NTM_XTKEY_SEALED_LEN) {
+	if (ntm_msg_tkey_decode(r, &tk, NULL) < 0 ||
+	    ntm_b64_decode_exact(sealed, sizeof(sealed), tk.temporal_key) != NTM_XTKEY_SEALED_LEN) {
 		cli_err(x->cmd, "key from %s: malformed temporal key", e->from);
 		goto out;
 	}

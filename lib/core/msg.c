@@ -600,6 +600,35 @@ static const struct ntm_mfield cs_object_f[] = {
 MSG(ntm_msg_cs_object, "POST /v1/cs/upload/commit answer", cs_object_f);
 #undef T
 
+#define T struct ntm_m_tkey_list
+static const struct ntm_mfield tkey_list_f[] = {
+	A(T, keys, 1),
+};
+MSG(ntm_msg_tkey_list, "GET /v1/exchange/temporal answer", tkey_list_f);
+#undef T
+
+#define T struct ntm_m_tkey_listed
+static const struct ntm_mfield tkey_listed_f[] = {
+	S(T, key_id, 1, 2 * NTM_XKEY_ID, NTM_MF_LHEX, 2 * NTM_XKEY_ID),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, sha256, 1, 64, NTM_MF_LHEX, 64),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_tkey_listed, "GET /v1/exchange/temporal key", tkey_listed_f);
+#undef T
+
+#define T struct ntm_m_tkey
+static const struct ntm_mfield tkey_f[] = {
+	S(T, key_id, 1, 2 * NTM_XKEY_ID, NTM_MF_LHEX, 2 * NTM_XKEY_ID),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, temporal_key, 1, NTM_B64_LEN(NTM_XTKEY_SEALED), NTM_MF_B64, NTM_XTKEY_SEALED),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_tkey, "GET /v1/exchange/temporal/key answer", tkey_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
@@ -607,5 +636,6 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
 	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey,
 	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location,
-	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object, NULL,
+	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object,
+	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey, NULL,
 };

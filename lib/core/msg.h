@@ -329,6 +329,31 @@ struct ntm_m_cs_object {
 };
 NTM_MSG_CODEC(ntm_msg_cs_object, struct ntm_m_cs_object)
 
+/* The DC's 200 answer to GET /v1/exchange/temporal: "keys", an array of
+ * ntm_m_tkey_listed. */
+struct ntm_m_tkey_list {
+	uint32_t	 has;
+	json_t		*keys;
+};
+NTM_MSG_CODEC(ntm_msg_tkey_list, struct ntm_m_tkey_list)
+
+/* A temporal key waiting at the DC, as listed: sha256 is the hash of the
+ * sealed key. */
+struct ntm_m_tkey_listed {
+	uint32_t	 has;
+	const char	*key_id, *from, *sha256;
+	int64_t		 created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_tkey_listed, struct ntm_m_tkey_listed)
+
+/* The DC's 200 answer to GET /v1/exchange/temporal/key: the sealed key. */
+struct ntm_m_tkey {
+	uint32_t	 has;
+	const char	*key_id, *from, *temporal_key;
+	int64_t		 created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_tkey, struct ntm_m_tkey)
+
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 
 /* POST /v1/cs/revoke: arrays of the two entries below. */

@@ -70,6 +70,11 @@ static const struct {
 	  "\"chunk_max\":1048576}" },
 	{ &ntm_msg_cs_object, "{\"sha256\":\"" H64 "\",\"size\":5,\"created\":1700000000,"
 	  "\"expires\":1700086400}" },
+	{ &ntm_msg_tkey_list, "{\"keys\":[]}" },
+	{ &ntm_msg_tkey_listed, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
+	  "\"sha256\":\"" H64 "\",\"created\":1700000000,\"expires\":1700086400}" },
+	{ &ntm_msg_tkey, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
+	  "\"temporal_key\":\"" K80 "\",\"created\":1700000000,\"expires\":1700086400}" },
 };
 
 /* Values outside a field's format: (message, field, JSON value). */
@@ -84,6 +89,10 @@ static const struct {
 	{ &ntm_msg_cs_upload_state, "offset", "-1" },
 	{ &ntm_msg_cs_object, "sha256", "\"" H32 "\"" },
 	{ &ntm_msg_cs_object, "size", "-5" },
+	{ &ntm_msg_tkey_listed, "key_id", "\"0123\"" },
+	{ &ntm_msg_tkey_listed, "sha256", "\"" H32 "\"" },
+	{ &ntm_msg_tkey, "key_id", "\"" H64 "\"" },
+	{ &ntm_msg_tkey, "temporal_key", "\"" K32 "\"" },
 	{ &ntm_msg_login, "user", "\"-a\"" },
 	{ &ntm_msg_login, "password", "\"\"" },
 	{ &ntm_msg_login, "device", "\"lap top\"" },
