@@ -629,6 +629,13 @@ static const struct ntm_mfield tkey_f[] = {
 MSG(ntm_msg_tkey, "GET /v1/exchange/temporal/key answer", tkey_f);
 #undef T
 
+#define T struct ntm_m_directions
+static const struct ntm_mfield directions_f[] = {
+	A(T, directions, 1),
+};
+MSG(ntm_msg_directions, "GET /v1/directions answer", directions_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
@@ -637,5 +644,6 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey,
 	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location,
 	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object,
-	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey, NULL,
+	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey,
+	&ntm_msg_directions, NULL,
 };

@@ -354,6 +354,14 @@ struct ntm_m_tkey {
 };
 NTM_MSG_CODEC(ntm_msg_tkey, struct ntm_m_tkey)
 
+/* The DC's 200 answer to GET /v1/directions: "directions", an array of
+ * ntm_m_direction, each read with its own codec. */
+struct ntm_m_directions {
+	uint32_t	 has;
+	json_t		*directions;
+};
+NTM_MSG_CODEC(ntm_msg_directions, struct ntm_m_directions)
+
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 
 /* POST /v1/cs/revoke: arrays of the two entries below. */

@@ -71,6 +71,7 @@ static const struct {
 	{ &ntm_msg_cs_object, "{\"sha256\":\"" H64 "\",\"size\":5,\"created\":1700000000,"
 	  "\"expires\":1700086400}" },
 	{ &ntm_msg_tkey_list, "{\"keys\":[]}" },
+	{ &ntm_msg_directions, "{\"directions\":[{\"tunnel_id\":\"" H32 "\"}]}" },
 	{ &ntm_msg_tkey_listed, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
 	  "\"sha256\":\"" H64 "\",\"created\":1700000000,\"expires\":1700086400}" },
 	{ &ntm_msg_tkey, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
