@@ -44,10 +44,16 @@ enum ntm_mfmt {
 	NTM_MF_DNSNAME,		/* ntm_valid_dnsname */
 };
 
+/* Whether a field must be there (ntm_mfield.required). */
+#define NTM_MOPT	0
+#define NTM_MREQ	1
+#define NTM_MREQ_NULL	2	/* integers: always there, null when its has bit is
+				   clear (decoded: has bit clear, value 0) */
+
 struct ntm_mfield {
 	const char	*name;
 	enum ntm_jtype	 type;
-	uint8_t		 required;
+	uint8_t		 required;	/* NTM_MOPT, NTM_MREQ, NTM_MREQ_NULL */
 	uint8_t		 fmt;		/* enum ntm_mfmt */
 	uint16_t	 maxlen;	/* strings: max bytes (0 = 1024) */
 	uint16_t	 arg;		/* HEX: digits; B64: bytes */
@@ -361,6 +367,38 @@ struct ntm_m_directions {
 	json_t		*directions;
 };
 NTM_MSG_CODEC(ntm_msg_directions, struct ntm_m_directions)
+
+/* The CS's 200 answer to GET /v1/cs/object/meta: an object and, in "to",
+ * its destinations (ntm_m_cs_dest). */
+struct ntm_m_cs_meta {
+	uint32_t	 has;
+	const char	*sha256, *kind;
+	int64_t		 size;
+	const char	*owner, *owner_dc, *from;
+	int64_t		 created, expires;
+	const char	*app, *service, *item, *notify;
+	json_t		*to;
+	int		 announcing;
+};
+NTM_MSG_CODEC(ntm_msg_cs_meta, struct ntm_m_cs_meta)
+
+/* A destination of an object: its state, when it was delivered and
+ * announced (null: not yet), and the last error of an announcement not
+ * made (ntm_m_cs_dest_error). */
+struct ntm_m_cs_dest {
+	uint32_t	 has;
+	const char	*fqdn, *status;
+	int64_t		 delivered, announced;		/* null when 0 */
+	int64_t		 attempts;
+	json_t		*error;				/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_cs_dest, struct ntm_m_cs_dest)
+
+struct ntm_m_cs_dest_error {
+	uint32_t	 has;
+	const char	*code, *message;
+};
+NTM_MSG_CODEC(ntm_msg_cs_dest_error, struct ntm_m_cs_dest_error)
 
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 

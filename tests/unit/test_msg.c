@@ -71,6 +71,14 @@ static const struct {
 	{ &ntm_msg_cs_object, "{\"sha256\":\"" H64 "\",\"size\":5,\"created\":1700000000,"
 	  "\"expires\":1700086400}" },
 	{ &ntm_msg_tkey_list, "{\"keys\":[]}" },
+	{ &ntm_msg_cs_meta, "{\"sha256\":\"" H64 "\",\"kind\":\"data\",\"size\":5,"
+	  "\"owner\":\"alice\",\"owner_dc\":\"dc1.example\",\"from\":\"a.dc1.example\","
+	  "\"created\":1700000000,\"expires\":1700086400,\"app\":\"\",\"service\":\"\","
+	  "\"item\":\"\",\"notify\":\"\",\"to\":[],\"announcing\":true}" },
+	{ &ntm_msg_cs_dest, "{\"fqdn\":\"b.dc2.example\",\"status\":\"pending\","
+	  "\"delivered\":1700000001,\"announced\":1700000000,\"attempts\":2,"
+	  "\"error\":{\"code\":\"peer_offline\",\"message\":\"m\"}}" },
+	{ &ntm_msg_cs_dest_error, "{\"code\":\"peer_offline\",\"message\":\"m\"}" },
 	{ &ntm_msg_directions, "{\"directions\":[{\"tunnel_id\":\"" H32 "\"}]}" },
 	{ &ntm_msg_tkey_listed, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
 	  "\"sha256\":\"" H64 "\",\"created\":1700000000,\"expires\":1700086400}" },
@@ -91,6 +99,10 @@ static const struct {
 	{ &ntm_msg_cs_object, "sha256", "\"" H32 "\"" },
 	{ &ntm_msg_cs_object, "size", "-5" },
 	{ &ntm_msg_tkey_listed, "key_id", "\"0123\"" },
+	{ &ntm_msg_cs_meta, "kind", "\"file\"" },
+	{ &ntm_msg_cs_meta, "size", "-1" },
+	{ &ntm_msg_cs_dest, "status", "\"\"" },
+	{ &ntm_msg_cs_dest_error, "code", "\"\"" },
 	{ &ntm_msg_tkey_listed, "sha256", "\"" H32 "\"" },
 	{ &ntm_msg_tkey, "key_id", "\"" H64 "\"" },
 	{ &ntm_msg_tkey, "temporal_key", "\"" K32 "\"" },
@@ -309,7 +321,8 @@ TEST(wrong_type)
 				    (f->type == NTM_J_INT && json_is_integer(wrong[w])) ||
 				    (f->type == NTM_J_BOOL && json_is_boolean(wrong[w])) ||
 				    (f->type == NTM_J_OBJ && json_is_object(wrong[w])) ||
-				    (f->type == NTM_J_ARR && json_is_array(wrong[w]));
+				    (f->type == NTM_J_ARR && json_is_array(wrong[w])) ||
+				    (f->required == NTM_MREQ_NULL && json_is_null(wrong[w]));
 
 				if (!ok) {
 					json_object_set(j, f->name, wrong[w]);
@@ -434,5 +447,30 @@ TEST(has)
 	json_decref(j);
 }
 
-UNIT_MAIN(T(has), T(roundtrip), T(every_message_listed), T(missing), T(wrong_type),
+/* An integer that may be null: null decodes as its has bit clear, and a
+ * clear has bit encodes as null; the key itself is required. */
+TEST(nullable)
+{
+	struct ntm_m_cs_dest m;
+	struct ntm_jerr e;
+	json_t *j = parse("{\"fqdn\":\"b.dc2.example\",\"status\":\"pending\","
+	    "\"delivered\":null,\"announced\":1700000000,\"attempts\":0}"), *enc;
+
+	CHECK_EQ(ntm_msg_cs_dest_decode(j, &m, &e), 0);
+	CHECK_EQ(ntm_jmsg_has(&ntm_msg_cs_dest, &m, "delivered"), 0);
+	CHECK_EQ(m.delivered, 0);
+	CHECK_EQ(ntm_jmsg_has(&ntm_msg_cs_dest, &m, "announced"), 1);
+	CHECK_EQ(m.announced, 1700000000);
+	CHECK_EQ(ntm_msg_cs_dest_encode(&m, &enc, &e), 0);
+	CHECK(json_is_null(json_object_get(enc, "delivered")));
+	CHECK(json_equal(j, enc));
+	json_decref(enc);
+	json_object_del(j, "delivered");
+	CHECK_EQ(ntm_msg_cs_dest_decode(j, &m, &e), NTM_ERR_JSON);
+	CHECK_STR(e.code, "missing_field");
+	CHECK_STR(e.field, "delivered");
+	json_decref(j);
+}
+
+UNIT_MAIN(T(has), T(nullable), T(roundtrip), T(every_message_listed), T(missing), T(wrong_type),
     T(unknown_key), T(too_long), T(bad_format), T(not_object))
