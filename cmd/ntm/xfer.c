@@ -327,18 +327,16 @@ x_our_cs(struct xctx *x)
 
 /* 1 once the CS has tried every destination at least once (or settled it). */
 static int
-all_tried(json_t *meta)
+all_tried(const struct ntm_m_cs_meta *meta)
 {
+	struct ntm_m_cs_dest m;
 	json_t *d;
 	size_t i;
 
-	json_array_foreach(json_object_get(meta, "to"), i, d) {
-		const char *st = json_string_value(json_object_get(d, "status"));
-
-		if (st && strcmp(st, "pending") == 0 &&
-		    json_integer_value(json_object_get(d, "attempts")) == 0)
+	json_array_foreach(meta->to, i, d)
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) == 0 &&
+		    strcmp(m.status, "pending") == 0 && m.attempts == 0)
 			return 0;
-	}
 	return 1;
 }
 
@@ -346,6 +344,10 @@ int
 x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 {
 	char path[160];
+	struct ntm_m_cs_meta meta;
+	struct ntm_m_cs_dest m;
+	struct ntm_m_cs_dest_error me;
+	struct ntm_jerr jerr;
 	json_t *r = NULL, *d;
 	int64_t deadline = mono_ms() + x->timeout_ms;
 	long left_s;
@@ -368,23 +370,30 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 		r = NULL;
 		if ((ret = x_call(x, base, "GET", path, NULL, 200, &r)) != 0)
 			return ret;
-		if (all_tried(r) || left_s == 0)
+		if (ntm_msg_cs_meta_decode(r, &meta, &jerr) < 0) {
+			cli_err(x->cmd, "bad answer from %s: %s", base, jerr.message);
+			json_decref(r);
+			return EXIT_FAIL;
+		}
+		if (all_tried(&meta) || left_s == 0)
 			break;
-		if (json_is_false(json_object_get(r, "announcing"))) {
+		if (!meta.announcing) {
 			cli_err(x->cmd, "the CS at %s announces nothing (it has no resolver): "
 			    "the recipients are not told", base);
 			break;
 		}
 	}
-	json_array_foreach(json_object_get(r, "to"), i, d) {
-		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
-		const char *st = json_string_value(json_object_get(d, "status"));
-		json_t *e = json_object_get(d, "error");
-		const char *code = json_string_value(json_object_get(e, "code"));
-		const char *msg = json_string_value(json_object_get(e, "message"));
+	json_array_foreach(meta.to, i, d) {
+		const char *fqdn, *st, *code = NULL, *msg = NULL;
 
-		if (st == NULL)
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) < 0)
 			continue;
+		fqdn = m.fqdn;
+		st = m.status;
+		if (m.error && ntm_msg_cs_dest_error_decode(m.error, &me, NULL) == 0) {
+			code = me.code;
+			msg = me.message;
+		}
 		if (strcmp(st, "failed") == 0) {
 			cli_err(x->cmd, "%s: %s: %s", fqdn, code ? code : "failed",
 			    msg ? msg : "not announced");
@@ -396,7 +405,7 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 		else if (code)
 			cli_err(x->cmd, "%s: not announced yet (%s: %s); the CS tries again",
 			    fqdn, code, msg ? msg : "");
-		else if (!json_is_false(json_object_get(r, "announcing")))
+		else if (meta.announcing)
 			cli_err(x->cmd, "%s: not announced yet; the CS keeps trying", fqdn);
 	}
 	*out = r;

@@ -152,6 +152,18 @@ ntm_jmsg_has(const struct ntm_jmsg *m, const void *in, const char *field)
 	return 0;
 }
 
+void
+ntm_jmsg_set(const struct ntm_jmsg *m, void *in, const char *field, int on)
+{
+	uint32_t has;
+
+	memcpy(&has, in, sizeof(has));
+	for (size_t i = 0; i < m->nfields; i++)
+		if (strcmp(m->fields[i].name, field) == 0)
+			has = on ? has | (UINT32_C(1) << i) : has & ~(UINT32_C(1) << i);
+	memcpy(in, &has, sizeof(has));
+}
+
 /* The bytes of m's struct that its fields span. */
 static size_t
 msg_size(const struct ntm_jmsg *m)
@@ -693,7 +705,7 @@ MSG(ntm_msg_cs_dest, "GET /v1/cs/object/meta destination", cs_dest_f);
 
 #define T struct ntm_m_cs_dest_error
 static const struct ntm_mfield cs_dest_error_f[] = {
-	S(T, code, 1, 64, NTM_MF_NONEMPTY, 0),
+	S(T, code, 1, 0, NTM_MF_ANY, 0),
 	S(T, message, 1, 0, NTM_MF_ANY, 0),
 };
 MSG(ntm_msg_cs_dest_error, "GET /v1/cs/object/meta destination error", cs_dest_error_f);

@@ -89,6 +89,11 @@ int ntm_jmsg_encode(const struct ntm_jmsg *m, const void *in, json_t **out,
  * one to encode. 0 for a name m does not have. */
 int ntm_jmsg_has(const struct ntm_jmsg *m, const void *in, const char *field);
 
+/* Sets or clears field's has bit in in (m's struct): an optional integer or
+ * boolean to encode, or a null one (NTM_MREQ_NULL). Nothing for a name m
+ * does not have. */
+void ntm_jmsg_set(const struct ntm_jmsg *m, void *in, const char *field, int on);
+
 /* Every message, for tests and the fuzz harness; NULL-terminated. */
 extern const struct ntm_jmsg *const ntm_jmsgs[];
 

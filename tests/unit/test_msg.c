@@ -102,7 +102,6 @@ static const struct {
 	{ &ntm_msg_cs_meta, "kind", "\"file\"" },
 	{ &ntm_msg_cs_meta, "size", "-1" },
 	{ &ntm_msg_cs_dest, "status", "\"\"" },
-	{ &ntm_msg_cs_dest_error, "code", "\"\"" },
 	{ &ntm_msg_tkey_listed, "sha256", "\"" H32 "\"" },
 	{ &ntm_msg_tkey, "key_id", "\"" H64 "\"" },
 	{ &ntm_msg_tkey, "temporal_key", "\"" K32 "\"" },
@@ -464,6 +463,12 @@ TEST(nullable)
 	CHECK_EQ(ntm_msg_cs_dest_encode(&m, &enc, &e), 0);
 	CHECK(json_is_null(json_object_get(enc, "delivered")));
 	CHECK(json_equal(j, enc));
+	json_decref(enc);
+	ntm_jmsg_set(&ntm_msg_cs_dest, &m, "delivered", 1);
+	ntm_jmsg_set(&ntm_msg_cs_dest, &m, "announced", 0);
+	CHECK_EQ(ntm_msg_cs_dest_encode(&m, &enc, &e), 0);
+	CHECK(json_is_integer(json_object_get(enc, "delivered")));
+	CHECK(json_is_null(json_object_get(enc, "announced")));
 	json_decref(enc);
 	json_object_del(j, "delivered");
 	CHECK_EQ(ntm_msg_cs_dest_decode(j, &m, &e), NTM_ERR_JSON);
