@@ -94,17 +94,34 @@ valid_hex(const char *s, size_t n)
 static json_t *
 entry_json(const struct dc_entry *e)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
-	    "id", (json_int_t)e->id, "kind", e->kind, "from", e->from, "cs", e->cs,
-	    "sha256", e->sha256, "size", (json_int_t)e->size, "app", e->app,
-	    "service", e->service, "item", e->item, "notify", e->notify,
-	    "created", (json_int_t)e->created, "expires", (json_int_t)e->expires);
+	struct ntm_m_entry m = { .id = e->id, .kind = e->kind, .from = e->from, .cs = e->cs,
+	    .sha256 = e->sha256, .size = e->size, .app = e->app, .service = e->service,
+	    .item = e->item, .notify = e->notify, .created = e->created,
+	    .expires = e->expires };
+	json_t *j = NULL;
+
+	if (ntm_msg_entry_encode(&m, &j, NULL) < 0)
+		return NULL;
+	return j;
 }
 
 static int
 add_entry(const struct dc_entry *e, void *arg)
 {
 	return json_array_append_new(arg, entry_json(e)) < 0 ? NTM_ERR_NOMEM : 0;
+}
+
+/* The answer to GET /v1/exchange/cache with arr (taken), or NULL. */
+static json_t *
+entries_json(json_t *arr)
+{
+	struct ntm_m_entries m = { .entries = arr };
+	json_t *j = NULL;
+
+	if (arr == NULL || ntm_msg_entries_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(arr);
+	return j;
 }
 
 /* The client's entries (from "" = all) as a new array, or NULL. */
@@ -140,7 +157,7 @@ wait_answer(struct dc_xwait *w, json_t *arr)
 	if (arr == NULL && (arr = entries_of(w->dc, w->client_id, w->from)) == NULL)
 		ntm_reply_error(w->req, 500, "internal", NULL, "storage failure");
 	else
-		ntm_reply_json(w->req, 200, json_pack("{s:o}", "entries", arr));
+		ntm_reply_json(w->req, 200, entries_json(arr));
 	wait_free(w);
 }
 
@@ -802,7 +819,7 @@ on_cache_list(struct ntm_req *req, void *arg)
 	/* Something to list, no wait asked, or too many waiting: answer now. */
 	if (json_array_size(arr) > 0 || wait == 0 || dc->xch->nwaits >= DC_XWAIT_MAX ||
 	    (w = calloc(1, sizeof(*w))) == NULL) {
-		ntm_reply_json(req, 200, json_pack("{s:o}", "entries", arr));
+		ntm_reply_json(req, 200, entries_json(arr));
 		return;
 	}
 	json_decref(arr);

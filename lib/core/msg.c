@@ -711,6 +711,31 @@ static const struct ntm_mfield cs_dest_error_f[] = {
 MSG(ntm_msg_cs_dest_error, "GET /v1/cs/object/meta destination error", cs_dest_error_f);
 #undef T
 
+#define T struct ntm_m_entries
+static const struct ntm_mfield entries_f[] = {
+	A(T, entries, 1),
+};
+MSG(ntm_msg_entries, "GET /v1/exchange/cache answer", entries_f);
+#undef T
+
+#define T struct ntm_m_entry
+static const struct ntm_mfield entry_f[] = {
+	I(T, id, 1, NTM_MF_ANY),
+	S(T, kind, 1, 8, NTM_MF_ANY, 0),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, cs, 1, NTM_PUSH_URL_MAX, NTM_MF_ANY, 0),
+	S(T, sha256, 1, 64, NTM_MF_ANY, 0),
+	I(T, size, 1, NTM_MF_ANY),
+	S(T, app, 1, 64, NTM_MF_ANY, 0),
+	S(T, service, 1, 64, NTM_MF_ANY, 0),
+	S(T, item, 1, 128, NTM_MF_ANY, 0),
+	S(T, notify, 1, 512, NTM_MF_ANY, 0),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_entry, "GET /v1/exchange/cache entry", entry_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
@@ -720,5 +745,6 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location,
 	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object,
 	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey,
-	&ntm_msg_directions, &ntm_msg_cs_meta, &ntm_msg_cs_dest, &ntm_msg_cs_dest_error, NULL,
+	&ntm_msg_directions, &ntm_msg_cs_meta, &ntm_msg_cs_dest, &ntm_msg_cs_dest_error,
+	&ntm_msg_entries, &ntm_msg_entry, NULL,
 };

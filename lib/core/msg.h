@@ -405,6 +405,25 @@ struct ntm_m_cs_dest_error {
 };
 NTM_MSG_CODEC(ntm_msg_cs_dest_error, struct ntm_m_cs_dest_error)
 
+/* The DC's 200 answer to GET /v1/exchange/cache: "entries", an array of
+ * ntm_m_entry. */
+struct ntm_m_entries {
+	uint32_t	 has;
+	json_t		*entries;
+};
+NTM_MSG_CODEC(ntm_msg_entries, struct ntm_m_entries)
+
+/* A cache entry: an object at a CS waiting for the client. */
+struct ntm_m_entry {
+	uint32_t	 has;
+	int64_t		 id;
+	const char	*kind, *from, *cs, *sha256;
+	int64_t		 size;
+	const char	*app, *service, *item, *notify;
+	int64_t		 created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_entry, struct ntm_m_entry)
+
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 
 /* POST /v1/cs/revoke: arrays of the two entries below. */

@@ -71,6 +71,11 @@ static const struct {
 	{ &ntm_msg_cs_object, "{\"sha256\":\"" H64 "\",\"size\":5,\"created\":1700000000,"
 	  "\"expires\":1700086400}" },
 	{ &ntm_msg_tkey_list, "{\"keys\":[]}" },
+	{ &ntm_msg_entries, "{\"entries\":[]}" },
+	{ &ntm_msg_entry, "{\"id\":1,\"kind\":\"data\",\"from\":\"a.dc1.example\","
+	  "\"cs\":\"https://cs.dc1.example\",\"sha256\":\"" H64 "\",\"size\":5,"
+	  "\"app\":\"ap\",\"service\":\"sv\",\"item\":\"it\",\"notify\":\"nt\","
+	  "\"created\":1700000000,\"expires\":1700086400}" },
 	{ &ntm_msg_cs_meta, "{\"sha256\":\"" H64 "\",\"kind\":\"data\",\"size\":5,"
 	  "\"owner\":\"alice\",\"owner_dc\":\"dc1.example\",\"from\":\"a.dc1.example\","
 	  "\"created\":1700000000,\"expires\":1700086400,\"app\":\"\",\"service\":\"\","
