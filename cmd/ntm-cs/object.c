@@ -147,44 +147,43 @@ dest_status(const struct cs_dest *d)
 	return d->failed ? "failed" : "pending";
 }
 
-static json_t *
-time_or_null(int64_t t)
-{
-	return t ? json_integer(t) : json_null();
-}
-
 static int
 dest_add(const struct cs_dest *d, void *arg)
 {
-	json_t *a = arg;
-	json_t *e = json_pack("{s:s, s:s, s:o, s:o, s:i}", "fqdn", d->fqdn,
-	    "status", dest_status(d), "delivered", time_or_null(d->delivered),
-	    "announced", time_or_null(d->announced), "attempts", d->attempts);
+	struct ntm_m_cs_dest m = { .fqdn = d->fqdn, .status = dest_status(d),
+	    .delivered = d->delivered, .announced = d->announced, .attempts = d->attempts };
+	struct ntm_m_cs_dest_error me = { .code = d->code, .message = d->message ?
+	    d->message : "" };
+	json_t *e = NULL;
+	int r;
 
-	if (e && d->code && !d->announced && json_object_set_new(e, "error",
-	    json_pack("{s:s, s:s}", "code", d->code, "message",
-	    d->message ? d->message : "")) < 0) {
-		json_decref(e);
-		e = NULL;
-	}
-	return e && json_array_append_new(a, e) == 0 ? 0 : NTM_ERR_NOMEM;
+	/* delivered and announced are null until they happen. */
+	ntm_jmsg_set(&ntm_msg_cs_dest, &m, "delivered", d->delivered != 0);
+	ntm_jmsg_set(&ntm_msg_cs_dest, &m, "announced", d->announced != 0);
+	if (d->code && !d->announced &&
+	    (r = ntm_msg_cs_dest_error_encode(&me, &m.error, NULL)) < 0)
+		return r;
+	r = ntm_msg_cs_dest_encode(&m, &e, NULL);
+	json_decref(m.error);
+	if (r < 0)
+		return r;
+	return json_array_append_new(arg, e) == 0 ? 0 : NTM_ERR_NOMEM;
 }
 
 static json_t *
 meta_json(struct cs *cs, const struct cs_obj *o)
 {
-	json_t *to = json_array();
+	struct ntm_m_cs_meta m = { .sha256 = o->sha256, .kind = o->kind, .size = o->size,
+	    .owner = o->user, .owner_dc = o->dc, .from = o->from, .created = o->created,
+	    .expires = o->expires, .app = o->app, .service = o->service, .item = o->item,
+	    .notify = o->notify, .announcing = cs->ann != NULL };
+	json_t *j = NULL;
 
-	if (to == NULL || cs_db_dests(cs->db, o->sha256, dest_add, to) < 0) {
-		json_decref(to);
-		return NULL;
-	}
-	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, "
-	    "s:b}", "sha256", o->sha256, "kind", o->kind, "size", (json_int_t)o->size,
-	    "owner", o->user, "owner_dc", o->dc, "from", o->from,
-	    "created", (json_int_t)o->created, "expires", (json_int_t)o->expires,
-	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify,
-	    "to", to, "announcing", cs->ann != NULL);
+	if ((m.to = json_array()) == NULL || cs_db_dests(cs->db, o->sha256, dest_add,
+	    m.to) < 0 || ntm_msg_cs_meta_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(m.to);
+	return j;
 }
 
 /* A GET /v1/cs/object/meta?wait=S waiting for the first announcements. */

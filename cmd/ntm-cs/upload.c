@@ -133,6 +133,20 @@ check_room(struct cs *cs, struct ntm_req *req, const struct cs_who *w, int64_t s
 	return 0;
 }
 
+/* The answer on upload u, of which the CS holds have bytes (NULL: the
+ * reply is then 500). */
+static json_t *
+upload_json(const struct cs_up *u, int64_t have)
+{
+	struct ntm_m_cs_upload_state m = { .upload = u->id, .size = u->size,
+	    .offset = have, .chunk_max = CS_CHUNK_MAX };
+	json_t *j = NULL;
+
+	if (ntm_msg_cs_upload_state_encode(&m, &j, NULL) < 0)
+		return NULL;
+	return j;
+}
+
 static void
 fill_up(struct cs_up *u, const struct cs_who *w, const struct create_args *a)
 {
@@ -171,9 +185,7 @@ create(struct cs *cs, struct ntm_req *req, const struct cs_who *w, struct create
 	} else {
 		log_info("upload %s: %lld bytes from %s for %s", u.id, (long long)u.size,
 		    u.from, u.dests);
-		ntm_reply_json(req, 201, json_pack("{s:s, s:I, s:I, s:i}", "upload", u.id,
-		    "size", (json_int_t)u.size, "offset", (json_int_t)0,
-		    "chunk_max", CS_CHUNK_MAX));
+		ntm_reply_json(req, 201, upload_json(&u, 0));
 	}
 	free(u.dests);
 }
@@ -255,12 +267,6 @@ find_upload(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 	return 0;
 }
 
-static json_t *
-upload_json(const struct cs_up *u, int64_t have)
-{
-	return json_pack("{s:s, s:I, s:I, s:i}", "upload", u->id, "size",
-	    (json_int_t)u->size, "offset", (json_int_t)have, "chunk_max", CS_CHUNK_MAX);
-}
 
 /* ---- PUT / GET / DELETE /v1/cs/upload ------------------------------------ */
 
@@ -553,6 +559,19 @@ commit_unlink(struct cs_commit_job *j)
 		}
 }
 
+/* The answer on a stored object (NULL: the reply is then 500). */
+static json_t *
+object_json(const char *hex, int64_t size, int64_t created, int64_t expires)
+{
+	struct ntm_m_cs_object m = { .sha256 = hex, .size = size, .created = created,
+	    .expires = expires };
+	json_t *j = NULL;
+
+	if (ntm_msg_cs_object_encode(&m, &j, NULL) < 0)
+		return NULL;
+	return j;
+}
+
 static void
 commit_reply(struct cs_commit_job *j, int64_t now)
 {
@@ -588,9 +607,7 @@ commit_reply(struct cs_commit_job *j, int64_t now)
 	log_info("object %s: %lld bytes stored for %s", j->hex, (long long)j->up.size,
 	    j->up.dests);
 	cs_announce_kick(cs);
-	ntm_reply_json(j->req, 201, json_pack("{s:s, s:I, s:I, s:I}", "sha256", j->hex,
-	    "size", (json_int_t)j->up.size, "created", (json_int_t)now,
-	    "expires", (json_int_t)(now + j->up.ttl)));
+	ntm_reply_json(j->req, 201, object_json(j->hex, j->up.size, now, now + j->up.ttl));
 }
 
 static void

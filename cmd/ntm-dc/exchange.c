@@ -94,17 +94,34 @@ valid_hex(const char *s, size_t n)
 static json_t *
 entry_json(const struct dc_entry *e)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
-	    "id", (json_int_t)e->id, "kind", e->kind, "from", e->from, "cs", e->cs,
-	    "sha256", e->sha256, "size", (json_int_t)e->size, "app", e->app,
-	    "service", e->service, "item", e->item, "notify", e->notify,
-	    "created", (json_int_t)e->created, "expires", (json_int_t)e->expires);
+	struct ntm_m_entry m = { .id = e->id, .kind = e->kind, .from = e->from, .cs = e->cs,
+	    .sha256 = e->sha256, .size = e->size, .app = e->app, .service = e->service,
+	    .item = e->item, .notify = e->notify, .created = e->created,
+	    .expires = e->expires };
+	json_t *j = NULL;
+
+	if (ntm_msg_entry_encode(&m, &j, NULL) < 0)
+		return NULL;
+	return j;
 }
 
 static int
 add_entry(const struct dc_entry *e, void *arg)
 {
 	return json_array_append_new(arg, entry_json(e)) < 0 ? NTM_ERR_NOMEM : 0;
+}
+
+/* The answer to GET /v1/exchange/cache with arr (taken), or NULL. */
+static json_t *
+entries_json(json_t *arr)
+{
+	struct ntm_m_entries m = { .entries = arr };
+	json_t *j = NULL;
+
+	if (arr == NULL || ntm_msg_entries_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(arr);
+	return j;
 }
 
 /* The client's entries (from "" = all) as a new array, or NULL. */
@@ -140,7 +157,7 @@ wait_answer(struct dc_xwait *w, json_t *arr)
 	if (arr == NULL && (arr = entries_of(w->dc, w->client_id, w->from)) == NULL)
 		ntm_reply_error(w->req, 500, "internal", NULL, "storage failure");
 	else
-		ntm_reply_json(w->req, 200, json_pack("{s:o}", "entries", arr));
+		ntm_reply_json(w->req, 200, entries_json(arr));
 	wait_free(w);
 }
 
@@ -530,6 +547,8 @@ on_cs(struct ntm_req *req, void *arg)
 	struct ntm_token tok;
 	struct dc_client cl;
 	struct dc_session sess;
+	struct ntm_m_cs_where m = { 0 };
+	json_t *j = NULL;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
@@ -539,8 +558,11 @@ on_cs(struct ntm_req *req, void *arg)
 		    dc->srv->conf.name);
 		return;
 	}
-	ntm_reply_json(req, 200, json_pack("{s:s, s:s}", "cs", dc->srv->conf.cs_url, "dc",
-	    dc->srv->conf.name));
+	m.cs = dc->srv->conf.cs_url;
+	m.dc = dc->srv->conf.name;
+	if (ntm_msg_cs_where_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	ntm_reply_json(req, 200, j);
 }
 
 /* "from" is the caller's own FQDN; else 403 forbidden. */
@@ -666,6 +688,9 @@ add_tkey(const struct dc_tkey *k, void *arg)
 {
 	uint8_t raw[DC_XTKEY_LEN], h[NTM_HASH_LEN];
 	char hex[2 * NTM_HASH_LEN + 1];
+	struct ntm_m_tkey_listed m = { .key_id = k->key_id, .from = k->from, .sha256 = hex,
+	    .created = k->created, .expires = k->expires };
+	json_t *j;
 	int r;
 
 	if (ntm_b64_decode_exact(raw, sizeof(raw), k->tkey) < 0)
@@ -674,10 +699,9 @@ add_tkey(const struct dc_tkey *k, void *arg)
 	ntm_wipe(raw, sizeof(raw));
 	if (ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) < 0)
 		return NTM_ERR_INVAL;
-	r = json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I, s:I}", "key_id",
-	    k->key_id, "from", k->from, "sha256", hex, "created", (json_int_t)k->created,
-	    "expires", (json_int_t)k->expires));
-	return r < 0 ? NTM_ERR_NOMEM : 0;
+	if ((r = ntm_msg_tkey_listed_encode(&m, &j, NULL)) < 0)
+		return r;
+	return json_array_append_new(arg, j) < 0 ? NTM_ERR_NOMEM : 0;
 }
 
 static void
@@ -687,7 +711,8 @@ on_temporal_list(struct ntm_req *req, void *arg)
 	struct ntm_token tok;
 	struct dc_client cl;
 	struct dc_session sess;
-	json_t *arr;
+	struct ntm_m_tkey_list m = { 0 };
+	json_t *arr, *j = NULL;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
@@ -698,7 +723,11 @@ on_temporal_list(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
 		return;
 	}
-	ntm_reply_json(req, 200, json_pack("{s:o}", "keys", arr));
+	m.keys = arr;
+	if (ntm_msg_tkey_list_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(arr);
+	ntm_reply_json(req, 200, j);
 }
 
 /* GET and DELETE /v1/exchange/temporal/key?id=KEY_ID */
@@ -710,8 +739,9 @@ on_temporal_key(struct ntm_req *req, void *arg)
 	struct dc_client cl;
 	struct dc_session sess;
 	struct dc_tkey k;
+	struct ntm_m_tkey m = { 0 };
 	const char *id = ntm_req_query(req, "id");
-	json_t *body;
+	json_t *body = NULL;
 	int e;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
@@ -739,9 +769,10 @@ on_temporal_key(struct ntm_req *req, void *arg)
 		ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "key_id", id, "deleted", 1));
 		return;
 	}
-	body = json_pack("{s:s, s:s, s:s, s:I, s:I}", "key_id", k.key_id, "from", k.from,
-	    "temporal_key", k.tkey, "created", (json_int_t)k.created,
-	    "expires", (json_int_t)k.expires);
+	m = (struct ntm_m_tkey){ .key_id = k.key_id, .from = k.from, .temporal_key = k.tkey,
+	    .created = k.created, .expires = k.expires };
+	if (ntm_msg_tkey_encode(&m, &body, NULL) < 0)
+		body = NULL;
 	ntm_wipe(&k, sizeof(k));
 	ntm_reply_json(req, 200, body);
 }
@@ -788,7 +819,7 @@ on_cache_list(struct ntm_req *req, void *arg)
 	/* Something to list, no wait asked, or too many waiting: answer now. */
 	if (json_array_size(arr) > 0 || wait == 0 || dc->xch->nwaits >= DC_XWAIT_MAX ||
 	    (w = calloc(1, sizeof(*w))) == NULL) {
-		ntm_reply_json(req, 200, json_pack("{s:o}", "entries", arr));
+		ntm_reply_json(req, 200, entries_json(arr));
 		return;
 	}
 	json_decref(arr);

@@ -731,7 +731,8 @@ on_directions(struct ntm_req *req, void *arg)
 	struct dc_client cl;
 	struct dc_session sess;
 	struct dc_sess *s;
-	json_t *arr;
+	struct ntm_m_directions m = { 0 };
+	json_t *arr, *j = NULL;
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
@@ -742,7 +743,11 @@ on_directions(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		return;
 	}
-	ntm_reply_json(req, 200, json_pack("{s:o}", "directions", arr));
+	m.directions = arr;
+	if (ntm_msg_directions_encode(&m, &j, NULL) < 0)
+		j = NULL;
+	json_decref(arr);
+	ntm_reply_json(req, 200, j);
 }
 
 /* ---- the signed DC-to-DC endpoints ------------------------------------------ */

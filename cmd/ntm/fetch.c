@@ -63,18 +63,31 @@ struct entry {
 	const char	*kind, *from, *cs, *sha256, *item, *notify;
 };
 
+/* The entries of the DC's answer r (borrowed), or NULL if it is not one. */
+static json_t *
+entries_of(json_t *r)
+{
+	struct ntm_m_entries m;
+
+	return ntm_msg_entries_decode(r, &m, NULL) == 0 ? m.entries : NULL;
+}
+
 static int
 entry_parse(json_t *j, struct entry *e)
 {
+	struct ntm_m_entry m;
+
 	memset(e, 0, sizeof(*e));
-	e->id = json_integer_value(json_object_get(j, "id"));
-	e->size = json_integer_value(json_object_get(j, "size"));
-	e->kind = json_string_value(json_object_get(j, "kind"));
-	e->from = json_string_value(json_object_get(j, "from"));
-	e->cs = json_string_value(json_object_get(j, "cs"));
-	e->sha256 = json_string_value(json_object_get(j, "sha256"));
-	e->item = json_string_value(json_object_get(j, "item"));
-	e->notify = json_string_value(json_object_get(j, "notify"));
+	if (ntm_msg_entry_decode(j, &m, NULL) < 0)
+		return -1;
+	e->id = m.id;
+	e->size = m.size;
+	e->kind = m.kind;
+	e->from = m.from;
+	e->cs = m.cs;
+	e->sha256 = m.sha256;
+	e->item = m.item;
+	e->notify = m.notify;
 	if (e->id < 1 || !e->kind || !e->from || !e->cs || !e->sha256 || !e->item ||
 	    !ntm_valid_push_url(e->cs) || strlen(e->sha256) != 64 || !ntm_valid_dnsname(e->from))
 		return -1;
@@ -128,18 +141,19 @@ mem_sink(const uint8_t *p, size_t n, void *arg)
 static int
 listed_hash(struct xctx *x, const char *kid, char hex[65])
 {
+	struct ntm_m_tkey_list l;
+	struct ntm_m_tkey_listed m;
 	json_t *r, *k;
 	size_t i;
 	int ret = -1;
 
 	if (x_call(x, x->s.dc_url, "GET", "/v1/exchange/temporal", NULL, 200, &r) != 0)
 		return -1;
-	json_array_foreach(json_object_get(r, "keys"), i, k) {
-		const char *id = json_string_value(json_object_get(k, "key_id"));
-		const char *h = json_string_value(json_object_get(k, "sha256"));
-
-		if (id && h && strcmp(id, kid) == 0 && strlen(h) == 64) {
-			memcpy(hex, h, 65);
+	if (ntm_msg_tkey_list_decode(r, &l, NULL) < 0)
+		l.keys = NULL;
+	json_array_foreach(l.keys, i, k) {
+		if (ntm_msg_tkey_listed_decode(k, &m, NULL) == 0 && strcmp(m.key_id, kid) == 0) {
+			memcpy(hex, m.sha256, 65);
 			ret = 0;
 		}
 	}
@@ -154,6 +168,7 @@ get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 	uint8_t xsk[NTM_XSK_LEN];
 	char path[96], listed[65], got[65];
 	struct membuf m = { .len = 0 };
+	struct ntm_m_tkey tk;
 	json_t *r = NULL;
 	int ret, e2;
 
@@ -174,8 +189,8 @@ get_key(struct xctx *x, const struct entry *e, struct xkey *k)
 	if ((ret = x_call(x, x->s.dc_url, "GET", path, NULL, 200, &r)) != 0)
 		return ret;
 	ret = EXIT_VERIFY;
-	if (ntm_b64_decode_exact(sealed, sizeof(sealed), json_string_value(json_object_get(r,
-	    "temporal_key"))) != NTM_XTKEY_SEALED_LEN) {
+	if (ntm_msg_tkey_decode(r, &tk, NULL) < 0 ||
+	    ntm_b64_decode_exact(sealed, sizeof(sealed), tk.temporal_key) != NTM_XTKEY_SEALED_LEN) {
 		cli_err(x->cmd, "key from %s: malformed temporal key", e->from);
 		goto out;
 	}
@@ -580,7 +595,7 @@ list_entries(struct xctx *x, const struct fopts *o, int64_t deadline, json_t **o
 		x->timeout_ms = saved;
 		if (ret != 0)
 			return ret;
-		if (json_array_size(json_object_get(r, "entries")) > 0 || !o->wait ||
+		if (json_array_size(entries_of(r)) > 0 || !o->wait ||
 		    now_unix() >= deadline) {
 			*out = r;
 			return 0;
@@ -661,7 +676,7 @@ fetch_exec(void *ctx, struct cmd_call *c)
 	struct xctx x;
 	struct entry e;
 	struct stat st;
-	json_t *r = NULL, *v, *done = NULL, *left = NULL;
+	json_t *r = NULL, *v, *done = NULL, *left = NULL, *entries;
 	int64_t deadline;
 	size_t i;
 	int ret = EXIT_USAGE, r2, opened = 0;
@@ -688,9 +703,10 @@ fetch_exec(void *ctx, struct cmd_call *c)
 		goto done;
 	done = json_array();
 	left = json_array();
+	entries = entries_of(r);
 	/* Keys first (in order), so data sealed with a new key opens in this run. */
 	for (int pass = 0; pass < 2; pass++)
-		json_array_foreach(json_object_get(r, "entries"), i, v) {
+		json_array_foreach(entries, i, v) {
 			if (entry_parse(v, &e) < 0) {
 				cli_err("fetch", "malformed cache entry from %s", x.s.dc_url);
 				if (pass == 0)

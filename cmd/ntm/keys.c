@@ -93,7 +93,7 @@ upload_key(struct xctx *x, const char *peer, const char *kid, FILE *fp, size_t s
 	snprintf(notify, sizeof(notify), "key exchange %s", kid);
 	if ((m.to = json_pack("[s]", peer)) == NULL)
 		return EXIT_FAIL;
-	ret = x_cs_upload(x, fileno(fp), size, sha, &m, commit);
+	ret = x_cs_upload(x, fileno(fp), size, sha, &m, commit, NULL);
 	json_decref(m.to);
 	return ret;
 }

@@ -331,19 +331,17 @@ note_sent(const struct cli *cli, const struct xkey *used, int n, const char *sha
 
 /* --status: a destination that has the object needs no key kept for it. */
 static void
-note_delivered(const struct cli *cli, const char *sha, json_t *meta)
+note_delivered(const struct cli *cli, const char *sha, json_t *to)
 {
+	struct ntm_m_cs_dest m;
 	struct xkey k;
 	json_t *d;
 	size_t i;
 
-	json_array_foreach(json_object_get(meta, "to"), i, d) {
-		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
-		const char *st = json_string_value(json_object_get(d, "status"));
-
-		if (fqdn == NULL || st == NULL || (strcmp(st, "delivered") != 0 &&
-		    strcmp(st, "failed") != 0) || !ntm_valid_dnsname(fqdn) ||
-		    xkey_load(cli, fqdn, &k) != 0)
+	json_array_foreach(to, i, d) {
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) < 0 ||
+		    (strcmp(m.status, "delivered") != 0 && strcmp(m.status, "failed") != 0) ||
+		    !ntm_valid_dnsname(m.fqdn) || xkey_load(cli, m.fqdn, &k) != 0)
 			continue;
 		if (xkey_note_delivered(&k, sha) && xkey_save(cli, &k) < 0)
 			log_info("cannot save the key with %s", k.peer);
@@ -352,23 +350,22 @@ note_delivered(const struct cli *cli, const char *sha, json_t *meta)
 }
 
 static void
-print_sent(const struct sopts *o, json_t *commit, json_t *ann)
+print_sent(const struct sopts *o, const struct ntm_m_cs_object *co, json_t *ann)
 {
+	struct ntm_m_cs_dest m;
 	json_t *d;
 	size_t i;
 
 	if (o->json) {
-		cli_print_json(json_pack("{s:O, s:O, s:O, s:O}", "id",
-		    json_object_get(commit, "sha256"), "size", json_object_get(commit, "size"),
-		    "expires", json_object_get(commit, "expires"), "to",
-		    json_object_get(ann, "to")));
+		cli_print_json(json_pack("{s:s, s:I, s:I, s:O}", "id", co->sha256,
+		    "size", (json_int_t)co->size, "expires", (json_int_t)co->expires,
+		    "to", json_object_get(ann, "to")));
 		return;
 	}
-	printf("sent %s (%lld bytes sealed)\n", json_string_value(json_object_get(commit,
-	    "sha256")), (long long)json_integer_value(json_object_get(commit, "size")));
+	printf("sent %s (%lld bytes sealed)\n", co->sha256, (long long)co->size);
 	json_array_foreach(json_object_get(ann, "to"), i, d)
-		printf("  %s: %s\n", json_string_value(json_object_get(d, "fqdn")),
-		    json_string_value(json_object_get(d, "status")));
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) == 0)
+			printf("  %s: %s\n", m.fqdn, m.status);
 }
 
 static int
@@ -378,6 +375,7 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct sealer s;
 	struct xctx x;
 	struct ntm_m_cs_upload create = { 0 };
+	struct ntm_m_cs_object co = { 0 };
 	json_t *commit = NULL, *ann = NULL, *to;
 	const char *name;
 	uint64_t sealed_size;
@@ -451,21 +449,20 @@ do_send(struct cli *cli, const struct sopts *o)
 	if (s.in_known) {
 		struct x_src src = { seal_read, NULL, seal_sha, &s };
 
-		ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit);
+		ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit, &co);
 		if (ret != 0 && s.why)
 			cli_err("send", "FILE '%s': %s", o->file, s.why);
 	} else
-		ret = x_cs_upload(&x, staged, s.size, s.sha, &create, &commit);
+		ret = x_cs_upload(&x, staged, s.size, s.sha, &create, &commit, &co);
 	if (ret != 0) {
 		json_decref(to);
 		goto out;
 	}
 	json_decref(to);
-	note_sent(cli, keys, o->npeers, s.sha, json_integer_value(json_object_get(commit,
-	    "expires")));
+	note_sent(cli, keys, o->npeers, s.sha, co.expires);
 	ret = x_announced(&x, x.cs, s.sha, &ann);
 	if (ann)
-		print_sent(o, commit, ann);
+		print_sent(o, &co, ann);
 out:
 	for (i = 0; i < NTM_XDATA_DEST_MAX; i++)
 		ntm_wipe(&keys[i], sizeof(keys[i]));
@@ -485,6 +482,10 @@ do_status(struct cli *cli, const struct sopts *o)
 {
 	struct xctx x;
 	char path[128];
+	struct ntm_m_cs_meta meta;
+	struct ntm_m_cs_dest m;
+	struct ntm_m_cs_dest_error me;
+	struct ntm_jerr jerr;
 	json_t *r = NULL, *d;
 	size_t i;
 	int ret;
@@ -505,33 +506,37 @@ do_status(struct cli *cli, const struct sopts *o)
 	}
 	if (ret != 0)
 		goto out;
-	note_delivered(cli, o->status, r);
+	if (ntm_msg_cs_meta_decode(r, &meta, &jerr) < 0) {
+		cli_err("send", "bad answer from %s: %s", x.cs, jerr.message);
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	note_delivered(cli, o->status, meta.to);
 	if (o->json) {
 		cli_print_json(r);
 		r = NULL;
 		goto out;
 	}
-	printf("%s (%lld bytes) from %s\n", o->status,
-	    (long long)json_integer_value(json_object_get(r, "size")),
-	    json_string_value(json_object_get(r, "from")));
-	json_array_foreach(json_object_get(r, "to"), i, d) {
-		json_t *t = json_object_get(d, "delivered"), *e = json_object_get(d, "error");
+	printf("%s (%lld bytes) from %s\n", o->status, (long long)meta.size, meta.from);
+	json_array_foreach(meta.to, i, d) {
 		char when[32] = "";
 		time_t tt;
 		struct tm tm;
+		int have = 1;
 
-		if (!json_is_integer(t))
-			t = json_object_get(d, "announced");
-		if (json_is_integer(t)) {
-			tt = (time_t)json_integer_value(t);
-			if (gmtime_r(&tt, &tm))
-				strftime(when, sizeof(when), " at %Y-%m-%d %H:%M:%S UTC", &tm);
-		}
-		printf("  %s: %s%s", json_string_value(json_object_get(d, "fqdn")),
-		    json_string_value(json_object_get(d, "status")), when);
-		if (e)
-			printf(" (%s: %s)", json_string_value(json_object_get(e, "code")),
-			    json_string_value(json_object_get(e, "message")));
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) < 0)
+			continue;
+		if (ntm_jmsg_has(&ntm_msg_cs_dest, &m, "delivered"))
+			tt = (time_t)m.delivered;
+		else if (ntm_jmsg_has(&ntm_msg_cs_dest, &m, "announced"))
+			tt = (time_t)m.announced;
+		else
+			have = 0;
+		if (have && gmtime_r(&tt, &tm))
+			strftime(when, sizeof(when), " at %Y-%m-%d %H:%M:%S UTC", &tm);
+		printf("  %s: %s%s", m.fqdn, m.status, when);
+		if (m.error && ntm_msg_cs_dest_error_decode(m.error, &me, NULL) == 0)
+			printf(" (%s: %s)", me.code, me.message);
 		putchar('\n');
 	}
 out:

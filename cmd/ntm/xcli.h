@@ -185,10 +185,12 @@ json_t *xkey_old_json(const struct xkey *k, int i);
  * Uploads size bytes of fd (read from offset 0) as one object: POST
  * /v1/cs/uploads with create (borrowed; its size is set here), PUT chunks of
  * X_CHUNK (a failed PUT is resumed once from the CS's offset), commit with
- * sha256. Progress goes to stderr when it is a terminal. 0 with *commit (new) the commit answer, or an exit code.
+ * sha256. Progress goes to stderr when it is a terminal. 0 with *commit (new)
+ * the commit answer and obj (may be NULL; borrowed from *commit) its fields,
+ * or an exit code.
  */
 int  x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256,
-    const struct ntm_m_cs_upload *create, json_t **commit);
+    const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj);
 /*
  * The same from a source that makes the bytes as they go up (ntm send seals
  * a file while it uploads it): read fills exactly cap bytes (-1 with errno
@@ -204,7 +206,7 @@ struct x_src {
 	void		*arg;
 };
 int  x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
-    const struct ntm_m_cs_upload *create, json_t **commit);
+    const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj);
 /* Streams GET /v1/cs/object?sha256= from the CS at base into fn (which
  * returns 0, or -1 to stop). 0, or an exit code after one error line
  * (EXIT_VERIFY when fn stopped it: fn printed why). size (expected bytes,

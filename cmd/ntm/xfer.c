@@ -306,21 +306,20 @@ x_forget_cs(struct xctx *x)
 int
 x_our_cs(struct xctx *x)
 {
+	struct ntm_m_cs_where m;
 	json_t *r;
-	const char *cs;
 	int ret;
 
 	if (x->cs[0] || cs_cached(x))
 		return 0;
 	if ((ret = x_call(x, x->s.dc_url, "GET", "/v1/exchange/cs", NULL, 200, &r)) != 0)
 		return ret;
-	cs = json_string_value(json_object_get(r, "cs"));
-	if (cs == NULL || !ntm_valid_push_url(cs)) {
+	if (ntm_msg_cs_where_decode(r, &m, NULL) < 0) {
 		cli_err(x->cmd, "bad answer from %s: no CS URL", x->s.dc_url);
 		json_decref(r);
 		return EXIT_FAIL;
 	}
-	snprintf(x->cs, sizeof(x->cs), "%s", cs);
+	snprintf(x->cs, sizeof(x->cs), "%s", m.cs);
 	json_decref(r);
 	cs_remember(x);
 	return 0;
@@ -328,18 +327,16 @@ x_our_cs(struct xctx *x)
 
 /* 1 once the CS has tried every destination at least once (or settled it). */
 static int
-all_tried(json_t *meta)
+all_tried(const struct ntm_m_cs_meta *meta)
 {
+	struct ntm_m_cs_dest m;
 	json_t *d;
 	size_t i;
 
-	json_array_foreach(json_object_get(meta, "to"), i, d) {
-		const char *st = json_string_value(json_object_get(d, "status"));
-
-		if (st && strcmp(st, "pending") == 0 &&
-		    json_integer_value(json_object_get(d, "attempts")) == 0)
+	json_array_foreach(meta->to, i, d)
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) == 0 &&
+		    strcmp(m.status, "pending") == 0 && m.attempts == 0)
 			return 0;
-	}
 	return 1;
 }
 
@@ -347,6 +344,10 @@ int
 x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 {
 	char path[160];
+	struct ntm_m_cs_meta meta;
+	struct ntm_m_cs_dest m;
+	struct ntm_m_cs_dest_error me;
+	struct ntm_jerr jerr;
 	json_t *r = NULL, *d;
 	int64_t deadline = mono_ms() + x->timeout_ms;
 	long left_s;
@@ -369,23 +370,30 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 		r = NULL;
 		if ((ret = x_call(x, base, "GET", path, NULL, 200, &r)) != 0)
 			return ret;
-		if (all_tried(r) || left_s == 0)
+		if (ntm_msg_cs_meta_decode(r, &meta, &jerr) < 0) {
+			cli_err(x->cmd, "bad answer from %s: %s", base, jerr.message);
+			json_decref(r);
+			return EXIT_FAIL;
+		}
+		if (all_tried(&meta) || left_s == 0)
 			break;
-		if (json_is_false(json_object_get(r, "announcing"))) {
+		if (!meta.announcing) {
 			cli_err(x->cmd, "the CS at %s announces nothing (it has no resolver): "
 			    "the recipients are not told", base);
 			break;
 		}
 	}
-	json_array_foreach(json_object_get(r, "to"), i, d) {
-		const char *fqdn = json_string_value(json_object_get(d, "fqdn"));
-		const char *st = json_string_value(json_object_get(d, "status"));
-		json_t *e = json_object_get(d, "error");
-		const char *code = json_string_value(json_object_get(e, "code"));
-		const char *msg = json_string_value(json_object_get(e, "message"));
+	json_array_foreach(meta.to, i, d) {
+		const char *fqdn, *st, *code = NULL, *msg = NULL;
 
-		if (st == NULL)
+		if (ntm_msg_cs_dest_decode(d, &m, NULL) < 0)
 			continue;
+		fqdn = m.fqdn;
+		st = m.status;
+		if (m.error && ntm_msg_cs_dest_error_decode(m.error, &me, NULL) == 0) {
+			code = me.code;
+			msg = me.message;
+		}
 		if (strcmp(st, "failed") == 0) {
 			cli_err(x->cmd, "%s: %s: %s", fqdn, code ? code : "failed",
 			    msg ? msg : "not announced");
@@ -397,7 +405,7 @@ x_announced(struct xctx *x, const char *base, const char *sha256, json_t **out)
 		else if (code)
 			cli_err(x->cmd, "%s: not announced yet (%s: %s); the CS tries again",
 			    fqdn, code, msg ? msg : "");
-		else if (!json_is_false(json_object_get(r, "announcing")))
+		else if (meta.announcing)
 			cli_err(x->cmd, "%s: not announced yet; the CS keeps trying", fqdn);
 	}
 	*out = r;
@@ -1014,6 +1022,7 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 	CURLcode rc;
 	CURL *c;
 	json_t *j = NULL;
+	struct ntm_m_cs_upload_state st;
 	struct ntm_jerr je;
 	int ret;
 
@@ -1040,8 +1049,8 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 		ret = 0;
 	} else if (rc == CURLE_OK && status == 200 &&
 	    (j = ntm_json_parse(b.data, b.len, &je)) != NULL &&
-	    json_is_integer(json_object_get(j, "offset"))) {
-		*offset = (uint64_t)json_integer_value(json_object_get(j, "offset"));
+	    ntm_msg_cs_upload_state_decode(j, &st, NULL) == 0) {
+		*offset = (uint64_t)st.offset;
 		ret = 0;
 	} else {
 		/* A lost connection, a server error or a wrong offset: ask the CS
@@ -1063,13 +1072,20 @@ static int
 upload_offset(struct xctx *x, const char *id, uint64_t *offset)
 {
 	char path[128];
+	struct ntm_m_cs_upload_state st;
+	struct ntm_jerr jerr;
 	json_t *r;
 	int ret;
 
 	snprintf(path, sizeof(path), "/v1/cs/upload?id=%s", id);
 	if ((ret = x_call(x, x->cs, "GET", path, NULL, 200, &r)) != 0)
 		return ret;
-	*offset = (uint64_t)json_integer_value(json_object_get(r, "offset"));
+	if (ntm_msg_cs_upload_state_decode(r, &st, &jerr) < 0) {
+		cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	*offset = (uint64_t)st.offset;
 	json_decref(r);
 	return 0;
 }
@@ -1111,20 +1127,38 @@ fd_sha(void *arg)
 
 int
 x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256,
-    const struct ntm_m_cs_upload *create, json_t **commit)
+    const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj)
 {
 	struct fd_src f = { fd, sha256, 0 };
 	struct x_src src = { fd_read, fd_seek, fd_sha, &f };
 
-	return x_cs_upload_src(x, &src, size, create, commit);
+	return x_cs_upload_src(x, &src, size, create, commit, obj);
+}
+
+/* *commit (the CS's answer) read into obj: 0, or an exit code after one
+ * error line (*commit is then released). */
+static int
+commit_decode(struct xctx *x, json_t **commit, struct ntm_m_cs_object *obj)
+{
+	struct ntm_m_cs_object tmp;
+	struct ntm_jerr jerr;
+
+	if (ntm_msg_cs_object_decode(*commit, obj ? obj : &tmp, &jerr) == 0)
+		return 0;
+	cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
+	json_decref(*commit);
+	*commit = NULL;
+	return EXIT_FAIL;
 }
 
 int
 x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
-    const struct ntm_m_cs_upload *create, json_t **commit)
+    const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj)
 {
 	struct ntm_m_cs_upload cm = *create;
+	struct ntm_m_cs_upload_state st;
 	struct ntm_m_cs_commit mc;
+	struct ntm_jerr jerr;
 	uint8_t *buf = NULL;
 	char id[64];
 	const char *sha256;
@@ -1150,8 +1184,12 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	body = NULL;
 	if (ret != 0)
 		return ret;
-	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r, "upload")) ?
-	    json_string_value(json_object_get(r, "upload")) : "");
+	if (ntm_msg_cs_upload_state_decode(r, &st, &jerr) < 0) {
+		cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
+		json_decref(r);
+		return EXIT_FAIL;
+	}
+	snprintf(id, sizeof(id), "%s", st.upload);
 	json_decref(r);
 	if ((buf = malloc(X_CHUNK)) == NULL) {
 		cli_err(x->cmd, "out of memory");
@@ -1199,7 +1237,7 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	if (off < size)
 		return ret ? ret : EXIT_FAIL;
 	if (*commit)
-		return 0;
+		return commit_decode(x, commit, obj);
 	/* Empty, resumed after a failed last chunk, or a CS that commits apart. */
 	mc = (struct ntm_m_cs_commit){ .version = 1, .upload = id, .size = (int64_t)size,
 	    .sha256 = src->sha256(src->arg) };
@@ -1207,7 +1245,7 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 		return EXIT_FAIL;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/upload/commit", body, 201, commit);
 	json_decref(body);
-	return ret;
+	return ret != 0 ? ret : commit_decode(x, commit, obj);
 }
 
 struct dl {

@@ -130,7 +130,8 @@ ntm_jmsg_check(const struct ntm_jmsg *m, const void *in, struct ntm_jerr *err)
 			memcpy(&s, base + f->off, sizeof(s));
 			if (s != NULL && check_fmt(f, s, 0, err) < 0)
 				return NTM_ERR_JSON;
-		} else if (f->type == NTM_J_INT && (f->required || (has & (UINT32_C(1) << i)))) {
+		} else if (f->type == NTM_J_INT && (f->required == NTM_MREQ ||
+		    (has & (UINT32_C(1) << i)))) {
 			memcpy(&v, base + f->off, sizeof(v));
 			if (check_fmt(f, NULL, v, err) < 0)
 				return NTM_ERR_JSON;
@@ -149,6 +150,18 @@ ntm_jmsg_has(const struct ntm_jmsg *m, const void *in, const char *field)
 		if (strcmp(m->fields[i].name, field) == 0)
 			return (has >> i) & 1;
 	return 0;
+}
+
+void
+ntm_jmsg_set(const struct ntm_jmsg *m, void *in, const char *field, int on)
+{
+	uint32_t has;
+
+	memcpy(&has, in, sizeof(has));
+	for (size_t i = 0; i < m->nfields; i++)
+		if (strcmp(m->fields[i].name, field) == 0)
+			has = on ? has | (UINT32_C(1) << i) : has & ~(UINT32_C(1) << i);
+	memcpy(in, &has, sizeof(has));
 }
 
 /* The bytes of m's struct that its fields span. */
@@ -171,10 +184,11 @@ msg_size(const struct ntm_jmsg *m)
 int
 ntm_jmsg_unpack(const struct ntm_jmsg *m, json_t *obj, void *out, struct ntm_jerr *err)
 {
-	struct ntm_jfield jf[NTM_MSG_FIELDS_MAX];
+	struct ntm_jfield jf[NTM_MSG_FIELDS_MAX] = { { 0 } };
 	_Alignas(max_align_t) uint8_t scratch[NTM_MSG_STRUCT_MAX];	/* holds pointers */
 	size_t i, size = msg_size(m);
 	uint32_t has = 0;
+	json_t *o = obj, *v;
 	int e;
 
 	if (m->nfields > NTM_MSG_FIELDS_MAX || size > sizeof(scratch))
@@ -184,17 +198,34 @@ ntm_jmsg_unpack(const struct ntm_jmsg *m, json_t *obj, void *out, struct ntm_jer
 	for (i = 0; i < m->nfields; i++) {
 		jf[i].name = m->fields[i].name;
 		jf[i].type = m->fields[i].type;
-		jf[i].required = m->fields[i].required;
+		jf[i].required = m->fields[i].required == NTM_MREQ;
 		jf[i].out = scratch + m->fields[i].off;
 		jf[i].maxlen = m->fields[i].maxlen;
 	}
-	if ((e = ntm_json_unpack(obj, jf, m->nfields, err)) < 0) {
+	/* A null where null is allowed: unpacked as absent, from a shallow copy
+	 * whose values are still obj's. */
+	for (i = 0; i < m->nfields; i++)
+		if (m->fields[i].required == NTM_MREQ_NULL && json_is_object(obj) &&
+		    json_is_null(json_object_get(obj, m->fields[i].name))) {
+			if (o == obj && (o = json_copy(obj)) == NULL)
+				return NTM_ERR_NOMEM;
+			json_object_del(o, m->fields[i].name);
+		}
+	e = ntm_json_unpack(o, jf, m->nfields, err);
+	for (i = 0; e == 0 && i < m->nfields; i++) {
+		v = json_object_get(obj, m->fields[i].name);
+		if (v == NULL && m->fields[i].required == NTM_MREQ_NULL) {
+			merr(err, "missing_field", m->fields[i].name, "missing");
+			e = NTM_ERR_JSON;
+		} else if (v != NULL && !json_is_null(v))
+			has |= UINT32_C(1) << i;
+	}
+	if (o != obj)
+		json_decref(o);
+	if (e < 0) {
 		memset(out, 0, size);
 		return e;
 	}
-	for (i = 0; i < m->nfields; i++)
-		if (json_object_get(obj, m->fields[i].name) != NULL)
-			has |= UINT32_C(1) << i;
 	memcpy(scratch, &has, sizeof(has));
 	memcpy(out, scratch, size);
 	return 0;
@@ -231,7 +262,7 @@ ntm_jmsg_encode(const struct ntm_jmsg *m, const void *in, json_t **out, struct n
 	for (i = 0; i < m->nfields; i++) {
 		const struct ntm_mfield *f = &m->fields[i];
 		const void *p = base + f->off;
-		int present = f->required || (has & (UINT32_C(1) << i));
+		int present = f->required == NTM_MREQ || (has & (UINT32_C(1) << i));
 		const char *s;
 		int64_t iv;
 		int b;
@@ -260,6 +291,10 @@ ntm_jmsg_encode(const struct ntm_jmsg *m, const void *in, json_t **out, struct n
 			v = json_string(s);
 			break;
 		case NTM_J_INT:
+			if (!present && f->required == NTM_MREQ_NULL) {
+				v = json_null();
+				break;
+			}
 			if (!present)
 				continue;
 			memcpy(&iv, p, sizeof(iv));
@@ -572,11 +607,144 @@ static const struct ntm_mfield cs_confirm_f[] = {
 MSG(ntm_msg_cs_confirm, "POST /v1/cs/object/confirm", cs_confirm_f);
 #undef T
 
+#define T struct ntm_m_cs_where
+static const struct ntm_mfield cs_where_f[] = {
+	S(T, cs, 1, NTM_PUSH_URL_MAX, NTM_MF_HTTPS, 0),
+	S(T, dc, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_cs_where, "GET /v1/exchange/cs answer", cs_where_f);
+#undef T
+
+#define T struct ntm_m_cs_upload_state
+static const struct ntm_mfield cs_upload_state_f[] = {
+	S(T, upload, 1, 64, NTM_MF_NONEMPTY, 0),
+	I(T, size, 1, NTM_MF_SIZE),
+	I(T, offset, 1, NTM_MF_SIZE),
+	I(T, chunk_max, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_cs_upload_state, "/v1/cs/upload answer", cs_upload_state_f);
+#undef T
+
+#define T struct ntm_m_cs_object
+static const struct ntm_mfield cs_object_f[] = {
+	S(T, sha256, 1, 64, NTM_MF_LHEX, 64),
+	I(T, size, 1, NTM_MF_SIZE),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_cs_object, "POST /v1/cs/upload/commit answer", cs_object_f);
+#undef T
+
+#define T struct ntm_m_tkey_list
+static const struct ntm_mfield tkey_list_f[] = {
+	A(T, keys, 1),
+};
+MSG(ntm_msg_tkey_list, "GET /v1/exchange/temporal answer", tkey_list_f);
+#undef T
+
+#define T struct ntm_m_tkey_listed
+static const struct ntm_mfield tkey_listed_f[] = {
+	S(T, key_id, 1, 2 * NTM_XKEY_ID, NTM_MF_LHEX, 2 * NTM_XKEY_ID),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, sha256, 1, 64, NTM_MF_LHEX, 64),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_tkey_listed, "GET /v1/exchange/temporal key", tkey_listed_f);
+#undef T
+
+#define T struct ntm_m_tkey
+static const struct ntm_mfield tkey_f[] = {
+	S(T, key_id, 1, 2 * NTM_XKEY_ID, NTM_MF_LHEX, 2 * NTM_XKEY_ID),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, temporal_key, 1, NTM_B64_LEN(NTM_XTKEY_SEALED), NTM_MF_B64, NTM_XTKEY_SEALED),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_tkey, "GET /v1/exchange/temporal/key answer", tkey_f);
+#undef T
+
+#define T struct ntm_m_directions
+static const struct ntm_mfield directions_f[] = {
+	A(T, directions, 1),
+};
+MSG(ntm_msg_directions, "GET /v1/directions answer", directions_f);
+#undef T
+
+#define T struct ntm_m_cs_meta
+static const struct ntm_mfield cs_meta_f[] = {
+	S(T, sha256, 1, 64, NTM_MF_LHEX, 64),
+	S(T, kind, 1, 8, NTM_MF_KIND, 0),
+	I(T, size, 1, NTM_MF_SIZE),
+	S(T, owner, 1, NTM_USER_MAX, NTM_MF_ANY, 0),
+	S(T, owner_dc, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+	S(T, app, 1, 0, NTM_MF_ANY, 0),
+	S(T, service, 1, 0, NTM_MF_ANY, 0),
+	S(T, item, 1, 0, NTM_MF_ANY, 0),
+	S(T, notify, 1, 0, NTM_MF_ANY, 0),
+	A(T, to, 1),
+	B(T, announcing, 1),
+};
+MSG(ntm_msg_cs_meta, "GET /v1/cs/object/meta answer", cs_meta_f);
+#undef T
+
+#define T struct ntm_m_cs_dest
+static const struct ntm_mfield cs_dest_f[] = {
+	S(T, fqdn, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, status, 1, 16, NTM_MF_NONEMPTY, 0),
+	I(T, delivered, NTM_MREQ_NULL, NTM_MF_ANY),
+	I(T, announced, NTM_MREQ_NULL, NTM_MF_ANY),
+	I(T, attempts, 1, NTM_MF_ANY),
+	O(T, error, 0),
+};
+MSG(ntm_msg_cs_dest, "GET /v1/cs/object/meta destination", cs_dest_f);
+#undef T
+
+#define T struct ntm_m_cs_dest_error
+static const struct ntm_mfield cs_dest_error_f[] = {
+	S(T, code, 1, 0, NTM_MF_ANY, 0),
+	S(T, message, 1, 0, NTM_MF_ANY, 0),
+};
+MSG(ntm_msg_cs_dest_error, "GET /v1/cs/object/meta destination error", cs_dest_error_f);
+#undef T
+
+#define T struct ntm_m_entries
+static const struct ntm_mfield entries_f[] = {
+	A(T, entries, 1),
+};
+MSG(ntm_msg_entries, "GET /v1/exchange/cache answer", entries_f);
+#undef T
+
+#define T struct ntm_m_entry
+static const struct ntm_mfield entry_f[] = {
+	I(T, id, 1, NTM_MF_ANY),
+	S(T, kind, 1, 8, NTM_MF_ANY, 0),
+	S(T, from, 1, NTM_NAME_MAX, NTM_MF_ANY, 0),
+	S(T, cs, 1, NTM_PUSH_URL_MAX, NTM_MF_ANY, 0),
+	S(T, sha256, 1, 64, NTM_MF_ANY, 0),
+	I(T, size, 1, NTM_MF_ANY),
+	S(T, app, 1, 64, NTM_MF_ANY, 0),
+	S(T, service, 1, 64, NTM_MF_ANY, 0),
+	S(T, item, 1, 128, NTM_MF_ANY, 0),
+	S(T, notify, 1, 512, NTM_MF_ANY, 0),
+	I(T, created, 1, NTM_MF_ANY),
+	I(T, expires, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_entry, "GET /v1/exchange/cache entry", entry_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
 	&ntm_msg_dc_located, &ntm_msg_dc_direction, &ntm_msg_dc_moved, &ntm_msg_revoke,
 	&ntm_msg_revoke_token, &ntm_msg_revoke_account, &ntm_msg_logout, &ntm_msg_tunnel,
 	&ntm_msg_cs_upload, &ntm_msg_cs_commit, &ntm_msg_cs_confirm, &ntm_msg_xkey,
-	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location, NULL,
+	&ntm_msg_login_ok, &ntm_msg_direction, &ntm_msg_relay, &ntm_msg_location,
+	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object,
+	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey,
+	&ntm_msg_directions, &ntm_msg_cs_meta, &ntm_msg_cs_dest, &ntm_msg_cs_dest_error,
+	&ntm_msg_entries, &ntm_msg_entry, NULL,
 };

@@ -44,10 +44,16 @@ enum ntm_mfmt {
 	NTM_MF_DNSNAME,		/* ntm_valid_dnsname */
 };
 
+/* Whether a field must be there (ntm_mfield.required). */
+#define NTM_MOPT	0
+#define NTM_MREQ	1
+#define NTM_MREQ_NULL	2	/* integers: always there, null when its has bit is
+				   clear (decoded: has bit clear, value 0) */
+
 struct ntm_mfield {
 	const char	*name;
 	enum ntm_jtype	 type;
-	uint8_t		 required;
+	uint8_t		 required;	/* NTM_MOPT, NTM_MREQ, NTM_MREQ_NULL */
 	uint8_t		 fmt;		/* enum ntm_mfmt */
 	uint16_t	 maxlen;	/* strings: max bytes (0 = 1024) */
 	uint16_t	 arg;		/* HEX: digits; B64: bytes */
@@ -82,6 +88,11 @@ int ntm_jmsg_encode(const struct ntm_jmsg *m, const void *in, json_t **out,
 /* Whether in (m's struct) has field: a decoded field that was present, or
  * one to encode. 0 for a name m does not have. */
 int ntm_jmsg_has(const struct ntm_jmsg *m, const void *in, const char *field);
+
+/* Sets or clears field's has bit in in (m's struct): an optional integer or
+ * boolean to encode, or a null one (NTM_MREQ_NULL). Nothing for a name m
+ * does not have. */
+void ntm_jmsg_set(const struct ntm_jmsg *m, void *in, const char *field, int on);
 
 /* Every message, for tests and the fuzz harness; NULL-terminated. */
 extern const struct ntm_jmsg *const ntm_jmsgs[];
@@ -301,6 +312,117 @@ struct ntm_m_cs_confirm {
 	const char	*fqdn;				/* optional */
 };
 NTM_MSG_CODEC(ntm_msg_cs_confirm, struct ntm_m_cs_confirm)
+
+/* ---- the answers a client reads ------------------------------------------- */
+
+/* The DC's 200 answer to GET /v1/exchange/cs: its cache server. */
+struct ntm_m_cs_where {
+	uint32_t	 has;
+	const char	*cs, *dc;
+};
+NTM_MSG_CODEC(ntm_msg_cs_where, struct ntm_m_cs_where)
+
+/* The CS's answer on an upload in progress: 201 to POST /v1/cs/uploads,
+ * 200 to GET and PUT /v1/cs/upload (offset: the bytes it holds). */
+struct ntm_m_cs_upload_state {
+	uint32_t	 has;
+	const char	*upload;
+	int64_t		 size, offset, chunk_max;
+};
+NTM_MSG_CODEC(ntm_msg_cs_upload_state, struct ntm_m_cs_upload_state)
+
+/* The CS's 201 answer to POST /v1/cs/upload/commit (and to the PUT that
+ * commits): the stored object. */
+struct ntm_m_cs_object {
+	uint32_t	 has;
+	const char	*sha256;
+	int64_t		 size, created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_cs_object, struct ntm_m_cs_object)
+
+/* The DC's 200 answer to GET /v1/exchange/temporal: "keys", an array of
+ * ntm_m_tkey_listed. */
+struct ntm_m_tkey_list {
+	uint32_t	 has;
+	json_t		*keys;
+};
+NTM_MSG_CODEC(ntm_msg_tkey_list, struct ntm_m_tkey_list)
+
+/* A temporal key waiting at the DC, as listed: sha256 is the hash of the
+ * sealed key. */
+struct ntm_m_tkey_listed {
+	uint32_t	 has;
+	const char	*key_id, *from, *sha256;
+	int64_t		 created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_tkey_listed, struct ntm_m_tkey_listed)
+
+/* The DC's 200 answer to GET /v1/exchange/temporal/key: the sealed key. */
+struct ntm_m_tkey {
+	uint32_t	 has;
+	const char	*key_id, *from, *temporal_key;
+	int64_t		 created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_tkey, struct ntm_m_tkey)
+
+/* The DC's 200 answer to GET /v1/directions: "directions", an array of
+ * ntm_m_direction, each read with its own codec. */
+struct ntm_m_directions {
+	uint32_t	 has;
+	json_t		*directions;
+};
+NTM_MSG_CODEC(ntm_msg_directions, struct ntm_m_directions)
+
+/* The CS's 200 answer to GET /v1/cs/object/meta: an object and, in "to",
+ * its destinations (ntm_m_cs_dest). */
+struct ntm_m_cs_meta {
+	uint32_t	 has;
+	const char	*sha256, *kind;
+	int64_t		 size;
+	const char	*owner, *owner_dc, *from;
+	int64_t		 created, expires;
+	const char	*app, *service, *item, *notify;
+	json_t		*to;
+	int		 announcing;
+};
+NTM_MSG_CODEC(ntm_msg_cs_meta, struct ntm_m_cs_meta)
+
+/* A destination of an object: its state, when it was delivered and
+ * announced (null: not yet), and the last error of an announcement not
+ * made (ntm_m_cs_dest_error). */
+struct ntm_m_cs_dest {
+	uint32_t	 has;
+	const char	*fqdn, *status;
+	int64_t		 delivered, announced;		/* null when 0 */
+	int64_t		 attempts;
+	json_t		*error;				/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_cs_dest, struct ntm_m_cs_dest)
+
+struct ntm_m_cs_dest_error {
+	uint32_t	 has;
+	const char	*code, *message;
+};
+NTM_MSG_CODEC(ntm_msg_cs_dest_error, struct ntm_m_cs_dest_error)
+
+/* The DC's 200 answer to GET /v1/exchange/cache: "entries", an array of
+ * ntm_m_entry. */
+struct ntm_m_entries {
+	uint32_t	 has;
+	json_t		*entries;
+};
+NTM_MSG_CODEC(ntm_msg_entries, struct ntm_m_entries)
+
+/* A cache entry: an object at a CS waiting for the client. */
+struct ntm_m_entry {
+	uint32_t	 has;
+	int64_t		 id;
+	const char	*kind, *from, *cs, *sha256;
+	int64_t		 size;
+	const char	*app, *service, *item, *notify;
+	int64_t		 created, expires;
+};
+NTM_MSG_CODEC(ntm_msg_entry, struct ntm_m_entry)
 
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 

@@ -65,6 +65,30 @@ static const struct {
 	{ &ntm_msg_cs_commit, "{\"version\":1,\"upload\":\"" H32 "\",\"size\":5,"
 	  "\"sha256\":\"" H64 "\"}" },
 	{ &ntm_msg_cs_confirm, "{\"version\":1,\"sha256\":\"" H64 "\",\"fqdn\":\"b.dc2.example\"}" },
+	{ &ntm_msg_cs_where, "{\"cs\":\"https://cs.dc1.example:8443\",\"dc\":\"dc1.example\"}" },
+	{ &ntm_msg_cs_upload_state, "{\"upload\":\"" H32 "\",\"size\":5,\"offset\":2,"
+	  "\"chunk_max\":1048576}" },
+	{ &ntm_msg_cs_object, "{\"sha256\":\"" H64 "\",\"size\":5,\"created\":1700000000,"
+	  "\"expires\":1700086400}" },
+	{ &ntm_msg_tkey_list, "{\"keys\":[]}" },
+	{ &ntm_msg_entries, "{\"entries\":[]}" },
+	{ &ntm_msg_entry, "{\"id\":1,\"kind\":\"data\",\"from\":\"a.dc1.example\","
+	  "\"cs\":\"https://cs.dc1.example\",\"sha256\":\"" H64 "\",\"size\":5,"
+	  "\"app\":\"ap\",\"service\":\"sv\",\"item\":\"it\",\"notify\":\"nt\","
+	  "\"created\":1700000000,\"expires\":1700086400}" },
+	{ &ntm_msg_cs_meta, "{\"sha256\":\"" H64 "\",\"kind\":\"data\",\"size\":5,"
+	  "\"owner\":\"alice\",\"owner_dc\":\"dc1.example\",\"from\":\"a.dc1.example\","
+	  "\"created\":1700000000,\"expires\":1700086400,\"app\":\"\",\"service\":\"\","
+	  "\"item\":\"\",\"notify\":\"\",\"to\":[],\"announcing\":true}" },
+	{ &ntm_msg_cs_dest, "{\"fqdn\":\"b.dc2.example\",\"status\":\"pending\","
+	  "\"delivered\":1700000001,\"announced\":1700000000,\"attempts\":2,"
+	  "\"error\":{\"code\":\"peer_offline\",\"message\":\"m\"}}" },
+	{ &ntm_msg_cs_dest_error, "{\"code\":\"peer_offline\",\"message\":\"m\"}" },
+	{ &ntm_msg_directions, "{\"directions\":[{\"tunnel_id\":\"" H32 "\"}]}" },
+	{ &ntm_msg_tkey_listed, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
+	  "\"sha256\":\"" H64 "\",\"created\":1700000000,\"expires\":1700086400}" },
+	{ &ntm_msg_tkey, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
+	  "\"temporal_key\":\"" K80 "\",\"created\":1700000000,\"expires\":1700086400}" },
 };
 
 /* Values outside a field's format: (message, field, JSON value). */
@@ -73,6 +97,19 @@ static const struct {
 	const char		*field, *value;
 } badfmt[] = {
 	{ &ntm_msg_login, "user", "\"Alice\"" },
+	{ &ntm_msg_cs_where, "cs", "\"http://cs.dc1.example\"" },
+	{ &ntm_msg_cs_where, "dc", "\"no dc\"" },
+	{ &ntm_msg_cs_upload_state, "upload", "\"\"" },
+	{ &ntm_msg_cs_upload_state, "offset", "-1" },
+	{ &ntm_msg_cs_object, "sha256", "\"" H32 "\"" },
+	{ &ntm_msg_cs_object, "size", "-5" },
+	{ &ntm_msg_tkey_listed, "key_id", "\"0123\"" },
+	{ &ntm_msg_cs_meta, "kind", "\"file\"" },
+	{ &ntm_msg_cs_meta, "size", "-1" },
+	{ &ntm_msg_cs_dest, "status", "\"\"" },
+	{ &ntm_msg_tkey_listed, "sha256", "\"" H32 "\"" },
+	{ &ntm_msg_tkey, "key_id", "\"" H64 "\"" },
+	{ &ntm_msg_tkey, "temporal_key", "\"" K32 "\"" },
 	{ &ntm_msg_login, "user", "\"-a\"" },
 	{ &ntm_msg_login, "password", "\"\"" },
 	{ &ntm_msg_login, "device", "\"lap top\"" },
@@ -288,7 +325,8 @@ TEST(wrong_type)
 				    (f->type == NTM_J_INT && json_is_integer(wrong[w])) ||
 				    (f->type == NTM_J_BOOL && json_is_boolean(wrong[w])) ||
 				    (f->type == NTM_J_OBJ && json_is_object(wrong[w])) ||
-				    (f->type == NTM_J_ARR && json_is_array(wrong[w]));
+				    (f->type == NTM_J_ARR && json_is_array(wrong[w])) ||
+				    (f->required == NTM_MREQ_NULL && json_is_null(wrong[w]));
 
 				if (!ok) {
 					json_object_set(j, f->name, wrong[w]);
@@ -413,5 +451,36 @@ TEST(has)
 	json_decref(j);
 }
 
-UNIT_MAIN(T(has), T(roundtrip), T(every_message_listed), T(missing), T(wrong_type),
+/* An integer that may be null: null decodes as its has bit clear, and a
+ * clear has bit encodes as null; the key itself is required. */
+TEST(nullable)
+{
+	struct ntm_m_cs_dest m;
+	struct ntm_jerr e;
+	json_t *j = parse("{\"fqdn\":\"b.dc2.example\",\"status\":\"pending\","
+	    "\"delivered\":null,\"announced\":1700000000,\"attempts\":0}"), *enc;
+
+	CHECK_EQ(ntm_msg_cs_dest_decode(j, &m, &e), 0);
+	CHECK_EQ(ntm_jmsg_has(&ntm_msg_cs_dest, &m, "delivered"), 0);
+	CHECK_EQ(m.delivered, 0);
+	CHECK_EQ(ntm_jmsg_has(&ntm_msg_cs_dest, &m, "announced"), 1);
+	CHECK_EQ(m.announced, 1700000000);
+	CHECK_EQ(ntm_msg_cs_dest_encode(&m, &enc, &e), 0);
+	CHECK(json_is_null(json_object_get(enc, "delivered")));
+	CHECK(json_equal(j, enc));
+	json_decref(enc);
+	ntm_jmsg_set(&ntm_msg_cs_dest, &m, "delivered", 1);
+	ntm_jmsg_set(&ntm_msg_cs_dest, &m, "announced", 0);
+	CHECK_EQ(ntm_msg_cs_dest_encode(&m, &enc, &e), 0);
+	CHECK(json_is_integer(json_object_get(enc, "delivered")));
+	CHECK(json_is_null(json_object_get(enc, "announced")));
+	json_decref(enc);
+	json_object_del(j, "delivered");
+	CHECK_EQ(ntm_msg_cs_dest_decode(j, &m, &e), NTM_ERR_JSON);
+	CHECK_STR(e.code, "missing_field");
+	CHECK_STR(e.field, "delivered");
+	json_decref(j);
+}
+
+UNIT_MAIN(T(has), T(nullable), T(roundtrip), T(every_message_listed), T(missing), T(wrong_type),
     T(unknown_key), T(too_long), T(bad_format), T(not_object))

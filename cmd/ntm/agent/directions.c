@@ -128,13 +128,14 @@ static void
 on_directions(const struct ntm_http_result *res, void *arg)
 {
 	struct agent *a = arg;
-	json_t *arr, *d;
+	struct ntm_m_directions m;
+	json_t *d;
 	size_t i;
 	char err[256];
 
 	a->dir_inflight = 0;
 	if (res->err || res->status != 200 ||
-	    !json_is_array(arr = json_object_get(res->json, "directions"))) {
+	    ntm_msg_directions_decode(res->json, &m, NULL) < 0) {
 		char why[512];
 
 		if (res->err == NTM_ERR_UNTRUSTED)
@@ -145,7 +146,7 @@ on_directions(const struct ntm_http_result *res, void *arg)
 			    res->json ? "unexpected answer" : "no JSON");
 		log_warnx("GET /v1/directions: %s", why);
 	} else {
-		json_array_foreach(arr, i, d) {
+		json_array_foreach(m.directions, i, d) {
 			if (i >= AGENT_TUN_MAX)
 				break;
 			a->directions++;
