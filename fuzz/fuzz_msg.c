@@ -1,7 +1,9 @@
 /* fuzz_msg.c - libFuzzer harness for the JSON message codecs (lib/core/msg.c):
  * the first byte picks the message, the rest is its body. A body that
  * decodes must encode again to an equal object that decodes to the same
- * struct; a refusal must make a valid JSON error. */
+ * struct; a refusal must make a valid JSON error. Every body is also read
+ * as a failed answer's error (ntm_error_read): what that lenient reader
+ * takes, the strict error encoder must take too. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,26 @@ check_jerr(const struct ntm_jerr *e)
 	}
 }
 
+static void
+check_error(json_t *j)
+{
+	struct ntm_m_error er;
+	json_t *enc = NULL;
+
+	if (ntm_error_read(j, &er) < 0) {
+		if (er.code || er.message || er.field || ntm_error_code(j))
+			abort();
+		return;
+	}
+	if (er.code == NULL || !ntm_error_is(j, er.code))
+		abort();
+	if (er.message == NULL)
+		er.message = "";
+	if (ntm_msg_error_encode(&er, &enc, NULL) < 0)
+		abort();
+	json_decref(enc);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -47,6 +69,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_jerr(&e);
 		return 0;
 	}
+	check_error(j);
 	if (ntm_jmsg_decode(m, j, a, &e) < 0) {
 		check_jerr(&e);
 		json_decref(j);

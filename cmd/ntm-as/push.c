@@ -245,7 +245,7 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 		snprintf(why, sizeof(why), "%s", res->errmsg[0] ? res->errmsg :
 		    ntm_strerror(res->err));
 	else {
-		code = json_string_value(json_object_get(res->json, "code"));
+		code = ntm_error_code(res->json);
 		snprintf(why, sizeof(why), "HTTP %ld%s%s", res->status, code ? " " : "",
 		    code ? code : "");
 	}

@@ -99,6 +99,7 @@ static void
 on_sent(const struct ntm_http_result *res, struct cs_ann_job *j)
 {
 	const char *code = NULL, *message = NULL;
+	struct ntm_m_error e;
 
 	if (res->err < 0) {
 		job_finish(j, CS_ANN_RETRY, "upstream_unavailable", "DC %s: %s", j->domain,
@@ -109,9 +110,9 @@ on_sent(const struct ntm_http_result *res, struct cs_ann_job *j)
 		job_finish(j, CS_ANN_OK, NULL, NULL);
 		return;
 	}
-	if (res->json) {
-		code = json_string_value(json_object_get(res->json, "code"));
-		message = json_string_value(json_object_get(res->json, "message"));
+	if (ntm_error_read(res->json, &e) == 0) {
+		code = e.code;
+		message = e.message;
 	}
 	/* Only the DC's word that its client does not exist is final. */
 	if (res->status == 404 && code && strcmp(code, "unknown_peer") == 0)

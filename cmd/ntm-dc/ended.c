@@ -67,8 +67,7 @@ static void
 on_sent(const struct ntm_http_result *res, void *arg)
 {
 	struct ended_job *j = arg;
-	const char *code = res->json ?
-	    json_string_value(json_object_get(res->json, "code")) : NULL;
+	const char *code = ntm_error_code(res->json);
 
 	if (res->err == 0 && (res->status == 200 ||
 	    (res->status == 404 && code && strcmp(code, "unknown_token") == 0))) {

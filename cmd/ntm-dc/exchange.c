@@ -402,6 +402,7 @@ static void
 on_xsent(const struct ntm_http_result *res, struct dc_xdest *d)
 {
 	const char *code = NULL, *message = NULL;
+	struct ntm_m_error e;
 
 	if (res->err < 0) {
 		/* The peer DC's URL and curl's words stay in our log. */
@@ -426,9 +427,9 @@ on_xsent(const struct ntm_http_result *res, struct dc_xdest *d)
 		dest_done(d, 0, NULL, "%s", "");
 		return;
 	}
-	if (res->json) {
-		code = json_string_value(json_object_get(res->json, "code"));
-		message = json_string_value(json_object_get(res->json, "message"));
+	if (ntm_error_read(res->json, &e) == 0) {
+		code = e.code;
+		message = e.message;
 	}
 	/* The recipient's DC's verdicts on its own client pass on; others are 502. */
 	if (code && (strcmp(code, "unknown_peer") == 0 || strcmp(code, "queue_full") == 0 ||

@@ -158,6 +158,7 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 {
 	struct dc_login *l = arg;
 	const char *code = NULL, *message = NULL;
+	struct ntm_m_error e;
 	struct ntm_m_as_login_ok ok;
 	struct ntm_jerr jerr;
 	char msg[512];
@@ -177,9 +178,9 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 		} else
 			login_finish(l, ok.token);
 	} else {
-		if (res->json) {
-			code = json_string_value(json_object_get(res->json, "code"));
-			message = json_string_value(json_object_get(res->json, "message"));
+		if (ntm_error_read(res->json, &e) == 0) {
+			code = e.code;
+			message = e.message;
 		}
 		if (res->status >= 400 && res->status < 500 && passthrough_code(code)) {
 			login_fail(l, (int)res->status, code, message ? message : code);

@@ -587,6 +587,7 @@ static void
 remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *what)
 {
 	const char *code = NULL, *message = NULL;
+	struct ntm_m_error e;
 
 	if (res->err < 0) {
 		log_info("tunnel %s -> %s: DC at %s (%s): %s", t->me, t->peer, t->url, what,
@@ -595,9 +596,9 @@ remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *w
 		    "not answer (%s)", t->domain, ntm_strerror(res->err));
 		return;
 	}
-	if (res->json) {
-		code = json_string_value(json_object_get(res->json, "code"));
-		message = json_string_value(json_object_get(res->json, "message"));
+	if (ntm_error_read(res->json, &e) == 0) {
+		code = e.code;
+		message = e.message;
 	}
 	if (res->status == 404 && code &&
 	    (strcmp(code, "unknown_peer") == 0 || strcmp(code, "peer_offline") == 0)) {
@@ -1085,8 +1086,7 @@ on_moved_sent(const struct ntm_http_result *res, struct dc_mreq *m)
 	const char *code = NULL;
 
 	if (res->err < 0 || res->status != 200) {
-		if (res->json)
-			code = json_string_value(json_object_get(res->json, "code"));
+		code = ntm_error_code(res->json);
 		dc->tunnels->c.failed++;
 		if (res->err < 0)
 			log_info("moved %s: DC %s did not tell %s: %s", m->from, m->domain,

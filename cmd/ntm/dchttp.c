@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "ntm-cli.h"
+#include "msg.h"
 
 int
 cli_exit_for_code(const char *code, long status)
@@ -39,7 +40,7 @@ int
 cli_http_error(char *buf, size_t len, const char *url, int err, long status,
     json_t *body, const char *errmsg)
 {
-	const char *code = NULL, *message = NULL;
+	struct ntm_m_error e;
 
 	if (err == NTM_ERR_UNTRUSTED) {
 		snprintf(buf, len, "the certificate of %s is not trusted (%s): pass the CA "
@@ -52,15 +53,13 @@ cli_http_error(char *buf, size_t len, const char *url, int err, long status,
 		    errmsg && *errmsg ? errmsg : ntm_strerror(err));
 		return EXIT_UNREACH;
 	}
-	if (body) {
-		code = json_string_value(json_object_get(body, "code"));
-		message = json_string_value(json_object_get(body, "message"));
-	}
-	if (code)
-		snprintf(buf, len, "%s: %s", code, message ? message : "(no message)");
+	/* A proxy or a stranger in front of the server may answer a page
+	 * that is no error of ours: its status is all there is to say. */
+	if (ntm_error_read(body, &e) == 0)
+		snprintf(buf, len, "%s: %s", e.code, e.message ? e.message : "(no message)");
 	else
 		snprintf(buf, len, "HTTP %ld from %s", status, url);
-	return cli_exit_for_code(code, status);
+	return cli_exit_for_code(e.code, status);
 }
 
 int

@@ -431,7 +431,7 @@ login_exec(void *ctx, struct cmd_call *c)
 	err = ntm_https_call(ca, "POST", endpoint, req, NULL, la->timeout * 1000,
 	    &status, &resp, errmsg, sizeof(errmsg));
 	wipe_json_string(req, "password");
-	code = json_string_value(json_object_get(resp, "code"));
+	code = ntm_error_code(resp);
 	if (err == 0 && status == 404 && code && strcmp(code, "not_found") == 0) {
 		/* An ntm server, but not a DC (an AS, a CS...): the URL is wrong. */
 		cli_err("login", "%s has no /v1/login: not a DC (ntm login needs the URL "

@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "xcli.h"
+#include "msg.h"
 
 /* One libcurl handle for every request of a run, JSON calls and raw
  * transfers alike: its connections (kept alive, one per server), TLS
@@ -232,7 +233,7 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 		return EXIT_UNREACH;
 	}
 	ret = cli_http_fail(x->cmd, base, err, status, resp, errmsg);
-	code = json_string_value(json_object_get(resp, "code"));
+	code = ntm_error_code(resp);
 	if (code && strcmp(code, "unknown_peer") == 0)
 		ret = EXIT_NOTUNNEL;
 	/* The CS's own 401 codes (§7.1): the session is no good there. */
@@ -1058,8 +1059,7 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 		json_decref(j);
 		j = b.len ? ntm_json_parse(b.data, b.len, &je) : NULL;
 		*resumable = rc != CURLE_OK || status >= 500 ||
-		    (status == 409 && json_is_string(json_object_get(j, "code")) &&
-		    strcmp(json_string_value(json_object_get(j, "code")), "bad_offset") == 0);
+		    (status == 409 && ntm_error_is(j, "bad_offset"));
 		ret = http_fail(x, x->cs, rc, status, &b);
 	}
 	json_decref(j);

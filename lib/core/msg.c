@@ -736,6 +736,60 @@ static const struct ntm_mfield entry_f[] = {
 MSG(ntm_msg_entry, "GET /v1/exchange/cache entry", entry_f);
 #undef T
 
+#define T struct ntm_m_error
+static const struct ntm_mfield error_f[] = {
+	S(T, code, 1, NTM_ERRCODE_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, message, 1, NTM_ERRMSG_MAX, NTM_MF_ANY, 0),
+	S(T, field, 0, 64, NTM_MF_NONEMPTY, 0),
+};
+MSG(ntm_msg_error, "error answer", error_f);
+#undef T
+
+/* A JSON string of 1..max bytes without NUL, or NULL. */
+static const char *
+error_str(json_t *body, const char *key, size_t max)
+{
+	json_t *v = json_object_get(body, key);
+	size_t n;
+
+	if (!json_is_string(v) || (n = json_string_length(v)) == 0 || n > max ||
+	    strlen(json_string_value(v)) != n)
+		return NULL;
+	return json_string_value(v);
+}
+
+int
+ntm_error_read(json_t *body, struct ntm_m_error *out)
+{
+	const char *code;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(body) ||
+	    (code = error_str(body, "code", NTM_ERRCODE_MAX)) == NULL ||
+	    strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(code))
+		return NTM_ERR_JSON;
+	out->code = code;
+	out->message = error_str(body, "message", NTM_ERRMSG_MAX);
+	out->field = error_str(body, "field", 64);
+	return 0;
+}
+
+const char *
+ntm_error_code(json_t *body)
+{
+	struct ntm_m_error e;
+
+	return ntm_error_read(body, &e) == 0 ? e.code : NULL;
+}
+
+int
+ntm_error_is(json_t *body, const char *code)
+{
+	const char *c = ntm_error_code(body);
+
+	return c && strcmp(c, code) == 0;
+}
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
@@ -746,5 +800,5 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object,
 	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey,
 	&ntm_msg_directions, &ntm_msg_cs_meta, &ntm_msg_cs_dest, &ntm_msg_cs_dest_error,
-	&ntm_msg_entries, &ntm_msg_entry, NULL,
+	&ntm_msg_entries, &ntm_msg_entry, &ntm_msg_error, NULL,
 };

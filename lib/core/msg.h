@@ -450,4 +450,34 @@ struct ntm_m_revoke_account {
 };
 NTM_MSG_CODEC(ntm_msg_revoke_account, struct ntm_m_revoke_account)
 
+/* ---- the error answer of every server (§1.1) ---------------------------- */
+
+/* A 4xx/5xx body: a stable code, a message for people, and the field the
+ * error is about when there is one. Servers encode it (ntm_reply_error);
+ * every client reads it with ntm_error_read. */
+struct ntm_m_error {
+	uint32_t	 has;
+	const char	*code, *message;
+	const char	*field;				/* optional */
+};
+NTM_MSG_CODEC(ntm_msg_error, struct ntm_m_error)
+
+#define NTM_ERRCODE_MAX		48	/* bytes of an error code */
+#define NTM_ERRMSG_MAX		768	/* bytes of an error message */
+
+/* Reads a failed answer's body as the error of §1.1, leniently, for what
+ * sits between client and server may answer too: keys beyond the three are
+ * ignored (a newer server's), a message or field that breaks the rules is
+ * dropped. 0 and *out filled (strings borrowed from body) when body carries
+ * a valid code; NTM_ERR_JSON and *out zeroed when it does not (NULL, not an
+ * object, no code: a proxy's page, say), and the caller speaks of the HTTP
+ * status instead. */
+int ntm_error_read(json_t *body, struct ntm_m_error *out);
+
+/* The code of a failed answer's body (ntm_error_read), or NULL. */
+const char *ntm_error_code(json_t *body);
+
+/* Whether body is the error named code. */
+int ntm_error_is(json_t *body, const char *code);
+
 #endif

@@ -43,6 +43,7 @@
 #include <openssl/ssl.h>
 
 #include "ntm.h"
+#include "msg.h"
 
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
@@ -270,14 +271,13 @@ req_verror(struct ntm_req *r, int status, const char *code, const char *field,
     const char *fmt, va_list ap)
 {
 	char msg[512];
-	json_t *o;
-	char *text;
+	struct ntm_m_error e = { .code = code, .message = msg, .field = field };
+	json_t *o = NULL;
+	char *text = NULL;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	o = json_pack("{s:s, s:s}", "code", code, "message", msg);
-	if (o && field)
-		json_object_set_new(o, "field", json_string(field));
-	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (ntm_msg_error_encode(&e, &o, NULL) == 0)
+		text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	req_send(r, status, text ? text :
 	    "{\"code\":\"internal\",\"message\":\"out of memory\"}");

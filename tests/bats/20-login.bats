@@ -152,6 +152,43 @@ teardown_file() { platform_down; }
 	assert_output "ntm: login: $(as_url) has no /v1/login: not a DC (ntm login needs the URL of your DC)"
 }
 
+@test "a proxy's error page in front of the DC: 'HTTP 502 from URL' (exit 3), not its words taken for ours" {
+	# An HTTPS server with a certificate the CA vouches for (the CS's),
+	# answering every request as a gateway does: JSON, but no error of §1.1.
+	local port pid i d=$BATS_TEST_TMPDIR
+	port=$(free_port)
+	cat > "$d/proxy.py" <<'EOF'
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = b'{"code":"BAD GATEWAY","message":"upstream connect error"}'
+        self.send_response(502)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+EOF
+	python3 "$d/proxy.py" "$port" "$(P)/cs/tls.crt" "$(P)/cs/tls.key" 2>"$d/proxy.err" &
+	pid=$!
+	for ((i = 0; i < 50; i++)); do
+		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
+		sleep 0.1
+	done
+	run login "$d/x" alice alice-pw-1 "https://127.0.0.1:$port"
+	kill "$pid"
+	assert_failure 3
+	assert_output "ntm: login: HTTP 502 from https://127.0.0.1:$port"
+	assert_file_not_exists "$d/x/session.json"
+}
+
 @test "a certificate that does not name the host is a TLS failure (exit 3), not a CA problem" {
 	local port
 	port=$(platform_port "$(P)" dc1)

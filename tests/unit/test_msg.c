@@ -84,6 +84,8 @@ static const struct {
 	  "\"delivered\":1700000001,\"announced\":1700000000,\"attempts\":2,"
 	  "\"error\":{\"code\":\"peer_offline\",\"message\":\"m\"}}" },
 	{ &ntm_msg_cs_dest_error, "{\"code\":\"peer_offline\",\"message\":\"m\"}" },
+	{ &ntm_msg_error, "{\"code\":\"missing_field\",\"message\":\"field 'user': missing\","
+	  "\"field\":\"user\"}" },
 	{ &ntm_msg_directions, "{\"directions\":[{\"tunnel_id\":\"" H32 "\"}]}" },
 	{ &ntm_msg_tkey_listed, "{\"key_id\":\"" H32 "\",\"from\":\"a.dc1.example\","
 	  "\"sha256\":\"" H64 "\",\"created\":1700000000,\"expires\":1700086400}" },
@@ -249,6 +251,46 @@ TEST(roundtrip)
 			CHECK(0);
 		}
 		json_decref(enc);
+		json_decref(j);
+	}
+}
+
+/* A failed answer's body, read leniently (ntm_error_read). */
+TEST(error_read)
+{
+	static const struct {
+		const char	*body;		/* NULL: no body */
+		const char	*code, *message, *field;	/* NULL: absent */
+	} c[] = {
+		{ "{\"code\":\"bad_field\",\"message\":\"m\",\"field\":\"user\"}",
+		  "bad_field", "m", "user" },
+		/* A newer server's extra keys are no reason to lose its code. */
+		{ "{\"code\":\"queue_full\",\"message\":\"m\",\"retry\":3}",
+		  "queue_full", "m", NULL },
+		{ "{\"code\":\"internal\"}", "internal", NULL, NULL },
+		/* A message or field that breaks the rules is dropped, not the code. */
+		{ "{\"code\":\"x\",\"message\":5,\"field\":\"\"}", "x", NULL, NULL },
+		{ "{\"code\":\"x\",\"message\":\"a\\u0000b\"}", "x", NULL, NULL },
+		/* No code of ours: a proxy's page, a stranger's JSON. */
+		{ NULL, NULL, NULL, NULL },
+		{ "[1]", NULL, NULL, NULL },
+		{ "{\"error\":\"Bad Gateway\"}", NULL, NULL, NULL },
+		{ "{\"code\":502,\"message\":\"Bad Gateway\"}", NULL, NULL, NULL },
+		{ "{\"code\":\"Bad Gateway\",\"message\":\"m\"}", NULL, NULL, NULL },
+		{ "{\"code\":\"\",\"message\":\"m\"}", NULL, NULL, NULL },
+		{ "{\"code\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", NULL, NULL, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		json_t *j = c[i].body ? json_loads(c[i].body, JSON_ALLOW_NUL, NULL) : NULL;
+		struct ntm_m_error e;
+
+		CHECK(c[i].body == NULL || j != NULL);
+		CHECK_EQ(ntm_error_read(j, &e), c[i].code ? 0 : NTM_ERR_JSON);
+		CHECK_STR(e.code ? e.code : "(none)", c[i].code ? c[i].code : "(none)");
+		CHECK_STR(e.message ? e.message : "(none)", c[i].message ? c[i].message : "(none)");
+		CHECK_STR(e.field ? e.field : "(none)", c[i].field ? c[i].field : "(none)");
+		CHECK_EQ(ntm_error_is(j, "bad_field"), i == 0);
 		json_decref(j);
 	}
 }
@@ -483,4 +525,4 @@ TEST(nullable)
 }
 
 UNIT_MAIN(T(has), T(nullable), T(roundtrip), T(every_message_listed), T(missing), T(wrong_type),
-    T(unknown_key), T(too_long), T(bad_format), T(not_object))
+    T(unknown_key), T(too_long), T(bad_format), T(not_object), T(error_read))

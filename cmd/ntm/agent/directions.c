@@ -212,9 +212,10 @@ on_tunnel_made(const struct ntm_http_result *res, void *arg)
 		a->hooks->tunnel_failed(a, r->ctl, t ? NULL : r->peer, "untrusted_certificate",
 		    err);
 	} else {
-		const char *code = res->err ? "unreachable" :
-		    json_string_value(json_object_get(res->json, "code"));
-		const char *msg = json_string_value(json_object_get(res->json, "message"));
+		struct ntm_m_error e;
+		int known = ntm_error_read(res->json, &e) == 0;
+		const char *code = res->err ? "unreachable" : e.code;
+		const char *msg = known ? e.message : NULL;
 
 		snprintf(err, sizeof(err), "%s%s", res->err ? "DC unreachable: " : "",
 		    res->err ? res->errmsg : msg ? msg : "the DC refused the tunnel");
