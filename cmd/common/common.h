@@ -88,6 +88,8 @@ struct srv_conf {
 	long	 upload_idle_s;		/* CS: an unfinished upload idle this long is dropped */
 	char	*public_url;		/* CS: the https URL clients reach it at (announced) */
 	long	 announce_retry_max_s;	/* CS: longest wait between announcement tries */
+	long	 dns_rate;		/* DC: alike DNS answers/s per source prefix (0: off) */
+	long	 dns_rate_total;	/* DC: DNS answers/s in all */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -38,6 +38,7 @@ static const struct {
 	I(quota_bytes, R_CS, 1, (1L << 50)), I(object_ttl_s, R_CS, 1, 365L * 86400),
 	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
+	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
 };
 #undef S
 #undef I
@@ -211,6 +212,8 @@ conf_defaults(struct srv_conf *c)
 	c->gc_interval_s = 60;
 	c->announce_retry_max_s = 300;
 	c->upload_idle_s = 3600;
+	c->dns_rate = 20;
+	c->dns_rate_total = 20000;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */

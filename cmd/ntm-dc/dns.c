@@ -13,6 +13,15 @@
  * answer is REFUSED. Every answer has AA set. evdns parses the queries and
  * drops the malformed ones; answers are a few hundred bytes at most
  * (evdns truncates with TC above 512).
+ *
+ * Against reflection: ANY is answered with one synthesized HINFO "RFC8482"
+ * record (RFC 8482 §4.2), never with every record of the name; and answers
+ * are rate-limited (response-rate limiting): per source prefix (/24, /56),
+ * at most dns_rate answers a second that are alike (the same name and type;
+ * every NXDOMAIN alike; every refusal or error alike), and at most
+ * dns_rate_total answers a second in all. What is over goes unanswered (a
+ * resolver retries), counted, and summarised in the log every
+ * RRL_REPORT_MS, never a line per query.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -30,6 +39,7 @@
 #include <event2/dns.h>
 #include <event2/dns_struct.h>
 #include <event2/util.h>
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "dc.h"
@@ -40,6 +50,7 @@
 #define T_NS	2
 #define T_SOA	6
 #define T_AAAA	28
+#define T_HINFO	13
 #define T_SRV	33
 #define T_ANY	255
 #define C_IN	1
@@ -51,6 +62,31 @@
 #define SOA_RETRY	600
 #define SOA_EXPIRE	86400
 
+enum { A_OK, A_NODATA, A_NXDOMAIN, A_REFUSED, A_FAIL };
+
+/* Response-rate limiting: token buckets in a table of fixed size, indexed by
+ * a keyed hash (an outsider cannot aim two keys at one slot). A slot taken
+ * by another key starts full for the new one. */
+#define RRL_SLOTS	4096
+#define RRL_REPORT_MS	10000
+
+struct rrl_slot {
+	uint64_t	 key;
+	int64_t		 last_ms;
+	double		 tokens;
+};
+
+struct dc_rrl {
+	struct rrl_slot	 slot[RRL_SLOTS];
+	uint8_t		 hkey[crypto_shorthash_KEYBYTES];
+	double		 rate, total_rate;	/* per key, in all; answers/s */
+	double		 total;			/* the global bucket */
+	int64_t		 total_ms, report_ms;
+	uint64_t	 limited, limited_total;	/* since the last report */
+	uint64_t	 limited_all;		/* since start */
+	char		 top[64];		/* a source limited since the report */
+};
+
 struct dc_dns {
 	struct evdns_server_port *port;
 	evutil_socket_t		 fd;
@@ -61,6 +97,7 @@ struct dc_dns {
 	uint8_t			 a4[4], a6[16];	/* the DC name's addresses */
 	int			 has_a4, has_a6;
 	uint64_t		 answered, nxdomain, refused, failed;
+	struct dc_rrl		 rrl;
 };
 
 static void self_addrs(struct dc_dns *d, const struct srv_conf *cf);
@@ -188,6 +225,17 @@ add_srv(struct dc *dc, struct evdns_server_request *req, const char *qname, uint
 	    C_IN, DC_DNS_TTL, (int)off, 0, (const char *)rd);
 }
 
+/* The answer to ANY for a name that exists (RFC 8482 §4.2): one HINFO,
+ * CPU "RFC8482", OS empty, whatever the name holds. */
+static int
+add_hinfo(struct evdns_server_request *req, const char *name)
+{
+	static const char rd[] = "\007RFC8482\000";
+
+	return evdns_server_request_add_reply(req, EVDNS_ANSWER_SECTION, name, T_HINFO,
+	    C_IN, DC_DNS_TTL, (int)sizeof(rd) - 1, 0, rd) < 0 ? A_FAIL : A_OK;
+}
+
 /* A and/or AAAA of the DC name in section; counts what it added. */
 static int
 add_self_addrs(struct dc_dns *d, struct evdns_server_request *req, const char *name,
@@ -247,8 +295,6 @@ printable(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
-enum { A_OK, A_NODATA, A_NXDOMAIN, A_REFUSED, A_FAIL };
-
 /*
  * Fills the answer for (name, type), name already known to be inside the
  * domain: sub is the part before ".<domain>" ("" for the apex), sublen its
@@ -266,12 +312,14 @@ answer(struct dc *dc, struct evdns_server_request *req, const char *name, int ty
 	size_t i;
 
 	if (sublen == 0) {
-		if (type == T_SOA || type == T_ANY) {
+		if (type == T_ANY)
+			return add_hinfo(req, name);
+		if (type == T_SOA) {
 			if (add_soa(dc, req, EVDNS_ANSWER_SECTION) < 0)
 				return A_FAIL;
 			n++;
 		}
-		if (type == T_NS || type == T_ANY) {
+		if (type == T_NS) {
 			if (evdns_server_request_add_reply(req, EVDNS_ANSWER_SECTION, name,
 			    T_NS, C_IN, DC_DNS_TTL, -1, 1, cf->name) < 0)
 				return A_FAIL;
@@ -282,12 +330,14 @@ answer(struct dc *dc, struct evdns_server_request *req, const char *name, int ty
 				return A_FAIL;
 		}
 		if (add_self_addrs(d, req, name, EVDNS_ANSWER_SECTION,
-		    type == T_A || type == T_ANY, type == T_AAAA || type == T_ANY, &n) < 0)
+		    type == T_A, type == T_AAAA, &n) < 0)
 			return A_FAIL;
 		return n ? A_OK : A_NODATA;
 	}
 	if (sublen == 9 && strncasecmp(sub, "_ntm._tcp", 9) == 0) {
-		if (type != T_SRV && type != T_ANY)
+		if (type == T_ANY)
+			return add_hinfo(req, name);
+		if (type != T_SRV)
 			return A_NODATA;
 		if (add_srv(dc, req, name, dc->srv->port) < 0 ||
 		    add_self_addrs(d, req, cf->name, EVDNS_ADDITIONAL_SECTION, 1, 1, &n) < 0)
@@ -295,7 +345,9 @@ answer(struct dc *dc, struct evdns_server_request *req, const char *name, int ty
 		return A_OK;
 	}
 	if (sublen == 9 && strncasecmp(sub, "_ntm._udp", 9) == 0 && d->has_udp) {
-		if (type != T_SRV && type != T_ANY)
+		if (type == T_ANY)
+			return add_hinfo(req, name);
+		if (type != T_SRV)
 			return A_NODATA;
 		if (add_srv(dc, req, name, sa_port((struct sockaddr *)&d->udp)) < 0 ||
 		    add_self_addrs(d, req, cf->name, EVDNS_ADDITIONAL_SECTION, 1, 1, &n) < 0)
@@ -316,19 +368,105 @@ answer(struct dc *dc, struct evdns_server_request *req, const char *name, int ty
 		return A_FAIL;
 	if (rc == 0)
 		return A_NXDOMAIN;
-	if (has4 && (type == T_A || type == T_ANY)) {
+	if (type == T_ANY)
+		return add_hinfo(req, name);
+	if (has4 && type == T_A) {
 		if (evdns_server_request_add_reply(req, EVDNS_ANSWER_SECTION, name, T_A,
 		    C_IN, DC_DNS_TTL, 4, 0, (const char *)v4) < 0)
 			return A_FAIL;
 		n++;
 	}
-	if (has6 && (type == T_AAAA || type == T_ANY)) {
+	if (has6 && type == T_AAAA) {
 		if (evdns_server_request_add_reply(req, EVDNS_ANSWER_SECTION, name, T_AAAA,
 		    C_IN, DC_DNS_TTL, 16, 0, (const char *)v6) < 0)
 			return A_FAIL;
 		n++;
 	}
 	return n ? A_OK : A_NODATA;
+}
+
+/* ---- response-rate limiting --------------------------------------------- */
+
+/* The bucket key of an answer to from: its /24 or /56, and what the answer
+ * is alike with (kind 0: name and type; 1: NXDOMAIN; 2: refused or failed). */
+static uint64_t
+rrl_key(struct dc_rrl *l, const struct sockaddr *from, int kind, const char *name,
+    int type)
+{
+	uint8_t in[16 + NTM_NAME_MAX], h[crypto_shorthash_BYTES];
+	size_t n = 0, i;
+	uint64_t k;
+
+	if (from->sa_family == AF_INET) {
+		memcpy(in, &((const struct sockaddr_in *)from)->sin_addr, 3);
+		n = 3;
+	} else if (from->sa_family == AF_INET6) {
+		memcpy(in, &((const struct sockaddr_in6 *)from)->sin6_addr, 7);
+		n = 7;
+	}
+	in[n++] = (uint8_t)from->sa_family;
+	in[n++] = (uint8_t)kind;
+	if (kind == 0) {
+		in[n++] = (uint8_t)(type >> 8);
+		in[n++] = (uint8_t)type;
+		for (i = 0; name[i] && n < sizeof(in); i++)
+			in[n++] = (uint8_t)tolower((unsigned char)name[i]);
+	}
+	crypto_shorthash(h, in, n, l->hkey);	/* SipHash, keyed per run */
+	memcpy(&k, h, sizeof(k));
+	return k;
+}
+
+/* Whether an answer to from may go: one token from its bucket and one from
+ * the global one. */
+static int
+rrl_allow(struct dc_rrl *l, const struct sockaddr *from, int kind, const char *name,
+    int type)
+{
+	int64_t now = mono_ms();
+	uint64_t k;
+	struct rrl_slot *sl;
+	char buf[64];
+
+	if (l->rate <= 0)
+		return 1;
+	k = rrl_key(l, from, kind, name, type);
+	sl = &l->slot[k % RRL_SLOTS];
+	if (sl->key != k || sl->last_ms == 0) {
+		sl->key = k;
+		sl->tokens = l->rate;
+	} else {
+		sl->tokens += (double)(now - sl->last_ms) * l->rate / 1000.0;
+		if (sl->tokens > l->rate)
+			sl->tokens = l->rate;
+	}
+	sl->last_ms = now ? now : 1;
+	l->total += (double)(now - l->total_ms) * l->total_rate / 1000.0;
+	if (l->total > l->total_rate)
+		l->total = l->total_rate;
+	l->total_ms = now;
+	if (sl->tokens < 1 || l->total < 1) {
+		if (sl->tokens < 1) {
+			l->limited++;
+			snprintf(l->top, sizeof(l->top), "%s", ntm_sa_str(from, buf, sizeof(buf)));
+		} else
+			l->limited_total++;
+		l->limited_all++;
+		if (now - l->report_ms >= RRL_REPORT_MS) {
+			log_warnx("dns: over the rate limit in the last %llds: %llu answers "
+			    "dropped for one source prefix (one was %s), %llu for the total",
+			    (long long)(l->report_ms ? (now - l->report_ms) / 1000 :
+			    RRL_REPORT_MS / 1000), (unsigned long long)l->limited,
+			    l->top[0] ? l->top : "-", (unsigned long long)l->limited_total);
+			l->limited = l->limited_total = 0;
+			l->top[0] = '\0';
+			l->report_ms = now;
+		}
+		return 0;
+	}
+	sl->tokens -= 1;
+	l->total -= 1;
+	return 1;
 }
 
 static void
@@ -343,9 +481,16 @@ on_request(struct evdns_server_request *req, void *arg)
 	char fbuf[80], pbuf[NTM_NAME_MAX + 1];
 	int r, rcode;
 
+	memset(&from, 0, sizeof(from));
+	if (evdns_server_request_get_requesting_addr(req, (struct sockaddr *)&from,
+	    sizeof(from)) < 0)
+		from.ss_family = AF_UNSPEC;
 	if (req->nquestions != 1) {
 		d->failed++;
-		evdns_server_request_respond(req, DNS_ERR_FORMAT);
+		if (!rrl_allow(&d->rrl, (struct sockaddr *)&from, 2, "", 0))
+			evdns_server_request_drop(req);
+		else if (evdns_server_request_respond(req, DNS_ERR_FORMAT) < 0)
+			evdns_server_request_drop(req);
 		return;
 	}
 	q = req->questions[0];
@@ -362,6 +507,11 @@ on_request(struct evdns_server_request *req, void *arg)
 		r = answer(dc, req, name, q->type, name, nlen - dlen - 1);
 	else
 		r = A_REFUSED;
+	if (!rrl_allow(&d->rrl, (struct sockaddr *)&from,
+	    r == A_OK || r == A_NODATA ? 0 : r == A_NXDOMAIN ? 1 : 2, name, q->type)) {
+		evdns_server_request_drop(req);
+		return;
+	}
 
 	switch (r) {
 	case A_OK:
@@ -393,10 +543,6 @@ on_request(struct evdns_server_request *req, void *arg)
 	}
 	if (r != A_REFUSED)
 		evdns_server_request_set_flags(req, EVDNS_FLAGS_AA);
-	memset(&from, 0, sizeof(from));
-	if (evdns_server_request_get_requesting_addr(req, (struct sockaddr *)&from,
-	    sizeof(from)) < 0)
-		from.ss_family = AF_UNSPEC;
 	log_debug("dns: %s type %d from %s: rcode %d", printable(name, pbuf, sizeof(pbuf)),
 	    q->type, ntm_sa_str((struct sockaddr *)&from, fbuf, sizeof(fbuf)), rcode);
 	if (evdns_server_request_respond(req, rcode) < 0) {
@@ -499,6 +645,11 @@ dc_dns_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	d->serial = (uint32_t)now_unix();
+	d->rrl.rate = (double)cf->dns_rate;
+	d->rrl.total_rate = (double)cf->dns_rate_total;
+	d->rrl.total = d->rrl.total_rate;
+	d->rrl.total_ms = mono_ms();
+	randombytes_buf(d->rrl.hkey, sizeof(d->rrl.hkey));
 	d->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (d->fd < 0 || drop_short(d->fd) < 0 ||
 	    bind(d->fd, (struct sockaddr *)&ss, len) < 0 ||
@@ -532,9 +683,10 @@ dc_dns_stop(struct dc *dc)
 	if (d == NULL)
 		return;
 	if (d->port) {
-		log_debug("dns: %llu answered, %llu nxdomain, %llu refused, %llu failed",
-		    (unsigned long long)d->answered, (unsigned long long)d->nxdomain,
-		    (unsigned long long)d->refused, (unsigned long long)d->failed);
+		log_debug("dns: %llu answered, %llu nxdomain, %llu refused, %llu failed, "
+		    "%llu over the rate limit", (unsigned long long)d->answered,
+		    (unsigned long long)d->nxdomain, (unsigned long long)d->refused,
+		    (unsigned long long)d->failed, (unsigned long long)d->rrl.limited_all);
 		evdns_close_server_port(d->port);	/* closes the socket too */
 	} else if (d->fd >= 0)
 		close(d->fd);

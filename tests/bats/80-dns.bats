@@ -24,7 +24,7 @@ resolver() { cat "$(P)/resolver.port"; }
 # q PORT NAME TYPE: dig the answer section (+short) with a hard timeout.
 q() { timeout 10 dig +norec +time=2 +tries=1 +short @127.0.0.1 -p "$1" "$2" "$3"; }
 # qs PORT NAME TYPE: the full dig output (status, flags, sections).
-qs() { timeout 10 dig +norec +time=2 +tries=1 @127.0.0.1 -p "$1" "$2" "$3"; }
+qs() { timeout 10 dig +norec +time=2 +tries=1 @127.0.0.1 -p "$1" "$2" "$3" "${@:4}"; }
 
 @test "SOA and NS of the domain, authoritative" {
 	run qs "$(dns1)" dc1.ntm.test SOA
@@ -181,4 +181,72 @@ EOF
 	run timeout 10 dig +time=2 +tries=1 @127.0.0.1 -p "$(resolver)" _ntm._tcp.dc9.ntm.test SRV
 	assert_success
 	assert_output --partial 'status: NXDOMAIN'
+}
+
+@test "ANY is one synthesized HINFO (RFC 8482), never every record of the name" {
+	local n
+	# (dig asks ANY over TCP unless told; the DC serves UDP only)
+	for n in dc1.ntm.test alice.dc1.ntm.test _ntm._tcp.dc1.ntm.test; do
+		run qs "$(dns1)" "$n" ANY +notcp
+		assert_success
+		assert_output --partial 'status: NOERROR'
+		assert_output --partial 'ANSWER: 1,'
+		assert_output --partial 'AUTHORITY: 0, ADDITIONAL: 0'
+		assert_output --regexp "$n\.[[:space:]]+60[[:space:]]+IN[[:space:]]+HINFO[[:space:]]+\"RFC8482\" \"\""
+	done
+	# No amplification: the answer is about the size of the query.
+	local q r
+	q=$(sed -n 's/.*MSG SIZE  rcvd: \([0-9]*\).*/\1/p' <<<"$output")
+	[ "$q" -lt 120 ]
+	run qs "$(dns1)" nobody.dc1.ntm.test ANY +notcp
+	assert_output --partial 'status: NXDOMAIN'
+}
+
+# burst PORT N NAME TYPE: sends N queries for NAME/TYPE at once (distinct
+# ids; NAME "%d" gets each query's number), then counts the answers that
+# arrive within 2 s of the last one sent.
+burst() {
+	python3 - "$@" <<'EOF'
+import socket, struct, sys, time
+port, n, name, qtype = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+for i in range(n):
+    qn = b"".join(bytes([len(l)]) + l.encode() for l in (name % i if "%d" in name else name).split("."))
+    s.sendto(struct.pack(">HHHHHH", i, 0, 1, 0, 0, 0) + qn + b"\x00" + struct.pack(">HH", qtype, 1),
+             ("127.0.0.1", port))
+s.settimeout(0.2)
+got, end = 0, time.monotonic() + 2
+while time.monotonic() < end:
+    try:
+        s.recv(2048)
+        got += 1
+    except socket.timeout:
+        pass
+print(got)
+EOF
+}
+
+@test "response-rate limiting: alike answers over dns_rate per source prefix go unanswered, others still get theirs, summarised in the log" {
+	# 300 identical questions at once: about dns_rate (20) are answered.
+	run burst "$(dns1)" 300 dc1.ntm.test 1
+	assert_success
+	echo "answered $output of 300 identical" >&3
+	[ "$output" -ge 5 ] && [ "$output" -le 100 ]
+	# 300 NXDOMAINs for 300 different names are alike too.
+	run burst "$(dns1)" 300 'n%d.dc1.ntm.test' 1
+	echo "answered $output of 300 NXDOMAIN" >&3
+	[ "$output" -ge 5 ] && [ "$output" -le 100 ]
+	# Another question from the same source is answered meanwhile.
+	run q "$(dns1)" _ntm._tcp.dc1.ntm.test SRV
+	assert_output "0 0 $(platform_port "$(P)" dc1) dc1.ntm.test."
+	# The operator sees it once, not a line per dropped answer.
+	run grep -c 'over the rate limit' "$(P)/dc1.log"
+	assert_output 1
+	run grep -c 'dns: ' "$(P)/dc1.log"
+	[ "$output" -lt 20 ]
+	# The bucket fills again: the same question is answered a second later.
+	sleep 1.2
+	run q "$(dns1)" dc1.ntm.test A
+	assert_output 127.0.0.1
 }
