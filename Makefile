@@ -9,6 +9,8 @@ LIBDIR	?= $(PREFIX)/lib
 INCDIR	?= $(PREFIX)/include
 MANDIR	?= $(PREFIX)/share/man
 DATADIR	?= $(PREFIX)/share
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 DESTDIR	?=
 BUILD	?= build
 CC	?= cc
@@ -144,7 +146,8 @@ install: all
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions \
 	    $(DESTDIR)$(DATADIR)/zsh/vendor-completions \
-	    $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	    $(DESTDIR)$(DATADIR)/fish/vendor_completions.d \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(BUILD)/libntm.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/libntm.so.0 $(DESTDIR)$(LIBDIR)/
@@ -157,12 +160,21 @@ install: all
 	install -m 644 completions/ntm.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/ntm
 	install -m 644 completions/_ntm $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_ntm
 	install -m 644 completions/ntm.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ntm.fish
+	for r in as dc rs cs; do \
+		sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/ntm-$$r.service \
+		    > $(DESTDIR)$(UNITDIR)/ntm-$$r.service || exit 1; \
+	done
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/ntm-agent.service \
+	    > $(DESTDIR)$(USERUNITDIR)/ntm-agent.service
 
 uninstall:
 	cd $(DESTDIR)$(BINDIR) && rm -f $(PROGS)
 	rm -f $(DESTDIR)$(LIBDIR)/libntm.a $(DESTDIR)$(LIBDIR)/libntm.so* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/ntm.pc $(DESTDIR)$(INCDIR)/ntm.h \
-	    $(DESTDIR)$(INCDIR)/ntm-core.h $(DESTDIR)$(INCDIR)/ntm-io.h
+	    $(DESTDIR)$(INCDIR)/ntm-core.h $(DESTDIR)$(INCDIR)/ntm-io.h \
+	    $(DESTDIR)$(UNITDIR)/ntm-as.service $(DESTDIR)$(UNITDIR)/ntm-dc.service \
+	    $(DESTDIR)$(UNITDIR)/ntm-rs.service $(DESTDIR)$(UNITDIR)/ntm-cs.service \
+	    $(DESTDIR)$(USERUNITDIR)/ntm-agent.service
 
 clean:
 	rm -rf build build-asan build-fuzz

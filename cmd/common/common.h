@@ -44,6 +44,15 @@ int  daemon_signals(struct event_base *base, void (*reload)(void *), void *arg);
 void daemon_free_signals(void);
 /* Writes "pid\n" atomically. */
 int  daemon_pidfile(const char *path);
+/*
+ * Run as root, becomes user (the setting `user`; nothing when NULL): its
+ * groups, gid and uid for good, and no_new_privs. state_dir must already
+ * belong to user; what lies directly in it, and db with its -wal, -shm and
+ * -journal, are given to user when root's. Run unprivileged, only checks
+ * that it runs as that user. -1 with err filled (one line) on failure.
+ */
+int  daemon_drop_root(const char *user, const char *state_dir, const char *db,
+    char *err, size_t errlen);
 /* Returns 1 if colour may be used on fd (a tty and NO_COLOR unset). */
 int  use_color(int fd);
 
@@ -90,6 +99,7 @@ struct srv_conf {
 	long	 announce_retry_max_s;	/* CS: longest wait between announcement tries */
 	long	 dns_rate;		/* DC: alike DNS answers/s per source prefix (0: off) */
 	long	 dns_rate_total;	/* DC: DNS answers/s in all */
+	char	*user;			/* all: the user to run as once bound */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,26 @@ struct init_args {
 	int	force;
 };
 
+/* init run as root with `user` set: the state directory is the user's, so
+ * the daemon can write there once it dropped root. */
+static int
+give_state_dir(const struct srv_conf *c)
+{
+	struct passwd *pw;
+
+	if (c->user == NULL || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(c->user)) == NULL) {
+		srv_errx("user '%s': no such user", c->user);
+		return -1;
+	}
+	if (chown(c->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
+		srv_errx("state_dir %s: %s", c->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 init_exec(void *ctx, struct cmd_call *c)
 {
@@ -154,6 +175,8 @@ init_exec(void *ctx, struct cmd_call *c)
 		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
 		return 1;
 	}
+	if ((e = give_state_dir(&s->conf)) < 0)
+		return 1;
 	if (!a->force && access(s->conf.identity, F_OK) == 0) {
 		srv_errx("%s: already exists (use init --force to replace it)",
 		    s->conf.identity);
@@ -480,6 +503,10 @@ run_daemon(struct srv *s)
 		srv_errx("%s", err);
 		goto cleanup;
 	}
+	if (s->check_only && s->conf.user && getpwnam(s->conf.user) == NULL) {
+		srv_errx("%s: user '%s': no such user", s->conf.path, s->conf.user);
+		goto cleanup;
+	}
 	if (s->check_only) {
 		fprintf(stderr, "%s: %s: configuration OK\n", s->spec->prog, s->conf.path);
 		ret = 0;
@@ -521,6 +548,15 @@ run_daemon(struct srv *s)
 		}
 		pidfile_written = 1;
 	}
+	/* Every socket is bound and every thread started: root is done. */
+	if (daemon_drop_root(s->conf.user, s->conf.state_dir, s->conf.db, err,
+	    sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		goto cleanup;
+	}
+	if (s->conf.user && getuid() != 0)
+		log_info("running as user '%s' (uid %lu)", s->conf.user,
+		    (unsigned long)getuid());
 	if (event_base_dispatch(s->base) < 0) {
 		log_warnx("event loop failed");
 		goto cleanup;

@@ -39,6 +39,7 @@ static const struct {
 	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
 	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
+	S(user, R_ALL),
 };
 #undef S
 #undef I
@@ -358,7 +359,7 @@ srv_conf_free(struct srv_conf *c)
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
-	    &c->udp_listen6, &c->public_url };
+	    &c->udp_listen6, &c->public_url, &c->user };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
