@@ -92,7 +92,10 @@ TUN=0
 if [ -c /dev/net/tun ]; then
 	host_global g3 198.18.1.30
 	host_global g4 198.18.1.40
-	if client_up g3 erin erin dc1 --tun ntm0 && client_up g4 frank frank dc2 --tun ntm0 &&
+	# frank's agent lets in erin's pings and the iperf3 server's port only
+	# (TUN mode denies the rest inbound): the filter is in the measured path.
+	if client_up g3 erin erin dc1 --tun ntm0 &&
+	    client_up g4 frank frank dc2 --tun ntm0 --allow icmp --allow 5201/tcp &&
 	    ntmc g3 erin tunnel ping -c 1 --timeout 20 "$(fqdn_of frank)" >/dev/null; then
 		TUN=1
 		tun_pids="$(ntmc g3 erin status --json | jq -r .agent.pid) $(ntmc g4 frank status --json | jq -r .agent.pid)"

@@ -95,6 +95,7 @@ _ntm()
 	--from) _ntm_peers; return ;;
 	--exec) COMPREPLY=($(compgen -c -- "$cur")); return ;;
 	--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
+	--allow) COMPREPLY=($(compgen -W "icmp all" -- "$cur")); return ;;
 	-u|--user|--device|--push|--timeout|--port|--keepalive|--dc-udp|--resolver) return ;;
 	--count|--interval|--udp|--local-port|--wait|--local|--remote|--remove) return ;;
 	--app|--service|--item|--notify|--ttl|--status|--discard) return ;;
@@ -122,7 +123,7 @@ _ntm()
 	login) opts="-u --user --password-file --ca --device --push --timeout --json -h --help" ;;
 	logout) opts="--timeout --json -h --help" ;;
 	status) opts="--offline --timeout --json -h --help" ;;
-	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun -h --help" ;;
+	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun --allow -h --help" ;;
 	down) opts="--json --timeout -h --help" ;;
 	register) opts="--json --dc-udp --resolver --timeout -h --help" ;;
 	tunnel) opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec -L --local -R --remote --remove --json -h --help" ;;

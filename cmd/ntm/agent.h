@@ -26,6 +26,8 @@
 #define AGENT_PING_MAX		10000	/* --count */
 #define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade */
 
+#define AGENT_ALLOW_MAX	64	/* NTM_FW_RULES_MAX */
+
 struct agent_opts {
 	int		 foreground;
 	long		 port;		/* 0: any */
@@ -36,6 +38,8 @@ struct agent_opts {
 	const char	*socks5;	/* "addr:port" on loopback, or NULL: the saved one */
 	int		 socks5_off;	/* --socks5 off: none, and forget the saved one */
 	const char	*tun;		/* TUN interface name (TUN mode), or NULL */
+	const char	*allow[AGENT_ALLOW_MAX];	/* --allow RULE (fw.h syntax) */
+	int		 nallow;				/* may exceed the array: refused */
 	const char	*log;		/* log file, or NULL: STATE_DIR/agent.log */
 	int		 quiet;		/* nothing on stdout (up --json prints instead) */
 };

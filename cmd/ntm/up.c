@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "agent.h"
+#include "fw.h"
 
 struct up_args {
 	struct agent_opts	o;
@@ -35,6 +36,19 @@ set_tun(void *args, const struct cmd_opt *opt, const char *v)
 	return 0;
 }
 
+/* --allow RULE, repeatable: checked in up_exec. */
+static int
+set_allow(void *args, const struct cmd_opt *opt, const char *v)
+{
+	struct agent_opts *o = &((struct up_args *)args)->o;
+
+	(void)opt;
+	if (o->nallow < AGENT_ALLOW_MAX)
+		o->allow[o->nallow] = v;
+	o->nallow++;
+	return 0;
+}
+
 static const struct cmd_opt up_opts[] = {
 	{ .name = "foreground", .shortopt = 'd', .help = "stay in the foreground, log to "
 	  "stderr", .type = CMD_FLAG, .off = UP(foreground) },
@@ -58,6 +72,10 @@ static const struct cmd_opt up_opts[] = {
 	{ .name = "tun", .help = "TUN mode (root): put the vIPs on a kernel interface, NAME "
 	  "(the argument after the options) or ntm0, for every program", .type = CMD_CALL,
 	  .set = set_tun },
+	{ .name = "allow", .arg = "RULE", .help = "TUN mode lets in from peers only "
+	  "answers to this host and what a RULE allows (repeatable): PORT, PORT/tcp, "
+	  "PORT/udp, icmp (ping), all; PEER:RULE for one peer only", .type = CMD_CALL,
+	  .set = set_allow },
 	{ .name = "socks5", .arg = "ADDR:PORT", .help = "serve SOCKS5 (CONNECT, UDP "
 	  "ASSOCIATE; no authentication) on this loopback address, to peers by FQDN or vIP; "
 	  "saved for the next 'ntm up' ('off': none, and forget it)", .type = CMD_CALL,
@@ -140,6 +158,25 @@ up_exec(void *ctx, struct cmd_call *c)
 		}
 		o->tun = name;
 		c->npos = 0;
+	}
+	if (o->nallow > 0 && !o->tun) {
+		cli_err("up", "--allow '%s': only with --tun (without it, nothing reaches "
+		    "this host's programs but what 'ntm tunnel listen' and forwards serve)",
+		    o->allow[0]);
+		return EXIT_USAGE;
+	}
+	if (o->nallow > AGENT_ALLOW_MAX) {
+		cli_err("up", "--allow: at most %d rules", AGENT_ALLOW_MAX);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < o->nallow; i++) {
+		struct ntm_fw_rule r;
+		char err[256];
+
+		if (ntm_fw_rule_parse(&r, o->allow[i], err, sizeof(err)) < 0) {
+			cli_err("up", "--allow %s", err);
+			return EXIT_USAGE;
+		}
 	}
 	if (o->tun && o->socks5) {
 		cli_err("up", "--socks5 and --tun: in TUN mode programs use the vIPs directly");

@@ -131,6 +131,7 @@ struct agent {
 	uint64_t	 gso_sends, gro_recvs;	/* messages carrying runs */
 	uint64_t	 stack_in, stack_out, stack_noroute;	/* user-space stack packets */
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
+	uint64_t	 tundev_denied;		/* from peers, refused by the filter */
 };
 
 /* udp.c: the UDP socket. Gather sends until the matching end (nestable);
@@ -242,9 +243,17 @@ json_t *agent_socks_json(struct agent *a);
 
 /* tundev.c: TUN mode (ntm up --tun) */
 int  agent_tundev_open(struct agent *a, const char *name, char *err, size_t errlen);
+/* The inbound filter's rules (lib/core/fw.h), after open: 0, or -1 with err. */
+int  agent_tundev_allow(const char *const *rules, int n, char *err, size_t errlen);
+/* Drops every capability but CAP_NET_ADMIN (the host routes to peers come
+ * and go), for good, and becomes uid:gid (the owner of the profile) when
+ * that is not root: 0, or -1 with err. Nothing when not root. */
+int  agent_tundev_drop_caps(uid_t uid, gid_t gid, char *err, size_t errlen);
 int  agent_tundev_start(struct agent *a);
 void agent_tundev_route(struct agent *a, struct tun *t, int add);
-void agent_tundev_input(struct agent *a, const uint8_t *p, size_t len);
+/* An authentic inner packet from t's peer: to the kernel, if the filter
+ * lets it in. */
+void agent_tundev_input(struct agent *a, struct tun *t, const uint8_t *p, size_t len);
 const char *agent_tundev_name(void);
 void agent_tundev_stop(struct agent *a);
 

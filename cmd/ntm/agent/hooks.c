@@ -46,7 +46,7 @@ on_inner(struct agent *a, struct tun *t, const struct ntm_ip *ip, const uint8_t 
 		    agent_ctl_echo_reply(a, t, ip) == 0) ||
 		    (ip->proto == NTM_PROTO_UDP && agent_ctl_udp(a, t, ip) == 0))
 			return 0;
-		agent_tundev_input(a, p, len);
+		agent_tundev_input(a, t, p, len);
 		return 0;
 	}
 	if (ip->is_echo)

@@ -193,6 +193,27 @@ setup_socks(struct agent *a, const struct agent_opts *o)
 	return EXIT_OK;
 }
 
+/* TUN mode, once the interface is up: nothing but CAP_NET_ADMIN, as the
+ * owner of the profile (its control socket handed over). */
+static int
+tun_least_privilege(struct agent *a, struct cli *cli, char *err, size_t errlen)
+{
+	char *dir = cli_state_path(cli, ".");
+	struct stat st;
+	int r = 0;
+
+	if (stat(dir, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		r = -1;
+	} else if (st.st_uid != 0 && a->sock_path &&
+	    lchown(a->sock_path, st.st_uid, st.st_gid) < 0) {
+		snprintf(err, errlen, "%s: %s", a->sock_path, strerror(errno));
+		r = -1;
+	}
+	free(dir);
+	return r < 0 ? -1 : agent_tundev_drop_caps(st.st_uid, st.st_gid, err, errlen);
+}
+
 /* Before the fork: the sockets (UDP, control, SOCKS5, TUN) and the log.
  * EXIT_OK, or the exit code (said on stderr). */
 static int
@@ -210,7 +231,9 @@ setup_sockets(struct agent *a, struct cli *cli, const struct agent_opts *o)
 		cli_err("up", "warning: %s; no forwards or SOCKS5 address brought back", err);
 	if ((r = setup_socks(a, o)) != EXIT_OK)
 		return r;
-	if (agent_tundev_open(a, o->tun, err, sizeof(err)) < 0) {
+	if (agent_tundev_open(a, o->tun, err, sizeof(err)) < 0 ||
+	    agent_tundev_allow(o->allow, o->nallow, err, sizeof(err)) < 0 ||
+	    (o->tun && tun_least_privilege(a, cli, err, sizeof(err)) < 0)) {
 		cli_err("up", "%s", err);
 		return EXIT_FAIL;
 	}

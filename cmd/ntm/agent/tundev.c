@@ -18,16 +18,22 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "common.h"
+#include "fw.h"
 #include "ippkt.h"
 #include "agentd.h"
 
@@ -44,6 +50,7 @@ static struct {
 	int		 fd, s4, s6, ifindex;
 	char		 name[IFNAMSIZ];
 	struct event	*ev;
+	struct ntm_fw	*fw;
 } td = { .fd = -1, .s4 = -1, .s6 = -1 };
 
 static int
@@ -211,6 +218,8 @@ on_tundev(evutil_socket_t fd, short what, void *arg)
 				t = a->tuns[i];
 		if (t == NULL || agent_tun_send(t, b, (size_t)n) < 0)
 			a->tundev_noroute++;	/* no tunnel (yet): as a link would */
+		else
+			ntm_fw_out(td.fw, b, (size_t)n, agent_now_ms());
 	}
 	agent_batch_end(a);
 }
@@ -229,8 +238,12 @@ agent_tundev_start(struct agent *a)
 
 /* To the kernel: an authentic inner packet for our vIPs. */
 void
-agent_tundev_input(struct agent *a, const uint8_t *p, size_t len)
+agent_tundev_input(struct agent *a, struct tun *t, const uint8_t *p, size_t len)
 {
+	if (ntm_fw_in(td.fw, t->peer, p, len, agent_now_ms()) == NTM_FW_DROP) {
+		a->tundev_denied++;
+		return;
+	}
 	if (write(td.fd, p, len) == (ssize_t)len)
 		a->tundev_in++;
 	else
@@ -256,4 +269,76 @@ agent_tundev_stop(struct agent *a)
 	if (td.s6 >= 0)
 		close(td.s6);
 	td.fd = td.s4 = td.s6 = -1;
+	ntm_fw_free(td.fw);
+	td.fw = NULL;
+}
+
+int
+agent_tundev_allow(const char *const *rules, int n, char *err, size_t errlen)
+{
+	struct ntm_fw_rule r;
+	uint64_t seed;
+	char e[256], buf[300];
+
+	if (td.fd < 0)
+		return 0;
+	ntm_random(&seed, sizeof(seed));
+	if (td.fw == NULL && (td.fw = ntm_fw_new(seed)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (ntm_fw_rule_parse(&r, rules[i], e, sizeof(e)) < 0 ||
+		    ntm_fw_add(td.fw, &r) < 0) {
+			snprintf(err, errlen, "--allow %s", e);
+			return -1;
+		}
+		log_info("TUN mode: let in %s", ntm_fw_rule_str(&r, buf, sizeof(buf)));
+	}
+	return 0;
+}
+
+int
+agent_tundev_drop_caps(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	FILE *f;
+	int last = CAP_LAST_CAP;
+
+	if (td.fd < 0 || geteuid() != 0)
+		return 0;
+	/* The running kernel may know more capabilities than these headers. */
+	if ((f = fopen("/proc/sys/kernel/cap_last_cap", "r")) != NULL) {
+		if (fscanf(f, "%d", &last) != 1)
+			last = CAP_LAST_CAP;
+		fclose(f);
+	}
+	for (int c = 0; c <= last; c++)
+		if (c != CAP_NET_ADMIN && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
+		    errno != EINVAL) {
+			snprintf(err, errlen, "cannot drop capability %d: %s", c, strerror(errno));
+			return -1;
+		}
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	/* The profile's owner, when that is not root: its files stay its own.
+	 * Keep the permitted set across the change of uid, then narrow it. */
+	if (uid != 0 && (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
+	    setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)) {
+		snprintf(err, errlen, "cannot become uid %lu: %s", (unsigned long)uid,
+		    strerror(errno));
+		return -1;
+	}
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = 1u << CAP_NET_ADMIN;
+	if (syscall(SYS_capset, &h, d) < 0) {
+		snprintf(err, errlen, "cannot keep CAP_NET_ADMIN only: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
