@@ -22,7 +22,7 @@ objs=$(ls "$build"/lib/core/*.o 2>/dev/null)
 [ -n "$objs" ] || { echo "layers-check: no objects under $build/lib/core (build first)" >&2; exit 1; }
 # libc functions the core may call: memory, strings, formatting, address
 # text, and getenv (NTM_PWHASH_FAST).
-libc='calloc|free|malloc|realloc|memchr|memcmp|memcpy|memmove|memset|snprintf|vsnprintf|strchr|strrchr|strcmp|strncmp|strcpy|strncpy|strcspn|strspn|strlen|strnlen|strtoul|strtol|strtoll|strtoull|inet_ntop|inet_pton|getenv|abort|__stack_chk_fail|__assert_fail|__errno_location'
+libc='calloc|free|malloc|realloc|memchr|memcmp|memcpy|memmove|memset|snprintf|vsnprintf|strchr|strrchr|strcmp|strncmp|strcasecmp|strncasecmp|strcpy|strncpy|strcspn|strspn|strlen|strnlen|strtoul|strtol|strtoll|strtoull|inet_ntop|inet_pton|getenv|abort|__stack_chk_fail|__assert_fail|__errno_location'
 core_defs=$(nm -g --defined-only $objs | awk 'NF == 3 {print $3}' | sort -u)
 bad=$(nm -u $objs | awk '{print $2}' | sort -u |
 	grep -vE "^(crypto_|sodium_|randombytes_|json_|jansson_)" |
