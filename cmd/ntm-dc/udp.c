@@ -31,6 +31,7 @@
 /* Drops and answers, by reason. */
 struct dc_udp_counters {
 	uint64_t	rx, reg_ok, resp_sent, nudge_sent, moved_sent;
+	uint64_t	moves_held;	/* location changes over the limit (dcreg.h) */
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
 };
@@ -287,6 +288,8 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	}
 	rt->c.reg_ok++;
+	if (act.limited)
+		rt->c.moves_held++;
 	if (act.verdict == NTM_DCREG_GOODBYE) {
 		if (act.log)
 			log_info("register %s: offline (its agent stopped)", s->fqdn);
@@ -416,11 +419,12 @@ dc_udp_stats(struct dc *dc)
 		return json_object();
 	c = &dc->rt->c;
 	dc_sess_counts(dc, &sc);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I}, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I}, s:I}",
 	    "received", (json_int_t)c->rx, "registered", (json_int_t)c->reg_ok,
 	    "answered", (json_int_t)c->resp_sent, "nudged", (json_int_t)c->nudge_sent,
-	    "moved", (json_int_t)c->moved_sent, "sessions", (json_int_t)sc.sessions,
+	    "moved", (json_int_t)c->moved_sent, "moves_held", (json_int_t)c->moves_held,
+	    "sessions", (json_int_t)sc.sessions,
 	    "dropped",
 	    "bad_header", (json_int_t)c->bad_header, "bad_type", (json_int_t)c->bad_type,
 	    "unknown_session", (json_int_t)c->unknown_session,
@@ -441,12 +445,12 @@ log_stats(struct dc *dc, int level_info)
 
 	dc_sess_counts(dc, &sc);
 	snprintf(line, sizeof(line), "udp: rx %llu registered %llu answered %llu nudged %llu "
-	    "sessions %zu; dropped: bad_header %llu bad_type %llu unknown_session %llu "
+	    "moves_held %llu sessions %zu; dropped: bad_header %llu bad_type %llu unknown_session %llu "
 	    "expired_session %llu replay %llu forged %llu malformed %llu rate_limited %llu "
 	    "send_error %llu direction_overflow %llu",
 	    (unsigned long long)c->rx, (unsigned long long)c->reg_ok,
 	    (unsigned long long)c->resp_sent, (unsigned long long)c->nudge_sent,
-	    sc.sessions, (unsigned long long)c->bad_header,
+	    (unsigned long long)c->moves_held, sc.sessions, (unsigned long long)c->bad_header,
 	    (unsigned long long)c->bad_type, (unsigned long long)c->unknown_session,
 	    (unsigned long long)c->expired_session, (unsigned long long)c->replay,
 	    (unsigned long long)c->forged, (unsigned long long)c->malformed,

@@ -41,6 +41,30 @@ location_of(const struct ntm_reg_req *req, const struct sockaddr_storage *from,
 	loc->natted = ntm_location_natted(loc);
 }
 
+/* Whether one more location change may go now (it is counted if so). */
+static int
+change_allowed(struct ntm_dcreg *st, int64_t now)
+{
+	if (st->changes_at == 0) {
+		st->changes = NTM_DCREG_CHANGE_BURST;
+		st->changes_at = now;
+	} else if (now > st->changes_at) {
+		int64_t add = (now - st->changes_at) / NTM_DCREG_CHANGE_EVERY_S;
+
+		if (add > 0) {
+			st->changes = add >= NTM_DCREG_CHANGE_BURST ? NTM_DCREG_CHANGE_BURST :
+			    (int)(st->changes + add > NTM_DCREG_CHANGE_BURST ?
+			    NTM_DCREG_CHANGE_BURST : st->changes + add);
+			st->changes_at += add * NTM_DCREG_CHANGE_EVERY_S;
+		}
+	} else if (now < st->changes_at)
+		st->changes_at = now;		/* the clock went back */
+	if (st->changes <= 0)
+		return 0;
+	st->changes--;
+	return 1;
+}
+
 int
 ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
     const struct sockaddr_storage *from, socklen_t fromlen, int64_t now,
@@ -87,6 +111,23 @@ ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
 	act->store = changed || now - o.saved >= keepalive_s;
 	act->answer = 1;
 	act->echo = req->ctr;
+	/* The rate of location changes (a first location always goes). */
+	if ((changed && o.has_loc) || o.owe_store) {
+		if (change_allowed(&o, now)) {
+			act->store = 1;
+			act->moved = act->moved || o.owe_moved;
+			o.owe_store = o.owe_moved = 0;
+		} else if (changed && o.has_loc) {
+			act->limited = 1;
+			o.owe_store = 1;
+			o.owe_moved = o.owe_moved || act->moved;
+			act->store = act->moved = act->log = 0;
+		}
+	}
+	next->changes = o.changes;
+	next->changes_at = o.changes_at;
+	next->owe_store = o.owe_store;
+	next->owe_moved = o.owe_moved;
 	if (!o.has_loc && o.last_seen == 0)
 		act->verdict = NTM_DCREG_FIRST;
 	else if (act->moved)

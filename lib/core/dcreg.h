@@ -11,6 +11,16 @@
 #include "reg.h"
 #include "route.h"
 
+/* Location changes a session may make: a burst of NTM_DCREG_CHANGE_BURST,
+ * then one every NTM_DCREG_CHANGE_EVERY_S. Over that, the DC still answers
+ * with the new reflexive address but neither stores the location nor tells
+ * the peers (MOVED) at once: it owes both, and pays them, with the latest
+ * location, at the first REG_REQ the limit lets through (a keepalive at the
+ * latest). A client rotating its source port cannot make its DC write and
+ * sign without bound. */
+#define NTM_DCREG_CHANGE_BURST		4
+#define NTM_DCREG_CHANGE_EVERY_S	2
+
 /* What the DC keeps of a client between two REG_REQs. All zero: never seen. */
 struct ntm_dcreg {
 	int			has_loc;	/* a live location (no goodbye since) */
@@ -19,6 +29,10 @@ struct ntm_dcreg {
 	struct ntm_location	loc;
 	int64_t			last_seen;	/* of the last registration, unix s */
 	int64_t			saved;		/* the location was last stored then */
+	int			changes;	/* location changes it may make now */
+	int64_t			changes_at;	/* counted then; 0: a full burst */
+	int			owe_store;	/* a change held back by the limit */
+	int			owe_moved;	/* ... and a MOVED */
 };
 
 enum ntm_dcreg_verdict {
@@ -41,6 +55,7 @@ struct ntm_dcreg_act {
 	uint64_t		echo;		/* the counter answered */
 	int			moved;		/* MOVED to the peers of its direct tunnels */
 	int			came_online;	/* was not online: entries waiting get a NUDGE */
+	int			limited;	/* a change over the limit: held back */
 };
 
 /* Online: registered within online_factor keepalives and no goodbye since. */

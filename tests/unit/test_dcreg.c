@@ -203,4 +203,74 @@ TEST(sequence)
 	    NTM_ERR_INVAL);
 }
 
-UNIT_MAIN(T(table), T(sequence))
+/* A client rotating its source port: a burst of changes goes, then one
+ * every NTM_DCREG_CHANGE_EVERY_S; the rest is answered but neither stored
+ * nor told to the peers; what was held back is paid, with the latest
+ * location, at the first REG_REQ the limit lets through. */
+TEST(change_limit)
+{
+	struct ntm_dcreg st;
+	struct ntm_dcreg_act act;
+	struct ntm_reg_req req;
+	struct sockaddr_storage from;
+	socklen_t len;
+	char a[64];
+	int stored = 0, moved = 0, limited = 0;
+
+	memset(&st, 0, sizeof(st));
+	memset(&req, 0, sizeof(req));
+	req.local_port = 4000;
+	sa(&req.addrs[req.naddrs++], "100.64.0.2:0");
+	CHECK_EQ(ntm_sa_parse(&from, &len, "198.18.0.1:4000"), 0);
+	req.ctr = 1;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &from, len, 1000, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_FIRST);
+	CHECK_EQ(act.store, 1);
+	/* 1,000 new ports within the same second. */
+	for (int i = 1; i <= 1000; i++) {
+		snprintf(a, sizeof(a), "198.18.0.1:%d", 4000 + i);
+		CHECK_EQ(ntm_sa_parse(&from, &len, a), 0);
+		req.ctr = 1 + (uint64_t)i;
+		CHECK_EQ(ntm_dcreg_decide(&st, &req, &from, len, 1000, KA, FACTOR, &st,
+		    &act), 0);
+		CHECK_EQ(act.answer, 1);	/* always answered: its reflexive address */
+		stored += act.store;
+		moved += act.moved;
+		limited += act.limited;
+		CHECK_EQ(ntohs(((struct sockaddr_in *)&st.loc.reflexive)->sin_port), 4000 + i);
+	}
+	CHECK_EQ(stored, NTM_DCREG_CHANGE_BURST);
+	CHECK_EQ(moved, NTM_DCREG_CHANGE_BURST);
+	CHECK_EQ(limited, 1000 - NTM_DCREG_CHANGE_BURST);
+	CHECK_EQ(st.owe_store, 1);
+	CHECK_EQ(st.owe_moved, 1);
+	/* One period later, a keepalive from the last address: what was held
+	 * back is paid now, once. */
+	req.ctr = 2000;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &from, len, 1000 + NTM_DCREG_CHANGE_EVERY_S, KA,
+	    FACTOR, &st, &act), 0);
+	CHECK_EQ(act.store, 1);
+	CHECK_EQ(act.moved, 1);
+	CHECK_EQ(act.limited, 0);
+	CHECK_EQ(st.owe_store, 0);
+	CHECK_EQ(st.owe_moved, 0);
+	req.ctr = 2001;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &from, len, 1000 + NTM_DCREG_CHANGE_EVERY_S, KA,
+	    FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_REFRESH);
+	CHECK_EQ(act.moved, 0);
+	/* Sustained: one change every NTM_DCREG_CHANGE_EVERY_S goes, at most. */
+	stored = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(a, sizeof(a), "198.18.0.1:%d", 9000 + i);
+		CHECK_EQ(ntm_sa_parse(&from, &len, a), 0);
+		req.ctr = 3000 + (uint64_t)i;
+		CHECK_EQ(ntm_dcreg_decide(&st, &req, &from, len, 2000 + i, KA, FACTOR, &st,
+		    &act), 0);
+		stored += act.store;
+	}
+	CHECK(stored <= NTM_DCREG_CHANGE_BURST + 100 / NTM_DCREG_CHANGE_EVERY_S);
+	CHECK(stored >= 100 / NTM_DCREG_CHANGE_EVERY_S);
+}
+
+UNIT_MAIN(T(table), T(sequence), T(change_limit))
