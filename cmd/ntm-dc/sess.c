@@ -22,6 +22,11 @@ struct dc_cache {
 	struct dc_sess		*by_client[SESS_BUCKETS];
 	size_t			 nsess;
 	uint64_t		 evicted, dropped;
+	/* The first send counter of each session: above every counter any
+	 * session sent before, in this run or an earlier one, whatever the
+	 * clock did (state_dir/reg-counter, lib/io/ctr.c). */
+	struct ntm_ctr_floor	 ctr;
+	int			 has_ctr;
 };
 
 /* Unix time in microseconds: the first send counter of a session. */
@@ -108,6 +113,8 @@ sess_remove(struct dc_cache *rt, struct dc_sess *s)
 			break;
 		}
 	rt->nsess--;
+	if (rt->has_ctr)
+		ntm_ctr_floor_note(&rt->ctr, s->chan.send_ctr);
 	sess_clear_pending(s);
 	ntm_chan_wipe(&s->chan);
 	ntm_wipe(s, sizeof(*s));
@@ -158,9 +165,20 @@ dc_sess_add(struct dc *dc, const struct dc_client *c, const struct dc_session *s
 	}
 	/* The DC's tx is the client's rx (crypto_kx server side). */
 	ntm_chan_init(&s->chan, sid, tx, rx);
-	/* Counters continue above those of an earlier run of the DC: the
-	 * client's window (kept across a DC restart) would refuse 1, 2, ... */
-	s->chan.send_ctr = realtime_us();
+	/* Counters continue above those of an earlier run of the DC (the
+	 * client's window, kept across a DC restart, would refuse 1, 2 ...) and
+	 * of this session before it left the cache; never a nonce twice. */
+	if (!rt->has_ctr)		/* -n: nothing is sent */
+		s->chan.send_ctr = realtime_us();
+	else if (ntm_ctr_floor_take(&rt->ctr, realtime_us(), &s->chan.send_ctr) < 0) {
+		log_warnx("session of %s: cannot reserve send counters in %s", c->fqdn,
+		    rt->ctr.path);
+		ntm_chan_wipe(&s->chan);
+		ntm_wipe(rx, sizeof(rx));
+		ntm_wipe(tx, sizeof(tx));
+		free(s);
+		return NULL;
+	}
 	ntm_wipe(rx, sizeof(rx));
 	ntm_wipe(tx, sizeof(tx));
 	memcpy(s->sid, sid, sizeof(sid));
@@ -343,6 +361,19 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (!dc->srv->check_only) {
+		char *path = xasprintf("%s/reg-counter", dc->srv->conf.state_dir);
+
+		e = ntm_ctr_floor_open(&dc->cache->ctr, path, realtime_us());
+		free(path);
+		if (e < 0) {
+			snprintf(err, errlen, "%s/reg-counter: %s", dc->srv->conf.state_dir,
+			    e == NTM_ERR_INVAL ? "not one number (restore it or remove it "
+			    "with every session ended)" : ntm_strerror(e));
+			return -1;
+		}
+		dc->cache->has_ctr = 1;
+	}
 	if ((e = dc_db_live_sessions(dc->db, now_unix(), load_session, dc)) < 0 ||
 	    (e = dc_db_locations(dc->db, load_location, dc)) < 0) {
 		snprintf(err, errlen, "db %s: cannot load the sessions: %s",
@@ -363,6 +394,8 @@ dc_sess_stop(struct dc *dc)
 	for (unsigned b = 0; b < SESS_BUCKETS; b++)
 		while ((s = c->by_sid[b]) != NULL)
 			sess_remove(c, s);
+	if (c->has_ctr)
+		ntm_ctr_floor_free(&c->ctr);
 	free(c);
 	dc->cache = NULL;
 }

@@ -17,6 +17,7 @@
 #define AGENT_SOCK		"agent.sock"
 #define AGENT_PID		"agent.pid"
 #define AGENT_LOG		"agent.log"	/* in the state dir, unless --log */
+#define AGENT_REG_CTR		"reg-counter"	/* the registration counters' floor */
 #define AGENT_SAVED		"agent.json"	/* forwards, SOCKS5: brought back at up */
 #define AGENT_LOG_MAX		(1024 * 1024)	/* then agent.log becomes agent.log.1 */
 #define AGENT_TUN_MAX		64	/* tunnels held */
@@ -67,10 +68,17 @@ int  agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port,
 int64_t agent_now_ms(void);
 int64_t agent_now_us(void);
 uint64_t agent_wall_us(void);
-/* Loads the session's channel keys into c (send counter: wall-clock us). */
+/* Loads the session's channel keys into c, and the floor of its send
+ * counters from ctr_path (STATE_DIR/reg-counter, lib/io/ctr.c). */
 struct ntm_chan;
 struct session;
-int  agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen);
+int  agent_chan(struct ntm_chan *c, const struct session *s, const char *ctr_path,
+    char *err, size_t errlen);
+/* Before sealing on c: its counter above the wall clock (us) and above
+ * every counter this session sent, in this process or an earlier one,
+ * whatever the clock did. 0, or -1 (the floor cannot be stored: send
+ * nothing). */
+int  agent_chan_ctr(struct ntm_chan *c);
 
 /* agent_client.c: the client side of the control socket. */
 struct ctl_client {

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -50,11 +51,28 @@ agent_wall_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The registration counters' floor of the one session this process uses. */
+static struct ntm_ctr_floor reg_ctr;
+static int has_reg_ctr;
+
 int
-agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen)
+agent_chan_ctr(struct ntm_chan *c)
+{
+	uint64_t w = agent_wall_us(), v;
+
+	if (!has_reg_ctr || ntm_ctr_floor_take(&reg_ctr, c->send_ctr > w ? c->send_ctr : w,
+	    &v) < 0)
+		return -1;
+	c->send_ctr = v;
+	return 0;
+}
+
+int
+agent_chan(struct ntm_chan *c, const struct session *s, const char *ctr_path, char *err,
+    size_t errlen)
 {
 	uint8_t sid[NTM_SID_LEN], tx[NTM_KEY_LEN], rx[NTM_KEY_LEN];
-	int ret = -1;
+	int ret = -1, e;
 
 	if (ntm_hex_decode_exact(sid, sizeof(sid), s->session_id) < 0 ||
 	    ntm_b64_decode_exact(tx, sizeof(tx), s->tx) < 0 ||
@@ -64,9 +82,20 @@ agent_chan(struct ntm_chan *c, const struct session *s, char *err, size_t errlen
 		goto out;
 	}
 	ntm_chan_init(c, sid, tx, rx);
-	/* Counters keep increasing across restarts and between `ntm register`
-	 * and the agent, so the DC's replay window never refuses a fresh start. */
-	c->send_ctr = agent_wall_us();
+	/* Counters keep increasing across restarts, clock steps and between
+	 * `ntm register` and the agent: the DC's replay window never refuses a
+	 * fresh start, and no nonce is used twice under the session's key. */
+	if (has_reg_ctr)
+		ntm_ctr_floor_free(&reg_ctr);
+	has_reg_ctr = 0;
+	if ((e = ntm_ctr_floor_open(&reg_ctr, ctr_path, agent_wall_us())) < 0) {
+		snprintf(err, errlen, "%s: %s", ctr_path, e == NTM_ERR_INVAL ?
+		    "not one number (remove it and log in again)" :
+		    e == NTM_ERR_IO ? strerror(errno) : ntm_strerror(e));
+		goto out;
+	}
+	has_reg_ctr = 1;
+	c->send_ctr = reg_ctr.hi;
 	ret = 0;
 out:
 	ntm_wipe(tx, sizeof(tx));

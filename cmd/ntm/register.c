@@ -72,7 +72,7 @@ register_once(struct cli *cli, const char *dc_udp, const char *resolver, long ti
 	struct ntm_reg_resp rs;
 	struct sockaddr_storage dc, me;
 	socklen_t dclen, mlen = sizeof(me);
-	char err[512], b[64];
+	char err[512], b[64], *ctr;
 	uint8_t out[NTM_REG_REQ_LEN], in[NTM_UDP_MAX + 1];
 	int64_t deadline, next = 0;
 	int fd = -1, r, ret = EXIT_FAIL, got = 0;
@@ -87,7 +87,10 @@ register_once(struct cli *cli, const char *dc_udp, const char *resolver, long ti
 		cli_err("register", "%s", err);
 		return EXIT_FAIL;
 	}
-	if (agent_chan(&ch, &s, err, sizeof(err)) < 0) {
+	ctr = cli_state_path(cli, AGENT_REG_CTR);
+	r = agent_chan(&ch, &s, ctr, err, sizeof(err));
+	free(ctr);
+	if (r < 0) {
 		cli_err("register", "%s", err);
 		goto out;
 	}
@@ -123,7 +126,8 @@ register_once(struct cli *cli, const char *dc_udp, const char *resolver, long ti
 		ssize_t n;
 
 		if (now >= next) {
-			if ((r = ntm_reg_req_seal(&ch, &rq, out, sizeof(out), NULL)) < 0) {
+			if (agent_chan_ctr(&ch) < 0 ||
+			    (r = ntm_reg_req_seal(&ch, &rq, out, sizeof(out), NULL)) < 0) {
 				cli_err("register", "cannot seal: %s", ntm_strerror(r));
 				goto out;
 			}

@@ -46,6 +46,37 @@ int ntm_file_read(const char *path, size_t max, char **out, size_t *len) NTM_WUR
  * with group/world permissions when strict is set. */
 int ntm_mkdirs(const char *path, int mode) NTM_WUR;
 
+/* ---- counters that never repeat (lib/io/ctr.c) --------------------------- */
+
+/*
+ * The nonce counters of a key that outlives a process (a registration
+ * session's, used by the DC and by the device across restarts). Counters
+ * follow the wall clock in microseconds, but a clock step back plus a
+ * restart must not bring old values back: every value handed out is below
+ * a limit stored durably in path first (NTM_CTR_RESERVE above the value
+ * that needed it; rewritten when values come within NTM_CTR_MARGIN of it,
+ * about once a day), and a new run starts above the limit it finds.
+ */
+#define NTM_CTR_RESERVE	(86400ULL * 1000000)	/* a day of microseconds */
+#define NTM_CTR_MARGIN	(1ULL << 32)
+
+struct ntm_ctr_floor {
+	char		*path;
+	uint64_t	 hi;		/* the highest value handed out or noted */
+	uint64_t	 limit;		/* stored: nothing at or above it was used */
+};
+/* Reads path (none: a first run), starts above its limit and above now (the
+ * wall clock, microseconds), and stores a new limit. 0, NTM_ERR_INVAL for a
+ * file that is not one number (never guessed), or the write's error. */
+int  ntm_ctr_floor_open(struct ntm_ctr_floor *f, const char *path, uint64_t now) NTM_WUR;
+/* A value at least at_least and above every one before; stores a new limit
+ * first when needed (an error then: send nothing). */
+int  ntm_ctr_floor_take(struct ntm_ctr_floor *f, uint64_t at_least, uint64_t *out) NTM_WUR;
+/* A counter that went up by itself from a taken value (a session's, as it
+ * sent): later takes stay above it. */
+void ntm_ctr_floor_note(struct ntm_ctr_floor *f, uint64_t used);
+void ntm_ctr_floor_free(struct ntm_ctr_floor *f);
+
 /* ---- configuration files (lib/io/conf.c) -------------------------------- */
 
 /* "key = value" lines, '#' comments, blank lines. Unknown keys, duplicates and

@@ -44,3 +44,28 @@ dc_udp() { ntm-dc -f "$(P)/dc1.conf" status --json 2>/dev/null | jq -r ".udp.$1 
 	assert_success
 	[ "$(jq -r '.[] | select(.fqdn == "alice.dc1.ntm.test") | .location.reflexive' <<<"$output" | cut -d: -f1)" = 127.0.0.1 ]
 }
+
+@test "a device whose clock stepped back an hour registers at once: its counters stay above every one it sent (no nonce twice under the session key)" {
+	local p=$BATS_FILE_TMPDIR/a
+	run_t ntm -c "$p" register --dc-udp "$(udp_of dc1)" --timeout 5
+	assert_success
+	# The floor of the counters is kept beside the session, 0600.
+	assert_file_exists "$p/reg-counter"
+	assert_equal "$(stat -c %a "$p/reg-counter")" 600
+	# With the wall clock an hour behind, counters from the clock alone
+	# would be ones already used; the DC would drop them as replays.
+	run timeout 20 faketime -f -1h ntm -c "$p" register --dc-udp "$(udp_of dc1)" --timeout 5
+	assert_success
+	assert_output --partial "reflexive: 127.0.0.1:"
+	run timeout 20 faketime -f -1h ntm -c "$p" register --dc-udp "$(udp_of dc1)" --timeout 5
+	assert_success
+}
+
+@test "a damaged counter floor is refused, naming the file, not guessed" {
+	local p=$BATS_TEST_TMPDIR/b
+	login "$p" alice alice-pw-1 "$(dc1_url)" >/dev/null
+	echo 'not a number' > "$p/reg-counter"
+	run_t ntm -c "$p" register --dc-udp "$(udp_of dc1)" --timeout 5
+	assert_failure
+	assert_output --partial "$p/reg-counter: not one number"
+}

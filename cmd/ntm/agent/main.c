@@ -131,7 +131,7 @@ wait_ready(int fd, pid_t pid, long timeout_s, uint16_t port, const char *sock,
 static int
 setup_session(struct agent *a, struct cli *cli, const struct agent_opts *o)
 {
-	char err[512];
+	char err[512], *ctr;
 	long pid = 0;
 	int r;
 
@@ -154,7 +154,10 @@ setup_session(struct agent *a, struct cli *cli, const struct agent_opts *o)
 		cli_err("up", "an agent is already running (pid %ld, %s)", pid, a->sock_path);
 		return EXIT_FAIL;
 	}
-	if (agent_chan(&a->chan, &a->s, err, sizeof(err)) < 0) {
+	ctr = cli_state_path(cli, AGENT_REG_CTR);
+	r = agent_chan(&a->chan, &a->s, ctr, err, sizeof(err));
+	free(ctr);
+	if (r < 0) {
 		cli_err("up", "%s", err);
 		return EXIT_FAIL;
 	}

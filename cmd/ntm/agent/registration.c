@@ -42,11 +42,15 @@ reg_send(struct agent *a)
 	r.flags = NTM_REG_F_AGENT;
 	r.naddrs = a->nlocals;
 	memcpy(r.addrs, a->locals, sizeof(r.addrs));
-	/* Counters follow the wall clock in microseconds, so they stay above
-	 * whatever this session sent before (an earlier agent, `ntm register`)
-	 * and the DC's replay window never mistakes us for a replay. */
-	if (a->chan.send_ctr < agent_wall_us())
-		a->chan.send_ctr = agent_wall_us();
+	/* Counters follow the wall clock in microseconds, above whatever this
+	 * session sent before (an earlier agent, `ntm register`, a clock that
+	 * stepped back), so the DC's replay window never mistakes us for a
+	 * replay and no nonce repeats. */
+	if (agent_chan_ctr(&a->chan) < 0) {
+		log_warnx("cannot store the floor of the registration counters; "
+		    "not registering");
+		return;
+	}
 	if ((n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0) {
 		log_warnx("cannot seal REG_REQ: %s", ntm_strerror(n));
 		return;
@@ -72,9 +76,8 @@ agent_reg_offline(struct agent *a)
 	r.local_port = a->port;
 	r.flags = NTM_REG_F_OFFLINE;
 	for (int i = 0; i < 2; i++) {
-		if (a->chan.send_ctr < agent_wall_us())
-			a->chan.send_ctr = agent_wall_us();
-		if ((n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0)
+		if (agent_chan_ctr(&a->chan) < 0 ||
+		    (n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), NULL)) < 0)
 			return;
 		(void)agent_udp_send(a, b, (size_t)n, &a->dc);
 	}
