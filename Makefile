@@ -47,7 +47,7 @@ UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS   := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all lib tools deps check unit asan bats netns demo demo-stop bench fuzz \
+.PHONY: all lib tools deps check unit asan bats netns demo demo-stop bench fuzz fuzz-long \
 	install uninstall clean docs-check layers-check
 all: lib $(BINS)
 lib: $(BUILD)/libntm.a $(BUILD)/libntm.so $(BUILD)/ntm.pc
@@ -140,6 +140,10 @@ bench: all
 
 fuzz:
 	@./scripts/fuzz.sh $(FUZZ_SRCS)
+
+# Each harness for FUZZ_LONG_SECONDS (default 600): executions and coverage.
+fuzz-long:
+	@FUZZ_SECONDS=$${FUZZ_LONG_SECONDS:-600} ./scripts/fuzz.sh $(FUZZ_SRCS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \

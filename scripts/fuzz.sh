@@ -52,7 +52,9 @@ for src in "$@"; do
 	    "$bin" -max_total_time="$SECONDS_EACH" -max_len=4096 \
 	    -artifact_prefix="$BUILD/crashes/$short/" -print_final_stats=0 \
 	    "$corpus" >"$BUILD/$name.log" 2>&1; then
-		tail -n 1 "$BUILD/$name.log"
+		# executions, and the coverage libFuzzer reached (edges, features)
+		echo "fuzz: $name: $(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$BUILD/$name.log") runs," \
+		    "$(grep -o 'cov: [0-9]* ft: [0-9]*' "$BUILD/$name.log" | tail -n 1)"
 	else
 		echo "fuzz: $name FAILED (log: $BUILD/$name.log)"
 		grep -E 'ERROR|runtime error|Test unit written' "$BUILD/$name.log" | head -n 5
