@@ -100,6 +100,7 @@ struct srv_conf {
 	long	 dns_rate;		/* DC: alike DNS answers/s per source prefix (0: off) */
 	long	 dns_rate_total;	/* DC: DNS answers/s in all */
 	char	*user;			/* all: the user to run as once bound */
+	long	 client_idle_days;	/* DC: devices unseen this long are reclaimed */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -40,6 +40,7 @@ static const struct {
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
 	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
 	S(user, R_ALL),
+	I(client_idle_days, R_DC, 0, 36500),
 };
 #undef S
 #undef I
@@ -215,6 +216,7 @@ conf_defaults(struct srv_conf *c)
 	c->upload_idle_s = 3600;
 	c->dns_rate = 20;
 	c->dns_rate_total = 20000;
+	c->client_idle_days = 90;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */

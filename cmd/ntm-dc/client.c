@@ -1,6 +1,9 @@
 /*
  * client.c - "ntm-dc client list [--json]": the client devices this DC has
- * assigned addresses to, read straight from its database.
+ * assigned addresses to, read straight from its database; "ntm-dc client
+ * del FQDN": one deleted, its address freed. And, in the daemon, devices
+ * unseen for client_idle_days reclaimed, and the sessions of clients that
+ * another process deleted ended (dc_client_tick).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,7 @@
 #include <jansson.h>
 
 #include "dc.h"
+#include "sess.h"
 
 struct rows {
 	struct dc_client	*v;
@@ -199,6 +203,86 @@ cleanup:
 	return ret;
 }
 
+static int
+del_exec(void *ctx, struct cmd_call *c)
+{
+	struct srv *s = ctx;
+	const char *fqdn = c->pos[0];
+	sqlite3 *db = NULL;
+	char err[512];
+	int e;
+
+	if (!ntm_valid_dnsname(fqdn) || strchr(fqdn, '.') == NULL) {
+		srv_errx("client del: '%s' is not a client FQDN", fqdn);
+		return 2;
+	}
+	if (dc_db_open(s->conf.db, &db, err, sizeof(err)) < 0) {
+		srv_errx("%s", err);
+		return 1;
+	}
+	e = dc_db_client_del(db, fqdn, now_unix());
+	ntm_db_close(db);
+	if (e == NTM_ERR_NOTFOUND) {
+		srv_errx("client del: no client '%s'", fqdn);
+		return 1;
+	}
+	if (e < 0) {
+		srv_errx("db %s: %s", s->conf.db, ntm_strerror(e));
+		return 1;
+	}
+	printf("deleted %s (a running DC ends its session within seconds)\n", fqdn);
+	return 0;
+}
+
+#define RECLAIM_EVERY_S		3600
+
+struct dc_clients {
+	int64_t		next_reclaim;
+	int		data_version;
+};
+
+static int
+data_version(sqlite3 *db)
+{
+	int64_t v = -1;
+
+	return ntm_db_int(db, &v, "PRAGMA data_version", NULL) < 0 ? -1 : (int)v;
+}
+
+static struct dc_clients st;
+
+void
+dc_client_watch(struct dc *dc)
+{
+	st.data_version = data_version(dc->db);
+	st.next_reclaim = 0;
+}
+
+void
+dc_client_tick(struct dc *dc)
+{
+	int64_t now = now_unix(), idle = dc->srv->conf.client_idle_days * 86400;
+	int v, n = 0;
+
+	/* Another process (`ntm-dc client del`) changed the database. */
+	if ((v = data_version(dc->db)) >= 0 && v != st.data_version) {
+		(void)dc_sess_forget_gone(dc);
+		st.data_version = v;
+	}
+	if (idle <= 0 || now < st.next_reclaim)
+		return;
+	st.next_reclaim = now + RECLAIM_EVERY_S;
+	if (dc_db_clients_reclaim(dc->db, now - idle, now, &n) < 0) {
+		log_warnx("client_idle_days: cannot reclaim idle devices");
+		return;
+	}
+	if (n > 0) {
+		log_info("reclaimed %d device%s unseen for %ld days (their addresses are "
+		    "free again)", n, n == 1 ? "" : "s", dc->srv->conf.client_idle_days);
+		(void)dc_sess_forget_gone(dc);
+	}
+}
+
 static const struct cmd_opt client_opts[] = {
 	SRV_OPT_JSON(struct client_args),
 	SRV_OPT_HELP,
@@ -213,15 +297,26 @@ static const struct cmd_entry client_list = {
 	.exec = list_exec,
 };
 
-static const struct cmd_entry *const client_subs[] = { &client_list, NULL };
+static const struct cmd_entry client_del = {
+	.name = "del",
+	.summary = "delete a device: its session ends, its addresses are free again",
+	.usage = "FQDN",
+	.takes = "",
+	.min = 1,
+	.max = 1,
+	.missing = "missing FQDN (usage: client del FQDN)",
+	.exec = del_exec,
+};
+
+static const struct cmd_entry *const client_subs[] = { &client_list, &client_del, NULL };
 
 const struct cmd_entry dc_client_entry = {
 	.name = "client",
-	.summary = "list the client devices with their FQDN and virtual addresses",
-	.usage = "list",
+	.summary = "list or delete the client devices (FQDN, virtual addresses)",
+	.usage = "list|del",
 	.opts = client_opts,
 	.subs = client_subs,
 	.flags = CMD_SUBOPTS_STRICT,
-	.missing = "missing command (usage: client list [--json])",
+	.missing = "missing command (usage: client list [--json] | client del FQDN)",
 	.args_size = sizeof(struct client_args),
 };

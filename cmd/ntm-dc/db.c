@@ -270,6 +270,67 @@ dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
 	return ntm_db_end(db, ret);
 }
 
+/* Deletes client ids matching where (SQL on clients c, ?1 = now, ?2 = arg)
+ * with everything of theirs; their live sessions' tokens go to ended_tokens
+ * (the AS hears of it, as at logout). *n: how many. */
+static int
+clients_delete(sqlite3 *db, const char *where, int64_t now, const char *arg, int64_t iarg,
+    int *n)
+{
+	char sql[1024];
+	int ret;
+
+	*n = 0;
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO ended_tokens (token_id, expires) "
+	    "SELECT s.token_id, s.expires FROM sessions s JOIN clients c ON c.id = s.client_id "
+	    "WHERE s.ended IS NULL AND s.expires > ?1 AND (%s)", where);
+	ret = arg ? ntm_db_run(db, sql, "Is", now, arg) : ntm_db_run(db, sql, "II", now, iarg);
+	if (ret == 0) {
+		snprintf(sql, sizeof(sql), "DELETE FROM clients AS c WHERE (%s) AND ?1 = ?1",
+		    where);
+		ret = arg ? ntm_db_run(db, sql, "Is", now, arg) : ntm_db_run(db, sql, "II",
+		    now, iarg);
+		if (ret == 0)
+			*n = sqlite3_changes(db);
+	}
+	return ntm_db_end(db, ret);
+}
+
+int
+dc_db_client_del(sqlite3 *db, const char *fqdn, int64_t now)
+{
+	int n, ret;
+
+	if ((ret = clients_delete(db, "c.fqdn = ?2", now, fqdn, 0, &n)) < 0)
+		return ret;
+	return n ? 0 : NTM_ERR_NOTFOUND;
+}
+
+int
+dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n)
+{
+	/* Not logged in since before, not registered since before, and no
+	 * session that is still good. */
+	return clients_delete(db, "c.last_login < ?2 AND "
+	    "coalesce((SELECT l.last_seen FROM locations l WHERE l.client_id = c.id), 0) "
+	    "< ?2 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = c.id AND "
+	    "s.ended IS NULL AND s.expires > ?1)", now, NULL, before, n);
+}
+
+int
+dc_db_client_exists(sqlite3 *db, int64_t id)
+{
+	int64_t n = 0;
+	int ret;
+
+	if ((ret = ntm_db_int(db, &n, "SELECT count(*) FROM clients WHERE id = ?1", "I",
+	    id)) < 0)
+		return ret;
+	return n > 0;
+}
+
 int
 dc_db_ended_due(sqlite3 *db, int64_t now, int max,
     int (*fn)(const char *token_id, int tries, void *arg), void *arg)

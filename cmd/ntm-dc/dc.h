@@ -88,6 +88,15 @@ int  dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen);
  * last_login, its push URL and exchange key (NULL clears each), and stores sess as its
  * session (replacing the previous one).
  */
+/* Deletes the client fqdn and everything of its (sessions, location,
+ * waiting keys and entries); its live session's token is ended as at
+ * logout. NTM_ERR_NOTFOUND when there is none. */
+int  dc_db_client_del(sqlite3 *db, const char *fqdn, int64_t now);
+/* Deletes the clients neither logged in nor registered since before, with
+ * no session still good at now; *n: how many. */
+int  dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n);
+/* 1 if the client id exists, 0 if not, or an error. */
+int  dc_db_client_exists(sqlite3 *db, int64_t id);
 int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
     const char *domain, const char *user, const char *device, const char *push,
     const char *xkey, const struct dc_session *sess, int64_t now, struct dc_client *out);
@@ -312,7 +321,12 @@ void dc_ended_stop(struct dc *dc);
 /* {"waiting", "sent", "failed_tries"} (new). */
 json_t *dc_ended_stats(struct dc *dc);
 
-/* client.c - the "client" subcommand. */
+/* client.c - the "client" subcommand; in the daemon, every few seconds:
+ * sessions of clients deleted by another process end, and (hourly) devices
+ * unseen for client_idle_days are reclaimed. */
 extern const struct cmd_entry dc_client_entry;
+void dc_client_tick(struct dc *dc);
+/* From now on, changes to the database by other processes are noticed. */
+void dc_client_watch(struct dc *dc);
 
 #endif

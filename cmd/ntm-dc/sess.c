@@ -380,7 +380,30 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 		    dc->srv->conf.db, ntm_strerror(e));
 		return -1;
 	}
+	dc_client_watch(dc);
 	return 0;
+}
+
+int
+dc_sess_forget_gone(struct dc *dc)
+{
+	struct dc_cache *c = dc->cache;
+	struct dc_sess *s, *next;
+	int n = 0;
+
+	if (c == NULL)
+		return 0;
+	for (unsigned b = 0; b < SESS_BUCKETS; b++)
+		for (s = c->by_sid[b]; s; s = next) {
+			next = s->snext;
+			if (dc_db_client_exists(dc->db, s->client_id) == 0) {
+				log_info("client %s: deleted from the database; its session ends",
+				    s->fqdn);
+				sess_remove(c, s);
+				n++;
+			}
+		}
+	return n;
 }
 
 void

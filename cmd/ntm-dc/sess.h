@@ -45,6 +45,9 @@ void dc_sess_expire(struct dc_sess *s, int64_t now);
 int  dc_sess_enqueue(struct dc *dc, struct dc_sess *s, json_t *direction);
 /* Registered within DC_ONLINE_FACTOR keepalives (and not said goodbye). */
 int  dc_sess_online(const struct dc *dc, const struct dc_sess *s, int64_t now);
+/* Drops the cached sessions of clients no longer in the database (deleted
+ * by `ntm-dc client del` or reclaimed): how many. */
+int  dc_sess_forget_gone(struct dc *dc);
 /* The keepalive asked of clients, in seconds. */
 int  dc_keepalive(const struct dc *dc);
 

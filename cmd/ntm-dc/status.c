@@ -47,6 +47,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 	write_status(dc);
 	dc_udp_tick(dc);
+	dc_client_tick(dc);
 }
 
 /* "ntm-dc status [--json]": the running daemon's counters, from its file. */
