@@ -88,6 +88,12 @@ struct srv_conf {
 	long	 upload_idle_s;		/* CS: an unfinished upload idle this long is dropped */
 	char	*public_url;		/* CS: the https URL clients reach it at (announced) */
 	long	 announce_retry_max_s;	/* CS: longest wait between announcement tries */
+	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */
+	long	 http_max_conns;
+	long	 http_max_conns_per_addr;
+	long	 http_header_timeout_s;
+	long	 http_body_timeout_s;
+	long	 http_body_min_rate;
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -38,6 +38,9 @@ static const struct {
 	I(quota_bytes, R_CS, 1, (1L << 50)), I(object_ttl_s, R_CS, 1, 365L * 86400),
 	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
+	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
+	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
+	I(http_body_min_rate, R_ALL, 1, 1L << 30),
 };
 #undef S
 #undef I
@@ -211,6 +214,11 @@ conf_defaults(struct srv_conf *c)
 	c->gc_interval_s = 60;
 	c->announce_retry_max_s = 300;
 	c->upload_idle_s = 3600;
+	c->http_max_conns = NTM_HTTPD_MAX_CONNS;
+	c->http_max_conns_per_addr = NTM_HTTPD_MAX_CONNS_PER_ADDR;
+	c->http_header_timeout_s = NTM_HTTPD_HEADER_TIMEOUT_S;
+	c->http_body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
+	c->http_body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */

@@ -85,6 +85,28 @@ typedef void ntm_log_fn(int level, const char *msg, void *arg);
 void ntm_log_set(ntm_log_fn *fn, void *arg, int maxlevel);
 void ntm_log(int level, const char *fmt, ...) NTM_PRINTF(2, 3);
 void ntm_vlog(int level, const char *fmt, va_list ap);
+/*
+ * Rate-limited lines, for what a flood repeats (refused connections and
+ * requests). Lines are grouped by kind (a static string saying what
+ * happened) and source (an address, or NULL). The first NTM_LOG_RL_BURST
+ * lines of a group in a window of NTM_LOG_RL_WINDOW_S are written as given;
+ * the rest are only counted, and when the window has ended one line says
+ * "KIND: N more from SOURCE in the last W s", at the lines' level or INFO,
+ * whichever is more severe, so a flood shows at the default level.
+ * NTM_LOG_RL_GROUPS groups are tracked; past that, new sources of a kind
+ * are counted together as "many sources". ntm_log_rl_flush writes the
+ * summaries of windows that have ended (call it every few seconds); the
+ * _at forms take the monotonic time in ms (tests).
+ */
+#define NTM_LOG_RL_BURST	3
+#define NTM_LOG_RL_WINDOW_S	10
+#define NTM_LOG_RL_GROUPS	64
+void ntm_log_rl(int level, const char *kind, const char *source,
+    const char *fmt, ...) NTM_PRINTF(4, 5);
+void ntm_log_rl_at(uint64_t now_ms, int level, const char *kind,
+    const char *source, const char *fmt, ...) NTM_PRINTF(5, 6);
+void ntm_log_rl_flush(void);
+void ntm_log_rl_flush_at(uint64_t now_ms);
 
 /* ---- bounded buffers and cursors (lib/core/buf.c) ----------------------- */
 
