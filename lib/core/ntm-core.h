@@ -310,16 +310,26 @@ int  ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
     const char *method, const char *path, int64_t date, const char *nonce,
     const void *body, size_t len) NTM_WUR;
 
-/* Remembers the signatures accepted within the date window, so a captured
- * request cannot be replayed while its date is still fresh. Bounded. */
+/*
+ * Remembers the signatures accepted within the date window, so a captured
+ * request cannot be replayed while its date is still fresh. Kept per peer
+ * (the signing certificate's public key), so no peer can fill it for the
+ * others: at most per_peer signatures each, the oldest evicted past that
+ * (the peer's requests dated at or before an evicted one are then
+ * refused), behind a token bucket of rate requests per second and burst;
+ * at most max_peers peers with live entries.
+ */
 struct ntm_replay;
-struct ntm_replay *ntm_replay_new(size_t max_entries);	/* new */
+struct ntm_replay *ntm_replay_new(size_t max_peers, size_t per_peer,
+    unsigned rate, unsigned burst);	/* new; NULL on a zero or huge limit */
 void ntm_replay_free(struct ntm_replay *r);
-/* 0 and remembers sig if date is within NTM_SIG_WINDOW of now and sig is new;
- * NTM_ERR_EXPIRED if stale, NTM_ERR_REPLAY if seen, NTM_ERR_NOSPACE if full
- * of unexpired entries. */
-int ntm_replay_check(struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN],
-    int64_t date, int64_t now) NTM_WUR;
+/* 0 and remembers sig if date is within NTM_SIG_WINDOW of now and sig is new
+ * for the peer pk. NTM_ERR_EXPIRED if stale; NTM_ERR_REPLAY if seen, or
+ * dated at or before a signature of this peer that was evicted;
+ * NTM_ERR_NOSPACE if the peer is over its rate (or max_peers peers are
+ * live); NTM_ERR_NOMEM. */
+int ntm_replay_check(struct ntm_replay *r, const uint8_t pk[NTM_SIGN_PK],
+    const uint8_t sig[NTM_SIG_LEN], int64_t date, int64_t now) NTM_WUR;
 
 /* ---- strict JSON unpacking (lib/core/json.c) ---------------------------- */
 

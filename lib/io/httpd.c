@@ -51,7 +51,12 @@
 
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
-#define HTTPD_REPLAY_MAX	65536
+/* The replay cache (docs/protocol.md 2.2): per signing certificate, at most
+ * this many signatures, behind this many requests per second (and burst). */
+#define HTTPD_REPLAY_PEERS	4096
+#define HTTPD_REPLAY_PER_PEER	16384
+#define HTTPD_SIGNED_RATE	200
+#define HTTPD_SIGNED_BURST	2000
 #define ADDR_BUCKETS		256
 #define HTTPD_TICK_S		10	/* summaries of rate-limited log lines */
 
@@ -1259,11 +1264,13 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
 		return NTM_ERR_CRYPTO;
 	}
-	if ((err = ntm_replay_check(h->replay, sig, date, now)) != 0) {
+	if ((err = ntm_replay_check(h->replay, r->cert.pk, sig, date, now)) != 0) {
 		snprintf(why, wlen, "%s", err == NTM_ERR_EXPIRED ?
 		    "request date is too far from the server's clock" :
-		    err == NTM_ERR_REPLAY ? "request was replayed" :
-		    "replay cache is full");
+		    err == NTM_ERR_REPLAY ? "request was replayed (or is dated before "
+		    "requests of the same certificate already forgotten)" :
+		    err == NTM_ERR_NOSPACE ? "too many signed requests from this "
+		    "certificate: retry later" : "out of memory");
 		return err;
 	}
 	r->has_cert = 1;
@@ -1332,11 +1339,21 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 		int err = check_signed(r, why, sizeof(why));
 
 		if (err) {
-			ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: unauthorized: %s",
+			char src[INET6_ADDRSTRLEN + 8];
+
+			snprintf(src, sizeof(src), "%s", r->peer);
+			if (strrchr(src, ':') && src[0] != '[')
+				*strrchr(src, ':') = '\0';	/* the address, not the port */
+			ntm_log_rl(NTM_LOG_INFO, "httpd: signed request refused", src,
+			    "httpd: %s %s from %s: unauthorized: %s",
 			    r->method, r->path, r->peer, why);
-			if (err == NTM_ERR_STATE)
+			if (err == NTM_ERR_STATE || err == NTM_ERR_NOMEM)
 				ntm_reply_error(r, 500, "internal", NULL, "%s", why);
-			else
+			else if (err == NTM_ERR_NOSPACE) {
+				evhttp_add_header(evhttp_request_get_output_headers(r->ev),
+				    "Retry-After", "1");
+				ntm_reply_error(r, 429, "rate_limited", NULL, "%s", why);
+			} else
 				ntm_reply_error(r, 401, "unauthorized", NULL, "%s", why);
 			return -1;
 		}
@@ -1729,7 +1746,8 @@ void
 ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg)
 {
-	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_MAX)) == NULL) {
+	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_PEERS,
+	    HTTPD_REPLAY_PER_PEER, HTTPD_SIGNED_RATE, HTTPD_SIGNED_BURST)) == NULL) {
 		ntm_log(NTM_LOG_ERR, "httpd: cannot allocate the replay cache");
 		return;	/* signed routes answer 500 until this succeeds */
 	}
