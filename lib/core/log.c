@@ -80,9 +80,9 @@ static void
 rl_end(struct rl_group *g)
 {
 	if (g->held)
-		ntm_log(g->level < NTM_LOG_INFO ? g->level : NTM_LOG_INFO,
-		    "%s: %llu more from %s in the last %d s", g->kind, g->held,
-		    g->source, NTM_LOG_RL_WINDOW_S);
+		ntm_log(g->level < NTM_LOG_WARN ? g->level : NTM_LOG_WARN,
+		    "%s: %llu times from %s in the last %d s (%u written)", g->kind,
+		    g->held + g->lines, g->source, NTM_LOG_RL_WINDOW_S, g->lines);
 	g->kind = NULL;
 }
 

@@ -91,8 +91,9 @@ void ntm_vlog(int level, const char *fmt, va_list ap);
  * happened) and source (an address, or NULL). The first NTM_LOG_RL_BURST
  * lines of a group in a window of NTM_LOG_RL_WINDOW_S are written as given;
  * the rest are only counted, and when the window has ended one line says
- * "KIND: N more from SOURCE in the last W s", at the lines' level or INFO,
- * whichever is more severe, so a flood shows at the default level.
+ * "KIND: N times from SOURCE in the last W s (B written)", at the lines'
+ * level or WARN, whichever is more severe, so a flood shows at the daemons'
+ * default level even when its lines are INFO.
  * NTM_LOG_RL_GROUPS groups are tracked; past that, new sources of a kind
  * are counted together as "many sources". ntm_log_rl_flush writes the
  * summaries of windows that have ended (call it every few seconds); the

@@ -838,6 +838,18 @@ req_free(struct ntm_req *r)
 	free(r);
 }
 
+/* The client's address without its port, for grouping log lines. */
+static const char *
+peer_addr(const struct ntm_req *r, char *buf, size_t cap)
+{
+	char *colon;
+
+	snprintf(buf, cap, "%s", r->peer);
+	if ((colon = strrchr(buf, ':')) != NULL && (buf[0] != '[' || colon[-1] == ']'))
+		*colon = '\0';
+	return buf;
+}
+
 /* Sends text (may be NULL) with status and frees r. */
 static void
 req_send(struct ntm_req *r, int status, const char *text)
@@ -852,9 +864,14 @@ req_send(struct ntm_req *r, int status, const char *text)
 	hdr = evhttp_request_get_output_headers(r->ev);
 	evhttp_add_header(hdr, "Content-Type", "application/json");
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
-	if (status >= 500)
-		ntm_log(NTM_LOG_WARN, "httpd: %s %s from %s: %d %s", r->method,
-		    r->path ? r->path : "?", r->peer, status, text ? text : "");
+	if (status >= 500) {
+		char src[sizeof(r->peer)];
+
+		ntm_log_rl(NTM_LOG_WARN, status == 502 ? "httpd: answered 502" :
+		    status == 503 ? "httpd: answered 503" : "httpd: answered 5xx",
+		    peer_addr(r, src, sizeof(src)), "httpd: %s %s from %s: %d %s",
+		    r->method, r->path ? r->path : "?", r->peer, status, text ? text : "");
+	}
 	if ((buf = evbuffer_new()) == NULL || (text && evbuffer_add(buf, text, strlen(text)))) {
 		evbuffer_free(buf);
 		evhttp_send_error(r->ev, HTTP_INTERNAL, NULL);
@@ -1282,13 +1299,14 @@ static int
 check_role(struct ntm_req *r, const struct ntm_http_route *rt)
 {
 	const char *role = ntm_role_name(r->cert.role);
-	char want[32];
+	char want[32], src[sizeof(r->peer)];
 
 	if (rt->roles == 0 || (r->cert.role < 32 &&
 	    (rt->roles & NTM_ROUTE_ROLE(r->cert.role))))
 		return 0;
 	ntm_route_roles_str(rt->roles, want, sizeof(want));
-	ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: role '%s' of '%s' refused",
+	ntm_log_rl(NTM_LOG_INFO, "httpd: caller's role refused",
+	    peer_addr(r, src, sizeof(src)), "httpd: %s %s from %s: role '%s' of '%s' refused",
 	    r->method, r->path, r->peer, role ? role : "?", r->cert.name);
 	if (rt->deny == 403)
 		ntm_reply_error(r, 403, "forbidden", NULL, "only %s may call %s %s, "
@@ -1339,12 +1357,10 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 		int err = check_signed(r, why, sizeof(why));
 
 		if (err) {
-			char src[INET6_ADDRSTRLEN + 8];
+			char src[sizeof(r->peer)];
 
-			snprintf(src, sizeof(src), "%s", r->peer);
-			if (strrchr(src, ':') && src[0] != '[')
-				*strrchr(src, ':') = '\0';	/* the address, not the port */
-			ntm_log_rl(NTM_LOG_INFO, "httpd: signed request refused", src,
+			ntm_log_rl(NTM_LOG_INFO, "httpd: signed request refused",
+			    peer_addr(r, src, sizeof(src)),
 			    "httpd: %s %s from %s: unauthorized: %s",
 			    r->method, r->path, r->peer, why);
 			if (err == NTM_ERR_STATE || err == NTM_ERR_NOMEM)

@@ -135,3 +135,23 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 	assert_equal "$n200" 64
 	assert_equal "$nclosed" 16
 }
+
+@test "a flood of closed connections is summed up in the log per kind and source, at the default level" {
+	local log=$(P)/dc2.log i n
+	run timeout $((BOUND + 60)) python3 "$HOSTILE" slowhead "$(port_of dc2)" "$(ca)" 40 \
+	    127.0.0.70-70 "$BOUND"
+	assert_success
+	assert_line done
+	[ "$(grep -c ' closed ' <<<"$output")" -eq 40 ]
+	# The summary comes when the source's 10 s window has ended (the
+	# daemon looks every 10 s): poll, bounded.
+	for ((i = 0; i < 400; i++)); do
+		grep -q 'times from 127\.0\.0\.70 in the last 10 s' "$log" && break
+		sleep 0.1
+	done
+	run grep '127\.0\.0\.70' "$log"
+	assert_line --regexp '^ntm-dc: warning: httpd: closed: handshake and head not done within http_header_timeout_s: 40 times from 127\.0\.0\.70 in the last 10 s \(3 written\)$'
+	# Not a line per connection: at most the first three, then the summary.
+	n=$(grep -c '127\.0\.0\.70' "$log")
+	[ "$n" -le 4 ] || fail "$n log lines name 127.0.0.70: $(grep '127\.0\.0\.70' "$log" | head -n 5)"
+}
