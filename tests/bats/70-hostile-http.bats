@@ -36,11 +36,11 @@ port_of() { platform_port "$(P)" "$1"; }
 # hostile MODE ROLE N [PATH [LENGTH]]: run the tool against ROLE in the
 # background, its output in $BATS_TEST_TMPDIR/ROLE.MODE.out.
 hostile() {
-	local mode=$1 role=$2 n=$3
+	local mode=$1 role=$2 n=$3 out=$BATS_TEST_TMPDIR/$2.$1.out
 	shift 3
+	: > "$out"	# before the glob of wait_ready sees the directory
 	timeout $((BOUND + 60)) python3 "$HOSTILE" "$mode" "$(port_of "$role")" "$(ca)" \
-	    "$n" 127.0.0.10-29 "$BOUND" "$@" \
-	    >"$BATS_TEST_TMPDIR/$role.$mode.out" 2>&1 </dev/null &
+	    "$n" 127.0.0.10-29 "$BOUND" "$@" >"$out" 2>&1 </dev/null &
 	echo $! >> "$BATS_TEST_TMPDIR/pids"
 }
 
