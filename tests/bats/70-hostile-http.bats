@@ -80,6 +80,22 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		fail "413 message: $output"
 }
 
+@test "bodies over the limit are not buffered: 20 connections sending 12 MiB each leave the CS's memory bounded" {
+	local before peak
+	before=$(awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/cs.pid")/status")
+	run timeout 120 python3 "$HOSTILE" bigsend "$(port_of cs)" "$(ca)" 20 \
+	    127.0.0.10-29 60 /v1/cs/upload $((12 * 1024 * 1024))
+	assert_success
+	assert_line done
+	# Answered 413 on the Content-Length (or cut off while sending).
+	[ "$(grep -c ' status 413 body_too_large\| closed ' <<<"$output")" -eq 20 ] ||
+		fail "$output"
+	peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$(cat "$(P)/cs.pid")/status")
+	echo "# cs RSS ${before} kB before, peak ${peak} kB after 20 x 12 MiB" >&3
+	[ "$peak" -lt $((before + 32 * 1024)) ] ||
+		fail "cs peak RSS ${peak} kB, ${before} kB before"
+}
+
 @test "500 slow connections against each server are closed within their deadlines; memory bounded; real requests served meanwhile" {
 	local role f rss line worst=0
 	: > "$BATS_TEST_TMPDIR/pids"

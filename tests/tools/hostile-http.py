@@ -14,6 +14,8 @@
 #             limit), then a body of 1 byte every 2 s.
 #   bigbody   TLS, a head declaring a body of LENGTH bytes (default 100 MB),
 #             then nothing: reads the answer (the body is never sent).
+#   bigsend   TLS, a head declaring LENGTH bytes, then the body as fast as
+#             the server takes it; then reads the answer, if any.
 #   keepalive TLS, GET PATH and read the answer, then hold the connection.
 # Each connection waits until the server closes it, or BOUND_S passes.
 # Output, one line per connection: "conn I closed SECONDS" or "conn I open"
@@ -144,6 +146,21 @@ def one(i):
                       % (path.encode(), clen))
             st, code = read_answer(s)
             out("conn %d status %d %s" % (i, st, code))
+        elif mode == "bigsend":
+            s.sendall(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                      % (path.encode(), clen))
+            piece = b"x" * 65536
+            sent = 0
+            s.settimeout(10)
+            try:
+                while sent < clen and time.monotonic() - t0 < bound:
+                    sent += s.send(piece[:min(len(piece), clen - sent)])
+            except (OSError, ssl.SSLError):
+                pass
+            st, code = read_answer(s)
+            out("conn %d status %d %s" % (i, st, code) if st else
+                "conn %d closed %.1f" % (i, time.monotonic() - start))
         elif mode == "keepalive":
             s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
             st, code = read_answer(s)
