@@ -94,6 +94,7 @@ struct srv_conf {
 	long	 http_header_timeout_s;
 	long	 http_body_timeout_s;
 	long	 http_body_min_rate;
+	long	 http_body_mem_max;
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

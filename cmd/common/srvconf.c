@@ -40,7 +40,7 @@ static const struct {
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
-	I(http_body_min_rate, R_ALL, 1, 1L << 30),
+	I(http_body_min_rate, R_ALL, 1, 1L << 30), I(http_body_mem_max, R_ALL, 1, 1L << 40),
 };
 #undef S
 #undef I
@@ -219,6 +219,7 @@ conf_defaults(struct srv_conf *c)
 	c->http_header_timeout_s = NTM_HTTPD_HEADER_TIMEOUT_S;
 	c->http_body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
 	c->http_body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
+	c->http_body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */

@@ -90,6 +90,7 @@ struct ntm_httpd {
 	struct event		*tick;		/* log summaries */
 	struct lingerer		*lingers;	/* refused sockets being drained */
 	unsigned		 nlingers;
+	uint64_t		 body_mem;	/* declared bodies being read or handled */
 };
 
 struct ntm_req {
@@ -113,6 +114,7 @@ struct ntm_req {
 	ntm_stream_fn		*stream_rd;
 	ntm_stream_end_fn	*stream_end;
 	void			*stream_arg;
+	uint64_t		 reserved;	/* of h->body_mem, for the body */
 };
 
 static int plain_ex_idx = -1;
@@ -182,6 +184,7 @@ struct conn {
 	int64_t			 over_len;	/* declared length over... */
 	size_t			 over_max;	/* ...this limit; -1: none */
 	int			 linger_fd;	/* a dup of the socket, or -1 */
+	uint64_t		 reserved;	/* of h->body_mem, for this body */
 };
 
 /*
@@ -422,6 +425,10 @@ conn_head_done(struct conn *c)
 	if (rd && cbarg && evhttp_connection_get_bufferevent(cbarg) == c->bev)
 		evcon = cbarg;
 	c->over_len = -1;
+	if (c->reserved) {		/* a body that never reached a handler */
+		h->body_mem -= c->reserved;
+		c->reserved = 0;
+	}
 	if (c->chunked) {
 		/* Every client sends Content-Length; a chunked body would be
 		 * read before its length is known. */
@@ -430,6 +437,21 @@ conn_head_done(struct conn *c)
 	} else if (c->clen > 0 && (uint64_t)c->clen > lim) {
 		c->over_len = c->clen;
 		c->over_max = lim;
+	} else if (c->clen > 0 && h->body_mem + (uint64_t)c->clen > h->lim.body_mem_max) {
+		/* Bodies held at once are bounded, whoever sends them. */
+		char txt[INET6_ADDRSTRLEN + 4] = "?";
+		uint8_t key[17];
+
+		(void)addr_key(bufferevent_getfd(c->bev), key, txt, sizeof(txt));
+		ntm_log_rl(NTM_LOG_WARN, "httpd: busy: bodies at http_body_mem_max", txt,
+		    "httpd: %lld-byte body from %s refused: %llu bytes of bodies held "
+		    "(http_body_mem_max)", (long long)c->clen, txt,
+		    (unsigned long long)h->body_mem);
+		lim = 0;
+		c->over_len = -3;
+	} else if (c->clen > 0) {
+		c->reserved = (uint64_t)c->clen;
+		h->body_mem += c->reserved;
 	}
 	if (evcon)
 		evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)lim);
@@ -652,6 +674,8 @@ conn_unlink(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+	h->body_mem -= c->reserved;
+	c->reserved = 0;
 	if (c->slot && --c->slot->n == 0) {
 		struct addr_slot **pp = &h->addrs[addr_hash(c->slot->key)];
 
@@ -779,6 +803,10 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 			status = 411;
 			code = "length_required";
 			msg = "a request body needs Content-Length";
+		} else if (c && c->over_len == -3) {
+			status = 503;
+			code = "busy";
+			msg = "the server holds too many request bodies: retry later";
 		} else if (c && c->over_len >= 0) {
 			snprintf(text, sizeof(text), "request body of %lld bytes is "
 			    "over the limit of %zu", (long long)c->over_len, c->over_max);
@@ -802,9 +830,10 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 	n = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
 	evbuffer_drain(buf, len);
 	evbuffer_add_printf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "Connection: close\r\nContent-Length: %d\r\n\r\n%s", status,
+	    "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s", status,
 	    status == 413 ? "Payload Too Large" : status == 411 ? "Length Required" :
-	    status == 400 ? "Bad Request" : "Error", n, body);
+	    status == 503 ? "Service Unavailable" : status == 400 ? "Bad Request" :
+	    "Error", status == 503 ? "Retry-After: 1\r\n" : "", n, body);
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -826,6 +855,8 @@ req_unlink(struct ntm_req *r)
 static void
 req_free(struct ntm_req *r)
 {
+	if (r->h)
+		r->h->body_mem -= r->reserved;
 	req_unlink(r);
 	if (r->has_query)
 		evhttp_clear_headers(&r->query);
@@ -1363,8 +1394,10 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 			    peer_addr(r, src, sizeof(src)),
 			    "httpd: %s %s from %s: unauthorized: %s",
 			    r->method, r->path, r->peer, why);
+			/* The caller is not authenticated: it learns that the
+			 * server failed, not how (the log says). */
 			if (err == NTM_ERR_STATE || err == NTM_ERR_NOMEM)
-				ntm_reply_error(r, 500, "internal", NULL, "%s", why);
+				ntm_reply_error(r, 500, "internal", NULL, "server error");
 			else if (err == NTM_ERR_NOSPACE) {
 				evhttp_add_header(evhttp_request_get_output_headers(r->ev),
 				    "Retry-After", "1");
@@ -1385,8 +1418,9 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 			return -1;
 		}
 		if (h->bearer == NULL) {
-			ntm_reply_error(r, 500, "internal", NULL,
-			    "server has no check for bearer tokens");
+			ntm_log(NTM_LOG_ERR, "httpd: %s %s: the server has no check "
+			    "for bearer tokens", r->method, r->path);
+			ntm_reply_error(r, 500, "internal", NULL, "server error");
 			return -1;
 		}
 		if (h->bearer(r, token, h->bearer_arg) < 0)
@@ -1442,6 +1476,17 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 	    bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)) == NULL) {
 		ntm_reply_error(r, 400, "tls_required", NULL, "this port speaks HTTPS only");
 		return;
+	}
+	{
+		/* The body's share of http_body_mem_max goes with the request
+		 * until it is answered. */
+		struct conn *c = SSL_get_ex_data(bufferevent_openssl_get_ssl(
+		    evhttp_connection_get_bufferevent(evcon)), conn_ex_idx);
+
+		if (c && c->h == h) {
+			r->reserved = c->reserved;
+			c->reserved = 0;
+		}
 	}
 	path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if ((r->path = strdup(path && *path ? path : "/")) == NULL) {
@@ -1600,6 +1645,7 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
 	h->lim.header_timeout_s = NTM_HTTPD_HEADER_TIMEOUT_S;
 	h->lim.body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
 	h->lim.body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
+	h->lim.body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
 	if (plain_ex_idx < 0)
 		plain_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (conn_ex_idx < 0)
@@ -1755,6 +1801,8 @@ ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l)
 		h->lim.body_timeout_s = l->body_timeout_s;
 	if (l->body_min_rate)
 		h->lim.body_min_rate = l->body_min_rate;
+	if (l->body_mem_max)
+		h->lim.body_mem_max = l->body_mem_max;
 	listeners_enable(h, h->nconns < h->lim.max_conns);
 }
 

@@ -22,10 +22,13 @@ setup_file() {
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
 	local r
-	for r in as dc1 dc2 rs cs; do
+	for r in as dc1 rs cs; do
 		printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = %s\n' \
 		    "$HEAD_S" "$BODY_S" >> "$(P)/$r.conf"
 	done
+	# dc2: room for one 60000-byte body at a time, held up to 20 s.
+	printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = 20\nhttp_body_mem_max = 100000\n' \
+	    "$HEAD_S" >> "$(P)/dc2.conf"
 	platform_start "$(P)"
 	add_user alice 'alice-pw-1'
 }
@@ -170,4 +173,19 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 	# Not a line per connection: at most the first three, then the summary.
 	n=$(grep -c '127\.0\.0\.70' "$log")
 	[ "$n" -le 4 ] || fail "$n log lines name 127.0.0.70: $(grep '127\.0\.0\.70' "$log" | head -n 5)"
+}
+
+@test "bodies held at once are bounded by http_body_mem_max: past it 503 busy at once, and the room comes back" {
+	# dc2 holds at most 100000 bytes of bodies: of four requests declaring
+	# 60000 bytes (and sending none), one is let in and waits for its body,
+	# the other three are answered 503 busy on their Content-Length.
+	run timeout 120 python3 "$HOSTILE" bigbody "$(port_of dc2)" "$(ca)" 4 \
+	    127.0.0.80-83 60 /v1/login 60000
+	assert_success
+	assert_line done
+	[ "$(grep -c ' status 503 busy$' <<<"$output")" -eq 3 ] || fail "$output"
+	[ "$(grep -c ' status 0 $' <<<"$output")" -eq 1 ] || fail "$output"
+	# The tool has gone: its room is given back, a login passes.
+	run login "$BATS_TEST_TMPDIR/b" alice alice-pw-1 "$(dc2_url)"
+	assert_success
 }
