@@ -101,6 +101,13 @@ struct srv_conf {
 	long	 dns_rate_total;	/* DC: DNS answers/s in all */
 	char	*user;			/* all: the user to run as once bound */
 	long	 client_idle_days;	/* DC: devices unseen this long are reclaimed */
+	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */
+	long	 http_max_conns;
+	long	 http_max_conns_per_addr;
+	long	 http_header_timeout_s;
+	long	 http_body_timeout_s;
+	long	 http_body_min_rate;
+	long	 http_body_mem_max;
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

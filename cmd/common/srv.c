@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -469,6 +470,26 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot load the TLS certificate %s with key %s",
 		    s->conf.tls_cert, s->conf.tls_key);
 		return -1;
+	}
+	{
+		struct ntm_httpd_limits lim = {
+			(unsigned)s->conf.http_max_conns,
+			(unsigned)s->conf.http_max_conns_per_addr,
+			(unsigned)s->conf.http_header_timeout_s,
+			(unsigned)s->conf.http_body_timeout_s,
+			(unsigned)s->conf.http_body_min_rate,
+			(size_t)s->conf.http_body_mem_max,
+		};
+		struct rlimit rl;
+		rlim_t want = (rlim_t)s->conf.http_max_conns + 256;
+
+		ntm_httpd_set_limits(s->httpd, &lim);
+		/* One descriptor per connection, and some to spare for the
+		 * database, the log, DNS and outgoing requests. */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+			rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
 		return -1;

@@ -85,6 +85,29 @@ typedef void ntm_log_fn(int level, const char *msg, void *arg);
 void ntm_log_set(ntm_log_fn *fn, void *arg, int maxlevel);
 void ntm_log(int level, const char *fmt, ...) NTM_PRINTF(2, 3);
 void ntm_vlog(int level, const char *fmt, va_list ap);
+/*
+ * Rate-limited lines, for what a flood repeats (refused connections and
+ * requests). Lines are grouped by kind (a static string saying what
+ * happened) and source (an address, or NULL). The first NTM_LOG_RL_BURST
+ * lines of a group in a window of NTM_LOG_RL_WINDOW_S are written as given;
+ * the rest are only counted, and when the window has ended one line says
+ * "KIND: N times from SOURCE in the last W s (B written)", at the lines'
+ * level or WARN, whichever is more severe, so a flood shows at the daemons'
+ * default level even when its lines are INFO.
+ * NTM_LOG_RL_GROUPS groups are tracked; past that, new sources of a kind
+ * are counted together as "many sources". ntm_log_rl_flush writes the
+ * summaries of windows that have ended (call it every few seconds); the
+ * _at forms take the monotonic time in ms (tests).
+ */
+#define NTM_LOG_RL_BURST	3
+#define NTM_LOG_RL_WINDOW_S	10
+#define NTM_LOG_RL_GROUPS	64
+void ntm_log_rl(int level, const char *kind, const char *source,
+    const char *fmt, ...) NTM_PRINTF(4, 5);
+void ntm_log_rl_at(uint64_t now_ms, int level, const char *kind,
+    const char *source, const char *fmt, ...) NTM_PRINTF(5, 6);
+void ntm_log_rl_flush(void);
+void ntm_log_rl_flush_at(uint64_t now_ms);
 
 /* ---- bounded buffers and cursors (lib/core/buf.c) ----------------------- */
 
@@ -288,16 +311,26 @@ int  ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
     const char *method, const char *path, int64_t date, const char *nonce,
     const void *body, size_t len) NTM_WUR;
 
-/* Remembers the signatures accepted within the date window, so a captured
- * request cannot be replayed while its date is still fresh. Bounded. */
+/*
+ * Remembers the signatures accepted within the date window, so a captured
+ * request cannot be replayed while its date is still fresh. Kept per peer
+ * (the signing certificate's public key), so no peer can fill it for the
+ * others: at most per_peer signatures each, the oldest evicted past that
+ * (the peer's requests dated at or before an evicted one are then
+ * refused), behind a token bucket of rate requests per second and burst;
+ * at most max_peers peers with live entries.
+ */
 struct ntm_replay;
-struct ntm_replay *ntm_replay_new(size_t max_entries);	/* new */
+struct ntm_replay *ntm_replay_new(size_t max_peers, size_t per_peer,
+    unsigned rate, unsigned burst);	/* new; NULL on a zero or huge limit */
 void ntm_replay_free(struct ntm_replay *r);
-/* 0 and remembers sig if date is within NTM_SIG_WINDOW of now and sig is new;
- * NTM_ERR_EXPIRED if stale, NTM_ERR_REPLAY if seen, NTM_ERR_NOSPACE if full
- * of unexpired entries. */
-int ntm_replay_check(struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN],
-    int64_t date, int64_t now) NTM_WUR;
+/* 0 and remembers sig if date is within NTM_SIG_WINDOW of now and sig is new
+ * for the peer pk. NTM_ERR_EXPIRED if stale; NTM_ERR_REPLAY if seen, or
+ * dated at or before a signature of this peer that was evicted;
+ * NTM_ERR_NOSPACE if the peer is over its rate (or max_peers peers are
+ * live); NTM_ERR_NOMEM. */
+int ntm_replay_check(struct ntm_replay *r, const uint8_t pk[NTM_SIGN_PK],
+    const uint8_t sig[NTM_SIG_LEN], int64_t date, int64_t now) NTM_WUR;
 
 /* ---- strict JSON unpacking (lib/core/json.c) ---------------------------- */
 

@@ -98,27 +98,49 @@ ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
 /* ---- replay cache -------------------------------------------------------- */
 
 /*
- * Open-addressing hash set of accepted signatures, keyed by SipHash with a
- * random key so nobody can aim collisions. Entries whose date has left the
- * window are dead: a request carrying one would be refused as stale anyway.
- * They are swept out in one rebuild when the table reaches max entries.
+ * One cache per server, one part per peer (the public key of the signing
+ * certificate), so no peer can fill it for others. A peer's part holds at
+ * most per_peer accepted signatures, in a ring in the order accepted, with
+ * an open-addressing index keyed by SipHash under a random key (nobody can
+ * aim collisions). Entries whose date has left the window are dead and
+ * leave from the ring's head. When the ring is full its oldest entry is
+ * evicted and the peer's floor rises to that entry's date: from then on a
+ * request of this peer dated at or below the floor is refused, so an
+ * evicted signature can never be replayed. An honest peer's requests carry
+ * the current time and stay above its floor while per_peer covers more
+ * than a second or two of its traffic, which the per-peer rate limit
+ * (a token bucket: rate per second, burst) guarantees.
  */
 struct replay_ent {
 	uint8_t		sig[NTM_SIG_LEN];
 	int64_t		date;
-	int		used;
+	uint32_t	home;		/* index slot the hash names */
+};
+
+#define IDX_EMPTY	UINT32_MAX
+
+struct replay_peer {
+	uint8_t			 pk[NTM_SIGN_PK];
+	int			 used;
+	int64_t			 floor;		/* INT64_MIN: none */
+	int64_t			 refill_at;	/* last token refill (s) */
+	uint64_t		 tokens;
+	int64_t			 last;		/* last request (s) */
+	struct replay_ent	*ring;
+	size_t			 cap, head, count;
+	uint32_t		*idx;
+	size_t			 nslots;	/* power of two, >= 2 * cap */
 };
 
 struct ntm_replay {
-	struct replay_ent	*tab;
-	size_t			 nslots;	/* power of two, >= 2 * max */
-	size_t			 count, max;
-	int64_t			 swept_at;
-	int			 swept;
+	struct replay_peer	*peers;
+	size_t			 max_peers, per_peer;
+	unsigned		 rate, burst;
 	uint8_t			 key[crypto_shorthash_KEYBYTES];
 };
 
 #define REPLAY_MAX	(1u << 20)
+#define RING_FIRST	64
 
 /* |a - b| > w, without overflow. */
 static int
@@ -130,25 +152,33 @@ outside(int64_t a, int64_t b, uint64_t w)
 }
 
 struct ntm_replay *
-ntm_replay_new(size_t max_entries)
+ntm_replay_new(size_t max_peers, size_t per_peer, unsigned rate, unsigned burst)
 {
 	struct ntm_replay *r;
-	size_t slots = 16;
 
-	if (max_entries == 0 || max_entries > REPLAY_MAX)
+	if (max_peers == 0 || max_peers > 65536 || per_peer == 0 ||
+	    per_peer > REPLAY_MAX || rate == 0 || burst == 0)
 		return NULL;
-	while (slots < 2 * max_entries)
-		slots *= 2;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
-	if ((r->tab = calloc(slots, sizeof(*r->tab))) == NULL) {
+	if ((r->peers = calloc(max_peers, sizeof(*r->peers))) == NULL) {
 		free(r);
 		return NULL;
 	}
-	r->nslots = slots;
-	r->max = max_entries;
+	r->max_peers = max_peers;
+	r->per_peer = per_peer;
+	r->rate = rate;
+	r->burst = burst;
 	randombytes_buf(r->key, sizeof(r->key));
 	return r;
+}
+
+static void
+peer_clear(struct replay_peer *p)
+{
+	free(p->ring);
+	free(p->idx);
+	memset(p, 0, sizeof(*p));
 }
 
 void
@@ -156,72 +186,207 @@ ntm_replay_free(struct ntm_replay *r)
 {
 	if (r == NULL)
 		return;
-	free(r->tab);
+	for (size_t i = 0; i < r->max_peers; i++)
+		peer_clear(&r->peers[i]);
+	free(r->peers);
 	free(r);
 }
 
-static size_t
-replay_slot(const struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN])
+static uint32_t
+replay_hash(const struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN])
 {
 	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v = 0;
 
 	crypto_shorthash(h, sig, NTM_SIG_LEN, r->key);
-	for (size_t i = 0; i < sizeof(h); i++)
-		v = v << 8 | h[i];
-	return (size_t)v & (r->nslots - 1);
+	return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
+static struct replay_ent *
+ring_at(const struct replay_peer *p, size_t k)
+{
+	return &p->ring[(p->head + k) % p->cap];
+}
+
+/* The index slot holding sig, or the empty slot where it would go. */
+static size_t
+idx_find(const struct replay_peer *p, const uint8_t sig[NTM_SIG_LEN], uint32_t h)
+{
+	size_t mask = p->nslots - 1, i;
+
+	for (i = h & mask; p->idx[i] != IDX_EMPTY; i = (i + 1) & mask)
+		if (sodium_memcmp(p->ring[p->idx[i]].sig, sig, NTM_SIG_LEN) == 0)
+			break;
+	return i;
+}
+
+/* Removes index slot i (linear probing: shift the run back). */
+static void
+idx_del(struct replay_peer *p, size_t i)
+{
+	size_t mask = p->nslots - 1, j = i, k;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		if (p->idx[j] == IDX_EMPTY)
+			break;
+		k = p->ring[p->idx[j]].home & mask;
+		/* Move j to the hole at i unless its home lies in (i, j]. */
+		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+			p->idx[i] = p->idx[j];
+			i = j;
+		}
+	}
+	p->idx[i] = IDX_EMPTY;
+}
+
+/* Drops the oldest entry. */
+static void
+ring_pop(struct replay_peer *p)
+{
+	struct replay_ent *e = ring_at(p, 0);
+
+	idx_del(p, idx_find(p, e->sig, e->home));
+	p->head = (p->head + 1) % p->cap;
+	p->count--;
+}
+
+/* Rebuilds ring and index with room for cap entries. */
+static int
+ring_grow(struct replay_peer *p, size_t cap)
+{
+	struct replay_ent *ring;
+	uint32_t *idx;
+	size_t slots = 16;
+
+	while (slots < 2 * cap)
+		slots *= 2;
+	ring = calloc(cap, sizeof(*ring));
+	idx = malloc(slots * sizeof(*idx));
+	if (ring == NULL || idx == NULL) {
+		free(ring);
+		free(idx);
+		return NTM_ERR_NOMEM;
+	}
+	for (size_t k = 0; k < p->count; k++)
+		ring[k] = *ring_at(p, k);
+	for (size_t i = 0; i < slots; i++)
+		idx[i] = IDX_EMPTY;
+	free(p->ring);
+	free(p->idx);
+	p->ring = ring;
+	p->idx = idx;
+	p->cap = cap;
+	p->nslots = slots;
+	p->head = 0;
+	for (size_t k = 0; k < p->count; k++) {
+		size_t i = idx_find(p, ring[k].sig, ring[k].home);
+
+		p->idx[i] = (uint32_t)k;
+	}
+	return 0;
 }
 
 static void
-replay_insert(struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN], int64_t date)
+peer_purge(struct replay_peer *p, int64_t now)
 {
-	size_t i = replay_slot(r, sig);
-
-	while (r->tab[i].used)
-		i = (i + 1) & (r->nslots - 1);
-	memcpy(r->tab[i].sig, sig, NTM_SIG_LEN);
-	r->tab[i].date = date;
-	r->tab[i].used = 1;
-	r->count++;
+	while (p->count > 0 && ring_at(p, 0)->date < now - NTM_SIG_WINDOW)
+		ring_pop(p);
 }
 
-/* Drops dead entries by reinserting the live ones. */
-static void
-replay_sweep(struct ntm_replay *r, int64_t now)
+/* The part of pk, made if need be (a slot whose entries are all dead is
+ * taken over); NULL if every slot is live. */
+static struct replay_peer *
+peer_get(struct ntm_replay *r, const uint8_t pk[NTM_SIGN_PK], int64_t now)
 {
-	struct replay_ent *old = r->tab, *tab;
-	size_t n = r->nslots;
+	struct replay_peer *freep = NULL, *p;
 
-	if ((tab = calloc(n, sizeof(*tab))) == NULL)
-		return;		/* keep the full table: still correct */
-	r->tab = tab;
-	r->count = 0;
-	for (size_t i = 0; i < n; i++)
-		if (old[i].used && !outside(old[i].date, now, NTM_SIG_WINDOW))
-			replay_insert(r, old[i].sig, old[i].date);
-	free(old);
-	r->swept = 1;
-	r->swept_at = now;
+	for (size_t i = 0; i < r->max_peers; i++) {
+		p = &r->peers[i];
+		if (p->used && memcmp(p->pk, pk, NTM_SIGN_PK) == 0)
+			return p;
+		if (freep == NULL && !p->used)
+			freep = p;
+	}
+	if (freep == NULL)
+		for (size_t i = 0; i < r->max_peers && freep == NULL; i++) {
+			p = &r->peers[i];
+			peer_purge(p, now);
+			/* Idle for a whole window: its floor no longer
+			 * matters (everything below it is stale anyway). */
+			if (p->count == 0 && outside(p->last, now, 2 * NTM_SIG_WINDOW)) {
+				peer_clear(p);
+				freep = p;
+			}
+		}
+	if (freep == NULL)
+		return NULL;
+	p = freep;
+	memcpy(p->pk, pk, NTM_SIGN_PK);
+	p->used = 1;
+	p->floor = INT64_MIN;
+	p->tokens = r->burst;
+	p->refill_at = now;
+	p->last = now;
+	return p;
 }
 
 int
-ntm_replay_check(struct ntm_replay *r, const uint8_t sig[NTM_SIG_LEN],
-    int64_t date, int64_t now)
+ntm_replay_check(struct ntm_replay *r, const uint8_t pk[NTM_SIGN_PK],
+    const uint8_t sig[NTM_SIG_LEN], int64_t date, int64_t now)
 {
+	struct replay_peer *p;
+	uint32_t h;
 	size_t i;
 
 	if (outside(date, now, NTM_SIG_WINDOW))
 		return NTM_ERR_EXPIRED;
+	if ((p = peer_get(r, pk, now)) == NULL)
+		return NTM_ERR_NOSPACE;
+	p->last = now;
+	peer_purge(p, now);
+	h = replay_hash(r, sig);
 	/* Equal signatures cover equal dates, so a stored twin of a fresh
 	 * request is itself fresh: a plain lookup is enough. */
-	for (i = replay_slot(r, sig); r->tab[i].used; i = (i + 1) & (r->nslots - 1))
-		if (sodium_memcmp(r->tab[i].sig, sig, NTM_SIG_LEN) == 0)
-			return NTM_ERR_REPLAY;
-	if (r->count >= r->max && (!r->swept || r->swept_at != now))
-		replay_sweep(r, now);
-	if (r->count >= r->max)
-		return NTM_ERR_NOSPACE;
-	replay_insert(r, sig, date);
+	if (p->count > 0 && p->idx[idx_find(p, sig, h)] != IDX_EMPTY)
+		return NTM_ERR_REPLAY;
+	if (date <= p->floor)
+		return NTM_ERR_REPLAY;		/* may be an evicted one */
+	if (now > p->refill_at) {
+		uint64_t add = (uint64_t)(now - p->refill_at) * r->rate;
+
+		p->tokens = p->tokens + add > r->burst || add > r->burst ?
+		    r->burst : p->tokens + add;
+		p->refill_at = now;
+	}
+	if (p->tokens == 0)
+		return NTM_ERR_NOSPACE;		/* over the peer's rate */
+	if (p->count == p->cap) {
+		if (p->cap < r->per_peer) {
+			size_t cap = p->cap ? 2 * p->cap : RING_FIRST;
+
+			if (ring_grow(p, cap < r->per_peer ? cap : r->per_peer) < 0)
+				return NTM_ERR_NOMEM;
+		} else {
+			int64_t d = ring_at(p, 0)->date;
+
+			if (d > p->floor)
+				p->floor = d;
+			ring_pop(p);
+			if (date <= p->floor)
+				return NTM_ERR_REPLAY;
+		}
+	}
+	p->tokens--;
+	{
+		struct replay_ent *e = ring_at(p, p->count);
+
+		memcpy(e->sig, sig, NTM_SIG_LEN);
+		e->date = date;
+		e->home = h;
+		i = idx_find(p, sig, h);
+		p->idx[i] = (uint32_t)((p->head + p->count) % p->cap);
+		p->count++;
+	}
 	return 0;
 }
 

@@ -330,8 +330,12 @@ ntm_window_update(struct ntm_window *w, uint64_t ctr)
 	if (ctr == UINT64_MAX)
 		return;
 	if (ctr >= w->top) {
-		/* Clear the words the window slides over. */
-		uint64_t from = w->top / 64, to = ctr / 64;
+		/* Clear the words the window slides over: every word after
+		 * the one holding the newest counter (top - 1), up to and
+		 * including the word ctr enters. That word last held the
+		 * counters WORDS words older, whose bits must not stay. */
+		uint64_t from = w->top == 0 ? 0 : (w->top - 1) / 64;
+		uint64_t to = ctr / 64;
 		if (w->top == 0 || to - from >= WORDS)
 			memset(w->bits, 0, sizeof(w->bits));
 		else

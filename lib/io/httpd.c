@@ -22,6 +22,8 @@
  * response to the socket; libevent then closes the connection.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <netinet/tcp.h>
@@ -29,6 +31,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
@@ -36,6 +40,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/err.h>
@@ -47,11 +52,14 @@
 
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
-#define HTTPD_REPLAY_MAX	65536
-/* evhttp's limit sits above ours so that bodies just over the limit are read
- * and answered by httpd_gencb (with a message giving the sizes); bodies past
- * evhttp's limit are refused on their Content-Length (see httpd_outbuf_cb). */
-#define HTTPD_EVHTTP_SLACK	4
+/* The replay cache (docs/protocol.md 2.2): per signing certificate, at most
+ * this many signatures, behind this many requests per second (and burst). */
+#define HTTPD_REPLAY_PEERS	4096
+#define HTTPD_REPLAY_PER_PEER	16384
+#define HTTPD_SIGNED_RATE	200
+#define HTTPD_SIGNED_BURST	2000
+#define ADDR_BUCKETS		256
+#define HTTPD_TICK_S		10	/* summaries of rate-limited log lines */
 
 struct route {
 	struct ntm_http_route r;		/* method and path: our copies */
@@ -73,6 +81,17 @@ struct ntm_httpd {
 	void			*bearer_arg;
 	struct ntm_replay	*replay;
 	struct ntm_req		*live;		/* requests awaiting a reply */
+	struct ntm_httpd_limits	 lim;
+	struct conn		*conns;		/* open connections */
+	unsigned		 nconns;
+	struct addr_slot	*addrs[ADDR_BUCKETS];	/* open connections per source */
+	struct evhttp_bound_socket **bound;
+	size_t			 nbound;
+	int			 paused;	/* listeners off: at max_conns */
+	struct event		*tick;		/* log summaries */
+	struct lingerer		*lingers;	/* refused sockets being drained */
+	unsigned		 nlingers;
+	uint64_t		 body_mem;	/* declared bodies being read or handled */
 };
 
 struct ntm_req {
@@ -96,9 +115,603 @@ struct ntm_req {
 	ntm_stream_fn		*stream_rd;
 	ntm_stream_end_fn	*stream_end;
 	void			*stream_arg;
+	uint64_t		 reserved;	/* of h->body_mem, for the body */
 };
 
 static int plain_ex_idx = -1;
+
+struct conn;
+struct addr_slot;
+struct lingerer;
+
+/* ---- connections: caps, deadlines, the request head ---------------------- */
+
+/*
+ * evhttp 2.1 has no hook between accepting a connection and handing a whole
+ * request to httpd_gencb: no connection cap, no deadline for the request
+ * head (its timeout is per read, so a header line every few seconds keeps a
+ * connection for ever), and it reads a body up to its own limit before any
+ * route is known. So each connection carries a struct conn:
+ *
+ * - made in httpd_bevcb (once per accepted connection) and hung on the SSL
+ *   object as ex_data, whose free callback (SSL_free, when the bufferevent
+ *   goes) is where the connection is counted out;
+ * - admitted from an event activated in httpd_bevcb, which runs once evhttp
+ *   has given the bufferevent its socket: the source address is counted
+ *   there, and a source over its cap is refused;
+ * - fed every decrypted byte by a callback on the bufferevent's input
+ *   buffer, which runs before evhttp's read callback parses them. It finds
+ *   the end of each request head, its method, path, Content-Length and
+ *   Transfer-Encoding, and sets the connection's body limit in evhttp to
+ *   the route's, so evhttp answers 413 on the Content-Length alone, before
+ *   the body is read;
+ * - watched by one timer: the deadline of the handshake and head, then of
+ *   the body (body_timeout_s plus one second per body_min_rate bytes).
+ *
+ * A connection is closed by shutting its socket down: libevent then sees
+ * end of file and frees it by its own path, which also copes with a
+ * request a handler still holds.
+ */
+#define CONN_LINE_MAX	1024	/* what we keep of a head line */
+
+enum conn_state { C_IDLE, C_HEAD, C_BODY, C_DONE };
+
+struct addr_slot {
+	struct addr_slot	*next;
+	uint8_t			 key[17];	/* family, then 4 or 8 bytes */
+	unsigned		 n;
+};
+
+struct conn {
+	struct ntm_httpd	*h;		/* NULL once the server is gone */
+	struct conn		*prev, *next;
+	struct bufferevent	*bev;
+	struct event		*tm;
+	struct addr_slot	*slot;		/* counted source, once admitted */
+	int			 admitted;
+	enum conn_state		 st;
+	uint64_t		 start_ms;	/* accept, or first byte of a head */
+	uint64_t		 deadline_ms;
+	uint64_t		 body_left, body_got;
+	size_t			 head_bytes;
+	int			 nlines;
+	size_t			 linelen;
+	char			 line[CONN_LINE_MAX];
+	char			 method[8];
+	char			 path[256];
+	int64_t			 clen;		/* -1: none */
+	int			 chunked;
+	/* What the refusal said, for the JSON answer (httpd_outbuf_cb). */
+	int64_t			 over_len;	/* declared length over... */
+	size_t			 over_max;	/* ...this limit; -1: none */
+	int			 linger_fd;	/* a dup of the socket, or -1 */
+	uint64_t		 reserved;	/* of h->body_mem, for this body */
+};
+
+/*
+ * After a refusal on the Content-Length, the client may still be sending
+ * its body when evhttp closes the socket; closing a socket with unread data
+ * makes the kernel send RST, which can destroy the answer before the client
+ * reads it. So the socket lives on in a dup: once evhttp has written the
+ * answer and let go, we shut our side down and read and drop what still
+ * comes, for at most HTTPD_LINGER_S (and HTTPD_LINGER_MAX sockets at once).
+ */
+#define HTTPD_LINGER_S		2
+#define HTTPD_LINGER_MAX	256
+
+struct lingerer {
+	struct ntm_httpd	*h;
+	struct lingerer		*prev, *next;
+	struct event		*ev;
+	int			 fd;
+};
+
+static int conn_ex_idx = -1;
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned
+addr_hash(const uint8_t *key)
+{
+	unsigned x = 2166136261u;
+
+	for (size_t i = 0; i < 17; i++)
+		x = (x ^ key[i]) * 16777619u;
+	return x % ADDR_BUCKETS;
+}
+
+/* The key of a source: an IPv4 address (also v4-mapped), or an IPv6 /64. */
+static int
+addr_key(int fd, uint8_t key[17], char *txt, size_t tlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	memset(key, 0, 17);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	} else if (ss.ss_family == AF_INET6) {
+		const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			key[0] = 6;
+			memcpy(key + 1, a, 8);
+		}
+	} else {
+		return -1;
+	}
+	if (key[0] == 4)
+		inet_ntop(AF_INET, key + 1, txt, (socklen_t)tlen);
+	else {
+		uint8_t a[16] = { 0 };
+
+		memcpy(a, key + 1, 8);
+		inet_ntop(AF_INET6, a, txt, (socklen_t)tlen);
+		strncat(txt, "/64", tlen - strlen(txt) - 1);
+	}
+	return 0;
+}
+
+static void
+listeners_enable(struct ntm_httpd *h, int on)
+{
+	if (h->paused == !on)
+		return;
+	h->paused = !on;
+	for (size_t i = 0; i < h->nbound; i++) {
+		struct evconnlistener *l = evhttp_bound_socket_get_listener(h->bound[i]);
+
+		if (l)
+			(void)(on ? evconnlistener_enable(l) : evconnlistener_disable(l));
+	}
+	if (!on)
+		ntm_log_rl(NTM_LOG_WARN, "httpd: at the cap", NULL,
+		    "httpd: %u connections open: at http_max_conns, not accepting "
+		    "until one closes", h->nconns);
+}
+
+/* Closes the connection: libevent sees end of file and frees it. */
+static void
+conn_close(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	c->st = C_DONE;
+	if (c->tm)
+		event_del(c->tm);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static void
+conn_arm(struct conn *c, uint64_t deadline_ms)
+{
+	uint64_t now = mono_ms();
+	uint64_t d = deadline_ms > now ? deadline_ms - now : 0;
+	struct timeval tv = { (time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000 };
+
+	c->deadline_ms = deadline_ms;
+	event_add(c->tm, &tv);
+}
+
+static void
+conn_admit(struct conn *c)
+{
+	struct ntm_httpd *h = c->h;
+	char txt[INET6_ADDRSTRLEN + 4] = "?";
+	uint8_t key[17];
+	struct addr_slot *s;
+	unsigned b;
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	c->admitted = 1;
+	if (fd < 0 || addr_key(fd, key, txt, sizeof(txt)) < 0) {
+		conn_close(c);
+		return;
+	}
+	b = addr_hash(key);
+	for (s = h->addrs[b]; s; s = s->next)
+		if (memcmp(s->key, key, sizeof(key)) == 0)
+			break;
+	if (s && s->n >= h->lim.max_conns_per_addr) {
+		ntm_log_rl(NTM_LOG_WARN, "httpd: connection refused: over "
+		    "http_max_conns_per_addr", txt, "httpd: connection from %s "
+		    "refused: %u open from it (http_max_conns_per_addr)", txt, s->n);
+		conn_close(c);
+		return;
+	}
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL) {
+			conn_close(c);
+			return;
+		}
+		memcpy(s->key, key, sizeof(key));
+		s->next = h->addrs[b];
+		h->addrs[b] = s;
+	}
+	s->n++;
+	c->slot = s;
+	c->st = C_HEAD;
+	conn_arm(c, c->start_ms + (uint64_t)h->lim.header_timeout_s * 1000);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct ntm_httpd *h = c->h;
+	char txt[INET6_ADDRSTRLEN + 4] = "?";
+	uint8_t key[17];
+
+	if (h == NULL || c->st == C_DONE)
+		return;
+	if (!c->admitted) {
+		conn_admit(c);
+		return;
+	}
+	if (c->st != C_HEAD && c->st != C_BODY)
+		return;
+	if (mono_ms() < c->deadline_ms) {	/* the body's deadline moved */
+		conn_arm(c, c->deadline_ms);
+		return;
+	}
+	/* A request a handler holds: evhttp reads no more until it is
+	 * answered, so bytes after it wait through no fault of the client. */
+	if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
+		conn_arm(c, mono_ms() + 1000);
+		return;
+	}
+	fd = bufferevent_getfd(c->bev);
+	if (fd >= 0)
+		(void)addr_key(fd, key, txt, sizeof(txt));
+	if (c->st == C_HEAD)
+		ntm_log_rl(NTM_LOG_INFO, "httpd: closed: handshake and head not done "
+		    "within http_header_timeout_s", txt, "httpd: connection from %s "
+		    "closed: TLS handshake and request head not done within %u s",
+		    txt, h->lim.header_timeout_s);
+	else
+		ntm_log_rl(NTM_LOG_INFO, "httpd: closed: body slower than "
+		    "http_body_min_rate", txt, "httpd: connection from %s closed: "
+		    "%llu of %llu body bytes in time (http_body_min_rate %u)", txt,
+		    (unsigned long long)c->body_got,
+		    (unsigned long long)(c->body_got + c->body_left),
+		    h->lim.body_min_rate);
+	conn_close(c);
+}
+
+/* The body limit of a request, from the route table: the route's, the
+ * server's, or NTM_BODY_MAX for a request no route takes. */
+static size_t
+conn_limit(const struct ntm_httpd *h, const char *method, const char *path)
+{
+	size_t lim = h->max_body < NTM_BODY_MAX ? h->max_body : NTM_BODY_MAX;
+
+	for (size_t i = 0; i < h->nroutes; i++) {
+		const struct ntm_http_route *rt = &h->routes[i].r;
+
+		if (strcmp(rt->path, path) != 0 || strcmp(rt->method, method) != 0)
+			continue;
+		return rt->body_max && rt->body_max < h->max_body ? rt->body_max :
+		    h->max_body;
+	}
+	return lim;
+}
+
+/* The request head is complete: set evhttp's body limit for it. */
+static void
+conn_head_done(struct conn *c)
+{
+	struct ntm_httpd *h = c->h;
+	struct evhttp_connection *evcon = NULL;
+	bufferevent_data_cb rd;
+	size_t lim = conn_limit(h, c->method, c->path);
+	void *cbarg = NULL;
+
+	/* evhttp gives its connection as the bufferevent's callback
+	 * argument (only evhttp sets callbacks on this bufferevent). */
+	bufferevent_getcb(c->bev, &rd, NULL, NULL, &cbarg);
+	if (rd && cbarg && evhttp_connection_get_bufferevent(cbarg) == c->bev)
+		evcon = cbarg;
+	c->over_len = -1;
+	if (c->reserved) {		/* a body that never reached a handler */
+		h->body_mem -= c->reserved;
+		c->reserved = 0;
+	}
+	if (c->chunked) {
+		/* Every client sends Content-Length; a chunked body would be
+		 * read before its length is known. */
+		lim = 0;
+		c->over_len = -2;
+	} else if (c->clen > 0 && (uint64_t)c->clen > lim) {
+		c->over_len = c->clen;
+		c->over_max = lim;
+	} else if (c->clen > 0 && h->body_mem + (uint64_t)c->clen > h->lim.body_mem_max) {
+		/* Bodies held at once are bounded, whoever sends them. */
+		char txt[INET6_ADDRSTRLEN + 4] = "?";
+		uint8_t key[17];
+
+		(void)addr_key(bufferevent_getfd(c->bev), key, txt, sizeof(txt));
+		ntm_log_rl(NTM_LOG_WARN, "httpd: busy: bodies at http_body_mem_max", txt,
+		    "httpd: %lld-byte body from %s refused: %llu bytes of bodies held "
+		    "(http_body_mem_max)", (long long)c->clen, txt,
+		    (unsigned long long)h->body_mem);
+		lim = 0;
+		c->over_len = -3;
+	} else if (c->clen > 0) {
+		c->reserved = (uint64_t)c->clen;
+		h->body_mem += c->reserved;
+	}
+	if (evcon)
+		evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)lim);
+	if (c->over_len != -1 && c->linger_fd < 0)
+		c->linger_fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0);
+	if (c->over_len == -1 && c->clen > 0) {
+		c->st = C_BODY;
+		c->body_left = (uint64_t)c->clen;
+		c->body_got = 0;
+		c->start_ms = mono_ms();
+		conn_arm(c, c->start_ms + (uint64_t)h->lim.body_timeout_s * 1000);
+	} else {
+		c->st = C_IDLE;
+		event_del(c->tm);
+	}
+}
+
+static void
+conn_line(struct conn *c)
+{
+	char *l = c->line, *v;
+
+	c->line[c->linelen] = '\0';
+	if (c->linelen && c->line[c->linelen - 1] == '\r')
+		c->line[--c->linelen] = '\0';
+	if (c->nlines++ == 0) {
+		/* METHOD SP target SP version; the target's path, without
+		 * query, also from an absolute form (scheme://host/path). */
+		char *sp = strchr(l, ' '), *t, *e;
+
+		if (sp == NULL)
+			return;
+		snprintf(c->method, sizeof(c->method), "%.*s", (int)(sp - l), l);
+		t = sp + 1;
+		if (strncmp(t, "http://", 7) == 0 || strncmp(t, "https://", 8) == 0) {
+			t = strstr(t, "//") + 2;
+			t += strcspn(t, "/ ");
+		}
+		e = t + strcspn(t, "? ");
+		snprintf(c->path, sizeof(c->path), "%.*s", (int)(e - t), t);
+		return;
+	}
+	if (c->linelen == 0) {
+		conn_head_done(c);
+		return;
+	}
+	if ((v = strchr(l, ':')) == NULL)
+		return;
+	*v++ = '\0';
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (strcasecmp(l, "Content-Length") == 0) {
+		char *end;
+		long long n;
+
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (errno == 0 && end != v && n >= 0 && c->clen < 0)
+			c->clen = n;
+	} else if (strcasecmp(l, "Transfer-Encoding") == 0) {
+		c->chunked = 1;
+	}
+}
+
+/* k body bytes arrived: the deadline moves by one second per
+ * body_min_rate of them. */
+static void
+conn_body(struct conn *c, uint64_t k)
+{
+	const struct ntm_httpd *h = c->h;
+
+	c->body_got += k;
+	c->body_left -= k;
+	c->deadline_ms = c->start_ms + ((uint64_t)h->lim.body_timeout_s +
+	    c->body_got / h->lim.body_min_rate) * 1000;
+	if (c->body_left == 0) {
+		c->st = C_IDLE;
+		event_del(c->tm);
+	}
+}
+
+static void
+conn_feed(struct conn *c, const char *p, size_t n)
+{
+	struct ntm_httpd *h = c->h;
+
+	while (n > 0 && c->st != C_DONE) {
+		if (c->st == C_BODY) {
+			size_t k = n < c->body_left ? n : (size_t)c->body_left;
+
+			conn_body(c, k);
+			p += k;
+			n -= k;
+			continue;
+		}
+		if (c->st == C_IDLE) {
+			/* The first byte of the next request's head. */
+			c->st = C_HEAD;
+			c->start_ms = mono_ms();
+			conn_arm(c, c->start_ms + (uint64_t)h->lim.header_timeout_s * 1000);
+		}
+		if (c->head_bytes == 0) {
+			c->nlines = 0;
+			c->linelen = 0;
+			c->clen = -1;
+			c->chunked = 0;
+			c->method[0] = c->path[0] = '\0';
+		}
+		c->head_bytes++;
+		if (*p == '\n') {
+			conn_line(c);
+			c->linelen = 0;
+			if (c->st != C_HEAD)
+				c->head_bytes = 0;
+		} else if (c->linelen < sizeof(c->line) - 1) {
+			c->line[c->linelen++] = *p;
+		}
+		p++;
+		n--;
+	}
+}
+
+/* Runs as bytes are added to the connection's input, before evhttp reads
+ * them: the new bytes are the buffer's last n_added. */
+static void
+conn_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	size_t len = evbuffer_get_length(buf), off, k;
+	struct evbuffer_ptr pos;
+	char tmp[4096];
+
+	if (info->n_added == 0 || c->h == NULL || !c->admitted || c->st == C_DONE ||
+	    info->n_added > len)
+		return;
+	for (off = len - info->n_added; off < len && c->st != C_DONE; off += k) {
+		k = len - off;
+		if (c->st == C_BODY) {		/* body bytes: counted, not copied */
+			if (k > c->body_left)
+				k = (size_t)c->body_left;
+			conn_body(c, k);
+			continue;
+		}
+		if (k > sizeof(tmp))
+			k = sizeof(tmp);
+		if (evbuffer_ptr_set(buf, &pos, off, EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_copyout_from(buf, &pos, tmp, k) != (ev_ssize_t)k)
+			return;
+		conn_feed(c, tmp, k);
+	}
+}
+
+static void
+linger_free(struct lingerer *l)
+{
+	struct ntm_httpd *h = l->h;
+
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		h->lingers = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	h->nlingers--;
+	event_free(l->ev);
+	close(l->fd);
+	free(l);
+}
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lingerer *l = arg;
+	char junk[16384];
+	ssize_t n = 0;
+
+	if (what & EV_READ)
+		n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+	if (!(what & EV_READ) || n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		linger_free(l);
+}
+
+/* Takes fd (a dup of a refused connection's socket). */
+static void
+linger_start(struct ntm_httpd *h, int fd)
+{
+	struct timeval tv = { HTTPD_LINGER_S, 0 };
+	struct lingerer *l;
+
+	if (h->nlingers >= HTTPD_LINGER_MAX || (l = calloc(1, sizeof(*l))) == NULL) {
+		close(fd);
+		return;
+	}
+	if ((l->ev = event_new(h->base, fd, EV_READ | EV_PERSIST, linger_cb, l)) == NULL) {
+		free(l);
+		close(fd);
+		return;
+	}
+	l->h = h;
+	l->fd = fd;
+	if ((l->next = h->lingers) != NULL)
+		l->next->prev = l;
+	h->lingers = l;
+	h->nlingers++;
+	shutdown(fd, SHUT_WR);
+	event_add(l->ev, &tv);
+}
+
+static void
+conn_unlink(struct conn *c)
+{
+	struct ntm_httpd *h = c->h;
+
+	if (h == NULL)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	h->body_mem -= c->reserved;
+	c->reserved = 0;
+	if (c->slot && --c->slot->n == 0) {
+		struct addr_slot **pp = &h->addrs[addr_hash(c->slot->key)];
+
+		while (*pp != c->slot)
+			pp = &(*pp)->next;
+		*pp = c->slot->next;
+		free(c->slot);
+	}
+	c->slot = NULL;
+	h->nconns--;
+	if (h->paused && h->nconns < h->lim.max_conns)
+		listeners_enable(h, 1);
+}
+
+/* The SSL object (and with it the connection) is freed. Called for every
+ * SSL object of the process; ours carry a conn. */
+static void
+conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct conn *c = ptr;
+
+	if (c == NULL)
+		return;
+	if (c->linger_fd >= 0) {
+		if (c->h)
+			linger_start(c->h, c->linger_fd);
+		else
+			close(c->linger_fd);
+		c->linger_fd = -1;
+	}
+	conn_unlink(c);
+	if (c->tm)
+		event_free(c->tm);
+	free(c);
+}
 
 /* ---- plain HTTP on the TLS port ------------------------------------------ */
 
@@ -165,10 +778,12 @@ static void
 httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	static const char tail[] = "</HTML>\n";
-	char end[sizeof(tail) - 1], head[13], body[160];
+	char end[sizeof(tail) - 1], head[13], body[224];
 	struct evbuffer_ptr pos;
 	size_t len = evbuffer_get_length(buf);
+	const struct conn *c = arg;
 	const char *code, *msg;
+	char text[96];
 	int status, n;
 
 	if (info->n_added == 0 || len < 64 ||
@@ -185,6 +800,19 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 	case 413:
 		code = "body_too_large";
 		msg = "request body or headers over the limit";
+		if (c && c->over_len == -2) {
+			status = 411;
+			code = "length_required";
+			msg = "a request body needs Content-Length";
+		} else if (c && c->over_len == -3) {
+			status = 503;
+			code = "busy";
+			msg = "the server holds too many request bodies: retry later";
+		} else if (c && c->over_len >= 0) {
+			snprintf(text, sizeof(text), "request body of %lld bytes is "
+			    "over the limit of %zu", (long long)c->over_len, c->over_max);
+			msg = text;
+		}
 		break;
 	case 501:
 	case 405:
@@ -203,9 +831,10 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 	n = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
 	evbuffer_drain(buf, len);
 	evbuffer_add_printf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "Connection: close\r\nContent-Length: %d\r\n\r\n%s", status,
-	    status == 413 ? "Payload Too Large" : status == 400 ? "Bad Request" : "Error",
-	    n, body);
+	    "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s", status,
+	    status == 413 ? "Payload Too Large" : status == 411 ? "Length Required" :
+	    status == 503 ? "Service Unavailable" : status == 400 ? "Bad Request" :
+	    "Error", status == 503 ? "Retry-After: 1\r\n" : "", n, body);
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -227,6 +856,8 @@ req_unlink(struct ntm_req *r)
 static void
 req_free(struct ntm_req *r)
 {
+	if (r->h)
+		r->h->body_mem -= r->reserved;
 	req_unlink(r);
 	if (r->has_query)
 		evhttp_clear_headers(&r->query);
@@ -237,6 +868,18 @@ req_free(struct ntm_req *r)
 	free(r->body);
 	ntm_wipe(&r->cert, sizeof(r->cert));
 	free(r);
+}
+
+/* The client's address without its port, for grouping log lines. */
+static const char *
+peer_addr(const struct ntm_req *r, char *buf, size_t cap)
+{
+	char *colon;
+
+	snprintf(buf, cap, "%s", r->peer);
+	if ((colon = strrchr(buf, ':')) != NULL && (buf[0] != '[' || colon[-1] == ']'))
+		*colon = '\0';
+	return buf;
 }
 
 /* Sends text (may be NULL) with status and frees r. */
@@ -253,9 +896,14 @@ req_send(struct ntm_req *r, int status, const char *text)
 	hdr = evhttp_request_get_output_headers(r->ev);
 	evhttp_add_header(hdr, "Content-Type", "application/json");
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
-	if (status >= 500)
-		ntm_log(NTM_LOG_WARN, "httpd: %s %s from %s: %d %s", r->method,
-		    r->path ? r->path : "?", r->peer, status, text ? text : "");
+	if (status >= 500) {
+		char src[sizeof(r->peer)];
+
+		ntm_log_rl(NTM_LOG_WARN, status == 502 ? "httpd: answered 502" :
+		    status == 503 ? "httpd: answered 503" : "httpd: answered 5xx",
+		    peer_addr(r, src, sizeof(src)), "httpd: %s %s from %s: %d %s",
+		    r->method, r->path ? r->path : "?", r->peer, status, text ? text : "");
+	}
 	if ((buf = evbuffer_new()) == NULL || (text && evbuffer_add(buf, text, strlen(text)))) {
 		evbuffer_free(buf);
 		evhttp_send_error(r->ev, HTTP_INTERNAL, NULL);
@@ -664,11 +1312,13 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
 		return NTM_ERR_CRYPTO;
 	}
-	if ((err = ntm_replay_check(h->replay, sig, date, now)) != 0) {
+	if ((err = ntm_replay_check(h->replay, r->cert.pk, sig, date, now)) != 0) {
 		snprintf(why, wlen, "%s", err == NTM_ERR_EXPIRED ?
 		    "request date is too far from the server's clock" :
-		    err == NTM_ERR_REPLAY ? "request was replayed" :
-		    "replay cache is full");
+		    err == NTM_ERR_REPLAY ? "request was replayed (or is dated before "
+		    "requests of the same certificate already forgotten)" :
+		    err == NTM_ERR_NOSPACE ? "too many signed requests from this "
+		    "certificate: retry later" : "out of memory");
 		return err;
 	}
 	r->has_cert = 1;
@@ -680,13 +1330,14 @@ static int
 check_role(struct ntm_req *r, const struct ntm_http_route *rt)
 {
 	const char *role = ntm_role_name(r->cert.role);
-	char want[32];
+	char want[32], src[sizeof(r->peer)];
 
 	if (rt->roles == 0 || (r->cert.role < 32 &&
 	    (rt->roles & NTM_ROUTE_ROLE(r->cert.role))))
 		return 0;
 	ntm_route_roles_str(rt->roles, want, sizeof(want));
-	ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: role '%s' of '%s' refused",
+	ntm_log_rl(NTM_LOG_INFO, "httpd: caller's role refused",
+	    peer_addr(r, src, sizeof(src)), "httpd: %s %s from %s: role '%s' of '%s' refused",
 	    r->method, r->path, r->peer, role ? role : "?", r->cert.name);
 	if (rt->deny == 403)
 		ntm_reply_error(r, 403, "forbidden", NULL, "only %s may call %s %s, "
@@ -737,11 +1388,21 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 		int err = check_signed(r, why, sizeof(why));
 
 		if (err) {
-			ntm_log(NTM_LOG_INFO, "httpd: %s %s from %s: unauthorized: %s",
+			char src[sizeof(r->peer)];
+
+			ntm_log_rl(NTM_LOG_INFO, "httpd: signed request refused",
+			    peer_addr(r, src, sizeof(src)),
+			    "httpd: %s %s from %s: unauthorized: %s",
 			    r->method, r->path, r->peer, why);
-			if (err == NTM_ERR_STATE)
-				ntm_reply_error(r, 500, "internal", NULL, "%s", why);
-			else
+			/* The caller is not authenticated: it learns that the
+			 * server failed, not how (the log says). */
+			if (err == NTM_ERR_STATE || err == NTM_ERR_NOMEM)
+				ntm_reply_error(r, 500, "internal", NULL, "server error");
+			else if (err == NTM_ERR_NOSPACE) {
+				evhttp_add_header(evhttp_request_get_output_headers(r->ev),
+				    "Retry-After", "1");
+				ntm_reply_error(r, 429, "rate_limited", NULL, "%s", why);
+			} else
 				ntm_reply_error(r, 401, "unauthorized", NULL, "%s", why);
 			return -1;
 		}
@@ -757,8 +1418,9 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 			return -1;
 		}
 		if (h->bearer == NULL) {
-			ntm_reply_error(r, 500, "internal", NULL,
-			    "server has no check for bearer tokens");
+			ntm_log(NTM_LOG_ERR, "httpd: %s %s: the server has no check "
+			    "for bearer tokens", r->method, r->path);
+			ntm_reply_error(r, 500, "internal", NULL, "server error");
 			return -1;
 		}
 		if (h->bearer(r, token, h->bearer_arg) < 0)
@@ -815,6 +1477,17 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 		ntm_reply_error(r, 400, "tls_required", NULL, "this port speaks HTTPS only");
 		return;
 	}
+	{
+		/* The body's share of http_body_mem_max goes with the request
+		 * until it is answered. */
+		struct conn *c = SSL_get_ex_data(bufferevent_openssl_get_ssl(
+		    evhttp_connection_get_bufferevent(evcon)), conn_ex_idx);
+
+		if (c && c->h == h) {
+			r->reserved = c->reserved;
+			c->reserved = 0;
+		}
+	}
 	path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if ((r->path = strdup(path && *path ? path : "/")) == NULL) {
 		ntm_reply_error(r, 500, "internal", NULL, "out of memory");
@@ -860,12 +1533,19 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 
 /* ---- server -------------------------------------------------------------- */
 
+static void
+httpd_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ntm_log_rl_flush();
+}
+
 static struct bufferevent *
 httpd_bevcb(struct event_base *base, void *arg)
 {
 	struct ntm_httpd *h = arg;
 	SSL *ssl = SSL_new(h->ctx);
 	struct bufferevent *bev;
+	struct conn *c = NULL;
 
 	if (ssl == NULL) {
 		/* evhttp falls back to a plain bufferevent; httpd_gencb then
@@ -880,10 +1560,33 @@ httpd_bevcb(struct event_base *base, void *arg)
 		SSL_free(ssl);
 		return NULL;
 	}
-	if (evbuffer_add_cb(bufferevent_get_output(bev), httpd_outbuf_cb, NULL) == NULL) {
+	/* The connection's record, freed with the SSL object (conn_ex_free). */
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->tm = event_new(base, -1, 0, conn_timer_cb, c)) == NULL ||
+	    SSL_set_ex_data(ssl, conn_ex_idx, c) != 1) {
+		if (c && c->tm)
+			event_free(c->tm);
+		free(c);
 		bufferevent_free(bev);
 		return NULL;
 	}
+	c->h = h;
+	c->bev = bev;
+	c->start_ms = mono_ms();
+	c->over_len = -1;
+	c->linger_fd = -1;
+	if ((c->next = h->conns) != NULL)
+		c->next->prev = c;
+	h->conns = c;
+	if (++h->nconns >= h->lim.max_conns)
+		listeners_enable(h, 0);
+	if (evbuffer_add_cb(bufferevent_get_output(bev), httpd_outbuf_cb, c) == NULL ||
+	    evbuffer_add_cb(bufferevent_get_input(bev), conn_in_cb, c) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	/* Admitted once evhttp has set the socket, right after we return. */
+	event_active(c->tm, EV_TIMEOUT, 0);
 	return bev;
 }
 
@@ -930,7 +1633,6 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
     size_t max_body)
 {
 	struct ntm_httpd *h;
-	size_t evmax;
 
 	if (base == NULL || cert_pem == NULL || key_pem == NULL)
 		return NULL;
@@ -938,8 +1640,18 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
 		return NULL;
 	h->base = base;
 	h->max_body = max_body ? max_body : NTM_BODY_MAX;
+	h->lim.max_conns = NTM_HTTPD_MAX_CONNS;
+	h->lim.max_conns_per_addr = NTM_HTTPD_MAX_CONNS_PER_ADDR;
+	h->lim.header_timeout_s = NTM_HTTPD_HEADER_TIMEOUT_S;
+	h->lim.body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
+	h->lim.body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
+	h->lim.body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
 	if (plain_ex_idx < 0)
 		plain_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (conn_ex_idx < 0)
+		conn_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
+	if (conn_ex_idx < 0)
+		goto err;
 	if ((h->ctx = SSL_CTX_new(TLS_server_method())) == NULL)
 		goto err;
 	SSL_CTX_set_min_proto_version(h->ctx, TLS1_2_VERSION);
@@ -955,9 +1667,9 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
 	}
 	if ((h->http = evhttp_new(base)) == NULL)
 		goto err;
-	evmax = h->max_body <= (size_t)-1 / HTTPD_EVHTTP_SLACK ?
-	    h->max_body * HTTPD_EVHTTP_SLACK : h->max_body;
-	evhttp_set_max_body_size(h->http, (ev_ssize_t)evmax);
+	/* The server's limit; each request gets its route's once its head
+	 * is read (conn_head_done). */
+	evhttp_set_max_body_size(h->http, (ev_ssize_t)h->max_body);
 	evhttp_set_max_headers_size(h->http, HTTPD_HEADERS_MAX);
 	evhttp_set_timeout(h->http, HTTPD_TIMEOUT_S);
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
@@ -966,6 +1678,13 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
 	evhttp_set_default_content_type(h->http, "application/json");
 	evhttp_set_bevcb(h->http, httpd_bevcb, h);
 	evhttp_set_gencb(h->http, httpd_gencb, h);
+	if ((h->tick = event_new(base, -1, EV_PERSIST, httpd_tick_cb, h)) == NULL)
+		goto err;
+	{
+		struct timeval tv = { HTTPD_TICK_S, 0 };
+
+		event_add(h->tick, &tv);
+	}
 	return h;
 err:
 	ERR_clear_error();
@@ -989,6 +1708,31 @@ ntm_httpd_free(struct ntm_httpd *h)
 	}
 	if (h->http)
 		evhttp_free(h->http);
+	/* Connections whose bufferevents are not freed yet: their records
+	 * go with their SSL objects, without the server. */
+	while (h->conns) {
+		struct conn *c = h->conns;
+
+		h->conns = c->next;
+		c->prev = c->next = NULL;
+		c->h = NULL;
+		c->slot = NULL;
+		if (c->tm)
+			event_free(c->tm);
+		c->tm = NULL;
+	}
+	for (size_t i = 0; i < ADDR_BUCKETS; i++)
+		while (h->addrs[i]) {
+			struct addr_slot *a = h->addrs[i];
+
+			h->addrs[i] = a->next;
+			free(a);
+		}
+	while (h->lingers)
+		linger_free(h->lingers);
+	free(h->bound);
+	if (h->tick)
+		event_free(h->tick);
 	SSL_CTX_free(h->ctx);
 	for (size_t i = 0; i < h->nroutes; i++) {
 		free((char *)h->routes[i].r.method);
@@ -1015,6 +1759,17 @@ ntm_httpd_listen(struct ntm_httpd *h, const char *addr, uint16_t port, uint16_t 
 		return NTM_ERR_IO;
 	}
 	{
+		struct evhttp_bound_socket **b = realloc(h->bound,
+		    (h->nbound + 1) * sizeof(*b));
+
+		if (b == NULL) {
+			evhttp_del_accept_socket(h->http, s);
+			return NTM_ERR_NOMEM;
+		}
+		h->bound = b;
+		h->bound[h->nbound++] = s;
+	}
+	{
 		/* evhttp writes a reply's head and body separately: without
 		 * TCP_NODELAY (which accepted sockets inherit on Linux) Nagle's
 		 * algorithm and the peer's delayed ACK hold the body ~40 ms. */
@@ -1034,10 +1789,29 @@ ntm_httpd_listen(struct ntm_httpd *h, const char *addr, uint16_t port, uint16_t 
 }
 
 void
+ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l)
+{
+	if (l->max_conns)
+		h->lim.max_conns = l->max_conns;
+	if (l->max_conns_per_addr)
+		h->lim.max_conns_per_addr = l->max_conns_per_addr;
+	if (l->header_timeout_s)
+		h->lim.header_timeout_s = l->header_timeout_s;
+	if (l->body_timeout_s)
+		h->lim.body_timeout_s = l->body_timeout_s;
+	if (l->body_min_rate)
+		h->lim.body_min_rate = l->body_min_rate;
+	if (l->body_mem_max)
+		h->lim.body_mem_max = l->body_mem_max;
+	listeners_enable(h, h->nconns < h->lim.max_conns);
+}
+
+void
 ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg)
 {
-	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_MAX)) == NULL) {
+	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_PEERS,
+	    HTTPD_REPLAY_PER_PEER, HTTPD_SIGNED_RATE, HTTPD_SIGNED_BURST)) == NULL) {
 		ntm_log(NTM_LOG_ERR, "httpd: cannot allocate the replay cache");
 		return;	/* signed routes answer 500 until this succeeds */
 	}

@@ -226,6 +226,33 @@ struct ntm_http_route {
 struct ntm_httpd *ntm_httpd_new(struct event_base *base, const char *cert_pem,
     const char *key_pem, size_t max_body);
 void ntm_httpd_free(struct ntm_httpd *h);
+/*
+ * Limits on the connections of a server (ntm.conf(5), the http_* keys).
+ * A connection over max_conns_per_addr from one source (an IPv4 address,
+ * or an IPv6 /64) is closed at once; at max_conns the server stops
+ * accepting until one closes. The TLS handshake and each request head must
+ * be complete within header_timeout_s of the connection (or of the head's
+ * first byte); a body must arrive within body_timeout_s plus one second per
+ * body_min_rate bytes received. A Content-Length over the route's limit is
+ * answered 413 before the body is read; one that would take the bodies
+ * being read or handled past body_mem_max, 503 busy. 0 in a field keeps its
+ * default.
+ */
+struct ntm_httpd_limits {
+	unsigned	max_conns;
+	unsigned	max_conns_per_addr;
+	unsigned	header_timeout_s;
+	unsigned	body_timeout_s;
+	unsigned	body_min_rate;		/* bytes per second */
+	size_t		body_mem_max;		/* bytes of bodies held at once */
+};
+#define NTM_HTTPD_MAX_CONNS		1024
+#define NTM_HTTPD_MAX_CONNS_PER_ADDR	64
+#define NTM_HTTPD_HEADER_TIMEOUT_S	20
+#define NTM_HTTPD_BODY_TIMEOUT_S	20
+#define NTM_HTTPD_BODY_MIN_RATE		500
+#define NTM_HTTPD_BODY_MEM_MAX		(128 * 1024 * 1024)
+void ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l);
 /* addr "127.0.0.1", "::1", "0.0.0.0"...; port 0 picks one; *bound gets it. */
 int  ntm_httpd_listen(struct ntm_httpd *h, const char *addr, uint16_t port,
     uint16_t *bound) NTM_WUR;

@@ -82,7 +82,11 @@ mksig(uint8_t sig[NTM_SIG_LEN], unsigned n)
 	memset(sig, 0, NTM_SIG_LEN);
 	sig[0] = (uint8_t)n;
 	sig[1] = (uint8_t)(n >> 8);
+	sig[8] = (uint8_t)(n >> 16);
+	sig[9] = (uint8_t)(n >> 24);
 }
+
+static const uint8_t PK_A[NTM_SIGN_PK] = { 'a' }, PK_B[NTM_SIGN_PK] = { 'b' };
 
 TEST(replay_window)
 {
@@ -95,65 +99,158 @@ TEST(replay_window)
 		{ INT64_MIN, NTM_ERR_EXPIRED },
 		{ INT64_MAX, NTM_ERR_EXPIRED },
 	};
-	struct ntm_replay *r = ntm_replay_new(16);
+	struct ntm_replay *r = ntm_replay_new(4, 16, 100, 100);
 	uint8_t sig[NTM_SIG_LEN];
 
 	CHECK(r != NULL);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		mksig(sig, (unsigned)i);
-		CHECK_EQ(ntm_replay_check(r, sig, cases[i].date, 1000000),
+		CHECK_EQ(ntm_replay_check(r, PK_A, sig, cases[i].date, 1000000),
 		    cases[i].err);
 	}
 	ntm_replay_free(r);
 	ntm_replay_free(NULL);
-	CHECK(ntm_replay_new(0) == NULL);
+	CHECK(ntm_replay_new(0, 16, 1, 1) == NULL);
+	CHECK(ntm_replay_new(4, 0, 1, 1) == NULL);
+	CHECK(ntm_replay_new(4, 16, 0, 1) == NULL);
 }
 
 TEST(replay_duplicate)
 {
-	struct ntm_replay *r = ntm_replay_new(4);
+	struct ntm_replay *r = ntm_replay_new(4, 4, 100, 100);
 	uint8_t sig[NTM_SIG_LEN];
 
 	mksig(sig, 1);
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1000), 0);
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1000), NTM_ERR_REPLAY);
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1300), NTM_ERR_REPLAY);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1000), 0);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1000), NTM_ERR_REPLAY);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1300), NTM_ERR_REPLAY);
 	/* Once the date is stale the request is refused as stale anyway. */
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1301), NTM_ERR_EXPIRED);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1301), NTM_ERR_EXPIRED);
 	sig[63] = 1;
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1000), 0);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1000), 0);
 	ntm_replay_free(r);
 }
 
-TEST(replay_capacity)
+/* A peer over its quota evicts its own oldest entries, and its floor keeps
+ * what it evicted from being replayed; another peer is not touched. */
+TEST(replay_quota_per_peer)
 {
-	struct ntm_replay *r = ntm_replay_new(3);
+	struct ntm_replay *r = ntm_replay_new(4, 3, 100, 100);
 	uint8_t sig[NTM_SIG_LEN];
 
+	mksig(sig, 100);
+	CHECK_EQ(ntm_replay_check(r, PK_B, sig, 1000, 1000), 0);
 	for (unsigned i = 0; i < 3; i++) {
 		mksig(sig, i);
-		CHECK_EQ(ntm_replay_check(r, sig, 1000 + i, 1000), 0);
+		CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000 + i, 1002), 0);
 	}
+	/* A's fourth evicts its first (dated 1000): the floor is 1000. */
 	mksig(sig, 3);
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1000), NTM_ERR_NOSPACE);
-	CHECK_EQ(ntm_replay_check(r, sig, 1000, 1000), NTM_ERR_NOSPACE);
-	/* At 1301 the entry dated 1000 has expired and frees a slot; the
-	 * others (1001, 1002) are still live. */
-	CHECK_EQ(ntm_replay_check(r, sig, 1301, 1301), 0);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1003, 1003), 0);
+	/* The evicted one, replayed: refused by the floor. */
+	mksig(sig, 0);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1003), NTM_ERR_REPLAY);
+	/* A new request dated at the floor too (it cannot be told apart). */
+	mksig(sig, 50);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1000, 1003), NTM_ERR_REPLAY);
+	/* Those still held are refused as replays, as before. */
+	mksig(sig, 2);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1002, 1003), NTM_ERR_REPLAY);
+	/* A current request passes. */
 	mksig(sig, 4);
-	CHECK_EQ(ntm_replay_check(r, sig, 1301, 1301), NTM_ERR_NOSPACE);
-	/* Entries kept across the sweep are still remembered. */
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 1004, 1004), 0);
+	/* B's entry (dated 1000, at A's floor) is B's: still remembered, and
+	 * B is not held to A's floor. */
+	mksig(sig, 100);
+	CHECK_EQ(ntm_replay_check(r, PK_B, sig, 1000, 1004), NTM_ERR_REPLAY);
+	mksig(sig, 101);
+	CHECK_EQ(ntm_replay_check(r, PK_B, sig, 1000, 1004), 0);
+	ntm_replay_free(r);
+}
+
+/* The rate limit: burst at once, then rate per second; per peer. */
+TEST(replay_rate_per_peer)
+{
+	struct ntm_replay *r = ntm_replay_new(4, 1000, 2, 5);
+	uint8_t sig[NTM_SIG_LEN];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < 5; i++) {
+		mksig(sig, n++);
+		CHECK_EQ(ntm_replay_check(r, PK_A, sig, 2000, 2000), 0);
+	}
+	mksig(sig, n++);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 2000, 2000), NTM_ERR_NOSPACE);
+	/* Not another peer. */
+	mksig(sig, n++);
+	CHECK_EQ(ntm_replay_check(r, PK_B, sig, 2000, 2000), 0);
+	/* One second later: two more. */
+	for (unsigned i = 0; i < 2; i++) {
+		mksig(sig, n++);
+		CHECK_EQ(ntm_replay_check(r, PK_A, sig, 2001, 2001), 0);
+	}
+	mksig(sig, n++);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 2001, 2001), NTM_ERR_NOSPACE);
+	/* A replay is refused as a replay even when over the rate. */
+	mksig(sig, 0);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 2000, 2001), NTM_ERR_REPLAY);
+	/* Long after: the bucket is full again, no more than burst. */
+	for (unsigned i = 0; i < 5; i++) {
+		mksig(sig, n++);
+		CHECK_EQ(ntm_replay_check(r, PK_A, sig, 3000, 3000), 0);
+	}
+	mksig(sig, n++);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 3000, 3000), NTM_ERR_NOSPACE);
+	ntm_replay_free(r);
+}
+
+/* The attack of issue 13: one peer (a DC relaying anonymous logins) sends
+ * as fast as its rate allows for a long time; another peer's requests all
+ * pass all along, and the flooding peer's own current requests too. */
+TEST(replay_flood_one_peer)
+{
+	struct ntm_replay *r = ntm_replay_new(8, 512, 200, 400);
+	uint8_t sig[NTM_SIG_LEN];
+	unsigned n = 0, a_ok = 0, a_refused = 0;
+
+	for (int64_t now = 10000; now < 10000 + 900; now++) {
+		for (unsigned i = 0; i < 300; i++) {	/* over the rate */
+			mksig(sig, n++);
+			sig[4] = 'A';
+			if (ntm_replay_check(r, PK_A, sig, now, now) == 0)
+				a_ok++;
+			else
+				a_refused++;
+		}
+		mksig(sig, n++);
+		sig[4] = 'B';
+		CHECK_EQ(ntm_replay_check(r, PK_B, sig, now, now), 0);
+	}
+	CHECK(a_ok >= 200u * 899);
+	CHECK(a_refused > 0);
+	ntm_replay_free(r);
+}
+
+/* Peers that went quiet give their slots up after two windows; until then
+ * a new peer finds no room. */
+TEST(replay_peers)
+{
+	struct ntm_replay *r = ntm_replay_new(2, 8, 10, 10);
+	uint8_t sig[NTM_SIG_LEN], pk_c[NTM_SIGN_PK] = { 'c' };
+
 	mksig(sig, 1);
-	CHECK_EQ(ntm_replay_check(r, sig, 1001, 1301), NTM_ERR_REPLAY);
-	/* Much later everything has expired. */
-	mksig(sig, 5);
-	CHECK_EQ(ntm_replay_check(r, sig, 5000, 5000), 0);
+	CHECK_EQ(ntm_replay_check(r, PK_A, sig, 5000, 5000), 0);
+	mksig(sig, 2);
+	CHECK_EQ(ntm_replay_check(r, PK_B, sig, 5000, 5000), 0);
+	mksig(sig, 3);
+	CHECK_EQ(ntm_replay_check(r, pk_c, sig, 5100, 5100), NTM_ERR_NOSPACE);
+	CHECK_EQ(ntm_replay_check(r, pk_c, sig, 5601, 5601), 0);
 	ntm_replay_free(r);
 }
 
 TEST(replay_many)
 {
-	struct ntm_replay *r = ntm_replay_new(1000);
+	struct ntm_replay *r = ntm_replay_new(4, 1000, 1000, 1000);
 	uint8_t sig[NTM_SIG_LEN];
 
 	for (unsigned round = 0; round < 5; round++) {
@@ -162,14 +259,18 @@ TEST(replay_many)
 		for (unsigned i = 0; i < 1000; i++) {
 			mksig(sig, round * 1000 + i);
 			sig[2] = (uint8_t)round;
-			CHECK_EQ(ntm_replay_check(r, sig, now, now), 0);
+			CHECK_EQ(ntm_replay_check(r, PK_A, sig, now, now), 0);
 		}
-		mksig(sig, round * 1000 + 999);
-		sig[2] = (uint8_t)round;
-		CHECK_EQ(ntm_replay_check(r, sig, now, now), NTM_ERR_REPLAY);
+		/* Every one of them is remembered. */
+		for (unsigned i = 0; i < 1000; i++) {
+			mksig(sig, round * 1000 + i);
+			sig[2] = (uint8_t)round;
+			CHECK_EQ(ntm_replay_check(r, PK_A, sig, now, now), NTM_ERR_REPLAY);
+		}
 	}
 	ntm_replay_free(r);
 }
 
 UNIT_MAIN(T(init), T(signed_string), T(tamper), T(replay_window),
-    T(replay_duplicate), T(replay_capacity), T(replay_many))
+    T(replay_duplicate), T(replay_quota_per_peer), T(replay_rate_per_peer),
+    T(replay_flood_one_peer), T(replay_peers), T(replay_many))

@@ -132,4 +132,76 @@ TEST(window)
 	CHECK_EQ(ntm_window_check(&w, 1), NTM_ERR_REPLAY);	/* too old */
 }
 
-UNIT_MAIN(T(validate), T(waddr), T(window))
+/* Stride-1 reordering over many laps: every pair of neighbours arrives
+ * swapped (1 0 3 2 5 4 ...), so each even counter comes one place late.
+ * Each must be accepted once and refused the second time, on every lap of
+ * the window, including the packet that enters a word after the window
+ * has wrapped (top a multiple of 64). */
+TEST(window_swapped_neighbours)
+{
+	struct ntm_window w;
+	unsigned refused = 0, replayed = 0;
+	uint64_t first_bad = 0;
+
+	ntm_window_init(&w);
+	for (uint64_t c = 0; c < 100000; c += 2) {
+		const uint64_t order[2] = { c + 1, c };
+		for (int k = 0; k < 2; k++) {
+			if (ntm_window_check(&w, order[k]) != 0) {
+				if (refused++ == 0)
+					first_bad = order[k];
+				continue;
+			}
+			ntm_window_update(&w, order[k]);
+			if (ntm_window_check(&w, order[k]) == 0)
+				replayed++;
+		}
+	}
+	if (refused)
+		fprintf(stderr, "first refused: counter %llu\n",
+		    (unsigned long long)first_bad);
+	CHECK_EQ(refused, 0);
+	CHECK_EQ(replayed, 0);
+	/* Every counter of the last full window is now a replay, the one
+	 * just below it too old to judge. */
+	for (uint64_t c = 100000 - NTM_WINDOW_BITS + 64; c < 100000; c++)
+		CHECK_EQ(ntm_window_check(&w, c), NTM_ERR_REPLAY);
+	CHECK_EQ(ntm_window_check(&w, 100000 - 2 * NTM_WINDOW_BITS),
+	    NTM_ERR_REPLAY);
+	CHECK_EQ(ntm_window_check(&w, 100000), 0);
+}
+
+/* Late arrivals at every distance inside the window, lap after lap: the
+ * counter d places late is accepted once for d below the window's span. */
+TEST(window_late_by_d)
+{
+	static const unsigned dist[] = { 1, 2, 63, 64, 65, 127, 1000, 1983 };
+	for (size_t j = 0; j < sizeof(dist) / sizeof(dist[0]); j++) {
+		struct ntm_window w;
+		unsigned d = dist[j], refused = 0;
+
+		ntm_window_init(&w);
+		/* Send 0..N-1 but hold back every counter divisible by
+		 * (d + 1) until d newer ones have gone. */
+		for (uint64_t c = 0; c < 20000; c++) {
+			if (c % (d + 1) != 0) {
+				if (ntm_window_check(&w, c) != 0)
+					refused++;
+				else
+					ntm_window_update(&w, c);
+			}
+			if (c >= d && (c - d) % (d + 1) == 0) {
+				if (ntm_window_check(&w, c - d) != 0)
+					refused++;
+				else
+					ntm_window_update(&w, c - d);
+			}
+		}
+		if (refused)
+			fprintf(stderr, "late by %u: %u refused\n", d, refused);
+		CHECK_EQ(refused, 0);
+	}
+}
+
+UNIT_MAIN(T(validate), T(waddr), T(window), T(window_swapped_neighbours),
+    T(window_late_by_d))
