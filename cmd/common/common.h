@@ -90,6 +90,11 @@ struct srv_conf {
 	long	 announce_retry_max_s;	/* CS: longest wait between announcement tries */
 	long	 dns_rate;		/* DC: alike DNS answers/s per source prefix (0: off) */
 	long	 dns_rate_total;	/* DC: DNS answers/s in all */
+	long	 bind_rate;		/* RS: ticket checks/s in all (half kept for cookie binds) */
+	long	 bind_rate_source;	/* RS: ticket checks/s per source address */
+	long	 bind_rate_prefix;	/* RS: ticket checks/s per source /24 or /56 */
+	long	 client_sessions;	/* RS: session sides one client address may hold */
+	long	 dc_session_share;	/* RS: % of max_sessions one DC's tickets may open */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -39,6 +39,11 @@ static const struct {
 	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
 	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
+	I(bind_rate, R_RS, 2, 1000000),
+	I(bind_rate_source, R_RS, 1, 1000000),
+	I(bind_rate_prefix, R_RS, 1, 1000000),
+	I(client_sessions, R_RS, 1, 1000000),
+	I(dc_session_share, R_RS, 1, 100),
 };
 #undef S
 #undef I
@@ -214,6 +219,11 @@ conf_defaults(struct srv_conf *c)
 	c->upload_idle_s = 3600;
 	c->dns_rate = 20;
 	c->dns_rate_total = 20000;
+	c->bind_rate = 2000;
+	c->bind_rate_source = 20;
+	c->bind_rate_prefix = 100;
+	c->client_sessions = 64;
+	c->dc_session_share = 50;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */
