@@ -297,10 +297,11 @@ cookie_ad(uint8_t ad[COOKIE_AD_LEN], const uint8_t *p, const uint8_t bind_mac[NT
 	memcpy(ad + NTM_HDR_LEN + NTM_TUNNEL_ID_LEN, bind_mac, NTM_MAC_LEN);
 }
 
-int
-ntm_relay_cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN],
-    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], const uint8_t bind_mac[NTM_MAC_LEN],
-    const uint8_t cookie[NTM_RELAY_COOKIE])
+/* With the nonce given (NULL: random). */
+static int
+cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN], const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN],
+    const uint8_t bind_mac[NTM_MAC_LEN], const uint8_t cookie[NTM_RELAY_COOKIE],
+    const uint8_t *the_nonce)
 {
 	uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES], ad[COOKIE_AD_LEN];
 	uint8_t *nonce = out + NTM_HDR_LEN + NTM_TUNNEL_ID_LEN;
@@ -309,13 +310,24 @@ ntm_relay_cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN],
 		return NTM_ERR_INVAL;
 	ntm_msg_header(out, NTM_MSG_RELAY_COOKIE);
 	memcpy(out + NTM_HDR_LEN, tunnel_id, NTM_TUNNEL_ID_LEN);
-	ntm_random(nonce, NTM_RELAY_COOKIE_NONCE);
+	if (the_nonce)
+		memcpy(nonce, the_nonce, NTM_RELAY_COOKIE_NONCE);
+	else
+		ntm_random(nonce, NTM_RELAY_COOKIE_NONCE);
 	cookie_seal_key(key, tunnel_id);
 	cookie_ad(ad, out, bind_mac);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + NTM_RELAY_COOKIE_NONCE, NULL,
 	    cookie, NTM_RELAY_COOKIE, ad, sizeof(ad), NULL, nonce, key);
 	ntm_wipe(key, sizeof(key));
 	return NTM_RELAY_COOKIE_LEN;
+}
+
+int
+ntm_relay_cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN],
+    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], const uint8_t bind_mac[NTM_MAC_LEN],
+    const uint8_t cookie[NTM_RELAY_COOKIE])
+{
+	return cookie_make(out, tunnel_id, bind_mac, cookie, NULL);
 }
 
 /* Type, version, reserved bytes and exact length (ntm_msg_validate does
@@ -495,6 +507,8 @@ struct ntm_relay {
 	int			 bstarted;
 	struct srcent		 src[2][NTM_RELAY_SOURCE_SLOTS];	/* address; prefix */
 	uint8_t			 csecret[2][crypto_generichash_KEYBYTES];	/* now, before */
+	uint8_t			 cnonce[NTM_RELAY_COOKIE_NONCE];	/* random, then a count */
+	uint64_t		 cnonces;
 	int64_t			 csecret_ms;	/* when csecret[0] was made */
 	int			 has_csecret;
 	struct qcnt		**ccnt, **dcnt;	/* by client address; by DC */
@@ -934,6 +948,10 @@ cookie_rotate(struct ntm_relay *r, int64_t now_ms)
 	else
 		ntm_random(r->csecret[1], sizeof(r->csecret[1]));
 	ntm_random(r->csecret[0], sizeof(r->csecret[0]));
+	/* Nonces for the replies: 16 random bytes per secret and a count, so a
+	 * flood costs no system call per reply. */
+	ntm_random(r->cnonce, sizeof(r->cnonce));
+	r->cnonces = 0;
 	r->csecret_ms = now_ms;
 	r->has_csecret = 1;
 }
@@ -1020,7 +1038,10 @@ bind_gate(struct ntm_relay *r, const struct ntm_relay_bind *b, const uint8_t *p,
 		if (n < NTM_RELAY_COOKIE_LEN)
 			return gate_drop(r, out, NTM_RELAY_DROP_LOAD);
 		cookie_of(c, r->csecret[0], from);
-		if (ntm_relay_cookie_make(out->reply, b->ticket + 1, b->mac, c) < 0) {
+		r->cnonces++;
+		for (int i = 0; i < 8; i++)
+			r->cnonce[NTM_RELAY_COOKIE_NONCE - 8 + i] = (uint8_t)(r->cnonces >> (56 - 8 * i));
+		if (cookie_make(out->reply, b->ticket + 1, b->mac, c, r->cnonce) < 0) {
 			ntm_wipe(c, sizeof(c));
 			return gate_drop(r, out, NTM_RELAY_DROP_LOAD);
 		}

@@ -797,6 +797,9 @@ TEST(core_cookie)
 	n = ntm_relay_bind_make_cookie(p, sizeof(p), 1, 2, w.t, (size_t)w.tn, w.key, ck);
 	CHECK_EQ(feed(r, p, (size_t)n, "[fd00:5::20]:5001", RS6, 1000, NOW, &o), NTM_RELAY_REPLY);
 	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_COOKIE);
+	/* never the same nonce twice */
+	CHECK(memcmp(o.reply + 4 + NTM_TUNNEL_ID_LEN, o1.reply + 4 + NTM_TUNNEL_ID_LEN,
+	    NTM_RELAY_COOKIE_NONCE) != 0);
 	/* From its own address: checked, with the last token. */
 	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000, NOW, &o), NTM_RELAY_REPLY);
 	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
