@@ -34,8 +34,15 @@ relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 	if (ctr <= p->bind_ctr)
 		ctr = p->bind_ctr + 1;
 	p->bind_ctr = ctr;
-	if ((n = ntm_relay_bind_make_cookie(out.buf[0], sizeof(out.buf[0]), p->side, ctr,
-	    p->ticket, p->tlen, p->rkey, cookie)) < 0) {
+	n = ntm_relay_bind_make_cookie(out.buf[0], sizeof(out.buf[0]), p->side, ctr, p->ticket,
+	    p->tlen, p->rkey, cookie);
+	if (n == NTM_ERR_TOOBIG && cookie) {
+		/* a ticket too long to carry a cookie MAC too: without it */
+		cookie = NULL;
+		n = ntm_relay_bind_make(out.buf[0], sizeof(out.buf[0]), p->side, ctr, p->ticket,
+		    p->tlen, p->rkey);
+	}
+	if (n < 0) {
 		p->bind_next = now + p->keepalive_ms;
 		p->hooks->bind_failed(p, n);
 		return;

@@ -345,6 +345,20 @@ TEST(relay_cookie)
 	CHECK_EQ(type(&s, 4), NTM_MSG_HS_INIT);
 	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[3], s.len[3]), 0);
 	CHECK(b.cookie_mac == NULL);
+	/* a ticket too long to carry the cookie MAC as well: the bind goes
+	 * without it */
+	ntm_peer_free(&s.p);
+	mk(&s, NTM_ROUTE_RELAY, 1, 0, "198.18.0.3");
+	memset(s.p.ticket, 0xaa, NTM_TICKET_MAX);
+	s.p.tlen = NTM_TICKET_MAX;
+	ntm_peer_begin(&s.p, 1000, 5000);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[0], s.len[0]), 0);
+	CHECK_EQ(ntm_relay_cookie_make(r, tid, b.mac, c), NTM_RELAY_COOKIE_LEN);
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1100, 5100), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(s.bind_failed, 0);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[1], s.len[1]), 0);
+	CHECK(b.cookie_mac == NULL);
 	/* a direct tunnel takes none */
 	ntm_peer_free(&s.p);
 	mk(&s, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.3");

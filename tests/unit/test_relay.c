@@ -698,6 +698,7 @@ TEST(cookie_message)
 	struct ntm_relay_bind b;
 	uint8_t p[NTM_RELAY_BIND_MAX + 1], cr[NTM_RELAY_COOKIE_LEN + 1], bad[NTM_RELAY_COOKIE_LEN];
 	uint8_t c[NTM_RELAY_COOKIE], c2[NTM_RELAY_COOKIE], mac[NTM_MAC_LEN], tid2[NTM_TUNNEL_ID_LEN];
+	uint8_t big[NTM_TICKET_MAX];
 	int n, nc;
 
 	world_init(&w);
@@ -751,9 +752,10 @@ TEST(cookie_message)
 	p[5] = 0x02;
 	CHECK_EQ(ntm_relay_bind_parse(&b, p, (size_t)nc), NTM_ERR_PROTO);
 	/* The cookie is not more than the bind can carry. */
-	CHECK_EQ(ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, p, NTM_TICKET_MAX, w.key, c),
+	memset(big, 0x11, sizeof(big));
+	CHECK_EQ(ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, big, NTM_TICKET_MAX, w.key, c),
 	    NTM_ERR_TOOBIG);
-	CHECK(ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, p, NTM_TICKET_MAX - NTM_MAC_LEN,
+	CHECK(ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, big, NTM_TICKET_MAX - NTM_MAC_LEN,
 	    w.key, c) > 0);
 }
 
