@@ -105,6 +105,29 @@ rs_set() {
 	assert_success
 }
 
+@test "another DC's ticket for a relayed tunnel neither takes a side over nor refreshes it" {
+	local tid dc other addr0
+	run rs_status
+	assert_success
+	tid=$(jq -r '[.sessions[] | select(.sides[0].bound and .sides[1].bound)][0].tunnel_id' <<<"$output")
+	dc=$(jq -r '[.sessions[] | select(.tunnel_id == "'"$tid"'")][0].sides[0].dc' <<<"$output")
+	addr0=$(jq -r '[.sessions[] | select(.tunnel_id == "'"$tid"'")][0].sides[0].addr' <<<"$output")
+	[ ${#tid} -eq 32 ]
+	if [ "$dc" = dc1.ntm.test ]; then other=dc2; else other=dc1; fi
+	# a ticket for that tunnel that the other DC really signed, side 0, from x1
+	run n x1 "$NTM_BIN/tests/rsflood" sessions --to 198.18.0.4:3478 \
+	    --key "$TOPO_DIR/$other/identity.key" --cert "$TOPO_DIR/$other/server.cert" \
+	    --rs-key "$(cat "$TOPO_DIR/rs.pub")" --rs-name rs1.ntm.test --n 1 --wait-ms 300 \
+	    --tid "$tid" --side 0
+	assert_success
+	assert_output --regexp '^acked 0 of 1'
+	wait_for 5 bash -c "[ \"\$(ip netns exec ${P}srv $NTM_BIN/ntm-rs -f $TOPO_DIR/rs.conf status --json | jq .counters.drops.other_dc)\" -ge 1 ]"
+	run rs_status
+	assert_equal "$(jq -r '[.sessions[] | select(.tunnel_id == "'"$tid"'")][0].sides[0].addr' <<<"$output")" "$addr0"
+	run ntmc a1 bob tunnel ping -c 1 --timeout 10 "$(fqdn_of carol)"
+	assert_success
+}
+
 @test "one client binding many valid tickets holds only its quota of sessions" {
 	local before
 	before=$(rs_status | jq .sessions_total)

@@ -15,11 +15,14 @@
  *
  *   rsflood sessions --to IP:PORT --key DC-KEY --cert DC-CERT
  *           --rs-key B64 --rs-name NAME --n N [--wait-ms MS]
+ *           [--tid HEX [--side 0|1]]
  *     One client (one UDP socket) binding N tunnels with N valid tickets
  *     made with the DC's own key, as the agent does: a bind again after
  *     --wait-ms (default 1000) without an answer, at once with the cookie
  *     of a RELAY_COOKIE, at most 5 binds a tunnel; prints
- *     "acked A of N, cookies C".
+ *     "acked A of N, cookies C". With --tid, every ticket names that
+ *     tunnel (one already relayed: a DC taking over another's session)
+ *     and the binds are for --side (default 0).
  *
  * Exit 0 when it ran (what it measured is in its output), 2 on bad usage,
  * 1 when something could not be set up.
@@ -88,7 +91,9 @@ next_rand(void)
 
 struct opts {
 	const char	*to, *cert, *key, *rs_name, *rs_key, *src;
-	long		 rate, count, seconds, n, wait_ms;
+	long		 rate, count, seconds, n, wait_ms, side;
+	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
+	int		 has_tid;
 };
 
 static int
@@ -226,7 +231,10 @@ one_session(int fd, const struct opts *o, const struct ntm_cert *cert,
 	int tn, bn, tries;
 	uint64_t ctr = 1;
 
-	ntm_random(tid, sizeof(tid));
+	if (o->has_tid)
+		memcpy(tid, o->tid, sizeof(tid));
+	else
+		ntm_random(tid, sizeof(tid));
 	ntm_random(rkey, sizeof(rkey));
 	if ((tn = ntm_ticket_make(ticket, sizeof(ticket), tid, time(NULL) + 3600, o->rs_name,
 	    rs_pk, rkey, cert, dc_sk)) < 0)
@@ -235,8 +243,10 @@ one_session(int fd, const struct opts *o, const struct ntm_cert *cert,
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		double until;
 
-		if ((bn = ntm_relay_bind_make_cookie(b, sizeof(b), 0, ctr++, ticket, (size_t)tn,
-		    rkey, cookie)) < 0)
+		/* a counter above the agents' (their wall clock in ms) */
+		if ((bn = ntm_relay_bind_make_cookie(b, sizeof(b), (int)o->side,
+		    (uint64_t)time(NULL) * 1000 + 10000000 + ctr++, ticket, (size_t)tn, rkey,
+		    cookie)) < 0)
 			return -1;
 		memcpy(mac, b + bn - NTM_MAC_LEN - (cookie ? NTM_MAC_LEN : 0), sizeof(mac));
 		if (send(fd, b, (size_t)bn, 0) < 0)
@@ -317,6 +327,8 @@ main(int argc, char *argv[])
 		{ "seconds", required_argument, NULL, 'S' },
 		{ "n", required_argument, NULL, 'm' },
 		{ "wait-ms", required_argument, NULL, 'w' },
+		{ "tid", required_argument, NULL, 'T' },
+		{ "side", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { .rate = 0, .count = 1000000, .seconds = 10, .n = 10, .wait_ms = 1000 };
@@ -345,6 +357,14 @@ main(int argc, char *argv[])
 		case 'S': num = &o.seconds; break;
 		case 'm': num = &o.n; break;
 		case 'w': num = &o.wait_ms; break;
+		case 'i': num = &o.side; break;
+		case 'T':
+			if (ntm_hex_decode_exact(o.tid, sizeof(o.tid), optarg) < 0) {
+				fprintf(stderr, "rsflood: --tid '%s' is not 32 hex digits\n", optarg);
+				return 2;
+			}
+			o.has_tid = 1;
+			break;
 		default: return 2;
 		}
 		if (num) {
@@ -357,7 +377,7 @@ main(int argc, char *argv[])
 			}
 		}
 	}
-	if (!o.to || !o.cert || !o.rs_name || optind != argc) {
+	if (!o.to || !o.cert || !o.rs_name || optind != argc || o.side > 1) {
 		fprintf(stderr, "rsflood: --to, --cert and --rs-name are needed\n");
 		return 2;
 	}
