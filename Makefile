@@ -95,8 +95,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 
 # Test tools driven by the bats suites.
 TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap
+TOOLS += $(BUILD)/tests/rsflood
 tools: $(TOOLS)
-$(BUILD)/tests/signreq $(BUILD)/tests/xunwrap: $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
+$(TOOLS): $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 

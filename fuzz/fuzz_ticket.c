@@ -5,9 +5,12 @@
  * The first input byte picks the target:
  *   0: ntm_ticket_open on the rest
  *   1: ntm_relay_bind_parse + ntm_relay_bind_verify on the rest
- *   2: ntm_relay_ack_open on the rest
+ *   2: ntm_relay_ack_open and ntm_relay_cookie_open (for the tunnel id the
+ *      message names) on the rest
  *   3+: the rest is a sequence of datagrams, each u16 length + u8 source
- *       (0..3, one of four client addresses) + bytes, fed to one relay.
+ *       (0..3, one of four client addresses) + bytes, fed to one relay;
+ *       an even first byte gives it a budget of 2 ticket checks a second,
+ *       so that it is soon under load (RELAY_COOKIE answers, cookie binds).
  * The keys come from fixed seeds, so seeds in fuzz/corpus/ticket (made with
  * the same seeds: see ticket_seed() below) carry tickets that verify.
  */
@@ -90,12 +93,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)ntm_relay_bind_verify(data + 1, size - 1, relay_key);
 		}
 		break;
-	case 2:
+	case 2: {
+		static const uint8_t mac[NTM_MAC_LEN] = { 9, 9, 9 };
+		const uint8_t *tid = ntm_relay_cookie_tunnel_id(data + 1, size - 1);
+		uint8_t cookie[NTM_RELAY_COOKIE];
+
 		(void)ntm_relay_ack_open(data + 1, size - 1, relay_key, &side, &pb, &ctr);
+		if (tid && ntm_relay_cookie_open(data + 1, size - 1, tid, mac, cookie) == 0 &&
+		    size - 1 != NTM_RELAY_COOKIE_LEN)
+			abort();
 		break;
+	}
 	default: {
 		struct ntm_relay_limits lim = { .max_sessions = 4, .idle_ms = 1000,
-		    .session_pps = 50, .bind_pps = 50 };
+		    .session_pps = 50, .bind_pps = (data[0] & 1) ? 50 : 2 };
 		struct ntm_relay *r = ntm_relay_new(&lim, "rs1.ntm.test", rs_sk, as_pk);
 		struct ntm_relay_out out;
 		struct ntm_relay_stats st;
@@ -123,7 +134,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 				break;
 			case NTM_RELAY_REPLY:
-				if (out.reply_len != NTM_RELAY_ACK_LEN)
+				/* an ACK, or a cookie never bigger than the bind */
+				if (out.reply_len != NTM_RELAY_ACK_LEN &&
+				    (out.reply_len != NTM_RELAY_COOKIE_LEN || out.reply_len > n))
 					abort();
 				break;
 			default:

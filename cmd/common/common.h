@@ -108,6 +108,11 @@ struct srv_conf {
 	long	 http_body_timeout_s;
 	long	 http_body_min_rate;
 	long	 http_body_mem_max;
+	long	 bind_rate;		/* RS: ticket checks/s in all (half kept for cookie binds) */
+	long	 bind_rate_source;	/* RS: ticket checks/s per source address */
+	long	 bind_rate_prefix;	/* RS: ticket checks/s per source /24 or /56 */
+	long	 client_sessions;	/* RS: session sides one client address may hold */
+	long	 dc_session_share;	/* RS: % of max_sessions one DC's tickets may open */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

@@ -44,6 +44,11 @@ static const struct {
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
 	I(http_body_min_rate, R_ALL, 1, 1L << 30), I(http_body_mem_max, R_ALL, 1, 1L << 40),
+	I(bind_rate, R_RS, 2, 1000000),
+	I(bind_rate_source, R_RS, 1, 1000000),
+	I(bind_rate_prefix, R_RS, 1, 1000000),
+	I(client_sessions, R_RS, 1, 1000000),
+	I(dc_session_share, R_RS, 1, 100),
 };
 #undef S
 #undef I
@@ -226,6 +231,11 @@ conf_defaults(struct srv_conf *c)
 	c->http_body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
 	c->http_body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
 	c->http_body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
+	c->bind_rate = 2000;
+	c->bind_rate_source = 20;
+	c->bind_rate_prefix = 100;
+	c->client_sessions = 64;
+	c->dc_session_share = 50;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */

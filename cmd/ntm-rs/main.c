@@ -34,7 +34,11 @@ rs_setup(struct srv *s, char *err, size_t errlen)
 		.max_sessions	= (size_t)s->conf.max_sessions,
 		.idle_ms	= (int64_t)s->conf.idle_timeout_s * 1000,
 		.session_pps	= (uint32_t)s->conf.session_pps,
-		.bind_pps	= RS_BIND_PPS,
+		.bind_pps	= (uint32_t)s->conf.bind_rate,
+		.source_bind_pps = (uint32_t)s->conf.bind_rate_source,
+		.prefix_bind_pps = (uint32_t)s->conf.bind_rate_prefix,
+		.client_sessions = (size_t)s->conf.client_sessions,
+		.dc_share	= (unsigned)s->conf.dc_session_share,
 	};
 	struct timeval one = { 1, 0 }, zero = { 0, 0 };
 

@@ -16,7 +16,6 @@
 #define RS_BATCHES	8		/* batches per readiness event (fairness) */
 #define RS_STATUS_FILE	"status.json"
 #define RS_STATUS_MAX_SESSIONS 1000	/* sessions listed in the status file */
-#define RS_BIND_PPS	2000		/* full ticket checks per second */
 
 struct rs_sock {
 	int		 fd;

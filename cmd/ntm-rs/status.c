@@ -57,6 +57,35 @@ on_session(const struct ntm_relay_sess_info *s, void *arg)
 	    "sides", side_json(&s->side[0]), side_json(&s->side[1])));
 }
 
+/* The limits and counters of ticket checks under attack: added to the
+ * objects "limits" and "counters". */
+static int
+status_binds(json_t *root, const struct srv *s, const struct ntm_relay_stats *st)
+{
+	json_t *lim = json_object_get(root, "limits"), *c = json_object_get(root, "counters");
+	const struct {
+		json_t		*o;
+		const char	*k;
+		long long	 v;
+	} kv[] = {
+		{ lim, "bind_rate", s->conf.bind_rate },
+		{ lim, "bind_rate_source", s->conf.bind_rate_source },
+		{ lim, "bind_rate_prefix", s->conf.bind_rate_prefix },
+		{ lim, "client_sessions", s->conf.client_sessions },
+		{ lim, "dc_session_share", s->conf.dc_session_share },
+		{ c, "ticket_checks", (long long)st->ticket_checks },
+		{ c, "cookies_sent", (long long)st->cookies_sent },
+		{ c, "cookie_binds", (long long)st->cookie_binds },
+		{ c, "bad_cookies", (long long)st->bad_cookies },
+	};
+
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+		if (kv[i].o == NULL ||
+		    json_object_set_new(kv[i].o, kv[i].k, json_integer(kv[i].v)) < 0)
+			return -1;
+	return 0;
+}
+
 int
 rs_status_write(struct rs *rs)
 {
@@ -86,7 +115,7 @@ rs_status_write(struct rs *rs)
 	    "udp", udp,
 	    "limits", "max_sessions", (json_int_t)s->conf.max_sessions,
 	    "idle_timeout_s", (json_int_t)s->conf.idle_timeout_s,
-	    "session_pps", (json_int_t)s->conf.session_pps, "bind_pps", (json_int_t)RS_BIND_PPS,
+	    "session_pps", (json_int_t)s->conf.session_pps, "bind_pps", (json_int_t)s->conf.bind_rate,
 	    "counters", "rx_packets", (json_int_t)st.rx_packets,
 	    "rx_bytes", (json_int_t)st.rx_bytes, "forwarded_packets", (json_int_t)st.fwd_packets,
 	    "forwarded_bytes", (json_int_t)st.fwd_bytes, "binds", (json_int_t)st.binds,
@@ -101,6 +130,8 @@ rs_status_write(struct rs *rs)
 	    "sessions", w.arr);
 	w.arr = NULL;		/* stolen (or freed) by json_pack */
 	if (root == NULL)
+		goto cleanup;
+	if (status_binds(root, s, &st) < 0)
 		goto cleanup;
 	if ((text = json_dumps(root, JSON_COMPACT)) == NULL)
 		goto cleanup;
@@ -175,6 +206,14 @@ print_human(json_t *st, int64_t age)
 	    "binds %lld\n", (long long)jint(c, "rx_packets"), (long long)jint(c, "rx_bytes"),
 	    (long long)jint(c, "forwarded_packets"), (long long)jint(c, "forwarded_bytes"),
 	    (long long)jint(c, "binds"));
+	printf("ticket checks %lld (%lld/s, %lld/s per address, %lld/s per /24 or /56)  "
+	    "cookies sent %lld  cookie binds %lld  bad cookies %lld\n",
+	    (long long)jint(c, "ticket_checks"), (long long)jint(lim, "bind_rate"),
+	    (long long)jint(lim, "bind_rate_source"), (long long)jint(lim, "bind_rate_prefix"),
+	    (long long)jint(c, "cookies_sent"), (long long)jint(c, "cookie_binds"),
+	    (long long)jint(c, "bad_cookies"));
+	printf("quotas %lld sessions per client address, %lld%% of the sessions per DC\n",
+	    (long long)jint(lim, "client_sessions"), (long long)jint(lim, "dc_session_share"));
 	printf("drops");
 	json_object_foreach(drops, k, v)
 		printf(" %s %lld", k, (long long)json_integer_value(v));

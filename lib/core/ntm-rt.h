@@ -37,6 +37,7 @@ enum ntm_msg {
 	NTM_MSG_RELAY_BIND	= 7,	/* client -> RS */
 	NTM_MSG_RELAY_ACK	= 8,	/* RS -> client */
 	NTM_MSG_MOVED		= 9,	/* DC -> client, session-key sealed */
+	NTM_MSG_RELAY_COOKIE	= 10,	/* RS -> client, under load (relay.h) */
 };
 
 #define NTM_SID_LEN		16	/* client-DC session id */
@@ -70,6 +71,11 @@ enum ntm_msg {
 #define NTM_RELAY_BIND_MIN	(NTM_HDR_LEN + 4 + 8 + 2 + 1 + NTM_MAC_LEN)
 #define NTM_RELAY_BIND_MAX	(NTM_HDR_LEN + 4 + 8 + 2 + NTM_TICKET_MAX + NTM_MAC_LEN)
 #define NTM_RELAY_ACK_LEN	(NTM_HDR_LEN + 4 + 8 + NTM_MAC_LEN)				/* 32 */
+#define NTM_RELAY_COOKIE	16	/* the cookie an RS under load hands out */
+#define NTM_RELAY_COOKIE_NONCE	24
+/* RELAY_COOKIE: hdr, tunnel_id, nonce, sealed cookie (checked by relay.c) */
+#define NTM_RELAY_COOKIE_LEN	(NTM_HDR_LEN + NTM_TUNNEL_ID_LEN + NTM_RELAY_COOKIE_NONCE + \
+				 NTM_RELAY_COOKIE + NTM_TAG_LEN)				/* 76 */
 
 /* Largest datagram any ntm peer sends or accepts. */
 #define NTM_UDP_MAX		(NTM_DATA_MAX_LEN > NTM_RELAY_BIND_MAX ? NTM_DATA_MAX_LEN : NTM_RELAY_BIND_MAX)

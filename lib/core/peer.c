@@ -26,6 +26,7 @@ relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 {
 	struct ntm_tun_out out;
 	uint64_t ctr = wall_ms;
+	const uint8_t *cookie = now < p->cookie_until ? p->cookie : NULL;
 	int n;
 
 	/* Above every earlier bind, even if the wall clock went back: the RS
@@ -33,12 +34,22 @@ relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 	if (ctr <= p->bind_ctr)
 		ctr = p->bind_ctr + 1;
 	p->bind_ctr = ctr;
-	if ((n = ntm_relay_bind_make(out.buf[0], sizeof(out.buf[0]), p->side, ctr, p->ticket,
-	    p->tlen, p->rkey)) < 0) {
+	n = ntm_relay_bind_make_cookie(out.buf[0], sizeof(out.buf[0]), p->side, ctr, p->ticket,
+	    p->tlen, p->rkey, cookie);
+	if (n == NTM_ERR_TOOBIG && cookie) {
+		/* a ticket too long to carry a cookie MAC too: without it */
+		cookie = NULL;
+		n = ntm_relay_bind_make(out.buf[0], sizeof(out.buf[0]), p->side, ctr, p->ticket,
+		    p->tlen, p->rkey);
+	}
+	if (n < 0) {
 		p->bind_next = now + p->keepalive_ms;
 		p->hooks->bind_failed(p, n);
 		return;
 	}
+	memcpy(p->bind_mac, out.buf[0] + n - NTM_MAC_LEN - (cookie ? NTM_MAC_LEN : 0),
+	    NTM_MAC_LEN);
+	p->has_bind_mac = 1;
 	out.n = 1;
 	out.len[0] = (size_t)n;
 	p->hooks->output(p, &out);
@@ -89,6 +100,7 @@ ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
 		p->side = np->side;
 		p->acked = p->peer_bound = 0;
 		p->ka_on_ack = 1;
+		p->cookie_until = 0;	/* it was for the RS before, maybe */
 		relay_bind(p, now, wall_ms);
 	} else
 		ntm_peer_keepalive(p, now);
@@ -103,6 +115,8 @@ ntm_peer_free(struct ntm_peer *p)
 	ntm_tunnel_free(p->t);
 	p->t = NULL;
 	ntm_wipe(p->rkey, sizeof(p->rkey));
+	ntm_wipe(p->cookie, sizeof(p->cookie));
+	p->cookie_until = 0;
 }
 
 static void
@@ -207,6 +221,25 @@ ntm_peer_relay_ack(struct ntm_peer *p, const uint8_t *pkt, size_t n, int64_t now
 		ntm_peer_keepalive(p, now);
 	}
 	return news;
+}
+
+int
+ntm_peer_relay_cookie(struct ntm_peer *p, const uint8_t *pkt, size_t n, int64_t now,
+    uint64_t wall_ms)
+{
+	uint8_t c[NTM_RELAY_COOKIE];
+
+	if (p->kind != NTM_ROUTE_RELAY || !p->has_bind_mac || p->tlen < 1 + NTM_TUNNEL_ID_LEN ||
+	    ntm_relay_cookie_open(pkt, n, p->ticket + 1, p->bind_mac, c) != 0)
+		return -1;
+	/* One cookie per bind: a copy of this reply cannot make us bind again. */
+	p->has_bind_mac = 0;
+	memcpy(p->cookie, c, sizeof(c));
+	ntm_wipe(c, sizeof(c));
+	p->cookie_until = now + NTM_RELAY_COOKIE_ROTATE_MS;
+	p->cookies++;
+	relay_bind(p, now, wall_ms);
+	return 0;
 }
 
 int

@@ -60,6 +60,11 @@ struct ntm_peer {
 	int		 acked, peer_bound, ka_on_ack;
 	uint64_t	 bind_ctr;
 	int64_t		 bind_next;
+	uint8_t		 bind_mac[NTM_MAC_LEN];	/* the last bind's: a RELAY_COOKIE answers it */
+	int		 has_bind_mac;
+	uint8_t		 cookie[NTM_RELAY_COOKIE];	/* an RS under load gave it */
+	int64_t		 cookie_until;		/* binds carry it until then */
+	uint64_t	 cookies;		/* RELAY_COOKIEs taken */
 	int		 hs_started;
 	int64_t		 hs_gate;
 	uint64_t	 endpoint_moves;
@@ -108,6 +113,12 @@ int  ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
 /* A RELAY_ACK: 1 ours and news (acked, or the peer's bind changed), 0 ours,
  * -1 not ours. */
 int  ntm_peer_relay_ack(struct ntm_peer *p, const uint8_t *pkt, size_t n, int64_t now);
+/* A RELAY_COOKIE (the RS is under load): 0 it answers our last bind, and
+ * the bind went again with the cookie (binds carry it for
+ * NTM_RELAY_COOKIE_ROTATE_MS); -1 not ours, or that bind was answered
+ * already. */
+int  ntm_peer_relay_cookie(struct ntm_peer *p, const uint8_t *pkt, size_t n, int64_t now,
+    uint64_t wall_ms);
 /* MOVED from the DC: the peer registered from ep. 1 moved (a keepalive went
  * there), 0 already there, -1 ignored (a relayed tunnel). */
 int  ntm_peer_moved(struct ntm_peer *p, const struct sockaddr_storage *ep, socklen_t len,

@@ -171,11 +171,13 @@ mac16(uint8_t out[NTM_MAC_LEN], const uint8_t *p, size_t n, const uint8_t key[NT
 }
 
 int
-ntm_relay_bind_make(uint8_t *out, size_t cap, int side, uint64_t counter,
-    const uint8_t *ticket, size_t tlen, const uint8_t relay_key[NTM_KEY_LEN])
+ntm_relay_bind_make_cookie(uint8_t *out, size_t cap, int side, uint64_t counter,
+    const uint8_t *ticket, size_t tlen, const uint8_t relay_key[NTM_KEY_LEN],
+    const uint8_t *cookie)
 {
 	struct ntm_wr w;
 	uint8_t hdr[NTM_HDR_LEN];
+	size_t extra = cookie ? NTM_MAC_LEN : 0;
 	long len;
 
 	if (out == NULL || ticket == NULL || relay_key == NULL || (side != 0 && side != 1) ||
@@ -185,22 +187,37 @@ ntm_relay_bind_make(uint8_t *out, size_t cap, int side, uint64_t counter,
 	ntm_wr_init(&w, out, cap);
 	ntm_wr_bytes(&w, hdr, sizeof(hdr));
 	ntm_wr_u8(&w, (uint8_t)side);
-	ntm_wr_u8(&w, 0);
+	ntm_wr_u8(&w, cookie ? NTM_RELAY_BIND_F_COOKIE : 0);
 	ntm_wr_u16(&w, 0);
 	ntm_wr_u64(&w, counter);
 	ntm_wr_u16(&w, (uint16_t)tlen);
 	ntm_wr_bytes(&w, ticket, tlen);
-	if ((len = ntm_wr_done(&w)) < 0 || (size_t)len + NTM_MAC_LEN > cap)
+	if ((len = ntm_wr_done(&w)) < 0 || (size_t)len + NTM_MAC_LEN + extra > cap ||
+	    (size_t)len + NTM_MAC_LEN + extra > NTM_RELAY_BIND_MAX)
 		return NTM_ERR_TOOBIG;
 	mac16(out + len, out, (size_t)len, relay_key);
-	return (int)(len + NTM_MAC_LEN);
+	len += NTM_MAC_LEN;
+	if (cookie) {
+		crypto_generichash(out + len, NTM_MAC_LEN, out, (size_t)len, cookie,
+		    NTM_RELAY_COOKIE);
+		len += NTM_MAC_LEN;
+	}
+	return (int)len;
+}
+
+int
+ntm_relay_bind_make(uint8_t *out, size_t cap, int side, uint64_t counter,
+    const uint8_t *ticket, size_t tlen, const uint8_t relay_key[NTM_KEY_LEN])
+{
+	return ntm_relay_bind_make_cookie(out, cap, side, counter, ticket, tlen, relay_key,
+	    NULL);
 }
 
 int
 ntm_relay_bind_parse(struct ntm_relay_bind *b, const uint8_t *p, size_t n)
 {
 	struct ntm_cur c;
-	uint8_t side = 0, z8 = 0;
+	uint8_t side = 0, flags = 0;
 	uint16_t z16 = 0, tlen = 0;
 	int t;
 
@@ -210,19 +227,25 @@ ntm_relay_bind_parse(struct ntm_relay_bind *b, const uint8_t *p, size_t n)
 		return t;
 	if (t != NTM_MSG_RELAY_BIND)
 		return NTM_ERR_PROTO;
+	memset(b, 0, sizeof(*b));
 	ntm_cur_init(&c, p + NTM_HDR_LEN, n - NTM_HDR_LEN);
 	(void)ntm_cur_u8(&c, &side);
-	(void)ntm_cur_u8(&c, &z8);
+	(void)ntm_cur_u8(&c, &flags);
 	(void)ntm_cur_u16(&c, &z16);
 	(void)ntm_cur_u64(&c, &b->counter);
 	(void)ntm_cur_u16(&c, &tlen);
 	b->ticket = ntm_cur_ptr(&c, tlen);
-	(void)ntm_cur_ptr(&c, NTM_MAC_LEN);
+	b->mac = ntm_cur_ptr(&c, NTM_MAC_LEN);
+	if (flags & NTM_RELAY_BIND_F_COOKIE)
+		b->cookie_mac = ntm_cur_ptr(&c, NTM_MAC_LEN);
 	if (ntm_cur_end(&c) < 0 || tlen == 0 || tlen > NTM_TICKET_MAX)
 		return NTM_ERR_PROTO;
-	if (side > 1 || z8 != 0 || z16 != 0)
+	/* Unknown flags are refused, so that a later meaning is never taken
+	 * for none. */
+	if (side > 1 || (flags & ~NTM_RELAY_BIND_F_COOKIE) != 0 || z16 != 0)
 		return NTM_ERR_PROTO;
 	b->side = side;
+	b->flags = flags;
 	b->tlen = tlen;
 	return 0;
 }
@@ -231,11 +254,134 @@ int
 ntm_relay_bind_verify(const uint8_t *p, size_t n, const uint8_t relay_key[NTM_KEY_LEN])
 {
 	uint8_t mac[NTM_MAC_LEN];
+	size_t end;
 
 	if (p == NULL || relay_key == NULL || n < NTM_RELAY_BIND_MIN)
 		return NTM_ERR_PROTO;
-	mac16(mac, p, n - NTM_MAC_LEN, relay_key);
-	return ntm_memcmp(mac, p + n - NTM_MAC_LEN, NTM_MAC_LEN) == 0 ? 0 : NTM_ERR_CRYPTO;
+	end = n - NTM_MAC_LEN;		/* where the relay key's MAC starts */
+	if (p[NTM_HDR_LEN + 1] & NTM_RELAY_BIND_F_COOKIE) {
+		if (end < NTM_RELAY_BIND_MIN)
+			return NTM_ERR_PROTO;
+		end -= NTM_MAC_LEN;
+	}
+	mac16(mac, p, end, relay_key);
+	return ntm_memcmp(mac, p + end, NTM_MAC_LEN) == 0 ? 0 : NTM_ERR_CRYPTO;
+}
+
+/* ---- RELAY_COOKIE --------------------------------------------------------- */
+
+#define COOKIE_CTX	"ntm-relay-cookie-v1"
+
+/* The sealing key: public (the tunnel id), like WireGuard's cookie key
+ * from the responder's public key; what makes a reply unforgeable off the
+ * path is the bind's MAC as associated data. */
+static void
+cookie_seal_key(uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES],
+    const uint8_t tid[NTM_TUNNEL_ID_LEN])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+	crypto_generichash_update(&st, (const uint8_t *)COOKIE_CTX, sizeof(COOKIE_CTX) - 1);
+	crypto_generichash_update(&st, tid, NTM_TUNNEL_ID_LEN);
+	crypto_generichash_final(&st, key, crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+}
+
+/* associated data: header, tunnel id, the bind's relay-key MAC */
+#define COOKIE_AD_LEN	(NTM_HDR_LEN + NTM_TUNNEL_ID_LEN + NTM_MAC_LEN)
+
+static void
+cookie_ad(uint8_t ad[COOKIE_AD_LEN], const uint8_t *p, const uint8_t bind_mac[NTM_MAC_LEN])
+{
+	memcpy(ad, p, NTM_HDR_LEN + NTM_TUNNEL_ID_LEN);
+	memcpy(ad + NTM_HDR_LEN + NTM_TUNNEL_ID_LEN, bind_mac, NTM_MAC_LEN);
+}
+
+/* With the nonce given (NULL: random). */
+static int
+cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN], const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN],
+    const uint8_t bind_mac[NTM_MAC_LEN], const uint8_t cookie[NTM_RELAY_COOKIE],
+    const uint8_t *the_nonce)
+{
+	uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES], ad[COOKIE_AD_LEN];
+	uint8_t *nonce = out + NTM_HDR_LEN + NTM_TUNNEL_ID_LEN;
+
+	if (out == NULL || tunnel_id == NULL || bind_mac == NULL || cookie == NULL)
+		return NTM_ERR_INVAL;
+	ntm_msg_header(out, NTM_MSG_RELAY_COOKIE);
+	memcpy(out + NTM_HDR_LEN, tunnel_id, NTM_TUNNEL_ID_LEN);
+	if (the_nonce)
+		memcpy(nonce, the_nonce, NTM_RELAY_COOKIE_NONCE);
+	else
+		ntm_random(nonce, NTM_RELAY_COOKIE_NONCE);
+	cookie_seal_key(key, tunnel_id);
+	cookie_ad(ad, out, bind_mac);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + NTM_RELAY_COOKIE_NONCE, NULL,
+	    cookie, NTM_RELAY_COOKIE, ad, sizeof(ad), NULL, nonce, key);
+	ntm_wipe(key, sizeof(key));
+	return NTM_RELAY_COOKIE_LEN;
+}
+
+int
+ntm_relay_cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN],
+    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], const uint8_t bind_mac[NTM_MAC_LEN],
+    const uint8_t cookie[NTM_RELAY_COOKIE])
+{
+	return cookie_make(out, tunnel_id, bind_mac, cookie, NULL);
+}
+
+/* Type, version, reserved bytes and exact length (ntm_msg_validate does
+ * not know this type: it is checked here, before any crypto). */
+static int
+cookie_validate(const uint8_t *p, size_t n)
+{
+	if (p == NULL || n < NTM_HDR_LEN)
+		return NTM_ERR_SHORT;
+	if (p[0] != NTM_MSG_RELAY_COOKIE || p[2] != 0 || p[3] != 0)
+		return NTM_ERR_PROTO;
+	if (p[1] != NTM_UDP_VERSION)
+		return NTM_ERR_VERSION;
+	if (n < NTM_RELAY_COOKIE_LEN)
+		return NTM_ERR_SHORT;
+	if (n > NTM_RELAY_COOKIE_LEN)
+		return NTM_ERR_TOOBIG;
+	return 0;
+}
+
+const uint8_t *
+ntm_relay_cookie_tunnel_id(const uint8_t *p, size_t n)
+{
+	return cookie_validate(p, n) == 0 ? p + NTM_HDR_LEN : NULL;
+}
+
+int
+ntm_relay_cookie_open(const uint8_t *p, size_t n,
+    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], const uint8_t bind_mac[NTM_MAC_LEN],
+    uint8_t cookie[NTM_RELAY_COOKIE])
+{
+	uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES], ad[COOKIE_AD_LEN];
+	uint8_t c[NTM_RELAY_COOKIE];
+	const uint8_t *nonce;
+	int e;
+
+	if (tunnel_id == NULL || bind_mac == NULL || cookie == NULL)
+		return NTM_ERR_INVAL;
+	if ((e = cookie_validate(p, n)) < 0)
+		return e;
+	if (ntm_memcmp(p + NTM_HDR_LEN, tunnel_id, NTM_TUNNEL_ID_LEN) != 0)
+		return NTM_ERR_CRYPTO;
+	nonce = p + NTM_HDR_LEN + NTM_TUNNEL_ID_LEN;
+	cookie_seal_key(key, tunnel_id);
+	cookie_ad(ad, p, bind_mac);
+	e = crypto_aead_xchacha20poly1305_ietf_decrypt(c, NULL, NULL,
+	    nonce + NTM_RELAY_COOKIE_NONCE, NTM_RELAY_COOKIE + NTM_TAG_LEN, ad, sizeof(ad),
+	    nonce, key);
+	ntm_wipe(key, sizeof(key));
+	if (e != 0)
+		return NTM_ERR_CRYPTO;
+	memcpy(cookie, c, NTM_RELAY_COOKIE);
+	ntm_wipe(c, sizeof(c));
+	return 0;
 }
 
 int
@@ -323,6 +469,7 @@ struct rside {
 
 struct rsess {
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
+	char		 dc[NTM_NAME_MAX + 1];	/* the DC whose ticket opened it */
 	struct rside	 side[2];
 	struct rsess	*tnext;			/* tunnel_id hash chain */
 	struct rsess	*prev, *next;		/* all sessions, newest first */
@@ -330,8 +477,25 @@ struct rsess {
 	int64_t		 tokens, tok_ms;	/* token bucket, in 1/1000 packet */
 };
 
+/* A token bucket of the per-source table; tag 0: free. */
+struct srcent {
+	uint64_t	 tag;
+	int64_t		 tokens, last_ms;
+};
+#define SRC_WAYS	4
+
+/* How many session sides one client address holds, or sessions one DC
+ * opened: a chained table of counts, an entry only while it is above 0. */
+struct qcnt {
+	struct qcnt	*next;
+	size_t		 n;
+	size_t		 klen;
+	uint8_t		 key[NTM_NAME_MAX + 1];
+};
+
 struct ntm_relay {
 	struct ntm_relay_limits	 lim;
+	size_t			 dc_cap;	/* sessions one DC may open */
 	char			 name[NTM_NAME_MAX + 1];
 	uint8_t			 sk[NTM_SIGN_SK], as_pk[NTM_SIGN_PK];
 	uint8_t			 hkey[crypto_shorthash_KEYBYTES];
@@ -341,6 +505,13 @@ struct ntm_relay {
 	struct rsess		*all;
 	int64_t			 btokens, btok_ms;	/* ticket checks bucket */
 	int			 bstarted;
+	struct srcent		 src[2][NTM_RELAY_SOURCE_SLOTS];	/* address; prefix */
+	uint8_t			 csecret[2][crypto_generichash_KEYBYTES];	/* now, before */
+	uint8_t			 cnonce[NTM_RELAY_COOKIE_NONCE];	/* random, then a count */
+	uint64_t		 cnonces;
+	int64_t			 csecret_ms;	/* when csecret[0] was made */
+	int			 has_csecret;
+	struct qcnt		**ccnt, **dcnt;	/* by client address; by DC */
 	struct ntm_relay_stats	 st;
 };
 
@@ -353,6 +524,11 @@ static const char *const drop_names[NTM_RELAY_DROP__N] = {
 	[NTM_RELAY_DROP_UNBOUND]	= "unbound",
 	[NTM_RELAY_DROP_RATE]		= "rate",
 	[NTM_RELAY_DROP_FULL]		= "full",
+	[NTM_RELAY_DROP_SOURCE_RATE]	= "source_rate",
+	[NTM_RELAY_DROP_LOAD]		= "load",
+	[NTM_RELAY_DROP_CLIENT_QUOTA]	= "client_quota",
+	[NTM_RELAY_DROP_DC_QUOTA]	= "dc_quota",
+	[NTM_RELAY_DROP_OTHER_DC]	= "other_dc",
 };
 
 const char *
@@ -385,12 +561,26 @@ ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
 		r->lim.session_pps = 200000;
 	if (r->lim.bind_pps == 0)
 		r->lim.bind_pps = 2000;
+	if (r->lim.source_bind_pps == 0)
+		r->lim.source_bind_pps = 20;
+	if (r->lim.prefix_bind_pps == 0)
+		r->lim.prefix_bind_pps = 100;
+	if (r->lim.client_sessions == 0)
+		r->lim.client_sessions = 64;
+	if (r->lim.dc_share == 0 || r->lim.dc_share > 100)
+		r->lim.dc_share = 50;
+	r->dc_cap = r->lim.max_sessions / 100 * r->lim.dc_share +
+	    r->lim.max_sessions % 100 * r->lim.dc_share / 100;
+	if (r->dc_cap == 0)
+		r->dc_cap = 1;
 	while (nb < 2 * r->lim.max_sessions && nb < BUCKETS_MAX)
 		nb <<= 1;
 	r->nbuckets = nb;
 	r->tbl = calloc(nb, sizeof(*r->tbl));
 	r->abl = calloc(nb, sizeof(*r->abl));
-	if (r->tbl == NULL || r->abl == NULL) {
+	r->ccnt = calloc(nb, sizeof(*r->ccnt));
+	r->dcnt = calloc(nb, sizeof(*r->dcnt));
+	if (r->tbl == NULL || r->abl == NULL || r->ccnt == NULL || r->dcnt == NULL) {
 		ntm_relay_free(r);
 		return NULL;
 	}
@@ -421,6 +611,20 @@ ntm_relay_free(struct ntm_relay *r)
 		next = s->next;
 		sess_free(s);
 	}
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		struct qcnt *q, *qn;
+
+		for (q = r->ccnt ? r->ccnt[i] : NULL; q; q = qn) {
+			qn = q->next;
+			free(q);
+		}
+		for (q = r->dcnt ? r->dcnt[i] : NULL; q; q = qn) {
+			qn = q->next;
+			free(q);
+		}
+	}
+	free(r->ccnt);
+	free(r->dcnt);
 	free(r->tbl);
 	free(r->abl);
 	ntm_wipe(r, sizeof(*r));
@@ -469,6 +673,85 @@ addr_bucket(const struct ntm_relay *r, const struct sockaddr_storage *ss)
 	return hash_bytes(r, key, n);
 }
 
+/* Client key: family and address, port ignored (one host, many sockets). */
+static size_t
+ip_key(const struct sockaddr_storage *ss, uint8_t key[17])
+{
+	uint8_t k[19];
+	size_t n = addr_key(ss, k);
+
+	key[0] = k[0];
+	if (n < 3)
+		return 1;
+	memcpy(key + 1, k + 3, n - 3);
+	return n - 2;
+}
+
+static struct qcnt **
+qcnt_slot(const struct ntm_relay *r, struct qcnt **tbl, const void *key, size_t klen)
+{
+	struct qcnt **pp;
+
+	for (pp = &tbl[hash_bytes(r, key, klen)]; *pp; pp = &(*pp)->next)
+		if ((*pp)->klen == klen && memcmp((*pp)->key, key, klen) == 0)
+			break;
+	return pp;
+}
+
+static size_t
+qcnt_get(const struct ntm_relay *r, struct qcnt **tbl, const void *key, size_t klen)
+{
+	struct qcnt **pp = qcnt_slot(r, tbl, key, klen);
+
+	return *pp ? (*pp)->n : 0;
+}
+
+/* Adds d (+1 or -1); an entry that falls to 0 is freed. -1: no memory. */
+static int
+qcnt_add(struct ntm_relay *r, struct qcnt **tbl, const void *key, size_t klen, int d)
+{
+	struct qcnt **pp = qcnt_slot(r, tbl, key, klen), *q = *pp;
+
+	if (klen > sizeof(q->key))
+		return -1;
+	if (q == NULL) {
+		if (d < 0)
+			return 0;
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			return -1;
+		memcpy(q->key, key, klen);
+		q->klen = klen;
+		*pp = q;
+	}
+	if (d < 0 && q->n > 0)
+		q->n--;
+	else if (d > 0)
+		q->n++;
+	if (q->n == 0) {
+		*pp = q->next;
+		free(q);
+	}
+	return 0;
+}
+
+static size_t
+client_count(const struct ntm_relay *r, const struct sockaddr_storage *ss)
+{
+	uint8_t k[17];
+	size_t n = ip_key(ss, k);
+
+	return qcnt_get(r, r->ccnt, k, n);
+}
+
+static void
+client_add(struct ntm_relay *r, const struct sockaddr_storage *ss, int d)
+{
+	uint8_t k[17];
+	size_t n = ip_key(ss, k);
+
+	(void)qcnt_add(r, r->ccnt, k, n, d);
+}
+
 static struct rsess *
 sess_find(const struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN])
 {
@@ -494,6 +777,7 @@ addr_unlink(struct ntm_relay *r, struct rside *sd)
 		}
 	sd->anext = NULL;
 	sd->bound = 0;
+	client_add(r, &sd->addr, -1);
 }
 
 static void
@@ -504,6 +788,7 @@ addr_link(struct ntm_relay *r, struct rside *sd)
 	sd->anext = r->abl[b];
 	r->abl[b] = sd;
 	sd->bound = 1;
+	client_add(r, &sd->addr, +1);
 }
 
 static void
@@ -525,17 +810,24 @@ sess_remove(struct ntm_relay *r, struct rsess *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	r->st.sessions--;
+	(void)qcnt_add(r, r->dcnt, s->dc, strlen(s->dc), -1);
 	sess_free(s);
 }
 
 static struct rsess *
-sess_add(struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN], int64_t now_ms)
+sess_add(struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN], const char *dc,
+    int64_t now_ms)
 {
 	struct rsess *s;
 	size_t b;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
+	snprintf(s->dc, sizeof(s->dc), "%s", dc);
+	if (qcnt_add(r, r->dcnt, s->dc, strlen(s->dc), +1) < 0) {
+		free(s);
+		return NULL;
+	}
 	memcpy(s->tid, tid, NTM_TUNNEL_ID_LEN);
 	for (int i = 0; i < 2; i++) {
 		s->side[i].sess = s;
@@ -556,9 +848,10 @@ sess_add(struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN], int64_t now_
 	return s;
 }
 
-/* Token bucket: rate per second, burst one second's worth. */
-static int
-bucket_take(int64_t *tokens, int64_t *last_ms, uint32_t rate, int64_t now_ms)
+/* Token bucket: rate per second, burst one second's worth; tokens in
+ * 1/1000 of a packet. */
+static void
+bucket_refill(int64_t *tokens, int64_t *last_ms, uint32_t rate, int64_t now_ms)
 {
 	int64_t cap = (int64_t)rate * 1000, dt = now_ms - *last_ms;
 
@@ -569,10 +862,114 @@ bucket_take(int64_t *tokens, int64_t *last_ms, uint32_t rate, int64_t now_ms)
 		*last_ms = now_ms;
 	} else if (dt < 0)
 		*last_ms = now_ms;	/* the clock went back: restart from here */
+}
+
+static int
+bucket_take(int64_t *tokens, int64_t *last_ms, uint32_t rate, int64_t now_ms)
+{
+	bucket_refill(tokens, last_ms, rate, now_ms);
 	if (*tokens < 1000)
 		return -1;
 	*tokens -= 1000;
 	return 0;
+}
+
+/* One ticket check from key (level 0: an address, 1: a prefix) at rate:
+ * 0 or -1 (over). A source not in its 4-way set takes the least recently
+ * used entry, with a full bucket: the table never grows, and a flood of
+ * new sources buys no more than the global budget gives. */
+static int
+source_take(struct ntm_relay *r, int level, const uint8_t *key, size_t klen, uint32_t rate,
+    int64_t now_ms)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	struct srcent *set, *e = NULL, *old = NULL;
+	uint64_t tag;
+	size_t i;
+
+	crypto_shorthash(h, key, klen, r->hkey);
+	memcpy(&tag, h, sizeof(tag));
+	set = &r->src[level][(tag % (NTM_RELAY_SOURCE_SLOTS / SRC_WAYS)) * SRC_WAYS];
+	tag |= 1;
+	for (i = 0; i < SRC_WAYS && e == NULL; i++) {
+		if (set[i].tag == tag)
+			e = &set[i];
+		else if (old == NULL || set[i].tag == 0 ||
+		    (old->tag != 0 && set[i].last_ms < old->last_ms))
+			old = &set[i];
+	}
+	if (e == NULL) {
+		e = old;
+		e->tag = tag;
+		e->tokens = (int64_t)rate * 1000;
+		e->last_ms = now_ms;
+	}
+	return bucket_take(&e->tokens, &e->last_ms, rate, now_ms);
+}
+
+/* Address, then its /24 (IPv4) or /56 (IPv6): a check refused for the
+ * address takes nothing from its prefix. */
+static int
+source_limit(struct ntm_relay *r, const struct sockaddr_storage *from, int64_t now_ms)
+{
+	uint8_t k[17], pk[8];
+	size_t n = ip_key(from, k), pn;
+
+	pk[0] = (uint8_t)(k[0] | 0x80);
+	pn = k[0] == 4 ? 1 + 3 : 1 + 7;
+	memcpy(pk + 1, k + 1, pn - 1);
+	if (source_take(r, 0, k, n, r->lim.source_bind_pps, now_ms) < 0)
+		return -1;
+	return source_take(r, 1, pk, pn, r->lim.prefix_bind_pps, now_ms);
+}
+
+/* The cookie of from under secret sec: a MAC of its address and port. */
+static void
+cookie_of(uint8_t c[NTM_RELAY_COOKIE], const uint8_t sec[crypto_generichash_KEYBYTES],
+    const struct sockaddr_storage *from)
+{
+	uint8_t k[19];
+	size_t n = addr_key(from, k);
+
+	crypto_generichash(c, NTM_RELAY_COOKIE, k, n, sec, crypto_generichash_KEYBYTES);
+}
+
+/* The secret is new every NTM_RELAY_COOKIE_ROTATE_MS; a cookie made under
+ * the one before is still taken, so a cookie lives 2 to 4 minutes. */
+static void
+cookie_rotate(struct ntm_relay *r, int64_t now_ms)
+{
+	int64_t age = now_ms - r->csecret_ms;
+
+	if (r->has_csecret && age >= 0 && age < NTM_RELAY_COOKIE_ROTATE_MS)
+		return;
+	if (r->has_csecret && age >= 0 && age < 2 * NTM_RELAY_COOKIE_ROTATE_MS)
+		memcpy(r->csecret[1], r->csecret[0], sizeof(r->csecret[1]));
+	else
+		ntm_random(r->csecret[1], sizeof(r->csecret[1]));
+	ntm_random(r->csecret[0], sizeof(r->csecret[0]));
+	/* Nonces for the replies: 16 random bytes per secret and a count, so a
+	 * flood costs no system call per reply. */
+	ntm_random(r->cnonce, sizeof(r->cnonce));
+	r->cnonces = 0;
+	r->csecret_ms = now_ms;
+	r->has_csecret = 1;
+}
+
+static int
+cookie_valid(struct ntm_relay *r, const uint8_t *p, size_t n,
+    const struct ntm_relay_bind *b, const struct sockaddr_storage *from)
+{
+	uint8_t c[NTM_RELAY_COOKIE], mac[NTM_MAC_LEN];
+	int ok = 0;
+
+	for (int i = 0; i < 2 && !ok; i++) {
+		cookie_of(c, r->csecret[i], from);
+		crypto_generichash(mac, sizeof(mac), p, n - NTM_MAC_LEN, c, sizeof(c));
+		ok = ntm_memcmp(mac, b->cookie_mac, NTM_MAC_LEN) == 0;
+	}
+	ntm_wipe(c, sizeof(c));
+	return ok;
 }
 
 static int
@@ -595,6 +992,78 @@ copy_sa(struct sockaddr_storage *dst, socklen_t *dlen, const struct sockaddr *sa
 	memcpy(dst, sa, len);
 	*dlen = len;
 	ntm_sa_unmap(dst, dlen);
+}
+
+static int drop(struct ntm_relay *r, struct ntm_relay_out *out, int reason);
+
+static int
+gate_drop(struct ntm_relay *r, struct ntm_relay_out *out, int reason)
+{
+	drop(r, out, reason);
+	return -1;
+}
+
+/*
+ * May this bind have a full ticket check (two signature verifications)?
+ * 0: yes (budget taken). Otherwise out says what to do: a RELAY_COOKIE
+ * when the RS is under load and the bind has no valid cookie, else a drop.
+ */
+static int
+bind_gate(struct ntm_relay *r, const struct ntm_relay_bind *b, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from, socklen_t fromlen,
+    const struct sockaddr_storage *local, socklen_t locallen,
+    int64_t now_ms, struct ntm_relay_out *out)
+{
+	int64_t cap = (int64_t)r->lim.bind_pps * 1000;
+	int64_t floor = (int64_t)(r->lim.bind_pps / 2) * 1000;	/* whole checks */
+	int cookie_ok = 0;
+
+	if (!r->bstarted) {
+		r->btokens = cap;
+		r->btok_ms = now_ms;
+		r->bstarted = 1;
+	}
+	bucket_refill(&r->btokens, &r->btok_ms, r->lim.bind_pps, now_ms);
+	cookie_rotate(r, now_ms);
+	if (b->cookie_mac) {
+		if ((cookie_ok = cookie_valid(r, p, n, b, from)) == 0)
+			r->st.bad_cookies++;
+	}
+	/* Without a cookie only the upper half of the budget: the rest is
+	 * kept for binds that proved they receive at their address. */
+	if (!cookie_ok && r->btokens - 1000 < floor) {
+		uint8_t c[NTM_RELAY_COOKIE];
+
+		/* never more bytes back than came in */
+		if (n < NTM_RELAY_COOKIE_LEN)
+			return gate_drop(r, out, NTM_RELAY_DROP_LOAD);
+		cookie_of(c, r->csecret[0], from);
+		r->cnonces++;
+		for (int i = 0; i < 8; i++)
+			r->cnonce[NTM_RELAY_COOKIE_NONCE - 8 + i] = (uint8_t)(r->cnonces >> (56 - 8 * i));
+		if (cookie_make(out->reply, b->ticket + 1, b->mac, c, r->cnonce) < 0) {
+			ntm_wipe(c, sizeof(c));
+			return gate_drop(r, out, NTM_RELAY_DROP_LOAD);
+		}
+		ntm_wipe(c, sizeof(c));
+		r->st.cookies_sent++;
+		out->action = NTM_RELAY_REPLY;
+		out->to = *from;
+		out->tolen = fromlen;
+		out->src = *local;
+		out->srclen = locallen;
+		out->reply_len = NTM_RELAY_COOKIE_LEN;
+		return -1;
+	}
+	if (source_limit(r, from, now_ms) < 0)
+		return gate_drop(r, out, NTM_RELAY_DROP_SOURCE_RATE);
+	if (r->btokens < 1000)
+		return gate_drop(r, out, NTM_RELAY_DROP_RATE);
+	r->btokens -= 1000;
+	r->st.ticket_checks++;
+	if (cookie_ok)
+		r->st.cookie_binds++;
+	return 0;
 }
 
 static int
@@ -633,13 +1102,8 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		dc = sd->dc;
 		cached = 1;
 	} else {
-		if (!r->bstarted) {
-			r->btokens = (int64_t)r->lim.bind_pps * 1000;
-			r->btok_ms = now_ms;
-			r->bstarted = 1;
-		}
-		if (bucket_take(&r->btokens, &r->btok_ms, r->lim.bind_pps, now_ms) < 0)
-			return drop(r, out, NTM_RELAY_DROP_RATE);
+		if (bind_gate(r, &b, p, n, from, fromlen, local, locallen, now_ms, out) < 0)
+			return out->action;
 		e = ticket_open(&ti, &valid_until, b.ticket, b.tlen, r->as_pk, r->name, r->sk,
 		    now_unix);
 		if (e == NTM_ERR_EXPIRED)
@@ -665,12 +1129,29 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		e = NTM_RELAY_DROP_REPLAY;	/* 0 is never sent */
 		goto fail;
 	}
+	/* A session belongs to the DC whose ticket opened it: another DC's
+	 * ticket for the same tunnel id neither takes a side nor refreshes it. */
+	if (s && strcmp(s->dc, dc) != 0) {
+		e = NTM_RELAY_DROP_OTHER_DC;
+		goto fail;
+	}
+	/* A side bound from a new host counts against that host's quota. */
+	if ((sd == NULL || !sd->bound || !ntm_sa_same_host((const struct sockaddr *)&sd->addr,
+	    (const struct sockaddr *)from)) &&
+	    client_count(r, from) >= r->lim.client_sessions) {
+		e = NTM_RELAY_DROP_CLIENT_QUOTA;
+		goto fail;
+	}
 	if (s == NULL) {
 		if (r->st.sessions >= r->lim.max_sessions) {
 			e = NTM_RELAY_DROP_FULL;
 			goto fail;
 		}
-		if ((s = sess_add(r, b.ticket + 1, now_ms)) == NULL) {
+		if (qcnt_get(r, r->dcnt, dc, strlen(dc)) >= r->dc_cap) {
+			e = NTM_RELAY_DROP_DC_QUOTA;
+			goto fail;
+		}
+		if ((s = sess_add(r, b.ticket + 1, dc, now_ms)) == NULL) {
 			e = NTM_RELAY_DROP_FULL;
 			goto fail;
 		}

@@ -32,16 +32,49 @@ int ntm_ticket_open(struct ntm_ticket_info *out, const uint8_t *p, size_t n,
 /* Client: RELAY_BIND for side (0 initiator, 1 responder). Returns length. */
 int ntm_relay_bind_make(uint8_t *out, size_t cap, int side, uint64_t counter,
     const uint8_t *ticket, size_t tlen, const uint8_t relay_key[NTM_KEY_LEN]) NTM_WUR;
-/* RS: the parts of a validated RELAY_BIND (ticket points into p); the MAC
- * is checked separately once the ticket gave the relay key. */
+/* The same with the cookie of a RELAY_COOKIE (NULL: none): flag bit 0 set
+ * and a second MAC, keyed with the cookie, over everything before it. */
+int ntm_relay_bind_make_cookie(uint8_t *out, size_t cap, int side, uint64_t counter,
+    const uint8_t *ticket, size_t tlen, const uint8_t relay_key[NTM_KEY_LEN],
+    const uint8_t *cookie) NTM_WUR;
+#define NTM_RELAY_BIND_F_COOKIE	0x01	/* flags: the bind ends with a cookie MAC */
+/* RS: the parts of a validated RELAY_BIND (ticket, mac and cookie_mac point
+ * into p); the MACs are checked separately: the relay key's once the ticket
+ * gave it, the cookie's by the RS core. */
 struct ntm_relay_bind {
 	int		 side;
+	int		 flags;		/* NTM_RELAY_BIND_F_* */
 	uint64_t	 counter;
 	const uint8_t	*ticket;
 	size_t		 tlen;
+	const uint8_t	*mac;		/* the relay key's MAC */
+	const uint8_t	*cookie_mac;	/* with F_COOKIE, else NULL */
 };
 int ntm_relay_bind_parse(struct ntm_relay_bind *b, const uint8_t *p, size_t n) NTM_WUR;
+/* The relay key's MAC of a parsed bind (with or without a cookie MAC). */
 int ntm_relay_bind_verify(const uint8_t *p, size_t n, const uint8_t relay_key[NTM_KEY_LEN]) NTM_WUR;
+
+/*
+ * RELAY_COOKIE (docs/protocol.md §4.4): an RS under load answers a bind
+ * without a valid cookie with a cookie: a MAC of the client's address and
+ * port under a secret the RS rotates every NTM_RELAY_COOKIE_ROTATE_MS. It
+ * travels sealed (XChaCha20-Poly1305 under a key derived from the tunnel
+ * id, the bind's MAC as associated data), so only the sender of that bind
+ * can take it; the RS keeps no state for it.
+ */
+#define NTM_RELAY_COOKIE_ROTATE_MS	120000
+/* RS: the reply to the bind with this tunnel id and relay-key MAC. */
+int ntm_relay_cookie_make(uint8_t out[NTM_RELAY_COOKIE_LEN],
+    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], const uint8_t bind_mac[NTM_MAC_LEN],
+    const uint8_t cookie[NTM_RELAY_COOKIE]) NTM_WUR;
+/* Client: checks type, version, exact length and opens the cookie with the
+ * MAC of the bind it answers. 0, NTM_ERR_PROTO / _SHORT / _TOOBIG /
+ * _VERSION (not a RELAY_COOKIE), NTM_ERR_CRYPTO (not for that bind). */
+int ntm_relay_cookie_open(const uint8_t *p, size_t n,
+    const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], const uint8_t bind_mac[NTM_MAC_LEN],
+    uint8_t cookie[NTM_RELAY_COOKIE]) NTM_WUR;
+/* The tunnel id a RELAY_COOKIE names (NULL if p is not one). */
+const uint8_t *ntm_relay_cookie_tunnel_id(const uint8_t *p, size_t n);
 
 /* RS -> client. */
 int ntm_relay_ack_make(uint8_t out[NTM_RELAY_ACK_LEN], int side, int peer_bound,
@@ -67,6 +100,11 @@ enum ntm_relay_drop {
 	NTM_RELAY_DROP_UNBOUND,		/* from an address no session has bound, or peer unbound */
 	NTM_RELAY_DROP_RATE,		/* session packet rate, or the RS-wide ticket-check rate */
 	NTM_RELAY_DROP_FULL,		/* max_sessions reached */
+	NTM_RELAY_DROP_SOURCE_RATE,	/* ticket checks of this address, or its /24 or /56 */
+	NTM_RELAY_DROP_LOAD,		/* under load, no valid cookie, too short for a RELAY_COOKIE */
+	NTM_RELAY_DROP_CLIENT_QUOTA,	/* the client address is bound in client_sessions already */
+	NTM_RELAY_DROP_DC_QUOTA,	/* the ticket's DC opened its share of max_sessions */
+	NTM_RELAY_DROP_OTHER_DC,	/* a ticket of another DC than the one that opened the session */
 	NTM_RELAY_DROP__N
 };
 /* "malformed", "bad_ticket", ... (static). */
@@ -77,7 +115,16 @@ struct ntm_relay_limits {
 	int64_t		idle_ms;	/* 0: 120000; a session with no traffic is removed */
 	uint32_t	session_pps;	/* 0: 20000; forwarded packets/s per session (burst 1 s) */
 	uint32_t	bind_pps;	/* 0: 2000; full ticket checks/s for the whole RS */
+	uint32_t	source_bind_pps;	/* 0: 20; ticket checks/s per source address */
+	uint32_t	prefix_bind_pps;	/* 0: 100; per /24 (IPv4) or /56 (IPv6) */
+	size_t		client_sessions;	/* 0: 64; sides one client address may hold */
+	unsigned	dc_share;	/* 0: 50; % of max_sessions one DC's tickets may open */
 };
+/* Under load: fewer than half a second's worth of ticket checks left. Binds
+ * without a valid cookie then get a RELAY_COOKIE (no check); binds with one
+ * may use the rest of the budget. The per-source table has this many
+ * entries per level (address; /24 or /56), 4-way, keyed hash. */
+#define NTM_RELAY_SOURCE_SLOTS	4096
 
 enum { NTM_RELAY_DROP = 0, NTM_RELAY_FORWARD = 1, NTM_RELAY_REPLY = 2 };
 struct ntm_relay_out {
@@ -87,7 +134,7 @@ struct ntm_relay_out {
 	socklen_t		tolen;
 	struct sockaddr_storage	src;		/* our address to send from; family 0: any */
 	socklen_t		srclen;
-	uint8_t			reply[NTM_RELAY_ACK_LEN];	/* REPLY: the bytes */
+	uint8_t			reply[NTM_RELAY_COOKIE_LEN];	/* REPLY: the bytes */
 	size_t			reply_len;	/* FORWARD: send the input unchanged */
 };
 
@@ -95,6 +142,10 @@ struct ntm_relay_stats {
 	uint64_t	rx_packets, rx_bytes;		/* every datagram given to input */
 	uint64_t	fwd_packets, fwd_bytes;		/* forwarded */
 	uint64_t	binds;				/* RELAY_BINDs accepted (= ACKs) */
+	uint64_t	ticket_checks;			/* full checks made (signatures) */
+	uint64_t	cookies_sent;			/* RELAY_COOKIEs answered */
+	uint64_t	cookie_binds;			/* binds checked on a valid cookie */
+	uint64_t	bad_cookies;			/* binds with a stale or wrong cookie */
 	uint64_t	sessions_created, sessions_expired;
 	uint64_t	drops[NTM_RELAY_DROP__N];
 	size_t		sessions;			/* now */

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <stddef.h>
 
+#include <sodium.h>
+
 #include "ntm.h"
 #include "peer.h"
 #include "relay.h"
@@ -289,6 +291,81 @@ TEST(relay_bind_and_ack)
 	ntm_peer_free(&s.p);
 }
 
+/* An RS under load answers a bind with a RELAY_COOKIE: the peer binds again
+ * at once with it (and every bind for the next 2 minutes carries it); a
+ * copy of the reply, a reply to another bind or tunnel is not taken. */
+TEST(relay_cookie)
+{
+	static struct side s;
+	struct ntm_relay_bind b;
+	uint8_t c[NTM_RELAY_COOKIE], r[NTM_RELAY_COOKIE_LEN], mac[NTM_MAC_LEN], tid[NTM_TUNNEL_ID_LEN];
+	uint8_t want[NTM_MAC_LEN];
+
+	mk(&s, NTM_ROUTE_RELAY, 1, 0, "198.18.0.3");
+	ntm_peer_begin(&s.p, 1000, 5000);
+	CHECK_EQ(s.n, 1);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[0], s.len[0]), 0);
+	CHECK(b.cookie_mac == NULL);
+	memcpy(mac, b.mac, sizeof(mac));
+	memcpy(tid, s.p.ticket + 1, sizeof(tid));
+	memset(c, 0xc5, sizeof(c));
+	/* a reply to another bind (MAC), or for another tunnel: not ours */
+	mac[0] ^= 1;
+	CHECK_EQ(ntm_relay_cookie_make(r, tid, mac, c), NTM_RELAY_COOKIE_LEN);
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1100, 5100), -1);
+	mac[0] ^= 1;
+	tid[0] ^= 1;
+	CHECK_EQ(ntm_relay_cookie_make(r, tid, mac, c), NTM_RELAY_COOKIE_LEN);
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1100, 5100), -1);
+	tid[0] ^= 1;
+	CHECK_EQ(s.n, 1);
+	/* ours: a bind at once, with the cookie's MAC over it */
+	CHECK_EQ(ntm_relay_cookie_make(r, tid, mac, c), NTM_RELAY_COOKIE_LEN);
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1100, 5100), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[1], s.len[1]), 0);
+	CHECK(b.counter == 5100);
+	CHECK(b.cookie_mac != NULL);
+	crypto_generichash(want, sizeof(want), s.b[1], s.len[1] - NTM_MAC_LEN, c, sizeof(c));
+	CHECK(memcmp(want, b.cookie_mac, sizeof(want)) == 0);
+	CHECK_EQ(ntm_relay_bind_verify(s.b[1], s.len[1], s.p.rkey), 0);
+	CHECK_EQ(s.p.bind_next, 2100);
+	CHECK_EQ(s.p.cookies, 1);
+	/* the same reply again: no bind (it answered the bind before) */
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1200, 5200), -1);
+	CHECK_EQ(s.n, 2);
+	/* the rebind a second later still carries it ... */
+	ntm_peer_tick(&s.p, 2100, 6100);
+	CHECK_EQ(s.n, 3);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[2], s.len[2]), 0);
+	CHECK(b.cookie_mac != NULL);
+	/* ... until 2 minutes after it came */
+	ntm_peer_tick(&s.p, 1100 + NTM_RELAY_COOKIE_ROTATE_MS, 200000);
+	CHECK_EQ(s.n, 5);		/* the bind, and the HS_INIT the gate let go */
+	CHECK_EQ(type(&s, 4), NTM_MSG_HS_INIT);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[3], s.len[3]), 0);
+	CHECK(b.cookie_mac == NULL);
+	/* a ticket too long to carry the cookie MAC as well: the bind goes
+	 * without it */
+	ntm_peer_free(&s.p);
+	mk(&s, NTM_ROUTE_RELAY, 1, 0, "198.18.0.3");
+	memset(s.p.ticket, 0xaa, NTM_TICKET_MAX);
+	s.p.tlen = NTM_TICKET_MAX;
+	ntm_peer_begin(&s.p, 1000, 5000);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[0], s.len[0]), 0);
+	CHECK_EQ(ntm_relay_cookie_make(r, tid, b.mac, c), NTM_RELAY_COOKIE_LEN);
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1100, 5100), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(s.bind_failed, 0);
+	CHECK_EQ(ntm_relay_bind_parse(&b, s.b[1], s.len[1]), 0);
+	CHECK(b.cookie_mac == NULL);
+	/* a direct tunnel takes none */
+	ntm_peer_free(&s.p);
+	mk(&s, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.3");
+	CHECK_EQ(ntm_peer_relay_cookie(&s.p, r, sizeof(r), 1100, 5100), -1);
+	ntm_peer_free(&s.p);
+}
+
 /* Without the peer's bind, the relayed initiator starts its handshake at
  * the gate anyway; a responder never does. */
 TEST(handshake_gate)
@@ -369,4 +446,4 @@ TEST(rebind_reroute)
 }
 
 UNIT_MAIN(T(handshake_and_queue), T(queue_limits), T(endpoint_moves),
-    T(relay_bind_and_ack), T(handshake_gate), T(rebind_reroute))
+    T(relay_bind_and_ack), T(relay_cookie), T(handshake_gate), T(rebind_reroute))

@@ -329,6 +329,22 @@ bind_pkt(const struct world *w, uint8_t *p, int side, uint64_t ctr)
 	    w->key);
 }
 
+/* The bind again (counter ctr) with the cookie of reply o, which answered
+ * the bind b[0..bn) (without a cookie); into p, which may be b. */
+static int
+cookie_bind(const struct world *w, uint8_t *p, int side, uint64_t ctr, const uint8_t *b,
+    size_t bn, const struct ntm_relay_out *o)
+{
+	uint8_t c[NTM_RELAY_COOKIE], mac[NTM_MAC_LEN];
+
+	memcpy(mac, b + bn - NTM_MAC_LEN, sizeof(mac));
+	CHECK_EQ(o->reply_len, NTM_RELAY_COOKIE_LEN);
+	CHECK(o->reply_len <= bn);
+	CHECK_EQ(ntm_relay_cookie_open(o->reply, o->reply_len, w->tid, mac, c), 0);
+	return ntm_relay_bind_make_cookie(p, NTM_RELAY_BIND_MAX, side, ctr, w->t,
+	    (size_t)w->tn, w->key, c);
+}
+
 static size_t
 data_pkt(uint8_t *p, uint32_t ridx)
 {
@@ -488,7 +504,7 @@ TEST(core_limits)
 	struct ntm_relay *r;
 	struct ntm_relay_out o;
 	struct ntm_relay_limits lim = { .max_sessions = 2, .idle_ms = 5000,
-	    .session_pps = 10, .bind_pps = 3 };
+	    .session_pps = 10, .bind_pps = 3, .dc_share = 100 };
 	uint8_t p[NTM_UDP_MAX], d[NTM_UDP_MAX];
 	int n, i, fwd, count;
 	size_t dn;
@@ -518,14 +534,23 @@ TEST(core_limits)
 		n = bind_pkt(&w, p, 0, 2 + (uint64_t)i);
 		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 120, NOW, &o), NTM_RELAY_REPLY);
 	}
-	/* New tunnels need full checks: 1 left in the bucket this second. */
+	/* New tunnels need full checks: 1.39 left in the bucket at 130 ms, under
+	 * half of it: the RS is under load and answers with a cookie; the bind
+	 * again with the cookie is checked. */
 	w.tid[0] = 0x22;
 	reticket(&w);
 	n = bind_pkt(&w, p, 0, 1);
 	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.11:1", RS4, 130, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_COOKIE);
+	n = cookie_bind(&w, p, 0, 2, p, (size_t)n, &o);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.11:1", RS4, 130, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	/* 0.39 left: even with a cookie, no check. */
 	w.tid[0] = 0x33;
 	reticket(&w);
 	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.12:1", RS4, 130, NOW, &o), NTM_RELAY_REPLY);
+	n = cookie_bind(&w, p, 0, 2, p, (size_t)n, &o);
 	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.12:1", RS4, 130, NOW, &o), NTM_RELAY_DROP);
 	CHECK_EQ(o.reason, NTM_RELAY_DROP_RATE);
 	/* A second later the bucket refilled, but the table is full (2). */
@@ -663,6 +688,303 @@ TEST(core_shared_address)
 	ntm_relay_free(r);
 }
 
+
+/* RELAY_COOKIE: layout, no bigger than the bind it answers, opens only with
+ * that bind's MAC and tunnel id; a bind with a cookie is parsed and keeps
+ * its relay-key MAC. */
+TEST(cookie_message)
+{
+	struct world w;
+	struct ntm_relay_bind b;
+	uint8_t p[NTM_RELAY_BIND_MAX + 1], cr[NTM_RELAY_COOKIE_LEN + 1], bad[NTM_RELAY_COOKIE_LEN];
+	uint8_t c[NTM_RELAY_COOKIE], c2[NTM_RELAY_COOKIE], mac[NTM_MAC_LEN], tid2[NTM_TUNNEL_ID_LEN];
+	uint8_t big[NTM_TICKET_MAX];
+	int n, nc;
+
+	world_init(&w);
+	memset(c, 0xc0, sizeof(c));
+	memset(mac, 0x3a, sizeof(mac));
+	CHECK_EQ(ntm_relay_cookie_make(cr, w.tid, mac, c), NTM_RELAY_COOKIE_LEN);
+	CHECK_EQ(NTM_RELAY_COOKIE_LEN, 76);
+	CHECK_EQ(cr[0], NTM_MSG_RELAY_COOKIE);
+	CHECK_EQ(cr[1], NTM_UDP_VERSION);
+	CHECK(memcmp(cr + 4, w.tid, NTM_TUNNEL_ID_LEN) == 0);
+	CHECK(ntm_relay_cookie_tunnel_id(cr, NTM_RELAY_COOKIE_LEN) == cr + 4);
+	CHECK_EQ(ntm_relay_cookie_open(cr, NTM_RELAY_COOKIE_LEN, w.tid, mac, c2), 0);
+	CHECK(memcmp(c, c2, sizeof(c)) == 0);
+	/* the cookie is sealed: not in the clear */
+	for (size_t i = 0; i + sizeof(c) <= NTM_RELAY_COOKIE_LEN; i++)
+		CHECK(memcmp(cr + i, c, sizeof(c)) != 0);
+	/* another bind's MAC, another tunnel, any flipped bit, any length */
+	mac[0] ^= 1;
+	CHECK_EQ(ntm_relay_cookie_open(cr, NTM_RELAY_COOKIE_LEN, w.tid, mac, c2), NTM_ERR_CRYPTO);
+	mac[0] ^= 1;
+	memcpy(tid2, w.tid, sizeof(tid2));
+	tid2[5] ^= 1;
+	CHECK_EQ(ntm_relay_cookie_open(cr, NTM_RELAY_COOKIE_LEN, tid2, mac, c2), NTM_ERR_CRYPTO);
+	for (size_t i = 0; i < NTM_RELAY_COOKIE_LEN; i++) {
+		memcpy(bad, cr, sizeof(bad));
+		bad[i] ^= 0x10;
+		CHECK(ntm_relay_cookie_open(bad, sizeof(bad), w.tid, mac, c2) < 0);
+	}
+	for (size_t i = 0; i < NTM_RELAY_COOKIE_LEN; i++)
+		CHECK(ntm_relay_cookie_open(cr, i, w.tid, mac, c2) < 0);
+	cr[NTM_RELAY_COOKIE_LEN] = 0;
+	CHECK_EQ(ntm_relay_cookie_open(cr, NTM_RELAY_COOKIE_LEN + 1, w.tid, mac, c2),
+	    NTM_ERR_TOOBIG);
+	CHECK(ntm_relay_cookie_tunnel_id(cr, NTM_RELAY_COOKIE_LEN + 1) == NULL);
+	/* Peers before the cookie refuse it as an unknown type. */
+	CHECK_EQ(ntm_msg_validate(cr, NTM_RELAY_COOKIE_LEN), NTM_ERR_PROTO);
+
+	/* A bind with a cookie: flag, 16 more bytes, both MACs where they belong. */
+	n = ntm_relay_bind_make(p, sizeof(p), 0, 7, w.t, (size_t)w.tn, w.key);
+	nc = ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, w.t, (size_t)w.tn, w.key, c);
+	CHECK_EQ(nc, n + NTM_MAC_LEN);
+	CHECK_EQ(p[5], NTM_RELAY_BIND_F_COOKIE);
+	CHECK_EQ(ntm_msg_validate(p, (size_t)nc), NTM_MSG_RELAY_BIND);
+	CHECK_EQ(ntm_relay_bind_parse(&b, p, (size_t)nc), 0);
+	CHECK_EQ(b.flags, NTM_RELAY_BIND_F_COOKIE);
+	CHECK(b.mac == p + nc - 2 * NTM_MAC_LEN);
+	CHECK(b.cookie_mac == p + nc - NTM_MAC_LEN);
+	CHECK_EQ(ntm_relay_bind_verify(p, (size_t)nc, w.key), 0);
+	/* the flag without the 16 bytes, or unknown flags */
+	CHECK_EQ(ntm_relay_bind_parse(&b, p, (size_t)nc - NTM_MAC_LEN), NTM_ERR_PROTO);
+	p[5] = 0x02;
+	CHECK_EQ(ntm_relay_bind_parse(&b, p, (size_t)nc), NTM_ERR_PROTO);
+	/* The cookie is not more than the bind can carry. */
+	memset(big, 0x11, sizeof(big));
+	CHECK_EQ(ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, big, NTM_TICKET_MAX, w.key, c),
+	    NTM_ERR_TOOBIG);
+	CHECK(ntm_relay_bind_make_cookie(p, sizeof(p), 0, 7, big, NTM_TICKET_MAX - NTM_MAC_LEN,
+	    w.key, c) > 0);
+}
+
+/* Under load (under half the budget left), a bind without a cookie is
+ * answered with one and not checked; the cookie is bound to the address and
+ * port, lives through one rotation of the secret and not two; a bind too
+ * short to answer without amplification is dropped. */
+TEST(core_cookie)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o, o1;
+	struct ntm_relay_stats st;
+	struct ntm_relay_limits lim = { .bind_pps = 2, .dc_share = 100 };
+	uint8_t p[NTM_UDP_MAX], b0[NTM_UDP_MAX], junk[60], ck[NTM_RELAY_COOKIE];
+	int n, n0;
+
+	world_init(&w);
+	r = ntm_relay_new(&lim, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	/* Not under load: checked at once (2 -> 1 left: half the budget). */
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 1000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	/* Now under load: side 1's bind gets a cookie, to the address it came from. */
+	n0 = bind_pkt(&w, b0, 1, 1);
+	CHECK_EQ(feed(r, b0, (size_t)n0, B6, RS6, 1000, NOW, &o1), NTM_RELAY_REPLY);
+	CHECK_EQ(o1.reply[0], NTM_MSG_RELAY_COOKIE);
+	CHECK(o1.reply_len <= (size_t)n0);
+	CHECK_STR(out_to(&o1, (char *)p, 64), B6);
+	CHECK_EQ(ntm_relay_cookie_open(o1.reply, o1.reply_len, w.tid, b0 + n0 - NTM_MAC_LEN,
+	    ck), 0);
+	/* Short junk binds under load: dropped, no reply. */
+	memset(junk, 0, sizeof(junk));
+	ntm_msg_header(junk, NTM_MSG_RELAY_BIND);
+	junk[17] = (uint8_t)(sizeof(junk) - 18 - NTM_MAC_LEN);
+	CHECK_EQ(feed(r, junk, sizeof(junk), "198.18.9.9:9", RS4, 1000, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_LOAD);
+	/* The cookie from another port of the same host is not valid: a new
+	 * cookie, no check. */
+	n = ntm_relay_bind_make_cookie(p, sizeof(p), 1, 2, w.t, (size_t)w.tn, w.key, ck);
+	CHECK_EQ(feed(r, p, (size_t)n, "[fd00:5::20]:5001", RS6, 1000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_COOKIE);
+	/* never the same nonce twice */
+	CHECK(memcmp(o.reply + 4 + NTM_TUNNEL_ID_LEN, o1.reply + 4 + NTM_TUNNEL_ID_LEN,
+	    NTM_RELAY_COOKIE_NONCE) != 0);
+	/* From its own address: checked, with the last token. */
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.ticket_checks, 2);
+	CHECK_EQ(st.cookies_sent, 2);
+	CHECK_EQ(st.cookie_binds, 1);
+	CHECK_EQ(st.bad_cookies, 1);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_LOAD], 1);
+
+	/* The cookie is the address's, for any tunnel: 119.999 s after the
+	 * secret was made it is current ... */
+	w.tid[0] = 0x44;
+	reticket(&w);
+	n = ntm_relay_bind_make_cookie(p, sizeof(p), 0, 1, w.t, (size_t)w.tn, w.key, ck);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000 + 119999, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	/* ... after one rotation the secret before is still taken ... */
+	w.tid[0] = 0x45;
+	reticket(&w);
+	n = ntm_relay_bind_make_cookie(p, sizeof(p), 0, 1, w.t, (size_t)w.tn, w.key, ck);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000 + 120000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.cookie_binds, 3);
+	CHECK_EQ(st.bad_cookies, 1);
+	/* ... after two it is stale: checked while there is no load ... */
+	w.tid[0] = 0x46;
+	reticket(&w);
+	n = ntm_relay_bind_make_cookie(p, sizeof(p), 0, 1, w.t, (size_t)w.tn, w.key, ck);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000 + 240000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.cookie_binds, 3);
+	CHECK_EQ(st.bad_cookies, 2);
+	/* ... and under load answered with a fresh cookie. */
+	w.tid[0] = 0x47;
+	reticket(&w);
+	n = ntm_relay_bind_make_cookie(p, sizeof(p), 0, 1, w.t, (size_t)w.tn, w.key, ck);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000 + 240000, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_COOKIE);
+	ntm_relay_free(r);
+}
+
+/* Ticket checks per source address and per /24 (/56), in a fixed table. */
+TEST(core_source_limit)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_stats st;
+	struct ntm_relay_limits lim = { .bind_pps = 100000, .source_bind_pps = 2,
+	    .prefix_bind_pps = 3 };
+	uint8_t p[NTM_UDP_MAX];
+	char from[64];
+	int n, i;
+
+	world_init(&w);
+	r = ntm_relay_new(&lim, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	/* Forged tickets: each costs a check (bad_ticket) until the limit. */
+	n = bind_pkt(&w, p, 0, 1);
+	p[20] ^= 0xff;
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.1:1", RS4, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	/* another port of the same address shares its budget */
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.1:2", RS4, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.1:3", RS4, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_SOURCE_RATE);
+	/* the /24 had 2 (a refused check takes nothing from it): one more
+	 * address in it gets one check */
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.2:1", RS4, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.3:1", RS4, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_SOURCE_RATE);
+	/* another /24, and a /56 apart, are untouched */
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.6.1:1", RS4, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	for (i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "[fd00:1:2:3%02x::%d]:1", i, i + 1);
+		CHECK_EQ(feed(r, p, (size_t)n, from, RS6, 0, NOW, &o), NTM_RELAY_DROP);
+		CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	}
+	/* the 4th in the same /56 (fd00:1:2:3xx::) is over */
+	CHECK_EQ(feed(r, p, (size_t)n, "[fd00:1:2:3ff::9]:1", RS6, 0, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_SOURCE_RATE);
+	/* Half a second later one more from the first address (2/s). */
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.1:1", RS4, 499, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_SOURCE_RATE);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.5.1:1", RS4, 500, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	/* 100000 other sources (a table of NTM_RELAY_SOURCE_SLOTS, nothing
+	 * grows) do not lend the first address their budget: at 1000 its
+	 * bucket is refilled to 1 + ... whatever the others did. */
+	for (i = 0; i < 100000; i++) {
+		snprintf(from, sizeof(from), "10.%d.%d.1:1", i >> 8 & 255, i & 255);
+		(void)feed(r, p, (size_t)n, from, RS4, 600, NOW, &o);
+	}
+	ntm_relay_get_stats(r, &st);
+	CHECK(st.drops[NTM_RELAY_DROP_SOURCE_RATE] > 0);
+	/* a legitimate bind from a quiet address goes through */
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.8.1:1", RS4, 700, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	ntm_relay_free(r);
+}
+
+/* A client address holds at most client_sessions sides; a DC's tickets open
+ * at most dc_share % of max_sessions; a session stays with the DC whose
+ * ticket opened it. */
+TEST(core_quotas)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_limits lim = { .max_sessions = 10, .client_sessions = 2,
+	    .dc_share = 40, .bind_pps = 1000 };
+	struct ntm_cert dc2;
+	uint8_t p[NTM_UDP_MAX], dc2_pk[NTM_SIGN_PK], dc2_sk[NTM_SIGN_SK], t2[NTM_TICKET_MAX];
+	char from[64];
+	int n, t2n, i;
+
+	world_init(&w);
+	r = ntm_relay_new(&lim, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	CHECK_EQ(ntm_sign_keypair(dc2_pk, dc2_sk), 0);
+	make_cert(&dc2, NTM_ROLE_DC, "dc2.ntm.test", dc2_pk, w.as_sk, NOW - 10, NOW + 86400);
+	/* One host, two sessions, any ports: the third is refused. */
+	for (i = 0; i < 3; i++) {
+		w.tid[0] = (uint8_t)(0x50 + i);
+		reticket(&w);
+		n = bind_pkt(&w, p, 0, 1);
+		snprintf(from, sizeof(from), "198.18.3.3:%d", 1000 + i);
+		CHECK_EQ(feed(r, p, (size_t)n, from, RS4, i, NOW, &o),
+		    i < 2 ? NTM_RELAY_REPLY : NTM_RELAY_DROP);
+	}
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_CLIENT_QUOTA);
+	/* Moving one of its sides to another port of the same host is fine. */
+	w.tid[0] = 0x50;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 5);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.3.3:2000", RS4, 10, NOW, &o), NTM_RELAY_REPLY);
+	/* Other hosts: dc1 may open 4 of 10; 2 are open. */
+	for (i = 0; i < 3; i++) {
+		w.tid[0] = (uint8_t)(0x60 + i);
+		reticket(&w);
+		n = bind_pkt(&w, p, 0, 1);
+		snprintf(from, sizeof(from), "198.18.4.%d:1", i + 1);
+		CHECK_EQ(feed(r, p, (size_t)n, from, RS4, 20, NOW, &o),
+		    i < 2 ? NTM_RELAY_REPLY : NTM_RELAY_DROP);
+	}
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_DC_QUOTA);
+	/* dc2's tickets have their own share. */
+	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &dc2, dc2_sk);
+	CHECK(t2n > 0);
+	n = ntm_relay_bind_make(p, sizeof(p), 0, 1, t2, (size_t)t2n, w.key);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.4.3:1", RS4, 30, NOW, &o), NTM_RELAY_REPLY);
+	/* A session opened by dc1: dc2's ticket for it neither binds the other
+	 * side nor refreshes the bound one. */
+	w.tid[0] = 0x60;
+	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP + 600, RS_NAME, w.rs_pk, w.key, &dc2,
+	    dc2_sk);
+	n = ntm_relay_bind_make(p, sizeof(p), 1, 1, t2, (size_t)t2n, w.key);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.4.9:1", RS4, 40, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_OTHER_DC);
+	n = ntm_relay_bind_make(p, sizeof(p), 0, 9, t2, (size_t)t2n, w.key);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.4.1:1", RS4, 40, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_OTHER_DC);
+	/* dc1's own fresh ticket does. */
+	reticket(&w);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.4.9:1", RS4, 50, NOW, &o), NTM_RELAY_REPLY);
+	/* Sessions that expire give their quota back. */
+	CHECK_EQ(ntm_relay_expire(r, 200000), 5);
+	w.tid[0] = 0x70;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.3.3:1000", RS4, 200001, NOW, &o), NTM_RELAY_REPLY);
+	ntm_relay_free(r);
+}
+
 UNIT_MAIN(T(ticket_roundtrip), T(ticket_truncated_and_flipped), T(ticket_refused),
     T(ticket_too_big), T(bind), T(ack), T(core_bind_and_forward), T(core_limits),
-    T(core_expiry), T(core_shared_address))
+    T(core_expiry), T(core_shared_address), T(cookie_message), T(core_cookie),
+    T(core_source_limit), T(core_quotas))

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "reg.h"
+#include "relay.h"
 #include "agentd.h"
 
 static void
@@ -63,12 +64,39 @@ input_chan(struct agent *a, int type, const uint8_t *p, size_t n)
 	}
 }
 
+/* A RELAY_COOKIE from the RS of a relayed tunnel: bind again with it. */
+static int
+input_relay_cookie(struct agent *a, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from)
+{
+	const uint8_t *tid = ntm_relay_cookie_tunnel_id(p, n);
+	struct tun *t;
+
+	if (tid == NULL)
+		return DROP_MALFORMED;
+	if ((t = agent_tun_by_tid(a, tid)) == NULL)
+		return DROP_UNKNOWN;
+	if (!t->p.has_ep || !ntm_sa_equal((const struct sockaddr *)&t->p.ep,
+	    (const struct sockaddr *)from) ||
+	    ntm_peer_relay_cookie(&t->p, p, n, agent_now_ms(), agent_wall_us() / 1000) < 0)
+		return DROP_AUTH;
+	log_debug("tunnel %s: the relay is under load: bind again with its cookie", t->peer);
+	agent_tun_arm(t);
+	return -1;
+}
+
 void
 agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from)
 {
 	struct tun *t = NULL;
-	int type;
+	int type, r;
 
+	/* Checked by relay.c, as ntm_msg_validate does not know the type. */
+	if (n > 0 && p[0] == NTM_MSG_RELAY_COOKIE) {
+		if ((r = input_relay_cookie(a, p, n, from)) >= 0)
+			a->drops[r]++;
+		return;
+	}
 	if ((type = ntm_msg_validate(p, n)) < 0) {
 		a->drops[DROP_MALFORMED]++;
 		return;

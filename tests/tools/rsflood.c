@@ -1,0 +1,400 @@
+/*
+ * rsflood - test tool: the attacks on a Relay Server's binds that the
+ * netns suite measures (docs/protocol.md §4.4).
+ *
+ *   rsflood forge --to IP:PORT --cert DC-CERT --rs-name NAME
+ *           [--src A.B.C.D/LEN] [--rate PPS] [--count N] [--seconds S]
+ *     RELAY_BINDs whose ticket carries a real DC certificate (so the RS
+ *     verifies it and then the ticket's signature, the costly part) but is
+ *     signed by a random key. With --src (root: a raw socket) each datagram
+ *     comes from a random address of that IPv4 prefix and a random port,
+ *     as a flood with forged sources would; without, from one UDP socket.
+ *     Sends at most --rate a second (0: as fast as it can), stops after
+ *     --count datagrams (default 1000000), --seconds (default 10) or at
+ *     SIGTERM / SIGINT, and prints "sent N datagrams in T s: R/s".
+ *
+ *   rsflood sessions --to IP:PORT --key DC-KEY --cert DC-CERT
+ *           --rs-key B64 --rs-name NAME --n N [--wait-ms MS]
+ *           [--tid HEX [--side 0|1]]
+ *     One client (one UDP socket) binding N tunnels with N valid tickets
+ *     made with the DC's own key, as the agent does: a bind again after
+ *     --wait-ms (default 1000) without an answer, at once with the cookie
+ *     of a RELAY_COOKIE, at most 5 binds a tunnel; prints
+ *     "acked A of N, cookies C". With --tid, every ticket names that
+ *     tunnel (one already relayed: a DC taking over another's session)
+ *     and the binds are for --side (default 0).
+ *
+ * Exit 0 when it ran (what it measured is in its output), 2 on bad usage,
+ * 1 when something could not be set up.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ntm.h"
+#include "relay.h"
+
+#define BATCH	64
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+load_cert(const char *path, struct ntm_cert *c)
+{
+	char *txt = NULL;
+	size_t len;
+	int e;
+
+	if (ntm_file_read(path, 8192, &txt, &len) < 0)
+		return -1;
+	txt[strcspn(txt, "\r\n")] = '\0';
+	e = ntm_cert_from_b64(c, txt);
+	free(txt);
+	return e;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	stop = 1;
+}
+
+static uint64_t
+next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+struct opts {
+	const char	*to, *cert, *key, *rs_name, *rs_key, *src;
+	long		 rate, count, seconds, n, wait_ms, side;
+	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
+	int		 has_tid;
+};
+
+static int
+forge(const struct opts *o)
+{
+	struct ntm_cert cert;
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	uint8_t tid[NTM_TUNNEL_ID_LEN], rkey[NTM_KEY_LEN], rs_pk[NTM_SIGN_PK], rs_sk[NTM_SIGN_SK];
+	uint8_t pk2[NTM_SIGN_PK], sk2[NTM_SIGN_SK], ticket[NTM_TICKET_MAX];
+	static uint8_t pkt[BATCH][sizeof(struct iphdr) + sizeof(struct udphdr) + NTM_UDP_MAX];
+	struct mmsghdr mm[BATCH];
+	struct iovec iov[BATCH];
+	uint32_t net = 0, mask = 0;
+	int fd, tn, bn, raw = o->src != NULL, hdr;
+	long sent = 0;
+	double t0, el;
+
+	if (ntm_sa_parse(&to, &tolen, o->to) < 0 || to.ss_family != AF_INET) {
+		fprintf(stderr, "rsflood: --to '%s' is not ipv4:port\n", o->to);
+		return 2;
+	}
+	if (load_cert(o->cert, &cert) < 0) {
+		fprintf(stderr, "rsflood: cannot read the certificate %s\n", o->cert);
+		return 1;
+	}
+	if (raw) {
+		char a[32];
+		int len;
+		struct in_addr in;
+
+		if (sscanf(o->src, "%31[0-9.]/%d", a, &len) != 2 || len < 8 || len > 32 ||
+		    inet_pton(AF_INET, a, &in) != 1) {
+			fprintf(stderr, "rsflood: --src '%s' is not A.B.C.D/LEN (8-32)\n", o->src);
+			return 2;
+		}
+		mask = len == 32 ? 0xffffffffu : ~(0xffffffffu >> len);
+		net = ntohl(in.s_addr) & mask;
+	}
+	/* The ticket: the DC's certificate, sealed to a random key, signed by
+	 * another: the RS runs both signature checks before refusing it. */
+	ntm_random(tid, sizeof(tid));
+	ntm_random(rkey, sizeof(rkey));
+	if (ntm_sign_keypair(rs_pk, rs_sk) < 0 || ntm_sign_keypair(pk2, sk2) < 0 ||
+	    (tn = ntm_ticket_make(ticket, sizeof(ticket), tid, time(NULL) + 3600, o->rs_name,
+	    rs_pk, rkey, &cert, sk2)) < 0) {
+		fprintf(stderr, "rsflood: cannot make a ticket\n");
+		return 1;
+	}
+	hdr = raw ? (int)(sizeof(struct iphdr) + sizeof(struct udphdr)) : 0;
+	for (int i = 0; i < BATCH; i++) {
+		if ((bn = ntm_relay_bind_make(pkt[i] + hdr, NTM_UDP_MAX, i & 1, 1 + (uint64_t)i,
+		    ticket, (size_t)tn, rkey)) < 0)
+			return 1;
+		if (raw) {
+			struct iphdr *ip = (struct iphdr *)pkt[i];
+			struct udphdr *u = (struct udphdr *)(pkt[i] + sizeof(*ip));
+
+			memset(ip, 0, sizeof(*ip));
+			ip->version = 4;
+			ip->ihl = 5;
+			ip->ttl = 64;
+			ip->protocol = IPPROTO_UDP;
+			ip->daddr = ((struct sockaddr_in *)&to)->sin_addr.s_addr;
+			ip->tot_len = htons((uint16_t)(hdr + bn));
+			u->dest = ((struct sockaddr_in *)&to)->sin_port;
+			u->len = htons((uint16_t)(sizeof(*u) + (size_t)bn));
+			u->check = 0;		/* none, as IPv4 allows */
+		}
+		iov[i].iov_base = pkt[i];
+		iov[i].iov_len = (size_t)(hdr + bn);
+		memset(&mm[i], 0, sizeof(mm[i]));
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &to;
+		mm[i].msg_hdr.msg_namelen = tolen;
+	}
+	fd = raw ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0) {
+		fprintf(stderr, "rsflood: socket: %s\n", strerror(errno));
+		return 1;
+	}
+	rng ^= (uint64_t)getpid() << 20 ^ (uint64_t)time(NULL);
+	t0 = now_s();
+	while (!stop && sent < o->count && (el = now_s() - t0) < (double)o->seconds) {
+		int k = BATCH, r;
+
+		if (o->rate > 0) {
+			long due = (long)(el * (double)o->rate) - sent;
+
+			if (due <= 0) {
+				struct timespec ms = { 0, 500000 };
+
+				nanosleep(&ms, NULL);
+				continue;
+			}
+			if (due < k)
+				k = (int)due;
+		}
+		if (o->count - sent < k)
+			k = (int)(o->count - sent);
+		if (raw)
+			for (int i = 0; i < k; i++) {
+				struct iphdr *ip = (struct iphdr *)pkt[i];
+				struct udphdr *u = (struct udphdr *)(pkt[i] + sizeof(*ip));
+				uint64_t x = next_rand();
+
+				ip->saddr = htonl(net | ((uint32_t)x & ~mask));
+				u->source = htons((uint16_t)(1024 + (x >> 32) % 60000));
+			}
+		if ((r = sendmmsg(fd, mm, (unsigned)k, 0)) < 0) {
+			if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR)
+				continue;
+			fprintf(stderr, "rsflood: send: %s\n", strerror(errno));
+			break;
+		}
+		sent += r;
+	}
+	el = now_s() - t0;
+	close(fd);
+	printf("sent %ld datagrams in %.1f s: %.0f/s\n", sent, el, el > 0 ? (double)sent / el : 0);
+	return 0;
+}
+
+/* Binds one new tunnel as the agent does: again after wait_ms without an
+ * answer, at once with the cookie of a RELAY_COOKIE; at most 5 binds.
+ * 1 ACK, 0 none. */
+static int
+one_session(int fd, const struct opts *o, const struct ntm_cert *cert,
+    const uint8_t dc_sk[NTM_SIGN_SK], const uint8_t rs_pk[NTM_SIGN_PK], long *cookies)
+{
+	uint8_t tid[NTM_TUNNEL_ID_LEN], rkey[NTM_KEY_LEN], ticket[NTM_TICKET_MAX];
+	uint8_t b[NTM_UDP_MAX], in[NTM_UDP_MAX], mac[NTM_MAC_LEN], ck[NTM_RELAY_COOKIE];
+	const uint8_t *cookie = NULL;
+	int tn, bn, tries;
+	uint64_t ctr = 1;
+
+	if (o->has_tid)
+		memcpy(tid, o->tid, sizeof(tid));
+	else
+		ntm_random(tid, sizeof(tid));
+	ntm_random(rkey, sizeof(rkey));
+	if ((tn = ntm_ticket_make(ticket, sizeof(ticket), tid, time(NULL) + 3600, o->rs_name,
+	    rs_pk, rkey, cert, dc_sk)) < 0)
+		return -1;
+	for (tries = 0; tries < 5; tries++) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		double until;
+
+		/* a counter above the agents' (their wall clock in ms) */
+		if ((bn = ntm_relay_bind_make_cookie(b, sizeof(b), (int)o->side,
+		    (uint64_t)time(NULL) * 1000 + 10000000 + ctr++, ticket, (size_t)tn, rkey,
+		    cookie)) < 0)
+			return -1;
+		memcpy(mac, b + bn - NTM_MAC_LEN - (cookie ? NTM_MAC_LEN : 0), sizeof(mac));
+		if (send(fd, b, (size_t)bn, 0) < 0)
+			return -1;
+		until = now_s() + (double)o->wait_ms / 1000;
+		for (;;) {
+			double left = until - now_s();
+			ssize_t n;
+
+			if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+				break;		/* bind again */
+			if ((n = recv(fd, in, sizeof(in), 0)) < 0)
+				continue;
+			if (ntm_relay_ack_open(in, (size_t)n, rkey, NULL, NULL, NULL) == 0)
+				return 1;
+			if (ntm_relay_cookie_open(in, (size_t)n, tid, mac, ck) == 0) {
+				(*cookies)++;
+				cookie = ck;
+				break;		/* bind again, with it */
+			}
+		}
+	}
+	return 0;
+}
+
+static int
+sessions(const struct opts *o)
+{
+	struct ntm_cert cert;
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	uint8_t dc_sk[NTM_SIGN_SK], rs_pk[NTM_SIGN_PK];
+	long acked = 0, cookies = 0;
+	int fd, r;
+
+	if (ntm_sa_parse(&to, &tolen, o->to) < 0) {
+		fprintf(stderr, "rsflood: --to '%s' is not ip:port\n", o->to);
+		return 2;
+	}
+	if (!o->key || !o->rs_key || ntm_b64_decode_exact(rs_pk, sizeof(rs_pk), o->rs_key) < 0) {
+		fprintf(stderr, "rsflood: sessions needs --key and --rs-key (base64url)\n");
+		return 2;
+	}
+	if (load_cert(o->cert, &cert) < 0 || ntm_key_load(o->key, dc_sk, sizeof(dc_sk)) < 0) {
+		fprintf(stderr, "rsflood: cannot read the DC's key or certificate\n");
+		return 1;
+	}
+	if ((fd = socket(to.ss_family, SOCK_DGRAM, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&to, tolen) < 0) {
+		fprintf(stderr, "rsflood: socket: %s\n", strerror(errno));
+		return 1;
+	}
+	for (long i = 0; i < o->n; i++) {
+		if ((r = one_session(fd, o, &cert, dc_sk, rs_pk, &cookies)) < 0) {
+			fprintf(stderr, "rsflood: cannot make or send a bind\n");
+			break;
+		}
+		acked += r;
+	}
+	ntm_wipe(dc_sk, sizeof(dc_sk));
+	close(fd);
+	printf("acked %ld of %ld, cookies %ld\n", acked, o->n, cookies);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lo[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "cert", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "rs-name", required_argument, NULL, 'N' },
+		{ "rs-key", required_argument, NULL, 'K' },
+		{ "src", required_argument, NULL, 's' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "n", required_argument, NULL, 'm' },
+		{ "wait-ms", required_argument, NULL, 'w' },
+		{ "tid", required_argument, NULL, 'T' },
+		{ "side", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct opts o = { .rate = 0, .count = 1000000, .seconds = 10, .n = 10, .wait_ms = 1000 };
+	const char *mode;
+	char *end;
+	long *num;
+	int c;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: rsflood forge|sessions --to IP:PORT ... (see the source)\n");
+		return 2;
+	}
+	mode = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		num = NULL;
+		switch (c) {
+		case 't': o.to = optarg; break;
+		case 'c': o.cert = optarg; break;
+		case 'k': o.key = optarg; break;
+		case 'N': o.rs_name = optarg; break;
+		case 'K': o.rs_key = optarg; break;
+		case 's': o.src = optarg; break;
+		case 'r': num = &o.rate; break;
+		case 'n': num = &o.count; break;
+		case 'S': num = &o.seconds; break;
+		case 'm': num = &o.n; break;
+		case 'w': num = &o.wait_ms; break;
+		case 'i': num = &o.side; break;
+		case 'T':
+			if (ntm_hex_decode_exact(o.tid, sizeof(o.tid), optarg) < 0) {
+				fprintf(stderr, "rsflood: --tid '%s' is not 32 hex digits\n", optarg);
+				return 2;
+			}
+			o.has_tid = 1;
+			break;
+		default: return 2;
+		}
+		if (num) {
+			errno = 0;
+			*num = strtol(optarg, &end, 10);
+			if (errno || *end || *num < 0 || *num > 100000000) {
+				fprintf(stderr, "rsflood: '%s' is not a count from 0 to 100000000\n",
+				    optarg);
+				return 2;
+			}
+		}
+	}
+	if (!o.to || !o.cert || !o.rs_name || optind != argc || o.side > 1) {
+		fprintf(stderr, "rsflood: --to, --cert and --rs-name are needed\n");
+		return 2;
+	}
+	if (ntm_crypto_init() < 0)
+		return 1;
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+	if (strcmp(mode, "forge") == 0)
+		return forge(&o);
+	if (strcmp(mode, "sessions") == 0)
+		return sessions(&o);
+	fprintf(stderr, "rsflood: unknown mode '%s' (forge, sessions)\n", mode);
+	return 2;
+}
