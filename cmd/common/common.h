@@ -101,6 +101,7 @@ struct srv_conf {
 	long	 dns_rate_total;	/* DC: DNS answers/s in all */
 	char	*user;			/* all: the user to run as once bound */
 	long	 client_idle_days;	/* DC: devices unseen this long are reclaimed */
+	long	 max_devices;		/* DC: devices per user (0: any) */
 	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */
 	long	 http_max_conns;
 	long	 http_max_conns_per_addr;

@@ -190,6 +190,29 @@ store_session(sqlite3 *db, int64_t client_id, const struct dc_session *s)
 	    s->session_id, s->token_id, s->rx, s->tx, s->created, s->expires);
 }
 
+static long max_devices;	/* per user; 0: no cap */
+
+void
+dc_db_set_max_devices(long n)
+{
+	max_devices = n;
+}
+
+/* A new device of user: NTM_ERR_TOOBIG when user has max_devices already. */
+static int
+device_allowed(sqlite3 *db, const char *user)
+{
+	int64_t n = 0;
+	int ret;
+
+	if (max_devices <= 0)
+		return 0;
+	if ((ret = ntm_db_int(db, &n, "SELECT count(*) FROM clients WHERE user = ?1", "s",
+	    user)) < 0)
+		return ret;
+	return n >= max_devices ? NTM_ERR_TOOBIG : 0;
+}
+
 int
 dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
     const char *domain, const char *user, const char *device, const char *push,
@@ -200,7 +223,7 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 	if ((ret = ntm_db_begin(db)) < 0)
 		return ret;
 	ret = find_client(db, user, device, out);
-	if (ret == NTM_ERR_NOTFOUND)
+	if (ret == NTM_ERR_NOTFOUND && (ret = device_allowed(db, user)) == 0)
 		ret = new_client(db, p4, p6, domain, user, device, now, out);
 	/* Every login states the push URL and exchange key afresh: none given
 	 * clears them. */

@@ -88,6 +88,9 @@ int  dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen);
  * last_login, its push URL and exchange key (NULL clears each), and stores sess as its
  * session (replacing the previous one).
  */
+/* The most devices one user may have at this DC (max_devices; 0: any): a
+ * login of one more fails with NTM_ERR_TOOBIG. */
+void dc_db_set_max_devices(long n);
 /* Deletes the client fqdn and everything of its (sessions, location,
  * waiting keys and entries); its live session's token is ended as at
  * logout. NTM_ERR_NOTFOUND when there is none. */

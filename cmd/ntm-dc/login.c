@@ -129,6 +129,13 @@ login_finish(struct dc_login *l, const char *token_b64)
 		login_fail(l, 503, "no_space", msg);
 		return;
 	}
+	if (e == NTM_ERR_TOOBIG) {
+		snprintf(msg, sizeof(msg), "user %s has %ld devices at this DC already "
+		    "(max_devices); an administrator frees one with 'ntm-dc client del'",
+		    l->user, s->conf.max_devices);
+		login_fail(l, 403, "too_many_devices", msg);
+		return;
+	}
 	if (e < 0) {
 		log_warnx("login %s/%s: storage: %s", l->user, l->device, ntm_strerror(e));
 		login_fail(l, 500, "internal", "storage failure");

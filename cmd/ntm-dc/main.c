@@ -26,6 +26,7 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 	}
 	if (dc_db_open(s->conf.db, &dc.db, err, errlen) < 0)
 		return -1;
+	dc_db_set_max_devices(s->conf.max_devices);
 	if ((dc.httpc = ntm_httpc_new(s->base, s->conf.ca_file)) == NULL) {
 		snprintf(err, errlen, "cannot set up the HTTPS client%s%s",
 		    s->conf.ca_file ? " with ca_file " : "",

@@ -69,3 +69,30 @@ fqdns() { ntm-dc -f "$(P)/dc1.conf" client list --json | jq -r '.[].fqdn' | sort
 	[[ " $(fqdns) " != *" alice.dc1.ntm.test "* ]]
 	[[ " $(fqdns) " != *" bob.dc1.ntm.test "* ]]
 }
+
+@test "max_devices: one device more than the cap is refused (403 too_many_devices, exit 8); known devices log in again; a deleted one frees a place" {
+	local i
+	[ -f "$BATS_FILE_TMPDIR/dc.pid" ] && kill "$(cat "$BATS_FILE_TMPDIR/dc.pid")" 2>/dev/null
+	platform_stop_role "$(P)" dc1
+	for ((i = 0; i < 50; i++)); do
+		ss -Hltn "sport = :$(platform_port "$(P)" dc1)" | grep -q . || break
+		sleep 0.1
+	done
+	echo "max_devices = 2" >> "$(P)/dc1.conf"
+	ntm-dc -d -f "$(P)/dc1.conf" >>"$(P)/dc1.log" 2>&1 &
+	echo $! > "$BATS_FILE_TMPDIR/dc.pid"
+	wait_health "$(dc1_url)" "$(ca)"
+	login "$BATS_TEST_TMPDIR/d1" bob bob-pw-1 "$(dc1_url)" --device one >/dev/null
+	login "$BATS_TEST_TMPDIR/d2" bob bob-pw-1 "$(dc1_url)" --device two >/dev/null
+	run login "$BATS_TEST_TMPDIR/d3" bob bob-pw-1 "$(dc1_url)" --device three
+	assert_failure 8
+	assert_output "ntm: login: too_many_devices: user bob has 2 devices at this DC already (max_devices); an administrator frees one with 'ntm-dc client del'"
+	assert_file_not_exists "$BATS_TEST_TMPDIR/d3/session.json"
+	# A device it has logs in again.
+	run login "$BATS_TEST_TMPDIR/d1" bob bob-pw-1 "$(dc1_url)" --device one
+	assert_success
+	run_t ntm-dc -f "$(P)/dc1.conf" client del "$(jq -r .fqdn "$BATS_TEST_TMPDIR/d2/session.json")"
+	assert_success
+	run login "$BATS_TEST_TMPDIR/d3" bob bob-pw-1 "$(dc1_url)" --device three
+	assert_success
+}
