@@ -103,6 +103,11 @@ rs_set() {
 	# still relaying once it is over
 	run ntmc a1 bob tunnel ping -c 1 --timeout 10 "$carol"
 	assert_success
+	# the operator sees it: a summary line every 10 s at most, not a line
+	# per datagram
+	wait_for 15 grep -q "binds refused in the last" "$TOPO_DIR/rs.log"
+	[ "$(grep -c "binds refused in the last" "$TOPO_DIR/rs.log")" -le 6 ]
+	grep "binds refused in the last" "$TOPO_DIR/rs.log" | tail -n 1 | sed 's/^/# /' >&3
 }
 
 @test "another DC's ticket for a relayed tunnel neither takes a side over nor refreshes it" {
