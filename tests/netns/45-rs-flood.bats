@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # The RS under attack (docs/protocol.md §4.4): a flood of forged RELAY_BINDs
 # from forged sources takes the whole ticket-check budget, yet a legitimate
-# relayed tunnel comes up through the cookie path; one client binding many
-# valid tickets holds no more than its quota of sessions.
+# relayed tunnel comes up through the cookie path; another DC's ticket
+# cannot take over a relayed tunnel; one client binding many valid tickets
+# holds no more than its quota of sessions.
 #
 #   srv (AS, DC1, DC2, RS .4, dnsmasq) == switch == x1 198.18.1.66 (attacker,
 #       \== nat1 == a1 (bob@dc2)    \== nat2 == b1 (carol@dc1)       forges 198.19.0.0/16)
@@ -22,7 +23,8 @@ load ../bats/helpers
 load lib
 
 # NTM_RS_BIND_RATE runs it with another budget (2000, the default, for a
-# measurement: there the RS before cookies let legitimate binds through).
+# measurement; the RS before cookies let legitimate binds through at 200
+# already, so the checks on the tunnel then pass on it too).
 BIND_RATE=${NTM_RS_BIND_RATE:-20}
 RS_LIMITS=("bind_rate = $BIND_RATE" "client_sessions = 4")
 
