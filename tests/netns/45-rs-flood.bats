@@ -180,4 +180,10 @@ rs_set() {
 	done
 	run rs_status
 	assert_equal "$(jq -c '.limits | [.bind_rate, .bind_rate_source, .bind_rate_prefix, .client_sessions, .dc_session_share]' <<<"$output")" "[$BIND_RATE,20,100,4,50]"
+	# the sessions each DC opened, for its share: all of them, by the DC
+	# each session names
+	[ "$(jq '.dc_sessions["dc1.ntm.test"]' <<<"$output")" -ge 6 ]
+	assert_equal "$(jq '[.dc_sessions[]] | add' <<<"$output")" "$(jq .sessions_total <<<"$output")"
+	assert_equal "$(jq '[.sessions[] | select(.dc == "dc1.ntm.test")] | length' <<<"$output")" \
+	    "$(jq '.dc_sessions["dc1.ntm.test"]' <<<"$output")"
 }
