@@ -14,14 +14,63 @@
 
 static struct rs the_rs;
 
+/* The binds an attack costs: drops of the bind gate and the quotas, and
+ * cookies sent. */
+static uint64_t
+refused(const struct ntm_relay_stats *st)
+{
+	return st->cookies_sent + st->drops[NTM_RELAY_DROP_RATE] +
+	    st->drops[NTM_RELAY_DROP_SOURCE_RATE] + st->drops[NTM_RELAY_DROP_LOAD] +
+	    st->drops[NTM_RELAY_DROP_CLIENT_QUOTA] + st->drops[NTM_RELAY_DROP_DC_QUOTA] +
+	    st->drops[NTM_RELAY_DROP_OTHER_DC] + st->drops[NTM_RELAY_DROP_BAD_TICKET];
+}
+
+/*
+ * Under attack the operator sees it in one line every RS_ATTACK_LOG_S at
+ * most, whatever the rate: what was refused, by reason, since the last
+ * line; and one line when it is over.
+ */
+static void
+log_attack(struct rs *rs, int64_t now)
+{
+	struct ntm_relay_stats st, *o = &rs->logged;
+	uint64_t n;
+
+	if (now - rs->logged_ms < RS_ATTACK_LOG_S * 1000)
+		return;
+	ntm_relay_get_stats(rs->relay, &st);
+	n = refused(&st) - refused(o);
+	if (n > 0)
+		log_warnx("binds refused in the last %llds: %llu cookies sent (%llu binds checked "
+		    "on one), bad_ticket %llu, rate %llu, source_rate %llu, load %llu, "
+		    "client_quota %llu, dc_quota %llu, other_dc %llu",
+		    (long long)((now - rs->logged_ms) / 1000),
+		    (unsigned long long)(st.cookies_sent - o->cookies_sent),
+		    (unsigned long long)(st.cookie_binds - o->cookie_binds),
+#define D(r) (unsigned long long)(st.drops[r] - o->drops[r])
+		    D(NTM_RELAY_DROP_BAD_TICKET), D(NTM_RELAY_DROP_RATE),
+		    D(NTM_RELAY_DROP_SOURCE_RATE), D(NTM_RELAY_DROP_LOAD),
+		    D(NTM_RELAY_DROP_CLIENT_QUOTA), D(NTM_RELAY_DROP_DC_QUOTA),
+		    D(NTM_RELAY_DROP_OTHER_DC));
+#undef D
+	else if (rs->attacked)
+		log_info("binds: nothing refused in the last %llds",
+		    (long long)((now - rs->logged_ms) / 1000));
+	rs->attacked = n > 0;
+	rs->logged = st;
+	rs->logged_ms = now;
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rs *rs = arg;
+	int64_t now = rs_now_ms();
 	size_t n;
 
-	if ((n = ntm_relay_expire(rs->relay, rs_now_ms())) > 0)
+	if ((n = ntm_relay_expire(rs->relay, now)) > 0)
 		log_debug("%zu idle session%s removed", n, n == 1 ? "" : "s");
+	log_attack(rs, now);
 	if (rs_status_write(rs) < 0)
 		log_warn("%s", rs->status_path);
 }

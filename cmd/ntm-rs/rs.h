@@ -16,6 +16,8 @@
 #define RS_BATCHES	8		/* batches per readiness event (fairness) */
 #define RS_STATUS_FILE	"status.json"
 #define RS_STATUS_MAX_SESSIONS 1000	/* sessions listed in the status file */
+#define RS_ATTACK_LOG_S	10		/* binds refused or answered with cookies:
+					 * one summary line at most this often */
 
 struct rs_sock {
 	int		 fd;
@@ -37,6 +39,9 @@ struct rs {
 	uint64_t		 send_errors, recv_errors;
 	uint64_t		 gso_sends, gro_recvs;	/* messages carrying runs */
 	int			 gso_off;	/* the kernel refused UDP GSO */
+	struct ntm_relay_stats	 logged;	/* counters at the last attack summary */
+	int64_t			 logged_ms;	/* when it was logged (or checked) */
+	int			 attacked;	/* the last summary saw refusals */
 };
 
 /* udp.c */

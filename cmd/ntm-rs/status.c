@@ -20,6 +20,7 @@
 
 struct walk {
 	json_t	*arr;
+	json_t	*dcs;		/* DC name -> sessions it opened (all, not only listed) */
 	size_t	 total;
 };
 
@@ -47,12 +48,14 @@ on_session(const struct ntm_relay_sess_info *s, void *arg)
 	struct walk *w = arg;
 	char hex[2 * NTM_TUNNEL_ID_LEN + 1];
 
+	json_object_set_new(w->dcs, s->dc,
+	    json_integer(json_integer_value(json_object_get(w->dcs, s->dc)) + 1));
 	if (w->total++ >= RS_STATUS_MAX_SESSIONS)
 		return;
 	if (ntm_hex_encode(hex, sizeof(hex), s->tunnel_id, NTM_TUNNEL_ID_LEN) < 0)
 		return;
-	json_array_append_new(w->arr, json_pack("{s:s, s:I, s:I, s:[o,o]}",
-	    "tunnel_id", hex, "idle_s", (json_int_t)(s->idle_ms / 1000),
+	json_array_append_new(w->arr, json_pack("{s:s, s:s, s:I, s:I, s:[o,o]}",
+	    "tunnel_id", hex, "dc", s->dc, "idle_s", (json_int_t)(s->idle_ms / 1000),
 	    "age_s", (json_int_t)(s->age_ms / 1000),
 	    "sides", side_json(&s->side[0]), side_json(&s->side[1])));
 }
@@ -91,14 +94,15 @@ rs_status_write(struct rs *rs)
 {
 	struct srv *s = rs->srv;
 	struct ntm_relay_stats st;
-	struct walk w = { NULL, 0 };
+	struct walk w = { NULL, NULL, 0 };
 	json_t *root = NULL, *drops, *udp;
 	char *text = NULL, *tmp = NULL;
 	int fd = -1, ret = -1, i;
 	size_t len;
 
 	ntm_relay_get_stats(rs->relay, &st);
-	if ((w.arr = json_array()) == NULL || (drops = json_object()) == NULL)
+	if ((w.arr = json_array()) == NULL || (w.dcs = json_object()) == NULL ||
+	    (drops = json_object()) == NULL)
 		goto cleanup;
 	for (i = 0; i < NTM_RELAY_DROP__N; i++)
 		json_object_set_new(drops, ntm_relay_drop_name(i), json_integer((json_int_t)st.drops[i]));
@@ -131,7 +135,7 @@ rs_status_write(struct rs *rs)
 	w.arr = NULL;		/* stolen (or freed) by json_pack */
 	if (root == NULL)
 		goto cleanup;
-	if (status_binds(root, s, &st) < 0)
+	if (status_binds(root, s, &st) < 0 || json_object_set(root, "dc_sessions", w.dcs) < 0)
 		goto cleanup;
 	if ((text = json_dumps(root, JSON_COMPACT)) == NULL)
 		goto cleanup;
@@ -157,6 +161,7 @@ cleanup:
 		unlink(tmp);
 	}
 	json_decref(w.arr);
+	json_decref(w.dcs);
 	json_decref(root);
 	free(text);
 	free(tmp);
@@ -212,8 +217,11 @@ print_human(json_t *st, int64_t age)
 	    (long long)jint(lim, "bind_rate_source"), (long long)jint(lim, "bind_rate_prefix"),
 	    (long long)jint(c, "cookies_sent"), (long long)jint(c, "cookie_binds"),
 	    (long long)jint(c, "bad_cookies"));
-	printf("quotas %lld sessions per client address, %lld%% of the sessions per DC\n",
+	printf("quotas %lld sessions per client address, %lld%% of the sessions per DC",
 	    (long long)jint(lim, "client_sessions"), (long long)jint(lim, "dc_session_share"));
+	json_object_foreach(json_object_get(st, "dc_sessions"), k, v)
+		printf("  %s %lld", k, (long long)json_integer_value(v));
+	printf("\n");
 	printf("drops");
 	json_object_foreach(drops, k, v)
 		printf(" %s %lld", k, (long long)json_integer_value(v));

@@ -1349,6 +1349,7 @@ ntm_relay_walk(const struct ntm_relay *r, int64_t now_ms, ntm_relay_walk_fn *fn,
 	for (s = r->all; s; s = s->next) {
 		memset(&info, 0, sizeof(info));
 		memcpy(info.tunnel_id, s->tid, NTM_TUNNEL_ID_LEN);
+		memcpy(info.dc, s->dc, sizeof(info.dc));
 		for (int i = 0; i < 2; i++) {
 			const struct rside *sd = &s->side[i];
 			struct ntm_relay_side_info *si = &info.side[i];

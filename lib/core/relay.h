@@ -164,6 +164,7 @@ struct ntm_relay_side_info {
 };
 struct ntm_relay_sess_info {
 	uint8_t				tunnel_id[NTM_TUNNEL_ID_LEN];
+	char				dc[NTM_NAME_MAX + 1];	/* whose ticket opened it */
 	struct ntm_relay_side_info	side[2];
 	int64_t				idle_ms;	/* since the last accepted packet */
 	int64_t				age_ms;

@@ -100,3 +100,25 @@ teardown_file() { platform_down; }
 	assert_output --partial bogus
 	assert_output --partial 4
 }
+
+@test "the RS's bind limits and session quotas are settings, checked for range" {
+	cp -a "$(P)/rs" "$BATS_TEST_TMPDIR/rs"
+	sed -e "s|$(P)/rs|$BATS_TEST_TMPDIR/rs|" -e "s|^listen = .*|listen = 127.0.0.1:$(free_port)|" \
+	    "$(P)/rs.conf" > "$BATS_TEST_TMPDIR/rs.conf"
+	printf '%s\n' "bind_rate = 500" "bind_rate_source = 5" "bind_rate_prefix = 50" \
+	    "client_sessions = 8" "dc_session_share = 100" >> "$BATS_TEST_TMPDIR/rs.conf"
+	run_t ntm-rs -n -f "$BATS_TEST_TMPDIR/rs.conf"
+	assert_success
+	for bad in "bind_rate = 1" "dc_session_share = 101" "client_sessions = 0" \
+	    "bind_rate_source = x"; do
+		{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "$bad"; } > "$BATS_TEST_TMPDIR/bad.conf"
+		run_t ntm-rs -n -f "$BATS_TEST_TMPDIR/bad.conf"
+		assert_failure 2
+		assert_output --partial "${bad%% *}"
+	done
+	# a DC does not take them
+	printf 'name = x.test\nstate_dir = /tmp/x\nlisten = 127.0.0.1:1\nbind_rate = 5\n' > "$BATS_TEST_TMPDIR/dc.conf"
+	run_t ntm-dc -n -f "$BATS_TEST_TMPDIR/dc.conf"
+	assert_failure 2
+	assert_output --partial bind_rate
+}
