@@ -58,7 +58,12 @@ int agent_main(struct cli *cli, const struct agent_opts *o);
  * system's). 0, or -1 (lookup failed) / -2 (bad syntax) with err filled. */
 int  agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_udp,
     const char *opt_resolver, struct sockaddr_storage *ss, socklen_t *len,
-    char *err, size_t errlen);
+    struct sockaddr_storage *alt, socklen_t *altlen, char *err, size_t errlen);
+/* The DC's address of the family this host can reach now: when dc has no
+ * route and alt (the DC's address of the other family, from DNS; altlen 0:
+ * none) has one, the two swap. 1 if they did. */
+int  agent_dc_family(struct sockaddr_storage *dc, socklen_t *dclen,
+    struct sockaddr_storage *alt, socklen_t *altlen);
 /* Up to n global addresses of the host's interfaces (no loopback, no
  * link-local), with port; only the loopback address when the DC (dc, may
  * be NULL) is on loopback. Returns the count. */

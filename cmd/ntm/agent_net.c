@@ -298,8 +298,11 @@ ares_wait(ares_channel ch, struct lookup *l, int64_t deadline)
 
 static int
 dns_lookup(const char *domain, const char *resolver, struct sockaddr_storage *ss,
-    socklen_t *len, char *err, size_t errlen)
+    socklen_t *len, struct sockaddr_storage *alt, socklen_t *altlen, char *err,
+    size_t errlen)
 {
+	struct sockaddr_storage got[2];
+	socklen_t gotlen[2] = { 0, 0 };
 	struct ares_options o;
 	ares_channel ch;
 	struct lookup l;
@@ -335,23 +338,35 @@ dns_lookup(const char *domain, const char *resolver, struct sockaddr_storage *ss
 		    resolver ? resolver : "", l.done ? ares_strerror(l.status) : "timeout");
 		goto out;
 	}
-	/* IPv4 first, unless this host cannot reach it (an IPv6-only host):
-	 * take the first family the kernel has a route for. */
+	/* Both families: IPv4 first, unless this host cannot reach it now (an
+	 * IPv6-only host); the other is kept for when the host moves to a
+	 * network of the other family (agent_dc_family). */
 	for (int k = 0; k < 2; k++) {
 		l.done = 0;
 		l.len = 0;
 		ares_query(ch, l.target, ns_c_in, k == 0 ? ns_t_a : ns_t_aaaa, on_addr, &l);
 		ares_wait(ch, &l, deadline);
-		if (l.len > 0 && routable(&l.ss, l.len))
-			break;
+		if (l.len > 0 && l.ss.ss_family == (k == 0 ? AF_INET : AF_INET6)) {
+			got[k] = l.ss;
+			gotlen[k] = l.len;
+		}
 	}
-	if (l.len == 0) {
+	if (gotlen[0] == 0 && gotlen[1] == 0) {
 		snprintf(err, errlen, "DNS A/AAAA %s: %s", l.target,
 		    l.done ? ares_strerror(l.status) : "timeout");
 		goto out;
 	}
-	memcpy(ss, &l.ss, sizeof(*ss));
-	*len = l.len;
+	{
+		int k = gotlen[0] && (routable(&got[0], gotlen[0]) || !gotlen[1]) ? 0 : 1;
+
+		memcpy(ss, &got[k], sizeof(*ss));
+		*len = gotlen[k];
+		if (alt) {
+			*altlen = gotlen[!k];
+			if (gotlen[!k])
+				memcpy(alt, &got[!k], sizeof(*alt));
+		}
+	}
 	ret = 0;
 out:
 	ares_destroy(ch);
@@ -362,11 +377,13 @@ out:
 int
 agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_udp,
     const char *opt_resolver, struct sockaddr_storage *ss, socklen_t *len,
-    char *err, size_t errlen)
+    struct sockaddr_storage *alt, socklen_t *altlen, char *err, size_t errlen)
 {
 	const char *direct = opt_dc_udp ? opt_dc_udp : cli->conf.dc_udp;
 	const char *resolver = opt_resolver ? opt_resolver : cli->conf.resolver;
 
+	if (altlen)
+		*altlen = 0;
 	if (direct) {
 		if (ntm_sa_parse(ss, len, direct) < 0) {
 			snprintf(err, errlen, "%s '%s': expected ADDR:PORT or [ADDR]:PORT",
@@ -385,5 +402,23 @@ agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_udp,
 			return -2;
 		}
 	}
-	return dns_lookup(domain, resolver, ss, len, err, errlen);
+	return dns_lookup(domain, resolver, ss, len, alt, altlen, err, errlen);
+}
+
+int
+agent_dc_family(struct sockaddr_storage *dc, socklen_t *dclen, struct sockaddr_storage *alt,
+    socklen_t *altlen)
+{
+	struct sockaddr_storage t;
+	socklen_t tl;
+
+	if (*altlen == 0 || routable(dc, *dclen) || !routable(alt, *altlen))
+		return 0;
+	t = *dc;
+	tl = *dclen;
+	*dc = *alt;
+	*dclen = *altlen;
+	*alt = t;
+	*altlen = tl;
+	return 1;
 }

@@ -94,7 +94,7 @@ register_once(struct cli *cli, const char *dc_udp, const char *resolver, long ti
 		cli_err("register", "%s", err);
 		goto out;
 	}
-	if ((r = agent_dc_udp(cli, s.domain, dc_udp, resolver, &dc, &dclen, err,
+	if ((r = agent_dc_udp(cli, s.domain, dc_udp, resolver, &dc, &dclen, NULL, NULL, err,
 	    sizeof(err))) < 0) {
 		cli_err("register", "cannot find the DC's UDP address: %s", err);
 		ret = r == -2 ? EXIT_USAGE : EXIT_UNREACH;

@@ -34,6 +34,7 @@ struct xfer {
 	CURL			*easy;
 	struct curl_slist	*hdrs;
 	struct curl_slist	*resolve;	/* copy of the client's pins */
+	struct curl_slist	*connect_to;	/* copy of its connect_to */
 	char			*reqbody;
 	char			*resp;
 	size_t			 len, cap;
@@ -64,6 +65,7 @@ struct ntm_httpc {
 	int			 no_reuse;	/* every request on a new connection */
 	char			*pins[HTTPC_PINS_MAX];	/* "host:port:addr" */
 	size_t			 npins;
+	char			*connect_to;	/* "host:port:addr:port", or NULL */
 	uint8_t			 sk[NTM_SIGN_SK];
 	char			 cert_b64[NTM_B64_LEN(NTM_CERT_MAX)];
 };
@@ -101,6 +103,7 @@ xfer_free(struct xfer *x)
 	}
 	curl_slist_free_all(x->hdrs);
 	curl_slist_free_all(x->resolve);
+	curl_slist_free_all(x->connect_to);
 	if (x->reqbody) {
 		ntm_wipe(x->reqbody, strlen(x->reqbody));
 		free(x->reqbody);
@@ -407,6 +410,7 @@ httpc_destroy(struct ntm_httpc *c)
 	free(c->cafile);
 	for (size_t i = 0; i < c->npins; i++)
 		free(c->pins[i]);
+	free(c->connect_to);
 	ntm_wipe(c, sizeof(*c));
 	free(c);
 }
@@ -481,6 +485,30 @@ ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port, const ch
 	else
 		c->npins++;
 	c->pins[i] = dup;
+	return 0;
+}
+
+int
+ntm_httpc_connect_to(struct ntm_httpc *c, const char *host, uint16_t port, const char *addr)
+{
+	unsigned char bin[16];
+	char entry[NTM_NAME_MAX + 96], *dup = NULL;
+	int v6, h6;
+
+	if (c == NULL || host == NULL || port == 0)
+		return NTM_ERR_INVAL;
+	if (addr) {
+		v6 = inet_pton(AF_INET6, addr, bin) == 1;
+		if (!v6 && inet_pton(AF_INET, addr, bin) != 1)
+			return NTM_ERR_INVAL;
+		h6 = strchr(host, ':') != NULL;	/* an IPv6 literal */
+		if (snprintf(entry, sizeof(entry), "%s%s%s:%u:%s%s%s:%u", h6 ? "[" : "", host,
+		    h6 ? "]" : "", (unsigned)port, v6 ? "[" : "", addr, v6 ? "]" : "",
+		    (unsigned)port) >= (int)sizeof(entry) || (dup = strdup(entry)) == NULL)
+			return NTM_ERR_NOMEM;
+	}
+	free(c->connect_to);
+	c->connect_to = dup;
 	return 0;
 }
 
@@ -594,6 +622,11 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 	}
 	if (x->resolve)
 		curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
+	if (c->connect_to) {
+		if ((x->connect_to = curl_slist_append(NULL, c->connect_to)) == NULL)
+			goto err;
+		curl_easy_setopt(e, CURLOPT_CONNECT_TO, x->connect_to);
+	}
 
 	ret = NTM_ERR_INVAL;
 	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||

@@ -335,6 +335,14 @@ int  ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
  * host. A pin for the same host:port is replaced; at most 64 are kept (the
  * oldest is dropped). NTM_ERR_INVAL for a bad host, port 0 or bad address.
  */
+/*
+ * Every later request of c for host:port connects to addr (IPv4 or IPv6
+ * text) instead, the same port (CURLOPT_CONNECT_TO), while TLS still
+ * verifies host: the DC of a URL with an IPv4 literal, reached over IPv6
+ * on an IPv6-only network. One such entry; addr NULL removes it.
+ */
+int  ntm_httpc_connect_to(struct ntm_httpc *c, const char *host, uint16_t port,
+    const char *addr) NTM_WUR;
 int  ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port,
     const char *addr) NTM_WUR;
 /*

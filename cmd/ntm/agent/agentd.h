@@ -91,6 +91,8 @@ struct agent {
 	struct ntm_chan	 chan;
 	struct sockaddr_storage dc;
 	socklen_t	 dclen;
+	struct sockaddr_storage	 dc_alt;	/* the DC's address of the other family */
+	socklen_t	 dc_altlen;		/* 0: none known */
 	uint8_t		 vip4[4], vip6[16];
 	int		 has_vip4, has_vip6;
 	/* registration */

@@ -164,11 +164,13 @@ setup_session(struct agent *a, struct cli *cli, const struct agent_opts *o)
 	vip_parse(a->s.vip4, AF_INET, a->vip4, &a->has_vip4);
 	vip_parse(a->s.vip6, AF_INET6, a->vip6, &a->has_vip6);
 	if ((r = agent_dc_udp(cli, a->s.domain, o->dc_udp, o->resolver, &a->dc, &a->dclen,
-	    err, sizeof(err))) < 0) {
+	    &a->dc_alt, &a->dc_altlen, err, sizeof(err))) < 0) {
 		cli_err("up", "cannot find the DC's UDP address: %s", err);
 		return r == -2 ? EXIT_USAGE : EXIT_UNREACH;
 	}
 	ntm_sa_unmap(&a->dc, &a->dclen);
+	if (a->dc_altlen)
+		ntm_sa_unmap(&a->dc_alt, &a->dc_altlen);
 	return EXIT_OK;
 }
 

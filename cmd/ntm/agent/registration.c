@@ -7,6 +7,8 @@
  * reflexive address, NAT or family asks the DC to remake tunnels.
  */
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
 
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -196,10 +198,69 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 
 /* ---- address changes ------------------------------------------------------ */
 
+/* The DC's HTTPS URL names it by an address literal of one family (as
+ * logged in); on a network of the other family only, its calls go to the
+ * DC's address of that family, TLS still checking the URL's host. A URL
+ * with a name needs nothing: libcurl asks for both families. */
+static void
+dc_https_follow(struct agent *a)
+{
+	char host[INET6_ADDRSTRLEN + 2], ip[INET6_ADDRSTRLEN];
+	const char *u = a->s.dc_url, *p, *end;
+	unsigned char bin[16];
+	unsigned long port = 443;
+	size_t n;
+	int fam;
+
+	if (a->http == NULL || strncmp(u, "https://", 8) != 0)
+		return;
+	u += 8;
+	if (*u == '[') {
+		if ((end = strchr(u, ']')) == NULL)
+			return;
+		n = (size_t)(end - u - 1);
+		p = end + 1;
+		u++;
+	} else {
+		n = strcspn(u, ":/");
+		p = u + n;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return;
+	memcpy(host, u, n);
+	host[n] = '\0';
+	if (*p == ':' && (port = strtoul(p + 1, NULL, 10)) == 0)
+		return;
+	fam = inet_pton(AF_INET, host, bin) == 1 ? AF_INET :
+	    inet_pton(AF_INET6, host, bin) == 1 ? AF_INET6 : 0;
+	if (fam == 0 || port > 65535)
+		return;
+	if (a->dc.ss_family == fam) {
+		if (ntm_httpc_connect_to(a->http, host, (uint16_t)port, NULL) == 0)
+			log_info("the DC's HTTPS calls go to %s again", host);
+		return;
+	}
+	if (inet_ntop(a->dc.ss_family, a->dc.ss_family == AF_INET ?
+	    (void *)&((struct sockaddr_in *)&a->dc)->sin_addr :
+	    (void *)&((struct sockaddr_in6 *)&a->dc)->sin6_addr, ip, sizeof(ip)) == NULL)
+		return;
+	if (ntm_httpc_connect_to(a->http, host, (uint16_t)port, ip) == 0)
+		log_info("the DC's HTTPS calls go to %s port %lu", ip, port);
+}
+
 void
 agent_net_changed(struct agent *a, const char *why)
 {
+	char b[80];
+
 	log_info("%s: registering again, keepalive on every tunnel", why);
+	/* A network of the other family only (IPv6-only, say): the DC over
+	 * the family this host has now. */
+	if (agent_dc_family(&a->dc, &a->dclen, &a->dc_alt, &a->dc_altlen)) {
+		log_info("the DC is now reached at %s", ntm_sa_str((struct sockaddr *)&a->dc, b,
+		    sizeof(b)));
+		dc_https_follow(a);
+	}
 	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
 	a->missed = 0;
 	a->net_changes++;
