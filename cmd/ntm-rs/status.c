@@ -80,6 +80,7 @@ status_binds(json_t *root, const struct srv *s, const struct ntm_relay_stats *st
 		{ c, "cookies_sent", (long long)st->cookies_sent },
 		{ c, "cookie_binds", (long long)st->cookie_binds },
 		{ c, "bad_cookies", (long long)st->bad_cookies },
+		{ c, "notifies", (long long)st->notifies },
 	};
 
 	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)

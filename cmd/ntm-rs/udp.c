@@ -128,6 +128,34 @@ pick_sock(struct rs *rs, const struct ntm_relay_out *o)
 	return any;
 }
 
+/* A tx for the notify of out (the bind's RELAY_ACK to the other side): 1,
+ * or 0 when no socket can send it (counted). */
+static int
+add_notify(struct rs *rs, struct tx *u, const struct ntm_relay_out *out)
+{
+	struct rs_sock *sk;
+
+	memset(&u->o, 0, sizeof(u->o));
+	u->o.action = NTM_RELAY_REPLY;
+	u->o.to = out->notify_to;
+	u->o.tolen = out->notify_tolen;
+	u->o.src = out->notify_src;
+	u->o.srclen = out->notify_srclen;
+	memcpy(u->o.reply, out->notify, out->notify_len);
+	u->o.reply_len = out->notify_len;
+	if ((sk = pick_sock(rs, &u->o)) == NULL) {
+		rs->send_errors++;
+		return 0;
+	}
+	u->k = (int)(sk - rs->socks);
+	u->n = 1;
+	u->closed = 0;
+	u->seg = out->notify_len;
+	u->iov.iov_base = u->o.reply;
+	u->iov.iov_len = u->o.reply_len;
+	return 1;
+}
+
 /* Fills mh to send t (t->iov, a run of t->n datagrams of t->seg bytes when
  * t->n > 1) on sk. */
 static int
@@ -373,6 +401,9 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 					run = t;
 				}
 				ntx++;
+				/* The ACK to the side that waited for this bind. */
+				if (t->o.notify_len && ntx < TX_MAX)
+					ntx += add_notify(rs, &txs[ntx], &t->o);
 				if (len == 0)
 					break;
 			}

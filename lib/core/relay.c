@@ -1085,7 +1085,7 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	uint8_t thash[NTM_MAC_LEN], key[NTM_KEY_LEN];
 	int64_t valid_until;
 	const char *dc;
-	int e, cached = 0;
+	int e, cached = 0, was_live;
 
 	if (ntm_relay_bind_parse(&b, p, n) < 0)
 		return drop(r, out, NTM_RELAY_DROP_MALFORMED);
@@ -1164,6 +1164,8 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		sd->valid_until = valid_until;
 		snprintf(sd->dc, sizeof(sd->dc), "%s", dc);
 	}
+	was_live = side_live(sd, now_unix) &&
+	    ntm_sa_equal((const struct sockaddr *)&sd->addr, (const struct sockaddr *)from);
 	sd->last_ctr = b.counter;
 	sd->bound_ms = now_ms;
 	if (!sd->bound || !ntm_sa_equal((const struct sockaddr *)&sd->addr,
@@ -1185,6 +1187,19 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	out->srclen = locallen;
 	out->reply_len = (size_t)ntm_relay_ack_make(out->reply, b.side,
 	    side_live(&s->side[1 - b.side], now_unix), b.counter, key);
+	/* This side just came up and the other waits: tell the other now. */
+	if (!was_live && side_live(&s->side[1 - b.side], now_unix) &&
+	    s->side[1 - b.side].has_key) {
+		const struct rside *o = &s->side[1 - b.side];
+
+		out->notify_len = (size_t)ntm_relay_ack_make(out->notify, o->which, 1,
+		    o->last_ctr, o->key);
+		out->notify_to = o->addr;
+		out->notify_tolen = o->addrlen;
+		out->notify_src = o->local;
+		out->notify_srclen = o->locallen;
+		r->st.notifies++;
+	}
 	ntm_wipe(key, sizeof(key));
 	if (!cached)
 		ntm_wipe(&ti, sizeof(ti));

@@ -136,12 +136,20 @@ struct ntm_relay_out {
 	socklen_t		srclen;
 	uint8_t			reply[NTM_RELAY_COOKIE_LEN];	/* REPLY: the bytes */
 	size_t			reply_len;	/* FORWARD: send the input unchanged */
+	/* REPLY to a bind that made its side live while the other side was
+	 * live already: a RELAY_ACK (peer_bound 1) to that other side too, so
+	 * that it starts at once instead of at its next bind (0: none). */
+	uint8_t			notify[NTM_RELAY_ACK_LEN];
+	size_t			notify_len;
+	struct sockaddr_storage	notify_to, notify_src;
+	socklen_t		notify_tolen, notify_srclen;
 };
 
 struct ntm_relay_stats {
 	uint64_t	rx_packets, rx_bytes;		/* every datagram given to input */
 	uint64_t	fwd_packets, fwd_bytes;		/* forwarded */
 	uint64_t	binds;				/* RELAY_BINDs accepted (= ACKs) */
+	uint64_t	notifies;			/* ACKs to a waiting other side */
 	uint64_t	ticket_checks;			/* full checks made (signatures) */
 	uint64_t	cookies_sent;			/* RELAY_COOKIEs answered */
 	uint64_t	cookie_binds;			/* binds checked on a valid cookie */

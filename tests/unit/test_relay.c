@@ -423,16 +423,29 @@ TEST(core_bind_and_forward)
 	CHECK_EQ(side, 0);
 	CHECK_EQ(pb, 0);
 	CHECK_EQ(ctr, 5);
+	CHECK_EQ(o.notify_len, 0);		/* nobody waits */
 	/* Peer unbound: still dropped. */
 	CHECK_EQ(feed(r, d, dn, A4, RS4, 1001, NOW, &o), NTM_RELAY_DROP);
 	CHECK_EQ(o.reason, NTM_RELAY_DROP_UNBOUND);
 
-	/* Side 1 binds over IPv6: ACK says the peer is bound. */
+	/* Side 1 binds over IPv6: ACK says the peer is bound; side 0, which
+	 * waited, is told at once (from the address it bound to). */
 	n = bind_pkt(&w, p, 1, 9);
 	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1002, NOW, &o), NTM_RELAY_REPLY);
 	CHECK_EQ(ntm_relay_ack_open(o.reply, o.reply_len, w.key, &side, &pb, &ctr), 0);
 	CHECK_EQ(side, 1);
 	CHECK_EQ(pb, 1);
+	CHECK_EQ(o.notify_len, NTM_RELAY_ACK_LEN);
+	CHECK_STR(ntm_sa_str((const struct sockaddr *)&o.notify_to, buf, sizeof(buf)), A4);
+	CHECK_STR(ntm_sa_str((const struct sockaddr *)&o.notify_src, buf, sizeof(buf)), RS4);
+	CHECK_EQ(ntm_relay_ack_open(o.notify, o.notify_len, w.key, &side, &pb, &ctr), 0);
+	CHECK_EQ(side, 0);
+	CHECK_EQ(pb, 1);
+	CHECK_EQ(ctr, 5);
+	/* Its keepalive bind from the same address: nobody to tell again. */
+	n = bind_pkt(&w, p, 1, 10);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1002, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.notify_len, 0);
 
 	/* v4 -> v6 and back, each leaving from the address the peer bound to. */
 	CHECK_EQ(feed(r, d, dn, A4, RS4, 1003, NOW, &o), NTM_RELAY_FORWARD);
@@ -481,7 +494,8 @@ TEST(core_bind_and_forward)
 
 	ntm_relay_get_stats(r, &st);
 	CHECK_EQ(st.sessions, 1);
-	CHECK_EQ(st.binds, 3);
+	CHECK_EQ(st.binds, 4);		/* with the keepalive bind above */
+	CHECK_EQ(st.notifies, 2);	/* side 1 came up, then moved */
 	CHECK_EQ(st.fwd_packets, 5);
 	CHECK_EQ(st.fwd_bytes, 5 * dn);
 	CHECK_EQ(st.drops[NTM_RELAY_DROP_REPLAY], 2);
