@@ -27,6 +27,8 @@ static const uint8_t TID[NTM_TUNNEL_ID_LEN] = "fuzz-tunnel-id!";
 #define CKEY	0xc1		/* client tx == DC rx */
 #define DKEY	0xd2		/* DC tx == client rx */
 #define TKEY	0x4b		/* temporal key */
+#define SKEY_I	0x51		/* the initiator device's static secret */
+#define SKEY_R	0x52		/* the responder device's */
 #define NOW	5000
 
 static struct ntm_chan dc_chan, cl_chan;
@@ -39,10 +41,15 @@ mk(int initiator)
 {
 	struct ntm_tunnel_cfg cfg;
 	struct ntm_tunnel *t;
+	uint8_t psk[32];
 
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.tunnel_id, TID, sizeof(TID));
 	memset(cfg.temporal_key, TKEY, sizeof(cfg.temporal_key));
+	memset(cfg.static_sk, initiator ? SKEY_I : SKEY_R, sizeof(cfg.static_sk));
+	memset(psk, initiator ? SKEY_R : SKEY_I, sizeof(psk));
+	if (crypto_scalarmult_base(cfg.peer_static, psk) != 0)
+		abort();
 	cfg.initiator = initiator;
 	if ((t = ntm_tunnel_new(&cfg, 1000)) == NULL)
 		abort();

@@ -97,6 +97,12 @@ int	as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s);
 int	as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now);
 int	as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void *arg);
 int	as_db_token_add(sqlite3 *db, const struct ntm_token *t);
+/* 0 if t is recorded, unexpired at now and not revoked; else NTM_ERR_REVOKED. */
+int	as_db_token_live(sqlite3 *db, const struct ntm_token *t, int64_t now);
+/* Records device certificate c (its serial filled in) issued through dc;
+ * NTM_ERR_EXISTS if its FQDN was certified for another user or device. */
+int	as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc,
+	    const char *pk_b64, int64_t now);
 /* Human-readable last SQLite error of db (static or db-owned text). */
 const char *as_db_errmsg(sqlite3 *db);
 

@@ -4,6 +4,7 @@
  *
  *   POST /v1/as/login     signed by a DC
  *   POST /v1/as/logout    signed by a DC
+ *   POST /v1/as/device    signed by a DC: a device certificate
  *
  * Argon2id runs on worker threads; the loop only does the SQLite lookups
  * (a few microseconds each, WAL readers never wait for writers) and replies.
@@ -208,6 +209,86 @@ route_login(struct ntm_req *req, void *arg)
 }
 
 /*
+ * POST /v1/as/device {version, token, fqdn, device_key}: the DC that just
+ * logged a device in asks for its certificate (docs/protocol.md §2.4). The
+ * token must be ours, live, and issued through this DC; the FQDN must be
+ * in this DC's domain and never certified for another user's device.
+ */
+static void
+route_device(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	struct ntm_m_as_device m;
+	struct ntm_m_as_device_ok ok;
+	struct ntm_jerr jerr;
+	struct ntm_token t;
+	struct ntm_dcert c;
+	struct as_user u;
+	char b64[NTM_B64_LEN(NTM_DCERT_MAX)], fp[NTM_DFP_LEN];
+	json_t *body;
+	int64_t now = now_unix();
+	int e;
+
+	if (ntm_msg_as_device_decode(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
+	    strcmp(t.dc, cert->name) != 0 || as_db_token_live(as->db, &t, now) < 0) {
+		log_info("device cert for %s at %s: token refused", m.fqdn, cert->name);
+		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
+		    "token this AS issued for a login at %s", cert->name);
+		return;
+	}
+	if ((e = as_db_user_get(as->db, t.user, &u)) < 0 || u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
+		    "user '%s' is %s", t.user, e < 0 ? "unknown" : "locked");
+		return;
+	}
+	ntm_wipe(&u, sizeof(u));
+	if (!ntm_name_in_domain(m.fqdn, cert->name)) {
+		ntm_reply_error(req, 403, "bad_field", "fqdn", "field 'fqdn': '%s' is not "
+		    "in %s's domain", m.fqdn, cert->name);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.version = 1;
+	snprintf(c.user, sizeof(c.user), "%s", t.user);
+	snprintf(c.device, sizeof(c.device), "%s", t.device);
+	snprintf(c.fqdn, sizeof(c.fqdn), "%s", m.fqdn);
+	(void)ntm_b64_decode_exact(c.pk, sizeof(c.pk), m.device_key);	/* codec-checked */
+	c.not_before = now - AS_CERT_SKEW;
+	c.not_after = t.expires;
+	if ((e = as_db_device_add(as->db, &c, cert->name, m.device_key, now)) < 0) {
+		if (e == NTM_ERR_EXISTS) {
+			log_warnx("device cert: %s asked for %s as %s/%s, but it belongs to "
+			    "another device", cert->name, m.fqdn, t.user, t.device);
+			ntm_reply_error(req, 409, "fqdn_taken", "fqdn", "field 'fqdn': %s was "
+			    "certified for another user or device", m.fqdn);
+		} else
+			ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	ntm_dcert_sign(&c, as->sk);
+	if (ntm_dcert_to_b64(&c, b64, sizeof(b64)) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot encode the certificate");
+		return;
+	}
+	ok.has = 0;
+	ok.device_cert = b64;
+	if (ntm_msg_as_device_ok_encode(&ok, &body, &jerr) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+	log_info("device cert serial %llu: %s (%s/%s via %s) key %s", (unsigned long long)
+	    c.serial, c.fqdn, c.user, c.device, cert->name, fp);
+	ntm_reply_json(req, 200, body);
+}
+
+/*
  * Called by the httpd for every signed request after the AS signature and
  * validity checked out: the database is the authority on revocation, and
  * the certificate must match the enrolled row exactly.
@@ -242,11 +323,13 @@ as_cert_check(const struct ntm_cert *c, void *arg)
 	return 0;
 }
 
-/* Only a DC relays logins and ends its sessions. */
+/* Only a DC relays logins, ends its sessions and asks for device certificates. */
 const struct ntm_http_route as_routes[] = {
 	{ "POST", "/v1/as/login", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_login,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ "POST", "/v1/as/logout", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_logout,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/as/device", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_device,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ .method = NULL }
 };

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "msg.h"
 #include "ntm-cli.h"
+#include "identity.h"
 #include "xcli.h"
 
 struct login_args {
@@ -265,7 +266,8 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 {
 	char password[NTM_PASSWORD_MAX + 2], prompt[NTM_URL_MAX + 64];
 	char pk_b64[NTM_B64_LEN(NTM_KX_PK)], xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
-	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN];
+	char dpk_b64[NTM_B64_LEN(NTM_DEVKEY_LEN)];
+	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN], dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
 	struct ntm_m_login m = { 0 };
 	struct ntm_jerr jerr;
 	json_t *req = NULL;
@@ -292,6 +294,16 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 		goto out;
 	}
 	ntm_wipe(xsk, sizeof(xsk));
+	/* The device key: the AS certifies it; peers' handshakes prove it. */
+	if ((err = id_device_keypair(cli, dpk, dsk, 1)) < 0 ||
+	    ntm_b64_encode(dpk_b64, sizeof(dpk_b64), dpk, sizeof(dpk)) < 0) {
+		ntm_wipe(dsk, sizeof(dsk));
+		cli_err("login", "cannot read or make the device key in %s/%s: %s",
+		    cli->state_dir, ID_DEVICE_KEY_FILE, ntm_strerror(err));
+		goto out;
+	}
+	ntm_wipe(dsk, sizeof(dsk));
+	m.device_key = dpk_b64;
 	m.version = NTM_PROTOCOL_VERSION;
 	m.user = la->user;
 	m.password = password;
@@ -341,6 +353,76 @@ login_answer(json_t *resp, const char *url, const char *user, struct login_reply
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The device certificate of the answer, checked before anything is saved:
+ * signed by the AS key this profile trusts (ntm.conf's as_key, or the one
+ * pinned at the first login, or, at the very first, the one the DC names,
+ * which is then pinned), for our key, user, device and the FQDN the DC gave.
+ * Saved to STATE_DIR/device.cert. An exit code.
+ */
+static int
+login_identity(struct cli *cli, const char *url, const char *device,
+    const struct login_reply *r)
+{
+	uint8_t as_pk[NTM_SIGN_PK], dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
+	struct ntm_dcert c;
+	char fp[NTM_DFP_LEN];
+	const char *why = NULL;
+	int e, pinned, first = 0;
+
+	if ((e = id_as_key(cli, as_pk, &pinned)) == NTM_ERR_NOTFOUND) {
+		if (r->m.as_key == NULL ||
+		    ntm_b64_decode_exact(as_pk, sizeof(as_pk), r->m.as_key) < 0) {
+			cli_err("login", "%s named no AS key, and this profile has none "
+			    "(set as_key in ntm.conf)", url);
+			return EXIT_IDENTITY;
+		}
+		first = 1;
+	} else if (e < 0) {
+		cli_err("login", "cannot read the AS key (%s in ntm.conf, or %s/%s): %s",
+		    "as_key", cli->state_dir, ID_AS_KEY_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	if ((e = id_device_keypair(cli, dpk, dsk, 0)) < 0) {
+		cli_err("login", "cannot read the device key %s/%s: %s", cli->state_dir,
+		    ID_DEVICE_KEY_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	ntm_wipe(dsk, sizeof(dsk));
+	if (r->m.device_cert == NULL)
+		why = "it gave no device certificate (a DC from before device keys?)";
+	else if (ntm_dcert_from_b64(&c, r->m.device_cert) < 0)
+		why = "its device certificate is malformed";
+	else if ((e = ntm_dcert_check(&c, as_pk, r->m.fqdn, now_unix())) == NTM_ERR_EXPIRED)
+		why = "its device certificate is expired or not yet valid";
+	else if (e < 0)
+		why = e == NTM_ERR_IDENTITY ? "its device certificate names another FQDN" :
+		    "its device certificate is not signed by the AS key this profile trusts";
+	else if (ntm_memcmp(c.pk, dpk, sizeof(dpk)) != 0)
+		why = "its device certificate certifies another key than this device's: "
+		    "the key was swapped on the way";
+	else if (strcmp(c.user, r->m.user) != 0 || strcmp(c.device, device) != 0)
+		why = "its device certificate names another user or device";
+	if (why) {
+		cli_err("login", "%s: %s", url, why);
+		return EXIT_IDENTITY;
+	}
+	if (first && (e = id_as_pin(cli, as_pk)) < 0) {
+		cli_err("login", "cannot pin the AS key in %s/%s: %s", cli->state_dir,
+		    ID_AS_KEY_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	if ((e = id_cert_save(cli, r->m.device_cert)) < 0) {
+		cli_err("login", "cannot save the device certificate in %s/%s: %s",
+		    cli->state_dir, ID_DEVICE_CERT_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+	log_info("device key of %s: %s (certificate serial %llu)%s", c.fqdn, fp,
+	    (unsigned long long)c.serial, first ? "; AS key pinned at first use" : "");
+	return EXIT_OK;
 }
 
 /* Agrees the session keys, saves the session and says so: an exit code. */
@@ -443,7 +525,8 @@ login_exec(void *ctx, struct cmd_call *c)
 		ret = cli_http_fail("login", url, err, status, resp, errmsg);
 		goto out;
 	}
-	if (login_answer(resp, url, la->user, &r) == 0)
+	if (login_answer(resp, url, la->user, &r) == 0 &&
+	    (ret = login_identity(cli, url, device, &r)) == EXIT_OK)
 		ret = login_save(cli, la, url, ca, device, &r, pk, sk);
 out:
 	ntm_wipe(sk, sizeof(sk));

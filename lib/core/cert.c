@@ -1,6 +1,6 @@
 /*
  * cert.c - server certificates (docs/protocol.md 2.1) and device certificates
- * (2.3), signed by the AS key.
+ * (2.4), signed by the AS key.
  */
 #include <string.h>
 
@@ -179,7 +179,7 @@ ntm_cert_from_b64(struct ntm_cert *c, const char *b64)
 	return ntm_cert_decode(c, buf, (size_t)n);
 }
 
-/* ---- device certificates (docs/protocol.md §2.3) ------------------------ */
+/* ---- device certificates (docs/protocol.md §2.4) ------------------------ */
 
 #define DCERT_CTX	"ntm-dcert-v1"
 #define DCERT_CTX_LEN	(sizeof(DCERT_CTX) - 1)

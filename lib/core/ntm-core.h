@@ -268,7 +268,7 @@ int ntm_valid_dnsname(const char *s);
 
 /*
  * A device's long-term X25519 key, bound by the AS to the user, the device
- * id and the FQDN its DC gave it (layout in docs/protocol.md §2.3). Its
+ * id and the FQDN its DC gave it (layout in docs/protocol.md §2.4). Its
  * first byte after the version is NTM_DCERT_TYPE, which is no server role,
  * and its signature covers another context ("ntm-dcert-v1"): a device
  * certificate never decodes or verifies as a server certificate, nor the
