@@ -177,8 +177,8 @@ main(int argc, char *argv[])
 		    &fromlen)) <= 0)
 			continue;
 		r = ntm_msg_validate(buf, (size_t)n);
-		if (r < 0)
-			continue;
+		if (r != NTM_MSG_HS_INIT && r != NTM_MSG_HS_RESP && r != NTM_MSG_DATA)
+			continue;	/* the DC's nudges to the end we play */
 		peer = from;
 		peerlen = fromlen;
 		has_peer = 1;
