@@ -186,7 +186,7 @@ id_known_check(const struct cli *cli, const struct ntm_dcert *c, int64_t now,
 			k = &v[i];
 	if (k && ntm_memcmp(k->pk, c->pk, sizeof(k->pk)) == 0) {
 		ret = ID_SAME;
-		if (c->not_before > k->not_before) {
+		if (c->serial > k->serial) {
 			k->not_before = c->not_before;
 			k->serial = c->serial;
 			(void)known_store(cli, v, n);	/* only a newer date */
@@ -196,9 +196,10 @@ id_known_check(const struct cli *cli, const struct ntm_dcert *c, int64_t now,
 	}
 	if (k) {
 		*old = *k;
-		/* Only a certificate issued after the one we know may bring
-		 * another key: an older one (replayed by a server) may not. */
-		if (c->not_before <= k->not_before) {
+		/* Only a certificate issued after the one we know (the AS
+		 * numbers them in order) may bring another key: an older one,
+		 * played back by a server, may not. */
+		if (c->serial <= k->serial) {
 			free(v);
 			return NTM_ERR_IDENTITY;
 		}

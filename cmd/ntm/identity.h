@@ -39,8 +39,8 @@ struct id_known {
 };
 /* Key continuity for c (already checked against the AS key and the FQDN):
  * ID_NEW (first sight, remembered), ID_SAME, ID_CHANGED (another key with a
- * newer certificate: remembered, *old gets the previous), or
- * NTM_ERR_IDENTITY (another key whose certificate is not newer than the
+ * newer certificate, a larger serial: remembered, *old gets the previous),
+ * or NTM_ERR_IDENTITY (another key whose certificate is not newer than the
  * one known: refused, *old gets the known one), or another NTM_ERR_*. */
 enum { ID_SAME = 0, ID_NEW = 1, ID_CHANGED = 2 };
 int  id_known_check(const struct cli *cli, const struct ntm_dcert *c, int64_t now,

@@ -16,11 +16,19 @@
  * exchange key, and the sealed K from our CS. No server holds T; K is kept
  * only in STATE_DIR/keys (0600). The fingerprint covers X, so a DC that
  * handed out another key than the peer's shows up as two fingerprints.
+ *
+ * `keys show PEER` also prints the fingerprint of PEER's device key, as
+ * the tunnels remember it (identity.c; docs/protocol.md §2.4), and
+ * `keys show` with this device's own FQDN prints ours: two people compare
+ * them by voice to know that no server stands between their tunnels.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
+#include "identity.h"
 #include "xcli.h"
 
 struct kopts {
@@ -275,10 +283,67 @@ do_list(struct cli *cli, const struct kopts *o)
 	return EXIT_OK;
 }
 
+/*
+ * The device key of peer as a JSON object (NULL when none is known): the
+ * one remembered from its AS certificate, or ours when peer is this
+ * device's FQDN.
+ */
+static json_t *
+device_json(struct cli *cli, const char *peer)
+{
+	struct ntm_dcert c;
+	struct id_known k;
+	char *path, *text = NULL, fp[NTM_DFP_LEN];
+	size_t len;
+	json_t *j = NULL;
+
+	path = cli_state_path(cli, ID_DEVICE_CERT_FILE);
+	if (ntm_file_read(path, 4096, &text, &len) == 0) {
+		text[strcspn(text, "\n")] = '\0';
+		if (ntm_dcert_from_b64(&c, text) == 0 && strcmp(c.fqdn, peer) == 0) {
+			ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+			j = json_pack("{s:s, s:s, s:I, s:I, s:b}", "fqdn", peer, "fingerprint",
+			    fp, "serial", (json_int_t)c.serial, "not_after",
+			    (json_int_t)c.not_after, "this_device", 1);
+		}
+	}
+	free(text);
+	free(path);
+	if (j == NULL && id_known_get(cli, peer, &k) == 0) {
+		ntm_dkey_fingerprint(fp, k.fqdn, k.pk);
+		j = json_pack("{s:s, s:s, s:I, s:I, s:b}", "fqdn", peer, "fingerprint", fp,
+		    "serial", (json_int_t)k.serial, "first_seen", (json_int_t)k.first_seen,
+		    "this_device", 0);
+	}
+	return j;
+}
+
+static void
+print_device(json_t *d)
+{
+	time_t t;
+	char when[64] = "?";
+
+	if (json_is_true(json_object_get(d, "this_device"))) {
+		printf("%s (this device)\n  device key: %s (AS certificate serial %lld)\n",
+		    json_string_value(json_object_get(d, "fqdn")),
+		    json_string_value(json_object_get(d, "fingerprint")),
+		    (long long)json_integer_value(json_object_get(d, "serial")));
+		return;
+	}
+	t = (time_t)json_integer_value(json_object_get(d, "first_seen"));
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	printf("%s\n  device key: %s (AS certificate serial %lld, used since %s)\n",
+	    json_string_value(json_object_get(d, "fqdn")),
+	    json_string_value(json_object_get(d, "fingerprint")),
+	    (long long)json_integer_value(json_object_get(d, "serial")), when);
+}
+
 static int
 do_show_forget(struct cli *cli, const struct kopts *o, int forget)
 {
 	struct xkey k;
+	json_t *dev = NULL;
 	int e;
 
 	if (!ntm_valid_dnsname(o->peer) || strchr(o->peer, '.') == NULL) {
@@ -286,6 +351,26 @@ do_show_forget(struct cli *cli, const struct kopts *o, int forget)
 		return EXIT_USAGE;
 	}
 	e = xkey_load(cli, o->peer, &k);
+	if (!forget && (dev = device_json(cli, o->peer)) != NULL &&
+	    (e == NTM_ERR_NOTFOUND || e == 0)) {
+		/* The device key, then the exchange key when there is one. */
+		if (o->json) {
+			json_t *j = e == 0 ? xkey_json(&k) : json_pack("{s:s}", "peer", o->peer);
+
+			json_object_set_new(j, "device", dev);
+			cli_print_json(j);
+		} else {
+			print_device(dev);
+			json_decref(dev);
+			if (e == 0) {
+				printf("  exchange key with it:\n");
+				list_one(&k, NULL);
+			}
+		}
+		ntm_wipe(&k, sizeof(k));
+		return EXIT_OK;
+	}
+	json_decref(dev);
 	if (e == NTM_ERR_NOTFOUND) {
 		cli_err("keys", "no key with %s", o->peer);
 		return EXIT_NOKEY;

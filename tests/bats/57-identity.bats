@@ -157,3 +157,50 @@ mitm() {
 	[ "$(jq -r --arg p "$alice" '.tunnels[] | select(.peer == $p) | .identity_failures' \
 	    <<<"$output")" -ge 1 ]
 }
+
+@test "key continuity: a new key with a newer AS certificate is taken and shown; an older certificate played back by the DC is refused, exit 16" {
+	local d=$BATS_TEST_TMPDIR bobf old new cert1 db
+	bobf=$(bob fqdn)
+	agent_up "$(A)" dc1
+	ntm -c "$(A)" tunnel close "$bobf" >/dev/null 2>&1 || true
+	run_t ntm -c "$(A)" tunnel ping -c 1 --timeout 15 "$bobf"
+	assert_success
+	# both sides print the same fingerprint for bob's device key
+	run_t ntm -c "$(A)" keys show "$bobf" --json
+	assert_success
+	old=$(jq -r .device.fingerprint <<<"$output")
+	run_t ntm -c "$(B)" keys show "$bobf"
+	assert_success
+	assert_output --partial "device key: $old"
+	assert_output --partial "(this device)"
+	cert1=$(cat "$(B)/device.cert")
+
+	# bob's device gets a new key (a reinstall): a new login, a new certificate
+	kill "$(cat "$BATS_FILE_TMPDIR/bob.agentpid")"
+	rm "$(B)/device.key"
+	login "$(B)" bob bob-pw-1 "$(dc1_url)" >/dev/null
+	agent_up "$(B)" dc1
+	ntm -c "$(A)" tunnel close "$bobf" >/dev/null 2>&1 || true
+	run_t ntm -c "$(A)" tunnel ping -c 1 --timeout 15 "$bobf"
+	assert_success
+	run_t ntm -c "$(A)" keys show "$bobf" --json
+	new=$(jq -r .device.fingerprint <<<"$output")
+	[ "$new" != "$old" ]
+	run_t ntm -c "$(B)" keys show "$bobf"
+	assert_output --partial "device key: $new"
+
+	# the DC plays back bob's first certificate (old key, still valid)
+	db=$(find "$(P)" -name dc.db -path '*dc1*' | head -n 1)
+	[ -n "$db" ]
+	sqlite3 -cmd '.timeout 5000' "$db" \
+	    "UPDATE clients SET device_cert = '$cert1' WHERE fqdn = '$bobf'"
+	ntm -c "$(A)" tunnel close "$bobf" >/dev/null 2>&1 || true
+	run_t ntm -c "$(A)" tunnel ping -c 1 --timeout 15 "$bobf"
+	assert_failure 16
+	assert_output --partial "peer_identity"
+	assert_output --partial "THE DEVICE KEY OF $bobf CHANGED"
+	assert_output --partial "refused"
+	# and alice still holds the newer key
+	run_t ntm -c "$(A)" keys show "$bobf" --json
+	assert_equal "$(jq -r .device.fingerprint <<<"$output")" "$new"
+}
