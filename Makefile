@@ -92,9 +92,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 
 # Test tools driven by the bats suites.
-TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm
+TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm $(BUILD)/tests/sealogin
 tools: $(TOOLS)
-$(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm: $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
+$(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm $(BUILD)/tests/sealogin: $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 

@@ -76,6 +76,9 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL"
 	");"
 	"CREATE INDEX devices_fqdn ON devices(fqdn);",
+	/* 6: the device key a sealed login carried (b64; NULL: not sealed):
+	 * the only key POST /v1/as/device certifies for that token */
+	"ALTER TABLE tokens ADD COLUMN device_key TEXT;",
 };
 
 int
@@ -317,4 +320,33 @@ as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc, const char *p
 	    now)) == 0)
 		c->serial = (uint64_t)sqlite3_last_insert_rowid(db);
 	return ntm_db_end(db, ret);
+}
+
+int
+as_db_token_set_key(sqlite3 *db, const struct ntm_token *t, const char *key)
+{
+	char id[NTM_TOKEN_ID * 2 + 1];
+
+	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
+		return NTM_ERR_INVAL;
+	return ntm_db_run(db, "UPDATE tokens SET device_key = ?2 WHERE id = ?1", "ss", id, key);
+}
+
+int
+as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t cap)
+{
+	char id[NTM_TOKEN_ID * 2 + 1];
+	sqlite3_stmt *st;
+	int ret;
+
+	out[0] = '\0';
+	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
+		return NTM_ERR_INVAL;
+	if ((ret = ntm_db_query(db, &st, "SELECT device_key FROM tokens WHERE id = ?1", "s",
+	    id)) < 0)
+		return ret;
+	if ((ret = ntm_db_row(db, st)) == 0)
+		ntm_db_col(out, cap, st, 0);
+	sqlite3_finalize(st);
+	return ret;
 }

@@ -28,6 +28,7 @@ struct login_job {
 	char			 pwhash[NTM_PWHASH_STR];
 	char			 password[AS_PASSWORD_MAX + 1];
 	size_t			 pwlen;
+	char			 device_key[NTM_B64_LEN(NTM_DEVKEY_LEN)];	/* sealed; or "" */
 	int			 result;	/* of ntm_pwhash_verify */
 };
 
@@ -97,7 +98,8 @@ login_done(void *arg)
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot issue a token");
 		goto out;
 	}
-	if ((err = as_db_token_add(as->db, &t)) < 0) {
+	if ((err = as_db_token_add(as->db, &t)) < 0 || (j->device_key[0] &&
+	    (err = as_db_token_set_key(as->db, &t, j->device_key)) < 0)) {
 		log_warnx("login user=%s: cannot record the token: %s", j->user,
 		    as_db_errmsg(as->db));
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot record the token");
@@ -149,6 +151,60 @@ route_logout(struct ntm_req *req, void *arg)
 	ntm_reply_json(req, 200, json_pack("{s:b}", "queued", 1));
 }
 
+/*
+ * A login sealed to our key (docs/protocol.md §3.1): opened, and bound to
+ * the user and device the DC names, to the calling DC, to now; its nonce
+ * never seen before. 0 with *box filled, or -1 answered.
+ */
+static int
+sealed_open(struct as *as, struct ntm_req *req, const struct ntm_cert *cert,
+    const struct ntm_m_as_login *m, struct ntm_login_box *box)
+{
+	uint8_t seen[NTM_SIG_LEN];
+	int64_t now = now_unix();
+	int e;
+
+	if (as->sealed_seen == NULL && (as->sealed_seen = ntm_replay_new(65536)) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return -1;
+	}
+	if (ntm_login_open(box, m->sealed, as->sk) < 0) {
+		log_login(m->user, m->device, cert->name, "sealed_unreadable");
+		ntm_reply_error(req, 400, "bad_field", "sealed", "field 'sealed': not a login "
+		    "sealed to this AS's key");
+		return -1;
+	}
+	if (strcmp(box->user, m->user) != 0 || strcmp(box->device, m->device) != 0) {
+		log_login(m->user, m->device, cert->name, "sealed_other_device");
+		ntm_reply_error(req, 400, "bad_field", "sealed", "field 'sealed': sealed for "
+		    "another user or device than the DC names");
+		goto fail;
+	}
+	if (strcmp(box->dc, cert->name) != 0) {
+		log_login(m->user, m->device, cert->name, "sealed_other_dc");
+		ntm_reply_error(req, 403, "bad_field", "sealed", "field 'sealed': sealed for a "
+		    "login at %s, relayed by %s", box->dc, cert->name);
+		goto fail;
+	}
+	memset(seen, 0, sizeof(seen));
+	memcpy(seen, box->nonce, sizeof(box->nonce));
+	memcpy(seen + sizeof(box->nonce), box->dc, strnlen(box->dc, sizeof(seen) -
+	    sizeof(box->nonce)));
+	if ((e = ntm_replay_check(as->sealed_seen, seen, box->time, now)) < 0) {
+		log_login(m->user, m->device, cert->name, e == NTM_ERR_REPLAY ?
+		    "sealed_replayed" : "sealed_stale");
+		ntm_reply_error(req, e == NTM_ERR_REPLAY ? 409 : 401, e == NTM_ERR_REPLAY ?
+		    "replayed" : "expired", "sealed", "field 'sealed': %s", e == NTM_ERR_REPLAY ?
+		    "this sealed login was used before" : e == NTM_ERR_EXPIRED ?
+		    "sealed more than 300 s from the AS's clock" : "too many logins at once");
+		goto fail;
+	}
+	return 0;
+fail:
+	ntm_wipe(box, sizeof(*box));
+	return -1;
+}
+
 static void
 route_login(struct ntm_req *req, void *arg)
 {
@@ -156,6 +212,7 @@ route_login(struct ntm_req *req, void *arg)
 	const struct ntm_cert *cert = ntm_req_cert(req);
 	struct ntm_m_as_login m;
 	const char *user, *password, *device;
+	struct ntm_login_box box;
 	struct ntm_jerr jerr;
 	struct login_job *j;
 	struct as_user u;
@@ -168,26 +225,42 @@ route_login(struct ntm_req *req, void *arg)
 	user = m.user;
 	password = m.password;
 	device = m.device;
+	memset(&box, 0, sizeof(box));
+	if ((password == NULL) == (m.sealed == NULL)) {
+		ntm_reply_error(req, 400, password ? "bad_field" : "missing_field",
+		    password ? "sealed" : "password", "%s", password ?
+		    "field 'sealed': give the password or the sealed login, not both" :
+		    "field 'password': missing (or give 'sealed')");
+		return;
+	}
+	if (m.sealed && sealed_open(as, req, cert, &m, &box) < 0)
+		return;
+	if (m.sealed)
+		password = box.password;
 
 	if ((err = as_db_user_get(as->db, user, &u)) == NTM_ERR_NOTFOUND) {
 		log_login(user, device, cert->name, "unknown_user");
 		ntm_reply_error(req, 404, "unknown_user", NULL, "no user '%s'", user);
+		ntm_wipe(&box, sizeof(box));
 		return;
 	}
 	if (err < 0) {
 		log_warnx("login user=%s: %s", user, as_db_errmsg(as->db));
 		ntm_reply_error(req, 500, "internal", NULL, "database failure");
+		ntm_wipe(&box, sizeof(box));
 		return;
 	}
 	if (u.locked) {
 		ntm_wipe(&u, sizeof(u));
 		log_login(user, device, cert->name, "user_locked");
 		ntm_reply_error(req, 403, "user_locked", NULL, "user '%s' is locked", user);
+		ntm_wipe(&box, sizeof(box));
 		return;
 	}
 
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		ntm_wipe(&u, sizeof(u));
+		ntm_wipe(&box, sizeof(box));
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		return;
 	}
@@ -200,6 +273,10 @@ route_login(struct ntm_req *req, void *arg)
 	ntm_wipe(&u, sizeof(u));
 	j->pwlen = strlen(password);
 	memcpy(j->password, password, j->pwlen);
+	if (m.sealed && ntm_b64_encode(j->device_key, sizeof(j->device_key), box.device_key,
+	    sizeof(box.device_key)) < 0)
+		j->device_key[0] = '\0';
+	ntm_wipe(&box, sizeof(box));
 	if ((err = ntm_worker_submit(as->worker, login_work, login_done, j)) < 0) {
 		log_warnx("login user=%s: cannot queue the password check: %s", j->user,
 		    ntm_strerror(err));
@@ -226,6 +303,7 @@ route_device(struct ntm_req *req, void *arg)
 	struct ntm_dcert c;
 	struct as_user u;
 	char b64[NTM_B64_LEN(NTM_DCERT_MAX)], fp[NTM_DFP_LEN];
+	char sealed_key[NTM_B64_LEN(NTM_DEVKEY_LEN) + 8];
 	json_t *body;
 	int64_t now = now_unix();
 	int e;
@@ -248,6 +326,14 @@ route_device(struct ntm_req *req, void *arg)
 		return;
 	}
 	ntm_wipe(&u, sizeof(u));
+	if (as_db_token_key(as->db, &t, sealed_key, sizeof(sealed_key)) == 0 &&
+	    sealed_key[0] && strcmp(sealed_key, m.device_key) != 0) {
+		log_warnx("device cert: %s asked for %s with another key than the device "
+		    "sealed in its login: refused", cert->name, m.fqdn);
+		ntm_reply_error(req, 409, "device_key_mismatch", "device_key", "field "
+		    "'device_key': not the key the device sealed in its login");
+		return;
+	}
 	if (!ntm_name_in_domain(m.fqdn, cert->name)) {
 		ntm_reply_error(req, 403, "bad_field", "fqdn", "field 'fqdn': '%s' is not "
 		    "in %s's domain", m.fqdn, cert->name);

@@ -353,6 +353,15 @@ on_login(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		goto cleanup;
 	}
+	/* The password in clear, or (better) sealed to the AS: the DC relays
+	 * the box and never sees what is in it. */
+	if ((m.password == NULL) == (m.sealed == NULL)) {
+		ntm_reply_error(req, 400, m.password ? "bad_field" : "missing_field",
+		    m.password ? "sealed" : "password", "%s", m.password ?
+		    "field 'sealed': give the password or the sealed login, not both" :
+		    "field 'password': missing (or give 'sealed')");
+		goto cleanup;
+	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
@@ -372,6 +381,7 @@ on_login(struct ntm_req *req, void *arg)
 	as.version = NTM_PROTOCOL_VERSION;
 	as.user = m.user;
 	as.password = m.password;
+	as.sealed = m.sealed;
 	as.device = m.device;
 	if (ntm_msg_as_login_encode(&as, &out, &jerr) < 0) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");

@@ -258,15 +258,75 @@ login_device(struct cli *cli, const struct login_args *la, char device[NTM_DEVIC
 	return 0;
 }
 
+/*
+ * The password and the device key sealed to the AS key the profile trusts
+ * (docs/protocol.md §3.1), bound to the DC's domain (GET /v1/health names
+ * it), the time and a fresh nonce, into out (b64). 1 sealed, 0 no AS key
+ * known yet (the first login of a profile without as_key: in clear, and
+ * the AS key is pinned from the answer), -1 after printing why (*rc: the
+ * exit code).
+ */
+static int
+login_seal(struct cli *cli, const struct login_args *la, const char *url, const char *ca,
+    const char *device, const char *password, const uint8_t dpk[NTM_DEVKEY_LEN],
+    char *out, size_t cap, int *rc)
+{
+	uint8_t as_pk[NTM_SIGN_PK];
+	struct ntm_login_box box;
+	char endpoint[NTM_URL_MAX + 16], errmsg[256] = "";
+	const char *role, *name;
+	json_t *resp = NULL;
+	long status = 0;
+	int pinned, e, ret = -1;
+
+	if ((e = id_as_key(cli, as_pk, &pinned)) == NTM_ERR_NOTFOUND)
+		return 0;
+	if (e < 0) {
+		cli_err("login", "as_key in ntm.conf: not a base64url Ed25519 key");
+		return -1;
+	}
+	snprintf(endpoint, sizeof(endpoint), "%s/v1/health", url);
+	e = ntm_https_call(ca, "GET", endpoint, NULL, NULL, la->timeout * 1000, &status, &resp,
+	    errmsg, sizeof(errmsg));
+	if (e != 0 || status != 200) {
+		*rc = cli_http_fail("login", url, e, status, resp, errmsg);
+		json_decref(resp);
+		return -1;
+	}
+	role = json_string_value(json_object_get(resp, "role"));
+	name = json_string_value(json_object_get(resp, "name"));
+	if (role == NULL || strcmp(role, "dc") != 0 || name == NULL ||
+	    !ntm_valid_dnsname(name)) {
+		cli_err("login", "%s is not a DC (its /v1/health names no DC domain)", url);
+		json_decref(resp);
+		return -1;
+	}
+	memset(&box, 0, sizeof(box));
+	snprintf(box.user, sizeof(box.user), "%s", la->user);
+	snprintf(box.device, sizeof(box.device), "%s", device);
+	snprintf(box.dc, sizeof(box.dc), "%s", name);
+	box.time = now_unix();
+	ntm_random(box.nonce, sizeof(box.nonce));
+	memcpy(box.device_key, dpk, NTM_DEVKEY_LEN);
+	snprintf(box.password, sizeof(box.password), "%s", password);
+	if (ntm_login_seal(out, cap, &box, as_pk) < 0)
+		cli_err("login", "cannot seal the login to the AS key");
+	else
+		ret = 1;
+	ntm_wipe(&box, sizeof(box));
+	json_decref(resp);
+	return ret;
+}
+
 /* POST /v1/login's body (new, with the password: wipe it), or NULL after
  * printing why. pk is our session key. */
 static json_t *
 login_request(struct cli *cli, const struct login_args *la, const char *url,
-    const char *device, const uint8_t pk[NTM_KX_PK])
+    const char *ca, const char *device, const uint8_t pk[NTM_KX_PK], int *rc)
 {
 	char password[NTM_PASSWORD_MAX + 2], prompt[NTM_URL_MAX + 64];
 	char pk_b64[NTM_B64_LEN(NTM_KX_PK)], xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
-	char dpk_b64[NTM_B64_LEN(NTM_DEVKEY_LEN)];
+	char dpk_b64[NTM_B64_LEN(NTM_DEVKEY_LEN)], sealed[NTM_B64_LEN(NTM_LOGIN_SEALED_MAX)];
 	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN], dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
 	struct ntm_m_login m = { 0 };
 	struct ntm_jerr jerr;
@@ -306,7 +366,13 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	m.device_key = dpk_b64;
 	m.version = NTM_PROTOCOL_VERSION;
 	m.user = la->user;
-	m.password = password;
+	if ((n = login_seal(cli, la, url, ca, device, password, dpk, sealed,
+	    sizeof(sealed), rc)) < 0)
+		goto out;
+	if (n == 1)
+		m.sealed = sealed;	/* the DC relays it and cannot read it */
+	else
+		m.password = password;
 	m.device = device;
 	m.client_key = pk_b64;
 	m.exchange_key = xpk_b64;
@@ -506,7 +572,7 @@ login_exec(void *ctx, struct cmd_call *c)
 		cli_err("login", "cannot make a session key");
 		goto out;
 	}
-	if ((req = login_request(cli, la, url, device, pk)) == NULL)
+	if ((req = login_request(cli, la, url, ca, device, pk, &ret)) == NULL)
 		goto out;
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/login", url);
 	log_info("POST %s (user %s, device %s)", endpoint, la->user, device);

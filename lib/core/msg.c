@@ -356,12 +356,13 @@ bad:
 static const struct ntm_mfield login_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
 	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
-	S(T, password, 1, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, password, 0, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
 	S(T, device, 1, NTM_DEVICE_MAX, NTM_MF_DEVICE, 0),
 	S(T, client_key, 1, NTM_B64_LEN(NTM_KX_PK), NTM_MF_B64, NTM_KX_PK),
 	S(T, push, 0, NTM_PUSH_URL_MAX, NTM_MF_HTTPS, 0),
 	S(T, exchange_key, 0, NTM_B64_LEN(NTM_KX_PK), NTM_MF_B64, NTM_KX_PK),
 	S(T, device_key, 0, NTM_B64_LEN(NTM_DEVKEY_LEN), NTM_MF_B64, NTM_DEVKEY_LEN),
+	S(T, sealed, 0, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX), NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_login, "POST /v1/login", login_f);
 #undef T
@@ -387,8 +388,9 @@ MSG(ntm_msg_login_ok, "200 to POST /v1/login", login_ok_f);
 static const struct ntm_mfield as_login_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
 	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
-	S(T, password, 1, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, password, 0, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
 	S(T, device, 1, NTM_DEVICE_MAX, NTM_MF_DEVICE, 0),
+	S(T, sealed, 0, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX), NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_as_login, "POST /v1/as/login", as_login_f);
 #undef T

@@ -122,6 +122,7 @@ struct ntm_m_login {
 	const char	*user, *password, *device, *client_key;
 	const char	*push, *exchange_key;		/* optional */
 	const char	*device_key;			/* optional: X25519, b64 */
+	const char	*sealed;	/* instead of password: sealed to the AS */
 };
 NTM_MSG_CODEC(ntm_msg_login, struct ntm_m_login)
 
@@ -139,7 +140,8 @@ NTM_MSG_CODEC(ntm_msg_login_ok, struct ntm_m_login_ok)
 struct ntm_m_as_login {
 	uint32_t	 has;
 	int64_t		 version;
-	const char	*user, *password, *device;
+	const char	*user, *password, *device;	/* password or sealed */
+	const char	*sealed;
 };
 NTM_MSG_CODEC(ntm_msg_as_login, struct ntm_m_as_login)
 

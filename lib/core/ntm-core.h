@@ -310,6 +310,38 @@ void ntm_dkey_fingerprint(char out[NTM_DFP_LEN], const char *fqdn,
  * "dc1.test"), else 0. */
 int ntm_name_in_domain(const char *fqdn, const char *domain);
 
+/* ---- logins sealed to the AS (lib/core/crypto.c) ------------------------ */
+
+/*
+ * What a client seals to the AS key at login (docs/protocol.md §3.1): the
+ * password and the device key, bound to the user, the device id, the DC
+ * it logs in at (its domain), a time and a fresh nonce. The DC relays the
+ * box and can neither read it nor change it; the AS refuses one from
+ * another DC, a stale one and one it has seen.
+ */
+#define NTM_LOGIN_NONCE		16
+#define NTM_LOGIN_PLAIN_MAX	(1 + 1 + NTM_USER_MAX + 1 + NTM_DEVICE_MAX + 1 + NTM_NAME_MAX + \
+				 8 + NTM_LOGIN_NONCE + NTM_DEVKEY_LEN + 2 + 256)
+#define NTM_LOGIN_SEALED_MAX	(NTM_LOGIN_PLAIN_MAX + 48)	/* crypto_box_SEALBYTES */
+#define NTM_LOGIN_WINDOW	300	/* seconds either side of the AS's clock */
+struct ntm_login_box {
+	char		user[NTM_USER_MAX + 1];
+	char		device[NTM_DEVICE_MAX + 1];
+	char		dc[NTM_NAME_MAX + 1];
+	int64_t		time;				/* unix seconds */
+	uint8_t		nonce[NTM_LOGIN_NONCE];
+	uint8_t		device_key[NTM_DEVKEY_LEN];
+	char		password[256 + 1];		/* NTM_PASSWORD_MAX */
+};
+/* b64 of the box sealed to the AS's Ed25519 key (converted to X25519) into
+ * out; its length or a negative error. b is not changed (wipe it). */
+int ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK]) NTM_WUR;
+/* Opens b64 with the AS's secret key into *b (wiped on failure): 0,
+ * NTM_ERR_CRYPTO (not sealed to this key, or altered), NTM_ERR_INVAL. */
+int ntm_login_open(struct ntm_login_box *b, const char *b64,
+    const uint8_t as_sk[NTM_SIGN_SK]) NTM_WUR;
+
 /* ---- signed server-to-server requests (lib/core/sig.c) ------------------ */
 
 #define NTM_HDR_DATE	"NTM-Date"

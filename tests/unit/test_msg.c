@@ -21,9 +21,9 @@ static const struct {
 } valid[] = {
 	{ &ntm_msg_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
 	  "\"device\":\"laptop\",\"client_key\":\"" K32 "\",\"push\":\"https://p.example/x\","
-	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\"}" },
+	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\",\"sealed\":\"s\"}" },
 	{ &ntm_msg_as_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
-	  "\"device\":\"laptop\"}" },
+	  "\"device\":\"laptop\",\"sealed\":\"s\"}" },
 	{ &ntm_msg_as_login_ok, "{\"user\":\"alice\",\"token\":\"tok\",\"expires\":1700000000}" },
 	{ &ntm_msg_as_logout, "{\"version\":1,\"token_id\":\"" H32 "\"}" },
 	{ &ntm_msg_temporal, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":\"b.dc2.example\","
