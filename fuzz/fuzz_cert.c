@@ -1,6 +1,7 @@
 /* fuzz_cert.c - libFuzzer harness for the server and device certificate
  * codecs (docs/protocol.md §2.1, §2.4): each must round-trip what it
- * accepts, and no input may decode as both. */
+ * accepts, and no input may decode as both; and the opener of logins sealed
+ * to the AS (§3.1), which nothing forged may open. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (ntm_cert_to_b64(&c, b64, sizeof(b64)) < 0 ||
 		    strcmp(b64, text) != 0)
+			abort();
+	}
+	{
+		/* A sealed login (§3.1) from text: never opens, never crashes. */
+		static uint8_t lpk[NTM_SIGN_PK], lsk[NTM_SIGN_SK];
+		struct ntm_login_box lb;
+
+		if (lpk[0] == 0 && lpk[1] == 0 && ntm_sign_keypair(lpk, lsk) < 0)
+			abort();
+		if (ntm_login_open(&lb, text, lsk) == 0)
 			abort();
 	}
 	if (ntm_dcert_from_b64(&d, text) == 0) {
