@@ -106,13 +106,43 @@ upload_key(struct xctx *x, const char *peer, const char *kid, FILE *fp, size_t s
 	return ret;
 }
 
-/* Steps 1-4 above; on success k holds the new key. 0 or an exit code. */
+/* A short form of an exchange key, for messages. */
+static void
+xkey_short(char out[17], const uint8_t key[NTM_XPK_LEN])
+{
+	uint8_t h[NTM_HASH_LEN];
+
+	ntm_hash(h, key, NTM_XPK_LEN);
+	(void)ntm_hex_encode(out, 17, h, 8);
+}
+
+/* The peer's exchange key as we last sealed to it: that of the newest key
+ * we made with it (a key it made was sealed to ours), or NULL. */
+static const uint8_t *
+known_xkey(const struct xkey *k)
+{
+	if (k == NULL)
+		return NULL;
+	if (k->initiator)
+		return k->sealed_to;
+	for (int i = 0; i < k->nold; i++)
+		if (k->old[i].initiator)
+			return k->old[i].sealed_to;
+	return NULL;
+}
+
+/* Steps 1-4 above; on success k holds the new key. old (NULL: none) is the
+ * key held with the peer: the exchange key we last sealed to must not have
+ * changed (key continuity: a DC that hands out another one is refused).
+ * 0 or an exit code. */
 static int
-exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
+exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65],
+    const struct xkey *old)
 {
 	uint8_t tkey[NTM_KEY_LEN], obj[NTM_XKEY_OBJ_LEN], h[NTM_HASH_LEN];
 	uint8_t sealed[NTM_XTKEY_SEALED_LEN];
 	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_XTKEY_SEALED_LEN)];
+	const uint8_t *known;
 	json_t *r = NULL;
 	FILE *fp = NULL;
 	int ret;
@@ -120,6 +150,18 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	memset(k, 0, sizeof(*k));
 	if ((ret = peer_xkey(x, peer, k)) != 0)
 		return ret;
+	if ((known = known_xkey(old)) != NULL &&
+	    ntm_memcmp(known, k->sealed_to, NTM_XPK_LEN) != 0) {
+		char was[17], now[17];
+
+		xkey_short(was, known);
+		xkey_short(now, k->sealed_to);
+		cli_err(x->cmd, "THE EXCHANGE KEY OF %s CHANGED (%s, the key held with it was "
+		    "sealed to %s): refused, a server may be in the middle; if %s really "
+		    "made a new one, check with it out of band, then 'ntm keys forget %s' "
+		    "and exchange again", peer, now, was, peer, peer);
+		return EXIT_IDENTITY;
+	}
 	snprintf(k->peer, sizeof(k->peer), "%s", peer);
 	ntm_random(k->key_id, sizeof(k->key_id));
 	ntm_random(k->key, sizeof(k->key));
@@ -216,7 +258,7 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	if ((ret = exchange(&x, o->peer, &k, sha)) != 0)
+	if ((ret = exchange(&x, o->peer, &k, sha, e == 0 ? &old : NULL)) != 0)
 		goto out;
 	/* Objects sealed with the old key may still be on their way: ours to
 	 * the peer, and the peer's to us until it fetches the new key. */
