@@ -74,6 +74,28 @@ id_cert_save(const struct cli *cli, const char *b64)
 	return ret;
 }
 
+void
+id_summary(const struct cli *cli, char fp[NTM_DFP_LEN], char as_b64[NTM_B64_LEN(NTM_SIGN_PK)],
+    int *pinned)
+{
+	char *path = cli_state_path(cli, ID_DEVICE_CERT_FILE), *text = NULL;
+	uint8_t pk[NTM_SIGN_PK];
+	struct ntm_dcert c;
+	size_t len;
+
+	fp[0] = as_b64[0] = '\0';
+	if (ntm_file_read(path, 4096, &text, &len) == 0) {
+		text[strcspn(text, "\n")] = '\0';
+		if (ntm_dcert_from_b64(&c, text) == 0)
+			ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+	}
+	free(text);
+	free(path);
+	if (id_as_key(cli, pk, pinned) == 0 &&
+	    ntm_b64_encode(as_b64, NTM_B64_LEN(NTM_SIGN_PK), pk, sizeof(pk)) < 0)
+		as_b64[0] = '\0';
+}
+
 /* ---- known devices: one line per FQDN --------------------------------------
  *   FQDN SP KEY(b64url) SP NOT_BEFORE SP SERIAL SP FIRST_SEEN LF          */
 

@@ -28,6 +28,11 @@ int  id_device_keypair(const struct cli *cli, uint8_t pk[NTM_DEVKEY_LEN],
 int  id_as_key(const struct cli *cli, uint8_t pk[NTM_SIGN_PK], int *pinned);
 int  id_as_pin(const struct cli *cli, const uint8_t pk[NTM_SIGN_PK]);
 int  id_cert_save(const struct cli *cli, const char *b64);
+/* For ntm status: this device's key fingerprint (from its certificate,
+ * "" if none) and the AS key the profile trusts (b64, "" if none; *pinned
+ * as in id_as_key). */
+void id_summary(const struct cli *cli, char fp[NTM_DFP_LEN],
+    char as_b64[NTM_B64_LEN(NTM_SIGN_PK)], int *pinned);
 
 /* What is remembered of a peer device. */
 struct id_known {

@@ -89,6 +89,15 @@ mitm() {
 	# the pinned key is the AS's own
 	run cat "$(A)/as.key"
 	assert_output "$(cat "$(P)/as.pub")"
+	# status shows it, and this device's fingerprint
+	run_t ntm -c "$(A)" status --offline --json
+	assert_success
+	assert_equal "$(jq -r .as_key <<<"$output")" "$(cat "$(P)/as.pub")"
+	assert_equal "$(jq -r .as_key_from <<<"$output")" pinned
+	fp=$(jq -r .device_fingerprint <<<"$output")
+	[[ $fp =~ ^[0-9a-f]{4}(-[0-9a-f]{4}){7}$ ]]
+	run_t ntm -c "$(A)" keys show "$(jq -r .fqdn "$(A)/session.json")"
+	assert_output --partial "device key: $fp"
 }
 
 @test "tunnel list shows the peer's verified identity and device key fingerprint" {
