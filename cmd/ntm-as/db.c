@@ -64,7 +64,7 @@ static const char *const migrations[] = {
 	"  FROM revocations HAVING COUNT(*) > 0;",
 	/* 5: device certificates issued (serial), and the first binding of
 	 * each FQDN to a user's device, which no later one may change */
-	"CREATE TABLE devices ("
+	"CREATE TABLE IF NOT EXISTS devices ("
 	"  serial INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  fqdn TEXT NOT NULL,"
 	"  user TEXT NOT NULL,"
@@ -75,10 +75,13 @@ static const char *const migrations[] = {
 	"  not_after INTEGER NOT NULL,"
 	"  created INTEGER NOT NULL"
 	");"
-	"CREATE INDEX devices_fqdn ON devices(fqdn);",
-	/* 6: the device key a sealed login carried (b64; NULL: not sealed):
-	 * the only key POST /v1/as/device certifies for that token */
-	"ALTER TABLE tokens ADD COLUMN device_key TEXT;",
+	"CREATE INDEX IF NOT EXISTS devices_fqdn ON devices(fqdn);",
+	/* 6: the device key a sealed login carried, per token (b64; no row:
+	 * not sealed): the only key POST /v1/as/device certifies for it */
+	"CREATE TABLE IF NOT EXISTS token_keys ("
+	"  token_id TEXT PRIMARY KEY NOT NULL,"
+	"  device_key TEXT NOT NULL"
+	");",
 };
 
 int
@@ -329,7 +332,8 @@ as_db_token_set_key(sqlite3 *db, const struct ntm_token *t, const char *key)
 
 	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
 		return NTM_ERR_INVAL;
-	return ntm_db_run(db, "UPDATE tokens SET device_key = ?2 WHERE id = ?1", "ss", id, key);
+	return ntm_db_run(db, "INSERT OR REPLACE INTO token_keys (token_id, device_key) "
+	    "VALUES (?1, ?2)", "ss", id, key);
 }
 
 int
@@ -342,11 +346,11 @@ as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t cap)
 	out[0] = '\0';
 	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
 		return NTM_ERR_INVAL;
-	if ((ret = ntm_db_query(db, &st, "SELECT device_key FROM tokens WHERE id = ?1", "s",
-	    id)) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT device_key FROM token_keys WHERE "
+	    "token_id = ?1", "s", id)) < 0)
 		return ret;
 	if ((ret = ntm_db_row(db, st)) == 0)
 		ntm_db_col(out, cap, st, 0);
 	sqlite3_finalize(st);
-	return ret;
+	return ret == NTM_ERR_NOTFOUND ? 0 : ret;
 }
