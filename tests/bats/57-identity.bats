@@ -136,7 +136,10 @@ mitm() {
 	run cat "$d/ping.err"
 	assert_output --partial "peer_identity"
 	assert_output --partial "$(bob fqdn)"
-	assert_output --partial "device key"
+	assert_output --partial "device key"	# and her agent's log says it loudly, naming bob
+	run grep -c "holds the tunnel's temporal key but not the device key of $(bob fqdn)" \
+	    "$(A)/agent.log"
+	[ "$output" -ge 1 ]
 }
 
 @test "a DC in the middle that starts the handshake itself: bob refuses it, counted per tunnel and agent" {
@@ -165,6 +168,9 @@ mitm() {
 	run_t ntm -c "$(B)" tunnel list --json
 	[ "$(jq -r --arg p "$alice" '.tunnels[] | select(.peer == $p) | .identity_failures' \
 	    <<<"$output")" -ge 1 ]
+	run grep -c "holds the tunnel's temporal key but not the device key of $alice" \
+	    "$(B)/agent.log"
+	[ "$output" -ge 1 ]
 }
 
 @test "key continuity: a new key with a newer AS certificate is taken and shown; an older certificate played back by the DC is refused, exit 16" {
