@@ -136,7 +136,8 @@ mitm() {
 	run cat "$d/ping.err"
 	assert_output --partial "peer_identity"
 	assert_output --partial "$(bob fqdn)"
-	assert_output --partial "device key"	# and her agent's log says it loudly, naming bob
+	assert_output --partial "device key"
+	# and her agent's log says it loudly, naming bob
 	run grep -c "holds the tunnel's temporal key but not the device key of $(bob fqdn)" \
 	    "$(A)/agent.log"
 	[ "$output" -ge 1 ]
