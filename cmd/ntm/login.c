@@ -308,7 +308,8 @@ login_seal(struct cli *cli, const struct login_args *la, const char *url, const 
 	box.time = now_unix();
 	ntm_random(box.nonce, sizeof(box.nonce));
 	memcpy(box.device_key, dpk, NTM_DEVKEY_LEN);
-	snprintf(box.password, sizeof(box.password), "%s", password);
+	/* login_request checked it holds at most NTM_PASSWORD_MAX bytes */
+	memcpy(box.password, password, strnlen(password, sizeof(box.password) - 1));
 	if (ntm_login_seal(out, cap, &box, as_pk) < 0)
 		cli_err("login", "cannot seal the login to the AS key");
 	else
