@@ -5,7 +5,8 @@
 # a fresh nonce; the DC relays a box it cannot open. After logins, the
 # password is in none of the DC's database, log or memory; the AS refuses a
 # box played again, relayed by another DC, or stale, and certifies no other
-# device key than the sealed one.
+# device key than the sealed one. A DC that swaps the device key in a login
+# (dcswap, tests/tools) is caught by the device, or by the AS when sealed.
 
 load helpers
 
@@ -19,6 +20,12 @@ setup_file() {
 }
 
 teardown_file() { platform_down; }
+
+# the dcswap front of a test, if it started one (by its recorded pid)
+teardown() {
+	[ -f "$BATS_TEST_TMPDIR/front.pid" ] && kill "$(cat "$BATS_TEST_TMPDIR/front.pid")" 2>/dev/null
+	return 0
+}
 
 pw() { cat "$BATS_FILE_TMPDIR/pw"; }
 
@@ -128,4 +135,45 @@ PY
 	    "{\"version\":1,\"token\":\"$tok\",\"fqdn\":\"alice-9.dc1.ntm.test\",\"device_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}"
 	assert_equal "$(status_of)" 409
 	assert_output --partial '"code":"device_key_mismatch"'
+}
+
+# front_up: dcswap in front of dc1 (its TLS certificate and key); prints
+# its URL; records its pid.
+front_up() {
+	local port i
+	port=$(free_port)
+	python3 "$TOP/tests/tools/dcswap.py" "$port" "$(P)/dc1/tls.crt" "$(P)/dc1/tls.key" \
+	    "$(ca)" "$(dc1_url)" > "$BATS_TEST_TMPDIR/front.out" 2>&1 &
+	echo $! > "$BATS_TEST_TMPDIR/front.pid"
+	for ((i = 0; i < 50; i++)); do
+		grep -q listening "$BATS_TEST_TMPDIR/front.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	echo "https://127.0.0.1:$port"
+}
+
+front_down() { kill "$(cat "$BATS_TEST_TMPDIR/front.pid")" 2>/dev/null || true; }
+
+@test "a DC that swaps the device key in a login: the device refuses the certificate (exit 16), nothing saved; sealed, the AS refuses it" {
+	local prof=$BATS_TEST_TMPDIR/swapped url
+	url=$(front_up)
+	mkdir -m 700 "$prof"
+	# no AS key yet: the login goes in clear, the AS certifies what the DC
+	# names, and the device sees a certificate for another key than its own
+	run login "$prof" alice "$(pw)" "$url"
+	assert_failure 16
+	assert_output --partial "certifies another key than this device's"
+	assert_file_not_exists "$prof/session.json"
+	assert_file_not_exists "$prof/device.cert"
+	grep -q swapped "$BATS_TEST_TMPDIR/front.out"
+	# sealed: the AS certifies only the key in the box, the login fails
+	echo "as_key = $(cat "$(P)/as.pub")" > "$prof/ntm.conf"
+	run login "$prof" alice "$(pw)" "$url"
+	assert_failure
+	assert_output --partial "device_key_mismatch"
+	assert_file_not_exists "$prof/session.json"
+	front_down
+	# through the honest DC, the same profile logs in
+	run login "$prof" alice "$(pw)" "$(dc1_url)"
+	assert_success
 }
