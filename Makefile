@@ -94,7 +94,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libntm.a $(LDLIBS)
 
 # Test tools driven by the bats suites.
-TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap
+TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm $(BUILD)/tests/sealogin
 TOOLS += $(BUILD)/tests/rsflood
 tools: $(TOOLS)
 $(TOOLS): $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a

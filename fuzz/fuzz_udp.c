@@ -8,6 +8,15 @@
  * session id / tunnel id / receiver index patched to ours so that the
  * checks behind the routing step (MACs, windows, AEAD, payload parsing)
  * are reached too. Must never crash; nothing forged may authenticate.
+ *
+ * The handshake proves the device keys behind an outer MAC keyed by the
+ * temporal key K (protocol §4.3). The fuzz K is public here, so each
+ * HS_INIT / HS_RESP is also fed with its MAC made good with K (what a DC
+ * in the middle can do), to a fresh responder and to a fresh initiator
+ * whose attempt it answers: the AEAD behind the MAC is reached, and a
+ * failure there must be NTM_ERR_IDENTITY, counted, with nothing sent (an
+ * initiator then DEAD). The seeds (fuzz/corpus/udp) are made with the
+ * harness's keys, device keys 0x51 / 0x52 included.
  */
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -27,6 +36,8 @@ static const uint8_t TID[NTM_TUNNEL_ID_LEN] = "fuzz-tunnel-id!";
 #define CKEY	0xc1		/* client tx == DC rx */
 #define DKEY	0xd2		/* DC tx == client rx */
 #define TKEY	0x4b		/* temporal key */
+#define SKEY_I	0x51		/* the initiator device's static secret */
+#define SKEY_R	0x52		/* the responder device's */
 #define NOW	5000
 
 static struct ntm_chan dc_chan, cl_chan;
@@ -39,10 +50,15 @@ mk(int initiator)
 {
 	struct ntm_tunnel_cfg cfg;
 	struct ntm_tunnel *t;
+	uint8_t psk[32];
 
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.tunnel_id, TID, sizeof(TID));
 	memset(cfg.temporal_key, TKEY, sizeof(cfg.temporal_key));
+	memset(cfg.static_sk, initiator ? SKEY_I : SKEY_R, sizeof(cfg.static_sk));
+	memset(psk, initiator ? SKEY_R : SKEY_I, sizeof(psk));
+	if (crypto_scalarmult_base(cfg.peer_static, psk) != 0)
+		abort();
 	cfg.initiator = initiator;
 	if ((t = ntm_tunnel_new(&cfg, 1000)) == NULL)
 		abort();
@@ -170,6 +186,72 @@ all_tunnels(const uint8_t *p, size_t n, int type, uint8_t *scratch)
 		tun(up_r, p, n, scratch);
 }
 
+/* mac_key of the fuzz K, and mac(a || b) with it into out. */
+static void
+kmac(uint8_t out[NTM_MAC_LEN], const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	static const uint8_t mk_label[] = "ntm hs mac";
+	crypto_generichash_state st;
+	uint8_t k[NTM_KEY_LEN], mk[32];
+
+	memset(k, TKEY, sizeof(k));
+	crypto_generichash(mk, sizeof(mk), mk_label, sizeof(mk_label) - 1, k, sizeof(k));
+	crypto_generichash_init(&st, mk, sizeof(mk), NTM_MAC_LEN);
+	crypto_generichash_update(&st, a, alen);
+	if (blen)
+		crypto_generichash_update(&st, b, blen);
+	crypto_generichash_final(&st, out, NTM_MAC_LEN);
+}
+
+/* The checks on a handshake message whose MAC was made with K. */
+static void
+check_k_only(struct ntm_tunnel *t, int r, const struct ntm_tun_event *ev,
+    const struct ntm_tun_out *o, int initiator)
+{
+	struct ntm_tun_stats st;
+
+	ntm_tunnel_stats(t, &st);
+	if (r == NTM_ERR_IDENTITY && (o->n != 0 || ev->authentic || ev->established ||
+	    st.identity_failures != 1 || (initiator && st.state != NTM_TUN_DEAD)))
+		abort();
+	if (r != NTM_ERR_IDENTITY && st.identity_failures != 0)
+		abort();
+	/* Without the responder's secrets no HS_RESP can carry a good tag. */
+	if (initiator && (r == 0 || ev->established))
+		abort();
+}
+
+/* The HS_INIT p (validated, NTM_HS_INIT_LEN) with a good MAC, to a fresh
+ * responder; the HS_RESP p with a good MAC to a fresh initiator. */
+static void
+k_only(uint8_t *p, size_t n, int type, uint8_t *scratch)
+{
+	static struct ntm_tun_out o, o2;
+	struct ntm_tun_event ev;
+	struct ntm_tunnel *t;
+	int r;
+
+	if (type == NTM_MSG_HS_INIT) {
+		memcpy(p + 8, TID, NTM_TUNNEL_ID_LEN);
+		kmac(p + 80, p, 80, NULL, 0);
+		t = mk(0);
+		memcpy(scratch, p, n);
+		r = ntm_tunnel_recv(t, scratch, n, NOW, &ev, &o);
+		check_k_only(t, r, &ev, &o, 0);
+		ntm_tunnel_free(t);
+	} else if (type == NTM_MSG_HS_RESP) {
+		t = mk(1);
+		if (ntm_tunnel_start(t, 1000, &o2) != 0 || o2.n != 1)
+			abort();
+		memcpy(p + 8, o2.buf[0] + 4, 4);		/* our attempt's index */
+		kmac(p + 60, p, 60, o2.buf[0] + 80, NTM_MAC_LEN);
+		memcpy(scratch, p, n);
+		r = ntm_tunnel_recv(t, scratch, n, NOW, &ev, &o);
+		check_k_only(t, r, &ev, &o, 1);
+		ntm_tunnel_free(t);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -211,6 +293,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		put_be32(p + 4, ntm_tunnel_index(up_i));
 		tun(up_i, p, size, scratch);
 	}
+	/* And made good with K, as a DC in the middle could. */
+	if (type == NTM_MSG_HS_INIT || type == NTM_MSG_HS_RESP)
+		k_only(p, size, type, scratch);
 	free(scratch);
 	free(p);
 	return 0;

@@ -110,6 +110,8 @@ as_close(struct as *as)
 {
 	ntm_db_close(as->db);
 	as->db = NULL;
+	ntm_replay_free(as->sealed_seen);
+	as->sealed_seen = NULL;
 	ntm_wipe(as->sk, sizeof(as->sk));
 	as->has_key = 0;
 }

@@ -1,5 +1,6 @@
 /*
- * db.c - the AS database: users, server certificates, issued tokens.
+ * db.c - the AS database: users, server certificates, issued tokens,
+ * device certificates.
  *
  * The schema is versioned with user_version by ntm_db_open(); append a
  * migration to change it, never edit one that has shipped.
@@ -61,6 +62,26 @@ static const char *const migrations[] = {
 	"INSERT INTO push_cursor (cs, last_id) SELECT '', COALESCE("
 	"  (SELECT MIN(id) FROM revocations WHERE pushed IS NULL) - 1, MAX(id)) "
 	"  FROM revocations HAVING COUNT(*) > 0;",
+	/* 5: device certificates issued (serial), and the first binding of
+	 * each FQDN to a user's device, which no later one may change */
+	"CREATE TABLE IF NOT EXISTS devices ("
+	"  serial INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  fqdn TEXT NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  dc TEXT NOT NULL,"
+	"  pubkey TEXT NOT NULL,"
+	"  not_before INTEGER NOT NULL,"
+	"  not_after INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS devices_fqdn ON devices(fqdn);",
+	/* 6: the device key a sealed login carried, per token (b64; no row:
+	 * not sealed): the only key POST /v1/as/device certifies for it */
+	"CREATE TABLE IF NOT EXISTS token_keys ("
+	"  token_id TEXT PRIMARY KEY NOT NULL,"
+	"  device_key TEXT NOT NULL"
+	");",
 };
 
 int
@@ -262,4 +283,74 @@ as_db_token_add(sqlite3 *db, const struct ntm_token *t)
 	return ntm_db_run(db, "INSERT INTO tokens (id, user, device, dc, issued, expires) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "ssssII", id, t->user, t->device, t->dc,
 	    t->issued, t->expires);
+}
+
+int
+as_db_token_live(sqlite3 *db, const struct ntm_token *t, int64_t now)
+{
+	char id[NTM_TOKEN_ID * 2 + 1];
+	int64_t n;
+	int ret;
+
+	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
+		return NTM_ERR_INVAL;
+	if ((ret = ntm_db_int(db, &n, "SELECT COUNT(*) FROM tokens t WHERE t.id = ?1 AND "
+	    "t.user = ?2 AND t.device = ?3 AND t.dc = ?4 AND t.expires >= ?5 AND NOT EXISTS "
+	    "(SELECT 1 FROM revocations r WHERE r.token_id = ?1) AND NOT EXISTS "
+	    "(SELECT 1 FROM revocations r WHERE r.token_id IS NULL AND r.user = t.user AND "
+	    "r.dc = t.dc AND r.before > t.issued)", "ssssI", id, t->user, t->device, t->dc,
+	    now)) < 0)
+		return ret;
+	return n > 0 ? 0 : NTM_ERR_REVOKED;
+}
+
+int
+as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc, const char *pk_b64,
+    int64_t now)
+{
+	int64_t other;
+	int ret;
+
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	if ((ret = ntm_db_int(db, &other, "SELECT COUNT(*) FROM devices WHERE fqdn = ?1 AND "
+	    "(user != ?2 OR device != ?3)", "sss", c->fqdn, c->user, c->device)) == 0 &&
+	    other > 0)
+		ret = NTM_ERR_EXISTS;
+	if (ret == 0 && (ret = ntm_db_run(db, "INSERT INTO devices (fqdn, user, device, dc, "
+	    "pubkey, not_before, not_after, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    "sssssIII", c->fqdn, c->user, c->device, dc, pk_b64, c->not_before, c->not_after,
+	    now)) == 0)
+		c->serial = (uint64_t)sqlite3_last_insert_rowid(db);
+	return ntm_db_end(db, ret);
+}
+
+int
+as_db_token_set_key(sqlite3 *db, const struct ntm_token *t, const char *key)
+{
+	char id[NTM_TOKEN_ID * 2 + 1];
+
+	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
+		return NTM_ERR_INVAL;
+	return ntm_db_run(db, "INSERT OR REPLACE INTO token_keys (token_id, device_key) "
+	    "VALUES (?1, ?2)", "ss", id, key);
+}
+
+int
+as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t cap)
+{
+	char id[NTM_TOKEN_ID * 2 + 1];
+	sqlite3_stmt *st;
+	int ret;
+
+	out[0] = '\0';
+	if (ntm_hex_encode(id, sizeof(id), t->id, sizeof(t->id)) < 0)
+		return NTM_ERR_INVAL;
+	if ((ret = ntm_db_query(db, &st, "SELECT device_key FROM token_keys WHERE "
+	    "token_id = ?1", "s", id)) < 0)
+		return ret;
+	if ((ret = ntm_db_row(db, st)) == 0)
+		ntm_db_col(out, cap, st, 0);
+	sqlite3_finalize(st);
+	return ret == NTM_ERR_NOTFOUND ? 0 : ret;
 }

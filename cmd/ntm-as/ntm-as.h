@@ -44,6 +44,7 @@ struct as {
 	struct ntm_httpd	*httpd;
 	struct ntm_worker	*worker;
 	struct as_push		*push;		/* push.c: revocations to the CSs */
+	struct ntm_replay	*sealed_seen;	/* serve.c: nonces of sealed logins */
 };
 
 /* admin.c */
@@ -97,6 +98,16 @@ int	as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s);
 int	as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now);
 int	as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void *arg);
 int	as_db_token_add(sqlite3 *db, const struct ntm_token *t);
+/* 0 if t is recorded, unexpired at now and not revoked; else NTM_ERR_REVOKED. */
+int	as_db_token_live(sqlite3 *db, const struct ntm_token *t, int64_t now);
+/* The device key (b64) sealed in the login token t was issued for: set,
+ * and read ("" when the login was not sealed). */
+int	as_db_token_set_key(sqlite3 *db, const struct ntm_token *t, const char *key);
+int	as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t cap);
+/* Records device certificate c (its serial filled in) issued through dc;
+ * NTM_ERR_EXISTS if its FQDN was certified for another user or device. */
+int	as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc,
+	    const char *pk_b64, int64_t now);
 /* Human-readable last SQLite error of db (static or db-owned text). */
 const char *as_db_errmsg(sqlite3 *db);
 

@@ -4,6 +4,7 @@
  *
  *   POST /v1/as/login     signed by a DC
  *   POST /v1/as/logout    signed by a DC
+ *   POST /v1/as/device    signed by a DC: a device certificate
  *
  * Argon2id runs on worker threads; the loop only does the SQLite lookups
  * (a few microseconds each, WAL readers never wait for writers) and replies.
@@ -27,6 +28,7 @@ struct login_job {
 	char			 pwhash[NTM_PWHASH_STR];
 	char			 password[AS_PASSWORD_MAX + 1];
 	size_t			 pwlen;
+	char			 device_key[NTM_B64_LEN(NTM_DEVKEY_LEN)];	/* sealed; or "" */
 	int			 result;	/* of ntm_pwhash_verify */
 };
 
@@ -96,7 +98,8 @@ login_done(void *arg)
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot issue a token");
 		goto out;
 	}
-	if ((err = as_db_token_add(as->db, &t)) < 0) {
+	if ((err = as_db_token_add(as->db, &t)) < 0 || (j->device_key[0] &&
+	    (err = as_db_token_set_key(as->db, &t, j->device_key)) < 0)) {
 		log_warnx("login user=%s: cannot record the token: %s", j->user,
 		    as_db_errmsg(as->db));
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot record the token");
@@ -148,6 +151,67 @@ route_logout(struct ntm_req *req, void *arg)
 	ntm_reply_json(req, 200, json_pack("{s:b}", "queued", 1));
 }
 
+/*
+ * A login sealed to our key (docs/protocol.md §3.1): opened, and bound to
+ * the user and device the DC names, to the calling DC, to now; its nonce
+ * never seen before. 0 with *box filled, or -1 answered.
+ */
+#define AS_SEALED_DCS		256	/* DCs with sealed logins remembered */
+#define AS_SEALED_PER_DC	65536	/* sealed logins remembered per DC */
+#define AS_SEALED_RATE		1000	/* sealed logins/s per DC */
+
+static int
+sealed_open(struct as *as, struct ntm_req *req, const struct ntm_cert *cert,
+    const struct ntm_m_as_login *m, struct ntm_login_box *box)
+{
+	uint8_t seen[NTM_SIG_LEN];
+	int64_t now = now_unix();
+	int e;
+
+	/* Per relaying DC (its certificate's key), as the signed requests'
+	 * cache: no DC fills it for the others. */
+	if (as->sealed_seen == NULL && (as->sealed_seen = ntm_replay_new(AS_SEALED_DCS,
+	    AS_SEALED_PER_DC, AS_SEALED_RATE, 2 * AS_SEALED_RATE)) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return -1;
+	}
+	if (ntm_login_open(box, m->sealed, as->sk) < 0) {
+		log_login(m->user, m->device, cert->name, "sealed_unreadable");
+		ntm_reply_error(req, 400, "bad_field", "sealed", "field 'sealed': not a login "
+		    "sealed to this AS's key");
+		return -1;
+	}
+	if (strcmp(box->user, m->user) != 0 || strcmp(box->device, m->device) != 0) {
+		log_login(m->user, m->device, cert->name, "sealed_other_device");
+		ntm_reply_error(req, 400, "bad_field", "sealed", "field 'sealed': sealed for "
+		    "another user or device than the DC names");
+		goto fail;
+	}
+	if (strcmp(box->dc, cert->name) != 0) {
+		log_login(m->user, m->device, cert->name, "sealed_other_dc");
+		ntm_reply_error(req, 403, "bad_field", "sealed", "field 'sealed': sealed for a "
+		    "login at %s, relayed by %s", box->dc, cert->name);
+		goto fail;
+	}
+	memset(seen, 0, sizeof(seen));
+	memcpy(seen, box->nonce, sizeof(box->nonce));
+	memcpy(seen + sizeof(box->nonce), box->dc, strnlen(box->dc, sizeof(seen) -
+	    sizeof(box->nonce)));
+	if ((e = ntm_replay_check(as->sealed_seen, cert->pk, seen, box->time, now)) < 0) {
+		log_login(m->user, m->device, cert->name, e == NTM_ERR_REPLAY ?
+		    "sealed_replayed" : "sealed_stale");
+		ntm_reply_error(req, e == NTM_ERR_REPLAY ? 409 : 401, e == NTM_ERR_REPLAY ?
+		    "replayed" : "expired", "sealed", "field 'sealed': %s", e == NTM_ERR_REPLAY ?
+		    "this sealed login was used before" : e == NTM_ERR_EXPIRED ?
+		    "sealed more than 300 s from the AS's clock" : "too many logins at once");
+		goto fail;
+	}
+	return 0;
+fail:
+	ntm_wipe(box, sizeof(*box));
+	return -1;
+}
+
 static void
 route_login(struct ntm_req *req, void *arg)
 {
@@ -155,6 +219,7 @@ route_login(struct ntm_req *req, void *arg)
 	const struct ntm_cert *cert = ntm_req_cert(req);
 	struct ntm_m_as_login m;
 	const char *user, *password, *device;
+	struct ntm_login_box box;
 	struct ntm_jerr jerr;
 	struct login_job *j;
 	struct as_user u;
@@ -167,26 +232,42 @@ route_login(struct ntm_req *req, void *arg)
 	user = m.user;
 	password = m.password;
 	device = m.device;
+	memset(&box, 0, sizeof(box));
+	if ((password == NULL) == (m.sealed == NULL)) {
+		ntm_reply_error(req, 400, password ? "bad_field" : "missing_field",
+		    password ? "sealed" : "password", "%s", password ?
+		    "field 'sealed': give the password or the sealed login, not both" :
+		    "field 'password': missing (or give 'sealed')");
+		return;
+	}
+	if (m.sealed && sealed_open(as, req, cert, &m, &box) < 0)
+		return;
+	if (m.sealed)
+		password = box.password;
 
 	if ((err = as_db_user_get(as->db, user, &u)) == NTM_ERR_NOTFOUND) {
 		log_login(user, device, cert->name, "unknown_user");
 		ntm_reply_error(req, 404, "unknown_user", NULL, "no user '%s'", user);
+		ntm_wipe(&box, sizeof(box));
 		return;
 	}
 	if (err < 0) {
 		log_warnx("login user=%s: %s", user, as_db_errmsg(as->db));
 		ntm_reply_error(req, 500, "internal", NULL, "database failure");
+		ntm_wipe(&box, sizeof(box));
 		return;
 	}
 	if (u.locked) {
 		ntm_wipe(&u, sizeof(u));
 		log_login(user, device, cert->name, "user_locked");
 		ntm_reply_error(req, 403, "user_locked", NULL, "user '%s' is locked", user);
+		ntm_wipe(&box, sizeof(box));
 		return;
 	}
 
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		ntm_wipe(&u, sizeof(u));
+		ntm_wipe(&box, sizeof(box));
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		return;
 	}
@@ -199,12 +280,105 @@ route_login(struct ntm_req *req, void *arg)
 	ntm_wipe(&u, sizeof(u));
 	j->pwlen = strlen(password);
 	memcpy(j->password, password, j->pwlen);
+	if (m.sealed && ntm_b64_encode(j->device_key, sizeof(j->device_key), box.device_key,
+	    sizeof(box.device_key)) < 0)
+		j->device_key[0] = '\0';
+	ntm_wipe(&box, sizeof(box));
 	if ((err = ntm_worker_submit(as->worker, login_work, login_done, j)) < 0) {
 		log_warnx("login user=%s: cannot queue the password check: %s", j->user,
 		    ntm_strerror(err));
 		ntm_reply_err(req, err, "too many logins in progress");
 		login_job_free(j);
 	}
+}
+
+/*
+ * POST /v1/as/device {version, token, fqdn, device_key}: the DC that just
+ * logged a device in asks for its certificate (docs/protocol.md §2.4). The
+ * token must be ours, live, and issued through this DC; the FQDN must be
+ * in this DC's domain and never certified for another user's device.
+ */
+static void
+route_device(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	struct ntm_m_as_device m;
+	struct ntm_m_as_device_ok ok;
+	struct ntm_jerr jerr;
+	struct ntm_token t;
+	struct ntm_dcert c;
+	struct as_user u;
+	char b64[NTM_B64_LEN(NTM_DCERT_MAX)], fp[NTM_DFP_LEN];
+	char sealed_key[NTM_B64_LEN(NTM_DEVKEY_LEN) + 8];
+	json_t *body;
+	int64_t now = now_unix();
+	int e;
+
+	if (ntm_msg_as_device_decode(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
+	    strcmp(t.dc, cert->name) != 0 || as_db_token_live(as->db, &t, now) < 0) {
+		log_info("device cert for %s at %s: token refused", m.fqdn, cert->name);
+		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
+		    "token this AS issued for a login at %s", cert->name);
+		return;
+	}
+	if ((e = as_db_user_get(as->db, t.user, &u)) < 0 || u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
+		    "user '%s' is %s", t.user, e < 0 ? "unknown" : "locked");
+		return;
+	}
+	ntm_wipe(&u, sizeof(u));
+	if (as_db_token_key(as->db, &t, sealed_key, sizeof(sealed_key)) == 0 &&
+	    sealed_key[0] && strcmp(sealed_key, m.device_key) != 0) {
+		log_warnx("device cert: %s asked for %s with another key than the device "
+		    "sealed in its login: refused", cert->name, m.fqdn);
+		ntm_reply_error(req, 409, "device_key_mismatch", "device_key", "field "
+		    "'device_key': not the key the device sealed in its login");
+		return;
+	}
+	if (!ntm_name_in_domain(m.fqdn, cert->name)) {
+		ntm_reply_error(req, 403, "bad_field", "fqdn", "field 'fqdn': '%s' is not "
+		    "in %s's domain", m.fqdn, cert->name);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.version = 1;
+	snprintf(c.user, sizeof(c.user), "%s", t.user);
+	snprintf(c.device, sizeof(c.device), "%s", t.device);
+	snprintf(c.fqdn, sizeof(c.fqdn), "%s", m.fqdn);
+	(void)ntm_b64_decode_exact(c.pk, sizeof(c.pk), m.device_key);	/* codec-checked */
+	c.not_before = now - AS_CERT_SKEW;
+	c.not_after = t.expires;
+	if ((e = as_db_device_add(as->db, &c, cert->name, m.device_key, now)) < 0) {
+		if (e == NTM_ERR_EXISTS) {
+			log_warnx("device cert: %s asked for %s as %s/%s, but it belongs to "
+			    "another device", cert->name, m.fqdn, t.user, t.device);
+			ntm_reply_error(req, 409, "fqdn_taken", "fqdn", "field 'fqdn': %s was "
+			    "certified for another user or device", m.fqdn);
+		} else
+			ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	ntm_dcert_sign(&c, as->sk);
+	if (ntm_dcert_to_b64(&c, b64, sizeof(b64)) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot encode the certificate");
+		return;
+	}
+	ok.has = 0;
+	ok.device_cert = b64;
+	if (ntm_msg_as_device_ok_encode(&ok, &body, &jerr) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+	log_info("device cert serial %llu: %s (%s/%s via %s) key %s", (unsigned long long)
+	    c.serial, c.fqdn, c.user, c.device, cert->name, fp);
+	ntm_reply_json(req, 200, body);
 }
 
 /*
@@ -242,11 +416,13 @@ as_cert_check(const struct ntm_cert *c, void *arg)
 	return 0;
 }
 
-/* Only a DC relays logins and ends its sessions. */
+/* Only a DC relays logins, ends its sessions and asks for device certificates. */
 const struct ntm_http_route as_routes[] = {
 	{ "POST", "/v1/as/login", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_login,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ "POST", "/v1/as/logout", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_logout,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/as/device", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_device,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ .method = NULL }
 };

@@ -78,6 +78,9 @@ static const char *const migrations[] = {
 	/* 7: the device said it goes offline (its agent stopped, REG_REQ
 	 * flag offline): the location is its last, not a live one */
 	"ALTER TABLE locations ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;",
+	/* 8: the device certificate the AS issued at the last login (b64,
+	 * NULL: none), carried to the device's peers in their directions */
+	"ALTER TABLE clients ADD COLUMN device_cert TEXT;",
 };
 
 int
@@ -535,4 +538,18 @@ int
 dc_db_client_xkey(sqlite3 *db, int64_t client_id, char *out, size_t cap)
 {
 	return client_text(db, "SELECT xkey FROM clients WHERE id = ?1", client_id, out, cap);
+}
+
+int
+dc_db_client_cert(sqlite3 *db, int64_t client_id, char *out, size_t cap)
+{
+	return client_text(db, "SELECT device_cert FROM clients WHERE id = ?1", client_id,
+	    out, cap);
+}
+
+int
+dc_db_client_set_cert(sqlite3 *db, int64_t client_id, const char *cert)
+{
+	return ntm_db_run(db, "UPDATE clients SET device_cert = ?2 WHERE id = ?1", "Is",
+	    client_id, cert);
 }

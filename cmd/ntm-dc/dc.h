@@ -108,6 +108,10 @@ int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_pref
 int  dc_db_client_push(sqlite3 *db, int64_t client_id, char *out, size_t cap);
 /* The client's exchange key (b64) into out ("" when it gave none). */
 int  dc_db_client_xkey(sqlite3 *db, int64_t client_id, char *out, size_t cap);
+/* The device certificate (b64) of the client's last login; "" if none.
+ * The setter takes NULL for none. */
+int  dc_db_client_cert(sqlite3 *db, int64_t client_id, char *out, size_t cap);
+int  dc_db_client_set_cert(sqlite3 *db, int64_t client_id, const char *cert);
 /* The live (not ended, not expired) session holding token_id for user/device:
  * 0, or NTM_ERR_NOTFOUND. */
 int  dc_db_session(sqlite3 *db, const char *token_id, const char *user,

@@ -1,7 +1,9 @@
 /*
  * login.c - the DC's client endpoints (docs/protocol.md section 3.2):
  * POST /v1/login relays the credentials to the AS, then assigns the FQDN and
- * virtual addresses and agrees the session key; GET /v1/session and
+ * virtual addresses and agrees the session key, then asks the AS to certify
+ * the device's key under that FQDN (POST /v1/as/device) and hands the
+ * certificate to the device; GET /v1/session and
  * POST /v1/logout authenticate with the AS-issued bearer token.
  */
 #include <stdio.h>
@@ -24,6 +26,13 @@ struct dc_login {
 	uint8_t		 client_pk[NTM_KX_PK];
 	char		 push[NTM_PUSH_URL_MAX + 1];	/* "" when none was given */
 	char		 xkey[NTM_B64_LEN(NTM_KX_PK)];	/* "" when none was given */
+	char		 dkey[NTM_B64_LEN(NTM_DEVKEY_LEN)];	/* "" when none was given */
+	/* the answer, kept while the AS certifies the device key */
+	struct dc_client cl;
+	char		 token[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	int64_t		 token_expires;
+	char		 sid[2 * DC_SESSION_ID + 1];
+	char		 dc_key[NTM_B64_LEN(NTM_KX_PK)];
 };
 
 static void
@@ -45,6 +54,27 @@ wipe_json_string(json_t *obj, const char *key)
 }
 
 static void
+login_free(struct dc_login *l)
+{
+	if (l == NULL)
+		return;
+	ntm_wipe(l, sizeof(*l));
+	free(l);
+}
+
+static void
+login_link(struct dc_login *l)
+{
+	struct dc *dc = l->dc;
+
+	l->next = dc->pending;
+	if (l->next)
+		l->next->prevp = &l->next;
+	l->prevp = &dc->pending;
+	dc->pending = l;
+}
+
+static void
 login_fail(struct dc_login *l, int status, const char *code, const char *msg)
 {
 	log_info("login %s/%s from %s: %s", l->user, l->device, l->peer, code);
@@ -61,7 +91,106 @@ login_as_fail(struct dc_login *l, const char *client_msg, const char *detail)
 	login_fail(l, 502, "upstream_unavailable", client_msg);
 }
 
-/* Builds and sends the 200 answer once the AS accepted the password. */
+/* The 200 answer, with the device certificate when there is one, and
+ * the AS key the DC trusts (a client with none pins it). Frees l. */
+static void
+login_answer(struct dc_login *l, const char *cert)
+{
+	struct srv *s = l->dc->srv;
+	struct ntm_m_login_ok ok;
+	char as_key[NTM_B64_LEN(NTM_SIGN_PK)];
+	json_t *out;
+
+	if (ntm_b64_encode(as_key, sizeof(as_key), s->conf.as_pk, NTM_SIGN_PK) < 0)
+		as_key[0] = '\0';
+	ok = (struct ntm_m_login_ok){ .user = l->cl.user, .fqdn = l->cl.fqdn,
+		.vip4 = l->cl.vip4, .vip6 = l->cl.vip6, .domain = s->conf.name,
+		.token = l->token, .token_expires = l->token_expires, .session_id = l->sid,
+		.dc_key = l->dc_key, .device_cert = cert, .as_key = as_key };
+	if (ntm_msg_login_ok_encode(&ok, &out, NULL) < 0)
+		out = NULL;			/* answered 500 */
+	ntm_reply_json(l->req, 200, out);
+	login_free(l);
+}
+
+static void
+on_as_device(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_login *l = arg;
+	struct ntm_m_as_device_ok ok;
+	struct ntm_jerr jerr;
+	struct ntm_dcert c;
+	uint8_t pk[NTM_DEVKEY_LEN];
+	const char *code;
+	char msg[512];
+	int e;
+
+	login_unlink(l);
+	if (res->err < 0 || res->status != 200) {
+		code = res->json ? json_string_value(json_object_get(res->json, "code")) : NULL;
+		snprintf(msg, sizeof(msg), "%s", res->err < 0 ? (res->errmsg[0] ?
+		    res->errmsg : ntm_strerror(res->err)) : code ? code : "refused");
+		log_warnx("login %s/%s: AS would not certify the device key: %s", l->user,
+		    l->device, msg);
+		snprintf(msg, sizeof(msg), "the account server (AS) would not certify this "
+		    "device's key for %s (%s)", l->cl.fqdn, code ? code : "no answer");
+		login_fail(l, 502, "upstream_unavailable", msg);
+		login_free(l);
+		return;
+	}
+	/* Checked as the device will: a DC only carries what the AS signed. */
+	if (res->json == NULL || ntm_msg_as_device_ok_decode(res->json, &ok, &jerr) < 0 ||
+	    ntm_dcert_from_b64(&c, ok.device_cert) < 0 ||
+	    ntm_dcert_check(&c, l->dc->srv->conf.as_pk, l->cl.fqdn, now_unix()) < 0 ||
+	    ntm_b64_decode_exact(pk, sizeof(pk), l->dkey) < 0 ||
+	    ntm_memcmp(pk, c.pk, sizeof(pk)) != 0 || strcmp(c.user, l->user) != 0 ||
+	    strcmp(c.device, l->device) != 0) {
+		login_as_fail(l, "the account server (AS) answered with a device certificate "
+		    "this DC cannot verify", "bad device certificate");
+		login_free(l);
+		return;
+	}
+	if ((e = dc_db_client_set_cert(l->dc->db, l->cl.id, ok.device_cert)) < 0) {
+		log_warnx("login %s/%s: storage: %s", l->user, l->device, ntm_strerror(e));
+		login_fail(l, 500, "internal", "storage failure");
+		login_free(l);
+		return;
+	}
+	login_answer(l, ok.device_cert);
+}
+
+/* POST /v1/as/device for l; the answer goes on in on_as_device. */
+static void
+login_certify(struct dc_login *l)
+{
+	struct dc *dc = l->dc;
+	struct ntm_m_as_device m = { .version = NTM_PROTOCOL_VERSION, .token = l->token,
+	    .fqdn = l->cl.fqdn, .device_key = l->dkey };
+	size_t n = strlen(dc->as_login_url) - strlen("login");
+	char *url;
+	json_t *body = NULL;
+	int e;
+
+	if (ntm_msg_as_device_encode(&m, &body, NULL) < 0) {
+		login_fail(l, 500, "internal", "out of memory");
+		login_free(l);
+		return;
+	}
+	url = xasprintf("%.*sdevice", (int)n, dc->as_login_url);	/* .../v1/as/ */
+	login_link(l);
+	e = ntm_httpc_request(dc->httpc, "POST", url, body, NULL,
+	    dc->srv->conf.as_timeout_ms, on_as_device, l);
+	free(url);
+	json_decref(body);
+	if (e < 0) {
+		login_unlink(l);
+		login_as_fail(l, "the DC cannot ask the account server (AS)", ntm_strerror(e));
+		login_free(l);
+	}
+}
+
+/* Once the AS accepted the password: the session, then the device
+ * certificate and the 200 answer. Takes l. */
 static void
 login_finish(struct dc_login *l, const char *token_b64)
 {
@@ -73,8 +202,6 @@ login_finish(struct dc_login *l, const char *token_b64)
 	uint8_t kx_pk[NTM_KX_PK], kx_sk[NTM_KX_SK], rx[NTM_KEY_LEN], tx[NTM_KEY_LEN];
 	uint8_t sid[DC_SESSION_ID];
 	char dc_key[NTM_B64_LEN(NTM_KX_PK)], msg[512];
-	struct ntm_m_login_ok ok;
-	json_t *out;
 	int64_t now = now_unix();
 	int e;
 
@@ -83,6 +210,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 	    (e = ntm_token_verify(&tok, s->conf.as_pk, now)) < 0) {
 		login_as_fail(l, "the AS answered with a token this DC cannot verify",
 		    "its token does not verify with as_key");
+		login_free(l);
 		return;
 	}
 	if (strcmp(tok.user, l->user) != 0 || strcmp(tok.device, l->device) != 0 ||
@@ -90,6 +218,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 		snprintf(msg, sizeof(msg), "its token names %s/%s at '%s', not %s/%s at '%s'",
 		    tok.user, tok.device, tok.dc, l->user, l->device, s->conf.name);
 		login_as_fail(l, "the AS answered with a token for another device", msg);
+		login_free(l);
 		return;
 	}
 
@@ -97,6 +226,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 	    ntm_kx_session(rx, tx, 0, kx_pk, kx_sk, l->client_pk) < 0) {
 		ntm_wipe(kx_sk, sizeof(kx_sk));
 		login_fail(l, 400, "bad_field", "field 'client_key': not a usable X25519 key");
+		login_free(l);
 		return;
 	}
 	ntm_wipe(kx_sk, sizeof(kx_sk));
@@ -109,6 +239,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 		ntm_wipe(rx, sizeof(rx));
 		ntm_wipe(tx, sizeof(tx));
 		login_fail(l, 500, "internal", "cannot encode the session");
+		login_free(l);
 		return;
 	}
 	ntm_wipe(rx, sizeof(rx));
@@ -127,6 +258,7 @@ login_finish(struct dc_login *l, const char *token_b64)
 		snprintf(msg, sizeof(msg), "no free address left in %s / %s",
 		    s->conf.vip4_prefix, s->conf.vip6_prefix);
 		login_fail(l, 503, "no_space", msg);
+		login_free(l);
 		return;
 	}
 	if (e == NTM_ERR_TOOBIG) {
@@ -139,18 +271,24 @@ login_finish(struct dc_login *l, const char *token_b64)
 	if (e < 0) {
 		log_warnx("login %s/%s: storage: %s", l->user, l->device, ntm_strerror(e));
 		login_fail(l, 500, "internal", "storage failure");
+		login_free(l);
 		return;
 	}
-	if (ntm_hex_encode(msg, sizeof(msg), sid, sizeof(sid)) < 0)
-		msg[0] = '\0';
+	if (ntm_hex_encode(l->sid, sizeof(l->sid), sid, sizeof(sid)) < 0)
+		l->sid[0] = '\0';
 	log_info("login %s/%s from %s: ok, %s %s %s%s", l->user, l->device, l->peer,
 	    cl.fqdn, cl.vip4, cl.vip6, l->push[0] ? ", push" : "");
-	ok = (struct ntm_m_login_ok){ .user = cl.user, .fqdn = cl.fqdn, .vip4 = cl.vip4,
-		.vip6 = cl.vip6, .domain = s->conf.name, .token = token_b64,
-		.token_expires = tok.expires, .session_id = msg, .dc_key = dc_key };
-	if (ntm_msg_login_ok_encode(&ok, &out, NULL) < 0)
-		out = NULL;			/* answered 500 */
-	ntm_reply_json(l->req, 200, out);
+	l->cl = cl;
+	snprintf(l->token, sizeof(l->token), "%s", token_b64);
+	l->token_expires = tok.expires;
+	snprintf(l->dc_key, sizeof(l->dc_key), "%s", dc_key);
+	if (l->dkey[0] == '\0') {
+		login_answer(l, NULL);
+		return;
+	}
+	login_certify(l);
+	l = NULL;
+	(void)l;
 }
 
 static int
@@ -182,8 +320,10 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 		} else if (ntm_msg_as_login_ok_decode(res->json, &ok, &jerr) < 0) {
 			login_as_fail(l, "the account server (AS) answered the DC wrongly",
 			    jerr.message);
-		} else
-			login_finish(l, ok.token);
+		} else {
+			login_finish(l, ok.token);	/* takes l */
+			return;
+		}
 	} else {
 		if (ntm_error_read(res->json, &e) == 0) {
 			code = e.code;
@@ -202,7 +342,7 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 			login_as_fail(l, msg, detail);
 		}
 	}
-	free(l);
+	login_free(l);
 }
 
 static void
@@ -221,6 +361,15 @@ on_login(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		goto cleanup;
 	}
+	/* The password in clear, or (better) sealed to the AS: the DC relays
+	 * the box and never sees what is in it. */
+	if ((m.password == NULL) == (m.sealed == NULL)) {
+		ntm_reply_error(req, 400, m.password ? "bad_field" : "missing_field",
+		    m.password ? "sealed" : "password", "%s", m.password ?
+		    "field 'sealed': give the password or the sealed login, not both" :
+		    "field 'password': missing (or give 'sealed')");
+		goto cleanup;
+	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
@@ -228,6 +377,7 @@ on_login(struct ntm_req *req, void *arg)
 	/* The codec checked it is base64url of that many bytes. */
 	(void)ntm_b64_decode_exact(l->client_pk, sizeof(l->client_pk), m.client_key);
 	snprintf(l->xkey, sizeof(l->xkey), "%s", m.exchange_key ? m.exchange_key : "");
+	snprintf(l->dkey, sizeof(l->dkey), "%s", m.device_key ? m.device_key : "");
 	l->dc = dc;
 	l->req = req;
 	snprintf(l->user, sizeof(l->user), "%s", m.user);
@@ -239,17 +389,14 @@ on_login(struct ntm_req *req, void *arg)
 	as.version = NTM_PROTOCOL_VERSION;
 	as.user = m.user;
 	as.password = m.password;
+	as.sealed = m.sealed;
 	as.device = m.device;
 	if (ntm_msg_as_login_encode(&as, &out, &jerr) < 0) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
 	}
 	/* Owned by the pending list until on_as_login runs (and frees it). */
-	l->next = dc->pending;
-	if (l->next)
-		l->next->prevp = &l->next;
-	l->prevp = &dc->pending;
-	dc->pending = l;
+	login_link(l);
 	if ((e = ntm_httpc_request(dc->httpc, "POST", dc->as_login_url, out, NULL,
 	    s->conf.as_timeout_ms, on_as_login, l)) < 0) {
 		login_unlink(l);
@@ -265,7 +412,7 @@ cleanup:
 	}
 	if (in)
 		wipe_json_string(in, "password");
-	free(l);
+	login_free(l);
 }
 
 static void
@@ -326,7 +473,7 @@ dc_cancel_logins(struct dc *dc)
 		login_unlink(l);
 		login_fail(l, 502, "upstream_unavailable",
 		    "the DC is shutting down before the AS answered");
-		free(l);
+		login_free(l);
 	}
 }
 

@@ -62,6 +62,10 @@ struct dc_treq {
 	struct ntm_location	 myloc;
 	char			 peer[NTM_NAME_MAX + 1], peer4[48], peer6[48];
 	struct ntm_location	 peerloc;
+	/* the two devices' AS certificates (b64, "" if none), carried to
+	 * the other end in its direction: the DC cannot forge them */
+	char			 mycert[NTM_B64_LEN(NTM_DCERT_MAX)];
+	char			 peercert[NTM_B64_LEN(NTM_DCERT_MAX)];
 	const char		*domain;	/* into peer */
 	int			 recreate;
 	uint8_t			 tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
@@ -203,7 +207,8 @@ struct relay_part {
 static json_t *
 direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
     const char *peer, const char *vip4, const char *vip6, const struct ntm_route *r,
-    int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp)
+    int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp,
+    const char *peer_cert)
 {
 	char thex[2 * NTM_TUNNEL_ID_LEN + 1], kb64[NTM_B64_LEN(NTM_KEY_LEN)];
 	struct ntm_m_direction m;
@@ -216,7 +221,8 @@ direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_L
 	m = (struct ntm_m_direction){ .tunnel_id = thex, .peer = peer, .peer_vip4 = vip4,
 		.peer_vip6 = vip6, .route = ntm_route_kind_name(r->kind), .reason = r->reason,
 		.role = initiator ? "initiator" : "responder", .endpoint = endpoint,
-		.temporal_key = kb64, .expires = expires };
+		.temporal_key = kb64, .expires = expires,
+		.peer_cert = peer_cert && *peer_cert ? peer_cert : NULL };
 	if (r->kind == NTM_ROUTE_RELAY) {
 		struct ntm_m_relay rl = { .ticket = rp->ticket, .relay_key = rp->key,
 			.addr = rp->addr[side], .side = side };
@@ -318,14 +324,14 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		initiator_addr(&t->peerloc, &r, ep_me, sizeof(ep_me));
 	}
 	*mine = direction_json(t->tid, t->key, t->peer, t->peer4, t->peer6, &r, me_init,
-	    ep_me, expires, &rp);
+	    ep_me, expires, &rp, t->peercert);
 	/* The peer's reason is told from its side. */
 	if (strcmp(r.reason, "requester behind NAT initiates") == 0)
 		snprintf(r.reason, sizeof(r.reason), "peer behind NAT initiates");
 	else if (strcmp(r.reason, "peer behind NAT initiates") == 0)
 		snprintf(r.reason, sizeof(r.reason), "requester behind NAT initiates");
 	*theirs = direction_json(t->tid, t->key, t->me, t->me4, t->me6, &r, !me_init,
-	    ep_peer, expires, &rp);
+	    ep_peer, expires, &rp, t->mycert);
 	if (*mine == NULL || *theirs == NULL) {
 		json_decref(*mine);
 		json_decref(*theirs);
@@ -451,6 +457,8 @@ local_finish(struct dc_treq *t, int64_t peer_id)
 		return;
 	}
 	t->peerloc = pi.loc;
+	if (dc_db_client_cert(dc->db, peer_id, t->peercert, sizeof(t->peercert)) < 0)
+		t->peercert[0] = '\0';
 	if (build(t, &mine, &theirs, &status, &code, msg, sizeof(msg)) < 0) {
 		treq_fail(t, status, code, "%s", msg);
 		return;
@@ -513,6 +521,8 @@ on_tunnel(struct ntm_req *req, void *arg)
 	snprintf(t->me4, sizeof(t->me4), "%s", cl.vip4);
 	snprintf(t->me6, sizeof(t->me6), "%s", cl.vip6);
 	t->myloc = mi.loc;
+	if (dc_db_client_cert(dc->db, cl.id, t->mycert, sizeof(t->mycert)) < 0)
+		t->mycert[0] = '\0';
 	snprintf(t->peer, sizeof(t->peer), "%s", peer);
 	t->domain = fqdn_domain(t->peer);
 	if (tunnel_id) {
@@ -682,6 +692,7 @@ on_located(const struct ntm_http_result *res, struct dc_treq *t)
 	}
 	snprintf(t->peer4, sizeof(t->peer4), "%s", lo.vip4);
 	snprintf(t->peer6, sizeof(t->peer6), "%s", lo.vip6);
+	snprintf(t->peercert, sizeof(t->peercert), "%s", lo.device_cert ? lo.device_cert : "");
 	if (build(t, &t->mine, &theirs, &status, &code, msg, sizeof(msg)) < 0) {
 		treq_fail(t, status, code, "%s", msg);
 		return;
@@ -795,6 +806,7 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	struct ntm_jerr jerr;
 	struct dc_client cl;
 	struct dc_sess_info info;
+	char cert[NTM_B64_LEN(NTM_DCERT_MAX)];
 
 	c = ntm_req_cert(req);	/* a DC: the route says so */
 	if (ntm_msg_dc_locate_decode(ntm_req_json(req), &m, &jerr) < 0) {
@@ -811,8 +823,11 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	if (our_online_client(dc, req, fqdn, &cl, &info) == NULL)
 		return;
 	log_info("locate %s for %s (DC %s)", fqdn, from, c->name);
+	if (dc_db_client_cert(dc->db, cl.id, cert, sizeof(cert)) < 0)
+		cert[0] = '\0';
 	lo = (struct ntm_m_dc_located){ .fqdn = cl.fqdn, .vip4 = cl.vip4, .vip6 = cl.vip6,
-		.online = 1, .location = location_json(&info.loc, info.last_seen) };
+		.online = 1, .location = location_json(&info.loc, info.last_seen),
+		.device_cert = cert[0] ? cert : NULL };
 	if (ntm_msg_dc_located_encode(&lo, &body, NULL) < 0) {
 		json_decref(lo.location);
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");

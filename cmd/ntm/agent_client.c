@@ -213,6 +213,8 @@ ctl_fail(const char *cmd, json_t *resp)
 		return EXIT_UNREACH;
 	if (!strcmp(code, "untrusted_certificate"))
 		return EXIT_UNTRUSTED;
+	if (!strcmp(code, "peer_identity"))
+		return EXIT_IDENTITY;
 	if (!strcmp(code, "unauthorized") || !strcmp(code, "session_ended"))
 		return EXIT_NOSESSION;
 	if (!strcmp(code, "bad_request"))

@@ -46,6 +46,8 @@ static const struct { int code; const char *text; } exit_codes[] = {
 	{ EXIT_VERIFY, "a fetched object failed verification (tampered); nothing was written" },
 	{ EXIT_UNTRUSTED, "a server's certificate is not signed by a trusted CA "
 	  "(log in with --ca FILE)" },
+	{ EXIT_IDENTITY, "a device key does not match its AS certificate or the key "
+	  "known for that FQDN (peer_identity): a server may be in the middle" },
 };
 
 void

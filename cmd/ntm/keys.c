@@ -16,11 +16,19 @@
  * exchange key, and the sealed K from our CS. No server holds T; K is kept
  * only in STATE_DIR/keys (0600). The fingerprint covers X, so a DC that
  * handed out another key than the peer's shows up as two fingerprints.
+ *
+ * `keys show PEER` also prints the fingerprint of PEER's device key, as
+ * the tunnels remember it (identity.c; docs/protocol.md §2.4), and
+ * `keys show` with this device's own FQDN prints ours: two people compare
+ * them by voice to know that no server stands between their tunnels.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
+#include "identity.h"
 #include "xcli.h"
 
 struct kopts {
@@ -98,13 +106,43 @@ upload_key(struct xctx *x, const char *peer, const char *kid, FILE *fp, size_t s
 	return ret;
 }
 
-/* Steps 1-4 above; on success k holds the new key. 0 or an exit code. */
+/* A short form of an exchange key, for messages. */
+static void
+xkey_short(char out[17], const uint8_t key[NTM_XPK_LEN])
+{
+	uint8_t h[NTM_HASH_LEN];
+
+	ntm_hash(h, key, NTM_XPK_LEN);
+	(void)ntm_hex_encode(out, 17, h, 8);
+}
+
+/* The peer's exchange key as we last sealed to it: that of the newest key
+ * we made with it (a key it made was sealed to ours), or NULL. */
+static const uint8_t *
+known_xkey(const struct xkey *k)
+{
+	if (k == NULL)
+		return NULL;
+	if (k->initiator)
+		return k->sealed_to;
+	for (int i = 0; i < k->nold; i++)
+		if (k->old[i].initiator)
+			return k->old[i].sealed_to;
+	return NULL;
+}
+
+/* Steps 1-4 above; on success k holds the new key. old (NULL: none) is the
+ * key held with the peer: the exchange key we last sealed to must not have
+ * changed (key continuity: a DC that hands out another one is refused).
+ * 0 or an exit code. */
 static int
-exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
+exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65],
+    const struct xkey *old)
 {
 	uint8_t tkey[NTM_KEY_LEN], obj[NTM_XKEY_OBJ_LEN], h[NTM_HASH_LEN];
 	uint8_t sealed[NTM_XTKEY_SEALED_LEN];
 	char kid[2 * NTM_XKEY_ID + 1], tb64[NTM_B64_LEN(NTM_XTKEY_SEALED_LEN)];
+	const uint8_t *known;
 	json_t *r = NULL;
 	FILE *fp = NULL;
 	int ret;
@@ -112,6 +150,18 @@ exchange(struct xctx *x, const char *peer, struct xkey *k, char sha[65])
 	memset(k, 0, sizeof(*k));
 	if ((ret = peer_xkey(x, peer, k)) != 0)
 		return ret;
+	if ((known = known_xkey(old)) != NULL &&
+	    ntm_memcmp(known, k->sealed_to, NTM_XPK_LEN) != 0) {
+		char was[17], now[17];
+
+		xkey_short(was, known);
+		xkey_short(now, k->sealed_to);
+		cli_err(x->cmd, "THE EXCHANGE KEY OF %s CHANGED (%s, the key held with it was "
+		    "sealed to %s): refused, a server may be in the middle; if %s really "
+		    "made a new one, check with it out of band, then 'ntm keys forget %s' "
+		    "and exchange again", peer, now, was, peer, peer);
+		return EXIT_IDENTITY;
+	}
 	snprintf(k->peer, sizeof(k->peer), "%s", peer);
 	ntm_random(k->key_id, sizeof(k->key_id));
 	ntm_random(k->key, sizeof(k->key));
@@ -208,7 +258,7 @@ do_exchange(struct cli *cli, const struct kopts *o, int rotate)
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	if ((ret = exchange(&x, o->peer, &k, sha)) != 0)
+	if ((ret = exchange(&x, o->peer, &k, sha, e == 0 ? &old : NULL)) != 0)
 		goto out;
 	/* Objects sealed with the old key may still be on their way: ours to
 	 * the peer, and the peer's to us until it fetches the new key. */
@@ -275,10 +325,67 @@ do_list(struct cli *cli, const struct kopts *o)
 	return EXIT_OK;
 }
 
+/*
+ * The device key of peer as a JSON object (NULL when none is known): the
+ * one remembered from its AS certificate, or ours when peer is this
+ * device's FQDN.
+ */
+static json_t *
+device_json(struct cli *cli, const char *peer)
+{
+	struct ntm_dcert c;
+	struct id_known k;
+	char *path, *text = NULL, fp[NTM_DFP_LEN];
+	size_t len;
+	json_t *j = NULL;
+
+	path = cli_state_path(cli, ID_DEVICE_CERT_FILE);
+	if (ntm_file_read(path, 4096, &text, &len) == 0) {
+		text[strcspn(text, "\n")] = '\0';
+		if (ntm_dcert_from_b64(&c, text) == 0 && strcmp(c.fqdn, peer) == 0) {
+			ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+			j = json_pack("{s:s, s:s, s:I, s:I, s:b}", "fqdn", peer, "fingerprint",
+			    fp, "serial", (json_int_t)c.serial, "not_after",
+			    (json_int_t)c.not_after, "this_device", 1);
+		}
+	}
+	free(text);
+	free(path);
+	if (j == NULL && id_known_get(cli, peer, &k) == 0) {
+		ntm_dkey_fingerprint(fp, k.fqdn, k.pk);
+		j = json_pack("{s:s, s:s, s:I, s:I, s:b}", "fqdn", peer, "fingerprint", fp,
+		    "serial", (json_int_t)k.serial, "first_seen", (json_int_t)k.first_seen,
+		    "this_device", 0);
+	}
+	return j;
+}
+
+static void
+print_device(json_t *d)
+{
+	time_t t;
+	char when[64] = "?";
+
+	if (json_is_true(json_object_get(d, "this_device"))) {
+		printf("%s (this device)\n  device key: %s (AS certificate serial %lld)\n",
+		    json_string_value(json_object_get(d, "fqdn")),
+		    json_string_value(json_object_get(d, "fingerprint")),
+		    (long long)json_integer_value(json_object_get(d, "serial")));
+		return;
+	}
+	t = (time_t)json_integer_value(json_object_get(d, "first_seen"));
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	printf("%s\n  device key: %s (AS certificate serial %lld, used since %s)\n",
+	    json_string_value(json_object_get(d, "fqdn")),
+	    json_string_value(json_object_get(d, "fingerprint")),
+	    (long long)json_integer_value(json_object_get(d, "serial")), when);
+}
+
 static int
 do_show_forget(struct cli *cli, const struct kopts *o, int forget)
 {
 	struct xkey k;
+	json_t *dev = NULL;
 	int e;
 
 	if (!ntm_valid_dnsname(o->peer) || strchr(o->peer, '.') == NULL) {
@@ -286,6 +393,26 @@ do_show_forget(struct cli *cli, const struct kopts *o, int forget)
 		return EXIT_USAGE;
 	}
 	e = xkey_load(cli, o->peer, &k);
+	if (!forget && (dev = device_json(cli, o->peer)) != NULL &&
+	    (e == NTM_ERR_NOTFOUND || e == 0)) {
+		/* The device key, then the exchange key when there is one. */
+		if (o->json) {
+			json_t *j = e == 0 ? xkey_json(&k) : json_pack("{s:s}", "peer", o->peer);
+
+			json_object_set_new(j, "device", dev);
+			cli_print_json(j);
+		} else {
+			print_device(dev);
+			json_decref(dev);
+			if (e == 0) {
+				printf("  exchange key with it:\n");
+				list_one(&k, NULL);
+			}
+		}
+		ntm_wipe(&k, sizeof(k));
+		return EXIT_OK;
+	}
+	json_decref(dev);
 	if (e == NTM_ERR_NOTFOUND) {
 		cli_err("keys", "no key with %s", o->peer);
 		return EXIT_NOKEY;

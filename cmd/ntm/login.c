@@ -14,6 +14,7 @@
 #include "common.h"
 #include "msg.h"
 #include "ntm-cli.h"
+#include "identity.h"
 #include "xcli.h"
 
 struct login_args {
@@ -257,15 +258,77 @@ login_device(struct cli *cli, const struct login_args *la, char device[NTM_DEVIC
 	return 0;
 }
 
+/*
+ * The password and the device key sealed to the AS key the profile trusts
+ * (docs/protocol.md §3.1), bound to the DC's domain (GET /v1/health names
+ * it), the time and a fresh nonce, into out (b64). 1 sealed, 0 no AS key
+ * known yet (the first login of a profile without as_key: in clear, and
+ * the AS key is pinned from the answer), -1 after printing why (*rc: the
+ * exit code).
+ */
+static int
+login_seal(struct cli *cli, const struct login_args *la, const char *url, const char *ca,
+    const char *device, const char *password, const uint8_t dpk[NTM_DEVKEY_LEN],
+    char *out, size_t cap, int *rc)
+{
+	uint8_t as_pk[NTM_SIGN_PK];
+	struct ntm_login_box box;
+	char endpoint[NTM_URL_MAX + 16], errmsg[256] = "";
+	const char *role, *name;
+	json_t *resp = NULL;
+	long status = 0;
+	int pinned, e, ret = -1;
+
+	if ((e = id_as_key(cli, as_pk, &pinned)) == NTM_ERR_NOTFOUND)
+		return 0;
+	if (e < 0) {
+		cli_err("login", "as_key in ntm.conf: not a base64url Ed25519 key");
+		return -1;
+	}
+	snprintf(endpoint, sizeof(endpoint), "%s/v1/health", url);
+	e = ntm_https_call(ca, "GET", endpoint, NULL, NULL, la->timeout * 1000, &status, &resp,
+	    errmsg, sizeof(errmsg));
+	if (e != 0 || status != 200) {
+		*rc = cli_http_fail("login", url, e, status, resp, errmsg);
+		json_decref(resp);
+		return -1;
+	}
+	role = json_string_value(json_object_get(resp, "role"));
+	name = json_string_value(json_object_get(resp, "name"));
+	if (role == NULL || strcmp(role, "dc") != 0 || name == NULL ||
+	    !ntm_valid_dnsname(name)) {
+		cli_err("login", "%s is not a DC (its /v1/health names no DC domain)", url);
+		json_decref(resp);
+		return -1;
+	}
+	memset(&box, 0, sizeof(box));
+	snprintf(box.user, sizeof(box.user), "%s", la->user);
+	snprintf(box.device, sizeof(box.device), "%s", device);
+	snprintf(box.dc, sizeof(box.dc), "%s", name);
+	box.time = now_unix();
+	ntm_random(box.nonce, sizeof(box.nonce));
+	memcpy(box.device_key, dpk, NTM_DEVKEY_LEN);
+	/* login_request checked it holds at most NTM_PASSWORD_MAX bytes */
+	memcpy(box.password, password, strnlen(password, sizeof(box.password) - 1));
+	if (ntm_login_seal(out, cap, &box, as_pk) < 0)
+		cli_err("login", "cannot seal the login to the AS key");
+	else
+		ret = 1;
+	ntm_wipe(&box, sizeof(box));
+	json_decref(resp);
+	return ret;
+}
+
 /* POST /v1/login's body (new, with the password: wipe it), or NULL after
  * printing why. pk is our session key. */
 static json_t *
 login_request(struct cli *cli, const struct login_args *la, const char *url,
-    const char *device, const uint8_t pk[NTM_KX_PK])
+    const char *ca, const char *device, const uint8_t pk[NTM_KX_PK], int *rc)
 {
 	char password[NTM_PASSWORD_MAX + 2], prompt[NTM_URL_MAX + 64];
 	char pk_b64[NTM_B64_LEN(NTM_KX_PK)], xpk_b64[NTM_B64_LEN(NTM_XPK_LEN)];
-	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN];
+	char dpk_b64[NTM_B64_LEN(NTM_DEVKEY_LEN)], sealed[NTM_B64_LEN(NTM_LOGIN_SEALED_MAX)];
+	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN], dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
 	struct ntm_m_login m = { 0 };
 	struct ntm_jerr jerr;
 	json_t *req = NULL;
@@ -292,9 +355,25 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 		goto out;
 	}
 	ntm_wipe(xsk, sizeof(xsk));
+	/* The device key: the AS certifies it; peers' handshakes prove it. */
+	if ((err = id_device_keypair(cli, dpk, dsk, 1)) < 0 ||
+	    ntm_b64_encode(dpk_b64, sizeof(dpk_b64), dpk, sizeof(dpk)) < 0) {
+		ntm_wipe(dsk, sizeof(dsk));
+		cli_err("login", "cannot read or make the device key in %s/%s: %s",
+		    cli->state_dir, ID_DEVICE_KEY_FILE, ntm_strerror(err));
+		goto out;
+	}
+	ntm_wipe(dsk, sizeof(dsk));
+	m.device_key = dpk_b64;
 	m.version = NTM_PROTOCOL_VERSION;
 	m.user = la->user;
-	m.password = password;
+	if ((n = login_seal(cli, la, url, ca, device, password, dpk, sealed,
+	    sizeof(sealed), rc)) < 0)
+		goto out;
+	if (n == 1)
+		m.sealed = sealed;	/* the DC relays it and cannot read it */
+	else
+		m.password = password;
 	m.device = device;
 	m.client_key = pk_b64;
 	m.exchange_key = xpk_b64;
@@ -341,6 +420,76 @@ login_answer(json_t *resp, const char *url, const char *user, struct login_reply
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The device certificate of the answer, checked before anything is saved:
+ * signed by the AS key this profile trusts (ntm.conf's as_key, or the one
+ * pinned at the first login, or, at the very first, the one the DC names,
+ * which is then pinned), for our key, user, device and the FQDN the DC gave.
+ * Saved to STATE_DIR/device.cert. An exit code.
+ */
+static int
+login_identity(struct cli *cli, const char *url, const char *device,
+    const struct login_reply *r)
+{
+	uint8_t as_pk[NTM_SIGN_PK], dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
+	struct ntm_dcert c;
+	char fp[NTM_DFP_LEN];
+	const char *why = NULL;
+	int e, pinned, first = 0;
+
+	if ((e = id_as_key(cli, as_pk, &pinned)) == NTM_ERR_NOTFOUND) {
+		if (r->m.as_key == NULL ||
+		    ntm_b64_decode_exact(as_pk, sizeof(as_pk), r->m.as_key) < 0) {
+			cli_err("login", "%s named no AS key, and this profile has none "
+			    "(set as_key in ntm.conf)", url);
+			return EXIT_IDENTITY;
+		}
+		first = 1;
+	} else if (e < 0) {
+		cli_err("login", "cannot read the AS key (%s in ntm.conf, or %s/%s): %s",
+		    "as_key", cli->state_dir, ID_AS_KEY_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	if ((e = id_device_keypair(cli, dpk, dsk, 0)) < 0) {
+		cli_err("login", "cannot read the device key %s/%s: %s", cli->state_dir,
+		    ID_DEVICE_KEY_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	ntm_wipe(dsk, sizeof(dsk));
+	if (r->m.device_cert == NULL)
+		why = "it gave no device certificate (a DC from before device keys?)";
+	else if (ntm_dcert_from_b64(&c, r->m.device_cert) < 0)
+		why = "its device certificate is malformed";
+	else if ((e = ntm_dcert_check(&c, as_pk, r->m.fqdn, now_unix())) == NTM_ERR_EXPIRED)
+		why = "its device certificate is expired or not yet valid";
+	else if (e < 0)
+		why = e == NTM_ERR_IDENTITY ? "its device certificate names another FQDN" :
+		    "its device certificate is not signed by the AS key this profile trusts";
+	else if (ntm_memcmp(c.pk, dpk, sizeof(dpk)) != 0)
+		why = "its device certificate certifies another key than this device's: "
+		    "the key was swapped on the way";
+	else if (strcmp(c.user, r->m.user) != 0 || strcmp(c.device, device) != 0)
+		why = "its device certificate names another user or device";
+	if (why) {
+		cli_err("login", "%s: %s", url, why);
+		return EXIT_IDENTITY;
+	}
+	if (first && (e = id_as_pin(cli, as_pk)) < 0) {
+		cli_err("login", "cannot pin the AS key in %s/%s: %s", cli->state_dir,
+		    ID_AS_KEY_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	if ((e = id_cert_save(cli, r->m.device_cert)) < 0) {
+		cli_err("login", "cannot save the device certificate in %s/%s: %s",
+		    cli->state_dir, ID_DEVICE_CERT_FILE, ntm_strerror(e));
+		return EXIT_FAIL;
+	}
+	ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+	log_info("device key of %s: %s (certificate serial %llu)%s", c.fqdn, fp,
+	    (unsigned long long)c.serial, first ? "; AS key pinned at first use" : "");
+	return EXIT_OK;
 }
 
 /* Agrees the session keys, saves the session and says so: an exit code. */
@@ -424,7 +573,7 @@ login_exec(void *ctx, struct cmd_call *c)
 		cli_err("login", "cannot make a session key");
 		goto out;
 	}
-	if ((req = login_request(cli, la, url, device, pk)) == NULL)
+	if ((req = login_request(cli, la, url, ca, device, pk, &ret)) == NULL)
 		goto out;
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/login", url);
 	log_info("POST %s (user %s, device %s)", endpoint, la->user, device);
@@ -443,7 +592,8 @@ login_exec(void *ctx, struct cmd_call *c)
 		ret = cli_http_fail("login", url, err, status, resp, errmsg);
 		goto out;
 	}
-	if (login_answer(resp, url, la->user, &r) == 0)
+	if (login_answer(resp, url, la->user, &r) == 0 &&
+	    (ret = login_identity(cli, url, device, &r)) == EXIT_OK)
 		ret = login_save(cli, la, url, ca, device, &r, pk, sk);
 out:
 	ntm_wipe(sk, sizeof(sk));

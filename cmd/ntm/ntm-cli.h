@@ -31,6 +31,7 @@ enum {
 	EXIT_NOKEY	= 13,	/* no shared key with the peer (ntm keys exchange PEER) */
 	EXIT_VERIFY	= 14,	/* a fetched object failed verification; nothing was written */
 	EXIT_UNTRUSTED	= 15,	/* a server's certificate is not signed by a trusted CA (--ca) */
+	EXIT_IDENTITY	= 16,	/* a device key did not match its AS certificate, or changed */
 };
 
 #define NTM_CLI_TIMEOUT_DEF	10	/* seconds */
@@ -76,6 +77,8 @@ struct cli_conf {
 	long	 timeout;	/* seconds; 0 = not set */
 	char	*dc_udp;	/* "addr:port" of the DC's registration socket */
 	char	*resolver;	/* "addr:port" of the DNS resolver finding it */
+	char	*as_key;	/* the AS's Ed25519 key (b64url) device certificates
+			   are checked with; NULL: the one pinned at login */
 };
 
 struct cli {

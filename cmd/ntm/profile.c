@@ -62,6 +62,7 @@ load_conf(struct cli *cli, char *err, size_t errlen)
 		{ "timeout", NTM_C_INT, &c->timeout, 1, NTM_CLI_TIMEOUT_MAX },
 		{ "dc_udp", NTM_C_STR, &c->dc_udp, 0, 0 },
 		{ "resolver", NTM_C_STR, &c->resolver, 0, 0 },
+		{ "as_key", NTM_C_STR, &c->as_key, 0, 0 },
 	};
 	int ret = 0;
 
@@ -119,6 +120,7 @@ cli_free(struct cli *cli)
 	free(cli->conf.ca_file);
 	free(cli->conf.dc_udp);
 	free(cli->conf.resolver);
+	free(cli->conf.as_key);
 	memset(cli, 0, sizeof(*cli));
 }
 

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "identity.h"
 #include "ntm-cli.h"
 #include "agent.h"
 
@@ -199,6 +200,16 @@ status_json(struct cli *cli, const struct session *s, int expired, const char *d
 	if (out && *msg)
 		json_object_set_new(out, "dc_error", json_string(msg));
 	if (out) {
+		char fp[NTM_DFP_LEN], ak[NTM_B64_LEN(NTM_SIGN_PK)];
+		int pinned;
+
+		id_summary(cli, fp, ak, &pinned);
+		json_object_set_new(out, "device_fingerprint", *fp ? json_string(fp) : json_null());
+		json_object_set_new(out, "as_key", *ak ? json_string(ak) : json_null());
+		json_object_set_new(out, "as_key_from", *ak ? json_string(pinned ? "pinned" :
+		    "ntm.conf") : json_null());
+	}
+	if (out) {
 		json_t *ag = agent_status_json(cli);
 
 		json_object_set_new(out, "agent", ag ? ag : json_null());
@@ -280,6 +291,15 @@ status_text(struct cli *cli, const struct session *s, const char *dc_status,
 	printf("device: %s\n", s->device);
 	printf("session_id: %s\n", s->session_id);
 	printf("token_expires: %s\n", expiry);
+	{
+		char fp[NTM_DFP_LEN], ak[NTM_B64_LEN(NTM_SIGN_PK)];
+		int pinned;
+
+		id_summary(cli, fp, ak, &pinned);
+		printf("device_key: %s\n", *fp ? fp : "none (log in again)");
+		printf("as_key: %s%s\n", *ak ? ak : "none", *ak ? pinned ?
+		    " (pinned at the first login)" : " (ntm.conf)" : "");
+	}
 	print_dc(dc_status, msg);
 	print_agent(cli);
 }

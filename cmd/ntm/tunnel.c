@@ -183,6 +183,10 @@ do_list(const struct cli *cli, const struct topts *o)
 #define S(k) json_string_value(json_object_get(t, k))
 #define I(k) (long long)json_integer_value(json_object_get(t, k))
 		printf("%s (%s, %s)\n", S("peer"), S("peer_vip4"), S("peer_vip6"));
+		if (json_is_true(json_object_get(t, "peer_verified")))
+			printf("  identity: %s verified by the AS, device key %s%s\n",
+			    S("peer"), S("peer_fingerprint"), I("identity_failures") ?
+			    " (handshakes without it refused)" : "");
 		printf("  route: %s (%s), %s, state %s\n", S("route"), S("reason"), S("role"),
 		    S("state"));
 		printf("  endpoint: %s", S("endpoint"));
@@ -211,12 +215,13 @@ do_list(const struct cli *cli, const struct topts *o)
 		    (long long)json_integer_value(json_object_get(t, "bytes_out")));
 	d = json_object_get(json_object_get(r, "agent"), "dropped");
 	printf("agent dropped: malformed %lld, unknown_index %lld, auth %lld, replay %lld, "
-	    "state %lld\n",
+	    "state %lld, identity %lld\n",
 	    (long long)json_integer_value(json_object_get(d, "malformed")),
 	    (long long)json_integer_value(json_object_get(d, "unknown_index")),
 	    (long long)json_integer_value(json_object_get(d, "auth")),
 	    (long long)json_integer_value(json_object_get(d, "replay")),
-	    (long long)json_integer_value(json_object_get(d, "state")));
+	    (long long)json_integer_value(json_object_get(d, "state")),
+	    (long long)json_integer_value(json_object_get(d, "identity")));
 	json_decref(r);
 	return EXIT_OK;
 }

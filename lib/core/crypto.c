@@ -146,3 +146,109 @@ ntm_pwhash_verify(const char *str, const char *pw, size_t len)
 		return NTM_ERR_BADPASS;
 	return 0;
 }
+
+/* ---- logins sealed to the AS (docs/protocol.md §3.1) -------------------- */
+
+#define LOGIN_BOX_VERSION	1
+
+static void
+wr_name(struct ntm_wr *w, const char *s)
+{
+	size_t n = strlen(s);
+
+	ntm_wr_u8(w, (uint8_t)n);
+	ntm_wr_bytes(w, s, n);
+}
+
+static int
+cur_str(struct ntm_cur *c, char *out, size_t max)
+{
+	uint8_t n = 0;
+
+	if (ntm_cur_u8(c, &n) < 0 || n == 0 || n > max || ntm_cur_bytes(c, out, n) < 0)
+		return -1;
+	out[n] = '\0';
+	return strlen(out) == n ? 0 : -1;
+}
+
+int
+ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK])
+{
+	uint8_t plain[NTM_LOGIN_PLAIN_MAX], sealed[NTM_LOGIN_SEALED_MAX], xpk[32];
+	struct ntm_wr w;
+	size_t pwlen = strnlen(b->password, sizeof(b->password));
+	long n;
+	int ret;
+
+	if (!ntm_valid_user(b->user) || !ntm_valid_device(b->device) ||
+	    !ntm_valid_dnsname(b->dc) || pwlen == 0 || pwlen > 256)
+		return NTM_ERR_INVAL;
+	if (crypto_sign_ed25519_pk_to_curve25519(xpk, as_pk) != 0)
+		return NTM_ERR_CRYPTO;
+	ntm_wr_init(&w, plain, sizeof(plain));
+	ntm_wr_u8(&w, LOGIN_BOX_VERSION);
+	wr_name(&w, b->user);
+	wr_name(&w, b->device);
+	wr_name(&w, b->dc);
+	ntm_wr_u64(&w, (uint64_t)b->time);
+	ntm_wr_bytes(&w, b->nonce, sizeof(b->nonce));
+	ntm_wr_bytes(&w, b->device_key, sizeof(b->device_key));
+	ntm_wr_u16(&w, (uint16_t)pwlen);
+	ntm_wr_bytes(&w, b->password, pwlen);
+	if ((n = ntm_wr_done(&w)) < 0) {
+		sodium_memzero(plain, sizeof(plain));
+		return (int)n;
+	}
+	ret = crypto_box_seal(sealed, plain, (unsigned long long)n, xpk) == 0 ?
+	    ntm_b64_encode(out, cap, sealed, (size_t)n + crypto_box_SEALBYTES) : NTM_ERR_CRYPTO;
+	sodium_memzero(plain, sizeof(plain));
+	return ret;
+}
+
+int
+ntm_login_open(struct ntm_login_box *b, const char *b64, const uint8_t as_sk[NTM_SIGN_SK])
+{
+	uint8_t sealed[NTM_LOGIN_SEALED_MAX], plain[NTM_LOGIN_PLAIN_MAX];
+	uint8_t xsk[32], xpk[32];
+	struct ntm_cur c;
+	uint64_t t = 0;
+	uint16_t pwlen = 0;
+	uint8_t v = 0;
+	int n, ret = NTM_ERR_INVAL;
+
+	memset(b, 0, sizeof(*b));
+	if (b64 == NULL || strnlen(b64, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX) + 1) >
+	    NTM_B64_LEN(NTM_LOGIN_SEALED_MAX) ||
+	    (n = ntm_b64_decode(sealed, sizeof(sealed), b64)) < (int)crypto_box_SEALBYTES)
+		return NTM_ERR_INVAL;
+	if (crypto_sign_ed25519_sk_to_curve25519(xsk, as_sk) != 0 ||
+	    crypto_scalarmult_base(xpk, xsk) != 0) {
+		sodium_memzero(xsk, sizeof(xsk));
+		return NTM_ERR_CRYPTO;
+	}
+	if (crypto_box_seal_open(plain, sealed, (unsigned long long)n, xpk, xsk) != 0) {
+		sodium_memzero(xsk, sizeof(xsk));
+		return NTM_ERR_CRYPTO;
+	}
+	sodium_memzero(xsk, sizeof(xsk));
+	ntm_cur_init(&c, plain, (size_t)n - crypto_box_SEALBYTES);
+	if (ntm_cur_u8(&c, &v) < 0 || v != LOGIN_BOX_VERSION ||
+	    cur_str(&c, b->user, NTM_USER_MAX) < 0 ||
+	    cur_str(&c, b->device, NTM_DEVICE_MAX) < 0 ||
+	    cur_str(&c, b->dc, NTM_NAME_MAX) < 0 || ntm_cur_u64(&c, &t) < 0 ||
+	    ntm_cur_bytes(&c, b->nonce, sizeof(b->nonce)) < 0 ||
+	    ntm_cur_bytes(&c, b->device_key, sizeof(b->device_key)) < 0 ||
+	    ntm_cur_u16(&c, &pwlen) < 0 || pwlen == 0 || pwlen > 256 ||
+	    ntm_cur_bytes(&c, b->password, pwlen) < 0 || ntm_cur_end(&c) < 0)
+		goto out;
+	b->time = (int64_t)t;
+	if (ntm_valid_user(b->user) && ntm_valid_device(b->device) && ntm_valid_dnsname(b->dc) &&
+	    strlen(b->password) == pwlen)
+		ret = 0;
+out:
+	sodium_memzero(plain, sizeof(plain));
+	if (ret < 0)
+		sodium_memzero(b, sizeof(*b));
+	return ret;
+}

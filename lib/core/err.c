@@ -42,6 +42,7 @@ static const struct errinfo errtab[] = {
 	[-NTM_ERR_UNAVAIL]	= { "upstream_unavailable",	"upstream server unavailable" },
 	[-NTM_ERR_VERSION]	= { "bad_version",		"unsupported version" },
 	[-NTM_ERR_UNTRUSTED]	= { "untrusted_certificate",	"certificate not signed by a trusted CA" },
+	[-NTM_ERR_IDENTITY]	= { "peer_identity",		"a peer device's key or certificate does not match" },
 };
 
 static const struct errinfo *

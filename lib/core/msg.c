@@ -356,11 +356,13 @@ bad:
 static const struct ntm_mfield login_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
 	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
-	S(T, password, 1, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, password, 0, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
 	S(T, device, 1, NTM_DEVICE_MAX, NTM_MF_DEVICE, 0),
 	S(T, client_key, 1, NTM_B64_LEN(NTM_KX_PK), NTM_MF_B64, NTM_KX_PK),
 	S(T, push, 0, NTM_PUSH_URL_MAX, NTM_MF_HTTPS, 0),
 	S(T, exchange_key, 0, NTM_B64_LEN(NTM_KX_PK), NTM_MF_B64, NTM_KX_PK),
+	S(T, device_key, 0, NTM_B64_LEN(NTM_DEVKEY_LEN), NTM_MF_B64, NTM_DEVKEY_LEN),
+	S(T, sealed, 0, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX), NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_login, "POST /v1/login", login_f);
 #undef T
@@ -376,6 +378,8 @@ static const struct ntm_mfield login_ok_f[] = {
 	I(T, token_expires, 1, NTM_MF_ANY),
 	S(T, session_id, 1, 64, NTM_MF_HEX, 32),
 	S(T, dc_key, 1, 64, NTM_MF_B64, NTM_KX_PK),
+	S(T, device_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
+	S(T, as_key, 0, NTM_B64_LEN(NTM_SIGN_PK), NTM_MF_B64, NTM_SIGN_PK),
 };
 MSG(ntm_msg_login_ok, "200 to POST /v1/login", login_ok_f);
 #undef T
@@ -384,8 +388,9 @@ MSG(ntm_msg_login_ok, "200 to POST /v1/login", login_ok_f);
 static const struct ntm_mfield as_login_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
 	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
-	S(T, password, 1, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, password, 0, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
 	S(T, device, 1, NTM_DEVICE_MAX, NTM_MF_DEVICE, 0),
+	S(T, sealed, 0, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX), NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_as_login, "POST /v1/as/login", as_login_f);
 #undef T
@@ -468,6 +473,7 @@ static const struct ntm_mfield dc_located_f[] = {
 	S(T, vip6, 1, 47, NTM_MF_ANY, 0),
 	B(T, online, 1),
 	O(T, location, 1),
+	S(T, device_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_dc_located, "200 to POST /v1/dc/locate", dc_located_f);
 #undef T
@@ -494,6 +500,7 @@ static const struct ntm_mfield direction_f[] = {
 	S(T, temporal_key, 1, NTM_B64_LEN(NTM_KEY_LEN), NTM_MF_ANY, 0),
 	I(T, expires, 1, NTM_MF_ANY),
 	O(T, relay, 0),
+	S(T, peer_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_direction, "direction", direction_f);
 #undef T
@@ -789,6 +796,24 @@ ntm_error_is(json_t *body, const char *code)
 
 	return c && strcmp(c, code) == 0;
 }
+/* ---- device certificates (issue 12) ----------------------------------------- */
+
+#define T struct ntm_m_as_device
+static const struct ntm_mfield as_device_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, fqdn, 1, NTM_NAME_MAX, NTM_MF_FQDN, 0),
+	S(T, device_key, 1, NTM_B64_LEN(NTM_DEVKEY_LEN), NTM_MF_B64, NTM_DEVKEY_LEN),
+};
+MSG(ntm_msg_as_device, "POST /v1/as/device", as_device_f);
+#undef T
+
+#define T struct ntm_m_as_device_ok
+static const struct ntm_mfield as_device_ok_f[] = {
+	S(T, device_cert, 1, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
+};
+MSG(ntm_msg_as_device_ok, "200 to POST /v1/as/device", as_device_ok_f);
+#undef T
 
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
@@ -800,5 +825,8 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_cs_where, &ntm_msg_cs_upload_state, &ntm_msg_cs_object,
 	&ntm_msg_tkey_list, &ntm_msg_tkey_listed, &ntm_msg_tkey,
 	&ntm_msg_directions, &ntm_msg_cs_meta, &ntm_msg_cs_dest, &ntm_msg_cs_dest_error,
-	&ntm_msg_entries, &ntm_msg_entry, &ntm_msg_error, NULL,
+	&ntm_msg_entries, &ntm_msg_entry, &ntm_msg_error,
+	/* device certificates (issue 12) */
+	&ntm_msg_as_device, &ntm_msg_as_device_ok,
+	NULL,
 };

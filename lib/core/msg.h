@@ -121,6 +121,8 @@ struct ntm_m_login {
 	int64_t		 version;
 	const char	*user, *password, *device, *client_key;
 	const char	*push, *exchange_key;		/* optional */
+	const char	*device_key;			/* optional: X25519, b64 */
+	const char	*sealed;	/* instead of password: sealed to the AS */
 };
 NTM_MSG_CODEC(ntm_msg_login, struct ntm_m_login)
 
@@ -130,6 +132,7 @@ struct ntm_m_login_ok {
 	const char	*user, *fqdn, *vip4, *vip6, *domain, *token;
 	int64_t		 token_expires;
 	const char	*session_id, *dc_key;
+	const char	*device_cert, *as_key;		/* optional */
 };
 NTM_MSG_CODEC(ntm_msg_login_ok, struct ntm_m_login_ok)
 
@@ -137,7 +140,8 @@ NTM_MSG_CODEC(ntm_msg_login_ok, struct ntm_m_login_ok)
 struct ntm_m_as_login {
 	uint32_t	 has;
 	int64_t		 version;
-	const char	*user, *password, *device;
+	const char	*user, *password, *device;	/* password or sealed */
+	const char	*sealed;
 };
 NTM_MSG_CODEC(ntm_msg_as_login, struct ntm_m_as_login)
 
@@ -210,6 +214,7 @@ struct ntm_m_dc_located {
 	const char	*fqdn, *vip4, *vip6;
 	int		 online;
 	json_t		*location;
+	const char	*device_cert;			/* optional */
 };
 NTM_MSG_CODEC(ntm_msg_dc_located, struct ntm_m_dc_located)
 
@@ -232,6 +237,7 @@ struct ntm_m_direction {
 	const char	*role, *endpoint, *temporal_key;
 	int64_t		 expires;
 	json_t		*relay;				/* ntm_m_relay; route relay */
+	const char	*peer_cert;			/* the peer's device cert */
 };
 NTM_MSG_CODEC(ntm_msg_direction, struct ntm_m_direction)
 
@@ -479,5 +485,22 @@ const char *ntm_error_code(json_t *body);
 
 /* Whether body is the error named code. */
 int ntm_error_is(json_t *body, const char *code);
+/* ---- device certificates: DC -> AS (issue 12) ------------------------------ */
+
+/* POST /v1/as/device (DC -> AS): certify the key of the device a token
+ * was issued to, under the FQDN the DC gave it. */
+struct ntm_m_as_device {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*token, *fqdn, *device_key;
+};
+NTM_MSG_CODEC(ntm_msg_as_device, struct ntm_m_as_device)
+
+/* Its 200 answer: the device certificate (base64url). */
+struct ntm_m_as_device_ok {
+	uint32_t	 has;
+	const char	*device_cert;
+};
+NTM_MSG_CODEC(ntm_msg_as_device_ok, struct ntm_m_as_device_ok)
 
 #endif

@@ -67,7 +67,8 @@ enum ntm_err {
 	NTM_ERR_UNAVAIL		= -26,	/* upstream server unavailable */
 	NTM_ERR_VERSION		= -27,	/* unsupported version */
 	NTM_ERR_UNTRUSTED	= -28,	/* peer's certificate not signed by a trusted CA */
-	NTM_ERR__LAST		= -29
+	NTM_ERR_IDENTITY	= -29,	/* a peer device's key or certificate does not match */
+	NTM_ERR__LAST		= -30
 };
 
 /* Static English text for err (never NULL). */
@@ -285,6 +286,84 @@ int ntm_token_from_b64(struct ntm_token *t, const char *b64) NTM_WUR;
 int ntm_valid_user(const char *s);
 int ntm_valid_device(const char *s);
 int ntm_valid_dnsname(const char *s);
+
+/* ---- device certificates (lib/core/cert.c) ------------------------------ */
+
+/*
+ * A device's long-term X25519 key, bound by the AS to the user, the device
+ * id and the FQDN its DC gave it (layout in docs/protocol.md §2.4). Its
+ * first byte after the version is NTM_DCERT_TYPE, which is no server role,
+ * and its signature covers another context ("ntm-dcert-v1"): a device
+ * certificate never decodes or verifies as a server certificate, nor the
+ * other way round.
+ */
+#define NTM_DCERT_TYPE	0x44		/* 'D' */
+#define NTM_DEVKEY_LEN	32		/* X25519 public and secret keys */
+#define NTM_DCERT_MAX	(1 + 1 + 1 + NTM_USER_MAX + 1 + NTM_DEVICE_MAX + 1 + NTM_NAME_MAX + NTM_DEVKEY_LEN + \
+			 8 + 8 + 8 + NTM_SIG_LEN)
+#define NTM_DFP_LEN	40		/* "xxxx-xxxx-..." 8 groups of 4 hex + NUL */
+struct ntm_dcert {
+	uint8_t		version;		/* 1 */
+	char		user[NTM_USER_MAX + 1];
+	char		device[NTM_DEVICE_MAX + 1];
+	char		fqdn[NTM_NAME_MAX + 1];
+	uint8_t		pk[NTM_DEVKEY_LEN];	/* the device's X25519 key */
+	uint64_t	serial;
+	int64_t		not_before, not_after;	/* unix seconds */
+	uint8_t		sig[NTM_SIG_LEN];
+};
+/* The encoded length or a negative error (invalid names, cap too small). */
+int ntm_dcert_encode(const struct ntm_dcert *c, uint8_t *out, size_t cap);
+/* Strict: exact length, version 1, type NTM_DCERT_TYPE, valid names. */
+int ntm_dcert_decode(struct ntm_dcert *c, const uint8_t *p, size_t n) NTM_WUR;
+void ntm_dcert_sign(struct ntm_dcert *c, const uint8_t as_sk[NTM_SIGN_SK]);
+/* 0, NTM_ERR_CRYPTO (not signed by as_pk), NTM_ERR_EXPIRED. */
+int ntm_dcert_verify(const struct ntm_dcert *c, const uint8_t as_pk[NTM_SIGN_PK],
+    int64_t now) NTM_WUR;
+/* ntm_dcert_verify, then c names fqdn (NTM_ERR_IDENTITY if not). */
+int ntm_dcert_check(const struct ntm_dcert *c, const uint8_t as_pk[NTM_SIGN_PK],
+    const char *fqdn, int64_t now) NTM_WUR;
+int ntm_dcert_to_b64(const struct ntm_dcert *c, char *out, size_t cap);
+int ntm_dcert_from_b64(struct ntm_dcert *c, const char *b64) NTM_WUR;
+/* A device key's fingerprint to compare out of band: the first 16 bytes of
+ * BLAKE2b("ntm-device-fp-v1" || fqdn || pk) as 8 groups of 4 hex digits. */
+void ntm_dkey_fingerprint(char out[NTM_DFP_LEN], const char *fqdn,
+    const uint8_t pk[NTM_DEVKEY_LEN]);
+/* 1 if fqdn is a name directly or deeper inside domain ("a.dc1.test" in
+ * "dc1.test"), else 0. */
+int ntm_name_in_domain(const char *fqdn, const char *domain);
+
+/* ---- logins sealed to the AS (lib/core/crypto.c) ------------------------ */
+
+/*
+ * What a client seals to the AS key at login (docs/protocol.md §3.1): the
+ * password and the device key, bound to the user, the device id, the DC
+ * it logs in at (its domain), a time and a fresh nonce. The DC relays the
+ * box and can neither read it nor change it; the AS refuses one from
+ * another DC, a stale one and one it has seen.
+ */
+#define NTM_LOGIN_NONCE		16
+#define NTM_LOGIN_PLAIN_MAX	(1 + 1 + NTM_USER_MAX + 1 + NTM_DEVICE_MAX + 1 + NTM_NAME_MAX + \
+				 8 + NTM_LOGIN_NONCE + NTM_DEVKEY_LEN + 2 + 256)
+#define NTM_LOGIN_SEALED_MAX	(NTM_LOGIN_PLAIN_MAX + 48)	/* crypto_box_SEALBYTES */
+#define NTM_LOGIN_WINDOW	300	/* seconds either side of the AS's clock */
+struct ntm_login_box {
+	char		user[NTM_USER_MAX + 1];
+	char		device[NTM_DEVICE_MAX + 1];
+	char		dc[NTM_NAME_MAX + 1];
+	int64_t		time;				/* unix seconds */
+	uint8_t		nonce[NTM_LOGIN_NONCE];
+	uint8_t		device_key[NTM_DEVKEY_LEN];
+	char		password[256 + 1];		/* NTM_PASSWORD_MAX */
+};
+/* b64 of the box sealed to the AS's Ed25519 key (converted to X25519) into
+ * out; its length or a negative error. b is not changed (wipe it). */
+int ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK]) NTM_WUR;
+/* Opens b64 with the AS's secret key into *b (wiped on failure): 0,
+ * NTM_ERR_CRYPTO (not sealed to this key, or altered), NTM_ERR_INVAL. */
+int ntm_login_open(struct ntm_login_box *b, const char *b64,
+    const uint8_t as_sk[NTM_SIGN_SK]) NTM_WUR;
 
 /* ---- signed server-to-server requests (lib/core/sig.c) ------------------ */
 

@@ -21,7 +21,7 @@ extern "C" {
 /* ---- wire format (lib/core/wire.c) ------------------------------------------- */
 
 /* Bump when any UDP message changes. */
-#define NTM_UDP_VERSION		1
+#define NTM_UDP_VERSION		2	/* 2: HS_INIT / HS_RESP carry the device-key proofs */
 
 /* Every datagram starts with this 4-byte header:
  *   u8 type, u8 version (NTM_UDP_VERSION), u16 zero (reserved). */
@@ -59,8 +59,9 @@ enum ntm_msg {
 #define NTM_MOVED_LEN		(NTM_SEALED_HDR + NTM_MOVED_PAYLOAD + NTM_TAG_LEN)	/* 80 */
 
 /* Tunnel (lib/core/tunnel.c). */
-#define NTM_HS_INIT_LEN		(NTM_HDR_LEN + 4 + NTM_TUNNEL_ID_LEN + 32 + 8 + NTM_MAC_LEN)	/* 80 */
-#define NTM_HS_RESP_LEN		(NTM_HDR_LEN + 4 + 4 + 32 + NTM_MAC_LEN)			/* 60 */
+#define NTM_HS_INIT_LEN		(NTM_HDR_LEN + 4 + NTM_TUNNEL_ID_LEN + 32 + 8 + NTM_TAG_LEN + \
+				 NTM_MAC_LEN)						/* 96 */
+#define NTM_HS_RESP_LEN		(NTM_HDR_LEN + 4 + 4 + 32 + NTM_TAG_LEN + NTM_MAC_LEN)	/* 76 */
 #define NTM_DATA_HDR_LEN	(NTM_HDR_LEN + 4 + 8)						/* 16 */
 #define NTM_DATA_MIN_LEN	(NTM_DATA_HDR_LEN + NTM_TAG_LEN)				/* 32 */
 #define NTM_INNER_MTU		1400	/* largest inner IP packet carried */

@@ -13,7 +13,20 @@
  * The initiator's pending handshake (hs) holds its ephemeral secret until
  * the HS_RESP for the latest HS_INIT comes back (then it becomes cur at
  * once) or until 5 tries are unanswered (then the tunnel is DEAD).
+ *
+ * The handshake (protocol §4.3) has the shape of Noise KK with the temporal
+ * key K as a pre-shared key: each end knows its own static X25519 key s and
+ * the peer device's S (from its AS certificate). A chaining key mixes, in
+ * order, K, the tunnel id, both static keys and DH(s_i, S_r); then
+ * DH(e_i, S_r) (HS_INIT's sealed timestamp proves the initiator's static
+ * key); then the whole HS_INIT, e_r, DH(e_r, e_i) and DH(e_r, S_i)
+ * (HS_RESP's tag proves the responder's). The session keys come from the
+ * last chaining key, so they need K, one static secret and one ephemeral
+ * secret. The outer MAC keyed by K alone is checked first: a message that
+ * passes it but not the AEAD was made by a holder of K without the
+ * device's key (NTM_ERR_IDENTITY), such as a DC in the middle.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,19 +44,20 @@
 #define DEF_REKEY_MS		120000
 #define DEF_REKEY_PACKETS	(1ULL << 48)
 
-static const char KDF_LABEL[] = "ntm tunnel v1";
+static const char CK_LABEL[] = "ntm tunnel v2";
 static const char MAC_LABEL[] = "ntm hs mac";
 
 /* Byte offsets. */
 #define INIT_SENDER	4
 #define INIT_TID	8
 #define INIT_EPH	24
-#define INIT_TS		56
-#define INIT_MAC	64
+#define INIT_TS		56		/* 8-byte timestamp + tag, sealed */
+#define INIT_MAC	80
 #define RESP_SENDER	4
 #define RESP_RECEIVER	8
 #define RESP_EPH	12
-#define RESP_MAC	44
+#define RESP_TAG	44		/* AEAD tag over nothing */
+#define RESP_MAC	60
 #define DATA_RECEIVER	4
 #define DATA_CTR	8
 
@@ -65,11 +79,15 @@ struct handshake {
 	uint32_t		local;
 	uint8_t			eph_pub[32], eph_sk[32];
 	uint8_t			init_mac[NTM_MAC_LEN];
+	uint8_t			ck1[32];		/* after DH(e_i, S_r) */
+	uint8_t			init[NTM_HS_INIT_LEN];	/* as sent */
 };
 
 struct ntm_tunnel {
 	struct ntm_tunnel_cfg	cfg;
 	uint8_t			mac_key[32];
+	uint8_t			static_pk[32];
+	uint8_t			ck0[32];	/* K, tunnel id, S_i, S_r, DH(s_i, S_r) */
 	enum ntm_tun_state	state;
 	struct session		cur, prev, next;
 	struct handshake	hs;
@@ -147,25 +165,81 @@ hs_mac(const struct ntm_tunnel *t, uint8_t mac[NTM_MAC_LEN], const uint8_t *a,
 	sodium_memzero(&st, sizeof(st));
 }
 
-/*
- * Session keys: BLAKE2b-512 keyed with K over "ntm tunnel v1" || dh ||
- * init_eph_pub || resp_eph_pub || tunnel_id. First half initiator ->
- * responder, second half responder -> initiator.
- */
+/* out = BLAKE2b-256 keyed with ck over label || parts (NULL-ended pairs). */
 static void
-derive(const struct ntm_tunnel *t, struct session *s, const uint8_t dh[32],
-    const uint8_t init_pub[32], const uint8_t resp_pub[32])
+mix(uint8_t out[32], const uint8_t ck[32], const char *label, ...)
 {
 	crypto_generichash_state st;
+	const uint8_t *p;
+	va_list ap;
+
+	crypto_generichash_init(&st, ck, 32, 32);
+	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label));
+	va_start(ap, label);
+	while ((p = va_arg(ap, const uint8_t *)) != NULL)
+		crypto_generichash_update(&st, p, va_arg(ap, size_t));
+	va_end(ap);
+	crypto_generichash_final(&st, out, 32);
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* ChaCha20-Poly1305 with nonce 0 (each key is used once) over m (mlen may
+ * be 0) with ad; c gets mlen + 16 bytes. */
+static void
+hs_seal(uint8_t *c, const uint8_t *m, size_t mlen, const uint8_t *ad, size_t adlen,
+    const uint8_t key[32])
+{
+	static const uint8_t zero[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+	static const uint8_t empty[1];
+
+	crypto_aead_chacha20poly1305_ietf_encrypt(c, NULL, mlen ? m : empty, mlen, ad,
+	    adlen, NULL, zero, key);
+}
+
+static int
+hs_open(uint8_t *m, const uint8_t *c, size_t clen, const uint8_t *ad, size_t adlen,
+    const uint8_t key[32])
+{
+	static const uint8_t zero[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+	uint8_t dummy[1];
+
+	return crypto_aead_chacha20poly1305_ietf_decrypt(m ? m : dummy, NULL, NULL, c,
+	    clen, ad, adlen, zero, key) == 0 ? 0 : NTM_ERR_IDENTITY;
+}
+
+/* ck1 and the HS_INIT key from ck0, e_i and DH(e_i, S_r). */
+static void
+chain1(const struct ntm_tunnel *t, uint8_t ck1[32], uint8_t k1[32],
+    const uint8_t init_pub[32], const uint8_t es[32])
+{
+	mix(ck1, t->ck0, "ck1", init_pub, (size_t)32, es, (size_t)32, NULL);
+	mix(k1, ck1, "k1", NULL);
+}
+
+/* ck2 and the HS_RESP key from ck1, the HS_INIT, e_r, DH(e_r, e_i) and
+ * DH(e_r, S_i). */
+static void
+chain2(uint8_t ck2[32], uint8_t k2[32], const uint8_t ck1[32], const uint8_t *init,
+    const uint8_t resp_pub[32], const uint8_t ee[32], const uint8_t se[32])
+{
+	mix(ck2, ck1, "ck2", init, (size_t)NTM_HS_INIT_LEN, resp_pub, (size_t)32,
+	    ee, (size_t)32, se, (size_t)32, NULL);
+	mix(k2, ck2, "k2", NULL);
+}
+
+/*
+ * Session keys: BLAKE2b-512 keyed with the last chaining key over
+ * "ntm tunnel keys". First half initiator -> responder, second half
+ * responder -> initiator.
+ */
+static void
+derive(const struct ntm_tunnel *t, struct session *s, const uint8_t ck2[32])
+{
+	static const char label[] = "ntm tunnel keys";
 	uint8_t okm[64];
 
-	crypto_generichash_init(&st, t->cfg.temporal_key, NTM_KEY_LEN, sizeof(okm));
-	crypto_generichash_update(&st, (const uint8_t *)KDF_LABEL, sizeof(KDF_LABEL) - 1);
-	crypto_generichash_update(&st, dh, 32);
-	crypto_generichash_update(&st, init_pub, 32);
-	crypto_generichash_update(&st, resp_pub, 32);
-	crypto_generichash_update(&st, t->cfg.tunnel_id, NTM_TUNNEL_ID_LEN);
-	crypto_generichash_final(&st, okm, sizeof(okm));
+	crypto_generichash(okm, sizeof(okm), (const uint8_t *)label, sizeof(label) - 1,
+	    ck2, 32);
 	if (t->cfg.initiator) {
 		memcpy(s->tx, okm, 32);
 		memcpy(s->rx, okm + 32, 32);
@@ -174,7 +248,20 @@ derive(const struct ntm_tunnel *t, struct session *s, const uint8_t dh[32],
 		memcpy(s->tx, okm + 32, 32);
 	}
 	sodium_memzero(okm, sizeof(okm));
-	sodium_memzero(&st, sizeof(st));
+}
+
+/* Two DH results at once; NTM_ERR_CRYPTO (outputs zeroed) on a low-order
+ * point. */
+static int
+dh2(uint8_t o1[32], const uint8_t sk1[32], const uint8_t pk1[32], uint8_t o2[32],
+    const uint8_t sk2[32], const uint8_t pk2[32])
+{
+	if (crypto_scalarmult(o1, sk1, pk1) != 0 || crypto_scalarmult(o2, sk2, pk2) != 0) {
+		sodium_memzero(o1, 32);
+		sodium_memzero(o2, 32);
+		return NTM_ERR_CRYPTO;
+	}
+	return 0;
 }
 
 /* Drops sessions past their lifetime. */
@@ -270,6 +357,7 @@ static int
 hs_send(struct ntm_tunnel *t, int64_t now, struct ntm_tun_out *out)
 {
 	struct handshake *h = &t->hs;
+	uint8_t es[32], k1[32], tsb[8];
 	uint8_t *b;
 	uint64_t ts;
 
@@ -277,6 +365,8 @@ hs_send(struct ntm_tunnel *t, int64_t now, struct ntm_tun_out *out)
 		return NTM_ERR_NOSPACE;
 	if (crypto_box_keypair(h->eph_pub, h->eph_sk) != 0)
 		return NTM_ERR_CRYPTO;
+	if (crypto_scalarmult(es, h->eph_sk, t->cfg.peer_static) != 0)
+		return NTM_ERR_CRYPTO;		/* checked at ntm_tunnel_new */
 	/* Strictly increasing even if the caller's clock is not. */
 	ts = now > 0 && (uint64_t)now > t->last_ts ? (uint64_t)now : t->last_ts + 1;
 	t->last_ts = ts;
@@ -284,9 +374,14 @@ hs_send(struct ntm_tunnel *t, int64_t now, struct ntm_tun_out *out)
 	put_be32(b + INIT_SENDER, h->local);
 	memcpy(b + INIT_TID, t->cfg.tunnel_id, NTM_TUNNEL_ID_LEN);
 	memcpy(b + INIT_EPH, h->eph_pub, 32);
-	put_be64(b + INIT_TS, ts);
+	chain1(t, h->ck1, k1, h->eph_pub, es);
+	put_be64(tsb, ts);
+	hs_seal(b + INIT_TS, tsb, sizeof(tsb), b, INIT_TS, k1);
+	sodium_memzero(es, sizeof(es));
+	sodium_memzero(k1, sizeof(k1));
 	hs_mac(t, b + INIT_MAC, b, INIT_MAC, NULL, 0);
 	memcpy(h->init_mac, b + INIT_MAC, NTM_MAC_LEN);
+	memcpy(h->init, b, NTM_HS_INIT_LEN);
 	out->len[out->n++] = NTM_HS_INIT_LEN;
 	h->tries++;
 	h->next = add64(now, (int64_t)HS_RETRY_MS << (h->tries - 1));
@@ -310,11 +405,12 @@ static int
 recv_init(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_event *ev,
     struct ntm_tun_out *out)
 {
-	uint8_t mac[NTM_MAC_LEN], eph_pub[32], eph_sk[32], dh[32];
+	uint8_t mac[NTM_MAC_LEN], eph_pub[32], eph_sk[32], es[32], ee[32], se[32];
+	uint8_t ck1[32], k1[32], ck2[32], k2[32], tsb[8];
 	struct session s;
 	uint64_t ts;
 	uint8_t *b;
-	int bad;
+	int r;
 
 	if (t->cfg.initiator)
 		return NTM_ERR_STATE;
@@ -323,22 +419,39 @@ recv_init(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_ev
 	hs_mac(t, mac, p, INIT_MAC, NULL, 0);
 	if (sodium_memcmp(mac, p + INIT_MAC, NTM_MAC_LEN) != 0)
 		return NTM_ERR_CRYPTO;
-	ts = get_be64(p + INIT_TS);
-	if (ts <= t->last_ts)
-		return NTM_ERR_REPLAY;
-	if ((b = out_slot(out)) == NULL)
-		return NTM_ERR_NOSPACE;
-	if (crypto_box_keypair(eph_pub, eph_sk) != 0)
-		return NTM_ERR_CRYPTO;
-	bad = crypto_scalarmult(dh, eph_sk, p + INIT_EPH);
-	sodium_memzero(eph_sk, sizeof(eph_sk));
-	if (bad != 0) {
-		sodium_memzero(dh, sizeof(dh));
+	/* Made with K: now the initiator's device key. */
+	if (crypto_scalarmult(es, t->cfg.static_sk, p + INIT_EPH) != 0)
 		return NTM_ERR_CRYPTO;	/* low-order point */
+	chain1(t, ck1, k1, p + INIT_EPH, es);
+	sodium_memzero(es, sizeof(es));
+	r = hs_open(tsb, p + INIT_TS, 8 + NTM_TAG_LEN, p, INIT_TS, k1);
+	sodium_memzero(k1, sizeof(k1));
+	if (r < 0) {
+		sodium_memzero(ck1, sizeof(ck1));
+		return r;
 	}
+	ts = get_be64(tsb);
+	if (ts <= t->last_ts) {
+		sodium_memzero(ck1, sizeof(ck1));
+		return NTM_ERR_REPLAY;
+	}
+	if ((b = out_slot(out)) == NULL || crypto_box_keypair(eph_pub, eph_sk) != 0) {
+		sodium_memzero(ck1, sizeof(ck1));
+		return b == NULL ? NTM_ERR_NOSPACE : NTM_ERR_CRYPTO;
+	}
+	r = dh2(ee, eph_sk, p + INIT_EPH, se, eph_sk, t->cfg.peer_static);
+	sodium_memzero(eph_sk, sizeof(eph_sk));
+	if (r < 0) {
+		sodium_memzero(ck1, sizeof(ck1));
+		return r;
+	}
+	chain2(ck2, k2, ck1, p, eph_pub, ee, se);
+	sodium_memzero(ck1, sizeof(ck1));
+	sodium_memzero(ee, sizeof(ee));
+	sodium_memzero(se, sizeof(se));
 	memset(&s, 0, sizeof(s));
-	derive(t, &s, dh, p + INIT_EPH, eph_pub);
-	sodium_memzero(dh, sizeof(dh));
+	derive(t, &s, ck2);
+	sodium_memzero(ck2, sizeof(ck2));
 	s.valid = 1;
 	s.remote = get_be32(p + INIT_SENDER);
 	s.created = now;
@@ -353,6 +466,8 @@ recv_init(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_ev
 	put_be32(b + RESP_SENDER, t->next.local);
 	put_be32(b + RESP_RECEIVER, t->next.remote);
 	memcpy(b + RESP_EPH, eph_pub, 32);
+	hs_seal(b + RESP_TAG, NULL, 0, b, RESP_TAG, k2);
+	sodium_memzero(k2, sizeof(k2));
 	hs_mac(t, b + RESP_MAC, b, RESP_MAC, p + INIT_MAC, NTM_MAC_LEN);
 	out->len[out->n++] = NTM_HS_RESP_LEN;
 	if (!t->cur.valid)
@@ -368,8 +483,9 @@ recv_resp(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_ev
     struct ntm_tun_out *out)
 {
 	struct handshake *h = &t->hs;
-	uint8_t mac[NTM_MAC_LEN], dh[32];
+	uint8_t mac[NTM_MAC_LEN], ee[32], se[32], ck2[32], k2[32];
 	struct session s;
+	int r;
 
 	if (!t->cfg.initiator)
 		return NTM_ERR_STATE;
@@ -378,13 +494,24 @@ recv_resp(struct ntm_tunnel *t, const uint8_t *p, int64_t now, struct ntm_tun_ev
 	hs_mac(t, mac, p, RESP_MAC, h->init_mac, NTM_MAC_LEN);
 	if (sodium_memcmp(mac, p + RESP_MAC, NTM_MAC_LEN) != 0)
 		return NTM_ERR_CRYPTO;	/* forged, or answers an older HS_INIT */
-	if (crypto_scalarmult(dh, h->eph_sk, p + RESP_EPH) != 0) {
-		sodium_memzero(dh, sizeof(dh));
-		return NTM_ERR_CRYPTO;
+	if ((r = dh2(ee, h->eph_sk, p + RESP_EPH, se, t->cfg.static_sk, p + RESP_EPH)) < 0)
+		return r;
+	chain2(ck2, k2, h->ck1, h->init, p + RESP_EPH, ee, se);
+	sodium_memzero(ee, sizeof(ee));
+	sodium_memzero(se, sizeof(se));
+	if ((r = hs_open(NULL, p + RESP_TAG, NTM_TAG_LEN, p, RESP_TAG, k2)) < 0) {
+		/* Made with K by someone without the peer's device key: no
+		 * later answer to this attempt can be trusted more. */
+		sodium_memzero(ck2, sizeof(ck2));
+		sodium_memzero(k2, sizeof(k2));
+		hs_wipe(h);
+		set_state(t, NTM_TUN_DEAD);
+		return r;
 	}
+	sodium_memzero(k2, sizeof(k2));
 	memset(&s, 0, sizeof(s));
-	derive(t, &s, dh, h->eph_pub, p + RESP_EPH);
-	sodium_memzero(dh, sizeof(dh));
+	derive(t, &s, ck2);
+	sodium_memzero(ck2, sizeof(ck2));
 	s.valid = 1;
 	s.local = h->local;
 	s.remote = get_be32(p + RESP_SENDER);
@@ -474,8 +601,12 @@ ntm_tunnel_new(const struct ntm_tunnel_cfg *cfg, int64_t now)
 {
 	struct ntm_tunnel *t;
 
+	uint8_t ss[32];
+	const uint8_t *si, *sr;
+
 	if (cfg == NULL || cfg->keepalive_ms < 0 || cfg->rekey_ms < 0 ||
-	    sodium_is_zero(cfg->temporal_key, NTM_KEY_LEN))
+	    sodium_is_zero(cfg->temporal_key, NTM_KEY_LEN) ||
+	    sodium_is_zero(cfg->static_sk, NTM_KEY_LEN))
 		return NULL;
 	if (sodium_init() < 0)
 		return NULL;
@@ -491,6 +622,16 @@ ntm_tunnel_new(const struct ntm_tunnel_cfg *cfg, int64_t now)
 		t->cfg.rekey_packets = DEF_REKEY_PACKETS;
 	crypto_generichash(t->mac_key, sizeof(t->mac_key), (const uint8_t *)MAC_LABEL,
 	    sizeof(MAC_LABEL) - 1, t->cfg.temporal_key, NTM_KEY_LEN);
+	if (crypto_scalarmult_base(t->static_pk, t->cfg.static_sk) != 0 ||
+	    crypto_scalarmult(ss, t->cfg.static_sk, t->cfg.peer_static) != 0) {
+		ntm_tunnel_free(t);		/* a peer key of low order */
+		return NULL;
+	}
+	si = t->cfg.initiator ? t->static_pk : t->cfg.peer_static;
+	sr = t->cfg.initiator ? t->cfg.peer_static : t->static_pk;
+	mix(t->ck0, t->cfg.temporal_key, CK_LABEL, t->cfg.tunnel_id,
+	    (size_t)NTM_TUNNEL_ID_LEN, si, (size_t)32, sr, (size_t)32, ss, (size_t)32, NULL);
+	sodium_memzero(ss, sizeof(ss));
 	t->state = NTM_TUN_NEW;
 	t->last_tx = now;
 	return t;
@@ -545,6 +686,9 @@ ntm_tunnel_recv(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now,
 		/* Only recv_data fails after authenticating (a payload that is
 		 * not an IP packet): ev keeps its established/authentic flags. */
 		t->st.dropped++;
+		t->st.last_error = r;
+		if (r == NTM_ERR_IDENTITY)
+			t->st.identity_failures++;
 		ev->payload = NULL;
 		ev->len = 0;
 	}

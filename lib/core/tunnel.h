@@ -14,13 +14,18 @@ struct ntm_tunnel;
 struct ntm_tunnel_cfg {
 	uint8_t		tunnel_id[NTM_TUNNEL_ID_LEN];
 	uint8_t		temporal_key[NTM_KEY_LEN];
+	/* This device's long-term X25519 secret key, and the peer device's
+	 * public key (from its AS certificate, checked by the caller). */
+	uint8_t		static_sk[NTM_KEY_LEN];
+	uint8_t		peer_static[NTM_KEY_LEN];
 	int		initiator;		/* 1: we send HS_INIT */
 	int64_t		keepalive_ms;		/* 0: 10000 */
 	int64_t		rekey_ms;		/* 0: 120000 */
 	uint64_t	rekey_packets;		/* 0: 2^48 */
 };
 
-/* new; NULL on bad cfg or no memory. The temporal key is copied. */
+/* new; NULL on bad cfg (a zero temporal key or static key, a peer key of
+ * low order) or no memory. The keys are copied. */
 struct ntm_tunnel *ntm_tunnel_new(const struct ntm_tunnel_cfg *cfg, int64_t now);
 void ntm_tunnel_free(struct ntm_tunnel *t);	/* wipes keys */
 
@@ -47,7 +52,9 @@ struct ntm_tun_event {
  * Feed one datagram already accepted by ntm_msg_validate() and routed to
  * this tunnel (HS_INIT by tunnel_id, HS_RESP/DATA by our receiver index).
  * Decrypts in place (p is modified). Fills out with any reply to send.
- * Returns 0, or a negative error for a packet to drop (count it).
+ * Returns 0, or a negative error for a packet to drop (count it):
+ * NTM_ERR_IDENTITY for a handshake message made with the temporal key
+ * by someone without the peer device's key.
  */
 int ntm_tunnel_recv(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now,
     struct ntm_tun_event *ev, struct ntm_tun_out *out) NTM_WUR;
@@ -81,6 +88,11 @@ struct ntm_tun_stats {
 	int64_t		last_rx;		/* ms of last authentic packet */
 	uint32_t	index;
 	uint32_t	handshakes;		/* sessions established so far */
+	/* Handshake messages that held the temporal key but not the peer
+	 * device's key (NTM_ERR_IDENTITY): a party with K in the middle. An
+	 * initiator that gets one gives up (DEAD). */
+	uint32_t	identity_failures;
+	int		last_error;		/* NTM_ERR_* of the last drop, 0 none */
 };
 void ntm_tunnel_stats(const struct ntm_tunnel *t, struct ntm_tun_stats *st);
 const char *ntm_tun_state_name(enum ntm_tun_state s);

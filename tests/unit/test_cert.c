@@ -204,5 +204,116 @@ TEST(validity)
 	CHECK_EQ(ntm_cert_verify(&c, as_pk, 1500), NTM_ERR_CRYPTO);
 }
 
-UNIT_MAIN(T(init), T(roles), T(layout), T(roundtrip), T(truncation),
+/* ---- device certificates ------------------------------------------------- */
+
+static void
+make_dcert(struct ntm_dcert *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->version = 1;
+	snprintf(c->user, sizeof(c->user), "alice");
+	snprintf(c->device, sizeof(c->device), "laptop-1");
+	snprintf(c->fqdn, sizeof(c->fqdn), "alice.dc1.ntm.test");
+	memset(c->pk, 0x5d, sizeof(c->pk));
+	c->serial = 9;
+	c->not_before = 1000;
+	c->not_after = 2000;
+	ntm_dcert_sign(c, as_sk);
+}
+
+/* The layout of docs/protocol.md §2.3, byte by byte. */
+TEST(dcert_layout)
+{
+	struct ntm_dcert c, d;
+	uint8_t b[NTM_DCERT_MAX + 1];
+	int n;
+
+	make_dcert(&c);
+	n = ntm_dcert_encode(&c, b, sizeof(b));
+	CHECK_EQ(n, 1 + 1 + 1 + 5 + 1 + 8 + 1 + 18 + 32 + 8 + 8 + 8 + 64);
+	CHECK_EQ(b[0], 1);
+	CHECK_EQ(b[1], 0x44);			/* no server role: 1..4 */
+	CHECK_EQ(b[2], 5);
+	CHECK(memcmp(b + 3, "alice", 5) == 0);
+	CHECK_EQ(b[8], 8);
+	CHECK(memcmp(b + 9, "laptop-1", 8) == 0);
+	CHECK_EQ(b[17], 18);
+	CHECK(memcmp(b + 18, "alice.dc1.ntm.test", 18) == 0);
+	CHECK_EQ(b[36], 0x5d);
+	CHECK_EQ(b[68 + 7], 9);			/* serial */
+	CHECK_EQ(b[76 + 6], 1000 >> 8);		/* not_before */
+	CHECK_EQ(b[84 + 6], 2000 >> 8);		/* not_after */
+	CHECK_EQ(ntm_dcert_decode(&d, b, (size_t)n), 0);
+	CHECK_STR(d.fqdn, "alice.dc1.ntm.test");
+	CHECK_STR(d.user, "alice");
+	CHECK_STR(d.device, "laptop-1");
+	CHECK_EQ(ntm_dcert_verify(&d, as_pk, 1500), 0);
+	CHECK_EQ(ntm_dcert_decode(&d, b, (size_t)n - 1), NTM_ERR_SHORT);
+	b[n] = 0;
+	CHECK_EQ(ntm_dcert_decode(&d, b, (size_t)n + 1), NTM_ERR_TRAILING);
+	b[0] = 2;
+	CHECK_EQ(ntm_dcert_decode(&d, b, (size_t)n), NTM_ERR_VERSION);
+}
+
+/* Never one for the other: a server certificate does not decode as a
+ * device certificate, nor the other way round. */
+TEST(dcert_not_a_server_cert)
+{
+	struct ntm_cert sc;
+	struct ntm_dcert dc;
+	uint8_t b[NTM_DCERT_MAX];
+	int n;
+
+	make_cert(&sc);
+	CHECK((n = ntm_cert_encode(&sc, b, sizeof(b))) > 0);
+	CHECK_EQ(ntm_dcert_decode(&dc, b, (size_t)n), NTM_ERR_INVAL);
+	make_dcert(&dc);
+	CHECK((n = ntm_dcert_encode(&dc, b, sizeof(b))) > 0);
+	CHECK(ntm_cert_decode(&sc, b, (size_t)n) < 0);
+}
+
+TEST(dcert_check)
+{
+	struct ntm_dcert c, d;
+	char b64[NTM_B64_LEN(NTM_DCERT_MAX)], fp[NTM_DFP_LEN], fp2[NTM_DFP_LEN];
+	uint8_t other_pk[NTM_SIGN_PK], other_sk[NTM_SIGN_SK];
+
+	make_dcert(&c);
+	CHECK(ntm_dcert_to_b64(&c, b64, sizeof(b64)) > 0);
+	CHECK_EQ(ntm_dcert_from_b64(&d, b64), 0);
+	CHECK_EQ(ntm_dcert_check(&d, as_pk, "alice.dc1.ntm.test", 1000), 0);
+	CHECK_EQ(ntm_dcert_check(&d, as_pk, "alice.dc1.ntm.test", 2000), 0);
+	CHECK_EQ(ntm_dcert_check(&d, as_pk, "alice.dc1.ntm.test", 999), NTM_ERR_EXPIRED);
+	CHECK_EQ(ntm_dcert_check(&d, as_pk, "alice.dc1.ntm.test", 2001), NTM_ERR_EXPIRED);
+	CHECK_EQ(ntm_dcert_check(&d, as_pk, "bob.dc1.ntm.test", 1500), NTM_ERR_IDENTITY);
+	CHECK_EQ(ntm_dcert_check(&d, as_pk, NULL, 1500), NTM_ERR_IDENTITY);
+	CHECK_EQ(ntm_sign_keypair(other_pk, other_sk), 0);
+	CHECK_EQ(ntm_dcert_check(&d, other_pk, "alice.dc1.ntm.test", 1500), NTM_ERR_CRYPTO);
+	/* Any changed field breaks the signature: the key most of all. */
+	d.pk[0] ^= 1;
+	CHECK_EQ(ntm_dcert_verify(&d, as_pk, 1500), NTM_ERR_CRYPTO);
+	d = c;
+	snprintf(d.fqdn, sizeof(d.fqdn), "alice.dc2.ntm.test");
+	CHECK_EQ(ntm_dcert_verify(&d, as_pk, 1500), NTM_ERR_CRYPTO);
+	d = c;
+	d.not_after = 3000;
+	CHECK_EQ(ntm_dcert_verify(&d, as_pk, 1500), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_dcert_from_b64(&d, "!!"), NTM_ERR_INVAL);
+	/* Fingerprints: stable form, differ per key and per name. */
+	ntm_dkey_fingerprint(fp, "alice.dc1.ntm.test", c.pk);
+	CHECK_EQ(strlen(fp), 39);
+	CHECK_EQ(fp[4], '-');
+	ntm_dkey_fingerprint(fp2, "alice.dc1.ntm.test", c.pk);
+	CHECK_STR(fp, fp2);
+	c.pk[31] ^= 1;
+	ntm_dkey_fingerprint(fp2, "alice.dc1.ntm.test", c.pk);
+	CHECK(strcmp(fp, fp2) != 0);
+	CHECK(ntm_name_in_domain("alice.dc1.ntm.test", "dc1.ntm.test"));
+	CHECK(!ntm_name_in_domain("dc1.ntm.test", "dc1.ntm.test"));
+	CHECK(!ntm_name_in_domain("alice.xdc1.ntm.test", "dc1.ntm.test"));
+	CHECK(!ntm_name_in_domain("alicedc1.ntm.test", "dc1.ntm.test"));
+}
+
+UNIT_MAIN(T(init), T(roles), T(dcert_layout), T(dcert_not_a_server_cert),
+    T(dcert_check), T(layout), T(roundtrip), T(truncation),
     T(bad_fields), T(flip), T(validity))

@@ -207,5 +207,47 @@ TEST(sha256_stream)
 	CHECK_EQ(ntm_sha256_final(&h, b), NTM_ERR_NOMEM);
 }
 
-UNIT_MAIN(T(sha256_stream), T(init), T(hash), T(sign), T(kx_aead), T(memcmp_wipe), T(pwhash),
+/* A login sealed to the AS key: opens with that key only, whole, with
+ * every field as sealed; altered or for another key, it does not. */
+TEST(login_box)
+{
+	struct ntm_login_box b, o;
+	uint8_t pk[NTM_SIGN_PK], sk[NTM_SIGN_SK], pk2[NTM_SIGN_PK], sk2[NTM_SIGN_SK];
+	char box[NTM_B64_LEN(NTM_LOGIN_SEALED_MAX)];
+
+	CHECK_EQ(ntm_crypto_init(), 0);
+	CHECK_EQ(ntm_sign_keypair(pk, sk), 0);
+	CHECK_EQ(ntm_sign_keypair(pk2, sk2), 0);
+	memset(&b, 0, sizeof(b));
+	snprintf(b.user, sizeof(b.user), "alice");
+	snprintf(b.device, sizeof(b.device), "laptop-1");
+	snprintf(b.dc, sizeof(b.dc), "dc1.ntm.test");
+	b.time = 1700000000;
+	memset(b.nonce, 7, sizeof(b.nonce));
+	memset(b.device_key, 0x5d, sizeof(b.device_key));
+	snprintf(b.password, sizeof(b.password), "correct horse");
+	CHECK(ntm_login_seal(box, sizeof(box), &b, pk) > 0);
+	CHECK(strstr(box, "correct") == NULL);
+	CHECK_EQ(ntm_login_open(&o, box, sk), 0);
+	CHECK_STR(o.user, "alice");
+	CHECK_STR(o.device, "laptop-1");
+	CHECK_STR(o.dc, "dc1.ntm.test");
+	CHECK_STR(o.password, "correct horse");
+	CHECK_EQ(o.time, 1700000000);
+	CHECK(memcmp(o.nonce, b.nonce, sizeof(b.nonce)) == 0);
+	CHECK(memcmp(o.device_key, b.device_key, sizeof(b.device_key)) == 0);
+	CHECK_EQ(ntm_login_open(&o, box, sk2), NTM_ERR_CRYPTO);	/* another AS */
+	CHECK_EQ(o.password[0], 0);
+	box[10] = box[10] == 'A' ? 'B' : 'A';				/* altered */
+	CHECK_EQ(ntm_login_open(&o, box, sk), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_login_open(&o, "AAAA", sk), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_login_open(&o, NULL, sk), NTM_ERR_INVAL);
+	b.password[0] = '\0';						/* nothing to seal */
+	CHECK_EQ(ntm_login_seal(box, sizeof(box), &b, pk), NTM_ERR_INVAL);
+	snprintf(b.password, sizeof(b.password), "pw");
+	snprintf(b.user, sizeof(b.user), "Alice");			/* not a user name */
+	CHECK_EQ(ntm_login_seal(box, sizeof(box), &b, pk), NTM_ERR_INVAL);
+}
+
+UNIT_MAIN(T(sha256_stream), T(init), T(login_box), T(hash), T(sign), T(kx_aead), T(memcmp_wipe), T(pwhash),
     T(keyfile))

@@ -21,9 +21,9 @@ static const struct {
 } valid[] = {
 	{ &ntm_msg_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
 	  "\"device\":\"laptop\",\"client_key\":\"" K32 "\",\"push\":\"https://p.example/x\","
-	  "\"exchange_key\":\"" K32 "\"}" },
+	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\",\"sealed\":\"s\"}" },
 	{ &ntm_msg_as_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
-	  "\"device\":\"laptop\"}" },
+	  "\"device\":\"laptop\",\"sealed\":\"s\"}" },
 	{ &ntm_msg_as_login_ok, "{\"user\":\"alice\",\"token\":\"tok\",\"expires\":1700000000}" },
 	{ &ntm_msg_as_logout, "{\"version\":1,\"token_id\":\"" H32 "\"}" },
 	{ &ntm_msg_temporal, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":\"b.dc2.example\","
@@ -35,7 +35,8 @@ static const struct {
 	  "\"item\":\"it\",\"notify\":\"nt\"}" },
 	{ &ntm_msg_dc_locate, "{\"version\":1,\"fqdn\":\"b.dc2.example\",\"from\":\"a.dc1.example\"}" },
 	{ &ntm_msg_dc_located, "{\"fqdn\":\"b.dc2.example\",\"vip4\":\"10.1.0.2\","
-	  "\"vip6\":\"fd00::2\",\"online\":true,\"location\":{\"k\":1}}" },
+	  "\"vip6\":\"fd00::2\",\"online\":true,\"location\":{\"k\":1},"
+	  "\"device_cert\":\"c\"}" },
 	{ &ntm_msg_dc_direction, "{\"version\":1,\"to\":\"b.dc2.example\",\"direction\":{}}" },
 	{ &ntm_msg_dc_moved, "{\"version\":1,\"to\":\"b.dc2.example\",\"from\":\"a.dc1.example\","
 	  "\"tunnel_id\":\"" H32 "\",\"endpoint\":\"198.51.100.1:4000\"}" },
@@ -48,7 +49,7 @@ static const struct {
 	  "\"peer_vip4\":\"100.64.2.2\",\"peer_vip6\":\"fd00::2\",\"route\":\"relay\","
 	  "\"reason\":\"both behind NAT\",\"role\":\"initiator\","
 	  "\"endpoint\":\"198.51.100.1:4000\",\"temporal_key\":\"" K32 "\","
-	  "\"expires\":1700000000,\"relay\":{}}" },
+	  "\"expires\":1700000000,\"relay\":{},\"peer_cert\":\"c\"}" },
 	{ &ntm_msg_relay, "{\"ticket\":\"" K32 "\",\"relay_key\":\"" K32 "\","
 	  "\"addr\":\"198.51.100.9:5000\",\"side\":0}" },
 	{ &ntm_msg_location, "{\"reflexive\":\"198.51.100.1:4000\",\"locals\":[],"
@@ -56,7 +57,7 @@ static const struct {
 	{ &ntm_msg_login_ok, "{\"user\":\"alice\",\"fqdn\":\"alice.dc1.example\","
 	  "\"vip4\":\"100.64.1.2\",\"vip6\":\"fd00::2\",\"domain\":\"dc1.example\","
 	  "\"token\":\"t\",\"token_expires\":1700000000,\"session_id\":\"" H32 "\","
-	  "\"dc_key\":\"" K32 "\"}" },
+	  "\"dc_key\":\"" K32 "\",\"device_cert\":\"c\",\"as_key\":\"" K32 "\"}" },
 	{ &ntm_msg_xkey, "{\"fqdn\":\"b.dc2.example\",\"exchange_key\":\"" K32 "\"}" },
 	{ &ntm_msg_tunnel, "{\"version\":1,\"peer\":\"b.dc2.example\",\"tunnel_id\":\"" H32 "\"}" },
 	{ &ntm_msg_cs_upload, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":[\"b.dc2.example\"],"
@@ -72,6 +73,9 @@ static const struct {
 	  "\"expires\":1700086400}" },
 	{ &ntm_msg_tkey_list, "{\"keys\":[]}" },
 	{ &ntm_msg_entries, "{\"entries\":[]}" },
+	{ &ntm_msg_as_device, "{\"version\":1,\"token\":\"t\",\"fqdn\":\"alice.dc1.example\","
+	  "\"device_key\":\"" K32 "\"}" },
+	{ &ntm_msg_as_device_ok, "{\"device_cert\":\"c\"}" },
 	{ &ntm_msg_entry, "{\"id\":1,\"kind\":\"data\",\"from\":\"a.dc1.example\","
 	  "\"cs\":\"https://cs.dc1.example\",\"sha256\":\"" H64 "\",\"size\":5,"
 	  "\"app\":\"ap\",\"service\":\"sv\",\"item\":\"it\",\"notify\":\"nt\","

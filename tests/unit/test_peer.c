@@ -9,6 +9,8 @@
 #include <sodium.h>
 
 #include "ntm.h"
+#include <sodium.h>
+
 #include "peer.h"
 #include "relay.h"
 #include "route.h"
@@ -86,6 +88,13 @@ mk(struct side *s, int kind, int initiator, int side, const char *ep)
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.tunnel_id, TID, sizeof(TID));
 	memset(cfg.temporal_key, 3, sizeof(cfg.temporal_key));
+	{
+		uint8_t psk[32];
+
+		memset(cfg.static_sk, initiator ? 0x11 : 0x22, sizeof(cfg.static_sk));
+		memset(psk, initiator ? 0x22 : 0x11, sizeof(psk));
+		CHECK_EQ(crypto_scalarmult_base(cfg.peer_static, psk), 0);
+	}
 	cfg.initiator = initiator;
 	CHECK_EQ(ntm_peer_start(&s->p, &cfg, 1000), 0);
 }

@@ -1,5 +1,8 @@
 /* test_tunnel.c - the tunnel core: handshake, data, replay, timers, rekey.
  * Everything runs through the public API with literal times. */
+#include <stdio.h>
+#include <time.h>
+
 #include <sodium.h>
 
 #include "tunnel.h"
@@ -14,6 +17,21 @@ struct pkt {
 	uint8_t	b[NTM_UDP_MAX + 1];	/* + 1: room for an overlong one */
 };
 
+/* The two devices' static keys: literal secrets, public keys derived. */
+#define SK_I	0x11
+#define SK_R	0x22
+
+/* cfg's static keys: ours from sk_byte, the peer's public from peer_byte. */
+static void
+statics(struct ntm_tunnel_cfg *cfg, uint8_t sk_byte, uint8_t peer_byte)
+{
+	uint8_t psk[32];
+
+	memset(cfg->static_sk, sk_byte, sizeof(cfg->static_sk));
+	memset(psk, peer_byte, sizeof(psk));
+	CHECK_EQ(crypto_scalarmult_base(cfg->peer_static, psk), 0);
+}
+
 static struct ntm_tunnel *
 mk(int initiator, uint8_t kbyte, int64_t keepalive, int64_t rekey, uint64_t rekey_pk)
 {
@@ -22,6 +40,7 @@ mk(int initiator, uint8_t kbyte, int64_t keepalive, int64_t rekey, uint64_t reke
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.tunnel_id, TID, sizeof(TID));
 	memset(cfg.temporal_key, kbyte, sizeof(cfg.temporal_key));
+	statics(&cfg, initiator ? SK_I : SK_R, initiator ? SK_R : SK_I);
 	cfg.initiator = initiator;
 	cfg.keepalive_ms = keepalive;
 	cfg.rekey_ms = rekey;
@@ -185,6 +204,11 @@ TEST(bad_args)
 	CHECK(ntm_tunnel_new(NULL, 1000) == NULL);
 	CHECK(ntm_tunnel_new(&cfg, 1000) == NULL);	/* all-zero key */
 	cfg.temporal_key[0] = 1;
+	CHECK(ntm_tunnel_new(&cfg, 1000) == NULL);	/* no static key */
+	statics(&cfg, SK_I, SK_R);
+	memset(cfg.peer_static, 0, sizeof(cfg.peer_static));
+	CHECK(ntm_tunnel_new(&cfg, 1000) == NULL);	/* peer key of low order */
+	statics(&cfg, SK_I, SK_R);
 	cfg.keepalive_ms = -1;
 	CHECK(ntm_tunnel_new(&cfg, 1000) == NULL);
 	i = mk(1, 1, 0, 0, 0);
@@ -757,52 +781,85 @@ TEST(roles)
 }
 
 
+/* BLAKE2b-256 keyed with key over label || a || b || c || d || e (NULL ends). */
+static void
+h256(uint8_t out[32], const uint8_t key[32], const char *label, const uint8_t *a,
+    size_t alen, const uint8_t *b, size_t blen, const uint8_t *c, size_t clen,
+    const uint8_t *d, size_t dlen, const uint8_t *e, size_t elen)
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, key, 32, 32);
+	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label));
+	if (a) crypto_generichash_update(&st, a, alen);
+	if (b) crypto_generichash_update(&st, b, blen);
+	if (c) crypto_generichash_update(&st, c, clen);
+	if (d) crypto_generichash_update(&st, d, dlen);
+	if (e) crypto_generichash_update(&st, e, elen);
+	crypto_generichash_final(&st, out, 32);
+}
+
 /* The wire format is what docs/protocol.md §4.3 says: play the responder
  * with libsodium directly, independently of tunnel.c. */
 TEST(wire_format)
 {
 	static struct ntm_tun_out o;
-	static const char label[] = "ntm tunnel v1";
 	struct ntm_tun_event ev;
 	struct ntm_tunnel *i;
 	crypto_generichash_state st;
-	uint8_t K[32], mk_[32], mac[16], rpub[32], rsk[32], dh[32], okm[64];
+	uint8_t K[32], mk_[32], mac[16], rpub[32], rsk[32], okm[64];
+	uint8_t si_sk[32], si[32], sr_sk[32], sr[32], ss[32], es[32], ee[32], se[32];
+	uint8_t ck0[32], ck1[32], k1[32], ck2[32], k2[32], ts[8];
 	uint8_t nonce[12] = { 0 }, plain[64];
 	unsigned long long clen, mlen;
 	struct pkt init, resp, conf, d;
 
 	i = mk(1, 0x21, 0, 0, 0);
 	memset(K, 0x21, sizeof(K));
+	memset(si_sk, SK_I, 32);
+	memset(sr_sk, SK_R, 32);
+	CHECK_EQ(crypto_scalarmult_base(si, si_sk), 0);
+	CHECK_EQ(crypto_scalarmult_base(sr, sr_sk), 0);
 	CHECK_EQ(ntm_tunnel_start(i, 1000, &o), 0);
 	take(&init, &o, 0);
-	CHECK_EQ(init.len, 80);
-	CHECK(init.b[0] == 4 && init.b[1] == 1 && init.b[2] == 0 && init.b[3] == 0);
+	CHECK_EQ(init.len, 96);
+	CHECK(init.b[0] == 4 && init.b[1] == 2 && init.b[2] == 0 && init.b[3] == 0);
 	CHECK(memcmp(init.b + 8, TID, 16) == 0);
-	CHECK_EQ(init.b[56 + 6], 1000 >> 8);	/* timestamp 1000, big-endian */
-	CHECK_EQ(init.b[56 + 7], 1000 & 0xff);
 	crypto_generichash(mk_, 32, (const uint8_t *)"ntm hs mac", 10, K, 32);
-	crypto_generichash(mac, 16, init.b, 64, mk_, 32);
-	CHECK(memcmp(mac, init.b + 64, 16) == 0);
+	crypto_generichash(mac, 16, init.b, 80, mk_, 32);
+	CHECK(memcmp(mac, init.b + 80, 16) == 0);
+
+	/* The chain, as the responder computes it. */
+	CHECK_EQ(crypto_scalarmult(ss, sr_sk, si), 0);
+	h256(ck0, K, "ntm tunnel v2", TID, 16, si, 32, sr, 32, ss, 32, NULL, 0);
+	CHECK_EQ(crypto_scalarmult(es, sr_sk, init.b + 24), 0);
+	h256(ck1, ck0, "ck1", init.b + 24, 32, es, 32, NULL, 0, NULL, 0, NULL, 0);
+	h256(k1, ck1, "k1", NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
+	CHECK_EQ(crypto_aead_chacha20poly1305_ietf_decrypt(ts, &mlen, NULL, init.b + 56,
+	    24, init.b, 56, nonce, k1), 0);
+	CHECK_EQ(mlen, 8);
+	CHECK_EQ(ts[6], 1000 >> 8);		/* timestamp 1000, big-endian */
+	CHECK_EQ(ts[7], 1000 & 0xff);
 
 	crypto_box_keypair(rpub, rsk);
-	CHECK_EQ(crypto_scalarmult(dh, rsk, init.b + 24), 0);
-	crypto_generichash_init(&st, K, 32, 64);
-	crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
-	crypto_generichash_update(&st, dh, 32);
-	crypto_generichash_update(&st, init.b + 24, 32);
-	crypto_generichash_update(&st, rpub, 32);
-	crypto_generichash_update(&st, TID, 16);
-	crypto_generichash_final(&st, okm, 64);
+	CHECK_EQ(crypto_scalarmult(ee, rsk, init.b + 24), 0);
+	CHECK_EQ(crypto_scalarmult(se, rsk, si), 0);
+	h256(ck2, ck1, "ck2", init.b, 96, rpub, 32, ee, 32, se, 32, NULL, 0);
+	h256(k2, ck2, "k2", NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
+	crypto_generichash(okm, 64, (const uint8_t *)"ntm tunnel keys", 15, ck2, 32);
 	memset(resp.b, 0, sizeof(resp.b));
 	ntm_msg_header(resp.b, NTM_MSG_HS_RESP);
 	resp.b[4] = 1; resp.b[5] = 2; resp.b[6] = 3; resp.b[7] = 4;
 	memcpy(resp.b + 8, init.b + 4, 4);
 	memcpy(resp.b + 12, rpub, 32);
+	crypto_aead_chacha20poly1305_ietf_encrypt(resp.b + 44, &clen, NULL, 0, resp.b, 44,
+	    NULL, nonce, k2);
+	CHECK_EQ(clen, 16);
 	crypto_generichash_init(&st, mk_, 32, 16);
-	crypto_generichash_update(&st, resp.b, 44);
-	crypto_generichash_update(&st, init.b + 64, 16);
-	crypto_generichash_final(&st, resp.b + 44, 16);
-	resp.len = 60;
+	crypto_generichash_update(&st, resp.b, 60);
+	crypto_generichash_update(&st, init.b + 80, 16);
+	crypto_generichash_final(&st, resp.b + 60, 16);
+	resp.len = 76;
 	CHECK_EQ(deliver(i, &resp, 1001, &ev, &o), 0);
 	CHECK(ev.established);
 	take(&conf, &o, 0);
@@ -843,6 +900,115 @@ TEST(wire_format)
 	ntm_tunnel_free(i);
 }
 
-UNIT_MAIN(T(handshake_and_data), T(bad_args), T(tamper), T(lengths), T(replay),
+/* A party with K but another static key (a DC in the middle): the
+ * responder refuses its HS_INIT, the initiator its HS_RESP, each with
+ * NTM_ERR_IDENTITY, counted; the initiator gives up at once. */
+TEST(identity)
+{
+	static struct ntm_tun_out o, o2;
+	struct ntm_tun_event ev;
+	struct ntm_tunnel_cfg cfg;
+	struct ntm_tunnel *i, *r, *mitm;
+	struct ntm_tun_stats st;
+	struct pkt init, resp;
+	uint8_t K[32], mk_[32], esk[32];
+	crypto_generichash_state cs;
+
+	/* The DC swapped the responder's certificate: the initiator expects
+	 * the key of 0x33, the real responder holds 0x22. */
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(cfg.tunnel_id, TID, sizeof(TID));
+	memset(cfg.temporal_key, 5, sizeof(cfg.temporal_key));
+	statics(&cfg, SK_I, 0x33);
+	cfg.initiator = 1;
+	CHECK((i = ntm_tunnel_new(&cfg, 1000)) != NULL);
+	r = mk(0, 5, 0, 0, 0);
+	CHECK_EQ(ntm_tunnel_start(i, 1000, &o), 0);
+	take(&init, &o, 0);
+	CHECK_EQ(deliver(r, &init, 1001, &ev, &o2), NTM_ERR_IDENTITY);
+	CHECK_EQ(o2.n, 0);
+	CHECK(!ev.authentic);
+	ntm_tunnel_stats(r, &st);
+	CHECK_EQ(st.identity_failures, 1);
+	CHECK_EQ(st.last_error, NTM_ERR_IDENTITY);
+	CHECK_EQ(st.state, NTM_TUN_NEW);
+
+	/* The party in the middle holds K and its own key 0x33, and believes
+	 * the initiator's key: it cannot open the real initiator's HS_INIT... */
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(cfg.tunnel_id, TID, sizeof(TID));
+	memset(cfg.temporal_key, 5, sizeof(cfg.temporal_key));
+	statics(&cfg, 0x33, SK_I);
+	cfg.initiator = 0;
+	CHECK((mitm = ntm_tunnel_new(&cfg, 1000)) != NULL);
+	ntm_tunnel_free(i);
+	i = mk(1, 5, 0, 0, 0);
+	CHECK_EQ(ntm_tunnel_start(i, 2000, &o), 0);
+	take(&init, &o, 0);
+	CHECK_EQ(deliver(mitm, &init, 2001, &ev, &o2), NTM_ERR_IDENTITY);
+	/* ... and an HS_RESP it makes with K alone (right MAC, no valid tag)
+	 * is refused by the initiator, which stops there. */
+	memset(K, 5, sizeof(K));
+	crypto_generichash(mk_, 32, (const uint8_t *)"ntm hs mac", 10, K, 32);
+	memset(resp.b, 0x5a, sizeof(resp.b));
+	ntm_msg_header(resp.b, NTM_MSG_HS_RESP);
+	memcpy(resp.b + 8, init.b + 4, 4);
+	crypto_box_keypair(resp.b + 12, esk);
+	crypto_generichash_init(&cs, mk_, 32, 16);
+	crypto_generichash_update(&cs, resp.b, 60);
+	crypto_generichash_update(&cs, init.b + 80, 16);
+	crypto_generichash_final(&cs, resp.b + 60, 16);
+	resp.len = 76;
+	CHECK_EQ(deliver(i, &resp, 2002, &ev, &o), NTM_ERR_IDENTITY);
+	CHECK(!ev.established);
+	CHECK_EQ(o.n, 0);
+	ntm_tunnel_stats(i, &st);
+	CHECK_EQ(st.state, NTM_TUN_DEAD);
+	CHECK_EQ(st.identity_failures, 1);
+	CHECK_EQ(ntm_tunnel_send(i, NULL, 0, 2003, &o), NTM_ERR_STATE);
+	/* The real pair, with the right keys, still gets through. */
+	ntm_tunnel_free(i);
+	ntm_tunnel_free(r);
+	i = mk(1, 5, 0, 0, 0);
+	r = mk(0, 5, 0, 0, 0);
+	handshake(i, r);
+	ntm_tunnel_free(i);
+	ntm_tunnel_free(r);
+	ntm_tunnel_free(mitm);
+}
+
+/* Handshake cost: a timing loop, printed (never asserted). */
+TEST(handshake_cost)
+{
+	static struct ntm_tun_out o, o2, o3;
+	struct ntm_tun_event ev;
+	struct ntm_tunnel *i = mk(1, 9, 0, 0, 0), *r = mk(0, 9, 0, 0, 0);
+	struct timespec a, b;
+	double ti = 0, tr = 0;
+	int n = 200;
+
+	for (int k = 0; k < n; k++) {
+		int64_t now = 1000 + 10 * k;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		CHECK_EQ(ntm_tunnel_start(i, now, &o), 0);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		ti += (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
+		CHECK_EQ(ntm_tunnel_recv(r, o.buf[0], o.len[0], now + 1, &ev, &o2), 0);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		tr += (a.tv_sec - b.tv_sec) * 1e6 + (a.tv_nsec - b.tv_nsec) / 1e3;
+		CHECK_EQ(ntm_tunnel_recv(i, o2.buf[0], o2.len[0], now + 2, &ev, &o3), 0);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		ti += (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
+		CHECK(ev.established);
+		CHECK_EQ(ntm_tunnel_recv(r, o3.buf[0], o3.len[0], now + 3, &ev, &o2), 0);
+	}
+	fprintf(stderr, "handshake cost: initiator %.1f us, responder %.1f us "
+	    "(mean of %d)\n", ti / n, tr / n, n);
+	ntm_tunnel_free(i);
+	ntm_tunnel_free(r);
+}
+
+UNIT_MAIN(T(handshake_and_data), T(identity), T(handshake_cost), T(bad_args), T(tamper), T(lengths), T(replay),
     T(wrong_key), T(resp_binding), T(retransmit), T(keepalive), T(rekey),
     T(prev_bound), T(rekey_packets), T(roles), T(wire_format))

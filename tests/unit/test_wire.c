@@ -36,15 +36,17 @@ TEST(validate)
 	CHECK_EQ(NTM_REG_RESP_LEN, 80);
 	CHECK_EQ(NTM_NUDGE_LEN, 52);
 	CHECK_EQ(NTM_MOVED_LEN, 80);
-	CHECK_EQ(NTM_HS_INIT_LEN, 80);
-	CHECK_EQ(NTM_HS_RESP_LEN, 60);
+	CHECK_EQ(NTM_HS_INIT_LEN, 96);
+	CHECK_EQ(NTM_HS_RESP_LEN, 76);
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		memset(buf, 0, sizeof(buf));
 		ntm_msg_header(buf, (enum ntm_msg)v[i].type);
 		CHECK_EQ(ntm_msg_validate(buf, v[i].len), v[i].want);
 	}
 	ntm_msg_header(buf, NTM_MSG_DATA);
-	buf[1] = 2;
+	buf[1] = 1;		/* a peer from before the device-key handshake */
+	CHECK_EQ(ntm_msg_validate(buf, NTM_DATA_MIN_LEN), NTM_ERR_VERSION);
+	buf[1] = NTM_UDP_VERSION + 1;
 	CHECK_EQ(ntm_msg_validate(buf, NTM_DATA_MIN_LEN), NTM_ERR_VERSION);
 	buf[1] = NTM_UDP_VERSION;
 	buf[3] = 1;

@@ -31,7 +31,8 @@ struct event_base;
 struct ntm_ip;
 
 /* Why a datagram was dropped (counted, shown by status and tunnel list). */
-enum { DROP_MALFORMED, DROP_UNKNOWN, DROP_AUTH, DROP_REPLAY, DROP_STATE, DROP_N };
+enum { DROP_MALFORMED, DROP_UNKNOWN, DROP_AUTH, DROP_REPLAY, DROP_STATE, DROP_IDENTITY,
+    DROP_N };
 extern const char *const agent_drop_names[DROP_N];
 
 /* One tunnel: the peer core (lib/core/peer.c: the tunnel core, route, endpoint,
@@ -45,6 +46,10 @@ struct tun {
 	uint8_t		 pv4[4], pv6[16];
 	int		 has4, has6;
 	char		 reason[96];
+	/* the peer device's key, from its AS certificate (checked against
+	 * the AS key and the FQDN), and its fingerprint */
+	char		 peer_fp[NTM_DFP_LEN];
+	uint64_t	 peer_serial;
 	int64_t		 hs_sent;		/* us, last HS_INIT / HS_RESP sent */
 	double		 rtt_ms;		/* last ping, else handshake RTT */
 	int64_t		 created, expires;
@@ -285,6 +290,9 @@ void agent_ctl_tunnels_changed(struct agent *a);
 void agent_ctl_tunnel_failed(struct agent *a, uint64_t serial, const char *code,
     const char *msg);
 int  agent_ctl_echo_reply(struct agent *a, struct tun *t, const struct ntm_ip *ip);
+/* Every control connection waiting for a tunnel to peer fails with code. */
+void agent_ctl_peer_failed(struct agent *a, const char *peer, const char *code,
+    const char *msg);
 int  agent_ctl_udp(struct agent *a, struct tun *t, const struct ntm_ip *ip);
 
 #endif

@@ -193,6 +193,10 @@ tun_json(struct tun *t)
 	/* for ntm status: when the peer was last heard from */
 	json_object_set_new(j, "last_rx_s", st.last_rx ?
 	    json_integer((agent_now_ms() - st.last_rx) / 1000) : json_null());
+	/* the peer's identity: its device key as its AS certificate gives it */
+	json_object_set_new(j, "peer_fingerprint", json_string(t->peer_fp));
+	json_object_set_new(j, "peer_verified", json_boolean(t->peer_fp[0] != '\0'));
+	json_object_set_new(j, "identity_failures", json_integer(st.identity_failures));
 	json_object_set_new(j, "relay_side", t->p.kind == NTM_ROUTE_RELAY ?
 	    json_integer(t->p.side) : json_null());
 	if (t->p.kind == NTM_ROUTE_RELAY)
@@ -566,6 +570,15 @@ agent_ctl_tunnels_changed(struct agent *a)
 		if (st.state == NTM_TUN_UP)
 			ctl_ready(c, t);
 	}
+}
+
+void
+agent_ctl_peer_failed(struct agent *a, const char *peer, const char *code, const char *msg)
+{
+	for (int i = a->nctl - 1; i >= 0; i--)
+		if (i < a->nctl && a->ctls[i]->mode == CTL_WAIT &&
+		    strcmp(a->ctls[i]->peer, peer) == 0)
+			ctl_error(a->ctls[i], code, "%s", msg);
 }
 
 void

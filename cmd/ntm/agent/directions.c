@@ -5,6 +5,11 @@
  * are pending; POST /v1/tunnel when we ask for a tunnel (a control
  * connection, a dial) or ask the DC to remake one. A HS_INIT that came
  * before its direction waits here for the answer (input.c keeps it).
+ *
+ * Each direction carries the peer device's AS certificate: it is checked
+ * against the AS key the profile trusts and the peer's FQDN, and against
+ * the key remembered for that FQDN (identity.c), before its key goes into
+ * the tunnel's handshake. A DC can only carry it.
  */
 #include <sys/socket.h>
 
@@ -16,12 +21,81 @@
 #include "common.h"
 #include "msg.h"
 #include "agentd.h"
+#include "identity.h"
+
+/*
+ * The peer's certificate (b64, NULL if the DC gave none) for nt->peer:
+ * verified, its key continuous with the one known, then our device key
+ * and the peer's into cfg. 0, or -2 (an identity failure) with err filled.
+ */
+static int
+direction_identity(struct agent *a, const char *b64, struct tun *nt,
+    struct ntm_tunnel_cfg *cfg, char *err, size_t errlen)
+{
+	uint8_t as_pk[NTM_SIGN_PK], pk[NTM_DEVKEY_LEN];
+	struct ntm_dcert c;
+	struct id_known old;
+	char fp[NTM_DFP_LEN], ofp[NTM_DFP_LEN];
+	int64_t now = (int64_t)(agent_wall_us() / 1000000);
+	int e, pinned;
+
+	if (b64 == NULL) {
+		snprintf(err, errlen, "the DC gave no device certificate for %s (a peer or "
+		    "DC from before device keys?): refused", nt->peer);
+		return -2;
+	}
+	if (ntm_dcert_from_b64(&c, b64) < 0) {
+		snprintf(err, errlen, "the device certificate the DC gave for %s is "
+		    "malformed: refused", nt->peer);
+		return -2;
+	}
+	if ((e = id_as_key(a->cli, as_pk, &pinned)) < 0) {
+		snprintf(err, errlen, "no AS key to check %s's device certificate with "
+		    "(log in again, or set as_key in ntm.conf): %s", nt->peer, ntm_strerror(e));
+		return -2;
+	}
+	if ((e = ntm_dcert_check(&c, as_pk, nt->peer, now)) < 0) {
+		snprintf(err, errlen, "the device certificate the DC gave for %s %s: refused",
+		    nt->peer, e == NTM_ERR_IDENTITY ? "names another device" :
+		    e == NTM_ERR_EXPIRED ? "is expired" : "is not signed by the AS key "
+		    "this profile trusts");
+		return -2;
+	}
+	ntm_dkey_fingerprint(fp, c.fqdn, c.pk);
+	e = id_known_check(a->cli, &c, now, &old);
+	if (e == NTM_ERR_IDENTITY || e == ID_CHANGED)
+		ntm_dkey_fingerprint(ofp, old.fqdn, old.pk);
+	if (e == NTM_ERR_IDENTITY) {
+		snprintf(err, errlen, "THE DEVICE KEY OF %s CHANGED to %s without a newer AS "
+		    "certificate than the one of the known key %s: refused (compare with "
+		    "'ntm keys show %s' out of band)", nt->peer, fp, ofp, nt->peer);
+		return -2;
+	}
+	if (e == ID_CHANGED)
+		log_warnx("tunnel %s: THE DEVICE KEY OF %s CHANGED: %s -> %s (a newer AS "
+		    "certificate, serial %llu; compare with 'ntm keys show %s')", nt->peer,
+		    nt->peer, ofp, fp, (unsigned long long)c.serial, nt->peer);
+	else if (e == ID_NEW)
+		log_info("tunnel %s: device key %s, first seen", nt->peer, fp);
+	else if (e < 0)
+		log_warnx("tunnel %s: cannot remember its device key: %s", nt->peer,
+		    ntm_strerror(e));
+	if ((e = id_device_keypair(a->cli, pk, cfg->static_sk, 0)) < 0) {
+		snprintf(err, errlen, "cannot read this device's key (%s/%s): %s (log in "
+		    "again)", a->cli->state_dir, ID_DEVICE_KEY_FILE, ntm_strerror(e));
+		return -2;
+	}
+	memcpy(cfg->peer_static, c.pk, NTM_DEVKEY_LEN);
+	snprintf(nt->peer_fp, sizeof(nt->peer_fp), "%s", fp);
+	nt->peer_serial = c.serial;
+	return 0;
+}
 
 /* The direction d as a tunnel (nt) and its core's settings (cfg);
- * 0, or -1 with err filled. */
+ * 0, or -1 with err filled (-2: the peer's identity did not check out). */
 static int
-direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err,
-    size_t errlen)
+direction_parse(struct agent *a, json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg,
+    char *err, size_t errlen)
 {
 	struct ntm_m_direction m;
 	struct ntm_m_relay rm = { 0 };
@@ -85,20 +159,24 @@ direction_parse(json_t *d, struct tun *nt, struct ntm_tunnel_cfg *cfg, char *err
 	nt->expires = m.expires;
 	memcpy(cfg->tunnel_id, nt->tid, NTM_TUNNEL_ID_LEN);
 	cfg->initiator = initiator;
-	return 0;
+	return direction_identity(a, m.peer_cert, nt, cfg, err, errlen);
 }
 
 /* Creates the tunnel of a direction, or (same tunnel_id) applies a new route
  * to the existing one: same keys and indices, new endpoint / relay binding. */
-struct tun *
-agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen)
+static struct tun *
+apply_direction(struct agent *a, json_t *d, char *err, size_t errlen, int *identity)
 {
 	struct ntm_tunnel_cfg cfg;
 	struct tun *t = NULL, nt;
+	int r;
 
 	memset(&nt, 0, sizeof(nt));
 	memset(&cfg, 0, sizeof(cfg));
-	if (direction_parse(d, &nt, &cfg, err, errlen) == 0) {
+	if ((r = direction_parse(a, d, &nt, &cfg, err, errlen)) == -2) {
+		a->drops[DROP_IDENTITY]++;
+		*identity = 1;
+	} else if (r == 0) {
 		/* Recreated route: keep the tunnel core (keys, indices). */
 		if ((t = agent_tun_by_tid(a, nt.tid)) != NULL)
 			agent_tun_reroute(t, &nt);
@@ -108,6 +186,14 @@ agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen)
 	ntm_wipe(&cfg, sizeof(cfg));
 	ntm_wipe(&nt, sizeof(nt));
 	return t;
+}
+
+struct tun *
+agent_apply_direction(struct agent *a, json_t *d, char *err, size_t errlen)
+{
+	int identity = 0;
+
+	return apply_direction(a, d, err, errlen, &identity);
 }
 
 /* The HS_INIT that came before its direction, once more (and for the last
@@ -196,11 +282,14 @@ on_tunnel_made(const struct ntm_http_result *res, void *arg)
 	struct tun *t = NULL;
 
 	if (res->err == 0 && res->status == 200 && res->json) {
-		if ((t = agent_apply_direction(a, res->json, err, sizeof(err))) == NULL)
+		int identity = 0;
+
+		if ((t = apply_direction(a, res->json, err, sizeof(err), &identity)) == NULL)
 			log_warnx("POST /v1/tunnel %s: %s", r->peer, err);
 		a->hooks->tunnels_changed(a);
-		if (t == NULL && r->ctl)
-			a->hooks->tunnel_failed(a, r->ctl, NULL, "tunnel_failed", err);
+		if (t == NULL && (r->ctl || identity))
+			a->hooks->tunnel_failed(a, r->ctl, identity ? r->peer : NULL,
+			    identity ? "peer_identity" : "tunnel_failed", err);
 	} else if (res->err == NTM_ERR_UNTRUSTED) {
 		/* Not a network failure: the session's CA does not vouch for
 		 * the DC. The same words (and exit 15) as the CLI's own calls. */

@@ -33,6 +33,8 @@ on_tunnel_failed(struct agent *a, uint64_t serial, const char *peer, const char 
 		agent_ctl_tunnel_failed(a, serial, code, msg);
 	if (peer)
 		agent_dial_failed(a, peer, msg);
+	if (peer && code && strcmp(code, "peer_identity") == 0)
+		agent_ctl_peer_failed(a, peer, code, msg);
 }
 
 static int

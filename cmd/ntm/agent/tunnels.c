@@ -20,7 +20,7 @@
 #include "agentd.h"
 
 const char *const agent_drop_names[DROP_N] = {
-	"malformed", "unknown_index", "auth", "replay", "state"
+	"malformed", "unknown_index", "auth", "replay", "state", "identity"
 };
 
 struct tun *
@@ -242,6 +242,7 @@ agent_drop_reason(int err)
 	case NTM_ERR_CRYPTO:	return DROP_AUTH;
 	case NTM_ERR_REPLAY:	return DROP_REPLAY;
 	case NTM_ERR_STATE:	return DROP_STATE;
+	case NTM_ERR_IDENTITY:	return DROP_IDENTITY;
 	default:		return DROP_MALFORMED;
 	}
 }
@@ -329,6 +330,28 @@ agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n)
 	return -1;
 }
 
+/*
+ * A handshake message made with the temporal key by someone without the
+ * peer device's key: whoever holds K (a DC) is in the middle. Said loudly;
+ * an initiator gives the tunnel up (its core is DEAD) and the waiters fail
+ * with peer_identity.
+ */
+static void
+identity_failed(struct tun *t, const struct sockaddr_storage *from)
+{
+	struct ntm_tun_stats st;
+	char msg[512], b[64];
+
+	ntm_tunnel_stats(t->p.t, &st);
+	snprintf(msg, sizeof(msg), "the handshake from %s holds the tunnel's temporal key "
+	    "but not the device key of %s (fingerprint %s): a server in the middle; "
+	    "refused", ntm_sa_str((const struct sockaddr *)from, b, sizeof(b)), t->peer,
+	    t->peer_fp);
+	log_warnx("tunnel %s: %s", t->peer, msg);
+	if (st.state == NTM_TUN_DEAD)
+		t->a->hooks->tunnel_failed(t->a, 0, t->peer, "peer_identity", msg);
+}
+
 void
 agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_storage *from)
 {
@@ -339,6 +362,8 @@ agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_stora
 	r = ntm_peer_recv(&t->p, p, n, from, agent_now_ms(), &ev);
 	if (r < 0 && !ev.authentic) {
 		a->drops[agent_drop_reason(r)]++;
+		if (r == NTM_ERR_IDENTITY)
+			identity_failed(t, from);
 		agent_tun_arm(t);
 		return;
 	}
