@@ -313,9 +313,11 @@ as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc, const char *p
 
 	if ((ret = ntm_db_begin(db)) < 0)
 		return ret;
+	/* A name stays with its user; it may move to another device of the
+	 * same user (the DC deleted the old one: ntm-dc client del, or
+	 * client_idle_days), which that user's own login proved. */
 	if ((ret = ntm_db_int(db, &other, "SELECT COUNT(*) FROM devices WHERE fqdn = ?1 AND "
-	    "(user != ?2 OR device != ?3)", "sss", c->fqdn, c->user, c->device)) == 0 &&
-	    other > 0)
+	    "user != ?2", "ss", c->fqdn, c->user)) == 0 && other > 0)
 		ret = NTM_ERR_EXISTS;
 	if (ret == 0 && (ret = ntm_db_run(db, "INSERT INTO devices (fqdn, user, device, dc, "
 	    "pubkey, not_before, not_after, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

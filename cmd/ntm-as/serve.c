@@ -357,9 +357,9 @@ route_device(struct ntm_req *req, void *arg)
 	if ((e = as_db_device_add(as->db, &c, cert->name, m.device_key, now)) < 0) {
 		if (e == NTM_ERR_EXISTS) {
 			log_warnx("device cert: %s asked for %s as %s/%s, but it belongs to "
-			    "another device", cert->name, m.fqdn, t.user, t.device);
+			    "another user", cert->name, m.fqdn, t.user, t.device);
 			ntm_reply_error(req, 409, "fqdn_taken", "fqdn", "field 'fqdn': %s was "
-			    "certified for another user or device", m.fqdn);
+			    "certified for another user", m.fqdn);
 		} else
 			ntm_reply_error(req, 500, "internal", NULL, "storage failure");
 		return;

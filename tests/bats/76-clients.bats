@@ -10,6 +10,7 @@ setup_file() {
 	platform_up
 	add_user alice 'alice-pw-1'
 	add_user bob 'bob-pw-1'
+	add_user carol 'carol-pw-1'
 }
 teardown_file() {
 	[ -f "$BATS_FILE_TMPDIR/dc.pid" ] && kill "$(cat "$BATS_FILE_TMPDIR/dc.pid")" 2>/dev/null
@@ -82,17 +83,17 @@ fqdns() { ntm-dc -f "$(P)/dc1.conf" client list --json | jq -r '.[].fqdn' | sort
 	ntm-dc -d -f "$(P)/dc1.conf" >>"$(P)/dc1.log" 2>&1 &
 	echo $! > "$BATS_FILE_TMPDIR/dc.pid"
 	wait_health "$(dc1_url)" "$(ca)"
-	login "$BATS_TEST_TMPDIR/d1" bob bob-pw-1 "$(dc1_url)" --device one >/dev/null
-	login "$BATS_TEST_TMPDIR/d2" bob bob-pw-1 "$(dc1_url)" --device two >/dev/null
-	run login "$BATS_TEST_TMPDIR/d3" bob bob-pw-1 "$(dc1_url)" --device three
+	login "$BATS_TEST_TMPDIR/d1" carol carol-pw-1 "$(dc1_url)" --device one >/dev/null
+	login "$BATS_TEST_TMPDIR/d2" carol carol-pw-1 "$(dc1_url)" --device two >/dev/null
+	run login "$BATS_TEST_TMPDIR/d3" carol carol-pw-1 "$(dc1_url)" --device three
 	assert_failure 8
-	assert_output "ntm: login: too_many_devices: user bob has 2 devices at this DC already (max_devices); an administrator frees one with 'ntm-dc client del'"
+	assert_output "ntm: login: too_many_devices: user carol has 2 devices at this DC already (max_devices); an administrator frees one with 'ntm-dc client del'"
 	assert_file_not_exists "$BATS_TEST_TMPDIR/d3/session.json"
 	# A device it has logs in again.
-	run login "$BATS_TEST_TMPDIR/d1" bob bob-pw-1 "$(dc1_url)" --device one
+	run login "$BATS_TEST_TMPDIR/d1" carol carol-pw-1 "$(dc1_url)" --device one
 	assert_success
 	run_t ntm-dc -f "$(P)/dc1.conf" client del "$(jq -r .fqdn "$BATS_TEST_TMPDIR/d2/session.json")"
 	assert_success
-	run login "$BATS_TEST_TMPDIR/d3" bob bob-pw-1 "$(dc1_url)" --device three
+	run login "$BATS_TEST_TMPDIR/d3" carol carol-pw-1 "$(dc1_url)" --device three
 	assert_success
 }
