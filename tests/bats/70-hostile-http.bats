@@ -26,8 +26,9 @@ setup_file() {
 		printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = %s\n' \
 		    "$HEAD_S" "$BODY_S" >> "$(P)/$r.conf"
 	done
-	# dc2: room for one 60000-byte body at a time, held up to 20 s.
-	printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = 20\nhttp_body_mem_max = 100000\n' \
+	# dc2: room for one 60000-byte body at a time, held up to 20 s, and
+	# for 8 connections.
+	printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = 20\nhttp_body_mem_max = 100000\nhttp_max_conns = 8\n' \
 	    "$HEAD_S" >> "$(P)/dc2.conf"
 	platform_start "$(P)"
 	add_user alice 'alice-pw-1'
@@ -156,8 +157,8 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 }
 
 @test "a flood of closed connections is summed up in the log per kind and source, at the default level" {
-	local log=$(P)/dc2.log i n
-	run timeout $((BOUND + 60)) python3 "$HOSTILE" slowhead "$(port_of dc2)" "$(ca)" 40 \
+	local log=$(P)/dc1.log i n
+	run timeout $((BOUND + 60)) python3 "$HOSTILE" slowhead "$(port_of dc1)" "$(ca)" 40 \
 	    127.0.0.70-70 "$BOUND"
 	assert_success
 	assert_line done
@@ -188,4 +189,30 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 	# The tool has gone: its room is given back, a login passes.
 	run login "$BATS_TEST_TMPDIR/b" alice alice-pw-1 "$(dc2_url)"
 	assert_success
+}
+
+@test "at http_max_conns a server stops accepting until a connection closes" {
+	local out=$BATS_TEST_TMPDIR/keep.out n200 line i
+	# dc2 takes 8 connections: 12 keep-alive ones from 12 addresses, the
+	# first 8 answered and held; the other 4 wait unaccepted (the tool
+	# gives a handshake 10 s, far less than the server's 30 s idle time).
+	coproc KEEP { timeout $((BOUND + 60)) python3 "$HOSTILE" keepalive "$(port_of dc2)" \
+	    "$(ca)" 12 127.0.0.90-101 "$BOUND" /v1/health; }
+	for ((i = 0; i < 600; i++)); do
+		read -r -t 1 line <&"${KEEP[0]}" || continue
+		echo "$line" >> "$out"
+		[ "$line" = answered ] && break
+	done
+	n200=$(grep -c ' status 200 ' "$out" || true)
+	assert_equal "$n200" 8
+	assert_equal "$(grep -c ' closed ' "$out" || true)" 4
+	# Once they are gone the server accepts again.
+	eval "exec ${KEEP[1]}>&-"
+	wait "$KEEP_PID" || true
+	for ((i = 0; i < 100; i++)); do
+		run https GET "$(dc2_url)/v1/health"
+		[ "$(status_of)" = 200 ] && break
+		sleep 0.1
+	done
+	assert_equal "$(status_of)" 200
 }
