@@ -95,6 +95,9 @@ struct srv_conf {
 	long	 http_body_timeout_s;
 	long	 http_body_min_rate;
 	long	 http_body_mem_max;
+	long	 signed_rate;
+	long	 signed_burst;
+	long	 replay_per_peer;
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

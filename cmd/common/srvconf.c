@@ -41,6 +41,8 @@ static const struct {
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
 	I(http_body_min_rate, R_ALL, 1, 1L << 30), I(http_body_mem_max, R_ALL, 1, 1L << 40),
+	I(signed_rate, R_ALL, 1, 1000000), I(signed_burst, R_ALL, 1, 1000000),
+	I(replay_per_peer, R_ALL, 16, 1L << 20),
 };
 #undef S
 #undef I
@@ -220,6 +222,9 @@ conf_defaults(struct srv_conf *c)
 	c->http_body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
 	c->http_body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
 	c->http_body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
+	c->signed_rate = NTM_HTTPD_SIGNED_RATE;
+	c->signed_burst = NTM_HTTPD_SIGNED_BURST;
+	c->replay_per_peer = NTM_HTTPD_REPLAY_PER_PEER;
 }
 
 /* The DC's own keys: database, AS URL, virtual prefixes, DNS. */

@@ -51,12 +51,8 @@
 
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
-/* The replay cache (docs/protocol.md 2.2): per signing certificate, at most
- * this many signatures, behind this many requests per second (and burst). */
+/* Signing certificates the replay cache follows at once (live entries). */
 #define HTTPD_REPLAY_PEERS	4096
-#define HTTPD_REPLAY_PER_PEER	16384
-#define HTTPD_SIGNED_RATE	200
-#define HTTPD_SIGNED_BURST	2000
 #define ADDR_BUCKETS		256
 #define HTTPD_TICK_S		10	/* summaries of rate-limited log lines */
 
@@ -1646,6 +1642,9 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
 	h->lim.body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
 	h->lim.body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
 	h->lim.body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
+	h->lim.signed_rate = NTM_HTTPD_SIGNED_RATE;
+	h->lim.signed_burst = NTM_HTTPD_SIGNED_BURST;
+	h->lim.replay_per_peer = NTM_HTTPD_REPLAY_PER_PEER;
 	if (plain_ex_idx < 0)
 		plain_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (conn_ex_idx < 0)
@@ -1803,6 +1802,12 @@ ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l)
 		h->lim.body_min_rate = l->body_min_rate;
 	if (l->body_mem_max)
 		h->lim.body_mem_max = l->body_mem_max;
+	if (l->signed_rate)
+		h->lim.signed_rate = l->signed_rate;
+	if (l->signed_burst)
+		h->lim.signed_burst = l->signed_burst;
+	if (l->replay_per_peer)
+		h->lim.replay_per_peer = l->replay_per_peer;
 	listeners_enable(h, h->nconns < h->lim.max_conns);
 }
 
@@ -1811,7 +1816,7 @@ ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg)
 {
 	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_PEERS,
-	    HTTPD_REPLAY_PER_PEER, HTTPD_SIGNED_RATE, HTTPD_SIGNED_BURST)) == NULL) {
+	    h->lim.replay_per_peer, h->lim.signed_rate, h->lim.signed_burst)) == NULL) {
 		ntm_log(NTM_LOG_ERR, "httpd: cannot allocate the replay cache");
 		return;	/* signed routes answer 500 until this succeeds */
 	}
