@@ -212,6 +212,22 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void
+ntm_log_rl(int level, const char *kind, const char *source, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ntm_vlog_rl_at(mono_ms(), level, kind, source, fmt, ap);
+	va_end(ap);
+}
+
+void
+ntm_log_rl_flush(void)
+{
+	ntm_log_rl_flush_at(mono_ms());
+}
+
 static unsigned
 addr_hash(const uint8_t *key)
 {

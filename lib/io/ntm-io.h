@@ -14,6 +14,13 @@
 extern "C" {
 #endif
 
+/* ---- rate-limited log lines on the monotonic clock (lib/io/httpd.c) ---- */
+
+/* ntm_log_rl_at and ntm_log_rl_flush_at (ntm-core.h) at the current time. */
+void ntm_log_rl(int level, const char *kind, const char *source,
+    const char *fmt, ...) NTM_PRINTF(4, 5);
+void ntm_log_rl_flush(void);
+
 /* ---- bulk hashing (lib/io/hash.c), by OpenSSL --------------------------- */
 
 /* Streaming SHA-256 for bulk data, by OpenSSL (which uses the CPU's SHA
