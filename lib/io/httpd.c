@@ -469,7 +469,13 @@ conn_head_done(struct conn *c)
 		evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)lim);
 	if (c->over_len != -1 && c->linger_fd < 0)
 		c->linger_fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0);
-	if (c->over_len == -1 && c->clen > 0) {
+	if (c->over_len != -1) {
+		/* Refused: evhttp answers and closes. What follows is the
+		 * body it will not read, never another head to parse (one
+		 * could otherwise set a larger limit before evhttp reads). */
+		c->st = C_DONE;
+		event_del(c->tm);
+	} else if (c->clen > 0) {
 		c->st = C_BODY;
 		c->body_left = (uint64_t)c->clen;
 		c->body_got = 0;

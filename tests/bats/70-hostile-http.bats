@@ -84,11 +84,22 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		    127.0.0.10-10 20 "$path" 100000000
 		assert_line "conn 0 status 413 body_too_large"
 	done
+	# Body bytes that look like the head of a route with a larger limit
+	# (the CS's chunks, 4 MiB) do not lift the limit of this one.
+	run timeout 60 python3 "$HOSTILE" bigtail "$(port_of cs)" "$(ca)" 1 \
+	    127.0.0.10-10 20 /v1/cs/uploads 3000000
+	assert_line "conn 0 status 413 body_too_large"
 	# The JSON error names both sizes.
 	run https POST "$(dc1_url)/v1/login" -H 'Content-Length: 200000' -H 'Expect:' \
 	    --data-binary '{}' --max-time 10
 	[[ $(body_of) == *'"message":"request body of 200000 bytes is over the limit of 65536"'* ]] ||
 		fail "413 message: $output"
+	# A body without Content-Length (chunked) is not read: 411.
+	run https POST "$(dc1_url)/v1/login" -H 'Transfer-Encoding: chunked' -H 'Expect:' \
+	    --data-binary '{"version":1}'
+	expect_411=$(status_of)
+	assert_equal "$expect_411" 411
+	assert_equal "$(jq -r .code <<<"$(body_of)")" length_required
 }
 
 @test "bodies over the limit are not buffered: 20 connections sending 12 MiB each leave the CS's memory bounded" {
