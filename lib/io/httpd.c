@@ -175,7 +175,8 @@ struct conn {
 	char			 method[8];
 	char			 path[256];
 	int64_t			 clen;		/* -1: none */
-	int			 chunked;
+	int			 chunked;	/* or a Content-Length we cannot read */
+	int			 trunc;		/* this line is longer than line[] */
 	/* What the refusal said, for the JSON answer (httpd_outbuf_cb). */
 	int64_t			 over_len;	/* declared length over... */
 	size_t			 over_max;	/* ...this limit; -1: none */
@@ -525,9 +526,17 @@ conn_line(struct conn *c)
 		char *end;
 		long long n;
 
+		/* Read it as strictly as evhttp does, or refuse the body:
+		 * a length evhttp reads otherwise would let its body be
+		 * taken for the next request's head. */
 		errno = 0;
 		n = strtoll(v, &end, 10);
-		if (errno == 0 && end != v && n >= 0 && c->clen < 0)
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (c->trunc || errno != 0 || end == v || *end != '\0' || n < 0 ||
+		    *v < '0' || *v > '9')
+			c->chunked = 1;
+		else if (c->clen < 0)
 			c->clen = n;
 	} else if (strcasecmp(l, "Transfer-Encoding") == 0) {
 		c->chunked = 1;
@@ -582,10 +591,13 @@ conn_feed(struct conn *c, const char *p, size_t n)
 		if (*p == '\n') {
 			conn_line(c);
 			c->linelen = 0;
+			c->trunc = 0;
 			if (c->st != C_HEAD)
 				c->head_bytes = 0;
 		} else if (c->linelen < sizeof(c->line) - 1) {
 			c->line[c->linelen++] = *p;
+		} else {
+			c->trunc = 1;
 		}
 		p++;
 		n--;
@@ -820,7 +832,7 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 		if (c && c->over_len == -2) {
 			status = 411;
 			code = "length_required";
-			msg = "a request body needs Content-Length";
+			msg = "a request body needs one plain Content-Length";
 		} else if (c && c->over_len == -3) {
 			status = 503;
 			code = "busy";

@@ -17,6 +17,8 @@
 #   bigtail   as bigbody, but the head is followed, in the same write, by
 #             body bytes that look like another request head (for a route
 #             with a larger limit): they must not change the limit.
+#   padlen    TLS, a head whose Content-Length (LENGTH) is padded past 1 KiB
+#             with blanks, then the body: reads the answer.
 #   bigsend   TLS, a head declaring LENGTH bytes, then the body as fast as
 #             the server takes it; then reads the answer, if any.
 #   keepalive TLS, GET PATH and read the answer, then hold the connection.
@@ -149,6 +151,12 @@ def one(i):
             s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
                       b"application/json\r\nContent-Length: %d\r\n\r\n%s"
                       % (path.encode(), clen, tail))
+            st, code = read_answer(s)
+            out("conn %d status %d %s" % (i, st, code))
+        elif mode == "padlen":
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length:%s%d\r\n\r\n%s"
+                      % (path.encode(), b" " * 1100, clen, b"x" * clen))
             st, code = read_answer(s)
             out("conn %d status %d %s" % (i, st, code))
         elif mode == "bigsend":
