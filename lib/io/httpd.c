@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -55,6 +56,7 @@
 #define HTTPD_REPLAY_PEERS	4096
 #define ADDR_BUCKETS		256
 #define HTTPD_TICK_S		10	/* summaries of rate-limited log lines */
+#define HTTPD_TRIM_CONNS	64	/* a flood, for giving memory back */
 
 struct route {
 	struct ntm_http_route r;		/* method and path: our copies */
@@ -87,6 +89,7 @@ struct ntm_httpd {
 	struct lingerer		*lingers;	/* refused sockets being drained */
 	unsigned		 nlingers;
 	uint64_t		 body_mem;	/* declared bodies being read or handled */
+	unsigned		 peak_conns;	/* since memory was last trimmed */
 };
 
 struct ntm_req {
@@ -1566,7 +1569,15 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 static void
 httpd_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct ntm_httpd *h = arg;
+
 	ntm_log_rl_flush();
+	/* After a flood of connections, give the memory they took back to
+	 * the system (glibc keeps freed heap otherwise). */
+	if (h->peak_conns >= HTTPD_TRIM_CONNS && h->nconns < HTTPD_TRIM_CONNS / 4) {
+		malloc_trim(0);
+		h->peak_conns = h->nconns;
+	}
 }
 
 static struct bufferevent *
@@ -1610,6 +1621,8 @@ httpd_bevcb(struct event_base *base, void *arg)
 	h->conns = c;
 	if (++h->nconns >= h->lim.max_conns)
 		listeners_enable(h, 0);
+	if (h->nconns > h->peak_conns)
+		h->peak_conns = h->nconns;
 	if (evbuffer_add_cb(bufferevent_get_output(bev), httpd_outbuf_cb, c) == NULL ||
 	    evbuffer_add_cb(bufferevent_get_input(bev), conn_in_cb, c) == NULL) {
 		bufferevent_free(bev);

@@ -123,8 +123,10 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		fail "cs peak RSS ${peak} kB, ${before} kB before"
 }
 
-@test "500 slow connections against each server are closed within their deadlines; memory bounded; real requests served meanwhile" {
-	local role f rss line worst=0
+@test "500 slow connections against each server are closed within their deadlines; memory bounded and given back; real requests served meanwhile" {
+	local role f rss line i back
+	local -A before
+	for role in as dc1 rs cs; do before[$role]=$(rss_kb "$role"); done
 	: > "$BATS_TEST_TMPDIR/pids"
 	for role in as dc1 rs cs; do
 		hostile silent "$role" 150
@@ -156,6 +158,20 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		line=$(awk '$3 == "closed" && $4 > m { m = $4 } END { print m + 0 }' "$f")
 		echo "# $(basename "$f" .out): $(grep -c ' closed ' "$f") closed, the last after ${line} s" >&3
 	done
+	# The memory the flood took is given back (within 8 MiB of before;
+	# the servers look every 10 s): poll, bounded.
+	for ((i = 0; i < 40; i++)); do
+		back=1
+		for role in as dc1 rs cs; do
+			[ "$(rss_kb "$role")" -le $((before[$role] + 8 * 1024)) ] || back=0
+		done
+		[ "$back" = 1 ] && break
+		sleep 1
+	done
+	for role in as dc1 rs cs; do
+		echo "# $role RSS ${before[$role]} kB before, $(rss_kb "$role") kB after" >&3
+	done
+	[ "$back" = 1 ] || fail "memory not given back after the flood"
 }
 
 @test "one source holds at most http_max_conns_per_addr connections; others are still served" {
