@@ -114,6 +114,9 @@ struct srv_conf {
 	long	 bind_rate_prefix;	/* RS: ticket checks/s per source /24 or /56 */
 	long	 client_sessions;	/* RS: session sides one client address may hold */
 	long	 dc_session_share;	/* RS: % of max_sessions one DC's tickets may open */
+	long	 signed_rate;
+	long	 signed_burst;
+	long	 replay_per_peer;
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

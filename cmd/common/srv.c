@@ -479,6 +479,9 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 			(unsigned)s->conf.http_body_timeout_s,
 			(unsigned)s->conf.http_body_min_rate,
 			(size_t)s->conf.http_body_mem_max,
+			(unsigned)s->conf.signed_rate,
+			(unsigned)s->conf.signed_burst,
+			(unsigned)s->conf.replay_per_peer,
 		};
 		struct rlimit rl;
 		rlim_t want = (rlim_t)s->conf.http_max_conns + 256;

@@ -5,11 +5,9 @@
  * source), each with a window, a count of lines written and a count of lines
  * held back, summarised when its window ends.
  */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "ntm-core.h"
 
@@ -28,7 +26,7 @@ struct rl_group {
 	unsigned long long held;	/* held back in the window */
 };
 
-static pthread_mutex_t	 rl_mu = PTHREAD_MUTEX_INITIALIZER;
+/* One table, used from one thread (the daemon's event loop). */
 static struct rl_group	 rl[NTM_LOG_RL_GROUPS];
 
 void
@@ -66,16 +64,7 @@ ntm_log(int level, const char *fmt, ...)
 
 /* ---- rate-limited lines -------------------------------------------------- */
 
-static uint64_t
-rl_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Writes g's summary if it held lines back, and frees it. rl_mu held. */
+/* Writes g's summary if it held lines back, and frees it. */
 static void
 rl_end(struct rl_group *g)
 {
@@ -93,7 +82,7 @@ rl_ended(const struct rl_group *g, uint64_t now)
 }
 
 /* The group of (kind, source), made if need be; NULL if the table is full
- * even for "many sources". rl_mu held. */
+ * even for "many sources". */
 static struct rl_group *
 rl_find(uint64_t now, int level, const char *kind, const char *source)
 {
@@ -133,8 +122,8 @@ rl_find(uint64_t now, int level, const char *kind, const char *source)
 	return g;
 }
 
-static void
-rl_vlog(uint64_t now, int level, const char *kind, const char *source,
+void
+ntm_vlog_rl_at(uint64_t now, int level, const char *kind, const char *source,
     const char *fmt, va_list ap)
 {
 	struct rl_group *g;
@@ -144,18 +133,14 @@ rl_vlog(uint64_t now, int level, const char *kind, const char *source,
 		return;
 	if (source == NULL || *source == '\0')
 		source = "-";
-	pthread_mutex_lock(&rl_mu);
-	if ((g = rl_find(now, level, kind, source)) == NULL) {
-		pthread_mutex_unlock(&rl_mu);
+	if ((g = rl_find(now, level, kind, source)) == NULL)
 		return;
-	}
 	if (level < g->level)
 		g->level = level;
 	if ((write = g->lines < NTM_LOG_RL_BURST))
 		g->lines++;
 	else
 		g->held++;
-	pthread_mutex_unlock(&rl_mu);
 	if (write)
 		ntm_vlog(level, fmt, ap);
 }
@@ -167,32 +152,14 @@ ntm_log_rl_at(uint64_t now_ms, int level, const char *kind, const char *source,
 	va_list ap;
 
 	va_start(ap, fmt);
-	rl_vlog(now_ms, level, kind, source, fmt, ap);
-	va_end(ap);
-}
-
-void
-ntm_log_rl(int level, const char *kind, const char *source, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	rl_vlog(rl_now(), level, kind, source, fmt, ap);
+	ntm_vlog_rl_at(now_ms, level, kind, source, fmt, ap);
 	va_end(ap);
 }
 
 void
 ntm_log_rl_flush_at(uint64_t now_ms)
 {
-	pthread_mutex_lock(&rl_mu);
 	for (size_t i = 0; i < NTM_LOG_RL_GROUPS; i++)
 		if (rl[i].kind && rl_ended(&rl[i], now_ms))
 			rl_end(&rl[i]);
-	pthread_mutex_unlock(&rl_mu);
-}
-
-void
-ntm_log_rl_flush(void)
-{
-	ntm_log_rl_flush_at(rl_now());
 }

@@ -97,17 +97,17 @@ void ntm_vlog(int level, const char *fmt, va_list ap);
  * default level even when its lines are INFO.
  * NTM_LOG_RL_GROUPS groups are tracked; past that, new sources of a kind
  * are counted together as "many sources". ntm_log_rl_flush writes the
- * summaries of windows that have ended (call it every few seconds); the
- * _at forms take the monotonic time in ms (tests).
+ * summaries of windows that have ended (call it every few seconds). The
+ * core takes the time (monotonic, in ms) from the caller; ntm_log_rl and
+ * ntm_log_rl_flush (ntm-io.h) read the clock. One thread only.
  */
 #define NTM_LOG_RL_BURST	3
 #define NTM_LOG_RL_WINDOW_S	10
 #define NTM_LOG_RL_GROUPS	64
-void ntm_log_rl(int level, const char *kind, const char *source,
-    const char *fmt, ...) NTM_PRINTF(4, 5);
 void ntm_log_rl_at(uint64_t now_ms, int level, const char *kind,
     const char *source, const char *fmt, ...) NTM_PRINTF(5, 6);
-void ntm_log_rl_flush(void);
+void ntm_vlog_rl_at(uint64_t now_ms, int level, const char *kind,
+    const char *source, const char *fmt, va_list ap);
 void ntm_log_rl_flush_at(uint64_t now_ms);
 
 /* ---- bounded buffers and cursors (lib/core/buf.c) ----------------------- */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -52,14 +53,11 @@
 
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
-/* The replay cache (docs/protocol.md 2.2): per signing certificate, at most
- * this many signatures, behind this many requests per second (and burst). */
+/* Signing certificates the replay cache follows at once (live entries). */
 #define HTTPD_REPLAY_PEERS	4096
-#define HTTPD_REPLAY_PER_PEER	16384
-#define HTTPD_SIGNED_RATE	200
-#define HTTPD_SIGNED_BURST	2000
 #define ADDR_BUCKETS		256
 #define HTTPD_TICK_S		10	/* summaries of rate-limited log lines */
+#define HTTPD_TRIM_CONNS	64	/* a flood, for giving memory back */
 
 struct route {
 	struct ntm_http_route r;		/* method and path: our copies */
@@ -92,6 +90,7 @@ struct ntm_httpd {
 	struct lingerer		*lingers;	/* refused sockets being drained */
 	unsigned		 nlingers;
 	uint64_t		 body_mem;	/* declared bodies being read or handled */
+	unsigned		 peak_conns;	/* since memory was last trimmed */
 };
 
 struct ntm_req {
@@ -180,7 +179,8 @@ struct conn {
 	char			 method[8];
 	char			 path[256];
 	int64_t			 clen;		/* -1: none */
-	int			 chunked;
+	int			 chunked;	/* or a Content-Length we cannot read */
+	int			 trunc;		/* this line is longer than line[] */
 	/* What the refusal said, for the JSON answer (httpd_outbuf_cb). */
 	int64_t			 over_len;	/* declared length over... */
 	size_t			 over_max;	/* ...this limit; -1: none */
@@ -215,6 +215,22 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+ntm_log_rl(int level, const char *kind, const char *source, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ntm_vlog_rl_at(mono_ms(), level, kind, source, fmt, ap);
+	va_end(ap);
+}
+
+void
+ntm_log_rl_flush(void)
+{
+	ntm_log_rl_flush_at(mono_ms());
 }
 
 static unsigned
@@ -458,7 +474,13 @@ conn_head_done(struct conn *c)
 		evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)lim);
 	if (c->over_len != -1 && c->linger_fd < 0)
 		c->linger_fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0);
-	if (c->over_len == -1 && c->clen > 0) {
+	if (c->over_len != -1) {
+		/* Refused: evhttp answers and closes. What follows is the
+		 * body it will not read, never another head to parse (one
+		 * could otherwise set a larger limit before evhttp reads). */
+		c->st = C_DONE;
+		event_del(c->tm);
+	} else if (c->clen > 0) {
 		c->st = C_BODY;
 		c->body_left = (uint64_t)c->clen;
 		c->body_got = 0;
@@ -508,9 +530,17 @@ conn_line(struct conn *c)
 		char *end;
 		long long n;
 
+		/* Read it as strictly as evhttp does, or refuse the body:
+		 * a length evhttp reads otherwise would let its body be
+		 * taken for the next request's head. */
 		errno = 0;
 		n = strtoll(v, &end, 10);
-		if (errno == 0 && end != v && n >= 0 && c->clen < 0)
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (c->trunc || errno != 0 || end == v || *end != '\0' || n < 0 ||
+		    *v < '0' || *v > '9')
+			c->chunked = 1;
+		else if (c->clen < 0)
 			c->clen = n;
 	} else if (strcasecmp(l, "Transfer-Encoding") == 0) {
 		c->chunked = 1;
@@ -565,10 +595,13 @@ conn_feed(struct conn *c, const char *p, size_t n)
 		if (*p == '\n') {
 			conn_line(c);
 			c->linelen = 0;
+			c->trunc = 0;
 			if (c->st != C_HEAD)
 				c->head_bytes = 0;
 		} else if (c->linelen < sizeof(c->line) - 1) {
 			c->line[c->linelen++] = *p;
+		} else {
+			c->trunc = 1;
 		}
 		p++;
 		n--;
@@ -803,7 +836,7 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 		if (c && c->over_len == -2) {
 			status = 411;
 			code = "length_required";
-			msg = "a request body needs Content-Length";
+			msg = "a request body needs one plain Content-Length";
 		} else if (c && c->over_len == -3) {
 			status = 503;
 			code = "busy";
@@ -1536,7 +1569,15 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 static void
 httpd_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct ntm_httpd *h = arg;
+
 	ntm_log_rl_flush();
+	/* After a flood of connections, give the memory they took back to
+	 * the system (glibc keeps freed heap otherwise). */
+	if (h->peak_conns >= HTTPD_TRIM_CONNS && h->nconns < HTTPD_TRIM_CONNS / 4) {
+		malloc_trim(0);
+		h->peak_conns = h->nconns;
+	}
 }
 
 static struct bufferevent *
@@ -1580,6 +1621,8 @@ httpd_bevcb(struct event_base *base, void *arg)
 	h->conns = c;
 	if (++h->nconns >= h->lim.max_conns)
 		listeners_enable(h, 0);
+	if (h->nconns > h->peak_conns)
+		h->peak_conns = h->nconns;
 	if (evbuffer_add_cb(bufferevent_get_output(bev), httpd_outbuf_cb, c) == NULL ||
 	    evbuffer_add_cb(bufferevent_get_input(bev), conn_in_cb, c) == NULL) {
 		bufferevent_free(bev);
@@ -1646,6 +1689,9 @@ ntm_httpd_new(struct event_base *base, const char *cert_pem, const char *key_pem
 	h->lim.body_timeout_s = NTM_HTTPD_BODY_TIMEOUT_S;
 	h->lim.body_min_rate = NTM_HTTPD_BODY_MIN_RATE;
 	h->lim.body_mem_max = NTM_HTTPD_BODY_MEM_MAX;
+	h->lim.signed_rate = NTM_HTTPD_SIGNED_RATE;
+	h->lim.signed_burst = NTM_HTTPD_SIGNED_BURST;
+	h->lim.replay_per_peer = NTM_HTTPD_REPLAY_PER_PEER;
 	if (plain_ex_idx < 0)
 		plain_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (conn_ex_idx < 0)
@@ -1803,6 +1849,12 @@ ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l)
 		h->lim.body_min_rate = l->body_min_rate;
 	if (l->body_mem_max)
 		h->lim.body_mem_max = l->body_mem_max;
+	if (l->signed_rate)
+		h->lim.signed_rate = l->signed_rate;
+	if (l->signed_burst)
+		h->lim.signed_burst = l->signed_burst;
+	if (l->replay_per_peer)
+		h->lim.replay_per_peer = l->replay_per_peer;
 	listeners_enable(h, h->nconns < h->lim.max_conns);
 }
 
@@ -1811,7 +1863,7 @@ ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg)
 {
 	if (h->replay == NULL && (h->replay = ntm_replay_new(HTTPD_REPLAY_PEERS,
-	    HTTPD_REPLAY_PER_PEER, HTTPD_SIGNED_RATE, HTTPD_SIGNED_BURST)) == NULL) {
+	    h->lim.replay_per_peer, h->lim.signed_rate, h->lim.signed_burst)) == NULL) {
 		ntm_log(NTM_LOG_ERR, "httpd: cannot allocate the replay cache");
 		return;	/* signed routes answer 500 until this succeeds */
 	}

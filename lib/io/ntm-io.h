@@ -14,6 +14,13 @@
 extern "C" {
 #endif
 
+/* ---- rate-limited log lines on the monotonic clock (lib/io/httpd.c) ---- */
+
+/* ntm_log_rl_at and ntm_log_rl_flush_at (ntm-core.h) at the current time. */
+void ntm_log_rl(int level, const char *kind, const char *source,
+    const char *fmt, ...) NTM_PRINTF(4, 5);
+void ntm_log_rl_flush(void);
+
 /* ---- bulk hashing (lib/io/hash.c), by OpenSSL --------------------------- */
 
 /* Streaming SHA-256 for bulk data, by OpenSSL (which uses the CPU's SHA
@@ -245,6 +252,11 @@ struct ntm_httpd_limits {
 	unsigned	body_timeout_s;
 	unsigned	body_min_rate;		/* bytes per second */
 	size_t		body_mem_max;		/* bytes of bodies held at once */
+	/* The replay cache of signed requests (docs/protocol.md 2.2), per
+	 * signing certificate; read by ntm_httpd_set_trust. */
+	unsigned	signed_rate;		/* accepted per second */
+	unsigned	signed_burst;
+	unsigned	replay_per_peer;	/* signatures remembered */
 };
 #define NTM_HTTPD_MAX_CONNS		1024
 #define NTM_HTTPD_MAX_CONNS_PER_ADDR	64
@@ -252,6 +264,9 @@ struct ntm_httpd_limits {
 #define NTM_HTTPD_BODY_TIMEOUT_S	20
 #define NTM_HTTPD_BODY_MIN_RATE		500
 #define NTM_HTTPD_BODY_MEM_MAX		(128 * 1024 * 1024)
+#define NTM_HTTPD_SIGNED_RATE		200
+#define NTM_HTTPD_SIGNED_BURST		2000
+#define NTM_HTTPD_REPLAY_PER_PEER	16384
 void ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l);
 /* addr "127.0.0.1", "::1", "0.0.0.0"...; port 0 picks one; *bound gets it. */
 int  ntm_httpd_listen(struct ntm_httpd *h, const char *addr, uint16_t port,

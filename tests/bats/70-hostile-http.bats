@@ -9,6 +9,11 @@
 load helpers
 
 HOSTILE=$TOP/tests/tools/hostile-http.py
+sreq() {	# sreq ROLE METHOD URL BODY: a request signed as ROLE
+	local role=$1
+	shift
+	"$SIGNREQ" --ca "$(ca)" --key "$(P)/$role/identity.key" --cert "$(P)/$role/server.cert" "$@"
+}
 # Deadlines for this platform (ntm.conf(5)): short, so the test is quick;
 # the test waits far longer (BOUND) before it calls a connection open.
 HEAD_S=3
@@ -26,8 +31,11 @@ setup_file() {
 		printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = %s\n' \
 		    "$HEAD_S" "$BODY_S" >> "$(P)/$r.conf"
 	done
-	# dc2: room for one 60000-byte body at a time, held up to 20 s.
-	printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = 20\nhttp_body_mem_max = 100000\n' \
+	# The CS takes 3 signed requests per certificate, then one a minute.
+	printf 'signed_rate = 1\nsigned_burst = 3\n' >> "$(P)/cs.conf"
+	# dc2: room for one 60000-byte body at a time, held up to 20 s, and
+	# for 8 connections.
+	printf 'http_header_timeout_s = %s\nhttp_body_timeout_s = 20\nhttp_body_mem_max = 100000\nhttp_max_conns = 8\n' \
 	    "$HEAD_S" >> "$(P)/dc2.conf"
 	platform_start "$(P)"
 	add_user alice 'alice-pw-1'
@@ -76,11 +84,27 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		    127.0.0.10-10 20 "$path" 100000000
 		assert_line "conn 0 status 413 body_too_large"
 	done
+	# Body bytes that look like the head of a route with a larger limit
+	# (the CS's chunks, 4 MiB) do not lift the limit of this one.
+	run timeout 60 python3 "$HOSTILE" bigtail "$(port_of cs)" "$(ca)" 1 \
+	    127.0.0.10-10 20 /v1/cs/uploads 3000000
+	assert_line "conn 0 status 413 body_too_large"
 	# The JSON error names both sizes.
 	run https POST "$(dc1_url)/v1/login" -H 'Content-Length: 200000' -H 'Expect:' \
 	    --data-binary '{}' --max-time 10
 	[[ $(body_of) == *'"message":"request body of 200000 bytes is over the limit of 65536"'* ]] ||
 		fail "413 message: $output"
+	# A body without Content-Length (chunked) is not read: 411.
+	run https POST "$(dc1_url)/v1/login" -H 'Transfer-Encoding: chunked' -H 'Expect:' \
+	    --data-binary '{"version":1}'
+	expect_411=$(status_of)
+	assert_equal "$expect_411" 411
+	assert_equal "$(jq -r .code <<<"$(body_of)")" length_required
+	# Nor one whose Content-Length the server cannot read as strictly
+	# as evhttp does (padded past what it keeps of a line).
+	run timeout 60 python3 "$HOSTILE" padlen "$(port_of dc1)" "$(ca)" 1 \
+	    127.0.0.10-10 20 /v1/login 20
+	assert_line "conn 0 status 411 length_required"
 }
 
 @test "bodies over the limit are not buffered: 20 connections sending 12 MiB each leave the CS's memory bounded" {
@@ -99,8 +123,10 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		fail "cs peak RSS ${peak} kB, ${before} kB before"
 }
 
-@test "500 slow connections against each server are closed within their deadlines; memory bounded; real requests served meanwhile" {
-	local role f rss line worst=0
+@test "500 slow connections against each server are closed within their deadlines; memory bounded and given back; real requests served meanwhile" {
+	local role f rss line i back
+	local -A before
+	for role in as dc1 rs cs; do before[$role]=$(rss_kb "$role"); done
 	: > "$BATS_TEST_TMPDIR/pids"
 	for role in as dc1 rs cs; do
 		hostile silent "$role" 150
@@ -132,6 +158,20 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 		line=$(awk '$3 == "closed" && $4 > m { m = $4 } END { print m + 0 }' "$f")
 		echo "# $(basename "$f" .out): $(grep -c ' closed ' "$f") closed, the last after ${line} s" >&3
 	done
+	# The memory the flood took is given back (within 8 MiB of before;
+	# the servers look every 10 s): poll, bounded.
+	for ((i = 0; i < 40; i++)); do
+		back=1
+		for role in as dc1 rs cs; do
+			[ "$(rss_kb "$role")" -le $((before[$role] + 8 * 1024)) ] || back=0
+		done
+		[ "$back" = 1 ] && break
+		sleep 1
+	done
+	for role in as dc1 rs cs; do
+		echo "# $role RSS ${before[$role]} kB before, $(rss_kb "$role") kB after" >&3
+	done
+	[ "$back" = 1 ] || fail "memory not given back after the flood"
 }
 
 @test "one source holds at most http_max_conns_per_addr connections; others are still served" {
@@ -156,8 +196,8 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 }
 
 @test "a flood of closed connections is summed up in the log per kind and source, at the default level" {
-	local log=$(P)/dc2.log i n
-	run timeout $((BOUND + 60)) python3 "$HOSTILE" slowhead "$(port_of dc2)" "$(ca)" 40 \
+	local log=$(P)/dc1.log i n
+	run timeout $((BOUND + 60)) python3 "$HOSTILE" slowhead "$(port_of dc1)" "$(ca)" 40 \
 	    127.0.0.70-70 "$BOUND"
 	assert_success
 	assert_line done
@@ -188,4 +228,50 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$(P)/$1.pid")/status"; }
 	# The tool has gone: its room is given back, a login passes.
 	run login "$BATS_TEST_TMPDIR/b" alice alice-pw-1 "$(dc2_url)"
 	assert_success
+}
+
+@test "at http_max_conns a server stops accepting until a connection closes" {
+	local out=$BATS_TEST_TMPDIR/keep.out n200 line i
+	# dc2 takes 8 connections: 12 keep-alive ones from 12 addresses, the
+	# first 8 answered and held; the other 4 wait unaccepted (the tool
+	# gives a handshake 10 s, far less than the server's 30 s idle time).
+	coproc KEEP { timeout $((BOUND + 60)) python3 "$HOSTILE" keepalive "$(port_of dc2)" \
+	    "$(ca)" 12 127.0.0.90-101 "$BOUND" /v1/health; }
+	for ((i = 0; i < 600; i++)); do
+		read -r -t 1 line <&"${KEEP[0]}" || continue
+		echo "$line" >> "$out"
+		[ "$line" = answered ] && break
+	done
+	n200=$(grep -c ' status 200 ' "$out" || true)
+	assert_equal "$n200" 8
+	assert_equal "$(grep -c ' closed ' "$out" || true)" 4
+	# Once they are gone the server accepts again.
+	eval "exec ${KEEP[1]}>&-"
+	wait "$KEEP_PID" || true
+	for ((i = 0; i < 100; i++)); do
+		run https GET "$(dc2_url)/v1/health"
+		[ "$(status_of)" = 200 ] && break
+		sleep 0.1
+	done
+	assert_equal "$(status_of)" 200
+}
+
+@test "signed requests are rate-limited per certificate: one server over its rate does not hold up another" {
+	local u="https://127.0.0.1:$(port_of cs)/v1/cs/revoke" i code n429=0 t0 passed
+	# Signed by dc1 (not a role the route takes): refused after the
+	# signature and replay checks (401), or over dc1's rate (429).
+	t0=$SECONDS
+	for ((i = 0; i < 20; i++)); do
+		run sreq dc1 POST "$u" '{"version":1}'
+		code=$(jq -r .code <<<"$(body_of)")
+		[ "$code" = rate_limited ] && n429=$((n429 + 1))
+	done
+	# A burst of 3, then one a second: however long the 20 took.
+	passed=$((20 - n429))
+	[ "$passed" -le $((3 + SECONDS - t0 + 1)) ] ||
+		fail "dc1: $passed of 20 passed in $((SECONDS - t0)) s"
+	[ "$n429" -ge 1 ] || fail "dc1: none of 20 refused as rate_limited"
+	# dc2's requests are dc2's: not limited by dc1's flood.
+	run sreq dc2 POST "$u" '{"version":1}'
+	[ "$(jq -r .code <<<"$(body_of)")" != rate_limited ] || fail "dc2 limited: $output"
 }

@@ -14,6 +14,11 @@
 #             limit), then a body of 1 byte every 2 s.
 #   bigbody   TLS, a head declaring a body of LENGTH bytes (default 100 MB),
 #             then nothing: reads the answer (the body is never sent).
+#   bigtail   as bigbody, but the head is followed, in the same write, by
+#             body bytes that look like another request head (for a route
+#             with a larger limit): they must not change the limit.
+#   padlen    TLS, a head whose Content-Length (LENGTH) is padded past 1 KiB
+#             with blanks, then the body: reads the answer.
 #   bigsend   TLS, a head declaring LENGTH bytes, then the body as fast as
 #             the server takes it; then reads the answer, if any.
 #   keepalive TLS, GET PATH and read the answer, then hold the connection.
@@ -140,10 +145,18 @@ def one(i):
                       b"application/json\r\nContent-Length: 4000\r\n\r\n{"
                       % path.encode())
             wait_closed(s, i, start, lambda: b" ")
-        elif mode == "bigbody":
+        elif mode in ("bigbody", "bigtail"):
+            tail = b"PUT /v1/cs/upload HTTP/1.1\r\nHost: x\r\n\r\n" \
+                if mode == "bigtail" else b""
             s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                      b"application/json\r\nContent-Length: %d\r\n\r\n"
-                      % (path.encode(), clen))
+                      b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (path.encode(), clen, tail))
+            st, code = read_answer(s)
+            out("conn %d status %d %s" % (i, st, code))
+        elif mode == "padlen":
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length:%s%d\r\n\r\n%s"
+                      % (path.encode(), b" " * 1100, clen, b"x" * clen))
             st, code = read_answer(s)
             out("conn %d status %d %s" % (i, st, code))
         elif mode == "bigsend":
