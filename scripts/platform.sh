@@ -77,6 +77,10 @@ platform_init() {
 	"$NTM_BIN/ntm-as" -f "$dir/as.conf" init > "$dir/as.pub" || return 1
 	aspk=$(cat "$dir/as.pub")
 	local common=("as_key = $aspk" "ca_file = $dir/as/ca.crt")
+	# Every client of a test logs in from 127.0.0.1: the DCs' per-source
+	# login limits (login_rate) are raised here; 78-login-limit.bats runs
+	# a DC with the defaults.
+	local dclogin=("login_rate = 1000" "login_rate_prefix = 10000")
 	# DNS: each DC serves its domain on its own UDP port; a resolver
 	# (dnsmasq, platform_resolver_start) forwards both domains to them.
 	free_port > "$dir/dc1.dnsport" && free_port > "$dir/dc2.dnsport" &&
@@ -89,13 +93,13 @@ platform_init() {
 	    "vip4_prefix = 100.64.1.0/24" "vip6_prefix = fd00:6e74:1::/64" \
 	    "dns_listen = 127.0.0.1:$(cat "$dir/dc1.dnsport")" \
 	    "udp_listen = 127.0.0.1:$(cat "$dir/dc1.udpport")" \
-	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
+	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")" "${dclogin[@]}"
 	_platform_conf "$dir" dc2 dc2.ntm.test "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
 	    "vip4_prefix = 100.64.2.0/24" "vip6_prefix = fd00:6e74:2::/64" \
 	    "dns_listen = 127.0.0.1:$(cat "$dir/dc2.dnsport")" \
 	    "udp_listen = 127.0.0.1:$(cat "$dir/dc2.udpport")" \
-	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
+	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")" "${dclogin[@]}"
 	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}" \
 	    "udp_listen = 127.0.0.1:$(cat "$dir/rs.udpport")"
 	# The CS finds its recipients' DCs through the same resolver.

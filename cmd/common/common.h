@@ -102,6 +102,8 @@ struct srv_conf {
 	char	*user;			/* all: the user to run as once bound */
 	long	 client_idle_days;	/* DC: devices unseen this long are reclaimed */
 	long	 max_devices;		/* DC: devices per user (0: any) */
+	long	 login_rate;		/* DC: logins/s per source address (burst 5x) */
+	long	 login_rate_prefix;	/* DC: logins/s per source /24 or /56 (burst 5x) */
 	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */
 	long	 http_max_conns;
 	long	 http_max_conns_per_addr;

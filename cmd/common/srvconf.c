@@ -41,6 +41,7 @@ static const struct {
 	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
 	S(user, R_ALL),
 	I(client_idle_days, R_DC, 0, 36500), I(max_devices, R_DC, 0, 1000000),
+	I(login_rate, R_DC, 1, 1000000), I(login_rate_prefix, R_DC, 1, 1000000),
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
 	I(http_body_min_rate, R_ALL, 1, 1L << 30), I(http_body_mem_max, R_ALL, 1, 1L << 40),
@@ -228,6 +229,8 @@ conf_defaults(struct srv_conf *c)
 	c->dns_rate_total = 20000;
 	c->client_idle_days = 90;
 	c->max_devices = 16;
+	c->login_rate = 2;
+	c->login_rate_prefix = 20;
 	c->http_max_conns = NTM_HTTPD_MAX_CONNS;
 	c->http_max_conns_per_addr = NTM_HTTPD_MAX_CONNS_PER_ADDR;
 	c->http_header_timeout_s = NTM_HTTPD_HEADER_TIMEOUT_S;

@@ -14,6 +14,9 @@
 
 #include "dc.h"
 #include "msg.h"
+#include "ratelim.h"
+
+#define DC_LOGIN_SOURCES	16384	/* addresses and prefixes with a login bucket */
 
 /* A login waiting for the AS's answer. */
 struct dc_login {
@@ -345,6 +348,45 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 	login_free(l);
 }
 
+/* Logins per source address and per /24 or /56, before anything else is
+ * spent on them (the AS's time above all): 1, or 0 answered 429. */
+static int
+login_allowed(struct dc *dc, struct ntm_req *req)
+{
+	static struct ntm_ratelim *per_addr, *per_prefix;
+	const struct srv_conf *cf = &dc->srv->conf;
+	const char *peer = ntm_req_peer(req);
+	uint8_t k[18], secret[16];
+	size_t kn;
+	char src[64];
+
+	if (per_addr == NULL) {
+		ntm_random(secret, sizeof(secret));
+		per_addr = ntm_ratelim_new(DC_LOGIN_SOURCES, (double)cf->login_rate,
+		    5.0 * (double)cf->login_rate, secret);
+		per_prefix = ntm_ratelim_new(DC_LOGIN_SOURCES, (double)cf->login_rate_prefix,
+		    5.0 * (double)cf->login_rate_prefix, secret);
+		ntm_wipe(secret, sizeof(secret));
+		if (per_addr == NULL || per_prefix == NULL)
+			return 1;	/* no table: no limit rather than no login */
+	}
+	if (peer == NULL || ntm_ratelim_addr_key(peer, 0, k, &kn) < 0)
+		return 1;
+	if (ntm_ratelim_take(per_addr, k, kn, mono_ms()) &&
+	    ntm_ratelim_addr_key(peer, -1, k, &kn) == 0 &&
+	    ntm_ratelim_take(per_prefix, k, kn, mono_ms()))
+		return 1;
+	snprintf(src, sizeof(src), "%s", peer);
+	src[strcspn(src, "]")] = '\0';
+	if (strrchr(src, ':') && strchr(src, '.'))
+		*strrchr(src, ':') = '\0';
+	ntm_log_rl(NTM_LOG_WARN, "login refused: over login_rate", src + (src[0] == '['),
+	    "login from %s refused: over login_rate", peer);
+	ntm_reply_error(req, 429, "rate_limited", NULL, "too many logins from your address; "
+	    "try again in a few seconds");
+	return 0;
+}
+
 static void
 on_login(struct ntm_req *req, void *arg)
 {
@@ -357,6 +399,8 @@ on_login(struct ntm_req *req, void *arg)
 	struct dc_login *l = NULL;
 	int e;
 
+	if (!login_allowed(dc, req))
+		goto cleanup;
 	if (ntm_msg_login_decode(in, &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		goto cleanup;
