@@ -44,3 +44,32 @@ printf 'ntm login:                    %d ms  (%.1f x baseline)\n' "$login_ms" \
     "$(echo "scale=2; ($t3 - $t2) / ($t1 - $t0)" | bc)"
 printf 'CPU per login: AS %d ms, DC %d ms (Argon2id at the AS dominates)\n' \
     $(( (as1 - as0) * 1000 / hz / N )) $(( (dc1 - dc0) * 1000 / hz / N ))
+
+# Unknown and known users answered alike: a wrong password for N distinct
+# existing users against N distinct unknown names (distinct, so that the
+# per-user backoff never starts), the same answer, and the times compared.
+K=${BENCH_ALIKE:-10}
+for ((i = 0; i < K; i++)); do
+	"$NTM_BIN/ntm-as" -f "$dir/as.conf" user add "known$i" --password-file "$dir/pw" >/dev/null
+done
+echo wrong > "$dir/wrong"
+# one NAME: microseconds of one login as NAME with a wrong password.
+one() {
+	local t0 t1
+	t0=$(now_ns)
+	"$NTM_BIN/ntm" -c "$dir/x$1" login --ca "$dir/as/ca.crt" -u "$1" \
+	    --password-file "$dir/wrong" "$dc" >/dev/null 2>&1 || true
+	t1=$(now_ns)
+	echo $(( (t1 - t0) / 1000 ))
+}
+# Interleaved, so that a drift of the machine falls on both alike.
+for ((i = 0; i < K; i++)); do
+	one "known$i" >> "$dir/known.us"
+	one "nobody$i" >> "$dir/unknown.us"
+done
+median() { sort -n "$1" | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+known_us=$(median "$dir/known.us")
+unknown_us=$(median "$dir/unknown.us")
+printf 'wrong password (medians of %d), existing user: %d.%03d ms; unknown user: %d.%03d ms (ratio %s; the same answer)\n' \
+    "$K" $((known_us / 1000)) $((known_us % 1000)) $((unknown_us / 1000)) $((unknown_us % 1000)) \
+    "$(echo "scale=3; $unknown_us / $known_us" | bc)"

@@ -71,6 +71,12 @@ as_start(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the revocation pushes");
 		return -1;
 	}
+	/* Made now, not at the first unknown user: that one would take twice
+	 * as long as the others and tell. */
+	if (as_login_prepare() < 0) {
+		snprintf(err, errlen, "cannot make the dummy password hash");
+		return -1;
+	}
 	return 0;
 }
 

@@ -47,6 +47,10 @@ struct as {
 	struct ntm_replay	*sealed_seen;	/* serve.c: nonces of sealed logins */
 };
 
+/* serve.c: makes what the logins need before the first one (the dummy
+ * password hash of unknown users); 0 or -1. */
+int	as_login_prepare(void);
+
 /* admin.c */
 /* One-line errors of the admin commands: "ntm-as: message" on stderr;
  * as_err appends strerror(errno). */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <jansson.h>
 
 #include "ntm-as.h"
@@ -29,6 +31,7 @@ struct login_job {
 	char			 password[AS_PASSWORD_MAX + 1];
 	size_t			 pwlen;
 	char			 device_key[NTM_B64_LEN(NTM_DEVKEY_LEN)];	/* sealed; or "" */
+	int			 unknown;	/* no such user: checked against a dummy hash */
 	int			 result;	/* of ntm_pwhash_verify */
 };
 
@@ -47,6 +50,139 @@ log_login(const char *user, const char *device, const char *dc, const char *resu
 	log_info("login user=%s device=%s dc=%s result=%s", user, device, dc, result);
 }
 
+/* ---- failed logins: backoff per user name ------------------------------- */
+
+/*
+ * Per user name (existing or not, alike), in a fixed table keyed by a
+ * secret hash: after AS_LOGIN_FREE failed logins in a row, each next
+ * attempt must wait 2^(failures - AS_LOGIN_FREE) s, at most
+ * AS_LOGIN_WAIT_MAX_S; a success clears it, as does AS_LOGIN_FORGET_S
+ * without a failure. A guesser gets a handful of tries, then one every
+ * five minutes, from every DC together.
+ */
+#define AS_LOGIN_FREE		5
+#define AS_LOGIN_WAIT_MAX_S	300
+#define AS_LOGIN_FORGET_S	3600
+#define AS_LOGIN_USERS		16384	/* names with failures remembered */
+
+struct fail_slot {
+	uint64_t	h;		/* 0: free */
+	unsigned	fails;
+	int64_t		last_ms;	/* of the last failure */
+};
+
+static struct fail_slot fails[AS_LOGIN_USERS];
+static uint8_t fails_key[crypto_shorthash_KEYBYTES];
+static int fails_keyed;
+
+static int64_t
+now_mono_ms(void)
+{
+	return mono_ms();
+}
+
+static struct fail_slot *
+fail_slot(const char *user, int make)
+{
+	uint8_t hb[crypto_shorthash_BYTES];
+	struct fail_slot *b, *old = NULL;
+	uint64_t h;
+
+	if (!fails_keyed) {
+		ntm_random(fails_key, sizeof(fails_key));
+		fails_keyed = 1;
+	}
+	crypto_shorthash(hb, (const unsigned char *)user, strlen(user), fails_key);
+	memcpy(&h, hb, sizeof(h));
+	h |= 1;
+	b = &fails[(h >> 1) % (AS_LOGIN_USERS / 4) * 4];
+	for (int i = 0; i < 4; i++) {
+		if (b[i].h == h)
+			return &b[i];
+		if (old == NULL || b[i].h == 0 || (old->h && b[i].last_ms < old->last_ms))
+			old = &b[i];
+	}
+	if (!make)
+		return NULL;
+	memset(old, 0, sizeof(*old));
+	old->h = h;
+	return old;
+}
+
+/* Milliseconds user must still wait before a password is checked, or 0. */
+static int64_t
+login_wait(const char *user, int64_t now)
+{
+	struct fail_slot *f = fail_slot(user, 0);
+	int64_t wait, until;
+
+	if (f == NULL || f->fails < AS_LOGIN_FREE)
+		return 0;
+	if (now - f->last_ms > (int64_t)AS_LOGIN_FORGET_S * 1000) {
+		f->h = 0;
+		return 0;
+	}
+	wait = f->fails - AS_LOGIN_FREE >= 9 ? AS_LOGIN_WAIT_MAX_S :
+	    (int64_t)1 << (f->fails - AS_LOGIN_FREE);
+	if (wait > AS_LOGIN_WAIT_MAX_S)
+		wait = AS_LOGIN_WAIT_MAX_S;
+	until = f->last_ms + wait * 1000;
+	return until > now ? until - now : 0;
+}
+
+static void
+login_failed(const char *user, int64_t now)
+{
+	struct fail_slot *f = fail_slot(user, 1);
+
+	if (now - f->last_ms > (int64_t)AS_LOGIN_FORGET_S * 1000)
+		f->fails = 0;
+	f->fails++;
+	f->last_ms = now;
+}
+
+static void
+login_succeeded(const char *user)
+{
+	struct fail_slot *f = fail_slot(user, 0);
+
+	if (f)
+		f->h = 0;
+}
+
+/* The hash an unknown user's password is checked against: made once, with
+ * the same Argon2id parameters as real ones. */
+static int dummy_hash(char out[NTM_PWHASH_STR]);
+
+int
+as_login_prepare(void)
+{
+	char h[NTM_PWHASH_STR];
+
+	return dummy_hash(h);
+}
+
+static int
+dummy_hash(char out[NTM_PWHASH_STR])
+{
+	static char h[NTM_PWHASH_STR];
+	char pw[33];
+
+	if (h[0] == '\0') {
+		uint8_t r[16];
+
+		ntm_random(r, sizeof(r));
+		if (ntm_hex_encode(pw, sizeof(pw), r, sizeof(r)) < 0 ||
+		    ntm_pwhash(h, pw, strlen(pw)) < 0) {
+			h[0] = '\0';
+			return -1;
+		}
+		ntm_wipe(pw, sizeof(pw));
+	}
+	memcpy(out, h, NTM_PWHASH_STR);
+	return 0;
+}
+
 /* Worker thread: only the slow hash, touching nothing but the job. */
 static void
 login_work(void *arg)
@@ -54,6 +190,8 @@ login_work(void *arg)
 	struct login_job *j = arg;
 
 	j->result = ntm_pwhash_verify(j->pwhash, j->password, j->pwlen);
+	if (j->unknown && j->result == 0)
+		j->result = NTM_ERR_BADPASS;	/* the dummy hash never lets in */
 	ntm_wipe(j->password, sizeof(j->password));
 }
 
@@ -71,11 +209,16 @@ login_done(void *arg)
 	int err;
 
 	if (j->result == NTM_ERR_BADPASS) {
-		log_login(j->user, j->device, j->dc, "bad_password");
-		ntm_reply_error(j->req, 401, "bad_password", NULL, "wrong password for '%s'",
-		    j->user);
+		/* Unknown and known users alike: the same answer, after the same
+		 * Argon2id; only our log tells them apart. */
+		log_login(j->user, j->device, j->dc, j->unknown ? "unknown_user" :
+		    "bad_password");
+		login_failed(j->user, now_mono_ms());
+		ntm_reply_error(j->req, 401, "bad_password", NULL, "wrong user name or "
+		    "password for '%s'", j->user);
 		goto out;
 	}
+	login_succeeded(j->user);
 	if (j->result != 0) {
 		log_warnx("login user=%s: cannot verify the password: %s", j->user,
 		    ntm_strerror(j->result));
@@ -223,7 +366,8 @@ route_login(struct ntm_req *req, void *arg)
 	struct ntm_jerr jerr;
 	struct login_job *j;
 	struct as_user u;
-	int err;
+	int64_t wait;
+	int err, unknown = 0;
 
 	if (ntm_msg_as_login_decode(ntm_req_json(req), &m, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
@@ -245,11 +389,24 @@ route_login(struct ntm_req *req, void *arg)
 	if (m.sealed)
 		password = box.password;
 
-	if ((err = as_db_user_get(as->db, user, &u)) == NTM_ERR_NOTFOUND) {
-		log_login(user, device, cert->name, "unknown_user");
-		ntm_reply_error(req, 404, "unknown_user", NULL, "no user '%s'", user);
+	if ((wait = login_wait(user, now_mono_ms())) > 0) {
+		log_login(user, device, cert->name, "backoff");
+		ntm_reply_error(req, 429, "too_many_attempts", NULL, "too many failed logins "
+		    "for '%s'; try again in %lld s", user, (long long)(wait + 999) / 1000);
 		ntm_wipe(&box, sizeof(box));
 		return;
+	}
+	if ((err = as_db_user_get(as->db, user, &u)) == NTM_ERR_NOTFOUND) {
+		/* Checked as if it existed, against a dummy hash: neither the
+		 * answer nor its time says whether the user exists. */
+		memset(&u, 0, sizeof(u));
+		if (dummy_hash(u.pwhash) < 0) {
+			ntm_reply_error(req, 500, "internal", NULL, "password check failed");
+			ntm_wipe(&box, sizeof(box));
+			return;
+		}
+		unknown = 1;
+		err = 0;
 	}
 	if (err < 0) {
 		log_warnx("login user=%s: %s", user, as_db_errmsg(as->db));
@@ -276,6 +433,7 @@ route_login(struct ntm_req *req, void *arg)
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->device, sizeof(j->device), "%s", device);
 	snprintf(j->dc, sizeof(j->dc), "%s", cert->name);
+	j->unknown = unknown;
 	memcpy(j->pwhash, u.pwhash, sizeof(j->pwhash));
 	ntm_wipe(&u, sizeof(u));
 	j->pwlen = strlen(password);

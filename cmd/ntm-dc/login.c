@@ -298,7 +298,8 @@ static int
 passthrough_code(const char *code)
 {
 	return code && (strcmp(code, "unknown_user") == 0 ||
-	    strcmp(code, "bad_password") == 0 || strcmp(code, "user_locked") == 0);
+	    strcmp(code, "bad_password") == 0 || strcmp(code, "user_locked") == 0 ||
+	    strcmp(code, "too_many_attempts") == 0);
 }
 
 static void

@@ -32,8 +32,8 @@ static const struct { int code; const char *text; } exit_codes[] = {
 	{ EXIT_USAGE, "usage error: unknown command or option, bad value, bad ntm.conf" },
 	{ EXIT_UNREACH, "a server could not be reached (connection, TLS, timeout, "
 	  "or upstream_unavailable)" },
-	{ EXIT_BADPASS, "wrong password (bad_password)" },
-	{ EXIT_NOUSER, "unknown user (unknown_user)" },
+	{ EXIT_BADPASS, "wrong user name or password (bad_password)" },
+	{ EXIT_NOUSER, "unknown user (unknown_user; older servers only)" },
 	{ EXIT_LOCKED, "account locked (user_locked)" },
 	{ EXIT_NOSESSION, "not logged in, or the session ended" },
 	{ EXIT_REJECTED, "the server rejected the request otherwise" },

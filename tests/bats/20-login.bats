@@ -84,11 +84,35 @@ teardown_file() { platform_down; }
 	assert_file_not_exists "$BATS_TEST_TMPDIR/x/session.json"
 }
 
-@test "unknown user: one line, exit 5" {
+@test "unknown user: answered as a wrong password (the AS tells no one who exists), one line, exit 4" {
 	run login "$BATS_TEST_TMPDIR/x" nobody whatever "$(dc1_url)"
-	assert_failure 5
+	assert_failure 4
 	assert_equal "${#lines[@]}" 1
-	assert_output --partial unknown_user
+	assert_output "ntm: login: bad_password: wrong user name or password for 'nobody'"
+	run login "$BATS_TEST_TMPDIR/x" alice wrong "$(dc1_url)"
+	assert_output "ntm: login: bad_password: wrong user name or password for 'alice'"
+	# Only the AS's own log tells them apart.
+	grep -q 'login user=nobody .*result=unknown_user' "$(P)/as.log"
+}
+
+@test "password guessing: after 5 failures a user waits, known or not, alike (429 too_many_attempts); the right password then waits too" {
+	local u i
+	add_user gina gina-pw-1
+	for u in gina nobody2; do
+		for ((i = 0; i < 5; i++)); do
+			run login "$BATS_TEST_TMPDIR/x" "$u" wrong "$(dc1_url)"
+			assert_failure 4
+		done
+		run login "$BATS_TEST_TMPDIR/x" "$u" wrong "$(dc1_url)"
+		assert_failure 8
+		assert_output --regexp "^ntm: login: too_many_attempts: too many failed logins for '$u'; try again in [12] s$"
+	done
+	run login "$BATS_TEST_TMPDIR/x" gina gina-pw-1 "$(dc1_url)"
+	assert_failure 8
+	# The wait over (2 s after the 5th failure, here), the password is checked.
+	sleep 2.2
+	run login "$BATS_TEST_TMPDIR/g" gina gina-pw-1 "$(dc1_url)"
+	assert_success
 }
 
 @test "locked user: one line, exit 6; unlocked again: logs in" {

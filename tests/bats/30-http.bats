@@ -130,7 +130,7 @@ sreq() {
 	run sreq dc1 POST "$u" '{"version":1,"user":"alice","password":"nope","device":"d1"}'
 	expect_error 401 bad_password
 	run sreq dc1 POST "$u" '{"version":1,"user":"zed","password":"nope","device":"d1"}'
-	expect_error 404 unknown_user
+	expect_error 401 bad_password
 	run sreq dc1 POST "$u" '{"version":1,"user":"alice","password":"x","device":"d1","extra":1}'
 	expect_error 400 unknown_field extra
 	run sreq dc1 POST "$u" '{"version":1,"user":"alice","device":"d1"}'
