@@ -22,7 +22,9 @@
 #   small messages BENCH_SMALL (20) rounds of: alice sends a 1 KiB file,
 #                  bob runs `ntm fetch --from ALICE --wait`; the rounds are
 #                  timed as a whole (each command is a fresh process with
-#                  its own TLS connections).
+#                  its own TLS connections, fork and exec included), next
+#                  to the same rounds of `curl -T` then `curl -o FILE` of
+#                  the 1 KiB to and from nginx.
 #
 # Figures are medians of BENCH_REPEAT runs (default 1 for the large object,
 # 3 for the small messages), the rows of a round interleaved. nginx is
@@ -310,7 +312,10 @@ echo "SHA-256 of every fetched copy = the sent file's: OK"
 for ((i = 0; i < SMALL; i++)); do
 	head -c 1024 /dev/urandom > "$dir/small/m$i.bin"
 done
-rts=
+# The baseline of a round trip: the same 1 KiB put to nginx by one curl
+# process and got back by another (-T, then -o FILE), each with its own
+# TLS handshake, as ntm send and ntm fetch each make theirs.
+rts= brts=
 for ((r = 1; r <= SMALL_REPEAT; r++)); do
 	rm -f "$dir/smallout"/*
 	t0=$(now)
@@ -326,11 +331,27 @@ for ((r = 1; r <= SMALL_REPEAT; r++)); do
 		cmp -s "$dir/small/m$i.bin" "$dir/smallout/m$i.bin" || fail "message $i differs"
 	done
 	rts+=" $(calc "$SMALL / ($t1 - $t0)")"
+	[ $NG -eq 1 ] && [ $DAV -eq 1 ] || continue
+	t0=$(now)
+	for ((i = 0; i < SMALL; i++)); do
+		curl -sS --cacert "$ca" -o /dev/null -T "$dir/small/m$i.bin" "$ng_url/m$i.bin" ||
+		    fail "curl -T of message $i"
+		curl -sS --cacert "$ca" -o "$dir/smallout/c$i.bin" "$ng_url/m$i.bin" ||
+		    fail "curl -o of message $i"
+	done
+	t1=$(now)
+	brts+=" $(calc "$SMALL / ($t1 - $t0)")"
 done
 RT=$(echo "$rts" | median)
-printf 'small messages: %d x (send 1 KiB + fetch --wait), median of %d: %.2f round trips/s (%.0f ms each)\n' \
-    "$SMALL" "$SMALL_REPEAT" "$RT" "$(calc "1000 / $RT" 1)"
+printf 'small messages: %d x (send 1 KiB + fetch --wait), median of %d: %.2f round trips/s (%.1f ms each)\n' \
+    "$SMALL" "$SMALL_REPEAT" "$RT" "$(calc "1000 / $RT" 2)"
 echo "  runs: $rts round trips/s"
+if [ -n "$brts" ]; then
+	BRT=$(echo "$brts" | median)
+	printf '  baseline: curl -T + curl -o FILE of the same 1 KiB (nginx), median of %d: %.2f round trips/s (%.1f ms each)\n' \
+	    "$SMALL_REPEAT" "$BRT" "$(calc "1000 / $BRT" 2)"
+	echo "  baseline runs: $brts round trips/s"
+fi
 # The HTTPS requests of one round trip, as ntm -vv counts them.
 reqs() { sed -n 's/.*debug: \([0-9]* HTTPS requests, [0-9]* connections\)$/\1/p'; }
 rq_send=$(ntm -c "$dir/alice" -vv send "$bob" "$dir/small/m0.bin" 2>&1 >/dev/null | reqs)
