@@ -471,7 +471,10 @@ on_chunk(struct ntm_req *req, void *arg)
 	}
 	if (hex && commit_refused(cs, req, &u, have + (int64_t)len, u.size, hex) < 0)
 		goto out;
-	(void)cs_db_upload_touch(cs->db, u.id, now_unix());
+	/* A chunk keeps its upload from the collector (upload_idle_s); the one
+	 * that commits needs no such write: the commit ends the upload. */
+	if (hex == NULL)
+		(void)cs_db_upload_touch(cs->db, u.id, now_unix());
 	if (chunk_queue(cs, req, &u, offset, have + (int64_t)len, hex == NULL) == 0)
 		;
 	else if (ntm_req_body(req, NULL) == NULL || writing_find(cs, u.id, 0) != NULL) {
