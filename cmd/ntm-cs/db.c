@@ -285,11 +285,26 @@ int
 cs_db_announced(sqlite3 *db, const char *sha256, const char *fqdn, enum cs_ann_result r,
     int64_t when, const char *code, const char *message)
 {
+	int ret;
+
 	/* ANNOUNCED: when = now; FAILED: when = now; RETRY: when = next try. */
-	if (r == CS_ANN_OK)
-		return ntm_db_run(db, "UPDATE dests SET announced = ?3, attempts = attempts + 1, "
+	if (r == CS_ANN_OK) {
+		/*
+		 * Not waited for on disk (the sender's meta long-poll waits for
+		 * it): the WAL is written in order, so the next fsynced write
+		 * (at the latest the recipient's confirm) makes it durable, and
+		 * a mark a power cut takes first only means one announcement
+		 * more, which the DC lists once.
+		 */
+		if ((ret = ntm_db_exec(db, "PRAGMA synchronous = NORMAL")) < 0)
+			return ret;
+		ret = ntm_db_run(db, "UPDATE dests SET announced = ?3, attempts = attempts + 1, "
 		    "error_code = NULL, error_message = NULL WHERE sha256 = ?1 AND fqdn = ?2",
 		    "ssI", sha256, fqdn, when);
+		if (ntm_db_exec(db, "PRAGMA synchronous = FULL") < 0 && ret == 0)
+			ret = NTM_ERR_DB;
+		return ret;
+	}
 	return ntm_db_run(db, r == CS_ANN_FAILED ?
 	    "UPDATE dests SET failed = ?3, attempts = attempts + 1, error_code = ?4, "
 	    "error_message = ?5 WHERE sha256 = ?1 AND fqdn = ?2" :
