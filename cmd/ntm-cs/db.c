@@ -113,13 +113,40 @@ cs_db_has_upload(sqlite3 *db, const char *id)
 #define UP_COLS "id, user, dc, from_fqdn, size, ttl, created, touched, app, service, " \
 		"item, notify, dests, kind"
 
+/*
+ * A write not waited for on disk (synchronous = NORMAL for it): the WAL is
+ * written in order, so the next fsynced write makes it durable; a process
+ * that dies loses nothing, a power cut may lose it. For rows whose loss
+ * the protocol already allows for (§7.6).
+ */
+static int
+lazy_begin(sqlite3 *db)
+{
+	return ntm_db_exec(db, "PRAGMA synchronous = NORMAL");
+}
+
+static int
+lazy_end(sqlite3 *db, int ret)
+{
+	if (ntm_db_exec(db, "PRAGMA synchronous = FULL") < 0 && ret >= 0)
+		ret = NTM_ERR_DB;
+	return ret;
+}
+
+/* A new upload: after a power cut it may be gone, as its chunks may be
+ * (a chunk's answer says nothing about durability; the commit does). */
 int
 cs_db_upload_add(sqlite3 *db, const struct cs_up *u)
 {
-	return ntm_db_run(db, "INSERT INTO uploads (" UP_COLS ") VALUES "
+	int ret;
+
+	if ((ret = lazy_begin(db)) < 0)
+		return ret;
+	ret = ntm_db_run(db, "INSERT INTO uploads (" UP_COLS ") VALUES "
 	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)", "ssssIIIIssssss",
 	    u->id, u->user, u->dc, u->from, u->size, u->ttl, u->created, u->touched,
 	    u->app, u->service, u->item, u->notify, u->dests, u->kind);
+	return lazy_end(db, ret);
 }
 
 int
@@ -291,19 +318,16 @@ cs_db_announced(sqlite3 *db, const char *sha256, const char *fqdn, enum cs_ann_r
 	if (r == CS_ANN_OK) {
 		/*
 		 * Not waited for on disk (the sender's meta long-poll waits for
-		 * it): the WAL is written in order, so the next fsynced write
-		 * (at the latest the recipient's confirm) makes it durable, and
-		 * a mark a power cut takes first only means one announcement
-		 * more, which the DC lists once.
+		 * it): at the latest the recipient's confirm makes it durable,
+		 * and a mark a power cut takes first only means one
+		 * announcement more.
 		 */
-		if ((ret = ntm_db_exec(db, "PRAGMA synchronous = NORMAL")) < 0)
+		if ((ret = lazy_begin(db)) < 0)
 			return ret;
 		ret = ntm_db_run(db, "UPDATE dests SET announced = ?3, attempts = attempts + 1, "
 		    "error_code = NULL, error_message = NULL WHERE sha256 = ?1 AND fqdn = ?2",
 		    "ssI", sha256, fqdn, when);
-		if (ntm_db_exec(db, "PRAGMA synchronous = FULL") < 0 && ret == 0)
-			ret = NTM_ERR_DB;
-		return ret;
+		return lazy_end(db, ret);
 	}
 	return ntm_db_run(db, r == CS_ANN_FAILED ?
 	    "UPDATE dests SET failed = ?3, attempts = attempts + 1, error_code = ?4, "
