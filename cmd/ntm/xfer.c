@@ -205,6 +205,23 @@ x_msg(struct xctx *x, const struct ntm_jmsg *m, const void *in)
 	return j;
 }
 
+/* cli_http_fail, or (x->quiet: an upload that may still resume) the log
+ * and x->last_err. */
+static int
+x_fail(struct xctx *x, const char *base, int err, long status, json_t *body,
+    const char *errmsg)
+{
+	char m[sizeof(x->last_err)];
+	int ret = cli_http_error(m, sizeof(m), base, err, status, body, errmsg);
+
+	if (x->quiet) {
+		snprintf(x->last_err, sizeof(x->last_err), "%s", m);
+		log_info("%s", m);
+	} else
+		cli_err(x->cmd, "%s", m);
+	return ret;
+}
+
 int
 x_call(struct xctx *x, const char *base, const char *method, const char *path, json_t *body,
     long want, json_t **out)
@@ -232,7 +249,7 @@ x_call(struct xctx *x, const char *base, const char *method, const char *path, j
 		log_info("%s: %s; asking %s for its CS", base, errmsg, x->s.dc_url);
 		return EXIT_UNREACH;
 	}
-	ret = cli_http_fail(x->cmd, base, err, status, resp, errmsg);
+	ret = x_fail(x, base, err, status, resp, errmsg);
 	code = ntm_error_code(resp);
 	if (code && strcmp(code, "unknown_peer") == 0)
 		ret = EXIT_NOTUNNEL;
@@ -998,11 +1015,10 @@ http_fail(struct xctx *x, const char *base, CURLcode rc, long status, const stru
 	int ret;
 
 	if (rc != CURLE_OK)
-		return cli_http_fail(x->cmd, base, NTM_ERR_CONNECT, 0, NULL,
-		    curl_easy_strerror(rc));
+		return x_fail(x, base, NTM_ERR_CONNECT, 0, NULL, curl_easy_strerror(rc));
 	if (b->len)
 		j = ntm_json_parse(b->data, b->len, &je);
-	ret = cli_http_fail(x->cmd, base, 0, status, j, NULL);
+	ret = x_fail(x, base, 0, status, j, NULL);
 	if (status == 401)
 		ret = EXIT_NOSESSION;
 	json_decref(j);
@@ -1029,6 +1045,7 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 
 	snprintf(url, sizeof(url), "%s/v1/cs/upload?id=%s&offset=%llu%s%s", x->cs, id,
 	    (unsigned long long)at, sha256 ? "&sha256=" : "", sha256 ? sha256 : "");
+	log_debug("PUT %s (%zu bytes)", url, n);
 	if ((c = easy_new(x, url, &h)) == NULL)
 		return EXIT_FAIL;
 	h = curl_slist_append(h, "Content-Type: application/octet-stream");
@@ -1068,6 +1085,13 @@ put_chunk(struct xctx *x, const char *id, uint64_t at, const uint8_t *p, size_t 
 }
 
 /* The CS's offset for upload id: 0 or an exit code. */
+/* A failed chunk is resumed from the CS's offset after 250 ms, 500 ms ...
+ * up to 8 s between tries, 10 failures in a row at most (about a minute):
+ * a CS that restarts, a reset connection or a timeout do not end a send. */
+#define X_RESUME_TRIES		10
+#define X_RESUME_FIRST_MS	250
+#define X_RESUME_MAX_MS		8000
+
 static int
 upload_offset(struct xctx *x, const char *id, uint64_t *offset)
 {
@@ -1088,6 +1112,28 @@ upload_offset(struct xctx *x, const char *id, uint64_t *offset)
 	*offset = (uint64_t)st.offset;
 	json_decref(r);
 	return 0;
+}
+
+/* After a failed chunk: waits (X_RESUME_FIRST_MS, doubling up to
+ * X_RESUME_MAX_MS) and asks the CS where upload id is, until it answers or
+ * X_RESUME_TRIES failures in a row (*tries counts them). 0 with *offset. */
+static int
+resume_wait(struct xctx *x, const char *id, int *tries, uint64_t *offset)
+{
+	int ms, ret = EXIT_FAIL;
+
+	while (*tries < X_RESUME_TRIES) {
+		ms = X_RESUME_FIRST_MS << (*tries < 8 ? *tries : 8);
+		if (ms > X_RESUME_MAX_MS)
+			ms = X_RESUME_MAX_MS;
+		(*tries)++;
+		log_info("upload %s: the CS failed; asking again in %d ms (%d of %d)", id, ms,
+		    *tries, X_RESUME_TRIES);
+		usleep((useconds_t)ms * 1000);
+		if ((ret = upload_offset(x, id, offset)) == 0)
+			return 0;
+	}
+	return ret;
 }
 
 /* Reads the sealed copy in fd (x_cs_upload). */
@@ -1211,11 +1257,19 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 		have = 0;
 		/* The last chunk carries the hash: the CS commits with it. */
 		sha256 = off + want == size ? src->sha256(src->arg) : NULL;
-		if ((ret = put_chunk(x, id, off, buf, want, sha256, &got, commit,
-		    &resumable)) != 0) {
-			/* Once: ask where the CS is and go on from there. */
-			if (!resumable || retried++ || upload_offset(x, id, &got) != 0)
+		x->quiet = 1;
+		x->last_err[0] = '\0';
+		ret = put_chunk(x, id, off, buf, want, sha256, &got, commit, &resumable);
+		if (ret != 0) {
+			/* The CS restarted, the connection broke, a timeout: ask it
+			 * where the upload is and go on from there, waiting longer
+			 * each time (X_RESUME_TRIES in a row at most). */
+			if (!resumable || resume_wait(x, id, &retried, &got) != 0) {
+				x->quiet = 0;
+				if (x->last_err[0])
+					cli_err(x->cmd, "%s", x->last_err);
 				break;
+			}
 			log_info("upload %s: resuming at %llu", id, (unsigned long long)got);
 			if (got >= off && got < off + want) {
 				/* The rest of this chunk, from memory. */
@@ -1223,13 +1277,16 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 				memmove(buf, buf + skip, want - skip);
 				want -= skip;
 				have = 1;
-			} else if (got < off || src->seek == NULL || src->seek(src->arg, got) < 0) {
+			} else if (src->seek == NULL || src->seek(src->arg, got) < 0) {
 				cli_err(x->cmd, "upload %s: the CS holds %llu bytes; cannot go "
 				    "on from there", id, (unsigned long long)got);
 				ret = EXIT_FAIL;
 				break;
 			}
 		}
+		x->quiet = 0;
+		if (ret == 0)
+			retried = 0;		/* a chunk went through */
 		off = got;
 		x_progress(x, "upload", off, size);
 	}

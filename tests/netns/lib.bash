@@ -192,10 +192,12 @@ servers_up() {
 		    "dns_addr4 = 198.18.0.$((k + 1))" "dns_addr6 = fd00:18::$((k + 1))" \
 		    "resolver = 198.18.0.53:53" "keepalive_s = ${NTM_KEEPALIVE:-2}" \
 		    "relay_name = rs1.ntm.test" "relay_key = $rspk" \
-		    "relay_addr4 = 198.18.0.4:${UDP[rs]}" "relay_addr6 = [fd00:18::4]:${UDP[rs]}"
+		    "relay_addr4 = 198.18.0.4:${UDP[rs]}" "relay_addr6 = [fd00:18::4]:${UDP[rs]}" \
+		    "cs_url = https://198.18.0.5:${PORT[cs]}"
 	done
 	_conf cs cs1.ntm.test "as_key = $aspk" "ca_file = $d/as/ca.crt" \
-	    "as_url = https://198.18.0.1:${PORT[as]}"
+	    "as_url = https://198.18.0.1:${PORT[as]}" "resolver = 198.18.0.53:53" \
+	    "public_url = https://198.18.0.5:${PORT[cs]}"
 	for role in dc1 dc2 cs; do
 		"$NTM_BIN/ntm-${role%[0-9]}" -f "$d/$role.conf" init > "$d/$role.pub" || return 1
 	done
