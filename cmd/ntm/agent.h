@@ -26,6 +26,8 @@
 #define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */
 #define AGENT_PING_MAX		10000	/* --count */
 #define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade */
+#define AGENT_SETUP_MAX_MS	30000	/* a tunnel never up this long after it
+					   was made leaves the table */
 
 #define AGENT_ALLOW_MAX	64	/* NTM_FW_RULES_MAX */
 

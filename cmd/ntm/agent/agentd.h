@@ -139,6 +139,7 @@ struct agent {
 	uint64_t	 stack_in, stack_out, stack_noroute;	/* user-space stack packets */
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
 	uint64_t	 tundev_denied;		/* from peers, refused by the filter */
+	uint64_t	 tun_swept;		/* tunnels dropped: never up in time */
 };
 
 /* udp.c: the UDP socket. Gather sends until the matching end (nestable);
@@ -173,6 +174,7 @@ void agent_tun_keepalive(struct tun *t);
 void agent_tun_rebind(struct tun *t);
 void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
 void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
+int  agent_tun_sweep(struct agent *a, int64_t now);	/* never up in time: dropped */
 /* A datagram of t's (HS_INIT, HS_RESP, DATA) from from. */
 void agent_tun_input(struct tun *t, uint8_t *p, size_t n,
     const struct sockaddr_storage *from);

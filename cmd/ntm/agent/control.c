@@ -159,6 +159,8 @@ status_json(struct agent *a)
 	if (j)
 		json_object_set_new(j, "log", agent_log_path() ?
 		    json_string(agent_log_path()) : json_null());
+	if (j)
+		json_object_set_new(j, "tunnels_never_up", json_integer((json_int_t)a->tun_swept));
 	return j;
 }
 

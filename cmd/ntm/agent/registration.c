@@ -96,6 +96,7 @@ on_reg_timer(evutil_socket_t fd, short what, void *arg)
 		agent_net_changed(a, "local addresses changed");
 	else
 		reg_send(a);
+	(void)agent_tun_sweep(a, agent_now_ms());
 	reg_timer_arm(a);
 }
 

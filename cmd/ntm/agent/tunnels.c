@@ -83,6 +83,34 @@ peer_bind_failed(struct ntm_peer *p, int err)
 
 static const struct ntm_peer_hooks peer_hooks = { peer_output, peer_bind_failed };
 
+/* Tunnels that never came up within AGENT_SETUP_MAX_MS of being made (a
+ * peer that asked and never shook hands, a path that never opened) leave
+ * the table: no one fills it for good by asking. Their streams end. (A
+ * tunnel that was up once stays: the DC may recreate it.) Returns how many
+ * went. */
+int
+agent_tun_sweep(struct agent *a, int64_t now)
+{
+	struct ntm_tun_stats st;
+	int n = 0;
+
+	for (int i = a->ntun - 1; i >= 0; i--) {
+		struct tun *t = a->tuns[i];
+
+		ntm_tunnel_stats(t->p.t, &st);
+		if (st.handshakes == 0 && st.state != NTM_TUN_UP &&
+		    now - t->created > AGENT_SETUP_MAX_MS) {
+			log_info("tunnel %s: not up %d s after it was made; dropped", t->peer,
+			    AGENT_SETUP_MAX_MS / 1000);
+			agent_stream_tunnel_gone(a, t, "the tunnel never came up");
+			agent_tun_free(t);
+			a->tun_swept++;
+			n++;
+		}
+	}
+	return n;
+}
+
 void
 agent_tun_free(struct tun *t)
 {
