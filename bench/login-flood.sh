@@ -44,8 +44,8 @@ legit() {
 			r=fail
 		fi
 		t1=$(now_ns)
-		echo "$1 $r $(( (t1 - t0) / 1000000 ))" >> "$dir/legit"
-		sleep 0.2
+		echo "$1 $r $(( (t1 - t0) / 1000000 ))" >> "$dir/legit.txt"
+		sleep 1
 	done
 }
 
@@ -68,7 +68,7 @@ while time.time() < t_end:
         if time.time() >= t_end:
             break
         i += 1
-        body = json.dumps({"version": 1, "user": "x%s_%d" % (src.replace(".", "_"), i),
+        body = json.dumps({"version": 1, "user": "x%s%d" % (src.replace(".", ""), i),
             "password": "guess", "device": "d", "client_key": "A" * 43})
         try:
             if conn is None:
@@ -100,7 +100,7 @@ legit after 15
 
 report() {	# PHASE
 	awk -v p="$1" '$1 == p { n++; if ($2 == "ok") ok++; print $3 > "/dev/stderr" }
-	    END { printf "%d %d\n", n, ok }' "$dir/legit" 2>"$dir/ms.$1"
+	    END { printf "%d %d\n", n, ok }' "$dir/legit.txt" 2>"$dir/ms.$1"
 }
 echo "legitimate logins (one at a time, from their own address), real Argon2id:"
 for ph in before during after; do
