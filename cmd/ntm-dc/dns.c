@@ -45,6 +45,7 @@
 #include "dc.h"
 #include "dns.h"
 #include "ntm-rt.h"
+#include "ratelim.h"
 
 #define T_A	1
 #define T_NS	2
@@ -64,22 +65,14 @@
 
 enum { A_OK, A_NODATA, A_NXDOMAIN, A_REFUSED, A_FAIL };
 
-/* Response-rate limiting: token buckets in a table of fixed size, indexed by
- * a keyed hash (an outsider cannot aim two keys at one slot). A slot taken
- * by another key starts full for the new one. */
+/* Response-rate limiting: a token bucket per (prefix, alike answers) in a
+ * table of fixed size (lib/core/ratelim.h), and one for all answers. */
 #define RRL_SLOTS	4096
 #define RRL_REPORT_MS	10000
 
-struct rrl_slot {
-	uint64_t	 key;
-	int64_t		 last_ms;
-	double		 tokens;
-};
-
 struct dc_rrl {
-	struct rrl_slot	 slot[RRL_SLOTS];
-	uint8_t		 hkey[crypto_shorthash_KEYBYTES];
-	double		 rate, total_rate;	/* per key, in all; answers/s */
+	struct ntm_ratelim *per_key;		/* NULL: dns_rate 0, no limit */
+	double		 total_rate;		/* answers/s in all */
 	double		 total;			/* the global bucket */
 	int64_t		 total_ms, report_ms;
 	uint64_t	 limited, limited_total;	/* since the last report */
@@ -387,34 +380,31 @@ answer(struct dc *dc, struct evdns_server_request *req, const char *name, int ty
 
 /* ---- response-rate limiting --------------------------------------------- */
 
-/* The bucket key of an answer to from: its /24 or /56, and what the answer
- * is alike with (kind 0: name and type; 1: NXDOMAIN; 2: refused or failed). */
-static uint64_t
-rrl_key(struct dc_rrl *l, const struct sockaddr *from, int kind, const char *name,
+/* The bucket key of an answer to from, into k (its length returned): its
+ * /24 or /56, and what the answer is alike with (kind 0: name and type; 1:
+ * NXDOMAIN; 2: refused or failed). */
+static size_t
+rrl_key(uint8_t *k, size_t cap, const struct sockaddr *from, int kind, const char *name,
     int type)
 {
-	uint8_t in[16 + NTM_NAME_MAX], h[crypto_shorthash_BYTES];
 	size_t n = 0, i;
-	uint64_t k;
 
 	if (from->sa_family == AF_INET) {
-		memcpy(in, &((const struct sockaddr_in *)from)->sin_addr, 3);
+		memcpy(k, &((const struct sockaddr_in *)from)->sin_addr, 3);
 		n = 3;
 	} else if (from->sa_family == AF_INET6) {
-		memcpy(in, &((const struct sockaddr_in6 *)from)->sin6_addr, 7);
+		memcpy(k, &((const struct sockaddr_in6 *)from)->sin6_addr, 7);
 		n = 7;
 	}
-	in[n++] = (uint8_t)from->sa_family;
-	in[n++] = (uint8_t)kind;
+	k[n++] = (uint8_t)from->sa_family;
+	k[n++] = (uint8_t)kind;
 	if (kind == 0) {
-		in[n++] = (uint8_t)(type >> 8);
-		in[n++] = (uint8_t)type;
-		for (i = 0; name[i] && n < sizeof(in); i++)
-			in[n++] = (uint8_t)tolower((unsigned char)name[i]);
+		k[n++] = (uint8_t)(type >> 8);
+		k[n++] = (uint8_t)type;
+		for (i = 0; name[i] && n < cap; i++)
+			k[n++] = (uint8_t)tolower((unsigned char)name[i]);
 	}
-	crypto_shorthash(h, in, n, l->hkey);	/* SipHash, keyed per run */
-	memcpy(&k, h, sizeof(k));
-	return k;
+	return n;
 }
 
 /* Whether an answer to from may go: one token from its bucket and one from
@@ -424,29 +414,20 @@ rrl_allow(struct dc_rrl *l, const struct sockaddr *from, int kind, const char *n
     int type)
 {
 	int64_t now = mono_ms();
-	uint64_t k;
-	struct rrl_slot *sl;
+	uint8_t k[16 + NTM_NAME_MAX];
 	char buf[64];
+	int ok;
 
-	if (l->rate <= 0)
+	if (l->per_key == NULL)
 		return 1;
-	k = rrl_key(l, from, kind, name, type);
-	sl = &l->slot[k % RRL_SLOTS];
-	if (sl->key != k || sl->last_ms == 0) {
-		sl->key = k;
-		sl->tokens = l->rate;
-	} else {
-		sl->tokens += (double)(now - sl->last_ms) * l->rate / 1000.0;
-		if (sl->tokens > l->rate)
-			sl->tokens = l->rate;
-	}
-	sl->last_ms = now ? now : 1;
+	ok = ntm_ratelim_take(l->per_key, k, rrl_key(k, sizeof(k), from, kind, name, type),
+	    now);
 	l->total += (double)(now - l->total_ms) * l->total_rate / 1000.0;
 	if (l->total > l->total_rate)
 		l->total = l->total_rate;
 	l->total_ms = now;
-	if (sl->tokens < 1 || l->total < 1) {
-		if (sl->tokens < 1) {
+	if (!ok || l->total < 1) {
+		if (!ok) {
 			l->limited++;
 			snprintf(l->top, sizeof(l->top), "%s", ntm_sa_str(from, buf, sizeof(buf)));
 		} else
@@ -464,7 +445,6 @@ rrl_allow(struct dc_rrl *l, const struct sockaddr *from, int kind, const char *n
 		}
 		return 0;
 	}
-	sl->tokens -= 1;
 	l->total -= 1;
 	return 1;
 }
@@ -645,11 +625,19 @@ dc_dns_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	d->serial = (uint32_t)now_unix();
-	d->rrl.rate = (double)cf->dns_rate;
 	d->rrl.total_rate = (double)cf->dns_rate_total;
 	d->rrl.total = d->rrl.total_rate;
 	d->rrl.total_ms = mono_ms();
-	randombytes_buf(d->rrl.hkey, sizeof(d->rrl.hkey));
+	if (cf->dns_rate > 0) {
+		uint8_t secret[16];
+
+		randombytes_buf(secret, sizeof(secret));
+		if ((d->rrl.per_key = ntm_ratelim_new(RRL_SLOTS, (double)cf->dns_rate,
+		    (double)cf->dns_rate, secret)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	d->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (d->fd < 0 || drop_short(d->fd) < 0 ||
 	    bind(d->fd, (struct sockaddr *)&ss, len) < 0 ||
@@ -690,6 +678,7 @@ dc_dns_stop(struct dc *dc)
 		evdns_close_server_port(d->port);	/* closes the socket too */
 	} else if (d->fd >= 0)
 		close(d->fd);
+	ntm_ratelim_free(d->rrl.per_key);
 	free(d);
 	dc->dns = NULL;
 }

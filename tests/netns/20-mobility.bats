@@ -42,17 +42,9 @@ setup() {
 	ALICE=$(fqdn_of alice) BOB=$(fqdn_of bob)
 }
 
-# stream_start: CN pings MN every 50 ms; each reply line is time-stamped.
-stream_start() {
-	( ntmc c bob tunnel ping -c 9000 -i "${NTM_STREAM_INTERVAL:-0.05}" "$ALICE" 2>&1 |
-	    while IFS= read -r l; do echo "$(date +%s%N) $l"; done ) > "$TOPO_DIR/stream" &
-	STREAM=$!
-	wait_for 20 grep -q 'time=' "$TOPO_DIR/stream"
-}
-stream_stop() { pkill -P "$STREAM" 2>/dev/null || true; kill "$STREAM" 2>/dev/null || true; wait "$STREAM" 2>/dev/null || true; }
-
-# replies_after T: replies time-stamped after T (ns).
-replies_after() { awk -v t="$1" '$1 > t && /time=/' "$TOPO_DIR/stream" | wc -l; }
+# stream_start: CN pings MN every 50 ms (lib.bash).
+stream_start() { ping_stream_start c bob "$ALICE"; }
+stream_stop() { ping_stream_stop; }
 
 # gap_ms T1 T2: the longest silence between two consecutive replies, for
 # replies from just before the change (T1) up to T2 (stream resumed).
@@ -111,22 +103,6 @@ move() {
 	assert_equal "$(jq -r .vip4 "$TOPO_DIR/alice/session.json")" "$vip4"
 	run ntmc m alice tunnel ping -c 2 "$BOB"
 	assert_success
-}
-
-# slow_cat FILE BYTES_PER_S: FILE to stdout at about that rate (64 KiB steps).
-slow_cat() {
-	python3 -c '
-import sys, time
-f, rate = open(sys.argv[1], "rb"), int(sys.argv[2])
-out, step = sys.stdout.buffer, 65536
-while True:
-    b = f.read(step)
-    if not b:
-        break
-    out.write(b)
-    out.flush()
-    time.sleep(step / rate)
-' "$1" "$2"
 }
 
 @test "a TCP stream from the mobile node survives three address changes, intact" {

@@ -33,13 +33,8 @@ setup() {
 	ALICE=$(fqdn_of alice) BOB=$(fqdn_of bob)
 }
 
-stream_start() {
-	( ntmc c bob tunnel ping -c 9000 -i 0.05 "$ALICE" 2>&1 |
-	    while IFS= read -r l; do echo "$(date +%s%N) $l"; done ) > "$TOPO_DIR/stream" &
-	STREAM=$!
-	wait_for 20 grep -q 'time=' "$TOPO_DIR/stream"
-}
-stream_stop() { pkill -P "$STREAM" 2>/dev/null || true; kill "$STREAM" 2>/dev/null || true; wait "$STREAM" 2>/dev/null || true; }
+stream_start() { ping_stream_start c bob "$ALICE"; }
+stream_stop() { ping_stream_stop; }
 
 # resumed T: 10 replies time-stamped after T (ns) within 30 s.
 resumed() { wait_for 30 bash -c "[ \$(awk -v t=$1 '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 10 ]"; }
@@ -68,21 +63,6 @@ resumed() { wait_for 30 bash -c "[ \$(awk -v t=$1 '\$1 > t && /time=/' '$TOPO_DI
 	[[ "$(jq -r .agent.registration.dc <<<"$output")" == 198.18.0.2:* ]]
 	run ntmc m alice tunnel ping -c 2 --timeout 10 "$BOB"
 	assert_success
-}
-
-slow_cat() {
-	python3 -c '
-import sys, time
-f, rate = open(sys.argv[1], "rb"), int(sys.argv[2])
-out, step = sys.stdout.buffer, 65536
-while True:
-    b = f.read(step)
-    if not b:
-        break
-    out.write(b)
-    out.flush()
-    time.sleep(step / rate)
-' "$1" "$2"
 }
 
 @test "a TCP stream from the moving node: IPv4 only -> IPv6 only -> IPv4 only, every byte arrives" {

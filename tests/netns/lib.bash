@@ -233,6 +233,41 @@ servers_up() {
 	done
 }
 
+# ---- streams under changes ------------------------------------------------
+
+# ping_stream_start NS PROF PEER: PROF in NS pings PEER every
+# $NTM_STREAM_INTERVAL (0.05) s; each reply line, time-stamped (ns), goes to
+# $TOPO_DIR/stream. Sets STREAM; ping_stream_stop ends it.
+ping_stream_start() {
+	( ntmc "$1" "$2" tunnel ping -c 9000 -i "${NTM_STREAM_INTERVAL:-0.05}" "$3" 2>&1 |
+	    while IFS= read -r l; do echo "$(date +%s%N) $l"; done ) > "$TOPO_DIR/stream" &
+	STREAM=$!
+	wait_for 20 grep -q 'time=' "$TOPO_DIR/stream"
+}
+ping_stream_stop() {
+	pkill -P "$STREAM" 2>/dev/null || true
+	kill "$STREAM" 2>/dev/null || true
+	wait "$STREAM" 2>/dev/null || true
+}
+# replies_after T: stream replies time-stamped after T (ns).
+replies_after() { awk -v t="$1" '$1 > t && /time=/' "$TOPO_DIR/stream" | wc -l; }
+
+# slow_cat FILE BYTES_PER_S: FILE to stdout at about that rate (64 KiB steps).
+slow_cat() {
+	python3 -c '
+import sys, time
+f, rate = open(sys.argv[1], "rb"), int(sys.argv[2])
+out, step = sys.stdout.buffer, 65536
+while True:
+    b = f.read(step)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+    time.sleep(step / rate)
+' "$1" "$2"
+}
+
 # restart_server ROLE: stop a server by its recorded pid and start it again.
 restart_server() {
 	local role=$1 pid
