@@ -14,12 +14,12 @@
  *     SIGTERM / SIGINT, and prints "sent N datagrams in T s: R/s".
  *
  *   rsflood sessions --to IP:PORT --key DC-KEY --cert DC-CERT
- *           --rs-key B64 --rs-name NAME --n N [--wait-ms MS]
+ *           --rs-key B64 --rs-name NAME --n N [--wait-ms MS] [--tries T]
  *           [--tid HEX [--side 0|1]]
  *     One client (one UDP socket) binding N tunnels with N valid tickets
  *     made with the DC's own key, as the agent does: a bind again after
  *     --wait-ms (default 1000) without an answer, at once with the cookie
- *     of a RELAY_COOKIE, at most 5 binds a tunnel; prints
+ *     of a RELAY_COOKIE, at most --tries (5) binds a tunnel; prints
  *     "acked A of N, cookies C". With --tid, every ticket names that
  *     tunnel (one already relayed: a DC taking over another's session)
  *     and the binds are for --side (default 0).
@@ -91,7 +91,7 @@ next_rand(void)
 
 struct opts {
 	const char	*to, *cert, *key, *rs_name, *rs_key, *src;
-	long		 rate, count, seconds, n, wait_ms, side;
+	long		 rate, count, seconds, n, wait_ms, side, tries;
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
 	int		 has_tid;
 };
@@ -239,7 +239,7 @@ one_session(int fd, const struct opts *o, const struct ntm_cert *cert,
 	if ((tn = ntm_ticket_make(ticket, sizeof(ticket), tid, time(NULL) + 3600, o->rs_name,
 	    rs_pk, rkey, cert, dc_sk)) < 0)
 		return -1;
-	for (tries = 0; tries < 5; tries++) {
+	for (tries = 0; tries < o->tries; tries++) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		double until;
 
@@ -327,11 +327,13 @@ main(int argc, char *argv[])
 		{ "seconds", required_argument, NULL, 'S' },
 		{ "n", required_argument, NULL, 'm' },
 		{ "wait-ms", required_argument, NULL, 'w' },
+		{ "tries", required_argument, NULL, 'y' },
 		{ "tid", required_argument, NULL, 'T' },
 		{ "side", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct opts o = { .rate = 0, .count = 1000000, .seconds = 10, .n = 10, .wait_ms = 1000 };
+	struct opts o = { .rate = 0, .count = 1000000, .seconds = 10, .n = 10, .wait_ms = 1000,
+	    .tries = 5 };
 	const char *mode;
 	char *end;
 	long *num;
@@ -357,6 +359,7 @@ main(int argc, char *argv[])
 		case 'S': num = &o.seconds; break;
 		case 'm': num = &o.n; break;
 		case 'w': num = &o.wait_ms; break;
+		case 'y': num = &o.tries; break;
 		case 'i': num = &o.side; break;
 		case 'T':
 			if (ntm_hex_decode_exact(o.tid, sizeof(o.tid), optarg) < 0) {
