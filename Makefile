@@ -87,6 +87,8 @@ $(BUILD)/cmd/ntm/agent/%.o: CFLAGS += -Icmd/ntm
 $(BUILD)/cmd/ntm/agent/stack.o $(BUILD)/cmd/ntm/agent/streams.o \
 $(BUILD)/cmd/ntm/agent/forwards.o: CFLAGS += $(LWIP_CFLAGS)
 $(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS),$(AGENT_SRCS)))
+# ntm opens libcurl itself when a command first needs it (cmd/ntm/libcurl.c).
+$(BUILD)/ntm: LDLIBS := $(filter-out -lcurl,$(LDLIBS))
 $(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a

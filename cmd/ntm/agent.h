@@ -110,5 +110,23 @@ json_t *ctl_call(const struct cli *cli, json_t *req, int timeout_ms);
 int  ctl_fail(const char *cmd, json_t *resp);
 /* The agent's status object (new), or NULL when no agent answers. */
 json_t *agent_status_json(const struct cli *cli);
+/*
+ * One HTTPS request carried by a running agent on its kept-alive
+ * connections (the "https" verb, docs/protocol.md §6). 0 with *status and
+ * the response body (*body new, NUL-terminated, *len bytes); an NTM_ERR_*
+ * with errmsg when the request got no HTTP answer; 1 when no agent carries
+ * it (none runs, or one that does not know the verb, or a body over
+ * AGENT_HTTPS_BODY_MAX): the caller makes the request itself.
+ */
+#define AGENT_HTTPS_BODY_MAX	(256 * 1024)
+#define AGENT_HTTPS_ANSWER_MAX	(1024 * 1024)
+struct agent_https_req {
+	const char	*method, *url, *bearer, *ctype;
+	const void	*body;
+	size_t		 blen;
+	long		 timeout_ms;
+};
+int  agent_https(const struct cli *cli, const struct agent_https_req *q, long *status,
+    char **body, size_t *len, char *errmsg, size_t errlen);
 
 #endif

@@ -236,3 +236,117 @@ agent_status_json(const struct cli *cli)
 	json_decref(r);
 	return a;
 }
+
+/* The agent's codes for a request that got no HTTP answer. */
+static int
+https_err(const char *code)
+{
+	if (code == NULL)
+		return NTM_ERR_CONNECT;
+	if (!strcmp(code, "timeout"))
+		return NTM_ERR_TIMEOUT;
+	if (!strcmp(code, "tls"))
+		return NTM_ERR_TLS;
+	if (!strcmp(code, "untrusted_certificate"))
+		return NTM_ERR_UNTRUSTED;
+	if (!strcmp(code, "too_big"))
+		return NTM_ERR_TOOBIG;
+	return NTM_ERR_CONNECT;
+}
+
+int
+agent_https(const struct cli *cli, const struct agent_https_req *q, long *status,
+    char **body, size_t *len, char *errmsg, size_t errlen)
+{
+	struct ctl_client *c;
+	const char *why = NULL, *code;
+	json_t *req, *r = NULL;
+	json_int_t n;
+	size_t have;
+	char *out = NULL;
+	int ret = 1;
+
+	*status = 0;
+	*body = NULL;
+	*len = 0;
+	if (q->blen > AGENT_HTTPS_BODY_MAX || (c = malloc(sizeof(*c))) == NULL)
+		return 1;
+	if (ctl_open(c, cli) < 0) {
+		free(c);
+		return 1;
+	}
+	req = json_pack("{s:s, s:s, s:s, s:I, s:I}", "cmd", "https", "method", q->method,
+	    "url", q->url, "length", (json_int_t)q->blen, "timeout_ms",
+	    (json_int_t)q->timeout_ms);
+	if (req && q->bearer)
+		json_object_set_new(req, "bearer", json_string(q->bearer));
+	if (req && q->ctype)
+		json_object_set_new(req, "content_type", json_string(q->ctype));
+	if (ctl_send(c, req) < 0)
+		goto out;
+	for (size_t off = 0; off < q->blen; ) {
+		ssize_t w = send(c->fd, (const char *)q->body + off, q->blen - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto out;	/* the agent is gone before the request: direct */
+		off += (size_t)w;
+	}
+	/* From here on the request may have gone out: its failures are final. */
+	ret = NTM_ERR_CONNECT;
+	if ((r = ctl_recv(c, (int)q->timeout_ms + 5000, &why)) == NULL) {
+		snprintf(errmsg, errlen, "%s", why);
+		goto out;
+	}
+	code = json_string_value(json_object_get(r, "code"));
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		/* An agent that does not carry requests: direct. */
+		if (code && !strcmp(code, "bad_request") && json_string_value(
+		    json_object_get(r, "message")) && strstr(json_string_value(
+		    json_object_get(r, "message")), "unknown cmd")) {
+			ret = 1;
+			goto out;
+		}
+		snprintf(errmsg, errlen, "%s", json_string_value(json_object_get(r, "message")) ?
+		    json_string_value(json_object_get(r, "message")) : "the agent failed");
+		ret = https_err(code);
+		goto out;
+	}
+	n = json_integer_value(json_object_get(r, "length"));
+	*status = (long)json_integer_value(json_object_get(r, "status"));
+	if (n < 0 || n > AGENT_HTTPS_ANSWER_MAX || (out = malloc((size_t)n + 1)) == NULL) {
+		snprintf(errmsg, errlen, "the agent sent a bad answer");
+		goto out;
+	}
+	have = c->len < (size_t)n ? c->len : (size_t)n;
+	memcpy(out, c->buf, have);
+	while (have < (size_t)n) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		ssize_t rd;
+
+		if (poll(&pfd, 1, 5000) <= 0) {
+			snprintf(errmsg, errlen, "the agent stopped in the middle of an answer");
+			goto out;
+		}
+		rd = recv(c->fd, out + have, (size_t)n - have, 0);
+		if (rd < 0 && errno == EINTR)
+			continue;
+		if (rd <= 0) {
+			snprintf(errmsg, errlen, "the agent closed the connection");
+			goto out;
+		}
+		have += (size_t)rd;
+	}
+	out[n] = '\0';
+	*body = out;
+	*len = (size_t)n;
+	out = NULL;
+	ret = 0;
+out:
+	free(out);
+	json_decref(r);
+	ctl_close(c);
+	free(c);
+	return ret;
+}

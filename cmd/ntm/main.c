@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <event2/thread.h>
 #include <jansson.h>
 
@@ -77,17 +76,16 @@ main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	evthread_use_pthreads();
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* libcurl is opened and initialised by the first call that needs it
+	 * (libcurl.c): most commands never load it. */
 
 	if ((ret = cli_init(&cli, dir, verbose, err, sizeof(err))) != 0) {
 		cli_err(NULL, "%s", err);
-		curl_global_cleanup();
 		return ret;
 	}
 	cli.cmds = cli_commands;
 	ret = cli_dispatch(&cli, argc - i, argv + i);
 	cli_free(&cli);
-	curl_global_cleanup();
 	fflush(stdout);
 	if (ferror(stdout) && ret == EXIT_OK)
 		ret = EXIT_FAIL;

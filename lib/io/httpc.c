@@ -28,14 +28,15 @@
 #define HTTPC_TIMEOUT_DEF_MS	30000L
 #define HTTPC_PINS_MAX		64	/* ntm_httpc_resolve entries kept */
 
-struct xfer {
+struct ntm_httpc_req {
 	struct ntm_httpc	*c;
-	struct xfer		*prev, *next;
+	struct ntm_httpc_req		*prev, *next;
 	CURL			*easy;
 	struct curl_slist	*hdrs;
 	struct curl_slist	*resolve;	/* copy of the client's pins */
 	struct curl_slist	*connect_to;	/* copy of its connect_to */
-	char			*reqbody;
+	char			*reqbody;	/* a copy, wiped when freed */
+	size_t			 reqlen;
 	char			*resp;
 	size_t			 len, cap;
 	int			 toobig;
@@ -57,7 +58,7 @@ struct ntm_httpc {
 	CURLM			*multi;
 	struct event		*timer;
 	char			*cafile;
-	struct xfer		*xfers;
+	struct ntm_httpc_req		*xfers;
 	struct sock		*socks;
 	int			 busy;		/* inside user callbacks */
 	int			 doomed;	/* ntm_httpc_free called while busy */
@@ -84,7 +85,7 @@ static void httpc_destroy(struct ntm_httpc *c);
 /* ---- libcurl <-> libevent ------------------------------------------------ */
 
 static void
-xfer_free(struct xfer *x)
+xfer_free(struct ntm_httpc_req *x)
 {
 	if (x == NULL)
 		return;
@@ -105,7 +106,7 @@ xfer_free(struct xfer *x)
 	curl_slist_free_all(x->resolve);
 	curl_slist_free_all(x->connect_to);
 	if (x->reqbody) {
-		ntm_wipe(x->reqbody, strlen(x->reqbody));
+		ntm_wipe(x->reqbody, x->reqlen);
 		free(x->reqbody);
 	}
 	free(x->resp);
@@ -197,7 +198,7 @@ ntm_http_curl_err(int curlcode)
 }
 
 static void
-xfer_done(struct xfer *x, CURLcode rc)
+xfer_done(struct ntm_httpc_req *x, CURLcode rc)
 {
 	struct ntm_httpc *c = x->c;
 	struct ntm_http_result res;
@@ -242,7 +243,7 @@ check_done(struct ntm_httpc *c)
 
 	c->busy++;
 	while (!c->doomed && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-		struct xfer *x = NULL;
+		struct ntm_httpc_req *x = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -346,7 +347,7 @@ curl_socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socket
 static size_t
 curl_write_fn(char *p, size_t size, size_t nmemb, void *arg)
 {
-	struct xfer *x = arg;
+	struct ntm_httpc_req *x = arg;
 	size_t n = size * nmemb;
 
 	if (n > HTTPC_RESP_MAX - x->len) {
@@ -564,14 +565,41 @@ int
 ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
     json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg)
 {
-	struct xfer *x;
-	char path[2048];
-	CURL *e;
-	size_t blen = 0;
+	char *text = NULL;
 	int ret;
 
+	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL)
+		return NTM_ERR_JSON;
+	ret = ntm_httpc_send(c, method, url, text ? "application/json" : NULL, text,
+	    text ? strlen(text) : 0, bearer, timeout_ms, cb, arg, NULL);
+	if (text) {
+		ntm_wipe(text, strlen(text));
+		free(text);
+	}
+	return ret;
+}
+
+void
+ntm_httpc_cancel(struct ntm_httpc_req *x)
+{
+	xfer_free(x);
+}
+
+int
+ntm_httpc_send(struct ntm_httpc *c, const char *method, const char *url, const char *ctype,
+    const void *body, size_t blen, const char *bearer, long timeout_ms, ntm_httpc_cb *cb,
+    void *arg, struct ntm_httpc_req **handle)
+{
+	struct ntm_httpc_req *x;
+	char path[2048];
+	CURL *e;
+	int ret;
+
+	if (handle)
+		*handle = NULL;
 	if (c == NULL || method == NULL || url == NULL || cb == NULL || !*method ||
-	    strpbrk(method, " \r\n") || (bearer && strpbrk(bearer, "\r\n")))
+	    strpbrk(method, " \r\n") || (bearer && strpbrk(bearer, "\r\n")) ||
+	    (ctype && strpbrk(ctype, "\r\n")) || (blen && body == NULL))
 		return NTM_ERR_INVAL;
 	if ((ret = url_path(url, path, sizeof(path))) != 0)
 		return ret;
@@ -583,11 +611,11 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 	x->arg = arg;
 	ret = NTM_ERR_NOMEM;
 	if (body) {
-		if ((x->reqbody = json_dumps(body, JSON_COMPACT)) == NULL) {
-			ret = NTM_ERR_JSON;
+		if ((x->reqbody = malloc(blen + 1)) == NULL)
 			goto err;
-		}
-		blen = strlen(x->reqbody);
+		memcpy(x->reqbody, body, blen);
+		x->reqbody[blen] = '\0';
+		x->reqlen = blen;
 	}
 	if ((x->easy = e = curl_easy_init()) == NULL)
 		goto err;
@@ -595,7 +623,7 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 	if (add_header(&x->hdrs, "Accept: application/json") ||
 	    add_header(&x->hdrs, "Expect:"))
 		goto err;
-	if (body && add_header(&x->hdrs, "Content-Type: application/json"))
+	if (ctype && add_header(&x->hdrs, "Content-Type: %s", ctype))
 		goto err;
 	if (bearer && add_header(&x->hdrs, "Authorization: Bearer %s", bearer))
 		goto err;
@@ -605,7 +633,7 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 
 		ntm_req_nonce(nonce);
 		ntm_req_sign(sig, c->sk, method, path, now, nonce,
-		    x->reqbody ? x->reqbody : "", blen);
+		    x->reqbody ? x->reqbody : "", x->reqlen);
 		if (add_header(&x->hdrs, NTM_HDR_DATE ": %lld", (long long)now) ||
 		    add_header(&x->hdrs, NTM_HDR_NONCE ": %s", nonce) ||
 		    add_header(&x->hdrs, NTM_HDR_CERT ": %s", c->cert_b64) ||
@@ -657,7 +685,7 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 
 	if (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
 	    strcmp(method, "PATCH") == 0) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)blen);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->reqlen);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->reqbody ? x->reqbody : "");
 		if (strcmp(method, "POST") != 0)
 			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -677,6 +705,8 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 	if ((x->next = c->xfers) != NULL)
 		x->next->prev = x;
 	c->xfers = x;
+	if (handle)
+		*handle = x;
 	return 0;
 err:
 	xfer_free(x);

@@ -388,6 +388,18 @@ typedef void ntm_httpc_cb(const struct ntm_http_result *res, void *arg);
  * or NULL. timeout_ms bounds the whole request. */
 int  ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
     json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg) NTM_WUR;
+/*
+ * A request with a body of any type: ctype its Content-Type (NULL: none),
+ * body and blen copied (body NULL: none). *handle (handle may be NULL)
+ * names the request for ntm_httpc_cancel until its callback runs. The
+ * response body is capped at 1 MiB (NTM_ERR_TOOBIG beyond).
+ */
+struct ntm_httpc_req;
+int  ntm_httpc_send(struct ntm_httpc *c, const char *method, const char *url,
+    const char *ctype, const void *body, size_t blen, const char *bearer, long timeout_ms,
+    ntm_httpc_cb *cb, void *arg, struct ntm_httpc_req **handle) NTM_WUR;
+/* Ends a request that has not called back yet; its callback never runs. */
+void ntm_httpc_cancel(struct ntm_httpc_req *r);
 /* The NTM_ERR_* a libcurl result code (CURLcode) maps to, as for
  * ntm_httpc_request's err: 0 for CURLE_OK. For callers driving libcurl
  * themselves. */

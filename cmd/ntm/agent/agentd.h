@@ -114,6 +114,7 @@ struct agent {
 	struct event	*nl_ev;
 	/* directions */
 	struct ntm_httpc *http;
+	struct ntm_httpc *relay;	/* clients' requests, kept alive (control.c) */
 	int		 dir_inflight, dir_again;
 	uint8_t		 stash[NTM_HS_INIT_LEN];	/* HS_INIT before its direction */
 	struct sockaddr_storage stash_from;
@@ -287,6 +288,7 @@ int  agent_ctl_listen(struct agent *a, char *err, size_t errlen);	/* before fork
 int  agent_ctl_start(struct agent *a);		/* on the loop */
 void agent_ctl_forget(struct agent *a);		/* parent of a detach: close only */
 void agent_ctl_stop(struct agent *a);		/* close all, remove the socket */
+void agent_ctl_net_changed(struct agent *a);	/* clients' HTTPS connections dropped */
 void agent_ctl_tunnel_up(struct agent *a, struct tun *t);
 void agent_ctl_tunnels_changed(struct agent *a);
 void agent_ctl_tunnel_failed(struct agent *a, uint64_t serial, const char *code,

@@ -27,7 +27,7 @@
 #define PING_SLOTS	64
 
 enum ctl_mode { CTL_LINES, CTL_WAIT, CTL_PING, CTL_OPEN, CTL_LISTEN, CTL_HANDOVER,
-    CTL_DONE };
+    CTL_BODY, CTL_DONE };
 enum ctl_op { OP_NONE, OP_PING, OP_OPEN, OP_STREAM, OP_LISTEN_TCP };
 
 struct ctl {
@@ -55,9 +55,22 @@ struct ctl {
 	uint16_t		 last_sport;
 	uint64_t		 frames_in, frames_out;
 	int64_t			 stream_timeout_ms;
+	struct ctl_https	*https;		/* an "https" request */
+};
+
+/* An "https" request: what the line said, until its body is in and the
+ * request has ended. */
+struct ctl_https {
+	char			 method[8], ctype[64];
+	char			*url, *bearer;
+	size_t			 need;		/* body bytes still to come */
+	int64_t			 timeout_ms;
+	struct ntm_httpc_req	*req;		/* in flight */
 };
 
 static void ctl_free(struct ctl *c);
+static void https_free(struct ctl *c);
+static void https_start(struct ctl *c, const void *body, size_t len);
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -747,6 +760,165 @@ verb_forward(struct ctl *c, json_t *j)
 		    j));
 }
 
+/* ---- https: a client's request on the agent's kept-alive connections ------- */
+
+/*
+ * `ntm send` and `ntm fetch` are short processes: each would pay a TLS
+ * handshake per server. With an agent up they hand their small requests
+ * here instead (docs/protocol.md §6): the line names the request, its body
+ * (length bytes) follows the line, and the answer is a line with the HTTP
+ * status and length, then the response body. The agent adds nothing of its
+ * own (the bearer is the client's) and verifies servers against the
+ * session's CA as the client would. Its connections are kept alive between
+ * requests and dropped on every network change.
+ */
+#define HTTPS_TIMEOUT_MAX_MS	(10 * 60 * 1000)
+
+static void
+https_free(struct ctl *c)
+{
+	struct ctl_https *h = c->https;
+
+	if (h == NULL)
+		return;
+	if (h->req)
+		ntm_httpc_cancel(h->req);
+	if (h->bearer) {
+		ntm_wipe(h->bearer, strlen(h->bearer));
+		free(h->bearer);
+	}
+	free(h->url);
+	free(h);
+	c->https = NULL;
+}
+
+/* The error codes of a request that got no HTTP answer. */
+static const char *
+https_code(int err)
+{
+	switch (err) {
+	case NTM_ERR_TIMEOUT:	return "timeout";
+	case NTM_ERR_TLS:	return "tls";
+	case NTM_ERR_UNTRUSTED:	return "untrusted_certificate";
+	case NTM_ERR_TOOBIG:	return "too_big";
+	default:		return "connect";
+	}
+}
+
+static void
+on_https_done(const struct ntm_http_result *res, void *arg)
+{
+	struct ctl *c = arg;
+
+	c->https->req = NULL;
+	if (res->err) {
+		ctl_error(c, https_code(res->err), "%s", res->errmsg);
+		return;
+	}
+	ctl_reply(c, json_pack("{s:b, s:i, s:I}", "ok", 1, "status", (int)res->status,
+	    "length", (json_int_t)res->len));
+	bufferevent_write(c->bev, res->body, res->len);
+	c->mode = CTL_DONE;
+}
+
+static void
+https_start(struct ctl *c, const void *body, size_t len)
+{
+	struct agent *a = c->a;
+	struct ctl_https *h = c->https;
+	int e;
+
+	c->mode = CTL_WAIT;
+	if (a->relay == NULL && (a->relay = ntm_httpc_new(a->base, a->s.ca_file)) == NULL) {
+		ctl_error(c, "internal", "cannot start an HTTPS client");
+		return;
+	}
+	e = ntm_httpc_send(a->relay, h->method, h->url, h->ctype[0] ? h->ctype : NULL, body,
+	    len, h->bearer, (long)h->timeout_ms, on_https_done, c, &h->req);
+	if (e != 0)
+		ctl_error(c, "bad_request", "url: %s", ntm_strerror(e));
+}
+
+static void
+verb_https(struct ctl *c, json_t *j)
+{
+	const char *cmd, *method = NULL, *url = NULL, *bearer = NULL, *ctype = NULL;
+	int64_t length = 0, timeout = 30000;
+	const struct ntm_jfield f[] = {
+		{ "cmd", NTM_J_STR, 1, &cmd, 32 },
+		{ "method", NTM_J_STR, 1, &method, 7 },
+		{ "url", NTM_J_STR, 1, &url, 2048 },
+		{ "bearer", NTM_J_STR, 0, &bearer, 1024 },
+		{ "content_type", NTM_J_STR, 0, &ctype, 63 },
+		{ "length", NTM_J_INT, 0, &length, 0 },
+		{ "timeout_ms", NTM_J_INT, 0, &timeout, 0 },
+	};
+	struct ntm_jerr jerr;
+	struct ctl_https *h;
+
+	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
+		ctl_error(c, "bad_request", "%s", jerr.message);
+		return;
+	}
+	if (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "PUT") &&
+	    strcmp(method, "DELETE")) {
+		ctl_error(c, "bad_request", "method: expected GET, POST, PUT or DELETE");
+		return;
+	}
+	if (strncmp(url, "https://", 8) != 0) {
+		ctl_error(c, "bad_request", "url: expected an https:// URL");
+		return;
+	}
+	if (length < 0 || length > AGENT_HTTPS_BODY_MAX) {
+		ctl_error(c, "bad_request", "length: expected 0 to %d", AGENT_HTTPS_BODY_MAX);
+		return;
+	}
+	if (timeout < 1 || timeout > HTTPS_TIMEOUT_MAX_MS) {
+		ctl_error(c, "bad_request", "timeout_ms: expected 1 to %d", HTTPS_TIMEOUT_MAX_MS);
+		return;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL || (h->url = strdup(url)) == NULL ||
+	    (bearer && (h->bearer = strdup(bearer)) == NULL)) {
+		if (h)
+			free(h->url);
+		free(h);
+		ctl_error(c, "internal", "out of memory");
+		return;
+	}
+	snprintf(h->method, sizeof(h->method), "%s", method);
+	snprintf(h->ctype, sizeof(h->ctype), "%s", ctype ? ctype : "");
+	h->need = (size_t)length;
+	h->timeout_ms = timeout;
+	c->https = h;
+	if (h->need > 0)
+		c->mode = CTL_BODY;
+	else
+		https_start(c, NULL, 0);
+}
+
+/*
+ * The network changed: kept-alive connections may be bound to an address
+ * we no longer have. Requests in flight end with "connect" (a send resumes
+ * its upload), and the next ones start afresh.
+ */
+void
+agent_ctl_net_changed(struct agent *a)
+{
+	if (a->relay == NULL)
+		return;
+	for (int i = 0; i < a->nctl; i++) {
+		struct ctl *c = a->ctls[i];
+
+		if (c->https && c->https->req) {
+			ntm_httpc_cancel(c->https->req);
+			c->https->req = NULL;
+			ctl_error(c, "connect", "the network changed during the request");
+		}
+	}
+	ntm_httpc_free(a->relay);
+	a->relay = NULL;
+}
+
 /*
  * The fields of a control request besides "cmd" (docs/protocol.md §6), in
  * the order of ctl_request's field table; a verb names the ones it takes
@@ -786,6 +958,7 @@ static const struct ctl_verb {
 	{ "forward",	0,					NULL, verb_forward },
 	{ "forwards",	0,					NULL, verb_forward },
 	{ "unforward",	0,					NULL, verb_forward },
+	{ "https",	0,					NULL, verb_https },
 };
 
 static const struct ctl_verb *
@@ -879,6 +1052,15 @@ ctl_read(struct bufferevent *bev, struct ctl *c)
 			free(line);
 			continue;
 		}
+		if (c->mode == CTL_BODY) {
+			size_t n = c->https->need;
+
+			if (evbuffer_get_length(in) < n)
+				return;
+			https_start(c, evbuffer_pullup(in, (ev_ssize_t)n), n);
+			evbuffer_drain(in, n);
+			continue;
+		}
 		if (c->mode == CTL_OPEN || c->mode == CTL_LISTEN) {
 			uint8_t h[2], buf[AGENT_FRAME_MAX];
 			size_t n;
@@ -937,6 +1119,7 @@ ctl_free(struct ctl *c)
 		event_free(c->timer);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	https_free(c);
 	free(c);
 }
 

@@ -57,6 +57,7 @@ agent_free(struct agent *a)
 		agent_tun_free(a->tuns[0]);
 	agent_tundev_stop(a);
 	agent_ctl_stop(a);
+	ntm_httpc_free(a->relay);
 	ntm_httpc_free(a->http);
 	if (a->udp_ev)
 		event_free(a->udp_ev);

@@ -265,6 +265,7 @@ agent_net_changed(struct agent *a, const char *why)
 	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
 	a->missed = 0;
 	a->net_changes++;
+	agent_ctl_net_changed(a);
 	reg_send(a);
 	for (int i = 0; i < a->ntun; i++)
 		agent_tun_rebind(a->tuns[i]);
