@@ -119,6 +119,7 @@ struct srv_conf {
 	long	 signed_rate;
 	long	 signed_burst;
 	long	 replay_per_peer;
+	char	*metrics_token_file;	/* all: the bearer token of GET /metrics */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;
