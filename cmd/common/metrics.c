@@ -62,13 +62,13 @@ observe(size_t route, const struct ntm_http_route *rt, int status, uint64_t us, 
 /* ---- the role's counters from its status JSON ------------------------------ */
 
 void
-srv_metrics_json(struct ntm_prom *p, json_t *obj, const struct srv_metric *rows, size_t n)
+json_metrics(struct ntm_prom *p, json_t *obj, const struct json_metric *rows, size_t n)
 {
 	const char *k;
 	json_t *v, *sub;
 
 	for (size_t i = 0; i < n; i++) {
-		const struct srv_metric *r = &rows[i];
+		const struct json_metric *r = &rows[i];
 
 		if ((v = json_object_get(obj, r->key)) == NULL)
 			continue;	/* that room does not run here */

@@ -98,21 +98,6 @@ int srv_main(const struct srv_spec *spec, int argc, char *argv[]);
 
 /* ---- metrics.c: GET /metrics ---------------------------------------------- */
 
-/*
- * One family of a role's metrics read from its status JSON: member key of
- * the object, an integer; or, with label set, an object whose integer
- * members are the samples, each labelled label="member". A key the object
- * lacks (that part of the daemon is not running) writes nothing.
- */
-struct srv_metric {
-	const char	*key;
-	const char	*name;		/* "ntm_dc_registrations_total" */
-	int		 type;		/* enum ntm_prom_type */
-	const char	*help;
-	const char	*label;
-};
-void srv_metrics_json(struct ntm_prom *p, json_t *obj, const struct srv_metric *rows,
-    size_t n);
 /* Reads metrics_token_file and watches every request's latency; after the
  * routes are added. 0, or -1 with err (one line). */
 int  srv_metrics_setup(struct srv *s, char *err, size_t errlen);

@@ -134,7 +134,7 @@ const struct cmd_entry dc_status_entry = {
 
 #define C	NTM_PROM_COUNTER
 #define G	NTM_PROM_GAUGE
-static const struct srv_metric udp_rows[] = {
+static const struct json_metric udp_rows[] = {
 	{ "received", "ntm_dc_udp_received_total", C, "Datagrams received on udp_listen", NULL },
 	{ "registered", "ntm_dc_registrations_total", C,
 	  "Registrations and keepalives accepted", NULL },
@@ -148,14 +148,14 @@ static const struct srv_metric udp_rows[] = {
 	{ "dropped", "ntm_dc_udp_dropped_total", C, "Datagrams dropped, by reason", "reason" },
 	{ "keepalive_s", "ntm_dc_keepalive_seconds", G, "Keepalive interval told to devices", NULL },
 };
-static const struct srv_metric push_rows[] = {
+static const struct json_metric push_rows[] = {
 	{ "push_sent", "ntm_dc_push_sent_total", C, "Webhook pushes delivered", NULL },
 	{ "push_failed", "ntm_dc_push_failed_total", C, "Webhook pushes that failed", NULL },
 	{ "push_dropped", "ntm_dc_push_dropped_total", C,
 	  "Webhook pushes dropped (too many in flight)", NULL },
 	{ "push_in_flight", "ntm_dc_push_in_flight", G, "Webhook pushes in flight", NULL },
 };
-static const struct srv_metric tunnel_rows[] = {
+static const struct json_metric tunnel_rows[] = {
 	{ "directions", "ntm_dc_tunnels_total", C,
 	  "Route directions made for tunnels, by route (direct, local, relay)", "route" },
 	{ "local", "ntm_dc_moved_local_total", C, "Peer moves told to this DC's devices", NULL },
@@ -165,7 +165,7 @@ static const struct srv_metric tunnel_rows[] = {
 	{ "limited", "ntm_dc_moved_limited_total", C, "Peer moves over the rate limit", NULL },
 	{ "in_flight", "ntm_dc_moved_in_flight", G, "Peer moves being forwarded", NULL },
 };
-static const struct srv_metric exchange_rows[] = {
+static const struct json_metric exchange_rows[] = {
 	{ "keys_stored", "ntm_dc_exchange_keys_stored_total", C, "Temporal keys stored", NULL },
 	{ "keys_forwarded", "ntm_dc_exchange_keys_forwarded_total", C,
 	  "Temporal keys forwarded to other DCs", NULL },
@@ -180,7 +180,7 @@ static const struct srv_metric exchange_rows[] = {
 	{ "polls_timed_out", "ntm_dc_exchange_polls_timed_out_total", C,
 	  "Long polls that ran out", NULL },
 };
-static const struct srv_metric ended_rows[] = {
+static const struct json_metric ended_rows[] = {
 	{ "waiting", "ntm_dc_ended_tokens_waiting", G,
 	  "Ended login tokens waiting to be told to the AS", NULL },
 	{ "sent", "ntm_dc_ended_tokens_sent_total", C, "Ended login tokens told to the AS", NULL },
@@ -196,7 +196,7 @@ dc_metrics(struct srv *s, struct ntm_prom *p)
 	struct dc *dc = s->priv;
 	const struct {
 		json_t			*(*fn)(struct dc *);
-		const struct srv_metric	*rows;
+		const struct json_metric	*rows;
 		size_t			 n;
 	} rooms[] = {
 		{ dc_udp_stats, udp_rows, sizeof(udp_rows) / sizeof(udp_rows[0]) },
@@ -210,7 +210,7 @@ dc_metrics(struct srv *s, struct ntm_prom *p)
 	for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
 		json_t *o = rooms[i].fn(dc);
 
-		srv_metrics_json(p, o, rooms[i].rows, rooms[i].n);
+		json_metrics(p, o, rooms[i].rows, rooms[i].n);
 		json_decref(o);
 	}
 }
