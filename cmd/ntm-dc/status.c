@@ -101,6 +101,8 @@ status_exec(void *ctx, struct cmd_call *c)
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
 				printf("moved %-20s %lld\n", k, (long long)json_integer_value(v));
+		json_object_foreach(json_object_get(push, "directions"), k, v)
+			printf("tunnels %-18s %lld\n", k, (long long)json_integer_value(v));
 		push = json_object_get(st, "exchange");
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
