@@ -1,6 +1,6 @@
 /*
  * metrics.c - GET /metrics of every server (ntm.conf(5) metrics_token_file,
- * docs/protocol.md "Metrics"): the Prometheus text format, made at each
+ * docs/protocol.md §3 "GET /metrics"): the Prometheus text format, made at each
  * scrape from the counters the daemon keeps anyway (the ones its status
  * command shows), plus the latency of every HTTPS request by route, method
  * and status class, seen by the httpd's observer.
@@ -194,7 +194,7 @@ load_token(struct srv_metrics *m, const char *path, char *err, size_t errlen)
 	if ((e = ntm_file_read(path, METRICS_TOKEN_MAX + 2, &text, &len)) < 0) {
 		snprintf(err, errlen, "metrics_token_file %s: %s", path,
 		    e == NTM_ERR_IO ? strerror(errno) : e == NTM_ERR_TOOBIG ?
-		    "longer than " "256 characters" : ntm_strerror(e));
+		    "longer than one line of 256 characters" : ntm_strerror(e));
 		return -1;
 	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
