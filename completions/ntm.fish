@@ -138,6 +138,7 @@ complete -c ntm -n "__ntm_using logout" -s h -l help -d 'show the help and exit'
 
 # status
 complete -c ntm -n "__ntm_using status" -l offline -d 'do not ask the DC'
+complete -c ntm -n "__ntm_using status" -l metrics -d 'print the agent counters in the Prometheus text format'
 complete -c ntm -n "__ntm_using status" -l timeout -x -d 'give up after SEC seconds (1..300)'
 complete -c ntm -n "__ntm_using status" -l json -d 'print one JSON object'
 complete -c ntm -n "__ntm_using status" -s h -l help -d 'show the help and exit'

@@ -11,6 +11,7 @@ openssl ca-certificates curl sqlite3
 clang llvm libclang-rt-14-dev
 bats bats-assert bats-support bats-file
 jq bc xxd time faketime python3 systemd fish iproute2 iputils-ping nftables dnsmasq-base bind9-dnsutils iperf3 tcpdump procps psmisc
+prometheus
 "
 
 missing=""

@@ -56,6 +56,23 @@ int  daemon_drop_root(const char *user, const char *state_dir, const char *db,
 /* Returns 1 if colour may be used on fd (a tty and NO_COLOR unset). */
 int  use_color(int fd);
 
+/* ---- metrics.c: Prometheus families from status JSON ---------------------- */
+/*
+ * One family read from a status JSON object (a daemon's, the agent's):
+ * member key, an integer; or, with label set, an object whose integer
+ * members are the samples, each labelled label="member". A key the object
+ * lacks (that part is not running) writes nothing.
+ */
+struct ntm_prom;
+struct json_metric {
+	const char	*key;
+	const char	*name;		/* "ntm_dc_registrations_total" */
+	int		 type;		/* enum ntm_prom_type */
+	const char	*help;
+	const char	*label;
+};
+void json_metrics(struct ntm_prom *p, json_t *obj, const struct json_metric *rows, size_t n);
+
 /* ---- srvconf.c: the server configuration file (ntm.conf(5)) ------------- */
 #define SRV_CS_MAX	16		/* AS: cache servers in cs_url */
 
@@ -119,6 +136,7 @@ struct srv_conf {
 	long	 signed_rate;
 	long	 signed_burst;
 	long	 replay_per_peer;
+	char	*metrics_token_file;	/* all: the bearer token of GET /metrics */
 	/* derived */
 	char	 listen_addr[64];
 	uint16_t listen_port;

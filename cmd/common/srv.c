@@ -357,11 +357,14 @@ on_status(struct ntm_req *req, void *arg)
 	    "version", NTM_VERSION, "uptime", (json_int_t)(now_unix() - s->started)));
 }
 
+/* The last row is left out at the anchor. */
 static const struct ntm_http_route srv_routes[] = {
 	{ "GET", "/v1/health",	0,		  .fn = on_health },
+	{ "GET", "/metrics",	0,		  .fn = srv_on_metrics },
 	{ "GET", "/v1/status",	NTM_ROUTE_SIGNED, .fn = on_status },
 	{ .method = NULL }
 };
+#define SRV_ROUTES(spec)	((spec)->anchor ? 2 : 3)
 
 static size_t
 table_len(const struct ntm_http_route *t)
@@ -379,7 +382,7 @@ add_routes(struct srv *s)
 {
 	const struct ntm_http_route *const *t;
 
-	if (ntm_httpd_routes(s->httpd, srv_routes, s->spec->anchor ? 1 : 2, s) < 0)
+	if (ntm_httpd_routes(s->httpd, srv_routes, SRV_ROUTES(s->spec), s) < 0)
 		return -1;
 	for (t = s->spec->routes; t && *t; t++)
 		if (ntm_httpd_routes(s->httpd, *t, table_len(*t), s->priv) < 0)
@@ -405,10 +408,8 @@ print_routes(const struct srv_spec *spec)
 	char flags[64], roles[32];
 	size_t max = spec->max_body ? spec->max_body : NTM_BODY_MAX, n, i;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < SRV_ROUTES(spec); i++) {
 		r = &srv_routes[i];
-		if (i == 1 && spec->anchor)
-			break;
 		printf("%s\t%s\t%s\t%s\t%zu\n", r->method, r->path,
 		    ntm_route_flags_str(r->flags, flags, sizeof(flags)),
 		    route_roles(r, roles, sizeof(roles)), max);
@@ -505,7 +506,7 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot add the HTTP routes");
 		return -1;
 	}
-	return 0;
+	return srv_metrics_setup(s, err, errlen);
 }
 
 static void
@@ -592,6 +593,7 @@ cleanup:
 		s->spec->teardown(s);
 	ntm_httpd_free(s->httpd);
 	s->httpd = NULL;
+	srv_metrics_free(s);
 	daemon_free_signals();
 	if (s->base)
 		event_base_free(s->base);

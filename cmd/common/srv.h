@@ -17,7 +17,10 @@
 #include "common.h"
 
 struct event_base;
+struct ntm_prom;
+struct ntm_req;
 struct srv;
+struct srv_metrics;
 
 /*
  * The role's commands are entries of the command model (cmd.h): exec is
@@ -68,6 +71,9 @@ struct srv_spec {
 	/* Frees what setup and start made; called once the loop has ended.
 	 * May be NULL. */
 	void		(*teardown)(struct srv *s);
+	/* The role's families for GET /metrics (metrics.c), after the common
+	 * ones; s->priv is the daemon's state. May be NULL. */
+	void		(*metrics)(struct srv *s, struct ntm_prom *p);
 };
 
 struct srv {
@@ -84,10 +90,20 @@ struct srv {
 	uint16_t		 port;			/* bound port */
 	int64_t			 started;
 	void			*priv;			/* the daemon's own state */
+	struct srv_metrics	*metrics;		/* metrics.c */
 };
 
 /* The whole program: parses argv, runs a subcommand or the daemon. */
 int srv_main(const struct srv_spec *spec, int argc, char *argv[]);
+
+/* ---- metrics.c: GET /metrics ---------------------------------------------- */
+
+/* Reads metrics_token_file and watches every request's latency; after the
+ * routes are added. 0, or -1 with err (one line). */
+int  srv_metrics_setup(struct srv *s, char *err, size_t errlen);
+void srv_metrics_free(struct srv *s);
+/* The handler of GET /metrics (arg: the struct srv). */
+void srv_on_metrics(struct ntm_req *req, void *arg);
 
 /* Prints "PROG: message" on stderr (one line, for subcommand errors). */
 void srv_errx(const char *fmt, ...) NTM_PRINTF(1, 2);

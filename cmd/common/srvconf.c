@@ -52,6 +52,7 @@ static const struct {
 	I(dc_session_share, R_RS, 1, 100),
 	I(signed_rate, R_ALL, 1, 1000000), I(signed_burst, R_ALL, 1, 1000000),
 	I(replay_per_peer, R_ALL, 16, 1L << 20),
+	S(metrics_token_file, R_ALL),
 };
 #undef S
 #undef I
@@ -389,7 +390,7 @@ srv_conf_free(struct srv_conf *c)
 	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
-	    &c->udp_listen6, &c->public_url, &c->user };
+	    &c->udp_listen6, &c->public_url, &c->user, &c->metrics_token_file };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

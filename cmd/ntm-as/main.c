@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ntm-as.h"
+#include "prom.h"
 
 static struct as daemon_as;
 
@@ -100,6 +101,26 @@ as_teardown(struct srv *s)
 	as_close(as);
 }
 
+/* GET /metrics: logins, pushes, and the accounts and devices on record. */
+static void
+as_metrics(struct srv *s, struct ntm_prom *p)
+{
+	struct as *as = s->priv;
+	int64_t n;
+
+	as_login_metrics(p);
+	as_push_metrics(as, p);
+	if (ntm_db_int(as->db, &n, "SELECT count(*) FROM users", NULL) == 0) {
+		ntm_prom_family(p, "ntm_as_accounts", NTM_PROM_GAUGE, "Accounts on record");
+		ntm_prom_int(p, NULL, n);
+	}
+	if (ntm_db_int(as->db, &n, "SELECT count(*) FROM devices", NULL) == 0) {
+		ntm_prom_family(p, "ntm_as_devices", NTM_PROM_GAUGE,
+		    "Device certificates on record");
+		ntm_prom_int(p, NULL, n);
+	}
+}
+
 static const struct ntm_http_route *const as_route_tables[] = { as_routes, NULL };
 
 static const struct srv_spec as_spec = {
@@ -116,6 +137,7 @@ static const struct srv_spec as_spec = {
 	.start		= as_start,
 	.reload		= as_reload,
 	.teardown	= as_teardown,
+	.metrics	= as_metrics,
 };
 
 int

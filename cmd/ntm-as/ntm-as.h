@@ -135,6 +135,11 @@ int	as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, in
  * seconds. 0 or -1 (logged). */
 int	as_push_start(struct as *as);
 void	as_push_stop(struct as *as);
+/* GET /metrics: pushes per CS and what each has still to take. */
+struct ntm_prom;
+void	as_push_metrics(struct as *as, struct ntm_prom *p);
+/* serve.c: GET /metrics: logins by result. */
+void	as_login_metrics(struct ntm_prom *p);
 
 /* serve.c: the routes (ending with a NULL method) and, for every signed
  * request, the check of the caller's certificate against the enrolled

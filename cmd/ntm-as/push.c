@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "ntm-as.h"
+#include "prom.h"
 #include "msg.h"
 
 #define AS_PUSH_EVERY_S		2
@@ -38,6 +39,7 @@ struct push_cs {
 	int			 failing;	/* since its last 200: */
 	int			 fail_err;	/* NTM_ERR_* of the last failure, or 0 */
 	long			 fail_status;	/* and its HTTP status, or 0 */
+	uint64_t		 pushed, failed;	/* requests answered 200, or not */
 };
 
 struct as_push {
@@ -227,6 +229,7 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 
 	c->busy = 0;
 	if (res->err == 0 && res->status == 200) {
+		c->pushed++;
 		/* Not recorded: sent again after a restart, which is harmless. */
 		if (cursor_set(c->push->as->db, c->url, c->last) < 0)
 			log_warnx("revocations: cannot record what %s was sent: %s", c->url,
@@ -249,7 +252,33 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 		snprintf(why, sizeof(why), "HTTP %ld%s%s", res->status, code ? " " : "",
 		    code ? code : "");
 	}
+	c->failed++;
 	push_failed(c, res->err, res->err ? 0 : res->status, why);
+}
+
+void
+as_push_metrics(struct as *as, struct ntm_prom *p)
+{
+	struct as_push *ap = as->push;
+	int64_t n;
+	size_t i;
+
+	if (ap == NULL || ap->ncs == 0)
+		return;
+	ntm_prom_family(p, "ntm_as_revocation_pushes_total", NTM_PROM_COUNTER,
+	    "Revocation pushes to each CS of cs_url, by result (ok: answered 200)");
+	for (i = 0; i < ap->ncs; i++) {
+		ntm_prom_int(p, (const char *const[]){ "cs", ap->cs[i].url, "result", "ok",
+		    NULL }, (int64_t)ap->cs[i].pushed);
+		ntm_prom_int(p, (const char *const[]){ "cs", ap->cs[i].url, "result", "failed",
+		    NULL }, (int64_t)ap->cs[i].failed);
+	}
+	ntm_prom_family(p, "ntm_as_revocations_pending", NTM_PROM_GAUGE,
+	    "Revocations queued that a CS has not taken yet");
+	for (i = 0; i < ap->ncs; i++)
+		if (ntm_db_int(as->db, &n, "SELECT count(*) FROM revocations WHERE id > ?1",
+		    "I", ap->cs[i].cursor) == 0)
+			ntm_prom_int(p, (const char *const[]){ "cs", ap->cs[i].url, NULL }, n);
 }
 
 /* Sends c what is queued past its cursor, unless it has a request in flight. */

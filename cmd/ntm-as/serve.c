@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ntm-as.h"
+#include "prom.h"
 #include "msg.h"
 
 /* One login between the loop and a worker. */
@@ -44,10 +45,32 @@ login_job_free(struct login_job *j)
 	free(j);
 }
 
+/* Logins by result, for GET /metrics (every result the log names). */
+static const char *const login_results[] = {
+	"ok", "bad_password", "unknown_user", "user_locked", "backoff",
+	"sealed_unreadable", "sealed_other_device", "sealed_other_dc", "sealed_replayed",
+	"sealed_stale",
+};
+#define LOGIN_RESULTS	(sizeof(login_results) / sizeof(login_results[0]))
+static uint64_t login_count[LOGIN_RESULTS];
+
 static void
 log_login(const char *user, const char *device, const char *dc, const char *result)
 {
+	for (size_t i = 0; i < LOGIN_RESULTS; i++)
+		if (strcmp(login_results[i], result) == 0)
+			login_count[i]++;
 	log_info("login user=%s device=%s dc=%s result=%s", user, device, dc, result);
+}
+
+void
+as_login_metrics(struct ntm_prom *p)
+{
+	ntm_prom_family(p, "ntm_as_logins_total", NTM_PROM_COUNTER,
+	    "Logins relayed by the DCs, by result (ok, or why refused)");
+	for (size_t i = 0; i < LOGIN_RESULTS; i++)
+		ntm_prom_int(p, (const char *const[]){ "result", login_results[i], NULL },
+		    (int64_t)login_count[i]);
 }
 
 /* ---- failed logins: backoff per user name ------------------------------- */

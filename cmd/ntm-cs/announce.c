@@ -82,6 +82,8 @@ job_finish(struct cs_ann_job *j, enum cs_ann_result r, const char *code, const c
 	}
 	if (r == CS_ANN_RETRY)
 		when = now + retry_wait_s(j->attempts, a->cs->srv->conf.announce_retry_max_s);
+	if ((unsigned)r < sizeof(a->cs->announced) / sizeof(a->cs->announced[0]))
+		a->cs->announced[r]++;
 	if (cs_db_announced(a->cs->db, j->sha256, j->fqdn, r, when, code, msg) < 0)
 		log_warnx("object %s -> %s: cannot record the announcement", j->sha256, j->fqdn);
 	if (r == CS_ANN_OK)

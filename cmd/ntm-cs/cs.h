@@ -94,6 +94,9 @@ struct cs {
 	struct cs_announcer	*ann;		/* NULL without a resolver */
 	struct cs_mwait		*mwaits;	/* meta requests waiting (object.c) */
 	unsigned		 nmwaits;
+	/* GET /metrics (main.c): since the start */
+	uint64_t		 objects_stored, bytes_stored;	/* upload.c */
+	uint64_t		 announced[3];	/* announce.c: by enum cs_ann_result */
 };
 
 /* An object's metadata, as stored. */

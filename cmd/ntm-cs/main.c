@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cs.h"
+#include "prom.h"
 
 static struct cs cs;
 
@@ -45,6 +46,49 @@ cs_teardown(struct srv *s)
 	cs.objdir = cs.tmpdir = NULL;
 }
 
+/*
+ * GET /metrics: what is stored now (from the database: one count per
+ * family, on indexed or small tables), what was stored and announced since
+ * the start (counted as it happens).
+ */
+static void
+cs_metrics(struct srv *s, struct ntm_prom *p)
+{
+	static const struct {
+		const char	*name, *help, *sql;
+	} now[] = {
+		{ "ntm_cs_objects", "Objects stored now", "SELECT count(*) FROM objects" },
+		{ "ntm_cs_object_bytes", "Bytes of the objects stored now",
+		  "SELECT CAST(total(size) AS INTEGER) FROM objects" },
+		{ "ntm_cs_uploads", "Uploads begun and not finished", "SELECT count(*) FROM uploads" },
+		{ "ntm_cs_announcements_waiting", "Destinations whose DC has not taken the "
+		  "announcement yet (nor refused it for good)", "SELECT count(*) FROM dests "
+		  "WHERE announced IS NULL AND failed IS NULL" },
+		{ "ntm_cs_deliveries_waiting", "Destinations that have not confirmed delivery",
+		  "SELECT count(*) FROM dests WHERE delivered IS NULL" },
+	};
+	static const char *const result[] = { "ok", "failed", "retry" };
+	int64_t n;
+	size_t i;
+
+	for (i = 0; i < sizeof(now) / sizeof(now[0]); i++)
+		if (ntm_db_int(cs.db, &n, now[i].sql, NULL) == 0) {
+			ntm_prom_family(p, now[i].name, NTM_PROM_GAUGE, now[i].help);
+			ntm_prom_int(p, NULL, n);
+		}
+	ntm_prom_family(p, "ntm_cs_objects_stored_total", NTM_PROM_COUNTER,
+	    "Objects committed (uploads complete and hash checked)");
+	ntm_prom_int(p, NULL, (int64_t)cs.objects_stored);
+	ntm_prom_family(p, "ntm_cs_stored_bytes_total", NTM_PROM_COUNTER,
+	    "Bytes of the objects committed");
+	ntm_prom_int(p, NULL, (int64_t)cs.bytes_stored);
+	ntm_prom_family(p, "ntm_cs_announcements_total", NTM_PROM_COUNTER,
+	    "Announcements to recipients' DCs, by result (ok, failed for good, retry later)");
+	for (i = 0; i < sizeof(result) / sizeof(result[0]); i++)
+		ntm_prom_int(p, (const char *const[]){ "result", result[i], NULL },
+		    (int64_t)cs.announced[i]);
+}
+
 static const struct ntm_http_route *const cs_routes[] = {
 	cs_auth_routes, cs_upload_routes, cs_object_routes, NULL
 };
@@ -73,6 +117,7 @@ static const struct srv_spec cs_spec = {
 	.routes		= cs_routes,
 	.bearer		= cs_bearer,
 	.setup		= cs_setup,
+	.metrics	= cs_metrics,
 	.teardown	= cs_teardown,
 };
 

@@ -607,6 +607,8 @@ commit_reply(struct cs_commit_job *j, int64_t now)
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot record the object");
 		return;
 	}
+	cs->objects_stored++;
+	cs->bytes_stored += (uint64_t)j->up.size;
 	log_info("object %s: %lld bytes stored for %s", j->hex, (long long)j->up.size,
 	    j->up.dests);
 	cs_announce_kick(cs);

@@ -234,6 +234,9 @@ void dc_udp_tick(struct dc *dc);
 int  dc_status_start(struct dc *dc, char *err, size_t errlen);
 void dc_status_stop(struct dc *dc);
 extern const struct cmd_entry dc_status_entry;
+/* GET /metrics: the same counters (srv_spec.metrics). */
+struct ntm_prom;
+void dc_metrics(struct srv *s, struct ntm_prom *p);
 
 /* tunnel.c: POST /v1/tunnel, GET /v1/directions, POST /v1/dc/locate,
  * /v1/dc/direction and /v1/dc/moved; dc_tunnel_init makes their state. */
@@ -244,7 +247,8 @@ void dc_tunnel_cancel(struct dc *dc);
 /* Its hooks: a client that moved (MOVED to the peers of its direct tunnels,
  * here or through POST /v1/dc/moved). */
 extern const struct dc_hooks dc_tunnel_hooks;
-/* Counters of dc_tunnel_moved and POST /v1/dc/moved as JSON (new). */
+/* Counters of dc_tunnel_moved and POST /v1/dc/moved, and the directions
+ * made by route kind ("directions"), as JSON (new). */
 json_t *dc_tunnel_stats(struct dc *dc);
 
 /* push.c: the push webhook (docs/protocol.md §3.2). */

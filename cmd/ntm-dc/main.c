@@ -100,6 +100,7 @@ static const struct srv_spec dc_spec = {
 	.bearer		= dc_bearer,
 	.setup		= dc_setup,
 	.teardown	= dc_teardown,
+	.metrics	= dc_metrics,
 };
 
 int

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "dc.h"
+#include "prom.h"
 
 #define STATUS_EVERY_S	2	/* state_dir/status.json rewritten */
 #define STATUS_STALE_S	10	/* older: the daemon is not running */
@@ -100,6 +101,8 @@ status_exec(void *ctx, struct cmd_call *c)
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
 				printf("moved %-20s %lld\n", k, (long long)json_integer_value(v));
+		json_object_foreach(json_object_get(push, "directions"), k, v)
+			printf("tunnels %-18s %lld\n", k, (long long)json_integer_value(v));
 		push = json_object_get(st, "exchange");
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
@@ -128,6 +131,91 @@ const struct cmd_entry dc_status_entry = {
 	.args_size = sizeof(struct status_args),
 	.exec = status_exec,
 };
+
+/* ---- GET /metrics: the same counters --------------------------------------- */
+
+#define C	NTM_PROM_COUNTER
+#define G	NTM_PROM_GAUGE
+static const struct json_metric udp_rows[] = {
+	{ "received", "ntm_dc_udp_received_total", C, "Datagrams received on udp_listen", NULL },
+	{ "registered", "ntm_dc_registrations_total", C,
+	  "Registrations and keepalives accepted", NULL },
+	{ "answered", "ntm_dc_udp_answered_total", C, "Registration answers sent", NULL },
+	{ "nudged", "ntm_dc_nudges_total", C, "Nudges sent to devices over UDP", NULL },
+	{ "moved", "ntm_dc_moved_sent_total", C, "MOVED datagrams sent to devices", NULL },
+	{ "moves_held", "ntm_dc_moves_held_total", C,
+	  "Address changes held back (too many at once)", NULL },
+	{ "sessions", "ntm_dc_online_devices", G,
+	  "Devices with a live registration session (online)", NULL },
+	{ "dropped", "ntm_dc_udp_dropped_total", C, "Datagrams dropped, by reason", "reason" },
+	{ "keepalive_s", "ntm_dc_keepalive_seconds", G, "Keepalive interval told to devices", NULL },
+};
+static const struct json_metric push_rows[] = {
+	{ "push_sent", "ntm_dc_push_sent_total", C, "Webhook pushes delivered", NULL },
+	{ "push_failed", "ntm_dc_push_failed_total", C, "Webhook pushes that failed", NULL },
+	{ "push_dropped", "ntm_dc_push_dropped_total", C,
+	  "Webhook pushes dropped (too many in flight)", NULL },
+	{ "push_in_flight", "ntm_dc_push_in_flight", G, "Webhook pushes in flight", NULL },
+};
+static const struct json_metric tunnel_rows[] = {
+	{ "directions", "ntm_dc_tunnels_total", C,
+	  "Route directions made for tunnels, by route (direct, local, relay)", "route" },
+	{ "local", "ntm_dc_moved_local_total", C, "Peer moves told to this DC's devices", NULL },
+	{ "forwarded", "ntm_dc_moved_forwarded_total", C, "Peer moves forwarded to other DCs", NULL },
+	{ "received", "ntm_dc_moved_received_total", C, "Peer moves received from other DCs", NULL },
+	{ "failed", "ntm_dc_moved_failed_total", C, "Peer moves that could not be told", NULL },
+	{ "limited", "ntm_dc_moved_limited_total", C, "Peer moves over the rate limit", NULL },
+	{ "in_flight", "ntm_dc_moved_in_flight", G, "Peer moves being forwarded", NULL },
+};
+static const struct json_metric exchange_rows[] = {
+	{ "keys_stored", "ntm_dc_exchange_keys_stored_total", C, "Temporal keys stored", NULL },
+	{ "keys_forwarded", "ntm_dc_exchange_keys_forwarded_total", C,
+	  "Temporal keys forwarded to other DCs", NULL },
+	{ "entries_stored", "ntm_dc_exchange_entries_stored_total", C,
+	  "Cache list entries stored", NULL },
+	{ "forward_failed", "ntm_dc_exchange_forward_failed_total", C,
+	  "Forwards to other DCs that failed", NULL },
+	{ "nudged", "ntm_dc_exchange_nudged_total", C, "Recipients nudged over UDP", NULL },
+	{ "pushed", "ntm_dc_exchange_pushed_total", C, "Recipients notified by webhook", NULL },
+	{ "polls_waiting", "ntm_dc_exchange_polls_waiting", G, "Long polls waiting", NULL },
+	{ "polls_woken", "ntm_dc_exchange_polls_woken_total", C, "Long polls answered early", NULL },
+	{ "polls_timed_out", "ntm_dc_exchange_polls_timed_out_total", C,
+	  "Long polls that ran out", NULL },
+};
+static const struct json_metric ended_rows[] = {
+	{ "waiting", "ntm_dc_ended_tokens_waiting", G,
+	  "Ended login tokens waiting to be told to the AS", NULL },
+	{ "sent", "ntm_dc_ended_tokens_sent_total", C, "Ended login tokens told to the AS", NULL },
+	{ "failed_tries", "ntm_dc_ended_tokens_failed_total", C,
+	  "Failed tries to tell the AS of ended tokens", NULL },
+};
+#undef C
+#undef G
+
+void
+dc_metrics(struct srv *s, struct ntm_prom *p)
+{
+	struct dc *dc = s->priv;
+	const struct {
+		json_t			*(*fn)(struct dc *);
+		const struct json_metric	*rows;
+		size_t			 n;
+	} rooms[] = {
+		{ dc_udp_stats, udp_rows, sizeof(udp_rows) / sizeof(udp_rows[0]) },
+		{ dc_tunnel_stats, tunnel_rows, sizeof(tunnel_rows) / sizeof(tunnel_rows[0]) },
+		{ dc_push_stats, push_rows, sizeof(push_rows) / sizeof(push_rows[0]) },
+		{ dc_exchange_stats, exchange_rows,
+		  sizeof(exchange_rows) / sizeof(exchange_rows[0]) },
+		{ dc_ended_stats, ended_rows, sizeof(ended_rows) / sizeof(ended_rows[0]) },
+	};
+
+	for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
+		json_t *o = rooms[i].fn(dc);
+
+		json_metrics(p, o, rooms[i].rows, rooms[i].n);
+		json_decref(o);
+	}
+}
 
 int
 dc_status_start(struct dc *dc, char *err, size_t errlen)

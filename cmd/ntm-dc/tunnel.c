@@ -86,6 +86,7 @@ struct dc_tunnels {
 	struct dc_mreq	*moved;		/* POST /v1/dc/moved in flight */
 	int		 nmoved;
 	struct dc_moved_counters c;
+	uint64_t	 routes[NTM_ROUTE_RELAY + 1];	/* directions made, by route kind */
 };
 
 /* ---- the tunnel table ---------------------------------------------------- */
@@ -340,6 +341,7 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		snprintf(msg, cap, "out of memory");
 		return -1;
 	}
+	dc->tunnels->routes[r.kind]++;
 	log_info("tunnel %s -> %s: %s (%s), %s initiates%s", t->me, t->peer,
 	    ntm_route_kind_name(r.kind), r.reason, me_init ? t->me : t->peer,
 	    t->recreate ? ", recreated" : "");
@@ -1189,10 +1191,13 @@ dc_tunnel_stats(struct dc *dc)
 	if (dc->tunnels == NULL)
 		return json_object();
 	c = &dc->tunnels->c;
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:i}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:{s:I, s:I, s:I}}",
 	    "local", (json_int_t)c->local, "forwarded", (json_int_t)c->forwarded,
 	    "received", (json_int_t)c->received, "failed", (json_int_t)c->failed,
-	    "limited", (json_int_t)c->limited, "in_flight", dc->tunnels->nmoved);
+	    "limited", (json_int_t)c->limited, "in_flight", dc->tunnels->nmoved,
+	    "directions", "direct", (json_int_t)dc->tunnels->routes[NTM_ROUTE_DIRECT],
+	    "local", (json_int_t)dc->tunnels->routes[NTM_ROUTE_LOCAL],
+	    "relay", (json_int_t)dc->tunnels->routes[NTM_ROUTE_RELAY]);
 }
 
 int

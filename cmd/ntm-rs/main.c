@@ -146,6 +146,7 @@ static const struct srv_spec rs_spec = {
 	.cmds		= rs_cmds,
 	.setup		= rs_setup,
 	.teardown	= rs_teardown,
+	.metrics	= rs_metrics,
 };
 
 int

@@ -51,6 +51,9 @@ int64_t rs_now_ms(void);
 
 /* status.c */
 int  rs_status_write(struct rs *rs);
+/* GET /metrics: the same counters (srv_spec.metrics). */
+struct ntm_prom;
+void rs_metrics(struct srv *s, struct ntm_prom *p);
 extern const struct cmd_entry rs_status_entry;
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "prom.h"
 #include "rs.h"
 
 #define STATUS_READ_MAX	(4 * 1024 * 1024)
@@ -167,6 +168,63 @@ cleanup:
 	free(text);
 	free(tmp);
 	return ret;
+}
+
+/* ---- GET /metrics: the same counters ----------------------------------------- */
+
+void
+rs_metrics(struct srv *s, struct ntm_prom *p)
+{
+	struct rs *rs = s->priv;
+	struct ntm_relay_stats st;
+	const struct {
+		const char	*name;
+		int		 type;
+		const char	*help;
+		int64_t		 v;
+	} rows[] = {
+		{ "ntm_rs_sessions", NTM_PROM_GAUGE, "Relay sessions now", 0 },
+		{ "ntm_rs_max_sessions", NTM_PROM_GAUGE, "Relay sessions allowed (max_sessions)",
+		  s->conf.max_sessions },
+		{ "ntm_rs_sessions_created_total", NTM_PROM_COUNTER, "Relay sessions opened", 0 },
+		{ "ntm_rs_sessions_expired_total", NTM_PROM_COUNTER,
+		  "Relay sessions ended idle or expired", 0 },
+		{ "ntm_rs_received_packets_total", NTM_PROM_COUNTER, "Datagrams received", 0 },
+		{ "ntm_rs_received_bytes_total", NTM_PROM_COUNTER, "Bytes received", 0 },
+		{ "ntm_rs_forwarded_packets_total", NTM_PROM_COUNTER, "Datagrams relayed", 0 },
+		{ "ntm_rs_forwarded_bytes_total", NTM_PROM_COUNTER, "Bytes relayed", 0 },
+		{ "ntm_rs_binds_total", NTM_PROM_COUNTER, "Relay binds accepted", 0 },
+		{ "ntm_rs_ticket_checks_total", NTM_PROM_COUNTER, "Relay tickets verified", 0 },
+		{ "ntm_rs_cookies_sent_total", NTM_PROM_COUNTER, "Cookies sent under load", 0 },
+		{ "ntm_rs_send_errors_total", NTM_PROM_COUNTER, "Datagrams the socket refused", 0 },
+	};
+	int64_t v[sizeof(rows) / sizeof(rows[0])];
+	size_t i;
+
+	if (rs == NULL || rs->relay == NULL)
+		return;
+	ntm_relay_get_stats(rs->relay, &st);
+	v[0] = (int64_t)st.sessions;
+	v[1] = rows[1].v;
+	v[2] = (int64_t)st.sessions_created;
+	v[3] = (int64_t)st.sessions_expired;
+	v[4] = (int64_t)st.rx_packets;
+	v[5] = (int64_t)st.rx_bytes;
+	v[6] = (int64_t)st.fwd_packets;
+	v[7] = (int64_t)st.fwd_bytes;
+	v[8] = (int64_t)st.binds;
+	v[9] = (int64_t)st.ticket_checks;
+	v[10] = (int64_t)st.cookies_sent;
+	v[11] = (int64_t)rs->send_errors;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ntm_prom_family(p, rows[i].name, rows[i].type, rows[i].help);
+		ntm_prom_int(p, NULL, v[i]);
+	}
+	ntm_prom_family(p, "ntm_rs_dropped_total", NTM_PROM_COUNTER,
+	    "Datagrams dropped, by reason");
+	for (i = 0; i < NTM_RELAY_DROP__N; i++)
+		ntm_prom_int(p, (const char *const[]){ "reason", ntm_relay_drop_name((int)i),
+		    NULL }, (int64_t)st.drops[i]);
 }
 
 /* ---- ntm-rs status ------------------------------------------------------- */

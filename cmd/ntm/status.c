@@ -1,7 +1,9 @@
 /*
  * status.c - ntm status: the saved session, whether the DC still holds it
  * (GET /v1/session, unless --offline), the agent, and the peers it has
- * tunnels with (the agent's tunnel list), like `tailscale status`.
+ * tunnels with (the agent's tunnel list), like `tailscale status`. With
+ * --metrics, the agent's counters in the Prometheus text format instead
+ * (for node_exporter's textfile collector, or a scrape through a pipe).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +17,23 @@
 #include "identity.h"
 #include "ntm-cli.h"
 #include "agent.h"
+#include "prom.h"
+
+#define STATUS_METRICS_MAX	(1024 * 1024)	/* bytes of --metrics text */
 
 struct status_args {
 	int	offline;
 	long	timeout;
 	int	json;
+	int	metrics;
 };
 
 static const struct cmd_opt status_opts[] = {
 	{ .name = "offline", .help = "do not ask the DC; show the saved session only",
 	  .type = CMD_FLAG, .off = offsetof(struct status_args, offline) },
+	{ .name = "metrics", .help = "print the agent's counters in the Prometheus text "
+	  "format (nothing else; no DC asked)", .type = CMD_FLAG,
+	  .off = offsetof(struct status_args, metrics) },
 	CLI_OPT_TIMEOUT(struct status_args, CLI_TIMEOUT_HELP),
 	CLI_OPT_JSON(struct status_args, "print the result as one JSON object"),
 	CLI_OPT_HELP,
@@ -304,6 +313,134 @@ status_text(struct cli *cli, const struct session *s, const char *dc_status,
 	print_agent(cli);
 }
 
+/* ---- --metrics --------------------------------------------------------------- */
+
+#define C	NTM_PROM_COUNTER
+#define G	NTM_PROM_GAUGE
+static const struct json_metric agent_rows[] = {
+	{ "uptime_s", "ntm_agent_uptime_seconds", G, "Seconds since the agent started", NULL },
+	{ "rx_datagrams", "ntm_agent_rx_datagrams_total", C, "Datagrams received", NULL },
+	{ "tx_datagrams", "ntm_agent_tx_datagrams_total", C, "Datagrams sent", NULL },
+	{ "send_errors", "ntm_agent_send_errors_total", C, "Datagrams the socket refused", NULL },
+	{ "reg_sent", "ntm_agent_registrations_sent_total", C,
+	  "Registrations and keepalives sent to the DC", NULL },
+	{ "reg_resps", "ntm_agent_registration_answers_total", C,
+	  "Registration answers from the DC", NULL },
+	{ "nudges", "ntm_agent_nudges_total", C, "Nudges from the DC", NULL },
+	{ "moved", "ntm_agent_moved_total", C, "MOVED notices from the DC", NULL },
+	{ "directions", "ntm_agent_directions_total", C, "Route directions received", NULL },
+	{ "dropped", "ntm_agent_dropped_total", C, "Datagrams dropped, by reason", "reason" },
+	{ "inner_dropped", "ntm_agent_inner_dropped_total", C,
+	  "Packets from tunnels dropped inside (not for this vIP, refused)", NULL },
+	{ "echo_answered", "ntm_agent_echo_answered_total", C, "Pings to the vIPs answered",
+	  NULL },
+	{ "net_changes", "ntm_agent_net_changes_total", C, "Local address changes seen", NULL },
+	{ "tunnels_never_up", "ntm_agent_tunnels_never_up_total", C,
+	  "Tunnels removed because their handshake never completed", NULL },
+};
+static const struct json_metric reg_rows[] = {
+	{ "keepalive_s", "ntm_agent_keepalive_seconds", G, "Keepalive interval", NULL },
+	{ "missed", "ntm_agent_registration_missed", G,
+	  "Keepalives in a row the DC has not answered", NULL },
+};
+#undef C
+#undef G
+
+/* Per tunnel, labelled by peer and route: its counters from the list. */
+static void
+tunnel_metrics(struct ntm_prom *p, json_t *tunnels)
+{
+	static const struct {
+		const char	*key, *name, *help;
+	} rows[] = {
+		{ "rx_bytes", "ntm_agent_tunnel_rx_bytes_total", "Bytes received in a tunnel" },
+		{ "tx_bytes", "ntm_agent_tunnel_tx_bytes_total", "Bytes sent in a tunnel" },
+		{ "rx_packets", "ntm_agent_tunnel_rx_packets_total",
+		  "Packets received in a tunnel" },
+		{ "tx_packets", "ntm_agent_tunnel_tx_packets_total", "Packets sent in a tunnel" },
+		{ "dropped", "ntm_agent_tunnel_dropped_total",
+		  "Packets of a tunnel dropped (forged, replayed, malformed)" },
+		{ "handshakes", "ntm_agent_tunnel_handshakes_total", "Handshakes of a tunnel" },
+	};
+	static const char *const routes[] = { "direct", "local", "relay" };
+	json_t *t;
+	size_t i, k, r;
+
+	for (k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+		ntm_prom_family(p, rows[k].name, NTM_PROM_COUNTER, rows[k].help);
+		json_array_foreach(tunnels, i, t) {
+			const char *peer = json_string_value(json_object_get(t, "peer"));
+			const char *route = json_string_value(json_object_get(t, "route"));
+
+			ntm_prom_int(p, (const char *const[]){ "peer", peer ? peer : "",
+			    "route", route ? route : "", NULL },
+			    (int64_t)json_integer_value(json_object_get(t, rows[k].key)));
+		}
+	}
+	/* Tunnels by route, and how many of them are up. */
+	ntm_prom_family(p, "ntm_agent_tunnels", NTM_PROM_GAUGE,
+	    "Tunnels by route, and whether they are up (handshake done, peer answering)");
+	for (r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
+		int64_t n = 0, up = 0;
+
+		json_array_foreach(tunnels, i, t) {
+			const char *route = json_string_value(json_object_get(t, "route"));
+			const char *state = json_string_value(json_object_get(t, "state"));
+
+			if (route == NULL || strcmp(route, routes[r]) != 0)
+				continue;
+			n++;
+			up += state && strcmp(state, "up") == 0;
+		}
+		ntm_prom_int(p, (const char *const[]){ "route", routes[r], "state", "up",
+		    NULL }, up);
+		ntm_prom_int(p, (const char *const[]){ "route", routes[r], "state", "not_up",
+		    NULL }, n - up);
+	}
+}
+
+/* ntm status --metrics: the agent's list (its status and tunnels), as text. */
+static int
+status_metrics(struct cli *cli)
+{
+	json_t *r = ctl_call(cli, json_pack("{s:s}", "cmd", "list"), 3000), *ag, *reg;
+	struct ntm_prom p;
+	const char *text, *fqdn;
+	size_t len;
+	int e, ret = EXIT_FAIL;
+
+	if (r == NULL) {
+		cli_err("status", "no agent running (start it with 'ntm up')");
+		return EXIT_NOAGENT;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		ret = ctl_fail("status", r);
+		json_decref(r);
+		return ret;
+	}
+	ag = json_object_get(r, "agent");
+	reg = json_object_get(ag, "registration");
+	fqdn = json_string_value(json_object_get(ag, "fqdn"));
+	ntm_prom_init(&p, STATUS_METRICS_MAX);
+	ntm_prom_family(&p, "ntm_agent_info", NTM_PROM_GAUGE,
+	    "This agent: its device's FQDN and the version (always 1)");
+	ntm_prom_int(&p, (const char *const[]){ "fqdn", fqdn ? fqdn : "", "version",
+	    NTM_VERSION, NULL }, 1);
+	ntm_prom_family(&p, "ntm_agent_registered", NTM_PROM_GAUGE,
+	    "1 while the DC answers the registrations (online), else 0");
+	ntm_prom_int(&p, NULL, json_is_true(json_object_get(reg, "registered")));
+	json_metrics(&p, ag, agent_rows, sizeof(agent_rows) / sizeof(agent_rows[0]));
+	json_metrics(&p, reg, reg_rows, sizeof(reg_rows) / sizeof(reg_rows[0]));
+	tunnel_metrics(&p, json_object_get(r, "tunnels"));
+	if ((e = ntm_prom_end(&p, &text, &len)) < 0)
+		cli_err("status", "cannot write the metrics: %s", ntm_strerror(e));
+	else if (fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0)
+		ret = EXIT_OK;
+	ntm_prom_free(&p);
+	json_decref(r);
+	return ret;
+}
+
 static int
 status_exec(void *ctx, struct cmd_call *c)
 {
@@ -317,6 +454,12 @@ status_exec(void *ctx, struct cmd_call *c)
 	int64_t now = now_unix();
 	int err, expired, ret;
 
+	if (a->metrics && a->json) {
+		cli_err("status", "--metrics and --json: choose one");
+		return EXIT_USAGE;
+	}
+	if (a->metrics)
+		return status_metrics(cli);
 	memset(&s, 0, sizeof(s));
 	if ((err = session_load(cli, &s, lerr, sizeof(lerr))) == NTM_ERR_NOTFOUND) {
 		if (a->json)

@@ -91,6 +91,8 @@ struct ntm_httpd {
 	unsigned		 nlingers;
 	uint64_t		 body_mem;	/* declared bodies being read or handled */
 	unsigned		 peak_conns;	/* since memory was last trimmed */
+	ntm_httpd_observe_fn	*observe;	/* each request as it ends */
+	void			*observe_arg;
 };
 
 struct ntm_req {
@@ -115,6 +117,9 @@ struct ntm_req {
 	ntm_stream_end_fn	*stream_end;
 	void			*stream_arg;
 	uint64_t		 reserved;	/* of h->body_mem, for the body */
+	uint64_t		 t0_us;		/* arrival, monotonic */
+	size_t			 route;		/* index in h->routes, or NTM_HTTPD_NO_ROUTE */
+	int			 status;	/* answered; 0 before */
 };
 
 static int plain_ex_idx = -1;
@@ -215,6 +220,15 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 void
@@ -889,6 +903,13 @@ req_unlink(struct ntm_req *r)
 static void
 req_free(struct ntm_req *r)
 {
+	if (r->h && r->h->observe && r->t0_us) {
+		uint64_t now = mono_us();
+
+		r->h->observe(r->route, r->route == NTM_HTTPD_NO_ROUTE ? NULL :
+		    &r->h->routes[r->route].r, r->status, now > r->t0_us ? now - r->t0_us : 0,
+		    r->h->observe_arg);
+	}
 	if (r->h)
 		r->h->body_mem -= r->reserved;
 	req_unlink(r);
@@ -915,19 +936,21 @@ peer_addr(const struct ntm_req *r, char *buf, size_t cap)
 	return buf;
 }
 
-/* Sends text (may be NULL) with status and frees r. */
+/* Sends len bytes of text (may be NULL) of type ctype with status and frees r. */
 static void
-req_send(struct ntm_req *r, int status, const char *text)
+req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text,
+    size_t len)
 {
 	struct evbuffer *buf;
 	struct evkeyvalq *hdr;
 
+	r->status = status;
 	if (r->ev == NULL) {
 		req_free(r);
 		return;
 	}
 	hdr = evhttp_request_get_output_headers(r->ev);
-	evhttp_add_header(hdr, "Content-Type", "application/json");
+	evhttp_add_header(hdr, "Content-Type", ctype);
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
 	if (status >= 500) {
 		char src[sizeof(r->peer)];
@@ -937,7 +960,7 @@ req_send(struct ntm_req *r, int status, const char *text)
 		    peer_addr(r, src, sizeof(src)), "httpd: %s %s from %s: %d %s",
 		    r->method, r->path ? r->path : "?", r->peer, status, text ? text : "");
 	}
-	if ((buf = evbuffer_new()) == NULL || (text && evbuffer_add(buf, text, strlen(text)))) {
+	if ((buf = evbuffer_new()) == NULL || (text && evbuffer_add(buf, text, len))) {
 		evbuffer_free(buf);
 		evhttp_send_error(r->ev, HTTP_INTERNAL, NULL);
 	} else {
@@ -945,6 +968,19 @@ req_send(struct ntm_req *r, int status, const char *text)
 		evbuffer_free(buf);
 	}
 	req_free(r);
+}
+
+static void
+req_send(struct ntm_req *r, int status, const char *text)
+{
+	req_send_type(r, status, "application/json", text, text ? strlen(text) : 0);
+}
+
+void
+ntm_reply_text(struct ntm_req *r, int status, const char *ctype, const char *text,
+    size_t len)
+{
+	req_send_type(r, status, ctype, text, len);
 }
 
 static void
@@ -1238,6 +1274,7 @@ ntm_reply_stream(struct ntm_req *r, int status, const char *ctype, uint64_t len,
 	struct evkeyvalq *hdr;
 	char clen[24];
 
+	r->status = status;
 	if (evcon == NULL) {
 		end(arg, NTM_ERR_CONNECT);
 		if (r->ev)
@@ -1494,6 +1531,8 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 	}
 	r->h = h;
 	r->ev = ev;
+	r->t0_us = mono_us();
+	r->route = NTM_HTTPD_NO_ROUTE;
 	r->method = method_name(evhttp_request_get_command(ev));
 	if ((r->next = h->live) != NULL)
 		r->next->prev = r;
@@ -1549,6 +1588,7 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 		path_known = 1;
 		if (strcmp(h->routes[i].r.method, r->method) == 0) {
 			rt = &h->routes[i];
+			r->route = i;
 			break;
 		}
 	}
@@ -1878,6 +1918,19 @@ ntm_httpd_set_bearer(struct ntm_httpd *h, ntm_bearer_fn *fn, void *arg)
 {
 	h->bearer = fn;
 	h->bearer_arg = arg;
+}
+
+void
+ntm_httpd_set_observer(struct ntm_httpd *h, ntm_httpd_observe_fn *fn, void *arg)
+{
+	h->observe = fn;
+	h->observe_arg = arg;
+}
+
+size_t
+ntm_httpd_nroutes(const struct ntm_httpd *h)
+{
+	return h->nroutes;
 }
 
 static int

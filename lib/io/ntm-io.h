@@ -276,6 +276,21 @@ void ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg);
 /* For NTM_ROUTE_BEARER routes: the token check (without it they answer 500). */
 void ntm_httpd_set_bearer(struct ntm_httpd *h, ntm_bearer_fn *fn, void *arg);
+/*
+ * Called once per request as it ends (replied, or given up when the client
+ * went away): route is its row's index in the order the rows were added,
+ * and rt that row (borrowed for the call), or NTM_HTTPD_NO_ROUTE and NULL
+ * for a request no row took (404, 405, plain HTTP); status is the one
+ * answered (0: none); us the microseconds from the complete request to the
+ * end of the reply (a streamed reply's last byte). For metrics: a bounded
+ * set of routes, whatever paths clients send.
+ */
+#define NTM_HTTPD_NO_ROUTE	((size_t)-1)
+typedef void ntm_httpd_observe_fn(size_t route, const struct ntm_http_route *rt, int status,
+    uint64_t us, void *arg);
+void ntm_httpd_set_observer(struct ntm_httpd *h, ntm_httpd_observe_fn *fn, void *arg);
+/* How many rows were added (the routes an observer sees: 0 to n-1). */
+size_t ntm_httpd_nroutes(const struct ntm_httpd *h);
 /* Adds the n rows of table (borrowed: static), each handler called with arg.
  * Exact paths; wrong method on a known path is 405, unknown path 404. */
 int  ntm_httpd_routes(struct ntm_httpd *h, const struct ntm_http_route *table, size_t n,
@@ -313,6 +328,9 @@ void *ntm_req_auth(const struct ntm_req *r);
  * the reply is dropped and the request freed).
  */
 void ntm_reply_json(struct ntm_req *r, int status, json_t *body);	/* body stolen */
+/* len bytes of text (borrowed) as the body, with Content-Type ctype. */
+void ntm_reply_text(struct ntm_req *r, int status, const char *ctype, const char *text,
+    size_t len);
 void ntm_reply_error(struct ntm_req *r, int status, const char *code,
     const char *field, const char *fmt, ...) NTM_PRINTF(5, 6);
 /* Maps a library error to status + code (e.g. NTM_ERR_BADPASS -> 401). */

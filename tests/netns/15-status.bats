@@ -89,3 +89,29 @@ peer_field() { jq -r --arg p "$2" --arg f "$1" '.peers[] | select(.peer == $p) |
 	assert_output --regexp "$alice +$(vip_of alice vip4) +$(vip_of alice vip6) +online +direct \\(requester behind NAT initiates\\) +[0-9]+s ago +[0-9.]+ (B|KiB) +[0-9.]+ (B|KiB) +[0-9.]+ ms"
 	assert_output --regexp "$carol +$(vip_of carol vip4) +$(vip_of carol vip6) +online +relay \\(both behind NAT\\) +[0-9]+s ago"
 }
+
+@test "the relayed and the direct tunnel in the servers' metrics (promtool clean)" {
+	local f=$BATS_TEST_TMPDIR r sum
+	# After the test before: bob's tunnels to alice (direct) and carol (relay).
+	for r in rs dc1 dc2; do
+		metrics "$r" > "$f/$r.prom"
+		run promtool check metrics < "$f/$r.prom"
+		assert_success
+		assert_output ''
+	done
+	[ "$(awk '$1 == "ntm_rs_sessions_created_total" { print $2 }' "$f/rs.prom")" -ge 1 ]
+	[ "$(awk '$1 == "ntm_rs_binds_total" { print $2 }' "$f/rs.prom")" -ge 2 ]
+	[ "$(awk '$1 == "ntm_rs_forwarded_packets_total" { print $2 }' "$f/rs.prom")" -ge 4 ]
+	[ "$(awk '$1 == "ntm_rs_forwarded_bytes_total" { print $2 }' "$f/rs.prom")" -gt 0 ]
+	# bob's DC (dc2) made both directions: one direct, one relayed.
+	for r in direct relay; do
+		sum=$(awk -v s="ntm_dc_tunnels_total{route=\"$r\"}" '$1 == s { n += $2 }
+		    END { print n + 0 }' "$f/dc1.prom" "$f/dc2.prom")
+		[ "$sum" -ge 1 ]
+	done
+	# bob's agent: two tunnels up, one per route.
+	run ntmc a1 bob status --metrics
+	assert_success
+	assert_line 'ntm_agent_tunnels{route="direct",state="up"} 1'
+	assert_line 'ntm_agent_tunnels{route="relay",state="up"} 1'
+}

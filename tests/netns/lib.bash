@@ -166,12 +166,22 @@ declare -gA IPN=([as]=1 [dc1]=2 [dc2]=3 [rs]=4 [cs]=5)
 _conf() {	# role name [lines...]
 	local role=$1 name=$2
 	shift 2
+	[ -f "$TOPO_DIR/metrics.token" ] ||
+	    (umask 077 && openssl rand -hex 32 > "$TOPO_DIR/metrics.token")
 	{
 		echo "name = $name"
 		echo "state_dir = $TOPO_DIR/$role"
 		echo "listen = [::]:${PORT[$role]}"
+		echo "metrics_token_file = $TOPO_DIR/metrics.token"
 		for l in "$@"; do echo "$l"; done
 	} > "$TOPO_DIR/$role.conf"
+}
+
+# metrics ROLE: a server's GET /metrics (every one has the token above).
+metrics() {
+	n srv curl -sf --max-time 10 --cacert "$TOPO_DIR/as/ca.crt" \
+	    -H "Authorization: Bearer $(cat "$TOPO_DIR/metrics.token")" \
+	    "https://198.18.0.${IPN[$1]}:${PORT[$1]}/metrics"
 }
 
 servers_up() {
