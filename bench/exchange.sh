@@ -21,10 +21,13 @@
 #                  otherwise the bench says FAILED and exits 1.
 #   small messages BENCH_SMALL (20) rounds of: alice sends a 1 KiB file,
 #                  bob runs `ntm fetch --from ALICE --wait`; the rounds are
-#                  timed as a whole (each command is a fresh process with
-#                  its own TLS connections, fork and exec included), next
-#                  to the same rounds of `curl -T` then `curl -o FILE` of
-#                  the 1 KiB to and from nginx.
+#                  timed as a whole (each command is a fresh process, fork
+#                  and exec included), next to the same rounds of `curl -T`
+#                  then `curl -o FILE` of the 1 KiB to and from nginx. Twice:
+#                  without agents (each command makes its own TLS
+#                  connections), then with alice's and bob's agents up
+#                  (`ntm up`: they carry the commands' requests on kept-alive
+#                  connections).
 #
 # Figures are medians of BENCH_REPEAT runs (default 1 for the large object,
 # 3 for the small messages), the rows of a round interleaved. nginx is
@@ -43,6 +46,7 @@ export NTM_PWHASH_FAST=1
 ng_pid=
 cleanup() {
 	set +e
+	for u in alice bob; do "$NTM_BIN/ntm" -c "$dir/$u" down > /dev/null 2>&1; done
 	if [ -n "$ng_pid" ]; then
 		kill -TERM "$ng_pid" 2>/dev/null
 		wait "$ng_pid" 2>/dev/null
@@ -315,22 +319,27 @@ done
 # The baseline of a round trip: the same 1 KiB put to nginx by one curl
 # process and got back by another (-T, then -o FILE), each with its own
 # TLS handshake, as ntm send and ntm fetch each make theirs.
-rts= brts=
-for ((r = 1; r <= SMALL_REPEAT; r++)); do
+rts= brts= arts=
+# small_rounds: the SMALL rounds of send + fetch --wait; prints round trips/s.
+small_rounds() {
+	local i t0 t1
 	rm -f "$dir/smallout"/*
 	t0=$(now)
 	for ((i = 0; i < SMALL; i++)); do
 		ntm -c "$dir/alice" send "$bob" "$dir/small/m$i.bin" > /dev/null 2> "$dir/small.err" ||
-		    { cat "$dir/small.err"; fail "ntm send of message $i"; }
+		    { cat "$dir/small.err" >&2; fail "ntm send of message $i"; }
 		ntm -c "$dir/bob" fetch --from "$alice" --wait --timeout 30 -o "$dir/smallout" \
 		    > /dev/null 2> "$dir/small.err" ||
-		    { cat "$dir/small.err"; fail "ntm fetch of message $i"; }
+		    { cat "$dir/small.err" >&2; fail "ntm fetch of message $i"; }
 	done
 	t1=$(now)
 	for ((i = 0; i < SMALL; i++)); do
 		cmp -s "$dir/small/m$i.bin" "$dir/smallout/m$i.bin" || fail "message $i differs"
 	done
-	rts+=" $(calc "$SMALL / ($t1 - $t0)")"
+	calc "$SMALL / ($t1 - $t0)"
+}
+for ((r = 1; r <= SMALL_REPEAT; r++)); do
+	rts+=" $(small_rounds)"
 	[ $NG -eq 1 ] && [ $DAV -eq 1 ] || continue
 	t0=$(now)
 	for ((i = 0; i < SMALL; i++)); do
@@ -342,6 +351,14 @@ for ((r = 1; r <= SMALL_REPEAT; r++)); do
 	t1=$(now)
 	brts+=" $(calc "$SMALL / ($t1 - $t0)")"
 done
+# The same rounds with alice's and bob's agents up.
+for u in alice:dc1 bob:dc2; do
+	ntm -c "$dir/${u%%:*}" up --dc-udp "127.0.0.1:$(cat "$p/${u##*:}.udpport")" --timeout 15 \
+	    > "$dir/up.out" 2>&1 || { cat "$dir/up.out"; fail "ntm up for ${u%%:*}"; }
+done
+for ((r = 1; r <= SMALL_REPEAT; r++)); do
+	arts+=" $(small_rounds)"
+done
 RT=$(echo "$rts" | median)
 printf 'small messages: %d x (send 1 KiB + fetch --wait), median of %d: %.2f round trips/s (%.1f ms each)\n' \
     "$SMALL" "$SMALL_REPEAT" "$RT" "$(calc "1000 / $RT" 2)"
@@ -352,9 +369,18 @@ if [ -n "$brts" ]; then
 	    "$SMALL_REPEAT" "$BRT" "$(calc "1000 / $BRT" 2)"
 	echo "  baseline runs: $brts round trips/s"
 fi
+ART=$(echo "$arts" | median)
+printf '  with agents up: median of %d: %.2f round trips/s (%.1f ms each)\n' \
+    "$SMALL_REPEAT" "$ART" "$(calc "1000 / $ART" 2)"
+echo "  with agents runs: $arts round trips/s"
 # The HTTPS requests of one round trip, as ntm -vv counts them.
-reqs() { sed -n 's/.*debug: \([0-9]* HTTPS requests, [0-9]* connections\)$/\1/p'; }
+reqs() { sed -n 's/.*debug: \([0-9]* HTTPS requests, [0-9]* connections.*\)$/\1/p'; }
 rq_send=$(ntm -c "$dir/alice" -vv send "$bob" "$dir/small/m0.bin" 2>&1 >/dev/null | reqs)
 rq_fetch=$(ntm -c "$dir/bob" -vv fetch --from "$alice" --wait --timeout 30 -o "$dir/smallout" \
     2>&1 >/dev/null | reqs)
-echo "  per round trip: ntm send ${rq_send:-?}; ntm fetch ${rq_fetch:-?}"
+echo "  per round trip with agents: ntm send ${rq_send:-?}; ntm fetch ${rq_fetch:-?}"
+for u in alice bob; do ntm -c "$dir/$u" down > /dev/null 2>&1 || true; done
+rq_send=$(ntm -c "$dir/alice" -vv send "$bob" "$dir/small/m0.bin" 2>&1 >/dev/null | reqs)
+rq_fetch=$(ntm -c "$dir/bob" -vv fetch --from "$alice" --wait --timeout 30 -o "$dir/smallout" \
+    2>&1 >/dev/null | reqs)
+echo "  per round trip without: ntm send ${rq_send:-?}; ntm fetch ${rq_fetch:-?}"

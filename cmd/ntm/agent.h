@@ -116,7 +116,9 @@ json_t *agent_status_json(const struct cli *cli);
  * the response body (*body new, NUL-terminated, *len bytes); an NTM_ERR_*
  * with errmsg when the request got no HTTP answer; 1 when no agent carries
  * it (none runs, or one that does not know the verb, or a body over
- * AGENT_HTTPS_BODY_MAX): the caller makes the request itself.
+ * AGENT_HTTPS_BODY_MAX): the caller makes the request itself; 2 when the
+ * agent went away with the request (errmsg says how): it may or may not
+ * have reached the server.
  */
 #define AGENT_HTTPS_BODY_MAX	(256 * 1024)
 #define AGENT_HTTPS_ANSWER_MAX	(1024 * 1024)

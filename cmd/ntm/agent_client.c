@@ -293,8 +293,9 @@ agent_https(const struct cli *cli, const struct agent_https_req *q, long *status
 			goto out;	/* the agent is gone before the request: direct */
 		off += (size_t)w;
 	}
-	/* From here on the request may have gone out: its failures are final. */
-	ret = NTM_ERR_CONNECT;
+	/* From here on the request may have gone out; an agent that goes away
+	 * now leaves its outcome unknown (2). */
+	ret = 2;
 	if ((r = ctl_recv(c, (int)q->timeout_ms + 5000, &why)) == NULL) {
 		snprintf(errmsg, errlen, "%s", why);
 		goto out;
@@ -317,6 +318,7 @@ agent_https(const struct cli *cli, const struct agent_https_req *q, long *status
 	*status = (long)json_integer_value(json_object_get(r, "status"));
 	if (n < 0 || n > AGENT_HTTPS_ANSWER_MAX || (out = malloc((size_t)n + 1)) == NULL) {
 		snprintf(errmsg, errlen, "the agent sent a bad answer");
+		ret = NTM_ERR_CONNECT;
 		goto out;
 	}
 	have = c->len < (size_t)n ? c->len : (size_t)n;

@@ -66,6 +66,16 @@ x_agent(struct xctx *x, const char *method, const char *url, const char *ctype,
 		x->no_agent = 1;
 		return 1;
 	}
+	/* The agent stopped under the request: made again directly, as after
+	 * a dropped connection (a long-poll starts again, an upload goes on
+	 * from the CS's offset, a repeated creation leaves an unused upload
+	 * that the CS collects). */
+	if (r == 2) {
+		log_info("%s %s: %s; going on without the agent", method, url, errmsg);
+		x->no_agent = 1;
+		errmsg[0] = '\0';
+		return 1;
+	}
 	n_requests++;
 	n_agent++;
 	log_debug("%s %s: %ld in %.1f ms (by the agent)", method, url, *status,
