@@ -316,7 +316,7 @@ family_json(const struct nc_family *f)
 		}
 		json_object_set_new(j, srv_name[s], json_pack("{s:o, s:o, s:o, s:i}",
 		    "addr", jaddr(&t->addr, 1), "reflexive", jaddr(&t->seen, t->answered),
-		    "rtt_ms", t->answered ? json_real((double)t->rtt_us / 1000.0) : json_null(),
+		    "rtt_us", t->answered ? json_integer((json_int_t)t->rtt_us) : json_null(),
 		    "probes", t->sent));
 	}
 	return j;

@@ -58,7 +58,7 @@ probe() {
 	assert_equal "$(jq -c '.ipv4 | keys' <<<"$j")" \
 	    '["dc","error","local","mapping_varies_by_dest","nat","natted","reflexive","relay","tested","udp"]'
 	assert_equal "$(jq -c '.ipv6 | keys' <<<"$j")" "$(jq -c '.ipv4 | keys' <<<"$j")"
-	assert_equal "$(jq -c '.ipv4.dc | keys' <<<"$j")" '["addr","probes","reflexive","rtt_ms"]'
+	assert_equal "$(jq -c '.ipv4.dc | keys' <<<"$j")" '["addr","probes","reflexive","rtt_us"]'
 	assert_equal "$(jq -r .udp <<<"$j")" true
 	assert_equal "$(jq -r .ipv4.nat <<<"$j")" none
 	assert_equal "$(jq -r .ipv4.natted <<<"$j")" false
@@ -68,8 +68,8 @@ probe() {
 	# Both saw the one socket's address and port, which is the local one.
 	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$j")" "$(jq -r .ipv4.local <<<"$j")"
 	assert_equal "$(jq -r .ipv4.relay.reflexive <<<"$j")" "$(jq -r .ipv4.local <<<"$j")"
-	assert_equal "$(jq -r '.ipv4.dc.rtt_ms | type' <<<"$j")" number
-	assert_equal "$(jq -r '.ipv4.relay.rtt_ms | type' <<<"$j")" number
+	assert_equal "$(jq -r '.ipv4.dc.rtt_us | type' <<<"$j")" number
+	assert_equal "$(jq -r '.ipv4.relay.rtt_us | type' <<<"$j")" number
 	# No IPv6 address for either server here: not tested, and said why.
 	assert_equal "$(jq -r .ipv6.tested <<<"$j")" false
 	assert_equal "$(jq -r .ipv6.nat <<<"$j")" unknown
@@ -93,7 +93,7 @@ probe() {
 	assert_success
 	assert_equal "$(jq -r .ipv4.dc.probes <<<"$output")" 3
 	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$output")" null
-	assert_equal "$(jq -r .ipv4.dc.rtt_ms <<<"$output")" null
+	assert_equal "$(jq -r .ipv4.dc.rtt_us <<<"$output")" null
 	assert_equal "$(jq -r .ipv4.relay.reflexive <<<"$output")" "$(jq -r .ipv4.local <<<"$output")"
 	assert_equal "$(jq -r .ipv4.nat <<<"$output")" none
 

@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# ntm netcheck behind real nftables NAT: the reflection probes to the DC
+# and to the RS (different addresses and ports) tell the NAT kinds apart.
+#
+#   srv: AS, DC1 198.18.0.2:4501, RS 198.18.0.4:3478 (+ fd00:18::2, ::4), dnsmasq
+#     |
+#   ==+================== switch: 198.18.0.0/15 + fd00:18::/64 ==================
+#     |                       |                            |
+#   g1 (global)             nat1 (masquerade)            nat2 (masquerade fully-random)
+#   198.18.1.10               |                            |
+#   fd00:18::10             a1 100.64.2.10               b1 100.64.3.10
+#
+# g1 has no NAT (either family); nat1's masquerade keeps one mapping per
+# source port whatever the destination (endpoint-independent, as Linux
+# does); nat2's fully-random (iptables: --random-fully) takes a new port
+# for each destination.
+
+load ../bats/helpers
+load lib
+
+setup_file() {
+	require_root
+	topo_up "$BATS_FILE_TMPDIR/t"
+	servers_up
+	host_global g1 198.18.1.10 fd00:18::10
+	nat_router nat1 198.18.2.1 100.64.2.1
+	nat_router nat2 198.18.3.1 100.64.3.1
+	n nat2 nft flush ruleset
+	n nat2 nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade fully-random
+		}
+	}
+	NFT
+	host_behind a1 nat1 100.64.2.10 100.64.2.1
+	host_behind b1 nat2 100.64.3.10 100.64.3.1
+	login_in g1 alice
+	login_in a1 bob
+	login_in b1 carol
+}
+
+teardown_file() {
+	topo_down "$BATS_FILE_TMPDIR/t"
+}
+
+setup() { TOPO_DIR=$BATS_FILE_TMPDIR/t; P=$(cat "$TOPO_DIR/prefix"); }
+
+# login_in NS USER: USER logs in to dc1 from NS (no agent: netcheck needs none).
+login_in() {
+	local prof=$TOPO_DIR/$2
+	printf '%s-pw\n' "$2" | "$NTM_BIN/ntm-as" -f "$TOPO_DIR/as.conf" user add "$2"
+	mkdir -p -m 700 "$prof"
+	printf 'resolver = 198.18.0.53:53\n' > "$prof/ntm.conf"
+	printf '%s-pw\n' "$2" | n "$1" "$NTM_BIN/ntm" -c "$prof" login --ca "$TOPO_DIR/as/ca.crt" \
+	    -u "$2" --password-file - "https://198.18.0.2:${PORT[dc1]}" >/dev/null
+}
+
+# netcheck NS USER: `ntm netcheck --json` of USER in NS, into $j.
+netcheck() {
+	run ntmc "$1" "$2" netcheck --json
+	echo "$1: $output" >&3
+	assert_success
+	j=$output
+}
+
+@test "a global host: no NAT over IPv4 and IPv6, both servers saw the local address" {
+	netcheck g1 alice
+	assert_equal "$(jq -r .ipv4.nat <<<"$j")" none
+	assert_equal "$(jq -r .ipv4.natted <<<"$j")" false
+	assert_equal "$(jq -r .ipv4.dc.addr <<<"$j")" "198.18.0.2:${UDP[dc1]}"
+	assert_equal "$(jq -r .ipv4.relay.addr <<<"$j")" "198.18.0.4:${UDP[rs]}"
+	assert_equal "$(jq -r .ipv4.local <<<"$j" | cut -d: -f1)" 198.18.1.10
+	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$j")" "$(jq -r .ipv4.local <<<"$j")"
+	assert_equal "$(jq -r .ipv4.relay.reflexive <<<"$j")" "$(jq -r .ipv4.local <<<"$j")"
+	assert_equal "$(jq -r .ipv6.nat <<<"$j")" none
+	assert_equal "$(jq -r .ipv6.dc.addr <<<"$j")" "[fd00:18::2]:${UDP[dc1]}"
+	assert_equal "$(jq -r .ipv6.relay.addr <<<"$j")" "[fd00:18::4]:${UDP[rs]}"
+	assert_equal "$(jq -r .ipv6.reflexive <<<"$j")" "$(jq -r .ipv6.local <<<"$j")"
+	assert_equal "$(jq -r '.ipv6.relay.rtt_us | type' <<<"$j")" number
+}
+
+@test "behind masquerade: natted, the same mapping toward the DC and the RS (endpoint-independent)" {
+	netcheck a1 bob
+	assert_equal "$(jq -r .ipv4.nat <<<"$j")" endpoint-independent
+	assert_equal "$(jq -r .ipv4.natted <<<"$j")" true
+	assert_equal "$(jq -r .ipv4.mapping_varies_by_dest <<<"$j")" false
+	assert_equal "$(jq -r .ipv4.local <<<"$j" | cut -d: -f1)" 100.64.2.10
+	assert_equal "$(jq -r .ipv4.reflexive <<<"$j" | cut -d: -f1)" 198.18.2.1
+	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$j")" "$(jq -r .ipv4.relay.reflexive <<<"$j")"
+	# No IPv6 behind this NAT: not tested, and why.
+	assert_equal "$(jq -r .ipv6.tested <<<"$j")" false
+	[[ "$(jq -r .ipv6.error <<<"$j")" == "no route to "* ]]
+	run ntmc a1 bob netcheck
+	assert_success
+	assert_line "	* IPv4 NAT: yes, endpoint-independent mapping"
+}
+
+@test "behind masquerade fully-random (random-fully): natted, the mapping varies by destination" {
+	netcheck b1 carol
+	assert_equal "$(jq -r .ipv4.nat <<<"$j")" varies-by-destination
+	assert_equal "$(jq -r .ipv4.natted <<<"$j")" true
+	assert_equal "$(jq -r .ipv4.mapping_varies_by_dest <<<"$j")" true
+	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$j" | cut -d: -f1)" 198.18.3.1
+	assert_equal "$(jq -r .ipv4.relay.reflexive <<<"$j" | cut -d: -f1)" 198.18.3.1
+	[ "$(jq -r .ipv4.dc.reflexive <<<"$j")" != "$(jq -r .ipv4.relay.reflexive <<<"$j")" ]
+	run ntmc b1 carol netcheck
+	assert_success
+	assert_line "	* IPv4 NAT: yes, the mapping varies by destination"
+}
+
+@test "no leftovers after the run" {
+	topo_down "$TOPO_DIR"
+	no_leftovers
+}
