@@ -236,6 +236,7 @@ load_location(const struct dc_loc_row *r, void *arg)
 		if (ntm_sa_parse(&s->reg.loc.locals[s->reg.loc.nlocals], &len, tok) == 0)
 			s->reg.loc.nlocals++;
 	s->reg.loc.natted = r->natted;
+	s->reg.loc.nat = r->nat;
 	s->reg.agent = r->agent;
 	s->reg.last_seen = s->reg.saved = r->last_seen;
 	s->reg.has_loc = !r->offline;

@@ -215,6 +215,7 @@ save_location(struct dc *dc, struct dc_sess *s, int offline, int64_t now)
 	ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, r.reflexive, sizeof(r.reflexive));
 	locals_text(&s->reg.loc, r.locals, sizeof(r.locals));
 	r.natted = s->reg.loc.natted;
+	r.nat = s->reg.loc.nat;
 	r.agent = s->reg.agent;
 	r.last_seen = now;
 	r.offline = offline;
@@ -303,9 +304,11 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	}
 	if (act.log)
-		log_info("register %s from %s: %s%s", s->fqdn,
+		log_info("register %s from %s: %s%s%s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
-		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "");
+		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "",
+		    s->reg.loc.nat ? ", nat " : "",
+		    s->reg.loc.nat ? ntm_nat_name((enum ntm_nat)s->reg.loc.nat) : "");
 	memcpy(&s->peer, from, sizeof(*from));
 	s->peerlen = fromlen;
 	s->has_local = has_to;

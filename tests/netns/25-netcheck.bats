@@ -110,6 +110,46 @@ netcheck() {
 	assert_line "	* IPv4 NAT: yes, the mapping varies by destination"
 }
 
+# agent_up NS USER: USER's agent (logged in already) in NS, registered.
+agent_up() {
+	bg "$1" "agent-$2" "$NTM_BIN/ntm" -c "$TOPO_DIR/$2" -v up -d >/dev/null
+	wait_for 15 agent_registered "$1" "$TOPO_DIR/$2"
+}
+# nat_is USER KIND: dc1 keeps KIND as the NAT kind of USER's device.
+nat_is() {
+	[ "$("$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" client list --json |
+	    jq -r --arg f "$(fqdn_of "$1")" '.[] | select(.fqdn == $f) | .location.nat')" = "$2" ]
+}
+
+@test "each agent finds its NAT kind from its own socket and registers it: the DC keeps none, endpoint-independent, varies-by-destination" {
+	agent_up g1 alice
+	agent_up a1 bob
+	agent_up b1 carol
+	wait_for 15 nat_is alice none
+	wait_for 15 nat_is bob endpoint-independent
+	wait_for 15 nat_is carol varies-by-destination
+	grep -q "nat: endpoint-independent (the DC saw 198.18.2.1:" "$TOPO_DIR/agent-bob.log"
+}
+
+@test "after a move behind a NAT that maps per destination, the agent finds it again and the DC learns it" {
+	wait_for 15 nat_is bob endpoint-independent
+	# nat1 now takes a new port for each destination; bob's host moves to
+	# another address on its LAN, so its datagrams make new mappings.
+	n nat1 nft flush ruleset
+	n nat1 nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade fully-random
+		}
+	}
+	NFT
+	n a1 ip addr add 100.64.2.20/24 dev eth1
+	n a1 ip addr del 100.64.2.10/24 dev eth1
+	wait_for 30 nat_is bob varies-by-destination
+	grep -q "nat: varies-by-destination" "$TOPO_DIR/agent-bob.log"
+}
+
 @test "no leftovers after the run" {
 	topo_down "$TOPO_DIR"
 	no_leftovers
