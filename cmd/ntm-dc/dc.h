@@ -191,6 +191,8 @@ struct dc_sess_counts {
 	size_t		sessions;
 	uint64_t	evicted;	/* dropped to make room */
 	uint64_t	dropped;	/* directions dropped from a full queue */
+	size_t		nat[5];		/* online devices by the NAT kind they
+					 * registered (enum ntm_nat) */
 };
 
 /* sess.c: the session cache, loaded from the database at start. */

@@ -474,6 +474,16 @@ dc_udp_stats(struct dc *dc)
 	if (j == NULL)
 		return NULL;
 	json_object_set_new(j, "probes_answered", json_integer((json_int_t)ps.answered));
+	/* Online devices by the NAT kind their agents registered. */
+	for (int k = 0; k < 5; k++) {
+		char key[48], *ch;
+
+		snprintf(key, sizeof(key), "nat_%s", ntm_nat_name((enum ntm_nat)k));
+		for (ch = key; *ch; ch++)
+			if (*ch == '-')
+				*ch = '_';
+		json_object_set_new(j, key, json_integer((json_int_t)sc.nat[k]));
+	}
 	json_object_set_new(json_object_get(j, "dropped"), "probe_limited",
 	    json_integer((json_int_t)ps.limited));
 	json_object_set_new(json_object_get(j, "dropped"), "probe_malformed",

@@ -129,6 +129,17 @@ nat_is() {
 	wait_for 15 nat_is bob endpoint-independent
 	wait_for 15 nat_is carol varies-by-destination
 	grep -q "nat: endpoint-independent (the DC saw 198.18.2.1:" "$TOPO_DIR/agent-bob.log"
+	# ntm-dc status counts the online devices of each kind.
+	wait_for 10 dc_status_is nat_varies_by_destination 1
+	run "$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" status --json
+	assert_equal "$(jq -r '.udp | [.nat_none, .nat_endpoint_independent, .nat_varies_by_destination] | join(" ")' <<<"$output")" "1 1 1"
+	run "$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" status
+	assert_line --regexp "^nat_endpoint_independent +1$"
+}
+
+# dc_status_is KEY N: dc1's status (rewritten every 2 s) has .udp.KEY == N.
+dc_status_is() {
+	[ "$("$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" status --json | jq -r ".udp.$1")" = "$2" ]
 }
 
 @test "after a move behind a NAT that maps per destination, the agent finds it again and the DC learns it" {
