@@ -425,7 +425,11 @@ netcheck_exec(void *ctx, struct cmd_call *c)
 		    "ipv4", family_json(&fam[0]), "ipv6", family_json(&fam[1])));
 	} else
 		print_text(fam);
-	if (!family_seen(&fam[0]) && !family_seen(&fam[1])) {
+	if (fam[0].fd < 0 && fam[1].fd < 0) {
+		cli_err("netcheck", "nothing to probe: IPv4: %s; IPv6: %s", fam[0].error,
+		    fam[1].error);
+		ret = EXIT_UNREACH;
+	} else if (!family_seen(&fam[0]) && !family_seen(&fam[1])) {
 		cli_err("netcheck", "no answer from the DC or the relay over UDP within %ld s",
 		    timeout);
 		ret = EXIT_UNREACH;
