@@ -230,6 +230,8 @@ probe_all(struct nc_family fam[2], long timeout_s)
 		int np = 0, waiting = 0, more = 0;
 		int64_t now = agent_now_us(), wait_us;
 
+		if (now >= deadline)
+			return;
 		for (int f = 0; f < 2; f++)
 			for (int s = 0; s < SRV_N; s++) {
 				struct nc_target *t = &fam[f].t[s];
@@ -242,7 +244,7 @@ probe_all(struct nc_family fam[2], long timeout_s)
 				if (t->sent < NC_TRIES)
 					more = 1;
 			}
-		if (!waiting || now >= deadline)
+		if (!waiting)
 			return;
 		if (now >= next)
 			next += NC_INTERVAL_MS * 1000;

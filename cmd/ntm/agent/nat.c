@@ -46,9 +46,11 @@ on_session(const struct ntm_http_result *res, void *arg)
 			else
 				a->relay6 = ss;
 		}
-	} else
+	} else {
 		log_debug("nat: the relay's address is unknown (GET /v1/session: %s)",
 		    res->err ? ntm_strerror(res->err) : "not 200");
+		a->relay_state = 0;	/* asked again at the next discovery */
+	}
 	if (a->nat_wanted)
 		start(a);
 }
@@ -173,10 +175,8 @@ agent_nat_discover(struct agent *a, const char *why)
 	if (a->http && ntm_httpc_request(a->http, "GET", url, NULL, a->s.token, 10000,
 	    on_session, a) == 0)
 		a->relay_state = 1;
-	else {
-		a->relay_state = 2;
-		start(a);
-	}
+	else
+		start(a);		/* the DC alone */
 }
 
 int
