@@ -40,7 +40,7 @@ _ntm()
 		prev=${COMP_WORDS[COMP_CWORD - 1]}
 	fi
 
-	local commands="login logout status up down register tunnel keys send fetch shell help"
+	local commands="login logout status up down register netcheck tunnel keys send fetch shell help"
 	local i cmd="" ntm_dir=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -126,6 +126,7 @@ _ntm()
 	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun --allow -h --help" ;;
 	down) opts="--json --timeout -h --help" ;;
 	register) opts="--json --dc-udp --resolver --timeout -h --help" ;;
+	netcheck) opts="--json --dc-udp --resolver --timeout -h --help" ;;
 	tunnel) opts="-c --count -i --interval -6 --ipv6 --udp --local-port --wait --timeout --exec -L --local -R --remote --remove --json -h --help" ;;
 	"tunnel ping") opts="-c --count -i --interval -6 --ipv6 --timeout --json -h --help" ;;
 	"tunnel open") opts="-6 --ipv6 --udp --local-port --wait --timeout --exec --json -h --help" ;;

@@ -2,7 +2,7 @@
 # lines of each command and subcommand ("__ntm_using CMD [SUB]") offer
 # exactly the options listed on its line (scripts/docs-check.sh checks).
 
-set -l ntm_commands login logout status up down register tunnel keys send fetch shell help
+set -l ntm_commands login logout status up down register netcheck tunnel keys send fetch shell help
 
 # The words of the line before the cursor, from the command on (the
 # program and its own options, -c DIR, left out).
@@ -114,6 +114,7 @@ complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a status -d 
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a up -d 'start the agent: register with the DC, hold tunnels'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a down -d 'stop the agent'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a register -d 'register with the DC once and show what it saw'
+complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a netcheck -d 'probe the DC and the relay: NAT kind, reflexive addresses, round trips'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a tunnel -d 'tunnels to peers: ping, open, listen, list, close, forward'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a keys -d 'end-to-end keys with peers: exchange, list, show, rotate, forget'
 complete -c ntm -n "not __fish_seen_subcommand_from $ntm_commands" -a send -d 'send a file end to end encrypted through the cache server'
@@ -168,6 +169,13 @@ complete -c ntm -n "__ntm_using register" -l dc-udp -x -d 'the DC UDP address AD
 complete -c ntm -n "__ntm_using register" -l resolver -x -d 'DNS resolver ADDR:PORT'
 complete -c ntm -n "__ntm_using register" -l timeout -x -d 'give up after SEC seconds (1..300)'
 complete -c ntm -n "__ntm_using register" -s h -l help -d 'show the help and exit'
+
+# netcheck
+complete -c ntm -n "__ntm_using netcheck" -l json -d 'print one JSON object'
+complete -c ntm -n "__ntm_using netcheck" -l dc-udp -x -d 'the DC UDP address ADDR:PORT'
+complete -c ntm -n "__ntm_using netcheck" -l resolver -x -d 'DNS resolver ADDR:PORT'
+complete -c ntm -n "__ntm_using netcheck" -l timeout -x -d 'give up after SEC seconds (1..300, default 3)'
+complete -c ntm -n "__ntm_using netcheck" -s h -l help -d 'show the help and exit'
 
 # tunnel (no subcommand yet: all its options)
 complete -c ntm -n "__ntm_using tunnel" -a 'ping open listen list close forward'

@@ -17,6 +17,10 @@
  * failure there must be NTM_ERR_IDENTITY, counted, with nothing sent (an
  * initiator then DEAD). The seeds (fuzz/corpus/udp) are made with the
  * harness's keys, device keys 0x51 / 0x52 included.
+ *
+ * The reflection probe (probe.h) too: the server's answer to any datagram
+ * is never longer than it, and only a PROBE gets one; the client's opener
+ * takes any bytes.
  */
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -25,6 +29,7 @@
 #include <sodium.h>
 
 #include "dcreg.h"
+#include "probe.h"
 #include "reg.h"
 #include "tunnel.h"
 
@@ -252,6 +257,30 @@ k_only(uint8_t *p, size_t n, int type, uint8_t *scratch)
 	}
 }
 
+static void
+probe(const uint8_t *p, size_t n)
+{
+	static struct ntm_probe_srv *srv;
+	static const uint8_t key[16], txid[NTM_PROBE_TXID_LEN];
+	struct sockaddr_in from = { .sin_family = AF_INET, .sin_port = htons(4242),
+	    .sin_addr.s_addr = htonl(0xc6120201) };
+	struct sockaddr_storage seen;
+	socklen_t seenlen;
+	uint8_t out[NTM_UDP_MAX];
+	size_t len;
+
+	if (srv == NULL && (srv = ntm_probe_srv_new(1e9, 1e9, 1e9, key)) == NULL)
+		abort();
+	len = ntm_probe_srv_input(srv, p, n, (struct sockaddr *)&from, sizeof(from), 1, out,
+	    sizeof(out));
+	if (len > n || (len > 0 && ntm_msg_validate(p, n) != NTM_MSG_PROBE))
+		abort();
+	if (len > 0 && (ntm_probe_resp_open(out, len, p + NTM_HDR_LEN, &seen, &seenlen) != 0 ||
+	    !ntm_sa_equal((struct sockaddr *)&seen, (struct sockaddr *)&from)))
+		abort();
+	(void)ntm_probe_resp_open(p, n, txid, &seen, &seenlen);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -274,6 +303,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	reg(p, size);
 	all_tunnels(p, size, type, scratch);
+	probe(data, size);
 
 	/* Again, addressed to us. */
 	if (size >= NTM_SEALED_HDR && (type == NTM_MSG_REG_REQ || type == NTM_MSG_REG_RESP ||

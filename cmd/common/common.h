@@ -121,6 +121,8 @@ struct srv_conf {
 	long	 max_devices;		/* DC: devices per user (0: any) */
 	long	 login_rate;		/* DC: logins/s per source address (burst 5x) */
 	long	 login_rate_prefix;	/* DC: logins/s per source /24 or /56 (burst 5x) */
+	long	 probe_rate;		/* DC, RS: reflection probes answered/s per source
+					 * address (burst 2x; 0: none answered) */
 	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */
 	long	 http_max_conns;
 	long	 http_max_conns_per_addr;

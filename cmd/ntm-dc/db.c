@@ -81,6 +81,9 @@ static const char *const migrations[] = {
 	/* 8: the device certificate the AS issued at the last login (b64,
 	 * NULL: none), carried to the device's peers in their directions */
 	"ALTER TABLE clients ADD COLUMN device_cert TEXT;",
+	/* 9: the NAT kind the device found with reflection probes (enum
+	 * ntm_nat, 0: unknown) and sent in its registration */
+	"ALTER TABLE locations ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;",
 };
 
 int
@@ -422,9 +425,9 @@ int
 dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 {
 	return ntm_db_run(db, "INSERT OR REPLACE INTO locations (client_id, "
-	    "reflexive, locals, natted, agent, last_seen, offline) VALUES (?1, ?2, ?3, ?4, "
-	    "?5, ?6, ?7)", "IssiiIi", r->client_id, r->reflexive, r->locals, r->natted,
-	    r->agent, r->last_seen, r->offline);
+	    "reflexive, locals, natted, agent, last_seen, offline, nat) VALUES (?1, ?2, ?3, "
+	    "?4, ?5, ?6, ?7, ?8)", "IssiiIii", r->client_id, r->reflexive, r->locals,
+	    r->natted, r->agent, r->last_seen, r->offline, r->nat);
 }
 
 int
@@ -435,7 +438,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 	int rc, ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
-	    "last_seen, offline FROM locations")) < 0)
+	    "last_seen, offline, nat FROM locations")) < 0)
 		return ret;
 	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		memset(&r, 0, sizeof(r));
@@ -446,6 +449,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 		r.agent = sqlite3_column_int(st, 4);
 		r.last_seen = sqlite3_column_int64(st, 5);
 		r.offline = sqlite3_column_int(st, 6);
+		r.nat = sqlite3_column_int(st, 7);
 		if ((ret = fn(&r, arg)) < 0)
 			break;
 	}

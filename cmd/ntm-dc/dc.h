@@ -135,6 +135,7 @@ struct dc_loc_row {
 	char	reflexive[64];			/* "ip:port" */
 	char	locals[4 * 64];			/* "ip:port,ip:port" */
 	int	natted, agent;
+	int	nat;				/* enum ntm_nat the device reported */
 	int64_t	last_seen;
 	int	offline;			/* its agent said it stops */
 };
@@ -190,6 +191,8 @@ struct dc_sess_counts {
 	size_t		sessions;
 	uint64_t	evicted;	/* dropped to make room */
 	uint64_t	dropped;	/* directions dropped from a full queue */
+	size_t		nat[5];		/* online devices by the NAT kind they
+					 * registered (enum ntm_nat) */
 };
 
 /* sess.c: the session cache, loaded from the database at start. */

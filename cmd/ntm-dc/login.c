@@ -470,10 +470,17 @@ on_session(struct ntm_req *req, void *arg)
 
 	if (dc_authenticate(dc, req, &tok, &cl, &sess) < 0)
 		return;
-	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
 	    "user", cl.user, "fqdn", cl.fqdn, "vip4", cl.vip4, "vip6", cl.vip6,
 	    "domain", dc->srv->conf.name, "token_expires", (json_int_t)tok.expires,
-	    "session_id", sess.session_id));
+	    "session_id", sess.session_id);
+
+	/* The RS's UDP addresses, for `ntm netcheck` (reflection probes). */
+	if (j && dc->srv->conf.relay_addr4)
+		json_object_set_new(j, "relay_udp4", json_string(dc->srv->conf.relay_addr4));
+	if (j && dc->srv->conf.relay_addr6)
+		json_object_set_new(j, "relay_udp6", json_string(dc->srv->conf.relay_addr6));
+	ntm_reply_json(req, 200, j);
 	ntm_wipe(&sess, sizeof(sess));
 }
 

@@ -236,6 +236,7 @@ load_location(const struct dc_loc_row *r, void *arg)
 		if (ntm_sa_parse(&s->reg.loc.locals[s->reg.loc.nlocals], &len, tok) == 0)
 			s->reg.loc.nlocals++;
 	s->reg.loc.natted = r->natted;
+	s->reg.loc.nat = r->nat;
 	s->reg.agent = r->agent;
 	s->reg.last_seen = s->reg.saved = r->last_seen;
 	s->reg.has_loc = !r->offline;
@@ -344,12 +345,19 @@ dc_hooks_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *e
 void
 dc_sess_counts(struct dc *dc, struct dc_sess_counts *out)
 {
+	int64_t now = now_unix();
+
 	memset(out, 0, sizeof(*out));
 	if (dc->cache == NULL)
 		return;
 	out->sessions = dc->cache->nsess;
 	out->evicted = dc->cache->evicted;
 	out->dropped = dc->cache->dropped;
+	for (unsigned b = 0; b < SESS_BUCKETS; b++)
+		for (struct dc_sess *s = dc->cache->by_sid[b]; s; s = s->snext)
+			if (dc_sess_online(dc, s, now) && s->reg.loc.nat >= 0 &&
+			    s->reg.loc.nat < (int)(sizeof(out->nat) / sizeof(out->nat[0])))
+				out->nat[s->reg.loc.nat]++;
 }
 
 int

@@ -4,6 +4,8 @@
  * request came to (IP_PKTINFO / IPV6_RECVPKTINFO), and sending the NUDGE and
  * MOVED messages. The sessions it authenticates with are sess.c's; a client
  * that came online or moved is told to the rooms above through the hooks.
+ * It also answers reflection probes (PROBE, §4.7) from anyone, never with
+ * more bytes than the probe and at most probe_rate a second per source.
  *
  * Everything a peer sends that is malformed, forged, replayed or for an
  * unknown or ended session is dropped and counted, never answered.
@@ -19,9 +21,11 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include "dc.h"
 #include "dns.h"
+#include "probe.h"
 #include "reg.h"
 #include "sess.h"
 
@@ -41,6 +45,7 @@ struct dc_rt {
 	int			 family;	/* of the socket */
 	struct sockaddr_storage	 bound;
 	struct event		*ev;
+	struct ntm_probe_srv	*probe;		/* NULL: probe_rate 0 */
 	double			 miss_tokens;
 	int64_t			 miss_ms;
 	struct dc_udp_counters	 c, logged;
@@ -210,6 +215,7 @@ save_location(struct dc *dc, struct dc_sess *s, int offline, int64_t now)
 	ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, r.reflexive, sizeof(r.reflexive));
 	locals_text(&s->reg.loc, r.locals, sizeof(r.locals));
 	r.natted = s->reg.loc.natted;
+	r.nat = s->reg.loc.nat;
 	r.agent = s->reg.agent;
 	r.last_seen = now;
 	r.offline = offline;
@@ -298,9 +304,11 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	}
 	if (act.log)
-		log_info("register %s from %s: %s%s", s->fqdn,
+		log_info("register %s from %s: %s%s%s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
-		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "");
+		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "",
+		    s->reg.loc.nat ? ", nat " : "",
+		    s->reg.loc.nat ? ntm_nat_name((enum ntm_nat)s->reg.loc.nat) : "");
 	memcpy(&s->peer, from, sizeof(*from));
 	s->peerlen = fromlen;
 	s->has_local = has_to;
@@ -325,6 +333,26 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	/* Back online: cache entries that arrived meanwhile get a NUDGE. */
 	if (act.came_online)
 		dc_hooks_online(dc, s);
+}
+
+/* A reflection probe: the address it came from, as long as it was, from
+ * the address it came to; or nothing (counted by lib/core/probe.c). */
+static void
+on_probe(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
+    socklen_t fromlen, const struct sockaddr_storage *to, int has_to)
+{
+	struct dc_rt *rt = dc->rt;
+	uint8_t out[NTM_PROBE_RESP_LEN];
+	size_t len;
+
+	if (rt->probe == NULL) {
+		rt->c.bad_type++;
+		return;
+	}
+	len = ntm_probe_srv_input(rt->probe, p, n, (const struct sockaddr *)from, fromlen,
+	    mono_ms(), out, sizeof(out));
+	if (len > 0)
+		(void)send_from(rt, from, fromlen, to, has_to, out, len);
 }
 
 /* The local address a datagram came to, from its IP_PKTINFO/IPV6_PKTINFO. */
@@ -399,6 +427,10 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 			rt->c.bad_header++;
 			continue;
 		}
+		if (type == NTM_MSG_PROBE) {
+			on_probe(dc, buf, (size_t)n, &from, mh.msg_namelen, &to, has_to);
+			continue;
+		}
 		if (type != NTM_MSG_REG_REQ) {
 			rt->c.bad_type++;
 			continue;
@@ -414,12 +446,17 @@ dc_udp_stats(struct dc *dc)
 {
 	const struct dc_udp_counters *c;
 	struct dc_sess_counts sc;
+	struct ntm_probe_stats ps;
+	json_t *j;
 
 	if (dc->rt == NULL)
 		return json_object();
 	c = &dc->rt->c;
 	dc_sess_counts(dc, &sc);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	memset(&ps, 0, sizeof(ps));
+	if (dc->rt->probe)
+		ntm_probe_srv_stats(dc->rt->probe, &ps);
+	j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I}, s:I}",
 	    "received", (json_int_t)c->rx, "registered", (json_int_t)c->reg_ok,
 	    "answered", (json_int_t)c->resp_sent, "nudged", (json_int_t)c->nudge_sent,
@@ -434,6 +471,24 @@ dc_udp_stats(struct dc *dc)
 	    "send_error", (json_int_t)c->send_error, "direction_overflow",
 	    (json_int_t)sc.dropped, "cache_evicted", (json_int_t)sc.evicted,
 	    "keepalive_s", (json_int_t)dc_keepalive(dc));
+	if (j == NULL)
+		return NULL;
+	json_object_set_new(j, "probes_answered", json_integer((json_int_t)ps.answered));
+	/* Online devices by the NAT kind their agents registered. */
+	for (int k = 0; k < 5; k++) {
+		char key[48], *ch;
+
+		snprintf(key, sizeof(key), "nat_%s", ntm_nat_name((enum ntm_nat)k));
+		for (ch = key; *ch; ch++)
+			if (*ch == '-')
+				*ch = '_';
+		json_object_set_new(j, key, json_integer((json_int_t)sc.nat[k]));
+	}
+	json_object_set_new(json_object_get(j, "dropped"), "probe_limited",
+	    json_integer((json_int_t)ps.limited));
+	json_object_set_new(json_object_get(j, "dropped"), "probe_malformed",
+	    json_integer((json_int_t)ps.malformed));
+	return j;
 }
 
 static void
@@ -441,16 +496,22 @@ log_stats(struct dc *dc, int level_info)
 {
 	const struct dc_udp_counters *c = &dc->rt->c;
 	struct dc_sess_counts sc;
-	char line[512];
+	struct ntm_probe_stats ps;
+	char line[640];
 
 	dc_sess_counts(dc, &sc);
+	memset(&ps, 0, sizeof(ps));
+	if (dc->rt->probe)
+		ntm_probe_srv_stats(dc->rt->probe, &ps);
 	snprintf(line, sizeof(line), "udp: rx %llu registered %llu answered %llu nudged %llu "
-	    "moves_held %llu sessions %zu; dropped: bad_header %llu bad_type %llu unknown_session %llu "
+	    "moves_held %llu sessions %zu probes_answered %llu; dropped: probe_limited %llu "
+	    "bad_header %llu bad_type %llu unknown_session %llu "
 	    "expired_session %llu replay %llu forged %llu malformed %llu rate_limited %llu "
 	    "send_error %llu direction_overflow %llu",
 	    (unsigned long long)c->rx, (unsigned long long)c->reg_ok,
 	    (unsigned long long)c->resp_sent, (unsigned long long)c->nudge_sent,
-	    (unsigned long long)c->moves_held, sc.sessions, (unsigned long long)c->bad_header,
+	    (unsigned long long)c->moves_held, sc.sessions, (unsigned long long)ps.answered,
+	    (unsigned long long)ps.limited, (unsigned long long)c->bad_header,
 	    (unsigned long long)c->bad_type, (unsigned long long)c->unknown_session,
 	    (unsigned long long)c->expired_session, (unsigned long long)c->replay,
 	    (unsigned long long)c->forged, (unsigned long long)c->malformed,
@@ -505,6 +566,17 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		snprintf(err, errlen, "udp_listen '%s' is not ip:port", s->conf.udp_listen);
 		return -1;
 	}
+	if (s->conf.probe_rate > 0) {
+		uint8_t key[16];
+
+		randombytes_buf(key, sizeof(key));
+		rt->probe = ntm_probe_srv_new((double)s->conf.probe_rate,
+		    (double)(NTM_PROBE_BURST_S * s->conf.probe_rate), NTM_PROBE_TOTAL_RATE, key);
+		if (rt->probe == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	rt->family = ss.ss_family;
 	if ((rt->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(err, errlen, "udp_listen %s: socket: %s", s->conf.udp_listen,
@@ -534,9 +606,9 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	}
 	dc_dns_set_udp(dc, (struct sockaddr *)&rt->bound);
 	dc_sess_counts(dc, &sc);
-	log_info("registration on udp %s (keepalive %lds, %zu sessions cached)",
-	    ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)), s->conf.keepalive_s,
-	    sc.sessions);
+	log_info("registration on udp %s (keepalive %lds, %zu sessions cached, "
+	    "probes %ld/s per source)", ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)),
+	    s->conf.keepalive_s, sc.sessions, s->conf.probe_rate);
 	return 0;
 }
 
@@ -553,6 +625,7 @@ dc_udp_stop(struct dc *dc)
 	}
 	if (rt->fd >= 0)
 		close(rt->fd);
+	ntm_probe_srv_free(rt->probe);
 	free(rt);
 	dc->rt = NULL;
 }

@@ -32,6 +32,8 @@ struct rs_sock {
 struct rs {
 	struct srv		*srv;
 	struct ntm_relay	*relay;
+	struct ntm_probe_srv	*probe;		/* reflection probes; NULL: probe_rate 0 */
+	uint64_t		 probes_off;	/* probes not answered: probe_rate 0 */
 	struct rs_sock		 socks[RS_SOCKS_MAX];
 	int			 nsocks;
 	struct event		*tick;

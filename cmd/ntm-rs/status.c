@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "probe.h"
 #include "prom.h"
 #include "rs.h"
 
@@ -139,6 +140,21 @@ rs_status_write(struct rs *rs)
 		goto cleanup;
 	if (status_binds(root, s, &st) < 0 || json_object_set(root, "dc_sessions", w.dcs) < 0)
 		goto cleanup;
+	{
+		struct ntm_probe_stats ps;
+		json_t *cn = json_object_get(root, "counters");
+
+		memset(&ps, 0, sizeof(ps));
+		if (rs->probe)
+			ntm_probe_srv_stats(rs->probe, &ps);
+		if (json_object_set_new(cn, "probes_answered", json_integer((json_int_t)ps.answered)) < 0 ||
+		    json_object_set_new(cn, "probes_limited", json_integer((json_int_t)ps.limited)) < 0 ||
+		    json_object_set_new(cn, "probes_malformed",
+		    json_integer((json_int_t)(ps.malformed + rs->probes_off))) < 0 ||
+		    json_object_set_new(json_object_get(root, "limits"), "probe_rate",
+		    json_integer((json_int_t)s->conf.probe_rate)) < 0)
+			goto cleanup;
+	}
 	if ((text = json_dumps(root, JSON_COMPACT)) == NULL)
 		goto cleanup;
 	len = strlen(text);
@@ -285,6 +301,9 @@ print_human(json_t *st, int64_t age)
 	json_object_foreach(drops, k, v)
 		printf(" %s %lld", k, (long long)json_integer_value(v));
 	printf("  send_errors %lld\n", (long long)jint(c, "send_errors"));
+	printf("probes answered %lld (%lld/s per address)  limited %lld  malformed %lld\n",
+	    (long long)jint(c, "probes_answered"), (long long)jint(lim, "probe_rate"),
+	    (long long)jint(c, "probes_limited"), (long long)jint(c, "probes_malformed"));
 
 	sess = json_object_get(st, "sessions");
 	if (json_array_size(sess) == 0)

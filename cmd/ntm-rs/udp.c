@@ -8,6 +8,10 @@
  * datagrams it forwards to one destination, of one size and next to each
  * other in the buffer, go out again as one message with UDP_SEGMENT. A
  * kernel that refuses GSO turns it off; the run is then sent one by one.
+ *
+ * Reflection probes (PROBE, docs/protocol.md §4.7) never reach the core:
+ * lib/core/probe.c answers them here, never with more bytes than the
+ * probe and at most probe_rate a second per source address.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +25,13 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
+#include "probe.h"
 #include "rs.h"
+
+_Static_assert(NTM_PROBE_RESP_LEN <= sizeof(((struct ntm_relay_out *)0)->reply),
+    "a probe's answer fits a reply");
 
 #define SOCKBUF		(4 * 1024 * 1024)
 #define CMSG_SPACE_MAX	(CMSG_SPACE(sizeof(struct in6_pktinfo)) + \
@@ -314,6 +323,36 @@ joins(const struct tx *t, const struct ntm_relay_out *o, int k, const uint8_t *p
 
 static struct rs *cur_rs;	/* the daemon has one struct rs */
 
+/* A PROBE from `from` (to local): 1 with t->o the answer to send, or 0
+ * (not answered, counted by lib/core/probe.c). */
+static int
+probe_answer(struct rs *rs, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
+    socklen_t fromlen, const struct sockaddr_storage *local, socklen_t llen, int64_t now_ms,
+    struct tx *t)
+{
+	size_t len;
+
+	memset(&t->o, 0, sizeof(t->o));
+	if (rs->probe == NULL) {
+		rs->probes_off++;
+		return 0;
+	}
+	len = ntm_probe_srv_input(rs->probe, p, n, (const struct sockaddr *)from, fromlen,
+	    now_ms, t->o.reply, sizeof(t->o.reply));
+	if (len == 0)
+		return 0;
+	t->o.action = NTM_RELAY_REPLY;
+	t->o.reply_len = len;
+	memcpy(&t->o.to, from, fromlen);
+	t->o.tolen = fromlen;
+	ntm_sa_unmap(&t->o.to, &t->o.tolen);
+	if (llen) {
+		memcpy(&t->o.src, local, llen);
+		t->o.srclen = llen;
+	}
+	return 1;
+}
+
 static void
 on_udp(evutil_socket_t fd, short what, void *arg)
 {
@@ -366,7 +405,13 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 				struct tx *t = &txs[ntx];
 				int k;
 
-				if (ntm_relay_input(rs->relay, dp, dl,
+				if (dl > 0 && dp[0] == NTM_MSG_PROBE) {
+					if (!probe_answer(rs, dp, dl, &rxs[i].from,
+					    rmsg[i].msg_hdr.msg_namelen, &local, llen, now_ms, t)) {
+						run = NULL;
+						continue;
+					}
+				} else if (ntm_relay_input(rs->relay, dp, dl,
 				    (struct sockaddr *)&rxs[i].from, rmsg[i].msg_hdr.msg_namelen,
 				    llen ? (struct sockaddr *)&local : NULL, llen, now_ms, now_s,
 				    &t->o) == NTM_RELAY_DROP) {
@@ -489,6 +534,17 @@ rs_udp_open(struct rs *rs, char *err, size_t errlen)
 	const struct srv_conf *c = &rs->srv->conf;
 
 	cur_rs = rs;
+	if (c->probe_rate > 0) {
+		uint8_t key[16];
+
+		randombytes_buf(key, sizeof(key));
+		rs->probe = ntm_probe_srv_new((double)c->probe_rate,
+		    (double)(NTM_PROBE_BURST_S * c->probe_rate), NTM_PROBE_TOTAL_RATE, key);
+		if (rs->probe == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	/* udp_listen on IPv6 is dual-stack unless udp_listen6 takes IPv6. */
 	if (c->udp_listen && open_one(rs, c->udp_listen, c->udp_listen6 != NULL, err,
 	    errlen) < 0)
@@ -507,4 +563,6 @@ rs_udp_close(struct rs *rs)
 		close(rs->socks[i].fd);
 	}
 	rs->nsocks = 0;
+	ntm_probe_srv_free(rs->probe);
+	rs->probe = NULL;
 }

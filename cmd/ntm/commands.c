@@ -11,6 +11,7 @@ const struct cmd_entry *const cli_commands[] = {
 	&up_entry,
 	&down_entry,
 	&register_entry,
+	&netcheck_entry,
 	&tunnel_entry,
 	&keys_entry,
 	&send_entry,

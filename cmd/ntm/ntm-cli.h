@@ -50,7 +50,7 @@ enum {
  * with ntm(1) and the completions) and completion inside `ntm shell`.
  */
 extern const struct cmd_entry login_entry, logout_entry, status_entry, up_entry,
-    down_entry, register_entry, tunnel_entry, keys_entry, send_entry, fetch_entry,
+    down_entry, register_entry, netcheck_entry, tunnel_entry, keys_entry, send_entry, fetch_entry,
     shell_entry, help_entry;
 /* In display order, ends with NULL. */
 extern const struct cmd_entry *const cli_commands[];

@@ -38,6 +38,8 @@ enum ntm_msg {
 	NTM_MSG_RELAY_ACK	= 8,	/* RS -> client */
 	NTM_MSG_MOVED		= 9,	/* DC -> client, session-key sealed */
 	NTM_MSG_RELAY_COOKIE	= 10,	/* RS -> client, under load (relay.h) */
+	NTM_MSG_PROBE		= 11,	/* anyone -> DC or RS, unauthenticated (probe.h) */
+	NTM_MSG_PROBE_RESP	= 12,	/* DC or RS -> the prober */
 };
 
 #define NTM_SID_LEN		16	/* client-DC session id */
@@ -77,6 +79,12 @@ enum ntm_msg {
 /* RELAY_COOKIE: hdr, tunnel_id, nonce, sealed cookie (checked by relay.c) */
 #define NTM_RELAY_COOKIE_LEN	(NTM_HDR_LEN + NTM_TUNNEL_ID_LEN + NTM_RELAY_COOKIE_NONCE + \
 				 NTM_RELAY_COOKIE + NTM_TAG_LEN)				/* 76 */
+
+/* Reflection probe (lib/core/probe.c): a transaction id and padding; the
+ * answer is exactly as long, so a server never sends more than it got. */
+#define NTM_PROBE_TXID_LEN	16
+#define NTM_PROBE_LEN		64	/* hdr, txid, 44 zero */
+#define NTM_PROBE_RESP_LEN	NTM_PROBE_LEN	/* hdr, txid, wire address, 24 zero */
 
 /* Largest datagram any ntm peer sends or accepts. */
 #define NTM_UDP_MAX		(NTM_DATA_MAX_LEN > NTM_RELAY_BIND_MAX ? NTM_DATA_MAX_LEN : NTM_RELAY_BIND_MAX)

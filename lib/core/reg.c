@@ -133,13 +133,14 @@ ntm_reg_req_seal(struct ntm_chan *c, const struct ntm_reg_req *r, uint8_t *out,
 	uint8_t pl[NTM_REG_REQ_PAYLOAD];
 	int ret;
 
-	if (r->naddrs < 0 || r->naddrs > NTM_REG_ADDRS || (r->flags & ~NTM_REG_F_ALL))
+	if (r->naddrs < 0 || r->naddrs > NTM_REG_ADDRS || (r->flags & ~NTM_REG_F_ALL) ||
+	    r->nat > NTM_REG_NAT_MAX)
 		return NTM_ERR_INVAL;
 	memset(pl, 0, sizeof(pl));
 	pl[0] = (uint8_t)(r->local_port >> 8);
 	pl[1] = (uint8_t)r->local_port;
 	pl[2] = (uint8_t)r->naddrs;
-	pl[3] = r->flags;
+	pl[3] = (uint8_t)(r->flags | r->nat << NTM_REG_NAT_SHIFT);
 	for (int i = 0; i < r->naddrs; i++) {
 		if (!addr_ok(&r->addrs[i]) || ntm_waddr_put(pl + 4 + i * NTM_WADDR_LEN,
 		    (const struct sockaddr *)&r->addrs[i]) != 0)
@@ -165,8 +166,9 @@ ntm_reg_req_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_reg_
 	ret = NTM_ERR_PROTO;
 	r.local_port = (uint16_t)(pl[0] << 8 | pl[1]);
 	r.naddrs = pl[2];
-	r.flags = pl[3];
-	if (r.naddrs > NTM_REG_ADDRS || (r.flags & ~NTM_REG_F_ALL))
+	r.flags = pl[3] & NTM_REG_F_ALL;
+	r.nat = (uint8_t)(pl[3] >> NTM_REG_NAT_SHIFT);
+	if (r.naddrs > NTM_REG_ADDRS || r.nat > NTM_REG_NAT_MAX)
 		goto out;
 	for (int i = 0; i < NTM_REG_ADDRS; i++) {
 		const uint8_t *w = pl + 4 + i * NTM_WADDR_LEN;

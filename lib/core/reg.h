@@ -24,12 +24,17 @@ struct ntm_reg_req {
 						 * ignored by the sealer */
 	uint16_t		local_port;
 	uint8_t			flags;		/* NTM_REG_F_* */
+	uint8_t			nat;		/* enum ntm_nat (probe.h) the client
+						 * found; 0 unknown. On the wire in
+						 * flags bits 2..4 */
 	int			naddrs;		/* 0..NTM_REG_ADDRS */
 	struct sockaddr_storage	addrs[NTM_REG_ADDRS];
 };
 #define NTM_REG_F_AGENT	0x01
 #define NTM_REG_F_OFFLINE	0x02	/* the agent stops: mark the device offline now */
 #define NTM_REG_F_ALL	(NTM_REG_F_AGENT | NTM_REG_F_OFFLINE)
+#define NTM_REG_NAT_SHIFT	2	/* flags bits 2..4: the NAT kind */
+#define NTM_REG_NAT_MAX		4	/* NTM_NAT_PER_DEST */
 
 struct ntm_reg_resp {
 	struct sockaddr_storage	reflexive;	/* AF_UNSPEC if none */

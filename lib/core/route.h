@@ -10,6 +10,8 @@
 struct ntm_location {
 	struct sockaddr_storage	reflexive;		/* what the DC saw */
 	int			natted;			/* reflexive not among locals */
+	int			nat;			/* enum ntm_nat (probe.h) the device
+							 * found itself; 0 unknown */
 	int			nlocals;
 	struct sockaddr_storage	locals[NTM_REG_ADDRS];	/* with the client's port */
 };

@@ -27,6 +27,8 @@ ntm_msg_validate(const uint8_t *p, size_t n)
 	case NTM_MSG_HS_INIT:	want = NTM_HS_INIT_LEN; break;
 	case NTM_MSG_HS_RESP:	want = NTM_HS_RESP_LEN; break;
 	case NTM_MSG_RELAY_ACK:	want = NTM_RELAY_ACK_LEN; break;
+	case NTM_MSG_PROBE:	want = NTM_PROBE_LEN; break;
+	case NTM_MSG_PROBE_RESP: want = NTM_PROBE_RESP_LEN; break;
 	case NTM_MSG_DATA:
 		min = NTM_DATA_MIN_LEN;
 		max = NTM_DATA_MAX_LEN;

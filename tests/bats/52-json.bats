@@ -67,6 +67,10 @@ t_status() {
 	[ "$(jq -r '.peers | type' <<<"$out")" = array ]
 }
 t_register() { j register ntm -c "$(A)" register --json; }
+t_netcheck() {
+	j netcheck ntm -c "$(A)" netcheck --json --dc-udp "$(udp_of dc1)" || return 1
+	[ "$(jq -r .ipv4.nat <<<"$out")" = none ]
+}
 t_tunnel_ping() {
 	j "tunnel ping" ntm -c "$(A)" tunnel ping -c 1 --timeout 20 "$(fqdn_of "$(B)")" --json
 	[ "$(jq -r .received <<<"$out")" = 1 ]
@@ -163,6 +167,7 @@ t_logout() { j logout ntm -c "$BATS_FILE_TMPDIR/carol" logout --json; }
 TABLE='login|run
 status|run
 register|run
+netcheck|run
 tunnel ping|run
 tunnel list|run
 tunnel forward|run

@@ -57,6 +57,7 @@ make_req(struct ntm_reg_req *r)
 	memset(r, 0, sizeof(*r));
 	r->local_port = 7000;
 	r->flags = NTM_REG_F_AGENT;
+	r->nat = 3;			/* NTM_NAT_EI */
 	r->naddrs = 3;
 	sa(&r->addrs[0], "192.168.1.10:7000");
 	sa(&r->addrs[1], "[fd00::10]:7000");
@@ -84,6 +85,7 @@ TEST(roundtrip)
 	CHECK_EQ(rq2.ctr, 1);		/* the opener returns the counter */
 	CHECK_EQ(rq2.local_port, 7000);
 	CHECK_EQ(rq2.flags, NTM_REG_F_AGENT);
+	CHECK_EQ(rq2.nat, 3);		/* NTM_NAT_EI, set by make_req */
 	CHECK_EQ(rq2.naddrs, 3);
 	for (int i = 0; i < 3; i++)
 		CHECK(ntm_sa_equal((struct sockaddr *)&rq.addrs[i],
@@ -157,6 +159,10 @@ TEST(seal_args)
 	rq.naddrs = 1;
 	rq.flags = 0x80;
 	CHECK_EQ(ntm_reg_req_seal(&cl, &rq, buf, sizeof(buf), NULL), NTM_ERR_INVAL);
+	rq.flags = 0;
+	rq.nat = NTM_REG_NAT_MAX + 1;
+	CHECK_EQ(ntm_reg_req_seal(&cl, &rq, buf, sizeof(buf), NULL), NTM_ERR_INVAL);
+	rq.nat = 0;
 	CHECK_EQ(ntm_nudge_seal(&dc, &nu, buf, sizeof(buf)), NTM_ERR_INVAL);
 	memset(&rs, 0, sizeof(rs));
 	rs.reflexive.ss_family = AF_UNIX;
@@ -266,7 +272,9 @@ TEST(payload_parse)
 		{ "n_addrs 5", NTM_MSG_REG_REQ, 2, 5, NTM_ERR_PROTO },
 		{ "n_addrs 255", NTM_MSG_REG_REQ, 2, 255, NTM_ERR_PROTO },
 		{ "flags agent + offline", NTM_MSG_REG_REQ, 3, 0x03, 0 },
-		{ "unknown flag", NTM_MSG_REG_REQ, 3, 0x04, NTM_ERR_PROTO },
+		{ "nat kind 1 (none) in bits 2..4", NTM_MSG_REG_REQ, 3, 0x04, 0 },
+		{ "nat kind 4 (varies by destination), agent", NTM_MSG_REG_REQ, 3, 0x11, 0 },
+		{ "nat kind 5", NTM_MSG_REG_REQ, 3, 0x14, NTM_ERR_PROTO },
 		{ "unknown flag, high", NTM_MSG_REG_REQ, 3, 0x81, NTM_ERR_PROTO },
 		{ "junk in slot 1 (unused)", NTM_MSG_REG_REQ, 4 + 20 + 7, 1, NTM_ERR_PROTO },
 		{ "junk in slot 3 (unused)", NTM_MSG_REG_REQ, 4 + 60 + 19, 1, NTM_ERR_PROTO },

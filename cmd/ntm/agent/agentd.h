@@ -14,6 +14,7 @@
 #define NTM_AGENTD_H
 
 #define AGENT_FWD_MAX	64	/* port forwards held by one agent */
+#define AGENT_NAT_TRIES	3	/* reflection probes per server, one a second */
 
 #include <sys/socket.h>
 
@@ -112,6 +113,22 @@ struct agent {
 	int64_t		 last_senderr;
 	int		 nl;
 	struct event	*nl_ev;
+	/* NAT discovery (nat.c): probes to the DC [0] and the RS [1] */
+	struct agent_probe {
+		int			 known;		/* an address to probe */
+		struct sockaddr_storage	 to;
+		int			 sent;
+		uint8_t			 txid[AGENT_NAT_TRIES][NTM_PROBE_TXID_LEN];
+		int			 answered;
+		struct sockaddr_storage	 seen;
+	} probe[2];
+	struct sockaddr_storage relay4, relay6;	/* the RS's UDP addresses (GET /v1/session) */
+	int		 relay_state;	/* 0 not asked, 1 asking, 2 answered or failed */
+	int		 nat_running, nat_wanted;
+	struct event	*nat_timer;
+	int		 nat;		/* enum ntm_nat found; 0 unknown */
+	int		 nat_dc_ok;	/* the DC answered a probe, so it takes the kind in REG_REQ */
+	uint64_t	 nat_runs;
 	/* directions */
 	struct ntm_httpc *http;
 	struct ntm_httpc *relay;	/* clients' requests, kept alive (control.c) */
@@ -198,6 +215,13 @@ void agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r);
 void agent_net_changed(struct agent *a, const char *why);
 void agent_reg_offline(struct agent *a);	/* at stop */
 void agent_reg_stop(struct agent *a);
+void agent_reg_send_now(struct agent *a);	/* a REG_REQ now (the NAT kind changed) */
+
+/* nat.c: NAT behaviour discovery from the agent's socket (protocol §4.7) */
+void agent_nat_discover(struct agent *a, const char *why);
+/* A PROBE_RESP: 0, or -1 if it answers no probe of ours. */
+int  agent_nat_input(struct agent *a, const uint8_t *p, size_t n);
+void agent_nat_stop(struct agent *a);
 
 /* input.c: a datagram from the UDP socket, to its room */
 void agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from);

@@ -61,6 +61,7 @@ agent_free(struct agent *a)
 	ntm_httpc_free(a->http);
 	if (a->udp_ev)
 		event_free(a->udp_ev);
+	agent_nat_stop(a);
 	agent_reg_stop(a);
 	daemon_free_signals();
 	if (a->base)

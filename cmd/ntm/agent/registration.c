@@ -42,6 +42,8 @@ reg_send(struct agent *a)
 	memset(&r, 0, sizeof(r));
 	r.local_port = a->port;
 	r.flags = NTM_REG_F_AGENT;
+	/* Only to a DC that answers probes: an older one refuses these bits. */
+	r.nat = a->nat_dc_ok ? (uint8_t)a->nat : 0;
 	r.naddrs = a->nlocals;
 	memcpy(r.addrs, a->locals, sizeof(r.addrs));
 	/* Counters follow the wall clock in microseconds, above whatever this
@@ -61,6 +63,12 @@ reg_send(struct agent *a)
 	(void)agent_udp_send(a, b, (size_t)n, &a->dc);
 	a->awaiting = 1;
 	evtimer_add(a->reg_wait, &tv);
+}
+
+void
+agent_reg_send_now(struct agent *a)
+{
+	reg_send(a);
 }
 
 /* At stop: tells the DC this device goes offline (REG_REQ with
@@ -149,12 +157,14 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 			if (!a->tuns[i]->recreating &&
 			    agent_request_tunnel(a, a->tuns[i]->peer, a->tuns[i]->tid, 0) == 0)
 				a->tuns[i]->recreating = 1;
+		agent_nat_discover(a, "the NAT or the family changed");
 	} else if (was && !ntm_sa_equal((const struct sockaddr *)&r->reflexive,
 	    (const struct sockaddr *)&a->resp.reflexive)) {
 		char b[64];
 
 		log_info("registration: reflexive address now %s",
 		    ntm_sa_str((const struct sockaddr *)&r->reflexive, b, sizeof(b)));
+		agent_nat_discover(a, "the reflexive address changed");
 		for (int i = 0; i < a->ntun; i++) {
 			struct tun *t = a->tuns[i];
 
@@ -194,6 +204,7 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 		    natted ? "yes" : "no", a->keepalive_s);
 		log_info("%.*s", (int)strlen(line) - 1, line);
 		a->hooks->registered(a, line);
+		agent_nat_discover(a, "registered");
 	}
 }
 

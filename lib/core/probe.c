@@ -1,0 +1,194 @@
+/* probe.c - the reflection probe and its answer (probe.h). */
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probe.h"
+#include "ratelim.h"
+
+#define OFF_TXID	NTM_HDR_LEN
+#define OFF_PAD		(OFF_TXID + NTM_PROBE_TXID_LEN)		/* probe: zero to the end */
+#define OFF_SEEN	(OFF_TXID + NTM_PROBE_TXID_LEN)		/* answer: wire address */
+#define OFF_RPAD	(OFF_SEEN + NTM_WADDR_LEN)		/* answer: zero to the end */
+
+_Static_assert(NTM_PROBE_RESP_LEN <= NTM_PROBE_LEN, "an answer is never longer than the probe");
+_Static_assert(OFF_RPAD <= NTM_PROBE_RESP_LEN, "the answer holds its fields");
+
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+int
+ntm_probe_make(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN])
+{
+	memset(out, 0, NTM_PROBE_LEN);
+	ntm_msg_header(out, NTM_MSG_PROBE);
+	memcpy(out + OFF_TXID, txid, NTM_PROBE_TXID_LEN);
+	return NTM_PROBE_LEN;
+}
+
+int
+ntm_probe_resp_open(const uint8_t *p, size_t n, const uint8_t txid[NTM_PROBE_TXID_LEN],
+    struct sockaddr_storage *seen, socklen_t *seenlen)
+{
+	int t;
+
+	if ((t = ntm_msg_validate(p, n)) < 0)
+		return t;
+	if (t != NTM_MSG_PROBE_RESP || !all_zero(p + OFF_RPAD, NTM_PROBE_RESP_LEN - OFF_RPAD))
+		return NTM_ERR_PROTO;
+	if (memcmp(p + OFF_TXID, txid, NTM_PROBE_TXID_LEN) != 0)
+		return NTM_ERR_INVAL;
+	/* An empty address is malformed too: a server always saw one. */
+	if (ntm_waddr_get(seen, seenlen, p + OFF_SEEN) != 0)
+		return NTM_ERR_PROTO;
+	return 0;
+}
+
+enum ntm_nat
+ntm_nat_classify(const struct sockaddr *local, const struct sockaddr *a,
+    const struct sockaddr *b)
+{
+	if (a == NULL && b == NULL)
+		return NTM_NAT_UNKNOWN;
+	if (a == NULL || b == NULL) {
+		const struct sockaddr *one = a ? a : b;
+
+		return local && ntm_sa_equal(local, one) ? NTM_NAT_NONE : NTM_NAT_NATTED;
+	}
+	if (!ntm_sa_equal(a, b))
+		return NTM_NAT_PER_DEST;
+	return local && ntm_sa_equal(local, a) ? NTM_NAT_NONE : NTM_NAT_EI;
+}
+
+const char *
+ntm_nat_name(enum ntm_nat kind)
+{
+	switch (kind) {
+	case NTM_NAT_NONE:	return "none";
+	case NTM_NAT_NATTED:	return "natted";
+	case NTM_NAT_EI:	return "endpoint-independent";
+	case NTM_NAT_PER_DEST:	return "varies-by-destination";
+	default:		return "unknown";
+	}
+}
+
+/* ---- server ---------------------------------------------------------------- */
+
+struct ntm_probe_srv {
+	struct ntm_ratelim	*per_source;
+	double			 total_rate, total;
+	int64_t			 total_ms;
+	int			 started;
+	struct ntm_probe_stats	 st;
+};
+
+struct ntm_probe_srv *
+ntm_probe_srv_new(double rate, double burst, double total_rate, const uint8_t key16[16])
+{
+	struct ntm_probe_srv *s;
+
+	if (total_rate < 1)
+		return NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if ((s->per_source = ntm_ratelim_new(NTM_PROBE_SLOTS, rate, burst, key16)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->total_rate = total_rate;
+	s->total = total_rate;
+	return s;
+}
+
+void
+ntm_probe_srv_free(struct ntm_probe_srv *s)
+{
+	if (s == NULL)
+		return;
+	ntm_ratelim_free(s->per_source);
+	free(s);
+}
+
+/* The rate-limit key of a source: its family and address, port left out
+ * (a flood from many ports of one address is one source); IPv4-mapped
+ * IPv6 counts as IPv4. 0 for an address of another family. */
+static size_t
+source_key(const struct sockaddr *sa, socklen_t len, uint8_t k[17])
+{
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		k[0] = 4;
+		memcpy(k + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 5;
+	}
+	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			k[0] = 4;
+			memcpy(k + 1, a->s6_addr + 12, 4);
+			return 5;
+		}
+		k[0] = 6;
+		memcpy(k + 1, a->s6_addr, 16);
+		return 17;
+	}
+	return 0;
+}
+
+static int
+total_take(struct ntm_probe_srv *s, int64_t now_ms)
+{
+	if (!s->started || now_ms < s->total_ms) {
+		s->started = 1;
+		s->total_ms = now_ms;
+	}
+	s->total += (double)(now_ms - s->total_ms) * s->total_rate / 1000.0;
+	if (s->total > s->total_rate)
+		s->total = s->total_rate;
+	s->total_ms = now_ms;
+	if (s->total < 1.0)
+		return 0;
+	s->total -= 1.0;
+	return 1;
+}
+
+size_t
+ntm_probe_srv_input(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint8_t *out, size_t cap)
+{
+	uint8_t k[17];
+	size_t kn;
+
+	if (ntm_msg_validate(p, n) != NTM_MSG_PROBE || cap < NTM_PROBE_RESP_LEN ||
+	    !all_zero(p + OFF_PAD, NTM_PROBE_LEN - OFF_PAD) || from == NULL ||
+	    (kn = source_key(from, fromlen, k)) == 0) {
+		s->st.malformed++;
+		return 0;
+	}
+	if (!ntm_ratelim_take(s->per_source, k, kn, now_ms) || !total_take(s, now_ms)) {
+		s->st.limited++;
+		return 0;
+	}
+	memset(out, 0, NTM_PROBE_RESP_LEN);
+	ntm_msg_header(out, NTM_MSG_PROBE_RESP);
+	memcpy(out + OFF_TXID, p + OFF_TXID, NTM_PROBE_TXID_LEN);
+	if (ntm_waddr_put(out + OFF_SEEN, from) < 0) {
+		s->st.malformed++;
+		return 0;
+	}
+	s->st.answered++;
+	return NTM_PROBE_RESP_LEN;
+}
+
+void
+ntm_probe_srv_stats(const struct ntm_probe_srv *s, struct ntm_probe_stats *st)
+{
+	*st = s->st;
+}

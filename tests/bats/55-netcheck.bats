@@ -1,0 +1,152 @@
+#!/usr/bin/env bats
+# ntm netcheck on loopback, and the reflection probe it sends (PROBE,
+# docs/protocol.md §4.7) as the DC's and the RS's UDP sockets answer it:
+# never with more bytes than the probe, and a flood from one source is cut
+# to probe_rate a second.
+
+load helpers
+
+setup_file() {
+	platform_up
+	add_user alice 'alice-pw-1'
+	login "$BATS_FILE_TMPDIR/a" alice alice-pw-1 "$(dc1_url)" >/dev/null
+}
+teardown_file() { platform_down; }
+
+rs_udp() { echo "127.0.0.1:$(cat "$(P)/rs.udpport")"; }
+
+# probe ADDR:PORT COUNT SIZE: COUNT datagrams of SIZE bytes (a PROBE when
+# SIZE is 64, a PROBE-typed datagram of the wrong length otherwise) from one
+# socket, as fast as it can; prints "sent N answers M max_len L port P".
+probe() {
+	timeout 20 python3 - "$@" <<-'PY'
+	import os, socket, sys, time
+	host, port = sys.argv[1].rsplit(":", 1)
+	count, size = int(sys.argv[2]), int(sys.argv[3])
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("127.0.0.1", 0))
+	txid = os.urandom(16)
+	msg = bytes([11, 2, 0, 0]) + txid + bytes(max(0, size - 20))
+	for _ in range(count):
+	    s.sendto(msg[:size], (host, int(port)))
+	s.settimeout(0.5)
+	answers, longest, seen_port = 0, 0, 0
+	while True:
+	    try:
+	        d = s.recv(2048)
+	    except socket.timeout:
+	        break
+	    answers += 1
+	    longest = max(longest, len(d))
+	    if d[0] == 12 and d[4:20] == txid and d[20] == 4:
+	        seen_port = int.from_bytes(d[22:24], "big")
+	print("sent %d answers %d max_len %d port %d ok %d" % (count, answers, longest,
+	      seen_port, seen_port == s.getsockname()[1]))
+	PY
+}
+
+@test "netcheck without a session: exit 7 and one line naming the problem" {
+	run_t -7 ntm -c "$BATS_TEST_TMPDIR/none" netcheck --json
+	assert_output "ntm: netcheck: not logged in"
+}
+
+@test "netcheck --json on loopback: stable keys, no NAT, the DC and the relay answer with round trips" {
+	run_t ntm -c "$BATS_FILE_TMPDIR/a" netcheck --json --dc-udp "$(udp_of dc1)"
+	assert_success
+	local j=$output
+	assert_equal "$(jq -c 'keys' <<<"$j")" '["ipv4","ipv6","udp"]'
+	assert_equal "$(jq -c '.ipv4 | keys' <<<"$j")" \
+	    '["dc","error","local","mapping_varies_by_dest","nat","natted","reflexive","relay","tested","udp"]'
+	assert_equal "$(jq -c '.ipv6 | keys' <<<"$j")" "$(jq -c '.ipv4 | keys' <<<"$j")"
+	assert_equal "$(jq -c '.ipv4.dc | keys' <<<"$j")" '["addr","probes","reflexive","rtt_us"]'
+	assert_equal "$(jq -r .udp <<<"$j")" true
+	assert_equal "$(jq -r .ipv4.nat <<<"$j")" none
+	assert_equal "$(jq -r .ipv4.natted <<<"$j")" false
+	assert_equal "$(jq -r .ipv4.mapping_varies_by_dest <<<"$j")" false
+	assert_equal "$(jq -r .ipv4.dc.addr <<<"$j")" "$(udp_of dc1)"
+	assert_equal "$(jq -r .ipv4.relay.addr <<<"$j")" "$(rs_udp)"
+	# Both saw the one socket's address and port, which is the local one.
+	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$j")" "$(jq -r .ipv4.local <<<"$j")"
+	assert_equal "$(jq -r .ipv4.relay.reflexive <<<"$j")" "$(jq -r .ipv4.local <<<"$j")"
+	assert_equal "$(jq -r '.ipv4.dc.rtt_us | type' <<<"$j")" number
+	assert_equal "$(jq -r '.ipv4.relay.rtt_us | type' <<<"$j")" number
+	# No IPv6 address for either server here: not tested, and said why.
+	assert_equal "$(jq -r .ipv6.tested <<<"$j")" false
+	assert_equal "$(jq -r .ipv6.nat <<<"$j")" unknown
+	assert_equal "$(jq -r .ipv6.natted <<<"$j")" null
+	[[ "$(jq -r .ipv6.error <<<"$j")" == *"no"*"IPv6 address"* ]]
+}
+
+@test "netcheck in text: the report names the NAT kind and the round trips" {
+	run_t ntm -c "$BATS_FILE_TMPDIR/a" netcheck --dc-udp "$(udp_of dc1)"
+	assert_success
+	assert_line --partial "* IPv4: yes, 127.0.0.1:"
+	assert_line --partial "* IPv4 NAT: no"
+	assert_line --regexp "- dc $(udp_of dc1): [0-9.]+ ms, saw 127.0.0.1:"
+	assert_line --regexp "- relay $(rs_udp): [0-9.]+ ms, saw 127.0.0.1:"
+}
+
+@test "netcheck with a DC that does not answer: three probes, then the relay's answer alone; nothing answers: exit 3" {
+	local dead
+	dead=$(free_port)
+	run_t ntm -c "$BATS_FILE_TMPDIR/a" netcheck --json --dc-udp "127.0.0.1:$dead"
+	assert_success
+	assert_equal "$(jq -r .ipv4.dc.probes <<<"$output")" 3
+	assert_equal "$(jq -r .ipv4.dc.reflexive <<<"$output")" null
+	assert_equal "$(jq -r .ipv4.dc.rtt_us <<<"$output")" null
+	assert_equal "$(jq -r .ipv4.relay.reflexive <<<"$output")" "$(jq -r .ipv4.local <<<"$output")"
+	assert_equal "$(jq -r .ipv4.nat <<<"$output")" none
+
+
+	# Nothing answers: the DC's HTTPS (which names the relay) and its UDP
+	# port are dead.
+	local q=$BATS_TEST_TMPDIR/q
+	cp -r "$BATS_FILE_TMPDIR/a" "$q"
+	jq --arg u "https://127.0.0.1:$dead" '.dc_url = $u' "$BATS_FILE_TMPDIR/a/session.json" \
+	    > "$q/session.json"
+	run_t -3 ntm -c "$q" netcheck --json --dc-udp "127.0.0.1:$dead" --timeout 1
+	assert_line --partial "ntm: netcheck: the relay's address is unknown"
+	assert_line "ntm: netcheck: no answer from the DC or the relay over UDP within 1 s"
+	assert_equal "$(grep '^{' <<<"$output" | jq -r '.udp, .ipv4.relay')" "$(printf 'false\nnull')"
+}
+
+@test "a PROBE to the DC and to the RS: one answer of 64 bytes naming the source port; a probe-typed datagram of another length: none" {
+	local to
+	for to in "$(udp_of dc1)" "$(rs_udp)"; do
+		run probe "$to" 1 64
+		assert_output "sent 1 answers 1 max_len 64 port $(sed -n 's/.* port \([0-9]*\) .*/\1/p' <<<"$output") ok 1"
+		run probe "$to" 3 1400
+		assert_output --regexp "^sent 3 answers 0 "
+		run probe "$to" 3 63
+		assert_output --regexp "^sent 3 answers 0 "
+	done
+}
+
+# counter ROLE JQ: a counter of the DC's or the RS's status (rewritten
+# every second or two), polled until it is at least MIN (bounded).
+counter_at_least() {
+	local role=$1 q=$2 min=$3 i v
+	for ((i = 0; i < 50; i++)); do
+		v=$("ntm-${role%1}" -f "$(P)/$role.conf" status --json 2>/dev/null | jq -r "$q // 0")
+		[ "${v:-0}" -ge "$min" ] && return 0
+		sleep 0.2
+	done
+	echo "$role $q: ${v:-none}, wanted at least $min" >&2
+	return 1
+}
+
+@test "a flood of 300 probes from one source: the DC and the RS answer at most their burst (2 s of probe_rate), never more bytes than sent, and count the rest" {
+	local to role n
+	for role in dc1 rs; do
+		[ "$role" = rs ] && to=$(rs_udp) || to=$(udp_of dc1)
+		run probe "$to" 300 64
+		echo "$role: $output" >&3
+		n=$(awk '{print $4}' <<<"$output")
+		# probe_rate 10 (the default): a burst of 20, plus what refills while
+		# the flood is sent.
+		[ "$n" -ge 1 ] && [ "$n" -le 25 ]
+		assert_output --regexp "max_len 64 "
+	done
+	counter_at_least dc1 .udp.dropped.probe_limited 200
+	counter_at_least rs .counters.probes_limited 200
+}

@@ -1,0 +1,187 @@
+/* test_probe.c - the reflection probe (lib/core/probe.c): the answer is
+ * never longer than what it answers, floods from one source are cut to the
+ * rate, and the NAT kinds, with literal times. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "probe.h"
+#include "unit.h"
+
+static const uint8_t K[16] = "probe-test-key-x";
+static const uint8_t TX[NTM_PROBE_TXID_LEN] = "0123456789abcdef";
+
+static struct sockaddr_storage
+sa(const char *text)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof(ss));
+	if (ntm_sa_parse(&ss, &len, text) < 0)
+		abort();
+	return ss;
+}
+
+static socklen_t
+salen(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+TEST(round_trip)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(10, 20, 1000, K);
+	struct sockaddr_storage from = sa("198.18.2.1:40000"), from6 = sa("[fd00:18::10]:5"),
+	    mapped = sa("[::ffff:198.18.2.1]:40001"), seen;
+	uint8_t q[NTM_PROBE_LEN], a[NTM_UDP_MAX];
+	socklen_t seenlen;
+	char buf[64];
+	size_t n;
+
+	CHECK(s != NULL);
+	CHECK_EQ(ntm_probe_make(q, TX), NTM_PROBE_LEN);
+	CHECK_EQ(ntm_msg_validate(q, sizeof(q)), NTM_MSG_PROBE);
+	n = ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 1, a,
+	    sizeof(a));
+	CHECK_EQ(n, NTM_PROBE_RESP_LEN);
+	CHECK(n <= sizeof(q));
+	CHECK_EQ(ntm_msg_validate(a, n), NTM_MSG_PROBE_RESP);
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), 0);
+	CHECK_STR(ntm_sa_str((struct sockaddr *)&seen, buf, sizeof(buf)), "198.18.2.1:40000");
+	/* Another probe's answer, a truncated or padded one, a probe itself. */
+	CHECK_EQ(ntm_probe_resp_open(a, n, (const uint8_t *)"fedcba9876543210", &seen, &seenlen),
+	    NTM_ERR_INVAL);
+	CHECK_EQ(ntm_probe_resp_open(a, n - 1, TX, &seen, &seenlen), NTM_ERR_SHORT);
+	CHECK_EQ(ntm_probe_resp_open(a, n + 1, TX, &seen, &seenlen), NTM_ERR_TOOBIG);
+	CHECK_EQ(ntm_probe_resp_open(q, sizeof(q), TX, &seen, &seenlen), NTM_ERR_PROTO);
+	a[NTM_PROBE_RESP_LEN - 1] = 1;
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), NTM_ERR_PROTO);
+	memset(a + NTM_HDR_LEN + NTM_PROBE_TXID_LEN, 0, NTM_PROBE_RESP_LEN - NTM_HDR_LEN -
+	    NTM_PROBE_TXID_LEN);
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), NTM_ERR_PROTO);	/* empty */
+
+	/* IPv6, and IPv4 on a dual-stack socket (answered as IPv4). */
+	n = ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&from6, salen(&from6), 2, a,
+	    sizeof(a));
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), 0);
+	CHECK_STR(ntm_sa_str((struct sockaddr *)&seen, buf, sizeof(buf)), "[fd00:18::10]:5");
+	n = ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&mapped, salen(&mapped), 3, a,
+	    sizeof(a));
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), 0);
+	CHECK_EQ(seen.ss_family, AF_INET);
+	CHECK_STR(ntm_sa_str((struct sockaddr *)&seen, buf, sizeof(buf)), "198.18.2.1:40001");
+	ntm_probe_srv_free(s);
+	ntm_probe_srv_free(NULL);
+}
+
+TEST(never_answers_more_than_it_got)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(1e6, 1e6, 1e6, K);
+	struct sockaddr_storage from = sa("198.18.2.1:40000");
+	uint8_t q[NTM_UDP_MAX + 8], a[NTM_UDP_MAX];
+	struct ntm_probe_stats st;
+	size_t n;
+
+	/* Every length and every type byte: an answer only to an exact PROBE,
+	 * and never longer than the datagram it answers. */
+	for (int type = 0; type < 256; type++)
+		for (size_t len = 0; len <= sizeof(q); len++) {
+			memset(q, 0, sizeof(q));
+			if (len > 0)
+				q[0] = (uint8_t)type;
+			if (len > 1)
+				q[1] = NTM_UDP_VERSION;
+			n = ntm_probe_srv_input(s, q, len, (struct sockaddr *)&from,
+			    sizeof(struct sockaddr_in), 1, a, sizeof(a));
+			CHECK(n <= len);
+			CHECK(n == 0 || (type == NTM_MSG_PROBE && len == NTM_PROBE_LEN));
+		}
+	/* Padding that is not zero, a wrong version: no answer. */
+	ntm_probe_make(q, TX);
+	q[NTM_PROBE_LEN - 1] = 0xff;
+	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
+	    sizeof(struct sockaddr_in), 1, a, sizeof(a)), 0);
+	ntm_probe_make(q, TX);
+	q[1] = NTM_UDP_VERSION + 1;
+	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
+	    sizeof(struct sockaddr_in), 1, a, sizeof(a)), 0);
+	/* Too small a buffer for the answer: nothing. */
+	ntm_probe_make(q, TX);
+	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
+	    sizeof(struct sockaddr_in), 1, a, NTM_PROBE_RESP_LEN - 1), 0);
+	ntm_probe_srv_stats(s, &st);
+	CHECK_EQ(st.answered, 1);
+	CHECK_EQ(st.limited, 0);
+	ntm_probe_srv_free(s);
+}
+
+TEST(flood_limited)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(10, 20, 100, K);
+	struct sockaddr_storage from = sa("198.18.2.1:1"), other = sa("198.18.9.9:1");
+	struct ntm_probe_stats st;
+	uint8_t q[NTM_PROBE_LEN], a[NTM_PROBE_RESP_LEN];
+	int n = 0;
+
+	ntm_probe_make(q, TX);
+	/* 10,000 probes from one address, from changing ports, at one time:
+	 * the burst is answered, the rest not. */
+	for (int i = 0; i < 10000; i++) {
+		((struct sockaddr_in *)&from)->sin_port = htons((uint16_t)(1 + i));
+		n += ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&from,
+		    sizeof(struct sockaddr_in), 1000, a, sizeof(a)) > 0;
+	}
+	CHECK_EQ(n, 20);
+	/* Another address is answered meanwhile. */
+	CHECK(ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&other,
+	    sizeof(struct sockaddr_in), 1000, a, sizeof(a)) > 0);
+	/* A second later, 10 more. */
+	n = 0;
+	for (int i = 0; i < 100; i++)
+		n += ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&from,
+		    sizeof(struct sockaddr_in), 2000, a, sizeof(a)) > 0;
+	CHECK_EQ(n, 10);
+	ntm_probe_srv_stats(s, &st);
+	CHECK_EQ(st.answered, 31);
+	CHECK_EQ(st.limited, 10000 - 20 + 100 - 10);
+	ntm_probe_srv_free(s);
+
+	/* The total: many sources at once get no more than total_rate. */
+	s = ntm_probe_srv_new(10, 20, 100, K);
+	n = 0;
+	for (int i = 0; i < 1000; i++) {
+		((struct sockaddr_in *)&other)->sin_addr.s_addr = htonl(0xc6120000u + (uint32_t)i);
+		n += ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&other,
+		    sizeof(struct sockaddr_in), 5000, a, sizeof(a)) > 0;
+	}
+	CHECK_EQ(n, 100);
+	ntm_probe_srv_free(s);
+	CHECK(ntm_probe_srv_new(10, 20, 0, K) == NULL);
+	CHECK(ntm_probe_srv_new(0, 20, 10, K) == NULL);
+}
+
+TEST(classify)
+{
+	struct sockaddr_storage local = sa("100.64.2.10:40000"), nat = sa("198.18.2.1:40000"),
+	    nat2 = sa("198.18.2.1:51234"), glob = sa("198.18.1.10:40000");
+	const struct sockaddr *l = (struct sockaddr *)&local, *n1 = (struct sockaddr *)&nat,
+	    *n2 = (struct sockaddr *)&nat2, *g = (struct sockaddr *)&glob;
+	static const struct { int k; const char *name; } names[] = {
+		{ NTM_NAT_UNKNOWN, "unknown" }, { NTM_NAT_NONE, "none" },
+		{ NTM_NAT_NATTED, "natted" }, { NTM_NAT_EI, "endpoint-independent" },
+		{ NTM_NAT_PER_DEST, "varies-by-destination" }, { 99, "unknown" },
+	};
+
+	CHECK_EQ(ntm_nat_classify(l, NULL, NULL), NTM_NAT_UNKNOWN);
+	CHECK_EQ(ntm_nat_classify(l, n1, n1), NTM_NAT_EI);
+	CHECK_EQ(ntm_nat_classify(l, n1, n2), NTM_NAT_PER_DEST);
+	CHECK_EQ(ntm_nat_classify(l, n1, NULL), NTM_NAT_NATTED);
+	CHECK_EQ(ntm_nat_classify(l, NULL, n2), NTM_NAT_NATTED);
+	CHECK_EQ(ntm_nat_classify(g, g, g), NTM_NAT_NONE);
+	CHECK_EQ(ntm_nat_classify(g, NULL, g), NTM_NAT_NONE);
+	CHECK_EQ(ntm_nat_classify(NULL, g, g), NTM_NAT_EI);	/* local unknown */
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CHECK_STR(ntm_nat_name(names[i].k), names[i].name);
+}
+
+UNIT_MAIN(T(round_trip), T(never_answers_more_than_it_got), T(flood_limited), T(classify))
