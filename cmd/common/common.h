@@ -121,6 +121,9 @@ struct srv_conf {
 	long	 max_devices;		/* DC: devices per user (0: any) */
 	long	 login_rate;		/* DC: logins/s per source address (burst 5x) */
 	long	 login_rate_prefix;	/* DC: logins/s per source /24 or /56 (burst 5x) */
+	long	 login_inflight;	/* DC: logins at the AS at once */
+	long	 login_queue;		/* DC: logins waiting for a turn, in all */
+	long	 login_queue_prefix;	/* DC: ... and from one /24 or /56 */
 	long	 probe_rate;		/* DC, RS: reflection probes answered/s per source
 					 * address (burst 2x; 0: none answered) */
 	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */

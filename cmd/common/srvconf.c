@@ -43,6 +43,8 @@ static const struct {
 	S(user, R_ALL),
 	I(client_idle_days, R_DC, 0, 36500), I(max_devices, R_DC, 0, 1000000),
 	I(login_rate, R_DC, 1, 1000000), I(login_rate_prefix, R_DC, 1, 1000000),
+	I(login_inflight, R_DC, 1, 100000), I(login_queue, R_DC, 0, 1000000),
+	I(login_queue_prefix, R_DC, 1, 100000),
 	I(probe_rate, R_DC | R_RS, 0, 1000000),
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
@@ -234,6 +236,9 @@ conf_defaults(struct srv_conf *c)
 	c->max_devices = 16;
 	c->login_rate = 2;
 	c->login_rate_prefix = 20;
+	c->login_inflight = 8;
+	c->login_queue = 512;
+	c->login_queue_prefix = 4;
 	c->probe_rate = NTM_PROBE_RATE;
 	c->http_max_conns = NTM_HTTPD_MAX_CONNS;
 	c->http_max_conns_per_addr = NTM_HTTPD_MAX_CONNS_PER_ADDR;

@@ -66,6 +66,9 @@ struct dc {
 	struct ntm_prefix	 p4, p6;
 	char			*as_login_url;	/* {as_url}/v1/as/login */
 	struct dc_login		*pending;	/* logins waiting for the AS */
+	struct login_src	*login_srcs;	/* sources with logins waiting for a turn */
+	struct login_src	*login_turn;	/* the source whose turn is next */
+	long			 login_inflight, login_waiting;
 	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
 	struct disc		*disc;		/* NULL when resolver is unset */

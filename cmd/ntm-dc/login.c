@@ -36,6 +36,27 @@ struct dc_login {
 	int64_t		 token_expires;
 	char		 sid[2 * DC_SESSION_ID + 1];
 	char		 dc_key[NTM_B64_LEN(NTM_KX_PK)];
+	/* waiting for a turn at the AS */
+	json_t		*as_body;	/* what goes to the AS */
+	struct dc_login	*qnext;
+	int64_t		 queued_at;	/* mono ms */
+};
+
+/*
+ * Turns at the AS. A login costs the AS one Argon2id run, the dearest
+ * thing an anonymous client can ask for. At most login_inflight logins of
+ * this DC are at the AS at once; the others wait in one queue per source
+ * /24 or /56 (at most login_queue_prefix each and login_queue in all; past
+ * them 503 busy at once), and the queues take turns. A flood from many
+ * prefixes then costs a login one turn per flooding prefix, never its
+ * place; a login that waited longer than as_timeout_ms gets 503 busy.
+ */
+struct login_src {
+	struct login_src *next;
+	uint8_t		 key[18];
+	size_t		 kn;
+	struct dc_login	*head, *tail;
+	long		 n;
 };
 
 static void
@@ -61,6 +82,10 @@ login_free(struct dc_login *l)
 {
 	if (l == NULL)
 		return;
+	if (l->as_body) {
+		wipe_json_string(l->as_body, "password");
+		json_decref(l->as_body);
+	}
 	ntm_wipe(l, sizeof(*l));
 	free(l);
 }
@@ -302,10 +327,23 @@ passthrough_code(const char *code)
 	    strcmp(code, "too_many_attempts") == 0);
 }
 
+static void login_next(struct dc *dc);
+static void login_answered(struct dc_login *l, const struct ntm_http_result *res);
+
 static void
 on_as_login(const struct ntm_http_result *res, void *arg)
 {
 	struct dc_login *l = arg;
+	struct dc *dc = l->dc;
+
+	dc->login_inflight--;
+	login_answered(l, res);
+	login_next(dc);
+}
+
+static void
+login_answered(struct dc_login *l, const struct ntm_http_result *res)
+{
 	const char *code = NULL, *message = NULL;
 	struct ntm_m_error e;
 	struct ntm_m_as_login_ok ok;
@@ -388,6 +426,121 @@ login_allowed(struct dc *dc, struct ntm_req *req)
 	return 0;
 }
 
+/* Asks the AS; l is owned by the pending list until on_as_login runs
+ * (and frees it). */
+static void
+login_send(struct dc_login *l)
+{
+	struct dc *dc = l->dc;
+	int e;
+
+	login_link(l);
+	e = ntm_httpc_request(dc->httpc, "POST", dc->as_login_url, l->as_body, NULL,
+	    dc->srv->conf.as_timeout_ms, on_as_login, l);
+	wipe_json_string(l->as_body, "password");
+	json_decref(l->as_body);
+	l->as_body = NULL;
+	if (e < 0) {
+		login_unlink(l);
+		login_as_fail(l, "the DC cannot ask the account server (AS)", ntm_strerror(e));
+		login_free(l);
+		return;
+	}
+	dc->login_inflight++;
+}
+
+static void
+login_busy(struct dc_login *l, const char *why)
+{
+	log_info("login %s/%s from %s: busy (%s)", l->user, l->device, l->peer, why);
+	ntm_reply_error(l->req, 503, "busy", NULL, "the DC has too many logins waiting "
+	    "for the account server; try again in a few seconds");
+	login_free(l);
+}
+
+/* Queues l behind the other logins of its /24 or /56 (or answers 503). */
+static void
+login_wait(struct dc_login *l)
+{
+	struct dc *dc = l->dc;
+	const struct srv_conf *cf = &dc->srv->conf;
+	struct login_src *src;
+	uint8_t k[18];
+	size_t kn = 0;
+
+	if (ntm_req_peer(l->req) == NULL ||
+	    ntm_ratelim_addr_key(ntm_req_peer(l->req), -1, k, &kn) < 0)
+		kn = 0;		/* no address: one queue for all such */
+	for (src = dc->login_srcs; src; src = src->next)
+		if (src->kn == kn && memcmp(src->key, k, kn) == 0)
+			break;
+	if (dc->login_waiting >= cf->login_queue) {
+		login_busy(l, "login_queue full");
+		return;
+	}
+	if (src && src->n >= cf->login_queue_prefix) {
+		login_busy(l, "login_queue_prefix full");
+		return;
+	}
+	if (src == NULL) {
+		if ((src = calloc(1, sizeof(*src))) == NULL) {
+			login_busy(l, "out of memory");
+			return;
+		}
+		memcpy(src->key, k, kn);
+		src->kn = kn;
+		src->next = dc->login_srcs;
+		dc->login_srcs = src;
+	}
+	l->queued_at = mono_ms();
+	if (src->tail)
+		src->tail->qnext = l;
+	else
+		src->head = l;
+	src->tail = l;
+	src->n++;
+	dc->login_waiting++;
+}
+
+/* The next login in turn: one from the source after the last one served. */
+static struct dc_login *
+login_take(struct dc *dc)
+{
+	struct login_src *src = dc->login_turn ? dc->login_turn : dc->login_srcs, **pp;
+	struct dc_login *l;
+
+	if (src == NULL)
+		return NULL;
+	l = src->head;
+	if ((src->head = l->qnext) == NULL)
+		src->tail = NULL;
+	l->qnext = NULL;
+	src->n--;
+	dc->login_waiting--;
+	dc->login_turn = src->next;
+	if (src->n == 0) {
+		for (pp = &dc->login_srcs; *pp != src; pp = &(*pp)->next)
+			;
+		*pp = src->next;
+		free(src);
+	}
+	return l;
+}
+
+static void
+login_next(struct dc *dc)
+{
+	struct dc_login *l;
+
+	while (dc->login_inflight < dc->srv->conf.login_inflight &&
+	    (l = login_take(dc)) != NULL) {
+		if (mono_ms() - l->queued_at > dc->srv->conf.as_timeout_ms)
+			login_busy(l, "waited longer than as_timeout_ms");
+		else
+			login_send(l);
+	}
+}
+
 static void
 on_login(struct ntm_req *req, void *arg)
 {
@@ -398,7 +551,6 @@ on_login(struct ntm_req *req, void *arg)
 	struct ntm_m_as_login as;
 	struct ntm_jerr jerr;
 	struct dc_login *l = NULL;
-	int e;
 
 	if (!login_allowed(dc, req))
 		goto cleanup;
@@ -440,15 +592,12 @@ on_login(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
 	}
-	/* Owned by the pending list until on_as_login runs (and frees it). */
-	login_link(l);
-	if ((e = ntm_httpc_request(dc->httpc, "POST", dc->as_login_url, out, NULL,
-	    s->conf.as_timeout_ms, on_as_login, l)) < 0) {
-		login_unlink(l);
-		login_as_fail(l, "the DC cannot ask the account server (AS)",
-		    ntm_strerror(e));
-		goto cleanup;
-	}
+	l->as_body = out;
+	out = NULL;
+	if (dc->login_inflight < s->conf.login_inflight && dc->login_waiting == 0)
+		login_send(l);
+	else
+		login_wait(l);
 	l = NULL;
 cleanup:
 	if (out) {
@@ -525,6 +674,11 @@ dc_cancel_logins(struct dc *dc)
 		login_unlink(l);
 		login_fail(l, 502, "upstream_unavailable",
 		    "the DC is shutting down before the AS answered");
+		login_free(l);
+	}
+	while ((l = login_take(dc)) != NULL) {
+		login_fail(l, 502, "upstream_unavailable",
+		    "the DC is shutting down before the AS was asked");
 		login_free(l);
 	}
 }

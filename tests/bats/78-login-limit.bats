@@ -45,3 +45,56 @@ teardown_file() { platform_down; }
 	run login "$BATS_TEST_TMPDIR/a" alice alice-pw-1 "$(dc1_url)"
 	assert_success
 }
+
+# login_as USER SRC OUT: an anonymous login of USER from the address SRC,
+# its HTTP status written to OUT when it ends.
+login_as() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 30 --interface "$2" --cacert "$(ca)" \
+	    -H 'Content-Type: application/json' -d "{\"version\":1,\"user\":\"$1\",\"password\":\"x\",\"device\":\"d\",\"client_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}" \
+	    "$(dc2_url)/v1/login" > "$3"
+}
+
+@test "logins wait their turn at the AS: one queue per /24, served in turns; past the queues 503 busy" {
+	local d=$BATS_TEST_TMPDIR as_pid u order pids
+	platform_stop_role "$(P)" dc2
+	printf 'login_inflight = 1\nlogin_queue = 3\nlogin_queue_prefix = 2\nas_timeout_ms = 30000\n' \
+	    >> "$(P)/dc2.conf"
+	ntm-dc -d -f "$(P)/dc2.conf" >>"$(P)/dc2.log" 2>&1 &
+	echo $! > "$(P)/dc2.pid"
+	wait_health "$(dc2_url)" "$(ca)"
+	as_pid=$(cat "$(P)/as.pid")
+	# The AS stops answering: the first login holds the one place at the AS.
+	kill -STOP "$as_pid"
+	login_as turn0 127.0.0.1 "$d/u0" &
+	pids=$!
+	sleep 0.5
+	# Two more from 127.0.0.0/24 wait; a third finds its /24's queue full.
+	login_as turna1 127.0.0.1 "$d/a1" &
+	pids+=" $!"
+	sleep 0.3
+	login_as turna2 127.0.0.1 "$d/a2" &
+	pids+=" $!"
+	sleep 0.3
+	login_as turna3 127.0.0.1 "$d/a3"
+	# One from 127.0.9.0/24 waits too; the queue is then full for everyone.
+	login_as turnb1 127.0.9.1 "$d/b1" &
+	pids+=" $!"
+	sleep 0.3
+	login_as turnc1 127.0.10.1 "$d/c1"
+	kill -CONT "$as_pid"
+	# shellcheck disable=SC2086
+	wait $pids
+	assert_equal "$(cat "$d/a3")" 503
+	assert_equal "$(cat "$d/c1")" 503
+	for u in u0 a1 a2 b1; do
+		assert_equal "$(cat "$d/$u")" 401	# unknown users, asked at the AS
+	done
+	# The AS saw them in turns: b1 (its own /24) before the second of 127.0.0.0/24.
+	order=$(grep -o 'login user=turn[a-z0-9]*' "$(P)/as.log" | sed 's/login user=turn//' |
+	    tr '\n' ' ')
+	echo "# order at the AS: $order" >&3
+	[[ "$order" =~ 0\ .*b1\ .*a2 ]]
+	[[ "$order" != *a3* && "$order" != *c1* ]]
+	run grep -c 'busy (login_queue' "$(P)/dc2.log"
+	[ "$output" -eq 2 ]
+}
