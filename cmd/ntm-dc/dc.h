@@ -68,6 +68,7 @@ struct dc {
 	struct dc_login		*pending;	/* logins waiting for the AS */
 	struct login_src	*login_srcs;	/* sources with logins waiting for a turn */
 	struct login_src	*login_turn;	/* the source whose turn is next */
+	struct login_src	*login_known;	/* known devices' logins: first */
 	long			 login_inflight, login_waiting;
 	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */

@@ -40,6 +40,7 @@ struct dc_login {
 	json_t		*as_body;	/* what goes to the AS */
 	struct dc_login	*qnext;
 	int64_t		 queued_at;	/* mono ms */
+	int		 known;		/* its prior token is ours, for it */
 };
 
 /*
@@ -50,7 +51,12 @@ struct dc_login {
  * them 503 busy at once), and the queues take turns. A flood from many
  * prefixes then costs a login one turn per flooding prefix, never its
  * place; a login that waited longer than as_timeout_ms gets 503 busy.
+ * A known device goes first: one whose login carries a token the AS issued
+ * for it at this DC (expired less than DC_KNOWN_GRACE_S ago); such logins
+ * wait in their own queue (login_queue of them at most), served before the
+ * others. A flood cannot forge one; the password is still asked.
  */
+#define DC_KNOWN_GRACE_S	(90L * 86400)
 struct login_src {
 	struct login_src *next;
 	uint8_t		 key[18];
@@ -458,7 +464,29 @@ login_busy(struct dc_login *l, const char *why)
 	login_free(l);
 }
 
-/* Queues l behind the other logins of its /24 or /56 (or answers 503). */
+/* 1 if prior is a token the AS issued for this user and device at this
+ * DC, live or expired less than DC_KNOWN_GRACE_S ago. */
+static int
+login_known(struct dc *dc, const struct ntm_m_login *m)
+{
+	const struct srv_conf *cf = &dc->srv->conf;
+	struct ntm_token t;
+	int ok;
+
+	if (m->prior_token == NULL || ntm_token_from_b64(&t, m->prior_token) < 0)
+		return 0;
+	/* The signature alone (checked as of its last valid second); the age
+	 * below. */
+	ok = ntm_token_verify(&t, cf->as_pk, t.expires) == 0 &&
+	    now_unix() - t.expires < DC_KNOWN_GRACE_S &&
+	    strcmp(t.dc, cf->name) == 0 && strcmp(t.user, m->user) == 0 &&
+	    strcmp(t.device, m->device) == 0;
+	ntm_wipe(&t, sizeof(t));
+	return ok;
+}
+
+/* Queues l behind the other logins of its /24 or /56, or of known
+ * devices (or answers 503). */
 static void
 login_wait(struct dc_login *l)
 {
@@ -468,6 +496,18 @@ login_wait(struct dc_login *l)
 	uint8_t k[18];
 	size_t kn = 0;
 
+	if (l->known) {
+		if ((src = dc->login_known) == NULL &&
+		    (src = dc->login_known = calloc(1, sizeof(*src))) == NULL) {
+			login_busy(l, "out of memory");
+			return;
+		}
+		if (src->n >= cf->login_queue) {
+			login_busy(l, "login_queue full of known devices");
+			return;
+		}
+		goto queue;
+	}
 	if (ntm_req_peer(l->req) == NULL ||
 	    ntm_ratelim_addr_key(ntm_req_peer(l->req), -1, k, &kn) < 0)
 		kn = 0;		/* no address: one queue for all such */
@@ -492,6 +532,7 @@ login_wait(struct dc_login *l)
 		src->next = dc->login_srcs;
 		dc->login_srcs = src;
 	}
+queue:
 	l->queued_at = mono_ms();
 	if (src->tail)
 		src->tail->qnext = l;
@@ -499,7 +540,8 @@ login_wait(struct dc_login *l)
 		src->head = l;
 	src->tail = l;
 	src->n++;
-	dc->login_waiting++;
+	if (!l->known)
+		dc->login_waiting++;
 }
 
 /* The next login in turn: one from the source after the last one served. */
@@ -509,6 +551,13 @@ login_take(struct dc *dc)
 	struct login_src *src = dc->login_turn ? dc->login_turn : dc->login_srcs, **pp;
 	struct dc_login *l;
 
+	if (dc->login_known && (l = dc->login_known->head) != NULL) {
+		if ((dc->login_known->head = l->qnext) == NULL)
+			dc->login_known->tail = NULL;
+		l->qnext = NULL;
+		dc->login_known->n--;
+		return l;
+	}
 	if (src == NULL)
 		return NULL;
 	l = src->head;
@@ -594,7 +643,9 @@ on_login(struct ntm_req *req, void *arg)
 	}
 	l->as_body = out;
 	out = NULL;
-	if (dc->login_inflight < s->conf.login_inflight && dc->login_waiting == 0)
+	l->known = login_known(dc, &m);
+	if (dc->login_inflight < s->conf.login_inflight && dc->login_waiting == 0 &&
+	    (dc->login_known == NULL || dc->login_known->n == 0))
 		login_send(l);
 	else
 		login_wait(l);
@@ -604,8 +655,10 @@ cleanup:
 		wipe_json_string(out, "password");
 		json_decref(out);
 	}
-	if (in)
+	if (in) {
 		wipe_json_string(in, "password");
+		wipe_json_string(in, "prior_token");
+	}
 	login_free(l);
 }
 
@@ -681,6 +734,8 @@ dc_cancel_logins(struct dc *dc)
 		    "the DC is shutting down before the AS was asked");
 		login_free(l);
 	}
+	free(dc->login_known);
+	dc->login_known = NULL;
 }
 
 const struct ntm_http_route dc_login_routes[] = {

@@ -331,6 +331,8 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	uint8_t xpk[NTM_XPK_LEN], xsk[NTM_XSK_LEN], dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
 	struct ntm_m_login m = { 0 };
 	struct ntm_jerr jerr;
+	struct session prior;
+	char perr[256];
 	json_t *req = NULL;
 	int n, err;
 
@@ -378,8 +380,17 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	m.client_key = pk_b64;
 	m.exchange_key = xpk_b64;
 	m.push = la->push;
+	/* The last token of this device at this DC, even expired: a known
+	 * device's login goes first when the DC is busy (§3.2). */
+	memset(&prior, 0, sizeof(prior));
+	if (session_load(cli, &prior, perr, sizeof(perr)) == 0 && prior.token &&
+	    prior.dc_url && strcmp(prior.dc_url, url) == 0 && prior.user &&
+	    strcmp(prior.user, la->user) == 0 && prior.device &&
+	    strcmp(prior.device, device) == 0)
+		m.prior_token = prior.token;
 	if ((err = ntm_msg_login_encode(&m, &req, &jerr)) < 0)
 		cli_err("login", "%s", err == NTM_ERR_JSON ? jerr.message : "out of memory");
+	session_free(&prior);
 out:
 	ntm_wipe(password, sizeof(password));
 	return req;

@@ -363,6 +363,7 @@ static const struct ntm_mfield login_f[] = {
 	S(T, exchange_key, 0, NTM_B64_LEN(NTM_KX_PK), NTM_MF_B64, NTM_KX_PK),
 	S(T, device_key, 0, NTM_B64_LEN(NTM_DEVKEY_LEN), NTM_MF_B64, NTM_DEVKEY_LEN),
 	S(T, sealed, 0, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX), NTM_MF_NONEMPTY, 0),
+	S(T, prior_token, 0, 4096, NTM_MF_NONEMPTY, 0),
 };
 MSG(ntm_msg_login, "POST /v1/login", login_f);
 #undef T

@@ -123,6 +123,7 @@ struct ntm_m_login {
 	const char	*push, *exchange_key;		/* optional */
 	const char	*device_key;			/* optional: X25519, b64 */
 	const char	*sealed;	/* instead of password: sealed to the AS */
+	const char	*prior_token;	/* optional: this device's last token here */
 };
 NTM_MSG_CODEC(ntm_msg_login, struct ntm_m_login)
 

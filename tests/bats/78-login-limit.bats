@@ -54,14 +54,21 @@ login_as() {
 	    "$(dc2_url)/v1/login" > "$3"
 }
 
-@test "logins wait their turn at the AS: one queue per /24, served in turns; past the queues 503 busy" {
-	local d=$BATS_TEST_TMPDIR as_pid u order pids
+# dc2_small_queues: dc2 with one login at the AS at a time, 3 waiting in
+# all and 2 per /24 (restarted once).
+dc2_small_queues() {
+	grep -q '^login_queue = 3' "$(P)/dc2.conf" && return 0
 	platform_stop_role "$(P)" dc2
 	printf 'login_inflight = 1\nlogin_queue = 3\nlogin_queue_prefix = 2\nas_timeout_ms = 30000\n' \
 	    >> "$(P)/dc2.conf"
 	ntm-dc -d -f "$(P)/dc2.conf" >>"$(P)/dc2.log" 2>&1 &
 	echo $! > "$(P)/dc2.pid"
 	wait_health "$(dc2_url)" "$(ca)"
+}
+
+@test "logins wait their turn at the AS: one queue per /24, served in turns; past the queues 503 busy" {
+	local d=$BATS_TEST_TMPDIR as_pid u order pids
+	dc2_small_queues
 	as_pid=$(cat "$(P)/as.pid")
 	# The AS stops answering: the first login holds the one place at the AS.
 	kill -STOP "$as_pid"
@@ -97,4 +104,52 @@ login_as() {
 	[[ "$order" != *a3* && "$order" != *c1* ]]
 	run grep -c 'busy (login_queue' "$(P)/dc2.log"
 	[ "$output" -eq 2 ]
+}
+
+@test "a known device's login goes first: its last token here puts it before the queues; a forged one does not" {
+	local d=$BATS_TEST_TMPDIR as_pid pids order tok forged rc
+	dc2_small_queues
+	login "$d/alice" alice alice-pw-1 "$(dc2_url)" >/dev/null
+	tok=$(jq -r .token "$d/alice/session.json")
+	# The same token with a character of its signature (its last 64 bytes)
+	# changed.
+	forged=$(python3 -c 'import sys; t = sys.argv[1]; i = len(t) - 10
+print(t[:i] + ("B" if t[i] == "A" else "A") + t[i + 1:])' "$tok")
+	[ "$forged" != "$tok" ]
+	as_pid=$(cat "$(P)/as.pid")
+	kill -STOP "$as_pid"
+	login_as known0 127.0.0.1 "$d/k0" &
+	pids=$!
+	sleep 0.5
+	login_as knowna1 127.0.0.1 "$d/a1" &
+	pids+=" $!"
+	sleep 0.3
+	login_as knowna2 127.0.0.1 "$d/a2" &
+	pids+=" $!"
+	sleep 0.3
+	login_as knownb1 127.0.9.1 "$d/b1" &
+	pids+=" $!"
+	sleep 0.3
+	# Full for anonymous logins, and for a forged prior token.
+	login_as knownc1 127.0.11.1 "$d/c1"
+	assert_equal "$(cat "$d/c1")" 503
+	run curl -s -o /dev/null -w '%{http_code}' --max-time 30 --interface 127.0.12.1 \
+	    --cacert "$(ca)" -H 'Content-Type: application/json' -d "{\"version\":1,\"user\":\"alice\",\"password\":\"x\",\"device\":\"$(jq -r .device "$d/alice/session.json")\",\"client_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"prior_token\":\"$forged\"}" \
+	    "$(dc2_url)/v1/login"
+	assert_output 503
+	# alice's own device, from the full 127.0.0.0/24, waits before all of them.
+	( login "$d/alice" alice alice-pw-1 "$(dc2_url)" >/dev/null; echo $? > "$d/alice.rc" ) &
+	pids+=" $!"
+	sleep 0.5
+	kill -CONT "$as_pid"
+	# shellcheck disable=SC2086
+	wait $pids
+	assert_equal "$(cat "$d/alice.rc")" 0
+	for rc in k0 a1 a2 b1; do
+		assert_equal "$(cat "$d/$rc")" 401
+	done
+	order=$(grep -o 'login user=\(known[a-z0-9]*\|alice\) ' "$(P)/as.log" | tail -n 5 |
+	    sed 's/login user=//; s/known//' | tr -d '\n')
+	echo "# order at the AS: $order" >&3
+	[[ "$order" == "0 alice "* ]]
 }

@@ -21,7 +21,7 @@ static const struct {
 } valid[] = {
 	{ &ntm_msg_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
 	  "\"device\":\"laptop\",\"client_key\":\"" K32 "\",\"push\":\"https://p.example/x\","
-	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\",\"sealed\":\"s\"}" },
+	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\",\"sealed\":\"s\",\"prior_token\":\"t\"}" },
 	{ &ntm_msg_as_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
 	  "\"device\":\"laptop\",\"sealed\":\"s\"}" },
 	{ &ntm_msg_as_login_ok, "{\"user\":\"alice\",\"token\":\"tok\",\"expires\":1700000000}" },
