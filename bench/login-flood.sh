@@ -110,6 +110,10 @@ for ph in before during after; do
 	printf '  %-7s %3d logins, %5s%% ok, median %s ms, p95 %s ms\n' "$ph" "$n" \
 	    "$( [ "$n" -gt 0 ] && echo "scale=1; 100 * $ok / $n" | bc || echo -)" "$med" "$p95"
 done
+if [ -s "$dir/legit.err" ]; then
+	echo "  why the failed ones failed:"
+	sed 's/^/    /' "$dir/legit.err" | sort | uniq -c | sort -rn | head -5
+fi
 python3 - "$dir" "$SOURCES" "$SECS" <<'EOF'
 import json, sys, glob
 d, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])

@@ -236,7 +236,7 @@ conf_defaults(struct srv_conf *c)
 	c->max_devices = 16;
 	c->login_rate = 2;
 	c->login_rate_prefix = 20;
-	c->login_inflight = 8;
+	c->login_inflight = 4;
 	c->login_queue = 512;
 	c->login_queue_prefix = 4;
 	c->probe_rate = NTM_PROBE_RATE;
