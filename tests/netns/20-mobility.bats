@@ -114,7 +114,8 @@ move() {
 	head -c $((24 * 1024 * 1024)) /dev/urandom > "$TOPO_DIR/mobile.in"
 	local want
 	want=$(sha256sum < "$TOPO_DIR/mobile.in" | cut -d' ' -f1)
-	ntmc c bob tunnel listen 7300 > "$TOPO_DIR/mobile.out" 2> "$TOPO_DIR/mobile.err" < /dev/null &
+	ntmc c bob tunnel listen 7300 2> "$TOPO_DIR/mobile.err" < /dev/null |
+	    gap_cat "$TOPO_DIR/mobile.out" "$TOPO_DIR/mobile.gaps" &
 	local lis=$!
 	sleep 1
 	# about 12 s of sending: long enough for three moves
@@ -152,4 +153,12 @@ move() {
 	cat "$TOPO_DIR/mobile.snd.err" "$TOPO_DIR/mobile.err" >&2
 	assert_equal "$(cat "$TOPO_DIR/mobile.rc")" 0
 	assert_equal "$(sha256sum < "$TOPO_DIR/mobile.out" | cut -d' ' -f1)" "$want"
+	wait_for 10 test -s "$TOPO_DIR/mobile.gaps"
+	echo "# stream stalls (longest three, ms): $(cat "$TOPO_DIR/mobile.gaps")" >&3
+	# What the moves lost went again as soon as each new path worked, not
+	# at the stack's retransmission timer.
+	run ntmc m alice status --json
+	assert_success
+	echo "# tcp_rexmits on the mobile node: $(jq -r .agent.stack.tcp_rexmits <<<"$output")" >&3
+	[ "$(jq -r .agent.stack.tcp_rexmits <<<"$output")" -ge 1 ]
 }

@@ -278,6 +278,28 @@ while True:
 ' "$1" "$2"
 }
 
+# gap_cat OUT GAPS: stdin to OUT; at its end, GAPS gets the three longest
+# silences between two reads (ms, longest first), for the record only.
+gap_cat() {
+	python3 -c '
+import sys, time
+out, inp = open(sys.argv[1], "wb"), sys.stdin.buffer.raw
+gaps, last = [], None
+while True:
+    b = inp.read(65536)
+    if not b:
+        break
+    now = time.monotonic()
+    if last is not None:
+        gaps.append((now - last) * 1000)
+    last = now
+    out.write(b)
+    out.flush()
+gaps.sort(reverse=True)
+open(sys.argv[2], "w").write(" ".join("%.0f" % g for g in gaps[:3]) + "\n")
+' "$1" "$2"
+}
+
 # restart_server ROLE: stop a server by its recorded pid and start it again.
 restart_server() {
 	local role=$1 pid

@@ -57,6 +57,7 @@ struct tun {
 	int		 recreating;
 	struct event	*timer;
 	int64_t		 armed;			/* when timer fires; 0 if not set */
+	int		 path_new;		/* the path changed; nothing came over it yet */
 };
 
 struct ctl;
@@ -82,6 +83,9 @@ struct agent_hooks {
 		    const uint8_t *p, size_t len);
 	/* the first REG_RESP; line ("registered: ...\n") says where we are */
 	void	(*registered)(struct agent *a, const char *line);
+	/* t's path changed (a move of either end, a new route) and an
+	 * authentic datagram just came over the new one */
+	void	(*path_confirmed)(struct agent *a, struct tun *t);
 };
 
 struct agent {
@@ -153,6 +157,7 @@ struct agent {
 	uint64_t	 rx, tx, send_errors, reg_sent, reg_resps, nudges, moved,
 				 directions;
 	uint64_t	 drops[DROP_N], inner_drops, echo_answered, net_changes;
+	uint64_t	 tcp_rexmits;	/* connections resent at once on a new path */
 	uint64_t	 gso_sends, gro_recvs;	/* messages carrying runs */
 	uint64_t	 stack_in, stack_out, stack_noroute;	/* user-space stack packets */
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
@@ -234,6 +239,9 @@ int  agent_ip_start(struct agent *a, char *err, size_t errlen);
 void agent_ip_input(struct agent *a, const uint8_t *p, size_t len);
 void agent_ip_kick(struct agent *a);	/* re-arm lwIP's timers after a call */
 int  agent_ip_is_ours(struct agent *a, int version, const uint8_t *addr);
+/* t's path works again: the stack's TCP connections to its peer resend
+ * what is unacknowledged now rather than at their retransmission timer. */
+void agent_ip_path_confirmed(struct agent *a, struct tun *t);
 
 /* streams.c: TCP byte streams between control connections and lwIP.
  * The stream takes over the connection's bufferevent (and frees it). */

@@ -146,7 +146,7 @@ status_json(struct agent *a)
 	for (int i = 0; i < DROP_N; i++)
 		json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->drops[i]));
 	j = json_pack("{s:I, s:i, s:b, s:s, s:s, s:s, s:I, s:o, s:i, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I},"
+	    " s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I},"
 	    " s:{s:b, s:b, s:I, s:I}}",
 	    "pid", (json_int_t)getpid(), "port", a->port, "dual_stack", a->dual,
 	    "fqdn", a->s.fqdn, "vip4", a->s.vip4, "vip6", a->s.vip6,
@@ -166,7 +166,7 @@ status_json(struct agent *a)
 	    (json_int_t)a->tundev_out, "noroute", (json_int_t)a->tundev_noroute,
 	    "denied", (json_int_t)a->tundev_denied) : json_null(),
 	    "stack", "in", (json_int_t)a->stack_in, "out", (json_int_t)a->stack_out,
-	    "noroute", (json_int_t)a->stack_noroute,
+	    "noroute", (json_int_t)a->stack_noroute, "tcp_rexmits", (json_int_t)a->tcp_rexmits,
 	    "offload", "gso", !a->gso_off, "gro", a->gro,
 	    "gso_sends", (json_int_t)a->gso_sends, "gro_recvs", (json_int_t)a->gro_recvs);
 	if (j)

@@ -82,4 +82,5 @@ const struct agent_hooks agent_hooks = {
 	.tunnel_failed		= on_tunnel_failed,
 	.inner			= on_inner,
 	.registered		= on_registered,
+	.path_confirmed		= agent_ip_path_confirmed,
 };

@@ -26,6 +26,7 @@
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
 #include "lwip/tcp.h"
+#include "lwip/priv/tcp_priv.h"	/* tcp_active_pcbs, tcp_rexmit_rto */
 #include "lwip/timeouts.h"
 
 #include "common.h"
@@ -181,6 +182,33 @@ agent_ip_is_ours(struct agent *a, int version, const uint8_t *addr)
 {
 	return version == 4 ? a->has_vip4 && memcmp(a->vip4, addr, 4) == 0 :
 	    a->has_vip6 && memcmp(a->vip6, addr, 16) == 0;
+}
+
+void
+agent_ip_path_confirmed(struct agent *a, struct tun *t)
+{
+	struct tcp_pcb *pcb;
+	uint8_t b[16];
+	int v, n = 0;
+
+	if (!ip.up)
+		return;
+	for (pcb = tcp_active_pcbs; pcb; pcb = pcb->next) {
+		if (pcb->unacked == NULL)
+			continue;
+		v = agent_ip_from(&pcb->remote_ip, b);
+		if (v == 4 ? t->has4 && memcmp(t->pv4, b, 4) == 0 :
+		    v == 6 && t->has6 && memcmp(t->pv6, b, 16) == 0) {
+			tcp_rexmit_rto(pcb);
+			n++;
+		}
+	}
+	if (n) {
+		a->tcp_rexmits += (uint64_t)n;
+		log_debug("tunnel %s: new path works: %d TCP connection%s resend now",
+		    t->peer, n, n == 1 ? "" : "s");
+		agent_ip_kick(a);
+	}
 }
 
 void

@@ -139,6 +139,7 @@ void
 agent_tun_rebind(struct tun *t)
 {
 	ntm_peer_rebind(&t->p, agent_now_ms(), wall_ms());
+	t->path_new = 1;
 	agent_tun_arm(t);
 }
 
@@ -215,6 +216,7 @@ agent_tun_reroute(struct tun *t, const struct tun *nt)
 	snprintf(t->reason, sizeof(t->reason), "%s", nt->reason);
 	t->recreating = 0;
 	ntm_peer_reroute(&t->p, &nt->p, agent_now_ms(), wall_ms());
+	t->path_new = 1;
 	agent_tun_arm(t);
 }
 
@@ -337,6 +339,7 @@ agent_tun_moved(struct agent *a, const struct ntm_moved *m)
 	log_info("tunnel %s: the DC says the peer moved: endpoint %s -> %s", t->peer,
 	    had ? ntm_sa_str((struct sockaddr *)&old, b1, sizeof(b1)) : "-",
 	    ntm_sa_str((struct sockaddr *)&ep, b2, sizeof(b2)));
+	t->path_new = 1;
 	agent_tun_arm(t);
 }
 
@@ -401,6 +404,15 @@ agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_stora
 		log_info("tunnel %s: endpoint %s -> %s", t->peer,
 		    ev.had_ep ? ntm_sa_str((struct sockaddr *)&ev.old_ep, b1, sizeof(b1)) : "-",
 		    ntm_sa_str((const struct sockaddr *)from, b2, sizeof(b2)));
+		t->path_new = 1;
+	}
+	/* The first authentic datagram over a new path: what TCP lost while
+	 * the path changed goes again now (a move's stall is then about the
+	 * ping gap, not a backed-off retransmission timer). */
+	if (t->path_new && t->p.has_ep &&
+	    ntm_sa_equal((const struct sockaddr *)&t->p.ep, (const struct sockaddr *)from)) {
+		t->path_new = 0;
+		a->hooks->path_confirmed(a, t);
 	}
 	if (r < 0)
 		a->drops[DROP_MALFORMED]++;	/* authentic, but not an IP packet */
