@@ -451,6 +451,14 @@ bearer_check(struct ntm_req *req, const char *token, void *arg)
 	return s->spec->bearer(req, token, s->priv);
 }
 
+static int
+bearer_precheck(const char *token, void *arg)
+{
+	struct srv *s = arg;
+
+	return s->spec->bearer_precheck(token, s->priv);
+}
+
 /* Everything up to (not including) listening; shared by -n and the daemon. */
 static int
 daemon_setup(struct srv *s, char *err, size_t errlen)
@@ -502,6 +510,8 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 	    s->spec->anchor ? cert_check : NULL, s);
 	if (s->spec->bearer)
 		ntm_httpd_set_bearer(s->httpd, bearer_check, s);
+	if (s->spec->bearer_precheck)
+		ntm_httpd_set_bearer_precheck(s->httpd, bearer_precheck, s);
 	if (add_routes(s) < 0) {
 		snprintf(err, errlen, "cannot add the HTTP routes");
 		return -1;

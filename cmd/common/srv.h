@@ -57,6 +57,8 @@ struct srv_spec {
 	const struct ntm_http_route *const *routes;
 	/* Checks the token of NTM_ROUTE_BEARER routes; called with s->priv. */
 	ntm_bearer_fn	*bearer;
+	/* optional: the token of a large body, checked before it is read */
+	ntm_bearer_precheck_fn *bearer_precheck;
 	/*
 	 * Called once the identity, certificate, event base and HTTPS server
 	 * exist, before listening (also under -n): open storage, set s->priv.

@@ -95,6 +95,27 @@ who_free(void *p)
 }
 
 int
+cs_bearer_precheck(const char *b64, void *arg)
+{
+	struct cs *cs = arg;
+	char id[NTM_B64_LEN(NTM_TOKEN_ID)];
+	uint8_t h[NTM_HASH_LEN];
+	struct ntm_token t;
+	int ok;
+
+	ntm_hash(h, b64, strlen(b64));
+	if (memo_find(h, now_unix()) != NULL)
+		return 0;
+	if (ntm_token_from_b64(&t, b64) < 0)
+		return -1;
+	ok = ntm_token_verify(&t, cs->srv->conf.as_pk, now_unix()) == 0 &&
+	    ntm_b64_encode(id, sizeof(id), t.id, sizeof(t.id)) >= 0 &&
+	    cs_db_revoked(cs->db, id, t.user, t.dc, t.issued) == 0;
+	ntm_wipe(&t, sizeof(t));
+	return ok ? 0 : -1;
+}
+
+int
 cs_bearer(struct ntm_req *req, const char *b64, void *arg)
 {
 	struct cs *cs = arg;

@@ -116,6 +116,7 @@ static const struct srv_spec cs_spec = {
 	.max_body	= CS_CHUNK_MAX,
 	.routes		= cs_routes,
 	.bearer		= cs_bearer,
+	.bearer_precheck = cs_bearer_precheck,
 	.setup		= cs_setup,
 	.metrics	= cs_metrics,
 	.teardown	= cs_teardown,

@@ -77,6 +77,8 @@ struct ntm_httpd {
 	void			*check_arg;
 	ntm_bearer_fn		*bearer;
 	void			*bearer_arg;
+	ntm_bearer_precheck_fn	*precheck;	/* the token, before a large body */
+	void			*precheck_arg;
 	struct ntm_replay	*replay;
 	struct ntm_req		*live;		/* requests awaiting a reply */
 	struct ntm_httpd_limits	 lim;
@@ -185,6 +187,7 @@ struct conn {
 	char			 path[256];
 	int64_t			 clen;		/* -1: none */
 	int			 chunked;	/* or a Content-Length we cannot read */
+	char			 bearer[CONN_LINE_MAX];	/* "Authorization: Bearer" token; "" none */
 	int			 trunc;		/* this line is longer than line[] */
 	/* What the refusal said, for the JSON answer (httpd_outbuf_cb). */
 	int64_t			 over_len;	/* declared length over... */
@@ -425,15 +428,18 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* The body limit of a request, from the route table: the route's, the
  * server's, or NTM_BODY_MAX for a request no route takes. */
 static size_t
-conn_limit(const struct ntm_httpd *h, const char *method, const char *path)
+conn_limit(const struct ntm_httpd *h, const char *method, const char *path,
+    unsigned *flags)
 {
 	size_t lim = h->max_body < NTM_BODY_MAX ? h->max_body : NTM_BODY_MAX;
 
+	*flags = 0;
 	for (size_t i = 0; i < h->nroutes; i++) {
 		const struct ntm_http_route *rt = &h->routes[i].r;
 
 		if (strcmp(rt->path, path) != 0 || strcmp(rt->method, method) != 0)
 			continue;
+		*flags = rt->flags;
 		return rt->body_max && rt->body_max < h->max_body ? rt->body_max :
 		    h->max_body;
 	}
@@ -447,7 +453,8 @@ conn_head_done(struct conn *c)
 	struct ntm_httpd *h = c->h;
 	struct evhttp_connection *evcon = NULL;
 	bufferevent_data_cb rd;
-	size_t lim = conn_limit(h, c->method, c->path);
+	unsigned flags;
+	size_t lim = conn_limit(h, c->method, c->path, &flags);
 	void *cbarg = NULL;
 
 	/* evhttp gives its connection as the bufferevent's callback
@@ -468,6 +475,13 @@ conn_head_done(struct conn *c)
 	} else if (c->clen > 0 && (uint64_t)c->clen > lim) {
 		c->over_len = c->clen;
 		c->over_max = lim;
+	} else if ((flags & NTM_ROUTE_BEARER) && h->precheck &&
+	    c->clen > NTM_HTTPD_PRECHECK_BODY &&
+	    (c->bearer[0] == '\0' || h->precheck(c->bearer, h->precheck_arg) < 0)) {
+		/* A large body is read only for a token that checks out:
+		 * memory is not spent on anonymous bodies. */
+		lim = 0;
+		c->over_len = -4;
 	} else if (c->clen > 0 && h->body_mem + (uint64_t)c->clen > h->lim.body_mem_max) {
 		/* Bodies held at once are bounded, whoever sends them. */
 		char txt[INET6_ADDRSTRLEN + 4] = "?";
@@ -556,6 +570,13 @@ conn_line(struct conn *c)
 			c->chunked = 1;
 		else if (c->clen < 0)
 			c->clen = n;
+	} else if (strcasecmp(l, "Authorization") == 0) {
+		/* Kept only whole: a cut token fails the check. */
+		if (!c->trunc && strncasecmp(v, "Bearer ", 7) == 0 &&
+		    strlen(v + 7) < sizeof(c->bearer))
+			snprintf(c->bearer, sizeof(c->bearer), "%s", v + 7);
+		else
+			snprintf(c->bearer, sizeof(c->bearer), "-");
 	} else if (strcasecmp(l, "Transfer-Encoding") == 0) {
 		c->chunked = 1;
 	}
@@ -603,7 +624,7 @@ conn_feed(struct conn *c, const char *p, size_t n)
 			c->linelen = 0;
 			c->clen = -1;
 			c->chunked = 0;
-			c->method[0] = c->path[0] = '\0';
+			c->method[0] = c->path[0] = c->bearer[0] = '\0';
 		}
 		c->head_bytes++;
 		if (*p == '\n') {
@@ -855,6 +876,10 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 			status = 503;
 			code = "busy";
 			msg = "the server holds too many request bodies: retry later";
+		} else if (c && c->over_len == -4) {
+			status = 401;
+			code = "unauthorized";
+			msg = "a large body is read only after a valid bearer token";
 		} else if (c && c->over_len >= 0) {
 			snprintf(text, sizeof(text), "request body of %lld bytes is "
 			    "over the limit of %zu", (long long)c->over_len, c->over_max);
@@ -880,6 +905,7 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 	evbuffer_add_printf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 	    "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s", status,
 	    status == 413 ? "Payload Too Large" : status == 411 ? "Length Required" :
+	    status == 401 ? "Unauthorized" :
 	    status == 503 ? "Service Unavailable" : status == 400 ? "Bad Request" :
 	    "Error", status == 503 ? "Retry-After: 1\r\n" : "", n, body);
 }
@@ -1911,6 +1937,13 @@ ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
 	h->check = check;
 	h->check_arg = arg;
 	h->has_trust = 1;
+}
+
+void
+ntm_httpd_set_bearer_precheck(struct ntm_httpd *h, ntm_bearer_precheck_fn *fn, void *arg)
+{
+	h->precheck = fn;
+	h->precheck_arg = arg;
 }
 
 void

@@ -277,6 +277,18 @@ void ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
 /* For NTM_ROUTE_BEARER routes: the token check (without it they answer 500). */
 void ntm_httpd_set_bearer(struct ntm_httpd *h, ntm_bearer_fn *fn, void *arg);
 /*
+ * For NTM_ROUTE_BEARER routes whose Content-Length is over
+ * NTM_HTTPD_PRECHECK_BODY: fn checks the token as soon as the request head
+ * is in, before the body is read (0 good, -1 not); a missing or refused
+ * token gets 401 unauthorized and the connection closes unread. Cheap
+ * checks only (signature, expiry, revocation): the bearer hook still runs
+ * on the request as usual.
+ */
+#define NTM_HTTPD_PRECHECK_BODY	(64 * 1024)
+typedef int ntm_bearer_precheck_fn(const char *token, void *arg);
+void ntm_httpd_set_bearer_precheck(struct ntm_httpd *h, ntm_bearer_precheck_fn *fn,
+    void *arg);
+/*
  * Called once per request as it ends (replied, or given up when the client
  * went away): route is its row's index in the order the rows were added,
  * and rt that row (borrowed for the call), or NTM_HTTPD_NO_ROUTE and NULL

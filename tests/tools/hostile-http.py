@@ -21,13 +21,17 @@
 #             with blanks, then the body: reads the answer.
 #   bigsend   TLS, a head declaring LENGTH bytes, then the body as fast as
 #             the server takes it; then reads the answer, if any.
+#   bigput    as bigbody, but PUT (the CS's chunks), with the token of the
+#             environment's BEARER in Authorization when it is set.
 #   keepalive TLS, GET PATH and read the answer, then hold the connection.
+# bigsend also sends BEARER's token when it is set.
 # Each connection waits until the server closes it, or BOUND_S passes.
 # Output, one line per connection: "conn I closed SECONDS" or "conn I open"
 # or "conn I status CODE CODE-FIELD" (bigbody, keepalive: the answer's
 # status and JSON "code"), then "done". For keepalive, the connections stay
 # until BOUND_S or stdin closes.
 import json
+import os
 import socket
 import ssl
 import sys
@@ -38,6 +42,8 @@ mode, port, ca, n, sources, bound = sys.argv[1:7]
 port, n, bound = int(port), int(n), float(bound)
 path = sys.argv[7] if len(sys.argv) > 7 else "/v1/login"
 clen = int(sys.argv[8]) if len(sys.argv) > 8 else 100000000
+auth = (b"Authorization: Bearer %s\r\n" % os.environ["BEARER"].encode()) \
+    if os.environ.get("BEARER") else b""
 pre, rng = sources.rsplit(".", 1)
 lo, hi = (int(x) for x in rng.split("-"))
 addrs = ["%s.%d" % (pre, i) for i in range(lo, hi + 1)]
@@ -153,6 +159,12 @@ def one(i):
                       % (path.encode(), clen, tail))
             st, code = read_answer(s)
             out("conn %d status %d %s" % (i, st, code))
+        elif mode == "bigput":
+            s.sendall(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/octet-stream\r\n%sContent-Length: %d\r\n\r\n"
+                      % (path.encode(), auth, clen))
+            st, code = read_answer(s)
+            out("conn %d status %d %s" % (i, st, code))
         elif mode == "padlen":
             s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
                       b"application/json\r\nContent-Length:%s%d\r\n\r\n%s"
@@ -161,8 +173,8 @@ def one(i):
             out("conn %d status %d %s" % (i, st, code))
         elif mode == "bigsend":
             s.sendall(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                      b"application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-                      % (path.encode(), clen))
+                      b"application/octet-stream\r\n%sContent-Length: %d\r\n\r\n"
+                      % (path.encode(), auth, clen))
             piece = b"x" * 65536
             sent = 0
             s.settimeout(10)
