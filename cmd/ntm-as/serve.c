@@ -218,6 +218,61 @@ login_work(void *arg)
 	ntm_wipe(j->password, sizeof(j->password));
 }
 
+static void
+wipe_strings(json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(a, i, v)
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+/*
+ * The login's tokens for the CSs (docs/protocol.md §2.3): one per CS
+ * enrolled here, each for that CS alone, with the id and validity of the
+ * DC token dt, so that whatever revokes the login revokes them too. A
+ * client presents each only to its CS, and a CS takes no other: neither a
+ * CS nor the DC can replay what it was given at another server. New
+ * array, or NULL (logged).
+ */
+static json_t *
+cs_tokens(struct as *as, const struct ntm_token *dt)
+{
+	char names[NTM_CS_TOKENS_MAX][NTM_NAME_MAX + 1];
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	struct ntm_token t;
+	json_t *a;
+	int n, i;
+
+	if ((n = as_db_cs_names(as->db, dt->issued, names, NTM_CS_TOKENS_MAX)) < 0) {
+		log_warnx("login user=%s: cannot list the CSs: %s", dt->user,
+		    as_db_errmsg(as->db));
+		return NULL;
+	}
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		t = *dt;
+		t.aud_role = NTM_ROLE_CS;
+		snprintf(t.aud, sizeof(t.aud), "%.*s", NTM_NAME_MAX, names[i]);
+		ntm_token_sign(&t, as->sk);
+		if (ntm_token_to_b64(&t, b64, sizeof(b64)) < 0 ||
+		    json_array_append_new(a, json_string(b64)) < 0) {
+			log_warnx("login user=%s: cannot issue a token for CS %s", dt->user,
+			    names[i]);
+			ntm_wipe(b64, sizeof(b64));
+			ntm_wipe(&t, sizeof(t));
+			wipe_strings(a);
+			json_decref(a);
+			return NULL;
+		}
+		ntm_wipe(b64, sizeof(b64));
+	}
+	ntm_wipe(&t, sizeof(t));
+	return a;
+}
+
 /* Back on the loop: issue and record the token, or refuse. */
 static void
 login_done(void *arg)
@@ -250,10 +305,12 @@ login_done(void *arg)
 	}
 
 	memset(&t, 0, sizeof(t));
-	t.version = 1;
+	t.version = 2;
 	snprintf(t.user, sizeof(t.user), "%s", j->user);
 	snprintf(t.device, sizeof(t.device), "%s", j->device);
 	snprintf(t.dc, sizeof(t.dc), "%s", j->dc);
+	t.aud_role = NTM_ROLE_DC;
+	snprintf(t.aud, sizeof(t.aud), "%s", j->dc);
 	ntm_random(t.id, sizeof(t.id));
 	t.issued = now_unix();
 	t.expires = t.issued + as->conf.token_lifetime;
@@ -275,14 +332,21 @@ login_done(void *arg)
 	ok.user = t.user;
 	ok.token = b64;
 	ok.expires = t.expires;
-	err = ntm_msg_as_login_ok_encode(&ok, &body, &jerr);
-	ntm_wipe(b64, sizeof(b64));
-	if (err < 0) {
-		ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
+	if ((ok.cs_tokens = cs_tokens(as, &t)) == NULL) {
+		ntm_reply_error(j->req, 500, "internal", NULL, "cannot issue the CS tokens");
 		goto out;
 	}
-	log_login(j->user, j->device, j->dc, "ok");
-	ntm_reply_json(j->req, 200, body);
+	err = ntm_msg_as_login_ok_encode(&ok, &body, &jerr);
+	ntm_wipe(b64, sizeof(b64));
+	if (err < 0)
+		ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
+	else {
+		log_login(j->user, j->device, j->dc, "ok");
+		ntm_reply_json(j->req, 200, body);
+	}
+	/* The body shares the array: wiped once it is sent. */
+	wipe_strings(ok.cs_tokens);
+	json_decref(ok.cs_tokens);
 out:
 	ntm_wipe(&t, sizeof(t));
 	login_job_free(j);
@@ -501,7 +565,7 @@ route_device(struct ntm_req *req, void *arg)
 		return;
 	}
 	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
-	    strcmp(t.dc, cert->name) != 0 || as_db_token_live(as->db, &t, now) < 0) {
+	    strcmp(t.dc, cert->name) != 0 || !ntm_token_is_for(&t, NTM_ROLE_DC, cert->name) || as_db_token_live(as->db, &t, now) < 0) {
 		log_info("device cert for %s at %s: token refused", m.fqdn, cert->name);
 		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
 		    "token this AS issued for a login at %s", cert->name);

@@ -36,6 +36,7 @@ struct dc_login {
 	int64_t		 token_expires;
 	char		 sid[2 * DC_SESSION_ID + 1];
 	char		 dc_key[NTM_B64_LEN(NTM_KX_PK)];
+	json_t		*cs_tokens;	/* the AS's tokens for the CSs, passed on */
 };
 
 static void
@@ -59,8 +60,14 @@ wipe_json_string(json_t *obj, const char *key)
 static void
 login_free(struct dc_login *l)
 {
+	json_t *v;
+	size_t i;
+
 	if (l == NULL)
 		return;
+	json_array_foreach(l->cs_tokens, i, v)
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+	json_decref(l->cs_tokens);
 	ntm_wipe(l, sizeof(*l));
 	free(l);
 }
@@ -109,7 +116,8 @@ login_answer(struct dc_login *l, const char *cert)
 	ok = (struct ntm_m_login_ok){ .user = l->cl.user, .fqdn = l->cl.fqdn,
 		.vip4 = l->cl.vip4, .vip6 = l->cl.vip6, .domain = s->conf.name,
 		.token = l->token, .token_expires = l->token_expires, .session_id = l->sid,
-		.dc_key = l->dc_key, .device_cert = cert, .as_key = as_key };
+		.dc_key = l->dc_key, .device_cert = cert, .as_key = as_key,
+		.cs_tokens = l->cs_tokens };
 	if (ntm_msg_login_ok_encode(&ok, &out, NULL) < 0)
 		out = NULL;			/* answered 500 */
 	ntm_reply_json(l->req, 200, out);
@@ -217,7 +225,8 @@ login_finish(struct dc_login *l, const char *token_b64)
 		return;
 	}
 	if (strcmp(tok.user, l->user) != 0 || strcmp(tok.device, l->device) != 0 ||
-	    strcmp(tok.dc, s->conf.name) != 0) {
+	    strcmp(tok.dc, s->conf.name) != 0 ||
+	    !ntm_token_is_for(&tok, NTM_ROLE_DC, s->conf.name)) {
 		snprintf(msg, sizeof(msg), "its token names %s/%s at '%s', not %s/%s at '%s'",
 		    tok.user, tok.device, tok.dc, l->user, l->device, s->conf.name);
 		login_as_fail(l, "the AS answered with a token for another device", msg);
@@ -302,6 +311,23 @@ passthrough_code(const char *code)
 	    strcmp(code, "too_many_attempts") == 0);
 }
 
+/* 1 unless a (NULL: none) is at most NTM_CS_TOKENS_MAX strings that
+ * could be tokens. */
+static int
+cs_tokens_bad(json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	if (json_array_size(a) > NTM_CS_TOKENS_MAX)
+		return 1;
+	json_array_foreach(a, i, v)
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > NTM_B64_LEN(NTM_TOKEN_MAX))
+			return 1;
+	return 0;
+}
+
 static void
 on_as_login(const struct ntm_http_result *res, void *arg)
 {
@@ -324,7 +350,11 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 		} else if (ntm_msg_as_login_ok_decode(res->json, &ok, &jerr) < 0) {
 			login_as_fail(l, "the account server (AS) answered the DC wrongly",
 			    jerr.message);
+		} else if (cs_tokens_bad(ok.cs_tokens)) {
+			login_as_fail(l, "the account server (AS) answered the DC wrongly",
+			    "malformed cs_tokens");
 		} else {
+			l->cs_tokens = json_incref(ok.cs_tokens);
 			login_finish(l, ok.token);	/* takes l */
 			return;
 		}

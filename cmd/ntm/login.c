@@ -525,6 +525,26 @@ login_save(struct cli *cli, const struct login_args *la, const char *url, const 
 	s.rx = xstrdup(rx_b64);
 	s.tx = xstrdup(tx_b64);
 	s.login_time = now_unix();
+	/* The tokens for the CSs: each one names its CS (docs/protocol.md §2.3);
+	 * one that does not decode as a CS token of this login is left out. */
+	if (r->m.cs_tokens) {
+		struct ntm_token t;
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(r->m.cs_tokens, i, v) {
+			if (s.ncs_tokens >= NTM_CS_TOKENS_MAX)
+				break;
+			if (!json_is_string(v) || ntm_token_from_b64(&t, json_string_value(v)) < 0 ||
+			    t.aud_role != NTM_ROLE_CS || strcmp(t.user, s.user) != 0 ||
+			    strcmp(t.device, device) != 0) {
+				log_info("cs_tokens[%zu]: not a CS token of this login; left out", i);
+				continue;
+			}
+			s.cs_tokens[s.ncs_tokens++] = xstrdup(json_string_value(v));
+		}
+		ntm_wipe(&t, sizeof(t));
+	}
 	if ((err = session_save(cli, &s)) < 0) {
 		cli_err("login", "cannot save the session in %s: %s", cli->state_dir,
 		    ntm_strerror(err));

@@ -45,6 +45,41 @@ easy_count(CURL *c, const char *what, const char *url)
 }
 
 /*
+ * The bearer token for url (docs/protocol.md §2.3): the DC's own for the
+ * DC, else the one the AS issued for the CS that the URL's host names. A
+ * token goes to no other server: a CS that kept it could not use it at the
+ * DC or at another CS. NULL when the session holds none for that host,
+ * said once (the request then goes without, and the CS refuses it).
+ */
+static const char *
+x_bearer(struct xctx *x, const char *url)
+{
+	size_t n = strlen(x->s.dc_url);
+	char host[NTM_NAME_MAX + 1];
+	struct ntm_token t;
+	int i, ok;
+
+	if (strncmp(url, x->s.dc_url, n) == 0 && strchr("/?", url[n]) != NULL)
+		return x->s.token;
+	if (ntm_url_host(url, host, sizeof(host)) < 0)
+		return NULL;
+	for (i = 0; i < x->s.ncs_tokens; i++) {
+		ok = ntm_token_from_b64(&t, x->s.cs_tokens[i]) == 0 &&
+		    ntm_token_is_for(&t, NTM_ROLE_CS, host);
+		ntm_wipe(&t, sizeof(t));
+		if (ok)
+			return x->s.cs_tokens[i];
+	}
+	if (!x->no_cs_token) {
+		x->no_cs_token = 1;
+		cli_err(x->cmd, "the session holds no token for the cache server '%s' "
+		    "(a CS takes only a token the AS issued for it by that name: log in "
+		    "again if it was enrolled after this login)", host);
+	}
+	return NULL;
+}
+
+/*
  * A request with a small body, carried by the agent when one runs for this
  * profile: its connections to the DC and CS stay open between commands, so
  * a send or fetch makes no TLS handshake of its own (agent_https). 1 when
@@ -55,7 +90,7 @@ x_agent(struct xctx *x, const char *method, const char *url, const char *ctype,
     const void *body, size_t blen, long *status, char **resp, size_t *rlen, char *errmsg,
     size_t errlen)
 {
-	struct agent_https_req q = { method, url, x->s.token, ctype, body, blen,
+	struct agent_https_req q = { method, url, x_bearer(x, url), ctype, body, blen,
 	    x->timeout_ms };
 	int64_t t0 = agent_now_us();
 	int r;
@@ -1012,15 +1047,19 @@ rbuf_write(char *p, size_t size, size_t nmemb, void *arg)
 static CURL *
 easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs)
 {
+	const char *bearer = x_bearer(x, url);
 	char *auth;
 
 	if (easy == NULL && (easy = curl_easy_init()) == NULL)
 		return NULL;
 	curl_easy_reset(easy);
-	auth = xasprintf("Authorization: Bearer %s", x->s.token);
-	*hdrs = curl_slist_append(NULL, auth);
-	ntm_wipe(auth, strlen(auth));
-	free(auth);
+	*hdrs = NULL;
+	if (bearer) {
+		auth = xasprintf("Authorization: Bearer %s", bearer);
+		*hdrs = curl_slist_append(NULL, auth);
+		ntm_wipe(auth, strlen(auth));
+		free(auth);
+	}
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, *hdrs);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");

@@ -380,6 +380,7 @@ static const struct ntm_mfield login_ok_f[] = {
 	S(T, dc_key, 1, 64, NTM_MF_B64, NTM_KX_PK),
 	S(T, device_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
 	S(T, as_key, 0, NTM_B64_LEN(NTM_SIGN_PK), NTM_MF_B64, NTM_SIGN_PK),
+	A(T, cs_tokens, 0),
 };
 MSG(ntm_msg_login_ok, "200 to POST /v1/login", login_ok_f);
 #undef T
@@ -400,6 +401,7 @@ static const struct ntm_mfield as_login_ok_f[] = {
 	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
 	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
 	I(T, expires, 1, NTM_MF_ANY),
+	A(T, cs_tokens, 0),
 };
 MSG(ntm_msg_as_login_ok, "200 to POST /v1/as/login", as_login_ok_f);
 #undef T

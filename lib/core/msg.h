@@ -133,6 +133,7 @@ struct ntm_m_login_ok {
 	int64_t		 token_expires;
 	const char	*session_id, *dc_key;
 	const char	*device_cert, *as_key;		/* optional */
+	json_t		*cs_tokens;	/* optional: a token (b64) per CS, as the AS gave */
 };
 NTM_MSG_CODEC(ntm_msg_login_ok, struct ntm_m_login_ok)
 
@@ -150,6 +151,7 @@ struct ntm_m_as_login_ok {
 	uint32_t	 has;
 	const char	*user, *token;
 	int64_t		 expires;
+	json_t		*cs_tokens;	/* optional: array of b64 tokens, one per CS */
 };
 NTM_MSG_CODEC(ntm_msg_as_login_ok, struct ntm_m_as_login_ok)
 
