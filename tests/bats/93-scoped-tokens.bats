@@ -143,7 +143,9 @@ as_cs() {
 	local t1 t2
 	t1=$(cs_token "$(A)" "$(name_of cs)")
 	t2=$(cs_token "$(A)" "$(name_of cs2)")
-	[ -n "$t1" ] && [ -n "$t2" ] && [ "$t1" != "$t2" ]
+	[ -n "$t1" ]
+	[ -n "$t2" ]
+	[ "$t1" != "$t2" ]
 	run https GET "$(platform_cs_url "$(P)" cs2)/v1/cs/account" -H "Authorization: Bearer $t1"
 	assert_equal "$(status_of)" 401
 	assert_equal "$(code_of)" wrong_audience
