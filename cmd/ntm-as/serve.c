@@ -627,6 +627,80 @@ route_device(struct ntm_req *req, void *arg)
 }
 
 /*
+ * POST /v1/as/cstoken {version, token, cs}: a token for one more CS (one
+ * enrolled after the login) for the login of token, which must be ours,
+ * live, for the calling DC, of an unlocked user; cs an enrolled CS. Same
+ * id and validity as the login's (docs/protocol.md §2.3).
+ */
+static void
+route_cstoken(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	char names[NTM_CS_TOKENS_MAX][NTM_NAME_MAX + 1];
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	struct ntm_m_as_cstoken m;
+	struct ntm_m_cstoken_ok ok;
+	struct ntm_jerr jerr;
+	struct ntm_token t;
+	struct as_user u;
+	json_t *body;
+	int64_t now = now_unix();
+	int e, n, i;
+
+	if (ntm_msg_as_cstoken_decode(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
+	    strcmp(t.dc, cert->name) != 0 || !ntm_token_is_for(&t, NTM_ROLE_DC, cert->name) ||
+	    as_db_token_live(as->db, &t, now) < 0) {
+		ntm_wipe(&t, sizeof(t));
+		log_info("CS token for %s at %s: token refused", m.cs, cert->name);
+		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
+		    "token this AS issued for a login at %s", cert->name);
+		return;
+	}
+	if ((e = as_db_user_get(as->db, t.user, &u)) < 0 || u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
+		    "user '%s' is %s", t.user, e < 0 ? "unknown" : "locked");
+		ntm_wipe(&t, sizeof(t));
+		return;
+	}
+	ntm_wipe(&u, sizeof(u));
+	/* All enrolled CSs, as at login: at most NTM_CS_TOKENS_MAX, by name. */
+	if ((n = as_db_cs_names(as->db, now, names, NTM_CS_TOKENS_MAX)) < 0) {
+		ntm_wipe(&t, sizeof(t));
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	for (i = 0; i < n && strcmp(names[i], m.cs) != 0; i++)
+		;
+	if (i == n) {
+		ntm_wipe(&t, sizeof(t));
+		ntm_reply_error(req, 404, "unknown_cs", "cs", "field 'cs': no cache server "
+		    "'%s' is enrolled at the AS", m.cs);
+		return;
+	}
+	t.aud_role = NTM_ROLE_CS;
+	snprintf(t.aud, sizeof(t.aud), "%s", m.cs);
+	ntm_token_sign(&t, as->sk);
+	e = ntm_token_to_b64(&t, b64, sizeof(b64));
+	log_info("CS token for %s issued to a login of %s at %s", m.cs, t.user, cert->name);
+	ntm_wipe(&t, sizeof(t));
+	memset(&ok, 0, sizeof(ok));
+	ok.token = b64;
+	if (e < 0 || ntm_msg_cstoken_ok_encode(&ok, &body, &jerr) < 0) {
+		ntm_wipe(b64, sizeof(b64));
+		ntm_reply_error(req, 500, "internal", NULL, "cannot issue the token");
+		return;
+	}
+	ntm_wipe(b64, sizeof(b64));
+	ntm_reply_json(req, 200, body);
+}
+
+/*
  * Called by the httpd for every signed request after the AS signature and
  * validity checked out: the database is the authority on revocation, and
  * the certificate must match the enrolled row exactly.
@@ -668,6 +742,8 @@ const struct ntm_http_route as_routes[] = {
 	{ "POST", "/v1/as/logout", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_logout,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ "POST", "/v1/as/device", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_device,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/as/cstoken", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_cstoken,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ .method = NULL }
 };

@@ -58,6 +58,7 @@ struct dc_tunnels;
 struct dc_push;
 struct dc_exchange;
 struct dc_ended;
+struct dc_cstok;
 
 struct dc {
 	struct srv		*srv;
@@ -66,6 +67,7 @@ struct dc {
 	struct ntm_prefix	 p4, p6;
 	char			*as_login_url;	/* {as_url}/v1/as/login */
 	struct dc_login		*pending;	/* logins waiting for the AS */
+	struct dc_cstok		*cstoks;	/* CS token requests waiting for the AS */
 	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
 	struct disc		*disc;		/* NULL when resolver is unset */

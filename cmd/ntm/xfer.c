@@ -44,18 +44,78 @@ easy_count(CURL *c, const char *what, const char *url)
 	    conns ? "new connection" : "reused");
 }
 
+static int json_call(struct xctx *x, const char *method, const char *url, json_t *body,
+    long *status, json_t **json, char *errmsg, size_t errlen);
+static int x_fail(struct xctx *x, const char *base, int err, long status, json_t *body,
+    const char *errmsg);
+
+/*
+ * A token for the CS named host, from our DC (POST /v1/exchange/cstoken:
+ * a CS enrolled after the login), added to the session and saved: the new
+ * token (owned by x->s), or NULL after one error line.
+ */
+static const char *
+cs_token_get(struct xctx *x, const char *host)
+{
+	struct ntm_m_cstoken m = { .version = NTM_PROTOCOL_VERSION, .cs = host };
+	struct ntm_m_cstoken_ok ok;
+	struct ntm_token t;
+	char url[NTM_URL_MAX + 64], errmsg[256] = "";
+	json_t *body, *r = NULL;
+	long status = 0;
+	int err, i, good;
+
+	if ((body = x_msg(x, &ntm_msg_cstoken, &m)) == NULL)
+		return NULL;
+	snprintf(url, sizeof(url), "%s/v1/exchange/cstoken", x->s.dc_url);
+	log_info("POST %s (a token for the CS %s)", url, host);
+	err = json_call(x, "POST", url, body, &status, &r, errmsg, sizeof(errmsg));
+	json_decref(body);
+	memset(&t, 0, sizeof(t));
+	good = err == 0 && status == 200 && ntm_msg_cstoken_ok_decode(r, &ok, NULL) == 0 &&
+	    ntm_token_from_b64(&t, ok.token) == 0 && ntm_token_is_for(&t, NTM_ROLE_CS, host) &&
+	    strcmp(t.user, x->s.user) == 0 && strcmp(t.device, x->s.device) == 0;
+	ntm_wipe(&t, sizeof(t));
+	if (!good) {
+		if (err == 0 && status == 200)
+			cli_err(x->cmd, "bad answer from %s: not a token for the CS '%s'",
+			    x->s.dc_url, host);
+		else
+			(void)x_fail(x, x->s.dc_url, err, status, r, errmsg);
+		json_decref(r);
+		return NULL;
+	}
+	/* Full: the oldest goes. */
+	if (x->s.ncs_tokens == NTM_CS_TOKENS_MAX) {
+		ntm_wipe(x->s.cs_tokens[0], strlen(x->s.cs_tokens[0]));
+		free(x->s.cs_tokens[0]);
+		for (i = 1; i < x->s.ncs_tokens; i++)
+			x->s.cs_tokens[i - 1] = x->s.cs_tokens[i];
+		x->s.ncs_tokens--;
+	}
+	i = x->s.ncs_tokens++;
+	x->s.cs_tokens[i] = xstrdup(ok.token);
+	json_decref(r);
+	if ((err = session_save(x->cli, &x->s)) < 0)
+		log_info("cannot save the session with the token for %s: %s", host,
+		    ntm_strerror(err));
+	return x->s.cs_tokens[i];
+}
+
 /*
  * The bearer token for url (docs/protocol.md §2.3): the DC's own for the
- * DC, else the one the AS issued for the CS that the URL's host names. A
- * token goes to no other server: a CS that kept it could not use it at the
- * DC or at another CS. NULL when the session holds none for that host,
- * said once (the request then goes without, and the CS refuses it).
+ * DC, else the one the AS issued for the CS that the URL's host names
+ * (asked of the DC once when the session holds none: a CS enrolled after
+ * the login). A token goes to no other server: a CS that kept it could not
+ * use it at the DC or at another CS. NULL when there is none, said once
+ * (the request then goes without, and the CS refuses it).
  */
 static const char *
 x_bearer(struct xctx *x, const char *url)
 {
 	size_t n = strlen(x->s.dc_url);
 	char host[NTM_NAME_MAX + 1];
+	const char *tok = NULL;
 	struct ntm_token t;
 	int i, ok;
 
@@ -71,12 +131,14 @@ x_bearer(struct xctx *x, const char *url)
 			return x->s.cs_tokens[i];
 	}
 	if (!x->no_cs_token) {
-		x->no_cs_token = 1;
-		cli_err(x->cmd, "the session holds no token for the cache server '%s' "
-		    "(a CS takes only a token the AS issued for it by that name: log in "
-		    "again if it was enrolled after this login)", host);
+		x->no_cs_token = 1;	/* asked once a run */
+		if (ntm_valid_dnsname(host) && (tok = cs_token_get(x, host)) != NULL)
+			x->no_cs_token = 0;
+		else
+			cli_err(x->cmd, "the session holds no token for the cache server "
+			    "'%s', and the DC gave none", host);
 	}
-	return NULL;
+	return tok;
 }
 
 /*

@@ -817,6 +817,32 @@ static const struct ntm_mfield as_device_ok_f[] = {
 MSG(ntm_msg_as_device_ok, "200 to POST /v1/as/device", as_device_ok_f);
 #undef T
 
+/* ---- scoped tokens (issue 12) ---------------------------------------------- */
+
+#define T struct ntm_m_cstoken
+static const struct ntm_mfield cstoken_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, cs, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_cstoken, "POST /v1/exchange/cstoken", cstoken_f);
+#undef T
+
+#define T struct ntm_m_as_cstoken
+static const struct ntm_mfield as_cstoken_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, cs, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_as_cstoken, "POST /v1/as/cstoken", as_cstoken_f);
+#undef T
+
+#define T struct ntm_m_cstoken_ok
+static const struct ntm_mfield cstoken_ok_f[] = {
+	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
+};
+MSG(ntm_msg_cstoken_ok, "200 to POST /v1/exchange/cstoken, /v1/as/cstoken", cstoken_ok_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
@@ -830,5 +856,7 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_entries, &ntm_msg_entry, &ntm_msg_error,
 	/* device certificates (issue 12) */
 	&ntm_msg_as_device, &ntm_msg_as_device_ok,
+	/* scoped tokens (issue 12) */
+	&ntm_msg_cstoken, &ntm_msg_as_cstoken, &ntm_msg_cstoken_ok,
 	NULL,
 };

@@ -505,4 +505,29 @@ struct ntm_m_as_device_ok {
 };
 NTM_MSG_CODEC(ntm_msg_as_device_ok, struct ntm_m_as_device_ok)
 
+/* ---- scoped tokens: a token for one more CS (issue 12) --------------------- */
+
+/* POST /v1/exchange/cstoken (client -> its DC): a token for the CS named. */
+struct ntm_m_cstoken {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*cs;		/* the CS's certificate name */
+};
+NTM_MSG_CODEC(ntm_msg_cstoken, struct ntm_m_cstoken)
+
+/* POST /v1/as/cstoken (DC -> AS): the same, for the login of token. */
+struct ntm_m_as_cstoken {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*token, *cs;
+};
+NTM_MSG_CODEC(ntm_msg_as_cstoken, struct ntm_m_as_cstoken)
+
+/* The 200 answer of both: the token (base64url) for that CS. */
+struct ntm_m_cstoken_ok {
+	uint32_t	 has;
+	const char	*token;
+};
+NTM_MSG_CODEC(ntm_msg_cstoken_ok, struct ntm_m_cstoken_ok)
+
 #endif

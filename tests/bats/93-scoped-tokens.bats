@@ -181,3 +181,46 @@ as_cs() {
 	assert_equal "$(status_of)" 200
 	assert_equal "$(jq -c . <<<"$(body_of)")" '{"queued":true}'
 }
+
+@test "a session without a token for a CS (one enrolled after the login) asks its DC once and keeps it" {
+	local cs2 out
+	cs2=$(name_of cs2)
+	# alice's session as if cs2 had been enrolled after her login.
+	jq --arg t "$(cs_token "$(A)" "$cs2")" '.cs_tokens -= [$t]' "$(A)/session.json" \
+	    > "$BATS_TEST_TMPDIR/s" && cat "$BATS_TEST_TMPDIR/s" > "$(A)/session.json"
+	[ -z "$(cs_token "$(A)" "$cs2")" ]
+	printf 'through cs2\n' > "$BATS_TEST_TMPDIR/via2.txt"
+	as_cs "$(A)" "$(platform_cs_url "$(P)" cs2)"
+	run_t ntm -c "$(A)" -v send "$(fqdn_of "$(B)")" "$BATS_TEST_TMPDIR/via2.txt"
+	assert_success
+	assert_equal "$(grep -c 'POST .*/v1/exchange/cstoken' <<<"$output")" 1
+	[ -n "$(cs_token "$(A)" "$cs2")" ]
+	# Kept: the next send asks for none.
+	as_cs "$(A)" "$(platform_cs_url "$(P)" cs2)"
+	run_t ntm -c "$(A)" -v send "$(fqdn_of "$(B)")" "$BATS_TEST_TMPDIR/via2.txt"
+	assert_success
+	refute_output --partial /v1/exchange/cstoken
+	rm -f "$(A)/cs.json"
+	# cs2 announced its own URL: bob fetches there with his token for cs2.
+	out=$BATS_TEST_TMPDIR/out
+	mkdir "$out"
+	# (The entry the test above had dc2 queue names an object cs2 never had:
+	# that one fails, exit 8.)
+	run_t ntm -c "$(B)" fetch --from "$(fqdn_of "$(A)")" -o "$out"
+	assert_line "fetched $out/via2.txt (12 bytes) from $(fqdn_of "$(A)")"
+	assert_line "fetched $out/via2.txt.1 (12 bytes) from $(fqdn_of "$(A)")"
+	cmp "$out/via2.txt" "$BATS_TEST_TMPDIR/via2.txt"
+	# The DC asks the AS; a CS the AS does not know gets none, nor does a
+	# token that is not the DC's.
+	run https POST "$(dc1_url)/v1/exchange/cstoken" -d '{"version":1,"cs":"cs9.localhost"}' \
+	    -H "Authorization: Bearer $(token_of "$(A)")"
+	assert_equal "$(status_of)" 404
+	assert_equal "$(code_of)" unknown_cs
+	run https POST "$(dc1_url)/v1/exchange/cstoken" -d "{\"version\":1,\"cs\":\"$cs2\"}" \
+	    -H "Authorization: Bearer $(cs_token "$(A)" "$cs2")"
+	assert_equal "$(code_of)" wrong_audience
+	run https POST "$(dc1_url)/v1/exchange/cstoken" -d "{\"version\":1,\"cs\":\"$cs2\"}" \
+	    -H "Authorization: Bearer $(token_of "$(A)")"
+	assert_equal "$(status_of)" 200
+	[ "$(jq -r .token <<<"$(body_of)")" = "$(cs_token "$(A)" "$cs2")" ]
+}

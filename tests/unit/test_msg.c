@@ -78,6 +78,9 @@ static const struct {
 	{ &ntm_msg_as_device, "{\"version\":1,\"token\":\"t\",\"fqdn\":\"alice.dc1.example\","
 	  "\"device_key\":\"" K32 "\"}" },
 	{ &ntm_msg_as_device_ok, "{\"device_cert\":\"c\"}" },
+	{ &ntm_msg_cstoken, "{\"version\":1,\"cs\":\"cs1.example\"}" },
+	{ &ntm_msg_as_cstoken, "{\"version\":1,\"token\":\"t\",\"cs\":\"cs1.example\"}" },
+	{ &ntm_msg_cstoken_ok, "{\"token\":\"t\"}" },
 	{ &ntm_msg_entry, "{\"id\":1,\"kind\":\"data\",\"from\":\"a.dc1.example\","
 	  "\"cs\":\"https://cs.dc1.example\",\"sha256\":\"" H64 "\",\"size\":5,"
 	  "\"app\":\"ap\",\"service\":\"sv\",\"item\":\"it\",\"notify\":\"nt\","
@@ -132,6 +135,9 @@ static const struct {
 	{ &ntm_msg_as_login, "device", "\"a/b\"" },
 	{ &ntm_msg_as_login_ok, "user", "\"A\"" },
 	{ &ntm_msg_as_login_ok, "token", "\"\"" },
+	{ &ntm_msg_cstoken, "cs", "\"Cs1.example\"" },
+	{ &ntm_msg_as_cstoken, "cs", "\"cs1..example\"" },
+	{ &ntm_msg_cstoken_ok, "token", "\"\"" },
 	{ &ntm_msg_as_logout, "token_id", "\"0123\"" },
 	{ &ntm_msg_as_logout, "token_id", "\"0123456789abcdef0123456789abcdeg\"" },
 	{ &ntm_msg_temporal, "key_id", "\"0123456789ABCDEF0123456789ABCDEF\"" },
