@@ -229,18 +229,42 @@ wipe_strings(json_t *a)
 }
 
 /*
+ * A CS token t as the client gets it: its b64 into out, sealed to the
+ * device key dkey (b64) when the login was sealed (the device key known),
+ * so that the DC relaying it cannot present it (docs/protocol.md §2.3).
+ * 0 or a negative error; out wiped by the caller.
+ */
+static int
+cs_token_out(const struct ntm_token *t, const char *dkey, char *out, size_t cap)
+{
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	uint8_t pk[NTM_DEVKEY_LEN];
+	int e;
+
+	if ((e = ntm_token_to_b64(t, dkey && dkey[0] ? b64 : out,
+	    dkey && dkey[0] ? sizeof(b64) : cap)) < 0 || !dkey || !dkey[0])
+		return e < 0 ? e : 0;
+	if (ntm_b64_decode_exact(pk, sizeof(pk), dkey) < 0)
+		e = NTM_ERR_INVAL;
+	else
+		e = ntm_token_seal(out, cap, b64, pk);
+	ntm_wipe(b64, sizeof(b64));
+	return e < 0 ? e : 0;
+}
+
+/*
  * The login's tokens for the CSs (docs/protocol.md §2.3): one per CS
  * enrolled here, each for that CS alone, with the id and validity of the
  * DC token dt, so that whatever revokes the login revokes them too. A
  * client presents each only to its CS, and a CS takes no other: neither a
- * CS nor the DC can replay what it was given at another server. New
- * array, or NULL (logged).
+ * CS nor the DC can replay what it was given at another server. Sealed to
+ * the device key dkey (b64, "" for none). New array, or NULL (logged).
  */
 static json_t *
-cs_tokens(struct as *as, const struct ntm_token *dt)
+cs_tokens(struct as *as, const struct ntm_token *dt, const char *dkey)
 {
 	char names[NTM_CS_TOKENS_MAX][NTM_NAME_MAX + 1];
-	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	char b64[NTM_B64_LEN(NTM_TOKEN_SEALED_MAX)];
 	struct ntm_token t;
 	json_t *a;
 	int n, i;
@@ -257,7 +281,7 @@ cs_tokens(struct as *as, const struct ntm_token *dt)
 		t.aud_role = NTM_ROLE_CS;
 		snprintf(t.aud, sizeof(t.aud), "%.*s", NTM_NAME_MAX, names[i]);
 		ntm_token_sign(&t, as->sk);
-		if (ntm_token_to_b64(&t, b64, sizeof(b64)) < 0 ||
+		if (cs_token_out(&t, dkey, b64, sizeof(b64)) < 0 ||
 		    json_array_append_new(a, json_string(b64)) < 0) {
 			log_warnx("login user=%s: cannot issue a token for CS %s", dt->user,
 			    names[i]);
@@ -332,7 +356,7 @@ login_done(void *arg)
 	ok.user = t.user;
 	ok.token = b64;
 	ok.expires = t.expires;
-	if ((ok.cs_tokens = cs_tokens(as, &t)) == NULL) {
+	if ((ok.cs_tokens = cs_tokens(as, &t, j->device_key)) == NULL) {
 		ntm_reply_error(j->req, 500, "internal", NULL, "cannot issue the CS tokens");
 		goto out;
 	}
@@ -638,7 +662,8 @@ route_cstoken(struct ntm_req *req, void *arg)
 	struct as *as = arg;
 	const struct ntm_cert *cert = ntm_req_cert(req);
 	char names[NTM_CS_TOKENS_MAX][NTM_NAME_MAX + 1];
-	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	char b64[NTM_B64_LEN(NTM_TOKEN_SEALED_MAX)];
+	char dkey[NTM_B64_LEN(NTM_DEVKEY_LEN) + 8];
 	struct ntm_m_as_cstoken m;
 	struct ntm_m_cstoken_ok ok;
 	struct ntm_jerr jerr;
@@ -686,7 +711,9 @@ route_cstoken(struct ntm_req *req, void *arg)
 	t.aud_role = NTM_ROLE_CS;
 	snprintf(t.aud, sizeof(t.aud), "%s", m.cs);
 	ntm_token_sign(&t, as->sk);
-	e = ntm_token_to_b64(&t, b64, sizeof(b64));
+	/* Sealed to the device key of a sealed login, as at login. */
+	if ((e = as_db_token_key(as->db, &t, dkey, sizeof(dkey))) == 0)
+		e = cs_token_out(&t, dkey, b64, sizeof(b64));
 	log_info("CS token for %s issued to a login of %s at %s", m.cs, t.user, cert->name);
 	ntm_wipe(&t, sizeof(t));
 	memset(&ok, 0, sizeof(ok));

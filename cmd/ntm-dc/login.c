@@ -323,7 +323,7 @@ cs_tokens_bad(json_t *a)
 		return 1;
 	json_array_foreach(a, i, v)
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
-		    json_string_length(v) > NTM_B64_LEN(NTM_TOKEN_MAX))
+		    json_string_length(v) > NTM_B64_LEN(NTM_TOKEN_SEALED_MAX))
 			return 1;
 	return 0;
 }
@@ -565,7 +565,9 @@ cstok_free(struct dc_cstok *c)
 	free(c);
 }
 
-/* The AS's answer: passed on when it is a token of this login for that CS. */
+/* The AS's answer: passed on when it is a token of this login for that CS,
+ * or one sealed to the device's key (a sealed login), which only the
+ * device opens and checks. */
 static void
 on_as_cstoken(const struct ntm_http_result *res, void *arg)
 {
@@ -579,6 +581,14 @@ on_as_cstoken(const struct ntm_http_result *res, void *arg)
 	cstok_unlink(c);
 	memset(&t, 0, sizeof(t));
 	if (res->err == 0 && res->status == 200 && res->json &&
+	    ntm_msg_cstoken_ok_decode(res->json, &ok, NULL) == 0 &&
+	    ntm_token_from_b64(&t, ok.token) < 0 &&
+	    strlen(ok.token) <= NTM_B64_LEN(NTM_TOKEN_SEALED_MAX) &&
+	    ntm_msg_cstoken_ok_encode(&ok, &out, NULL) == 0) {
+		log_info("CS token for %s (sealed to the device) issued to %s/%s", c->cs,
+		    c->tok.user, c->tok.device);
+		ntm_reply_json(c->req, 200, out);
+	} else if (res->err == 0 && res->status == 200 && res->json &&
 	    ntm_msg_cstoken_ok_decode(res->json, &ok, NULL) == 0 &&
 	    ntm_token_from_b64(&t, ok.token) == 0 &&
 	    ntm_token_verify(&t, s->conf.as_pk, now_unix()) == 0 &&

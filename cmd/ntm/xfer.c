@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "agent.h"
+#include "identity.h"
 #include "xcli.h"
 #include "msg.h"
 
@@ -60,7 +61,9 @@ cs_token_get(struct xctx *x, const char *host)
 	struct ntm_m_cstoken m = { .version = NTM_PROTOCOL_VERSION, .cs = host };
 	struct ntm_m_cstoken_ok ok;
 	struct ntm_token t;
-	char url[NTM_URL_MAX + 64], errmsg[256] = "";
+	uint8_t dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
+	char url[NTM_URL_MAX + 64], errmsg[256] = "", plain[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	const char *b64 = NULL;
 	json_t *body, *r = NULL;
 	long status = 0;
 	int err, i, good;
@@ -72,8 +75,16 @@ cs_token_get(struct xctx *x, const char *host)
 	err = json_call(x, "POST", url, body, &status, &r, errmsg, sizeof(errmsg));
 	json_decref(body);
 	memset(&t, 0, sizeof(t));
-	good = err == 0 && status == 200 && ntm_msg_cstoken_ok_decode(r, &ok, NULL) == 0 &&
-	    ntm_token_from_b64(&t, ok.token) == 0 && ntm_token_is_for(&t, NTM_ROLE_CS, host) &&
+	/* Sealed to our device key when the login was (docs/protocol.md §2.3). */
+	if (err == 0 && status == 200 && ntm_msg_cstoken_ok_decode(r, &ok, NULL) == 0) {
+		b64 = ok.token;
+		if (ntm_token_from_b64(&t, b64) < 0 &&
+		    id_device_keypair(x->cli, dpk, dsk, 0) == 0 &&
+		    ntm_token_unseal(plain, sizeof(plain), b64, dpk, dsk) > 0)
+			b64 = plain;
+		ntm_wipe(dsk, sizeof(dsk));
+	}
+	good = b64 && ntm_token_from_b64(&t, b64) == 0 && ntm_token_is_for(&t, NTM_ROLE_CS, host) &&
 	    strcmp(t.user, x->s.user) == 0 && strcmp(t.device, x->s.device) == 0;
 	ntm_wipe(&t, sizeof(t));
 	if (!good) {
@@ -82,6 +93,7 @@ cs_token_get(struct xctx *x, const char *host)
 			    x->s.dc_url, host);
 		else
 			(void)x_fail(x, x->s.dc_url, err, status, r, errmsg);
+		ntm_wipe(plain, sizeof(plain));
 		json_decref(r);
 		return NULL;
 	}
@@ -94,7 +106,8 @@ cs_token_get(struct xctx *x, const char *host)
 		x->s.ncs_tokens--;
 	}
 	i = x->s.ncs_tokens++;
-	x->s.cs_tokens[i] = xstrdup(ok.token);
+	x->s.cs_tokens[i] = xstrdup(b64);
+	ntm_wipe(plain, sizeof(plain));
 	json_decref(r);
 	if ((err = session_save(x->cli, &x->s)) < 0)
 		log_info("cannot save the session with the token for %s: %s", host,

@@ -344,6 +344,20 @@ void ntm_dkey_fingerprint(char out[NTM_DFP_LEN], const char *fqdn,
  * "dc1.test"), else 0. */
 int ntm_name_in_domain(const char *fqdn, const char *domain);
 
+/*
+ * A CS token (lib/core/token.c) of a sealed login, sealed by the AS to the
+ * device key it certifies (X25519, crypto_box_seal), so that the DC that
+ * relays it cannot present it (docs/protocol.md §2.3). seal: b64 of the token (b64) sealed
+ * to pk into out; unseal: the token's b64 from sealed. The length written,
+ * or NTM_ERR_INVAL, NTM_ERR_CRYPTO (not sealed to this key, or altered),
+ * NTM_ERR_TOOBIG.
+ */
+#define NTM_TOKEN_SEALED_MAX	(NTM_TOKEN_MAX + 48)	/* crypto_box_SEALBYTES */
+int ntm_token_seal(char *out, size_t cap, const char *b64,
+    const uint8_t pk[NTM_DEVKEY_LEN]) NTM_WUR;
+int ntm_token_unseal(char *out, size_t cap, const char *sealed,
+    const uint8_t pk[NTM_DEVKEY_LEN], const uint8_t sk[NTM_DEVKEY_LEN]) NTM_WUR;
+
 /* ---- logins sealed to the AS (lib/core/crypto.c) ------------------------ */
 
 /*

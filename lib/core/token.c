@@ -4,6 +4,8 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "ntm-core.h"
 
 #define TOKEN_CTX	"ntm-token-v2"
@@ -259,4 +261,36 @@ ntm_token_from_b64(struct ntm_token *t, const char *b64)
 	if ((n = ntm_b64_decode(buf, sizeof(buf), b64)) < 0)
 		return NTM_ERR_INVAL;
 	return ntm_token_decode(t, buf, (size_t)n);
+}
+
+int
+ntm_token_seal(char *out, size_t cap, const char *b64, const uint8_t pk[NTM_DEVKEY_LEN])
+{
+	uint8_t raw[NTM_TOKEN_MAX], box[NTM_TOKEN_SEALED_MAX];
+	int n, ret;
+
+	if ((n = ntm_b64_decode(raw, sizeof(raw), b64)) < 0)
+		return NTM_ERR_INVAL;
+	if (crypto_box_seal(box, raw, (unsigned long long)n, pk) != 0)
+		ret = NTM_ERR_CRYPTO;
+	else
+		ret = ntm_b64_encode(out, cap, box, (size_t)n + crypto_box_SEALBYTES);
+	sodium_memzero(raw, sizeof(raw));
+	return ret;
+}
+
+int
+ntm_token_unseal(char *out, size_t cap, const char *sealed, const uint8_t pk[NTM_DEVKEY_LEN],
+    const uint8_t sk[NTM_DEVKEY_LEN])
+{
+	uint8_t raw[NTM_TOKEN_MAX], box[NTM_TOKEN_SEALED_MAX];
+	int n, ret;
+
+	if ((n = ntm_b64_decode(box, sizeof(box), sealed)) < 0 || (size_t)n <= crypto_box_SEALBYTES)
+		return NTM_ERR_INVAL;
+	if (crypto_box_seal_open(raw, box, (unsigned long long)n, pk, sk) != 0)
+		return NTM_ERR_CRYPTO;
+	ret = ntm_b64_encode(out, cap, raw, (size_t)n - crypto_box_SEALBYTES);
+	sodium_memzero(raw, sizeof(raw));
+	return ret;
 }

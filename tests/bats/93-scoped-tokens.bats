@@ -4,7 +4,8 @@
 # and one for each CS; ntm presents each only to its server, so a CS that
 # keeps what it was given cannot replay it at the DC (and take a tunnel's
 # K from GET /v1/directions) or at another CS. A DC takes an announcement's
-# CS URL only when its host is the announcing CS's name.
+# CS URL only when its host is the announcing CS's name. The CS tokens of a
+# sealed login are sealed to the device key: the DC relays what it cannot use.
 #
 #   ntm send/fetch --CS token--> recorder (plays cs1: its name, its TLS key)
 #   recorded token --> dc1 GET /v1/directions: 401 wrong_audience
@@ -223,4 +224,54 @@ as_cs() {
 	    -H "Authorization: Bearer $(token_of "$(A)")"
 	assert_equal "$(status_of)" 200
 	[ "$(jq -r .token <<<"$(body_of)")" = "$(cs_token "$(A)" "$cs2")" ]
+}
+
+@test "a sealed login: the CS tokens the DC relays are sealed to the device key; the device opens them" {
+	local box t out=$BATS_TEST_TMPDIR/out
+	# What a DC relays of a sealed login (sealogin plays the device, with a
+	# device key of its own; signreq the DC): no CS takes those tokens.
+	box=$(printf 'alice-pw-1\n' | "$NTM_BIN/tests/sealogin" --as-key "$(cat "$(P)/as.pub")" \
+	    --user alice --device sealdev --dc dc1.ntm.test)
+	run "$SIGNREQ" --ca "$(ca)" --key "$(P)/dc1/identity.key" --cert "$(P)/dc1/server.cert" \
+	    POST "$(as_url)/v1/as/login" \
+	    "{\"version\":1,\"user\":\"alice\",\"device\":\"sealdev\",\"sealed\":\"$box\"}"
+	assert_equal "$(status_of)" 200
+	assert_equal "$(jq '.cs_tokens | length' <<<"$(body_of)")" 2
+	for t in $(jq -r '.cs_tokens[]' <<<"$(body_of)"); do
+		run https GET "$(platform_cs_url "$(P)")/v1/cs/account" -H "Authorization: Bearer $t"
+		assert_equal "$(status_of)" 401
+		assert_equal "$(code_of)" unauthorized
+	done
+	# alice's profile pinned the AS key at its first login: this login is
+	# sealed, and ntm opens its CS tokens with its device key.
+	login "$(A)" alice alice-pw-1 "$(dc1_url)" >/dev/null
+	run https GET "$(platform_cs_url "$(P)")/v1/cs/account" \
+	    -H "Authorization: Bearer $(cs_token "$(A)" "$(name_of cs)")"
+	assert_equal "$(status_of)" 200
+	printf 'sealed login\n' > "$BATS_TEST_TMPDIR/sealed.txt"
+	run_t ntm -c "$(A)" send "$(fqdn_of "$(B)")" "$BATS_TEST_TMPDIR/sealed.txt"
+	assert_success
+	mkdir "$out"
+	run_t ntm -c "$(B)" fetch --from "$(fqdn_of "$(A)")" -o "$out"
+	assert_line "fetched $out/sealed.txt (13 bytes) from $(fqdn_of "$(A)")"
+	# A token asked for later comes sealed too: the DC relays what it cannot use.
+	run "$SIGNREQ" --ca "$(ca)" --key "$(P)/dc1/identity.key" --cert "$(P)/dc1/server.cert" \
+	    POST "$(as_url)/v1/as/cstoken" \
+	    "{\"version\":1,\"token\":\"$(token_of "$(A)")\",\"cs\":\"$(name_of cs2)\"}"
+	assert_equal "$(status_of)" 200
+	run https GET "$(platform_cs_url "$(P)" cs2)/v1/cs/account" \
+	    -H "Authorization: Bearer $(jq -r .token <<<"$(body_of)")"
+	assert_equal "$(code_of)" unauthorized
+	# ntm, asking for it (as after a CS was enrolled), opens it.
+	jq --arg t "$(cs_token "$(A)" "$(name_of cs2)")" '.cs_tokens -= [$t]' \
+	    "$(A)/session.json" > "$BATS_TEST_TMPDIR/s" && cat "$BATS_TEST_TMPDIR/s" > "$(A)/session.json"
+	[ -z "$(cs_token "$(A)" "$(name_of cs2)")" ]
+	as_cs "$(A)" "$(platform_cs_url "$(P)" cs2)"
+	run_t ntm -c "$(A)" -v send "$(fqdn_of "$(B)")" "$BATS_TEST_TMPDIR/sealed.txt"
+	assert_success
+	assert_output --partial /v1/exchange/cstoken
+	rm -f "$(A)/cs.json"
+	run https GET "$(platform_cs_url "$(P)" cs2)/v1/cs/account" \
+	    -H "Authorization: Bearer $(cs_token "$(A)" "$(name_of cs2)")"
+	assert_equal "$(status_of)" 200
 }

@@ -248,5 +248,33 @@ TEST(audience)
 	CHECK_EQ(ntm_token_verify(&t, as_pk, 15000), NTM_ERR_CRYPTO);
 }
 
+/* A CS token sealed to a device key: only that device opens it. */
+TEST(sealed)
+{
+	uint8_t pk[NTM_DEVKEY_LEN], sk[NTM_DEVKEY_LEN], pk2[NTM_DEVKEY_LEN], sk2[NTM_DEVKEY_LEN];
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)], box[NTM_B64_LEN(NTM_TOKEN_SEALED_MAX)];
+	char out[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	struct ntm_token t, u;
+	int n;
+
+	make_token(&t);
+	t.aud_role = NTM_ROLE_CS;
+	snprintf(t.aud, sizeof(t.aud), "cs1.ntm.test");
+	ntm_token_sign(&t, as_sk);
+	CHECK(ntm_token_to_b64(&t, b64, sizeof(b64)) > 0);
+	CHECK_EQ(ntm_kx_keypair(pk, sk), 0);
+	CHECK_EQ(ntm_kx_keypair(pk2, sk2), 0);
+	CHECK((n = ntm_token_seal(box, sizeof(box), b64, pk)) > 0);
+	CHECK(ntm_token_from_b64(&u, box) < 0);		/* no token as it is */
+	CHECK(ntm_token_unseal(out, sizeof(out), box, pk, sk) > 0);
+	CHECK_STR(out, b64);
+	CHECK_EQ(ntm_token_unseal(out, sizeof(out), box, pk2, sk2), NTM_ERR_CRYPTO);
+	box[10] = box[10] == 'A' ? 'B' : 'A';
+	CHECK_EQ(ntm_token_unseal(out, sizeof(out), box, pk, sk), NTM_ERR_CRYPTO);
+	CHECK(ntm_token_unseal(out, sizeof(out), "AAAA", pk, sk) < 0);
+	CHECK(ntm_token_seal(box, sizeof(box), "not b64!", pk) < 0);
+	CHECK_EQ(ntm_token_seal(box, 16, b64, pk), NTM_ERR_TOOBIG);
+}
+
 UNIT_MAIN(T(init), T(names), T(roundtrip), T(truncation), T(bad_fields),
-    T(flip), T(validity), T(audience))
+    T(flip), T(validity), T(audience), T(sealed))
