@@ -105,7 +105,7 @@ p=$dir/p
 for ((try = 1; ; try++)); do
 	rm -rf "$p"
 	if platform_init "$p" > "$dir/init.log" 2>&1; then
-		cs_url="cs_url = https://127.0.0.1:$(platform_port "$p" cs)"
+		cs_url="cs_url = $(platform_cs_url "$p")"
 		echo "$cs_url" >> "$p/dc1.conf"
 		echo "$cs_url" >> "$p/dc2.conf"
 		# Room for every round's object (the default quota is 1 GiB per account).

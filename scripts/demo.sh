@@ -41,7 +41,7 @@ platform_init "$dir"
 echo "AS public key (trust anchor): $(cat "$dir/as.pub")"
 # The CS of both DCs' clients, and where the AS pushes revocations.
 for role in dc1 dc2 as; do
-	echo "cs_url = https://127.0.0.1:$(platform_port "$dir" cs)" >> "$dir/$role.conf"
+	echo "cs_url = $(platform_cs_url "$dir")" >> "$dir/$role.conf"
 done
 
 step "starting the daemons (logs: $dir/*.log)"

@@ -7,6 +7,11 @@
 #   platform_stop DIR     stop the daemons this directory started (by pidfile)
 #   platform_port DIR ROLE    print a daemon's port (as, dc1, dc2, rs, cs;
 #                         cs2 when PLATFORM_ROLES lists it)
+#   platform_cs_url DIR [ROLE]  print a CS's URL (cs by default): its
+#                         certificate name, which a DC requires as the host
+#                         of what a CS announces and a client presents that
+#                         CS's token to; NAME.localhost, which libcurl takes
+#                         for loopback without asking a resolver
 #
 # Binaries come from $NTM_BIN (default: the build/ directory of this tree).
 
@@ -53,6 +58,11 @@ wait_health() {
 
 platform_port() {
 	cat "$1/$2.port"
+}
+
+platform_cs_url() {
+	local role=${2:-cs}
+	echo "https://$(sed -n 's/^name = //p' "$1/$role.conf"):$(platform_port "$1" "$role")"
 }
 
 _platform_conf() {	# dir role name port [extra lines]
@@ -103,7 +113,7 @@ platform_init() {
 	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}" \
 	    "udp_listen = 127.0.0.1:$(cat "$dir/rs.udpport")"
 	# The CS finds its recipients' DCs through the same resolver.
-	_platform_conf "$dir" cs cs1.ntm.test "$(free_port)" "${common[@]}" \
+	_platform_conf "$dir" cs cs1.localhost "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
 	# A second CS, only for the suites that list cs2 in PLATFORM_ROLES.
@@ -111,7 +121,7 @@ platform_init() {
 	case " $PLATFORM_ROLES " in
 	*" cs2 "*)
 		extra=cs2
-		_platform_conf "$dir" cs2 cs2.ntm.test "$(free_port)" "${common[@]}" \
+		_platform_conf "$dir" cs2 cs2.localhost "$(free_port)" "${common[@]}" \
 		    "as_url = https://127.0.0.1:$asport" \
 		    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")" ;;
 	esac

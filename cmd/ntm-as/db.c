@@ -356,3 +356,19 @@ as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t cap)
 	sqlite3_finalize(st);
 	return ret == NTM_ERR_NOTFOUND ? 0 : ret;
 }
+
+int
+as_db_cs_names(sqlite3 *db, int64_t now, char names[][NTM_NAME_MAX + 1], int max)
+{
+	sqlite3_stmt *st;
+	int ret, n = 0;
+
+	if ((ret = ntm_db_query(db, &st, "SELECT DISTINCT name FROM servers WHERE role = 'cs' "
+	    "AND revoked_at IS NULL AND not_before <= ?1 AND not_after > ?1 ORDER BY name "
+	    "LIMIT ?2", "Ii", now, max)) < 0)
+		return ret;
+	while (n < max && (ret = ntm_db_step(db, st)) == NTM_DB_ROW)
+		ntm_db_col(names[n++], NTM_NAME_MAX + 1, st, 0);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : n;
+}

@@ -102,6 +102,9 @@ int	as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s);
 int	as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now);
 int	as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void *arg);
 int	as_db_token_add(sqlite3 *db, const struct ntm_token *t);
+/* The names of the CSs enrolled (certificate unrevoked, valid at now), at
+ * most max, by name: their count, or a storage error. */
+int	as_db_cs_names(sqlite3 *db, int64_t now, char names[][NTM_NAME_MAX + 1], int max);
 /* 0 if t is recorded, unexpired at now and not revoked; else NTM_ERR_REVOKED. */
 int	as_db_token_live(sqlite3 *db, const struct ntm_token *t, int64_t now);
 /* The device key (b64) sealed in the login token t was issued for: set,

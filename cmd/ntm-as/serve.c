@@ -218,6 +218,85 @@ login_work(void *arg)
 	ntm_wipe(j->password, sizeof(j->password));
 }
 
+static void
+wipe_strings(json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(a, i, v)
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+/*
+ * A CS token t as the client gets it: its b64 into out, sealed to the
+ * device key dkey (b64) when the login was sealed (the device key known),
+ * so that the DC relaying it cannot present it (docs/protocol.md §2.3).
+ * 0 or a negative error; out wiped by the caller.
+ */
+static int
+cs_token_out(const struct ntm_token *t, const char *dkey, char *out, size_t cap)
+{
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	uint8_t pk[NTM_DEVKEY_LEN];
+	int e;
+
+	if ((e = ntm_token_to_b64(t, dkey && dkey[0] ? b64 : out,
+	    dkey && dkey[0] ? sizeof(b64) : cap)) < 0 || !dkey || !dkey[0])
+		return e < 0 ? e : 0;
+	if (ntm_b64_decode_exact(pk, sizeof(pk), dkey) < 0)
+		e = NTM_ERR_INVAL;
+	else
+		e = ntm_token_seal(out, cap, b64, pk);
+	ntm_wipe(b64, sizeof(b64));
+	return e < 0 ? e : 0;
+}
+
+/*
+ * The login's tokens for the CSs (docs/protocol.md §2.3): one per CS
+ * enrolled here, each for that CS alone, with the id and validity of the
+ * DC token dt, so that whatever revokes the login revokes them too. A
+ * client presents each only to its CS, and a CS takes no other: neither a
+ * CS nor the DC can replay what it was given at another server. Sealed to
+ * the device key dkey (b64, "" for none). New array, or NULL (logged).
+ */
+static json_t *
+cs_tokens(struct as *as, const struct ntm_token *dt, const char *dkey)
+{
+	char names[NTM_CS_TOKENS_MAX][NTM_NAME_MAX + 1];
+	char b64[NTM_B64_LEN(NTM_TOKEN_SEALED_MAX)];
+	struct ntm_token t;
+	json_t *a;
+	int n, i;
+
+	if ((n = as_db_cs_names(as->db, dt->issued, names, NTM_CS_TOKENS_MAX)) < 0) {
+		log_warnx("login user=%s: cannot list the CSs: %s", dt->user,
+		    as_db_errmsg(as->db));
+		return NULL;
+	}
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		t = *dt;
+		t.aud_role = NTM_ROLE_CS;
+		snprintf(t.aud, sizeof(t.aud), "%.*s", NTM_NAME_MAX, names[i]);
+		ntm_token_sign(&t, as->sk);
+		if (cs_token_out(&t, dkey, b64, sizeof(b64)) < 0 ||
+		    json_array_append_new(a, json_string(b64)) < 0) {
+			log_warnx("login user=%s: cannot issue a token for CS %s", dt->user,
+			    names[i]);
+			ntm_wipe(b64, sizeof(b64));
+			ntm_wipe(&t, sizeof(t));
+			wipe_strings(a);
+			json_decref(a);
+			return NULL;
+		}
+		ntm_wipe(b64, sizeof(b64));
+	}
+	ntm_wipe(&t, sizeof(t));
+	return a;
+}
+
 /* Back on the loop: issue and record the token, or refuse. */
 static void
 login_done(void *arg)
@@ -250,10 +329,12 @@ login_done(void *arg)
 	}
 
 	memset(&t, 0, sizeof(t));
-	t.version = 1;
+	t.version = 2;
 	snprintf(t.user, sizeof(t.user), "%s", j->user);
 	snprintf(t.device, sizeof(t.device), "%s", j->device);
 	snprintf(t.dc, sizeof(t.dc), "%s", j->dc);
+	t.aud_role = NTM_ROLE_DC;
+	snprintf(t.aud, sizeof(t.aud), "%s", j->dc);
 	ntm_random(t.id, sizeof(t.id));
 	t.issued = now_unix();
 	t.expires = t.issued + as->conf.token_lifetime;
@@ -275,14 +356,21 @@ login_done(void *arg)
 	ok.user = t.user;
 	ok.token = b64;
 	ok.expires = t.expires;
-	err = ntm_msg_as_login_ok_encode(&ok, &body, &jerr);
-	ntm_wipe(b64, sizeof(b64));
-	if (err < 0) {
-		ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
+	if ((ok.cs_tokens = cs_tokens(as, &t, j->device_key)) == NULL) {
+		ntm_reply_error(j->req, 500, "internal", NULL, "cannot issue the CS tokens");
 		goto out;
 	}
-	log_login(j->user, j->device, j->dc, "ok");
-	ntm_reply_json(j->req, 200, body);
+	err = ntm_msg_as_login_ok_encode(&ok, &body, &jerr);
+	ntm_wipe(b64, sizeof(b64));
+	if (err < 0)
+		ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
+	else {
+		log_login(j->user, j->device, j->dc, "ok");
+		ntm_reply_json(j->req, 200, body);
+	}
+	/* The body shares the array: wiped once it is sent. */
+	wipe_strings(ok.cs_tokens);
+	json_decref(ok.cs_tokens);
 out:
 	ntm_wipe(&t, sizeof(t));
 	login_job_free(j);
@@ -501,7 +589,7 @@ route_device(struct ntm_req *req, void *arg)
 		return;
 	}
 	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
-	    strcmp(t.dc, cert->name) != 0 || as_db_token_live(as->db, &t, now) < 0) {
+	    strcmp(t.dc, cert->name) != 0 || !ntm_token_is_for(&t, NTM_ROLE_DC, cert->name) || as_db_token_live(as->db, &t, now) < 0) {
 		log_info("device cert for %s at %s: token refused", m.fqdn, cert->name);
 		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
 		    "token this AS issued for a login at %s", cert->name);
@@ -563,6 +651,83 @@ route_device(struct ntm_req *req, void *arg)
 }
 
 /*
+ * POST /v1/as/cstoken {version, token, cs}: a token for one more CS (one
+ * enrolled after the login) for the login of token, which must be ours,
+ * live, for the calling DC, of an unlocked user; cs an enrolled CS. Same
+ * id and validity as the login's (docs/protocol.md §2.3).
+ */
+static void
+route_cstoken(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	char names[NTM_CS_TOKENS_MAX][NTM_NAME_MAX + 1];
+	char b64[NTM_B64_LEN(NTM_TOKEN_SEALED_MAX)];
+	char dkey[NTM_B64_LEN(NTM_DEVKEY_LEN) + 8];
+	struct ntm_m_as_cstoken m;
+	struct ntm_m_cstoken_ok ok;
+	struct ntm_jerr jerr;
+	struct ntm_token t;
+	struct as_user u;
+	json_t *body;
+	int64_t now = now_unix();
+	int e, n, i;
+
+	if (ntm_msg_as_cstoken_decode(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
+	    strcmp(t.dc, cert->name) != 0 || !ntm_token_is_for(&t, NTM_ROLE_DC, cert->name) ||
+	    as_db_token_live(as->db, &t, now) < 0) {
+		ntm_wipe(&t, sizeof(t));
+		log_info("CS token for %s at %s: token refused", m.cs, cert->name);
+		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
+		    "token this AS issued for a login at %s", cert->name);
+		return;
+	}
+	if ((e = as_db_user_get(as->db, t.user, &u)) < 0 || u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
+		    "user '%s' is %s", t.user, e < 0 ? "unknown" : "locked");
+		ntm_wipe(&t, sizeof(t));
+		return;
+	}
+	ntm_wipe(&u, sizeof(u));
+	/* All enrolled CSs, as at login: at most NTM_CS_TOKENS_MAX, by name. */
+	if ((n = as_db_cs_names(as->db, now, names, NTM_CS_TOKENS_MAX)) < 0) {
+		ntm_wipe(&t, sizeof(t));
+		ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	for (i = 0; i < n && strcmp(names[i], m.cs) != 0; i++)
+		;
+	if (i == n) {
+		ntm_wipe(&t, sizeof(t));
+		ntm_reply_error(req, 404, "unknown_cs", "cs", "field 'cs': no cache server "
+		    "'%s' is enrolled at the AS", m.cs);
+		return;
+	}
+	t.aud_role = NTM_ROLE_CS;
+	snprintf(t.aud, sizeof(t.aud), "%s", m.cs);
+	ntm_token_sign(&t, as->sk);
+	/* Sealed to the device key of a sealed login, as at login. */
+	if ((e = as_db_token_key(as->db, &t, dkey, sizeof(dkey))) == 0)
+		e = cs_token_out(&t, dkey, b64, sizeof(b64));
+	log_info("CS token for %s issued to a login of %s at %s", m.cs, t.user, cert->name);
+	ntm_wipe(&t, sizeof(t));
+	memset(&ok, 0, sizeof(ok));
+	ok.token = b64;
+	if (e < 0 || ntm_msg_cstoken_ok_encode(&ok, &body, &jerr) < 0) {
+		ntm_wipe(b64, sizeof(b64));
+		ntm_reply_error(req, 500, "internal", NULL, "cannot issue the token");
+		return;
+	}
+	ntm_wipe(b64, sizeof(b64));
+	ntm_reply_json(req, 200, body);
+}
+
+/*
  * Called by the httpd for every signed request after the AS signature and
  * validity checked out: the database is the authority on revocation, and
  * the certificate must match the enrolled row exactly.
@@ -604,6 +769,8 @@ const struct ntm_http_route as_routes[] = {
 	{ "POST", "/v1/as/logout", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_logout,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ "POST", "/v1/as/device", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_device,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/as/cstoken", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_cstoken,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ .method = NULL }
 };

@@ -240,17 +240,21 @@ cs_announce_kick(struct cs *cs)
 		event_active(cs->ann->kick, EV_TIMEOUT, 0);
 }
 
-/* The URL recipients are given: public_url, else https://LISTEN (the
- * configuration refuses a wildcard listen without public_url). NULL when
- * that is no URL. */
+/* The URL recipients are given: public_url, else https://NAME:PORT, the
+ * certificate name and the port of listen. A DC takes only a URL whose host
+ * is the announcing CS's certificate name (docs/protocol.md §3.4). NULL
+ * when that is no URL. */
 static char *
 self_url(const struct srv_conf *cf)
 {
+	const char *port = strrchr(cf->listen, ':');
 	char *u;
 
 	if (cf->public_url)
 		return xstrdup(cf->public_url);
-	u = xasprintf("https://%s", cf->listen);
+	if (port == NULL)
+		return NULL;
+	u = xasprintf("https://%s%s", cf->name, port);
 	if (!ntm_valid_push_url(u)) {
 		free(u);
 		return NULL;
@@ -280,6 +284,9 @@ cs_announce_start(struct cs *cs, char *err, size_t errlen)
 		    "URL clients reach this CS at", cf->path, cf->listen);
 		return -1;
 	}
+	if (!ntm_url_host_is(a->self, cf->name))
+		log_warnx("public_url %s: its host is not this CS's name '%s': the DCs "
+		    "will refuse its announcements (cs_not_announcer)", a->self, cf->name);
 	if ((a->httpc = ntm_httpc_new(cs->srv->base, cf->ca_file)) == NULL ||
 	    ntm_httpc_set_identity(a->httpc, cs->srv->sk, &cs->srv->cert) < 0) {
 		snprintf(err, errlen, "cannot set up the HTTPS client");

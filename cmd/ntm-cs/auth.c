@@ -1,7 +1,8 @@
 /*
  * auth.c - who a request comes from. Clients present the token the AS
- * issued at login (Authorization: Bearer); it must verify with the AS key,
- * be within its validity and not be revoked. The AS pushes revocations to
+ * issued at login for this CS (Authorization: Bearer); it must verify with
+ * the AS key, name this CS as its audience, be within its validity and not
+ * be revoked. The AS pushes revocations to
  * POST /v1/cs/revoke (signed, role as); they are kept in SQLite, so a
  * restart forgets none.
  */
@@ -109,6 +110,7 @@ cs_bearer_precheck(const char *b64, void *arg)
 	if (ntm_token_from_b64(&t, b64) < 0)
 		return -1;
 	ok = ntm_token_verify(&t, cs->srv->conf.as_pk, now_unix()) == 0 &&
+	    ntm_token_is_for(&t, NTM_ROLE_CS, cs->srv->conf.name) &&
 	    ntm_b64_encode(id, sizeof(id), t.id, sizeof(t.id)) >= 0 &&
 	    cs_db_revoked(cs->db, id, t.user, t.dc, t.issued) == 0;
 	ntm_wipe(&t, sizeof(t));
@@ -143,6 +145,17 @@ cs_bearer(struct ntm_req *req, const char *b64, void *arg)
 		return deny(req, "token_expired", "token has expired (log in again)");
 	if (e < 0)
 		return deny(req, "unauthorized", "token is not signed by the account server");
+	/* Only a token for this CS: never the DC's, nor another CS's, so
+	 * that what a CS is given cannot be replayed elsewhere. */
+	if (!ntm_token_is_for(&t, NTM_ROLE_CS, cs->srv->conf.name)) {
+		char why[NTM_NAME_MAX + 96];
+
+		snprintf(why, sizeof(why), "token is for %s '%s', not for this CS ('%s')",
+		    t.aud_role == NTM_ROLE_CS ? "the CS" : "the DC", t.aud,
+		    cs->srv->conf.name);
+		ntm_wipe(&t, sizeof(t));
+		return deny(req, "wrong_audience", why);
+	}
 	if (ntm_b64_encode(id, sizeof(id), t.id, sizeof(t.id)) < 0)
 		return deny(req, "unauthorized", "token id does not encode");
 	e = cs_db_revoked(cs->db, id, t.user, t.dc, t.issued);

@@ -203,7 +203,8 @@ void cs_store_sweep(struct cs *cs);
  * token is the AS's and not revoked; on failure replies 401. */
 int  cs_bearer(struct ntm_req *req, const char *token, void *arg);
 /* The token of a large upload, before its body is read: 0 if it is one
- * cs_bearer took lately, or decodes, verifies and is not revoked; else -1. */
+ * cs_bearer took lately, or decodes, verifies, is for this CS and is not
+ * revoked; else -1. */
 int  cs_bearer_precheck(const char *token, void *arg);
 /* Who cs_bearer found for req; on failure replies 500 and returns -1. */
 int  cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who);

@@ -1,6 +1,7 @@
 /*
  * auth.c - the DC's check of a client's bearer token (docs/protocol.md §3.2):
- * signed by the AS, for this DC, and naming a live session. The httpd runs
+ * signed by the AS, for this DC (its audience: never a CS's token), and
+ * naming a live session. The httpd runs
  * dc_bearer before every route flagged NTM_ROUTE_BEARER (login.c, tunnel.c,
  * exchange.c); the handler takes what it found with dc_authenticate.
  */
@@ -49,6 +50,17 @@ dc_bearer(struct ntm_req *req, const char *bearer, void *arg)
 	if ((e = ntm_token_verify(&a->tok, s->conf.as_pk, now_unix())) < 0) {
 		ntm_reply_error(req, 401, "unauthorized", NULL, "token: %s",
 		    e == NTM_ERR_EXPIRED ? "expired" : "does not verify with the AS key");
+		return -1;
+	}
+	/* A token for a CS (one a CS was given, say) never opens the DC. */
+	if (!ntm_token_is_for(&a->tok, NTM_ROLE_DC, s->conf.name)) {
+		log_info("%s %s from %s: a token for %s %s", ntm_req_method(req),
+		    ntm_req_path(req), ntm_req_peer(req) ? ntm_req_peer(req) : "?",
+		    a->tok.aud_role == NTM_ROLE_CS ? "CS" : "DC", a->tok.aud);
+		ntm_reply_error(req, 401, "wrong_audience", NULL,
+		    "token: issued for %s '%s', not for this DC ('%s')",
+		    a->tok.aud_role == NTM_ROLE_CS ? "the CS" : "the DC", a->tok.aud,
+		    s->conf.name);
 		return -1;
 	}
 	if (strcmp(a->tok.dc, s->conf.name) != 0) {

@@ -58,6 +58,7 @@ struct dc_tunnels;
 struct dc_push;
 struct dc_exchange;
 struct dc_ended;
+struct dc_cstok;
 
 struct dc {
 	struct srv		*srv;
@@ -70,6 +71,7 @@ struct dc {
 	struct login_src	*login_turn;	/* the source whose turn is next */
 	struct login_src	*login_known;	/* known devices' logins: first */
 	long			 login_inflight, login_waiting;
+	struct dc_cstok		*cstoks;	/* CS token requests waiting for the AS */
 	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */
 	struct disc		*disc;		/* NULL when resolver is unset */

@@ -939,12 +939,23 @@ on_dc_announce(struct ntm_req *req, void *arg)
 	/* The sender's CS (the route says so): it checked the sender's token
 	 * and that `from` is one of its devices; the object is at `cs`, its
 	 * own URL. */
+	const struct ntm_cert *cert = ntm_req_cert(req);
+
 	if (ntm_msg_announce_decode(ntm_req_json(req), &a, &jerr) < 0) {
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
 	if (check_to(req, "to", a.to, a.from) < 0 || announce_check(req, &a, &e) < 0)
 		return;
+	/* The recipients present a token for the CS its URL names: only the
+	 * announcing CS's own name may stand there (docs/protocol.md §3.4). */
+	if (a.cs && (cert == NULL || !ntm_url_host_is(a.cs, cert->name))) {
+		log_info("announce from CS %s refused: cs %s is not its URL",
+		    cert ? cert->name : "?", a.cs);
+		ntm_reply_error(req, 403, "cs_not_announcer", "cs", "field 'cs': the host "
+		    "of %s is not the announcing CS's name '%s'", a.cs, cert ? cert->name : "?");
+		return;
+	}
 	memset(&d, 0, sizeof(d));
 	store_local(dc, X_ANNOUNCE, a.to, NULL, &e, &d);
 	reply_dest(req, &d, json_pack("{s:b}", "queued", 1));

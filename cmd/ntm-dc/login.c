@@ -36,6 +36,7 @@ struct dc_login {
 	int64_t		 token_expires;
 	char		 sid[2 * DC_SESSION_ID + 1];
 	char		 dc_key[NTM_B64_LEN(NTM_KX_PK)];
+	json_t		*cs_tokens;	/* the AS's tokens for the CSs, passed on */
 	/* waiting for a turn at the AS */
 	json_t		*as_body;	/* what goes to the AS */
 	struct dc_login	*qnext;
@@ -86,8 +87,14 @@ wipe_json_string(json_t *obj, const char *key)
 static void
 login_free(struct dc_login *l)
 {
+	json_t *v;
+	size_t i;
+
 	if (l == NULL)
 		return;
+	json_array_foreach(l->cs_tokens, i, v)
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+	json_decref(l->cs_tokens);
 	if (l->as_body) {
 		wipe_json_string(l->as_body, "password");
 		json_decref(l->as_body);
@@ -140,7 +147,8 @@ login_answer(struct dc_login *l, const char *cert)
 	ok = (struct ntm_m_login_ok){ .user = l->cl.user, .fqdn = l->cl.fqdn,
 		.vip4 = l->cl.vip4, .vip6 = l->cl.vip6, .domain = s->conf.name,
 		.token = l->token, .token_expires = l->token_expires, .session_id = l->sid,
-		.dc_key = l->dc_key, .device_cert = cert, .as_key = as_key };
+		.dc_key = l->dc_key, .device_cert = cert, .as_key = as_key,
+		.cs_tokens = l->cs_tokens };
 	if (ntm_msg_login_ok_encode(&ok, &out, NULL) < 0)
 		out = NULL;			/* answered 500 */
 	ntm_reply_json(l->req, 200, out);
@@ -248,7 +256,8 @@ login_finish(struct dc_login *l, const char *token_b64)
 		return;
 	}
 	if (strcmp(tok.user, l->user) != 0 || strcmp(tok.device, l->device) != 0 ||
-	    strcmp(tok.dc, s->conf.name) != 0) {
+	    strcmp(tok.dc, s->conf.name) != 0 ||
+	    !ntm_token_is_for(&tok, NTM_ROLE_DC, s->conf.name)) {
 		snprintf(msg, sizeof(msg), "its token names %s/%s at '%s', not %s/%s at '%s'",
 		    tok.user, tok.device, tok.dc, l->user, l->device, s->conf.name);
 		login_as_fail(l, "the AS answered with a token for another device", msg);
@@ -335,6 +344,22 @@ passthrough_code(const char *code)
 
 static void login_next(struct dc *dc);
 static void login_answered(struct dc_login *l, const struct ntm_http_result *res);
+/* 1 unless a (NULL: none) is at most NTM_CS_TOKENS_MAX strings that
+ * could be tokens. */
+static int
+cs_tokens_bad(json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	if (json_array_size(a) > NTM_CS_TOKENS_MAX)
+		return 1;
+	json_array_foreach(a, i, v)
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > NTM_B64_LEN(NTM_TOKEN_SEALED_MAX))
+			return 1;
+	return 0;
+}
 
 static void
 on_as_login(const struct ntm_http_result *res, void *arg)
@@ -368,7 +393,11 @@ login_answered(struct dc_login *l, const struct ntm_http_result *res)
 		} else if (ntm_msg_as_login_ok_decode(res->json, &ok, &jerr) < 0) {
 			login_as_fail(l, "the account server (AS) answered the DC wrongly",
 			    jerr.message);
+		} else if (cs_tokens_bad(ok.cs_tokens)) {
+			login_as_fail(l, "the account server (AS) answered the DC wrongly",
+			    "malformed cs_tokens");
 		} else {
+			l->cs_tokens = json_incref(ok.cs_tokens);
 			login_finish(l, ok.token);	/* takes l */
 			return;
 		}
@@ -479,6 +508,7 @@ login_known(struct dc *dc, const struct ntm_m_login *m)
 	 * below. */
 	ok = ntm_token_verify(&t, cf->as_pk, t.expires) == 0 &&
 	    now_unix() - t.expires < DC_KNOWN_GRACE_S &&
+	    ntm_token_is_for(&t, NTM_ROLE_DC, cf->name) &&
 	    strcmp(t.dc, cf->name) == 0 && strcmp(t.user, m->user) == 0 &&
 	    strcmp(t.device, m->device) == 0;
 	ntm_wipe(&t, sizeof(t));
@@ -716,12 +746,160 @@ on_logout(struct ntm_req *req, void *arg)
 	ntm_reply_json(req, 200, json_object());
 }
 
+/* ---- POST /v1/exchange/cstoken: a token for one more CS ------------------- */
+
+/* A client's request for a CS token, waiting for the AS. */
+struct dc_cstok {
+	struct dc_cstok	 *next, **prevp;
+	struct dc	 *dc;
+	struct ntm_req	 *req;
+	struct ntm_token  tok;		/* the client's, for this DC */
+	char		  cs[NTM_NAME_MAX + 1];
+};
+
+static void
+cstok_unlink(struct dc_cstok *c)
+{
+	if (c->next)
+		c->next->prevp = c->prevp;
+	*c->prevp = c->next;
+}
+
+static void
+cstok_free(struct dc_cstok *c)
+{
+	if (c == NULL)
+		return;
+	ntm_wipe(c, sizeof(*c));
+	free(c);
+}
+
+/* The AS's answer: passed on when it is a token of this login for that CS,
+ * or one sealed to the device's key (a sealed login), which only the
+ * device opens and checks. */
+static void
+on_as_cstoken(const struct ntm_http_result *res, void *arg)
+{
+	struct dc_cstok *c = arg;
+	struct srv *s = c->dc->srv;
+	struct ntm_m_cstoken_ok ok;
+	struct ntm_m_error e;
+	struct ntm_token t;
+	json_t *out = NULL;
+
+	cstok_unlink(c);
+	memset(&t, 0, sizeof(t));
+	if (res->err == 0 && res->status == 200 && res->json &&
+	    ntm_msg_cstoken_ok_decode(res->json, &ok, NULL) == 0 &&
+	    ntm_token_from_b64(&t, ok.token) < 0 &&
+	    strlen(ok.token) <= NTM_B64_LEN(NTM_TOKEN_SEALED_MAX) &&
+	    ntm_msg_cstoken_ok_encode(&ok, &out, NULL) == 0) {
+		log_info("CS token for %s (sealed to the device) issued to %s/%s", c->cs,
+		    c->tok.user, c->tok.device);
+		ntm_reply_json(c->req, 200, out);
+	} else if (res->err == 0 && res->status == 200 && res->json &&
+	    ntm_msg_cstoken_ok_decode(res->json, &ok, NULL) == 0 &&
+	    ntm_token_from_b64(&t, ok.token) == 0 &&
+	    ntm_token_verify(&t, s->conf.as_pk, now_unix()) == 0 &&
+	    ntm_token_is_for(&t, NTM_ROLE_CS, c->cs) &&
+	    memcmp(t.id, c->tok.id, sizeof(t.id)) == 0 && strcmp(t.user, c->tok.user) == 0 &&
+	    strcmp(t.device, c->tok.device) == 0 && strcmp(t.dc, s->conf.name) == 0 &&
+	    ntm_msg_cstoken_ok_encode(&ok, &out, NULL) == 0) {
+		log_info("CS token for %s issued to %s/%s", c->cs, c->tok.user, c->tok.device);
+		ntm_reply_json(c->req, 200, out);
+	} else if (res->err == 0 && (res->status == 404 || res->status == 403) &&
+	    ntm_error_read(res->json, &e) == 0 && (strcmp(e.code, "unknown_cs") == 0 ||
+	    strcmp(e.code, "user_locked") == 0)) {
+		/* The AS's own answers, for the client to see. */
+		ntm_reply_error(c->req, (int)res->status, e.code,
+		    strcmp(e.code, "unknown_cs") == 0 ? "cs" : NULL, "%s", e.message ?
+		    e.message : e.code);
+	} else {
+		log_warnx("CS token for %s/%s (%s): AS %s: %s", c->tok.user, c->tok.device,
+		    c->cs, s->conf.as_url, res->err < 0 ? (res->errmsg[0] ? res->errmsg :
+		    ntm_strerror(res->err)) : "refused or answered wrongly");
+		ntm_reply_error(c->req, 502, "upstream_unavailable", NULL, "the account "
+		    "server (AS) did not give a token for the CS '%s'", c->cs);
+	}
+	ntm_wipe(&t, sizeof(t));
+	cstok_free(c);
+}
+
+/*
+ * POST /v1/exchange/cstoken {version, cs} (bearer): a token of the caller's
+ * login for the CS named, one the AS enrolled after the login (the login
+ * gave one for every CS enrolled then, docs/protocol.md §2.3). The AS
+ * issues it (POST /v1/as/cstoken); the DC only relays.
+ */
+static void
+on_cstoken(struct ntm_req *req, void *arg)
+{
+	struct dc *dc = arg;
+	struct ntm_m_cstoken m;
+	struct ntm_m_as_cstoken as;
+	struct ntm_jerr jerr;
+	struct dc_client cl;
+	struct dc_session sess;
+	struct dc_cstok *c;
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)], *url;
+	size_t n = strlen(dc->as_login_url) - strlen("login");
+	json_t *body = NULL;
+	int e;
+
+	if (ntm_msg_cstoken_decode(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	if (dc_authenticate(dc, req, &c->tok, &cl, &sess) < 0) {
+		cstok_free(c);
+		return;
+	}
+	ntm_wipe(&sess, sizeof(sess));
+	c->dc = dc;
+	c->req = req;
+	snprintf(c->cs, sizeof(c->cs), "%s", m.cs);
+	memset(&as, 0, sizeof(as));
+	as.version = NTM_PROTOCOL_VERSION;
+	as.token = b64;
+	as.cs = c->cs;
+	if (ntm_token_to_b64(&c->tok, b64, sizeof(b64)) < 0 ||
+	    ntm_msg_as_cstoken_encode(&as, &body, NULL) < 0) {
+		ntm_wipe(b64, sizeof(b64));
+		ntm_reply_error(req, 500, "internal", NULL, "cannot ask the AS");
+		cstok_free(c);
+		return;
+	}
+	ntm_wipe(b64, sizeof(b64));
+	c->next = dc->cstoks;
+	if (c->next)
+		c->next->prevp = &c->next;
+	c->prevp = &dc->cstoks;
+	dc->cstoks = c;
+	url = xasprintf("%.*scstoken", (int)n, dc->as_login_url);	/* .../v1/as/ */
+	e = ntm_httpc_request(dc->httpc, "POST", url, body, NULL,
+	    dc->srv->conf.as_timeout_ms, on_as_cstoken, c);
+	free(url);
+	json_decref(body);
+	if (e < 0) {
+		cstok_unlink(c);
+		ntm_reply_error(req, 502, "upstream_unavailable", NULL, "the DC cannot ask the "
+		    "account server (AS)");
+		cstok_free(c);
+	}
+}
+
 /* After ntm_httpc_free (which drops pending callbacks), before the HTTPS
- * server goes: answers and frees the logins still waiting for the AS. */
+ * server goes: answers and frees the logins and CS token requests still
+ * waiting for the AS. */
 void
 dc_cancel_logins(struct dc *dc)
 {
 	struct dc_login *l;
+	struct dc_cstok *c;
 
 	while ((l = dc->pending) != NULL) {
 		login_unlink(l);
@@ -736,6 +914,12 @@ dc_cancel_logins(struct dc *dc)
 	}
 	free(dc->login_known);
 	dc->login_known = NULL;
+	while ((c = dc->cstoks) != NULL) {
+		cstok_unlink(c);
+		ntm_reply_error(c->req, 502, "upstream_unavailable", NULL,
+		    "the DC is shutting down before the AS answered");
+		cstok_free(c);
+	}
 }
 
 const struct ntm_http_route dc_login_routes[] = {
@@ -743,5 +927,7 @@ const struct ntm_http_route dc_login_routes[] = {
 	{ "GET",  "/v1/session", NTM_ROUTE_BEARER, .fn = on_session },
 	{ "POST", "/v1/logout",	 NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED,
 	  .fn = on_logout },
+	{ "POST", "/v1/exchange/cstoken", NTM_ROUTE_BEARER | NTM_ROUTE_JSON |
+	  NTM_ROUTE_VERSIONED, .fn = on_cstoken },
 	{ .method = NULL }
 };

@@ -536,6 +536,36 @@ login_save(struct cli *cli, const struct login_args *la, const char *url, const 
 	s.rx = xstrdup(rx_b64);
 	s.tx = xstrdup(tx_b64);
 	s.login_time = now_unix();
+	/* The tokens for the CSs: each one names its CS, sealed to the device
+	 * key when the login was (docs/protocol.md §2.3); one that does not
+	 * open or decode as a CS token of this login is left out. */
+	if (r->m.cs_tokens) {
+		uint8_t dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
+		char plain[NTM_B64_LEN(NTM_TOKEN_MAX)];
+		const char *b64;
+		int have_key = id_device_keypair(cli, dpk, dsk, 0) == 0;
+		struct ntm_token t;
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(r->m.cs_tokens, i, v) {
+			if (s.ncs_tokens >= NTM_CS_TOKENS_MAX || (b64 = json_string_value(v)) == NULL)
+				break;
+			if (ntm_token_from_b64(&t, b64) < 0 && have_key &&
+			    ntm_token_unseal(plain, sizeof(plain), b64, dpk, dsk) > 0)
+				b64 = plain;
+			if (ntm_token_from_b64(&t, b64) < 0 ||
+			    t.aud_role != NTM_ROLE_CS || strcmp(t.user, s.user) != 0 ||
+			    strcmp(t.device, device) != 0) {
+				log_info("cs_tokens[%zu]: not a CS token of this login; left out", i);
+				continue;
+			}
+			s.cs_tokens[s.ncs_tokens++] = xstrdup(b64);
+		}
+		ntm_wipe(&t, sizeof(t));
+		ntm_wipe(plain, sizeof(plain));
+		ntm_wipe(dsk, sizeof(dsk));
+	}
 	if ((err = session_save(cli, &s)) < 0) {
 		cli_err("login", "cannot save the session in %s: %s", cli->state_dir,
 		    ntm_strerror(err));

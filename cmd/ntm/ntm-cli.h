@@ -112,8 +112,10 @@ struct session {
 	char	*dc_url;
 	char	*ca_file;	/* NULL: the system store */
 	char	*user, *device, *fqdn, *vip4, *vip6, *domain;
-	char	*token;
+	char	*token;		/* for the DC alone */
 	int64_t	 token_expires;
+	char	*cs_tokens[NTM_CS_TOKENS_MAX];	/* one per CS, each for that CS alone */
+	int	 ncs_tokens;
 	char	*session_id;
 	char	*dc_key;	/* b64 X25519 key of the DC */
 	char	*rx, *tx;	/* b64 session keys */

@@ -233,6 +233,10 @@ session_free(struct session *s)
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		if (*secrets[i])
 			ntm_wipe(*secrets[i], strlen(*secrets[i]));
+	for (int i = 0; i < s->ncs_tokens; i++) {
+		ntm_wipe(s->cs_tokens[i], strlen(s->cs_tokens[i]));
+		free(s->cs_tokens[i]);
+	}
 	free(s->dc_url);
 	free(s->ca_file);
 	free(s->user);
@@ -269,6 +273,13 @@ session_save(const struct cli *cli, const struct session *s)
 	    "rx", s->rx, "tx", s->tx, "login_time", (json_int_t)s->login_time);
 	if (j == NULL)
 		return NTM_ERR_NOMEM;
+	if (s->ncs_tokens > 0) {
+		json_t *a = json_array();
+
+		for (int i = 0; i < s->ncs_tokens; i++)
+			json_array_append_new(a, json_string(s->cs_tokens[i]));
+		json_object_set_new(j, "cs_tokens", a);
+	}
 	text = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
 	if (text == NULL)
@@ -288,6 +299,8 @@ session_load(const struct cli *cli, struct session *s, char *err, size_t errlen)
 	    *fqdn = NULL, *vip4 = NULL, *vip6 = NULL, *domain = NULL, *token = NULL,
 	    *session_id = NULL, *dc_key = NULL, *rx = NULL, *tx = NULL;
 	int64_t version = 0, expires = 0, login_time = 0;
+	json_t *cs = NULL, *v;
+	size_t i;
 	const struct ntm_jfield fields[] = {
 		{ "version", NTM_J_INT, 1, &version, 0 },
 		{ "dc_url", NTM_J_STR, 1, &dc_url, NTM_URL_MAX },
@@ -305,6 +318,7 @@ session_load(const struct cli *cli, struct session *s, char *err, size_t errlen)
 		{ "rx", NTM_J_STR, 1, &rx, 64 },
 		{ "tx", NTM_J_STR, 1, &tx, 64 },
 		{ "login_time", NTM_J_INT, 0, &login_time, 0 },
+		{ "cs_tokens", NTM_J_ARR, 0, &cs, 0 },
 	};
 	struct ntm_jerr jerr;
 	struct stat st;
@@ -335,6 +349,18 @@ session_load(const struct cli *cli, struct session *s, char *err, size_t errlen)
 		ret = NTM_ERR_VERSION;
 		goto out;
 	}
+	if (json_array_size(cs) > NTM_CS_TOKENS_MAX) {
+		snprintf(err, errlen, "%s: more than %d cs_tokens", path, NTM_CS_TOKENS_MAX);
+		ret = NTM_ERR_JSON;
+		goto out;
+	}
+	json_array_foreach(cs, i, v) {
+		if (!json_is_string(v) || json_string_length(v) > 4096) {
+			snprintf(err, errlen, "%s: cs_tokens[%zu]: expected a token", path, i);
+			ret = NTM_ERR_JSON;
+			goto out;
+		}
+	}
 	s->dc_url = xstrdup(dc_url);
 	s->ca_file = ca_file ? xstrdup(ca_file) : NULL;
 	s->user = xstrdup(user);
@@ -350,6 +376,8 @@ session_load(const struct cli *cli, struct session *s, char *err, size_t errlen)
 	s->rx = xstrdup(rx);
 	s->tx = xstrdup(tx);
 	s->login_time = login_time;
+	json_array_foreach(cs, i, v)
+		s->cs_tokens[s->ncs_tokens++] = xstrdup(json_string_value(v));
 	ret = 0;
 out:
 	json_decref(j);

@@ -31,6 +31,7 @@ struct xctx {
 	int		 quiet;		/* failed calls go to the log and last_err, not stderr */
 	char		 last_err[768];	/* the last failure said quietly */
 	int		 no_agent;	/* no agent carries this run's requests */
+	int		 no_cs_token;	/* said: no token for a CS's host */
 	int		 progress;	/* X_PROGRESS_AUTO, _ON (--progress), _OFF */
 	int64_t		 prog_start, prog_last;	/* mono ms of this phase's start, last line */
 	const char	*prog_what;	/* the phase shown */

@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "agent.h"
+#include "identity.h"
 #include "xcli.h"
 #include "msg.h"
 
@@ -44,6 +45,115 @@ easy_count(CURL *c, const char *what, const char *url)
 	    conns ? "new connection" : "reused");
 }
 
+static int json_call(struct xctx *x, const char *method, const char *url, json_t *body,
+    long *status, json_t **json, char *errmsg, size_t errlen);
+static int x_fail(struct xctx *x, const char *base, int err, long status, json_t *body,
+    const char *errmsg);
+
+/*
+ * A token for the CS named host, from our DC (POST /v1/exchange/cstoken:
+ * a CS enrolled after the login), added to the session and saved: the new
+ * token (owned by x->s), or NULL after one error line.
+ */
+static const char *
+cs_token_get(struct xctx *x, const char *host)
+{
+	struct ntm_m_cstoken m = { .version = NTM_PROTOCOL_VERSION, .cs = host };
+	struct ntm_m_cstoken_ok ok;
+	struct ntm_token t;
+	uint8_t dpk[NTM_DEVKEY_LEN], dsk[NTM_DEVKEY_LEN];
+	char url[NTM_URL_MAX + 64], errmsg[256] = "", plain[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	const char *b64 = NULL;
+	json_t *body, *r = NULL;
+	long status = 0;
+	int err, i, good;
+
+	if ((body = x_msg(x, &ntm_msg_cstoken, &m)) == NULL)
+		return NULL;
+	snprintf(url, sizeof(url), "%s/v1/exchange/cstoken", x->s.dc_url);
+	log_info("POST %s (a token for the CS %s)", url, host);
+	err = json_call(x, "POST", url, body, &status, &r, errmsg, sizeof(errmsg));
+	json_decref(body);
+	memset(&t, 0, sizeof(t));
+	/* Sealed to our device key when the login was (docs/protocol.md §2.3). */
+	if (err == 0 && status == 200 && ntm_msg_cstoken_ok_decode(r, &ok, NULL) == 0) {
+		b64 = ok.token;
+		if (ntm_token_from_b64(&t, b64) < 0 &&
+		    id_device_keypair(x->cli, dpk, dsk, 0) == 0 &&
+		    ntm_token_unseal(plain, sizeof(plain), b64, dpk, dsk) > 0)
+			b64 = plain;
+		ntm_wipe(dsk, sizeof(dsk));
+	}
+	good = b64 && ntm_token_from_b64(&t, b64) == 0 && ntm_token_is_for(&t, NTM_ROLE_CS, host) &&
+	    strcmp(t.user, x->s.user) == 0 && strcmp(t.device, x->s.device) == 0;
+	ntm_wipe(&t, sizeof(t));
+	if (!good) {
+		if (err == 0 && status == 200)
+			cli_err(x->cmd, "bad answer from %s: not a token for the CS '%s'",
+			    x->s.dc_url, host);
+		else
+			(void)x_fail(x, x->s.dc_url, err, status, r, errmsg);
+		ntm_wipe(plain, sizeof(plain));
+		json_decref(r);
+		return NULL;
+	}
+	/* Full: the oldest goes. */
+	if (x->s.ncs_tokens == NTM_CS_TOKENS_MAX) {
+		ntm_wipe(x->s.cs_tokens[0], strlen(x->s.cs_tokens[0]));
+		free(x->s.cs_tokens[0]);
+		for (i = 1; i < x->s.ncs_tokens; i++)
+			x->s.cs_tokens[i - 1] = x->s.cs_tokens[i];
+		x->s.ncs_tokens--;
+	}
+	i = x->s.ncs_tokens++;
+	x->s.cs_tokens[i] = xstrdup(b64);
+	ntm_wipe(plain, sizeof(plain));
+	json_decref(r);
+	if ((err = session_save(x->cli, &x->s)) < 0)
+		log_info("cannot save the session with the token for %s: %s", host,
+		    ntm_strerror(err));
+	return x->s.cs_tokens[i];
+}
+
+/*
+ * The bearer token for url (docs/protocol.md §2.3): the DC's own for the
+ * DC, else the one the AS issued for the CS that the URL's host names
+ * (asked of the DC once when the session holds none: a CS enrolled after
+ * the login). A token goes to no other server: a CS that kept it could not
+ * use it at the DC or at another CS. NULL when there is none, said once
+ * (the request then goes without, and the CS refuses it).
+ */
+static const char *
+x_bearer(struct xctx *x, const char *url)
+{
+	size_t n = strlen(x->s.dc_url);
+	char host[NTM_NAME_MAX + 1];
+	const char *tok = NULL;
+	struct ntm_token t;
+	int i, ok;
+
+	if (strncmp(url, x->s.dc_url, n) == 0 && strchr("/?", url[n]) != NULL)
+		return x->s.token;
+	if (ntm_url_host(url, host, sizeof(host)) < 0)
+		return NULL;
+	for (i = 0; i < x->s.ncs_tokens; i++) {
+		ok = ntm_token_from_b64(&t, x->s.cs_tokens[i]) == 0 &&
+		    ntm_token_is_for(&t, NTM_ROLE_CS, host);
+		ntm_wipe(&t, sizeof(t));
+		if (ok)
+			return x->s.cs_tokens[i];
+	}
+	if (!x->no_cs_token) {
+		x->no_cs_token = 1;	/* asked once a run */
+		if (ntm_valid_dnsname(host) && (tok = cs_token_get(x, host)) != NULL)
+			x->no_cs_token = 0;
+		else
+			cli_err(x->cmd, "the session holds no token for the cache server "
+			    "'%s', and the DC gave none", host);
+	}
+	return tok;
+}
+
 /*
  * A request with a small body, carried by the agent when one runs for this
  * profile: its connections to the DC and CS stay open between commands, so
@@ -55,7 +165,7 @@ x_agent(struct xctx *x, const char *method, const char *url, const char *ctype,
     const void *body, size_t blen, long *status, char **resp, size_t *rlen, char *errmsg,
     size_t errlen)
 {
-	struct agent_https_req q = { method, url, x->s.token, ctype, body, blen,
+	struct agent_https_req q = { method, url, x_bearer(x, url), ctype, body, blen,
 	    x->timeout_ms };
 	int64_t t0 = agent_now_us();
 	int r;
@@ -1022,15 +1132,19 @@ rbuf_write(char *p, size_t size, size_t nmemb, void *arg)
 static CURL *
 easy_new(struct xctx *x, const char *url, struct curl_slist **hdrs)
 {
+	const char *bearer = x_bearer(x, url);
 	char *auth;
 
 	if (easy == NULL && (easy = curl_easy_init()) == NULL)
 		return NULL;
 	curl_easy_reset(easy);
-	auth = xasprintf("Authorization: Bearer %s", x->s.token);
-	*hdrs = curl_slist_append(NULL, auth);
-	ntm_wipe(auth, strlen(auth));
-	free(auth);
+	*hdrs = NULL;
+	if (bearer) {
+		auth = xasprintf("Authorization: Bearer %s", bearer);
+		*hdrs = curl_slist_append(NULL, auth);
+		ntm_wipe(auth, strlen(auth));
+		free(auth);
+	}
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, *hdrs);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");

@@ -186,6 +186,40 @@ ntm_valid_push_url(const char *s)
 	return 1;
 }
 
+int
+ntm_url_host(const char *url, char *out, size_t cap)
+{
+	const char *h, *end;
+	size_t n, i;
+
+	if (cap == 0)
+		return NTM_ERR_INVAL;
+	out[0] = '\0';
+	if (!ntm_valid_push_url(url))
+		return NTM_ERR_INVAL;
+	h = url + 8;
+	if (*h == '[')
+		end = strchr(++h, ']');
+	else
+		end = h + strcspn(h, ":/?#");
+	n = (size_t)(end - h);
+	if (n >= cap)
+		return NTM_ERR_TOOBIG;
+	for (i = 0; i < n; i++)
+		out[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] - 'A' + 'a') : h[i];
+	out[n] = '\0';
+	return 0;
+}
+
+int
+ntm_url_host_is(const char *url, const char *name)
+{
+	char host[NTM_NAME_MAX + 1];
+
+	return name != NULL && ntm_url_host(url, host, sizeof(host)) == 0 &&
+	    strcmp(host, name) == 0;
+}
+
 void
 ntm_push_url_loggable(const char *url, char *out, size_t cap)
 {

@@ -381,6 +381,7 @@ static const struct ntm_mfield login_ok_f[] = {
 	S(T, dc_key, 1, 64, NTM_MF_B64, NTM_KX_PK),
 	S(T, device_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
 	S(T, as_key, 0, NTM_B64_LEN(NTM_SIGN_PK), NTM_MF_B64, NTM_SIGN_PK),
+	A(T, cs_tokens, 0),
 };
 MSG(ntm_msg_login_ok, "200 to POST /v1/login", login_ok_f);
 #undef T
@@ -401,6 +402,7 @@ static const struct ntm_mfield as_login_ok_f[] = {
 	S(T, user, 1, NTM_USER_MAX, NTM_MF_USER, 0),
 	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
 	I(T, expires, 1, NTM_MF_ANY),
+	A(T, cs_tokens, 0),
 };
 MSG(ntm_msg_as_login_ok, "200 to POST /v1/as/login", as_login_ok_f);
 #undef T
@@ -816,6 +818,32 @@ static const struct ntm_mfield as_device_ok_f[] = {
 MSG(ntm_msg_as_device_ok, "200 to POST /v1/as/device", as_device_ok_f);
 #undef T
 
+/* ---- scoped tokens (issue 12) ---------------------------------------------- */
+
+#define T struct ntm_m_cstoken
+static const struct ntm_mfield cstoken_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, cs, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_cstoken, "POST /v1/exchange/cstoken", cstoken_f);
+#undef T
+
+#define T struct ntm_m_as_cstoken
+static const struct ntm_mfield as_cstoken_f[] = {
+	I(T, version, 1, NTM_MF_ANY),
+	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
+	S(T, cs, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_as_cstoken, "POST /v1/as/cstoken", as_cstoken_f);
+#undef T
+
+#define T struct ntm_m_cstoken_ok
+static const struct ntm_mfield cstoken_ok_f[] = {
+	S(T, token, 1, 2 * NTM_TOKEN_MAX, NTM_MF_NONEMPTY, 0),
+};
+MSG(ntm_msg_cstoken_ok, "200 to POST /v1/exchange/cstoken, /v1/as/cstoken", cstoken_ok_f);
+#undef T
+
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,
 	&ntm_msg_temporal, &ntm_msg_dc_xkey, &ntm_msg_announce, &ntm_msg_dc_locate,
@@ -829,5 +857,7 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_entries, &ntm_msg_entry, &ntm_msg_error,
 	/* device certificates (issue 12) */
 	&ntm_msg_as_device, &ntm_msg_as_device_ok,
+	/* scoped tokens (issue 12) */
+	&ntm_msg_cstoken, &ntm_msg_as_cstoken, &ntm_msg_cstoken_ok,
 	NULL,
 };

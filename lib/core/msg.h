@@ -134,6 +134,7 @@ struct ntm_m_login_ok {
 	int64_t		 token_expires;
 	const char	*session_id, *dc_key;
 	const char	*device_cert, *as_key;		/* optional */
+	json_t		*cs_tokens;	/* optional: a token (b64) per CS, as the AS gave */
 };
 NTM_MSG_CODEC(ntm_msg_login_ok, struct ntm_m_login_ok)
 
@@ -151,6 +152,7 @@ struct ntm_m_as_login_ok {
 	uint32_t	 has;
 	const char	*user, *token;
 	int64_t		 expires;
+	json_t		*cs_tokens;	/* optional: array of b64 tokens, one per CS */
 };
 NTM_MSG_CODEC(ntm_msg_as_login_ok, struct ntm_m_as_login_ok)
 
@@ -503,5 +505,30 @@ struct ntm_m_as_device_ok {
 	const char	*device_cert;
 };
 NTM_MSG_CODEC(ntm_msg_as_device_ok, struct ntm_m_as_device_ok)
+
+/* ---- scoped tokens: a token for one more CS (issue 12) --------------------- */
+
+/* POST /v1/exchange/cstoken (client -> its DC): a token for the CS named. */
+struct ntm_m_cstoken {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*cs;		/* the CS's certificate name */
+};
+NTM_MSG_CODEC(ntm_msg_cstoken, struct ntm_m_cstoken)
+
+/* POST /v1/as/cstoken (DC -> AS): the same, for the login of token. */
+struct ntm_m_as_cstoken {
+	uint32_t	 has;
+	int64_t		 version;
+	const char	*token, *cs;
+};
+NTM_MSG_CODEC(ntm_msg_as_cstoken, struct ntm_m_as_cstoken)
+
+/* The 200 answer of both: the token (base64url) for that CS. */
+struct ntm_m_cstoken_ok {
+	uint32_t	 has;
+	const char	*token;
+};
+NTM_MSG_CODEC(ntm_msg_cstoken_ok, struct ntm_m_cstoken_ok)
 
 #endif

@@ -260,14 +260,21 @@ int ntm_cert_from_b64(struct ntm_cert *c, const char *b64) NTM_WUR;
 #define NTM_DEVICE_MAX	64
 #define NTM_TOKEN_ID	16
 #define NTM_TOKEN_MAX	(1 + 1 + NTM_USER_MAX + 1 + NTM_DEVICE_MAX + 1 + NTM_NAME_MAX + \
-			 NTM_TOKEN_ID + 8 + 8 + NTM_SIG_LEN)
+			 1 + 1 + NTM_NAME_MAX + NTM_TOKEN_ID + 8 + 8 + NTM_SIG_LEN)
 
-/* Issued by the AS to a logged-in client; bearer credential for DC/CS. */
+/*
+ * Issued by the AS to a logged-in client; a bearer credential for one
+ * server only, its audience: the DC of the login (aud_role NTM_ROLE_DC, aud
+ * its domain) or one CS (NTM_ROLE_CS, aud its certificate name). The tokens
+ * of one login share their id, so revoking it revokes them all.
+ */
 struct ntm_token {
-	uint8_t		version;		/* 1 */
+	uint8_t		version;		/* 2 */
 	char		user[NTM_USER_MAX + 1];
 	char		device[NTM_DEVICE_MAX + 1];
 	char		dc[NTM_NAME_MAX + 1];	/* domain of the DC the user logged in at */
+	uint8_t		aud_role;		/* NTM_ROLE_DC or NTM_ROLE_CS */
+	char		aud[NTM_NAME_MAX + 1];	/* the one server that takes it */
 	uint8_t		id[NTM_TOKEN_ID];
 	int64_t		issued, expires;
 	uint8_t		sig[NTM_SIG_LEN];
@@ -277,6 +284,10 @@ int ntm_token_decode(struct ntm_token *t, const uint8_t *p, size_t n) NTM_WUR;
 void ntm_token_sign(struct ntm_token *t, const uint8_t as_sk[NTM_SIGN_SK]);
 int ntm_token_verify(const struct ntm_token *t, const uint8_t as_pk[NTM_SIGN_PK],
     int64_t now) NTM_WUR;
+#define NTM_CS_TOKENS_MAX	16	/* CS tokens of one login, at most */
+
+/* 1 if t is for the server of that role and name, else 0. */
+int ntm_token_is_for(const struct ntm_token *t, uint8_t role, const char *name);
 int ntm_token_to_b64(const struct ntm_token *t, char *out, size_t cap);
 int ntm_token_from_b64(struct ntm_token *t, const char *b64) NTM_WUR;
 
@@ -332,6 +343,20 @@ void ntm_dkey_fingerprint(char out[NTM_DFP_LEN], const char *fqdn,
 /* 1 if fqdn is a name directly or deeper inside domain ("a.dc1.test" in
  * "dc1.test"), else 0. */
 int ntm_name_in_domain(const char *fqdn, const char *domain);
+
+/*
+ * A CS token (lib/core/token.c) of a sealed login, sealed by the AS to the
+ * device key it certifies (X25519, crypto_box_seal), so that the DC that
+ * relays it cannot present it (docs/protocol.md §2.3). seal: b64 of the token (b64) sealed
+ * to pk into out; unseal: the token's b64 from sealed. The length written,
+ * or NTM_ERR_INVAL, NTM_ERR_CRYPTO (not sealed to this key, or altered),
+ * NTM_ERR_TOOBIG.
+ */
+#define NTM_TOKEN_SEALED_MAX	(NTM_TOKEN_MAX + 48)	/* crypto_box_SEALBYTES */
+int ntm_token_seal(char *out, size_t cap, const char *b64,
+    const uint8_t pk[NTM_DEVKEY_LEN]) NTM_WUR;
+int ntm_token_unseal(char *out, size_t cap, const char *sealed,
+    const uint8_t pk[NTM_DEVKEY_LEN], const uint8_t sk[NTM_DEVKEY_LEN]) NTM_WUR;
 
 /* ---- logins sealed to the AS (lib/core/crypto.c) ------------------------ */
 
@@ -461,6 +486,11 @@ int ntm_prefix_host(const struct ntm_prefix *p, uint64_t idx, char *out, size_t 
  */
 #define NTM_PUSH_URL_MAX	512
 int ntm_valid_push_url(const char *s);
+/* The host of such a URL, in lowercase (an IPv6 address without its
+ * brackets), into out: 0, NTM_ERR_INVAL (not such a URL) or NTM_ERR_TOOBIG. */
+int ntm_url_host(const char *url, char *out, size_t cap);
+/* 1 if url is such a URL and its host is name (a lowercase DNS name). */
+int ntm_url_host_is(const char *url, const char *name);
 /*
  * The URL as it may be logged: scheme, host, port and path, without the
  * query or fragment (they often carry the push service's token). Always

@@ -51,7 +51,7 @@ teardown_file() { platform_down; }
 	run_t ntm-as -f "$(P)/as.conf" server list --json
 	assert_success
 	run jq -r '[.[] | .name] | sort | join(" ")' <<<"$output"
-	assert_output "cs1.ntm.test dc1.ntm.test dc2.ntm.test rs1.ntm.test"
+	assert_output "cs1.localhost dc1.ntm.test dc2.ntm.test rs1.ntm.test"
 }
 
 @test "server add rejects a bad role, name or key" {

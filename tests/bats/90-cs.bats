@@ -29,7 +29,7 @@ cs_dir() { echo "$(P)/cs"; }
 
 # tok USER [DC] [LIFETIME] [DATE-OFFSET]: a token signed by the AS key.
 tok() {
-	"$SIGNREQ" --key "$(P)/as/identity.key" --mint "$1:dev1:${2:-dc1.ntm.test}" \
+	"$SIGNREQ" --key "$(P)/as/identity.key" --mint "$1:dev1:${2:-dc1.ntm.test}:cs:${5:-cs1.localhost}" \
 	    --lifetime "${3:-3600}" --date-offset "${4:-0}"
 }
 
@@ -187,6 +187,8 @@ rand_file() { head -c "$2" /dev/urandom > "$1"; }
 b = base64.urlsafe_b64decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 4))
 p = 1
 for _ in range(3): p += 1 + b[p]
+p += 1
+p += 1 + b[p]
 print(base64.urlsafe_b64encode(b[p:p + 16]).decode().rstrip("="))' "$t1")
 	# Only the AS may push: unsigned 401, signed by the CS itself 403.
 	run https POST "$(cs_url)/v1/cs/revoke" -d '{"version":1}'

@@ -16,7 +16,7 @@ load helpers
 setup_file() {
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
+	local cs="cs_url = $(platform_cs_url "$(P)")"
 	echo "$cs" >> "$(P)/dc1.conf"
 	echo "$cs" >> "$(P)/dc2.conf"
 	echo "$cs" >> "$(P)/as.conf"	# where the AS pushes revocations
@@ -56,6 +56,8 @@ B() { echo "$BATS_FILE_TMPDIR/bob"; }
 C() { echo "$BATS_FILE_TMPDIR/carol"; }
 fqdn_of() { jq -r .fqdn "$1/session.json"; }
 token_of() { jq -r .token "$1/session.json"; }
+# cs_tok PROFILE: the profile's token for cs1 (the DC's is refused there).
+cs_tok() { cs_token "$1" "$(sed -n 's/^name = //p' "$(P)/cs.conf")"; }
 
 # recv_start: an HTTPS receiver appending each POST (path, body) to recv.log.
 recv_start() {
@@ -167,8 +169,14 @@ print(db.execute(sys.argv[2]).fetchone()[0])' "$db" "$1"
 	tk=$(q "SELECT tkey FROM temporal_keys WHERE key_id = '$kid'")
 	sha=$(q "SELECT sha256 FROM cache_entries WHERE kind = 'key' ORDER BY id DESC LIMIT 1")
 	cs=$(q "SELECT cs FROM cache_entries WHERE sha256 = '$sha'")
-	# ... and bob's bearer token, which dc2 sees: the CS hands over the key object.
+	# ... and bob's bearer token, which dc2 sees: the CS refuses it, as it
+	# is for dc2 alone.
 	run curl -s --cacert "$(P)/as/ca.crt" -H "Authorization: Bearer $(token_of "$(B)")" \
+	    "$cs/v1/cs/object?sha256=$sha"
+	assert_equal "$(jq -r .code <<<"$output")" wrong_audience
+	# With the CS on its side, bob's token for the CS: the CS hands over the
+	# key object.
+	run curl -s --cacert "$(P)/as/ca.crt" -H "Authorization: Bearer $(cs_tok "$(B)")" \
 	    -o "$obj" -w '%{http_code}' "$cs/v1/cs/object?sha256=$sha"
 	assert_output 200
 	[ "$(stat -c %s "$obj")" -eq 76 ]
@@ -309,7 +317,7 @@ print(db.execute(sys.argv[2]).fetchone()[0])' "$db" "$1"
 
 @test "a recipient its DC does not know: the CS gives up at once and says why" {
 	local tok cs sha id
-	tok=$(token_of "$(A)")
+	tok=$(cs_tok "$(A)")
 	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
 	printf 'nobody' > "$BATS_TEST_TMPDIR/g"
 	sha=$(sha256sum "$BATS_TEST_TMPDIR/g" | cut -c1-64)
@@ -479,7 +487,7 @@ expect_error() {
 	expect_error 400 bad_field to
 	# POST /v1/dc/announce: only a CS may call it, and it checks every field.
 	local obj="\"version\":1,\"sha256\":\"$sha\",\"size\":1,\"expires\":$exp"
-	local ann="$obj,\"from\":\"$alice\",\"cs\":\"https://127.0.0.1:1\""
+	local ann="$obj,\"from\":\"$alice\",\"cs\":\"https://cs1.localhost:1\""
 	run csreq POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"$bob\",\"kind\":\"nope\"}"
 	expect_error 400 bad_field kind
 	run csreq POST "$(dc2_url)/v1/dc/announce" "{$ann,\"to\":\"$alice\",\"kind\":\"data\"}"
@@ -556,7 +564,7 @@ print(db.execute("SELECT xkey FROM clients WHERE fqdn = ?", (sys.argv[2],)).fetc
 	expect_error 400 bad_json
 	run xreq GET /v1/exchange/cs
 	assert_equal "$(status_of)" 200
-	assert_equal "$(jq -r .cs <<<"$(body_of)")" "https://127.0.0.1:$(platform_port "$(P)" cs)"
+	assert_equal "$(jq -r .cs <<<"$(body_of)")" "$(platform_cs_url "$(P)")"
 }
 
 @test "a modified byte in the stored object: fetch fails clearly and writes nothing" {
@@ -608,7 +616,7 @@ EOF
 @test "the AS pushes a lock to the CS: bob's token is refused there at once; a new login works" {
 	local cs tok
 	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
-	tok=$(token_of "$(B)")
+	tok=$(cs_tok "$(B)")
 	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
 	assert_equal "$(status_of)" 200
 	# Something waits for bob at the CS.
@@ -631,7 +639,7 @@ EOF
 	run_t ntm-as -f "$(P)/as.conf" user unlock bob
 	sleep 1
 	login "$(B)" bob bob-pw-1 "$(dc2_url)" >/dev/null
-	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(token_of "$(B)")"
+	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(cs_tok "$(B)")"
 	assert_equal "$(status_of)" 200
 }
 
@@ -639,7 +647,7 @@ EOF
 	local cs tok d=$BATS_TEST_TMPDIR/carol2
 	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
 	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
-	tok=$(token_of "$d")
+	tok=$(cs_tok "$d")
 	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
 	assert_equal "$(status_of)" 200
 	run_t ntm -c "$d" logout
@@ -650,7 +658,7 @@ EOF
 	}
 	wait_until 10 cs_refuses
 	# carol's other session (another profile, another token) still works
-	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(token_of "$(C)")"
+	run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $(cs_tok "$(C)")"
 	assert_equal "$(status_of)" 200
 }
 
@@ -658,7 +666,7 @@ EOF
 	local cs tok d=$BATS_TEST_TMPDIR/carol3
 	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
 	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
-	tok=$(token_of "$d")
+	tok=$(cs_tok "$d")
 	platform_stop_role "$(P)" as
 	# The logout itself needs only the DC.
 	run_t ntm -c "$d" logout
@@ -680,15 +688,15 @@ EOF
 	local cs old d=$BATS_TEST_TMPDIR/carol4
 	cs="https://127.0.0.1:$(platform_port "$(P)" cs)"
 	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
-	old=$(token_of "$d")
+	old=$(cs_tok "$d")
 	login "$d" carol carol-pw-1 "$(dc1_url)" >/dev/null
-	[ "$(token_of "$d")" != "$old" ]
+	[ "$(cs_tok "$d")" != "$old" ]
 	cs_code() {
 		https GET "$cs/v1/cs/account" -H "Authorization: Bearer $1" | sed '$d' |
 		    jq -r '.code // "ok"'
 	}
 	wait_until 10 eval '[ "$(cs_code "$old")" = token_revoked ]'
-	assert_equal "$(cs_code "$(token_of "$d")")" ok
+	assert_equal "$(cs_code "$(cs_tok "$d")")" ok
 }
 
 @test "a CS without a resolver stores but announces nothing, and the sender is told so" {

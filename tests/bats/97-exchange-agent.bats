@@ -12,7 +12,7 @@ load helpers
 setup_file() {
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
+	local cs="cs_url = $(platform_cs_url "$(P)")"
 	echo "$cs" >> "$(P)/dc1.conf"
 	echo "$cs" >> "$(P)/dc2.conf"
 	platform_start "$(P)"
@@ -175,7 +175,7 @@ os.execvp(sys.argv[1], sys.argv[1:])' \
 	assert_equal "$(jq -r .ok <<<"$r")" false
 	assert_equal "$(jq -r .code <<<"$r")" connect
 	# What the server answers comes back as it is: here the CS's 401.
-	r=$(ctl "$(B)" '{"cmd":"https","method":"POST","url":"https://127.0.0.1:'"$(platform_port "$(P)" cs)"'/v1/cs/uploads","content_type":"application/json","length":2}' '{}')
+	r=$(ctl "$(B)" '{"cmd":"https","method":"POST","url":"'"$(platform_cs_url "$(P)")"'/v1/cs/uploads","content_type":"application/json","length":2}' '{}')
 	assert_equal "$(jq -r .ok <<<"$r")" true
 	assert_equal "$(jq -r .status <<<"$r")" 401
 	kill -0 "$(cat "$BATS_FILE_TMPDIR/bob.agentpid")"

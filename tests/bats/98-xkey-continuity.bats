@@ -12,7 +12,7 @@ load helpers
 setup_file() {
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
+	local cs="cs_url = $(platform_cs_url "$(P)")"
 	echo "$cs" >> "$(P)/dc1.conf"
 	echo "$cs" >> "$(P)/dc2.conf"
 	echo "$cs" >> "$(P)/as.conf"

@@ -72,10 +72,25 @@ body_of() { printf '%s\n' "$output" | sed '$d'; }
 platform_up_cs() {
 	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
 		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = https://127.0.0.1:$(platform_port "$(P)" cs)"
+	local cs="cs_url = $(platform_cs_url "$(P)")"
 	echo "$cs" >> "$(P)/dc1.conf"
 	echo "$cs" >> "$(P)/dc2.conf"
 	platform_start "$(P)"
+}
+
+# cs_token PROFILE CS-NAME: the session's token for that CS (the AS issues
+# one per CS at login, each naming its CS: docs/protocol.md §2.3); "" if none.
+cs_token() {
+	jq -r '.cs_tokens[]?' "$1/session.json" | python3 -c '
+import base64, sys
+for t in sys.stdin.read().split():
+    b = base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
+    i = 1
+    for _ in range(3):
+        i += 1 + b[i]
+    if b[i] == 4 and b[i + 2:i + 2 + b[i + 1]].decode() == sys.argv[1]:
+        print(t)
+' "$2"
 }
 
 # udp_of ROLE: the UDP address of a DC's registration socket (dc1, dc2).

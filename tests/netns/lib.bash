@@ -35,9 +35,15 @@ bg() {
 	echo $!
 }
 
+# Each namespace's /etc/hosts (ip netns exec mounts /etc/netns/NS/hosts over
+# it) names the CS: a client presents a CS the token issued for its name,
+# and a DC takes only the CS's own name as the host of its URL.
 _ns_add() {
 	ip netns add "$P$1"
 	echo "$P$1" >> "$TOPO_DIR/namespaces"
+	mkdir -p "/etc/netns/$P$1"
+	printf '127.0.0.1 localhost\n::1 localhost\n198.18.0.5 cs1.ntm.test\nfd00:18::5 cs1.ntm.test\n' \
+	    > "/etc/netns/$P$1/hosts"
 	n "$1" ip link set lo up
 	n "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
 	    net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf.default.promote_secondaries=1
@@ -137,6 +143,7 @@ topo_down() {
 		while read -r name; do
 			ip netns pids "$name" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
 			ip netns del "$name" 2>/dev/null || true
+			case $name in ntm*-*) rm -rf "/etc/netns/$name" ;; esac
 		done < "$dir/namespaces"
 		: > "$dir/namespaces"
 	fi
@@ -203,11 +210,11 @@ servers_up() {
 		    "resolver = 198.18.0.53:53" "keepalive_s = ${NTM_KEEPALIVE:-2}" \
 		    "relay_name = rs1.ntm.test" "relay_key = $rspk" \
 		    "relay_addr4 = 198.18.0.4:${UDP[rs]}" "relay_addr6 = [fd00:18::4]:${UDP[rs]}" \
-		    "cs_url = https://198.18.0.5:${PORT[cs]}"
+		    "cs_url = https://cs1.ntm.test:${PORT[cs]}"
 	done
 	_conf cs cs1.ntm.test "as_key = $aspk" "ca_file = $d/as/ca.crt" \
 	    "as_url = https://198.18.0.1:${PORT[as]}" "resolver = 198.18.0.53:53" \
-	    "public_url = https://198.18.0.5:${PORT[cs]}"
+	    "public_url = https://cs1.ntm.test:${PORT[cs]}"
 	for role in dc1 dc2 cs; do
 		"$NTM_BIN/ntm-${role%[0-9]}" -f "$d/$role.conf" init > "$d/$role.pub" || return 1
 	done

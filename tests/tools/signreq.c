@@ -8,7 +8,7 @@
  *           [--omit date|cert|sig|nonce]
  *           [--tamper sig|body|path|nonce] [--repeat N]
  *           METHOD URL [BODY]
- *   signreq --key AS-KEYFILE --mint USER:DEVICE:DC [--lifetime SEC]
+ *   signreq --key AS-KEYFILE --mint USER:DEVICE:DC[:ROLE:NAME] [--lifetime SEC]
  *           [--date-offset SEC]
  *
  * --as-self NAME signs as the AS itself (role as): instead of --cert, a
@@ -17,7 +17,8 @@
  *
  * --mint prints a client token (§2.3) signed by the given (AS) key, issued
  * now + date-offset and expiring lifetime seconds later (default 3600), so
- * tests can present expired tokens or tokens of any account.
+ * tests can present expired tokens or tokens of any account. Its audience
+ * is ROLE (dc or cs) NAME, by default the DC of the login (dc:DC).
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -33,13 +34,20 @@ mint(const char *keyf, const char *spec, long offset, long lifetime)
 {
 	struct ntm_token t;
 	uint8_t sk[NTM_SIGN_SK];
-	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)], role[8] = "dc";
+	int n;
 
 	memset(&t, 0, sizeof(t));
-	t.version = 1;
-	if (sscanf(spec, "%32[^:]:%64[^:]:%253s", t.user, t.device, t.dc) != 3 ||
+	t.version = 2;
+	n = sscanf(spec, "%32[^:]:%64[^:]:%253[^:]:%7[^:]:%253s", t.user, t.device, t.dc,
+	    role, t.aud);
+	if (n == 3)
+		snprintf(t.aud, sizeof(t.aud), "%s", t.dc);
+	t.aud_role = strcmp(role, "cs") == 0 ? NTM_ROLE_CS : strcmp(role, "dc") == 0 ?
+	    NTM_ROLE_DC : 0;
+	if ((n != 3 && n != 5) || t.aud_role == 0 ||
 	    ntm_crypto_init() < 0 || ntm_key_load(keyf, sk, sizeof(sk)) < 0) {
-		fprintf(stderr, "signreq: --mint USER:DEVICE:DC and --key AS-KEY\n");
+		fprintf(stderr, "signreq: --mint USER:DEVICE:DC[:dc|cs:NAME] and --key AS-KEY\n");
 		return 2;
 	}
 	ntm_random(t.id, sizeof(t.id));

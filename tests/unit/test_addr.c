@@ -185,4 +185,33 @@ TEST(push_url)
 	CHECK_STR(out, "https:/");
 }
 
-UNIT_MAIN(T(parse), T(overlap), T(host), T(push_url))
+/* The host a CS URL names: what a CS token's audience and an
+ * announcement's CS name are compared with. */
+TEST(url_host)
+{
+	static const struct { const char *url, *host; int ret; } v[] = {
+		{ "https://cs1.localhost:8443", "cs1.localhost", 0 },
+		{ "https://CS1.Example.ORG/x?y", "cs1.example.org", 0 },
+		{ "https://cs1.example.org", "cs1.example.org", 0 },
+		{ "https://cs1.example.org?a=b", "cs1.example.org", 0 },
+		{ "https://127.0.0.1:9", "127.0.0.1", 0 },
+		{ "https://[fd00:18::5]:8445/", "fd00:18::5", 0 },
+		{ "http://cs1.example.org", "", NTM_ERR_INVAL },
+		{ "https://user@cs1.example.org", "", NTM_ERR_INVAL },
+		{ "https://", "", NTM_ERR_INVAL },
+	};
+	char out[NTM_NAME_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		CHECK_EQ(ntm_url_host(v[i].url, out, sizeof(out)), v[i].ret);
+		CHECK_STR(out, v[i].host);
+	}
+	CHECK_EQ(ntm_url_host("https://cs1.example.org", out, 4), NTM_ERR_TOOBIG);
+	CHECK_EQ(ntm_url_host_is("https://CS1.example.org:1/", "cs1.example.org"), 1);
+	CHECK_EQ(ntm_url_host_is("https://cs1.example.org.evil:1", "cs1.example.org"), 0);
+	CHECK_EQ(ntm_url_host_is("https://cs1.example:1", "cs1.example.org"), 0);
+	CHECK_EQ(ntm_url_host_is("https://127.0.0.1:1", "cs1.example.org"), 0);
+	CHECK_EQ(ntm_url_host_is("https://cs1.example.org", NULL), 0);
+}
+
+UNIT_MAIN(T(parse), T(overlap), T(host), T(push_url), T(url_host))

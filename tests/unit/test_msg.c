@@ -24,7 +24,8 @@ static const struct {
 	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\",\"sealed\":\"s\",\"prior_token\":\"t\"}" },
 	{ &ntm_msg_as_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
 	  "\"device\":\"laptop\",\"sealed\":\"s\"}" },
-	{ &ntm_msg_as_login_ok, "{\"user\":\"alice\",\"token\":\"tok\",\"expires\":1700000000}" },
+	{ &ntm_msg_as_login_ok, "{\"user\":\"alice\",\"token\":\"tok\",\"expires\":1700000000,"
+	  "\"cs_tokens\":[\"t1\",\"t2\"]}" },
 	{ &ntm_msg_as_logout, "{\"version\":1,\"token_id\":\"" H32 "\"}" },
 	{ &ntm_msg_temporal, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":\"b.dc2.example\","
 	  "\"key_id\":\"" H32 "\",\"temporal_key\":\"" K80 "\"}" },
@@ -57,7 +58,8 @@ static const struct {
 	{ &ntm_msg_login_ok, "{\"user\":\"alice\",\"fqdn\":\"alice.dc1.example\","
 	  "\"vip4\":\"100.64.1.2\",\"vip6\":\"fd00::2\",\"domain\":\"dc1.example\","
 	  "\"token\":\"t\",\"token_expires\":1700000000,\"session_id\":\"" H32 "\","
-	  "\"dc_key\":\"" K32 "\",\"device_cert\":\"c\",\"as_key\":\"" K32 "\"}" },
+	  "\"dc_key\":\"" K32 "\",\"device_cert\":\"c\",\"as_key\":\"" K32 "\","
+	  "\"cs_tokens\":[\"t1\"]}" },
 	{ &ntm_msg_xkey, "{\"fqdn\":\"b.dc2.example\",\"exchange_key\":\"" K32 "\"}" },
 	{ &ntm_msg_tunnel, "{\"version\":1,\"peer\":\"b.dc2.example\",\"tunnel_id\":\"" H32 "\"}" },
 	{ &ntm_msg_cs_upload, "{\"version\":1,\"from\":\"a.dc1.example\",\"to\":[\"b.dc2.example\"],"
@@ -76,6 +78,9 @@ static const struct {
 	{ &ntm_msg_as_device, "{\"version\":1,\"token\":\"t\",\"fqdn\":\"alice.dc1.example\","
 	  "\"device_key\":\"" K32 "\"}" },
 	{ &ntm_msg_as_device_ok, "{\"device_cert\":\"c\"}" },
+	{ &ntm_msg_cstoken, "{\"version\":1,\"cs\":\"cs1.example\"}" },
+	{ &ntm_msg_as_cstoken, "{\"version\":1,\"token\":\"t\",\"cs\":\"cs1.example\"}" },
+	{ &ntm_msg_cstoken_ok, "{\"token\":\"t\"}" },
 	{ &ntm_msg_entry, "{\"id\":1,\"kind\":\"data\",\"from\":\"a.dc1.example\","
 	  "\"cs\":\"https://cs.dc1.example\",\"sha256\":\"" H64 "\",\"size\":5,"
 	  "\"app\":\"ap\",\"service\":\"sv\",\"item\":\"it\",\"notify\":\"nt\","
@@ -130,6 +135,9 @@ static const struct {
 	{ &ntm_msg_as_login, "device", "\"a/b\"" },
 	{ &ntm_msg_as_login_ok, "user", "\"A\"" },
 	{ &ntm_msg_as_login_ok, "token", "\"\"" },
+	{ &ntm_msg_cstoken, "cs", "\"Cs1.example\"" },
+	{ &ntm_msg_as_cstoken, "cs", "\"cs1..example\"" },
+	{ &ntm_msg_cstoken_ok, "token", "\"\"" },
 	{ &ntm_msg_as_logout, "token_id", "\"0123\"" },
 	{ &ntm_msg_as_logout, "token_id", "\"0123456789abcdef0123456789abcdeg\"" },
 	{ &ntm_msg_temporal, "key_id", "\"0123456789ABCDEF0123456789ABCDEF\"" },

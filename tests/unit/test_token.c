@@ -8,10 +8,12 @@ static void
 make_token(struct ntm_token *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->version = 1;
+	t->version = 2;
 	snprintf(t->user, sizeof(t->user), "alice");
 	snprintf(t->device, sizeof(t->device), "Laptop-1");
 	snprintf(t->dc, sizeof(t->dc), "dc1.ntm.test");
+	t->aud_role = NTM_ROLE_DC;
+	snprintf(t->aud, sizeof(t->aud), "dc1.ntm.test");
 	memset(t->id, 0x17, sizeof(t->id));
 	t->issued = 10000;
 	t->expires = 20000;
@@ -94,9 +96,11 @@ TEST(roundtrip)
 
 	make_token(&t);
 	n = ntm_token_encode(&t, buf, sizeof(buf));
-	/* 1 + 1+5 + 1+8 + 1+12 + 16 + 8 + 8 + 64 */
-	CHECK_EQ(n, 125);
-	CHECK_EQ(buf[0], 1);
+	/* 1 + 1+5 + 1+8 + 1+12 + 1 + 1+12 + 16 + 8 + 8 + 64 */
+	CHECK_EQ(n, 139);
+	CHECK_EQ(buf[0], 2);
+	CHECK_EQ(buf[29], NTM_ROLE_DC);
+	CHECK_EQ(buf[30], 12);
 	CHECK_EQ(buf[1], 5);
 	CHECK(memcmp(buf + 2, "alice", 5) == 0);
 	CHECK_EQ(buf[7], 8);
@@ -119,6 +123,7 @@ TEST(roundtrip)
 	for (int i = 63; i < NTM_NAME_MAX; i += 64)
 		t.dc[i] = '.';
 	t.dc[NTM_NAME_MAX] = '\0';
+	memcpy(t.aud, t.dc, sizeof(t.aud));
 	ntm_token_sign(&t, as_sk);
 	CHECK_EQ(ntm_token_encode(&t, buf, sizeof(buf)), NTM_TOKEN_MAX);
 	CHECK_EQ(ntm_token_decode(&u, buf, NTM_TOKEN_MAX), 0);
@@ -142,7 +147,8 @@ TEST(truncation)
 TEST(bad_fields)
 {
 	static const struct { size_t off; uint8_t val; int err; } cases[] = {
-		{ 0, 2, NTM_ERR_VERSION },
+		{ 0, 1, NTM_ERR_VERSION },	/* a token from before audiences */
+		{ 0, 3, NTM_ERR_VERSION },
 		{ 1, 0, NTM_ERR_INVAL },	/* empty user */
 		{ 1, 33, NTM_ERR_INVAL },	/* user too long */
 		{ 2, 'A', NTM_ERR_INVAL },	/* uppercase user */
@@ -152,6 +158,10 @@ TEST(bad_fields)
 		{ 8, '.', NTM_ERR_INVAL },
 		{ 16, 0, NTM_ERR_INVAL },	/* empty dc */
 		{ 17, 'D', NTM_ERR_INVAL },
+		{ 29, 1, NTM_ERR_INVAL },	/* audience role: the AS */
+		{ 29, 3, NTM_ERR_INVAL },	/* audience role: an RS */
+		{ 30, 0, NTM_ERR_INVAL },	/* empty audience */
+		{ 31, 'D', NTM_ERR_INVAL },
 		{ 1, 4, NTM_ERR_INVAL },	/* lengths disagree: 'e' read as length */
 	};
 	struct ntm_token t, u;
@@ -214,5 +224,57 @@ TEST(validity)
 	CHECK_EQ(ntm_token_verify(&t, as_pk, 15000), NTM_ERR_CRYPTO);
 }
 
+/* The audience is signed: a DC token cannot be turned into a CS one. */
+TEST(audience)
+{
+	struct ntm_token t;
+
+	make_token(&t);
+	CHECK_EQ(ntm_token_is_for(&t, NTM_ROLE_DC, "dc1.ntm.test"), 1);
+	CHECK_EQ(ntm_token_is_for(&t, NTM_ROLE_DC, "dc2.ntm.test"), 0);
+	CHECK_EQ(ntm_token_is_for(&t, NTM_ROLE_CS, "dc1.ntm.test"), 0);
+	CHECK_EQ(ntm_token_is_for(&t, NTM_ROLE_DC, NULL), 0);
+	t.aud_role = NTM_ROLE_CS;
+	CHECK_EQ(ntm_token_verify(&t, as_pk, 15000), NTM_ERR_CRYPTO);
+	make_token(&t);
+	snprintf(t.aud, sizeof(t.aud), "cs1.ntm.test");
+	CHECK_EQ(ntm_token_verify(&t, as_pk, 15000), NTM_ERR_CRYPTO);
+	t.aud_role = NTM_ROLE_CS;
+	ntm_token_sign(&t, as_sk);
+	CHECK_EQ(ntm_token_verify(&t, as_pk, 15000), 0);
+	CHECK_EQ(ntm_token_is_for(&t, NTM_ROLE_CS, "cs1.ntm.test"), 1);
+	t.aud_role = NTM_ROLE_RS;
+	ntm_token_sign(&t, as_sk);
+	CHECK_EQ(ntm_token_verify(&t, as_pk, 15000), NTM_ERR_CRYPTO);
+}
+
+/* A CS token sealed to a device key: only that device opens it. */
+TEST(sealed)
+{
+	uint8_t pk[NTM_DEVKEY_LEN], sk[NTM_DEVKEY_LEN], pk2[NTM_DEVKEY_LEN], sk2[NTM_DEVKEY_LEN];
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)], box[NTM_B64_LEN(NTM_TOKEN_SEALED_MAX)];
+	char out[NTM_B64_LEN(NTM_TOKEN_MAX)];
+	struct ntm_token t, u;
+	int n;
+
+	make_token(&t);
+	t.aud_role = NTM_ROLE_CS;
+	snprintf(t.aud, sizeof(t.aud), "cs1.ntm.test");
+	ntm_token_sign(&t, as_sk);
+	CHECK(ntm_token_to_b64(&t, b64, sizeof(b64)) > 0);
+	CHECK_EQ(ntm_kx_keypair(pk, sk), 0);
+	CHECK_EQ(ntm_kx_keypair(pk2, sk2), 0);
+	CHECK((n = ntm_token_seal(box, sizeof(box), b64, pk)) > 0);
+	CHECK(ntm_token_from_b64(&u, box) < 0);		/* no token as it is */
+	CHECK(ntm_token_unseal(out, sizeof(out), box, pk, sk) > 0);
+	CHECK_STR(out, b64);
+	CHECK_EQ(ntm_token_unseal(out, sizeof(out), box, pk2, sk2), NTM_ERR_CRYPTO);
+	box[10] = box[10] == 'A' ? 'B' : 'A';
+	CHECK_EQ(ntm_token_unseal(out, sizeof(out), box, pk, sk), NTM_ERR_CRYPTO);
+	CHECK(ntm_token_unseal(out, sizeof(out), "AAAA", pk, sk) < 0);
+	CHECK(ntm_token_seal(box, sizeof(box), "not b64!", pk) < 0);
+	CHECK_EQ(ntm_token_seal(box, 16, b64, pk), NTM_ERR_TOOBIG);
+}
+
 UNIT_MAIN(T(init), T(names), T(roundtrip), T(truncation), T(bad_fields),
-    T(flip), T(validity))
+    T(flip), T(validity), T(audience), T(sealed))
