@@ -34,7 +34,7 @@ side_of(struct ntm_peer *p)
 }
 
 static void
-output(struct ntm_peer *p, const struct ntm_tun_out *out)
+output(struct ntm_peer *p, const struct sockaddr_storage *to, const struct ntm_tun_out *out)
 {
 	struct side *s = side_of(p);
 

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "reg.h"
+#include "punch.h"
 #include "relay.h"
 #include "agentd.h"
 
@@ -76,7 +77,7 @@ input_relay_cookie(struct agent *a, const uint8_t *p, size_t n,
 		return DROP_MALFORMED;
 	if ((t = agent_tun_by_tid(a, tid)) == NULL)
 		return DROP_UNKNOWN;
-	if (!t->p.has_ep || !ntm_sa_equal((const struct sockaddr *)&t->p.ep,
+	if (t->p.kind != NTM_ROUTE_RELAY || !ntm_sa_equal((const struct sockaddr *)&t->p.relay_ep,
 	    (const struct sockaddr *)from) ||
 	    ntm_peer_relay_cookie(&t->p, p, n, agent_now_ms(), agent_wall_us() / 1000) < 0)
 		return DROP_AUTH;
@@ -114,6 +115,12 @@ agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from
 	case NTM_MSG_RELAY_ACK:
 		if (agent_tun_relay_ack(a, p, n) < 0)
 			a->drops[DROP_AUTH]++;
+		return;
+	case NTM_MSG_PUNCH:
+		if ((t = agent_tun_by_tid(a, ntm_punch_tunnel_id(p, n))) == NULL)
+			a->drops[DROP_UNKNOWN]++;
+		else
+			agent_tun_punch(t, p, n, from);
 		return;
 	case NTM_MSG_HS_INIT:
 		if ((t = agent_tun_by_tid(a, ntm_msg_tunnel_id(p, n))) == NULL) {

@@ -1,0 +1,266 @@
+#!/usr/bin/env bats
+# Hole punching between two NATs (docs/protocol.md §4.5 rule 3, §4.8):
+# a tunnel between two endpoint-independent NATs starts on the relay and
+# moves to a punched direct path, same session; a NAT whose mapping varies
+# by destination keeps it relayed, and says why.
+#
+#   srv: AS, DC1, DC2, RS 198.18.0.4:3478, CS, dnsmasq
+#     |
+#   ==+====================== switch: 198.18.0.0/15 ======================
+#     |                  |                  |                  |
+#   nat1 (masq)        nat2 (masq)        nat3 (fully-random) nat4 (fully-random)
+#   198.18.2.1         198.18.3.1         198.18.4.1          198.18.5.1
+#     |                  |                  |                   |
+#   a1 100.64.2.10     b1 100.64.3.10     c1 100.64.4.10      d1 100.64.5.10
+#   bob@dc1            carol@dc2          dave@dc1            erin@dc1
+#
+# Every router is a home router: masquerade out of wan, and nothing from
+# wan to the router itself (its input chain drops it). nat1 and nat2 map
+# endpoint-independently (Linux keeps the source port); nat3 and nat4
+# take a new port for each destination (masquerade fully-random).
+
+load ../bats/helpers
+load lib
+
+# home_router NAME WAN4 LAN4 [fully-random]
+home_router() {
+	nat_router "$1" "$2" "$3"
+	n "$1" nft flush ruleset
+	n "$1" nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade ${4:-}
+		}
+	}
+	table inet filter {
+		chain input {
+			type filter hook input priority 0; policy accept;
+			iifname "wan" ct state established,related accept
+			iifname "wan" drop
+		}
+	}
+	NFT
+}
+
+setup_file() {
+	require_root
+	topo_up "$BATS_FILE_TMPDIR/t"
+	NTM_PUNCH=1 servers_up
+	home_router nat1 198.18.2.1 100.64.2.1
+	home_router nat2 198.18.3.1 100.64.3.1
+	home_router nat3 198.18.4.1 100.64.4.1 fully-random
+	home_router nat4 198.18.5.1 100.64.5.1 fully-random
+	host_behind a1 nat1 100.64.2.10 100.64.2.1
+	host_behind b1 nat2 100.64.3.10 100.64.3.1
+	host_behind c1 nat3 100.64.4.10 100.64.4.1
+	host_behind d1 nat4 100.64.5.10 100.64.5.1
+	client_up a1 bob bob dc1
+	client_up b1 carol carol dc2
+	client_up c1 dave dave dc1
+	client_up d1 erin erin dc1
+	# the DCs know each device's NAT kind (its agent found it) before any route
+	wait_for 20 nat_is dc1 bob endpoint-independent
+	wait_for 20 nat_is dc2 carol endpoint-independent
+	wait_for 20 nat_is dc1 dave varies-by-destination
+	wait_for 20 nat_is dc1 erin varies-by-destination
+}
+
+teardown_file() {
+	topo_down "$BATS_FILE_TMPDIR/t"
+}
+
+setup() { TOPO_DIR=$BATS_FILE_TMPDIR/t; P=$(cat "$TOPO_DIR/prefix"); }
+
+# nat_is DC USER KIND: the DC keeps KIND as the NAT kind of USER's device.
+nat_is() {
+	[ "$("$NTM_BIN/ntm-dc" -f "$TOPO_DIR/$1.conf" client list --json |
+	    jq -r --arg f "$(fqdn_of "$2")" '.[] | select(.fqdn == $f) | .location.nat')" = "$3" ]
+}
+
+# rs_bound TID: both sides of the RS's session for tunnel TID are bound
+# (its status file is rewritten every second).
+rs_bound() {
+	n srv "$NTM_BIN/ntm-rs" -f "$TOPO_DIR/rs.conf" status --json |
+	    jq -e --arg t "$1" '[.sessions[] | select(.tunnel_id == $t) | .sides[].bound] ==
+	    [true, true]' >/dev/null
+}
+
+# path_is NS PROF PEER PATH: the tunnel's path is PATH.
+path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
+
+# rs_capture_start NAME / rs_capture_count NAME: the tunnel datagrams
+# (HS_INIT, HS_RESP, DATA: types 4-6) the RS's link carried in between.
+rs_capture_start() {
+	ip netns exec "${P}srv" timeout 60 tcpdump -i eth0 -U -nn -w "$TOPO_DIR/$1.pcap" \
+	    "udp port 3478 and udp[8] >= 4 and udp[8] <= 6" 2>/dev/null &
+	CAP=$!
+	wait_for 10 test -s "$TOPO_DIR/$1.pcap"
+}
+rs_capture_count() {
+	kill -INT "$CAP"; wait "$CAP" 2>/dev/null || true
+	tcpdump -r "$TOPO_DIR/$1.pcap" -nn 2>/dev/null | wc -l
+}
+
+@test "two endpoint-independent NATs: relayed at once, then punched direct; the RS carries nothing more of it" {
+	local bob carol
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$carol"
+	assert_success
+	# the route the DC gave is the relay, with each other's candidates
+	assert_equal "$(tunnel_field a1 bob "$carol" route)" relay
+	assert_equal "$(tunnel_field a1 bob "$carol" reason)" \
+	    "both behind endpoint-independent NATs: relay, punching"
+	wait_for 20 path_is a1 bob "$carol" punched
+	wait_for 20 path_is b1 carol "$bob" punched
+	# the relay stays bound by both ends: the fallback is ready
+	wait_for 10 rs_bound "$(tunnel_field a1 bob "$carol" tunnel_id)"
+	[[ "$(tunnel_field a1 bob "$carol" endpoint)" == 198.18.3.1:* ]]
+	[[ "$(tunnel_field b1 carol "$bob" endpoint)" == 198.18.2.1:* ]]
+	[[ "$(tunnel_field a1 bob "$carol" path_reason)" == "punched to 198.18.3.1:"* ]]
+	[ "$(tunnel_field a1 bob "$carol" punch_ms)" -ge 0 ]
+	# one session all along: a single handshake, through the relay
+	assert_equal "$(tunnel_field a1 bob "$carol" handshakes)" 1
+	# from now on the RS's link carries none of its datagrams, both ways
+	rs_capture_start after
+	run ntmc a1 bob tunnel ping -c 20 -i 0.05 --timeout 20 "$carol"
+	assert_success
+	run ntmc b1 carol tunnel ping -c 5 -i 0.05 --timeout 20 "$bob"
+	assert_success
+	assert_equal "$(rs_capture_count after)" 0
+	# ntm tunnel list says it too
+	run ntmc a1 bob tunnel list
+	assert_success
+	assert_line --regexp "^  path: punched \\(punched to 198\\.18\\.3\\.1:[0-9]+ in [0-9]+ ms \\((our probe answered|the peer's packets came direct)\\)\\)$"
+	grep -q "tunnel $carol: path relayed -> punched" "$TOPO_DIR/agent-bob.log"
+}
+
+@test "two endpoint-independent NATs, 10 new tunnels: the share punched" {
+	local bob carol i ok=0 tids=""
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	for i in $(seq 1 10); do
+		ntmc a1 bob tunnel close "$carol" >/dev/null 2>&1 || true
+		ntmc b1 carol tunnel close "$bob" >/dev/null 2>&1 || true
+		run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$carol"
+		assert_success
+		tids="$tids $(tunnel_field a1 bob "$carol" tunnel_id)"
+		# each tunnel gives up punching after 5 s: bounded
+		if wait_for 10 path_is a1 bob "$carol" punched &&
+		    wait_for 5 path_is b1 carol "$bob" punched; then
+			ok=$((ok + 1))
+		else
+			echo "# trial $i: $(tunnel_field a1 bob "$carol" path_reason)" >&3
+		fi
+		run ntmc a1 bob tunnel ping -c 1 --timeout 10 "$carol"
+		assert_success
+	done
+	echo "# endpoint-independent x endpoint-independent: punched $ok/10" >&3
+	# ten tunnels, each new
+	assert_equal "$(tr ' ' '\n' <<<"$tids" | grep -c .)" 10
+	assert_equal "$(tr ' ' '\n' <<<"$tids" | grep . | sort -u | wc -l)" 10
+	[ "$ok" -ge 9 ]
+}
+
+# block / unblock: nat1 forwards nothing between bob and carol's NAT (the
+# DC and the RS are still reached): no direct path.
+block() {
+	n nat1 nft -f - <<-NFT
+	table inet punchblock {
+		chain nodirect {
+			type filter hook forward priority -10;
+			ip daddr 198.18.3.1 drop
+			ip saddr 198.18.3.1 drop
+		}
+	}
+	NFT
+}
+unblock() { n nat1 nft delete table inet punchblock; }
+
+fresh_tunnel() {
+	ntmc a1 bob tunnel close "$(fqdn_of carol)" >/dev/null 2>&1 || true
+	ntmc b1 carol tunnel close "$(fqdn_of bob)" >/dev/null 2>&1 || true
+}
+
+path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
+
+@test "no direct path between the NATs: punching gives up in bounded time, the tunnel stays relayed with the reason, traffic flows" {
+	local bob carol
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	block
+	fresh_tunnel
+	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$carol"
+	assert_success
+	wait_for 15 path_reason_is a1 bob "$carol" \
+	    "no answer from the peer's 2 candidates in 5 s: relayed"
+	wait_for 15 path_reason_is b1 carol "$bob" \
+	    "no answer from the peer's 2 candidates in 5 s: relayed"
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
+	[[ "$(tunnel_field a1 bob "$carol" endpoint)" == 198.18.0.4:* ]]
+	# bounded: 10 rounds to each of the 2 candidates (its reflexive address
+	# and its local one), plus at most one triggered probe a round
+	[ "$(tunnel_field a1 bob "$carol" punch_probes)" -le 40 ]
+	run ntmc a1 bob tunnel ping -c 3 --timeout 20 "$carol"
+	assert_success
+	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$bob"
+	assert_success
+}
+
+@test "a ping stream over the relay moves to the punched path when it opens: same session, no echo lost" {
+	local bob carol t gaps
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	block 2>/dev/null || true	# already there after the test above
+	fresh_tunnel
+	ping_stream_start a1 bob "$carol"
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
+	unblock
+	wait_for 15 path_is a1 bob "$carol" punched
+	wait_for 15 path_is b1 carol "$bob" punched
+	t=$(date +%s%N)
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop
+	assert_equal "$(tunnel_field a1 bob "$carol" handshakes)" 1
+	# every echo from the first reply to the last was answered
+	gaps=$(sed -n 's/.* seq=\([0-9]*\) .*/\1/p' "$TOPO_DIR/stream" | awk '
+	    NR == 1 { prev = $1; next } { if ($1 != prev + 1) lost += $1 - prev - 1; prev = $1 }
+	    END { print lost + 0 }')
+	echo "# echoes lost across relayed -> punched: $gaps of $(grep -c time= "$TOPO_DIR/stream")" >&3
+	assert_equal "$gaps" 0
+}
+
+@test "one NAT varies by destination: stays relayed with the reason, traffic flows" {
+	local bob dave
+	bob=$(fqdn_of bob) dave=$(fqdn_of dave)
+	run ntmc c1 dave tunnel ping -c 3 --timeout 20 "$bob"
+	assert_success
+	assert_equal "$(tunnel_field c1 dave "$bob" route)" relay
+	assert_equal "$(tunnel_field c1 dave "$bob" path)" relayed
+	assert_equal "$(tunnel_field c1 dave "$bob" path_reason)" \
+	    "requester's NAT varies by destination: relay"
+	assert_equal "$(tunnel_field a1 bob "$dave" path_reason)" \
+	    "peer's NAT varies by destination: relay"
+	assert_equal "$(tunnel_field a1 bob "$dave" punch_candidates)" 0
+	[[ "$(tunnel_field a1 bob "$dave" endpoint)" == 198.18.0.4:* ]]
+	run ntmc a1 bob tunnel list
+	assert_line "  path: relayed (peer's NAT varies by destination: relay)"
+	run ntmc a1 bob tunnel ping -c 3 --timeout 20 "$dave"
+	assert_success
+}
+
+@test "both NATs vary by destination: stays relayed with the reason, traffic flows" {
+	local dave erin
+	dave=$(fqdn_of dave) erin=$(fqdn_of erin)
+	run ntmc c1 dave tunnel ping -c 3 --timeout 20 "$erin"
+	assert_success
+	assert_equal "$(tunnel_field c1 dave "$erin" path)" relayed
+	assert_equal "$(tunnel_field c1 dave "$erin" path_reason)" \
+	    "both NATs vary by destination: relay"
+	assert_equal "$(tunnel_field d1 erin "$dave" path)" relayed
+	[[ "$(tunnel_field d1 erin "$dave" endpoint)" == 198.18.0.4:* ]]
+	run ntmc d1 erin tunnel ping -c 3 --timeout 20 "$dave"
+	assert_success
+}
+
+@test "no leftovers after the run" {
+	topo_down "$TOPO_DIR"
+	no_leftovers
+}
