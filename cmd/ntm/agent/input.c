@@ -1,8 +1,8 @@
 /*
  * input.c - where each datagram on the UDP socket goes, by its type
  * (docs/protocol.md §3): REG_RESP to the registration, NUDGE to the
- * directions, MOVED and RELAY_ACK and the tunnel messages to the tunnel
- * table. A HS_INIT for a tunnel whose direction has not come yet is kept
+ * directions, MOVED and RELAY_ACK and the tunnel messages (PUNCH too) to
+ * the tunnel table. A HS_INIT for a tunnel whose direction has not come yet is kept
  * and tried once more when the directions are in (directions.c).
  */
 #include <sys/socket.h>
@@ -117,7 +117,8 @@ agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from
 			a->drops[DROP_AUTH]++;
 		return;
 	case NTM_MSG_PUNCH:
-		if ((t = agent_tun_by_tid(a, ntm_punch_tunnel_id(p, n))) == NULL)
+		if (ntm_punch_tunnel_id(p, n) == NULL ||
+		    (t = agent_tun_by_tid(a, ntm_punch_tunnel_id(p, n))) == NULL)
 			a->drops[DROP_UNKNOWN]++;
 		else
 			agent_tun_punch(t, p, n, from);
