@@ -227,6 +227,31 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	assert_equal "$gaps" 0
 }
 
+@test "a punched end moves: both go back to the relay, and the ping stream goes on" {
+	local bob carol t
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	fresh_tunnel
+	ping_stream_start a1 bob "$carol"
+	wait_for 15 path_is a1 bob "$carol" punched
+	wait_for 15 path_is b1 carol "$bob" punched
+	# bob's host takes another address on its LAN: a new NAT mapping, which
+	# carol's NAT has never seen
+	t=$(date +%s%N)
+	n a1 ip addr add 100.64.2.20/24 dev eth1
+	n a1 ip addr del 100.64.2.10/24 dev eth1
+	n a1 ip route replace default via 100.64.2.1 src 100.64.2.20
+	wait_for 20 path_reason_is a1 bob "$carol" "this end moved: back on the relay"
+	wait_for 20 path_reason_is b1 carol "$bob" "the peer went back to the relay: back on the relay"
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
+	[[ "$(tunnel_field b1 carol "$bob" endpoint)" == 198.18.0.4:* ]]
+	# the stream resumes over the relay, same session
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop
+	assert_equal "$(tunnel_field a1 bob "$carol" handshakes)" 1
+	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$bob"
+	assert_success
+}
+
 @test "one NAT varies by destination: stays relayed with the reason, traffic flows" {
 	local bob dave
 	bob=$(fqdn_of bob) dave=$(fqdn_of dave)
