@@ -252,6 +252,29 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	assert_success
 }
 
+# agent_counter NS PROF KEY: one of the agent's counters (ntm status --json).
+agent_counter() { ntmc "$1" "$2" status --json | jq -r ".agent.$3"; }
+
+@test "a candidate this host has no route to: the probe's send error is not taken for a network change" {
+	local bob carol nc se
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	# bob's host routes the internet only: carol's local address (a
+	# candidate) is unreachable from here, so sending to it fails at once
+	n a1 ip route replace 198.18.0.0/15 via 100.64.2.1
+	n a1 ip route del default
+	nc=$(agent_counter a1 bob net_changes)
+	se=$(agent_counter a1 bob send_errors)
+	fresh_tunnel
+	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$carol"
+	assert_success
+	wait_for 15 path_is a1 bob "$carol" punched
+	[ "$(agent_counter a1 bob send_errors)" -gt "$se" ]
+	assert_equal "$(agent_counter a1 bob net_changes)" "$nc"
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" punched
+	n a1 ip route add default via 100.64.2.1
+	n a1 ip route del 198.18.0.0/15 via 100.64.2.1
+}
+
 @test "one NAT varies by destination: stays relayed with the reason, traffic flows" {
 	local bob dave
 	bob=$(fqdn_of bob) dave=$(fqdn_of dave)
