@@ -138,6 +138,7 @@ rs_capture_count() {
 @test "two endpoint-independent NATs, 10 new tunnels: the share punched" {
 	local bob carol i ok=0 tids=""
 	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	: > "$TOPO_DIR/punch_ms"
 	for i in $(seq 1 10); do
 		ntmc a1 bob tunnel close "$carol" >/dev/null 2>&1 || true
 		ntmc b1 carol tunnel close "$bob" >/dev/null 2>&1 || true
@@ -148,13 +149,17 @@ rs_capture_count() {
 		if wait_for 10 path_is a1 bob "$carol" punched &&
 		    wait_for 5 path_is b1 carol "$bob" punched; then
 			ok=$((ok + 1))
+			echo "$(tunnel_field a1 bob "$carol" punch_ms)" >> "$TOPO_DIR/punch_ms"
 		else
 			echo "# trial $i: $(tunnel_field a1 bob "$carol" path_reason)" >&3
 		fi
 		run ntmc a1 bob tunnel ping -c 1 --timeout 10 "$carol"
 		assert_success
 	done
-	echo "# endpoint-independent x endpoint-independent: punched $ok/10" >&3
+	echo "# endpoint-independent x endpoint-independent: punched $ok/10," \
+	    "time to punched (ms, bob's side) median $(sort -n "$TOPO_DIR/punch_ms" |
+	    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'), max $(sort -n \
+	    "$TOPO_DIR/punch_ms" | tail -n 1)" >&3
 	# ten tunnels, each new
 	assert_equal "$(tr ' ' '\n' <<<"$tids" | grep -c .)" 10
 	assert_equal "$(tr ' ' '\n' <<<"$tids" | grep . | sort -u | wc -l)" 10
@@ -250,6 +255,35 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	assert_equal "$(tunnel_field a1 bob "$carol" handshakes)" 1
 	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$bob"
 	assert_success
+}
+
+@test "idle longer than the NATs keep a UDP mapping: the tunnel's keepalives hold the punched path open" {
+	local bob carol
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	# both NATs forget a UDP flow after 15 s without a packet (the
+	# tunnel's keepalive goes after 10 s without sending)
+	for r in nat1 nat2; do
+		n "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=15 \
+		    net.netfilter.nf_conntrack_udp_timeout_stream=15
+	done
+	fresh_tunnel
+	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$carol"
+	assert_success
+	wait_for 15 path_is a1 bob "$carol" punched
+	wait_for 15 path_is b1 carol "$bob" punched
+	# the subject of the test: more than twice the NATs' timeout without
+	# any traffic of the user's
+	sleep 35
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" punched
+	assert_equal "$(tunnel_field b1 carol "$bob" path)" punched
+	rs_capture_start idle
+	run ntmc a1 bob tunnel ping -c 3 -i 0.2 --timeout 5 "$carol"
+	assert_success
+	assert_equal "$(rs_capture_count idle)" 0
+	for r in nat1 nat2; do
+		n "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=30 \
+		    net.netfilter.nf_conntrack_udp_timeout_stream=120
+	done
 }
 
 # agent_counter NS PROF KEY: one of the agent's counters (ntm status --json).
