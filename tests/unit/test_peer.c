@@ -599,6 +599,7 @@ TEST(punch_gives_up)
 	CHECK_STR(ep_str(&i), "198.18.0.4:4000");
 	/* no candidates (the DC gave none): nothing sent, no reason of its own */
 	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
 	mk(&r, NTM_ROUTE_RELAY, 0, 1, "198.18.0.4");
 	ntm_peer_begin(&r.p, 1000, 5000);
 	CHECK_EQ(r.n, 1);
