@@ -158,8 +158,14 @@ punch_done(struct ntm_peer *p, const struct sockaddr_storage *to, int64_t now, c
 		ntm_peer_keepalive(p, now);	/* the peer sees it come direct */
 }
 
-/* Back on the relay, why. Our bind there was kept alive all along; with
- * wall_ms (we moved) it goes again at once, from the new address. */
+/*
+ * Back on the relay, why. Our bind there was kept alive all along; with
+ * wall_ms (we moved) it goes again at once, from the new address. The
+ * initiator shakes hands again through the RS (after its ACK, when we
+ * moved): a handshake made on the punched path never showed the RS the
+ * session's indices, and an RS that holds either end's address in more
+ * than one session routes DATA only by indices it has seen (§4.4).
+ */
 static void relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
 
 static void
@@ -172,7 +178,13 @@ punch_lost(struct ntm_peer *p, int64_t now, uint64_t wall_ms, const char *why)
 	if (wall_ms) {
 		p->ka_on_ack = 1;
 		relay_bind(p, now, wall_ms);
-	} else
+		if (p->initiator) {
+			p->hs_started = 0;	/* at the ACK, or the gate */
+			p->hs_gate = now + NTM_PEER_HS_GATE_MS;
+		}
+	} else if (p->initiator)
+		hs_start(p, now);
+	else
 		ntm_peer_keepalive(p, now);
 }
 

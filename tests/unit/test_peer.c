@@ -634,6 +634,9 @@ TEST(punch_lost)
 			CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
 			ntm_peer_tick(&i.p, t, 5000 + (uint64_t)t);
 			CHECK_STR(i.p.path_why, "the direct path fell silent: back on the relay");
+			/* the initiator shakes hands again, through the RS */
+			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_HS_INIT);
+			CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
 		} else if (how == 1) {
 			/* r went back: its keepalive comes through the RS (once
 			 * i's confirmation let it send) */
@@ -650,6 +653,14 @@ TEST(punch_lost)
 			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
 			CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
 			CHECK_STR(i.p.path_why, "this end moved: back on the relay");
+			/* the handshake again once the RS has our new bind: the
+			 * keepalive, then the HS_INIT, both to the RS */
+			CHECK(!i.p.hs_started);
+			CHECK_EQ(ack(&i, 0, 1, 7, 1600), 1);
+			CHECK(i.p.hs_started);
+			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_DATA);
+			CHECK_EQ(type(&i, i.n - 2), NTM_MSG_HS_INIT);
+			CHECK_STR(to_str(&i, i.n - 2), "198.18.0.4:4000");
 		}
 		CHECK_EQ(i.p.punch, NTM_PUNCH_LOST);
 		CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_RELAYED);
