@@ -15,10 +15,29 @@
 
 #define SA(x)	((const struct sockaddr *)(x))
 
+/*
+ * The core's datagrams to the endpoint. A punched tunnel's handshake
+ * messages go through the RS as well (the copy that comes second is
+ * dropped as a replay): the RS learns the session's indices from them,
+ * so that it can still route either end's DATA when the tunnel falls back
+ * to it (§4.4: an address bound in several sessions is routed by indices).
+ */
 static void
 out_ep(struct ntm_peer *p, const struct ntm_tun_out *out)
 {
+	struct ntm_tun_out hs;
+
 	p->hooks->output(p, &p->ep, out);
+	if (!p->punched)
+		return;
+	hs.n = 0;
+	for (int i = 0; i < out->n; i++)
+		if (out->buf[i][0] == NTM_MSG_HS_INIT || out->buf[i][0] == NTM_MSG_HS_RESP) {
+			memcpy(hs.buf[hs.n], out->buf[i], out->len[i]);
+			hs.len[hs.n++] = out->len[i];
+		}
+	if (hs.n)
+		p->hooks->output(p, &p->relay_ep, &hs);
 }
 
 static void
@@ -365,14 +384,18 @@ ntm_peer_rebind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 
 /* An authentic datagram of a relayed tunnel from from: the path follows. */
 static void
-relay_path(struct ntm_peer *p, const struct sockaddr_storage *from, int64_t now,
+relay_path(struct ntm_peer *p, int type, const struct sockaddr_storage *from, int64_t now,
     struct ntm_peer_event *ev)
 {
 	int via_rs = ntm_sa_equal(SA(from), SA(&p->relay_ep)), i;
 
+	if (p->punched && via_rs && type != NTM_MSG_DATA)
+		return;		/* a handshake's copy through the RS (out_ep) */
 	if (p->punched && via_rs) {
-		/* Direct before, only through the RS now: the peer went back. */
-		if (p->direct_rx && now - p->direct_rx > NTM_PEER_DIRECT_QUIET_MS)
+		/* Through the RS well after both ends switched (what was on its
+		 * way through it when we did has come by then): the peer went
+		 * back to the relay. */
+		if (now - p->direct_at > NTM_PEER_DIRECT_QUIET_MS)
 			punch_lost(p, now, 0, "the peer went back to the relay");
 		return;
 	}
@@ -405,9 +428,10 @@ ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
 {
 	struct ntm_tun_event tev;
 	struct ntm_tun_out out;
-	int r;
+	int r, type;
 
 	memset(ev, 0, sizeof(*ev));
+	type = n > 0 ? pkt[0] : 0;
 	r = ntm_tunnel_recv(p->t, pkt, n, now, &tev, &out);
 	if (r < 0 && !tev.authentic)
 		return r;
@@ -424,7 +448,7 @@ ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
 		p->endpoint_moves++;
 	}
 	if (tev.authentic && p->kind == NTM_ROUTE_RELAY)
-		relay_path(p, from, now, ev);
+		relay_path(p, type, from, now, ev);
 	out_ep(p, &out);
 	if (tev.established) {
 		ev->established = 1;

@@ -33,9 +33,9 @@
 #define NTM_PEER_PUNCH_EVERY_MS	500	/* so 5 s, then it stays relayed */
 #define NTM_PEER_DIRECT_DEAD_MS	30000	/* punched, nothing direct from the peer
 					 * this long (3 of its keepalives): relay */
-#define NTM_PEER_DIRECT_QUIET_MS 1000	/* punched, the peer's packets come via
-					 * the RS and none direct this long: it
-					 * went back to the relay */
+#define NTM_PEER_DIRECT_QUIET_MS 1000	/* punched this long ago, and the peer's
+					 * packets come through the RS: it went
+					 * back to the relay */
 
 /* The path a tunnel's datagrams take now (the route is what the DC said). */
 enum ntm_path {

@@ -274,6 +274,39 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	assert_success
 }
 
+@test "the punched responder moves: both go back to the relay, and the ping stream goes on" {
+	local bob carol dave t
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol) dave=$(fqdn_of dave)
+	# bob's address in a second RS session, and a handshake the RS never sees
+	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$dave"
+	assert_success
+	n srv nft -f - <<-NFT
+	table inet noack {
+		chain out {
+			type filter hook output priority 0;
+			udp sport ${UDP[rs]} @th,64,8 8 drop
+		}
+	}
+	NFT
+	fresh_tunnel
+	ping_stream_start a1 bob "$carol"
+	wait_for 15 path_is a1 bob "$carol" punched
+	wait_for 15 path_is b1 carol "$bob" punched
+	n srv nft delete table inet noack
+	wait_for 10 bash -c "ip netns exec ${P}b1 $NTM_BIN/ntm -c $TOPO_DIR/carol tunnel list --json |
+	    jq -e --arg p $bob '.tunnels[] | select(.peer == \$p and .relay_peer_bound)'"
+	assert_equal "$(tunnel_field b1 carol "$bob" role)" responder
+	t=$(date +%s%N)
+	n b1 ip addr add 100.64.3.20/24 dev eth1
+	n b1 ip addr del 100.64.3.10/24 dev eth1
+	n b1 ip route replace default via 100.64.3.1 src 100.64.3.20
+	wait_for 20 path_reason_is b1 carol "$bob" "this end moved: back on the relay"
+	wait_for 20 path_reason_is a1 bob "$carol" "the peer went back to the relay: back on the relay"
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop
+	ntmc a1 bob tunnel close "$dave" >/dev/null
+}
+
 @test "idle longer than the NATs keep a UDP mapping: the tunnel's keepalives hold the punched path open" {
 	local bob carol
 	bob=$(fqdn_of bob) carol=$(fqdn_of carol)

@@ -557,20 +557,34 @@ TEST(punch)
 	CHECK_EQ(i.p.punch_ms, 30);
 	CHECK_STR(ep_str(&i), "198.18.3.1:4000");
 	CHECK(i.p.hs_started);
+	/* the HS_INIT goes there, and a copy through the RS (which learns the
+	 * session's indices from it) */
+	CHECK_EQ(type(&i, i.n - 2), NTM_MSG_HS_INIT);
+	CHECK_STR(to_str(&i, i.n - 2), "198.18.3.1:4000");
 	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_HS_INIT);
-	CHECK_STR(to_str(&i, i.n - 1), "198.18.3.1:4000");
+	CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
+	CHECK(memcmp(i.b[i.n - 1], i.b[i.n - 2], i.len[i.n - 1]) == 0);
 	CHECK(strncmp(i.p.path_why, "punched to 198.18.3.1:4000 in 30 ms", 35) == 0);
 	/* the same answer again: nothing more */
 	CHECK_EQ(punch_in(&r, n, &i, "198.18.3.1", 1031), NTM_ERR_STATE);
 
-	/* the HS_INIT comes direct from r's candidate: r follows, answers there */
-	CHECK_EQ(pass(&i, i.n - 1, &r, "198.18.2.1", 1040, &ev), 0);
+	/* the HS_INIT comes direct from r's candidate: r follows, answers there
+	 * and through the RS; the copy of the HS_INIT through the RS is a
+	 * replay, and moves nothing */
+	CHECK_EQ(pass(&i, i.n - 2, &r, "198.18.2.1", 1040, &ev), 0);
 	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
 	CHECK_STR(ep_str(&r), "198.18.2.1:4000");
-	CHECK_EQ(type(&r, r.n - 1), NTM_MSG_HS_RESP);
-	CHECK_STR(to_str(&r, r.n - 1), "198.18.2.1:4000");
-	CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.3.1", 1050, &ev), 0);
+	CHECK_EQ(type(&r, r.n - 2), NTM_MSG_HS_RESP);
+	CHECK_STR(to_str(&r, r.n - 2), "198.18.2.1:4000");
+	CHECK_STR(to_str(&r, r.n - 1), "198.18.0.4:4000");
+	n = r.n;
+	CHECK(pass(&i, i.n - 1, &r, "198.18.0.4", 1045, &ev) < 0);
+	CHECK_EQ(r.n, n);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
+	CHECK_EQ(pass(&r, r.n - 2, &i, "198.18.3.1", 1050, &ev), 0);
 	CHECK(ev.established);
+	CHECK(pass(&r, r.n - 1, &i, "198.18.0.4", 1051, &ev) < 0);
+	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
 	/* binds still go to the RS: the fallback stays ready */
 	ntm_peer_tick(&i.p, 2000, 6000);
 	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
@@ -623,8 +637,8 @@ TEST(punch_lost)
 		ntm_peer_begin(&r.p, 1000, 5000);
 		CHECK_EQ(punch_in(&i, 1, &r, "198.18.2.1", 1010), 0);
 		CHECK_EQ(punch_in(&r, r.n - 2, &i, "198.18.3.1", 1020), 1);
-		CHECK_EQ(pass(&i, i.n - 1, &r, "198.18.2.1", 1030, &ev), 0);
-		CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.3.1", 1040, &ev), 0);
+		CHECK_EQ(pass(&i, i.n - 2, &r, "198.18.2.1", 1030, &ev), 0);	/* direct */
+		CHECK_EQ(pass(&r, r.n - 2, &i, "198.18.3.1", 1040, &ev), 0);
 		CHECK(ev.established);
 		CHECK_EQ(i.p.direct_rx, 1040);
 		if (how == 0) {
