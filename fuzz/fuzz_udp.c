@@ -20,7 +20,10 @@
  *
  * The reflection probe (probe.h) too: the server's answer to any datagram
  * is never longer than it, and only a PROBE gets one; the client's opener
- * takes any bytes.
+ * takes any bytes. And the hole punching probe (punch.h): what opens with
+ * the punch key made of K is exactly what ntm_punch_make makes of the
+ * fields it opens to; a 48-byte datagram is fed again with its MAC made
+ * good, so the checks behind the MAC are reached.
  */
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@
 
 #include "dcreg.h"
 #include "probe.h"
+#include "punch.h"
 #include "reg.h"
 #include "tunnel.h"
 
@@ -281,6 +285,36 @@ probe(const uint8_t *p, size_t n)
 	(void)ntm_probe_resp_open(p, n, txid, &seen, &seenlen);
 }
 
+static void
+punch_one(const uint8_t *p, size_t n, const uint8_t key[NTM_KEY_LEN])
+{
+	uint8_t txid[NTM_PUNCH_TXID_LEN], again[NTM_PUNCH_LEN];
+	int kind, ini;
+
+	if (ntm_punch_open(p, n, key, &kind, &ini, txid) != 0)
+		return;
+	if (n != NTM_PUNCH_LEN || ntm_punch_tunnel_id(p, n) == NULL ||
+	    ntm_punch_make(again, ntm_punch_tunnel_id(p, n), kind, ini, txid, key) !=
+	    NTM_PUNCH_LEN || memcmp(again, p, NTM_PUNCH_LEN) != 0)
+		abort();
+}
+
+static void
+punch(const uint8_t *p, size_t n)
+{
+	uint8_t k[NTM_KEY_LEN], key[NTM_KEY_LEN], m[NTM_PUNCH_LEN];
+
+	memset(k, TKEY, sizeof(k));
+	ntm_punch_key(key, k);
+	punch_one(p, n, key);
+	if (n != NTM_PUNCH_LEN)
+		return;
+	memcpy(m, p, n);
+	crypto_generichash(m + n - NTM_MAC_LEN, NTM_MAC_LEN, m, n - NTM_MAC_LEN, key,
+	    sizeof(key));
+	punch_one(m, n, key);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -304,6 +338,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	reg(p, size);
 	all_tunnels(p, size, type, scratch);
 	probe(data, size);
+	punch(data, size);
 
 	/* Again, addressed to us. */
 	if (size >= NTM_SEALED_HDR && (type == NTM_MSG_REG_REQ || type == NTM_MSG_REG_RESP ||

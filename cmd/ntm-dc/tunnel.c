@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "peerdc.h"
 #include "dns.h"
+#include "probe.h"
 #include "relay.h"
 
 #define DIR_FIELD_MAX	(2 * NTM_B64_LEN(NTM_TICKET_MAX))
@@ -144,7 +145,7 @@ static json_t *
 location_json(const struct ntm_location *l, int64_t last_seen)
 {
 	struct ntm_m_location m = { .has = ~UINT32_C(0), .natted = l->natted,
-		.family = family_num(&l->reflexive), .last_seen = last_seen };
+		.family = family_num(&l->reflexive), .last_seen = last_seen, .nat = l->nat };
 	char a[64], r[64];
 	json_t *j = NULL;
 
@@ -193,7 +194,44 @@ location_parse(json_t *obj, struct ntm_location *l, char *msg, size_t cap)
 		l->nlocals++;
 	}
 	l->natted = m.natted;
+	/* a DC from before the NAT kind sends none: unknown, so no punching */
+	if (ntm_jmsg_has(&ntm_msg_location, &m, "nat")) {
+		if (m.nat < NTM_NAT_UNKNOWN || m.nat > NTM_NAT_PER_DEST) {
+			snprintf(msg, cap, "location: bad nat %lld", (long long)m.nat);
+			return -1;
+		}
+		l->nat = (int)m.nat;
+	}
 	return 0;
+}
+
+/* Where the end at l can be tried for hole punching, for a peer of family:
+ * its reflexive address, then its local addresses of that family. */
+static json_t *
+punch_cands(const struct ntm_location *l)
+{
+	struct sockaddr_storage x;
+	json_t *a;
+	char b[64];
+	int fam = l->reflexive.ss_family;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	json_array_append_new(a, json_string(ntm_sa_str((const struct sockaddr *)&l->reflexive,
+	    b, sizeof(b))));
+	for (int i = 0; i < l->nlocals && json_array_size(a) < 1 + NTM_REG_ADDRS; i++) {
+		x = l->locals[i];
+		ntm_sa_unmap(&x, NULL);
+		if (x.ss_family != fam || ntm_sa_equal((const struct sockaddr *)&x,
+		    (const struct sockaddr *)&l->reflexive))
+			continue;
+		if (x.ss_family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(
+		    &((struct sockaddr_in6 *)&x)->sin6_addr))
+			continue;
+		json_array_append_new(a, json_string(ntm_sa_str((const struct sockaddr *)&x,
+		    b, sizeof(b))));
+	}
+	return a;
 }
 
 /* ---- directions ------------------------------------------------------------ */
@@ -209,7 +247,7 @@ static json_t *
 direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
     const char *peer, const char *vip4, const char *vip6, const struct ntm_route *r,
     int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp,
-    const char *peer_cert)
+    const char *peer_cert, const struct ntm_location *peerloc)
 {
 	char thex[2 * NTM_TUNNEL_ID_LEN + 1], kb64[NTM_B64_LEN(NTM_KEY_LEN)];
 	struct ntm_m_direction m;
@@ -234,11 +272,17 @@ direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_L
 			ntm_wipe(kb64, sizeof(kb64));
 			return NULL;
 		}
+		if (r->punch && (m.punch = punch_cands(peerloc)) == NULL) {
+			json_decref(m.relay);
+			ntm_wipe(kb64, sizeof(kb64));
+			return NULL;
+		}
 	}
 	if (ntm_msg_direction_encode(&m, &d, NULL) < 0)
 		d = NULL;
 	ntm_wipe(kb64, sizeof(kb64));
 	json_decref(m.relay);
+	json_decref(m.punch);
 	return d;
 }
 
@@ -289,6 +333,11 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		snprintf(msg, cap, "cannot decide a route from these locations");
 		return -1;
 	}
+	if (r.punch && !s->conf.punch) {
+		/* punch = 0: the ends do not learn each other's addresses */
+		r.punch = 0;
+		snprintf(r.reason, sizeof(r.reason), "both behind NAT");
+	}
 	me_init = r.requester_initiates;
 	t->kind = r.kind;
 	if (r.kind == NTM_ROUTE_RELAY) {
@@ -325,14 +374,27 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		initiator_addr(&t->peerloc, &r, ep_me, sizeof(ep_me));
 	}
 	*mine = direction_json(t->tid, t->key, t->peer, t->peer4, t->peer6, &r, me_init,
-	    ep_me, expires, &rp, t->peercert);
+	    ep_me, expires, &rp, t->peercert, &t->peerloc);
 	/* The peer's reason is told from its side. */
 	if (strcmp(r.reason, "requester behind NAT initiates") == 0)
 		snprintf(r.reason, sizeof(r.reason), "peer behind NAT initiates");
 	else if (strcmp(r.reason, "peer behind NAT initiates") == 0)
 		snprintf(r.reason, sizeof(r.reason), "requester behind NAT initiates");
+	else if (strncmp(r.reason, "requester's ", 12) == 0) {
+		char w[sizeof(r.reason)];
+
+		memcpy(w, r.reason + 12, sizeof(w) - 12);
+		w[sizeof(w) - 12] = '\0';
+		snprintf(r.reason, sizeof(r.reason), "peer's %.80s", w);
+	} else if (strncmp(r.reason, "peer's ", 7) == 0) {
+		char w[sizeof(r.reason)];
+
+		memcpy(w, r.reason + 7, sizeof(w) - 7);
+		w[sizeof(w) - 7] = '\0';
+		snprintf(r.reason, sizeof(r.reason), "requester's %.80s", w);
+	}
 	*theirs = direction_json(t->tid, t->key, t->me, t->me4, t->me6, &r, !me_init,
-	    ep_peer, expires, &rp, t->mycert);
+	    ep_peer, expires, &rp, t->mycert, &t->myloc);
 	if (*mine == NULL || *theirs == NULL) {
 		json_decref(*mine);
 		json_decref(*theirs);
@@ -851,6 +913,7 @@ direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uint8_t b4[4], b6[16], kbuf[NTM_KEY_LEN], tmp[NTM_TICKET_MAX];
+	struct sockaddr_storage cands[1 + NTM_REG_ADDRS];
 	const char *bad = NULL;
 
 	/* The values are checked below, each refusal naming "direction". */
@@ -889,6 +952,9 @@ direction_check(json_t *d, const char *caller, uint8_t tid[NTM_TUNNEL_ID_LEN],
 	    ntm_b64_decode_exact(kbuf, sizeof(kbuf), rl.relay_key) < 0 ||
 	    ntm_sa_parse(&ss, &len, rl.addr) < 0 || (rl.side != 0 && rl.side != 1)))
 		bad = "relay";
+	else if (m.punch && (relay == NULL ||
+	    ntm_msg_punch_cands(m.punch, cands, 1 + NTM_REG_ADDRS) < 1))
+		bad = "punch";
 	ntm_wipe(kbuf, sizeof(kbuf));
 	if (bad) {
 		snprintf(je->code, sizeof(je->code), "bad_field");

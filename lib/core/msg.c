@@ -504,6 +504,7 @@ static const struct ntm_mfield direction_f[] = {
 	I(T, expires, 1, NTM_MF_ANY),
 	O(T, relay, 0),
 	S(T, peer_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
+	A(T, punch, 0),
 };
 MSG(ntm_msg_direction, "direction", direction_f);
 #undef T
@@ -525,6 +526,7 @@ static const struct ntm_mfield location_f[] = {
 	B(T, natted, 1),
 	I(T, family, 1, NTM_MF_ANY),
 	I(T, last_seen, 0, NTM_MF_ANY),
+	I(T, nat, 0, NTM_MF_ANY),
 };
 MSG(ntm_msg_location, "location", location_f);
 #undef T
@@ -843,6 +845,24 @@ static const struct ntm_mfield cstoken_ok_f[] = {
 };
 MSG(ntm_msg_cstoken_ok, "200 to POST /v1/exchange/cstoken, /v1/as/cstoken", cstoken_ok_f);
 #undef T
+int
+ntm_msg_punch_cands(json_t *punch, struct sockaddr_storage *out, int max)
+{
+	json_t *v;
+	socklen_t len;
+	size_t i;
+
+	if (punch == NULL)
+		return 0;
+	if (!json_is_array(punch) || json_array_size(punch) > (size_t)max)
+		return -1;
+	json_array_foreach(punch, i, v) {
+		if (!json_is_string(v) || ntm_sa_parse(&out[i], &len, json_string_value(v)) < 0)
+			return -1;
+		ntm_sa_unmap(&out[i], &len);
+	}
+	return (int)json_array_size(punch);
+}
 
 const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_login, &ntm_msg_as_login, &ntm_msg_as_login_ok, &ntm_msg_as_logout,

@@ -22,6 +22,8 @@
 #ifndef NTM_MSG_H
 #define NTM_MSG_H
 
+#include <sys/socket.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -241,8 +243,14 @@ struct ntm_m_direction {
 	int64_t		 expires;
 	json_t		*relay;				/* ntm_m_relay; route relay */
 	const char	*peer_cert;			/* the peer's device cert */
+	json_t		*punch;				/* relay: the peer's candidate
+							 * addresses (ip:port strings) */
 };
 NTM_MSG_CODEC(ntm_msg_direction, struct ntm_m_direction)
+/* A direction's "punch" (borrowed) into at most max addresses (IPv4-mapped
+ * ones unmapped): how many, or -1 when it is not an array of at most max
+ * "ip:port" strings. NULL is 0 candidates. */
+int ntm_msg_punch_cands(json_t *punch, struct sockaddr_storage *out, int max);
 
 /* A direction's "relay": the ticket and key for the RS at addr. */
 struct ntm_m_relay {
@@ -259,6 +267,7 @@ struct ntm_m_location {
 	json_t		*locals;			/* array of ip:port */
 	int		 natted;
 	int64_t		 family, last_seen;		/* last_seen optional */
+	int64_t		 nat;				/* optional: enum ntm_nat */
 };
 NTM_MSG_CODEC(ntm_msg_location, struct ntm_m_location)
 

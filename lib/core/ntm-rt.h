@@ -40,6 +40,7 @@ enum ntm_msg {
 	NTM_MSG_RELAY_COOKIE	= 10,	/* RS -> client, under load (relay.h) */
 	NTM_MSG_PROBE		= 11,	/* anyone -> DC or RS, unauthenticated (probe.h) */
 	NTM_MSG_PROBE_RESP	= 12,	/* DC or RS -> the prober */
+	NTM_MSG_PUNCH		= 13,	/* peer -> peer's candidate, K-keyed MAC (punch.h) */
 };
 
 #define NTM_SID_LEN		16	/* client-DC session id */
@@ -85,6 +86,12 @@ enum ntm_msg {
 #define NTM_PROBE_TXID_LEN	16
 #define NTM_PROBE_LEN		64	/* hdr, txid, 44 zero */
 #define NTM_PROBE_RESP_LEN	NTM_PROBE_LEN	/* hdr, txid, wire address, 24 zero */
+
+/* Hole punching probe (lib/core/punch.c): tunnel id, kind, sender's role,
+ * transaction id, MAC keyed from the tunnel's temporal key. */
+#define NTM_PUNCH_TXID_LEN	8
+#define NTM_PUNCH_LEN		(NTM_HDR_LEN + NTM_TUNNEL_ID_LEN + 4 + NTM_PUNCH_TXID_LEN + \
+				 NTM_MAC_LEN)						/* 48 */
 
 /* Largest datagram any ntm peer sends or accepts. */
 #define NTM_UDP_MAX		(NTM_DATA_MAX_LEN > NTM_RELAY_BIND_MAX ? NTM_DATA_MAX_LEN : NTM_RELAY_BIND_MAX)

@@ -3,13 +3,42 @@
  * relay binds, the handshake gate and the queue around the tunnel core.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ntm-core.h"
 #include "peer.h"
+#include "punch.h"
 #include "relay.h"
 #include "route.h"
+
+#define SA(x)	((const struct sockaddr *)(x))
+
+/*
+ * The core's datagrams to the endpoint. A punched tunnel's handshake
+ * messages go through the RS as well (the copy that comes second is
+ * dropped as a replay): the RS learns the session's indices from them,
+ * so that it can still route either end's DATA when the tunnel falls back
+ * to it (§4.4: an address bound in several sessions is routed by indices).
+ */
+static void
+out_ep(struct ntm_peer *p, const struct ntm_tun_out *out)
+{
+	struct ntm_tun_out hs;
+
+	p->hooks->output(p, &p->ep, out);
+	if (!p->punched)
+		return;
+	hs.n = 0;
+	for (int i = 0; i < out->n; i++)
+		if (out->buf[i][0] == NTM_MSG_HS_INIT || out->buf[i][0] == NTM_MSG_HS_RESP) {
+			memcpy(hs.buf[hs.n], out->buf[i], out->len[i]);
+			hs.len[hs.n++] = out->len[i];
+		}
+	if (hs.n)
+		p->hooks->output(p, &p->relay_ep, &hs);
+}
 
 static void
 hs_start(struct ntm_peer *p, int64_t now)
@@ -18,7 +47,7 @@ hs_start(struct ntm_peer *p, int64_t now)
 
 	p->hs_started = 1;
 	if (ntm_tunnel_start(p->t, now, &out) == 0)
-		p->hooks->output(p, &out);
+		out_ep(p, &out);
 }
 
 static void
@@ -52,8 +81,181 @@ relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 	p->has_bind_mac = 1;
 	out.n = 1;
 	out.len[0] = (size_t)n;
-	p->hooks->output(p, &out);
+	p->hooks->output(p, p->kind == NTM_ROUTE_RELAY ? &p->relay_ep : &p->ep, &out);
 	p->bind_next = now + NTM_PEER_REBIND_MS;	/* until the ACK says otherwise */
+}
+
+/* ---- hole punching (docs/protocol.md §4.8) ------------------------------- */
+
+static void
+punch_send(struct ntm_peer *p, int i, int kind, const uint8_t *txid,
+    const struct sockaddr_storage *to)
+{
+	struct ntm_tun_out out;
+	uint8_t tx[NTM_PUNCH_TXID_LEN];
+
+	if (txid == NULL) {
+		memcpy(tx, p->punch_txid, sizeof(tx));
+		tx[NTM_PUNCH_TXID_LEN - 1] = (uint8_t)i;
+		txid = tx;
+	}
+	out.n = 1;
+	out.len[0] = (size_t)ntm_punch_make(out.buf[0], p->tid, kind, p->initiator, txid,
+	    p->punch_key);
+	p->hooks->output(p, to, &out);
+	if (kind == NTM_PUNCH_PROBE)
+		p->punch_sent++;
+}
+
+static void
+punch_round(struct ntm_peer *p, int64_t now)
+{
+	if (p->punch_round >= NTM_PEER_PUNCH_ROUNDS) {
+		p->punch = NTM_PUNCH_FAILED;
+		snprintf(p->path_why, sizeof(p->path_why), "no answer from the peer's %d "
+		    "candidate%s in %d s: relayed", p->ncand, p->ncand == 1 ? "" : "s",
+		    NTM_PEER_PUNCH_ROUNDS * NTM_PEER_PUNCH_EVERY_MS / 1000);
+		return;
+	}
+	for (int i = 0; i < p->ncand; i++)
+		punch_send(p, i, NTM_PUNCH_PROBE, NULL, &p->cand[i]);
+	memset(p->punch_trig, 0, sizeof(p->punch_trig));
+	p->punch_round++;
+	p->punch_next = now + NTM_PEER_PUNCH_EVERY_MS;
+}
+
+/* Start (again) on the relay; with candidates, punch. */
+static void
+punch_start(struct ntm_peer *p, int64_t now)
+{
+	p->punched = 0;
+	p->ep = p->relay_ep;
+	p->direct_rx = p->direct_at = 0;
+	if (p->ncand <= 0) {
+		p->punch = NTM_PUNCH_OFF;
+		p->path_why[0] = '\0';
+		return;
+	}
+	p->punch = NTM_PUNCH_TRYING;
+	p->punch_round = 0;
+	p->punch_start = now;
+	p->punch_ms = 0;
+	ntm_random(p->punch_txid, sizeof(p->punch_txid));
+	snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s, relayed "
+	    "meanwhile", p->ncand, p->ncand == 1 ? "" : "s");
+	punch_round(p, now);
+}
+
+static int
+cand_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
+{
+	for (int i = 0; i < p->ncand; i++)
+		if (ntm_sa_equal(SA(&p->cand[i]), SA(from)))
+			return i;
+	return -1;
+}
+
+static void
+hs_start(struct ntm_peer *p, int64_t now);
+
+/* The path moves to to: what we send goes there; the RS keeps our bind. */
+static void
+punch_done(struct ntm_peer *p, const struct sockaddr_storage *to, int64_t now, const char *how)
+{
+	char b[64];
+
+	p->punched = 1;
+	p->punch = NTM_PUNCH_DONE;
+	p->ep = *to;
+	p->direct_at = now;
+	p->punch_ms = now - p->punch_start;
+	snprintf(p->path_why, sizeof(p->path_why), "punched to %s in %lld ms (%s)",
+	    ntm_sa_str(SA(to), b, sizeof(b)), (long long)p->punch_ms, how);
+	if (p->initiator && !p->hs_started)
+		hs_start(p, now);
+	else
+		ntm_peer_keepalive(p, now);	/* the peer sees it come direct */
+}
+
+/*
+ * Back on the relay, why. Our bind there was kept alive all along; with
+ * wall_ms (we moved) it goes again at once, from the new address. The
+ * initiator shakes hands again through the RS (after its ACK, when we
+ * moved): a handshake made on the punched path never showed the RS the
+ * session's indices, and an RS that holds either end's address in more
+ * than one session routes DATA only by indices it has seen (§4.4).
+ */
+static void relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
+
+static void
+punch_lost(struct ntm_peer *p, int64_t now, uint64_t wall_ms, const char *why)
+{
+	p->punched = 0;
+	p->punch = NTM_PUNCH_LOST;
+	p->ep = p->relay_ep;
+	snprintf(p->path_why, sizeof(p->path_why), "%s: back on the relay", why);
+	if (wall_ms) {
+		p->ka_on_ack = 1;
+		relay_bind(p, now, wall_ms);
+		if (p->initiator) {
+			p->hs_started = 0;	/* at the ACK, or the gate */
+			p->hs_gate = now + NTM_PEER_HS_GATE_MS;
+		}
+	} else if (p->initiator)
+		hs_start(p, now);
+	else
+		ntm_peer_keepalive(p, now);
+}
+
+int
+ntm_peer_punch(struct ntm_peer *p, const uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int64_t now)
+{
+	uint8_t txid[NTM_PUNCH_TXID_LEN];
+	int kind, initiator, r, i;
+
+	if (p->kind != NTM_ROUTE_RELAY || p->t == NULL)
+		return NTM_ERR_STATE;
+	if ((r = ntm_punch_open(pkt, n, p->punch_key, &kind, &initiator, txid)) < 0)
+		return r;
+	if (initiator == p->initiator)
+		return NTM_ERR_PROTO;	/* our own, reflected */
+	i = cand_of(p, from);
+	if (kind == NTM_PUNCH_PROBE) {
+		punch_send(p, 0, NTM_PUNCH_ANSWER, txid, from);
+		/* Its probe came through, so ours may now too: at once. */
+		if (p->punch == NTM_PUNCH_TRYING && i >= 0 && !p->punch_trig[i]) {
+			p->punch_trig[i] = 1;
+			punch_send(p, i, NTM_PUNCH_PROBE, NULL, &p->cand[i]);
+		}
+		return 0;
+	}
+	/* An answer counts only from the candidate its probe went to. */
+	if (i < 0 || txid[NTM_PUNCH_TXID_LEN - 1] != (uint8_t)i ||
+	    memcmp(txid, p->punch_txid, NTM_PUNCH_TXID_LEN - 1) != 0 ||
+	    (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED))
+		return NTM_ERR_STATE;
+	p->punch_answered++;
+	punch_done(p, &p->cand[i], now, "our probe answered");
+	return 1;
+}
+
+enum ntm_path
+ntm_peer_path(const struct ntm_peer *p)
+{
+	return p->kind != NTM_ROUTE_RELAY ? NTM_PATH_DIRECT : p->punched ? NTM_PATH_PUNCHED :
+	    NTM_PATH_RELAYED;
+}
+
+const char *
+ntm_path_name(enum ntm_path path)
+{
+	switch (path) {
+	case NTM_PATH_DIRECT:	return "direct";
+	case NTM_PATH_RELAYED:	return "relayed";
+	case NTM_PATH_PUNCHED:	return "punched";
+	}
+	return "?";
 }
 
 int
@@ -61,6 +263,8 @@ ntm_peer_start(struct ntm_peer *p, const struct ntm_tunnel_cfg *cfg, int64_t now
 {
 	if ((p->t = ntm_tunnel_new(cfg, now)) == NULL)
 		return NTM_ERR_NOMEM;
+	memcpy(p->tid, cfg->tunnel_id, sizeof(p->tid));
+	ntm_punch_key(p->punch_key, cfg->temporal_key);
 	return 0;
 }
 
@@ -68,8 +272,10 @@ void
 ntm_peer_begin(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 {
 	if (p->kind == NTM_ROUTE_RELAY) {
+		p->relay_ep = p->ep;
 		relay_bind(p, now, wall_ms);
 		p->hs_gate = now + NTM_PEER_HS_GATE_MS;	/* or at once on peer_bound */
+		punch_start(p, now);
 	} else if (p->initiator)
 		hs_start(p, now);
 }
@@ -80,7 +286,7 @@ ntm_peer_keepalive(struct ntm_peer *p, int64_t now)
 	struct ntm_tun_out out;
 
 	if (ntm_tunnel_send(p->t, NULL, 0, now, &out) == 0)
-		p->hooks->output(p, &out);
+		out_ep(p, &out);
 }
 
 void
@@ -88,6 +294,9 @@ ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
     uint64_t wall_ms)
 {
 	p->kind = np->kind;
+	p->punched = 0;
+	p->punch = NTM_PUNCH_OFF;
+	p->path_why[0] = '\0';
 	if (np->has_ep) {
 		p->ep = np->ep;
 		p->eplen = np->eplen;
@@ -101,7 +310,11 @@ ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
 		p->acked = p->peer_bound = 0;
 		p->ka_on_ack = 1;
 		p->cookie_until = 0;	/* it was for the RS before, maybe */
+		p->relay_ep = p->ep;
 		relay_bind(p, now, wall_ms);
+		p->ncand = np->ncand;
+		memcpy(p->cand, np->cand, sizeof(p->cand));
+		punch_start(p, now);
 	} else
 		ntm_peer_keepalive(p, now);
 }
@@ -116,6 +329,7 @@ ntm_peer_free(struct ntm_peer *p)
 	p->t = NULL;
 	ntm_wipe(p->rkey, sizeof(p->rkey));
 	ntm_wipe(p->cookie, sizeof(p->cookie));
+	ntm_wipe(p->punch_key, sizeof(p->punch_key));
 	p->cookie_until = 0;
 }
 
@@ -128,7 +342,7 @@ flush(struct ntm_peer *p, int64_t now)
 	for (i = 0; i < p->nq; i++) {
 		if (ntm_tunnel_send(p->t, p->q[i]->b, p->q[i]->len, now, &out) < 0)
 			break;
-		p->hooks->output(p, &out);
+		out_ep(p, &out);
 		free(p->q[i]);
 	}
 	memmove(p->q, p->q + i, (size_t)(p->nq - i) * sizeof(p->q[0]));
@@ -144,7 +358,7 @@ ntm_peer_send(struct ntm_peer *p, const uint8_t *pkt, size_t len, int64_t now)
 	if (len > NTM_INNER_MTU)
 		return -1;
 	if (p->nq == 0 && ntm_tunnel_send(p->t, pkt, len, now, &out) == 0) {
-		p->hooks->output(p, &out);
+		out_ep(p, &out);
 		return 0;
 	}
 	if (p->nq >= NTM_PEER_QUEUE_MAX || (q = malloc(sizeof(*q))) == NULL)
@@ -158,11 +372,54 @@ ntm_peer_send(struct ntm_peer *p, const uint8_t *pkt, size_t len, int64_t now)
 void
 ntm_peer_rebind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 {
-	if (p->kind == NTM_ROUTE_RELAY) {
+	if (p->kind == NTM_ROUTE_RELAY && p->punched)
+		/* Our NAT mapping is new: the peer's NAT does not know it. */
+		punch_lost(p, now, wall_ms, "this end moved");
+	else if (p->kind == NTM_ROUTE_RELAY) {
 		p->ka_on_ack = 1;
 		relay_bind(p, now, wall_ms);
 	} else
 		ntm_peer_keepalive(p, now);
+}
+
+/* An authentic datagram of a relayed tunnel from from: the path follows. */
+static void
+relay_path(struct ntm_peer *p, int type, const struct sockaddr_storage *from, int64_t now,
+    struct ntm_peer_event *ev)
+{
+	int via_rs = ntm_sa_equal(SA(from), SA(&p->relay_ep)), i;
+
+	if (p->punched && via_rs && type != NTM_MSG_DATA)
+		return;		/* a handshake's copy through the RS (out_ep) */
+	if (p->punched && via_rs) {
+		/* Through the RS well after both ends switched (what was on its
+		 * way through it when we did has come by then): the peer went
+		 * back to the relay. */
+		if (now - p->direct_at > NTM_PEER_DIRECT_QUIET_MS)
+			punch_lost(p, now, 0, "the peer went back to the relay");
+		return;
+	}
+	if (p->punched) {
+		p->direct_rx = now;
+		if (!ntm_sa_equal(SA(from), SA(&p->ep))) {
+			ev->moved = 1;
+			ev->had_ep = 1;
+			ev->old_ep = p->ep;
+			p->ep = *from;
+			p->endpoint_moves++;
+		}
+		return;
+	}
+	/* The peer punched and sends direct: its probe was answered by us,
+	 * so the path works both ways. */
+	if (!via_rs && (p->punch == NTM_PUNCH_TRYING || p->punch == NTM_PUNCH_FAILED) &&
+	    (i = cand_of(p, from)) >= 0) {
+		punch_done(p, &p->cand[i], now, "the peer's packets came direct");
+		p->direct_rx = now;
+		ev->moved = 1;
+		ev->had_ep = 1;
+		ev->old_ep = p->relay_ep;
+	}
 }
 
 int
@@ -171,9 +428,10 @@ ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
 {
 	struct ntm_tun_event tev;
 	struct ntm_tun_out out;
-	int r;
+	int r, type;
 
 	memset(ev, 0, sizeof(*ev));
+	type = n > 0 ? pkt[0] : 0;
 	r = ntm_tunnel_recv(p->t, pkt, n, now, &tev, &out);
 	if (r < 0 && !tev.authentic)
 		return r;
@@ -189,7 +447,9 @@ ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
 		p->has_ep = 1;
 		p->endpoint_moves++;
 	}
-	p->hooks->output(p, &out);
+	if (tev.authentic && p->kind == NTM_ROUTE_RELAY)
+		relay_path(p, type, from, now, ev);
+	out_ep(p, &out);
 	if (tev.established) {
 		ev->established = 1;
 		flush(p, now);
@@ -259,6 +519,13 @@ ntm_peer_moved(struct ntm_peer *p, const struct sockaddr_storage *ep, socklen_t 
 	return 1;
 }
 
+static int64_t
+direct_dead(const struct ntm_peer *p)
+{
+	return (p->direct_rx > p->direct_at ? p->direct_rx : p->direct_at) +
+	    NTM_PEER_DIRECT_DEAD_MS;
+}
+
 int64_t
 ntm_peer_deadline(const struct ntm_peer *p)
 {
@@ -268,6 +535,10 @@ ntm_peer_deadline(const struct ntm_peer *p)
 		d = p->bind_next;
 	if (p->initiator && !p->hs_started && p->hs_gate < d)
 		d = p->hs_gate;
+	if (p->kind == NTM_ROUTE_RELAY && p->punch == NTM_PUNCH_TRYING && p->punch_next < d)
+		d = p->punch_next;
+	if (p->punched && direct_dead(p) < d)
+		d = direct_dead(p);
 	return d;
 }
 
@@ -277,9 +548,13 @@ ntm_peer_tick(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 	struct ntm_tun_out out;
 
 	if (ntm_tunnel_deadline(p->t) <= now && ntm_tunnel_tick(p->t, now, &out) == 0)
-		p->hooks->output(p, &out);
+		out_ep(p, &out);
 	if (p->kind == NTM_ROUTE_RELAY && now >= p->bind_next)
 		relay_bind(p, now, wall_ms);
 	if (p->initiator && !p->hs_started && now >= p->hs_gate)
 		hs_start(p, now);
+	if (p->kind == NTM_ROUTE_RELAY && p->punch == NTM_PUNCH_TRYING && now >= p->punch_next)
+		punch_round(p, now);
+	if (p->punched && now >= direct_dead(p))
+		punch_lost(p, now, 0, "the direct path fell silent");
 }

@@ -7,7 +7,10 @@
  * handshake held back until the RS says the peer is bound too (or 2 s have
  * passed); inner packets queued until the handshake is done; the endpoint
  * following an authenticated datagram from elsewhere, or a MOVED from the
- * DC. Every call takes the time (monotonic milliseconds; relay binds also
+ * DC; for a relayed tunnel between two endpoint-independent NATs, hole
+ * punching (docs/protocol.md §4.8): PUNCH probes to the peer's candidate
+ * addresses, and the tunnel's path moved from the RS to the candidate
+ * that answered, same session. Every call takes the time (monotonic milliseconds; relay binds also
  * the wall clock in milliseconds); datagrams to send go to hooks->output,
  * all of them to ep; the caller calls ntm_peer_tick() at
  * ntm_peer_deadline().
@@ -24,13 +27,39 @@
 #define NTM_PEER_HS_GATE_MS	2000	/* a relayed initiator waits this long for
 					 * the peer's bind, at most */
 #define NTM_PEER_REBIND_MS	1000	/* RELAY_BIND again until an ACK */
+#define NTM_PEER_CANDS		(1 + NTM_REG_ADDRS)	/* the peer's reflexive address
+						 * and its local addresses */
+#define NTM_PEER_PUNCH_ROUNDS	10	/* a PUNCH to every candidate each round */
+#define NTM_PEER_PUNCH_EVERY_MS	500	/* so 5 s, then it stays relayed */
+#define NTM_PEER_DIRECT_DEAD_MS	30000	/* punched, nothing direct from the peer
+					 * this long (3 of its keepalives): relay */
+#define NTM_PEER_DIRECT_QUIET_MS 1000	/* punched this long ago, and the peer's
+					 * packets come through the RS: it went
+					 * back to the relay */
+
+/* The path a tunnel's datagrams take now (the route is what the DC said). */
+enum ntm_path {
+	NTM_PATH_DIRECT = 1,	/* a direct or local route */
+	NTM_PATH_RELAYED,	/* through the RS */
+	NTM_PATH_PUNCHED,	/* a relayed route moved to a punched direct path */
+};
+/* Hole punching on a relayed route. */
+enum ntm_punch {
+	NTM_PUNCH_OFF = 0,	/* no candidates: the DC gave the reason */
+	NTM_PUNCH_TRYING,	/* probing the candidates, relayed meanwhile */
+	NTM_PUNCH_DONE,		/* punched */
+	NTM_PUNCH_FAILED,	/* no answer in time: relayed */
+	NTM_PUNCH_LOST,		/* was punched; back on the relay */
+};
 
 struct ntm_peer;
 
 /* What the core cannot do itself. */
 struct ntm_peer_hooks {
-	/* send out's datagrams to p->ep (out: borrowed for the call) */
-	void	(*output)(struct ntm_peer *p, const struct ntm_tun_out *out);
+	/* send out's datagrams to to (p->ep, or the RS for relay binds, or a
+	 * punching candidate; borrowed for the call, as out is) */
+	void	(*output)(struct ntm_peer *p, const struct sockaddr_storage *to,
+		    const struct ntm_tun_out *out);
 	/* a RELAY_BIND could not be made (err: NTM_ERR_*); tried again
 	 * after a keepalive */
 	void	(*bind_failed)(struct ntm_peer *p, int err);
@@ -55,7 +84,21 @@ struct ntm_peer {
 	size_t		 tlen;
 	uint8_t		 rkey[NTM_KEY_LEN];
 	int		 side;
+	int		 ncand;			/* relay: hole punching candidates */
+	struct sockaddr_storage cand[NTM_PEER_CANDS];
 	/* the core's */
+	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
+	uint8_t		 punch_key[NTM_KEY_LEN];
+	struct sockaddr_storage relay_ep;	/* relay: the RS (ep, unless punched) */
+	int		 punched;		/* relay: ep is the punched path */
+	int		 punch;			/* enum ntm_punch */
+	int		 punch_round;
+	int64_t		 punch_next, punch_start, punch_ms;	/* punch_ms: time to punch */
+	uint8_t		 punch_txid[NTM_PUNCH_TXID_LEN];	/* last byte: candidate */
+	uint8_t		 punch_trig[NTM_PEER_CANDS];	/* a triggered probe went */
+	int64_t		 direct_at, direct_rx;	/* punched at; last direct datagram */
+	uint64_t	 punch_sent, punch_answered;
+	char		 path_why[96];		/* why the path is what it is */
 	struct ntm_tunnel *t;
 	int		 acked, peer_bound, ka_on_ack;
 	uint64_t	 bind_ctr;
@@ -124,7 +167,19 @@ int  ntm_peer_relay_cookie(struct ntm_peer *p, const uint8_t *pkt, size_t n, int
 int  ntm_peer_moved(struct ntm_peer *p, const struct sockaddr_storage *ep, socklen_t len,
     int64_t now);
 
-/* Timers: the tunnel core's, relay binds, the handshake gate. */
+/* A validated PUNCH whose tunnel_id is this tunnel's, from from: a probe is
+ * answered (and triggers one of ours to that candidate); an answer to ours
+ * from the candidate it went to moves the path there. 1 the path is now
+ * punched, 0 taken, negative: dropped (NTM_ERR_CRYPTO: the MAC,
+ * NTM_ERR_PROTO malformed or our own reflected, NTM_ERR_STATE not for
+ * a relayed tunnel or an answer to nothing we sent). */
+int  ntm_peer_punch(struct ntm_peer *p, const uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int64_t now) NTM_WUR;
+/* The path now, and its name: "direct", "relayed", "punched". */
+enum ntm_path ntm_peer_path(const struct ntm_peer *p);
+const char *ntm_path_name(enum ntm_path path);
+
+/* Timers: the tunnel core's, relay binds, the handshake gate, punching. */
 int64_t ntm_peer_deadline(const struct ntm_peer *p);	/* INT64_MAX: none */
 void ntm_peer_tick(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
 

@@ -5,7 +5,11 @@
  *   1. the ends use different families     -> relay  "IPv4 and IPv6: relay bridges"
  *   2. both natted, same reflexive address -> local  "same NAT" (requester initiates
  *      to the peer's local address of the family both use)
- *   3. both natted, different NATs         -> relay  "both behind NAT"
+ *   3. both natted, different NATs         -> relay, and
+ *      both mappings endpoint-independent -> hole punching too
+ *      "both behind endpoint-independent NATs: relay, punching"
+ *      a mapping varies by destination   -> "<side>'s NAT varies by destination"
+ *      else (a kind unknown)              -> "both behind NAT"
  *   4. exactly one natted                  -> direct "<side> behind NAT initiates"
  *      (the natted side initiates to the global side's reflexive address)
  *   5. neither natted                      -> direct "both global" (requester initiates)
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "probe.h"
 #include "route.h"
 
 static int
@@ -92,6 +97,20 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
 			    "same NAT but the peer has no local address of the family: relay");
 		}
+		if (a->nat == NTM_NAT_EI && b->nat == NTM_NAT_EI) {
+			out->punch = 1;
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "both behind endpoint-independent NATs: relay, punching");
+		}
+		if (a->nat == NTM_NAT_PER_DEST && b->nat == NTM_NAT_PER_DEST)
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "both NATs vary by destination: relay");
+		if (a->nat == NTM_NAT_PER_DEST)
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "requester's NAT varies by destination: relay");
+		if (b->nat == NTM_NAT_PER_DEST)
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "peer's NAT varies by destination: relay");
 		return decide(out, NTM_ROUTE_RELAY, 1, NULL, "both behind NAT");
 	}
 	if (a->natted)

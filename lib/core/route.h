@@ -22,6 +22,7 @@ struct ntm_route {
 	enum ntm_route_kind	kind;
 	int			requester_initiates;	/* else the peer initiates */
 	struct sockaddr_storage	endpoint;	/* where the initiator sends (direct/local) */
+	int			punch;		/* relay: both ends punch (rule 3) */
 	char			reason[96];
 };
 

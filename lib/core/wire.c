@@ -29,6 +29,7 @@ ntm_msg_validate(const uint8_t *p, size_t n)
 	case NTM_MSG_RELAY_ACK:	want = NTM_RELAY_ACK_LEN; break;
 	case NTM_MSG_PROBE:	want = NTM_PROBE_LEN; break;
 	case NTM_MSG_PROBE_RESP: want = NTM_PROBE_RESP_LEN; break;
+	case NTM_MSG_PUNCH:	want = NTM_PUNCH_LEN; break;
 	case NTM_MSG_DATA:
 		min = NTM_DATA_MIN_LEN;
 		max = NTM_DATA_MAX_LEN;

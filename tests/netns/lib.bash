@@ -191,6 +191,9 @@ metrics() {
 	    "https://198.18.0.${IPN[$1]}:${PORT[$1]}/metrics"
 }
 
+# servers_up: the AS, both DCs, the RS and the CS. The DCs punch (ntm.conf(5)
+# punch) only with NTM_PUNCH=1: the other suites test the relay between
+# two NATs, 26-punch.bats the punched path.
 servers_up() {
 	local d=$TOPO_DIR aspk rspk k role name
 	_conf as as.ntm.test
@@ -208,6 +211,7 @@ servers_up() {
 		    "dns_listen = 198.18.0.$((k + 1)):53" \
 		    "dns_addr4 = 198.18.0.$((k + 1))" "dns_addr6 = fd00:18::$((k + 1))" \
 		    "resolver = 198.18.0.53:53" "keepalive_s = ${NTM_KEEPALIVE:-2}" \
+		    "punch = ${NTM_PUNCH:-0}" \
 		    "relay_name = rs1.ntm.test" "relay_key = $rspk" \
 		    "relay_addr4 = 198.18.0.4:${UDP[rs]}" "relay_addr6 = [fd00:18::4]:${UDP[rs]}" \
 		    "cs_url = https://cs1.ntm.test:${PORT[cs]}"

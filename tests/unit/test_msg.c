@@ -50,11 +50,12 @@ static const struct {
 	  "\"peer_vip4\":\"100.64.2.2\",\"peer_vip6\":\"fd00::2\",\"route\":\"relay\","
 	  "\"reason\":\"both behind NAT\",\"role\":\"initiator\","
 	  "\"endpoint\":\"198.51.100.1:4000\",\"temporal_key\":\"" K32 "\","
-	  "\"expires\":1700000000,\"relay\":{},\"peer_cert\":\"c\"}" },
+	  "\"expires\":1700000000,\"relay\":{},\"peer_cert\":\"c\","
+	  "\"punch\":[\"198.51.100.2:4000\"]}" },
 	{ &ntm_msg_relay, "{\"ticket\":\"" K32 "\",\"relay_key\":\"" K32 "\","
 	  "\"addr\":\"198.51.100.9:5000\",\"side\":0}" },
 	{ &ntm_msg_location, "{\"reflexive\":\"198.51.100.1:4000\",\"locals\":[],"
-	  "\"natted\":false,\"family\":4,\"last_seen\":1700000000}" },
+	  "\"natted\":false,\"family\":4,\"last_seen\":1700000000,\"nat\":3}" },
 	{ &ntm_msg_login_ok, "{\"user\":\"alice\",\"fqdn\":\"alice.dc1.example\","
 	  "\"vip4\":\"100.64.1.2\",\"vip6\":\"fd00::2\",\"domain\":\"dc1.example\","
 	  "\"token\":\"t\",\"token_expires\":1700000000,\"session_id\":\"" H32 "\","

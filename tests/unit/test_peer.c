@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "peer.h"
+#include "punch.h"
 #include "relay.h"
 #include "route.h"
 #include "unit.h"
@@ -25,6 +26,7 @@ struct side {
 	int		 n, bind_failed;
 	size_t		 len[CAP];
 	uint8_t		 b[CAP][NTM_UDP_MAX];
+	struct sockaddr_storage to[CAP];
 };
 
 static struct side *
@@ -34,11 +36,12 @@ side_of(struct ntm_peer *p)
 }
 
 static void
-output(struct ntm_peer *p, const struct ntm_tun_out *out)
+output(struct ntm_peer *p, const struct sockaddr_storage *to, const struct ntm_tun_out *out)
 {
 	struct side *s = side_of(p);
 
 	for (int i = 0; i < out->n && s->n < CAP; i++) {
+		s->to[s->n] = *to;
 		s->len[s->n] = out->len[i];
 		memcpy(s->b[s->n++], out->buf[i], out->len[i]);
 	}
@@ -454,5 +457,259 @@ TEST(rebind_reroute)
 	ntm_peer_free(&r.p);
 }
 
+/* ---- hole punching ------------------------------------------------------- */
+
+static const char *
+to_str(const struct side *s, int i)
+{
+	static char b[64];
+
+	return ntm_sa_str((const struct sockaddr *)&s->to[i], b, sizeof(b));
+}
+
+static const char *
+ep_str(const struct side *s)
+{
+	static char b[64];
+
+	return ntm_sa_str((const struct sockaddr *)&s->p.ep, b, sizeof(b));
+}
+
+/* Two relayed ends behind NATs, each given the other's two candidates. */
+static void
+mk_punch(struct side *i, struct side *r)
+{
+	socklen_t len;
+
+	mk(i, NTM_ROUTE_RELAY, 1, 0, "198.18.0.4");
+	mk(r, NTM_ROUTE_RELAY, 0, 1, "198.18.0.4");
+	addr(&i->p.cand[0], &len, "198.18.3.1", 4000);
+	addr(&i->p.cand[1], &len, "100.64.3.10", 4000);
+	addr(&r->p.cand[0], &len, "198.18.2.1", 4000);
+	addr(&r->p.cand[1], &len, "100.64.2.10", 4000);
+	i->p.ncand = r->p.ncand = 2;
+}
+
+static int
+punch_in(struct side *from, int k, struct side *to, const char *src, int64_t now)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	addr(&ss, &len, src, 4000);
+	return ntm_peer_punch(&to->p, from->b[k], from->len[k], &ss, now);
+}
+
+/* Probes to every candidate at once, the relay bound meanwhile; a forged
+ * or reflected probe and an answer from elsewhere change nothing; the
+ * answer from the candidate moves the path there (the handshake goes
+ * direct), and the peer follows the first authentic datagram that comes
+ * direct from its candidate. Same session all along. */
+TEST(punch)
+{
+	static struct side i, r;
+	struct ntm_peer_event ev;
+	uint8_t forged[NTM_PUNCH_LEN];
+	int n;
+
+	mk_punch(&i, &r);
+	ntm_peer_begin(&i.p, 1000, 5000);
+	ntm_peer_begin(&r.p, 1000, 5000);
+	CHECK_EQ(i.n, 3);
+	CHECK_EQ(type(&i, 0), NTM_MSG_RELAY_BIND);
+	CHECK_STR(to_str(&i, 0), "198.18.0.4:4000");
+	CHECK_EQ(type(&i, 1), NTM_MSG_PUNCH);
+	CHECK_STR(to_str(&i, 1), "198.18.3.1:4000");
+	CHECK_EQ(type(&i, 2), NTM_MSG_PUNCH);
+	CHECK_STR(to_str(&i, 2), "100.64.3.10:4000");
+	CHECK_EQ(i.p.punch, NTM_PUNCH_TRYING);
+	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_RELAYED);
+	CHECK_EQ(ntm_peer_deadline(&i.p), 1500);	/* the next round */
+
+	/* a probe without K's MAC, and our own reflected: dropped */
+	memcpy(forged, i.b[1], sizeof(forged));
+	forged[NTM_PUNCH_LEN - 1] ^= 1;
+	n = r.n;
+	{
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		addr(&ss, &len, "198.18.2.1", 4000);
+		CHECK_EQ(ntm_peer_punch(&r.p, forged, sizeof(forged), &ss, 1010),
+		    NTM_ERR_CRYPTO);
+	}
+	CHECK_EQ(punch_in(&i, 1, &i, "198.18.3.1", 1010), NTM_ERR_PROTO);
+	CHECK_EQ(r.n, n);
+
+	/* i's probe reaches r: answered, and r probes back at once */
+	CHECK_EQ(punch_in(&i, 1, &r, "198.18.2.1", 1020), 0);
+	CHECK_EQ(r.n, n + 2);
+	CHECK_STR(to_str(&r, n), "198.18.2.1:4000");
+	CHECK_STR(to_str(&r, n + 1), "198.18.2.1:4000");
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_RELAYED);	/* not on a probe */
+
+	/* the answer from another address is refused; from the candidate, the
+	 * path moves and the handshake starts there */
+	CHECK_EQ(punch_in(&r, n, &i, "198.18.9.9", 1030), NTM_ERR_STATE);
+	CHECK_EQ(i.p.punch, NTM_PUNCH_TRYING);
+	CHECK_EQ(punch_in(&r, n, &i, "198.18.3.1", 1030), 1);
+	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
+	CHECK_EQ(i.p.punch_ms, 30);
+	CHECK_STR(ep_str(&i), "198.18.3.1:4000");
+	CHECK(i.p.hs_started);
+	/* the HS_INIT goes there, and a copy through the RS (which learns the
+	 * session's indices from it) */
+	CHECK_EQ(type(&i, i.n - 2), NTM_MSG_HS_INIT);
+	CHECK_STR(to_str(&i, i.n - 2), "198.18.3.1:4000");
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_HS_INIT);
+	CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
+	CHECK(memcmp(i.b[i.n - 1], i.b[i.n - 2], i.len[i.n - 1]) == 0);
+	CHECK(strncmp(i.p.path_why, "punched to 198.18.3.1:4000 in 30 ms", 35) == 0);
+	/* the same answer again: nothing more */
+	CHECK_EQ(punch_in(&r, n, &i, "198.18.3.1", 1031), NTM_ERR_STATE);
+
+	/* the HS_INIT comes direct from r's candidate: r follows, answers there
+	 * and through the RS; the copy of the HS_INIT through the RS is a
+	 * replay, and moves nothing */
+	CHECK_EQ(pass(&i, i.n - 2, &r, "198.18.2.1", 1040, &ev), 0);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
+	CHECK_STR(ep_str(&r), "198.18.2.1:4000");
+	CHECK_EQ(type(&r, r.n - 2), NTM_MSG_HS_RESP);
+	CHECK_STR(to_str(&r, r.n - 2), "198.18.2.1:4000");
+	CHECK_STR(to_str(&r, r.n - 1), "198.18.0.4:4000");
+	n = r.n;
+	CHECK(pass(&i, i.n - 1, &r, "198.18.0.4", 1045, &ev) < 0);
+	CHECK_EQ(r.n, n);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
+	CHECK_EQ(pass(&r, r.n - 2, &i, "198.18.3.1", 1050, &ev), 0);
+	CHECK(ev.established);
+	CHECK(pass(&r, r.n - 1, &i, "198.18.0.4", 1051, &ev) < 0);
+	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
+	/* binds still go to the RS: the fallback stays ready */
+	ntm_peer_tick(&i.p, 2000, 6000);
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
+	CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
+	/* no more rounds once punched */
+	CHECK(ntm_peer_deadline(&i.p) > 2000);
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+}
+
+/* Nothing answers: NTM_PEER_PUNCH_ROUNDS rounds, then relayed for good,
+ * with the reason. */
+TEST(punch_gives_up)
+{
+	static struct side i, r;
+	int64_t t;
+
+	mk_punch(&i, &r);
+	ntm_peer_begin(&i.p, 1000, 5000);
+	for (t = 1000; t <= 1000 + NTM_PEER_PUNCH_ROUNDS * NTM_PEER_PUNCH_EVERY_MS; t += 100)
+		ntm_peer_tick(&i.p, t, 5000 + (uint64_t)t);
+	CHECK_EQ(i.p.punch, NTM_PUNCH_FAILED);
+	CHECK_EQ(i.p.punch_sent, 2 * NTM_PEER_PUNCH_ROUNDS);
+	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_RELAYED);
+	CHECK_STR(i.p.path_why, "no answer from the peer's 2 candidates in 5 s: relayed");
+	CHECK_STR(ep_str(&i), "198.18.0.4:4000");
+	/* no candidates (the DC gave none): nothing sent, no reason of its own */
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+	mk(&r, NTM_ROUTE_RELAY, 0, 1, "198.18.0.4");
+	ntm_peer_begin(&r.p, 1000, 5000);
+	CHECK_EQ(r.n, 1);
+	CHECK_EQ(r.p.punch, NTM_PUNCH_OFF);
+	CHECK_STR(r.p.path_why, "");
+	ntm_peer_free(&r.p);
+}
+
+/* Punched, then back on the relay: the direct path silent for
+ * NTM_PEER_DIRECT_DEAD_MS; the peer's packets only through the RS; our
+ * own move (a bind from the new address at once). */
+TEST(punch_lost)
+{
+	static struct side i, r;
+	struct ntm_peer_event ev;
+	int64_t t;
+
+	for (int how = 0; how < 3; how++) {
+		mk_punch(&i, &r);
+		ntm_peer_begin(&i.p, 1000, 5000);
+		ntm_peer_begin(&r.p, 1000, 5000);
+		CHECK_EQ(punch_in(&i, 1, &r, "198.18.2.1", 1010), 0);
+		CHECK_EQ(punch_in(&r, r.n - 2, &i, "198.18.3.1", 1020), 1);
+		CHECK_EQ(pass(&i, i.n - 2, &r, "198.18.2.1", 1030, &ev), 0);	/* direct */
+		CHECK_EQ(pass(&r, r.n - 2, &i, "198.18.3.1", 1040, &ev), 0);
+		CHECK(ev.established);
+		CHECK_EQ(i.p.direct_rx, 1040);
+		if (how == 0) {
+			t = 1040 + NTM_PEER_DIRECT_DEAD_MS;
+			CHECK(ntm_peer_deadline(&i.p) <= t);
+			ntm_peer_tick(&i.p, t - 1, 5000 + (uint64_t)t);
+			CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
+			ntm_peer_tick(&i.p, t, 5000 + (uint64_t)t);
+			CHECK_STR(i.p.path_why, "the direct path fell silent: back on the relay");
+			/* the initiator shakes hands again, through the RS */
+			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_HS_INIT);
+			CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
+		} else if (how == 1) {
+			/* r went back: its keepalive comes through the RS (once
+			 * i's confirmation let it send) */
+			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_DATA);
+			CHECK_EQ(pass(&i, i.n - 1, &r, "198.18.2.1", 1045, &ev), 0);
+			ntm_peer_keepalive(&r.p, 1500);
+			CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.0.4", 1500, &ev), 0);
+			CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);	/* in flight */
+			ntm_peer_keepalive(&r.p, 2100);
+			CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.0.4", 2100, &ev), 0);
+			CHECK_STR(i.p.path_why, "the peer went back to the relay: back on the relay");
+		} else {
+			ntm_peer_rebind(&i.p, 1500, 9000);
+			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
+			CHECK_STR(to_str(&i, i.n - 1), "198.18.0.4:4000");
+			CHECK_STR(i.p.path_why, "this end moved: back on the relay");
+			/* the handshake again once the RS has our new bind: the
+			 * keepalive, then the HS_INIT, both to the RS */
+			CHECK(!i.p.hs_started);
+			CHECK_EQ(ack(&i, 0, 1, 7, 1600), 1);
+			CHECK(i.p.hs_started);
+			CHECK_EQ(type(&i, i.n - 1), NTM_MSG_DATA);
+			CHECK_EQ(type(&i, i.n - 2), NTM_MSG_HS_INIT);
+			CHECK_STR(to_str(&i, i.n - 2), "198.18.0.4:4000");
+		}
+		CHECK_EQ(i.p.punch, NTM_PUNCH_LOST);
+		CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_RELAYED);
+		CHECK_STR(ep_str(&i), "198.18.0.4:4000");
+		ntm_peer_free(&i.p);
+		ntm_peer_free(&r.p);
+	}
+}
+
+/* The PUNCH codec: the MAC is over every byte, the key is K's. */
+TEST(punch_codec)
+{
+	uint8_t k[NTM_KEY_LEN], key[NTM_KEY_LEN], other[NTM_KEY_LEN], m[NTM_PUNCH_LEN];
+	uint8_t tx[NTM_PUNCH_TXID_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 }, got[NTM_PUNCH_TXID_LEN];
+	int kind, ini;
+
+	memset(k, 3, sizeof(k));
+	ntm_punch_key(key, k);
+	k[0] ^= 1;
+	ntm_punch_key(other, k);
+	CHECK_EQ(ntm_punch_make(m, TID, NTM_PUNCH_ANSWER, 1, tx, key), NTM_PUNCH_LEN);
+	CHECK(memcmp(ntm_punch_tunnel_id(m, sizeof(m)), TID, sizeof(TID)) == 0);
+	CHECK_EQ(ntm_punch_open(m, sizeof(m), key, &kind, &ini, got), 0);
+	CHECK_EQ(kind, NTM_PUNCH_ANSWER);
+	CHECK_EQ(ini, 1);
+	CHECK(memcmp(got, tx, sizeof(tx)) == 0);
+	CHECK_EQ(ntm_punch_open(m, sizeof(m), other, &kind, &ini, got), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_punch_open(m, sizeof(m) - 1, key, &kind, &ini, got), NTM_ERR_SHORT);
+	for (size_t b = 0; b < sizeof(m); b++) {
+		m[b] ^= 0x80;
+		CHECK(ntm_punch_open(m, sizeof(m), key, &kind, &ini, got) < 0);
+		m[b] ^= 0x80;
+	}
+}
+
 UNIT_MAIN(T(handshake_and_queue), T(queue_limits), T(endpoint_moves),
-    T(relay_bind_and_ack), T(relay_cookie), T(handshake_gate), T(rebind_reroute))
+    T(relay_bind_and_ack), T(relay_cookie), T(handshake_gate), T(rebind_reroute),
+    T(punch), T(punch_gives_up), T(punch_lost), T(punch_codec))

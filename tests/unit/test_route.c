@@ -1,6 +1,7 @@
 /* test_route.c - the route decision of docs/protocol.md §4.5, as a table. */
 #include <netinet/in.h>
 
+#include "probe.h"
 #include "route.h"
 #include "unit.h"
 
@@ -154,4 +155,47 @@ TEST(names)
 	CHECK_STR(ntm_route_kind_name((enum ntm_route_kind)0), "?");
 }
 
-UNIT_MAIN(T(table), T(invalid), T(names))
+/* Rule 3 by the NAT kinds the ends registered (§4.5, §4.8): punching only
+ * between two endpoint-independent mappings; the reason names a mapping
+ * that varies by destination; the kinds change nothing elsewhere. */
+TEST(nat_kinds)
+{
+	static const struct loc_text na = { "198.18.0.1:40001", { "100.64.1.2:5000" } };
+	static const struct loc_text nb = { "198.18.0.2:40002", { "100.64.2.3:6000" } };
+	static const struct loc_text same = { "198.18.0.1:40003", { "100.64.1.4:6000" } };
+	static const struct loc_text glob = { "198.18.1.20:6000", { "198.18.1.20:6000" } };
+	static const struct {
+		const struct loc_text *a, *b;
+		int		 nat_a, nat_b, kind, punch;
+		const char	*reason;
+	} v[] = {
+		{ &na, &nb, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_RELAY, 1,
+		  "both behind endpoint-independent NATs: relay, punching" },
+		{ &na, &nb, NTM_NAT_EI, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
+		  "peer's NAT varies by destination: relay" },
+		{ &na, &nb, NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_ROUTE_RELAY, 0,
+		  "requester's NAT varies by destination: relay" },
+		{ &na, &nb, NTM_NAT_PER_DEST, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
+		  "both NATs vary by destination: relay" },
+		{ &na, &nb, NTM_NAT_EI, NTM_NAT_UNKNOWN, NTM_ROUTE_RELAY, 0, "both behind NAT" },
+		{ &na, &nb, NTM_NAT_NATTED, NTM_NAT_EI, NTM_ROUTE_RELAY, 0, "both behind NAT" },
+		{ &na, &same, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_LOCAL, 0, "same NAT" },
+		{ &na, &glob, NTM_NAT_PER_DEST, NTM_NAT_NONE, NTM_ROUTE_DIRECT, 0,
+		  "requester behind NAT initiates" },
+	};
+	struct ntm_location a, b;
+	struct ntm_route r;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		mkloc(&a, v[i].a);
+		mkloc(&b, v[i].b);
+		a.nat = v[i].nat_a;
+		b.nat = v[i].nat_b;
+		CHECK_EQ(ntm_route_decide(&a, &b, &r), 0);
+		CHECK_EQ(r.kind, v[i].kind);
+		CHECK_EQ(r.punch, v[i].punch);
+		CHECK_STR(r.reason, v[i].reason);
+	}
+}
+
+UNIT_MAIN(T(table), T(invalid), T(names), T(nat_kinds))

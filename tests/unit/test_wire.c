@@ -33,7 +33,10 @@ TEST(validate)
 		{ NTM_MSG_PROBE_RESP, NTM_PROBE_RESP_LEN + 1, NTM_ERR_TOOBIG },
 		{ 0, 64, NTM_ERR_PROTO },
 		{ 10, 64, NTM_ERR_PROTO },
-		{ 13, 64, NTM_ERR_PROTO },
+		{ NTM_MSG_PUNCH, NTM_PUNCH_LEN, NTM_MSG_PUNCH },
+		{ NTM_MSG_PUNCH, NTM_PUNCH_LEN - 1, NTM_ERR_SHORT },
+		{ NTM_MSG_PUNCH, NTM_PUNCH_LEN + 1, NTM_ERR_TOOBIG },
+		{ 14, 64, NTM_ERR_PROTO },
 		{ 255, 64, NTM_ERR_PROTO },
 	};
 	uint8_t buf[NTM_UDP_MAX + 8];
@@ -44,6 +47,7 @@ TEST(validate)
 	CHECK_EQ(NTM_MOVED_LEN, 80);
 	CHECK_EQ(NTM_HS_INIT_LEN, 96);
 	CHECK_EQ(NTM_HS_RESP_LEN, 76);
+	CHECK_EQ(NTM_PUNCH_LEN, 48);
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		memset(buf, 0, sizeof(buf));
 		ntm_msg_header(buf, (enum ntm_msg)v[i].type);

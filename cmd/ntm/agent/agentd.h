@@ -203,6 +203,12 @@ void agent_tun_input(struct tun *t, uint8_t *p, size_t n,
     const struct sockaddr_storage *from);
 int  agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n);	/* -1: no tunnel's */
 void agent_tun_moved(struct agent *a, const struct ntm_moved *m);
+/* A PUNCH for t (docs/protocol.md §4.8): answered, or the path moves. */
+void agent_tun_punch(struct tun *t, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from);
+/* t's path (direct, relayed, punched), why, and punching's numbers into j
+ * (tunnel list, --json). */
+void agent_tun_path_json(const struct tun *t, json_t *j);
 int  agent_drop_reason(int err);		/* NTM_ERR_* -> DROP_* */
 
 /* directions.c: route directions; tunnels asked of the DC */

@@ -216,6 +216,7 @@ tun_json(struct tun *t)
 	    json_integer(t->p.side) : json_null());
 	if (t->p.kind == NTM_ROUTE_RELAY)
 		json_object_set_new(j, "relay_peer_bound", json_boolean(t->p.peer_bound));
+	agent_tun_path_json(t, j);	/* path, path_reason, punching (tunnels.c) */
 	return j;
 }
 

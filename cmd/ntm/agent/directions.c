@@ -148,6 +148,12 @@ direction_parse(struct agent *a, json_t *d, struct tun *nt, struct ntm_tunnel_cf
 		nt->p.side = (int)rm.side;
 		nt->p.has_ep = 1;
 		ntm_sa_unmap(&nt->p.ep, &nt->p.eplen);
+		/* Hole punching (docs/protocol.md §4.8): the peer's candidates. */
+		if ((nt->p.ncand = ntm_msg_punch_cands(m.punch, nt->p.cand,
+		    NTM_PEER_CANDS)) < 0) {
+			snprintf(err, errlen, "malformed punch candidates in the direction");
+			return -1;
+		}
 	} else if (initiator && !nt->p.has_ep) {
 		snprintf(err, errlen, "direction without a usable endpoint '%s'", endpoint);
 		return -1;

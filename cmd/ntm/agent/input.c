@@ -1,8 +1,8 @@
 /*
  * input.c - where each datagram on the UDP socket goes, by its type
  * (docs/protocol.md §3): REG_RESP to the registration, NUDGE to the
- * directions, MOVED and RELAY_ACK and the tunnel messages to the tunnel
- * table. A HS_INIT for a tunnel whose direction has not come yet is kept
+ * directions, MOVED and RELAY_ACK and the tunnel messages (PUNCH too) to
+ * the tunnel table. A HS_INIT for a tunnel whose direction has not come yet is kept
  * and tried once more when the directions are in (directions.c).
  */
 #include <sys/socket.h>
@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "reg.h"
+#include "punch.h"
 #include "relay.h"
 #include "agentd.h"
 
@@ -76,7 +77,7 @@ input_relay_cookie(struct agent *a, const uint8_t *p, size_t n,
 		return DROP_MALFORMED;
 	if ((t = agent_tun_by_tid(a, tid)) == NULL)
 		return DROP_UNKNOWN;
-	if (!t->p.has_ep || !ntm_sa_equal((const struct sockaddr *)&t->p.ep,
+	if (t->p.kind != NTM_ROUTE_RELAY || !ntm_sa_equal((const struct sockaddr *)&t->p.relay_ep,
 	    (const struct sockaddr *)from) ||
 	    ntm_peer_relay_cookie(&t->p, p, n, agent_now_ms(), agent_wall_us() / 1000) < 0)
 		return DROP_AUTH;
@@ -114,6 +115,13 @@ agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from
 	case NTM_MSG_RELAY_ACK:
 		if (agent_tun_relay_ack(a, p, n) < 0)
 			a->drops[DROP_AUTH]++;
+		return;
+	case NTM_MSG_PUNCH:
+		if (ntm_punch_tunnel_id(p, n) == NULL ||
+		    (t = agent_tun_by_tid(a, ntm_punch_tunnel_id(p, n))) == NULL)
+			a->drops[DROP_UNKNOWN]++;
+		else
+			agent_tun_punch(t, p, n, from);
 		return;
 	case NTM_MSG_HS_INIT:
 		if ((t = agent_tun_by_tid(a, ntm_msg_tunnel_id(p, n))) == NULL) {

@@ -58,9 +58,11 @@ wall_ms(void)
 	return agent_wall_us() / 1000;
 }
 
-/* The peer core's output: every datagram to the peer's endpoint. */
+/* The peer core's output: to the peer's endpoint, the RS (binds) or a
+ * punching candidate. */
 static void
-peer_output(struct ntm_peer *p, const struct ntm_tun_out *out)
+peer_output(struct ntm_peer *p, const struct sockaddr_storage *to,
+    const struct ntm_tun_out *out)
 {
 	struct tun *t = (struct tun *)((char *)p - offsetof(struct tun, p));
 
@@ -69,8 +71,49 @@ peer_output(struct ntm_peer *p, const struct ntm_tun_out *out)
 			continue;
 		if (out->buf[i][0] == NTM_MSG_HS_INIT || out->buf[i][0] == NTM_MSG_HS_RESP)
 			t->hs_sent = agent_now_us();
-		(void)agent_udp_send(t->a, out->buf[i], out->len[i], &p->ep);
+		(void)agent_udp_send(t->a, out->buf[i], out->len[i], to);
 	}
+}
+
+/* The path changed (relayed <-> punched, or punching gave up): said once. */
+static void
+path_note(struct tun *t, int path, int punch)
+{
+	if (path == (int)ntm_peer_path(&t->p) && punch == t->p.punch)
+		return;
+	log_info("tunnel %s: path %s -> %s (%s)", t->peer, ntm_path_name((enum ntm_path)path),
+	    ntm_path_name(ntm_peer_path(&t->p)), t->p.path_why);
+	if (path != (int)ntm_peer_path(&t->p))
+		t->path_new = 1;	/* TCP resends once the new path answers */
+}
+
+void
+agent_tun_path_json(const struct tun *t, json_t *j)
+{
+	const struct ntm_peer *p = &t->p;
+
+	json_object_set_new(j, "path", json_string(ntm_path_name(ntm_peer_path(p))));
+	json_object_set_new(j, "path_reason", json_string(p->path_why[0] ? p->path_why :
+	    t->reason));
+	json_object_set_new(j, "punch_ms", p->punch == NTM_PUNCH_DONE ?
+	    json_integer(p->punch_ms) : json_null());
+	json_object_set_new(j, "punch_candidates", json_integer(p->kind == NTM_ROUTE_RELAY ?
+	    p->ncand : 0));
+	json_object_set_new(j, "punch_probes", json_integer((json_int_t)p->punch_sent));
+}
+
+void
+agent_tun_punch(struct tun *t, const uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from)
+{
+	int path = ntm_peer_path(&t->p), punch = t->p.punch, r;
+
+	if ((r = ntm_peer_punch(&t->p, pkt, n, from, agent_now_ms())) < 0) {
+		t->a->drops[r == NTM_ERR_STATE ? DROP_STATE : agent_drop_reason(r)]++;
+		return;
+	}
+	path_note(t, path, punch);
+	agent_tun_arm(t);
 }
 
 static void
@@ -138,8 +181,11 @@ agent_tun_keepalive(struct tun *t)
 void
 agent_tun_rebind(struct tun *t)
 {
+	int path = ntm_peer_path(&t->p), punch = t->p.punch;
+
 	ntm_peer_rebind(&t->p, agent_now_ms(), wall_ms());
 	t->path_new = 1;
+	path_note(t, path, punch);
 	agent_tun_arm(t);
 }
 
@@ -164,7 +210,10 @@ on_tun_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct tun *t = arg;
 
+	int path = ntm_peer_path(&t->p), punch = t->p.punch;
+
 	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
+	path_note(t, path, punch);
 	agent_tun_arm(t);
 }
 
@@ -388,9 +437,10 @@ agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_stora
 {
 	struct agent *a = t->a;
 	struct ntm_peer_event ev;
-	int r;
+	int path = ntm_peer_path(&t->p), punch = t->p.punch, r;
 
 	r = ntm_peer_recv(&t->p, p, n, from, agent_now_ms(), &ev);
+	path_note(t, path, punch);
 	if (r < 0 && !ev.authentic) {
 		a->drops[agent_drop_reason(r)]++;
 		if (r == NTM_ERR_IDENTITY)

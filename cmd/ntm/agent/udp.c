@@ -42,15 +42,18 @@ static struct {
 	uint8_t			buf[SEND_BATCH][NTM_UDP_MAX];
 } sb;
 
+/* A datagram of type type to to was not sent. A PUNCH goes to addresses
+ * the peer reported, which this host may have no route to: that says
+ * nothing about our own network. */
 static void
-send_failed(struct agent *a, const struct sockaddr *to)
+send_failed(struct agent *a, const struct sockaddr *to, int type)
 {
 	char b[64];
 	int e = errno;
 
 	a->send_errors++;
 	log_debug("sendto %s: %s", ntm_sa_str(to, b, sizeof(b)), strerror(e));
-	if (e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS)
+	if (e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS && type != NTM_MSG_PUNCH)
 		agent_net_soon(a, "send error");
 }
 
@@ -137,7 +140,8 @@ batch_flush(struct agent *a)
 				return;
 			}
 			/* The first one failed: count it, go on with the rest. */
-			send_failed(a, (const struct sockaddr *)&sb.to[first[done]]);
+			send_failed(a, (const struct sockaddr *)&sb.to[first[done]],
+			    sb.buf[first[done]][0]);
 			done++;
 			continue;
 		}
@@ -187,7 +191,7 @@ agent_udp_send(struct agent *a, const uint8_t *p, size_t n, const struct sockadd
 		return 0;
 	}
 	if (sendto(a->udp, p, n, 0, (struct sockaddr *)&ss, len) < 0) {
-		send_failed(a, (const struct sockaddr *)&ss);
+		send_failed(a, (const struct sockaddr *)&ss, n > 0 ? p[0] : -1);
 		return -1;
 	}
 	a->tx++;
