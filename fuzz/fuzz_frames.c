@@ -1,9 +1,11 @@
 /*
- * fuzz_frames.c - libFuzzer harness for the stream frames the agent sends
- * to `ntm tunnel open/listen` (cmd/ntm/stream.c, docs/protocol.md §6,
- * "Streams"): type (1 byte), length (2 bytes, big-endian), data; 'D'
- * bytes, 'F' the end of the peer's bytes, 'E' a JSON error that ends the
- * stream, anything else refused.
+ * fuzz_frames.c - libFuzzer harness for the frames of a stream between
+ * `ntm tunnel open/listen` and the agent (docs/protocol.md §6, "Streams"):
+ * type (1 byte), length (2 bytes, big-endian), data; 'D' bytes, 'F' the end
+ * of them, 'E' (agent to client only) a JSON error that ends the stream,
+ * anything else refused.
+ *
+ * The client's side (cmd/ntm/stream.c):
  *
  * The first input byte sets how the output behaves (a pipe already holding
  * up to 4 KiB, written as a command's pipe or as our stdout); the rest is
@@ -16,11 +18,20 @@
  * JSON goes through the real ctl_fail() (agent_client.c). Stand-ins below
  * only silence the error line and map a DC's error code.
  *
- * Sources: cmd/ntm/agent_client.c cmd/common/misc.c cmd/common/log.c
+ * The agent's side (cmd/ntm/agent/streams.c): the same bytes, read as
+ * frames from the client with frame_client() as on_read() reads them,
+ * arriving in pieces whose sizes the first byte sets: the data taken must
+ * be the 'D' data before the first 'F', the stream refused at the first
+ * frame after an 'F' or of another type, and never before it is whole.
+ *
+ * Sources: cmd/ntm/agent_client.c cmd/ntm/agent/frame.c cmd/common/misc.c
+ * Sources: cmd/common/log.c
  */
 #include <fcntl.h>
 
 #include "../cmd/ntm/stream.c"
+#undef FRAME_HDR		/* stream.c's own; frame.h's is the same */
+#include "frame.h"
 #include "ntm-cli.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,6 +57,62 @@ agent_now_ms(void)
 
 static struct ctl_client cc;
 static uint8_t want[1 << 16], got[1 << 17];
+
+/* The agent's side: frames from the client, given in pieces of step + 1
+ * bytes, against what the protocol says: the 'D' data up to the first
+ * other whole frame; refused if that frame is not an 'F', or if a whole
+ * frame follows the 'F' (whose header is all the agent takes of it). */
+static void
+agent_side(const uint8_t *p, size_t size, size_t step)
+{
+	size_t have = 0, off = 0, tlen = 0, wlen = 0, o = 0, n;
+	int fin = 0, refused = 0, bad = 0, t;
+
+	while (o + FRAME_HDR <= size &&
+	    o + FRAME_HDR + (n = (size_t)p[o + 1] << 8 | p[o + 2]) <= size) {
+		if (p[o] == 'D') {
+			memcpy(want + wlen, p + o + FRAME_HDR, n);
+			wlen += n;
+			o += FRAME_HDR + n;
+			continue;
+		}
+		if (p[o] != 'F')
+			bad = 1;
+		else {
+			o += FRAME_HDR;
+			bad = o + FRAME_HDR <= size &&
+			    o + FRAME_HDR + ((size_t)p[o + 1] << 8 | p[o + 2]) <= size;
+		}
+		break;
+	}
+	/* as on_read() takes them, as the bytes come */
+	while (!refused && have < size) {
+		have += step + 1 < size - have ? step + 1 : size - have;
+		while (have - off >= FRAME_HDR) {
+			if ((t = frame_client(p + off, have - off, fin, &n)) == FRAME_MORE)
+				break;
+			if (t == FRAME_BAD) {
+				refused = 1;
+				break;
+			}
+			if (off + FRAME_HDR + n > have)
+				abort();	/* taken before it was whole */
+			if (t == 'D') {
+				if (tlen + n > sizeof(got))
+					abort();
+				memcpy(got + tlen, p + off + FRAME_HDR, n);
+				tlen += n;
+				off += FRAME_HDR + n;
+			} else if (t == 'F') {
+				fin = 1;
+				off += FRAME_HDR;	/* as on_read() drains it */
+			} else
+				abort();
+		}
+	}
+	if (refused != bad || tlen != wlen || memcmp(got, want, wlen) != 0)
+		abort();
+}
 
 /* Drains the pipe into got (after skipping *skip bytes of the prefill). */
 static void
@@ -131,5 +198,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ret == -1 && cc.len >= FRAME_HDR &&
 	    cc.len >= FRAME_HDR + ((size_t)cc.buf[1] << 8 | cc.buf[2]))
 		abort();	/* a whole frame left behind */
+
+	agent_side(data + 1, size - 1, data[0] & 0x3f);
 	return 0;
 }

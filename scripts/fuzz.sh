@@ -1,9 +1,10 @@
 #!/bin/sh
 # fuzz.sh - build each libFuzzer harness given as an argument (fuzz/fuzz_*.c)
-# with ASan/UBSan and run it for FUZZ_SECONDS (default 20).
+# with ASan/UBSan and run it for FUZZ_SECONDS (default 5).
 # Seeds come from fuzz/corpus/NAME/; findings are kept in build-fuzz/.
 # A harness of code in cmd/ names the sources it is linked with in a
-# comment line " * Sources: cmd/DIR/FILE.c ..." (lib/core and lib/io always).
+# comment line " * Sources: cmd/DIR/FILE.c ..." (or more such lines; lib/core
+# and lib/io always).
 # Exits non-zero if a harness fails to build or finds a crash.
 set -eu
 
