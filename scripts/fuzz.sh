@@ -1,12 +1,15 @@
 #!/bin/sh
 # fuzz.sh - build each libFuzzer harness given as an argument (fuzz/fuzz_*.c)
-# with ASan/UBSan and run it for FUZZ_SECONDS (default 20).
+# with ASan/UBSan and run it for FUZZ_SECONDS (default 5).
 # Seeds come from fuzz/corpus/NAME/; findings are kept in build-fuzz/.
+# A harness of code in cmd/ names the sources it is linked with in a
+# comment line " * Sources: cmd/DIR/FILE.c ..." (or more such lines; lib/core
+# and lib/io always).
 # Exits non-zero if a harness fails to build or finds a crash.
 set -eu
 
 BUILD=${FUZZ_BUILD:-build-fuzz}
-SECONDS_EACH=${FUZZ_SECONDS:-20}
+SECONDS_EACH=${FUZZ_SECONDS:-5}
 CC=${FUZZ_CC:-clang}
 PKGS="libevent libevent_openssl libevent_pthreads libcurl jansson libsodium sqlite3 libcares openssl"
 
@@ -21,7 +24,7 @@ fi
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE $SAN \
-    $(pkg-config --cflags $PKGS) -Ilib -Ilib/core -Ilib/io"
+    $(pkg-config --cflags $PKGS) -Ilib -Ilib/core -Ilib/io -Icmd/common"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 
 mkdir -p "$BUILD/lib"
@@ -40,7 +43,12 @@ for src in "$@"; do
 	name=$(basename "$src" .c)
 	short=${name#fuzz_}
 	bin="$BUILD/$name"
-	$CC $CFLAGS -fsanitize=fuzzer -o "$bin" "$src" $objs $LIBS
+	extra=$(sed -n 's/^ \* Sources: //p' "$src")
+	incs=""
+	for f in $extra; do
+		incs="$incs -I$(dirname "$f")"
+	done
+	$CC $CFLAGS $incs -fsanitize=fuzzer -o "$bin" "$src" $extra $objs $LIBS
 
 	corpus="$BUILD/corpus/$short"
 	mkdir -p "$corpus" "$BUILD/crashes/$short"

@@ -163,6 +163,20 @@ const char *srv_conf_default(int role);
 /* Splits "addr:port" / "[addr]:port"; 0 or -1. */
 int  split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 
+/* ---- gso.c: runs of UDP datagrams (UDP GSO out, UDP GRO in; udp(7)) ----- */
+#define GSO_SEGS	64		/* kernel's UDP_MAX_SEGMENTS is 64 or more */
+#define GSO_BYTES	65000		/* one UDP datagram's worth */
+/*
+ * May a datagram of len bytes join a run of n datagrams (total bytes in
+ * all) whose first is seg bytes? Not once the run is closed (its last one
+ * was shorter than seg): the kernel cuts a run into seg-byte datagrams and
+ * only the last may be shorter.
+ */
+int    gso_joins(size_t seg, int n, size_t total, int closed, size_t len);
+/* The size of each datagram of a message of n bytes read with UDP_GRO whose
+ * control message said v (0: none): v when 0 < v < n, else n (one). */
+size_t gro_seg(size_t n, long v);
+
 /* ---- misc.c --------------------------------------------------------------- */
 /* Strict integer parser: the whole string, base 10, within [min,max]. */
 int  parse_long(const char *s, long min, long max, long *out);

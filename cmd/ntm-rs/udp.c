@@ -37,8 +37,6 @@ _Static_assert(NTM_PROBE_RESP_LEN <= sizeof(((struct ntm_relay_out *)0)->reply),
 #define CMSG_SPACE_MAX	(CMSG_SPACE(sizeof(struct in6_pktinfo)) + \
 			 CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
 #define RX_BUF		65536		/* a coalesced run (UDP_GRO) */
-#define GSO_SEGS	64
-#define GSO_BYTES	65000
 #define TX_MAX		(RS_BATCH * GSO_SEGS)
 
 int64_t
@@ -313,9 +311,9 @@ gro_size(struct msghdr *m)
 static int
 joins(const struct tx *t, const struct ntm_relay_out *o, int k, const uint8_t *p, size_t len)
 {
-	return !t->closed && t->k == k && t->o.action == NTM_RELAY_FORWARD &&
-	    o->action == NTM_RELAY_FORWARD && t->n < GSO_SEGS && len <= t->seg &&
-	    t->iov.iov_len + len <= GSO_BYTES &&
+	return t->k == k && t->o.action == NTM_RELAY_FORWARD &&
+	    o->action == NTM_RELAY_FORWARD &&
+	    gso_joins(t->seg, t->n, t->iov.iov_len, t->closed, len) &&
 	    (const uint8_t *)t->iov.iov_base + t->iov.iov_len == p &&
 	    t->o.tolen == o->tolen && memcmp(&t->o.to, &o->to, o->tolen) == 0 &&
 	    t->o.srclen == o->srclen && memcmp(&t->o.src, &o->src, o->srclen) == 0;
@@ -389,14 +387,14 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 		now_s = now_unix();
 		ntx = 0;
 		for (i = 0; i < n; i++) {
-			size_t len = rmsg[i].msg_len, seg = gro_size(&rmsg[i].msg_hdr);
+			size_t len = rmsg[i].msg_len, seg;
 			struct tx *run = NULL;
 
 			if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = seg = NTM_UDP_MAX + 1;	/* too big: the core drops it */
-			if (seg == 0 || seg > len)
-				seg = len;
-			else if (seg < len)
+			else
+				seg = gro_seg(len, (long)gro_size(&rmsg[i].msg_hdr));
+			if (seg < len)
 				rs->gro_recvs++;
 			llen = local_addr(&rmsg[i].msg_hdr, sk, &local);
 			for (size_t off = 0; off < len || (len == 0 && off == 0); off += seg ? seg : 1) {

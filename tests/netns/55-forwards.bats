@@ -117,6 +117,22 @@ fwd_id() { ntmc "$1" "$2" tunnel forward --json | jq -r --arg s "$3" '.forwards[
 	[ "$(ntmc a1 bob status --json | jq .agent.socks5.refused)" -ge 1 ]
 }
 
+# The name stops at its length, not at a NUL: "ALICE\0junk" is no peer's
+# name, so it is refused (reply 4), never dialled as ALICE (fuzz_socks).
+@test "SOCKS5: a domain name with a NUL inside is refused, not cut short at it" {
+	run n a1 timeout 30 python3 -c '
+import socket, sys
+name = sys.argv[1].encode() + b"\0junk"
+t = socket.create_connection(("127.0.0.1", 1080), timeout=25)
+t.sendall(b"\x05\x01\x00")
+assert t.recv(2) == b"\x05\x00"
+t.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x1f\x98")
+r = t.recv(10)
+print("reply", r[1] if len(r) > 1 else "none")' "$ALICE"
+	assert_success
+	assert_output "reply 4"
+}
+
 @test "bad forward specs and --socks5 addresses: one line, exit 2" {
 	run ntmc a1 bob tunnel forward -L 9090:"$ALICE"
 	assert_failure 2

@@ -28,6 +28,7 @@
 #include "common.h"
 #include "ippkt.h"
 #include "agentd.h"
+#include "socks5.h"
 
 #define SOCKS_MAX	256		/* connections in negotiation or associated */
 #define ASSOC_BUF	(NTM_INNER_MTU + 300)
@@ -103,17 +104,12 @@ sc_fail(struct sconn *c, uint8_t rep)
 /* The peer for a request's address: an FQDN as it is, a vIP through the
  * tunnel that has it. NULL if neither. */
 static const char *
-peer_for(uint8_t atyp, const uint8_t *addr, size_t alen, char *name, size_t nlen,
-    int *family)
+peer_for(const struct socks_dst *d, char *name, size_t nlen, int *family)
 {
 	struct agent *a = sx.a;
 
-	if (atyp == 3) {
-		if (alen == 0 || alen >= nlen)
-			return NULL;
-		memcpy(name, addr, alen);
-		name[alen] = '\0';
-		if (!ntm_valid_dnsname(name) || strchr(name, '.') == NULL)
+	if (d->atyp == 3) {
+		if (socks_fqdn(d, name, nlen) < 0)
 			return NULL;
 		*family = a->has_vip4 ? 4 : 6;
 		return name;
@@ -121,42 +117,14 @@ peer_for(uint8_t atyp, const uint8_t *addr, size_t alen, char *name, size_t nlen
 	for (int i = 0; i < a->ntun; i++) {
 		struct tun *t = a->tuns[i];
 
-		if (atyp == 1 ? t->has4 && memcmp(t->pv4, addr, 4) == 0 :
-		    t->has6 && memcmp(t->pv6, addr, 16) == 0) {
-			*family = atyp == 1 ? 4 : 6;
+		if (d->atyp == 1 ? t->has4 && memcmp(t->pv4, d->addr, 4) == 0 :
+		    t->has6 && memcmp(t->pv6, d->addr, 16) == 0) {
+			*family = d->atyp == 1 ? 4 : 6;
 			snprintf(name, nlen, "%s", t->peer);
 			return name;
 		}
 	}
 	return NULL;
-}
-
-/* Parses ATYP ADDR PORT at p (n bytes); returns its length, 0 if more
- * bytes are needed, -1 if malformed. */
-static long
-parse_dst(const uint8_t *p, size_t n, uint8_t *atyp, const uint8_t **addr, size_t *alen,
-    uint16_t *port)
-{
-	size_t need;
-
-	if (n < 1)
-		return 0;
-	*atyp = p[0];
-	if (p[0] == 1)
-		*alen = 4, *addr = p + 1;
-	else if (p[0] == 4)
-		*alen = 16, *addr = p + 1;
-	else if (p[0] == 3) {
-		if (n < 2)
-			return 0;
-		*alen = p[1], *addr = p + 2;
-	} else
-		return -1;
-	need = (size_t)(*addr - p) + *alen + 2;
-	if (n < need)
-		return 0;
-	*port = (uint16_t)((*addr)[*alen] << 8 | (*addr)[*alen + 1]);
-	return (long)need;
 }
 
 /* ---- UDP ASSOCIATE -------------------------------------------------------------- */
@@ -172,10 +140,7 @@ on_assoc_udp(evutil_socket_t fd, short what, void *arg)
 	for (int k = 0; k < 64; k++) {
 		socklen_t flen = sizeof(from);
 		ssize_t r = recvfrom(fd, b, sizeof(b), 0, (struct sockaddr *)&from, &flen);
-		const uint8_t *addr;
-		size_t alen;
-		uint16_t port;
-		uint8_t atyp;
+		struct socks_dst d;
 		long h;
 		char name[NTM_NAME_MAX + 1];
 		int family, len;
@@ -189,9 +154,8 @@ on_assoc_udp(evutil_socket_t fd, short what, void *arg)
 		if (c->has_client && !ntm_sa_equal((struct sockaddr *)&c->client,
 		    (struct sockaddr *)&from))
 			continue;
-		if (r < 4 || b[0] || b[1] || b[2] != 0 ||
-		    (h = parse_dst(b + 3, (size_t)r - 3, &atyp, &addr, &alen, &port)) <= 0 ||
-		    peer_for(atyp, addr, alen, name, sizeof(name), &family) == NULL)
+		if (r < 0 || (h = socks_udp_header(b, (size_t)r, &d)) < 0 ||
+		    peer_for(&d, name, sizeof(name), &family) == NULL)
 			continue;
 		if (!c->has_client) {
 			c->client = from;
@@ -208,9 +172,9 @@ on_assoc_udp(evutil_socket_t fd, short what, void *arg)
 		ip.version = family;
 		ip.proto = NTM_PROTO_UDP;
 		ip.sport = c->lport;
-		ip.dport = port;
-		ip.payload = b + 3 + h;
-		ip.len = (size_t)r - 3 - (size_t)h;
+		ip.dport = d.port;
+		ip.payload = b + h;
+		ip.len = (size_t)r - (size_t)h;
 		if (family == 4 ? !(a->has_vip4 && t->has4) : !(a->has_vip6 && t->has6))
 			continue;
 		memcpy(ip.src, family == 4 ? a->vip4 : a->vip6, family == 4 ? 4 : 16);
@@ -303,20 +267,17 @@ on_sc_read(struct bufferevent *bev, void *arg)
 	size_t n = evbuffer_get_length(in);
 
 	if (c->state == SS_GREET) {
-		int none = 0;
+		int none;
+		long g;
 
-		if (n < 2 || evbuffer_copyout(in, b, 2) < 2)
+		evbuffer_copyout(in, b, n < sizeof(b) ? n : sizeof(b));
+		if ((g = socks_greeting(b, n < sizeof(b) ? n : sizeof(b), &none)) == 0)
 			return;
-		if (b[0] != 5) {
+		if (g < 0) {
 			sc_free(c);	/* not SOCKS5 */
 			return;
 		}
-		if (n < 2 + (size_t)b[1])
-			return;
-		evbuffer_copyout(in, b, 2 + (size_t)b[1]);
-		for (int i = 0; i < b[1]; i++)
-			none |= b[2 + i] == 0;
-		evbuffer_drain(in, 2 + (size_t)b[1]);
+		evbuffer_drain(in, (size_t)g);
 		if (!none) {
 			uint8_t r[2] = { 5, 0xff };
 
@@ -330,39 +291,34 @@ on_sc_read(struct bufferevent *bev, void *arg)
 		n = evbuffer_get_length(in);
 	}
 	if (c->state == SS_REQUEST) {
-		const uint8_t *addr;
-		size_t alen;
-		uint16_t port;
-		uint8_t atyp;
+		struct socks_dst d;
+		uint8_t cmd;
 		long h;
 		char name[NTM_NAME_MAX + 1];
 		int family = 4;
 		struct bufferevent *sbev;
 
-		if (n < 4)
-			return;
 		evbuffer_copyout(in, b, n < sizeof(b) ? n : sizeof(b));
-		if (b[0] != 5 || b[2] != 0) {
+		if ((h = socks_request(b, n < sizeof(b) ? n : sizeof(b), &cmd, &d)) == 0)
+			return;
+		if (h == SOCKS_EHDR) {
 			sc_fail(c, 1);
 			return;
 		}
-		if ((h = parse_dst(b + 3, (n < sizeof(b) ? n : sizeof(b)) - 3, &atyp, &addr,
-		    &alen, &port)) == 0)
-			return;
-		if (h < 0) {
+		if (h == SOCKS_EATYP) {
 			sc_fail(c, 8);		/* address type not supported */
 			return;
 		}
-		evbuffer_drain(in, 3 + (size_t)h);
-		if (b[1] == 3) {
+		evbuffer_drain(in, (size_t)h);
+		if (cmd == SOCKS_ASSOCIATE) {
 			sc_associate(c);
 			return;
 		}
-		if (b[1] != 1) {
+		if (cmd != SOCKS_CONNECT) {
 			sc_fail(c, 7);		/* command not supported */
 			return;
 		}
-		if (peer_for(atyp, addr, alen, name, sizeof(name), &family) == NULL) {
+		if (peer_for(&d, name, sizeof(name), &family) == NULL) {
 			sc_fail(c, 4);		/* host unreachable */
 			return;
 		}
@@ -371,7 +327,7 @@ on_sc_read(struct bufferevent *bev, void *arg)
 		sbev = c->bev;
 		c->bev = NULL;
 		sc_free(c);
-		agent_dial(sx.a, sbev, SK_SOCKS, 0, name, family, port);
+		agent_dial(sx.a, sbev, SK_SOCKS, 0, name, family, d.port);
 		return;
 	}
 	/* SS_ASSOC: nothing more is expected on TCP */

@@ -33,9 +33,9 @@
 
 #include "common.h"
 #include "agentd.h"
+#include "frame.h"
 #include "stack.h"
 
-#define FRAME_HDR	3
 #define FRAME_MAX	0xffff
 #define TX_MAX		(256 * 1024)	/* client bytes waiting for lwIP */
 #define RX_HIGH		(256 * 1024)	/* peer bytes waiting for the client */
@@ -377,20 +377,20 @@ on_read(struct bufferevent *bev, void *arg)
 	struct agent *a;
 	uint8_t h[FRAME_HDR];
 	size_t n;
+	int type;
 
 	if (s->kind != SK_CTL && s->state == ST_OPEN)
 		evbuffer_remove_buffer(in, s->tx, evbuffer_get_length(in));
 	while (s->kind == SK_CTL && evbuffer_copyout(in, h, FRAME_HDR) == FRAME_HDR) {
-		n = (size_t)h[1] << 8 | h[2];
-		if (evbuffer_get_length(in) < FRAME_HDR + n)
+		if ((type = frame_client(h, evbuffer_get_length(in), s->app_fin, &n)) ==
+		    FRAME_MORE)
 			break;
-		if ((h[0] != 'D' && h[0] != 'F') || s->app_fin ||
-		    s->state != ST_OPEN) {
+		if (type == FRAME_BAD || s->state != ST_OPEN) {
 			st_fail(s, "bad_request", "unexpected frame from the client");
 			return;
 		}
 		evbuffer_drain(in, FRAME_HDR);
-		if (h[0] == 'F')
+		if (type == 'F')
 			s->app_fin = 1;
 		else
 			evbuffer_remove_buffer(in, s->tx, n);

@@ -32,8 +32,6 @@
  * the life of the agent, and the batch is sent datagram by datagram.
  */
 #define SEND_BATCH	128
-#define GSO_SEGS	64		/* kernel's UDP_MAX_SEGMENTS is 64 or more */
-#define GSO_BYTES	65000		/* one UDP datagram's worth */
 static struct {
 	int			depth, n;
 	size_t			len[SEND_BATCH];
@@ -86,12 +84,13 @@ batch_flush(struct agent *a)
 		int k = 1;
 		size_t total = sb.len[i];
 
+		int closed = 0;
+
 		if (!a->gso_off)
-			while (i + k < sb.n && k < GSO_SEGS && gso_same(i, i + k) &&
-			    sb.len[i + k] <= sb.len[i] && total + sb.len[i + k] <= GSO_BYTES) {
-				total += sb.len[i + k];
-				if (sb.len[i + k++] < sb.len[i])
-					break;	/* a short one ends the run */
+			while (i + k < sb.n && gso_same(i, i + k) &&
+			    gso_joins(sb.len[i], k, total, closed, sb.len[i + k])) {
+				closed = sb.len[i + k] < sb.len[i];	/* ends the run */
+				total += sb.len[i + k++];
 			}
 		memset(&mm[nmsg], 0, sizeof(mm[nmsg]));
 		h->msg_iov = &iov[i];
@@ -293,8 +292,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 					int v;
 
 					memcpy(&v, CMSG_DATA(cm), sizeof(v));
-					if (v > 0 && (size_t)v < n)
-						seg = (size_t)v;
+					seg = gro_seg(n, v);
 				}
 			if (seg < n)
 				a->gro_recvs++;
