@@ -3,6 +3,7 @@
  * virtual address pair, and one login session per device.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -349,15 +350,36 @@ dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n)
 }
 
 int
-dc_db_client_exists(sqlite3 *db, int64_t id)
+dc_db_client_ids(sqlite3 *db, int64_t **ids, size_t *n)
 {
-	int64_t n = 0;
-	int ret;
+	sqlite3_stmt *st;
+	int64_t *v = NULL, *nv;
+	size_t cap = 0, k = 0;
+	int rc, ret;
 
-	if ((ret = ntm_db_int(db, &n, "SELECT count(*) FROM clients WHERE id = ?1", "I",
-	    id)) < 0)
+	*ids = NULL;
+	*n = 0;
+	if ((ret = ntm_db_prepare(db, &st, "SELECT id FROM clients")) < 0)
 		return ret;
-	return n > 0;
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
+		if (k == cap) {
+			cap = cap ? 2 * cap : 1024;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				rc = NTM_ERR_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[k++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*ids = v;
+	*n = k;
+	return 0;
 }
 
 int
@@ -431,6 +453,20 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 }
 
 int
+dc_db_locations_store(sqlite3 *db, const struct dc_loc_row *r, size_t n)
+{
+	int ret;
+
+	if (n == 0)
+		return 0;
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = dc_db_location_store(db, &r[i]);
+	return ntm_db_end(db, ret);
+}
+
+int
 dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), void *arg)
 {
 	sqlite3_stmt *st;
@@ -438,7 +474,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 	int rc, ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
-	    "last_seen, offline, nat FROM locations")) < 0)
+	    "last_seen, offline, nat FROM locations ORDER BY last_seen")) < 0)
 		return ret;
 	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		memset(&r, 0, sizeof(r));
