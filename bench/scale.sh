@@ -15,7 +15,7 @@
 # run minus VmRSS before, / N) and its CPU seconds. The smallest N is the
 # baseline of the p99 ratio. A fresh DC (and database) for each N.
 #
-# RS: BENCH_SCALE_RELAYS (1000) tunnels bound on both sides through the RS
+# RS: BENCH_SCALE_RELAYS (10000) tunnels bound on both sides through the RS
 # (tickets made with the DC's key, as rsflood sessions does), then packets
 # sent through them for BENCH_SCALE_RELAY_S (5) seconds; forwarded packets/s
 # and Mbit/s against raw UDP between the same two sockets (no RS).
@@ -26,6 +26,10 @@
 #        vip4_prefix 100.68.0.0/14      (room for 262,142 devices; the
 #                                         platform's /24 holds 253)
 #   as:  signed_rate, signed_burst      (the DC's relayed logins per second)
+#   rs:  max_sessions                   (BENCH_SCALE_RELAYS + 16)
+#        bind_rate, bind_rate_source,   (full ticket checks per second, for
+#        bind_rate_prefix                the RS, an address, a /24)
+#        dc_session_share 100           (all the tickets come from dc1)
 # Nothing here passes or fails on a timing: it reports.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +40,7 @@ SECS=${BENCH_SCALE_S:-20}
 RATE=${BENCH_SCALE_TUNNEL_RATE:-200}
 SOURCES=${BENCH_SCALE_SOURCES:-256}
 CONNS=${BENCH_SCALE_CONNS:-32}
-RELAYS=${BENCH_SCALE_RELAYS:-1000}
+RELAYS=${BENCH_SCALE_RELAYS:-10000}
 RELAY_S=${BENCH_SCALE_RELAY_S:-5}
 export NTM_PWHASH_FAST=1
 LG=$NTM_BIN/tests/loadgen
@@ -65,6 +69,13 @@ platform() {
 		echo "signed_rate = 1000000"
 		echo "signed_burst = 1000000"
 	} >> "$dir/as.conf"
+	{
+		echo "max_sessions = $((RELAYS + 16))"
+		echo "bind_rate = 1000000"
+		echo "bind_rate_source = 1000000"
+		echo "bind_rate_prefix = 1000000"
+		echo "dc_session_share = 100"
+	} >> "$dir/rs.conf"
 	platform_start "$dir"
 	head -c 18 /dev/urandom | base64 > "$dir/pw"
 }
@@ -118,3 +129,24 @@ for n in $NS; do
 	    "tunnel $(field "$r" tunnel_errors); tunnel requests not sent (connections busy):" \
 	    "$(field "$r" tunnel_busy)"
 done
+
+echo
+echo "# RS: $RELAYS relayed tunnels, both sides bound; ${RELAY_S} s of 1000-byte DATA each way"
+platform
+pid=$(cat "$dir/rs.pid")
+rss0=$(kb_rss "$pid")
+cpu0=$(cpu_s "$pid")
+out=$("$NTM_BIN/tests/rsflood" relay --to "127.0.0.1:$(cat "$dir/rs.udpport")" \
+    --key "$dir/dc1/identity.key" --cert "$dir/dc1/server.cert" \
+    --rs-key "$("$NTM_BIN/ntm-rs" -f "$dir/rs.conf" pubkey)" --rs-name rs1.ntm.test \
+    --n "$RELAYS" --seconds "$RELAY_S" --size 1000)
+rss1=$(kb_rss "$pid")
+cpu1=$(cpu_s "$pid")
+echo "$out" | grep -v '^result'
+r=$(echo "$out" | grep '^result')
+printf '%-8s %9s %10s %12s %10s %10s %12s %9s\n' tunnels bound relay-pps relay-Mbit/s \
+    raw-pps raw-Mbit/s relay/raw RSS/tunnel
+printf '%-8s %9s %10s %12s %10s %10s %12s %8s B\n' "$RELAYS" "$(field "$r" bound)" \
+    "$(field "$r" relay_pps)" "$(field "$r" relay_mbit)" "$(field "$r" raw_pps)" \
+    "$(field "$r" raw_mbit)" "$(field "$r" ratio)" "$(( (rss1 - rss0) * 1024 / RELAYS ))"
+echo "#   the RS's CPU over the run: $(echo "$(cpu_s "$pid") - $cpu0" | bc) s"
