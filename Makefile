@@ -138,7 +138,7 @@ demo: deps
 demo-stop:
 	@./scripts/demo.sh stop
 
-bench: all
+bench: all $(TOOLS)
 	@./bench/run.sh
 
 fuzz:

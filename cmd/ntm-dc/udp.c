@@ -30,6 +30,8 @@
 #include "sess.h"
 
 #define RECV_BURST	256	/* datagrams read per wakeup */
+#define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
+#define REFRESH_MS	100	/* ... and the longest they wait */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
 
 /* Drops and answers, by reason. */
@@ -66,6 +68,13 @@ struct dc_rt {
 	size_t			 nrows;
 	struct dc_reg_done	 done[RECV_BURST];
 	size_t			 ndone;
+	/* Keepalives of unchanged locations (only last_seen moves) wait up to
+	 * REFRESH_MS and go in one transaction: at 100,000 devices that is a
+	 * write every 100 ms, not one per wakeup of the socket. */
+	int64_t			*refresh;	/* client ids, REFRESH_MAX */
+	struct dc_loc_row	*refresh_rows;	/* REFRESH_MAX */
+	size_t			 nrefresh;
+	struct event		*refresh_ev;
 };
 
 /* ---- sending --------------------------------------------------------------- */
@@ -220,27 +229,71 @@ locals_text(const struct ntm_location *l, char *buf, size_t cap)
 	}
 }
 
-/* Queues the session's location (offline: its agent said it stops) for
- * the burst's transaction (reg_flush). */
 static void
-save_location(struct dc *dc, struct dc_sess *s, int offline, int64_t now)
+fill_row(const struct dc_sess *s, int offline, int64_t last_seen, struct dc_loc_row *r)
 {
-	struct dc_rt *rt = dc->rt;
-	struct dc_loc_row *r;
-
-	if (rt->nrows == RECV_BURST)
-		return;		/* cannot happen: one row per datagram at most */
-	r = &rt->rows[rt->nrows++];
 	memset(r, 0, sizeof(*r));
 	r->client_id = s->client_id;
-	ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, r->reflexive, sizeof(r->reflexive));
+	ntm_sa_str((const struct sockaddr *)&s->reg.loc.reflexive, r->reflexive,
+	    sizeof(r->reflexive));
 	locals_text(&s->reg.loc, r->locals, sizeof(r->locals));
 	r->natted = s->reg.loc.natted;
 	r->agent = s->reg.agent;
 	r->nat = s->reg.loc.nat;
-	r->last_seen = now;
+	r->last_seen = last_seen;
 	r->offline = offline;
-	s->reg.saved = now;	/* undone by reg_flush if the write fails */
+}
+
+/* Writes the queued refreshes, each with its session's location as it is
+ * now (a change stored since is not undone). */
+static void
+refresh_flush(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+	size_t n = 0;
+	int e;
+
+	for (size_t i = 0; i < rt->nrefresh; i++)
+		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
+			fill_row(s, 0, s->reg.last_seen, &rt->refresh_rows[n++]);
+	rt->nrefresh = 0;
+	if (n > 0 && (e = dc_db_locations_store(dc->db, rt->refresh_rows, n)) < 0) {
+		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
+		    n, n == 1 ? "" : "s", ntm_strerror(e));
+		for (size_t i = 0; i < n; i++)
+			if ((s = dc_sess_by_client(dc, rt->refresh_rows[i].client_id)) != NULL)
+				s->reg.saved = 0;
+	}
+}
+
+static void
+on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+	refresh_flush(arg);
+}
+
+/* Queues the session's location (offline: its agent said it stops): a
+ * change for the burst's transaction (reg_flush), a keepalive of an
+ * unchanged location (refresh) for the next REFRESH_MS write. */
+static void
+save_location(struct dc *dc, struct dc_sess *s, int offline, int refresh, int64_t now)
+{
+	struct dc_rt *rt = dc->rt;
+	struct timeval tv = { 0, REFRESH_MS * 1000 };
+
+	if (refresh && rt->refresh_ev) {
+		if (rt->nrefresh == REFRESH_MAX)
+			refresh_flush(dc);
+		rt->refresh[rt->nrefresh++] = s->client_id;
+		if (!evtimer_pending(rt->refresh_ev, NULL))
+			(void)evtimer_add(rt->refresh_ev, &tv);
+	} else {
+		if (rt->nrows == RECV_BURST)
+			return;		/* cannot happen: one row per datagram at most */
+		fill_row(s, offline, now, &rt->rows[rt->nrows++]);
+	}
+	s->reg.saved = now;	/* undone if the write fails */
 }
 
 static void
@@ -372,7 +425,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		if (act.log)
 			log_info("register %s: offline (its agent stopped)", s->fqdn);
 		if (act.store)
-			save_location(dc, s, 1, now);
+			save_location(dc, s, 1, 0, now);
 		return;
 	}
 	if (act.log)
@@ -387,7 +440,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	if (has_to)
 		s->local = *to;
 	if (act.store)
-		save_location(dc, s, 0, now);
+		save_location(dc, s, 0, act.verdict == NTM_DCREG_REFRESH, now);
 	dc_sess_expire(s, now);
 	if (rt->ndone == RECV_BURST)
 		return;		/* cannot happen: one per datagram at most */
@@ -625,6 +678,13 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	rt->fd = -1;
+	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL ||
+	    (rt->refresh_rows = calloc(REFRESH_MAX, sizeof(*rt->refresh_rows))) == NULL) {
+		free(rt->refresh);
+		free(rt);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	rt->miss_tokens = DC_MISS_RATE;
 	rt->miss_ms = mono_ms();
 	rt->logged_at = now_unix();
@@ -668,7 +728,8 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if ((rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
+	if ((rt->refresh_ev = evtimer_new(s->base, on_refresh_timer, dc)) == NULL ||
+	    (rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
 	    event_add(rt->ev, NULL) < 0) {
 		snprintf(err, errlen, "cannot watch the UDP socket");
 		return -1;
@@ -688,6 +749,10 @@ dc_udp_stop(struct dc *dc)
 
 	if (rt == NULL)
 		return;
+	if (rt->refresh_ev) {
+		refresh_flush(dc);
+		event_free(rt->refresh_ev);
+	}
 	if (rt->ev) {
 		log_stats(dc, 1);
 		event_free(rt->ev);
@@ -695,6 +760,8 @@ dc_udp_stop(struct dc *dc)
 	if (rt->fd >= 0)
 		close(rt->fd);
 	ntm_probe_srv_free(rt->probe);
+	free(rt->refresh);
+	free(rt->refresh_rows);
 	free(rt);
 	dc->rt = NULL;
 }

@@ -307,6 +307,8 @@ login_more(void)
 
 /* ---- UDP ----------------------------------------------------------------- */
 
+static void reg_fill(int64_t now);
+
 static int
 send_reg(struct dev *d)
 {
@@ -347,7 +349,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	for (int k = 0; k < 256; k++) {
 		if ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) < 0)
-			return;
+			break;
 		if ((type = ntm_msg_validate(buf, (size_t)n)) < 0 ||
 		    (d = sid_get(ntm_reg_sid(buf, (size_t)n))) == NULL) {
 			err_count(&G.reg_err, "unknown_datagram");
@@ -382,6 +384,23 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 		} else
 			err_count(&G.reg_err, "other_type");
 	}
+	/* Answers free the window: the next ones go at once, not at the tick. */
+	if (G.phase == P_REG)
+		reg_fill(now_ms());
+}
+
+/* Sends first REG_REQs while fewer than the window wait for an answer. */
+static void
+reg_fill(int64_t now)
+{
+	while (G.reg_out < G.o.window && G.reg_next < G.nlive) {
+		struct dev *d = &G.dev[G.live[G.reg_next++]];
+
+		d->tries = 1;
+		d->sent_ms = now;
+		G.reg_out++;
+		(void)send_reg(d);
+	}
 }
 
 /* One step of the registration burst: send while under the window, resend
@@ -410,14 +429,7 @@ reg_step(void)
 		d->sent_ms = now;
 		(void)send_reg(d);
 	}
-	while (G.reg_out < G.o.window && G.reg_next < G.nlive) {
-		struct dev *d = &G.dev[G.live[G.reg_next++]];
-
-		d->tries = 1;
-		d->sent_ms = now;
-		G.reg_out++;
-		(void)send_reg(d);
-	}
+	reg_fill(now);
 	if ((G.reg_next >= G.nlive && G.reg_out == 0) || stop || now >= G.deadline)
 		event_base_loopbreak(G.base);
 }
