@@ -144,6 +144,9 @@ int  dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r);
 /* Stores the n rows in one transaction, in order (a later row of the same
  * client wins): all or none. */
 int  dc_db_locations_store(sqlite3 *db, const struct dc_loc_row *r, size_t n);
+/* The same for keepalive refreshes: a row replaces only an older
+ * last_seen, and a row of a client deleted meanwhile is left out. */
+int  dc_db_locations_refresh(sqlite3 *db, const struct dc_loc_row *r, size_t n);
 /* Calls fn for each stored location, the oldest last_seen first. */
 int  dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg),
     void *arg);

@@ -258,7 +258,7 @@ refresh_flush(struct dc *dc)
 		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
 			fill_row(s, 0, s->reg.last_seen, &rt->refresh_rows[n++]);
 	rt->nrefresh = 0;
-	if (n > 0 && (e = dc_db_locations_store(dc->db, rt->refresh_rows, n)) < 0) {
+	if (n > 0 && (e = dc_db_locations_refresh(dc->db, rt->refresh_rows, n)) < 0) {
 		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
 		    n, n == 1 ? "" : "s", ntm_strerror(e));
 		for (size_t i = 0; i < n; i++)
