@@ -97,7 +97,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 
 # Test tools driven by the bats suites.
 TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm $(BUILD)/tests/sealogin
-TOOLS += $(BUILD)/tests/rsflood
+TOOLS += $(BUILD)/tests/rsflood $(BUILD)/tests/loadgen
 tools: $(TOOLS)
 $(TOOLS): $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
@@ -138,7 +138,7 @@ demo: deps
 demo-stop:
 	@./scripts/demo.sh stop
 
-bench: all
+bench: all $(TOOLS)
 	@./bench/run.sh
 
 fuzz:

@@ -3,6 +3,7 @@
  * virtual address pair, and one login session per device.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -349,15 +350,36 @@ dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n)
 }
 
 int
-dc_db_client_exists(sqlite3 *db, int64_t id)
+dc_db_client_ids(sqlite3 *db, int64_t **ids, size_t *n)
 {
-	int64_t n = 0;
-	int ret;
+	sqlite3_stmt *st;
+	int64_t *v = NULL, *nv;
+	size_t cap = 0, k = 0;
+	int rc, ret;
 
-	if ((ret = ntm_db_int(db, &n, "SELECT count(*) FROM clients WHERE id = ?1", "I",
-	    id)) < 0)
+	*ids = NULL;
+	*n = 0;
+	if ((ret = ntm_db_prepare(db, &st, "SELECT id FROM clients")) < 0)
 		return ret;
-	return n > 0;
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
+		if (k == cap) {
+			cap = cap ? 2 * cap : 1024;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				rc = NTM_ERR_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[k++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*ids = v;
+	*n = k;
+	return 0;
 }
 
 int
@@ -430,6 +452,59 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 	    r->natted, r->agent, r->last_seen, r->offline, r->nat);
 }
 
+#define LOC_INTO " INTO locations (client_id, reflexive, locals, natted, agent, " \
+	"last_seen, offline, nat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+
+/* The rows in one transaction with one statement bound again for each;
+ * skip_gone: a row of a client deleted meanwhile is left out, not an error. */
+static int
+locations_batch(sqlite3 *db, const char *sql, const struct dc_loc_row *r, size_t n,
+    int skip_gone)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (n == 0)
+		return 0;
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
+		return ntm_db_end(db, ret);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (sqlite3_bind_int64(st, 1, r[i].client_id) != SQLITE_OK ||
+		    sqlite3_bind_text(st, 2, r[i].reflexive, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_text(st, 3, r[i].locals, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 4, r[i].natted) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 5, r[i].agent) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 6, r[i].last_seen) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 7, r[i].offline) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 8, r[i].nat) != SQLITE_OK)
+			ret = NTM_ERR_DB;
+		else if ((ret = ntm_db_done(db, st)) == NTM_ERR_EXISTS && skip_gone)
+			ret = 0;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return ntm_db_end(db, ret);
+}
+
+int
+dc_db_locations_store(sqlite3 *db, const struct dc_loc_row *r, size_t n)
+{
+	return locations_batch(db, "INSERT OR REPLACE" LOC_INTO, r, n, 0);
+}
+
+int
+dc_db_locations_refresh(sqlite3 *db, const struct dc_loc_row *r, size_t n)
+{
+	/* Never over a row stored since (a change, a goodbye): only a later
+	 * last_seen replaces one. */
+	return locations_batch(db, "INSERT" LOC_INTO " ON CONFLICT (client_id) DO UPDATE SET "
+	    "reflexive = excluded.reflexive, locals = excluded.locals, natted = excluded.natted, "
+	    "agent = excluded.agent, last_seen = excluded.last_seen, offline = excluded.offline, "
+	    "nat = excluded.nat WHERE excluded.last_seen > locations.last_seen", r, n, 1);
+}
+
 int
 dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), void *arg)
 {
@@ -438,7 +513,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 	int rc, ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
-	    "last_seen, offline, nat FROM locations")) < 0)
+	    "last_seen, offline, nat FROM locations ORDER BY last_seen")) < 0)
 		return ret;
 	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		memset(&r, 0, sizeof(r));

@@ -104,8 +104,8 @@ int  dc_db_client_del(sqlite3 *db, const char *fqdn, int64_t now);
 /* Deletes the clients neither logged in nor registered since before, with
  * no session still good at now; *n: how many. */
 int  dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n);
-/* 1 if the client id exists, 0 if not, or an error. */
-int  dc_db_client_exists(sqlite3 *db, int64_t id);
+/* The ids of every client: *ids new (free), *n of them. */
+int  dc_db_client_ids(sqlite3 *db, int64_t **ids, size_t *n);
 int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
     const char *domain, const char *user, const char *device, const char *push,
     const char *xkey, const struct dc_session *sess, int64_t now, struct dc_client *out);
@@ -147,7 +147,13 @@ struct dc_loc_row {
 };
 /* Stores (replaces) the location of a client. */
 int  dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r);
-/* Calls fn for each stored location. */
+/* Stores the n rows in one transaction, in order (a later row of the same
+ * client wins): all or none. */
+int  dc_db_locations_store(sqlite3 *db, const struct dc_loc_row *r, size_t n);
+/* The same for keepalive refreshes: a row replaces only an older
+ * last_seen, and a row of a client deleted meanwhile is left out. */
+int  dc_db_locations_refresh(sqlite3 *db, const struct dc_loc_row *r, size_t n);
+/* Calls fn for each stored location, the oldest last_seen first. */
 int  dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg),
     void *arg);
 /* Calls fn for each live (not ended, not expired) session with its client. */
@@ -172,9 +178,9 @@ int  dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
 
 /* ---- the real-time path (udp.c, tunnel.c) -------------------------------- */
 
-#define DC_SESS_MAX		65536	/* registration sessions cached */
+#define DC_SESS_MAX		262144	/* registration sessions cached (~1.7 KiB each) */
 #define DC_PENDING_MAX		16	/* route directions queued per client */
-#define DC_TUNNELS_MAX		4096	/* tunnels remembered for recreation */
+#define DC_TUNNELS_MAX		65536	/* tunnels remembered for recreation (tuntab.c) */
 #define DC_TUNNEL_TTL_S		86400	/* a tunnel (and its relay ticket) lives this long */
 #define DC_MOVED_INFLIGHT	64	/* POST /v1/dc/moved in flight at most */
 #define DC_MISS_RATE		100	/* database look-ups of unknown session ids per second */

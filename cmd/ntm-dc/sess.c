@@ -15,11 +15,19 @@
 
 #include "sess.h"
 
-#define SESS_BUCKETS	4096
+#define SESS_BUCKETS_MIN	4096	/* buckets of each index; doubled as sessions grow */
 
+/*
+ * Two chained hash indexes (by session id, by client id) whose bucket
+ * arrays double when the sessions outnumber them, so a look-up stays O(1)
+ * at any number of devices; and a list from the session seen longest ago
+ * to the one seen last, so making room is O(1) too (every accepted
+ * registration moves its session to the end: dc_sess_touch).
+ */
 struct dc_cache {
-	struct dc_sess		*by_sid[SESS_BUCKETS];
-	struct dc_sess		*by_client[SESS_BUCKETS];
+	struct dc_sess		**by_sid, **by_client;
+	size_t			 nbuckets;	/* a power of two */
+	struct dc_sess		*lru_head, *lru_tail;
 	size_t			 nsess;
 	uint64_t		 evicted, dropped;
 	/* The first send counter of each session: above every counter any
@@ -39,16 +47,74 @@ realtime_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static unsigned
-sid_hash(const uint8_t sid[NTM_SID_LEN])
+/* Session ids are random: their first bytes spread well. */
+static size_t
+sid_hash(const struct dc_cache *rt, const uint8_t sid[NTM_SID_LEN])
 {
-	return ((unsigned)sid[0] << 8 | sid[1]) % SESS_BUCKETS;
+	uint64_t h;
+
+	memcpy(&h, sid, sizeof(h));
+	return (size_t)h & (rt->nbuckets - 1);
 }
 
-static unsigned
-client_hash(int64_t id)
+static size_t
+client_hash(const struct dc_cache *rt, int64_t id)
 {
-	return (unsigned)((uint64_t)id % SESS_BUCKETS);
+	return (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ULL >> 32) & (rt->nbuckets - 1);
+}
+
+static void
+lru_unlink(struct dc_cache *rt, struct dc_sess *s)
+{
+	if (s->lprev)
+		s->lprev->lnext = s->lnext;
+	else
+		rt->lru_head = s->lnext;
+	if (s->lnext)
+		s->lnext->lprev = s->lprev;
+	else
+		rt->lru_tail = s->lprev;
+	s->lprev = s->lnext = NULL;
+}
+
+static void
+lru_append(struct dc_cache *rt, struct dc_sess *s)
+{
+	s->lprev = rt->lru_tail;
+	s->lnext = NULL;
+	if (rt->lru_tail)
+		rt->lru_tail->lnext = s;
+	else
+		rt->lru_head = s;
+	rt->lru_tail = s;
+}
+
+/* Doubles both indexes; on failure they stay as they were (longer chains). */
+static void
+sess_grow(struct dc_cache *rt)
+{
+	size_t n = rt->nbuckets * 2;
+	struct dc_sess **bs = calloc(n, sizeof(*bs)), **bc = calloc(n, sizeof(*bc));
+	struct dc_sess *s;
+
+	if (bs == NULL || bc == NULL) {
+		free(bs);
+		free(bc);
+		return;
+	}
+	free(rt->by_sid);
+	free(rt->by_client);
+	rt->by_sid = bs;
+	rt->by_client = bc;
+	rt->nbuckets = n;
+	for (s = rt->lru_head; s; s = s->lnext) {
+		size_t h = sid_hash(rt, s->sid), c = client_hash(rt, s->client_id);
+
+		s->snext = bs[h];
+		bs[h] = s;
+		s->cnext = bc[c];
+		bc[c] = s;
+	}
 }
 
 int
@@ -70,7 +136,7 @@ dc_sess_by_sid(struct dc *dc, const uint8_t sid[NTM_SID_LEN])
 
 	if (dc->cache == NULL)
 		return NULL;
-	for (s = dc->cache->by_sid[sid_hash(sid)]; s; s = s->snext)
+	for (s = dc->cache->by_sid[sid_hash(dc->cache, sid)]; s; s = s->snext)
 		if (memcmp(s->sid, sid, NTM_SID_LEN) == 0)
 			return s;
 	return NULL;
@@ -83,7 +149,7 @@ dc_sess_by_client(struct dc *dc, int64_t client_id)
 
 	if (dc->cache == NULL)
 		return NULL;
-	for (s = dc->cache->by_client[client_hash(client_id)]; s; s = s->cnext)
+	for (s = dc->cache->by_client[client_hash(dc->cache, client_id)]; s; s = s->cnext)
 		if (s->client_id == client_id)
 			return s;
 	return NULL;
@@ -102,16 +168,17 @@ sess_remove(struct dc_cache *rt, struct dc_sess *s)
 {
 	struct dc_sess **pp;
 
-	for (pp = &rt->by_sid[sid_hash(s->sid)]; *pp; pp = &(*pp)->snext)
+	for (pp = &rt->by_sid[sid_hash(rt, s->sid)]; *pp; pp = &(*pp)->snext)
 		if (*pp == s) {
 			*pp = s->snext;
 			break;
 		}
-	for (pp = &rt->by_client[client_hash(s->client_id)]; *pp; pp = &(*pp)->cnext)
+	for (pp = &rt->by_client[client_hash(rt, s->client_id)]; *pp; pp = &(*pp)->cnext)
 		if (*pp == s) {
 			*pp = s->cnext;
 			break;
 		}
+	lru_unlink(rt, s);
 	rt->nsess--;
 	if (rt->has_ctr)
 		ntm_ctr_floor_note(&rt->ctr, s->chan.send_ctr);
@@ -125,15 +192,18 @@ sess_remove(struct dc_cache *rt, struct dc_sess *s)
 static void
 sess_evict(struct dc_cache *rt)
 {
-	struct dc_sess *s, *old = NULL;
-
-	for (unsigned b = 0; b < SESS_BUCKETS; b++)
-		for (s = rt->by_sid[b]; s; s = s->snext)
-			if (old == NULL || s->reg.last_seen < old->reg.last_seen)
-				old = s;
-	if (old) {
+	if (rt->lru_head) {
 		rt->evicted++;
-		sess_remove(rt, old);
+		sess_remove(rt, rt->lru_head);
+	}
+}
+
+void
+dc_sess_touch(struct dc *dc, struct dc_sess *s)
+{
+	if (dc->cache && dc->cache->lru_tail != s) {
+		lru_unlink(dc->cache, s);
+		lru_append(dc->cache, s);
 	}
 }
 
@@ -187,11 +257,14 @@ dc_sess_add(struct dc *dc, const struct dc_client *c, const struct dc_session *s
 	snprintf(s->vip4, sizeof(s->vip4), "%s", c->vip4);
 	snprintf(s->vip6, sizeof(s->vip6), "%s", c->vip6);
 	s->expires = ss->expires;
-	s->snext = rt->by_sid[sid_hash(sid)];
-	rt->by_sid[sid_hash(sid)] = s;
-	s->cnext = rt->by_client[client_hash(c->id)];
-	rt->by_client[client_hash(c->id)] = s;
+	s->snext = rt->by_sid[sid_hash(rt, sid)];
+	rt->by_sid[sid_hash(rt, sid)] = s;
+	s->cnext = rt->by_client[client_hash(rt, c->id)];
+	rt->by_client[client_hash(rt, c->id)] = s;
+	lru_append(rt, s);
 	rt->nsess++;
+	if (rt->nsess > rt->nbuckets)
+		sess_grow(rt);
 	return s;
 }
 
@@ -240,6 +313,8 @@ load_location(const struct dc_loc_row *r, void *arg)
 	s->reg.agent = r->agent;
 	s->reg.last_seen = s->reg.saved = r->last_seen;
 	s->reg.has_loc = !r->offline;
+	/* Rows come oldest first: the eviction order is last_seen's. */
+	dc_sess_touch(dc, s);
 	/* Below any counter it will send: its next REG_REQ brings it back. */
 	s->reg.stopped_ctr = r->offline ? 1 : 0;
 	/* No reply address until it registers again: peer stays unset. */
@@ -353,8 +428,7 @@ dc_sess_counts(struct dc *dc, struct dc_sess_counts *out)
 	out->sessions = dc->cache->nsess;
 	out->evicted = dc->cache->evicted;
 	out->dropped = dc->cache->dropped;
-	for (unsigned b = 0; b < SESS_BUCKETS; b++)
-		for (struct dc_sess *s = dc->cache->by_sid[b]; s; s = s->snext)
+	for (struct dc_sess *s = dc->cache->lru_head; s; s = s->lnext)
 			if (dc_sess_online(dc, s, now) && s->reg.loc.nat >= 0 &&
 			    s->reg.loc.nat < (int)(sizeof(out->nat) / sizeof(out->nat[0])))
 				out->nat[s->reg.loc.nat]++;
@@ -365,10 +439,13 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 {
 	int e;
 
-	if ((dc->cache = calloc(1, sizeof(*dc->cache))) == NULL) {
+	if ((dc->cache = calloc(1, sizeof(*dc->cache))) == NULL ||
+	    (dc->cache->by_sid = calloc(SESS_BUCKETS_MIN, sizeof(struct dc_sess *))) == NULL ||
+	    (dc->cache->by_client = calloc(SESS_BUCKETS_MIN, sizeof(struct dc_sess *))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	dc->cache->nbuckets = SESS_BUCKETS_MIN;
 	if (!dc->srv->check_only) {
 		char *path = xasprintf("%s/reg-counter", dc->srv->conf.state_dir);
 
@@ -392,25 +469,41 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 int
 dc_sess_forget_gone(struct dc *dc)
 {
 	struct dc_cache *c = dc->cache;
 	struct dc_sess *s, *next;
+	int64_t *ids = NULL;
+	size_t nids = 0;
 	int n = 0;
 
-	if (c == NULL)
+	if (c == NULL || c->nsess == 0)
 		return 0;
-	for (unsigned b = 0; b < SESS_BUCKETS; b++)
-		for (s = c->by_sid[b]; s; s = next) {
-			next = s->snext;
-			if (dc_db_client_exists(dc->db, s->client_id) == 0) {
-				log_info("client %s: deleted from the database; its session ends",
-				    s->fqdn);
-				sess_remove(c, s);
-				n++;
-			}
+	/* One query for the clients there are, then a look-up per session. */
+	if (dc_db_client_ids(dc->db, &ids, &nids) < 0) {
+		log_warnx("cannot read the clients from the database; sessions kept");
+		return 0;
+	}
+	qsort(ids, nids, sizeof(*ids), cmp_id);
+	for (s = c->lru_head; s; s = next) {
+		next = s->lnext;
+		if (bsearch(&s->client_id, ids, nids, sizeof(*ids), cmp_id) == NULL) {
+			log_info("client %s: deleted from the database; its session ends",
+			    s->fqdn);
+			sess_remove(c, s);
+			n++;
 		}
+	}
+	free(ids);
 	return n;
 }
 
@@ -422,11 +515,12 @@ dc_sess_stop(struct dc *dc)
 
 	if (c == NULL)
 		return;
-	for (unsigned b = 0; b < SESS_BUCKETS; b++)
-		while ((s = c->by_sid[b]) != NULL)
-			sess_remove(c, s);
+	while ((s = c->lru_head) != NULL)
+		sess_remove(c, s);
 	if (c->has_ctr)
 		ntm_ctr_floor_free(&c->ctr);
+	free(c->by_sid);
+	free(c->by_client);
 	free(c);
 	dc->cache = NULL;
 }

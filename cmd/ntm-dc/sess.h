@@ -17,6 +17,7 @@ struct dc_dir {
 struct dc_sess {
 	struct dc_sess		*snext;		/* bucket by session id */
 	struct dc_sess		*cnext;		/* bucket by client id */
+	struct dc_sess		*lprev, *lnext;	/* seen longest ago first */
 	uint8_t			 sid[NTM_SID_LEN];
 	int64_t			 client_id;
 	char			 fqdn[NTM_NAME_MAX + 1];
@@ -38,6 +39,8 @@ struct dc_sess *dc_sess_by_sid(struct dc *dc, const uint8_t sid[NTM_SID_LEN]);
  * session (borrowed, owned by the cache), or NULL. */
 struct dc_sess *dc_sess_add(struct dc *dc, const struct dc_client *c,
     const struct dc_session *ss);
+/* The session was seen now: the last to be evicted. */
+void dc_sess_touch(struct dc *dc, struct dc_sess *s);
 /* Drops the directions that expired by now. */
 void dc_sess_expire(struct dc_sess *s, int64_t now);
 /* Queues a direction (stolen): the number now pending, the oldest dropped

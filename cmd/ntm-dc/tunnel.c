@@ -31,17 +31,9 @@
 #include "dns.h"
 #include "probe.h"
 #include "relay.h"
+#include "tuntab.h"
 
 #define DIR_FIELD_MAX	(2 * NTM_B64_LEN(NTM_TICKET_MAX))
-
-struct dc_tun {
-	int		used;
-	uint8_t		id[NTM_TUNNEL_ID_LEN];
-	uint8_t		key[NTM_KEY_LEN];
-	char		a[NTM_NAME_MAX + 1], b[NTM_NAME_MAX + 1];	/* the two ends */
-	int		kind;		/* NTM_ROUTE_* of the last direction */
-	int64_t		expires;
-};
 
 /* A POST /v1/dc/moved on its way to the DC of a moved client's peer. */
 struct dc_mreq {
@@ -82,7 +74,7 @@ struct dc_moved_counters {
 };
 
 struct dc_tunnels {
-	struct dc_tun	 t[DC_TUNNELS_MAX];
+	struct dc_tuntab *tab;		/* tuntab.c */
 	struct dc_treq	*pending;
 	struct dc_mreq	*moved;		/* POST /v1/dc/moved in flight */
 	int		 nmoved;
@@ -95,13 +87,7 @@ struct dc_tunnels {
 static struct dc_tun *
 tun_find(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], int64_t now)
 {
-	for (size_t i = 0; i < DC_TUNNELS_MAX; i++) {
-		struct dc_tun *t = &dc->tunnels->t[i];
-
-		if (t->used && t->expires > now && memcmp(t->id, id, NTM_TUNNEL_ID_LEN) == 0)
-			return t;
-	}
-	return NULL;
+	return dc_tun_find(dc->tunnels->tab, id, now);
 }
 
 /* Remembers (or refreshes) a tunnel; the oldest goes when the table is full. */
@@ -109,28 +95,8 @@ static void
 tun_store(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
     const char *a, const char *b, int kind, int64_t now)
 {
-	struct dc_tun *t = tun_find(dc, id, now), *victim = NULL;
-
-	for (size_t i = 0; t == NULL && i < DC_TUNNELS_MAX; i++) {
-		struct dc_tun *x = &dc->tunnels->t[i];
-
-		if (!x->used || x->expires <= now) {
-			t = x;
-			break;
-		}
-		if (victim == NULL || x->expires < victim->expires)
-			victim = x;
-	}
-	if (t == NULL)
-		t = victim;
-	ntm_wipe(t, sizeof(*t));
-	t->used = 1;
-	memcpy(t->id, id, NTM_TUNNEL_ID_LEN);
-	memcpy(t->key, key, NTM_KEY_LEN);
-	snprintf(t->a, sizeof(t->a), "%s", a);
-	snprintf(t->b, sizeof(t->b), "%s", b);
-	t->kind = kind;
-	t->expires = now + DC_TUNNEL_TTL_S;
+	if (dc_tun_store(dc->tunnels->tab, id, key, a, b, kind, now) < 0)
+		log_warnx("tunnel table: out of memory; this tunnel cannot be recreated");
 }
 
 /* ---- locations as JSON ----------------------------------------------------- */
@@ -481,6 +447,7 @@ dc_tunnel_cancel(struct dc *dc)
 	/* httpc and discovery are gone: their callbacks will not run. */
 	while (dc->tunnels->moved)
 		mreq_free(dc->tunnels->moved);
+	dc_tuntab_free(dc->tunnels->tab);
 	ntm_wipe(dc->tunnels, sizeof(*dc->tunnels));
 	free(dc->tunnels);
 	dc->tunnels = NULL;
@@ -1051,21 +1018,23 @@ static void
 tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *endpoint)
 {
 	struct dc_tunnels *tt = dc->tunnels;
+	struct dc_tun_end *cur = NULL;
+	struct dc_tun *t;
 	int64_t now = now_unix();
 	char ep[64];
 
 	if (tt == NULL)
 		return;
 	ntm_sa_str((const struct sockaddr *)endpoint, ep, sizeof(ep));
-	for (size_t i = 0; i < DC_TUNNELS_MAX; i++) {
-		struct dc_tun *t = &tt->t[i];
+	for (t = dc_tun_next_of(tt->tab, fqdn, now, &cur); t;
+	    t = dc_tun_next_of(tt->tab, fqdn, now, &cur)) {
 		const char *peer, *domain;
 		struct dc_mreq *m;
 		int e;
 
 		/* Only a direct route goes to the reflexive address: a local one
 		 * uses a LAN address, a relayed one the RS. */
-		if (!t->used || t->expires <= now || t->kind != NTM_ROUTE_DIRECT)
+		if (t->kind != NTM_ROUTE_DIRECT)
 			continue;
 		if (strcmp(t->a, fqdn) == 0)
 			peer = t->b;
@@ -1270,6 +1239,10 @@ int
 dc_tunnel_init(struct dc *dc, char *err, size_t errlen)
 {
 	if (dc->tunnels == NULL && (dc->tunnels = calloc(1, sizeof(*dc->tunnels))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (dc->tunnels->tab == NULL && (dc->tunnels->tab = dc_tuntab_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}

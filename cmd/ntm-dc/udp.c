@@ -30,6 +30,8 @@
 #include "sess.h"
 
 #define RECV_BURST	256	/* datagrams read per wakeup */
+#define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
+#define REFRESH_MS	100	/* ... and the longest they wait */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
 
 /* Drops and answers, by reason. */
@@ -38,6 +40,16 @@ struct dc_udp_counters {
 	uint64_t	moves_held;	/* location changes over the limit (dcreg.h) */
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
+};
+
+/* A REG_REQ accepted in this burst, answered once its location is stored. */
+struct dc_reg_done {
+	uint8_t			 sid[NTM_SID_LEN];
+	struct sockaddr_storage	 from, to;
+	socklen_t		 fromlen;
+	int			 has_to;
+	uint64_t		 echo;
+	int			 moved, came_online;
 };
 
 struct dc_rt {
@@ -50,6 +62,19 @@ struct dc_rt {
 	int64_t			 miss_ms;
 	struct dc_udp_counters	 c, logged;
 	int64_t			 logged_at;
+	/* One burst's location writes go in one transaction (one fsync, not
+	 * one per device); its answers and hooks wait until they are stored. */
+	struct dc_loc_row	 rows[RECV_BURST];
+	size_t			 nrows;
+	struct dc_reg_done	 done[RECV_BURST];
+	size_t			 ndone;
+	/* Keepalives of unchanged locations (only last_seen moves) wait up to
+	 * REFRESH_MS and go in one transaction: at 100,000 devices that is a
+	 * write every 100 ms, not one per wakeup of the socket. */
+	int64_t			*refresh;	/* client ids, REFRESH_MAX */
+	struct dc_loc_row	*refresh_rows;	/* REFRESH_MAX */
+	size_t			 nrefresh;
+	struct event		*refresh_ev;
 };
 
 /* ---- sending --------------------------------------------------------------- */
@@ -204,23 +229,123 @@ locals_text(const struct ntm_location *l, char *buf, size_t cap)
 	}
 }
 
-/* Stores the session's location (offline: its agent said it stops). */
 static void
-save_location(struct dc *dc, struct dc_sess *s, int offline, int64_t now)
+fill_row(const struct dc_sess *s, int offline, int64_t last_seen, struct dc_loc_row *r)
 {
-	struct dc_loc_row r;
+	memset(r, 0, sizeof(*r));
+	r->client_id = s->client_id;
+	ntm_sa_str((const struct sockaddr *)&s->reg.loc.reflexive, r->reflexive,
+	    sizeof(r->reflexive));
+	locals_text(&s->reg.loc, r->locals, sizeof(r->locals));
+	r->natted = s->reg.loc.natted;
+	r->agent = s->reg.agent;
+	r->nat = s->reg.loc.nat;
+	r->last_seen = last_seen;
+	r->offline = offline;
+}
 
-	memset(&r, 0, sizeof(r));
-	r.client_id = s->client_id;
-	ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, r.reflexive, sizeof(r.reflexive));
-	locals_text(&s->reg.loc, r.locals, sizeof(r.locals));
-	r.natted = s->reg.loc.natted;
-	r.nat = s->reg.loc.nat;
-	r.agent = s->reg.agent;
-	r.last_seen = now;
-	r.offline = offline;
-	if (dc_db_location_store(dc->db, &r) == 0)
-		s->reg.saved = now;
+/* Writes the queued refreshes, each with its session's location as it is
+ * now (a change stored since is not undone). */
+static void
+refresh_flush(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+	size_t n = 0;
+	int e;
+
+	for (size_t i = 0; i < rt->nrefresh; i++)
+		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
+			fill_row(s, 0, s->reg.last_seen, &rt->refresh_rows[n++]);
+	rt->nrefresh = 0;
+	if (n > 0 && (e = dc_db_locations_refresh(dc->db, rt->refresh_rows, n)) < 0) {
+		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
+		    n, n == 1 ? "" : "s", ntm_strerror(e));
+		for (size_t i = 0; i < n; i++)
+			if ((s = dc_sess_by_client(dc, rt->refresh_rows[i].client_id)) != NULL)
+				s->reg.saved = 0;
+	}
+}
+
+static void
+on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+	refresh_flush(arg);
+}
+
+/* Queues the session's location (offline: its agent said it stops): a
+ * change for the burst's transaction (reg_flush), a keepalive of an
+ * unchanged location (refresh) for the next REFRESH_MS write. */
+static void
+save_location(struct dc *dc, struct dc_sess *s, int offline, int refresh, int64_t now)
+{
+	struct dc_rt *rt = dc->rt;
+	struct timeval tv = { 0, REFRESH_MS * 1000 };
+
+	if (refresh && rt->refresh_ev) {
+		if (rt->nrefresh == REFRESH_MAX)
+			refresh_flush(dc);
+		rt->refresh[rt->nrefresh++] = s->client_id;
+		if (!evtimer_pending(rt->refresh_ev, NULL))
+			(void)evtimer_add(rt->refresh_ev, &tv);
+	} else {
+		if (rt->nrows == RECV_BURST)
+			return;		/* cannot happen: one row per datagram at most */
+		fill_row(s, offline, now, &rt->rows[rt->nrows++]);
+	}
+	s->reg.saved = now;	/* undone if the write fails */
+}
+
+static void
+send_resp(struct dc *dc, struct dc_sess *s, const struct dc_reg_done *d)
+{
+	struct dc_rt *rt = dc->rt;
+	struct ntm_reg_resp resp;
+	uint8_t out[NTM_REG_RESP_LEN];
+
+	memset(&resp, 0, sizeof(resp));
+	resp.reflexive = s->reg.loc.reflexive;
+	resp.keepalive_s = (uint32_t)dc_keepalive(dc);
+	resp.pending = (uint32_t)s->npend;
+	resp.echo = d->echo;
+	if (ntm_reg_resp_seal(&s->chan, &resp, out, sizeof(out)) != NTM_REG_RESP_LEN)
+		return;
+	if (send_from(rt, &d->from, d->fromlen, &d->to, d->has_to, out, sizeof(out)) == 0)
+		rt->c.resp_sent++;
+}
+
+/* The end of a burst: its locations stored in one transaction, then the
+ * answers (a REG_RESP says the DC has the location) and the hooks. */
+static void
+reg_flush(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_sess *s;
+	int e;
+
+	if (rt->nrows > 0 && (e = dc_db_locations_store(dc->db, rt->rows, rt->nrows)) < 0) {
+		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
+		    rt->nrows, rt->nrows == 1 ? "" : "s", ntm_strerror(e));
+		for (size_t i = 0; i < rt->nrows; i++)
+			if ((s = dc_sess_by_client(dc, rt->rows[i].client_id)) != NULL)
+				s->reg.saved = 0;
+	}
+	rt->nrows = 0;
+	for (size_t i = 0; i < rt->ndone; i++) {
+		struct dc_reg_done *d = &rt->done[i];
+
+		/* Gone when a later datagram of the burst made room for another. */
+		if ((s = dc_sess_by_sid(dc, d->sid)) == NULL)
+			continue;
+		send_resp(dc, s, d);
+		/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
+		if (d->moved)
+			dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
+		/* Back online: cache entries that arrived meanwhile get a NUDGE. */
+		if (d->came_online && (s = dc_sess_by_sid(dc, d->sid)) != NULL)
+			dc_hooks_online(dc, s);
+	}
+	rt->ndone = 0;
 }
 
 /* The session a REG_REQ names, from the cache or else (rate limited) the
@@ -267,9 +392,8 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	struct dc_rt *rt = dc->rt;
 	struct dc_sess *s;
 	struct ntm_reg_req req;
-	struct ntm_reg_resp resp;
 	struct ntm_dcreg_act act;
-	uint8_t out[NTM_REG_RESP_LEN];
+	struct dc_reg_done *d;
 	char a[64];
 	int64_t now = now_unix();
 	int e;
@@ -294,13 +418,14 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	}
 	rt->c.reg_ok++;
+	dc_sess_touch(dc, s);
 	if (act.limited)
 		rt->c.moves_held++;
 	if (act.verdict == NTM_DCREG_GOODBYE) {
 		if (act.log)
 			log_info("register %s: offline (its agent stopped)", s->fqdn);
 		if (act.store)
-			save_location(dc, s, 1, now);
+			save_location(dc, s, 1, 0, now);
 		return;
 	}
 	if (act.log)
@@ -315,24 +440,20 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	if (has_to)
 		s->local = *to;
 	if (act.store)
-		save_location(dc, s, 0, now);
+		save_location(dc, s, 0, act.verdict == NTM_DCREG_REFRESH, now);
 	dc_sess_expire(s, now);
-
-	memset(&resp, 0, sizeof(resp));
-	resp.reflexive = s->reg.loc.reflexive;
-	resp.keepalive_s = (uint32_t)dc_keepalive(dc);
-	resp.pending = (uint32_t)s->npend;
-	resp.echo = act.echo;
-	if (ntm_reg_resp_seal(&s->chan, &resp, out, sizeof(out)) != NTM_REG_RESP_LEN)
-		return;
-	if (send_from(rt, from, fromlen, to, has_to, out, sizeof(out)) == 0)
-		rt->c.resp_sent++;
-	/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
-	if (act.moved)
-		dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
-	/* Back online: cache entries that arrived meanwhile get a NUDGE. */
-	if (act.came_online)
-		dc_hooks_online(dc, s);
+	if (rt->ndone == RECV_BURST)
+		return;		/* cannot happen: one per datagram at most */
+	d = &rt->done[rt->ndone++];
+	memcpy(d->sid, s->sid, sizeof(d->sid));
+	d->from = *from;
+	d->fromlen = fromlen;
+	d->has_to = has_to;
+	if (has_to)
+		d->to = *to;
+	d->echo = act.echo;
+	d->moved = act.moved;
+	d->came_online = act.came_online;
 }
 
 /* A reflection probe: the address it came from, as long as it was, from
@@ -415,7 +536,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		if ((n = recvmsg(fd, &mh, MSG_DONTWAIT)) < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_warn("udp recvmsg");
-			return;
+			break;
 		}
 		rt->c.rx++;
 		if (mh.msg_flags & MSG_TRUNC) {
@@ -437,6 +558,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		on_reg_req(dc, buf, (size_t)n, &from, mh.msg_namelen, &to, has_to);
 	}
+	reg_flush(dc);
 }
 
 /* ---- counters ------------------------------------------------------------ */
@@ -556,6 +678,13 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	rt->fd = -1;
+	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL ||
+	    (rt->refresh_rows = calloc(REFRESH_MAX, sizeof(*rt->refresh_rows))) == NULL) {
+		free(rt->refresh);
+		free(rt);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	rt->miss_tokens = DC_MISS_RATE;
 	rt->miss_ms = mono_ms();
 	rt->logged_at = now_unix();
@@ -599,7 +728,8 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if ((rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
+	if ((rt->refresh_ev = evtimer_new(s->base, on_refresh_timer, dc)) == NULL ||
+	    (rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
 	    event_add(rt->ev, NULL) < 0) {
 		snprintf(err, errlen, "cannot watch the UDP socket");
 		return -1;
@@ -619,6 +749,10 @@ dc_udp_stop(struct dc *dc)
 
 	if (rt == NULL)
 		return;
+	if (rt->refresh_ev) {
+		refresh_flush(dc);
+		event_free(rt->refresh_ev);
+	}
 	if (rt->ev) {
 		log_stats(dc, 1);
 		event_free(rt->ev);
@@ -626,6 +760,8 @@ dc_udp_stop(struct dc *dc)
 	if (rt->fd >= 0)
 		close(rt->fd);
 	ntm_probe_srv_free(rt->probe);
+	free(rt->refresh);
+	free(rt->refresh_rows);
 	free(rt);
 	dc->rt = NULL;
 }
