@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "probe.h"
 #include "ratelim.h"
 
@@ -13,16 +15,6 @@
 
 _Static_assert(NTM_PROBE_RESP_LEN <= NTM_PROBE_LEN, "an answer is never longer than the probe");
 _Static_assert(OFF_RPAD <= NTM_PROBE_RESP_LEN, "the answer holds its fields");
-
-static int
-all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
 
 int
 ntm_probe_make(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN])
@@ -41,7 +33,7 @@ ntm_probe_resp_open(const uint8_t *p, size_t n, const uint8_t txid[NTM_PROBE_TXI
 
 	if ((t = ntm_msg_validate(p, n)) < 0)
 		return t;
-	if (t != NTM_MSG_PROBE_RESP || !all_zero(p + OFF_RPAD, NTM_PROBE_RESP_LEN - OFF_RPAD))
+	if (t != NTM_MSG_PROBE_RESP || !sodium_is_zero(p + OFF_RPAD, NTM_PROBE_RESP_LEN - OFF_RPAD))
 		return NTM_ERR_PROTO;
 	if (memcmp(p + OFF_TXID, txid, NTM_PROBE_TXID_LEN) != 0)
 		return NTM_ERR_INVAL;
@@ -167,7 +159,7 @@ ntm_probe_srv_input(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
 	size_t kn;
 
 	if (ntm_msg_validate(p, n) != NTM_MSG_PROBE || cap < NTM_PROBE_RESP_LEN ||
-	    !all_zero(p + OFF_PAD, NTM_PROBE_LEN - OFF_PAD) || from == NULL ||
+	    !sodium_is_zero(p + OFF_PAD, NTM_PROBE_LEN - OFF_PAD) || from == NULL ||
 	    (kn = source_key(from, fromlen, k)) == 0) {
 		s->st.malformed++;
 		return 0;

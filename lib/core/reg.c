@@ -108,16 +108,6 @@ open_msg(struct ntm_chan *c, enum ntm_msg type, const uint8_t *p, size_t n,
 }
 
 static int
-all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
-static int
 addr_ok(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
@@ -174,7 +164,7 @@ ntm_reg_req_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_reg_
 		const uint8_t *w = pl + 4 + i * NTM_WADDR_LEN;
 
 		if (i >= r.naddrs) {
-			if (!all_zero(w, NTM_WADDR_LEN))
+			if (!sodium_is_zero(w, NTM_WADDR_LEN))
 				goto out;
 		} else if (ntm_waddr_get(&r.addrs[i], &len, w) != 0) {
 			goto out;		/* malformed or an empty used slot */

@@ -5,6 +5,7 @@
 # to probe_rate a second.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup_file() {
 	platform_up

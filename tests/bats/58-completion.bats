@@ -9,12 +9,7 @@
 load helpers
 
 setup_file() {
-	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
-		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = $(platform_cs_url "$(P)")"
-	echo "$cs" >> "$(P)/dc1.conf"
-	echo "$cs" >> "$(P)/dc2.conf"
-	platform_start "$(P)"
+	platform_up_cs
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
 	add_user bob 'bob-pw-1'

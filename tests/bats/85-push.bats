@@ -90,17 +90,6 @@ agent_up() {
 	echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$prof").agentpid"
 }
 
-# wait_until SECONDS CMD...: poll CMD every 0.2 s until it succeeds.
-wait_until() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 # status_push DC KEY: one push counter of `ntm-dc status --json`.
 status_push() {
 	ntm-dc -f "$(P)/$1.conf" status --json 2>/dev/null | jq -r ".push.$2 // empty"

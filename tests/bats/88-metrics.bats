@@ -61,17 +61,6 @@ above() {
 	scrape "$1" && [ "$(mval "$1" "$2")" -gt "$3" ]
 }
 
-# Bounded wait: CMD until it succeeds, at most SECS seconds.
-wait_until() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 @test "every server's /metrics passes promtool and says who it is" {
 	local r role
 	for r in as dc1 rs cs; do

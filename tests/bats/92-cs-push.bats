@@ -42,17 +42,6 @@ cs_answer() {
 }
 refuses() { [ "$(cs_answer "$1" "$2")" = "401 token_revoked" ]; }
 
-# wait_until SECONDS CMD...: poll CMD every 0.2 s, at most SECONDS.
-wait_until() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 # as_db SQL: one value from the AS's database (read-only).
 as_db() {
 	python3 -c 'import sqlite3, sys

@@ -105,16 +105,6 @@ agent_up() {
 	echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$prof").agentpid"
 }
 
-wait_until() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 nudges_of() { ntm -c "$1" status --offline --json | jq -r '.agent.nudges // 0'; }
 exch_stat() {
 	ntm-dc -f "$(P)/$1.conf" status --json 2>/dev/null | jq -r ".exchange.$2 // 0"

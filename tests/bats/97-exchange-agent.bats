@@ -10,12 +10,7 @@
 load helpers
 
 setup_file() {
-	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
-		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
-	local cs="cs_url = $(platform_cs_url "$(P)")"
-	echo "$cs" >> "$(P)/dc1.conf"
-	echo "$cs" >> "$(P)/dc2.conf"
-	platform_start "$(P)"
+	platform_up_cs
 	platform_resolver_start "$(P)"
 	add_user alice 'alice-pw-1'
 	add_user bob 'bob-pw-1'
@@ -45,15 +40,6 @@ fqdn_of() { jq -r .fqdn "$1/session.json"; }
 summary() { sed -n 's/^ntm: debug: \([0-9]* HTTPS requests, .*\)$/\1/p' <<<"$output"; }
 polls_waiting() {
 	ntm-dc -f "$(P)/$1.conf" status --json 2>/dev/null | jq -r '.exchange.polls_waiting // 0'
-}
-wait_until() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
 }
 # ctl PROFILE LINE [BODY]: one request on the profile's control socket;
 # prints the answer line.

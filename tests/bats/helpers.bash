@@ -67,6 +67,18 @@ jf() { printf '%s' "$1" | jq -r ".$2"; }
 status_of() { printf '%s\n' "$output" | tail -n 1; }
 body_of() { printf '%s\n' "$output" | sed '$d'; }
 
+# wait_until SECONDS CMD...: CMD until it succeeds, every 0.2 s, for at most
+# SECONDS; 1 if it never did.
+wait_until() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 5; i++)); do
+		"$@" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 # platform_up_cs: platform_up with the CS named in both DCs' cs_url (the
 # suites that send, fetch or exchange keys).
 platform_up_cs() {

@@ -223,6 +223,8 @@ int  agent_request_tunnel(struct agent *a, const char *peer, const uint8_t *tid,
 int  agent_reg_start(struct agent *a);		/* timers, netlink; on the loop */
 void agent_reg_begin(struct agent *a);		/* the first REG_REQ */
 void agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r);
+/* 1 if ss is one of the addresses this host registered from. */
+int  agent_among_locals(const struct agent *a, const struct sockaddr_storage *ss);
 void agent_net_changed(struct agent *a, const char *why);
 void agent_reg_offline(struct agent *a);	/* at stop */
 void agent_reg_stop(struct agent *a);

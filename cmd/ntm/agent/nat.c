@@ -68,16 +68,6 @@ send_probe(struct agent *a, struct agent_probe *p)
 	(void)agent_udp_send(a, out, sizeof(out), &p->to);	/* a loss is retried */
 }
 
-static int
-among_locals(const struct agent *a, const struct sockaddr_storage *ss)
-{
-	for (int i = 0; i < a->nlocals; i++)
-		if (ntm_sa_equal((const struct sockaddr *)&a->locals[i],
-		    (const struct sockaddr *)ss))
-			return 1;
-	return 0;
-}
-
 /* Every answer is in, or every probe had its second: the verdict. */
 static void
 finish(struct agent *a)
@@ -92,9 +82,9 @@ finish(struct agent *a)
 	evtimer_del(a->nat_timer);
 	a->nat_running = 0;
 	/* The local address:port, if a server saw one of ours. */
-	if (d->answered && among_locals(a, &d->seen))
+	if (d->answered && agent_among_locals(a, &d->seen))
 		local = seen_d;
-	else if (r->answered && among_locals(a, &r->seen))
+	else if (r->answered && agent_among_locals(a, &r->seen))
 		local = seen_r;
 	nat = ntm_nat_classify(local, seen_d, seen_r);
 	if (d->answered)

@@ -125,8 +125,8 @@ on_reg_wait(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int
-among_locals(const struct agent *a, const struct sockaddr_storage *ss)
+int
+agent_among_locals(const struct agent *a, const struct sockaddr_storage *ss)
 {
 	for (int i = 0; i < a->nlocals; i++)
 		if (ntm_sa_equal((const struct sockaddr *)&a->locals[i],
@@ -138,7 +138,7 @@ among_locals(const struct agent *a, const struct sockaddr_storage *ss)
 void
 agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 {
-	int natted = !among_locals(a, &r->reflexive);
+	int natted = !agent_among_locals(a, &r->reflexive);
 	int family = r->reflexive.ss_family;
 	int was = a->registered;
 
