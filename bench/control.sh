@@ -8,10 +8,12 @@
 # Argon2id parameters. Also reports the CPU time of each daemon per login.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# The ports the platform hands out, in a file that goes with the run.
+_platform_ports_file=$(mktemp /tmp/ntm-ports.XXXXXX)
 . "$top/scripts/platform.sh"
 N=${BENCH_N:-20}
 dir=$(mktemp -d /tmp/ntm-bench.XXXXXX)
-trap 'platform_stop "$dir"; rm -rf "$dir"' EXIT
+trap 'platform_stop "$dir"; rm -rf "$dir" "$_platform_ports_file"' EXIT
 unset NTM_PWHASH_FAST
 platform_init "$dir" >/dev/null
 platform_start "$dir"

@@ -13,13 +13,15 @@
 # Bounded in count and time. Nothing here passes or fails on a timing.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# The ports the platform hands out, in a file that goes with the run.
+_platform_ports_file=$(mktemp /tmp/ntm-ports.XXXXXX)
 . "$top/scripts/platform.sh"
 RATE=${BENCH_FLOOD_RATE:-2000}
 SECS=${BENCH_FLOOD_S:-30}
 SOURCES=${BENCH_FLOOD_SOURCES:-64}
 dir=$(mktemp -d /tmp/ntm-bench.XXXXXX)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; platform_stop "$dir"; rm -rf "$dir"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; platform_stop "$dir"; rm -rf "$dir" "$_platform_ports_file"' EXIT
 unset NTM_PWHASH_FAST
 platform_init "$dir" >/dev/null
 # The production login limits on the DC (the test platform raises them).

@@ -33,6 +33,8 @@
 # Nothing here passes or fails on a timing: it reports.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# The ports the platform hands out, in a file that goes with the run.
+_platform_ports_file=$(mktemp /tmp/ntm-ports.XXXXXX)
 . "$top/scripts/platform.sh"
 PLATFORM_ROLES="as dc1 rs"
 NS=${BENCH_SCALE_N:-"1000 10000"}
@@ -48,6 +50,7 @@ LG=$NTM_BIN/tests/loadgen
 dir=
 cleanup() {
 	[ -z "$dir" ] || { platform_stop "$dir"; rm -rf "$dir"; }
+	rm -f "$_platform_ports_file"
 }
 trap cleanup EXIT
 
