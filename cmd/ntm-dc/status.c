@@ -35,7 +35,9 @@ write_status(struct dc *dc)
 	    "exchange", dc_exchange_stats(dc), "ended_tokens", dc_ended_stats(dc));
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 
-	if (text && ntm_file_write(dc->status->path, text, strlen(text), 0600) < 0)
+	/* Rewritten every few seconds and rebuilt after a crash: no fsync,
+	 * which would stall the event loop behind the database's writes. */
+	if (text && ntm_file_replace(dc->status->path, text, strlen(text), 0600) < 0)
 		log_debug("status %s: cannot write", dc->status->path);
 	free(text);
 	json_decref(st);

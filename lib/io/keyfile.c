@@ -60,8 +60,22 @@ write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+static int file_write(const char *path, const void *p, size_t n, int mode, int durable);
+
 int
 ntm_file_write(const char *path, const void *p, size_t n, int mode)
+{
+	return file_write(path, p, n, mode, 1);
+}
+
+int
+ntm_file_replace(const char *path, const void *p, size_t n, int mode)
+{
+	return file_write(path, p, n, mode, 0);
+}
+
+static int
+file_write(const char *path, const void *p, size_t n, int mode, int durable)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	int fd = -1, dfd, ret = NTM_ERR_IO, saved;
@@ -81,7 +95,7 @@ ntm_file_write(const char *path, const void *p, size_t n, int mode)
 		goto cleanup;
 	if (write_all(fd, p, n) < 0)
 		goto cleanup;
-	if (fsync(fd) < 0)
+	if (durable && fsync(fd) < 0)
 		goto cleanup;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -91,7 +105,7 @@ ntm_file_write(const char *path, const void *p, size_t n, int mode)
 	if (rename(tmp, path) < 0)
 		goto cleanup;
 	/* Make the rename itself durable. */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+	if (durable && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
 		(void)fsync(dfd);
 		close(dfd);
 	}

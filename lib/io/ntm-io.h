@@ -46,6 +46,10 @@ int ntm_key_save(const char *path, const void *key, size_t n) NTM_WUR;
 int ntm_key_load(const char *path, void *key, size_t n) NTM_WUR;
 /* Atomic write of a whole file with the given mode (temp + fsync + rename). */
 int ntm_file_write(const char *path, const void *p, size_t n, int mode) NTM_WUR;
+/* The same without the fsyncs: a reader sees the old file or the new one,
+ * but a power cut may lose the change. For files rewritten often whose
+ * loss means nothing (a daemon's status file). */
+int ntm_file_replace(const char *path, const void *p, size_t n, int mode) NTM_WUR;
 /* Reads a whole file up to max bytes into a new NUL-terminated buffer
  * (free with free()); *len gets its length. */
 int ntm_file_read(const char *path, size_t max, char **out, size_t *len) NTM_WUR;

@@ -1,4 +1,6 @@
 /* test_conf.c - configuration file parsing. */
+#include <dirent.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -119,4 +121,38 @@ TEST(files)
 	unlink(path);
 }
 
-UNIT_MAIN(T(table), T(files))
+/* ntm_file_replace: the whole new content or the old, the mode given, no
+ * temporary file left behind. */
+TEST(replace)
+{
+	char *text = NULL, dir[sizeof(path)], *slash;
+	struct stat st;
+	size_t len = 0;
+	DIR *d;
+	struct dirent *e;
+	int others = 0;
+
+	CHECK_EQ(ntm_file_replace(path, "first\n", 6, 0640), 0);
+	CHECK_EQ(ntm_file_replace(path, "second\n", 7, 0600), 0);
+	CHECK_EQ(ntm_file_read(path, 64, &text, &len), 0);
+	CHECK_EQ(len, 7);
+	CHECK(memcmp(text, "second\n", 7) == 0);
+	free(text);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK_EQ(ntm_file_replace(path, "x", 1, 010000), NTM_ERR_INVAL);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	CHECK(slash != NULL);
+	*slash = '\0';
+	CHECK((d = opendir(dir)) != NULL);
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, slash + 1, strlen(slash + 1)) == 0 &&
+		    strcmp(e->d_name, slash + 1) != 0)
+			others++;
+	closedir(d);
+	CHECK_EQ(others, 0);
+	unlink(path);
+}
+
+UNIT_MAIN(T(table), T(files), T(replace))
