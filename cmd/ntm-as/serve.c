@@ -567,6 +567,38 @@ route_login(struct ntm_req *req, void *arg)
  * token must be ours, live, and issued through this DC; the FQDN must be
  * in this DC's domain and never certified for another user's device.
  */
+/*
+ * The DC token a signed request from the DC cert names carries: one this AS
+ * issued for a login at that DC, still live, of a user neither gone nor
+ * locked. 0 with *t filled, or -1 after the 403 (what: for the log).
+ */
+static int
+dc_login_token(struct as *as, struct ntm_req *req, const struct ntm_cert *cert,
+    const char *b64, int64_t now, const char *what, struct ntm_token *t)
+{
+	struct as_user u;
+	int e;
+
+	if (ntm_token_from_b64(t, b64) < 0 || ntm_token_verify(t, as->pk, now) < 0 ||
+	    strcmp(t->dc, cert->name) != 0 || !ntm_token_is_for(t, NTM_ROLE_DC, cert->name) ||
+	    as_db_token_live(as->db, t, now) < 0) {
+		ntm_wipe(t, sizeof(*t));
+		log_info("%s at %s: token refused", what, cert->name);
+		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
+		    "token this AS issued for a login at %s", cert->name);
+		return -1;
+	}
+	if ((e = as_db_user_get(as->db, t->user, &u)) < 0 || u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
+		    "user '%s' is %s", t->user, e < 0 ? "unknown" : "locked");
+		ntm_wipe(t, sizeof(*t));
+		return -1;
+	}
+	ntm_wipe(&u, sizeof(u));
+	return 0;
+}
+
 static void
 route_device(struct ntm_req *req, void *arg)
 {
@@ -577,7 +609,7 @@ route_device(struct ntm_req *req, void *arg)
 	struct ntm_jerr jerr;
 	struct ntm_token t;
 	struct ntm_dcert c;
-	struct as_user u;
+	char what[NTM_NAME_MAX + 32];
 	char b64[NTM_B64_LEN(NTM_DCERT_MAX)], fp[NTM_DFP_LEN];
 	char sealed_key[NTM_B64_LEN(NTM_DEVKEY_LEN) + 8];
 	json_t *body;
@@ -588,20 +620,9 @@ route_device(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
-	    strcmp(t.dc, cert->name) != 0 || !ntm_token_is_for(&t, NTM_ROLE_DC, cert->name) || as_db_token_live(as->db, &t, now) < 0) {
-		log_info("device cert for %s at %s: token refused", m.fqdn, cert->name);
-		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
-		    "token this AS issued for a login at %s", cert->name);
+	snprintf(what, sizeof(what), "device cert for %s", m.fqdn);
+	if (dc_login_token(as, req, cert, m.token, now, what, &t) < 0)
 		return;
-	}
-	if ((e = as_db_user_get(as->db, t.user, &u)) < 0 || u.locked) {
-		ntm_wipe(&u, sizeof(u));
-		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
-		    "user '%s' is %s", t.user, e < 0 ? "unknown" : "locked");
-		return;
-	}
-	ntm_wipe(&u, sizeof(u));
 	if (as_db_token_key(as->db, &t, sealed_key, sizeof(sealed_key)) == 0 &&
 	    sealed_key[0] && strcmp(sealed_key, m.device_key) != 0) {
 		log_warnx("device cert: %s asked for %s with another key than the device "
@@ -668,7 +689,7 @@ route_cstoken(struct ntm_req *req, void *arg)
 	struct ntm_m_cstoken_ok ok;
 	struct ntm_jerr jerr;
 	struct ntm_token t;
-	struct as_user u;
+	char what[NTM_NAME_MAX + 32];
 	json_t *body;
 	int64_t now = now_unix();
 	int e, n, i;
@@ -677,23 +698,9 @@ route_cstoken(struct ntm_req *req, void *arg)
 		ntm_reply_jerr(req, &jerr);
 		return;
 	}
-	if (ntm_token_from_b64(&t, m.token) < 0 || ntm_token_verify(&t, as->pk, now) < 0 ||
-	    strcmp(t.dc, cert->name) != 0 || !ntm_token_is_for(&t, NTM_ROLE_DC, cert->name) ||
-	    as_db_token_live(as->db, &t, now) < 0) {
-		ntm_wipe(&t, sizeof(t));
-		log_info("CS token for %s at %s: token refused", m.cs, cert->name);
-		ntm_reply_error(req, 403, "bad_token", "token", "field 'token': not a live "
-		    "token this AS issued for a login at %s", cert->name);
+	snprintf(what, sizeof(what), "CS token for %s", m.cs);
+	if (dc_login_token(as, req, cert, m.token, now, what, &t) < 0)
 		return;
-	}
-	if ((e = as_db_user_get(as->db, t.user, &u)) < 0 || u.locked) {
-		ntm_wipe(&u, sizeof(u));
-		ntm_reply_error(req, 403, e < 0 ? "unknown_user" : "user_locked", NULL,
-		    "user '%s' is %s", t.user, e < 0 ? "unknown" : "locked");
-		ntm_wipe(&t, sizeof(t));
-		return;
-	}
-	ntm_wipe(&u, sizeof(u));
 	/* All enrolled CSs, as at login: at most NTM_CS_TOKENS_MAX, by name. */
 	if ((n = as_db_cs_names(as->db, now, names, NTM_CS_TOKENS_MAX)) < 0) {
 		ntm_wipe(&t, sizeof(t));

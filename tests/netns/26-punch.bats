@@ -106,6 +106,25 @@ rs_capture_count() {
 	tcpdump -r "$TOPO_DIR/$1.pcap" -nn 2>/dev/null | wc -l
 }
 
+# punched_without_rs_acks: the RS acknowledges no bind for a while (its
+# bind answers, type 8, dropped) while a fresh bob-carol tunnel with a
+# ping stream goes punched at both ends; then the RS answers again.
+punched_without_rs_acks() {
+	n srv nft -f - <<-NFT
+	table inet noack {
+		chain out {
+			type filter hook output priority 0;
+			udp sport ${UDP[rs]} @th,64,8 8 drop
+		}
+	}
+	NFT
+	fresh_tunnel
+	ping_stream_start a1 bob "$carol"
+	wait_for 15 path_is a1 bob "$carol" punched
+	wait_for 15 path_is b1 carol "$bob" punched
+	n srv nft delete table inet noack
+}
+
 @test "two endpoint-independent NATs: a relayed route (both ends bound at the RS) whose path is punched direct; the RS carries none of its traffic then" {
 	local bob carol
 	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
@@ -246,19 +265,7 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	# the RS acknowledges no bind for a while: the relayed initiator's
 	# handshake waits for the peer's bind, so it goes on the punched path
 	# and the RS never sees it
-	n srv nft -f - <<-NFT
-	table inet noack {
-		chain out {
-			type filter hook output priority 0;
-			udp sport ${UDP[rs]} @th,64,8 8 drop
-		}
-	}
-	NFT
-	fresh_tunnel
-	ping_stream_start a1 bob "$carol"
-	wait_for 15 path_is a1 bob "$carol" punched
-	wait_for 15 path_is b1 carol "$bob" punched
-	n srv nft delete table inet noack
+	punched_without_rs_acks
 	wait_for 10 bash -c "ip netns exec ${P}a1 $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json |
 	    jq -e --arg p $carol '.tunnels[] | select(.peer == \$p and .relay_peer_bound)'"
 	# bob's host takes another address on its LAN: a new NAT mapping, which
@@ -284,19 +291,7 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	# bob's address in a second RS session, and a handshake the RS never sees
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$dave"
 	assert_success
-	n srv nft -f - <<-NFT
-	table inet noack {
-		chain out {
-			type filter hook output priority 0;
-			udp sport ${UDP[rs]} @th,64,8 8 drop
-		}
-	}
-	NFT
-	fresh_tunnel
-	ping_stream_start a1 bob "$carol"
-	wait_for 15 path_is a1 bob "$carol" punched
-	wait_for 15 path_is b1 carol "$bob" punched
-	n srv nft delete table inet noack
+	punched_without_rs_acks
 	wait_for 10 bash -c "ip netns exec ${P}b1 $NTM_BIN/ntm -c $TOPO_DIR/carol tunnel list --json |
 	    jq -e --arg p $bob '.tunnels[] | select(.peer == \$p and .relay_peer_bound)'"
 	assert_equal "$(tunnel_field b1 carol "$bob" role)" responder
