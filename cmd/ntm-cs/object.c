@@ -220,6 +220,13 @@ on_mwait_timeout(evutil_socket_t fd, short what, void *arg)
 	mwait_answer(arg);
 }
 
+/* The sender went (an interrupted send): its place is free at once. */
+static void
+on_mwait_gone(struct ntm_req *req, void *arg)
+{
+	mwait_answer(arg);
+}
+
 void
 cs_meta_wake(struct cs *cs, const char *sha256)
 {
@@ -283,6 +290,7 @@ on_meta(struct ntm_req *req, void *arg)
 	w->prevp = &cs->mwaits;
 	cs->mwaits = w;
 	cs->nmwaits++;
+	ntm_req_on_gone(req, on_mwait_gone, w);
 }
 
 /* ---- POST /v1/cs/object/confirm ------------------------------------------ */

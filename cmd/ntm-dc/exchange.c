@@ -69,7 +69,8 @@ struct dc_exchange {
 	struct dc_xwait	*waits;
 	unsigned	 nwaits;
 	uint64_t	 keys_stored, keys_forwarded, entries_stored;
-	uint64_t	 forward_failed, nudged, pushed, polls_woken, polls_timed_out;
+	uint64_t	 forward_failed, nudged, pushed, polls_woken, polls_timed_out,
+			 polls_gone;
 };
 
 static int
@@ -787,6 +788,18 @@ on_wait_timeout(evutil_socket_t fd, short what, void *arg)
 	wait_answer(w, NULL);
 }
 
+/* The client closed its connection while waiting: the answer goes nowhere. */
+static void
+on_wait_gone(struct ntm_req *req, void *arg)
+{
+	struct dc_xwait *w = arg;
+
+	(void)req;
+	w->dc->xch->polls_gone++;
+	ntm_reply_json(w->req, 200, json_object());
+	wait_free(w);
+}
+
 /* GET /v1/exchange/cache[?wait=S][&from=FQDN] */
 static void
 on_cache_list(struct ntm_req *req, void *arg)
@@ -836,6 +849,9 @@ on_cache_list(struct ntm_req *req, void *arg)
 	dc->xch->nwaits++;
 	tv.tv_sec = wait;
 	tv.tv_usec = 0;
+	/* A client that goes (an interrupted fetch --wait) frees its place
+	 * at once, not after wait seconds. */
+	ntm_req_on_gone(req, on_wait_gone, w);
 	if ((w->ev = evtimer_new(dc->srv->base, on_wait_timeout, w)) == NULL ||
 	    evtimer_add(w->ev, &tv) < 0)
 		wait_answer(w, NULL);
@@ -991,7 +1007,7 @@ dc_exchange_stats(struct dc *dc)
 
 	if (x == NULL)
 		return json_object();
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "keys_stored", (json_int_t)x->keys_stored,
 	    "keys_forwarded", (json_int_t)x->keys_forwarded,
 	    "entries_stored", (json_int_t)x->entries_stored,
@@ -999,7 +1015,8 @@ dc_exchange_stats(struct dc *dc)
 	    "nudged", (json_int_t)x->nudged, "pushed", (json_int_t)x->pushed,
 	    "polls_waiting", (json_int_t)x->nwaits,
 	    "polls_woken", (json_int_t)x->polls_woken,
-	    "polls_timed_out", (json_int_t)x->polls_timed_out);
+	    "polls_timed_out", (json_int_t)x->polls_timed_out,
+	    "polls_gone", (json_int_t)x->polls_gone);
 }
 
 int

@@ -22,6 +22,7 @@
 
 struct dc_status {
 	struct event	*timer;
+	struct event	*first;		/* the file at once, when the loop runs */
 	char		*path;
 };
 
@@ -51,6 +52,12 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	write_status(dc);
 	dc_udp_tick(dc);
 	dc_client_tick(dc);
+}
+
+static void
+on_first(evutil_socket_t fd, short what, void *arg)
+{
+	write_status(arg);
 }
 
 /* "ntm-dc status [--json]": the running daemon's counters, from its file. */
@@ -183,6 +190,8 @@ static const struct json_metric exchange_rows[] = {
 	{ "polls_woken", "ntm_dc_exchange_polls_woken_total", C, "Long polls answered early", NULL },
 	{ "polls_timed_out", "ntm_dc_exchange_polls_timed_out_total", C,
 	  "Long polls that ran out", NULL },
+	{ "polls_gone", "ntm_dc_exchange_polls_gone_total", C,
+	  "Long polls whose client closed the connection first", NULL },
 };
 static const struct json_metric ended_rows[] = {
 	{ "waiting", "ntm_dc_ended_tokens_waiting", G,
@@ -223,7 +232,7 @@ int
 dc_status_start(struct dc *dc, char *err, size_t errlen)
 {
 	struct srv *s = dc->srv;
-	struct timeval tv = { STATUS_EVERY_S, 0 };
+	struct timeval tv = { STATUS_EVERY_S, 0 }, now = { 0, 0 };
 
 	if (s->conf.udp_listen == NULL || s->check_only)
 		return 0;
@@ -232,8 +241,12 @@ dc_status_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	dc->status->path = xasprintf("%s/status.json", s->conf.state_dir);
+	/* The first file as soon as the loop runs (all else started by then),
+	 * not STATUS_EVERY_S later: "ntm-dc status" works once the daemon is up. */
 	if ((dc->status->timer = event_new(s->base, -1, EV_PERSIST, on_timer, dc)) == NULL ||
-	    event_add(dc->status->timer, &tv) < 0) {
+	    event_add(dc->status->timer, &tv) < 0 ||
+	    (dc->status->first = evtimer_new(s->base, on_first, dc)) == NULL ||
+	    evtimer_add(dc->status->first, &now) < 0) {
 		snprintf(err, errlen, "cannot start the status timer");
 		return -1;
 	}
@@ -249,6 +262,8 @@ dc_status_stop(struct dc *dc)
 		return;
 	if (st->timer)
 		event_free(st->timer);
+	if (st->first)
+		event_free(st->first);
 	unlink(st->path);
 	free(st->path);
 	free(st);

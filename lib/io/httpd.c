@@ -122,6 +122,9 @@ struct ntm_req {
 	uint64_t		 t0_us;		/* arrival, monotonic */
 	size_t			 route;		/* index in h->routes, or NTM_HTTPD_NO_ROUTE */
 	int			 status;	/* answered; 0 before */
+	ntm_req_gone_fn		*gone;		/* the client went away first */
+	void			*gone_arg;
+	struct event		*gone_ev;	/* EV_CLOSED on its socket */
 };
 
 static int plain_ex_idx = -1;
@@ -926,9 +929,12 @@ req_unlink(struct ntm_req *r)
 	r->prev = r->next = NULL;
 }
 
+static void req_gone_clear(struct ntm_req *r);
+
 static void
 req_free(struct ntm_req *r)
 {
+	req_gone_clear(r);
 	if (r->h && r->h->observe && r->t0_us) {
 		uint64_t now = mono_us();
 
@@ -962,6 +968,65 @@ peer_addr(const struct ntm_req *r, char *buf, size_t cap)
 	return buf;
 }
 
+/*
+ * A request answered later: evhttp stops reading its connection once the
+ * request is in (bufferevent_disable EV_READ), so it would learn that the
+ * client went only when the answer is written. EV_CLOSED (EPOLLRDHUP) says
+ * so at once, without reading what the client may have sent (a TLS
+ * close_notify, a pipelined request); the answer then goes with
+ * "Connection: close", and evhttp frees the connection after it.
+ */
+static void
+req_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ntm_req *r = arg;
+	ntm_req_gone_fn *fn = r->gone;
+
+	(void)fd;
+	(void)what;
+	event_free(r->gone_ev);
+	r->gone_ev = NULL;
+	r->gone = NULL;
+	if (r->ev)
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev),
+		    "Connection", "close");
+	if (fn)
+		fn(r, r->gone_arg);
+}
+
+static void
+req_gone_clear(struct ntm_req *r)
+{
+	if (r->gone_ev)
+		event_free(r->gone_ev);
+	r->gone_ev = NULL;
+	r->gone = NULL;
+}
+
+void
+ntm_req_on_gone(struct ntm_req *r, ntm_req_gone_fn *fn, void *arg)
+{
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	evutil_socket_t fd;
+
+	req_gone_clear(r);
+	if (fn == NULL || r->ev == NULL || r->h == NULL ||
+	    !(event_base_get_features(r->h->base) & EV_FEATURE_EARLY_CLOSE) ||
+	    (evcon = evhttp_request_get_connection(r->ev)) == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
+	    (fd = bufferevent_getfd(bev)) < 0)
+		return;
+	if ((r->gone_ev = event_new(r->h->base, fd, EV_CLOSED, req_gone_cb, r)) == NULL)
+		return;
+	if (event_add(r->gone_ev, NULL) < 0) {
+		req_gone_clear(r);
+		return;
+	}
+	r->gone = fn;
+	r->gone_arg = arg;
+}
+
 /* Sends len bytes of text (may be NULL) of type ctype with status and frees r. */
 static void
 req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text,
@@ -975,6 +1040,7 @@ req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text
 		req_free(r);
 		return;
 	}
+	req_gone_clear(r);
 	hdr = evhttp_request_get_output_headers(r->ev);
 	evhttp_add_header(hdr, "Content-Type", ctype);
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
@@ -1309,6 +1375,7 @@ ntm_reply_stream(struct ntm_req *r, int status, const char *ctype, uint64_t len,
 		req_free(r);
 		return;
 	}
+	req_gone_clear(r);
 	r->left = len;
 	r->stream_rd = rd;
 	r->stream_end = end;
@@ -1817,6 +1884,7 @@ ntm_httpd_free(struct ntm_httpd *h)
 		r->prev = r->next = NULL;
 		r->h = NULL;
 		r->ev = NULL;
+		req_gone_clear(r);	/* evhttp_free closes its connection */
 	}
 	if (h->http)
 		evhttp_free(h->http);

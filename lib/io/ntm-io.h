@@ -339,6 +339,15 @@ const char *ntm_req_query(struct ntm_req *r, const char *name);
 void ntm_req_set_auth(struct ntm_req *r, void *p, void (*free_fn)(void *));
 void *ntm_req_auth(const struct ntm_req *r);
 /*
+ * A request answered later (a long poll): fn(r, arg) runs, once, if its
+ * client shuts its side of the connection before the answer. fn must still
+ * answer r (the answer goes nowhere, the connection is closed after it, r
+ * is freed); it runs from the loop, never after ntm_httpd_free. fn NULL
+ * forgets an earlier one; any answer does too.
+ */
+typedef void ntm_req_gone_fn(struct ntm_req *r, void *arg);
+void ntm_req_on_gone(struct ntm_req *r, ntm_req_gone_fn *fn, void *arg);
+/*
  * Exactly one reply per request, now or later from the same loop (the
  * request may be answered after asynchronous work; if the client went away
  * the reply is dropped and the request freed).

@@ -118,6 +118,9 @@ EOF
 	mkdir "$out"
 	apid=$(cat "$BATS_FILE_TMPDIR/bob.agentpid")
 	for sig in INT TERM; do
+		# No poll left over from before (the status file lags by up to
+		# 2 s): the one counted below is this fetch's.
+		wait_until 10 eval '[ "$(polls_waiting dc2)" -eq 0 ]'
 		# A background job of a script starts with SIGINT ignored; a
 		# terminal's does not: the default back first.
 		python3 -c 'import os, signal, sys
@@ -133,6 +136,10 @@ os.execvp(sys.argv[1], sys.argv[1:])' \
 		[ "$rc" -gt 128 ]
 		kill -0 "$apid"
 	done
+	# The agent dropped each request, and the DC its long-poll at once
+	# (not 60 s later): both places free.
+	wait_until 10 eval '[ "$(polls_waiting dc2)" -eq 0 ]'
+	assert_equal "$(ntm-dc -f "$(P)/dc2.conf" status --json | jq .exchange.polls_gone)" 2
 	printf 'after the interrupts\n' > "$BATS_TEST_TMPDIR/n.txt"
 	run_t ntm -c "$(A)" send "$(fqdn_of "$(B)")" "$BATS_TEST_TMPDIR/n.txt"
 	assert_success
