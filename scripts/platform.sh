@@ -116,6 +116,11 @@ platform_init() {
 	_platform_conf "$dir" cs cs1.localhost "$(free_port)" "${common[@]}" \
 	    "as_url = https://127.0.0.1:$asport" \
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")"
+	# The AS pushes revocations (accounts, tokens, server certificates)
+	# to both DCs and the RS; the suites that want the CS too give cs_url.
+	echo "revoke_url = https://127.0.0.1:$(platform_port "$dir" dc1)," \
+	    "https://127.0.0.1:$(platform_port "$dir" dc2)," \
+	    "https://127.0.0.1:$(platform_port "$dir" rs)" >> "$dir/as.conf"
 	# A second CS, only for the suites that list cs2 in PLATFORM_ROLES.
 	local extra=
 	case " $PLATFORM_ROLES " in

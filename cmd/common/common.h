@@ -75,6 +75,7 @@ void json_metrics(struct ntm_prom *p, json_t *obj, const struct json_metric *row
 
 /* ---- srvconf.c: the server configuration file (ntm.conf(5)) ------------- */
 #define SRV_CS_MAX	16		/* AS: cache servers in cs_url */
+#define SRV_REVOKE_URLS	64		/* AS: DCs and RSs in revoke_url */
 
 struct srv_conf {
 	int	 role;			/* NTM_ROLE_* */
@@ -100,6 +101,7 @@ struct srv_conf {
 	char	*relay_addr4, *relay_addr6;	/* DC: the RS's UDP ip:port per family */
 	char	*relay_key;		/* DC: b64 Ed25519 public key of the RS */
 	char	*cs_url;		/* DC: the CS of its clients; AS: CSs it pushes to */
+	char	*revoke_url;		/* AS: the DCs and RSs it pushes revocations to */
 	char	*udp_listen6;		/* RS: [ip6]:port of a second, IPv6-only UDP socket */
 	long	 max_sessions;		/* RS: relay sessions at once */
 	long	 idle_timeout_s;		/* RS: a session with no traffic is dropped */
@@ -153,6 +155,8 @@ struct srv_conf {
 	int	 has_relay_pk;
 	char	*cs_list[SRV_CS_MAX];	/* AS: the CSs of cs_url, no trailing '/' */
 	size_t	 cs_count;
+	char	*revoke_list[SRV_REVOKE_URLS];	/* AS: the servers of revoke_url */
+	size_t	 revoke_count;
 };
 /* Loads and validates path for role, filling defaults under state_dir.
  * On error prints nothing and fills err. */

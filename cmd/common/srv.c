@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "srv.h"
+#include "msg.h"
 
 #define CERT_FILE_MAX	4096
 
@@ -357,14 +358,58 @@ on_status(struct ntm_req *req, void *arg)
 	    "version", NTM_VERSION, "uptime", (json_int_t)(now_unix() - s->started)));
 }
 
-/* The last row is left out at the anchor. */
+/*
+ * POST /v1/revoke (docs/protocol.md §7.5): the AS's push of revocations.
+ * Server certificates are kept here (revoked.c); accounts and tokens go to
+ * the role's revoke hook (the DC ends those sessions), else are only
+ * counted.
+ */
+static void
+on_revoke(struct ntm_req *req, void *arg)
+{
+	struct srv *s = arg;
+	struct ntm_m_revoke m;
+	struct ntm_jerr jerr;
+	int nserv, e = 0;
+
+	memset(&jerr, 0, sizeof(jerr));
+	if (ntm_msg_revoke_decode(ntm_req_json(req), &m, &jerr) < 0) {
+		ntm_reply_jerr(req, &jerr);
+		return;
+	}
+	if (json_array_size(m.tokens) + json_array_size(m.accounts) +
+	    json_array_size(m.servers) > SRV_REVOKE_MAX) {
+		ntm_reply_error(req, 400, "bad_field", "tokens",
+		    "at most %d revocations per request", SRV_REVOKE_MAX);
+		return;
+	}
+	if ((nserv = srv_revoked_store(s, req, m.servers)) < 0)
+		return;
+	if (s->spec->revoke && (e = s->spec->revoke(s, req, &m)) != 0)
+		return;		/* answered */
+	ntm_reply_json(req, 200, json_pack("{s:I, s:I, s:I}",
+	    "servers", (json_int_t)json_array_size(m.servers),
+	    "accounts", (json_int_t)json_array_size(m.accounts),
+	    "tokens", (json_int_t)json_array_size(m.tokens)));
+}
+
+/* Every caller's certificate but the AS's own: refused once revoked. */
+static int
+revoked_check(const struct ntm_cert *c, void *arg)
+{
+	return srv_revoked_has(arg, c->serial) ? NTM_ERR_REVOKED : 0;
+}
+
+/* The last two rows are left out at the anchor. */
 static const struct ntm_http_route srv_routes[] = {
 	{ "GET", "/v1/health",	0,		  .fn = on_health },
 	{ "GET", "/metrics",	0,		  .fn = srv_on_metrics },
 	{ "GET", "/v1/status",	NTM_ROUTE_SIGNED, .fn = on_status },
+	{ "POST", "/v1/revoke", NTM_ROUTE_SIGNED | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED,
+	  .fn = on_revoke, .roles = NTM_ROUTE_ROLE(NTM_ROLE_AS), .deny = 403 },
 	{ .method = NULL }
 };
-#define SRV_ROUTES(spec)	((spec)->anchor ? 2 : 3)
+#define SRV_ROUTES(spec)	((spec)->anchor ? 2 : 4)
 
 static size_t
 table_len(const struct ntm_http_route *t)
@@ -503,11 +548,14 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 			(void)setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
+	if (!s->spec->anchor && srv_revoked_load(s, err, errlen) < 0)
+		return -1;
 	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
 		return -1;
-	/* The anchor's own key signs the certificates it trusts. */
+	/* The anchor's own key signs the certificates it trusts; the others
+	 * refuse those the AS revoked since. */
 	ntm_httpd_set_trust(s->httpd, s->spec->anchor ? s->pk : s->conf.as_pk,
-	    s->spec->anchor ? cert_check : NULL, s);
+	    s->spec->anchor ? cert_check : revoked_check, s);
 	if (s->spec->bearer)
 		ntm_httpd_set_bearer(s->httpd, bearer_check, s);
 	if (s->spec->bearer_precheck)
@@ -604,6 +652,7 @@ cleanup:
 	ntm_httpd_free(s->httpd);
 	s->httpd = NULL;
 	srv_metrics_free(s);
+	srv_revoked_free(s);
 	daemon_free_signals();
 	if (s->base)
 		event_base_free(s->base);

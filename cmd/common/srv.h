@@ -19,8 +19,11 @@
 struct event_base;
 struct ntm_prom;
 struct ntm_req;
+struct ntm_m_revoke;
 struct srv;
 struct srv_metrics;
+struct srv_revoked;
+typedef struct json_t json_t;
 
 /*
  * The role's commands are entries of the command model (cmd.h): exec is
@@ -76,6 +79,11 @@ struct srv_spec {
 	/* The role's families for GET /metrics (metrics.c), after the common
 	 * ones; s->priv is the daemon's state. May be NULL. */
 	void		(*metrics)(struct srv *s, struct ntm_prom *p);
+	/* POST /v1/revoke (not at the anchor): the accounts and tokens of the
+	 * AS's push (m, decoded; its server certificates are kept by srv).
+	 * 0 when stored (srv answers 200), else it answered. May be NULL. */
+	int		(*revoke)(struct srv *s, struct ntm_req *req,
+			    const struct ntm_m_revoke *m);
 };
 
 struct srv {
@@ -93,7 +101,22 @@ struct srv {
 	int64_t			 started;
 	void			*priv;			/* the daemon's own state */
 	struct srv_metrics	*metrics;		/* metrics.c */
+	struct srv_revoked	*revoked;		/* revoked.c; NULL at the anchor */
 };
+
+/* Entries of one revocation push (tokens, accounts and servers in all). */
+#define SRV_REVOKE_MAX	4096
+
+/* revoked.c: the server certificates the AS revoked (docs/protocol.md §7.5),
+ * in state_dir/revoked-servers. */
+int    srv_revoked_load(struct srv *s, char *err, size_t errlen);
+void   srv_revoked_free(struct srv *s);
+int    srv_revoked_has(const struct srv *s, uint64_t serial);
+size_t srv_revoked_count(const struct srv *s);
+/* Keeps the "servers" array of a push (may be NULL): how many serials are
+ * new, or < 0 after answering req (400 naming the element, 500 if the file
+ * cannot be written). */
+int    srv_revoked_store(struct srv *s, struct ntm_req *req, json_t *servers);
 
 /* The whole program: parses argv, runs a subcommand or the daemon. */
 int srv_main(const struct srv_spec *spec, int argc, char *argv[]);

@@ -30,7 +30,7 @@ static const struct {
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
 	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC | R_CS),
 	S(udp_listen, R_DC | R_RS), S(relay_name, R_DC), S(relay_addr4, R_DC),
-	S(relay_addr6, R_DC), S(relay_key, R_DC), S(cs_url, R_AS | R_DC),
+	S(relay_addr6, R_DC), S(relay_key, R_DC), S(cs_url, R_AS | R_DC), S(revoke_url, R_AS),
 	S(udp_listen6, R_RS), I(max_sessions, R_RS, 1, 1000000),
 	I(idle_timeout_s, R_RS, 5, 86400), I(session_pps, R_RS, 1, 10000000),
 	I(keepalive_s, R_DC, 1, 3600), I(direction_ttl_s, R_DC, 5, 3600),
@@ -165,19 +165,21 @@ check_rt_keys(struct srv_conf *c, const char *path, char *err, size_t errlen)
 }
 
 /*
- * AS: cs_url is one or more https://HOST[:PORT] URLs separated by commas
- * (blanks around each ignored), the CSs revocations are pushed to. Each goes
- * into cs_list without trailing '/', the name push.c keeps its cursor under;
- * the same CS twice is refused.
+ * AS: cs_url (the CSs) and revoke_url (the DCs and RSs) are each one or
+ * more https://HOST[:PORT] URLs separated by commas (blanks around each
+ * ignored), the servers revocations are pushed to. Each goes into its list
+ * without trailing '/', the name push.c keeps its cursor under; the same
+ * server twice is refused.
  */
 static int
-split_cs_urls(struct srv_conf *c, const char *path, char *err, size_t errlen)
+split_urls(const char *key, const char *src, char **list, size_t *count, size_t max,
+    const char *path, char *err, size_t errlen)
 {
 	const char *p, *end;
 	size_t len, i;
 	char *u;
 
-	for (p = c->cs_url;; p = end + 1) {
+	for (p = src;; p = end + 1) {
 		end = p + strcspn(p, ",");
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
@@ -185,26 +187,26 @@ split_cs_urls(struct srv_conf *c, const char *path, char *err, size_t errlen)
 		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
 			len--;
 		if (len == 0) {
-			snprintf(err, errlen, "%s: cs_url has an empty entry (a stray comma?)",
-			    path);
+			snprintf(err, errlen, "%s: %s has an empty entry (a stray comma?)",
+			    path, key);
 			return -1;
 		}
-		if (c->cs_count == SRV_CS_MAX) {
-			snprintf(err, errlen, "%s: cs_url lists more than %d cache servers", path,
-			    SRV_CS_MAX);
+		if (*count == max) {
+			snprintf(err, errlen, "%s: %s lists more than %zu servers", path, key,
+			    max);
 			return -1;
 		}
-		u = c->cs_list[c->cs_count++] = xasprintf("%.*s", (int)len, p);
+		u = list[(*count)++] = xasprintf("%.*s", (int)len, p);
 		if (!ntm_valid_push_url(u)) {
-			snprintf(err, errlen, "%s: cs_url '%s' is not an https://HOST[:PORT] URL",
-			    path, u);
+			snprintf(err, errlen, "%s: %s '%s' is not an https://HOST[:PORT] URL",
+			    path, key, u);
 			return -1;
 		}
 		while (len > 0 && u[len - 1] == '/')
 			u[--len] = '\0';
-		for (i = 0; i + 1 < c->cs_count; i++)
-			if (strcmp(c->cs_list[i], u) == 0) {
-				snprintf(err, errlen, "%s: cs_url names '%s' twice", path, u);
+		for (i = 0; i + 1 < *count; i++)
+			if (strcmp(list[i], u) == 0) {
+				snprintf(err, errlen, "%s: %s names '%s' twice", path, key, u);
 				return -1;
 			}
 		if (*end == '\0')
@@ -381,7 +383,11 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 		return -1;
 	if (role == NTM_ROLE_DC && check_dc_cs_url(c, path, err, errlen) < 0)
 		return -1;
-	if (role == NTM_ROLE_AS && c->cs_url && split_cs_urls(c, path, err, errlen) < 0)
+	if (role == NTM_ROLE_AS && c->revoke_url && split_urls("revoke_url", c->revoke_url,
+	    c->revoke_list, &c->revoke_count, SRV_REVOKE_URLS, path, err, errlen) < 0)
+		return -1;
+	if (role == NTM_ROLE_AS && c->cs_url && split_urls("cs_url", c->cs_url, c->cs_list,
+	    &c->cs_count, SRV_CS_MAX, path, err, errlen) < 0)
 		return -1;
 	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
@@ -396,7 +402,7 @@ srv_conf_free(struct srv_conf *c)
 {
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
 	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url, &c->cs_url,
-	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
+	    &c->revoke_url,	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
 	    &c->udp_listen6, &c->public_url, &c->user, &c->metrics_token_file };
@@ -410,4 +416,9 @@ srv_conf_free(struct srv_conf *c)
 		c->cs_list[i] = NULL;
 	}
 	c->cs_count = 0;
+	for (size_t i = 0; i < c->revoke_count; i++) {
+		free(c->revoke_list[i]);
+		c->revoke_list[i] = NULL;
+	}
+	c->revoke_count = 0;
 }

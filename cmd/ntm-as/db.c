@@ -82,6 +82,9 @@ static const char *const migrations[] = {
 	"  token_id TEXT PRIMARY KEY NOT NULL,"
 	"  device_key TEXT NOT NULL"
 	");",
+	/* 7: a server certificate revoked (`server revoke`): serial set, dc =
+	 * the server's name, user '' (push.c) */
+	"ALTER TABLE revocations ADD COLUMN serial INTEGER;",
 };
 
 int
@@ -249,9 +252,18 @@ as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s)
 int
 as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now)
 {
-	/* Revoking twice keeps the first revocation time. */
-	return changed_one(db, ntm_db_run(db, "UPDATE servers SET revoked_at = "
-	    "COALESCE(revoked_at, ?2) WHERE serial = ?1", "II", serial, now));
+	struct as_server sv;
+	int ret;
+
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	/* Revoking twice keeps the first revocation time, and pushes it to
+	 * every server again (each keeps it once). */
+	if ((ret = as_db_server_get(db, serial, &sv)) == 0 &&
+	    (ret = changed_one(db, ntm_db_run(db, "UPDATE servers SET revoked_at = "
+	    "COALESCE(revoked_at, ?2) WHERE serial = ?1", "II", serial, now))) == 0)
+		ret = as_revoke_queue_server(db, serial, sv.name, now);
+	return ntm_db_end(db, ret);
 }
 
 int

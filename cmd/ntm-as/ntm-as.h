@@ -134,6 +134,7 @@ void	as_fmt_time(char *buf, size_t cap, int64_t t);
  * unexpired tokens: how many, or NTM_ERR_DB. */
 int	as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now);
 int	as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_t now);
+int	as_revoke_queue_server(sqlite3 *db, int64_t serial, const char *name, int64_t now);
 /* Daemon: sends each CS of cs_url what it was not sent yet, every few
  * seconds. 0 or -1 (logged). */
 int	as_push_start(struct as *as);

@@ -1,16 +1,18 @@
 /*
- * push.c - the AS pushes revocations to its cache servers (the paper's
- * token distribution; docs/protocol.md §7.5): `user lock` and `user del`
- * queue an account revocation per DC where the user holds live tokens, and
- * a logout at a DC (POST /v1/as/logout) queues that one token, in the
- * `revocations` table. Every AS_PUSH_EVERY_S seconds the daemon sends each
- * CS of cs_url what is queued past that CS's cursor (push_cursor), signed
- * as the AS (a certificate for its own key, role as), to its
- * POST /v1/cs/revoke, and moves that cursor once the CS answered 200. Each
- * CS has its own cursor and at most one request in flight, on one shared
- * HTTPS client: a CS that is down holds back no other and gets its backlog
- * on a later round. Nothing is lost, and a CS stores each entry
- * idempotently, so sending one again is harmless.
+ * push.c - the AS pushes revocations to the servers it enrolled (the
+ * paper's token distribution; docs/protocol.md §7.5): `user lock` and
+ * `user del` queue an account revocation per DC where the user holds live
+ * tokens, a logout at a DC (POST /v1/as/logout) queues that one token, and
+ * `server revoke` queues the server certificate, in the `revocations`
+ * table. Every AS_PUSH_EVERY_S seconds the daemon sends each CS of cs_url
+ * (to its POST /v1/cs/revoke) and each DC and RS of revoke_url (to its
+ * POST /v1/revoke) what is queued past that server's cursor (push_cursor),
+ * signed as the AS (a certificate for its own key, role as), and moves that
+ * cursor once the server answered 200. Each server has its own cursor and
+ * at most one request in flight, on one shared HTTPS client: a server that
+ * is down holds back no other and gets its backlog on a later round.
+ * Nothing is lost, and a server stores each entry idempotently, so sending
+ * one again is harmless.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +30,12 @@
 #define AS_PUSH_BATCH		1024	/* entries per push (the CS's limit) */
 #define AS_PUSH_TIMEOUT_MS	5000
 
-/* One CS of cs_url: its cursor and at most one request in flight. */
+/* One server of cs_url or revoke_url: its cursor and at most one request
+ * in flight. */
 struct push_cs {
 	struct as_push		*push;
-	const char		*url;		/* conf.cs_list[i], its key in push_cursor */
-	char			*revoke;	/* {url}/v1/cs/revoke */
+	const char		*url;		/* its key in push_cursor */
+	char			*revoke;	/* {url}/v1/cs/revoke or {url}/v1/revoke */
 	int			 busy;
 	int64_t			 cursor;	/* highest id it answered 200 for */
 	int64_t			 first, last;	/* ids of the request in flight */
@@ -46,7 +49,7 @@ struct as_push {
 	struct as		*as;
 	struct ntm_httpc	*httpc;
 	struct event		*timer;
-	struct push_cs		 cs[SRV_CS_MAX];
+	struct push_cs		 cs[SRV_CS_MAX + SRV_REVOKE_URLS];
 	size_t			 ncs;
 };
 
@@ -73,14 +76,14 @@ as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now)
  * wants it) into *tok; *first and *last are the lowest and highest ids among
  * them. How many rows were read, or -1 on a storage failure. */
 static int
-pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, int64_t *first,
-    int64_t *last)
+pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, json_t *srv,
+    int64_t *first, int64_t *last)
 {
 	sqlite3_stmt *st;
 	json_t *e;
 	int n = 0, rc;
 
-	if (sqlite3_prepare_v2(db, "SELECT id, user, dc, before, token_id FROM "
+	if (sqlite3_prepare_v2(db, "SELECT id, user, dc, before, token_id, serial FROM "
 	    "revocations WHERE id > ?1 ORDER BY id LIMIT ?2", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, cursor);
@@ -93,7 +96,17 @@ pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, int64_t *first,
 		*last = sqlite3_column_int64(st, 0);
 		if (n++ == 0)
 			*first = *last;
-		if (hex == NULL) {
+		if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+			struct ntm_m_revoke_server v = { .has = ~UINT32_C(0),
+				.serial = sqlite3_column_int64(st, 5),
+				.name = (const char *)sqlite3_column_text(st, 2) };
+
+			if (ntm_msg_revoke_server_encode(&v, &e, NULL) == 0)
+				json_array_append_new(srv, e);
+			else
+				log_warnx("revocation #%lld: bad server in the database, "
+				    "skipped", (long long)*last);
+		} else if (hex == NULL) {
 			struct ntm_m_revoke_account a = { .has = ~UINT32_C(0),
 				.user = (const char *)sqlite3_column_text(st, 1),
 				.dc = (const char *)sqlite3_column_text(st, 2),
@@ -138,6 +151,14 @@ as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_
 	    NTM_ERR_DB;
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* A server certificate revoked (`server revoke`): queued for every server. */
+int
+as_revoke_queue_server(sqlite3 *db, int64_t serial, const char *name, int64_t now)
+{
+	return ntm_db_run(db, "INSERT INTO revocations (user, dc, before, created, serial) "
+	    "VALUES ('', ?1, ?2, ?2, ?3)", "sII", name, now, serial);
 }
 
 /* The cursor of cs: 0 (everything is still to be sent) without a row. */
@@ -266,7 +287,8 @@ as_push_metrics(struct as *as, struct ntm_prom *p)
 	if (ap == NULL || ap->ncs == 0)
 		return;
 	ntm_prom_family(p, "ntm_as_revocation_pushes_total", NTM_PROM_COUNTER,
-	    "Revocation pushes to each CS of cs_url, by result (ok: answered 200)");
+	    "Revocation pushes to each server of cs_url and revoke_url, by result "
+	    "(ok: answered 200)");
 	for (i = 0; i < ap->ncs; i++) {
 		ntm_prom_int(p, (const char *const[]){ "cs", ap->cs[i].url, "result", "ok",
 		    NULL }, (int64_t)ap->cs[i].pushed);
@@ -274,7 +296,7 @@ as_push_metrics(struct as *as, struct ntm_prom *p)
 		    NULL }, (int64_t)ap->cs[i].failed);
 	}
 	ntm_prom_family(p, "ntm_as_revocations_pending", NTM_PROM_GAUGE,
-	    "Revocations queued that a CS has not taken yet");
+	    "Revocations queued that a server has not taken yet");
 	for (i = 0; i < ap->ncs; i++)
 		if (ntm_db_int(as->db, &n, "SELECT count(*) FROM revocations WHERE id > ?1",
 		    "I", ap->cs[i].cursor) == 0)
@@ -286,7 +308,7 @@ static void
 push_to(struct push_cs *c)
 {
 	struct as_push *p = c->push;
-	json_t *acc, *tok, *body;
+	json_t *acc, *tok, *srv, *body;
 	struct ntm_m_revoke m;
 	int e;
 
@@ -294,17 +316,20 @@ push_to(struct push_cs *c)
 		return;
 	acc = json_array();
 	tok = json_array();
-	if (acc == NULL || tok == NULL ||
-	    pending(p->as->db, c->cursor, acc, tok, &c->first, &c->last) <= 0) {
+	srv = json_array();
+	if (acc == NULL || tok == NULL || srv == NULL ||
+	    pending(p->as->db, c->cursor, acc, tok, srv, &c->first, &c->last) <= 0) {
 		json_decref(acc);
 		json_decref(tok);
+		json_decref(srv);
 		return;
 	}
 	m = (struct ntm_m_revoke){ .version = NTM_PROTOCOL_VERSION, .accounts = acc,
-		.tokens = tok };
+		.tokens = tok, .servers = srv };
 	e = ntm_msg_revoke_encode(&m, &body, NULL);
 	json_decref(acc);
 	json_decref(tok);
+	json_decref(srv);
 	if (e < 0)
 		return;
 	if ((e = ntm_httpc_request(p->httpc, "POST", c->revoke, body, NULL,
@@ -339,17 +364,22 @@ as_push_start(struct as *as)
 		    sqlite3_errmsg(as->db));
 		return -1;
 	}
-	if (as->conf.cs_count == 0)
+	if (as->conf.cs_count == 0 && as->conf.revoke_count == 0)
 		return 0;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	as->push = p;
 	p->as = as;
-	for (i = 0; i < as->conf.cs_count; i++) {
+	for (i = 0; i < as->conf.cs_count + as->conf.revoke_count; i++) {
 		c = &p->cs[p->ncs++];
 		c->push = p;
-		c->url = as->conf.cs_list[i];
-		c->revoke = xasprintf("%s/v1/cs/revoke", c->url);
+		if (i < as->conf.cs_count) {
+			c->url = as->conf.cs_list[i];
+			c->revoke = xasprintf("%s/v1/cs/revoke", c->url);
+		} else {
+			c->url = as->conf.revoke_list[i - as->conf.cs_count];
+			c->revoke = xasprintf("%s/v1/revoke", c->url);
+		}
 		if (cursor_get(as->db, c->url, &c->cursor) < 0) {
 			log_warnx("revocations: cannot read the push cursor of %s: %s", c->url,
 			    sqlite3_errmsg(as->db));

@@ -88,7 +88,8 @@ user_add(struct as *as, const struct user_args *a)
 	return EXIT_OK;
 }
 
-/* The CS must refuse the user's tokens from now on (queued for the daemon). */
+/* The DCs and CSs must refuse the user's tokens from now on (queued for
+ * the daemon's push): its sessions end. */
 static int
 queue_revocation(struct as *as, const char *name)
 {
@@ -97,7 +98,7 @@ queue_revocation(struct as *as, const char *name)
 	if (n < 0)
 		return db_failed(as, "cannot queue the revocation of the user's tokens");
 	if (n > 0)
-		printf("revocation of %s's tokens at %d DC%s queued for the cache server\n",
+		printf("revocation of %s's tokens at %d DC%s queued for the servers\n",
 		    name, n, n == 1 ? "" : "s");
 	return EXIT_OK;
 }
@@ -138,7 +139,8 @@ user_passwd(struct as *as, const struct user_args *a)
 		return no_user(a->name);
 	if (err < 0)
 		return db_failed(as, "cannot change the password");
-	return EXIT_OK;
+	/* Whoever had the old password may hold tokens: they end too. */
+	return queue_revocation(as, a->name);
 }
 
 static int

@@ -289,7 +289,8 @@ on_revoke(struct ntm_req *req, void *arg)
 	if (ntm_msg_revoke_decode(j, &m, &jerr) < 0)
 		ntm_reply_jerr(req, &jerr);
 	else if (tokens = m.tokens, accounts = m.accounts,
-	    revoke_lists_ok(req, tokens, accounts) == 0) {
+	    revoke_lists_ok(req, tokens, accounts) == 0 &&
+	    srv_revoked_store(cs->srv, req, m.servers) >= 0) {
 		if ((ret = revoke_all(cs, req, tokens, accounts)) == 0) {
 			log_info("revoked %zu token(s) and %zu account(s) at the AS's request",
 			    json_array_size(tokens), json_array_size(accounts));
@@ -300,6 +301,21 @@ on_revoke(struct ntm_req *req, void *arg)
 			ntm_reply_error(req, 500, "internal", NULL, "cannot store the revocations");
 	}
 	json_decref(j);
+}
+
+/* srv_spec.revoke: the same push at POST /v1/revoke (srv kept its servers). */
+int
+cs_revoke(struct srv *s, struct ntm_req *req, const struct ntm_m_revoke *m)
+{
+	struct cs *cs = s->priv;
+	int ret;
+
+	auth_rev++;
+	if (revoke_lists_ok(req, m->tokens, m->accounts) < 0)
+		return 1;
+	if ((ret = revoke_all(cs, req, m->tokens, m->accounts)) < 0)
+		ntm_reply_error(req, 500, "internal", NULL, "cannot store the revocations");
+	return ret != 0;
 }
 
 /* Only the AS pushes revocations: another signed caller is 403 forbidden. */

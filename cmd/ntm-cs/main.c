@@ -114,6 +114,7 @@ static const struct srv_spec cs_spec = {
 			  "                       (default https://LISTEN)\n"
 			  "  announce_retry_max_s = N  longest wait between tries (default 300)",
 	.max_body	= CS_CHUNK_MAX,
+	.revoke		= cs_revoke,
 	.routes		= cs_routes,
 	.bearer		= cs_bearer,
 	.bearer_precheck = cs_bearer_precheck,

@@ -172,6 +172,8 @@ void dc_cancel_logins(struct dc *dc);
 /* auth.c: the bearer check of the DC's routes (ntm_bearer_fn, arg the dc): the token
  * is the AS's, for this DC, with a live session. */
 int  dc_bearer(struct ntm_req *req, const char *token, void *arg);
+/* revoke.c: srv_spec.revoke, the AS's push of revocations. */
+int  dc_revoke(struct srv *s, struct ntm_req *req, const struct ntm_m_revoke *m);
 /* What dc_bearer found for req; on failure replies 500 and returns -1. */
 int  dc_authenticate(struct dc *dc, struct ntm_req *req, struct ntm_token *tok,
     struct dc_client *cl, struct dc_session *sess);

@@ -98,6 +98,7 @@ static const struct srv_spec dc_spec = {
 	.cmds		= dc_cmds,
 	.routes		= dc_routes,
 	.bearer		= dc_bearer,
+	.revoke		= dc_revoke,
 	.setup		= dc_setup,
 	.teardown	= dc_teardown,
 	.metrics	= dc_metrics,

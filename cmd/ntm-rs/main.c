@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "rs.h"
+#include "msg.h"
 
 static struct rs the_rs;
 
@@ -75,6 +77,32 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		log_warn("%s", rs->status_path);
 }
 
+/* A ticket whose DC certificate the AS revoked is refused (revoked.c). */
+static int
+dc_revoked(uint64_t serial, void *arg)
+{
+	return srv_revoked_has(arg, serial);
+}
+
+/* POST /v1/revoke: the sessions opened on tickets of a revoked DC stop at
+ * once (srv kept the serials; accounts and tokens mean nothing here). */
+static int
+rs_revoke(struct srv *s, struct ntm_req *req, const struct ntm_m_revoke *m)
+{
+	struct rs *rs = s->priv;
+	struct ntm_m_revoke_server e;
+	size_t i, n;
+	json_t *v;
+
+	json_array_foreach(m->servers, i, v)
+		if (ntm_msg_revoke_server_decode(v, &e, NULL) == 0 &&
+		    (n = ntm_relay_end_serial(rs->relay, (uint64_t)e.serial)) > 0)
+			log_warnx("%zu relayed side%s of '%s' (certificate serial %lld) "
+			    "stopped: revoked", n, n == 1 ? "" : "s", e.name,
+			    (long long)e.serial);
+	return 0;
+}
+
 static int
 rs_setup(struct srv *s, char *err, size_t errlen)
 {
@@ -100,6 +128,7 @@ rs_setup(struct srv *s, char *err, size_t errlen)
 		    s->conf.max_sessions);
 		return -1;
 	}
+	ntm_relay_set_revoked(rs->relay, dc_revoked, s);
 	if (s->check_only)
 		return 0;
 	if (!s->conf.udp_listen && !s->conf.udp_listen6)
@@ -145,6 +174,7 @@ static const struct srv_spec rs_spec = {
 			  "per tunnel on a ticket from their DC, without decrypting it.",
 	.cmds		= rs_cmds,
 	.setup		= rs_setup,
+	.revoke		= rs_revoke,
 	.teardown	= rs_teardown,
 	.metrics	= rs_metrics,
 };

@@ -547,6 +547,7 @@ static const struct ntm_mfield revoke_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
 	A(T, tokens, 0),
 	A(T, accounts, 0),
+	A(T, servers, 0),
 };
 MSG(ntm_msg_revoke, "POST /v1/cs/revoke", revoke_f);
 #undef T
@@ -566,6 +567,14 @@ static const struct ntm_mfield revoke_account_f[] = {
 	I(T, before, 0, NTM_MF_ANY),
 };
 MSG(ntm_msg_revoke_account, "POST /v1/cs/revoke accounts[]", revoke_account_f);
+#undef T
+
+#define T struct ntm_m_revoke_server
+static const struct ntm_mfield revoke_server_f[] = {
+	I(T, serial, 1, NTM_MF_SIZE),
+	S(T, name, 1, NTM_NAME_MAX, NTM_MF_DNSNAME, 0),
+};
+MSG(ntm_msg_revoke_server, "POST /v1/revoke servers[]", revoke_server_f);
 #undef T
 
 #define T struct ntm_m_logout
@@ -879,5 +888,7 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_as_device, &ntm_msg_as_device_ok,
 	/* scoped tokens (issue 12) */
 	&ntm_msg_cstoken, &ntm_msg_as_cstoken, &ntm_msg_cstoken_ok,
+	/* revocations pushed to every server (issue 12) */
+	&ntm_msg_revoke_server,
 	NULL,
 };

@@ -444,11 +444,12 @@ NTM_MSG_CODEC(ntm_msg_entry, struct ntm_m_entry)
 
 /* ---- revocations: AS -> CS ---------------------------------------------- */
 
-/* POST /v1/cs/revoke: arrays of the two entries below. */
+/* POST /v1/cs/revoke and /v1/revoke: arrays of the entries below. */
 struct ntm_m_revoke {
 	uint32_t	 has;
 	int64_t		 version;
 	json_t		*tokens, *accounts;		/* optional arrays */
+	json_t		*servers;			/* optional array */
 };
 NTM_MSG_CODEC(ntm_msg_revoke, struct ntm_m_revoke)
 
@@ -467,6 +468,15 @@ struct ntm_m_revoke_account {
 	int64_t		 before;			/* optional */
 };
 NTM_MSG_CODEC(ntm_msg_revoke_account, struct ntm_m_revoke_account)
+
+/* An element of "servers": a server certificate the AS revoked (by serial;
+ * name is the one it was issued for, for the logs). */
+struct ntm_m_revoke_server {
+	uint32_t	 has;
+	int64_t		 serial;			/* 1 .. 2^53 */
+	const char	*name;
+};
+NTM_MSG_CODEC(ntm_msg_revoke_server, struct ntm_m_revoke_server)
 
 /* ---- the error answer of every server (§1.1) ---------------------------- */
 

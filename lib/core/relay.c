@@ -147,6 +147,7 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	memcpy(t.relay_key, key, NTM_KEY_LEN);
 	ntm_wipe(key, sizeof(key));
 	memcpy(t.dc, cert.name, sizeof(t.dc));
+	t.dc_serial = cert.serial;
 	*out = t;
 	ntm_wipe(&t, sizeof(t));
 	if (valid_until)
@@ -462,6 +463,7 @@ struct rside {
 	int64_t			 valid_until;	/* unix s */
 	int64_t			 bound_ms;
 	char			 dc[NTM_NAME_MAX + 1];
+	uint64_t		 dc_serial;	/* of the DC certificate of its ticket */
 	uint32_t		 idx[IDX_KEEP];	/* indices this side named itself by */
 	unsigned		 nidx;
 	uint64_t		 packets, bytes;
@@ -496,6 +498,8 @@ struct qcnt {
 struct ntm_relay {
 	struct ntm_relay_limits	 lim;
 	size_t			 dc_cap;	/* sessions one DC may open */
+	ntm_relay_revoked_fn	*revoked;
+	void			*revoked_arg;
 	char			 name[NTM_NAME_MAX + 1];
 	uint8_t			 sk[NTM_SIGN_SK], as_pk[NTM_SIGN_PK];
 	uint8_t			 hkey[crypto_shorthash_KEYBYTES];
@@ -529,6 +533,7 @@ static const char *const drop_names[NTM_RELAY_DROP__N] = {
 	[NTM_RELAY_DROP_CLIENT_QUOTA]	= "client_quota",
 	[NTM_RELAY_DROP_DC_QUOTA]	= "dc_quota",
 	[NTM_RELAY_DROP_OTHER_DC]	= "other_dc",
+	[NTM_RELAY_DROP_REVOKED]	= "revoked",
 };
 
 const char *
@@ -598,6 +603,29 @@ sess_free(struct rsess *s)
 {
 	ntm_wipe(s, sizeof(*s));
 	free(s);
+}
+
+void
+ntm_relay_set_revoked(struct ntm_relay *r, ntm_relay_revoked_fn *fn, void *arg)
+{
+	r->revoked = fn;
+	r->revoked_arg = arg;
+}
+
+size_t
+ntm_relay_end_serial(struct ntm_relay *r, uint64_t serial)
+{
+	struct rsess *s;
+	size_t n = 0;
+
+	for (s = r->all; s; s = s->next)
+		for (int i = 0; i < 2; i++)
+			if (s->side[i].has_key && s->side[i].dc_serial == serial &&
+			    s->side[i].valid_until != 0) {
+				s->side[i].valid_until = 0;
+				n++;
+			}
+	return n;
 }
 
 void
@@ -1084,6 +1112,7 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	struct rside *sd;
 	uint8_t thash[NTM_MAC_LEN], key[NTM_KEY_LEN];
 	int64_t valid_until;
+	uint64_t dc_serial;
 	const char *dc;
 	int e, cached = 0, was_live;
 
@@ -1100,7 +1129,10 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		memcpy(key, sd->key, sizeof(key));
 		valid_until = sd->valid_until;
 		dc = sd->dc;
+		dc_serial = sd->dc_serial;
 		cached = 1;
+		if (r->revoked && r->revoked(dc_serial, r->revoked_arg))
+			return drop(r, out, NTM_RELAY_DROP_REVOKED);
 	} else {
 		if (bind_gate(r, &b, p, n, from, fromlen, local, locallen, now_ms, out) < 0)
 			return out->action;
@@ -1110,8 +1142,13 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 			return drop(r, out, NTM_RELAY_DROP_EXPIRED);
 		if (e < 0)
 			return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
+		if (r->revoked && r->revoked(ti.dc_serial, r->revoked_arg)) {
+			ntm_wipe(&ti, sizeof(ti));
+			return drop(r, out, NTM_RELAY_DROP_REVOKED);
+		}
 		memcpy(key, ti.relay_key, sizeof(key));
 		dc = ti.dc;
+		dc_serial = ti.dc_serial;
 	}
 	if (ntm_relay_bind_verify(p, n, key) < 0) {
 		e = NTM_RELAY_DROP_BAD_MAC;
@@ -1163,6 +1200,7 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		sd->has_key = 1;
 		sd->valid_until = valid_until;
 		snprintf(sd->dc, sizeof(sd->dc), "%s", dc);
+		sd->dc_serial = dc_serial;
 	}
 	was_live = side_live(sd, now_unix) &&
 	    ntm_sa_equal((const struct sockaddr *)&sd->addr, (const struct sockaddr *)from);

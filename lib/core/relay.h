@@ -19,6 +19,7 @@ struct ntm_ticket_info {
 	uint8_t		tunnel_id[NTM_TUNNEL_ID_LEN];
 	int64_t		expires;
 	char		dc[NTM_NAME_MAX + 1];		/* the issuing DC */
+	uint64_t	dc_serial;			/* its certificate's serial */
 	uint8_t		relay_key[NTM_KEY_LEN];
 };
 /* RS: decode strictly and verify (DC cert by as_pk with role dc, signature,
@@ -105,6 +106,7 @@ enum ntm_relay_drop {
 	NTM_RELAY_DROP_CLIENT_QUOTA,	/* the client address is bound in client_sessions already */
 	NTM_RELAY_DROP_DC_QUOTA,	/* the ticket's DC opened its share of max_sessions */
 	NTM_RELAY_DROP_OTHER_DC,	/* a ticket of another DC than the one that opened the session */
+	NTM_RELAY_DROP_REVOKED,		/* the ticket's DC certificate was revoked by the AS */
 	NTM_RELAY_DROP__N
 };
 /* "malformed", "bad_ticket", ... (static). */
@@ -184,6 +186,14 @@ struct ntm_relay;
 struct ntm_relay *ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
     const uint8_t my_sk[NTM_SIGN_SK], const uint8_t as_pk[NTM_SIGN_PK]);
 void ntm_relay_free(struct ntm_relay *r);
+/* fn(serial, arg) nonzero: the AS revoked the DC certificate with that
+ * serial; a ticket it signed is dropped (NTM_RELAY_DROP_REVOKED) when
+ * checked in full. NULL: none is. */
+typedef int ntm_relay_revoked_fn(uint64_t serial, void *arg);
+void ntm_relay_set_revoked(struct ntm_relay *r, ntm_relay_revoked_fn *fn, void *arg);
+/* The sides bound with tickets of that DC certificate stop forwarding at
+ * once (as if expired; their next bind is dropped as revoked). How many. */
+size_t ntm_relay_end_serial(struct ntm_relay *r, uint64_t serial);
 /*
  * One datagram p[0..n) from `from` that arrived at our address `local`
  * (NULL/0 if unknown). Fills out and returns out->action. Never fails on

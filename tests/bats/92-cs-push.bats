@@ -66,11 +66,13 @@ login_token() {
 	assert_equal "$(cs_answer cs2 "$t")" 200
 	run_t ntm-as -f "$(P)/as.conf" user lock alice
 	assert_success
-	assert_output "revocation of alice's tokens at 1 DC queued for the cache server"
+	assert_output "revocation of alice's tokens at 1 DC queued for the servers"
 	wait_until 10 refuses cs "$t"
 	wait_until 10 refuses cs2 "$t"
-	# Per CS: the log names each push, the database keeps each cursor.
-	run grep -E "info: revocations #1\.\.#1 pushed to https://" "$(P)/as.log"
+	# Per CS: the log names each push, the database keeps each cursor
+	# (the DCs and the RS of revoke_url have theirs too).
+	run grep -e "info: revocations #1\.\.#1 pushed to $(cs_url cs)\$" \
+	    -e "info: revocations #1\.\.#1 pushed to $(cs_url cs2)\$" "$(P)/as.log"
 	assert_line --partial "pushed to $(cs_url cs)"
 	assert_line --partial "pushed to $(cs_url cs2)"
 	assert_equal "${#lines[@]}" 2
@@ -144,7 +146,7 @@ login_token() {
 	with_cs as "$c" "$list,https://cs17.ntm.test"
 	run_t ntm-as -n -f "$c"
 	assert_failure 2
-	assert_output "ntm-as: $c: cs_url lists more than 16 cache servers"
+	assert_output "ntm-as: $c: cs_url lists more than 16 servers"
 
 	with_cs dc1 "$d" "$(cs_url cs),$(cs_url cs2)"
 	run_t ntm-dc -n -f "$d"
@@ -164,7 +166,8 @@ login_token() {
 	downgrade() {
 		python3 -c 'import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.executescript("DROP TABLE push_cursor; UPDATE revocations SET pushed = NULL;"
+db.executescript("DROP TABLE push_cursor; ALTER TABLE revocations DROP COLUMN serial;"
+    "UPDATE revocations SET pushed = NULL;"
     "UPDATE revocations SET pushed = 1 WHERE id < %d; PRAGMA user_version = 3;"
     % int(sys.argv[2]))
 db.close()' "$(P)/as/as.db" "$last"
@@ -181,7 +184,7 @@ db.close()' "$(P)/as/as.db" "$last"
 	run tail -n +"$from" "$(P)/as.log"
 	assert_line --partial "$(cs_url cs): revocations marked pushed before the upgrade count as sent to it"
 	assert_line --partial "info: revocations #$last..#$last pushed to $(cs_url cs)"
-	assert_equal "$(as_db "SELECT COUNT(*) FROM push_cursor")" 1
+	assert_equal "$(as_db "SELECT COUNT(*) FROM push_cursor WHERE cs IN ('$(cs_url cs)', '$(cs_url cs2)')")" 1
 
 	platform_stop_role "$(P)" as
 	downgrade "$(cs_url cs),$(cs_url cs2)"
@@ -193,7 +196,7 @@ db.close()' "$(P)/as/as.db" "$last"
 	refute_output --partial "count as sent"
 	assert_line --partial "info: revocations #1..#$last pushed to $(cs_url cs)"
 	assert_line --partial "info: revocations #1..#$last pushed to $(cs_url cs2)"
-	assert_equal "$(as_db "SELECT COUNT(*) FROM push_cursor")" 2
+	assert_equal "$(as_db "SELECT COUNT(*) FROM push_cursor WHERE cs IN ('$(cs_url cs)', '$(cs_url cs2)')")" 2
 	# Still refused at both.
 	refuses cs "$BATS_FILE_TMPDIR/alice"
 	refuses cs2 "$BATS_FILE_TMPDIR/alice"

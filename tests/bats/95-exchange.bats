@@ -615,16 +615,18 @@ EOF
 	assert_success
 	run_t ntm-as -f "$(P)/as.conf" user lock bob
 	assert_success
-	assert_output "revocation of bob's tokens at 1 DC queued for the cache server"
+	assert_output "revocation of bob's tokens at 1 DC queued for the servers"
 	cs_refuses() {
 		run https GET "$cs/v1/cs/account" -H "Authorization: Bearer $tok"
 		[ "$(status_of)" = 401 ] && [ "$(jq -r .code <<<"$(body_of)")" = token_revoked ]
 	}
 	wait_until 10 cs_refuses
-	# bob's client: the DC still lists, the CS refuses: exit 7.
+	# The same push ended bob's session at his DC: his client is told so,
+	# exit 7.
+	wait_until 10 grep -q "the AS revoked bob's tokens" "$(P)/dc2.log"
 	run_t ntm -c "$(B)" fetch -o "$BATS_TEST_TMPDIR"
 	assert_failure 7
-	assert_output --partial token_revoked
+	assert_output --partial "no live session"
 	# Unlocked, a later login gets a token the CS takes again.
 	run_t ntm-as -f "$(P)/as.conf" user unlock bob
 	sleep 1

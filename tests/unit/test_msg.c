@@ -41,7 +41,9 @@ static const struct {
 	{ &ntm_msg_dc_direction, "{\"version\":1,\"to\":\"b.dc2.example\",\"direction\":{}}" },
 	{ &ntm_msg_dc_moved, "{\"version\":1,\"to\":\"b.dc2.example\",\"from\":\"a.dc1.example\","
 	  "\"tunnel_id\":\"" H32 "\",\"endpoint\":\"198.51.100.1:4000\"}" },
-	{ &ntm_msg_revoke, "{\"version\":1,\"tokens\":[{\"id\":\"x\"}],\"accounts\":[]}" },
+	{ &ntm_msg_revoke, "{\"version\":1,\"tokens\":[{\"id\":\"x\"}],\"accounts\":[],"
+	  "\"servers\":[]}" },
+	{ &ntm_msg_revoke_server, "{\"serial\":42,\"name\":\"dc2.example\"}" },
 	{ &ntm_msg_revoke_token, "{\"id\":\"" K16 "\",\"expires\":1700000000}" },
 	{ &ntm_msg_revoke_account, "{\"user\":\"alice\",\"dc\":\"dc1.example\","
 	  "\"before\":1700000000}" },
@@ -161,6 +163,8 @@ static const struct {
 	{ &ntm_msg_login_ok, "dc_key", "\"" K16 "\"" },
 	{ &ntm_msg_revoke_account, "user", "\"Bob\"" },
 	{ &ntm_msg_revoke_account, "dc", "\"a..b\"" },
+	{ &ntm_msg_revoke_server, "serial", "-1" },
+	{ &ntm_msg_revoke_server, "name", "\"a..b\"" },
 };
 
 static const struct ntm_mfield *

@@ -998,7 +998,60 @@ TEST(core_quotas)
 	ntm_relay_free(r);
 }
 
+/* The AS revoked a DC certificate (its serial, 7 in world_init). */
+static uint64_t revoked_serial;
+
+static int
+is_revoked(uint64_t serial, void *arg)
+{
+	(void)arg;
+	return serial == revoked_serial;
+}
+
+TEST(core_revoked)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_stats st;
+	uint8_t p[NTM_UDP_MAX], d[NTM_UDP_MAX];
+	int n;
+	size_t dn;
+
+	world_init(&w);
+	r = ntm_relay_new(NULL, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	ntm_relay_set_revoked(r, is_revoked, NULL);
+	revoked_serial = 8;			/* another DC's */
+	dn = data_pkt(d, 1);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 0, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 1, NOW, &o), NTM_RELAY_FORWARD);
+	CHECK_EQ(ntm_relay_end_serial(r, 8), 0);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 2, NOW, &o), NTM_RELAY_FORWARD);
+	/* Revoked: both sides stop forwarding at once ... */
+	revoked_serial = 7;
+	CHECK_EQ(ntm_relay_end_serial(r, 7), 2);
+	CHECK_EQ(ntm_relay_end_serial(r, 7), 0);
+	CHECK_EQ(feed(r, d, dn, A4, RS4, 3, NOW, &o), NTM_RELAY_DROP);
+	/* ... the ticket they hold binds no more, nor does a fresh one. */
+	n = bind_pkt(&w, p, 0, 2);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 4, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_REVOKED);
+	w.tid[0] ^= 0x40;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.0.11:4000", RS4, 5, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_REVOKED);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_REVOKED], 2);
+	CHECK_STR(ntm_relay_drop_name(NTM_RELAY_DROP_REVOKED), "revoked");
+	ntm_relay_free(r);
+}
+
 UNIT_MAIN(T(ticket_roundtrip), T(ticket_truncated_and_flipped), T(ticket_refused),
     T(ticket_too_big), T(bind), T(ack), T(core_bind_and_forward), T(core_limits),
     T(core_expiry), T(core_shared_address), T(cookie_message), T(core_cookie),
-    T(core_source_limit), T(core_quotas))
+    T(core_source_limit), T(core_quotas), T(core_revoked))
