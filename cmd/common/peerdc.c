@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -28,11 +29,43 @@ wipe_strings(json_t *j)
 	}
 }
 
+/*
+ * Only the domain's DC, as the AS enrolled it, answers for it: an answer
+ * not signed by a certificate of role dc with the domain's name (a server
+ * that holds a TLS certificate for the name, from whatever CA, but not
+ * the DC's key) is a failure, whatever its status.
+ */
+int
+peerdc_checked(const struct ntm_http_result *res, const char *domain, const char *url,
+    struct ntm_http_result *out)
+{
+	if (res->err != 0 || (res->peer && res->peer->role == NTM_ROLE_DC &&
+	    strcasecmp(res->peer->name, domain) == 0))
+		return 0;
+	*out = *res;
+	out->err = NTM_ERR_IDENTITY;
+	out->json = NULL;
+	if (res->peer == NULL)
+		snprintf(out->errmsg, sizeof(out->errmsg), "the answer (HTTP %ld) is not "
+		    "from the DC of %.64s: %.120s", res->status, domain, res->peer_why);
+	else
+		snprintf(out->errmsg, sizeof(out->errmsg), "the answer (HTTP %ld) is signed "
+		    "by %s '%.64s', not by the DC of %.64s", res->status,
+		    ntm_role_name(res->peer->role), res->peer->name, domain);
+	log_warnx("%s: %s", url, out->errmsg);
+	return -1;
+}
+
 static void
 on_answer(const struct ntm_http_result *res, void *arg)
 {
 	struct peerdc *p = arg;
+	struct ntm_http_result r;
+	char url[sizeof(p->url) + 64];
 
+	snprintf(url, sizeof(url), "%s%s", p->url, p->path);
+	if (peerdc_checked(res, p->domain, url, &r) < 0)
+		res = &r;
 	p->done(p, PEERDC_ANSWER, res->err, res, p->arg);
 }
 
@@ -71,6 +104,7 @@ peerdc_post(struct peerdc *p, struct disc *d, struct ntm_httpc *httpc, const cha
     void *arg)
 {
 	p->url[0] = '\0';
+	snprintf(p->domain, sizeof(p->domain), "%s", domain);
 	p->path = path;
 	p->httpc = httpc;
 	p->timeout_ms = timeout_ms;

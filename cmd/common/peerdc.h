@@ -30,7 +30,9 @@ enum peerdc_step {
  */
 typedef int peerdc_body_fn(struct peerdc *p, json_t **body, void *arg);
 /* Runs once per request, unless body returned 1. res is set for
- * PEERDC_ANSWER only; borrowed for the call. */
+ * PEERDC_ANSWER only; borrowed for the call. An answer not signed by the
+ * domain's DC (docs/protocol.md §2.2) comes as res->err NTM_ERR_IDENTITY
+ * with errmsg saying so. */
 typedef void peerdc_done_fn(struct peerdc *p, enum peerdc_step step, int err,
     const struct ntm_http_result *res, void *arg);
 
@@ -38,6 +40,7 @@ typedef void peerdc_done_fn(struct peerdc *p, enum peerdc_step step, int err,
  * done runs or the disc and httpc are freed (which cancel it). */
 struct peerdc {
 	char			 url[320];	/* "https://host:port" once found */
+	char			 domain[NTM_NAME_MAX + 1];	/* whose DC answers */
 	const char		*path;		/* "/v1/dc/..."; static */
 	struct ntm_httpc	*httpc;
 	long			 timeout_ms;
@@ -55,5 +58,14 @@ struct peerdc {
 int peerdc_post(struct peerdc *p, struct disc *d, struct ntm_httpc *httpc,
     const char *domain, const char *path, long timeout_ms, peerdc_body_fn *body,
     peerdc_done_fn *done, void *arg);
+
+/*
+ * The answer res came from the domain's DC (signed by a certificate of
+ * role dc with that name; docs/protocol.md §2.2): 0. Else -1 with *out a
+ * copy of res whose err is NTM_ERR_IDENTITY and errmsg says why (logged
+ * with url). A transport failure (res->err set) is 0: the caller has it.
+ */
+int peerdc_checked(const struct ntm_http_result *res, const char *domain, const char *url,
+    struct ntm_http_result *out);
 
 #endif

@@ -552,6 +552,12 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 		return -1;
 	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
 		return -1;
+	/* Answers to signed requests are signed too (the anchor's with a
+	 * certificate for its own key, signed by itself). */
+	if (!s->spec->anchor && ntm_httpd_set_identity(s->httpd, s->sk, &s->cert) < 0) {
+		snprintf(err, errlen, "cannot set the identity of the HTTPS server");
+		return -1;
+	}
 	/* The anchor's own key signs the certificates it trusts; the others
 	 * refuse those the AS revoked since. */
 	ntm_httpd_set_trust(s->httpd, s->spec->anchor ? s->pk : s->conf.as_pk,

@@ -288,7 +288,8 @@ cs_announce_start(struct cs *cs, char *err, size_t errlen)
 		log_warnx("public_url %s: its host is not this CS's name '%s': the DCs "
 		    "will refuse its announcements (cs_not_announcer)", a->self, cf->name);
 	if ((a->httpc = ntm_httpc_new(cs->srv->base, cf->ca_file)) == NULL ||
-	    ntm_httpc_set_identity(a->httpc, cs->srv->sk, &cs->srv->cert) < 0) {
+	    ntm_httpc_set_identity(a->httpc, cs->srv->sk, &cs->srv->cert) < 0 ||
+	    ntm_httpc_set_trust(a->httpc, cs->srv->conf.as_pk) < 0) {
 		snprintf(err, errlen, "cannot set up the HTTPS client");
 		return -1;
 	}

@@ -409,8 +409,11 @@ on_xsent(const struct ntm_http_result *res, struct dc_xdest *d)
 		/* The peer DC's URL and curl's words stay in our log. */
 		log_info("DC of %s: %s", d->domain,
 		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
-		dest_done(d, 502, "upstream_unavailable", "the DC of %s was found but did "
-		    "not answer (%s)", d->domain, ntm_strerror(res->err));
+		if (res->err == NTM_ERR_IDENTITY)	/* peerdc_checked says why */
+			dest_done(d, 502, "upstream_unavailable", "%s", res->errmsg);
+		else
+			dest_done(d, 502, "upstream_unavailable", "the DC of %s was found "
+			    "but did not answer (%s)", d->domain, ntm_strerror(res->err));
 		return;
 	}
 	if (res->status == 200 && d->x->type == X_XKEY) {

@@ -33,7 +33,8 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 		    s->conf.ca_file ? s->conf.ca_file : "");
 		return -1;
 	}
-	if (ntm_httpc_set_identity(dc.httpc, s->sk, &s->cert) < 0) {
+	if (ntm_httpc_set_identity(dc.httpc, s->sk, &s->cert) < 0 ||
+	    ntm_httpc_set_trust(dc.httpc, s->conf.as_pk) < 0) {
 		snprintf(err, errlen, "cannot set the HTTPS client identity");
 		return -1;
 	}

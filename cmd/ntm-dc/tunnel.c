@@ -633,8 +633,11 @@ remote_error(struct dc_treq *t, const struct ntm_http_result *res, const char *w
 	if (res->err < 0) {
 		log_info("tunnel %s -> %s: DC at %s (%s): %s", t->me, t->peer, t->url, what,
 		    res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
-		treq_fail(t, 502, "upstream_unavailable", "the DC of %s was found but did "
-		    "not answer (%s)", t->domain, ntm_strerror(res->err));
+		if (res->err == NTM_ERR_IDENTITY)	/* peerdc_checked says why */
+			treq_fail(t, 502, "upstream_unavailable", "%s", res->errmsg);
+		else
+			treq_fail(t, 502, "upstream_unavailable", "the DC of %s was found "
+			    "but did not answer (%s)", t->domain, ntm_strerror(res->err));
 		return;
 	}
 	if (ntm_error_read(res->json, &e) == 0) {
@@ -753,7 +756,12 @@ static void
 on_delivered(const struct ntm_http_result *res, void *arg)
 {
 	struct dc_treq *t = arg;
+	struct ntm_http_result r;
+	char u[sizeof(t->url) + 32];
 
+	snprintf(u, sizeof(u), "%s/v1/dc/direction", t->url);
+	if (peerdc_checked(res, t->domain, u, &r) < 0)
+		res = &r;
 	if (res->err < 0 || res->status != 200) {
 		remote_error(t, res, "direction");
 		return;

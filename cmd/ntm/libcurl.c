@@ -38,6 +38,8 @@
 	X(CURLcode, easy_setopt, (CURL *, CURLoption, ...)) \
 	X(CURLcode, easy_getinfo, (CURL *, CURLINFO, ...)) \
 	X(const char *, easy_strerror, (CURLcode)) \
+	X(CURLHcode, easy_header, (CURL *, const char *, size_t, unsigned int, int, \
+	    struct curl_header **)) \
 	X(void, free, (void *)) \
 	X(struct curl_slist *, slist_append, (struct curl_slist *, const char *)) \
 	X(void, slist_free_all, (struct curl_slist *)) \
@@ -181,6 +183,14 @@ const char *
 curl_easy_strerror(CURLcode rc)
 {
 	return lc_have() ? lc.easy_strerror(rc) : lc_why;
+}
+
+CURLHcode
+curl_easy_header(CURL *c, const char *name, size_t index, unsigned int origin, int request,
+    struct curl_header **h)
+{
+	return lc_have() ? lc.easy_header(c, name, index, origin, request, h) :
+	    CURLHE_NOT_BUILT_IN;
 }
 
 void

@@ -414,6 +414,19 @@ void ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
 int  ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
     const char *method, const char *path, int64_t date, const char *nonce,
     const void *body, size_t len) NTM_WUR;
+/*
+ * The answer to a signed request, signed by the server that answers
+ * (docs/protocol.md §2.2): NTM-Cert and NTM-Signature over
+ *   "ntm-ans-v1\n" METHOD "\n" PATH "\n" STATUS "\n" NONCE "\n" hex(SHA-256(body))
+ * with METHOD, PATH and NONCE the request's, so that an answer stands for
+ * one request only.
+ */
+void ntm_ans_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, long status, const char *nonce,
+    const void *body, size_t len);
+int  ntm_ans_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, long status, const char *nonce,
+    const void *body, size_t len) NTM_WUR;
 
 /*
  * Remembers the signatures accepted within the date window, so a captured

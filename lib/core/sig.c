@@ -12,6 +12,7 @@
 #include "ntm-core.h"
 
 #define SIG_CTX		"ntm-sig-v1"
+#define ANS_CTX		"ntm-ans-v1"	/* same length as SIG_CTX */
 #define SIG_METHOD_MAX	16
 #define SIG_PATH_MAX	4096
 #define SIG_MSG_MAX	(sizeof(SIG_CTX) + SIG_METHOD_MAX + SIG_PATH_MAX + 32 + \
@@ -23,8 +24,8 @@
  * be read as another's.
  */
 static int
-sig_message(char *out, size_t cap, const char *method, const char *path,
-    int64_t date, const char *nonce, const void *body, size_t len)
+sig_message_ctx(char *out, size_t cap, const char *ctx, const char *method,
+    const char *path, int64_t date, const char *nonce, const void *body, size_t len)
 {
 	uint8_t digest[NTM_HASH_LEN];
 	char hex[2 * NTM_HASH_LEN + 1];
@@ -54,11 +55,60 @@ sig_message(char *out, size_t cap, const char *method, const char *path,
 			return NTM_ERR_INVAL;
 	ntm_hash(digest, len ? body : (const void *)"", len);
 	(void)ntm_hex_encode(hex, sizeof(hex), digest, sizeof(digest));
-	n = snprintf(out, cap, SIG_CTX "\n%s\n%s\n%" PRId64 "\n%s\n%s",
-	    method, path, date, nonce, hex);
+	n = snprintf(out, cap, "%s\n%s\n%s\n%" PRId64 "\n%s\n%s",
+	    ctx, method, path, date, nonce, hex);
 	if (n < 0 || (size_t)n >= cap)
 		return NTM_ERR_TOOBIG;
 	return n;
+}
+
+static int
+sig_message(char *out, size_t cap, const char *method, const char *path,
+    int64_t date, const char *nonce, const void *body, size_t len)
+{
+	return sig_message_ctx(out, cap, SIG_CTX, method, path, date, nonce, body, len);
+}
+
+/* An answer's: its status in the place of the date, the request's nonce. */
+static int
+ans_message(char *out, size_t cap, const char *method, const char *path,
+    long status, const char *nonce, const void *body, size_t len)
+{
+	if (status < 100 || status > 999)
+		return NTM_ERR_INVAL;
+	return sig_message_ctx(out, cap, ANS_CTX, method, path, status, nonce, body, len);
+}
+
+void
+ntm_ans_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, long status, const char *nonce,
+    const void *body, size_t len)
+{
+	char msg[SIG_MSG_MAX];
+	uint8_t sig[NTM_SIG_LEN];
+	int n;
+
+	sig_b64[0] = '\0';
+	if ((n = ans_message(msg, sizeof(msg), method, path, status, nonce, body, len)) < 0)
+		return;
+	ntm_sign(sig, msg, (size_t)n, sk);
+	(void)ntm_b64_encode(sig_b64, NTM_SIG_B64, sig, sizeof(sig));
+}
+
+int
+ntm_ans_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, long status, const char *nonce,
+    const void *body, size_t len)
+{
+	char msg[SIG_MSG_MAX];
+	uint8_t sig[NTM_SIG_LEN];
+	int n;
+
+	if (sig_b64 == NULL || ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
+		return NTM_ERR_CRYPTO;
+	if ((n = ans_message(msg, sizeof(msg), method, path, status, nonce, body, len)) < 0)
+		return NTM_ERR_CRYPTO;
+	return ntm_sign_verify(sig, msg, (size_t)n, pk);
 }
 
 void

@@ -43,6 +43,10 @@ struct ntm_httpc_req {
 	ntm_httpc_cb		*cb;
 	void			*arg;
 	char			 errbuf[CURL_ERROR_SIZE];
+	/* A signed request: what its answer's signature covers. */
+	char			*method, *path;
+	char			 nonce[NTM_NONCE_B64];
+	struct ntm_cert		 peer;		/* the answer's signer, once verified */
 };
 
 /* One per socket libcurl asks us to watch. */
@@ -69,6 +73,8 @@ struct ntm_httpc {
 	char			*connect_to;	/* "host:port:addr:port", or NULL */
 	uint8_t			 sk[NTM_SIGN_SK];
 	char			 cert_b64[NTM_B64_LEN(NTM_CERT_MAX)];
+	uint8_t			 as_pk[NTM_SIGN_PK];	/* answers' certificates */
+	int			 has_as_pk;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -110,6 +116,8 @@ xfer_free(struct ntm_httpc_req *x)
 		free(x->reqbody);
 	}
 	free(x->resp);
+	free(x->method);
+	free(x->path);
 	free(x);
 }
 
@@ -197,6 +205,54 @@ ntm_http_curl_err(int curlcode)
 	return map_curl_err((CURLcode)curlcode, 0);
 }
 
+/*
+ * The answer to a signed request: who signed it (docs/protocol.md §2.2).
+ * 0 with x->peer set, or an error with why.
+ */
+static int
+answer_signer(struct ntm_httpc_req *x, long status, const char *body, size_t len,
+    char *why, size_t wlen)
+{
+	struct curl_header *h = NULL;
+	struct ntm_cert cert;
+	char sig[NTM_SIG_B64 + 1];
+	int e;
+
+	if (!x->c->has_as_pk) {
+		snprintf(why, wlen, "no AS key to check it with");
+		return NTM_ERR_STATE;
+	}
+	/* libcurl reuses the struct it returns: each value is used at once. */
+	if (curl_easy_header(x->easy, NTM_HDR_SIG, 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
+	    strlen(h->value) >= sizeof(sig)) {
+		snprintf(why, wlen, "the answer is not signed");
+		return NTM_ERR_UNAUTH;
+	}
+	snprintf(sig, sizeof(sig), "%s", h->value);
+	if (curl_easy_header(x->easy, NTM_HDR_CERT, 0, CURLH_HEADER, -1, &h) != CURLHE_OK) {
+		snprintf(why, wlen, "the answer is not signed");
+		return NTM_ERR_UNAUTH;
+	}
+	if (ntm_cert_from_b64(&cert, h->value) < 0) {
+		snprintf(why, wlen, "the answer's certificate does not decode");
+		return NTM_ERR_UNAUTH;
+	}
+	if ((e = ntm_cert_verify(&cert, x->c->as_pk, (int64_t)time(NULL))) != 0) {
+		snprintf(why, wlen, "the answer's certificate ('%s') %s", cert.name,
+		    e == NTM_ERR_EXPIRED ? "is outside its validity period" :
+		    "is not signed by the account server");
+		return e;
+	}
+	if (ntm_ans_verify(sig, cert.pk, x->method, x->path, status, x->nonce, body,
+	    len) != 0) {
+		snprintf(why, wlen, "the answer's signature ('%s') does not verify",
+		    cert.name);
+		return NTM_ERR_CRYPTO;
+	}
+	x->peer = cert;
+	return 0;
+}
+
 static void
 xfer_done(struct ntm_httpc_req *x, CURLcode rc)
 {
@@ -219,6 +275,12 @@ xfer_done(struct ntm_httpc_req *x, CURLcode rc)
 			}
 		}
 		res.json = json;
+		if (x->method != NULL) {
+			res.peer_err = answer_signer(x, res.status, res.body, res.len,
+			    res.peer_why, sizeof(res.peer_why));
+			if (res.peer_err == 0)
+				res.peer = &x->peer;
+		}
 	} else if (res.err == NTM_ERR_TOOBIG) {
 		snprintf(res.errmsg, sizeof(res.errmsg),
 		    "response body over the limit of %d bytes", HTTPC_RESP_MAX);
@@ -443,6 +505,16 @@ ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
 }
 
 int
+ntm_httpc_set_trust(struct ntm_httpc *c, const uint8_t as_pk[NTM_SIGN_PK])
+{
+	if (c == NULL || as_pk == NULL)
+		return NTM_ERR_INVAL;
+	memcpy(c->as_pk, as_pk, NTM_SIGN_PK);
+	c->has_as_pk = 1;
+	return 0;
+}
+
+int
 ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port, const char *addr)
 {
 	unsigned char bin[16];
@@ -634,6 +706,10 @@ ntm_httpc_send(struct ntm_httpc *c, const char *method, const char *url, const c
 		ntm_req_nonce(nonce);
 		ntm_req_sign(sig, c->sk, method, path, now, nonce,
 		    x->reqbody ? x->reqbody : "", x->reqlen);
+		/* Its answer is to be signed over these. */
+		if ((x->method = strdup(method)) == NULL || (x->path = strdup(path)) == NULL)
+			goto err;
+		memcpy(x->nonce, nonce, sizeof(x->nonce));
 		if (add_header(&x->hdrs, NTM_HDR_DATE ": %lld", (long long)now) ||
 		    add_header(&x->hdrs, NTM_HDR_NONCE ": %s", nonce) ||
 		    add_header(&x->hdrs, NTM_HDR_CERT ": %s", c->cert_b64) ||

@@ -95,6 +95,9 @@ struct ntm_httpd {
 	unsigned		 peak_conns;	/* since memory was last trimmed */
 	ntm_httpd_observe_fn	*observe;	/* each request as it ends */
 	void			*observe_arg;
+	int			 has_id;	/* answers to signed requests signed */
+	uint8_t			 id_sk[NTM_SIGN_SK];
+	char			 id_cert[NTM_B64_LEN(NTM_CERT_MAX)];
 };
 
 struct ntm_req {
@@ -1027,6 +1030,38 @@ ntm_req_on_gone(struct ntm_req *r, ntm_req_gone_fn *fn, void *arg)
 	r->gone_arg = arg;
 }
 
+/* The answer to a signed request, signed with our identity (NTM-Cert and
+ * NTM-Signature, docs/protocol.md §2.2): the caller learns that it was this
+ * server, enrolled by the AS, that answered this request. */
+static void
+sign_answer(struct ntm_req *r, struct evkeyvalq *hdr, int status, const char *text,
+    size_t len)
+{
+	const char *nonce = ntm_req_header(r, NTM_HDR_NONCE);
+	char sig[NTM_SIG_B64];
+
+	if (nonce == NULL)
+		return;
+	ntm_ans_sign(sig, r->h->id_sk, r->method, r->path, status, nonce, text ? text : "",
+	    text ? len : 0);
+	if (sig[0] == '\0')
+		return;
+	evhttp_add_header(hdr, NTM_HDR_CERT, r->h->id_cert);
+	evhttp_add_header(hdr, NTM_HDR_SIG, sig);
+}
+
+int
+ntm_httpd_set_identity(struct ntm_httpd *h, const uint8_t sk[NTM_SIGN_SK],
+    const struct ntm_cert *cert)
+{
+	if (h == NULL || sk == NULL || cert == NULL ||
+	    ntm_cert_to_b64(cert, h->id_cert, sizeof(h->id_cert)) < 0)
+		return NTM_ERR_INVAL;
+	memcpy(h->id_sk, sk, NTM_SIGN_SK);
+	h->has_id = 1;
+	return 0;
+}
+
 /* Sends len bytes of text (may be NULL) of type ctype with status and frees r. */
 static void
 req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text,
@@ -1044,6 +1079,8 @@ req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text
 	hdr = evhttp_request_get_output_headers(r->ev);
 	evhttp_add_header(hdr, "Content-Type", ctype);
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	if (r->has_cert && r->h && r->h->has_id)
+		sign_answer(r, hdr, status, text, len);
 	if (status >= 500) {
 		char src[sizeof(r->peer)];
 

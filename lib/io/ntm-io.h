@@ -280,6 +280,10 @@ void ntm_httpd_set_trust(struct ntm_httpd *h, const uint8_t as_pk[NTM_SIGN_PK],
     ntm_cert_check_fn *check, void *arg);
 /* For NTM_ROUTE_BEARER routes: the token check (without it they answer 500). */
 void ntm_httpd_set_bearer(struct ntm_httpd *h, ntm_bearer_fn *fn, void *arg);
+/* Answers to signed requests are signed with sk, cert sent along
+ * (docs/protocol.md §2.2: NTM-Cert, NTM-Signature). 0 or NTM_ERR_INVAL. */
+int  ntm_httpd_set_identity(struct ntm_httpd *h, const uint8_t sk[NTM_SIGN_SK],
+    const struct ntm_cert *cert);
 /*
  * For NTM_ROUTE_BEARER routes whose Content-Length is over
  * NTM_HTTPD_PRECHECK_BODY: fn checks the token as soon as the request head
@@ -401,6 +405,8 @@ int  ntm_httpc_set_identity(struct ntm_httpc *c, const uint8_t sk[NTM_SIGN_SK],
  */
 int  ntm_httpc_connect_to(struct ntm_httpc *c, const char *host, uint16_t port,
     const char *addr) NTM_WUR;
+/* The AS key that the certificates of signed answers must be signed with. */
+int  ntm_httpc_set_trust(struct ntm_httpc *c, const uint8_t as_pk[NTM_SIGN_PK]);
 int  ntm_httpc_resolve(struct ntm_httpc *c, const char *host, uint16_t port,
     const char *addr) NTM_WUR;
 /*
@@ -425,6 +431,13 @@ struct ntm_http_result {
 	size_t		 len;
 	json_t		*json;
 	char		 errmsg[256];
+	/* A signed request's answer (err 0): the certificate of the server
+	 * that signed it, checked against the AS key of ntm_httpc_set_trust
+	 * (docs/protocol.md §2.2), or NULL with peer_err and peer_why saying
+	 * why not. Borrowed for the callback. */
+	const struct ntm_cert *peer;
+	int		 peer_err;
+	char		 peer_why[384];
 };
 typedef void ntm_httpc_cb(const struct ntm_http_result *res, void *arg);
 /* body: JSON to send (borrowed; NULL for none). bearer: Authorization token

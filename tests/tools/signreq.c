@@ -5,7 +5,7 @@
  * that servers refuse what they must refuse.
  *
  *   signreq --ca CA --key KEYFILE --cert CERTFILE [--date-offset SEC]
- *           [--omit date|cert|sig|nonce]
+ *           [--omit date|cert|sig|nonce] [--answer AS-PUB-FILE]
  *           [--tamper sig|body|path|nonce] [--repeat N]
  *           METHOD URL [BODY]
  *   signreq --key AS-KEYFILE --mint USER:DEVICE:DC[:ROLE:NAME] [--lifetime SEC]
@@ -14,6 +14,10 @@
  * --as-self NAME signs as the AS itself (role as): instead of --cert, a
  * certificate for the key's own public key, signed by that (AS) key, the
  * way the AS vouches for itself when it pushes to other servers.
+ *
+ * --answer checks who signed each answer (§2.2) against the AS public key
+ * in the file (base64url, as `ntm-as init` prints it) and says so on
+ * standard error: "answer: signed by ROLE NAME", or why not.
  *
  * --mint prints a client token (§2.3) signed by the given (AS) key, issued
  * now + date-offset and expiring lifetime seconds later (default 3600), so
@@ -84,11 +88,57 @@ as_self_cert(const uint8_t sk[NTM_SIGN_SK], const char *name)
 	return b64;
 }
 
+/* The answer's body, printed and kept for --answer. */
+static char ansbody[1 << 20];
+static size_t anslen;
+
 static size_t
 on_body(char *p, size_t sz, size_t n, void *arg)
 {
 	fwrite(p, sz, n, stdout);
+	if (anslen + sz * n <= sizeof(ansbody)) {
+		memcpy(ansbody + anslen, p, sz * n);
+		anslen += sz * n;
+	}
 	return sz * n;
+}
+
+/* --answer: on stderr, who signed the answer (docs/protocol.md §2.2). */
+static void
+check_answer(CURL *c, const char *aspkf, const char *method, const char *path,
+    long status, const char *nonce)
+{
+	struct curl_header *hc, *hs;
+	struct ntm_cert cert;
+	uint8_t aspk[NTM_SIGN_PK];
+	char sig[NTM_SIG_B64 + 1];
+	char *txt = NULL;
+	size_t len;
+
+	if (ntm_file_read(aspkf, 1024, &txt, &len) < 0) {
+		fprintf(stderr, "answer: cannot read %s\n", aspkf);
+		return;
+	}
+	txt[strcspn(txt, "\r\n")] = '\0';
+	if (ntm_b64_decode_exact(aspk, sizeof(aspk), txt) < 0)
+		fprintf(stderr, "answer: %s is not an AS key\n", aspkf);
+	/* libcurl reuses the struct it returns: one value at a time. */
+	else if (curl_easy_header(c, NTM_HDR_SIG, 0, CURLH_HEADER, -1, &hs) != CURLHE_OK ||
+	    strlen(hs->value) >= sizeof(sig) ||
+	    snprintf(sig, sizeof(sig), "%s", hs->value) < 0 ||
+	    curl_easy_header(c, NTM_HDR_CERT, 0, CURLH_HEADER, -1, &hc) != CURLHE_OK)
+		fprintf(stderr, "answer: not signed\n");
+	else if (ntm_cert_from_b64(&cert, hc->value) < 0 ||
+	    ntm_cert_verify(&cert, aspk, (int64_t)time(NULL)) != 0)
+		fprintf(stderr, "answer: certificate not from the AS\n");
+	else if (ntm_ans_verify(sig, cert.pk, method, path, status, nonce, ansbody,
+	    anslen) != 0)
+		fprintf(stderr, "answer: signature of %s %s does not verify\n",
+		    ntm_role_name(cert.role), cert.name);
+	else
+		fprintf(stderr, "answer: signed by %s %s\n", ntm_role_name(cert.role),
+		    cert.name);
+	free(txt);
 }
 
 int
@@ -99,10 +149,10 @@ main(int argc, char **argv)
 		{ "date-offset", 1, NULL, 'o' }, { "omit", 1, NULL, 'x' },
 		{ "tamper", 1, NULL, 't' }, { "repeat", 1, NULL, 'r' },
 		{ "mint", 1, NULL, 'm' }, { "lifetime", 1, NULL, 'l' },
-		{ "as-self", 1, NULL, 's' }, { NULL, 0, NULL, 0 }
+		{ "as-self", 1, NULL, 's' }, { "answer", 1, NULL, 'A' }, { NULL, 0, NULL, 0 }
 	};
 	const char *ca = NULL, *keyf = NULL, *certf = NULL, *omit = "", *tamper = "";
-	const char *mintspec = NULL, *as_self = NULL;
+	const char *mintspec = NULL, *as_self = NULL, *aspkf = NULL;
 	long offset = 0, repeat = 1, lifetime = 3600;
 	uint8_t sk[NTM_SIGN_SK];
 	char *certtxt = NULL, sig[NTM_SIG_B64], hdr[1024], path[1024];
@@ -120,6 +170,7 @@ main(int argc, char **argv)
 		case 'r': repeat = strtol(optarg, NULL, 10); break;
 		case 'm': mintspec = optarg; break;
 		case 's': as_self = optarg; break;
+		case 'A': aspkf = optarg; break;
 		case 'l': lifetime = strtol(optarg, NULL, 10); break;
 		default: return 2;
 		}
@@ -189,8 +240,11 @@ main(int argc, char **argv)
 		if (strcmp(method, "GET") != 0)
 			curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		anslen = 0;
 		CURLcode rc = curl_easy_perform(c);
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (aspkf && rc == CURLE_OK)
+			check_answer(c, aspkf, method, path, status, nonce);
 		if (rc != CURLE_OK)
 			printf("000 %s", curl_easy_strerror(rc));
 		printf("\n%ld\n", status);

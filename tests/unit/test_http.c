@@ -147,6 +147,8 @@ struct res {
 	long	 status;
 	json_t	*json;
 	char	 errmsg[256];
+	int	 peer_err;		/* the answer's signer: */
+	char	 peer[NTM_NAME_MAX + 1];	/* its name, "" if none */
 };
 
 static void
@@ -159,6 +161,8 @@ res_cb(const struct ntm_http_result *r, void *arg)
 	o->status = r->status;
 	o->json = r->json ? json_incref(r->json) : NULL;
 	snprintf(o->errmsg, sizeof(o->errmsg), "%s", r->errmsg);
+	o->peer_err = r->peer_err;
+	snprintf(o->peer, sizeof(o->peer), "%s", r->peer ? r->peer->name : "");
 }
 
 static void
@@ -524,6 +528,42 @@ TEST(signed_ok)
 	ntm_httpc_free(c);
 }
 
+/* With an identity, the server signs its answers to signed requests; a
+ * client that knows the AS key learns who answered. */
+TEST(signed_answer)
+{
+	struct ntm_httpc *c = ntm_httpc_new(base, ca_crt);
+	struct res r;
+
+	CHECK_EQ(ntm_httpc_set_identity(c, id_sk, &id_cert), 0);
+	/* No identity yet: not signed. */
+	request(c, "POST", "/signed", json_pack("{s:i}", "x", 1), NULL, 5000, &r);
+	CHECK_EQ(r.status, 200);
+	CHECK_EQ(r.peer_err, NTM_ERR_STATE);	/* no AS key given */
+	json_decref(r.json);
+	CHECK_EQ(ntm_httpc_set_trust(c, as_pk), 0);
+	request(c, "POST", "/signed", json_pack("{s:i}", "x", 1), NULL, 5000, &r);
+	CHECK_EQ(r.peer_err, NTM_ERR_UNAUTH);
+	CHECK_STR(r.peer, "");
+	json_decref(r.json);
+	CHECK_EQ(ntm_httpd_set_identity(httpd, id_sk, &id_cert), 0);
+	request(c, "POST", "/signed", json_pack("{s:i}", "x", 2), NULL, 5000, &r);
+	CHECK_EQ(r.status, 200);
+	CHECK_EQ(r.peer_err, 0);
+	CHECK_STR(r.peer, "dc1.ntm.test");
+	json_decref(r.json);
+	/* An error answer is signed too. */
+	request(c, "POST", "/signed", json_pack("[]"), NULL, 5000, &r);
+	CHECK_EQ(r.status, 400);
+	CHECK_STR(r.peer, "dc1.ntm.test");
+	json_decref(r.json);
+	/* An unsigned request gets an unsigned answer. */
+	request(client, "GET", "/v1/health", NULL, NULL, 5000, &r);
+	CHECK_STR(r.peer, "");
+	json_decref(r.json);
+	ntm_httpc_free(c);
+}
+
 /* Answers status and code; the handler did not run unless status is 200. */
 static void
 expect_route(struct ntm_httpc *c, const char *method, const char *path, json_t *body,
@@ -879,7 +919,7 @@ TEST(cleanup)
 	curl_global_cleanup();
 }
 
-UNIT_MAIN(T(setup), T(echo), T(errors), T(bad_json), T(signed_ok), T(signed_rejects),
+UNIT_MAIN(T(setup), T(echo), T(errors), T(bad_json), T(signed_ok), T(signed_answer), T(signed_rejects),
     T(route_signed_refuses_unsigned), T(route_roles), T(route_body_limit), T(route_versioned),
     T(route_bearer), T(route_strings),
     T(async_reply), T(tls_failures), T(plain_http), T(evhttp_errors_are_json), T(blocking_call),

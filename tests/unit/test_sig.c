@@ -27,6 +27,32 @@ TEST(signed_string)
 	CHECK_STR(b64, want);
 }
 
+/* An answer's signed string is fixed by docs/protocol.md 2.2 too. */
+TEST(answer_string)
+{
+	const char *msg = "ntm-ans-v1\nPOST\n/v1/x\n404\nAAAAAAAAAAAAAAAAAAAAAA\n"
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	uint8_t sig[NTM_SIG_LEN];
+	char b64[NTM_SIG_B64], want[NTM_SIG_B64];
+
+	ntm_sign(sig, msg, strlen(msg), sk);
+	CHECK_EQ(ntm_b64_encode(want, sizeof(want), sig, sizeof(sig)), 86);
+	ntm_ans_sign(b64, sk, "POST", "/v1/x", 404, NONCE, "abc", 3);
+	CHECK_STR(b64, want);
+	CHECK_EQ(ntm_ans_verify(b64, pk, "POST", "/v1/x", 404, NONCE, "abc", 3), 0);
+	/* Another status, request, nonce or body: refused. */
+	CHECK_EQ(ntm_ans_verify(b64, pk, "POST", "/v1/x", 200, NONCE, "abc", 3), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_ans_verify(b64, pk, "POST", "/v1/y", 404, NONCE, "abc", 3), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_ans_verify(b64, pk, "POST", "/v1/x", 404, NONCE2, "abc", 3), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_ans_verify(b64, pk, "POST", "/v1/x", 404, NONCE, "abd", 3), NTM_ERR_CRYPTO);
+	/* Not a request's signature either, nor the other way round. */
+	ntm_req_sign(b64, sk, "POST", "/v1/x", 404, NONCE, "abc", 3);
+	CHECK_EQ(ntm_ans_verify(b64, pk, "POST", "/v1/x", 404, NONCE, "abc", 3), NTM_ERR_CRYPTO);
+	/* No status outside 100..999. */
+	ntm_ans_sign(b64, sk, "POST", "/v1/x", 99, NONCE, "abc", 3);
+	CHECK_STR(b64, "");
+}
+
 TEST(tamper)
 {
 	static const struct {
@@ -271,6 +297,6 @@ TEST(replay_many)
 	ntm_replay_free(r);
 }
 
-UNIT_MAIN(T(init), T(signed_string), T(tamper), T(replay_window),
+UNIT_MAIN(T(init), T(signed_string), T(answer_string), T(tamper), T(replay_window),
     T(replay_duplicate), T(replay_quota_per_peer), T(replay_rate_per_peer),
     T(replay_flood_one_peer), T(replay_peers), T(replay_many))
