@@ -87,8 +87,9 @@ on_found(int err, const char *url, const char *host, uint16_t port, const char *
 		return;
 	if (e == 0) {
 		snprintf(u, sizeof(u), "%s%s", p->url, p->path);
-		e = ntm_httpc_request(p->httpc, "POST", u, body, NULL, p->timeout_ms,
-		    on_answer, p);
+		/* For the domain's DC only: no other server takes it. */
+		e = ntm_httpc_request_to(p->httpc, "POST", u, p->domain, body, NULL,
+		    p->timeout_ms, on_answer, p);
 	}
 	if (body) {
 		wipe_strings(body);

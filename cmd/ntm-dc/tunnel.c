@@ -736,7 +736,7 @@ on_located(const struct ntm_http_result *res, struct dc_treq *t)
 		.direction = theirs };
 	t->state = T_DELIVER;
 	if ((e = ntm_msg_dc_direction_encode(&dm, &body, NULL)) == 0)
-		e = ntm_httpc_request(dc->httpc, "POST", u, body, NULL,
+		e = ntm_httpc_request_to(dc->httpc, "POST", u, t->domain, body, NULL,
 		    dc->srv->conf.as_timeout_ms, on_delivered, t);
 	json_decref(theirs);	/* body holds its own reference */
 	if (body) {

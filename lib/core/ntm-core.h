@@ -415,6 +415,20 @@ int  ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
     const char *method, const char *path, int64_t date, const char *nonce,
     const void *body, size_t len) NTM_WUR;
 /*
+ * A request that names its receiver (NTM-To: the receiver's certificate
+ * name) is signed over
+ *   "ntm-sig-v2\n" METHOD "\n" PATH "\n" DATE "\n" NONCE "\n" TO "\n" hex(SHA-256(body))
+ * so that no other server takes it (docs/protocol.md §2.2).
+ */
+void ntm_req_sign_to(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
+    const void *body, size_t len);
+int  ntm_req_verify_to(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
+    const void *body, size_t len) NTM_WUR;
+#define NTM_HDR_TO	"NTM-To"
+
+/*
  * The answer to a signed request, signed by the server that answers
  * (docs/protocol.md §2.2): NTM-Cert and NTM-Signature over
  *   "ntm-ans-v1\n" METHOD "\n" PATH "\n" STATUS "\n" NONCE "\n" hex(SHA-256(body))

@@ -12,11 +12,12 @@
 #include "ntm-core.h"
 
 #define SIG_CTX		"ntm-sig-v1"
+#define SIG_CTX_TO	"ntm-sig-v2"	/* with the receiver's name */
 #define ANS_CTX		"ntm-ans-v1"	/* same length as SIG_CTX */
 #define SIG_METHOD_MAX	16
 #define SIG_PATH_MAX	4096
 #define SIG_MSG_MAX	(sizeof(SIG_CTX) + SIG_METHOD_MAX + SIG_PATH_MAX + 32 + \
-			 2 * NTM_HASH_LEN + NTM_NONCE_B64 + 8)
+			 2 * NTM_HASH_LEN + NTM_NONCE_B64 + NTM_NAME_MAX + 8)
 
 /*
  * Builds the signed string. Method and path must be non-empty and free of
@@ -25,7 +26,8 @@
  */
 static int
 sig_message_ctx(char *out, size_t cap, const char *ctx, const char *method,
-    const char *path, int64_t date, const char *nonce, const void *body, size_t len)
+    const char *path, int64_t date, const char *nonce, const char *to, const void *body,
+    size_t len)
 {
 	uint8_t digest[NTM_HASH_LEN];
 	char hex[2 * NTM_HASH_LEN + 1];
@@ -53,10 +55,17 @@ sig_message_ctx(char *out, size_t cap, const char *ctx, const char *method,
 		if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') ||
 		    (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
 			return NTM_ERR_INVAL;
+	/* The receiver's name, when given, is a DNS name: no newline. */
+	if (to != NULL && !ntm_valid_dnsname(to))
+		return NTM_ERR_INVAL;
 	ntm_hash(digest, len ? body : (const void *)"", len);
 	(void)ntm_hex_encode(hex, sizeof(hex), digest, sizeof(digest));
-	n = snprintf(out, cap, "%s\n%s\n%s\n%" PRId64 "\n%s\n%s",
-	    ctx, method, path, date, nonce, hex);
+	if (to != NULL)
+		n = snprintf(out, cap, "%s\n%s\n%s\n%" PRId64 "\n%s\n%s\n%s",
+		    ctx, method, path, date, nonce, to, hex);
+	else
+		n = snprintf(out, cap, "%s\n%s\n%s\n%" PRId64 "\n%s\n%s",
+		    ctx, method, path, date, nonce, hex);
 	if (n < 0 || (size_t)n >= cap)
 		return NTM_ERR_TOOBIG;
 	return n;
@@ -66,7 +75,7 @@ static int
 sig_message(char *out, size_t cap, const char *method, const char *path,
     int64_t date, const char *nonce, const void *body, size_t len)
 {
-	return sig_message_ctx(out, cap, SIG_CTX, method, path, date, nonce, body, len);
+	return sig_message_ctx(out, cap, SIG_CTX, method, path, date, nonce, NULL, body, len);
 }
 
 /* An answer's: its status in the place of the date, the request's nonce. */
@@ -76,7 +85,7 @@ ans_message(char *out, size_t cap, const char *method, const char *path,
 {
 	if (status < 100 || status > 999)
 		return NTM_ERR_INVAL;
-	return sig_message_ctx(out, cap, ANS_CTX, method, path, status, nonce, body, len);
+	return sig_message_ctx(out, cap, ANS_CTX, method, path, status, nonce, NULL, body, len);
 }
 
 void
@@ -107,6 +116,41 @@ ntm_ans_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
 	if (sig_b64 == NULL || ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
 		return NTM_ERR_CRYPTO;
 	if ((n = ans_message(msg, sizeof(msg), method, path, status, nonce, body, len)) < 0)
+		return NTM_ERR_CRYPTO;
+	return ntm_sign_verify(sig, msg, (size_t)n, pk);
+}
+
+void
+ntm_req_sign_to(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
+    const void *body, size_t len)
+{
+	char msg[SIG_MSG_MAX];
+	uint8_t sig[NTM_SIG_LEN];
+	int n;
+
+	sig_b64[0] = '\0';
+	if (to == NULL || (n = sig_message_ctx(msg, sizeof(msg), SIG_CTX_TO, method, path, date,
+	    nonce, to, body, len)) < 0)
+		return;
+	ntm_sign(sig, msg, (size_t)n, sk);
+	(void)ntm_b64_encode(sig_b64, NTM_SIG_B64, sig, sizeof(sig));
+}
+
+int
+ntm_req_verify_to(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
+    const void *body, size_t len)
+{
+	char msg[SIG_MSG_MAX];
+	uint8_t sig[NTM_SIG_LEN];
+	int n;
+
+	if (sig_b64 == NULL || to == NULL ||
+	    ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
+		return NTM_ERR_CRYPTO;
+	if ((n = sig_message_ctx(msg, sizeof(msg), SIG_CTX_TO, method, path, date, nonce, to,
+	    body, len)) < 0)
 		return NTM_ERR_CRYPTO;
 	return ntm_sign_verify(sig, msg, (size_t)n, pk);
 }

@@ -633,8 +633,19 @@ out:
 	return ret;
 }
 
+static int httpc_send(struct ntm_httpc *c, const char *method, const char *url,
+    const char *to, const char *ctype, const void *body, size_t blen, const char *bearer,
+    long timeout_ms, ntm_httpc_cb *cb, void *arg, struct ntm_httpc_req **handle);
+
 int
 ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
+    json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg)
+{
+	return ntm_httpc_request_to(c, method, url, NULL, body, bearer, timeout_ms, cb, arg);
+}
+
+int
+ntm_httpc_request_to(struct ntm_httpc *c, const char *method, const char *url, const char *to,
     json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg)
 {
 	char *text = NULL;
@@ -642,7 +653,7 @@ ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
 
 	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		return NTM_ERR_JSON;
-	ret = ntm_httpc_send(c, method, url, text ? "application/json" : NULL, text,
+	ret = httpc_send(c, method, url, to, text ? "application/json" : NULL, text,
 	    text ? strlen(text) : 0, bearer, timeout_ms, cb, arg, NULL);
 	if (text) {
 		ntm_wipe(text, strlen(text));
@@ -662,6 +673,15 @@ ntm_httpc_send(struct ntm_httpc *c, const char *method, const char *url, const c
     const void *body, size_t blen, const char *bearer, long timeout_ms, ntm_httpc_cb *cb,
     void *arg, struct ntm_httpc_req **handle)
 {
+	return httpc_send(c, method, url, NULL, ctype, body, blen, bearer, timeout_ms, cb, arg,
+	    handle);
+}
+
+static int
+httpc_send(struct ntm_httpc *c, const char *method, const char *url, const char *to,
+    const char *ctype, const void *body, size_t blen, const char *bearer, long timeout_ms,
+    ntm_httpc_cb *cb, void *arg, struct ntm_httpc_req **handle)
+{
 	struct ntm_httpc_req *x;
 	char path[2048];
 	CURL *e;
@@ -671,7 +691,8 @@ ntm_httpc_send(struct ntm_httpc *c, const char *method, const char *url, const c
 		*handle = NULL;
 	if (c == NULL || method == NULL || url == NULL || cb == NULL || !*method ||
 	    strpbrk(method, " \r\n") || (bearer && strpbrk(bearer, "\r\n")) ||
-	    (ctype && strpbrk(ctype, "\r\n")) || (blen && body == NULL))
+	    (ctype && strpbrk(ctype, "\r\n")) || (blen && body == NULL) ||
+	    (to && (!c->has_id || !ntm_valid_dnsname(to))))
 		return NTM_ERR_INVAL;
 	if ((ret = url_path(url, path, sizeof(path))) != 0)
 		return ret;
@@ -704,8 +725,14 @@ ntm_httpc_send(struct ntm_httpc *c, const char *method, const char *url, const c
 		int64_t now = (int64_t)time(NULL);
 
 		ntm_req_nonce(nonce);
-		ntm_req_sign(sig, c->sk, method, path, now, nonce,
-		    x->reqbody ? x->reqbody : "", x->reqlen);
+		if (to) {
+			ntm_req_sign_to(sig, c->sk, method, path, now, nonce, to,
+			    x->reqbody ? x->reqbody : "", x->reqlen);
+			if (add_header(&x->hdrs, NTM_HDR_TO ": %s", to))
+				goto err;
+		} else
+			ntm_req_sign(sig, c->sk, method, path, now, nonce,
+			    x->reqbody ? x->reqbody : "", x->reqlen);
 		/* Its answer is to be signed over these. */
 		if ((x->method = strdup(method)) == NULL || (x->path = strdup(path)) == NULL)
 			goto err;

@@ -96,6 +96,7 @@ struct ntm_httpd {
 	ntm_httpd_observe_fn	*observe;	/* each request as it ends */
 	void			*observe_arg;
 	int			 has_id;	/* answers to signed requests signed */
+	char			 id_name[NTM_NAME_MAX + 1];	/* and NTM-To checked */
 	uint8_t			 id_sk[NTM_SIGN_SK];
 	char			 id_cert[NTM_B64_LEN(NTM_CERT_MAX)];
 };
@@ -1058,6 +1059,7 @@ ntm_httpd_set_identity(struct ntm_httpd *h, const uint8_t sk[NTM_SIGN_SK],
 	    ntm_cert_to_b64(cert, h->id_cert, sizeof(h->id_cert)) < 0)
 		return NTM_ERR_INVAL;
 	memcpy(h->id_sk, sk, NTM_SIGN_SK);
+	snprintf(h->id_name, sizeof(h->id_name), "%s", cert->name);
 	h->has_id = 1;
 	return 0;
 }
@@ -1471,6 +1473,7 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 	const char *cert_s = ntm_req_header(r, NTM_HDR_CERT);
 	const char *sig_s = ntm_req_header(r, NTM_HDR_SIG);
 	const char *nonce_s = ntm_req_header(r, NTM_HDR_NONCE);
+	const char *to_s = ntm_req_header(r, NTM_HDR_TO);
 	uint8_t sig[NTM_SIG_LEN];
 	int64_t date, now = (int64_t)time(NULL);
 	int err;
@@ -1507,8 +1510,16 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		    r->cert.name, ntm_strerror(err));
 		return err;
 	}
-	if (ntm_req_verify(sig_s, r->cert.pk, r->method, r->path, date, nonce_s,
-	    r->body, r->len) < 0) {
+	/* A request that names its receiver is for that server only. */
+	if (to_s && (!h->has_id || strcasecmp(to_s, h->id_name) != 0)) {
+		snprintf(why, wlen, "request of '%.64s' is addressed to '%.64s', not to "
+		    "this server%s%.64s%s", r->cert.name, to_s, h->has_id ? " ('" : "",
+		    h->has_id ? h->id_name : "", h->has_id ? "')" : "");
+		return NTM_ERR_UNAUTH;
+	}
+	if ((to_s ? ntm_req_verify_to(sig_s, r->cert.pk, r->method, r->path, date, nonce_s,
+	    to_s, r->body, r->len) : ntm_req_verify(sig_s, r->cert.pk, r->method, r->path,
+	    date, nonce_s, r->body, r->len)) < 0) {
 		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
 		return NTM_ERR_CRYPTO;
 	}

@@ -444,6 +444,11 @@ typedef void ntm_httpc_cb(const struct ntm_http_result *res, void *arg);
  * or NULL. timeout_ms bounds the whole request. */
 int  ntm_httpc_request(struct ntm_httpc *c, const char *method, const char *url,
     json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb, void *arg) NTM_WUR;
+/* The same, signed as naming its receiver: to, the receiver's certificate
+ * name (NTM-To, docs/protocol.md §2.2); needs the identity. */
+int  ntm_httpc_request_to(struct ntm_httpc *c, const char *method, const char *url,
+    const char *to, json_t *body, const char *bearer, long timeout_ms, ntm_httpc_cb *cb,
+    void *arg) NTM_WUR;
 /*
  * A request with a body of any type: ctype its Content-Type (NULL: none),
  * body and blen copied (body NULL: none). *handle (handle may be NULL)

@@ -40,7 +40,8 @@ class H(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", 0))
         self.rfile.read(n)
         with open(d + "/imp.log", "a") as f:
-            f.write("%s %s\n" % (self.command, self.path))
+            f.write("%s %s to=%s\n" % (self.command, self.path,
+                                         self.headers.get("NTM-To")))
         b = json.dumps({"fqdn": "bob.dc2.ntm.test",
                         "exchange_key": "A" * 43}).encode()
         self.send_response(200)
@@ -88,7 +89,8 @@ teardown_file() {
 	run_t ntm -c "$d/alice" keys exchange bob.dc2.ntm.test
 	assert_failure 3
 	assert_output --partial "the answer (HTTP 200) is not from the DC of dc2.ntm.test: the answer is not signed"
-	grep -qx "POST /v1/dc/xkey" "$d/imp.log"
+	# The request named its receiver: dc2.ntm.test, signed over.
+	grep -qx "POST /v1/dc/xkey to=dc2.ntm.test" "$d/imp.log"
 	# dc1 took nothing from it: no exchange key, no temporal key sent on.
 	run grep -c . "$d/imp.log"
 	assert_output 1
@@ -108,4 +110,22 @@ teardown_file() {
 		    2> "$BATS_TEST_TMPDIR/ans" > /dev/null
 		assert_equal "$(cat "$BATS_TEST_TMPDIR/ans")" "answer: signed by dc $r.ntm.test"
 	done
+}
+
+@test "a request naming its receiver is taken by that server only" {
+	local u r
+	u="$(dc1_url)/v1/status"
+	sr() { "$SIGNREQ" --ca "$(ca)" --key "$(P)/dc2/identity.key" \
+	    --cert "$(P)/dc2/server.cert" "$@"; }
+	run sr --to dc1.ntm.test GET "$u"
+	assert_equal "$(status_of)" 200
+	# Addressed to another server (dc1 would replay it there, say).
+	run sr --to cs1.localhost GET "$u"
+	assert_equal "$(status_of)" 401
+	[[ "$(body_of | jq -r .message)" == *"addressed to 'cs1.localhost', not to this server ('dc1.ntm.test')"* ]]
+	# The name is signed over: the header added to a request signed
+	# without it does not verify.
+	run sr --to-unsigned dc1.ntm.test GET "$u"
+	assert_equal "$(status_of)" 401
+	[[ "$(body_of | jq -r .message)" == *"does not verify"* ]]
 }

@@ -6,6 +6,7 @@
  *
  *   signreq --ca CA --key KEYFILE --cert CERTFILE [--date-offset SEC]
  *           [--omit date|cert|sig|nonce] [--answer AS-PUB-FILE]
+ *           [--to NAME | --to-unsigned NAME]
  *           [--tamper sig|body|path|nonce] [--repeat N]
  *           METHOD URL [BODY]
  *   signreq --key AS-KEYFILE --mint USER:DEVICE:DC[:ROLE:NAME] [--lifetime SEC]
@@ -18,6 +19,9 @@
  * --answer checks who signed each answer (§2.2) against the AS public key
  * in the file (base64url, as `ntm-as init` prints it) and says so on
  * standard error: "answer: signed by ROLE NAME", or why not.
+ *
+ * --to NAME names the receiver (NTM-To, signed over); --to-unsigned sends
+ * the header but signs as if it were not there.
  *
  * --mint prints a client token (§2.3) signed by the given (AS) key, issued
  * now + date-offset and expiring lifetime seconds later (default 3600), so
@@ -149,10 +153,12 @@ main(int argc, char **argv)
 		{ "date-offset", 1, NULL, 'o' }, { "omit", 1, NULL, 'x' },
 		{ "tamper", 1, NULL, 't' }, { "repeat", 1, NULL, 'r' },
 		{ "mint", 1, NULL, 'm' }, { "lifetime", 1, NULL, 'l' },
-		{ "as-self", 1, NULL, 's' }, { "answer", 1, NULL, 'A' }, { NULL, 0, NULL, 0 }
+		{ "as-self", 1, NULL, 's' }, { "answer", 1, NULL, 'A' }, { "to", 1, NULL, 'T' },
+		{ "to-unsigned", 1, NULL, 'U' }, { NULL, 0, NULL, 0 }
 	};
 	const char *ca = NULL, *keyf = NULL, *certf = NULL, *omit = "", *tamper = "";
-	const char *mintspec = NULL, *as_self = NULL, *aspkf = NULL;
+	const char *mintspec = NULL, *as_self = NULL, *aspkf = NULL, *to = NULL;
+	int to_signed = 1;
 	long offset = 0, repeat = 1, lifetime = 3600;
 	uint8_t sk[NTM_SIGN_SK];
 	char *certtxt = NULL, sig[NTM_SIG_B64], hdr[1024], path[1024];
@@ -171,6 +177,8 @@ main(int argc, char **argv)
 		case 'm': mintspec = optarg; break;
 		case 's': as_self = optarg; break;
 		case 'A': aspkf = optarg; break;
+		case 'T': to = optarg; break;
+		case 'U': to = optarg; to_signed = 0; break;
 		case 'l': lifetime = strtol(optarg, NULL, 10); break;
 		default: return 2;
 		}
@@ -199,7 +207,10 @@ main(int argc, char **argv)
 	int64_t date = (int64_t)time(NULL) + offset;
 	char nonce[NTM_NONCE_B64];
 	ntm_req_nonce(nonce);
-	ntm_req_sign(sig, sk, method, path, date, nonce, body, strlen(body));
+	if (to && to_signed)
+		ntm_req_sign_to(sig, sk, method, path, date, nonce, to, body, strlen(body));
+	else
+		ntm_req_sign(sig, sk, method, path, date, nonce, body, strlen(body));
 	if (strcmp(tamper, "sig") == 0)
 		sig[3] = sig[3] == 'A' ? 'B' : 'A';
 	if (strcmp(tamper, "nonce") == 0)
@@ -214,6 +225,10 @@ main(int argc, char **argv)
 		long status = 0;
 
 		h = curl_slist_append(h, "Content-Type: application/json");
+		if (to) {
+			snprintf(hdr, sizeof(hdr), NTM_HDR_TO ": %s", to);
+			h = curl_slist_append(h, hdr);
+		}
 		if (strcmp(omit, "date") != 0) {
 			snprintf(hdr, sizeof(hdr), NTM_HDR_DATE ": %lld", (long long)date);
 			h = curl_slist_append(h, hdr);

@@ -53,6 +53,31 @@ TEST(answer_string)
 	CHECK_STR(b64, "");
 }
 
+/* A request naming its receiver: fixed by docs/protocol.md 2.2. */
+TEST(receiver_string)
+{
+	const char *msg = "ntm-sig-v2\nPOST\n/v1/x\n1700000000\nAAAAAAAAAAAAAAAAAAAAAA\n"
+	    "dc2.example\n"
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	uint8_t sig[NTM_SIG_LEN];
+	char b64[NTM_SIG_B64], want[NTM_SIG_B64];
+
+	ntm_sign(sig, msg, strlen(msg), sk);
+	CHECK_EQ(ntm_b64_encode(want, sizeof(want), sig, sizeof(sig)), 86);
+	ntm_req_sign_to(b64, sk, "POST", "/v1/x", 1700000000, NONCE, "dc2.example", "abc", 3);
+	CHECK_STR(b64, want);
+	CHECK_EQ(ntm_req_verify_to(b64, pk, "POST", "/v1/x", 1700000000, NONCE,
+	    "dc2.example", "abc", 3), 0);
+	/* Another receiver, or none: refused. */
+	CHECK_EQ(ntm_req_verify_to(b64, pk, "POST", "/v1/x", 1700000000, NONCE,
+	    "dc3.example", "abc", 3), NTM_ERR_CRYPTO);
+	CHECK_EQ(ntm_req_verify(b64, pk, "POST", "/v1/x", 1700000000, NONCE, "abc", 3),
+	    NTM_ERR_CRYPTO);
+	/* A name with a newline is not signed at all. */
+	ntm_req_sign_to(b64, sk, "POST", "/v1/x", 1700000000, NONCE, "a\nb", "abc", 3);
+	CHECK_STR(b64, "");
+}
+
 TEST(tamper)
 {
 	static const struct {
@@ -297,6 +322,6 @@ TEST(replay_many)
 	ntm_replay_free(r);
 }
 
-UNIT_MAIN(T(init), T(signed_string), T(answer_string), T(tamper), T(replay_window),
+UNIT_MAIN(T(init), T(signed_string), T(answer_string), T(receiver_string), T(tamper), T(replay_window),
     T(replay_duplicate), T(replay_quota_per_peer), T(replay_rate_per_peer),
     T(replay_flood_one_peer), T(replay_peers), T(replay_many))
