@@ -338,10 +338,16 @@ static void
 on_health(struct ntm_req *req, void *arg)
 {
 	struct srv *s = arg;
+	char ak[NTM_B64_LEN(NTM_SIGN_PK)];
 
-	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:i}",
+	/* The AS key this server trusts (its own, at the AS): what a client
+	 * without one seals its first login to (trust on first use). */
+	if (ntm_b64_encode(ak, sizeof(ak), s->spec->anchor ? s->pk : s->conf.as_pk,
+	    NTM_SIGN_PK) < 0)
+		ak[0] = '\0';
+	ntm_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:i, s:s}",
 	    "role", ntm_role_name(s->spec->role), "name", s->conf.name,
-	    "version", NTM_VERSION, "protocol", NTM_PROTOCOL_VERSION));
+	    "version", NTM_VERSION, "protocol", NTM_PROTOCOL_VERSION, "as_key", ak));
 }
 
 static void

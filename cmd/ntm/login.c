@@ -259,12 +259,22 @@ login_device(struct cli *cli, const struct login_args *la, char device[NTM_DEVIC
 }
 
 /*
+ * The AS key a profile without one took from the DC's GET /v1/health at
+ * its first login (trust on first use): the login is sealed to it, the
+ * answer's device certificate must be signed with it, and it is pinned
+ * then. One login per process.
+ */
+static uint8_t tofu_pk[NTM_SIGN_PK];
+static int tofu;
+
+/*
  * The password and the device key sealed to the AS key the profile trusts
  * (docs/protocol.md §3.1), bound to the DC's domain (GET /v1/health names
- * it), the time and a fresh nonce, into out (b64). 1 sealed, 0 no AS key
- * known yet (the first login of a profile without as_key: in clear, and
- * the AS key is pinned from the answer), -1 after printing why (*rc: the
- * exit code).
+ * it), the time and a fresh nonce, into out (b64). A profile with no AS key
+ * yet (no as_key, none pinned) takes the one the DC's /v1/health names (it
+ * is pinned once the AS certified this device with it); a DC that names
+ * none gets no login: a password never goes in clear. 1 sealed, -1 after
+ * printing why (*rc: the exit code).
  */
 static int
 login_seal(struct cli *cli, const struct login_args *la, const char *url, const char *ca,
@@ -279,12 +289,11 @@ login_seal(struct cli *cli, const struct login_args *la, const char *url, const 
 	long status = 0;
 	int pinned, e, ret = -1;
 
-	if ((e = id_as_key(cli, as_pk, &pinned)) == NTM_ERR_NOTFOUND)
-		return 0;
-	if (e < 0) {
+	if ((e = id_as_key(cli, as_pk, &pinned)) < 0 && e != NTM_ERR_NOTFOUND) {
 		cli_err("login", "as_key in ntm.conf: not a base64url Ed25519 key");
 		return -1;
 	}
+	tofu = e == NTM_ERR_NOTFOUND;
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/health", url);
 	e = ntm_https_call(ca, "GET", endpoint, NULL, NULL, la->timeout * 1000, &status, &resp,
 	    errmsg, sizeof(errmsg));
@@ -297,9 +306,30 @@ login_seal(struct cli *cli, const struct login_args *la, const char *url, const 
 	name = json_string_value(json_object_get(resp, "name"));
 	if (role == NULL || strcmp(role, "dc") != 0 || name == NULL ||
 	    !ntm_valid_dnsname(name)) {
-		cli_err("login", "%s is not a DC (its /v1/health names no DC domain)", url);
+		if (role != NULL && strlen(role) < 8 && strspn(role, "abcdefghijklmnopqrstuvwxyz") ==
+		    strlen(role))
+			cli_err("login", "%s is the %s, not a DC (ntm login needs the URL of "
+			    "your DC)", url, strcmp(role, "as") == 0 ? "account server" :
+			    strcmp(role, "cs") == 0 ? "cache server" :
+			    strcmp(role, "rs") == 0 ? "relay server" : role);
+		else
+			cli_err("login", "%s is not a DC (its /v1/health names no DC "
+			    "domain)", url);
+		*rc = EXIT_REJECTED;
 		json_decref(resp);
 		return -1;
+	}
+	if (tofu) {
+		const char *ak = json_string_value(json_object_get(resp, "as_key"));
+
+		if (ak == NULL || ntm_b64_decode_exact(as_pk, sizeof(as_pk), ak) < 0) {
+			cli_err("login", "%s names no AS key to seal the login to, and this "
+			    "profile has none (set as_key in ntm.conf)", url);
+			*rc = EXIT_IDENTITY;
+			json_decref(resp);
+			return -1;
+		}
+		memcpy(tofu_pk, as_pk, sizeof(tofu_pk));
 	}
 	memset(&box, 0, sizeof(box));
 	snprintf(box.user, sizeof(box.user), "%s", la->user);
@@ -372,10 +402,7 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	if ((n = login_seal(cli, la, url, ca, device, password, dpk, sealed,
 	    sizeof(sealed), rc)) < 0)
 		goto out;
-	if (n == 1)
-		m.sealed = sealed;	/* the DC relays it and cannot read it */
-	else
-		m.password = password;
+	m.sealed = sealed;	/* the DC relays it and cannot read it */
 	m.device = device;
 	m.client_key = pk_b64;
 	m.exchange_key = xpk_b64;
@@ -451,12 +478,14 @@ login_identity(struct cli *cli, const char *url, const char *device,
 	int e, pinned, first = 0;
 
 	if ((e = id_as_key(cli, as_pk, &pinned)) == NTM_ERR_NOTFOUND) {
-		if (r->m.as_key == NULL ||
-		    ntm_b64_decode_exact(as_pk, sizeof(as_pk), r->m.as_key) < 0) {
-			cli_err("login", "%s named no AS key, and this profile has none "
-			    "(set as_key in ntm.conf)", url);
+		/* The key the login was sealed to (login_seal); the AS that
+		 * opened the box certified with it, else this fails below. */
+		if (!tofu) {
+			cli_err("login", "%s: no AS key to check the answer with (set "
+			    "as_key in ntm.conf)", url);
 			return EXIT_IDENTITY;
 		}
+		memcpy(as_pk, tofu_pk, sizeof(as_pk));
 		first = 1;
 	} else if (e < 0) {
 		cli_err("login", "cannot read the AS key (%s in ntm.conf, or %s/%s): %s",

@@ -173,7 +173,7 @@ teardown_file() { platform_down; }
 @test "login at a server that is not a DC (the AS): exit 8, the URL is named as not a DC" {
 	run login "$BATS_TEST_TMPDIR/x" alice alice-pw-1 "$(as_url)"
 	assert_failure 8
-	assert_output "ntm: login: $(as_url) has no /v1/login: not a DC (ntm login needs the URL of your DC)"
+	assert_output "ntm: login: $(as_url) is the account server, not a DC (ntm login needs the URL of your DC)"
 }
 
 @test "a proxy's error page in front of the DC: 'HTTP 502 from URL' (exit 3), not its words taken for ours" {
@@ -192,6 +192,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    do_GET = do_POST
     def log_message(self, *a):
         pass
 srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)

@@ -87,6 +87,60 @@ PY
 	[ "$output" -ge 3 ]
 }
 
+@test "a profile's first login, without as_key, is sealed too: the key the DC names is pinned, the password is not in the DC" {
+	local prof=$BATS_TEST_TMPDIR/first pid
+	mkdir -m 700 "$prof"
+	run login "$prof" alice "$(pw)" "$(dc1_url)"
+	assert_success
+	assert_equal "$(cat "$prof/as.key")" "$(cat "$(P)/as.pub")"
+	pid=$(cat "$(P)/dc1.pid")
+	assert_equal "$(scan_mem "$pid" "$(pw)")" 0
+	run grep -a -c -F -- "$(pw)" "$(P)/dc1.log"
+	assert_output 0
+}
+
+@test "a DC that names no AS key gets no login from a profile without one: the password is never sent" {
+	local prof=$BATS_TEST_TMPDIR/nokey port pid i d=$BATS_TEST_TMPDIR
+	mkdir -m 700 "$prof"
+	port=$(free_port)
+	cat > "$d/nokey.py" <<'EOF'
+import http.server, json, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = json.dumps({"role": "dc", "name": "dc1.ntm.test", "version": "0.1.0",
+                        "protocol": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def do_POST(self):
+        with open(sys.argv[4], "a") as f:
+            f.write(self.path + "\n")
+        self.do_GET()
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+EOF
+	python3 "$d/nokey.py" "$port" "$(P)/cs/tls.crt" "$(P)/cs/tls.key" "$d/posts" \
+	    2>"$d/nokey.err" &
+	pid=$!
+	for ((i = 0; i < 50; i++)); do
+		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
+		sleep 0.1
+	done
+	run login "$prof" alice "$(pw)" "https://127.0.0.1:$port"
+	kill "$pid"
+	assert_failure 16
+	assert_output "ntm: login: https://127.0.0.1:$port names no AS key to seal the login to, and this profile has none (set as_key in ntm.conf)"
+	assert_file_not_exists "$d/posts"
+	assert_file_not_exists "$prof/session.json"
+}
+
 @test "the AS refuses a sealed login played again, relayed by another DC, stale, or for another user" {
 	local box dev=laptop-1
 	box=$(pw | "$SEALOGIN" --as-key "$(cat "$(P)/as.pub")" --user alice --device $dev \
@@ -154,19 +208,21 @@ front_up() {
 
 front_down() { kill "$(cat "$BATS_TEST_TMPDIR/front.pid")" 2>/dev/null || true; }
 
-@test "a DC that swaps the device key in a login: the device refuses the certificate (exit 16), nothing saved; sealed, the AS refuses it" {
+@test "a DC that swaps the device key in a login: the AS refuses it, with or without as_key; nothing saved, no key pinned" {
 	local prof=$BATS_TEST_TMPDIR/swapped url
 	url=$(front_up)
 	mkdir -m 700 "$prof"
-	# no AS key yet: the login goes in clear, the AS certifies what the DC
-	# names, and the device sees a certificate for another key than its own
+	# no AS key yet: the login is sealed to the key the DC's /v1/health
+	# names (trust on first use), so the AS certifies only the key in the
+	# box, and the login fails
 	run login "$prof" alice "$(pw)" "$url"
-	assert_failure 16
-	assert_output --partial "certifies another key than this device's"
+	assert_failure 3
+	assert_output --partial "device_key_mismatch"
 	assert_file_not_exists "$prof/session.json"
 	assert_file_not_exists "$prof/device.cert"
+	assert_file_not_exists "$prof/as.key"
 	grep -q swapped "$BATS_TEST_TMPDIR/front.out"
-	# sealed: the AS certifies only the key in the box, the login fails
+	# the same with as_key given
 	echo "as_key = $(cat "$(P)/as.pub")" > "$prof/ntm.conf"
 	run login "$prof" alice "$(pw)" "$url"
 	assert_failure
