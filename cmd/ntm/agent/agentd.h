@@ -66,7 +66,8 @@ struct tun {
 	int		 repunch_wanted;	/* this end moved: at the NAT's verdict */
 	uint64_t	 repunches;		/* punching started again after a move */
 	uint32_t	 cands_gen, cands_gen_rx;	/* CANDIDATES sent, last taken */
-	int64_t		 cands_rx_at;		/* when the last one was taken */
+	int64_t		 cands_rx_at;		/* the peer's: a bucket of cands_tokens, */
+	int		 cands_tokens;		/* filled up to cands_rx_at */
 	uint8_t		 cands_msg[NTM_PUNCH_CANDS_LEN(NTM_PUNCH_CANDS_MAX)];
 	size_t		 cands_len;
 	int		 cands_left;		/* copies still to send, one a second */

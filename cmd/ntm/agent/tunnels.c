@@ -240,7 +240,8 @@ agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len)
 
 #define CANDS_COPIES		3	/* a CANDIDATES goes this many times, */
 #define CANDS_EVERY_MS		1000	/* one a second, unless punched by then */
-#define CANDS_RX_MIN_MS		500	/* a peer's new ones are taken at most this often */
+#define CANDS_RX_BURST		4	/* a peer's new ones are taken this many at once, */
+#define CANDS_RX_EVERY_MS	1000	/* then one a second */
 
 /* Punching starts again on the relay with n candidates of the peer (0:
  * relayed, no punching), and note as the reason (prefix: before the core's). */
@@ -369,6 +370,27 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 	}
 }
 
+/* 1 if a new CANDIDATES of the peer may be taken now (a token bucket: a
+ * move is often a few network changes in a row, each with its own). */
+static int
+cands_rx_allowed(struct tun *t, int64_t now)
+{
+	int64_t n;
+
+	if (t->cands_rx_at == 0 || now - t->cands_rx_at >= CANDS_RX_BURST * CANDS_RX_EVERY_MS) {
+		t->cands_tokens = CANDS_RX_BURST;
+		t->cands_rx_at = now;
+	} else if ((n = (now - t->cands_rx_at) / CANDS_RX_EVERY_MS) > 0) {
+		t->cands_tokens = t->cands_tokens + n > CANDS_RX_BURST ? CANDS_RX_BURST :
+		    t->cands_tokens + (int)n;
+		t->cands_rx_at += n * CANDS_RX_EVERY_MS;
+	}
+	if (t->cands_tokens <= 0)
+		return 0;
+	t->cands_tokens--;
+	return 1;
+}
+
 /* A control message from the peer (tunnel.h): CANDIDATES, the peer moved. */
 static void
 tun_ctl(struct tun *t, const uint8_t *p, size_t len)
@@ -385,12 +407,11 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		return;
 	}
 	/* only on a route the DC let punch; each move once (its copies), and
-	 * not more often than every CANDS_RX_MIN_MS (a copy comes later) */
+	 * not faster than the bucket lets (a copy comes later) */
 	if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || gen <= t->cands_gen_rx ||
-	    (t->cands_rx_at && now - t->cands_rx_at < CANDS_RX_MIN_MS))
+	    !cands_rx_allowed(t, now))
 		return;
 	t->cands_gen_rx = gen;
-	t->cands_rx_at = now;
 	if (nat == NTM_NAT_EI) {
 		memcpy(t->pcand, c, (size_t)n * sizeof(c[0]));
 		t->npcand = n;
