@@ -13,8 +13,10 @@
 #   nat1 (masq)      nat5 (masq)       nat6 (fully-random) nat2 (masq)
 #   198.18.2.1       198.18.6.1        198.18.7.1          198.18.3.1
 #     | eth1           | eth2            | eth3               |
-#     +------- a1: bob@dc1 (one LAN at a time) ---+          b1 100.64.3.10
-#       100.64.2.10 -> 100.64.6.10 -> 100.64.7.10 -> 100.64.2.30   carol@dc2
+#     +------- a1: bob@dc1 (one LAN at a time) ---+          b1 carol@dc2
+#       100.64.2.10 -> 100.64.6.10 -> 100.64.7.10 -> 100.64.2.30     |
+#       -> 100.64.6.20                       100.64.3.10 -> 100.64.8.10 behind
+#                                            nat7 (fully-random) 198.18.8.1
 #
 # Every router is a home router (lib.bash home_router: nothing from wan to
 # the router itself). bob's host is linked to three LANs and has an
@@ -31,10 +33,12 @@ setup_file() {
 	home_router nat2 198.18.3.1 100.64.3.1
 	home_router nat5 198.18.6.1 100.64.6.1
 	home_router nat6 198.18.7.1 100.64.7.1 fully-random
+	home_router nat7 198.18.8.1 100.64.8.1 fully-random
 	host_behind a1 nat1 100.64.2.10 100.64.2.1
 	lan_link a1 nat5 eth2
 	lan_link a1 nat6 eth3
 	host_behind b1 nat2 100.64.3.10 100.64.3.1
+	lan_link b1 nat7 eth2
 	client_up a1 bob bob dc1
 	client_up b1 carol carol dc2
 	wait_for 20 nat_is dc1 bob endpoint-independent
@@ -65,13 +69,13 @@ path_reason_like() {
 	[[ "$(tunnel_field "$1" "$2" "$3" path_reason)" == $4 ]]
 }
 
-# move_to IF ADDR GW: bob's host leaves the LAN it is on for the one on IF.
+# move_to HOST IF ADDR GW: HOST leaves the LAN it is on for the one on IF.
 move_to() {
 	local old
-	old=$(n a1 ip -4 -o addr show scope global | awk '{ print $2, $4 }')
-	n a1 ip addr add "$2/24" dev "$1"
-	n a1 ip route replace default via "$3" src "$2"
-	n a1 ip addr del "${old#* }" dev "${old%% *}"
+	old=$(n "$1" ip -4 -o addr show scope global | awk '{ print $2, $4 }')
+	n "$1" ip addr add "$3/24" dev "$2"
+	n "$1" ip route replace default via "$4" src "$3"
+	n "$1" ip addr del "${old#* }" dev "${old%% *}"
 }
 
 # lost_echoes: echoes of the stream without a reply, between its first
@@ -96,7 +100,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	# carol pings bob every 50 ms across the move
 	ping_stream_start b1 carol "$BOB"
 	t=$(date +%s%N)
-	move_to eth2 100.64.6.10 100.64.6.1
+	move_to a1 eth2 100.64.6.10 100.64.6.1
 	# the moved end punches again from its new NAT, and the peer to it
 	wait_for 30 path_is a1 bob "$CAROL" punched
 	wait_for 30 path_is b1 carol "$BOB" punched
@@ -137,7 +141,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	wait_for 20 path_is a1 bob "$CAROL" punched
 	wait_for 20 path_is b1 carol "$BOB" punched
 	n0=$(tunnel_field b1 carol "$BOB" repunches)
-	move_to eth3 100.64.7.10 100.64.7.1
+	move_to a1 eth3 100.64.7.10 100.64.7.1
 	wait_for 30 path_reason_is a1 bob "$CAROL" \
 	    "this end moved behind a NAT that varies by destination: relayed"
 	wait_for 30 path_reason_is b1 carol "$BOB" \
@@ -162,12 +166,36 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$CAROL"
 	assert_success
 	assert_equal "$(tunnel_field a1 bob "$CAROL" path)" relayed
-	move_to eth1 100.64.2.30 100.64.2.1
+	move_to a1 eth1 100.64.2.30 100.64.2.1
 	wait_for 30 path_is a1 bob "$CAROL" punched
 	wait_for 30 path_is b1 carol "$BOB" punched
 	path_reason_like b1 carol "$BOB" "the peer moved: punched to 198.18.2.1:* in * ms (*)"
 	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$BOB"
 	assert_success
+}
+
+@test "the peer moved behind a NAT that varies by destination: a move of this end punches no more, and says why" {
+	local probes
+	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$CAROL"
+	assert_success
+	wait_for 20 path_is a1 bob "$CAROL" punched
+	move_to b1 eth2 100.64.8.10 100.64.8.1
+	wait_for 30 path_reason_is b1 carol "$BOB" \
+	    "this end moved behind a NAT that varies by destination: relayed"
+	wait_for 30 path_reason_is a1 bob "$CAROL" \
+	    "the peer moved behind a NAT that varies by destination: relayed"
+	probes=$(tunnel_field a1 bob "$CAROL" punch_probes)
+	# bob moves while carol is behind it: nothing to punch, both say why
+	move_to a1 eth2 100.64.6.20 100.64.6.1
+	wait_for 30 path_reason_is a1 bob "$CAROL" \
+	    "this end moved; the peer is behind a NAT that varies by destination: relayed"
+	wait_for 30 path_reason_is b1 carol "$BOB" \
+	    "the peer moved; this end is behind a NAT that varies by destination: relayed"
+	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$BOB"
+	assert_success
+	assert_equal "$(tunnel_field a1 bob "$CAROL" path)" relayed
+	assert_equal "$(tunnel_field b1 carol "$BOB" path)" relayed
+	assert_equal "$(tunnel_field a1 bob "$CAROL" punch_probes)" "$probes"
 }
 
 @test "no leftovers after the run" {

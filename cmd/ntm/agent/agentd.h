@@ -63,6 +63,7 @@ struct tun {
 	 * latest candidates (none: the DC gave the route no punching) */
 	struct sockaddr_storage pcand[NTM_PEER_CANDS];
 	int		 npcand;
+	int		 peer_nat;		/* its NAT kind (enum ntm_nat), if it told */
 	int		 repunch_wanted;	/* this end moved: at the NAT's verdict */
 	uint64_t	 repunches;		/* punching started again after a move */
 	uint32_t	 cands_gen, cands_gen_rx;	/* CANDIDATES sent, last taken */

@@ -298,6 +298,20 @@ cands_tick(struct tun *t, int64_t now)
 		cands_send(t, now);
 }
 
+/* A NAT kind that no hole punching gets through (as far as we know: the
+ * DC gave candidates, so unknown is not). */
+static int
+nat_unpunchable(int nat)
+{
+	return nat == NTM_NAT_PER_DEST || nat == NTM_NAT_NATTED;
+}
+
+static const char *
+nat_words(int nat)
+{
+	return nat == NTM_NAT_PER_DEST ? "that varies by destination" : "whose mapping is unknown";
+}
+
 /* This end's candidates behind an endpoint-independent NAT, as the DC
  * gives them (§3.2 punch): the reflexive address, then the local ones of
  * its family (not link-local). */
@@ -352,16 +366,19 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			continue;
 		}
 		t->cands_len = (size_t)len;
-		if (nat == NTM_NAT_EI) {
+		if (nat == NTM_NAT_EI && !nat_unpunchable(t->peer_nat)) {
 			log_info("tunnel %s: this end moved (now %s): punching again, the peer "
 			    "told", t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
 			    sizeof(b)));
 			repunch(t, t->pcand, t->npcand, "this end moved", 1);
 		} else {
-			snprintf(note, sizeof(note), "this end moved behind a NAT %s: relayed",
-			    nat == NTM_NAT_PER_DEST ? "that varies by destination" :
-			    "whose mapping is unknown");
-			log_info("tunnel %s: %s", t->peer, note);
+			if (nat == NTM_NAT_EI)
+				snprintf(note, sizeof(note), "this end moved; the peer is behind a "
+				    "NAT %s: relayed", nat_words(t->peer_nat));
+			else
+				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
+				    "relayed", nat_words(nat));
+			log_info("tunnel %s: %s (the peer told)", t->peer, note);
 			repunch(t, NULL, 0, note, 0);
 		}
 		t->cands_left = CANDS_COPIES;
@@ -412,16 +429,25 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 	    !cands_rx_allowed(t, now))
 		return;
 	t->cands_gen_rx = gen;
+	t->peer_nat = nat;
 	if (nat == NTM_NAT_EI) {
+		/* the moved end's candidates from now on, whatever ours are */
 		memcpy(t->pcand, c, (size_t)n * sizeof(c[0]));
 		t->npcand = n;
+	}
+	if (nat == NTM_NAT_EI && !nat_unpunchable(t->a->nat)) {
 		log_info("tunnel %s: the peer moved (now %s): punching again", t->peer,
 		    ntm_sa_str((const struct sockaddr *)&c[0], b, sizeof(b)));
 		repunch(t, t->pcand, t->npcand, "the peer moved", 1);
 	} else {
-		snprintf(note, sizeof(note), "the peer moved behind a NAT %s: relayed",
-		    nat == NTM_NAT_PER_DEST ? "that varies by destination" :
-		    nat == NTM_NAT_NONE ? "it does not have" : "whose mapping is unknown");
+		if (nat == NTM_NAT_EI)
+			snprintf(note, sizeof(note), "the peer moved; this end is behind a NAT "
+			    "%s: relayed", nat_words(t->a->nat));
+		else if (nat == NTM_NAT_NONE)
+			snprintf(note, sizeof(note), "the peer moved out of NAT: relayed");
+		else
+			snprintf(note, sizeof(note), "the peer moved behind a NAT %s: relayed",
+			    nat_words(nat));
 		log_info("tunnel %s: %s", t->peer, note);
 		repunch(t, NULL, 0, note, 0);
 	}
