@@ -268,7 +268,8 @@ repunch(struct tun *t, const struct sockaddr_storage *cand, int n, const char *n
 	/* same route, same RS, same session: a fresh bind and fresh rounds */
 	ntm_peer_reroute(&t->p, &np, agent_now_ms(), wall_ms());
 	ntm_wipe(&np, sizeof(np));
-	t->repunches++;
+	if (n > 0)
+		t->repunches++;
 	snprintf(t->note, sizeof(t->note), "%s", note);
 	t->note_prefix = prefix;
 	t->note_mask = prefix ? 1 << NTM_PUNCH_TRYING | 1 << NTM_PUNCH_DONE |
