@@ -3,6 +3,9 @@
  * (lib/core/peer.c: the tunnel core, relay binds and their ACKs, the handshake
  * gate, the queue, endpoint moves) fed datagrams and the clock, its
  * datagrams sent on the UDP socket, its deadline on one timer per tunnel.
+ * A route that punches punches again after a move of either end: the
+ * moved end's fresh candidates go to the peer inside the tunnel
+ * (CANDIDATES, docs/protocol.md §4.8) and both start new rounds.
  * What happens above (a tunnel made, up or gone, an inner packet for us)
  * goes up through the agent's hooks.
  */
