@@ -4,7 +4,9 @@
 #include <sodium.h>
 
 #include "ntm-core.h"
+#include "probe.h"
 #include "punch.h"
+#include "tunnel.h"
 
 #define OFF_TID		NTM_HDR_LEN
 #define OFF_KIND	(OFF_TID + NTM_TUNNEL_ID_LEN)
@@ -68,5 +70,67 @@ ntm_punch_open(const uint8_t *p, size_t n, const uint8_t key[NTM_KEY_LEN], int *
 	*kind = p[OFF_KIND];
 	*initiator = p[OFF_ROLE];
 	memcpy(txid, p + OFF_TXID, NTM_PUNCH_TXID_LEN);
+	return 0;
+}
+
+/* ---- CANDIDATES ------------------------------------------------------------ */
+
+static int
+nat_known(int nat)
+{
+	return nat == NTM_NAT_NONE || nat == NTM_NAT_NATTED || nat == NTM_NAT_EI ||
+	    nat == NTM_NAT_PER_DEST;
+}
+
+int
+ntm_punch_cands_make(uint8_t *out, size_t cap, int nat, uint32_t gen,
+    const struct sockaddr_storage *c, int n)
+{
+	size_t len;
+
+	if (n < 0 || n > NTM_PUNCH_CANDS_MAX || !nat_known(nat) ||
+	    (nat == NTM_NAT_EI) != (n > 0))
+		return NTM_ERR_INVAL;
+	len = NTM_PUNCH_CANDS_LEN((size_t)n);
+	if (cap < len)
+		return NTM_ERR_NOSPACE;
+	memset(out, 0, len);
+	out[0] = NTM_TUN_CTL_CANDS;
+	out[1] = (uint8_t)nat;
+	out[2] = (uint8_t)n;
+	for (int i = 0; i < 4; i++)
+		out[4 + i] = (uint8_t)(gen >> (24 - 8 * i));
+	for (int i = 0; i < n; i++)
+		if (ntm_waddr_put(out + NTM_PUNCH_CANDS_LEN((size_t)i),
+		    (const struct sockaddr *)&c[i]) < 0)
+			return NTM_ERR_INVAL;
+	return (int)len;
+}
+
+int
+ntm_punch_cands_open(const uint8_t *p, size_t len, int *nat, uint32_t *gen,
+    struct sockaddr_storage c[NTM_PUNCH_CANDS_MAX], int *n)
+{
+	socklen_t sl;
+	int k;
+
+	if (p == NULL || len < NTM_PUNCH_CANDS_HDR)
+		return NTM_ERR_SHORT;
+	if (p[0] != NTM_TUN_CTL_CANDS || p[3] != 0 || !nat_known(p[1]) ||
+	    p[2] > NTM_PUNCH_CANDS_MAX || (p[1] == NTM_NAT_EI) != (p[2] > 0))
+		return NTM_ERR_PROTO;
+	k = p[2];
+	if (len < NTM_PUNCH_CANDS_LEN((size_t)k))
+		return NTM_ERR_SHORT;
+	if (len > NTM_PUNCH_CANDS_LEN((size_t)k))
+		return NTM_ERR_TOOBIG;
+	for (int i = 0; i < k; i++) {
+		if (ntm_waddr_get(&c[i], &sl, p + NTM_PUNCH_CANDS_LEN((size_t)i)) != 0)
+			return NTM_ERR_PROTO;	/* empty or malformed */
+		ntm_sa_unmap(&c[i], &sl);
+	}
+	*nat = p[1];
+	*gen = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+	*n = k;
 	return 0;
 }

@@ -29,4 +29,32 @@ const uint8_t *ntm_punch_tunnel_id(const uint8_t *p, size_t n);
 int  ntm_punch_open(const uint8_t *p, size_t n, const uint8_t key[NTM_KEY_LEN], int *kind,
     int *initiator, uint8_t txid[NTM_PUNCH_TXID_LEN]) NTM_WUR;
 
+/*
+ * CANDIDATES (docs/protocol.md §4.8, "Punching again after a move"): a
+ * tunnel control message (tunnel.h), so sealed in a DATA of the tunnel's
+ * session: only the peer device can make one, not a DC or the RS that
+ * carries it. The end that moved says its NAT kind now (enum ntm_nat,
+ * probe.h) and, behind an endpoint-independent NAT, where it can be
+ * punched: its reflexive address, then its local ones. The generation
+ * grows with each move, so the copies sent again count once.
+ *
+ *   u8 kind (NTM_TUN_CTL_CANDS), u8 nat, u8 count, u8 zero,
+ *   u32 generation, count wire addresses (§4.1, none empty)
+ */
+#define NTM_PUNCH_CANDS_MAX	(1 + NTM_REG_ADDRS)
+#define NTM_PUNCH_CANDS_HDR	8
+#define NTM_PUNCH_CANDS_LEN(n)	(NTM_PUNCH_CANDS_HDR + (n) * NTM_WADDR_LEN)
+
+/* CANDIDATES into out (cap bytes): nat, generation gen and the n
+ * candidates c (n > 0 only with NTM_NAT_EI). Its length, or NTM_ERR_INVAL
+ * (n, nat or an address) / NTM_ERR_NOSPACE. */
+int  ntm_punch_cands_make(uint8_t *out, size_t cap, int nat, uint32_t gen,
+    const struct sockaddr_storage *c, int n) NTM_WUR;
+/* Checks a CANDIDATES (kind, exact length for its count, zero byte, a
+ * known NAT kind, candidates only and at least one with NTM_NAT_EI, no
+ * empty or malformed address) and fills nat, gen, c (IPv4-mapped folded
+ * to IPv4) and *n. 0, or NTM_ERR_PROTO / _SHORT / _TOOBIG. */
+int  ntm_punch_cands_open(const uint8_t *p, size_t len, int *nat, uint32_t *gen,
+    struct sockaddr_storage c[NTM_PUNCH_CANDS_MAX], int *n) NTM_WUR;
+
 #endif

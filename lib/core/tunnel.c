@@ -300,12 +300,19 @@ out_slot(struct ntm_tun_out *out)
 	return out->buf[out->n];
 }
 
+int
+ntm_tunnel_is_ctl(const uint8_t *p, size_t len)
+{
+	return len > 0 && p[0] >> 4 == 0;
+}
+
 static int
 inner_ok(const uint8_t *p, size_t len)
 {
 	if (len == 0)
 		return 1;
-	return len <= NTM_INNER_MTU && (p[0] >> 4 == 4 || p[0] >> 4 == 6);
+	return len <= NTM_INNER_MTU && (p[0] >> 4 == 4 || p[0] >> 4 == 6 ||
+	    ntm_tunnel_is_ctl(p, len));
 }
 
 /* ---- DATA --------------------------------------------------------------- */
@@ -343,7 +350,7 @@ seal_data(struct ntm_tunnel *t, const uint8_t *payload, size_t len, int64_t now,
 	    len ? payload : empty, len, b, NTM_DATA_HDR_LEN, NULL, nonce, s->tx);
 	out->len[out->n++] = NTM_DATA_HDR_LEN + (size_t)clen;
 	t->last_tx = now;
-	if (len) {
+	if (len && !ntm_tunnel_is_ctl(payload, len)) {
 		t->st.tx_packets++;
 		t->st.tx_bytes += len;
 	}
@@ -581,15 +588,18 @@ recv_data(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now, struct ntm_tu
 	} else if (s == &t->cur && !s->confirmed) {
 		cur_confirmed(t, now);
 	}
-	/* Authentic but not an IP packet: dropped, yet the session events
-	 * above (established, authentic) stand and are reported. */
+	/* Authentic but neither an IP packet nor a control message: dropped,
+	 * yet the session events above (established, authentic) stand and are
+	 * reported. */
 	if (!inner_ok(p + NTM_DATA_HDR_LEN, (size_t)mlen))
 		return NTM_ERR_PROTO;
 	if (mlen) {
 		ev->payload = p + NTM_DATA_HDR_LEN;
 		ev->len = (size_t)mlen;
-		t->st.rx_packets++;
-		t->st.rx_bytes += mlen;
+		if (!ntm_tunnel_is_ctl(ev->payload, ev->len)) {
+			t->st.rx_packets++;
+			t->st.rx_bytes += mlen;
+		}
 	}
 	return 0;
 }

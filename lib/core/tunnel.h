@@ -59,7 +59,18 @@ struct ntm_tun_event {
 int ntm_tunnel_recv(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now,
     struct ntm_tun_event *ev, struct ntm_tun_out *out) NTM_WUR;
 
-/* Seal one inner packet (len <= NTM_INNER_MTU; 0 for a keepalive) into out.
+/*
+ * A DATA payload is one inner IP packet (first nibble 4 or 6), nothing (a
+ * keepalive), or a control message between the two agents (first nibble
+ * 0, its first byte naming it; docs/protocol.md §4.3): sealed and opened
+ * like a packet, handed up as the payload, not counted as inner traffic.
+ */
+#define NTM_TUN_CTL_CANDS	0x01	/* fresh hole punching candidates (punch.h) */
+/* 1 if the payload p (len > 0) is a control message. */
+int ntm_tunnel_is_ctl(const uint8_t *p, size_t len);
+
+/* Seal one inner packet or control message (len <= NTM_INNER_MTU; 0 for a
+ * keepalive) into out.
  * NTM_ERR_STATE if no session is established yet (caller may queue). */
 int ntm_tunnel_send(struct ntm_tunnel *t, const uint8_t *payload, size_t len,
     int64_t now, struct ntm_tun_out *out) NTM_WUR;

@@ -26,27 +26,6 @@
 load ../bats/helpers
 load lib
 
-# home_router NAME WAN4 LAN4 [fully-random]
-home_router() {
-	nat_router "$1" "$2" "$3"
-	n "$1" nft flush ruleset
-	n "$1" nft -f - <<-NFT
-	table ip nat {
-		chain post {
-			type nat hook postrouting priority srcnat;
-			oifname "wan" masquerade ${4:-}
-		}
-	}
-	table inet filter {
-		chain input {
-			type filter hook input priority 0; policy accept;
-			iifname "wan" ct state established,related accept
-			iifname "wan" drop
-		}
-	}
-	NFT
-}
-
 setup_file() {
 	require_root
 	topo_up "$BATS_FILE_TMPDIR/t"
@@ -255,8 +234,16 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	assert_equal "$gaps" 0
 }
 
+# logged_since PROF LINES TEXT: the agent of PROF logged TEXT after its
+# log's first LINES lines.
+logged_since() { tail -n "+$(($2 + 1))" "$TOPO_DIR/agent-$1.log" | grep -qF -- "$3"; }
+log_lines() { wc -l < "$TOPO_DIR/agent-$1.log"; }
+
+# Both moves below happen with no direct path left between the NATs
+# (block): the moved end punches again (27-repunch.bats) but cannot, so the
+# stream must go on through the relay, which never saw the session.
 @test "a punched end moves: both go back to the relay, and the ping stream goes on" {
-	local bob carol t
+	local bob carol t lb lc
 	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
 	# carol's address in a second RS session (a relayed tunnel with dave):
 	# the RS then routes her datagrams by the session indices it has seen
@@ -268,25 +255,35 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	punched_without_rs_acks
 	wait_for 10 bash -c "ip netns exec ${P}a1 $NTM_BIN/ntm -c $TOPO_DIR/bob tunnel list --json |
 	    jq -e --arg p $carol '.tunnels[] | select(.peer == \$p and .relay_peer_bound)'"
+	lb=$(log_lines bob) lc=$(log_lines carol)
+	block
 	# bob's host takes another address on its LAN: a new NAT mapping, which
 	# carol's NAT has never seen
 	t=$(date +%s%N)
 	n a1 ip addr add 100.64.2.20/24 dev eth1
 	n a1 ip addr del 100.64.2.10/24 dev eth1
 	n a1 ip route replace default via 100.64.2.1 src 100.64.2.20
-	wait_for 20 path_reason_is a1 bob "$carol" "this end moved: back on the relay"
-	wait_for 20 path_reason_is b1 carol "$bob" "the peer went back to the relay: back on the relay"
-	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
-	[[ "$(tunnel_field b1 carol "$bob" endpoint)" == 198.18.0.4:* ]]
+	wait_for 20 logged_since bob "$lb" \
+	    "tunnel $carol: path punched -> relayed (this end moved: back on the relay)"
+	wait_for 20 logged_since carol "$lc" \
+	    "tunnel $bob: path punched -> relayed (the peer went back to the relay: back on the relay)"
 	# the stream resumes over the relay, same session
 	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
 	ping_stream_stop
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
+	[[ "$(tunnel_field b1 carol "$bob" endpoint)" == 198.18.0.4:* ]]
 	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$bob"
 	assert_success
+	# punching again from the new address gets no answer: bounded, relayed
+	wait_for 15 path_reason_is a1 bob "$carol" \
+	    "this end moved: no answer from the peer's 2 candidates in 5 s: relayed"
+	wait_for 15 path_reason_is b1 carol "$bob" \
+	    "the peer moved: no answer from the peer's 2 candidates in 5 s: relayed"
+	unblock
 }
 
 @test "the punched responder moves: both go back to the relay, and the ping stream goes on" {
-	local bob carol dave t
+	local bob carol dave t lb lc
 	bob=$(fqdn_of bob) carol=$(fqdn_of carol) dave=$(fqdn_of dave)
 	# bob's address in a second RS session, and a handshake the RS never sees
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$dave"
@@ -295,14 +292,20 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	wait_for 10 bash -c "ip netns exec ${P}b1 $NTM_BIN/ntm -c $TOPO_DIR/carol tunnel list --json |
 	    jq -e --arg p $bob '.tunnels[] | select(.peer == \$p and .relay_peer_bound)'"
 	assert_equal "$(tunnel_field b1 carol "$bob" role)" responder
+	lb=$(log_lines bob) lc=$(log_lines carol)
+	block
 	t=$(date +%s%N)
 	n b1 ip addr add 100.64.3.20/24 dev eth1
 	n b1 ip addr del 100.64.3.10/24 dev eth1
 	n b1 ip route replace default via 100.64.3.1 src 100.64.3.20
-	wait_for 20 path_reason_is b1 carol "$bob" "this end moved: back on the relay"
-	wait_for 20 path_reason_is a1 bob "$carol" "the peer went back to the relay: back on the relay"
+	wait_for 20 logged_since carol "$lc" \
+	    "tunnel $bob: path punched -> relayed (this end moved: back on the relay)"
+	wait_for 20 logged_since bob "$lb" \
+	    "tunnel $carol: path punched -> relayed (the peer went back to the relay: back on the relay)"
 	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
 	ping_stream_stop
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
+	unblock
 	ntmc a1 bob tunnel close "$dave" >/dev/null
 }
 

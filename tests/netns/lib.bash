@@ -111,10 +111,36 @@ nat_router() {
 	NFT
 }
 
+# home_router NAME WAN4 LAN4 [fully-random]: a NAT router as at home:
+# masquerade out of wan (fully-random: a new port for each destination),
+# and nothing from wan to the router itself. Without that input drop, the
+# first hole punching probe to reach a bare masquerade router leaves a
+# conntrack entry for itself there, so the router's own client gets
+# another port towards the peer when it probes in turn.
+home_router() {
+	nat_router "$1" "$2" "$3"
+	n "$1" nft flush ruleset
+	n "$1" nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade ${4:-}
+		}
+	}
+	table inet filter {
+		chain input {
+			type filter hook input priority 0; policy accept;
+			iifname "wan" ct state established,related accept
+			iifname "wan" drop
+		}
+	}
+	NFT
+}
+
 # host_behind NAME ROUTER ADDR4 GW4: a host on ROUTER's LAN.
-# lan_link HOST ROUTER: connect HOST's eth1 to ROUTER's LAN bridge.
+# lan_link HOST ROUTER [IF]: connect HOST's IF (eth1) to ROUTER's LAN bridge.
 lan_link() {
-	_veth "$1" eth1 "$2" "l-$1"
+	_veth "$1" "${3:-eth1}" "$2" "l-$1"
 	n "$2" ip link set "l-$1" master lan
 }
 

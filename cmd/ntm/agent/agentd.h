@@ -25,6 +25,7 @@
 #include "route.h"
 #include "tunnel.h"
 #include "peer.h"
+#include "punch.h"
 #include "agent.h"
 
 struct event;
@@ -58,6 +59,24 @@ struct tun {
 	struct event	*timer;
 	int64_t		 armed;			/* when timer fires; 0 if not set */
 	int		 path_new;		/* the path changed; nothing came over it yet */
+	/* punching again after a move (docs/protocol.md §4.8): the peer's
+	 * latest candidates (none: the DC gave the route no punching) */
+	struct sockaddr_storage pcand[NTM_PEER_CANDS];
+	int		 npcand;
+	int		 peer_nat;		/* its NAT kind (enum ntm_nat), if it told */
+	int		 repunch_wanted;	/* this end moved: at the NAT's verdict */
+	uint64_t	 repunches;		/* punching started again after a move */
+	uint32_t	 cands_gen, cands_gen_rx;	/* CANDIDATES sent, last taken */
+	int64_t		 cands_rx_at;		/* the peer's: a bucket of cands_tokens, */
+	int		 cands_tokens;		/* filled up to cands_rx_at */
+	uint8_t		 cands_msg[NTM_PUNCH_CANDS_LEN(NTM_PUNCH_CANDS_MAX)];
+	size_t		 cands_len;
+	int		 cands_left;		/* copies still to send, one a second */
+	int64_t		 cands_next;
+	/* our word on the path over the core's (a move's): a prefix to it, or
+	 * all of it, while the core's punching state is in note_mask */
+	char		 note[96];
+	int		 note_prefix, note_mask;
 };
 
 struct ctl;
@@ -133,6 +152,7 @@ struct agent {
 	int		 nat;		/* enum ntm_nat found; 0 unknown */
 	int		 nat_dc_ok;	/* the DC answered a probe, so it takes the kind in REG_REQ */
 	uint64_t	 nat_runs;
+	uint64_t	 nat_net;	/* net_changes when the last run started */
 	/* directions */
 	struct ntm_httpc *http;
 	struct ntm_httpc *relay;	/* clients' requests, kept alive (control.c) */
@@ -206,6 +226,11 @@ void agent_tun_moved(struct agent *a, const struct ntm_moved *m);
 /* A PUNCH for t (docs/protocol.md §4.8): answered, or the path moves. */
 void agent_tun_punch(struct tun *t, const uint8_t *p, size_t n,
     const struct sockaddr_storage *from);
+/* The NAT's verdict after a discovery (nat.c; reflexive: what the DC, else
+ * the RS, saw, NULL if nothing): tunnels whose punched path this end's
+ * move cost tell the peer where to punch now (CANDIDATES, §4.8) and punch
+ * again, or stay relayed saying why. */
+void agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *reflexive);
 /* t's path (direct, relayed, punched), why, and punching's numbers into j
  * (tunnel list, --json). */
 void agent_tun_path_json(const struct tun *t, json_t *j);

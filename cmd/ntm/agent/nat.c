@@ -6,7 +6,9 @@
  * NAT, an endpoint-independent mapping or one that varies by destination
  * (lib/core/probe.c); the kind goes to the DC in the next REG_REQ, which
  * is sent at once when it changed. Only to a DC that answered a probe: one
- * from before the probe would refuse the REG_REQ's NAT bits.
+ * from before the probe would refuse the REG_REQ's NAT bits. The verdict
+ * also goes to the tunnels (tunnels.c): after a move, those that punched
+ * punch again from the new address, or say why they cannot.
  */
 #include <sys/socket.h>
 #include <stdio.h>
@@ -89,6 +91,9 @@ finish(struct agent *a)
 	nat = ntm_nat_classify(local, seen_d, seen_r);
 	if (d->answered)
 		a->nat_dc_ok = 1;
+	/* tunnels that lost their punched path to a move punch again now */
+	agent_tun_nat_found(a, (int)nat, d->answered ? &d->seen : r->answered ? &r->seen :
+	    NULL);
 	if (nat == NTM_NAT_UNKNOWN) {
 		log_debug("nat: no answer to the probes");
 		return;
@@ -132,6 +137,7 @@ start(struct agent *a)
 	const struct sockaddr_storage *rs = a->dc.ss_family == AF_INET6 ? &a->relay6 : &a->relay4;
 
 	a->nat_wanted = 0;
+	a->nat_net = a->net_changes;
 	memset(a->probe, 0, sizeof(a->probe));
 	a->probe[P_DC].known = 1;
 	a->probe[P_DC].to = a->dc;
@@ -153,6 +159,12 @@ agent_nat_discover(struct agent *a, const char *why)
 	if (a->nat_timer == NULL &&
 	    (a->nat_timer = evtimer_new(a->base, on_nat_timer, a)) == NULL)
 		return;
+	/* A run from this network already under way (a move starts one at
+	 * once; its REG_RESP would start another): its verdict stands. */
+	if (a->nat_running && a->nat_net == a->net_changes) {
+		log_debug("nat: already probing from this network (%s)", why);
+		return;
+	}
 	log_debug("nat: probing the DC and the relay (%s)", why);
 	if (a->relay_state == 2) {
 		start(a);

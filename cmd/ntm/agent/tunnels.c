@@ -3,6 +3,9 @@
  * (lib/core/peer.c: the tunnel core, relay binds and their ACKs, the handshake
  * gate, the queue, endpoint moves) fed datagrams and the clock, its
  * datagrams sent on the UDP socket, its deadline on one timer per tunnel.
+ * A route that punches punches again after a move of either end: the
+ * moved end's fresh candidates go to the peer inside the tunnel
+ * (CANDIDATES, docs/protocol.md §4.8) and both start new rounds.
  * What happens above (a tunnel made, up or gone, an inner packet for us)
  * goes up through the agent's hooks.
  */
@@ -17,6 +20,8 @@
 
 #include "common.h"
 #include "ippkt.h"
+#include "probe.h"
+#include "punch.h"
 #include "agentd.h"
 
 const char *const agent_drop_names[DROP_N] = {
@@ -75,14 +80,35 @@ peer_output(struct ntm_peer *p, const struct sockaddr_storage *to,
 	}
 }
 
+/* Why the path is what it is: the core's punching, with our note on a
+ * move over it while it applies, else the DC's reason. */
+static const char *
+path_reason(const struct tun *t, char *buf, size_t len)
+{
+	const struct ntm_peer *p = &t->p;
+
+	if (t->note[0] && (t->note_mask & (1 << p->punch))) {
+		if (t->note_prefix)
+			snprintf(buf, len, "%s: %s", t->note, p->path_why);
+		else
+			snprintf(buf, len, "%s", t->note);
+		return buf;
+	}
+	return p->path_why[0] ? p->path_why : t->reason;
+}
+
 /* The path changed (relayed <-> punched, or punching gave up): said once. */
 static void
 path_note(struct tun *t, int path, int punch)
 {
+	char b[256];
+
+	if (t->note[0] && !(t->note_mask & (1 << t->p.punch)))
+		t->note[0] = '\0';	/* the move's word is over: lost again, say */
 	if (path == (int)ntm_peer_path(&t->p) && punch == t->p.punch)
 		return;
 	log_info("tunnel %s: path %s -> %s (%s)", t->peer, ntm_path_name((enum ntm_path)path),
-	    ntm_path_name(ntm_peer_path(&t->p)), t->p.path_why);
+	    ntm_path_name(ntm_peer_path(&t->p)), path_reason(t, b, sizeof(b)));
 	if (path != (int)ntm_peer_path(&t->p))
 		t->path_new = 1;	/* TCP resends once the new path answers */
 }
@@ -91,10 +117,11 @@ void
 agent_tun_path_json(const struct tun *t, json_t *j)
 {
 	const struct ntm_peer *p = &t->p;
+	char b[256];
 
 	json_object_set_new(j, "path", json_string(ntm_path_name(ntm_peer_path(p))));
-	json_object_set_new(j, "path_reason", json_string(p->path_why[0] ? p->path_why :
-	    t->reason));
+	json_object_set_new(j, "path_reason", json_string(path_reason(t, b, sizeof(b))));
+	json_object_set_new(j, "repunches", json_integer((json_int_t)t->repunches));
 	json_object_set_new(j, "punch_ms", p->punch == NTM_PUNCH_DONE ?
 	    json_integer(p->punch_ms) : json_null());
 	json_object_set_new(j, "punch_candidates", json_integer(p->kind == NTM_ROUTE_RELAY ?
@@ -187,6 +214,13 @@ agent_tun_rebind(struct tun *t)
 	t->path_new = 1;
 	path_note(t, path, punch);
 	agent_tun_arm(t);
+	/* A route that punched punches again from here once our NAT is known
+	 * (agent_tun_nat_found): probe it now, from the new address. */
+	if (t->p.kind == NTM_ROUTE_RELAY && t->npcand > 0) {
+		t->repunch_wanted = 1;
+		t->cands_left = 0;	/* what we said before the move is stale */
+		agent_nat_discover(t->a, "a tunnel that punched moved");
+	}
 }
 
 void
@@ -205,6 +239,224 @@ agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len)
 	return r < 0 ? -1 : 0;
 }
 
+/* ---- punching again after a move (docs/protocol.md §4.8) ------------------ */
+
+#define CANDS_COPIES		3	/* a CANDIDATES goes this many times, */
+#define CANDS_EVERY_MS		1000	/* one a second, unless punched by then */
+#define CANDS_RX_BURST		4	/* a peer's new ones are taken this many at once, */
+#define CANDS_RX_EVERY_MS	1000	/* then one a second */
+
+/* Punching starts again on the relay with n candidates of the peer (0:
+ * relayed, no punching), and note as the reason (prefix: before the core's). */
+static void
+repunch(struct tun *t, const struct sockaddr_storage *cand, int n, const char *note,
+    int prefix)
+{
+	struct ntm_peer np;
+	int path = ntm_peer_path(&t->p), punch = t->p.punch;
+
+	memset(&np, 0, sizeof(np));
+	np.kind = NTM_ROUTE_RELAY;
+	np.ep = t->p.relay_ep;
+	np.eplen = np.ep.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	np.has_ep = 1;
+	memcpy(np.ticket, t->p.ticket, t->p.tlen);
+	np.tlen = t->p.tlen;
+	memcpy(np.rkey, t->p.rkey, sizeof(np.rkey));
+	np.side = t->p.side;
+	np.ncand = n;
+	if (n > 0)
+		memcpy(np.cand, cand, (size_t)n * sizeof(cand[0]));
+	/* same route, same RS, same session: a fresh bind and fresh rounds */
+	ntm_peer_reroute(&t->p, &np, agent_now_ms(), wall_ms());
+	ntm_wipe(&np, sizeof(np));
+	if (n > 0)
+		t->repunches++;
+	snprintf(t->note, sizeof(t->note), "%s", note);
+	t->note_prefix = prefix;
+	t->note_mask = prefix ? 1 << NTM_PUNCH_TRYING | 1 << NTM_PUNCH_DONE |
+	    1 << NTM_PUNCH_FAILED : 1 << t->p.punch;
+	path_note(t, path, punch);
+	agent_tun_arm(t);
+}
+
+static void
+cands_send(struct tun *t, int64_t now)
+{
+	if (ntm_peer_send(&t->p, t->cands_msg, t->cands_len, now) < 0)
+		log_debug("tunnel %s: CANDIDATES not sent (queue full)", t->peer);
+	t->cands_left--;
+	t->cands_next = now + CANDS_EVERY_MS;
+}
+
+/* The copies of our CANDIDATES, until punched again. */
+static void
+cands_tick(struct tun *t, int64_t now)
+{
+	if (t->cands_left <= 0 || now < t->cands_next)
+		return;
+	if (t->p.punch == NTM_PUNCH_DONE || t->p.kind != NTM_ROUTE_RELAY)
+		t->cands_left = 0;
+	else
+		cands_send(t, now);
+}
+
+/* A NAT kind that no hole punching gets through (as far as we know: the
+ * DC gave candidates, so unknown is not). */
+static int
+nat_unpunchable(int nat)
+{
+	return nat == NTM_NAT_PER_DEST || nat == NTM_NAT_NATTED;
+}
+
+static const char *
+nat_words(int nat)
+{
+	return nat == NTM_NAT_PER_DEST ? "that varies by destination" : "whose mapping is unknown";
+}
+
+/* This end's candidates behind an endpoint-independent NAT, as the DC
+ * gives them (§3.2 punch): the reflexive address, then the local ones of
+ * its family (not link-local). */
+static int
+own_cands(const struct agent *a, const struct sockaddr_storage *refl,
+    struct sockaddr_storage *out)
+{
+	int n = 0;
+
+	out[n++] = *refl;
+	for (int i = 0; i < a->nlocals && n < NTM_PUNCH_CANDS_MAX; i++) {
+		struct sockaddr_storage x = a->locals[i];
+
+		ntm_sa_unmap(&x, NULL);
+		if (x.ss_family != refl->ss_family ||
+		    ntm_sa_equal((const struct sockaddr *)&x, (const struct sockaddr *)refl))
+			continue;
+		if (x.ss_family == AF_INET6 &&
+		    IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)&x)->sin6_addr))
+			continue;
+		out[n++] = x;
+	}
+	return n;
+}
+
+void
+agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *reflexive)
+{
+	struct sockaddr_storage own[NTM_PUNCH_CANDS_MAX];
+	int64_t now = agent_now_ms();
+	char note[96], b[64];
+	int n = 0, len;
+
+	/* no answer: the next discovery may tell; no NAT: the route changes
+	 * (the DC remakes the tunnel, §4.6 step 6) */
+	if (nat == NTM_NAT_UNKNOWN || reflexive == NULL)
+		return;
+	if (nat == NTM_NAT_EI)
+		n = own_cands(a, reflexive, own);
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+
+		if (!t->repunch_wanted)
+			continue;
+		t->repunch_wanted = 0;
+		if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || nat == NTM_NAT_NONE)
+			continue;
+		if ((len = ntm_punch_cands_make(t->cands_msg, sizeof(t->cands_msg), nat,
+		    ++t->cands_gen, own, n)) < 0) {
+			log_warnx("tunnel %s: cannot make CANDIDATES: %s", t->peer,
+			    ntm_strerror(len));
+			continue;
+		}
+		t->cands_len = (size_t)len;
+		if (nat == NTM_NAT_EI && !nat_unpunchable(t->peer_nat)) {
+			log_info("tunnel %s: this end moved (now %s): punching again, the peer "
+			    "told", t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
+			    sizeof(b)));
+			repunch(t, t->pcand, t->npcand, "this end moved", 1);
+		} else {
+			if (nat == NTM_NAT_EI)
+				snprintf(note, sizeof(note), "this end moved; the peer is behind a "
+				    "NAT %s: relayed", nat_words(t->peer_nat));
+			else
+				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
+				    "relayed", nat_words(nat));
+			log_info("tunnel %s: %s (the peer told)", t->peer, note);
+			repunch(t, NULL, 0, note, 0);
+		}
+		t->cands_left = CANDS_COPIES;
+		cands_send(t, now);
+		agent_tun_arm(t);
+	}
+}
+
+/* 1 if a new CANDIDATES of the peer may be taken now (a token bucket: a
+ * move is often a few network changes in a row, each with its own). */
+static int
+cands_rx_allowed(struct tun *t, int64_t now)
+{
+	int64_t n;
+
+	if (t->cands_rx_at == 0 || now - t->cands_rx_at >= CANDS_RX_BURST * CANDS_RX_EVERY_MS) {
+		t->cands_tokens = CANDS_RX_BURST;
+		t->cands_rx_at = now;
+	} else if ((n = (now - t->cands_rx_at) / CANDS_RX_EVERY_MS) > 0) {
+		t->cands_tokens = t->cands_tokens + n > CANDS_RX_BURST ? CANDS_RX_BURST :
+		    t->cands_tokens + (int)n;
+		t->cands_rx_at += n * CANDS_RX_EVERY_MS;
+	}
+	if (t->cands_tokens <= 0)
+		return 0;
+	t->cands_tokens--;
+	return 1;
+}
+
+/* A control message from the peer (tunnel.h): CANDIDATES, the peer moved. */
+static void
+tun_ctl(struct tun *t, const uint8_t *p, size_t len)
+{
+	struct sockaddr_storage c[NTM_PUNCH_CANDS_MAX];
+	int64_t now = agent_now_ms();
+	uint32_t gen;
+	char note[96], b[64];
+	int nat, n, r;
+
+	if (p[0] != NTM_TUN_CTL_CANDS ||
+	    (r = ntm_punch_cands_open(p, len, &nat, &gen, c, &n)) < 0) {
+		t->a->drops[DROP_MALFORMED]++;
+		return;
+	}
+	/* only on a route the DC let punch; each move once (its copies), and
+	 * not faster than the bucket lets (a copy comes later) */
+	if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || gen <= t->cands_gen_rx ||
+	    !cands_rx_allowed(t, now))
+		return;
+	t->cands_gen_rx = gen;
+	t->peer_nat = nat;
+	if (nat == NTM_NAT_EI) {
+		/* the moved end's candidates from now on, whatever ours are */
+		memcpy(t->pcand, c, (size_t)n * sizeof(c[0]));
+		t->npcand = n;
+	}
+	if (nat == NTM_NAT_EI && !nat_unpunchable(t->a->nat)) {
+		log_info("tunnel %s: the peer moved (now %s): punching again", t->peer,
+		    ntm_sa_str((const struct sockaddr *)&c[0], b, sizeof(b)));
+		repunch(t, t->pcand, t->npcand, "the peer moved", 1);
+	} else {
+		if (nat == NTM_NAT_EI)
+			snprintf(note, sizeof(note), "the peer moved; this end is behind a NAT "
+			    "%s: relayed", nat_words(t->a->nat));
+		else if (nat == NTM_NAT_NONE)
+			snprintf(note, sizeof(note), "the peer moved out of NAT: relayed");
+		else
+			snprintf(note, sizeof(note), "the peer moved behind a NAT %s: relayed",
+			    nat_words(nat));
+		log_info("tunnel %s: %s", t->peer, note);
+		repunch(t, NULL, 0, note, 0);
+	}
+}
+
 static void
 on_tun_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -214,6 +466,7 @@ on_tun_timer(evutil_socket_t fd, short what, void *arg)
 
 	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
 	path_note(t, path, punch);
+	cands_tick(t, agent_now_ms());
 	agent_tun_arm(t);
 }
 
@@ -222,6 +475,9 @@ agent_tun_arm(struct tun *t)
 {
 	int64_t now = agent_now_ms(), d = ntm_peer_deadline(&t->p);
 	struct timeval tv;
+
+	if (t->cands_left > 0 && t->cands_next < d)
+		d = t->cands_next;
 
 	if (d == INT64_MAX) {
 		evtimer_del(t->timer);
@@ -264,6 +520,11 @@ agent_tun_reroute(struct tun *t, const struct tun *nt)
 	    nt->p.has_ep ? ntm_sa_str((const struct sockaddr *)&nt->p.ep, b2, sizeof(b2)) : "-");
 	snprintf(t->reason, sizeof(t->reason), "%s", nt->reason);
 	t->recreating = 0;
+	t->note[0] = '\0';
+	t->repunch_wanted = 0;
+	t->cands_left = 0;
+	t->npcand = nt->p.kind == NTM_ROUTE_RELAY ? nt->p.ncand : 0;
+	memcpy(t->pcand, nt->p.cand, sizeof(t->pcand));
 	ntm_peer_reroute(&t->p, &nt->p, agent_now_ms(), wall_ms());
 	t->path_new = 1;
 	agent_tun_arm(t);
@@ -291,6 +552,8 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 	}
 	*t = *nt;
 	t->a = a;
+	t->npcand = t->p.kind == NTM_ROUTE_RELAY && t->p.ncand > 0 ? t->p.ncand : 0;
+	memcpy(t->pcand, t->p.cand, sizeof(t->pcand));
 	t->p.hooks = &peer_hooks;
 	t->p.keepalive_ms = 1000L * a->keepalive_s;
 	t->created = agent_now_ms();
@@ -471,7 +734,9 @@ agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_stora
 			t->rtt_ms = (double)(agent_now_us() - t->hs_sent) / 1000.0;
 		a->hooks->tunnel_up(a, t);
 	}
-	if (ev.payload)
+	if (ev.payload && ntm_tunnel_is_ctl(ev.payload, ev.len))
+		tun_ctl(t, ev.payload, ev.len);
+	else if (ev.payload)
 		inner_packet(t, ev.payload, ev.len);
 	agent_tun_arm(t);
 }
