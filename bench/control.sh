@@ -5,7 +5,8 @@
 # one request, made by the same curl binary). Measured against it, in the
 # same run: a full `ntm login` (client -> DC -> signed request -> AS ->
 # Argon2id on a worker -> token -> vIP lease -> session key), with the real
-# Argon2id parameters. Also reports the CPU time of each daemon per login.
+# Argon2id parameters. Also reports the CPU time of each daemon per login,
+# and the logins/s the platform takes from many clients at once.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 # The ports the platform hands out, in a file that goes with the run.
@@ -75,3 +76,32 @@ unknown_us=$(median "$dir/unknown.us")
 printf 'wrong password (medians of %d), existing user: %d.%03d ms; unknown user: %d.%03d ms (ratio %s; the same answer)\n' \
     "$K" $((known_us / 1000)) $((known_us % 1000)) $((unknown_us / 1000)) $((unknown_us % 1000)) \
     "$(echo "scale=3; $unknown_us / $known_us" | bc)"
+
+# Throughput: P clients logging in at once, M logins each, every one a
+# distinct user (no per-user backoff), with the real Argon2id: logins/s
+# the platform takes, the AS's password checks on its workers bounding it.
+P=${BENCH_PAR:-8}
+M=${BENCH_PAR_EACH:-4}
+for ((i = 0; i < P; i++)); do
+	"$NTM_BIN/ntm-as" -f "$dir/as.conf" user add "par$i" --password-file "$dir/pw" >/dev/null
+done
+as0=$(cpu_ticks "$as_pid")
+t0=$(now_ns)
+pids=()
+for ((i = 0; i < P; i++)); do
+	(
+		for ((j = 0; j < M; j++)); do
+			"$NTM_BIN/ntm" -c "$dir/par$i" login --ca "$dir/as/ca.crt" -u "par$i" \
+			    --password-file "$dir/pw" "$dc" >/dev/null 2>&1 && echo ok
+		done > "$dir/par$i.ok"
+	) &
+	pids+=($!)
+done
+wait "${pids[@]}"
+t1=$(now_ns)
+as1=$(cpu_ticks "$as_pid")
+ok=$(cat "$dir"/par*.ok | grep -c ok || true)
+printf 'parallel logins: %d clients x %d: %d ok in %d ms = %s logins/s (AS CPU %d ms per login, %d cores)\n' \
+    "$P" "$M" "$ok" $(( (t1 - t0) / 1000000 )) \
+    "$(echo "scale=1; $ok * 1000000000 / ($t1 - $t0)" | bc)" \
+    $(( ok > 0 ? (as1 - as0) * 1000 / hz / ok : 0 )) "$(nproc)"

@@ -123,7 +123,7 @@ _ntm()
 	login) opts="-u --user --password-file --ca --device --push --timeout --json -h --help" ;;
 	logout) opts="--timeout --json -h --help" ;;
 	status) opts="--offline --metrics --timeout --json -h --help" ;;
-	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun --allow -h --help" ;;
+	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun --allow --accept -h --help" ;;
 	down) opts="--json --timeout -h --help" ;;
 	register) opts="--json --dc-udp --resolver --timeout -h --help" ;;
 	netcheck) opts="--json --dc-udp --resolver --timeout -h --help" ;;

@@ -154,6 +154,7 @@ complete -c ntm -n "__ntm_using up" -l dc-udp -x -d 'the DC UDP address ADDR:POR
 complete -c ntm -n "__ntm_using up" -l socks5 -x -a off -d 'serve SOCKS5 on this loopback ADDR:PORT (off: none)'
 complete -c ntm -n "__ntm_using up" -l tun -d 'TUN mode: the vIPs on a kernel interface (root)'
 complete -c ntm -n "__ntm_using up" -l allow -x -a 'icmp all' -d 'TUN mode: let peers in (PORT, PORT/tcp, PORT/udp, icmp, all; PEER:RULE)'
+complete -c ntm -n "__ntm_using up" -l accept -x -d 'only this peer may open tunnels here (FQDN or *.DOMAIN)'
 complete -c ntm -n "__ntm_using up" -l resolver -x -d 'DNS resolver ADDR:PORT'
 complete -c ntm -n "__ntm_using up" -l timeout -x -d 'wait SEC seconds for the first registration'
 complete -c ntm -n "__ntm_using up" -s h -l help -d 'show the help and exit'

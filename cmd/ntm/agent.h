@@ -30,6 +30,7 @@
 					   was made leaves the table */
 
 #define AGENT_ALLOW_MAX	64	/* NTM_FW_RULES_MAX */
+#define AGENT_ACCEPT_MAX	64	/* --accept patterns */
 
 struct agent_opts {
 	int		 foreground;
@@ -43,6 +44,10 @@ struct agent_opts {
 	const char	*tun;		/* TUN interface name (TUN mode), or NULL */
 	const char	*allow[AGENT_ALLOW_MAX];	/* --allow RULE (fw.h syntax) */
 	int		 nallow;				/* may exceed the array: refused */
+	/* --accept PEER: only these peers (an FQDN, or *.DOMAIN) may open a
+	 * tunnel to this device; none given: any peer. */
+	const char	*accept[AGENT_ACCEPT_MAX];
+	int		 naccept;				/* may exceed the array: refused */
 	const char	*log;		/* log file, or NULL: STATE_DIR/agent.log */
 	int		 quiet;		/* nothing on stdout (up --json prints instead) */
 };
@@ -50,6 +55,10 @@ struct agent_opts {
 /* agent/socks.c: is spec a loopback ADDR:PORT? 0, or -1 with err filled. */
 int agent_socks_check(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
     char *err, size_t errlen);
+
+/* agent/directions.c: is pattern an FQDN or *.DOMAIN? Does peer match it? */
+int agent_accept_valid(const char *pattern);
+int agent_accept_match(const char *pattern, const char *peer);
 
 /* agent/main.c: runs the agent (after up.c checked the session); exit code. */
 int agent_main(struct cli *cli, const struct agent_opts *o);

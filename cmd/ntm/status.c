@@ -337,6 +337,8 @@ static const struct json_metric agent_rows[] = {
 	{ "net_changes", "ntm_agent_net_changes_total", C, "Local address changes seen", NULL },
 	{ "tunnels_never_up", "ntm_agent_tunnels_never_up_total", C,
 	  "Tunnels removed because their handshake never completed", NULL },
+	{ "tunnels_refused", "ntm_agent_tunnels_refused_total", C,
+	  "Tunnels peers opened to this device that --accept refused", NULL },
 };
 static const struct json_metric reg_rows[] = {
 	{ "keepalive_s", "ntm_agent_keepalive_seconds", G, "Keepalive interval", NULL },

@@ -49,6 +49,19 @@ set_allow(void *args, const struct cmd_opt *opt, const char *v)
 	return 0;
 }
 
+/* --accept PEER, repeatable: checked in up_exec. */
+static int
+set_accept(void *args, const struct cmd_opt *opt, const char *v)
+{
+	struct agent_opts *o = &((struct up_args *)args)->o;
+
+	(void)opt;
+	if (o->naccept < AGENT_ACCEPT_MAX)
+		o->accept[o->naccept] = v;
+	o->naccept++;
+	return 0;
+}
+
 static const struct cmd_opt up_opts[] = {
 	{ .name = "foreground", .shortopt = 'd', .help = "stay in the foreground, log to "
 	  "stderr", .type = CMD_FLAG, .off = UP(foreground) },
@@ -76,6 +89,9 @@ static const struct cmd_opt up_opts[] = {
 	  "answers to this host and what a RULE allows (repeatable): PORT, PORT/tcp, "
 	  "PORT/udp, icmp (ping), all; PEER:RULE for one peer only", .type = CMD_CALL,
 	  .set = set_allow },
+	{ .name = "accept", .arg = "PEER", .help = "only this peer may open tunnels to this "
+	  "device (repeatable): an FQDN, or *.DOMAIN for a whole domain; others' are "
+	  "refused and counted (default: any peer)", .type = CMD_CALL, .set = set_accept },
 	{ .name = "socks5", .arg = "ADDR:PORT", .help = "serve SOCKS5 (CONNECT, UDP "
 	  "ASSOCIATE; no authentication) on this loopback address, to peers by FQDN or vIP; "
 	  "saved for the next 'ntm up' ('off': none, and forget it)", .type = CMD_CALL,
@@ -178,6 +194,16 @@ up_exec(void *ctx, struct cmd_call *c)
 			return EXIT_USAGE;
 		}
 	}
+	if (o->naccept > AGENT_ACCEPT_MAX) {
+		cli_err("up", "--accept: at most %d peers", AGENT_ACCEPT_MAX);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < o->naccept; i++)
+		if (!agent_accept_valid(o->accept[i])) {
+			cli_err("up", "--accept '%s': expected a peer FQDN or *.DOMAIN",
+			    o->accept[i]);
+			return EXIT_USAGE;
+		}
 	if (o->tun && o->socks5) {
 		cli_err("up", "--socks5 and --tun: in TUN mode programs use the vIPs directly");
 		return EXIT_USAGE;

@@ -183,6 +183,7 @@ struct agent {
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
 	uint64_t	 tundev_denied;		/* from peers, refused by the filter */
 	uint64_t	 tun_swept;		/* tunnels dropped: never up in time */
+	uint64_t	 tun_refused;		/* peers' tunnels refused (--accept) */
 };
 
 /* udp.c: the UDP socket. Gather sends until the matching end (nestable);

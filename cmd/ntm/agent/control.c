@@ -174,6 +174,15 @@ status_json(struct agent *a)
 		    json_string(agent_log_path()) : json_null());
 	if (j)
 		json_object_set_new(j, "tunnels_never_up", json_integer((json_int_t)a->tun_swept));
+	if (j) {
+		/* Who may open tunnels to this device (--accept; null: anyone). */
+		json_t *acc = a->o.naccept ? json_array() : json_null();
+
+		for (int i = 0; i < a->o.naccept && i < AGENT_ACCEPT_MAX; i++)
+			json_array_append_new(acc, json_string(a->o.accept[i]));
+		json_object_set_new(j, "accept", acc);
+		json_object_set_new(j, "tunnels_refused", json_integer((json_int_t)a->tun_refused));
+	}
 	return j;
 }
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
 #include "msg.h"
@@ -168,8 +169,44 @@ direction_parse(struct agent *a, json_t *d, struct tun *nt, struct ntm_tunnel_cf
 	return direction_identity(a, m.peer_cert, nt, cfg, err, errlen);
 }
 
+int
+agent_accept_valid(const char *pattern)
+{
+	if (pattern == NULL)
+		return 0;
+	if (strncmp(pattern, "*.", 2) == 0)
+		pattern += 2;
+	return ntm_valid_dnsname(pattern);
+}
+
+/* An FQDN matches itself; *.DOMAIN every name under DOMAIN (not DOMAIN). */
+int
+agent_accept_match(const char *pattern, const char *peer)
+{
+	size_t pl, dl;
+
+	if (strncmp(pattern, "*.", 2) != 0)
+		return strcasecmp(pattern, peer) == 0;
+	pl = strlen(peer);
+	dl = strlen(pattern + 1);	/* ".DOMAIN" */
+	return pl > dl && strcasecmp(peer + pl - dl, pattern + 1) == 0;
+}
+
+/* A peer's new tunnel to us (we are the responder): allowed by --accept? */
+static int
+accepted(const struct agent *a, const char *peer)
+{
+	if (a->o.naccept == 0)
+		return 1;
+	for (int i = 0; i < a->o.naccept && i < AGENT_ACCEPT_MAX; i++)
+		if (agent_accept_match(a->o.accept[i], peer))
+			return 1;
+	return 0;
+}
+
 /* Creates the tunnel of a direction, or (same tunnel_id) applies a new route
- * to the existing one: same keys and indices, new endpoint / relay binding. */
+ * to the existing one: same keys and indices, new endpoint / relay binding.
+ * A new tunnel a peer opened to us is made only when --accept lets it. */
 static struct tun *
 apply_direction(struct agent *a, json_t *d, char *err, size_t errlen, int *identity)
 {
@@ -186,7 +223,11 @@ apply_direction(struct agent *a, json_t *d, char *err, size_t errlen, int *ident
 		/* Recreated route: keep the tunnel core (keys, indices). */
 		if ((t = agent_tun_by_tid(a, nt.tid)) != NULL)
 			agent_tun_reroute(t, &nt);
-		else
+		else if (!cfg.initiator && !accepted(a, nt.peer)) {
+			a->tun_refused++;
+			snprintf(err, errlen, "a tunnel from %s refused: not a peer --accept "
+			    "names", nt.peer);
+		} else
 			t = agent_tun_new(a, &nt, &cfg, err, errlen);
 	}
 	ntm_wipe(&cfg, sizeof(cfg));
