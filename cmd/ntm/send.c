@@ -492,7 +492,8 @@ static int
 srec_open(struct srec *r, struct xctx *x, const struct sopts *o, const struct sealer *s,
     const struct xkey *keys)
 {
-	char rp[PATH_MAX], hex[65], kid[2 * NTM_XKEY_ID + 1], *dir, *text = NULL;
+	char rp[PATH_MAX], hex[65], kid[2 * NTM_XKEY_ID + 1], *dir, *name, *peers;
+	char *text = NULL;
 	uint8_t h[NTM_HASH_LEN];
 	struct stat st;
 	json_t *to, *ids;
@@ -524,13 +525,12 @@ srec_open(struct srec *r, struct xctx *x, const struct sopts *o, const struct se
 	if (r->what == NULL)
 		return -1;
 	/* Named by whom, which file, for whom: the rest is compared. */
-	if ((text = json_dumps(to, JSON_COMPACT)) == NULL)
+	if ((peers = json_dumps(to, JSON_COMPACT)) == NULL)
 		return -1;
-	dir = xasprintf("%s\n%s\n%s", x->s.fqdn, rp, text);
-	ntm_hash(h, dir, strlen(dir));
-	free(dir);
-	free(text);
-	text = NULL;
+	name = xasprintf("%s\n%s\n%s", x->s.fqdn, rp, peers);
+	ntm_hash(h, name, strlen(name));
+	free(name);
+	free(peers);
 	(void)ntm_hex_encode(hex, sizeof(hex), h, 16);
 	dir = cli_state_path(x->cli, SREC_DIR);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {

@@ -49,6 +49,8 @@ A() { echo "$BATS_FILE_TMPDIR/alice"; }
 B() { echo "$BATS_FILE_TMPDIR/bob"; }
 fqdn_of() { jq -r .fqdn "$1/session.json"; }
 tmpdir() { echo "$(P)/cs/objects/tmp"; }
+# cs_tok PROFILE: the profile's token for cs1.
+cs_tok() { cs_token "$1" "$(sed -n 's/^name = //p' "$(P)/cs.conf")"; }
 
 # rows SQL: one value from the CS's database (read-only).
 rows() {
@@ -128,7 +130,7 @@ fetched_whole() {
 	run jq -r .upload "$(A)"/send/*.json
 	assert_output "$id"
 	# Nobody else can attach to it: to bob's token it does not exist.
-	bob_tok=$(cs_token "$(B)" "$(sed -n 's/^name = //p' "$(P)/cs.conf")")
+	bob_tok=$(cs_tok "$(B)")
 	run https GET "$(platform_cs_url "$(P)")/v1/cs/upload?id=$id" \
 	    -H "Authorization: Bearer $bob_tok"
 	assert_equal "$(status_of)" 404
@@ -145,6 +147,13 @@ fetched_whole() {
 	assert_equal "$(rows 'SELECT COUNT(*) FROM uploads')" 0
 	assert_equal "$(rows 'SELECT COUNT(*) FROM objects')" $((objs + 1))
 	assert_equal "$(rows "SELECT COUNT(*) FROM objects WHERE size = $size")" 1
+	# The account's quota counts the object once, and no open upload.
+	run https GET "$(platform_cs_url "$(P)")/v1/cs/account" \
+	    -H "Authorization: Bearer $(cs_tok "$(A)")"
+	assert_equal "$(status_of)" 200
+	assert_equal "$(jq -r .uploads <<<"$(body_of)")" 0
+	assert_equal "$(jq -r .used <<<"$(body_of)")" \
+	    "$(rows "SELECT SUM(size) FROM objects WHERE user = 'alice'")"
 	assert_equal "$(ls -A "$(tmpdir)")" ""
 	assert_equal "$(ls -A "$(A)/send")" ""
 	assert_equal "$(jq -r '.to[0].status' "$BATS_TEST_TMPDIR/second.out")" announced
