@@ -62,7 +62,7 @@ struct dc_cstok;
 
 /* Temporal keys past their exchange, dropped every DC_XSWEEP_S (xdb.c). */
 struct dc_xsweep {
-	int64_t		next;			/* the next sweep, unix time */
+	struct event	*ev;			/* every DC_XSWEEP_S */
 	int64_t		waiting;		/* keys waiting at the last one */
 	uint64_t	expired, orphaned;	/* dropped since the start */
 };
@@ -342,9 +342,10 @@ int  dc_db_tkeys_sweep(sqlite3 *db, int64_t now, int64_t orphan_before, int64_t 
     int64_t *orphaned);
 /* Temporal keys waiting (not expired) for all clients. */
 int  dc_db_tkeys_waiting(sqlite3 *db, int64_t now, int64_t *out);
-/* The sweep every DC_XSWEEP_S (called from the status timer), and its
- * counters as JSON (new): waiting, expired, orphaned. */
-void dc_xsweep_tick(struct dc *dc);
+/* The sweep every DC_XSWEEP_S from start to stop (stop: NULL-safe), and
+ * its counters as JSON (new): waiting, expired, orphaned. */
+int  dc_xsweep_start(struct dc *dc, char *err, size_t errlen);
+void dc_xsweep_stop(struct dc *dc);
 json_t *dc_xsweep_stats(struct dc *dc);
 /* Sets e->id. */
 int  dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t now);

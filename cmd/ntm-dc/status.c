@@ -50,7 +50,6 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct dc *dc = arg;
 
-	dc_xsweep_tick(dc);
 	write_status(dc);
 	dc_udp_tick(dc);
 	dc_client_tick(dc);

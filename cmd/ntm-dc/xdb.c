@@ -4,11 +4,12 @@
  * Nothing expired is ever listed: cache entries are deleted by every read;
  * temporal keys, which live as long as their exchange (the key object's
  * cache entry), or xkey_orphan_s when none comes, by a sweep that counts
- * them (dc_xsweep_tick).
+ * them (dc_xsweep_start).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 #include <sqlite3.h>
 
@@ -225,15 +226,13 @@ dc_db_tkeys_waiting(sqlite3 *db, int64_t now, int64_t *out)
 	    "I", now);
 }
 
-void
-dc_xsweep_tick(struct dc *dc)
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
 {
+	struct dc *dc = arg;
 	struct dc_xsweep *x = &dc->xsweep;
 	int64_t now = now_unix(), expired, orphaned;
 
-	if (now < x->next)
-		return;
-	x->next = now + DC_XSWEEP_S;
 	if (dc_db_tkeys_sweep(dc->db, now, now - dc->srv->conf.xkey_orphan_s, &expired,
 	    &orphaned) < 0) {
 		log_warnx("temporal keys: cannot drop those past their exchange");
@@ -245,6 +244,30 @@ dc_xsweep_tick(struct dc *dc)
 		log_info("temporal keys: dropped %lld with no key object after %ld s "
 		    "(xkey_orphan_s)", (long long)orphaned, dc->srv->conf.xkey_orphan_s);
 	(void)dc_db_tkeys_waiting(dc->db, now, &x->waiting);
+}
+
+int
+dc_xsweep_start(struct dc *dc, char *err, size_t errlen)
+{
+	struct timeval tv = { DC_XSWEEP_S, 0 };
+
+	if (dc->srv->check_only)
+		return 0;
+	if ((dc->xsweep.ev = event_new(dc->srv->base, -1, EV_PERSIST, on_sweep, dc)) == NULL ||
+	    event_add(dc->xsweep.ev, &tv) < 0) {
+		snprintf(err, errlen, "cannot start the temporal key sweep");
+		return -1;
+	}
+	(void)dc_db_tkeys_waiting(dc->db, now_unix(), &dc->xsweep.waiting);
+	return 0;
+}
+
+void
+dc_xsweep_stop(struct dc *dc)
+{
+	if (dc->xsweep.ev)
+		event_free(dc->xsweep.ev);
+	dc->xsweep.ev = NULL;
 }
 
 json_t *
