@@ -59,12 +59,9 @@ db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
 print(db.execute(sys.argv[2]).fetchone()[0])' "$(P)/cs/cs.db" "$1"
 }
 
-# held: the bytes of the one upload file at the CS (none: empty).
+# held: the bytes of the largest upload file at the CS (none: empty).
 held() {
-	local f
-	for f in "$(tmpdir)"/*; do
-		[ -f "$f" ] && stat -c %s "$f"
-	done
+	find "$(tmpdir)" -maxdepth 1 -type f -printf '%s\n' | sort -n | tail -n 1
 }
 
 # settled: the upload file stops growing (the CS wrote what it took).
@@ -199,4 +196,29 @@ fetched_whole() {
 	assert_equal "$(rows 'SELECT COUNT(*) FROM uploads')" 0
 	assert_equal "$(ls -A "$(A)/send")" ""
 	fetched_whole "$f"
+}
+
+@test "the account's unfinished uploads at the limit (8): the resend goes through, taking no second place" {
+	local f=$BATS_TEST_TMPDIR/slots.bin t ids=() i out objs
+	head -c $SIZE /dev/urandom > "$f"
+	t=$(cs_tok "$(A)")
+	objs=$(rows 'SELECT COUNT(*) FROM objects')
+	# Seven uploads of alice's left open by hand, the eighth by a killed send.
+	for ((i = 0; i < 7; i++)); do
+		out=$(https POST "$(platform_cs_url "$(P)")/v1/cs/uploads" -H "Authorization: Bearer $t" \
+		    -d "{\"version\":1,\"from\":\"$(fqdn_of "$(A)")\",\"to\":[\"$(fqdn_of "$(B)")\"],\"size\":10}")
+		assert_equal "$(tail -n 1 <<<"$out")" 201
+		ids+=("$(sed '$d' <<<"$out" | jq -r .upload)")
+	done
+	send_killed "$f"
+	assert_equal "$(rows 'SELECT COUNT(*) FROM uploads')" 8
+	resend "$f"
+	grep -q "going on at" "$BATS_TEST_TMPDIR/second.err"
+	assert_equal "$(rows 'SELECT COUNT(*) FROM uploads')" 7
+	assert_equal "$(rows 'SELECT COUNT(*) FROM objects')" $((objs + 1))
+	fetched_whole "$f"
+	for i in "${ids[@]}"; do
+		run https DELETE "$(platform_cs_url "$(P)")/v1/cs/upload?id=$i" -H "Authorization: Bearer $t"
+		assert_equal "$(status_of)" 200
+	done
 }
