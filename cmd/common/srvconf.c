@@ -42,6 +42,7 @@ static const struct {
 	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
 	S(user, R_ALL),
 	I(client_idle_days, R_DC, 0, 36500), I(max_devices, R_DC, 0, 1000000),
+	I(xkey_orphan_s, R_DC, 1, 7L * 86400),
 	I(login_rate, R_DC, 1, 1000000), I(login_rate_prefix, R_DC, 1, 1000000),
 	I(login_inflight, R_DC, 1, 100000), I(login_queue, R_DC, 0, 1000000),
 	I(login_queue_prefix, R_DC, 1, 100000),
@@ -236,6 +237,7 @@ conf_defaults(struct srv_conf *c)
 	c->dns_rate_total = 20000;
 	c->client_idle_days = 90;
 	c->max_devices = 16;
+	c->xkey_orphan_s = 3600;
 	c->login_rate = 2;
 	c->login_rate_prefix = 20;
 	c->login_inflight = 4;

@@ -60,6 +60,13 @@ struct dc_exchange;
 struct dc_ended;
 struct dc_cstok;
 
+/* Temporal keys past their exchange, dropped every DC_XSWEEP_S (xdb.c). */
+struct dc_xsweep {
+	struct event	*ev;			/* every DC_XSWEEP_S */
+	int64_t		waiting;		/* keys waiting at the last one */
+	uint64_t	expired, orphaned;	/* dropped since the start */
+};
+
 struct dc {
 	struct srv		*srv;
 	sqlite3			*db;
@@ -84,6 +91,7 @@ struct dc {
 	struct dc_push		*push;		/* push.c: webhook requests in flight */
 	struct dc_exchange	*xch;		/* exchange.c: fan-outs and long-polls */
 	struct dc_ended		*ended;		/* ended.c: ended tokens for the AS */
+	struct dc_xsweep	 xsweep;	/* xdb.c: temporal keys dropped */
 };
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */
@@ -287,7 +295,9 @@ json_t *dc_push_stats(struct dc *dc);
 
 #define DC_XKEYS_MAX		64	/* temporal keys waiting per client */
 #define DC_XENTRIES_MAX		256	/* cache entries waiting per client */
-#define DC_XKEY_TTL_S		(7 * 86400)	/* a temporal key waits this long */
+#define DC_XKEY_TTL_S		(7 * 86400)	/* a temporal key waits this long at most */
+#define DC_XSWEEP_S		10	/* temporal keys past their time dropped every */
+#define DC_XSWEEP_MAX		256	/* ... at most this many of each kind at once */
 #define DC_XENTRY_TTL_MAX	(365L * 86400)	/* latest expiry of a cache entry */
 #define DC_XWAIT_MAX		256	/* long-polls waiting at once */
 #define DC_XWAIT_S_MAX		60	/* longest wait of one long-poll */
@@ -322,6 +332,23 @@ int  dc_db_tkeys(sqlite3 *db, int64_t client_id, int64_t now,
 int  dc_db_tkey_get(sqlite3 *db, int64_t client_id, const char *key_id, int64_t now,
     struct dc_tkey *k);
 int  dc_db_tkey_del(sqlite3 *db, int64_t client_id, const char *key_id);
+/*
+ * A temporal key lives as long as its exchange: once the sender's CS
+ * announced the key object (a cache entry of kind "key" from the same
+ * sender whose item is the key id), until that entry's expires; with no
+ * such entry, xkey_orphan_s from its arrival. Drops up to DC_XSWEEP_MAX
+ * keys past their expiry and as many orphans (created at or before
+ * orphan_before with no live key entry): 0 with the counts, or an error.
+ */
+int  dc_db_tkeys_sweep(sqlite3 *db, int64_t now, int64_t orphan_before, int64_t *expired,
+    int64_t *orphaned);
+/* Temporal keys waiting (not expired) for all clients. */
+int  dc_db_tkeys_waiting(sqlite3 *db, int64_t now, int64_t *out);
+/* The sweep every DC_XSWEEP_S from start to stop (stop: NULL-safe), and
+ * its counters as JSON (new): waiting, expired, orphaned. */
+int  dc_xsweep_start(struct dc *dc, char *err, size_t errlen);
+void dc_xsweep_stop(struct dc *dc);
+json_t *dc_xsweep_stats(struct dc *dc);
 /* Sets e->id. */
 int  dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t now);
 /* from NULL: every sender. */

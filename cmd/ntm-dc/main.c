@@ -54,6 +54,8 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 		return -1;
 	if (!s->check_only && dc_ended_start(&dc, err, errlen) < 0)
 		return -1;
+	if (dc_xsweep_start(&dc, err, errlen) < 0)
+		return -1;
 	if (s->conf.resolver == NULL || s->check_only)
 		return 0;
 	dc.disc = disc_new(s->base, &s->conf, dc.httpc, err, errlen);
@@ -69,6 +71,7 @@ dc_teardown(struct srv *s)
 	ntm_httpc_free(dc.httpc);
 	dc.httpc = NULL;
 	dc_ended_stop(&dc);
+	dc_xsweep_stop(&dc);
 	dc_push_free(&dc);
 	dc_cancel_logins(&dc);
 	dc_tunnel_cancel(&dc);

@@ -30,10 +30,11 @@ struct dc_status {
 static void
 write_status(struct dc *dc)
 {
-	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "name",
+	json_t *st = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "name",
 	    dc->srv->conf.name, "time", (json_int_t)now_unix(), "pid", (json_int_t)getpid(),
 	    "udp", dc_udp_stats(dc), "push", dc_push_stats(dc), "moved", dc_tunnel_stats(dc),
-	    "exchange", dc_exchange_stats(dc), "ended_tokens", dc_ended_stats(dc));
+	    "exchange", dc_exchange_stats(dc), "ended_tokens", dc_ended_stats(dc),
+	    "temporal_keys", dc_xsweep_stats(dc));
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 
 	/* Rewritten every few seconds and rebuilt after a crash: no fsync,
@@ -116,6 +117,11 @@ status_exec(void *ctx, struct cmd_call *c)
 		json_object_foreach(push, k, v)
 			if (json_is_integer(v))
 				printf("exchange %-17s %lld\n", k, (long long)json_integer_value(v));
+		push = json_object_get(st, "temporal_keys");
+		json_object_foreach(push, k, v)
+			if (json_is_integer(v))
+				printf("temporal_keys %-12s %lld\n", k,
+				    (long long)json_integer_value(v));
 	}
 	ret = fflush(stdout) == 0 ? 0 : 1;
 cleanup:
@@ -193,6 +199,14 @@ static const struct json_metric exchange_rows[] = {
 	{ "polls_gone", "ntm_dc_exchange_polls_gone_total", C,
 	  "Long polls whose client closed the connection first", NULL },
 };
+static const struct json_metric xkey_rows[] = {
+	{ "waiting", "ntm_dc_temporal_keys_waiting", G,
+	  "Temporal keys waiting for their recipients", NULL },
+	{ "expired", "ntm_dc_temporal_keys_expired_total", C,
+	  "Temporal keys dropped when their exchange expired", NULL },
+	{ "orphaned", "ntm_dc_temporal_keys_orphaned_total", C,
+	  "Temporal keys dropped with no key object after xkey_orphan_s", NULL },
+};
 static const struct json_metric ended_rows[] = {
 	{ "waiting", "ntm_dc_ended_tokens_waiting", G,
 	  "Ended login tokens waiting to be told to the AS", NULL },
@@ -218,6 +232,7 @@ dc_metrics(struct srv *s, struct ntm_prom *p)
 		{ dc_exchange_stats, exchange_rows,
 		  sizeof(exchange_rows) / sizeof(exchange_rows[0]) },
 		{ dc_ended_stats, ended_rows, sizeof(ended_rows) / sizeof(ended_rows[0]) },
+		{ dc_xsweep_stats, xkey_rows, sizeof(xkey_rows) / sizeof(xkey_rows[0]) },
 	};
 
 	for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {

@@ -1,11 +1,16 @@
 /*
  * xdb.c - the DC's storage for the non-real-time path (docs/protocol.md
  * §3.4): temporal keys and cache entries waiting for one of its clients.
- * Expired rows are deleted by every read, so nothing stale is ever listed.
+ * Nothing expired is ever listed: cache entries are deleted by every read;
+ * temporal keys, which live as long as their exchange (the key object's
+ * cache entry), or xkey_orphan_s when none comes, by a sweep that counts
+ * them (dc_xsweep_start).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/event.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "dc.h"
@@ -13,34 +18,47 @@
 /* ---- temporal keys ---------------------------------------------------------- */
 
 /* Deletes client_id's expired rows of table (a name of ours, never input)
- * and counts the rest: NTM_ERR_NOSPACE when it holds max already. */
+ * when purge is set, and counts the rest: NTM_ERR_NOSPACE when it holds
+ * max already. */
 static int
-room_for_one(sqlite3 *db, const char *table, int64_t client_id, int64_t now, int64_t max)
+room_for_one(sqlite3 *db, const char *table, int64_t client_id, int64_t now, int64_t max,
+    int purge)
 {
-	char purge[128], count[128];
+	char del[128], count[128];
 	int64_t n = 0;
 	int ret;
 
-	snprintf(purge, sizeof(purge), "DELETE FROM %s WHERE client_id = ?1 AND "
+	snprintf(del, sizeof(del), "DELETE FROM %s WHERE client_id = ?1 AND "
 	    "expires <= ?2", table);
 	snprintf(count, sizeof(count), "SELECT count(*) FROM %s WHERE client_id = ?1 AND "
 	    "expires > ?2", table);
-	if ((ret = ntm_db_run(db, purge, "II", client_id, now)) < 0 ||
+	if ((purge && (ret = ntm_db_run(db, del, "II", client_id, now)) < 0) ||
 	    (ret = ntm_db_int(db, &n, count, "II", client_id, now)) < 0)
 		return ret;
 	return n >= max ? NTM_ERR_NOSPACE : 0;
 }
 
+/* The cache entry of the key object of temporal key key_id from sender:
+ * the exchange the key belongs to. */
+#define KEY_ENTRY "kind = 'key' AND item = ?2 AND sender = ?3"
+
 int
 dc_db_tkey_put(sqlite3 *db, int64_t client_id, const struct dc_tkey *k, int64_t now)
 {
+	int64_t expires = k->expires;
 	int ret;
 
-	if ((ret = room_for_one(db, "temporal_keys", client_id, now, DC_XKEYS_MAX)) < 0)
+	/* Expired keys are left to the sweep, which counts them. */
+	if ((ret = room_for_one(db, "temporal_keys", client_id, now, DC_XKEYS_MAX, 0)) < 0)
+		return ret;
+	/* Its key object announced first: it lives as long as that. */
+	if ((ret = ntm_db_int(db, &expires, "SELECT max(expires) FROM cache_entries WHERE "
+	    "client_id = ?1 AND " KEY_ENTRY " AND expires > ?4 HAVING count(*) > 0",
+	    "IssI", client_id, k->key_id, k->from, now)) < 0 && ret != NTM_ERR_NOTFOUND)
 		return ret;
 	return ntm_db_run(db, "INSERT INTO temporal_keys (client_id, key_id, sender, "
 	    "tkey, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IsssII", client_id,
-	    k->key_id, k->from, k->tkey, k->created, k->expires);
+	    k->key_id, k->from, k->tkey, k->created, expires);
 }
 
 #define TKEY_COLS "key_id, sender, tkey, created, expires"
@@ -63,10 +81,8 @@ dc_db_tkeys(sqlite3 *db, int64_t client_id, int64_t now,
 	struct dc_tkey k;
 	int ret, rc;
 
-	if ((ret = ntm_db_run(db, "DELETE FROM temporal_keys WHERE client_id = ?1 AND "
-	    "expires <= ?2", "II", client_id, now)) < 0 ||
-	    (ret = ntm_db_query(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
-	    "WHERE client_id = ?1 ORDER BY id", "I", client_id)) < 0)
+	if ((ret = ntm_db_query(db, &st, "SELECT " TKEY_COLS " FROM temporal_keys "
+	    "WHERE client_id = ?1 AND expires > ?2 ORDER BY id", "II", client_id, now)) < 0)
 		return ret;
 	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		read_tkey(st, &k);
@@ -112,14 +128,20 @@ dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t now)
 {
 	int ret;
 
-	if ((ret = room_for_one(db, "cache_entries", client_id, now, DC_XENTRIES_MAX)) < 0)
+	if ((ret = room_for_one(db, "cache_entries", client_id, now, DC_XENTRIES_MAX, 1)) < 0)
 		return ret;
 	if ((ret = ntm_db_run(db, "INSERT INTO cache_entries (client_id, kind, sender, cs, "
 	    "sha256, size, app, service, item, notify, created, expires) VALUES "
 	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", "IssssIssssII",
 	    client_id, e->kind, e->from, e->cs, e->sha256, e->size, e->app, e->service,
-	    e->item, e->notify, e->created, e->expires)) == 0)
-		e->id = sqlite3_last_insert_rowid(db);
+	    e->item, e->notify, e->created, e->expires)) < 0)
+		return ret;
+	e->id = sqlite3_last_insert_rowid(db);
+	/* A key object: its temporal key now lives as long as it does. */
+	if (strcmp(e->kind, "key") == 0)
+		ret = ntm_db_run(db, "UPDATE temporal_keys SET expires = ?4 WHERE "
+		    "client_id = ?1 AND key_id = ?2 AND sender = ?3", "IssI", client_id,
+		    e->item, e->from, e->expires);
 	return ret;
 }
 
@@ -171,4 +193,88 @@ dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id)
 	    "AND id = ?2", "II", client_id, id);
 
 	return ret == 0 && sqlite3_changes(db) == 0 ? NTM_ERR_NOTFOUND : ret;
+}
+
+/* ---- the sweep ---------------------------------------------------------------- */
+
+int
+dc_db_tkeys_sweep(sqlite3 *db, int64_t now, int64_t orphan_before, int64_t *expired,
+    int64_t *orphaned)
+{
+	int ret;
+
+	*expired = *orphaned = 0;
+	if ((ret = ntm_db_run(db, "DELETE FROM temporal_keys WHERE id IN (SELECT id FROM "
+	    "temporal_keys WHERE expires <= ?1 LIMIT ?2)", "II", now,
+	    (int64_t)DC_XSWEEP_MAX)) < 0)
+		return ret;
+	*expired = sqlite3_changes(db);
+	if ((ret = ntm_db_run(db, "DELETE FROM temporal_keys WHERE id IN (SELECT t.id FROM "
+	    "temporal_keys t WHERE t.created <= ?1 AND NOT EXISTS (SELECT 1 FROM "
+	    "cache_entries e WHERE e.client_id = t.client_id AND e.kind = 'key' AND "
+	    "e.item = t.key_id AND e.sender = t.sender AND e.expires > ?2) LIMIT ?3)", "III",
+	    orphan_before, now, (int64_t)DC_XSWEEP_MAX)) < 0)
+		return ret;
+	*orphaned = sqlite3_changes(db);
+	return 0;
+}
+
+int
+dc_db_tkeys_waiting(sqlite3 *db, int64_t now, int64_t *out)
+{
+	return ntm_db_int(db, out, "SELECT count(*) FROM temporal_keys WHERE expires > ?1",
+	    "I", now);
+}
+
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct dc *dc = arg;
+	struct dc_xsweep *x = &dc->xsweep;
+	int64_t now = now_unix(), expired, orphaned;
+
+	if (dc_db_tkeys_sweep(dc->db, now, now - dc->srv->conf.xkey_orphan_s, &expired,
+	    &orphaned) < 0) {
+		log_warnx("temporal keys: cannot drop those past their exchange");
+		return;
+	}
+	x->expired += (uint64_t)expired;
+	x->orphaned += (uint64_t)orphaned;
+	if (orphaned > 0)
+		log_info("temporal keys: dropped %lld with no key object after %ld s "
+		    "(xkey_orphan_s)", (long long)orphaned, dc->srv->conf.xkey_orphan_s);
+	(void)dc_db_tkeys_waiting(dc->db, now, &x->waiting);
+}
+
+int
+dc_xsweep_start(struct dc *dc, char *err, size_t errlen)
+{
+	struct timeval tv = { DC_XSWEEP_S, 0 };
+
+	if (dc->srv->check_only)
+		return 0;
+	if ((dc->xsweep.ev = event_new(dc->srv->base, -1, EV_PERSIST, on_sweep, dc)) == NULL ||
+	    event_add(dc->xsweep.ev, &tv) < 0) {
+		snprintf(err, errlen, "cannot start the temporal key sweep");
+		return -1;
+	}
+	(void)dc_db_tkeys_waiting(dc->db, now_unix(), &dc->xsweep.waiting);
+	return 0;
+}
+
+void
+dc_xsweep_stop(struct dc *dc)
+{
+	if (dc->xsweep.ev)
+		event_free(dc->xsweep.ev);
+	dc->xsweep.ev = NULL;
+}
+
+json_t *
+dc_xsweep_stats(struct dc *dc)
+{
+	const struct dc_xsweep *x = &dc->xsweep;
+
+	return json_pack("{s:I, s:I, s:I}", "waiting", (json_int_t)x->waiting, "expired",
+	    (json_int_t)x->expired, "orphaned", (json_int_t)x->orphaned);
 }

@@ -10,14 +10,21 @@
  * (the commit). Standard input is staged first in an unlinked file in the
  * state dir (the CS wants the size before the bytes). Memory stays bounded
  * either way: one chunk and one piece.
+ *
+ * A send of a regular file that dies part way leaves a record of its upload
+ * (below), and the next send of the same file to the same peers goes on
+ * with that upload instead of starting another (docs/protocol.md §7.6).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "common.h"
@@ -103,6 +110,8 @@ send_init(void *args)
  */
 enum { S_META, S_PIECES, S_END };
 
+struct srec;
+
 struct sealer {
 	struct xctx		*x;
 	int			 in, state;
@@ -116,7 +125,11 @@ struct sealer {
 	uint64_t		 size;		/* sealed bytes taken */
 	char			 sha[65];	/* once all is taken */
 	const char		*why;		/* why it failed (else errno) */
+	struct srec		*rec;		/* told the upload and hash, or NULL */
+	int			 sha_told;
 };
+
+static void srec_note_sha(struct srec *r, const char *sha);
 
 static uint8_t piece[NTM_XDATA_CHUNK];
 
@@ -177,12 +190,19 @@ seal_begin(struct xctx *x, struct sealer *s, int in, const struct xkey *keys, in
 	return 0;
 }
 
+/* The sealed size of in_size bytes after a header of hl bytes and meta. */
+static uint64_t
+seal_size(size_t hl, const char *meta, uint64_t in_size)
+{
+	return hl + 4 + strlen(meta) + NTM_XDATA_ABYTES +
+	    (in_size / NTM_XDATA_CHUNK + 1) * (4 + NTM_XDATA_ABYTES) + in_size;
+}
+
 /* The sealed size of a regular input (header and meta made already). */
 static uint64_t
 seal_predict(const struct sealer *s)
 {
-	return s->len + 4 + strlen(s->meta) + NTM_XDATA_ABYTES +
-	    (s->in_size / NTM_XDATA_CHUNK + 1) * (4 + NTM_XDATA_ABYTES) + s->in_size;
+	return seal_size(s->len, s->meta, s->in_size);
 }
 
 /* The next message into out: 0, or -1 (why or errno says why). */
@@ -253,7 +273,30 @@ seal_read(void *arg, uint8_t *buf, size_t cap)
 		errno = 0;
 		return -1;
 	}
+	if (s->rec && s->sha[0] && !s->sha_told) {
+		srec_note_sha(s->rec, s->sha);
+		s->sha_told = 1;
+	}
 	return (ssize_t)got;
+}
+
+/* Only forward: the bytes in between are made again and dropped. */
+static int
+seal_seek(void *arg, uint64_t at)
+{
+	struct sealer *s = arg;
+	uint8_t buf[4096];
+	size_t n;
+
+	if (at < s->size)
+		return -1;
+	while (s->size < at) {
+		n = at - s->size < sizeof(buf) ? (size_t)(at - s->size) : sizeof(buf);
+		if (seal_read(s, buf, n) != (ssize_t)n)
+			return -1;
+	}
+	ntm_wipe(buf, sizeof(buf));
+	return 0;
 }
 
 static const char *
@@ -308,6 +351,334 @@ stage_file(const struct cli *cli)
 		unlink(path);
 	free(path);
 	return fd;
+}
+
+/* ---- going on with the upload an earlier send left --------------------------
+ *
+ * A send of a regular file that dies part way (killed, or the CS away for
+ * longer than its tries) leaves its upload at the CS, counted against the
+ * account's quota and its unfinished uploads. So that sending the same file
+ * to the same peers again goes on with that upload rather than start
+ * another, the send keeps a record in STATE_DIR/send/NAME.json (0600; NAME
+ * the hash of our name, the file's path and the peers), locked while it
+ * runs: the upload's id, what was sent where (the CS, the file's device,
+ * inode, size and mtime, the key ids, the options) and what makes the same
+ * sealed bytes again (the header, the sealer's state right after it and
+ * the metadata: no more than the shared keys in STATE_DIR/keys give). The
+ * record goes once the object is stored or the CS has no such upload left;
+ * a record older than SREC_KEEP_S is removed by the next send.
+ */
+#define SREC_DIR	"send"
+#define SREC_KEEP_S	86400
+#define SREC_MAX	65536	/* bytes of a record */
+#define SREC_ID_LEN	32	/* an upload id: hex digits */
+
+struct srec {
+	int		 fd;		/* the record, locked; -1: none this time */
+	char		*path;
+	struct xctx	*x;
+	json_t		*what;		/* what goes where (new) */
+	json_t		*seal;		/* {"header","state","meta","sealed"} (new) */
+	json_t		*old;		/* the record found (new), or NULL */
+	char		 upload[SREC_ID_LEN + 1];	/* once there is one */
+	char		 sha[65];	/* once known */
+	int		 written;
+};
+
+static void
+json_wipe_str(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_string(v))
+		ntm_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+static void
+srec_free(struct srec *r)
+{
+	if (r->seal)
+		json_wipe_str(r->seal, "state");
+	if (r->old)
+		json_wipe_str(json_object_get(r->old, "seal"), "state");
+	json_decref(r->what);
+	json_decref(r->seal);
+	json_decref(r->old);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->path);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+/* Rewrites the record in place (it stays locked): what, seal, the upload
+ * and the hash once known. A failure only costs the next send its resume. */
+static void
+srec_write(struct srec *r)
+{
+	json_t *j;
+	char *text;
+	size_t n;
+
+	if (r->fd < 0 || r->upload[0] == '\0')
+		return;
+	j = json_pack("{s:i, s:O, s:s, s:O}", "version", 1, "what", r->what, "upload",
+	    r->upload, "seal", r->seal);
+	if (j && r->sha[0])
+		json_object_set_new(j, "sha256", json_string(r->sha));
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (text == NULL)
+		return;
+	n = strlen(text);
+	if (ftruncate(r->fd, 0) < 0 || pwrite(r->fd, text, n, 0) != (ssize_t)n)
+		log_info("%s: cannot write: %s", r->path, strerror(errno));
+	else
+		r->written = 1;
+	ntm_wipe(text, n);
+	free(text);
+}
+
+static void
+srec_created(void *arg, const char *id)
+{
+	struct srec *r = ((struct sealer *)arg)->rec;
+
+	if (r == NULL)
+		return;
+	snprintf(r->upload, sizeof(r->upload), "%s", id);
+	json_object_set_new(r->what, "cs", json_string(r->x->cs));
+	srec_write(r);
+}
+
+static void
+srec_note_sha(struct srec *r, const char *sha)
+{
+	snprintf(r->sha, sizeof(r->sha), "%s", sha);
+	srec_write(r);
+}
+
+/* Records of sends long gone (not locked by a send running now). */
+static void
+srec_sweep(const char *dir)
+{
+	struct dirent *d;
+	struct stat st;
+	char *p;
+	DIR *dp;
+	int fd;
+
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL) {
+		if (strlen(d->d_name) != 32 + 5 || strcmp(d->d_name + 32, ".json") != 0)
+			continue;
+		p = xasprintf("%s/%s", dir, d->d_name);
+		if (stat(p, &st) == 0 && st.st_mtime < now_unix() - SREC_KEEP_S &&
+		    (fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+				unlink(p);
+			close(fd);
+		}
+		free(p);
+	}
+	closedir(dp);
+}
+
+/* The record of this send, locked, with the one an earlier send left (if
+ * any) in r->old: 0, or -1 when there is none this time (another send of
+ * the same file runs, or the state dir cannot hold one). */
+static int
+srec_open(struct srec *r, struct xctx *x, const struct sopts *o, const struct sealer *s,
+    const struct xkey *keys)
+{
+	char rp[PATH_MAX], hex[65], kid[2 * NTM_XKEY_ID + 1], *dir, *name, *peers;
+	char *text = NULL;
+	uint8_t h[NTM_HASH_LEN];
+	struct stat st;
+	json_t *to, *ids;
+	size_t len = 0;
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->x = x;
+	/* A file named on the command line (standard input may be one too,
+	 * but nothing says it is the same one next time). */
+	if (o->file == NULL || strcmp(o->file, "-") == 0 || realpath(o->file, rp) == NULL ||
+	    fstat(s->in, &st) < 0)
+		return -1;
+	to = json_array();
+	ids = json_array();
+	for (i = 0; i < o->npeers; i++) {
+		json_array_append_new(to, json_string(o->peers[i]));
+		(void)ntm_hex_encode(kid, sizeof(kid), keys[i].key_id, NTM_XKEY_ID);
+		json_array_append_new(ids, json_string(kid));
+	}
+	r->what = json_pack("{s:s, s:s, s:o, s:o, s:{s:s, s:I, s:I, s:I, s:I, s:I}, "
+	    "s:s, s:s, s:s, s:s, s:I}", "from", x->s.fqdn, "cs", x->cs, "to", to,
+	    "keys", ids, "file", "path", rp, "dev", (json_int_t)st.st_dev, "ino",
+	    (json_int_t)st.st_ino, "size", (json_int_t)st.st_size, "mtime",
+	    (json_int_t)st.st_mtim.tv_sec, "mtime_ns", (json_int_t)st.st_mtim.tv_nsec,
+	    "app", o->app, "service", o->service, "item", o->item, "notify", o->notify,
+	    "ttl", (json_int_t)o->ttl);
+	if (r->what == NULL)
+		return -1;
+	/* Named by whom, which file, for whom: the rest is compared. */
+	if ((peers = json_dumps(to, JSON_COMPACT)) == NULL)
+		return -1;
+	name = xasprintf("%s\n%s\n%s", x->s.fqdn, rp, peers);
+	ntm_hash(h, name, strlen(name));
+	free(name);
+	free(peers);
+	(void)ntm_hex_encode(hex, sizeof(hex), h, 16);
+	dir = cli_state_path(x->cli, SREC_DIR);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		free(dir);
+		return -1;
+	}
+	srec_sweep(dir);
+	r->path = xasprintf("%s/%s.json", dir, hex);
+	free(dir);
+	if ((r->fd = open(r->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return -1;
+	if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
+		log_info("%s: another send of this file runs; not going on with its upload",
+		    r->path);
+		close(r->fd);
+		r->fd = -1;
+		return -1;
+	}
+	if (ntm_file_read(r->path, SREC_MAX, &text, &len) == 0 && len > 0) {
+		r->old = json_loadb(text, len, 0, NULL);
+		if (r->old && json_integer_value(json_object_get(r->old, "version")) != 1) {
+			json_decref(r->old);
+			r->old = NULL;
+		}
+	}
+	if (text) {
+		ntm_wipe(text, len);
+		free(text);
+	}
+	return 0;
+}
+
+/* The sealer's state right after its header, to make the same bytes again. */
+static json_t *
+seal_save(const struct sealer *s, uint64_t sealed)
+{
+	char *hdr = malloc(2 * s->len + 1), *st = malloc(2 * sizeof(s->xs) + 1);
+	json_t *j = NULL;
+
+	if (hdr && st && ntm_hex_encode(hdr, 2 * s->len + 1, s->out, s->len) >= 0 &&
+	    ntm_hex_encode(st, 2 * sizeof(s->xs) + 1, &s->xs, sizeof(s->xs)) >= 0)
+		j = json_pack("{s:s, s:s, s:s, s:I}", "header", hdr, "state", st, "meta",
+		    s->meta, "sealed", (json_int_t)sealed);
+	if (st)
+		ntm_wipe(st, 2 * sizeof(s->xs) + 1);
+	free(hdr);
+	free(st);
+	return j;
+}
+
+/* Puts the sealer back where seal_save found it: 0, or -1 (left as it was). */
+static int
+seal_restore(struct sealer *s, json_t *j, uint64_t sealed)
+{
+	const char *hdr = json_string_value(json_object_get(j, "header"));
+	const char *st = json_string_value(json_object_get(j, "state"));
+	const char *meta = json_string_value(json_object_get(j, "meta"));
+	struct ntm_xseal xs;
+	uint8_t out[NTM_XDATA_HDR_MAX];
+	size_t hl;
+	char *m;
+
+	if (hdr == NULL || st == NULL || meta == NULL || strlen(hdr) % 2 ||
+	    (hl = strlen(hdr) / 2) < 5 || hl > sizeof(out) ||
+	    (uint64_t)json_integer_value(json_object_get(j, "sealed")) != sealed ||
+	    ntm_hex_decode_exact(out, hl, hdr) < 0 ||
+	    ntm_hex_decode_exact(&xs, sizeof(xs), st) < 0)
+		return -1;
+	/* The same size follows from the same header and metadata. */
+	if (seal_size(hl, meta, s->in_size) != sealed || (m = strdup(meta)) == NULL) {
+		ntm_wipe(&xs, sizeof(xs));
+		return -1;
+	}
+	memcpy(s->out, out, hl);
+	s->len = hl;
+	s->pos = 0;
+	s->xs = xs;
+	ntm_wipe(&xs, sizeof(xs));
+	free(s->meta);
+	s->meta = m;
+	s->state = S_META;
+	return 0;
+}
+
+enum { SREC_NEW, SREC_GO_ON, SREC_STORED };
+
+/*
+ * What to do with the record an earlier send left: SREC_GO_ON (src->upload
+ * and src->at set, the sealer put back), SREC_STORED (that send's object
+ * is stored already: *meta, new), or SREC_NEW (a new upload; the sealer
+ * put back when the bytes can be the same, an upload of other bytes given
+ * up).
+ */
+static int
+srec_decide(struct srec *r, struct sealer *s, uint64_t sealed, struct x_src *src,
+    json_t **meta)
+{
+	json_t *old = r->old, *seal = json_object_get(old, "seal");
+	const char *id = json_string_value(json_object_get(old, "upload"));
+	const char *sha = json_string_value(json_object_get(old, "sha256"));
+	uint64_t size, at;
+	int e;
+
+	if (old == NULL || id == NULL || strlen(id) != SREC_ID_LEN)
+		return SREC_NEW;
+	if (!json_equal(json_object_get(old, "what"), r->what) ||
+	    seal_restore(s, seal, sealed) < 0) {
+		/* Another file, other keys or options: that upload is no use. */
+		const char *cs = json_string_value(json_object_get(json_object_get(old,
+		    "what"), "cs"));
+
+		if (cs && strcmp(cs, r->x->cs) == 0)
+			x_cs_upload_drop(r->x, id);
+		return SREC_NEW;
+	}
+	json_decref(r->seal);
+	r->seal = json_incref(seal);
+	if ((e = x_cs_upload_state(r->x, id, &size, &at)) == 0 && size == sealed) {
+		snprintf(r->upload, sizeof(r->upload), "%s", id);
+		if (sha)
+			snprintf(r->sha, sizeof(r->sha), "%s", sha);
+		src->upload = r->upload;
+		src->at = at;
+		log_info("upload %s: an earlier send of this file left it at %llu of %llu bytes",
+		    id, (unsigned long long)at, (unsigned long long)size);
+		return SREC_GO_ON;
+	}
+	if (e == 0)
+		x_cs_upload_drop(r->x, id);
+	else if (e == NTM_ERR_NOTFOUND && sha && x_cs_object_meta(r->x, sha, meta) == 0) {
+		log_info("object %s: an earlier send of this file stored it", sha);
+		snprintf(r->sha, sizeof(r->sha), "%s", sha);
+		return SREC_STORED;
+	}
+	return SREC_NEW;
+}
+
+/* After the send: the record goes once the upload is an object or gone. */
+static void
+srec_close(struct srec *r, int stored)
+{
+	uint64_t size, at;
+
+	if (r->fd >= 0 && (stored || (!r->written && r->old == NULL) ||
+	    (r->upload[0] && x_cs_upload_state(r->x, r->upload, &size, &at) ==
+	    NTM_ERR_NOTFOUND)))
+		unlink(r->path);
+	srec_free(r);
 }
 
 /* Each key remembers the object sealed with it until it is seen delivered
@@ -368,6 +739,26 @@ print_sent(const struct sopts *o, const struct ntm_m_cs_object *co, json_t *ann)
 			printf("  %s: %s\n", m.fqdn, m.status);
 }
 
+/* The object an earlier send stored (its metadata meta, borrowed into co):
+ * 0, or EXIT_FAIL after a line on stderr. */
+static int
+stored_already(struct xctx *x, json_t *meta, uint64_t sealed, struct sealer *s,
+    struct ntm_m_cs_object *co)
+{
+	struct ntm_m_cs_meta m;
+	struct ntm_jerr jerr;
+
+	if (ntm_msg_cs_meta_decode(meta, &m, &jerr) < 0 || (uint64_t)m.size != sealed) {
+		cli_err("send", "bad answer from %s: %s", x->cs, m.size != (int64_t)sealed ?
+		    "the object stored has another size" : jerr.message);
+		return EXIT_FAIL;
+	}
+	*co = (struct ntm_m_cs_object){ .sha256 = m.sha256, .size = m.size,
+	    .created = m.created, .expires = m.expires };
+	snprintf(s->sha, sizeof(s->sha), "%s", m.sha256);
+	return 0;
+}
+
 static int
 do_send(struct cli *cli, const struct sopts *o)
 {
@@ -376,12 +767,15 @@ do_send(struct cli *cli, const struct sopts *o)
 	struct xctx x;
 	struct ntm_m_cs_upload create = { 0 };
 	struct ntm_m_cs_object co = { 0 };
-	json_t *commit = NULL, *ann = NULL, *to;
+	struct srec rec;
+	json_t *commit = NULL, *ann = NULL, *meta = NULL, *to;
 	const char *name;
 	uint64_t sealed_size;
-	int i, j, e, ret, in = -1, staged = -1;
+	int i, j, e, ret, in = -1, staged = -1, stored = 0;
 
 	memset(&s, 0, sizeof(s));
+	memset(&rec, 0, sizeof(rec));
+	rec.fd = -1;
 	memset(keys, 0, sizeof(keys));
 	if ((ret = xctx_open(&x, cli, "send", o->timeout)) != 0)
 		return ret;
@@ -447,11 +841,23 @@ do_send(struct cli *cli, const struct sopts *o)
 	    .from = x.s.fqdn, .to = to, .ttl = o->ttl, .kind = "data", .app = o->app,
 	    .service = o->service, .item = o->item, .notify = o->notify };
 	if (s.in_known) {
-		struct x_src src = { seal_read, NULL, seal_sha, &s };
+		struct x_src src = { .read = seal_read, .seek = seal_seek, .sha256 = seal_sha,
+		    .arg = &s, .created = srec_created };
+		int how = SREC_NEW;
 
-		ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit, &co);
-		if (ret != 0 && s.why)
-			cli_err("send", "FILE '%s': %s", o->file, s.why);
+		/* An upload an earlier send of this file left is gone on with. */
+		if (srec_open(&rec, &x, o, &s, keys) == 0) {
+			s.rec = &rec;
+			rec.seal = seal_save(&s, sealed_size);
+			how = srec_decide(&rec, &s, sealed_size, &src, &meta);
+		}
+		if (how == SREC_STORED)
+			ret = stored_already(&x, meta, sealed_size, &s, &co);
+		else {
+			ret = x_cs_upload_src(&x, &src, sealed_size, &create, &commit, &co);
+			if (ret != 0 && s.why)
+				cli_err("send", "FILE '%s': %s", o->file, s.why);
+		}
 	} else
 		ret = x_cs_upload(&x, staged, s.size, s.sha, &create, &commit, &co);
 	if (ret != 0) {
@@ -459,11 +865,15 @@ do_send(struct cli *cli, const struct sopts *o)
 		goto out;
 	}
 	json_decref(to);
+	stored = 1;
 	note_sent(cli, keys, o->npeers, s.sha, co.expires);
 	ret = x_announced(&x, x.cs, s.sha, &ann);
 	if (ann)
 		print_sent(o, &co, ann);
 out:
+	/* Kept until here: a send killed while it waits for the announcement
+	 * and sent again finds the object stored, and stores no other. */
+	srec_close(&rec, stored);
 	for (i = 0; i < NTM_XDATA_DEST_MAX; i++)
 		ntm_wipe(&keys[i], sizeof(keys[i]));
 	seal_end(&s);
@@ -473,6 +883,7 @@ out:
 		close(staged);
 	json_decref(commit);
 	json_decref(ann);
+	json_decref(meta);
 	xctx_close(&x);
 	return ret;
 }

@@ -208,9 +208,25 @@ struct x_src {
 	int		 (*seek)(void *arg, uint64_t at);
 	const char	*(*sha256)(void *arg);
 	void		*arg;
+	/* An upload an earlier run left to go on with (NULL: a new one): the
+	 * CS holds its first at bytes, which read makes again and which are
+	 * skipped, not sent. */
+	const char	*upload;
+	uint64_t	 at;
+	/* Told the id of a new upload as soon as the CS made it (or NULL). */
+	void		 (*created)(void *arg, const char *id);
 };
 int  x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
     const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj);
+/* Where upload id is at our CS, asked without a word on stderr: 0 with
+ * *size (declared) and *offset, NTM_ERR_NOTFOUND when the CS has no such
+ * upload of ours (404), or an exit code (the failure in x->last_err). */
+int  x_cs_upload_state(struct xctx *x, const char *id, uint64_t *size, uint64_t *offset);
+/* Gives up upload id at our CS (DELETE), quietly, whatever the answer. */
+void x_cs_upload_drop(struct xctx *x, const char *id);
+/* Object sha256's metadata at our CS, quietly: 0 with *meta (new) when it
+ * is stored, NTM_ERR_NOTFOUND (404), or an exit code. */
+int  x_cs_object_meta(struct xctx *x, const char *sha256, json_t **meta);
 /* Streams GET /v1/cs/object?sha256= from the CS at base into fn (which
  * returns 0, or -1 to stop). 0, or an exit code after one error line
  * (EXIT_VERIFY when fn stopped it: fn printed why). size (expected bytes,

@@ -1356,12 +1356,84 @@ fd_sha(void *arg)
 	return ((struct fd_src *)arg)->sha256;
 }
 
+/* A quiet call to our CS: 0 with *out (new) on want, NTM_ERR_NOTFOUND on
+ * 404, or an exit code (the failure logged and in x->last_err). */
+static int
+cs_quiet(struct xctx *x, const char *method, const char *path, long want, json_t **out)
+{
+	char url[NTM_PUSH_URL_MAX + 256], errmsg[256] = "";
+	json_t *resp = NULL;
+	long status = 0;
+	int err, ret, quiet = x->quiet;
+
+	*out = NULL;
+	snprintf(url, sizeof(url), "%s%s", x->cs, path);
+	log_info("%s %s", method, url);
+	err = json_call(x, method, url, NULL, &status, &resp, errmsg, sizeof(errmsg));
+	if (err == 0 && status == want) {
+		*out = resp;
+		return 0;
+	}
+	if (err == 0 && status == 404) {
+		json_decref(resp);
+		return NTM_ERR_NOTFOUND;
+	}
+	x->quiet = 1;
+	ret = x_fail(x, x->cs, err, status, resp, errmsg);
+	x->quiet = quiet;
+	json_decref(resp);
+	return ret;
+}
+
+int
+x_cs_upload_state(struct xctx *x, const char *id, uint64_t *size, uint64_t *offset)
+{
+	char path[128];
+	struct ntm_m_cs_upload_state st;
+	json_t *r;
+	int ret;
+
+	snprintf(path, sizeof(path), "/v1/cs/upload?id=%s", id);
+	if ((ret = cs_quiet(x, "GET", path, 200, &r)) != 0)
+		return ret;
+	ret = ntm_msg_cs_upload_state_decode(r, &st, NULL) < 0 || st.size < 0 ||
+	    st.offset < 0 || st.offset > st.size ? EXIT_FAIL : 0;
+	if (ret == 0) {
+		*size = (uint64_t)st.size;
+		*offset = (uint64_t)st.offset;
+	} else
+		snprintf(x->last_err, sizeof(x->last_err), "bad answer from %s", x->cs);
+	json_decref(r);
+	return ret;
+}
+
+void
+x_cs_upload_drop(struct xctx *x, const char *id)
+{
+	char path[128];
+	json_t *r;
+
+	snprintf(path, sizeof(path), "/v1/cs/upload?id=%s", id);
+	if (cs_quiet(x, "DELETE", path, 200, &r) == 0)
+		log_info("upload %s: given up", id);
+	json_decref(r);
+}
+
+int
+x_cs_object_meta(struct xctx *x, const char *sha256, json_t **meta)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/cs/object/meta?sha256=%s", sha256);
+	return cs_quiet(x, "GET", path, 200, meta);
+}
+
 int
 x_cs_upload(struct xctx *x, int fd, uint64_t size, const char *sha256,
     const struct ntm_m_cs_upload *create, json_t **commit, struct ntm_m_cs_object *obj)
 {
 	struct fd_src f = { fd, sha256, 0 };
-	struct x_src src = { fd_read, fd_seek, fd_sha, &f };
+	struct x_src src = { .read = fd_read, .seek = fd_seek, .sha256 = fd_sha, .arg = &f };
 
 	return x_cs_upload_src(x, &src, size, create, commit, obj);
 }
@@ -1400,9 +1472,34 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	int ret, retried = 0, resumable = 0, have = 0;
 
 	*commit = NULL;
-	cm.size = (int64_t)size;
-	if ((body = x_msg(x, &ntm_msg_cs_upload, &cm)) == NULL)
+	if ((buf = malloc(X_CHUNK)) == NULL) {
+		cli_err(x->cmd, "out of memory");
 		return EXIT_FAIL;
+	}
+	if (src->upload) {
+		/* What the CS holds of it already is made again, not sent. */
+		snprintf(id, sizeof(id), "%s", src->upload);
+		for (off = 0; off < src->at; off += want) {
+			want = src->at - off < X_CHUNK ? (size_t)(src->at - off) : X_CHUNK;
+			errno = 0;
+			if (src->read(src->arg, buf, want) != (ssize_t)want) {
+				if (errno != 0)
+					cli_err(x->cmd, "cannot read the input: %s",
+					    strerror(errno));
+				free(buf);
+				return EXIT_FAIL;
+			}
+		}
+		log_info("upload %s: going on at %llu, where an earlier send left it", id,
+		    (unsigned long long)off);
+		x_progress(x, "upload", off, size);
+		goto chunks;
+	}
+	cm.size = (int64_t)size;
+	if ((body = x_msg(x, &ntm_msg_cs_upload, &cm)) == NULL) {
+		free(buf);
+		return EXIT_FAIL;
+	}
 	x->cs_probe = 1;
 	ret = x_call(x, x->cs, "POST", "/v1/cs/uploads", body, 201, &r);
 	x->cs_probe = 0;
@@ -1413,19 +1510,21 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	}
 	json_decref(body);
 	body = NULL;
-	if (ret != 0)
+	if (ret != 0) {
+		free(buf);
 		return ret;
+	}
 	if (ntm_msg_cs_upload_state_decode(r, &st, &jerr) < 0) {
 		cli_err(x->cmd, "bad answer from %s: %s", x->cs, jerr.message);
 		json_decref(r);
+		free(buf);
 		return EXIT_FAIL;
 	}
 	snprintf(id, sizeof(id), "%s", st.upload);
 	json_decref(r);
-	if ((buf = malloc(X_CHUNK)) == NULL) {
-		cli_err(x->cmd, "out of memory");
-		return EXIT_FAIL;
-	}
+	if (src->created)
+		src->created(src->arg, id);
+chunks:
 	while (off < size) {
 		/* buf holds [off, off + want) when have is set (a resumed chunk). */
 		if (!have) {
