@@ -111,6 +111,7 @@ platform_init() {
 	    "udp_listen = 127.0.0.1:$(cat "$dir/dc2.udpport")" \
 	    "resolver = 127.0.0.1:$(cat "$dir/resolver.port")" "${dclogin[@]}"
 	_platform_conf "$dir" rs rs1.ntm.test "$(free_port)" "${common[@]}" \
+	    "as_url = https://127.0.0.1:$asport" \
 	    "udp_listen = 127.0.0.1:$(cat "$dir/rs.udpport")"
 	# The CS finds its recipients' DCs through the same resolver.
 	_platform_conf "$dir" cs cs1.localhost "$(free_port)" "${common[@]}" \

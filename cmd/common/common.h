@@ -122,6 +122,9 @@ struct srv_conf {
 	long	 client_idle_days;	/* DC: devices unseen this long are reclaimed */
 	long	 max_devices;		/* DC: devices per user (0: any) */
 	long	 xkey_orphan_s;		/* DC: a temporal key with no key object this long goes */
+	long	 server_cert_days;	/* AS: lifetime of server certificates */
+	long	 cert_renew_before_s;	/* DC, RS, CS: renew this long before expiry
+					   (0: when a third of the lifetime is left) */
 	long	 login_rate;		/* DC: logins/s per source address (burst 5x) */
 	long	 login_rate_prefix;	/* DC: logins/s per source /24 or /56 (burst 5x) */
 	long	 login_inflight;	/* DC: logins at the AS at once */

@@ -636,6 +636,10 @@ run_daemon(struct srv *s)
 		log_warnx("%s", err);
 		goto cleanup;
 	}
+	if (srv_renew_start(s, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		goto cleanup;
+	}
 	if (s->conf.pidfile) {
 		if (daemon_pidfile(s->conf.pidfile) < 0) {
 			log_warn("pidfile %s", s->conf.pidfile);
@@ -659,6 +663,7 @@ run_daemon(struct srv *s)
 	log_info("stopped");
 	ret = 0;
 cleanup:
+	srv_renew_stop(s);
 	if (s->spec->teardown && s->base)
 		s->spec->teardown(s);
 	ntm_httpd_free(s->httpd);

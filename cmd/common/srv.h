@@ -23,6 +23,7 @@ struct ntm_m_revoke;
 struct srv;
 struct srv_metrics;
 struct srv_revoked;
+struct srv_renew;
 typedef struct json_t json_t;
 
 /*
@@ -84,6 +85,9 @@ struct srv_spec {
 	 * 0 when stored (srv answers 200), else it answered. May be NULL. */
 	int		(*revoke)(struct srv *s, struct ntm_req *req,
 			    const struct ntm_m_revoke *m);
+	/* s->cert was renewed (renew.c): the role's own signed requests take
+	 * it. 0, or -1 (logged). May be NULL. */
+	int		(*cert_renewed)(struct srv *s);
 };
 
 struct srv {
@@ -102,7 +106,12 @@ struct srv {
 	void			*priv;			/* the daemon's own state */
 	struct srv_metrics	*metrics;		/* metrics.c */
 	struct srv_revoked	*revoked;		/* revoked.c; NULL at the anchor */
+	struct srv_renew	*renew;			/* renew.c; NULL at the anchor */
 };
+
+/* renew.c: the certificate renewed before it expires (POST /v1/as/renew). */
+int  srv_renew_start(struct srv *s, char *err, size_t errlen);
+void srv_renew_stop(struct srv *s);
 
 /* Entries of one revocation push (tokens, accounts and servers in all). */
 #define SRV_REVOKE_MAX	4096

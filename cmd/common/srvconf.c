@@ -25,7 +25,7 @@ static const struct {
 	S(name, R_ALL), S(state_dir, R_ALL), S(listen, R_ALL), S(tls_cert, R_ALL),
 	S(tls_key, R_ALL), S(pidfile, R_ALL), S(identity, R_ALL),
 	S(cert, R_DC | R_RS | R_CS), S(db, R_AS | R_DC | R_CS),
-	S(as_url, R_DC | R_CS), S(as_key, R_DC | R_RS | R_CS),
+	S(as_url, R_DC | R_RS | R_CS), S(as_key, R_DC | R_RS | R_CS),
 	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
 	S(dns_listen, R_DC), S(dns_addr4, R_DC), S(dns_addr6, R_DC), S(resolver, R_DC | R_CS),
@@ -43,6 +43,8 @@ static const struct {
 	S(user, R_ALL),
 	I(client_idle_days, R_DC, 0, 36500), I(max_devices, R_DC, 0, 1000000),
 	I(xkey_orphan_s, R_DC, 1, 7L * 86400),
+	I(server_cert_days, R_AS, 1, 3650),
+	I(cert_renew_before_s, R_DC | R_RS | R_CS, 0, 3650L * 86400),
 	I(login_rate, R_DC, 1, 1000000), I(login_rate_prefix, R_DC, 1, 1000000),
 	I(login_inflight, R_DC, 1, 100000), I(login_queue, R_DC, 0, 1000000),
 	I(login_queue_prefix, R_DC, 1, 100000),
@@ -238,6 +240,7 @@ conf_defaults(struct srv_conf *c)
 	c->client_idle_days = 90;
 	c->max_devices = 16;
 	c->xkey_orphan_s = 3600;
+	c->server_cert_days = 30;
 	c->login_rate = 2;
 	c->login_rate_prefix = 20;
 	c->login_inflight = 4;

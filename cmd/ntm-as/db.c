@@ -250,6 +250,15 @@ as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s)
 }
 
 int
+as_db_server_renew(sqlite3 *db, int64_t serial, int64_t not_before, int64_t not_after)
+{
+	/* Never for a revoked one: the caller checked, and so does this. */
+	return changed_one(db, ntm_db_run(db, "UPDATE servers SET not_before = ?2, "
+	    "not_after = MAX(not_after, ?3) WHERE serial = ?1 AND revoked_at IS NULL", "III",
+	    serial, not_before, not_after));
+}
+
+int
 as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now)
 {
 	struct as_server sv;

@@ -100,6 +100,9 @@ int	as_db_user_each(sqlite3 *db, int (*fn)(const struct as_user *, void *), void
 int	as_db_server_add(sqlite3 *db, struct as_server *s);
 int	as_db_server_get(sqlite3 *db, int64_t serial, struct as_server *s);
 int	as_db_server_revoke(sqlite3 *db, int64_t serial, int64_t now);
+/* The enrolled server's validity after a renewal (not revoked): 0 or
+ * NTM_ERR_NOTFOUND. */
+int	as_db_server_renew(sqlite3 *db, int64_t serial, int64_t not_before, int64_t not_after);
 int	as_db_server_each(sqlite3 *db, int (*fn)(const struct as_server *, void *), void *arg);
 int	as_db_token_add(sqlite3 *db, const struct ntm_token *t);
 /* The names of the CSs enrolled (certificate unrevoked, valid at now), at

@@ -769,7 +769,57 @@ as_cert_check(const struct ntm_cert *c, void *arg)
 	return 0;
 }
 
-/* Only a DC relays logins, ends its sessions and asks for device certificates. */
+/*
+ * POST /v1/as/renew {version}: the calling server's certificate again (same
+ * serial, role, name and key, checked against the enrolled row by
+ * as_cert_check before this runs), valid server_cert_days from now; the
+ * enrolled row follows. A revoked server gets nothing (as_cert_check
+ * refused it). Servers ask when a third of their certificate's lifetime is
+ * left (docs/protocol.md §3.1).
+ */
+static void
+route_renew(struct ntm_req *req, void *arg)
+{
+	struct as *as = arg;
+	const struct ntm_cert *cert = ntm_req_cert(req);
+	struct ntm_m_as_renew_ok ok;
+	struct ntm_cert c;
+	char b64[NTM_B64_LEN(NTM_CERT_MAX)];
+	int64_t now = now_unix();
+	json_t *body;
+	int e;
+
+	c = *cert;
+	c.not_before = now - AS_CERT_SKEW;
+	c.not_after = now + as->conf.server_cert_days * 86400L;
+	if (c.not_after < cert->not_after)
+		c.not_after = cert->not_after;		/* never shorter */
+	if ((e = as_db_server_renew(as->db, (int64_t)c.serial, c.not_before, c.not_after)) < 0) {
+		if (e == NTM_ERR_NOTFOUND)
+			ntm_reply_error(req, 403, "forbidden", NULL, "certificate serial %llu: "
+			    "not enrolled, or revoked", (unsigned long long)c.serial);
+		else
+			ntm_reply_error(req, 500, "internal", NULL, "storage failure");
+		return;
+	}
+	ntm_cert_sign(&c, as->sk);
+	if (ntm_cert_to_b64(&c, b64, sizeof(b64)) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot encode the certificate");
+		return;
+	}
+	ok = (struct ntm_m_as_renew_ok){ .has = ~UINT32_C(0), .cert = b64,
+		.not_after = c.not_after };
+	if (ntm_msg_as_renew_ok_encode(&ok, &body, NULL) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	log_info("certificate serial %llu of %s '%s' renewed until %lld",
+	    (unsigned long long)c.serial, ntm_role_name(c.role), c.name, (long long)c.not_after);
+	ntm_reply_json(req, 200, body);
+}
+
+/* Only a DC relays logins, ends its sessions and asks for device certificates;
+ * every enrolled server renews its own certificate. */
 const struct ntm_http_route as_routes[] = {
 	{ "POST", "/v1/as/login", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_login,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
@@ -779,5 +829,8 @@ const struct ntm_http_route as_routes[] = {
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ "POST", "/v1/as/cstoken", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_cstoken,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
+	{ "POST", "/v1/as/renew", NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED, route_renew,
+	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) | NTM_ROUTE_ROLE(NTM_ROLE_RS) |
+	  NTM_ROUTE_ROLE(NTM_ROLE_CS) },
 	{ .method = NULL }
 };

@@ -189,7 +189,9 @@ server_add(struct as *as, struct cmd_call *c)
 	snprintf(s.name, sizeof(s.name), "%s", a->name);
 	memcpy(s.pk, a->pk, sizeof(s.pk));
 	s.not_before = now - AS_CERT_SKEW;
-	s.not_after = now + (int64_t)a->days * 86400;
+	/* Short by default (server_cert_days): the server renews it itself
+	 * (POST /v1/as/renew) while the AS has not revoked it. */
+	s.not_after = now + (int64_t)(a->days_s ? a->days : as->conf.server_cert_days) * 86400;
 	s.created = now;
 	if (as_db_server_add(as->db, &s) < 0) {
 		db_failed(as, "cannot add the server");

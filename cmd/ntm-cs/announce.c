@@ -331,3 +331,12 @@ cs_announce_stop(struct cs *cs)
 	free(a);
 	cs->ann = NULL;
 }
+
+/* cs.h: the renewed certificate on the announcements (signed requests). */
+int
+cs_announce_cert_renewed(struct cs *cs)
+{
+	if (cs->ann == NULL || cs->ann->httpc == NULL)
+		return 0;
+	return ntm_httpc_set_identity(cs->ann->httpc, cs->srv->sk, &cs->srv->cert) < 0 ? -1 : 0;
+}

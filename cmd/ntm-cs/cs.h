@@ -211,6 +211,8 @@ int  cs_auth(struct cs *cs, struct ntm_req *req, struct cs_who *who);
 int  cs_is_owner(const struct cs_who *w, const char *user, const char *dc);
 /* The route tables (each ends with a NULL method). */
 extern const struct ntm_http_route cs_auth_routes[];
+/* announce.c: the renewed certificate on its signed requests. */
+int cs_announce_cert_renewed(struct cs *cs);
 /* POST /v1/revoke: srv_spec.revoke (the accounts and tokens of the push). */
 int cs_revoke(struct srv *s, struct ntm_req *req, const struct ntm_m_revoke *m);
 /* The JSON object body of req (new), or NULL after replying 400/413. */

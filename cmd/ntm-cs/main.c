@@ -93,6 +93,12 @@ static const struct ntm_http_route *const cs_routes[] = {
 	cs_auth_routes, cs_upload_routes, cs_object_routes, NULL
 };
 
+static int
+cs_cert_renewed(struct srv *s)
+{
+	return cs_announce_cert_renewed(s->priv);
+}
+
 static const struct srv_spec cs_spec = {
 	.role		= NTM_ROLE_CS,
 	.prog		= "ntm-cs",
@@ -115,6 +121,7 @@ static const struct srv_spec cs_spec = {
 			  "  announce_retry_max_s = N  longest wait between tries (default 300)",
 	.max_body	= CS_CHUNK_MAX,
 	.revoke		= cs_revoke,
+	.cert_renewed	= cs_cert_renewed,
 	.routes		= cs_routes,
 	.bearer		= cs_bearer,
 	.bearer_precheck = cs_bearer_precheck,

@@ -93,6 +93,14 @@ static const struct ntm_http_route *const dc_routes[] = {
 	dc_login_routes, dc_tunnel_routes, dc_exchange_routes, NULL
 };
 
+/* The renewed certificate on the DC's own signed requests (tickets read
+ * s->cert each time). */
+static int
+dc_cert_renewed(struct srv *s)
+{
+	return dc.httpc && ntm_httpc_set_identity(dc.httpc, s->sk, &s->cert) < 0 ? -1 : 0;
+}
+
 static const struct srv_spec dc_spec = {
 	.role		= NTM_ROLE_DC,
 	.prog		= "ntm-dc",
@@ -103,6 +111,7 @@ static const struct srv_spec dc_spec = {
 	.routes		= dc_routes,
 	.bearer		= dc_bearer,
 	.revoke		= dc_revoke,
+	.cert_renewed	= dc_cert_renewed,
 	.setup		= dc_setup,
 	.teardown	= dc_teardown,
 	.metrics	= dc_metrics,

@@ -577,6 +577,14 @@ static const struct ntm_mfield revoke_server_f[] = {
 MSG(ntm_msg_revoke_server, "POST /v1/revoke servers[]", revoke_server_f);
 #undef T
 
+#define T struct ntm_m_as_renew_ok
+static const struct ntm_mfield as_renew_ok_f[] = {
+	S(T, cert, 1, NTM_B64_LEN(NTM_CERT_MAX), NTM_MF_NONEMPTY, 0),
+	I(T, not_after, 1, NTM_MF_ANY),
+};
+MSG(ntm_msg_as_renew_ok, "POST /v1/as/renew (answer)", as_renew_ok_f);
+#undef T
+
 #define T struct ntm_m_logout
 static const struct ntm_mfield logout_f[] = {
 	I(T, version, 1, NTM_MF_ANY),
@@ -890,5 +898,7 @@ const struct ntm_jmsg *const ntm_jmsgs[] = {
 	&ntm_msg_cstoken, &ntm_msg_as_cstoken, &ntm_msg_cstoken_ok,
 	/* revocations pushed to every server (issue 12) */
 	&ntm_msg_revoke_server,
+	/* server certificates renewed (issue 12) */
+	&ntm_msg_as_renew_ok,
 	NULL,
 };

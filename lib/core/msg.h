@@ -478,6 +478,15 @@ struct ntm_m_revoke_server {
 };
 NTM_MSG_CODEC(ntm_msg_revoke_server, struct ntm_m_revoke_server)
 
+/* POST /v1/as/renew (a DC, RS or CS -> the AS): its certificate again, for
+ * longer; the answer. */
+struct ntm_m_as_renew_ok {
+	uint32_t	 has;
+	const char	*cert;				/* b64 */
+	int64_t		 not_after;
+};
+NTM_MSG_CODEC(ntm_msg_as_renew_ok, struct ntm_m_as_renew_ok)
+
 /* ---- the error answer of every server (§1.1) ---------------------------- */
 
 /* A 4xx/5xx body: a stable code, a message for people, and the field the

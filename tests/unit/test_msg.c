@@ -44,6 +44,7 @@ static const struct {
 	{ &ntm_msg_revoke, "{\"version\":1,\"tokens\":[{\"id\":\"x\"}],\"accounts\":[],"
 	  "\"servers\":[]}" },
 	{ &ntm_msg_revoke_server, "{\"serial\":42,\"name\":\"dc2.example\"}" },
+	{ &ntm_msg_as_renew_ok, "{\"cert\":\"AQID\",\"not_after\":1800000000}" },
 	{ &ntm_msg_revoke_token, "{\"id\":\"" K16 "\",\"expires\":1700000000}" },
 	{ &ntm_msg_revoke_account, "{\"user\":\"alice\",\"dc\":\"dc1.example\","
 	  "\"before\":1700000000}" },

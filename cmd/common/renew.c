@@ -1,0 +1,213 @@
+/*
+ * renew.c - a DC, RS or CS renews its own AS certificate before it expires
+ * (docs/protocol.md §3.1, POST /v1/as/renew): when a third of its lifetime
+ * is left (or cert_renew_before_s before its end), checked at start and
+ * every RENEW_CHECK_S, every RENEW_RETRY_S after a failure. The new one
+ * must be for the same serial, role, name and key, signed by the AS key,
+ * and last longer; it is written back to the cert file (durably) and taken
+ * at once: answers to signed requests, the daemon's signed requests (its
+ * cert_renewed hook) and, at a DC, relay tickets (which read s->cert).
+ * Without as_url nothing is asked; a certificate near its end is then
+ * logged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "srv.h"
+#include "msg.h"
+#include "ntm-io.h"
+
+#define RENEW_CHECK_S		3600
+#define RENEW_RETRY_S		300
+#define RENEW_TIMEOUT_MS	10000
+
+struct srv_renew {
+	struct srv		*s;
+	struct ntm_httpc	*httpc;
+	struct event		*timer;
+	char			*url;		/* {as_url}/v1/as/renew */
+	int			 busy;
+	uint64_t		 renewed, failed;
+};
+
+/* When to ask: a third of the lifetime before the end, or the configured
+ * time before it. */
+static int64_t
+due_at(const struct srv *s)
+{
+	const struct ntm_cert *c = &s->cert;
+	int64_t before = s->conf.cert_renew_before_s;
+
+	if (before <= 0)
+		before = (c->not_after - c->not_before) / 3;
+	return c->not_after - before;
+}
+
+static void
+arm(struct srv_renew *r, long secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	evtimer_add(r->timer, &tv);
+}
+
+/* The answer's certificate, checked; 0 or -1 with why. */
+static int
+take(struct srv *s, const struct ntm_http_result *res, struct ntm_cert *c, char *why,
+    size_t wlen)
+{
+	struct ntm_m_as_renew_ok m;
+	struct ntm_jerr jerr;
+	int e;
+
+	if (res->err) {
+		snprintf(why, wlen, "%s", res->errmsg[0] ? res->errmsg : ntm_strerror(res->err));
+		return -1;
+	}
+	if (res->status != 200) {
+		snprintf(why, wlen, "HTTP %ld %s", res->status,
+		    ntm_error_code(res->json) ? ntm_error_code(res->json) : "");
+		return -1;
+	}
+	if (res->json == NULL || ntm_msg_as_renew_ok_decode(res->json, &m, &jerr) < 0 ||
+	    ntm_cert_from_b64(c, m.cert) < 0) {
+		snprintf(why, wlen, "the AS's answer holds no certificate");
+		return -1;
+	}
+	if ((e = ntm_cert_verify(c, s->conf.as_pk, now_unix())) != 0) {
+		snprintf(why, wlen, "the certificate it gave %s", e == NTM_ERR_EXPIRED ?
+		    "is not valid now" : "is not signed by the AS key");
+		return -1;
+	}
+	if (c->serial != s->cert.serial || c->role != s->cert.role ||
+	    strcmp(c->name, s->cert.name) != 0 ||
+	    ntm_memcmp(c->pk, s->cert.pk, sizeof(c->pk)) != 0) {
+		snprintf(why, wlen, "the certificate it gave is for another server");
+		return -1;
+	}
+	if (c->not_after <= s->cert.not_after) {
+		snprintf(why, wlen, "the certificate it gave lasts no longer");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_renewed(const struct ntm_http_result *res, void *arg)
+{
+	struct srv_renew *r = arg;
+	struct srv *s = r->s;
+	struct ntm_cert c;
+	char why[512], b64[NTM_B64_LEN(NTM_CERT_MAX) + 1];
+	int e;
+
+	r->busy = 0;
+	if (take(s, res, &c, why, sizeof(why)) < 0) {
+		r->failed++;
+		log_warnx("certificate renewal at %s: %s (tried again in %d s)", r->url, why,
+		    RENEW_RETRY_S);
+		arm(r, RENEW_RETRY_S);
+		return;
+	}
+	s->cert = c;
+	r->renewed++;
+	if (ntm_httpc_set_identity(r->httpc, s->sk, &s->cert) < 0 ||
+	    ntm_httpd_set_identity(s->httpd, s->sk, &s->cert) < 0 ||
+	    (s->spec->cert_renewed && s->spec->cert_renewed(s) < 0))
+		log_warnx("certificate renewed, but not every user of it took it");
+	/* Kept for the next start; a failure here loses nothing now. */
+	if (ntm_cert_to_b64(&c, b64, sizeof(b64) - 1) < 0 ||
+	    (e = ntm_file_write(s->conf.cert, b64, strlen(b64), 0600)) < 0)
+		log_warnx("certificate renewed until %lld, but %s cannot be written: the "
+		    "old one is read at the next start", (long long)c.not_after, s->conf.cert);
+	else
+		log_info("certificate serial %llu renewed until %lld (%s)",
+		    (unsigned long long)c.serial, (long long)c.not_after, s->conf.cert);
+	arm(r, RENEW_CHECK_S);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_renew *r = arg;
+	struct srv *s = r->s;
+	json_t *body;
+	int64_t now = now_unix(), due = due_at(s);
+	int e;
+
+	if (r->busy)
+		return;
+	if (now < due) {
+		arm(r, due - now < RENEW_CHECK_S ? (long)(due - now) : RENEW_CHECK_S);
+		return;
+	}
+	if (r->httpc == NULL) {
+		log_warnx("certificate serial %llu ends at %lld and nothing renews it: set "
+		    "as_url", (unsigned long long)s->cert.serial, (long long)s->cert.not_after);
+		arm(r, RENEW_CHECK_S);
+		return;
+	}
+	body = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
+	e = body ? ntm_httpc_request(r->httpc, "POST", r->url, body, NULL, RENEW_TIMEOUT_MS,
+	    on_renewed, r) : NTM_ERR_NOMEM;
+	json_decref(body);
+	if (e < 0) {
+		r->failed++;
+		log_warnx("certificate renewal: %s", ntm_strerror(e));
+		arm(r, RENEW_RETRY_S);
+		return;
+	}
+	r->busy = 1;
+}
+
+int
+srv_renew_start(struct srv *s, char *err, size_t errlen)
+{
+	struct srv_renew *r;
+
+	if (s->spec->anchor || s->check_only)
+		return 0;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->renew = r;
+	r->s = s;
+	if ((r->timer = evtimer_new(s->base, on_timer, r)) == NULL) {
+		snprintf(err, errlen, "cannot start the certificate renewal timer");
+		return -1;
+	}
+	if (s->conf.as_url) {
+		size_t n = strlen(s->conf.as_url);
+
+		while (n > 0 && s->conf.as_url[n - 1] == '/')
+			n--;
+		r->url = xasprintf("%.*s/v1/as/renew", (int)n, s->conf.as_url);
+		if ((r->httpc = ntm_httpc_new(s->base, s->conf.ca_file)) == NULL ||
+		    ntm_httpc_set_identity(r->httpc, s->sk, &s->cert) < 0) {
+			snprintf(err, errlen, "cannot set up the certificate renewal");
+			return -1;
+		}
+	}
+	arm(r, 0);
+	return 0;
+}
+
+void
+srv_renew_stop(struct srv *s)
+{
+	struct srv_renew *r = s->renew;
+
+	if (r == NULL)
+		return;
+	if (r->timer)
+		event_free(r->timer);
+	ntm_httpc_free(r->httpc);
+	free(r->url);
+	free(r);
+	s->renew = NULL;
+}
