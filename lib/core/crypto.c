@@ -150,6 +150,9 @@ ntm_pwhash_verify(const char *str, const char *pw, size_t len)
 /* ---- logins sealed to the AS (docs/protocol.md §3.1) -------------------- */
 
 #define LOGIN_BOX_VERSION	1
+#define LOGIN_BOX_RENEW		2	/* a proof of the device key, no password */
+#define LOGIN_RENEW_PROOF	32
+#define LOGIN_RENEW_CTX		"ntm-renew-v1"
 
 static void
 wr_name(struct ntm_wr *w, const char *s)
@@ -171,34 +174,64 @@ cur_str(struct ntm_cur *c, char *out, size_t max)
 	return strlen(out) == n ? 0 : -1;
 }
 
-int
-ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
-    const uint8_t as_pk[NTM_SIGN_PK])
+/* The renewal proof's key: BLAKE2b-256("ntm-renew-v1" || shared). */
+static int
+renew_key(uint8_t key[32], const uint8_t sk[32], const uint8_t pk[32])
 {
-	uint8_t plain[NTM_LOGIN_PLAIN_MAX], sealed[NTM_LOGIN_SEALED_MAX], xpk[32];
+	uint8_t shared[crypto_scalarmult_BYTES];
+	crypto_generichash_state st;
+
+	if (crypto_scalarmult(shared, sk, pk) != 0)
+		return NTM_ERR_CRYPTO;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const uint8_t *)LOGIN_RENEW_CTX, sizeof(LOGIN_RENEW_CTX) - 1);
+	crypto_generichash_update(&st, shared, sizeof(shared));
+	crypto_generichash_final(&st, key, 32);
+	sodium_memzero(shared, sizeof(shared));
+	return 0;
+}
+
+static int
+login_seal(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK], const uint8_t *device_sk)
+{
+	uint8_t plain[NTM_LOGIN_PLAIN_MAX], sealed[NTM_LOGIN_SEALED_MAX], xpk[32], key[32];
 	struct ntm_wr w;
 	size_t pwlen = strnlen(b->password, sizeof(b->password));
 	long n;
 	int ret;
 
 	if (!ntm_valid_user(b->user) || !ntm_valid_device(b->device) ||
-	    !ntm_valid_dnsname(b->dc) || pwlen == 0 || pwlen > 256)
+	    !ntm_valid_dnsname(b->dc) || (device_sk ? pwlen != 0 : pwlen == 0) || pwlen > 256)
 		return NTM_ERR_INVAL;
 	if (crypto_sign_ed25519_pk_to_curve25519(xpk, as_pk) != 0)
 		return NTM_ERR_CRYPTO;
 	ntm_wr_init(&w, plain, sizeof(plain));
-	ntm_wr_u8(&w, LOGIN_BOX_VERSION);
+	ntm_wr_u8(&w, device_sk ? LOGIN_BOX_RENEW : LOGIN_BOX_VERSION);
 	wr_name(&w, b->user);
 	wr_name(&w, b->device);
 	wr_name(&w, b->dc);
 	ntm_wr_u64(&w, (uint64_t)b->time);
 	ntm_wr_bytes(&w, b->nonce, sizeof(b->nonce));
 	ntm_wr_bytes(&w, b->device_key, sizeof(b->device_key));
-	ntm_wr_u16(&w, (uint16_t)pwlen);
-	ntm_wr_bytes(&w, b->password, pwlen);
+	if (device_sk == NULL) {
+		ntm_wr_u16(&w, (uint16_t)pwlen);
+		ntm_wr_bytes(&w, b->password, pwlen);
+	}
 	if ((n = ntm_wr_done(&w)) < 0) {
 		sodium_memzero(plain, sizeof(plain));
 		return (int)n;
+	}
+	if (device_sk) {
+		if (renew_key(key, device_sk, xpk) < 0 || (size_t)n + LOGIN_RENEW_PROOF >
+		    sizeof(plain)) {
+			sodium_memzero(plain, sizeof(plain));
+			return NTM_ERR_CRYPTO;
+		}
+		crypto_generichash(plain + n, LOGIN_RENEW_PROOF, plain, (size_t)n, key,
+		    sizeof(key));
+		sodium_memzero(key, sizeof(key));
+		n += LOGIN_RENEW_PROOF;
 	}
 	ret = crypto_box_seal(sealed, plain, (unsigned long long)n, xpk) == 0 ?
 	    ntm_b64_encode(out, cap, sealed, (size_t)n + crypto_box_SEALBYTES) : NTM_ERR_CRYPTO;
@@ -207,14 +240,32 @@ ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
 }
 
 int
+ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK])
+{
+	return login_seal(out, cap, b, as_pk, NULL);
+}
+
+int
+ntm_login_seal_renew(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK], const uint8_t device_sk[NTM_DEVKEY_LEN])
+{
+	if (device_sk == NULL)
+		return NTM_ERR_INVAL;
+	return login_seal(out, cap, b, as_pk, device_sk);
+}
+
+int
 ntm_login_open(struct ntm_login_box *b, const char *b64, const uint8_t as_sk[NTM_SIGN_SK])
 {
 	uint8_t sealed[NTM_LOGIN_SEALED_MAX], plain[NTM_LOGIN_PLAIN_MAX];
-	uint8_t xsk[32], xpk[32];
+	uint8_t xsk[32], xpk[32], key[32], want[LOGIN_RENEW_PROOF];
+	const uint8_t *proof;
 	struct ntm_cur c;
 	uint64_t t = 0;
 	uint16_t pwlen = 0;
 	uint8_t v = 0;
+	size_t plen;
 	int n, ret = NTM_ERR_INVAL;
 
 	memset(b, 0, sizeof(*b));
@@ -231,22 +282,43 @@ ntm_login_open(struct ntm_login_box *b, const char *b64, const uint8_t as_sk[NTM
 		sodium_memzero(xsk, sizeof(xsk));
 		return NTM_ERR_CRYPTO;
 	}
-	sodium_memzero(xsk, sizeof(xsk));
-	ntm_cur_init(&c, plain, (size_t)n - crypto_box_SEALBYTES);
-	if (ntm_cur_u8(&c, &v) < 0 || v != LOGIN_BOX_VERSION ||
+	plen = (size_t)n - crypto_box_SEALBYTES;
+	ntm_cur_init(&c, plain, plen);
+	if (ntm_cur_u8(&c, &v) < 0 || (v != LOGIN_BOX_VERSION && v != LOGIN_BOX_RENEW) ||
 	    cur_str(&c, b->user, NTM_USER_MAX) < 0 ||
 	    cur_str(&c, b->device, NTM_DEVICE_MAX) < 0 ||
 	    cur_str(&c, b->dc, NTM_NAME_MAX) < 0 || ntm_cur_u64(&c, &t) < 0 ||
 	    ntm_cur_bytes(&c, b->nonce, sizeof(b->nonce)) < 0 ||
-	    ntm_cur_bytes(&c, b->device_key, sizeof(b->device_key)) < 0 ||
-	    ntm_cur_u16(&c, &pwlen) < 0 || pwlen == 0 || pwlen > 256 ||
-	    ntm_cur_bytes(&c, b->password, pwlen) < 0 || ntm_cur_end(&c) < 0)
+	    ntm_cur_bytes(&c, b->device_key, sizeof(b->device_key)) < 0)
 		goto out;
+	if (v == LOGIN_BOX_VERSION) {
+		if (ntm_cur_u16(&c, &pwlen) < 0 || pwlen == 0 || pwlen > 256 ||
+		    ntm_cur_bytes(&c, b->password, pwlen) < 0 || ntm_cur_end(&c) < 0 ||
+		    strlen(b->password) != pwlen)
+			goto out;
+	} else {
+		/* The proof: over everything before it, with the key only the
+		 * device and we can make. */
+		if ((proof = ntm_cur_ptr(&c, LOGIN_RENEW_PROOF)) == NULL || ntm_cur_end(&c) < 0)
+			goto out;
+		if (renew_key(key, xsk, b->device_key) < 0) {
+			ret = NTM_ERR_CRYPTO;
+			goto out;
+		}
+		crypto_generichash(want, sizeof(want), plain, plen - LOGIN_RENEW_PROOF, key,
+		    sizeof(key));
+		sodium_memzero(key, sizeof(key));
+		if (sodium_memcmp(want, proof, sizeof(want)) != 0) {
+			ret = NTM_ERR_CRYPTO;
+			goto out;
+		}
+		b->renew = 1;
+	}
 	b->time = (int64_t)t;
-	if (ntm_valid_user(b->user) && ntm_valid_device(b->device) && ntm_valid_dnsname(b->dc) &&
-	    strlen(b->password) == pwlen)
+	if (ntm_valid_user(b->user) && ntm_valid_device(b->device) && ntm_valid_dnsname(b->dc))
 		ret = 0;
 out:
+	sodium_memzero(xsk, sizeof(xsk));
 	sodium_memzero(plain, sizeof(plain));
 	if (ret < 0)
 		sodium_memzero(b, sizeof(*b));

@@ -380,13 +380,28 @@ struct ntm_login_box {
 	uint8_t		nonce[NTM_LOGIN_NONCE];
 	uint8_t		device_key[NTM_DEVKEY_LEN];
 	char		password[256 + 1];		/* NTM_PASSWORD_MAX */
+	/* A renewal (ntm_login_seal_renew): no password, but proof that the
+	 * sender holds the device key's secret half. */
+	int		renew;
 };
 /* b64 of the box sealed to the AS's Ed25519 key (converted to X25519) into
  * out; its length or a negative error. b is not changed (wipe it). */
 int ntm_login_seal(char *out, size_t cap, const struct ntm_login_box *b,
     const uint8_t as_pk[NTM_SIGN_PK]) NTM_WUR;
-/* Opens b64 with the AS's secret key into *b (wiped on failure): 0,
- * NTM_ERR_CRYPTO (not sealed to this key, or altered), NTM_ERR_INVAL. */
+/*
+ * A renewal of a device's login without its password (docs/protocol.md
+ * §3.1): the same box with b->password empty and, in place of the
+ * password, a proof that the sender holds device_sk, the secret half of
+ * b->device_key: BLAKE2b-256 of everything before it, keyed with
+ * BLAKE2b-256("ntm-renew-v1" || X25519(device_sk, AS key)). Only the
+ * device and the AS can make it.
+ */
+int ntm_login_seal_renew(char *out, size_t cap, const struct ntm_login_box *b,
+    const uint8_t as_pk[NTM_SIGN_PK], const uint8_t device_sk[NTM_DEVKEY_LEN]) NTM_WUR;
+/* Opens b64 with the AS's secret key into *b (wiped on failure): 0 (a
+ * renewal's proof checked: b->renew set, b->password empty),
+ * NTM_ERR_CRYPTO (not sealed to this key, altered, or a renewal's proof
+ * wrong), NTM_ERR_INVAL. */
 int ntm_login_open(struct ntm_login_box *b, const char *b64,
     const uint8_t as_sk[NTM_SIGN_SK]) NTM_WUR;
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "ntm.h"
 #include "unit.h"
 
@@ -249,5 +251,46 @@ TEST(login_box)
 	CHECK_EQ(ntm_login_seal(box, sizeof(box), &b, pk), NTM_ERR_INVAL);
 }
 
-UNIT_MAIN(T(sha256_stream), T(init), T(login_box), T(hash), T(sign), T(kx_aead), T(memcmp_wipe), T(pwhash),
-    T(keyfile))
+/* A renewal: no password, a proof of the device key that only its holder
+ * (or the AS) can make. */
+TEST(login_renew)
+{
+	struct ntm_login_box b, o;
+	uint8_t pk[NTM_SIGN_PK], sk[NTM_SIGN_SK], pk2[NTM_SIGN_PK], sk2[NTM_SIGN_SK];
+	uint8_t dsk[NTM_DEVKEY_LEN], dsk2[NTM_DEVKEY_LEN];
+	char box[NTM_B64_LEN(NTM_LOGIN_SEALED_MAX)];
+
+	CHECK_EQ(ntm_crypto_init(), 0);
+	CHECK_EQ(ntm_sign_keypair(pk, sk), 0);
+	CHECK_EQ(ntm_sign_keypair(pk2, sk2), 0);
+	memset(&b, 0, sizeof(b));
+	snprintf(b.user, sizeof(b.user), "alice");
+	snprintf(b.device, sizeof(b.device), "laptop-1");
+	snprintf(b.dc, sizeof(b.dc), "dc1.ntm.test");
+	b.time = 1700000000;
+	memset(b.nonce, 7, sizeof(b.nonce));
+	memset(dsk, 0x31, sizeof(dsk));
+	memset(dsk2, 0x32, sizeof(dsk2));
+	CHECK_EQ(crypto_scalarmult_base(b.device_key, dsk), 0);
+	CHECK(ntm_login_seal_renew(box, sizeof(box), &b, pk, dsk) > 0);
+	CHECK_EQ(ntm_login_open(&o, box, sk), 0);
+	CHECK_EQ(o.renew, 1);
+	CHECK_EQ(o.password[0], 0);
+	CHECK_STR(o.user, "alice");
+	CHECK(memcmp(o.device_key, b.device_key, sizeof(b.device_key)) == 0);
+	CHECK_EQ(ntm_login_open(&o, box, sk2), NTM_ERR_CRYPTO);	/* another AS */
+	/* Another device's secret for this device's key: the proof is wrong. */
+	CHECK(ntm_login_seal_renew(box, sizeof(box), &b, pk, dsk2) > 0);
+	CHECK_EQ(ntm_login_open(&o, box, sk), NTM_ERR_CRYPTO);
+	CHECK_EQ(o.renew, 0);
+	/* A password box is no renewal; a renewal carries no password. */
+	snprintf(b.password, sizeof(b.password), "pw");
+	CHECK(ntm_login_seal(box, sizeof(box), &b, pk) > 0);
+	CHECK_EQ(ntm_login_open(&o, box, sk), 0);
+	CHECK_EQ(o.renew, 0);
+	CHECK_EQ(ntm_login_seal_renew(box, sizeof(box), &b, pk, dsk), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_login_seal_renew(box, sizeof(box), &b, pk, NULL), NTM_ERR_INVAL);
+}
+
+UNIT_MAIN(T(sha256_stream), T(init), T(login_box), T(login_renew), T(hash), T(sign), T(kx_aead),
+    T(memcmp_wipe), T(pwhash), T(keyfile))
