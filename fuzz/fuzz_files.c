@@ -131,10 +131,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		atexit(cleanup);
 	}
 	which = data[0] % (sizeof(files) / sizeof(files[0]));
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
 	put(files[which], data + 1, size - 1);
 	memset(&cli, 0, sizeof(cli));
 	cli.config_dir = dir;
@@ -168,5 +164,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cli_free(&cli);		/* what it loaded, and the dirs */
 		break;
 	}
+	/* Each case writes no file but its own, so the profile directory is
+	 * empty again for the next input with one unlink (not one per file:
+	 * those were a third of the time of a run). */
+	snprintf(path, sizeof(path), "%s/%s", dir, files[which]);
+	(void)unlink(path);
 	return 0;
 }

@@ -4,7 +4,8 @@
 # Seeds come from fuzz/corpus/NAME/; findings are kept in build-fuzz/.
 # A harness of code in cmd/ names the sources it is linked with in a
 # comment line " * Sources: cmd/DIR/FILE.c ..." (or more such lines; lib/core
-# and lib/io always).
+# and lib/io always), and any more header directories it needs in a line
+# " * Includes: DIR ...".
 # Exits non-zero if a harness fails to build or finds a crash.
 set -eu
 
@@ -47,6 +48,9 @@ for src in "$@"; do
 	incs=""
 	for f in $extra; do
 		incs="$incs -I$(dirname "$f")"
+	done
+	for d in $(sed -n 's/^ \* Includes: //p' "$src"); do
+		incs="$incs -I$d"
 	done
 	$CC $CFLAGS $incs -fsanitize=fuzzer -o "$bin" "$src" $extra $objs $LIBS
 

@@ -50,6 +50,7 @@
 
 #include "ntm.h"
 #include "msg.h"
+#include "sighdr.h"
 
 #define HTTPD_TIMEOUT_S		30
 #define HTTPD_HEADERS_MAX	(16 * 1024)
@@ -1446,33 +1447,18 @@ method_name(enum evhttp_cmd_type t)
 	}
 }
 
-/* Strict decimal int64 (optional leading '-'), nothing else. */
-static int
-parse_i64(const char *s, int64_t *out)
-{
-	char *end;
-	long long v;
-
-	if (s == NULL || !*s || (*s != '-' && (*s < '0' || *s > '9')) || strlen(s) > 20)
-		return NTM_ERR_INVAL;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return NTM_ERR_INVAL;
-	*out = v;
-	return 0;
-}
-
 /* Checks the NTM-Date/NTM-Cert/NTM-Signature headers; on failure writes the
  * reason into why and returns a negative error. */
 static int
 check_signed(struct ntm_req *r, char *why, size_t wlen)
 {
 	struct ntm_httpd *h = r->h;
-	const char *date_s = ntm_req_header(r, NTM_HDR_DATE);
-	const char *cert_s = ntm_req_header(r, NTM_HDR_CERT);
-	const char *sig_s = ntm_req_header(r, NTM_HDR_SIG);
-	const char *nonce_s = ntm_req_header(r, NTM_HDR_NONCE);
+	const struct ntm_sighdr hd = {
+		.date = ntm_req_header(r, NTM_HDR_DATE),
+		.nonce = ntm_req_header(r, NTM_HDR_NONCE),
+		.cert = ntm_req_header(r, NTM_HDR_CERT),
+		.sig = ntm_req_header(r, NTM_HDR_SIG),
+	};
 	const char *to_s = ntm_req_header(r, NTM_HDR_TO);
 	uint8_t sig[NTM_SIG_LEN];
 	int64_t date, now = (int64_t)time(NULL);
@@ -1482,29 +1468,9 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		snprintf(why, wlen, "server has no trust anchor for signed requests");
 		return NTM_ERR_STATE;
 	}
-	if (!date_s || !cert_s || !sig_s || !nonce_s) {
-		snprintf(why, wlen, "missing %s header", !date_s ? NTM_HDR_DATE :
-		    !cert_s ? NTM_HDR_CERT : !sig_s ? NTM_HDR_SIG : NTM_HDR_NONCE);
-		return NTM_ERR_UNAUTH;
-	}
-	if (parse_i64(date_s, &date)) {
-		snprintf(why, wlen, "malformed %s header", NTM_HDR_DATE);
-		return NTM_ERR_UNAUTH;
-	}
-	if (ntm_b64_decode_exact(sig, sizeof(sig), sig_s) < 0) {
-		snprintf(why, wlen, "malformed %s header", NTM_HDR_SIG);
-		return NTM_ERR_UNAUTH;
-	}
-	if (ntm_cert_from_b64(&r->cert, cert_s) < 0) {
-		snprintf(why, wlen, "certificate does not decode");
-		return NTM_ERR_UNAUTH;
-	}
-	if ((err = ntm_cert_verify(&r->cert, h->as_pk, now)) != 0) {
-		snprintf(why, wlen, "certificate of '%s' %s", r->cert.name,
-		    err == NTM_ERR_EXPIRED ? "is outside its validity period" :
-		    "is not signed by the account server");
+	if ((err = ntm_sighdr_parse(&hd, h->as_pk, now, &r->cert, &date, sig, why,
+	    wlen)) != 0)
 		return err;
-	}
 	if (h->check && (err = h->check(&r->cert, h->check_arg)) != 0) {
 		snprintf(why, wlen, "certificate of '%s' is not accepted: %s",
 		    r->cert.name, ntm_strerror(err));
@@ -1517,9 +1483,9 @@ check_signed(struct ntm_req *r, char *why, size_t wlen)
 		    h->has_id ? h->id_name : "", h->has_id ? "')" : "");
 		return NTM_ERR_UNAUTH;
 	}
-	if ((to_s ? ntm_req_verify_to(sig_s, r->cert.pk, r->method, r->path, date, nonce_s,
-	    to_s, r->body, r->len) : ntm_req_verify(sig_s, r->cert.pk, r->method, r->path,
-	    date, nonce_s, r->body, r->len)) < 0) {
+	if ((to_s ? ntm_req_verify_to(hd.sig, r->cert.pk, r->method, r->path, date, hd.nonce,
+	    to_s, r->body, r->len) : ntm_req_verify(hd.sig, r->cert.pk, r->method, r->path,
+	    date, hd.nonce, r->body, r->len)) < 0) {
 		snprintf(why, wlen, "signature of '%s' does not verify", r->cert.name);
 		return NTM_ERR_CRYPTO;
 	}

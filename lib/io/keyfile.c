@@ -120,22 +120,41 @@ cleanup:
 	return ret;
 }
 
-/* Reads fd to the end, at most max bytes, into a new NUL-terminated buffer. */
+/*
+ * Reads fd to the end, at most max bytes, into a new NUL-terminated buffer.
+ * The buffer starts at the size fstat gave (hint) plus one byte, to see the
+ * end or that the file is over max, and grows (up to max + 1) only if the
+ * file grew since: a file of a few hundred bytes with a limit of megabytes
+ * takes a few hundred bytes. A buffer left behind is wiped (key files).
+ */
 static int
-read_fd(int fd, size_t max, char **out, size_t *len)
+read_fd(int fd, size_t max, size_t hint, char **out, size_t *len)
 {
-	char *buf;
-	size_t cap, n = 0;
+	char *buf, *nb;
+	size_t cap, ncap, n = 0;
 	ssize_t r;
 
 	if (max > SIZE_MAX - 2)
 		return NTM_ERR_TOOBIG;
-	cap = max + 1;		/* one extra byte to detect "too big" */
+	cap = (hint < max ? hint : max) + 1;
 	if ((buf = malloc(cap + 1)) == NULL)
 		return NTM_ERR_NOMEM;
 	for (;;) {
-		if (n == cap)
-			break;
+		if (n == cap) {
+			if (cap > max)
+				break;
+			ncap = cap > (max + 1) / 2 ? max + 1 : 2 * cap;
+			if ((nb = malloc(ncap + 1)) == NULL) {
+				sodium_memzero(buf, cap + 1);
+				free(buf);
+				return NTM_ERR_NOMEM;
+			}
+			memcpy(nb, buf, n);
+			sodium_memzero(buf, cap + 1);
+			free(buf);
+			buf = nb;
+			cap = ncap;
+		}
 		if ((r = read(fd, buf + n, cap - n)) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -178,7 +197,7 @@ ntm_file_read(const char *path, size_t max, char **out, size_t *len)
 		ret = NTM_ERR_INVAL;
 		goto cleanup;
 	}
-	ret = read_fd(fd, max, out, len);
+	ret = read_fd(fd, max, (size_t)st.st_size, out, len);
 cleanup:
 	close(fd);
 	return ret;
@@ -220,7 +239,7 @@ ntm_key_load(const char *path, void *key, size_t n)
 		ret = NTM_ERR_INVAL;
 		goto cleanup;
 	}
-	if ((ret = read_fd(fd, NTM_B64_LEN(n) + 1, &text, &len)) < 0) {
+	if ((ret = read_fd(fd, NTM_B64_LEN(n) + 1, (size_t)st.st_size, &text, &len)) < 0) {
 		if (ret == NTM_ERR_TOOBIG)
 			ret = NTM_ERR_INVAL;
 		goto cleanup;

@@ -1,6 +1,7 @@
 /* test_crypto.c - libsodium wrappers and key files. */
 #include <sys/stat.h>
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -127,6 +128,19 @@ TEST(keyfile)
 	CHECK_EQ(text[43], '\n');
 	free(text);
 	CHECK_EQ(ntm_file_read(path, 43, &text, &len), NTM_ERR_TOOBIG);
+	/* A small file under a large limit takes a small buffer (known_devices
+	 * is read under 1.6 MB, ntm.conf under 1 MB). */
+	CHECK_EQ(ntm_file_read(path, 1 << 20, &text, &len), 0);
+	CHECK_EQ(len, 44);
+	CHECK(malloc_usable_size(text) < 4096);
+	free(text);
+	/* A file longer than fstat says (size 0 in /proc): read whole, up
+	 * to the limit, through a buffer that grows. */
+	CHECK_EQ(ntm_file_read("/proc/self/status", 1 << 20, &text, &len), 0);
+	CHECK(len > 100 && strlen(text) == len && strncmp(text, "Name:", 5) == 0 &&
+	    strstr(text, "\nPid:") != NULL);
+	free(text);
+	CHECK_EQ(ntm_file_read("/proc/self/status", 100, &text, &len), NTM_ERR_TOOBIG);
 
 	/* Group-readable keys are refused. */
 	CHECK_EQ(chmod(path, 0640), 0);

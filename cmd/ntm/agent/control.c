@@ -2,6 +2,7 @@
  * control.c - the agent's control socket (docs/protocol.md §6): JSON
  * lines, one request per connection; `ping` streams events; `open` and
  * `listen` switch the connection to length-prefixed datagram frames.
+ * Requests are framed and parsed by ctlreq.c; here they run.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "common.h"
 #include "ippkt.h"
 #include "agentd.h"
+#include "ctlreq.h"
 
 #define CTL_OUT_MAX	(1024 * 1024)	/* output buffered for a slow client */
 #define CTL_READ_MAX	(256 * 1024)	/* bytes per read or write of a connection */
@@ -615,12 +617,6 @@ agent_ctl_tunnel_failed(struct agent *a, uint64_t serial, const char *code, cons
 		ctl_error(c, code, "%s", msg);
 }
 
-/* One control request, its fields as sent (docs/protocol.md §6). */
-struct ctl_req {
-	const char	*cmd, *peer, *proto;
-	int64_t		 count, interval, family, timeout, port, lport;
-};
-
 static void
 verb_status(struct ctl *c, struct ctl_req *r)
 {
@@ -758,7 +754,7 @@ verb_listen(struct ctl *c, struct ctl_req *r)
 }
 
 static void
-verb_forward(struct ctl *c, json_t *j)
+verb_forward(struct ctl *c, struct ctl_req *r)
 {
 	struct agent *a = c->a;
 
@@ -766,8 +762,8 @@ verb_forward(struct ctl *c, json_t *j)
 		ctl_error(c, "tun_mode", "forwards use the user-space stack; in TUN mode "
 		    "programs use the vIPs on %s directly", agent_tundev_name());
 	else
-		ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(j, "cmd")),
-		    j));
+		ctl_reply(c, agent_fwd_request(a, json_string_value(json_object_get(r->j, "cmd")),
+		    r->j));
 }
 
 /* ---- https: a client's request on the agent's kept-alive connections ------- */
@@ -782,8 +778,6 @@ verb_forward(struct ctl *c, json_t *j)
  * session's CA as the client would. Its connections are kept alive between
  * requests and dropped on every network change.
  */
-#define HTTPS_TIMEOUT_MAX_MS	(10 * 60 * 1000)
-
 static void
 https_free(struct ctl *c)
 {
@@ -849,56 +843,24 @@ https_start(struct ctl *c, const void *body, size_t len)
 		ctl_error(c, "bad_request", "url: %s", ntm_strerror(e));
 }
 
+/* An "https" request whose line ctl_parse checked. */
 static void
-verb_https(struct ctl *c, json_t *j)
+verb_https(struct ctl *c, struct ctl_req *r)
 {
-	const char *cmd, *method = NULL, *url = NULL, *bearer = NULL, *ctype = NULL;
-	int64_t length = 0, timeout = 30000;
-	const struct ntm_jfield f[] = {
-		{ "cmd", NTM_J_STR, 1, &cmd, 32 },
-		{ "method", NTM_J_STR, 1, &method, 7 },
-		{ "url", NTM_J_STR, 1, &url, 2048 },
-		{ "bearer", NTM_J_STR, 0, &bearer, 1024 },
-		{ "content_type", NTM_J_STR, 0, &ctype, 63 },
-		{ "length", NTM_J_INT, 0, &length, 0 },
-		{ "timeout_ms", NTM_J_INT, 0, &timeout, 0 },
-	};
-	struct ntm_jerr jerr;
 	struct ctl_https *h;
 
-	if (ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
-		ctl_error(c, "bad_request", "%s", jerr.message);
-		return;
-	}
-	if (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "PUT") &&
-	    strcmp(method, "DELETE")) {
-		ctl_error(c, "bad_request", "method: expected GET, POST, PUT or DELETE");
-		return;
-	}
-	if (strncmp(url, "https://", 8) != 0) {
-		ctl_error(c, "bad_request", "url: expected an https:// URL");
-		return;
-	}
-	if (length < 0 || length > AGENT_HTTPS_BODY_MAX) {
-		ctl_error(c, "bad_request", "length: expected 0 to %d", AGENT_HTTPS_BODY_MAX);
-		return;
-	}
-	if (timeout < 1 || timeout > HTTPS_TIMEOUT_MAX_MS) {
-		ctl_error(c, "bad_request", "timeout_ms: expected 1 to %d", HTTPS_TIMEOUT_MAX_MS);
-		return;
-	}
-	if ((h = calloc(1, sizeof(*h))) == NULL || (h->url = strdup(url)) == NULL ||
-	    (bearer && (h->bearer = strdup(bearer)) == NULL)) {
+	if ((h = calloc(1, sizeof(*h))) == NULL || (h->url = strdup(r->url)) == NULL ||
+	    (r->bearer && (h->bearer = strdup(r->bearer)) == NULL)) {
 		if (h)
 			free(h->url);
 		free(h);
 		ctl_error(c, "internal", "out of memory");
 		return;
 	}
-	snprintf(h->method, sizeof(h->method), "%s", method);
-	snprintf(h->ctype, sizeof(h->ctype), "%s", ctype ? ctype : "");
-	h->need = (size_t)length;
-	h->timeout_ms = timeout;
+	snprintf(h->method, sizeof(h->method), "%s", r->method);
+	snprintf(h->ctype, sizeof(h->ctype), "%s", r->ctype ? r->ctype : "");
+	h->need = (size_t)r->length;
+	h->timeout_ms = r->https_timeout;
 	c->https = h;
 	if (h->need > 0)
 		c->mode = CTL_BODY;
@@ -929,108 +891,36 @@ agent_ctl_net_changed(struct agent *a)
 	a->relay = NULL;
 }
 
-/*
- * The fields of a control request besides "cmd" (docs/protocol.md §6), in
- * the order of ctl_request's field table; a verb names the ones it takes
- * and any other is refused.
- */
-enum {
-	CF_PEER		= 1 << 0,
-	CF_COUNT	= 1 << 1,
-	CF_INTERVAL	= 1 << 2,
-	CF_FAMILY	= 1 << 3,
-	CF_TIMEOUT	= 1 << 4,
-	CF_PORT		= 1 << 5,
-	CF_LPORT	= 1 << 6,
-	CF_PROTO	= 1 << 7,
+/* What runs each verb (ctlreq.h), by enum ctl_verb. */
+static void (*const verb_exec[CV__COUNT])(struct ctl *c, struct ctl_req *r) = {
+	[CV_STATUS]	= verb_status,
+	[CV_REGISTER]	= verb_register,
+	[CV_LIST]	= verb_list,
+	[CV_STOP]	= verb_stop,
+	[CV_CLOSE]	= verb_close,
+	[CV_PING]	= verb_dial,
+	[CV_OPEN]	= verb_dial,
+	[CV_LISTEN]	= verb_listen,
+	[CV_FORWARD]	= verb_forward,
+	[CV_HTTPS]	= verb_https,
 };
-static const char *const ctl_field_names[] = {
-	"peer", "count", "interval_ms", "family", "timeout_ms", "port", "local_port", "proto",
-};
-#define CF_DIAL		(CF_PEER | CF_FAMILY | CF_TIMEOUT)
-
-/* One verb of the control socket: its name, the fields it takes, and what
- * runs it; a raw verb (the forwards) reads the request itself. */
-static const struct ctl_verb {
-	const char	*cmd;
-	unsigned	 fields;
-	void		(*exec)(struct ctl *c, struct ctl_req *r);
-	void		(*raw)(struct ctl *c, json_t *j);
-} verbs[] = {
-	{ "status",	0,					verb_status, NULL },
-	{ "register",	0,					verb_register, NULL },
-	{ "list",	0,					verb_list, NULL },
-	{ "stop",	0,					verb_stop, NULL },
-	{ "close",	CF_PEER,				verb_close, NULL },
-	{ "ping",	CF_DIAL | CF_COUNT | CF_INTERVAL,	verb_dial, NULL },
-	{ "open",	CF_DIAL | CF_PORT | CF_LPORT | CF_PROTO, verb_dial, NULL },
-	{ "listen",	CF_PORT | CF_PROTO,			verb_listen, NULL },
-	{ "forward",	0,					NULL, verb_forward },
-	{ "forwards",	0,					NULL, verb_forward },
-	{ "unforward",	0,					NULL, verb_forward },
-	{ "https",	0,					NULL, verb_https },
-};
-
-static const struct ctl_verb *
-verb_find(const char *cmd)
-{
-	for (size_t i = 0; cmd && i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(cmd, verbs[i].cmd))
-			return &verbs[i];
-	return NULL;
-}
 
 static void
 ctl_request(struct ctl *c, const char *line, size_t len)
 {
 	struct agent *a = c->a;
-	struct ctl_req r = { .proto = "udp" };
-	const struct ntm_jfield f[] = {
-		{ "cmd", NTM_J_STR, 1, &r.cmd, 32 },
-		{ "peer", NTM_J_STR, 0, &r.peer, NTM_NAME_MAX },
-		{ "count", NTM_J_INT, 0, &r.count, 0 },
-		{ "interval_ms", NTM_J_INT, 0, &r.interval, 0 },
-		{ "family", NTM_J_INT, 0, &r.family, 0 },
-		{ "timeout_ms", NTM_J_INT, 0, &r.timeout, 0 },
-		{ "port", NTM_J_INT, 0, &r.port, 0 },
-		{ "local_port", NTM_J_INT, 0, &r.lport, 0 },
-		{ "proto", NTM_J_STR, 0, &r.proto, 8 },
-	};
-	struct ntm_jerr jerr;
-	json_t *j = ntm_json_parse(line, len, &jerr);
-	const struct ctl_verb *v = j ? verb_find(json_string_value(json_object_get(j, "cmd")))
-	    : NULL;
+	const char *tundev = NULL;
+	struct ctl_req r;
+	struct ctl_perr e;
 
-	if (v && v->raw) {
-		v->raw(c, j);
-		goto out;
+	if (a->tun_mode && (tundev = agent_tundev_name()) == NULL)
+		tundev = "the TUN device";
+	if (ctl_parse(line, len, tundev, &r, &e) < 0) {
+		ctl_error(c, e.code, "%s", e.message);
+		return;
 	}
-	if (j == NULL || ntm_json_unpack(j, f, sizeof(f) / sizeof(f[0]), &jerr) < 0) {
-		ctl_error(c, "bad_request", "%s", jerr.message);
-		goto out;
-	}
-	if (strcmp(r.proto, "udp") != 0 && strcmp(r.proto, "tcp") != 0) {
-		ctl_error(c, "bad_request", "proto: expected udp or tcp");
-		goto out;
-	}
-	if (r.proto[0] == 't' && a->tun_mode) {
-		ctl_error(c, "tun_mode", "streams use the user-space stack; in TUN mode programs "
-		    "use the vIPs on %s directly (nc, curl ...)", agent_tundev_name());
-		goto out;
-	}
-	if (v == NULL) {
-		ctl_error(c, "bad_request", "unknown cmd '%s'", r.cmd);
-		goto out;
-	}
-	for (size_t i = 0; i < sizeof(ctl_field_names) / sizeof(ctl_field_names[0]); i++)
-		if (!(v->fields & (1u << i)) && json_object_get(j, ctl_field_names[i])) {
-			ctl_error(c, "bad_request", "%s: does not apply to '%s'",
-			    ctl_field_names[i], v->cmd);
-			goto out;
-		}
-	v->exec(c, &r);
-out:
-	json_decref(j);
+	verb_exec[r.verb](c, &r);
+	ctl_req_free(&r);
 }
 
 /* ---- connections ------------------------------------------------------------------ */
@@ -1043,20 +933,15 @@ ctl_read(struct bufferevent *bev, struct ctl *c)
 	for (;;) {
 		if (c->mode == CTL_LINES) {
 			size_t n;
-			char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+			char *line;
+			int got = ctl_take_line(in, &line, &n);
 
-			if (line == NULL) {
-				if (evbuffer_get_length(in) > AGENT_LINE_MAX) {
-					ctl_free(c);
-					return;
-				}
-				return;
-			}
-			if (n > AGENT_LINE_MAX) {
-				free(line);
+			if (got < 0) {
 				ctl_free(c);
 				return;
 			}
+			if (got == 0)
+				return;
 			c->mode = CTL_DONE;	/* one request per connection */
 			ctl_request(c, line, n);
 			free(line);
@@ -1064,10 +949,11 @@ ctl_read(struct bufferevent *bev, struct ctl *c)
 		}
 		if (c->mode == CTL_BODY) {
 			size_t n = c->https->need;
+			const void *body = ctl_take_body(in, n);
 
-			if (evbuffer_get_length(in) < n)
+			if (body == NULL)
 				return;
-			https_start(c, evbuffer_pullup(in, (ev_ssize_t)n), n);
+			https_start(c, body, n);
 			evbuffer_drain(in, n);
 			continue;
 		}
