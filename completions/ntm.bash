@@ -120,7 +120,7 @@ _ntm()
 
 	local opts="-h --help"
 	case "$cmd${sub:+ $sub}" in
-	login) opts="-u --user --password-file --ca --device --push --timeout --json -h --help" ;;
+	login) opts="-u --user --password-file --ca --device --push --renew --timeout --json -h --help" ;;
 	logout) opts="--timeout --json -h --help" ;;
 	status) opts="--offline --metrics --timeout --json -h --help" ;;
 	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun --allow --accept -h --help" ;;

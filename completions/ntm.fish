@@ -128,6 +128,7 @@ complete -c ntm -n "__ntm_using login" -l password-file -r -F -d 'read the passw
 complete -c ntm -n "__ntm_using login" -l ca -r -F -d 'CA bundle the DC certificate must chain to'
 complete -c ntm -n "__ntm_using login" -l device -x -d 'device id'
 complete -c ntm -n "__ntm_using login" -l push -x -d 'https URL the DC notifies when a direction waits'
+complete -c ntm -n "__ntm_using login" -l renew -d 'log in again without the password, proving the device key'
 complete -c ntm -n "__ntm_using login" -l timeout -x -d 'give up after SEC seconds (1..300)'
 complete -c ntm -n "__ntm_using login" -l json -d 'print one JSON object'
 complete -c ntm -n "__ntm_using login" -s h -l help -d 'show the help and exit'

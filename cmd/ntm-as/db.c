@@ -85,6 +85,9 @@ static const char *const migrations[] = {
 	/* 7: a server certificate revoked (`server revoke`): serial set, dc =
 	 * the server's name, user '' (push.c) */
 	"ALTER TABLE revocations ADD COLUMN serial INTEGER;",
+	/* 8: the account's `updated` when a device certificate was issued: a
+	 * renewal without the password (serve.c) needs it unchanged since */
+	"ALTER TABLE devices ADD COLUMN account_updated INTEGER;",
 };
 
 int
@@ -157,14 +160,18 @@ as_db_user_del(sqlite3 *db, const char *name)
 int
 as_db_user_set_pw(sqlite3 *db, const char *name, const char *pwhash, int64_t now)
 {
-	return changed_one(db, ntm_db_run(db, "UPDATE users SET pwhash = ?2, updated = ?3 "
+	/* `updated` only grows, by 1 at least: it versions the account (a
+	 * renewal without the password needs it unchanged, serve.c). */
+	return changed_one(db, ntm_db_run(db, "UPDATE users SET pwhash = ?2, "
+	    "updated = MAX(?3, updated + 1) "
 	    "WHERE name = ?1", "ssI", name, pwhash, now));
 }
 
 int
 as_db_user_set_locked(sqlite3 *db, const char *name, int locked, int64_t now)
 {
-	return changed_one(db, ntm_db_run(db, "UPDATE users SET locked = ?2, updated = ?3 "
+	return changed_one(db, ntm_db_run(db, "UPDATE users SET locked = ?2, "
+	    "updated = MAX(?3, updated + 1) "
 	    "WHERE name = ?1", "siI", name, locked ? 1 : 0, now));
 }
 
@@ -341,11 +348,34 @@ as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc, const char *p
 	    "user != ?2", "ss", c->fqdn, c->user)) == 0 && other > 0)
 		ret = NTM_ERR_EXISTS;
 	if (ret == 0 && (ret = ntm_db_run(db, "INSERT INTO devices (fqdn, user, device, dc, "
-	    "pubkey, not_before, not_after, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    "pubkey, not_before, not_after, created, account_updated) VALUES (?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, (SELECT updated FROM users WHERE name = ?2))",
 	    "sssssIII", c->fqdn, c->user, c->device, dc, pk_b64, c->not_before, c->not_after,
 	    now)) == 0)
 		c->serial = (uint64_t)sqlite3_last_insert_rowid(db);
 	return ntm_db_end(db, ret);
+}
+
+int
+as_db_device_last(sqlite3 *db, const char *user, const char *device, const char *dc,
+    const char *pk_b64, int64_t *not_before, int64_t *not_after, int64_t *account_updated)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if ((ret = ntm_db_query(db, &st, "SELECT not_before, not_after, account_updated FROM "
+	    "devices WHERE "
+	    "user = ?1 AND device = ?2 AND dc = ?3 AND pubkey = ?4 ORDER BY serial DESC "
+	    "LIMIT 1", "ssss", user, device, dc, pk_b64)) < 0)
+		return ret;
+	if ((ret = ntm_db_row(db, st)) == 0) {
+		*not_before = sqlite3_column_int64(st, 0);
+		*not_after = sqlite3_column_int64(st, 1);
+		*account_updated = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 :
+		    sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return ret;
 }
 
 int

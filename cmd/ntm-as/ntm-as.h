@@ -116,6 +116,11 @@ int	as_db_token_set_key(sqlite3 *db, const struct ntm_token *t, const char *key)
 int	as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t cap);
 /* Records device certificate c (its serial filled in) issued through dc;
  * NTM_ERR_EXISTS if its FQDN was certified for another user or device. */
+/* The validity of the last certificate of user's device at dc for the key
+ * pk_b64, and the account's `updated` when it was issued (-1: unknown):
+ * 0, NTM_ERR_NOTFOUND (none), or a storage error. */
+int	as_db_device_last(sqlite3 *db, const char *user, const char *device, const char *dc,
+    const char *pk_b64, int64_t *not_before, int64_t *not_after, int64_t *account_updated);
 int	as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc,
 	    const char *pk_b64, int64_t now);
 /* Human-readable last SQLite error of db (static or db-owned text). */

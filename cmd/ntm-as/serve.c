@@ -49,7 +49,7 @@ login_job_free(struct login_job *j)
 static const char *const login_results[] = {
 	"ok", "bad_password", "unknown_user", "user_locked", "backoff",
 	"sealed_unreadable", "sealed_other_device", "sealed_other_dc", "sealed_replayed",
-	"sealed_stale",
+	"sealed_stale", "renewed", "renew_refused",
 };
 #define LOGIN_RESULTS	(sizeof(login_results) / sizeof(login_results[0]))
 static uint64_t login_count[LOGIN_RESULTS];
@@ -376,6 +376,78 @@ out:
 	login_job_free(j);
 }
 
+/*
+ * A renewal (docs/protocol.md §3.1): the box proved the device key, in the
+ * password's place (ntm_login_open checked the proof). Taken when that key
+ * is the one the AS last certified for this user's device at this DC,
+ * that certificate ended at most AS_RENEW_GRACE ago, the account is not
+ * locked and has not changed since (its `updated`, which a new password, a
+ * lock or an unlock sets, is the one recorded with the certificate): then
+ * a login as with the password, without Argon2id. Else 401 renew_refused, and the device logs in with the
+ * password. Answers req.
+ */
+#define AS_RENEW_GRACE	(7 * 86400)
+
+static void
+renew_login(struct as *as, struct ntm_req *req, const struct ntm_cert *cert,
+    const struct ntm_login_box *box)
+{
+	struct login_job *j;
+	struct as_user u;
+	char pk[NTM_B64_LEN(NTM_DEVKEY_LEN)];
+	int64_t nb = 0, na = 0, au = -1, now = now_unix();
+	const char *why = NULL;
+	int e;
+
+	if (ntm_b64_encode(pk, sizeof(pk), box->device_key, sizeof(box->device_key)) < 0) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot encode the device key");
+		return;
+	}
+	if ((e = as_db_user_get(as->db, box->user, &u)) < 0 && e != NTM_ERR_NOTFOUND) {
+		ntm_reply_error(req, 500, "internal", NULL, "database failure");
+		return;
+	}
+	if (e == 0 && u.locked) {
+		ntm_wipe(&u, sizeof(u));
+		log_login(box->user, box->device, cert->name, "user_locked");
+		ntm_reply_error(req, 403, "user_locked", NULL, "user '%s' is locked", box->user);
+		return;
+	}
+	if (e == 0 && (e = as_db_device_last(as->db, box->user, box->device, cert->name, pk,
+	    &nb, &na, &au)) < 0 && e != NTM_ERR_NOTFOUND) {
+		ntm_wipe(&u, sizeof(u));
+		ntm_reply_error(req, 500, "internal", NULL, "database failure");
+		return;
+	}
+	if (e == NTM_ERR_NOTFOUND)
+		why = "this device's key is not the one certified for it here";
+	else if (na < now - AS_RENEW_GRACE)
+		why = "the device's certificate ended more than 7 days ago";
+	else if (au != u.updated)
+		why = "the account changed since the device's certificate (a new password, "
+		    "a lock)";
+	ntm_wipe(&u, sizeof(u));
+	if (why) {
+		log_login(box->user, box->device, cert->name, "renew_refused");
+		ntm_reply_error(req, 401, "renew_refused", NULL, "%s: log in with the password",
+		    why);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	j->as = as;
+	j->req = req;
+	snprintf(j->user, sizeof(j->user), "%s", box->user);
+	snprintf(j->device, sizeof(j->device), "%s", box->device);
+	snprintf(j->dc, sizeof(j->dc), "%s", cert->name);
+	snprintf(j->device_key, sizeof(j->device_key), "%s", pk);
+	j->result = 0;
+	log_login(box->user, box->device, cert->name, "renewed");
+	login_done(j);		/* the token, as for a password */
+}
+
 /* POST /v1/as/logout {version, token_id}: a DC ended a session; the token
  * is queued for the CS (push.c), so that it stops opening the cache too. */
 static void
@@ -432,7 +504,8 @@ sealed_open(struct as *as, struct ntm_req *req, const struct ntm_cert *cert,
 	if (ntm_login_open(box, m->sealed, as->sk) < 0) {
 		log_login(m->user, m->device, cert->name, "sealed_unreadable");
 		ntm_reply_error(req, 400, "bad_field", "sealed", "field 'sealed': not a login "
-		    "sealed to this AS's key");
+		    "sealed to this AS's key (or a renewal whose proof of the device key is "
+		    "wrong)");
 		return -1;
 	}
 	if (strcmp(box->user, m->user) != 0 || strcmp(box->device, m->device) != 0) {
@@ -497,6 +570,11 @@ route_login(struct ntm_req *req, void *arg)
 	}
 	if (m.sealed && sealed_open(as, req, cert, &m, &box) < 0)
 		return;
+	if (m.sealed && box.renew) {
+		renew_login(as, req, cert, &box);
+		ntm_wipe(&box, sizeof(box));
+		return;
+	}
 	if (m.sealed)
 		password = box.password;
 

@@ -339,7 +339,7 @@ passthrough_code(const char *code)
 {
 	return code && (strcmp(code, "unknown_user") == 0 ||
 	    strcmp(code, "bad_password") == 0 || strcmp(code, "user_locked") == 0 ||
-	    strcmp(code, "too_many_attempts") == 0);
+	    strcmp(code, "too_many_attempts") == 0 || strcmp(code, "renew_refused") == 0);
 }
 
 static void login_next(struct dc *dc);

@@ -18,6 +18,7 @@ cli_exit_for_code(const char *code, long status)
 {
 	static const struct { const char *code; int exit; } map[] = {
 		{ "bad_password", EXIT_BADPASS },
+		{ "renew_refused", EXIT_BADPASS },	/* log in with the password */
 		{ "unknown_user", EXIT_NOUSER },
 		{ "user_locked", EXIT_LOCKED },
 		{ "upstream_unavailable", EXIT_UNREACH },

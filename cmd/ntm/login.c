@@ -26,6 +26,7 @@ struct login_args {
 	const char	*dc;
 	long		 timeout;
 	int		 json;
+	int		 renew;
 };
 
 #define LA(f)	offsetof(struct login_args, f)
@@ -41,11 +42,18 @@ static const struct cmd_opt login_opts[] = {
 	  "profile ([A-Za-z0-9_-]{1,64})", .type = CMD_STRING, .off = LA(device) },
 	{ .name = "push", .arg = "URL", .help = "https:// URL the DC notifies when a tunnel "
 	  "direction waits (omitted: none)", .type = CMD_STRING, .off = LA(push) },
+	{ .name = "renew", .help = "log in again without the password: prove this device's "
+	  "key instead (the DC, user and CA of the saved session by default)",
+	  .type = CMD_FLAG, .off = LA(renew) },
 	CLI_OPT_TIMEOUT(struct login_args, CLI_TIMEOUT_HELP),
 	CLI_OPT_JSON(struct login_args, "print the result as one JSON object"),
 	CLI_OPT_HELP,
 	CLI_OPT_END
 };
+
+/* --renew: the saved session whose DC, user and CA are the defaults (the
+ * strings live until login_exec returns). */
+static struct session renew_from;
 
 /* What the DC answered (borrowed from its JSON). */
 struct login_reply {
@@ -190,8 +198,30 @@ login_check(struct cli *cli, struct login_args *la, struct cmd_call *c, char *ur
     size_t urllen, char **ca)
 {
 	const char *why;
+	char err[256];
+	int e;
 
-	la->dc = c->npos == 1 ? c->pos[0] : cli->conf.dc;
+	if (la->renew) {
+		if (la->pwfile) {
+			cli_err("login", "--renew takes no password (--password-file)");
+			return EXIT_USAGE;
+		}
+		if ((e = session_load(cli, &renew_from, err, sizeof(err))) == NTM_ERR_NOTFOUND) {
+			cli_err("login", "--renew: no session to renew (log in with the "
+			    "password)");
+			return EXIT_NOSESSION;
+		} else if (e < 0) {
+			cli_err("login", "--renew: %s", err);
+			return EXIT_FAIL;
+		}
+		if (la->user == NULL)
+			la->user = renew_from.user;
+		if (la->device == NULL)
+			la->device = renew_from.device;
+		if (la->ca == NULL && renew_from.ca_file)
+			la->ca = renew_from.ca_file;
+	}
+	la->dc = c->npos == 1 ? c->pos[0] : la->renew ? renew_from.dc_url : cli->conf.dc;
 	if (la->dc == NULL) {
 		cli_err("login", "no DC given (ntm login DC, or 'dc' in ntm.conf)");
 		return EXIT_USAGE;
@@ -279,7 +309,7 @@ static int tofu;
 static int
 login_seal(struct cli *cli, const struct login_args *la, const char *url, const char *ca,
     const char *device, const char *password, const uint8_t dpk[NTM_DEVKEY_LEN],
-    char *out, size_t cap, int *rc)
+    const uint8_t *dsk, char *out, size_t cap, int *rc)
 {
 	uint8_t as_pk[NTM_SIGN_PK];
 	struct ntm_login_box box;
@@ -294,6 +324,12 @@ login_seal(struct cli *cli, const struct login_args *la, const char *url, const 
 		return -1;
 	}
 	tofu = e == NTM_ERR_NOTFOUND;
+	if (tofu && dsk) {
+		cli_err("login", "--renew: this profile trusts no AS key yet (log in with the "
+		    "password)");
+		*rc = EXIT_IDENTITY;
+		return -1;
+	}
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/health", url);
 	e = ntm_https_call(ca, "GET", endpoint, NULL, NULL, la->timeout * 1000, &status, &resp,
 	    errmsg, sizeof(errmsg));
@@ -339,8 +375,10 @@ login_seal(struct cli *cli, const struct login_args *la, const char *url, const 
 	ntm_random(box.nonce, sizeof(box.nonce));
 	memcpy(box.device_key, dpk, NTM_DEVKEY_LEN);
 	/* login_request checked it holds at most NTM_PASSWORD_MAX bytes */
-	memcpy(box.password, password, strnlen(password, sizeof(box.password) - 1));
-	if (ntm_login_seal(out, cap, &box, as_pk) < 0)
+	if (dsk == NULL)
+		memcpy(box.password, password, strnlen(password, sizeof(box.password) - 1));
+	if ((dsk ? ntm_login_seal_renew(out, cap, &box, as_pk, dsk) :
+	    ntm_login_seal(out, cap, &box, as_pk)) < 0)
 		cli_err("login", "cannot seal the login to the AS key");
 	else
 		ret = 1;
@@ -368,9 +406,10 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 
 	password[0] = '\0';
 	snprintf(prompt, sizeof(prompt), "Password for %s at %s: ", la->user, url);
-	if ((n = read_secret(prompt, la->pwfile, 0, password, sizeof(password))) < 0)
+	if (!la->renew &&
+	    (n = read_secret(prompt, la->pwfile, 0, password, sizeof(password))) < 0)
 		goto out;
-	if (n > NTM_PASSWORD_MAX) {
+	if (!la->renew && n > NTM_PASSWORD_MAX) {
 		cli_err("login", "password longer than %d bytes", NTM_PASSWORD_MAX);
 		goto out;
 	}
@@ -388,19 +427,21 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	}
 	ntm_wipe(xsk, sizeof(xsk));
 	/* The device key: the AS certifies it; peers' handshakes prove it. */
-	if ((err = id_device_keypair(cli, dpk, dsk, 1)) < 0 ||
+	/* --renew proves it: the key must be there already. */
+	if ((err = id_device_keypair(cli, dpk, dsk, !la->renew)) < 0 ||
 	    ntm_b64_encode(dpk_b64, sizeof(dpk_b64), dpk, sizeof(dpk)) < 0) {
 		ntm_wipe(dsk, sizeof(dsk));
 		cli_err("login", "cannot read or make the device key in %s/%s: %s",
 		    cli->state_dir, ID_DEVICE_KEY_FILE, ntm_strerror(err));
 		goto out;
 	}
-	ntm_wipe(dsk, sizeof(dsk));
 	m.device_key = dpk_b64;
 	m.version = NTM_PROTOCOL_VERSION;
 	m.user = la->user;
-	if ((n = login_seal(cli, la, url, ca, device, password, dpk, sealed,
-	    sizeof(sealed), rc)) < 0)
+	n = login_seal(cli, la, url, ca, device, password, dpk, la->renew ? dsk : NULL, sealed,
+	    sizeof(sealed), rc);
+	ntm_wipe(dsk, sizeof(dsk));
+	if (n < 0)
 		goto out;
 	m.sealed = sealed;	/* the DC relays it and cannot read it */
 	m.device = device;
@@ -673,6 +714,7 @@ out:
 	}
 	json_decref(req);
 	free(ca);
+	session_free(&renew_from);
 	return ret;
 }
 
