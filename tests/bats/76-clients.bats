@@ -58,7 +58,11 @@ fqdns() { ntm-dc -f "$(P)/dc1.conf" client list --json | jq -r '.[].fqdn' | sort
 	login "$BATS_TEST_TMPDIR/c" alice alice-pw-1 "$(dc1_url)" --device laptop >/dev/null
 	[[ " $(fqdns) " == *" alice.dc1.ntm.test "* ]]
 	platform_stop_role "$(P)" dc1
-	# The same DC, 100 days later (its certificates are good for a year).
+	# The same DC, 100 days later. Its AS certificate (30 days) would have
+	# been renewed by then: one for a year stands for that; its TLS
+	# certificate is good for a year.
+	ntm-as -f "$(P)/as.conf" server add --role dc --name dc1.ntm.test --days 365 \
+	    --key "$(ntm-dc -f "$(P)/dc1.conf" pubkey)" > "$(P)/dc1/server.cert"
 	faketime -f +100d ntm-dc -d -f "$(P)/dc1.conf" >>"$(P)/dc1.log" 2>&1 &
 	echo $! > "$BATS_FILE_TMPDIR/dc.pid"
 	for ((i = 0; i < 50; i++)); do
