@@ -8,7 +8,9 @@
  * at once: answers to signed requests, the daemon's signed requests (its
  * cert_renewed hook) and, at a DC, relay tickets (which read s->cert).
  * Without as_url nothing is asked; a certificate near its end is then
- * logged.
+ * logged. With it, the AS's name is learnt first (its GET /v1/health;
+ * again at each check until known): requests to the AS name it as their
+ * receiver (docs/protocol.md §2.2).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +26,15 @@
 #define RENEW_CHECK_S		3600
 #define RENEW_RETRY_S		300
 #define RENEW_TIMEOUT_MS	10000
+#define RENEW_NAME_RETRY_S	10
 
 struct srv_renew {
 	struct srv		*s;
 	struct ntm_httpc	*httpc;
 	struct event		*timer;
 	char			*url;		/* {as_url}/v1/as/renew */
-	int			 busy;
+	char			*health;	/* {as_url}/v1/health */
+	int			 busy, name_busy;
 	uint64_t		 renewed, failed;
 };
 
@@ -131,6 +135,38 @@ on_renewed(const struct ntm_http_result *res, void *arg)
 }
 
 static void
+on_health(const struct ntm_http_result *res, void *arg)
+{
+	struct srv_renew *r = arg;
+	const char *role, *name;
+
+	r->name_busy = 0;
+	if (res->err || res->status != 200 || res->json == NULL) {
+		log_debug("GET %s: %s", r->health, res->err ? res->errmsg : "no answer");
+		return;
+	}
+	role = json_string_value(json_object_get(res->json, "role"));
+	name = json_string_value(json_object_get(res->json, "name"));
+	if (role == NULL || strcmp(role, "as") != 0 || name == NULL ||
+	    !ntm_valid_dnsname(name)) {
+		log_warnx("GET %s: not an account server's answer", r->health);
+		return;
+	}
+	snprintf(r->s->as_name, sizeof(r->s->as_name), "%s", name);
+	log_debug("the account server is %s: requests to it name it", name);
+}
+
+static void
+learn_name(struct srv_renew *r)
+{
+	if (r->httpc == NULL || r->name_busy || r->s->as_name[0])
+		return;
+	if (ntm_httpc_request(r->httpc, "GET", r->health, NULL, NULL, RENEW_TIMEOUT_MS,
+	    on_health, r) == 0)
+		r->name_busy = 1;
+}
+
+static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_renew *r = arg;
@@ -139,10 +175,16 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	int64_t now = now_unix(), due = due_at(s);
 	int e;
 
+	learn_name(r);
 	if (r->busy)
 		return;
 	if (now < due) {
-		arm(r, due - now < RENEW_CHECK_S ? (long)(due - now) : RENEW_CHECK_S);
+		long secs = due - now < RENEW_CHECK_S ? (long)(due - now) : RENEW_CHECK_S;
+
+		/* The AS's name still unknown (it was down): asked again soon. */
+		if (r->httpc && !s->as_name[0] && secs > RENEW_NAME_RETRY_S)
+			secs = RENEW_NAME_RETRY_S;
+		arm(r, secs);
 		return;
 	}
 	if (r->httpc == NULL) {
@@ -152,8 +194,8 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	body = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
-	e = body ? ntm_httpc_request(r->httpc, "POST", r->url, body, NULL, RENEW_TIMEOUT_MS,
-	    on_renewed, r) : NTM_ERR_NOMEM;
+	e = body ? ntm_httpc_request_to(r->httpc, "POST", r->url, srv_as_name(s), body, NULL,
+	    RENEW_TIMEOUT_MS, on_renewed, r) : NTM_ERR_NOMEM;
 	json_decref(body);
 	if (e < 0) {
 		r->failed++;
@@ -187,6 +229,7 @@ srv_renew_start(struct srv *s, char *err, size_t errlen)
 		while (n > 0 && s->conf.as_url[n - 1] == '/')
 			n--;
 		r->url = xasprintf("%.*s/v1/as/renew", (int)n, s->conf.as_url);
+		r->health = xasprintf("%.*s/v1/health", (int)n, s->conf.as_url);
 		if ((r->httpc = ntm_httpc_new(s->base, s->conf.ca_file)) == NULL ||
 		    ntm_httpc_set_identity(r->httpc, s->sk, &s->cert) < 0) {
 			snprintf(err, errlen, "cannot set up the certificate renewal");
@@ -208,6 +251,7 @@ srv_renew_stop(struct srv *s)
 		event_free(r->timer);
 	ntm_httpc_free(r->httpc);
 	free(r->url);
+	free(r->health);
 	free(r);
 	s->renew = NULL;
 }

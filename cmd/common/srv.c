@@ -399,6 +399,28 @@ on_revoke(struct ntm_req *req, void *arg)
 	    "tokens", (json_int_t)json_array_size(m.tokens)));
 }
 
+void
+srv_anchor_cert(const struct srv *s, struct ntm_cert *c)
+{
+	int64_t now = now_unix();
+
+	memset(c, 0, sizeof(*c));
+	c->version = 1;
+	c->role = NTM_ROLE_AS;
+	snprintf(c->name, sizeof(c->name), "%s", s->conf.name);
+	ntm_sign_pk(c->pk, s->sk);
+	c->serial = 1;
+	c->not_before = now - 60;
+	c->not_after = now + 10L * 365 * 86400;
+	ntm_cert_sign(c, s->sk);
+}
+
+const char *
+srv_as_name(const struct srv *s)
+{
+	return s->as_name[0] ? s->as_name : NULL;
+}
+
 /* Every caller's certificate but the AS's own: refused once revoked. */
 static int
 revoked_check(const struct ntm_cert *c, void *arg)
@@ -559,8 +581,17 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 	if (s->spec->setup && s->spec->setup(s, err, errlen) < 0)
 		return -1;
 	/* Answers to signed requests are signed too (the anchor's with a
-	 * certificate for its own key, signed by itself). */
-	if (!s->spec->anchor && ntm_httpd_set_identity(s->httpd, s->sk, &s->cert) < 0) {
+	 * certificate for its own key, signed by itself), and requests name
+	 * the server by its certificate's name. */
+	if (s->spec->anchor) {
+		struct ntm_cert self;
+
+		srv_anchor_cert(s, &self);
+		if (ntm_httpd_set_identity(s->httpd, s->sk, &self) < 0) {
+			snprintf(err, errlen, "cannot set the identity of the HTTPS server");
+			return -1;
+		}
+	} else if (ntm_httpd_set_identity(s->httpd, s->sk, &s->cert) < 0) {
 		snprintf(err, errlen, "cannot set the identity of the HTTPS server");
 		return -1;
 	}

@@ -107,7 +107,16 @@ struct srv {
 	struct srv_metrics	*metrics;		/* metrics.c */
 	struct srv_revoked	*revoked;		/* revoked.c; NULL at the anchor */
 	struct srv_renew	*renew;			/* renew.c; NULL at the anchor */
+	/* The AS's name as its GET /v1/health gives it (renew.c), which
+	 * requests to the AS name as their receiver; "" until known. */
+	char			 as_name[NTM_NAME_MAX + 1];
 };
+
+/* The anchor's certificate for its own key (role as, signed by itself): what
+ * it signs its requests and answers with. */
+void srv_anchor_cert(const struct srv *s, struct ntm_cert *c);
+/* The AS's name, or NULL while unknown (requests then name no receiver). */
+const char *srv_as_name(const struct srv *s);
 
 /* renew.c: the certificate renewed before it expires (POST /v1/as/renew). */
 int  srv_renew_start(struct srv *s, char *err, size_t errlen);

@@ -36,6 +36,9 @@ struct push_cs {
 	struct as_push		*push;
 	const char		*url;		/* its key in push_cursor */
 	char			*revoke;	/* {url}/v1/cs/revoke or {url}/v1/revoke */
+	char			*health;	/* {url}/v1/health: its name */
+	char			 name[NTM_NAME_MAX + 1];	/* "" until known */
+	int			 cs;		/* of cs_url (else revoke_url) */
 	int			 busy;
 	int64_t			 cursor;	/* highest id it answered 200 for */
 	int64_t			 first, last;	/* ids of the request in flight */
@@ -303,6 +306,35 @@ as_push_metrics(struct as *as, struct ntm_prom *p)
 			ntm_prom_int(p, (const char *const[]){ "cs", ap->cs[i].url, NULL }, n);
 }
 
+/* Its name, from its GET /v1/health: the pushes name it as their receiver,
+ * so that it alone takes them (docs/protocol.md §2.2). */
+static void
+on_named(const struct ntm_http_result *res, void *arg)
+{
+	struct push_cs *c = arg;
+	const char *role, *name;
+
+	c->busy = 0;
+	if (res->err || res->status != 200 || res->json == NULL) {
+		c->failed++;
+		push_failed(c, res->err, res->err ? 0 : res->status, res->err ? res->errmsg :
+		    "GET /v1/health: no answer");
+		return;
+	}
+	role = json_string_value(json_object_get(res->json, "role"));
+	name = json_string_value(json_object_get(res->json, "name"));
+	if (role == NULL || name == NULL || !ntm_valid_dnsname(name) ||
+	    (c->cs ? strcmp(role, "cs") != 0 : strcmp(role, "dc") != 0 &&
+	    strcmp(role, "rs") != 0)) {
+		c->failed++;
+		push_failed(c, NTM_ERR_PROTO, 0, c->cs ? "not a cache server" :
+		    "neither a DC nor a relay server");
+		return;
+	}
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	log_info("revocations go to %s as %s %s", c->url, role, name);
+}
+
 /* Sends c what is queued past its cursor, unless it has a request in flight. */
 static void
 push_to(struct push_cs *c)
@@ -314,6 +346,14 @@ push_to(struct push_cs *c)
 
 	if (c->busy)
 		return;
+	if (c->name[0] == '\0') {
+		if ((e = ntm_httpc_request(p->httpc, "GET", c->health, NULL, NULL,
+		    AS_PUSH_TIMEOUT_MS, on_named, c)) == 0)
+			c->busy = 1;
+		else
+			push_failed(c, e, 0, ntm_strerror(e));
+		return;
+	}
 	acc = json_array();
 	tok = json_array();
 	srv = json_array();
@@ -332,7 +372,7 @@ push_to(struct push_cs *c)
 	json_decref(srv);
 	if (e < 0)
 		return;
-	if ((e = ntm_httpc_request(p->httpc, "POST", c->revoke, body, NULL,
+	if ((e = ntm_httpc_request_to(p->httpc, "POST", c->revoke, c->name, body, NULL,
 	    AS_PUSH_TIMEOUT_MS, on_pushed, c)) == 0)
 		c->busy = 1;
 	else
@@ -376,10 +416,12 @@ as_push_start(struct as *as)
 		if (i < as->conf.cs_count) {
 			c->url = as->conf.cs_list[i];
 			c->revoke = xasprintf("%s/v1/cs/revoke", c->url);
+			c->cs = 1;
 		} else {
 			c->url = as->conf.revoke_list[i - as->conf.cs_count];
 			c->revoke = xasprintf("%s/v1/revoke", c->url);
 		}
+		c->health = xasprintf("%s/v1/health", c->url);
 		if (cursor_get(as->db, c->url, &c->cursor) < 0) {
 			log_warnx("revocations: cannot read the push cursor of %s: %s", c->url,
 			    sqlite3_errmsg(as->db));
@@ -420,8 +462,10 @@ as_push_stop(struct as *as)
 	if (p->timer)
 		event_free(p->timer);
 	ntm_httpc_free(p->httpc);
-	for (i = 0; i < p->ncs; i++)
+	for (i = 0; i < p->ncs; i++) {
 		free(p->cs[i].revoke);
+		free(p->cs[i].health);
+	}
 	free(p);
 	as->push = NULL;
 }

@@ -109,8 +109,8 @@ take(const char *token_id, int tries, void *arg)
 	m.version = NTM_PROTOCOL_VERSION;
 	m.token_id = token_id;
 	if ((r = ntm_msg_as_logout_encode(&m, &body, NULL)) == 0)
-		r = ntm_httpc_request(e->dc->httpc, "POST", e->url, body, NULL,
-		    e->dc->srv->conf.as_timeout_ms, on_sent, j);
+		r = ntm_httpc_request_to(e->dc->httpc, "POST", e->url, srv_as_name(e->dc->srv),
+		    body, NULL, e->dc->srv->conf.as_timeout_ms, on_sent, j);
 	json_decref(body);
 	if (r < 0)
 		job_done(j, 0);

@@ -220,7 +220,7 @@ login_certify(struct dc_login *l)
 	}
 	url = xasprintf("%.*sdevice", (int)n, dc->as_login_url);	/* .../v1/as/ */
 	login_link(l);
-	e = ntm_httpc_request(dc->httpc, "POST", url, body, NULL,
+	e = ntm_httpc_request_to(dc->httpc, "POST", url, srv_as_name(dc->srv), body, NULL,
 	    dc->srv->conf.as_timeout_ms, on_as_device, l);
 	free(url);
 	json_decref(body);
@@ -470,8 +470,8 @@ login_send(struct dc_login *l)
 	int e;
 
 	login_link(l);
-	e = ntm_httpc_request(dc->httpc, "POST", dc->as_login_url, l->as_body, NULL,
-	    dc->srv->conf.as_timeout_ms, on_as_login, l);
+	e = ntm_httpc_request_to(dc->httpc, "POST", dc->as_login_url, srv_as_name(dc->srv),
+	    l->as_body, NULL, dc->srv->conf.as_timeout_ms, on_as_login, l);
 	wipe_json_string(l->as_body, "password");
 	json_decref(l->as_body);
 	l->as_body = NULL;
@@ -880,7 +880,7 @@ on_cstoken(struct ntm_req *req, void *arg)
 	c->prevp = &dc->cstoks;
 	dc->cstoks = c;
 	url = xasprintf("%.*scstoken", (int)n, dc->as_login_url);	/* .../v1/as/ */
-	e = ntm_httpc_request(dc->httpc, "POST", url, body, NULL,
+	e = ntm_httpc_request_to(dc->httpc, "POST", url, srv_as_name(dc->srv), body, NULL,
 	    dc->srv->conf.as_timeout_ms, on_as_cstoken, c);
 	free(url);
 	json_decref(body);

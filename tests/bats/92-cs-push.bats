@@ -167,6 +167,7 @@ login_token() {
 		python3 -c 'import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 db.executescript("DROP TABLE push_cursor; ALTER TABLE revocations DROP COLUMN serial;"
+    "ALTER TABLE devices DROP COLUMN account_updated;"
     "UPDATE revocations SET pushed = NULL;"
     "UPDATE revocations SET pushed = 1 WHERE id < %d; PRAGMA user_version = 3;"
     % int(sys.argv[2]))

@@ -129,3 +129,93 @@ teardown_file() {
 	assert_equal "$(status_of)" 401
 	[[ "$(body_of | jq -r .message)" == *"does not verify"* ]]
 }
+
+# recorder NAME ROLE: an HTTPS server (the CS's TLS certificate, which the
+# CA vouches for, for 127.0.0.1) that says it is ROLE NAME at GET
+# /v1/health, answers every POST 200 {} and notes "PATH to=NTM-To" in
+# $BATS_TEST_TMPDIR/rec.log; its URL on stdout.
+recorder() {
+	local port d=$BATS_TEST_TMPDIR i
+	port=$(free_port)
+	python3 - "$port" "$(P)/cs/tls.crt" "$(P)/cs/tls.key" "$d/rec.log" "$1" "$2" \
+	    <<'EOF' > /dev/null 2>&1 3>&- &
+import http.server, json, ssl, sys
+port, crt, key, log, name, role = sys.argv[1:7]
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, o):
+        b = json.dumps(o).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def do_GET(self):
+        self.answer({"role": role, "name": name, "version": "0.1.0", "protocol": 1})
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(log, "a") as f:
+            f.write("%s to=%s\n" % (self.path, self.headers.get("NTM-To")))
+        self.answer({})
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(port)), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(crt, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+EOF
+	echo $! > "$d/rec.pid"
+	for ((i = 0; i < 50; i++)); do
+		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
+		sleep 0.1
+	done
+	echo "https://127.0.0.1:$port"
+}
+rec_down() { kill "$(cat "$BATS_TEST_TMPDIR/rec.pid")" 2>/dev/null || true; }
+
+@test "the AS's pushes name their receiver, as its /v1/health names itself" {
+	local url
+	url=$(recorder rec.ntm.test dc)
+	platform_stop_role "$(P)" as
+	cp "$(P)/as.conf" "$BATS_TEST_TMPDIR/as.conf"
+	sed -i "s|^revoke_url = .*|&, $url|" "$(P)/as.conf"
+	PLATFORM_ROLES=as platform_start "$(P)"
+	add_user erin erin-pw-1
+	login "$BATS_TEST_TMPDIR/erin" erin erin-pw-1 "$(dc2_url)" > /dev/null
+	run_t ntm-as -f "$(P)/as.conf" user lock erin
+	wait_until 10 grep -qx "/v1/revoke to=rec.ntm.test" "$BATS_TEST_TMPDIR/rec.log"
+	grep -q "revocations go to $url as dc rec.ntm.test" "$(P)/as.log"
+	rec_down
+	platform_stop_role "$(P)" as
+	cp "$BATS_TEST_TMPDIR/as.conf" "$(P)/as.conf"
+	PLATFORM_ROLES=as platform_start "$(P)"
+}
+
+@test "a DC's requests to the AS name it, as the AS's /v1/health names itself" {
+	local url
+	url=$(recorder as.ntm.test as)
+	platform_stop_role "$(P)" dc2
+	cp "$(P)/dc2.conf" "$BATS_TEST_TMPDIR/dc2.conf"
+	sed -i "s|^as_url = .*|as_url = $url|" "$(P)/dc2.conf"
+	PLATFORM_ROLES=dc2 platform_start "$(P)"
+	# the DC learns the AS's name at start; a login it relays names it
+	wait_until 10 eval 'run login "$BATS_TEST_TMPDIR/f" alice alice-pw-1 "$(dc2_url)";
+	    grep -qx "/v1/as/login to=as.ntm.test" "$BATS_TEST_TMPDIR/rec.log"'
+	rec_down
+	platform_stop_role "$(P)" dc2
+	cp "$BATS_TEST_TMPDIR/dc2.conf" "$(P)/dc2.conf"
+	PLATFORM_ROLES=dc2 platform_start "$(P)"
+}
+
+@test "the AS takes only the requests that name it, or no one" {
+	run "$SIGNREQ" --ca "$(ca)" --key "$(P)/dc1/identity.key" --cert "$(P)/dc1/server.cert" \
+	    --to dc2.ntm.test POST "$(as_url)/v1/as/logout" '{"version":1,"token_id":"00"}'
+	assert_equal "$(status_of)" 401
+	[[ "$(body_of | jq -r .message)" == *"addressed to 'dc2.ntm.test', not to this server ('as.ntm.test')"* ]]
+	"$SIGNREQ" --ca "$(ca)" --key "$(P)/dc1/identity.key" --cert "$(P)/dc1/server.cert" \
+	    --to as.ntm.test --answer "$(P)/as.pub" POST "$(as_url)/v1/as/logout" \
+	    '{"version":1,"token_id":"00"}' > "$BATS_TEST_TMPDIR/out" 2> "$BATS_TEST_TMPDIR/ans"
+	assert_equal "$(tail -n 1 "$BATS_TEST_TMPDIR/out")" 400
+	# and its answers are signed with its own key
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/ans")" "answer: signed by as as.ntm.test"
+}
