@@ -88,6 +88,8 @@ static const char *const migrations[] = {
 	/* 8: the account's `updated` when a device certificate was issued: a
 	 * renewal without the password (serve.c) needs it unchanged since */
 	"ALTER TABLE devices ADD COLUMN account_updated INTEGER;",
+	/* 9: a device revoked (`device revoke`): it renews no more */
+	"ALTER TABLE devices ADD COLUMN revoked_at INTEGER;",
 };
 
 int
@@ -363,8 +365,8 @@ as_db_device_last(sqlite3 *db, const char *user, const char *device, const char 
 	sqlite3_stmt *st;
 	int ret;
 
-	if ((ret = ntm_db_query(db, &st, "SELECT not_before, not_after, account_updated FROM "
-	    "devices WHERE "
+	if ((ret = ntm_db_query(db, &st, "SELECT not_before, not_after, CASE WHEN revoked_at "
+	    "IS NULL THEN account_updated ELSE -2 END FROM devices WHERE "
 	    "user = ?1 AND device = ?2 AND dc = ?3 AND pubkey = ?4 ORDER BY serial DESC "
 	    "LIMIT 1", "ssss", user, device, dc, pk_b64)) < 0)
 		return ret;
@@ -376,6 +378,33 @@ as_db_device_last(sqlite3 *db, const char *user, const char *device, const char 
 	}
 	sqlite3_finalize(st);
 	return ret;
+}
+
+int
+as_db_device_revoke(sqlite3 *db, const char *fqdn, int64_t now)
+{
+	int64_t n = 0;
+	int ret;
+
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	if ((ret = ntm_db_int(db, &n, "SELECT COUNT(*) FROM devices WHERE fqdn = ?1", "s",
+	    fqdn)) == 0 && n == 0)
+		ret = NTM_ERR_NOTFOUND;
+	/* Its live tokens, for the servers (as at a logout: one entry each). */
+	if (ret == 0)
+		ret = ntm_db_run(db, "INSERT INTO revocations (user, dc, before, created, "
+		    "token_id) SELECT DISTINCT t.user, t.dc, t.expires, ?2, t.id FROM tokens t "
+		    "JOIN devices d ON d.user = t.user AND d.device = t.device AND d.dc = t.dc "
+		    "WHERE d.fqdn = ?1 AND t.expires > ?2", "sI", fqdn, now);
+	if (ret == 0)
+		n = sqlite3_changes(db);
+	if (ret == 0)
+		ret = ntm_db_run(db, "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) "
+		    "WHERE fqdn = ?1", "sI", fqdn, now);
+	if ((ret = ntm_db_end(db, ret)) < 0)
+		return ret;
+	return (int)n;
 }
 
 int

@@ -19,7 +19,8 @@
 static struct as daemon_as;
 
 static const struct cmd_entry *const as_cmds[] = {
-	&as_init_entry, &as_pubkey_entry, &as_user_entry, &as_server_entry, NULL
+	&as_init_entry, &as_pubkey_entry, &as_user_entry, &as_server_entry, &as_device_entry,
+	NULL
 };
 
 /* ---- the daemon's hooks ---------------------------------------------------- */

@@ -117,8 +117,11 @@ int	as_db_token_key(sqlite3 *db, const struct ntm_token *t, char *out, size_t ca
 /* Records device certificate c (its serial filled in) issued through dc;
  * NTM_ERR_EXISTS if its FQDN was certified for another user or device. */
 /* The validity of the last certificate of user's device at dc for the key
- * pk_b64, and the account's `updated` when it was issued (-1: unknown):
- * 0, NTM_ERR_NOTFOUND (none), or a storage error. */
+ * pk_b64, and the account's `updated` when it was issued (-1: unknown, -2:
+ * the device was revoked): 0, NTM_ERR_NOTFOUND (none), or a storage error. */
+/* `device revoke`: the device's live tokens queued for the servers, and it
+ * renews no more. How many tokens, NTM_ERR_NOTFOUND, or a storage error. */
+int	as_db_device_revoke(sqlite3 *db, const char *fqdn, int64_t now);
 int	as_db_device_last(sqlite3 *db, const char *user, const char *device, const char *dc,
     const char *pk_b64, int64_t *not_before, int64_t *not_after, int64_t *account_updated);
 int	as_db_device_add(sqlite3 *db, struct ntm_dcert *c, const char *dc,
@@ -134,6 +137,7 @@ extern const struct cmd_entry as_user_entry;
 
 /* server.c */
 extern const struct cmd_entry as_server_entry;
+extern const struct cmd_entry as_device_entry;
 /* "2025-01-02T03:04:05Z" */
 void	as_fmt_time(char *buf, size_t cap, int64_t t);
 

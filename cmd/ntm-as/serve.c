@@ -421,6 +421,8 @@ renew_login(struct as *as, struct ntm_req *req, const struct ntm_cert *cert,
 	}
 	if (e == NTM_ERR_NOTFOUND)
 		why = "this device's key is not the one certified for it here";
+	else if (au == -2)
+		why = "the device was revoked";
 	else if (na < now - AS_RENEW_GRACE)
 		why = "the device's certificate ended more than 7 days ago";
 	else if (au != u.updated)

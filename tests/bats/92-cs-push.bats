@@ -168,6 +168,7 @@ login_token() {
 db = sqlite3.connect(sys.argv[1])
 db.executescript("DROP TABLE push_cursor; ALTER TABLE revocations DROP COLUMN serial;"
     "ALTER TABLE devices DROP COLUMN account_updated;"
+    "ALTER TABLE devices DROP COLUMN revoked_at;"
     "UPDATE revocations SET pushed = NULL;"
     "UPDATE revocations SET pushed = 1 WHERE id < %d; PRAGMA user_version = 3;"
     % int(sys.argv[2]))

@@ -125,3 +125,28 @@ serial_of() {
 	assert_equal "$(body_of | jq -c .)" '{"servers":1,"accounts":0,"tokens":0}'
 	grep -qx '78 y.ntm.test' "$(P)/rs/revoked-servers"
 }
+
+@test "a revoked device: its DC session ends within seconds, it renews no more, a login with the password works" {
+	local p=$BATS_TEST_TMPDIR/dev t fq
+	add_user frank frank-pw-1
+	login "$p" frank frank-pw-1 "$(dc1_url)" > /dev/null
+	t=$(token "$p")
+	fq=$(jq -r .fqdn "$p/session.json")
+	assert_equal "$(at_dc "$t")" 200
+	run_t ntm-as -f "$(P)/as.conf" device revoke "$fq"
+	assert_success
+	assert_output "device $fq revoked: 1 token queued for the servers"
+	wait_until 10 eval '[ "$(at_dc "$t")" = 401 ]'
+	run_t ntm -c "$p" login --renew < /dev/null
+	assert_failure 4
+	assert_output --partial "renew_refused: the device was revoked"
+	login "$p" frank frank-pw-1 "$(dc1_url)" > /dev/null
+	assert_equal "$(at_dc "$(token "$p")")" 200
+	# an FQDN never certified, and one that is not an FQDN
+	run_t ntm-as -f "$(P)/as.conf" device revoke nobody.dc1.ntm.test
+	assert_failure 1
+	assert_output "ntm-as: no device 'nobody.dc1.ntm.test' was certified here"
+	run_t ntm-as -f "$(P)/as.conf" device revoke 'no such'
+	assert_failure 2
+	assert_output "ntm-as: device revoke: 'no such' is not a device FQDN"
+}
