@@ -88,76 +88,34 @@ ans_message(char *out, size_t cap, const char *method, const char *path,
 	return sig_message_ctx(out, cap, ANS_CTX, method, path, status, nonce, NULL, body, len);
 }
 
-void
-ntm_ans_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
-    const char *method, const char *path, long status, const char *nonce,
-    const void *body, size_t len)
-{
-	char msg[SIG_MSG_MAX];
-	uint8_t sig[NTM_SIG_LEN];
-	int n;
+/*
+ * The three signed strings (a request's, one naming its receiver, an
+ * answer's) share their signing and checking: the string of kind k into
+ * msg, then signed or checked. n < 0: no string could be made (bad fields),
+ * so nothing is signed (an empty signature, which receivers refuse) and
+ * nothing verifies.
+ */
+enum sig_kind { SIG_REQ, SIG_REQ_TO, SIG_ANS };
 
-	sig_b64[0] = '\0';
-	if ((n = ans_message(msg, sizeof(msg), method, path, status, nonce, body, len)) < 0)
-		return;
-	ntm_sign(sig, msg, (size_t)n, sk);
-	(void)ntm_b64_encode(sig_b64, NTM_SIG_B64, sig, sizeof(sig));
+static int
+message_of(char *msg, size_t cap, enum sig_kind k, const char *method, const char *path,
+    int64_t num, const char *nonce, const char *to, const void *body, size_t len)
+{
+	switch (k) {
+	case SIG_REQ:
+		return sig_message(msg, cap, method, path, num, nonce, body, len);
+	case SIG_REQ_TO:
+		return to ? sig_message_ctx(msg, cap, SIG_CTX_TO, method, path, num, nonce, to,
+		    body, len) : NTM_ERR_INVAL;
+	case SIG_ANS:
+		return ans_message(msg, cap, method, path, (long)num, nonce, body, len);
+	}
+	return NTM_ERR_INVAL;
 }
 
-int
-ntm_ans_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
-    const char *method, const char *path, long status, const char *nonce,
-    const void *body, size_t len)
-{
-	char msg[SIG_MSG_MAX];
-	uint8_t sig[NTM_SIG_LEN];
-	int n;
-
-	if (sig_b64 == NULL || ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
-		return NTM_ERR_CRYPTO;
-	if ((n = ans_message(msg, sizeof(msg), method, path, status, nonce, body, len)) < 0)
-		return NTM_ERR_CRYPTO;
-	return ntm_sign_verify(sig, msg, (size_t)n, pk);
-}
-
-void
-ntm_req_sign_to(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
-    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
-    const void *body, size_t len)
-{
-	char msg[SIG_MSG_MAX];
-	uint8_t sig[NTM_SIG_LEN];
-	int n;
-
-	sig_b64[0] = '\0';
-	if (to == NULL || (n = sig_message_ctx(msg, sizeof(msg), SIG_CTX_TO, method, path, date,
-	    nonce, to, body, len)) < 0)
-		return;
-	ntm_sign(sig, msg, (size_t)n, sk);
-	(void)ntm_b64_encode(sig_b64, NTM_SIG_B64, sig, sizeof(sig));
-}
-
-int
-ntm_req_verify_to(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
-    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
-    const void *body, size_t len)
-{
-	char msg[SIG_MSG_MAX];
-	uint8_t sig[NTM_SIG_LEN];
-	int n;
-
-	if (sig_b64 == NULL || to == NULL ||
-	    ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
-		return NTM_ERR_CRYPTO;
-	if ((n = sig_message_ctx(msg, sizeof(msg), SIG_CTX_TO, method, path, date, nonce, to,
-	    body, len)) < 0)
-		return NTM_ERR_CRYPTO;
-	return ntm_sign_verify(sig, msg, (size_t)n, pk);
-}
-
-void
-ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
-    const char *method, const char *path, int64_t date, const char *nonce,
+static void
+sign_kind(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK], enum sig_kind k,
+    const char *method, const char *path, int64_t num, const char *nonce, const char *to,
     const void *body, size_t len)
 {
 	char msg[SIG_MSG_MAX];
@@ -167,15 +125,15 @@ ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
 	/* An unsignable request gets an empty signature, which the receiver
 	 * rejects; the caller's own checks should have stopped it earlier. */
 	sig_b64[0] = '\0';
-	if ((n = sig_message(msg, sizeof(msg), method, path, date, nonce, body, len)) < 0)
+	if ((n = message_of(msg, sizeof(msg), k, method, path, num, nonce, to, body, len)) < 0)
 		return;
 	ntm_sign(sig, msg, (size_t)n, sk);
 	(void)ntm_b64_encode(sig_b64, NTM_SIG_B64, sig, sizeof(sig));
 }
 
-int
-ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
-    const char *method, const char *path, int64_t date, const char *nonce,
+static int
+verify_kind(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK], enum sig_kind k,
+    const char *method, const char *path, int64_t num, const char *nonce, const char *to,
     const void *body, size_t len)
 {
 	char msg[SIG_MSG_MAX];
@@ -184,9 +142,57 @@ ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
 
 	if (sig_b64 == NULL || ntm_b64_decode_exact(sig, sizeof(sig), sig_b64) < 0)
 		return NTM_ERR_CRYPTO;
-	if ((n = sig_message(msg, sizeof(msg), method, path, date, nonce, body, len)) < 0)
+	if ((n = message_of(msg, sizeof(msg), k, method, path, num, nonce, to, body, len)) < 0)
 		return NTM_ERR_CRYPTO;
 	return ntm_sign_verify(sig, msg, (size_t)n, pk);
+}
+
+void
+ntm_ans_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, long status, const char *nonce,
+    const void *body, size_t len)
+{
+	sign_kind(sig_b64, sk, SIG_ANS, method, path, status, nonce, NULL, body, len);
+}
+
+int
+ntm_ans_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, long status, const char *nonce,
+    const void *body, size_t len)
+{
+	return verify_kind(sig_b64, pk, SIG_ANS, method, path, status, nonce, NULL, body, len);
+}
+
+void
+ntm_req_sign_to(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
+    const void *body, size_t len)
+{
+	sign_kind(sig_b64, sk, SIG_REQ_TO, method, path, date, nonce, to, body, len);
+}
+
+int
+ntm_req_verify_to(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, int64_t date, const char *nonce, const char *to,
+    const void *body, size_t len)
+{
+	return verify_kind(sig_b64, pk, SIG_REQ_TO, method, path, date, nonce, to, body, len);
+}
+
+void
+ntm_req_sign(char sig_b64[NTM_SIG_B64], const uint8_t sk[NTM_SIGN_SK],
+    const char *method, const char *path, int64_t date, const char *nonce,
+    const void *body, size_t len)
+{
+	sign_kind(sig_b64, sk, SIG_REQ, method, path, date, nonce, NULL, body, len);
+}
+
+int
+ntm_req_verify(const char *sig_b64, const uint8_t pk[NTM_SIGN_PK],
+    const char *method, const char *path, int64_t date, const char *nonce,
+    const void *body, size_t len)
+{
+	return verify_kind(sig_b64, pk, SIG_REQ, method, path, date, nonce, NULL, body, len);
 }
 
 /* ---- replay cache -------------------------------------------------------- */
