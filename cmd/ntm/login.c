@@ -402,7 +402,7 @@ login_request(struct cli *cli, const struct login_args *la, const char *url,
 	struct session prior;
 	char perr[256];
 	json_t *req = NULL;
-	int n, err;
+	int n = 0, err;
 
 	password[0] = '\0';
 	snprintf(prompt, sizeof(prompt), "Password for %s at %s: ", la->user, url);
