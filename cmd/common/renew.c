@@ -145,10 +145,7 @@ on_health(const struct ntm_http_result *res, void *arg)
 		log_debug("GET %s: %s", r->health, res->err ? res->errmsg : "no answer");
 		return;
 	}
-	role = json_string_value(json_object_get(res->json, "role"));
-	name = json_string_value(json_object_get(res->json, "name"));
-	if (role == NULL || strcmp(role, "as") != 0 || name == NULL ||
-	    !ntm_valid_dnsname(name)) {
+	if ((name = srv_health_name(res->json, &role)) == NULL || strcmp(role, "as") != 0) {
 		log_warnx("GET %s: not an account server's answer", r->health);
 		return;
 	}

@@ -400,19 +400,32 @@ on_revoke(struct ntm_req *req, void *arg)
 }
 
 void
-srv_anchor_cert(const struct srv *s, struct ntm_cert *c)
+srv_anchor_cert(const char *name, const uint8_t sk[NTM_SIGN_SK], struct ntm_cert *c)
 {
 	int64_t now = now_unix();
 
 	memset(c, 0, sizeof(*c));
 	c->version = 1;
 	c->role = NTM_ROLE_AS;
-	snprintf(c->name, sizeof(c->name), "%s", s->conf.name);
-	ntm_sign_pk(c->pk, s->sk);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	ntm_sign_pk(c->pk, sk);
 	c->serial = 1;
 	c->not_before = now - 60;
 	c->not_after = now + 10L * 365 * 86400;
-	ntm_cert_sign(c, s->sk);
+	ntm_cert_sign(c, sk);
+}
+
+const char *
+srv_health_name(json_t *health, const char **role)
+{
+	const char *r = json_string_value(json_object_get(health, "role"));
+	const char *n = json_string_value(json_object_get(health, "name"));
+
+	*role = NULL;
+	if (r == NULL || n == NULL || !ntm_valid_dnsname(n))
+		return NULL;
+	*role = r;
+	return n;
 }
 
 const char *
@@ -586,7 +599,7 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 	if (s->spec->anchor) {
 		struct ntm_cert self;
 
-		srv_anchor_cert(s, &self);
+		srv_anchor_cert(s->conf.name, s->sk, &self);
 		if (ntm_httpd_set_identity(s->httpd, s->sk, &self) < 0) {
 			snprintf(err, errlen, "cannot set the identity of the HTTPS server");
 			return -1;

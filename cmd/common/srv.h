@@ -114,7 +114,10 @@ struct srv {
 
 /* The anchor's certificate for its own key (role as, signed by itself): what
  * it signs its requests and answers with. */
-void srv_anchor_cert(const struct srv *s, struct ntm_cert *c);
+void srv_anchor_cert(const char *name, const uint8_t sk[NTM_SIGN_SK], struct ntm_cert *c);
+/* A GET /v1/health answer's name (a valid DNS name) with *role its role, or
+ * NULL (then *role NULL too): what requests to that server name it by. */
+const char *srv_health_name(json_t *health, const char **role);
 /* The AS's name, or NULL while unknown (requests then name no receiver). */
 const char *srv_as_name(const struct srv *s);
 

@@ -115,3 +115,10 @@ as_close(struct as *as)
 	ntm_wipe(as->sk, sizeof(as->sk));
 	as->has_key = 0;
 }
+
+int
+as_db_failed(struct as *as, const char *what)
+{
+	as_errx("%s: %s: %s", as->conf.db, what, as_db_errmsg(as->db));
+	return EXIT_FAIL;
+}

@@ -13,13 +13,6 @@
 #include "ntm-as.h"
 
 static int
-db_failed(struct as *as, const char *what)
-{
-	as_errx("%s: %s: %s", as->conf.db, what, as_db_errmsg(as->db));
-	return EXIT_FAIL;
-}
-
-static int
 device_revoke(struct as *as, struct cmd_call *c)
 {
 	const char *fqdn = c->pos[0];
@@ -36,7 +29,7 @@ device_revoke(struct as *as, struct cmd_call *c)
 		return EXIT_FAIL;
 	}
 	if (n < 0)
-		return db_failed(as, "cannot revoke the device");
+		return as_db_failed(as, "cannot revoke the device");
 	printf("device %s revoked: %d token%s queued for the servers\n", fqdn, n,
 	    n == 1 ? "" : "s");
 	return EXIT_OK;

@@ -66,6 +66,8 @@ int	as_admin_run(void *ctx, struct cmd_call *c,
 	    int (*fn)(struct as *, struct cmd_call *));
 #define AS_EXEC(fn) static int fn##_exec(void *ctx, struct cmd_call *c) \
 	{ return as_admin_run(ctx, c, fn); }
+/* "DB: what: sqlite's message" on stderr; EXIT_FAIL. */
+int	as_db_failed(struct as *as, const char *what);
 int	as_load_key(struct as *as);
 int	as_open_db(struct as *as, int must_exist);
 void	as_close(struct as *as);

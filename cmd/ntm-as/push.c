@@ -321,9 +321,7 @@ on_named(const struct ntm_http_result *res, void *arg)
 		    "GET /v1/health: no answer");
 		return;
 	}
-	role = json_string_value(json_object_get(res->json, "role"));
-	name = json_string_value(json_object_get(res->json, "name"));
-	if (role == NULL || name == NULL || !ntm_valid_dnsname(name) ||
+	if ((name = srv_health_name(res->json, &role)) == NULL ||
 	    (c->cs ? strcmp(role, "cs") != 0 : strcmp(role, "dc") != 0 &&
 	    strcmp(role, "rs") != 0)) {
 		c->failed++;
@@ -429,15 +427,7 @@ as_push_start(struct as *as)
 		}
 	}
 	/* The AS vouches for itself: its own key, role as, signed by itself. */
-	memset(&self, 0, sizeof(self));
-	self.version = 1;
-	self.role = NTM_ROLE_AS;
-	snprintf(self.name, sizeof(self.name), "%s", as->conf.name);
-	ntm_sign_pk(self.pk, as->sk);
-	self.serial = 1;
-	self.not_before = now_unix() - AS_CERT_SKEW;
-	self.not_after = now_unix() + 10L * 365 * 86400;
-	ntm_cert_sign(&self, as->sk);
+	srv_anchor_cert(as->conf.name, as->sk, &self);
 	if ((p->httpc = ntm_httpc_new(as->base, as->conf.ca_cert)) == NULL ||
 	    ntm_httpc_set_identity(p->httpc, as->sk, &self) < 0 ||
 	    (p->timer = event_new(as->base, -1, EV_PERSIST, on_timer, p)) == NULL ||

@@ -29,13 +29,6 @@ as_fmt_time(char *buf, size_t cap, int64_t t)
 		snprintf(buf, cap, "%lld", (long long)t);
 }
 
-static int
-db_failed(struct as *as, const char *what)
-{
-	as_errx("%s: %s: %s", as->conf.db, what, as_db_errmsg(as->db));
-	return EXIT_FAIL;
-}
-
 /* ---- server add ---------------------------------------------------------- */
 
 /* The options of every server subcommand (those of add, and list's --json). */
@@ -179,7 +172,7 @@ server_add(struct as *as, struct cmd_call *c)
 
 	/* One transaction: a serial is only spent if everything was issued. */
 	if (ntm_db_exec(as->db, "BEGIN IMMEDIATE") < 0) {
-		db_failed(as, "cannot start a transaction");
+		as_db_failed(as, "cannot start a transaction");
 		goto cleanup;
 	}
 	in_tx = 1;
@@ -194,7 +187,7 @@ server_add(struct as *as, struct cmd_call *c)
 	s.not_after = now + (int64_t)(a->days_s ? a->days : as->conf.server_cert_days) * 86400;
 	s.created = now;
 	if (as_db_server_add(as->db, &s) < 0) {
-		db_failed(as, "cannot add the server");
+		as_db_failed(as, "cannot add the server");
 		goto cleanup;
 	}
 
@@ -219,7 +212,7 @@ server_add(struct as *as, struct cmd_call *c)
 			goto cleanup;
 	}
 	if (ntm_db_exec(as->db, "COMMIT") < 0) {
-		db_failed(as, "cannot commit");
+		as_db_failed(as, "cannot commit");
 		goto cleanup;
 	}
 	in_tx = 0;
@@ -276,7 +269,7 @@ server_list(struct as *as, struct cmd_call *c)
 		if (err == NTM_ERR_NOMEM)
 			as_errx("out of memory");
 		else
-			db_failed(as, "cannot list servers");
+			as_db_failed(as, "cannot list servers");
 		goto cleanup;
 	}
 
@@ -348,7 +341,7 @@ server_revoke(struct as *as, struct cmd_call *c)
 		return EXIT_FAIL;
 	}
 	if (err < 0)
-		return db_failed(as, "cannot revoke");
+		return as_db_failed(as, "cannot revoke");
 	return EXIT_OK;
 }
 

@@ -34,13 +34,6 @@ no_user(const char *name)
 	return EXIT_FAIL;
 }
 
-static int
-db_failed(struct as *as, const char *what)
-{
-	as_errx("%s: %s: %s", as->conf.db, what, as_db_errmsg(as->db));
-	return EXIT_FAIL;
-}
-
 /* Reads a new password for name and hashes it into out. */
 static int
 new_pwhash(const struct user_args *a, char out[NTM_PWHASH_STR])
@@ -74,7 +67,7 @@ user_add(struct as *as, const struct user_args *a)
 		return EXIT_FAIL;
 	}
 	if (err != NTM_ERR_NOTFOUND)
-		return db_failed(as, "cannot read users");
+		return as_db_failed(as, "cannot read users");
 	if ((ret = new_pwhash(a, hash)) != EXIT_OK)
 		return ret;
 	err = as_db_user_add(as->db, a->name, hash, now_unix());
@@ -84,7 +77,7 @@ user_add(struct as *as, const struct user_args *a)
 		return EXIT_FAIL;
 	}
 	if (err < 0)
-		return db_failed(as, "cannot add the user");
+		return as_db_failed(as, "cannot add the user");
 	return EXIT_OK;
 }
 
@@ -96,7 +89,7 @@ queue_revocation(struct as *as, const char *name)
 	int n = as_revoke_queue_user(as->db, name, now_unix());
 
 	if (n < 0)
-		return db_failed(as, "cannot queue the revocation of the user's tokens");
+		return as_db_failed(as, "cannot queue the revocation of the user's tokens");
 	if (n > 0)
 		printf("revocation of %s's tokens at %d DC%s queued for the servers\n",
 		    name, n, n == 1 ? "" : "s");
@@ -115,7 +108,7 @@ user_del(struct as *as, const struct user_args *a)
 	if (err == NTM_ERR_NOTFOUND)
 		return no_user(a->name);
 	if (err < 0)
-		return db_failed(as, "cannot delete the user");
+		return as_db_failed(as, "cannot delete the user");
 	return EXIT_OK;
 }
 
@@ -130,7 +123,7 @@ user_passwd(struct as *as, const struct user_args *a)
 		return no_user(a->name);
 	ntm_wipe(&u, sizeof(u));
 	if (err < 0)
-		return db_failed(as, "cannot read users");
+		return as_db_failed(as, "cannot read users");
 	if ((ret = new_pwhash(a, hash)) != EXIT_OK)
 		return ret;
 	err = as_db_user_set_pw(as->db, a->name, hash, now_unix());
@@ -138,7 +131,7 @@ user_passwd(struct as *as, const struct user_args *a)
 	if (err == NTM_ERR_NOTFOUND)
 		return no_user(a->name);
 	if (err < 0)
-		return db_failed(as, "cannot change the password");
+		return as_db_failed(as, "cannot change the password");
 	/* Whoever had the old password may hold tokens: they end too. */
 	return queue_revocation(as, a->name);
 }
@@ -151,7 +144,7 @@ set_locked(struct as *as, const struct user_args *a, int locked)
 	if (err == NTM_ERR_NOTFOUND)
 		return no_user(a->name);
 	if (err < 0)
-		return db_failed(as, "cannot update the user");
+		return as_db_failed(as, "cannot update the user");
 	return EXIT_OK;
 }
 
@@ -212,7 +205,7 @@ user_list(struct as *as, const struct user_args *a)
 		if (err == NTM_ERR_NOMEM)
 			as_errx("out of memory");
 		else
-			db_failed(as, "cannot list users");
+			as_db_failed(as, "cannot list users");
 		goto cleanup;
 	}
 	if (a->json) {
