@@ -21,6 +21,8 @@
 #define AS_CERT_DAYS_MAX	3650
 #define AS_CERT_SKEW		60	/* not_before = now - AS_CERT_SKEW */
 #define AS_WORKERS		2	/* password-hashing threads */
+#define AS_LOGIN_QUEUE		1024	/* logins waiting for a thread, in all */
+#define AS_LOGIN_QUEUE_DC	256	/* ... from one DC */
 #define AS_IP_MAX		16	/* --ip options to `server add` */
 
 /* Exit codes (documented in ntm-as(8)). */

@@ -34,7 +34,32 @@ struct login_job {
 	char			 device_key[NTM_B64_LEN(NTM_DEVKEY_LEN)];	/* sealed; or "" */
 	int			 unknown;	/* no such user: checked against a dummy hash */
 	int			 result;	/* of ntm_pwhash_verify */
+	int			 known;		/* the DC knows the device */
+	int			 hashing;	/* on a thread (not a renewal) */
+	struct login_job	*qnext;		/* waiting for a turn */
+	struct login_turns	*q;		/* the DC's queue, while waiting */
 };
+
+/*
+ * Turns at the hashing threads. At most AS_WORKERS logins are hashing at
+ * once; the others wait in one queue per DC (its certificate name), and the
+ * DCs take turns, so a DC flooded with logins costs another DC's login one
+ * turn, not its place. In a DC's queue the logins it marks `known` go first:
+ * the DC's word orders only its own logins. At most AS_LOGIN_QUEUE_DC wait
+ * per DC and AS_LOGIN_QUEUE in all; past them 503 busy. A login whose DC
+ * went away while it waited is dropped unhashed.
+ */
+struct login_turns {
+	struct login_turns	*next;
+	char			 dc[NTM_NAME_MAX + 1];
+	struct login_job	*known_h, *known_t, *other_h, *other_t;
+	long			 n;
+};
+static struct {
+	struct login_turns	*qs, *cursor;
+	long			 hashing, waiting;
+	uint64_t		 busy, gone;
+} turns;
 
 static void
 login_job_free(struct login_job *j)
@@ -43,6 +68,133 @@ login_job_free(struct login_job *j)
 		return;
 	ntm_wipe(j, sizeof(*j));
 	free(j);
+}
+
+static void login_work(void *arg);
+static void login_done(void *arg);
+
+static void
+turns_unlink(struct login_job *j)
+{
+	struct login_turns *q = j->q, **qp;
+	struct login_job **h = j->known ? &q->known_h : &q->other_h;
+	struct login_job **t = j->known ? &q->known_t : &q->other_t;
+	struct login_job *p = NULL;
+
+	for (struct login_job *x = *h; x && x != j; x = x->qnext)
+		p = x;
+	if (p)
+		p->qnext = j->qnext;
+	else
+		*h = j->qnext;
+	if (*t == j)
+		*t = p;
+	j->qnext = NULL;
+	j->q = NULL;
+	q->n--;
+	turns.waiting--;
+	if (q->n == 0) {
+		for (qp = &turns.qs; *qp != q; qp = &(*qp)->next)
+			;
+		*qp = q->next;
+		if (turns.cursor == q)
+			turns.cursor = q->next;
+		free(q);
+	}
+}
+
+/* The next login to hash: the DC after the last served, known first. */
+static struct login_job *
+turns_take(void)
+{
+	struct login_turns *q = turns.cursor ? turns.cursor : turns.qs;
+	struct login_job *j;
+
+	if (q == NULL)
+		return NULL;
+	j = q->known_h ? q->known_h : q->other_h;
+	turns.cursor = q->next;
+	turns_unlink(j);
+	return j;
+}
+
+static void
+login_job_gone(struct ntm_req *req, void *arg)
+{
+	struct login_job *j = arg;
+
+	turns_unlink(j);
+	turns.gone++;
+	ntm_reply_error(req, 503, "busy", NULL, "gone");
+	login_job_free(j);
+}
+
+/* Hands waiting logins to free threads. */
+static void
+turns_run(struct as *as)
+{
+	struct login_job *j;
+	int err;
+
+	while (turns.hashing < AS_WORKERS && (j = turns_take()) != NULL) {
+		ntm_req_on_gone(j->req, NULL, NULL);
+		if ((err = ntm_worker_submit(as->worker, login_work, login_done, j)) < 0) {
+			log_warnx("login user=%s: cannot queue the password check: %s", j->user,
+			    ntm_strerror(err));
+			ntm_reply_err(j->req, err, "too many logins in progress");
+			login_job_free(j);
+			continue;
+		}
+		j->hashing = 1;
+		turns.hashing++;
+	}
+}
+
+/* j takes its turn: 0, or -1 after the 503. */
+static int
+turns_add(struct as *as, struct login_job *j)
+{
+	struct login_turns *q;
+
+	for (q = turns.qs; q && strcmp(q->dc, j->dc) != 0; q = q->next)
+		;
+	if (turns.waiting >= AS_LOGIN_QUEUE || (q && q->n >= AS_LOGIN_QUEUE_DC)) {
+		turns.busy++;
+		ntm_log_rl(NTM_LOG_WARN, "login refused: the AS's login queue is full", j->dc,
+		    "login user=%s from DC %s: busy (%ld waiting)", j->user, j->dc,
+		    turns.waiting);
+		ntm_reply_error(j->req, 503, "busy", NULL, "the AS has too many logins "
+		    "waiting; try again later");
+		return -1;
+	}
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL) {
+			ntm_reply_error(j->req, 500, "internal", NULL, "out of memory");
+			return -1;
+		}
+		snprintf(q->dc, sizeof(q->dc), "%s", j->dc);
+		q->next = turns.qs;
+		turns.qs = q;
+	}
+	if (j->known) {
+		if (q->known_t)
+			q->known_t->qnext = j;
+		else
+			q->known_h = j;
+		q->known_t = j;
+	} else {
+		if (q->other_t)
+			q->other_t->qnext = j;
+		else
+			q->other_h = j;
+		q->other_t = j;
+	}
+	j->q = q;
+	q->n++;
+	turns.waiting++;
+	ntm_req_on_gone(j->req, login_job_gone, j);
+	turns_run(as);
+	return 0;
 }
 
 /* Logins by result, for GET /metrics (every result the log names). */
@@ -71,6 +223,14 @@ as_login_metrics(struct ntm_prom *p)
 	for (size_t i = 0; i < LOGIN_RESULTS; i++)
 		ntm_prom_int(p, (const char *const[]){ "result", login_results[i], NULL },
 		    (int64_t)login_count[i]);
+	ntm_prom_family(p, "ntm_as_login_waiting", NTM_PROM_GAUGE,
+	    "Logins waiting for a hashing thread (turns per DC)");
+	ntm_prom_int(p, NULL, turns.waiting);
+	ntm_prom_family(p, "ntm_as_login_refused_total", NTM_PROM_COUNTER,
+	    "Logins refused before hashing, by reason (busy: the queues were full; "
+	    "gone: the DC left while it waited)");
+	ntm_prom_int(p, (const char *const[]){ "reason", "busy", NULL }, (int64_t)turns.busy);
+	ntm_prom_int(p, (const char *const[]){ "reason", "gone", NULL }, (int64_t)turns.gone);
 }
 
 /* ---- failed logins: backoff per user name ------------------------------- */
@@ -310,6 +470,10 @@ login_done(void *arg)
 	json_t *body;
 	int err;
 
+	if (j->hashing) {
+		turns.hashing--;
+		turns_run(as);
+	}
 	if (j->result == NTM_ERR_BADPASS) {
 		/* Unknown and known users alike: the same answer, after the same
 		 * Argon2id; only our log tells them apart. */
@@ -633,12 +797,9 @@ route_login(struct ntm_req *req, void *arg)
 	    sizeof(box.device_key)) < 0)
 		j->device_key[0] = '\0';
 	ntm_wipe(&box, sizeof(box));
-	if ((err = ntm_worker_submit(as->worker, login_work, login_done, j)) < 0) {
-		log_warnx("login user=%s: cannot queue the password check: %s", j->user,
-		    ntm_strerror(err));
-		ntm_reply_err(req, err, "too many logins in progress");
+	j->known = m.known;
+	if (turns_add(as, j) < 0)
 		login_job_free(j);
-	}
 }
 
 /*

@@ -667,13 +667,16 @@ on_login(struct ntm_req *req, void *arg)
 	as.password = m.password;
 	as.sealed = m.sealed;
 	as.device = m.device;
+	/* The AS serves a DC's known devices first too (among this DC's). */
+	l->known = login_known(dc, &m);
+	as.known = l->known;
+	ntm_jmsg_set(&ntm_msg_as_login, &as, "known", l->known);
 	if (ntm_msg_as_login_encode(&as, &out, &jerr) < 0) {
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto cleanup;
 	}
 	l->as_body = out;
 	out = NULL;
-	l->known = login_known(dc, &m);
 	if (dc->login_inflight < s->conf.login_inflight && dc->login_waiting == 0 &&
 	    (dc->login_known == NULL || dc->login_known->n == 0))
 		login_send(l);

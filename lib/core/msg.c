@@ -393,6 +393,7 @@ static const struct ntm_mfield as_login_f[] = {
 	S(T, password, 0, NTM_PASSWORD_MAX, NTM_MF_NONEMPTY, 0),
 	S(T, device, 1, NTM_DEVICE_MAX, NTM_MF_DEVICE, 0),
 	S(T, sealed, 0, NTM_B64_LEN(NTM_LOGIN_SEALED_MAX), NTM_MF_NONEMPTY, 0),
+	B(T, known, 0),
 };
 MSG(ntm_msg_as_login, "POST /v1/as/login", as_login_f);
 #undef T

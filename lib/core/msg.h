@@ -146,6 +146,7 @@ struct ntm_m_as_login {
 	int64_t		 version;
 	const char	*user, *password, *device;	/* password or sealed */
 	const char	*sealed;
+	int		 known;		/* optional: the DC knows the device */
 };
 NTM_MSG_CODEC(ntm_msg_as_login, struct ntm_m_as_login)
 

@@ -23,7 +23,7 @@ static const struct {
 	  "\"device\":\"laptop\",\"client_key\":\"" K32 "\",\"push\":\"https://p.example/x\","
 	  "\"exchange_key\":\"" K32 "\",\"device_key\":\"" K32 "\",\"sealed\":\"s\",\"prior_token\":\"t\"}" },
 	{ &ntm_msg_as_login, "{\"version\":1,\"user\":\"alice\",\"password\":\"pw\","
-	  "\"device\":\"laptop\",\"sealed\":\"s\"}" },
+	  "\"device\":\"laptop\",\"sealed\":\"s\",\"known\":true}" },
 	{ &ntm_msg_as_login_ok, "{\"user\":\"alice\",\"token\":\"tok\",\"expires\":1700000000,"
 	  "\"cs_tokens\":[\"t1\",\"t2\"]}" },
 	{ &ntm_msg_as_logout, "{\"version\":1,\"token_id\":\"" H32 "\"}" },
