@@ -57,7 +57,7 @@ on_session(const struct ntm_relay_sess_info *s, void *arg)
 	/* The account as the RS knows it: an id the DC made, not a name. */
 	acct[0] = '\0';
 	if (s->ticket_version == NTM_TICKET_V2 &&
-	    ntm_hex_encode(acct, sizeof(acct), s->account, NTM_TICKET_ACCOUNT_LEN) == 0) {
+	    ntm_hex_encode(acct, sizeof(acct), s->account, NTM_TICKET_ACCOUNT_LEN) >= 0) {
 		snprintf(key, sizeof(key), "%s/%s", s->dc, acct);
 		json_object_set_new(w->accts, key,
 		    json_integer(json_integer_value(json_object_get(w->accts, key)) + 1));
