@@ -14,6 +14,7 @@
 #       == nat3 198.18.4.1 == c1 100.64.4.10 (bob, device 2)
 #       == nat4 198.18.5.1 == d1 100.64.5.10 (bob, device 3)
 #                          == d2 100.64.5.11 (dave)
+#       == g1 198.18.1.10, g2 198.18.1.11 (rsflood: tickets dc1 signs)
 #
 # Every tunnel is relayed (both ends behind NAT, no punching). Bob's
 # devices and dave are at dc1, carol at dc2: each ticket is dc1's and
@@ -37,6 +38,8 @@ setup_file() {
 	host_behind c1 nat3 100.64.4.10 100.64.4.1
 	host_behind d1 nat4 100.64.5.10 100.64.5.1
 	host_behind d2 nat4 100.64.5.11 100.64.5.1
+	host_global g1 198.18.1.10
+	host_global g2 198.18.1.11
 	client_up b1 carol carol dc2
 	client_up a1 bob1 bob dc1
 	client_up c1 bob2 bob dc1
@@ -130,4 +133,31 @@ rs_field() { rs_status | jq "$1"; }
 	run metrics rs
 	assert_success
 	assert_output --regexp 'ntm_rs_dropped_total\{reason="account_quota"\} [1-9][0-9]*'
+}
+
+@test "tickets of version 1 (a DC before version 2) are held by the host quota, version 2 by the account's from any host" {
+	local k=("--to" "198.18.0.4:3478" "--key" "$TOPO_DIR/dc1/identity.key"
+	    "--cert" "$TOPO_DIR/dc1/server.cert" "--rs-key" "$(cat "$TOPO_DIR/rs.pub")"
+	    "--rs-name" "rs1.ntm.test" "--wait-ms" "300")
+	# sessions bound on one side only stay for the whole test
+	sed -i 's/^idle_timeout_s = .*/idle_timeout_s = 120/' "$TOPO_DIR/rs.conf"
+	restart_server rs
+	# one account's tickets, made as dc1 makes them, from two hosts
+	run n g1 "$NTM_BIN/tests/rsflood" sessions "${k[@]}" --n 3 --account erin
+	assert_success
+	assert_output --regexp '^acked 2 of 3'
+	run n g2 "$NTM_BIN/tests/rsflood" sessions "${k[@]}" --n 1 --account erin
+	assert_output --regexp '^acked 0 of 1'
+	# another account from the same host
+	run n g2 "$NTM_BIN/tests/rsflood" sessions "${k[@]}" --n 1 --account frank
+	assert_output --regexp '^acked 1 of 1'
+	# version 1 names no account: three from g2, held by client_sessions only
+	run n g2 "$NTM_BIN/tests/rsflood" sessions "${k[@]}" --n 3
+	assert_output --regexp '^acked 3 of 3'
+	wait_for 5 bash -c "[ \"\$(ip netns exec ${P}srv $NTM_BIN/ntm-rs -f $TOPO_DIR/rs.conf status --json | jq .sessions_total)\" -ge 6 ]"
+	run rs_status
+	assert_success
+	# (the agents' tunnels bound again after the restart: bob's two, dave's)
+	assert_equal "$(jq -c '[.account_sessions[]] | max' <<<"$output")" 2
+	assert_equal "$(jq '[.sessions[] | select(.ticket_version == 1 and .account == null)] | length' <<<"$output")" 3
 }
