@@ -82,8 +82,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	switch (data[0]) {
 	case 0:
+		/* version 1 or 2; only a version 2 ticket names an account */
 		if (ntm_ticket_open(&ti, data + 1, size - 1, as_pk, "rs1.ntm.test", rs_sk,
-		    NOW) == 0 && memcmp(ti.tunnel_id, data + 2, NTM_TUNNEL_ID_LEN) != 0)
+		    NOW) == 0 && (memcmp(ti.tunnel_id, data + 2, NTM_TUNNEL_ID_LEN) != 0 ||
+		    ti.version != data[1] || (ti.version == NTM_TICKET_V2 &&
+		    memcmp(ti.account, data + 2 + NTM_TUNNEL_ID_LEN + 8, NTM_TICKET_ACCOUNT_LEN) != 0)))
 			abort();
 		break;
 	case 1:
@@ -106,7 +109,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	default: {
 		struct ntm_relay_limits lim = { .max_sessions = 4, .idle_ms = 1000,
-		    .session_pps = 50, .bind_pps = (data[0] & 1) ? 50 : 2 };
+		    .session_pps = 50, .bind_pps = (data[0] & 1) ? 50 : 2,
+		    .account_sessions = 2 };
 		struct ntm_relay *r = ntm_relay_new(&lim, "rs1.ntm.test", rs_sk, as_pk);
 		struct ntm_relay_out out;
 		struct ntm_relay_stats st;

@@ -145,6 +145,7 @@ struct srv_conf {
 	long	 bind_rate_source;	/* RS: ticket checks/s per source address */
 	long	 bind_rate_prefix;	/* RS: ticket checks/s per source /24 or /56 */
 	long	 client_sessions;	/* RS: session sides one client address may hold */
+	long	 account_sessions;	/* RS: sessions one account's (v2) tickets may open */
 	long	 dc_session_share;	/* RS: % of max_sessions one DC's tickets may open */
 	long	 signed_rate;
 	long	 signed_burst;

@@ -56,6 +56,7 @@ static const struct {
 	I(bind_rate_source, R_RS, 1, 1000000),
 	I(bind_rate_prefix, R_RS, 1, 1000000),
 	I(client_sessions, R_RS, 1, 1000000),
+	I(account_sessions, R_RS, 1, 1000000),
 	I(dc_session_share, R_RS, 1, 100),
 	I(signed_rate, R_ALL, 1, 1000000), I(signed_burst, R_ALL, 1, 1000000),
 	I(replay_per_peer, R_ALL, 16, 1L << 20),
@@ -258,6 +259,7 @@ conf_defaults(struct srv_conf *c)
 	c->bind_rate_source = 20;
 	c->bind_rate_prefix = 100;
 	c->client_sessions = 64;
+	c->account_sessions = 64;
 	c->dc_session_share = 50;
 	c->signed_rate = NTM_HTTPD_SIGNED_RATE;
 	c->signed_burst = NTM_HTTPD_SIGNED_BURST;

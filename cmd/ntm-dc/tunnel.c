@@ -52,6 +52,7 @@ struct dc_treq {
 	struct ntm_req		*req;
 	int			 state;		/* T_DISCOVER, T_LOCATE, T_DELIVER */
 	char			 me[NTM_NAME_MAX + 1], me4[48], me6[48];
+	char			 user[NTM_USER_MAX + 1];	/* the requester's account */
 	struct ntm_location	 myloc;
 	char			 peer[NTM_NAME_MAX + 1], peer4[48], peer6[48];
 	struct ntm_location	 peerloc;
@@ -287,7 +288,7 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 	struct srv *s = dc->srv;
 	struct ntm_route r;
 	struct relay_part rp;
-	uint8_t ticket[NTM_TICKET_MAX], rkey[NTM_KEY_LEN];
+	uint8_t ticket[NTM_TICKET_MAX], rkey[NTM_KEY_LEN], acct[NTM_TICKET_ACCOUNT_LEN];
 	char ep_me[64], ep_peer[64];
 	int64_t now = now_unix(), expires = now + s->conf.direction_ttl_s;
 	int n, me_init;
@@ -317,8 +318,11 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 			return -1;
 		}
 		ntm_random(rkey, sizeof(rkey));
-		n = ntm_ticket_make(ticket, sizeof(ticket), t->tid, now + DC_TUNNEL_TTL_S,
-		    s->conf.relay_name, s->conf.relay_pk, rkey, &s->cert, s->sk);
+		/* A version 2 ticket: the RS counts the requester's account's
+		 * sessions (account_sessions), whatever address it binds from. */
+		if ((n = ntm_ticket_account(acct, t->user, s->sk)) == 0)
+			n = ntm_ticket_make(ticket, sizeof(ticket), t->tid, now + DC_TUNNEL_TTL_S,
+			    s->conf.relay_name, s->conf.relay_pk, rkey, acct, &s->cert, s->sk);
 		if (n < 0 || ntm_b64_encode(rp.ticket, sizeof(rp.ticket), ticket, (size_t)n) < 0 ||
 		    ntm_b64_encode(rp.key, sizeof(rp.key), rkey, sizeof(rkey)) < 0) {
 			ntm_wipe(rkey, sizeof(rkey));
@@ -549,6 +553,7 @@ on_tunnel(struct ntm_req *req, void *arg)
 	t->dc = dc;
 	t->req = req;
 	snprintf(t->me, sizeof(t->me), "%s", cl.fqdn);
+	snprintf(t->user, sizeof(t->user), "%s", cl.user);
 	snprintf(t->me4, sizeof(t->me4), "%s", cl.vip4);
 	snprintf(t->me6, sizeof(t->me6), "%s", cl.vip6);
 	t->myloc = mi.loc;

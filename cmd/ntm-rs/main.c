@@ -24,6 +24,7 @@ refused(const struct ntm_relay_stats *st)
 	return st->cookies_sent + st->drops[NTM_RELAY_DROP_RATE] +
 	    st->drops[NTM_RELAY_DROP_SOURCE_RATE] + st->drops[NTM_RELAY_DROP_LOAD] +
 	    st->drops[NTM_RELAY_DROP_CLIENT_QUOTA] + st->drops[NTM_RELAY_DROP_DC_QUOTA] +
+	    st->drops[NTM_RELAY_DROP_ACCOUNT_QUOTA] +
 	    st->drops[NTM_RELAY_DROP_OTHER_DC] + st->drops[NTM_RELAY_DROP_BAD_TICKET];
 }
 
@@ -45,7 +46,7 @@ log_attack(struct rs *rs, int64_t now)
 	if (n > 0)
 		log_warnx("binds refused in the last %llds: %llu cookies sent (%llu binds checked "
 		    "on one), bad_ticket %llu, rate %llu, source_rate %llu, load %llu, "
-		    "client_quota %llu, dc_quota %llu, other_dc %llu",
+		    "client_quota %llu, dc_quota %llu, account_quota %llu, other_dc %llu",
 		    (long long)((now - rs->logged_ms) / 1000),
 		    (unsigned long long)(st.cookies_sent - o->cookies_sent),
 		    (unsigned long long)(st.cookie_binds - o->cookie_binds),
@@ -53,6 +54,7 @@ log_attack(struct rs *rs, int64_t now)
 		    D(NTM_RELAY_DROP_BAD_TICKET), D(NTM_RELAY_DROP_RATE),
 		    D(NTM_RELAY_DROP_SOURCE_RATE), D(NTM_RELAY_DROP_LOAD),
 		    D(NTM_RELAY_DROP_CLIENT_QUOTA), D(NTM_RELAY_DROP_DC_QUOTA),
+		    D(NTM_RELAY_DROP_ACCOUNT_QUOTA),
 		    D(NTM_RELAY_DROP_OTHER_DC));
 #undef D
 	else if (rs->attacked)
@@ -116,6 +118,7 @@ rs_setup(struct srv *s, char *err, size_t errlen)
 		.prefix_bind_pps = (uint32_t)s->conf.bind_rate_prefix,
 		.client_sessions = (size_t)s->conf.client_sessions,
 		.dc_share	= (unsigned)s->conf.dc_session_share,
+		.account_sessions = (size_t)s->conf.account_sessions,
 	};
 	struct timeval one = { 1, 0 }, zero = { 0, 0 };
 

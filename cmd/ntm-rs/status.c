@@ -23,6 +23,7 @@
 struct walk {
 	json_t	*arr;
 	json_t	*dcs;		/* DC name -> sessions it opened (all, not only listed) */
+	json_t	*accts;		/* DC name / account id -> sessions it opened (v2) */
 	size_t	 total;
 };
 
@@ -48,17 +49,27 @@ static void
 on_session(const struct ntm_relay_sess_info *s, void *arg)
 {
 	struct walk *w = arg;
-	char hex[2 * NTM_TUNNEL_ID_LEN + 1];
+	char hex[2 * NTM_TUNNEL_ID_LEN + 1], acct[2 * NTM_TICKET_ACCOUNT_LEN + 1];
+	char key[NTM_NAME_MAX + 1 + sizeof(acct)];
 
 	json_object_set_new(w->dcs, s->dc,
 	    json_integer(json_integer_value(json_object_get(w->dcs, s->dc)) + 1));
+	/* The account as the RS knows it: an id the DC made, not a name. */
+	acct[0] = '\0';
+	if (s->ticket_version == NTM_TICKET_V2 &&
+	    ntm_hex_encode(acct, sizeof(acct), s->account, NTM_TICKET_ACCOUNT_LEN) >= 0) {
+		snprintf(key, sizeof(key), "%s/%s", s->dc, acct);
+		json_object_set_new(w->accts, key,
+		    json_integer(json_integer_value(json_object_get(w->accts, key)) + 1));
+	}
 	if (w->total++ >= RS_STATUS_MAX_SESSIONS)
 		return;
 	if (ntm_hex_encode(hex, sizeof(hex), s->tunnel_id, NTM_TUNNEL_ID_LEN) < 0)
 		return;
-	json_array_append_new(w->arr, json_pack("{s:s, s:s, s:I, s:I, s:[o,o]}",
-	    "tunnel_id", hex, "dc", s->dc, "idle_s", (json_int_t)(s->idle_ms / 1000),
-	    "age_s", (json_int_t)(s->age_ms / 1000),
+	json_array_append_new(w->arr, json_pack("{s:s, s:s, s:i, s:o, s:I, s:I, s:[o,o]}",
+	    "tunnel_id", hex, "dc", s->dc, "ticket_version", s->ticket_version,
+	    "account", acct[0] ? json_string(acct) : json_null(),
+	    "idle_s", (json_int_t)(s->idle_ms / 1000), "age_s", (json_int_t)(s->age_ms / 1000),
 	    "sides", side_json(&s->side[0]), side_json(&s->side[1])));
 }
 
@@ -77,6 +88,7 @@ status_binds(json_t *root, const struct srv *s, const struct ntm_relay_stats *st
 		{ lim, "bind_rate_source", s->conf.bind_rate_source },
 		{ lim, "bind_rate_prefix", s->conf.bind_rate_prefix },
 		{ lim, "client_sessions", s->conf.client_sessions },
+		{ lim, "account_sessions", s->conf.account_sessions },
 		{ lim, "dc_session_share", s->conf.dc_session_share },
 		{ c, "ticket_checks", (long long)st->ticket_checks },
 		{ c, "cookies_sent", (long long)st->cookies_sent },
@@ -97,7 +109,7 @@ rs_status_write(struct rs *rs)
 {
 	struct srv *s = rs->srv;
 	struct ntm_relay_stats st;
-	struct walk w = { NULL, NULL, 0 };
+	struct walk w = { NULL, NULL, NULL, 0 };
 	json_t *root = NULL, *drops, *udp;
 	char *text = NULL, *tmp = NULL;
 	int fd = -1, ret = -1, i;
@@ -105,7 +117,7 @@ rs_status_write(struct rs *rs)
 
 	ntm_relay_get_stats(rs->relay, &st);
 	if ((w.arr = json_array()) == NULL || (w.dcs = json_object()) == NULL ||
-	    (drops = json_object()) == NULL)
+	    (w.accts = json_object()) == NULL || (drops = json_object()) == NULL)
 		goto cleanup;
 	for (i = 0; i < NTM_RELAY_DROP__N; i++)
 		json_object_set_new(drops, ntm_relay_drop_name(i), json_integer((json_int_t)st.drops[i]));
@@ -138,7 +150,8 @@ rs_status_write(struct rs *rs)
 	w.arr = NULL;		/* stolen (or freed) by json_pack */
 	if (root == NULL)
 		goto cleanup;
-	if (status_binds(root, s, &st) < 0 || json_object_set(root, "dc_sessions", w.dcs) < 0)
+	if (status_binds(root, s, &st) < 0 || json_object_set(root, "dc_sessions", w.dcs) < 0 ||
+	    json_object_set(root, "account_sessions", w.accts) < 0)
 		goto cleanup;
 	{
 		struct ntm_probe_stats ps;
@@ -180,6 +193,7 @@ cleanup:
 	}
 	json_decref(w.arr);
 	json_decref(w.dcs);
+	json_decref(w.accts);
 	json_decref(root);
 	free(text);
 	free(tmp);
@@ -292,8 +306,9 @@ print_human(json_t *st, int64_t age)
 	    (long long)jint(lim, "bind_rate_source"), (long long)jint(lim, "bind_rate_prefix"),
 	    (long long)jint(c, "cookies_sent"), (long long)jint(c, "cookie_binds"),
 	    (long long)jint(c, "bad_cookies"));
-	printf("quotas %lld sessions per client address, %lld%% of the sessions per DC",
-	    (long long)jint(lim, "client_sessions"), (long long)jint(lim, "dc_session_share"));
+	printf("quotas %lld sessions per client address, %lld per account, "
+	    "%lld%% of the sessions per DC", (long long)jint(lim, "client_sessions"),
+	    (long long)jint(lim, "account_sessions"), (long long)jint(lim, "dc_session_share"));
 	json_object_foreach(json_object_get(st, "dc_sessions"), k, v)
 		printf("  %s %lld", k, (long long)json_integer_value(v));
 	printf("\n");

@@ -12,11 +12,14 @@
 
 #include "relay.h"
 
-#define TICKET_CTX	"ntm-ticket-v1"
-#define TICKET_CTX_LEN	(sizeof(TICKET_CTX) - 1)
-#define TICKET_VERSION	1
+/* The signed context names the version: "ntm-ticket-v1" or "-v2". */
+#define TICKET_CTX_V1	"ntm-ticket-v1"
+#define TICKET_CTX_V2	"ntm-ticket-v2"
+#define TICKET_CTX_LEN	(sizeof(TICKET_CTX_V1) - 1)
+#define ACCOUNT_CTX	"ntm-ticket-account-v1"
 #define SEALED_LEN	(crypto_box_SEALBYTES + NTM_KEY_LEN)	/* 80 */
-/* version, tunnel_id, expires, name length, sealed key, cert length, sig */
+/* version, tunnel_id, expires, name length, sealed key, cert length, sig;
+ * version 2 adds the account after expires */
 #define TICKET_FIXED	(1 + NTM_TUNNEL_ID_LEN + 8 + 1 + SEALED_LEN + 2 + NTM_SIG_LEN)
 /* RELAY_BIND: hdr, side, zero[3], counter, ticket length */
 #define BIND_HDR	(NTM_HDR_LEN + 4 + 8 + 2)
@@ -24,10 +27,28 @@
 /* ---- tickets ------------------------------------------------------------- */
 
 int
+ntm_ticket_account(uint8_t out[NTM_TICKET_ACCOUNT_LEN], const char *user,
+    const uint8_t dc_sk[NTM_SIGN_SK])
+{
+	uint8_t key[crypto_generichash_KEYBYTES];
+
+	if (out == NULL || user == NULL || user[0] == '\0' || dc_sk == NULL)
+		return NTM_ERR_INVAL;
+	/* A key of its own, from the seed half of the DC's signing key: the
+	 * same across restarts, no new secret to keep. */
+	crypto_generichash(key, sizeof(key), (const uint8_t *)ACCOUNT_CTX,
+	    sizeof(ACCOUNT_CTX) - 1, dc_sk, 32);
+	crypto_generichash(out, NTM_TICKET_ACCOUNT_LEN, (const uint8_t *)user, strlen(user),
+	    key, sizeof(key));
+	ntm_wipe(key, sizeof(key));
+	return 0;
+}
+
+int
 ntm_ticket_make(uint8_t *out, size_t cap,
     const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], int64_t expires,
     const char *rs_name, const uint8_t rs_pk[NTM_SIGN_PK],
-    const uint8_t relay_key[NTM_KEY_LEN],
+    const uint8_t relay_key[NTM_KEY_LEN], const uint8_t *account,
     const struct ntm_cert *dc_cert, const uint8_t dc_sk[NTM_SIGN_SK])
 {
 	uint8_t buf[TICKET_CTX_LEN + NTM_TICKET_MAX];
@@ -52,10 +73,12 @@ ntm_ticket_make(uint8_t *out, size_t cap,
 		return NTM_ERR_CRYPTO;
 
 	ntm_wr_init(&w, buf, sizeof(buf));
-	ntm_wr_bytes(&w, TICKET_CTX, TICKET_CTX_LEN);
-	ntm_wr_u8(&w, TICKET_VERSION);
+	ntm_wr_bytes(&w, account ? TICKET_CTX_V2 : TICKET_CTX_V1, TICKET_CTX_LEN);
+	ntm_wr_u8(&w, account ? NTM_TICKET_V2 : NTM_TICKET_V1);
 	ntm_wr_bytes(&w, tunnel_id, NTM_TUNNEL_ID_LEN);
 	ntm_wr_u64(&w, (uint64_t)expires);
+	if (account)
+		ntm_wr_bytes(&w, account, NTM_TICKET_ACCOUNT_LEN);
 	ntm_wr_u8(&w, (uint8_t)namelen);
 	ntm_wr_bytes(&w, rs_name, namelen);
 	ntm_wr_bytes(&w, sealed, sizeof(sealed));
@@ -102,6 +125,8 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	(void)ntm_cur_u8(&c, &version);
 	(void)ntm_cur_bytes(&c, t.tunnel_id, NTM_TUNNEL_ID_LEN);
 	(void)ntm_cur_u64(&c, &exp);
+	if (version == NTM_TICKET_V2)
+		(void)ntm_cur_bytes(&c, t.account, NTM_TICKET_ACCOUNT_LEN);
 	(void)ntm_cur_u8(&c, &namelen);
 	if (namelen > NTM_NAME_MAX)	/* before it is read into name[] */
 		return NTM_ERR_PROTO;
@@ -110,8 +135,10 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	(void)ntm_cur_u16(&c, &clen);
 	certp = ntm_cur_ptr(&c, clen);
 	sig = ntm_cur_ptr(&c, NTM_SIG_LEN);
-	if (ntm_cur_end(&c) < 0 || version != TICKET_VERSION || namelen == 0)
+	if (ntm_cur_end(&c) < 0 || (version != NTM_TICKET_V1 && version != NTM_TICKET_V2) ||
+	    namelen == 0)
 		return NTM_ERR_PROTO;
+	t.version = version;
 	name[namelen] = '\0';
 	if (strlen(name) != namelen || !ntm_valid_dnsname(name))
 		return NTM_ERR_PROTO;
@@ -125,7 +152,7 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	if (cert.role != NTM_ROLE_DC)
 		return NTM_ERR_CRYPTO;
 	signed_len = n - NTM_SIG_LEN;
-	memcpy(buf, TICKET_CTX, TICKET_CTX_LEN);
+	memcpy(buf, version == NTM_TICKET_V2 ? TICKET_CTX_V2 : TICKET_CTX_V1, TICKET_CTX_LEN);
 	memcpy(buf + TICKET_CTX_LEN, p, signed_len);
 	if (ntm_sign_verify(sig, buf, TICKET_CTX_LEN + signed_len, cert.pk) < 0)
 		return NTM_ERR_CRYPTO;
@@ -464,6 +491,8 @@ struct rside {
 	int64_t			 bound_ms;
 	char			 dc[NTM_NAME_MAX + 1];
 	uint64_t		 dc_serial;	/* of the DC certificate of its ticket */
+	int			 version;	/* of its ticket */
+	uint8_t			 acct[NTM_TICKET_ACCOUNT_LEN];	/* its ticket's (v2) */
 	uint32_t		 idx[IDX_KEEP];	/* indices this side named itself by */
 	unsigned		 nidx;
 	uint64_t		 packets, bytes;
@@ -472,6 +501,8 @@ struct rside {
 struct rsess {
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
 	char		 dc[NTM_NAME_MAX + 1];	/* the DC whose ticket opened it */
+	int		 version;		/* of that ticket */
+	uint8_t		 acct[NTM_TICKET_ACCOUNT_LEN];	/* v2: the account it names */
 	struct rside	 side[2];
 	struct rsess	*tnext;			/* tunnel_id hash chain */
 	struct rsess	*prev, *next;		/* all sessions, newest first */
@@ -486,13 +517,15 @@ struct srcent {
 };
 #define SRC_WAYS	4
 
-/* How many session sides one client address holds, or sessions one DC
- * opened: a chained table of counts, an entry only while it is above 0. */
+/* How many session sides one client address holds, or sessions one DC or
+ * one account (DC name, 0, account id) opened: a chained table of counts,
+ * an entry only while it is above 0. */
+#define QKEY_MAX	(NTM_NAME_MAX + 1 + NTM_TICKET_ACCOUNT_LEN)
 struct qcnt {
 	struct qcnt	*next;
 	size_t		 n;
 	size_t		 klen;
-	uint8_t		 key[NTM_NAME_MAX + 1];
+	uint8_t		 key[QKEY_MAX];
 };
 
 struct ntm_relay {
@@ -515,7 +548,7 @@ struct ntm_relay {
 	uint64_t		 cnonces;
 	int64_t			 csecret_ms;	/* when csecret[0] was made */
 	int			 has_csecret;
-	struct qcnt		**ccnt, **dcnt;	/* by client address; by DC */
+	struct qcnt		**ccnt, **dcnt, **acnt;	/* by client address; DC; account */
 	struct ntm_relay_stats	 st;
 };
 
@@ -534,6 +567,7 @@ static const char *const drop_names[NTM_RELAY_DROP__N] = {
 	[NTM_RELAY_DROP_DC_QUOTA]	= "dc_quota",
 	[NTM_RELAY_DROP_OTHER_DC]	= "other_dc",
 	[NTM_RELAY_DROP_REVOKED]	= "revoked",
+	[NTM_RELAY_DROP_ACCOUNT_QUOTA]	= "account_quota",
 };
 
 const char *
@@ -572,6 +606,8 @@ ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
 		r->lim.prefix_bind_pps = 100;
 	if (r->lim.client_sessions == 0)
 		r->lim.client_sessions = 64;
+	if (r->lim.account_sessions == 0)
+		r->lim.account_sessions = 64;
 	if (r->lim.dc_share == 0 || r->lim.dc_share > 100)
 		r->lim.dc_share = 50;
 	r->dc_cap = r->lim.max_sessions / 100 * r->lim.dc_share +
@@ -585,7 +621,9 @@ ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
 	r->abl = calloc(nb, sizeof(*r->abl));
 	r->ccnt = calloc(nb, sizeof(*r->ccnt));
 	r->dcnt = calloc(nb, sizeof(*r->dcnt));
-	if (r->tbl == NULL || r->abl == NULL || r->ccnt == NULL || r->dcnt == NULL) {
+	r->acnt = calloc(nb, sizeof(*r->acnt));
+	if (r->tbl == NULL || r->abl == NULL || r->ccnt == NULL || r->dcnt == NULL ||
+	    r->acnt == NULL) {
 		ntm_relay_free(r);
 		return NULL;
 	}
@@ -650,9 +688,14 @@ ntm_relay_free(struct ntm_relay *r)
 			qn = q->next;
 			free(q);
 		}
+		for (q = r->acnt ? r->acnt[i] : NULL; q; q = qn) {
+			qn = q->next;
+			free(q);
+		}
 	}
 	free(r->ccnt);
 	free(r->dcnt);
+	free(r->acnt);
 	free(r->tbl);
 	free(r->abl);
 	ntm_wipe(r, sizeof(*r));
@@ -780,6 +823,41 @@ client_add(struct ntm_relay *r, const struct sockaddr_storage *ss, int d)
 	(void)qcnt_add(r, r->ccnt, k, n, d);
 }
 
+/* The account key of a v2 ticket: its DC's name, 0, the account id. An
+ * account id means something only to the DC that made it, and a DC cannot
+ * spend another DC's accounts' quotas. */
+static size_t
+acct_key(uint8_t k[QKEY_MAX], const char *dc, const uint8_t acct[NTM_TICKET_ACCOUNT_LEN])
+{
+	size_t n = strnlen(dc, NTM_NAME_MAX);
+
+	memcpy(k, dc, n);
+	k[n] = 0;
+	memcpy(k + n + 1, acct, NTM_TICKET_ACCOUNT_LEN);
+	return n + 1 + NTM_TICKET_ACCOUNT_LEN;
+}
+
+static size_t
+acct_count(const struct ntm_relay *r, const char *dc, const uint8_t acct[NTM_TICKET_ACCOUNT_LEN])
+{
+	uint8_t k[QKEY_MAX];
+	size_t n = acct_key(k, dc, acct);
+
+	return qcnt_get(r, r->acnt, k, n);
+}
+
+static int
+acct_add(struct ntm_relay *r, const struct rsess *s, int d)
+{
+	uint8_t k[QKEY_MAX];
+	size_t n;
+
+	if (s->version != NTM_TICKET_V2)
+		return 0;
+	n = acct_key(k, s->dc, s->acct);
+	return qcnt_add(r, r->acnt, k, n, d);
+}
+
 static struct rsess *
 sess_find(const struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN])
 {
@@ -839,12 +917,14 @@ sess_remove(struct ntm_relay *r, struct rsess *s)
 		s->next->prev = s->prev;
 	r->st.sessions--;
 	(void)qcnt_add(r, r->dcnt, s->dc, strlen(s->dc), -1);
+	(void)acct_add(r, s, -1);
 	sess_free(s);
 }
 
+/* A session opened by a ticket of dc, of that version and account (v2). */
 static struct rsess *
 sess_add(struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN], const char *dc,
-    int64_t now_ms)
+    int version, const uint8_t acct[NTM_TICKET_ACCOUNT_LEN], int64_t now_ms)
 {
 	struct rsess *s;
 	size_t b;
@@ -852,7 +932,14 @@ sess_add(struct ntm_relay *r, const uint8_t tid[NTM_TUNNEL_ID_LEN], const char *
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	snprintf(s->dc, sizeof(s->dc), "%s", dc);
+	s->version = version;
+	memcpy(s->acct, acct, NTM_TICKET_ACCOUNT_LEN);
+	if (acct_add(r, s, +1) < 0) {
+		free(s);
+		return NULL;
+	}
 	if (qcnt_add(r, r->dcnt, s->dc, strlen(s->dc), +1) < 0) {
+		(void)acct_add(r, s, -1);
 		free(s);
 		return NULL;
 	}
@@ -1114,7 +1201,8 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	int64_t valid_until;
 	uint64_t dc_serial;
 	const char *dc;
-	int e, cached = 0, was_live;
+	int e, cached = 0, was_live, version;
+	uint8_t acct[NTM_TICKET_ACCOUNT_LEN];
 
 	if (ntm_relay_bind_parse(&b, p, n) < 0)
 		return drop(r, out, NTM_RELAY_DROP_MALFORMED);
@@ -1130,6 +1218,8 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		valid_until = sd->valid_until;
 		dc = sd->dc;
 		dc_serial = sd->dc_serial;
+		version = sd->version;
+		memcpy(acct, sd->acct, sizeof(acct));
 		cached = 1;
 		if (r->revoked && r->revoked(dc_serial, r->revoked_arg))
 			return drop(r, out, NTM_RELAY_DROP_REVOKED);
@@ -1149,6 +1239,8 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		memcpy(key, ti.relay_key, sizeof(key));
 		dc = ti.dc;
 		dc_serial = ti.dc_serial;
+		version = ti.version;
+		memcpy(acct, ti.account, sizeof(acct));
 	}
 	if (ntm_relay_bind_verify(p, n, key) < 0) {
 		e = NTM_RELAY_DROP_BAD_MAC;
@@ -1184,11 +1276,18 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 			e = NTM_RELAY_DROP_FULL;
 			goto fail;
 		}
+		/* A v1 ticket names no account: only the quotas above and the
+		 * DC's share hold it (docs/protocol.md §4.4, transition). */
+		if (version == NTM_TICKET_V2 &&
+		    acct_count(r, dc, acct) >= r->lim.account_sessions) {
+			e = NTM_RELAY_DROP_ACCOUNT_QUOTA;
+			goto fail;
+		}
 		if (qcnt_get(r, r->dcnt, dc, strlen(dc)) >= r->dc_cap) {
 			e = NTM_RELAY_DROP_DC_QUOTA;
 			goto fail;
 		}
-		if ((s = sess_add(r, b.ticket + 1, dc, now_ms)) == NULL) {
+		if ((s = sess_add(r, b.ticket + 1, dc, version, acct, now_ms)) == NULL) {
 			e = NTM_RELAY_DROP_FULL;
 			goto fail;
 		}
@@ -1201,6 +1300,8 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 		sd->valid_until = valid_until;
 		snprintf(sd->dc, sizeof(sd->dc), "%s", dc);
 		sd->dc_serial = dc_serial;
+		sd->version = version;
+		memcpy(sd->acct, acct, sizeof(sd->acct));
 	}
 	was_live = side_live(sd, now_unix) &&
 	    ntm_sa_equal((const struct sockaddr *)&sd->addr, (const struct sockaddr *)from);
@@ -1403,6 +1504,8 @@ ntm_relay_walk(const struct ntm_relay *r, int64_t now_ms, ntm_relay_walk_fn *fn,
 		memset(&info, 0, sizeof(info));
 		memcpy(info.tunnel_id, s->tid, NTM_TUNNEL_ID_LEN);
 		memcpy(info.dc, s->dc, sizeof(info.dc));
+		info.ticket_version = s->version;
+		memcpy(info.account, s->acct, sizeof(info.account));
 		for (int i = 0; i < 2; i++) {
 			const struct rside *sd = &s->side[i];
 			struct ntm_relay_side_info *si = &info.side[i];

@@ -7,12 +7,29 @@
 
 #include "ntm-rt.h"
 
+/* Ticket versions: 2 names the account that asked for the tunnel (the RS
+ * counts its sessions), 1 does not (DCs before version 2; an RS still takes
+ * it, counted under the host and DC quotas only). */
+#define NTM_TICKET_V1		1
+#define NTM_TICKET_V2		2
+#define NTM_TICKET_ACCOUNT_LEN	16
+
+/* DC: the account id a v2 ticket carries for user: BLAKE2b-128 of user
+ * keyed with a key derived from the DC's own secret key. Stable for one
+ * DC and one account, the same for all its devices; the RS (and whoever
+ * sees the ticket) cannot tell which account it is, nor link it to the
+ * same account at another DC. 0 or NTM_ERR_INVAL (no or empty user). */
+int ntm_ticket_account(uint8_t out[NTM_TICKET_ACCOUNT_LEN], const char *user,
+    const uint8_t dc_sk[NTM_SIGN_SK]) NTM_WUR;
+
 /* DC: make a ticket for rs_name (whose Ed25519 public key is rs_pk) that
- * carries relay_key sealed to the RS. Returns the length written. */
+ * carries relay_key sealed to the RS: version 2 naming account (from
+ * ntm_ticket_account), or version 1 when account is NULL. Returns the
+ * length written, or NTM_ERR_TOOBIG (over cap or NTM_TICKET_MAX). */
 int ntm_ticket_make(uint8_t *out, size_t cap,
     const uint8_t tunnel_id[NTM_TUNNEL_ID_LEN], int64_t expires,
     const char *rs_name, const uint8_t rs_pk[NTM_SIGN_PK],
-    const uint8_t relay_key[NTM_KEY_LEN],
+    const uint8_t relay_key[NTM_KEY_LEN], const uint8_t *account,
     const struct ntm_cert *dc_cert, const uint8_t dc_sk[NTM_SIGN_SK]) NTM_WUR;
 
 struct ntm_ticket_info {
@@ -21,6 +38,8 @@ struct ntm_ticket_info {
 	char		dc[NTM_NAME_MAX + 1];		/* the issuing DC */
 	uint64_t	dc_serial;			/* its certificate's serial */
 	uint8_t		relay_key[NTM_KEY_LEN];
+	int		version;			/* NTM_TICKET_V1 or _V2 */
+	uint8_t		account[NTM_TICKET_ACCOUNT_LEN];	/* v2; zero in v1 */
 };
 /* RS: decode strictly and verify (DC cert by as_pk with role dc, signature,
  * expiry against now (unix s), rs name == my_name), then open the relay key
@@ -107,6 +126,7 @@ enum ntm_relay_drop {
 	NTM_RELAY_DROP_DC_QUOTA,	/* the ticket's DC opened its share of max_sessions */
 	NTM_RELAY_DROP_OTHER_DC,	/* a ticket of another DC than the one that opened the session */
 	NTM_RELAY_DROP_REVOKED,		/* the ticket's DC certificate was revoked by the AS */
+	NTM_RELAY_DROP_ACCOUNT_QUOTA,	/* the ticket's account opened account_sessions already */
 	NTM_RELAY_DROP__N
 };
 /* "malformed", "bad_ticket", ... (static). */
@@ -121,6 +141,7 @@ struct ntm_relay_limits {
 	uint32_t	prefix_bind_pps;	/* 0: 100; per /24 (IPv4) or /56 (IPv6) */
 	size_t		client_sessions;	/* 0: 64; sides one client address may hold */
 	unsigned	dc_share;	/* 0: 50; % of max_sessions one DC's tickets may open */
+	size_t		account_sessions;	/* 0: 64; sessions one account's v2 tickets may open */
 };
 /* Under load: fewer than half a second's worth of ticket checks left. Binds
  * without a valid cookie then get a RELAY_COOKIE (no check); binds with one
@@ -175,6 +196,8 @@ struct ntm_relay_side_info {
 struct ntm_relay_sess_info {
 	uint8_t				tunnel_id[NTM_TUNNEL_ID_LEN];
 	char				dc[NTM_NAME_MAX + 1];	/* whose ticket opened it */
+	int				ticket_version;	/* of that ticket */
+	uint8_t				account[NTM_TICKET_ACCOUNT_LEN];	/* v2: its account */
 	struct ntm_relay_side_info	side[2];
 	int64_t				idle_ms;	/* since the last accepted packet */
 	int64_t				age_ms;

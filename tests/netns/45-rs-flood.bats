@@ -180,13 +180,13 @@ rs_set() {
 	assert_success
 	assert_output --partial "ticket checks "
 	assert_output --partial "($BIND_RATE/s, 20/s per address, 100/s per /24 or /56)"
-	assert_output --partial "quotas 4 sessions per client address, 50% of the sessions per DC"
+	assert_output --partial "quotas 4 sessions per client address, 64 per account, 50% of the sessions per DC"
 	for r in malformed bad_ticket expired bad_mac replay unbound rate full source_rate \
-	    load client_quota dc_quota other_dc; do
+	    load client_quota dc_quota other_dc revoked account_quota; do
 		assert_output --regexp "drops.* $r [0-9]+"
 	done
 	run rs_status
-	assert_equal "$(jq -c '.limits | [.bind_rate, .bind_rate_source, .bind_rate_prefix, .client_sessions, .dc_session_share]' <<<"$output")" "[$BIND_RATE,20,100,4,50]"
+	assert_equal "$(jq -c '.limits | [.bind_rate, .bind_rate_source, .bind_rate_prefix, .client_sessions, .account_sessions, .dc_session_share]' <<<"$output")" "[$BIND_RATE,20,100,4,64,50]"
 	# the sessions each DC opened, for its share: all of them, by the DC
 	# each session names
 	[ "$(jq '.dc_sessions["dc1.ntm.test"]' <<<"$output")" -ge 6 ]

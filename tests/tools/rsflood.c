@@ -8,6 +8,7 @@
  *     verifies it and then the ticket's signature, the costly part) but is
  *     signed by a random key. With --src (root: a raw socket) each datagram
  *     comes from a random address of that IPv4 prefix and a random port,
+ *     (the tickets are version 2, with a random account),
  *     as a flood with forged sources would; without, from one UDP socket.
  *     Sends at most --rate a second (0: as fast as it can), stops after
  *     --count datagrams (default 1000000), --seconds (default 10) or at
@@ -15,14 +16,17 @@
  *
  *   rsflood sessions --to IP:PORT --key DC-KEY --cert DC-CERT
  *           --rs-key B64 --rs-name NAME --n N [--wait-ms MS] [--tries T]
- *           [--tid HEX [--side 0|1]]
+ *           [--tid HEX [--side 0|1]] [--account USER]
  *     One client (one UDP socket) binding N tunnels with N valid tickets
  *     made with the DC's own key, as the agent does: a bind again after
  *     --wait-ms (default 1000) without an answer, at once with the cookie
  *     of a RELAY_COOKIE, at most --tries (5) binds a tunnel; prints
  *     "acked A of N, cookies C". With --tid, every ticket names that
  *     tunnel (one already relayed: a DC taking over another's session)
- *     and the binds are for --side (default 0).
+ *     and the binds are for --side (default 0). With --account, the
+ *     tickets are version 2 and name that account as the DC names it
+ *     (ntm_ticket_account with the DC's key); without, version 1, as DCs
+ *     before version 2 made them.
  *
  *   rsflood relay --to IP:PORT --key DC-KEY --cert DC-CERT --rs-key B64
  *           --rs-name NAME --n N [--seconds S] [--size BYTES] [--tries T]
@@ -107,6 +111,7 @@ next_rand(void)
 struct opts {
 	const char	*to, *cert, *key, *rs_name, *rs_key, *src;
 	long		 rate, count, seconds, n, wait_ms, side, tries, size;
+	const char	*account;
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
 	int		 has_tid;
 };
@@ -119,6 +124,7 @@ forge(const struct opts *o)
 	socklen_t tolen;
 	uint8_t tid[NTM_TUNNEL_ID_LEN], rkey[NTM_KEY_LEN], rs_pk[NTM_SIGN_PK], rs_sk[NTM_SIGN_SK];
 	uint8_t pk2[NTM_SIGN_PK], sk2[NTM_SIGN_SK], ticket[NTM_TICKET_MAX];
+	uint8_t acct[NTM_TICKET_ACCOUNT_LEN];
 	static uint8_t pkt[BATCH][sizeof(struct iphdr) + sizeof(struct udphdr) + NTM_UDP_MAX];
 	struct mmsghdr mm[BATCH];
 	struct iovec iov[BATCH];
@@ -152,9 +158,10 @@ forge(const struct opts *o)
 	 * another: the RS runs both signature checks before refusing it. */
 	ntm_random(tid, sizeof(tid));
 	ntm_random(rkey, sizeof(rkey));
+	ntm_random(acct, sizeof(acct));
 	if (ntm_sign_keypair(rs_pk, rs_sk) < 0 || ntm_sign_keypair(pk2, sk2) < 0 ||
 	    (tn = ntm_ticket_make(ticket, sizeof(ticket), tid, time(NULL) + 3600, o->rs_name,
-	    rs_pk, rkey, &cert, sk2)) < 0) {
+	    rs_pk, rkey, acct, &cert, sk2)) < 0) {
 		fprintf(stderr, "rsflood: cannot make a ticket\n");
 		return 1;
 	}
@@ -242,6 +249,7 @@ one_session(int fd, const struct opts *o, const struct ntm_cert *cert,
 {
 	uint8_t tid[NTM_TUNNEL_ID_LEN], rkey[NTM_KEY_LEN], ticket[NTM_TICKET_MAX];
 	uint8_t b[NTM_UDP_MAX], in[NTM_UDP_MAX], mac[NTM_MAC_LEN], ck[NTM_RELAY_COOKIE];
+	uint8_t acct[NTM_TICKET_ACCOUNT_LEN];
 	const uint8_t *cookie = NULL;
 	int tn, bn, tries;
 	uint64_t ctr = 1;
@@ -251,8 +259,10 @@ one_session(int fd, const struct opts *o, const struct ntm_cert *cert,
 	else
 		ntm_random(tid, sizeof(tid));
 	ntm_random(rkey, sizeof(rkey));
+	if (o->account && ntm_ticket_account(acct, o->account, dc_sk) < 0)
+		return -1;
 	if ((tn = ntm_ticket_make(ticket, sizeof(ticket), tid, time(NULL) + 3600, o->rs_name,
-	    rs_pk, rkey, cert, dc_sk)) < 0)
+	    rs_pk, rkey, o->account ? acct : NULL, cert, dc_sk)) < 0)
 		return -1;
 	for (tries = 0; tries < o->tries; tries++) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
@@ -503,7 +513,7 @@ relay(const struct opts *o)
 		ntm_random(t->tid, sizeof(t->tid));
 		ntm_random(t->rkey, sizeof(t->rkey));
 		if ((t->tlen = ntm_ticket_make(t->ticket, sizeof(t->ticket), t->tid,
-		    time(NULL) + 3600, o->rs_name, rs_pk, t->rkey, &cert, dc_sk)) < 0) {
+		    time(NULL) + 3600, o->rs_name, rs_pk, t->rkey, NULL, &cert, dc_sk)) < 0) {
 			fprintf(stderr, "rsflood: cannot make a ticket\n");
 			return 1;
 		}
@@ -602,6 +612,7 @@ main(int argc, char *argv[])
 		{ "tid", required_argument, NULL, 'T' },
 		{ "side", required_argument, NULL, 'i' },
 		{ "size", required_argument, NULL, 'z' },
+		{ "account", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { .rate = 0, .count = 1000000, .seconds = 10, .n = 10, .wait_ms = 1000,
@@ -626,6 +637,7 @@ main(int argc, char *argv[])
 		case 'N': o.rs_name = optarg; break;
 		case 'K': o.rs_key = optarg; break;
 		case 's': o.src = optarg; break;
+		case 'a': o.account = optarg; break;
 		case 'r': num = &o.rate; break;
 		case 'n': num = &o.count; break;
 		case 'S': num = &o.seconds; break;

@@ -18,6 +18,7 @@ struct world {
 	uint8_t		tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
 	uint8_t		t[NTM_TICKET_MAX];	/* ticket for tid/key (bind_pkt) */
 	int		tn;
+	const uint8_t	*acct;			/* NULL: version 1 tickets */
 };
 
 static void
@@ -57,7 +58,7 @@ world_init(struct world *w)
 static int
 ticket(const struct world *w, uint8_t *out, size_t cap)
 {
-	return ntm_ticket_make(out, cap, w->tid, EXP, RS_NAME, w->rs_pk, w->key,
+	return ntm_ticket_make(out, cap, w->tid, EXP, RS_NAME, w->rs_pk, w->key, w->acct,
 	    &w->dc_cert, w->dc_sk);
 }
 
@@ -83,6 +84,91 @@ TEST(ticket_roundtrip)
 	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, EXP), 0);
 	/* Too small an output buffer. */
 	CHECK_EQ(ticket(&w, t, (size_t)n - 1), NTM_ERR_TOOBIG);
+}
+
+/* Version 2 names the account, inside the DC's signature. */
+TEST(ticket_v2)
+{
+	struct world w;
+	struct ntm_ticket_info ti;
+	uint8_t t[NTM_TICKET_MAX + 1], bad[NTM_TICKET_MAX + 1];
+	uint8_t bob[NTM_TICKET_ACCOUNT_LEN], bob2[NTM_TICKET_ACCOUNT_LEN];
+	uint8_t dave[NTM_TICKET_ACCOUNT_LEN], pk2[NTM_SIGN_PK], sk2[NTM_SIGN_SK];
+	int n, v1n;
+
+	world_init(&w);
+	/* The account id: one per account and DC key, a name it does not show. */
+	CHECK_EQ(ntm_ticket_account(bob, "bob", w.dc_sk), 0);
+	CHECK_EQ(ntm_ticket_account(bob2, "bob", w.dc_sk), 0);
+	CHECK(memcmp(bob, bob2, sizeof(bob)) == 0);
+	CHECK_EQ(ntm_ticket_account(dave, "dave", w.dc_sk), 0);
+	CHECK(memcmp(bob, dave, sizeof(bob)) != 0);
+	CHECK_EQ(ntm_sign_keypair(pk2, sk2), 0);
+	CHECK_EQ(ntm_ticket_account(bob2, "bob", sk2), 0);
+	CHECK(memcmp(bob, bob2, sizeof(bob)) != 0);
+	CHECK(memmem(bob, sizeof(bob), "bob", 3) == NULL);
+	CHECK_EQ(ntm_ticket_account(bob2, "", w.dc_sk), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_ticket_account(bob2, NULL, w.dc_sk), NTM_ERR_INVAL);
+
+	v1n = w.tn;
+	w.acct = bob;
+	n = ticket(&w, t, sizeof(t));
+	/* 16 bytes more than version 1, the account after expires */
+	CHECK_EQ(n, v1n + NTM_TICKET_ACCOUNT_LEN);
+	CHECK_EQ(n, 188 + (int)strlen(RS_NAME) + 3 + 12 + 32 + 24 + 64);
+	CHECK(n <= NTM_TICKET_MAX);
+	CHECK_EQ(t[0], NTM_TICKET_V2);
+	CHECK(memcmp(t + 1, w.tid, NTM_TUNNEL_ID_LEN) == 0);
+	CHECK(memcmp(t + 1 + NTM_TUNNEL_ID_LEN + 8, bob, sizeof(bob)) == 0);
+	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW), 0);
+	CHECK_EQ(ti.version, NTM_TICKET_V2);
+	CHECK(memcmp(ti.account, bob, sizeof(bob)) == 0);
+	CHECK(memcmp(ti.tunnel_id, w.tid, sizeof(w.tid)) == 0);
+	CHECK(memcmp(ti.relay_key, w.key, sizeof(w.key)) == 0);
+	CHECK_EQ(ti.expires, EXP);
+	CHECK_STR(ti.dc, "dc1.ntm.test");
+	CHECK_EQ(ticket(&w, t, (size_t)n - 1), NTM_ERR_TOOBIG);
+	/* Version 1 still opens, with no account. */
+	CHECK_EQ(ntm_ticket_open(&ti, w.t, (size_t)v1n, w.as_pk, RS_NAME, w.rs_sk, NOW), 0);
+	CHECK_EQ(ti.version, NTM_TICKET_V1);
+	{
+		static const uint8_t zero[NTM_TICKET_ACCOUNT_LEN];
+
+		CHECK(memcmp(ti.account, zero, sizeof(zero)) == 0);
+	}
+	/* Truncated, one byte more, or any bit flipped (the account, the
+	 * version: another account or none) does not open. */
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)i, w.as_pk, RS_NAME, w.rs_sk, NOW),
+		    NTM_ERR_PROTO);
+	memcpy(bad, t, (size_t)n);
+	bad[n] = 0;
+	CHECK_EQ(ntm_ticket_open(&ti, bad, (size_t)n + 1, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_PROTO);
+	for (int i = 0; i < n; i++) {
+		for (int bit = 0; bit < 8; bit += 7) {
+			memcpy(bad, t, (size_t)n);
+			bad[i] ^= (uint8_t)(1u << bit);
+			if (ntm_ticket_open(&ti, bad, (size_t)n, w.as_pk, RS_NAME, w.rs_sk,
+			    NOW) == 0) {
+				fprintf(stderr, "flipped byte %d bit %d accepted\n", i, bit);
+				CHECK(0);
+			}
+		}
+	}
+	/* The account cut out and the version set to 1: the signature (over
+	 * "ntm-ticket-v2" and the account) no longer verifies. */
+	bad[0] = NTM_TICKET_V1;
+	memcpy(bad + 1, t + 1, NTM_TUNNEL_ID_LEN + 8);
+	memcpy(bad + 1 + NTM_TUNNEL_ID_LEN + 8, t + 1 + NTM_TUNNEL_ID_LEN + 8 + 16,
+	    (size_t)n - (1 + NTM_TUNNEL_ID_LEN + 8 + 16));
+	CHECK_EQ(ntm_ticket_open(&ti, bad, (size_t)n - 16, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_CRYPTO);
+	/* Version 3 is not known. */
+	memcpy(bad, t, (size_t)n);
+	bad[0] = 3;
+	CHECK_EQ(ntm_ticket_open(&ti, bad, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
+	    NTM_ERR_PROTO);
 }
 
 TEST(ticket_truncated_and_flipped)
@@ -152,23 +238,23 @@ TEST(ticket_refused)
 
 	/* Signed by a certified server that is not a DC. */
 	make_cert(&other, NTM_ROLE_RS, "rs9.ntm.test", w.dc_pk, w.as_sk, NOW - 10, NOW + 10);
-	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &other, w.dc_sk);
+	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, NULL, &other, w.dc_sk);
 	CHECK(n > 0);
 	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
 	    NTM_ERR_CRYPTO);
 	make_cert(&other, NTM_ROLE_CS, "cs1.ntm.test", w.dc_pk, w.as_sk, NOW - 10, NOW + 10);
-	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &other, w.dc_sk);
+	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, NULL, &other, w.dc_sk);
 	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
 	    NTM_ERR_CRYPTO);
 	/* A DC certificate, but the ticket signed by another key. */
-	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &w.dc_cert, sk2);
+	n = ntm_ticket_make(t, sizeof(t), w.tid, EXP, RS_NAME, w.rs_pk, w.key, NULL, &w.dc_cert, sk2);
 	CHECK(n > 0);
 	CHECK_EQ(ntm_ticket_open(&ti, t, (size_t)n, w.as_pk, RS_NAME, w.rs_sk, NOW),
 	    NTM_ERR_CRYPTO);
 	/* Bad arguments to make. */
-	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, "Not A Name", w.rs_pk, w.key,
+	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, "Not A Name", w.rs_pk, w.key, NULL,
 	    &w.dc_cert, w.dc_sk), NTM_ERR_INVAL);
-	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, "", w.rs_pk, w.key,
+	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, "", w.rs_pk, w.key, NULL,
 	    &w.dc_cert, w.dc_sk), NTM_ERR_INVAL);
 }
 
@@ -185,11 +271,11 @@ TEST(ticket_too_big)
 	name[253] = '\0';
 	CHECK(ntm_valid_dnsname(name));
 	/* A long RS name alone fits ... */
-	CHECK(ntm_ticket_make(t, sizeof(t), w.tid, EXP, name, w.rs_pk, w.key,
+	CHECK(ntm_ticket_make(t, sizeof(t), w.tid, EXP, name, w.rs_pk, w.key, NULL,
 	    &w.dc_cert, w.dc_sk) > 0);
 	/* ... but not with a DC name as long: 801 bytes > NTM_TICKET_MAX. */
 	make_cert(&w.dc_cert, NTM_ROLE_DC, name, w.dc_pk, w.as_sk, NOW - 10, NOW + 10);
-	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, name, w.rs_pk, w.key,
+	CHECK_EQ(ntm_ticket_make(t, sizeof(t), w.tid, EXP, name, w.rs_pk, w.key, NULL,
 	    &w.dc_cert, w.dc_sk), NTM_ERR_TOOBIG);
 }
 
@@ -614,7 +700,7 @@ TEST(core_expiry)
 	{
 		uint8_t t[NTM_TICKET_MAX];
 		int tn = ntm_ticket_make(t, sizeof(t), w.tid, EXP + 600, RS_NAME, w.rs_pk,
-		    w.key, &w.dc_cert, w.dc_sk);
+		    w.key, NULL, &w.dc_cert, w.dc_sk);
 
 		n = ntm_relay_bind_make(p, sizeof(p), 0, 3, t, (size_t)tn, w.key);
 		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 4, EXP + 1, &o), NTM_RELAY_REPLY);
@@ -628,7 +714,7 @@ TEST(core_expiry)
 	{
 		uint8_t t[NTM_TICKET_MAX];
 		int tn = ntm_ticket_make(t, sizeof(t), w.tid, EXP, "rs2.ntm.test", w.rs_pk,
-		    w.key, &w.dc_cert, w.dc_sk);
+		    w.key, NULL, &w.dc_cert, w.dc_sk);
 
 		n = ntm_relay_bind_make(p, sizeof(p), 0, 10, t, (size_t)tn, w.key);
 		CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 8, NOW, &o), NTM_RELAY_DROP);
@@ -970,14 +1056,14 @@ TEST(core_quotas)
 	}
 	CHECK_EQ(o.reason, NTM_RELAY_DROP_DC_QUOTA);
 	/* dc2's tickets have their own share. */
-	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP, RS_NAME, w.rs_pk, w.key, &dc2, dc2_sk);
+	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP, RS_NAME, w.rs_pk, w.key, NULL, &dc2, dc2_sk);
 	CHECK(t2n > 0);
 	n = ntm_relay_bind_make(p, sizeof(p), 0, 1, t2, (size_t)t2n, w.key);
 	CHECK_EQ(feed(r, p, (size_t)n, "198.18.4.3:1", RS4, 30, NOW, &o), NTM_RELAY_REPLY);
 	/* A session opened by dc1: dc2's ticket for it neither binds the other
 	 * side nor refreshes the bound one. */
 	w.tid[0] = 0x60;
-	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP + 600, RS_NAME, w.rs_pk, w.key, &dc2,
+	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP + 600, RS_NAME, w.rs_pk, w.key, NULL, &dc2,
 	    dc2_sk);
 	n = ntm_relay_bind_make(p, sizeof(p), 1, 1, t2, (size_t)t2n, w.key);
 	CHECK_EQ(feed(r, p, (size_t)n, "198.18.4.9:1", RS4, 40, NOW, &o), NTM_RELAY_DROP);
@@ -995,6 +1081,91 @@ TEST(core_quotas)
 	reticket(&w);
 	n = bind_pkt(&w, p, 0, 1);
 	CHECK_EQ(feed(r, p, (size_t)n, "198.18.3.3:1000", RS4, 200001, NOW, &o), NTM_RELAY_REPLY);
+	ntm_relay_free(r);
+}
+
+/* An account's v2 tickets open at most account_sessions sessions, from any
+ * number of addresses; another account still opens its own; the same id
+ * from another DC is another account; v1 tickets count under the host and
+ * DC quotas only. */
+TEST(core_account_quota)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_stats st;
+	struct ntm_relay_limits lim = { .max_sessions = 20, .account_sessions = 2,
+	    .dc_share = 100, .bind_pps = 1000 };
+	struct ntm_cert dc2;
+	uint8_t p[NTM_UDP_MAX], dc2_pk[NTM_SIGN_PK], dc2_sk[NTM_SIGN_SK], t2[NTM_TICKET_MAX];
+	uint8_t bob[NTM_TICKET_ACCOUNT_LEN], dave[NTM_TICKET_ACCOUNT_LEN];
+	char from[64];
+	int n, t2n, i;
+
+	world_init(&w);
+	r = ntm_relay_new(&lim, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	CHECK_EQ(ntm_ticket_account(bob, "bob", w.dc_sk), 0);
+	CHECK_EQ(ntm_ticket_account(dave, "dave", w.dc_sk), 0);
+	/* bob's devices, each from a host of its own: two sessions, not three. */
+	w.acct = bob;
+	for (i = 0; i < 3; i++) {
+		w.tid[0] = (uint8_t)(0x80 + i);
+		reticket(&w);
+		n = bind_pkt(&w, p, 0, 1);
+		snprintf(from, sizeof(from), "198.18.%d.7:4000", 10 + i);
+		CHECK_EQ(feed(r, p, (size_t)n, from, RS4, i, NOW, &o),
+		    i < 2 ? NTM_RELAY_REPLY : NTM_RELAY_DROP);
+	}
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_ACCOUNT_QUOTA);
+	CHECK_STR(ntm_relay_drop_name(NTM_RELAY_DROP_ACCOUNT_QUOTA), "account_quota");
+	/* The peer's side of the refused tunnel (the same ticket) is refused
+	 * too; the peer's side of an open one binds. */
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.20.1:5000", RS4, 3, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_ACCOUNT_QUOTA);
+	w.tid[0] = 0x80;
+	reticket(&w);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.20.1:5000", RS4, 4, NOW, &o), NTM_RELAY_REPLY);
+	/* A bound side moving to another address is no new session. */
+	n = bind_pkt(&w, p, 0, 2);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.30.1:4000", RS4, 5, NOW, &o), NTM_RELAY_REPLY);
+	/* dave, from the very host bob's third device used, gets his. */
+	w.acct = dave;
+	w.tid[0] = 0x90;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.12.7:4000", RS4, 6, NOW, &o), NTM_RELAY_REPLY);
+	/* The same account id in dc2's ticket is dc2's account, not bob. */
+	CHECK_EQ(ntm_sign_keypair(dc2_pk, dc2_sk), 0);
+	make_cert(&dc2, NTM_ROLE_DC, "dc2.ntm.test", dc2_pk, w.as_sk, NOW - 10, NOW + 86400);
+	w.tid[0] = 0x91;
+	t2n = ntm_ticket_make(t2, sizeof(t2), w.tid, EXP, RS_NAME, w.rs_pk, w.key, bob, &dc2,
+	    dc2_sk);
+	CHECK(t2n > 0);
+	n = ntm_relay_bind_make(p, sizeof(p), 0, 1, t2, (size_t)t2n, w.key);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.13.7:4000", RS4, 7, NOW, &o), NTM_RELAY_REPLY);
+	/* Version 1 tickets name no account: the transition. */
+	w.acct = NULL;
+	for (i = 0; i < 3; i++) {
+		w.tid[0] = (uint8_t)(0xa0 + i);
+		reticket(&w);
+		n = bind_pkt(&w, p, 0, 1);
+		snprintf(from, sizeof(from), "198.18.%d.8:4000", 10 + i);
+		CHECK_EQ(feed(r, p, (size_t)n, from, RS4, 8, NOW, &o), NTM_RELAY_REPLY);
+	}
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.drops[NTM_RELAY_DROP_ACCOUNT_QUOTA], 2);
+	CHECK_EQ(st.sessions, 7);
+	/* Sessions that idle out give the account its quota back. */
+	CHECK_EQ(ntm_relay_expire(r, 200000), 7);
+	w.acct = bob;
+	w.tid[0] = 0x82;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, "198.18.12.7:4000", RS4, 200001, NOW, &o),
+	    NTM_RELAY_REPLY);
 	ntm_relay_free(r);
 }
 
@@ -1051,7 +1222,7 @@ TEST(core_revoked)
 	ntm_relay_free(r);
 }
 
-UNIT_MAIN(T(ticket_roundtrip), T(ticket_truncated_and_flipped), T(ticket_refused),
+UNIT_MAIN(T(ticket_roundtrip), T(ticket_v2), T(ticket_truncated_and_flipped), T(ticket_refused),
     T(ticket_too_big), T(bind), T(ack), T(core_bind_and_forward), T(core_limits),
     T(core_expiry), T(core_shared_address), T(cookie_message), T(core_cookie),
-    T(core_source_limit), T(core_quotas), T(core_revoked))
+    T(core_source_limit), T(core_quotas), T(core_account_quota), T(core_revoked))
