@@ -65,10 +65,12 @@ as_start(struct srv *s, char *err, size_t errlen)
 {
 	struct as *as = s->priv;
 
-	if ((as->worker = ntm_worker_new(as->base, AS_WORKERS)) == NULL) {
+	if ((as->worker = ntm_worker_new(as->base, AS_WORKERS)) == NULL ||
+	    (as->worker_known = ntm_worker_new(as->base, 1)) == NULL) {
 		snprintf(err, errlen, "cannot start the worker threads");
 		return -1;
 	}
+	ntm_worker_set_nice(as->worker, AS_NICE);
 	if (as_push_start(as) < 0) {
 		snprintf(err, errlen, "cannot start the revocation pushes");
 		return -1;
@@ -98,6 +100,8 @@ as_teardown(struct srv *s)
 		return;
 	ntm_worker_free(as->worker);
 	as->worker = NULL;
+	ntm_worker_free(as->worker_known);
+	as->worker_known = NULL;
 	as_push_stop(as);
 	as_close(as);
 }

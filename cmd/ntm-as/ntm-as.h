@@ -21,6 +21,8 @@
 #define AS_CERT_DAYS_MAX	3650
 #define AS_CERT_SKEW		60	/* not_before = now - AS_CERT_SKEW */
 #define AS_WORKERS		2	/* password-hashing threads */
+#define AS_NICE			10	/* their CPU priority: below the loop's and the
+					 * known devices' thread's */
 #define AS_LOGIN_QUEUE		1024	/* logins waiting for a thread, in all */
 #define AS_LOGIN_QUEUE_DC	256	/* ... from one DC */
 #define AS_IP_MAX		16	/* --ip options to `server add` */
@@ -44,7 +46,8 @@ struct as {
 	/* daemon only */
 	struct event_base	*base;
 	struct ntm_httpd	*httpd;
-	struct ntm_worker	*worker;
+	struct ntm_worker	*worker;		/* hashes any login, at nice AS_NICE */
+	struct ntm_worker	*worker_known;	/* only known devices', at nice 0 */
 	struct as_push		*push;		/* push.c: revocations to the CSs */
 	struct ntm_replay	*sealed_seen;	/* serve.c: nonces of sealed logins */
 };

@@ -35,14 +35,15 @@ struct login_job {
 	int			 unknown;	/* no such user: checked against a dummy hash */
 	int			 result;	/* of ntm_pwhash_verify */
 	int			 known;		/* the DC knows the device */
-	int			 hashing;	/* on a thread (not a renewal) */
+	int			 hashing;	/* on a thread of lane 1 or 2 (turns_hash);
+						 * 0: waiting, or a renewal */
 	struct login_job	*qnext;		/* waiting for a turn */
 	struct login_turns	*q;		/* the DC's queue, while waiting */
 };
 
 /*
  * Turns at the hashing threads. At most AS_WORKERS logins are hashing at
- * once; the others wait in one queue per DC (its certificate name), and the
+ * once, and one more of a device its DC knows (turns_run); the others wait in one queue per DC (its certificate name), and the
  * DCs take turns, so a DC flooded with logins costs another DC's login one
  * turn, not its place. In a DC's queue the logins it marks `known` go first:
  * the DC's word orders only its own logins. At most AS_LOGIN_QUEUE_DC wait
@@ -57,7 +58,7 @@ struct login_turns {
 };
 static struct {
 	struct login_turns	*qs, *cursor;
-	long			 hashing, waiting;
+	long			 hashing, known_hashing, waiting;
 	uint64_t		 busy, gone;
 } turns;
 
@@ -103,15 +104,20 @@ turns_unlink(struct login_job *j)
 	}
 }
 
-/* The next login to hash: the DC after the last served, known first. */
+/* The next login to hash: the DC after the last served, known first; with
+ * known_only, the next DC's with a known device's login waiting. */
 static struct login_job *
-turns_take(void)
+turns_take(int known_only)
 {
-	struct login_turns *q = turns.cursor ? turns.cursor : turns.qs;
+	struct login_turns *q = turns.cursor ? turns.cursor : turns.qs, *start = q;
 	struct login_job *j;
 
 	if (q == NULL)
 		return NULL;
+	while (known_only && q->known_h == NULL) {
+		if ((q = q->next ? q->next : turns.qs) == start)
+			return NULL;
+	}
 	j = q->known_h ? q->known_h : q->other_h;
 	turns.cursor = q->next;
 	turns_unlink(j);
@@ -129,25 +135,42 @@ login_job_gone(struct ntm_req *req, void *arg)
 	login_job_free(j);
 }
 
-/* Hands waiting logins to free threads. */
+/* j to a thread of lane 1 (AS_WORKERS at nice AS_NICE, any login) or 2
+ * (one at nice 0, known devices' only). */
+static void
+turns_hash(struct as *as, struct login_job *j, int lane)
+{
+	int err;
+
+	ntm_req_on_gone(j->req, NULL, NULL);
+	if ((err = ntm_worker_submit(lane == 2 ? as->worker_known : as->worker, login_work,
+	    login_done, j)) < 0) {
+		log_warnx("login user=%s: cannot queue the password check: %s", j->user,
+		    ntm_strerror(err));
+		ntm_reply_err(j->req, err, "too many logins in progress");
+		login_job_free(j);
+		return;
+	}
+	j->hashing = lane;
+	if (lane == 2)
+		turns.known_hashing++;
+	else
+		turns.hashing++;
+}
+
+/* Hands waiting logins to free threads: a known device's first to the
+ * thread of their own, which runs ahead of the others on a busy CPU, so
+ * that a flood of other logins never makes them wait for a thread or for
+ * the CPU; then any, in turns, to the AS_WORKERS others. */
 static void
 turns_run(struct as *as)
 {
 	struct login_job *j;
-	int err;
 
-	while (turns.hashing < AS_WORKERS && (j = turns_take()) != NULL) {
-		ntm_req_on_gone(j->req, NULL, NULL);
-		if ((err = ntm_worker_submit(as->worker, login_work, login_done, j)) < 0) {
-			log_warnx("login user=%s: cannot queue the password check: %s", j->user,
-			    ntm_strerror(err));
-			ntm_reply_err(j->req, err, "too many logins in progress");
-			login_job_free(j);
-			continue;
-		}
-		j->hashing = 1;
-		turns.hashing++;
-	}
+	while (turns.known_hashing < 1 && (j = turns_take(1)) != NULL)
+		turns_hash(as, j, 2);
+	while (turns.hashing < AS_WORKERS && (j = turns_take(0)) != NULL)
+		turns_hash(as, j, 1);
 }
 
 /* j takes its turn: 0, or -1 after the 503. */
@@ -471,7 +494,10 @@ login_done(void *arg)
 	int err;
 
 	if (j->hashing) {
-		turns.hashing--;
+		if (j->hashing == 2)
+			turns.known_hashing--;
+		else
+			turns.hashing--;
 		turns_run(as);
 	}
 	if (j->result == NTM_ERR_BADPASS) {

@@ -78,6 +78,7 @@ struct dc {
 	struct login_src	*login_turn;	/* the source whose turn is next */
 	struct login_src	*login_known;	/* known devices' logins: first */
 	long			 login_inflight, login_waiting;
+	long			 login_known_inflight;	/* known devices': their own budget */
 	struct dc_cstok		*cstoks;	/* CS token requests waiting for the AS */
 	/* dns.c (dns.h): DNS server; discover.h: discovery of other DCs */
 	struct dc_dns		*dns;		/* NULL when dns_listen is unset */

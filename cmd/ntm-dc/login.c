@@ -55,7 +55,9 @@ struct dc_login {
  * A known device goes first: one whose login carries a token the AS issued
  * for it at this DC (expired less than DC_KNOWN_GRACE_S ago); such logins
  * wait in their own queue (login_queue of them at most), served before the
- * others. A flood cannot forge one; the password is still asked.
+ * others, with login_inflight places at the AS of their own: a flood that
+ * holds the others never holds them. A flood cannot forge one; the
+ * password is still asked.
  */
 #define DC_KNOWN_GRACE_S	(90L * 86400)
 struct login_src {
@@ -367,7 +369,10 @@ on_as_login(const struct ntm_http_result *res, void *arg)
 	struct dc_login *l = arg;
 	struct dc *dc = l->dc;
 
-	dc->login_inflight--;
+	if (l->known)
+		dc->login_known_inflight--;
+	else
+		dc->login_inflight--;
 	login_answered(l, res);
 	login_next(dc);
 }
@@ -481,7 +486,10 @@ login_send(struct dc_login *l)
 		login_free(l);
 		return;
 	}
-	dc->login_inflight++;
+	if (l->known)
+		dc->login_known_inflight++;
+	else
+		dc->login_inflight++;
 }
 
 static void
@@ -581,14 +589,15 @@ login_take(struct dc *dc)
 	struct login_src *src = dc->login_turn ? dc->login_turn : dc->login_srcs, **pp;
 	struct dc_login *l;
 
-	if (dc->login_known && (l = dc->login_known->head) != NULL) {
+	if (dc->login_known_inflight < dc->srv->conf.login_inflight && dc->login_known &&
+	    (l = dc->login_known->head) != NULL) {
 		if ((dc->login_known->head = l->qnext) == NULL)
 			dc->login_known->tail = NULL;
 		l->qnext = NULL;
 		dc->login_known->n--;
 		return l;
 	}
-	if (src == NULL)
+	if (src == NULL || dc->login_inflight >= dc->srv->conf.login_inflight)
 		return NULL;
 	l = src->head;
 	if ((src->head = l->qnext) == NULL)
@@ -611,8 +620,7 @@ login_next(struct dc *dc)
 {
 	struct dc_login *l;
 
-	while (dc->login_inflight < dc->srv->conf.login_inflight &&
-	    (l = login_take(dc)) != NULL) {
+	while ((l = login_take(dc)) != NULL) {
 		if (mono_ms() - l->queued_at > dc->srv->conf.as_timeout_ms)
 			login_busy(l, "waited longer than as_timeout_ms");
 		else
@@ -677,8 +685,9 @@ on_login(struct ntm_req *req, void *arg)
 	}
 	l->as_body = out;
 	out = NULL;
-	if (dc->login_inflight < s->conf.login_inflight && dc->login_waiting == 0 &&
-	    (dc->login_known == NULL || dc->login_known->n == 0))
+	if (l->known ? dc->login_known_inflight < s->conf.login_inflight &&
+	    (dc->login_known == NULL || dc->login_known->n == 0) :
+	    dc->login_inflight < s->conf.login_inflight && dc->login_waiting == 0)
 		login_send(l);
 	else
 		login_wait(l);

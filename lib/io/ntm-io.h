@@ -168,6 +168,9 @@ struct ntm_worker;
 /* Requires evthread_use_pthreads() before the base was made. */
 struct ntm_worker *ntm_worker_new(struct event_base *base, int nthreads);
 void ntm_worker_free(struct ntm_worker *w);	/* joins after running queued jobs */
+/* The CPU priority (nice, -20..19) the threads take for their next jobs:
+ * a pool of less urgent work yields the CPU to others. */
+void ntm_worker_set_nice(struct ntm_worker *w, int nice);
 /* work(arg) runs on a worker thread; then done(arg) runs on base's loop. */
 int  ntm_worker_submit(struct ntm_worker *w, void (*work)(void *),
     void (*done)(void *), void *arg) NTM_WUR;

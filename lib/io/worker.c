@@ -8,6 +8,9 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -35,6 +38,7 @@ struct ntm_worker {
 	struct jobq		 todo, done;
 	size_t			 queued;	/* in todo or running */
 	int			 stopping;
+	int			 nice;		/* the threads' CPU priority */
 	int			 nthreads;
 	pthread_t		 threads[WORKER_THREADS_MAX];
 };
@@ -72,6 +76,7 @@ worker_main(void *arg)
 {
 	struct ntm_worker *w = arg;
 	struct job *j;
+	int nice = 0, want;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -79,7 +84,12 @@ worker_main(void *arg)
 			pthread_cond_wait(&w->cv, &w->mu);
 		if ((j = jobq_pop(&w->todo)) == NULL)
 			break;		/* stopping and drained */
+		want = w->nice;
 		pthread_mutex_unlock(&w->mu);
+		/* This thread's own priority (a failure leaves it as it was). */
+		if (want != nice && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+		    want) == 0)
+			nice = want;
 		j->work(j->arg);
 		pthread_mutex_lock(&w->mu);
 		jobq_push(&w->done, j);
@@ -148,6 +158,14 @@ ntm_worker_new(struct event_base *base, int nthreads)
 fail:
 	ntm_worker_free(w);
 	return NULL;
+}
+
+void
+ntm_worker_set_nice(struct ntm_worker *w, int nice)
+{
+	pthread_mutex_lock(&w->mu);
+	w->nice = nice;
+	pthread_mutex_unlock(&w->mu);
 }
 
 /*
