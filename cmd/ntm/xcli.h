@@ -188,7 +188,8 @@ json_t *xkey_old_json(const struct xkey *k, int i);
 /*
  * Uploads size bytes of fd (read from offset 0) as one object: POST
  * /v1/cs/uploads with create (borrowed; its size is set here), PUT chunks of
- * X_CHUNK (a failed PUT is resumed once from the CS's offset), commit with
+ * X_CHUNK (after a failed PUT the CS is asked for its offset and the upload
+ * goes on from there, with backoff: X_RESUME_TRIES in xfer.c), commit with
  * sha256. Progress goes to stderr when it is a terminal. 0 with *commit (new)
  * the commit answer and obj (may be NULL; borrowed from *commit) its fields,
  * or an exit code.
