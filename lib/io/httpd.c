@@ -2225,6 +2225,12 @@ ntm_httpd_free(struct ntm_httpd *h)
 		r->h = NULL;
 		r->ev = NULL;
 		req_gone_clear(r);	/* evhttp_free closes its connection */
+		if (r->body_ev)		/* a streamed body gets no more */
+			event_free(r->body_ev);
+		r->body_ev = NULL;
+		if (r->sconn)
+			r->sconn->sreq = NULL;
+		r->sconn = NULL;
 	}
 	if (h->http)
 		evhttp_free(h->http);
