@@ -4,7 +4,8 @@
 # bounded per connection"; docs/protocol.md §7.3): the CS never holds a
 # chunk whole, so 20 clients each sending a 4 MiB chunk slowly keep its RSS
 # low, and every object arrives whole; a client that dies within a chunk
-# leaves the upload at what the CS wrote, and the upload resumes from there.
+# leaves the upload at what the CS wrote, and the upload resumes from there;
+# a chunk refused from its head (offset, upload) is refused before its body.
 #
 #   curl x 20 (u1..u20, --limit-rate) --HTTPS PUT, slow--> ntm-cs --pieces--> worker --> objects/tmp/ID
 #   the test ----------------- VmRSS of /proc/PID/status, sampled --^
@@ -155,4 +156,32 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cs_pid)/status"; }
 	assert_equal "$(tail -n 1 <<<"$out")" 201
 	assert_equal "$(fetch "$(tok bob dc2.ntm.test)" "$sha" "$d/back")" 200
 	assert_equal "$(sha256sum < "$d/back" | cut -c1-64)" "$sha"
+}
+
+@test "a chunk refused from its head is answered before its body: 409 bad_offset, 404 for another account's upload; the client sends no byte of it" {
+	local a m id d=$BATS_TEST_TMPDIR out
+	a=$(tok alice)
+	m=$(tok mallory)
+	id=$(create "$a" alice $CHUNK)
+	head -c $CHUNK /dev/urandom > "$d/f"
+	# curl asks first (Expect: 100-continue) and sends the body only when
+	# told to: a refusal from the head comes instead, and nothing is sent.
+	out=$(curl -s --max-time 60 --cacert "$(ca)" -X PUT -H 'Expect: 100-continue' \
+	    -H "Authorization: Bearer $a" --data-binary @"$d/f" \
+	    -w '\n%{http_code} %{size_upload}' "$(cs_url)/v1/cs/upload?id=$id&offset=5")
+	assert_equal "$(tail -n 1 <<<"$out")" "409 0"
+	assert_equal "$(sed '$d' <<<"$out" | jq -r .code)" bad_offset
+	out=$(curl -s --max-time 60 --cacert "$(ca)" -X PUT -H 'Expect: 100-continue' \
+	    -H "Authorization: Bearer $m" --data-binary @"$d/f" \
+	    -w '\n%{http_code} %{size_upload}' "$(cs_url)/v1/cs/upload?id=$id&offset=0")
+	assert_equal "$(tail -n 1 <<<"$out")" "404 0"
+	assert_equal "$(sed '$d' <<<"$out" | jq -r .code)" unknown_upload
+	assert_equal "$(stat -c %s "$(P)/cs/objects/tmp/$id")" 0
+	# Told to, it sends the whole chunk, and the CS takes it.
+	out=$(curl -s --max-time 60 --cacert "$(ca)" -X PUT -H 'Expect: 100-continue' \
+	    -H "Authorization: Bearer $a" --data-binary @"$d/f" \
+	    -w '\n%{http_code} %{size_upload}' "$(cs_url)/v1/cs/upload?id=$id&offset=0")
+	assert_equal "$(tail -n 1 <<<"$out")" "200 $CHUNK"
+	assert_equal "$(sed '$d' <<<"$out" | jq -r .offset)" $CHUNK
+	cmp "$d/f" "$(P)/cs/objects/tmp/$id"
 }
