@@ -5,8 +5,10 @@
  * limit, signature, caller role, bearer token, JSON body, protocol version)
  * is made here, once, before its handler runs (route_admit).
  *
- * Lifetime of a request: evhttp hands us a complete request; we wrap it in a
- * heap struct ntm_req that lives until exactly one ntm_reply_* call. If the
+ * Lifetime of a request: evhttp hands us a complete request (or, on a route
+ * that streams its body, its head, the body following: see struct conn
+ * below); we wrap it in a heap struct ntm_req that lives until exactly one
+ * ntm_reply_* call. If the
  * client goes away meanwhile, libevent 2.1 detaches the evhttp_request from
  * its connection instead of freeing it (evhttp_connection_incoming_fail with
  * userdone == 0), and evhttp_send_reply on a detached request just frees it,
@@ -175,7 +177,18 @@ struct lingerer;
  *   the route's, so evhttp answers 413 on the Content-Length alone, before
  *   the body is read;
  * - watched by one timer: the deadline of the handshake and head, then of
- *   the body (body_timeout_s plus one second per body_min_rate bytes).
+ *   the body (body_timeout_s plus one second per body_min_rate bytes);
+ * - for a route that streams its body (NTM_ROUTE_STREAM), the one that
+ *   takes the body from evhttp: 2.1 has no hook to take an incoming body
+ *   as it comes (its chunk callback can only be set on requests it makes),
+ *   so the head's Content-Length digits are overwritten with 0s while the
+ *   head is still in the input buffer. evhttp then hands the request over
+ *   at once (httpd_gencb, which links it to the connection), and the body's
+ *   bytes are moved out of the input buffer as they arrive, before evhttp
+ *   sees them, into the request's window (req_body_cb hands it over in
+ *   pieces; reading pauses while a window waits). Until the answer, our
+ *   read callback stands in for evhttp's, which would abort on bytes
+ *   after a request it thinks complete.
  *
  * A connection is closed by shutting its socket down: libevent then sees
  * end of file and frees it by its own path, which also copes with a

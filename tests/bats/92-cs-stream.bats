@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Chunks streamed to disk (issue 13, "authentication from the headers before
 # a large body is read (CS chunks streamed to disk, not buffered); memory
-# bounded per connection"; docs/protocol.md §7.3): the CS never holds a
+# bounded per connection"; docs/protocol.md §7.2): the CS never holds a
 # chunk whole, so 20 clients each sending a 4 MiB chunk slowly keep its RSS
 # low, and every object arrives whole; a client that dies within a chunk
 # leaves the upload at what the CS wrote, and the upload resumes from there;
