@@ -185,3 +185,34 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cs_pid)/status"; }
 	assert_equal "$(sed '$d' <<<"$out" | jq -r .offset)" $CHUNK
 	cmp "$d/f" "$(P)/cs/objects/tmp/$id"
 }
+
+@test "chunks on one kept-alive connection, with a status request between them: each streamed in turn, the last one commits" {
+	local a id f sha size out d=$BATS_TEST_TMPDIR
+	a=$(tok alice)
+	f=$d/obj
+	size=$((2 * CHUNK + 4321))
+	head -c $size /dev/urandom > "$f"
+	sha=$(sha256sum "$f" | cut -c1-64)
+	id=$(create "$a" alice $size)
+	head -c $CHUNK "$f" > "$d/c0"
+	tail -c +$((CHUNK + 1)) "$f" | head -c $CHUNK > "$d/c1"
+	tail -c +$((2 * CHUNK + 1)) "$f" > "$d/c2"
+	# One curl, one connection: PUT, GET, PUT, PUT with the hash.
+	out=$(curl -s --max-time 60 --cacert "$(ca)" -w '\n%{http_code} %{num_connects}\n' \
+	    -H "Authorization: Bearer $a" -X PUT --data-binary @"$d/c0" \
+	    "$(cs_url)/v1/cs/upload?id=$id&offset=0" \
+	    --next -s --cacert "$(ca)" -w '\n%{http_code} %{num_connects}\n' \
+	    -H "Authorization: Bearer $a" "$(cs_url)/v1/cs/upload?id=$id" \
+	    --next -s --cacert "$(ca)" -w '\n%{http_code} %{num_connects}\n' \
+	    -H "Authorization: Bearer $a" -X PUT --data-binary @"$d/c1" \
+	    "$(cs_url)/v1/cs/upload?id=$id&offset=$CHUNK" \
+	    --next -s --cacert "$(ca)" -w '\n%{http_code} %{num_connects}\n' \
+	    -H "Authorization: Bearer $a" -X PUT --data-binary @"$d/c2" \
+	    "$(cs_url)/v1/cs/upload?id=$id&offset=$((2 * CHUNK))&sha256=$sha")
+	# Status, and whether curl opened a connection for it: only the first.
+	assert_equal "$(grep -E '^[0-9]{3} [0-9]+$' <<<"$out" | tr '\n' ' ')" "200 1 200 0 200 0 201 0 "
+	assert_equal "$(grep -F '"upload"' <<<"$out" | jq -r .offset | tr '\n' ' ')" \
+	    "$CHUNK $CHUNK $((2 * CHUNK)) "
+	assert_equal "$(fetch "$(tok bob dc2.ntm.test)" "$sha" "$d/back")" 200
+	assert_equal "$(sha256sum < "$d/back" | cut -c1-64)" "$sha"
+}
