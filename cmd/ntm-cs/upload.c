@@ -447,9 +447,9 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 		p->last = 1;
 		p->gone = state == NTM_BODY_GONE;
 		if (p->gone)
-			log_info("upload %s: client gone within the chunk at %llu; the "
-			    "upload holds the bytes before it", p->u.id,
-			    (unsigned long long)p->at);
+			log_info("upload %s: chunk cut short at %llu (client gone, or "
+			    "the CS stopping); the upload holds the bytes before it",
+			    p->u.id, (unsigned long long)p->at);
 		put_finish(p);
 		return;
 	}

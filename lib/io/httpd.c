@@ -1354,6 +1354,17 @@ req_body_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The server is going: a handler waiting for a body is told at once. */
+static void
+req_body_stop(struct ntm_req *r)
+{
+	r->body_gone = 1;
+	if (r->body_fn && !r->body_out && !r->body_last) {
+		r->body_last = 1;
+		r->body_fn(r, NULL, 0, NTM_BODY_GONE, r->body_arg);
+	}
+}
+
 static void
 req_body_kick(struct ntm_req *r)
 {
@@ -1366,11 +1377,9 @@ ntm_req_body_read(struct ntm_req *r, ntm_body_fn *fn, void *arg)
 {
 	r->body_fn = fn;
 	r->body_arg = arg;
-	if (r->body_ev == NULL && r->h &&
-	    (r->body_ev = event_new(r->h->base, -1, 0, req_body_cb, r)) == NULL) {
-		r->body_gone = 1;
-		r->body_last = 1;
-		fn(r, NULL, 0, NTM_BODY_GONE, arg);
+	if (r->h == NULL || (r->body_ev == NULL &&
+	    (r->body_ev = event_new(r->h->base, -1, 0, req_body_cb, r)) == NULL)) {
+		req_body_stop(r);
 		return;
 	}
 	if (!r->stream)
@@ -1390,7 +1399,10 @@ void
 ntm_req_body_next(struct ntm_req *r)
 {
 	r->body_out = 0;
-	req_body_kick(r);
+	if (r->h == NULL)
+		req_body_stop(r);
+	else
+		req_body_kick(r);
 }
 
 uint64_t
@@ -2244,6 +2256,7 @@ ntm_httpd_free(struct ntm_httpd *h)
 		if (r->sconn)
 			r->sconn->sreq = NULL;
 		r->sconn = NULL;
+		req_body_stop(r);	/* may answer: r is then freed */
 	}
 	if (h->http)
 		evhttp_free(h->http);
