@@ -1382,8 +1382,16 @@ ntm_req_body_read(struct ntm_req *r, ntm_body_fn *fn, void *arg)
 		req_body_stop(r);
 		return;
 	}
-	if (!r->stream)
-		r->body_end = 1;	/* none, or held: nothing comes */
+	if (!r->stream) {
+		/* None, or held whole (a route that does not stream): one
+		 * piece, then the end. */
+		r->body_end = 1;
+		if (r->len > 0 && r->sbuf == NULL && ((r->sbuf = evbuffer_new()) == NULL ||
+		    evbuffer_add(r->sbuf, r->body, r->len) < 0)) {
+			req_body_stop(r);
+			return;
+		}
+	}
 	/* evhttp stopped reading when it handed the request over. */
 	if (r->sconn && !r->body_end && evbuffer_get_length(r->sbuf) < NTM_HTTPD_STREAM_WINDOW)
 		bufferevent_enable(r->sconn->bev, EV_READ);

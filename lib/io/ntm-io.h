@@ -340,7 +340,8 @@ const char *ntm_route_roles_str(unsigned roles, char *buf, size_t cap);
  * NTM_BODY_END (every declared byte was delivered) or NTM_BODY_GONE (the
  * client went away or was too slow: what it sent was delivered first).
  * The handler still answers once, at any time; an answer before
- * NTM_BODY_END closes the connection.
+ * NTM_BODY_END closes the connection. On any other request (a body held
+ * whole) ntm_req_body_read hands that body over as one piece.
  */
 #define NTM_HTTPD_STREAM_WINDOW	(256 * 1024)
 enum { NTM_BODY_PIECE, NTM_BODY_END, NTM_BODY_GONE };

@@ -216,3 +216,24 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cs_pid)/status"; }
 	assert_equal "$(fetch "$(tok bob dc2.ntm.test)" "$sha" "$d/back")" 200
 	assert_equal "$(sha256sum < "$d/back" | cut -c1-64)" "$sha"
 }
+
+@test "a chunk whose head comes in two pieces, its length in the first, is refused (400), not read into memory" {
+	local a id
+	a=$(tok alice)
+	id=$(create "$a" alice $CHUNK)
+	# Two TLS records, the second after the CS has read the first.
+	run timeout 30 python3 -c '
+import socket, ssl, sys, time
+port, ca, tok, uid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
+s.sendall(("PUT /v1/cs/upload?id=%s&offset=0 HTTP/1.1\r\nHost: cs\r\n"
+    "Authorization: Bearer %s\r\nContent-Length: 4194304\r\n" % (uid, tok)).encode())
+time.sleep(1)
+s.sendall(b"Content-Type: application/octet-stream\r\n\r\n")
+print(s.recv(4096).decode(errors="replace").split("\r\n")[0])
+' "$(platform_port "$(P)" cs)" "$(ca)" "$a" "$id"
+	assert_success
+	assert_output "HTTP/1.1 400 Bad Request"
+	assert_equal "$(stat -c %s "$(P)/cs/objects/tmp/$id")" 0
+}
