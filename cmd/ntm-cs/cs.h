@@ -54,7 +54,7 @@ struct cs_mwait;
  * so that a commit only fsyncs (reading the file back only when the CS
  * restarted, or the hash of that upload was not kept).
  */
-#define CS_HASHES	16
+#define CS_HASHES	64
 struct cs_hash {
 	char			id[CS_HEX_ID + 1];	/* "" when free */
 	uint64_t		at;	/* bytes hashed */
@@ -63,20 +63,17 @@ struct cs_hash {
 };
 
 /*
- * Chunks of an upload being written on the worker (upload.c): the CS
- * answers a chunk as soon as it is queued, so that the client sends the
- * next one while this one is written; the answer to that next one waits
- * until the one before it is written (at most two chunks held per upload).
+ * The chunk of an upload being received (upload.c): its body comes in
+ * pieces (NTM_ROUTE_STREAM), each written on the worker while the next is
+ * read; the CS answers once every piece is written.
  */
-#define CS_WRITING	16
+#define CS_WRITING	64
 struct cs_writing {
 	char		 id[CS_HEX_ID + 1];	/* "" when free */
-	int		 jobs;		/* chunks queued or being written */
-	uint64_t	 bytes;		/* their bytes */
+	int		 jobs;		/* pieces queued or being written */
+	int		 active;	/* a chunk is being received */
 	int64_t		 end;		/* the upload's size once they are written */
 	int		 failed;	/* one failed: the file's size is the truth */
-	struct ntm_req	*waiting;	/* the answer held back, or NULL */
-	int64_t		 size, offset;	/* for it: the upload's size, the new offset */
 };
 
 struct cs {

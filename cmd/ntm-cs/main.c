@@ -133,9 +133,10 @@ static const struct srv_spec cs_spec = {
 int
 main(int argc, char *argv[])
 {
-	/* Request bodies (a chunk, up to CS_CHUNK_MAX) come from the heap and
-	 * its memory is kept for the next one, instead of a fresh mapping per
-	 * chunk that faults in and zeroes every page. */
+	/* The pieces of a chunk being received (about NTM_HTTPD_STREAM_WINDOW
+	 * each, never the whole chunk) come from the heap and its memory is
+	 * kept for the next ones, instead of a fresh mapping per piece that
+	 * faults in and zeroes every page. */
 	mallopt(M_MMAP_THRESHOLD, 2 * CS_CHUNK_MAX);
 	mallopt(M_TRIM_THRESHOLD, 4 * CS_CHUNK_MAX);
 	return srv_main(&cs_spec, argc, argv);

@@ -1,7 +1,6 @@
 /*
- * upload.c - putting an object on the CS in bounded pieces (evhttp holds a
- * whole request body in memory, so no request carries more than
- * CS_CHUNK_MAX bytes):
+ * upload.c - putting an object on the CS in chunks of at most CS_CHUNK_MAX
+ * bytes, each received in pieces and written as it comes (never held whole):
  *
  *   POST   /v1/cs/uploads                 declare size, destinations, fields
  *   PUT    /v1/cs/upload?id=ID&offset=N   append the next chunk
@@ -299,11 +298,30 @@ chunk_refused(struct ntm_req *req, const struct cs_up *u, int64_t have,
 	return -1;
 }
 
-/* ---- chunks written on the worker ------------------------------------------ */
+/* ---- chunks received in pieces, written on the worker --------------------- */
+
+/*
+ * A chunk's body is never held whole: the server hands it over in pieces
+ * of about NTM_HTTPD_STREAM_WINDOW bytes and reads the next while the
+ * worker writes one. The upload's offset (writing_end) moves as pieces are
+ * queued; a client gone mid-chunk leaves the file at its last whole piece,
+ * where GET /v1/cs/upload then says the upload resumes.
+ */
+struct cs_put {
+	struct cs	*cs;
+	struct ntm_req	*req;		/* NULL once answered */
+	struct cs_up	 u;
+	char		 hex[CS_HEX_HASH + 1];	/* "": no commit follows */
+	uint64_t	 at;		/* where the next piece goes */
+	uint64_t	 end;		/* where the chunk ends */
+	int		 jobs;		/* pieces with the worker */
+	int		 failed;
+	int		 last;		/* the body's end, or the client's */
+	int		 gone;
+};
 
 struct cs_chunk_job {
-	struct cs	*cs;
-	char		 id[CS_HEX_ID + 1];
+	struct cs_put	*put;
 	uint64_t	 offset;
 	uint8_t		*body;
 	size_t		 len;
@@ -328,109 +346,143 @@ writing_find(struct cs *cs, const char *id, int make)
 	return free_one;
 }
 
-/* Where upload id ends: after its queued chunks, else the file's size. */
+/* Where upload id ends: after its queued pieces, else the file's size. */
 static int64_t
 writing_end(struct cs *cs, const char *id, int64_t file_size)
 {
 	struct cs_writing *wr = writing_find(cs, id, 0);
 
-	return wr && !wr->failed ? wr->end : file_size;
+	return wr && !wr->failed && wr->jobs > 0 ? wr->end : file_size;
 }
 
 static void
 chunk_work(void *arg)
 {
 	struct cs_chunk_job *j = arg;
+	struct cs *cs = j->put->cs;
+	const char *id = j->put->u.id;
 
-	/* Right after the chunk before it, or that one failed: no hole. */
-	if (cs_tmp_size(j->cs, j->id) != (int64_t)j->offset)
+	/* Right after the piece before it, or that one failed: no hole. */
+	if (cs_tmp_size(cs, id) != (int64_t)j->offset)
 		j->res = NTM_ERR_SHORT;
-	else if ((j->res = cs_tmp_write(j->cs, j->id, j->offset, j->body, j->len)) == 0)
-		cs_hash_add(j->cs, j->id, j->offset, j->body, j->len);
+	else if ((j->res = cs_tmp_write(cs, id, j->offset, j->body, j->len)) == 0)
+		cs_hash_add(cs, id, j->offset, j->body, j->len);
 	else
-		cs_hash_drop(j->cs, j->id);
+		cs_hash_drop(cs, id);
+}
+
+static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
+
+/* Every piece is written (or the chunk failed): answer and let go. */
+static void
+put_finish(struct cs_put *p)
+{
+	struct cs *cs = p->cs;
+	struct cs_writing *wr = writing_find(cs, p->u.id, 0);
+
+	if (p->jobs > 0 || (!p->last && !p->failed))
+		return;
+	if (wr) {
+		wr->active = 0;
+		if (wr->jobs == 0)
+			memset(wr, 0, sizeof(*wr));
+	}
+	if (p->req == NULL)
+		;
+	else if (p->failed)
+		ntm_reply_error(p->req, 500, "internal", NULL, "cannot store the chunk");
+	else if (p->gone)
+		/* Nobody reads it: this only lets the request go. */
+		ntm_reply_error(p->req, 400, "incomplete_body", "body", "the client went "
+		    "away within the chunk");
+	else if (p->hex[0]) {
+		commit_start(cs, p->req, &p->u, p->hex);	/* takes u.dests */
+		p->u.dests = NULL;
+	} else
+		ntm_reply_json(p->req, 200, upload_json(&p->u, (int64_t)p->end));
+	free(p->u.dests);
+	free(p);
 }
 
 static void
 chunk_done(void *arg)
 {
 	struct cs_chunk_job *j = arg;
-	struct cs_writing *wr = writing_find(j->cs, j->id, 0);
-	struct cs_up u;
+	struct cs_put *p = j->put;
+	struct cs_writing *wr = writing_find(p->cs, p->u.id, 0);
+	int res = j->res;
 
-	if (j->res < 0)
-		log_warnx("upload %s: write at %llu: %s", j->id, (unsigned long long)j->offset,
-		    ntm_strerror(j->res));
+	if (res < 0)
+		log_warnx("upload %s: write at %llu: %s", p->u.id,
+		    (unsigned long long)j->offset, ntm_strerror(j->res));
+	p->jobs--;
 	if (wr) {
 		wr->jobs--;
-		wr->bytes -= j->len;
-		if (j->res < 0)
+		if (res < 0)
 			wr->failed = 1;	/* the file's size tells where it stopped */
-		/* The one held back is the next chunk: its turn has come. A failed
-		 * write leaves the file short, which the next chunk or the commit
-		 * is told (bad_offset, incomplete). */
-		if (wr->waiting && wr->jobs <= 1) {
-			if (j->res < 0)
-				ntm_reply_error(wr->waiting, 500, "internal", NULL,
-				    "cannot store the chunk before this one");
-			else {
-				memset(&u, 0, sizeof(u));
-				snprintf(u.id, sizeof(u.id), "%s", wr->id);
-				u.size = wr->size;
-				ntm_reply_json(wr->waiting, 200, upload_json(&u, wr->offset));
-			}
-			wr->waiting = NULL;
-		}
-		if (wr->jobs == 0)
-			memset(wr, 0, sizeof(*wr));
 	}
 	free(j->body);
 	free(j);
+	if (res < 0 && !p->failed) {
+		/* The rest of the body is not read: the answer closes the
+		 * connection, and the client resumes from the file's size. */
+		p->failed = 1;
+		if (p->req)
+			ntm_reply_error(p->req, 500, "internal", NULL, "cannot store the chunk");
+		p->req = NULL;
+	} else if (!p->failed && !p->last && p->req)
+		ntm_req_body_next(p->req);
+	put_finish(p);
 }
 
-/* Queues the chunk on the worker: 0 (the answer is sent, held back, or left
- * to a commit when reply is 0), or -1 (nothing was queued: write it here). */
-static int
-chunk_queue(struct cs *cs, struct ntm_req *req, const struct cs_up *u, uint64_t offset,
-    int64_t next, int reply)
+/* A piece of the chunk's body, or its end (ntm_body_fn). */
+static void
+put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 {
-	struct cs_writing *wr;
+	struct cs_put *p = arg;
+	struct cs_writing *wr = writing_find(p->cs, p->u.id, 0);
 	struct cs_chunk_job *j;
 
-	if (cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL)
-		return -1;
-	if ((wr = writing_find(cs, u->id, 1)) == NULL || wr->waiting != NULL || wr->failed ||
-	    (j = calloc(1, sizeof(*j))) == NULL)
-		return -1;
-	j->cs = cs;
-	snprintf(j->id, sizeof(j->id), "%s", u->id);
-	j->offset = offset;
-	j->body = ntm_req_take_body(req, &j->len);
-	if (ntm_worker_submit(cs->worker, chunk_work, chunk_done, j) < 0) {
-		free(j->body);
+	if (state != NTM_BODY_PIECE) {
+		p->last = 1;
+		p->gone = state == NTM_BODY_GONE;
+		if (p->gone)
+			log_info("upload %s: chunk cut short at %llu (client gone, or "
+			    "the CS stopping); the upload holds the bytes before it",
+			    p->u.id, (unsigned long long)p->at);
+		put_finish(p);
+		return;
+	}
+	if (p->failed || wr == NULL || p->at + len > p->end ||
+	    (j = calloc(1, sizeof(*j))) == NULL) {
+		free(data);
+		p->failed = 1;
+		ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
+		p->req = NULL;
+		put_finish(p);
+		return;
+	}
+	j->put = p;
+	j->offset = p->at;
+	j->body = data;
+	j->len = len;
+	if (ntm_worker_submit(p->cs->worker, chunk_work, chunk_done, j) < 0) {
+		free(data);
 		free(j);
-		if (wr->jobs == 0)
-			memset(wr, 0, sizeof(*wr));
-		return -1;	/* the body is gone: the caller answers 503 */
+		p->failed = 1;
+		ntm_reply_error(req, 503, "busy", NULL, "too many writes queued");
+		p->req = NULL;
+		put_finish(p);
+		return;
 	}
+	p->jobs++;
+	p->at += len;
 	wr->jobs++;
-	wr->bytes += j->len;
-	wr->end = next;
-	if (!reply)
-		;	/* a commit follows on the worker, and answers */
-	else if (wr->jobs == 1)
-		ntm_reply_json(req, 200, upload_json(u, next));
-	else {
-		wr->waiting = req;
-		wr->size = u->size;
-		wr->offset = next;
-	}
-	return 0;
+	wr->end = (int64_t)p->at;
 }
 
 static int commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u,
     int64_t have, int64_t size, const char *hex);
-static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
 
 static void
 on_chunk(struct ntm_req *req, void *arg)
@@ -438,10 +490,11 @@ on_chunk(struct ntm_req *req, void *arg)
 	struct cs *cs = arg;
 	struct cs_who w;
 	struct cs_up u;
-	const uint8_t *body;
+	struct cs_writing *wr;
+	struct cs_put *p;
 	const char *hex = ntm_req_query(req, "sha256");
-	size_t len;
-	uint64_t offset;
+	uint64_t offset, blen = ntm_req_body_len(req);
+	size_t len = blen > (uint64_t)CS_CHUNK_MAX ? (size_t)CS_CHUNK_MAX + 1 : (size_t)blen;
 	int64_t have;
 
 	if (cs_auth(cs, req, &w) < 0)
@@ -458,8 +511,15 @@ on_chunk(struct ntm_req *req, void *arg)
 	}
 	if (find_upload(cs, req, &w, ntm_req_query(req, "id"), &u, &have) < 0)
 		return;
+	wr = writing_find(cs, u.id, 0);
+	if (wr && wr->active) {
+		/* Another chunk of it is coming in (a client that resumes
+		 * before the CS saw its old connection end): ask again. */
+		ntm_reply_error(req, 503, "busy", "id", "upload %s is receiving a chunk",
+		    u.id);
+		goto out;
+	}
 	have = writing_end(cs, u.id, have);
-	body = ntm_req_body(req, &len);
 	if (chunk_refused(req, &u, have, offset, len) != 0)
 		goto out;
 	/* sha256 with the last chunk: the commit follows it (one round trip). */
@@ -471,31 +531,29 @@ on_chunk(struct ntm_req *req, void *arg)
 	}
 	if (hex && commit_refused(cs, req, &u, have + (int64_t)len, u.size, hex) < 0)
 		goto out;
+	if (cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot start the worker");
+		goto out;
+	}
+	if ((wr = writing_find(cs, u.id, 1)) == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
+		ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks");
+		goto out;
+	}
 	/* A chunk keeps its upload from the collector (upload_idle_s); the one
 	 * that commits needs no such write: the commit ends the upload. */
 	if (hex == NULL)
 		(void)cs_db_upload_touch(cs->db, u.id, now_unix());
-	if (chunk_queue(cs, req, &u, offset, have + (int64_t)len, hex == NULL) == 0)
-		;
-	else if (ntm_req_body(req, NULL) == NULL || writing_find(cs, u.id, 0) != NULL) {
-		/* Gone with a failed submit, or not queued while others are (it
-		 * would be written first). */
-		ntm_reply_error(req, 503, "busy", NULL, "too many writes queued");
-		goto out;
-	} else if (cs_tmp_write(cs, u.id, offset, body, len) < 0) {
-		cs_hash_drop(cs, u.id);
-		log_warn("upload %s: write", u.id);
-		ntm_reply_error(req, 500, "internal", NULL, "cannot store the chunk");
-		goto out;
-	} else {
-		cs_hash_add(cs, u.id, offset, body, len);
-		if (hex == NULL)
-			ntm_reply_json(req, 200, upload_json(&u, have + (int64_t)len));
-	}
-	if (hex) {
-		commit_start(cs, req, &u, hex);	/* takes u.dests */
-		return;
-	}
+	wr->active = 1;
+	wr->end = have;
+	p->cs = cs;
+	p->req = req;
+	p->u = u;		/* takes dests */
+	p->at = offset;
+	p->end = offset + len;
+	if (hex)
+		snprintf(p->hex, sizeof(p->hex), "%s", hex);
+	ntm_req_body_read(req, put_piece, p);
+	return;
 out:
 	free(u.dests);
 }
@@ -686,6 +744,7 @@ commit(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *i
     int64_t size, const char *hex)
 {
 	struct cs_up u;
+	struct cs_writing *wr;
 	int64_t have;
 
 	if (!ntm_cs_valid_hex(hex, CS_HEX_HASH)) {
@@ -695,7 +754,13 @@ commit(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const char *i
 	}
 	if (find_upload(cs, req, w, id, &u, &have) < 0)
 		return;
-	/* Chunks still queued are written before the commit job runs. */
+	if ((wr = writing_find(cs, u.id, 0)) != NULL && wr->active) {
+		ntm_reply_error(req, 503, "busy", "id", "upload %s is receiving a chunk",
+		    u.id);
+		free(u.dests);
+		return;
+	}
+	/* Pieces still queued are written before the commit job runs. */
 	have = writing_end(cs, u.id, have);
 	if (commit_refused(cs, req, &u, have, size, hex) < 0) {
 		free(u.dests);
@@ -728,7 +793,7 @@ const struct ntm_http_route cs_upload_routes[] = {
 	{ "POST",   "/v1/cs/uploads",
 	  NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED, .fn = on_create,
 	  .body_max = CS_JSON_MAX },
-	{ "PUT",    "/v1/cs/upload",	    NTM_ROUTE_BEARER, .fn = on_chunk },
+	{ "PUT",    "/v1/cs/upload",	    NTM_ROUTE_BEARER | NTM_ROUTE_STREAM, .fn = on_chunk },
 	{ "GET",    "/v1/cs/upload",	    NTM_ROUTE_BEARER, .fn = on_status },
 	{ "DELETE", "/v1/cs/upload",	    NTM_ROUTE_BEARER, .fn = on_abandon },
 	{ "POST",   "/v1/cs/upload/commit",

@@ -5,8 +5,10 @@
  * limit, signature, caller role, bearer token, JSON body, protocol version)
  * is made here, once, before its handler runs (route_admit).
  *
- * Lifetime of a request: evhttp hands us a complete request; we wrap it in a
- * heap struct ntm_req that lives until exactly one ntm_reply_* call. If the
+ * Lifetime of a request: evhttp hands us a complete request (or, on a route
+ * that streams its body, its head, the body following: see struct conn
+ * below); we wrap it in a heap struct ntm_req that lives until exactly one
+ * ntm_reply_* call. If the
  * client goes away meanwhile, libevent 2.1 detaches the evhttp_request from
  * its connection instead of freeing it (evhttp_connection_incoming_fail with
  * userdone == 0), and evhttp_send_reply on a detached request just frees it,
@@ -130,9 +132,24 @@ struct ntm_req {
 	ntm_req_gone_fn		*gone;		/* the client went away first */
 	void			*gone_arg;
 	struct event		*gone_ev;	/* EV_CLOSED on its socket */
+	/* A streamed body (NTM_ROUTE_STREAM): received into sbuf by the
+	 * connection (sconn, NULL once it is gone), handed to body_fn. */
+	int			 stream;
+	uint64_t		 body_len;	/* declared */
+	struct evbuffer		*sbuf;
+	struct conn		*sconn;
+	int			 body_end;	/* every byte is in sbuf or delivered */
+	int			 body_gone;	/* the connection went first */
+	int			 body_out;	/* a piece is with body_fn */
+	int			 body_last;	/* the last call was made */
+	ntm_body_fn		*body_fn;
+	void			*body_arg;
+	struct event		*body_ev;	/* delivers the next piece */
 };
 
 static int plain_ex_idx = -1;
+
+static void req_body_kick(struct ntm_req *r);
 
 struct conn;
 struct addr_slot;
@@ -160,7 +177,18 @@ struct lingerer;
  *   the route's, so evhttp answers 413 on the Content-Length alone, before
  *   the body is read;
  * - watched by one timer: the deadline of the handshake and head, then of
- *   the body (body_timeout_s plus one second per body_min_rate bytes).
+ *   the body (body_timeout_s plus one second per body_min_rate bytes);
+ * - for a route that streams its body (NTM_ROUTE_STREAM), the one that
+ *   takes the body from evhttp: 2.1 has no hook to take an incoming body
+ *   as it comes (its chunk callback can only be set on requests it makes),
+ *   so the head's Content-Length digits are overwritten with 0s while the
+ *   head is still in the input buffer. evhttp then hands the request over
+ *   at once (httpd_gencb, which links it to the connection), and the body's
+ *   bytes are moved out of the input buffer as they arrive, before evhttp
+ *   sees them, into the request's window (req_body_cb hands it over in
+ *   pieces; reading pauses while a window waits). Until the answer, our
+ *   read callback stands in for evhttp's, which would abort on bytes
+ *   after a request it thinks complete.
  *
  * A connection is closed by shutting its socket down: libevent then sees
  * end of file and frees it by its own path, which also copes with a
@@ -202,6 +230,25 @@ struct conn {
 	size_t			 over_max;	/* ...this limit; -1: none */
 	int			 linger_fd;	/* a dup of the socket, or -1 */
 	uint64_t		 reserved;	/* of h->body_mem, for this body */
+	/* Streamed bodies: the head's Content-Length is made 0 for evhttp
+	 * (cl_abs, cl_ndig: where its digits are), so evhttp hands the
+	 * request over at once, and the body bytes are taken out of the
+	 * input buffer before evhttp sees them. Positions count the bytes
+	 * evhttp sees (vis_total of them so far; front_abs is the first
+	 * byte in the input buffer). */
+	int			 stream;	/* this body is streamed */
+	struct evbuffer		*sbuf;		/* its bytes until handed over */
+	struct ntm_req		*sreq;		/* ...to this request */
+	unsigned		 heads, dispatched, stream_seq;
+	uint64_t		 stream_len;
+	int			 stream_done;	/* every byte is in sbuf */
+	uint64_t		 vis_total, front_abs, feed_abs;
+	uint64_t		 cl_abs;
+	size_t			 cl_ndig;	/* 0: none seen */
+	int			 in_cb;
+	int			 expect;	/* "Expect: 100-continue" */
+	bufferevent_event_cb	 ev_event;	/* evhttp's, while a body streams */
+	void			*ev_arg;
 };
 
 /*
@@ -454,6 +501,49 @@ conn_limit(const struct ntm_httpd *h, const char *method, const char *path,
 	return lim;
 }
 
+/* The memory a body takes while it is read: all of it, or for a streamed
+ * one the window being read and the piece being handled. */
+static uint64_t
+conn_need(const struct conn *c, unsigned flags)
+{
+	return (flags & NTM_ROUTE_STREAM) ? 2 * (uint64_t)NTM_HTTPD_STREAM_WINDOW + 65536 :
+	    (uint64_t)c->clen;
+}
+
+/*
+ * A streamed body: writes 0s over the Content-Length's digits, still in the
+ * input buffer (evhttp reads the head only after this callback), so evhttp
+ * takes the request as bodiless and hands it over at once. -1 when they are
+ * no longer there.
+ */
+static int
+conn_zero_length(struct conn *c)
+{
+	struct evbuffer *buf = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v[4];
+	struct evbuffer_ptr pos;
+	size_t left = c->cl_ndig, off;
+	int n;
+
+	if (c->cl_ndig == 0 || c->cl_abs < c->front_abs)
+		return -1;
+	off = (size_t)(c->cl_abs - c->front_abs);
+	if (off + c->cl_ndig > evbuffer_get_length(buf) ||
+	    evbuffer_ptr_set(buf, &pos, off, EVBUFFER_PTR_SET) < 0 ||
+	    (n = evbuffer_peek(buf, (ev_ssize_t)c->cl_ndig, &pos, v, 4)) < 1 || n > 4)
+		return -1;
+	for (int i = 0; i < n && left > 0; i++) {
+		size_t k = v[i].iov_len < left ? v[i].iov_len : left;
+
+		memset(v[i].iov_base, '0', k);
+		left -= k;
+	}
+	if (left)
+		return -1;
+	c->stream = 1;
+	return 0;
+}
+
 /* The request head is complete: set evhttp's body limit for it. */
 static void
 conn_head_done(struct conn *c)
@@ -464,6 +554,9 @@ conn_head_done(struct conn *c)
 	unsigned flags;
 	size_t lim = conn_limit(h, c->method, c->path, &flags);
 	void *cbarg = NULL;
+
+	c->heads++;
+	c->stream = 0;
 
 	/* evhttp gives its connection as the bufferevent's callback
 	 * argument (only evhttp sets callbacks on this bufferevent). */
@@ -490,7 +583,7 @@ conn_head_done(struct conn *c)
 		 * memory is not spent on anonymous bodies. */
 		lim = 0;
 		c->over_len = -4;
-	} else if (c->clen > 0 && h->body_mem + (uint64_t)c->clen > h->lim.body_mem_max) {
+	} else if (c->clen > 0 && h->body_mem + conn_need(c, flags) > h->lim.body_mem_max) {
 		/* Bodies held at once are bounded, whoever sends them. */
 		char txt[INET6_ADDRSTRLEN + 4] = "?";
 		uint8_t key[17];
@@ -502,9 +595,23 @@ conn_head_done(struct conn *c)
 		    (unsigned long long)h->body_mem);
 		lim = 0;
 		c->over_len = -3;
+	} else if (c->clen > 0 && (flags & NTM_ROUTE_STREAM) && c->sbuf == NULL &&
+	    (c->sbuf = evbuffer_new()) == NULL) {
+		lim = 0;
+		c->over_len = -3;
+	} else if (c->clen > 0 && (flags & NTM_ROUTE_STREAM) && conn_zero_length(c) < 0) {
+		/* The Content-Length went to evhttp with an earlier piece of
+		 * the head: it would read the whole body into memory. */
+		lim = 0;
+		c->over_len = -5;
 	} else if (c->clen > 0) {
-		c->reserved = (uint64_t)c->clen;
+		c->reserved = conn_need(c, flags);
 		h->body_mem += c->reserved;
+		if (c->stream) {
+			c->stream_seq = c->heads;
+			c->stream_len = (uint64_t)c->clen;
+			c->stream_done = 0;
+		}
 	}
 	if (evcon)
 		evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)lim);
@@ -532,6 +639,7 @@ static void
 conn_line(struct conn *c)
 {
 	char *l = c->line, *v;
+	uint64_t line_abs = c->feed_abs - c->linelen;	/* feed_abs: its '\n' */
 
 	c->line[c->linelen] = '\0';
 	if (c->linelen && c->line[c->linelen - 1] == '\r')
@@ -576,8 +684,12 @@ conn_line(struct conn *c)
 		if (c->trunc || errno != 0 || end == v || *end != '\0' || n < 0 ||
 		    *v < '0' || *v > '9')
 			c->chunked = 1;
-		else if (c->clen < 0)
+		else if (c->clen < 0) {
+			/* evhttp reads the first one too. */
 			c->clen = n;
+			c->cl_abs = line_abs + (uint64_t)(v - l);
+			c->cl_ndig = strspn(v, "0123456789");
+		}
 	} else if (strcasecmp(l, "Authorization") == 0) {
 		/* Kept only whole: a cut token fails the check. */
 		if (!c->trunc && strncasecmp(v, "Bearer ", 7) == 0 &&
@@ -585,6 +697,8 @@ conn_line(struct conn *c)
 			snprintf(c->bearer, sizeof(c->bearer), "%s", v + 7);
 		else
 			snprintf(c->bearer, sizeof(c->bearer), "-");
+	} else if (strcasecmp(l, "Expect") == 0) {
+		c->expect = strcasecmp(v, "100-continue") == 0;
 	} else if (strcasecmp(l, "Transfer-Encoding") == 0) {
 		c->chunked = 1;
 	}
@@ -604,15 +718,60 @@ conn_body(struct conn *c, uint64_t k)
 	if (c->body_left == 0) {
 		c->st = C_IDLE;
 		event_del(c->tm);
+		if (c->stream) {
+			/* evhttp too reads no more until the answer. */
+			bufferevent_disable(c->bev, EV_READ);
+			c->stream_done = 1;
+			if (c->sreq && c->sbuf == NULL) {
+				c->sreq->body_end = 1;
+				req_body_kick(c->sreq);
+			}
+		}
 	}
 }
 
-static void
-conn_feed(struct conn *c, const char *p, size_t n)
+/* Takes k streamed body bytes at off out of the input buffer buf, to the
+ * body's buffer (or drops them: nobody takes the body any more). */
+static int
+conn_divert(struct conn *c, struct evbuffer *buf, size_t off, size_t k)
+{
+	struct evbuffer *dst = c->sbuf ? c->sbuf : c->sreq ? c->sreq->sbuf : NULL;
+	struct evbuffer *front = NULL;
+
+	if (off > 0 && ((front = evbuffer_new()) == NULL ||
+	    evbuffer_remove_buffer(buf, front, off) != (int)off)) {
+		evbuffer_free(front);
+		return -1;
+	}
+	if (dst)
+		(void)evbuffer_remove_buffer(buf, dst, k);
+	else
+		(void)evbuffer_drain(buf, k);
+	if (front) {
+		(void)evbuffer_prepend_buffer(buf, front);
+		evbuffer_free(front);
+	}
+	c->vis_total -= k;
+	conn_body(c, k);
+	/* Flow control: a window waits to be taken; the client waits. */
+	if (dst && evbuffer_get_length(dst) >= NTM_HTTPD_STREAM_WINDOW)
+		bufferevent_disable(c->bev, EV_READ);
+	if (c->sreq && c->sbuf == NULL)
+		req_body_kick(c->sreq);
+	return 0;
+}
+
+/* Feeds n bytes (the first at position abs); returns how many were taken:
+ * a streamed body's bytes are left to the caller. */
+static size_t
+conn_feed(struct conn *c, const char *p, size_t n, uint64_t abs)
 {
 	struct ntm_httpd *h = c->h;
+	size_t n0 = n;
 
 	while (n > 0 && c->st != C_DONE) {
+		if (c->st == C_BODY && c->stream)
+			break;
 		if (c->st == C_BODY) {
 			size_t k = n < c->body_left ? n : (size_t)c->body_left;
 
@@ -632,9 +791,12 @@ conn_feed(struct conn *c, const char *p, size_t n)
 			c->linelen = 0;
 			c->clen = -1;
 			c->chunked = 0;
+			c->cl_ndig = 0;
+			c->expect = 0;
 			c->method[0] = c->path[0] = c->bearer[0] = '\0';
 		}
 		c->head_bytes++;
+		c->feed_abs = abs + (n0 - n);
 		if (*p == '\n') {
 			conn_line(c);
 			c->linelen = 0;
@@ -649,6 +811,7 @@ conn_feed(struct conn *c, const char *p, size_t n)
 		p++;
 		n--;
 	}
+	return n0 - n;
 }
 
 /* Runs as bytes are added to the connection's input, before evhttp reads
@@ -661,14 +824,28 @@ conn_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 	struct evbuffer_ptr pos;
 	char tmp[4096];
 
-	if (info->n_added == 0 || c->h == NULL || !c->admitted || c->st == C_DONE ||
-	    info->n_added > len)
+	/* Our own moves in conn_divert call back here: nothing new. */
+	if (info->n_added == 0 || c->in_cb || info->n_added > len)
 		return;
+	c->vis_total += info->n_added;
+	c->front_abs = c->vis_total - len;
+	if (c->h == NULL || !c->admitted || c->st == C_DONE)
+		return;
+	c->in_cb = 1;
 	for (off = len - info->n_added; off < len && c->st != C_DONE; off += k) {
 		k = len - off;
 		if (c->st == C_BODY) {		/* body bytes: counted, not copied */
 			if (k > c->body_left)
 				k = (size_t)c->body_left;
+			if (c->stream) {
+				if (conn_divert(c, buf, off, k) < 0) {
+					conn_close(c);
+					break;
+				}
+				len -= k;
+				k = 0;
+				continue;
+			}
 			conn_body(c, k);
 			continue;
 		}
@@ -676,9 +853,10 @@ conn_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 			k = sizeof(tmp);
 		if (evbuffer_ptr_set(buf, &pos, off, EVBUFFER_PTR_SET) < 0 ||
 		    evbuffer_copyout_from(buf, &pos, tmp, k) != (ev_ssize_t)k)
-			return;
-		conn_feed(c, tmp, k);
+			break;
+		k = conn_feed(c, tmp, k, c->front_abs + off);
 	}
+	c->in_cb = 0;
 }
 
 static void
@@ -783,6 +961,16 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, vo
 			close(c->linger_fd);
 		c->linger_fd = -1;
 	}
+	if (c->sreq) {
+		/* What it sent is delivered, then the end. */
+		c->sreq->sconn = NULL;
+		if (!c->sreq->body_end)
+			c->sreq->body_gone = 1;
+		req_body_kick(c->sreq);
+		c->sreq = NULL;
+	}
+	if (c->sbuf)
+		evbuffer_free(c->sbuf);
 	conn_unlink(c);
 	if (c->tm)
 		event_free(c->tm);
@@ -884,6 +1072,10 @@ httpd_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void 
 			status = 503;
 			code = "busy";
 			msg = "the server holds too many request bodies: retry later";
+		} else if (c && c->over_len == -5) {
+			status = 400;
+			code = "bad_request";
+			msg = "the head of a streamed body must come in one piece";
 		} else if (c && c->over_len == -4) {
 			status = 401;
 			code = "unauthorized";
@@ -949,6 +1141,12 @@ req_free(struct ntm_req *r)
 	}
 	if (r->h)
 		r->h->body_mem -= r->reserved;
+	if (r->sconn)
+		r->sconn->sreq = NULL;	/* the rest of the body is dropped */
+	if (r->sbuf)
+		evbuffer_free(r->sbuf);
+	if (r->body_ev)
+		event_free(r->body_ev);
 	req_unlink(r);
 	if (r->has_query)
 		evhttp_clear_headers(&r->query);
@@ -1065,6 +1263,162 @@ ntm_httpd_set_identity(struct ntm_httpd *h, const uint8_t sk[NTM_SIGN_SK],
 	return 0;
 }
 
+/* ---- streamed request bodies ----------------------------------------------- */
+
+/* While a body streams, evhttp thinks its request complete (its state is
+ * "writing"), and its read callback would abort the process on more bytes:
+ * ours stands in until the answer, when evhttp sets its own again. */
+static void
+stream_read_cb(struct bufferevent *bev, void *arg)
+{
+	/* The bytes were taken by conn_in_cb; what is left is the next
+	 * request's, for evhttp after the answer. */
+}
+
+static void
+stream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	/* evhttp ends the connection (and with it c) as for any request
+	 * waiting for its answer. */
+	c->ev_event(bev, what, c->ev_arg);
+}
+
+/* Hands conn c's streamed body over to r, being dispatched. */
+static void
+req_body_attach(struct ntm_req *r, struct conn *c)
+{
+	bufferevent_data_cb rd, wr;
+
+	r->stream = 1;
+	r->body_len = c->stream_len;
+	r->body_end = c->stream_done;
+	r->sbuf = c->sbuf;
+	c->sbuf = NULL;
+	r->sconn = c;
+	c->sreq = r;
+	bufferevent_getcb(c->bev, &rd, &wr, &c->ev_event, &c->ev_arg);
+	if (c->ev_event)
+		bufferevent_setcb(c->bev, stream_read_cb, NULL, stream_event_cb, c);
+}
+
+/* An answer before the whole body is in: the rest is not read, and the
+ * connection closes after the answer (its dup drains what still comes, so
+ * that the client reads the answer). */
+static void
+req_body_abort(struct ntm_req *r, struct evkeyvalq *hdr)
+{
+	struct conn *c = r->sconn;
+
+	if (!r->stream || r->body_end || c == NULL)
+		return;
+	evhttp_add_header(hdr, "Connection", "close");
+	c->sreq = NULL;
+	r->sconn = NULL;
+	if (c->linger_fd < 0)
+		c->linger_fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+req_body_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ntm_req *r = arg;
+	size_t len = r->sbuf ? evbuffer_get_length(r->sbuf) : 0;
+	uint8_t *data;
+
+	if (r->body_out || r->body_last || r->body_fn == NULL)
+		return;
+	if (len >= NTM_HTTPD_STREAM_WINDOW || (len > 0 && (r->body_end || r->body_gone))) {
+		if ((data = malloc(len)) == NULL ||
+		    evbuffer_remove(r->sbuf, data, len) != (int)len) {
+			free(data);
+			r->body_gone = 1;	/* as if the client had gone */
+			if (r->sconn)
+				conn_close(r->sconn);
+			req_body_kick(r);
+			return;
+		}
+		r->body_out = 1;
+		/* The next window is read while this piece is handled. */
+		if (r->sconn && !r->body_end)
+			bufferevent_enable(r->sconn->bev, EV_READ);
+		r->body_fn(r, data, len, NTM_BODY_PIECE, r->body_arg);
+		return;
+	}
+	if (len == 0 && (r->body_end || r->body_gone)) {
+		r->body_last = 1;
+		r->body_fn(r, NULL, 0, r->body_end ? NTM_BODY_END : NTM_BODY_GONE,
+		    r->body_arg);
+	}
+}
+
+/* The server is going: a handler waiting for a body is told at once. */
+static void
+req_body_stop(struct ntm_req *r)
+{
+	r->body_gone = 1;
+	if (r->body_fn && !r->body_out && !r->body_last) {
+		r->body_last = 1;
+		r->body_fn(r, NULL, 0, NTM_BODY_GONE, r->body_arg);
+	}
+}
+
+static void
+req_body_kick(struct ntm_req *r)
+{
+	if (r->body_ev && !r->body_out && !r->body_last)
+		event_active(r->body_ev, EV_TIMEOUT, 1);
+}
+
+void
+ntm_req_body_read(struct ntm_req *r, ntm_body_fn *fn, void *arg)
+{
+	r->body_fn = fn;
+	r->body_arg = arg;
+	if (r->h == NULL || (r->body_ev == NULL &&
+	    (r->body_ev = event_new(r->h->base, -1, 0, req_body_cb, r)) == NULL)) {
+		req_body_stop(r);
+		return;
+	}
+	if (!r->stream) {
+		/* None, or held whole (a route that does not stream): one
+		 * piece, then the end. */
+		r->body_end = 1;
+		if (r->len > 0 && r->sbuf == NULL && ((r->sbuf = evbuffer_new()) == NULL ||
+		    evbuffer_add(r->sbuf, r->body, r->len) < 0)) {
+			req_body_stop(r);
+			return;
+		}
+	}
+	/* evhttp stopped reading when it handed the request over. */
+	if (r->sconn && !r->body_end && evbuffer_get_length(r->sbuf) < NTM_HTTPD_STREAM_WINDOW)
+		bufferevent_enable(r->sconn->bev, EV_READ);
+	/* evhttp took the body for none, so a client waiting to be asked for
+	 * it (libcurl waits a second) is asked here, once it is wanted. */
+	if (r->sconn && r->sconn->expect && r->sconn->body_got == 0 &&
+	    bufferevent_write(r->sconn->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0)
+		bufferevent_enable(r->sconn->bev, EV_WRITE);
+	req_body_kick(r);
+}
+
+void
+ntm_req_body_next(struct ntm_req *r)
+{
+	r->body_out = 0;
+	if (r->h == NULL)
+		req_body_stop(r);
+	else
+		req_body_kick(r);
+}
+
+uint64_t
+ntm_req_body_len(const struct ntm_req *r)
+{
+	return r->stream ? r->body_len : r->len;
+}
+
 /* Sends len bytes of text (may be NULL) of type ctype with status and frees r. */
 static void
 req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text,
@@ -1082,6 +1436,7 @@ req_send_type(struct ntm_req *r, int status, const char *ctype, const char *text
 	hdr = evhttp_request_get_output_headers(r->ev);
 	evhttp_add_header(hdr, "Content-Type", ctype);
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	req_body_abort(r, hdr);
 	if (r->has_cert && r->h && r->h->has_id)
 		sign_answer(r, hdr, status, text, len);
 	if (status >= 500) {
@@ -1422,6 +1777,7 @@ ntm_reply_stream(struct ntm_req *r, int status, const char *ctype, uint64_t len,
 	r->stream_arg = arg;
 	hdr = evhttp_request_get_output_headers(r->ev);
 	snprintf(clen, sizeof(clen), "%llu", (unsigned long long)len);
+	req_body_abort(r, hdr);
 	evhttp_add_header(hdr, "Content-Type", ctype);
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
 	evhttp_add_header(hdr, "Content-Length", clen);
@@ -1665,6 +2021,9 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 		if (c && c->h == h) {
 			r->reserved = c->reserved;
 			c->reserved = 0;
+			/* evhttp hands requests over in the order of their heads. */
+			if (++c->dispatched == c->stream_seq && c->sbuf)
+				req_body_attach(r, c);
 		}
 	}
 	path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -1899,6 +2258,13 @@ ntm_httpd_free(struct ntm_httpd *h)
 		r->h = NULL;
 		r->ev = NULL;
 		req_gone_clear(r);	/* evhttp_free closes its connection */
+		if (r->body_ev)		/* a streamed body gets no more */
+			event_free(r->body_ev);
+		r->body_ev = NULL;
+		if (r->sconn)
+			r->sconn->sreq = NULL;
+		r->sconn = NULL;
+		req_body_stop(r);	/* may answer: r is then freed */
 	}
 	if (h->http)
 		evhttp_free(h->http);
@@ -2110,6 +2476,7 @@ ntm_route_flags_str(unsigned flags, char *buf, size_t cap)
 		{ NTM_ROUTE_BEARER,	"bearer" },
 		{ NTM_ROUTE_JSON,	"json" },
 		{ NTM_ROUTE_VERSIONED,	"versioned" },
+		{ NTM_ROUTE_STREAM,	"stream" },
 	};
 	size_t used = 0;
 

@@ -200,6 +200,9 @@ enum {
 					   bearer hook (ntm_httpd_set_bearer) */
 	NTM_ROUTE_VERSIONED = 1 << 3,	/* JSON body whose "version" is
 					   NTM_PROTOCOL_VERSION (implies JSON) */
+	NTM_ROUTE_STREAM    = 1 << 4,	/* body never held whole: the handler
+					   runs once the head is in and takes
+					   the body in pieces (ntm_req_body_read) */
 };
 /* A caller role allowed on a signed route, for struct ntm_http_route.roles. */
 #define NTM_ROUTE_ROLE(role)	(1u << (role))
@@ -325,6 +328,32 @@ int  ntm_httpd_route(struct ntm_httpd *h, const char *method, const char *path,
 const char *ntm_route_flags_str(unsigned flags, char *buf, size_t cap);
 /* The roles of a route as "dc,cs" ("any" for none) into buf. */
 const char *ntm_route_roles_str(unsigned roles, char *buf, size_t cap);
+
+/*
+ * Streamed bodies (NTM_ROUTE_STREAM routes with a Content-Length over 0).
+ * The handler runs as soon as the head is in and the route's checks passed;
+ * ntm_req_body_len is the declared length, ntm_req_body is empty. It either
+ * answers at once (the body is then not read and the connection closes
+ * after the answer) or calls ntm_req_body_read: fn then gets the body in
+ * pieces of at most about NTM_HTTPD_STREAM_WINDOW bytes (data new: fn
+ * frees it), and after each piece no other until ntm_req_body_next(r).
+ * Meanwhile the server reads up to NTM_HTTPD_STREAM_WINDOW more bytes, then
+ * stops reading the socket (the client waits): a connection holds at most
+ * about two windows of its body. The last call has data NULL and state
+ * NTM_BODY_END (every declared byte was delivered) or NTM_BODY_GONE (the
+ * client went away or was too slow: what it sent was delivered first).
+ * The handler still answers once, at any time; an answer before
+ * NTM_BODY_END closes the connection. On any other request (a body held
+ * whole) ntm_req_body_read hands that body over as one piece.
+ */
+#define NTM_HTTPD_STREAM_WINDOW	(256 * 1024)
+enum { NTM_BODY_PIECE, NTM_BODY_END, NTM_BODY_GONE };
+typedef void ntm_body_fn(struct ntm_req *r, uint8_t *data, size_t len, int state,
+    void *arg);
+void ntm_req_body_read(struct ntm_req *r, ntm_body_fn *fn, void *arg);
+void ntm_req_body_next(struct ntm_req *r);
+/* The body's length: declared (a streamed body) or held. */
+uint64_t ntm_req_body_len(const struct ntm_req *r);
 
 /* Request accessors (borrowed, valid until the reply is sent). */
 const char *ntm_req_method(const struct ntm_req *r);

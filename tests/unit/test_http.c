@@ -666,6 +666,8 @@ TEST(route_strings)
 	CHECK_STR(ntm_route_flags_str(NTM_ROUTE_JSON | NTM_ROUTE_SIGNED | NTM_ROUTE_VERSIONED,
 	    buf, sizeof(buf)), "signed,json,versioned");
 	CHECK_STR(ntm_route_flags_str(NTM_ROUTE_BEARER, buf, sizeof(buf)), "bearer");
+	CHECK_STR(ntm_route_flags_str(NTM_ROUTE_BEARER | NTM_ROUTE_STREAM, buf, sizeof(buf)),
+	    "bearer,stream");
 	CHECK_STR(ntm_route_roles_str(0, buf, sizeof(buf)), "any");
 	CHECK_STR(ntm_route_roles_str(NTM_ROUTE_ROLE(NTM_ROLE_DC) |
 	    NTM_ROUTE_ROLE(NTM_ROLE_CS), buf, sizeof(buf)), "dc,cs");
