@@ -579,7 +579,9 @@ daemon_setup(struct srv *s, char *err, size_t errlen)
 			(unsigned)s->conf.replay_per_peer,
 		};
 		struct rlimit rl;
-		rlim_t want = (rlim_t)s->conf.http_max_conns + 256;
+		/* Sockets past the cap a moment, refused or making room
+		 * (lib/io/httpd.c: an eighth more, and 16). */
+		rlim_t want = (rlim_t)s->conf.http_max_conns + s->conf.http_max_conns / 8 + 16 + 256;
 
 		ntm_httpd_set_limits(s->httpd, &lim);
 		/* One descriptor per connection, and some to spare for the

@@ -87,10 +87,11 @@ struct ntm_httpd {
 	struct ntm_httpd_limits	 lim;
 	struct conn		*conns;		/* open connections */
 	unsigned		 nconns;
+	unsigned		 nopen;		/* admitted and not closing */
 	struct addr_slot	*addrs[ADDR_BUCKETS];	/* open connections per source */
 	struct evhttp_bound_socket **bound;
 	size_t			 nbound;
-	int			 paused;	/* listeners off: at max_conns */
+	int			 paused;	/* listeners off: at CONNS_HARD_MAX */
 	struct event		*tick;		/* log summaries */
 	struct lingerer		*lingers;	/* refused sockets being drained */
 	unsigned		 nlingers;
@@ -195,6 +196,8 @@ struct lingerer;
  * request a handler still holds.
  */
 #define CONN_LINE_MAX	1024	/* what we keep of a head line */
+/* Sockets held at most, those being closed or refused included. */
+#define CONNS_HARD_MAX(max)	((max) + (max) / 8 + 16)
 
 enum conn_state { C_IDLE, C_HEAD, C_BODY, C_DONE };
 
@@ -211,6 +214,7 @@ struct conn {
 	struct event		*tm;
 	struct addr_slot	*slot;		/* counted source, once admitted */
 	int			 admitted;
+	int			 open;		/* counted in h->nopen */
 	enum conn_state		 st;
 	uint64_t		 start_ms;	/* accept, or first byte of a head */
 	uint64_t		 deadline_ms;
@@ -367,8 +371,8 @@ listeners_enable(struct ntm_httpd *h, int on)
 	}
 	if (!on)
 		ntm_log_rl(NTM_LOG_WARN, "httpd: at the cap", NULL,
-		    "httpd: %u connections open: at http_max_conns, not accepting "
-		    "until one closes", h->nconns);
+		    "httpd: %u sockets open, past http_max_conns by as many as may be "
+		    "closing: not accepting until one closes", h->nconns);
 }
 
 /* Closes the connection: libevent sees end of file and frees it. */
@@ -377,6 +381,10 @@ conn_close(struct conn *c)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 
+	if (c->open && c->h) {
+		c->open = 0;
+		c->h->nopen--;
+	}
 	c->st = C_DONE;
 	if (c->tm)
 		event_del(c->tm);
@@ -393,6 +401,45 @@ conn_arm(struct conn *c, uint64_t deadline_ms)
 
 	c->deadline_ms = deadline_ms;
 	event_add(c->tm, &tv);
+}
+
+/*
+ * At http_max_conns, a fair share: a newcomer from source mine (NULL: none
+ * open) takes the place of the oldest open connection of the source that
+ * holds the most, when that one holds at least two more than mine; else it
+ * is refused. Sources that hold many connections cannot then keep one that
+ * holds few out: they give up places until all hold about as many. 0 (a
+ * place was made) or -1.
+ */
+static int
+conn_make_room(struct ntm_httpd *h, const struct addr_slot *mine, const char *txt)
+{
+	struct addr_slot *big = NULL;
+	struct conn *victim = NULL;
+	unsigned m = mine ? mine->n : 0;
+
+	for (unsigned b = 0; b < ADDR_BUCKETS; b++)
+		for (struct addr_slot *s = h->addrs[b]; s; s = s->next)
+			if (big == NULL || s->n > big->n)
+				big = s;
+	if (big == NULL || big->n < m + 2) {
+		ntm_log_rl(NTM_LOG_WARN, "httpd: at the cap", txt, "httpd: connection "
+		    "from %s refused: %u connections open (http_max_conns), none from a "
+		    "source holding more", txt, h->nopen);
+		return -1;
+	}
+	/* h->conns is newest first: the last match is the oldest. */
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (c->slot == big && c->open)
+			victim = c;
+	if (victim == NULL)
+		return -1;
+	ntm_log_rl(NTM_LOG_WARN, "httpd: at the cap: a connection of the source "
+	    "holding the most closed", txt, "httpd: %u connections open "
+	    "(http_max_conns): one of a source holding %u closed for one from %s", h->nopen,
+	    big->n, txt);
+	conn_close(victim);
+	return 0;
 }
 
 static void
@@ -421,6 +468,10 @@ conn_admit(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	if (h->nopen >= h->lim.max_conns && conn_make_room(h, s, txt) < 0) {
+		conn_close(c);
+		return;
+	}
 	if (s == NULL) {
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
 			conn_close(c);
@@ -432,6 +483,8 @@ conn_admit(struct conn *c)
 	}
 	s->n++;
 	c->slot = s;
+	c->open = 1;
+	h->nopen++;
 	c->st = C_HEAD;
 	conn_arm(c, c->start_ms + (uint64_t)h->lim.header_timeout_s * 1000);
 }
@@ -940,8 +993,12 @@ conn_unlink(struct conn *c)
 		free(c->slot);
 	}
 	c->slot = NULL;
+	if (c->open) {
+		c->open = 0;
+		h->nopen--;
+	}
 	h->nconns--;
-	if (h->paused && h->nconns < h->lim.max_conns)
+	if (h->paused && h->nconns < CONNS_HARD_MAX(h->lim.max_conns))
 		listeners_enable(h, 1);
 }
 
@@ -2125,7 +2182,10 @@ httpd_bevcb(struct event_base *base, void *arg)
 	if ((c->next = h->conns) != NULL)
 		c->next->prev = c;
 	h->conns = c;
-	if (++h->nconns >= h->lim.max_conns)
+	/* Past the cap a newcomer is refused or makes room (conn_make_room)
+	 * once admitted; accepting stops only at CONNS_HARD_MAX(max_conns)
+	 * sockets, closing ones included. */
+	if (++h->nconns >= CONNS_HARD_MAX(h->lim.max_conns))
 		listeners_enable(h, 0);
 	if (h->nconns > h->peak_conns)
 		h->peak_conns = h->nconns;
@@ -2369,7 +2429,7 @@ ntm_httpd_set_limits(struct ntm_httpd *h, const struct ntm_httpd_limits *l)
 		h->lim.signed_burst = l->signed_burst;
 	if (l->replay_per_peer)
 		h->lim.replay_per_peer = l->replay_per_peer;
-	listeners_enable(h, h->nconns < h->lim.max_conns);
+	listeners_enable(h, h->nconns < CONNS_HARD_MAX(h->lim.max_conns));
 }
 
 void
