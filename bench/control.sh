@@ -51,7 +51,7 @@ printf 'CPU per login: AS %d ms, DC %d ms (Argon2id at the AS dominates)\n' \
 # Unknown and known users answered alike: a wrong password for N distinct
 # existing users against N distinct unknown names (distinct, so that the
 # per-user backoff never starts), the same answer, and the times compared.
-K=${BENCH_ALIKE:-10}
+K=${BENCH_ALIKE:-40}
 for ((i = 0; i < K; i++)); do
 	"$NTM_BIN/ntm-as" -f "$dir/as.conf" user add "known$i" --password-file "$dir/pw" >/dev/null
 done
