@@ -130,6 +130,8 @@ struct agent {
 	int		 registered, natted, family, awaiting, missed;
 	struct ntm_reg_resp resp;
 	int64_t		 resp_at;
+	struct timespec	 sess_mtim;	/* session.json as last looked at */
+	ino_t		 sess_ino;
 	long		 keepalive_s;
 	struct event	*reg_timer, *reg_wait, *net_timer;
 	const char	*net_why;

@@ -7,6 +7,7 @@
  * reflexive address, NAT or family asks the DC to remake tunnels.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <stdlib.h>
 
@@ -22,6 +23,65 @@
 #include "common.h"
 #include "reg.h"
 #include "agentd.h"
+
+/*
+ * A session a later `ntm login` wrote (--renew from a timer, say) replaces
+ * the one this agent registers with: the DC ends the older one, so the
+ * agent takes the new one when it is the same device at the same DC with
+ * the same vIPs (new keys and token); another login is said once and left
+ * for a restart. Looked at before each keepalive and each registration
+ * left unanswered (a stat; the file is read only when it changed). 1 when
+ * a new session was taken.
+ */
+static int
+reg_session_reload(struct agent *a)
+{
+	char *path = cli_state_path(a->cli, "session.json"), *ctr, err[512];
+	struct session ns;
+	struct ntm_chan c;
+	struct stat st;
+	int r;
+
+	r = path ? stat(path, &st) : -1;
+	free(path);
+	if (r < 0 || (st.st_ino == a->sess_ino && st.st_mtim.tv_sec == a->sess_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == a->sess_mtim.tv_nsec))
+		return 0;
+	a->sess_ino = st.st_ino;
+	a->sess_mtim = st.st_mtim;
+	memset(&ns, 0, sizeof(ns));
+	if (session_load(a->cli, &ns, err, sizeof(err)) < 0) {
+		log_warnx("session.json changed but is not a session: %s", err);
+		session_free(&ns);
+		return 0;
+	}
+	if (strcmp(ns.session_id, a->s.session_id) == 0) {
+		session_free(&ns);
+		return 0;
+	}
+	if (strcmp(ns.domain, a->s.domain) != 0 || strcmp(ns.fqdn, a->s.fqdn) != 0 ||
+	    strcmp(ns.vip4, a->s.vip4) != 0 || strcmp(ns.vip6, a->s.vip6) != 0) {
+		log_warnx("session.json now holds a login as %s at %s: the agent keeps "
+		    "%s until it is restarted (ntm down; ntm up)", ns.fqdn, ns.domain, a->s.fqdn);
+		session_free(&ns);
+		return 0;
+	}
+	ctr = cli_state_path(a->cli, AGENT_REG_CTR);
+	r = ctr ? agent_chan(&c, &ns, ctr, err, sizeof(err)) : -1;
+	free(ctr);
+	if (r < 0) {
+		log_warnx("session.json renewed, but its keys do not load: %s", err);
+		session_free(&ns);
+		return 0;
+	}
+	session_free(&a->s);
+	a->s = ns;
+	a->chan = c;
+	ntm_wipe(&c, sizeof(c));
+	log_info("session.json renewed (token until %lld): registering with the new session",
+	    (long long)a->s.token_expires);
+	return 1;
+}
 
 static void
 reg_timer_arm(struct agent *a)
@@ -100,6 +160,7 @@ on_reg_timer(evutil_socket_t fd, short what, void *arg)
 	struct sockaddr_storage l[NTM_REG_ADDRS];
 	int n = agent_local_addrs(l, NTM_REG_ADDRS, a->port, &a->dc);
 
+	(void)reg_session_reload(a);
 	if (n != a->nlocals || memcmp(l, a->locals, sizeof(l[0]) * (size_t)n) != 0)
 		agent_net_changed(a, "local addresses changed");
 	else
@@ -117,7 +178,10 @@ on_reg_wait(evutil_socket_t fd, short what, void *arg)
 		return;
 	a->missed++;
 	log_debug("no REG_RESP (%d missed)", a->missed);
-	if (a->missed < 3)
+	if (reg_session_reload(a)) {
+		a->missed = 0;
+		reg_send(a);
+	} else if (a->missed < 3)
 		reg_send(a);
 	else if (a->missed == 3) {
 		agent_net_changed(a, "3 registrations unanswered");
