@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+# A command already running on a tunnel outlives a restart of the peer's
+# agent: the restarted agent knows nothing of the old tunnel and drops what
+# comes on it, so ours, having sent and heard nothing back, asks the DC for
+# a new tunnel while the command runs, and its traffic resumes by itself.
+# alice at dc1 pings bob at dc2; bob's agent is killed (-9) and started
+# again in the middle of the ping.
+
+load helpers
+
+setup_file() {
+	platform_up
+	platform_resolver_start "$(P)"
+	add_user alice 'alice-pw-1'
+	add_user bob 'bob-pw-1'
+	login "$(A)" alice alice-pw-1 "$(dc1_url)" >/dev/null
+	login "$(B)" bob bob-pw-1 "$(dc2_url)" >/dev/null
+	agent_up "$(A)" dc1
+	agent_up "$(B)" dc2
+}
+
+teardown_file() {
+	agents_down
+	platform_down
+}
+
+teardown() {
+	[ -n "${PING_PID:-}" ] && kill "$PING_PID" 2>/dev/null
+	return 0
+}
+
+A() { echo "$BATS_FILE_TMPDIR/alice"; }
+B() { echo "$BATS_FILE_TMPDIR/bob"; }
+bob() { jq -r ".$1" "$(B)/session.json"; }
+
+# replies FILE: the ping replies printed so far (0 before the file is made).
+replies() {
+	local c
+	c=$(grep -c 'bytes from' "$1" 2>/dev/null)
+	echo "${c:-0}"
+}
+
+# more_than FILE N: more than N replies so far.
+more_than() { [ "$(replies "$1")" -gt "$2" ]; }
+
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+tunnel_id() {
+	ntm -c "$(A)" tunnel list --json |
+	    jq -r --arg p "$(bob fqdn)" '.tunnels[] | select(.peer == $p) | .tunnel_id'
+}
+
+@test "a running tunnel ping gets replies again after the peer's agent restarts" {
+	local out=$BATS_TEST_TMPDIR/ping.out bpid n tid0 tid1 rc log
+	# 240 requests, one every 0.5 s: the ping outlives every wait below
+	# (SIGINT as on a terminal: a script's background jobs ignore it)
+	env --default-signal=INT ntm -c "$(A)" tunnel ping -c 240 -i 0.5 --timeout 20 \
+	    "$(bob fqdn)" >"$out" 2>"$BATS_TEST_TMPDIR/ping.err" &
+	PING_PID=$!
+	wait_until 30 more_than "$out" 1
+	tid0=$(tunnel_id)
+	[ -n "$tid0" ]
+
+	# bob's agent dies without a word, and comes back
+	bpid=$(cat "$BATS_FILE_TMPDIR/bob.agentpid")
+	kill -KILL "$bpid"
+	wait_until 10 gone "$bpid"
+	n=$(replies "$out")
+	agent_up "$(B)" dc2
+
+	# the same ping hears bob again: at most 90 s (15 s unanswered, or 30 s
+	# for the responder, then a tunnel request and a handshake)
+	run wait_until 90 more_than "$out" "$n"
+	assert_success
+	kill -0 "$PING_PID"		# still the same command
+
+	# a new tunnel (not the old one brought back), asked for by the agent
+	tid1=$(tunnel_id)
+	[ -n "$tid1" ] && [ "$tid1" != "$tid0" ]
+	run_t ntm -c "$(A)" status --json
+	assert_success
+	[ "$(jq -r .agent.tunnels_remade <<<"$output")" -ge 1 ]
+	log=$(jq -r .agent.log <<<"$output")
+	run grep -E "tunnel $(bob fqdn): nothing from the peer for [0-9]+ s since we sent; asking the DC for a new tunnel \(1 of 6\)" \
+	    "$log"
+	assert_success
+
+	kill -INT "$PING_PID"
+	wait "$PING_PID" && rc=0 || rc=$?
+	PING_PID=
+	assert_equal "$rc" 0
+}
