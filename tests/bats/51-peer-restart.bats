@@ -3,8 +3,8 @@
 # agent: the restarted agent knows nothing of the old tunnel and drops what
 # comes on it, so ours, having sent and heard nothing back, asks the DC for
 # a new tunnel while the command runs, and its traffic resumes by itself.
-# alice at dc1 pings bob at dc2; bob's agent is killed (-9) and started
-# again in the middle of the ping.
+# alice at dc1 pings bob at dc2, or sends him datagrams that he echoes;
+# bob's agent is killed (-9) and started again in the middle.
 
 load helpers
 
@@ -25,7 +25,10 @@ teardown_file() {
 }
 
 teardown() {
-	[ -n "${PING_PID:-}" ] && kill "$PING_PID" 2>/dev/null
+	local p
+	for p in ${PING_PID:-} ${OPEN_PID:-} ${ECHO_PIDS:-}; do
+		kill "$p" 2>/dev/null
+	done
 	return 0
 }
 
@@ -45,13 +48,40 @@ more_than() { [ "$(replies "$1")" -gt "$2" ]; }
 
 gone() { ! kill -0 "$1" 2>/dev/null; }
 
+# restart_bob: bob's agent dies without a word (kill -9), and comes back.
+restart_bob() {
+	local bpid
+	bpid=$(cat "$BATS_FILE_TMPDIR/bob.agentpid")
+	kill -KILL "$bpid"
+	wait_until 10 gone "$bpid"
+	agent_up "$(B)" dc2
+}
+
+# lines FILE: lines in FILE so far (0 before it is made).
+lines() {
+	local c
+	c=$(wc -l <"$1" 2>/dev/null)
+	echo "${c:-0}"
+}
+more_lines() { [ "$(lines "$1")" -gt "$2" ]; }
+
+# echo_bob PORT DIR: bob sends every datagram to PORT of his vIPs back to
+# its sender (tunnel listen --udp, its output fed to its input).
+echo_bob() {
+	rm -f "$2/fifo"
+	mkfifo "$2/fifo"
+	ntm -c "$(B)" tunnel listen --udp "$1" <"$2/fifo" 2>>"$2/listen.err" |
+	    tee -a "$2/bob.got" >"$2/fifo" &
+	ECHO_PIDS="${ECHO_PIDS:-} $!"
+}
+
 tunnel_id() {
 	ntm -c "$(A)" tunnel list --json |
 	    jq -r --arg p "$(bob fqdn)" '.tunnels[] | select(.peer == $p) | .tunnel_id'
 }
 
 @test "a running tunnel ping gets replies again after the peer's agent restarts" {
-	local out=$BATS_TEST_TMPDIR/ping.out bpid n tid0 tid1 rc log
+	local out=$BATS_TEST_TMPDIR/ping.out n tid0 tid1 rc log
 	# 240 requests, one every 0.5 s: the ping outlives every wait below
 	# (SIGINT as on a terminal: a script's background jobs ignore it)
 	env --default-signal=INT ntm -c "$(A)" tunnel ping -c 240 -i 0.5 --timeout 20 \
@@ -62,11 +92,10 @@ tunnel_id() {
 	[ -n "$tid0" ]
 
 	# bob's agent dies without a word, and comes back
-	bpid=$(cat "$BATS_FILE_TMPDIR/bob.agentpid")
-	kill -KILL "$bpid"
-	wait_until 10 gone "$bpid"
 	n=$(replies "$out")
-	agent_up "$(B)" dc2
+	restart_bob
+	# (a reply in flight at the kill may have come in since)
+	n=$(replies "$out")
 
 	# the same ping hears bob again: at most 90 s (15 s unanswered, or 30 s
 	# for the responder, then a tunnel request and a handshake)
@@ -89,4 +118,31 @@ tunnel_id() {
 	wait "$PING_PID" && rc=0 || rc=$?
 	PING_PID=
 	assert_equal "$rc" 0
+}
+
+@test "a running tunnel open --udp gets its datagrams echoed again after the peer's agent restarts" {
+	local d=$BATS_TEST_TMPDIR n i
+	echo_bob 7201 "$d"
+	# alice sends a numbered line every 0.5 s (at most 240) and prints what
+	# comes back
+	for ((i = 1; i <= 240; i++)); do
+		echo "dgram-$i"
+		sleep 0.5
+	done | ntm -c "$(A)" tunnel open --udp 7201 --wait 1 "$(bob fqdn)" \
+	    >"$d/alice.got" 2>"$d/open.err" &
+	OPEN_PID=$!
+	run wait_until 30 more_lines "$d/alice.got" 1
+	assert_success
+
+	restart_bob
+	n=$(lines "$d/alice.got")
+	echo_bob 7201 "$d"		# the old listener went with the old agent
+
+	run wait_until 90 more_lines "$d/alice.got" "$n"
+	assert_success
+	kill -0 "$OPEN_PID"		# still the same command
+	# what came back after the restart is what alice sent after it
+	run tail -n 1 "$d/alice.got"
+	assert_output --regexp '^dgram-[0-9]+$'
+	[ "${output#dgram-}" -gt "$n" ]
 }
