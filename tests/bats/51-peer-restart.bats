@@ -3,8 +3,9 @@
 # agent: the restarted agent knows nothing of the old tunnel and drops what
 # comes on it, so ours, having sent and heard nothing back, asks the DC for
 # a new tunnel while the command runs, and its traffic resumes by itself.
-# alice at dc1 pings bob at dc2, or sends him datagrams that he echoes;
-# bob's agent is killed (-9) and started again in the middle.
+# alice at dc1 pings bob at dc2, sends him datagrams that he echoes, or
+# fetches a page through a -L forward to his -R forward; bob's agent is
+# killed (-9) and started again in the middle.
 
 load helpers
 
@@ -26,7 +27,7 @@ teardown_file() {
 
 teardown() {
 	local p
-	for p in ${PING_PID:-} ${OPEN_PID:-} ${ECHO_PIDS:-}; do
+	for p in ${PING_PID:-} ${OPEN_PID:-} ${ECHO_PIDS:-} ${HTTP_PID:-}; do
 		kill "$p" 2>/dev/null
 	done
 	return 0
@@ -47,6 +48,9 @@ replies() {
 more_than() { [ "$(replies "$1")" -gt "$2" ]; }
 
 gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# remade: new tunnels alice's agent asked for lost ones so far.
+remade() { ntm -c "$(A)" status --json | jq -r .agent.tunnels_remade; }
 
 # restart_bob: bob's agent dies without a word (kill -9), and comes back.
 restart_bob() {
@@ -81,7 +85,7 @@ tunnel_id() {
 }
 
 @test "a running tunnel ping gets replies again after the peer's agent restarts" {
-	local out=$BATS_TEST_TMPDIR/ping.out n tid0 tid1 rc log
+	local out=$BATS_TEST_TMPDIR/ping.out n tid0 tid1 rc log remade
 	# 240 requests, one every 0.5 s: the ping outlives every wait below
 	# (SIGINT as on a terminal: a script's background jobs ignore it)
 	env --default-signal=INT ntm -c "$(A)" tunnel ping -c 240 -i 0.5 --timeout 20 \
@@ -92,7 +96,7 @@ tunnel_id() {
 	[ -n "$tid0" ]
 
 	# bob's agent dies without a word, and comes back
-	n=$(replies "$out")
+	remade=$(remade)
 	restart_bob
 	# (a reply in flight at the kill may have come in since)
 	n=$(replies "$out")
@@ -106,9 +110,10 @@ tunnel_id() {
 	# a new tunnel (not the old one brought back), asked for by the agent
 	tid1=$(tunnel_id)
 	[ -n "$tid1" ] && [ "$tid1" != "$tid0" ]
+	# asked for once: the new tunnel answered
 	run_t ntm -c "$(A)" status --json
 	assert_success
-	[ "$(jq -r .agent.tunnels_remade <<<"$output")" -ge 1 ]
+	assert_equal "$(jq -r .agent.tunnels_remade <<<"$output")" $((remade + 1))
 	log=$(jq -r .agent.log <<<"$output")
 	run grep -E "tunnel $(bob fqdn): nothing from the peer for [0-9]+ s since we sent; asking the DC for a new tunnel \(1 of 6\)" \
 	    "$log"
@@ -145,4 +150,46 @@ tunnel_id() {
 	run tail -n 1 "$d/alice.got"
 	assert_output --regexp '^dgram-[0-9]+$'
 	[ "${output#dgram-}" -gt "$n" ]
+}
+
+# fetch URL OUT: one page, within 2 s.
+fetch() { curl -sS -m 2 -o "$2" "$1" 2>/dev/null; }
+
+# fetch_within N URL OUT: fetch, tried once a second at most N times.
+fetch_within() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		fetch "$2" "$3" && return 0
+		sleep 1
+	done
+	return 1
+}
+
+@test "a -L forward to a peer's -R forward serves again after the peer's agent restarts" {
+	local d=$BATS_TEST_TMPDIR hport lport remade
+	hport=$(free_port) lport=$(free_port)
+	mkdir "$d/www"
+	echo "PAGE-FROM-BOB" >"$d/www/index.html"
+	python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$hport" \
+	    >/dev/null 2>&1 &
+	HTTP_PID=$!
+	run fetch_within 20 "http://127.0.0.1:$hport/index.html" "$d/direct"
+	assert_success
+	# bob's -R is kept in his agent.json and brought back at his next up
+	run_t ntm -c "$(B)" tunnel forward -R "8181:127.0.0.1:$hport"
+	assert_success
+	run_t ntm -c "$(A)" tunnel forward -L "127.0.0.1:$lport:$(bob fqdn):8181"
+	assert_success
+	run fetch_within 30 "http://127.0.0.1:$lport/index.html" "$d/before"
+	assert_success
+	assert_equal "$(cat "$d/before")" PAGE-FROM-BOB
+
+	remade=$(remade)
+	restart_bob
+	# the same forward: connections go on failing until the tunnel is
+	# remade (at most 40 tries, 2 minutes), then the page comes again
+	run fetch_within 40 "http://127.0.0.1:$lport/index.html" "$d/after"
+	assert_success
+	assert_equal "$(cat "$d/after")" PAGE-FROM-BOB
+	[ "$(remade)" -gt "$remade" ]
 }

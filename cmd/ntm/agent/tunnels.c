@@ -643,7 +643,7 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 {
 	struct tun *t;
 	int64_t unanswered = 0, remake_next = 0;
-	int remakes = 0;
+	int remakes = 0, replaced = 0;
 	char b[64];
 
 	/* A new tunnel to a peer replaces any older one to it. One made for a
@@ -653,6 +653,7 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 		unanswered = t->unanswered;
 		remakes = t->remakes;
 		remake_next = t->remake_next;
+		replaced = 1;
 		agent_tun_free(t);
 	}
 	if (a->ntun >= AGENT_TUN_MAX) {
@@ -673,6 +674,8 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 	t->unanswered = unanswered;
 	t->remakes = remakes;
 	t->remake_next = remake_next;
+	/* TCP over the old one (same vIPs) resends once the new one answers */
+	t->path_new = replaced;
 	ntm_hex_encode(t->tid_hex, sizeof(t->tid_hex), t->tid, NTM_TUNNEL_ID_LEN);
 	if (ntm_peer_start(&t->p, cfg, agent_now_ms()) < 0 ||
 	    (t->timer = evtimer_new(a->base, on_tun_timer, t)) == NULL) {
