@@ -173,7 +173,8 @@ unanswered_limit(const struct tun *t)
 
 /* When t is to be remade if the peer is not heard first: INT64_MAX for
  * never (nothing sent since it was heard, never up, asked already, given
- * up, or a handshake refused for the peer's identity: no retrying that).
+ * up, or dead of a handshake refused for the peer's identity: a server in
+ * the middle is not asked again).
  * A punched path that falls silent goes back to the relay first (the
  * core, after NTM_PEER_DIRECT_DEAD_MS); only then is the peer missed. */
 static int64_t
@@ -185,7 +186,7 @@ remake_at(const struct tun *t)
 	if (t->unanswered == 0 || t->remaking || t->remakes > AGENT_REMAKE_MAX)
 		return INT64_MAX;
 	ntm_tunnel_stats(t->p.t, &st);
-	if (st.handshakes == 0 || st.identity_failures > 0)
+	if (st.handshakes == 0 || (st.state == NTM_TUN_DEAD && st.identity_failures > 0))
 		return INT64_MAX;
 	if (st.state == NTM_TUN_DEAD)
 		at = t->unanswered;	/* a rekey went unanswered: at once */
