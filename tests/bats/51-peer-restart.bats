@@ -193,3 +193,29 @@ fetch_within() {
 	assert_equal "$(cat "$d/after")" PAGE-FROM-BOB
 	[ "$(remade)" -gt "$remade" ]
 }
+
+@test "the same when the peer initiated the tunnel: this end, the responder, asks later" {
+	local out=$BATS_TEST_TMPDIR/ping.out n role
+	# a fresh tunnel that bob asks for: he initiates it
+	ntm -c "$(A)" tunnel close "$(bob fqdn)" >/dev/null 2>&1 || true
+	ntm -c "$(B)" tunnel close "$(jq -r .fqdn "$(A)/session.json")" >/dev/null 2>&1 || true
+	run_t ntm -c "$(B)" tunnel ping -c 1 --timeout 20 "$(jq -r .fqdn "$(A)/session.json")"
+	assert_success
+	role=$(ntm -c "$(A)" tunnel list --json |
+	    jq -r --arg p "$(bob fqdn)" '.tunnels[] | select(.peer == $p) | .role')
+	assert_equal "$role" responder
+
+	env --default-signal=INT ntm -c "$(A)" tunnel ping -c 240 -i 0.5 --timeout 20 \
+	    "$(bob fqdn)" >"$out" 2>"$BATS_TEST_TMPDIR/ping.err" &
+	PING_PID=$!
+	wait_until 30 more_than "$out" 1
+	restart_bob
+	n=$(replies "$out")
+	# 30 s unanswered for the responder, then a new tunnel: at most 90 s
+	run wait_until 90 more_than "$out" "$n"
+	assert_success
+	kill -0 "$PING_PID"
+	run grep -E "tunnel $(bob fqdn): nothing from the peer for 30 s since we sent; asking the DC for a new tunnel" \
+	    "$(ntm -c "$(A)" status --json | jq -r .agent.log)"
+	assert_success
+}
