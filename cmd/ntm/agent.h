@@ -25,7 +25,17 @@
 #define AGENT_LINE_MAX		8192	/* one control request */
 #define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */
 #define AGENT_PING_MAX		10000	/* --count */
-#define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade */
+#define AGENT_STALE_MS		30000	/* an up tunnel silent this long is remade
+					   for a new command */
+/* A tunnel the peer lost (its agent restarted) is remade while the
+ * commands on it run: data sent and nothing heard from the peer for
+ * AGENT_UNANSWERED_MS (the initiator; twice that for the responder, so the
+ * two ends' requests do not cross), or dead after it was up. Bounded: at
+ * most AGENT_REMAKE_MAX requests to the DC without a word from the peer,
+ * the first AGENT_REMAKE_BACKOFF_MS apart, each gap twice the last. */
+#define AGENT_UNANSWERED_MS	15000	/* the peer's keepalive every 10 s, + 5 s */
+#define AGENT_REMAKE_MAX	6
+#define AGENT_REMAKE_BACKOFF_MS	5000
 #define AGENT_SETUP_MAX_MS	30000	/* a tunnel never up this long after it
 					   was made leaves the table */
 

@@ -56,6 +56,12 @@ struct tun {
 	double		 rtt_ms;		/* last ping, else handshake RTT */
 	int64_t		 created, expires;
 	int		 recreating;
+	/* a tunnel the peer lost, remade while its users run (agent.h) */
+	int64_t		 unanswered;		/* ms: first send since the peer was
+						   last heard; 0: none */
+	int		 remaking;		/* a new tunnel asked of the DC */
+	int		 remakes;		/* asked since the peer was last heard */
+	int64_t		 remake_next;		/* not before this (ms) */
 	struct event	*timer;
 	int64_t		 armed;			/* when timer fires; 0 if not set */
 	int		 path_new;		/* the path changed; nothing came over it yet */
@@ -186,6 +192,7 @@ struct agent {
 	uint64_t	 tundev_denied;		/* from peers, refused by the filter */
 	uint64_t	 tun_swept;		/* tunnels dropped: never up in time */
 	uint64_t	 tun_refused;		/* peers' tunnels refused (--accept) */
+	uint64_t	 tun_remade;		/* new tunnels asked for lost ones */
 };
 
 /* udp.c: the UDP socket. Gather sends until the matching end (nestable);
@@ -220,7 +227,9 @@ void agent_tun_keepalive(struct tun *t);
 void agent_tun_rebind(struct tun *t);
 void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
 void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
-int  agent_tun_sweep(struct agent *a, int64_t now);	/* never up in time: dropped */
+/* Tunnels never up in time are dropped (or, made for a lost one that
+ * still has users, asked for again); returns how many went. */
+int  agent_tun_sweep(struct agent *a, int64_t now);
 /* A datagram of t's (HS_INIT, HS_RESP, DATA) from from. */
 void agent_tun_input(struct tun *t, uint8_t *p, size_t n,
     const struct sockaddr_storage *from);

@@ -176,6 +176,8 @@ status_json(struct agent *a)
 		    json_string(agent_log_path()) : json_null());
 	if (j)
 		json_object_set_new(j, "tunnels_never_up", json_integer((json_int_t)a->tun_swept));
+	if (j)
+		json_object_set_new(j, "tunnels_remade", json_integer((json_int_t)a->tun_remade));
 	if (j) {
 		/* Who may open tunnels to this device (--accept; null: anyone). */
 		json_t *acc = a->o.naccept ? json_array() : json_null();
@@ -544,8 +546,16 @@ ctl_want_tunnel(struct ctl *c, int64_t timeout_ms)
 	if (t) {
 		ntm_tunnel_stats(t->p.t, &st);
 		/* Both ends send a keepalive every 10 s: 30 s of silence means
-		 * the peer lost the tunnel (restarted) or cannot reach us. */
-		if (st.state == NTM_TUN_DEAD || (st.state == NTM_TUN_UP &&
+		 * the peer lost the tunnel (restarted) or cannot reach us. A
+		 * new one already asked for (tunnels.c: a lost tunnel's users
+		 * sent) is waited for, not asked for twice: two requests could
+		 * cross at the peer. */
+		if (t->remaking && st.state == NTM_TUN_UP) {
+			ctl_ready(c, t);	/* its sends go to the new one once here */
+			return;
+		} else if (t->remaking) {
+			/* below: waits for it */
+		} else if (st.state == NTM_TUN_DEAD || (st.state == NTM_TUN_UP &&
 		    agent_now_ms() - (st.last_rx ? st.last_rx : t->created) > AGENT_STALE_MS)) {
 			log_info("tunnel %s: %s, asking for a new one", t->peer,
 			    st.state == NTM_TUN_DEAD ? "dead" : "silent");

@@ -328,6 +328,11 @@ on_tunnel_made(const struct ntm_http_result *res, void *arg)
 	char err[512];
 	struct tun *t = NULL;
 
+	/* A lost tunnel's new one (tunnels.c) was asked for: whatever the
+	 * answer, the next ask is the backoff's to time. */
+	if ((t = agent_tun_by_peer(a, r->peer)) != NULL)
+		t->remaking = 0;
+	t = NULL;
 	if (res->err == 0 && res->status == 200 && res->json) {
 		int identity = 0;
 

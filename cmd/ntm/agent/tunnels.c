@@ -153,11 +153,103 @@ peer_bind_failed(struct ntm_peer *p, int err)
 
 static const struct ntm_peer_hooks peer_hooks = { peer_output, peer_bind_failed };
 
+/* ---- a tunnel the peer lost (agent.h) ------------------------------------- */
+
+/*
+ * Both ends send at least a keepalive every 10 s (§4.3): data sent and
+ * nothing heard back for AGENT_UNANSWERED_MS means the peer lost the
+ * tunnel (its agent restarted: it knows neither the tunnel id nor the
+ * index, and drops what we send) or cannot reach us. Then a new tunnel is
+ * asked of the DC (new tunnel id, new handshake); the commands on the old
+ * one find the new one by the peer's name, and the peer's vIPs stay. The
+ * responder waits twice as long, so that when both ends notice, the
+ * initiator's request comes first and the two do not cross.
+ */
+static int64_t
+unanswered_limit(const struct tun *t)
+{
+	return t->p.initiator ? AGENT_UNANSWERED_MS : 2 * AGENT_UNANSWERED_MS;
+}
+
+/* When t is to be remade if the peer is not heard first: INT64_MAX for
+ * never (nothing sent since it was heard, never up, asked already, given
+ * up, or dead of a handshake refused for the peer's identity: a server in
+ * the middle is not asked again).
+ * A punched path that falls silent goes back to the relay first (the
+ * core, after NTM_PEER_DIRECT_DEAD_MS); only then is the peer missed. */
+static int64_t
+remake_at(const struct tun *t)
+{
+	struct ntm_tun_stats st;
+	int64_t at;
+
+	if (t->unanswered == 0 || t->remaking || t->remakes > AGENT_REMAKE_MAX)
+		return INT64_MAX;
+	ntm_tunnel_stats(t->p.t, &st);
+	if (st.handshakes == 0 || (st.state == NTM_TUN_DEAD && st.identity_failures > 0))
+		return INT64_MAX;
+	if (st.state == NTM_TUN_DEAD)
+		at = t->unanswered;	/* a rekey went unanswered: at once */
+	else if (st.state == NTM_TUN_UP)
+		at = t->unanswered + unanswered_limit(t) +
+		    (ntm_peer_path(&t->p) == NTM_PATH_PUNCHED ? NTM_PEER_DIRECT_DEAD_MS : 0);
+	else
+		return INT64_MAX;
+	return at > t->remake_next ? at : t->remake_next;
+}
+
+/* Asks the DC for a new tunnel to t's peer, the old one kept meanwhile
+ * (its replacement takes over when the answer comes); counted, backed off. */
+static void
+remake(struct tun *t, int64_t now, const char *why)
+{
+	struct agent *a = t->a;
+
+	if (!a->registered) {
+		t->remake_next = now + AGENT_REMAKE_BACKOFF_MS;
+		return;
+	}
+	t->remakes++;
+	t->remake_next = now + ((int64_t)AGENT_REMAKE_BACKOFF_MS << (t->remakes - 1));
+	log_info("tunnel %s: %s; asking the DC for a new tunnel (%d of %d)", t->peer, why,
+	    t->remakes, AGENT_REMAKE_MAX);
+	if (agent_request_tunnel(a, t->peer, NULL, 0) == 0) {
+		t->remaking = 1;
+		a->tun_remade++;
+	}
+}
+
+static void
+remake_tick(struct tun *t, int64_t now)
+{
+	struct ntm_tun_stats st;
+	char why[96];
+
+	if (now < remake_at(t))
+		return;
+	if (t->remakes == AGENT_REMAKE_MAX) {
+		log_warnx("tunnel %s: the peer did not answer %d new tunnels; no more are "
+		    "asked for until it is heard or a new command asks", t->peer,
+		    AGENT_REMAKE_MAX);
+		t->remakes++;
+		return;
+	}
+	ntm_tunnel_stats(t->p.t, &st);
+	if (st.state == NTM_TUN_DEAD)
+		snprintf(why, sizeof(why), "dead (a new handshake went unanswered)");
+	else
+		snprintf(why, sizeof(why), "nothing from the peer for %lld s since we sent",
+		    (long long)(now - t->unanswered) / 1000);
+	remake(t, now, why);
+}
+
 /* Tunnels that never came up within AGENT_SETUP_MAX_MS of being made (a
  * peer that asked and never shook hands, a path that never opened) leave
  * the table: no one fills it for good by asking. Their streams end. (A
- * tunnel that was up once stays: the DC may recreate it.) Returns how many
- * went. */
+ * tunnel that was up once stays: the DC may recreate it.) One made for a
+ * lost tunnel whose users still send is asked for again instead, within
+ * the same bounds (a peer whose agent came back after the DC's answer).
+ * Returns how many went. */
 int
 agent_tun_sweep(struct agent *a, int64_t now)
 {
@@ -168,6 +260,15 @@ agent_tun_sweep(struct agent *a, int64_t now)
 		struct tun *t = a->tuns[i];
 
 		ntm_tunnel_stats(t->p.t, &st);
+		if (st.handshakes == 0 && st.state != NTM_TUN_UP &&
+		    now - t->created > AGENT_SETUP_MAX_MS && t->remakes > 0 &&
+		    t->remakes < AGENT_REMAKE_MAX && t->unanswered) {
+			if (!t->remaking && now >= t->remake_next) {
+				remake(t, now, "the new tunnel never came up");
+				t->created = now;
+			}
+			continue;
+		}
 		if (st.handshakes == 0 && st.state != NTM_TUN_UP &&
 		    now - t->created > AGENT_SETUP_MAX_MS) {
 			log_info("tunnel %s: not up %d s after it was made; dropped", t->peer,
@@ -232,9 +333,13 @@ agent_tun_set_keepalive(struct tun *t, long keepalive_s)
 int
 agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len)
 {
-	int r = ntm_peer_send(&t->p, pkt, len, agent_now_ms());
+	int64_t now = agent_now_ms();
+	int r = ntm_peer_send(&t->p, pkt, len, now);
 
-	if (r == 0)
+	if (t->unanswered == 0) {
+		t->unanswered = now;	/* the peer has AGENT_UNANSWERED_MS to be heard */
+		agent_tun_arm(t);
+	} else if (r == 0)
 		agent_tun_arm(t);
 	return r < 0 ? -1 : 0;
 }
@@ -467,17 +572,20 @@ on_tun_timer(evutil_socket_t fd, short what, void *arg)
 	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
 	path_note(t, path, punch);
 	cands_tick(t, agent_now_ms());
+	remake_tick(t, agent_now_ms());
 	agent_tun_arm(t);
 }
 
 void
 agent_tun_arm(struct tun *t)
 {
-	int64_t now = agent_now_ms(), d = ntm_peer_deadline(&t->p);
+	int64_t now = agent_now_ms(), d = ntm_peer_deadline(&t->p), r;
 	struct timeval tv;
 
 	if (t->cands_left > 0 && t->cands_next < d)
 		d = t->cands_next;
+	if ((r = remake_at(t)) < d)
+		d = r;
 
 	if (d == INT64_MAX) {
 		evtimer_del(t->timer);
@@ -535,11 +643,18 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
     char *err, size_t errlen)
 {
 	struct tun *t;
+	int64_t unanswered = 0, remake_next = 0;
+	int remakes = 0, replaced = 0;
 	char b[64];
 
-	/* A new tunnel to a peer replaces any older one to it. */
+	/* A new tunnel to a peer replaces any older one to it. One made for a
+	 * lost tunnel goes on counting its remakes until the peer is heard. */
 	if ((t = agent_tun_by_peer(a, nt->peer)) != NULL) {
 		log_info("tunnel %s: replaced by a new tunnel", nt->peer);
+		unanswered = t->unanswered;
+		remakes = t->remakes;
+		remake_next = t->remake_next;
+		replaced = 1;
 		agent_tun_free(t);
 	}
 	if (a->ntun >= AGENT_TUN_MAX) {
@@ -557,6 +672,11 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 	t->p.hooks = &peer_hooks;
 	t->p.keepalive_ms = 1000L * a->keepalive_s;
 	t->created = agent_now_ms();
+	t->unanswered = unanswered;
+	t->remakes = remakes;
+	t->remake_next = remake_next;
+	/* TCP over the old one (same vIPs) resends once the new one answers */
+	t->path_new = replaced;
 	ntm_hex_encode(t->tid_hex, sizeof(t->tid_hex), t->tid, NTM_TUNNEL_ID_LEN);
 	if (ntm_peer_start(&t->p, cfg, agent_now_ms()) < 0 ||
 	    (t->timer = evtimer_new(a->base, on_tun_timer, t)) == NULL) {
@@ -710,6 +830,12 @@ agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_stora
 			identity_failed(t, from);
 		agent_tun_arm(t);
 		return;
+	}
+	if (ev.authentic) {
+		/* the peer holds the tunnel: nothing to remake */
+		t->unanswered = 0;
+		t->remakes = 0;
+		t->remake_next = 0;
 	}
 	if (ev.moved) {
 		char b1[64], b2[64];
