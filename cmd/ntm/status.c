@@ -339,6 +339,8 @@ static const struct json_metric agent_rows[] = {
 	  "Tunnels removed because their handshake never completed", NULL },
 	{ "tunnels_refused", "ntm_agent_tunnels_refused_total", C,
 	  "Tunnels peers opened to this device that --accept refused", NULL },
+	{ "tunnels_remade", "ntm_agent_tunnels_remade_total", C,
+	  "New tunnels asked for because the peer went silent (it restarted)", NULL },
 };
 static const struct json_metric reg_rows[] = {
 	{ "keepalive_s", "ntm_agent_keepalive_seconds", G, "Keepalive interval", NULL },
