@@ -134,21 +134,29 @@ direct_count() {
 pair_ran() { [ -n "$(results_of "$1" "$2")" ]; }
 need_pair() { pair_ran "$1" "$2" || skip "kinds $1, $2 not in NAT_KINDS"; }
 
+# punch_ms RESULTS: the requester's time to its punched path (from the
+# direction), median/p95 in ms, of the trials that punched; - if none.
+punch_ms() {
+	cut -f2 <<<"$1" | sed -n 's/^punched to .* in \([0-9][0-9]*\) ms .*/\1/p' | sort -n |
+	    awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else
+	    print v[int((NR + 1) / 2)] "/" v[int((NR * 95 + 99) / 100)] }'
+}
+
 # table: the matrix, one line per pair, for the record.
 table() {
 	local k l r ok n
-	printf '%-5s %-5s %-7s %-9s %-9s %-6s %s\n' req peer route path-req path-peer direct \
-	    "reason (requester's side; a punched path: the DC's reason / how)"
+	printf '%-5s %-5s %-7s %-9s %-9s %-6s %-9s %s\n' req peer route path-req path-peer direct \
+	    punch-ms "reason (the requester's, most frequent)"
 	while read -r k l; do
 		r=$(results_of "$k" "$l")
 		[ -n "$r" ] || continue
 		n=$(wc -l <<<"$r")
 		ok=$(direct_count "$k" "$l")
-		printf '%-5s %-5s %-7s %-9s %-9s %-6s %s\n' "$k" "$l" \
+		printf '%-5s %-5s %-7s %-9s %-9s %-6s %-9s %s\n' "$k" "$l" \
 		    "$(awk '{ print $6 }' <<<"$r" | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')" \
 		    "$(awk '{ print $7 }' <<<"$r" | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')" \
 		    "$(awk '{ print $8 }' <<<"$r" | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')" \
-		    "$ok/$n" \
+		    "$ok/$n" "$(punch_ms "$r")" \
 		    "$(cut -f2 <<<"$r" | sed 's/ [0-9][0-9]* ms / T ms /; s/:[0-9][0-9]* / /' | sort | uniq -c |
 		    sort -rn | awk 'NR == 1 { $1 = ""; sub(/^ /, ""); print }')"
 	done < "$TOPO_DIR/pairs"
