@@ -276,6 +276,37 @@ all_direct() {
 	assert_line --regexp "^f6 gl 1 ok ok relay relayed relayed	IPv4 and IPv6: relay bridges	IPv4 and IPv6: relay bridges$"
 }
 
+path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
+
+@test "a punched firewalled IPv6 end takes a new address: the ping stream goes on over the relay, and both punch again" {
+	local fa fb t lines
+	need_pair f6 f6
+	fa=$(fqdn_of f6a) fb=$(fqdn_of f6b)
+	ntmc f6a f6a tunnel close "$fb" >/dev/null 2>&1 || true
+	ntmc f6b f6b tunnel close "$fa" >/dev/null 2>&1 || true
+	ping_stream_start f6a f6a "$fb"
+	wait_for 15 path_is f6a f6a "$fb" punched
+	wait_for 15 path_is f6b f6b "$fa" punched
+	lines=$(wc -l < "$TOPO_DIR/agent-f6a.log")
+	t=$(date +%s%N)
+	n f6a ip addr add fd00:61::20/64 dev eth1 nodad
+	n f6a ip addr del fd00:61::10/64 dev eth1
+	wait_for 20 bash -c "tail -n +$((lines + 1)) '$TOPO_DIR/agent-f6a.log' |
+	    grep -qF 'tunnel $fb: path punched -> relayed (this end moved: back on the relay)'"
+	# the DC gives both ends the new candidates: punched again, to the new address
+	wait_for 20 path_is f6a f6a "$fb" punched
+	wait_for 20 path_is f6b f6b "$fa" punched
+	[[ "$(tunnel_field f6b f6b "$fa" path_reason)" == "punched to [fd00:61::20]:"* ]]
+	[[ "$(tunnel_field f6b f6b "$fa" endpoint)" == "[fd00:61::20]:"* ]]
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop 2>/dev/null
+	echo "# the stream across the move: $(grep -c time= "$TOPO_DIR/stream") echoes answered," \
+	    "the longest gap $(awk '/time=/ { if (p) { d = ($1 - p) / 1e6; if (d > m) m = d } p = $1 }
+	    END { printf "%.0f", m }' "$TOPO_DIR/stream") ms" >&3
+	run ntmc f6b f6b tunnel ping -c 3 --timeout 20 "$fa"
+	assert_success
+}
+
 @test "no leftovers after the run" {
 	topo_down "$TOPO_DIR"
 	no_leftovers
