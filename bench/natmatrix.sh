@@ -21,6 +21,9 @@ rc=0
 NAT_TRIALS=$trials NAT_MIN_SHARE=${NAT_MIN_SHARE:-95} NAT_MATRIX_OUT=$out NTM_PWHASH_FAST=1 \
     bats "$top/tests/netns/28-nat-matrix.bats" > "$out.log" 2>&1 || rc=$?
 cat "$out" 2>/dev/null || echo "(no table: the run did not get that far)"
-grep '^not ok' "$out.log" || true
+if [ -s "$out.trials" ]; then
+	awk '$4 != "ok" || $5 != "ok" { if (!n++) print "trials whose ping failed:"; print }' "$out.trials"
+fi
+[ "$rc" = 0 ] || sed -n '/^not ok/,/^ok /p' "$out.log" | grep -v '^ok ' | head -40
 rm -f "$out.log"
 exit $rc

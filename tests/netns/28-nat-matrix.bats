@@ -38,6 +38,11 @@ setup_file() {
 	local k
 	topo_up "$BATS_FILE_TMPDIR/t"
 	NTM_PUNCH=1 servers_up
+	# every trial opens a relay session, freed only when it idles out
+	# (docs/protocol.md §4.4): room for NAT_TRIALS x 5 of them per host
+	# and account (default 64)
+	printf 'client_sessions = 1000\naccount_sessions = 1000\n' >> "$TOPO_DIR/rs.conf"
+	restart_server rs
 	echo "${NAT_KINDS:-$KINDS_ALL}" > "$TOPO_DIR/kinds"
 	for k in ${NAT_KINDS:-$KINDS_ALL}; do
 		kind_up "$k"
