@@ -291,19 +291,19 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 	uint8_t ticket[NTM_TICKET_MAX], rkey[NTM_KEY_LEN], acct[NTM_TICKET_ACCOUNT_LEN];
 	char ep_me[64], ep_peer[64];
 	int64_t now = now_unix(), expires = now + s->conf.direction_ttl_s;
-	int n, me_init;
+	int n, me_init, punch;
 
 	*mine = *theirs = NULL;
 	memset(&rp, 0, sizeof(rp));
-	if (ntm_route_decide(&t->myloc, &t->peerloc, &r) < 0) {
+	/* punch = 0: the ends never learn each other's addresses; and punching
+	 * needs the relay as its fallback (two global ends go direct without). */
+	punch = s->conf.punch && s->conf.has_relay_pk && s->conf.relay_name &&
+	    relay_addr(dc, family_num(&t->myloc.reflexive)) &&
+	    relay_addr(dc, family_num(&t->peerloc.reflexive));
+	if (ntm_route_decide(&t->myloc, &t->peerloc, punch, &r) < 0) {
 		*status = 500, *code = "internal";
 		snprintf(msg, cap, "cannot decide a route from these locations");
 		return -1;
-	}
-	if (r.punch && !s->conf.punch) {
-		/* punch = 0: the ends do not learn each other's addresses */
-		r.punch = 0;
-		snprintf(r.reason, sizeof(r.reason), "both behind NAT");
 	}
 	me_init = r.requester_initiates;
 	t->kind = r.kind;

@@ -13,8 +13,14 @@
  *   4. exactly one natted                  -> direct "<side> behind NAT initiates"
  *      (the natted side initiates to the global side's reflexive address)
  *   5. neither natted                      -> direct "both global" (requester initiates)
+ *      both found no NAT (their agents punch), on two hosts, punching allowed
+ *                                          -> relay, and hole punching too
+ *      "both global: relay, punching through their firewalls"
  *
  * Rule 2 without a usable local address of that family falls to rule 3.
+ * Without punching (the DC's punch = 0, or no relay for the family) rule 3
+ * says "both behind NAT" for two endpoint-independent NATs, and rule 5 is
+ * direct.
  */
 #include <netinet/in.h>
 #include <stdio.h>
@@ -72,7 +78,7 @@ decide(struct ntm_route *out, enum ntm_route_kind kind, int requester_initiates,
 
 int
 ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
-    struct ntm_route *out)
+    int punch, struct ntm_route *out)
 {
 	int fa, fb, i;
 
@@ -97,7 +103,7 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
 			    "same NAT but the peer has no local address of the family: relay");
 		}
-		if (a->nat == NTM_NAT_EI && b->nat == NTM_NAT_EI) {
+		if (a->nat == NTM_NAT_EI && b->nat == NTM_NAT_EI && punch) {
 			out->punch = 1;
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
 			    "both behind endpoint-independent NATs: relay, punching");
@@ -119,6 +125,18 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 	if (b->natted)
 		return decide(out, NTM_ROUTE_DIRECT, 0, &a->reflexive,
 		    "peer behind NAT initiates");
+	/* Two global hosts may each sit behind a stateful firewall that lets in
+	 * only replies to what the host sent: a handshake from one end would be
+	 * dropped by the other's. Both ends probing at once opens both (§4.8),
+	 * and the relay carries the traffic meanwhile and stays the fallback.
+	 * Only ends whose agents found no NAT (so punch, §4.7) on two hosts. */
+	if (punch && a->nat == NTM_NAT_NONE && b->nat == NTM_NAT_NONE &&
+	    !ntm_sa_same_host((const struct sockaddr *)&a->reflexive,
+	    (const struct sockaddr *)&b->reflexive)) {
+		out->punch = 1;
+		return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+		    "both global: relay, punching through their firewalls");
+	}
 	return decide(out, NTM_ROUTE_DIRECT, 1, &b->reflexive, "both global");
 }
 

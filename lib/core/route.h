@@ -22,13 +22,14 @@ struct ntm_route {
 	enum ntm_route_kind	kind;
 	int			requester_initiates;	/* else the peer initiates */
 	struct sockaddr_storage	endpoint;	/* where the initiator sends (direct/local) */
-	int			punch;		/* relay: both ends punch (rule 3) */
+	int			punch;		/* relay: both ends punch (rules 3, 5) */
 	char			reason[96];
 };
 
-/* Decides the route between the requester a and the peer b. */
+/* Decides the route between the requester a and the peer b; punch: hole
+ * punching is allowed (the DC punches and has a relay for the family). */
 int ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
-    struct ntm_route *out) NTM_WUR;
+    int punch, struct ntm_route *out) NTM_WUR;
 const char *ntm_route_kind_name(enum ntm_route_kind k);	/* "direct", "local", "relay" */
 /* 1 if l->reflexive (address and port) is not among l->locals, else 0. */
 int ntm_location_natted(const struct ntm_location *l);

@@ -152,6 +152,89 @@ host_behind() {
 	n "$h" ip route add default via "$gw"
 }
 
+# home_router_behind NAME UPSTREAM WAN4 GW4 LAN4 [fully-random]: a home
+# router (as home_router) whose wan is on UPSTREAM's LAN (a router made by
+# home_router or nat_router), with WAN4/24 and its default route via GW4:
+# two NATs in series, e.g. a carrier-grade NAT and the home router behind it.
+home_router_behind() {
+	local r=$1 up=$2 wan=$3 gw=$4 lan=$5
+	_ns_add "$r"
+	_veth "$r" wan "$up" "l-$r"
+	n "$up" ip link set "l-$r" master lan
+	n "$r" ip addr add "$wan/24" dev wan
+	n "$r" ip route add default via "$gw"
+	n "$r" ip link add lan type bridge
+	n "$r" ip link set lan up
+	n "$r" ip addr add "$lan/24" dev lan
+	n "$r" sysctl -qw net.ipv4.ip_forward=1
+	n "$r" nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade ${6:-}
+		}
+	}
+	table inet filter {
+		chain input {
+			type filter hook input priority 0; policy accept;
+			iifname "wan" ct state established,related accept
+			iifname "wan" drop
+		}
+	}
+	NFT
+}
+
+# forward_filter ROUTER: ROUTER forwards from wan to its LAN only what is
+# a reply to what the LAN sent (ct state established,related), as a
+# port-restricted NAT or a stateful firewall does; every other packet
+# from wan is dropped.
+forward_filter() {
+	n "$1" nft -f - <<-NFT
+	table inet fwdfilter {
+		chain forward {
+			type filter hook forward priority 0; policy accept;
+			iifname "wan" ct state established,related accept
+			iifname "wan" drop
+		}
+	}
+	NFT
+}
+
+# fw6_router NAME WAN6 LAN6 (LAN6 like fd00:61::1, a /64): an IPv6 router
+# without NAT behind a stateful firewall (forward_filter), as at home. The
+# server namespace routes LAN6/64 via WAN6; others call route6_via.
+fw6_router() {
+	local r=$1 wan=$2 lan=$3
+	_ns_add "$r"
+	_to_switch "$r" wan
+	n "$r" ip addr add "$wan/64" dev wan nodad
+	n "$r" ip link add lan type bridge
+	n "$r" ip link set lan up
+	n "$r" ip addr add "$lan/64" dev lan nodad
+	n "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
+	forward_filter "$r"
+	route6_via srv "$lan" "$wan"
+}
+
+# route6_via NS LAN6 WAN6: NS routes LAN6's /64 via WAN6.
+route6_via() { n "$1" ip -6 route add "${2%::*}::/64" via "$3"; }
+
+# host_behind6 NAME ROUTER ADDR6 GW6: an IPv6-only host on ROUTER's LAN.
+host_behind6() {
+	local h=$1 r=$2 addr=$3 gw=$4
+	_ns_add "$h"
+	lan_link "$h" "$r"
+	n "$h" ip addr add "$addr/64" dev eth1 nodad
+	n "$h" ip -6 route add default via "$gw"
+}
+
+# dc_nat_is DC USER KIND: the DC keeps KIND as the NAT kind of USER's
+# device (what its agent found, docs/protocol.md §4.7).
+dc_nat_is() {
+	[ "$("$NTM_BIN/ntm-dc" -f "$TOPO_DIR/$1.conf" client list --json |
+	    jq -r --arg f "$(fqdn_of "$2")" '.[] | select(.fqdn == $f) | .location.nat')" = "$3" ]
+}
+
 topo_down() {
 	local dir=${1:-$TOPO_DIR} pid name
 	[ -n "$dir" ] || return 0

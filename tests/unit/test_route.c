@@ -116,7 +116,7 @@ TEST(table)
 			fprintf(stderr, "row '%s':\n", v[i].name);
 		CHECK_EQ(a.natted, v[i].a_natted);
 		CHECK_EQ(b.natted, v[i].b_natted);
-		CHECK_EQ(ntm_route_decide(&a, &b, &r), 0);
+		CHECK_EQ(ntm_route_decide(&a, &b, 1, &r), 0);
 		if ((int)r.kind != v[i].kind || r.requester_initiates != v[i].requester_initiates)
 			fprintf(stderr, "row '%s':\n", v[i].name);
 		CHECK_EQ(r.kind, v[i].kind);
@@ -138,13 +138,13 @@ TEST(invalid)
 
 	mkloc(&a, &ok);
 	memset(&b, 0, sizeof(b));			/* no reflexive address */
-	CHECK_EQ(ntm_route_decide(&a, &b, &r), NTM_ERR_INVAL);
-	CHECK_EQ(ntm_route_decide(&b, &a, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(&a, &b, 1, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(&b, &a, 1, &r), NTM_ERR_INVAL);
 	mkloc(&b, &ok);
 	b.nlocals = NTM_REG_ADDRS + 1;
-	CHECK_EQ(ntm_route_decide(&a, &b, &r), NTM_ERR_INVAL);
-	CHECK_EQ(ntm_route_decide(NULL, &a, &r), NTM_ERR_INVAL);
-	CHECK_EQ(ntm_route_decide(&a, &a, NULL), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(&a, &b, 1, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(NULL, &a, 1, &r), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_route_decide(&a, &a, 1, NULL), NTM_ERR_INVAL);
 }
 
 TEST(names)
@@ -155,33 +155,55 @@ TEST(names)
 	CHECK_STR(ntm_route_kind_name((enum ntm_route_kind)0), "?");
 }
 
-/* Rule 3 by the NAT kinds the ends registered (§4.5, §4.8): punching only
- * between two endpoint-independent mappings; the reason names a mapping
- * that varies by destination; the kinds change nothing elsewhere. */
+/* Rules 3 and 5 by the NAT kinds the ends registered (§4.5, §4.8):
+ * punching between two endpoint-independent mappings, and between two
+ * hosts that found no NAT (stateful firewalls), only when the DC allows
+ * it; the reason names a mapping that varies by destination; the kinds
+ * change nothing elsewhere. */
 TEST(nat_kinds)
 {
 	static const struct loc_text na = { "198.18.0.1:40001", { "100.64.1.2:5000" } };
 	static const struct loc_text nb = { "198.18.0.2:40002", { "100.64.2.3:6000" } };
 	static const struct loc_text same = { "198.18.0.1:40003", { "100.64.1.4:6000" } };
 	static const struct loc_text glob = { "198.18.1.20:6000", { "198.18.1.20:6000" } };
+	static const struct loc_text glob2 = { "198.18.1.30:7000", { "198.18.1.30:7000" } };
+	static const struct loc_text glob_same = { "198.18.1.20:7000", { "198.18.1.20:7000" } };
+	static const struct loc_text g6a = { "[fd00:18::a]:5000", { "[fd00:18::a]:5000" } };
+	static const struct loc_text g6b = { "[fd00:19::b]:6000",
+		{ "[fe80::b]:6000", "[fd00:19::b]:6000" } };
 	static const struct {
 		const struct loc_text *a, *b;
+		int		 allow;		/* the DC punches */
 		int		 nat_a, nat_b, kind, punch;
 		const char	*reason;
 	} v[] = {
-		{ &na, &nb, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_RELAY, 1,
+		{ &na, &nb, 1, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_RELAY, 1,
 		  "both behind endpoint-independent NATs: relay, punching" },
-		{ &na, &nb, NTM_NAT_EI, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
+		{ &na, &nb, 1, NTM_NAT_EI, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
 		  "peer's NAT varies by destination: relay" },
-		{ &na, &nb, NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_ROUTE_RELAY, 0,
+		{ &na, &nb, 1, NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_ROUTE_RELAY, 0,
 		  "requester's NAT varies by destination: relay" },
-		{ &na, &nb, NTM_NAT_PER_DEST, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
+		{ &na, &nb, 1, NTM_NAT_PER_DEST, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
 		  "both NATs vary by destination: relay" },
-		{ &na, &nb, NTM_NAT_EI, NTM_NAT_UNKNOWN, NTM_ROUTE_RELAY, 0, "both behind NAT" },
-		{ &na, &nb, NTM_NAT_NATTED, NTM_NAT_EI, NTM_ROUTE_RELAY, 0, "both behind NAT" },
-		{ &na, &same, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_LOCAL, 0, "same NAT" },
-		{ &na, &glob, NTM_NAT_PER_DEST, NTM_NAT_NONE, NTM_ROUTE_DIRECT, 0,
+		{ &na, &nb, 1, NTM_NAT_EI, NTM_NAT_UNKNOWN, NTM_ROUTE_RELAY, 0, "both behind NAT" },
+		{ &na, &nb, 1, NTM_NAT_NATTED, NTM_NAT_EI, NTM_ROUTE_RELAY, 0, "both behind NAT" },
+		{ &na, &same, 1, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_LOCAL, 0, "same NAT" },
+		{ &na, &glob, 1, NTM_NAT_PER_DEST, NTM_NAT_NONE, NTM_ROUTE_DIRECT, 0,
 		  "requester behind NAT initiates" },
+		/* the DC does not punch: relayed, neither learns the other's address */
+		{ &na, &nb, 0, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_RELAY, 0, "both behind NAT" },
+		/* 5. two global hosts that found no NAT: both punch through
+		 * their firewalls, the relay meanwhile and as the fallback */
+		{ &glob, &glob2, 1, NTM_NAT_NONE, NTM_NAT_NONE, NTM_ROUTE_RELAY, 1,
+		  "both global: relay, punching through their firewalls" },
+		{ &g6a, &g6b, 1, NTM_NAT_NONE, NTM_NAT_NONE, NTM_ROUTE_RELAY, 1,
+		  "both global: relay, punching through their firewalls" },
+		{ &glob, &glob2, 0, NTM_NAT_NONE, NTM_NAT_NONE, NTM_ROUTE_DIRECT, 0, "both global" },
+		/* one agent did not find its NAT kind (an older one): direct */
+		{ &glob, &glob2, 1, NTM_NAT_NONE, NTM_NAT_UNKNOWN, NTM_ROUTE_DIRECT, 0, "both global" },
+		{ &glob, &glob2, 1, NTM_NAT_UNKNOWN, NTM_NAT_NONE, NTM_ROUTE_DIRECT, 0, "both global" },
+		/* one host (loopback, say): no firewall between them */
+		{ &glob, &glob_same, 1, NTM_NAT_NONE, NTM_NAT_NONE, NTM_ROUTE_DIRECT, 0, "both global" },
 	};
 	struct ntm_location a, b;
 	struct ntm_route r;
@@ -191,9 +213,13 @@ TEST(nat_kinds)
 		mkloc(&b, v[i].b);
 		a.nat = v[i].nat_a;
 		b.nat = v[i].nat_b;
-		CHECK_EQ(ntm_route_decide(&a, &b, &r), 0);
+		CHECK_EQ(ntm_route_decide(&a, &b, v[i].allow, &r), 0);
+		if ((int)r.kind != v[i].kind || r.punch != v[i].punch)
+			fprintf(stderr, "row %zu:\n", i);
 		CHECK_EQ(r.kind, v[i].kind);
 		CHECK_EQ(r.punch, v[i].punch);
+		if (v[i].kind == NTM_ROUTE_RELAY)
+			CHECK_EQ(r.endpoint.ss_family, 0);
 		CHECK_STR(r.reason, v[i].reason);
 	}
 }

@@ -70,6 +70,29 @@ send_probe(struct agent *a, struct agent_probe *p)
 	(void)agent_udp_send(a, out, sizeof(out), &p->to);	/* a loss is retried */
 }
 
+/* This end moved and is still global (no NAT, the same family): a route
+ * that punched between two global ends (§4.5 rule 5) does not go on with
+ * CANDIDATES, whose kind would say this end left NAT; the DC is asked to
+ * make the tunnel again instead, and gives both ends a direction with the
+ * new candidates: both punch again at once, through their firewalls
+ * (§4.8), the relay carrying the traffic meanwhile. A move that changed
+ * the NAT situation or the family is being remade already (§4.6 step 6). */
+static void
+repunch_global(struct agent *a)
+{
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+
+		if (!t->repunch_wanted || t->recreating || t->p.kind != NTM_ROUTE_RELAY ||
+		    t->npcand <= 0)
+			continue;
+		log_info("tunnel %s: this end moved and is global: asking the DC for "
+		    "new candidates", t->peer);
+		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
+			t->recreating = 1;
+	}
+}
+
 /* Every answer is in, or every probe had its second: the verdict. */
 static void
 finish(struct agent *a)
@@ -91,6 +114,8 @@ finish(struct agent *a)
 	nat = ntm_nat_classify(local, seen_d, seen_r);
 	if (d->answered)
 		a->nat_dc_ok = 1;
+	if (nat == NTM_NAT_NONE)
+		repunch_global(a);
 	/* tunnels that lost their punched path to a move punch again now */
 	agent_tun_nat_found(a, (int)nat, d->answered ? &d->seen : r->answered ? &r->seen :
 	    NULL);

@@ -1,0 +1,320 @@
+#!/usr/bin/env bats
+# The NAT matrix (docs/protocol.md §4.5, §4.8): for each pair of kinds of
+# NAT or firewall, NAT_TRIALS (3) fresh tunnels with a ping; the route
+# each reached (direct, punched, relayed, from `ntm tunnel list --json`)
+# and why, and the share that went direct. bench/natmatrix.sh runs 20.
+#
+#   srv: AS, DC1, DC2, RS 198.18.0.4 + fd00:18::4, CS, dnsmasq
+#     |
+#   ==+=================== switch: 198.18.0.0/15, fd00:18::/64 ====================
+#     |          |          |          |           |                |
+#   nei1/2     npr1/2     npd1/2     cgn1/2      fw1/2            gla, glb
+#   .10/.11.1  .12/.13.1  .14/.15.1  .16/.17.1   fd00:18::61/62   198.18.20/21.10
+#     |          |          |          |  100.100.16/17.0/24  |
+#   eia/eib    pra/prb    pda/pdb    hs1/2 (home)  f6a/f6b fd00:61/62::10
+#   100.64.10  100.64.12  100.64.14    |
+#   /11.10     /13.10     /15.10     cga/cgb 100.64.16/17.10
+#
+# The kinds (each twice: the "a" host at dc1 asks for a tunnel to the "b"
+# host of the other kind at dc2):
+#   ei  endpoint-independent masquerade, a home router: input from wan
+#       dropped (as in 26-punch.bats; conntrack lets in only replies)
+#   pr  port-restricted: the same mapping, and a forward filter that lets
+#       from wan only replies to what the host sent (forward_filter)
+#   pd  per-destination mapping: masquerade fully-random
+#   cg  two NATs in series: a carrier-grade NAT (LAN 100.100.x.0/24) and a
+#       home router behind it, both endpoint-independent
+#   f6  IPv6 only, no NAT, behind a stateful firewall (fd00:61::/64, fd00:62::/64)
+#   gl  global IPv4, no NAT, no firewall
+# NAT_KINDS (default all six) limits the kinds set up, for a quick look.
+
+load ../bats/helpers
+load lib
+
+KINDS_ALL="ei pr pd cg f6 gl"
+
+setup_file() {
+	require_root
+	local k
+	topo_up "$BATS_FILE_TMPDIR/t"
+	NTM_PUNCH=1 servers_up
+	# every trial opens a relay session, freed only when it idles out
+	# (docs/protocol.md §4.4): room for NAT_TRIALS x 5 of them per host
+	# and account (default 64)
+	printf 'client_sessions = 1000\naccount_sessions = 1000\n' >> "$TOPO_DIR/rs.conf"
+	restart_server rs
+	echo "${NAT_KINDS:-$KINDS_ALL}" > "$TOPO_DIR/kinds"
+	for k in ${NAT_KINDS:-$KINDS_ALL}; do
+		kind_up "$k"
+	done
+	for k in ${NAT_KINDS:-$KINDS_ALL}; do
+		wait_for 20 dc_nat_is dc1 "${k}a" "$(kind_nat "$k")"
+		wait_for 20 dc_nat_is dc2 "${k}b" "$(kind_nat "$k")"
+	done
+}
+
+teardown_file() {
+	topo_down "$BATS_FILE_TMPDIR/t"
+}
+
+setup() { TOPO_DIR=$BATS_FILE_TMPDIR/t; P=$(cat "$TOPO_DIR/prefix"); }
+
+# kind_up KIND: its two hosts, KINDa (dc1) and KINDb (dc2), each behind
+# its own router(s).
+kind_up() {
+	local k=$1 i s host
+	for i in 0 1; do
+		s=$([ $i = 0 ] && echo a || echo b)
+		host=$k$s
+		case $k in
+		ei)	home_router "nei$i" "198.18.$((10 + i)).1" "100.64.$((10 + i)).1"
+			host_behind "$host" "nei$i" "100.64.$((10 + i)).10" "100.64.$((10 + i)).1" ;;
+		pr)	home_router "npr$i" "198.18.$((12 + i)).1" "100.64.$((12 + i)).1"
+			forward_filter "npr$i"
+			host_behind "$host" "npr$i" "100.64.$((12 + i)).10" "100.64.$((12 + i)).1" ;;
+		pd)	home_router "npd$i" "198.18.$((14 + i)).1" "100.64.$((14 + i)).1" fully-random
+			host_behind "$host" "npd$i" "100.64.$((14 + i)).10" "100.64.$((14 + i)).1" ;;
+		cg)	home_router "cgn$i" "198.18.$((16 + i)).1" "100.100.$((16 + i)).1"
+			home_router_behind "hs$i" "cgn$i" "100.100.$((16 + i)).2" \
+			    "100.100.$((16 + i)).1" "100.64.$((16 + i)).1"
+			host_behind "$host" "hs$i" "100.64.$((16 + i)).10" "100.64.$((16 + i)).1" ;;
+		f6)	fw6_router "fw$i" "fd00:18::$((61 + i))" "fd00:$((61 + i))::1"
+			host_behind6 "$host" "fw$i" "fd00:$((61 + i))::10" "fd00:$((61 + i))::1" ;;
+		gl)	host_global "$host" "198.18.$((20 + i)).10" ;;
+		esac
+	done
+	# the two firewalled IPv6 networks route to each other
+	[ "$k" = f6 ] && route6_via fw0 fd00:62::1 fd00:18::62 &&
+	    route6_via fw1 fd00:61::1 fd00:18::61
+	client_up "${k}a" "${k}a" "${k}a" dc1
+	client_up "${k}b" "${k}b" "${k}b" dc2
+}
+
+# kind_nat KIND: the NAT kind its agents find (§4.7).
+kind_nat() {
+	case $1 in
+	ei|pr|cg)	echo endpoint-independent ;;
+	pd)		echo varies-by-destination ;;
+	f6|gl)		echo none ;;
+	esac
+}
+
+# settled NS PROF PEER: the tunnel is there and no longer punching.
+settled() {
+	local r
+	r=$(tunnel_field "$1" "$2" "$3" path_reason) || return 1
+	[ -n "$r" ] && [[ $r != punching:* ]] && [[ $r != *": punching: "* ]]
+}
+
+# trial K L I: a fresh tunnel from K's "a" host to L's "b" host, a ping
+# as soon as it is made, a wait (bounded) until punching is over at both
+# ends, a ping again; one line in results:
+# K L I ping1 ping2 route path-a path-b <TAB> reason-a <TAB> reason-b
+trial() {
+	local k=$1 l=$2 i=$3 a=${1}a b=${2}b fa fb p1=ok p2=ok
+	fa=$(fqdn_of "$a") fb=$(fqdn_of "$b")
+	ntmc "$a" "$a" tunnel close "$fb" >/dev/null 2>&1 || true
+	ntmc "$b" "$b" tunnel close "$fa" >/dev/null 2>&1 || true
+	ntmc "$a" "$a" tunnel ping -c 1 --timeout 20 "$fb" >/dev/null 2>&1 || p1=fail
+	wait_for 12 settled "$a" "$a" "$fb" 2>/dev/null || true
+	wait_for 6 settled "$b" "$b" "$fa" 2>/dev/null || true
+	ntmc "$a" "$a" tunnel ping -c 1 --timeout 10 "$fb" >/dev/null 2>&1 || p2=fail
+	printf '%s %s %s %s %s %s %s %s\t%s\t%s\n' "$k" "$l" "$i" "$p1" "$p2" \
+	    "$(tunnel_field "$a" "$a" "$fb" route)" \
+	    "$(tunnel_field "$a" "$a" "$fb" path)" "$(tunnel_field "$b" "$b" "$fa" path)" \
+	    "$(tunnel_field "$a" "$a" "$fb" path_reason)" \
+	    "$(tunnel_field "$b" "$b" "$fa" path_reason)" >> "$TOPO_DIR/results"
+}
+
+# results_of K L: the result lines of the pair.
+results_of() { awk -v k="$1" -v l="$2" '$1 == k && $2 == l' "$TOPO_DIR/results"; }
+# direct_count K L: trials of the pair where both ends went direct or
+# punched, and the tunnel carried both pings.
+direct_count() {
+	results_of "$1" "$2" | awk '$4 == "ok" && $5 == "ok" &&
+	    ($7 == "direct" || $7 == "punched") &&
+	    ($8 == "direct" || $8 == "punched") { n++ } END { print n + 0 }'
+}
+# pair_ran K L: the pair is in this run (NAT_KINDS).
+pair_ran() { [ -n "$(results_of "$1" "$2")" ]; }
+need_pair() { pair_ran "$1" "$2" || skip "kinds $1, $2 not in NAT_KINDS"; }
+
+# punch_ms RESULTS: the requester's time to its punched path (from the
+# direction), median/p95 in ms, of the trials that punched; - if none.
+punch_ms() {
+	cut -f2 <<<"$1" | sed -n 's/^punched to .* in \([0-9][0-9]*\) ms .*/\1/p' | sort -n |
+	    awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else
+	    print v[int((NR + 1) / 2)] "/" v[int((NR * 95 + 99) / 100)] }'
+}
+
+# table: the matrix, one line per pair, for the record.
+table() {
+	local k l r ok n
+	printf '%-5s %-5s %-7s %-9s %-9s %-6s %-9s %s\n' req peer route path-req path-peer direct \
+	    punch-ms "reason (the requester's, most frequent)"
+	while read -r k l; do
+		r=$(results_of "$k" "$l")
+		[ -n "$r" ] || continue
+		n=$(wc -l <<<"$r")
+		ok=$(direct_count "$k" "$l")
+		printf '%-5s %-5s %-7s %-9s %-9s %-6s %-9s %s\n' "$k" "$l" \
+		    "$(awk '{ print $6 }' <<<"$r" | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')" \
+		    "$(awk '{ print $7 }' <<<"$r" | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')" \
+		    "$(awk '{ print $8 }' <<<"$r" | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')" \
+		    "$ok/$n" "$(punch_ms "$r")" \
+		    "$(cut -f2 <<<"$r" | sed 's/ [0-9][0-9]* ms / T ms /; s/:[0-9][0-9]* / /' | sort | uniq -c |
+		    sort -rn | awk 'NR == 1 { $1 = ""; sub(/^ /, ""); print }')"
+	done < "$TOPO_DIR/pairs"
+}
+
+@test "every pair of kinds, NAT_TRIALS fresh tunnels each: every tunnel carries the ping" {
+	local kinds k l i seen="" n=${NAT_TRIALS:-3}
+	kinds=$(cat "$TOPO_DIR/kinds")
+	: > "$TOPO_DIR/results"
+	: > "$TOPO_DIR/pairs"
+	for k in $kinds; do
+		seen="$seen $k"
+		for l in $kinds; do
+			# each unordered pair once: l not before k in the list
+			[[ " ${seen% "$k"} " == *" $l "* ]] && continue
+			echo "$k $l" >> "$TOPO_DIR/pairs"
+			for ((i = 1; i <= n; i++)); do
+				trial "$k" "$l" "$i"
+			done
+		done
+	done
+	table > "$TOPO_DIR/table"
+	sed 's/^/# /' "$TOPO_DIR/table" >&3
+	[ -z "${NAT_MATRIX_OUT:-}" ] || { cp "$TOPO_DIR/table" "$NAT_MATRIX_OUT"; cp "$TOPO_DIR/results" "$NAT_MATRIX_OUT.trials"; }
+	# every trial's tunnel carried both pings, whatever its route
+	run awk '$4 != "ok" || $5 != "ok"' "$TOPO_DIR/results"
+	assert_output ""
+	assert_equal "$(wc -l < "$TOPO_DIR/results")" "$(($(wc -l < "$TOPO_DIR/pairs") * n))"
+}
+
+# all_direct K L: every trial of the pair punched through (≥ 95% in the
+# bench: NAT_MIN_SHARE, percent), both ends.
+all_direct() {
+	local total ok
+	total=$(results_of "$1" "$2" | wc -l)
+	ok=$(direct_count "$1" "$2")
+	echo "$1 x $2: $ok/$total direct" >&2
+	[ "$total" -gt 0 ] && [ $((ok * 100)) -ge $((total * ${NAT_MIN_SHARE:-100})) ]
+}
+
+# every_trial K L REGEX: every trial line of the pair matches, after
+# "K L I ", the extended REGEX.
+every_trial() {
+	local bad
+	pair_ran "$1" "$2" || return 1
+	bad=$(results_of "$1" "$2" | grep -Ev "^$1 $2 [0-9]+ $3") || true
+	[ -z "$bad" ] || { echo "$bad" >&2; return 1; }
+}
+
+@test "endpoint-independent mappings, with either filtering: punched direct in every trial" {
+	need_pair ei ei
+	need_pair ei pr
+	need_pair pr pr
+	all_direct ei ei
+	all_direct ei pr
+	all_direct pr pr
+	run results_of ei pr
+	assert_line --partial "relay punched punched	punched to 198.18.13.1:"
+}
+
+@test "two IPv6 hosts behind stateful firewalls (no NAT): punched direct in every trial, the relay meanwhile" {
+	need_pair f6 f6
+	# each firewall drops what its host did not ask for, both ways
+	run n f6a ping -6 -c 1 -W 1 fd00:62::10
+	assert_failure
+	run n f6b ping -6 -c 1 -W 1 fd00:61::10
+	assert_failure
+	all_direct f6 f6
+	run results_of f6 f6
+	assert_line --regexp "^f6 f6 [0-9]+ ok ok relay punched punched	punched to \[fd00:62::10\]:[0-9]+ in [0-9]+ ms "
+	refute_line --partial "direct direct"
+}
+
+@test "two global IPv4 hosts: punched (nothing in the way), in every trial" {
+	need_pair gl gl
+	all_direct gl gl
+	run results_of gl gl
+	assert_line --partial "relay punched punched	punched to 198.18.21.10:"
+}
+
+@test "two NATs in series (carrier-grade + home), both endpoint-independent: punched direct in every trial" {
+	need_pair cg cg
+	need_pair ei cg
+	need_pair pr cg
+	all_direct cg cg
+	all_direct ei cg
+	all_direct pr cg
+}
+
+@test "per-destination mapping on both ends: stays relayed with the reason, both ends" {
+	need_pair pd pd
+	assert_equal "$(direct_count pd pd)" 0
+	every_trial pd pd "ok ok relay relayed relayed	both NATs vary by destination: relay	both NATs vary by destination: relay$"
+}
+
+@test "per-destination mapping on one end: relayed with the reason" {
+	need_pair ei pd
+	need_pair pd cg
+	assert_equal "$(direct_count ei pd)" 0
+	assert_equal "$(direct_count pd cg)" 0
+	every_trial ei pd "ok ok relay relayed relayed	peer's NAT varies by destination: relay	requester's NAT varies by destination: relay$"
+	every_trial pd cg "ok ok relay relayed relayed	requester's NAT varies by destination: relay	peer's NAT varies by destination: relay$"
+}
+
+@test "a NAT against a global host: direct, the natted end initiates" {
+	need_pair ei gl
+	need_pair pd gl
+	need_pair cg gl
+	all_direct ei gl
+	all_direct pd gl
+	all_direct cg gl
+	every_trial pd gl "ok ok direct direct direct	requester behind NAT initiates	peer behind NAT initiates$"
+}
+
+@test "IPv4 against the firewalled IPv6 hosts: relayed, the relay bridges" {
+	need_pair ei f6
+	need_pair f6 gl
+	every_trial ei f6 "ok ok relay relayed relayed	IPv4 and IPv6: relay bridges	IPv4 and IPv6: relay bridges$"
+	every_trial f6 gl "ok ok relay relayed relayed	IPv4 and IPv6: relay bridges	IPv4 and IPv6: relay bridges$"
+}
+
+path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
+
+@test "a punched firewalled IPv6 end takes a new address: the ping stream goes on over the relay, and both punch again" {
+	local fa fb t lines
+	need_pair f6 f6
+	fa=$(fqdn_of f6a) fb=$(fqdn_of f6b)
+	ntmc f6a f6a tunnel close "$fb" >/dev/null 2>&1 || true
+	ntmc f6b f6b tunnel close "$fa" >/dev/null 2>&1 || true
+	ping_stream_start f6a f6a "$fb"
+	wait_for 15 path_is f6a f6a "$fb" punched
+	wait_for 15 path_is f6b f6b "$fa" punched
+	lines=$(wc -l < "$TOPO_DIR/agent-f6a.log")
+	t=$(date +%s%N)
+	n f6a ip addr add fd00:61::20/64 dev eth1 nodad
+	n f6a ip addr del fd00:61::10/64 dev eth1
+	wait_for 20 bash -c "tail -n +$((lines + 1)) '$TOPO_DIR/agent-f6a.log' |
+	    grep -qF 'tunnel $fb: path punched -> relayed (this end moved: back on the relay)'"
+	# the DC gives both ends the new candidates: punched again, to the new address
+	wait_for 20 path_is f6a f6a "$fb" punched
+	wait_for 20 path_is f6b f6b "$fa" punched
+	[[ "$(tunnel_field f6b f6b "$fa" path_reason)" == "punched to [fd00:61::20]:"* ]]
+	[[ "$(tunnel_field f6b f6b "$fa" endpoint)" == "[fd00:61::20]:"* ]]
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop 2>/dev/null
+	echo "# the stream across the move: $(grep -c time= "$TOPO_DIR/stream") echoes answered," \
+	    "the longest gap $(awk '/time=/ { if (p) { d = ($1 - p) / 1e6; if (d > m) m = d } p = $1 }
+	    END { printf "%.0f", m }' "$TOPO_DIR/stream") ms" >&3
+	run ntmc f6b f6b tunnel ping -c 3 --timeout 20 "$fa"
+	assert_success
+}
+
+@test "no leftovers after the run" {
+	topo_down "$TOPO_DIR"
+	no_leftovers
+}
