@@ -97,7 +97,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 
 # Test tools driven by the bats suites.
 TOOLS := $(BUILD)/tests/signreq $(BUILD)/tests/xunwrap $(BUILD)/tests/hsmitm $(BUILD)/tests/sealogin
-TOOLS += $(BUILD)/tests/rsflood $(BUILD)/tests/loadgen $(BUILD)/tests/flood
+TOOLS += $(BUILD)/tests/rsflood $(BUILD)/tests/loadgen $(BUILD)/tests/flood $(BUILD)/tests/csload
 tools: $(TOOLS)
 $(TOOLS): $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)
