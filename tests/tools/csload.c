@@ -40,6 +40,7 @@
 #include <sodium.h>
 
 #include "ntm.h"
+#include "tool.h"
 
 #define LOGIN_CONC	32
 #define CODES		600
@@ -71,7 +72,6 @@ struct opts {
 	long		 users, n, objects, size, cs_pid, timeout;
 };
 
-static volatile sig_atomic_t stop;
 static struct opts O;
 static struct sender *S;
 static char *password;
@@ -79,22 +79,6 @@ static long codes[CODES], noanswer, stored, retries;
 static double *lat;
 static long nlat;
 static long rss_peak;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static size_t
 collect(char *p, size_t size, size_t n, void *arg)
@@ -264,13 +248,13 @@ answered(struct sender *s, CURLcode res)
 				w = RETRY_MAX_US;
 			s->tries++;
 			retries++;
-			s->retry_at = now_us() + w / 2 + (int64_t)randombytes_uniform((uint32_t)w);
+			s->retry_at = tool_now_us() + w / 2 + (int64_t)randombytes_uniform((uint32_t)w);
 			return S_RETRY;
 		}
 		s->tries = 0;
 		if (code != 201)
 			return S_FAILED;
-		lat[nlat++] = (double)(now_us() - s->t0) / 1000.0;
+		lat[nlat++] = (double)(tool_now_us() - s->t0) / 1000.0;
 		stored++;
 		s->done++;
 		if (s->done >= O.objects)
@@ -299,23 +283,23 @@ run(CURLM *m, int from, long conc, int64_t deadline)
 		int running, left;
 		CURLMsg *msg;
 
-		while (!stop && active < conc && next < O.n) {
+		while (!tool_stop && active < conc && next < O.n) {
 			struct sender *s = &S[next++];
 
 			if (s->state != from)
 				continue;
 			if (s->state == S_CREATE)
-				s->t0 = now_us();
+				s->t0 = tool_now_us();
 			if (prepare(s) < 0 || curl_multi_add_handle(m, s->h) != CURLM_OK) {
 				s->state = S_FAILED;
 				continue;
 			}
 			active++;
 		}
-		for (long i = 0; i < O.n && !stop; i++) {
+		for (long i = 0; i < O.n && !tool_stop; i++) {
 			struct sender *s = &S[i];
 
-			if (s->state != S_RETRY || now_us() < s->retry_at)
+			if (s->state != S_RETRY || tool_now_us() < s->retry_at)
 				continue;
 			s->state = S_PUT;
 			if (prepare(s) < 0 || curl_multi_add_handle(m, s->h) != CURLM_OK) {
@@ -334,22 +318,22 @@ run(CURLM *m, int from, long conc, int64_t deadline)
 			s->state = answered(s, msg->data.result);
 			if (s->state == S_RETRY)
 				continue;	/* still active: sent again by the loop */
-			if (from == S_LOGIN || s->state == S_DONE || s->state == S_FAILED || stop) {
+			if (from == S_LOGIN || s->state == S_DONE || s->state == S_FAILED || tool_stop) {
 				active--;
 				continue;
 			}
 			if (s->state == S_CREATE)
-				s->t0 = now_us();
+				s->t0 = tool_now_us();
 			if (prepare(s) < 0 || curl_multi_add_handle(m, s->h) != CURLM_OK) {
 				s->state = S_FAILED;
 				active--;
 			}
 		}
-		if (active == 0 && (next >= O.n || stop))
+		if (active == 0 && (next >= O.n || tool_stop))
 			break;
-		if (now_us() > deadline) {
+		if (tool_now_us() > deadline) {
 			fprintf(stderr, "csload: --timeout reached\n");
-			stop = 1;
+			tool_stop = 1;
 			break;
 		}
 		curl_multi_poll(m, NULL, 0, 20, NULL);
@@ -363,22 +347,6 @@ usage(void)
 	fprintf(stderr, "usage: csload --dc URL --cs URL --ca FILE --password-file FILE "
 	    "--to FQDN [--user-prefix P] [--users K] [--n N] [--objects M] [--size B] "
 	    "[--cs-pid PID] [--timeout S]\n");
-}
-
-static int
-num(const char *name, const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "csload: %s: %s is not a number in %ld..%ld\n", name, s, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
 }
 
 int
@@ -395,7 +363,7 @@ main(int argc, char *argv[])
 	int64_t t0, t1, deadline;
 	long ok_login = 0;
 	CURLM *m;
-	int c;
+	int c, bad = 0;
 
 	O = (struct opts){ .prefix = "cs", .users = 125, .n = 1000, .objects = 1,
 	    .size = 1 << 20, .timeout = 600 };
@@ -407,15 +375,17 @@ main(int argc, char *argv[])
 		case 'p': O.pwfile = optarg; break;
 		case 'T': O.to = optarg; break;
 		case 'P': O.prefix = optarg; break;
-		case 'u': if (num("--users", optarg, 1, 100000, &O.users) < 0) return 2; break;
-		case 'n': if (num("--n", optarg, 1, 60000, &O.n) < 0) return 2; break;
-		case 'o': if (num("--objects", optarg, 1, 100000, &O.objects) < 0) return 2; break;
-		case 's': if (num("--size", optarg, 16, 4194304, &O.size) < 0) return 2; break;
-		case 'i': if (num("--cs-pid", optarg, 1, 1L << 30, &O.cs_pid) < 0) return 2; break;
-		case 't': if (num("--timeout", optarg, 1, 86400, &O.timeout) < 0) return 2; break;
+		case 'u': bad |= tool_num("csload", "--users", optarg, 1, 100000, &O.users); break;
+		case 'n': bad |= tool_num("csload", "--n", optarg, 1, 60000, &O.n); break;
+		case 'o': bad |= tool_num("csload", "--objects", optarg, 1, 100000, &O.objects); break;
+		case 's': bad |= tool_num("csload", "--size", optarg, 16, 4194304, &O.size); break;
+		case 'i': bad |= tool_num("csload", "--cs-pid", optarg, 1, 1L << 30, &O.cs_pid); break;
+		case 't': bad |= tool_num("csload", "--timeout", optarg, 1, 86400, &O.timeout); break;
 		default: usage(); return 2;
 		}
 	}
+	if (bad)
+		return 2;
 	if (optind != argc || !O.dc || !O.cs || !O.ca || !O.pwfile || !O.to) {
 		usage();
 		return 2;
@@ -425,15 +395,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	password[strcspn(password, "\r\n")] = '\0';
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
+	tool_signals();
 	if (ntm_crypto_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
 	    (m = curl_multi_init()) == NULL || (S = calloc((size_t)O.n, sizeof(*S))) == NULL ||
 	    (lat = calloc((size_t)(O.n * O.objects), sizeof(*lat))) == NULL)
 		return 1;
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, O.n + 16);
-	deadline = now_us() + O.timeout * 1000000;
+	deadline = tool_now_us() + O.timeout * 1000000;
 	for (long i = 0; i < O.n; i++) {
 		S[i].state = S_LOGIN;
 		/* Spread over /24s: the DC queues logins per /24. */
@@ -456,9 +424,9 @@ main(int argc, char *argv[])
 	rss_sample();
 	printf("CS RSS before: %ld kB\n", rss_peak);
 	rss_peak = 0;
-	t0 = now_us();
+	t0 = tool_now_us();
 	run(m, S_CREATE, O.n, deadline);
-	t1 = now_us();
+	t1 = tool_now_us();
 	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
 	{
 		double secs = (double)(t1 - t0) / 1e6;

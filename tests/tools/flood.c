@@ -44,6 +44,7 @@
 #include <jansson.h>
 
 #include "ntm.h"
+#include "tool.h"
 #include "msg.h"
 #include "reg.h"
 
@@ -54,24 +55,6 @@ struct opts {
 	const char	*url, *ca, *udp, *user, *pwfile, *peer_dc, *peer_udp, *src_net;
 	long		 rate, seconds, sources, conns, ports;
 };
-
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static size_t
 discard(char *p, size_t size, size_t n, void *arg)
@@ -128,10 +111,10 @@ flood_login(const struct opts *o)
 		curl_easy_setopt(s[i].h, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(s[i].h, CURLOPT_PRIVATE, &s[i]);
 	}
-	t0 = now_us();
+	t0 = tool_now_us();
 	end = t0 + o->seconds * 1000000;
-	for (long free_from = 0; !stop;) {
-		int64_t now = now_us();
+	for (long free_from = 0; !tool_stop;) {
+		int64_t now = tool_now_us();
 		long due = now < end ? (long)((now - t0) * o->rate / 1000000) - sent - unsent -
 		    due_carry : 0;
 		int running, left;
@@ -183,7 +166,7 @@ flood_login(const struct opts *o)
 		curl_multi_poll(m, NULL, 0, 1, NULL);
 	}
 	{
-		double secs = (double)(now_us() - t0) / 1e6;
+		double secs = (double)(tool_now_us() - t0) / 1e6;
 
 		if (secs > (double)o->seconds)
 			secs = (double)o->seconds;
@@ -461,10 +444,10 @@ flood_moved(const struct opts *o)
 		}
 		json_decref(ans);
 	}
-	t0 = now_us();
+	t0 = tool_now_us();
 	end = t0 + o->seconds * 1000000;
-	for (long k = 1; !stop;) {
-		int64_t now = now_us();
+	for (long k = 1; !tool_stop;) {
+		int64_t now = tool_now_us();
 		long due = now < end ? (long)((now - t0) * o->rate / 1000000) - sent : 0;
 
 		for (; due > 0; due--, k++) {
@@ -510,22 +493,6 @@ usage(void)
 	    "[--peer-dc URL --peer-udp IP:PORT] [--rate R] [--seconds T] [--ports P]\n");
 }
 
-static int
-num(const char *name, const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "flood: %s: %s is not a number in %ld..%ld\n", name, s, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -540,7 +507,7 @@ main(int argc, char *argv[])
 	struct opts o = { .rate = 2000, .seconds = 30, .sources = 64, .conns = 4,
 	    .ports = 1000, .src_net = "127.10" };
 	const char *mode;
-	int c, rc;
+	int c, rc, bad = 0;
 
 	if (argc < 2) {
 		usage();
@@ -558,21 +525,21 @@ main(int argc, char *argv[])
 		case 'p': o.pwfile = optarg; break;
 		case 'P': o.peer_dc = optarg; break;
 		case 'Q': o.peer_udp = optarg; break;
-		case 'r': if (num("--rate", optarg, 1, 1000000, &o.rate) < 0) return 2; break;
-		case 't': if (num("--seconds", optarg, 1, 3600, &o.seconds) < 0) return 2; break;
-		case 's': if (num("--sources", optarg, 1, 256, &o.sources) < 0) return 2; break;
-		case 'C': if (num("--conns", optarg, 1, 64, &o.conns) < 0) return 2; break;
-		case 'o': if (num("--ports", optarg, 1, 20000, &o.ports) < 0) return 2; break;
+		case 'r': bad |= tool_num("flood", "--rate", optarg, 1, 1000000, &o.rate); break;
+		case 't': bad |= tool_num("flood", "--seconds", optarg, 1, 3600, &o.seconds); break;
+		case 's': bad |= tool_num("flood", "--sources", optarg, 1, 256, &o.sources); break;
+		case 'C': bad |= tool_num("flood", "--conns", optarg, 1, 64, &o.conns); break;
+		case 'o': bad |= tool_num("flood", "--ports", optarg, 1, 20000, &o.ports); break;
 		default: usage(); return 2;
 		}
 	}
+	if (bad)
+		return 2;
 	if (optind != argc || o.url == NULL || o.ca == NULL) {
 		usage();
 		return 2;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
+	tool_signals();
 	if (ntm_crypto_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		return 1;
 	if (strcmp(mode, "login") == 0)
