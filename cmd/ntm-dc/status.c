@@ -164,6 +164,14 @@ static const struct json_metric udp_rows[] = {
 	  "Devices with a live registration session (online)", NULL },
 	{ "dropped", "ntm_dc_udp_dropped_total", C, "Datagrams dropped, by reason", "reason" },
 	{ "keepalive_s", "ntm_dc_keepalive_seconds", G, "Keepalive interval told to devices", NULL },
+	{ "location_writes", "ntm_dc_location_writes_total", C,
+	  "Batches of device locations committed by the writer thread", NULL },
+	{ "location_writes_failed", "ntm_dc_location_writes_failed_total", C,
+	  "Batches of device locations that could not be stored", NULL },
+	{ "location_writes_queued", "ntm_dc_location_writes_queued", G,
+	  "Batches of device locations waiting for the writer thread", NULL },
+	{ "location_writer_full", "ntm_dc_location_writer_full_total", C,
+	  "Times the registration socket waited for the writer thread", NULL },
 };
 static const struct json_metric push_rows[] = {
 	{ "push_sent", "ntm_dc_push_sent_total", C, "Webhook pushes delivered", NULL },

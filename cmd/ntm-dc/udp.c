@@ -32,6 +32,7 @@
 #define RECV_BURST	256	/* datagrams read per wakeup */
 #define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
 #define REFRESH_MS	100	/* ... and the longest they wait */
+#define WRITES_MAX	32	/* write batches queued for the writer thread */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
 
 /* Drops and answers, by reason. */
@@ -40,6 +41,9 @@ struct dc_udp_counters {
 	uint64_t	moves_held;	/* location changes over the limit (dcreg.h) */
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
+	uint64_t	writes;		/* batches of locations committed */
+	uint64_t	write_failed;	/* ... that failed (or could not be queued) */
+	uint64_t	writer_full;	/* times reading paused: WRITES_MAX queued */
 };
 
 /* A REG_REQ accepted in this burst, answered once its location is stored. */
@@ -50,6 +54,24 @@ struct dc_reg_done {
 	int			 has_to;
 	uint64_t		 echo;
 	int			 moved, came_online;
+	int			 stored;	/* its location is in this batch's rows */
+};
+
+/*
+ * A batch for the writer thread: the locations of one burst (answered when
+ * they are committed) or the keepalive refreshes of REFRESH_MS. The rows
+ * and answers are the job's own; the thread touches nothing else but its
+ * own connection (rt->wdb), so the loop's connection is never shared.
+ */
+struct dc_wjob {
+	struct dc		*dc;
+	sqlite3			*db;		/* the writer's connection */
+	int			 refresh;
+	struct dc_loc_row	*rows;
+	size_t			 nrows;
+	struct dc_reg_done	*done;
+	size_t			 ndone;
+	int			 result;
 };
 
 struct dc_rt {
@@ -72,9 +94,16 @@ struct dc_rt {
 	 * REFRESH_MS and go in one transaction: at 100,000 devices that is a
 	 * write every 100 ms, not one per wakeup of the socket. */
 	int64_t			*refresh;	/* client ids, REFRESH_MAX */
-	struct dc_loc_row	*refresh_rows;	/* REFRESH_MAX */
 	size_t			 nrefresh;
 	struct event		*refresh_ev;
+	/* The writes (and their fsync) are a thread's, on a connection of its
+	 * own to the same WAL database: batches in order, at most WRITES_MAX
+	 * queued; past that the socket is not read until one is done. */
+	struct ntm_worker	*writer;	/* one thread; NULL: -n */
+	sqlite3			*wdb;
+	int			 njobs;		/* queued or being written */
+	int			 paused;	/* rt->ev removed: the queue is full */
+	int			 stopping;
 };
 
 /* ---- sending --------------------------------------------------------------- */
@@ -244,33 +273,128 @@ fill_row(const struct dc_sess *s, int offline, int64_t last_seen, struct dc_loc_
 	r->offline = offline;
 }
 
+/* ---- the writer thread --------------------------------------------------- */
+
+static void
+on_write(void *arg)
+{
+	struct dc_wjob *j = arg;
+
+	j->result = 0;
+	if (j->nrows > 0)
+		j->result = j->refresh ? dc_db_locations_refresh(j->db, j->rows, j->nrows) :
+		    dc_db_locations_store(j->db, j->rows, j->nrows);
+}
+
+static void wjob_done(struct dc *dc, struct dc_wjob *j);
+
+static void
+on_written(void *arg)
+{
+	struct dc_wjob *j = arg;
+	struct dc *dc = j->dc;
+	struct dc_rt *rt = dc->rt;
+
+	rt->njobs--;
+	wjob_done(dc, j);
+	free(j->rows);
+	free(j->done);
+	free(j);
+	if (rt->paused && !rt->stopping && rt->njobs + 2 <= WRITES_MAX) {
+		if (event_add(rt->ev, NULL) == 0)
+			rt->paused = 0;
+	}
+}
+
+/* Hands rows (n of them) and answers (nd) to the writer thread, the
+ * arrays copied; wjob_done runs on the loop once they are committed, or
+ * at once here if they cannot be queued (as a failed write). */
+static void
+wjob_submit(struct dc *dc, int refresh, const struct dc_loc_row *rows, size_t n,
+    const struct dc_reg_done *done, size_t nd)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_wjob *j = calloc(1, sizeof(*j));
+
+	if (j == NULL ||
+	    (n > 0 && (j->rows = malloc(n * sizeof(*rows))) == NULL) ||
+	    (nd > 0 && (j->done = malloc(nd * sizeof(*done))) == NULL)) {
+		struct dc_wjob tmp = { dc, NULL, refresh, (struct dc_loc_row *)rows, n,
+		    (struct dc_reg_done *)done, nd, NTM_ERR_NOMEM };
+
+		if (j)
+			free(j->rows);
+		free(j);
+		wjob_done(dc, &tmp);
+		return;
+	}
+	j->dc = dc;
+	j->db = rt->wdb;
+	j->refresh = refresh;
+	if (n > 0)
+		memcpy(j->rows, rows, n * sizeof(*rows));
+	j->nrows = n;
+	if (nd > 0)
+		memcpy(j->done, done, nd * sizeof(*done));
+	j->ndone = nd;
+	if ((j->result = ntm_worker_submit(rt->writer, on_write, on_written, j)) < 0) {
+		wjob_done(dc, j);
+		free(j->rows);
+		free(j->done);
+		free(j);
+		return;
+	}
+	rt->njobs++;
+}
+
 /* Writes the queued refreshes, each with its session's location as it is
  * now (a change stored since is not undone). */
 static void
 refresh_flush(struct dc *dc)
 {
 	struct dc_rt *rt = dc->rt;
+	struct dc_loc_row *rows;
 	struct dc_sess *s;
 	size_t n = 0;
-	int e;
 
+	if (rt->nrefresh == 0)
+		return;
+	if ((rows = malloc(rt->nrefresh * sizeof(*rows))) == NULL) {
+		/* Each is stored at the session's next keepalive. */
+		for (size_t i = 0; i < rt->nrefresh; i++)
+			if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL)
+				s->reg.saved = 0;
+		rt->nrefresh = 0;
+		rt->c.write_failed++;
+		return;
+	}
 	for (size_t i = 0; i < rt->nrefresh; i++)
 		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
-			fill_row(s, 0, s->reg.last_seen, &rt->refresh_rows[n++]);
+			fill_row(s, 0, s->reg.last_seen, &rows[n++]);
 	rt->nrefresh = 0;
-	if (n > 0 && (e = dc_db_locations_refresh(dc->db, rt->refresh_rows, n)) < 0) {
-		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
-		    n, n == 1 ? "" : "s", ntm_strerror(e));
-		for (size_t i = 0; i < n; i++)
-			if ((s = dc_sess_by_client(dc, rt->refresh_rows[i].client_id)) != NULL)
-				s->reg.saved = 0;
+	if (n > 0) {
+		if (rt->writer)
+			wjob_submit(dc, 1, rows, n, NULL, 0);
+		else if (dc_db_locations_refresh(dc->db, rows, n) < 0)
+			rt->c.write_failed++;	/* -n: nothing is written */
 	}
+	free(rows);
 }
 
 static void
 on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 {
-	refresh_flush(arg);
+	struct dc *dc = arg;
+	struct dc_rt *rt = dc->rt;
+	struct timeval tv = { 0, REFRESH_MS * 1000 };
+
+	/* A full queue: they wait another REFRESH_MS (the socket is not read
+	 * meanwhile, so no more join them). */
+	if (rt->njobs >= WRITES_MAX) {
+		(void)evtimer_add(rt->refresh_ev, &tv);
+		return;
+	}
+	refresh_flush(dc);
 }
 
 /* Queues the session's location (offline: its agent said it stops): a
@@ -314,30 +438,35 @@ send_resp(struct dc *dc, struct dc_sess *s, const struct dc_reg_done *d)
 		rt->c.resp_sent++;
 }
 
-/* The end of a burst: its locations stored in one transaction, then the
- * answers (a REG_RESP says the DC has the location) and the hooks. */
+/* A batch is committed (result 0) or failed: a failed one's locations are
+ * stored again at their sessions' next registration (saved 0 makes it a
+ * change, answered only once stored). Then, in the order of the burst, the
+ * answers (a REG_RESP says the DC has the location: none for a location
+ * that was not stored) and the hooks. */
 static void
-reg_flush(struct dc *dc)
+wjob_done(struct dc *dc, struct dc_wjob *j)
 {
 	struct dc_rt *rt = dc->rt;
 	struct dc_sess *s;
-	int e;
 
-	if (rt->nrows > 0 && (e = dc_db_locations_store(dc->db, rt->rows, rt->nrows)) < 0) {
+	if (j->nrows > 0 && j->result == 0)
+		rt->c.writes++;
+	if (j->nrows > 0 && j->result < 0) {
+		rt->c.write_failed++;
 		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
-		    rt->nrows, rt->nrows == 1 ? "" : "s", ntm_strerror(e));
-		for (size_t i = 0; i < rt->nrows; i++)
-			if ((s = dc_sess_by_client(dc, rt->rows[i].client_id)) != NULL)
+		    j->nrows, j->nrows == 1 ? "" : "s", ntm_strerror(j->result));
+		for (size_t i = 0; i < j->nrows; i++)
+			if ((s = dc_sess_by_client(dc, j->rows[i].client_id)) != NULL)
 				s->reg.saved = 0;
 	}
-	rt->nrows = 0;
-	for (size_t i = 0; i < rt->ndone; i++) {
-		struct dc_reg_done *d = &rt->done[i];
+	for (size_t i = 0; i < j->ndone; i++) {
+		struct dc_reg_done *d = &j->done[i];
 
-		/* Gone when a later datagram of the burst made room for another. */
+		/* Gone when it logged out, was evicted or replaced meanwhile. */
 		if ((s = dc_sess_by_sid(dc, d->sid)) == NULL)
 			continue;
-		send_resp(dc, s, d);
+		if (!d->stored || j->result == 0)
+			send_resp(dc, s, d);
 		/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
 		if (d->moved)
 			dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
@@ -345,6 +474,26 @@ reg_flush(struct dc *dc)
 		if (d->came_online && (s = dc_sess_by_sid(dc, d->sid)) != NULL)
 			dc_hooks_online(dc, s);
 	}
+}
+
+/* The end of a burst: its locations go to the writer thread in one batch
+ * (one transaction, one fsync), answered once committed. A burst with
+ * nothing to store is answered at once, unless batches are still being
+ * written: then it waits its turn behind them, so that no REG_RESP
+ * overtakes one of an earlier location of the same device. */
+static void
+reg_flush(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+
+	if (rt->nrows > 0 || (rt->ndone > 0 && rt->njobs > 0 && rt->writer)) {
+		wjob_submit(dc, 0, rt->rows, rt->nrows, rt->done, rt->ndone);
+	} else if (rt->ndone > 0) {
+		struct dc_wjob now = { dc, NULL, 0, NULL, 0, rt->done, rt->ndone, 0 };
+
+		wjob_done(dc, &now);
+	}
+	rt->nrows = 0;
 	rt->ndone = 0;
 }
 
@@ -396,7 +545,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	struct dc_reg_done *d;
 	char a[64];
 	int64_t now = now_unix();
-	int e;
+	int e, stored;
 
 	if ((s = reg_session(dc, ntm_reg_sid(p, n), now)) == NULL)
 		return;
@@ -439,8 +588,11 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	s->has_local = has_to;
 	if (has_to)
 		s->local = *to;
+	/* A keepalive whose location was never stored (a failed write) is
+	 * stored as a change: answered once it is. */
+	stored = act.store && (act.verdict != NTM_DCREG_REFRESH || s->reg.saved == 0);
 	if (act.store)
-		save_location(dc, s, 0, act.verdict == NTM_DCREG_REFRESH, now);
+		save_location(dc, s, 0, !stored, now);
 	dc_sess_expire(s, now);
 	if (rt->ndone == RECV_BURST)
 		return;		/* cannot happen: one per datagram at most */
@@ -454,6 +606,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	d->echo = act.echo;
 	d->moved = act.moved;
 	d->came_online = act.came_online;
+	d->stored = stored;
 }
 
 /* A reflection probe: the address it came from, as long as it was, from
@@ -523,6 +676,15 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int type, has_to;
 
+	/* Room for this burst's batch and a forced refresh batch: else the
+	 * datagrams wait in the socket until a batch is written. */
+	if (rt->writer && rt->njobs + 2 > WRITES_MAX) {
+		if (!rt->paused && event_del(rt->ev) == 0) {
+			rt->paused = 1;
+			rt->c.writer_full++;
+		}
+		return;
+	}
 	for (int i = 0; i < RECV_BURST; i++) {
 		iov.iov_base = buf;
 		iov.iov_len = sizeof(buf);
@@ -596,6 +758,13 @@ dc_udp_stats(struct dc *dc)
 	if (j == NULL)
 		return NULL;
 	json_object_set_new(j, "probes_answered", json_integer((json_int_t)ps.answered));
+	/* The writer thread: batches committed, failed, waiting; and how often
+	 * the socket was left unread because WRITES_MAX were waiting. */
+	json_object_set_new(j, "location_writes", json_integer((json_int_t)c->writes));
+	json_object_set_new(j, "location_writes_failed",
+	    json_integer((json_int_t)c->write_failed));
+	json_object_set_new(j, "location_writes_queued", json_integer(dc->rt->njobs));
+	json_object_set_new(j, "location_writer_full", json_integer((json_int_t)c->writer_full));
 	/* Online devices by the NAT kind their agents registered. */
 	for (int k = 0; k < 5; k++) {
 		char key[48], *ch;
@@ -678,9 +847,7 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	rt->fd = -1;
-	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL ||
-	    (rt->refresh_rows = calloc(REFRESH_MAX, sizeof(*rt->refresh_rows))) == NULL) {
-		free(rt->refresh);
+	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL) {
 		free(rt);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -728,6 +895,13 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
+	/* The writer's own connection: the loop's (dc->db) stays the loop's. */
+	if (dc_db_open(s->conf.db, &rt->wdb, err, errlen) < 0)
+		return -1;
+	if ((rt->writer = ntm_worker_new(s->base, 1)) == NULL) {
+		snprintf(err, errlen, "cannot start the location writer thread");
+		return -1;
+	}
 	if ((rt->refresh_ev = evtimer_new(s->base, on_refresh_timer, dc)) == NULL ||
 	    (rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
 	    event_add(rt->ev, NULL) < 0) {
@@ -749,10 +923,16 @@ dc_udp_stop(struct dc *dc)
 
 	if (rt == NULL)
 		return;
+	rt->stopping = 1;
 	if (rt->refresh_ev) {
 		refresh_flush(dc);
 		event_free(rt->refresh_ev);
 	}
+	/* Every queued batch written and answered before the socket closes. */
+	ntm_worker_free(rt->writer);
+	rt->writer = NULL;
+	ntm_db_close(rt->wdb);
+	rt->wdb = NULL;
 	if (rt->ev) {
 		log_stats(dc, 1);
 		event_free(rt->ev);
@@ -761,7 +941,6 @@ dc_udp_stop(struct dc *dc)
 		close(rt->fd);
 	ntm_probe_srv_free(rt->probe);
 	free(rt->refresh);
-	free(rt->refresh_rows);
 	free(rt);
 	dc->rt = NULL;
 }
