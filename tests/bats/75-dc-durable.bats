@@ -98,3 +98,21 @@ restart_dc1() {
 	run stored_loc
 	assert_output "$refl"
 }
+
+# Online devices of dc1 summed over the NAT kinds ("nat_*" in status).
+online_by_nat() {
+	ntm-dc -f "$(P)/dc1.conf" status --json 2>/dev/null |
+	    jq -r '[.udp | to_entries[] | select(.key | startswith("nat_")) | .value] | add // empty'
+}
+nat_is() { [ "$(online_by_nat)" = "$1" ]; }
+
+@test "online devices by NAT kind are counted as devices register and leave (no pass over all sessions)" {
+	# After the restarts above, alice's stored location came back online.
+	run_t ntm -c "$BATS_FILE_TMPDIR/a" register --dc-udp "$(udp_of dc1)" --timeout 10
+	assert_success
+	wait_until 10 nat_is 1
+	run_t ntm-dc -f "$(P)/dc1.conf" client del alice.dc1.ntm.test
+	assert_success
+	# The running DC drops the session within seconds: counted no more.
+	wait_until 20 nat_is 0
+}
