@@ -85,6 +85,14 @@ static const char *const migrations[] = {
 	/* 9: the NAT kind the device found with reflection probes (enum
 	 * ntm_nat, 0: unknown) and sent in its registration */
 	"ALTER TABLE locations ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;",
+	/* 10: clients deleted so far (by any process): the running DC looks
+	 * for sessions of deleted clients only when this moved, not whenever
+	 * another connection (its own location writer) committed */
+	"CREATE TABLE client_deletions (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  n INTEGER NOT NULL);"
+	"INSERT INTO client_deletions VALUES (1, 0);"
+	"CREATE TRIGGER clients_deleted AFTER DELETE ON clients BEGIN"
+	"  UPDATE client_deletions SET n = n + 1 WHERE id = 1; END;",
 };
 
 int
@@ -624,6 +632,13 @@ dc_db_client_cert(sqlite3 *db, int64_t client_id, char *out, size_t cap)
 {
 	return client_text(db, "SELECT device_cert FROM clients WHERE id = ?1", client_id,
 	    out, cap);
+}
+
+int
+dc_db_client_deletions(sqlite3 *db, int64_t *n)
+{
+	*n = 0;
+	return ntm_db_int(db, n, "SELECT n FROM client_deletions WHERE id = 1", NULL);
 }
 
 int

@@ -113,6 +113,8 @@ int  dc_db_client_del(sqlite3 *db, const char *fqdn, int64_t now);
 /* Deletes the clients neither logged in nor registered since before, with
  * no session still good at now; *n: how many. */
 int  dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n);
+/* How many clients were deleted so far, by any process (a trigger counts). */
+int  dc_db_client_deletions(sqlite3 *db, int64_t *n);
 /* The ids of every client: *ids new (free), *n of them. */
 int  dc_db_client_ids(sqlite3 *db, int64_t **ids, size_t *n);
 int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,

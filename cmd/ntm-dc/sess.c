@@ -42,6 +42,8 @@ struct dc_cache {
 	struct dc_sess		*lru_head, *lru_tail;
 	struct dc_sess		*aging;		/* see above; NULL: none counted */
 	size_t			 online_nat[5];	/* online by NAT kind (dc_sess_counts) */
+	int64_t			 deletions;	/* dc_db_client_deletions at the last look */
+	int			 has_deletions;
 	size_t			 nsess;
 	uint64_t		 evicted, dropped;
 	/* The first send counter of each session: above every counter any
@@ -510,6 +512,9 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 		    dc->srv->conf.db, ntm_strerror(e));
 		return -1;
 	}
+	/* The sessions just loaded are all of clients there are. */
+	if (dc_db_client_deletions(dc->db, &dc->cache->deletions) == 0)
+		dc->cache->has_deletions = 1;
 	dc_client_watch(dc);
 	return 0;
 }
@@ -531,8 +536,18 @@ dc_sess_forget_gone(struct dc *dc)
 	size_t nids = 0;
 	int n = 0;
 
+	int64_t del;
+
 	if (c == NULL || c->nsess == 0)
 		return 0;
+	/* Nothing deleted since the last look: no pass over the sessions
+	 * (the database changes every 100 ms under load: the location writer). */
+	if (dc_db_client_deletions(dc->db, &del) == 0) {
+		if (c->has_deletions && del == c->deletions)
+			return 0;
+		c->deletions = del;
+		c->has_deletions = 1;
+	}
 	/* One query for the clients there are, then a look-up per session. */
 	if (dc_db_client_ids(dc->db, &ids, &nids) < 0) {
 		log_warnx("cannot read the clients from the database; sessions kept");

@@ -467,6 +467,8 @@ wjob_done(struct dc *dc, struct dc_wjob *j)
 			continue;
 		if (!d->stored || j->result == 0)
 			send_resp(dc, s, d);
+		if (rt->stopping)
+			continue;	/* the rooms above have stopped */
 		/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
 		if (d->moved)
 			dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
