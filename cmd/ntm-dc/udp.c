@@ -32,7 +32,7 @@
 #define RECV_BURST	256	/* datagrams read per wakeup */
 #define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
 #define REFRESH_MS	100	/* ... and the longest they wait */
-#define WRITES_MAX	32	/* write batches queued for the writer thread */
+#define WAITING_MAX	(32 * RECV_BURST)	/* changes (answers) waiting for the writer */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
 
 /* Drops and answers, by reason. */
@@ -41,9 +41,10 @@ struct dc_udp_counters {
 	uint64_t	moves_held;	/* location changes over the limit (dcreg.h) */
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
-	uint64_t	writes;		/* batches of locations committed */
+	uint64_t	writes;		/* transactions of locations committed */
 	uint64_t	write_failed;	/* ... that failed (or could not be queued) */
-	uint64_t	writer_full;	/* times reading paused: WRITES_MAX queued */
+	uint64_t	writer_full;	/* times reading paused: WAITING_MAX waiting */
+	uint64_t	refresh_dropped; /* keepalive times not queued (stored later) */
 };
 
 /* A REG_REQ accepted in this burst, answered once its location is stored. */
@@ -58,19 +59,21 @@ struct dc_reg_done {
 };
 
 /*
- * A batch for the writer thread: the locations of one burst (answered when
- * they are committed) or the keepalive refreshes of REFRESH_MS. The rows
- * and answers are the job's own; the thread touches nothing else but its
- * own connection (rt->wdb), so the loop's connection is never shared.
+ * One transaction for the writer thread: the changed locations of the
+ * bursts read while the previous one was being written (answered when it
+ * is committed), and the keepalive times flushed meanwhile. The arrays are
+ * the job's own; the thread touches nothing else but its own connection
+ * (rt->wdb), so the loop's connection is never shared.
  */
 struct dc_wjob {
 	struct dc		*dc;
 	sqlite3			*db;		/* the writer's connection */
-	int			 refresh;
-	struct dc_loc_row	*rows;
-	size_t			 nrows;
-	struct dc_reg_done	*done;
-	size_t			 ndone;
+	struct dc_loc_row	*rows;		/* changes, in the order read */
+	size_t			 nrows, caprows;
+	struct dc_loc_row	*fresh;		/* keepalive times */
+	size_t			 nfresh, capfresh;
+	struct dc_reg_done	*done;		/* answers, in the order read */
+	size_t			 ndone, capdone;
 	int			 result;
 };
 
@@ -97,12 +100,15 @@ struct dc_rt {
 	size_t			 nrefresh;
 	struct event		*refresh_ev;
 	/* The writes (and their fsync) are a thread's, on a connection of its
-	 * own to the same WAL database: batches in order, at most WRITES_MAX
-	 * queued; past that the socket is not read until one is done. */
+	 * own to the same WAL database: one transaction at a time, while the
+	 * next collects what comes meanwhile (group commit: the busier, the
+	 * bigger, never more than one fsync behind). At most WAITING_MAX
+	 * changes wait; past that the socket is not read until it is written. */
 	struct ntm_worker	*writer;	/* one thread; NULL: -n */
 	sqlite3			*wdb;
-	int			 njobs;		/* queued or being written */
-	int			 paused;	/* rt->ev removed: the queue is full */
+	int			 busy;		/* a transaction is being written */
+	struct dc_wjob		*next;		/* the one collecting, or NULL */
+	int			 paused;	/* rt->ev removed: next is full */
 	int			 stopping;
 };
 
@@ -280,75 +286,147 @@ on_write(void *arg)
 {
 	struct dc_wjob *j = arg;
 
-	j->result = 0;
-	if (j->nrows > 0)
-		j->result = j->refresh ? dc_db_locations_refresh(j->db, j->rows, j->nrows) :
-		    dc_db_locations_store(j->db, j->rows, j->nrows);
+	j->result = dc_db_locations_write(j->db, j->rows, j->nrows, j->fresh, j->nfresh);
 }
 
 static void wjob_done(struct dc *dc, struct dc_wjob *j);
 
 static void
-on_written(void *arg)
+wjob_free(struct dc_wjob *j)
 {
-	struct dc_wjob *j = arg;
-	struct dc *dc = j->dc;
+	if (j) {
+		free(j->rows);
+		free(j->fresh);
+		free(j->done);
+		free(j);
+	}
+}
+
+/* Appends n items of size sz to the array whose pointer is at arrp (*len
+ * of *cap items), growing it; it stays as it was on failure. */
+static int
+grow_append(void *arrp, size_t *len, size_t *cap, const void *src, size_t n, size_t sz)
+{
+	void *arr;
+
+	if (n == 0)
+		return 0;
+	memcpy(&arr, arrp, sizeof(arr));
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : RECV_BURST;
+
+		while (c < *len + n)
+			c *= 2;
+		if ((arr = realloc(arr, c * sz)) == NULL)
+			return -1;
+		memcpy(arrp, &arr, sizeof(arr));
+		*cap = c;
+	}
+	memcpy((char *)arr + *len * sz, src, n * sz);
+	*len += n;
+	return 0;
+}
+
+static void on_written_cb(void *arg);
+
+/* No room in the collecting transaction for another burst. */
+static int
+writer_full(const struct dc_rt *rt)
+{
+	return rt->next && (rt->next->nrows + RECV_BURST > WAITING_MAX ||
+	    rt->next->ndone + RECV_BURST > WAITING_MAX);
+}
+
+/* Has the collecting transaction written, if none is being written. */
+static void
+writer_kick(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_wjob *j = rt->next;
+	int e;
+
+	if (rt->busy || j == NULL)
+		return;
+	rt->next = NULL;
+	if ((e = ntm_worker_submit(rt->writer, on_write, on_written_cb, j)) < 0) {
+		j->result = e;
+		wjob_done(dc, j);
+		wjob_free(j);
+		return;
+	}
+	rt->busy = 1;
+}
+
+static void
+on_written(struct dc *dc, struct dc_wjob *j)
+{
 	struct dc_rt *rt = dc->rt;
 
-	rt->njobs--;
+	rt->busy = 0;
 	wjob_done(dc, j);
-	free(j->rows);
-	free(j->done);
-	free(j);
-	if (rt->paused && !rt->stopping && rt->njobs + 2 <= WRITES_MAX) {
+	wjob_free(j);
+	if (rt->stopping)
+		return;		/* dc_udp_stop writes what is left */
+	writer_kick(dc);
+	if (rt->paused && !rt->stopping && !writer_full(rt)) {
 		if (event_add(rt->ev, NULL) == 0)
 			rt->paused = 0;
 	}
 }
 
-/* Hands rows (n of them) and answers (nd) to the writer thread, the
- * arrays copied; wjob_done runs on the loop once they are committed, or
- * at once here if they cannot be queued (as a failed write). */
 static void
-wjob_submit(struct dc *dc, int refresh, const struct dc_loc_row *rows, size_t n,
-    const struct dc_reg_done *done, size_t nd)
+on_written_cb(void *arg)
+{
+	struct dc_wjob *j = arg;
+
+	on_written(j->dc, j);
+}
+
+/* Adds changes (n) and answers (nd), or keepalive times (nf), to the
+ * collecting transaction and starts it if the writer is idle. On no
+ * memory they are handled as a failed write, at once. */
+static void
+writer_add(struct dc *dc, const struct dc_loc_row *rows, size_t n,
+    const struct dc_reg_done *done, size_t nd, const struct dc_loc_row *fresh, size_t nf)
 {
 	struct dc_rt *rt = dc->rt;
-	struct dc_wjob *j = calloc(1, sizeof(*j));
+	struct dc_wjob *j = rt->next;
 
+	if (j == NULL && (j = calloc(1, sizeof(*j))) != NULL) {
+		j->dc = dc;
+		j->db = rt->wdb;
+		rt->next = j;
+	}
 	if (j == NULL ||
-	    (n > 0 && (j->rows = malloc(n * sizeof(*rows))) == NULL) ||
-	    (nd > 0 && (j->done = malloc(nd * sizeof(*done))) == NULL)) {
-		struct dc_wjob tmp = { dc, NULL, refresh, (struct dc_loc_row *)rows, n,
-		    (struct dc_reg_done *)done, nd, NTM_ERR_NOMEM };
+	    grow_append(&j->rows, &j->nrows, &j->caprows, rows, n, sizeof(*rows)) < 0 ||
+	    grow_append(&j->done, &j->ndone, &j->capdone, done, nd, sizeof(*done)) < 0 ||
+	    grow_append(&j->fresh, &j->nfresh, &j->capfresh, fresh, nf,
+	    sizeof(*fresh)) < 0) {
+		/* j (if any) keeps what it had; these fail alone. */
+		struct dc_wjob tmp;
 
-		if (j)
-			free(j->rows);
-		free(j);
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.dc = dc;
+		tmp.rows = (struct dc_loc_row *)rows;
+		tmp.nrows = n;
+		tmp.done = (struct dc_reg_done *)done;
+		tmp.ndone = nd;
+		tmp.fresh = (struct dc_loc_row *)fresh;
+		tmp.nfresh = nf;
+		tmp.result = NTM_ERR_NOMEM;
+		if (j && j->nrows + j->ndone + j->nfresh == 0) {
+			rt->next = NULL;
+			wjob_free(j);
+		}
 		wjob_done(dc, &tmp);
 		return;
 	}
-	j->dc = dc;
-	j->db = rt->wdb;
-	j->refresh = refresh;
-	if (n > 0)
-		memcpy(j->rows, rows, n * sizeof(*rows));
-	j->nrows = n;
-	if (nd > 0)
-		memcpy(j->done, done, nd * sizeof(*done));
-	j->ndone = nd;
-	if ((j->result = ntm_worker_submit(rt->writer, on_write, on_written, j)) < 0) {
-		wjob_done(dc, j);
-		free(j->rows);
-		free(j->done);
-		free(j);
-		return;
-	}
-	rt->njobs++;
+	writer_kick(dc);
 }
 
 /* Writes the queued refreshes, each with its session's location as it is
- * now (a change stored since is not undone). */
+ * now (a change stored since is not undone: only a later time replaces a
+ * stored one). */
 static void
 refresh_flush(struct dc *dc)
 {
@@ -359,42 +437,30 @@ refresh_flush(struct dc *dc)
 
 	if (rt->nrefresh == 0)
 		return;
-	if ((rows = malloc(rt->nrefresh * sizeof(*rows))) == NULL) {
-		/* Each is stored at the session's next keepalive. */
+	/* The writer far behind: these times are not stored now; each
+	 * session's next keepalive stores its location (saved 0). */
+	if ((rt->next && rt->next->nfresh >= 4 * REFRESH_MAX) || rt->writer == NULL ||
+	    (rows = malloc(rt->nrefresh * sizeof(*rows))) == NULL) {
 		for (size_t i = 0; i < rt->nrefresh; i++)
 			if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL)
 				s->reg.saved = 0;
+		rt->c.refresh_dropped += rt->nrefresh;
 		rt->nrefresh = 0;
-		rt->c.write_failed++;
 		return;
 	}
 	for (size_t i = 0; i < rt->nrefresh; i++)
 		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
 			fill_row(s, 0, s->reg.last_seen, &rows[n++]);
 	rt->nrefresh = 0;
-	if (n > 0) {
-		if (rt->writer)
-			wjob_submit(dc, 1, rows, n, NULL, 0);
-		else if (dc_db_locations_refresh(dc->db, rows, n) < 0)
-			rt->c.write_failed++;	/* -n: nothing is written */
-	}
+	if (n > 0)
+		writer_add(dc, NULL, 0, NULL, 0, rows, n);
 	free(rows);
 }
 
 static void
 on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct dc *dc = arg;
-	struct dc_rt *rt = dc->rt;
-	struct timeval tv = { 0, REFRESH_MS * 1000 };
-
-	/* A full queue: they wait another REFRESH_MS (the socket is not read
-	 * meanwhile, so no more join them). */
-	if (rt->njobs >= WRITES_MAX) {
-		(void)evtimer_add(rt->refresh_ev, &tv);
-		return;
-	}
-	refresh_flush(dc);
+	refresh_flush(arg);
 }
 
 /* Queues the session's location (offline: its agent said it stops): a
@@ -449,14 +515,18 @@ wjob_done(struct dc *dc, struct dc_wjob *j)
 	struct dc_rt *rt = dc->rt;
 	struct dc_sess *s;
 
-	if (j->nrows > 0 && j->result == 0)
+	if (j->nrows + j->nfresh > 0 && j->result == 0)
 		rt->c.writes++;
-	if (j->nrows > 0 && j->result < 0) {
+	if (j->nrows + j->nfresh > 0 && j->result < 0) {
 		rt->c.write_failed++;
 		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
-		    j->nrows, j->nrows == 1 ? "" : "s", ntm_strerror(j->result));
+		    j->nrows + j->nfresh, j->nrows + j->nfresh == 1 ? "" : "s",
+		    ntm_strerror(j->result));
 		for (size_t i = 0; i < j->nrows; i++)
 			if ((s = dc_sess_by_client(dc, j->rows[i].client_id)) != NULL)
+				s->reg.saved = 0;
+		for (size_t i = 0; i < j->nfresh; i++)
+			if ((s = dc_sess_by_client(dc, j->fresh[i].client_id)) != NULL)
 				s->reg.saved = 0;
 	}
 	for (size_t i = 0; i < j->ndone; i++) {
@@ -478,20 +548,20 @@ wjob_done(struct dc *dc, struct dc_wjob *j)
 	}
 }
 
-/* The end of a burst: its locations go to the writer thread in one batch
- * (one transaction, one fsync), answered once committed. A burst with
- * nothing to store is answered at once, unless batches are still being
- * written: then it waits its turn behind them, so that no REG_RESP
- * overtakes one of an earlier location of the same device. */
+/* The end of a burst: its changed locations join the writer's next
+ * transaction, answered once it is committed. A burst with nothing to
+ * store is answered at once, unless a transaction is being written or
+ * collected: then it waits its turn, so that no REG_RESP overtakes one of
+ * an earlier location of the same device. */
 static void
 reg_flush(struct dc *dc)
 {
 	struct dc_rt *rt = dc->rt;
 
-	if (rt->nrows > 0 || (rt->ndone > 0 && rt->njobs > 0 && rt->writer)) {
-		wjob_submit(dc, 0, rt->rows, rt->nrows, rt->done, rt->ndone);
+	if (rt->writer && (rt->nrows > 0 || (rt->ndone > 0 && (rt->busy || rt->next)))) {
+		writer_add(dc, rt->rows, rt->nrows, rt->done, rt->ndone, NULL, 0);
 	} else if (rt->ndone > 0) {
-		struct dc_wjob now = { dc, NULL, 0, NULL, 0, rt->done, rt->ndone, 0 };
+		struct dc_wjob now = { .dc = dc, .done = rt->done, .ndone = rt->ndone };
 
 		wjob_done(dc, &now);
 	}
@@ -678,9 +748,9 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int type, has_to;
 
-	/* Room for this burst's batch and a forced refresh batch: else the
-	 * datagrams wait in the socket until a batch is written. */
-	if (rt->writer && rt->njobs + 2 > WRITES_MAX) {
+	/* Room for this burst's changes and answers: else the datagrams wait
+	 * in the socket until the writer took the collected ones. */
+	if (writer_full(rt)) {
 		if (!rt->paused && event_del(rt->ev) == 0) {
 			rt->paused = 1;
 			rt->c.writer_full++;
@@ -760,12 +830,16 @@ dc_udp_stats(struct dc *dc)
 	if (j == NULL)
 		return NULL;
 	json_object_set_new(j, "probes_answered", json_integer((json_int_t)ps.answered));
-	/* The writer thread: batches committed, failed, waiting; and how often
-	 * the socket was left unread because WRITES_MAX were waiting. */
+	/* The writer thread: transactions committed, failed, locations waiting;
+	 * how often the socket was left unread because WAITING_MAX waited, and
+	 * keepalive times not stored because the writer was far behind. */
 	json_object_set_new(j, "location_writes", json_integer((json_int_t)c->writes));
 	json_object_set_new(j, "location_writes_failed",
 	    json_integer((json_int_t)c->write_failed));
-	json_object_set_new(j, "location_writes_queued", json_integer(dc->rt->njobs));
+	json_object_set_new(j, "location_writes_waiting",
+	    json_integer(dc->rt->next ? (json_int_t)(dc->rt->next->nrows + dc->rt->next->nfresh) : 0));
+	json_object_set_new(j, "location_refresh_dropped",
+	    json_integer((json_int_t)c->refresh_dropped));
 	json_object_set_new(j, "location_writer_full", json_integer((json_int_t)c->writer_full));
 	/* Online devices by the NAT kind their agents registered. */
 	for (int k = 0; k < 5; k++) {
@@ -930,9 +1004,19 @@ dc_udp_stop(struct dc *dc)
 		refresh_flush(dc);
 		event_free(rt->refresh_ev);
 	}
-	/* Every queued batch written and answered before the socket closes. */
+	/* Every location written and answered before the socket closes: the
+	 * transaction being written, then (the thread joined) the one that
+	 * was collecting, here. */
 	ntm_worker_free(rt->writer);
 	rt->writer = NULL;
+	if (rt->next) {
+		struct dc_wjob *j = rt->next;
+
+		rt->next = NULL;
+		j->result = dc_db_locations_write(rt->wdb, j->rows, j->nrows, j->fresh, j->nfresh);
+		wjob_done(dc, j);
+		wjob_free(j);
+	}
 	ntm_db_close(rt->wdb);
 	rt->wdb = NULL;
 	if (rt->ev) {
