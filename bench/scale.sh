@@ -19,9 +19,13 @@
 # (tickets made with the DC's key, as rsflood sessions does), then packets
 # sent through them for BENCH_SCALE_RELAY_S (5) seconds; forwarded packets/s
 # and Mbit/s against raw UDP between the same two sockets (no RS).
+# BENCH_SCALE_RELAYS=0 leaves the RS part out.
 #
 # Limits raised (and only for this run):
 #   dc1: login_rate, login_rate_prefix  (logins per source address and /24)
+#        login_queue_prefix, login_inflight (logins waiting per /24, and at
+#                                         the AS at once: the generator's
+#                                         connections all come from 127.0.0.1)
 #        max_devices 0                  (devices per user)
 #        vip4_prefix 100.68.0.0/14      (room for 262,142 devices; the
 #                                         platform's /24 holds 253)
@@ -61,10 +65,13 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "
 platform() {
 	dir=$(mktemp -d /tmp/ntm-scale.XXXXXX)
 	platform_init "$dir" >/dev/null
-	sed -i -e '/^login_rate/d' -e '/^vip4_prefix/d' "$dir/dc1.conf"
+	sed -i -e '/^login_rate/d' -e '/^login_queue/d' -e '/^login_inflight/d' \
+	    -e '/^vip4_prefix/d' "$dir/dc1.conf"
 	{
 		echo "login_rate = 1000000"
 		echo "login_rate_prefix = 1000000"
+		echo "login_queue_prefix = 100000"
+		echo "login_inflight = 64"
 		echo "max_devices = 0"
 		echo "vip4_prefix = 100.68.0.0/14"
 	} >> "$dir/dc1.conf"
@@ -133,6 +140,7 @@ for n in $NS; do
 	    "$(field "$r" tunnel_busy)"
 done
 
+[ "$RELAYS" -gt 0 ] || exit 0
 echo
 echo "# RS: $RELAYS relayed tunnels, both sides bound; ${RELAY_S} s of 1000-byte DATA each way"
 platform

@@ -85,6 +85,14 @@ static const char *const migrations[] = {
 	/* 9: the NAT kind the device found with reflection probes (enum
 	 * ntm_nat, 0: unknown) and sent in its registration */
 	"ALTER TABLE locations ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;",
+	/* 10: clients deleted so far (by any process): the running DC looks
+	 * for sessions of deleted clients only when this moved, not whenever
+	 * another connection (its own location writer) committed */
+	"CREATE TABLE client_deletions (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  n INTEGER NOT NULL);"
+	"INSERT INTO client_deletions VALUES (1, 0);"
+	"CREATE TRIGGER clients_deleted AFTER DELETE ON clients BEGIN"
+	"  UPDATE client_deletions SET n = n + 1 WHERE id = 1; END;",
 };
 
 int
@@ -455,21 +463,18 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 #define LOC_INTO " INTO locations (client_id, reflexive, locals, natted, agent, " \
 	"last_seen, offline, nat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 
-/* The rows in one transaction with one statement bound again for each;
- * skip_gone: a row of a client deleted meanwhile is left out, not an error. */
+/* The rows with one statement bound again for each, inside the caller's
+ * transaction; a row of a client deleted meanwhile is left out. */
 static int
-locations_batch(sqlite3 *db, const char *sql, const struct dc_loc_row *r, size_t n,
-    int skip_gone)
+locations_rows(sqlite3 *db, const char *sql, const struct dc_loc_row *r, size_t n)
 {
 	sqlite3_stmt *st;
 	int ret;
 
 	if (n == 0)
 		return 0;
-	if ((ret = ntm_db_begin(db)) < 0)
-		return ret;
 	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
-		return ntm_db_end(db, ret);
+		return ret;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		if (sqlite3_bind_int64(st, 1, r[i].client_id) != SQLITE_OK ||
 		    sqlite3_bind_text(st, 2, r[i].reflexive, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -480,29 +485,34 @@ locations_batch(sqlite3 *db, const char *sql, const struct dc_loc_row *r, size_t
 		    sqlite3_bind_int(st, 7, r[i].offline) != SQLITE_OK ||
 		    sqlite3_bind_int(st, 8, r[i].nat) != SQLITE_OK)
 			ret = NTM_ERR_DB;
-		else if ((ret = ntm_db_done(db, st)) == NTM_ERR_EXISTS && skip_gone)
+		else if ((ret = ntm_db_done(db, st)) == NTM_ERR_EXISTS)
 			ret = 0;
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	return ntm_db_end(db, ret);
+	return ret;
 }
 
 int
-dc_db_locations_store(sqlite3 *db, const struct dc_loc_row *r, size_t n)
+dc_db_locations_write(sqlite3 *db, const struct dc_loc_row *changes, size_t n,
+    const struct dc_loc_row *times, size_t nt)
 {
-	return locations_batch(db, "INSERT OR REPLACE" LOC_INTO, r, n, 0);
-}
+	int ret;
 
-int
-dc_db_locations_refresh(sqlite3 *db, const struct dc_loc_row *r, size_t n)
-{
+	if (n + nt == 0)
+		return 0;
+	if ((ret = ntm_db_begin(db)) < 0)
+		return ret;
+	ret = locations_rows(db, "INSERT OR REPLACE" LOC_INTO, changes, n);
 	/* Never over a row stored since (a change, a goodbye): only a later
 	 * last_seen replaces one. */
-	return locations_batch(db, "INSERT" LOC_INTO " ON CONFLICT (client_id) DO UPDATE SET "
-	    "reflexive = excluded.reflexive, locals = excluded.locals, natted = excluded.natted, "
-	    "agent = excluded.agent, last_seen = excluded.last_seen, offline = excluded.offline, "
-	    "nat = excluded.nat WHERE excluded.last_seen > locations.last_seen", r, n, 1);
+	if (ret == 0)
+		ret = locations_rows(db, "INSERT" LOC_INTO " ON CONFLICT (client_id) DO UPDATE "
+		    "SET reflexive = excluded.reflexive, locals = excluded.locals, "
+		    "natted = excluded.natted, agent = excluded.agent, "
+		    "last_seen = excluded.last_seen, offline = excluded.offline, "
+		    "nat = excluded.nat WHERE excluded.last_seen > locations.last_seen", times, nt);
+	return ntm_db_end(db, ret);
 }
 
 int
@@ -624,6 +634,13 @@ dc_db_client_cert(sqlite3 *db, int64_t client_id, char *out, size_t cap)
 {
 	return client_text(db, "SELECT device_cert FROM clients WHERE id = ?1", client_id,
 	    out, cap);
+}
+
+int
+dc_db_client_deletions(sqlite3 *db, int64_t *n)
+{
+	*n = 0;
+	return ntm_db_int(db, n, "SELECT n FROM client_deletions WHERE id = 1", NULL);
 }
 
 int

@@ -113,6 +113,8 @@ int  dc_db_client_del(sqlite3 *db, const char *fqdn, int64_t now);
 /* Deletes the clients neither logged in nor registered since before, with
  * no session still good at now; *n: how many. */
 int  dc_db_clients_reclaim(sqlite3 *db, int64_t before, int64_t now, int *n);
+/* How many clients were deleted so far, by any process (a trigger counts). */
+int  dc_db_client_deletions(sqlite3 *db, int64_t *n);
 /* The ids of every client: *ids new (free), *n of them. */
 int  dc_db_client_ids(sqlite3 *db, int64_t **ids, size_t *n);
 int  dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p6,
@@ -156,12 +158,11 @@ struct dc_loc_row {
 };
 /* Stores (replaces) the location of a client. */
 int  dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r);
-/* Stores the n rows in one transaction, in order (a later row of the same
- * client wins): all or none. */
-int  dc_db_locations_store(sqlite3 *db, const struct dc_loc_row *r, size_t n);
-/* The same for keepalive refreshes: a row replaces only an older
- * last_seen, and a row of a client deleted meanwhile is left out. */
-int  dc_db_locations_refresh(sqlite3 *db, const struct dc_loc_row *r, size_t n);
+/* In one transaction (all or none): the n changes in order (a later row of
+ * the same client wins), then the nt keepalive times, each replacing only
+ * an older last_seen. A row of a client deleted meanwhile is left out. */
+int  dc_db_locations_write(sqlite3 *db, const struct dc_loc_row *changes, size_t n,
+    const struct dc_loc_row *times, size_t nt);
 /* Calls fn for each stored location, the oldest last_seen first. */
 int  dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg),
     void *arg);

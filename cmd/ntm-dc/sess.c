@@ -23,11 +23,27 @@
  * at any number of devices; and a list from the session seen longest ago
  * to the one seen last, so making room is O(1) too (every accepted
  * registration moves its session to the end: dc_sess_touch).
+ *
+ * The online devices by NAT kind are counted as registrations come, not by
+ * a pass over all sessions: a session is counted (under the kind it
+ * registered) when it registers online, uncounted when it says goodbye or
+ * leaves, and going offline by time is found by a cursor ("aging") that
+ * walks the list from the oldest session that may still be counted until
+ * the first one still online. Every session before the cursor is
+ * uncounted; since the list is in order of last registration, those after
+ * the first still online one are online too or were never counted. So
+ * dc_sess_counts costs the sessions that went offline since the last
+ * call, not all of them. (A wall clock stepped back may keep a session
+ * counted until the cursor reaches it.)
  */
 struct dc_cache {
 	struct dc_sess		**by_sid, **by_client;
 	size_t			 nbuckets;	/* a power of two */
 	struct dc_sess		*lru_head, *lru_tail;
+	struct dc_sess		*aging;		/* see above; NULL: none counted */
+	size_t			 online_nat[5];	/* online by NAT kind (dc_sess_counts) */
+	int64_t			 deletions;	/* dc_db_client_deletions at the last look */
+	int			 has_deletions;
 	size_t			 nsess;
 	uint64_t		 evicted, dropped;
 	/* The first send counter of each session: above every counter any
@@ -66,6 +82,8 @@ client_hash(const struct dc_cache *rt, int64_t id)
 static void
 lru_unlink(struct dc_cache *rt, struct dc_sess *s)
 {
+	if (rt->aging == s)
+		rt->aging = s->lnext;
 	if (s->lprev)
 		s->lprev->lnext = s->lnext;
 	else
@@ -87,6 +105,18 @@ lru_append(struct dc_cache *rt, struct dc_sess *s)
 	else
 		rt->lru_head = s;
 	rt->lru_tail = s;
+	if (rt->aging == NULL)
+		rt->aging = s;
+}
+
+/* Takes s out of the online counts. */
+static void
+uncount(struct dc_cache *rt, struct dc_sess *s)
+{
+	if (s->counted) {
+		rt->online_nat[s->counted - 1]--;
+		s->counted = 0;
+	}
 }
 
 /* Doubles both indexes; on failure they stay as they were (longer chains). */
@@ -178,6 +208,7 @@ sess_remove(struct dc_cache *rt, struct dc_sess *s)
 			*pp = s->cnext;
 			break;
 		}
+	uncount(rt, s);
 	lru_unlink(rt, s);
 	rt->nsess--;
 	if (rt->has_ctr)
@@ -201,9 +232,22 @@ sess_evict(struct dc_cache *rt)
 void
 dc_sess_touch(struct dc *dc, struct dc_sess *s)
 {
-	if (dc->cache && dc->cache->lru_tail != s) {
-		lru_unlink(dc->cache, s);
-		lru_append(dc->cache, s);
+	struct dc_cache *rt = dc->cache;
+	int nat = s->reg.loc.nat;
+
+	if (rt == NULL)
+		return;
+	if (rt->lru_tail != s) {
+		lru_unlink(rt, s);
+		lru_append(rt, s);
+	}
+	if (rt->aging == NULL)
+		rt->aging = s;		/* the tail: all before it are uncounted */
+	uncount(rt, s);
+	if (dc_sess_online(dc, s, now_unix()) && nat >= 0 &&
+	    nat < (int)(sizeof(rt->online_nat) / sizeof(rt->online_nat[0]))) {
+		s->counted = nat + 1;
+		rt->online_nat[nat]++;
 	}
 }
 
@@ -420,18 +464,21 @@ dc_hooks_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *e
 void
 dc_sess_counts(struct dc *dc, struct dc_sess_counts *out)
 {
+	struct dc_cache *rt = dc->cache;
 	int64_t now = now_unix();
 
 	memset(out, 0, sizeof(*out));
-	if (dc->cache == NULL)
+	if (rt == NULL)
 		return;
-	out->sessions = dc->cache->nsess;
-	out->evicted = dc->cache->evicted;
-	out->dropped = dc->cache->dropped;
-	for (struct dc_sess *s = dc->cache->lru_head; s; s = s->lnext)
-			if (dc_sess_online(dc, s, now) && s->reg.loc.nat >= 0 &&
-			    s->reg.loc.nat < (int)(sizeof(out->nat) / sizeof(out->nat[0])))
-				out->nat[s->reg.loc.nat]++;
+	out->sessions = rt->nsess;
+	out->evicted = rt->evicted;
+	out->dropped = rt->dropped;
+	/* Those that went offline by time since the last call leave the counts. */
+	while (rt->aging && !dc_sess_online(dc, rt->aging, now)) {
+		uncount(rt, rt->aging);
+		rt->aging = rt->aging->lnext;
+	}
+	memcpy(out->nat, rt->online_nat, sizeof(out->nat));
 }
 
 int
@@ -465,6 +512,9 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 		    dc->srv->conf.db, ntm_strerror(e));
 		return -1;
 	}
+	/* The sessions just loaded are all of clients there are. */
+	if (dc_db_client_deletions(dc->db, &dc->cache->deletions) == 0)
+		dc->cache->has_deletions = 1;
 	dc_client_watch(dc);
 	return 0;
 }
@@ -486,8 +536,18 @@ dc_sess_forget_gone(struct dc *dc)
 	size_t nids = 0;
 	int n = 0;
 
+	int64_t del;
+
 	if (c == NULL || c->nsess == 0)
 		return 0;
+	/* Nothing deleted since the last look: no pass over the sessions
+	 * (the database changes every 100 ms under load: the location writer). */
+	if (dc_db_client_deletions(dc->db, &del) == 0) {
+		if (c->has_deletions && del == c->deletions)
+			return 0;
+		c->deletions = del;
+		c->has_deletions = 1;
+	}
 	/* One query for the clients there are, then a look-up per session. */
 	if (dc_db_client_ids(dc->db, &ids, &nids) < 0) {
 		log_warnx("cannot read the clients from the database; sessions kept");

@@ -18,6 +18,8 @@ struct dc_sess {
 	struct dc_sess		*snext;		/* bucket by session id */
 	struct dc_sess		*cnext;		/* bucket by client id */
 	struct dc_sess		*lprev, *lnext;	/* seen longest ago first */
+	int			 counted;	/* 1 + its NAT kind in the online
+						 * counts; 0: not counted (sess.c) */
 	uint8_t			 sid[NTM_SID_LEN];
 	int64_t			 client_id;
 	char			 fqdn[NTM_NAME_MAX + 1];
@@ -39,7 +41,8 @@ struct dc_sess *dc_sess_by_sid(struct dc *dc, const uint8_t sid[NTM_SID_LEN]);
  * session (borrowed, owned by the cache), or NULL. */
 struct dc_sess *dc_sess_add(struct dc *dc, const struct dc_client *c,
     const struct dc_session *ss);
-/* The session was seen now: the last to be evicted. */
+/* The session registered (its reg changed): the last to be evicted, and
+ * counted online under its NAT kind if it is online. */
 void dc_sess_touch(struct dc *dc, struct dc_sess *s);
 /* Drops the directions that expired by now. */
 void dc_sess_expire(struct dc_sess *s, int64_t now);

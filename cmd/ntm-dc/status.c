@@ -164,6 +164,16 @@ static const struct json_metric udp_rows[] = {
 	  "Devices with a live registration session (online)", NULL },
 	{ "dropped", "ntm_dc_udp_dropped_total", C, "Datagrams dropped, by reason", "reason" },
 	{ "keepalive_s", "ntm_dc_keepalive_seconds", G, "Keepalive interval told to devices", NULL },
+	{ "location_writes", "ntm_dc_location_writes_total", C,
+	  "Transactions of device locations committed by the writer thread", NULL },
+	{ "location_writes_failed", "ntm_dc_location_writes_failed_total", C,
+	  "Transactions of device locations that could not be stored", NULL },
+	{ "location_writes_waiting", "ntm_dc_location_writes_waiting", G,
+	  "Device locations waiting for the writer thread's next transaction", NULL },
+	{ "location_writer_full", "ntm_dc_location_writer_full_total", C,
+	  "Times the registration socket waited for the writer thread", NULL },
+	{ "location_refresh_dropped", "ntm_dc_location_refresh_dropped_total", C,
+	  "Keepalive times not stored with the writer far behind (stored later)", NULL },
 };
 static const struct json_metric push_rows[] = {
 	{ "push_sent", "ntm_dc_push_sent_total", C, "Webhook pushes delivered", NULL },

@@ -32,6 +32,7 @@
 #define RECV_BURST	256	/* datagrams read per wakeup */
 #define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
 #define REFRESH_MS	100	/* ... and the longest they wait */
+#define WAITING_MAX	(32 * RECV_BURST)	/* changes (answers) waiting for the writer */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
 
 /* Drops and answers, by reason. */
@@ -40,6 +41,10 @@ struct dc_udp_counters {
 	uint64_t	moves_held;	/* location changes over the limit (dcreg.h) */
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
+	uint64_t	writes;		/* transactions of locations committed */
+	uint64_t	write_failed;	/* ... that failed (or could not be queued) */
+	uint64_t	writer_full;	/* times reading paused: WAITING_MAX waiting */
+	uint64_t	refresh_dropped; /* keepalive times not queued (stored later) */
 };
 
 /* A REG_REQ accepted in this burst, answered once its location is stored. */
@@ -50,6 +55,26 @@ struct dc_reg_done {
 	int			 has_to;
 	uint64_t		 echo;
 	int			 moved, came_online;
+	int			 stored;	/* its location is in this batch's rows */
+};
+
+/*
+ * One transaction for the writer thread: the changed locations of the
+ * bursts read while the previous one was being written (answered when it
+ * is committed), and the keepalive times flushed meanwhile. The arrays are
+ * the job's own; the thread touches nothing else but its own connection
+ * (rt->wdb), so the loop's connection is never shared.
+ */
+struct dc_wjob {
+	struct dc		*dc;
+	sqlite3			*db;		/* the writer's connection */
+	struct dc_loc_row	*rows;		/* changes, in the order read */
+	size_t			 nrows, caprows;
+	struct dc_loc_row	*fresh;		/* keepalive times */
+	size_t			 nfresh, capfresh;
+	struct dc_reg_done	*done;		/* answers, in the order read */
+	size_t			 ndone, capdone;
+	int			 result;
 };
 
 struct dc_rt {
@@ -72,9 +97,19 @@ struct dc_rt {
 	 * REFRESH_MS and go in one transaction: at 100,000 devices that is a
 	 * write every 100 ms, not one per wakeup of the socket. */
 	int64_t			*refresh;	/* client ids, REFRESH_MAX */
-	struct dc_loc_row	*refresh_rows;	/* REFRESH_MAX */
 	size_t			 nrefresh;
 	struct event		*refresh_ev;
+	/* The writes (and their fsync) are a thread's, on a connection of its
+	 * own to the same WAL database: one transaction at a time, while the
+	 * next collects what comes meanwhile (group commit: the busier, the
+	 * bigger, never more than one fsync behind). At most WAITING_MAX
+	 * changes wait; past that the socket is not read until it is written. */
+	struct ntm_worker	*writer;	/* one thread; NULL: -n */
+	sqlite3			*wdb;
+	int			 busy;		/* a transaction is being written */
+	struct dc_wjob		*next;		/* the one collecting, or NULL */
+	int			 paused;	/* rt->ev removed: next is full */
+	int			 stopping;
 };
 
 /* ---- sending --------------------------------------------------------------- */
@@ -244,27 +279,182 @@ fill_row(const struct dc_sess *s, int offline, int64_t last_seen, struct dc_loc_
 	r->offline = offline;
 }
 
+/* ---- the writer thread --------------------------------------------------- */
+
+static void
+on_write(void *arg)
+{
+	struct dc_wjob *j = arg;
+
+	j->result = dc_db_locations_write(j->db, j->rows, j->nrows, j->fresh, j->nfresh);
+}
+
+static void wjob_done(struct dc *dc, struct dc_wjob *j);
+
+static void
+wjob_free(struct dc_wjob *j)
+{
+	if (j) {
+		free(j->rows);
+		free(j->fresh);
+		free(j->done);
+		free(j);
+	}
+}
+
+/* Appends n items of size sz to the array whose pointer is at arrp (*len
+ * of *cap items), growing it; it stays as it was on failure. */
+static int
+grow_append(void *arrp, size_t *len, size_t *cap, const void *src, size_t n, size_t sz)
+{
+	void *arr;
+
+	if (n == 0)
+		return 0;
+	memcpy(&arr, arrp, sizeof(arr));
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : RECV_BURST;
+
+		while (c < *len + n)
+			c *= 2;
+		if ((arr = realloc(arr, c * sz)) == NULL)
+			return -1;
+		memcpy(arrp, &arr, sizeof(arr));
+		*cap = c;
+	}
+	memcpy((char *)arr + *len * sz, src, n * sz);
+	*len += n;
+	return 0;
+}
+
+static void on_written_cb(void *arg);
+
+/* No room in the collecting transaction for another burst. */
+static int
+writer_full(const struct dc_rt *rt)
+{
+	return rt->next && (rt->next->nrows + RECV_BURST > WAITING_MAX ||
+	    rt->next->ndone + RECV_BURST > WAITING_MAX);
+}
+
+/* Has the collecting transaction written, if none is being written. */
+static void
+writer_kick(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_wjob *j = rt->next;
+	int e;
+
+	if (rt->busy || j == NULL)
+		return;
+	rt->next = NULL;
+	if ((e = ntm_worker_submit(rt->writer, on_write, on_written_cb, j)) < 0) {
+		j->result = e;
+		wjob_done(dc, j);
+		wjob_free(j);
+		return;
+	}
+	rt->busy = 1;
+}
+
+static void
+on_written(struct dc *dc, struct dc_wjob *j)
+{
+	struct dc_rt *rt = dc->rt;
+
+	rt->busy = 0;
+	wjob_done(dc, j);
+	wjob_free(j);
+	if (rt->stopping)
+		return;		/* dc_udp_stop writes what is left */
+	writer_kick(dc);
+	if (rt->paused && !rt->stopping && !writer_full(rt)) {
+		if (event_add(rt->ev, NULL) == 0)
+			rt->paused = 0;
+	}
+}
+
+static void
+on_written_cb(void *arg)
+{
+	struct dc_wjob *j = arg;
+
+	on_written(j->dc, j);
+}
+
+/* Adds changes (n) and answers (nd), or keepalive times (nf), to the
+ * collecting transaction and starts it if the writer is idle. On no
+ * memory they are handled as a failed write, at once. */
+static void
+writer_add(struct dc *dc, const struct dc_loc_row *rows, size_t n,
+    const struct dc_reg_done *done, size_t nd, const struct dc_loc_row *fresh, size_t nf)
+{
+	struct dc_rt *rt = dc->rt;
+	struct dc_wjob *j = rt->next;
+
+	if (j == NULL && (j = calloc(1, sizeof(*j))) != NULL) {
+		j->dc = dc;
+		j->db = rt->wdb;
+		rt->next = j;
+	}
+	if (j == NULL ||
+	    grow_append(&j->rows, &j->nrows, &j->caprows, rows, n, sizeof(*rows)) < 0 ||
+	    grow_append(&j->done, &j->ndone, &j->capdone, done, nd, sizeof(*done)) < 0 ||
+	    grow_append(&j->fresh, &j->nfresh, &j->capfresh, fresh, nf,
+	    sizeof(*fresh)) < 0) {
+		/* j (if any) keeps what it had; these fail alone. */
+		struct dc_wjob tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.dc = dc;
+		tmp.rows = (struct dc_loc_row *)rows;
+		tmp.nrows = n;
+		tmp.done = (struct dc_reg_done *)done;
+		tmp.ndone = nd;
+		tmp.fresh = (struct dc_loc_row *)fresh;
+		tmp.nfresh = nf;
+		tmp.result = NTM_ERR_NOMEM;
+		if (j && j->nrows + j->ndone + j->nfresh == 0) {
+			rt->next = NULL;
+			wjob_free(j);
+		}
+		wjob_done(dc, &tmp);
+		return;
+	}
+	writer_kick(dc);
+}
+
 /* Writes the queued refreshes, each with its session's location as it is
- * now (a change stored since is not undone). */
+ * now (a change stored since is not undone: only a later time replaces a
+ * stored one). */
 static void
 refresh_flush(struct dc *dc)
 {
 	struct dc_rt *rt = dc->rt;
+	struct dc_loc_row *rows;
 	struct dc_sess *s;
 	size_t n = 0;
-	int e;
 
+	if (rt->nrefresh == 0)
+		return;
+	/* The writer far behind: these times are not stored now; each
+	 * session's next keepalive stores its location (saved 0). */
+	if ((rt->next && rt->next->nfresh >= 4 * REFRESH_MAX) || rt->writer == NULL ||
+	    (rows = malloc(rt->nrefresh * sizeof(*rows))) == NULL) {
+		for (size_t i = 0; i < rt->nrefresh; i++)
+			if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL)
+				s->reg.saved = 0;
+		rt->c.refresh_dropped += rt->nrefresh;
+		rt->nrefresh = 0;
+		return;
+	}
 	for (size_t i = 0; i < rt->nrefresh; i++)
 		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
-			fill_row(s, 0, s->reg.last_seen, &rt->refresh_rows[n++]);
+			fill_row(s, 0, s->reg.last_seen, &rows[n++]);
 	rt->nrefresh = 0;
-	if (n > 0 && (e = dc_db_locations_refresh(dc->db, rt->refresh_rows, n)) < 0) {
-		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
-		    n, n == 1 ? "" : "s", ntm_strerror(e));
-		for (size_t i = 0; i < n; i++)
-			if ((s = dc_sess_by_client(dc, rt->refresh_rows[i].client_id)) != NULL)
-				s->reg.saved = 0;
-	}
+	if (n > 0)
+		writer_add(dc, NULL, 0, NULL, 0, rows, n);
+	free(rows);
 }
 
 static void
@@ -314,30 +504,41 @@ send_resp(struct dc *dc, struct dc_sess *s, const struct dc_reg_done *d)
 		rt->c.resp_sent++;
 }
 
-/* The end of a burst: its locations stored in one transaction, then the
- * answers (a REG_RESP says the DC has the location) and the hooks. */
+/* A batch is committed (result 0) or failed: a failed one's locations are
+ * stored again at their sessions' next registration (saved 0 makes it a
+ * change, answered only once stored). Then, in the order of the burst, the
+ * answers (a REG_RESP says the DC has the location: none for a location
+ * that was not stored) and the hooks. */
 static void
-reg_flush(struct dc *dc)
+wjob_done(struct dc *dc, struct dc_wjob *j)
 {
 	struct dc_rt *rt = dc->rt;
 	struct dc_sess *s;
-	int e;
 
-	if (rt->nrows > 0 && (e = dc_db_locations_store(dc->db, rt->rows, rt->nrows)) < 0) {
+	if (j->nrows + j->nfresh > 0 && j->result == 0)
+		rt->c.writes++;
+	if (j->nrows + j->nfresh > 0 && j->result < 0) {
+		rt->c.write_failed++;
 		log_warnx("cannot store %zu location%s: %s (stored at the next registration)",
-		    rt->nrows, rt->nrows == 1 ? "" : "s", ntm_strerror(e));
-		for (size_t i = 0; i < rt->nrows; i++)
-			if ((s = dc_sess_by_client(dc, rt->rows[i].client_id)) != NULL)
+		    j->nrows + j->nfresh, j->nrows + j->nfresh == 1 ? "" : "s",
+		    ntm_strerror(j->result));
+		for (size_t i = 0; i < j->nrows; i++)
+			if ((s = dc_sess_by_client(dc, j->rows[i].client_id)) != NULL)
+				s->reg.saved = 0;
+		for (size_t i = 0; i < j->nfresh; i++)
+			if ((s = dc_sess_by_client(dc, j->fresh[i].client_id)) != NULL)
 				s->reg.saved = 0;
 	}
-	rt->nrows = 0;
-	for (size_t i = 0; i < rt->ndone; i++) {
-		struct dc_reg_done *d = &rt->done[i];
+	for (size_t i = 0; i < j->ndone; i++) {
+		struct dc_reg_done *d = &j->done[i];
 
-		/* Gone when a later datagram of the burst made room for another. */
+		/* Gone when it logged out, was evicted or replaced meanwhile. */
 		if ((s = dc_sess_by_sid(dc, d->sid)) == NULL)
 			continue;
-		send_resp(dc, s, d);
+		if (!d->stored || j->result == 0)
+			send_resp(dc, s, d);
+		if (rt->stopping)
+			continue;	/* the rooms above have stopped */
 		/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
 		if (d->moved)
 			dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
@@ -345,6 +546,26 @@ reg_flush(struct dc *dc)
 		if (d->came_online && (s = dc_sess_by_sid(dc, d->sid)) != NULL)
 			dc_hooks_online(dc, s);
 	}
+}
+
+/* The end of a burst: its changed locations join the writer's next
+ * transaction, answered once it is committed. A burst with nothing to
+ * store is answered at once, unless a transaction is being written or
+ * collected: then it waits its turn, so that no REG_RESP overtakes one of
+ * an earlier location of the same device. */
+static void
+reg_flush(struct dc *dc)
+{
+	struct dc_rt *rt = dc->rt;
+
+	if (rt->writer && (rt->nrows > 0 || (rt->ndone > 0 && (rt->busy || rt->next)))) {
+		writer_add(dc, rt->rows, rt->nrows, rt->done, rt->ndone, NULL, 0);
+	} else if (rt->ndone > 0) {
+		struct dc_wjob now = { .dc = dc, .done = rt->done, .ndone = rt->ndone };
+
+		wjob_done(dc, &now);
+	}
+	rt->nrows = 0;
 	rt->ndone = 0;
 }
 
@@ -396,7 +617,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	struct dc_reg_done *d;
 	char a[64];
 	int64_t now = now_unix();
-	int e;
+	int e, stored;
 
 	if ((s = reg_session(dc, ntm_reg_sid(p, n), now)) == NULL)
 		return;
@@ -439,8 +660,11 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	s->has_local = has_to;
 	if (has_to)
 		s->local = *to;
+	/* A keepalive whose location was never stored (a failed write) is
+	 * stored as a change: answered once it is. */
+	stored = act.store && (act.verdict != NTM_DCREG_REFRESH || s->reg.saved == 0);
 	if (act.store)
-		save_location(dc, s, 0, act.verdict == NTM_DCREG_REFRESH, now);
+		save_location(dc, s, 0, !stored, now);
 	dc_sess_expire(s, now);
 	if (rt->ndone == RECV_BURST)
 		return;		/* cannot happen: one per datagram at most */
@@ -454,6 +678,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	d->echo = act.echo;
 	d->moved = act.moved;
 	d->came_online = act.came_online;
+	d->stored = stored;
 }
 
 /* A reflection probe: the address it came from, as long as it was, from
@@ -523,6 +748,15 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int type, has_to;
 
+	/* Room for this burst's changes and answers: else the datagrams wait
+	 * in the socket until the writer took the collected ones. */
+	if (writer_full(rt)) {
+		if (!rt->paused && event_del(rt->ev) == 0) {
+			rt->paused = 1;
+			rt->c.writer_full++;
+		}
+		return;
+	}
 	for (int i = 0; i < RECV_BURST; i++) {
 		iov.iov_base = buf;
 		iov.iov_len = sizeof(buf);
@@ -596,6 +830,17 @@ dc_udp_stats(struct dc *dc)
 	if (j == NULL)
 		return NULL;
 	json_object_set_new(j, "probes_answered", json_integer((json_int_t)ps.answered));
+	/* The writer thread: transactions committed, failed, locations waiting;
+	 * how often the socket was left unread because WAITING_MAX waited, and
+	 * keepalive times not stored because the writer was far behind. */
+	json_object_set_new(j, "location_writes", json_integer((json_int_t)c->writes));
+	json_object_set_new(j, "location_writes_failed",
+	    json_integer((json_int_t)c->write_failed));
+	json_object_set_new(j, "location_writes_waiting",
+	    json_integer(dc->rt->next ? (json_int_t)(dc->rt->next->nrows + dc->rt->next->nfresh) : 0));
+	json_object_set_new(j, "location_refresh_dropped",
+	    json_integer((json_int_t)c->refresh_dropped));
+	json_object_set_new(j, "location_writer_full", json_integer((json_int_t)c->writer_full));
 	/* Online devices by the NAT kind their agents registered. */
 	for (int k = 0; k < 5; k++) {
 		char key[48], *ch;
@@ -678,9 +923,7 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	rt->fd = -1;
-	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL ||
-	    (rt->refresh_rows = calloc(REFRESH_MAX, sizeof(*rt->refresh_rows))) == NULL) {
-		free(rt->refresh);
+	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL) {
 		free(rt);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -728,6 +971,13 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
+	/* The writer's own connection: the loop's (dc->db) stays the loop's. */
+	if (dc_db_open(s->conf.db, &rt->wdb, err, errlen) < 0)
+		return -1;
+	if ((rt->writer = ntm_worker_new(s->base, 1)) == NULL) {
+		snprintf(err, errlen, "cannot start the location writer thread");
+		return -1;
+	}
 	if ((rt->refresh_ev = evtimer_new(s->base, on_refresh_timer, dc)) == NULL ||
 	    (rt->ev = event_new(s->base, rt->fd, EV_READ | EV_PERSIST, on_readable, dc)) == NULL ||
 	    event_add(rt->ev, NULL) < 0) {
@@ -749,10 +999,26 @@ dc_udp_stop(struct dc *dc)
 
 	if (rt == NULL)
 		return;
+	rt->stopping = 1;
 	if (rt->refresh_ev) {
 		refresh_flush(dc);
 		event_free(rt->refresh_ev);
 	}
+	/* Every location written and answered before the socket closes: the
+	 * transaction being written, then (the thread joined) the one that
+	 * was collecting, here. */
+	ntm_worker_free(rt->writer);
+	rt->writer = NULL;
+	if (rt->next) {
+		struct dc_wjob *j = rt->next;
+
+		rt->next = NULL;
+		j->result = dc_db_locations_write(rt->wdb, j->rows, j->nrows, j->fresh, j->nfresh);
+		wjob_done(dc, j);
+		wjob_free(j);
+	}
+	ntm_db_close(rt->wdb);
+	rt->wdb = NULL;
 	if (rt->ev) {
 		log_stats(dc, 1);
 		event_free(rt->ev);
@@ -761,7 +1027,6 @@ dc_udp_stop(struct dc *dc)
 		close(rt->fd);
 	ntm_probe_srv_free(rt->probe);
 	free(rt->refresh);
-	free(rt->refresh_rows);
 	free(rt);
 	dc->rt = NULL;
 }

@@ -287,11 +287,17 @@ ntm_db_open(const char *path, const char *const *migrations, int nmig,
 		if (migrations[i] == NULL)
 			return NTM_ERR_INVAL;
 	/* Create the file ourselves so it is 0600 from the start; SQLite
-	 * gives the -wal and -shm files the same mode. */
-	if (strcmp(path, ":memory:") != 0) {
-		if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-			return NTM_ERR_IO;
-		close(fd);
+	 * gives the -wal and -shm files the same mode. Only when it does not
+	 * exist: closing a descriptor of a file drops every POSIX lock this
+	 * process holds on it, so a second connection opened beside a first
+	 * (the DC's location writer) would let another process take the
+	 * database for unused, checkpoint and delete the WAL under the first. */
+	if (strcmp(path, ":memory:") != 0 && access(path, F_OK) != 0) {
+		if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+			if (errno != EEXIST)
+				return NTM_ERR_IO;
+		} else
+			close(fd);
 	}
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	    NULL) != SQLITE_OK) {

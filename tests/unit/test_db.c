@@ -183,6 +183,35 @@ TEST(statements)
 	ntm_db_close(db);
 }
 
+/*
+ * A second connection opened in the same process (the DC's location
+ * writer) must not drop the first one's locks: else another process that
+ * opens and closes the database takes it for unused, checkpoints and
+ * deletes the WAL, and the first connection's later commits are lost.
+ */
+TEST(second_connection)
+{
+	sqlite3 *a = NULL, *b = NULL, *c = NULL;
+	char wal[128], cmd[256];
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	CHECK_EQ(ntm_db_open(path, migs, 2, &a), 0);
+	CHECK_EQ(ntm_db_run(a, "INSERT INTO a (name) VALUES ('before')", NULL), 0);
+	CHECK_EQ(ntm_db_open(path, migs, 2, &b), 0);
+	/* Another process (a fresh one: the sqlite3 shell) opens and closes it. */
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' 'SELECT count(*) FROM a' >/dev/null", path);
+	CHECK_EQ(system(cmd), 0);
+	/* The other process saw connections open: the WAL is still there. */
+	CHECK_EQ(access(wal, F_OK), 0);
+	CHECK_EQ(ntm_db_run(a, "INSERT INTO a (name) VALUES ('after')", NULL), 0);
+	CHECK_EQ(query_int(b, "SELECT count(*) FROM a WHERE name IN ('before', 'after')"), 2);
+	ntm_db_close(a);
+	ntm_db_close(b);
+	CHECK_EQ(ntm_db_open(path, migs, 2, &c), 0);
+	CHECK_EQ(query_int(c, "SELECT count(*) FROM a WHERE name IN ('before', 'after')"), 2);
+	ntm_db_close(c);
+}
+
 TEST(teardown)
 {
 	char cmd[128];
@@ -191,4 +220,5 @@ TEST(teardown)
 	CHECK_EQ(system(cmd), 0);
 }
 
-UNIT_MAIN(T(setup), T(open_migrate), T(bad_migration), T(statements), T(teardown))
+UNIT_MAIN(T(setup), T(open_migrate), T(bad_migration), T(statements), T(second_connection),
+    T(teardown))
