@@ -234,6 +234,55 @@ path_reason_is() { [ "$(tunnel_field "$1" "$2" "$3" path_reason)" = "$4" ]; }
 	assert_equal "$gaps" 0
 }
 
+@test "a 100 MB TCP stream over the relay moves to the punched path when it opens: every byte arrives" {
+	local bob carol want lis snd mon
+	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
+	head -c $((100 * 1024 * 1024)) /dev/urandom > "$TOPO_DIR/big.in"
+	want=$(sha256sum < "$TOPO_DIR/big.in" | cut -d' ' -f1)
+	block 2>/dev/null || true
+	fresh_tunnel
+	: > "$TOPO_DIR/big.out"
+	ntmc b1 carol tunnel listen 7401 > "$TOPO_DIR/big.out" 2> "$TOPO_DIR/big.err" \
+	    < /dev/null 3>&- &
+	lis=$!
+	sleep 1
+	( rc=0
+	  slow_cat "$TOPO_DIR/big.in" 20000000 | ntmc a1 bob tunnel open "$carol" 7401 \
+	      --timeout 20 2> "$TOPO_DIR/big.snd.err" || rc=$?
+	  echo "$rc" > "$TOPO_DIR/big.rc" ) 3>&- &
+	snd=$!
+	# The longest time the received size stood still (reported, not asserted).
+	python3 -c '
+import os, sys, time
+p, end = sys.argv[1], time.monotonic() + 55
+last, at, worst = -1, time.monotonic(), 0.0
+while time.monotonic() < end and not os.path.exists(sys.argv[2]):
+    s = os.path.getsize(p)
+    now = time.monotonic()
+    if s != last:
+        if last > 0:
+            worst = max(worst, now - at)
+        last, at = s, now
+    time.sleep(0.005)
+print("%.0f" % (worst * 1000))' "$TOPO_DIR/big.out" "$TOPO_DIR/big.rc" > "$TOPO_DIR/big.stall" 3>&- &
+	mon=$!
+	wait_for 20 bash -c "[ \$(stat -c %s '$TOPO_DIR/big.out') -gt 5000000 ]"
+	assert_equal "$(tunnel_field a1 bob "$carol" path)" relayed
+	unblock
+	wait_for 15 path_is a1 bob "$carol" punched
+	wait_for 15 path_is b1 carol "$bob" punched
+	wait_for 60 test -s "$TOPO_DIR/big.rc"
+	wait "$snd" || true
+	wait_for 20 bash -c "! kill -0 $lis 2>/dev/null"
+	wait "$mon" || true
+	echo "# 100 MB relayed -> punched: longest stall of the receiver $(cat "$TOPO_DIR/big.stall") ms" >&3
+	cat "$TOPO_DIR/big.snd.err" "$TOPO_DIR/big.err" >&2
+	assert_equal "$(cat "$TOPO_DIR/big.rc")" 0
+	assert_equal "$(stat -c %s "$TOPO_DIR/big.out")" $((100 * 1024 * 1024))
+	assert_equal "$(sha256sum < "$TOPO_DIR/big.out" | cut -d' ' -f1)" "$want"
+	rm -f "$TOPO_DIR/big.in" "$TOPO_DIR/big.out"
+}
+
 # logged_since PROF LINES TEXT: the agent of PROF logged TEXT after its
 # log's first LINES lines.
 logged_since() { tail -n "+$(($2 + 1))" "$TOPO_DIR/agent-$1.log" | grep -qF -- "$3"; }
