@@ -144,9 +144,15 @@ bench: all $(TOOLS)
 fuzz:
 	@./scripts/fuzz.sh $(FUZZ_SRCS)
 
-# Each harness for FUZZ_LONG_SECONDS (default 600): executions and coverage.
+# Each harness for FUZZ_LONG_SECONDS, or to FUZZ_LONG_RUNS executions (then
+# no time limit unless FUZZ_LONG_SECONDS is given too; neither: 600 s);
+# prints executions, seconds and coverage. FUZZ=fuzz/fuzz_NAME.c ... runs
+# only those. `make fuzz-long FUZZ_LONG_RUNS=10000000` is issue 13's run.
+FUZZ		?= $(FUZZ_SRCS)
+FUZZ_LONG_RUNS	?=
+FUZZ_LONG_SECONDS ?= $(if $(FUZZ_LONG_RUNS),0,600)
 fuzz-long:
-	@FUZZ_SECONDS=$${FUZZ_LONG_SECONDS:-600} ./scripts/fuzz.sh $(FUZZ_SRCS)
+	@FUZZ_SECONDS=$(FUZZ_LONG_SECONDS) FUZZ_RUNS=$(FUZZ_LONG_RUNS) ./scripts/fuzz.sh $(FUZZ)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \

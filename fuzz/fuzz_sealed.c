@@ -6,8 +6,10 @@
  * XChaCha20-Poly1305 with the counter in the nonce), so mutations land in
  * the payload parsers instead of dying at the MAC:
  *
- *   0  REG_REQ at the DC, then the DC's registration decision (twice, the
- *      second from what the first kept, as udp.c does)
+ *   0  a session of REG_REQs at the DC (u8 source, u8 seconds, payload;
+ *      repeated), each opened and decided from what the last decision
+ *      kept, as udp.c does; location changes stored and MOVED sent no
+ *      faster than dcreg.h allows
  *   1  REG_RESP   2  NUDGE   3  MOVED   (at the client)
  *   4  an inner packet from a peer: the IP parser, and TUN mode's inbound
  *      filter (lib/core/fw.c) after a few flows of this host's own
@@ -84,35 +86,80 @@ chans(struct ntm_chan *dc, struct ntm_chan *cl)
 	ntm_chan_init(cl, SID, c, d);
 }
 
+/*
+ * A client's session at the DC: REG_REQs sealed with counters that grow,
+ * each from a source the input picks (one of four ports on two addresses,
+ * v4-mapped or IPv6) after some seconds, opened with one channel and
+ * decided from what the last decision kept, as udp.c does. In one session
+ * the DC stores a location change and sends MOVED no more often than
+ * dcreg.h allows: a burst, then one every NTM_DCREG_CHANGE_EVERY_S.
+ */
 static void
-reg_req(const uint8_t *pkt, size_t n)
+reg_session(const uint8_t *d, size_t n, int exact)
 {
+	uint8_t plain[NTM_REG_REQ_PAYLOAD], pkt[NTM_SEALED_HDR + 512 + NTM_TAG_LEN];
 	struct ntm_chan dc, cl;
 	struct ntm_reg_req rq;
-	struct ntm_dcreg st, next;
+	struct ntm_dcreg st;
 	struct ntm_dcreg_act act;
 	struct sockaddr_storage ss;
-	struct sockaddr_in6 from;
+	int64_t now = 5000, start = 5000;
+	uint64_t ctr = 7;
+	size_t len;
+	int moves = 0;
 
 	chans(&dc, &cl);
-	if (ntm_reg_req_open(&dc, pkt, n, &rq) < 0)
-		return;
 	memset(&st, 0, sizeof(st));
-	memset(&from, 0, sizeof(from));
-	from.sin6_family = AF_INET6;
-	from.sin6_port = htons(4000);
-	from.sin6_addr.s6_addr[10] = from.sin6_addr.s6_addr[11] = 0xff;	/* v4-mapped */
-	from.sin6_addr.s6_addr[12] = 198;
-	from.sin6_addr.s6_addr[13] = 18;
-	from.sin6_addr.s6_addr[15] = 1;
-	memset(&ss, 0, sizeof(ss));
-	memcpy(&ss, &from, sizeof(from));
-	if (ntm_dcreg_decide(&st, &rq, &ss, sizeof(from), 5000, 15, 3, &next, &act) < 0)
-		abort();
-	st = next;
-	((struct sockaddr_in6 *)&ss)->sin6_port = htons(4001);
-	if (ntm_dcreg_decide(&st, &rq, &ss, sizeof(from), 5001, 15, 3, &next, &act) < 0)
-		abort();
+	while (n >= 2) {
+		uint8_t src = d[0], dt = d[1];
+
+		d += 2;
+		n -= 2;
+		len = exact ? NTM_REG_REQ_PAYLOAD : (n < 512 ? n : 512);
+		memset(plain, 0, sizeof(plain));
+		if (exact) {
+			memcpy(plain, d, n < len ? n : len);
+			len = seal(pkt, NTM_MSG_REG_REQ, CKEY, ctr, plain, len);
+		} else {
+			len = seal(pkt, NTM_MSG_REG_REQ, CKEY, ctr, d, len);
+		}
+		d += exact ? (n < NTM_REG_REQ_PAYLOAD ? n : NTM_REG_REQ_PAYLOAD) : (n < 512 ? n : 512);
+		n -= exact ? (n < NTM_REG_REQ_PAYLOAD ? n : NTM_REG_REQ_PAYLOAD) : (n < 512 ? n : 512);
+		ctr += 1 + (src >> 6);			/* counters may skip */
+		now += dt & 0x3f;
+		if (ntm_reg_req_open(&dc, pkt, len, &rq) < 0)
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		if (src & 4) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons((uint16_t)(4000 + (src & 3)));
+			s6->sin6_addr.s6_addr[0] = 0xfd;
+			s6->sin6_addr.s6_addr[15] = (uint8_t)(1 + ((src >> 3) & 1));
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;	/* v4-mapped, as received */
+			s6->sin6_port = htons((uint16_t)(4000 + (src & 3)));
+			s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
+			s6->sin6_addr.s6_addr[12] = 198;
+			s6->sin6_addr.s6_addr[13] = 18;
+			s6->sin6_addr.s6_addr[15] = (uint8_t)(1 + ((src >> 3) & 1));
+		}
+		if (ntm_dcreg_decide(&st, &rq, &ss, sizeof(struct sockaddr_in6), now, 15, 3, &st,
+		    &act) < 0)
+			abort();
+		if (act.store)
+			st.saved = now;
+		if (act.answer && act.echo != rq.ctr)
+			abort();
+		if (act.moved && ++moves > NTM_DCREG_CHANGE_BURST +
+		    (now - start) / NTM_DCREG_CHANGE_EVERY_S + 1)
+			abort();
+		if (!exact)
+			break;
+	}
 }
 
 static void
@@ -155,14 +202,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		inner(data, size);
 		return 0;
 	}
+	if (which == 0) {
+		reg_session(data, size, exact);
+		return 0;
+	}
 	len = exact ? t[which].len : (size < sizeof(plain) ? size : sizeof(plain));
 	memset(plain, 0, sizeof(plain));
 	memcpy(plain, data, size < len ? size : len);
 	n = seal(pkt, t[which].type, t[which].key, 7, plain, len);
 	switch (which) {
-	case 0:
-		reg_req(pkt, n);
-		break;
 	case 1: {
 		struct ntm_reg_resp r;
 

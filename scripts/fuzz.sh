@@ -1,6 +1,9 @@
 #!/bin/sh
 # fuzz.sh - build each libFuzzer harness given as an argument (fuzz/fuzz_*.c)
-# with ASan/UBSan and run it for FUZZ_SECONDS (default 5).
+# with ASan/UBSan and run it for FUZZ_SECONDS (default 5; 0: no time limit)
+# or FUZZ_RUNS executions (libFuzzer -runs; default none), whichever comes
+# first. Prints each harness's executions, seconds, and the coverage it
+# reached (libFuzzer's cov: edges, ft: features).
 # Seeds come from fuzz/corpus/NAME/; findings are kept in build-fuzz/.
 # A harness of code in cmd/ names the sources it is linked with in a
 # comment line " * Sources: cmd/DIR/FILE.c ..." (or more such lines; lib/core
@@ -11,6 +14,7 @@ set -eu
 
 BUILD=${FUZZ_BUILD:-build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-5}
+RUNS=${FUZZ_RUNS:-}
 CC=${FUZZ_CC:-clang}
 PKGS="libevent libevent_openssl libevent_pthreads libcurl jansson libsodium sqlite3 libcares openssl"
 
@@ -59,13 +63,23 @@ for src in "$@"; do
 	if [ -d "fuzz/corpus/$short" ]; then
 		cp -n fuzz/corpus/"$short"/* "$corpus"/ 2>/dev/null || true
 	fi
-	echo "fuzz: $name for ${SECONDS_EACH}s"
+	limit="-max_total_time=$SECONDS_EACH"
+	[ -n "$RUNS" ] && limit="$limit -runs=$RUNS"
+	if [ "$SECONDS_EACH" = 0 ]; then
+		echo "fuzz: $name to ${RUNS:-unlimited} runs"
+	else
+		echo "fuzz: $name for ${SECONDS_EACH}s${RUNS:+ or $RUNS runs}"
+	fi
+	start=$(date +%s)
+	# shellcheck disable=SC2086
 	if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    "$bin" -max_total_time="$SECONDS_EACH" -max_len=4096 \
-	    -artifact_prefix="$BUILD/crashes/$short/" -print_final_stats=0 \
+	    "$bin" $limit -max_len=4096 \
+	    -artifact_prefix="$BUILD/crashes/$short/" -print_final_stats=1 \
 	    "$corpus" >"$BUILD/$name.log" 2>&1; then
-		# executions, and the coverage libFuzzer reached (edges, features)
-		echo "fuzz: $name: $(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$BUILD/$name.log") runs," \
+		# executions, time, and the coverage libFuzzer reached (edges,
+		# features)
+		echo "fuzz: $name: $(sed -n 's/^stat::number_of_executed_units: *//p' "$BUILD/$name.log") runs" \
+		    "in $(($(date +%s) - start))s," \
 		    "$(grep -o 'cov: [0-9]* ft: [0-9]*' "$BUILD/$name.log" | tail -n 1)"
 	else
 		echo "fuzz: $name FAILED (log: $BUILD/$name.log)"
