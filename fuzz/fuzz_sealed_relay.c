@@ -45,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint8_t as_pk[NTM_SIGN_PK], as_sk[NTM_SIGN_SK];
 static uint8_t rs_pk[NTM_SIGN_PK], rs_sk[NTM_SIGN_SK];
 static uint8_t tid[NTUN][NTM_TUNNEL_ID_LEN], rkey[NTUN][NTM_KEY_LEN];
+static uint8_t acct[2][NTM_TICKET_ACCOUNT_LEN];	/* the tickets' accounts (v2) */
 /* tickets: [tunnel][0: dc1, 1: dc2, 2: dc1 expired] */
 static uint8_t tk[NTUN][3][NTM_TICKET_MAX];
 static int tklen[NTUN][3];
@@ -87,13 +88,16 @@ setup(void)
 	seed_pair(dpk[1], dsk[1], 'e');
 	dc_cert(&cert[0], "dc1.ntm.test", 7, dpk[0]);
 	dc_cert(&cert[1], "dc2.ntm.test", 8, dpk[1]);
+	memset(acct[0], 0xa1, sizeof(acct[0]));
+	memset(acct[1], 0xa2, sizeof(acct[1]));
 	for (int t = 0; t < NTUN; t++) {
 		memset(tid[t], 0x40 + t, sizeof(tid[t]));
 		memset(rkey[t], 0x60 + t, sizeof(rkey[t]));
 		for (int k = 0; k < 3; k++)
 			if ((tklen[t][k] = ntm_ticket_make(tk[t][k], sizeof(tk[t][k]), tid[t],
 			    k == 2 ? NOW + 1 : NOW + 3600, RS_NAME, rs_pk, rkey[t],
-			    &cert[k == 1], dsk[k == 1])) <= 0)
+			    /* version 2, naming one of two accounts, and version 1 */
+			    t % 3 == 2 ? NULL : acct[t % 3], &cert[k == 1], dsk[k == 1])) <= 0)
 				abort();
 	}
 	ready = 1;
