@@ -32,6 +32,7 @@
 #include "ippkt.h"
 #include "punch.h"
 #include "tunnel.h"
+#include "fuzz_rng.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,41 +41,6 @@ static const uint8_t TID[NTM_TUNNEL_ID_LEN] = "fuzz-tunnel-id!";
 #define SKEY_I	0x51		/* the initiator device's static secret */
 #define SKEY_R	0x52		/* the responder device's */
 
-/* ---- deterministic random bytes ------------------------------------------ */
-
-static uint64_t rng_ctr;
-
-static void
-rng_buf(void *const buf, const size_t n)
-{
-	uint8_t seed[randombytes_SEEDBYTES];
-
-	memset(seed, 0, sizeof(seed));
-	memcpy(seed, &rng_ctr, sizeof(rng_ctr));
-	rng_ctr++;
-	randombytes_buf_deterministic(buf, n, seed);
-}
-
-static uint32_t
-rng_random(void)
-{
-	uint32_t v;
-
-	rng_buf(&v, sizeof(v));
-	return v;
-}
-
-static const char *
-rng_name(void)
-{
-	return "fuzz";
-}
-
-static struct randombytes_implementation rng = {
-	.implementation_name = rng_name,
-	.random = rng_random,
-	.buf = rng_buf,
-};
 
 /* ---- the pair ------------------------------------------------------------ */
 
