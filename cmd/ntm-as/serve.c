@@ -43,12 +43,13 @@ struct login_job {
 
 /*
  * Turns at the hashing threads. At most AS_WORKERS logins are hashing at
- * once, and one more of a device its DC knows (turns_run); the others wait in one queue per DC (its certificate name), and the
- * DCs take turns, so a DC flooded with logins costs another DC's login one
- * turn, not its place. In a DC's queue the logins it marks `known` go first:
- * the DC's word orders only its own logins. At most AS_LOGIN_QUEUE_DC wait
- * per DC and AS_LOGIN_QUEUE in all; past them 503 busy. A login whose DC
- * went away while it waited is dropped unhashed.
+ * once, and one more of a device its DC knows (turns_run); the others wait
+ * in one queue per DC (its certificate name), and the DCs take turns, so a
+ * DC flooded with logins costs another DC's login one turn, not its place.
+ * In a DC's queue the logins it marks `known` go first: the DC's word
+ * orders only its own logins. At most AS_LOGIN_QUEUE_DC wait per DC and
+ * AS_LOGIN_QUEUE in all; past them 503 busy. A login whose DC went away
+ * while it waited is dropped unhashed.
  */
 struct login_turns {
 	struct login_turns	*next;
