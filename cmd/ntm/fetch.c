@@ -500,6 +500,7 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 	}
 	if ((op = calloc(1, sizeof(*op))) == NULL)
 		goto out;
+	op->fd = -1;
 	op->key = &k;
 	op->need = 5;
 	if (ntm_sha256_init(&op->h) < 0)
@@ -556,7 +557,7 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 out:
 	if (op) {
 		ntm_sha256_free(&op->h);
-		if (op->fd > 0)
+		if (op->fd >= 0)
 			close(op->fd);
 		ntm_xopen_wipe(&op->xo);
 		ntm_wipe(op->plain, sizeof(op->plain));
