@@ -12,12 +12,7 @@ load helpers
 setup_file() {
 	platform_up
 	platform_resolver_start "$(P)"
-	add_user alice 'alice-pw-1'
-	add_user bob 'bob-pw-1'
-	login "$(A)" alice alice-pw-1 "$(dc1_url)" >/dev/null
-	login "$(B)" bob bob-pw-1 "$(dc2_url)" >/dev/null
-	agent_up "$(A)" dc1
-	agent_up "$(B)" dc2
+	alice_bob_up
 }
 
 teardown_file() {

@@ -10,14 +10,9 @@ load helpers
 setup_file() {
 	platform_up_cs
 	platform_resolver_start "$(P)"
-	add_user alice 'alice-pw-1'
-	add_user bob 'bob-pw-1'
+	alice_bob_up
 	add_user carol 'carol-pw-1'
-	login "$(A)" alice alice-pw-1 "$(dc1_url)" >/dev/null
-	login "$(B)" bob bob-pw-1 "$(dc2_url)" >/dev/null
 	login "$BATS_FILE_TMPDIR/carol" carol carol-pw-1 "$(dc1_url)" >/dev/null
-	agent_up "$(A)" dc1
-	agent_up "$(B)" dc2
 	timeout 30 ntm -c "$(A)" tunnel ping -c 1 --timeout 20 bob.dc2.ntm.test >/dev/null
 	timeout 30 ntm -c "$(A)" keys exchange carol.dc1.ntm.test >/dev/null
 	write_driver

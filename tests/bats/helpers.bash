@@ -119,6 +119,17 @@ agent_up() {
 	echo "$pid" > "$BATS_FILE_TMPDIR/$(basename "$1").agentpid"
 }
 
+# alice_bob_up: users alice (alice-pw-1) and bob (bob-pw-1), logged in at dc1
+# and dc2 with their agents running; after platform_up and the resolver.
+alice_bob_up() {
+	add_user alice alice-pw-1
+	add_user bob bob-pw-1
+	login "$(A)" alice alice-pw-1 "$(dc1_url)" >/dev/null
+	login "$(B)" bob bob-pw-1 "$(dc2_url)" >/dev/null
+	agent_up "$(A)" dc1
+	agent_up "$(B)" dc2
+}
+
 # agents_down: stop the agents agent_up recorded, by pid.
 agents_down() {
 	local f
