@@ -65,6 +65,7 @@ struct tun {
 	struct event	*timer;
 	int64_t		 armed;			/* when timer fires; 0 if not set */
 	int		 path_new;		/* the path changed; nothing came over it yet */
+	void		*replay;		/* TUN mode: TCP lately sent (tundev.c) */
 	/* punching again after a move (docs/protocol.md §4.8): the peer's
 	 * latest candidates (none: the DC gave the route no punching) */
 	struct sockaddr_storage pcand[NTM_PEER_CANDS];
@@ -190,6 +191,7 @@ struct agent {
 	uint64_t	 stack_in, stack_out, stack_noroute;	/* user-space stack packets */
 	uint64_t	 tundev_in, tundev_out, tundev_noroute;	/* TUN mode packets */
 	uint64_t	 tundev_denied;		/* from peers, refused by the filter */
+	uint64_t	 tundev_replayed;	/* TCP sent again on a new path */
 	uint64_t	 tun_swept;		/* tunnels dropped: never up in time */
 	uint64_t	 tun_refused;		/* peers' tunnels refused (--accept) */
 	uint64_t	 tun_remade;		/* new tunnels asked for lost ones */
@@ -341,6 +343,7 @@ void agent_tundev_route(struct agent *a, struct tun *t, int add);
 /* An authentic inner packet from t's peer: to the kernel, if the filter
  * lets it in. */
 void agent_tundev_input(struct agent *a, struct tun *t, const uint8_t *p, size_t len);
+void agent_tundev_path_confirmed(struct agent *a, struct tun *t);
 const char *agent_tundev_name(void);
 void agent_tundev_stop(struct agent *a);
 

@@ -62,6 +62,17 @@ on_inner(struct agent *a, struct tun *t, const struct ntm_ip *ip, const uint8_t 
 	return -1;
 }
 
+/* The first authentic datagram over a new path: what the old path lost
+ * goes again (TCP of the user-space stack, or of the kernel in TUN mode). */
+static void
+on_path_confirmed(struct agent *a, struct tun *t)
+{
+	if (a->tun_mode)
+		agent_tundev_path_confirmed(a, t);
+	else
+		agent_ip_path_confirmed(a, t);
+}
+
 /* The first REG_RESP: the `ntm up` waiting for us hears it, then we are on
  * our own. */
 static void
@@ -82,5 +93,5 @@ const struct agent_hooks agent_hooks = {
 	.tunnel_failed		= on_tunnel_failed,
 	.inner			= on_inner,
 	.registered		= on_registered,
-	.path_confirmed		= agent_ip_path_confirmed,
+	.path_confirmed		= on_path_confirmed,
 };

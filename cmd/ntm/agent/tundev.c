@@ -25,6 +25,7 @@
 #include <net/route.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -190,6 +191,69 @@ agent_tundev_route(struct agent *a, struct tun *t, int add)
 	}
 }
 
+/*
+ * The TCP segments lately sent into each tunnel, sent once more when a new
+ * path is confirmed (a move, or relayed <-> punched): what the old path
+ * lost then reaches the peer at once, and the kernels' TCP on both ends
+ * recover from the copies' ACKs and SACKs instead of waiting out a
+ * retransmission timer (200 ms at least, doubled on each loss). A copy of
+ * a segment that did arrive is harmless to TCP; nothing else is ever sent
+ * twice. Both ends do it: the peer's copies carry the ACKs the old path
+ * lost. At most REPLAY_PKTS per tunnel, none older than REPLAY_MS, and
+ * the memory only once a tunnel carries TCP.
+ */
+#define REPLAY_PKTS	32
+#define REPLAY_MS	2000
+
+struct replay {
+	int	next, n;
+	struct {
+		int64_t	at;
+		size_t	len;
+		uint8_t	b[NTM_INNER_MTU];
+	} p[REPLAY_PKTS];
+};
+
+static void
+replay_keep(struct tun *t, const uint8_t *b, size_t len)
+{
+	struct replay *r = t->replay;
+
+	if (r == NULL && (r = t->replay = calloc(1, sizeof(*r))) == NULL)
+		return;
+	r->p[r->next].at = agent_now_ms();
+	r->p[r->next].len = len;
+	memcpy(r->p[r->next].b, b, len);
+	r->next = (r->next + 1) % REPLAY_PKTS;
+	if (r->n < REPLAY_PKTS)
+		r->n++;
+}
+
+void
+agent_tundev_path_confirmed(struct agent *a, struct tun *t)
+{
+	struct replay *r = t->replay;
+	int64_t now = agent_now_ms();
+	int sent = 0;
+
+	if (r == NULL || r->n == 0)
+		return;
+	/* oldest first, as the kernel sent them */
+	for (int k = r->n; k > 0; k--) {
+		int i = (r->next - k + REPLAY_PKTS) % REPLAY_PKTS;
+
+		if (now - r->p[i].at <= REPLAY_MS &&
+		    agent_tun_send(t, r->p[i].b, r->p[i].len) == 0)
+			sent++;
+	}
+	r->n = 0;
+	if (sent) {
+		a->tundev_replayed += (uint64_t)sent;
+		log_debug("tunnel %s: new path works: %d recent TCP segment%s sent again",
+		    t->peer, sent, sent == 1 ? "" : "s");
+	}
+}
+
 /* From the kernel: into the tunnel of the destination's peer. */
 static void
 on_tundev(evutil_socket_t fd, short what, void *arg)
@@ -216,10 +280,13 @@ on_tundev(evutil_socket_t fd, short what, void *arg)
 			if (v == 4 ? a->tuns[i]->has4 && !memcmp(a->tuns[i]->pv4, b + 16, 4) :
 			    a->tuns[i]->has6 && !memcmp(a->tuns[i]->pv6, b + 24, 16))
 				t = a->tuns[i];
-		if (t == NULL || agent_tun_send(t, b, (size_t)n) < 0)
+		if (t == NULL || agent_tun_send(t, b, (size_t)n) < 0) {
 			a->tundev_noroute++;	/* no tunnel (yet): as a link would */
-		else
-			ntm_fw_out(td.fw, b, (size_t)n, agent_now_ms());
+			continue;
+		}
+		ntm_fw_out(td.fw, b, (size_t)n, agent_now_ms());
+		if (v == 4 ? b[9] == IPPROTO_TCP : b[6] == IPPROTO_TCP)
+			replay_keep(t, b, (size_t)n);
 	}
 	agent_batch_end(a);
 }

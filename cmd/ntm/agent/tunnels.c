@@ -297,6 +297,7 @@ agent_tun_free(struct tun *t)
 	if (agent_tun_by_peer(a, t->peer) == NULL)
 		a->hooks->tunnel_gone(a, t);	/* unless a new tunnel took over */
 	ntm_peer_free(&t->p);
+	free(t->replay);
 	free(t);
 }
 
