@@ -87,6 +87,7 @@ static struct rl_group *
 rl_find(uint64_t now, int level, const char *kind, const char *source)
 {
 	struct rl_group *g, *freeg = NULL, *many = NULL;
+	size_t nsrc = 0;		/* groups of this kind with a source of their own */
 
 	for (size_t i = 0; i < NTM_LOG_RL_GROUPS; i++) {
 		g = &rl[i];
@@ -103,9 +104,13 @@ rl_find(uint64_t now, int level, const char *kind, const char *source)
 			return g;
 		if (strcmp(g->source, RL_MANY) == 0)
 			many = g;
+		else
+			nsrc++;
 	}
-	/* Keep one slot free for each kind's "many sources". */
-	if (freeg == NULL || (many == NULL && freeg == &rl[NTM_LOG_RL_GROUPS - 1])) {
+	/* Keep one slot free for each kind's "many sources", and past
+	 * NTM_LOG_RL_SOURCES sources a kind's new ones are counted there. */
+	if (freeg == NULL || nsrc >= NTM_LOG_RL_SOURCES ||
+	    (many == NULL && freeg == &rl[NTM_LOG_RL_GROUPS - 1])) {
 		if (many)
 			return many;
 		if (freeg == NULL)

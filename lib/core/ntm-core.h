@@ -95,8 +95,10 @@ void ntm_vlog(int level, const char *fmt, va_list ap);
  * "KIND: N times from SOURCE in the last W s (B written)", at the lines'
  * level or WARN, whichever is more severe, so a flood shows at the daemons'
  * default level even when its lines are INFO.
- * NTM_LOG_RL_GROUPS groups are tracked; past that, new sources of a kind
- * are counted together as "many sources". ntm_log_rl_flush writes the
+ * NTM_LOG_RL_GROUPS groups are tracked, at most NTM_LOG_RL_SOURCES sources
+ * of one kind each in its own; past that, new sources of a kind are counted
+ * together as "many sources" (a flood from 64 sources writes 27 lines in a
+ * window, not 192). ntm_log_rl_flush writes the
  * summaries of windows that have ended (call it every few seconds). The
  * core takes the time (monotonic, in ms) from the caller; ntm_log_rl and
  * ntm_log_rl_flush (ntm-io.h) read the clock. One thread only.
@@ -104,6 +106,7 @@ void ntm_vlog(int level, const char *fmt, va_list ap);
 #define NTM_LOG_RL_BURST	3
 #define NTM_LOG_RL_WINDOW_S	10
 #define NTM_LOG_RL_GROUPS	64
+#define NTM_LOG_RL_SOURCES	8
 void ntm_log_rl_at(uint64_t now_ms, int level, const char *kind,
     const char *source, const char *fmt, ...) NTM_PRINTF(5, 6);
 void ntm_vlog_rl_at(uint64_t now_ms, int level, const char *kind,

@@ -92,4 +92,35 @@ TEST(kinds_sources_many)
 	CHECK(many >= 1);
 }
 
-UNIT_MAIN(T(flood_one_source), T(default_level), T(kinds_sources_many))
+/* A flood of one kind from 64 sources: 8 sources have their own lines,
+ * the other 56 share "many sources"; 27 lines in the window, not 192. */
+TEST(sources_per_kind)
+{
+	char src[32];
+	int many = 0;
+
+	reset();
+	for (int s = 0; s < 64; s++) {
+		snprintf(src, sizeof(src), "203.0.113.%d", s);
+		for (int i = 0; i < 10; i++)
+			ntm_log_rl_at(40000, NTM_LOG_WARN, "busy", src, "busy %s", src);
+	}
+	CHECK_EQ(ngot, (NTM_LOG_RL_SOURCES + 1) * NTM_LOG_RL_BURST);
+	CHECK_STR(got[0], "busy 203.0.113.0");
+	CHECK_STR(got[NTM_LOG_RL_SOURCES * NTM_LOG_RL_BURST], "busy 203.0.113.8");
+	ngot = 0;
+	ntm_log_rl_flush_at(50000);
+	CHECK_EQ(ngot, NTM_LOG_RL_SOURCES + 1);
+	for (int i = 0; i < ngot; i++)
+		if (strcmp(got[i], "busy: 560 times from many sources in the last 10 s "
+		    "(3 written)") == 0)
+			many++;
+	CHECK_EQ(many, 1);
+	/* another kind still gets sources of its own */
+	ngot = 0;
+	ntm_log_rl_at(50001, NTM_LOG_WARN, "other", "203.0.113.60", "other one");
+	CHECK_EQ(ngot, 1);
+	CHECK_STR(got[0], "other one");
+}
+
+UNIT_MAIN(T(flood_one_source), T(default_level), T(kinds_sources_many), T(sources_per_kind))
