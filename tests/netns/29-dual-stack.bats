@@ -108,7 +108,7 @@ field_is() { [ "$(field "$1" "$2" "$3" "$4")" = "$5" ]; }
 	assert_success
 	# and both say so to people
 	run ntmc a alice tunnel list
-	assert_output --partial "path: direct over IPv6"
+	assert_output --partial "family: IPv6"
 	run ntmc a alice status
 	assert_output --partial "direct over IPv6 (IPv6: both global)"
 }
