@@ -621,7 +621,10 @@ remote_start(struct dc_treq *t)
 
 	treq_link(t);
 	t->state = T_DISCOVER;
-	if ((e = peerdc_post(&t->pdc, t->dc->disc, t->dc->httpc, t->domain, "/v1/dc/locate",
+	/* also=1: the answer may carry the peer's second family
+	 * (location_also); a DC from before it ignores the query. */
+	if ((e = peerdc_post(&t->pdc, t->dc->disc, t->dc->httpc, t->domain,
+	    "/v1/dc/locate?also=1",
 	    t->dc->srv->conf.as_timeout_ms, locate_body, on_locate_done, t)) < 0) {
 		const char *code;
 		char msg[256];
@@ -729,10 +732,19 @@ on_located(const struct ntm_http_result *res, struct dc_treq *t)
 		    t->peer, t->domain);
 		return;
 	}
-	if (location_parse(lo.location, &t->peerloc, msg, sizeof(msg)) < 0) {
+	if (location_parse(lo.location, &t->peerloc, msg, sizeof(msg)) < 0 ||
+	    (lo.location_also && location_parse(lo.location_also, &t->peeralt, msg,
+	    sizeof(msg)) < 0)) {
 		treq_fail(t, 502, "upstream_unavailable", "DC %s: %s", t->domain, msg);
 		return;
 	}
+	if (lo.location_also && family_num(&t->peeralt.reflexive) ==
+	    family_num(&t->peerloc.reflexive)) {
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: location_also: of the "
+		    "location's family", t->domain);
+		return;
+	}
+	t->has_peeralt = lo.location_also != NULL;
 	snprintf(t->peer4, sizeof(t->peer4), "%s", lo.vip4);
 	snprintf(t->peer6, sizeof(t->peer6), "%s", lo.vip6);
 	snprintf(t->peercert, sizeof(t->peercert), "%s", lo.device_cert ? lo.device_cert : "");
@@ -849,7 +861,7 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	const struct ntm_cert *c;
 	struct ntm_m_dc_locate m;
 	struct ntm_m_dc_located lo;
-	const char *fqdn, *from, *fd;
+	const char *fqdn, *from, *fd, *also;
 	json_t *body;
 	struct ntm_jerr jerr;
 	struct dc_client cl;
@@ -876,12 +888,18 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	lo = (struct ntm_m_dc_located){ .fqdn = cl.fqdn, .vip4 = cl.vip4, .vip6 = cl.vip6,
 		.online = 1, .location = location_json(&info.loc, info.last_seen),
 		.device_cert = cert[0] ? cert : NULL };
+	/* Its second family, to a DC that reads it (an older one refuses an
+	 * unknown field). */
+	if (info.has_alt && (also = ntm_req_query(req, "also")) != NULL && strcmp(also, "1") == 0)
+		lo.location_also = location_json(&info.alt, info.last_seen);
 	if (ntm_msg_dc_located_encode(&lo, &body, NULL) < 0) {
+		json_decref(lo.location_also);
 		json_decref(lo.location);
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		return;
 	}
 	json_decref(lo.location);	/* body holds it */
+	json_decref(lo.location_also);
 	ntm_reply_json(req, 200, body);
 }
 
@@ -965,7 +983,7 @@ on_dc_direction(struct ntm_req *req, void *arg)
 	struct dc_tun *tun;
 	uint8_t tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
 	int64_t now = now_unix();
-	int n;
+	int n, fam;
 
 	c = ntm_req_cert(req);	/* a DC: the route says so */
 	if (ntm_msg_dc_direction_decode(ntm_req_json(req), &m, &jerr) < 0) {
@@ -993,8 +1011,17 @@ on_dc_direction(struct ntm_req *req, void *arg)
 		return;
 	}
 	route = json_string_value(json_object_get(dir, "route"));
+	/* The family of a direct route: its endpoint's, either role. */
+	{
+		const char *ep = json_string_value(json_object_get(dir, "endpoint"));
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		fam = ep && ntm_sa_parse(&ss, &sl, ep) == 0 ? (ntm_sa_unmap(&ss, &sl),
+		    family_num(&ss)) : 0;
+	}
 	tun_store(dc, tid, key, peer, cl.fqdn, strcmp(route, "direct") == 0 ? NTM_ROUTE_DIRECT :
-	    strcmp(route, "local") == 0 ? NTM_ROUTE_LOCAL : NTM_ROUTE_RELAY, 0, now);
+	    strcmp(route, "local") == 0 ? NTM_ROUTE_LOCAL : NTM_ROUTE_RELAY, fam, now);
 	ntm_wipe(key, sizeof(key));
 	n = dc_sess_queue(dc, s, json_deep_copy(dir));
 	if (n < 0) {

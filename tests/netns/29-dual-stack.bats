@@ -11,6 +11,7 @@
 #   a 198.18.1.50   b 198.18.1.60  c fd00:18::70   d .1.80      e .1.90    hr0, hr1 (home,
 #     fd00:18::50   (IPv4 only)    (IPv6 only)     fd00:18::80  fd00:18::90 both families)
 #   (dual, dc2)     (dc2)          (dc2)           (dual, dc2)  (dual, dc2)  wan .71.1/.72.1
+#   f 198.18.1.95 + fd00:18::95 (dual, dc1)
 #                                                                            fd00:18::71/72
 #                                                                  |              |
 #                                                        p0 100.64.71.10   p1 100.64.72.10
@@ -34,6 +35,7 @@ setup_file() {
 	host_global c "" fd00:18::70
 	host_global d 198.18.1.80 fd00:18::80
 	host_global e 198.18.1.90 fd00:18::90
+	host_global f 198.18.1.95 fd00:18::95
 	dual_home_router hr0 198.18.71.1 100.64.71.1 fd00:18::71 fd00:71::1 fully-random
 	dual_home_router hr1 198.18.72.1 100.64.72.1 fd00:18::72 fd00:72::1 fully-random
 	route6_via hr0 fd00:72::1 fd00:18::72
@@ -45,12 +47,14 @@ setup_file() {
 	client_up c carol carol dc2
 	client_up d dave dave dc2
 	client_up e erin erin dc2
+	client_up f fay fay dc1
 	client_up p0 pat pat dc1
 	client_up p1 pia pia dc1
 	# the dual-stack agents have registered over their second family too
 	wait_for 20 also_registered a alice
 	wait_for 20 also_registered d dave
 	wait_for 20 also_registered e erin
+	wait_for 20 also_registered f fay
 	wait_for 20 also_registered p0 pat
 	wait_for 20 also_registered p1 pia
 	# and found their IPv4 NATs varying by destination (§4.7)
@@ -111,6 +115,18 @@ field_is() { [ "$(field "$1" "$2" "$3" "$4")" = "$5" ]; }
 	assert_output --partial "family: IPv6"
 	run ntmc a alice status
 	assert_output --partial "direct over IPv6 (IPv6: both global)"
+}
+
+@test "across two DCs: an IPv6-only device reaches a dual-stack one at the other DC direct over IPv6" {
+	run ntmc c carol tunnel ping -c 2 --timeout 20 "$(fqdn_of fay)"
+	assert_success
+	assert_equal "$(field c carol route fay)" direct
+	assert_equal "$(field c carol reason fay)" "IPv6: both global"
+	assert_equal "$(field c carol family fay)" IPv6
+	[[ "$(field c carol endpoint fay)" == "[fd00:18::95]:"* ]]
+	assert_equal "$(field f fay route carol)" direct
+	assert_equal "$(field f fay family carol)" IPv6
+	grep -q "locate $(fqdn_of fay) for $(fqdn_of carol)" "$TOPO_DIR/dc1.log"
 }
 
 @test "dual-stack pair, IPv4 NAT x NAT per destination, IPv6 behind firewalls: direct over IPv6" {
