@@ -11,7 +11,7 @@
 #   a 198.18.1.50   b 198.18.1.60  c fd00:18::70   d .1.80      e .1.90    hr0, hr1 (home,
 #     fd00:18::50   (IPv4 only)    (IPv6 only)     fd00:18::80  fd00:18::90 both families)
 #   (dual, dc2)     (dc2)          (dc2)           (dual, dc2)  (dual, dc2)  wan .71.1/.72.1
-#   f 198.18.1.95 + fd00:18::95 (dual, dc1)
+#   f 198.18.1.95 + fd00:18::95 (dual, dc1), g 198.18.1.97 + fd00:18::97 (dual, dc2)
 #                                                                            fd00:18::71/72
 #                                                                  |              |
 #                                                        p0 100.64.71.10   p1 100.64.72.10
@@ -36,6 +36,7 @@ setup_file() {
 	host_global d 198.18.1.80 fd00:18::80
 	host_global e 198.18.1.90 fd00:18::90
 	host_global f 198.18.1.95 fd00:18::95
+	host_global g 198.18.1.97 fd00:18::97
 	dual_home_router hr0 198.18.71.1 100.64.71.1 fd00:18::71 fd00:71::1 fully-random
 	dual_home_router hr1 198.18.72.1 100.64.72.1 fd00:18::72 fd00:72::1 fully-random
 	route6_via hr0 fd00:72::1 fd00:18::72
@@ -48,6 +49,7 @@ setup_file() {
 	client_up d dave dave dc2
 	client_up e erin erin dc2
 	client_up f fay fay dc1
+	client_up g gil gil dc2
 	client_up p0 pat pat dc1
 	client_up p1 pia pia dc1
 	# the dual-stack agents have registered over their second family too
@@ -55,6 +57,7 @@ setup_file() {
 	wait_for 20 also_registered d dave
 	wait_for 20 also_registered e erin
 	wait_for 20 also_registered f fay
+	wait_for 20 also_registered g gil
 	wait_for 20 also_registered p0 pat
 	wait_for 20 also_registered p1 pia
 	# and found their IPv4 NATs varying by destination (§4.7)
@@ -169,5 +172,27 @@ field_is() { [ "$(field "$1" "$2" "$3" "$4")" = "$5" ]; }
 	assert_equal "$(field e erin route dave)" direct
 	assert_equal "$(field e erin family dave)" IPv6
 	run ntmc e erin tunnel ping -c 2 --timeout 10 "$(fqdn_of dave)"
+	assert_success
+}
+
+@test "a dual-stack agent loses its IPv6 address: the DC forgets that family, the tunnel to an IPv6-only peer goes on through the relay" {
+	local t
+	run ntmc g gil tunnel ping -c 2 --timeout 20 "$(fqdn_of carol)"
+	assert_success
+	assert_equal "$(field g gil route carol)" direct
+	assert_equal "$(field g gil family carol)" IPv6
+	ping_stream_start c carol "$(fqdn_of gil)"
+	t=$(date +%s%N)
+	n g ip addr del fd00:18::97/64 dev eth0
+	wait_for 30 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 10 ]"
+	ping_stream_stop
+	run ntmc g gil status --json
+	[ "$(jq -r .agent.registration.family <<<"$output")" = 4 ]
+	[ "$(jq -r .agent.registration.also <<<"$output")" = null ]
+	grep -q "register $(fqdn_of gil): its location in the other family is gone" \
+	    "$TOPO_DIR/dc2.log"
+	wait_for 20 field_is g gil route carol relay
+	assert_equal "$(field g gil reason carol)" "IPv4 and IPv6: relay bridges"
+	run ntmc g gil tunnel ping -c 2 --timeout 10 "$(fqdn_of carol)"
 	assert_success
 }
