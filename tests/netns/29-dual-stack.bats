@@ -11,7 +11,8 @@
 #   a 198.18.1.50   b 198.18.1.60  c fd00:18::70   d .1.80      e .1.90    hr0, hr1 (home,
 #     fd00:18::50   (IPv4 only)    (IPv6 only)     fd00:18::80  fd00:18::90 both families)
 #   (dual, dc2)     (dc2)          (dc2)           (dual, dc2)  (dual, dc2)  wan .71.1/.72.1
-#   f 198.18.1.95 + fd00:18::95 (dual, dc1), g 198.18.1.97 + fd00:18::97 (dual, dc2)
+#   f 198.18.1.95 + fd00:18::95 (dual, dc1), g .1.97 + fd00:18::97, h .1.99 +
+#   fd00:18::99 (dual, dc2)
 #                                                                            fd00:18::71/72
 #                                                                  |              |
 #                                                        p0 100.64.71.10   p1 100.64.72.10
@@ -37,6 +38,7 @@ setup_file() {
 	host_global e 198.18.1.90 fd00:18::90
 	host_global f 198.18.1.95 fd00:18::95
 	host_global g 198.18.1.97 fd00:18::97
+	host_global h 198.18.1.99 fd00:18::99
 	dual_home_router hr0 198.18.71.1 100.64.71.1 fd00:18::71 fd00:71::1 fully-random
 	dual_home_router hr1 198.18.72.1 100.64.72.1 fd00:18::72 fd00:72::1 fully-random
 	route6_via hr0 fd00:72::1 fd00:18::72
@@ -50,6 +52,7 @@ setup_file() {
 	client_up e erin erin dc2
 	client_up f fay fay dc1
 	client_up g gil gil dc2
+	client_up h hal hal dc2
 	client_up p0 pat pat dc1
 	client_up p1 pia pia dc1
 	# the dual-stack agents have registered over their second family too
@@ -58,6 +61,7 @@ setup_file() {
 	wait_for 20 also_registered e erin
 	wait_for 20 also_registered f fay
 	wait_for 20 also_registered g gil
+	wait_for 20 also_registered h hal
 	wait_for 20 also_registered p0 pat
 	wait_for 20 also_registered p1 pia
 	# and found their IPv4 NATs varying by destination (§4.7)
@@ -195,4 +199,33 @@ field_is() { [ "$(field "$1" "$2" "$3" "$4")" = "$5" ]; }
 	assert_equal "$(field g gil reason carol)" "IPv4 and IPv6: relay bridges"
 	run ntmc g gil tunnel ping -c 2 --timeout 10 "$(fqdn_of carol)"
 	assert_success
+}
+
+@test "a TCP stream from a dual-stack agent that loses its IPv4 address: every byte arrives, direct over IPv6 after" {
+	local want lis snd sz fam_before
+	head -c $((8 * 1024 * 1024)) /dev/urandom > "$TOPO_DIR/dual.in"
+	want=$(sha256sum < "$TOPO_DIR/dual.in" | cut -d' ' -f1)
+	ntmc d dave tunnel listen 7302 > "$TOPO_DIR/dual.out" 2> "$TOPO_DIR/dual.err" < /dev/null &
+	lis=$!
+	sleep 1
+	( rc=0
+	  slow_cat "$TOPO_DIR/dual.in" 2000000 | timeout 120 ip netns exec "${P}h" \
+	      "$NTM_BIN/ntm" -c "$TOPO_DIR/hal" tunnel open "$(fqdn_of dave)" 7302 --timeout 20 \
+	      2> "$TOPO_DIR/dual.snd.err" || rc=$?
+	  echo "$rc" > "$TOPO_DIR/dual.rc" ) &
+	snd=$!
+	wait_for 20 bash -c "[ \$(stat -c %s '$TOPO_DIR/dual.out') -gt 1000000 ]"
+	fam_before=$(field h hal family dave)
+	n h ip addr del 198.18.1.99/15 dev eth0
+	sz=$(stat -c %s "$TOPO_DIR/dual.out")
+	wait_for 30 bash -c "[ \$(stat -c %s '$TOPO_DIR/dual.out') -gt $((sz + 500000)) ]"
+	wait_for 90 test -s "$TOPO_DIR/dual.rc"
+	wait "$snd" || true
+	wait_for 20 bash -c "! kill -0 $lis 2>/dev/null"
+	cat "$TOPO_DIR/dual.snd.err" "$TOPO_DIR/dual.err" >&2
+	assert_equal "$(cat "$TOPO_DIR/dual.rc")" 0
+	assert_equal "$(sha256sum < "$TOPO_DIR/dual.out" | cut -d' ' -f1)" "$want"
+	assert_equal "$(field h hal route dave)" direct
+	assert_equal "$fam_before" IPv4
+	assert_equal "$(field h hal family dave)" IPv6
 }
