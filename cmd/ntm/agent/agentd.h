@@ -141,6 +141,7 @@ struct agent {
 	 * family and a route to it, so the DC may route over either. */
 	struct agent_also {
 		int		 on;		/* sending: dc_alt is reachable */
+		int		 family;	/* AF_INET6 or AF_INET, while on */
 		int		 registered, natted, nat_sent;
 		struct sockaddr_storage reflexive;
 		int64_t		 at;		/* ms of the last answer */

@@ -180,16 +180,17 @@ also_reroute(struct agent *a, int family, const char *why)
 static void
 also_update(struct agent *a)
 {
-	int fam = also_family(a), old = a->also.on ? family_of(&a->dc_alt) : 0;
+	int fam = also_family(a);
 
-	if (fam == old && (fam == 0 || a->also.on))
+	if (fam == (a->also.on ? a->also.family : 0))
 		return;
 	if (a->also.registered) {
-		log_info("no longer registered over IPv%d", ipv(a->also.reflexive.ss_family));
-		also_reroute(a, a->also.reflexive.ss_family, "this host lost that family");
+		log_info("no longer registered over IPv%d", ipv(a->also.family));
+		also_reroute(a, a->also.family, "this host lost that family");
 	}
 	memset(&a->also, 0, offsetof(struct agent_also, sent));
 	a->also.on = fam != 0;
+	a->also.family = fam;
 }
 
 /* A REG_RESP to one of them: where the DC saw us over the second family. */
@@ -200,7 +201,7 @@ also_resp(struct agent *a, const struct ntm_reg_resp *r)
 	char b[64];
 
 	a->also.resps++;
-	if (!a->also.on || family_of(&r->reflexive) != family_of(&a->dc_alt))
+	if (!a->also.on || family_of(&r->reflexive) != a->also.family)
 		return;
 	a->also.at = agent_now_ms();
 	a->also.registered = 1;
