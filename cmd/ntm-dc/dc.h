@@ -208,6 +208,9 @@ struct dc_sess_info {
 	int			has_loc;
 	struct ntm_location	loc;		/* lib/core/route.h */
 	int			family;		/* 4 or 6: of loc.reflexive */
+	int			has_alt;	/* alt: its location in the other family,
+						 * registered within 3 x keepalive */
+	struct ntm_location	alt;
 	int64_t			last_seen;
 	unsigned		pending;
 };

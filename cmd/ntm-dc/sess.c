@@ -378,6 +378,10 @@ dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
 	out->has_loc = s->reg.has_loc;
 	out->loc = s->reg.loc;
 	out->family = s->reg.loc.reflexive.ss_family == AF_INET6 ? 6 : 4;
+	out->has_alt = ntm_dcreg_alt_online(&s->reg, now_unix(), dc_keepalive(dc),
+	    DC_ONLINE_FACTOR);
+	if (out->has_alt)
+		out->alt = s->reg.alt;
 	out->last_seen = s->reg.last_seen;
 	out->pending = (unsigned)s->npend;
 }

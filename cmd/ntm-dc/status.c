@@ -155,6 +155,8 @@ static const struct json_metric udp_rows[] = {
 	{ "received", "ntm_dc_udp_received_total", C, "Datagrams received on udp_listen", NULL },
 	{ "registered", "ntm_dc_registrations_total", C,
 	  "Registrations and keepalives accepted", NULL },
+	{ "registered_also", "ntm_dc_registrations_also_total", C,
+	  "Registrations of a device's second address family accepted", NULL },
 	{ "answered", "ntm_dc_udp_answered_total", C, "Registration answers sent", NULL },
 	{ "nudged", "ntm_dc_nudges_total", C, "Nudges sent to devices over UDP", NULL },
 	{ "moved", "ntm_dc_moved_sent_total", C, "MOVED datagrams sent to devices", NULL },

@@ -53,9 +53,11 @@ struct dc_treq {
 	int			 state;		/* T_DISCOVER, T_LOCATE, T_DELIVER */
 	char			 me[NTM_NAME_MAX + 1], me4[48], me6[48];
 	char			 user[NTM_USER_MAX + 1];	/* the requester's account */
-	struct ntm_location	 myloc;
+	struct ntm_location	 myloc, myalt;	/* myalt: its other family's */
+	int			 has_myalt;
 	char			 peer[NTM_NAME_MAX + 1], peer4[48], peer6[48];
-	struct ntm_location	 peerloc;
+	struct ntm_location	 peerloc, peeralt;
+	int			 has_peeralt;
 	/* the two devices' AS certificates (b64, "" if none), carried to
 	 * the other end in its direction: the DC cannot forge them */
 	char			 mycert[NTM_B64_LEN(NTM_DCERT_MAX)];
@@ -64,6 +66,7 @@ struct dc_treq {
 	int			 recreate;
 	uint8_t			 tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
 	int			 kind;		/* of the route build() decided */
+	int			 family;	/* ... and its family (4, 6; 0: relay) */
 	char			 url[600];	/* the peer's DC, no trailing slash */
 	json_t			*mine;		/* the caller's direction, once made */
 	struct peerdc		 pdc;		/* finding the peer's DC, locating */
@@ -94,10 +97,14 @@ tun_find(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], int64_t now)
 /* Remembers (or refreshes) a tunnel; the oldest goes when the table is full. */
 static void
 tun_store(struct dc *dc, const uint8_t id[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
-    const char *a, const char *b, int kind, int64_t now)
+    const char *a, const char *b, int kind, int family, int64_t now)
 {
+	struct dc_tun *t;
+
 	if (dc_tun_store(dc->tunnels->tab, id, key, a, b, kind, now) < 0)
 		log_warnx("tunnel table: out of memory; this tunnel cannot be recreated");
+	else if ((t = dc_tun_find(dc->tunnels->tab, id, now)) != NULL)
+		t->family = family;
 }
 
 /* ---- locations as JSON ----------------------------------------------------- */
@@ -214,7 +221,7 @@ static json_t *
 direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_LEN],
     const char *peer, const char *vip4, const char *vip6, const struct ntm_route *r,
     int initiator, const char *endpoint, int64_t expires, const struct relay_part *rp,
-    const char *peer_cert, const struct ntm_location *peerloc)
+    const char *peer_cert, const struct ntm_location *peerloc, const char *reason)
 {
 	char thex[2 * NTM_TUNNEL_ID_LEN + 1], kb64[NTM_B64_LEN(NTM_KEY_LEN)];
 	struct ntm_m_direction m;
@@ -225,7 +232,7 @@ direction_json(const uint8_t tid[NTM_TUNNEL_ID_LEN], const uint8_t key[NTM_KEY_L
 	    ntm_b64_encode(kb64, sizeof(kb64), key, NTM_KEY_LEN) < 0)
 		return NULL;
 	m = (struct ntm_m_direction){ .tunnel_id = thex, .peer = peer, .peer_vip4 = vip4,
-		.peer_vip6 = vip6, .route = ntm_route_kind_name(r->kind), .reason = r->reason,
+		.peer_vip6 = vip6, .route = ntm_route_kind_name(r->kind), .reason = reason,
 		.role = initiator ? "initiator" : "responder", .endpoint = endpoint,
 		.temporal_key = kb64, .expires = expires,
 		.peer_cert = peer_cert && *peer_cert ? peer_cert : NULL };
@@ -291,6 +298,8 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 	uint8_t ticket[NTM_TICKET_MAX], rkey[NTM_KEY_LEN], acct[NTM_TICKET_ACCOUNT_LEN];
 	char ep_me[64], ep_peer[64];
 	int64_t now = now_unix(), expires = now + s->conf.direction_ttl_s;
+	const struct ntm_location *myl, *pl;
+	char why[96];
 	int n, me_init, punch;
 
 	*mine = *theirs = NULL;
@@ -300,13 +309,18 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 	punch = s->conf.punch && s->conf.has_relay_pk && s->conf.relay_name &&
 	    relay_addr(dc, family_num(&t->myloc.reflexive)) &&
 	    relay_addr(dc, family_num(&t->peerloc.reflexive));
-	if (ntm_route_decide(&t->myloc, &t->peerloc, punch, &r) < 0) {
+	if (ntm_route_decide_dual(&t->myloc, t->has_myalt ? &t->myalt : NULL, &t->peerloc,
+	    t->has_peeralt ? &t->peeralt : NULL, punch, &r) < 0) {
 		*status = 500, *code = "internal";
 		snprintf(msg, cap, "cannot decide a route from these locations");
 		return -1;
 	}
 	me_init = r.requester_initiates;
 	t->kind = r.kind;
+	t->family = r.kind == NTM_ROUTE_RELAY ? 0 : r.family;
+	/* The locations of the family the route was decided in. */
+	myl = r.a_loc ? &t->myalt : &t->myloc;
+	pl = r.b_loc ? &t->peeralt : &t->peerloc;
 	if (r.kind == NTM_ROUTE_RELAY) {
 		const char *a0 = relay_addr(dc, family_num(&t->myloc.reflexive));
 		const char *a1 = relay_addr(dc, family_num(&t->peerloc.reflexive));
@@ -338,33 +352,18 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		snprintf(ep_peer, sizeof(ep_peer), "%s", a1);
 	} else if (me_init) {
 		ntm_sa_str((struct sockaddr *)&r.endpoint, ep_me, sizeof(ep_me));
-		initiator_addr(&t->myloc, &r, ep_peer, sizeof(ep_peer));
+		initiator_addr(myl, &r, ep_peer, sizeof(ep_peer));
 	} else {
 		ntm_sa_str((struct sockaddr *)&r.endpoint, ep_peer, sizeof(ep_peer));
-		initiator_addr(&t->peerloc, &r, ep_me, sizeof(ep_me));
+		initiator_addr(pl, &r, ep_me, sizeof(ep_me));
 	}
+	/* Each end reads the reason from its side. */
+	ntm_route_reason(&r, 0, why, sizeof(why));
 	*mine = direction_json(t->tid, t->key, t->peer, t->peer4, t->peer6, &r, me_init,
-	    ep_me, expires, &rp, t->peercert, &t->peerloc);
-	/* The peer's reason is told from its side. */
-	if (strcmp(r.reason, "requester behind NAT initiates") == 0)
-		snprintf(r.reason, sizeof(r.reason), "peer behind NAT initiates");
-	else if (strcmp(r.reason, "peer behind NAT initiates") == 0)
-		snprintf(r.reason, sizeof(r.reason), "requester behind NAT initiates");
-	else if (strncmp(r.reason, "requester's ", 12) == 0) {
-		char w[sizeof(r.reason)];
-
-		memcpy(w, r.reason + 12, sizeof(w) - 12);
-		w[sizeof(w) - 12] = '\0';
-		snprintf(r.reason, sizeof(r.reason), "peer's %.80s", w);
-	} else if (strncmp(r.reason, "peer's ", 7) == 0) {
-		char w[sizeof(r.reason)];
-
-		memcpy(w, r.reason + 7, sizeof(w) - 7);
-		w[sizeof(w) - 7] = '\0';
-		snprintf(r.reason, sizeof(r.reason), "requester's %.80s", w);
-	}
+	    ep_me, expires, &rp, t->peercert, pl, why);
+	ntm_route_reason(&r, 1, why, sizeof(why));
 	*theirs = direction_json(t->tid, t->key, t->me, t->me4, t->me6, &r, !me_init,
-	    ep_peer, expires, &rp, t->mycert, &t->myloc);
+	    ep_peer, expires, &rp, t->mycert, myl, why);
 	if (*mine == NULL || *theirs == NULL) {
 		json_decref(*mine);
 		json_decref(*theirs);
@@ -374,8 +373,9 @@ build(struct dc_treq *t, json_t **mine, json_t **theirs, int *status, const char
 		return -1;
 	}
 	dc->tunnels->routes[r.kind]++;
+	ntm_route_reason(&r, 0, why, sizeof(why));
 	log_info("tunnel %s -> %s: %s (%s), %s initiates%s", t->me, t->peer,
-	    ntm_route_kind_name(r.kind), r.reason, me_init ? t->me : t->peer,
+	    ntm_route_kind_name(r.kind), why, me_init ? t->me : t->peer,
 	    t->recreate ? ", recreated" : "");
 	return 0;
 }
@@ -492,13 +492,15 @@ local_finish(struct dc_treq *t, int64_t peer_id)
 		return;
 	}
 	t->peerloc = pi.loc;
+	t->peeralt = pi.alt;
+	t->has_peeralt = pi.has_alt;
 	if (dc_db_client_cert(dc->db, peer_id, t->peercert, sizeof(t->peercert)) < 0)
 		t->peercert[0] = '\0';
 	if (build(t, &mine, &theirs, &status, &code, msg, sizeof(msg)) < 0) {
 		treq_fail(t, status, code, "%s", msg);
 		return;
 	}
-	tun_store(dc, t->tid, t->key, t->me, t->peer, t->kind, now_unix());
+	tun_store(dc, t->tid, t->key, t->me, t->peer, t->kind, t->family, now_unix());
 	(void)dc_sess_queue(dc, ps, theirs);
 	ntm_reply_json(t->req, 200, mine);
 	treq_free(t);
@@ -557,6 +559,8 @@ on_tunnel(struct ntm_req *req, void *arg)
 	snprintf(t->me4, sizeof(t->me4), "%s", cl.vip4);
 	snprintf(t->me6, sizeof(t->me6), "%s", cl.vip6);
 	t->myloc = mi.loc;
+	t->myalt = mi.alt;
+	t->has_myalt = mi.has_alt;
 	if (dc_db_client_cert(dc->db, cl.id, t->mycert, sizeof(t->mycert)) < 0)
 		t->mycert[0] = '\0';
 	snprintf(t->peer, sizeof(t->peer), "%s", peer);
@@ -617,7 +621,10 @@ remote_start(struct dc_treq *t)
 
 	treq_link(t);
 	t->state = T_DISCOVER;
-	if ((e = peerdc_post(&t->pdc, t->dc->disc, t->dc->httpc, t->domain, "/v1/dc/locate",
+	/* also=1: the answer may carry the peer's second family
+	 * (location_also); a DC from before it ignores the query. */
+	if ((e = peerdc_post(&t->pdc, t->dc->disc, t->dc->httpc, t->domain,
+	    "/v1/dc/locate?also=1",
 	    t->dc->srv->conf.as_timeout_ms, locate_body, on_locate_done, t)) < 0) {
 		const char *code;
 		char msg[256];
@@ -725,10 +732,19 @@ on_located(const struct ntm_http_result *res, struct dc_treq *t)
 		    t->peer, t->domain);
 		return;
 	}
-	if (location_parse(lo.location, &t->peerloc, msg, sizeof(msg)) < 0) {
+	if (location_parse(lo.location, &t->peerloc, msg, sizeof(msg)) < 0 ||
+	    (lo.location_also && location_parse(lo.location_also, &t->peeralt, msg,
+	    sizeof(msg)) < 0)) {
 		treq_fail(t, 502, "upstream_unavailable", "DC %s: %s", t->domain, msg);
 		return;
 	}
+	if (lo.location_also && family_num(&t->peeralt.reflexive) ==
+	    family_num(&t->peerloc.reflexive)) {
+		treq_fail(t, 502, "upstream_unavailable", "DC %s: location_also: of the "
+		    "location's family", t->domain);
+		return;
+	}
+	t->has_peeralt = lo.location_also != NULL;
 	snprintf(t->peer4, sizeof(t->peer4), "%s", lo.vip4);
 	snprintf(t->peer6, sizeof(t->peer6), "%s", lo.vip6);
 	snprintf(t->peercert, sizeof(t->peercert), "%s", lo.device_cert ? lo.device_cert : "");
@@ -771,7 +787,7 @@ on_delivered(const struct ntm_http_result *res, void *arg)
 		remote_error(t, res, "direction");
 		return;
 	}
-	tun_store(t->dc, t->tid, t->key, t->me, t->peer, t->kind, now_unix());
+	tun_store(t->dc, t->tid, t->key, t->me, t->peer, t->kind, t->family, now_unix());
 	ntm_reply_json(t->req, 200, t->mine);
 	t->mine = NULL;
 	treq_free(t);
@@ -845,7 +861,7 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	const struct ntm_cert *c;
 	struct ntm_m_dc_locate m;
 	struct ntm_m_dc_located lo;
-	const char *fqdn, *from, *fd;
+	const char *fqdn, *from, *fd, *also;
 	json_t *body;
 	struct ntm_jerr jerr;
 	struct dc_client cl;
@@ -872,12 +888,18 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	lo = (struct ntm_m_dc_located){ .fqdn = cl.fqdn, .vip4 = cl.vip4, .vip6 = cl.vip6,
 		.online = 1, .location = location_json(&info.loc, info.last_seen),
 		.device_cert = cert[0] ? cert : NULL };
+	/* Its second family, to a DC that reads it (an older one refuses an
+	 * unknown field). */
+	if (info.has_alt && (also = ntm_req_query(req, "also")) != NULL && strcmp(also, "1") == 0)
+		lo.location_also = location_json(&info.alt, info.last_seen);
 	if (ntm_msg_dc_located_encode(&lo, &body, NULL) < 0) {
+		json_decref(lo.location_also);
 		json_decref(lo.location);
 		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		return;
 	}
 	json_decref(lo.location);	/* body holds it */
+	json_decref(lo.location_also);
 	ntm_reply_json(req, 200, body);
 }
 
@@ -961,7 +983,7 @@ on_dc_direction(struct ntm_req *req, void *arg)
 	struct dc_tun *tun;
 	uint8_t tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
 	int64_t now = now_unix();
-	int n;
+	int n, fam;
 
 	c = ntm_req_cert(req);	/* a DC: the route says so */
 	if (ntm_msg_dc_direction_decode(ntm_req_json(req), &m, &jerr) < 0) {
@@ -989,8 +1011,17 @@ on_dc_direction(struct ntm_req *req, void *arg)
 		return;
 	}
 	route = json_string_value(json_object_get(dir, "route"));
+	/* The family of a direct route: its endpoint's, either role. */
+	{
+		const char *ep = json_string_value(json_object_get(dir, "endpoint"));
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		fam = ep && ntm_sa_parse(&ss, &sl, ep) == 0 ? (ntm_sa_unmap(&ss, &sl),
+		    family_num(&ss)) : 0;
+	}
 	tun_store(dc, tid, key, peer, cl.fqdn, strcmp(route, "direct") == 0 ? NTM_ROUTE_DIRECT :
-	    strcmp(route, "local") == 0 ? NTM_ROUTE_LOCAL : NTM_ROUTE_RELAY, now);
+	    strcmp(route, "local") == 0 ? NTM_ROUTE_LOCAL : NTM_ROUTE_RELAY, fam, now);
 	ntm_wipe(key, sizeof(key));
 	n = dc_sess_queue(dc, s, json_deep_copy(dir));
 	if (n < 0) {
@@ -1048,6 +1079,9 @@ tunnel_moved(struct dc *dc, const char *fqdn, const struct sockaddr_storage *end
 		/* Only a direct route goes to the reflexive address: a local one
 		 * uses a LAN address, a relayed one the RS. */
 		if (t->kind != NTM_ROUTE_DIRECT)
+			continue;
+		/* A route over the device's other family keeps its address. */
+		if (t->family != 0 && t->family != family_num(endpoint))
 			continue;
 		if (strcmp(t->a, fqdn) == 0)
 			peer = t->b;

@@ -26,6 +26,8 @@ struct dc_tun {
 	uint8_t			 key[NTM_KEY_LEN];
 	char			 a[NTM_NAME_MAX + 1], b[NTM_NAME_MAX + 1];	/* the two ends */
 	int			 kind;		/* NTM_ROUTE_* of the last direction */
+	int			 family;	/* ... its family: 4, 6; 0 unknown
+						 * (set by the caller after the store) */
 	int64_t			 expires;
 };
 

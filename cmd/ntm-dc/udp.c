@@ -39,6 +39,7 @@
 struct dc_udp_counters {
 	uint64_t	rx, reg_ok, resp_sent, nudge_sent, moved_sent;
 	uint64_t	moves_held;	/* location changes over the limit (dcreg.h) */
+	uint64_t	also, also_dropped;	/* second families taken, not taken */
 	uint64_t	bad_header, bad_type, unknown_session, expired_session;
 	uint64_t	replay, forged, malformed, miss_limited, send_error;
 	uint64_t	writes;		/* transactions of locations committed */
@@ -56,6 +57,7 @@ struct dc_reg_done {
 	uint64_t		 echo;
 	int			 moved, came_online;
 	int			 stored;	/* its location is in this batch's rows */
+	int			 also;		/* of its second family (NTM_REG_F_ALSO) */
 };
 
 /*
@@ -495,6 +497,10 @@ send_resp(struct dc *dc, struct dc_sess *s, const struct dc_reg_done *d)
 
 	memset(&resp, 0, sizeof(resp));
 	resp.reflexive = s->reg.loc.reflexive;
+	if (d->also) {		/* what this REG_REQ came from */
+		resp.reflexive = d->from;
+		ntm_sa_unmap(&resp.reflexive, NULL);
+	}
 	resp.keepalive_s = (uint32_t)dc_keepalive(dc);
 	resp.pending = (uint32_t)s->npend;
 	resp.echo = d->echo;
@@ -541,7 +547,8 @@ wjob_done(struct dc *dc, struct dc_wjob *j)
 			continue;	/* the rooms above have stopped */
 		/* Tell the peers of its direct tunnels at once (MOVED, §4.6). */
 		if (d->moved)
-			dc_hooks_moved(dc, s->fqdn, &s->reg.loc.reflexive);
+			dc_hooks_moved(dc, s->fqdn, d->also ? &s->reg.alt.reflexive :
+			    &s->reg.loc.reflexive);
 		/* Back online: cache entries that arrived meanwhile get a NUDGE. */
 		if (d->came_online && (s = dc_sess_by_sid(dc, d->sid)) != NULL)
 			dc_hooks_online(dc, s);
@@ -638,6 +645,12 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		rt->c.replay++;
 		return;
 	}
+	if (act.verdict == NTM_DCREG_ALSO_DROPPED) {
+		/* A second family with no location to go with (the DC
+		 * restarted, say): the agent sends it again in a keepalive. */
+		rt->c.also_dropped++;
+		return;
+	}
 	rt->c.reg_ok++;
 	dc_sess_touch(dc, s);
 	if (act.limited)
@@ -649,6 +662,31 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 			save_location(dc, s, 1, 0, now);
 		return;
 	}
+	if (act.verdict == NTM_DCREG_ALSO) {
+		rt->c.also++;
+		if (act.log)
+			log_info("register %s also from %s: %s", s->fqdn,
+			    ntm_sa_str((struct sockaddr *)&s->reg.alt.reflexive, a, sizeof(a)),
+			    s->reg.alt.natted ? "natted" : "global");
+		/* Answered in order with the others, nothing to store; the
+		 * address the DC sends to stays the location's. */
+		if (rt->ndone == RECV_BURST)
+			return;
+		d = &rt->done[rt->ndone++];
+		memset(d, 0, sizeof(*d));
+		memcpy(d->sid, s->sid, sizeof(d->sid));
+		d->from = *from;
+		d->fromlen = fromlen;
+		d->has_to = has_to;
+		if (has_to)
+			d->to = *to;
+		d->echo = act.echo;
+		d->moved = act.moved;
+		d->also = 1;
+		return;
+	}
+	if (act.alt_gone)
+		log_info("register %s: its location in the other family is gone", s->fqdn);
 	if (act.log)
 		log_info("register %s from %s: %s%s%s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
@@ -679,6 +717,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	d->moved = act.moved;
 	d->came_online = act.came_online;
 	d->stored = stored;
+	d->also = 0;
 }
 
 /* A reflection probe: the address it came from, as long as it was, from
@@ -812,9 +851,10 @@ dc_udp_stats(struct dc *dc)
 	memset(&ps, 0, sizeof(ps));
 	if (dc->rt->probe)
 		ntm_probe_srv_stats(dc->rt->probe, &ps);
-	j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I}, s:I}",
+	j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I, s:I, s:I}, s:I}",
 	    "received", (json_int_t)c->rx, "registered", (json_int_t)c->reg_ok,
+	    "registered_also", (json_int_t)c->also,
 	    "answered", (json_int_t)c->resp_sent, "nudged", (json_int_t)c->nudge_sent,
 	    "moved", (json_int_t)c->moved_sent, "moves_held", (json_int_t)c->moves_held,
 	    "sessions", (json_int_t)sc.sessions,
@@ -824,7 +864,8 @@ dc_udp_stats(struct dc *dc)
 	    "expired_session", (json_int_t)c->expired_session,
 	    "replay", (json_int_t)c->replay, "forged", (json_int_t)c->forged,
 	    "malformed", (json_int_t)c->malformed, "rate_limited", (json_int_t)c->miss_limited,
-	    "send_error", (json_int_t)c->send_error, "direction_overflow",
+	    "send_error", (json_int_t)c->send_error, "also_alone", (json_int_t)c->also_dropped,
+	    "direction_overflow",
 	    (json_int_t)sc.dropped, "cache_evicted", (json_int_t)sc.evicted,
 	    "keepalive_s", (json_int_t)dc_keepalive(dc));
 	if (j == NULL)

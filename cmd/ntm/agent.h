@@ -85,6 +85,8 @@ int  agent_dc_udp(const struct cli *cli, const char *domain, const char *opt_dc_
  * none) has one, the two swap. 1 if they did. */
 int  agent_dc_family(struct sockaddr_storage *dc, socklen_t *dclen,
     struct sockaddr_storage *alt, socklen_t *altlen);
+/* Whether the kernel has a route to ss (a UDP connect: nothing is sent). */
+int  agent_routable(const struct sockaddr_storage *ss, socklen_t len);
 /* Up to n global addresses of the host's interfaces (no loopback, no
  * link-local), with port; only the loopback address when the DC (dc, may
  * be NULL) is on loopback. Returns the count. */

@@ -183,9 +183,8 @@ agent_local_addrs(struct sockaddr_storage *out, int n, uint16_t port,
 	return k;
 }
 
-/* Whether the kernel has a route to ss (a UDP connect sends nothing). */
-static int
-routable(const struct sockaddr_storage *ss, socklen_t len)
+int
+agent_routable(const struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
 
@@ -357,7 +356,7 @@ dns_lookup(const char *domain, const char *resolver, struct sockaddr_storage *ss
 		goto out;
 	}
 	{
-		int k = gotlen[0] && (routable(&got[0], gotlen[0]) || !gotlen[1]) ? 0 : 1;
+		int k = gotlen[0] && (agent_routable(&got[0], gotlen[0]) || !gotlen[1]) ? 0 : 1;
 
 		memcpy(ss, &got[k], sizeof(*ss));
 		*len = gotlen[k];
@@ -412,7 +411,7 @@ agent_dc_family(struct sockaddr_storage *dc, socklen_t *dclen, struct sockaddr_s
 	struct sockaddr_storage t;
 	socklen_t tl;
 
-	if (*altlen == 0 || routable(dc, *dclen) || !routable(alt, *altlen))
+	if (*altlen == 0 || agent_routable(dc, *dclen) || !agent_routable(alt, *altlen))
 		return 0;
 	t = *dc;
 	tl = *dclen;

@@ -114,7 +114,7 @@ peers_json(const struct cli *cli)
 		const char *state = json_string_value(json_object_get(t, "state"));
 
 		json_array_append_new(out, json_pack("{s:O?, s:O?, s:O?, s:b, s:O?, s:O?, s:O?,"
-		    " s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
+		    " s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
 		    "peer", json_object_get(t, "peer"),
 		    "vip4", json_object_get(t, "peer_vip4"),
 		    "vip6", json_object_get(t, "peer_vip6"),
@@ -122,6 +122,7 @@ peers_json(const struct cli *cli)
 		    "state", json_object_get(t, "state"),
 		    "route", json_object_get(t, "route"),
 		    "reason", json_object_get(t, "reason"),
+		    "family", json_object_get(t, "family"),
 		    "endpoint", json_object_get(t, "endpoint"),
 		    "last_handshake_s", json_object_get(t, "last_handshake_s"),
 		    "last_rx_s", json_object_get(t, "last_rx_s"),
@@ -165,7 +166,11 @@ print_peers(json_t *peers)
 		snprintf(c[3], sizeof(c[3]), "%s",
 		    json_is_true(json_object_get(p, "online")) ? "online" :
 		    strcmp(S("state"), "dead") == 0 ? "offline" : S("state"));
-		snprintf(c[4], sizeof(c[4]), "%s (%s)", S("route"), S("reason"));
+		if (json_is_string(json_object_get(p, "family")))
+			snprintf(c[4], sizeof(c[4]), "%s over %s (%s)", S("route"), S("family"),
+			    S("reason"));
+		else
+			snprintf(c[4], sizeof(c[4]), "%s (%s)", S("route"), S("reason"));
 		fmt_age(c[5], sizeof(c[5]), json_object_get(p, "last_handshake_s"));
 		fmt_bytes(c[6], sizeof(c[6]), json_integer_value(json_object_get(p, "rx_bytes")));
 		fmt_bytes(c[7], sizeof(c[7]), json_integer_value(json_object_get(p, "tx_bytes")));

@@ -191,6 +191,8 @@ do_list(const struct cli *cli, const struct topts *o)
 		    S("state"));
 		if (S("path"))	/* an agent from before paths sends none */
 			printf("  path: %s (%s)\n", S("path"), S("path_reason"));
+		if (S("family"))	/* the path's: IPv4 or IPv6 */
+			printf("  family: %s\n", S("family"));
 		printf("  endpoint: %s", S("endpoint"));
 		if (json_is_integer(side))
 			printf(" (relay side %lld)", (long long)json_integer_value(side));

@@ -14,6 +14,39 @@ ntm_dcreg_online(const struct ntm_dcreg *st, int64_t now, int keepalive_s,
 	return st->has_loc && now - st->last_seen < (int64_t)online_factor * keepalive_s;
 }
 
+int
+ntm_dcreg_alt_online(const struct ntm_dcreg *st, int64_t now, int keepalive_s,
+    int online_factor)
+{
+	return st->has_loc && st->has_alt &&
+	    now - st->alt_seen < (int64_t)online_factor * keepalive_s;
+}
+
+static int
+family_of(const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage x = *ss;
+
+	ntm_sa_unmap(&x, NULL);
+	return x.ss_family;
+}
+
+/* Whether the second family's location still goes with loc: another
+ * family, which loc's local addresses still name (a host that lost it
+ * lists none). */
+static int
+alt_valid(const struct ntm_location *loc, const struct ntm_location *alt)
+{
+	int fam = family_of(&alt->reflexive);
+
+	if (fam == family_of(&loc->reflexive))
+		return 0;
+	for (int i = 0; i < loc->nlocals; i++)
+		if (family_of(&loc->locals[i]) == fam)
+			return 1;
+	return 0;
+}
+
 /* The location the request states: where it came from, and its local
  * addresses with the client's port where it gave none. */
 static void
@@ -23,7 +56,17 @@ location_of(const struct ntm_reg_req *req, const struct sockaddr_storage *from,
 	socklen_t len = fromlen;
 
 	memset(loc, 0, sizeof(*loc));
-	memcpy(&loc->reflexive, from, sizeof(*from));
+	/* Only the address and port: the rest of the storage, and an IPv6
+	 * flow label, would make every REG_REQ look like a change. */
+	if (from->ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&loc->reflexive;
+
+		memcpy(s6, from, sizeof(*s6));
+		s6->sin6_flowinfo = 0;
+	} else if (from->ss_family == AF_INET)
+		memcpy(&loc->reflexive, from, sizeof(struct sockaddr_in));
+	else
+		memcpy(&loc->reflexive, from, sizeof(*from));
 	ntm_sa_unmap(&loc->reflexive, &len);
 	for (int i = 0; i < req->naddrs && i < NTM_REG_ADDRS; i++) {
 		struct sockaddr_storage *l = &loc->locals[loc->nlocals];
@@ -88,6 +131,7 @@ ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
 		act->verdict = NTM_DCREG_GOODBYE;
 		act->log = act->store = act->offline = o.has_loc;
 		next->has_loc = 0;
+		next->has_alt = 0;
 		if (req->ctr > o.stopped_ctr)
 			next->stopped_ctr = req->ctr;
 		return 0;
@@ -97,6 +141,30 @@ ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
 		return 0;
 	}
 	location_of(req, from, fromlen, &loc);
+	if (req->flags & NTM_REG_F_ALSO) {
+		/* The second family: beside the location, never instead of it,
+		 * and never stored (the next one comes within a keepalive). */
+		if (!o.has_loc || !alt_valid(&o.loc, &loc)) {
+			act->verdict = NTM_DCREG_ALSO_DROPPED;
+			return 0;
+		}
+		act->verdict = NTM_DCREG_ALSO;
+		act->answer = 1;
+		act->echo = req->ctr;
+		act->log = !o.has_alt || memcmp(&loc, &o.alt, sizeof(loc)) != 0;
+		/* Same NAT situation, new reflexive address: the peers of its
+		 * direct routes over this family are told (rate limited as the
+		 * location's changes). */
+		act->moved = o.has_alt && loc.natted == o.alt.natted &&
+		    !ntm_sa_equal((const struct sockaddr *)&loc.reflexive,
+		    (const struct sockaddr *)&o.alt.reflexive) && change_allowed(&o, now);
+		next->changes = o.changes;
+		next->changes_at = o.changes_at;
+		next->alt = loc;
+		next->has_alt = 1;
+		next->alt_seen = now;
+		return 0;
+	}
 	agent = !!(req->flags & NTM_REG_F_AGENT);
 	was_online = ntm_dcreg_online(&o, now, keepalive_s, online_factor);
 	changed = !o.has_loc || o.agent != agent || memcmp(&loc, &o.loc, sizeof(loc)) != 0;
@@ -144,5 +212,10 @@ ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
 	next->has_loc = 1;
 	next->agent = agent;
 	next->last_seen = now;
+	/* The host lost the second family, or now registers from it. */
+	if (o.has_alt && !alt_valid(&loc, &o.alt)) {
+		next->has_alt = 0;
+		act->alt_gone = act->log = 1;
+	}
 	return 0;
 }

@@ -33,6 +33,13 @@ struct ntm_dcreg {
 	int64_t			changes_at;	/* counted then; 0: a full burst */
 	int			owe_store;	/* a change held back by the limit */
 	int			owe_moved;	/* ... and a MOVED */
+	/* Its location in a second address family (REG_REQ with
+	 * NTM_REG_F_ALSO, protocol.md §4.2), kept in memory only: valid while
+	 * loc is, of the other family, and loc's locals name an address of
+	 * its family; online while alt_seen is recent (ntm_dcreg_alt_online). */
+	int			has_alt;
+	struct ntm_location	alt;
+	int64_t			alt_seen;
 };
 
 enum ntm_dcreg_verdict {
@@ -43,6 +50,9 @@ enum ntm_dcreg_verdict {
 	NTM_DCREG_ONLINE,	/* came back after DC_ONLINE_FACTOR keepalives of silence */
 	NTM_DCREG_CHANGED,	/* the location or the agent flag changed otherwise */
 	NTM_DCREG_REFRESH,	/* nothing changed: a keepalive */
+	NTM_DCREG_ALSO,		/* the location in its second family (kept in alt) */
+	NTM_DCREG_ALSO_DROPPED,	/* ... with no location of the other family to
+				 * go with: not taken, not answered */
 };
 
 /* What to do. The flags, not the verdict, say every action. */
@@ -56,10 +66,16 @@ struct ntm_dcreg_act {
 	int			moved;		/* MOVED to the peers of its direct tunnels */
 	int			came_online;	/* was not online: entries waiting get a NUDGE */
 	int			limited;	/* a change over the limit: held back */
+	int			alt_gone;	/* the second family's location was dropped */
 };
 
 /* Online: registered within online_factor keepalives and no goodbye since. */
 int ntm_dcreg_online(const struct ntm_dcreg *st, int64_t now, int keepalive_s,
+    int online_factor);
+
+/* The second family's location is known and registered within
+ * online_factor keepalives. */
+int ntm_dcreg_alt_online(const struct ntm_dcreg *st, int64_t now, int keepalive_s,
     int online_factor);
 
 /*

@@ -478,6 +478,7 @@ static const struct ntm_mfield dc_located_f[] = {
 	B(T, online, 1),
 	O(T, location, 1),
 	S(T, device_cert, 0, NTM_B64_LEN(NTM_DCERT_MAX), NTM_MF_NONEMPTY, 0),
+	O(T, location_also, 0),
 };
 MSG(ntm_msg_dc_located, "200 to POST /v1/dc/locate", dc_located_f);
 #undef T

@@ -221,6 +221,8 @@ struct ntm_m_dc_located {
 	int		 online;
 	json_t		*location;
 	const char	*device_cert;			/* optional */
+	json_t		*location_also;			/* optional: the second family's
+							 * (only to POST /v1/dc/locate?also=1) */
 };
 NTM_MSG_CODEC(ntm_msg_dc_located, struct ntm_m_dc_located)
 

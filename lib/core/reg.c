@@ -157,8 +157,9 @@ ntm_reg_req_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_reg_
 	r.local_port = (uint16_t)(pl[0] << 8 | pl[1]);
 	r.naddrs = pl[2];
 	r.flags = pl[3] & NTM_REG_F_ALL;
-	r.nat = (uint8_t)(pl[3] >> NTM_REG_NAT_SHIFT);
-	if (r.naddrs > NTM_REG_ADDRS || r.nat > NTM_REG_NAT_MAX)
+	r.nat = (uint8_t)(pl[3] >> NTM_REG_NAT_SHIFT & NTM_REG_NAT_MASK);
+	if (r.naddrs > NTM_REG_ADDRS || r.nat > NTM_REG_NAT_MAX ||
+	    (pl[3] & ~(NTM_REG_F_ALL | NTM_REG_NAT_MASK << NTM_REG_NAT_SHIFT)))
 		goto out;
 	for (int i = 0; i < NTM_REG_ADDRS; i++) {
 		const uint8_t *w = pl + 4 + i * NTM_WADDR_LEN;

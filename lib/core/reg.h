@@ -32,8 +32,12 @@ struct ntm_reg_req {
 };
 #define NTM_REG_F_AGENT	0x01
 #define NTM_REG_F_OFFLINE	0x02	/* the agent stops: mark the device offline now */
-#define NTM_REG_F_ALL	(NTM_REG_F_AGENT | NTM_REG_F_OFFLINE)
+#define NTM_REG_F_ALSO	0x20	/* the device's location in a second address
+					 * family (its source's); the one registered
+					 * without this bit stays (protocol.md §4.2) */
+#define NTM_REG_F_ALL	(NTM_REG_F_AGENT | NTM_REG_F_OFFLINE | NTM_REG_F_ALSO)
 #define NTM_REG_NAT_SHIFT	2	/* flags bits 2..4: the NAT kind */
+#define NTM_REG_NAT_MASK	0x07
 #define NTM_REG_NAT_MAX		4	/* NTM_NAT_PER_DEST */
 
 struct ntm_reg_resp {

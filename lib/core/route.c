@@ -18,6 +18,10 @@
  *      "both global: relay, punching through their firewalls"
  *
  * Rule 2 without a usable local address of that family falls to rule 3.
+ * Two families (ntm_route_decide_dual): each family both ends registered is
+ * decided as above; direct or local beats a punching relay beats a relay,
+ * a tie goes to the ends' first locations, and the reason names the family
+ * "IPv6: both global; IPv4: both NATs vary by destination: relay".
  * Without punching (the DC's punch = 0, or no relay for the family) rule 3
  * says "both behind NAT" for two endpoint-independent NATs, and rule 5 is
  * direct.
@@ -91,6 +95,7 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 	    b->nlocals < 0 || b->nlocals > NTM_REG_ADDRS)
 		return NTM_ERR_INVAL;
 
+	out->family = fa == fb ? (fa == AF_INET6 ? 6 : 4) : 0;
 	if (fa != fb)
 		return decide(out, NTM_ROUTE_RELAY, 1, NULL, "IPv4 and IPv6: relay bridges");
 	if (a->natted && b->natted) {
@@ -138,6 +143,95 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 		    "both global: relay, punching through their firewalls");
 	}
 	return decide(out, NTM_ROUTE_DIRECT, 1, &b->reflexive, "both global");
+}
+
+/* How good a route is: direct or local, then a relay that punches, then a
+ * relay. */
+static int
+rank(const struct ntm_route *r)
+{
+	return r->kind != NTM_ROUTE_RELAY ? 3 : r->punch ? 2 : 1;
+}
+
+int
+ntm_route_decide_dual(const struct ntm_location *a, const struct ntm_location *a_alt,
+    const struct ntm_location *b, const struct ntm_location *b_alt, int punch,
+    struct ntm_route *out)
+{
+	const struct ntm_location *la[2] = { a, a_alt }, *lb[2] = { b, b_alt };
+	struct ntm_route r[2];
+	int n = 0, best, e;
+
+	if (a == NULL || b == NULL || out == NULL)
+		return NTM_ERR_INVAL;
+	/* Pairs of locations of one family: the firsts first, so a tie keeps
+	 * the route the ends would have had with one family each. */
+	for (int k = 0; k < 4 && n < 2; k++) {
+		int i = k >> 1, j = k & 1;
+
+		if (la[i] == NULL || lb[j] == NULL || family_of(&la[i]->reflexive) == 0 ||
+		    family_of(&la[i]->reflexive) != family_of(&lb[j]->reflexive))
+			continue;
+		if ((e = ntm_route_decide(la[i], lb[j], punch, &r[n])) < 0)
+			return e;
+		r[n].a_loc = i;
+		r[n].b_loc = j;
+		n++;
+	}
+	if (n == 0)
+		return ntm_route_decide(a, b, punch, out);
+	best = n == 2 && rank(&r[1]) > rank(&r[0]) ? 1 : 0;
+	*out = r[best];
+	out->dual = n == 2 || out->a_loc != 0 || out->b_loc != 0;
+	if (n == 2) {
+		out->other_family = r[!best].family;
+		snprintf(out->other, sizeof(out->other), "%s", r[!best].reason);
+	}
+	return 0;
+}
+
+/* One reason as the peer reads it: "requester" and "peer" swapped where
+ * they name an end (the reasons of rule 3 and 4). */
+static void
+reason_swap(const char *in, char *out, size_t cap)
+{
+	if (strcmp(in, "requester behind NAT initiates") == 0)
+		snprintf(out, cap, "peer behind NAT initiates");
+	else if (strcmp(in, "peer behind NAT initiates") == 0)
+		snprintf(out, cap, "requester behind NAT initiates");
+	else if (strncmp(in, "requester's ", 12) == 0)
+		snprintf(out, cap, "peer's %s", in + 12);
+	else if (strncmp(in, "peer's ", 7) == 0)
+		snprintf(out, cap, "requester's %s", in + 7);
+	else
+		snprintf(out, cap, "%s", in);
+}
+
+void
+ntm_route_reason(const struct ntm_route *r, int peer_side, char *out, size_t cap)
+{
+	char mine[96], other[96], m2[96], o2[96];
+	int both;
+
+	if (cap == 0)
+		return;
+	reason_swap(r->reason, m2, sizeof(m2));
+	reason_swap(r->other, o2, sizeof(o2));
+	snprintf(mine, sizeof(mine), "%s", peer_side ? m2 : r->reason);
+	snprintf(other, sizeof(other), "%s", peer_side ? o2 : r->other);
+	if (!r->dual) {
+		snprintf(out, cap, "%s", mine);
+		return;
+	}
+	/* A direction's reason is at most 95 bytes: the other family's reason
+	 * is left out when it does not fit both ends' reasons alike. */
+	both = other[0] && strlen(r->reason) + strlen(r->other) + 16 <= 95 &&
+	    strlen(m2) + strlen(o2) + 16 <= 95;
+	if (both)
+		snprintf(out, cap, "IPv%d: %.80s; IPv%d: %.80s", r->family, mine,
+		    r->other_family, other);
+	else
+		snprintf(out, cap, "IPv%d: %.80s", r->family, mine);
 }
 
 const char *

@@ -228,6 +228,61 @@ host_behind6() {
 	n "$h" ip -6 route add default via "$gw"
 }
 
+# dual_home_router NAME WAN4 LAN4 WAN6 LAN6 [fully-random]: a home router
+# of both families: IPv4 as home_router (masquerade, fully-random: a new
+# port for each destination), IPv6 routed without NAT (LAN6 like
+# fd00:71::1, a /64) behind a stateful firewall that forwards from wan only
+# replies to what the LAN sent. The server namespace routes LAN6/64 via
+# WAN6; other routers call route6_via.
+dual_home_router() {
+	local r=$1 wan6=$4 lan6=$5
+	nat_router "$r" "$2" "$3"
+	n "$r" ip addr add "$wan6/64" dev wan nodad
+	n "$r" ip addr add "$lan6/64" dev lan nodad
+	n "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
+	# as home_router, but neighbour discovery reaches the router over wan
+	n "$r" nft flush ruleset
+	n "$r" nft -f - <<-NFT
+	table ip nat {
+		chain post {
+			type nat hook postrouting priority srcnat;
+			oifname "wan" masquerade ${6:-}
+		}
+	}
+	table inet filter {
+		chain input {
+			type filter hook input priority 0; policy accept;
+			iifname "wan" ct state established,related accept
+			iifname "wan" meta nfproto ipv6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept
+			iifname "wan" drop
+		}
+	}
+	table ip6 fw6 {
+		chain forward {
+			type filter hook forward priority 0; policy accept;
+			iifname "wan" ct state established,related accept
+			iifname "wan" drop
+		}
+	}
+	NFT
+	route6_via srv "$lan6" "$wan6"
+}
+
+# host_behind_dual NAME ROUTER ADDR4 GW4 ADDR6 GW6: a dual-stack host on
+# ROUTER's LAN (made by dual_home_router).
+host_behind_dual() {
+	host_behind "$1" "$2" "$3" "$4"
+	n "$1" ip addr add "$5/64" dev eth1 nodad
+	n "$1" ip -6 route add default via "$6"
+}
+
+# dc_punch_off DC: DC gives no punching candidates (ntm.conf(5) punch = 0)
+# from now on: restarted with its state.
+dc_punch_off() {
+	sed -i 's/^punch = .*/punch = 0/' "$TOPO_DIR/$1.conf"
+	restart_server "$1"
+}
+
 # dc_nat_is DC USER KIND: the DC keeps KIND as the NAT kind of USER's
 # device (what its agent found, docs/protocol.md §4.7).
 dc_nat_is() {

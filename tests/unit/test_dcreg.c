@@ -273,4 +273,115 @@ TEST(change_limit)
 	CHECK(stored >= 100 / NTM_DCREG_CHANGE_EVERY_S);
 }
 
-UNIT_MAIN(T(table), T(sequence), T(change_limit))
+/* A second family (NTM_REG_F_ALSO): kept beside the location, answered,
+ * never stored; dropped with no location to go with, or of the same
+ * family; forgotten when a REG_REQ's locals no longer name its family or
+ * the location moves to its family, and at the goodbye. */
+TEST(also)
+{
+	struct ntm_dcreg st;
+	struct ntm_dcreg_act act;
+	struct ntm_reg_req req;
+	struct sockaddr_storage v4, v6;
+	socklen_t l4, l6;
+
+	memset(&st, 0, sizeof(st));
+	memset(&req, 0, sizeof(req));
+	req.local_port = 4000;
+	req.flags = NTM_REG_F_AGENT | NTM_REG_F_ALSO;
+	sa(&req.addrs[req.naddrs++], "100.64.0.2:0");
+	sa(&req.addrs[req.naddrs++], "[fd00::9]:0");
+	CHECK_EQ(ntm_sa_parse(&v4, &l4, "198.18.0.1:4000"), 0);
+	CHECK_EQ(ntm_sa_parse(&v6, &l6, "[fd00::9]:4000"), 0);
+	/* before any location: not taken */
+	req.ctr = 1;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 1, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_ALSO_DROPPED);
+	CHECK_EQ(act.answer, 0);
+	CHECK_EQ(st.has_loc, 0);
+	CHECK_EQ(st.has_alt, 0);
+	req.flags = NTM_REG_F_AGENT;
+	req.ctr = 2;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v4, l4, 2, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_FIRST);
+	st.saved = 2;
+	/* the same family as the location: not taken */
+	req.flags = NTM_REG_F_AGENT | NTM_REG_F_ALSO;
+	req.ctr = 3;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v4, l4, 3, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_ALSO_DROPPED);
+	CHECK_EQ(st.has_alt, 0);
+	/* the other family: kept, answered, not stored; the location stays */
+	req.ctr = 4;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 4, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_ALSO);
+	CHECK_EQ(act.answer, 1);
+	CHECK_EQ(act.echo, 4);
+	CHECK_EQ(act.store, 0);
+	CHECK_EQ(act.log, 1);
+	CHECK_EQ(act.moved, 0);
+	CHECK_EQ(st.has_alt, 1);
+	CHECK_EQ(st.alt.natted, 0);
+	CHECK_EQ(st.alt.reflexive.ss_family, AF_INET6);
+	CHECK_EQ(st.loc.reflexive.ss_family, AF_INET);
+	CHECK_EQ(st.loc.natted, 1);
+	CHECK_EQ(st.last_seen, 2);
+	CHECK_EQ(ntm_dcreg_alt_online(&st, 4 + 3 * KA - 1, KA, FACTOR), 1);
+	CHECK_EQ(ntm_dcreg_alt_online(&st, 4 + 3 * KA, KA, FACTOR), 0);
+	/* again: nothing to log */
+	req.ctr = 5;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 5, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_ALSO);
+	CHECK_EQ(act.log, 0);
+	/* a keepalive of the location that still names an IPv6 address */
+	req.flags = NTM_REG_F_AGENT;
+	req.ctr = 6;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v4, l4, 6, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_REFRESH);
+	CHECK_EQ(act.alt_gone, 0);
+	CHECK_EQ(st.has_alt, 1);
+	/* the host lost IPv6: its locals say so */
+	req.naddrs = 1;
+	memset(&req.addrs[1], 0, sizeof(req.addrs[1]));
+	req.ctr = 7;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v4, l4, 7, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.alt_gone, 1);
+	CHECK_EQ(st.has_alt, 0);
+	CHECK_EQ(ntm_dcreg_alt_online(&st, 7, KA, FACTOR), 0);
+	/* back, then the location moves to IPv6 (IPv4 lost): one family */
+	sa(&req.addrs[req.naddrs++], "[fd00::9]:0");
+	req.ctr = 8;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v4, l4, 8, KA, FACTOR, &st, &act), 0);
+	req.flags = NTM_REG_F_AGENT | NTM_REG_F_ALSO;
+	req.ctr = 9;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 9, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(st.has_alt, 1);
+	req.flags = NTM_REG_F_AGENT;
+	req.naddrs = 1;
+	sa(&req.addrs[0], "[fd00::9]:0");
+	memset(&req.addrs[1], 0, sizeof(req.addrs[1]));
+	req.ctr = 10;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 10, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_CHANGED);
+	CHECK_EQ(act.alt_gone, 1);
+	CHECK_EQ(st.has_alt, 0);
+	CHECK_EQ(st.loc.reflexive.ss_family, AF_INET6);
+	/* the goodbye forgets it too */
+	req.naddrs = 2;
+	sa(&req.addrs[0], "100.64.0.2:0");
+	sa(&req.addrs[1], "[fd00::9]:0");
+	req.ctr = 11;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 11, KA, FACTOR, &st, &act), 0);
+	req.flags = NTM_REG_F_AGENT | NTM_REG_F_ALSO;
+	req.ctr = 12;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v4, l4, 12, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_ALSO);
+	CHECK_EQ(st.has_alt, 1);
+	req.flags = NTM_REG_F_OFFLINE;
+	req.ctr = 13;
+	CHECK_EQ(ntm_dcreg_decide(&st, &req, &v6, l6, 13, KA, FACTOR, &st, &act), 0);
+	CHECK_EQ(act.verdict, NTM_DCREG_GOODBYE);
+	CHECK_EQ(st.has_alt, 0);
+}
+
+UNIT_MAIN(T(table), T(sequence), T(change_limit), T(also))

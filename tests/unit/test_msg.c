@@ -37,7 +37,7 @@ static const struct {
 	{ &ntm_msg_dc_locate, "{\"version\":1,\"fqdn\":\"b.dc2.example\",\"from\":\"a.dc1.example\"}" },
 	{ &ntm_msg_dc_located, "{\"fqdn\":\"b.dc2.example\",\"vip4\":\"10.1.0.2\","
 	  "\"vip6\":\"fd00::2\",\"online\":true,\"location\":{\"k\":1},"
-	  "\"device_cert\":\"c\"}" },
+	  "\"device_cert\":\"c\",\"location_also\":{\"k\":2}}" },
 	{ &ntm_msg_dc_direction, "{\"version\":1,\"to\":\"b.dc2.example\",\"direction\":{}}" },
 	{ &ntm_msg_dc_moved, "{\"version\":1,\"to\":\"b.dc2.example\",\"from\":\"a.dc1.example\","
 	  "\"tunnel_id\":\"" H32 "\",\"endpoint\":\"198.51.100.1:4000\"}" },

@@ -224,4 +224,105 @@ TEST(nat_kinds)
 	}
 }
 
-UNIT_MAIN(T(table), T(invalid), T(names), T(nat_kinds))
+/* Two families (§4.5 "Two families"): each end's first location and its
+ * other family's (NULL: one family only); every family both have is
+ * decided, direct beats a punching relay beats a relay, a tie keeps the
+ * firsts; the reason names the family, and the other family's as each
+ * end reads it. */
+TEST(dual)
+{
+	static const struct loc_text g4a = { "198.18.1.10:5000", { "198.18.1.10:5000" } };
+	static const struct loc_text g4b = { "198.18.1.20:6000", { "198.18.1.20:6000" } };
+	static const struct loc_text n4a = { "198.18.2.1:40001", { "100.64.2.10:5000" } };
+	static const struct loc_text n4b = { "198.18.3.1:40002", { "100.64.3.10:6000" } };
+	static const struct loc_text g6a = { "[fd00:18::10]:5000",
+		{ "100.64.2.10:5000", "[fd00:18::10]:5000" } };
+	static const struct loc_text g6b = { "[fd00:18::20]:6000",
+		{ "100.64.3.10:6000", "[fd00:18::20]:6000" } };
+	static const struct loc_text g6c = { "[fd00:18::30]:7000", { "[fd00:18::30]:7000" } };
+	static const struct {
+		const char	*name;
+		const struct loc_text *a, *a_alt, *b, *b_alt;
+		int		 nat_a, nat_b, allow;
+		int		 kind, punch, family, a_loc, b_loc;
+		const char	*endpoint;	/* NULL for relay */
+		const char	*mine, *theirs;	/* each end's reason */
+	} v[] = {
+		{ "one family each, the same: as ntm_route_decide",
+		  &g4a, NULL, &g4b, NULL, NTM_NAT_NONE, NTM_NAT_NONE, 0,
+		  NTM_ROUTE_DIRECT, 0, 4, 0, 0, "198.18.1.20:6000", "both global", "both global" },
+		{ "one family each, different: the relay bridges",
+		  &g4a, NULL, &g6c, NULL, NTM_NAT_NONE, NTM_NAT_NONE, 0,
+		  NTM_ROUTE_RELAY, 0, 0, 0, 0, NULL, "IPv4 and IPv6: relay bridges",
+		  "IPv4 and IPv6: relay bridges" },
+		{ "dual stack and IPv6 only: direct over IPv6",
+		  &g4a, &g6a, &g6c, NULL, NTM_NAT_NONE, NTM_NAT_NONE, 0,
+		  NTM_ROUTE_DIRECT, 0, 6, 1, 0, "[fd00:18::30]:7000", "IPv6: both global",
+		  "IPv6: both global" },
+		{ "IPv6 only and dual stack (the peer's second family)",
+		  &g6c, NULL, &g4a, &g6a, NTM_NAT_NONE, NTM_NAT_NONE, 0,
+		  NTM_ROUTE_DIRECT, 0, 6, 0, 1, "[fd00:18::10]:5000", "IPv6: both global",
+		  "IPv6: both global" },
+		{ "dual stack and IPv4 only: the firsts, as before",
+		  &g4a, &g6a, &g4b, NULL, NTM_NAT_NONE, NTM_NAT_NONE, 0,
+		  NTM_ROUTE_DIRECT, 0, 4, 0, 0, "198.18.1.20:6000", "both global", "both global" },
+		{ "both dual, both direct: the firsts win the tie",
+		  &g4a, &g6a, &g4b, &g6b, NTM_NAT_NONE, NTM_NAT_NONE, 0,
+		  NTM_ROUTE_DIRECT, 0, 4, 0, 0, "198.18.1.20:6000",
+		  "IPv4: both global; IPv6: both global", "IPv4: both global; IPv6: both global" },
+		{ "both dual, IPv4 NAT x NAT: direct over IPv6",
+		  &n4a, &g6a, &n4b, &g6b, NTM_NAT_PER_DEST, NTM_NAT_EI, 0,
+		  NTM_ROUTE_DIRECT, 0, 6, 1, 1, "[fd00:18::20]:6000",
+		  "IPv6: both global; IPv4: requester's NAT varies by destination: relay",
+		  "IPv6: both global; IPv4: peer's NAT varies by destination: relay" },
+		{ "both dual, IPv4 NAT x NAT, IPv6 firewalls: punching over IPv6",
+		  &n4a, &g6a, &n4b, &g6b, NTM_NAT_PER_DEST, NTM_NAT_PER_DEST, 1,
+		  NTM_ROUTE_RELAY, 1, 6, 1, 1, NULL,
+		  "IPv6: both global: relay, punching through their firewalls",
+		  "IPv6: both global: relay, punching through their firewalls" },
+		{ "IPv4 behind NAT x global beats an IPv6 punch",
+		  &n4a, &g6a, &g4b, &g6b, NTM_NAT_NONE, NTM_NAT_NONE, 1,
+		  NTM_ROUTE_DIRECT, 0, 4, 0, 0, "198.18.1.20:6000",
+		  /* both would pass 95 bytes: the other family's reason goes */
+		  "IPv4: requester behind NAT initiates", "IPv4: peer behind NAT initiates" },
+	};
+	struct ntm_location a, aa, b, ba;
+	struct ntm_route r;
+	char why[96];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		mkloc(&a, v[i].a);
+		mkloc(&b, v[i].b);
+		if (v[i].a_alt)
+			mkloc(&aa, v[i].a_alt);
+		if (v[i].b_alt)
+			mkloc(&ba, v[i].b_alt);
+		/* the NAT kinds are the firsts'; a second family found none */
+		a.nat = v[i].nat_a;
+		b.nat = v[i].nat_b;
+		aa.nat = ba.nat = NTM_NAT_NONE;
+		CHECK_EQ(ntm_route_decide_dual(&a, v[i].a_alt ? &aa : NULL, &b,
+		    v[i].b_alt ? &ba : NULL, v[i].allow, &r), 0);
+		if ((int)r.kind != v[i].kind || r.family != v[i].family)
+			fprintf(stderr, "row %zu: %s\n", i, v[i].name);
+		CHECK_EQ(r.kind, v[i].kind);
+		CHECK_EQ(r.punch, v[i].punch);
+		CHECK_EQ(r.family, v[i].family);
+		CHECK_EQ(r.a_loc, v[i].a_loc);
+		CHECK_EQ(r.b_loc, v[i].b_loc);
+		if (v[i].endpoint) {
+			char e[64];
+
+			CHECK_STR(ntm_sa_str((struct sockaddr *)&r.endpoint, e, sizeof(e)),
+			    v[i].endpoint);
+		} else
+			CHECK_EQ(r.endpoint.ss_family, 0);
+		ntm_route_reason(&r, 0, why, sizeof(why));
+		CHECK_STR(why, v[i].mine);
+		ntm_route_reason(&r, 1, why, sizeof(why));
+		CHECK_STR(why, v[i].theirs);
+	}
+	CHECK_EQ(ntm_route_decide_dual(NULL, NULL, &a, NULL, 0, &r), NTM_ERR_INVAL);
+}
+
+UNIT_MAIN(T(table), T(invalid), T(names), T(nat_kinds), T(dual))

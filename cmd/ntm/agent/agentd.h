@@ -137,6 +137,19 @@ struct agent {
 	int		 registered, natted, family, awaiting, missed;
 	struct ntm_reg_resp resp;
 	int64_t		 resp_at;
+	/* The second family (REG_REQ with NTM_REG_F_ALSO, protocol.md §4.2):
+	 * registered over dc_alt too while this host has an address of its
+	 * family and a route to it, so the DC may route over either. */
+	struct agent_also {
+		int		 on;		/* sending: dc_alt is reachable */
+		int		 family;	/* AF_INET6 or AF_INET, while on */
+		int		 registered, natted, nat_sent;
+		struct sockaddr_storage reflexive;
+		int64_t		 at;		/* ms of the last answer */
+		uint64_t	 ctr[4];	/* counters of the last ones sent */
+		int		 nctr;
+		uint64_t	 sent, resps;
+	} also;
 	struct timespec	 sess_mtim;	/* session.json as last looked at */
 	ino_t		 sess_ino;
 	long		 keepalive_s;

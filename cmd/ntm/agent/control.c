@@ -137,6 +137,22 @@ reg_json(struct agent *a)
 		    json_integer((agent_now_ms() - a->resp_at) / 1000));
 	}
 	json_object_set_new(j, "missed", json_integer(a->missed));
+	/* the second family (protocol.md §4.2): null while not registering over it */
+	if (a->also.on) {
+		json_t *o = json_pack("{s:s, s:i, s:b}", "dc", ntm_sa_str(
+		    (struct sockaddr *)&a->dc_alt, b, sizeof(b)), "family",
+		    a->dc_alt.ss_family == AF_INET6 ? 6 : 4, "registered", a->also.registered);
+
+		if (o && a->also.registered) {
+			json_object_set_new(o, "reflexive", json_string(ntm_sa_str(
+			    (struct sockaddr *)&a->also.reflexive, b, sizeof(b))));
+			json_object_set_new(o, "natted", json_boolean(a->also.natted));
+			json_object_set_new(o, "last_resp_s",
+			    json_integer((agent_now_ms() - a->also.at) / 1000));
+		}
+		json_object_set_new(j, "also", o);
+	} else
+		json_object_set_new(j, "also", json_null());
 	return j;
 }
 
@@ -231,6 +247,15 @@ tun_json(struct tun *t)
 	if (t->p.kind == NTM_ROUTE_RELAY)
 		json_object_set_new(j, "relay_peer_bound", json_boolean(t->p.peer_bound));
 	agent_tun_path_json(t, j);	/* path, path_reason, punching (tunnels.c) */
+	/* the address family the path goes over now (to the RS when relayed) */
+	if (t->p.has_ep) {
+		struct sockaddr_storage ep = t->p.ep;
+
+		ntm_sa_unmap(&ep, NULL);
+		json_object_set_new(j, "family", json_string(ep.ss_family == AF_INET6 ?
+		    "IPv6" : "IPv4"));
+	} else
+		json_object_set_new(j, "family", json_null());
 	return j;
 }
 

@@ -14,6 +14,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <event2/event.h>
 
 #include "common.h"
+#include "probe.h"
 #include "reg.h"
 #include "agentd.h"
 
@@ -83,6 +85,141 @@ reg_session_reload(struct agent *a)
 	return 1;
 }
 
+/* ---- the second family (protocol.md §4.2, NTM_REG_F_ALSO) ------------------ */
+
+static int
+family_of(const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage x = *ss;
+
+	ntm_sa_unmap(&x, NULL);
+	return x.ss_family;
+}
+
+static int
+ipv(int family)
+{
+	return family == AF_INET6 ? 6 : 4;
+}
+
+/* The family to register over too, or 0: the socket takes both, the DC
+ * has an address of the other family (from DNS), and this host has an
+ * address of that family and a route to the DC there. */
+static int
+also_family(struct agent *a)
+{
+	int fam;
+
+	if (!a->dual || a->dc_altlen == 0 || (fam = family_of(&a->dc_alt)) == family_of(&a->dc))
+		return 0;
+	for (int i = 0; i < a->nlocals; i++)
+		if (family_of(&a->locals[i]) == fam)
+			return agent_routable(&a->dc_alt, a->dc_altlen) ? fam : 0;
+	return 0;
+}
+
+/* The NAT kind to register for the second family: none while its
+ * reflexive address is one of ours (or before the DC said), natted
+ * (not compared) otherwise. */
+static int
+also_nat(const struct agent *a)
+{
+	return a->also.registered && a->also.natted ? NTM_NAT_NATTED : NTM_NAT_NONE;
+}
+
+/* A REG_REQ over the second family, beside the one over dc: only once the
+ * DC has the latter (it takes the former only with it). */
+static void
+also_send(struct agent *a)
+{
+	struct ntm_reg_req r;
+	uint8_t b[NTM_REG_REQ_LEN];
+	uint64_t ctr;
+	int n;
+
+	if (!a->also.on || !a->registered)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.local_port = a->port;
+	r.flags = NTM_REG_F_AGENT | NTM_REG_F_ALSO;
+	r.nat = (uint8_t)also_nat(a);
+	r.naddrs = a->nlocals;
+	memcpy(r.addrs, a->locals, sizeof(r.addrs));
+	if (agent_chan_ctr(&a->chan) < 0 ||
+	    (n = ntm_reg_req_seal(&a->chan, &r, b, sizeof(b), &ctr)) < 0)
+		return;
+	a->also.ctr[a->also.nctr++ % 4] = ctr;
+	a->also.nat_sent = r.nat;
+	a->also.sent++;
+	(void)agent_udp_send(a, b, (size_t)n, &a->dc_alt);
+}
+
+/* Tunnels the DC routed when this end had another set of families: asked
+ * again (all: family >= 0 and relayed only; those whose path goes over
+ * family otherwise). */
+static void
+also_reroute(struct agent *a, int family, const char *why)
+{
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+		int path = ntm_peer_path(&t->p);
+
+		if (t->recreating)
+			continue;
+		if (family == 0 ? path != NTM_PATH_RELAYED :
+		    !t->p.has_ep || family_of(&t->p.ep) != family)
+			continue;
+		log_info("tunnel %s: %s: asking the DC for its route again", t->peer, why);
+		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
+			t->recreating = 1;
+	}
+}
+
+/* After the host's addresses or the DC's family changed: register over the
+ * second family from now on, or no longer. */
+static void
+also_update(struct agent *a)
+{
+	int fam = also_family(a);
+
+	if (fam == (a->also.on ? a->also.family : 0))
+		return;
+	if (a->also.registered) {
+		log_info("no longer registered over IPv%d", ipv(a->also.family));
+		also_reroute(a, a->also.family, "this host lost that family");
+	}
+	memset(&a->also, 0, offsetof(struct agent_also, sent));
+	a->also.on = fam != 0;
+	a->also.family = fam;
+}
+
+/* A REG_RESP to one of them: where the DC saw us over the second family. */
+static void
+also_resp(struct agent *a, const struct ntm_reg_resp *r)
+{
+	int natted = !agent_among_locals(a, &r->reflexive), was = a->also.registered;
+	char b[64];
+
+	a->also.resps++;
+	if (!a->also.on || family_of(&r->reflexive) != a->also.family)
+		return;
+	a->also.at = agent_now_ms();
+	a->also.registered = 1;
+	if (was && natted == a->also.natted && ntm_sa_equal((const struct sockaddr *)&r->reflexive,
+	    (const struct sockaddr *)&a->also.reflexive))
+		return;
+	a->also.reflexive = r->reflexive;
+	a->also.natted = natted;
+	log_info("registered over IPv%d too: reflexive %s, natted %s",
+	    ipv(r->reflexive.ss_family), ntm_sa_str((const struct sockaddr *)&r->reflexive,
+	    b, sizeof(b)), natted ? "yes" : "no");
+	if (also_nat(a) != a->also.nat_sent)
+		also_send(a);
+	/* A relayed tunnel may go direct over this family now. */
+	if (!was)
+		also_reroute(a, 0, "registered over a second family");
+}
+
 static void
 reg_timer_arm(struct agent *a)
 {
@@ -123,6 +260,7 @@ reg_send(struct agent *a)
 	(void)agent_udp_send(a, b, (size_t)n, &a->dc);
 	a->awaiting = 1;
 	evtimer_add(a->reg_wait, &tv);
+	also_send(a);
 }
 
 void
@@ -206,6 +344,11 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 	int family = r->reflexive.ss_family;
 	int was = a->registered;
 
+	for (int i = 0; i < 4 && i < a->also.nctr; i++)
+		if (a->also.ctr[i] == r->echo) {
+			also_resp(a, r);
+			return;
+		}
 	a->reg_resps++;
 	a->awaiting = 0;
 	a->missed = 0;
@@ -269,6 +412,7 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 		log_info("%.*s", (int)strlen(line) - 1, line);
 		a->hooks->registered(a, line);
 		agent_nat_discover(a, "registered");
+		also_send(a);		/* the DC takes it now */
 	}
 }
 
@@ -338,6 +482,7 @@ agent_net_changed(struct agent *a, const char *why)
 		dc_https_follow(a);
 	}
 	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
+	also_update(a);
 	a->missed = 0;
 	a->net_changes++;
 	agent_ctl_net_changed(a);
@@ -418,6 +563,7 @@ void
 agent_reg_begin(struct agent *a)
 {
 	a->nlocals = agent_local_addrs(a->locals, NTM_REG_ADDRS, a->port, &a->dc);
+	also_update(a);
 	reg_send(a);
 	reg_timer_arm(a);
 }
