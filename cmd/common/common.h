@@ -88,6 +88,8 @@ struct srv_conf {
 	char	*identity;		/* Ed25519 secret key file */
 	char	*cert;			/* AS-issued certificate (b64 text file) */
 	char	*db;			/* SQLite file */
+	char	*database;		/* AS: "sqlite" (at db), or PostgreSQL: a
+					 * postgresql:// URI or a libpq conninfo */
 	char	*as_url;		/* DC, CS: https://host:port of the AS */
 	char	*as_key;		/* DC, RS, CS: b64 AS public key */
 	char	*ca_file;		/* CA bundle that servers' TLS certs chain to */

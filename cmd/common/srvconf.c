@@ -24,7 +24,7 @@ static const struct {
 } keys[] = {
 	S(name, R_ALL), S(state_dir, R_ALL), S(listen, R_ALL), S(tls_cert, R_ALL),
 	S(tls_key, R_ALL), S(pidfile, R_ALL), S(identity, R_ALL),
-	S(cert, R_DC | R_RS | R_CS), S(db, R_AS | R_DC | R_CS),
+	S(cert, R_DC | R_RS | R_CS), S(db, R_AS | R_DC | R_CS), S(database, R_AS),
 	S(as_url, R_DC | R_RS | R_CS), S(as_key, R_DC | R_RS | R_CS),
 	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
@@ -396,6 +396,14 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	if (role == NTM_ROLE_AS && c->cs_url && split_urls("cs_url", c->cs_url, c->cs_list,
 	    &c->cs_count, SRV_CS_MAX, path, err, errlen) < 0)
 		return -1;
+	/* PostgreSQL is told by its URI's scheme or a conninfo's '='. */
+	if (c->database && strcmp(c->database, "sqlite") != 0 &&
+	    strncmp(c->database, "postgresql://", 13) != 0 &&
+	    strncmp(c->database, "postgres://", 11) != 0 && strchr(c->database, '=') == NULL) {
+		snprintf(err, errlen, "%s: database '%.32s' is neither 'sqlite' nor a "
+		    "postgresql:// URI or a conninfo (key=value ...)", path, c->database);
+		return -1;
+	}
 	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
 		return -1;
@@ -408,7 +416,7 @@ void
 srv_conf_free(struct srv_conf *c)
 {
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
-	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url, &c->cs_url,
+	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->database, &c->as_url, &c->cs_url,
 	    &c->revoke_url,	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
