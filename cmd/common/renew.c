@@ -10,7 +10,9 @@
  * Without as_url nothing is asked; a certificate near its end is then
  * logged. With it, the AS's name is learnt first (its GET /v1/health;
  * again at each check until known): requests to the AS name it as their
- * receiver (docs/protocol.md §2.2).
+ * receiver (docs/protocol.md §2.2). With several AS in as_url (one
+ * store), a failed renewal or name lookup moves to the next for the next
+ * try.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +34,9 @@ struct srv_renew {
 	struct srv		*s;
 	struct ntm_httpc	*httpc;
 	struct event		*timer;
-	char			*url;		/* {as_url}/v1/as/renew */
-	char			*health;	/* {as_url}/v1/health */
+	char			*url;		/* {as}/v1/as/renew */
+	char			*health;	/* {as}/v1/health */
+	size_t			 at;		/* the AS of as_url asked */
 	int			 busy, name_busy;
 	uint64_t		 renewed, failed;
 };
@@ -100,6 +103,29 @@ take(struct srv *s, const struct ntm_http_result *res, struct ntm_cert *c, char 
 	return 0;
 }
 
+/* The URLs of the AS of as_url at r->at. */
+static void
+point(struct srv_renew *r)
+{
+	const struct srv_conf *c = &r->s->conf;
+	const char *as = c->as_list[r->at % c->as_count];
+
+	free(r->url);
+	free(r->health);
+	r->url = xasprintf("%s/v1/as/renew", as);
+	r->health = xasprintf("%s/v1/health", as);
+}
+
+/* That AS failed: the next one, at the next try. */
+static void
+next_as(struct srv_renew *r)
+{
+	if (r->s->conf.as_count > 1) {
+		r->at = (r->at + 1) % r->s->conf.as_count;
+		point(r);
+	}
+}
+
 static void
 on_renewed(const struct ntm_http_result *res, void *arg)
 {
@@ -114,6 +140,7 @@ on_renewed(const struct ntm_http_result *res, void *arg)
 		r->failed++;
 		log_warnx("certificate renewal at %s: %s (tried again in %d s)", r->url, why,
 		    RENEW_RETRY_S);
+		next_as(r);
 		arm(r, RENEW_RETRY_S);
 		return;
 	}
@@ -143,6 +170,7 @@ on_health(const struct ntm_http_result *res, void *arg)
 	r->name_busy = 0;
 	if (res->err || res->status != 200 || res->json == NULL) {
 		log_debug("GET %s: %s", r->health, res->err ? res->errmsg : "no answer");
+		next_as(r);
 		return;
 	}
 	if ((name = srv_health_name(res->json, &role)) == NULL || strcmp(role, "as") != 0) {
@@ -220,13 +248,8 @@ srv_renew_start(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the certificate renewal timer");
 		return -1;
 	}
-	if (s->conf.as_url) {
-		size_t n = strlen(s->conf.as_url);
-
-		while (n > 0 && s->conf.as_url[n - 1] == '/')
-			n--;
-		r->url = xasprintf("%.*s/v1/as/renew", (int)n, s->conf.as_url);
-		r->health = xasprintf("%.*s/v1/health", (int)n, s->conf.as_url);
+	if (s->conf.as_count > 0) {
+		point(r);
 		if ((r->httpc = ntm_httpc_new(s->base, s->conf.ca_file)) == NULL ||
 		    ntm_httpc_set_identity(r->httpc, s->sk, &s->cert) < 0) {
 			snprintf(err, errlen, "cannot set up the certificate renewal");

@@ -330,6 +330,47 @@ check_dc_cs_url(struct srv_conf *c, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* as_url: one AS, or several (comma-separated) sharing one store, asked
+ * in order, the next when one does not answer. */
+static int
+split_as_urls(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	const char *p, *end;
+	size_t len, i;
+	char *u;
+
+	for (p = c->as_url;; p = end + 1) {
+		end = p + strcspn(p, ",");
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		len = (size_t)(end - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '/'))
+			len--;
+		if (len == 0) {
+			snprintf(err, errlen, "%s: as_url has an empty entry (a stray comma?)",
+			    path);
+			return -1;
+		}
+		if (c->as_count == SRV_AS_MAX) {
+			snprintf(err, errlen, "%s: as_url lists more than %d servers", path,
+			    SRV_AS_MAX);
+			return -1;
+		}
+		u = c->as_list[c->as_count++] = xasprintf("%.*s", (int)len, p);
+		if (strncmp(u, "https://", 8) != 0) {
+			snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, u);
+			return -1;
+		}
+		for (i = 0; i + 1 < c->as_count; i++)
+			if (strcmp(c->as_list[i], u) == 0) {
+				snprintf(err, errlen, "%s: as_url names '%s' twice", path, u);
+				return -1;
+			}
+		if (*end == '\0')
+			return 0;
+	}
+}
+
 int
 srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
 {
@@ -404,10 +445,8 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 		    "postgresql:// URI or a conninfo (key=value ...)", path, c->database);
 		return -1;
 	}
-	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
-		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
+	if (c->as_url && split_as_urls(c, path, err, errlen) < 0)
 		return -1;
-	}
 	return 0;
 }
 #undef NEED
@@ -436,4 +475,9 @@ srv_conf_free(struct srv_conf *c)
 		c->revoke_list[i] = NULL;
 	}
 	c->revoke_count = 0;
+	for (size_t i = 0; i < c->as_count; i++) {
+		free(c->as_list[i]);
+		c->as_list[i] = NULL;
+	}
+	c->as_count = 0;
 }
