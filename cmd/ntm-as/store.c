@@ -45,6 +45,7 @@
 #define SQL_MAX		4096	/* one statement after translation */
 #define SQL_PARAMS	16
 #define PG_LOCK_KEY	"7237098274357219328"	/* advisory lock of the AS's writers */
+#define PG_CONNECT_TIMEOUT "5"	/* seconds, unless the conninfo says */
 #define PG_OID_INT4	23
 #define PG_OID_INT8	20
 #define PG_OID_TEXT	25
@@ -213,6 +214,13 @@ pg_run(struct as_store *st, PGresult **out, const char *sql, const char *types, 
 	}
 	pg_check(st);
 	res = PQexecParams(st->conn, buf, n, oids, vals, NULL, NULL, 0);
+	/* The server restarted since the last statement: once more, on a
+	 * new connection (outside a transaction only; nothing was done). */
+	if (PQstatus(st->conn) == CONNECTION_BAD && st->depth == 0) {
+		PQclear(res);
+		pg_check(st);
+		res = PQexecParams(st->conn, buf, n, oids, vals, NULL, NULL, 0);
+	}
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
 	    PQresultStatus(res) != PGRES_TUPLES_OK)) {
 		ret = pg_err(st, res, buf);
@@ -293,8 +301,13 @@ static int
 pg_open(struct as_store *st, const char *conninfo, const char *const *migrations,
     int nmig, int create)
 {
+	/* A bound on connecting (and on reconnecting, which blocks the loop)
+	 * unless the conninfo sets its own: it comes later, so it wins. */
+	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *vals[] = { PG_CONNECT_TIMEOUT, conninfo, NULL };
+
 	st->pg = 1;
-	if ((st->conn = PQconnectdb(conninfo)) == NULL) {
+	if ((st->conn = PQconnectdbParams(keys, vals, 1)) == NULL) {
 		set_err(st, "postgresql: out of memory");
 		return NTM_ERR_NOMEM;
 	}
@@ -558,12 +571,22 @@ as_sql_begin(struct as_store *st)
 {
 	int ret;
 
-	if (st->depth++ > 0)
+	if (st->depth > 0) {
+		st->depth++;
 		return 0;
+	}
 	st->failed = 0;
+	if (st->pg)
+		pg_check(st);	/* before the transaction: a lost connection is made again */
+	st->depth = 1;
 	if (st->pg) {
-		pg_check(st);
 		ret = pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_KEY ")");
+		if (ret < 0 && PQstatus(st->conn) == CONNECTION_BAD) {
+			st->depth = 0;	/* as pg_run: once more, on a new connection */
+			pg_check(st);
+			st->depth = 1;
+			ret = pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_KEY ")");
+		}
 		if (ret < 0)
 			PQclear(PQexec(st->conn, "ROLLBACK"));
 	} else

@@ -140,3 +140,23 @@ at_dc() {
 	assert_failure
 	assert_output --partial "database '/var/lib/as.db' is neither 'sqlite' nor a postgresql:// URI"
 }
+
+@test "PostgreSQL restarted under the running AS: it connects again; logins during the outage fail, none after" {
+	run login "$BATS_TEST_TMPDIR/r0" alice alice-pw-1 "$(dc1_url)" --device r0
+	assert_success
+	# a restart between two logins: the next one is served on a new connection
+	pg_stop
+	pg_start
+	run login "$BATS_TEST_TMPDIR/r1" alice alice-pw-1 "$(dc1_url)" --device r1
+	assert_success
+	# a login while the database is down fails, and says the AS did
+	pg_stop
+	run login "$BATS_TEST_TMPDIR/r2" alice alice-pw-1 "$(dc1_url)" --device r2
+	assert_failure
+	pg_start
+	run login "$BATS_TEST_TMPDIR/r2" alice alice-pw-1 "$(dc1_url)" --device r2
+	assert_success
+	run pg_sql "SELECT device FROM devices WHERE device LIKE 'r_' ORDER BY device"
+	assert_output $'r0\nr1\nr2'
+	grep -q "postgresql: connection lost, connecting again" "$(P)/as.log"
+}
