@@ -150,3 +150,14 @@ logins_at() { grep -c "login user=$2 .*result=ok" "$(P)/$1.log" || true; }
 	echo "# gap: the first login after the kill done $after s after it (median" \
 	    "between logins $median s); $retried of $n logins tried again by the client" >&3
 }
+
+@test "a server whose first AS is down renews its certificate at the next one at once" {
+	platform_stop_role "$(P)" as		# down, if the test before did not kill it
+	sed -i "s|^as_url = .*|as_url = $(as1_url), $(as2_url)|" "$(P)/rs.conf"
+	echo "cert_renew_before_s = 315360000" >> "$(P)/rs.conf"
+	platform_stop_role "$(P)" rs
+	PLATFORM_ROLES=rs platform_start "$(P)"
+	wait_until 20 grep -q "certificate serial [0-9]* renewed until" "$(P)/rs.log" || { tail -n 20 "$(P)/rs.log" >&3; false; }
+	grep -q "certificate renewal at $(as1_url)/v1/as/renew: .*(asking the next AS)" "$(P)/rs.log"
+	grep -q "certificate serial [0-9]* of rs 'rs1.ntm.test' renewed until" "$(P)/as2.log"
+}
