@@ -116,8 +116,10 @@ on_answer(const struct ntm_http_result *res, void *arg)
 			    "answered 5xx", dc->srv->conf.as_list[next]);
 		}
 		q->at = next;
-		if (asreq_send(q) == 0)
+		if (asreq_send(q) == 0) {
+			dc->as_resent++;
 			return;
+		}
 	}
 	q->cb(res, q->arg);
 	asreq_free(q);
@@ -152,6 +154,13 @@ dc_as_post(struct dc *dc, const char *what, json_t *body, ntm_httpc_cb *cb, void
 	q->prevp = &dc->asreqs;
 	dc->asreqs = q;
 	return 0;
+}
+
+json_t *
+dc_as_stats(struct dc *dc)
+{
+	return json_pack("{s:I, s:I}", "failovers", (json_int_t)dc->as_failovers, "resent",
+	    (json_int_t)dc->as_resent);
 }
 
 void

@@ -75,6 +75,7 @@ struct dc {
 	struct ntm_prefix	 p4, p6;
 	size_t			 as_cur;	/* asclient.c: the AS of as_url asked now */
 	uint64_t		 as_failovers;	/* ... moved on from a silent one */
+	uint64_t		 as_resent;	/* requests sent again to the next */
 	struct dc_asreq		*asreqs;	/* requests to the AS in flight */
 	struct dc_login		*pending;	/* logins waiting for the AS */
 	struct login_src	*login_srcs;	/* sources with logins waiting for a turn */
@@ -104,6 +105,8 @@ struct dc {
  * error (then cb never runs). */
 int  dc_as_post(struct dc *dc, const char *what, json_t *body, ntm_httpc_cb *cb,
     void *arg);
+/* {"failovers": N, "resent": N} for the metrics (new reference). */
+json_t *dc_as_stats(struct dc *dc);
 /* The AS asked now (for messages). */
 const char *dc_as_current(const struct dc *dc);
 /* After ntm_httpc_free: frees what was in flight (no callback runs). */
