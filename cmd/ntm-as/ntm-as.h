@@ -2,8 +2,8 @@
  * ntm-as.h - the Account Server: accounts, server certificates, tokens.
  *
  * One struct for the whole program; admin commands and the daemon each open
- * their own database connection (SQLite WAL + busy timeout lets an admin
- * command run while the daemon serves).
+ * their own connection to the store (store.c: SQLite WAL + busy timeout, or
+ * PostgreSQL), so an admin command runs while daemons serve.
  */
 #ifndef NTM_AS_H
 #define NTM_AS_H
