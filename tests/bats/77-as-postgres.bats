@@ -160,3 +160,25 @@ at_dc() {
 	assert_output $'r0\nr1\nr2'
 	grep -q "postgresql: connection lost, connecting again" "$(P)/as.log"
 }
+
+@test "two ntm-as made at once on one empty database migrate it once" {
+	local i pids=() rc=0
+	pg_sql "CREATE DATABASE twice_as"
+	for i in 1 2 3; do
+		mkdir -p "$BATS_TEST_TMPDIR/i$i"
+		sed -e "s|^database = .*|database = $(pg_conninfo | sed 's/dbname=postgres/dbname=twice_as/')|" \
+		    -e "s|^state_dir = .*|state_dir = $BATS_TEST_TMPDIR/i$i/as|" \
+		    -e "s|^pidfile = .*|pidfile = $BATS_TEST_TMPDIR/i$i/pid|" \
+		    "$(P)/as.conf" > "$BATS_TEST_TMPDIR/i$i.conf"
+		timeout 30 ntm-as -f "$BATS_TEST_TMPDIR/i$i.conf" init \
+		    > "$BATS_TEST_TMPDIR/i$i.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || { rc=1; cat "$BATS_TEST_TMPDIR/i$((i + 1)).out" >&3; }
+	done
+	[ "$rc" -eq 0 ]
+	run "$(pg_bin)/psql" -X -q -A -t "$(pg_conninfo | sed 's/dbname=postgres/dbname=twice_as/')" \
+	    -c "SELECT count(*) || ' ' || min(version) FROM ntm_schema"
+	assert_output "1 $(pg_sql 'SELECT version FROM ntm_schema')"
+}
