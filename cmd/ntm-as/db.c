@@ -91,6 +91,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE devices ADD COLUMN account_updated {int};",
 	/* 9: a device revoked (`device revoke`): it renews no more */
 	"ALTER TABLE devices ADD COLUMN revoked_at {int};",
+	/* 10: failed logins per user name, when several AS share the store
+	 * (serve.c; a single AS on SQLite keeps them in memory): last_ms is
+	 * wall-clock milliseconds */
+	"CREATE TABLE IF NOT EXISTS login_fails ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  fails {int} NOT NULL,"
+	"  last_ms {int} NOT NULL"
+	");",
 };
 
 int
@@ -445,6 +453,46 @@ as_db_token_key(struct as_store *db, const struct ntm_token *t, char *out, size_
 		as_rows_col(out, cap, r, 0);
 	as_rows_free(r);
 	return ret == NTM_ERR_NOTFOUND ? 0 : ret;
+}
+
+int
+as_db_fails_get(struct as_store *db, const char *name, int64_t *fails, int64_t *last_ms)
+{
+	struct as_rows *r;
+	int ret;
+
+	if ((ret = as_sql_query(db, &r, "SELECT fails, last_ms FROM login_fails WHERE "
+	    "name = ?1", "s", name)) < 0)
+		return ret;
+	if ((ret = as_rows_one(r)) == 0) {
+		*fails = as_rows_int(r, 0);
+		*last_ms = as_rows_int(r, 1);
+	}
+	as_rows_free(r);
+	return ret;
+}
+
+int
+as_db_fails_add(struct as_store *db, const char *name, int64_t now_ms, int64_t forget_ms)
+{
+	/* One statement: two AS counting the same name at once both count. */
+	return done(as_sql_run(db, "INSERT INTO login_fails (name, fails, last_ms) VALUES "
+	    "(?1, 1, ?2) ON CONFLICT (name) DO UPDATE SET fails = CASE WHEN ?2 - "
+	    "login_fails.last_ms > ?3 THEN 1 ELSE login_fails.fails + 1 END, last_ms = ?2",
+	    "sII", name, now_ms, forget_ms));
+}
+
+int
+as_db_fails_clear(struct as_store *db, const char *name)
+{
+	return done(as_sql_run(db, "DELETE FROM login_fails WHERE name = ?1", "s", name));
+}
+
+int
+as_db_fails_sweep(struct as_store *db, int64_t before_ms)
+{
+	return done(as_sql_run(db, "DELETE FROM login_fails WHERE last_ms < ?1", "I",
+	    before_ms));
 }
 
 int

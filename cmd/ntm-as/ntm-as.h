@@ -83,6 +83,8 @@ struct as_rows;
 /* database (the `database` setting) names PostgreSQL: a postgresql:// or
  * postgres:// URI, or a libpq conninfo (it holds '='). */
 int	as_store_is_pg(const char *database);
+/* Whether several AS processes may share st (PostgreSQL). */
+int	as_store_shared(const struct as_store *st);
 /* Opens PostgreSQL at database if as_store_is_pg says so, else SQLite at
  * path, and applies migrations (in the common dialect) past the stored
  * version. Without create, a PostgreSQL database without the AS's schema
@@ -179,6 +181,16 @@ int	as_db_device_last(struct as_store *db, const char *user, const char *device,
     const char *pk_b64, int64_t *not_before, int64_t *not_after, int64_t *account_updated);
 int	as_db_device_add(struct as_store *db, struct ntm_dcert *c, const char *dc,
 	    const char *pk_b64, int64_t now);
+/* Failed logins of a user name kept in the store (when it is shared):
+ * get (0 or NTM_ERR_NOTFOUND), count one more at now_ms (from 1 again
+ * after forget_ms without one), clear, and drop those older than
+ * before_ms. */
+int	as_db_fails_get(struct as_store *db, const char *name, int64_t *fails,
+	    int64_t *last_ms);
+int	as_db_fails_add(struct as_store *db, const char *name, int64_t now_ms,
+	    int64_t forget_ms);
+int	as_db_fails_clear(struct as_store *db, const char *name);
+int	as_db_fails_sweep(struct as_store *db, int64_t before_ms);
 /* Human-readable last storage error of db (static or db-owned text). */
 const char *as_db_errmsg(const struct as_store *db);
 /* Where the store is, for messages: the SQLite file, or "postgresql"

@@ -73,6 +73,12 @@ as_store_is_pg(const char *database)
 	    strncmp(database, "postgres://", 11) == 0 || strchr(database, '=') != NULL);
 }
 
+int
+as_store_shared(const struct as_store *st)
+{
+	return st != NULL && st->pg;
+}
+
 /* ---- the dialect ---------------------------------------------------------- */
 
 static const struct {

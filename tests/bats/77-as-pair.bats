@@ -102,6 +102,28 @@ logins_at() { grep -c "login user=$2 .*result=ok" "$(P)/$1.log" || true; }
 	assert_failure 6
 }
 
+@test "password guessing is counted by both AS together: the 6th try, through the other, waits" {
+	local i
+	printf 'pw-hank\n' | ntm-as -f "$(P)/as.conf" user add hank
+	for ((i = 0; i < 5; i++)); do
+		run login "$BATS_TEST_TMPDIR/h" hank wrong "$(dc1_url)"
+		assert_failure 4
+	done
+	assert_equal "$(logins_at as2 hank)" 0
+	# through dc2, so as2: the failures as1 counted hold there too
+	run login "$BATS_TEST_TMPDIR/h" hank wrong "$(dc2_url)"
+	assert_failure 8
+	assert_output --regexp "too_many_attempts: too many failed logins for 'hank'; try again in [12] s$"
+	run login "$BATS_TEST_TMPDIR/h" hank pw-hank "$(dc2_url)"
+	assert_failure 8
+	grep -q "login user=hank .*dc=dc2.ntm.test result=backoff" "$(P)/as2.log"
+	# the wait over, the password is checked, and a success clears the count
+	sleep 2.2
+	run login "$BATS_TEST_TMPDIR/h" hank pw-hank "$(dc2_url)"
+	assert_success
+	assert_equal "$(pg_sql "SELECT count(*) FROM login_fails WHERE name = 'hank'")" 0
+}
+
 @test "kill -9 of one AS under loops of logins: the DC moves to the other, nothing is lost" {
 	local n=30 loops=3 i l out=$BATS_TEST_TMPDIR/loop users0 devs pids=()
 	users0=$(pg_sql "SELECT count(*) FROM users")
