@@ -455,7 +455,8 @@ void
 srv_conf_free(struct srv_conf *c)
 {
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
-	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->database, &c->as_url, &c->cs_url,
+	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->database,
+	    &c->as_url, &c->cs_url,
 	    &c->revoke_url,	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
