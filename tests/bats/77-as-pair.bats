@@ -202,3 +202,23 @@ logins_at() { grep -c "login user=$2 .*result=ok" "$(P)/$1.log" || true; }
 	grep -q "certificate renewal at $(as1_url)/v1/as/renew: .*(asking the next AS)" "$(P)/rs.log"
 	grep -q "certificate serial [0-9]* of rs 'rs1.ntm.test' renewed until" "$(P)/as2.log"
 }
+
+@test "as_url: up to 8 https URLs; an empty entry, a repeat or another scheme is named" {
+	local conf=$BATS_TEST_TMPDIR/dc.conf
+	try_as_url() {
+		sed -e "s|^as_url = .*|as_url = $1|" "$(P)/dc1.conf" > "$conf"
+		run_t ntm-dc -n -f "$conf"
+	}
+	try_as_url "$(as1_url),, $(as2_url)"
+	assert_failure
+	assert_output --partial "as_url has an empty entry (a stray comma?)"
+	try_as_url "$(as1_url), $(as1_url)/"
+	assert_failure
+	assert_output --partial "as_url names '$(as1_url)' twice"
+	try_as_url "$(as1_url), http://127.0.0.1:1"
+	assert_failure
+	assert_output --partial "as_url 'http://127.0.0.1:1' must start with https://"
+	try_as_url "$(for i in 1 2 3 4 5 6 7 8 9; do printf 'https://127.0.0.%s:1,' "$i"; done)https://x:1"
+	assert_failure
+	assert_output --partial "as_url lists more than 8 servers"
+}
