@@ -314,6 +314,7 @@ push_to(struct push_cs *c)
 	struct as_push *p = c->push;
 	json_t *acc, *tok, *srv, *body;
 	struct ntm_m_revoke m;
+	int64_t shared;
 	int e;
 
 	if (c->busy)
@@ -326,6 +327,11 @@ push_to(struct push_cs *c)
 			push_failed(c, e, 0, ntm_strerror(e));
 		return;
 	}
+	/* Another AS on the same store may have moved the shared cursor:
+	 * what it pushed is not pushed again. */
+	if (as_store_shared(p->as->db) && cursor_get(p->as->db, c->url, &shared) == 0 &&
+	    shared > c->cursor)
+		c->cursor = shared;
 	acc = json_array();
 	tok = json_array();
 	srv = json_array();
