@@ -90,6 +90,13 @@ $(eval $(call prog_rule,ntm,-lreadline $(LWIP_LIBS),$(AGENT_SRCS)))
 # ntm opens libcurl itself when a command first needs it (cmd/ntm/libcurl.c).
 $(BUILD)/ntm: LDLIBS := $(filter-out -lcurl,$(LDLIBS))
 $(foreach d,$(DAEMONS),$(eval $(call prog_rule,$(d),)))
+# The AS may keep its store in PostgreSQL (cmd/ntm-as/store.c): libpq,
+# only where it is used.
+PQ_PKGS   := libpq
+PQ_CFLAGS := $(shell pkg-config --cflags $(PQ_PKGS) 2>/dev/null)
+PQ_LIBS   := $(shell pkg-config --libs $(PQ_PKGS) 2>/dev/null || echo -lpq)
+$(BUILD)/cmd/ntm-as/%.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/ntm-as: LDLIBS += $(PQ_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libntm.a
 	@mkdir -p $(dir $@)

@@ -6,12 +6,12 @@ set -eu
 PKGS="
 build-essential pkg-config
 libevent-dev libcurl4-openssl-dev libjansson-dev libsodium-dev
-libreadline-dev libsqlite3-dev libc-ares-dev liblwip-dev libssl-dev
+libreadline-dev libsqlite3-dev libc-ares-dev liblwip-dev libssl-dev libpq-dev
 openssl ca-certificates curl sqlite3
 clang llvm libclang-rt-14-dev
 bats bats-assert bats-support bats-file
 jq bc xxd time faketime python3 systemd fish iproute2 iputils-ping nftables dnsmasq-base bind9-dnsutils iperf3 tcpdump procps psmisc
-prometheus
+prometheus postgresql
 "
 
 missing=""

@@ -83,7 +83,9 @@ platform_init() {
 	local dir=$1 asport aspk role name pk
 	mkdir -p "$dir" && dir=$(cd "$dir" && pwd) || return 1
 	asport=$(free_port) || return 1
-	_platform_conf "$dir" as as.ntm.test "$asport"
+	# PLATFORM_AS_DATABASE: the AS's `database` (PostgreSQL), else SQLite.
+	_platform_conf "$dir" as as.ntm.test "$asport" \
+	    ${PLATFORM_AS_DATABASE:+"database = $PLATFORM_AS_DATABASE"}
 	"$NTM_BIN/ntm-as" -f "$dir/as.conf" init > "$dir/as.pub" || return 1
 	aspk=$(cat "$dir/as.pub")
 	local common=("as_key = $aspk" "ca_file = $dir/as/ca.crt")

@@ -76,6 +76,7 @@ void json_metrics(struct ntm_prom *p, json_t *obj, const struct json_metric *row
 /* ---- srvconf.c: the server configuration file (ntm.conf(5)) ------------- */
 #define SRV_CS_MAX	16		/* AS: cache servers in cs_url */
 #define SRV_REVOKE_URLS	64		/* AS: DCs and RSs in revoke_url */
+#define SRV_AS_MAX	8		/* DC, RS, CS: account servers in as_url */
 
 struct srv_conf {
 	int	 role;			/* NTM_ROLE_* */
@@ -88,6 +89,8 @@ struct srv_conf {
 	char	*identity;		/* Ed25519 secret key file */
 	char	*cert;			/* AS-issued certificate (b64 text file) */
 	char	*db;			/* SQLite file */
+	char	*database;		/* AS: "sqlite" (at db), or PostgreSQL: a
+					 * postgresql:// URI or a libpq conninfo */
 	char	*as_url;		/* DC, CS: https://host:port of the AS */
 	char	*as_key;		/* DC, RS, CS: b64 AS public key */
 	char	*ca_file;		/* CA bundle that servers' TLS certs chain to */
@@ -161,6 +164,9 @@ struct srv_conf {
 	char	*cs_list[SRV_CS_MAX];	/* AS: the CSs of cs_url, no trailing '/' */
 	size_t	 cs_count;
 	char	*revoke_list[SRV_REVOKE_URLS];	/* AS: the servers of revoke_url */
+	char	*as_list[SRV_AS_MAX];	/* DC, RS, CS: the AS of as_url, in order,
+					 * no trailing '/' */
+	size_t	 as_count;
 	size_t	 revoke_count;
 };
 /* Loads and validates path for role, filling defaults under state_dir.

@@ -10,7 +10,9 @@
  * Without as_url nothing is asked; a certificate near its end is then
  * logged. With it, the AS's name is learnt first (its GET /v1/health;
  * again at each check until known): requests to the AS name it as their
- * receiver (docs/protocol.md §2.2).
+ * receiver (docs/protocol.md §2.2). With several AS in as_url (one
+ * store), a failed renewal is asked of the next at once, each AS once a
+ * round; a failed name lookup moves to the next for the next check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +34,11 @@ struct srv_renew {
 	struct srv		*s;
 	struct ntm_httpc	*httpc;
 	struct event		*timer;
-	char			*url;		/* {as_url}/v1/as/renew */
-	char			*health;	/* {as_url}/v1/health */
+	char			*url;		/* {as}/v1/as/renew */
+	char			*health;	/* {as}/v1/health */
+	size_t			 at;		/* the AS of as_url asked */
+	size_t			 tried;		/* AS that failed this round */
+	size_t			 renew_at, health_at;	/* the AS each request went to */
 	int			 busy, name_busy;
 	uint64_t		 renewed, failed;
 };
@@ -100,6 +105,30 @@ take(struct srv *s, const struct ntm_http_result *res, struct ntm_cert *c, char 
 	return 0;
 }
 
+/* The URLs of the AS of as_url at r->at. */
+static void
+point(struct srv_renew *r)
+{
+	const struct srv_conf *c = &r->s->conf;
+	const char *as = c->as_list[r->at % c->as_count];
+
+	free(r->url);
+	free(r->health);
+	r->url = xasprintf("%s/v1/as/renew", as);
+	r->health = xasprintf("%s/v1/health", as);
+}
+
+/* The AS at failed: the next one from now on, unless another request
+ * moved on from it already. */
+static void
+next_as(struct srv_renew *r, size_t at)
+{
+	if (r->s->conf.as_count > 1 && r->at == at) {
+		r->at = (at + 1) % r->s->conf.as_count;
+		point(r);
+	}
+}
+
 static void
 on_renewed(const struct ntm_http_result *res, void *arg)
 {
@@ -111,14 +140,25 @@ on_renewed(const struct ntm_http_result *res, void *arg)
 
 	r->busy = 0;
 	if (take(s, res, &c, why, sizeof(why)) < 0) {
+		const char *as = s->conf.as_list[r->renew_at % s->conf.as_count];
+
 		r->failed++;
-		log_warnx("certificate renewal at %s: %s (tried again in %d s)", r->url, why,
-		    RENEW_RETRY_S);
+		next_as(r, r->renew_at);
+		if (++r->tried < s->conf.as_count) {
+			log_warnx("certificate renewal at %s/v1/as/renew: %s (asking the next "
+			    "AS)", as, why);
+			arm(r, 0);
+			return;
+		}
+		log_warnx("certificate renewal at %s/v1/as/renew: %s (tried again in %d s)",
+		    as, why, RENEW_RETRY_S);
+		r->tried = 0;
 		arm(r, RENEW_RETRY_S);
 		return;
 	}
 	s->cert = c;
 	r->renewed++;
+	r->tried = 0;
 	if (ntm_httpc_set_identity(r->httpc, s->sk, &s->cert) < 0 ||
 	    ntm_httpd_set_identity(s->httpd, s->sk, &s->cert) < 0 ||
 	    (s->spec->cert_renewed && s->spec->cert_renewed(s) < 0))
@@ -142,7 +182,9 @@ on_health(const struct ntm_http_result *res, void *arg)
 
 	r->name_busy = 0;
 	if (res->err || res->status != 200 || res->json == NULL) {
-		log_debug("GET %s: %s", r->health, res->err ? res->errmsg : "no answer");
+		log_debug("GET %s/v1/health: %s", r->s->conf.as_list[r->health_at %
+		    r->s->conf.as_count], res->err ? res->errmsg : "no answer");
+		next_as(r, r->health_at);
 		return;
 	}
 	if ((name = srv_health_name(res->json, &role)) == NULL || strcmp(role, "as") != 0) {
@@ -158,6 +200,7 @@ learn_name(struct srv_renew *r)
 {
 	if (r->httpc == NULL || r->name_busy || r->s->as_name[0])
 		return;
+	r->health_at = r->at;
 	if (ntm_httpc_request(r->httpc, "GET", r->health, NULL, NULL, RENEW_TIMEOUT_MS,
 	    on_health, r) == 0)
 		r->name_busy = 1;
@@ -191,6 +234,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	body = json_pack("{s:i}", "version", NTM_PROTOCOL_VERSION);
+	r->renew_at = r->at;
 	e = body ? ntm_httpc_request_to(r->httpc, "POST", r->url, srv_as_name(s), body, NULL,
 	    RENEW_TIMEOUT_MS, on_renewed, r) : NTM_ERR_NOMEM;
 	json_decref(body);
@@ -220,13 +264,8 @@ srv_renew_start(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the certificate renewal timer");
 		return -1;
 	}
-	if (s->conf.as_url) {
-		size_t n = strlen(s->conf.as_url);
-
-		while (n > 0 && s->conf.as_url[n - 1] == '/')
-			n--;
-		r->url = xasprintf("%.*s/v1/as/renew", (int)n, s->conf.as_url);
-		r->health = xasprintf("%.*s/v1/health", (int)n, s->conf.as_url);
+	if (s->conf.as_count > 0) {
+		point(r);
 		if ((r->httpc = ntm_httpc_new(s->base, s->conf.ca_file)) == NULL ||
 		    ntm_httpc_set_identity(r->httpc, s->sk, &s->cert) < 0) {
 			snprintf(err, errlen, "cannot set up the certificate renewal");

@@ -24,7 +24,7 @@ static const struct {
 } keys[] = {
 	S(name, R_ALL), S(state_dir, R_ALL), S(listen, R_ALL), S(tls_cert, R_ALL),
 	S(tls_key, R_ALL), S(pidfile, R_ALL), S(identity, R_ALL),
-	S(cert, R_DC | R_RS | R_CS), S(db, R_AS | R_DC | R_CS),
+	S(cert, R_DC | R_RS | R_CS), S(db, R_AS | R_DC | R_CS), S(database, R_AS),
 	S(as_url, R_DC | R_RS | R_CS), S(as_key, R_DC | R_RS | R_CS),
 	S(ca_file, R_DC | R_RS | R_CS), S(ca_cert, R_AS), S(ca_key, R_AS),
 	S(vip4_prefix, R_DC), S(vip6_prefix, R_DC),
@@ -330,6 +330,47 @@ check_dc_cs_url(struct srv_conf *c, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* as_url: one AS, or several (comma-separated) sharing one store, asked
+ * in order, the next when one does not answer. */
+static int
+split_as_urls(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	const char *p, *end;
+	size_t len, i;
+	char *u;
+
+	for (p = c->as_url;; p = end + 1) {
+		end = p + strcspn(p, ",");
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		len = (size_t)(end - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '/'))
+			len--;
+		if (len == 0) {
+			snprintf(err, errlen, "%s: as_url has an empty entry (a stray comma?)",
+			    path);
+			return -1;
+		}
+		if (c->as_count == SRV_AS_MAX) {
+			snprintf(err, errlen, "%s: as_url lists more than %d servers", path,
+			    SRV_AS_MAX);
+			return -1;
+		}
+		u = c->as_list[c->as_count++] = xasprintf("%.*s", (int)len, p);
+		if (strncmp(u, "https://", 8) != 0) {
+			snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, u);
+			return -1;
+		}
+		for (i = 0; i + 1 < c->as_count; i++)
+			if (strcmp(c->as_list[i], u) == 0) {
+				snprintf(err, errlen, "%s: as_url names '%s' twice", path, u);
+				return -1;
+			}
+		if (*end == '\0')
+			return 0;
+	}
+}
+
 int
 srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen)
 {
@@ -396,10 +437,16 @@ srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t 
 	if (role == NTM_ROLE_AS && c->cs_url && split_urls("cs_url", c->cs_url, c->cs_list,
 	    &c->cs_count, SRV_CS_MAX, path, err, errlen) < 0)
 		return -1;
-	if ((c->as_url) && strncmp(c->as_url, "https://", 8) != 0) {
-		snprintf(err, errlen, "%s: as_url '%s' must start with https://", path, c->as_url);
+	/* PostgreSQL is told by its URI's scheme or a conninfo's '='. */
+	if (c->database && strcmp(c->database, "sqlite") != 0 &&
+	    strncmp(c->database, "postgresql://", 13) != 0 &&
+	    strncmp(c->database, "postgres://", 11) != 0 && strchr(c->database, '=') == NULL) {
+		snprintf(err, errlen, "%s: database '%.32s' is neither 'sqlite' nor a "
+		    "postgresql:// URI or a conninfo (key=value ...)", path, c->database);
 		return -1;
 	}
+	if (c->as_url && split_as_urls(c, path, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 #undef NEED
@@ -408,7 +455,8 @@ void
 srv_conf_free(struct srv_conf *c)
 {
 	char **strs[] = { &c->path, &c->name, &c->state_dir, &c->listen, &c->tls_cert,
-	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->as_url, &c->cs_url,
+	    &c->tls_key, &c->pidfile, &c->identity, &c->cert, &c->db, &c->database,
+	    &c->as_url, &c->cs_url,
 	    &c->revoke_url,	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
@@ -428,4 +476,9 @@ srv_conf_free(struct srv_conf *c)
 		c->revoke_list[i] = NULL;
 	}
 	c->revoke_count = 0;
+	for (size_t i = 0; i < c->as_count; i++) {
+		free(c->as_list[i]);
+		c->as_list[i] = NULL;
+	}
+	c->as_count = 0;
 }

@@ -89,7 +89,7 @@ as_open_db(struct as *as, int must_exist)
 
 	if (as->db)
 		return EXIT_OK;
-	if (must_exist && access(as->conf.db, F_OK) < 0) {
+	if (must_exist && !as_store_is_pg(as->conf.database) && access(as->conf.db, F_OK) < 0) {
 		if (errno == ENOENT)
 			as_errx("%s: no database (run '%s init' first)", as->conf.db,
 			    log_prog());
@@ -97,8 +97,12 @@ as_open_db(struct as *as, int must_exist)
 			as_err("%s", as->conf.db);
 		return EXIT_FAIL;
 	}
-	if ((err = as_db_open(as->conf.db, &as->db)) < 0) {
-		as_errx("%s: %s", as->conf.db, ntm_strerror(err));
+	if ((err = as_db_open(&as->conf, !must_exist, &as->db)) < 0) {
+		if (err == NTM_ERR_NOTFOUND)
+			as_errx("%s: no AS schema in the database (run '%s init' first)",
+			    as_db_where(&as->conf), log_prog());
+		else
+			as_errx("%s: %s", as_db_where(&as->conf), ntm_strerror(err));
 		as->db = NULL;
 		return EXIT_FAIL;
 	}
@@ -108,7 +112,7 @@ as_open_db(struct as *as, int must_exist)
 void
 as_close(struct as *as)
 {
-	ntm_db_close(as->db);
+	as_store_close(as->db);
 	as->db = NULL;
 	ntm_replay_free(as->sealed_seen);
 	as->sealed_seen = NULL;
@@ -119,6 +123,6 @@ as_close(struct as *as)
 int
 as_db_failed(struct as *as, const char *what)
 {
-	as_errx("%s: %s: %s", as->conf.db, what, as_db_errmsg(as->db));
+	as_errx("%s: %s: %s", as_db_where(&as->conf), what, as_db_errmsg(as->db));
 	return EXIT_FAIL;
 }

@@ -44,7 +44,7 @@ as_setup(struct srv *s, char *err, size_t errlen)
 	as->has_key = 1;
 	as->base = s->base;
 	as->httpd = s->httpd;
-	if (access(as->conf.db, F_OK) < 0) {
+	if (!as_store_is_pg(as->conf.database) && access(as->conf.db, F_OK) < 0) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "%s: no database (run '%s init' first)",
 			    as->conf.db, s->spec->prog);
@@ -52,8 +52,12 @@ as_setup(struct srv *s, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: %s", as->conf.db, strerror(errno));
 		return -1;
 	}
-	if ((e = as_db_open(as->conf.db, &as->db)) < 0) {
-		snprintf(err, errlen, "%s: %s", as->conf.db, ntm_strerror(e));
+	if ((e = as_db_open(&as->conf, 0, &as->db)) < 0) {
+		if (e == NTM_ERR_NOTFOUND)
+			snprintf(err, errlen, "%s: no AS schema in the database (run '%s init' "
+			    "first)", as_db_where(&as->conf), s->spec->prog);
+		else
+			snprintf(err, errlen, "%s: %s", as_db_where(&as->conf), ntm_strerror(e));
 		as->db = NULL;
 		return -1;
 	}
@@ -115,11 +119,11 @@ as_metrics(struct srv *s, struct ntm_prom *p)
 
 	as_login_metrics(p);
 	as_push_metrics(as, p);
-	if (ntm_db_int(as->db, &n, "SELECT count(*) FROM users", NULL) == 0) {
+	if (as_sql_int(as->db, &n, "SELECT count(*) FROM users", NULL) == 0) {
 		ntm_prom_family(p, "ntm_as_accounts", NTM_PROM_GAUGE, "Accounts on record");
 		ntm_prom_int(p, NULL, n);
 	}
-	if (ntm_db_int(as->db, &n, "SELECT count(*) FROM devices", NULL) == 0) {
+	if (as_sql_int(as->db, &n, "SELECT count(*) FROM devices", NULL) == 0) {
 		ntm_prom_family(p, "ntm_as_devices", NTM_PROM_GAUGE,
 		    "Device certificates on record");
 		ntm_prom_int(p, NULL, n);

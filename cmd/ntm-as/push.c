@@ -20,7 +20,6 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "ntm-as.h"
 #include "prom.h"
@@ -56,22 +55,21 @@ struct as_push {
 	size_t			 ncs;
 };
 
+/* The queue's inserts each hold a transaction: on PostgreSQL that is the
+ * writers' lock of store.c, so ids commit in the order they were given and
+ * a cursor past one never skips another that commits later. */
 int
-as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now)
+as_revoke_queue_user(struct as_store *db, const char *user, int64_t now)
 {
-	sqlite3_stmt *st;
 	int ret;
 
+	if ((ret = as_sql_begin(db)) < 0)
+		return ret;
 	/* One entry per DC; it refuses every token issued until now. */
-	if (sqlite3_prepare_v2(db, "INSERT INTO revocations (user, dc, before, created) "
-	    "SELECT DISTINCT user, dc, ?2, ?2 FROM tokens WHERE user = ?1 AND expires > ?2",
-	    -1, &st, NULL) != SQLITE_OK)
-		return NTM_ERR_DB;
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	ret = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(db) : NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
+	ret = as_sql_run(db, "INSERT INTO revocations (\"user\", dc, before, created) "
+	    "SELECT DISTINCT \"user\", dc, ?2, ?2 FROM tokens WHERE \"user\" = ?1 AND "
+	    "expires > ?2", "sI", user, now);
+	return as_sql_end(db, ret < 0 ? NTM_ERR_DB : ret);
 }
 
 /* The queued entries past cursor, at most AS_PUSH_BATCH: account
@@ -79,30 +77,29 @@ as_revoke_queue_user(sqlite3 *db, const char *user, int64_t now)
  * wants it) into *tok; *first and *last are the lowest and highest ids among
  * them. How many rows were read, or -1 on a storage failure. */
 static int
-pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, json_t *srv,
+pending(struct as_store *db, int64_t cursor, json_t *acc, json_t *tok, json_t *srv,
     int64_t *first, int64_t *last)
 {
-	sqlite3_stmt *st;
+	struct as_rows *r;
 	json_t *e;
 	int n = 0, rc;
 
-	if (sqlite3_prepare_v2(db, "SELECT id, user, dc, before, token_id, serial FROM "
-	    "revocations WHERE id > ?1 ORDER BY id LIMIT ?2", -1, &st, NULL) != SQLITE_OK)
+	if (as_sql_query(db, &r, "SELECT id, \"user\", dc, before, token_id, serial FROM "
+	    "revocations WHERE id > ?1 ORDER BY id LIMIT ?2", "Ii", cursor,
+	    AS_PUSH_BATCH) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, cursor);
-	sqlite3_bind_int(st, 2, AS_PUSH_BATCH);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *hex = (const char *)sqlite3_column_text(st, 4);
+	while ((rc = as_rows_next(r)) == NTM_DB_ROW) {
+		const char *hex = as_rows_text(r, 4);
 		uint8_t raw[NTM_TOKEN_ID];
 		char b64[NTM_B64_LEN(NTM_TOKEN_ID)];
 
-		*last = sqlite3_column_int64(st, 0);
+		*last = as_rows_int(r, 0);
 		if (n++ == 0)
 			*first = *last;
-		if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+		if (!as_rows_null(r, 5)) {
 			struct ntm_m_revoke_server v = { .has = ~UINT32_C(0),
-				.serial = sqlite3_column_int64(st, 5),
-				.name = (const char *)sqlite3_column_text(st, 2) };
+				.serial = as_rows_int(r, 5),
+				.name = as_rows_text(r, 2) };
 
 			if (ntm_msg_revoke_server_encode(&v, &e, NULL) == 0)
 				json_array_append_new(srv, e);
@@ -111,9 +108,9 @@ pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, json_t *srv,
 				    "skipped", (long long)*last);
 		} else if (hex == NULL) {
 			struct ntm_m_revoke_account a = { .has = ~UINT32_C(0),
-				.user = (const char *)sqlite3_column_text(st, 1),
-				.dc = (const char *)sqlite3_column_text(st, 2),
-				.before = sqlite3_column_int64(st, 3) };
+				.user = as_rows_text(r, 1),
+				.dc = as_rows_text(r, 2),
+				.before = as_rows_int(r, 3) };
 
 			if (ntm_msg_revoke_account_encode(&a, &e, NULL) == 0)
 				json_array_append_new(acc, e);
@@ -123,7 +120,7 @@ pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, json_t *srv,
 		} else if (ntm_hex_decode_exact(raw, sizeof(raw), hex) >= 0 &&
 		    ntm_b64_encode(b64, sizeof(b64), raw, sizeof(raw)) > 0) {
 			struct ntm_m_revoke_token t = { .has = ~UINT32_C(0), .id = b64,
-				.expires = sqlite3_column_int64(st, 3) };
+				.expires = as_rows_int(r, 3) };
 
 			if (ntm_msg_revoke_token_encode(&t, &e, NULL) == 0)
 				json_array_append_new(tok, e);
@@ -131,73 +128,56 @@ pending(sqlite3 *db, int64_t cursor, json_t *acc, json_t *tok, json_t *srv,
 			log_warnx("revocation #%lld: bad token id in the database, skipped",
 			    (long long)*last);
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? n : -1;
+	as_rows_free(r);
+	return rc == 0 ? n : -1;
 }
 
 /* A token the DC ended (logout): queued for the CS. 0, NTM_ERR_NOTFOUND
  * (no such token issued for a client of dc), or a storage error. */
 int
-as_revoke_queue_token(sqlite3 *db, const char *token_hex, const char *dc, int64_t now)
+as_revoke_queue_token(struct as_store *db, const char *token_hex, const char *dc, int64_t now)
 {
-	sqlite3_stmt *st;
 	int ret;
 
-	if (sqlite3_prepare_v2(db, "INSERT INTO revocations (user, dc, before, created, "
-	    "token_id) SELECT user, dc, expires, ?3, id FROM tokens WHERE id = ?1 AND "
-	    "dc = ?2 AND expires > ?3", -1, &st, NULL) != SQLITE_OK)
-		return NTM_ERR_DB;
-	sqlite3_bind_text(st, 1, token_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, dc, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	ret = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(db) ? 0 : NTM_ERR_NOTFOUND) :
-	    NTM_ERR_DB;
-	sqlite3_finalize(st);
-	return ret;
+	if ((ret = as_sql_begin(db)) < 0)
+		return ret;
+	ret = as_sql_run(db, "INSERT INTO revocations (\"user\", dc, before, created, "
+	    "token_id) SELECT \"user\", dc, expires, ?3, id FROM tokens WHERE id = ?1 AND "
+	    "dc = ?2 AND expires > ?3", "ssI", token_hex, dc, now);
+	return as_sql_end(db, ret < 0 ? NTM_ERR_DB : ret == 0 ? NTM_ERR_NOTFOUND : 0);
 }
 
 /* A server certificate revoked (`server revoke`): queued for every server. */
 int
-as_revoke_queue_server(sqlite3 *db, int64_t serial, const char *name, int64_t now)
+as_revoke_queue_server(struct as_store *db, int64_t serial, const char *name, int64_t now)
 {
-	return ntm_db_run(db, "INSERT INTO revocations (user, dc, before, created, serial) "
+	int ret;
+
+	if ((ret = as_sql_begin(db)) < 0)
+		return ret;
+	ret = as_sql_run(db, "INSERT INTO revocations (\"user\", dc, before, created, serial) "
 	    "VALUES ('', ?1, ?2, ?2, ?3)", "sII", name, now, serial);
+	return as_sql_end(db, ret < 0 ? ret : 0);
 }
 
 /* The cursor of cs: 0 (everything is still to be sent) without a row. */
 static int
-cursor_get(sqlite3 *db, const char *cs, int64_t *id)
+cursor_get(struct as_store *db, const char *cs, int64_t *id)
 {
-	sqlite3_stmt *st;
-	int rc;
+	int ret;
 
-	if (sqlite3_prepare_v2(db, "SELECT last_id FROM push_cursor WHERE cs = ?1", -1, &st,
-	    NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, cs, -1, SQLITE_STATIC);
 	*id = 0;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+	ret = as_sql_int(db, id, "SELECT last_id FROM push_cursor WHERE cs = ?1", "s", cs);
+	return ret == 0 || ret == NTM_ERR_NOTFOUND ? 0 : -1;
 }
 
-/* A cursor only moves forward. */
+/* A cursor only moves forward (also when several AS share it). */
 static int
-cursor_set(sqlite3 *db, const char *cs, int64_t id)
+cursor_set(struct as_store *db, const char *cs, int64_t id)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(db, "INSERT INTO push_cursor (cs, last_id) VALUES (?1, ?2) "
-	    "ON CONFLICT (cs) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)", -1,
-	    &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, cs, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, id);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return as_sql_run(db, "INSERT INTO push_cursor (cs, last_id) VALUES (?1, ?2) "
+	    "ON CONFLICT (cs) DO UPDATE SET last_id = {greatest}(push_cursor.last_id, "
+	    "excluded.last_id)", "sI", cs, id) < 0 ? -1 : 0;
 }
 
 /*
@@ -208,25 +188,19 @@ cursor_set(sqlite3 *db, const char *cs, int64_t id)
  * is sent everything again, which it stores idempotently.
  */
 static int
-adopt_old_mark(sqlite3 *db, const char *only)
+adopt_old_mark(struct as_store *db, const char *only)
 {
-	sqlite3_stmt *st;
-	int rc;
+	int n;
 
 	if (only != NULL) {
-		if (sqlite3_prepare_v2(db, "UPDATE OR IGNORE push_cursor SET cs = ?1 "
-		    "WHERE cs = ''", -1, &st, NULL) != SQLITE_OK)
+		if ((n = as_sql_run(db, "UPDATE push_cursor SET cs = ?1 WHERE cs = '' AND "
+		    "NOT EXISTS (SELECT 1 FROM push_cursor WHERE cs = ?1)", "s", only)) < 0)
 			return -1;
-		sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
-			return -1;
-		if (sqlite3_changes(db) > 0)
+		if (n > 0)
 			log_info("%s: revocations marked pushed before the upgrade count as "
 			    "sent to it", only);
 	}
-	return ntm_db_exec(db, "DELETE FROM push_cursor WHERE cs = ''") < 0 ? -1 : 0;
+	return as_sql_run(db, "DELETE FROM push_cursor WHERE cs = ''", NULL) < 0 ? -1 : 0;
 }
 
 /* A failure is logged as a warning when it is news (the first, or another
@@ -257,7 +231,7 @@ on_pushed(const struct ntm_http_result *res, void *arg)
 		/* Not recorded: sent again after a restart, which is harmless. */
 		if (cursor_set(c->push->as->db, c->url, c->last) < 0)
 			log_warnx("revocations: cannot record what %s was sent: %s", c->url,
-			    sqlite3_errmsg(c->push->as->db));
+			    as_db_errmsg(c->push->as->db));
 		c->cursor = c->last;
 		log_info("revocations #%lld..#%lld pushed to %s", (long long)c->first,
 		    (long long)c->last, c->url);
@@ -301,7 +275,7 @@ as_push_metrics(struct as *as, struct ntm_prom *p)
 	ntm_prom_family(p, "ntm_as_revocations_pending", NTM_PROM_GAUGE,
 	    "Revocations queued that a server has not taken yet");
 	for (i = 0; i < ap->ncs; i++)
-		if (ntm_db_int(as->db, &n, "SELECT count(*) FROM revocations WHERE id > ?1",
+		if (as_sql_int(as->db, &n, "SELECT count(*) FROM revocations WHERE id > ?1",
 		    "I", ap->cs[i].cursor) == 0)
 			ntm_prom_int(p, (const char *const[]){ "cs", ap->cs[i].url, NULL }, n);
 }
@@ -340,6 +314,7 @@ push_to(struct push_cs *c)
 	struct as_push *p = c->push;
 	json_t *acc, *tok, *srv, *body;
 	struct ntm_m_revoke m;
+	int64_t shared;
 	int e;
 
 	if (c->busy)
@@ -352,6 +327,11 @@ push_to(struct push_cs *c)
 			push_failed(c, e, 0, ntm_strerror(e));
 		return;
 	}
+	/* Another AS on the same store may have moved the shared cursor:
+	 * what it pushed is not pushed again. */
+	if (as_store_shared(p->as->db) && cursor_get(p->as->db, c->url, &shared) == 0 &&
+	    shared > c->cursor)
+		c->cursor = shared;
 	acc = json_array();
 	tok = json_array();
 	srv = json_array();
@@ -399,7 +379,7 @@ as_push_start(struct as *as)
 
 	if (adopt_old_mark(as->db, as->conf.cs_count == 1 ? as->conf.cs_list[0] : NULL) < 0) {
 		log_warnx("revocations: cannot update the push cursors: %s",
-		    sqlite3_errmsg(as->db));
+		    as_db_errmsg(as->db));
 		return -1;
 	}
 	if (as->conf.cs_count == 0 && as->conf.revoke_count == 0)
@@ -422,7 +402,7 @@ as_push_start(struct as *as)
 		c->health = xasprintf("%s/v1/health", c->url);
 		if (cursor_get(as->db, c->url, &c->cursor) < 0) {
 			log_warnx("revocations: cannot read the push cursor of %s: %s", c->url,
-			    sqlite3_errmsg(as->db));
+			    as_db_errmsg(as->db));
 			return -1;
 		}
 	}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -316,32 +317,80 @@ fail_slot(const char *user, int make)
 	return old;
 }
 
-/* Milliseconds user must still wait before a password is checked, or 0. */
+/* The wait after n failures, the last at last_ms, seen at now: ms. */
 static int64_t
-login_wait(const char *user, int64_t now)
+wait_after(int64_t n, int64_t last_ms, int64_t now)
 {
-	struct fail_slot *f = fail_slot(user, 0);
 	int64_t wait, until;
 
-	if (f == NULL || f->fails < AS_LOGIN_FREE)
+	if (n < AS_LOGIN_FREE || now - last_ms > (int64_t)AS_LOGIN_FORGET_S * 1000)
+		return 0;
+	wait = n - AS_LOGIN_FREE >= 9 ? AS_LOGIN_WAIT_MAX_S :
+	    (int64_t)1 << (n - AS_LOGIN_FREE);
+	if (wait > AS_LOGIN_WAIT_MAX_S)
+		wait = AS_LOGIN_WAIT_MAX_S;
+	until = last_ms + wait * 1000;
+	return until > now ? until - now : 0;
+}
+
+/*
+ * Several AS on one store (PostgreSQL) count the failures there, in
+ * wall-clock ms (they share no other clock), so a guesser gets the same
+ * few tries from every DC and every AS together. A storage error counts
+ * as no failure recorded (the password is still checked), as a full
+ * table does in memory.
+ */
+#define AS_LOGIN_SWEEP_EVERY	256	/* failures between two sweeps of old rows */
+
+static int64_t
+now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds user must still wait before a password is checked, or 0. */
+static int64_t
+login_wait(struct as *as, const char *user)
+{
+	struct fail_slot *f;
+	int64_t n, last, now;
+
+	if (as_store_shared(as->db)) {
+		if (as_db_fails_get(as->db, user, &n, &last) < 0)
+			return 0;
+		return wait_after(n, last, now_wall_ms());
+	}
+	now = now_mono_ms();
+	if ((f = fail_slot(user, 0)) == NULL)
 		return 0;
 	if (now - f->last_ms > (int64_t)AS_LOGIN_FORGET_S * 1000) {
 		f->h = 0;
 		return 0;
 	}
-	wait = f->fails - AS_LOGIN_FREE >= 9 ? AS_LOGIN_WAIT_MAX_S :
-	    (int64_t)1 << (f->fails - AS_LOGIN_FREE);
-	if (wait > AS_LOGIN_WAIT_MAX_S)
-		wait = AS_LOGIN_WAIT_MAX_S;
-	until = f->last_ms + wait * 1000;
-	return until > now ? until - now : 0;
+	return wait_after(f->fails, f->last_ms, now);
 }
 
 static void
-login_failed(const char *user, int64_t now)
+login_failed(struct as *as, const char *user)
 {
-	struct fail_slot *f = fail_slot(user, 1);
+	static unsigned sweep;
+	struct fail_slot *f;
+	int64_t now;
 
+	if (as_store_shared(as->db)) {
+		now = now_wall_ms();
+		if (as_db_fails_add(as->db, user, now, (int64_t)AS_LOGIN_FORGET_S * 1000) < 0)
+			log_warnx("login user=%s: cannot count the failure: %s", user,
+			    as_db_errmsg(as->db));
+		if (++sweep % AS_LOGIN_SWEEP_EVERY == 0)
+			(void)as_db_fails_sweep(as->db, now - (int64_t)AS_LOGIN_FORGET_S * 1000);
+		return;
+	}
+	now = now_mono_ms();
+	f = fail_slot(user, 1);
 	if (now - f->last_ms > (int64_t)AS_LOGIN_FORGET_S * 1000)
 		f->fails = 0;
 	f->fails++;
@@ -349,11 +398,15 @@ login_failed(const char *user, int64_t now)
 }
 
 static void
-login_succeeded(const char *user)
+login_succeeded(struct as *as, const char *user)
 {
-	struct fail_slot *f = fail_slot(user, 0);
+	struct fail_slot *f;
 
-	if (f)
+	if (as_store_shared(as->db)) {
+		(void)as_db_fails_clear(as->db, user);
+		return;
+	}
+	if ((f = fail_slot(user, 0)) != NULL)
 		f->h = 0;
 }
 
@@ -506,12 +559,12 @@ login_done(void *arg)
 		 * Argon2id; only our log tells them apart. */
 		log_login(j->user, j->device, j->dc, j->unknown ? "unknown_user" :
 		    "bad_password");
-		login_failed(j->user, now_mono_ms());
+		login_failed(as, j->user);
 		ntm_reply_error(j->req, 401, "bad_password", NULL, "wrong user name or "
 		    "password for '%s'", j->user);
 		goto out;
 	}
-	login_succeeded(j->user);
+	login_succeeded(as, j->user);
 	if (j->result != 0) {
 		log_warnx("login user=%s: cannot verify the password: %s", j->user,
 		    ntm_strerror(j->result));
@@ -771,7 +824,7 @@ route_login(struct ntm_req *req, void *arg)
 	if (m.sealed)
 		password = box.password;
 
-	if ((wait = login_wait(user, now_mono_ms())) > 0) {
+	if ((wait = login_wait(as, user)) > 0) {
 		log_login(user, device, cert->name, "backoff");
 		ntm_reply_error(req, 429, "too_many_attempts", NULL, "too many failed logins "
 		    "for '%s'; try again in %lld s", user, (long long)(wait + 999) / 1000);

@@ -171,7 +171,7 @@ server_add(struct as *as, struct cmd_call *c)
 		return EXIT_FAIL;
 
 	/* One transaction: a serial is only spent if everything was issued. */
-	if (ntm_db_exec(as->db, "BEGIN IMMEDIATE") < 0) {
+	if (as_sql_begin(as->db) < 0) {
 		as_db_failed(as, "cannot start a transaction");
 		goto cleanup;
 	}
@@ -211,11 +211,11 @@ server_add(struct as *as, struct cmd_call *c)
 		if (issue_tls(as, a, crt, key) != EXIT_OK)
 			goto cleanup;
 	}
-	if (ntm_db_exec(as->db, "COMMIT") < 0) {
+	in_tx = 0;
+	if (as_sql_end(as->db, 0) < 0) {
 		as_db_failed(as, "cannot commit");
 		goto cleanup;
 	}
-	in_tx = 0;
 	printf("%s\n", b64);
 	if (fflush(stdout) != 0) {
 		as_err("stdout");
@@ -224,7 +224,7 @@ server_add(struct as *as, struct cmd_call *c)
 	ret = EXIT_OK;
 cleanup:
 	if (in_tx)
-		(void)!ntm_db_exec(as->db, "ROLLBACK");
+		(void)!as_sql_end(as->db, NTM_ERR_STATE);
 	free(crt);
 	free(key);
 	return ret;

@@ -59,6 +59,7 @@ struct dc_push;
 struct dc_exchange;
 struct dc_ended;
 struct dc_cstok;
+struct dc_asreq;
 
 /* Temporal keys past their exchange, dropped every DC_XSWEEP_S (xdb.c). */
 struct dc_xsweep {
@@ -72,7 +73,10 @@ struct dc {
 	sqlite3			*db;
 	struct ntm_httpc	*httpc;
 	struct ntm_prefix	 p4, p6;
-	char			*as_login_url;	/* {as_url}/v1/as/login */
+	size_t			 as_cur;	/* asclient.c: the AS of as_url asked now */
+	uint64_t		 as_failovers;	/* ... moved on from a silent one */
+	uint64_t		 as_resent;	/* requests sent again to the next */
+	struct dc_asreq		*asreqs;	/* requests to the AS in flight */
 	struct dc_login		*pending;	/* logins waiting for the AS */
 	struct login_src	*login_srcs;	/* sources with logins waiting for a turn */
 	struct login_src	*login_turn;	/* the source whose turn is next */
@@ -94,6 +98,19 @@ struct dc {
 	struct dc_ended		*ended;		/* ended.c: ended tokens for the AS */
 	struct dc_xsweep	 xsweep;	/* xdb.c: temporal keys dropped */
 };
+
+/* asclient.c - requests to the AS of as_url, the next one asked when one
+ * does not answer. POST {as}/v1/as/{what} with body (copied), signed; cb
+ * gets the answer of the AS that gave one, or the last failure. 0 or an
+ * error (then cb never runs). */
+int  dc_as_post(struct dc *dc, const char *what, json_t *body, ntm_httpc_cb *cb,
+    void *arg);
+/* {"failovers": N, "resent": N} for the metrics (new reference). */
+json_t *dc_as_stats(struct dc *dc);
+/* The AS asked now (for messages). */
+const char *dc_as_current(const struct dc *dc);
+/* After ntm_httpc_free: frees what was in flight (no callback runs). */
+void dc_as_cancel(struct dc *dc);
 
 /* db.c - the DC's SQLite storage. Functions return 0 or a negative NTM_ERR_*. */
 int  dc_db_open(const char *path, sqlite3 **db, char *err, size_t errlen);

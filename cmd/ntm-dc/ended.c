@@ -36,7 +36,6 @@ struct dc_ended {
 	struct event		*timer, *kick;
 	struct ended_job	*jobs;
 	int			 njobs;
-	char			*url;		/* {as_url}/v1/as/logout */
 	uint64_t		 sent, failed;
 };
 
@@ -109,8 +108,7 @@ take(const char *token_id, int tries, void *arg)
 	m.version = NTM_PROTOCOL_VERSION;
 	m.token_id = token_id;
 	if ((r = ntm_msg_as_logout_encode(&m, &body, NULL)) == 0)
-		r = ntm_httpc_request_to(e->dc->httpc, "POST", e->url, srv_as_name(e->dc->srv),
-		    body, NULL, e->dc->srv->conf.as_timeout_ms, on_sent, j);
+		r = dc_as_post(e->dc, "logout", body, on_sent, j);
 	json_decref(body);
 	if (r < 0)
 		job_done(j, 0);
@@ -151,7 +149,6 @@ dc_ended_start(struct dc *dc, char *err, size_t errlen)
 {
 	struct timeval tv = { DC_ENDED_EVERY_S, 0 };
 	struct dc_ended *e;
-	size_t n = strlen(dc->as_login_url) - strlen("login");
 
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -159,7 +156,6 @@ dc_ended_start(struct dc *dc, char *err, size_t errlen)
 	}
 	dc->ended = e;
 	e->dc = dc;
-	e->url = xasprintf("%.*slogout", (int)n, dc->as_login_url);	/* .../v1/as/ */
 	if ((e->timer = event_new(dc->srv->base, -1, EV_PERSIST, run, e)) == NULL ||
 	    (e->kick = event_new(dc->srv->base, -1, 0, run, e)) == NULL ||
 	    event_add(e->timer, &tv) < 0) {
@@ -188,7 +184,6 @@ dc_ended_stop(struct dc *dc)
 		event_free(e->timer);
 	if (e->kick)
 		event_free(e->kick);
-	free(e->url);
 	free(e);
 	dc->ended = NULL;
 }

@@ -129,7 +129,7 @@ login_fail(struct dc_login *l, int status, const char *code, const char *msg)
 static void
 login_as_fail(struct dc_login *l, const char *client_msg, const char *detail)
 {
-	log_warnx("login %s/%s: AS %s: %s", l->user, l->device, l->dc->srv->conf.as_url,
+	log_warnx("login %s/%s: AS %s: %s", l->user, l->device, dc_as_current(l->dc),
 	    detail);
 	login_fail(l, 502, "upstream_unavailable", client_msg);
 }
@@ -210,8 +210,6 @@ login_certify(struct dc_login *l)
 	struct dc *dc = l->dc;
 	struct ntm_m_as_device m = { .version = NTM_PROTOCOL_VERSION, .token = l->token,
 	    .fqdn = l->cl.fqdn, .device_key = l->dkey };
-	size_t n = strlen(dc->as_login_url) - strlen("login");
-	char *url;
 	json_t *body = NULL;
 	int e;
 
@@ -220,11 +218,8 @@ login_certify(struct dc_login *l)
 		login_free(l);
 		return;
 	}
-	url = xasprintf("%.*sdevice", (int)n, dc->as_login_url);	/* .../v1/as/ */
 	login_link(l);
-	e = ntm_httpc_request_to(dc->httpc, "POST", url, srv_as_name(dc->srv), body, NULL,
-	    dc->srv->conf.as_timeout_ms, on_as_device, l);
-	free(url);
+	e = dc_as_post(dc, "device", body, on_as_device, l);
 	json_decref(body);
 	if (e < 0) {
 		login_unlink(l);
@@ -475,8 +470,7 @@ login_send(struct dc_login *l)
 	int e;
 
 	login_link(l);
-	e = ntm_httpc_request_to(dc->httpc, "POST", dc->as_login_url, srv_as_name(dc->srv),
-	    l->as_body, NULL, dc->srv->conf.as_timeout_ms, on_as_login, l);
+	e = dc_as_post(dc, "login", l->as_body, on_as_login, l);
 	wipe_json_string(l->as_body, "password");
 	json_decref(l->as_body);
 	l->as_body = NULL;
@@ -828,7 +822,7 @@ on_as_cstoken(const struct ntm_http_result *res, void *arg)
 		    e.message : e.code);
 	} else {
 		log_warnx("CS token for %s/%s (%s): AS %s: %s", c->tok.user, c->tok.device,
-		    c->cs, s->conf.as_url, res->err < 0 ? (res->errmsg[0] ? res->errmsg :
+		    c->cs, dc_as_current(c->dc), res->err < 0 ? (res->errmsg[0] ? res->errmsg :
 		    ntm_strerror(res->err)) : "refused or answered wrongly");
 		ntm_reply_error(c->req, 502, "upstream_unavailable", NULL, "the account "
 		    "server (AS) did not give a token for the CS '%s'", c->cs);
@@ -853,8 +847,7 @@ on_cstoken(struct ntm_req *req, void *arg)
 	struct dc_client cl;
 	struct dc_session sess;
 	struct dc_cstok *c;
-	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)], *url;
-	size_t n = strlen(dc->as_login_url) - strlen("login");
+	char b64[NTM_B64_LEN(NTM_TOKEN_MAX)];
 	json_t *body = NULL;
 	int e;
 
@@ -891,10 +884,7 @@ on_cstoken(struct ntm_req *req, void *arg)
 		c->next->prevp = &c->next;
 	c->prevp = &dc->cstoks;
 	dc->cstoks = c;
-	url = xasprintf("%.*scstoken", (int)n, dc->as_login_url);	/* .../v1/as/ */
-	e = ntm_httpc_request_to(dc->httpc, "POST", url, srv_as_name(dc->srv), body, NULL,
-	    dc->srv->conf.as_timeout_ms, on_as_cstoken, c);
-	free(url);
+	e = dc_as_post(dc, "cstoken", body, on_as_cstoken, c);
 	json_decref(body);
 	if (e < 0) {
 		cstok_unlink(c);

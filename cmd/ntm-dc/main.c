@@ -15,8 +15,6 @@ static struct dc dc;
 static int
 dc_setup(struct srv *s, char *err, size_t errlen)
 {
-	size_t n;
-
 	dc.srv = s;
 	s->priv = &dc;
 	if (ntm_prefix_parse(&dc.p4, s->conf.vip4_prefix) < 0 ||
@@ -38,10 +36,6 @@ dc_setup(struct srv *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set the HTTPS client identity");
 		return -1;
 	}
-	n = strlen(s->conf.as_url);
-	while (n > 0 && s->conf.as_url[n - 1] == '/')
-		n--;
-	dc.as_login_url = xasprintf("%.*s/v1/as/login", (int)n, s->conf.as_url);
 	if (dc_push_init(&dc, err, errlen) < 0)
 		return -1;
 	if (dc_tunnel_init(&dc, err, errlen) < 0 || dc_exchange_init(&dc, err, errlen) < 0)
@@ -73,6 +67,7 @@ dc_teardown(struct srv *s)
 	dc_ended_stop(&dc);
 	dc_xsweep_stop(&dc);
 	dc_push_free(&dc);
+	dc_as_cancel(&dc);
 	dc_cancel_logins(&dc);
 	dc_tunnel_cancel(&dc);
 	dc_exchange_free(&dc);
@@ -81,8 +76,7 @@ dc_teardown(struct srv *s)
 	dc_sess_stop(&dc);
 	ntm_db_close(dc.db);
 	dc.db = NULL;
-	free(dc.as_login_url);
-	dc.as_login_url = NULL;
+	dc.as_cur = 0;
 }
 
 static const struct cmd_entry *const dc_cmds[] = {

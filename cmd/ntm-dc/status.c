@@ -226,6 +226,12 @@ static const struct json_metric ended_rows[] = {
 	{ "failed_tries", "ntm_dc_ended_tokens_failed_total", C,
 	  "Failed tries to tell the AS of ended tokens", NULL },
 };
+static const struct json_metric as_rows[] = {
+	{ "failovers", "ntm_dc_as_failovers_total", C,
+	  "Moves to the next AS of as_url after one gave no answer", NULL },
+	{ "resent", "ntm_dc_as_resent_total", C,
+	  "Requests to the AS sent again to the next one", NULL },
+};
 #undef C
 #undef G
 
@@ -245,6 +251,7 @@ dc_metrics(struct srv *s, struct ntm_prom *p)
 		  sizeof(exchange_rows) / sizeof(exchange_rows[0]) },
 		{ dc_ended_stats, ended_rows, sizeof(ended_rows) / sizeof(ended_rows[0]) },
 		{ dc_xsweep_stats, xkey_rows, sizeof(xkey_rows) / sizeof(xkey_rows[0]) },
+		{ dc_as_stats, as_rows, sizeof(as_rows) / sizeof(as_rows[0]) },
 	};
 
 	for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {

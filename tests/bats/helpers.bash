@@ -138,3 +138,69 @@ agents_down() {
 	done
 	return 0
 }
+
+# pg_up: a PostgreSQL cluster of its own for this file, in a temporary
+# directory owned by nobody (initdb refuses root), listening only on a Unix
+# socket there; its conninfo in $(P).pg/conninfo. Fails under CI=true when
+# the server is not installed (scripts/deps.sh installs it), else skips.
+PGDIR_FILE() { echo "$BATS_FILE_TMPDIR/pgdir"; }
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_as() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+pg_up() {
+	local bin d port
+	bin=$(pg_bin)
+	if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+		[ "${CI:-}" = true ] && { echo "pg_up: PostgreSQL is not installed" >&3; return 1; }
+		skip "PostgreSQL is not installed (scripts/deps.sh: postgresql)"
+	fi
+	# Not under BATS_FILE_TMPDIR: nobody must reach it, and the socket's
+	# path must stay short (108 bytes).
+	d=$(mktemp -d /tmp/ntm-pg.XXXXXX) || return 1
+	echo "$d" > "$(PGDIR_FILE)"
+	chown nobody:nogroup "$d" && chmod 700 "$d" || return 1
+	port=$(free_port) || return 1
+	pg_as "$bin/initdb" -D "$d/data" -U ntm --auth=trust -E UTF8 >"$d/initdb.log" 2>&1 || {
+		tail -n 5 "$d/initdb.log" >&3; return 1; }
+	echo "$port" > "$d/port"
+	echo "host=$d port=$port user=ntm dbname=postgres" > "$d/conninfo"
+	pg_start
+}
+# pg_start: start the cluster pg_up made (again); its pid in DIR/pid.
+pg_start() {
+	local d
+	d=$(cat "$(PGDIR_FILE)")
+	pg_as "$(pg_bin)/pg_ctl" -D "$d/data" -l "$d/pg.log" -w -t 30 \
+	    -o "-k $d -c listen_addresses= -p $(cat "$d/port")" start >/dev/null || {
+		tail -n 5 "$d/pg.log" >&3; return 1; }
+	head -n 1 "$d/data/postmaster.pid" > "$d/pid"
+}
+# pg_conninfo: the cluster's libpq conninfo.
+pg_conninfo() { cat "$(cat "$(PGDIR_FILE)")/conninfo"; }
+# pg_sql SQL: one statement through psql, unaligned rows on stdout.
+pg_sql() { "$(pg_bin)/psql" -X -q -A -t "$(pg_conninfo)" -c "$1"; }
+# pg_stop: stop the cluster by its postmaster's pid (fast shutdown, then
+# KILL after 10 s).
+pg_stop() {
+	local d pid i
+	[ -f "$(PGDIR_FILE)" ] || return 0
+	d=$(cat "$(PGDIR_FILE)")
+	[ -f "$d/pid" ] || return 0
+	pid=$(cat "$d/pid")
+	rm -f "$d/pid"
+	kill -INT "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	return 0
+}
+# pg_down: pg_stop, and delete the cluster's directory.
+pg_down() {
+	local d
+	[ -f "$(PGDIR_FILE)" ] || return 0
+	d=$(cat "$(PGDIR_FILE)")
+	pg_stop
+	case "$d" in /tmp/ntm-pg.*) rm -rf "$d" ;; esac
+	rm -f "$(PGDIR_FILE)"
+}
