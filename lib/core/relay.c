@@ -745,9 +745,17 @@ ntm_relay_free(struct ntm_relay *r)
 	free(r->acnt);
 	free(r->tbl);
 	free(r->abl);
+	/* The secrets, and only the tcache entries in use: the rest of the
+	 * ~300 KB (the per-source table) holds none, and wiping it all would
+	 * touch pages never used. */
 	ntm_wipe(r->curve_sk, sizeof(r->curve_sk));
-	ntm_wipe(r->tcache, sizeof(r->tcache));
-	ntm_wipe(r, sizeof(*r));
+	ntm_wipe(r->hkey, sizeof(r->hkey));
+	ntm_wipe(r->tkey, sizeof(r->tkey));
+	ntm_wipe(r->csecret, sizeof(r->csecret));
+	for (int i = 0; i < TCACHE_SETS; i++)
+		for (int j = 0; j < TCACHE_WAYS; j++)
+			if (r->tcache[i][j].used)
+				ntm_wipe(&r->tcache[i][j], sizeof(r->tcache[i][j]));
 	free(r);
 }
 
