@@ -26,6 +26,10 @@
  * for the side that bound, or a RELAY_COOKIE that opens for that very bind;
  * only tunnel messages are forwarded, to a client address; no bind is
  * forwarded; the sessions stay within max_sessions.
+ *
+ * The signature checks and sealed boxes of the few tickets come back in
+ * every input: libsodium's answers are remembered (fuzz_memo.h), and the
+ * RS's own ticket cache serves a ticket seen before within one input.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,6 +39,7 @@
 #include <sodium.h>
 
 #include "relay.h"
+#include "fuzz_memo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
