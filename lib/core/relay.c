@@ -576,7 +576,7 @@ struct ntm_relay {
 	uint8_t			 as_pk[NTM_SIGN_PK];
 	uint8_t			 hkey[crypto_shorthash_KEYBYTES];
 	uint8_t			 tkey[crypto_generichash_KEYBYTES];	/* tcache's */
-	struct tcent		 tcache[TCACHE_SETS][TCACHE_WAYS];
+	struct tcent		(*tcache)[TCACHE_WAYS];	/* TCACHE_SETS sets */
 	uint64_t		 tclock;
 	size_t			 nbuckets;	/* power of two */
 	struct rsess		**tbl;		/* by tunnel_id */
@@ -584,7 +584,7 @@ struct ntm_relay {
 	struct rsess		*all;
 	int64_t			 btokens, btok_ms;	/* ticket checks bucket */
 	int			 bstarted;
-	struct srcent		 src[2][NTM_RELAY_SOURCE_SLOTS];	/* address; prefix */
+	struct srcent		*src[2];	/* address; prefix: NTM_RELAY_SOURCE_SLOTS each */
 	uint8_t			 csecret[2][crypto_generichash_KEYBYTES];	/* now, before */
 	uint8_t			 cnonce[NTM_RELAY_COOKIE_NONCE];	/* random, then a count */
 	uint64_t		 cnonces;
@@ -664,8 +664,11 @@ ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
 	r->ccnt = calloc(nb, sizeof(*r->ccnt));
 	r->dcnt = calloc(nb, sizeof(*r->dcnt));
 	r->acnt = calloc(nb, sizeof(*r->acnt));
+	r->src[0] = calloc(NTM_RELAY_SOURCE_SLOTS, sizeof(*r->src[0]));
+	r->src[1] = calloc(NTM_RELAY_SOURCE_SLOTS, sizeof(*r->src[1]));
+	r->tcache = calloc(TCACHE_SETS, sizeof(*r->tcache));
 	if (r->tbl == NULL || r->abl == NULL || r->ccnt == NULL || r->dcnt == NULL ||
-	    r->acnt == NULL) {
+	    r->acnt == NULL || r->src[0] == NULL || r->src[1] == NULL || r->tcache == NULL) {
 		ntm_relay_free(r);
 		return NULL;
 	}
@@ -745,17 +748,17 @@ ntm_relay_free(struct ntm_relay *r)
 	free(r->acnt);
 	free(r->tbl);
 	free(r->abl);
-	/* The secrets, and only the tcache entries in use: the rest of the
-	 * ~300 KB (the per-source table) holds none, and wiping it all would
-	 * touch pages never used. */
-	ntm_wipe(r->curve_sk, sizeof(r->curve_sk));
-	ntm_wipe(r->hkey, sizeof(r->hkey));
-	ntm_wipe(r->tkey, sizeof(r->tkey));
-	ntm_wipe(r->csecret, sizeof(r->csecret));
-	for (int i = 0; i < TCACHE_SETS; i++)
+	/* Only the tcache entries in use: wiping all of it would touch pages
+	 * never used. The struct holds the other secrets (curve_sk, the hash
+	 * and cookie keys). */
+	for (int i = 0; r->tcache && i < TCACHE_SETS; i++)
 		for (int j = 0; j < TCACHE_WAYS; j++)
 			if (r->tcache[i][j].used)
 				ntm_wipe(&r->tcache[i][j], sizeof(r->tcache[i][j]));
+	free(r->tcache);
+	free(r->src[0]);
+	free(r->src[1]);
+	ntm_wipe(r, sizeof(*r));
 	free(r);
 }
 
@@ -1282,7 +1285,7 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	struct ntm_ticket_info ti;
 	struct rsess *s;
 	struct rside *sd;
-	uint8_t thash[NTM_MAC_LEN], key[NTM_KEY_LEN], th[32];
+	uint8_t th[32], key[NTM_KEY_LEN];
 	struct tcent *tc;
 	int64_t not_before, valid_until;
 	uint64_t dc_serial;
@@ -1295,11 +1298,12 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	if (b.tlen < 1 + NTM_TUNNEL_ID_LEN)
 		return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
 	/* Clients re-bind every keepalive with the same ticket: when it is the
-	 * one this side was last bound with, skip the signature checks. */
-	crypto_generichash(thash, sizeof(thash), b.ticket, b.tlen, NULL, 0);
+	 * one this side was last bound with, skip the signature checks. (One
+	 * hash of the ticket, keyed, for this and for the tcache.) */
+	crypto_generichash(th, sizeof(th), b.ticket, b.tlen, r->tkey, sizeof(r->tkey));
 	s = sess_find(r, b.ticket + 1);
 	sd = s ? &s->side[b.side] : NULL;
-	if (sd && sd->has_key && ntm_memcmp(sd->thash, thash, sizeof(thash)) == 0) {
+	if (sd && sd->has_key && ntm_memcmp(sd->thash, th, sizeof(sd->thash)) == 0) {
 		memcpy(key, sd->key, sizeof(key));
 		valid_until = sd->valid_until;
 		dc = sd->dc;
@@ -1312,7 +1316,6 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	} else {
 		if (bind_gate(r, &b, p, n, from, fromlen, local, locallen, now_ms, out) < 0)
 			return out->action;
-		crypto_generichash(th, sizeof(th), b.ticket, b.tlen, r->tkey, sizeof(r->tkey));
 		if ((tc = tcache_find(r, th)) != NULL) {
 			/* Its signatures held; its time window is checked as
 			 * ticket_open would. */
@@ -1394,7 +1397,7 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	}
 	if (!cached) {
 		memcpy(sd->key, key, sizeof(key));
-		memcpy(sd->thash, thash, sizeof(thash));
+		memcpy(sd->thash, th, sizeof(sd->thash));
 		sd->has_key = 1;
 		sd->valid_until = valid_until;
 		snprintf(sd->dc, sizeof(sd->dc), "%s", dc);
