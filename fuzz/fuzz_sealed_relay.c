@@ -209,8 +209,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				continue;
 			n = ntm_relay_bind_make_cookie(pkt, sizeof(pkt), side, s->ctr, tk[t][k],
 			    (size_t)tklen[t][k], rkey[t], (op & 7) == 1 ? s->cookie : NULL);
-			if (n <= 0 || ntm_relay_bind_parse(&b, pkt, (size_t)n) != 0 ||
-			    ntm_relay_bind_verify(pkt, (size_t)n, rkey[t]) != 0)
+			/* (that the bind verifies is the RS's to check, below: a
+			 * MAC more per bind here cost a tenth of the time) */
+			if (n <= 0 || ntm_relay_bind_parse(&b, pkt, (size_t)n) != 0)
 				abort();
 			memcpy(s->mac, b.mac, NTM_MAC_LEN);
 			s->has_mac = 1;
