@@ -26,6 +26,10 @@
  * for the side that bound, or a RELAY_COOKIE that opens for that very bind;
  * only tunnel messages are forwarded, to a client address; no bind is
  * forwarded; the sessions stay within max_sessions.
+ *
+ * The signature checks and sealed boxes of the few tickets come back in
+ * every input: libsodium's answers are remembered (fuzz_memo.h), and the
+ * RS's own ticket cache serves a ticket seen before within one input.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,6 +39,7 @@
 #include <sodium.h>
 
 #include "relay.h"
+#include "fuzz_memo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -204,8 +209,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				continue;
 			n = ntm_relay_bind_make_cookie(pkt, sizeof(pkt), side, s->ctr, tk[t][k],
 			    (size_t)tklen[t][k], rkey[t], (op & 7) == 1 ? s->cookie : NULL);
-			if (n <= 0 || ntm_relay_bind_parse(&b, pkt, (size_t)n) != 0 ||
-			    ntm_relay_bind_verify(pkt, (size_t)n, rkey[t]) != 0)
+			/* (that the bind verifies is the RS's to check, below: a
+			 * MAC more per bind here cost a tenth of the time) */
+			if (n <= 0 || ntm_relay_bind_parse(&b, pkt, (size_t)n) != 0)
 				abort();
 			memcpy(s->mac, b.mac, NTM_MAC_LEN);
 			s->has_mac = 1;

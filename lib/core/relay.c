@@ -97,14 +97,16 @@ ntm_ticket_make(uint8_t *out, size_t cap,
 	return (int)(len + NTM_SIG_LEN);
 }
 
-/* As ntm_ticket_open; *valid_until gets min(expires, DC cert not_after). */
+/* As ntm_ticket_open, with the RS's key pair already in Curve25519 form;
+ * the ticket is good from *not_before (the DC cert's) to *valid_until
+ * (min(expires, DC cert not_after)). */
 static int
-ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p, size_t n,
-    const uint8_t as_pk[NTM_SIGN_PK], const char *my_name,
-    const uint8_t my_sk[NTM_SIGN_SK], int64_t now)
+ticket_open(struct ntm_ticket_info *out, int64_t *not_before, int64_t *valid_until,
+    const uint8_t *p, size_t n, const uint8_t as_pk[NTM_SIGN_PK], const char *my_name,
+    const uint8_t curve_pk[crypto_box_PUBLICKEYBYTES],
+    const uint8_t curve_sk[crypto_box_SECRETKEYBYTES], int64_t now)
 {
 	uint8_t buf[TICKET_CTX_LEN + NTM_TICKET_MAX];
-	uint8_t curve_pk[crypto_box_PUBLICKEYBYTES], curve_sk[crypto_box_SECRETKEYBYTES];
 	uint8_t version = 0, namelen = 0, key[NTM_KEY_LEN];
 	const uint8_t *sealed, *certp, *sig;
 	char name[NTM_NAME_MAX + 1];
@@ -116,7 +118,7 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	size_t signed_len;
 	int e;
 
-	if (out == NULL || p == NULL || as_pk == NULL || my_name == NULL || my_sk == NULL)
+	if (out == NULL || p == NULL || as_pk == NULL || my_name == NULL)
 		return NTM_ERR_INVAL;
 	if (n < TICKET_FIXED + 1 || n > NTM_TICKET_MAX)
 		return NTM_ERR_PROTO;
@@ -162,14 +164,7 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	if (strcmp(name, my_name) != 0)
 		return NTM_ERR_INVAL;
 
-	if (crypto_sign_ed25519_pk_to_curve25519(curve_pk, my_sk + 32) != 0 ||
-	    crypto_sign_ed25519_sk_to_curve25519(curve_sk, my_sk) != 0) {
-		ntm_wipe(curve_sk, sizeof(curve_sk));
-		return NTM_ERR_INVAL;
-	}
-	e = crypto_box_seal_open(key, sealed, SEALED_LEN, curve_pk, curve_sk);
-	ntm_wipe(curve_sk, sizeof(curve_sk));
-	if (e != 0)
+	if (crypto_box_seal_open(key, sealed, SEALED_LEN, curve_pk, curve_sk) != 0)
 		return NTM_ERR_CRYPTO;
 	memcpy(t.relay_key, key, NTM_KEY_LEN);
 	ntm_wipe(key, sizeof(key));
@@ -177,8 +172,22 @@ ticket_open(struct ntm_ticket_info *out, int64_t *valid_until, const uint8_t *p,
 	t.dc_serial = cert.serial;
 	*out = t;
 	ntm_wipe(&t, sizeof(t));
-	if (valid_until)
-		*valid_until = cert.not_after < out->expires ? cert.not_after : out->expires;
+	*not_before = cert.not_before;
+	*valid_until = cert.not_after < out->expires ? cert.not_after : out->expires;
+	return 0;
+}
+
+/* The RS's Ed25519 key pair as the Curve25519 pair the relay key is sealed
+ * to. 0 or NTM_ERR_INVAL. */
+static int
+curve_keys(uint8_t curve_pk[crypto_box_PUBLICKEYBYTES],
+    uint8_t curve_sk[crypto_box_SECRETKEYBYTES], const uint8_t my_sk[NTM_SIGN_SK])
+{
+	if (crypto_sign_ed25519_pk_to_curve25519(curve_pk, my_sk + 32) != 0 ||
+	    crypto_sign_ed25519_sk_to_curve25519(curve_sk, my_sk) != 0) {
+		ntm_wipe(curve_sk, crypto_box_SECRETKEYBYTES);
+		return NTM_ERR_INVAL;
+	}
 	return 0;
 }
 
@@ -187,7 +196,17 @@ ntm_ticket_open(struct ntm_ticket_info *out, const uint8_t *p, size_t n,
     const uint8_t as_pk[NTM_SIGN_PK], const char *my_name,
     const uint8_t my_sk[NTM_SIGN_SK], int64_t now)
 {
-	return ticket_open(out, NULL, p, n, as_pk, my_name, my_sk, now);
+	uint8_t curve_pk[crypto_box_PUBLICKEYBYTES], curve_sk[crypto_box_SECRETKEYBYTES];
+	int64_t nb, vu;
+	int e;
+
+	if (out == NULL || p == NULL || as_pk == NULL || my_name == NULL || my_sk == NULL)
+		return NTM_ERR_INVAL;
+	if (curve_keys(curve_pk, curve_sk, my_sk) < 0)
+		return NTM_ERR_INVAL;
+	e = ticket_open(out, &nb, &vu, p, n, as_pk, my_name, curve_pk, curve_sk, now);
+	ntm_wipe(curve_sk, sizeof(curve_sk));
+	return e;
 }
 
 /* ---- RELAY_BIND / RELAY_ACK ---------------------------------------------- */
@@ -528,21 +547,44 @@ struct qcnt {
 	uint8_t		 key[QKEY_MAX];
 };
 
+/*
+ * Tickets opened before, so that one seen again (a client re-binding a new
+ * side or after its session ended, a replayed bind, binds refused at a
+ * quota) costs a hash instead of two signature verifications and a sealed
+ * box: keyed by a keyed BLAKE2b of the whole ticket, what ticket_open
+ * found. Only tickets that opened are kept; the time window (the DC cert's
+ * and the ticket's) and revocation are checked on every bind as before.
+ * TCACHE_SETS sets of TCACHE_WAYS, the least recently used replaced.
+ */
+#define TCACHE_SETS	64
+#define TCACHE_WAYS	4
+struct tcent {
+	uint8_t		 h[32];			/* of the ticket */
+	uint64_t	 used;			/* 0: free; else a use clock */
+	int64_t		 not_before, valid_until;	/* unix s */
+	struct ntm_ticket_info	 ti;
+};
+
 struct ntm_relay {
 	struct ntm_relay_limits	 lim;
 	size_t			 dc_cap;	/* sessions one DC may open */
 	ntm_relay_revoked_fn	*revoked;
 	void			*revoked_arg;
 	char			 name[NTM_NAME_MAX + 1];
-	uint8_t			 sk[NTM_SIGN_SK], as_pk[NTM_SIGN_PK];
+	uint8_t			 curve_pk[crypto_box_PUBLICKEYBYTES];	/* ours, for tickets */
+	uint8_t			 curve_sk[crypto_box_SECRETKEYBYTES];
+	uint8_t			 as_pk[NTM_SIGN_PK];
 	uint8_t			 hkey[crypto_shorthash_KEYBYTES];
+	uint8_t			 tkey[crypto_generichash_KEYBYTES];	/* tcache's */
+	struct tcent		(*tcache)[TCACHE_WAYS];	/* TCACHE_SETS sets */
+	uint64_t		 tclock;
 	size_t			 nbuckets;	/* power of two */
 	struct rsess		**tbl;		/* by tunnel_id */
 	struct rside		**abl;		/* by side address */
 	struct rsess		*all;
 	int64_t			 btokens, btok_ms;	/* ticket checks bucket */
 	int			 bstarted;
-	struct srcent		 src[2][NTM_RELAY_SOURCE_SLOTS];	/* address; prefix */
+	struct srcent		*src[2];	/* address; prefix: NTM_RELAY_SOURCE_SLOTS each */
 	uint8_t			 csecret[2][crypto_generichash_KEYBYTES];	/* now, before */
 	uint8_t			 cnonce[NTM_RELAY_COOKIE_NONCE];	/* random, then a count */
 	uint64_t		 cnonces;
@@ -622,17 +664,25 @@ ntm_relay_new(const struct ntm_relay_limits *lim, const char *my_name,
 	r->ccnt = calloc(nb, sizeof(*r->ccnt));
 	r->dcnt = calloc(nb, sizeof(*r->dcnt));
 	r->acnt = calloc(nb, sizeof(*r->acnt));
+	r->src[0] = calloc(NTM_RELAY_SOURCE_SLOTS, sizeof(*r->src[0]));
+	r->src[1] = calloc(NTM_RELAY_SOURCE_SLOTS, sizeof(*r->src[1]));
+	r->tcache = calloc(TCACHE_SETS, sizeof(*r->tcache));
 	if (r->tbl == NULL || r->abl == NULL || r->ccnt == NULL || r->dcnt == NULL ||
-	    r->acnt == NULL) {
+	    r->acnt == NULL || r->src[0] == NULL || r->src[1] == NULL || r->tcache == NULL) {
 		ntm_relay_free(r);
 		return NULL;
 	}
 	strcpy(r->name, my_name);
-	memcpy(r->sk, my_sk, NTM_SIGN_SK);
+	/* Once here, not for every ticket. */
+	if (curve_keys(r->curve_pk, r->curve_sk, my_sk) < 0) {
+		ntm_relay_free(r);
+		return NULL;
+	}
 	memcpy(r->as_pk, as_pk, NTM_SIGN_PK);
 	/* Keyed hashing, so that a peer cannot choose addresses or tunnel ids
-	 * that pile up in one bucket. */
+	 * that pile up in one bucket (or tickets in one tcache set). */
 	ntm_random(r->hkey, sizeof(r->hkey));
+	ntm_random(r->tkey, sizeof(r->tkey));
 	return r;
 }
 
@@ -698,6 +748,16 @@ ntm_relay_free(struct ntm_relay *r)
 	free(r->acnt);
 	free(r->tbl);
 	free(r->abl);
+	/* Only the tcache entries in use: wiping all of it would touch pages
+	 * never used. The struct holds the other secrets (curve_sk, the hash
+	 * and cookie keys). */
+	for (int i = 0; r->tcache && i < TCACHE_SETS; i++)
+		for (int j = 0; j < TCACHE_WAYS; j++)
+			if (r->tcache[i][j].used)
+				ntm_wipe(&r->tcache[i][j], sizeof(r->tcache[i][j]));
+	free(r->tcache);
+	free(r->src[0]);
+	free(r->src[1]);
 	ntm_wipe(r, sizeof(*r));
 	free(r);
 }
@@ -1175,10 +1235,38 @@ bind_gate(struct ntm_relay *r, const struct ntm_relay_bind *b, const uint8_t *p,
 	if (r->btokens < 1000)
 		return gate_drop(r, out, NTM_RELAY_DROP_RATE);
 	r->btokens -= 1000;
-	r->st.ticket_checks++;
 	if (cookie_ok)
 		r->st.cookie_binds++;
 	return 0;
+}
+
+static struct tcent *
+tcache_find(struct ntm_relay *r, const uint8_t h[32])
+{
+	struct tcent *set = r->tcache[h[0] % TCACHE_SETS];
+
+	for (int i = 0; i < TCACHE_WAYS; i++)
+		if (set[i].used && ntm_memcmp(set[i].h, h, sizeof(set[i].h)) == 0) {
+			set[i].used = ++r->tclock;
+			return &set[i];
+		}
+	return NULL;
+}
+
+static void
+tcache_put(struct ntm_relay *r, const uint8_t h[32], const struct ntm_ticket_info *ti,
+    int64_t not_before, int64_t valid_until)
+{
+	struct tcent *set = r->tcache[h[0] % TCACHE_SETS], *e = &set[0];
+
+	for (int i = 1; i < TCACHE_WAYS && e->used; i++)
+		if (set[i].used < e->used)
+			e = &set[i];
+	memcpy(e->h, h, sizeof(e->h));
+	e->ti = *ti;
+	e->not_before = not_before;
+	e->valid_until = valid_until;
+	e->used = ++r->tclock;
 }
 
 static int
@@ -1197,8 +1285,9 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	struct ntm_ticket_info ti;
 	struct rsess *s;
 	struct rside *sd;
-	uint8_t thash[NTM_MAC_LEN], key[NTM_KEY_LEN];
-	int64_t valid_until;
+	uint8_t th[32], key[NTM_KEY_LEN];
+	struct tcent *tc;
+	int64_t not_before, valid_until;
 	uint64_t dc_serial;
 	const char *dc;
 	int e, cached = 0, was_live, version;
@@ -1209,11 +1298,12 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	if (b.tlen < 1 + NTM_TUNNEL_ID_LEN)
 		return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
 	/* Clients re-bind every keepalive with the same ticket: when it is the
-	 * one this side was last bound with, skip the signature checks. */
-	crypto_generichash(thash, sizeof(thash), b.ticket, b.tlen, NULL, 0);
+	 * one this side was last bound with, skip the signature checks. (One
+	 * hash of the ticket, keyed, for this and for the tcache.) */
+	crypto_generichash(th, sizeof(th), b.ticket, b.tlen, r->tkey, sizeof(r->tkey));
 	s = sess_find(r, b.ticket + 1);
 	sd = s ? &s->side[b.side] : NULL;
-	if (sd && sd->has_key && ntm_memcmp(sd->thash, thash, sizeof(thash)) == 0) {
+	if (sd && sd->has_key && ntm_memcmp(sd->thash, th, sizeof(sd->thash)) == 0) {
 		memcpy(key, sd->key, sizeof(key));
 		valid_until = sd->valid_until;
 		dc = sd->dc;
@@ -1226,12 +1316,24 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	} else {
 		if (bind_gate(r, &b, p, n, from, fromlen, local, locallen, now_ms, out) < 0)
 			return out->action;
-		e = ticket_open(&ti, &valid_until, b.ticket, b.tlen, r->as_pk, r->name, r->sk,
-		    now_unix);
-		if (e == NTM_ERR_EXPIRED)
-			return drop(r, out, NTM_RELAY_DROP_EXPIRED);
-		if (e < 0)
-			return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
+		if ((tc = tcache_find(r, th)) != NULL) {
+			/* Its signatures held; its time window is checked as
+			 * ticket_open would. */
+			r->st.ticket_cache_hits++;
+			if (now_unix < tc->not_before || now_unix > tc->valid_until)
+				return drop(r, out, NTM_RELAY_DROP_EXPIRED);
+			ti = tc->ti;
+			valid_until = tc->valid_until;
+		} else {
+			r->st.ticket_checks++;
+			e = ticket_open(&ti, &not_before, &valid_until, b.ticket, b.tlen, r->as_pk,
+			    r->name, r->curve_pk, r->curve_sk, now_unix);
+			if (e == NTM_ERR_EXPIRED)
+				return drop(r, out, NTM_RELAY_DROP_EXPIRED);
+			if (e < 0)
+				return drop(r, out, NTM_RELAY_DROP_BAD_TICKET);
+			tcache_put(r, th, &ti, not_before, valid_until);
+		}
 		if (r->revoked && r->revoked(ti.dc_serial, r->revoked_arg)) {
 			ntm_wipe(&ti, sizeof(ti));
 			return drop(r, out, NTM_RELAY_DROP_REVOKED);
@@ -1295,7 +1397,7 @@ on_bind(struct ntm_relay *r, const uint8_t *p, size_t n,
 	}
 	if (!cached) {
 		memcpy(sd->key, key, sizeof(key));
-		memcpy(sd->thash, thash, sizeof(thash));
+		memcpy(sd->thash, th, sizeof(sd->thash));
 		sd->has_key = 1;
 		sd->valid_until = valid_until;
 		snprintf(sd->dc, sizeof(sd->dc), "%s", dc);

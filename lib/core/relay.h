@@ -174,6 +174,7 @@ struct ntm_relay_stats {
 	uint64_t	binds;				/* RELAY_BINDs accepted (= ACKs) */
 	uint64_t	notifies;			/* ACKs to a waiting other side */
 	uint64_t	ticket_checks;			/* full checks made (signatures) */
+	uint64_t	ticket_cache_hits;		/* tickets known from an earlier check */
 	uint64_t	cookies_sent;			/* RELAY_COOKIEs answered */
 	uint64_t	cookie_binds;			/* binds checked on a valid cookie */
 	uint64_t	bad_cookies;			/* binds with a stale or wrong cookie */

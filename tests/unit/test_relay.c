@@ -906,7 +906,8 @@ TEST(core_cookie)
 	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1000, NOW, &o), NTM_RELAY_REPLY);
 	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
 	ntm_relay_get_stats(r, &st);
-	CHECK_EQ(st.ticket_checks, 2);
+	CHECK_EQ(st.ticket_checks, 1);		/* side 1's ticket: side 0's */
+	CHECK_EQ(st.ticket_cache_hits, 1);
 	CHECK_EQ(st.cookies_sent, 2);
 	CHECK_EQ(st.cookie_binds, 1);
 	CHECK_EQ(st.bad_cookies, 1);
@@ -1222,7 +1223,77 @@ TEST(core_revoked)
 	ntm_relay_free(r);
 }
 
+/* A ticket opened once is known again by its bytes: the other side's bind
+ * with it costs no signature check; one byte different is another ticket;
+ * the time window and revocation still hold for a known ticket. */
+TEST(core_ticket_cache)
+{
+	struct world w;
+	struct ntm_relay *r;
+	struct ntm_relay_out o;
+	struct ntm_relay_stats st;
+	uint8_t p[NTM_UDP_MAX], t0[NTM_TICKET_MAX];
+	int n, tn0;
+
+	world_init(&w);
+	r = ntm_relay_new(NULL, RS_NAME, w.rs_sk, w.as_pk);
+	CHECK(r != NULL);
+	ntm_relay_set_revoked(r, is_revoked, NULL);
+	revoked_serial = 0;
+	/* a miss, then a hit */
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 0, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 1, NOW, &o), NTM_RELAY_REPLY);
+	CHECK_EQ(o.reply[0], NTM_MSG_RELAY_ACK);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.ticket_checks, 1);
+	CHECK_EQ(st.ticket_cache_hits, 1);
+	/* The same ticket but its last byte: checked in full, and refused. */
+	memcpy(t0, w.t, sizeof(t0));
+	tn0 = w.tn;
+	w.t[w.tn - 1] ^= 1;
+	n = bind_pkt(&w, p, 0, 2);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 2, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_BAD_TICKET);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.ticket_checks, 2);
+	CHECK_EQ(st.ticket_cache_hits, 1);
+	/* Known, then expired (EXP), or not yet valid (its DC certificate
+	 * from NOW - 86400): refused as before. */
+	memcpy(w.t, t0, sizeof(t0));
+	w.tn = tn0;
+	w.tid[0] = 0x21;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 3, NOW, &o), NTM_RELAY_REPLY);
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 4, EXP + 1, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_EXPIRED);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 5, NOW - 86401, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_EXPIRED);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 6, EXP, &o), NTM_RELAY_REPLY);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.ticket_checks, 3);
+	CHECK_EQ(st.ticket_cache_hits, 4);
+	/* Known, then its DC revoked: refused. */
+	w.tid[0] = 0x22;
+	reticket(&w);
+	n = bind_pkt(&w, p, 0, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, A4, RS4, 7, NOW, &o), NTM_RELAY_REPLY);
+	revoked_serial = 7;
+	n = bind_pkt(&w, p, 1, 1);
+	CHECK_EQ(feed(r, p, (size_t)n, B6, RS6, 8, NOW, &o), NTM_RELAY_DROP);
+	CHECK_EQ(o.reason, NTM_RELAY_DROP_REVOKED);
+	ntm_relay_get_stats(r, &st);
+	CHECK_EQ(st.ticket_checks, 4);
+	CHECK_EQ(st.ticket_cache_hits, 5);
+	revoked_serial = 0;
+	ntm_relay_free(r);
+}
+
 UNIT_MAIN(T(ticket_roundtrip), T(ticket_v2), T(ticket_truncated_and_flipped), T(ticket_refused),
     T(ticket_too_big), T(bind), T(ack), T(core_bind_and_forward), T(core_limits),
     T(core_expiry), T(core_shared_address), T(cookie_message), T(core_cookie),
-    T(core_source_limit), T(core_quotas), T(core_account_quota), T(core_revoked))
+    T(core_source_limit), T(core_quotas), T(core_account_quota), T(core_revoked),
+    T(core_ticket_cache))
