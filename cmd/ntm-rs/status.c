@@ -91,6 +91,7 @@ status_binds(json_t *root, const struct srv *s, const struct ntm_relay_stats *st
 		{ lim, "account_sessions", s->conf.account_sessions },
 		{ lim, "dc_session_share", s->conf.dc_session_share },
 		{ c, "ticket_checks", (long long)st->ticket_checks },
+		{ c, "ticket_cache_hits", (long long)st->ticket_cache_hits },
 		{ c, "cookies_sent", (long long)st->cookies_sent },
 		{ c, "cookie_binds", (long long)st->cookie_binds },
 		{ c, "bad_cookies", (long long)st->bad_cookies },
@@ -225,6 +226,8 @@ rs_metrics(struct srv *s, struct ntm_prom *p)
 		{ "ntm_rs_forwarded_bytes_total", NTM_PROM_COUNTER, "Bytes relayed", 0 },
 		{ "ntm_rs_binds_total", NTM_PROM_COUNTER, "Relay binds accepted", 0 },
 		{ "ntm_rs_ticket_checks_total", NTM_PROM_COUNTER, "Relay tickets verified", 0 },
+		{ "ntm_rs_ticket_cache_hits_total", NTM_PROM_COUNTER,
+		  "Relay tickets known from an earlier check", 0 },
 		{ "ntm_rs_cookies_sent_total", NTM_PROM_COUNTER, "Cookies sent under load", 0 },
 		{ "ntm_rs_send_errors_total", NTM_PROM_COUNTER, "Datagrams the socket refused", 0 },
 	};
@@ -244,8 +247,9 @@ rs_metrics(struct srv *s, struct ntm_prom *p)
 	v[7] = (int64_t)st.fwd_bytes;
 	v[8] = (int64_t)st.binds;
 	v[9] = (int64_t)st.ticket_checks;
-	v[10] = (int64_t)st.cookies_sent;
-	v[11] = (int64_t)rs->send_errors;
+	v[10] = (int64_t)st.ticket_cache_hits;
+	v[11] = (int64_t)st.cookies_sent;
+	v[12] = (int64_t)rs->send_errors;
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		ntm_prom_family(p, rows[i].name, rows[i].type, rows[i].help);
 		ntm_prom_int(p, NULL, v[i]);
@@ -300,11 +304,11 @@ print_human(json_t *st, int64_t age)
 	    "binds %lld\n", (long long)jint(c, "rx_packets"), (long long)jint(c, "rx_bytes"),
 	    (long long)jint(c, "forwarded_packets"), (long long)jint(c, "forwarded_bytes"),
 	    (long long)jint(c, "binds"));
-	printf("ticket checks %lld (%lld/s, %lld/s per address, %lld/s per /24 or /56)  "
-	    "cookies sent %lld  cookie binds %lld  bad cookies %lld\n",
+	printf("ticket checks %lld (%lld/s, %lld/s per address, %lld/s per /24 or /56), "
+	    "%lld known from before  cookies sent %lld  cookie binds %lld  bad cookies %lld\n",
 	    (long long)jint(c, "ticket_checks"), (long long)jint(lim, "bind_rate"),
 	    (long long)jint(lim, "bind_rate_source"), (long long)jint(lim, "bind_rate_prefix"),
-	    (long long)jint(c, "cookies_sent"), (long long)jint(c, "cookie_binds"),
+	    (long long)jint(c, "ticket_cache_hits"), (long long)jint(c, "cookies_sent"), (long long)jint(c, "cookie_binds"),
 	    (long long)jint(c, "bad_cookies"));
 	printf("quotas %lld sessions per client address, %lld per account, "
 	    "%lld%% of the sessions per DC", (long long)jint(lim, "client_sessions"),
