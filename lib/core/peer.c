@@ -337,12 +337,10 @@ prflx_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
  * us from there (a mapping its NAT made towards us). Kept, a few per
  * attempt, so that its packets from there move the path (relay_path). */
 static void
-prflx_add(struct ntm_peer *p, const struct sockaddr_storage *from, int sock)
+prflx_add(struct ntm_peer *p, const struct sockaddr_storage *from)
 {
-	if (p->nprflx >= NTM_PEER_PRFLX || prflx_of(p, from) >= 0)
-		return;
-	p->prflx[p->nprflx] = *from;
-	p->prflx_sock[p->nprflx++] = sock;
+	if (p->nprflx < NTM_PEER_PRFLX && prflx_of(p, from) < 0)
+		p->prflx[p->nprflx++] = *from;
 }
 
 static void
@@ -424,7 +422,7 @@ ntm_peer_punch_via(struct ntm_peer *p, const uint8_t *pkt, size_t n,
 		}
 		if (i < 0 && !p->punched &&
 		    (p->punch == NTM_PUNCH_TRYING || p->punch == NTM_PUNCH_FAILED))
-			prflx_add(p, from, sock);
+			prflx_add(p, from);
 		return 0;
 	}
 	if (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED)

@@ -10,7 +10,10 @@
  * DC; for a relayed tunnel between two endpoint-independent NATs, hole
  * punching (docs/protocol.md §4.8): PUNCH probes to the peer's candidate
  * addresses, and the tunnel's path moved from the RS to the candidate
- * that answered, same session. Every call takes the time (monotonic milliseconds; relay binds also
+ * that answered (or to a peer-reflexive address the peer's probes and
+ * packets came from), same session; against a NAT that maps per
+ * destination, birthday probing: the hard end probes from many extra
+ * sockets (hooks->output_via), the easy end probes many of its ports. Every call takes the time (monotonic milliseconds; relay binds also
  * the wall clock in milliseconds); datagrams to send go to hooks->output,
  * all of them to ep; the caller calls ntm_peer_tick() at
  * ntm_peer_deadline().
@@ -138,7 +141,6 @@ struct ntm_peer {
 						 * main one, else an extra one) */
 	int		 nprflx;		/* peer-reflexive, this attempt */
 	struct sockaddr_storage prflx[NTM_PEER_PRFLX];
-	int		 prflx_sock[NTM_PEER_PRFLX];
 	uint32_t	 bday_attempt;		/* hard: SPRAYs of this attempt; */
 	int		 bday_asks;		/* copies sent */
 	uint32_t	 bday_rx;		/* easy: the last attempt taken */
