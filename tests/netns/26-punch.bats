@@ -410,22 +410,28 @@ agent_counter() { ntmc "$1" "$2" status --json | jq -r ".agent.$3"; }
 	n a1 ip route del 198.18.0.0/15 via 100.64.2.1
 }
 
-@test "one NAT varies by destination: stays relayed with the reason, traffic flows" {
+@test "one NAT varies by destination: the relay at once, then punched to a predicted port of it" {
 	local bob dave
 	bob=$(fqdn_of bob) dave=$(fqdn_of dave)
+	# the relay carries the first packets while the ends probe
 	run ntmc c1 dave tunnel ping -c 3 --timeout 20 "$bob"
 	assert_success
 	assert_equal "$(tunnel_field c1 dave "$bob" route)" relay
-	assert_equal "$(tunnel_field c1 dave "$bob" path)" relayed
-	assert_equal "$(tunnel_field c1 dave "$bob" path_reason)" \
-	    "requester's NAT varies by destination: relay"
-	assert_equal "$(tunnel_field a1 bob "$dave" path_reason)" \
-	    "peer's NAT varies by destination: relay"
-	assert_equal "$(tunnel_field a1 bob "$dave" punch_candidates)" 0
-	[[ "$(tunnel_field a1 bob "$dave" endpoint)" == 198.18.0.4:* ]]
+	[ "$(tunnel_field a1 bob "$dave" punch_candidates)" -gt 0 ]
+	# dave's NAT (fully-random) gives each of its 256 extra sockets its
+	# own port towards bob; bob probes ports of 198.18.4.1 until one hits
+	wait_for 15 path_is a1 bob "$dave" punched
+	wait_for 15 path_is c1 dave "$bob" punched
+	[[ "$(tunnel_field a1 bob "$dave" path_reason)" == "punched to 198.18.4.1:"* ]]
+	[[ "$(tunnel_field c1 dave "$bob" path_reason)" == "punched to 198.18.2.1:"* ]]
+	[ "$(tunnel_field a1 bob "$dave" punch_predicted)" -gt 0 ]
+	[ "$(tunnel_field c1 dave "$bob" punch_predicted)" -ge 256 ]
+	assert_equal "$(tunnel_field c1 dave "$bob" punch_sockets)" 1
 	run ntmc a1 bob tunnel list
-	assert_line "  path: relayed (peer's NAT varies by destination: relay)"
+	assert_line --regexp "^  path: punched \(punched to 198\.18\.4\.1:[0-9]+ in [0-9]+ ms "
 	run ntmc a1 bob tunnel ping -c 3 --timeout 20 "$dave"
+	assert_success
+	run ntmc c1 dave tunnel ping -c 3 --timeout 20 "$bob"
 	assert_success
 }
 
