@@ -302,6 +302,9 @@ sockets_kept() {
 	# of the other NAT's address; the other end's path is from its extra
 	# socket that was hit
 	every_trial ei pd "ok ok relay punched punched	punched to 198\.18\.15\.1:[0-9]+ in [0-9]+ ms \((a predicted port answered|the peer's packets came direct, peer-reflexive)\)	punched to 198\.18\.10\.1:[0-9]+ in [0-9]+ ms \((our probe answered|the peer's packets came direct)\)$"
+	# the first trial of the pair (the NATs hold nothing of another yet)
+	# is the easy end's predicted port; later ones may open sooner, by
+	# a peer-reflexive probe through what the trial before left open
 	run results_of ei pd
 	assert_line --partial "(a predicted port answered)"
 	every_trial pd cg "ok ok relay punched punched	punched to 198\.18\.17\.1:[0-9]+ in [0-9]+ ms .*	punched to 198\.18\.14\.1:[0-9]+ in [0-9]+ ms .*$"
@@ -310,7 +313,6 @@ sockets_kept() {
 	# once back on the relay (NAT_COLD's 1 s UDP timeout may end a path)
 	sockets_kept pdb eia
 	sockets_kept pda cgb
-	[ "$(tunnel_field eia eia "$(fqdn_of pdb)" punch_predicted)" -gt 0 ]
 }
 
 @test "a NAT against a global host: direct, the natted end initiates" {
