@@ -324,6 +324,17 @@ cand_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
 	return -1;
 }
 
+/* 1 if from is at a candidate's address, another port: a NAT that maps
+ * per destination gave the peer a new one towards us. */
+static int
+cand_host_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
+{
+	for (int i = 0; i < p->ncand; i++)
+		if (ntm_sa_same_host(SA(&p->cand[i]), SA(from)))
+			return 1;
+	return 0;
+}
+
 static int
 prflx_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
 {
@@ -637,11 +648,13 @@ relay_path(struct ntm_peer *p, int type, const struct sockaddr_storage *from, in
 	if (via_rs || (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED))
 		return;
 	/* The peer punched and sends direct: its probe was answered by us,
-	 * so the path works both ways. From a candidate, or from where an
-	 * authentic probe of the peer came (peer-reflexive). */
+	 * so the path works both ways. From a candidate, or peer-reflexive:
+	 * from where an authentic probe of the peer came, or from another
+	 * port of a candidate's address (its NAT maps per destination; the
+	 * probes that came from there may have been more than we keep). */
 	if ((i = cand_of(p, from)) >= 0)
 		punch_done(p, &p->cand[i], sock, now, "the peer's packets came direct");
-	else if (prflx_of(p, from) >= 0)
+	else if (prflx_of(p, from) >= 0 || cand_host_of(p, from))
 		punch_done(p, from, sock, now, "the peer's packets came direct, peer-reflexive");
 	else
 		return;

@@ -779,9 +779,9 @@ TEST(punch_peer_reflexive)
 	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
 	k = i.n - 2;
 	CHECK_EQ(type(&i, k), NTM_MSG_HS_INIT);
-	/* the HS_INIT from an address that sent no probe: r stays relayed,
-	 * and answers through the RS */
-	CHECK_EQ(pass_via(&i, k, &r, "198.18.2.1", 40000, 0, 1030, &ev), 0);
+	/* the HS_INIT from an address that sent no probe, not a candidate's:
+	 * r stays relayed, and answers through the RS */
+	CHECK_EQ(pass_via(&i, k, &r, "198.18.9.9", 40000, 0, 1030, &ev), 0);
 	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_RELAYED);
 	CHECK_EQ(type(&r, r.n - 1), NTM_MSG_HS_RESP);
 	CHECK_STR(to_str(&r, r.n - 1), "198.18.0.4:4000");
@@ -794,6 +794,21 @@ TEST(punch_peer_reflexive)
 	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
 	CHECK_STR(ep_str(&r), "198.18.2.1:31337");
 	CHECK(strstr(r.p.path_why, "peer-reflexive") != NULL);
+	/* authentic packets from another port of a candidate's address (a
+	 * per-destination NAT's, whose probe we did not keep): followed too */
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+	mk_punch(&i, &r);
+	ntm_peer_begin(&i.p, 1000, 5000);
+	ntm_peer_begin(&r.p, 1000, 5000);
+	n = r.n;
+	CHECK_EQ(punch_in(&i, 1, &r, "198.18.2.1", 1010), 0);
+	CHECK_EQ(punch_in(&r, n, &i, "198.18.3.1", 1020), 1);
+	k = i.n - 2;
+	CHECK_EQ(type(&i, k), NTM_MSG_HS_INIT);
+	CHECK_EQ(pass_via(&i, k, &r, "198.18.2.1", 6000, 0, 1030, &ev), 0);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
+	CHECK_STR(ep_str(&r), "198.18.2.1:6000");
 	/* bounded: a few addresses per attempt */
 	ntm_peer_free(&i.p);
 	ntm_peer_free(&r.p);
