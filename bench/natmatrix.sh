@@ -7,6 +7,8 @@
 # route), the requester's time to the punched path (median/p95, ms) and the
 # reason. The run's own checks expect NAT_MIN_SHARE (95) percent direct
 # where a pair should punch; the numbers are printed either way.
+# NAT_KINDS limits the kinds; NAT_COLD=1 starts every trial cold (no NAT
+# state left by the trial before: see the test's header).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" -ne 0 ]; then

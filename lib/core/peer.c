@@ -2,6 +2,7 @@
  * peer.c - the agent's side of one peer (see peer.h): route, endpoint,
  * relay binds, the handshake gate and the queue around the tunnel core.
  */
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,10 @@
 
 #define SA(x)	((const struct sockaddr *)(x))
 
+static void punch_sendv(struct ntm_peer *p, int sock, const struct sockaddr_storage *to,
+    const struct ntm_tun_out *out);
+static void bday_ask(struct ntm_peer *p, int64_t now);
+
 /*
  * The core's datagrams to the endpoint. A punched tunnel's handshake
  * messages go through the RS as well (the copy that comes second is
@@ -27,7 +32,7 @@ out_ep(struct ntm_peer *p, const struct ntm_tun_out *out)
 {
 	struct ntm_tun_out hs;
 
-	p->hooks->output(p, &p->ep, out);
+	punch_sendv(p, p->punched ? p->ep_sock : 0, &p->ep, out);
 	if (!p->punched)
 		return;
 	hs.n = 0;
@@ -87,8 +92,22 @@ relay_bind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 
 /* ---- hole punching (docs/protocol.md §4.8) ------------------------------- */
 
+/* out to to, from our socket sock: 0 the main one, else an extra one of
+ * birthday probing (never without the hook). */
 static void
-punch_send(struct ntm_peer *p, int i, int kind, const uint8_t *txid,
+punch_sendv(struct ntm_peer *p, int sock, const struct sockaddr_storage *to,
+    const struct ntm_tun_out *out)
+{
+	if (sock == 0)
+		p->hooks->output(p, to, out);
+	else if (p->hooks->output_via)
+		p->hooks->output_via(p, sock, to, out);
+}
+
+/* A PUNCH of kind to to from socket sock; a probe's txid is this attempt's
+ * with i (the candidate) last, unless txid is given. */
+static void
+punch_send(struct ntm_peer *p, int sock, int i, int kind, const uint8_t *txid,
     const struct sockaddr_storage *to)
 {
 	struct ntm_tun_out out;
@@ -102,26 +121,61 @@ punch_send(struct ntm_peer *p, int i, int kind, const uint8_t *txid,
 	out.n = 1;
 	out.len[0] = (size_t)ntm_punch_make(out.buf[0], p->tid, kind, p->initiator, txid,
 	    p->punch_key);
-	p->hooks->output(p, to, &out);
+	punch_sendv(p, sock, to, &out);
 	if (kind == NTM_PUNCH_PROBE)
 		p->punch_sent++;
+}
+
+/* This end takes the hard end's part: its NAT maps per destination, and
+ * the caller can open the extra sockets. */
+static int
+bday_hard(const struct ntm_peer *p)
+{
+	return p->bday == NTM_BDAY_HARD && p->hooks->output_via != NULL && p->ncand > 0;
+}
+
+static int
+rounds_max(const struct ntm_peer *p)
+{
+	return bday_hard(p) || p->bday_want > 0 ? NTM_PEER_BDAY_ROUNDS : NTM_PEER_PUNCH_ROUNDS;
 }
 
 static void
 punch_round(struct ntm_peer *p, int64_t now)
 {
-	if (p->punch_round >= NTM_PEER_PUNCH_ROUNDS) {
+	int max = rounds_max(p);
+
+	if (p->punch_round >= max) {
 		p->punch = NTM_PUNCH_FAILED;
-		snprintf(p->path_why, sizeof(p->path_why), "no answer from the peer's %d "
-		    "candidate%s in %d s: relayed", p->ncand, p->ncand == 1 ? "" : "s",
-		    NTM_PEER_PUNCH_ROUNDS * NTM_PEER_PUNCH_EVERY_MS / 1000);
+		if (bday_hard(p))
+			snprintf(p->path_why, sizeof(p->path_why), "no answer from the peer's "
+			    "%d candidate%s to our %d mappings in %d s: relayed", p->ncand,
+			    p->ncand == 1 ? "" : "s", NTM_PEER_BDAY_SOCKS,
+			    max * NTM_PEER_PUNCH_EVERY_MS / 1000);
+		else if (p->bday_want > 0)
+			snprintf(p->path_why, sizeof(p->path_why), "no answer from the peer's "
+			    "%d candidate%s nor %d predicted ports in %d s: relayed", p->ncand,
+			    p->ncand == 1 ? "" : "s", p->bday_sent,
+			    max * NTM_PEER_PUNCH_EVERY_MS / 1000);
+		else
+			snprintf(p->path_why, sizeof(p->path_why), "no answer from the peer's %d "
+			    "candidate%s in %d s: relayed", p->ncand, p->ncand == 1 ? "" : "s",
+			    max * NTM_PEER_PUNCH_EVERY_MS / 1000);
 		return;
 	}
 	for (int i = 0; i < p->ncand; i++)
-		punch_send(p, i, NTM_PUNCH_PROBE, NULL, &p->cand[i]);
+		punch_send(p, 0, i, NTM_PUNCH_PROBE, NULL, &p->cand[i]);
+	/* The hard end: each extra socket opens (and keeps) its own mapping
+	 * towards the easy end's reflexive address. */
+	if (bday_hard(p) && p->punch_round % NTM_PEER_BDAY_OPEN_EVERY == 0)
+		for (int k = 1; k <= NTM_PEER_BDAY_SOCKS; k++) {
+			punch_send(p, k, 0, NTM_PUNCH_PROBE, NULL, &p->cand[0]);
+			p->bday_probes++;
+		}
 	memset(p->punch_trig, 0, sizeof(p->punch_trig));
 	p->punch_round++;
 	p->punch_next = now + NTM_PEER_PUNCH_EVERY_MS;
+	bday_ask(p, now);
 }
 
 /* Start (again) on the relay; with candidates, punch. */
@@ -130,7 +184,11 @@ punch_start(struct ntm_peer *p, int64_t now)
 {
 	p->punched = 0;
 	p->ep = p->relay_ep;
+	p->ep_sock = 0;
 	p->direct_rx = p->direct_at = 0;
+	p->nprflx = 0;
+	p->bday_asks = 0;
+	p->bday_want = p->bday_sent = 0;
 	if (p->ncand <= 0) {
 		p->punch = NTM_PUNCH_OFF;
 		p->path_why[0] = '\0';
@@ -141,9 +199,120 @@ punch_start(struct ntm_peer *p, int64_t now)
 	p->punch_start = now;
 	p->punch_ms = 0;
 	ntm_random(p->punch_txid, sizeof(p->punch_txid));
-	snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s, relayed "
-	    "meanwhile", p->ncand, p->ncand == 1 ? "" : "s");
+	if (bday_hard(p)) {
+		p->bday_attempt++;
+		snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s from "
+		    "%d mappings, relayed meanwhile", p->ncand, p->ncand == 1 ? "" : "s",
+		    NTM_PEER_BDAY_SOCKS);
+	} else
+		snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s, "
+		    "relayed meanwhile", p->ncand, p->ncand == 1 ? "" : "s");
 	punch_round(p, now);
+}
+
+/* The hard end asks the easy end (SPRAY, in the tunnel) to probe its
+ * predicted ports, once the tunnel is up (the relay carries it), a copy a
+ * round, NTM_PEER_BDAY_ASKS in all. */
+static void
+bday_ask(struct ntm_peer *p, int64_t now)
+{
+	struct ntm_tun_stats st;
+	struct ntm_tun_out out;
+	uint8_t m[NTM_PUNCH_SPRAY_LEN];
+
+	if (!bday_hard(p) || p->punch != NTM_PUNCH_TRYING || p->bday_asks >= NTM_PEER_BDAY_ASKS)
+		return;
+	ntm_tunnel_stats(p->t, &st);
+	if (st.state != NTM_TUN_UP ||
+	    ntm_punch_spray_make(m, NTM_PEER_BDAY_SOCKS, p->bday_attempt) < 0)
+		return;
+	if (ntm_tunnel_send(p->t, m, sizeof(m), now, &out) == 0) {
+		out_ep(p, &out);
+		p->bday_asks++;
+	}
+}
+
+/* A SPRAY from the peer: the easy end probes the ports of the hard end's
+ * reflexive IP (the first candidate), each once, in an order of its own. */
+static void
+bday_rx(struct ntm_peer *p, const uint8_t *m, size_t len, int64_t now)
+{
+	uint32_t attempt, r;
+	int mappings;
+
+	if (ntm_punch_spray_open(m, len, &mappings, &attempt) < 0 ||
+	    p->kind != NTM_ROUTE_RELAY || p->bday != NTM_BDAY_EASY || p->ncand <= 0 ||
+	    p->punched || (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED) ||
+	    attempt <= p->bday_rx)
+		return;
+	p->bday_rx = attempt;
+	p->bday_want = NTM_PEER_BDAY_ODDS * NTM_PEER_BDAY_PORTS / (mappings + 1);
+	if (p->bday_want > NTM_PEER_BDAY_PROBES_MAX)
+		p->bday_want = NTM_PEER_BDAY_PROBES_MAX;
+	p->bday_sent = 0;
+	ntm_random(&r, sizeof(r));
+	p->bday_off = r % NTM_PEER_BDAY_PORTS;
+	/* a stride prime to the number of ports (2^10 * 3^2 * 7) walks them all */
+	ntm_random(&r, sizeof(r));
+	r = (r % NTM_PEER_BDAY_PORTS) | 1;
+	while (r % 3 == 0 || r % 7 == 0)
+		r = (r + 2) % NTM_PEER_BDAY_PORTS;
+	p->bday_stride = r;
+	ntm_random(p->bday_txid, sizeof(p->bday_txid));
+	p->bday_next = now;
+	if (p->punch == NTM_PUNCH_FAILED) {
+		p->punch = NTM_PUNCH_TRYING;
+		p->punch_next = now + NTM_PEER_PUNCH_EVERY_MS;
+	}
+	snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s and %d "
+	    "predicted ports, relayed meanwhile", p->ncand, p->ncand == 1 ? "" : "s",
+	    p->bday_want);
+}
+
+/* The easy end's next burst of probes to predicted ports. */
+static void
+bday_spray(struct ntm_peer *p, int64_t now)
+{
+	struct sockaddr_storage to = p->cand[0];
+	uint8_t tx[NTM_PUNCH_TXID_LEN];
+
+	for (int k = 0; k < NTM_PEER_BDAY_BURST && p->bday_sent < p->bday_want; k++) {
+		uint16_t port = (uint16_t)(NTM_PEER_BDAY_PORT_MIN + ((uint64_t)p->bday_off +
+		    (uint64_t)p->bday_sent * p->bday_stride) % NTM_PEER_BDAY_PORTS);
+
+		if (to.ss_family == AF_INET)
+			((struct sockaddr_in *)&to)->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&to)->sin6_port = htons(port);
+		memcpy(tx, p->bday_txid, sizeof(tx));
+		tx[NTM_PUNCH_TXID_LEN - 2] = (uint8_t)(port >> 8);
+		tx[NTM_PUNCH_TXID_LEN - 1] = (uint8_t)port;
+		punch_send(p, 0, 0, NTM_PUNCH_PROBE, tx, &to);
+		p->bday_probes++;
+		p->bday_sent++;
+	}
+	p->bday_next = now + NTM_PEER_BDAY_EVERY_MS;
+}
+
+static int
+bday_spraying(const struct ntm_peer *p)
+{
+	return p->punch == NTM_PUNCH_TRYING && p->bday_sent < p->bday_want;
+}
+
+/* An answer to one of our predicted-port probes: its txid is this
+ * attempt's, and names the port it came from, on the hard end's IP. */
+static int
+bday_answer(const struct ntm_peer *p, const uint8_t *txid, const struct sockaddr_storage *from)
+{
+	uint16_t port = (uint16_t)(txid[NTM_PUNCH_TXID_LEN - 2] << 8 |
+	    txid[NTM_PUNCH_TXID_LEN - 1]);
+
+	return p->bday_want > 0 && p->ncand > 0 &&
+	    memcmp(txid, p->bday_txid, NTM_PUNCH_TXID_LEN - 2) == 0 &&
+	    ntm_sa_same_host(SA(from), SA(&p->cand[0])) &&
+	    ntohs(from->ss_family == AF_INET ? ((const struct sockaddr_in *)from)->sin_port :
+	    ((const struct sockaddr_in6 *)from)->sin6_port) == port;
 }
 
 static int
@@ -155,18 +324,50 @@ cand_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
 	return -1;
 }
 
+/* 1 if from is at a candidate's address, another port: a NAT that maps
+ * per destination gave the peer a new one towards us. */
+static int
+cand_host_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
+{
+	for (int i = 0; i < p->ncand; i++)
+		if (ntm_sa_same_host(SA(&p->cand[i]), SA(from)))
+			return 1;
+	return 0;
+}
+
+static int
+prflx_of(const struct ntm_peer *p, const struct sockaddr_storage *from)
+{
+	for (int i = 0; i < p->nprflx; i++)
+		if (ntm_sa_equal(SA(&p->prflx[i]), SA(from)))
+			return i;
+	return -1;
+}
+
+/* An authentic probe came from from, not a candidate: the peer can reach
+ * us from there (a mapping its NAT made towards us). Kept, a few per
+ * attempt, so that its packets from there move the path (relay_path). */
+static void
+prflx_add(struct ntm_peer *p, const struct sockaddr_storage *from)
+{
+	if (p->nprflx < NTM_PEER_PRFLX && prflx_of(p, from) < 0)
+		p->prflx[p->nprflx++] = *from;
+}
+
 static void
 hs_start(struct ntm_peer *p, int64_t now);
 
 /* The path moves to to: what we send goes there; the RS keeps our bind. */
 static void
-punch_done(struct ntm_peer *p, const struct sockaddr_storage *to, int64_t now, const char *how)
+punch_done(struct ntm_peer *p, const struct sockaddr_storage *to, int sock, int64_t now,
+    const char *how)
 {
 	char b[64];
 
 	p->punched = 1;
 	p->punch = NTM_PUNCH_DONE;
 	p->ep = *to;
+	p->ep_sock = sock;
 	p->direct_at = now;
 	p->punch_ms = now - p->punch_start;
 	snprintf(p->path_why, sizeof(p->path_why), "punched to %s in %lld ms (%s)",
@@ -193,6 +394,7 @@ punch_lost(struct ntm_peer *p, int64_t now, uint64_t wall_ms, const char *why)
 	p->punched = 0;
 	p->punch = NTM_PUNCH_LOST;
 	p->ep = p->relay_ep;
+	p->ep_sock = 0;
 	snprintf(p->path_why, sizeof(p->path_why), "%s: back on the relay", why);
 	if (wall_ms) {
 		p->ka_on_ack = 1;
@@ -208,8 +410,8 @@ punch_lost(struct ntm_peer *p, int64_t now, uint64_t wall_ms, const char *why)
 }
 
 int
-ntm_peer_punch(struct ntm_peer *p, const uint8_t *pkt, size_t n,
-    const struct sockaddr_storage *from, int64_t now)
+ntm_peer_punch_via(struct ntm_peer *p, const uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int sock, int64_t now)
 {
 	uint8_t txid[NTM_PUNCH_TXID_LEN];
 	int kind, initiator, r, i;
@@ -222,22 +424,50 @@ ntm_peer_punch(struct ntm_peer *p, const uint8_t *pkt, size_t n,
 		return NTM_ERR_PROTO;	/* our own, reflected */
 	i = cand_of(p, from);
 	if (kind == NTM_PUNCH_PROBE) {
-		punch_send(p, 0, NTM_PUNCH_ANSWER, txid, from);
+		/* One answer, as long as the probe, the way it came. */
+		punch_send(p, sock, 0, NTM_PUNCH_ANSWER, txid, from);
 		/* Its probe came through, so ours may now too: at once. */
 		if (p->punch == NTM_PUNCH_TRYING && i >= 0 && !p->punch_trig[i]) {
 			p->punch_trig[i] = 1;
-			punch_send(p, i, NTM_PUNCH_PROBE, NULL, &p->cand[i]);
+			punch_send(p, sock, i, NTM_PUNCH_PROBE, NULL, &p->cand[i]);
 		}
+		if (i < 0 && !p->punched &&
+		    (p->punch == NTM_PUNCH_TRYING || p->punch == NTM_PUNCH_FAILED))
+			prflx_add(p, from);
 		return 0;
 	}
-	/* An answer counts only from the candidate its probe went to. */
-	if (i < 0 || txid[NTM_PUNCH_TXID_LEN - 1] != (uint8_t)i ||
-	    memcmp(txid, p->punch_txid, NTM_PUNCH_TXID_LEN - 1) != 0 ||
-	    (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED))
+	if (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED)
 		return NTM_ERR_STATE;
-	p->punch_answered++;
-	punch_done(p, &p->cand[i], now, "our probe answered");
-	return 1;
+	/* An answer counts only from where its probe went: the candidate, or
+	 * the predicted port its txid names. */
+	if (i >= 0 && txid[NTM_PUNCH_TXID_LEN - 1] == (uint8_t)i &&
+	    memcmp(txid, p->punch_txid, NTM_PUNCH_TXID_LEN - 1) == 0) {
+		p->punch_answered++;
+		punch_done(p, &p->cand[i], sock, now, "our probe answered");
+		return 1;
+	}
+	if (bday_answer(p, txid, from)) {
+		p->punch_answered++;
+		punch_done(p, from, sock, now, "a predicted port answered");
+		return 1;
+	}
+	return NTM_ERR_STATE;
+}
+
+int
+ntm_peer_punch(struct ntm_peer *p, const uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int64_t now)
+{
+	return ntm_peer_punch_via(p, pkt, n, from, 0, now);
+}
+
+int
+ntm_peer_sock_used(const struct ntm_peer *p, int sock)
+{
+	if (sock < 1 || sock > NTM_PEER_BDAY_SOCKS || p->kind != NTM_ROUTE_RELAY)
+		return 0;
+	return (bday_hard(p) && p->punch == NTM_PUNCH_TRYING) ||
+	    (p->punched && p->ep_sock == sock);
 }
 
 enum ntm_path
@@ -294,6 +524,7 @@ ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
     uint64_t wall_ms)
 {
 	p->kind = np->kind;
+	p->bday = np->bday;
 	p->punched = 0;
 	p->punch = NTM_PUNCH_OFF;
 	p->path_why[0] = '\0';
@@ -315,8 +546,10 @@ ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
 		p->ncand = np->ncand;
 		memcpy(p->cand, np->cand, sizeof(p->cand));
 		punch_start(p, now);
-	} else
+	} else {
+		p->ep_sock = 0;
 		ntm_peer_keepalive(p, now);
+	}
 }
 
 void
@@ -382,12 +615,13 @@ ntm_peer_rebind(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 		ntm_peer_keepalive(p, now);
 }
 
-/* An authentic datagram of a relayed tunnel from from: the path follows. */
+/* An authentic datagram of a relayed tunnel from from (on our socket
+ * sock): the path follows. */
 static void
-relay_path(struct ntm_peer *p, int type, const struct sockaddr_storage *from, int64_t now,
-    struct ntm_peer_event *ev)
+relay_path(struct ntm_peer *p, int type, const struct sockaddr_storage *from, int sock,
+    int64_t now, struct ntm_peer_event *ev)
 {
-	int via_rs = ntm_sa_equal(SA(from), SA(&p->relay_ep)), i;
+	int via_rs = sock == 0 && ntm_sa_equal(SA(from), SA(&p->relay_ep)), i;
 
 	if (p->punched && via_rs && type != NTM_MSG_DATA)
 		return;		/* a handshake's copy through the RS (out_ep) */
@@ -401,30 +635,45 @@ relay_path(struct ntm_peer *p, int type, const struct sockaddr_storage *from, in
 	}
 	if (p->punched) {
 		p->direct_rx = now;
-		if (!ntm_sa_equal(SA(from), SA(&p->ep))) {
+		if (!ntm_sa_equal(SA(from), SA(&p->ep)) || sock != p->ep_sock) {
 			ev->moved = 1;
 			ev->had_ep = 1;
 			ev->old_ep = p->ep;
 			p->ep = *from;
+			p->ep_sock = sock;
 			p->endpoint_moves++;
 		}
 		return;
 	}
+	if (via_rs || (p->punch != NTM_PUNCH_TRYING && p->punch != NTM_PUNCH_FAILED))
+		return;
 	/* The peer punched and sends direct: its probe was answered by us,
-	 * so the path works both ways. */
-	if (!via_rs && (p->punch == NTM_PUNCH_TRYING || p->punch == NTM_PUNCH_FAILED) &&
-	    (i = cand_of(p, from)) >= 0) {
-		punch_done(p, &p->cand[i], now, "the peer's packets came direct");
-		p->direct_rx = now;
-		ev->moved = 1;
-		ev->had_ep = 1;
-		ev->old_ep = p->relay_ep;
-	}
+	 * so the path works both ways. From a candidate, or peer-reflexive:
+	 * from where an authentic probe of the peer came, or from another
+	 * port of a candidate's address (its NAT maps per destination; the
+	 * probes that came from there may have been more than we keep). */
+	if ((i = cand_of(p, from)) >= 0)
+		punch_done(p, &p->cand[i], sock, now, "the peer's packets came direct");
+	else if (prflx_of(p, from) >= 0 || cand_host_of(p, from))
+		punch_done(p, from, sock, now, "the peer's packets came direct, peer-reflexive");
+	else
+		return;
+	p->direct_rx = now;
+	ev->moved = 1;
+	ev->had_ep = 1;
+	ev->old_ep = p->relay_ep;
 }
 
 int
 ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
     const struct sockaddr_storage *from, int64_t now, struct ntm_peer_event *ev)
+{
+	return ntm_peer_recv_via(p, pkt, n, from, 0, now, ev);
+}
+
+int
+ntm_peer_recv_via(struct ntm_peer *p, uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int sock, int64_t now, struct ntm_peer_event *ev)
 {
 	struct ntm_tun_event tev;
 	struct ntm_tun_out out;
@@ -448,11 +697,16 @@ ntm_peer_recv(struct ntm_peer *p, uint8_t *pkt, size_t n,
 		p->endpoint_moves++;
 	}
 	if (tev.authentic && p->kind == NTM_ROUTE_RELAY)
-		relay_path(p, type, from, now, ev);
+		relay_path(p, type, from, sock, now, ev);
 	out_ep(p, &out);
 	if (tev.established) {
 		ev->established = 1;
 		flush(p, now);
+		bday_ask(p, now);
+	}
+	if (r == 0 && tev.payload && tev.len > 0 && tev.payload[0] == NTM_TUN_CTL_SPRAY) {
+		bday_rx(p, tev.payload, tev.len, now);	/* the core's own */
+		return 0;
 	}
 	if (r == 0 && tev.payload) {
 		ev->payload = tev.payload;
@@ -537,6 +791,8 @@ ntm_peer_deadline(const struct ntm_peer *p)
 		d = p->hs_gate;
 	if (p->kind == NTM_ROUTE_RELAY && p->punch == NTM_PUNCH_TRYING && p->punch_next < d)
 		d = p->punch_next;
+	if (p->kind == NTM_ROUTE_RELAY && bday_spraying(p) && p->bday_next < d)
+		d = p->bday_next;
 	if (p->punched && direct_dead(p) < d)
 		d = direct_dead(p);
 	return d;
@@ -555,6 +811,8 @@ ntm_peer_tick(struct ntm_peer *p, int64_t now, uint64_t wall_ms)
 		hs_start(p, now);
 	if (p->kind == NTM_ROUTE_RELAY && p->punch == NTM_PUNCH_TRYING && now >= p->punch_next)
 		punch_round(p, now);
+	if (p->kind == NTM_ROUTE_RELAY && bday_spraying(p) && now >= p->bday_next)
+		bday_spray(p, now);
 	if (p->punched && now >= direct_dead(p))
 		punch_lost(p, now, 0, "the direct path fell silent");
 }

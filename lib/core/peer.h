@@ -10,7 +10,10 @@
  * DC; for a relayed tunnel between two endpoint-independent NATs, hole
  * punching (docs/protocol.md §4.8): PUNCH probes to the peer's candidate
  * addresses, and the tunnel's path moved from the RS to the candidate
- * that answered, same session. Every call takes the time (monotonic milliseconds; relay binds also
+ * that answered (or to a peer-reflexive address the peer's probes and
+ * packets came from), same session; against a NAT that maps per
+ * destination, birthday probing: the hard end probes from many extra
+ * sockets (hooks->output_via), the easy end probes many of its ports. Every call takes the time (monotonic milliseconds; relay binds also
  * the wall clock in milliseconds); datagrams to send go to hooks->output,
  * all of them to ep; the caller calls ntm_peer_tick() at
  * ntm_peer_deadline().
@@ -36,6 +39,30 @@
 #define NTM_PEER_DIRECT_QUIET_MS 1000	/* punched this long ago, and the peer's
 					 * packets come through the RS: it went
 					 * back to the relay */
+#define NTM_PEER_PRFLX		4	/* peer-reflexive addresses kept while
+					 * punching (an authentic probe came from
+					 * there, not a candidate) */
+/*
+ * Birthday probing (docs/protocol.md §4.8, "one end maps per destination"):
+ * the hard end holds NTM_PEER_BDAY_SOCKS extra sockets, each with its own
+ * mapping towards the easy end's reflexive address; asked to, the easy end
+ * probes that many random ports of the hard end's IP (1024..65535, none
+ * twice) that one of them is hit with odds of 1 - e^-NTM_PEER_BDAY_ODDS
+ * (at most NTM_PEER_BDAY_PROBES_MAX), NTM_PEER_BDAY_BURST every
+ * NTM_PEER_BDAY_EVERY_MS. Both ends punch NTM_PEER_BDAY_ROUNDS rounds.
+ */
+#define NTM_PEER_BDAY_SOCKS	256	/* 256 mappings: 1506 probes, 3.8 s */
+#define NTM_PEER_BDAY_ODDS	6	/* a miss: e^-6, 0.25 % */
+#define NTM_PEER_BDAY_PROBES_MAX 4096
+#define NTM_PEER_BDAY_BURST	16	/* 400 probes a second */
+#define NTM_PEER_BDAY_EVERY_MS	40
+#define NTM_PEER_BDAY_PORT_MIN	1024
+#define NTM_PEER_BDAY_PORTS	(65536 - NTM_PEER_BDAY_PORT_MIN)
+#define NTM_PEER_BDAY_ROUNDS	20	/* so 10 s, then it stays relayed */
+#define NTM_PEER_BDAY_OPEN_EVERY 4	/* the hard end's sockets probe again
+					 * every 4 rounds (2 s), mappings kept */
+#define NTM_PEER_BDAY_ASKS	3	/* SPRAY copies, one a round from the
+					 * tunnel's being up */
 
 /* The path a tunnel's datagrams take now (the route is what the DC said). */
 enum ntm_path {
@@ -51,6 +78,12 @@ enum ntm_punch {
 	NTM_PUNCH_FAILED,	/* no answer in time: relayed */
 	NTM_PUNCH_LOST,		/* was punched; back on the relay */
 };
+/* This end's part in birthday probing (the caller's, from the NAT kinds). */
+enum ntm_bday {
+	NTM_BDAY_NONE = 0,
+	NTM_BDAY_HARD,		/* our NAT maps per destination: many mappings */
+	NTM_BDAY_EASY,		/* ours is endpoint-independent: probe, if asked */
+};
 
 struct ntm_peer;
 
@@ -63,6 +96,11 @@ struct ntm_peer_hooks {
 	/* a RELAY_BIND could not be made (err: NTM_ERR_*); tried again
 	 * after a keepalive */
 	void	(*bind_failed)(struct ntm_peer *p, int err);
+	/* optional: as output, from the extra socket sock (1 ..
+	 * NTM_PEER_BDAY_SOCKS) of birthday probing, opened at its first use;
+	 * without it this end never takes the hard end's part */
+	void	(*output_via)(struct ntm_peer *p, int sock, const struct sockaddr_storage *to,
+		    const struct ntm_tun_out *out);
 };
 
 struct ntm_peer_qpkt {
@@ -86,6 +124,7 @@ struct ntm_peer {
 	int		 side;
 	int		 ncand;			/* relay: hole punching candidates */
 	struct sockaddr_storage cand[NTM_PEER_CANDS];
+	int		 bday;			/* relay: enum ntm_bday */
 	/* the core's */
 	uint8_t		 tid[NTM_TUNNEL_ID_LEN];
 	uint8_t		 punch_key[NTM_KEY_LEN];
@@ -98,6 +137,18 @@ struct ntm_peer {
 	uint8_t		 punch_trig[NTM_PEER_CANDS];	/* a triggered probe went */
 	int64_t		 direct_at, direct_rx;	/* punched at; last direct datagram */
 	uint64_t	 punch_sent, punch_answered;
+	int		 ep_sock;		/* punched: our socket for ep (0 the
+						 * main one, else an extra one) */
+	int		 nprflx;		/* peer-reflexive, this attempt */
+	struct sockaddr_storage prflx[NTM_PEER_PRFLX];
+	uint32_t	 bday_attempt;		/* hard: SPRAYs of this attempt; */
+	int		 bday_asks;		/* copies sent */
+	uint32_t	 bday_rx;		/* easy: the last attempt taken */
+	int		 bday_want, bday_sent;	/* easy: probes to send, sent */
+	uint32_t	 bday_off, bday_stride;	/* the ports' order */
+	int64_t		 bday_next;
+	uint8_t		 bday_txid[NTM_PUNCH_TXID_LEN];	/* bytes 6, 7: the port */
+	uint64_t	 bday_probes;		/* both parts: probes sent */
 	char		 path_why[96];		/* why the path is what it is */
 	struct ntm_tunnel *t;
 	int		 acked, peer_bound, ka_on_ack;
@@ -175,6 +226,19 @@ int  ntm_peer_moved(struct ntm_peer *p, const struct sockaddr_storage *ep, sockl
  * a relayed tunnel or an answer to nothing we sent). */
 int  ntm_peer_punch(struct ntm_peer *p, const uint8_t *pkt, size_t n,
     const struct sockaddr_storage *from, int64_t now) NTM_WUR;
+/* As ntm_peer_punch(), for a PUNCH that came in on socket sock (0 the
+ * main one, else an extra one of birthday probing): an answer to it goes
+ * out the same way, and a path punched by it uses that socket. */
+int  ntm_peer_punch_via(struct ntm_peer *p, const uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int sock, int64_t now) NTM_WUR;
+/* As ntm_peer_recv(), for a datagram that came in on socket sock. */
+int  ntm_peer_recv_via(struct ntm_peer *p, uint8_t *pkt, size_t n,
+    const struct sockaddr_storage *from, int sock, int64_t now,
+    struct ntm_peer_event *ev) NTM_WUR;
+/* 1 if the core still uses the extra socket sock (1 ..
+ * NTM_PEER_BDAY_SOCKS): the caller closes the others. */
+int  ntm_peer_sock_used(const struct ntm_peer *p, int sock);
+
 /* The path now, and its name: "direct", "relayed", "punched". */
 enum ntm_path ntm_peer_path(const struct ntm_peer *p);
 const char *ntm_path_name(enum ntm_path path);

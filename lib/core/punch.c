@@ -134,3 +134,39 @@ ntm_punch_cands_open(const uint8_t *p, size_t len, int *nat, uint32_t *gen,
 	*n = k;
 	return 0;
 }
+
+/* ---- SPRAY ----------------------------------------------------------------- */
+
+int
+ntm_punch_spray_make(uint8_t out[NTM_PUNCH_SPRAY_LEN], int mappings, uint32_t attempt)
+{
+	if (mappings < 1 || mappings > NTM_PUNCH_SPRAY_MAPPINGS_MAX || attempt == 0)
+		return NTM_ERR_INVAL;
+	out[0] = NTM_TUN_CTL_SPRAY;
+	out[1] = 0;
+	out[2] = (uint8_t)(mappings >> 8);
+	out[3] = (uint8_t)mappings;
+	for (int i = 0; i < 4; i++)
+		out[4 + i] = (uint8_t)(attempt >> (24 - 8 * i));
+	return NTM_PUNCH_SPRAY_LEN;
+}
+
+int
+ntm_punch_spray_open(const uint8_t *p, size_t len, int *mappings, uint32_t *attempt)
+{
+	int m;
+	uint32_t a;
+
+	if (p == NULL || len < NTM_PUNCH_SPRAY_LEN)
+		return NTM_ERR_SHORT;
+	if (len > NTM_PUNCH_SPRAY_LEN)
+		return NTM_ERR_TOOBIG;
+	m = p[2] << 8 | p[3];
+	a = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+	if (p[0] != NTM_TUN_CTL_SPRAY || p[1] != 0 || m < 1 ||
+	    m > NTM_PUNCH_SPRAY_MAPPINGS_MAX || a == 0)
+		return NTM_ERR_PROTO;
+	*mappings = m;
+	*attempt = a;
+	return 0;
+}

@@ -57,4 +57,26 @@ int  ntm_punch_cands_make(uint8_t *out, size_t cap, int nat, uint32_t gen,
 int  ntm_punch_cands_open(const uint8_t *p, size_t len, int *nat, uint32_t *gen,
     struct sockaddr_storage c[NTM_PUNCH_CANDS_MAX], int *n) NTM_WUR;
 
+/*
+ * SPRAY (docs/protocol.md §4.8, "one end maps per destination"): a tunnel
+ * control message too, sealed in a DATA of the session, from the end
+ * whose NAT maps per destination (the hard end) to the other (the easy
+ * end): "my extra sockets hold that many mappings towards your reflexive
+ * address: probe the ports of my reflexive IP". The attempt grows with
+ * each punching attempt, so the copies count once.
+ *
+ *   u8 kind (NTM_TUN_CTL_SPRAY), u8 zero, u16 mappings (1 .. 1024),
+ *   u32 attempt (not 0)
+ */
+#define NTM_PUNCH_SPRAY_LEN		8
+#define NTM_PUNCH_SPRAY_MAPPINGS_MAX	1024
+
+/* A SPRAY into out: NTM_PUNCH_SPRAY_LEN, or NTM_ERR_INVAL (mappings or
+ * attempt out of range). */
+int  ntm_punch_spray_make(uint8_t out[NTM_PUNCH_SPRAY_LEN], int mappings, uint32_t attempt);
+/* Checks a SPRAY (kind, exact length, zero byte, mappings and attempt in
+ * range) and fills them. 0, or NTM_ERR_PROTO / _SHORT / _TOOBIG. */
+int  ntm_punch_spray_open(const uint8_t *p, size_t len, int *mappings,
+    uint32_t *attempt) NTM_WUR;
+
 #endif

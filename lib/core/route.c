@@ -8,6 +8,9 @@
  *   3. both natted, different NATs         -> relay, and
  *      both mappings endpoint-independent -> hole punching too
  *      "both behind endpoint-independent NATs: relay, punching"
+ *      one per destination, the other endpoint-independent -> punching too,
+ *      predicting the hard end's ports "<side>'s NAT varies by destination:
+ *      relay, predicting ports"
  *      a mapping varies by destination   -> "<side>'s NAT varies by destination"
  *      else (a kind unknown)              -> "both behind NAT"
  *   4. exactly one natted                  -> direct "<side> behind NAT initiates"
@@ -116,6 +119,19 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 		if (a->nat == NTM_NAT_PER_DEST && b->nat == NTM_NAT_PER_DEST)
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
 			    "both NATs vary by destination: relay");
+		/* One end per destination, the other endpoint-independent:
+		 * birthday probing (§4.8) may find one of the hard end's
+		 * mappings. */
+		if (a->nat == NTM_NAT_PER_DEST && b->nat == NTM_NAT_EI && punch) {
+			out->punch = 1;
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "requester's NAT varies by destination: relay, predicting ports");
+		}
+		if (b->nat == NTM_NAT_PER_DEST && a->nat == NTM_NAT_EI && punch) {
+			out->punch = 1;
+			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
+			    "peer's NAT varies by destination: relay, predicting ports");
+		}
 		if (a->nat == NTM_NAT_PER_DEST)
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
 			    "requester's NAT varies by destination: relay");

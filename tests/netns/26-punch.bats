@@ -410,22 +410,38 @@ agent_counter() { ntmc "$1" "$2" status --json | jq -r ".agent.$3"; }
 	n a1 ip route del 198.18.0.0/15 via 100.64.2.1
 }
 
-@test "one NAT varies by destination: stays relayed with the reason, traffic flows" {
-	local bob dave
+@test "one NAT varies by destination: the relay at once, then punched to a predicted port of it, no echo lost" {
+	local bob dave t gaps
 	bob=$(fqdn_of bob) dave=$(fqdn_of dave)
-	run ntmc c1 dave tunnel ping -c 3 --timeout 20 "$bob"
-	assert_success
+	# the relay carries the first packets while the ends probe: a ping
+	# stream from the tunnel's first packet on
+	ping_stream_start c1 dave "$bob"
 	assert_equal "$(tunnel_field c1 dave "$bob" route)" relay
-	assert_equal "$(tunnel_field c1 dave "$bob" path)" relayed
-	assert_equal "$(tunnel_field c1 dave "$bob" path_reason)" \
-	    "requester's NAT varies by destination: relay"
-	assert_equal "$(tunnel_field a1 bob "$dave" path_reason)" \
-	    "peer's NAT varies by destination: relay"
-	assert_equal "$(tunnel_field a1 bob "$dave" punch_candidates)" 0
-	[[ "$(tunnel_field a1 bob "$dave" endpoint)" == 198.18.0.4:* ]]
+	[ "$(tunnel_field a1 bob "$dave" punch_candidates)" -gt 0 ]
+	# dave's NAT (fully-random) gives each of its 256 extra sockets its
+	# own port towards bob; bob probes ports of 198.18.4.1 until one hits
+	wait_for 15 path_is a1 bob "$dave" punched
+	wait_for 15 path_is c1 dave "$bob" punched
+	t=$(date +%s%N)
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop
+	# same session, and every echo from the first reply to the last answered
+	assert_equal "$(tunnel_field c1 dave "$bob" handshakes)" 1
+	gaps=$(sed -n 's/.* seq=\([0-9]*\) .*/\1/p' "$TOPO_DIR/stream" | awk '
+	    NR == 1 { prev = $1; next } { if ($1 != prev + 1) lost += $1 - prev - 1; prev = $1 }
+	    END { print lost + 0 }')
+	echo "# echoes lost across relayed -> a predicted port: $gaps of $(grep -c time= "$TOPO_DIR/stream")" >&3
+	assert_equal "$gaps" 0
+	[[ "$(tunnel_field a1 bob "$dave" path_reason)" == "punched to 198.18.4.1:"* ]]
+	[[ "$(tunnel_field c1 dave "$bob" path_reason)" == "punched to 198.18.2.1:"* ]]
+	[ "$(tunnel_field a1 bob "$dave" punch_predicted)" -gt 0 ]
+	[ "$(tunnel_field c1 dave "$bob" punch_predicted)" -ge 256 ]
+	assert_equal "$(tunnel_field c1 dave "$bob" punch_sockets)" 1
 	run ntmc a1 bob tunnel list
-	assert_line "  path: relayed (peer's NAT varies by destination: relay)"
+	assert_line --regexp "^  path: punched \(punched to 198\.18\.4\.1:[0-9]+ in [0-9]+ ms "
 	run ntmc a1 bob tunnel ping -c 3 --timeout 20 "$dave"
+	assert_success
+	run ntmc c1 dave tunnel ping -c 3 --timeout 20 "$bob"
 	assert_success
 }
 

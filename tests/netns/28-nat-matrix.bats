@@ -21,12 +21,18 @@
 #       dropped (as in 26-punch.bats; conntrack lets in only replies)
 #   pr  port-restricted: the same mapping, and a forward filter that lets
 #       from wan only replies to what the host sent (forward_filter)
-#   pd  per-destination mapping: masquerade fully-random
+#   pd  per-destination mapping: masquerade fully-random (a new random port
+#       for each destination address and port)
 #   cg  two NATs in series: a carrier-grade NAT (LAN 100.100.x.0/24) and a
 #       home router behind it, both endpoint-independent
 #   f6  IPv6 only, no NAT, behind a stateful firewall (fd00:61::/64, fd00:62::/64)
 #   gl  global IPv4, no NAT, no firewall
 # NAT_KINDS (default all six) limits the kinds set up, for a quick look.
+# Trials follow each other within a second, so a NAT may still hold what
+# the trial before opened (the probes of birthday probing, above all).
+# NAT_COLD=1 makes every trial start cold: the endpoint-independent
+# routers forget an unanswered UDP flow after 1 s (conntrack's UDP
+# timeout, 30 s by default), and each trial waits 2 s first.
 
 load ../bats/helpers
 load lib
@@ -47,6 +53,13 @@ setup_file() {
 	for k in ${NAT_KINDS:-$KINDS_ALL}; do
 		kind_up "$k"
 	done
+	if [ "${NAT_COLD:-0}" = 1 ]; then
+		for r in nei0 nei1 npr0 npr1 cgn0 cgn1 hs0 hs1; do
+			if [ -e "/run/netns/$P$r" ]; then
+				n "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=1
+			fi
+		done
+	fi
 	for k in ${NAT_KINDS:-$KINDS_ALL}; do
 		wait_for 20 dc_nat_is dc1 "${k}a" "$(kind_nat "$k")"
 		wait_for 20 dc_nat_is dc2 "${k}b" "$(kind_nat "$k")"
@@ -115,6 +128,8 @@ trial() {
 	fa=$(fqdn_of "$a") fb=$(fqdn_of "$b")
 	ntmc "$a" "$a" tunnel close "$fb" >/dev/null 2>&1 || true
 	ntmc "$b" "$b" tunnel close "$fa" >/dev/null 2>&1 || true
+	# cold: what the trial before left unanswered in the NATs expires
+	if [ "${NAT_COLD:-0}" = 1 ]; then sleep 2; fi
 	ntmc "$a" "$a" tunnel ping -c 1 --timeout 20 "$fb" >/dev/null 2>&1 || p1=fail
 	wait_for 12 settled "$a" "$a" "$fb" 2>/dev/null || true
 	wait_for 6 settled "$b" "$b" "$fa" 2>/dev/null || true
@@ -255,15 +270,49 @@ every_trial() {
 	need_pair pd pd
 	assert_equal "$(direct_count pd pd)" 0
 	every_trial pd pd "ok ok relay relayed relayed	both NATs vary by destination: relay	both NATs vary by destination: relay$"
+	# no probing at all: no extra sockets, no predicted ports
+	assert_equal "$(tunnel_field pda pda "$(fqdn_of pdb)" punch_sockets)" 0
+	assert_equal "$(tunnel_field pda pda "$(fqdn_of pdb)" punch_probes)" 0
 }
 
-@test "per-destination mapping on one end: relayed with the reason" {
+# Linux conntrack lets in only replies to what went out to that very
+# address and port (every kind here filters so): a probe from the
+# per-destination end's new mapping is dropped at the other end's NAT, so
+# the peer-reflexive address alone opens nothing. Birthday probing does:
+# the per-destination end holds 256 mappings towards the other end, which
+# probes ~1500 ports of its NAT's address (§4.8).
+# sockets_kept H E: H's tunnel to E holds 1 extra socket if punched, else 0.
+sockets_kept() {
+	local fe path
+	fe=$(fqdn_of "$2")
+	path=$(tunnel_field "$1" "$1" "$fe" path)
+	echo "$1 -> $2: path $path, $(tunnel_field "$1" "$1" "$fe" punch_sockets) extra sockets" >&2
+	assert_equal "$(tunnel_field "$1" "$1" "$fe" punch_sockets)" \
+	    "$([ "$path" = punched ] && echo 1 || echo 0)"
+}
+
+@test "per-destination mapping on one end: punched to a predicted port in every trial" {
 	need_pair ei pd
+	need_pair pr pd
 	need_pair pd cg
-	assert_equal "$(direct_count ei pd)" 0
-	assert_equal "$(direct_count pd cg)" 0
-	every_trial ei pd "ok ok relay relayed relayed	peer's NAT varies by destination: relay	requester's NAT varies by destination: relay$"
-	every_trial pd cg "ok ok relay relayed relayed	requester's NAT varies by destination: relay	peer's NAT varies by destination: relay$"
+	all_direct ei pd
+	all_direct pr pd
+	all_direct pd cg
+	# the requester (endpoint-independent) sprayed, and its path is a port
+	# of the other NAT's address; the other end's path is from its extra
+	# socket that was hit
+	every_trial ei pd "ok ok relay punched punched	punched to 198\.18\.15\.1:[0-9]+ in [0-9]+ ms \((a predicted port answered|the peer's packets came direct, peer-reflexive)\)	punched to 198\.18\.10\.1:[0-9]+ in [0-9]+ ms \((our probe answered|the peer's packets came direct)\)$"
+	# the first trial of the pair (the NATs hold nothing of another yet)
+	# is the easy end's predicted port; later ones may open sooner, by
+	# a peer-reflexive probe through what the trial before left open
+	run results_of ei pd
+	assert_line --partial "(a predicted port answered)"
+	every_trial pd cg "ok ok relay punched punched	punched to 198\.18\.17\.1:[0-9]+ in [0-9]+ ms .*	punched to 198\.18\.14\.1:[0-9]+ in [0-9]+ ms .*$"
+	# of its 256 extra sockets, the per-destination end keeps the one its
+	# punched path uses (the last trial's tunnels are still there), none
+	# once back on the relay (NAT_COLD's 1 s UDP timeout may end a path)
+	sockets_kept pdb eia
+	sockets_kept pda cgb
 }
 
 @test "a NAT against a global host: direct, the natted end initiates" {

@@ -20,13 +20,14 @@
 static const uint8_t TID[NTM_TUNNEL_ID_LEN] = {
 	0x7e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
-#define CAP	40
+#define CAP	2048
 struct side {
 	struct ntm_peer	 p;
 	int		 n, bind_failed;
 	size_t		 len[CAP];
 	uint8_t		 b[CAP][NTM_UDP_MAX];
 	struct sockaddr_storage to[CAP];
+	int		 sock[CAP];		/* 0 the main socket, else an extra one */
 };
 
 static struct side *
@@ -42,9 +43,22 @@ output(struct ntm_peer *p, const struct sockaddr_storage *to, const struct ntm_t
 
 	for (int i = 0; i < out->n && s->n < CAP; i++) {
 		s->to[s->n] = *to;
+		s->sock[s->n] = 0;
 		s->len[s->n] = out->len[i];
 		memcpy(s->b[s->n++], out->buf[i], out->len[i]);
 	}
+}
+
+static void
+output_via(struct ntm_peer *p, int sock, const struct sockaddr_storage *to,
+    const struct ntm_tun_out *out)
+{
+	struct side *s = side_of(p);
+	int n = s->n;
+
+	output(p, to, out);
+	for (int i = n; i < s->n; i++)
+		s->sock[i] = sock;
 }
 
 static void
@@ -53,7 +67,7 @@ bind_failed(struct ntm_peer *p, int err)
 	side_of(p)->bind_failed = err;
 }
 
-static const struct ntm_peer_hooks hooks = { output, bind_failed };
+static const struct ntm_peer_hooks hooks = { output, bind_failed, output_via };
 
 static void
 addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip, int port)
@@ -710,6 +724,289 @@ TEST(punch_codec)
 	}
 }
 
+/* Datagram k of from into to as if from src:port, on to's socket sock. */
+static int
+pass_via(struct side *from, int k, struct side *to, const char *src, int port, int sock,
+    int64_t now, struct ntm_peer_event *ev)
+{
+	uint8_t b[NTM_UDP_MAX];
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	addr(&ss, &len, src, port);
+	memcpy(b, from->b[k], from->len[k]);
+	return ntm_peer_recv_via(&to->p, b, from->len[k], &ss, sock, now, ev);
+}
+
+static int
+punch_via(struct side *from, int k, struct side *to, const char *src, int port, int sock,
+    int64_t now)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	addr(&ss, &len, src, port);
+	return ntm_peer_punch_via(&to->p, from->b[k], from->len[k], &ss, sock, now);
+}
+
+/* Peer-reflexive: i's NAT maps per destination, so its probe reaches r
+ * from a port r was not told of. r answers there (one answer, nothing
+ * more) and keeps the address; i's answer-driven switch sends its
+ * handshake from there, and r follows it: punched both ways. An
+ * authentic datagram from an address no probe came from moves nothing. */
+TEST(punch_peer_reflexive)
+{
+	static struct side i, r;
+	struct ntm_peer_event ev;
+	int n, k;
+
+	mk_punch(&i, &r);
+	ntm_peer_begin(&i.p, 1000, 5000);
+	ntm_peer_begin(&r.p, 1000, 5000);
+	n = r.n;
+	CHECK_EQ(punch_via(&i, 1, &r, "198.18.2.1", 31337, 0, 1010), 0);
+	CHECK_EQ(r.n, n + 1);			/* the answer only */
+	CHECK_EQ(type(&r, n), NTM_MSG_PUNCH);
+	CHECK_STR(to_str(&r, n), "198.18.2.1:31337");
+	CHECK_EQ(r.p.nprflx, 1);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_RELAYED);
+	/* the same probe again: answered again, kept once */
+	CHECK_EQ(punch_via(&i, 1, &r, "198.18.2.1", 31337, 0, 1011), 0);
+	CHECK_EQ(r.n, n + 2);
+	CHECK_EQ(r.p.nprflx, 1);
+	/* r's answer comes back from its candidate: i's path is punched */
+	CHECK_EQ(punch_in(&r, n, &i, "198.18.3.1", 1020), 1);
+	CHECK_EQ(ntm_peer_path(&i.p), NTM_PATH_PUNCHED);
+	k = i.n - 2;
+	CHECK_EQ(type(&i, k), NTM_MSG_HS_INIT);
+	/* the HS_INIT from an address that sent no probe, not a candidate's:
+	 * r stays relayed, and answers through the RS */
+	CHECK_EQ(pass_via(&i, k, &r, "198.18.9.9", 40000, 0, 1030, &ev), 0);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_RELAYED);
+	CHECK_EQ(type(&r, r.n - 1), NTM_MSG_HS_RESP);
+	CHECK_STR(to_str(&r, r.n - 1), "198.18.0.4:4000");
+	CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.0.4", 1035, &ev), 0);
+	CHECK(ev.established);
+	/* i's keepalive from the peer-reflexive address: r follows there */
+	ntm_peer_keepalive(&i.p, 1040);
+	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_DATA);
+	CHECK_EQ(pass_via(&i, i.n - 1, &r, "198.18.2.1", 31337, 0, 1045, &ev), 0);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
+	CHECK_STR(ep_str(&r), "198.18.2.1:31337");
+	CHECK(strstr(r.p.path_why, "peer-reflexive") != NULL);
+	/* authentic packets from another port of a candidate's address (a
+	 * per-destination NAT's, whose probe we did not keep): followed too */
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+	mk_punch(&i, &r);
+	ntm_peer_begin(&i.p, 1000, 5000);
+	ntm_peer_begin(&r.p, 1000, 5000);
+	n = r.n;
+	CHECK_EQ(punch_in(&i, 1, &r, "198.18.2.1", 1010), 0);
+	CHECK_EQ(punch_in(&r, n, &i, "198.18.3.1", 1020), 1);
+	k = i.n - 2;
+	CHECK_EQ(type(&i, k), NTM_MSG_HS_INIT);
+	CHECK_EQ(pass_via(&i, k, &r, "198.18.2.1", 6000, 0, 1030, &ev), 0);
+	CHECK_EQ(ntm_peer_path(&r.p), NTM_PATH_PUNCHED);
+	CHECK_STR(ep_str(&r), "198.18.2.1:6000");
+	/* bounded: a few addresses per attempt */
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+	mk_punch(&i, &r);
+	ntm_peer_begin(&i.p, 1000, 5000);
+	ntm_peer_begin(&r.p, 1000, 5000);
+	for (int port = 5000; port < 5000 + 2 * NTM_PEER_PRFLX; port++)
+		CHECK_EQ(punch_via(&i, 1, &r, "198.18.2.1", port, 0, 1010), 0);
+	CHECK_EQ(r.p.nprflx, NTM_PEER_PRFLX);
+	ntm_peer_free(&i.p);
+	ntm_peer_free(&r.p);
+}
+
+/* Birthday probing: h's NAT maps per destination, e's is
+ * endpoint-independent. h probes e's reflexive address from
+ * NTM_PEER_BDAY_SOCKS extra sockets, and once the tunnel is up asks e
+ * (SPRAY, through the relay) to probe its predicted ports; e probes that
+ * many distinct ports of h's IP, a burst at a time. One probe reaches h's
+ * extra socket 77 (the port of its mapping): h answers from that socket;
+ * the answer from that port moves e's path there, and e's packets on
+ * socket 77 move h's. Nothing on the main socket. */
+TEST(punch_birthday)
+{
+	static struct side h, e;
+	struct ntm_peer_event ev;
+	uint8_t seen[65536 / 8];
+	int n, k, dup = 0, hit = -1, spray0;
+
+	mk_punch(&h, &e);	/* h the initiator, e the responder */
+	h.p.bday = NTM_BDAY_HARD;
+	e.p.bday = NTM_BDAY_EASY;
+	ntm_peer_begin(&h.p, 1000, 5000);
+	ntm_peer_begin(&e.p, 1000, 5000);
+	/* the bind, a probe to each candidate, one from each extra socket */
+	CHECK_EQ(h.n, 3 + NTM_PEER_BDAY_SOCKS);
+	for (k = 3; k < h.n; k++) {
+		CHECK_EQ(h.sock[k], k - 2);
+		CHECK_STR(to_str(&h, k), "198.18.3.1:4000");
+	}
+	CHECK(ntm_peer_sock_used(&h.p, 1));
+	CHECK(ntm_peer_sock_used(&h.p, NTM_PEER_BDAY_SOCKS));
+	CHECK(!ntm_peer_sock_used(&e.p, 1));
+	CHECK(strncmp(h.p.path_why, "punching: 2 candidates from 256 mappings", 40) == 0);
+	/* up through the relay */
+	CHECK_EQ(ack(&h, 0, 1, 7, 1010), 1);
+	k = h.n - 1;
+	CHECK_EQ(type(&h, k), NTM_MSG_HS_INIT);
+	CHECK_EQ(pass(&h, k, &e, "198.18.0.4", 1020, &ev), 0);
+	CHECK_EQ(pass(&e, e.n - 1, &h, "198.18.0.4", 1030, &ev), 0);
+	CHECK(ev.established);
+	/* h asks at once, through the relay, sealed */
+	k = h.n - 1;
+	CHECK_EQ(type(&h, k), NTM_MSG_DATA);
+	CHECK_STR(to_str(&h, k), "198.18.0.4:4000");
+	CHECK_EQ(h.p.bday_asks, 1);
+	n = e.n;
+	CHECK_EQ(pass(&h, k, &e, "198.18.0.4", 1040, &ev), 0);
+	CHECK(ev.payload == NULL);		/* the core's own */
+	CHECK_EQ(e.p.bday_want, NTM_PEER_BDAY_ODDS * NTM_PEER_BDAY_PORTS /
+	    (NTM_PEER_BDAY_SOCKS + 1));
+	CHECK(ntm_peer_deadline(&e.p) <= 1040);
+	/* the same SPRAY again (a copy): nothing new */
+	CHECK_EQ(pass(&h, k, &e, "198.18.0.4", 1041, &ev), NTM_ERR_REPLAY);
+	spray0 = e.n;
+	CHECK_EQ(spray0, n);
+	/* e sprays a burst every NTM_PEER_BDAY_EVERY_MS, each port once */
+	memset(seen, 0, sizeof(seen));
+	for (int64_t t = 1040; t < 1040 + 6000 && e.n < CAP; t += 10) {
+		n = e.n;
+		ntm_peer_tick(&e.p, t, 5000 + (uint64_t)t);
+		if (e.n - n > NTM_PEER_BDAY_BURST + 3)
+			fprintf(stderr, "t %lld: %d sent\n", (long long)t, e.n - n);
+		CHECK(e.n - n <= NTM_PEER_BDAY_BURST + 3);	/* + a round, a bind */
+	}
+	n = 0;
+	for (k = spray0; k < e.n; k++) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&e.to[k];
+		int port = ntohs(s4->sin_port);
+
+		if (type(&e, k) != NTM_MSG_PUNCH || port == 4000)
+			continue;	/* the rounds to the candidates */
+		n++;
+		CHECK_EQ(e.sock[k], 0);
+		CHECK(port >= NTM_PEER_BDAY_PORT_MIN);
+		if (seen[port / 8] & (1 << (port % 8)))
+			dup++;
+		seen[port / 8] |= (uint8_t)(1 << (port % 8));
+		if (hit < 0 && n == 700)
+			hit = k;
+	}
+	CHECK_EQ(n, e.p.bday_want);
+	CHECK_EQ(dup, 0);
+	CHECK_EQ((int)e.p.bday_probes, e.p.bday_want);
+	/* probe 700 reaches h's extra socket 77 from e's reflexive address:
+	 * answered from that socket, and h probes back from it */
+	n = h.n;
+	CHECK_EQ(punch_via(&e, hit, &h, "198.18.3.1", 4000, 77, 3000), 0);
+	CHECK_EQ(h.n, n + 2);
+	CHECK_EQ(h.sock[n], 77);
+	CHECK_EQ(h.sock[n + 1], 77);
+	/* the answer from another port of h's IP, or from another IP: refused */
+	{
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&e.to[hit];
+		int port = ntohs(s4->sin_port);
+
+		CHECK_EQ(punch_via(&h, n, &e, "198.18.2.1", port == 9999 ? 9998 : 9999, 0,
+		    3010), NTM_ERR_STATE);
+		CHECK_EQ(punch_via(&h, n, &e, "198.18.2.2", port, 0, 3010), NTM_ERR_STATE);
+		CHECK_EQ(punch_via(&h, n, &e, "198.18.2.1", port, 0, 3010), 1);
+		CHECK_EQ(ntm_peer_path(&e.p), NTM_PATH_PUNCHED);
+		CHECK_EQ(ntohs(((const struct sockaddr_in *)&e.p.ep)->sin_port), port);
+		CHECK(strstr(e.p.path_why, "(a predicted port answered)") != NULL);
+		/* e's keepalive there reaches h on socket 77: h follows */
+		k = e.n - 1;
+		CHECK_EQ(type(&e, k), NTM_MSG_DATA);
+		CHECK_EQ(e.sock[k], 0);
+		CHECK_EQ(pass_via(&e, k, &h, "198.18.3.1", 4000, 77, 3020, &ev), 0);
+		CHECK_EQ(ntm_peer_path(&h.p), NTM_PATH_PUNCHED);
+		CHECK_EQ(h.p.ep_sock, 77);
+	}
+	/* h's datagrams go from socket 77; binds still from the main one; the
+	 * other extra sockets are no longer used */
+	ntm_peer_keepalive(&h.p, 3030);
+	CHECK_EQ(h.sock[h.n - 1], 77);
+	CHECK_STR(to_str(&h, h.n - 1), "198.18.3.1:4000");
+	n = h.n;
+	ntm_peer_tick(&h.p, 1010 + 15000, 5000 + 16010);
+	for (k = n; k < h.n && type(&h, k) != NTM_MSG_RELAY_BIND; k++)
+		;
+	CHECK(k < h.n);
+	CHECK_EQ(h.sock[k], 0);
+	CHECK_STR(to_str(&h, k), "198.18.0.4:4000");
+	CHECK(ntm_peer_sock_used(&h.p, 77));
+	CHECK(!ntm_peer_sock_used(&h.p, 76));
+	/* back on the relay: socket 77 no more */
+	ntm_peer_rebind(&h.p, 17000, 22000);
+	CHECK(!ntm_peer_sock_used(&h.p, 77));
+	ntm_peer_free(&h.p);
+	ntm_peer_free(&e.p);
+}
+
+/* Nobody answers the predicted ports: both give up after
+ * NTM_PEER_BDAY_ROUNDS rounds with the reason; the hard end's sockets are
+ * released; a SPRAY to an end that is not the easy one is ignored. */
+TEST(punch_birthday_gives_up)
+{
+	static struct side h, e;
+	struct ntm_peer_event ev;
+	int64_t t;
+
+	mk_punch(&h, &e);
+	h.p.bday = NTM_BDAY_HARD;
+	ntm_peer_begin(&h.p, 1000, 5000);
+	ntm_peer_begin(&e.p, 1000, 5000);
+	CHECK_EQ(ack(&h, 0, 1, 7, 1010), 1);
+	CHECK_EQ(pass(&h, h.n - 1, &e, "198.18.0.4", 1020, &ev), 0);
+	CHECK_EQ(pass(&e, e.n - 1, &h, "198.18.0.4", 1030, &ev), 0);
+	CHECK_EQ(pass(&h, h.n - 1, &e, "198.18.0.4", 1040, &ev), 0);
+	CHECK_EQ(e.p.bday_want, 0);		/* e is not the easy end */
+	for (t = 1000; t <= 1000 + NTM_PEER_BDAY_ROUNDS * NTM_PEER_PUNCH_EVERY_MS; t += 100)
+		ntm_peer_tick(&h.p, t, 5000 + (uint64_t)t);
+	CHECK_EQ(h.p.punch, NTM_PUNCH_FAILED);
+	CHECK_EQ(h.p.bday_asks, NTM_PEER_BDAY_ASKS);
+	CHECK_EQ((int)h.p.bday_probes, NTM_PEER_BDAY_SOCKS * NTM_PEER_BDAY_ROUNDS /
+	    NTM_PEER_BDAY_OPEN_EVERY);
+	CHECK_STR(h.p.path_why, "no answer from the peer's 2 candidates to our 256 mappings "
+	    "in 10 s: relayed");
+	CHECK(!ntm_peer_sock_used(&h.p, 1));
+	ntm_peer_free(&h.p);
+	ntm_peer_free(&e.p);
+}
+
+/* The SPRAY codec. */
+TEST(spray_codec)
+{
+	uint8_t m[NTM_PUNCH_SPRAY_LEN + 1];
+	uint32_t at;
+	int maps;
+
+	CHECK_EQ(ntm_punch_spray_make(m, 256, 7), NTM_PUNCH_SPRAY_LEN);
+	CHECK_EQ(ntm_punch_spray_open(m, NTM_PUNCH_SPRAY_LEN, &maps, &at), 0);
+	CHECK_EQ(maps, 256);
+	CHECK_EQ(at, 7);
+	CHECK_EQ(ntm_punch_spray_make(m, 0, 7), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_punch_spray_make(m, NTM_PUNCH_SPRAY_MAPPINGS_MAX + 1, 7), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_punch_spray_make(m, 1, 0), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_punch_spray_open(m, NTM_PUNCH_SPRAY_LEN - 1, &maps, &at), NTM_ERR_SHORT);
+	CHECK_EQ(ntm_punch_spray_open(m, NTM_PUNCH_SPRAY_LEN + 1, &maps, &at), NTM_ERR_TOOBIG);
+	m[1] = 1;
+	CHECK_EQ(ntm_punch_spray_open(m, NTM_PUNCH_SPRAY_LEN, &maps, &at), NTM_ERR_PROTO);
+	CHECK_EQ(ntm_punch_spray_make(m, 256, 7), NTM_PUNCH_SPRAY_LEN);
+	m[7] = 0;
+	CHECK_EQ(ntm_punch_spray_open(m, NTM_PUNCH_SPRAY_LEN, &maps, &at), NTM_ERR_PROTO);
+	m[0] = NTM_TUN_CTL_CANDS;
+	CHECK_EQ(ntm_punch_spray_open(m, NTM_PUNCH_SPRAY_LEN, &maps, &at), NTM_ERR_PROTO);
+}
+
 UNIT_MAIN(T(handshake_and_queue), T(queue_limits), T(endpoint_moves),
     T(relay_bind_and_ack), T(relay_cookie), T(handshake_gate), T(rebind_reroute),
-    T(punch), T(punch_gives_up), T(punch_lost), T(punch_codec))
+    T(punch), T(punch_gives_up), T(punch_lost), T(punch_codec), T(punch_peer_reflexive),
+    T(punch_birthday), T(punch_birthday_gives_up), T(spray_codec))

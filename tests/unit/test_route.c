@@ -158,7 +158,9 @@ TEST(names)
 /* Rules 3 and 5 by the NAT kinds the ends registered (§4.5, §4.8):
  * punching between two endpoint-independent mappings, and between two
  * hosts that found no NAT (stateful firewalls), only when the DC allows
- * it; the reason names a mapping that varies by destination; the kinds
+ * it, and between one that varies by destination and an
+ * endpoint-independent one (ports predicted); the reason names a mapping
+ * that varies by destination; the kinds
  * change nothing elsewhere. */
 TEST(nat_kinds)
 {
@@ -179,9 +181,15 @@ TEST(nat_kinds)
 	} v[] = {
 		{ &na, &nb, 1, NTM_NAT_EI, NTM_NAT_EI, NTM_ROUTE_RELAY, 1,
 		  "both behind endpoint-independent NATs: relay, punching" },
-		{ &na, &nb, 1, NTM_NAT_EI, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
+		/* one end per destination, the other endpoint-independent:
+		 * punching, the hard end's ports predicted */
+		{ &na, &nb, 1, NTM_NAT_EI, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 1,
+		  "peer's NAT varies by destination: relay, predicting ports" },
+		{ &na, &nb, 1, NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_ROUTE_RELAY, 1,
+		  "requester's NAT varies by destination: relay, predicting ports" },
+		{ &na, &nb, 0, NTM_NAT_EI, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
 		  "peer's NAT varies by destination: relay" },
-		{ &na, &nb, 1, NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_ROUTE_RELAY, 0,
+		{ &na, &nb, 1, NTM_NAT_PER_DEST, NTM_NAT_NATTED, NTM_ROUTE_RELAY, 0,
 		  "requester's NAT varies by destination: relay" },
 		{ &na, &nb, 1, NTM_NAT_PER_DEST, NTM_NAT_PER_DEST, NTM_ROUTE_RELAY, 0,
 		  "both NATs vary by destination: relay" },

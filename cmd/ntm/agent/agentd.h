@@ -84,6 +84,9 @@ struct tun {
 	 * all of it, while the core's punching state is in note_mask */
 	char		 note[96];
 	int		 note_prefix, note_mask;
+	/* birthday probing's extra sockets (bday.c), by the core's number */
+	struct bday_sock *bsock[NTM_PEER_BDAY_SOCKS + 1];
+	int		 nbsock;
 };
 
 struct ctl;
@@ -245,14 +248,23 @@ void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
 /* Tunnels never up in time are dropped (or, made for a lost one that
  * still has users, asked for again); returns how many went. */
 int  agent_tun_sweep(struct agent *a, int64_t now);
-/* A datagram of t's (HS_INIT, HS_RESP, DATA) from from. */
+/* A datagram of t's (HS_INIT, HS_RESP, DATA) from from, on our socket
+ * sock (0 the main one, else an extra one of t's, bday.c). */
 void agent_tun_input(struct tun *t, uint8_t *p, size_t n,
-    const struct sockaddr_storage *from);
+    const struct sockaddr_storage *from, int sock);
 int  agent_tun_relay_ack(struct agent *a, const uint8_t *p, size_t n);	/* -1: no tunnel's */
 void agent_tun_moved(struct agent *a, const struct ntm_moved *m);
 /* A PUNCH for t (docs/protocol.md §4.8): answered, or the path moves. */
 void agent_tun_punch(struct tun *t, const uint8_t *p, size_t n,
-    const struct sockaddr_storage *from);
+    const struct sockaddr_storage *from, int sock);
+
+/* bday.c: birthday probing's extra sockets of a tunnel (§4.8): a datagram
+ * from socket idx (opened at first use), the sockets the core no longer
+ * uses closed, all closed. */
+void agent_bday_send(struct tun *t, int idx, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *to);
+void agent_bday_sync(struct tun *t);
+void agent_bday_free(struct tun *t);
 /* The NAT's verdict after a discovery (nat.c; reflexive: what the DC, else
  * the RS, saw, NULL if nothing): tunnels whose punched path this end's
  * move cost tell the peer where to punch now (CANDIDATES, §4.8) and punch

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "probe.h"
 #include "msg.h"
 #include "agentd.h"
 #include "identity.h"
@@ -155,6 +156,12 @@ direction_parse(struct agent *a, json_t *d, struct tun *nt, struct ntm_tunnel_cf
 			snprintf(err, errlen, "malformed punch candidates in the direction");
 			return -1;
 		}
+		/* Birthday probing's part (§4.8), from our NAT's kind: a route
+		 * with candidates behind a NAT that maps per destination has an
+		 * endpoint-independent one at the other end (§4.5 rule 3). */
+		nt->p.bday = nt->p.ncand == 0 ? NTM_BDAY_NONE :
+		    a->nat == NTM_NAT_PER_DEST ? NTM_BDAY_HARD :
+		    a->nat == NTM_NAT_EI ? NTM_BDAY_EASY : NTM_BDAY_NONE;
 	} else if (initiator && !nt->p.has_ep) {
 		snprintf(err, errlen, "direction without a usable endpoint '%s'", endpoint);
 		return -1;
@@ -254,7 +261,7 @@ replay_stash(struct agent *a)
 	if ((t = agent_tun_by_tid(a, ntm_msg_tunnel_id(a->stash, sizeof(a->stash)))) == NULL)
 		a->drops[DROP_UNKNOWN]++;
 	else
-		agent_tun_input(t, a->stash, sizeof(a->stash), &a->stash_from);
+		agent_tun_input(t, a->stash, sizeof(a->stash), &a->stash_from, 0);
 }
 
 static void

@@ -121,7 +121,7 @@ agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from
 		    (t = agent_tun_by_tid(a, ntm_punch_tunnel_id(p, n))) == NULL)
 			a->drops[DROP_UNKNOWN]++;
 		else
-			agent_tun_punch(t, p, n, from);
+			agent_tun_punch(t, p, n, from, 0);
 		return;
 	case NTM_MSG_HS_INIT:
 		if ((t = agent_tun_by_tid(a, ntm_msg_tunnel_id(p, n))) == NULL) {
@@ -140,5 +140,5 @@ agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from
 		a->drops[DROP_MALFORMED]++;	/* REG_REQ, RELAY_BIND: not for us */
 		return;
 	}
-	agent_tun_input(t, p, n, from);
+	agent_tun_input(t, p, n, from, 0);
 }

@@ -80,6 +80,17 @@ peer_output(struct ntm_peer *p, const struct sockaddr_storage *to,
 	}
 }
 
+/* The same from birthday probing's extra socket sock (bday.c). */
+static void
+peer_output_via(struct ntm_peer *p, int sock, const struct sockaddr_storage *to,
+    const struct ntm_tun_out *out)
+{
+	struct tun *t = (struct tun *)((char *)p - offsetof(struct tun, p));
+
+	for (int i = 0; i < out->n; i++)
+		agent_bday_send(t, sock, out->buf[i], out->len[i], to);
+}
+
 /* Why the path is what it is: the core's punching, with our note on a
  * move over it while it applies, else the DC's reason. */
 static const char *
@@ -127,15 +138,17 @@ agent_tun_path_json(const struct tun *t, json_t *j)
 	json_object_set_new(j, "punch_candidates", json_integer(p->kind == NTM_ROUTE_RELAY ?
 	    p->ncand : 0));
 	json_object_set_new(j, "punch_probes", json_integer((json_int_t)p->punch_sent));
+	json_object_set_new(j, "punch_predicted", json_integer((json_int_t)p->bday_probes));
+	json_object_set_new(j, "punch_sockets", json_integer(t->nbsock));
 }
 
 void
 agent_tun_punch(struct tun *t, const uint8_t *pkt, size_t n,
-    const struct sockaddr_storage *from)
+    const struct sockaddr_storage *from, int sock)
 {
 	int path = ntm_peer_path(&t->p), punch = t->p.punch, r;
 
-	if ((r = ntm_peer_punch(&t->p, pkt, n, from, agent_now_ms())) < 0) {
+	if ((r = ntm_peer_punch_via(&t->p, pkt, n, from, sock, agent_now_ms())) < 0) {
 		t->a->drops[r == NTM_ERR_STATE ? DROP_STATE : agent_drop_reason(r)]++;
 		return;
 	}
@@ -151,7 +164,8 @@ peer_bind_failed(struct ntm_peer *p, int err)
 	log_warnx("tunnel %s: cannot make RELAY_BIND: %s", t->peer, ntm_strerror(err));
 }
 
-static const struct ntm_peer_hooks peer_hooks = { peer_output, peer_bind_failed };
+static const struct ntm_peer_hooks peer_hooks = { peer_output, peer_bind_failed,
+	peer_output_via };
 
 /* ---- a tunnel the peer lost (agent.h) ------------------------------------- */
 
@@ -294,6 +308,7 @@ agent_tun_free(struct tun *t)
 		}
 	if (t->timer)
 		event_free(t->timer);
+	agent_bday_free(t);
 	if (agent_tun_by_peer(a, t->peer) == NULL)
 		a->hooks->tunnel_gone(a, t);	/* unless a new tunnel took over */
 	ntm_peer_free(&t->p);
@@ -583,6 +598,8 @@ agent_tun_arm(struct tun *t)
 	int64_t now = agent_now_ms(), d = ntm_peer_deadline(&t->p), r;
 	struct timeval tv;
 
+	agent_bday_sync(t);	/* the extra sockets the core no longer uses */
+
 	if (t->cands_left > 0 && t->cands_next < d)
 		d = t->cands_next;
 	if ((r = remake_at(t)) < d)
@@ -817,13 +834,14 @@ identity_failed(struct tun *t, const struct sockaddr_storage *from)
 }
 
 void
-agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_storage *from)
+agent_tun_input(struct tun *t, uint8_t *p, size_t n, const struct sockaddr_storage *from,
+    int sock)
 {
 	struct agent *a = t->a;
 	struct ntm_peer_event ev;
 	int path = ntm_peer_path(&t->p), punch = t->p.punch, r;
 
-	r = ntm_peer_recv(&t->p, p, n, from, agent_now_ms(), &ev);
+	r = ntm_peer_recv_via(&t->p, p, n, from, sock, agent_now_ms(), &ev);
 	path_note(t, path, punch);
 	if (r < 0 && !ev.authentic) {
 		a->drops[agent_drop_reason(r)]++;
