@@ -96,7 +96,7 @@ _ntm()
 	--exec) COMPREPLY=($(compgen -c -- "$cur")); return ;;
 	--socks5) COMPREPLY=($(compgen -W off -- "$cur")); return ;;
 	--allow) COMPREPLY=($(compgen -W "icmp all" -- "$cur")); return ;;
-	-u|--user|--device|--push|--timeout|--port|--keepalive|--dc-udp|--resolver) return ;;
+	-u|--user|--device|--push|--timeout|--port|--keepalive|--direct-retry|--dc-udp|--resolver) return ;;
 	--count|--interval|--udp|--local-port|--wait|--local|--remote|--remove) return ;;
 	--app|--service|--item|--notify|--ttl|--status|--discard) return ;;
 	-c|-i|-L|-R) [[ $cmd == tunnel ]] && return ;;
@@ -123,7 +123,7 @@ _ntm()
 	login) opts="-u --user --password-file --ca --device --push --renew --timeout --json -h --help" ;;
 	logout) opts="--timeout --json -h --help" ;;
 	status) opts="--offline --metrics --timeout --json -h --help" ;;
-	up) opts="-d --foreground --json --log --port --keepalive --dc-udp --resolver --timeout --socks5 --tun --allow --accept -h --help" ;;
+	up) opts="-d --foreground --json --log --port --keepalive --direct-retry --dc-udp --resolver --timeout --socks5 --tun --allow --accept -h --help" ;;
 	down) opts="--json --timeout -h --help" ;;
 	register) opts="--json --dc-udp --resolver --timeout -h --help" ;;
 	netcheck) opts="--json --dc-udp --resolver --timeout -h --help" ;;

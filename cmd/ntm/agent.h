@@ -46,6 +46,7 @@ struct agent_opts {
 	int		 foreground;
 	long		 port;		/* 0: any */
 	long		 keepalive_s;	/* 0: as the DC says */
+	long		 direct_retry_s;	/* 0: DIRECT_RETRY_S; -1: never (tunnels.c) */
 	const char	*dc_udp;	/* "addr:port" or NULL */
 	const char	*resolver;	/* "addr:port" or NULL */
 	long		 timeout_s;	/* how long `ntm up` waits for the first REG_RESP */

@@ -1,7 +1,9 @@
 /*
  * up.c - ntm up: start the agent (agent.c), detached unless -d.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -62,6 +64,29 @@ set_accept(void *args, const struct cmd_opt *opt, const char *v)
 	return 0;
 }
 
+/* --direct-retry SEC (10..86400), or "off": never. */
+static int
+set_direct_retry(void *args, const struct cmd_opt *opt, const char *v)
+{
+	struct agent_opts *o = &((struct up_args *)args)->o;
+	char *end;
+	long s;
+
+	(void)opt;
+	if (strcmp(v, "off") == 0) {
+		o->direct_retry_s = -1;
+		return 0;
+	}
+	errno = 0;
+	s = strtol(v, &end, 10);
+	if (errno || end == v || *end || s < 10 || s > 86400) {
+		cli_err("up", "--direct-retry '%s': expected seconds 10..86400, or off", v);
+		return -1;
+	}
+	o->direct_retry_s = s;
+	return 0;
+}
+
 static const struct cmd_opt up_opts[] = {
 	{ .name = "foreground", .shortopt = 'd', .help = "stay in the foreground, log to "
 	  "stderr", .type = CMD_FLAG, .off = UP(foreground) },
@@ -76,6 +101,10 @@ static const struct cmd_opt up_opts[] = {
 	{ .name = "keepalive", .arg = "SEC", .help = "register every SEC seconds "
 	  "(1..3600; default: as the DC says)", .type = CMD_INT, .off = UP(keepalive_s),
 	  .min = 1, .max = 3600, .expect = "expected seconds 1..3600" },
+	{ .name = "direct-retry", .arg = "SEC", .help = "a tunnel relayed because punching "
+	  "failed tries the direct path again after SEC seconds, then twice as long after "
+	  "each failure, up to 8 x SEC (10..86400, default 300; 'off': never)",
+	  .type = CMD_CALL, .set = set_direct_retry },
 	{ .name = "dc-udp", .arg = "ADDR:PORT", .help = "the DC's UDP address (else ntm.conf "
 	  "dc_udp, else DNS SRV _ntm._udp.DOMAIN)", .type = CMD_STRING, .off = UP(dc_udp) },
 	{ .name = "resolver", .arg = "ADDR:PORT", .help = "DNS resolver for the SRV lookup "

@@ -133,6 +133,9 @@ agent_tun_path_json(const struct tun *t, json_t *j)
 	json_object_set_new(j, "path", json_string(ntm_path_name(ntm_peer_path(p))));
 	json_object_set_new(j, "path_reason", json_string(path_reason(t, b, sizeof(b))));
 	json_object_set_new(j, "repunches", json_integer((json_int_t)t->repunches));
+	json_object_set_new(j, "direct_retries", json_integer((json_int_t)t->direct_retries));
+	json_object_set_new(j, "direct_retry_s", t->direct_at ?
+	    json_integer((t->direct_at - agent_now_ms() + 999) / 1000) : json_null());
 	json_object_set_new(j, "punch_ms", p->punch == NTM_PUNCH_DONE ?
 	    json_integer(p->punch_ms) : json_null());
 	json_object_set_new(j, "punch_candidates", json_integer(p->kind == NTM_ROUTE_RELAY ?
@@ -392,8 +395,6 @@ repunch(struct tun *t, const struct sockaddr_storage *cand, int n, const char *n
 	/* same route, same RS, same session: a fresh bind and fresh rounds */
 	ntm_peer_reroute(&t->p, &np, agent_now_ms(), wall_ms());
 	ntm_wipe(&np, sizeof(np));
-	if (n > 0)
-		t->repunches++;
 	snprintf(t->note, sizeof(t->note), "%s", note);
 	t->note_prefix = prefix;
 	t->note_mask = prefix ? 1 << NTM_PUNCH_TRYING | 1 << NTM_PUNCH_DONE |
@@ -429,6 +430,70 @@ static int
 nat_unpunchable(int nat)
 {
 	return nat == NTM_NAT_PER_DEST || nat == NTM_NAT_NATTED;
+}
+
+static int own_cands(const struct agent *a, const struct sockaddr_storage *refl,
+    struct sockaddr_storage *out);
+
+/*
+ * A relayed route between two endpoint-independent NATs whose punching
+ * failed, or whose punched path was lost, tries the direct path again
+ * (docs/protocol.md §4.8): the requester sends its candidates again
+ * (CANDIDATES, a new generation, the same addresses) and both ends punch
+ * as after a move, the relay carrying the traffic meanwhile. The first try
+ * DIRECT_RETRY_S (--direct-retry) after the failure, each next one twice as
+ * long after the one before, up to 8 times that; a punched path starts the
+ * count again.
+ */
+#define DIRECT_RETRY_S		300
+#define DIRECT_RETRY_SHIFT_MAX	3
+
+static int
+direct_wanted(const struct tun *t)
+{
+	const struct ntm_peer *p = &t->p;
+
+	return t->a->o.direct_retry_s >= 0 && p->initiator && p->kind == NTM_ROUTE_RELAY &&
+	    t->npcand > 0 && (p->punch == NTM_PUNCH_FAILED || p->punch == NTM_PUNCH_LOST) &&
+	    p->bday != NTM_BDAY_HARD && p->bday_rx == 0 &&	/* no SPRAY: not a hard peer */
+	    t->a->nat == NTM_NAT_EI &&
+	    (t->peer_nat == 0 || t->peer_nat == NTM_NAT_EI) && t->a->probe[0].answered;
+}
+
+static void
+direct_tick(struct tun *t, int64_t now)
+{
+	struct sockaddr_storage own[NTM_PUNCH_CANDS_MAX];
+	long s = t->a->o.direct_retry_s > 0 ? t->a->o.direct_retry_s : DIRECT_RETRY_S;
+	int shift = t->direct_tries < DIRECT_RETRY_SHIFT_MAX ? t->direct_tries :
+	    DIRECT_RETRY_SHIFT_MAX, n, len;
+
+	if (t->p.punch == NTM_PUNCH_DONE)
+		t->direct_tries = 0;
+	if (!direct_wanted(t)) {
+		t->direct_at = 0;
+		return;
+	}
+	if (t->direct_at == 0) {
+		t->direct_at = now + ((int64_t)s * 1000 << shift);
+		return;
+	}
+	if (now < t->direct_at)
+		return;
+	t->direct_at = 0;
+	n = own_cands(t->a, &t->a->probe[0].seen, own);
+	if ((len = ntm_punch_cands_make(t->cands_msg, sizeof(t->cands_msg), NTM_NAT_EI,
+	    ++t->cands_gen, own, n)) < 0)
+		return;
+	t->cands_len = (size_t)len;
+	t->direct_tries++;
+	t->direct_retries++;
+	log_info("tunnel %s: relayed since punching %s: trying the direct path again (%d)",
+	    t->peer, t->p.punch == NTM_PUNCH_LOST ? "lost its path" : "failed",
+	    t->direct_tries);
+	repunch(t, t->pcand, t->npcand, "trying direct again", 1);
+	t->cands_left = CANDS_COPIES;
+	cands_send(t, now);
 }
 
 static const char *
@@ -496,6 +561,7 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			    "told", t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
 			    sizeof(b)));
 			repunch(t, t->pcand, t->npcand, "this end moved", 1);
+			t->repunches++;
 		} else {
 			if (nat == NTM_NAT_EI)
 				snprintf(note, sizeof(note), "this end moved; the peer is behind a "
@@ -541,7 +607,7 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 	int64_t now = agent_now_ms();
 	uint32_t gen;
 	char note[96], b[64];
-	int nat, n, r;
+	int nat, n, r, again;
 
 	if (p[0] != NTM_TUN_CTL_CANDS ||
 	    (r = ntm_punch_cands_open(p, len, &nat, &gen, c, &n)) < 0) {
@@ -554,6 +620,10 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 	    !cands_rx_allowed(t, now))
 		return;
 	t->cands_gen_rx = gen;
+	/* the same candidates as before: not a move, a try for the direct
+	 * path again (direct_tick at the peer) */
+	again = (t->peer_nat == 0 || nat == t->peer_nat) && n > 0 && t->npcand > 0 &&
+	    ntm_sa_equal((const struct sockaddr *)&c[0], (const struct sockaddr *)&t->pcand[0]);
 	t->peer_nat = nat;
 	if (nat == NTM_NAT_EI) {
 		/* the moved end's candidates from now on, whatever ours are */
@@ -561,9 +631,16 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		t->npcand = n;
 	}
 	if (nat == NTM_NAT_EI && !nat_unpunchable(t->a->nat)) {
-		log_info("tunnel %s: the peer moved (now %s): punching again", t->peer,
-		    ntm_sa_str((const struct sockaddr *)&c[0], b, sizeof(b)));
-		repunch(t, t->pcand, t->npcand, "the peer moved", 1);
+		if (again)
+			log_info("tunnel %s: the peer tries the direct path again: punching",
+			    t->peer);
+		else
+			log_info("tunnel %s: the peer moved (now %s): punching again", t->peer,
+			    ntm_sa_str((const struct sockaddr *)&c[0], b, sizeof(b)));
+		repunch(t, t->pcand, t->npcand, again ? "the peer tries direct again" :
+		    "the peer moved", 1);
+		if (!again)
+			t->repunches++;
 	} else {
 		if (nat == NTM_NAT_EI)
 			snprintf(note, sizeof(note), "the peer moved; this end is behind a NAT "
@@ -588,6 +665,7 @@ on_tun_timer(evutil_socket_t fd, short what, void *arg)
 	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
 	path_note(t, path, punch);
 	cands_tick(t, agent_now_ms());
+	direct_tick(t, agent_now_ms());
 	remake_tick(t, agent_now_ms());
 	agent_tun_arm(t);
 }
@@ -602,6 +680,8 @@ agent_tun_arm(struct tun *t)
 
 	if (t->cands_left > 0 && t->cands_next < d)
 		d = t->cands_next;
+	if (t->direct_at && t->direct_at < d)
+		d = t->direct_at;
 	if ((r = remake_at(t)) < d)
 		d = r;
 
