@@ -34,6 +34,8 @@
 #define REFRESH_MS	100	/* ... and the longest they wait */
 #define WAITING_MAX	(32 * RECV_BURST)	/* changes (answers) waiting for the writer */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
+#define REG_LOG_MAX	100	/* registration lines at info per REG_LOG_S ... */
+#define REG_LOG_S	10	/* ... the rest at debug, and counted in one line */
 
 /* Drops and answers, by reason. */
 struct dc_udp_counters {
@@ -89,6 +91,11 @@ struct dc_rt {
 	int64_t			 miss_ms;
 	struct dc_udp_counters	 c, logged;
 	int64_t			 logged_at;
+	/* Lines about registrations (a new location, offline, ...) in the
+	 * current REG_LOG_S window: written at info, and held back (at debug). */
+	int64_t			 reglog_at;
+	unsigned		 reglog_lines;
+	uint64_t		 reglog_held;
 	/* One burst's location writes go in one transaction (one fsync, not
 	 * one per device); its answers and hooks wait until they are stored. */
 	struct dc_loc_row	 rows[RECV_BURST];
@@ -249,6 +256,47 @@ miss_allowed(struct dc_rt *rt)
 	rt->miss_tokens -= 1.0;
 	return 1;
 }
+
+/* Writes the count of the registration lines held back in the window
+ * that has ended (or, with force, in the current one: the DC stops), if
+ * any, and starts a new window when now is past it. */
+static void
+reg_log_roll(struct dc_rt *rt, int64_t now, int force)
+{
+	if (now - rt->reglog_at < REG_LOG_S && !force)
+		return;
+	if (rt->reglog_held > 0)
+		log_info("register: %llu more registration lines in the last %lld s "
+		    "(written at -v; %u at most every %d s at info)",
+		    (unsigned long long)rt->reglog_held, (long long)(now - rt->reglog_at),
+		    REG_LOG_MAX, REG_LOG_S);
+	rt->reglog_at = now;
+	rt->reglog_lines = 0;
+	rt->reglog_held = 0;
+}
+
+/* The level of the next line about a registration: info for the first
+ * REG_LOG_MAX of a REG_LOG_S window, debug for the rest (counted, and
+ * summed up in one line at info when the window ends), -1 when that line
+ * would go nowhere (so its text is not even made). A burst of thousands of
+ * devices registering writes a few lines, not one each. */
+static int
+reg_log_level(struct dc_rt *rt, int64_t now)
+{
+	reg_log_roll(rt, now, 0);
+	if (rt->reglog_lines < REG_LOG_MAX) {
+		rt->reglog_lines++;
+		return NTM_LOG_INFO;
+	}
+	rt->reglog_held++;
+	return log_enabled(NTM_LOG_DEBUG) ? NTM_LOG_DEBUG : -1;
+}
+
+#define reg_log(rt, now, ...) do {					\
+	int lvl_ = reg_log_level((rt), (now));				\
+	if (lvl_ >= 0)							\
+		log_at(lvl_, __VA_ARGS__);				\
+} while (0)
 
 static void
 locals_text(const struct ntm_location *l, char *buf, size_t cap)
@@ -657,7 +705,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		rt->c.moves_held++;
 	if (act.verdict == NTM_DCREG_GOODBYE) {
 		if (act.log)
-			log_info("register %s: offline (its agent stopped)", s->fqdn);
+			reg_log(rt, now, "register %s: offline (its agent stopped)", s->fqdn);
 		if (act.store)
 			save_location(dc, s, 1, 0, now);
 		return;
@@ -665,7 +713,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	if (act.verdict == NTM_DCREG_ALSO) {
 		rt->c.also++;
 		if (act.log)
-			log_info("register %s also from %s: %s", s->fqdn,
+			reg_log(rt, now, "register %s also from %s: %s", s->fqdn,
 			    ntm_sa_str((struct sockaddr *)&s->reg.alt.reflexive, a, sizeof(a)),
 			    s->reg.alt.natted ? "natted" : "global");
 		/* Answered in order with the others, nothing to store; the
@@ -686,9 +734,10 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	}
 	if (act.alt_gone)
-		log_info("register %s: its location in the other family is gone", s->fqdn);
+		reg_log(rt, now, "register %s: its location in the other family is gone",
+		    s->fqdn);
 	if (act.log)
-		log_info("register %s from %s: %s%s%s%s", s->fqdn,
+		reg_log(rt, now, "register %s from %s: %s%s%s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
 		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "",
 		    s->reg.loc.nat ? ", nat " : "",
@@ -939,6 +988,7 @@ dc_udp_tick(struct dc *dc)
 
 	if (dc->rt == NULL)
 		return;
+	reg_log_roll(dc->rt, now, 0);
 	if (now - dc->rt->logged_at >= STATS_EVERY_S &&
 	    memcmp(&dc->rt->c, &dc->rt->logged, sizeof(dc->rt->c)) != 0) {
 		log_stats(dc, 0);
@@ -971,7 +1021,7 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	}
 	rt->miss_tokens = DC_MISS_RATE;
 	rt->miss_ms = mono_ms();
-	rt->logged_at = now_unix();
+	rt->logged_at = rt->reglog_at = now_unix();
 	dc->rt = rt;
 	if (s->conf.udp_listen == NULL || s->check_only)
 		return 0;
@@ -1061,6 +1111,7 @@ dc_udp_stop(struct dc *dc)
 	ntm_db_close(rt->wdb);
 	rt->wdb = NULL;
 	if (rt->ev) {
+		reg_log_roll(rt, now_unix(), 1);
 		log_stats(dc, 1);
 		event_free(rt->ev);
 	}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bats
+# A burst of first registrations from many devices and source addresses at
+# once (tests/tools/loadgen: 200 devices, 50 sources, all 200 REG_REQs in
+# flight): every one answered once its location is stored; and the DC does
+# not write a log line for each: at most 100 registration lines at info in
+# 10 s, the rest counted in one line. Nothing here asserts a timing.
+
+load helpers
+
+N=200
+
+setup_file() {
+	platform_init "$(P)" >"$BATS_FILE_TMPDIR/init.log" 2>&1 || {
+		cat "$BATS_FILE_TMPDIR/init.log" >&3; return 1; }
+	# One user with 200 devices, logged in from one address (the generator).
+	{
+		echo "max_devices = 0"
+		echo "login_queue_prefix = 1000"
+	} >> "$(P)/dc1.conf"
+	platform_start "$(P)"
+	printf 'burst-pw-1\n' > "$BATS_FILE_TMPDIR/pw"
+	add_user lg0 burst-pw-1
+}
+teardown_file() { platform_down; }
+
+dc_udp() { ntm-dc -f "$(P)/dc1.conf" status --json 2>/dev/null | jq -r ".udp.$1 // empty"; }
+
+# held_total: the registration lines the DC counted instead of writing.
+held_total() {
+	sed -n 's/.*info: register: \([0-9]*\) more registration lines.*/\1/p' "$(P)/dc1.log" |
+	    awk '{ n += $1 } END { print n + 0 }'
+}
+
+@test "200 devices register at once from 50 addresses: every REG_REQ answered (first and again), few log lines, the rest counted" {
+	run timeout 120 "$NTM_BIN/tests/loadgen" --dc "$(dc1_url)" --ca "$(ca)" \
+	    --udp "$(udp_of dc1)" --password-file "$BATS_FILE_TMPDIR/pw" --users 1 \
+	    --n "$N" --sources 50 --window "$N" --http-conns 8 --seconds 1 \
+	    --tunnel-rate 0 --timeout 100
+	echo "$output" | grep -v '^result' >&3
+	assert_success
+	assert_line --partial "login: $N of $N"
+	assert_line --regexp "register first: $N of $N answered .*\(lost 0; errors none\)"
+	assert_line --regexp "register again: $N of $N answered .*\(lost 0; errors none\)"
+	# The DC's own count: all of them taken and answered.
+	wait_until 10 eval '[ "$(dc_udp answered)" -ge $((2 * N)) ]'
+	[ "$(dc_udp registered)" -ge $((2 * N)) ]
+	run dc_udp dropped.send_error
+	assert_output 0
+	# Every first registration stored its location.
+	run ntm-dc -f "$(P)/dc1.conf" client list --json
+	assert_success
+	assert_equal "$(jq '[.[] | select(.location.reflexive // "" | startswith("127.2.0."))] | length' <<<"$output")" "$N"
+	# A line per new location up to the window's budget, not 200; the
+	# rest are counted in a line at the end of the window.
+	local written
+	written=$(grep -c 'info: register lg0[-0-9]*\.dc1\.ntm\.test from 127\.2\.0\.' "$(P)/dc1.log" || true)
+	echo "registration lines written: $written of $N" >&3
+	[ "$written" -ge 100 ]
+	[ "$written" -lt "$N" ]
+	wait_until 25 eval '[ "$(held_total)" -eq $((N - written)) ]'
+}
