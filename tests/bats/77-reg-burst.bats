@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # A burst of first registrations from many devices and source addresses at
 # once (tests/tools/loadgen: 200 devices, 50 sources, all 200 REG_REQs in
-# flight): every one answered once its location is stored; and the DC does
+# flight, so the DC reads them 32 to a recvmmsg and answers them 32 to a
+# sendmmsg): every one answered once its location is stored; and the DC does
 # not write a log line for each: at most 100 registration lines at info in
 # 10 s, the rest counted in one line. Nothing here asserts a timing.
 
