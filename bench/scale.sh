@@ -7,7 +7,8 @@
 # BENCH_SCALE_N (default "1000 10000"): N devices log in (AS Argon2id cost
 # lowered, NTM_PWHASH_FAST=1, as in the tests), register over UDP from
 # BENCH_SCALE_SOURCES (256) addresses of 127.2.0.0/16, twice (a first
-# registration stores a location; the second is a keepalive), then for
+# registration stores a location; the second is a keepalive), with at most
+# BENCH_SCALE_WINDOW (128) REG_REQs unanswered at once, then for
 # BENCH_SCALE_S (20) seconds keep registering once per keepalive_s while
 # asking BENCH_SCALE_TUNNEL_RATE (200) tunnels a second between random
 # pairs. Reported per N: logins/s, peak registrations/s (first, again),
@@ -50,6 +51,7 @@ SECS=${BENCH_SCALE_S:-20}
 RATE=${BENCH_SCALE_TUNNEL_RATE:-200}
 SOURCES=${BENCH_SCALE_SOURCES:-256}
 CONNS=${BENCH_SCALE_CONNS:-32}
+WINDOW=${BENCH_SCALE_WINDOW:-128}
 RELAYS=${BENCH_SCALE_RELAYS:-10000}
 RELAY_S=${BENCH_SCALE_RELAY_S:-5}
 export NTM_PWHASH_FAST=1
@@ -108,7 +110,7 @@ run_dc() {
 	cpu0=$(cpu_s "$pid")
 	out=$("$LG" --dc "https://127.0.0.1:$(platform_port "$dir" dc1)" --ca "$dir/as/ca.crt" \
 	    --udp "127.0.0.1:$(cat "$dir/dc1.udpport")" --password-file "$dir/pw" \
-	    --users "$users" --n "$n" --sources "$SOURCES" --http-conns "$CONNS" \
+	    --users "$users" --n "$n" --sources "$SOURCES" --http-conns "$CONNS" --window "$WINDOW" \
 	    --seconds "$SECS" --tunnel-rate "$RATE" --timeout 1800 --dc-pid "$pid")
 	rss1=$(kb_rss "$pid")
 	cpu1=$(cpu_s "$pid")
@@ -122,7 +124,8 @@ run_dc() {
 
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-echo "# DC: loadgen, $SECS s steady phase, $RATE tunnels/s asked, $SOURCES source addresses"
+echo "# DC: loadgen, $SECS s steady phase, $RATE tunnels/s asked, $SOURCES source addresses," \
+    "$WINDOW registrations in flight"
 printf '%-8s %9s %12s %12s %11s %11s %10s %10s %10s %12s %9s\n' devices logins/s \
     reg-first/s reg-again/s us/first us/again tunnels/s p50-ms p99-ms RSS/device dc-cpu-s
 base99=
