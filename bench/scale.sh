@@ -14,8 +14,9 @@
 # pairs. Reported per N: logins/s, peak registrations/s (first, again),
 # the DC's CPU time per registration in each burst (us/first, us/again:
 # microseconds of user + system time of all its threads over the burst,
-# /proc/PID/stat, divided by the registrations answered; unlike the rates
-# it hardly moves with other load on the machine), tunnel requests/s with
+# /proc/PID/stat, divided by the registrations answered; in ticks of 10
+# ms, so meaningful from about 10,000 devices; it moves far less with the
+# other load on the machine than the rates do), tunnel requests/s with
 # p50/p99, the DC's RSS per device (VmRSS after the run minus VmRSS
 # before, / N) and its CPU seconds over the whole run. The smallest N is
 # the baseline of the p99 ratio. A fresh DC (and database) for each N.
@@ -144,6 +145,8 @@ for n in $NS; do
 	else
 		echo "#   p99 at $n devices / p99 at the baseline: $(echo "scale=2; $p99 / $base99" | bc)"
 	fi
+	echo "#   REG_REQs sent again (unanswered after 1 s): first $(field "$r" reg_first_resent)," \
+	    "again $(field "$r" reg_again_resent)"
 	echo "#   errors: login $(field "$r" login_errors), udp $(field "$r" udp_errors)," \
 	    "tunnel $(field "$r" tunnel_errors); tunnel requests not sent (connections busy):" \
 	    "$(field "$r" tunnel_busy)"

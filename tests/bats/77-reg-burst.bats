@@ -40,8 +40,8 @@ held_total() {
 	echo "$output" | grep -v '^result' >&3
 	assert_success
 	assert_line --partial "login: $N of $N"
-	assert_line --regexp "register first: $N of $N answered .*\(lost 0; errors none\)"
-	assert_line --regexp "register again: $N of $N answered .*\(lost 0; errors none\)"
+	assert_line --regexp "register first: $N of $N answered .*\(lost 0, sent again [0-9]+; errors none\)"
+	assert_line --regexp "register again: $N of $N answered .*\(lost 0, sent again [0-9]+; errors none\)"
 	# The DC's own count: all of them taken and answered.
 	wait_until 10 eval '[ "$(dc_udp answered)" -ge $((2 * N)) ]'
 	[ "$(dc_udp registered)" -ge $((2 * N)) ]

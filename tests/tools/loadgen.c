@@ -14,7 +14,7 @@
  *    sockets bound to 127.2.0.1, 127.2.0.2, ... (its location: that socket,
  *    so the DC sees a device without NAT) and waits for the REG_RESP; at
  *    most W unanswered at once, a REG_REQ unanswered after a second is sent
- *    again (3 times at most). Twice: the first registration (the DC stores
+ *    again (3 times at most; counted as "sent again"). Twice: the first registration (the DC stores
  *    a new location), then again (a keepalive of a known location).
  * 3. steady: for T seconds every device registers once per the keepalive
  *    interval the DC answered (spread evenly), while tunnel requests
@@ -99,7 +99,7 @@ static struct {
 	int			 phase;
 	struct errs		 login_err, reg_err, tun_err;
 	/* registration burst */
-	long			 reg_lo, reg_next, reg_out, reg_ok, reg_lost;
+	long			 reg_lo, reg_next, reg_out, reg_ok, reg_lost, reg_retried;
 	uint64_t		 round;
 	/* steady */
 	long			 ka_sent, ka_ok, nudges, tun_sent, tun_ok, tun_busy;
@@ -433,6 +433,7 @@ reg_step(void)
 			continue;
 		}
 		d->tries++;
+		G.reg_retried++;
 		d->sent_ms = now;
 		(void)send_reg(d);
 	}
@@ -662,7 +663,7 @@ self_cpu_s(void)
  * the DC's and the generator's CPU per registration answered (µs) in
  * *dc_us and *lg_us (-1: not measured). */
 static double
-reg_burst(const char *what, double *dc_us, double *lg_us)
+reg_burst(const char *what, double *dc_us, double *lg_us, long *retried)
 {
 	double dc0 = G.o.dc_pid ? proc_cpu_s(G.o.dc_pid) : -1, lg0 = self_cpu_s();
 	int64_t t0 = now_ms();
@@ -671,7 +672,7 @@ reg_burst(const char *what, double *dc_us, double *lg_us)
 
 	G.phase = P_REG;
 	G.round++;
-	G.reg_lo = G.reg_next = G.reg_out = G.reg_ok = G.reg_lost = 0;
+	G.reg_lo = G.reg_next = G.reg_out = G.reg_ok = G.reg_lost = G.reg_retried = 0;
 	for (long i = 0; i < G.nlive; i++)
 		G.dev[G.live[i]].sent_ms = 0;
 	event_base_dispatch(G.base);
@@ -680,6 +681,7 @@ reg_burst(const char *what, double *dc_us, double *lg_us)
 	lg1 = self_cpu_s();
 	rate = (double)G.reg_ok / s;
 	*dc_us = *lg_us = -1;
+	*retried = G.reg_retried;
 	if (G.reg_ok > 0 && dc0 >= 0 && dc1 >= 0)
 		*dc_us = (dc1 - dc0) * 1e6 / (double)G.reg_ok;
 	if (G.reg_ok > 0 && lg0 >= 0 && lg1 >= 0)
@@ -688,8 +690,9 @@ reg_burst(const char *what, double *dc_us, double *lg_us)
 		snprintf(cpu, sizeof(cpu), "; CPU per registration: DC %.1f us (%.2f s), "
 		    "loadgen %.1f us", *dc_us, dc1 - dc0, *lg_us);
 	err_text(&G.reg_err, e, sizeof(e));
-	printf("loadgen: register %s: %ld of %ld answered in %.2f s: %.0f/s (lost %ld; "
-	    "errors %s)%s\n", what, G.reg_ok, G.nlive, s, rate, G.reg_lost, e, cpu);
+	printf("loadgen: register %s: %ld of %ld answered in %.2f s: %.0f/s (lost %ld, "
+	    "sent again %ld; errors %s)%s\n", what, G.reg_ok, G.nlive, s, rate, G.reg_lost,
+	    G.reg_retried, e, cpu);
 	fflush(stdout);
 	return rate;
 }
@@ -732,6 +735,7 @@ main(int argc, char *argv[])
 	struct opts *o = &G.o;
 	struct timeval tv = { 0, TICK_MS * 1000 };
 	double login_s, reg1, reg2, steady_s, dc1_us, lg1_us, dc2_us, lg2_us;
+	long again1, again2;
 	int64_t t0;
 	size_t plen;
 	char e1[512], e2[512], e3[512];
@@ -823,8 +827,8 @@ main(int argc, char *argv[])
 			G.live[G.nlive++] = i;
 
 	/* 2. registrations: first, then again */
-	reg1 = reg_burst("first", &dc1_us, &lg1_us);
-	reg2 = reg_burst("again", &dc2_us, &lg2_us);
+	reg1 = reg_burst("first", &dc1_us, &lg1_us, &again1);
+	reg2 = reg_burst("again", &dc2_us, &lg2_us, &again2);
 
 	/* 3. steady: keepalives and tunnel requests */
 	G.phase = P_STEADY;
@@ -846,11 +850,12 @@ main(int argc, char *argv[])
 	    pct(0.50), pct(0.99), G.nlat ? G.lat[G.nlat - 1] : 0.0, e3);
 	printf("result n=%ld logged_in=%ld login_per_s=%.0f reg_first_per_s=%.0f "
 	    "reg_again_per_s=%.0f reg_first_dc_us=%.1f reg_again_dc_us=%.1f "
-	    "reg_first_lg_us=%.1f reg_again_lg_us=%.1f keepalive_s=%u ka_per_s=%.0f "
+	    "reg_first_lg_us=%.1f reg_again_lg_us=%.1f reg_first_resent=%ld "
+	    "reg_again_resent=%ld keepalive_s=%u ka_per_s=%.0f "
 	    "tunnel_per_s=%.1f tunnel_ok=%ld tunnel_p50_ms=%.2f tunnel_p99_ms=%.2f "
 	    "tunnel_busy=%ld login_errors=%s udp_errors=%s tunnel_errors=%s\n",
 	    o->n, G.ok_login, (double)G.ok_login / login_s, reg1, reg2, dc1_us, dc2_us,
-	    lg1_us, lg2_us, G.keepalive_s,
+	    lg1_us, lg2_us, again1, again2, G.keepalive_s,
 	    (double)G.ka_ok / steady_s, (double)G.tun_ok / steady_s, G.tun_ok, pct(0.50),
 	    pct(0.99), G.tun_busy, e1, e2, e3);
 	fflush(stdout);
