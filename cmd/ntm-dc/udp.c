@@ -33,6 +33,7 @@
 
 #define RECV_BURST	256	/* datagrams read per wakeup */
 #define IO_BATCH	32	/* datagrams per recvmmsg, answers per sendmmsg */
+#define RCVBUF_BYTES	(4 << 20)	/* the socket's receive buffer, asked */
 #define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
 #define REFRESH_MS	100	/* ... and the longest they wait */
 #define WAITING_MAX	(32 * RECV_BURST)	/* changes (answers) waiting for the writer */
@@ -1108,8 +1109,8 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	struct dc_rt *rt;
 	struct sockaddr_storage ss;
 	struct dc_sess_counts sc;
-	socklen_t len;
-	int on = 1, off = 0;
+	socklen_t len, optlen;
+	int on = 1, off = 0, rcvbuf;
 	char a[64];
 
 	if ((rt = calloc(1, sizeof(*rt))) == NULL) {
@@ -1159,6 +1160,16 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		(void)setsockopt(rt->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
 	}
 	(void)setsockopt(rt->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+	/* Room for a burst (devices all registering again at once, or a
+	 * loop busy for a moment): the kernel's default holds a few hundred
+	 * REG_REQs (208 KiB), and what does not fit is dropped. Beyond
+	 * net.core.rmem_max only when started as root. */
+	rcvbuf = RCVBUF_BYTES;
+	if (setsockopt(rt->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(rt->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	optlen = sizeof(rcvbuf);
+	if (getsockopt(rt->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen) < 0)
+		rcvbuf = 0;
 	if (bind(rt->fd, (struct sockaddr *)&ss, len) < 0) {
 		snprintf(err, errlen, "udp_listen %s: %s", s->conf.udp_listen, strerror(errno));
 		return -1;
@@ -1185,8 +1196,9 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	dc_dns_set_udp(dc, (struct sockaddr *)&rt->bound);
 	dc_sess_counts(dc, &sc);
 	log_info("registration on udp %s (keepalive %lds, %zu sessions cached, "
-	    "probes %ld/s per source)", ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)),
-	    s->conf.keepalive_s, sc.sessions, s->conf.probe_rate);
+	    "probes %ld/s per source, receive buffer %d KiB)",
+	    ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)), s->conf.keepalive_s,
+	    sc.sessions, s->conf.probe_rate, rcvbuf / 1024);
 	return 0;
 }
 

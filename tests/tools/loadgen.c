@@ -5,7 +5,7 @@
  *   loadgen --dc URL --ca FILE --udp IP:PORT --password-file FILE
  *           [--user-prefix P] [--users K] [--n N] [--sources S]
  *           [--http-conns C] [--window W] [--seconds T] [--tunnel-rate R]
- *           [--timeout S] [--dc-pid PID]
+ *           [--timeout S] [--dc-pid PID [--stop-dc]]
  *
  * 1. login: device i logs in (POST /v1/login, a fresh crypto_kx key) as
  *    user P<i mod K> (accounts made beforehand with the one password of
@@ -20,6 +20,11 @@
  *    interval the DC answered (spread evenly), while tunnel requests
  *    (POST /v1/tunnel) between random pairs of registered devices go out
  *    at R a second; the peers' NUDGEs are opened and counted.
+ *
+ * With --stop-dc the DC is stopped (SIGSTOP) while the first window of
+ * the first burst is sent, and continued (SIGCONT) after: the REG_REQs of
+ * a burst that arrives while the DC is busy wait in its socket, or are
+ * dropped when they do not fit.
  *
  * With --dc-pid (the DC's process, on this machine) each registration
  * burst also reports the DC's CPU time over it (user + system of all its
@@ -80,6 +85,7 @@ struct errs {
 struct opts {
 	const char	*dc, *ca, *udp, *pwfile, *prefix;
 	long		 users, n, sources, conns, window, seconds, rate, timeout, dc_pid;
+	int		 stop_dc;
 };
 
 static struct {
@@ -675,6 +681,13 @@ reg_burst(const char *what, double *dc_us, double *lg_us, long *retried)
 	G.reg_lo = G.reg_next = G.reg_out = G.reg_ok = G.reg_lost = G.reg_retried = 0;
 	for (long i = 0; i < G.nlive; i++)
 		G.dev[G.live[i]].sent_ms = 0;
+	if (G.o.stop_dc && G.round == 1) {
+		/* Sent while the DC cannot read: all of it waits in its socket. */
+		if (kill((pid_t)G.o.dc_pid, SIGSTOP) == 0) {
+			reg_fill(now_ms());
+			(void)kill((pid_t)G.o.dc_pid, SIGCONT);
+		}
+	}
 	event_base_dispatch(G.base);
 	s = secs_since(t0);
 	dc1 = G.o.dc_pid ? proc_cpu_s(G.o.dc_pid) : -1;
@@ -702,7 +715,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: loadgen --dc URL --ca FILE --udp IP:PORT --password-file FILE "
 	    "[--user-prefix P] [--users K] [--n N] [--sources S] [--http-conns C] "
-	    "[--window W] [--seconds T] [--tunnel-rate R] [--timeout S] [--dc-pid PID]\n");
+	    "[--window W] [--seconds T] [--tunnel-rate R] [--timeout S] "
+	    "[--dc-pid PID [--stop-dc]]\n");
 }
 
 static int
@@ -730,7 +744,8 @@ main(int argc, char *argv[])
 		{ "users", 1, NULL, 'K' }, { "n", 1, NULL, 'n' }, { "sources", 1, NULL, 'S' },
 		{ "http-conns", 1, NULL, 'C' }, { "window", 1, NULL, 'W' },
 		{ "seconds", 1, NULL, 'T' }, { "tunnel-rate", 1, NULL, 'R' },
-		{ "timeout", 1, NULL, 'X' }, { "dc-pid", 1, NULL, 'D' }, { NULL, 0, NULL, 0 }
+		{ "timeout", 1, NULL, 'X' }, { "dc-pid", 1, NULL, 'D' },
+		{ "stop-dc", 0, NULL, 'Z' }, { NULL, 0, NULL, 0 }
 	};
 	struct opts *o = &G.o;
 	struct timeval tv = { 0, TICK_MS * 1000 };
@@ -768,12 +783,14 @@ main(int argc, char *argv[])
 		case 'R': bad = parse_num("tunnel-rate", optarg, 0, 1000000, &o->rate); break;
 		case 'X': bad = parse_num("timeout", optarg, 1, 86400, &o->timeout); break;
 		case 'D': bad = parse_num("dc-pid", optarg, 1, 1L << 30, &o->dc_pid); break;
+		case 'Z': o->stop_dc = 1; break;
 		default: usage(); return 2;
 		}
 		if (bad)
 			return 2;
 	}
-	if (optind != argc || !o->dc || !o->ca || !o->udp || !o->pwfile) {
+	if (optind != argc || !o->dc || !o->ca || !o->udp || !o->pwfile ||
+	    (o->stop_dc && !o->dc_pid)) {
 		usage();
 		return 2;
 	}
