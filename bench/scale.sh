@@ -7,13 +7,19 @@
 # BENCH_SCALE_N (default "1000 10000"): N devices log in (AS Argon2id cost
 # lowered, NTM_PWHASH_FAST=1, as in the tests), register over UDP from
 # BENCH_SCALE_SOURCES (256) addresses of 127.2.0.0/16, twice (a first
-# registration stores a location; the second is a keepalive), then for
+# registration stores a location; the second is a keepalive), with at most
+# BENCH_SCALE_WINDOW (128) REG_REQs unanswered at once, then for
 # BENCH_SCALE_S (20) seconds keep registering once per keepalive_s while
 # asking BENCH_SCALE_TUNNEL_RATE (200) tunnels a second between random
 # pairs. Reported per N: logins/s, peak registrations/s (first, again),
-# tunnel requests/s with p50/p99, the DC's RSS per device (VmRSS after the
-# run minus VmRSS before, / N) and its CPU seconds. The smallest N is the
-# baseline of the p99 ratio. A fresh DC (and database) for each N.
+# the DC's CPU time per registration in each burst (us/first, us/again:
+# microseconds of user + system time of all its threads over the burst,
+# /proc/PID/stat, divided by the registrations answered; in ticks of 10
+# ms, so meaningful from about 10,000 devices; it moves far less with the
+# other load on the machine than the rates do), tunnel requests/s with
+# p50/p99, the DC's RSS per device (VmRSS after the run minus VmRSS
+# before, / N) and its CPU seconds over the whole run. The smallest N is
+# the baseline of the p99 ratio. A fresh DC (and database) for each N.
 #
 # RS: BENCH_SCALE_RELAYS (10000) tunnels bound on both sides through the RS
 # (tickets made with the DC's key, as rsflood sessions does), then packets
@@ -46,6 +52,7 @@ SECS=${BENCH_SCALE_S:-20}
 RATE=${BENCH_SCALE_TUNNEL_RATE:-200}
 SOURCES=${BENCH_SCALE_SOURCES:-256}
 CONNS=${BENCH_SCALE_CONNS:-32}
+WINDOW=${BENCH_SCALE_WINDOW:-128}
 RELAYS=${BENCH_SCALE_RELAYS:-10000}
 RELAY_S=${BENCH_SCALE_RELAY_S:-5}
 export NTM_PWHASH_FAST=1
@@ -104,8 +111,8 @@ run_dc() {
 	cpu0=$(cpu_s "$pid")
 	out=$("$LG" --dc "https://127.0.0.1:$(platform_port "$dir" dc1)" --ca "$dir/as/ca.crt" \
 	    --udp "127.0.0.1:$(cat "$dir/dc1.udpport")" --password-file "$dir/pw" \
-	    --users "$users" --n "$n" --sources "$SOURCES" --http-conns "$CONNS" \
-	    --seconds "$SECS" --tunnel-rate "$RATE" --timeout 1800)
+	    --users "$users" --n "$n" --sources "$SOURCES" --http-conns "$CONNS" --window "$WINDOW" \
+	    --seconds "$SECS" --tunnel-rate "$RATE" --timeout 1800 --dc-pid "$pid")
 	rss1=$(kb_rss "$pid")
 	cpu1=$(cpu_s "$pid")
 	echo "$out" | grep -v '^result' >&2
@@ -118,15 +125,18 @@ run_dc() {
 
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-echo "# DC: loadgen, $SECS s steady phase, $RATE tunnels/s asked, $SOURCES source addresses"
-printf '%-8s %9s %12s %12s %10s %10s %10s %12s %9s\n' devices logins/s reg-first/s \
-    reg-again/s tunnels/s p50-ms p99-ms RSS/device dc-cpu-s
+echo "# DC: loadgen, $SECS s steady phase, $RATE tunnels/s asked, $SOURCES source addresses," \
+    "$WINDOW registrations in flight"
+printf '%-8s %9s %12s %12s %11s %11s %10s %10s %10s %12s %9s\n' devices logins/s \
+    reg-first/s reg-again/s us/first us/again tunnels/s p50-ms p99-ms RSS/device dc-cpu-s
 base99=
 for n in $NS; do
 	r=$(run_dc "$n")
 	rssdev=$(( ( $(field "$r" dc_rss1_kb) - $(field "$r" dc_rss0_kb) ) * 1024 / n ))
-	printf '%-8s %9s %12s %12s %10s %10s %10s %10s B %9s\n' "$n" "$(field "$r" login_per_s)" \
-	    "$(field "$r" reg_first_per_s)" "$(field "$r" reg_again_per_s)" \
+	printf '%-8s %9s %12s %12s %11s %11s %10s %10s %10s %10s B %9s\n' "$n" \
+	    "$(field "$r" login_per_s)" "$(field "$r" reg_first_per_s)" \
+	    "$(field "$r" reg_again_per_s)" "$(field "$r" reg_first_dc_us)" \
+	    "$(field "$r" reg_again_dc_us)" \
 	    "$(field "$r" tunnel_per_s)" "$(field "$r" tunnel_p50_ms)" \
 	    "$(field "$r" tunnel_p99_ms)" "$rssdev" "$(field "$r" dc_cpu_s)"
 	p99=$(field "$r" tunnel_p99_ms)
@@ -135,6 +145,8 @@ for n in $NS; do
 	else
 		echo "#   p99 at $n devices / p99 at the baseline: $(echo "scale=2; $p99 / $base99" | bc)"
 	fi
+	echo "#   REG_REQs sent again (unanswered after 1 s): first $(field "$r" reg_first_resent)," \
+	    "again $(field "$r" reg_again_resent)"
 	echo "#   errors: login $(field "$r" login_errors), udp $(field "$r" udp_errors)," \
 	    "tunnel $(field "$r" tunnel_errors); tunnel requests not sent (connections busy):" \
 	    "$(field "$r" tunnel_busy)"

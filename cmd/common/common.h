@@ -24,6 +24,10 @@ void log_warn(const char *fmt, ...) NTM_PRINTF(1, 2);	/* appends strerror(errno)
 void log_warnx(const char *fmt, ...) NTM_PRINTF(1, 2);
 void log_info(const char *fmt, ...) NTM_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) NTM_PRINTF(1, 2);
+/* At level (NTM_LOG_*); and whether a line at level goes anywhere, so a
+ * hot path can skip formatting what nobody reads. */
+void log_at(int level, const char *fmt, ...) NTM_PRINTF(2, 3);
+int  log_enabled(int level);
 noreturn void fatal(const char *fmt, ...) NTM_PRINTF(1, 2);
 noreturn void fatalx(const char *fmt, ...) NTM_PRINTF(1, 2);
 

@@ -124,6 +124,24 @@ LOGFN(log_info, NTM_LOG_INFO, 0)
 LOGFN(log_debug, NTM_LOG_DEBUG, 0)
 
 void
+log_at(int level, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlogx(level, NULL, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+int
+log_enabled(int level)
+{
+	return level <= NTM_LOG_WARN + verbosity || level <= tee_max;
+}
+
+void
 fatal(const char *fmt, ...)
 {
 	int saved = errno;

@@ -248,6 +248,7 @@ void dc_sess_logout(struct dc *dc, int64_t client_id);
 /* The cached session of a client (borrowed), or NULL. */
 struct dc_sess *dc_sess_by_client(struct dc *dc, int64_t client_id);
 void dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out);
+int64_t dc_sess_client(const struct dc_sess *s);	/* its client's id */
 /* The pending directions (new array, emptied from the queue). */
 json_t *dc_sess_take(struct dc *dc, struct dc_sess *s);
 void dc_sess_counts(struct dc *dc, struct dc_sess_counts *out);
@@ -377,6 +378,10 @@ int  dc_db_entry_put(sqlite3 *db, int64_t client_id, struct dc_entry *e, int64_t
 int  dc_db_entries(sqlite3 *db, int64_t client_id, const char *from, int64_t now,
     int (*fn)(const struct dc_entry *e, void *arg), void *arg);
 int  dc_db_entry_count(sqlite3 *db, int64_t client_id, int64_t now, int64_t *out);
+/* The same for n clients at once (out[i] for client_ids[i]), in one read
+ * transaction with one statement. */
+int  dc_db_entry_counts(sqlite3 *db, const int64_t *client_ids, size_t n, int64_t now,
+    int64_t *out);
 int  dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id);
 
 /* exchange.c: the routes of the exchange; dc_exchange_init makes their state. */

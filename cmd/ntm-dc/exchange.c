@@ -64,7 +64,17 @@ struct dc_xwait {
 	struct event	*ev;
 };
 
+/* Devices back online waiting for their cache entries to be counted (at
+ * most ONLINE_MAX; past that a batch is counted at once). */
+#define ONLINE_MAX	8192
+
 struct dc_exchange {
+	/* The devices that came online in one callback (a burst of first
+	 * registrations) are counted together just after it: one read
+	 * transaction and one statement for the lot, not one each. */
+	int64_t		*online;	/* client ids */
+	size_t		 nonline, caponline;
+	struct event	*online_ev;
 	struct dc_xreq	*pending;
 	struct dc_xwait	*waits;
 	unsigned	 nwaits;
@@ -203,19 +213,59 @@ notify_client(struct dc *dc, const struct dc_client *cl)
 	wake_waiters(dc, cl->id);
 }
 
+/* The devices queued by exchange_online: those with cache entries get a
+ * NUDGE saying how many (a device gone meanwhile is passed over). */
+static void
+online_flush(struct dc *dc)
+{
+	struct dc_exchange *x = dc->xch;
+	struct dc_sess *s;
+	int64_t *counts;
+	size_t n = x->nonline;
+
+	if (n == 0)
+		return;
+	x->nonline = 0;
+	if ((counts = calloc(n, sizeof(*counts))) == NULL)
+		return;
+	if (dc_db_entry_counts(dc->db, x->online, n, now_unix(), counts) == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (counts[i] > 0 && (s = dc_sess_by_client(dc, x->online[i])) != NULL &&
+			    dc_sess_nudge(dc, s, NTM_NUDGE_CACHE, (uint32_t)counts[i]) == 0)
+				x->nudged++;
+	}
+	free(counts);
+}
+
+static void
+on_online(evutil_socket_t fd, short what, void *arg)
+{
+	online_flush(arg);
+}
+
+/* Back online: its cache entries are counted after the current callback,
+ * with the others that came online in it. */
 static void
 exchange_online(struct dc *dc, struct dc_sess *s)
 {
-	struct dc_sess_info info;
-	int64_t n = 0;
+	struct dc_exchange *x = dc->xch;
 
-	if (dc->xch == NULL)
+	if (x == NULL)
 		return;
-	dc_sess_info(dc, s, &info);
-	if (dc_db_entry_count(dc->db, info.client_id, now_unix(), &n) < 0 || n == 0)
-		return;
-	if (dc_sess_nudge(dc, s, NTM_NUDGE_CACHE, (uint32_t)n) == 0)
-		dc->xch->nudged++;
+	if (x->nonline == ONLINE_MAX)
+		online_flush(dc);
+	if (x->nonline == x->caponline) {
+		size_t cap = x->caponline ? 2 * x->caponline : 64;
+		int64_t *p = realloc(x->online, cap * sizeof(*p));
+
+		if (p == NULL)
+			return;		/* no NUDGE: its next list shows them */
+		x->online = p;
+		x->caponline = cap;
+	}
+	x->online[x->nonline++] = dc_sess_client(s);
+	if (x->nonline == 1)
+		event_active(x->online_ev, EV_TIMEOUT, 0);
 }
 
 const struct dc_hooks dc_exchange_hooks = {
@@ -1025,7 +1075,8 @@ dc_exchange_stats(struct dc *dc)
 int
 dc_exchange_init(struct dc *dc, char *err, size_t errlen)
 {
-	if ((dc->xch = calloc(1, sizeof(*dc->xch))) == NULL) {
+	if ((dc->xch = calloc(1, sizeof(*dc->xch))) == NULL ||
+	    (dc->xch->online_ev = event_new(dc->srv->base, -1, 0, on_online, dc)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1069,6 +1120,9 @@ dc_exchange_free(struct dc *dc)
 	}
 	while (x->waits)
 		wait_answer(x->waits, NULL);
+	if (x->online_ev)
+		event_free(x->online_ev);
+	free(x->online);
 	free(x);
 	dc->xch = NULL;
 }

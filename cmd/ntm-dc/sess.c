@@ -365,6 +365,12 @@ load_location(const struct dc_loc_row *r, void *arg)
 	return 0;
 }
 
+int64_t
+dc_sess_client(const struct dc_sess *s)
+{
+	return s->client_id;
+}
+
 void
 dc_sess_info(struct dc *dc, const struct dc_sess *s, struct dc_sess_info *out)
 {

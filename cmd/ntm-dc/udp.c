@@ -6,6 +6,8 @@
  * that came online or moved is told to the rooms above through the hooks.
  * It also answers reflection probes (PROBE, §4.7) from anyone, never with
  * more bytes than the probe and at most probe_rate a second per source.
+ * Datagrams are read IO_BATCH at a time (recvmmsg), and the answers made
+ * in one callback leave together (sendmmsg), in the order they were made.
  *
  * Everything a peer sends that is malformed, forged, replayed or for an
  * unknown or ended session is dropped and counted, never answered.
@@ -30,10 +32,14 @@
 #include "sess.h"
 
 #define RECV_BURST	256	/* datagrams read per wakeup */
+#define IO_BATCH	32	/* datagrams per recvmmsg, answers per sendmmsg */
+#define RCVBUF_BYTES	(4 << 20)	/* the socket's receive buffer, asked */
 #define REFRESH_MAX	16384	/* keepalive refreshes queued before a forced write */
 #define REFRESH_MS	100	/* ... and the longest they wait */
 #define WAITING_MAX	(32 * RECV_BURST)	/* changes (answers) waiting for the writer */
 #define STATS_EVERY_S	60	/* counters logged at -v when they changed */
+#define REG_LOG_MAX	100	/* registration lines at info per REG_LOG_S ... */
+#define REG_LOG_S	10	/* ... the rest at debug, and counted in one line */
 
 /* Drops and answers, by reason. */
 struct dc_udp_counters {
@@ -46,6 +52,37 @@ struct dc_udp_counters {
 	uint64_t	write_failed;	/* ... that failed (or could not be queued) */
 	uint64_t	writer_full;	/* times reading paused: WAITING_MAX waiting */
 	uint64_t	refresh_dropped; /* keepalive times not queued (stored later) */
+};
+
+/* Room for the local address of a datagram, as IP_PKTINFO/IPV6_PKTINFO. */
+union dc_cmsg {
+	char		buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+			    CMSG_SPACE(sizeof(struct in_pktinfo))];
+	struct cmsghdr	align;
+};
+
+/* The datagrams of one recvmmsg (the buffers are reused: no allocation
+ * per datagram). */
+struct dc_rx {
+	struct mmsghdr		 mh[IO_BATCH];
+	struct iovec		 iov[IO_BATCH];
+	struct sockaddr_storage	 from[IO_BATCH];
+	union dc_cmsg		 cb[IO_BATCH];
+	uint8_t			 buf[IO_BATCH][NTM_UDP_MAX + 1];
+};
+
+#define TX_LEN	(NTM_REG_RESP_LEN > NTM_PROBE_RESP_LEN ? NTM_REG_RESP_LEN : NTM_PROBE_RESP_LEN)
+
+/* Answers (REG_RESP, probe answers) made in one callback, sent together
+ * with one sendmmsg for up to IO_BATCH of them, in the order made. */
+struct dc_tx {
+	struct mmsghdr		 mh[IO_BATCH];
+	struct iovec		 iov[IO_BATCH];
+	struct sockaddr_storage	 to[IO_BATCH];
+	union dc_cmsg		 cb[IO_BATCH];
+	uint8_t			 buf[IO_BATCH][TX_LEN];
+	int			 resp[IO_BATCH];	/* a REG_RESP: counted as answered */
+	unsigned		 n;
 };
 
 /* A REG_REQ accepted in this burst, answered once its location is stored. */
@@ -89,6 +126,13 @@ struct dc_rt {
 	int64_t			 miss_ms;
 	struct dc_udp_counters	 c, logged;
 	int64_t			 logged_at;
+	struct dc_rx		*rx;
+	struct dc_tx		*tx;
+	/* Lines about registrations (a new location, offline, ...) in the
+	 * current REG_LOG_S window: written at info, and held back (at debug). */
+	int64_t			 reglog_at;
+	unsigned		 reglog_lines;
+	uint64_t		 reglog_held;
 	/* One burst's location writes go in one transaction (one fsync, not
 	 * one per device); its answers and hooks wait until they are stored. */
 	struct dc_loc_row	 rows[RECV_BURST];
@@ -116,33 +160,29 @@ struct dc_rt {
 
 /* ---- sending --------------------------------------------------------------- */
 
-/* Sends p to s->peer from s->local (the address its REG_REQ came to). */
-static int
-send_from(struct dc_rt *rt, const struct sockaddr_storage *to, socklen_t tolen,
-    const struct sockaddr_storage *from, int has_from, const uint8_t *p, size_t n)
+/* Fills mh (with iov and cb, the caller's) to send to `to` from the local
+ * address from (the one the request came to), when has_from. */
+static void
+msg_fill(struct msghdr *mh, struct iovec *iov, union dc_cmsg *cb,
+    const struct sockaddr_storage *to, socklen_t tolen, const struct sockaddr_storage *from,
+    int has_from)
 {
-	struct iovec iov = { (void *)p, n };
-	struct msghdr mh;
-	union {
-		char		buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr	align;
-	} cb;
 	struct cmsghdr *cm;
 
-	memset(&mh, 0, sizeof(mh));
-	memset(&cb, 0, sizeof(cb));
-	mh.msg_name = (void *)to;
-	mh.msg_namelen = tolen;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_name = (void *)to;
+	mh->msg_namelen = tolen;
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
 	if (has_from && from->ss_family == AF_INET) {
 		struct in_pktinfo pi;
 
 		memset(&pi, 0, sizeof(pi));
 		pi.ipi_spec_dst = ((const struct sockaddr_in *)from)->sin_addr;
-		mh.msg_control = cb.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-		cm = CMSG_FIRSTHDR(&mh);
+		memset(cb, 0, sizeof(*cb));
+		mh->msg_control = cb->buf;
+		mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm = CMSG_FIRSTHDR(mh);
 		cm->cmsg_level = IPPROTO_IP;
 		cm->cmsg_type = IP_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof(pi));
@@ -152,14 +192,77 @@ send_from(struct dc_rt *rt, const struct sockaddr_storage *to, socklen_t tolen,
 
 		memset(&pi, 0, sizeof(pi));
 		pi.ipi6_addr = ((const struct sockaddr_in6 *)from)->sin6_addr;
-		mh.msg_control = cb.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-		cm = CMSG_FIRSTHDR(&mh);
+		memset(cb, 0, sizeof(*cb));
+		mh->msg_control = cb->buf;
+		mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm = CMSG_FIRSTHDR(mh);
 		cm->cmsg_level = IPPROTO_IPV6;
 		cm->cmsg_type = IPV6_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof(pi));
 		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
 	}
+}
+
+/* Sends the queued answers: one sendmmsg for all of them, or more when
+ * one fails (it is counted and passed over, as a failed sendmsg was). */
+static void
+tx_flush(struct dc_rt *rt)
+{
+	struct dc_tx *tx = rt->tx;
+	unsigned off = 0;
+	int k;
+
+	if (tx == NULL)
+		return;
+	while (off < tx->n) {
+		if ((k = sendmmsg(rt->fd, tx->mh + off, tx->n - off, 0)) < 0) {
+			if (errno == EINTR)
+				continue;
+			rt->c.send_error++;
+			off++;
+			continue;
+		}
+		for (int i = 0; i < k; i++)
+			if (tx->resp[off + i])
+				rt->c.resp_sent++;
+		off += (unsigned)k;
+	}
+	tx->n = 0;
+}
+
+/* Queues p (n bytes, at most TX_LEN) to `to` from `from`, for tx_flush,
+ * which runs at the end of the callback or when IO_BATCH are queued. */
+static void
+tx_queue(struct dc_rt *rt, const struct sockaddr_storage *to, socklen_t tolen,
+    const struct sockaddr_storage *from, int has_from, const uint8_t *p, size_t n, int resp)
+{
+	struct dc_tx *tx = rt->tx;
+	unsigned i;
+
+	if (tx->n == IO_BATCH)
+		tx_flush(rt);
+	i = tx->n++;
+	memcpy(tx->buf[i], p, n);
+	memcpy(&tx->to[i], to, tolen < sizeof(tx->to[i]) ? tolen : sizeof(tx->to[i]));
+	tx->iov[i].iov_base = tx->buf[i];
+	tx->iov[i].iov_len = n;
+	msg_fill(&tx->mh[i].msg_hdr, &tx->iov[i], &tx->cb[i], &tx->to[i], tolen, from,
+	    has_from);
+	tx->resp[i] = resp;
+}
+
+/* Sends p to `to` from `from` now (what was queued goes first: datagrams
+ * leave in the order they were made). */
+static int
+send_from(struct dc_rt *rt, const struct sockaddr_storage *to, socklen_t tolen,
+    const struct sockaddr_storage *from, int has_from, const uint8_t *p, size_t n)
+{
+	struct iovec iov = { (void *)p, n };
+	struct msghdr mh;
+	union dc_cmsg cb;
+
+	tx_flush(rt);
+	msg_fill(&mh, &iov, &cb, to, tolen, from, has_from);
 	if (sendmsg(rt->fd, &mh, 0) < 0) {
 		rt->c.send_error++;
 		return -1;
@@ -249,6 +352,47 @@ miss_allowed(struct dc_rt *rt)
 	rt->miss_tokens -= 1.0;
 	return 1;
 }
+
+/* Writes the count of the registration lines held back in the window
+ * that has ended (or, with force, in the current one: the DC stops), if
+ * any, and starts a new window when now is past it. */
+static void
+reg_log_roll(struct dc_rt *rt, int64_t now, int force)
+{
+	if (now - rt->reglog_at < REG_LOG_S && !force)
+		return;
+	if (rt->reglog_held > 0)
+		log_info("register: %llu more registration lines in the last %lld s "
+		    "(written at -v; %u at most every %d s at info)",
+		    (unsigned long long)rt->reglog_held, (long long)(now - rt->reglog_at),
+		    REG_LOG_MAX, REG_LOG_S);
+	rt->reglog_at = now;
+	rt->reglog_lines = 0;
+	rt->reglog_held = 0;
+}
+
+/* The level of the next line about a registration: info for the first
+ * REG_LOG_MAX of a REG_LOG_S window, debug for the rest (counted, and
+ * summed up in one line at info when the window ends), -1 when that line
+ * would go nowhere (so its text is not even made). A burst of thousands of
+ * devices registering writes a few lines, not one each. */
+static int
+reg_log_level(struct dc_rt *rt, int64_t now)
+{
+	reg_log_roll(rt, now, 0);
+	if (rt->reglog_lines < REG_LOG_MAX) {
+		rt->reglog_lines++;
+		return NTM_LOG_INFO;
+	}
+	rt->reglog_held++;
+	return log_enabled(NTM_LOG_DEBUG) ? NTM_LOG_DEBUG : -1;
+}
+
+#define reg_log(rt, now, ...) do {					\
+	int lvl_ = reg_log_level((rt), (now));				\
+	if (lvl_ >= 0)							\
+		log_at(lvl_, __VA_ARGS__);				\
+} while (0)
 
 static void
 locals_text(const struct ntm_location *l, char *buf, size_t cap)
@@ -506,8 +650,7 @@ send_resp(struct dc *dc, struct dc_sess *s, const struct dc_reg_done *d)
 	resp.echo = d->echo;
 	if (ntm_reg_resp_seal(&s->chan, &resp, out, sizeof(out)) != NTM_REG_RESP_LEN)
 		return;
-	if (send_from(rt, &d->from, d->fromlen, &d->to, d->has_to, out, sizeof(out)) == 0)
-		rt->c.resp_sent++;
+	tx_queue(rt, &d->from, d->fromlen, &d->to, d->has_to, out, sizeof(out), 1);
 }
 
 /* A batch is committed (result 0) or failed: a failed one's locations are
@@ -553,6 +696,7 @@ wjob_done(struct dc *dc, struct dc_wjob *j)
 		if (d->came_online && (s = dc_sess_by_sid(dc, d->sid)) != NULL)
 			dc_hooks_online(dc, s);
 	}
+	tx_flush(rt);
 }
 
 /* The end of a burst: its changed locations join the writer's next
@@ -657,7 +801,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		rt->c.moves_held++;
 	if (act.verdict == NTM_DCREG_GOODBYE) {
 		if (act.log)
-			log_info("register %s: offline (its agent stopped)", s->fqdn);
+			reg_log(rt, now, "register %s: offline (its agent stopped)", s->fqdn);
 		if (act.store)
 			save_location(dc, s, 1, 0, now);
 		return;
@@ -665,7 +809,7 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	if (act.verdict == NTM_DCREG_ALSO) {
 		rt->c.also++;
 		if (act.log)
-			log_info("register %s also from %s: %s", s->fqdn,
+			reg_log(rt, now, "register %s also from %s: %s", s->fqdn,
 			    ntm_sa_str((struct sockaddr *)&s->reg.alt.reflexive, a, sizeof(a)),
 			    s->reg.alt.natted ? "natted" : "global");
 		/* Answered in order with the others, nothing to store; the
@@ -686,9 +830,10 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		return;
 	}
 	if (act.alt_gone)
-		log_info("register %s: its location in the other family is gone", s->fqdn);
+		reg_log(rt, now, "register %s: its location in the other family is gone",
+		    s->fqdn);
 	if (act.log)
-		log_info("register %s from %s: %s%s%s%s", s->fqdn,
+		reg_log(rt, now, "register %s from %s: %s%s%s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
 		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "",
 		    s->reg.loc.nat ? ", nat " : "",
@@ -737,7 +882,7 @@ on_probe(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storag
 	len = ntm_probe_srv_input(rt->probe, p, n, (const struct sockaddr *)from, fromlen,
 	    mono_ms(), out, sizeof(out));
 	if (len > 0)
-		(void)send_from(rt, from, fromlen, to, has_to, out, len);
+		tx_queue(rt, from, fromlen, to, has_to, out, len, 0);
 }
 
 /* The local address a datagram came to, from its IP_PKTINFO/IPV6_PKTINFO. */
@@ -775,17 +920,9 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct dc *dc = arg;
 	struct dc_rt *rt = dc->rt;
-	uint8_t buf[NTM_UDP_MAX + 1];
-	struct sockaddr_storage from, to;
-	union {
-		char		buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
-				    CMSG_SPACE(sizeof(struct in_pktinfo))];
-		struct cmsghdr	align;
-	} cb;
-	struct iovec iov;
-	struct msghdr mh;
-	ssize_t n;
-	int type, has_to;
+	struct dc_rx *rx = rt->rx;
+	struct sockaddr_storage to;
+	int got, n, type, has_to;
 
 	/* Room for this burst's changes and answers: else the datagrams wait
 	 * in the socket until the writer took the collected ones. */
@@ -796,42 +933,58 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
-	for (int i = 0; i < RECV_BURST; i++) {
-		iov.iov_base = buf;
-		iov.iov_len = sizeof(buf);
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_name = &from;
-		mh.msg_namelen = sizeof(from);
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = cb.buf;
-		mh.msg_controllen = sizeof(cb.buf);
-		if ((n = recvmsg(fd, &mh, MSG_DONTWAIT)) < 0) {
+	/* Up to RECV_BURST datagrams, IO_BATCH per system call. */
+	for (got = 0; got < RECV_BURST; got += n) {
+		int want = RECV_BURST - got < IO_BATCH ? RECV_BURST - got : IO_BATCH;
+
+		for (int i = 0; i < want; i++) {
+			struct msghdr *mh = &rx->mh[i].msg_hdr;
+
+			rx->iov[i].iov_base = rx->buf[i];
+			rx->iov[i].iov_len = sizeof(rx->buf[i]);
+			memset(mh, 0, sizeof(*mh));
+			mh->msg_name = &rx->from[i];
+			mh->msg_namelen = sizeof(rx->from[i]);
+			mh->msg_iov = &rx->iov[i];
+			mh->msg_iovlen = 1;
+			mh->msg_control = rx->cb[i].buf;
+			mh->msg_controllen = sizeof(rx->cb[i].buf);
+		}
+		if ((n = recvmmsg(fd, rx->mh, (unsigned)want, MSG_DONTWAIT, NULL)) < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("udp recvmsg");
+				log_warn("udp recvmmsg");
 			break;
 		}
-		rt->c.rx++;
-		if (mh.msg_flags & MSG_TRUNC) {
-			rt->c.bad_header++;
-			continue;
+		for (int i = 0; i < n; i++) {
+			struct msghdr *mh = &rx->mh[i].msg_hdr;
+			const uint8_t *buf = rx->buf[i];
+			size_t len = rx->mh[i].msg_len;
+
+			rt->c.rx++;
+			if (mh->msg_flags & MSG_TRUNC) {
+				rt->c.bad_header++;
+				continue;
+			}
+			has_to = pktinfo_dst(mh, &to);
+			if ((type = ntm_msg_validate(buf, len)) < 0) {
+				rt->c.bad_header++;
+				continue;
+			}
+			if (type == NTM_MSG_PROBE) {
+				on_probe(dc, buf, len, &rx->from[i], mh->msg_namelen, &to, has_to);
+				continue;
+			}
+			if (type != NTM_MSG_REG_REQ) {
+				rt->c.bad_type++;
+				continue;
+			}
+			on_reg_req(dc, buf, len, &rx->from[i], mh->msg_namelen, &to, has_to);
 		}
-		has_to = pktinfo_dst(&mh, &to);
-		if ((type = ntm_msg_validate(buf, (size_t)n)) < 0) {
-			rt->c.bad_header++;
-			continue;
-		}
-		if (type == NTM_MSG_PROBE) {
-			on_probe(dc, buf, (size_t)n, &from, mh.msg_namelen, &to, has_to);
-			continue;
-		}
-		if (type != NTM_MSG_REG_REQ) {
-			rt->c.bad_type++;
-			continue;
-		}
-		on_reg_req(dc, buf, (size_t)n, &from, mh.msg_namelen, &to, has_to);
+		if (n < want)
+			break;		/* the socket is empty */
 	}
 	reg_flush(dc);
+	tx_flush(rt);
 }
 
 /* ---- counters ------------------------------------------------------------ */
@@ -939,6 +1092,7 @@ dc_udp_tick(struct dc *dc)
 
 	if (dc->rt == NULL)
 		return;
+	reg_log_roll(dc->rt, now, 0);
 	if (now - dc->rt->logged_at >= STATS_EVERY_S &&
 	    memcmp(&dc->rt->c, &dc->rt->logged, sizeof(dc->rt->c)) != 0) {
 		log_stats(dc, 0);
@@ -955,8 +1109,8 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	struct dc_rt *rt;
 	struct sockaddr_storage ss;
 	struct dc_sess_counts sc;
-	socklen_t len;
-	int on = 1, off = 0;
+	socklen_t len, optlen;
+	int on = 1, off = 0, rcvbuf;
 	char a[64];
 
 	if ((rt = calloc(1, sizeof(*rt))) == NULL) {
@@ -964,14 +1118,18 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		return -1;
 	}
 	rt->fd = -1;
-	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL) {
+	if ((rt->refresh = calloc(REFRESH_MAX, sizeof(*rt->refresh))) == NULL ||
+	    (rt->rx = calloc(1, sizeof(*rt->rx))) == NULL ||
+	    (rt->tx = calloc(1, sizeof(*rt->tx))) == NULL) {
+		free(rt->refresh);
+		free(rt->rx);
 		free(rt);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	rt->miss_tokens = DC_MISS_RATE;
 	rt->miss_ms = mono_ms();
-	rt->logged_at = now_unix();
+	rt->logged_at = rt->reglog_at = now_unix();
 	dc->rt = rt;
 	if (s->conf.udp_listen == NULL || s->check_only)
 		return 0;
@@ -1002,6 +1160,16 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 		(void)setsockopt(rt->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
 	}
 	(void)setsockopt(rt->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+	/* Room for a burst (devices all registering again at once, or a
+	 * loop busy for a moment): the kernel's default holds a few hundred
+	 * REG_REQs (208 KiB), and what does not fit is dropped. Beyond
+	 * net.core.rmem_max only when started as root. */
+	rcvbuf = RCVBUF_BYTES;
+	if (setsockopt(rt->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(rt->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	optlen = sizeof(rcvbuf);
+	if (getsockopt(rt->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen) < 0)
+		rcvbuf = 0;
 	if (bind(rt->fd, (struct sockaddr *)&ss, len) < 0) {
 		snprintf(err, errlen, "udp_listen %s: %s", s->conf.udp_listen, strerror(errno));
 		return -1;
@@ -1028,8 +1196,9 @@ dc_udp_start(struct dc *dc, char *err, size_t errlen)
 	dc_dns_set_udp(dc, (struct sockaddr *)&rt->bound);
 	dc_sess_counts(dc, &sc);
 	log_info("registration on udp %s (keepalive %lds, %zu sessions cached, "
-	    "probes %ld/s per source)", ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)),
-	    s->conf.keepalive_s, sc.sessions, s->conf.probe_rate);
+	    "probes %ld/s per source, receive buffer %d KiB)",
+	    ntm_sa_str((struct sockaddr *)&rt->bound, a, sizeof(a)), s->conf.keepalive_s,
+	    sc.sessions, s->conf.probe_rate, rcvbuf / 1024);
 	return 0;
 }
 
@@ -1058,9 +1227,11 @@ dc_udp_stop(struct dc *dc)
 		wjob_done(dc, j);
 		wjob_free(j);
 	}
+	tx_flush(rt);
 	ntm_db_close(rt->wdb);
 	rt->wdb = NULL;
 	if (rt->ev) {
+		reg_log_roll(rt, now_unix(), 1);
 		log_stats(dc, 1);
 		event_free(rt->ev);
 	}
@@ -1068,6 +1239,8 @@ dc_udp_stop(struct dc *dc)
 		close(rt->fd);
 	ntm_probe_srv_free(rt->probe);
 	free(rt->refresh);
+	free(rt->rx);
+	free(rt->tx);
 	free(rt);
 	dc->rt = NULL;
 }

@@ -187,6 +187,36 @@ dc_db_entry_count(sqlite3 *db, int64_t client_id, int64_t now, int64_t *out)
 }
 
 int
+dc_db_entry_counts(sqlite3 *db, const int64_t *client_ids, size_t n, int64_t now,
+    int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	/* A plain (deferred) BEGIN: one read transaction for the lot, which
+	 * takes the database's locks once, never the write lock. */
+	if ((ret = ntm_db_exec(db, "BEGIN")) < 0)
+		return ret;
+	ret = ntm_db_prepare(db, &st, "SELECT count(*) FROM cache_entries WHERE "
+	    "client_id = ?1 AND expires > ?2");
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		sqlite3_reset(st);
+		if (sqlite3_bind_int64(st, 1, client_ids[i]) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 2, now) != SQLITE_OK)
+			ret = NTM_ERR_DB;
+		else if ((ret = ntm_db_row(db, st)) == 0)
+			out[i] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (ntm_db_exec(db, "COMMIT") < 0) {
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		if (ret == 0)
+			ret = NTM_ERR_DB;
+	}
+	return ret;
+}
+
+int
 dc_db_entry_del(sqlite3 *db, int64_t client_id, int64_t id)
 {
 	int ret = ntm_db_run(db, "DELETE FROM cache_entries WHERE client_id = ?1 "

@@ -5,7 +5,7 @@
  *   loadgen --dc URL --ca FILE --udp IP:PORT --password-file FILE
  *           [--user-prefix P] [--users K] [--n N] [--sources S]
  *           [--http-conns C] [--window W] [--seconds T] [--tunnel-rate R]
- *           [--timeout S]
+ *           [--timeout S] [--dc-pid PID [--stop-dc]]
  *
  * 1. login: device i logs in (POST /v1/login, a fresh crypto_kx key) as
  *    user P<i mod K> (accounts made beforehand with the one password of
@@ -14,12 +14,23 @@
  *    sockets bound to 127.2.0.1, 127.2.0.2, ... (its location: that socket,
  *    so the DC sees a device without NAT) and waits for the REG_RESP; at
  *    most W unanswered at once, a REG_REQ unanswered after a second is sent
- *    again (3 times at most). Twice: the first registration (the DC stores
+ *    again (3 times at most; counted as "sent again"). Twice: the first registration (the DC stores
  *    a new location), then again (a keepalive of a known location).
  * 3. steady: for T seconds every device registers once per the keepalive
  *    interval the DC answered (spread evenly), while tunnel requests
  *    (POST /v1/tunnel) between random pairs of registered devices go out
  *    at R a second; the peers' NUDGEs are opened and counted.
+ *
+ * With --stop-dc the DC is stopped (SIGSTOP) while the first window of
+ * the first burst is sent, and continued (SIGCONT) after: the REG_REQs of
+ * a burst that arrives while the DC is busy wait in its socket, or are
+ * dropped when they do not fit.
+ *
+ * With --dc-pid (the DC's process, on this machine) each registration
+ * burst also reports the DC's CPU time over it (user + system of all its
+ * threads, /proc/PID/stat) per registration answered, and the generator's
+ * own: CPU per registration does not move with other load on the machine
+ * the way the rate does.
  *
  * Prints one line per phase and a last line "result key=value ..." for
  * scripts. Every phase is bounded in count and time (--timeout bounds the
@@ -35,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,7 +84,8 @@ struct errs {
 
 struct opts {
 	const char	*dc, *ca, *udp, *pwfile, *prefix;
-	long		 users, n, sources, conns, window, seconds, rate, timeout;
+	long		 users, n, sources, conns, window, seconds, rate, timeout, dc_pid;
+	int		 stop_dc;
 };
 
 static struct {
@@ -92,7 +105,7 @@ static struct {
 	int			 phase;
 	struct errs		 login_err, reg_err, tun_err;
 	/* registration burst */
-	long			 reg_lo, reg_next, reg_out, reg_ok, reg_lost;
+	long			 reg_lo, reg_next, reg_out, reg_ok, reg_lost, reg_retried;
 	uint64_t		 round;
 	/* steady */
 	long			 ka_sent, ka_ok, nudges, tun_sent, tun_ok, tun_busy;
@@ -426,6 +439,7 @@ reg_step(void)
 			continue;
 		}
 		d->tries++;
+		G.reg_retried++;
 		d->sent_ms = now;
 		(void)send_reg(d);
 	}
@@ -614,25 +628,84 @@ secs_since(int64_t t0)
 	return s > 0.001 ? s : 0.001;
 }
 
-/* One registration burst over every logged-in device: registrations/s. */
+/* CPU seconds (user + system, all threads) of process pid, from
+ * /proc/PID/stat; -1 when it cannot be read. */
 static double
-reg_burst(const char *what)
+proc_cpu_s(long pid)
 {
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command name (in parentheses, which may hold spaces):
+	 * state, then fields 4..13, utime (14) and stime (15). */
+	if ((p = strrchr(buf, ')')) == NULL || hz <= 0 ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	    &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)hz;
+}
+
+static double
+self_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* One registration burst over every logged-in device: registrations/s;
+ * the DC's and the generator's CPU per registration answered (µs) in
+ * *dc_us and *lg_us (-1: not measured). */
+static double
+reg_burst(const char *what, double *dc_us, double *lg_us, long *retried)
+{
+	double dc0 = G.o.dc_pid ? proc_cpu_s(G.o.dc_pid) : -1, lg0 = self_cpu_s();
 	int64_t t0 = now_ms();
-	double s, rate;
-	char e[512];
+	double s, rate, dc1, lg1;
+	char e[512], cpu[160] = "";
 
 	G.phase = P_REG;
 	G.round++;
-	G.reg_lo = G.reg_next = G.reg_out = G.reg_ok = G.reg_lost = 0;
+	G.reg_lo = G.reg_next = G.reg_out = G.reg_ok = G.reg_lost = G.reg_retried = 0;
 	for (long i = 0; i < G.nlive; i++)
 		G.dev[G.live[i]].sent_ms = 0;
+	if (G.o.stop_dc && G.round == 1) {
+		/* Sent while the DC cannot read: all of it waits in its socket. */
+		if (kill((pid_t)G.o.dc_pid, SIGSTOP) == 0) {
+			reg_fill(now_ms());
+			(void)kill((pid_t)G.o.dc_pid, SIGCONT);
+		}
+	}
 	event_base_dispatch(G.base);
 	s = secs_since(t0);
+	dc1 = G.o.dc_pid ? proc_cpu_s(G.o.dc_pid) : -1;
+	lg1 = self_cpu_s();
 	rate = (double)G.reg_ok / s;
+	*dc_us = *lg_us = -1;
+	*retried = G.reg_retried;
+	if (G.reg_ok > 0 && dc0 >= 0 && dc1 >= 0)
+		*dc_us = (dc1 - dc0) * 1e6 / (double)G.reg_ok;
+	if (G.reg_ok > 0 && lg0 >= 0 && lg1 >= 0)
+		*lg_us = (lg1 - lg0) * 1e6 / (double)G.reg_ok;
+	if (*dc_us >= 0)
+		snprintf(cpu, sizeof(cpu), "; CPU per registration: DC %.1f us (%.2f s), "
+		    "loadgen %.1f us", *dc_us, dc1 - dc0, *lg_us);
 	err_text(&G.reg_err, e, sizeof(e));
-	printf("loadgen: register %s: %ld of %ld answered in %.2f s: %.0f/s (lost %ld; "
-	    "errors %s)\n", what, G.reg_ok, G.nlive, s, rate, G.reg_lost, e);
+	printf("loadgen: register %s: %ld of %ld answered in %.2f s: %.0f/s (lost %ld, "
+	    "sent again %ld; errors %s)%s\n", what, G.reg_ok, G.nlive, s, rate, G.reg_lost,
+	    G.reg_retried, e, cpu);
 	fflush(stdout);
 	return rate;
 }
@@ -642,7 +715,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: loadgen --dc URL --ca FILE --udp IP:PORT --password-file FILE "
 	    "[--user-prefix P] [--users K] [--n N] [--sources S] [--http-conns C] "
-	    "[--window W] [--seconds T] [--tunnel-rate R] [--timeout S]\n");
+	    "[--window W] [--seconds T] [--tunnel-rate R] [--timeout S] "
+	    "[--dc-pid PID [--stop-dc]]\n");
 }
 
 static int
@@ -670,11 +744,13 @@ main(int argc, char *argv[])
 		{ "users", 1, NULL, 'K' }, { "n", 1, NULL, 'n' }, { "sources", 1, NULL, 'S' },
 		{ "http-conns", 1, NULL, 'C' }, { "window", 1, NULL, 'W' },
 		{ "seconds", 1, NULL, 'T' }, { "tunnel-rate", 1, NULL, 'R' },
-		{ "timeout", 1, NULL, 'X' }, { NULL, 0, NULL, 0 }
+		{ "timeout", 1, NULL, 'X' }, { "dc-pid", 1, NULL, 'D' },
+		{ "stop-dc", 0, NULL, 'Z' }, { NULL, 0, NULL, 0 }
 	};
 	struct opts *o = &G.o;
 	struct timeval tv = { 0, TICK_MS * 1000 };
-	double login_s, reg1, reg2, steady_s;
+	double login_s, reg1, reg2, steady_s, dc1_us, lg1_us, dc2_us, lg2_us;
+	long again1, again2;
 	int64_t t0;
 	size_t plen;
 	char e1[512], e2[512], e3[512];
@@ -706,12 +782,15 @@ main(int argc, char *argv[])
 		case 'T': bad = parse_num("seconds", optarg, 1, 3600, &o->seconds); break;
 		case 'R': bad = parse_num("tunnel-rate", optarg, 0, 1000000, &o->rate); break;
 		case 'X': bad = parse_num("timeout", optarg, 1, 86400, &o->timeout); break;
+		case 'D': bad = parse_num("dc-pid", optarg, 1, 1L << 30, &o->dc_pid); break;
+		case 'Z': o->stop_dc = 1; break;
 		default: usage(); return 2;
 		}
 		if (bad)
 			return 2;
 	}
-	if (optind != argc || !o->dc || !o->ca || !o->udp || !o->pwfile) {
+	if (optind != argc || !o->dc || !o->ca || !o->udp || !o->pwfile ||
+	    (o->stop_dc && !o->dc_pid)) {
 		usage();
 		return 2;
 	}
@@ -765,8 +844,8 @@ main(int argc, char *argv[])
 			G.live[G.nlive++] = i;
 
 	/* 2. registrations: first, then again */
-	reg1 = reg_burst("first");
-	reg2 = reg_burst("again");
+	reg1 = reg_burst("first", &dc1_us, &lg1_us, &again1);
+	reg2 = reg_burst("again", &dc2_us, &lg2_us, &again2);
 
 	/* 3. steady: keepalives and tunnel requests */
 	G.phase = P_STEADY;
@@ -787,10 +866,13 @@ main(int argc, char *argv[])
 	    G.tun_sent, (double)G.tun_sent / steady_s, G.tun_ok, G.tun_busy, o->conns,
 	    pct(0.50), pct(0.99), G.nlat ? G.lat[G.nlat - 1] : 0.0, e3);
 	printf("result n=%ld logged_in=%ld login_per_s=%.0f reg_first_per_s=%.0f "
-	    "reg_again_per_s=%.0f keepalive_s=%u ka_per_s=%.0f tunnel_per_s=%.1f "
-	    "tunnel_ok=%ld tunnel_p50_ms=%.2f tunnel_p99_ms=%.2f tunnel_busy=%ld "
-	    "login_errors=%s udp_errors=%s tunnel_errors=%s\n",
-	    o->n, G.ok_login, (double)G.ok_login / login_s, reg1, reg2, G.keepalive_s,
+	    "reg_again_per_s=%.0f reg_first_dc_us=%.1f reg_again_dc_us=%.1f "
+	    "reg_first_lg_us=%.1f reg_again_lg_us=%.1f reg_first_resent=%ld "
+	    "reg_again_resent=%ld keepalive_s=%u ka_per_s=%.0f "
+	    "tunnel_per_s=%.1f tunnel_ok=%ld tunnel_p50_ms=%.2f tunnel_p99_ms=%.2f "
+	    "tunnel_busy=%ld login_errors=%s udp_errors=%s tunnel_errors=%s\n",
+	    o->n, G.ok_login, (double)G.ok_login / login_s, reg1, reg2, dc1_us, dc2_us,
+	    lg1_us, lg2_us, again1, again2, G.keepalive_s,
 	    (double)G.ka_ok / steady_s, (double)G.tun_ok / steady_s, G.tun_ok, pct(0.50),
 	    pct(0.99), G.tun_busy, e1, e2, e3);
 	fflush(stdout);
