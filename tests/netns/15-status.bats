@@ -86,8 +86,8 @@ peer_field() { jq -r --arg p "$2" --arg f "$1" '.peers[] | select(.peer == $p) |
 	run ntmc a1 bob status --offline
 	assert_success
 	assert_output --regexp 'PEER +VIP4 +VIP6 +STATE +ROUTE +HANDSHAKE +RX +TX +RTT'
-	assert_output --regexp "$alice +$(vip_of alice vip4) +$(vip_of alice vip6) +online +direct \\(requester behind NAT initiates\\) +[0-9]+s ago +[0-9.]+ (B|KiB) +[0-9.]+ (B|KiB) +[0-9.]+ ms"
-	assert_output --regexp "$carol +$(vip_of carol vip4) +$(vip_of carol vip6) +online +relay \\(both behind NAT\\) +[0-9]+s ago"
+	assert_output --regexp "$alice +$(vip_of alice vip4) +$(vip_of alice vip6) +online +direct over IPv4 \\(requester behind NAT initiates\\) +[0-9]+s ago +[0-9.]+ (B|KiB) +[0-9.]+ (B|KiB) +[0-9.]+ ms"
+	assert_output --regexp "$carol +$(vip_of carol vip4) +$(vip_of carol vip6) +online +relay over IPv4 \\(both behind NAT\\) +[0-9]+s ago"
 }
 
 @test "the relayed and the direct tunnel in the servers' metrics (promtool clean)" {
