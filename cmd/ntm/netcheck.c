@@ -4,7 +4,9 @@
  * (docs/protocol.md §4.7) to the DC and to the RS: the reflexive address
  * each saw, whether that is the local one (no NAT), whether the two agree
  * (endpoint-independent mapping) or not (the mapping varies by
- * destination), and the round trip to each.
+ * destination), and the round trip to each. To the RS also the filtering
+ * test: probes asking it to answer from its other port; whether that
+ * answer gets in tells how the NAT (or firewall) filters.
  */
 #include <sys/socket.h>
 
@@ -40,6 +42,13 @@ struct nc_target {
 	struct sockaddr_storage	 seen;
 	socklen_t		 seenlen;
 	int64_t			 rtt_us;
+	/* The filtering test (the RS): probes naming the other port (ask)
+	 * and asking to be answered from it (change). */
+	int			 filt;		/* this target takes the test */
+	uint8_t			 ask_txid[NC_TRIES][NTM_PROBE_TXID_LEN];
+	uint8_t			 chg_txid[NC_TRIES][NTM_PROBE_TXID_LEN];
+	int			 ask_answered, chg_answered;
+	uint16_t		 other_port;	/* the one it named; 0: none */
 };
 
 struct nc_family {
@@ -178,32 +187,105 @@ family_open(struct nc_family *f)
 	f->has_local = 1;
 }
 
+/* Is the filtering test still going: no answer from the other port yet,
+ * and no answer saying there is none. */
+static int
+filt_pending(const struct nc_target *t)
+{
+	return t->filt && !t->chg_answered && !(t->ask_answered && t->other_port == 0);
+}
+
 static void
 send_probe(struct nc_family *f, struct nc_target *t, int64_t now_us)
 {
 	uint8_t out[NTM_PROBE_LEN];
+	int k = t->sent;
 
-	randombytes_buf(t->txid[t->sent], NTM_PROBE_TXID_LEN);
-	ntm_probe_make(out, t->txid[t->sent]);
-	t->sent_us[t->sent] = now_us;
+	t->sent_us[k] = now_us;
 	t->sent++;
 	/* Errors (no route yet, a full buffer) count as a lost probe. */
+	if (!t->answered) {
+		randombytes_buf(t->txid[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make(out, t->txid[k]);
+		(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr,
+		    t->addrlen);
+	}
+	if (!filt_pending(t))
+		return;
+	/* An older server drops these as malformed: the verdict is then
+	 * "unknown", as when it names no other port. */
+	if (!t->ask_answered) {
+		randombytes_buf(t->ask_txid[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(out, t->ask_txid[k], NTM_PROBE_F_ASK);
+		(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr,
+		    t->addrlen);
+	}
+	randombytes_buf(t->chg_txid[k], NTM_PROBE_TXID_LEN);
+	ntm_probe_make_flags(out, t->chg_txid[k], NTM_PROBE_F_CHANGE);
 	(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr, t->addrlen);
+}
+
+/* An answer to one of t's filtering probes, from src. */
+static void
+filt_answer(struct nc_target *t, const uint8_t *in, size_t n,
+    const struct sockaddr_storage *src, socklen_t srclen)
+{
+	struct sockaddr_storage seen, from = *src, other = t->addr;
+	socklen_t seenlen, fromlen = srclen;
+	uint8_t flags;
+	uint16_t port;
+
+	for (int k = 0; k < t->sent; k++) {
+		if (!t->ask_answered && ntm_probe_resp_open_flags(in, n, t->ask_txid[k], &seen,
+		    &seenlen, &flags, &port) == 0 && flags == 0 &&
+		    ntm_sa_equal((const struct sockaddr *)src, (const struct sockaddr *)&t->addr)) {
+			t->ask_answered = 1;
+			t->other_port = port;
+		}
+		if (t->chg_answered || ntm_probe_resp_open_flags(in, n, t->chg_txid[k], &seen,
+		    &seenlen, &flags, &port) != 0)
+			continue;
+		if (!(flags & NTM_PROBE_R_CHANGED)) {
+			/* No other port: answered from this one. */
+			if (ntm_sa_equal((const struct sockaddr *)src,
+			    (const struct sockaddr *)&t->addr)) {
+				t->ask_answered = 1;
+				t->other_port = 0;
+			}
+			continue;
+		}
+		/* From the server's address and the other port it names, only. */
+		ntm_sa_unmap(&from, &fromlen);
+		if (port == 0)
+			continue;
+		if (other.ss_family == AF_INET)
+			((struct sockaddr_in *)&other)->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&other)->sin6_port = htons(port);
+		if (ntm_sa_equal((const struct sockaddr *)&from, (const struct sockaddr *)&other)) {
+			t->chg_answered = 1;
+			t->other_port = port;
+		}
+	}
 }
 
 static void
 recv_answers(struct nc_family *f)
 {
 	uint8_t in[NTM_UDP_MAX + 1];
-	struct sockaddr_storage seen;
-	socklen_t seenlen;
+	struct sockaddr_storage seen, src;
+	socklen_t seenlen, srclen = sizeof(src);
 	ssize_t n;
 
-	while ((n = recv(f->fd, in, sizeof(in), 0)) > 0) {
+	while ((n = recvfrom(f->fd, in, sizeof(in), 0, (struct sockaddr *)&src, &srclen)) > 0) {
 		int64_t now = agent_now_us();
 
+		ntm_sa_unmap(&src, &srclen);
 		for (int s = 0; s < SRV_N; s++) {
 			struct nc_target *t = &f->t[s];
+
+			if (t->filt)
+				filt_answer(t, in, (size_t)n, &src, srclen);
 
 			for (int k = 0; k < t->sent && !t->answered; k++)
 				if (ntm_probe_resp_open(in, (size_t)n, t->txid[k], &seen,
@@ -214,6 +296,7 @@ recv_answers(struct nc_family *f)
 					t->rtt_us = now - t->sent_us[k];
 				}
 		}
+		srclen = sizeof(src);
 	}
 }
 
@@ -236,7 +319,8 @@ probe_all(struct nc_family fam[2], long timeout_s)
 			for (int s = 0; s < SRV_N; s++) {
 				struct nc_target *t = &fam[f].t[s];
 
-				if (fam[f].fd < 0 || !t->known || t->answered)
+				if (fam[f].fd < 0 || !t->known || (t->answered &&
+				    !filt_pending(t)))
 					continue;
 				waiting = 1;
 				if (now >= next && t->sent < NC_TRIES)
@@ -284,6 +368,14 @@ family_nat(const struct nc_family *f)
 	    r->answered ? (const struct sockaddr *)&r->seen : NULL);
 }
 
+static enum ntm_filter
+family_filter(const struct nc_family *f)
+{
+	const struct nc_target *r = &f->t[SRV_RELAY];
+
+	return ntm_filter_classify(family_nat(f), r->other_port != 0, r->chg_answered);
+}
+
 static const struct nc_target *
 family_seen(const struct nc_family *f)
 {
@@ -308,6 +400,7 @@ family_json(const struct nc_family *f)
 	    json_boolean(nat != NTM_NAT_NONE));
 	json_object_set_new(j, "mapping_varies_by_dest", nat == NTM_NAT_PER_DEST ? json_true() :
 	    nat == NTM_NAT_EI || nat == NTM_NAT_NONE ? json_false() : json_null());
+	json_object_set_new(j, "filtering", json_string(ntm_filter_name(family_filter(f))));
 	json_object_set_new(j, "error", f->error[0] ? json_string(f->error) : json_null());
 	for (int s = 0; s < SRV_N; s++) {
 		const struct nc_target *t = &f->t[s];
@@ -320,6 +413,9 @@ family_json(const struct nc_family *f)
 		    "addr", jaddr(&t->addr, 1), "reflexive", jaddr(&t->seen, t->answered),
 		    "rtt_us", t->answered ? json_integer((json_int_t)t->rtt_us) : json_null(),
 		    "probes", t->sent));
+		if (t->filt)
+			json_object_set_new(json_object_get(j, srv_name[s]), "other_port",
+			    t->other_port ? json_integer(t->other_port) : json_null());
 	}
 	return j;
 }
@@ -333,6 +429,21 @@ nat_text(enum ntm_nat nat)
 	case NTM_NAT_EI:	return "yes, endpoint-independent mapping";
 	case NTM_NAT_PER_DEST:	return "yes, the mapping varies by destination";
 	default:		return "unknown (no answer)";
+	}
+}
+
+static const char *
+filter_text(enum ntm_filter f)
+{
+	switch (f) {
+	case NTM_FILTER_NONE:
+		return "none (no NAT, and the relay's answer from its other port came in)";
+	case NTM_FILTER_ADDR:
+		return "address-dependent-or-less (the relay's answer from its other port came in)";
+	case NTM_FILTER_PORT:
+		return "port-dependent (the relay's answer from its other port never came in)";
+	default:
+		return "unknown (no NAT verdict, or the relay answers from no other port)";
 	}
 }
 
@@ -358,6 +469,7 @@ print_text(const struct nc_family fam[2])
 		else
 			printf("\t* %s: no answer\n", fam[f].name);
 		printf("\t* %s NAT: %s\n", fam[f].name, nat_text(family_nat(&fam[f])));
+		printf("\t* %s filtering: %s\n", fam[f].name, filter_text(family_filter(&fam[f])));
 	}
 	printf("\t* Round trips:\n");
 	for (int f = 0; f < 2; f++)
@@ -418,8 +530,10 @@ netcheck_exec(void *ctx, struct cmd_call *c)
 		ret = r;
 		goto out;
 	}
-	for (int f = 0; f < 2; f++)
+	for (int f = 0; f < 2; f++) {
 		family_open(&fam[f]);
+		fam[f].t[SRV_RELAY].filt = 1;
+	}
 	probe_all(fam, timeout);
 	if (a->json) {
 		cli_print_json(json_pack("{s:b, s:o, s:o}", "udp",
