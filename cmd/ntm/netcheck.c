@@ -35,7 +35,8 @@ struct nc_target {
 	int			 known;		/* an address of this family */
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
-	int			 sent;		/* probes sent */
+	int			 sent;		/* rounds of probes sent */
+	int			 plain;		/* plain probes sent */
 	uint8_t			 txid[NC_TRIES][NTM_PROBE_TXID_LEN];
 	int64_t			 sent_us[NC_TRIES];
 	int			 answered;
@@ -205,6 +206,7 @@ send_probe(struct nc_family *f, struct nc_target *t, int64_t now_us)
 	t->sent++;
 	/* Errors (no route yet, a full buffer) count as a lost probe. */
 	if (!t->answered) {
+		t->plain++;
 		randombytes_buf(t->txid[k], NTM_PROBE_TXID_LEN);
 		ntm_probe_make(out, t->txid[k]);
 		(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr,
@@ -412,7 +414,7 @@ family_json(const struct nc_family *f)
 		json_object_set_new(j, srv_name[s], json_pack("{s:o, s:o, s:o, s:i}",
 		    "addr", jaddr(&t->addr, 1), "reflexive", jaddr(&t->seen, t->answered),
 		    "rtt_us", t->answered ? json_integer((json_int_t)t->rtt_us) : json_null(),
-		    "probes", t->sent));
+		    "probes", t->plain));
 		if (t->filt)
 			json_object_set_new(json_object_get(j, srv_name[s]), "other_port",
 			    t->other_port ? json_integer(t->other_port) : json_null());
@@ -484,7 +486,7 @@ print_text(const struct nc_family fam[2])
 				printf("%.1f ms, saw %s\n", (double)t->rtt_us / 1000.0,
 				    ntm_sa_str((const struct sockaddr *)&t->seen, b, sizeof(b)));
 			else
-				printf("no answer (%d probes)\n", t->sent);
+				printf("no answer (%d probes)\n", t->plain);
 		}
 	if (!fam[0].t[SRV_RELAY].known && !fam[1].t[SRV_RELAY].known)
 		printf("\t\t- relay: address unknown\n");
