@@ -43,13 +43,10 @@ struct nc_target {
 	struct sockaddr_storage	 seen;
 	socklen_t		 seenlen;
 	int64_t			 rtt_us;
-	/* The filtering test (the RS): probes naming the other port (ask)
-	 * and asking to be answered from it (change). */
+	/* The filtering test (the RS): probes naming the other port (ASK)
+	 * and asking to be answered from it (CHANGE). */
 	int			 filt;		/* this target takes the test */
-	uint8_t			 ask_txid[NC_TRIES][NTM_PROBE_TXID_LEN];
-	uint8_t			 chg_txid[NC_TRIES][NTM_PROBE_TXID_LEN];
-	int			 ask_answered, chg_answered;
-	uint16_t		 other_port;	/* the one it named; 0: none */
+	struct ntm_filt_test	 ft;
 };
 
 struct nc_family {
@@ -188,12 +185,10 @@ family_open(struct nc_family *f)
 	f->has_local = 1;
 }
 
-/* Is the filtering test still going: no answer from the other port yet,
- * and no answer saying there is none. */
 static int
 filt_pending(const struct nc_target *t)
 {
-	return t->filt && !t->chg_answered && !(t->ask_answered && t->other_port == 0);
+	return t->filt && ntm_filt_pending(&t->ft);
 }
 
 static void
@@ -212,62 +207,18 @@ send_probe(struct nc_family *f, struct nc_target *t, int64_t now_us)
 		(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr,
 		    t->addrlen);
 	}
-	if (!filt_pending(t))
-		return;
 	/* An older server drops these as malformed: the verdict is then
 	 * "unknown", as when it names no other port. */
-	if (!t->ask_answered) {
-		randombytes_buf(t->ask_txid[k], NTM_PROBE_TXID_LEN);
-		ntm_probe_make_flags(out, t->ask_txid[k], NTM_PROBE_F_ASK);
-		(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr,
-		    t->addrlen);
-	}
-	randombytes_buf(t->chg_txid[k], NTM_PROBE_TXID_LEN);
-	ntm_probe_make_flags(out, t->chg_txid[k], NTM_PROBE_F_CHANGE);
-	(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr, t->addrlen);
-}
+	if (t->filt) {
+		uint8_t ask[NTM_PROBE_LEN];
+		int np = ntm_filt_round(&t->ft, ask, out);
 
-/* An answer to one of t's filtering probes, from src. */
-static void
-filt_answer(struct nc_target *t, const uint8_t *in, size_t n,
-    const struct sockaddr_storage *src, socklen_t srclen)
-{
-	struct sockaddr_storage seen, from = *src, other = t->addr;
-	socklen_t seenlen, fromlen = srclen;
-	uint8_t flags;
-	uint16_t port;
-
-	for (int k = 0; k < t->sent; k++) {
-		if (!t->ask_answered && ntm_probe_resp_open_flags(in, n, t->ask_txid[k], &seen,
-		    &seenlen, &flags, &port) == 0 && flags == 0 &&
-		    ntm_sa_equal((const struct sockaddr *)src, (const struct sockaddr *)&t->addr)) {
-			t->ask_answered = 1;
-			t->other_port = port;
-		}
-		if (t->chg_answered || ntm_probe_resp_open_flags(in, n, t->chg_txid[k], &seen,
-		    &seenlen, &flags, &port) != 0)
-			continue;
-		if (!(flags & NTM_PROBE_R_CHANGED)) {
-			/* No other port: answered from this one. */
-			if (ntm_sa_equal((const struct sockaddr *)src,
-			    (const struct sockaddr *)&t->addr)) {
-				t->ask_answered = 1;
-				t->other_port = 0;
-			}
-			continue;
-		}
-		/* From the server's address and the other port it names, only. */
-		ntm_sa_unmap(&from, &fromlen);
-		if (port == 0)
-			continue;
-		if (other.ss_family == AF_INET)
-			((struct sockaddr_in *)&other)->sin_port = htons(port);
-		else
-			((struct sockaddr_in6 *)&other)->sin6_port = htons(port);
-		if (ntm_sa_equal((const struct sockaddr *)&from, (const struct sockaddr *)&other)) {
-			t->chg_answered = 1;
-			t->other_port = port;
-		}
+		if (np == 2)
+			(void)sendto(f->fd, ask, sizeof(ask), 0,
+			    (const struct sockaddr *)&t->addr, t->addrlen);
+		if (np >= 1)
+			(void)sendto(f->fd, out, sizeof(out), 0,
+			    (const struct sockaddr *)&t->addr, t->addrlen);
 	}
 }
 
@@ -287,7 +238,8 @@ recv_answers(struct nc_family *f)
 			struct nc_target *t = &f->t[s];
 
 			if (t->filt)
-				filt_answer(t, in, (size_t)n, &src, srclen);
+				(void)ntm_filt_input(&t->ft, in, (size_t)n,
+				    (const struct sockaddr *)&src, srclen);
 
 			for (int k = 0; k < t->sent && !t->answered; k++)
 				if (ntm_probe_resp_open(in, (size_t)n, t->txid[k], &seen,
@@ -373,9 +325,7 @@ family_nat(const struct nc_family *f)
 static enum ntm_filter
 family_filter(const struct nc_family *f)
 {
-	const struct nc_target *r = &f->t[SRV_RELAY];
-
-	return ntm_filter_classify(family_nat(f), r->other_port != 0, r->chg_answered);
+	return ntm_filt_verdict(&f->t[SRV_RELAY].ft, family_nat(f));
 }
 
 static const struct nc_target *
@@ -417,7 +367,7 @@ family_json(const struct nc_family *f)
 		    "probes", t->plain));
 		if (t->filt)
 			json_object_set_new(json_object_get(j, srv_name[s]), "other_port",
-			    t->other_port ? json_integer(t->other_port) : json_null());
+			    t->ft.other_port ? json_integer(t->ft.other_port) : json_null());
 	}
 	return j;
 }
@@ -533,8 +483,13 @@ netcheck_exec(void *ctx, struct cmd_call *c)
 		goto out;
 	}
 	for (int f = 0; f < 2; f++) {
+		struct nc_target *rt = &fam[f].t[SRV_RELAY];
+
 		family_open(&fam[f]);
-		fam[f].t[SRV_RELAY].filt = 1;
+		if (rt->known) {
+			rt->filt = 1;
+			ntm_filt_start(&rt->ft, (const struct sockaddr *)&rt->addr);
+		}
 	}
 	probe_all(fam, timeout);
 	if (a->json) {

@@ -124,6 +124,99 @@ ntm_filter_name(enum ntm_filter f)
 	}
 }
 
+void
+ntm_filt_start(struct ntm_filt_test *t, const struct sockaddr *server)
+{
+	socklen_t len = server->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+
+	memset(t, 0, sizeof(*t));
+	memcpy(&t->server, server, len);
+	ntm_sa_unmap(&t->server, &len);
+}
+
+int
+ntm_filt_pending(const struct ntm_filt_test *t)
+{
+	return t->server.ss_family != 0 && !t->chg_answered &&
+	    !(t->ask_answered && t->other_port == 0);
+}
+
+int
+ntm_filt_round(struct ntm_filt_test *t, uint8_t ask[NTM_PROBE_LEN], uint8_t chg[NTM_PROBE_LEN])
+{
+	int k = t->rounds, n = 1;
+
+	if (!ntm_filt_pending(t) || k >= NTM_FILT_ROUNDS)
+		return 0;
+	t->rounds++;
+	randombytes_buf(t->chg[k], NTM_PROBE_TXID_LEN);
+	ntm_probe_make_flags(chg, t->chg[k], NTM_PROBE_F_CHANGE);
+	if (!t->ask_answered) {
+		randombytes_buf(t->ask[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(ask, t->ask[k], NTM_PROBE_F_ASK);
+		n = 2;
+	}
+	return n;
+}
+
+int
+ntm_filt_input(struct ntm_filt_test *t, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen)
+{
+	struct sockaddr_storage seen, src, other = t->server;
+	socklen_t seenlen, srclen = fromlen;
+	uint8_t flags;
+	uint16_t port;
+	int from_server;
+
+	if (from == NULL || fromlen > (socklen_t)sizeof(src) || t->server.ss_family == 0)
+		return 0;
+	memcpy(&src, from, fromlen);
+	ntm_sa_unmap(&src, &srclen);
+	from_server = ntm_sa_equal((struct sockaddr *)&src, (struct sockaddr *)&t->server);
+	for (int k = 0; k < t->rounds; k++) {
+		if (ntm_probe_resp_open_flags(p, n, t->ask[k], &seen, &seenlen, &flags,
+		    &port) == 0) {
+			if (!from_server || flags != 0)
+				return 0;
+			t->ask_answered = 1;
+			if (!t->chg_answered)
+				t->other_port = port;
+			return 1;
+		}
+		if (ntm_probe_resp_open_flags(p, n, t->chg[k], &seen, &seenlen, &flags,
+		    &port) != 0)
+			continue;
+		if (!(flags & NTM_PROBE_R_CHANGED)) {
+			/* No other port: answered from the server's own. */
+			if (!from_server || port != 0)
+				return 0;
+			t->ask_answered = 1;
+			t->other_port = 0;
+			return 1;
+		}
+		if (port == 0)
+			return 0;
+		if (other.ss_family == AF_INET)
+			((struct sockaddr_in *)&other)->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&other)->sin6_port = htons(port);
+		if (!ntm_sa_equal((struct sockaddr *)&src, (struct sockaddr *)&other))
+			return 0;
+		t->chg_answered = 1;
+		t->other_port = port;
+		return 1;
+	}
+	return 0;
+}
+
+enum ntm_filter
+ntm_filt_verdict(const struct ntm_filt_test *t, enum ntm_nat nat)
+{
+	return ntm_filter_classify(nat, t->other_port != 0, t->chg_answered);
+}
+
 /* ---- server ---------------------------------------------------------------- */
 
 struct ntm_probe_srv {

@@ -3,7 +3,8 @@
  * address and port did you see me?", answered by the DC's and the RS's UDP
  * sockets, so that a client can tell whether it is behind NAT and whether
  * its NAT maps endpoint-independently (the same reflexive address toward
- * both servers) or per destination (RFC 5780's mapping test).
+ * both servers) or per destination (RFC 5780's mapping test), and, with
+ * the RS's answer from its other port, how it filters (the filtering test).
  *
  * Unauthenticated by design (the RS holds no client keys, and the answer
  * tells the sender only what it could learn from any server), so it is
@@ -77,6 +78,42 @@ enum ntm_filter {
 enum ntm_filter ntm_filter_classify(enum ntm_nat nat, int other_known, int other_came);
 /* "unknown", "none", "address-dependent-or-less", "port-dependent". */
 const char *ntm_filter_name(enum ntm_filter f);
+
+/*
+ * The client side of the filtering test, I/O free: each round, an ASK
+ * probe (until answered) and a CHANGE probe to one server, until the
+ * answer from its other port came in or it said it has none. The caller
+ * sends what ntm_filt_round writes and passes every PROBE_RESP with its
+ * source to ntm_filt_input.
+ */
+#define NTM_FILT_ROUNDS	3
+struct ntm_filt_test {
+	struct sockaddr_storage	 server;	/* where the probes go (unmapped) */
+	int			 rounds;
+	uint8_t			 ask[NTM_FILT_ROUNDS][NTM_PROBE_TXID_LEN];
+	uint8_t			 chg[NTM_FILT_ROUNDS][NTM_PROBE_TXID_LEN];
+	int			 ask_answered;	/* the server named its other port (or none) */
+	int			 chg_answered;	/* its answer from the other port came in */
+	uint16_t		 other_port;	/* host order; 0: none (or not known) */
+};
+/* Starts a test against server (copied; an IPv4-mapped address unmapped). */
+void ntm_filt_start(struct ntm_filt_test *t, const struct sockaddr *server);
+/* Still going: no answer from the other port yet, and none saying there
+ * is no other port (after the last round: waiting for a late answer). */
+int ntm_filt_pending(const struct ntm_filt_test *t);
+/* The next round's probes: an ASK (unless answered) into ask and a CHANGE
+ * into chg; returns how many were written (2, or 1: chg only), 0 when the
+ * test is over. */
+int ntm_filt_round(struct ntm_filt_test *t, uint8_t ask[NTM_PROBE_LEN],
+    uint8_t chg[NTM_PROBE_LEN]);
+/* A datagram p (n bytes) from `from`: 1 if it answers one of t's probes
+ * (taken: an ASK's answer only from the server itself, a CHANGE's from the
+ * server's address at the other port it names, or from the server itself
+ * when it has none), 0 if not. */
+int ntm_filt_input(struct ntm_filt_test *t, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen);
+/* The verdict, with the NAT kind found meanwhile. */
+enum ntm_filter ntm_filt_verdict(const struct ntm_filt_test *t, enum ntm_nat nat);
 
 /* ---- server ---------------------------------------------------------------- */
 

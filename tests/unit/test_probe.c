@@ -274,5 +274,73 @@ TEST(filter_classify)
 	CHECK_STR(ntm_filter_name(NTM_FILTER_PORT), "port-dependent");
 }
 
+/* The client side against a server (lib/core/probe.c's own), answers
+ * taken only from where they must come from. */
+TEST(filt_client)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(100, 200, 1000, K);
+	struct sockaddr_storage srv = sa("198.18.0.4:3478"), alt = sa("198.18.0.4:3479"),
+	    wrong = sa("198.18.0.9:3479"), me = sa("198.18.2.1:40000"),
+	    mapped = sa("[::ffff:198.18.0.4]:3479");
+	uint8_t ask[NTM_PROBE_LEN], chg[NTM_PROBE_LEN], a1[NTM_PROBE_LEN], a2[NTM_PROBE_LEN];
+	struct ntm_filt_test t;
+	size_t n1, n2;
+	int alt1, alt2;
+
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK(ntm_filt_pending(&t));
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	n1 = ntm_probe_srv_answer(s, ask, sizeof(ask), (struct sockaddr *)&me, salen(&me), 1,
+	    3479, a1, sizeof(a1), &alt1);
+	n2 = ntm_probe_srv_answer(s, chg, sizeof(chg), (struct sockaddr *)&me, salen(&me), 1,
+	    3479, a2, sizeof(a2), &alt2);
+	CHECK_EQ(alt1, 0);
+	CHECK_EQ(alt2, 1);
+	/* The ASK's answer from elsewhere than the server: refused. */
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&alt, salen(&alt)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK(ntm_filt_pending(&t));
+	/* Only the ASK's answer (the CHANGE's filtered): port-dependent. */
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_PORT);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_NONE), NTM_FILTER_PORT);
+	/* The CHANGE's answer from another address, or the server's own
+	 * port: refused; from the other port (as a dual-stack socket gives
+	 * it): taken. */
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&wrong, salen(&wrong)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&srv, salen(&srv)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&mapped, salen(&mapped)), 1);
+	CHECK(!ntm_filt_pending(&t));
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 0);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_ADDR);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_NONE), NTM_FILTER_NONE);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_UNKNOWN), NTM_FILTER_UNKNOWN);
+	/* A plain probe's answer is not the test's. */
+	ntm_probe_make(ask, TX);
+	n1 = ntm_probe_srv_input(s, ask, sizeof(ask), (struct sockaddr *)&me, salen(&me), 2, a1,
+	    sizeof(a1));
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 0);
+
+	/* A server with no other port: its answer to the CHANGE ends the
+	 * test, unknown. */
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	n2 = ntm_probe_srv_answer(s, chg, sizeof(chg), (struct sockaddr *)&me, salen(&me), 3, 0,
+	    a2, sizeof(a2), &alt2);
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK(!ntm_filt_pending(&t));
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
+
+	/* A server from before the flags answers nothing: 3 rounds (the ASK
+	 * dropped each time), then unknown. */
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 0);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
+	ntm_probe_srv_free(s);
+}
+
 UNIT_MAIN(T(round_trip), T(never_answers_more_than_it_got), T(flood_limited), T(classify),
-    T(change_port), T(filter_classify))
+    T(change_port), T(filter_classify), T(filt_client))

@@ -25,6 +25,7 @@
 #include "route.h"
 #include "tunnel.h"
 #include "peer.h"
+#include "probe.h"
 #include "punch.h"
 #include "agent.h"
 
@@ -169,11 +170,9 @@ struct agent {
 		uint8_t			 txid[AGENT_NAT_TRIES][NTM_PROBE_TXID_LEN];
 		int			 answered;
 		struct sockaddr_storage	 seen;
-		/* the filtering test (the RS only): ASK and CHANGE probes */
-		int			 filt, filt_sent, ask_answered, chg_answered;
-		uint16_t		 other_port;	/* the RS's other port; 0 none */
-		uint8_t			 ask_txid[AGENT_NAT_TRIES][NTM_PROBE_TXID_LEN];
-		uint8_t			 chg_txid[AGENT_NAT_TRIES][NTM_PROBE_TXID_LEN];
+		/* the filtering test (the RS only) */
+		int			 filt;
+		struct ntm_filt_test	 ft;
 	} probe[2];
 	struct sockaddr_storage relay4, relay6;	/* the RS's UDP addresses (GET /v1/session) */
 	int		 relay_state;	/* 0 not asked, 1 asking, 2 answered or failed */

@@ -75,27 +75,22 @@ send_probe(struct agent *a, struct agent_probe *p)
 	(void)agent_udp_send(a, out, sizeof(out), &p->to);	/* a loss is retried */
 }
 
-/* Is the filtering test still going (as in netcheck.c). */
 static int
 filt_pending(const struct agent_probe *p)
 {
-	return p->filt && !p->chg_answered && !(p->ask_answered && p->other_port == 0);
+	return p->filt && ntm_filt_pending(&p->ft);
 }
 
 static void
 send_filt(struct agent *a, struct agent_probe *p)
 {
-	uint8_t out[NTM_PROBE_LEN];
-	int k = p->filt_sent++;
+	uint8_t ask[NTM_PROBE_LEN], chg[NTM_PROBE_LEN];
+	int np = ntm_filt_round(&p->ft, ask, chg);
 
-	if (!p->ask_answered) {
-		randombytes_buf(p->ask_txid[k], NTM_PROBE_TXID_LEN);
-		ntm_probe_make_flags(out, p->ask_txid[k], NTM_PROBE_F_ASK);
-		(void)agent_udp_send(a, out, sizeof(out), &p->to);
-	}
-	randombytes_buf(p->chg_txid[k], NTM_PROBE_TXID_LEN);
-	ntm_probe_make_flags(out, p->chg_txid[k], NTM_PROBE_F_CHANGE);
-	(void)agent_udp_send(a, out, sizeof(out), &p->to);
+	if (np == 2)
+		(void)agent_udp_send(a, ask, sizeof(ask), &p->to);
+	if (np >= 1)
+		(void)agent_udp_send(a, chg, sizeof(chg), &p->to);
 }
 
 /* Both the NAT verdict and the filtering test are in: the filtering. */
@@ -106,59 +101,13 @@ filt_finish(struct agent *a)
 	enum ntm_filter f;
 
 	a->filt_running = 0;
-	f = ntm_filter_classify((enum ntm_nat)a->nat_run, r->other_port != 0, r->chg_answered);
+	f = ntm_filt_verdict(&r->ft, (enum ntm_nat)a->nat_run);
 	if ((int)f != a->filter)
 		log_info("nat: filtering %s (%s)", ntm_filter_name(f),
-		    r->other_port == 0 ? "the relay has no other port" : r->chg_answered ?
+		    r->ft.other_port == 0 ? "no other port known at the relay" : r->ft.chg_answered ?
 		    "the relay's answer from its other port came in" :
 		    "the relay's answer from its other port never came in");
 	a->filter = (int)f;
-}
-
-/* An answer to one of p's filtering probes, from src (as in netcheck.c). */
-static int
-filt_input(struct agent_probe *p, const uint8_t *in, size_t n,
-    const struct sockaddr_storage *src)
-{
-	struct sockaddr_storage seen, from = *src, other = p->to;
-	socklen_t seenlen, fromlen = sizeof(from);
-	uint8_t flags;
-	uint16_t port;
-	int ours = 0;
-
-	ntm_sa_unmap(&from, &fromlen);
-	for (int k = 0; k < p->filt_sent; k++) {
-		if (!p->ask_answered && ntm_probe_resp_open_flags(in, n, p->ask_txid[k], &seen,
-		    &seenlen, &flags, &port) == 0 && flags == 0 &&
-		    ntm_sa_equal((const struct sockaddr *)&from, (const struct sockaddr *)&p->to)) {
-			p->ask_answered = 1;
-			p->other_port = port;
-			ours = 1;
-		}
-		if (p->chg_answered || ntm_probe_resp_open_flags(in, n, p->chg_txid[k], &seen,
-		    &seenlen, &flags, &port) != 0)
-			continue;
-		ours = 1;
-		if (!(flags & NTM_PROBE_R_CHANGED)) {
-			if (ntm_sa_equal((const struct sockaddr *)&from,
-			    (const struct sockaddr *)&p->to)) {
-				p->ask_answered = 1;
-				p->other_port = 0;
-			}
-			continue;
-		}
-		if (port == 0)
-			continue;
-		if (other.ss_family == AF_INET)
-			((struct sockaddr_in *)&other)->sin_port = htons(port);
-		else
-			((struct sockaddr_in6 *)&other)->sin6_port = htons(port);
-		if (ntm_sa_equal((const struct sockaddr *)&from, (const struct sockaddr *)&other)) {
-			p->chg_answered = 1;
-			p->other_port = port;
-		}
-	}
-	return ours;
 }
 
 /* This end moved and is still global (no NAT, the same family): a route
@@ -242,7 +191,7 @@ on_nat_timer(evutil_socket_t fd, short what, void *arg)
 			send_probe(a, p);
 			more = 1;
 		}
-		if (a->filt_running && filt_pending(p) && p->filt_sent < AGENT_NAT_TRIES) {
+		if (a->filt_running && filt_pending(p) && p->ft.rounds < NTM_FILT_ROUNDS) {
 			send_filt(a, p);
 			more = 1;
 		}
@@ -271,6 +220,7 @@ start(struct agent *a)
 		a->probe[P_RELAY].known = 1;
 		a->probe[P_RELAY].to = *rs;
 		a->probe[P_RELAY].filt = 1;
+		ntm_filt_start(&a->probe[P_RELAY].ft, (const struct sockaddr *)rs);
 	}
 	a->nat_running = 1;
 	a->filt_running = 1;
@@ -328,7 +278,8 @@ agent_nat_input(struct agent *a, const uint8_t *p, size_t n,
 				pr->seen = seen;
 				ours = 1;
 			}
-		if (a->filt_running && pr->filt && filt_input(pr, p, n, from))
+		if (a->filt_running && pr->filt && ntm_filt_input(&pr->ft, p, n,
+		    (const struct sockaddr *)from, sizeof(*from)))
 			ours = 1;
 		if (pr->known && !pr->answered)
 			all = 0;
