@@ -380,7 +380,6 @@ probe_answer(struct rs *rs, struct rs_sock *sk, const uint8_t *p, size_t n,
 static void
 on_alt(evutil_socket_t fd, short what, void *arg)
 {
-	struct rs_sock *sk = arg;
 	struct rs *rs = cur_rs;
 
 	for (int i = 0; i < RS_BATCH; i++) {
@@ -410,8 +409,6 @@ on_alt(evutil_socket_t fd, short what, void *arg)
 		    fromlen) < 0)
 			rs->send_errors++;
 	}
-	(void)sk;
-	(void)what;
 }
 
 static void

@@ -170,6 +170,31 @@ probe_flags() {
 	assert_line --regexp "^probes answered [0-9]+ \(10/s per address, [1-9][0-9]* from the other port\)"
 }
 
+@test "probe_alt_port: checked for range, RS only; a configured port that cannot be bound stops the start, naming it" {
+	cp -a "$(P)/rs" "$BATS_TEST_TMPDIR/rs"
+	sed -e "s|$(P)/rs|$BATS_TEST_TMPDIR/rs|" -e "s|^listen = .*|listen = 127.0.0.1:$(free_port)|" \
+	    -e "s|^udp_listen = .*|udp_listen = 127.0.0.1:$(free_port)|" \
+	    "$(P)/rs.conf" > "$BATS_TEST_TMPDIR/rs.conf"
+	for bad in "probe_alt_port = 65536" "probe_alt_port = -1" "probe_alt_port = x"; do
+		{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "$bad"; } > "$BATS_TEST_TMPDIR/bad.conf"
+		run_t ntm-rs -n -f "$BATS_TEST_TMPDIR/bad.conf"
+		assert_failure 2
+		assert_output --partial probe_alt_port
+	done
+	printf 'name = x.test\nstate_dir = /tmp/x\nlisten = 127.0.0.1:1\nprobe_alt_port = 5\n' \
+	    > "$BATS_TEST_TMPDIR/dc.conf"
+	run_t ntm-dc -n -f "$BATS_TEST_TMPDIR/dc.conf"
+	assert_failure 2
+	assert_output --partial probe_alt_port
+	# dc1's UDP port is taken on this address.
+	{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "probe_alt_port = $(udp_of dc1 | sed 's/.*://')"; } \
+	    > "$BATS_TEST_TMPDIR/taken.conf"
+	run_t ntm-rs -d -f "$BATS_TEST_TMPDIR/taken.conf"
+	assert_failure
+	assert_output --partial "probe_alt_port $(udp_of dc1 | sed 's/.*://') on 127.0.0.1:"
+	assert_output --partial "Address already in use"
+}
+
 # counter ROLE JQ: a counter of the DC's or the RS's status (rewritten
 # every second or two), polled until it is at least MIN (bounded).
 counter_at_least() {
