@@ -105,12 +105,25 @@ TEST(never_answers_more_than_it_got)
 	q[1] = NTM_UDP_VERSION + 1;
 	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
 	    sizeof(struct sockaddr_in), 1, a, sizeof(a)), 0);
+	/* Every flags byte: an answer (never longer, alt or not) only to the
+	 * known flags. */
+	for (int f = 0; f < 256; f++) {
+		int alt;
+
+		ntm_probe_make_flags(q, TX, (uint8_t)f);
+		n = ntm_probe_srv_answer(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
+		    sizeof(struct sockaddr_in), 1, 3479, a, sizeof(a), &alt);
+		CHECK(n <= NTM_PROBE_LEN);
+		CHECK_EQ(n > 0, (f & ~NTM_PROBE_F_ALL) == 0);
+		CHECK_EQ(alt, n > 0 && (f & NTM_PROBE_F_CHANGE));
+	}
 	/* Too small a buffer for the answer: nothing. */
 	ntm_probe_make(q, TX);
 	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
 	    sizeof(struct sockaddr_in), 1, a, NTM_PROBE_RESP_LEN - 1), 0);
 	ntm_probe_srv_stats(s, &st);
-	CHECK_EQ(st.answered, 1);
+	CHECK_EQ(st.answered, 1 + 4);
+	CHECK_EQ(st.alt_answered, 2);
 	CHECK_EQ(st.limited, 0);
 	ntm_probe_srv_free(s);
 }
