@@ -139,6 +139,8 @@ struct srv_conf {
 	long	 login_queue_prefix;	/* DC: ... and from one /24 or /56 */
 	long	 probe_rate;		/* DC, RS: reflection probes answered/s per source
 					 * address (burst 2x; 0: none answered) */
+	long	 probe_alt_port;	/* RS: the other port that answers the
+					 * filtering test (-1: udp_listen's + 1; 0: none) */
 	long	 punch;			/* DC: 1 two endpoint-independent NATs punch
 					 * (docs/protocol.md §4.8); 0 they stay relayed */
 	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */

@@ -49,6 +49,7 @@ static const struct {
 	I(login_inflight, R_DC, 1, 100000), I(login_queue, R_DC, 0, 1000000),
 	I(login_queue_prefix, R_DC, 1, 100000),
 	I(probe_rate, R_DC | R_RS, 0, 1000000), I(punch, R_DC, 0, 1),
+	I(probe_alt_port, R_RS, 0, 65535),
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
 	I(http_body_min_rate, R_ALL, 1, 1L << 30), I(http_body_mem_max, R_ALL, 1, 1L << 40),
@@ -248,6 +249,7 @@ conf_defaults(struct srv_conf *c)
 	c->login_queue = 512;
 	c->login_queue_prefix = 4;
 	c->probe_rate = NTM_PROBE_RATE;
+	c->probe_alt_port = -1;		/* the relay port + 1 */
 	c->punch = 1;
 	c->http_max_conns = NTM_HTTPD_MAX_CONNS;
 	c->http_max_conns_per_addr = NTM_HTTPD_MAX_CONNS_PER_ADDR;

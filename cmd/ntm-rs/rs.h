@@ -27,6 +27,12 @@ struct rs_sock {
 	uint16_t	 port;		/* bound port, host order */
 	char		 name[64];	/* bound "addr:port" */
 	struct event	*ev;
+	/* The other port (probe_alt_port): the filtering test's answers go
+	 * out from it (docs/protocol.md §4.7); -1: none. */
+	int		 alt_fd;
+	uint16_t	 alt_port;	/* host order; 0: none */
+	char		 alt_name[64];
+	struct event	*alt_ev;
 };
 
 struct rs {

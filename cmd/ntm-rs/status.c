@@ -156,12 +156,19 @@ rs_status_write(struct rs *rs)
 		goto cleanup;
 	{
 		struct ntm_probe_stats ps;
-		json_t *cn = json_object_get(root, "counters");
+		json_t *cn = json_object_get(root, "counters"), *alt = json_array();
+
+		for (i = 0; i < rs->nsocks; i++)
+			if (rs->socks[i].alt_fd >= 0)
+				json_array_append_new(alt, json_string(rs->socks[i].alt_name));
 
 		memset(&ps, 0, sizeof(ps));
 		if (rs->probe)
 			ntm_probe_srv_stats(rs->probe, &ps);
 		if (json_object_set_new(cn, "probes_answered", json_integer((json_int_t)ps.answered)) < 0 ||
+		    json_object_set_new(cn, "probes_alt_answered",
+		    json_integer((json_int_t)ps.alt_answered)) < 0 ||
+		    json_object_set_new(root, "probe_alt", alt) < 0 ||
 		    json_object_set_new(cn, "probes_limited", json_integer((json_int_t)ps.limited)) < 0 ||
 		    json_object_set_new(cn, "probes_malformed",
 		    json_integer((json_int_t)(ps.malformed + rs->probes_off))) < 0 ||
@@ -297,6 +304,12 @@ print_human(json_t *st, int64_t age)
 		printf(" -");
 	json_array_foreach(udp, i, v)
 		printf(" %s", json_string_value(v));
+	printf("  probes' other port");
+	udp = json_object_get(st, "probe_alt");
+	if (json_array_size(udp) == 0)
+		printf(" -");
+	json_array_foreach(udp, i, v)
+		printf(" %s", json_string_value(v));
 	printf("\nsessions %lld/%lld  idle timeout %llds  %lld packets/s per session\n",
 	    (long long)jint(st, "sessions_total"), (long long)jint(lim, "max_sessions"),
 	    (long long)jint(lim, "idle_timeout_s"), (long long)jint(lim, "session_pps"));
@@ -320,8 +333,10 @@ print_human(json_t *st, int64_t age)
 	json_object_foreach(drops, k, v)
 		printf(" %s %lld", k, (long long)json_integer_value(v));
 	printf("  send_errors %lld\n", (long long)jint(c, "send_errors"));
-	printf("probes answered %lld (%lld/s per address)  limited %lld  malformed %lld\n",
+	printf("probes answered %lld (%lld/s per address, %lld from the other port)  limited %lld  "
+	    "malformed %lld\n",
 	    (long long)jint(c, "probes_answered"), (long long)jint(lim, "probe_rate"),
+	    (long long)jint(c, "probes_alt_answered"),
 	    (long long)jint(c, "probes_limited"), (long long)jint(c, "probes_malformed"));
 
 	sess = json_object_get(st, "sessions");

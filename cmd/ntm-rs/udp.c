@@ -11,7 +11,10 @@
  *
  * Reflection probes (PROBE, docs/protocol.md §4.7) never reach the core:
  * lib/core/probe.c answers them here, never with more bytes than the
- * probe and at most probe_rate a second per source address.
+ * probe and at most probe_rate a second per source address. Each socket
+ * has a second one on its address, the other port (probe_alt_port): a
+ * probe that asks to be answered from another port (the filtering test)
+ * gets its one answer from there, to its source only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -321,22 +324,38 @@ joins(const struct tx *t, const struct ntm_relay_out *o, int k, const uint8_t *p
 
 static struct rs *cur_rs;	/* the daemon has one struct rs */
 
-/* A PROBE from `from` (to local): 1 with t->o the answer to send, or 0
- * (not answered, counted by lib/core/probe.c). */
+/* The answer in t, sent at once from sk's other port (same address). */
+static void
+send_alt(struct rs *rs, struct rs_sock *sk, struct tx *t)
+{
+	struct mmsghdr mh;
+
+	t->n = 1;
+	t->iov.iov_base = t->o.reply;
+	t->iov.iov_len = t->o.reply_len;
+	tx_prepare(t, &mh, sk);
+	if (sendmsg(sk->alt_fd, &mh.msg_hdr, 0) < 0)
+		rs->send_errors++;
+}
+
+/* A PROBE from `from` (to local, on sk): 1 with t->o the answer to send,
+ * or 0 (not answered, counted by lib/core/probe.c, or answered from the
+ * other port already). */
 static int
-probe_answer(struct rs *rs, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
-    socklen_t fromlen, const struct sockaddr_storage *local, socklen_t llen, int64_t now_ms,
-    struct tx *t)
+probe_answer(struct rs *rs, struct rs_sock *sk, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from, socklen_t fromlen,
+    const struct sockaddr_storage *local, socklen_t llen, int64_t now_ms, struct tx *t)
 {
 	size_t len;
+	int alt;
 
 	memset(&t->o, 0, sizeof(t->o));
 	if (rs->probe == NULL) {
 		rs->probes_off++;
 		return 0;
 	}
-	len = ntm_probe_srv_input(rs->probe, p, n, (const struct sockaddr *)from, fromlen,
-	    now_ms, t->o.reply, sizeof(t->o.reply));
+	len = ntm_probe_srv_answer(rs->probe, p, n, (const struct sockaddr *)from, fromlen,
+	    now_ms, sk->alt_fd >= 0 ? sk->alt_port : 0, t->o.reply, sizeof(t->o.reply), &alt);
 	if (len == 0)
 		return 0;
 	t->o.action = NTM_RELAY_REPLY;
@@ -348,7 +367,48 @@ probe_answer(struct rs *rs, const uint8_t *p, size_t n, const struct sockaddr_st
 		memcpy(&t->o.src, local, llen);
 		t->o.srclen = llen;
 	}
+	if (alt) {
+		send_alt(rs, sk, t);
+		return 0;
+	}
 	return 1;
+}
+
+/* A datagram to the other port: a probe is answered from there (it names
+ * no other port: the filtering test is the main port's); the rest is not
+ * for this socket and is dropped. */
+static void
+on_alt(evutil_socket_t fd, short what, void *arg)
+{
+	struct rs *rs = cur_rs;
+
+	for (int i = 0; i < RS_BATCH; i++) {
+		struct sockaddr_storage from;
+		socklen_t fromlen = sizeof(from);
+		uint8_t buf[NTM_PROBE_LEN + 1];
+		struct tx *t = &txs[0];
+		ssize_t n;
+		int alt;
+
+		n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
+		if (n < 0)
+			return;
+		if (n < 1 || buf[0] != NTM_MSG_PROBE)
+			continue;
+		if (rs->probe == NULL) {
+			rs->probes_off++;
+			continue;
+		}
+		memset(&t->o, 0, sizeof(t->o));
+		t->o.reply_len = ntm_probe_srv_answer(rs->probe, buf, (size_t)n,
+		    (struct sockaddr *)&from, fromlen, rs_now_ms(), 0, t->o.reply,
+		    sizeof(t->o.reply), &alt);
+		if (t->o.reply_len == 0)
+			continue;
+		if (sendto(fd, t->o.reply, t->o.reply_len, 0, (struct sockaddr *)&from,
+		    fromlen) < 0)
+			rs->send_errors++;
+	}
 }
 
 static void
@@ -404,7 +464,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 				int k;
 
 				if (dl > 0 && dp[0] == NTM_MSG_PROBE) {
-					if (!probe_answer(rs, dp, dl, &rxs[i].from,
+					if (!probe_answer(rs, sk, dp, dl, &rxs[i].from,
 					    rmsg[i].msg_hdr.msg_namelen, &local, llen, now_ms, t)) {
 						run = NULL;
 						continue;
@@ -468,18 +528,83 @@ on_udp(evutil_socket_t fd, short what, void *arg)
 
 /* ---- sockets ------------------------------------------------------------- */
 
+/* sk's other port (probe_alt_port; by default its port + 1, a free one
+ * if sk's was), on its address: 0, or -1 when a configured port cannot be
+ * bound. The default one that cannot be bound only warns: the filtering
+ * test then says "unknown". */
+static int
+open_alt(struct rs *rs, struct rs_sock *sk, const struct sockaddr_storage *bound,
+    socklen_t len, int v6only, int ephemeral, char *err, size_t errlen)
+{
+	long cfg = rs->srv->conf.probe_alt_port;
+	struct sockaddr_storage ss = *bound;
+	uint16_t port;
+	int fd, one = 1;
+
+	sk->alt_fd = -1;
+	sk->alt_port = 0;
+	if (cfg == 0)
+		return 0;
+	port = cfg > 0 ? (uint16_t)cfg : sk->port == 65535 ? 0 : (uint16_t)(sk->port + 1);
+	if (cfg < 0 && ephemeral)
+		port = 0;	/* an ephemeral relay port: an ephemeral other one */
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		goto fail;
+	if (ss.ss_family == AF_INET6 && (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+	    sizeof(v6only)) < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+	    sizeof(one)) < 0))
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		goto fail;
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		goto fail;
+	sk->alt_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+	ntm_sa_str((struct sockaddr *)&ss, sk->alt_name, sizeof(sk->alt_name));
+	if ((sk->alt_ev = event_new(rs->srv->base, fd, EV_READ | EV_PERSIST, on_alt, sk)) ==
+	    NULL || event_add(sk->alt_ev, NULL) < 0) {
+		if (sk->alt_ev)
+			event_free(sk->alt_ev);
+		sk->alt_ev = NULL;
+		errno = ENOMEM;
+		goto fail;
+	}
+	sk->alt_fd = fd;
+	log_info("probes: the other port is udp %s (the filtering test)", sk->alt_name);
+	return 0;
+fail:
+	if (cfg > 0)
+		snprintf(err, errlen, "probe_alt_port %ld on %s: %s", cfg, sk->name,
+		    strerror(errno));
+	else
+		log_warnx("probes: no other port next to %s (%s): the filtering test is not "
+		    "answered (set probe_alt_port)", sk->name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	sk->alt_port = 0;
+	sk->alt_name[0] = 0;
+	return cfg > 0 ? -1 : 0;
+}
+
 static int
 open_one(struct rs *rs, const char *spec, int v6only, char *err, size_t errlen)
 {
 	struct rs_sock *sk = &rs->socks[rs->nsocks];
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1, buf = SOCKBUF, v6o = v6only;
+	int fd, one = 1, buf = SOCKBUF, v6o = v6only, ephemeral;
 
 	if (ntm_sa_parse(&ss, &len, spec) < 0) {
 		snprintf(err, errlen, "udp address '%s' is not ip:port", spec);
 		return -1;
 	}
+	ephemeral = (ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port) == 0;
 	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(err, errlen, "udp socket for %s: %s", spec, strerror(errno));
 		return -1;
@@ -519,7 +644,7 @@ open_one(struct rs *rs, const char *spec, int v6only, char *err, size_t errlen)
 	}
 	rs->nsocks++;
 	log_info("relaying on udp %s%s", sk->name, sk->dual ? " (IPv4 and IPv6)" : "");
-	return 0;
+	return open_alt(rs, sk, &ss, len, v6only, ephemeral, err, errlen);
 fail:
 	snprintf(err, errlen, "udp socket %s: %s", spec, strerror(errno));
 	close(fd);
@@ -559,6 +684,12 @@ rs_udp_close(struct rs *rs)
 		if (rs->socks[i].ev)
 			event_free(rs->socks[i].ev);
 		close(rs->socks[i].fd);
+		if (rs->socks[i].alt_ev)
+			event_free(rs->socks[i].alt_ev);
+		if (rs->socks[i].alt_fd >= 0)
+			close(rs->socks[i].alt_fd);
+		rs->socks[i].alt_ev = NULL;
+		rs->socks[i].alt_fd = -1;
 	}
 	rs->nsocks = 0;
 	ntm_probe_srv_free(rs->probe);

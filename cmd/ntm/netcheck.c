@@ -4,7 +4,9 @@
  * (docs/protocol.md §4.7) to the DC and to the RS: the reflexive address
  * each saw, whether that is the local one (no NAT), whether the two agree
  * (endpoint-independent mapping) or not (the mapping varies by
- * destination), and the round trip to each.
+ * destination), and the round trip to each. To the RS also the filtering
+ * test: probes asking it to answer from its other port; whether that
+ * answer gets in tells how the NAT (or firewall) filters.
  */
 #include <sys/socket.h>
 
@@ -33,13 +35,18 @@ struct nc_target {
 	int			 known;		/* an address of this family */
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
-	int			 sent;		/* probes sent */
+	int			 sent;		/* rounds of probes sent */
+	int			 plain;		/* plain probes sent */
 	uint8_t			 txid[NC_TRIES][NTM_PROBE_TXID_LEN];
 	int64_t			 sent_us[NC_TRIES];
 	int			 answered;
 	struct sockaddr_storage	 seen;
 	socklen_t		 seenlen;
 	int64_t			 rtt_us;
+	/* The filtering test (the RS): probes naming the other port (ASK)
+	 * and asking to be answered from it (CHANGE). */
+	int			 filt;		/* this target takes the test */
+	struct ntm_filt_test	 ft;
 };
 
 struct nc_family {
@@ -178,32 +185,61 @@ family_open(struct nc_family *f)
 	f->has_local = 1;
 }
 
+static int
+filt_pending(const struct nc_target *t)
+{
+	return t->filt && ntm_filt_pending(&t->ft);
+}
+
 static void
 send_probe(struct nc_family *f, struct nc_target *t, int64_t now_us)
 {
 	uint8_t out[NTM_PROBE_LEN];
+	int k = t->sent;
 
-	randombytes_buf(t->txid[t->sent], NTM_PROBE_TXID_LEN);
-	ntm_probe_make(out, t->txid[t->sent]);
-	t->sent_us[t->sent] = now_us;
+	t->sent_us[k] = now_us;
 	t->sent++;
 	/* Errors (no route yet, a full buffer) count as a lost probe. */
-	(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr, t->addrlen);
+	if (!t->answered) {
+		t->plain++;
+		randombytes_buf(t->txid[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make(out, t->txid[k]);
+		(void)sendto(f->fd, out, sizeof(out), 0, (const struct sockaddr *)&t->addr,
+		    t->addrlen);
+	}
+	/* An older server drops these as malformed: the verdict is then
+	 * "unknown", as when it names no other port. */
+	if (t->filt) {
+		uint8_t ask[NTM_PROBE_LEN];
+		int np = ntm_filt_round(&t->ft, ask, out);
+
+		if (np == 2)
+			(void)sendto(f->fd, ask, sizeof(ask), 0,
+			    (const struct sockaddr *)&t->addr, t->addrlen);
+		if (np >= 1)
+			(void)sendto(f->fd, out, sizeof(out), 0,
+			    (const struct sockaddr *)&t->addr, t->addrlen);
+	}
 }
 
 static void
 recv_answers(struct nc_family *f)
 {
 	uint8_t in[NTM_UDP_MAX + 1];
-	struct sockaddr_storage seen;
-	socklen_t seenlen;
+	struct sockaddr_storage seen, src;
+	socklen_t seenlen, srclen = sizeof(src);
 	ssize_t n;
 
-	while ((n = recv(f->fd, in, sizeof(in), 0)) > 0) {
+	while ((n = recvfrom(f->fd, in, sizeof(in), 0, (struct sockaddr *)&src, &srclen)) > 0) {
 		int64_t now = agent_now_us();
 
+		ntm_sa_unmap(&src, &srclen);
 		for (int s = 0; s < SRV_N; s++) {
 			struct nc_target *t = &f->t[s];
+
+			if (t->filt)
+				(void)ntm_filt_input(&t->ft, in, (size_t)n,
+				    (const struct sockaddr *)&src, srclen);
 
 			for (int k = 0; k < t->sent && !t->answered; k++)
 				if (ntm_probe_resp_open(in, (size_t)n, t->txid[k], &seen,
@@ -214,6 +250,7 @@ recv_answers(struct nc_family *f)
 					t->rtt_us = now - t->sent_us[k];
 				}
 		}
+		srclen = sizeof(src);
 	}
 }
 
@@ -236,7 +273,8 @@ probe_all(struct nc_family fam[2], long timeout_s)
 			for (int s = 0; s < SRV_N; s++) {
 				struct nc_target *t = &fam[f].t[s];
 
-				if (fam[f].fd < 0 || !t->known || t->answered)
+				if (fam[f].fd < 0 || !t->known || (t->answered &&
+				    !filt_pending(t)))
 					continue;
 				waiting = 1;
 				if (now >= next && t->sent < NC_TRIES)
@@ -284,6 +322,12 @@ family_nat(const struct nc_family *f)
 	    r->answered ? (const struct sockaddr *)&r->seen : NULL);
 }
 
+static enum ntm_filter
+family_filter(const struct nc_family *f)
+{
+	return ntm_filt_verdict(&f->t[SRV_RELAY].ft, family_nat(f));
+}
+
 static const struct nc_target *
 family_seen(const struct nc_family *f)
 {
@@ -308,6 +352,7 @@ family_json(const struct nc_family *f)
 	    json_boolean(nat != NTM_NAT_NONE));
 	json_object_set_new(j, "mapping_varies_by_dest", nat == NTM_NAT_PER_DEST ? json_true() :
 	    nat == NTM_NAT_EI || nat == NTM_NAT_NONE ? json_false() : json_null());
+	json_object_set_new(j, "filtering", json_string(ntm_filter_name(family_filter(f))));
 	json_object_set_new(j, "error", f->error[0] ? json_string(f->error) : json_null());
 	for (int s = 0; s < SRV_N; s++) {
 		const struct nc_target *t = &f->t[s];
@@ -319,7 +364,10 @@ family_json(const struct nc_family *f)
 		json_object_set_new(j, srv_name[s], json_pack("{s:o, s:o, s:o, s:i}",
 		    "addr", jaddr(&t->addr, 1), "reflexive", jaddr(&t->seen, t->answered),
 		    "rtt_us", t->answered ? json_integer((json_int_t)t->rtt_us) : json_null(),
-		    "probes", t->sent));
+		    "probes", t->plain));
+		if (t->filt)
+			json_object_set_new(json_object_get(j, srv_name[s]), "other_port",
+			    t->ft.other_port ? json_integer(t->ft.other_port) : json_null());
 	}
 	return j;
 }
@@ -333,6 +381,21 @@ nat_text(enum ntm_nat nat)
 	case NTM_NAT_EI:	return "yes, endpoint-independent mapping";
 	case NTM_NAT_PER_DEST:	return "yes, the mapping varies by destination";
 	default:		return "unknown (no answer)";
+	}
+}
+
+static const char *
+filter_text(enum ntm_filter f)
+{
+	switch (f) {
+	case NTM_FILTER_NONE:
+		return "none (no NAT, and the relay's answer from its other port came in)";
+	case NTM_FILTER_ADDR:
+		return "address-dependent-or-less (the relay's answer from its other port came in)";
+	case NTM_FILTER_PORT:
+		return "port-dependent (the relay's answer from its other port never came in)";
+	default:
+		return "unknown (no NAT verdict, or the relay answers from no other port)";
 	}
 }
 
@@ -358,6 +421,7 @@ print_text(const struct nc_family fam[2])
 		else
 			printf("\t* %s: no answer\n", fam[f].name);
 		printf("\t* %s NAT: %s\n", fam[f].name, nat_text(family_nat(&fam[f])));
+		printf("\t* %s filtering: %s\n", fam[f].name, filter_text(family_filter(&fam[f])));
 	}
 	printf("\t* Round trips:\n");
 	for (int f = 0; f < 2; f++)
@@ -372,7 +436,7 @@ print_text(const struct nc_family fam[2])
 				printf("%.1f ms, saw %s\n", (double)t->rtt_us / 1000.0,
 				    ntm_sa_str((const struct sockaddr *)&t->seen, b, sizeof(b)));
 			else
-				printf("no answer (%d probes)\n", t->sent);
+				printf("no answer (%d probes)\n", t->plain);
 		}
 	if (!fam[0].t[SRV_RELAY].known && !fam[1].t[SRV_RELAY].known)
 		printf("\t\t- relay: address unknown\n");
@@ -418,8 +482,15 @@ netcheck_exec(void *ctx, struct cmd_call *c)
 		ret = r;
 		goto out;
 	}
-	for (int f = 0; f < 2; f++)
+	for (int f = 0; f < 2; f++) {
+		struct nc_target *rt = &fam[f].t[SRV_RELAY];
+
 		family_open(&fam[f]);
+		if (rt->known) {
+			rt->filt = 1;
+			ntm_filt_start(&rt->ft, (const struct sockaddr *)&rt->addr);
+		}
+	}
 	probe_all(fam, timeout);
 	if (a->json) {
 		cli_print_json(json_pack("{s:b, s:o, s:o}", "udp",

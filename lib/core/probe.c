@@ -11,10 +11,13 @@
 #define OFF_TXID	NTM_HDR_LEN
 #define OFF_PAD		(OFF_TXID + NTM_PROBE_TXID_LEN)		/* probe: zero to the end */
 #define OFF_SEEN	(OFF_TXID + NTM_PROBE_TXID_LEN)		/* answer: wire address */
+#define OFF_RFLAGS	(OFF_SEEN + NTM_WADDR_LEN)		/* answer to flags: its flags */
+#define OFF_ROTHER	(OFF_RFLAGS + 1)			/* and the other port */
 #define OFF_RPAD	(OFF_SEEN + NTM_WADDR_LEN)		/* answer: zero to the end */
+#define OFF_RPAD2	(OFF_ROTHER + 2)			/* answer to flags: zero */
 
 _Static_assert(NTM_PROBE_RESP_LEN <= NTM_PROBE_LEN, "an answer is never longer than the probe");
-_Static_assert(OFF_RPAD <= NTM_PROBE_RESP_LEN, "the answer holds its fields");
+_Static_assert(OFF_RPAD2 <= NTM_PROBE_RESP_LEN, "the answer holds its fields");
 
 int
 ntm_probe_make(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN])
@@ -23,6 +26,35 @@ ntm_probe_make(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN
 	ntm_msg_header(out, NTM_MSG_PROBE);
 	memcpy(out + OFF_TXID, txid, NTM_PROBE_TXID_LEN);
 	return NTM_PROBE_LEN;
+}
+
+int
+ntm_probe_make_flags(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN],
+    uint8_t flags)
+{
+	ntm_probe_make(out, txid);
+	out[OFF_PAD] = flags;
+	return NTM_PROBE_LEN;
+}
+
+int
+ntm_probe_resp_open_flags(const uint8_t *p, size_t n, const uint8_t txid[NTM_PROBE_TXID_LEN],
+    struct sockaddr_storage *seen, socklen_t *seenlen, uint8_t *flags, uint16_t *other_port)
+{
+	int t;
+
+	if ((t = ntm_msg_validate(p, n)) < 0)
+		return t;
+	if (t != NTM_MSG_PROBE_RESP || (p[OFF_RFLAGS] & ~NTM_PROBE_R_CHANGED) != 0 ||
+	    !sodium_is_zero(p + OFF_RPAD2, NTM_PROBE_RESP_LEN - OFF_RPAD2))
+		return NTM_ERR_PROTO;
+	if (memcmp(p + OFF_TXID, txid, NTM_PROBE_TXID_LEN) != 0)
+		return NTM_ERR_INVAL;
+	if (ntm_waddr_get(seen, seenlen, p + OFF_SEEN) != 0)
+		return NTM_ERR_PROTO;
+	*flags = p[OFF_RFLAGS];
+	*other_port = (uint16_t)(p[OFF_ROTHER] << 8 | p[OFF_ROTHER + 1]);
+	return 0;
 }
 
 int
@@ -69,6 +101,120 @@ ntm_nat_name(enum ntm_nat kind)
 	case NTM_NAT_PER_DEST:	return "varies-by-destination";
 	default:		return "unknown";
 	}
+}
+
+enum ntm_filter
+ntm_filter_classify(enum ntm_nat nat, int other_known, int other_came)
+{
+	if (nat == NTM_NAT_UNKNOWN || !other_known)
+		return NTM_FILTER_UNKNOWN;
+	if (!other_came)
+		return NTM_FILTER_PORT;
+	return nat == NTM_NAT_NONE ? NTM_FILTER_NONE : NTM_FILTER_ADDR;
+}
+
+const char *
+ntm_filter_name(enum ntm_filter f)
+{
+	switch (f) {
+	case NTM_FILTER_NONE:	return "none";
+	case NTM_FILTER_ADDR:	return "address-dependent-or-less";
+	case NTM_FILTER_PORT:	return "port-dependent";
+	default:		return "unknown";
+	}
+}
+
+void
+ntm_filt_start(struct ntm_filt_test *t, const struct sockaddr *server)
+{
+	socklen_t len = server->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+
+	memset(t, 0, sizeof(*t));
+	memcpy(&t->server, server, len);
+	ntm_sa_unmap(&t->server, &len);
+}
+
+int
+ntm_filt_pending(const struct ntm_filt_test *t)
+{
+	return t->server.ss_family != 0 && !t->chg_answered &&
+	    !(t->ask_answered && t->other_port == 0);
+}
+
+int
+ntm_filt_round(struct ntm_filt_test *t, uint8_t ask[NTM_PROBE_LEN], uint8_t chg[NTM_PROBE_LEN])
+{
+	int k = t->rounds, n = 1;
+
+	if (!ntm_filt_pending(t) || k >= NTM_FILT_ROUNDS)
+		return 0;
+	t->rounds++;
+	randombytes_buf(t->chg[k], NTM_PROBE_TXID_LEN);
+	ntm_probe_make_flags(chg, t->chg[k], NTM_PROBE_F_CHANGE);
+	if (!t->ask_answered) {
+		randombytes_buf(t->ask[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(ask, t->ask[k], NTM_PROBE_F_ASK);
+		n = 2;
+	}
+	return n;
+}
+
+int
+ntm_filt_input(struct ntm_filt_test *t, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen)
+{
+	struct sockaddr_storage seen, src, other = t->server;
+	socklen_t seenlen, srclen = fromlen;
+	uint8_t flags;
+	uint16_t port;
+	int from_server;
+
+	if (from == NULL || fromlen > (socklen_t)sizeof(src) || t->server.ss_family == 0)
+		return 0;
+	memcpy(&src, from, fromlen);
+	ntm_sa_unmap(&src, &srclen);
+	from_server = ntm_sa_equal((struct sockaddr *)&src, (struct sockaddr *)&t->server);
+	for (int k = 0; k < t->rounds; k++) {
+		if (ntm_probe_resp_open_flags(p, n, t->ask[k], &seen, &seenlen, &flags,
+		    &port) == 0) {
+			if (!from_server || flags != 0)
+				return 0;
+			t->ask_answered = 1;
+			if (!t->chg_answered)
+				t->other_port = port;
+			return 1;
+		}
+		if (ntm_probe_resp_open_flags(p, n, t->chg[k], &seen, &seenlen, &flags,
+		    &port) != 0)
+			continue;
+		if (!(flags & NTM_PROBE_R_CHANGED)) {
+			/* No other port: answered from the server's own. */
+			if (!from_server || port != 0)
+				return 0;
+			t->ask_answered = 1;
+			t->other_port = 0;
+			return 1;
+		}
+		if (port == 0)
+			return 0;
+		if (other.ss_family == AF_INET)
+			((struct sockaddr_in *)&other)->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&other)->sin6_port = htons(port);
+		if (!ntm_sa_equal((struct sockaddr *)&src, (struct sockaddr *)&other))
+			return 0;
+		t->chg_answered = 1;
+		t->other_port = port;
+		return 1;
+	}
+	return 0;
+}
+
+enum ntm_filter
+ntm_filt_verdict(const struct ntm_filt_test *t, enum ntm_nat nat)
+{
+	return ntm_filter_classify(nat, t->other_port != 0, t->chg_answered);
 }
 
 /* ---- server ---------------------------------------------------------------- */
@@ -155,11 +301,23 @@ size_t
 ntm_probe_srv_input(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
     const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint8_t *out, size_t cap)
 {
-	uint8_t k[17];
+	int alt;
+
+	return ntm_probe_srv_answer(s, p, n, from, fromlen, now_ms, 0, out, cap, &alt);
+}
+
+size_t
+ntm_probe_srv_answer(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint16_t other_port,
+    uint8_t *out, size_t cap, int *alt)
+{
+	uint8_t k[17], flags;
 	size_t kn;
 
+	*alt = 0;
 	if (ntm_msg_validate(p, n) != NTM_MSG_PROBE || cap < NTM_PROBE_RESP_LEN ||
-	    !sodium_is_zero(p + OFF_PAD, NTM_PROBE_LEN - OFF_PAD) || from == NULL ||
+	    ((flags = p[OFF_PAD]) & ~NTM_PROBE_F_ALL) != 0 ||
+	    !sodium_is_zero(p + OFF_PAD + 1, NTM_PROBE_LEN - OFF_PAD - 1) || from == NULL ||
 	    (kn = source_key(from, fromlen, k)) == 0) {
 		s->st.malformed++;
 		return 0;
@@ -174,6 +332,17 @@ ntm_probe_srv_input(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
 	if (ntm_waddr_put(out + OFF_SEEN, from) < 0) {
 		s->st.malformed++;
 		return 0;
+	}
+	if (flags) {
+		/* Only a prober that asked gets the fields (older ones check
+		 * that the padding is zero). */
+		if ((flags & NTM_PROBE_F_CHANGE) && other_port) {
+			out[OFF_RFLAGS] = NTM_PROBE_R_CHANGED;
+			*alt = 1;
+			s->st.alt_answered++;
+		}
+		out[OFF_ROTHER] = (uint8_t)(other_port >> 8);
+		out[OFF_ROTHER + 1] = (uint8_t)other_port;
 	}
 	s->st.answered++;
 	return NTM_PROBE_RESP_LEN;

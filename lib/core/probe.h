@@ -3,7 +3,8 @@
  * address and port did you see me?", answered by the DC's and the RS's UDP
  * sockets, so that a client can tell whether it is behind NAT and whether
  * its NAT maps endpoint-independently (the same reflexive address toward
- * both servers) or per destination (RFC 5780's mapping test).
+ * both servers) or per destination (RFC 5780's mapping test), and, with
+ * the RS's answer from its other port, how it filters (the filtering test).
  *
  * Unauthenticated by design (the RS holds no client keys, and the answer
  * tells the sender only what it could learn from any server), so it is
@@ -20,12 +21,32 @@
 
 /* A PROBE carrying txid (random, chosen per attempt). Returns NTM_PROBE_LEN. */
 int ntm_probe_make(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN]);
+
+/*
+ * The filtering test (RFC 5780 §4.4, port change only): a PROBE's first
+ * padding byte carries flags. A server from before them counts such a
+ * probe as malformed and answers nothing; one that knows them answers
+ * with its other port (the answer's flags and other port, below).
+ */
+#define NTM_PROBE_F_CHANGE	0x01	/* answer from your other port */
+#define NTM_PROBE_F_ASK		0x02	/* answer from this port, naming the other */
+#define NTM_PROBE_F_ALL		(NTM_PROBE_F_CHANGE | NTM_PROBE_F_ASK)
+/* An answer's flags: it was sent from the server's other port. */
+#define NTM_PROBE_R_CHANGED	0x01
+/* A PROBE with flags (NTM_PROBE_F_*). Returns NTM_PROBE_LEN. */
+int ntm_probe_make_flags(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN],
+    uint8_t flags);
 /* Checks a PROBE_RESP (type, version, exact length, zero padding) for txid
  * and fills seen with the address:port the server saw. 0; NTM_ERR_PROTO /
  * _SHORT / _TOOBIG / _VERSION (not a PROBE_RESP, or malformed);
  * NTM_ERR_INVAL (the answer to another probe). */
 int ntm_probe_resp_open(const uint8_t *p, size_t n, const uint8_t txid[NTM_PROBE_TXID_LEN],
     struct sockaddr_storage *seen, socklen_t *seenlen) NTM_WUR;
+/* The same for the answer to a probe with flags: also its flags
+ * (NTM_PROBE_R_*) and the server's other port (host order, 0: none). */
+int ntm_probe_resp_open_flags(const uint8_t *p, size_t n, const uint8_t txid[NTM_PROBE_TXID_LEN],
+    struct sockaddr_storage *seen, socklen_t *seenlen, uint8_t *flags,
+    uint16_t *other_port) NTM_WUR;
 
 /* What the answers say about the path (RFC 5780 §4.3, mapping only). */
 enum ntm_nat {
@@ -43,6 +64,57 @@ enum ntm_nat ntm_nat_classify(const struct sockaddr *local, const struct sockadd
  * "varies-by-destination" (static). */
 const char *ntm_nat_name(enum ntm_nat kind);
 
+/* What the filtering test says (RFC 5780 §4.4, the port change only: a
+ * change of address too, which would tell endpoint-independent filtering
+ * from address-dependent, needs a server with two addresses). */
+enum ntm_filter {
+	NTM_FILTER_UNKNOWN = 0,	/* no NAT verdict, or the server has no other port */
+	NTM_FILTER_NONE,	/* no NAT, and the other port's answer came in */
+	NTM_FILTER_ADDR,	/* behind NAT, the other port's answer came in */
+	NTM_FILTER_PORT,	/* the other port's answer never came in */
+};
+/* From the NAT kind, whether the server named an other port, and whether
+ * its answer from there came in. */
+enum ntm_filter ntm_filter_classify(enum ntm_nat nat, int other_known, int other_came);
+/* "unknown", "none", "address-dependent-or-less", "port-dependent". */
+const char *ntm_filter_name(enum ntm_filter f);
+
+/*
+ * The client side of the filtering test, I/O free: each round, an ASK
+ * probe (until answered) and a CHANGE probe to one server, until the
+ * answer from its other port came in or it said it has none. The caller
+ * sends what ntm_filt_round writes and passes every PROBE_RESP with its
+ * source to ntm_filt_input.
+ */
+#define NTM_FILT_ROUNDS	3
+struct ntm_filt_test {
+	struct sockaddr_storage	 server;	/* where the probes go (unmapped) */
+	int			 rounds;
+	uint8_t			 ask[NTM_FILT_ROUNDS][NTM_PROBE_TXID_LEN];
+	uint8_t			 chg[NTM_FILT_ROUNDS][NTM_PROBE_TXID_LEN];
+	int			 ask_answered;	/* the server named its other port (or none) */
+	int			 chg_answered;	/* its answer from the other port came in */
+	uint16_t		 other_port;	/* host order; 0: none (or not known) */
+};
+/* Starts a test against server (copied; an IPv4-mapped address unmapped). */
+void ntm_filt_start(struct ntm_filt_test *t, const struct sockaddr *server);
+/* Still going: no answer from the other port yet, and none saying there
+ * is no other port (after the last round: waiting for a late answer). */
+int ntm_filt_pending(const struct ntm_filt_test *t);
+/* The next round's probes: an ASK (unless answered) into ask and a CHANGE
+ * into chg; returns how many were written (2, or 1: chg only), 0 when the
+ * test is over. */
+int ntm_filt_round(struct ntm_filt_test *t, uint8_t ask[NTM_PROBE_LEN],
+    uint8_t chg[NTM_PROBE_LEN]);
+/* A datagram p (n bytes) from `from`: 1 if it answers one of t's probes
+ * (taken: an ASK's answer only from the server itself, a CHANGE's from the
+ * server's address at the other port it names, or from the server itself
+ * when it has none), 0 if not. */
+int ntm_filt_input(struct ntm_filt_test *t, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen);
+/* The verdict, with the NAT kind found meanwhile. */
+enum ntm_filter ntm_filt_verdict(const struct ntm_filt_test *t, enum ntm_nat nat);
+
 /* ---- server ---------------------------------------------------------------- */
 
 /* Defaults the daemons use (probe_rate in ntm.conf(5)). */
@@ -54,6 +126,7 @@ const char *ntm_nat_name(enum ntm_nat kind);
 struct ntm_probe_srv;
 struct ntm_probe_stats {
 	uint64_t	answered;
+	uint64_t	alt_answered;	/* of them, sent from the other port */
 	uint64_t	limited;	/* the source, or all sources, over the rate */
 	uint64_t	malformed;	/* not a valid PROBE */
 };
@@ -70,6 +143,17 @@ void ntm_probe_srv_free(struct ntm_probe_srv *s);
  */
 size_t ntm_probe_srv_input(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
     const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint8_t *out, size_t cap);
+/*
+ * The same for a server with an other port (other_port, host order; 0:
+ * none): a probe with NTM_PROBE_F_CHANGE is to be answered from it (*alt
+ * set to 1; the caller sends the answer, to from only, from the other
+ * port of the address the probe came to); without an other port it is
+ * answered from this one, its answer saying so. One answer per probe,
+ * never longer, under the same rates.
+ */
+size_t ntm_probe_srv_answer(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint16_t other_port,
+    uint8_t *out, size_t cap, int *alt);
 void ntm_probe_srv_stats(const struct ntm_probe_srv *s, struct ntm_probe_stats *st);
 
 #endif

@@ -57,13 +57,16 @@ probe() {
 	local j=$output
 	assert_equal "$(jq -c 'keys' <<<"$j")" '["ipv4","ipv6","udp"]'
 	assert_equal "$(jq -c '.ipv4 | keys' <<<"$j")" \
-	    '["dc","error","local","mapping_varies_by_dest","nat","natted","reflexive","relay","tested","udp"]'
+	    '["dc","error","filtering","local","mapping_varies_by_dest","nat","natted","reflexive","relay","tested","udp"]'
 	assert_equal "$(jq -c '.ipv6 | keys' <<<"$j")" "$(jq -c '.ipv4 | keys' <<<"$j")"
 	assert_equal "$(jq -c '.ipv4.dc | keys' <<<"$j")" '["addr","probes","reflexive","rtt_us"]'
 	assert_equal "$(jq -r .udp <<<"$j")" true
 	assert_equal "$(jq -r .ipv4.nat <<<"$j")" none
 	assert_equal "$(jq -r .ipv4.natted <<<"$j")" false
 	assert_equal "$(jq -r .ipv4.mapping_varies_by_dest <<<"$j")" false
+	# The relay's answer from its other port came in: nothing filters.
+	assert_equal "$(jq -r .ipv4.filtering <<<"$j")" none
+	assert_equal "$(jq -r .ipv4.relay.other_port <<<"$j")" "$(( $(cat "$(P)/rs.udpport") + 1 ))"
 	assert_equal "$(jq -r .ipv4.dc.addr <<<"$j")" "$(udp_of dc1)"
 	assert_equal "$(jq -r .ipv4.relay.addr <<<"$j")" "$(rs_udp)"
 	# Both saw the one socket's address and port, which is the local one.
@@ -83,6 +86,7 @@ probe() {
 	assert_success
 	assert_line --partial "* IPv4: yes, 127.0.0.1:"
 	assert_line --partial "* IPv4 NAT: no"
+	assert_line --partial "* IPv4 filtering: none (no NAT, and the relay's answer from its other port came in)"
 	assert_line --regexp "- dc $(udp_of dc1): [0-9.]+ ms, saw 127.0.0.1:"
 	assert_line --regexp "- relay $(rs_udp): [0-9.]+ ms, saw 127.0.0.1:"
 }
@@ -121,6 +125,74 @@ probe() {
 		run probe "$to" 3 63
 		assert_output --regexp "^sent 3 answers 0 "
 	done
+}
+
+# probe_flags ADDR:PORT FLAGS: one PROBE with FLAGS in its first padding
+# byte; prints each answer as "from PORT len N flags F other O".
+probe_flags() {
+	timeout 20 python3 - "$@" <<-'PY'
+	import os, socket, sys
+	host, port = sys.argv[1].rsplit(":", 1)
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("127.0.0.1", 0))
+	txid = os.urandom(16)
+	s.sendto(bytes([11, 2, 0, 0]) + txid + bytes([int(sys.argv[2])]) + bytes(43),
+	         (host, int(port)))
+	s.settimeout(0.5)
+	while True:
+	    try:
+	        d, src = s.recvfrom(2048)
+	    except socket.timeout:
+	        break
+	    ok = d[0] == 12 and d[4:20] == txid
+	    print("from %d len %d flags %d other %d ok %d" % (src[1], len(d), d[40],
+	          int.from_bytes(d[41:43], "big"), ok))
+	PY
+}
+
+@test "the filtering test: a PROBE asking for the other port gets one answer of 64 bytes from the RS's other port, counted; asking its name, one from the relay port" {
+	local rp=$(cat "$(P)/rs.udpport") before
+	before=$(ntm-rs -f "$(P)/rs.conf" status --json | jq -r .counters.probes_alt_answered)
+	assert_equal "$(ntm-rs -f "$(P)/rs.conf" status --json | jq -c .probe_alt)" "[\"127.0.0.1:$((rp + 1))\"]"
+	run probe_flags "$(rs_udp)" 1
+	assert_output "from $((rp + 1)) len 64 flags 1 other $((rp + 1)) ok 1"
+	run probe_flags "$(rs_udp)" 2
+	assert_output "from $rp len 64 flags 0 other $((rp + 1)) ok 1"
+	# Unknown flag bits: malformed, no answer.
+	run probe_flags "$(rs_udp)" 4
+	assert_output ""
+	# The DC has no other port: it answers from its own, saying so.
+	run probe_flags "$(udp_of dc1)" 1
+	assert_output "from $(udp_of dc1 | sed 's/.*://') len 64 flags 0 other 0 ok 1"
+	counter_at_least rs .counters.probes_alt_answered $((before + 1))
+	run ntm-rs -f "$(P)/rs.conf" status
+	assert_line --regexp "^udp 127.0.0.1:$rp  probes' other port 127.0.0.1:$((rp + 1))\$"
+	assert_line --regexp "^probes answered [0-9]+ \(10/s per address, [1-9][0-9]* from the other port\)"
+}
+
+@test "probe_alt_port: checked for range, RS only; a configured port that cannot be bound stops the start, naming it" {
+	cp -a "$(P)/rs" "$BATS_TEST_TMPDIR/rs"
+	sed -e "s|$(P)/rs|$BATS_TEST_TMPDIR/rs|" -e "s|^listen = .*|listen = 127.0.0.1:$(free_port)|" \
+	    -e "s|^udp_listen = .*|udp_listen = 127.0.0.1:$(free_port)|" \
+	    "$(P)/rs.conf" > "$BATS_TEST_TMPDIR/rs.conf"
+	for bad in "probe_alt_port = 65536" "probe_alt_port = -1" "probe_alt_port = x"; do
+		{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "$bad"; } > "$BATS_TEST_TMPDIR/bad.conf"
+		run_t ntm-rs -n -f "$BATS_TEST_TMPDIR/bad.conf"
+		assert_failure 2
+		assert_output --partial probe_alt_port
+	done
+	printf 'name = x.test\nstate_dir = /tmp/x\nlisten = 127.0.0.1:1\nprobe_alt_port = 5\n' \
+	    > "$BATS_TEST_TMPDIR/dc.conf"
+	run_t ntm-dc -n -f "$BATS_TEST_TMPDIR/dc.conf"
+	assert_failure 2
+	assert_output --partial probe_alt_port
+	# dc1's UDP port is taken on this address.
+	{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "probe_alt_port = $(udp_of dc1 | sed 's/.*://')"; } \
+	    > "$BATS_TEST_TMPDIR/taken.conf"
+	run_t ntm-rs -d -f "$BATS_TEST_TMPDIR/taken.conf"
+	assert_failure
+	assert_output --partial "probe_alt_port $(udp_of dc1 | sed 's/.*://') on 127.0.0.1:"
+	assert_output --partial "Address already in use"
 }
 
 # counter ROLE JQ: a counter of the DC's or the RS's status (rewritten

@@ -200,6 +200,25 @@ forward_filter() {
 	NFT
 }
 
+# dmz_router NAME WAN4 LAN4 HOST4: a home router whose "exposed host"
+# (DMZ) setting is on: masquerade out of wan (Linux keeps the source port
+# when it is free), and every new UDP datagram from wan, from any address
+# and port, goes on to HOST4 at the port it came to. What an outgoing
+# datagram mapped is so reachable from anywhere: filtering that depends on
+# neither the address nor the port (replies to the LAN's flows go back by
+# conntrack as ever; the nat chain sees only new ones).
+dmz_router() {
+	nat_router "$1" "$2" "$3"
+	n "$1" nft -f - <<-NFT
+	table ip dmz {
+		chain pre {
+			type nat hook prerouting priority dstnat;
+			iifname "wan" meta l4proto udp dnat to $4
+		}
+	}
+	NFT
+}
+
 # fw6_router NAME WAN6 LAN6 (LAN6 like fd00:61::1, a /64): an IPv6 router
 # without NAT behind a stateful firewall (forward_filter), as at home. The
 # server namespace routes LAN6/64 via WAN6; others call route6_via.

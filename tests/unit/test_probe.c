@@ -105,12 +105,25 @@ TEST(never_answers_more_than_it_got)
 	q[1] = NTM_UDP_VERSION + 1;
 	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
 	    sizeof(struct sockaddr_in), 1, a, sizeof(a)), 0);
+	/* Every flags byte: an answer (never longer, alt or not) only to the
+	 * known flags. */
+	for (int f = 0; f < 256; f++) {
+		int alt;
+
+		ntm_probe_make_flags(q, TX, (uint8_t)f);
+		n = ntm_probe_srv_answer(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
+		    sizeof(struct sockaddr_in), 1, 3479, a, sizeof(a), &alt);
+		CHECK(n <= NTM_PROBE_LEN);
+		CHECK_EQ(n > 0, (f & ~NTM_PROBE_F_ALL) == 0);
+		CHECK_EQ(alt, n > 0 && (f & NTM_PROBE_F_CHANGE));
+	}
 	/* Too small a buffer for the answer: nothing. */
 	ntm_probe_make(q, TX);
 	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
 	    sizeof(struct sockaddr_in), 1, a, NTM_PROBE_RESP_LEN - 1), 0);
 	ntm_probe_srv_stats(s, &st);
-	CHECK_EQ(st.answered, 1);
+	CHECK_EQ(st.answered, 1 + 4);
+	CHECK_EQ(st.alt_answered, 2);
 	CHECK_EQ(st.limited, 0);
 	ntm_probe_srv_free(s);
 }
@@ -184,4 +197,163 @@ TEST(classify)
 		CHECK_STR(ntm_nat_name(names[i].k), names[i].name);
 }
 
-UNIT_MAIN(T(round_trip), T(never_answers_more_than_it_got), T(flood_limited), T(classify))
+/* The filtering test: a probe asking for the other port. */
+TEST(change_port)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(10, 20, 1000, K);
+	struct sockaddr_storage from = sa("198.18.2.1:40000"), seen;
+	uint8_t q[NTM_PROBE_LEN], a[NTM_UDP_MAX], flags;
+	struct ntm_probe_stats st;
+	uint16_t other;
+	socklen_t seenlen;
+	char buf[64];
+	size_t n;
+	int alt;
+
+	CHECK_EQ(ntm_probe_make_flags(q, TX, NTM_PROBE_F_CHANGE), NTM_PROBE_LEN);
+	/* A server with an other port: answered from there, naming it. */
+	n = ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 1,
+	    7001, a, sizeof(a), &alt);
+	CHECK_EQ(n, NTM_PROBE_RESP_LEN);
+	CHECK(n <= sizeof(q));
+	CHECK_EQ(alt, 1);
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &other), 0);
+	CHECK_EQ(flags, NTM_PROBE_R_CHANGED);
+	CHECK_EQ(other, 7001);
+	CHECK_STR(ntm_sa_str((struct sockaddr *)&seen, buf, sizeof(buf)), "198.18.2.1:40000");
+	/* An older client (zero padding only) refuses it: it never asks. */
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), NTM_ERR_PROTO);
+	/* Without an other port (a DC; an RS with probe_alt_port 0): from this
+	 * port, saying so. */
+	n = ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 2, 0,
+	    a, sizeof(a), &alt);
+	CHECK_EQ(alt, 0);
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &other), 0);
+	CHECK_EQ(flags, 0);
+	CHECK_EQ(other, 0);
+	n = ntm_probe_srv_input(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 3, a,
+	    sizeof(a));
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &other), 0);
+	CHECK_EQ(other, 0);
+	/* Asking for the other port only: from this port, naming it. */
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_ASK);
+	n = ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 4,
+	    7001, a, sizeof(a), &alt);
+	CHECK_EQ(alt, 0);
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &other), 0);
+	CHECK_EQ(flags, 0);
+	CHECK_EQ(other, 7001);
+	/* A plain probe gets the old answer, all zero padding. */
+	ntm_probe_make(q, TX);
+	n = ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 5,
+	    7001, a, sizeof(a), &alt);
+	CHECK_EQ(alt, 0);
+	CHECK_EQ(ntm_probe_resp_open(a, n, TX, &seen, &seenlen), 0);
+	/* Unknown flag bits, or an answer with them: malformed. */
+	ntm_probe_make_flags(q, TX, 0x04);
+	CHECK_EQ(ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from),
+	    6, 7001, a, sizeof(a), &alt), 0);
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_CHANGE);
+	n = ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from), 7,
+	    7001, a, sizeof(a), &alt);
+	a[NTM_HDR_LEN + NTM_PROBE_TXID_LEN + NTM_WADDR_LEN] |= 0x80;
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &other),
+	    NTM_ERR_PROTO);
+	ntm_probe_srv_stats(s, &st);
+	CHECK_EQ(st.answered, 6);
+	CHECK_EQ(st.alt_answered, 2);
+	CHECK_EQ(st.malformed, 1);
+	/* The same per-source rate: 20 in a burst, whichever port answers. */
+	n = 0;
+	for (int i = 0; i < 100; i++)
+		n += ntm_probe_srv_answer(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from),
+		    7, 7001, a, sizeof(a), &alt) > 0;
+	CHECK_EQ(n, 20 - 6);
+	ntm_probe_srv_free(s);
+}
+
+TEST(filter_classify)
+{
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_UNKNOWN, 1, 1), NTM_FILTER_UNKNOWN);
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_EI, 0, 0), NTM_FILTER_UNKNOWN);
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_EI, 1, 0), NTM_FILTER_PORT);
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_EI, 1, 1), NTM_FILTER_ADDR);
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_PER_DEST, 1, 1), NTM_FILTER_ADDR);
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_NONE, 1, 1), NTM_FILTER_NONE);
+	CHECK_EQ(ntm_filter_classify(NTM_NAT_NONE, 1, 0), NTM_FILTER_PORT);
+	CHECK_STR(ntm_filter_name(NTM_FILTER_UNKNOWN), "unknown");
+	CHECK_STR(ntm_filter_name(NTM_FILTER_NONE), "none");
+	CHECK_STR(ntm_filter_name(NTM_FILTER_ADDR), "address-dependent-or-less");
+	CHECK_STR(ntm_filter_name(NTM_FILTER_PORT), "port-dependent");
+}
+
+/* The client side against a server (lib/core/probe.c's own), answers
+ * taken only from where they must come from. */
+TEST(filt_client)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(100, 200, 1000, K);
+	struct sockaddr_storage srv = sa("198.18.0.4:3478"), alt = sa("198.18.0.4:3479"),
+	    wrong = sa("198.18.0.9:3479"), me = sa("198.18.2.1:40000"),
+	    mapped = sa("[::ffff:198.18.0.4]:3479");
+	uint8_t ask[NTM_PROBE_LEN], chg[NTM_PROBE_LEN], a1[NTM_PROBE_LEN], a2[NTM_PROBE_LEN];
+	struct ntm_filt_test t;
+	size_t n1, n2;
+	int alt1, alt2;
+
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK(ntm_filt_pending(&t));
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	n1 = ntm_probe_srv_answer(s, ask, sizeof(ask), (struct sockaddr *)&me, salen(&me), 1,
+	    3479, a1, sizeof(a1), &alt1);
+	n2 = ntm_probe_srv_answer(s, chg, sizeof(chg), (struct sockaddr *)&me, salen(&me), 1,
+	    3479, a2, sizeof(a2), &alt2);
+	CHECK_EQ(alt1, 0);
+	CHECK_EQ(alt2, 1);
+	/* The ASK's answer from elsewhere than the server: refused. */
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&alt, salen(&alt)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK(ntm_filt_pending(&t));
+	/* Only the ASK's answer (the CHANGE's filtered): port-dependent. */
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_PORT);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_NONE), NTM_FILTER_PORT);
+	/* The CHANGE's answer from another address, or the server's own
+	 * port: refused; from the other port (as a dual-stack socket gives
+	 * it): taken. */
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&wrong, salen(&wrong)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&srv, salen(&srv)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&mapped, salen(&mapped)), 1);
+	CHECK(!ntm_filt_pending(&t));
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 0);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_ADDR);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_NONE), NTM_FILTER_NONE);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_UNKNOWN), NTM_FILTER_UNKNOWN);
+	/* A plain probe's answer is not the test's. */
+	ntm_probe_make(ask, TX);
+	n1 = ntm_probe_srv_input(s, ask, sizeof(ask), (struct sockaddr *)&me, salen(&me), 2, a1,
+	    sizeof(a1));
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 0);
+
+	/* A server with no other port: its answer to the CHANGE ends the
+	 * test, unknown. */
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	n2 = ntm_probe_srv_answer(s, chg, sizeof(chg), (struct sockaddr *)&me, salen(&me), 3, 0,
+	    a2, sizeof(a2), &alt2);
+	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK(!ntm_filt_pending(&t));
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
+
+	/* A server from before the flags answers nothing: 3 rounds (the ASK
+	 * dropped each time), then unknown. */
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
+	CHECK_EQ(ntm_filt_round(&t, ask, chg), 0);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
+	ntm_probe_srv_free(s);
+}
+
+UNIT_MAIN(T(round_trip), T(never_answers_more_than_it_got), T(flood_limited), T(classify),
+    T(change_port), T(filter_classify), T(filt_client))

@@ -25,6 +25,7 @@
 #include "route.h"
 #include "tunnel.h"
 #include "peer.h"
+#include "probe.h"
 #include "punch.h"
 #include "agent.h"
 
@@ -172,12 +173,18 @@ struct agent {
 		uint8_t			 txid[AGENT_NAT_TRIES][NTM_PROBE_TXID_LEN];
 		int			 answered;
 		struct sockaddr_storage	 seen;
+		/* the filtering test (the RS only) */
+		int			 filt;
+		struct ntm_filt_test	 ft;
 	} probe[2];
 	struct sockaddr_storage relay4, relay6;	/* the RS's UDP addresses (GET /v1/session) */
 	int		 relay_state;	/* 0 not asked, 1 asking, 2 answered or failed */
 	int		 nat_running, nat_wanted;
 	struct event	*nat_timer;
 	int		 nat;		/* enum ntm_nat found; 0 unknown */
+	int		 nat_run;	/* enum ntm_nat of the last run (maybe unknown) */
+	int		 filt_running;	/* the filtering test still waits */
+	int		 filter;	/* enum ntm_filter found; 0 unknown */
 	int		 nat_dc_ok;	/* the DC answered a probe, so it takes the kind in REG_REQ */
 	uint64_t	 nat_runs;
 	uint64_t	 nat_net;	/* net_changes when the last run started */
@@ -299,8 +306,9 @@ void agent_reg_send_now(struct agent *a);	/* a REG_REQ now (the NAT kind changed
 
 /* nat.c: NAT behaviour discovery from the agent's socket (protocol §4.7) */
 void agent_nat_discover(struct agent *a, const char *why);
-/* A PROBE_RESP: 0, or -1 if it answers no probe of ours. */
-int  agent_nat_input(struct agent *a, const uint8_t *p, size_t n);
+/* A PROBE_RESP from `from`: 0, or -1 if it answers no probe of ours. */
+int  agent_nat_input(struct agent *a, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from);
 void agent_nat_stop(struct agent *a);
 
 /* input.c: a datagram from the UDP socket, to its room */

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "ippkt.h"
+#include "probe.h"
 #include "agentd.h"
 #include "ctlreq.h"
 
@@ -137,6 +138,10 @@ reg_json(struct agent *a)
 		    json_integer((agent_now_ms() - a->resp_at) / 1000));
 	}
 	json_object_set_new(j, "missed", json_integer(a->missed));
+	/* what the reflection probes found (protocol.md §4.7) */
+	json_object_set_new(j, "nat", json_string(ntm_nat_name((enum ntm_nat)a->nat)));
+	json_object_set_new(j, "filtering", json_string(ntm_filter_name(
+	    (enum ntm_filter)a->filter)));
 	/* the second family (protocol.md §4.2): null while not registering over it */
 	if (a->also.on) {
 		json_t *o = json_pack("{s:s, s:i, s:b}", "dc", ntm_sa_str(

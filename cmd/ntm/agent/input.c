@@ -109,7 +109,7 @@ agent_input(struct agent *a, uint8_t *p, size_t n, struct sockaddr_storage *from
 		input_chan(a, type, p, n);
 		return;
 	case NTM_MSG_PROBE_RESP:
-		if (agent_nat_input(a, p, n) < 0)
+		if (agent_nat_input(a, p, n, from) < 0)
 			a->drops[DROP_UNKNOWN]++;
 		return;
 	case NTM_MSG_RELAY_ACK:

@@ -9,6 +9,11 @@
  * from before the probe would refuse the REG_REQ's NAT bits. The verdict
  * also goes to the tunnels (tunnels.c): after a move, those that punched
  * punch again from the new address, or say why they cannot.
+ *
+ * To the RS also the filtering test: probes asking it to answer from its
+ * other port; whether that answer gets in says how this end's NAT or
+ * firewall filters (`ntm status`; the DC is not told). It goes on after
+ * the NAT verdict, which it never delays.
  */
 #include <sys/socket.h>
 #include <stdio.h>
@@ -70,6 +75,41 @@ send_probe(struct agent *a, struct agent_probe *p)
 	(void)agent_udp_send(a, out, sizeof(out), &p->to);	/* a loss is retried */
 }
 
+static int
+filt_pending(const struct agent_probe *p)
+{
+	return p->filt && ntm_filt_pending(&p->ft);
+}
+
+static void
+send_filt(struct agent *a, struct agent_probe *p)
+{
+	uint8_t ask[NTM_PROBE_LEN], chg[NTM_PROBE_LEN];
+	int np = ntm_filt_round(&p->ft, ask, chg);
+
+	if (np == 2)
+		(void)agent_udp_send(a, ask, sizeof(ask), &p->to);
+	if (np >= 1)
+		(void)agent_udp_send(a, chg, sizeof(chg), &p->to);
+}
+
+/* Both the NAT verdict and the filtering test are in: the filtering. */
+static void
+filt_finish(struct agent *a)
+{
+	const struct agent_probe *r = &a->probe[P_RELAY];
+	enum ntm_filter f;
+
+	a->filt_running = 0;
+	f = ntm_filt_verdict(&r->ft, (enum ntm_nat)a->nat_run);
+	if ((int)f != a->filter)
+		log_info("nat: filtering %s (%s)", ntm_filter_name(f),
+		    r->ft.other_port == 0 ? "no other port known at the relay" : r->ft.chg_answered ?
+		    "the relay's answer from its other port came in" :
+		    "the relay's answer from its other port never came in");
+	a->filter = (int)f;
+}
+
 /* This end moved and is still global (no NAT, the same family): a route
  * that punched between two global ends (§4.5 rule 5) does not go on with
  * CANDIDATES, whose kind would say this end left NAT; the DC is asked to
@@ -104,14 +144,16 @@ finish(struct agent *a)
 	enum ntm_nat nat;
 	char b1[64], b2[64];
 
-	evtimer_del(a->nat_timer);
 	a->nat_running = 0;
+	if (!a->filt_running)
+		evtimer_del(a->nat_timer);
 	/* The local address:port, if a server saw one of ours. */
 	if (d->answered && agent_among_locals(a, &d->seen))
 		local = seen_d;
 	else if (r->answered && agent_among_locals(a, &r->seen))
 		local = seen_r;
 	nat = ntm_nat_classify(local, seen_d, seen_r);
+	a->nat_run = (int)nat;
 	if (d->answered)
 		a->nat_dc_ok = 1;
 	if (nat == NTM_NAT_NONE)
@@ -143,17 +185,25 @@ on_nat_timer(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < 2; i++) {
 		struct agent_probe *p = &a->probe[i];
 
-		if (!p->known || p->answered)
+		if (!p->known)
 			continue;
-		if (p->sent < AGENT_NAT_TRIES) {
+		if (a->nat_running && !p->answered && p->sent < AGENT_NAT_TRIES) {
 			send_probe(a, p);
 			more = 1;
 		}
+		if (a->filt_running && filt_pending(p) && p->ft.rounds < NTM_FILT_ROUNDS) {
+			send_filt(a, p);
+			more = 1;
+		}
 	}
-	if (more)
+	if (more) {
 		evtimer_add(a->nat_timer, &tv);
-	else
+		return;
+	}
+	if (a->nat_running)
 		finish(a);
+	if (a->filt_running)
+		filt_finish(a);
 }
 
 static void
@@ -169,8 +219,11 @@ start(struct agent *a)
 	if (rs->ss_family != 0) {
 		a->probe[P_RELAY].known = 1;
 		a->probe[P_RELAY].to = *rs;
+		a->probe[P_RELAY].filt = 1;
+		ntm_filt_start(&a->probe[P_RELAY].ft, (const struct sockaddr *)rs);
 	}
 	a->nat_running = 1;
+	a->filt_running = 1;
 	a->nat_runs++;
 	evtimer_del(a->nat_timer);
 	on_nat_timer(-1, 0, a);
@@ -207,28 +260,38 @@ agent_nat_discover(struct agent *a, const char *why)
 }
 
 int
-agent_nat_input(struct agent *a, const uint8_t *p, size_t n)
+agent_nat_input(struct agent *a, const uint8_t *p, size_t n,
+    const struct sockaddr_storage *from)
 {
 	struct sockaddr_storage seen;
 	socklen_t len;
-	int all = 1, ours = 0;
+	int all = 1, filt_all = 1, ours = 0;
 
-	if (!a->nat_running)
+	if (!a->nat_running && !a->filt_running)
 		return -1;
 	for (int i = 0; i < 2; i++) {
 		struct agent_probe *pr = &a->probe[i];
 
-		for (int k = 0; k < pr->sent && !pr->answered; k++)
+		for (int k = 0; a->nat_running && k < pr->sent && !pr->answered; k++)
 			if (ntm_probe_resp_open(p, n, pr->txid[k], &seen, &len) == 0) {
 				pr->answered = 1;
 				pr->seen = seen;
 				ours = 1;
 			}
+		if (a->filt_running && pr->filt && ntm_filt_input(&pr->ft, p, n,
+		    (const struct sockaddr *)from, sizeof(*from)))
+			ours = 1;
 		if (pr->known && !pr->answered)
 			all = 0;
+		if (pr->known && filt_pending(pr))
+			filt_all = 0;
 	}
-	if (all)
+	if (all && a->nat_running)
 		finish(a);
+	if (filt_all && a->filt_running && !a->nat_running) {
+		evtimer_del(a->nat_timer);
+		filt_finish(a);
+	}
 	return ours ? 0 : -1;
 }
 
@@ -239,4 +302,5 @@ agent_nat_stop(struct agent *a)
 		event_free(a->nat_timer);
 	a->nat_timer = NULL;
 	a->nat_running = 0;
+	a->filt_running = 0;
 }
