@@ -68,12 +68,19 @@ struct cs_hash {
  * read; the CS answers once every piece is written.
  */
 #define CS_WRITING	64
+#define CS_WRITEBACK_LAG	(8 * 1024 * 1024)	/* store.c: cs_tmp_append */
 struct cs_writing {
 	char		 id[CS_HEX_ID + 1];	/* "" when free */
 	int		 jobs;		/* pieces queued or being written */
 	int		 active;	/* a chunk is being received */
 	int64_t		 end;		/* the upload's size once they are written */
 	int		 failed;	/* one failed: the file's size is the truth */
+	/* Between chunks an idle slot (not active, no jobs) keeps its
+	 * upload's temp file open, until the upload ends or a slot is
+	 * wanted for another. */
+	int		 fd;
+	uint64_t	 wb;		/* the worker's: cs_tmp_append */
+	int64_t		 used;		/* for taking the least recently used */
 };
 
 struct cs {
@@ -82,6 +89,7 @@ struct cs {
 	struct cs_hash		 hashes[CS_HASHES];
 	int64_t			 hash_clock;
 	struct cs_writing	 writing[CS_WRITING];
+	int64_t			 writing_clock;
 	sqlite3			*db;
 	struct ntm_worker	*worker;	/* made on first commit (after fork) */
 	struct event		*gc_ev;
@@ -175,8 +183,15 @@ int  cs_db_has_upload(sqlite3 *db, const char *id);
 /* store.c: files under objdir */
 int  cs_store_init(struct cs *cs, char *err, size_t errlen);
 void cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap);
-/* Appends len bytes at offset to the temp file of id (created at offset 0). */
-int  cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len);
+/* Makes the empty temp file of a new upload. */
+int  cs_tmp_create(struct cs *cs, const char *id);
+/* The temp file of id open for writing (new fd), NTM_ERR_NOTFOUND if it is
+ * gone, or another error. */
+int  cs_tmp_open(struct cs *cs, const char *id);
+/* Appends len bytes at offset to the temp file open as fd: NTM_ERR_SHORT
+ * unless the file ends at offset. *wb is where the writeback begun so far
+ * ends (worker state of the upload); it moves on as the file grows. */
+int  cs_tmp_append(int fd, uint64_t offset, const void *p, size_t len, uint64_t *wb);
 /* Bytes in the temp file of id, NTM_ERR_NOTFOUND if it is gone, or another error. */
 int64_t cs_tmp_size(struct cs *cs, const char *id);
 void cs_tmp_remove(struct cs *cs, const char *id);
@@ -218,6 +233,8 @@ json_t *cs_json_body(struct ntm_req *req);
 /* upload.c, object.c, gc.c */
 extern const struct ntm_http_route cs_upload_routes[];
 int  cs_upload_busy(const struct cs *cs, const char *id);
+/* Closes the file an idle upload slot keeps open (its upload ended). */
+void cs_upload_forget(struct cs *cs, const char *id);
 extern const struct ntm_http_route cs_object_routes[];
 /* Answers the meta long-polls of sha256 that have nothing untried left. */
 void cs_meta_wake(struct cs *cs, const char *sha256);

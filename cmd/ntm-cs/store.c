@@ -43,36 +43,67 @@ cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap)
 }
 
 int
-cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len)
+cs_tmp_create(struct cs *cs, const char *id)
 {
 	char path[PATH_MAX];
-	const uint8_t *b = p;
-	uint64_t start;
-	ssize_t n;
 	int fd;
 
 	cs_tmp_path(cs, id, path, sizeof(path));
-	/* Made empty when the upload is; a chunk written after the upload
-	 * was dropped must not bring it back. */
-	if ((fd = open(path, O_WRONLY | O_CLOEXEC | (len == 0 ? O_CREAT : 0), 0600)) < 0)
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return NTM_ERR_IO;
+	return close(fd) == 0 ? 0 : NTM_ERR_IO;
+}
+
+int
+cs_tmp_open(struct cs *cs, const char *id)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	cs_tmp_path(cs, id, path, sizeof(path));
+	/* Never O_CREAT: the file is made empty when the upload is, and a
+	 * chunk of an upload that was dropped must not bring it back. */
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
-	start = offset;
+	return fd;
+}
+
+int
+cs_tmp_append(int fd, uint64_t offset, const void *p, size_t len, uint64_t *wb)
+{
+	const uint8_t *b = p;
+	struct stat st;
+	ssize_t n;
+
+	/* Right after the piece before it, or that one failed: no hole. */
+	if (fstat(fd, &st) < 0)
+		return NTM_ERR_IO;
+	if ((uint64_t)st.st_size != offset)
+		return NTM_ERR_SHORT;
 	while (len > 0) {
 		if ((n = pwrite(fd, b, len, (off_t)offset)) < 0) {
 			if (errno == EINTR)
 				continue;
-			close(fd);
 			return NTM_ERR_IO;
 		}
 		b += n;
 		len -= (size_t)n;
 		offset += (uint64_t)n;
 	}
-	/* Start writing it out now: the commit's fsync then has little left. */
-	if (offset > start)
-		(void)sync_file_range(fd, (off_t)start, (off_t)(offset - start),
-		    SYNC_FILE_RANGE_WRITE);
-	return close(fd) == 0 ? 0 : NTM_ERR_IO;
+	/*
+	 * Hand what lies more than CS_WRITEBACK_LAG behind the end to the
+	 * disk, in runs of at least that much: the commit's fsync then has
+	 * little left, few dirty pages pile up, and the pages just written
+	 * (perhaps still being written) are never waited on. Nothing here
+	 * needs to be durable: a commit fsyncs, and one that follows a crash
+	 * reads the file back and checks its hash.
+	 */
+	if (offset >= *wb + 2 * (uint64_t)CS_WRITEBACK_LAG) {
+		(void)sync_file_range(fd, (off_t)*wb,
+		    (off_t)(offset - CS_WRITEBACK_LAG - *wb), SYNC_FILE_RANGE_WRITE);
+		*wb = offset - CS_WRITEBACK_LAG;
+	}
+	return 0;
 }
 
 /* ---- running hashes ------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -177,7 +178,7 @@ create(struct cs *cs, struct ntm_req *req, const struct cs_who *w, struct create
 	if ((u.dests = check_dests(req, a->to)) == NULL)
 		return;
 	fill_up(&u, w, a);
-	if (cs_tmp_write(cs, u.id, 0, "", 0) < 0 || cs_db_upload_add(cs->db, &u) < 0) {
+	if (cs_tmp_create(cs, u.id) < 0 || cs_db_upload_add(cs->db, &u) < 0) {
 		log_warn("upload %s: cannot create", u.id);
 		cs_tmp_remove(cs, u.id);
 		ntm_reply_error(req, 500, "internal", NULL, "cannot create the upload");
@@ -252,6 +253,7 @@ find_upload(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 	}
 	if ((*have = cs_tmp_size(cs, id)) == NTM_ERR_NOTFOUND) {
 		/* Renamed away by a commit the CS did not finish: start over. */
+		cs_upload_forget(cs, id);
 		(void)cs_db_upload_del(cs->db, id);
 		free(u->dests);
 		ntm_reply_error(req, 404, "unknown_upload", "id", "upload %s was lost; "
@@ -322,28 +324,60 @@ struct cs_put {
 
 struct cs_chunk_job {
 	struct cs_put	*put;
+	int		 fd;		/* the slot's */
+	uint64_t	*wb;		/* the slot's */
 	uint64_t	 offset;
 	uint8_t		*body;
 	size_t		 len;
 	int		 res;
 };
 
+/* Lets slot wr go, closing its file. */
+static void
+writing_release(struct cs_writing *wr)
+{
+	if (wr->id[0] != '\0' && wr->fd >= 0)
+		close(wr->fd);
+	memset(wr, 0, sizeof(*wr));
+}
+
+/*
+ * The slot of upload id; with make, a new one when it has none: a free
+ * slot, or the least recently used idle one. NULL when none is left.
+ */
 static struct cs_writing *
 writing_find(struct cs *cs, const char *id, int make)
 {
-	struct cs_writing *free_one = NULL;
+	struct cs_writing *free_one = NULL, *idle = NULL, *wr;
 
 	for (int i = 0; i < CS_WRITING; i++) {
-		if (strcmp(cs->writing[i].id, id) == 0)
-			return &cs->writing[i];
-		if (free_one == NULL && cs->writing[i].id[0] == '\0')
-			free_one = &cs->writing[i];
+		wr = &cs->writing[i];
+		if (strcmp(wr->id, id) == 0)
+			return wr;
+		if (free_one == NULL && wr->id[0] == '\0')
+			free_one = wr;
+		else if (wr->id[0] != '\0' && !wr->active && wr->jobs == 0 &&
+		    (idle == NULL || wr->used < idle->used))
+			idle = wr;
 	}
-	if (!make || free_one == NULL)
+	if (!make || (free_one == NULL && idle == NULL))
 		return NULL;
-	memset(free_one, 0, sizeof(*free_one));
+	if (free_one == NULL)
+		free_one = idle;
+	writing_release(free_one);
 	snprintf(free_one->id, sizeof(free_one->id), "%s", id);
+	free_one->fd = -1;
 	return free_one;
+}
+
+/* The upload ends (committed, abandoned, lost): its idle slot goes. */
+void
+cs_upload_forget(struct cs *cs, const char *id)
+{
+	struct cs_writing *wr = writing_find(cs, id, 0);
+
+	if (wr && !wr->active && wr->jobs == 0)
+		writing_release(wr);
 }
 
 /* Where upload id ends: after its queued pieces, else the file's size. */
@@ -362,10 +396,7 @@ chunk_work(void *arg)
 	struct cs *cs = j->put->cs;
 	const char *id = j->put->u.id;
 
-	/* Right after the piece before it, or that one failed: no hole. */
-	if (cs_tmp_size(cs, id) != (int64_t)j->offset)
-		j->res = NTM_ERR_SHORT;
-	else if ((j->res = cs_tmp_write(cs, id, j->offset, j->body, j->len)) == 0)
+	if ((j->res = cs_tmp_append(j->fd, j->offset, j->body, j->len, j->wb)) == 0)
 		cs_hash_add(cs, id, j->offset, j->body, j->len);
 	else
 		cs_hash_drop(cs, id);
@@ -382,11 +413,8 @@ put_finish(struct cs_put *p)
 
 	if (p->jobs > 0 || (!p->last && !p->failed))
 		return;
-	if (wr) {
-		wr->active = 0;
-		if (wr->jobs == 0)
-			memset(wr, 0, sizeof(*wr));
-	}
+	if (wr)
+		wr->active = 0;		/* idle: its file stays open for the next chunk */
 	if (p->req == NULL)
 		;
 	else if (p->failed)
@@ -463,6 +491,8 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 		return;
 	}
 	j->put = p;
+	j->fd = wr->fd;
+	j->wb = &wr->wb;
 	j->offset = p->at;
 	j->body = data;
 	j->len = len;
@@ -496,6 +526,7 @@ on_chunk(struct ntm_req *req, void *arg)
 	uint64_t offset, blen = ntm_req_body_len(req);
 	size_t len = blen > (uint64_t)CS_CHUNK_MAX ? (size_t)CS_CHUNK_MAX + 1 : (size_t)blen;
 	int64_t have;
+	int e;
 
 	if (cs_auth(cs, req, &w) < 0)
 		return;
@@ -539,6 +570,20 @@ on_chunk(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks");
 		goto out;
 	}
+	if (wr->fd < 0 && (wr->fd = cs_tmp_open(cs, u.id)) < 0) {
+		e = wr->fd;
+		writing_release(wr);
+		free(p);
+		if (e == NTM_ERR_NOTFOUND) {
+			(void)cs_db_upload_del(cs->db, u.id);
+			ntm_reply_error(req, 404, "unknown_upload", "id", "upload %s was "
+			    "lost; start again", u.id);
+		} else
+			ntm_reply_error(req, 500, "internal", NULL, "cannot open the upload file");
+		goto out;
+	}
+	wr->used = ++cs->writing_clock;
+	wr->failed = 0;
 	/* A chunk keeps its upload from the collector (upload_idle_s); the one
 	 * that commits needs no such write: the commit ends the upload. */
 	if (hex == NULL)
@@ -587,6 +632,7 @@ on_abandon(struct ntm_req *req, void *arg)
 	if (cs_db_upload_del(cs->db, u.id) < 0)
 		ntm_reply_error(req, 500, "internal", NULL, "cannot delete the upload");
 	else {
+		cs_upload_forget(cs, u.id);
 		cs_tmp_remove(cs, u.id);
 		log_info("upload %s: abandoned by its owner", u.id);
 		ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "upload", u.id,
@@ -725,6 +771,7 @@ commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *he
 		free(u->dests);
 		return;
 	}
+	cs_upload_forget(cs, u->id);	/* the commit opens the file itself */
 	j->cs = cs;
 	j->req = req;
 	j->up = *u;		/* takes dests */
