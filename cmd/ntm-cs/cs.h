@@ -69,6 +69,18 @@ struct cs_hash {
  */
 #define CS_WRITING	64
 #define CS_WRITEBACK_LAG	(8 * 1024 * 1024)	/* store.c: cs_tmp_append */
+#define CS_DIO_ALIGN		NTM_HTTPD_PIECE_ALIGN	/* O_DIRECT writes */
+
+/* An upload's temp file open for appending (store.c; the worker's while
+ * a piece is written). */
+struct cs_tmpfile {
+	int		 open;		/* fd is the file's */
+	int		 fd;
+	int		 flags;		/* as opened */
+	int		 direct;	/* O_DIRECT may be tried */
+	int		 on;		/* O_DIRECT is set now */
+	uint64_t	 wb;		/* writeback begun up to here */
+};
 struct cs_writing {
 	char		 id[CS_HEX_ID + 1];	/* "" when free */
 	int		 jobs;		/* pieces queued or being written */
@@ -78,8 +90,7 @@ struct cs_writing {
 	/* Between chunks an idle slot (not active, no jobs) keeps its
 	 * upload's temp file open, until the upload ends or a slot is
 	 * wanted for another. */
-	int		 fd;
-	uint64_t	 wb;		/* the worker's: cs_tmp_append */
+	struct cs_tmpfile f;
 	int64_t		 used;		/* for taking the least recently used */
 };
 
@@ -185,13 +196,13 @@ int  cs_store_init(struct cs *cs, char *err, size_t errlen);
 void cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap);
 /* Makes the empty temp file of a new upload. */
 int  cs_tmp_create(struct cs *cs, const char *id);
-/* The temp file of id open for writing (new fd), NTM_ERR_NOTFOUND if it is
- * gone, or another error. */
-int  cs_tmp_open(struct cs *cs, const char *id);
-/* Appends len bytes at offset to the temp file open as fd: NTM_ERR_SHORT
- * unless the file ends at offset. *wb is where the writeback begun so far
- * ends (worker state of the upload); it moves on as the file grows. */
-int  cs_tmp_append(int fd, uint64_t offset, const void *p, size_t len, uint64_t *wb);
+/* The temp file of upload id open for appending into f: 0,
+ * NTM_ERR_NOTFOUND if it is gone, or another error. */
+int  cs_tmp_open(struct cs *cs, const char *id, struct cs_tmpfile *f);
+void cs_tmp_close(struct cs_tmpfile *f);
+/* Appends len bytes at offset to f (on the worker): NTM_ERR_SHORT unless
+ * the file ends at offset. */
+int  cs_tmp_append(struct cs_tmpfile *f, uint64_t offset, const void *p, size_t len);
 /* Bytes in the temp file of id, NTM_ERR_NOTFOUND if it is gone, or another error. */
 int64_t cs_tmp_size(struct cs *cs, const char *id);
 void cs_tmp_remove(struct cs *cs, const char *id);

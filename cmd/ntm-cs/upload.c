@@ -324,8 +324,7 @@ struct cs_put {
 
 struct cs_chunk_job {
 	struct cs_put	*put;
-	int		 fd;		/* the slot's */
-	uint64_t	*wb;		/* the slot's */
+	struct cs_tmpfile *f;		/* the slot's */
 	uint64_t	 offset;
 	uint8_t		*body;
 	size_t		 len;
@@ -336,8 +335,8 @@ struct cs_chunk_job {
 static void
 writing_release(struct cs_writing *wr)
 {
-	if (wr->id[0] != '\0' && wr->fd >= 0)
-		close(wr->fd);
+	if (wr->id[0] != '\0')
+		cs_tmp_close(&wr->f);
 	memset(wr, 0, sizeof(*wr));
 }
 
@@ -366,7 +365,6 @@ writing_find(struct cs *cs, const char *id, int make)
 		free_one = idle;
 	writing_release(free_one);
 	snprintf(free_one->id, sizeof(free_one->id), "%s", id);
-	free_one->fd = -1;
 	return free_one;
 }
 
@@ -396,7 +394,7 @@ chunk_work(void *arg)
 	struct cs *cs = j->put->cs;
 	const char *id = j->put->u.id;
 
-	if ((j->res = cs_tmp_append(j->fd, j->offset, j->body, j->len, j->wb)) == 0)
+	if ((j->res = cs_tmp_append(j->f, j->offset, j->body, j->len)) == 0)
 		cs_hash_add(cs, id, j->offset, j->body, j->len);
 	else
 		cs_hash_drop(cs, id);
@@ -491,8 +489,7 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 		return;
 	}
 	j->put = p;
-	j->fd = wr->fd;
-	j->wb = &wr->wb;
+	j->f = &wr->f;
 	j->offset = p->at;
 	j->body = data;
 	j->len = len;
@@ -570,8 +567,7 @@ on_chunk(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks");
 		goto out;
 	}
-	if (wr->fd < 0 && (wr->fd = cs_tmp_open(cs, u.id)) < 0) {
-		e = wr->fd;
+	if (!wr->f.open && (e = cs_tmp_open(cs, u.id, &wr->f)) < 0) {
 		writing_release(wr);
 		free(p);
 		if (e == NTM_ERR_NOTFOUND) {
