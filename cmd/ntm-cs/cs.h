@@ -48,6 +48,7 @@ struct cs_who {
 struct cs_commit_job;
 struct cs_announcer;
 struct cs_mwait;
+struct cs_park;
 
 /*
  * The SHA-256 of an upload's bytes so far, kept as its chunks are written,
@@ -101,6 +102,9 @@ struct cs {
 	int64_t			 hash_clock;
 	struct cs_writing	 writing[CS_WRITING];
 	int64_t			 writing_clock;
+	/* Chunk PUTs waiting for a slot (upload.c), oldest first. */
+	struct cs_park		*parked, **parked_tail;
+	unsigned		 nparked;
 	sqlite3			*db;
 	struct ntm_worker	*worker;	/* made on first commit (after fork) */
 	struct event		*gc_ev;
@@ -246,6 +250,8 @@ extern const struct ntm_http_route cs_upload_routes[];
 int  cs_upload_busy(const struct cs *cs, const char *id);
 /* Closes the file an idle upload slot keeps open (its upload ended). */
 void cs_upload_forget(struct cs *cs, const char *id);
+/* Answers every chunk PUT still waiting for a slot (at shutdown). */
+void cs_parked_free(struct cs *cs);
 extern const struct ntm_http_route cs_object_routes[];
 /* Answers the meta long-polls of sha256 that have nothing untried left. */
 void cs_meta_wake(struct cs *cs, const char *sha256);

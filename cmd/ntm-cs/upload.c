@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "cs.h"
@@ -401,6 +402,7 @@ chunk_work(void *arg)
 }
 
 static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
+static void park_wake(struct cs *cs);
 
 /* Every piece is written (or the chunk failed): answer and let go. */
 static void
@@ -428,6 +430,7 @@ put_finish(struct cs_put *p)
 		ntm_reply_json(p->req, 200, upload_json(&p->u, (int64_t)p->end));
 	free(p->u.dests);
 	free(p);
+	park_wake(cs);		/* a slot is free now */
 }
 
 static void
@@ -511,10 +514,157 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 static int commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u,
     int64_t have, int64_t size, const char *hex);
 
+/* ---- chunks waiting for a slot ----------------------------------------------- */
+
+/*
+ * A chunk PUT that found all CS_WRITING slots receiving chunks waits for
+ * one (its body unread, so it costs its connection and no more), at most
+ * chunk_wait_ms, instead of a 503 the client would have to send again; at
+ * most chunk_wait_max such chunks at once, chunk_wait_per_addr of them
+ * from one source address. Past these bounds the answer is 503 as before.
+ * The oldest goes first when a slot frees, and is then checked anew from
+ * the start (its upload may have moved on meanwhile).
+ */
+struct cs_park {
+	struct cs_park	*next, **prevp;
+	struct cs	*cs;
+	struct ntm_req	*req;
+	struct event	*ev;
+	char		 addr[64];	/* the source, without its port */
+};
+
+static void chunk_start(struct cs *cs, struct ntm_req *req, int may_park);
+
+/* Takes p out of the queue and frees it (its request is the caller's). */
+static struct ntm_req *
+park_unlink(struct cs_park *p)
+{
+	struct cs *cs = p->cs;
+	struct ntm_req *req = p->req;
+
+	*p->prevp = p->next;
+	if (p->next)
+		p->next->prevp = p->prevp;
+	else
+		cs->parked_tail = p->prevp;
+	cs->nparked--;
+	event_free(p->ev);
+	free(p);
+	ntm_req_on_gone(req, NULL, NULL);
+	return req;
+}
+
+static void
+park_busy(struct ntm_req *req, const char *why)
+{
+	ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks "
+	    "(%d)%s", CS_WRITING, why);
+}
+
+static void
+on_park_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_park *p = arg;
+	long ms = p->cs->srv->conf.chunk_wait_ms;
+	char why[96];
+
+	snprintf(why, sizeof(why), "; none came free within %ld ms (chunk_wait_ms)", ms);
+	park_busy(park_unlink(p), why);
+}
+
+/* The client went: its place goes at once (the answer goes nowhere). */
+static void
+on_park_gone(struct ntm_req *req, void *arg)
+{
+	park_busy(park_unlink(arg), "");
+}
+
+/* Whether a chunk of a new upload would find a slot now. */
+static int
+slot_free(const struct cs *cs)
+{
+	for (int i = 0; i < CS_WRITING; i++)
+		if (cs->writing[i].id[0] == '\0' ||
+		    (!cs->writing[i].active && cs->writing[i].jobs == 0))
+			return 1;
+	return 0;
+}
+
+/* Slots are free: the oldest waiting chunks go, as long as some are. */
+static void
+park_wake(struct cs *cs)
+{
+	while (cs->parked && slot_free(cs))
+		chunk_start(cs, park_unlink(cs->parked), 0);
+}
+
+/* Queues req to wait for a slot: 0, or -1 after answering 503 (a bound
+ * reached). */
+static int
+park(struct cs *cs, struct ntm_req *req)
+{
+	const struct srv_conf *c = &cs->srv->conf;
+	struct timeval tv = { c->chunk_wait_ms / 1000, (c->chunk_wait_ms % 1000) * 1000 };
+	char addr[64], why[160];
+	struct cs_park *p;
+	const char *colon;
+	long same = 0;
+
+	snprintf(addr, sizeof(addr), "%s", ntm_req_peer(req) ? ntm_req_peer(req) : "");
+	if ((colon = strrchr(addr, ':')) != NULL)
+		addr[colon - addr] = '\0';
+	for (p = cs->parked; p; p = p->next)
+		same += strcmp(p->addr, addr) == 0;
+	if ((long)cs->nparked >= c->chunk_wait_max) {
+		snprintf(why, sizeof(why), ", and %u chunks wait for one (chunk_wait_max)",
+		    cs->nparked);
+		park_busy(req, why);
+		return -1;
+	}
+	if (same >= c->chunk_wait_per_addr) {
+		snprintf(why, sizeof(why), ", and %ld chunks from %s wait for one "
+		    "(chunk_wait_per_addr)", same, addr);
+		park_busy(req, why);
+		return -1;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->ev = evtimer_new(cs->srv->base, on_park_timeout, p)) == NULL ||
+	    evtimer_add(p->ev, &tv) < 0) {
+		if (p && p->ev)
+			event_free(p->ev);
+		free(p);
+		park_busy(req, "");
+		return -1;
+	}
+	p->cs = cs;
+	p->req = req;
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	if (cs->parked_tail == NULL)
+		cs->parked_tail = &cs->parked;
+	p->prevp = cs->parked_tail;
+	*cs->parked_tail = p;
+	cs->parked_tail = &p->next;
+	cs->nparked++;
+	ntm_req_on_gone(req, on_park_gone, p);
+	return 0;
+}
+
+void
+cs_parked_free(struct cs *cs)
+{
+	while (cs->parked)
+		park_busy(park_unlink(cs->parked), "; the CS is stopping");
+}
+
 static void
 on_chunk(struct ntm_req *req, void *arg)
 {
-	struct cs *cs = arg;
+	chunk_start(arg, req, 1);
+}
+
+static void
+chunk_start(struct cs *cs, struct ntm_req *req, int may_park)
+{
 	struct cs_who w;
 	struct cs_up u;
 	struct cs_writing *wr;
@@ -563,8 +713,15 @@ on_chunk(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "cannot start the worker");
 		goto out;
 	}
-	if ((wr = writing_find(cs, u.id, 1)) == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
-		ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks");
+	if ((wr = writing_find(cs, u.id, 1)) == NULL) {
+		if (may_park)
+			(void)park(cs, req);	/* or answers 503 */
+		else
+			park_busy(req, "");
+		goto out;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
 		goto out;
 	}
 	if (!wr->f.open && (e = cs_tmp_open(cs, u.id, &wr->f)) < 0) {
