@@ -86,31 +86,39 @@ find_object(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
  * only push out what is read often; nor was it written through the page
  * cache (store.c). A file system that refuses O_DIRECT is read as usual.
  */
+/* Bytes read from the disk at a time, and held per download being sent:
+ * the CS's CPU for a 1 GiB download was about 0.8 s reading 256 KiB at a
+ * time, 0.56 s reading 1 MiB (bench/exchange.sh, one run of 3 each). */
+#define DL_READ		(512 * 1024)
+
 struct dl {
 	int		 fd;
 	int		 direct;
-	uint64_t	 off;		/* bytes read so far */
-	uint8_t		*buf;		/* aligned, cap bytes */
-	size_t		 cap;
+	uint64_t	 off;		/* bytes handed out so far */
+	uint8_t		*buf;		/* aligned, DL_READ bytes ... */
+	uint64_t	 at;		/* ... holding the file's [at, at + len) */
+	size_t		 len;
 	char		 hex[CS_HEX_HASH + 1];
 };
 
-/* Up to cap bytes at d->off into d->buf (O_DIRECT): the count, 0 at the
- * end, or -1 with errno. */
-static ssize_t
-dl_read_direct(struct dl *d, size_t cap)
+/* Refills d->buf from d->off (O_DIRECT, aligned): 0, or -1 with errno. */
+static int
+dl_fill(struct dl *d)
 {
-	size_t want = (cap + CS_DIO_ALIGN - 1) / CS_DIO_ALIGN * CS_DIO_ALIGN;
 	void *p;
+	ssize_t n;
 
-	if (d->buf == NULL || d->cap < want) {
-		if (posix_memalign(&p, CS_DIO_ALIGN, want) != 0)
+	if (d->buf == NULL) {
+		if (posix_memalign(&p, CS_DIO_ALIGN, DL_READ) != 0)
 			return -1;
-		free(d->buf);
 		d->buf = p;
-		d->cap = want;
 	}
-	return pread(d->fd, d->buf, want, (off_t)d->off);
+	d->at = d->off;
+	d->len = 0;
+	if ((n = pread(d->fd, d->buf, DL_READ, (off_t)d->off)) < 0)
+		return -1;
+	d->len = (size_t)n;
+	return 0;
 }
 
 static long
@@ -118,19 +126,34 @@ dl_read(void *buf, size_t cap, void *arg)
 {
 	struct dl *d = arg;
 	ssize_t n;
-	int dio;
+	size_t k;
 
 	for (;;) {
-		dio = d->direct && d->off % CS_DIO_ALIGN == 0;
-		n = dio ? dl_read_direct(d, cap) : pread(d->fd, buf, cap, (off_t)d->off);
-		if (n < 0 && errno == EINTR)
+		if (d->direct && d->off >= d->at && d->off < d->at + d->len) {
+			k = d->at + d->len - d->off;
+			n = (ssize_t)(k < cap ? k : cap);
+			memcpy(buf, d->buf + (d->off - d->at), (size_t)n);
+			break;
+		}
+		if (d->direct && d->off % CS_DIO_ALIGN == 0) {
+			if (dl_fill(d) == 0) {
+				if (d->len == 0) {
+					n = 0;
+					break;
+				}
+				continue;
+			}
+		} else if ((n = pread(d->fd, buf, cap, (off_t)d->off)) >= 0)
+			break;
+		if (errno == EINTR)
 			continue;
 		/* Refused (this file system, or an odd offset): as usual. */
-		if (n < 0 && d->direct && errno == EINVAL &&
+		if (d->direct && errno == EINVAL &&
 		    fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_DIRECT) == 0) {
 			d->direct = 0;
 			continue;
 		}
+		n = -1;
 		break;
 	}
 	if (n < 0) {
@@ -139,10 +162,6 @@ dl_read(void *buf, size_t cap, void *arg)
 	}
 	if (n == 0)
 		return NTM_ERR_SHORT;
-	if ((size_t)n > cap)
-		n = (ssize_t)cap;
-	if (dio)
-		memcpy(buf, d->buf, (size_t)n);
 	d->off += (uint64_t)n;
 	return (long)n;
 }
