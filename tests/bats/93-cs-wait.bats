@@ -10,6 +10,7 @@
 #   curl x 64 (slow, 127.0.0.1) ---PUT---> ntm-cs [64 slots busy]
 #   curl x 4 (127.0.0.1), 1 (127.0.0.2), 1 (127.0.0.3) --PUT--> wait
 #   curl (127.0.0.1: per address) and curl (127.0.0.4: in all) --PUT--> 503
+#   then, chunk_wait_ms = 1500: one that waits longer --> 503
 
 load helpers
 
@@ -153,4 +154,28 @@ done_all() {
 		assert_equal "$(sed '$d' "$d/$n.out" | jq -r .sha256)" "$(cat "$d/$n.sha")"
 	done
 	assert_equal "$(waiting)" 0
+}
+
+@test "a chunk that waits longer than chunk_wait_ms is answered 503 busy, naming it" {
+	local i d=$BATS_FILE_TMPDIR
+	platform_stop_role "$(P)" cs
+	sed -i 's/^chunk_wait_ms = .*/chunk_wait_ms = 1500/' "$(P)/cs.conf"
+	PLATFORM_ROLES=cs platform_start "$(P)"
+	for ((i = 1; i <= SLOTS; i++)); do
+		obj "t$i" "u$((i % 16))" $SLOW
+	done
+	obj tw vtw 100000
+	for ((i = 1; i <= SLOTS; i++)); do
+		put "t$i" 127.0.0.1 64k
+	done
+	wait_for "64 chunks being received" slots_busy
+	put tw 127.0.0.2 100m
+	wait_for "tw answered" done_all tw
+	assert_equal "$(tail -n 1 "$d/tw.out")" 503
+	assert_equal "$(sed '$d' "$d/tw.out" | jq -r .code)" busy
+	sed '$d' "$d/tw.out" | jq -r .message | grep -q chunk_wait_ms
+	assert_equal "$(waiting)" 0
+	for ((i = 1; i <= SLOTS; i++)); do
+		kill -KILL "$(cat "$d/t$i.curlpid")" 2>/dev/null || true
+	done
 }
