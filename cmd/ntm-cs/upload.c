@@ -611,7 +611,7 @@ park(struct cs *cs, struct ntm_req *req)
 	long same = 0;
 
 	snprintf(addr, sizeof(addr), "%s", ntm_req_peer(req) ? ntm_req_peer(req) : "");
-	if ((colon = strrchr(addr, ':')) != NULL)
+	if ((colon = strrchr(addr, ':')) != NULL && (addr[0] != '[' || colon[-1] == ']'))
 		addr[colon - addr] = '\0';
 	for (p = cs->parked; p; p = p->next)
 		same += strcmp(p->addr, addr) == 0;
