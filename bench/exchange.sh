@@ -304,6 +304,7 @@ row "ntm fetch (download + open + fsync)" "$D" "$dnb" "CPU: CS $(f2 "$csd") s, c
 if [ "$BIG_REPEAT" -gt 1 ]; then
 	echo "  runs (s): curl -T:$up_ng; ntm send:$up_ntm; curl -o /dev/null:$dn_ng;"
 	echo "            curl -o FILE:$dnf_ng; ntm fetch:$dn_ntm"
+	echo "  CPU runs (s, server then client): curl -T: nginx$cpu_up_ng; ntm send:$cpu_up_ntm"
 fi
 echo "peak RSS ($MB MiB object; median of $BIG_REPEAT):"
 printf '  ntm send   %8s MiB\n' "$(kb_mib "$(echo "$rss_send" | median)")"

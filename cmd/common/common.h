@@ -121,6 +121,9 @@ struct srv_conf {
 	long	 object_ttl_s;		/* CS: default and longest object lifetime */
 	long	 gc_interval_s;		/* CS: period of the garbage collector */
 	long	 upload_idle_s;		/* CS: an unfinished upload idle this long is dropped */
+	long	 chunk_wait_max;	/* CS: chunks waiting for a free upload slot */
+	long	 chunk_wait_per_addr;	/* CS: the same, from one source address */
+	long	 chunk_wait_ms;		/* CS: the longest such wait */
 	char	*public_url;		/* CS: the https URL clients reach it at (announced) */
 	long	 announce_retry_max_s;	/* CS: longest wait between announcement tries */
 	long	 dns_rate;		/* DC: alike DNS answers/s per source prefix (0: off) */

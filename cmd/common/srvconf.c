@@ -38,6 +38,8 @@ static const struct {
 	I(as_timeout_ms, R_DC | R_CS, 100, 120000),
 	I(quota_bytes, R_CS, 1, (1L << 50)), I(object_ttl_s, R_CS, 1, 365L * 86400),
 	I(gc_interval_s, R_CS, 1, 86400), I(upload_idle_s, R_CS, 1, 30L * 86400),
+	I(chunk_wait_max, R_CS, 0, 1000000), I(chunk_wait_per_addr, R_CS, 0, 1000000),
+	I(chunk_wait_ms, R_CS, 1, 600000),
 	S(public_url, R_CS), I(announce_retry_max_s, R_CS, 1, 86400),
 	I(dns_rate, R_DC, 0, 1000000), I(dns_rate_total, R_DC, 1, 10000000),
 	S(user, R_ALL),
@@ -237,6 +239,9 @@ conf_defaults(struct srv_conf *c)
 	c->gc_interval_s = 60;
 	c->announce_retry_max_s = 300;
 	c->upload_idle_s = 3600;
+	c->chunk_wait_max = 1024;
+	c->chunk_wait_per_addr = 16;
+	c->chunk_wait_ms = 15000;
 	c->dns_rate = 20;
 	c->dns_rate_total = 20000;
 	c->client_idle_days = 90;

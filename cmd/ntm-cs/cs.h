@@ -48,6 +48,7 @@ struct cs_who {
 struct cs_commit_job;
 struct cs_announcer;
 struct cs_mwait;
+struct cs_park;
 
 /*
  * The SHA-256 of an upload's bytes so far, kept as its chunks are written,
@@ -68,12 +69,30 @@ struct cs_hash {
  * read; the CS answers once every piece is written.
  */
 #define CS_WRITING	64
+#define CS_WRITEBACK_LAG	(8 * 1024 * 1024)	/* store.c: cs_tmp_append */
+#define CS_DIO_ALIGN		NTM_HTTPD_PIECE_ALIGN	/* O_DIRECT writes */
+
+/* An upload's temp file open for appending (store.c; the worker's while
+ * a piece is written). */
+struct cs_tmpfile {
+	int		 open;		/* fd is the file's */
+	int		 fd;
+	int		 flags;		/* as opened */
+	int		 direct;	/* O_DIRECT may be tried */
+	int		 on;		/* O_DIRECT is set now */
+	uint64_t	 wb;		/* writeback begun up to here */
+};
 struct cs_writing {
 	char		 id[CS_HEX_ID + 1];	/* "" when free */
 	int		 jobs;		/* pieces queued or being written */
 	int		 active;	/* a chunk is being received */
 	int64_t		 end;		/* the upload's size once they are written */
 	int		 failed;	/* one failed: the file's size is the truth */
+	/* Between chunks an idle slot (not active, no jobs) keeps its
+	 * upload's temp file open, until the upload ends or a slot is
+	 * wanted for another. */
+	struct cs_tmpfile f;
+	int64_t		 used;		/* for taking the least recently used */
 };
 
 struct cs {
@@ -82,6 +101,10 @@ struct cs {
 	struct cs_hash		 hashes[CS_HASHES];
 	int64_t			 hash_clock;
 	struct cs_writing	 writing[CS_WRITING];
+	int64_t			 writing_clock;
+	/* Chunk PUTs waiting for a slot (upload.c), oldest first. */
+	struct cs_park		*parked, **parked_tail;
+	unsigned		 nparked;
 	sqlite3			*db;
 	struct ntm_worker	*worker;	/* made on first commit (after fork) */
 	struct event		*gc_ev;
@@ -175,8 +198,15 @@ int  cs_db_has_upload(sqlite3 *db, const char *id);
 /* store.c: files under objdir */
 int  cs_store_init(struct cs *cs, char *err, size_t errlen);
 void cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap);
-/* Appends len bytes at offset to the temp file of id (created at offset 0). */
-int  cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len);
+/* Makes the empty temp file of a new upload. */
+int  cs_tmp_create(struct cs *cs, const char *id);
+/* The temp file of upload id open for appending into f: 0,
+ * NTM_ERR_NOTFOUND if it is gone, or another error. */
+int  cs_tmp_open(struct cs *cs, const char *id, struct cs_tmpfile *f);
+void cs_tmp_close(struct cs_tmpfile *f);
+/* Appends len bytes at offset to f (on the worker): NTM_ERR_SHORT unless
+ * the file ends at offset. */
+int  cs_tmp_append(struct cs_tmpfile *f, uint64_t offset, const void *p, size_t len);
 /* Bytes in the temp file of id, NTM_ERR_NOTFOUND if it is gone, or another error. */
 int64_t cs_tmp_size(struct cs *cs, const char *id);
 void cs_tmp_remove(struct cs *cs, const char *id);
@@ -218,6 +248,10 @@ json_t *cs_json_body(struct ntm_req *req);
 /* upload.c, object.c, gc.c */
 extern const struct ntm_http_route cs_upload_routes[];
 int  cs_upload_busy(const struct cs *cs, const char *id);
+/* Closes the file an idle upload slot keeps open (its upload ended). */
+void cs_upload_forget(struct cs *cs, const char *id);
+/* Answers every chunk PUT still waiting for a slot (at shutdown). */
+void cs_parked_free(struct cs *cs);
 extern const struct ntm_http_route cs_object_routes[];
 /* Answers the meta long-polls of sha256 that have nothing untried left. */
 void cs_meta_wake(struct cs *cs, const char *sha256);

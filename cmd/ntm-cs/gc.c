@@ -35,6 +35,7 @@ gc_uploads(struct cs *cs, int64_t now)
 	for (i = 0; i < n; i++) {
 		if (cs_upload_busy(cs, id[i]) || cs_db_upload_del(cs->db, id[i]) < 0)
 			continue;
+		cs_upload_forget(cs, id[i]);
 		cs_tmp_remove(cs, id[i]);
 		log_info("gc: upload %s abandoned", id[i]);
 	}

@@ -34,6 +34,7 @@ static void
 cs_teardown(struct srv *s)
 {
 	cs_meta_waits_free(&cs);
+	cs_parked_free(&cs);
 	cs_hashes_free(&cs);
 	cs_announce_stop(&cs);
 	cs_gc_stop(&cs);
@@ -82,6 +83,9 @@ cs_metrics(struct srv *s, struct ntm_prom *p)
 	ntm_prom_family(p, "ntm_cs_stored_bytes_total", NTM_PROM_COUNTER,
 	    "Bytes of the objects committed");
 	ntm_prom_int(p, NULL, (int64_t)cs.bytes_stored);
+	ntm_prom_family(p, "ntm_cs_chunks_waiting", NTM_PROM_GAUGE,
+	    "Chunk PUTs waiting for a free upload slot (chunk_wait_max)");
+	ntm_prom_int(p, NULL, (int64_t)cs.nparked);
 	ntm_prom_family(p, "ntm_cs_announcements_total", NTM_PROM_COUNTER,
 	    "Announcements to recipients' DCs, by result (ok, failed for good, retry later)");
 	for (i = 0; i < sizeof(result) / sizeof(result[0]); i++)
@@ -118,7 +122,11 @@ static const struct srv_spec cs_spec = {
 			  "                       it objects are stored but not announced\n"
 			  "  public_url = URL     the https URL clients reach this CS at\n"
 			  "                       (default https://LISTEN)\n"
-			  "  announce_retry_max_s = N  longest wait between tries (default 300)",
+			  "  announce_retry_max_s = N  longest wait between tries (default 300)\n"
+			  "  chunk_wait_max = N   chunk PUTs that wait for a free upload slot,\n"
+			  "                       past them 503 busy (default 1024; 0: none)\n"
+			  "  chunk_wait_per_addr = N  the same, from one address (default 16)\n"
+			  "  chunk_wait_ms = N    the longest such wait (default 15000)",
 	.max_body	= CS_CHUNK_MAX,
 	.revoke		= cs_revoke,
 	.cert_renewed	= cs_cert_renewed,

@@ -11,6 +11,7 @@
  * not exist (404 unknown_object), so hashes cannot be probed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,25 +79,91 @@ find_object(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 
 /* ---- GET /v1/cs/object --------------------------------------------------- */
 
+/*
+ * An object is read from the disk into one reused buffer of the download's
+ * own (O_DIRECT: aligned offsets, whole blocks), not through the page
+ * cache: it is most often read once, long after it was written, and would
+ * only push out what is read often; nor was it written through the page
+ * cache (store.c). A file system that refuses O_DIRECT is read as usual.
+ */
+/* Bytes read from the disk at a time, and held per download being sent:
+ * the CS's CPU for a 1 GiB download was about 0.8 s reading 256 KiB at a
+ * time, 0.56 s reading 1 MiB (bench/exchange.sh, one run of 3 each). */
+#define DL_READ		(512 * 1024)
+
 struct dl {
 	int		 fd;
+	int		 direct;
+	uint64_t	 off;		/* bytes handed out so far */
+	uint8_t		*buf;		/* aligned, DL_READ bytes ... */
+	uint64_t	 at;		/* ... holding the file's [at, at + len) */
+	size_t		 len;
 	char		 hex[CS_HEX_HASH + 1];
 };
+
+/* Refills d->buf from d->off (O_DIRECT, aligned): 0, or -1 with errno. */
+static int
+dl_fill(struct dl *d)
+{
+	void *p;
+	ssize_t n;
+
+	if (d->buf == NULL) {
+		if (posix_memalign(&p, CS_DIO_ALIGN, DL_READ) != 0)
+			return -1;
+		d->buf = p;
+	}
+	d->at = d->off;
+	d->len = 0;
+	if ((n = pread(d->fd, d->buf, DL_READ, (off_t)d->off)) < 0)
+		return -1;
+	d->len = (size_t)n;
+	return 0;
+}
 
 static long
 dl_read(void *buf, size_t cap, void *arg)
 {
 	struct dl *d = arg;
 	ssize_t n;
+	size_t k;
 
-	do
-		n = read(d->fd, buf, cap);
-	while (n < 0 && errno == EINTR);
+	for (;;) {
+		if (d->direct && d->off >= d->at && d->off < d->at + d->len) {
+			k = d->at + d->len - d->off;
+			n = (ssize_t)(k < cap ? k : cap);
+			memcpy(buf, d->buf + (d->off - d->at), (size_t)n);
+			break;
+		}
+		if (d->direct && d->off % CS_DIO_ALIGN == 0) {
+			if (dl_fill(d) == 0) {
+				if (d->len == 0) {
+					n = 0;
+					break;
+				}
+				continue;
+			}
+		} else if ((n = pread(d->fd, buf, cap, (off_t)d->off)) >= 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		/* Refused (this file system, or an odd offset): as usual. */
+		if (d->direct && errno == EINVAL &&
+		    fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_DIRECT) == 0) {
+			d->direct = 0;
+			continue;
+		}
+		n = -1;
+		break;
+	}
 	if (n < 0) {
 		log_warn("object %s: read", d->hex);
 		return NTM_ERR_IO;
 	}
-	return n == 0 ? NTM_ERR_SHORT : (long)n;
+	if (n == 0)
+		return NTM_ERR_SHORT;
+	d->off += (uint64_t)n;
+	return (long)n;
 }
 
 static void
@@ -107,6 +174,7 @@ dl_end(void *arg, int err)
 	if (err)
 		log_info("object %s: download ended early: %s", d->hex, ntm_strerror(err));
 	close(d->fd);
+	free(d->buf);
 	free(d);
 }
 
@@ -128,6 +196,7 @@ on_get(struct ntm_req *req, void *arg)
 		return;
 	}
 	snprintf(d->hex, sizeof(d->hex), "%s", o.sha256);
+	d->direct = fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) | O_DIRECT) == 0;
 	ntm_reply_stream(req, 200, "application/octet-stream", (uint64_t)o.size,
 	    dl_read, dl_end, d);
 }

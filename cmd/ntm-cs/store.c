@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,36 +44,111 @@ cs_tmp_path(const struct cs *cs, const char *id, char *out, size_t cap)
 }
 
 int
-cs_tmp_write(struct cs *cs, const char *id, uint64_t offset, const void *p, size_t len)
+cs_tmp_create(struct cs *cs, const char *id)
 {
 	char path[PATH_MAX];
-	const uint8_t *b = p;
-	uint64_t start;
-	ssize_t n;
 	int fd;
 
 	cs_tmp_path(cs, id, path, sizeof(path));
-	/* Made empty when the upload is; a chunk written after the upload
-	 * was dropped must not bring it back. */
-	if ((fd = open(path, O_WRONLY | O_CLOEXEC | (len == 0 ? O_CREAT : 0), 0600)) < 0)
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return NTM_ERR_IO;
+	return close(fd) == 0 ? 0 : NTM_ERR_IO;
+}
+
+int
+cs_tmp_open(struct cs *cs, const char *id, struct cs_tmpfile *f)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	cs_tmp_path(cs, id, path, sizeof(path));
+	/* Never O_CREAT: the file is made empty when the upload is, and a
+	 * chunk of an upload that was dropped must not bring it back. */
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? NTM_ERR_NOTFOUND : NTM_ERR_IO;
-	start = offset;
+	f->open = 1;
+	f->fd = fd;
+	f->flags = fcntl(fd, F_GETFL);
+	f->direct = f->flags >= 0;	/* until a file system refuses it */
+	return 0;
+}
+
+void
+cs_tmp_close(struct cs_tmpfile *f)
+{
+	if (f->open)
+		close(f->fd);
+	f->open = 0;
+}
+
+/* O_DIRECT on or off for the next write; 0, or -1 when it cannot be. */
+static int
+set_direct(struct cs_tmpfile *f, int on)
+{
+	if (on == f->on)
+		return 0;
+	if (fcntl(f->fd, F_SETFL, on ? f->flags | O_DIRECT : f->flags & ~O_DIRECT) < 0)
+		return -1;
+	f->on = on;
+	return 0;
+}
+
+/*
+ * The bytes of an upload go to the disk from the piece's own memory
+ * (O_DIRECT) when the piece and its offset are aligned, as they are but
+ * for a resumed upload's odd offset and an object's last bytes: they are
+ * not copied into the page cache, where they would only wait for the
+ * commit's fsync (the recipient reads them later, often much later), and
+ * nothing is left for that fsync but the file's metadata. The rest, and
+ * everything on a file system that refuses O_DIRECT, is written through
+ * the page cache and handed to the disk in runs of at least
+ * CS_WRITEBACK_LAG, that much behind the end (so a page just written is
+ * never waited on).
+ * Nothing here needs to be durable: a commit fsyncs, and one after a crash
+ * reads the file back and checks its hash.
+ */
+int
+cs_tmp_append(struct cs_tmpfile *f, uint64_t offset, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	struct stat st;
+	size_t want;
+	ssize_t n;
+	int dio;
+
+	/* Right after the piece before it, or that one failed: no hole. */
+	if (fstat(f->fd, &st) < 0)
+		return NTM_ERR_IO;
+	if ((uint64_t)st.st_size != offset)
+		return NTM_ERR_SHORT;
 	while (len > 0) {
-		if ((n = pwrite(fd, b, len, (off_t)offset)) < 0) {
+		dio = f->direct && offset % CS_DIO_ALIGN == 0 &&
+		    (uintptr_t)b % CS_DIO_ALIGN == 0 && len >= CS_DIO_ALIGN;
+		want = dio ? len - len % CS_DIO_ALIGN : len;
+		if (set_direct(f, dio) < 0) {
+			f->direct = 0;
+			continue;
+		}
+		if ((n = pwrite(f->fd, b, want, (off_t)offset)) < 0) {
 			if (errno == EINTR)
 				continue;
-			close(fd);
+			if (dio && errno == EINVAL) {
+				f->direct = 0;	/* this file system will not */
+				continue;
+			}
 			return NTM_ERR_IO;
 		}
 		b += n;
 		len -= (size_t)n;
 		offset += (uint64_t)n;
 	}
-	/* Start writing it out now: the commit's fsync then has little left. */
-	if (offset > start)
-		(void)sync_file_range(fd, (off_t)start, (off_t)(offset - start),
-		    SYNC_FILE_RANGE_WRITE);
-	return close(fd) == 0 ? 0 : NTM_ERR_IO;
+	if (offset >= f->wb + 2 * (uint64_t)CS_WRITEBACK_LAG) {
+		(void)sync_file_range(f->fd, (off_t)f->wb,
+		    (off_t)(offset - CS_WRITEBACK_LAG - f->wb), SYNC_FILE_RANGE_WRITE);
+		f->wb = offset - CS_WRITEBACK_LAG;
+	}
+	return 0;
 }
 
 /* ---- running hashes ------------------------------------------------------- */

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "cs.h"
@@ -177,7 +179,7 @@ create(struct cs *cs, struct ntm_req *req, const struct cs_who *w, struct create
 	if ((u.dests = check_dests(req, a->to)) == NULL)
 		return;
 	fill_up(&u, w, a);
-	if (cs_tmp_write(cs, u.id, 0, "", 0) < 0 || cs_db_upload_add(cs->db, &u) < 0) {
+	if (cs_tmp_create(cs, u.id) < 0 || cs_db_upload_add(cs->db, &u) < 0) {
 		log_warn("upload %s: cannot create", u.id);
 		cs_tmp_remove(cs, u.id);
 		ntm_reply_error(req, 500, "internal", NULL, "cannot create the upload");
@@ -252,6 +254,7 @@ find_upload(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 	}
 	if ((*have = cs_tmp_size(cs, id)) == NTM_ERR_NOTFOUND) {
 		/* Renamed away by a commit the CS did not finish: start over. */
+		cs_upload_forget(cs, id);
 		(void)cs_db_upload_del(cs->db, id);
 		free(u->dests);
 		ntm_reply_error(req, 404, "unknown_upload", "id", "upload %s was lost; "
@@ -322,28 +325,58 @@ struct cs_put {
 
 struct cs_chunk_job {
 	struct cs_put	*put;
+	struct cs_tmpfile *f;		/* the slot's */
 	uint64_t	 offset;
 	uint8_t		*body;
 	size_t		 len;
 	int		 res;
 };
 
+/* Lets slot wr go, closing its file. */
+static void
+writing_release(struct cs_writing *wr)
+{
+	if (wr->id[0] != '\0')
+		cs_tmp_close(&wr->f);
+	memset(wr, 0, sizeof(*wr));
+}
+
+/*
+ * The slot of upload id; with make, a new one when it has none: a free
+ * slot, or the least recently used idle one. NULL when none is left.
+ */
 static struct cs_writing *
 writing_find(struct cs *cs, const char *id, int make)
 {
-	struct cs_writing *free_one = NULL;
+	struct cs_writing *free_one = NULL, *idle = NULL, *wr;
 
 	for (int i = 0; i < CS_WRITING; i++) {
-		if (strcmp(cs->writing[i].id, id) == 0)
-			return &cs->writing[i];
-		if (free_one == NULL && cs->writing[i].id[0] == '\0')
-			free_one = &cs->writing[i];
+		wr = &cs->writing[i];
+		if (strcmp(wr->id, id) == 0)
+			return wr;
+		if (free_one == NULL && wr->id[0] == '\0')
+			free_one = wr;
+		else if (wr->id[0] != '\0' && !wr->active && wr->jobs == 0 &&
+		    (idle == NULL || wr->used < idle->used))
+			idle = wr;
 	}
-	if (!make || free_one == NULL)
+	if (!make || (free_one == NULL && idle == NULL))
 		return NULL;
-	memset(free_one, 0, sizeof(*free_one));
+	if (free_one == NULL)
+		free_one = idle;
+	writing_release(free_one);
 	snprintf(free_one->id, sizeof(free_one->id), "%s", id);
 	return free_one;
+}
+
+/* The upload ends (committed, abandoned, lost): its idle slot goes. */
+void
+cs_upload_forget(struct cs *cs, const char *id)
+{
+	struct cs_writing *wr = writing_find(cs, id, 0);
+
+	if (wr && !wr->active && wr->jobs == 0)
+		writing_release(wr);
 }
 
 /* Where upload id ends: after its queued pieces, else the file's size. */
@@ -362,16 +395,14 @@ chunk_work(void *arg)
 	struct cs *cs = j->put->cs;
 	const char *id = j->put->u.id;
 
-	/* Right after the piece before it, or that one failed: no hole. */
-	if (cs_tmp_size(cs, id) != (int64_t)j->offset)
-		j->res = NTM_ERR_SHORT;
-	else if ((j->res = cs_tmp_write(cs, id, j->offset, j->body, j->len)) == 0)
+	if ((j->res = cs_tmp_append(j->f, j->offset, j->body, j->len)) == 0)
 		cs_hash_add(cs, id, j->offset, j->body, j->len);
 	else
 		cs_hash_drop(cs, id);
 }
 
 static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
+static void park_wake(struct cs *cs);
 
 /* Every piece is written (or the chunk failed): answer and let go. */
 static void
@@ -382,11 +413,8 @@ put_finish(struct cs_put *p)
 
 	if (p->jobs > 0 || (!p->last && !p->failed))
 		return;
-	if (wr) {
-		wr->active = 0;
-		if (wr->jobs == 0)
-			memset(wr, 0, sizeof(*wr));
-	}
+	if (wr)
+		wr->active = 0;		/* idle: its file stays open for the next chunk */
 	if (p->req == NULL)
 		;
 	else if (p->failed)
@@ -402,6 +430,7 @@ put_finish(struct cs_put *p)
 		ntm_reply_json(p->req, 200, upload_json(&p->u, (int64_t)p->end));
 	free(p->u.dests);
 	free(p);
+	park_wake(cs);		/* a slot is free now */
 }
 
 static void
@@ -463,6 +492,7 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 		return;
 	}
 	j->put = p;
+	j->f = &wr->f;
 	j->offset = p->at;
 	j->body = data;
 	j->len = len;
@@ -484,10 +514,157 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 static int commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u,
     int64_t have, int64_t size, const char *hex);
 
+/* ---- chunks waiting for a slot ----------------------------------------------- */
+
+/*
+ * A chunk PUT that found all CS_WRITING slots receiving chunks waits for
+ * one (its body unread, so it costs its connection and no more), at most
+ * chunk_wait_ms, instead of a 503 the client would have to send again; at
+ * most chunk_wait_max such chunks at once, chunk_wait_per_addr of them
+ * from one source address. Past these bounds the answer is 503 as before.
+ * The oldest goes first when a slot frees, and is then checked anew from
+ * the start (its upload may have moved on meanwhile).
+ */
+struct cs_park {
+	struct cs_park	*next, **prevp;
+	struct cs	*cs;
+	struct ntm_req	*req;
+	struct event	*ev;
+	char		 addr[64];	/* the source, without its port */
+};
+
+static void chunk_start(struct cs *cs, struct ntm_req *req, int may_park);
+
+/* Takes p out of the queue and frees it (its request is the caller's). */
+static struct ntm_req *
+park_unlink(struct cs_park *p)
+{
+	struct cs *cs = p->cs;
+	struct ntm_req *req = p->req;
+
+	*p->prevp = p->next;
+	if (p->next)
+		p->next->prevp = p->prevp;
+	else
+		cs->parked_tail = p->prevp;
+	cs->nparked--;
+	event_free(p->ev);
+	free(p);
+	ntm_req_on_gone(req, NULL, NULL);
+	return req;
+}
+
+static void
+park_busy(struct ntm_req *req, const char *why)
+{
+	ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks "
+	    "(%d)%s", CS_WRITING, why);
+}
+
+static void
+on_park_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct cs_park *p = arg;
+	long ms = p->cs->srv->conf.chunk_wait_ms;
+	char why[96];
+
+	snprintf(why, sizeof(why), "; none came free within %ld ms (chunk_wait_ms)", ms);
+	park_busy(park_unlink(p), why);
+}
+
+/* The client went: its place goes at once (the answer goes nowhere). */
+static void
+on_park_gone(struct ntm_req *req, void *arg)
+{
+	park_busy(park_unlink(arg), "");
+}
+
+/* Whether a chunk of a new upload would find a slot now. */
+static int
+slot_free(const struct cs *cs)
+{
+	for (int i = 0; i < CS_WRITING; i++)
+		if (cs->writing[i].id[0] == '\0' ||
+		    (!cs->writing[i].active && cs->writing[i].jobs == 0))
+			return 1;
+	return 0;
+}
+
+/* Slots are free: the oldest waiting chunks go, as long as some are. */
+static void
+park_wake(struct cs *cs)
+{
+	while (cs->parked && slot_free(cs))
+		chunk_start(cs, park_unlink(cs->parked), 0);
+}
+
+/* Queues req to wait for a slot: 0, or -1 after answering 503 (a bound
+ * reached). */
+static int
+park(struct cs *cs, struct ntm_req *req)
+{
+	const struct srv_conf *c = &cs->srv->conf;
+	struct timeval tv = { c->chunk_wait_ms / 1000, (c->chunk_wait_ms % 1000) * 1000 };
+	char addr[64], why[160];
+	struct cs_park *p;
+	const char *colon;
+	long same = 0;
+
+	snprintf(addr, sizeof(addr), "%s", ntm_req_peer(req) ? ntm_req_peer(req) : "");
+	if ((colon = strrchr(addr, ':')) != NULL && (addr[0] != '[' || colon[-1] == ']'))
+		addr[colon - addr] = '\0';
+	for (p = cs->parked; p; p = p->next)
+		same += strcmp(p->addr, addr) == 0;
+	if ((long)cs->nparked >= c->chunk_wait_max) {
+		snprintf(why, sizeof(why), ", and %u chunks wait for one (chunk_wait_max)",
+		    cs->nparked);
+		park_busy(req, why);
+		return -1;
+	}
+	if (same >= c->chunk_wait_per_addr) {
+		snprintf(why, sizeof(why), ", and %ld chunks from %s wait for one "
+		    "(chunk_wait_per_addr)", same, addr);
+		park_busy(req, why);
+		return -1;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->ev = evtimer_new(cs->srv->base, on_park_timeout, p)) == NULL ||
+	    evtimer_add(p->ev, &tv) < 0) {
+		if (p && p->ev)
+			event_free(p->ev);
+		free(p);
+		park_busy(req, "");
+		return -1;
+	}
+	p->cs = cs;
+	p->req = req;
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	if (cs->parked_tail == NULL)
+		cs->parked_tail = &cs->parked;
+	p->prevp = cs->parked_tail;
+	*cs->parked_tail = p;
+	cs->parked_tail = &p->next;
+	cs->nparked++;
+	ntm_req_on_gone(req, on_park_gone, p);
+	return 0;
+}
+
+void
+cs_parked_free(struct cs *cs)
+{
+	while (cs->parked)
+		park_busy(park_unlink(cs->parked), "; the CS is stopping");
+}
+
 static void
 on_chunk(struct ntm_req *req, void *arg)
 {
-	struct cs *cs = arg;
+	chunk_start(arg, req, 1);
+}
+
+static void
+chunk_start(struct cs *cs, struct ntm_req *req, int may_park)
+{
 	struct cs_who w;
 	struct cs_up u;
 	struct cs_writing *wr;
@@ -496,6 +673,7 @@ on_chunk(struct ntm_req *req, void *arg)
 	uint64_t offset, blen = ntm_req_body_len(req);
 	size_t len = blen > (uint64_t)CS_CHUNK_MAX ? (size_t)CS_CHUNK_MAX + 1 : (size_t)blen;
 	int64_t have;
+	int e;
 
 	if (cs_auth(cs, req, &w) < 0)
 		return;
@@ -535,10 +713,30 @@ on_chunk(struct ntm_req *req, void *arg)
 		ntm_reply_error(req, 500, "internal", NULL, "cannot start the worker");
 		goto out;
 	}
-	if ((wr = writing_find(cs, u.id, 1)) == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
-		ntm_reply_error(req, 503, "busy", NULL, "too many uploads receiving chunks");
+	if ((wr = writing_find(cs, u.id, 1)) == NULL) {
+		if (may_park)
+			(void)park(cs, req);	/* or answers 503 */
+		else
+			park_busy(req, "");
 		goto out;
 	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		ntm_reply_error(req, 500, "internal", NULL, "out of memory");
+		goto out;
+	}
+	if (!wr->f.open && (e = cs_tmp_open(cs, u.id, &wr->f)) < 0) {
+		writing_release(wr);
+		free(p);
+		if (e == NTM_ERR_NOTFOUND) {
+			(void)cs_db_upload_del(cs->db, u.id);
+			ntm_reply_error(req, 404, "unknown_upload", "id", "upload %s was "
+			    "lost; start again", u.id);
+		} else
+			ntm_reply_error(req, 500, "internal", NULL, "cannot open the upload file");
+		goto out;
+	}
+	wr->used = ++cs->writing_clock;
+	wr->failed = 0;
 	/* A chunk keeps its upload from the collector (upload_idle_s); the one
 	 * that commits needs no such write: the commit ends the upload. */
 	if (hex == NULL)
@@ -587,6 +785,7 @@ on_abandon(struct ntm_req *req, void *arg)
 	if (cs_db_upload_del(cs->db, u.id) < 0)
 		ntm_reply_error(req, 500, "internal", NULL, "cannot delete the upload");
 	else {
+		cs_upload_forget(cs, u.id);
 		cs_tmp_remove(cs, u.id);
 		log_info("upload %s: abandoned by its owner", u.id);
 		ntm_reply_json(req, 200, json_pack("{s:s, s:b}", "upload", u.id,
@@ -725,6 +924,7 @@ commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *he
 		free(u->dests);
 		return;
 	}
+	cs_upload_forget(cs, u->id);	/* the commit opens the file itself */
 	j->cs = cs;
 	j->req = req;
 	j->up = *u;		/* takes dests */

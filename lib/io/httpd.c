@@ -1383,13 +1383,18 @@ req_body_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ntm_req *r = arg;
 	size_t len = r->sbuf ? evbuffer_get_length(r->sbuf) : 0;
-	uint8_t *data;
+	void *data;
 
 	if (r->body_out || r->body_last || r->body_fn == NULL)
 		return;
 	if (len >= NTM_HTTPD_STREAM_WINDOW || (len > 0 && (r->body_end || r->body_gone))) {
-		if ((data = malloc(len)) == NULL ||
-		    evbuffer_remove(r->sbuf, data, len) != (int)len) {
+		/* Whole multiples of the alignment but at the end (the
+		 * window is one): the rest waits for the next piece. */
+		if (!r->body_end && !r->body_gone)
+			len -= len % NTM_HTTPD_PIECE_ALIGN;
+		if (posix_memalign(&data, NTM_HTTPD_PIECE_ALIGN, len) != 0)
+			data = NULL;
+		if (data == NULL || evbuffer_remove(r->sbuf, data, len) != (int)len) {
 			free(data);
 			r->body_gone = 1;	/* as if the client had gone */
 			if (r->sconn)
