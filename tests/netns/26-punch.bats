@@ -170,18 +170,8 @@ punched_without_rs_acks() {
 
 # block / unblock: nat1 forwards nothing between bob and carol's NAT (the
 # DC and the RS are still reached): no direct path.
-block() {
-	n nat1 nft -f - <<-NFT
-	table inet punchblock {
-		chain nodirect {
-			type filter hook forward priority -10;
-			ip daddr 198.18.3.1 drop
-			ip saddr 198.18.3.1 drop
-		}
-	}
-	NFT
-}
-unblock() { n nat1 nft delete table inet punchblock; }
+block() { nat_block nat1 198.18.3.1; }
+unblock() { nat_unblock nat1; }
 
 fresh_tunnel() {
 	ntmc a1 bob tunnel close "$(fqdn_of carol)" >/dev/null 2>&1 || true

@@ -37,18 +37,8 @@ setup() {
 	BOB=$(fqdn_of bob) CAROL=$(fqdn_of carol)
 }
 
-block() {
-	n nat1 nft -f - <<-NFT
-	table inet punchblock {
-		chain nodirect {
-			type filter hook forward priority -10;
-			ip daddr 198.18.3.1 drop
-			ip saddr 198.18.3.1 drop
-		}
-	}
-	NFT
-}
-unblock() { n nat1 nft delete table inet punchblock; }
+block() { nat_block nat1 198.18.3.1; }
+unblock() { nat_unblock nat1; }
 
 field() { tunnel_field a1 bob "$CAROL" "$1"; }
 failed() { [[ "$(field path_reason)" == *"no answer from the peer's "*": relayed" ]]; }

@@ -111,6 +111,22 @@ nat_router() {
 	NFT
 }
 
+# nat_block ROUTER ADDR / nat_unblock ROUTER: ROUTER forwards nothing to or
+# from ADDR (another router's WAN address), so no direct path between the
+# two LANs; then again.
+nat_block() {
+	n "$1" nft -f - <<-NFT
+	table inet punchblock {
+		chain nodirect {
+			type filter hook forward priority -10;
+			ip daddr $2 drop
+			ip saddr $2 drop
+		}
+	}
+	NFT
+}
+nat_unblock() { n "$1" nft delete table inet punchblock; }
+
 # home_router NAME WAN4 LAN4 [fully-random]: a NAT router as at home:
 # masquerade out of wan (fully-random: a new port for each destination),
 # and nothing from wan to the router itself. Without that input drop, the
