@@ -756,6 +756,30 @@ reg_session(struct dc *dc, const uint8_t *sid, int64_t now)
 	return s;
 }
 
+/* The answer to a REG_REQ of this burst, queued in order with the others
+ * (NULL: the burst is full, which one datagram at most each cannot make). */
+static struct dc_reg_done *
+done_add(struct dc_rt *rt, const struct dc_sess *s, const struct ntm_dcreg_act *act,
+    const struct sockaddr_storage *from, socklen_t fromlen,
+    const struct sockaddr_storage *to, int has_to)
+{
+	struct dc_reg_done *d;
+
+	if (rt->ndone == RECV_BURST)
+		return NULL;
+	d = &rt->done[rt->ndone++];
+	memset(d, 0, sizeof(*d));
+	memcpy(d->sid, s->sid, sizeof(d->sid));
+	d->from = *from;
+	d->fromlen = fromlen;
+	d->has_to = has_to;
+	if (has_to)
+		d->to = *to;
+	d->echo = act->echo;
+	d->moved = act->moved;
+	return d;
+}
+
 /* Decodes a REG_REQ, has lib/core/dcreg.c decide, and does what it says. */
 static void
 on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_storage *from,
@@ -814,19 +838,8 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 			    s->reg.alt.natted ? "natted" : "global");
 		/* Answered in order with the others, nothing to store; the
 		 * address the DC sends to stays the location's. */
-		if (rt->ndone == RECV_BURST)
-			return;
-		d = &rt->done[rt->ndone++];
-		memset(d, 0, sizeof(*d));
-		memcpy(d->sid, s->sid, sizeof(d->sid));
-		d->from = *from;
-		d->fromlen = fromlen;
-		d->has_to = has_to;
-		if (has_to)
-			d->to = *to;
-		d->echo = act.echo;
-		d->moved = act.moved;
-		d->also = 1;
+		if ((d = done_add(rt, s, &act, from, fromlen, to, has_to)) != NULL)
+			d->also = 1;
 		return;
 	}
 	if (act.alt_gone)
@@ -849,20 +862,10 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	if (act.store)
 		save_location(dc, s, 0, !stored, now);
 	dc_sess_expire(s, now);
-	if (rt->ndone == RECV_BURST)
-		return;		/* cannot happen: one per datagram at most */
-	d = &rt->done[rt->ndone++];
-	memcpy(d->sid, s->sid, sizeof(d->sid));
-	d->from = *from;
-	d->fromlen = fromlen;
-	d->has_to = has_to;
-	if (has_to)
-		d->to = *to;
-	d->echo = act.echo;
-	d->moved = act.moved;
+	if ((d = done_add(rt, s, &act, from, fromlen, to, has_to)) == NULL)
+		return;
 	d->came_online = act.came_online;
 	d->stored = stored;
-	d->also = 0;
 }
 
 /* A reflection probe: the address it came from, as long as it was, from
