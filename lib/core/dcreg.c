@@ -22,14 +22,6 @@ ntm_dcreg_alt_online(const struct ntm_dcreg *st, int64_t now, int keepalive_s,
 	    now - st->alt_seen < (int64_t)online_factor * keepalive_s;
 }
 
-static int
-family_of(const struct sockaddr_storage *ss)
-{
-	struct sockaddr_storage x = *ss;
-
-	ntm_sa_unmap(&x, NULL);
-	return x.ss_family;
-}
 
 /* Whether the second family's location still goes with loc: another
  * family, which loc's local addresses still name (a host that lost it
@@ -37,12 +29,12 @@ family_of(const struct sockaddr_storage *ss)
 static int
 alt_valid(const struct ntm_location *loc, const struct ntm_location *alt)
 {
-	int fam = family_of(&alt->reflexive);
+	int fam = ntm_sa_family(&alt->reflexive);
 
-	if (fam == family_of(&loc->reflexive))
+	if (fam == ntm_sa_family(&loc->reflexive))
 		return 0;
 	for (int i = 0; i < loc->nlocals; i++)
-		if (family_of(&loc->locals[i]) == fam)
+		if (ntm_sa_family(&loc->locals[i]) == fam)
 			return 1;
 	return 0;
 }

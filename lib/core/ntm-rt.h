@@ -123,6 +123,8 @@ int  ntm_sa_equal(const struct sockaddr *a, const struct sockaddr *b);
 int  ntm_sa_same_host(const struct sockaddr *a, const struct sockaddr *b);
 /* Folds IPv4-mapped IPv6 into AF_INET in place. */
 void ntm_sa_unmap(struct sockaddr_storage *ss, socklen_t *len);
+/* AF_INET (also for IPv4-mapped IPv6), AF_INET6, or 0 for anything else. */
+int  ntm_sa_family(const struct sockaddr_storage *ss);
 
 /* ---- anti-replay window (lib/core/wire.c) ------------------------------------ */
 

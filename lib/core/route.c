@@ -36,14 +36,6 @@
 #include "probe.h"
 #include "route.h"
 
-static int
-family_of(const struct sockaddr_storage *ss)
-{
-	struct sockaddr_storage x = *ss;
-
-	ntm_sa_unmap(&x, NULL);
-	return x.ss_family == AF_INET || x.ss_family == AF_INET6 ? x.ss_family : 0;
-}
 
 /* A local address another host behind the same NAT can reach: same family,
  * not IPv6 link-local (it would need a scope), not unspecified. */
@@ -92,8 +84,8 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 	if (a == NULL || b == NULL || out == NULL)
 		return NTM_ERR_INVAL;
 	memset(out, 0, sizeof(*out));
-	fa = family_of(&a->reflexive);
-	fb = family_of(&b->reflexive);
+	fa = ntm_sa_family(&a->reflexive);
+	fb = ntm_sa_family(&b->reflexive);
 	if (fa == 0 || fb == 0 || a->nlocals < 0 || a->nlocals > NTM_REG_ADDRS ||
 	    b->nlocals < 0 || b->nlocals > NTM_REG_ADDRS)
 		return NTM_ERR_INVAL;
@@ -185,8 +177,8 @@ ntm_route_decide_dual(const struct ntm_location *a, const struct ntm_location *a
 	for (int k = 0; k < 4 && n < 2; k++) {
 		int i = k >> 1, j = k & 1;
 
-		if (la[i] == NULL || lb[j] == NULL || family_of(&la[i]->reflexive) == 0 ||
-		    family_of(&la[i]->reflexive) != family_of(&lb[j]->reflexive))
+		if (la[i] == NULL || lb[j] == NULL || ntm_sa_family(&la[i]->reflexive) == 0 ||
+		    ntm_sa_family(&la[i]->reflexive) != ntm_sa_family(&lb[j]->reflexive))
 			continue;
 		if ((e = ntm_route_decide(la[i], lb[j], punch, &r[n])) < 0)
 			return e;

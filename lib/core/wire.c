@@ -161,6 +161,14 @@ ntm_sa_unmap(struct sockaddr_storage *ss, socklen_t *len)
 		*len = sizeof(s4);
 }
 
+int
+ntm_sa_family(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6 && is_v4mapped((const struct sockaddr_in6 *)ss))
+		return AF_INET;
+	return ss->ss_family == AF_INET || ss->ss_family == AF_INET6 ? ss->ss_family : 0;
+}
+
 const char *
 ntm_sa_str(const struct sockaddr *sa, char *buf, size_t cap)
 {

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include "ntm.h"
+#include "ntm-rt.h"
 #include "unit.h"
 
 TEST(parse)
@@ -214,4 +215,24 @@ TEST(url_host)
 	CHECK_EQ(ntm_url_host_is("https://cs1.example.org", NULL), 0);
 }
 
-UNIT_MAIN(T(parse), T(overlap), T(host), T(push_url), T(url_host))
+/* The family of an address, IPv4-mapped IPv6 counted as IPv4. */
+TEST(sa_family)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	CHECK_EQ(ntm_sa_family(&ss), 0);
+	ss.ss_family = AF_INET;
+	CHECK_EQ(ntm_sa_family(&ss), AF_INET);
+	ss.ss_family = AF_INET6;
+	s6->sin6_addr.s6_addr[15] = 1;			/* ::1 */
+	CHECK_EQ(ntm_sa_family(&ss), AF_INET6);
+	s6->sin6_addr.s6_addr[10] = 0xff;		/* ::ffff:0.0.0.1 */
+	s6->sin6_addr.s6_addr[11] = 0xff;
+	CHECK_EQ(ntm_sa_family(&ss), AF_INET);
+	ss.ss_family = AF_UNIX;
+	CHECK_EQ(ntm_sa_family(&ss), 0);
+}
+
+UNIT_MAIN(T(parse), T(overlap), T(host), T(push_url), T(url_host), T(sa_family))

@@ -87,14 +87,6 @@ reg_session_reload(struct agent *a)
 
 /* ---- the second family (protocol.md §4.2, NTM_REG_F_ALSO) ------------------ */
 
-static int
-family_of(const struct sockaddr_storage *ss)
-{
-	struct sockaddr_storage x = *ss;
-
-	ntm_sa_unmap(&x, NULL);
-	return x.ss_family;
-}
 
 static int
 ipv(int family)
@@ -110,10 +102,10 @@ also_family(struct agent *a)
 {
 	int fam;
 
-	if (!a->dual || a->dc_altlen == 0 || (fam = family_of(&a->dc_alt)) == family_of(&a->dc))
+	if (!a->dual || a->dc_altlen == 0 || (fam = ntm_sa_family(&a->dc_alt)) == ntm_sa_family(&a->dc))
 		return 0;
 	for (int i = 0; i < a->nlocals; i++)
-		if (family_of(&a->locals[i]) == fam)
+		if (ntm_sa_family(&a->locals[i]) == fam)
 			return agent_routable(&a->dc_alt, a->dc_altlen) ? fam : 0;
 	return 0;
 }
@@ -167,7 +159,7 @@ also_reroute(struct agent *a, int family, const char *why)
 		if (t->recreating)
 			continue;
 		if (family == 0 ? path != NTM_PATH_RELAYED :
-		    !t->p.has_ep || family_of(&t->p.ep) != family)
+		    !t->p.has_ep || ntm_sa_family(&t->p.ep) != family)
 			continue;
 		log_info("tunnel %s: %s: asking the DC for its route again", t->peer, why);
 		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
@@ -201,7 +193,7 @@ also_resp(struct agent *a, const struct ntm_reg_resp *r)
 	char b[64];
 
 	a->also.resps++;
-	if (!a->also.on || family_of(&r->reflexive) != a->also.family)
+	if (!a->also.on || ntm_sa_family(&r->reflexive) != a->also.family)
 		return;
 	a->also.at = agent_now_ms();
 	a->also.registered = 1;
