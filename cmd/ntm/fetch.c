@@ -23,6 +23,7 @@
 
 #include "common.h"
 #include "xcli.h"
+#include "xpipe.h"
 
 struct fopts {
 	const char	*from, *out;
@@ -407,7 +408,6 @@ open_sink(const uint8_t *p, size_t n, void *arg)
 	uint8_t *buf;
 	size_t take;
 
-	ntm_sha256_update(&op->h, p, n);
 	while (n > 0) {
 		if (op->state == S_DONE) {
 			op->why = "bytes after the last message";
@@ -427,6 +427,25 @@ open_sink(const uint8_t *p, size_t n, void *arg)
 		op->have = op->state == S_HDR ? 5 : 0;
 	}
 	return 0;
+}
+
+/*
+ * What the download hands over: hashed here, opened and written by the
+ * thread behind (xpipe.c) when there is one, so that TLS and hashing on
+ * one core overlap with opening and writing on the other.
+ */
+struct fetch_in {
+	struct opener	*op;
+	struct xpipe	*behind;
+};
+
+static int
+fetch_sink(const uint8_t *p, size_t n, void *arg)
+{
+	struct fetch_in *in = arg;
+
+	ntm_sha256_update(&in->op->h, p, n);
+	return in->behind ? xpipe_write(p, n, in->behind) : open_sink(p, n, in->op);
 }
 
 /* A file name from the sender's metadata: its base name, or the id. */
@@ -486,6 +505,7 @@ static int
 take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *done)
 {
 	struct opener *op = NULL;
+	struct fetch_in in = { 0 };
 	struct xkey k;
 	uint8_t h[NTM_HASH_LEN];
 	char *tmp = NULL, hex[65], name[256], final[4096];
@@ -513,7 +533,17 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 		tmp = NULL;
 		goto out;
 	}
-	ret = x_cs_download(x, e->cs, e->sha256, (uint64_t)e->size, open_sink, op);
+	in.op = op;
+	/* A large object is opened and written by a second thread. */
+	in.behind = e->size > 4 * 1024 * 1024 ? xpipe_behind(open_sink, op) : NULL;
+	ret = x_cs_download(x, e->cs, e->sha256, (uint64_t)e->size, fetch_sink, &in);
+	if (in.behind) {
+		/* What came is opened to the end before it is judged. */
+		if (ret == 0 && xpipe_drain(in.behind) < 0)
+			ret = EXIT_VERIFY;
+		xpipe_end(in.behind);
+		in.behind = NULL;
+	}
 	if (ret == 0 && ntm_sha256_final(&op->h, h) < 0)
 		ret = EXIT_FAIL;
 	if (ret == 0 && ntm_hex_encode(hex, sizeof(hex), h, sizeof(h)) > 0 &&

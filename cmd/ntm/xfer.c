@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "identity.h"
 #include "xcli.h"
+#include "xpipe.h"
 #include "msg.h"
 
 /* One libcurl handle for every request of a run, JSON calls and raw
@@ -1462,11 +1463,15 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	struct ntm_m_cs_upload_state st;
 	struct ntm_m_cs_commit mc;
 	struct ntm_jerr jerr;
+	struct xpipe *ahead = NULL;
+	ssize_t (*rd)(void *, uint8_t *, size_t) = src->read;
+	int (*sk)(void *, uint64_t) = src->seek;
+	void *ra = src->arg;
 	uint8_t *buf = NULL;
 	char id[64];
 	const char *sha256;
 	json_t *r = NULL, *body = NULL;
-	uint64_t off = 0, got;
+	uint64_t off = 0, got, pbase = 0;	/* where ra's offsets start */
 	ssize_t n;
 	size_t want, skip;
 	int ret, retried = 0, resumable = 0, have = 0;
@@ -1525,12 +1530,20 @@ x_cs_upload_src(struct xctx *x, const struct x_src *src, uint64_t size,
 	if (src->created)
 		src->created(src->arg, id);
 chunks:
+	/* More than a chunk to go: the source (sealing, reading) runs ahead in
+	 * a thread of its own while this one sends (xpipe.c). */
+	if (size - off > X_CHUNK && (ahead = xpipe_ahead(src->read, src->arg, size - off))) {
+		rd = xpipe_read;
+		ra = ahead;
+		sk = xpipe_seek;
+		pbase = off;
+	}
 	while (off < size) {
 		/* buf holds [off, off + want) when have is set (a resumed chunk). */
 		if (!have) {
 			want = size - off < X_CHUNK ? (size_t)(size - off) : X_CHUNK;
 			errno = 0;
-			if ((n = src->read(src->arg, buf, want)) != (ssize_t)want) {
+			if ((n = rd(ra, buf, want)) != (ssize_t)want) {
 				if (n >= 0 || errno != 0)	/* else the caller says why */
 					cli_err(x->cmd, "cannot read the input: %s", n < 0 ?
 					    strerror(errno) : "it changed while it was read");
@@ -1561,7 +1574,7 @@ chunks:
 				memmove(buf, buf + skip, want - skip);
 				want -= skip;
 				have = 1;
-			} else if (src->seek == NULL || src->seek(src->arg, got) < 0) {
+			} else if (sk == NULL || got < pbase || sk(ra, got - pbase) < 0) {
 				cli_err(x->cmd, "upload %s: the CS holds %llu bytes; cannot go "
 				    "on from there", id, (unsigned long long)got);
 				ret = EXIT_FAIL;
@@ -1574,6 +1587,7 @@ chunks:
 		off = got;
 		x_progress(x, "upload", off, size);
 	}
+	xpipe_end(ahead);
 	free(buf);
 	if (off < size)
 		return ret ? ret : EXIT_FAIL;

@@ -557,6 +557,42 @@ print(db.execute("SELECT xkey FROM clients WHERE fqdn = ?", (sys.argv[2],)).fetc
 	assert_equal "$(jq -r .cs <<<"$(body_of)")" "$(platform_cs_url "$(P)")"
 }
 
+@test "a large object (opened by fetch's second thread) with a byte modified early or last: fetch fails clearly and writes nothing" {
+	local bob id obj at out=$BATS_TEST_TMPDIR/out
+	bob=$(fqdn_of "$(B)")
+	head -c 12000000 /dev/urandom > "$BATS_TEST_TMPDIR/big.bin"
+	mkdir "$out"
+	for at in 1100000 -1; do
+		run_t ntm -c "$(A)" send "$bob" "$BATS_TEST_TMPDIR/big.bin" --json
+		assert_success
+		id=$(jf "$output" id)
+		obj="$(P)/cs/objects/${id:0:2}/$id"
+		chmod u+w "$obj"
+		python3 - "$obj" "$at" <<'EOF'
+import sys
+p, at = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read())
+b[at] ^= 0x01
+open(p, "wb").write(bytes(b))
+EOF
+		run_t ntm -c "$(B)" fetch -o "$out"
+		assert_failure 14
+		assert_output --partial "object $id from $(fqdn_of "$(A)") failed verification"
+		assert_output --partial "nothing was written"
+		assert_equal "$(ls -A "$out")" ''
+		entry=$(sed -n "s/.*entry \([0-9]*\) stays listed; drop it with 'ntm fetch --discard \1'.*/\1/p" <<<"$output")
+		[ -n "$entry" ]
+		run_t ntm -c "$(B)" fetch --discard "$entry"
+		assert_success
+	done
+	# The same bytes unmodified arrive whole.
+	run_t ntm -c "$(A)" send "$bob" "$BATS_TEST_TMPDIR/big.bin"
+	assert_success
+	run_t ntm -c "$(B)" fetch -o "$out"
+	assert_success
+	cmp "$out/big.bin" "$BATS_TEST_TMPDIR/big.bin"
+}
+
 @test "a modified byte in the stored object: fetch fails clearly and writes nothing" {
 	local bob id obj out=$BATS_TEST_TMPDIR/out
 	bob=$(fqdn_of "$(B)")
