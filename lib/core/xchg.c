@@ -107,6 +107,101 @@ ntm_xkey_fingerprint(char out[NTM_XFP_LEN], const uint8_t key_id[NTM_XKEY_ID],
 
 /* ---- the data object ---------------------------------------------------------- */
 
+static const struct ntm_xaead *xaead;
+
+void
+ntm_xdata_aead(const struct ntm_xaead *a)
+{
+	xaead = a;
+}
+
+/*
+ * The installed AEAD is used for messages whose length is a multiple of 16
+ * (every whole piece of NTM_XDATA_CHUNK): secretstream pads the ciphertext
+ * for Poly1305 with len % 16 zero bytes where RFC 8439 pads to the next
+ * multiple of 16, so the two agree only when there is no padding. Other
+ * messages (the metadata, a last short piece) are libsodium's.
+ */
+
+/* The state's nonce: a 4-byte little-endian counter, then 8 bytes that
+ * each message's MAC changes (libsodium's secretstream). */
+#define SS_COUNTER	4
+#define SS_INONCE	8
+_Static_assert(sizeof(((crypto_secretstream_xchacha20poly1305_state *)0)->nonce) ==
+    SS_COUNTER + SS_INONCE, "secretstream nonce");
+_Static_assert(sizeof(((crypto_secretstream_xchacha20poly1305_state *)0)->k) == 32,
+    "secretstream key");
+
+/* The stream's state after a message with mac and tag (as libsodium's). */
+static void
+ss_next(crypto_secretstream_xchacha20poly1305_state *st, const uint8_t *mac, uint8_t tag)
+{
+	int i;
+
+	for (i = 0; i < SS_INONCE; i++)
+		st->nonce[SS_COUNTER + i] ^= mac[i];
+	sodium_increment(st->nonce, SS_COUNTER);
+	if ((tag & crypto_secretstream_xchacha20poly1305_TAG_REKEY) != 0 ||
+	    sodium_is_zero(st->nonce, SS_COUNTER))
+		crypto_secretstream_xchacha20poly1305_rekey(st);
+}
+
+/* One message into out (ABYTES + mlen bytes): 0, or -1. */
+static int
+ss_push(crypto_secretstream_xchacha20poly1305_state *st, uint8_t *out, const uint8_t *m,
+    size_t mlen, const uint8_t *ad, size_t adlen, uint8_t tag)
+{
+	uint8_t blk[64], cblk[64];
+	int ret;
+
+	if (xaead == NULL || mlen % 16 != 0)
+		return crypto_secretstream_xchacha20poly1305_push(st, out, NULL, m, mlen, ad,
+		    adlen, tag);
+	memset(blk, 0, sizeof(blk));
+	blk[0] = tag;
+	if ((ret = xaead->seal(st->k, st->nonce, ad, adlen, blk, m, mlen, cblk, out + 1,
+	    out + 1 + mlen)) == 0) {
+		out[0] = cblk[0];
+		ss_next(st, out + 1 + mlen, tag);
+	}
+	sodium_memzero(cblk, sizeof(cblk));
+	return ret == 0 ? 0 : -1;
+}
+
+/* One message in (inlen bytes) opened into m: 0 with *mlen, *tag, or -1. */
+static int
+ss_pull(crypto_secretstream_xchacha20poly1305_state *st, uint8_t *m, size_t *mlen,
+    uint8_t *tag, const uint8_t *in, size_t inlen, const uint8_t *ad, size_t adlen)
+{
+	unsigned long long ml;
+	uint8_t blk[64], cblk[64];
+	size_t n;
+	int ret;
+
+	if (xaead == NULL || inlen < crypto_secretstream_xchacha20poly1305_ABYTES ||
+	    (inlen - crypto_secretstream_xchacha20poly1305_ABYTES) % 16 != 0) {
+		ret = crypto_secretstream_xchacha20poly1305_pull(st, m, &ml, tag, in, inlen, ad,
+		    adlen);
+		*mlen = (size_t)ml;
+		return ret;
+	}
+	n = inlen - crypto_secretstream_xchacha20poly1305_ABYTES;
+	/* The tag block's ciphertext: its first byte, then the key stream. */
+	memset(cblk, 0, sizeof(cblk));
+	crypto_stream_chacha20_ietf_xor_ic(cblk, cblk, sizeof(cblk), st->nonce, 1U, st->k);
+	cblk[0] = in[0];
+	if ((ret = xaead->open(st->k, st->nonce, ad, adlen, cblk, in + 1, n, in + 1 + n, blk,
+	    m)) == 0) {
+		*tag = blk[0];
+		*mlen = n;
+		ss_next(st, in + 1 + n, blk[0]);
+	} else
+		sodium_memzero(m, n);
+	sodium_memzero(cblk, sizeof(cblk));
+	sodium_memzero(blk, sizeof(blk));
+	return ret == 0 ? 0 : -1;
+}
+
 static void
 entry_ad(uint8_t ad[11 + NTM_XKEY_ID], const uint8_t key_id[NTM_XKEY_ID])
 {
@@ -148,7 +243,6 @@ long
 ntm_xseal_push(struct ntm_xseal *s, uint8_t *out, size_t cap, const void *m, size_t len,
     int final)
 {
-	unsigned long long clen;
 	size_t need = 4 + len + NTM_XDATA_ABYTES;
 
 	if (len > NTM_XDATA_CHUNK || cap < need)
@@ -157,9 +251,10 @@ ntm_xseal_push(struct ntm_xseal *s, uint8_t *out, size_t cap, const void *m, siz
 	out[1] = (uint8_t)((len + NTM_XDATA_ABYTES) >> 16);
 	out[2] = (uint8_t)((len + NTM_XDATA_ABYTES) >> 8);
 	out[3] = (uint8_t)(len + NTM_XDATA_ABYTES);
-	crypto_secretstream_xchacha20poly1305_push(&s->st, out + 4, &clen, m, len,
-	    s->first ? s->hdr_hash : NULL, s->first ? sizeof(s->hdr_hash) : 0,
-	    final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
+	if (ss_push(&s->st, out + 4, m, len, s->first ? s->hdr_hash : NULL,
+	    s->first ? sizeof(s->hdr_hash) : 0,
+	    final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0) < 0)
+		return NTM_ERR_CRYPTO;
 	s->first = 0;
 	return (long)need;
 }
@@ -213,15 +308,15 @@ long
 ntm_xopen_pull(struct ntm_xopen *o, uint8_t *out, size_t cap, const uint8_t *c, size_t clen,
     int *final)
 {
-	unsigned long long mlen;
-	unsigned char tag = 0;
+	size_t mlen;
+	uint8_t tag = 0;
 
 	if (o->done || clen < NTM_XDATA_ABYTES || clen > NTM_XDATA_MSG_MAX)
 		return NTM_ERR_PROTO;
 	if (cap < clen - NTM_XDATA_ABYTES)
 		return NTM_ERR_TOOBIG;
-	if (crypto_secretstream_xchacha20poly1305_pull(&o->st, out, &mlen, &tag, c, clen,
-	    o->first ? o->hdr_hash : NULL, o->first ? sizeof(o->hdr_hash) : 0) != 0)
+	if (ss_pull(&o->st, out, &mlen, &tag, c, clen, o->first ? o->hdr_hash : NULL,
+	    o->first ? sizeof(o->hdr_hash) : 0) != 0)
 		return NTM_ERR_CRYPTO;
 	o->first = 0;
 	*final = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;

@@ -82,6 +82,28 @@ void ntm_xkey_fingerprint(char out[NTM_XFP_LEN], const uint8_t key_id[NTM_XKEY_I
 #define NTM_XDATA_ABYTES	crypto_secretstream_xchacha20poly1305_ABYTES
 #define NTM_XDATA_MSG_MAX	(NTM_XDATA_CHUNK + NTM_XDATA_ABYTES)
 
+/*
+ * Each message is libsodium's secretstream (XChaCha20-Poly1305), whose bulk
+ * is the IETF ChaCha20-Poly1305 AEAD (RFC 8439) of a 64-byte tag block
+ * followed by the message, under the stream's key and 12-byte nonce. A
+ * faster implementation of that AEAD may be installed (lib/io has
+ * OpenSSL's); messages whose length is a multiple of 16 (see xchg.c) are
+ * then made and opened with it, the same bytes either way (tests/unit/test_xchg.c checks both against each other).
+ * Install it before any stream starts; NULL goes back to libsodium alone.
+ */
+struct ntm_xaead {
+	/* blk || m encrypted into cblk || c, its tag into mac: 0 or -1. */
+	int	(*seal)(const uint8_t k[32], const uint8_t n[12], const uint8_t *ad,
+		    size_t adlen, const uint8_t blk[64], const uint8_t *m, size_t mlen,
+		    uint8_t cblk[64], uint8_t *c, uint8_t mac[16]);
+	/* cblk || c decrypted into blk || m when mac is right: 0, else -1
+	 * (m then holds nothing to use). */
+	int	(*open)(const uint8_t k[32], const uint8_t n[12], const uint8_t *ad,
+		    size_t adlen, const uint8_t cblk[64], const uint8_t *c, size_t clen,
+		    const uint8_t mac[16], uint8_t blk[64], uint8_t *m);
+};
+void ntm_xdata_aead(const struct ntm_xaead *a);
+
 struct ntm_xseal {
 	crypto_secretstream_xchacha20poly1305_state st;
 	uint8_t	hdr_hash[NTM_HASH_LEN];
@@ -96,7 +118,8 @@ struct ntm_xseal {
 int  ntm_xseal_init(struct ntm_xseal *s, uint8_t *out, size_t cap, int n,
     const uint8_t key_ids[][NTM_XKEY_ID], const uint8_t keys[][NTM_KEY_LEN]) NTM_WUR;
 /* One message (the first call is the metadata): 4 + len + ABYTES bytes into
- * out, or NTM_ERR_TOOBIG (len > NTM_XDATA_CHUNK or cap too small). */
+ * out, NTM_ERR_TOOBIG (len > NTM_XDATA_CHUNK or cap too small), or
+ * NTM_ERR_CRYPTO (the installed AEAD failed). */
 long ntm_xseal_push(struct ntm_xseal *s, uint8_t *out, size_t cap, const void *m,
     size_t len, int final) NTM_WUR;
 void ntm_xseal_wipe(struct ntm_xseal *s);

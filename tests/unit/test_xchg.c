@@ -1,5 +1,6 @@
 /* test_xchg.c - the key exchange object, fingerprints and the data object. */
 #include "unit.h"
+#include "ntm-io.h"
 #include "xchg.h"
 
 static const uint8_t kid[NTM_XKEY_ID] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
@@ -161,4 +162,85 @@ TEST(data_object)
 	CHECK_EQ(open_obj(buf, len, keys[0], ids[0]), NTM_ERR_PROTO);
 }
 
-UNIT_MAIN(T(key_wrap), T(fingerprint), T(temporal_key_sealed_to_the_device), T(data_object))
+/*
+ * OpenSSL's AEAD (lib/io/xaead.c) makes the same bytes as libsodium's
+ * secretstream and leaves the same state, message by message: sizes
+ * around the 16- and 64-byte edges, with and without additional data, a
+ * FINAL tag, and the counter's wrap (a rekey). Each opens what the other
+ * made; a flipped byte anywhere in a message is refused and leaves no
+ * plaintext.
+ */
+TEST(data_aead_openssl_same_bytes)
+{
+	static const size_t sizes[] = { 0, 1, 15, 16, 17, 32, 63, 64, 65, 1000, 4096,
+	    NTM_XDATA_CHUNK - 16, NTM_XDATA_CHUNK - 1, NTM_XDATA_CHUNK };
+	static uint8_t m[NTM_XDATA_CHUNK], a[4 + NTM_XDATA_MSG_MAX], b[4 + NTM_XDATA_MSG_MAX];
+	static uint8_t out[NTM_XDATA_MSG_MAX], hdr[NTM_XDATA_HDR_MAX];
+	uint8_t ids[1][NTM_XKEY_ID], keys[1][NTM_KEY_LEN];
+	struct ntm_xseal s1, s2;
+	struct ntm_xopen o1, o2;
+	long n1, n2, r;
+	int h, i, round, fin = 0;
+	size_t at, k, bad;
+
+	CHECK_EQ(ntm_crypto_init(), 0);
+	ntm_random(m, sizeof(m));
+	memcpy(ids[0], kid, NTM_XKEY_ID);
+	ntm_random(keys[0], sizeof(keys[0]));
+	ntm_xdata_aead(NULL);
+	h = ntm_xseal_init(&s1, hdr, sizeof(hdr), 1, (const uint8_t (*)[NTM_XKEY_ID])ids,
+	    (const uint8_t (*)[NTM_KEY_LEN])keys);
+	CHECK(h > 0);
+	s2 = s1;
+	CHECK_EQ(ntm_xopen_init(&o1, hdr, (size_t)h, ids[0], keys[0]), 0);
+	o2 = o1;
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < (int)(sizeof(sizes) / sizeof(sizes[0])); i++) {
+			int last = round == 2 && i == (int)(sizeof(sizes) / sizeof(sizes[0])) - 1;
+
+			if (round == 1 && i == 3) {
+				/* The counter about to wrap: both rekey. */
+				memset(s1.st.nonce, 0xff, 4);
+				memset(s2.st.nonce, 0xff, 4);
+				memset(o1.st.nonce, 0xff, 4);
+				memset(o2.st.nonce, 0xff, 4);
+			}
+			ntm_xdata_aead(NULL);
+			n1 = ntm_xseal_push(&s1, a, sizeof(a), m, sizes[i], last);
+			ntm_xaead_openssl();
+			n2 = ntm_xseal_push(&s2, b, sizeof(b), m, sizes[i], last);
+			CHECK_EQ(n1, (long)(4 + sizes[i] + NTM_XDATA_ABYTES));
+			CHECK_EQ(n1, n2);
+			CHECK(memcmp(a, b, (size_t)n1) == 0);
+			CHECK(memcmp(&s1, &s2, sizeof(s1)) == 0);
+			/* Each opens the other's: OpenSSL libsodium's, libsodium OpenSSL's. */
+			if (i % 4 == 1) {
+				/* A flipped byte: the tag byte, the middle, the MAC. */
+				for (at = 4; at < (size_t)n1; at += (size_t)(n1 - 4) / 2 + 1) {
+					a[at] ^= 0x10;
+					memset(out, 0xaa, sizeof(out));
+					CHECK_EQ(ntm_xopen_pull(&o1, out, sizeof(out), a + 4,
+					    (size_t)n1 - 4, &fin), NTM_ERR_CRYPTO);
+					/* Untouched (libsodium checks first) or wiped. */
+					for (bad = 0, k = 0; k < sizes[i]; k++)
+						bad += out[k] != 0xaa && out[k] != 0;
+					CHECK_EQ(bad, 0);
+					a[at] ^= 0x10;
+				}
+			}
+			r = ntm_xopen_pull(&o1, out, sizeof(out), a + 4, (size_t)n1 - 4, &fin);
+			CHECK_EQ(r, (long)sizes[i]);
+			CHECK(memcmp(out, m, sizes[i]) == 0);
+			CHECK_EQ(fin, last);
+			ntm_xdata_aead(NULL);
+			r = ntm_xopen_pull(&o2, out, sizeof(out), b + 4, (size_t)n2 - 4, &fin);
+			CHECK_EQ(r, (long)sizes[i]);
+			CHECK(memcmp(out, m, sizes[i]) == 0);
+			CHECK(memcmp(&o1.st, &o2.st, sizeof(o1.st)) == 0);
+		}
+	}
+	ntm_xdata_aead(NULL);
+}
+
+UNIT_MAIN(T(key_wrap), T(fingerprint), T(temporal_key_sealed_to_the_device), T(data_object),
+    T(data_aead_openssl_same_bytes))
