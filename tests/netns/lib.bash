@@ -135,18 +135,26 @@ nat_unblock() { n "$1" nft delete table inet punchblock; }
 # another port towards the peer when it probes in turn.
 home_router() {
 	nat_router "$1" "$2" "$3"
+	_home_rules "$1" "${4:-}"
+}
+
+# _home_rules ROUTER [fully-random] [INPUT-RULE]: ROUTER's ruleset becomes
+# a home router's: masquerade out of wan, and an input chain that takes
+# from wan only replies (and what INPUT-RULE accepts).
+_home_rules() {
 	n "$1" nft flush ruleset
 	n "$1" nft -f - <<-NFT
 	table ip nat {
 		chain post {
 			type nat hook postrouting priority srcnat;
-			oifname "wan" masquerade ${4:-}
+			oifname "wan" masquerade ${2:-}
 		}
 	}
 	table inet filter {
 		chain input {
 			type filter hook input priority 0; policy accept;
 			iifname "wan" ct state established,related accept
+			${3:-}
 			iifname "wan" drop
 		}
 	}
@@ -183,21 +191,7 @@ home_router_behind() {
 	n "$r" ip link set lan up
 	n "$r" ip addr add "$lan/24" dev lan
 	n "$r" sysctl -qw net.ipv4.ip_forward=1
-	n "$r" nft -f - <<-NFT
-	table ip nat {
-		chain post {
-			type nat hook postrouting priority srcnat;
-			oifname "wan" masquerade ${6:-}
-		}
-	}
-	table inet filter {
-		chain input {
-			type filter hook input priority 0; policy accept;
-			iifname "wan" ct state established,related accept
-			iifname "wan" drop
-		}
-	}
-	NFT
+	_home_rules "$r" "${6:-}"
 }
 
 # forward_filter ROUTER: ROUTER forwards from wan to its LAN only what is
@@ -276,22 +270,8 @@ dual_home_router() {
 	n "$r" ip addr add "$lan6/64" dev lan nodad
 	n "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
 	# as home_router, but neighbour discovery reaches the router over wan
-	n "$r" nft flush ruleset
+	_home_rules "$r" "${6:-}" 'iifname "wan" meta nfproto ipv6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept'
 	n "$r" nft -f - <<-NFT
-	table ip nat {
-		chain post {
-			type nat hook postrouting priority srcnat;
-			oifname "wan" masquerade ${6:-}
-		}
-	}
-	table inet filter {
-		chain input {
-			type filter hook input priority 0; policy accept;
-			iifname "wan" ct state established,related accept
-			iifname "wan" meta nfproto ipv6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept
-			iifname "wan" drop
-		}
-	}
 	table ip6 fw6 {
 		chain forward {
 			type filter hook forward priority 0; policy accept;
