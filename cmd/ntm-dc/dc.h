@@ -170,6 +170,7 @@ struct dc_loc_row {
 	char	locals[4 * 64];			/* "ip:port,ip:port" */
 	int	natted, agent;
 	int	nat;				/* enum ntm_nat the device reported */
+	int	filter;				/* enum ntm_filter the device reported */
 	int64_t	last_seen;
 	int	offline;			/* its agent said it stops */
 };

@@ -354,6 +354,7 @@ load_location(const struct dc_loc_row *r, void *arg)
 			s->reg.loc.nlocals++;
 	s->reg.loc.natted = r->natted;
 	s->reg.loc.nat = r->nat;
+	s->reg.loc.filter = r->filter;
 	s->reg.agent = r->agent;
 	s->reg.last_seen = s->reg.saved = r->last_seen;
 	s->reg.has_loc = !r->offline;

@@ -28,7 +28,7 @@ load lib
 setup_file() {
 	require_root
 	topo_up "$BATS_FILE_TMPDIR/t"
-	servers_up
+	NTM_PUNCH=1 servers_up
 	host_global g1 198.18.1.10 fd00:18::10
 	home_router hr1 198.18.2.1 100.64.2.1
 	host_behind h1 hr1 100.64.2.10 100.64.2.1
@@ -217,6 +217,42 @@ agent_filter_is() {
 	n dr1 ip addr add 198.18.4.2/15 dev wan
 	n dr1 ip addr del 198.18.4.1/15 dev wan
 	wait_for 30 agent_filter_is d1 dave endpoint-independent
+}
+
+# reason_is NS USER PEER TEXT: USER's tunnel to PEER was routed for TEXT.
+reason_is() { [ "$(tunnel_field "$1" "$2" "$3" reason)" = "$4" ]; }
+
+# dc_filter_is USER KIND: dc1 keeps KIND as the filtering of USER's device.
+dc_filter_is() {
+	[ "$("$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" client list --json |
+	    jq -r --arg f "$(fqdn_of "$1")" '.[] | select(.fqdn == $f) | .location.filtering')" = "$2" ]
+}
+
+@test "the agents register their filtering: the DC keeps it with the location, logs it, and names it in a punching route's reason" {
+	wait_for 20 dc_filter_is erin address-dependent
+	wait_for 20 dc_filter_is frank port-dependent
+	wait_for 20 dc_filter_is dave endpoint-independent
+	grep -q "register $(fqdn_of erin) from 198.18.5.1:[0-9]*: natted, agent, nat endpoint-independent, filtering address-dependent" \
+	    "$TOPO_DIR/dc1.log"
+	# A restarted DC still knows it (its database).
+	restart_server dc1
+	dc_filter_is erin address-dependent
+	# Two endpoint-independent NATs, each letting in any port of an
+	# address it sent to: the reason says so, from each side.
+	local dave erin frank
+	dave=$(fqdn_of dave) erin=$(fqdn_of erin) frank=$(fqdn_of frank)
+	run ntmc a1 erin tunnel ping -c 1 --timeout 20 "$dave"
+	assert_success
+	assert_equal "$(tunnel_field a1 erin "$dave" reason)" \
+	    "both behind endpoint-independent NATs: relay, punching; both NATs filter by address"
+	# Against a port-restricted NAT: only the requester's is named; the
+	# peer reads it as its own side.
+	run ntmc a1 erin tunnel ping -c 1 --timeout 20 "$frank"
+	assert_success
+	assert_equal "$(tunnel_field a1 erin "$frank" reason)" \
+	    "both behind endpoint-independent NATs: relay, punching; requester's NAT filters by address"
+	wait_for 10 reason_is p1 frank "$erin" \
+	    "both behind endpoint-independent NATs: relay, punching; peer's NAT filters by address"
 	sed -i '/^probe_alt_addr/d' "$TOPO_DIR/rs.conf"
 }
 

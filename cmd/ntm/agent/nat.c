@@ -12,7 +12,8 @@
  *
  * To the RS also the filtering test: probes asking it to answer from its
  * other port and its other address; whether those answers get in says how
- * this end's NAT or firewall filters (`ntm status`; the DC is not told). It goes on
+ * this end's NAT or firewall filters (`ntm status`; and the DC, when its
+ * GET /v1/session lists reg_filtering, in the next REG_REQ). It goes on
  * after the NAT verdict, which it never delays.
  */
 #include <sys/socket.h>
@@ -40,6 +41,13 @@ on_session(const struct ntm_http_result *res, void *arg)
 
 	a->relay_state = 2;
 	if (res->err == 0 && res->status == 200 && res->json) {
+		json_t *feat = json_object_get(res->json, "features"), *v;
+		size_t i;
+
+		json_array_foreach(feat, i, v)
+			if (json_is_string(v) && strcmp(json_string_value(v),
+			    NTM_REG_FEATURE_FILTER) == 0)
+				a->filter_dc_ok = 1;
 		for (int k = 0; k < 2; k++) {
 			const char *rv = json_string_value(json_object_get(res->json, keys[k]));
 			struct sockaddr_storage ss;
@@ -104,6 +112,9 @@ filt_finish(struct agent *a)
 		return;
 	log_info("nat: filtering %s (%s)", ntm_filter_name(f), ntm_filt_why(&r->ft, f));
 	a->filter = (int)f;
+	/* Only to a DC that takes it: an older one refuses the bits. */
+	if (a->filter_dc_ok)
+		agent_reg_send_now(a);
 }
 
 /* This end moved and is still global (no NAT, the same family): a route
