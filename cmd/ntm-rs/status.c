@@ -340,10 +340,13 @@ print_human(json_t *st, int64_t age)
 	json_object_foreach(drops, k, v)
 		printf(" %s %lld", k, (long long)json_integer_value(v));
 	printf("  send_errors %lld\n", (long long)jint(c, "send_errors"));
-	printf("probes answered %lld (%lld/s per address, %lld from the other port, %lld from "
-	    "the other address)  limited %lld  malformed %lld\n",
+	printf("probes answered %lld (%lld/s per address, %lld from the other port)",
 	    (long long)jint(c, "probes_answered"), (long long)jint(lim, "probe_rate"),
-	    (long long)jint(c, "probes_alt_answered"), (long long)jint(c, "probes_alt_addr_answered"),
+	    (long long)jint(c, "probes_alt_answered"));
+	if (json_string_value(json_object_get(st, "probe_alt_addr")))
+		printf("  %lld from the other address",
+		    (long long)jint(c, "probes_alt_addr_answered"));
+	printf("  limited %lld  malformed %lld\n",
 	    (long long)jint(c, "probes_limited"), (long long)jint(c, "probes_malformed"));
 
 	sess = json_object_get(st, "sessions");
