@@ -238,6 +238,7 @@ struct dc_sess_counts {
 	uint64_t	dropped;	/* directions dropped from a full queue */
 	size_t		nat[5];		/* online devices by the NAT kind they
 					 * registered (enum ntm_nat) */
+	size_t		filter[6];	/* and by their filtering (enum ntm_filter) */
 };
 
 /* sess.c: the session cache, loaded from the database at start. */

@@ -1051,6 +1051,16 @@ dc_udp_stats(struct dc *dc)
 				*ch = '_';
 		json_object_set_new(j, key, json_integer((json_int_t)sc.nat[k]));
 	}
+	/* And by the filtering they registered. */
+	for (int k = 0; k <= NTM_FILTER_MAX; k++) {
+		char key[48], *ch;
+
+		snprintf(key, sizeof(key), "filter_%s", ntm_filter_name((enum ntm_filter)k));
+		for (ch = key; *ch; ch++)
+			if (*ch == '-')
+				*ch = '_';
+		json_object_set_new(j, key, json_integer((json_int_t)sc.filter[k]));
+	}
 	json_object_set_new(json_object_get(j, "dropped"), "probe_limited",
 	    json_integer((json_int_t)ps.limited));
 	json_object_set_new(json_object_get(j, "dropped"), "probe_malformed",

@@ -219,6 +219,11 @@ agent_filter_is() {
 	wait_for 30 agent_filter_is d1 dave endpoint-independent
 }
 
+# dc_filter_count KIND N: dc1's status counts N online devices of KIND.
+dc_filter_count() {
+	[ "$("$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" status --json | jq -r ".udp.filter_$1")" = "$2" ]
+}
+
 # reason_is NS USER PEER TEXT: USER's tunnel to PEER was routed for TEXT.
 reason_is() { [ "$(tunnel_field "$1" "$2" "$3" reason)" = "$4" ]; }
 
@@ -232,6 +237,11 @@ dc_filter_is() {
 	wait_for 20 dc_filter_is erin address-dependent
 	wait_for 20 dc_filter_is frank port-dependent
 	wait_for 20 dc_filter_is dave endpoint-independent
+	# and counts the online devices by filtering (g1's agent: none; h1's
+	# moved by the next test, port-dependent until then)
+	wait_for 10 dc_filter_count endpoint_independent 1
+	wait_for 10 dc_filter_count address_dependent 1
+	wait_for 10 dc_filter_count port_dependent 2
 	grep -q "register $(fqdn_of erin) from 198.18.5.1:[0-9]*: natted, agent, nat endpoint-independent, filtering address-dependent" \
 	    "$TOPO_DIR/dc1.log"
 	# A restarted DC still knows it (its database).
