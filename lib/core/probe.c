@@ -229,16 +229,11 @@ ntm_filt_round(struct ntm_filt_test *t, uint8_t out[NTM_FILT_PER_ROUND][NTM_PROB
 	if (!ntm_filt_pending(t) || k >= NTM_FILT_ROUNDS)
 		return 0;
 	t->rounds++;
-	/* A server from before the address test answers neither ADDR probe:
-	 * the plain ASK still gets the other port named. */
-	if (!t->ask_answered) {
-		randombytes_buf(t->ask[k], NTM_PROBE_TXID_LEN);
-		ntm_probe_make_flags(out[n++], t->ask[k], NTM_PROBE_F_ASK);
-	}
 	if (port_pending(t)) {
 		randombytes_buf(t->chg[k], NTM_PROBE_TXID_LEN);
 		ntm_probe_make_flags(out[n++], t->chg[k], NTM_PROBE_F_CHANGE);
 	}
+	/* ASK|ADDR names the other port too. */
 	if (!t->aask_answered) {
 		randombytes_buf(t->aask[k], NTM_PROBE_TXID_LEN);
 		ntm_probe_make_flags(out[n++], t->aask[k], NTM_PROBE_F_ASK | NTM_PROBE_F_ADDR);
@@ -246,6 +241,12 @@ ntm_filt_round(struct ntm_filt_test *t, uint8_t out[NTM_FILT_PER_ROUND][NTM_PROB
 	if (addr_pending(t)) {
 		randombytes_buf(t->achg[k], NTM_PROBE_TXID_LEN);
 		ntm_probe_make_flags(out[n++], t->achg[k], NTM_PROBE_F_CHANGE | NTM_PROBE_F_ADDR);
+	}
+	/* A server from before the address test answers neither ADDR probe:
+	 * from the second round on, a plain ASK gets the other port named. */
+	if (k > 0 && !t->ask_answered) {
+		randombytes_buf(t->ask[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(out[n++], t->ask[k], NTM_PROBE_F_ASK);
 	}
 	return n;
 }

@@ -106,10 +106,11 @@ int ntm_filter_parse(const char *name);
 
 /*
  * The client side of the filtering test, I/O free: each round to one
- * server, an ASK probe and an ASK|ADDR probe (until answered), a CHANGE
- * probe (until the other port's answer came in) and a CHANGE|ADDR probe
- * (until the other address's did), until the answers are in or the
- * server said it has no other port and no other address. The caller
+ * server, a CHANGE probe (until the other port's answer came in), an
+ * ASK|ADDR probe (until answered), a CHANGE|ADDR probe (until the other
+ * address's answer came in) and, from the second round while no ASK was
+ * answered (a server from before ADDR), a plain ASK; until the answers are
+ * in or the server said it has no other port and no other address. The caller
  * sends what ntm_filt_round writes and passes every PROBE_RESP with its
  * source to ntm_filt_input.
  */
