@@ -283,6 +283,41 @@ probe(const uint8_t *p, size_t n)
 	    !ntm_sa_equal((struct sockaddr *)&seen, (struct sockaddr *)&from)))
 		abort();
 	(void)ntm_probe_resp_open(p, n, txid, &seen, &seenlen);
+
+	/* With an other port and an other address: one answer, never longer,
+	 * that opens as the answer to a probe with flags; from the other
+	 * address only when it asked. */
+	{
+		struct sockaddr_in other = { .sin_family = AF_INET, .sin_port = htons(50000),
+		    .sin_addr.s_addr = htonl(0xc6120006) };
+		struct sockaddr_storage oa;
+		struct ntm_filt_test t;
+		uint16_t oport;
+		uint8_t flags;
+		int alt;
+
+		len = ntm_probe_srv_answer_addr(srv, p, n, (struct sockaddr *)&from, sizeof(from),
+		    1, 3479, (struct sockaddr *)&other, out, sizeof(out), &alt);
+		if (len > n || (alt == NTM_PROBE_ALT_ADDR &&
+		    (p[NTM_HDR_LEN + NTM_PROBE_TXID_LEN] & (NTM_PROBE_F_CHANGE | NTM_PROBE_F_ADDR)) !=
+		    (NTM_PROBE_F_CHANGE | NTM_PROBE_F_ADDR)))
+			abort();
+		if (len > 0 && (p[NTM_HDR_LEN + NTM_PROBE_TXID_LEN] & NTM_PROBE_F_ADDR) &&
+		    ntm_probe_resp_open_addr(out, len, p + NTM_HDR_LEN, &seen, &seenlen, &flags,
+		    &oport, &oa) != 0)
+			abort();
+		(void)ntm_probe_resp_open_addr(p, n, txid, &seen, &seenlen, &flags, &oport, &oa);
+		/* The client side of the test takes any bytes from anywhere. */
+		ntm_filt_start(&t, (struct sockaddr *)&other);
+		{
+			uint8_t q[NTM_FILT_PER_ROUND][NTM_PROBE_LEN];
+
+			(void)ntm_filt_round(&t, q);
+		}
+		(void)ntm_filt_input(&t, p, n, (struct sockaddr *)&from, sizeof(from));
+		(void)ntm_filt_input(&t, p, n, (struct sockaddr *)&other, sizeof(other));
+		(void)ntm_filt_verdict(&t, NTM_NAT_EI);
+	}
 }
 
 static void

@@ -5,6 +5,7 @@
 #ifndef NTM_COMMON_H
 #define NTM_COMMON_H
 
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,6 +145,8 @@ struct srv_conf {
 					 * address (burst 2x; 0: none answered) */
 	long	 probe_alt_port;	/* RS: the other port that answers the
 					 * filtering test (-1: udp_listen's + 1; 0: none) */
+	char	*probe_alt_addr;	/* RS: the other address ("ip" or "ip:port")
+					 * that answers the filtering test; NULL none */
 	long	 punch;			/* DC: 1 two endpoint-independent NATs punch
 					 * (docs/protocol.md §4.8); 0 they stay relayed */
 	/* All: the HTTPS server's limits (struct ntm_httpd_limits). */
@@ -182,6 +185,9 @@ struct srv_conf {
  * On error prints nothing and fills err. */
 int  srv_conf_load(struct srv_conf *c, int role, const char *path, char *err, size_t errlen);
 void srv_conf_free(struct srv_conf *c);
+/* probe_alt_addr's value v ("ip", port 0, or "ip:port" / "[v6]:port") into
+ * ss: 0, or -1 when it is neither. */
+int  srv_probe_alt_addr(const char *v, struct sockaddr_storage *ss, socklen_t *len);
 /* Default config path for a role: $NTM_CONF or /etc/ntm/<role>.conf. */
 const char *srv_conf_default(int role);
 /* Splits "addr:port" / "[addr]:port"; 0 or -1. */

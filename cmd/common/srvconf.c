@@ -51,7 +51,7 @@ static const struct {
 	I(login_inflight, R_DC, 1, 100000), I(login_queue, R_DC, 0, 1000000),
 	I(login_queue_prefix, R_DC, 1, 100000),
 	I(probe_rate, R_DC | R_RS, 0, 1000000), I(punch, R_DC, 0, 1),
-	I(probe_alt_port, R_RS, 0, 65535),
+	I(probe_alt_port, R_RS, 0, 65535), S(probe_alt_addr, R_RS),
 	I(http_max_conns, R_ALL, 1, 1000000), I(http_max_conns_per_addr, R_ALL, 1, 1000000),
 	I(http_header_timeout_s, R_ALL, 1, 3600), I(http_body_timeout_s, R_ALL, 1, 3600),
 	I(http_body_min_rate, R_ALL, 1, 1L << 30), I(http_body_mem_max, R_ALL, 1, 1L << 40),
@@ -149,6 +149,11 @@ check_rt_keys(struct srv_conf *c, const char *path, char *err, size_t errlen)
 		    c->relay_addr6);
 		return -1;
 	}
+	if (c->probe_alt_addr && srv_probe_alt_addr(c->probe_alt_addr, &ss, &len) < 0) {
+		snprintf(err, errlen, "%s: probe_alt_addr '%s' is not an IP address or ip:port",
+		    path, c->probe_alt_addr);
+		return -1;
+	}
 	if (c->relay_name && !ntm_valid_dnsname(c->relay_name)) {
 		snprintf(err, errlen, "%s: relay_name '%s' is not a valid DNS name", path,
 		    c->relay_name);
@@ -169,6 +174,31 @@ check_rt_keys(struct srv_conf *c, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int
+srv_probe_alt_addr(const char *v, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	if (ntm_sa_parse(ss, len, v) == 0) {
+		ntm_sa_unmap(ss, len);
+		return 0;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, v, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		*len = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, v, &s6->sin6_addr) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		s6->sin6_family = AF_INET6;
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return -1;
 }
 
 /*
@@ -467,7 +497,8 @@ srv_conf_free(struct srv_conf *c)
 	    &c->revoke_url,	    &c->as_key, &c->ca_file, &c->ca_cert, &c->ca_key, &c->vip4_prefix,
 	    &c->vip6_prefix, &c->dns_listen, &c->dns_addr4, &c->dns_addr6, &c->resolver,
 	    &c->udp_listen, &c->relay_name, &c->relay_addr4, &c->relay_addr6, &c->relay_key,
-	    &c->udp_listen6, &c->public_url, &c->user, &c->metrics_token_file };
+	    &c->udp_listen6, &c->public_url, &c->user, &c->metrics_token_file,
+	    &c->probe_alt_addr };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

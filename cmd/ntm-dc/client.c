@@ -100,9 +100,10 @@ print_json(const struct rows *r)
 			for (tok = strtok_r(buf, ",", &save); tok && locals;
 			    tok = strtok_r(NULL, ",", &save))
 				json_array_append_new(locals, json_string(tok));
-			loc = json_pack("{s:s, s:o, s:b, s:s, s:b, s:I, s:b}", "reflexive",
+			loc = json_pack("{s:s, s:o, s:b, s:s, s:s, s:b, s:I, s:b}", "reflexive",
 			    l->reflexive, "locals", locals, "natted", l->natted, "nat",
-			    ntm_nat_name((enum ntm_nat)l->nat), "agent",
+			    ntm_nat_name((enum ntm_nat)l->nat), "filtering",
+			    ntm_filter_name((enum ntm_filter)l->filter), "agent",
 			    l->agent, "last_seen", (json_int_t)l->last_seen, "online",
 			    registered(r, i));
 		}

@@ -93,6 +93,9 @@ static const char *const migrations[] = {
 	"INSERT INTO client_deletions VALUES (1, 0);"
 	"CREATE TRIGGER clients_deleted AFTER DELETE ON clients BEGIN"
 	"  UPDATE client_deletions SET n = n + 1 WHERE id = 1; END;",
+	/* 11: the filtering the device found (enum ntm_filter, 0: unknown)
+	 * and sent in its registration */
+	"ALTER TABLE locations ADD COLUMN filter INTEGER NOT NULL DEFAULT 0;",
 };
 
 int
@@ -455,13 +458,13 @@ int
 dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 {
 	return ntm_db_run(db, "INSERT OR REPLACE INTO locations (client_id, "
-	    "reflexive, locals, natted, agent, last_seen, offline, nat) VALUES (?1, ?2, ?3, "
-	    "?4, ?5, ?6, ?7, ?8)", "IssiiIii", r->client_id, r->reflexive, r->locals,
-	    r->natted, r->agent, r->last_seen, r->offline, r->nat);
+	    "reflexive, locals, natted, agent, last_seen, offline, nat, filter) VALUES (?1, "
+	    "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", "IssiiIiii", r->client_id, r->reflexive,
+	    r->locals, r->natted, r->agent, r->last_seen, r->offline, r->nat, r->filter);
 }
 
 #define LOC_INTO " INTO locations (client_id, reflexive, locals, natted, agent, " \
-	"last_seen, offline, nat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+	"last_seen, offline, nat, filter) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 
 /* The rows with one statement bound again for each, inside the caller's
  * transaction; a row of a client deleted meanwhile is left out. */
@@ -483,7 +486,8 @@ locations_rows(sqlite3 *db, const char *sql, const struct dc_loc_row *r, size_t 
 		    sqlite3_bind_int(st, 5, r[i].agent) != SQLITE_OK ||
 		    sqlite3_bind_int64(st, 6, r[i].last_seen) != SQLITE_OK ||
 		    sqlite3_bind_int(st, 7, r[i].offline) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 8, r[i].nat) != SQLITE_OK)
+		    sqlite3_bind_int(st, 8, r[i].nat) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 9, r[i].filter) != SQLITE_OK)
 			ret = NTM_ERR_DB;
 		else if ((ret = ntm_db_done(db, st)) == NTM_ERR_EXISTS)
 			ret = 0;
@@ -511,7 +515,7 @@ dc_db_locations_write(sqlite3 *db, const struct dc_loc_row *changes, size_t n,
 		    "SET reflexive = excluded.reflexive, locals = excluded.locals, "
 		    "natted = excluded.natted, agent = excluded.agent, "
 		    "last_seen = excluded.last_seen, offline = excluded.offline, "
-		    "nat = excluded.nat WHERE excluded.last_seen > locations.last_seen", times, nt);
+		    "nat = excluded.nat, filter = excluded.filter WHERE excluded.last_seen > locations.last_seen", times, nt);
 	return ntm_db_end(db, ret);
 }
 
@@ -523,7 +527,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 	int rc, ret;
 
 	if ((ret = ntm_db_prepare(db, &st, "SELECT client_id, reflexive, locals, natted, agent, "
-	    "last_seen, offline, nat FROM locations ORDER BY last_seen")) < 0)
+	    "last_seen, offline, nat, filter FROM locations ORDER BY last_seen")) < 0)
 		return ret;
 	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
 		memset(&r, 0, sizeof(r));
@@ -535,6 +539,7 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 		r.last_seen = sqlite3_column_int64(st, 5);
 		r.offline = sqlite3_column_int(st, 6);
 		r.nat = sqlite3_column_int(st, 7);
+		r.filter = sqlite3_column_int(st, 8);
 		if ((ret = fn(&r, arg)) < 0)
 			break;
 	}

@@ -170,6 +170,7 @@ struct dc_loc_row {
 	char	locals[4 * 64];			/* "ip:port,ip:port" */
 	int	natted, agent;
 	int	nat;				/* enum ntm_nat the device reported */
+	int	filter;				/* enum ntm_filter the device reported */
 	int64_t	last_seen;
 	int	offline;			/* its agent said it stops */
 };
@@ -237,6 +238,7 @@ struct dc_sess_counts {
 	uint64_t	dropped;	/* directions dropped from a full queue */
 	size_t		nat[5];		/* online devices by the NAT kind they
 					 * registered (enum ntm_nat) */
+	size_t		filter[6];	/* and by their filtering (enum ntm_filter) */
 };
 
 /* sess.c: the session cache, loaded from the database at start. */

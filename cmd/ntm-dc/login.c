@@ -15,6 +15,7 @@
 #include "dc.h"
 #include "msg.h"
 #include "ratelim.h"
+#include "reg.h"
 
 #define DC_LOGIN_SOURCES	16384	/* addresses and prefixes with a login bucket */
 
@@ -713,6 +714,10 @@ on_session(struct ntm_req *req, void *arg)
 	    "domain", dc->srv->conf.name, "token_expires", (json_int_t)tok.expires,
 	    "session_id", sess.session_id);
 
+	/* What this DC takes that an older one refuses: the agent sends it
+	 * only when listed here (docs/protocol.md §4.7). */
+	if (j)
+		json_object_set_new(j, "features", json_pack("[s]", NTM_REG_FEATURE_FILTER));
 	/* The RS's UDP addresses, for `ntm netcheck` (reflection probes). */
 	if (j && dc->srv->conf.relay_addr4)
 		json_object_set_new(j, "relay_udp4", json_string(dc->srv->conf.relay_addr4));

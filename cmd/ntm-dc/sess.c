@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "probe.h"
 #include "sess.h"
 
 #define SESS_BUCKETS_MIN	4096	/* buckets of each index; doubled as sessions grow */
@@ -42,6 +43,7 @@ struct dc_cache {
 	struct dc_sess		*lru_head, *lru_tail;
 	struct dc_sess		*aging;		/* see above; NULL: none counted */
 	size_t			 online_nat[5];	/* online by NAT kind (dc_sess_counts) */
+	size_t			 online_filter[NTM_FILTER_MAX + 1]; /* and by filtering */
 	int64_t			 deletions;	/* dc_db_client_deletions at the last look */
 	int			 has_deletions;
 	size_t			 nsess;
@@ -116,6 +118,10 @@ uncount(struct dc_cache *rt, struct dc_sess *s)
 	if (s->counted) {
 		rt->online_nat[s->counted - 1]--;
 		s->counted = 0;
+	}
+	if (s->counted_filter) {
+		rt->online_filter[s->counted_filter - 1]--;
+		s->counted_filter = 0;
 	}
 }
 
@@ -233,7 +239,7 @@ void
 dc_sess_touch(struct dc *dc, struct dc_sess *s)
 {
 	struct dc_cache *rt = dc->cache;
-	int nat = s->reg.loc.nat;
+	int nat = s->reg.loc.nat, filter = s->reg.loc.filter;
 
 	if (rt == NULL)
 		return;
@@ -248,6 +254,10 @@ dc_sess_touch(struct dc *dc, struct dc_sess *s)
 	    nat < (int)(sizeof(rt->online_nat) / sizeof(rt->online_nat[0]))) {
 		s->counted = nat + 1;
 		rt->online_nat[nat]++;
+		if (filter >= 0 && filter <= NTM_FILTER_MAX) {
+			s->counted_filter = filter + 1;
+			rt->online_filter[filter]++;
+		}
 	}
 }
 
@@ -354,6 +364,7 @@ load_location(const struct dc_loc_row *r, void *arg)
 			s->reg.loc.nlocals++;
 	s->reg.loc.natted = r->natted;
 	s->reg.loc.nat = r->nat;
+	s->reg.loc.filter = r->filter;
 	s->reg.agent = r->agent;
 	s->reg.last_seen = s->reg.saved = r->last_seen;
 	s->reg.has_loc = !r->offline;
@@ -489,6 +500,8 @@ dc_sess_counts(struct dc *dc, struct dc_sess_counts *out)
 		rt->aging = rt->aging->lnext;
 	}
 	memcpy(out->nat, rt->online_nat, sizeof(out->nat));
+	_Static_assert(sizeof(out->filter) == sizeof(rt->online_filter), "one count a filtering");
+	memcpy(out->filter, rt->online_filter, sizeof(out->filter));
 }
 
 int

@@ -20,6 +20,7 @@ struct dc_sess {
 	struct dc_sess		*lprev, *lnext;	/* seen longest ago first */
 	int			 counted;	/* 1 + its NAT kind in the online
 						 * counts; 0: not counted (sess.c) */
+	int			 counted_filter; /* 1 + its filtering, likewise */
 	uint8_t			 sid[NTM_SID_LEN];
 	int64_t			 client_id;
 	char			 fqdn[NTM_NAME_MAX + 1];

@@ -421,6 +421,7 @@ fill_row(const struct dc_sess *s, int offline, int64_t last_seen, struct dc_loc_
 	r->natted = s->reg.loc.natted;
 	r->agent = s->reg.agent;
 	r->nat = s->reg.loc.nat;
+	r->filter = s->reg.loc.filter;
 	r->last_seen = last_seen;
 	r->offline = offline;
 }
@@ -846,11 +847,13 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 		reg_log(rt, now, "register %s: its location in the other family is gone",
 		    s->fqdn);
 	if (act.log)
-		reg_log(rt, now, "register %s from %s: %s%s%s%s", s->fqdn,
+		reg_log(rt, now, "register %s from %s: %s%s%s%s%s%s", s->fqdn,
 		    ntm_sa_str((struct sockaddr *)&s->reg.loc.reflexive, a, sizeof(a)),
 		    s->reg.loc.natted ? "natted" : "global", s->reg.agent ? ", agent" : "",
 		    s->reg.loc.nat ? ", nat " : "",
-		    s->reg.loc.nat ? ntm_nat_name((enum ntm_nat)s->reg.loc.nat) : "");
+		    s->reg.loc.nat ? ntm_nat_name((enum ntm_nat)s->reg.loc.nat) : "",
+		    s->reg.loc.filter ? ", filtering " : "",
+		    s->reg.loc.filter ? ntm_filter_name((enum ntm_filter)s->reg.loc.filter) : "");
 	memcpy(&s->peer, from, sizeof(*from));
 	s->peerlen = fromlen;
 	s->has_local = has_to;
@@ -1047,6 +1050,16 @@ dc_udp_stats(struct dc *dc)
 			if (*ch == '-')
 				*ch = '_';
 		json_object_set_new(j, key, json_integer((json_int_t)sc.nat[k]));
+	}
+	/* And by the filtering they registered. */
+	for (int k = 0; k <= NTM_FILTER_MAX; k++) {
+		char key[48], *ch;
+
+		snprintf(key, sizeof(key), "filter_%s", ntm_filter_name((enum ntm_filter)k));
+		for (ch = key; *ch; ch++)
+			if (*ch == '-')
+				*ch = '_';
+		json_object_set_new(j, key, json_integer((json_int_t)sc.filter[k]));
 	}
 	json_object_set_new(json_object_get(j, "dropped"), "probe_limited",
 	    json_integer((json_int_t)ps.limited));

@@ -123,6 +123,7 @@ rs_setup(struct srv *s, char *err, size_t errlen)
 	struct timeval one = { 1, 0 }, zero = { 0, 0 };
 
 	memset(rs, 0, sizeof(*rs));
+	rs->altaddr_fd = -1;
 	rs->srv = s;
 	s->priv = rs;
 	rs->status_path = xasprintf("%s/%s", s->conf.state_dir, RS_STATUS_FILE);

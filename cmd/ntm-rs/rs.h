@@ -42,6 +42,12 @@ struct rs {
 	uint64_t		 probes_off;	/* probes not answered: probe_rate 0 */
 	struct rs_sock		 socks[RS_SOCKS_MAX];
 	int			 nsocks;
+	/* The other address (probe_alt_addr): the filtering test's answers
+	 * to probes of its family go out from it; -1: none. */
+	int			 altaddr_fd;
+	struct sockaddr_storage	 altaddr;	/* bound address:port */
+	char			 altaddr_name[64];
+	struct event		*altaddr_ev;
 	struct event		*tick;
 	char			*status_path;
 	uint64_t		 send_errors, recv_errors;

@@ -169,6 +169,10 @@ rs_status_write(struct rs *rs)
 		    json_object_set_new(cn, "probes_alt_answered",
 		    json_integer((json_int_t)ps.alt_answered)) < 0 ||
 		    json_object_set_new(root, "probe_alt", alt) < 0 ||
+		    json_object_set_new(cn, "probes_alt_addr_answered",
+		    json_integer((json_int_t)ps.alt_addr_answered)) < 0 ||
+		    json_object_set_new(root, "probe_alt_addr", rs->altaddr_fd >= 0 ?
+		    json_string(rs->altaddr_name) : json_null()) < 0 ||
 		    json_object_set_new(cn, "probes_limited", json_integer((json_int_t)ps.limited)) < 0 ||
 		    json_object_set_new(cn, "probes_malformed",
 		    json_integer((json_int_t)(ps.malformed + rs->probes_off))) < 0 ||
@@ -310,6 +314,9 @@ print_human(json_t *st, int64_t age)
 		printf(" -");
 	json_array_foreach(udp, i, v)
 		printf(" %s", json_string_value(v));
+	if (json_string_value(json_object_get(st, "probe_alt_addr")))
+		printf("  probes' other address %s",
+		    json_string_value(json_object_get(st, "probe_alt_addr")));
 	printf("\nsessions %lld/%lld  idle timeout %llds  %lld packets/s per session\n",
 	    (long long)jint(st, "sessions_total"), (long long)jint(lim, "max_sessions"),
 	    (long long)jint(lim, "idle_timeout_s"), (long long)jint(lim, "session_pps"));
@@ -333,10 +340,13 @@ print_human(json_t *st, int64_t age)
 	json_object_foreach(drops, k, v)
 		printf(" %s %lld", k, (long long)json_integer_value(v));
 	printf("  send_errors %lld\n", (long long)jint(c, "send_errors"));
-	printf("probes answered %lld (%lld/s per address, %lld from the other port)  limited %lld  "
-	    "malformed %lld\n",
+	printf("probes answered %lld (%lld/s per address, %lld from the other port)",
 	    (long long)jint(c, "probes_answered"), (long long)jint(lim, "probe_rate"),
-	    (long long)jint(c, "probes_alt_answered"),
+	    (long long)jint(c, "probes_alt_answered"));
+	if (json_string_value(json_object_get(st, "probe_alt_addr")))
+		printf("  %lld from the other address",
+		    (long long)jint(c, "probes_alt_addr_answered"));
+	printf("  limited %lld  malformed %lld\n",
 	    (long long)jint(c, "probes_limited"), (long long)jint(c, "probes_malformed"));
 
 	sess = json_object_get(st, "sessions");

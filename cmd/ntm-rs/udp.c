@@ -14,7 +14,9 @@
  * probe and at most probe_rate a second per source address. Each socket
  * has a second one on its address, the other port (probe_alt_port): a
  * probe that asks to be answered from another port (the filtering test)
- * gets its one answer from there, to its source only.
+ * gets its one answer from there, to its source only. With probe_alt_addr
+ * the RS has one more socket, on another of its addresses: a probe that
+ * asks to be answered from another address gets its answer from there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -354,8 +356,10 @@ probe_answer(struct rs *rs, struct rs_sock *sk, const uint8_t *p, size_t n,
 		rs->probes_off++;
 		return 0;
 	}
-	len = ntm_probe_srv_answer(rs->probe, p, n, (const struct sockaddr *)from, fromlen,
-	    now_ms, sk->alt_fd >= 0 ? sk->alt_port : 0, t->o.reply, sizeof(t->o.reply), &alt);
+	len = ntm_probe_srv_answer_addr(rs->probe, p, n, (const struct sockaddr *)from, fromlen,
+	    now_ms, sk->alt_fd >= 0 ? sk->alt_port : 0,
+	    rs->altaddr_fd >= 0 ? (const struct sockaddr *)&rs->altaddr : NULL, t->o.reply,
+	    sizeof(t->o.reply), &alt);
 	if (len == 0)
 		return 0;
 	t->o.action = NTM_RELAY_REPLY;
@@ -367,6 +371,13 @@ probe_answer(struct rs *rs, struct rs_sock *sk, const uint8_t *p, size_t n,
 		memcpy(&t->o.src, local, llen);
 		t->o.srclen = llen;
 	}
+	if (alt == NTM_PROBE_ALT_ADDR) {
+		/* From the other address, whose socket is bound to it. */
+		if (sendto(rs->altaddr_fd, t->o.reply, t->o.reply_len, 0,
+		    (struct sockaddr *)&t->o.to, t->o.tolen) < 0)
+			rs->send_errors++;
+		return 0;
+	}
 	if (alt) {
 		send_alt(rs, sk, t);
 		return 0;
@@ -374,9 +385,9 @@ probe_answer(struct rs *rs, struct rs_sock *sk, const uint8_t *p, size_t n,
 	return 1;
 }
 
-/* A datagram to the other port: a probe is answered from there (it names
- * no other port: the filtering test is the main port's); the rest is not
- * for this socket and is dropped. */
+/* A datagram to the other port (or the other address): a probe is
+ * answered from there (it names no other port: the filtering test is the
+ * main port's); the rest is not for this socket and is dropped. */
 static void
 on_alt(evutil_socket_t fd, short what, void *arg)
 {
@@ -651,12 +662,56 @@ fail:
 	return -1;
 }
 
+/* The other address (probe_alt_addr): 0, or -1 with err when it cannot be
+ * bound (it was asked for). */
+static int
+open_altaddr(struct rs *rs, char *err, size_t errlen)
+{
+	const char *v = rs->srv->conf.probe_alt_addr;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = -1, one = 1;
+
+	if (v == NULL)
+		return 0;
+	if (srv_probe_alt_addr(v, &ss, &len) < 0) {
+		snprintf(err, errlen, "probe_alt_addr '%s' is not an IP address or ip:port", v);
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+	    sizeof(one)) < 0) || bind(fd, (struct sockaddr *)&ss, len) < 0)
+		goto fail;
+	len = sizeof(rs->altaddr);
+	if (getsockname(fd, (struct sockaddr *)&rs->altaddr, &len) < 0)
+		goto fail;
+	if ((rs->altaddr_ev = event_new(rs->srv->base, fd, EV_READ | EV_PERSIST, on_alt,
+	    NULL)) == NULL || event_add(rs->altaddr_ev, NULL) < 0) {
+		if (rs->altaddr_ev)
+			event_free(rs->altaddr_ev);
+		rs->altaddr_ev = NULL;
+		errno = ENOMEM;
+		goto fail;
+	}
+	rs->altaddr_fd = fd;
+	ntm_sa_str((struct sockaddr *)&rs->altaddr, rs->altaddr_name, sizeof(rs->altaddr_name));
+	log_info("probes: the other address is udp %s (the filtering test)", rs->altaddr_name);
+	return 0;
+fail:
+	snprintf(err, errlen, "probe_alt_addr %s: %s", v, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 int
 rs_udp_open(struct rs *rs, char *err, size_t errlen)
 {
 	const struct srv_conf *c = &rs->srv->conf;
 
 	cur_rs = rs;
+	rs->altaddr_fd = -1;
+	rs->altaddr_name[0] = 0;
 	if (c->probe_rate > 0) {
 		uint8_t key[16];
 
@@ -674,7 +729,7 @@ rs_udp_open(struct rs *rs, char *err, size_t errlen)
 		return -1;
 	if (c->udp_listen6 && open_one(rs, c->udp_listen6, 1, err, errlen) < 0)
 		return -1;
-	return 0;
+	return open_altaddr(rs, err, errlen);
 }
 
 void
@@ -692,6 +747,12 @@ rs_udp_close(struct rs *rs)
 		rs->socks[i].alt_fd = -1;
 	}
 	rs->nsocks = 0;
+	if (rs->altaddr_ev)
+		event_free(rs->altaddr_ev);
+	if (rs->altaddr_fd >= 0)
+		close(rs->altaddr_fd);
+	rs->altaddr_ev = NULL;
+	rs->altaddr_fd = -1;
 	ntm_probe_srv_free(rs->probe);
 	rs->probe = NULL;
 }

@@ -210,14 +210,11 @@ send_probe(struct nc_family *f, struct nc_target *t, int64_t now_us)
 	/* An older server drops these as malformed: the verdict is then
 	 * "unknown", as when it names no other port. */
 	if (t->filt) {
-		uint8_t ask[NTM_PROBE_LEN];
-		int np = ntm_filt_round(&t->ft, ask, out);
+		uint8_t fo[NTM_FILT_PER_ROUND][NTM_PROBE_LEN];
+		int np = ntm_filt_round(&t->ft, fo);
 
-		if (np == 2)
-			(void)sendto(f->fd, ask, sizeof(ask), 0,
-			    (const struct sockaddr *)&t->addr, t->addrlen);
-		if (np >= 1)
-			(void)sendto(f->fd, out, sizeof(out), 0,
+		for (int i = 0; i < np; i++)
+			(void)sendto(f->fd, fo[i], NTM_PROBE_LEN, 0,
 			    (const struct sockaddr *)&t->addr, t->addrlen);
 	}
 }
@@ -365,9 +362,12 @@ family_json(const struct nc_family *f)
 		    "addr", jaddr(&t->addr, 1), "reflexive", jaddr(&t->seen, t->answered),
 		    "rtt_us", t->answered ? json_integer((json_int_t)t->rtt_us) : json_null(),
 		    "probes", t->plain));
-		if (t->filt)
+		if (t->filt) {
 			json_object_set_new(json_object_get(j, srv_name[s]), "other_port",
 			    t->ft.other_port ? json_integer(t->ft.other_port) : json_null());
+			json_object_set_new(json_object_get(j, srv_name[s]), "other_addr",
+			    jaddr(&t->ft.other_addr, t->ft.other_addr.ss_family != 0));
+		}
 	}
 	return j;
 }
@@ -381,21 +381,6 @@ nat_text(enum ntm_nat nat)
 	case NTM_NAT_EI:	return "yes, endpoint-independent mapping";
 	case NTM_NAT_PER_DEST:	return "yes, the mapping varies by destination";
 	default:		return "unknown (no answer)";
-	}
-}
-
-static const char *
-filter_text(enum ntm_filter f)
-{
-	switch (f) {
-	case NTM_FILTER_NONE:
-		return "none (no NAT, and the relay's answer from its other port came in)";
-	case NTM_FILTER_ADDR:
-		return "address-dependent-or-less (the relay's answer from its other port came in)";
-	case NTM_FILTER_PORT:
-		return "port-dependent (the relay's answer from its other port never came in)";
-	default:
-		return "unknown (no NAT verdict, or the relay answers from no other port)";
 	}
 }
 
@@ -421,7 +406,9 @@ print_text(const struct nc_family fam[2])
 		else
 			printf("\t* %s: no answer\n", fam[f].name);
 		printf("\t* %s NAT: %s\n", fam[f].name, nat_text(family_nat(&fam[f])));
-		printf("\t* %s filtering: %s\n", fam[f].name, filter_text(family_filter(&fam[f])));
+		printf("\t* %s filtering: %s (%s)\n", fam[f].name,
+		    ntm_filter_name(family_filter(&fam[f])),
+		    ntm_filt_why(&fam[f].t[SRV_RELAY].ft, family_filter(&fam[f])));
 	}
 	printf("\t* Round trips:\n");
 	for (int f = 0; f < 2; f++)

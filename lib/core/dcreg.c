@@ -75,6 +75,7 @@ location_of(const struct ntm_reg_req *req, const struct sockaddr_storage *from,
 	}
 	loc->natted = ntm_location_natted(loc);
 	loc->nat = req->nat;
+	loc->filter = req->filter;
 }
 
 /* Whether one more location change may go now (it is counted if so). */

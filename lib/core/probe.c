@@ -15,9 +15,11 @@
 #define OFF_ROTHER	(OFF_RFLAGS + 1)			/* and the other port */
 #define OFF_RPAD	(OFF_SEEN + NTM_WADDR_LEN)		/* answer: zero to the end */
 #define OFF_RPAD2	(OFF_ROTHER + 2)			/* answer to flags: zero */
+#define OFF_RADDR	(OFF_ROTHER + 2)			/* answer to ADDR: other address */
+#define OFF_RPAD3	(OFF_RADDR + NTM_WADDR_LEN)		/* and zero */
 
 _Static_assert(NTM_PROBE_RESP_LEN <= NTM_PROBE_LEN, "an answer is never longer than the probe");
-_Static_assert(OFF_RPAD2 <= NTM_PROBE_RESP_LEN, "the answer holds its fields");
+_Static_assert(OFF_RPAD3 <= NTM_PROBE_RESP_LEN, "the answer holds its fields");
 
 int
 ntm_probe_make(uint8_t out[NTM_PROBE_LEN], const uint8_t txid[NTM_PROBE_TXID_LEN])
@@ -51,6 +53,37 @@ ntm_probe_resp_open_flags(const uint8_t *p, size_t n, const uint8_t txid[NTM_PRO
 	if (memcmp(p + OFF_TXID, txid, NTM_PROBE_TXID_LEN) != 0)
 		return NTM_ERR_INVAL;
 	if (ntm_waddr_get(seen, seenlen, p + OFF_SEEN) != 0)
+		return NTM_ERR_PROTO;
+	*flags = p[OFF_RFLAGS];
+	*other_port = (uint16_t)(p[OFF_ROTHER] << 8 | p[OFF_ROTHER + 1]);
+	return 0;
+}
+
+int
+ntm_probe_resp_open_addr(const uint8_t *p, size_t n, const uint8_t txid[NTM_PROBE_TXID_LEN],
+    struct sockaddr_storage *seen, socklen_t *seenlen, uint8_t *flags, uint16_t *other_port,
+    struct sockaddr_storage *other_addr)
+{
+	socklen_t len;
+	int t;
+
+	if ((t = ntm_msg_validate(p, n)) < 0)
+		return t;
+	if (t != NTM_MSG_PROBE_RESP ||
+	    (p[OFF_RFLAGS] & ~(NTM_PROBE_R_CHANGED | NTM_PROBE_R_ADDR)) != 0 ||
+	    (p[OFF_RFLAGS] & NTM_PROBE_R_CHANGED && p[OFF_RFLAGS] & NTM_PROBE_R_ADDR) ||
+	    !sodium_is_zero(p + OFF_RPAD3, NTM_PROBE_RESP_LEN - OFF_RPAD3))
+		return NTM_ERR_PROTO;
+	if (memcmp(p + OFF_TXID, txid, NTM_PROBE_TXID_LEN) != 0)
+		return NTM_ERR_INVAL;
+	if (ntm_waddr_get(seen, seenlen, p + OFF_SEEN) != 0)
+		return NTM_ERR_PROTO;
+	memset(other_addr, 0, sizeof(*other_addr));
+	if (!sodium_is_zero(p + OFF_RADDR, NTM_WADDR_LEN) &&
+	    ntm_waddr_get(other_addr, &len, p + OFF_RADDR) != 0)
+		return NTM_ERR_PROTO;
+	/* An answer from the other address names it. */
+	if ((p[OFF_RFLAGS] & NTM_PROBE_R_ADDR) && other_addr->ss_family == 0)
 		return NTM_ERR_PROTO;
 	*flags = p[OFF_RFLAGS];
 	*other_port = (uint16_t)(p[OFF_ROTHER] << 8 | p[OFF_ROTHER + 1]);
@@ -113,15 +146,45 @@ ntm_filter_classify(enum ntm_nat nat, int other_known, int other_came)
 	return nat == NTM_NAT_NONE ? NTM_FILTER_NONE : NTM_FILTER_ADDR;
 }
 
+enum ntm_filter
+ntm_filter_classify2(enum ntm_nat nat, int port_known, int port_came, int addr_known,
+    int addr_came)
+{
+	if (nat == NTM_NAT_UNKNOWN)
+		return NTM_FILTER_UNKNOWN;
+	if (addr_known && addr_came)
+		return nat == NTM_NAT_NONE ? NTM_FILTER_NONE : NTM_FILTER_EI;
+	if (!port_known)
+		return NTM_FILTER_UNKNOWN;	/* address- or port-dependent */
+	if (!port_came)
+		return NTM_FILTER_PORT;
+	if (addr_known)
+		return NTM_FILTER_ADDR_DEP;
+	return nat == NTM_NAT_NONE ? NTM_FILTER_NONE : NTM_FILTER_ADDR;
+}
+
+static const char *const filter_names[] = {
+	[NTM_FILTER_UNKNOWN] = "unknown",
+	[NTM_FILTER_NONE] = "none",
+	[NTM_FILTER_ADDR] = "address-dependent-or-less",
+	[NTM_FILTER_PORT] = "port-dependent",
+	[NTM_FILTER_EI] = "endpoint-independent",
+	[NTM_FILTER_ADDR_DEP] = "address-dependent",
+};
+
 const char *
 ntm_filter_name(enum ntm_filter f)
 {
-	switch (f) {
-	case NTM_FILTER_NONE:	return "none";
-	case NTM_FILTER_ADDR:	return "address-dependent-or-less";
-	case NTM_FILTER_PORT:	return "port-dependent";
-	default:		return "unknown";
-	}
+	return (int)f >= 0 && f <= NTM_FILTER_MAX ? filter_names[f] : "unknown";
+}
+
+int
+ntm_filter_parse(const char *name)
+{
+	for (int i = 0; i <= NTM_FILTER_MAX; i++)
+		if (name && strcmp(name, filter_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 void
@@ -135,29 +198,113 @@ ntm_filt_start(struct ntm_filt_test *t, const struct sockaddr *server)
 	ntm_sa_unmap(&t->server, &len);
 }
 
-int
-ntm_filt_pending(const struct ntm_filt_test *t)
+/* The port test still wants an answer. */
+static int
+port_pending(const struct ntm_filt_test *t)
 {
-	return t->server.ss_family != 0 && !t->chg_answered &&
-	    !(t->ask_answered && t->other_port == 0);
+	return !t->chg_answered && !(t->ask_answered && t->other_port == 0);
+}
+
+/* The address test still wants an answer. */
+static int
+addr_pending(const struct ntm_filt_test *t)
+{
+	return !t->achg_answered && !(t->aask_answered && t->other_addr.ss_family == 0);
 }
 
 int
-ntm_filt_round(struct ntm_filt_test *t, uint8_t ask[NTM_PROBE_LEN], uint8_t chg[NTM_PROBE_LEN])
+ntm_filt_pending(const struct ntm_filt_test *t)
 {
-	int k = t->rounds, n = 1;
+	/* The other address's answer came in: nothing filters by address or
+	 * port, whatever the other port's says. */
+	return t->server.ss_family != 0 && !t->achg_answered && (port_pending(t) ||
+	    addr_pending(t));
+}
+
+int
+ntm_filt_round(struct ntm_filt_test *t, uint8_t out[NTM_FILT_PER_ROUND][NTM_PROBE_LEN])
+{
+	int k = t->rounds, n = 0;
 
 	if (!ntm_filt_pending(t) || k >= NTM_FILT_ROUNDS)
 		return 0;
 	t->rounds++;
-	randombytes_buf(t->chg[k], NTM_PROBE_TXID_LEN);
-	ntm_probe_make_flags(chg, t->chg[k], NTM_PROBE_F_CHANGE);
-	if (!t->ask_answered) {
+	if (port_pending(t)) {
+		randombytes_buf(t->chg[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(out[n++], t->chg[k], NTM_PROBE_F_CHANGE);
+	}
+	/* ASK|ADDR names the other port too. */
+	if (!t->aask_answered) {
+		randombytes_buf(t->aask[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(out[n++], t->aask[k], NTM_PROBE_F_ASK | NTM_PROBE_F_ADDR);
+	}
+	if (addr_pending(t)) {
+		randombytes_buf(t->achg[k], NTM_PROBE_TXID_LEN);
+		ntm_probe_make_flags(out[n++], t->achg[k], NTM_PROBE_F_CHANGE | NTM_PROBE_F_ADDR);
+	}
+	/* A server from before the address test answers neither ADDR probe:
+	 * from the second round on, a plain ASK gets the other port named. */
+	if (k > 0 && !t->ask_answered) {
 		randombytes_buf(t->ask[k], NTM_PROBE_TXID_LEN);
-		ntm_probe_make_flags(ask, t->ask[k], NTM_PROBE_F_ASK);
-		n = 2;
+		ntm_probe_make_flags(out[n++], t->ask[k], NTM_PROBE_F_ASK);
 	}
 	return n;
+}
+
+static void
+set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+/* An answer to one of the address test's probes (k's). */
+static int
+addr_input(struct ntm_filt_test *t, const uint8_t *p, size_t n, const struct sockaddr *src,
+    int from_server)
+{
+	struct sockaddr_storage seen, other;
+	socklen_t seenlen, olen;
+	uint8_t flags;
+	uint16_t port;
+
+	for (int k = 0; k < t->rounds; k++) {
+		if (ntm_probe_resp_open_addr(p, n, t->aask[k], &seen, &seenlen, &flags, &port,
+		    &other) == 0) {
+			if (!from_server || flags != 0)
+				return 0;
+			t->aask_answered = 1;
+			if (!t->achg_answered)
+				t->other_addr = other;
+			t->ask_answered = 1;
+			if (!t->chg_answered)
+				t->other_port = port;
+			return 1;
+		}
+		if (ntm_probe_resp_open_addr(p, n, t->achg[k], &seen, &seenlen, &flags, &port,
+		    &other) != 0)
+			continue;
+		if (!(flags & NTM_PROBE_R_ADDR)) {
+			/* No other address: answered from the server's own port. */
+			if (!from_server || flags != 0 || other.ss_family != 0)
+				return 0;
+			t->aask_answered = 1;
+			memset(&t->other_addr, 0, sizeof(t->other_addr));
+			return 1;
+		}
+		olen = sizeof(other);
+		ntm_sa_unmap(&other, &olen);
+		/* From the address it names, which is not the server's. */
+		if (!ntm_sa_equal(src, (struct sockaddr *)&other) ||
+		    ntm_sa_same_host((struct sockaddr *)&other, (struct sockaddr *)&t->server))
+			return 0;
+		t->achg_answered = 1;
+		t->other_addr = other;
+		return 1;
+	}
+	return 0;
 }
 
 int
@@ -198,23 +345,45 @@ ntm_filt_input(struct ntm_filt_test *t, const uint8_t *p, size_t n,
 		}
 		if (port == 0)
 			return 0;
-		if (other.ss_family == AF_INET)
-			((struct sockaddr_in *)&other)->sin_port = htons(port);
-		else
-			((struct sockaddr_in6 *)&other)->sin6_port = htons(port);
+		set_port(&other, port);
 		if (!ntm_sa_equal((struct sockaddr *)&src, (struct sockaddr *)&other))
 			return 0;
 		t->chg_answered = 1;
 		t->other_port = port;
 		return 1;
 	}
-	return 0;
+	return addr_input(t, p, n, (struct sockaddr *)&src, from_server);
 }
 
 enum ntm_filter
 ntm_filt_verdict(const struct ntm_filt_test *t, enum ntm_nat nat)
 {
-	return ntm_filter_classify(nat, t->other_port != 0, t->chg_answered);
+	return ntm_filter_classify2(nat, t->other_port != 0, t->chg_answered,
+	    t->other_addr.ss_family != 0, t->achg_answered);
+}
+
+const char *
+ntm_filt_why(const struct ntm_filt_test *t, enum ntm_filter f)
+{
+	switch (f) {
+	case NTM_FILTER_NONE:
+		return t->achg_answered ?
+		    "no NAT, and the relay's answer from its other address came in" :
+		    "no NAT, and the relay's answer from its other port came in";
+	case NTM_FILTER_EI:
+		return "the relay's answer from its other address came in";
+	case NTM_FILTER_ADDR:
+		return "the relay's answer from its other port came in";
+	case NTM_FILTER_ADDR_DEP:
+		return "the relay's answer from its other port came in, from its other "
+		    "address never";
+	case NTM_FILTER_PORT:
+		return t->other_addr.ss_family ?
+		    "the relay's answers from its other port and its other address never came in" :
+		    "the relay's answer from its other port never came in";
+	default:
+		return "no NAT verdict, or the relay answers from no other port";
+	}
 }
 
 /* ---- server ---------------------------------------------------------------- */
@@ -311,12 +480,22 @@ ntm_probe_srv_answer(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
     const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint16_t other_port,
     uint8_t *out, size_t cap, int *alt)
 {
+	return ntm_probe_srv_answer_addr(s, p, n, from, fromlen, now_ms, other_port, NULL, out,
+	    cap, alt);
+}
+
+size_t
+ntm_probe_srv_answer_addr(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
+    const struct sockaddr *from, socklen_t fromlen, int64_t now_ms, uint16_t other_port,
+    const struct sockaddr *other_addr, uint8_t *out, size_t cap, int *alt)
+{
 	uint8_t k[17], flags;
 	size_t kn;
 
 	*alt = 0;
 	if (ntm_msg_validate(p, n) != NTM_MSG_PROBE || cap < NTM_PROBE_RESP_LEN ||
 	    ((flags = p[OFF_PAD]) & ~NTM_PROBE_F_ALL) != 0 ||
+	    flags == NTM_PROBE_F_ADDR ||
 	    !sodium_is_zero(p + OFF_PAD + 1, NTM_PROBE_LEN - OFF_PAD - 1) || from == NULL ||
 	    (kn = source_key(from, fromlen, k)) == 0) {
 		s->st.malformed++;
@@ -333,7 +512,23 @@ ntm_probe_srv_answer(struct ntm_probe_srv *s, const uint8_t *p, size_t n,
 		s->st.malformed++;
 		return 0;
 	}
-	if (flags) {
+	if (other_addr && (fromlen > (socklen_t)sizeof(struct sockaddr_storage) ||
+	    ntm_sa_family((const struct sockaddr_storage *)other_addr) !=
+	    ntm_sa_family((const struct sockaddr_storage *)from)))
+		other_addr = NULL;	/* of the other family: none for this source */
+	if (flags & NTM_PROBE_F_ADDR) {
+		/* The other address test: only a prober that asked gets the
+		 * address (older ones check that the padding is zero). */
+		if (other_addr && ntm_waddr_put(out + OFF_RADDR, other_addr) < 0)
+			other_addr = NULL;
+		if ((flags & NTM_PROBE_F_CHANGE) && other_addr) {
+			out[OFF_RFLAGS] = NTM_PROBE_R_ADDR;
+			*alt = NTM_PROBE_ALT_ADDR;
+			s->st.alt_addr_answered++;
+		}
+		out[OFF_ROTHER] = (uint8_t)(other_port >> 8);
+		out[OFF_ROTHER + 1] = (uint8_t)other_port;
+	} else if (flags) {
 		/* Only a prober that asked gets the fields (older ones check
 		 * that the padding is zero). */
 		if ((flags & NTM_PROBE_F_CHANGE) && other_port) {

@@ -115,7 +115,8 @@ addr_ok(const struct sockaddr_storage *ss)
 
 /* ---- REG_REQ ------------------------------------------------------------ */
 
-/* u16 local_port | u8 n_addrs | u8 flags | 4 x waddr (unused slots zero) */
+/* u16 local_port | u8 n_addrs (bits 0..3; 4..6 filtering) | u8 flags |
+ * 4 x waddr (unused slots zero) */
 int
 ntm_reg_req_seal(struct ntm_chan *c, const struct ntm_reg_req *r, uint8_t *out,
     size_t cap, uint64_t *ctr_out)
@@ -124,12 +125,12 @@ ntm_reg_req_seal(struct ntm_chan *c, const struct ntm_reg_req *r, uint8_t *out,
 	int ret;
 
 	if (r->naddrs < 0 || r->naddrs > NTM_REG_ADDRS || (r->flags & ~NTM_REG_F_ALL) ||
-	    r->nat > NTM_REG_NAT_MAX)
+	    r->nat > NTM_REG_NAT_MAX || r->filter > NTM_REG_FILTER_MAX)
 		return NTM_ERR_INVAL;
 	memset(pl, 0, sizeof(pl));
 	pl[0] = (uint8_t)(r->local_port >> 8);
 	pl[1] = (uint8_t)r->local_port;
-	pl[2] = (uint8_t)r->naddrs;
+	pl[2] = (uint8_t)(r->naddrs | r->filter << NTM_REG_FILTER_SHIFT);
 	pl[3] = (uint8_t)(r->flags | r->nat << NTM_REG_NAT_SHIFT);
 	for (int i = 0; i < r->naddrs; i++) {
 		if (!addr_ok(&r->addrs[i]) || ntm_waddr_put(pl + 4 + i * NTM_WADDR_LEN,
@@ -155,7 +156,10 @@ ntm_reg_req_open(struct ntm_chan *c, const uint8_t *p, size_t n, struct ntm_reg_
 		goto out;
 	ret = NTM_ERR_PROTO;
 	r.local_port = (uint16_t)(pl[0] << 8 | pl[1]);
-	r.naddrs = pl[2];
+	r.naddrs = pl[2] & NTM_REG_NADDRS_MASK;
+	r.filter = (uint8_t)(pl[2] >> NTM_REG_FILTER_SHIFT & NTM_REG_FILTER_MASK);
+	if ((pl[2] & 0x80) || r.filter > NTM_REG_FILTER_MAX)
+		goto out;
 	r.flags = pl[3] & NTM_REG_F_ALL;
 	r.nat = (uint8_t)(pl[3] >> NTM_REG_NAT_SHIFT & NTM_REG_NAT_MASK);
 	if (r.naddrs > NTM_REG_ADDRS || r.nat > NTM_REG_NAT_MAX ||

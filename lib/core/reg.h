@@ -27,6 +27,9 @@ struct ntm_reg_req {
 	uint8_t			nat;		/* enum ntm_nat (probe.h) the client
 						 * found; 0 unknown. On the wire in
 						 * flags bits 2..4 */
+	uint8_t			filter;		/* enum ntm_filter (probe.h) the client
+						 * found; 0 unknown. On the wire in
+						 * n_addrs bits 4..6 */
 	int			naddrs;		/* 0..NTM_REG_ADDRS */
 	struct sockaddr_storage	addrs[NTM_REG_ADDRS];
 };
@@ -39,6 +42,15 @@ struct ntm_reg_req {
 #define NTM_REG_NAT_SHIFT	2	/* flags bits 2..4: the NAT kind */
 #define NTM_REG_NAT_MASK	0x07
 #define NTM_REG_NAT_MAX		4	/* NTM_NAT_PER_DEST */
+/* n_addrs bits 4..6: the filtering (a DC from before them refuses the
+ * REG_REQ: the agent sets them only for a DC whose GET /v1/session lists
+ * the feature NTM_REG_FEATURE_FILTER). */
+#define NTM_REG_NADDRS_MASK	0x0f
+#define NTM_REG_FILTER_SHIFT	4
+#define NTM_REG_FILTER_MASK	0x07
+#define NTM_REG_FILTER_MAX	5	/* NTM_FILTER_ADDR_DEP */
+#define NTM_REG_FEATURE_FILTER	"reg_filtering"
+
 
 struct ntm_reg_resp {
 	struct sockaddr_storage	reflexive;	/* AF_UNSPEC if none */

@@ -75,6 +75,28 @@ decide(struct ntm_route *out, enum ntm_route_kind kind, int requester_initiates,
 	return 0;
 }
 
+/* Whether an end's NAT lets in what the other end sends from any port of
+ * an address it sent to (what its agent found, §4.7): a probe of the
+ * other end gets in at once, from whichever port its NAT gave it. */
+static int
+by_address(int filter)
+{
+	return filter == NTM_FILTER_EI || filter == NTM_FILTER_ADDR_DEP ||
+	    filter == NTM_FILTER_ADDR;
+}
+
+/* A punching relay whose reason names the ends that filter by address. */
+static int
+decide_filter(struct ntm_route *out, const char *reason, int a_addr, int b_addr)
+{
+	char buf[sizeof(out->reason)];
+
+	snprintf(buf, sizeof(buf), "%s%s", reason, a_addr && b_addr ?
+	    "; both NATs filter by address" : a_addr ? "; requester's NAT filters by address" :
+	    b_addr ? "; peer's NAT filters by address" : "");
+	return decide(out, NTM_ROUTE_RELAY, 1, NULL, buf);
+}
+
 int
 ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
     int punch, struct ntm_route *out)
@@ -105,8 +127,8 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 		}
 		if (a->nat == NTM_NAT_EI && b->nat == NTM_NAT_EI && punch) {
 			out->punch = 1;
-			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
-			    "both behind endpoint-independent NATs: relay, punching");
+			return decide_filter(out, "both behind endpoint-independent NATs: relay, "
+			    "punching", by_address(a->filter), by_address(b->filter));
 		}
 		if (a->nat == NTM_NAT_PER_DEST && b->nat == NTM_NAT_PER_DEST)
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
@@ -116,13 +138,13 @@ ntm_route_decide(const struct ntm_location *a, const struct ntm_location *b,
 		 * mappings. */
 		if (a->nat == NTM_NAT_PER_DEST && b->nat == NTM_NAT_EI && punch) {
 			out->punch = 1;
-			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
-			    "requester's NAT varies by destination: relay, predicting ports");
+			return decide_filter(out, "requester's NAT varies by destination: relay, "
+			    "predicting ports", 0, by_address(b->filter));
 		}
 		if (b->nat == NTM_NAT_PER_DEST && a->nat == NTM_NAT_EI && punch) {
 			out->punch = 1;
-			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
-			    "peer's NAT varies by destination: relay, predicting ports");
+			return decide_filter(out, "peer's NAT varies by destination: relay, "
+			    "predicting ports", by_address(a->filter), 0);
 		}
 		if (a->nat == NTM_NAT_PER_DEST)
 			return decide(out, NTM_ROUTE_RELAY, 1, NULL,
@@ -199,20 +221,43 @@ ntm_route_decide_dual(const struct ntm_location *a, const struct ntm_location *a
 }
 
 /* One reason as the peer reads it: "requester" and "peer" swapped where
- * they name an end (the reasons of rule 3 and 4). */
+ * they name an end (the reasons of rule 3 and 4, and the filtering a
+ * punching reason names after "; "). */
 static void
 reason_swap(const char *in, char *out, size_t cap)
 {
-	if (strcmp(in, "requester behind NAT initiates") == 0)
+	size_t o = 0;
+
+	if (strcmp(in, "requester behind NAT initiates") == 0) {
 		snprintf(out, cap, "peer behind NAT initiates");
-	else if (strcmp(in, "peer behind NAT initiates") == 0)
+		return;
+	}
+	if (strcmp(in, "peer behind NAT initiates") == 0) {
 		snprintf(out, cap, "requester behind NAT initiates");
-	else if (strncmp(in, "requester's ", 12) == 0)
-		snprintf(out, cap, "peer's %s", in + 12);
-	else if (strncmp(in, "peer's ", 7) == 0)
-		snprintf(out, cap, "requester's %s", in + 7);
-	else
-		snprintf(out, cap, "%s", in);
+		return;
+	}
+	if (cap == 0)
+		return;
+	out[0] = 0;
+	for (size_t i = 0; in[i] && o + 1 < cap; ) {
+		int start = i == 0 || (i >= 2 && in[i - 2] == ';' && in[i - 1] == ' ');
+		const char *w = NULL;
+		size_t skip = 0;
+
+		if (start && strncmp(in + i, "requester's ", 12) == 0)
+			w = "peer's ", skip = 12;
+		else if (start && strncmp(in + i, "peer's ", 7) == 0)
+			w = "requester's ", skip = 7;
+		if (w) {
+			int n = snprintf(out + o, cap - o, "%s", w);
+
+			o += (size_t)n < cap - o ? (size_t)n : cap - o - 1;
+			i += skip;
+			continue;
+		}
+		out[o++] = in[i++];
+		out[o] = 0;
+	}
 }
 
 void

@@ -12,6 +12,8 @@ struct ntm_location {
 	int			natted;			/* reflexive not among locals */
 	int			nat;			/* enum ntm_nat (probe.h) the device
 							 * found itself; 0 unknown */
+	int			filter;			/* enum ntm_filter (probe.h) the
+							 * device found; 0 unknown */
 	int			nlocals;
 	struct sockaddr_storage	locals[NTM_REG_ADDRS];	/* with the client's port */
 };

@@ -195,6 +195,84 @@ probe_flags() {
 	assert_output --partial "Address already in use"
 }
 
+# A second RS of the test's own (alt_rs_up), stopped by its pid.
+teardown() {
+	if [ -f "$BATS_TEST_TMPDIR/alt-rs.pid" ]; then
+		kill "$(cat "$BATS_TEST_TMPDIR/alt-rs.pid")" 2>/dev/null || true
+	fi
+}
+
+# probe_addr ADDR:PORT FLAGS: one PROBE with FLAGS from 127.0.0.1; prints
+# each answer's source, flags, other port and other address (the wire
+# address at bytes 43..62: "family port a.b.c.d").
+probe_addr() {
+	timeout 20 python3 - "$@" <<-'PY'
+	import os, socket, sys
+	host, port = sys.argv[1].rsplit(":", 1)
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("127.0.0.1", 0))
+	txid = os.urandom(16)
+	s.sendto(bytes([11, 2, 0, 0]) + txid + bytes([int(sys.argv[2])]) + bytes(43),
+	         (host, int(port)))
+	s.settimeout(0.5)
+	while True:
+	    try:
+	        d, src = s.recvfrom(2048)
+	    except socket.timeout:
+	        break
+	    w = d[43:63]
+	    print("from %s:%d len %d flags %d other %d addr %d %d %s ok %d" % (src[0], src[1],
+	          len(d), d[40], int.from_bytes(d[41:43], "big"), w[0],
+	          int.from_bytes(w[2:4], "big"), ".".join(str(b) for b in w[4:8]),
+	          d[0] == 12 and d[4:20] == txid and d[63] == 0))
+	PY
+}
+
+@test "probe_alt_addr: checked, RS only; an address that cannot be bound stops the start; a second address answers CHANGE|ADDR, ASK|ADDR names it" {
+	local up ap
+	up=$(free_port)
+	cp -a "$(P)/rs" "$BATS_TEST_TMPDIR/rs"
+	sed -e "s|$(P)/rs|$BATS_TEST_TMPDIR/rs|" -e "s|^listen = .*|listen = 127.0.0.1:$(free_port)|" \
+	    -e "s|^udp_listen = .*|udp_listen = 127.0.0.1:$up|" \
+	    "$(P)/rs.conf" > "$BATS_TEST_TMPDIR/rs.conf"
+	for bad in "probe_alt_addr = x" "probe_alt_addr = 127.0.0.1:99999" "probe_alt_addr = ::ffff:127.0.0.2"; do
+		{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "$bad"; } > "$BATS_TEST_TMPDIR/bad.conf"
+		run_t ntm-rs -n -f "$BATS_TEST_TMPDIR/bad.conf"
+		assert_failure 2
+		assert_output --partial "probe_alt_addr '${bad#probe_alt_addr = }' is not an IP address or ip:port"
+	done
+	printf 'name = x.test\nstate_dir = /tmp/x\nlisten = 127.0.0.1:1\nprobe_alt_addr = 127.0.0.2\n' \
+	    > "$BATS_TEST_TMPDIR/dc.conf"
+	run_t ntm-dc -n -f "$BATS_TEST_TMPDIR/dc.conf"
+	assert_failure 2
+	assert_output --partial probe_alt_addr
+	# An address this host does not have.
+	{ cat "$BATS_TEST_TMPDIR/rs.conf"; echo "probe_alt_addr = 198.51.100.7"; } \
+	    > "$BATS_TEST_TMPDIR/nohost.conf"
+	run_t ntm-rs -d -f "$BATS_TEST_TMPDIR/nohost.conf"
+	assert_failure
+	assert_output --partial "probe_alt_addr 198.51.100.7: Cannot assign requested address"
+	# 127.0.0.2, another loopback address: answers from there.
+	ap=$(free_port)
+	echo "probe_alt_addr = 127.0.0.2:$ap" >> "$BATS_TEST_TMPDIR/rs.conf"
+	ntm-rs -d -f "$BATS_TEST_TMPDIR/rs.conf" >"$BATS_TEST_TMPDIR/rs.log" 2>&1 3>&- &
+	echo $! > "$BATS_TEST_TMPDIR/alt-rs.pid"
+	wait_until 10 grep -q "probes: the other address is udp 127.0.0.2:$ap" "$BATS_TEST_TMPDIR/rs.log"
+	run probe_addr "127.0.0.1:$up" 5
+	assert_output "from 127.0.0.2:$ap len 64 flags 2 other $((up + 1)) addr 4 $ap 127.0.0.2 ok 1"
+	run probe_addr "127.0.0.1:$up" 6
+	assert_output "from 127.0.0.1:$up len 64 flags 0 other $((up + 1)) addr 4 $ap 127.0.0.2 ok 1"
+	# The port test's probes never get the address field.
+	run probe_addr "127.0.0.1:$up" 2
+	assert_output "from 127.0.0.1:$up len 64 flags 0 other $((up + 1)) addr 0 0 0.0.0.0 ok 1"
+	# The platform's RS has none: ASK|ADDR names none, CHANGE|ADDR comes
+	# from the relay port.
+	run probe_addr "$(rs_udp)" 5
+	assert_output "from $(rs_udp) len 64 flags 0 other $(($(cat "$(P)/rs.udpport") + 1)) addr 0 0 0.0.0.0 ok 1"
+	run ntm-rs -f "$BATS_TEST_TMPDIR/rs.conf" status --json
+	assert_equal "$(jq -r .probe_alt_addr <<<"$output")" "127.0.0.2:$ap"
+}
+
 # counter ROLE JQ: a counter of the DC's or the RS's status (rewritten
 # every second or two), polled until it is at least MIN (bounded).
 counter_at_least() {

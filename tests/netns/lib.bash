@@ -570,3 +570,43 @@ no_leftovers() {
 		return 0
 	}
 }
+
+# restricted_router NAME WAN4 LAN4 HOST4 addr|port: a NAT router
+# (masquerade out of wan, as nat_router) that also lets a new UDP datagram
+# from wan on to HOST4 (at the port it came to; Linux keeps the source
+# port when it is free), but only from where its LAN has sent: from any
+# port of an address the LAN sent to (addr: address-dependent filtering,
+# RFC 4787), or from the very address:port (port: port-dependent). Linux
+# conntrack alone filters port-dependently; these filter by rule, with
+# what the LAN sent kept in a set for two minutes.
+restricted_router() {
+	local key from type
+	case $5 in
+	addr) key='ip daddr' from='ip saddr' type=ipv4_addr ;;
+	port) key='ip daddr . udp dport' from='ip saddr . udp sport'
+	      type='ipv4_addr . inet_service' ;;
+	*) echo "restricted_router: addr or port, not '$5'" >&2; return 1 ;;
+	esac
+	nat_router "$1" "$2" "$3"
+	n "$1" nft -f - <<-NFT
+	table ip restrict {
+		set sent {
+			type $type
+			flags dynamic, timeout
+			timeout 120s
+		}
+		chain seen {
+			type filter hook forward priority 0; policy accept;
+			oifname "wan" meta l4proto udp update @sent { $key }
+		}
+		chain in {
+			type nat hook prerouting priority dstnat;
+			iifname "wan" meta l4proto udp $from @sent dnat to $4
+		}
+	}
+	NFT
+}
+# addr_restricted_router NAME WAN4 LAN4 HOST4 / port_restricted_router ...:
+# restricted_router with addr or port.
+addr_restricted_router() { restricted_router "$1" "$2" "$3" "$4" addr; }
+port_restricted_router() { restricted_router "$1" "$2" "$3" "$4" port; }

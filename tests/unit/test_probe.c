@@ -114,15 +114,16 @@ TEST(never_answers_more_than_it_got)
 		n = ntm_probe_srv_answer(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
 		    sizeof(struct sockaddr_in), 1, 3479, a, sizeof(a), &alt);
 		CHECK(n <= NTM_PROBE_LEN);
-		CHECK_EQ(n > 0, (f & ~NTM_PROBE_F_ALL) == 0);
-		CHECK_EQ(alt, n > 0 && (f & NTM_PROBE_F_CHANGE));
+		CHECK_EQ(n > 0, (f & ~NTM_PROBE_F_ALL) == 0 && f != NTM_PROBE_F_ADDR);
+		/* no other address here: CHANGE|ADDR from this port */
+		CHECK_EQ(alt, n > 0 && (f & NTM_PROBE_F_CHANGE) && !(f & NTM_PROBE_F_ADDR));
 	}
 	/* Too small a buffer for the answer: nothing. */
 	ntm_probe_make(q, TX);
 	CHECK_EQ(ntm_probe_srv_input(s, q, NTM_PROBE_LEN, (struct sockaddr *)&from,
 	    sizeof(struct sockaddr_in), 1, a, NTM_PROBE_RESP_LEN - 1), 0);
 	ntm_probe_srv_stats(s, &st);
-	CHECK_EQ(st.answered, 1 + 4);
+	CHECK_EQ(st.answered, 1 + 7);
 	CHECK_EQ(st.alt_answered, 2);
 	CHECK_EQ(st.limited, 0);
 	ntm_probe_srv_free(s);
@@ -295,24 +296,27 @@ TEST(filt_client)
 	struct sockaddr_storage srv = sa("198.18.0.4:3478"), alt = sa("198.18.0.4:3479"),
 	    wrong = sa("198.18.0.9:3479"), me = sa("198.18.2.1:40000"),
 	    mapped = sa("[::ffff:198.18.0.4]:3479");
-	uint8_t ask[NTM_PROBE_LEN], chg[NTM_PROBE_LEN], a1[NTM_PROBE_LEN], a2[NTM_PROBE_LEN];
+	uint8_t out[NTM_FILT_PER_ROUND][NTM_PROBE_LEN], a1[NTM_PROBE_LEN], a2[NTM_PROBE_LEN],
+	    a3[NTM_PROBE_LEN];
 	struct ntm_filt_test t;
-	size_t n1, n2;
-	int alt1, alt2;
+	size_t n1, n2, n3;
+	int alt1, alt2, alt3;
 
 	ntm_filt_start(&t, (struct sockaddr *)&srv);
 	CHECK(ntm_filt_pending(&t));
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
-	n1 = ntm_probe_srv_answer(s, ask, sizeof(ask), (struct sockaddr *)&me, salen(&me), 1,
-	    3479, a1, sizeof(a1), &alt1);
-	n2 = ntm_probe_srv_answer(s, chg, sizeof(chg), (struct sockaddr *)&me, salen(&me), 1,
-	    3479, a2, sizeof(a2), &alt2);
-	CHECK_EQ(alt1, 0);
+	/* CHANGE, ASK|ADDR, CHANGE|ADDR (a plain ASK only from round 2) */
+	CHECK_EQ(ntm_filt_round(&t, out), 3);
+	n2 = ntm_probe_srv_answer(s, out[0], NTM_PROBE_LEN, (struct sockaddr *)&me, salen(&me),
+	    1, 3479, a2, sizeof(a2), &alt2);
+	/* No other address: the ASK|ADDR's answer says so, naming the port. */
+	n3 = ntm_probe_srv_answer(s, out[1], NTM_PROBE_LEN, (struct sockaddr *)&me, salen(&me),
+	    1, 3479, a3, sizeof(a3), &alt3);
 	CHECK_EQ(alt2, 1);
+	CHECK_EQ(alt3, 0);
 	/* The ASK's answer from elsewhere than the server: refused. */
-	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&alt, salen(&alt)), 0);
-	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK_EQ(ntm_filt_input(&t, a3, n3, (struct sockaddr *)&alt, salen(&alt)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a3, n3, (struct sockaddr *)&srv, salen(&srv)), 1);
 	CHECK(ntm_filt_pending(&t));
 	/* Only the ASK's answer (the CHANGE's filtered): port-dependent. */
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_PORT);
@@ -324,36 +328,191 @@ TEST(filt_client)
 	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&srv, salen(&srv)), 0);
 	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&mapped, salen(&mapped)), 1);
 	CHECK(!ntm_filt_pending(&t));
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 0);
+	CHECK_EQ(ntm_filt_round(&t, out), 0);
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_ADDR);
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_NONE), NTM_FILTER_NONE);
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_UNKNOWN), NTM_FILTER_UNKNOWN);
 	/* A plain probe's answer is not the test's. */
-	ntm_probe_make(ask, TX);
-	n1 = ntm_probe_srv_input(s, ask, sizeof(ask), (struct sockaddr *)&me, salen(&me), 2, a1,
-	    sizeof(a1));
+	ntm_probe_make(out[0], TX);
+	n1 = ntm_probe_srv_input(s, out[0], NTM_PROBE_LEN, (struct sockaddr *)&me, salen(&me),
+	    2, a1, sizeof(a1));
 	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 0);
 
-	/* A server with no other port: its answer to the CHANGE ends the
-	 * test, unknown. */
+	/* A server with no other port and no other address: its answers to
+	 * the CHANGEs end the test, unknown. */
 	ntm_filt_start(&t, (struct sockaddr *)&srv);
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
-	n2 = ntm_probe_srv_answer(s, chg, sizeof(chg), (struct sockaddr *)&me, salen(&me), 3, 0,
-	    a2, sizeof(a2), &alt2);
+	CHECK_EQ(ntm_filt_round(&t, out), 3);
+	n2 = ntm_probe_srv_answer(s, out[0], NTM_PROBE_LEN, (struct sockaddr *)&me, salen(&me),
+	    3, 0, a2, sizeof(a2), &alt2);
 	CHECK_EQ(ntm_filt_input(&t, a2, n2, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK(ntm_filt_pending(&t));
+	n3 = ntm_probe_srv_answer(s, out[2], NTM_PROBE_LEN, (struct sockaddr *)&me, salen(&me),
+	    3, 0, a3, sizeof(a3), &alt3);
+	CHECK_EQ(ntm_filt_input(&t, a3, n3, (struct sockaddr *)&srv, salen(&srv)), 1);
 	CHECK(!ntm_filt_pending(&t));
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
 
-	/* A server from before the flags answers nothing: 3 rounds (the ASK
+	/* A server from before ADDR (it drops the ADDR probes as malformed):
+	 * the second round's plain ASK gets the other port named, which the
+	 * filtered CHANGE makes port-dependent at the end. */
+	ntm_filt_start(&t, (struct sockaddr *)&srv);
+	CHECK_EQ(ntm_filt_round(&t, out), 3);
+	CHECK_EQ(ntm_filt_round(&t, out), 4);
+	n1 = ntm_probe_srv_answer(s, out[3], NTM_PROBE_LEN, (struct sockaddr *)&me, salen(&me),
+	    4, 3479, a1, sizeof(a1), &alt1);
+	CHECK_EQ(alt1, 0);
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&alt, salen(&alt)), 0);
+	CHECK_EQ(ntm_filt_input(&t, a1, n1, (struct sockaddr *)&srv, salen(&srv)), 1);
+	CHECK_EQ(ntm_filt_round(&t, out), 3);	/* CHANGE, ASK|ADDR, CHANGE|ADDR */
+	CHECK_EQ(ntm_filt_round(&t, out), 0);
+	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_PORT);
+
+	/* A server from before the flags answers nothing: 3 rounds (the ASKs
 	 * dropped each time), then unknown. */
 	ntm_filt_start(&t, (struct sockaddr *)&srv);
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 2);
-	CHECK_EQ(ntm_filt_round(&t, ask, chg), 0);
+	CHECK_EQ(ntm_filt_round(&t, out), 3);
+	CHECK_EQ(ntm_filt_round(&t, out), 4);
+	CHECK_EQ(ntm_filt_round(&t, out), 4);
+	CHECK_EQ(ntm_filt_round(&t, out), 0);
 	CHECK_EQ(ntm_filt_verdict(&t, NTM_NAT_EI), NTM_FILTER_UNKNOWN);
 	ntm_probe_srv_free(s);
 }
 
+/* The address test: a server with another address answers a CHANGE|ADDR
+ * from there and names it in answers to probes with ADDR only. */
+TEST(change_addr)
+{
+	struct ntm_probe_srv *s = ntm_probe_srv_new(10, 20, 1000, K);
+	struct sockaddr_storage from = sa("198.18.2.1:40000"), from6 = sa("[fd00:18::10]:5"),
+	    other = sa("198.18.0.6:50000"), mapped = sa("[::ffff:198.18.2.1]:40000"), seen, oa;
+	uint8_t q[NTM_PROBE_LEN], a[NTM_UDP_MAX], flags;
+	struct ntm_probe_stats st;
+	uint16_t port;
+	socklen_t seenlen;
+	char buf[64];
+	size_t n;
+	int alt;
+
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_CHANGE | NTM_PROBE_F_ADDR);
+	n = ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from),
+	    1, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt);
+	CHECK_EQ(n, NTM_PROBE_RESP_LEN);
+	CHECK_EQ(alt, NTM_PROBE_ALT_ADDR);
+	CHECK_EQ(ntm_probe_resp_open_addr(a, n, TX, &seen, &seenlen, &flags, &port, &oa), 0);
+	CHECK_EQ(flags, NTM_PROBE_R_ADDR);
+	CHECK_EQ(port, 7001);
+	CHECK_STR(ntm_sa_str((struct sockaddr *)&oa, buf, sizeof(buf)), "198.18.0.6:50000");
+	/* A client that asked for the port only refuses the address field. */
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &port),
+	    NTM_ERR_PROTO);
+	/* The same from an IPv4-mapped source. */
+	n = ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&mapped,
+	    salen(&mapped), 2, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt);
+	CHECK_EQ(alt, NTM_PROBE_ALT_ADDR);
+	/* An IPv6 source: the IPv4 other address is none for it, answered
+	 * from this port, naming none. */
+	n = ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&from6, salen(&from6),
+	    3, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt);
+	CHECK_EQ(alt, 0);
+	CHECK_EQ(ntm_probe_resp_open_addr(a, n, TX, &seen, &seenlen, &flags, &port, &oa), 0);
+	CHECK_EQ(flags, 0);
+	CHECK_EQ(oa.ss_family, 0);
+	/* ASK|ADDR: from this port, naming both. */
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_ASK | NTM_PROBE_F_ADDR);
+	n = ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from),
+	    4, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt);
+	CHECK_EQ(alt, 0);
+	CHECK_EQ(ntm_probe_resp_open_addr(a, n, TX, &seen, &seenlen, &flags, &port, &oa), 0);
+	CHECK_EQ(flags, 0);
+	CHECK_EQ(port, 7001);
+	CHECK_STR(ntm_sa_str((struct sockaddr *)&oa, buf, sizeof(buf)), "198.18.0.6:50000");
+	/* The port test's probes get no address (older clients check). */
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_ASK);
+	n = ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from),
+	    5, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt);
+	CHECK_EQ(ntm_probe_resp_open_flags(a, n, TX, &seen, &seenlen, &flags, &port), 0);
+	/* ADDR alone: malformed; an answer from the other address that names
+	 * none: malformed. */
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_ADDR);
+	CHECK_EQ(ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&from,
+	    salen(&from), 6, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt), 0);
+	ntm_probe_make_flags(q, TX, NTM_PROBE_F_CHANGE | NTM_PROBE_F_ADDR);
+	n = ntm_probe_srv_answer_addr(s, q, sizeof(q), (struct sockaddr *)&from, salen(&from),
+	    7, 7001, (struct sockaddr *)&other, a, sizeof(a), &alt);
+	memset(a + NTM_HDR_LEN + NTM_PROBE_TXID_LEN + NTM_WADDR_LEN + 3, 0, NTM_WADDR_LEN);
+	CHECK_EQ(ntm_probe_resp_open_addr(a, n, TX, &seen, &seenlen, &flags, &port, &oa),
+	    NTM_ERR_PROTO);
+	ntm_probe_srv_stats(s, &st);
+	CHECK_EQ(st.answered, 6);
+	CHECK_EQ(st.alt_addr_answered, 3);
+	CHECK_EQ(st.alt_answered, 0);
+	CHECK_EQ(st.malformed, 1);
+	ntm_probe_srv_free(s);
+}
+
+/* The whole test against a server with an other port and an other
+ * address, through each kind of filter: what gets in decides. */
+TEST(filt_kinds)
+{
+	static const struct {
+		const char	*name;
+		int		 port_in, addr_in;	/* the filter lets in */
+		int		 has_addr;		/* the server has an other address */
+		enum ntm_nat	 nat;
+		enum ntm_filter	 want;
+	} tab[] = {
+		{ "open, no NAT", 1, 1, 1, NTM_NAT_NONE, NTM_FILTER_NONE },
+		{ "endpoint-independent", 1, 1, 1, NTM_NAT_EI, NTM_FILTER_EI },
+		{ "address-dependent", 1, 0, 1, NTM_NAT_EI, NTM_FILTER_ADDR_DEP },
+		{ "address-dependent firewall", 1, 0, 1, NTM_NAT_NONE, NTM_FILTER_ADDR_DEP },
+		{ "port-dependent", 0, 0, 1, NTM_NAT_EI, NTM_FILTER_PORT },
+		{ "no other address, port in", 1, 1, 0, NTM_NAT_EI, NTM_FILTER_ADDR },
+		{ "no other address, port out", 0, 1, 0, NTM_NAT_EI, NTM_FILTER_PORT },
+		{ "no NAT verdict", 1, 1, 1, NTM_NAT_UNKNOWN, NTM_FILTER_UNKNOWN },
+	};
+	struct sockaddr_storage srv = sa("198.18.0.4:3478"), altp = sa("198.18.0.4:3479"),
+	    alta = sa("198.18.0.6:50000"), me = sa("198.18.2.1:40000");
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		struct ntm_probe_srv *s = ntm_probe_srv_new(100, 200, 1000, K);
+		uint8_t out[NTM_FILT_PER_ROUND][NTM_PROBE_LEN], a[NTM_PROBE_LEN];
+		struct ntm_filt_test t;
+		int np, rounds = 0, alt;
+
+		ntm_filt_start(&t, (struct sockaddr *)&srv);
+		while ((np = ntm_filt_round(&t, out)) > 0) {
+			rounds++;
+			for (int k = 0; k < np; k++) {
+				size_t n = ntm_probe_srv_answer_addr(s, out[k], NTM_PROBE_LEN,
+				    (struct sockaddr *)&me, salen(&me), rounds, 3479,
+				    tab[i].has_addr ? (struct sockaddr *)&alta : NULL, a,
+				    sizeof(a), &alt);
+				const struct sockaddr_storage *src = alt == NTM_PROBE_ALT_ADDR ?
+				    &alta : alt ? &altp : &srv;
+
+				if ((alt == NTM_PROBE_ALT_PORT && !tab[i].port_in) ||
+				    (alt == NTM_PROBE_ALT_ADDR && !tab[i].addr_in))
+					continue;
+				CHECK_EQ(ntm_filt_input(&t, a, n, (const struct sockaddr *)src,
+				    salen(src)), 1);
+			}
+		}
+		if (ntm_filt_verdict(&t, tab[i].nat) != tab[i].want)
+			fprintf(stderr, "filt_kinds: %s: %s\n", tab[i].name,
+			    ntm_filter_name(ntm_filt_verdict(&t, tab[i].nat)));
+		CHECK_EQ(ntm_filt_verdict(&t, tab[i].nat), tab[i].want);
+		/* What came in ends the test at once; a filtered answer is
+		 * waited for to the last round. */
+		CHECK_EQ(rounds, tab[i].addr_in && tab[i].has_addr ? 1 :
+		    !tab[i].has_addr && tab[i].port_in ? 1 : NTM_FILT_ROUNDS);
+		ntm_probe_srv_free(s);
+	}
+	CHECK_EQ(ntm_filter_parse("endpoint-independent"), NTM_FILTER_EI);
+	CHECK_EQ(ntm_filter_parse("address-dependent"), NTM_FILTER_ADDR_DEP);
+	CHECK_EQ(ntm_filter_parse("unknown"), NTM_FILTER_UNKNOWN);
+	CHECK_EQ(ntm_filter_parse("full-cone"), -1);
+	CHECK_STR(ntm_filter_name((enum ntm_filter)99), "unknown");
+}
+
 UNIT_MAIN(T(round_trip), T(never_answers_more_than_it_got), T(flood_limited), T(classify),
-    T(change_port), T(filter_classify), T(filt_client))
+    T(change_port), T(filter_classify), T(filt_client), T(change_addr), T(filt_kinds))

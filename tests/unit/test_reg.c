@@ -58,6 +58,7 @@ make_req(struct ntm_reg_req *r)
 	r->local_port = 7000;
 	r->flags = NTM_REG_F_AGENT;
 	r->nat = 3;			/* NTM_NAT_EI */
+	r->filter = 5;			/* NTM_FILTER_ADDR_DEP */
 	r->naddrs = 3;
 	sa(&r->addrs[0], "192.168.1.10:7000");
 	sa(&r->addrs[1], "[fd00::10]:7000");
@@ -86,6 +87,7 @@ TEST(roundtrip)
 	CHECK_EQ(rq2.local_port, 7000);
 	CHECK_EQ(rq2.flags, NTM_REG_F_AGENT);
 	CHECK_EQ(rq2.nat, 3);		/* NTM_NAT_EI, set by make_req */
+	CHECK_EQ(rq2.filter, 5);	/* NTM_FILTER_ADDR_DEP, in n_addrs bits 4..6 */
 	CHECK_EQ(rq2.naddrs, 3);
 	for (int i = 0; i < 3; i++)
 		CHECK(ntm_sa_equal((struct sockaddr *)&rq.addrs[i],
@@ -163,6 +165,9 @@ TEST(seal_args)
 	rq.nat = NTM_REG_NAT_MAX + 1;
 	CHECK_EQ(ntm_reg_req_seal(&cl, &rq, buf, sizeof(buf), NULL), NTM_ERR_INVAL);
 	rq.nat = 0;
+	rq.filter = NTM_REG_FILTER_MAX + 1;
+	CHECK_EQ(ntm_reg_req_seal(&cl, &rq, buf, sizeof(buf), NULL), NTM_ERR_INVAL);
+	rq.filter = 0;
 	CHECK_EQ(ntm_nudge_seal(&dc, &nu, buf, sizeof(buf)), NTM_ERR_INVAL);
 	memset(&rs, 0, sizeof(rs));
 	rs.reflexive.ss_family = AF_UNIX;
@@ -271,6 +276,10 @@ TEST(payload_parse)
 		{ "good request", NTM_MSG_REG_REQ, 0, 0x1b, 0 },
 		{ "n_addrs 5", NTM_MSG_REG_REQ, 2, 5, NTM_ERR_PROTO },
 		{ "n_addrs 255", NTM_MSG_REG_REQ, 2, 255, NTM_ERR_PROTO },
+		{ "n_addrs 1, filtering 5 (address-dependent)", NTM_MSG_REG_REQ, 2, 0x51, 0 },
+		{ "n_addrs 1, filtering 4 (endpoint-independent)", NTM_MSG_REG_REQ, 2, 0x41, 0 },
+		{ "n_addrs 1, filtering 6", NTM_MSG_REG_REQ, 2, 0x61, NTM_ERR_PROTO },
+		{ "n_addrs 1, bit 7", NTM_MSG_REG_REQ, 2, 0x81, NTM_ERR_PROTO },
 		{ "flags agent + offline", NTM_MSG_REG_REQ, 3, 0x03, 0 },
 		{ "nat kind 1 (none) in bits 2..4", NTM_MSG_REG_REQ, 3, 0x04, 0 },
 		{ "nat kind 4 (varies by destination), agent", NTM_MSG_REG_REQ, 3, 0x11, 0 },

@@ -232,6 +232,61 @@ TEST(nat_kinds)
 	}
 }
 
+/* The filtering the ends found (§4.7) changes no decision; a punching
+ * reason names the ends whose NAT lets in any port of an address it sent
+ * to (a probe of the other end then gets in at once), each end reading it
+ * from its own side. */
+TEST(filtering)
+{
+	static const struct loc_text na = { "198.18.0.1:40001", { "100.64.1.2:5000" } };
+	static const struct loc_text nb = { "198.18.0.2:40002", { "100.64.2.3:6000" } };
+	static const struct {
+		int		 nat_a, nat_b, filt_a, filt_b, punch;
+		const char	*reason, *peer_reads;
+	} v[] = {
+		{ NTM_NAT_EI, NTM_NAT_EI, NTM_FILTER_PORT, NTM_FILTER_PORT, 1,
+		  "both behind endpoint-independent NATs: relay, punching",
+		  "both behind endpoint-independent NATs: relay, punching" },
+		{ NTM_NAT_EI, NTM_NAT_EI, NTM_FILTER_PORT, NTM_FILTER_ADDR_DEP, 1,
+		  "both behind endpoint-independent NATs: relay, punching; peer's NAT filters by address",
+		  "both behind endpoint-independent NATs: relay, punching; requester's NAT filters by address" },
+		{ NTM_NAT_EI, NTM_NAT_EI, NTM_FILTER_EI, NTM_FILTER_ADDR, 1,
+		  "both behind endpoint-independent NATs: relay, punching; both NATs filter by address",
+		  "both behind endpoint-independent NATs: relay, punching; both NATs filter by address" },
+		/* the hard end's own filtering does not help: its ports are new */
+		{ NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_FILTER_EI, NTM_FILTER_PORT, 1,
+		  "requester's NAT varies by destination: relay, predicting ports",
+		  "peer's NAT varies by destination: relay, predicting ports" },
+		{ NTM_NAT_PER_DEST, NTM_NAT_EI, NTM_FILTER_PORT, NTM_FILTER_EI, 1,
+		  "requester's NAT varies by destination: relay, predicting ports; peer's NAT filters by address",
+		  "peer's NAT varies by destination: relay, predicting ports; requester's NAT filters by address" },
+		{ NTM_NAT_PER_DEST, NTM_NAT_PER_DEST, NTM_FILTER_EI, NTM_FILTER_EI, 0,
+		  "both NATs vary by destination: relay", "both NATs vary by destination: relay" },
+		{ NTM_NAT_EI, NTM_NAT_EI, NTM_FILTER_UNKNOWN, NTM_FILTER_UNKNOWN, 1,
+		  "both behind endpoint-independent NATs: relay, punching",
+		  "both behind endpoint-independent NATs: relay, punching" },
+	};
+	struct ntm_location a, b;
+	struct ntm_route r;
+	char buf[96];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		mkloc(&a, &na);
+		mkloc(&b, &nb);
+		a.nat = v[i].nat_a;
+		b.nat = v[i].nat_b;
+		a.filter = v[i].filt_a;
+		b.filter = v[i].filt_b;
+		CHECK_EQ(ntm_route_decide(&a, &b, 1, &r), 0);
+		CHECK_EQ(r.kind, NTM_ROUTE_RELAY);
+		CHECK_EQ(r.punch, v[i].punch);
+		CHECK_STR(r.reason, v[i].reason);
+		CHECK(strlen(r.reason) <= 95);
+		ntm_route_reason(&r, 1, buf, sizeof(buf));
+		CHECK_STR(buf, v[i].peer_reads);
+	}
+}
+
 /* Two families (§4.5 "Two families"): each end's first location and its
  * other family's (NULL: one family only); every family both have is
  * decided, direct beats a punching relay beats a relay, a tie keeps the
@@ -333,4 +388,4 @@ TEST(dual)
 	CHECK_EQ(ntm_route_decide_dual(NULL, NULL, &a, NULL, 0, &r), NTM_ERR_INVAL);
 }
 
-UNIT_MAIN(T(table), T(invalid), T(names), T(nat_kinds), T(dual))
+UNIT_MAIN(T(table), T(invalid), T(names), T(nat_kinds), T(dual), T(filtering))

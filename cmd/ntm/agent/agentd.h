@@ -186,6 +186,8 @@ struct agent {
 	int		 filt_running;	/* the filtering test still waits */
 	int		 filter;	/* enum ntm_filter found; 0 unknown */
 	int		 nat_dc_ok;	/* the DC answered a probe, so it takes the kind in REG_REQ */
+	int		 filter_dc_ok;	/* the DC lists reg_filtering (GET /v1/session): it
+					 * takes the filtering in REG_REQ */
 	uint64_t	 nat_runs;
 	uint64_t	 nat_net;	/* net_changes when the last run started */
 	/* directions */

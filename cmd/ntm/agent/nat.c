@@ -11,9 +11,10 @@
  * punch again from the new address, or say why they cannot.
  *
  * To the RS also the filtering test: probes asking it to answer from its
- * other port; whether that answer gets in says how this end's NAT or
- * firewall filters (`ntm status`; the DC is not told). It goes on after
- * the NAT verdict, which it never delays.
+ * other port and its other address; whether those answers get in says how
+ * this end's NAT or firewall filters (`ntm status`; and the DC, when its
+ * GET /v1/session lists reg_filtering, in the next REG_REQ). It goes on
+ * after the NAT verdict, which it never delays.
  */
 #include <sys/socket.h>
 #include <stdio.h>
@@ -40,12 +41,19 @@ on_session(const struct ntm_http_result *res, void *arg)
 
 	a->relay_state = 2;
 	if (res->err == 0 && res->status == 200 && res->json) {
-		for (int i = 0; i < 2; i++) {
-			const char *v = json_string_value(json_object_get(res->json, keys[i]));
+		json_t *feat = json_object_get(res->json, "features"), *v;
+		size_t i;
+
+		json_array_foreach(feat, i, v)
+			if (json_is_string(v) && strcmp(json_string_value(v),
+			    NTM_REG_FEATURE_FILTER) == 0)
+				a->filter_dc_ok = 1;
+		for (int k = 0; k < 2; k++) {
+			const char *rv = json_string_value(json_object_get(res->json, keys[k]));
 			struct sockaddr_storage ss;
 			socklen_t len;
 
-			if (v == NULL || ntm_sa_parse(&ss, &len, v) < 0)
+			if (rv == NULL || ntm_sa_parse(&ss, &len, rv) < 0)
 				continue;
 			ntm_sa_unmap(&ss, &len);
 			if (ss.ss_family == AF_INET)
@@ -84,13 +92,11 @@ filt_pending(const struct agent_probe *p)
 static void
 send_filt(struct agent *a, struct agent_probe *p)
 {
-	uint8_t ask[NTM_PROBE_LEN], chg[NTM_PROBE_LEN];
-	int np = ntm_filt_round(&p->ft, ask, chg);
+	uint8_t out[NTM_FILT_PER_ROUND][NTM_PROBE_LEN];
+	int np = ntm_filt_round(&p->ft, out);
 
-	if (np == 2)
-		(void)agent_udp_send(a, ask, sizeof(ask), &p->to);
-	if (np >= 1)
-		(void)agent_udp_send(a, chg, sizeof(chg), &p->to);
+	for (int i = 0; i < np; i++)
+		(void)agent_udp_send(a, out[i], NTM_PROBE_LEN, &p->to);
 }
 
 /* Both the NAT verdict and the filtering test are in: the filtering. */
@@ -102,12 +108,13 @@ filt_finish(struct agent *a)
 
 	a->filt_running = 0;
 	f = ntm_filt_verdict(&r->ft, (enum ntm_nat)a->nat_run);
-	if ((int)f != a->filter)
-		log_info("nat: filtering %s (%s)", ntm_filter_name(f),
-		    r->ft.other_port == 0 ? "no other port known at the relay" : r->ft.chg_answered ?
-		    "the relay's answer from its other port came in" :
-		    "the relay's answer from its other port never came in");
+	if ((int)f == a->filter)
+		return;
+	log_info("nat: filtering %s (%s)", ntm_filter_name(f), ntm_filt_why(&r->ft, f));
 	a->filter = (int)f;
+	/* Only to a DC that takes it: an older one refuses the bits. */
+	if (a->filter_dc_ok)
+		agent_reg_send_now(a);
 }
 
 /* This end moved and is still global (no NAT, the same family): a route

@@ -233,6 +233,7 @@ reg_send(struct agent *a)
 	r.flags = NTM_REG_F_AGENT;
 	/* Only to a DC that answers probes: an older one refuses these bits. */
 	r.nat = a->nat_dc_ok ? (uint8_t)a->nat : 0;
+	r.filter = a->filter_dc_ok ? (uint8_t)a->filter : 0;
 	r.naddrs = a->nlocals;
 	memcpy(r.addrs, a->locals, sizeof(r.addrs));
 	/* Counters follow the wall clock in microseconds, above whatever this
