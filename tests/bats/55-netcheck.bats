@@ -127,8 +127,10 @@ probe() {
 	done
 }
 
-# probe_flags ADDR:PORT FLAGS: one PROBE with FLAGS in its first padding
-# byte; prints each answer as "from PORT len N flags F other O".
+# probe_flags ADDR:PORT FLAGS [addr]: one PROBE with FLAGS in its first
+# padding byte; prints each answer as "from PORT len N flags F other O", or
+# with addr "from ADDR:PORT ... addr FAMILY PORT A.B.C.D" (the other
+# address field at bytes 43..62).
 probe_flags() {
 	timeout 20 python3 - "$@" <<-'PY'
 	import os, socket, sys
@@ -145,8 +147,15 @@ probe_flags() {
 	    except socket.timeout:
 	        break
 	    ok = d[0] == 12 and d[4:20] == txid
-	    print("from %d len %d flags %d other %d ok %d" % (src[1], len(d), d[40],
-	          int.from_bytes(d[41:43], "big"), ok))
+	    if len(sys.argv) < 4:
+	        print("from %d len %d flags %d other %d ok %d" % (src[1], len(d), d[40],
+	              int.from_bytes(d[41:43], "big"), ok))
+	        continue
+	    w = d[43:63]
+	    print("from %s:%d len %d flags %d other %d addr %d %d %s ok %d" % (src[0], src[1],
+	          len(d), d[40], int.from_bytes(d[41:43], "big"), w[0],
+	          int.from_bytes(w[2:4], "big"), ".".join(str(b) for b in w[4:8]),
+	          ok and d[63] == 0))
 	PY
 }
 
@@ -202,32 +211,6 @@ teardown() {
 	fi
 }
 
-# probe_addr ADDR:PORT FLAGS: one PROBE with FLAGS from 127.0.0.1; prints
-# each answer's source, flags, other port and other address (the wire
-# address at bytes 43..62: "family port a.b.c.d").
-probe_addr() {
-	timeout 20 python3 - "$@" <<-'PY'
-	import os, socket, sys
-	host, port = sys.argv[1].rsplit(":", 1)
-	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-	s.bind(("127.0.0.1", 0))
-	txid = os.urandom(16)
-	s.sendto(bytes([11, 2, 0, 0]) + txid + bytes([int(sys.argv[2])]) + bytes(43),
-	         (host, int(port)))
-	s.settimeout(0.5)
-	while True:
-	    try:
-	        d, src = s.recvfrom(2048)
-	    except socket.timeout:
-	        break
-	    w = d[43:63]
-	    print("from %s:%d len %d flags %d other %d addr %d %d %s ok %d" % (src[0], src[1],
-	          len(d), d[40], int.from_bytes(d[41:43], "big"), w[0],
-	          int.from_bytes(w[2:4], "big"), ".".join(str(b) for b in w[4:8]),
-	          d[0] == 12 and d[4:20] == txid and d[63] == 0))
-	PY
-}
-
 @test "probe_alt_addr: checked, RS only; an address that cannot be bound stops the start; a second address answers CHANGE|ADDR, ASK|ADDR names it" {
 	local up ap
 	up=$(free_port)
@@ -258,16 +241,16 @@ probe_addr() {
 	ntm-rs -d -f "$BATS_TEST_TMPDIR/rs.conf" >"$BATS_TEST_TMPDIR/rs.log" 2>&1 3>&- &
 	echo $! > "$BATS_TEST_TMPDIR/alt-rs.pid"
 	wait_until 10 grep -q "probes: the other address is udp 127.0.0.2:$ap" "$BATS_TEST_TMPDIR/rs.log"
-	run probe_addr "127.0.0.1:$up" 5
+	run probe_flags "127.0.0.1:$up" 5 addr
 	assert_output "from 127.0.0.2:$ap len 64 flags 2 other $((up + 1)) addr 4 $ap 127.0.0.2 ok 1"
-	run probe_addr "127.0.0.1:$up" 6
+	run probe_flags "127.0.0.1:$up" 6 addr
 	assert_output "from 127.0.0.1:$up len 64 flags 0 other $((up + 1)) addr 4 $ap 127.0.0.2 ok 1"
 	# The port test's probes never get the address field.
-	run probe_addr "127.0.0.1:$up" 2
+	run probe_flags "127.0.0.1:$up" 2 addr
 	assert_output "from 127.0.0.1:$up len 64 flags 0 other $((up + 1)) addr 0 0 0.0.0.0 ok 1"
 	# The platform's RS has none: ASK|ADDR names none, CHANGE|ADDR comes
 	# from the relay port.
-	run probe_addr "$(rs_udp)" 5
+	run probe_flags "$(rs_udp)" 5 addr
 	assert_output "from $(rs_udp) len 64 flags 0 other $(($(cat "$(P)/rs.udpport") + 1)) addr 0 0 0.0.0.0 ok 1"
 	run ntm-rs -f "$BATS_TEST_TMPDIR/rs.conf" status --json
 	assert_equal "$(jq -r .probe_alt_addr <<<"$output")" "127.0.0.2:$ap"
