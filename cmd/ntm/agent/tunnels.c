@@ -505,12 +505,19 @@ static int own_cands(const struct agent *a, const struct sockaddr_storage *refl,
  * first try DIRECT_RETRY_S (--direct-retry) after the failure, each next
  * one twice as long after the one before, up to 8 times that; a punched
  * path starts the count again. The same timer starts the punching after a
- * move that waits (move_due): a per-destination end's recreate, and a
+ * move that waits (move_due): the DC asked for the route again, and a
  * birthday run while another is in flight, AGENT_BDAY_WAIT_MS apart.
+ *
+ * Only the requester asks its DC for the route again: the RS keeps a
+ * session opened by one DC's tickets and refuses another DC's for it
+ * (other_dc, §4.4), and the requester's DC opened it. A per-destination
+ * responder that moved tells the requester in a CANDIDATES (its kind, no
+ * candidates) and the requester asks (MOVE_ASK).
  */
 #define DIRECT_RETRY_S		300
 #define DIRECT_RETRY_SHIFT_MAX	3
 #define AGENT_BDAY_WAIT_MS	1000
+enum { MOVE_PUNCH = 1, MOVE_ASK };	/* move_due: punch from here, ask the DC */
 
 static int
 direct_wanted(const struct tun *t)
@@ -526,7 +533,7 @@ direct_wanted(const struct tun *t)
 	    pair_punchable(t->a->nat, t->peer_nat) && t->a->probe[0].answered;
 }
 
-/* Punching again from here: this end moved (move), or a retry. */
+/* Punching again from here: either end moved (move: MOVE_*), or a retry. */
 static void
 direct_start(struct tun *t, int64_t now, int move)
 {
@@ -534,13 +541,14 @@ direct_start(struct tun *t, int64_t now, int move)
 	struct agent *a = t->a;
 	int n, len;
 
-	if (a->nat == NTM_NAT_PER_DEST) {
-		/* Where the peer reaches us is the DC's to see (our NAT gives
-		 * it a port of its own): it gives both ends the route again. */
+	if (a->nat == NTM_NAT_PER_DEST || move == MOVE_ASK) {
+		/* Where a per-destination end is reached is the DC's to see
+		 * (its NAT gives the DC a port of its own): it gives both ends
+		 * the route again, with fresh candidates. */
 		log_info("tunnel %s: %s behind a NAT that varies by destination: asking the "
-		    "DC for the route again", t->peer, move ? "this end moved" :
-		    t->p.punch == NTM_PUNCH_LOST ? "relayed since punching lost its path" :
-		    "relayed since punching failed");
+		    "DC for the route again", t->peer, move == MOVE_ASK ? "the peer moved" :
+		    move ? "this end moved" : t->p.punch == NTM_PUNCH_LOST ?
+		    "relayed since punching lost its path" : "relayed since punching failed");
 		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
 			t->recreating = 1;
 		return;
@@ -655,16 +663,18 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 		t->repunch_wanted = 0;
 		if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || nat == NTM_NAT_NONE)
 			continue;
-		/* Behind a NAT that maps per destination, the DC is asked (at the
-		 * tunnel's timer: once this verdict is registered); a birthday
-		 * run waits while another is in flight. */
-		if (pair_punchable(nat, t->peer_nat) && (nat == NTM_NAT_PER_DEST ||
-		    (bday_pair(t, nat) && bday_busy(a, t)))) {
+		/* Behind a NAT that maps per destination, the requester asks its
+		 * DC (at the tunnel's timer: once this verdict is registered), a
+		 * responder tells it (below); a birthday run waits while another
+		 * is in flight. */
+		if (pair_punchable(nat, t->peer_nat) && ((nat == NTM_NAT_PER_DEST &&
+		    t->p.initiator) || (nat == NTM_NAT_EI && bday_pair(t, nat) &&
+		    bday_busy(a, t)))) {
 			log_info("tunnel %s: this end moved (now %s, %s): punching again %s",
 			    t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
 			    sizeof(b)), ntm_nat_name((enum ntm_nat)nat), nat == NTM_NAT_PER_DEST ?
 			    "from the DC's new candidates" : "after the birthday probing in flight");
-			t->move_due = 1;
+			t->move_due = MOVE_PUNCH;
 			t->direct_at = now;
 			agent_tun_arm(t);
 			continue;
@@ -686,6 +696,9 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			if (nat == NTM_NAT_EI)
 				snprintf(note, sizeof(note), "this end moved; the peer is behind a "
 				    "NAT %s: relayed", nat_words(t->peer_nat));
+			else if (pair_punchable(nat, t->peer_nat))
+				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
+				    "relayed, the peer asks its DC again", nat_words(nat));
 			else
 				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
 				    "relayed", nat_words(nat));
@@ -761,6 +774,16 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		    "the peer moved", 1);
 		if (!again)
 			t->repunches++;
+	} else if (nat == NTM_NAT_PER_DEST && t->p.initiator &&
+	    pair_punchable(t->a->nat, nat)) {
+		/* its new address is the DC's to see: ours opened the relay
+		 * session, so we ask it for the route again (direct_start) */
+		log_info("tunnel %s: the peer moved behind a NAT that varies by destination",
+		    t->peer);
+		repunch(t, t->a->nat, NULL, 0, "the peer moved behind a NAT that varies by "
+		    "destination: asking the DC for the route again", 0);
+		t->move_due = MOVE_ASK;
+		t->direct_at = now;
 	} else {
 		if (nat == NTM_NAT_EI)
 			snprintf(note, sizeof(note), "the peer moved; this end is behind a NAT "
