@@ -8,17 +8,18 @@
 #
 #   srv: AS, DC1, DC2, RS 198.18.0.4, CS, dnsmasq
 #     |
-#   ==+================== switch: 198.18.0.0/15 ===================
-#     |               |                  |                  |
-#   nat1 (masq)     nat5 (masq)        nat2 (random)      nat7 (random)
-#   198.18.2.1      198.18.6.1         198.18.3.1         198.18.8.1
-#     | eth1          | eth2             | eth1             | eth2
-#     +-- a1: bob@dc1 --+                +-- b1: carol@dc2 --+
-#       100.64.2.10 -> 100.64.6.10         100.64.3.10 -> 100.64.8.10
+#   ==+====================== switch: 198.18.0.0/15 =======================
+#     |               |                  |                  |              |
+#   nat1 (masq)     nat5 (masq)        nat2 (random)      nat7 (random)  nat8 (random)
+#   198.18.2.1      198.18.6.1         198.18.3.1         198.18.8.1     198.18.9.1
+#     | eth1          | eth2             | eth1             | eth2         |
+#     +-- a1: bob@dc1 --+                +-- b1: carol@dc2 --+           d1: dave@dc2
+#       100.64.2.10 -> 100.64.6.10         100.64.3.10 -> 100.64.8.10    100.64.9.10
+#       -> 100.64.2.40
 #
-# bob runs `ntm up --direct-retry 10`, carol `--direct-retry off`: only a
-# tunnel bob asked for tries again on the timer (the requester's), so a
-# tunnel carol asked for goes direct again only by a move.
+# bob runs `ntm up --direct-retry 10`, carol and dave `--direct-retry off`:
+# only a tunnel bob asked for tries again on the timer (the requester's),
+# so a tunnel carol or dave asked for goes direct again only by a move.
 
 load ../bats/helpers
 load lib
@@ -31,12 +32,15 @@ setup_file() {
 	home_router nat5 198.18.6.1 100.64.6.1
 	home_router nat2 198.18.3.1 100.64.3.1 fully-random
 	home_router nat7 198.18.8.1 100.64.8.1 fully-random
+	home_router nat8 198.18.9.1 100.64.9.1 fully-random
 	host_behind a1 nat1 100.64.2.10 100.64.2.1
 	lan_link a1 nat5 eth2
 	host_behind b1 nat2 100.64.3.10 100.64.3.1
 	lan_link b1 nat7 eth2
+	host_behind d1 nat8 100.64.9.10 100.64.9.1
 	client_up a1 bob bob dc1 --direct-retry 10
 	client_up b1 carol carol dc2 --direct-retry off
+	client_up d1 dave dave dc2 --direct-retry off
 	wait_for 20 dc_nat_is dc1 bob endpoint-independent
 	wait_for 20 dc_nat_is dc2 carol varies-by-destination
 }
@@ -46,12 +50,15 @@ teardown_file() { topo_down "$BATS_FILE_TMPDIR/t"; }
 setup() {
 	TOPO_DIR=$BATS_FILE_TMPDIR/t
 	P=$(cat "$TOPO_DIR/prefix")
-	BOB=$(fqdn_of bob) CAROL=$(fqdn_of carol)
+	BOB=$(fqdn_of bob) CAROL=$(fqdn_of carol) DAVE=$(fqdn_of dave)
 }
 
 bob() { tunnel_field a1 bob "$CAROL" "$1"; }
 carol() { tunnel_field b1 carol "$BOB" "$1"; }
+bob_dave() { tunnel_field a1 bob "$DAVE" "$1"; }
+dave() { tunnel_field d1 dave "$BOB" "$1"; }
 punched_both() { [ "$(bob path)" = punched ] && [ "$(carol path)" = punched ]; }
+punched_dave() { [ "$(bob_dave path)" = punched ] && [ "$(dave path)" = punched ]; }
 relayed_both() { [ "$(bob path)" = relayed ] && [ "$(carol path)" = relayed ]; }
 # settled WHO: its tunnel is there, relayed, and punching gave up
 settled() {
@@ -63,6 +70,8 @@ retried() { [ "$(bob direct_retries)" -ge "$1" ]; }
 closed() {
 	ntmc a1 bob tunnel close "$CAROL" > /dev/null 2>&1 || true
 	ntmc b1 carol tunnel close "$BOB" > /dev/null 2>&1 || true
+	ntmc a1 bob tunnel close "$DAVE" > /dev/null 2>&1 || true
+	ntmc d1 dave tunnel close "$BOB" > /dev/null 2>&1 || true
 }
 
 # lost_echoes: echoes of the stream without a reply, between its first
@@ -155,6 +164,33 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	assert_equal "$(bob tunnel_id)" "$tid"
 	assert_equal "$(carol direct_retries)" 0
 	run ntmc a1 bob tunnel ping -c 2 --timeout 10 "$CAROL"
+	assert_success
+	nat_unblock nat5
+}
+
+@test "one agent, two relayed tunnels to per-destination peers: after its move, one birthday run at a time, and both punched" {
+	local lines
+	closed
+	# bob is behind nat5 (above); shut the way from there to carol's and dave's NATs
+	nat_block nat5 198.18.8.1
+	nat_block nat5 198.18.9.1
+	run ntmc b1 carol tunnel ping -c 1 --timeout 20 "$BOB"
+	assert_success
+	run ntmc d1 dave tunnel ping -c 1 --timeout 20 "$BOB"
+	assert_success
+	wait_for 30 settled carol
+	wait_for 30 settled dave
+	wait_for 30 settled bob
+	wait_for 30 settled bob_dave
+	lines=$(wc -l < "$TOPO_DIR/agent-bob.log")
+	# bob moves back behind nat1, where nothing is shut
+	lan_move a1 eth1 100.64.2.40 100.64.2.1
+	wait_for 40 punched_both
+	wait_for 40 punched_dave
+	# one of the two waited for the other's run to end
+	run bash -c "tail -n +$((lines + 1)) '$TOPO_DIR/agent-bob.log' | grep -c 'punching again after the birthday probing in flight'"
+	assert_output 1
+	run ntmc d1 dave tunnel ping -c 2 --timeout 10 "$BOB"
 	assert_success
 	nat_unblock nat5
 }

@@ -76,7 +76,8 @@ struct tun {
 	uint64_t	 repunches;		/* punching started again after a move */
 	int64_t		 direct_at;		/* ms: punching failed, try again then
 						   (or, move_due, punch after a move) */
-	int		 move_due;		/* this end moved: punch at direct_at */
+	int		 move_due;		/* either end moved: punch at direct_at */
+	int		 move_waits;		/* for our registration to show the move */
 	int		 direct_tries;		/* since the last punched path */
 	uint64_t	 direct_retries;	/* tried again, no move in between */
 	uint32_t	 cands_gen, cands_gen_rx;	/* CANDIDATES sent, last taken */

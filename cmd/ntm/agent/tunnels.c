@@ -448,14 +448,16 @@ pair_punchable(int own, int peer)
 }
 
 /* t punches by birthday probing (§4.8) as its hard end, or as the easy
- * end the peer asked to probe its ports. */
+ * end the peer asked to probe its ports (or will ask: a peer known to be
+ * per destination, by its CANDIDATES or an earlier SPRAY). */
 static int
 bday_running(const struct tun *t)
 {
 	const struct ntm_peer *p = &t->p;
 
 	return p->kind == NTM_ROUTE_RELAY && p->punch == NTM_PUNCH_TRYING &&
-	    ((p->bday == NTM_BDAY_HARD && t->npcand > 0) || p->bday_want > 0);
+	    ((p->bday == NTM_BDAY_HARD && t->npcand > 0) || p->bday_want > 0 ||
+	    (p->bday == NTM_BDAY_EASY && (t->peer_nat == NTM_NAT_PER_DEST || p->bday_rx > 0)));
 }
 
 /* Another tunnel of the agent than t is in a birthday run: the runs a
@@ -517,6 +519,9 @@ static int own_cands(const struct agent *a, const struct sockaddr_storage *refl,
 #define DIRECT_RETRY_S		300
 #define DIRECT_RETRY_SHIFT_MAX	3
 #define AGENT_BDAY_WAIT_MS	1000
+#define MOVE_REG_WAIT_MS	200	/* asking the DC: our registration shows */
+#define MOVE_REG_WAITS		25	/* the move (5 s at most), */
+#define MOVE_ASK_DELAY_MS	1000	/* the peer's had a second more */
 enum { MOVE_PUNCH = 1, MOVE_ASK };	/* move_due: punch from here, ask the DC */
 
 static int
@@ -593,6 +598,16 @@ direct_tick(struct tun *t, int64_t now)
 	}
 	if (now < t->direct_at)
 		return;
+	/* The DC decides the route from the locations it holds: a moved end
+	 * asks once its REG_RESP names the new address (the verdict's). */
+	if (t->move_due == MOVE_PUNCH && t->a->nat == NTM_NAT_PER_DEST &&
+	    t->move_waits < MOVE_REG_WAITS && t->a->probe[0].answered &&
+	    !(t->a->registered && ntm_sa_same_host((const struct sockaddr *)
+	    &t->a->resp.reflexive, (const struct sockaddr *)&t->a->probe[0].seen))) {
+		t->move_waits++;
+		t->direct_at = now + MOVE_REG_WAIT_MS;
+		return;
+	}
 	/* one birthday run at a time in the agent: this one waits its turn */
 	if (bday_pair(t, t->a->nat) && bday_busy(t->a, t)) {
 		t->direct_at = now + AGENT_BDAY_WAIT_MS;
@@ -601,6 +616,7 @@ direct_tick(struct tun *t, int64_t now)
 	t->direct_at = 0;
 	move = t->move_due;
 	t->move_due = 0;
+	t->move_waits = 0;
 	if (move)
 		t->repunches++;
 	else {
@@ -675,6 +691,7 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			    sizeof(b)), ntm_nat_name((enum ntm_nat)nat), nat == NTM_NAT_PER_DEST ?
 			    "from the DC's new candidates" : "after the birthday probing in flight");
 			t->move_due = MOVE_PUNCH;
+			t->move_waits = 0;
 			t->direct_at = now;
 			agent_tun_arm(t);
 			continue;
@@ -783,7 +800,7 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		repunch(t, t->a->nat, NULL, 0, "the peer moved behind a NAT that varies by "
 		    "destination: asking the DC for the route again", 0);
 		t->move_due = MOVE_ASK;
-		t->direct_at = now;
+		t->direct_at = now + MOVE_ASK_DELAY_MS;
 	} else {
 		if (nat == NTM_NAT_EI)
 			snprintf(note, sizeof(note), "the peer moved; this end is behind a NAT "
