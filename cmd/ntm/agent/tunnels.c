@@ -479,9 +479,10 @@ bday_pair(const struct tun *t, int own)
 }
 
 /* This end's part in birthday probing on a new attempt with n candidates
- * behind a NAT of kind nat (as at setup, directions.c), none while another tunnel of the agent is
- * in a run: a peer's attempt taken then punches without it (and fails
- * against a per-destination NAT; the retry timer comes back to it). */
+ * behind a NAT of kind nat (as at setup, directions.c); none while another
+ * tunnel of the agent is in a run: a peer's attempt taken then punches
+ * without it (and fails against a per-destination NAT; the retry timer
+ * comes back to it). */
 static int
 bday_role(const struct tun *t, int nat, int n)
 {
