@@ -102,8 +102,9 @@ static const struct cmd_opt up_opts[] = {
 	  "(1..3600; default: as the DC says)", .type = CMD_INT, .off = UP(keepalive_s),
 	  .min = 1, .max = 3600, .expect = "expected seconds 1..3600" },
 	{ .name = "direct-retry", .arg = "SEC", .help = "a tunnel relayed because punching "
-	  "failed tries the direct path again after SEC seconds, then twice as long after "
-	  "each failure, up to 8 x SEC (10..86400, default 300; 'off': never)",
+	  "failed (birthday probing included) tries the direct path again after SEC "
+	  "seconds, then twice as long after each failure, up to 8 x SEC (10..86400, "
+	  "default 300; 'off': never; a move tries at once)",
 	  .type = CMD_CALL, .set = set_direct_retry },
 	{ .name = "dc-udp", .arg = "ADDR:PORT", .help = "the DC's UDP address (else ntm.conf "
 	  "dc_udp, else DNS SRV _ntm._udp.DOMAIN)", .type = CMD_STRING, .off = UP(dc_udp) },

@@ -178,17 +178,28 @@ punch_round(struct ntm_peer *p, int64_t now)
 	bday_ask(p, now);
 }
 
-/* Start (again) on the relay; with candidates, punch. */
+/* Start (again) on the relay; with candidates, punch. The easy end's
+ * spray of the last SPRAY taken, if still going, goes on from its first
+ * port to the new first candidate, once per SPRAY: the peer's SPRAY of a
+ * route given again comes before the route's direction here when the
+ * peer's came first (the DC answers the requester, then tells us). */
 static void
 punch_start(struct ntm_peer *p, int64_t now)
 {
+	int spray = p->bday == NTM_BDAY_EASY && p->bday_sent < p->bday_want && !p->bday_again;
+
 	p->punched = 0;
 	p->ep = p->relay_ep;
 	p->ep_sock = 0;
 	p->direct_rx = p->direct_at = 0;
 	p->nprflx = 0;
 	p->bday_asks = 0;
-	p->bday_want = p->bday_sent = 0;
+	p->bday_sent = 0;
+	if (spray && p->ncand > 0) {
+		p->bday_again = 1;
+		p->bday_next = now;
+	} else
+		p->bday_want = 0;
 	if (p->ncand <= 0) {
 		p->punch = NTM_PUNCH_OFF;
 		p->path_why[0] = '\0';
@@ -204,7 +215,11 @@ punch_start(struct ntm_peer *p, int64_t now)
 		snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s from "
 		    "%d mappings, relayed meanwhile", p->ncand, p->ncand == 1 ? "" : "s",
 		    NTM_PEER_BDAY_SOCKS);
-	} else
+	} else if (p->bday_want > 0)
+		snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s and %d "
+		    "predicted ports, relayed meanwhile", p->ncand, p->ncand == 1 ? "" : "s",
+		    p->bday_want);
+	else
 		snprintf(p->path_why, sizeof(p->path_why), "punching: %d candidate%s, "
 		    "relayed meanwhile", p->ncand, p->ncand == 1 ? "" : "s");
 	punch_round(p, now);
@@ -246,6 +261,7 @@ bday_rx(struct ntm_peer *p, const uint8_t *m, size_t len, int64_t now)
 	    attempt <= p->bday_rx)
 		return;
 	p->bday_rx = attempt;
+	p->bday_again = 0;
 	p->bday_want = NTM_PEER_BDAY_ODDS * NTM_PEER_BDAY_PORTS / (mappings + 1);
 	if (p->bday_want > NTM_PEER_BDAY_PROBES_MAX)
 		p->bday_want = NTM_PEER_BDAY_PROBES_MAX;

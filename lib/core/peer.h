@@ -145,6 +145,7 @@ struct ntm_peer {
 	int		 bday_asks;		/* copies sent */
 	uint32_t	 bday_rx;		/* easy: the last attempt taken */
 	int		 bday_want, bday_sent;	/* easy: probes to send, sent */
+	int		 bday_again;		/* easy: this SPRAY's started again */
 	uint32_t	 bday_off, bday_stride;	/* the ports' order */
 	int64_t		 bday_next;
 	uint8_t		 bday_txid[NTM_PUNCH_TXID_LEN];	/* bytes 6, 7: the port */

@@ -610,3 +610,16 @@ restricted_router() {
 # restricted_router with addr or port.
 addr_restricted_router() { restricted_router "$1" "$2" "$3" "$4" addr; }
 port_restricted_router() { restricted_router "$1" "$2" "$3" "$4" port; }
+
+# lan_move HOST IF ADDR4 GW4: HOST leaves the IPv4 LAN it is on for the one
+# on IF (linked with lan_link), in one go (one ip -batch), as a switch of
+# networks does.
+lan_move() {
+	local old
+	old=$(n "$1" ip -4 -o addr show scope global | awk '{ print $2, $4 }')
+	n "$1" ip -batch - <<-IPB
+	addr add $3/24 dev $2
+	route replace default via $4 src $3
+	addr del ${old#* } dev ${old%% *}
+	IPB
+}

@@ -950,6 +950,71 @@ TEST(punch_birthday)
 	ntm_peer_free(&e.p);
 }
 
+/* The route given again (the DC's new candidates for a moved hard end)
+ * reaches the easy end after the hard end's SPRAY of the new attempt: the
+ * spray goes on from its first port to the new first candidate, and only
+ * once for that SPRAY. */
+TEST(punch_birthday_spray_before_route)
+{
+	static struct side h, e;
+	struct ntm_peer_event ev;
+	struct side np;
+	socklen_t len;
+	int k, n, old_host = 0, new_host = 0;
+
+	mk_punch(&h, &e);
+	h.p.bday = NTM_BDAY_HARD;
+	e.p.bday = NTM_BDAY_EASY;
+	ntm_peer_begin(&h.p, 1000, 5000);
+	ntm_peer_begin(&e.p, 1000, 5000);
+	CHECK_EQ(ack(&h, 0, 1, 7, 1010), 1);
+	CHECK_EQ(pass(&h, h.n - 1, &e, "198.18.0.4", 1020, &ev), 0);
+	CHECK_EQ(pass(&e, e.n - 1, &h, "198.18.0.4", 1030, &ev), 0);
+	k = h.n - 1;
+	CHECK_EQ(type(&h, k), NTM_MSG_DATA);	/* the SPRAY */
+	CHECK_EQ(pass(&h, k, &e, "198.18.0.4", 1040, &ev), 0);
+	CHECK(e.p.bday_want > 0);
+	ntm_peer_tick(&e.p, 1040, 6040);
+	ntm_peer_tick(&e.p, 1080, 6080);
+	CHECK_EQ(e.p.bday_sent, 2 * NTM_PEER_BDAY_BURST);
+	/* the new route: h's new address first */
+	memset(&np, 0, sizeof(np));
+	np.p.kind = NTM_ROUTE_RELAY;
+	addr(&np.p.ep, &np.p.eplen, "198.18.0.4", 4000);
+	np.p.has_ep = 1;
+	memset(np.p.ticket, 0xbb, 50);
+	np.p.tlen = 50;
+	memset(np.p.rkey, 7, sizeof(np.p.rkey));
+	np.p.side = 1;
+	np.p.bday = NTM_BDAY_EASY;
+	addr(&np.p.cand[0], &len, "198.18.8.1", 4100);
+	np.p.ncand = 1;
+	ntm_peer_reroute(&e.p, &np.p, 1100, 6100);
+	CHECK_EQ(e.p.bday_sent, 0);
+	CHECK(e.p.bday_want > 0);
+	CHECK(strstr(e.p.path_why, "predicted ports") != NULL);
+	n = e.n;
+	ntm_peer_tick(&e.p, 1100, 6100);
+	ntm_peer_tick(&e.p, 1140, 6140);
+	CHECK_EQ(e.p.bday_sent, 2 * NTM_PEER_BDAY_BURST);
+	for (k = n; k < e.n; k++) {
+		if (type(&e, k) != NTM_MSG_PUNCH)
+			continue;
+		if (strncmp(to_str(&e, k), "198.18.8.1:", 11) == 0)
+			new_host++;
+		else if (strncmp(to_str(&e, k), "198.18.3.1:", 11) == 0)
+			old_host++;
+	}
+	CHECK_EQ(old_host, 0);
+	CHECK(new_host >= 2 * NTM_PEER_BDAY_BURST);
+	/* a route given again once more: that SPRAY is not sprayed again */
+	ntm_peer_reroute(&e.p, &np.p, 1200, 6200);
+	CHECK_EQ(e.p.bday_want, 0);
+	CHECK(strstr(e.p.path_why, "predicted ports") == NULL);
+	ntm_peer_free(&h.p);
+	ntm_peer_free(&e.p);
+}
+
 /* Nobody answers the predicted ports: both give up after
  * NTM_PEER_BDAY_ROUNDS rounds with the reason; the hard end's sockets are
  * released; a SPRAY to an end that is not the easy one is ignored. */
@@ -1009,4 +1074,5 @@ TEST(spray_codec)
 UNIT_MAIN(T(handshake_and_queue), T(queue_limits), T(endpoint_moves),
     T(relay_bind_and_ack), T(relay_cookie), T(handshake_gate), T(rebind_reroute),
     T(punch), T(punch_gives_up), T(punch_lost), T(punch_codec), T(punch_peer_reflexive),
-    T(punch_birthday), T(punch_birthday_gives_up), T(spray_codec))
+    T(punch_birthday), T(punch_birthday_spray_before_route),
+    T(punch_birthday_gives_up), T(spray_codec))

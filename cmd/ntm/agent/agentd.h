@@ -74,7 +74,10 @@ struct tun {
 	int		 peer_nat;		/* its NAT kind (enum ntm_nat), if it told */
 	int		 repunch_wanted;	/* this end moved: at the NAT's verdict */
 	uint64_t	 repunches;		/* punching started again after a move */
-	int64_t		 direct_at;		/* ms: punching failed, try again then */
+	int64_t		 direct_at;		/* ms: punching failed, try again then
+						   (or, move_due, punch after a move) */
+	int		 move_due;		/* either end moved: punch at direct_at */
+	int		 move_waits;		/* for our registration to show the move */
 	int		 direct_tries;		/* since the last punched path */
 	uint64_t	 direct_retries;	/* tried again, no move in between */
 	uint32_t	 cands_gen, cands_gen_rx;	/* CANDIDATES sent, last taken */

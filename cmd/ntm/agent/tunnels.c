@@ -5,7 +5,12 @@
  * datagrams sent on the UDP socket, its deadline on one timer per tunnel.
  * A route that punches punches again after a move of either end: the
  * moved end's fresh candidates go to the peer inside the tunnel
- * (CANDIDATES, docs/protocol.md §4.8) and both start new rounds.
+ * (CANDIDATES, docs/protocol.md §4.8) and both start new rounds; an end
+ * behind a NAT that maps per destination asks the DC for the route again
+ * instead (its candidates are the DC's to see). A relayed route that
+ * could punch tries again on a timer (--direct-retry). Birthday probing
+ * started so (a move, a retry) waits while another tunnel of the agent
+ * is in a run of it: one at a time.
  * What happens above (a tunnel made, up or gone, an inner packet for us)
  * goes up through the agent's hooks.
  */
@@ -371,9 +376,12 @@ agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len)
 #define CANDS_RX_EVERY_MS	1000	/* then one a second */
 
 /* Punching starts again on the relay with n candidates of the peer (0:
- * relayed, no punching), and note as the reason (prefix: before the core's). */
+ * relayed, no punching), this end's NAT of kind nat, and note as the
+ * reason (prefix: before the core's). */
+static int bday_role(const struct tun *t, int nat, int n);
+
 static void
-repunch(struct tun *t, const struct sockaddr_storage *cand, int n, const char *note,
+repunch(struct tun *t, int nat, const struct sockaddr_storage *cand, int n, const char *note,
     int prefix)
 {
 	struct ntm_peer np;
@@ -390,6 +398,7 @@ repunch(struct tun *t, const struct sockaddr_storage *cand, int n, const char *n
 	memcpy(np.rkey, t->p.rkey, sizeof(np.rkey));
 	np.side = t->p.side;
 	np.ncand = n;
+	np.bday = bday_role(t, nat, n);
 	if (n > 0)
 		memcpy(np.cand, cand, (size_t)n * sizeof(cand[0]));
 	/* same route, same RS, same session: a fresh bind and fresh rounds */
@@ -424,54 +433,164 @@ cands_tick(struct tun *t, int64_t now)
 		cands_send(t, now);
 }
 
-/* A NAT kind that no hole punching gets through (as far as we know: the
- * DC gave candidates, so unknown is not). */
+/* The pairs the DC's route punches (§4.5 rule 3), from this end's kind now
+ * and the peer's last told (0: not told since the DC gave candidates):
+ * both endpoint-independent, or one of them per destination (birthday
+ * probing); not both per destination, nor a mapping not compared. */
 static int
-nat_unpunchable(int nat)
+pair_punchable(int own, int peer)
 {
-	return nat == NTM_NAT_PER_DEST || nat == NTM_NAT_NATTED;
+	if (own != NTM_NAT_EI && own != NTM_NAT_PER_DEST)
+		return 0;
+	if (peer != 0 && peer != NTM_NAT_EI && peer != NTM_NAT_PER_DEST)
+		return 0;
+	return !(own == NTM_NAT_PER_DEST && peer == NTM_NAT_PER_DEST);
+}
+
+/* t punches by birthday probing (§4.8) as its hard end, or as the easy
+ * end the peer asked to probe its ports (or will ask: a peer known to be
+ * per destination, by its CANDIDATES or an earlier SPRAY). */
+static int
+bday_running(const struct tun *t)
+{
+	const struct ntm_peer *p = &t->p;
+
+	return p->kind == NTM_ROUTE_RELAY && p->punch == NTM_PUNCH_TRYING &&
+	    ((p->bday == NTM_BDAY_HARD && t->npcand > 0) || p->bday_want > 0 ||
+	    (p->bday == NTM_BDAY_EASY && (t->peer_nat == NTM_NAT_PER_DEST || p->bday_rx > 0)));
+}
+
+/* Another tunnel of the agent than t is in a birthday run: the runs a
+ * move or a retry starts go one at a time (AGENT_BDAY_WAIT_MS). */
+static int
+bday_busy(const struct agent *a, const struct tun *t)
+{
+	for (int i = 0; i < a->ntun; i++)
+		if (a->tuns[i] != t && bday_running(a->tuns[i]))
+			return 1;
+	return 0;
+}
+
+/* A new attempt on t would probe by birthday: one end per destination. */
+static int
+bday_pair(const struct tun *t, int own)
+{
+	return own == NTM_NAT_PER_DEST || t->peer_nat == NTM_NAT_PER_DEST || t->p.bday_rx > 0;
+}
+
+/* This end's part in birthday probing on a new attempt with n candidates
+ * behind a NAT of kind nat (as at setup, directions.c); none while another
+ * tunnel of the agent is in a run: a peer's attempt taken then punches
+ * without it (and fails against a per-destination NAT; the retry timer
+ * comes back to it). */
+static int
+bday_role(const struct tun *t, int nat, int n)
+{
+	if (n <= 0 || (nat != NTM_NAT_PER_DEST && nat != NTM_NAT_EI))
+		return NTM_BDAY_NONE;
+	if (bday_busy(t->a, t))
+		return NTM_BDAY_NONE;
+	return nat == NTM_NAT_PER_DEST ? NTM_BDAY_HARD : NTM_BDAY_EASY;
 }
 
 static int own_cands(const struct agent *a, const struct sockaddr_storage *refl,
     struct sockaddr_storage *out);
 
 /*
- * A relayed route between two endpoint-independent NATs whose punching
- * failed, or whose punched path was lost, tries the direct path again
- * (docs/protocol.md §4.8): the requester sends its candidates again
- * (CANDIDATES, a new generation, the same addresses) and both ends punch
- * as after a move, the relay carrying the traffic meanwhile. The first try
- * DIRECT_RETRY_S (--direct-retry) after the failure, each next one twice as
- * long after the one before, up to 8 times that; a punched path starts the
- * count again.
+ * A relayed route that punches (§4.5 rule 3: both endpoint-independent, or
+ * one end per destination) whose punching failed, or whose punched path
+ * was lost, tries the direct path again (docs/protocol.md §4.8): the
+ * requester sends its candidates again (CANDIDATES, a new generation, the
+ * same addresses) and both ends punch as after a move, birthday probing
+ * included, the relay carrying the traffic meanwhile; a requester behind a
+ * NAT that maps per destination asks the DC for the route again (a
+ * recreate: both ends get fresh candidates and punch as at setup). The
+ * first try DIRECT_RETRY_S (--direct-retry) after the failure, each next
+ * one twice as long after the one before, up to 8 times that; a punched
+ * path starts the count again. The same timer starts the punching after a
+ * move that waits (move_due): the DC asked for the route again, and a
+ * birthday run while another is in flight, AGENT_BDAY_WAIT_MS apart.
+ *
+ * Only the requester asks its DC for the route again: the RS keeps a
+ * session opened by one DC's tickets and refuses another DC's for it
+ * (other_dc, §4.4), and the requester's DC opened it. A per-destination
+ * responder that moved tells the requester in a CANDIDATES (its kind, no
+ * candidates) and the requester asks (MOVE_ASK).
  */
 #define DIRECT_RETRY_S		300
 #define DIRECT_RETRY_SHIFT_MAX	3
+#define AGENT_BDAY_WAIT_MS	1000
+#define MOVE_REG_WAIT_MS	200	/* asking the DC: our registration shows */
+#define MOVE_REG_WAITS		25	/* the move (5 s at most), */
+#define MOVE_ASK_DELAY_MS	1000	/* the peer's had a second more */
+enum { MOVE_PUNCH = 1, MOVE_ASK };	/* move_due: punch from here, ask the DC */
 
 static int
 direct_wanted(const struct tun *t)
 {
 	const struct ntm_peer *p = &t->p;
 
-	return t->a->o.direct_retry_s >= 0 && p->initiator && p->kind == NTM_ROUTE_RELAY &&
-	    t->npcand > 0 && (p->punch == NTM_PUNCH_FAILED || p->punch == NTM_PUNCH_LOST) &&
-	    p->bday != NTM_BDAY_HARD && p->bday_rx == 0 &&	/* no SPRAY: not a hard peer */
-	    t->a->nat == NTM_NAT_EI &&
-	    (t->peer_nat == 0 || t->peer_nat == NTM_NAT_EI) && t->a->probe[0].answered;
+	if (p->kind != NTM_ROUTE_RELAY || t->npcand <= 0 || t->recreating)
+		return 0;
+	if (t->move_due)
+		return 1;
+	return t->a->o.direct_retry_s >= 0 && p->initiator &&
+	    (p->punch == NTM_PUNCH_FAILED || p->punch == NTM_PUNCH_LOST) &&
+	    pair_punchable(t->a->nat, t->peer_nat) && t->a->probe[0].answered;
+}
+
+/* Punching again from here: either end moved (move: MOVE_*), or a retry. */
+static void
+direct_start(struct tun *t, int64_t now, int move)
+{
+	struct sockaddr_storage own[NTM_PUNCH_CANDS_MAX];
+	struct agent *a = t->a;
+	int n, len;
+
+	if (a->nat == NTM_NAT_PER_DEST || move == MOVE_ASK) {
+		/* Where a per-destination end is reached is the DC's to see
+		 * (its NAT gives the DC a port of its own): it gives both ends
+		 * the route again, with fresh candidates. */
+		log_info("tunnel %s: %s behind a NAT that varies by destination: asking the "
+		    "DC for the route again", t->peer, move == MOVE_ASK ? "the peer moved" :
+		    move ? "this end moved" : t->p.punch == NTM_PUNCH_LOST ?
+		    "relayed since punching lost its path" : "relayed since punching failed");
+		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
+			t->recreating = 1;
+		return;
+	}
+	if (!a->probe[0].answered)
+		return;
+	n = own_cands(a, &a->probe[0].seen, own);
+	if ((len = ntm_punch_cands_make(t->cands_msg, sizeof(t->cands_msg), NTM_NAT_EI,
+	    ++t->cands_gen, own, n)) < 0)
+		return;
+	t->cands_len = (size_t)len;
+	if (move) {
+		log_info("tunnel %s: this end moved: punching again, the peer told", t->peer);
+		repunch(t, a->nat, t->pcand, t->npcand, "this end moved", 1);
+	} else {
+		log_info("tunnel %s: relayed since punching %s: trying the direct path again "
+		    "(%d)", t->peer, t->p.punch == NTM_PUNCH_LOST ? "lost its path" : "failed",
+		    t->direct_tries);
+		repunch(t, a->nat, t->pcand, t->npcand, "trying direct again", 1);
+	}
+	t->cands_left = CANDS_COPIES;
+	cands_send(t, now);
 }
 
 static void
 direct_tick(struct tun *t, int64_t now)
 {
-	struct sockaddr_storage own[NTM_PUNCH_CANDS_MAX];
 	long s = t->a->o.direct_retry_s > 0 ? t->a->o.direct_retry_s : DIRECT_RETRY_S;
 	int shift = t->direct_tries < DIRECT_RETRY_SHIFT_MAX ? t->direct_tries :
-	    DIRECT_RETRY_SHIFT_MAX, n, len;
+	    DIRECT_RETRY_SHIFT_MAX, move;
 
 	if (t->p.punch == NTM_PUNCH_DONE)
 		t->direct_tries = 0;
 	if (!direct_wanted(t)) {
 		t->direct_at = 0;
+		t->move_due = 0;
 		return;
 	}
 	if (t->direct_at == 0) {
@@ -480,20 +599,32 @@ direct_tick(struct tun *t, int64_t now)
 	}
 	if (now < t->direct_at)
 		return;
-	t->direct_at = 0;
-	n = own_cands(t->a, &t->a->probe[0].seen, own);
-	if ((len = ntm_punch_cands_make(t->cands_msg, sizeof(t->cands_msg), NTM_NAT_EI,
-	    ++t->cands_gen, own, n)) < 0)
+	/* The DC decides the route from the locations it holds: a moved end
+	 * asks once its REG_RESP names the new address (the verdict's). */
+	if (t->move_due == MOVE_PUNCH && t->a->nat == NTM_NAT_PER_DEST &&
+	    t->move_waits < MOVE_REG_WAITS && t->a->probe[0].answered &&
+	    !(t->a->registered && ntm_sa_same_host((const struct sockaddr *)
+	    &t->a->resp.reflexive, (const struct sockaddr *)&t->a->probe[0].seen))) {
+		t->move_waits++;
+		t->direct_at = now + MOVE_REG_WAIT_MS;
 		return;
-	t->cands_len = (size_t)len;
-	t->direct_tries++;
-	t->direct_retries++;
-	log_info("tunnel %s: relayed since punching %s: trying the direct path again (%d)",
-	    t->peer, t->p.punch == NTM_PUNCH_LOST ? "lost its path" : "failed",
-	    t->direct_tries);
-	repunch(t, t->pcand, t->npcand, "trying direct again", 1);
-	t->cands_left = CANDS_COPIES;
-	cands_send(t, now);
+	}
+	/* one birthday run at a time in the agent: this one waits its turn */
+	if (bday_pair(t, t->a->nat) && bday_busy(t->a, t)) {
+		t->direct_at = now + AGENT_BDAY_WAIT_MS;
+		return;
+	}
+	t->direct_at = 0;
+	move = t->move_due;
+	t->move_due = 0;
+	t->move_waits = 0;
+	if (move)
+		t->repunches++;
+	else {
+		t->direct_tries++;
+		t->direct_retries++;
+	}
+	direct_start(t, now, move);
 }
 
 static const char *
@@ -549,6 +680,23 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 		t->repunch_wanted = 0;
 		if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || nat == NTM_NAT_NONE)
 			continue;
+		/* Behind a NAT that maps per destination, the requester asks its
+		 * DC (at the tunnel's timer: once this verdict is registered), a
+		 * responder tells it (below); a birthday run waits while another
+		 * is in flight. */
+		if (pair_punchable(nat, t->peer_nat) && ((nat == NTM_NAT_PER_DEST &&
+		    t->p.initiator) || (nat == NTM_NAT_EI && bday_pair(t, nat) &&
+		    bday_busy(a, t)))) {
+			log_info("tunnel %s: this end moved (now %s, %s): punching again %s",
+			    t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
+			    sizeof(b)), ntm_nat_name((enum ntm_nat)nat), nat == NTM_NAT_PER_DEST ?
+			    "from the DC's new candidates" : "after the birthday probing in flight");
+			t->move_due = MOVE_PUNCH;
+			t->move_waits = 0;
+			t->direct_at = now;
+			agent_tun_arm(t);
+			continue;
+		}
 		if ((len = ntm_punch_cands_make(t->cands_msg, sizeof(t->cands_msg), nat,
 		    ++t->cands_gen, own, n)) < 0) {
 			log_warnx("tunnel %s: cannot make CANDIDATES: %s", t->peer,
@@ -556,21 +704,24 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			continue;
 		}
 		t->cands_len = (size_t)len;
-		if (nat == NTM_NAT_EI && !nat_unpunchable(t->peer_nat)) {
+		if (nat == NTM_NAT_EI && pair_punchable(nat, t->peer_nat)) {
 			log_info("tunnel %s: this end moved (now %s): punching again, the peer "
 			    "told", t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
 			    sizeof(b)));
-			repunch(t, t->pcand, t->npcand, "this end moved", 1);
+			repunch(t, nat, t->pcand, t->npcand, "this end moved", 1);
 			t->repunches++;
 		} else {
 			if (nat == NTM_NAT_EI)
 				snprintf(note, sizeof(note), "this end moved; the peer is behind a "
 				    "NAT %s: relayed", nat_words(t->peer_nat));
+			else if (pair_punchable(nat, t->peer_nat))
+				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
+				    "relayed, the peer asks its DC again", nat_words(nat));
 			else
 				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
 				    "relayed", nat_words(nat));
 			log_info("tunnel %s: %s (the peer told)", t->peer, note);
-			repunch(t, NULL, 0, note, 0);
+			repunch(t, nat, NULL, 0, note, 0);
 		}
 		t->cands_left = CANDS_COPIES;
 		cands_send(t, now);
@@ -630,17 +781,27 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		memcpy(t->pcand, c, (size_t)n * sizeof(c[0]));
 		t->npcand = n;
 	}
-	if (nat == NTM_NAT_EI && !nat_unpunchable(t->a->nat)) {
+	if (nat == NTM_NAT_EI && pair_punchable(t->a->nat, nat)) {
 		if (again)
 			log_info("tunnel %s: the peer tries the direct path again: punching",
 			    t->peer);
 		else
 			log_info("tunnel %s: the peer moved (now %s): punching again", t->peer,
 			    ntm_sa_str((const struct sockaddr *)&c[0], b, sizeof(b)));
-		repunch(t, t->pcand, t->npcand, again ? "the peer tries direct again" :
+		repunch(t, t->a->nat, t->pcand, t->npcand, again ? "the peer tries direct again" :
 		    "the peer moved", 1);
 		if (!again)
 			t->repunches++;
+	} else if (nat == NTM_NAT_PER_DEST && t->p.initiator &&
+	    pair_punchable(t->a->nat, nat)) {
+		/* its new address is the DC's to see: ours opened the relay
+		 * session, so we ask it for the route again (direct_start) */
+		log_info("tunnel %s: the peer moved behind a NAT that varies by destination",
+		    t->peer);
+		repunch(t, t->a->nat, NULL, 0, "the peer moved behind a NAT that varies by "
+		    "destination: asking the DC for the route again", 0);
+		t->move_due = MOVE_ASK;
+		t->direct_at = now + MOVE_ASK_DELAY_MS;
 	} else {
 		if (nat == NTM_NAT_EI)
 			snprintf(note, sizeof(note), "the peer moved; this end is behind a NAT "
@@ -651,7 +812,7 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 			snprintf(note, sizeof(note), "the peer moved behind a NAT %s: relayed",
 			    nat_words(nat));
 		log_info("tunnel %s: %s", t->peer, note);
-		repunch(t, NULL, 0, note, 0);
+		repunch(t, t->a->nat, NULL, 0, note, 0);
 	}
 }
 
