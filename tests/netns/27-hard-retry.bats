@@ -74,16 +74,6 @@ closed() {
 	ntmc d1 dave tunnel close "$BOB" > /dev/null 2>&1 || true
 }
 
-# lost_echoes: echoes of the stream without a reply, between its first
-# reply and its last (from the sequence numbers).
-lost_echoes() {
-	sed -n 's/.* seq=\([0-9]*\) .*/\1/p' "$TOPO_DIR/stream" | awk '
-	    NR == 1 { prev = $1; next }
-	    { if ($1 > prev + 1) lost += $1 - prev - 1; prev = $1 }
-	    END { print lost + 0 }'
-}
-replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
-
 @test "one end per destination: a punched path lost behind a block is punched again by birthday probing on the timer, the relay carrying the traffic meanwhile" {
 	local tid lost
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$CAROL"

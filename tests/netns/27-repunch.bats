@@ -70,30 +70,6 @@ path_reason_like() {
 	[[ "$(tunnel_field "$1" "$2" "$3" path_reason)" == $4 ]]
 }
 
-# move_to HOST IF ADDR GW: HOST leaves the LAN it is on for the one on IF,
-# in one go (one ip -batch), as a switch of networks does.
-move_to() {
-	local old
-	old=$(n "$1" ip -4 -o addr show scope global | awk '{ print $2, $4 }')
-	n "$1" ip -batch - <<-EOF
-	addr add $3/24 dev $2
-	route replace default via $4 src $3
-	addr del ${old#* } dev ${old%% *}
-	EOF
-}
-
-# lost_echoes: echoes of the stream without a reply, between its first
-# reply and its last (counted from the sequence numbers).
-lost_echoes() {
-	sed -n 's/.* seq=\([0-9]*\) .*/\1/p' "$TOPO_DIR/stream" | awk '
-	    NR == 1 { prev = $1; next }
-	    { if ($1 > prev + 1) lost += $1 - prev - 1; prev = $1 }
-	    END { print lost + 0 }'
-}
-
-# replies_after_at_least T N: N stream replies came after T (ns).
-replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
-
 @test "a punched end moves behind another endpoint-independent NAT: both punch again, same tunnel, few echoes lost" {
 	local tid t lost
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$CAROL"
@@ -104,7 +80,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	# carol pings bob every 50 ms across the move
 	ping_stream_start b1 carol "$BOB"
 	t=$(date +%s%N)
-	move_to a1 eth2 100.64.6.10 100.64.6.1
+	lan_move a1 eth2 100.64.6.10 100.64.6.1
 	# the moved end punches again from its new NAT, and the peer to it
 	wait_for 30 path_is a1 bob "$CAROL" punched
 	wait_for 30 path_is b1 carol "$BOB" punched
@@ -145,7 +121,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	wait_for 20 path_is a1 bob "$CAROL" punched
 	wait_for 20 path_is b1 carol "$BOB" punched
 	tid=$(tunnel_field a1 bob "$CAROL" tunnel_id)
-	move_to a1 eth3 100.64.7.10 100.64.7.1
+	lan_move a1 eth3 100.64.7.10 100.64.7.1
 	wait_for 30 grep -qF "tunnel $CAROL: this end moved behind a NAT that varies by destination: asking the DC for the route again" \
 	    "$TOPO_DIR/agent-bob.log"
 	wait_for 30 path_reason_like b1 carol "$BOB" "punched to 198.18.7.1:* in * ms (*)"
@@ -164,7 +140,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 @test "from behind the per-destination NAT back behind an endpoint-independent one: punched again" {
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$CAROL"
 	assert_success
-	move_to a1 eth1 100.64.2.30 100.64.2.1
+	lan_move a1 eth1 100.64.2.30 100.64.2.1
 	wait_for 30 path_reason_like b1 carol "$BOB" "the peer moved: punched to 198.18.2.1:* in * ms (*)"
 	wait_for 30 path_is a1 bob "$CAROL" punched
 	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$BOB"
@@ -175,7 +151,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	run ntmc a1 bob tunnel ping -c 1 --timeout 20 "$CAROL"
 	assert_success
 	wait_for 20 path_is a1 bob "$CAROL" punched
-	move_to b1 eth2 100.64.8.10 100.64.8.1
+	lan_move b1 eth2 100.64.8.10 100.64.8.1
 	# carol tells bob, whose DC opened the relay session, and bob asks it
 	wait_for 30 grep -qF "tunnel $CAROL: the peer moved behind a NAT that varies by destination: asking the DC for the route again" \
 	    "$TOPO_DIR/agent-bob.log"
@@ -183,7 +159,7 @@ replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
 	wait_for 30 path_reason_like b1 carol "$BOB" "punched to 198.18.2.1:* in * ms (*)"
 	# bob moves while carol is behind it: bob tells its candidates, carol
 	# takes the hard part (its 256 mappings), bob probes predicted ports
-	move_to a1 eth2 100.64.6.20 100.64.6.1
+	lan_move a1 eth2 100.64.6.20 100.64.6.1
 	wait_for 30 path_reason_like a1 bob "$CAROL" "this end moved: punched to 198.18.8.1:* in * ms (*)"
 	wait_for 30 path_reason_like b1 carol "$BOB" "the peer moved: punched to 198.18.6.1:* in * ms (*)"
 	assert_equal "$(tunnel_field b1 carol "$BOB" punch_sockets)" 1

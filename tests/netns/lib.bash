@@ -623,3 +623,15 @@ lan_move() {
 	addr del ${old#* } dev ${old%% *}
 	IPB
 }
+
+# lost_echoes: echoes of the stream (ping_stream_start) without a reply,
+# between its first reply and its last (from the sequence numbers).
+lost_echoes() {
+	sed -n 's/.* seq=\([0-9]*\) .*/\1/p' "$TOPO_DIR/stream" | awk '
+	    NR == 1 { prev = $1; next }
+	    { if ($1 > prev + 1) lost += $1 - prev - 1; prev = $1 }
+	    END { print lost + 0 }'
+}
+
+# replies_after_at_least T N: N stream replies came after T (ns).
+replies_after_at_least() { [ "$(replies_after "$1")" -ge "$2" ]; }
