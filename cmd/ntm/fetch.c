@@ -296,6 +296,9 @@ struct opener {
 	uint8_t			 msg[NTM_XDATA_MSG_MAX], plain[NTM_XDATA_CHUNK];
 	size_t			 need, have;
 	uint64_t		 written;
+	uint8_t			*obuf;	/* NULL: plaintext written as it comes */
+	size_t			 olen;
+	int			 odirect;
 	char			 name[256];
 	const char		*why;	/* set when it stops */
 };
@@ -314,6 +317,97 @@ write_all(int fd, const uint8_t *p, size_t n)
 		p += w;
 		n -= (size_t)w;
 	}
+	return 0;
+}
+
+/*
+ * The plaintext of a large object goes to the disk from an aligned buffer
+ * of OUT_BUF bytes with O_DIRECT (obuf set): it is fsynced before the file
+ * is placed anyway, so a copy into the page cache would only wait there,
+ * and on some machines filling new page-cache pages costs more than the
+ * decryption. The last bytes (not a whole block), and all of them on a
+ * file system that refuses O_DIRECT, go through the page cache, handed to
+ * the disk each 8 MiB so that the fsync has little left to do.
+ */
+#define OUT_BUF		(1024 * 1024)
+#define OUT_ALIGN	4096
+
+/* n bytes of obuf (a multiple of OUT_ALIGN) with O_DIRECT: 0, or -1. */
+static int
+out_direct(struct opener *op, size_t n)
+{
+	size_t done = 0;
+	ssize_t w;
+	int fl = fcntl(op->fd, F_GETFL);
+
+	if (op->odirect && (fl < 0 || fcntl(op->fd, F_SETFL, fl | O_DIRECT) < 0))
+		op->odirect = 0;
+	while (op->odirect && done < n) {
+		if ((w = write(op->fd, op->obuf + done, n - done)) >= 0)
+			done += (size_t)w;
+		else if (errno == EINVAL)
+			op->odirect = 0;	/* this file system will not */
+		else if (errno != EINTR)
+			return -1;
+	}
+	if (!op->odirect && fl >= 0)
+		(void)fcntl(op->fd, F_SETFL, fl & ~O_DIRECT);
+	/* the rest (all of it without O_DIRECT) through the page cache */
+	return done < n ? write_all(op->fd, op->obuf + done, n - done) : 0;
+}
+
+static int
+out_put(struct opener *op, const uint8_t *p, size_t n)
+{
+	size_t take;
+
+	if (op->obuf == NULL || !op->odirect) {
+		if (op->obuf && op->olen > 0) {
+			/* what was gathered before O_DIRECT was refused */
+			if (write_all(op->fd, op->obuf, op->olen) < 0)
+				return -1;
+			op->olen = 0;
+		}
+		if (write_all(op->fd, p, n) < 0)
+			return -1;
+		if ((op->written + (uint64_t)n) >> 23 != op->written >> 23)
+			(void)sync_file_range(op->fd, (off_t)(op->written >> 23 << 23),
+			    (off_t)1 << 23, SYNC_FILE_RANGE_WRITE);
+		op->written += (uint64_t)n;
+		return 0;
+	}
+	op->written += (uint64_t)n;
+	while (n > 0) {
+		take = OUT_BUF - op->olen < n ? OUT_BUF - op->olen : n;
+		memcpy(op->obuf + op->olen, p, take);
+		op->olen += take;
+		p += take;
+		n -= take;
+		if (op->olen == OUT_BUF) {
+			if (out_direct(op, OUT_BUF) < 0)
+				return -1;
+			op->olen = 0;
+		}
+	}
+	return 0;
+}
+
+/* What obuf still holds, to the file: 0, or -1. */
+static int
+out_end(struct opener *op)
+{
+	size_t whole = op->olen - op->olen % OUT_ALIGN;
+	int fl;
+
+	if (op->obuf == NULL || op->olen == 0)
+		return 0;
+	if (whole > 0 && out_direct(op, whole) < 0)
+		return -1;
+	if ((fl = fcntl(op->fd, F_GETFL)) >= 0)
+		(void)fcntl(op->fd, F_SETFL, fl & ~O_DIRECT);
+	if (write_all(op->fd, op->obuf + whole, op->olen - whole) < 0)
+		return -1;
+	op->olen = 0;
 	return 0;
 }
 
@@ -384,16 +478,9 @@ step(struct opener *op, const uint8_t *buf)
 				op->why = "bad metadata";
 				return -1;
 			}
-		} else if (write_all(op->fd, op->plain, (size_t)n) < 0) {
+		} else if (out_put(op, op->plain, (size_t)n) < 0) {
 			op->why = "cannot write the temporary file";
 			return -1;
-		} else {
-			/* Start writing out each 8 MiB written, so that the fsync
-			 * before the file is placed has little left to do. */
-			if ((op->written + (uint64_t)n) >> 23 != op->written >> 23)
-				(void)sync_file_range(op->fd, (off_t)(op->written >> 23 << 23),
-				    (off_t)1 << 23, SYNC_FILE_RANGE_WRITE);
-			op->written += (uint64_t)n;
 		}
 		op->state = fin ? S_DONE : S_LEN;
 		op->need = 4;
@@ -536,6 +623,10 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 	in.op = op;
 	/* A large object is opened and written by a second thread. */
 	in.behind = e->size > 4 * 1024 * 1024 ? xpipe_behind(open_sink, op) : NULL;
+	if (in.behind && posix_memalign((void **)&op->obuf, OUT_ALIGN, OUT_BUF) == 0)
+		op->odirect = 1;
+	else
+		op->obuf = NULL;
 	ret = x_cs_download(x, e->cs, e->sha256, (uint64_t)e->size, fetch_sink, &in);
 	if (in.behind) {
 		/* What came is opened to the end before it is judged. */
@@ -559,7 +650,7 @@ take_data(struct xctx *x, const struct fopts *o, const struct entry *e, json_t *
 	if (ret != 0)
 		goto out;
 	ret = EXIT_FAIL;
-	if (fsync(op->fd) < 0) {
+	if (out_end(op) < 0 || fsync(op->fd) < 0) {
 		cli_err(x->cmd, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
@@ -591,6 +682,10 @@ out:
 			close(op->fd);
 		ntm_xopen_wipe(&op->xo);
 		ntm_wipe(op->plain, sizeof(op->plain));
+		if (op->obuf) {
+			ntm_wipe(op->obuf, OUT_BUF);
+			free(op->obuf);
+		}
 		free(op);
 	}
 	if (tmp) {

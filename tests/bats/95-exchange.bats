@@ -591,6 +591,11 @@ EOF
 	run_t ntm -c "$(B)" fetch -o "$out"
 	assert_success
 	cmp "$out/big.bin" "$BATS_TEST_TMPDIR/big.bin"
+	# And to standard output, copied from the file written with O_DIRECT.
+	run_t ntm -c "$(A)" send "$bob" "$BATS_TEST_TMPDIR/big.bin"
+	assert_success
+	timeout 60 ntm -c "$(B)" fetch -o - > "$BATS_TEST_TMPDIR/stdout.bin"
+	cmp "$BATS_TEST_TMPDIR/stdout.bin" "$BATS_TEST_TMPDIR/big.bin"
 }
 
 @test "a modified byte in the stored object: fetch fails clearly and writes nothing" {
