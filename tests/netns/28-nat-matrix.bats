@@ -103,6 +103,12 @@ kind_up() {
 	client_up "${k}b" "${k}b" "${k}b" dc2
 }
 
+# rs_other_dc: relay binds the RS refused for coming from another DC than
+# the one that opened the session.
+rs_other_dc() {
+	"$NTM_BIN/ntm-rs" -f "$TOPO_DIR/rs.conf" status --json | jq -r .counters.drops.other_dc
+}
+
 # kind_nat KIND: the NAT kind its agents find (§4.7).
 kind_nat() {
 	case $1 in
@@ -359,6 +365,37 @@ path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
 	echo "# the stream across the move: $(grep -c time= "$TOPO_DIR/stream") echoes answered," \
 	    "the longest gap $(awk '/time=/ { if (p) { d = ($1 - p) / 1e6; if (d > m) m = d } p = $1 }
 	    END { printf "%.0f", m }' "$TOPO_DIR/stream") ms" >&3
+	run ntmc f6b f6b tunnel ping -c 3 --timeout 20 "$fa"
+	assert_success
+}
+
+@test "the firewalled IPv6 responder takes a new address: it tells the requester, whose DC makes the route again (the relay takes tickets only from the DC that opened the session); both punch again" {
+	local fa fb t lines la od
+	need_pair f6 f6
+	fa=$(fqdn_of f6a) fb=$(fqdn_of f6b)
+	ntmc f6a f6a tunnel close "$fb" >/dev/null 2>&1 || true
+	ntmc f6b f6b tunnel close "$fa" >/dev/null 2>&1 || true
+	ping_stream_start f6a f6a "$fb"
+	wait_for 15 path_is f6a f6a "$fb" punched
+	wait_for 15 path_is f6b f6b "$fa" punched
+	lines=$(wc -l < "$TOPO_DIR/agent-f6b.log")
+	la=$(wc -l < "$TOPO_DIR/agent-f6a.log")
+	od=$(rs_other_dc)
+	t=$(date +%s%N)
+	n f6b ip addr add fd00:62::20/64 dev eth1 nodad
+	n f6b ip addr del fd00:62::10/64 dev eth1
+	wait_for 20 bash -c "tail -n +$((lines + 1)) '$TOPO_DIR/agent-f6b.log' |
+	    grep -qF 'tunnel $fa: this end moved and is global: relayed, the peer asks its DC again'"
+	wait_for 20 bash -c "tail -n +$((la + 1)) '$TOPO_DIR/agent-f6a.log' |
+	    grep -qF 'tunnel $fb: the peer moved and is global: asking the DC for the route again'"
+	wait_for 20 path_is f6b f6b "$fa" punched
+	wait_for 20 path_is f6a f6a "$fb" punched
+	[[ "$(tunnel_field f6a f6a "$fb" endpoint)" == "[fd00:62::20]:"* ]]
+	wait_for 20 bash -c "[ \$(awk -v t=$t '\$1 > t && /time=/' '$TOPO_DIR/stream' | wc -l) -ge 20 ]"
+	ping_stream_stop 2>/dev/null
+	# the relay refused no ticket for coming from another DC than the
+	# session's (the responder's DC asked, before)
+	assert_equal "$(rs_other_dc)" "$od"
 	run ntmc f6b f6b tunnel ping -c 3 --timeout 20 "$fa"
 	assert_success
 }

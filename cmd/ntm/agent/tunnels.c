@@ -678,7 +678,10 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 		if (!t->repunch_wanted)
 			continue;
 		t->repunch_wanted = 0;
-		if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || nat == NTM_NAT_NONE)
+		/* A global requester asked its DC already (repunch_global); a
+		 * global responder tells the requester, which asks. */
+		if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 ||
+		    (nat == NTM_NAT_NONE && t->p.initiator))
 			continue;
 		/* Behind a NAT that maps per destination, the requester asks its
 		 * DC (at the tunnel's timer: once this verdict is registered), a
@@ -714,6 +717,9 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			if (nat == NTM_NAT_EI)
 				snprintf(note, sizeof(note), "this end moved; the peer is behind a "
 				    "NAT %s: relayed", nat_words(t->peer_nat));
+			else if (nat == NTM_NAT_NONE)
+				snprintf(note, sizeof(note), "this end moved and is global: "
+				    "relayed, the peer asks its DC again");
 			else if (pair_punchable(nat, t->peer_nat))
 				snprintf(note, sizeof(note), "this end moved behind a NAT %s: "
 				    "relayed, the peer asks its DC again", nat_words(nat));
@@ -792,6 +798,15 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		    "the peer moved", 1);
 		if (!again)
 			t->repunches++;
+	} else if (nat == NTM_NAT_NONE && t->a->nat == NTM_NAT_NONE && t->p.initiator) {
+		/* two global ends (§4.5 rule 5) and the responder moved: our DC
+		 * opened the relay session, so we ask it for the route again */
+		log_info("tunnel %s: the peer moved and is global: asking the DC for the "
+		    "route again", t->peer);
+		repunch(t, t->a->nat, NULL, 0, "the peer moved: asking the DC for the route "
+		    "again", 0);
+		t->move_due = MOVE_ASK;
+		t->direct_at = now + MOVE_ASK_DELAY_MS;
 	} else if (nat == NTM_NAT_PER_DEST && t->p.initiator &&
 	    pair_punchable(t->a->nat, nat)) {
 		/* its new address is the DC's to see: ours opened the relay
