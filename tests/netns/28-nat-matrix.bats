@@ -340,15 +340,21 @@ sockets_kept() {
 
 path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
 
+# f6_stream_punched FQDN-A FQDN-B: a fresh tunnel from f6a to f6b under a
+# ping stream, punched at both ends.
+f6_stream_punched() {
+	ntmc f6a f6a tunnel close "$2" >/dev/null 2>&1 || true
+	ntmc f6b f6b tunnel close "$1" >/dev/null 2>&1 || true
+	ping_stream_start f6a f6a "$2"
+	wait_for 15 path_is f6a f6a "$2" punched
+	wait_for 15 path_is f6b f6b "$1" punched
+}
+
 @test "a punched firewalled IPv6 end takes a new address: the ping stream goes on over the relay, and both punch again" {
 	local fa fb t lines
 	need_pair f6 f6
 	fa=$(fqdn_of f6a) fb=$(fqdn_of f6b)
-	ntmc f6a f6a tunnel close "$fb" >/dev/null 2>&1 || true
-	ntmc f6b f6b tunnel close "$fa" >/dev/null 2>&1 || true
-	ping_stream_start f6a f6a "$fb"
-	wait_for 15 path_is f6a f6a "$fb" punched
-	wait_for 15 path_is f6b f6b "$fa" punched
+	f6_stream_punched "$fa" "$fb"
 	lines=$(wc -l < "$TOPO_DIR/agent-f6a.log")
 	t=$(date +%s%N)
 	n f6a ip addr add fd00:61::20/64 dev eth1 nodad
@@ -373,11 +379,7 @@ path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
 	local fa fb t lines la od
 	need_pair f6 f6
 	fa=$(fqdn_of f6a) fb=$(fqdn_of f6b)
-	ntmc f6a f6a tunnel close "$fb" >/dev/null 2>&1 || true
-	ntmc f6b f6b tunnel close "$fa" >/dev/null 2>&1 || true
-	ping_stream_start f6a f6a "$fb"
-	wait_for 15 path_is f6a f6a "$fb" punched
-	wait_for 15 path_is f6b f6b "$fa" punched
+	f6_stream_punched "$fa" "$fb"
 	lines=$(wc -l < "$TOPO_DIR/agent-f6b.log")
 	la=$(wc -l < "$TOPO_DIR/agent-f6a.log")
 	od=$(rs_other_dc)
