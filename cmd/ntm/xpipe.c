@@ -37,7 +37,7 @@ struct xpipe {
 	int		 started;
 	struct xslot	 slot[XPIPE_SLOTS];
 	unsigned	 w, r;		/* the next slot to fill, to take */
-	size_t		 rpos;		/* taken of slot r */
+	size_t		 rpos;		/* ahead: taken of slot r; behind: filled of slot w */
 	int		 eof;		/* the producer made its last slot */
 	int		 fail;		/* ... and it ends in a failure (errno err) */
 	int		 err;
