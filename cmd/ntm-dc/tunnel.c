@@ -64,6 +64,7 @@ struct dc_treq {
 	char			 peercert[NTM_B64_LEN(NTM_DCERT_MAX)];
 	const char		*domain;	/* into peer */
 	int			 recreate;
+	int			 locate_v;	/* the version asked with: 2, then 1 */
 	uint8_t			 tid[NTM_TUNNEL_ID_LEN], key[NTM_KEY_LEN];
 	int			 kind;		/* of the route build() decided */
 	int			 family;	/* ... and its family (4, 6; 0: relay) */
@@ -619,12 +620,13 @@ remote_start(struct dc_treq *t)
 {
 	int e;
 
-	treq_link(t);
+	if (t->prevp == NULL)		/* not when asking again (on_located) */
+		treq_link(t);
 	t->state = T_DISCOVER;
-	/* also=1: the answer may carry the peer's second family
-	 * (location_also); a DC from before it ignores the query. */
+	if (t->locate_v == 0)
+		t->locate_v = NTM_LOCATE_V_ALSO;
 	if ((e = peerdc_post(&t->pdc, t->dc->disc, t->dc->httpc, t->domain,
-	    "/v1/dc/locate?also=1",
+	    "/v1/dc/locate",
 	    t->dc->srv->conf.as_timeout_ms, locate_body, on_locate_done, t)) < 0) {
 		const char *code;
 		char msg[256];
@@ -669,7 +671,10 @@ static int
 locate_body(struct peerdc *p, json_t **body, void *arg)
 {
 	struct dc_treq *t = arg;
-	struct ntm_m_dc_locate m = { .version = NTM_PROTOCOL_VERSION, .fqdn = t->peer,
+	/* Version 2: the answer may carry the peer's second family
+	 * (location_also); a DC from before it refuses it (400 bad_version)
+	 * and is asked again with version 1 (on_located). */
+	struct ntm_m_dc_locate m = { .version = t->locate_v, .fqdn = t->peer,
 		.from = t->me };
 
 	snprintf(t->url, sizeof(t->url), "%s", p->url);
@@ -707,12 +712,22 @@ on_located(const struct ntm_http_result *res, struct dc_treq *t)
 	struct dc *dc = t->dc;
 	struct ntm_m_dc_located lo;
 	struct ntm_m_dc_direction dm;
+	struct ntm_m_error err;
 	json_t *body = NULL, *theirs = NULL;
 	struct ntm_jerr jerr;
 	const char *code;
 	char msg[512], u[700];
 	int status, e;
 
+	if (res->err == 0 && res->status == 400 && t->locate_v > NTM_PROTOCOL_VERSION &&
+	    ntm_error_read(res->json, &err) == 0 && err.code &&
+	    strcmp(err.code, "bad_version") == 0) {
+		log_info("tunnel %s -> %s: the DC of %s takes only version %d locates",
+		    t->me, t->peer, t->domain, NTM_PROTOCOL_VERSION);
+		t->locate_v = NTM_PROTOCOL_VERSION;
+		remote_start(t);
+		return;
+	}
 	if (res->err < 0 || res->status != 200) {
 		remote_error(t, res, "locate");
 		return;
@@ -861,7 +876,7 @@ on_dc_locate(struct ntm_req *req, void *arg)
 	const struct ntm_cert *c;
 	struct ntm_m_dc_locate m;
 	struct ntm_m_dc_located lo;
-	const char *fqdn, *from, *fd, *also;
+	const char *fqdn, *from, *fd;
 	json_t *body;
 	struct ntm_jerr jerr;
 	struct dc_client cl;
@@ -889,8 +904,9 @@ on_dc_locate(struct ntm_req *req, void *arg)
 		.online = 1, .location = location_json(&info.loc, info.last_seen),
 		.device_cert = cert[0] ? cert : NULL };
 	/* Its second family, to a DC that reads it (an older one refuses an
-	 * unknown field). */
-	if (info.has_alt && (also = ntm_req_query(req, "also")) != NULL && strcmp(also, "1") == 0)
+	 * unknown field): one that asked with version 2, which the request's
+	 * signature covers (§2.2). */
+	if (info.has_alt && m.version >= NTM_LOCATE_V_ALSO)
 		lo.location_also = location_json(&info.alt, info.last_seen);
 	if (ntm_msg_dc_located_encode(&lo, &body, NULL) < 0) {
 		json_decref(lo.location_also);
@@ -1302,7 +1318,7 @@ const struct ntm_http_route dc_tunnel_routes[] = {
 	{ "POST", "/v1/tunnel", NTM_ROUTE_BEARER | NTM_ROUTE_JSON | NTM_ROUTE_VERSIONED,
 	  .fn = on_tunnel },
 	{ "GET", "/v1/directions", NTM_ROUTE_BEARER, .fn = on_directions },
-	{ "POST", "/v1/dc/locate", DC_ONLY, on_dc_locate,
+	{ "POST", "/v1/dc/locate", DC_ONLY | NTM_ROUTE_VERSION2, on_dc_locate,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },
 	{ "POST", "/v1/dc/direction", DC_ONLY, on_dc_direction,
 	  .roles = NTM_ROUTE_ROLE(NTM_ROLE_DC) },

@@ -206,7 +206,9 @@ NTM_MSG_CODEC(ntm_msg_announce, struct ntm_m_announce)
 
 /* ---- tunnels: DC -> DC --------------------------------------------------- */
 
-/* POST /v1/dc/locate (DC -> the peer's DC). */
+/* POST /v1/dc/locate (DC -> the peer's DC). Version 2 (or more): the
+ * caller reads location_also in the answer. */
+#define NTM_LOCATE_V_ALSO	2
 struct ntm_m_dc_locate {
 	uint32_t	 has;
 	int64_t		 version;
@@ -222,7 +224,7 @@ struct ntm_m_dc_located {
 	json_t		*location;
 	const char	*device_cert;			/* optional */
 	json_t		*location_also;			/* optional: the second family's
-							 * (only to POST /v1/dc/locate?also=1) */
+							 * (only to a version 2 locate) */
 };
 NTM_MSG_CODEC(ntm_msg_dc_located, struct ntm_m_dc_located)
 

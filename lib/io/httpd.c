@@ -1944,22 +1944,23 @@ check_role(struct ntm_req *r, const struct ntm_http_route *rt)
 	return -1;
 }
 
-/* The body's "version" is NTM_PROTOCOL_VERSION; else replies 400 naming it,
- * with the codes a field table would give. */
+/* The body's "version" is NTM_PROTOCOL_VERSION (or 2 on a route that takes
+ * it); else replies 400 naming it, with the codes a field table would give. */
 static int
-check_version(struct ntm_req *r)
+check_version(struct ntm_req *r, const struct ntm_http_route *rt)
 {
 	json_t *v = json_object_get(r->json, "version");
+	json_int_t max = (rt->flags & NTM_ROUTE_VERSION2) ? 2 : NTM_PROTOCOL_VERSION;
 
 	if (v == NULL)
 		ntm_reply_error(r, 400, "missing_field", "version", "field 'version': missing");
 	else if (!json_is_integer(v))
 		ntm_reply_error(r, 400, "bad_field", "version",
 		    "field 'version': expected an integer");
-	else if (json_integer_value(v) != NTM_PROTOCOL_VERSION)
+	else if (json_integer_value(v) < NTM_PROTOCOL_VERSION || json_integer_value(v) > max)
 		ntm_reply_error(r, 400, "bad_version", "version",
-		    "field 'version': %lld is not supported (want %d)",
-		    (long long)json_integer_value(v), NTM_PROTOCOL_VERSION);
+		    "field 'version': %lld is not supported (want %d to %lld)",
+		    (long long)json_integer_value(v), NTM_PROTOCOL_VERSION, (long long)max);
 	else
 		return 0;
 	return -1;
@@ -2030,7 +2031,7 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 			return -1;
 		}
 	}
-	if ((rt->flags & NTM_ROUTE_VERSIONED) && check_version(r) < 0)
+	if ((rt->flags & NTM_ROUTE_VERSIONED) && check_version(r, rt) < 0)
 		return -1;
 	return 0;
 }

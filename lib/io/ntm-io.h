@@ -208,6 +208,8 @@ enum {
 	NTM_ROUTE_STREAM    = 1 << 4,	/* body never held whole: the handler
 					   runs once the head is in and takes
 					   the body in pieces (ntm_req_body_read) */
+	NTM_ROUTE_VERSION2  = 1 << 5,	/* with VERSIONED: version 2 taken as
+					   well (the handler reads which) */
 };
 /* A caller role allowed on a signed route, for struct ntm_http_route.roles. */
 #define NTM_ROUTE_ROLE(role)	(1u << (role))

@@ -235,6 +235,22 @@ sreq() {
 	expect_error 404 unknown_peer
 }
 
+@test "DC /v1/dc/locate: version 1 or 2 (2 reads location_also), others refused naming the field" {
+	local u="$(dc1_url)/v1/dc/locate" v
+	local ok='"fqdn":"nobody.dc1.ntm.test","from":"alice.dc2.ntm.test"'
+	for v in 1 2; do
+		run sreq dc2 POST "$u" "{\"version\":$v,$ok}"
+		expect_error 404 unknown_peer
+	done
+	for v in 0 3 -1; do
+		run sreq dc2 POST "$u" "{\"version\":$v,$ok}"
+		expect_error 400 bad_version version
+	done
+	# the other DC-to-DC routes still take version 1 only
+	run sreq dc2 POST "$(dc1_url)/v1/dc/direction" "{\"version\":2,\"to\":\"bob.dc1.ntm.test\"}"
+	expect_error 400 bad_version version
+}
+
 @test "after all of that every daemon still serves" {
 	local r
 	for r in as dc1 dc2 rs cs; do
