@@ -813,6 +813,15 @@ ntm_msg_tunnel_id(const uint8_t *p, size_t n)
 	return p + INIT_TID;
 }
 
+int
+ntm_tunnel_set_keepalive(struct ntm_tunnel *t, int64_t ms)
+{
+	if (ms < 0)
+		return NTM_ERR_INVAL;
+	t->cfg.keepalive_ms = ms ? ms : DEF_KEEPALIVE_MS;
+	return 0;
+}
+
 void
 ntm_tunnel_stats(const struct ntm_tunnel *t, struct ntm_tun_stats *st)
 {

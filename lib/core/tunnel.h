@@ -108,5 +108,9 @@ struct ntm_tun_stats {
 };
 void ntm_tunnel_stats(const struct ntm_tunnel *t, struct ntm_tun_stats *st);
 const char *ntm_tun_state_name(enum ntm_tun_state s);
+/* The keepalive interval from now on (ms; 0: the default, 10 s). A NAT
+ * that forgets a UDP flow sooner needs a shorter one. NTM_ERR_INVAL if
+ * negative. */
+int ntm_tunnel_set_keepalive(struct ntm_tunnel *t, int64_t ms);
 
 #endif

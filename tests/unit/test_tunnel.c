@@ -575,6 +575,33 @@ TEST(keepalive)
 	ntm_tunnel_free(r);
 }
 
+/* The interval changed on a running tunnel: the next keepalive follows
+ * the new one; 0 is the default (10 s); a negative one is refused. */
+TEST(keepalive_set)
+{
+	static struct ntm_tun_out o;
+	struct ntm_tunnel *i, *r;
+
+	i = mk(1, 9, 0, 0, 0);
+	r = mk(0, 9, 0, 0, 0);
+	handshake(i, r);
+	/* i sent its confirming DATA at 1002 */
+	CHECK_EQ(ntm_tunnel_deadline(i), 11002);
+	CHECK_EQ(ntm_tunnel_set_keepalive(i, 2000), 0);
+	CHECK_EQ(ntm_tunnel_deadline(i), 3002);
+	CHECK_EQ(ntm_tunnel_tick(i, 3001, &o), 0);
+	CHECK_EQ(o.n, 0);
+	CHECK_EQ(ntm_tunnel_tick(i, 3002, &o), 0);
+	CHECK_EQ(o.n, 1);
+	CHECK_EQ(ntm_tunnel_deadline(i), 5002);
+	CHECK_EQ(ntm_tunnel_set_keepalive(i, -1), NTM_ERR_INVAL);
+	CHECK_EQ(ntm_tunnel_deadline(i), 5002);
+	CHECK_EQ(ntm_tunnel_set_keepalive(i, 0), 0);
+	CHECK_EQ(ntm_tunnel_deadline(i), 13002);
+	ntm_tunnel_free(i);
+	ntm_tunnel_free(r);
+}
+
 /*
  * Rekey at 120 s while both ends keep sending: packets sealed with the old
  * keys and delivered after the switch still decrypt (old index accepted),
@@ -1010,5 +1037,5 @@ TEST(handshake_cost)
 }
 
 UNIT_MAIN(T(handshake_and_data), T(identity), T(handshake_cost), T(bad_args), T(tamper), T(lengths), T(replay),
-    T(wrong_key), T(resp_binding), T(retransmit), T(keepalive), T(rekey),
+    T(wrong_key), T(resp_binding), T(retransmit), T(keepalive), T(keepalive_set), T(rekey),
     T(prev_bound), T(rekey_packets), T(roles), T(wire_format))
