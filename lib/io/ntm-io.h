@@ -356,7 +356,7 @@ const char *ntm_route_roles_str(unsigned roles, char *buf, size_t cap);
  * for the body's last, is a multiple of it long: a handler can write it
  * to a file with O_DIRECT as it is.
  */
-#define NTM_HTTPD_STREAM_WINDOW	(256 * 1024)
+#define NTM_HTTPD_STREAM_WINDOW	(512 * 1024)
 #define NTM_HTTPD_PIECE_ALIGN	4096
 enum { NTM_BODY_PIECE, NTM_BODY_END, NTM_BODY_GONE };
 typedef void ntm_body_fn(struct ntm_req *r, uint8_t *data, size_t len, int state,
