@@ -118,9 +118,8 @@ print_json(const struct rows *r)
 		const struct dc_loc_row *l = &r->loc[i], *al = &r->also[i];
 		json_t *loc = json_null(), *also = json_null();
 
-		/* The second family's (protocol.md §4.2), while the first is
-		 * not offline. */
-		if (l->client_id != 0 && al->client_id != 0 && !l->offline)
+		/* The second family's (protocol.md §4.2), as stored. */
+		if (l->client_id != 0 && al->client_id != 0)
 			also = json_pack("{s:s, s:o, s:b, s:I, s:b}", "reflexive", al->reflexive,
 			    "locals", locals_json(al), "natted", al->natted, "last_seen",
 			    (json_int_t)al->last_seen, "online", registered(r, i) &&

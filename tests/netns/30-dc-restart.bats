@@ -38,6 +38,14 @@ also_taken() { metrics "$1" | awk '$1 == "ntm_dc_registrations_also_total" { pri
 also_taken_some() { [ "$(also_taken "$1")" -ge 1 ]; }
 # field NS PROF FIELD PEER_PROF: one field of the tunnel to PEER_PROF's device.
 field() { tunnel_field "$1" "$2" "$(fqdn_of "$4")" "$3"; }
+# stored DC PROF JQ: a field of PROF's device in the DC's client list.
+stored() {
+	n srv "$NTM_BIN/ntm-dc" -f "$TOPO_DIR/$1.conf" client list --json |
+	    jq -r --arg f "$(fqdn_of "$2")" ".[] | select(.fqdn == \$f) | .location$3"
+}
+stored_is() { [ "$(stored "$1" "$2" "$3")" = "$4" ]; }
+# stored_starts DC PROF JQ PREFIX
+stored_starts() { [[ "$(stored "$1" "$2" "$3")" == "$4"* ]]; }
 
 @test "restarting both DCs under traffic: the tunnel carries on, clients re-register" {
 	local bob alice
@@ -94,11 +102,30 @@ field() { tunnel_field "$1" "$2" "$(fqdn_of "$4")" "$3"; }
 	assert_equal "$(field v6 vic family dan)" IPv6
 	[[ "$(field v6 vic endpoint dan)" == "[fd00:18::20]:"* ]]
 	# and the admin sees both locations, as stored
-	run n srv "$NTM_BIN/ntm-dc" -f "$TOPO_DIR/dc1.conf" client list --json
-	assert_success
-	[[ "$(jq -r --arg f "$dan" '.[] | select(.fqdn == $f) | .location.reflexive' <<<"$output")" == 198.18.1.20:* ]]
-	[[ "$(jq -r --arg f "$dan" '.[] | select(.fqdn == $f) | .location.also.reflexive' <<<"$output")" == "[fd00:18::20]:"* ]]
-	[ "$(jq -r --arg f "$dan" '.[] | select(.fqdn == $f) | .location.also.online' <<<"$output")" = true ]
+	stored_starts dc1 dan .reflexive 198.18.1.20:
+	stored_starts dc1 dan .also.reflexive "[fd00:18::20]:"
+	assert_equal "$(stored dc1 dan .also.online)" true
 	# all of it from the database: dan registered nothing of IPv6 meanwhile
 	assert_equal "$(also_taken dc1)" 0
+}
+
+@test "the stored second location goes when the DC's does: the host loses IPv6, the agent stops" {
+	local dan
+	dan=$(fqdn_of dan)
+	stored_starts dc1 dan .also.reflexive "[fd00:18::20]:"
+	# the host loses its IPv6 address: its agent registers again at once
+	# with IPv4 locals only, and DC1 drops (and deletes) the second location
+	n d1 ip addr del fd00:18::20/64 dev eth0
+	wait_for 20 stored_is dc1 dan .also null
+	grep -q "register $dan: its location in the other family is gone" "$TOPO_DIR/dc1.log"
+	stored_starts dc1 dan .reflexive 198.18.1.20:
+	# back: stored again
+	n d1 ip addr add fd00:18::20/64 dev eth0 nodad
+	wait_for 20 stored_starts dc1 dan .also.reflexive "[fd00:18::20]:"
+	# the agent stops: the goodbye deletes it with the first one's offline mark
+	run ntmc d1 dan down
+	assert_success
+	wait_for 20 stored_is dc1 dan .also null
+	stored_starts dc1 dan .reflexive 198.18.1.20:
+	assert_equal "$(stored dc1 dan .online)" false
 }
