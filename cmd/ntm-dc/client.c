@@ -21,6 +21,7 @@ struct rows {
 	int			*online;
 	size_t			 n, cap;
 	struct dc_loc_row	*loc;		/* by row; client_id 0 = never registered */
+	struct dc_loc_row	*also;		/* its second family's; client_id 0 = none */
 	int64_t			 now, keepalive_s;
 };
 
@@ -34,6 +35,31 @@ attach_loc(const struct dc_loc_row *l, void *arg)
 		if (r->v[i].id == l->client_id)
 			r->loc[i] = *l;
 	return 0;
+}
+
+/* And a second family's location, to its row. */
+static int
+attach_also(const struct dc_loc_row *l, void *arg)
+{
+	struct rows *r = arg;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].id == l->client_id)
+			r->also[i] = *l;
+	return 0;
+}
+
+/* The locals column ("ip:port,ip:port") as an array. */
+static json_t *
+locals_json(const struct dc_loc_row *l)
+{
+	char buf[sizeof(l->locals)], *tok, *save = NULL;
+	json_t *locals = json_array();
+
+	snprintf(buf, sizeof(buf), "%s", l->locals);
+	for (tok = strtok_r(buf, ",", &save); tok && locals; tok = strtok_r(NULL, ",", &save))
+		json_array_append_new(locals, json_string(tok));
+	return locals;
 }
 
 static int
@@ -89,24 +115,24 @@ print_json(const struct rows *r)
 	for (i = 0; i < r->n; i++) {
 		const struct dc_client *c = &r->v[i];
 
-		const struct dc_loc_row *l = &r->loc[i];
-		json_t *loc = json_null(), *locals;
+		const struct dc_loc_row *l = &r->loc[i], *al = &r->also[i];
+		json_t *loc = json_null(), *also = json_null();
 
-		if (l->client_id != 0) {
-			char buf[sizeof(l->locals)], *tok, *save = NULL;
-
-			locals = json_array();
-			snprintf(buf, sizeof(buf), "%s", l->locals);
-			for (tok = strtok_r(buf, ",", &save); tok && locals;
-			    tok = strtok_r(NULL, ",", &save))
-				json_array_append_new(locals, json_string(tok));
-			loc = json_pack("{s:s, s:o, s:b, s:s, s:s, s:b, s:I, s:b}", "reflexive",
-			    l->reflexive, "locals", locals, "natted", l->natted, "nat",
+		/* The second family's (protocol.md §4.2), as stored. */
+		if (l->client_id != 0 && al->client_id != 0)
+			also = json_pack("{s:s, s:o, s:b, s:I, s:b}", "reflexive", al->reflexive,
+			    "locals", locals_json(al), "natted", al->natted, "last_seen",
+			    (json_int_t)al->last_seen, "online", registered(r, i) &&
+			    r->now - al->last_seen < DC_ONLINE_FACTOR * r->keepalive_s);
+		if (l->client_id != 0)
+			loc = json_pack("{s:s, s:o, s:b, s:s, s:s, s:b, s:I, s:b, s:o}", "reflexive",
+			    l->reflexive, "locals", locals_json(l), "natted", l->natted, "nat",
 			    ntm_nat_name((enum ntm_nat)l->nat), "filtering",
 			    ntm_filter_name((enum ntm_filter)l->filter), "agent",
 			    l->agent, "last_seen", (json_int_t)l->last_seen, "online",
-			    registered(r, i));
-		}
+			    registered(r, i), "also", also);
+		else
+			json_decref(also);
 		if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o}",
 		    "fqdn", c->fqdn, "user", c->user, "device", c->device, "vip4", c->vip4,
 		    "vip6", c->vip6, "last_login", (json_int_t)c->last_login,
@@ -186,7 +212,9 @@ list_exec(void *ctx, struct cmd_call *c)
 	r.keepalive_s = s->conf.keepalive_s;
 	if ((e = dc_db_clients(db, r.now, collect, &r)) < 0 ||
 	    (r.n && (r.loc = calloc(r.n, sizeof(*r.loc))) == NULL && (e = NTM_ERR_NOMEM)) ||
-	    (r.n && (e = dc_db_locations(db, attach_loc, &r)) < 0)) {
+	    (r.n && (r.also = calloc(r.n, sizeof(*r.also))) == NULL && (e = NTM_ERR_NOMEM)) ||
+	    (r.n && (e = dc_db_locations(db, attach_loc, &r)) < 0) ||
+	    (r.n && (e = dc_db_locations_also(db, r.now, attach_also, &r)) < 0)) {
 		srv_errx("db %s: %s", s->conf.db, ntm_strerror(e));
 		goto cleanup;
 	}
@@ -202,6 +230,7 @@ cleanup:
 	free(r.v);
 	free(r.online);
 	free(r.loc);
+	free(r.also);
 	ntm_db_close(db);
 	return ret;
 }

@@ -1,6 +1,7 @@
 /*
  * db.c - the DC's storage: client devices with their FQDN and stable
- * virtual address pair, and one login session per device.
+ * virtual address pair, one login session per device, and the location
+ * (or two: one per address family) it last registered.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,18 @@ static const char *const migrations[] = {
 	/* 11: the filtering the device found (enum ntm_filter, 0: unknown)
 	 * and sent in its registration */
 	"ALTER TABLE locations ADD COLUMN filter INTEGER NOT NULL DEFAULT 0;",
+	/* 12: the location of the device's second address family (REG_REQ
+	 * flag also, docs/protocol.md §4.2), of the login session that
+	 * registered it: a restarted DC knows both families at once */
+	"CREATE TABLE locations_also ("
+	"  client_id INTEGER PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,"
+	"  session_id TEXT NOT NULL,"
+	"  reflexive TEXT NOT NULL,"
+	"  locals TEXT NOT NULL,"
+	"  natted INTEGER NOT NULL,"
+	"  nat INTEGER NOT NULL,"
+	"  filter INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL);",
 };
 
 int
@@ -256,6 +269,11 @@ dc_db_login(sqlite3 *db, const struct ntm_prefix *p4, const struct ntm_prefix *p
 		    "AND token_id != ?3", "IIs", out->id, now, sess->token_id);
 	if (ret == 0)
 		ret = store_session(db, out->id, sess);
+	/* The new session has registered nothing yet (its first location
+	 * stays, as the device's last one, for the admin's list). */
+	if (ret == 0)
+		ret = ntm_db_run(db, "DELETE FROM locations_also WHERE client_id = ?1", "I",
+		    out->id);
 	return ntm_db_end(db, ret);
 }
 
@@ -305,6 +323,11 @@ dc_db_logout(sqlite3 *db, const char *token_id, int64_t now)
 	ret = ntm_db_run(db, "INSERT OR IGNORE INTO ended_tokens "
 	    "(token_id, expires) SELECT token_id, expires FROM sessions "
 	    "WHERE token_id = ?2 AND ended IS NULL AND expires > ?1", "Is", now, token_id);
+	/* Its second location goes with the session, as in the DC's memory. */
+	if (ret == 0)
+		ret = ntm_db_run(db, "DELETE FROM locations_also WHERE client_id IN "
+		    "(SELECT client_id FROM sessions WHERE token_id = ?1 AND ended IS NULL)",
+		    "s", token_id);
 	if (ret == 0)
 		ret = ntm_db_run(db, "UPDATE sessions SET ended = ?1 "
 		    "WHERE token_id = ?2 AND ended IS NULL", "Is", now, token_id);
@@ -466,34 +489,83 @@ dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r)
 #define LOC_INTO " INTO locations (client_id, reflexive, locals, natted, agent, " \
 	"last_seen, offline, nat, filter) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 
-/* The rows with one statement bound again for each, inside the caller's
- * transaction; a row of a client deleted meanwhile is left out. */
+/* The statements of one kind of rows (changes or keepalive times), each
+ * prepared at its first row and bound again for each next one. */
+enum { ST_LOC, ST_DROP_ALSO, ST_ALSO, ST_N };
+
 static int
-locations_rows(sqlite3 *db, const char *sql, const struct dc_loc_row *r, size_t n)
+bind_loc(sqlite3_stmt *st, const struct dc_loc_row *r)
 {
-	sqlite3_stmt *st;
+	return sqlite3_bind_int64(st, 1, r->client_id) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, r->reflexive, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 3, r->locals, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 4, r->natted) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 5, r->agent) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 6, r->last_seen) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 7, r->offline) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 8, r->nat) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 9, r->filter) != SQLITE_OK ? NTM_ERR_DB : 0;
+}
+
+/* ?1 client, ?2 session, ?3 last_seen, ?4 reflexive; and ?5 locals,
+ * ?6 natted, ?7 nat, ?8 filter where the statement has them. */
+static int
+bind_also(sqlite3_stmt *st, const struct dc_loc_row *r)
+{
+	if (sqlite3_bind_int64(st, 1, r->client_id) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, r->session_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, r->last_seen) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 4, r->reflexive, -1, SQLITE_STATIC) != SQLITE_OK)
+		return NTM_ERR_DB;
+	if (sqlite3_bind_parameter_count(st) < 8)
+		return 0;
+	return sqlite3_bind_text(st, 5, r->locals, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 6, r->natted) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 7, r->nat) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 8, r->filter) != SQLITE_OK ? NTM_ERR_DB : 0;
+}
+
+/* Runs sql[kind] for r (prepared into st[kind] at first use). */
+static int
+row_run(sqlite3 *db, sqlite3_stmt **st, const char *const *sql, int kind,
+    const struct dc_loc_row *r)
+{
 	int ret;
 
-	if (n == 0)
-		return 0;
-	if ((ret = ntm_db_prepare(db, &st, sql)) < 0)
+	if (st[kind] == NULL && (ret = ntm_db_prepare(db, &st[kind], sql[kind])) < 0)
 		return ret;
+	if (kind == ST_ALSO)
+		ret = bind_also(st[kind], r);
+	else if (kind == ST_DROP_ALSO)
+		ret = sqlite3_bind_int64(st[kind], 1, r->client_id) != SQLITE_OK ? NTM_ERR_DB : 0;
+	else
+		ret = bind_loc(st[kind], r);
+	if (ret == 0 && (ret = ntm_db_done(db, st[kind])) == NTM_ERR_EXISTS)
+		ret = 0;
+	sqlite3_reset(st[kind]);
+	return ret;
+}
+
+/* The rows in order, inside the caller's transaction: a first location
+ * with sql[ST_LOC] (then sql[ST_DROP_ALSO] where it drops the second one,
+ * if sql has it), a second one with sql[ST_ALSO]. A row of a client
+ * deleted meanwhile is left out. */
+static int
+locations_rows(sqlite3 *db, const char *const sql[ST_N], const struct dc_loc_row *r,
+    size_t n)
+{
+	sqlite3_stmt *st[ST_N] = { NULL };
+	int ret = 0;
+
 	for (size_t i = 0; i < n && ret == 0; i++) {
-		if (sqlite3_bind_int64(st, 1, r[i].client_id) != SQLITE_OK ||
-		    sqlite3_bind_text(st, 2, r[i].reflexive, -1, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_text(st, 3, r[i].locals, -1, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 4, r[i].natted) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 5, r[i].agent) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 6, r[i].last_seen) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 7, r[i].offline) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 8, r[i].nat) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 9, r[i].filter) != SQLITE_OK)
-			ret = NTM_ERR_DB;
-		else if ((ret = ntm_db_done(db, st)) == NTM_ERR_EXISTS)
-			ret = 0;
-		sqlite3_reset(st);
+		if (r[i].also)
+			ret = row_run(db, st, sql, ST_ALSO, &r[i]);
+		else if ((ret = row_run(db, st, sql, ST_LOC, &r[i])) == 0 &&
+		    r[i].drop_also && sql[ST_DROP_ALSO])
+			ret = row_run(db, st, sql, ST_DROP_ALSO, &r[i]);
 	}
-	sqlite3_finalize(st);
+	for (int k = 0; k < ST_N; k++)
+		sqlite3_finalize(st[k]);
 	return ret;
 }
 
@@ -501,21 +573,35 @@ int
 dc_db_locations_write(sqlite3 *db, const struct dc_loc_row *changes, size_t n,
     const struct dc_loc_row *times, size_t nt)
 {
+	static const char *const change_sql[ST_N] = {
+		[ST_LOC] = "INSERT OR REPLACE" LOC_INTO,
+		[ST_DROP_ALSO] = "DELETE FROM locations_also WHERE client_id = ?1",
+		[ST_ALSO] = "INSERT OR REPLACE INTO locations_also (client_id, session_id, "
+		    "last_seen, reflexive, locals, natted, nat, filter) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	};
+	/* Never over a row stored since (a change, a goodbye): only a later
+	 * last_seen replaces one. A second location's time never makes a
+	 * row: one dropped since stays dropped. */
+	static const char *const time_sql[ST_N] = {
+		[ST_LOC] = "INSERT" LOC_INTO " ON CONFLICT (client_id) DO UPDATE "
+		    "SET reflexive = excluded.reflexive, locals = excluded.locals, "
+		    "natted = excluded.natted, agent = excluded.agent, "
+		    "last_seen = excluded.last_seen, offline = excluded.offline, "
+		    "nat = excluded.nat, filter = excluded.filter "
+		    "WHERE excluded.last_seen > locations.last_seen",
+		[ST_ALSO] = "UPDATE locations_also SET last_seen = ?3 WHERE client_id = ?1 "
+		    "AND session_id = ?2 AND reflexive = ?4 AND last_seen < ?3",
+	};
 	int ret;
 
 	if (n + nt == 0)
 		return 0;
 	if ((ret = ntm_db_begin(db)) < 0)
 		return ret;
-	ret = locations_rows(db, "INSERT OR REPLACE" LOC_INTO, changes, n);
-	/* Never over a row stored since (a change, a goodbye): only a later
-	 * last_seen replaces one. */
+	ret = locations_rows(db, change_sql, changes, n);
 	if (ret == 0)
-		ret = locations_rows(db, "INSERT" LOC_INTO " ON CONFLICT (client_id) DO UPDATE "
-		    "SET reflexive = excluded.reflexive, locals = excluded.locals, "
-		    "natted = excluded.natted, agent = excluded.agent, "
-		    "last_seen = excluded.last_seen, offline = excluded.offline, "
-		    "nat = excluded.nat, filter = excluded.filter WHERE excluded.last_seen > locations.last_seen", times, nt);
+		ret = locations_rows(db, time_sql, times, nt);
 	return ntm_db_end(db, ret);
 }
 
@@ -540,6 +626,37 @@ dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg), v
 		r.offline = sqlite3_column_int(st, 6);
 		r.nat = sqlite3_column_int(st, 7);
 		r.filter = sqlite3_column_int(st, 8);
+		if ((ret = fn(&r, arg)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : rc;
+}
+
+int
+dc_db_locations_also(sqlite3 *db, int64_t now,
+    int (*fn)(const struct dc_loc_row *r, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	struct dc_loc_row r;
+	int rc, ret;
+
+	if ((ret = ntm_db_query(db, &st, "SELECT a.client_id, a.session_id, a.reflexive, "
+	    "a.locals, a.natted, a.nat, a.filter, a.last_seen FROM locations_also a "
+	    "JOIN sessions s ON s.client_id = a.client_id AND s.session_id = a.session_id "
+	    "WHERE s.ended IS NULL AND s.expires > ?1 ORDER BY a.last_seen", "I", now)) < 0)
+		return ret;
+	while ((rc = ntm_db_step(db, st)) == NTM_DB_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.also = 1;
+		r.client_id = sqlite3_column_int64(st, 0);
+		ntm_db_col(r.session_id, sizeof(r.session_id), st, 1);
+		ntm_db_col(r.reflexive, sizeof(r.reflexive), st, 2);
+		ntm_db_col(r.locals, sizeof(r.locals), st, 3);
+		r.natted = sqlite3_column_int(st, 4);
+		r.nat = sqlite3_column_int(st, 5);
+		r.filter = sqlite3_column_int(st, 6);
+		r.last_seen = sqlite3_column_int64(st, 7);
 		if ((ret = fn(&r, arg)) < 0)
 			break;
 	}

@@ -173,17 +173,31 @@ struct dc_loc_row {
 	int	filter;				/* enum ntm_filter the device reported */
 	int64_t	last_seen;
 	int	offline;			/* its agent said it stops */
+	/* A first location's row: the second family's stored location goes
+	 * with it (the DC keeps none: goodbye, the host lost that family). */
+	int	drop_also;
+	/* The row is the second family's location (NTM_REG_F_ALSO, table
+	 * locations_also), of the login session session_id (hex); agent,
+	 * offline and drop_also are not used. */
+	int	also;
+	char	session_id[2 * DC_SESSION_ID + 1];
 };
 /* Stores (replaces) the location of a client. */
 int  dc_db_location_store(sqlite3 *db, const struct dc_loc_row *r);
 /* In one transaction (all or none): the n changes in order (a later row of
  * the same client wins), then the nt keepalive times, each replacing only
- * an older last_seen. A row of a client deleted meanwhile is left out. */
+ * an older last_seen (a second location's time only moves the one stored
+ * for the same session and reflexive address, never makes one). A row of a
+ * client deleted meanwhile is left out. */
 int  dc_db_locations_write(sqlite3 *db, const struct dc_loc_row *changes, size_t n,
     const struct dc_loc_row *times, size_t nt);
 /* Calls fn for each stored location, the oldest last_seen first. */
 int  dc_db_locations(sqlite3 *db, int (*fn)(const struct dc_loc_row *r, void *arg),
     void *arg);
+/* Calls fn for each stored second-family location (also set) of a live
+ * session at now, the oldest last_seen first. */
+int  dc_db_locations_also(sqlite3 *db, int64_t now,
+    int (*fn)(const struct dc_loc_row *r, void *arg), void *arg);
 /* Calls fn for each live (not ended, not expired) session with its client. */
 int  dc_db_live_sessions(sqlite3 *db, int64_t now,
     int (*fn)(const struct dc_client *c, const struct dc_session *s, void *arg), void *arg);

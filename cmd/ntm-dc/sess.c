@@ -1,6 +1,7 @@
 /*
  * sess.c - the DC's cache of login sessions (docs/protocol.md §4.2): each
- * logged-in client's channel keys, its last location and its queue of route
+ * logged-in client's channel keys, its last location (one per address
+ * family: the second, NTM_REG_F_ALSO, beside the first) and its queue of route
  * directions, loaded from the database at start and kept by login.c (login,
  * logout) and udp.c (registrations). It also holds the table of hooks
  * through which the registration path tells the rooms above it that a client
@@ -376,6 +377,47 @@ load_location(const struct dc_loc_row *r, void *arg)
 	return 0;
 }
 
+/* The second family's stored location back beside the first (after a
+ * restart; protocol.md §4.2), if it still goes with it: of the other
+ * family, which the first's local addresses name (what lib/core/dcreg.c
+ * asks of one it takes), and the first not offline. */
+static int
+load_also(const struct dc_loc_row *r, void *arg)
+{
+	struct dc *dc = arg;
+	struct dc_sess *s = dc_sess_by_client(dc, r->client_id);
+	struct ntm_location alt;
+	char buf[sizeof(r->locals)], *tok, *save = NULL;
+	socklen_t len;
+	int fam, named = 0;
+
+	if (s == NULL || !s->reg.has_loc)
+		return 0;
+	memset(&alt, 0, sizeof(alt));
+	if (ntm_sa_parse(&alt.reflexive, &len, r->reflexive) < 0)
+		return 0;
+	fam = ntm_sa_family(&alt.reflexive);
+	if (fam == ntm_sa_family(&s->reg.loc.reflexive))
+		return 0;
+	for (int i = 0; i < s->reg.loc.nlocals; i++)
+		if (ntm_sa_family(&s->reg.loc.locals[i]) == fam)
+			named = 1;
+	if (!named)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", r->locals);
+	for (tok = strtok_r(buf, ",", &save); tok && alt.nlocals < NTM_REG_ADDRS;
+	    tok = strtok_r(NULL, ",", &save))
+		if (ntm_sa_parse(&alt.locals[alt.nlocals], &len, tok) == 0)
+			alt.nlocals++;
+	alt.natted = r->natted;
+	alt.nat = r->nat;
+	alt.filter = r->filter;
+	s->reg.alt = alt;
+	s->reg.has_alt = 1;
+	s->reg.alt_seen = s->alt_saved = r->last_seen;
+	return 0;
+}
+
 int64_t
 dc_sess_client(const struct dc_sess *s)
 {
@@ -530,7 +572,8 @@ dc_sess_start(struct dc *dc, char *err, size_t errlen)
 		dc->cache->has_ctr = 1;
 	}
 	if ((e = dc_db_live_sessions(dc->db, now_unix(), load_session, dc)) < 0 ||
-	    (e = dc_db_locations(dc->db, load_location, dc)) < 0) {
+	    (e = dc_db_locations(dc->db, load_location, dc)) < 0 ||
+	    (e = dc_db_locations_also(dc->db, now_unix(), load_also, dc)) < 0) {
 		snprintf(err, errlen, "db %s: cannot load the sessions: %s",
 		    dc->srv->conf.db, ntm_strerror(e));
 		return -1;

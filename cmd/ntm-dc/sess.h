@@ -28,6 +28,11 @@ struct dc_sess {
 	int64_t			 expires;	/* of the login session */
 	struct ntm_chan		 chan;
 	struct ntm_dcreg	 reg;		/* location and liveness (lib/core/dcreg.h) */
+	/* reg.alt on the disk (udp.c): last queued for the writer then (a
+	 * change at most every NTM_DCREG_CHANGE_EVERY_S, its time every
+	 * keepalive), and whether the one in memory is not the one stored. */
+	int64_t			 alt_saved;
+	int			 alt_dirty;
 	struct sockaddr_storage	 peer;		/* as received (maybe v4-mapped) */
 	socklen_t		 peerlen;
 	struct sockaddr_storage	 local;		/* where its last REG_REQ came to */

@@ -97,6 +97,13 @@ struct dc_reg_done {
 	int			 also;		/* of its second family (NTM_REG_F_ALSO) */
 };
 
+/* A keepalive whose time is to be stored: of the first location, or of
+ * the second family's (also). */
+struct dc_refresh {
+	int64_t			 client_id;
+	int			 also;
+};
+
 /*
  * One transaction for the writer thread: the changed locations of the
  * bursts read while the previous one was being written (answered when it
@@ -142,7 +149,7 @@ struct dc_rt {
 	/* Keepalives of unchanged locations (only last_seen moves) wait up to
 	 * REFRESH_MS and go in one transaction: at 100,000 devices that is a
 	 * write every 100 ms, not one per wakeup of the socket. */
-	int64_t			*refresh;	/* client ids, REFRESH_MAX */
+	struct dc_refresh	*refresh;	/* REFRESH_MAX */
 	size_t			 nrefresh;
 	struct event		*refresh_ev;
 	/* The writes (and their fsync) are a thread's, on a connection of its
@@ -424,6 +431,26 @@ fill_row(const struct dc_sess *s, int offline, int64_t last_seen, struct dc_loc_
 	r->filter = s->reg.loc.filter;
 	r->last_seen = last_seen;
 	r->offline = offline;
+	/* The DC keeps no second location (goodbye, the host lost or moved
+	 * to that family, none yet): none is stored either. */
+	r->drop_also = !s->reg.has_alt;
+}
+
+/* The second family's location (protocol.md §4.2) as a row of its own. */
+static void
+fill_also_row(const struct dc_sess *s, int64_t last_seen, struct dc_loc_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->also = 1;
+	r->client_id = s->client_id;
+	(void)ntm_hex_encode(r->session_id, sizeof(r->session_id), s->sid, NTM_SID_LEN);
+	ntm_sa_str((const struct sockaddr *)&s->reg.alt.reflexive, r->reflexive,
+	    sizeof(r->reflexive));
+	locals_text(&s->reg.alt, r->locals, sizeof(r->locals));
+	r->natted = s->reg.alt.natted;
+	r->nat = s->reg.alt.nat;
+	r->filter = s->reg.alt.filter;
+	r->last_seen = last_seen;
 }
 
 /* ---- the writer thread --------------------------------------------------- */
@@ -571,6 +598,21 @@ writer_add(struct dc *dc, const struct dc_loc_row *rows, size_t n,
 	writer_kick(dc);
 }
 
+/* The row r was not stored: its session stores it as a change at its
+ * next registration of that family. */
+static void
+unsaved(struct dc *dc, const struct dc_loc_row *r)
+{
+	struct dc_sess *s = dc_sess_by_client(dc, r->client_id);
+
+	if (s == NULL)
+		return;
+	if (r->also)
+		s->alt_dirty = 1;
+	else
+		s->reg.saved = 0;
+}
+
 /* Writes the queued refreshes, each with its session's location as it is
  * now (a change stored since is not undone: only a later time replaces a
  * stored one). */
@@ -588,16 +630,25 @@ refresh_flush(struct dc *dc)
 	 * session's next keepalive stores its location (saved 0). */
 	if ((rt->next && rt->next->nfresh >= 4 * REFRESH_MAX) || rt->writer == NULL ||
 	    (rows = malloc(rt->nrefresh * sizeof(*rows))) == NULL) {
-		for (size_t i = 0; i < rt->nrefresh; i++)
-			if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL)
-				s->reg.saved = 0;
+		for (size_t i = 0; i < rt->nrefresh; i++) {
+			struct dc_loc_row r = { .client_id = rt->refresh[i].client_id,
+			    .also = rt->refresh[i].also };
+
+			unsaved(dc, &r);
+		}
 		rt->c.refresh_dropped += rt->nrefresh;
 		rt->nrefresh = 0;
 		return;
 	}
-	for (size_t i = 0; i < rt->nrefresh; i++)
-		if ((s = dc_sess_by_client(dc, rt->refresh[i])) != NULL && s->reg.has_loc)
+	for (size_t i = 0; i < rt->nrefresh; i++) {
+		if ((s = dc_sess_by_client(dc, rt->refresh[i].client_id)) == NULL ||
+		    !s->reg.has_loc)
+			continue;
+		if (!rt->refresh[i].also)
 			fill_row(s, 0, s->reg.last_seen, &rows[n++]);
+		else if (s->reg.has_alt && !s->alt_dirty)
+			fill_also_row(s, s->reg.alt_seen, &rows[n++]);
+	}
 	rt->nrefresh = 0;
 	if (n > 0)
 		writer_add(dc, NULL, 0, NULL, 0, rows, n);
@@ -610,6 +661,23 @@ on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 	refresh_flush(arg);
 }
 
+/* Queues a keepalive time of the session (also: of its second family's
+ * location) for the next REFRESH_MS write. */
+static void
+refresh_add(struct dc *dc, const struct dc_sess *s, int also)
+{
+	struct dc_rt *rt = dc->rt;
+	struct timeval tv = { 0, REFRESH_MS * 1000 };
+
+	if (rt->nrefresh == REFRESH_MAX)
+		refresh_flush(dc);
+	rt->refresh[rt->nrefresh].client_id = s->client_id;
+	rt->refresh[rt->nrefresh].also = also;
+	rt->nrefresh++;
+	if (!evtimer_pending(rt->refresh_ev, NULL))
+		(void)evtimer_add(rt->refresh_ev, &tv);
+}
+
 /* Queues the session's location (offline: its agent said it stops): a
  * change for the burst's transaction (reg_flush), a keepalive of an
  * unchanged location (refresh) for the next REFRESH_MS write. */
@@ -617,20 +685,49 @@ static void
 save_location(struct dc *dc, struct dc_sess *s, int offline, int refresh, int64_t now)
 {
 	struct dc_rt *rt = dc->rt;
-	struct timeval tv = { 0, REFRESH_MS * 1000 };
 
 	if (refresh && rt->refresh_ev) {
-		if (rt->nrefresh == REFRESH_MAX)
-			refresh_flush(dc);
-		rt->refresh[rt->nrefresh++] = s->client_id;
-		if (!evtimer_pending(rt->refresh_ev, NULL))
-			(void)evtimer_add(rt->refresh_ev, &tv);
+		refresh_add(dc, s, 0);
 	} else {
 		if (rt->nrows == RECV_BURST)
 			return;		/* cannot happen: one row per datagram at most */
 		fill_row(s, offline, now, &rt->rows[rt->nrows++]);
 	}
 	s->reg.saved = now;	/* undone if the write fails */
+}
+
+/*
+ * Queues the second family's location (reg.alt, just taken; changed: not
+ * the one taken before) under the rules of the first: a change goes into
+ * the burst's transaction, answered once it is committed, but one every
+ * NTM_DCREG_CHANGE_EVERY_S at most (a change held back goes with a later
+ * REG_REQ of that family, a keepalive at the latest, answered meanwhile
+ * from memory as a held-back location is); an unchanged one has its time
+ * stored once every keepalive_s. 1: a change is in the burst's rows.
+ */
+static int
+save_also(struct dc *dc, struct dc_sess *s, int changed, int64_t now)
+{
+	struct dc_rt *rt = dc->rt;
+	int recent = now >= s->alt_saved && now - s->alt_saved < NTM_DCREG_CHANGE_EVERY_S;
+
+	if (rt->writer == NULL)
+		return 0;
+	if (changed)
+		s->alt_dirty = 1;
+	if (s->alt_dirty) {
+		if (recent || rt->nrows == RECV_BURST)
+			return 0;
+		fill_also_row(s, now, &rt->rows[rt->nrows++]);
+		s->alt_dirty = 0;
+		s->alt_saved = now;	/* dirty again if the write fails */
+		return 1;
+	}
+	if (now < s->alt_saved || now - s->alt_saved >= dc_keepalive(dc)) {
+		refresh_add(dc, s, 1);
+		s->alt_saved = now;
+	}
+	return 0;
 }
 
 static void
@@ -673,11 +770,9 @@ wjob_done(struct dc *dc, struct dc_wjob *j)
 		    j->nrows + j->nfresh, j->nrows + j->nfresh == 1 ? "" : "s",
 		    ntm_strerror(j->result));
 		for (size_t i = 0; i < j->nrows; i++)
-			if ((s = dc_sess_by_client(dc, j->rows[i].client_id)) != NULL)
-				s->reg.saved = 0;
+			unsaved(dc, &j->rows[i]);
 		for (size_t i = 0; i < j->nfresh; i++)
-			if ((s = dc_sess_by_client(dc, j->fresh[i].client_id)) != NULL)
-				s->reg.saved = 0;
+			unsaved(dc, &j->fresh[i]);
 	}
 	for (size_t i = 0; i < j->ndone; i++) {
 		struct dc_reg_done *d = &j->done[i];
@@ -791,9 +886,10 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 	struct ntm_reg_req req;
 	struct ntm_dcreg_act act;
 	struct dc_reg_done *d;
+	struct ntm_location alt;
 	char a[64];
 	int64_t now = now_unix();
-	int e, stored;
+	int e, stored, had_alt;
 
 	if ((s = reg_session(dc, ntm_reg_sid(p, n), now)) == NULL)
 		return;
@@ -806,6 +902,10 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 			rt->c.malformed++;
 		return;
 	}
+	/* The second location as it was: is the one taken a change? */
+	had_alt = s->reg.has_alt;
+	if (req.flags & NTM_REG_F_ALSO)
+		alt = s->reg.alt;
 	if (ntm_dcreg_decide(&s->reg, &req, from, fromlen, now, dc_keepalive(dc),
 	    DC_ONLINE_FACTOR, &s->reg, &act) < 0)
 		return;
@@ -837,10 +937,15 @@ on_reg_req(struct dc *dc, const uint8_t *p, size_t n, const struct sockaddr_stor
 			reg_log(rt, now, "register %s also from %s: %s", s->fqdn,
 			    ntm_sa_str((struct sockaddr *)&s->reg.alt.reflexive, a, sizeof(a)),
 			    s->reg.alt.natted ? "natted" : "global");
-		/* Answered in order with the others, nothing to store; the
-		 * address the DC sends to stays the location's. */
-		if ((d = done_add(rt, s, &act, from, fromlen, to, has_to)) != NULL)
+		/* Stored as the first location is, answered in order with
+		 * the others; the address the DC sends to stays the first
+		 * location's. */
+		stored = save_also(dc, s, !had_alt ||
+		    memcmp(&alt, &s->reg.alt, sizeof(alt)) != 0, now);
+		if ((d = done_add(rt, s, &act, from, fromlen, to, has_to)) != NULL) {
 			d->also = 1;
+			d->stored = stored;
+		}
 		return;
 	}
 	if (act.alt_gone)
