@@ -135,8 +135,9 @@ ntm_dcreg_decide(const struct ntm_dcreg *old, const struct ntm_reg_req *req,
 	}
 	location_of(req, from, fromlen, &loc);
 	if (req->flags & NTM_REG_F_ALSO) {
-		/* The second family: beside the location, never instead of it,
-		 * and never stored (the next one comes within a keepalive). */
+		/* The second family: beside the location, never instead of it.
+		 * act->store is the first location's only: the DC stores this
+		 * one apart (cmd/ntm-dc/udp.c save_also). */
 		if (!o.has_loc || !alt_valid(&o.loc, &loc)) {
 			act->verdict = NTM_DCREG_ALSO_DROPPED;
 			return 0;

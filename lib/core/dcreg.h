@@ -34,7 +34,8 @@ struct ntm_dcreg {
 	int			owe_store;	/* a change held back by the limit */
 	int			owe_moved;	/* ... and a MOVED */
 	/* Its location in a second address family (REG_REQ with
-	 * NTM_REG_F_ALSO, protocol.md §4.2), kept in memory only: valid while
+	 * NTM_REG_F_ALSO, protocol.md §4.2; the DC stores it apart, in
+	 * cmd/ntm-dc/udp.c save_also, not by act->store): valid while
 	 * loc is, of the other family, and loc's locals name an address of
 	 * its family; online while alt_seen is recent (ntm_dcreg_alt_online). */
 	int			has_alt;
