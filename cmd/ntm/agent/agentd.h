@@ -264,6 +264,10 @@ void agent_tun_rebind(struct tun *t);
 /* 1 if t's route is the peer's DC's to remake (a relay session its DC
  * opened: this end is side 1), not ours (§4.4 other_dc, §4.6 step 6). */
 int  agent_tun_peer_remakes(const struct tun *t);
+/* Such a route: the peer is told to ask its DC for it again (a CANDIDATES
+ * of kind none, no candidates; §4.6 step 6), relayed meanwhile; why
+ * starts the note ("this end moved ..."). */
+void agent_tun_tell_peer(struct tun *t, const char *why);
 void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
 void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
 /* Tunnels never up in time are dropped (or, made for a lost one that

@@ -161,6 +161,17 @@ also_reroute(struct agent *a, int family, const char *why)
 		if (family == 0 ? path != NTM_PATH_RELAYED :
 		    !t->p.has_ep || ntm_sa_family(&t->p.ep) != family)
 			continue;
+		/* A relay session the peer's DC opened takes no ticket of ours
+		 * (other_dc, §4.4): the peer asks its DC. */
+		if (agent_tun_peer_remakes(t)) {
+			char note[64];
+
+			snprintf(note, sizeof(note), family == 0 ? "this end registered over "
+			    "IPv%d too" : "this end lost IPv%d", ipv(family == 0 ?
+			    a->also.family : family));
+			agent_tun_tell_peer(t, note);
+			continue;
+		}
 		log_info("tunnel %s: %s: asking the DC for its route again", t->peer, why);
 		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
 			t->recreating = 1;

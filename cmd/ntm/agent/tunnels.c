@@ -709,6 +709,24 @@ own_cands(const struct agent *a, const struct sockaddr_storage *refl,
 }
 
 void
+agent_tun_tell_peer(struct tun *t, const char *why)
+{
+	char note[96];
+	int len;
+
+	if (!agent_tun_peer_remakes(t) || (len = ntm_punch_cands_make(t->cands_msg,
+	    sizeof(t->cands_msg), NTM_NAT_NONE, ++t->cands_gen, NULL, 0)) < 0)
+		return;
+	t->cands_len = (size_t)len;
+	snprintf(note, sizeof(note), "%s: relayed, the peer asks its DC again", why);
+	log_info("tunnel %s: %s", t->peer, note);
+	repunch(t, t->a->nat, NULL, 0, note, 0);
+	t->cands_left = CANDS_COPIES;
+	cands_send(t, agent_now_ms());
+	agent_tun_arm(t);
+}
+
+void
 agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *reflexive)
 {
 	struct sockaddr_storage own[NTM_PUNCH_CANDS_MAX];
@@ -728,17 +746,7 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 			continue;
 		t->tell_peer = 0;
 		t->repunch_wanted = 0;
-		if (!agent_tun_peer_remakes(t) || (len = ntm_punch_cands_make(t->cands_msg,
-		    sizeof(t->cands_msg), NTM_NAT_NONE, ++t->cands_gen, own, 0)) < 0)
-			continue;
-		t->cands_len = (size_t)len;
-		snprintf(note, sizeof(note), "this end moved (NAT or family): relayed, the "
-		    "peer asks its DC again");
-		log_info("tunnel %s: %s", t->peer, note);
-		repunch(t, a->nat, NULL, 0, note, 0);
-		t->cands_left = CANDS_COPIES;
-		cands_send(t, now);
-		agent_tun_arm(t);
+		agent_tun_tell_peer(t, "this end moved (NAT or family)");
 	}
 	/* no answer: the next discovery may tell; no NAT: the route changes
 	 * (the DC remakes the tunnel, §4.6 step 6) */
