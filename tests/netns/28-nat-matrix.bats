@@ -339,6 +339,7 @@ sockets_kept() {
 }
 
 path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }
+reason_is() { [ "$(tunnel_field "$1" "$2" "$3" reason)" = "$4" ]; }
 
 # f6_stream_punched FQDN-A FQDN-B: a fresh tunnel from f6a to f6b under a
 # ping stream, punched at both ends.
@@ -399,6 +400,94 @@ f6_stream_punched() {
 	# session's (the responder's DC asked, before)
 	assert_equal "$(rs_other_dc)" "$od"
 	run ntmc f6b f6b tunnel ping -c 3 --timeout 20 "$fa"
+	assert_success
+}
+
+# ei_stream_punched FQDN-A FQDN-B: a fresh tunnel from eia to eib under a
+# ping stream, punched at both ends.
+ei_stream_punched() {
+	ntmc eia eia tunnel close "$2" >/dev/null 2>&1 || true
+	ntmc eib eib tunnel close "$1" >/dev/null 2>&1 || true
+	ping_stream_start eia eia "$2"
+	wait_for 15 path_is eia eia "$2" punched
+	wait_for 15 path_is eib eib "$1" punched
+}
+
+# v6_net HOST: an IPv6 network behind a stateful firewall (fw7,
+# fd00:67::/64), linked to HOST's eth2 beside its IPv4 NAT; made once
+# per host.
+v6_net() {
+	[ -e "/run/netns/${P}fw7" ] || fw6_router fw7 fd00:18::67 fd00:67::1
+	n "$1" ip link show eth2 >/dev/null 2>&1 || lan_link "$1" fw7 eth2
+}
+
+@test "the responder behind a per-destination NAT gains an IPv6 address (a second family) on a relayed route: it tells the requester, whose DC remakes the route; the relay refuses no ticket of the responder's DC" {
+	local fa fb t lb la od
+	need_pair pd pd
+	fa=$(fqdn_of pda) fb=$(fqdn_of pdb)
+	v6_net pdb
+	ntmc pda pda tunnel close "$fb" >/dev/null 2>&1 || true
+	ntmc pdb pdb tunnel close "$fa" >/dev/null 2>&1 || true
+	ping_stream_start pda pda "$fb"
+	wait_for 15 path_is pda pda "$fb" relayed
+	wait_for 15 path_is pdb pdb "$fa" relayed
+	lb=$(wc -l < "$TOPO_DIR/agent-pdb.log")
+	la=$(wc -l < "$TOPO_DIR/agent-pda.log")
+	od=$(rs_other_dc)
+	t=$(date +%s%N)
+	n pdb ip -batch - <<-IPB
+	addr add fd00:67::30/64 dev eth2 nodad
+	route add ::/0 via fd00:67::1 dev eth2
+	IPB
+	wait_for 20 bash -c "tail -n +$((lb + 1)) '$TOPO_DIR/agent-pdb.log' |
+	    grep -qF 'registered over IPv6 too'"
+	wait_for 30 replies_after_at_least "$t" 20
+	# the relay refused no ticket for coming from another DC than the
+	# requester's, which opened the session (the responder's DC asked,
+	# before)
+	assert_equal "$(rs_other_dc)" "$od"
+	wait_for 20 bash -c "tail -n +$((lb + 1)) '$TOPO_DIR/agent-pdb.log' |
+	    grep -qF 'tunnel $fa: this end registered over IPv6 too: relayed, the peer asks its DC again'"
+	wait_for 20 bash -c "tail -n +$((la + 1)) '$TOPO_DIR/agent-pda.log' |
+	    grep -qF 'tunnel $fb: the peer moved: asking the DC for the route again'"
+	wait_for 20 bash -c "tail -n +$((la + 1)) '$TOPO_DIR/agent-pda.log' |
+	    grep -qF 'tunnel $fb: route relay -> relay'"
+	ping_stream_stop 2>/dev/null
+	assert_equal "$(rs_other_dc)" "$od"
+	run ntmc pdb pdb tunnel ping -c 3 --timeout 20 "$fa"
+	assert_success
+}
+
+@test "the responder behind NAT moves to an IPv6-only network: it tells the requester, whose DC remakes the route (the relay bridges); the relay refuses no ticket of the responder's DC" {
+	local fa fb t lb la od
+	need_pair ei ei
+	fa=$(fqdn_of eia) fb=$(fqdn_of eib)
+	v6_net eib
+	ei_stream_punched "$fa" "$fb"
+	lb=$(wc -l < "$TOPO_DIR/agent-eib.log")
+	la=$(wc -l < "$TOPO_DIR/agent-eia.log")
+	od=$(rs_other_dc)
+	t=$(date +%s%N)
+	# from behind the IPv4 NAT to IPv6 only, in one go
+	n eib ip -batch - <<-IPB
+	addr flush dev eth2 scope global
+	addr add fd00:67::10/64 dev eth2 nodad
+	route add ::/0 via fd00:67::1 dev eth2
+	addr del 100.64.11.10/24 dev eth1
+	IPB
+	wait_for 30 replies_after_at_least "$t" 20
+	# the relay refused no ticket for coming from another DC than the
+	# session's: the route was remade by the requester's DC, which opened
+	# it (the responder's DC did, before)
+	assert_equal "$(rs_other_dc)" "$od"
+	wait_for 20 bash -c "tail -n +$((lb + 1)) '$TOPO_DIR/agent-eib.log' |
+	    grep -qF 'tunnel $fa: this end moved (NAT or family): relayed, the peer asks its DC again'"
+	wait_for 20 bash -c "tail -n +$((la + 1)) '$TOPO_DIR/agent-eia.log' |
+	    grep -qF 'tunnel $fb: the peer moved: asking the DC for the route again'"
+	wait_for 20 reason_is eib eib "$fa" "IPv4 and IPv6: relay bridges"
+	ping_stream_stop 2>/dev/null
+	assert_equal "$(rs_other_dc)" "$od"
+	run ntmc eib eib tunnel ping -c 3 --timeout 20 "$fa"
 	assert_success
 }
 

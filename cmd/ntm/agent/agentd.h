@@ -73,6 +73,9 @@ struct tun {
 	int		 npcand;
 	int		 peer_nat;		/* its NAT kind (enum ntm_nat), if it told */
 	int		 repunch_wanted;	/* this end moved: at the NAT's verdict */
+	int		 tell_peer;		/* our NAT situation or family changed on a
+						   route the peer's DC opened: at the NAT's
+						   verdict, the peer asks its DC (§4.6 step 6) */
 	uint64_t	 repunches;		/* punching started again after a move */
 	int64_t		 direct_at;		/* ms: punching failed, try again then
 						   (or, move_due, punch after a move) */
@@ -258,6 +261,13 @@ int  agent_tun_send(struct tun *t, const uint8_t *pkt, size_t len);
 void agent_tun_keepalive(struct tun *t);
 /* Our address changed: a relay bind (then a keepalive), or a keepalive. */
 void agent_tun_rebind(struct tun *t);
+/* 1 if t's route is the peer's DC's to remake (a relay session its DC
+ * opened: this end is side 1), not ours (§4.4 other_dc, §4.6 step 6). */
+int  agent_tun_peer_remakes(const struct tun *t);
+/* Such a route: the peer is told to ask its DC for it again (a CANDIDATES
+ * of kind none, no candidates; §4.6 step 6), relayed meanwhile; why
+ * starts the note ("this end moved ..."). */
+void agent_tun_tell_peer(struct tun *t, const char *why);
 void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
 void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
 /* Tunnels never up in time are dropped (or, made for a lost one that

@@ -161,6 +161,17 @@ also_reroute(struct agent *a, int family, const char *why)
 		if (family == 0 ? path != NTM_PATH_RELAYED :
 		    !t->p.has_ep || ntm_sa_family(&t->p.ep) != family)
 			continue;
+		/* A relay session the peer's DC opened takes no ticket of ours
+		 * (other_dc, §4.4): the peer asks its DC. */
+		if (agent_tun_peer_remakes(t)) {
+			char note[64];
+
+			snprintf(note, sizeof(note), family == 0 ? "this end registered over "
+			    "IPv%d too" : "this end lost IPv%d", ipv(family == 0 ?
+			    a->also.family : family));
+			agent_tun_tell_peer(t, note);
+			continue;
+		}
 		log_info("tunnel %s: %s: asking the DC for its route again", t->peer, why);
 		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
 			t->recreating = 1;
@@ -353,10 +364,23 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 		a->resp = *r;
 		a->natted = natted;
 		a->family = family;
-		for (int i = 0; i < a->ntun; i++)
-			if (!a->tuns[i]->recreating &&
-			    agent_request_tunnel(a, a->tuns[i]->peer, a->tuns[i]->tid, 0) == 0)
-				a->tuns[i]->recreating = 1;
+		for (int i = 0; i < a->ntun; i++) {
+			struct tun *t = a->tuns[i];
+
+			if (t->recreating)
+				continue;
+			/* A relay session the peer's DC opened takes no ticket of
+			 * ours (other_dc, §4.4): the peer asks its DC, told at the
+			 * NAT's verdict (agent_tun_nat_found). */
+			if (agent_tun_peer_remakes(t)) {
+				log_info("tunnel %s: the peer's DC opened the relay session: "
+				    "the peer is to ask it for the route again", t->peer);
+				t->tell_peer = 1;
+				continue;
+			}
+			if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
+				t->recreating = 1;
+		}
 		agent_nat_discover(a, "the NAT or the family changed");
 	} else if (was && !ntm_sa_equal((const struct sockaddr *)&r->reflexive,
 	    (const struct sockaddr *)&a->resp.reflexive)) {

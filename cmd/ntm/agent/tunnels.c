@@ -330,11 +330,50 @@ agent_tun_keepalive(struct tun *t)
 	ntm_peer_keepalive(&t->p, agent_now_ms());
 }
 
+/* A relayed tunnel whose RS address is of the family this host no longer
+ * reaches its DC over (a move to a network of the other family only)
+ * binds to the same RS at its address of the family it has now, with the
+ * same ticket and side: the RS bridges the two families (§4.4) at once,
+ * and the peer hears what this end says, until the route is remade (§4.6
+ * step 6). Only when the RS is our DC's (GET /v1/session named its
+ * address of the old family): another RS's address of the new family is
+ * not known here. */
+static void
+relay_follow(struct tun *t)
+{
+	struct agent *a = t->a;
+	struct ntm_peer *p = &t->p;
+	int fam = a->dc.ss_family, old = p->relay_ep.ss_family;
+	const struct sockaddr_storage *was = old == AF_INET6 ? &a->relay6 : &a->relay4;
+	const struct sockaddr_storage *to = fam == AF_INET6 ? &a->relay6 : &a->relay4;
+	char b[64];
+
+	if (p->kind != NTM_ROUTE_RELAY || old == fam || to->ss_family != fam ||
+	    !ntm_sa_equal((const struct sockaddr *)&p->relay_ep, (const struct sockaddr *)was))
+		return;
+	log_info("tunnel %s: the relay at %s now (this host moved to IPv%d only)", t->peer,
+	    ntm_sa_str((const struct sockaddr *)to, b, sizeof(b)), fam == AF_INET6 ? 6 : 4);
+	p->relay_ep = *to;
+	if (!p->punched) {
+		p->ep = *to;
+		p->eplen = fam == AF_INET6 ? sizeof(struct sockaddr_in6) :
+		    sizeof(struct sockaddr_in);
+		p->ep_sock = 0;
+	}
+}
+
+int
+agent_tun_peer_remakes(const struct tun *t)
+{
+	return t->p.kind == NTM_ROUTE_RELAY && t->p.side == 1;
+}
+
 void
 agent_tun_rebind(struct tun *t)
 {
 	int path = ntm_peer_path(&t->p), punch = t->p.punch;
 
+	relay_follow(t);
 	ntm_peer_rebind(&t->p, agent_now_ms(), wall_ms());
 	t->path_new = 1;
 	path_note(t, path, punch);
@@ -515,7 +554,9 @@ static int own_cands(const struct agent *a, const struct sockaddr_storage *refl,
  * session opened by one DC's tickets and refuses another DC's for it
  * (other_dc, §4.4), and the requester's DC opened it. A per-destination
  * responder that moved tells the requester in a CANDIDATES (its kind, no
- * candidates) and the requester asks (MOVE_ASK).
+ * candidates) and the requester asks (MOVE_ASK); so does a responder whose
+ * NAT situation or family changed (kind none, no candidates: §4.6 step 6),
+ * on any relayed route, punching or not.
  */
 #define DIRECT_RETRY_S		300
 #define DIRECT_RETRY_SHIFT_MAX	3
@@ -530,7 +571,11 @@ direct_wanted(const struct tun *t)
 {
 	const struct ntm_peer *p = &t->p;
 
-	if (p->kind != NTM_ROUTE_RELAY || t->npcand <= 0 || t->recreating)
+	if (p->kind != NTM_ROUTE_RELAY || t->recreating)
+		return 0;
+	if (t->move_due == MOVE_ASK)
+		return 1;
+	if (t->npcand <= 0)
 		return 0;
 	if (t->move_due)
 		return 1;
@@ -547,7 +592,11 @@ direct_start(struct tun *t, int64_t now, int move)
 	struct agent *a = t->a;
 	int n, len;
 
-	if (a->nat == NTM_NAT_PER_DEST || move == MOVE_ASK) {
+	if (move == MOVE_ASK && t->peer_nat != NTM_NAT_PER_DEST)
+		/* the peer's NAT situation or family changed (§4.6 step 6) */
+		log_info("tunnel %s: the peer moved: asking the DC for the route again",
+		    t->peer);
+	else if (a->nat == NTM_NAT_PER_DEST || move == MOVE_ASK)
 		/* Where a per-destination end is reached is the DC's to see
 		 * (its NAT gives the DC a port of its own): it gives both ends
 		 * the route again, with fresh candidates. */
@@ -555,6 +604,7 @@ direct_start(struct tun *t, int64_t now, int move)
 		    "DC for the route again", t->peer, move == MOVE_ASK ? "the peer moved" :
 		    move ? "this end moved" : t->p.punch == NTM_PUNCH_LOST ?
 		    "relayed since punching lost its path" : "relayed since punching failed");
+	if (a->nat == NTM_NAT_PER_DEST || move == MOVE_ASK) {
 		if (agent_request_tunnel(a, t->peer, t->tid, 0) == 0)
 			t->recreating = 1;
 		return;
@@ -659,6 +709,24 @@ own_cands(const struct agent *a, const struct sockaddr_storage *refl,
 }
 
 void
+agent_tun_tell_peer(struct tun *t, const char *why)
+{
+	char note[96];
+	int len;
+
+	if (!agent_tun_peer_remakes(t) || (len = ntm_punch_cands_make(t->cands_msg,
+	    sizeof(t->cands_msg), NTM_NAT_NONE, ++t->cands_gen, NULL, 0)) < 0)
+		return;
+	t->cands_len = (size_t)len;
+	snprintf(note, sizeof(note), "%s: relayed, the peer asks its DC again", why);
+	log_info("tunnel %s: %s", t->peer, note);
+	repunch(t, t->a->nat, NULL, 0, note, 0);
+	t->cands_left = CANDS_COPIES;
+	cands_send(t, agent_now_ms());
+	agent_tun_arm(t);
+}
+
+void
 agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *reflexive)
 {
 	struct sockaddr_storage own[NTM_PUNCH_CANDS_MAX];
@@ -666,6 +734,20 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 	char note[96], b[64];
 	int n = 0, len;
 
+	/* Our NAT situation or family changed on a route the peer's DC
+	 * opened (§4.6 step 6): a CANDIDATES of kind none and no candidates
+	 * has the peer ask its DC for the route again, whatever the verdict
+	 * (the DC has it by then: the next REG_REQ carries it). Relayed
+	 * meanwhile, over the RS address of our family (relay_follow). */
+	for (int i = 0; i < a->ntun; i++) {
+		struct tun *t = a->tuns[i];
+
+		if (!t->tell_peer)
+			continue;
+		t->tell_peer = 0;
+		t->repunch_wanted = 0;
+		agent_tun_tell_peer(t, "this end moved (NAT or family)");
+	}
 	/* no answer: the next discovery may tell; no NAT: the route changes
 	 * (the DC remakes the tunnel, §4.6 step 6) */
 	if (nat == NTM_NAT_UNKNOWN || reflexive == NULL)
@@ -764,17 +846,22 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 	int64_t now = agent_now_ms();
 	uint32_t gen;
 	char note[96], b[64];
-	int nat, n, r, again;
+	int nat, n, r, again, ask;
 
 	if (p[0] != NTM_TUN_CTL_CANDS ||
 	    (r = ntm_punch_cands_open(p, len, &nat, &gen, c, &n)) < 0) {
 		t->a->drops[DROP_MALFORMED]++;
 		return;
 	}
-	/* only on a route the DC let punch; each move once (its copies), and
-	 * not faster than the bucket lets (a copy comes later) */
-	if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 || gen <= t->cands_gen_rx ||
-	    !cands_rx_allowed(t, now))
+	/* Kind none and no candidates on a relay session our DC opened (we
+	 * are side 0): the peer moved out of NAT, to the other family, or to
+	 * a new global address, and leaves the route to our DC (§4.6 step 6,
+	 * §4.8), on any relayed route. Else only on a route the DC let punch;
+	 * each move once (its copies), and not faster than the bucket lets (a
+	 * copy comes later). */
+	ask = nat == NTM_NAT_NONE && n == 0 && t->p.side == 0;
+	if (t->p.kind != NTM_ROUTE_RELAY || (t->npcand <= 0 && !ask) ||
+	    gen <= t->cands_gen_rx || !cands_rx_allowed(t, now))
 		return;
 	t->cands_gen_rx = gen;
 	/* the same candidates as before: not a move, a try for the direct
@@ -798,15 +885,23 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		    "the peer moved", 1);
 		if (!again)
 			t->repunches++;
-	} else if (nat == NTM_NAT_NONE && t->a->nat == NTM_NAT_NONE && t->p.initiator) {
-		/* two global ends (§4.5 rule 5) and the responder moved: our DC
-		 * opened the relay session, so we ask it for the route again */
-		log_info("tunnel %s: the peer moved and is global: asking the DC for the "
-		    "route again", t->peer);
+	} else if (ask) {
+		/* two global ends (§4.5 rule 5) and the responder moved, or the
+		 * responder's NAT situation or family changed: our DC opened
+		 * the relay session, so we ask it for the route again; the
+		 * peer's NAT is the new direction's to tell */
+		if (t->a->nat == NTM_NAT_NONE)
+			log_info("tunnel %s: the peer moved and is global: asking the DC for the "
+			    "route again", t->peer);
+		else
+			log_info("tunnel %s: the peer moved: asking the DC for the route again",
+			    t->peer);
+		t->peer_nat = 0;
 		repunch(t, t->a->nat, NULL, 0, "the peer moved: asking the DC for the route "
 		    "again", 0);
 		t->move_due = MOVE_ASK;
 		t->direct_at = now + MOVE_ASK_DELAY_MS;
+		agent_tun_arm(t);
 	} else if (nat == NTM_NAT_PER_DEST && t->p.initiator &&
 	    pair_punchable(t->a->nat, nat)) {
 		/* its new address is the DC's to see: ours opened the relay
@@ -904,6 +999,7 @@ agent_tun_reroute(struct tun *t, const struct tun *nt)
 	t->recreating = 0;
 	t->note[0] = '\0';
 	t->repunch_wanted = 0;
+	t->tell_peer = 0;
 	t->cands_left = 0;
 	t->npcand = nt->p.kind == NTM_ROUTE_RELAY ? nt->p.ncand : 0;
 	memcpy(t->pcand, nt->p.cand, sizeof(t->pcand));
