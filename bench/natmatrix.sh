@@ -2,7 +2,8 @@
 # bench/natmatrix.sh - the NAT matrix (root needed): runs
 # tests/netns/28-nat-matrix.bats with NAT_TRIALS (20) fresh tunnels per
 # pair of kinds (endpoint-independent, port-restricted, per-destination,
-# two NATs in series, firewalled IPv6, global) and prints, per pair, the
+# two NATs in series, firewalled IPv6, global, short UDP timeouts held by
+# keepalives) and prints, per pair, the
 # route reached, the share of trials that went direct (punched or a direct
 # route), the requester's time to the punched path (median/p95, ms) and the
 # reason. The run's own checks expect NAT_MIN_SHARE (95) percent direct

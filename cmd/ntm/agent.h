@@ -21,6 +21,8 @@
 #define AGENT_SAVED		"agent.json"	/* forwards, SOCKS5: brought back at up */
 #define AGENT_LOG_MAX		(1024 * 1024)	/* then agent.log becomes agent.log.1 */
 #define AGENT_TUN_MAX		64	/* tunnels held */
+#define AGENT_TUN_KEEPALIVE_MS	10000	/* a tunnel's keepalive, at most (§4.3):
+					   less when the agent registers more often */
 #define AGENT_CTL_MAX		16	/* control connections */
 #define AGENT_LINE_MAX		8192	/* one control request */
 #define AGENT_FRAME_MAX		1400	/* one bridged datagram (control frames) */

@@ -99,7 +99,7 @@ static const struct cmd_opt up_opts[] = {
 	  .type = CMD_INT, .off = UP(port), .min = 0, .max = 65535,
 	  .expect = "expected 0..65535" },
 	{ .name = "keepalive", .arg = "SEC", .help = "register every SEC seconds "
-	  "(1..3600; default: as the DC says)", .type = CMD_INT, .off = UP(keepalive_s),
+	  "(1..3600; default: as the DC says); tunnels keep alive as often, up to 10 s", .type = CMD_INT, .off = UP(keepalive_s),
 	  .min = 1, .max = 3600, .expect = "expected seconds 1..3600" },
 	{ .name = "direct-retry", .arg = "SEC", .help = "a tunnel relayed because punching "
 	  "failed (birthday probing included) tries the direct path again after SEC "

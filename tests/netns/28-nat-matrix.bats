@@ -27,6 +27,14 @@
 #       home router behind it, both endpoint-independent
 #   f6  IPv6 only, no NAT, behind a stateful firewall (fd00:61::/64, fd00:62::/64)
 #   gl  global IPv4, no NAT, no firewall
+#   st  short UDP timeouts: an endpoint-independent home router (nst0/1,
+#       198.18.22/23.1, LAN 100.64.22/23.0/24) that forgets a UDP flow after
+#       ST_UDP_TIMEOUT (2) seconds without a packet, where Linux keeps 30 s
+#       (120 s once answered); its hosts' agents register every second
+#       (`ntm up --keepalive 1`), and so keep their tunnels alive as often.
+#       In every trial of a pair with st, the tunnel idles ST_IDLE (3)
+#       seconds, longer than the router remembers, before its second ping:
+#       only the keepalives hold the path (punched or relayed) open.
 # NAT_KINDS (default all six) limits the kinds set up, for a quick look.
 # Trials follow each other within a second, so a NAT may still hold what
 # the trial before opened (the probes of birthday probing, above all).
@@ -37,7 +45,9 @@
 load ../bats/helpers
 load lib
 
-KINDS_ALL="ei pr pd cg f6 gl"
+KINDS_ALL="ei pr pd cg f6 gl st"
+ST_UDP_TIMEOUT=2
+ST_IDLE=3
 
 setup_file() {
 	require_root
@@ -94,13 +104,19 @@ kind_up() {
 		f6)	fw6_router "fw$i" "fd00:18::$((61 + i))" "fd00:$((61 + i))::1"
 			host_behind6 "$host" "fw$i" "fd00:$((61 + i))::10" "fd00:$((61 + i))::1" ;;
 		gl)	host_global "$host" "198.18.$((20 + i)).10" ;;
+		st)	home_router "nst$i" "198.18.$((22 + i)).1" "100.64.$((22 + i)).1"
+			n "nst$i" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=$ST_UDP_TIMEOUT \
+			    net.netfilter.nf_conntrack_udp_timeout_stream=$ST_UDP_TIMEOUT
+			host_behind "$host" "nst$i" "100.64.$((22 + i)).10" "100.64.$((22 + i)).1" ;;
 		esac
 	done
 	# the two firewalled IPv6 networks route to each other
 	[ "$k" = f6 ] && route6_via fw0 fd00:62::1 fd00:18::62 &&
 	    route6_via fw1 fd00:61::1 fd00:18::61
-	client_up "${k}a" "${k}a" "${k}a" dc1
-	client_up "${k}b" "${k}b" "${k}b" dc2
+	local opt=()
+	[ "$k" != st ] || opt=(--keepalive 1)
+	client_up "${k}a" "${k}a" "${k}a" dc1 "${opt[@]}"
+	client_up "${k}b" "${k}b" "${k}b" dc2 "${opt[@]}"
 }
 
 # rs_other_dc: relay binds the RS refused for coming from another DC than
@@ -112,7 +128,7 @@ rs_other_dc() {
 # kind_nat KIND: the NAT kind its agents find (§4.7).
 kind_nat() {
 	case $1 in
-	ei|pr|cg)	echo endpoint-independent ;;
+	ei|pr|cg|st)	echo endpoint-independent ;;
 	pd)		echo varies-by-destination ;;
 	f6|gl)		echo none ;;
 	esac
@@ -139,6 +155,8 @@ trial() {
 	ntmc "$a" "$a" tunnel ping -c 1 --timeout 20 "$fb" >/dev/null 2>&1 || p1=fail
 	wait_for 12 settled "$a" "$a" "$fb" 2>/dev/null || true
 	wait_for 6 settled "$b" "$b" "$fa" 2>/dev/null || true
+	# short UDP timeouts: idle past them; the keepalives must hold the path
+	if [ "$k" = st ] || [ "$l" = st ]; then sleep "$ST_IDLE"; fi
 	ntmc "$a" "$a" tunnel ping -c 1 --timeout 10 "$fb" >/dev/null 2>&1 || p2=fail
 	printf '%s %s %s %s %s %s %s %s\t%s\t%s\n' "$k" "$l" "$i" "$p1" "$p2" \
 	    "$(tunnel_field "$a" "$a" "$fb" route)" \
@@ -336,6 +354,22 @@ sockets_kept() {
 	need_pair f6 gl
 	every_trial ei f6 "ok ok relay relayed relayed	IPv4 and IPv6: relay bridges	IPv4 and IPv6: relay bridges$"
 	every_trial f6 gl "ok ok relay relayed relayed	IPv4 and IPv6: relay bridges	IPv4 and IPv6: relay bridges$"
+}
+
+@test "short UDP timeouts (st, 2 s), agents registering every second: after idling 3 s every pair with st carries its ping on the path it reached" {
+	local k
+	for k in ei pr pd cg gl st; do need_pair "$k" st; done
+	need_pair f6 st
+	# the router forgets flows that fast (a flow older than that is gone)
+	assert_equal "$(n nst0 sysctl -n net.netfilter.nf_conntrack_udp_timeout)" "$ST_UDP_TIMEOUT"
+	for k in ei pr pd cg gl st; do all_direct "$k" st; done
+	every_trial st st "ok ok relay punched punched	punched to 198\.18\.23\.1:[0-9]+ in [0-9]+ ms .*	punched to 198\.18\.22\.1:[0-9]+ in [0-9]+ ms .*$"
+	every_trial gl st "ok ok direct direct direct	peer behind NAT initiates	requester behind NAT initiates$"
+	every_trial f6 st "ok ok relay relayed relayed	IPv4 and IPv6: relay bridges	IPv4 and IPv6: relay bridges$"
+	# the agents took the interval, and the tunnels keep alive as often
+	run ntmc sta sta status --json
+	assert_success
+	assert_equal "$(jq -r .agent.registration.keepalive_s <<<"$output")" 1
 }
 
 path_is() { [ "$(tunnel_field "$1" "$2" "$3" path)" = "$4" ]; }

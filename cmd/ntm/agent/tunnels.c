@@ -387,10 +387,23 @@ agent_tun_rebind(struct tun *t)
 	}
 }
 
+/*
+ * The registration's interval (the DC's keepalive_s or `ntm up
+ * --keepalive`) paces the relay binds, and bounds the tunnel's own
+ * keepalives (10 s by default, §4.3): a NAT that forgets a UDP flow
+ * sooner than that is held open by registering more often, and so is
+ * a punched path through it.
+ */
 void
 agent_tun_set_keepalive(struct tun *t, long keepalive_s)
 {
-	t->p.keepalive_ms = 1000L * keepalive_s;
+	int64_t ms = 1000L * keepalive_s;
+
+	t->p.keepalive_ms = ms;
+	(void)ntm_tunnel_set_keepalive(t->p.t, ms < AGENT_TUN_KEEPALIVE_MS ? ms :
+	    AGENT_TUN_KEEPALIVE_MS);
+	if (t->timer)
+		agent_tun_arm(t);
 }
 
 int
@@ -1055,6 +1068,7 @@ agent_tun_new(struct agent *a, const struct tun *nt, const struct ntm_tunnel_cfg
 		snprintf(err, errlen, "cannot make the tunnel");
 		return NULL;
 	}
+	agent_tun_set_keepalive(t, a->keepalive_s);
 	a->tuns[a->ntun++] = t;
 	a->hooks->tunnel_new(a, t);
 	log_info("tunnel %s: %s route (%s), %s, endpoint %s", t->peer, kind_name(t->p.kind),
