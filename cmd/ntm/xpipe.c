@@ -1,13 +1,14 @@
 /*
- * xpipe.c - a second thread for ntm send and ntm fetch: a ring of
- * XPIPE_SLOTS buffers of XPIPE_SLOT bytes between the thread that talks
- * HTTPS (TLS, the socket) and the one that seals or opens and writes, so
- * that on two cores the two halves of a large transfer overlap instead of
- * taking turns.
+ * xpipe.c - a second thread for ntm send and ntm fetch: a ring of buffers
+ * (slots) between the thread that talks HTTPS (TLS, the socket) and the
+ * one that seals or opens and writes, so that on two cores the two halves
+ * of a large transfer overlap instead of taking turns.
  *
  * Ahead (send): a thread calls a source's read for the next slots while
- * the caller sends what it took; the caller reads in any sizes, in order,
- * and may only skip forward. Behind (fetch): the caller's bytes are copied
+ * the caller sends what it took; the caller takes a slot as it is (no
+ * copy: xpipe_take, held until xpipe_release, so a failed chunk is sent
+ * again from it) or reads in any sizes, in order, and may only skip
+ * forward. Behind (fetch): the caller's bytes are copied
  * into slots that a thread hands to a sink in order; the first failure of
  * the sink stops the ring and is the caller's answer from then on.
  *
@@ -21,8 +22,9 @@
 
 #include "xpipe.h"
 
-#define XPIPE_SLOT	(1024 * 1024)
+#define XPIPE_SLOT	(1024 * 1024)	/* behind */
 #define XPIPE_SLOTS	8
+#define XPIPE_AHEAD	3		/* ahead: one taken, two filling */
 
 struct xslot {
 	uint8_t		*buf;
@@ -35,6 +37,8 @@ struct xpipe {
 	pthread_cond_t	 cv;
 	pthread_t	 th;
 	int		 started;
+	size_t		 slotsz;	/* bytes a slot holds */
+	unsigned	 nslots;	/* slots in the ring */
 	struct xslot	 slot[XPIPE_SLOTS];
 	unsigned	 w, r;		/* the next slot to fill, to take */
 	size_t		 rpos;		/* ahead: taken of slot r; behind: filled of slot w */
@@ -53,15 +57,17 @@ struct xpipe {
 };
 
 static struct xpipe *
-xpipe_new(void)
+xpipe_new(size_t slotsz, unsigned nslots)
 {
 	struct xpipe *p;
-	int i;
+	unsigned i;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
-	for (i = 0; i < XPIPE_SLOTS; i++)
-		if ((p->slot[i].buf = malloc(XPIPE_SLOT)) == NULL)
+	p->slotsz = slotsz;
+	p->nslots = nslots;
+	for (i = 0; i < nslots; i++)
+		if ((p->slot[i].buf = malloc(slotsz)) == NULL)
 			goto fail;
 	if (pthread_mutex_init(&p->mu, NULL) != 0)
 		goto fail;
@@ -71,7 +77,7 @@ xpipe_new(void)
 	}
 	return p;
 fail:
-	for (i = 0; i < XPIPE_SLOTS; i++)
+	for (i = 0; i < nslots; i++)
 		free(p->slot[i].buf);
 	free(p);
 	return NULL;
@@ -89,7 +95,7 @@ ahead_run(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		s = &p->slot[p->w % XPIPE_SLOTS];
+		s = &p->slot[p->w % p->nslots];
 		while (s->full && !p->stop)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (p->stop) {
@@ -97,7 +103,7 @@ ahead_run(void *arg)
 			return NULL;
 		}
 		pthread_mutex_unlock(&p->mu);
-		want = p->left < XPIPE_SLOT ? (size_t)p->left : XPIPE_SLOT;
+		want = p->left < p->slotsz ? (size_t)p->left : p->slotsz;
 		errno = 0;
 		n = p->read(p->rarg, s->buf, want);
 		pthread_mutex_lock(&p->mu);
@@ -123,11 +129,12 @@ ahead_run(void *arg)
 }
 
 struct xpipe *
-xpipe_ahead(ssize_t (*read)(void *, uint8_t *, size_t), void *arg, uint64_t size)
+xpipe_ahead(ssize_t (*read)(void *, uint8_t *, size_t), void *arg, uint64_t size,
+    size_t slot)
 {
 	struct xpipe *p;
 
-	if ((p = xpipe_new()) == NULL)
+	if ((p = xpipe_new(slot, XPIPE_AHEAD)) == NULL)
 		return NULL;
 	p->read = read;
 	p->rarg = arg;
@@ -152,7 +159,7 @@ xpipe_read(void *arg, uint8_t *buf, size_t cap)
 
 	pthread_mutex_lock(&p->mu);
 	while (got < cap) {
-		s = &p->slot[p->r % XPIPE_SLOTS];
+		s = &p->slot[p->r % p->nslots];
 		while (!s->full && !p->eof)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (!s->full)
@@ -190,11 +197,49 @@ xpipe_seek(void *arg, uint64_t at)
 		return -1;
 	while (p->taken < at) {
 		skip = at - p->taken;
-		n = skip < XPIPE_SLOT ? (size_t)skip : XPIPE_SLOT;
+		n = skip < p->slotsz ? (size_t)skip : p->slotsz;
 		if (xpipe_read(p, NULL, n) != (ssize_t)n)
 			return -1;
 	}
 	return 0;
+}
+
+ssize_t
+xpipe_take(struct xpipe *p, const uint8_t **data)
+{
+	struct xslot *s;
+	ssize_t n;
+
+	pthread_mutex_lock(&p->mu);
+	s = &p->slot[p->r % p->nslots];
+	while (!s->full && !p->eof)
+		pthread_cond_wait(&p->cv, &p->mu);
+	if (!s->full) {
+		n = p->fail ? -1 : 0;
+		errno = p->fail ? p->err : 0;
+	} else {
+		*data = s->buf + p->rpos;
+		n = (ssize_t)(s->len - p->rpos);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+void
+xpipe_release(struct xpipe *p)
+{
+	struct xslot *s;
+
+	pthread_mutex_lock(&p->mu);
+	s = &p->slot[p->r % p->nslots];
+	if (s->full) {
+		p->taken += s->len - p->rpos;
+		s->full = 0;
+		p->rpos = 0;
+		p->r++;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- behind ----------------------------------------------------------- */
@@ -208,7 +253,7 @@ behind_run(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		s = &p->slot[p->r % XPIPE_SLOTS];
+		s = &p->slot[p->r % p->nslots];
 		while (!s->full && !p->eof && !p->stop)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (!s->full || p->stop) {
@@ -234,7 +279,7 @@ xpipe_behind(int (*sink)(const uint8_t *, size_t, void *), void *arg)
 {
 	struct xpipe *p;
 
-	if ((p = xpipe_new()) == NULL)
+	if ((p = xpipe_new(XPIPE_SLOT, XPIPE_SLOTS)) == NULL)
 		return NULL;
 	p->sink = sink;
 	p->sarg = arg;
@@ -250,7 +295,7 @@ xpipe_behind(int (*sink)(const uint8_t *, size_t, void *), void *arg)
 static void
 behind_hand(struct xpipe *p)
 {
-	struct xslot *s = &p->slot[p->w % XPIPE_SLOTS];
+	struct xslot *s = &p->slot[p->w % p->nslots];
 
 	s->len = p->rpos;
 	s->full = 1;
@@ -268,17 +313,17 @@ xpipe_write(const uint8_t *buf, size_t n, void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	while (n > 0 && !p->stop) {
-		s = &p->slot[p->w % XPIPE_SLOTS];
+		s = &p->slot[p->w % p->nslots];
 		while (s->full && !p->stop)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (p->stop)
 			break;
-		take = XPIPE_SLOT - p->rpos < n ? XPIPE_SLOT - p->rpos : n;
+		take = p->slotsz - p->rpos < n ? p->slotsz - p->rpos : n;
 		memcpy(s->buf + p->rpos, buf, take);
 		p->rpos += take;
 		buf += take;
 		n -= take;
-		if (p->rpos == XPIPE_SLOT)
+		if (p->rpos == p->slotsz)
 			behind_hand(p);
 	}
 	n = p->stop;
@@ -293,7 +338,7 @@ xpipe_drain(struct xpipe *p)
 
 	pthread_mutex_lock(&p->mu);
 	if (!p->stop && p->rpos > 0) {
-		while (p->slot[p->w % XPIPE_SLOTS].full && !p->stop)
+		while (p->slot[p->w % p->nslots].full && !p->stop)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (!p->stop)
 			behind_hand(p);
@@ -314,7 +359,7 @@ xpipe_drain(struct xpipe *p)
 void
 xpipe_end(struct xpipe *p)
 {
-	int i;
+	unsigned i;
 
 	if (p == NULL)
 		return;
@@ -327,9 +372,9 @@ xpipe_end(struct xpipe *p)
 		pthread_join(p->th, NULL);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
-	for (i = 0; i < XPIPE_SLOTS; i++) {
+	for (i = 0; i < p->nslots; i++) {
 		if (p->slot[i].buf)
-			explicit_bzero(p->slot[i].buf, XPIPE_SLOT);
+			explicit_bzero(p->slot[i].buf, p->slotsz);
 		free(p->slot[i].buf);
 	}
 	free(p);

@@ -13,11 +13,20 @@ struct xpipe;
 
 /*
  * A thread that reads size bytes from read(arg, buf, cap) (which must
- * fill cap, as x_src's read does) into the ring ahead of xpipe_read. NULL
- * when no thread or memory is left (the caller then reads directly).
+ * fill cap, as x_src's read does) into a ring of three slots of slot
+ * bytes ahead of xpipe_take or xpipe_read. NULL when no thread or memory
+ * is left (the caller then reads directly).
  */
 struct xpipe	*xpipe_ahead(ssize_t (*read)(void *, uint8_t *, size_t), void *arg,
-		    uint64_t size);
+		    uint64_t size, size_t slot);
+/* The rest of the next slot, in place (*data; slot bytes at most, less
+ * only at the end or after a seek into it): its length, 0 at the end, or
+ * -1 with errno (0 when the source ended short) once the source failed.
+ * The slot is the caller's until xpipe_release; a take before that gives
+ * it again. */
+ssize_t		 xpipe_take(struct xpipe *p, const uint8_t **data);
+/* The taken slot is done with: the thread may fill it again. */
+void		 xpipe_release(struct xpipe *p);
 /* Up to cap bytes, in order (less only at the end), or -1 with errno (0
  * when the source ended short) once the source failed. arg: the xpipe. */
 ssize_t		 xpipe_read(void *arg, uint8_t *buf, size_t cap);
