@@ -262,7 +262,13 @@ void agent_tun_keepalive(struct tun *t);
 /* Our address changed: a relay bind (then a keepalive), or a keepalive. */
 void agent_tun_rebind(struct tun *t);
 /* 1 if t's route is the peer's DC's to remake (a relay session its DC
- * opened: this end is side 1), not ours (§4.4 other_dc, §4.6 step 6). */
+ * opened: this end is side 1), not ours (§4.4 other_dc, §4.6 step 6).
+ * Who asks its DC for a relayed route is the relay side, never the
+ * handshake role (p.initiator): a DC makes its requester side 0 and the
+ * initiator of a new tunnel, but an end keeps its role when the route is
+ * remade (agent_tun_reroute), so a tunnel that started direct with the
+ * peer initiating and was remade relayed by our DC has us side 0 and
+ * responder. The side comes with every new direction. */
 int  agent_tun_peer_remakes(const struct tun *t);
 /* Such a route: the peer is told to ask its DC for it again (a CANDIDATES
  * of kind none, no candidates; §4.6 step 6), relayed meanwhile; why

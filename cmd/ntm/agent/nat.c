@@ -121,10 +121,10 @@ filt_finish(struct agent *a)
  * that punched between two global ends (§4.5 rule 5) is made again by the
  * requester's DC, which gives both ends a direction with the new
  * candidates: both punch again at once, through their firewalls (§4.8),
- * the relay carrying the traffic meanwhile. The requester asks here; a
- * responder tells the requester in a CANDIDATES of kind none
- * (agent_tun_nat_found), since the relay takes a session's tickets only
- * from the DC that opened it. A move that changed the NAT situation or the
+ * the relay carrying the traffic meanwhile. The requester (side 0 at the
+ * relay, whatever its handshake role) asks here; the other end tells it
+ * in a CANDIDATES of kind none (agent_tun_nat_found), since the relay
+ * takes a session's tickets only from the DC that opened it. A move that changed the NAT situation or the
  * family is being remade already (§4.6 step 6). */
 static void
 repunch_global(struct agent *a)
@@ -133,7 +133,7 @@ repunch_global(struct agent *a)
 		struct tun *t = a->tuns[i];
 
 		if (!t->repunch_wanted || t->recreating || t->p.kind != NTM_ROUTE_RELAY ||
-		    t->npcand <= 0 || !t->p.initiator)
+		    t->npcand <= 0 || agent_tun_peer_remakes(t))
 			continue;
 		log_info("tunnel %s: this end moved and is global: asking the DC for "
 		    "new candidates", t->peer);

@@ -395,7 +395,9 @@ agent_reg_resp(struct agent *a, const struct ntm_reg_resp *r)
 			/* Where we initiated, our authenticated keepalive is all the
 			 * peer needs to follow us. Where the peer initiates (it sits
 			 * behind a NAT that filters by remote address), it cannot hear
-			 * us from the new address: the DCs must tell it where we are. */
+			 * us from the new address: the DCs must tell it where we are.
+			 * The handshake role is meant here, and either DC may remake a
+			 * route that is not relayed (no relay session: no other_dc). */
 			agent_tun_keepalive(t);
 			if (t->p.kind != NTM_ROUTE_RELAY && !t->p.initiator && !t->recreating) {
 				log_info("tunnel %s: the peer initiates: asking the DC "

@@ -565,11 +565,14 @@ static int own_cands(const struct agent *a, const struct sockaddr_storage *refl,
  *
  * Only the requester asks its DC for the route again: the RS keeps a
  * session opened by one DC's tickets and refuses another DC's for it
- * (other_dc, §4.4), and the requester's DC opened it. A per-destination
- * responder that moved tells the requester in a CANDIDATES (its kind, no
- * candidates) and the requester asks (MOVE_ASK); so does a responder whose
- * NAT situation or family changed (kind none, no candidates: §4.6 step 6),
- * on any relayed route, punching or not.
+ * (other_dc, §4.4), and the requester's DC opened it. The requester is
+ * side 0 at the relay (agent_tun_peer_remakes), not the handshake
+ * initiator: an end keeps its role when the route is remade, so side 0
+ * may be the responder. The retry on the timer is side 0's too, so that
+ * one end tries. A per-destination side 1 end that moved tells side 0 in
+ * a CANDIDATES (its kind, no candidates) and side 0 asks (MOVE_ASK); so
+ * does a side 1 end whose NAT situation or family changed (kind none, no
+ * candidates: §4.6 step 6), on any relayed route, punching or not.
  */
 #define DIRECT_RETRY_S		300
 #define DIRECT_RETRY_SHIFT_MAX	3
@@ -592,7 +595,7 @@ direct_wanted(const struct tun *t)
 		return 0;
 	if (t->move_due)
 		return 1;
-	return t->a->o.direct_retry_s >= 0 && p->initiator &&
+	return t->a->o.direct_retry_s >= 0 && !agent_tun_peer_remakes(t) &&
 	    (p->punch == NTM_PUNCH_FAILED || p->punch == NTM_PUNCH_LOST) &&
 	    pair_punchable(t->a->nat, t->peer_nat) && t->a->probe[0].answered;
 }
@@ -773,17 +776,17 @@ agent_tun_nat_found(struct agent *a, int nat, const struct sockaddr_storage *ref
 		if (!t->repunch_wanted)
 			continue;
 		t->repunch_wanted = 0;
-		/* A global requester asked its DC already (repunch_global); a
-		 * global responder tells the requester, which asks. */
+		/* A global requester (side 0) asked its DC already
+		 * (repunch_global); a global side 1 end tells it, and it asks. */
 		if (t->p.kind != NTM_ROUTE_RELAY || t->npcand <= 0 ||
-		    (nat == NTM_NAT_NONE && t->p.initiator))
+		    (nat == NTM_NAT_NONE && !agent_tun_peer_remakes(t)))
 			continue;
-		/* Behind a NAT that maps per destination, the requester asks its
-		 * DC (at the tunnel's timer: once this verdict is registered), a
-		 * responder tells it (below); a birthday run waits while another
-		 * is in flight. */
+		/* Behind a NAT that maps per destination, the requester (side
+		 * 0) asks its DC (at the tunnel's timer: once this verdict is
+		 * registered), a side 1 end tells it (below); a birthday run
+		 * waits while another is in flight. */
 		if (pair_punchable(nat, t->peer_nat) && ((nat == NTM_NAT_PER_DEST &&
-		    t->p.initiator) || (nat == NTM_NAT_EI && bday_pair(t, nat) &&
+		    !agent_tun_peer_remakes(t)) || (nat == NTM_NAT_EI && bday_pair(t, nat) &&
 		    bday_busy(a, t)))) {
 			log_info("tunnel %s: this end moved (now %s, %s): punching again %s",
 			    t->peer, ntm_sa_str((const struct sockaddr *)reflexive, b,
@@ -915,10 +918,11 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 		t->move_due = MOVE_ASK;
 		t->direct_at = now + MOVE_ASK_DELAY_MS;
 		agent_tun_arm(t);
-	} else if (nat == NTM_NAT_PER_DEST && t->p.initiator &&
+	} else if (nat == NTM_NAT_PER_DEST && !agent_tun_peer_remakes(t) &&
 	    pair_punchable(t->a->nat, nat)) {
 		/* its new address is the DC's to see: ours opened the relay
-		 * session, so we ask it for the route again (direct_start) */
+		 * session (we are side 0), so we ask it for the route again
+		 * (direct_start) */
 		log_info("tunnel %s: the peer moved behind a NAT that varies by destination",
 		    t->peer);
 		repunch(t, t->a->nat, NULL, 0, "the peer moved behind a NAT that varies by "
