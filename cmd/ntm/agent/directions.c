@@ -295,7 +295,10 @@ on_directions(const struct ntm_http_result *res, void *arg)
 		}
 		a->hooks->tunnels_changed(a);
 	}
-	if (a->has_stash)
+	/* A fetch asked for meanwhile (the stash's own, or a NUDGE's) may
+	 * bring the stash's direction when this one did not: it waits. */
+	if (a->has_stash && (!a->dir_again ||
+	    agent_tun_by_tid(a, ntm_msg_tunnel_id(a->stash, sizeof(a->stash))) != NULL))
 		replay_stash(a);
 	if (a->dir_again) {
 		a->dir_again = 0;

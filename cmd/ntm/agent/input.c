@@ -19,14 +19,18 @@ static void
 input_hs_init_unknown(struct agent *a, const uint8_t *p, const struct sockaddr_storage *from)
 {
 	a->drops[DROP_UNKNOWN]++;
-	/* The direction may still be on its way: fetch, then retry once. */
-	if (!a->has_stash && agent_now_ms() - a->stash_fetch_at > 1000) {
+	/* The direction may still be on its way: fetch (at most once a
+	 * second for this: a stranger's HS_INIT costs the DC no more), or
+	 * wait for the fetch already under way, then retry once. */
+	if (!a->has_stash && (a->dir_inflight || agent_now_ms() - a->stash_fetch_at > 1000)) {
 		memcpy(a->stash, p, NTM_HS_INIT_LEN);
 		a->stash_from = *from;
 		a->has_stash = 1;
-		a->stash_fetch_at = agent_now_ms();
 		a->drops[DROP_UNKNOWN]--;	/* counted if the retry fails */
-		agent_fetch_directions(a);
+		if (!a->dir_inflight) {
+			a->stash_fetch_at = agent_now_ms();
+			agent_fetch_directions(a);
+		}
 	}
 }
 
