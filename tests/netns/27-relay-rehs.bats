@@ -6,18 +6,19 @@
 # only by the receiver indices it saw in a handshake it forwarded. A
 # direct tunnel remade relayed kept its session and never showed the RS
 # its indices: the RS dropped its DATA as unbound until the next rekey
-# (2 minutes). No punching (the DCs' default here): a relayed route stays
-# relayed.
+# (2 minutes), or until its initiator gave it up as lost (15 s) and
+# asked for a new tunnel. No punching (the DCs' default here): a relayed
+# route stays relayed.
 #
 #   srv: AS, DC1, DC2, RS 198.18.0.4, CS, dnsmasq
 #     |
-#   ==+=============== switch: 198.18.0.0/15 ================
-#     |                  |                     |
-#   g1: erin@dc1       nat5 (masq)           nat2 (masq)
-#   198.18.10.10       198.18.6.1            198.18.3.1
-#     |                  | eth1                |
-#     +-- erin's LAN ----+                   b1: carol@dc2
-#   global (eth0), or 100.64.6.10            100.64.3.10
+#   ==+=============== switch: 198.18.0.0/15 ===============================
+#     |                  |                     |                  |
+#   g1: erin@dc1       nat5 (masq)           nat2 (masq)        nat7 (masq)
+#   198.18.10.10       198.18.6.1            198.18.3.1         198.18.8.1
+#     |                  | eth1                |                  |
+#     +-- erin's LAN ----+                   b1: carol@dc2      d1: dave@dc2
+#   global (eth0), or 100.64.6.10            100.64.3.10        100.64.8.10
 
 load ../bats/helpers
 load lib
@@ -30,9 +31,12 @@ setup_file() {
 	home_router nat5 198.18.6.1 100.64.6.1
 	host_global g1 198.18.10.10
 	lan_link g1 nat5 eth1
+	home_router nat7 198.18.8.1 100.64.8.1
 	host_behind b1 nat2 100.64.3.10 100.64.3.1
+	host_behind d1 nat7 100.64.8.10 100.64.8.1
 	client_up g1 erin erin dc1
 	client_up b1 carol carol dc2
+	client_up d1 dave dave dc2
 }
 
 teardown_file() { topo_down "$BATS_FILE_TMPDIR/t"; }
@@ -40,11 +44,13 @@ teardown_file() { topo_down "$BATS_FILE_TMPDIR/t"; }
 setup() {
 	TOPO_DIR=$BATS_FILE_TMPDIR/t
 	P=$(cat "$TOPO_DIR/prefix")
-	ERIN=$(fqdn_of erin) CAROL=$(fqdn_of carol)
+	ERIN=$(fqdn_of erin) CAROL=$(fqdn_of carol) DAVE=$(fqdn_of dave)
 }
 
 erin() { tunnel_field g1 erin "$CAROL" "$1"; }
 carol() { tunnel_field b1 carol "$ERIN" "$1"; }
+dave() { tunnel_field d1 dave "$ERIN" "$1"; }
+erin_dave() { tunnel_field g1 erin "$DAVE" "$1"; }
 field_is() { [ "$("$1" "$2")" = "$3" ]; }
 
 # rs_drops REASON: datagrams the RS dropped for REASON.
@@ -104,6 +110,45 @@ erin_global() {
 	[ "$(carol handshakes)" -ge 2 ]
 	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$ERIN"
 	assert_success
+}
+
+@test "two direct tunnels of one agent remade relayed at once (its address bound in both new sessions, and in a third): each initiator shakes hands through the relay, the pings go on" {
+	local ub t tc td
+	# from the test before: erin behind her NAT, her tunnel to carol
+	# relayed; erin global again: it is remade direct (its relay session
+	# idles at the RS, erin's NAT address in it)
+	erin_global
+	wait_for 20 dc_nat_is dc1 erin none
+	wait_for 30 field_is carol route direct
+	run ntmc g1 erin tunnel ping -c 1 --timeout 20 "$CAROL"
+	assert_success
+	# a second direct tunnel, to dave (behind NAT: he initiates)
+	run ntmc g1 erin tunnel ping -c 1 --timeout 20 "$DAVE"
+	assert_success
+	field_is dave route direct
+	field_is dave role initiator
+	tc=$(carol tunnel_id)
+	td=$(dave tunnel_id)
+	# dave pings erin every 50 ms while erin moves behind her NAT: both
+	# tunnels are remade relayed, and her address is in both new sessions
+	ping_stream_start d1 dave "$ERIN"
+	ub=$(rs_drops unbound)
+	lan_move g1 eth1 100.64.6.10 100.64.6.1
+	wait_for 30 field_is dave route relay
+	wait_for 30 field_is carol route relay
+	t=$(date +%s%N)
+	wait_for 20 replies_after_at_least "$t" 20
+	ping_stream_stop
+	echo "# relay unbound drops across the move: $(($(rs_drops unbound) - ub)); echoes lost: $(lost_echoes)" >&3
+	# the same tunnels (on the old code the RS dropped erin's answers as
+	# unbound until dave gave the tunnel up as lost and asked for a new one)
+	assert_equal "$(dave tunnel_id)" "$td"
+	assert_equal "$(erin_dave tunnel_id)" "$td"
+	[ "$(dave handshakes)" -ge 2 ]
+	run ntmc b1 carol tunnel ping -c 3 --timeout 20 "$ERIN"
+	assert_success
+	assert_equal "$(carol tunnel_id)" "$tc"
+	[ "$(carol handshakes)" -ge 2 ]
 }
 
 @test "no leftovers after the run" {
