@@ -535,10 +535,31 @@ ntm_peer_keepalive(struct ntm_peer *p, int64_t now)
 		out_ep(p, &out);
 }
 
+/*
+ * A route remade onto the relay from elsewhere (a direct or local route,
+ * or another RS address) keeps its session, but the RS never forwarded a
+ * handshake of it: an RS that holds either end's address in more than one
+ * session (a closed tunnel's idles there; another tunnel through it)
+ * routes DATA only by indices it has seen (§4.4), and would drop this
+ * tunnel's until the next rekey. So the initiator shakes hands again
+ * through the RS, once it is bound there (the ACK, or the gate); the old
+ * session carries on until the new one is made. The same RS again (hole
+ * punching starting over, a punched path given up) has seen them: its
+ * handshakes went through it, or a copy of them (out_ep).
+ */
+static int
+relay_new(const struct ntm_peer *p, const struct ntm_peer *np)
+{
+	return np->kind == NTM_ROUTE_RELAY && (p->kind != NTM_ROUTE_RELAY ||
+	    (np->has_ep && !ntm_sa_equal(SA(&np->ep), SA(&p->relay_ep))));
+}
+
 void
 ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
     uint64_t wall_ms)
 {
+	int rehs = relay_new(p, np);
+
 	p->kind = np->kind;
 	p->bday = np->bday;
 	p->punched = 0;
@@ -558,6 +579,10 @@ ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
 		p->ka_on_ack = 1;
 		p->cookie_until = 0;	/* it was for the RS before, maybe */
 		p->relay_ep = p->ep;
+		if (rehs && p->initiator && p->hs_started) {
+			p->hs_started = 0;	/* at the ACK, or the gate */
+			p->hs_gate = now + NTM_PEER_HS_GATE_MS;
+		}
 		relay_bind(p, now, wall_ms);
 		p->ncand = np->ncand;
 		memcpy(p->cand, np->cand, sizeof(p->cand));

@@ -185,7 +185,11 @@ int  ntm_peer_start(struct ntm_peer *p, const struct ntm_tunnel_cfg *cfg, int64_
  * initiator's HS_INIT. */
 void ntm_peer_begin(struct ntm_peer *p, int64_t now, uint64_t wall_ms);
 /* A new route for the same tunnel (keys and indices kept): np's route
- * fields (its endpoint only if it has one); a fresh bind, or a keepalive. */
+ * fields (its endpoint only if it has one); a fresh bind, or a keepalive.
+ * Onto a relay it was not on (from a direct or local route, or another RS
+ * address), the initiator shakes hands again there, at the RS's ACK or
+ * the gate, as a first relayed handshake: the RS routes by the indices it
+ * saw (docs/protocol.md §4.4). */
 void ntm_peer_reroute(struct ntm_peer *p, const struct ntm_peer *np, int64_t now,
     uint64_t wall_ms);
 /* Frees the tunnel core and the queue, wipes the relay key. p stays. */

@@ -37,7 +37,11 @@ struct ntm_tun_out {
 	uint8_t		buf[NTM_TUN_OUT_MAX][NTM_UDP_MAX];
 };
 
-/* Initiator: make the first HS_INIT (into out). */
+/* Initiator: make the first HS_INIT (into out). On a tunnel that is up, a
+ * new handshake at once, as a rekey (the current session carries on until
+ * the new one is made; the rekey timer then starts again from it): the
+ * caller's path moved where the handshake must be seen (a relay,
+ * docs/protocol.md §4.4). NTM_ERR_STATE for a responder. */
 int ntm_tunnel_start(struct ntm_tunnel *t, int64_t now, struct ntm_tun_out *out) NTM_WUR;
 
 /* What ntm_tunnel_recv() found. */

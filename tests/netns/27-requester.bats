@@ -195,12 +195,11 @@ side0_responder() {
 @test "punching failed behind a block: side 0, the handshake responder, tries again on the timer, not the per-destination initiator (the relay refuses no ticket)" {
 	local od
 	od=$(rs_other_dc)
-	# Both ends behind NATs of their own, new to this file: neither's
-	# address is in another session at the relay (the closed tunnels'
-	# sessions idle there for 2 minutes), so it forwards a tunnel that
-	# moved to it without a new handshake (§4.4). carol behind nat9 (per
-	# destination), erin behind nat8; the way between the two NATs shut:
-	# punching fails.
+	# carol behind nat9 (per destination), erin behind nat8; the way
+	# between the two NATs shut: punching fails. (The tunnel moves to
+	# the relay with a new handshake there, so the closed tunnels'
+	# sessions idling at the relay with either address do not matter,
+	# §4.4; 27-relay-rehs.bats.)
 	ntmc g1 erin tunnel close "$CAROL" >/dev/null 2>&1 || true
 	ntmc b1 carol tunnel close "$ERIN" >/dev/null 2>&1 || true
 	lan_move b1 eth3 100.64.11.10 100.64.11.1

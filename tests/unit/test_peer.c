@@ -422,18 +422,22 @@ TEST(handshake_gate)
 
 /* After our address changed, a relayed tunnel binds again and sends its
  * keepalive once the RS confirms; a direct one sends a keepalive at once.
- * A new route keeps the keys; a bind that cannot be made waits a keepalive. */
+ * A new route keeps the keys; one onto a relay it was not on has the
+ * initiator shake hands again there; a bind that cannot be made waits a
+ * keepalive. */
 TEST(rebind_reroute)
 {
 	static struct side i, r, np;
 	struct ntm_peer_event ev;
-	int n;
+	int n, m;
 
 	mk(&i, NTM_ROUTE_DIRECT, 1, 0, "198.18.0.2");
 	mk(&r, NTM_ROUTE_DIRECT, 0, 0, NULL);
 	ntm_peer_begin(&i.p, 1000, 0);
 	CHECK_EQ(pass(&i, 0, &r, "198.18.0.1", 1001, &ev), 0);
 	CHECK_EQ(pass(&r, 0, &i, "198.18.0.2", 1002, &ev), 0);
+	CHECK(ev.established);
+	CHECK_EQ(pass(&i, 1, &r, "198.18.0.1", 1003, &ev), 0);
 	CHECK(ev.established);
 	n = i.n;
 	ntm_peer_rebind(&i.p, 1100, 1100);
@@ -452,11 +456,61 @@ TEST(rebind_reroute)
 	CHECK_EQ(i.p.kind, NTM_ROUTE_RELAY);
 	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);
 	CHECK(i.p.ka_on_ack);
+	/* the RS never saw this session's handshake (§4.4): the initiator
+	 * shakes hands again through it once the peer is bound there */
+	CHECK(!i.p.hs_started);
+	CHECK_EQ(i.p.hs_gate, 1200 + NTM_PEER_HS_GATE_MS);
 	n = i.n;
 	CHECK_EQ(ack(&i, 0, 1, 7, 1300), 1);
-	CHECK_EQ(i.n, n + 1);				/* the keepalive */
-	CHECK_EQ(type(&i, n), NTM_MSG_DATA);
+	CHECK_EQ(i.n, n + 2);				/* the HS_INIT, the keepalive */
+	CHECK_EQ(type(&i, n), NTM_MSG_HS_INIT);
+	CHECK_EQ(type(&i, n + 1), NTM_MSG_DATA);
+	CHECK(i.p.hs_started);
 	CHECK(!i.p.ka_on_ack);
+	/* the responder, rerouted too, starts none: it answers */
+	memset(&np, 0, sizeof(np));
+	np.p.kind = NTM_ROUTE_RELAY;
+	addr(&np.p.ep, &np.p.eplen, "198.18.0.3", 3478);
+	np.p.has_ep = 1;
+	memset(np.p.ticket, 0xbb, 50);
+	np.p.tlen = 50;
+	memset(np.p.rkey, 7, sizeof(np.p.rkey));
+	np.p.side = 1;
+	ntm_peer_reroute(&r.p, &np.p, 1200, 9000);
+	m = r.n;
+	CHECK_EQ(ack(&r, 1, 1, 7, 1300), 1);
+	CHECK_EQ(r.n, m + 1);				/* the keepalive only */
+	CHECK_EQ(type(&r, m), NTM_MSG_DATA);
+	ntm_peer_tick(&r.p, 3300, 9100);		/* past any gate */
+	for (int k = m; k < r.n; k++)
+		CHECK(type(&r, k) != NTM_MSG_HS_INIT);
+	/* the new handshake; the old session went on meanwhile */
+	CHECK_EQ(pass(&r, m, &i, "198.18.0.3", 1301, &ev), 0);
+	CHECK(ev.authentic);
+	CHECK_EQ(pass(&i, n, &r, "198.18.0.3", 1302, &ev), 0);
+	CHECK_EQ(type(&r, r.n - 1), NTM_MSG_HS_RESP);
+	CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.0.3", 1303, &ev), 0);
+	CHECK(ev.established);
+	CHECK_EQ(pass(&i, i.n - 1, &r, "198.18.0.3", 1304, &ev), 0);
+	CHECK(ev.established);
+	/* the same RS again (punching starts over): no new handshake */
+	n = i.n;
+	np.p.side = 0;
+	ntm_peer_reroute(&i.p, &np.p, 1350, 9050);
+	CHECK(i.p.hs_started);
+	CHECK_EQ(ack(&i, 0, 1, 7, 1360), 1);
+	CHECK_EQ(i.n, n + 2);				/* the bind, the keepalive */
+	CHECK_EQ(type(&i, n + 1), NTM_MSG_DATA);
+	/* another RS address: again */
+	addr(&np.p.ep, &np.p.eplen, "198.18.0.4", 3478);
+	ntm_peer_reroute(&i.p, &np.p, 1370, 9070);
+	CHECK(!i.p.hs_started);
+	n = i.n;
+	CHECK_EQ(ack(&i, 0, 1, 7, 1380), 1);
+	CHECK_EQ(type(&i, n), NTM_MSG_HS_INIT);
+	CHECK_EQ(pass(&i, n, &r, "198.18.0.4", 1381, &ev), 0);
+	CHECK_EQ(pass(&r, r.n - 1, &i, "198.18.0.4", 1382, &ev), 0);
+	CHECK(ev.established);
 	ntm_peer_rebind(&i.p, 1400, 9000);
 	CHECK(i.p.ka_on_ack);
 	CHECK_EQ(type(&i, i.n - 1), NTM_MSG_RELAY_BIND);

@@ -708,6 +708,65 @@ TEST(rekey)
 	ntm_tunnel_free(r);
 }
 
+/* The initiator starts a handshake again on a tunnel that is up, long
+ * before its rekey (its path moved onto a relay): the old session carries
+ * on meanwhile, the new one takes over, and the rekey counts from it. */
+TEST(start_again)
+{
+	static struct ntm_tun_out o;
+	struct ntm_tun_event ev;
+	struct ntm_tunnel *i, *r;
+	struct pkt init, resp, conf, old;
+	struct ntm_tun_stats st;
+	uint8_t ip[100];
+	uint32_t i_old, r_old;
+
+	i = mk(1, 12, 0, 0, 0);
+	r = mk(0, 12, 0, 0, 0);
+	handshake(i, r);
+	flow(i, r, 1, 60, 5000);
+	i_old = ntm_tunnel_index(i);
+	r_old = ntm_tunnel_index(r);
+	CHECK_EQ(ntm_tunnel_start(r, 6000, &o), NTM_ERR_STATE);	/* responder */
+	CHECK_EQ(ntm_tunnel_start(i, 6000, &o), 0);
+	CHECK_EQ(o.n, 1);
+	take(&init, &o, 0);
+	CHECK_EQ(ntm_msg_validate(init.b, init.len), NTM_MSG_HS_INIT);
+	CHECK_EQ(state(i), NTM_TUN_UP);
+	CHECK_EQ(ntm_tunnel_deadline(i), 7000);		/* the retransmit */
+	/* both still send on the old session */
+	CHECK_EQ(ntm_tunnel_send(r, ip, ippkt(ip, 60, 2), 6001, &o), 0);
+	take(&old, &o, 0);
+	CHECK_EQ(ntm_msg_receiver_index(old.b, old.len), i_old);
+	flow(i, r, 3, 60, 6001);
+	CHECK_EQ(deliver(r, &init, 6002, &ev, &o), 0);
+	take(&resp, &o, 0);
+	CHECK_EQ(deliver(i, &resp, 6003, &ev, &o), 0);
+	CHECK(ev.established);
+	take(&conf, &o, 0);
+	CHECK(ntm_tunnel_index(i) != i_old);
+	CHECK_EQ(deliver(i, &old, 6004, &ev, &o), 0);	/* the old keys still open */
+	CHECK(ev.payload != NULL);
+	CHECK_EQ(deliver(r, &conf, 6005, &ev, &o), 0);
+	CHECK(ev.established);
+	CHECK(ntm_tunnel_index(r) != r_old);
+	flow(r, i, 4, 60, 6006);
+	flow(i, r, 5, 60, 6007);
+	/* the next rekey: 120 s after the new session, not the first */
+	CHECK_EQ(ntm_tunnel_tick(i, 1002 + 120000, &o), 0);
+	CHECK_EQ(o.n, 1);
+	CHECK_EQ(ntm_msg_validate(o.buf[0], o.len[0]), NTM_MSG_DATA);	/* a keepalive */
+	CHECK_EQ(ntm_tunnel_tick(i, 6003 + 120000, &o), 0);
+	CHECK_EQ(ntm_msg_validate(o.buf[0], o.len[0]), NTM_MSG_HS_INIT);
+	ntm_tunnel_stats(i, &st);
+	CHECK_EQ(st.handshakes, 2);
+	CHECK_EQ(st.dropped, 0);
+	ntm_tunnel_stats(r, &st);
+	CHECK_EQ(st.handshakes, 2);
+	ntm_tunnel_free(i);
+	ntm_tunnel_free(r);
+}
+
 /* Old keys never outlive 3 minutes, even if the new ones are never
  * confirmed by a DATA from the peer. */
 TEST(prev_bound)
@@ -1037,5 +1096,5 @@ TEST(handshake_cost)
 }
 
 UNIT_MAIN(T(handshake_and_data), T(identity), T(handshake_cost), T(bad_args), T(tamper), T(lengths), T(replay),
-    T(wrong_key), T(resp_binding), T(retransmit), T(keepalive), T(keepalive_set), T(rekey),
+    T(wrong_key), T(resp_binding), T(retransmit), T(keepalive), T(keepalive_set), T(rekey), T(start_again),
     T(prev_bound), T(rekey_packets), T(roles), T(wire_format))
