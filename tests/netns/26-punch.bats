@@ -352,7 +352,9 @@ log_lines() { wc -l < "$TOPO_DIR/agent-$1.log"; }
 	local bob carol
 	bob=$(fqdn_of bob) carol=$(fqdn_of carol)
 	# both NATs forget a UDP flow after 15 s without a packet (the
-	# tunnel's keepalive goes after 10 s without sending)
+	# agents here register every 2 s, the DCs' keepalive_s, and keep
+	# their tunnels alive as often; by default a tunnel's keepalive goes
+	# after 10 s without sending, which holds such a NAT too)
 	for r in nat1 nat2; do
 		n "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=15 \
 		    net.netfilter.nf_conntrack_udp_timeout_stream=15
