@@ -71,6 +71,7 @@ int ntm_tunnel_recv(struct ntm_tunnel *t, uint8_t *p, size_t n, int64_t now,
  */
 #define NTM_TUN_CTL_CANDS	0x01	/* fresh hole punching candidates (punch.h) */
 #define NTM_TUN_CTL_SPRAY	0x02	/* probe my predicted ports (punch.h) */
+#define NTM_TUN_CTL_CLOSE	0x03	/* the sender closed the tunnel (one byte) */
 /* 1 if the payload p (len > 0) is a control message. */
 int ntm_tunnel_is_ctl(const uint8_t *p, size_t len);
 

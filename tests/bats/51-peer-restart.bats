@@ -214,3 +214,26 @@ fetch_within() {
 	    "$(ntm -c "$(A)" status --json | jq -r .agent.log)"
 	assert_success
 }
+
+# has_tunnel PROFILE PEER: PROFILE's agent holds a tunnel to PEER.
+has_tunnel() {
+	ntm -c "$1" tunnel list --json | jq -e --arg p "$2" '.tunnels[] | select(.peer == $p)' >/dev/null
+}
+
+@test "a tunnel closed at one end is closed at the other (CLOSE): the other end's next ping makes a new tunnel at once" {
+	local alice
+	alice=$(jq -r .fqdn "$(A)/session.json")
+	run_t ntm -c "$(A)" tunnel ping -c 1 --timeout 20 "$(bob fqdn)"
+	assert_success
+	has_tunnel "$(A)" "$(bob fqdn)"
+	has_tunnel "$(B)" "$alice"
+	run ntm -c "$(B)" tunnel close "$alice"
+	assert_success
+	# alice's end goes too, told by bob's (before, it stayed, and her
+	# next commands went into it until 30 s without an answer)
+	run wait_until 5 bash -c "! ntm -c '$(A)' tunnel list --json | jq -e --arg p '$(bob fqdn)' '.tunnels[] | select(.peer == \$p)' >/dev/null"
+	assert_success
+	grep -q "tunnel $(bob fqdn): closed by the peer" "$(A)/agent.log"
+	run_t ntm -c "$(A)" tunnel ping -c 1 --timeout 5 "$(bob fqdn)"
+	assert_success
+}

@@ -73,6 +73,8 @@ struct tun {
 	int		 npcand;
 	int		 peer_nat;		/* its NAT kind (enum ntm_nat), if it told */
 	int		 repunch_wanted;	/* this end moved: at the NAT's verdict */
+	int		 peer_closed;		/* the peer closed it (CLOSE): freed at
+						   the timer, not within its input */
 	int		 tell_peer;		/* our NAT situation or family changed on a
 						   route the peer's DC opened: at the NAT's
 						   verdict, the peer asks its DC (§4.6 step 6) */
@@ -274,7 +276,10 @@ int  agent_tun_peer_remakes(const struct tun *t);
  * of kind none, no candidates; §4.6 step 6), relayed meanwhile; why
  * starts the note ("this end moved ..."). */
 void agent_tun_tell_peer(struct tun *t, const char *why);
-void agent_tun_set_keepalive(struct tun *t, long keepalive_s);	/* the DC's new one */
+void agent_tun_set_keepalive(struct tun *t, long keepalive_s);
+/* Tells the peer this end closes the tunnel (CLOSE, twice: a datagram may
+ * be lost), before the caller frees it. */
+void agent_tun_close_tell(struct tun *t);	/* the DC's new one */
 void agent_tun_arm(struct tun *t);		/* the timer, at the next deadline */
 /* Tunnels never up in time are dropped (or, made for a lost one that
  * still has users, asked for again); returns how many went. */

@@ -703,6 +703,7 @@ verb_close(struct ctl *c, struct ctl_req *r)
 		return;
 	}
 	log_info("tunnel %s: closed on request", t->peer);
+	agent_tun_close_tell(t);
 	agent_stream_tunnel_gone(a, t, "the tunnel was closed");
 	agent_tun_free(t);
 	ctl_reply(c, json_pack("{s:b, s:s}", "ok", 1, "peer", r->peer));

@@ -395,6 +395,16 @@ agent_tun_rebind(struct tun *t)
  * a punched path through it.
  */
 void
+agent_tun_close_tell(struct tun *t)
+{
+	static const uint8_t close_msg[1] = { NTM_TUN_CTL_CLOSE };
+
+	for (int i = 0; i < 2; i++)
+		if (ntm_peer_send(&t->p, close_msg, sizeof(close_msg), agent_now_ms()) < 0)
+			break;		/* no session: the peer holds nothing to close */
+}
+
+void
 agent_tun_set_keepalive(struct tun *t, long keepalive_s)
 {
 	int64_t ms = 1000L * keepalive_s;
@@ -864,6 +874,12 @@ tun_ctl(struct tun *t, const uint8_t *p, size_t len)
 	char note[96], b[64];
 	int nat, n, r, again, ask;
 
+	if (p[0] == NTM_TUN_CTL_CLOSE && len == 1) {
+		/* Authentic (sealed in the session): the peer's end is gone,
+		 * and so is ours once this datagram is done with (the timer). */
+		t->peer_closed = 1;
+		return;
+	}
 	if (p[0] != NTM_TUN_CTL_CANDS ||
 	    (r = ntm_punch_cands_open(p, len, &nat, &gen, c, &n)) < 0) {
 		t->a->drops[DROP_MALFORMED]++;
@@ -950,6 +966,12 @@ on_tun_timer(evutil_socket_t fd, short what, void *arg)
 
 	int path = ntm_peer_path(&t->p), punch = t->p.punch;
 
+	if (t->peer_closed) {
+		log_info("tunnel %s: closed by the peer", t->peer);
+		agent_stream_tunnel_gone(t->a, t, "the peer closed the tunnel");
+		agent_tun_free(t);
+		return;
+	}
 	ntm_peer_tick(&t->p, agent_now_ms(), wall_ms());
 	path_note(t, path, punch);
 	cands_tick(t, agent_now_ms());
@@ -965,6 +987,8 @@ agent_tun_arm(struct tun *t)
 	struct timeval tv;
 
 	agent_bday_sync(t);	/* the extra sockets the core no longer uses */
+	if (t->peer_closed)
+		d = now;	/* on_tun_timer frees it */
 
 	if (t->cands_left > 0 && t->cands_next < d)
 		d = t->cands_next;
