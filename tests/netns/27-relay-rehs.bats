@@ -80,7 +80,8 @@ erin_global() {
 	assert_success
 	field_is erin route relay
 	ntmc g1 erin tunnel close "$CAROL"
-	ntmc b1 carol tunnel close "$ERIN"
+	# carol's end goes too (CLOSE); if that datagram was lost, here
+	ntmc b1 carol tunnel close "$ERIN" >/dev/null 2>&1 || true
 	# erin global: a new tunnel is direct, carol (behind NAT) initiates
 	erin_global
 	wait_for 20 dc_nat_is dc1 erin none
