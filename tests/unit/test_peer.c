@@ -890,8 +890,14 @@ TEST(punch_birthday)
 	struct ntm_peer_event ev;
 	uint8_t seen[65536 / 8];
 	int n, k, dup = 0, hit = -1, spray0;
+	socklen_t len;
 
 	mk_punch(&h, &e);	/* h the initiator, e the responder */
+	/* e's candidates on a port below the predicted ones, so that its
+	 * rounds to them are told apart from its probes below (one of which
+	 * could be to 4000) */
+	addr(&e.p.cand[0], &len, "198.18.2.1", NTM_PEER_BDAY_PORT_MIN - 1);
+	addr(&e.p.cand[1], &len, "100.64.2.10", NTM_PEER_BDAY_PORT_MIN - 1);
 	h.p.bday = NTM_BDAY_HARD;
 	e.p.bday = NTM_BDAY_EASY;
 	ntm_peer_begin(&h.p, 1000, 5000);
@@ -942,7 +948,7 @@ TEST(punch_birthday)
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&e.to[k];
 		int port = ntohs(s4->sin_port);
 
-		if (type(&e, k) != NTM_MSG_PUNCH || port == 4000)
+		if (type(&e, k) != NTM_MSG_PUNCH || port == NTM_PEER_BDAY_PORT_MIN - 1)
 			continue;	/* the rounds to the candidates */
 		n++;
 		CHECK_EQ(e.sock[k], 0);
