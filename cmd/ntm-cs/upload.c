@@ -272,6 +272,15 @@ find_upload(struct cs *cs, struct ntm_req *req, const struct cs_who *w, const ch
 
 /* ---- PUT / GET / DELETE /v1/cs/upload ------------------------------------ */
 
+/* How stale an upload's touched time may be let go before a chunk writes it. */
+static int64_t
+touch_every(const struct cs *cs)
+{
+	int64_t t = cs->srv->conf.upload_idle_s / 8;
+
+	return t < 60 ? t : 60;
+}
+
 static int
 chunk_refused(struct ntm_req *req, const struct cs_up *u, int64_t have,
     uint64_t offset, size_t len)
@@ -738,8 +747,11 @@ chunk_start(struct cs *cs, struct ntm_req *req, int may_park)
 	wr->used = ++cs->writing_clock;
 	wr->failed = 0;
 	/* A chunk keeps its upload from the collector (upload_idle_s); the one
-	 * that commits needs no such write: the commit ends the upload. */
-	if (hex == NULL)
+	 * that commits needs no such write: the commit ends the upload. The
+	 * row is written at most every upload_idle_s / 8 (60 s at most), not
+	 * per chunk: each write is an SQLite transaction in this thread, which
+	 * waited 20-60 ms for the disk while chunks streamed at full speed. */
+	if (hex == NULL && now_unix() - u.touched >= touch_every(cs))
 		(void)cs_db_upload_touch(cs->db, u.id, now_unix());
 	wr->active = 1;
 	wr->end = have;

@@ -437,6 +437,26 @@ print(base64.urlsafe_b64encode(b[p:p + 16]).decode().rstrip("="))' "$t1")
 	grep -q "gc: object $sha expired" "$(P)/cs.log"
 }
 
+@test "chunks keep their upload from the collector past upload_idle_s, though its row is touched at most every upload_idle_s / 8" {
+	local a id i t0
+	a=$(tok alice)
+	id=$(create "$a" alice.dc1.ntm.test bob.dc2.ntm.test 30)
+	t0=$(rows "SELECT touched FROM uploads WHERE id = '$id'")
+	# upload_idle_s 10: a byte every 3 s for 15 s; the collector (every
+	# second) would take an upload untouched since its creation at 10 s.
+	for ((i = 0; i < 5; i++)); do
+		sleep 3
+		run creq "$a" PUT "/v1/cs/upload?id=$id&offset=$i" \
+		    -H 'Content-Type: application/octet-stream' --data-binary x
+		assert_line 200
+	done
+	[ "$(rows "SELECT touched FROM uploads WHERE id = '$id'")" -ge $((t0 + 12)) ]
+	run creq "$a" GET "/v1/cs/upload?id=$id"
+	assert_line 200
+	assert_equal "$(jq -r .offset <<<"${lines[0]}")" 5
+	run creq "$a" DELETE "/v1/cs/upload?id=$id"
+}
+
 @test "a 200 MiB object goes up and down with the CS's peak RSS under 64 MiB" {
 	local a f sha hwm
 	a=$(tok alice)
