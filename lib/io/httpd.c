@@ -253,6 +253,7 @@ struct conn {
 	int			 expect;	/* "Expect: 100-continue" */
 	bufferevent_event_cb	 ev_event;	/* evhttp's, while a body streams */
 	void			*ev_arg;
+	struct event		*drain;		/* records read ahead, not yet taken */
 };
 
 /*
@@ -564,6 +565,91 @@ conn_need(const struct conn *c, unsigned flags)
 }
 
 /*
+ * TLS read ahead (httpd_bevcb). A read may leave whole records in
+ * OpenSSL's buffer, where bufferevent_openssl (2.1) does not look: it
+ * stops when SSL_pending() is 0, and the socket, now empty, will not wake
+ * it. So wherever records may be left behind (after a read, the
+ * handshake, an answer, reading turned back on), conn_drain_kick makes
+ * conn_drain_cb run once the loop is back: it takes them, at most
+ * HTTPD_DRAIN_RECORDS a turn, into the input buffer, as libevent would
+ * have, and runs the read callbacks.
+ */
+#define HTTPD_DRAIN_RECORDS	64
+/* OpenSSL's read buffer while a body streams (else its own, ~17 KiB). */
+#define HTTPD_STREAM_RBUF	(64 * 1024)
+
+static void
+conn_rbuf(struct conn *c, size_t len)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (ssl)
+		SSL_set_default_read_buffer_len(ssl, len);
+}
+
+static void
+conn_drain_kick(struct conn *c)
+{
+	SSL *ssl;
+
+	if (c->drain && c->bev && (ssl = bufferevent_openssl_get_ssl(c->bev)) &&
+	    SSL_has_pending(ssl))
+		event_active(c->drain, EV_READ, 1);
+}
+
+/* A bufferevent being freed has no callbacks left (bufferevent_free):
+ * nothing is read into it any more, and nothing may take a reference on
+ * it (bufferevent_trigger would have it freed twice). */
+static bufferevent_data_cb
+conn_readcb(struct conn *c, void **arg)
+{
+	bufferevent_data_cb rd;
+	bufferevent_event_cb ev;
+
+	bufferevent_getcb(c->bev, &rd, NULL, &ev, arg);
+	return rd != NULL && ev != NULL ? rd : NULL;
+}
+
+static void
+conn_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	bufferevent_data_cb rd;
+	void *rdarg;
+	int i, n, e, got = 0;
+
+	for (i = 0; i < HTTPD_DRAIN_RECORDS && ssl && SSL_has_pending(ssl) &&
+	    SSL_is_init_finished(ssl) && conn_readcb(c, &rdarg) != NULL &&
+	    (bufferevent_get_enabled(c->bev) & EV_READ); i++) {
+		if (evbuffer_reserve_space(in, 16384, &v, 1) < 1)
+			break;
+		ERR_clear_error();
+		n = SSL_read(ssl, v.iov_base, (int)v.iov_len);
+		if (n <= 0) {
+			v.iov_len = 0;
+			evbuffer_commit_space(in, &v, 0);
+			e = SSL_get_error(ssl, n);
+			ERR_clear_error();
+			/* Wanting the socket is libevent's to wait for; the
+			 * end or an error closes, as libevent would. */
+			if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+				conn_close(c);
+			break;
+		}
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+		got = 1;
+	}
+	/* What libevent does after a read: the read callback (evhttp's, or
+	 * stream_read_cb), called here without bufferevent_trigger. */
+	if (got && (rd = conn_readcb(c, &rdarg)) != NULL)
+		rd(c->bev, rdarg);
+}
+
+/*
  * A streamed body: writes 0s over the Content-Length's digits, still in the
  * input buffer (evhttp reads the head only after this callback), so evhttp
  * takes the request as bodiless and hands it over at once. -1 when they are
@@ -594,6 +680,7 @@ conn_zero_length(struct conn *c)
 	if (left)
 		return -1;
 	c->stream = 1;
+	conn_rbuf(c, HTTPD_STREAM_RBUF);
 	return 0;
 }
 
@@ -609,6 +696,8 @@ conn_head_done(struct conn *c)
 	void *cbarg = NULL;
 
 	c->heads++;
+	if (c->stream)
+		conn_rbuf(c, 0);
 	c->stream = 0;
 
 	/* evhttp gives its connection as the bufferevent's callback
@@ -880,6 +969,7 @@ conn_in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 	/* Our own moves in conn_divert call back here: nothing new. */
 	if (info->n_added == 0 || c->in_cb || info->n_added > len)
 		return;
+	conn_drain_kick(c);
 	c->vis_total += info->n_added;
 	c->front_abs = c->vis_total - len;
 	if (c->h == NULL || !c->admitted || c->st == C_DONE)
@@ -1031,6 +1121,8 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, vo
 	conn_unlink(c);
 	if (c->tm)
 		event_free(c->tm);
+	if (c->drain)
+		event_free(c->drain);
 	free(c);
 }
 
@@ -1055,6 +1147,13 @@ httpd_info_cb(const SSL *ssl, int where, int ret)
 	ssize_t n;
 	size_t total = 0;
 
+	if (where & SSL_CB_HANDSHAKE_DONE) {
+		struct conn *c = SSL_get_ex_data(ssl, conn_ex_idx);
+
+		if (c)
+			conn_drain_kick(c);
+		return;
+	}
 	/* A handshake that failed before anything was understood. The same
 	 * SSL_get_error() verdict makes bufferevent_openssl close the
 	 * connection, so this never writes into a live TLS stream. */
@@ -1376,6 +1475,7 @@ req_body_abort(struct ntm_req *r, struct evkeyvalq *hdr)
 	if (c->linger_fd < 0)
 		c->linger_fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0);
 	bufferevent_enable(c->bev, EV_READ);
+	conn_drain_kick(c);
 }
 
 static void
@@ -1404,8 +1504,10 @@ req_body_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		r->body_out = 1;
 		/* The next window is read while this piece is handled. */
-		if (r->sconn && !r->body_end)
+		if (r->sconn && !r->body_end) {
 			bufferevent_enable(r->sconn->bev, EV_READ);
+			conn_drain_kick(r->sconn);
+		}
 		r->body_fn(r, data, len, NTM_BODY_PIECE, r->body_arg);
 		return;
 	}
@@ -1455,8 +1557,10 @@ ntm_req_body_read(struct ntm_req *r, ntm_body_fn *fn, void *arg)
 		}
 	}
 	/* evhttp stopped reading when it handed the request over. */
-	if (r->sconn && !r->body_end && evbuffer_get_length(r->sbuf) < NTM_HTTPD_STREAM_WINDOW)
+	if (r->sconn && !r->body_end && evbuffer_get_length(r->sbuf) < NTM_HTTPD_STREAM_WINDOW) {
 		bufferevent_enable(r->sconn->bev, EV_READ);
+		conn_drain_kick(r->sconn);
+	}
 	/* evhttp took the body for none, so a client waiting to be asked for
 	 * it (libcurl waits a second) is asked here, once it is wanted. */
 	if (r->sconn && r->sconn->expect && r->sconn->body_got == 0 &&
@@ -2037,6 +2141,12 @@ route_admit(struct ntm_req *r, const struct ntm_http_route *rt)
 }
 
 static void
+req_done_cb(struct evhttp_request *ev, void *arg)
+{
+	conn_drain_kick(arg);
+}
+
+static void
 httpd_gencb(struct evhttp_request *ev, void *arg)
 {
 	struct ntm_httpd *h = arg;
@@ -2082,6 +2192,9 @@ httpd_gencb(struct evhttp_request *ev, void *arg)
 		    evhttp_connection_get_bufferevent(evcon)), conn_ex_idx);
 
 		if (c && c->h == h) {
+			/* Once answered, evhttp reads again: the next request
+			 * may wait in OpenSSL's buffer (pipelined). */
+			evhttp_request_set_on_complete_cb(ev, req_done_cb, c);
 			r->reserved = c->reserved;
 			c->reserved = 0;
 			/* evhttp hands requests over in the order of their heads. */
@@ -2164,6 +2277,12 @@ httpd_bevcb(struct event_base *base, void *arg)
 		ERR_clear_error();
 		return NULL;
 	}
+	/* Read ahead: a read takes what the socket holds, several records at
+	 * once, where it took a record's header, then its body, in two
+	 * reads; conn_drain_cb takes what it leaves buffered. Buffers go
+	 * back while a connection has nothing in them. */
+	SSL_set_read_ahead(ssl, 1);
+	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
@@ -2173,9 +2292,12 @@ httpd_bevcb(struct event_base *base, void *arg)
 	/* The connection's record, freed with the SSL object (conn_ex_free). */
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->tm = event_new(base, -1, 0, conn_timer_cb, c)) == NULL ||
+	    (c->drain = event_new(base, -1, 0, conn_drain_cb, c)) == NULL ||
 	    SSL_set_ex_data(ssl, conn_ex_idx, c) != 1) {
 		if (c && c->tm)
 			event_free(c->tm);
+		if (c && c->drain)
+			event_free(c->drain);
 		free(c);
 		bufferevent_free(bev);
 		return NULL;

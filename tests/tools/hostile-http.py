@@ -24,6 +24,9 @@
 #   bigput    as bigbody, but PUT (the CS's chunks), with the token of the
 #             environment's BEARER in Authorization when it is set.
 #   keepalive TLS, GET PATH and read the answer, then hold the connection.
+#   pipeline  TLS, then LENGTH requests GET PATH, each its own TLS record,
+#             sent at once in one TCP segment (corked; pipelined), and
+#             reads the answers: "conn I answers K" (K of them came).
 # bigsend also sends BEARER's token when it is set.
 # Each connection waits until the server closes it, or BOUND_S passes.
 # Output, one line per connection: "conn I closed SECONDS" or "conn I open"
@@ -113,6 +116,36 @@ def read_answer(s):
         return 0, ""
 
 
+def read_answers(s, k):
+    """How many of k pipelined answers came (each head and its body)."""
+    s.settimeout(10)
+    buf = b""
+    got = 0
+    try:
+        while got < k:
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(65536)
+                if not d:
+                    return got
+                buf += d
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            clen = 0
+            for ln in head.split(b"\r\n")[1:]:
+                key, _, v = ln.partition(b":")
+                if key.strip().lower() == b"content-length":
+                    clen = int(v)
+            while len(buf) < clen:
+                d = s.recv(65536)
+                if not d:
+                    return got
+                buf += d
+            buf = buf[clen:]
+            got += 1
+    except (OSError, ssl.SSLError, ValueError):
+        pass
+    return got
+
+
 def one(i):
     src = addrs[i % len(addrs)]
     start = time.monotonic()
@@ -186,6 +219,12 @@ def one(i):
             st, code = read_answer(s)
             out("conn %d status %d %s" % (i, st, code) if st else
                 "conn %d closed %.1f" % (i, time.monotonic() - start))
+        elif mode == "pipeline":
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            for _ in range(clen):
+                s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            out("conn %d answers %d" % (i, read_answers(s, clen)))
         elif mode == "keepalive":
             s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
             st, code = read_answer(s)
