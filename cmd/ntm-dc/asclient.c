@@ -159,8 +159,12 @@ dc_as_post(struct dc *dc, const char *what, json_t *body, ntm_httpc_cb *cb, void
 json_t *
 dc_as_stats(struct dc *dc)
 {
-	return json_pack("{s:I, s:I}", "failovers", (json_int_t)dc->as_failovers, "resent",
-	    (json_int_t)dc->as_resent);
+	long at_as, waiting;
+
+	dc_login_counts(dc, &at_as, &waiting);
+	return json_pack("{s:I, s:I, s:I, s:I}", "failovers", (json_int_t)dc->as_failovers,
+	    "resent", (json_int_t)dc->as_resent, "logins_at_as", (json_int_t)at_as,
+	    "logins_waiting", (json_int_t)waiting);
 }
 
 void

@@ -211,6 +211,8 @@ int  dc_db_client_by_fqdn(sqlite3 *db, const char *fqdn, struct dc_client *cl);
  * NULL method). */
 extern const struct ntm_http_route dc_login_routes[];
 void dc_cancel_logins(struct dc *dc);
+/* Logins at the AS now (known devices' included), and waiting for a turn. */
+void dc_login_counts(const struct dc *dc, long *at_as, long *waiting);
 /* auth.c: the bearer check of the DC's routes (ntm_bearer_fn, arg the dc): the token
  * is the AS's, for this DC, with a live session. */
 int  dc_bearer(struct ntm_req *req, const char *token, void *arg);

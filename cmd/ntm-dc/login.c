@@ -899,6 +899,13 @@ on_cstoken(struct ntm_req *req, void *arg)
 	}
 }
 
+void
+dc_login_counts(const struct dc *dc, long *at_as, long *waiting)
+{
+	*at_as = dc->login_inflight + dc->login_known_inflight;
+	*waiting = dc->login_waiting + (dc->login_known ? (long)dc->login_known->n : 0);
+}
+
 /* After ntm_httpc_free (which drops pending callbacks), before the HTTPS
  * server goes: answers and frees the logins and CS token requests still
  * waiting for the AS. */

@@ -231,6 +231,9 @@ static const struct json_metric as_rows[] = {
 	  "Moves to the next AS of as_url after one gave no answer", NULL },
 	{ "resent", "ntm_dc_as_resent_total", C,
 	  "Requests to the AS sent again to the next one", NULL },
+	{ "logins_at_as", "ntm_dc_logins_at_as", G, "Logins being done by the AS now", NULL },
+	{ "logins_waiting", "ntm_dc_logins_waiting", G,
+	  "Logins waiting in the queues for their turn at the AS", NULL },
 };
 #undef C
 #undef G
