@@ -38,7 +38,7 @@ teardown_file() { platform_down; }
 		503) ok=$((ok + 1)) ;;
 		*) other=$((other + 1)) ;;
 		esac
-	done < <(curl --parallel --parallel-immediate --parallel-max 40 "${args[@]}")
+	done < <(curl -s --parallel --parallel-immediate --parallel-max 40 "${args[@]}")
 	[ "$other" -eq 0 ]
 	echo "# 40 at once: $ok went on ($asked to the AS), $limited refused" >&3
 	[ "$limited" -ge 20 ]
