@@ -85,34 +85,40 @@ def wait_closed(s, i, start, trickle=None):
     out("conn %d closed %.1f" % (i, time.monotonic() - start))
 
 
+def next_answer(s, buf):
+    """One HTTP answer from buf and what s sends: (head, body, rest), or
+    None if s ends first."""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            return None
+        buf += d
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    clen = 0
+    for ln in head.split(b"\r\n")[1:]:
+        k, _, v = ln.partition(b":")
+        if k.strip().lower() == b"content-length":
+            clen = int(v)
+    while len(buf) < clen:
+        d = s.recv(65536)
+        if not d:
+            return None
+        buf += d
+    return head, buf[:clen], buf[clen:]
+
+
 def read_answer(s):
     """Status and JSON code of one HTTP answer, or (0, '')."""
     s.settimeout(10)
-    buf = b""
     try:
-        while b"\r\n\r\n" not in buf and len(buf) < 65536:
-            d = s.recv(4096)
-            if not d:
-                break
-            buf += d
-        head, _, body = buf.partition(b"\r\n\r\n")
+        head, body, _ = next_answer(s, b"")
         status = int(head.split(b" ")[1])
-        clen = 0
-        for ln in head.split(b"\r\n")[1:]:
-            k, _, v = ln.partition(b":")
-            if k.strip().lower() == b"content-length":
-                clen = int(v)
-        while len(body) < clen:
-            d = s.recv(4096)
-            if not d:
-                break
-            body += d
         try:
             code = json.loads(body).get("code", "-")
         except ValueError:
             code = "-"
         return status, code
-    except (OSError, ssl.SSLError, ValueError, IndexError):
+    except (OSError, ssl.SSLError, ValueError, IndexError, TypeError):
         return 0, ""
 
 
@@ -123,23 +129,10 @@ def read_answers(s, k):
     got = 0
     try:
         while got < k:
-            while b"\r\n\r\n" not in buf:
-                d = s.recv(65536)
-                if not d:
-                    return got
-                buf += d
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            clen = 0
-            for ln in head.split(b"\r\n")[1:]:
-                key, _, v = ln.partition(b":")
-                if key.strip().lower() == b"content-length":
-                    clen = int(v)
-            while len(buf) < clen:
-                d = s.recv(65536)
-                if not d:
-                    return got
-                buf += d
-            buf = buf[clen:]
+            a = next_answer(s, buf)
+            if a is None:
+                break
+            buf = a[2]
             got += 1
     except (OSError, ssl.SSLError, ValueError):
         pass
