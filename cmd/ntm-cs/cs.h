@@ -65,10 +65,13 @@ struct cs_hash {
 
 /*
  * The chunk of an upload being received (upload.c): its body comes in
- * pieces (NTM_ROUTE_STREAM), each written on the worker while the next is
- * read; the CS answers once every piece is written.
+ * pieces (NTM_ROUTE_STREAM), each written on the worker and hashed on the
+ * hasher while the next are read; the CS answers once every piece is
+ * written and hashed.
  */
 #define CS_WRITING	64
+#define CS_PUT_AHEAD	4	/* pieces of one chunk out at once */
+#define CS_PIECES_MAX	32	/* past this many in all, one a chunk */
 #define CS_WRITEBACK_LAG	(8 * 1024 * 1024)	/* store.c: cs_tmp_append */
 #define CS_DIO_ALIGN		NTM_HTTPD_PIECE_ALIGN	/* O_DIRECT writes */
 
@@ -97,7 +100,7 @@ struct cs_writing {
 
 struct cs {
 	struct srv		*srv;
-	pthread_mutex_t		 hash_lock;	/* hashes: the worker adds, commits take */
+	pthread_mutex_t		 hash_lock;	/* hashes: the hasher adds, commits take */
 	struct cs_hash		 hashes[CS_HASHES];
 	int64_t			 hash_clock;
 	struct cs_writing	 writing[CS_WRITING];
@@ -106,7 +109,9 @@ struct cs {
 	struct cs_park		*parked, **parked_tail;
 	unsigned		 nparked;
 	sqlite3			*db;
-	struct ntm_worker	*worker;	/* made on first commit (after fork) */
+	struct ntm_worker	*worker;	/* writes, commits: made on first use (after fork) */
+	struct ntm_worker	*hasher;	/* running hashes: made with the first chunk */
+	int			 pieces;	/* of chunks, with the worker or the hasher */
 	struct event		*gc_ev;
 	char			*objdir;	/* state_dir/objects */
 	char			*tmpdir;	/* state_dir/objects/tmp */

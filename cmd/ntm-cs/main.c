@@ -38,6 +38,10 @@ cs_teardown(struct srv *s)
 	cs_hashes_free(&cs);
 	cs_announce_stop(&cs);
 	cs_gc_stop(&cs);
+	/* The hasher first: the end of a chunk's last piece may start a
+	 * commit, which the worker then runs as any queued before the stop. */
+	ntm_worker_free(cs.hasher);
+	cs.hasher = NULL;
 	ntm_worker_free(cs.worker);
 	cs.worker = NULL;
 	ntm_db_close(cs.db);

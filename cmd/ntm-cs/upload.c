@@ -314,10 +314,15 @@ chunk_refused(struct ntm_req *req, const struct cs_up *u, int64_t have,
 
 /*
  * A chunk's body is never held whole: the server hands it over in pieces
- * of about NTM_HTTPD_STREAM_WINDOW bytes and reads the next while the
- * worker writes one. The upload's offset (writing_end) moves as pieces are
- * queued; a client gone mid-chunk leaves the file at its last whole piece,
- * where GET /v1/cs/upload then says the upload resumes.
+ * of about NTM_HTTPD_STREAM_WINDOW bytes. Each piece goes to two threads
+ * at once: the worker writes it (waiting on the disk) while the hasher adds
+ * it to the upload's running hash (the CPU); each takes the pieces in
+ * order. Up to CS_PUT_AHEAD pieces of a chunk are out while the server
+ * reads the next (CS_PIECES_MAX in all: past it, one a chunk), so that
+ * neither the disk's wait nor the hashing stops the reading. The upload's
+ * offset (writing_end) moves as pieces are queued; a client gone mid-chunk
+ * leaves the file at its last whole piece, where GET /v1/cs/upload then
+ * says the upload resumes.
  */
 struct cs_put {
 	struct cs	*cs;
@@ -326,7 +331,8 @@ struct cs_put {
 	char		 hex[CS_HEX_HASH + 1];	/* "": no commit follows */
 	uint64_t	 at;		/* where the next piece goes */
 	uint64_t	 end;		/* where the chunk ends */
-	int		 jobs;		/* pieces with the worker */
+	int		 jobs;		/* pieces with the worker or the hasher */
+	int		 held;		/* the next piece waits for one to be done */
 	int		 failed;
 	int		 last;		/* the body's end, or the client's */
 	int		 gone;
@@ -338,6 +344,7 @@ struct cs_chunk_job {
 	uint64_t	 offset;
 	uint8_t		*body;
 	size_t		 len;
+	int		 parts;		/* the write and the hash still to finish */
 	int		 res;
 };
 
@@ -397,17 +404,37 @@ writing_end(struct cs *cs, const char *id, int64_t file_size)
 	return wr && !wr->failed && wr->jobs > 0 ? wr->end : file_size;
 }
 
+/* On the worker. */
 static void
-chunk_work(void *arg)
+chunk_write(void *arg)
 {
 	struct cs_chunk_job *j = arg;
-	struct cs *cs = j->put->cs;
-	const char *id = j->put->u.id;
 
-	if ((j->res = cs_tmp_append(j->f, j->offset, j->body, j->len)) == 0)
-		cs_hash_add(cs, id, j->offset, j->body, j->len);
-	else
-		cs_hash_drop(cs, id);
+	j->res = cs_tmp_append(j->f, j->offset, j->body, j->len);
+}
+
+/* On the hasher, apart from the write: a piece whose write fails is taken
+ * out again when both are done (chunk_done drops the running hash; the
+ * commit then reads the file back). */
+static void
+chunk_hash(void *arg)
+{
+	struct cs_chunk_job *j = arg;
+
+	cs_hash_add(j->put->cs, j->put->u.id, j->offset, j->body, j->len);
+}
+
+/* The worker and the hasher, made when the first chunk comes (after the
+ * fork): 0, or -1 after answering. */
+static int
+workers_start(struct cs *cs, struct ntm_req *req)
+{
+	if ((cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL) ||
+	    (cs->hasher == NULL && (cs->hasher = ntm_worker_new(cs->srv->base, 1)) == NULL)) {
+		ntm_reply_error(req, 500, "internal", NULL, "cannot start the worker");
+		return -1;
+	}
+	return 0;
 }
 
 static void commit_start(struct cs *cs, struct ntm_req *req, struct cs_up *u, const char *hex);
@@ -447,9 +474,15 @@ chunk_done(void *arg)
 {
 	struct cs_chunk_job *j = arg;
 	struct cs_put *p = j->put;
-	struct cs_writing *wr = writing_find(p->cs, p->u.id, 0);
+	struct cs_writing *wr;
 	int res = j->res;
 
+	if (--j->parts > 0)
+		return;		/* the write's or the hash's end is still to come */
+	wr = writing_find(p->cs, p->u.id, 0);
+	p->cs->pieces--;
+	if (res < 0)
+		cs_hash_drop(p->cs, p->u.id);
 	if (res < 0)
 		log_warnx("upload %s: write at %llu: %s", p->u.id,
 		    (unsigned long long)j->offset, ntm_strerror(j->res));
@@ -468,8 +501,10 @@ chunk_done(void *arg)
 		if (p->req)
 			ntm_reply_error(p->req, 500, "internal", NULL, "cannot store the chunk");
 		p->req = NULL;
-	} else if (!p->failed && !p->last && p->req)
+	} else if (p->held && !p->failed && !p->last && p->req) {
+		p->held = 0;
 		ntm_req_body_next(p->req);
+	}
 	put_finish(p);
 }
 
@@ -505,7 +540,8 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 	j->offset = p->at;
 	j->body = data;
 	j->len = len;
-	if (ntm_worker_submit(p->cs->worker, chunk_work, chunk_done, j) < 0) {
+	j->parts = 2;
+	if (ntm_worker_submit(p->cs->worker, chunk_write, chunk_done, j) < 0) {
 		free(data);
 		free(j);
 		p->failed = 1;
@@ -514,10 +550,21 @@ put_piece(struct ntm_req *req, uint8_t *data, size_t len, int state, void *arg)
 		put_finish(p);
 		return;
 	}
+	if (ntm_worker_submit(p->cs->hasher, chunk_hash, chunk_done, j) < 0) {
+		/* Written, not hashed: the commit reads the file back. */
+		cs_hash_drop(p->cs, p->u.id);
+		j->parts--;
+	}
 	p->jobs++;
 	p->at += len;
 	wr->jobs++;
 	wr->end = (int64_t)p->at;
+	p->cs->pieces++;
+	/* The next piece now, or once this one or another of the chunk is done. */
+	if (p->jobs < CS_PUT_AHEAD && p->cs->pieces <= CS_PIECES_MAX)
+		ntm_req_body_next(req);
+	else
+		p->held = 1;
 }
 
 static int commit_refused(struct cs *cs, struct ntm_req *req, const struct cs_up *u,
@@ -718,10 +765,8 @@ chunk_start(struct cs *cs, struct ntm_req *req, int may_park)
 	}
 	if (hex && commit_refused(cs, req, &u, have + (int64_t)len, u.size, hex) < 0)
 		goto out;
-	if (cs->worker == NULL && (cs->worker = ntm_worker_new(cs->srv->base, 1)) == NULL) {
-		ntm_reply_error(req, 500, "internal", NULL, "cannot start the worker");
+	if (workers_start(cs, req) < 0)
 		goto out;
-	}
 	if ((wr = writing_find(cs, u.id, 1)) == NULL) {
 		if (may_park)
 			(void)park(cs, req);	/* or answers 503 */
