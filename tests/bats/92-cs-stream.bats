@@ -5,7 +5,9 @@
 # chunk whole, so 20 clients each sending a 4 MiB chunk slowly keep its RSS
 # low, and every object arrives whole; a client that dies within a chunk
 # leaves the upload at what the CS wrote, and the upload resumes from there;
-# a chunk refused from its head (offset, upload) is refused before its body.
+# a chunk refused from its head (offset, upload) is refused before its body;
+# a disk that fills within a chunk (a tmpfs too small) gets the chunk a 500
+# and leaves the upload resumable, its running hash true to the file.
 #
 #   curl x 20 (u1..u20, --limit-rate) --HTTPS PUT, slow--> ntm-cs --pieces--> worker --> objects/tmp/ID
 #   the test ----------------- VmRSS of /proc/PID/status, sampled --^
@@ -34,6 +36,7 @@ teardown_file() {
 		[ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
 	done
 	platform_down
+	! mountpoint -q "$(P)/cs" || umount "$(P)/cs"
 }
 
 cs_url() { echo "https://127.0.0.1:$(platform_port "$(P)" cs)"; }
@@ -236,4 +239,71 @@ print(s.recv(4096).decode(errors="replace").split("\r\n")[0])
 	assert_success
 	assert_output "HTTP/1.1 400 Bad Request"
 	assert_equal "$(stat -c %s "$(P)/cs/objects/tmp/$id")" 0
+}
+
+# put_range TOKEN ID FILE OFFSET LEN [SHA256]: PUTs LEN bytes of FILE from
+# OFFSET as one chunk; prints the answer, then its status (000: no answer).
+put_range() {
+	tail -c +$(($4 + 1)) "$3" | head -c "$5" > "$BATS_TEST_TMPDIR/range"
+	curl -s --max-time 60 --cacert "$(ca)" -X PUT -H "Authorization: Bearer $1" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @"$BATS_TEST_TMPDIR/range" \
+	    -w '\n%{http_code}\n' "$(cs_url)/v1/cs/upload?id=$2&offset=$4${6:+&sha256=$6}"
+}
+
+# Last in this file: the CS goes on a tmpfs (root, to mount it) too small
+# for the object. The pieces of a chunk are written and hashed on two
+# threads, several at once: a write that fails must leave neither a hole
+# in the file nor bytes in the running hash that the file does not hold.
+@test "the CS's disk fills within a chunk: 500, the upload holds what was written; with room again it resumes and the object is whole" {
+	[ "$(id -u)" -eq 0 ] || skip "mounting a tmpfs needs root"
+	local a id f sha size off i st d=$BATS_TEST_TMPDIR
+	platform_stop_role "$(P)" cs
+	mv "$(P)/cs" "$(P)/cs.disk"
+	mkdir "$(P)/cs"
+	mount -t tmpfs -o size=16m,mode=0700 ntm-test "$(P)/cs"
+	cp -a "$(P)/cs.disk/." "$(P)/cs/"
+	"$NTM_BIN/ntm-cs" -d -f "$(P)/cs.conf" >>"$(P)/cs.log" 2>&1 &
+	echo $! > "$(P)/cs.pid"
+	wait_health "$(cs_url)" "$(ca)"
+	a=$(tok alice)
+	f=$d/obj
+	size=$((6 * CHUNK))
+	head -c $size /dev/urandom > "$f"
+	sha=$(sha256sum "$f" | cut -c1-64)
+	id=$(create "$a" alice $size)
+	# 24 MiB into 16: chunks go in until one is refused (at most 6).
+	off=0
+	for ((i = 0; i < 6; i++)); do
+		run put_range "$a" "$id" "$f" $off $CHUNK
+		st=$(status_of)
+		[ "$st" = 200 ] || break
+		off=$(jq -r .offset <<<"$(body_of)")
+	done
+	echo "# refused at offset $off with $st: $(body_of | tr -d '\n')" >&3
+	# 500 from the CS, or no answer when it closed the connection before
+	# curl had sent the chunk (the answer comes before the body's end).
+	[ "$st" = 500 ] || [ "$st" = 000 ]
+	[ "$st" = 000 ] || assert_equal "$(jq -r .code <<<"$(body_of)")" internal
+	[ "$off" -ge $CHUNK ] && [ "$off" -lt $size ]
+	grep -q "upload $id: write at" "$(P)/cs.log"
+	kill -0 "$(cat "$(P)/cs.pid")"
+	# The CS says where the upload stands: the bytes in its file, all the
+	# object's first bytes (the commit below checks every one).
+	run https GET "$(cs_url)/v1/cs/upload?id=$id" -H "Authorization: Bearer $a"
+	assert_equal "$(status_of)" 200
+	off=$(jq -r .offset <<<"$(body_of)")
+	assert_equal "$off" "$(stat -c %s "$(P)/cs/objects/tmp/$id")"
+	[ "$off" -lt $size ]
+	# Room again: the rest goes from there, the last chunk commits.
+	mount -o remount,size=64m "$(P)/cs"
+	while [ $((size - off)) -gt $CHUNK ]; do
+		run put_range "$a" "$id" "$f" $off $CHUNK
+		assert_equal "$(status_of)" 200
+		off=$(jq -r .offset <<<"$(body_of)")
+	done
+	run put_range "$a" "$id" "$f" $off $((size - off)) "$sha"
+	assert_equal "$(status_of)" 201
+	assert_equal "$(jq -r .sha256 <<<"$(body_of)")" "$sha"
+	assert_equal "$(fetch "$(tok bob dc2.ntm.test)" "$sha" "$d/back")" 200
+	assert_equal "$(sha256sum < "$d/back" | cut -c1-64)" "$sha"
 }
