@@ -8,7 +8,10 @@
 #                  from nginx on the same loopback, in the same run:
 #                  `curl -T FILE` (WebDAV PUT, nginx stores the file) and
 #                  `curl -o /dev/null` (and `-o FILE`, written to disk as
-#                  ntm fetch does). Same CA, same curl/libcurl and OpenSSL
+#                  ntm fetch does). nginx's PUT leaves the file in the page
+#                  cache, where the CS's commit makes the object durable
+#                  (fsync): a further row adds the fsync of nginx's file
+#                  to its PUT, the same durability. Same CA, same curl/libcurl and OpenSSL
 #                  on the client side; one nginx worker, as the CS is one
 #                  process.
 #                  ntm send seals (encrypts) the file as it uploads it, so
@@ -234,7 +237,7 @@ curl_t() {	# OUT CURL-ARGS...: seconds of one curl transfer, its HTTP code in OU
 	t1=$(now)
 	printf '%.3f\n' "$(calc "$t1 - $t0")"
 }
-up_ng='' dn_ng='' dnf_ng='' up_ntm='' dn_ntm=''
+up_ng='' upf_ng='' dn_ng='' dnf_ng='' up_ntm='' dn_ntm=''
 cpu_up_ng='' cpu_dn_ng='' cpu_up_ntm='' cpu_dn_ntm='' rss_send='' rss_fetch=''
 for ((r = 1; r <= BIG_REPEAT; r++)); do
 	if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
@@ -243,6 +246,10 @@ for ((r = 1; r <= BIG_REPEAT; r++)); do
 		read -r code _ < "$dir/put"
 		case $code in 201|204) ;; *) fail "nginx PUT answered $code";; esac
 		up_ng+=" $t" cpu_up_ng+=" $(calc "$(ng_cpu) - $c0")"
+		t0=$(now)
+		python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' \
+		    "$ng/www/dav/big.bin" || fail "fsync of nginx's file"
+		upf_ng+=" $(printf '%.3f' "$(calc "$t + $(now) - $t0")")"
 	fi
 	c0=$(cpu_s "$cs_pid")
 	run_m "$dir/send.m" 0 "$NTM_BIN/ntm" -c "$dir/alice" send --timeout 300 \
@@ -291,7 +298,7 @@ cpu_pair() { echo "$(echo "$1" | awk '{ for (i = 1; i <= NF; i += 2) printf "%s 
 	"$(echo "$1" | awk '{ for (i = 2; i <= NF; i += 2) printf "%s ", $i }' | median)"; }
 echo "  (ntm: median of $BIG_REPEAT; nginx: the fastest of $BIG_REPEAT;"
 echo "   ratio = this transfer's rate / the HTTPS baseline's)"
-U_NG=$(echo "$up_ng" | fastest) D_NG=$(echo "$dn_ng" | fastest) DF_NG=$(echo "$dnf_ng" | fastest)
+U_NG=$(echo "$up_ng" | fastest) UF_NG=$(echo "$upf_ng" | fastest) D_NG=$(echo "$dn_ng" | fastest) DF_NG=$(echo "$dnf_ng" | fastest)
 U=$(echo "$up_ntm" | median) D=$(echo "$dn_ntm" | median)
 read -r csu clu <<<"$(cpu_pair "$cpu_up_ntm")"
 read -r csd cld <<<"$(cpu_pair "$cpu_dn_ntm")"
@@ -301,6 +308,10 @@ if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
 	upb=$U_NG
 fi
 row "ntm send (sealed as it goes up)" "$U" "$upb" "CPU: CS $(f2 "$csu") s, client $(f2 "$clu") s"
+if [ -n "$upb" ]; then
+	row "curl -T, then fsync of nginx's file" "$UF_NG" "" "(durable, as the CS's commit makes it)"
+	printf '  %-36s %30.2f x\n' "ntm send / (curl -T + fsync)" "$(calc "$UF_NG / $U" 3)"
+fi
 if [ $NG -eq 1 ]; then
 	row "curl -o /dev/null (nginx GET)" "$D_NG" "" "CPU: nginx $(f2 "$(echo "$cpu_dn_ng" | median)") s"
 	row "curl -o FILE (nginx GET)" "$DF_NG" "$D_NG"
@@ -309,7 +320,7 @@ fi
 row "ntm fetch (download + open + fsync)" "$D" "$dnb" "CPU: CS $(f2 "$csd") s, client $(f2 "$cld") s"
 [ -z "$dnb" ] || printf '  %-36s %30.2f x\n' "ntm fetch / curl -o FILE" "$(calc "$DF_NG / $D" 3)"
 if [ "$BIG_REPEAT" -gt 1 ]; then
-	echo "  runs (s): curl -T:$up_ng; ntm send:$up_ntm; curl -o /dev/null:$dn_ng;"
+	echo "  runs (s): curl -T:$up_ng; curl -T + fsync:$upf_ng; ntm send:$up_ntm; curl -o /dev/null:$dn_ng;"
 	echo "            curl -o FILE:$dnf_ng; ntm fetch:$dn_ntm"
 	echo "  CPU runs (s, server then client): curl -T: nginx$cpu_up_ng; ntm send:$cpu_up_ntm"
 fi
