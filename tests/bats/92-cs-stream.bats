@@ -256,11 +256,13 @@ put_range() {
 # in the file nor bytes in the running hash that the file does not hold.
 @test "the CS's disk fills within a chunk: 500, the upload holds what was written; with room again it resumes and the object is whole" {
 	[ "$(id -u)" -eq 0 ] || skip "mounting a tmpfs needs root"
-	local a id f sha size off i st d=$BATS_TEST_TMPDIR
+	local a id f sha size off i st used d=$BATS_TEST_TMPDIR
 	platform_stop_role "$(P)" cs
 	mv "$(P)/cs" "$(P)/cs.disk"
 	mkdir "$(P)/cs"
-	mount -t tmpfs -o size=16m,mode=0700 ntm-test "$(P)/cs"
+	# What the CS holds from the tests before, and 16 MiB more.
+	used=$(du -sk "$(P)/cs.disk" | cut -f1)
+	mount -t tmpfs -o size=$((used + 16384))k,mode=0700 ntm-test "$(P)/cs"
 	cp -a "$(P)/cs.disk/." "$(P)/cs/"
 	"$NTM_BIN/ntm-cs" -d -f "$(P)/cs.conf" >>"$(P)/cs.log" 2>&1 &
 	echo $! > "$(P)/cs.pid"
@@ -271,7 +273,7 @@ put_range() {
 	head -c $size /dev/urandom > "$f"
 	sha=$(sha256sum "$f" | cut -c1-64)
 	id=$(create "$a" alice $size)
-	# 24 MiB into 16: chunks go in until one is refused (at most 6).
+	# 24 MiB into 16 free: chunks go in until one is refused (at most 6).
 	off=0
 	for ((i = 0; i < 6; i++)); do
 		run put_range "$a" "$id" "$f" $off $CHUNK
@@ -295,7 +297,7 @@ put_range() {
 	assert_equal "$off" "$(stat -c %s "$(P)/cs/objects/tmp/$id")"
 	[ "$off" -lt $size ]
 	# Room again: the rest goes from there, the last chunk commits.
-	mount -o remount,size=64m "$(P)/cs"
+	mount -o remount,size=$((used + 65536))k "$(P)/cs"
 	while [ $((size - off)) -gt $CHUNK ]; do
 		run put_range "$a" "$id" "$f" $off $CHUNK
 		assert_equal "$(status_of)" 200
