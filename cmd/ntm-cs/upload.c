@@ -481,11 +481,11 @@ chunk_done(void *arg)
 		return;		/* the write's or the hash's end is still to come */
 	wr = writing_find(p->cs, p->u.id, 0);
 	p->cs->pieces--;
-	if (res < 0)
+	if (res < 0) {
 		cs_hash_drop(p->cs, p->u.id);
-	if (res < 0)
 		log_warnx("upload %s: write at %llu: %s", p->u.id,
 		    (unsigned long long)j->offset, ntm_strerror(j->res));
+	}
 	p->jobs--;
 	if (wr) {
 		wr->jobs--;
