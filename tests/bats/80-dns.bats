@@ -240,9 +240,12 @@ EOF
 	# Another question from the same source is answered meanwhile.
 	run q "$(dns1)" _ntm._tcp.dc1.ntm.test SRV
 	assert_output "0 0 $(platform_port "$(P)" dc1) dc1.ntm.test."
-	# The operator sees it once, not a line per dropped answer.
+	# The operator sees it, a line per 10 s at most, not a line per
+	# dropped answer (600 here). Earlier tests of the file drop answers
+	# too: on a loaded machine the two bursts can fall on both sides of
+	# a report's 10 s.
 	run grep -c 'over the rate limit' "$(P)/dc1.log"
-	assert_output 1
+	[ "$output" -ge 1 ] && [ "$output" -le 2 ]
 	run grep -c 'dns: ' "$(P)/dc1.log"
 	[ "$output" -lt 20 ]
 	# The bucket fills again: the same question is answered a second later.
