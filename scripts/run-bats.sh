@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # run-bats.sh DIR|FILE... - run bats suites, print "bats: N passed, N failed,
 # N skipped". Under CI=true a skipped test counts as a failure.
+#
+# NTM_BATS_JOBS=N (default 1) runs N files at once, each in a bats of its
+# own: every file brings up its own platform (own temp dir, free ports,
+# namespaces named after its PID), so files do not share state. A file's
+# TAP is printed whole when it ends, under a "# FILE: N s" line. With more
+# than one job, the files whose path contains a word of NTM_BATS_ALONE
+# (default none) run by themselves after the others: tests that measure
+# what a loaded machine lets through.
 set -u
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+jobs=${NTM_BATS_JOBS:-1}
+alone=${NTM_BATS_ALONE-}
+case $jobs in '' | *[!0-9]* | 0) echo "run-bats.sh: NTM_BATS_JOBS='$jobs' is not a count" >&2; exit 2;; esac
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 files=()
 for d in "$@"; do
 	if [ -f "$d" ]; then
@@ -16,11 +27,54 @@ if [ ${#files[@]} -eq 0 ]; then
 	echo "bats: no suites in $*" >&2
 	exit 1
 fi
-bats --formatter tap --timing "${files[@]}" | tee "$out"
-rc=${PIPESTATUS[0]}
-pass=$(grep -cE '^ok [0-9]+' "$out" | tr -d ' ')
-skip=$(grep -cE '^ok [0-9]+ .*# skip' "$out" | tr -d ' ')
-fail=$(grep -cE '^not ok [0-9]+' "$out" | tr -d ' ')
+
+# one FILE INDEX: run it, then print its TAP whole (one printer at a time).
+one() {
+	local t0=$SECONDS rc
+	bats --formatter tap --timing "$1" > "$tmp/$2.tap" 2>&1
+	rc=$?
+	echo "$rc" > "$tmp/$2.rc"
+	{
+		flock 9
+		printf '# %s: %d s\n' "$1" $((SECONDS - t0))
+		cat "$tmp/$2.tap"
+	} 9> "$tmp/print.lock"
+}
+
+is_alone() {
+	local p
+	for p in $alone; do
+		case $1 in *$p*) return 0;; esac
+	done
+	return 1
+}
+
+if [ "$jobs" -eq 1 ]; then
+	# one after the other, printed as they go
+	for i in "${!files[@]}"; do
+		bats --formatter tap --timing "${files[$i]}" 2>&1 | tee "$tmp/$i.tap"
+		echo "${PIPESTATUS[0]}" > "$tmp/$i.rc"
+	done
+else
+	for i in "${!files[@]}"; do
+		is_alone "${files[$i]}" && continue
+		while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+		one "${files[$i]}" "$i" &
+	done
+	wait
+	for i in "${!files[@]}"; do
+		is_alone "${files[$i]}" && one "${files[$i]}" "$i"
+	done
+fi
+
+rc=0
+for i in "${!files[@]}"; do
+	[ "$(cat "$tmp/$i.rc" 2>/dev/null)" = 0 ] || rc=1
+done
+cat "$tmp"/*.tap > "$tmp/all"
+pass=$(grep -cE '^ok [0-9]+' "$tmp/all" | tr -d ' ')
+skip=$(grep -cE '^ok [0-9]+ .*# skip' "$tmp/all" | tr -d ' ')
+fail=$(grep -cE '^not ok [0-9]+' "$tmp/all" | tr -d ' ')
 pass=$((pass - skip))
 if [ "${CI:-}" = true ] && [ "$skip" -gt 0 ]; then
 	echo "bats: $skip skipped tests count as failures under CI" >&2
