@@ -294,7 +294,7 @@ void
 dc_client_tick(struct dc *dc)
 {
 	int64_t now = now_unix(), idle = dc->srv->conf.client_idle_days * 86400;
-	int v, n = 0;
+	int v, n = 0, e;
 
 	/* Another process (`ntm-dc client del`) changed the database. */
 	if ((v = data_version(dc->db)) >= 0 && v != st.data_version) {
@@ -304,8 +304,15 @@ dc_client_tick(struct dc *dc)
 	if (idle <= 0 || now < st.next_reclaim)
 		return;
 	st.next_reclaim = now + RECLAIM_EVERY_S;
-	if (dc_db_clients_reclaim(dc->db, now - idle, now, &n) < 0) {
-		log_warnx("client_idle_days: cannot reclaim idle devices");
+	/* Not while another process holds the database: the next tick. */
+	ntm_db_nowait(dc->db, 1);
+	e = dc_db_clients_reclaim(dc->db, now - idle, now, &n);
+	ntm_db_nowait(dc->db, 0);
+	if (e < 0) {
+		if (ntm_db_busy(dc->db))
+			st.next_reclaim = now;
+		else
+			log_warnx("client_idle_days: cannot reclaim idle devices");
 		return;
 	}
 	if (n > 0) {

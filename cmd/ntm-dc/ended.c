@@ -51,8 +51,12 @@ job_done(struct ended_job *j, int ok)
 		e->failed++;
 	} else
 		e->sent++;
-	if (dc_db_ended_result(e->dc->db, j->token_id, next) < 0)
+	/* Not recorded while another process holds the database: the token
+	 * then goes to the AS again, which answers it as before. */
+	ntm_db_nowait(e->dc->db, 1);
+	if (dc_db_ended_result(e->dc->db, j->token_id, next) < 0 && !ntm_db_busy(e->dc->db))
 		log_warnx("ended token %.8s...: cannot record the try", j->token_id);
+	ntm_db_nowait(e->dc->db, 0);
 	for (pp = &e->jobs; *pp; pp = &(*pp)->next)
 		if (*pp == j) {
 			*pp = j->next;
@@ -119,9 +123,16 @@ static void
 run(evutil_socket_t fd, short what, void *arg)
 {
 	struct dc_ended *e = arg;
+	int r;
 
-	if (e->njobs < DC_ENDED_INFLIGHT &&
-	    dc_db_ended_due(e->dc->db, now_unix(), DC_ENDED_INFLIGHT + e->njobs, take, e) < 0)
+	if (e->njobs >= DC_ENDED_INFLIGHT)
+		return;
+	/* Its sweep of expired rows writes: a database held by another
+	 * process puts the round off, not the loop. */
+	ntm_db_nowait(e->dc->db, 1);
+	r = dc_db_ended_due(e->dc->db, now_unix(), DC_ENDED_INFLIGHT + e->njobs, take, e);
+	ntm_db_nowait(e->dc->db, 0);
+	if (r < 0 && !ntm_db_busy(e->dc->db))
 		log_warnx("cannot read the ended tokens");
 }
 

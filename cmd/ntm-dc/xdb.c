@@ -262,10 +262,19 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 	struct dc *dc = arg;
 	struct dc_xsweep *x = &dc->xsweep;
 	int64_t now = now_unix(), expired, orphaned;
+	int r;
 
-	if (dc_db_tkeys_sweep(dc->db, now, now - dc->srv->conf.xkey_orphan_s, &expired,
-	    &orphaned) < 0) {
-		log_warnx("temporal keys: cannot drop those past their exchange");
+	/* Another process holding the database puts the sweep off to its
+	 * next round; the loop does not wait for it. */
+	ntm_db_nowait(dc->db, 1);
+	r = dc_db_tkeys_sweep(dc->db, now, now - dc->srv->conf.xkey_orphan_s, &expired,
+	    &orphaned);
+	ntm_db_nowait(dc->db, 0);
+	if (r < 0) {
+		if (ntm_db_busy(dc->db))
+			log_debug("temporal keys: the database is busy, swept next round");
+		else
+			log_warnx("temporal keys: cannot drop those past their exchange");
 		return;
 	}
 	x->expired += (uint64_t)expired;

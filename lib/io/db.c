@@ -14,12 +14,18 @@
 
 #define DB_BUSY_MS	5000
 
+/* How deep this thread is in ntm_db_nowait (they nest: a callback of a
+ * put-off read may put off a write): a busy database is then expected,
+ * not logged. */
+static _Thread_local int db_nowait;
+
 static int
 db_err(sqlite3 *db, const char *what)
 {
 	int rc = sqlite3_extended_errcode(db);
 
-	ntm_log(NTM_LOG_ERR, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+	if (!db_nowait || !ntm_db_busy(db))
+		ntm_log(NTM_LOG_ERR, "sqlite: %s: %s", what, sqlite3_errmsg(db));
 	if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		return NTM_ERR_EXISTS;
 	return NTM_ERR_DB;
@@ -102,8 +108,24 @@ ntm_db_step(sqlite3 *db, sqlite3_stmt *st)
 		return 0;
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		return NTM_ERR_EXISTS;
-	ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
+	if (!db_nowait || !ntm_db_busy(db))
+		ntm_log(NTM_LOG_ERR, "db: %s", sqlite3_errmsg(db));
 	return NTM_ERR_DB;
+}
+
+void
+ntm_db_nowait(sqlite3 *db, int on)
+{
+	db_nowait += on ? 1 : db_nowait > 0 ? -1 : 0;
+	(void)sqlite3_busy_timeout(db, db_nowait > 0 ? 0 : DB_BUSY_MS);
+}
+
+int
+ntm_db_busy(sqlite3 *db)
+{
+	int rc = sqlite3_extended_errcode(db) & 0xff;
+
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
 }
 
 int

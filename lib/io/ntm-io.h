@@ -165,6 +165,15 @@ int  ntm_db_begin(sqlite3 *db) NTM_WUR;
 int  ntm_db_end(sqlite3 *db, int ret) NTM_WUR;
 /* Copies text column col of the current row into dst ("" for NULL). */
 void ntm_db_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
+/* For the writes an event loop may put off to its next round (sweeps,
+ * retries' bookkeeping): with on, a statement that finds another writer
+ * (another process) holding the database fails at once, unlogged, instead
+ * of stopping the loop for up to the busy timeout (5 s); off (after the
+ * work) restores the wait. Calls nest (one off per on), on one thread and
+ * its one connection. ntm_db_busy tells that failure from others. */
+void ntm_db_nowait(sqlite3 *db, int on);
+/* Whether db's last failure was the database held by another writer. */
+int  ntm_db_busy(sqlite3 *db);
 
 /* ---- worker thread (lib/io/worker.c) ------------------------------------ */
 

@@ -16,23 +16,31 @@ teardown_file() { platform_down; }
 
 dc1_db() { echo "$(sed -n 's/^state_dir = //p' "$(P)/dc1.conf")/dc.db"; }
 
-# hold_db SECONDS FLAG RESULT: holds the write lock of dc1's database (as
-# another process's transaction would) until FLAG exists or SECONDS passed;
-# writes "answered" or "timeout" to RESULT, then commits. RESULT.locked
-# exists once the lock is held.
+# hold_db SECONDS FLAG RESULT [LATE]: holds the write lock of dc1's
+# database (as another process's transaction would) until FLAG exists or
+# SECONDS passed; writes "answered" or "timeout" to RESULT, then commits.
+# RESULT.locked exists once the lock is held. With LATE, FLAG counts only
+# once it was touched LATE seconds or more into the hold.
 hold_db() {
 	python3 - "$(dc1_db)" "$@" <<'EOF'
 import os, sqlite3, sys, time
 db, secs, flag, res = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+late = float(sys.argv[5]) if len(sys.argv) > 5 else None
 c = sqlite3.connect(db, isolation_level=None, timeout=10)
 c.execute("BEGIN IMMEDIATE")
 c.execute("UPDATE clients SET last_login = last_login WHERE id = 0")
+t0 = time.time()
 open(res + ".locked", "w").close()
+def seen():
+    try:
+        return late is None or os.path.getmtime(flag) - t0 >= late
+    except OSError:
+        return False
 t = time.monotonic()
-while time.monotonic() - t < secs and not os.path.exists(flag):
+while time.monotonic() - t < secs and not seen():
     time.sleep(0.05)
 with open(res, "w") as f:
-    f.write("answered" if os.path.exists(flag) else "timeout")
+    f.write("answered" if seen() else "timeout")
 c.execute("COMMIT")
 EOF
 }
@@ -74,10 +82,14 @@ restart_dc1() {
 	done
 }
 
-@test "while another writer holds the database, the DC's loop still answers (the location write waits on its own thread), then stores and answers the registration" {
+@test "while another writer holds the database, the DC's loop still answers (the location write waits on its own thread; its timers' writes wait for their next round), then stores and answers the registration" {
 	local t=$BATS_TEST_TMPDIR reg lines
 	lines=$(grep -c 'register alice.dc1.ntm.test from' "$(P)/dc1.log" || true)
-	hold_db 4 "$t/health" "$t/res" &
+	# 4 s, under the DC's busy timeout (5 s), so that the location write
+	# gets through after it. An answer counts 2.5 s or more into the hold:
+	# past a round of the DC's timer of ended tokens (every 2 s), whose
+	# sweep writes and once stopped the loop until the lock was let go.
+	hold_db 4 "$t/health" "$t/res" 2.5 &
 	local holder=$!
 	wait_until 10 test -f "$t/res.locked"
 	ntm -c "$BATS_FILE_TMPDIR/a" register --dc-udp "$(udp_of dc1)" --timeout 15 \
@@ -86,8 +98,13 @@ restart_dc1() {
 	# The DC took the registration (a new location: logged), and its write
 	# now waits for the lock.
 	wait_until 10 bash -c "[ \$(grep -c 'register alice.dc1.ntm.test from' '$(P)/dc1.log') -gt $lines ]"
-	curl -sf --max-time 10 --cacert "$(ca)" "$(dc1_url)/v1/health" >/dev/null &&
-	    touch "$t/health"
+	# health, again and again while the lock is held (bounded by the
+	# holder's 4 s)
+	while kill -0 "$holder" 2>/dev/null; do
+		curl -sf --max-time 10 --cacert "$(ca)" "$(dc1_url)/v1/health" >/dev/null &&
+		    touch "$t/health"
+		sleep 0.2
+	done
 	wait "$holder"
 	run cat "$t/res"
 	assert_output "answered"

@@ -212,6 +212,39 @@ TEST(second_connection)
 	ntm_db_close(c);
 }
 
+/*
+ * A write a loop puts off: with ntm_db_nowait on, a statement that finds
+ * another connection holding the write lock fails at once and
+ * ntm_db_busy says why; the calls nest; off restores the 5 s wait.
+ */
+TEST(nowait)
+{
+	sqlite3 *a = NULL, *b = NULL;
+
+	CHECK_EQ(ntm_db_open(path, migs, 2, &a), 0);
+	CHECK_EQ(ntm_db_open(path, migs, 2, &b), 0);
+	CHECK_EQ(ntm_db_begin(b), 0);
+	CHECK_EQ(ntm_db_run(b, "INSERT INTO a (name) VALUES ('held')", NULL), 0);
+	ntm_db_nowait(a, 1);
+	CHECK_EQ(query_int(a, "PRAGMA busy_timeout"), 0);
+	CHECK_EQ(ntm_db_run(a, "DELETE FROM a WHERE name = 'none'", NULL), NTM_ERR_DB);
+	CHECK(ntm_db_busy(a));
+	/* reads go on meanwhile (WAL) */
+	CHECK_EQ(query_int(a, "SELECT count(*) FROM a WHERE name = 'held'"), 0);
+	ntm_db_nowait(a, 1);
+	ntm_db_nowait(a, 0);
+	CHECK_EQ(query_int(a, "PRAGMA busy_timeout"), 0);
+	ntm_db_nowait(a, 0);
+	CHECK_EQ(query_int(a, "PRAGMA busy_timeout"), 5000);
+	ntm_db_nowait(a, 0);	/* one off too many changes nothing */
+	CHECK_EQ(query_int(a, "PRAGMA busy_timeout"), 5000);
+	CHECK_EQ(ntm_db_end(b, 0), 0);
+	CHECK_EQ(ntm_db_run(a, "DELETE FROM a WHERE name = 'held'", NULL), 0);
+	CHECK(!ntm_db_busy(a));
+	ntm_db_close(a);
+	ntm_db_close(b);
+}
+
 TEST(teardown)
 {
 	char cmd[128];
@@ -221,4 +254,4 @@ TEST(teardown)
 }
 
 UNIT_MAIN(T(setup), T(open_migrate), T(bad_migration), T(statements), T(second_connection),
-    T(teardown))
+    T(nowait), T(teardown))
