@@ -11,13 +11,24 @@
 #                  ntm fetch does). nginx's PUT leaves the file in the page
 #                  cache, where the CS's commit makes the object durable
 #                  (fsync): a further row adds the fsync of nginx's file
-#                  to its PUT, the same durability. Same CA, same curl/libcurl and OpenSSL
+#                  to its PUT, the same durability, and another times the
+#                  PUT with dd writing the same bytes durably beside it
+#                  (O_DIRECT, fsync) until both are done, as the CS writes
+#                  while it receives. Same CA, same curl/libcurl and OpenSSL
 #                  on the client side; one nginx worker, as the CS is one
 #                  process.
 #                  ntm send seals (encrypts) the file as it uploads it, so
 #                  its time is the whole command's, sealing included. ntm
 #                  fetch decrypts while it downloads, writes the file and
 #                  fsyncs it.
+#   the disk       what a durable write costs this machine, beside the
+#                  rows above: the object written alone with O_DIRECT and
+#                  fsynced (dd), and a SHA-256 loop on every CPU, its
+#                  throughput while dd writes over its throughput before
+#                  (below 1: the disk's work takes CPU from everything
+#                  else, as on virtual machines whose disk is served from
+#                  the guest's own host CPUs). The CS's commit pays that
+#                  write; nginx's PUT leaves it for later.
 #   memory         peak RSS (ru_maxrss from wait4) of the sending and the
 #                  fetching client; the CS's VmHWM after the transfers.
 #                  The fetched file's SHA-256 must equal the sent one:
@@ -237,7 +248,9 @@ curl_t() {	# OUT CURL-ARGS...: seconds of one curl transfer, its HTTP code in OU
 	t1=$(now)
 	printf '%.3f\n' "$(calc "$t1 - $t0")"
 }
-up_ng='' upf_ng='' dn_ng='' dnf_ng='' up_ntm='' dn_ntm=''
+# ddw: the object written to the disk with O_DIRECT, then fsynced.
+ddw() { dd if="$dir/big.bin" of="$dir/dd.bin" bs=1M oflag=direct conv=fsync status=none; }
+up_ng='' upf_ng='' upd_ng='' dn_ng='' dnf_ng='' up_ntm='' dn_ntm=''
 cpu_up_ng='' cpu_dn_ng='' cpu_up_ntm='' cpu_dn_ntm='' rss_send='' rss_fetch=''
 for ((r = 1; r <= BIG_REPEAT; r++)); do
 	if [ $NG -eq 1 ] && [ $DAV -eq 1 ]; then
@@ -250,6 +263,18 @@ for ((r = 1; r <= BIG_REPEAT; r++)); do
 		python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' \
 		    "$ng/www/dav/big.bin" || fail "fsync of nginx's file"
 		upf_ng+=" $(printf '%.3f' "$(calc "$t + $(now) - $t0")")"
+		# The same PUT with the same bytes written durably beside it, at
+		# once (as the CS writes as it receives): until both are done.
+		t0=$(now)
+		ddw &
+		dd_pid=$!
+		curl_t "$dir/put2" -T "$dir/big.bin" "$ng_url/big2.bin" > /dev/null ||
+		    fail "nginx PUT beside dd"
+		wait "$dd_pid" || fail "dd beside nginx's PUT"
+		upd_ng+=" $(printf '%.3f' "$(calc "$(now) - $t0")")"
+		# Its pages go unwritten (deleted), not flushed during the next row.
+		rm -f "$ng/www/dav/big2.bin" "$dir/dd.bin"
+		sync
 	fi
 	c0=$(cpu_s "$cs_pid")
 	run_m "$dir/send.m" 0 "$NTM_BIN/ntm" -c "$dir/alice" send --timeout 300 \
@@ -298,7 +323,7 @@ cpu_pair() { echo "$(echo "$1" | awk '{ for (i = 1; i <= NF; i += 2) printf "%s 
 	"$(echo "$1" | awk '{ for (i = 2; i <= NF; i += 2) printf "%s ", $i }' | median)"; }
 echo "  (ntm: median of $BIG_REPEAT; nginx: the fastest of $BIG_REPEAT;"
 echo "   ratio = this transfer's rate / the HTTPS baseline's)"
-U_NG=$(echo "$up_ng" | fastest) UF_NG=$(echo "$upf_ng" | fastest) D_NG=$(echo "$dn_ng" | fastest) DF_NG=$(echo "$dnf_ng" | fastest)
+U_NG=$(echo "$up_ng" | fastest) UF_NG=$(echo "$upf_ng" | fastest) UD_NG=$(echo "$upd_ng" | fastest) D_NG=$(echo "$dn_ng" | fastest) DF_NG=$(echo "$dnf_ng" | fastest)
 U=$(echo "$up_ntm" | median) D=$(echo "$dn_ntm" | median)
 read -r csu clu <<<"$(cpu_pair "$cpu_up_ntm")"
 read -r csd cld <<<"$(cpu_pair "$cpu_dn_ntm")"
@@ -311,6 +336,8 @@ row "ntm send (sealed as it goes up)" "$U" "$upb" "CPU: CS $(f2 "$csu") s, clien
 if [ -n "$upb" ]; then
 	row "curl -T, then fsync of nginx's file" "$UF_NG" "" "(durable, as the CS's commit makes it)"
 	printf '  %-36s %30.2f x\n' "ntm send / (curl -T + fsync)" "$(calc "$UF_NG / $U" 3)"
+	row "curl -T, dd of the file beside it" "$UD_NG" "" "(durable as it goes, as the CS writes)"
+	printf '  %-36s %30.2f x\n' "ntm send / (curl -T beside dd)" "$(calc "$UD_NG / $U" 3)"
 fi
 if [ $NG -eq 1 ]; then
 	row "curl -o /dev/null (nginx GET)" "$D_NG" "" "CPU: nginx $(f2 "$(echo "$cpu_dn_ng" | median)") s"
@@ -320,10 +347,41 @@ fi
 row "ntm fetch (download + open + fsync)" "$D" "$dnb" "CPU: CS $(f2 "$csd") s, client $(f2 "$cld") s"
 [ -z "$dnb" ] || printf '  %-36s %30.2f x\n' "ntm fetch / curl -o FILE" "$(calc "$DF_NG / $D" 3)"
 if [ "$BIG_REPEAT" -gt 1 ]; then
-	echo "  runs (s): curl -T:$up_ng; curl -T + fsync:$upf_ng; ntm send:$up_ntm; curl -o /dev/null:$dn_ng;"
+	echo "  runs (s): curl -T:$up_ng; curl -T + fsync:$upf_ng; curl -T beside dd:$upd_ng;"
+	echo "            ntm send:$up_ntm; curl -o /dev/null:$dn_ng;"
 	echo "            curl -o FILE:$dnf_ng; ntm fetch:$dn_ntm"
 	echo "  CPU runs (s, server then client): curl -T: nginx$cpu_up_ng; ntm send:$cpu_up_ntm"
 fi
+# ---- the disk ---------------------------------------------------------------
+# spin SECONDS: MB/s of SHA-256 over 1 MiB blocks on every CPU at once.
+spin() {
+	local i n
+	n=$(nproc)
+	for ((i = 0; i < n; i++)); do
+		python3 -c 'import hashlib, sys, time
+b = bytes(1 << 20); t0 = time.time(); n = 0
+while time.time() - t0 < float(sys.argv[1]):
+    hashlib.sha256(b).digest(); n += 1
+print(n / (time.time() - t0))' "$1" &
+	done | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+t0=$(now)
+ddw || fail "dd of $MB MiB"
+dd_t=$(calc "$(now) - $t0" 3)
+rm -f "$dir/dd.bin"
+sync
+idle=$(spin 2)
+ddw &
+dd_pid=$!
+busy=$(spin 2)
+wait "$dd_pid" || fail "dd of $MB MiB beside the hash loop"
+rm -f "$dir/dd.bin"
+sync
+echo "the disk:"
+row "dd O_DIRECT + fsync, alone" "$dd_t"
+printf '  %-36s %30.2f x   (%s MB/s with dd, %s MB/s before)\n' "SHA-256 on every CPU while dd runs" \
+    "$(calc "$busy / $idle" 3)" "$busy" "$idle"
+
 echo "peak RSS ($MB MiB object; median of $BIG_REPEAT):"
 printf '  ntm send   %8s MiB\n' "$(kb_mib "$(echo "$rss_send" | median)")"
 printf '  ntm fetch  %8s MiB\n' "$(kb_mib "$(echo "$rss_fetch" | median)")"
