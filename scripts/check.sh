@@ -15,7 +15,9 @@ export NTM_BATS_JOBS=${NTM_BATS_JOBS:-2}
 export NTM_BATS_ALONE=${NTM_BATS_ALONE-"45-rs-flood 79-login-flood"}
 MAKE=${MAKE:-make}
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+asan_log=$(mktemp)
+asan_build=
+trap 'rm -f "$log" "$asan_log"; [ -z "$asan_build" ] || kill "$asan_build" 2>/dev/null' EXIT
 status=0
 
 stage() {
@@ -31,6 +33,13 @@ stage "unit tests" $MAKE --no-print-directory unit
 stage "unit tests under ASan/UBSan" $MAKE --no-print-directory asan
 stage "the protocol core calls no I/O" ./scripts/layers-check.sh
 stage "help, man pages and completions agree" ./scripts/docs-check.sh
+# The ASan/UBSan programs of the last stage build meanwhile, at the lowest
+# priority, on what the suites leave of the CPUs.
+if ls tests/netns/*.bats >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	nice -n 19 $MAKE --no-print-directory SAN=1 BUILD=build-asan all tools \
+	    > "$asan_log" 2>&1 &
+	asan_build=$!
+fi
 stage "bats end-to-end" ./scripts/run-bats.sh tests/bats
 if ls tests/netns/*.bats >/dev/null 2>&1; then
 	if [ "$(id -u)" -eq 0 ]; then
@@ -43,8 +52,11 @@ if ls tests/netns/*.bats >/dev/null 2>&1; then
 		# callbacks); the non-real-time path with every program sanitized
 		# (the CS's announcements and long-polls, the DCs' forwarding, the
 		# AS's pushes; ASan's allocator takes more than the RSS bound).
-		stage "ASan/UBSan build of the programs" $MAKE --no-print-directory \
-		    SAN=1 BUILD=build-asan all tools
+		wait "$asan_build"
+		asan_rc=$?
+		asan_build=
+		stage "ASan/UBSan build of the programs (made during the suites)" \
+		    sh -c 'cat "$1"; exit "$2"' sh "$asan_log" "$asan_rc"
 		stage "hostile input, streams and forwards, key and data exchange with the ASan/UBSan programs" env \
 		    NTM_BIN="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		    UBSAN_OPTIONS=halt_on_error=1 NTM_RSS_LIMIT_KB=524288 \
