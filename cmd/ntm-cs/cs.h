@@ -255,6 +255,8 @@ extern const struct ntm_http_route cs_upload_routes[];
 int  cs_upload_busy(const struct cs *cs, const char *id);
 /* Closes the file an idle upload slot keeps open (its upload ended). */
 void cs_upload_forget(struct cs *cs, const char *id);
+/* Upload slots receiving a chunk or writing its pieces (of CS_WRITING). */
+unsigned cs_chunks_receiving(const struct cs *cs);
 /* Answers every chunk PUT still waiting for a slot (at shutdown). */
 void cs_parked_free(struct cs *cs);
 extern const struct ntm_http_route cs_object_routes[];

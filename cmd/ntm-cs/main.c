@@ -90,6 +90,9 @@ cs_metrics(struct srv *s, struct ntm_prom *p)
 	ntm_prom_family(p, "ntm_cs_chunks_waiting", NTM_PROM_GAUGE,
 	    "Chunk PUTs waiting for a free upload slot (chunk_wait_max)");
 	ntm_prom_int(p, NULL, (int64_t)cs.nparked);
+	ntm_prom_family(p, "ntm_cs_chunks_receiving", NTM_PROM_GAUGE,
+	    "Upload slots receiving a chunk now (at most 64; then chunks wait)");
+	ntm_prom_int(p, NULL, (int64_t)cs_chunks_receiving(&cs));
 	ntm_prom_family(p, "ntm_cs_announcements_total", NTM_PROM_COUNTER,
 	    "Announcements to recipients' DCs, by result (ok, failed for good, retry later)");
 	for (i = 0; i < sizeof(result) / sizeof(result[0]); i++)

@@ -395,6 +395,17 @@ cs_upload_forget(struct cs *cs, const char *id)
 		writing_release(wr);
 }
 
+unsigned
+cs_chunks_receiving(const struct cs *cs)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < CS_WRITING; i++)
+		n += cs->writing[i].id[0] != '\0' &&
+		    (cs->writing[i].active || cs->writing[i].jobs > 0);
+	return n;
+}
+
 /* Where upload id ends: after its queued pieces, else the file's size. */
 static int64_t
 writing_end(struct cs *cs, const char *id, int64_t file_size)

@@ -43,6 +43,11 @@ teardown_file() {
 
 cs_url() { echo "https://127.0.0.1:$(platform_port "$(P)" cs)"; }
 
+setup() {
+	CA=$(ca)
+	URL=$(cs_url)
+}
+
 tok() {
 	"$SIGNREQ" --key "$(P)/as/identity.key" --mint "$1:dev1:dc1.ntm.test:cs:cs1.localhost" \
 	    --lifetime 3600
@@ -58,15 +63,19 @@ create() {
 
 # put NAME SOURCE RATE: PUTs object NAME (made by obj) from address SOURCE
 # at RATE bytes/s as the chunk that commits, in the background; the answer
-# and its status go to $BATS_FILE_TMPDIR/NAME.out.
+# and its status go to $BATS_FILE_TMPDIR/NAME.out. It starts curl and no
+# other process (the 64 slow ones start within a second on a loaded
+# machine, long before the first of them could end).
 put() {
-	local d=$BATS_FILE_TMPDIR
-	curl -s --max-time 120 --interface "$2" --cacert "$(ca)" -X PUT --limit-rate "$3" \
-	    -H "Authorization: Bearer $(cat "$d/$1.tok")" \
+	local d=$BATS_FILE_TMPDIR tok id sha
+	read -r tok < "$d/$1.tok"
+	read -r id < "$d/$1.id"
+	read -r sha < "$d/$1.sha"
+	curl -s --max-time 120 --interface "$2" --cacert "$CA" -X PUT --limit-rate "$3" \
+	    -H "Authorization: Bearer $tok" \
 	    -H 'Content-Type: application/octet-stream' --data-binary @"$d/$1" \
 	    -w '\n%{http_code}' -o - \
-	    "$(cs_url)/v1/cs/upload?id=$(cat "$d/$1.id")&offset=0&sha256=$(cat "$d/$1.sha")" \
-	    > "$d/$1.out" 2>&1 &
+	    "$URL/v1/cs/upload?id=$id&offset=0&sha256=$sha" > "$d/$1.out" 2>&1 &
 	echo $! > "$d/$1.curlpid"
 }
 
@@ -79,10 +88,12 @@ obj() {
 	create "$(cat "$d/$1.tok")" "$2" "$3" > "$d/$1.id"
 }
 
-waiting() {
+# metric NAME: a gauge of the CS's.
+metric() {
 	curl -s --max-time 10 --cacert "$(ca)" -H "Authorization: Bearer $(cat "$(P)/metrics.token")" \
-	    "$(cs_url)/metrics" | awk '$1 == "ntm_cs_chunks_waiting" { print $2 }'
+	    "$(cs_url)/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
+waiting() { metric ntm_cs_chunks_waiting; }
 
 # wait_for WHAT CMD...: polls CMD until it succeeds (at most 60 s).
 wait_for() {
@@ -93,14 +104,33 @@ wait_for() {
 		sleep 0.1
 	done
 	echo "timed out waiting for $what" >&2
+	state >&2
 	return 1
 }
 
-slots_busy() {	# every slow upload has its first piece on disk
-	local n
-	n=$(find "$(P)/cs/objects/tmp" -type f -size +0 | wc -l)
-	[ "$n" -ge "$SLOTS" ]
+# state: what the CS and the clients are doing (printed when a wait
+# times out): the partial files and their sizes, the clients that ended
+# and what they were answered, the CS's log.
+state() {
+	local f n=0 live=0
+	echo "# files in objects/tmp (size > 0: $(find "$(P)/cs/objects/tmp" -type f -size +0 | wc -l)):"
+	find "$(P)/cs/objects/tmp" -type f -printf '#   %s %f\n' | sort -n | head -n 80
+	for f in "$BATS_FILE_TMPDIR"/*.curlpid; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		if kill -0 "$(cat "$f")" 2>/dev/null; then
+			live=$((live + 1))
+		else
+			echo "# ended: $(basename "$f" .curlpid): $(tr '\n' ' ' < "${f%.curlpid}.out")"
+		fi
+	done
+	echo "# clients: $n started, $live running; chunks receiving: \
+$(metric ntm_cs_chunks_receiving), waiting: $(waiting)"
+	echo "# the CS's log, last lines:"
+	tail -n 30 "$(P)/cs.log" | sed 's/^/#   /'
 }
+
+slots_busy() { [ "$(metric ntm_cs_chunks_receiving)" = "$SLOTS" ]; }
 waiting_is() { [ "$(waiting)" = "$1" ]; }
 # signal SIG PREFIX: sends SIG to the 64 slow clients PREFIX1..64 (curl
 # processes this test started). Stopped, they hold their slots however
@@ -129,8 +159,8 @@ done_all() {
 	for n in w1 w2 w3 w4 w5 w6 x1 x2; do
 		obj "$n" "v${n}" 100000
 	done
-	# 1 MiB at 64 KiB/s, each holding a slot; once their first pieces are
-	# on disk (about 8 s) they are stopped until the checks are done.
+	# 1 MiB at 64 KiB/s (16 s), each holding a slot; once the CS counts
+	# 64 chunks being received they are stopped until the checks are done.
 	for ((i = 1; i <= SLOTS; i++)); do
 		put "s$i" 127.0.0.1 64k
 	done
