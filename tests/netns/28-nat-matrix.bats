@@ -38,6 +38,9 @@
 # NAT_KINDS (default all six) limits the kinds set up, for a quick look.
 # Trials follow each other within a second, so a NAT may still hold what
 # the trial before opened (the probes of birthday probing, above all).
+# The pairs go in rounds in which no host, and so no NAT, takes part
+# twice; the trials of a round run at once (NAT_SERIAL=1: one at a time,
+# as bench/natmatrix.sh runs them).
 # NAT_COLD=1 makes every trial start cold: the endpoint-independent
 # routers forget an unanswered UDP flow after 1 s (conntrack's UDP
 # timeout, 30 s by default), and each trial waits 2 s first.
@@ -206,8 +209,22 @@ table() {
 	done < "$TOPO_DIR/pairs"
 }
 
+# rounds: the pairs of the pairs file, a round a line ("k:l k:l ..."),
+# in which no "a" host and no "b" host comes twice (greedy, in order).
+rounds() {
+	awk '{
+		for (r = 1; r <= nr; r++)
+			if (!((r, "a", $1) in used) && !((r, "b", $2) in used))
+				break
+		if (r > nr)
+			nr = r
+		used[r, "a", $1]; used[r, "b", $2]
+		line[r] = line[r] (line[r] == "" ? "" : " ") $1 ":" $2
+	} END { for (r = 1; r <= nr; r++) print line[r] }' "$TOPO_DIR/pairs"
+}
+
 @test "every pair of kinds, NAT_TRIALS fresh tunnels each: every tunnel carries the ping" {
-	local kinds k l i seen="" n=${NAT_TRIALS:-3}
+	local kinds k l i p round seen="" n=${NAT_TRIALS:-3} pids
 	kinds=$(cat "$TOPO_DIR/kinds")
 	: > "$TOPO_DIR/results"
 	: > "$TOPO_DIR/pairs"
@@ -217,11 +234,27 @@ table() {
 			# each unordered pair once: l not before k in the list
 			[[ " ${seen% "$k"} " == *" $l "* ]] && continue
 			echo "$k $l" >> "$TOPO_DIR/pairs"
+		done
+	done
+	if [ "${NAT_SERIAL:-0}" = 1 ]; then
+		while read -r k l; do
 			for ((i = 1; i <= n; i++)); do
 				trial "$k" "$l" "$i"
 			done
-		done
-	done
+		done < "$TOPO_DIR/pairs"
+	else
+		echo "# $(rounds | wc -l) rounds of trials at once" >&3
+		while read -r round; do
+			for ((i = 1; i <= n; i++)); do
+				pids=()
+				for p in $round; do
+					trial "${p%:*}" "${p#*:}" "$i" &
+					pids+=($!)
+				done
+				wait "${pids[@]}"
+			done
+		done < <(rounds)
+	fi
 	table > "$TOPO_DIR/table"
 	sed 's/^/# /' "$TOPO_DIR/table" >&3
 	[ -z "${NAT_MATRIX_OUT:-}" ] || { cp "$TOPO_DIR/table" "$NAT_MATRIX_OUT"; cp "$TOPO_DIR/results" "$NAT_MATRIX_OUT.trials"; }
