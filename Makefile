@@ -131,10 +131,12 @@ docs-check: all
 layers-check: lib
 	@./scripts/layers-check.sh
 
-# deps + build + unit + ASan/UBSan unit + docs drift + bats (+ netns as root)
+# deps + build + unit + ASan/UBSan unit + docs drift + bats (+ netns as root);
+# its builds use every CPU (CHECK_JOBS)
+CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
-	@$(MAKE) --no-print-directory all $(TOOLS)
-	@./scripts/check.sh
+	@$(MAKE) --no-print-directory -j$(CHECK_JOBS) all $(TOOLS)
+	@CHECK_JOBS=$(CHECK_JOBS) ./scripts/check.sh
 
 # Like check, the demo installs what it needs first (a fresh machine has
 # nothing), then builds.

@@ -14,6 +14,7 @@ export NTM_PWHASH_FAST=1
 export NTM_BATS_JOBS=${NTM_BATS_JOBS:-2}
 export NTM_BATS_ALONE=${NTM_BATS_ALONE-"45-rs-flood 79-login-flood"}
 MAKE=${MAKE:-make}
+jobs=-j${CHECK_JOBS:-$(nproc 2>/dev/null || echo 2)}
 log=$(mktemp)
 asan_log=$(mktemp)
 asan_build=
@@ -29,14 +30,14 @@ stage() {
 	[ "$rc" -eq 0 ] || { echo "=== $name FAILED (exit $rc)"; status=1; }
 }
 
-stage "unit tests" $MAKE --no-print-directory unit
-stage "unit tests under ASan/UBSan" $MAKE --no-print-directory asan
+stage "unit tests" $MAKE --no-print-directory "$jobs" unit
+stage "unit tests under ASan/UBSan" $MAKE --no-print-directory "$jobs" asan
 stage "the protocol core calls no I/O" ./scripts/layers-check.sh
 stage "help, man pages and completions agree" ./scripts/docs-check.sh
 # The ASan/UBSan programs of the last stage build meanwhile, at the lowest
 # priority, on what the suites leave of the CPUs.
 if ls tests/netns/*.bats >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
-	nice -n 19 $MAKE --no-print-directory SAN=1 BUILD=build-asan all tools \
+	nice -n 19 $MAKE --no-print-directory "$jobs" SAN=1 BUILD=build-asan all tools \
 	    > "$asan_log" 2>&1 &
 	asan_build=$!
 fi
