@@ -8,10 +8,13 @@
 # TAP is printed whole when it ends, under a "# FILE: N s" line. With more
 # than one job, the files whose path contains a word of NTM_BATS_ALONE
 # (default none) run by themselves after the others: tests that measure
-# what a loaded machine lets through.
+# what a loaded machine lets through. The files whose path contains a word
+# of NTM_BATS_EXCEPT (default none) are left out, each named in a "#" line
+# (make check runs them in a stage of their own).
 set -u
 jobs=${NTM_BATS_JOBS:-1}
 alone=${NTM_BATS_ALONE-}
+except=${NTM_BATS_EXCEPT-}
 case $jobs in '' | *[!0-9]* | 0) echo "run-bats.sh: NTM_BATS_JOBS='$jobs' is not a count" >&2; exit 2;; esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -23,6 +26,14 @@ for d in "$@"; do
 	fi
 	for f in "$d"/*.bats; do [ -e "$f" ] && files+=("$f"); done
 done
+kept=()
+for f in ${files[@]+"${files[@]}"}; do
+	for p in $except; do
+		case $f in *$p*) echo "# $f: left out here (NTM_BATS_EXCEPT)"; continue 2;; esac
+	done
+	kept+=("$f")
+done
+files=(${kept[@]+"${kept[@]}"})
 if [ ${#files[@]} -eq 0 ]; then
 	echo "bats: no suites in $*" >&2
 	exit 1
