@@ -27,7 +27,7 @@ stage() {
 	printf '\n=== %s\n' "$name"
 	"$@" 2>&1 | tee -a "$log"
 	local rc=${PIPESTATUS[0]}
-	[ "$rc" -eq 0 ] || { echo "=== $name FAILED (exit $rc)"; status=1; }
+	[ "$rc" -eq 0 ] || { echo "=== $name FAILED (exit $rc)" | tee -a "$log"; status=1; }
 }
 
 stage "unit tests" $MAKE --no-print-directory "$jobs" unit
@@ -84,6 +84,22 @@ read -r p f < <(grep -E '^(unit|bats): [0-9]+ passed, [0-9]+ failed' "$log" |
 	sed -E 's/^.*: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' |
 	awk '{p += $1; f += $2} END {print p + 0, f + 0}')
 [ "$status" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+# Every failure again, at the end (where a log cut to its tail still shows
+# it): the failed stages, each failed unit test and bats test with the file
+# it is in and its first lines of diagnostics.
+if [ "$status" -ne 0 ]; then
+	echo
+	echo "=== the failures again"
+	awk '
+	/^=== .* FAILED \(exit [0-9]+\)$/ { print; next }
+	/^# tests\/.*\.bats: [0-9]+ s$/ { file = $0; diag = 0; next }
+	/^not ok [0-9]+/ { if (file != shown) { print file; shown = file }
+		print; diag = 20; next }
+	diag > 0 && /^#/ { print; diag--; next }
+	{ diag = 0 }
+	/^FAIL |: check failed: |: no summary line |: exit status [0-9]+$/ { print }
+	' "$log" | head -n 400
+fi
 echo
 echo "check: $p passed, $f failed"
 exit $status
