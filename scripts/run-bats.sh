@@ -26,12 +26,23 @@ for d in "$@"; do
 	fi
 	for f in "$d"/*.bats; do [ -e "$f" ] && files+=("$f"); done
 done
+
+# named WORDS FILE: FILE's path contains one of WORDS.
+named() {
+	local p
+	for p in $1; do
+		case $2 in *$p*) return 0;; esac
+	done
+	return 1
+}
+
 kept=()
 for f in ${files[@]+"${files[@]}"}; do
-	for p in $except; do
-		case $f in *$p*) echo "# $f: left out here (NTM_BATS_EXCEPT)"; continue 2;; esac
-	done
-	kept+=("$f")
+	if named "$except" "$f"; then
+		echo "# $f: left out here (NTM_BATS_EXCEPT)"
+	else
+		kept+=("$f")
+	fi
 done
 files=(${kept[@]+"${kept[@]}"})
 if [ ${#files[@]} -eq 0 ]; then
@@ -52,13 +63,7 @@ one() {
 	} 9> "$tmp/print.lock"
 }
 
-is_alone() {
-	local p
-	for p in $alone; do
-		case $1 in *$p*) return 0;; esac
-	done
-	return 1
-}
+is_alone() { named "$alone" "$1"; }
 
 if [ "$jobs" -eq 1 ]; then
 	# one after the other, printed as they go
