@@ -10,11 +10,15 @@
 # (default none) run by themselves after the others: tests that measure
 # what a loaded machine lets through. The files whose path contains a word
 # of NTM_BATS_EXCEPT (default none) are left out, each named in a "#" line
-# (make check runs them in a stage of their own).
+# (make check runs them in a stage of their own). The files named by the
+# words of NTM_BATS_FIRST (default none) start first, in the order of the
+# words, the others after them in their own order: with the longest files
+# named, the run does not end on one long file started last.
 set -u
 jobs=${NTM_BATS_JOBS:-1}
 alone=${NTM_BATS_ALONE-}
 except=${NTM_BATS_EXCEPT-}
+first=${NTM_BATS_FIRST-}
 case $jobs in '' | *[!0-9]* | 0) echo "run-bats.sh: NTM_BATS_JOBS='$jobs' is not a count" >&2; exit 2;; esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,6 +53,20 @@ if [ ${#files[@]} -eq 0 ]; then
 	echo "bats: no suites in $*" >&2
 	exit 1
 fi
+kept=()
+declare -A taken=()
+for w in $first; do
+	for f in "${files[@]}"; do
+		if named "$w" "$f" && [ -z "${taken[$f]-}" ]; then
+			kept+=("$f")
+			taken[$f]=1
+		fi
+	done
+done
+for f in "${files[@]}"; do
+	[ -n "${taken[$f]-}" ] || kept+=("$f")
+done
+files=("${kept[@]}")
 
 # one FILE INDEX: run it, then print its TAP whole (one printer at a time).
 one() {
