@@ -52,10 +52,10 @@ if ls tests/netns/*.bats >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
 	asan_build=$!
 fi
 # As root the bats suites and the network namespace topologies run as one
-# pool of files, the longest first, so that neither suite ends on one long
-# file while the other CPU waits (scripts/run-bats.sh: NTM_BATS_FIRST).
-# The files of a minute and more, longest first (seconds in a clean-clone
-# run: 171, 132, 125, 91-123, 103, 94, 83, 80, 80, 65).
+# pool of files, so that neither suite ends on one long file while the
+# other CPU waits. NTM_BATS_FIRST (scripts/run-bats.sh) starts the files of
+# a minute and more first, longest first (seconds in a clean-clone run:
+# 171, 132, 125, 91-123, 103, 94, 83, 80, 80, 65).
 export NTM_BATS_FIRST=${NTM_BATS_FIRST-"28-nat-matrix 90-cs.bats 27-hard-retry
     95-exchange 26-punch 51-peer-restart 57-agent-life 93-cs-wait 70-hostile-http
     60-demo"}
