@@ -341,6 +341,21 @@ wait_for() {
 	return 1
 }
 
+# A failed test shows the end of each agent's log (time-stamped, debug
+# included): on a CI machine the topology's files are gone with the run.
+# A file that defines its own teardown calls this one from it.
+teardown() { agent_logs_on_failure; }
+agent_logs_on_failure() {
+	local f
+	[ -n "${BATS_TEST_COMPLETED:-}" ] && return 0
+	for f in "${TOPO_DIR:-$BATS_FILE_TMPDIR/t}"/*/agent.log; do
+		[ -f "$f" ] || continue
+		echo "--- the last 30 lines of ${f#"$BATS_FILE_TMPDIR"/}"
+		tail -n 30 "$f" | cut -c 1-240
+	done
+	return 0
+}
+
 # ---- the servers --------------------------------------------------------
 
 # Every server shares the server namespace, so each has its own ports; all

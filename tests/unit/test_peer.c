@@ -1075,6 +1075,54 @@ TEST(punch_birthday_spray_before_route)
 	ntm_peer_free(&e.p);
 }
 
+/* A SPRAY that comes after the easy end gave up on the candidates alone
+ * (NTM_PEER_PUNCH_ROUNDS: it had not heard of one by then; the peer's
+ * CANDIDATES or its handshake through the relay was slow): the easy end
+ * punches again, with rounds enough for every predicted port. */
+TEST(punch_birthday_late_spray)
+{
+	static struct side h, e;
+	struct ntm_peer_event ev;
+	int64_t t, t0;
+	int k, n, sprayed = 0;
+	socklen_t len;
+
+	mk_punch(&h, &e);
+	addr(&e.p.cand[0], &len, "198.18.2.1", NTM_PEER_BDAY_PORT_MIN - 1);
+	addr(&e.p.cand[1], &len, "100.64.2.10", NTM_PEER_BDAY_PORT_MIN - 1);
+	h.p.bday = NTM_BDAY_HARD;
+	e.p.bday = NTM_BDAY_EASY;
+	ntm_peer_begin(&h.p, 1000, 5000);
+	ntm_peer_begin(&e.p, 1000, 5000);
+	CHECK_EQ(ack(&h, 0, 1, 7, 1010), 1);
+	CHECK_EQ(pass(&h, h.n - 1, &e, "198.18.0.4", 1020, &ev), 0);
+	CHECK_EQ(pass(&e, e.n - 1, &h, "198.18.0.4", 1030, &ev), 0);
+	k = h.n - 1;
+	CHECK_EQ(type(&h, k), NTM_MSG_DATA);	/* the SPRAY, held back */
+	CHECK_EQ(e.p.bday_want, 0);
+	for (t = 1000; t <= 1000 + (NTM_PEER_PUNCH_ROUNDS + 1) * NTM_PEER_PUNCH_EVERY_MS;
+	    t += 100)
+		ntm_peer_tick(&e.p, t, 5000 + (uint64_t)t);
+	CHECK_EQ(e.p.punch, NTM_PUNCH_FAILED);
+	t0 = t;
+	CHECK_EQ(pass(&h, k, &e, "198.18.0.4", t0, &ev), 0);
+	CHECK(e.p.bday_want > 0);
+	CHECK_EQ(e.p.punch, NTM_PUNCH_TRYING);
+	n = e.n;
+	for (t = t0; t < t0 + NTM_PEER_BDAY_ROUNDS * NTM_PEER_PUNCH_EVERY_MS && e.n < CAP;
+	    t += 10)
+		ntm_peer_tick(&e.p, t, 5000 + (uint64_t)t);
+	for (k = n; k < e.n; k++)
+		if (type(&e, k) == NTM_MSG_PUNCH && ntohs(((const struct sockaddr_in *)
+		    &e.to[k])->sin_port) != NTM_PEER_BDAY_PORT_MIN - 1)
+			sprayed++;
+	CHECK_EQ(sprayed, e.p.bday_want);
+	CHECK_EQ(e.p.punch, NTM_PUNCH_FAILED);
+	CHECK(strstr(e.p.path_why, "nor 1506 predicted ports in 10 s") != NULL);
+	ntm_peer_free(&h.p);
+	ntm_peer_free(&e.p);
+}
+
 /* Nobody answers the predicted ports: both give up after
  * NTM_PEER_BDAY_ROUNDS rounds with the reason; the hard end's sockets are
  * released; a SPRAY to an end that is not the easy one is ignored. */
@@ -1135,4 +1183,4 @@ UNIT_MAIN(T(handshake_and_queue), T(queue_limits), T(endpoint_moves),
     T(relay_bind_and_ack), T(relay_cookie), T(handshake_gate), T(rebind_reroute),
     T(punch), T(punch_gives_up), T(punch_lost), T(punch_codec), T(punch_peer_reflexive),
     T(punch_birthday), T(punch_birthday_spray_before_route),
-    T(punch_birthday_gives_up), T(spray_codec))
+    T(punch_birthday_late_spray), T(punch_birthday_gives_up), T(spray_codec))
