@@ -95,7 +95,7 @@ teardown_file() { platform_down; }
 	grep -q 'login user=nobody .*result=unknown_user' "$(P)/as.log"
 }
 
-@test "password guessing: after 5 failures a user waits, known or not, alike (429 too_many_attempts); the right password then waits too" {
+@test "password guessing: after 5 failures a user waits, known or not, alike (429 too_many_attempts), 1 s and twice as long after each next failure; the right password then waits too" {
 	local u i
 	add_user gina gina-pw-1
 	for u in gina nobody2; do
@@ -103,18 +103,25 @@ teardown_file() { platform_down; }
 			run login "$BATS_TEST_TMPDIR/x" "$u" wrong "$(dc1_url)"
 			assert_failure 4
 		done
-		# Right after the 5th failure, within its 2 s (the next login
-		# starts at once: no other request between, whatever the load).
+		# Once each wait is over (1 s, then 2 s), the password is
+		# checked again: the 6th and 7th failures.
+		for i in 1.1 2.1; do
+			sleep "$i"
+			run login "$BATS_TEST_TMPDIR/x" "$u" wrong "$(dc1_url)"
+			assert_failure 4
+		done
+		# Within the 4 s after the 7th (a login takes a few hundred ms
+		# on a loaded machine: the 1 s after the 5th could be over).
 		if [ "$u" = gina ]; then
 			run login "$BATS_TEST_TMPDIR/x" gina gina-pw-1 "$(dc1_url)"
 			assert_failure 8
 		fi
 		run login "$BATS_TEST_TMPDIR/x" "$u" wrong "$(dc1_url)"
 		assert_failure 8
-		assert_output --regexp "^ntm: login: too_many_attempts: too many failed logins for '$u'; try again in [12] s$"
+		assert_output --regexp "^ntm: login: too_many_attempts: too many failed logins for '$u'; try again in [1-4] s$"
 	done
-	# The wait over (2 s after the 5th failure, here), the password is checked.
-	sleep 2.2
+	# The wait over (4 s after gina's 7th failure), the password is checked.
+	sleep 4.2
 	run login "$BATS_TEST_TMPDIR/g" gina gina-pw-1 "$(dc1_url)"
 	assert_success
 }
