@@ -1010,6 +1010,27 @@ TEST(punch_birthday)
 	ntm_peer_free(&e.p);
 }
 
+/* h the hard end of birthday probing, e the easy one, both begun and up
+ * through the relay: the index of h's SPRAY, sent at once, not yet
+ * passed to e. */
+static int
+bday_up(struct side *h, struct side *e)
+{
+	struct ntm_peer_event ev;
+	int k;
+
+	h->p.bday = NTM_BDAY_HARD;
+	e->p.bday = NTM_BDAY_EASY;
+	ntm_peer_begin(&h->p, 1000, 5000);
+	ntm_peer_begin(&e->p, 1000, 5000);
+	CHECK_EQ(ack(h, 0, 1, 7, 1010), 1);
+	CHECK_EQ(pass(h, h->n - 1, e, "198.18.0.4", 1020, &ev), 0);
+	CHECK_EQ(pass(e, e->n - 1, h, "198.18.0.4", 1030, &ev), 0);
+	k = h->n - 1;
+	CHECK_EQ(type(h, k), NTM_MSG_DATA);	/* the SPRAY */
+	return k;
+}
+
 /* The route given again (the DC's new candidates for a moved hard end)
  * reaches the easy end after the hard end's SPRAY of the new attempt: the
  * spray goes on from its first port to the new first candidate, and only
@@ -1023,15 +1044,7 @@ TEST(punch_birthday_spray_before_route)
 	int k, n, old_host = 0, new_host = 0;
 
 	mk_punch(&h, &e);
-	h.p.bday = NTM_BDAY_HARD;
-	e.p.bday = NTM_BDAY_EASY;
-	ntm_peer_begin(&h.p, 1000, 5000);
-	ntm_peer_begin(&e.p, 1000, 5000);
-	CHECK_EQ(ack(&h, 0, 1, 7, 1010), 1);
-	CHECK_EQ(pass(&h, h.n - 1, &e, "198.18.0.4", 1020, &ev), 0);
-	CHECK_EQ(pass(&e, e.n - 1, &h, "198.18.0.4", 1030, &ev), 0);
-	k = h.n - 1;
-	CHECK_EQ(type(&h, k), NTM_MSG_DATA);	/* the SPRAY */
+	k = bday_up(&h, &e);
 	CHECK_EQ(pass(&h, k, &e, "198.18.0.4", 1040, &ev), 0);
 	CHECK(e.p.bday_want > 0);
 	ntm_peer_tick(&e.p, 1040, 6040);
@@ -1090,15 +1103,7 @@ TEST(punch_birthday_late_spray)
 	mk_punch(&h, &e);
 	addr(&e.p.cand[0], &len, "198.18.2.1", NTM_PEER_BDAY_PORT_MIN - 1);
 	addr(&e.p.cand[1], &len, "100.64.2.10", NTM_PEER_BDAY_PORT_MIN - 1);
-	h.p.bday = NTM_BDAY_HARD;
-	e.p.bday = NTM_BDAY_EASY;
-	ntm_peer_begin(&h.p, 1000, 5000);
-	ntm_peer_begin(&e.p, 1000, 5000);
-	CHECK_EQ(ack(&h, 0, 1, 7, 1010), 1);
-	CHECK_EQ(pass(&h, h.n - 1, &e, "198.18.0.4", 1020, &ev), 0);
-	CHECK_EQ(pass(&e, e.n - 1, &h, "198.18.0.4", 1030, &ev), 0);
-	k = h.n - 1;
-	CHECK_EQ(type(&h, k), NTM_MSG_DATA);	/* the SPRAY, held back */
+	k = bday_up(&h, &e);			/* the SPRAY, held back */
 	CHECK_EQ(e.p.bday_want, 0);
 	for (t = 1000; t <= 1000 + (NTM_PEER_PUNCH_ROUNDS + 1) * NTM_PEER_PUNCH_EVERY_MS;
 	    t += 100)
