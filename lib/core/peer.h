@@ -51,8 +51,8 @@
  * (at most NTM_PEER_BDAY_PROBES_MAX), NTM_PEER_BDAY_BURST every
  * NTM_PEER_BDAY_EVERY_MS. Both ends punch NTM_PEER_BDAY_ROUNDS rounds.
  */
-#define NTM_PEER_BDAY_SOCKS	256	/* 256 mappings: 1506 probes, 3.8 s */
-#define NTM_PEER_BDAY_ODDS	6	/* a miss: e^-6, 0.25 % */
+#define NTM_PEER_BDAY_SOCKS	256	/* 256 mappings: 2008 probes, 5 s */
+#define NTM_PEER_BDAY_ODDS	8	/* a miss: e^-8, 0.034 % */
 #define NTM_PEER_BDAY_PROBES_MAX 4096
 #define NTM_PEER_BDAY_BURST	16	/* 400 probes a second */
 #define NTM_PEER_BDAY_EVERY_MS	40

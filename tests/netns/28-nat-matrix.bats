@@ -337,7 +337,7 @@ every_trial() {
 # per-destination end's new mapping is dropped at the other end's NAT, so
 # the peer-reflexive address alone opens nothing. Birthday probing does:
 # the per-destination end holds 256 mappings towards the other end, which
-# probes ~1500 ports of its NAT's address (§4.8).
+# probes ~2000 ports of its NAT's address (§4.8).
 # sockets_kept H E: H's tunnel to E holds 1 extra socket if punched, else 0.
 sockets_kept() {
 	local fe path
