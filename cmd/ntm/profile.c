@@ -87,6 +87,18 @@ done:
 	return ret;
 }
 
+/* dir as an absolute path (new): a detached agent works from / and reads
+ * its profile's files long after `ntm -c DIR up` returned. */
+static char *
+abs_dir(const char *dir)
+{
+	char cwd[PATH_MAX];
+
+	if (dir[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		return xstrdup(dir);
+	return xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, dir);
+}
+
 int
 cli_init(struct cli *cli, const char *dir, int verbose, char *err, size_t errlen)
 {
@@ -95,8 +107,8 @@ cli_init(struct cli *cli, const char *dir, int verbose, char *err, size_t errlen
 	if (dir == NULL && (dir = getenv("NTM_PROFILE")) != NULL && *dir == '\0')
 		dir = NULL;
 	if (dir) {
-		cli->config_dir = xstrdup(dir);
-		cli->state_dir = xstrdup(dir);
+		cli->config_dir = abs_dir(dir);
+		cli->state_dir = abs_dir(dir);
 	} else {
 		cli->config_dir = xdg_dir("XDG_CONFIG_HOME", ".config");
 		cli->state_dir = xdg_dir("XDG_STATE_HOME", ".local/state");
