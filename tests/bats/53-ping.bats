@@ -92,3 +92,33 @@ os.execvp(sys.argv[1], sys.argv[1:])' \
 	assert_success
 	assert_equal "$(jf "$output" vip)" "$(bob vip4)"
 }
+
+@test "a profile named relatively (-c alice): the detached agent, working from /, still reads its files; its paths are shown whole" {
+	cd "$BATS_FILE_TMPDIR"
+	run_t ntm -c alice down
+	assert_success
+	run_t ntm -c alice up --dc-udp "$(udp_of dc1)" --timeout 15
+	sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$output" > alice.agentpid
+	assert_success
+	assert_output --partial "control $BATS_FILE_TMPDIR/alice/agent.sock, log $BATS_FILE_TMPDIR/alice/agent.log)"
+	# a new tunnel: bob's device certificate is checked with the AS key
+	# in the profile, read now, long after `ntm up` returned
+	run_t ntm -c alice tunnel ping -c 1 --timeout 20 "$(bob fqdn)"
+	assert_success
+}
+
+@test "the agent keeps none of the descriptors it was started with beyond 0-2 (a script's pipe ends when the script's own processes end)" {
+	local pid
+	run_t ntm -c "$(A)" down
+	assert_success
+	run_t ntm -c "$(A)" up --dc-udp "$(udp_of dc1)" --timeout 15 9>"$BATS_TEST_TMPDIR/held"
+	pid=$(sed -n 's/^agent: running (pid \([0-9]*\),.*/\1/p' <<<"$output")
+	echo "$pid" > "$BATS_FILE_TMPDIR/alice.agentpid"
+	assert_success
+	[ -n "$pid" ]
+	run ls -l "/proc/$pid/fd"
+	assert_success
+	refute_output --partial "$BATS_TEST_TMPDIR/held"
+	run_t ntm -c "$(A)" tunnel ping -c 1 --timeout 20 "$(bob fqdn)"
+	assert_success
+}

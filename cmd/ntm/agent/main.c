@@ -390,6 +390,12 @@ agent_main(struct cli *cli, const struct agent_opts *o)
 	 * away makes a write fail with EPIPE, never kill the agent: from the
 	 * start, before the fork (daemon_signals() says so again later). */
 	signal(SIGPIPE, SIG_IGN);
+	/* Descriptors inherited from whatever started us (a script's pipes,
+	 * a test harness's) are not the agent's: held by an agent that runs
+	 * on, they keep the starter waiting for their end. Nothing of ours is
+	 * open yet, unless in `ntm shell`, whose own descriptors stay. */
+	if (!cli->in_shell)
+		closefrom(3);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return EXIT_FAIL;
 	a->hooks = &agent_hooks;
