@@ -639,6 +639,21 @@ lan_move() {
 	IPB
 }
 
+# lan_move_steps HOST IF ADDR4 GW4: the same move as the agent may see it
+# on a busy host, or from a network manager: in two steps 0.1 s apart
+# (the new address, then the old one gone and the way out through the new
+# network), two address changes to the agent.
+lan_move_steps() {
+	local old
+	old=$(n "$1" ip -4 -o addr show scope global | awk '{ print $2, $4 }')
+	n "$1" ip addr add "$3/24" dev "$2"
+	sleep 0.1
+	n "$1" ip -batch - <<-IPB
+	route replace default via $4 src $3
+	addr del ${old#* } dev ${old%% *}
+	IPB
+}
+
 # lost_echoes: echoes of the stream (ping_stream_start) without a reply,
 # between its first reply and its last (from the sequence numbers).
 lost_echoes() {
