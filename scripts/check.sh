@@ -102,7 +102,7 @@ if [ "$status" -ne 0 ]; then
 	/^=== .* FAILED \(exit [0-9]+\)$/ { print; next }
 	/^# tests\/.*\.bats: [0-9]+ s$/ { file = $0; diag = 0; next }
 	/^not ok [0-9]+/ { if (file != shown) { print file; shown = file }
-		print; diag = 20; next }
+		print; diag = 60; next }
 	diag > 0 && /^#/ { print; diag--; next }
 	{ diag = 0 }
 	/^FAIL |: check failed: |: no summary line |: exit status [0-9]+$/ { print }

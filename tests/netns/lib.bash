@@ -341,8 +341,10 @@ wait_for() {
 	return 1
 }
 
-# A failed test shows the end of each agent's log (time-stamped, debug
-# included): on a CI machine the topology's files are gone with the run.
+# A failed test shows the end of each agent's log: on a CI machine the
+# topology's files are gone with the run, and what CI shows of its output
+# is cut to its ends. So, short: the last 15 lines of each but debug ones
+# (the NAT discovery's kept), the time of day and the message.
 # A file that defines its own teardown calls this one from it.
 teardown() { agent_logs_on_failure; }
 agent_logs_on_failure() {
@@ -350,8 +352,9 @@ agent_logs_on_failure() {
 	[ -n "${BATS_TEST_COMPLETED:-}" ] && return 0
 	for f in "${TOPO_DIR:-$BATS_FILE_TMPDIR/t}"/*/agent.log; do
 		[ -f "$f" ] || continue
-		echo "--- the last 30 lines of ${f#"$BATS_FILE_TMPDIR"/}"
-		tail -n 30 "$f" | cut -c 1-240
+		echo "--- ${f#"$BATS_FILE_TMPDIR"/}, the last 15 lines (no debug but nat:)"
+		awk '!/: debug: / || /: debug: nat: /' "$f" | tail -n 15 |
+		    sed -E 's/^[0-9-]+T([0-9:.]+)Z ntm\[[0-9]+\]: (info: )?/\1 /' | cut -c 1-200
 	done
 	return 0
 }
