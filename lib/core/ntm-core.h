@@ -294,7 +294,7 @@ int ntm_token_is_for(const struct ntm_token *t, uint8_t role, const char *name);
 int ntm_token_to_b64(const struct ntm_token *t, char *out, size_t cap);
 int ntm_token_from_b64(struct ntm_token *t, const char *b64) NTM_WUR;
 
-/* Names: user names are DNS labels [a-z][a-z0-9-]{0,31} not ending in '-'; device ids [A-Za-z0-9_-]{1,64};
+/* Names (lib/core/names.c): user names are DNS labels [a-z][a-z0-9-]{0,31} not ending in '-'; device ids [A-Za-z0-9_-]{1,64};
  * DNS names are lowercase LDH labels of 1..63, 253 total.
  * Each returns 1 if s is valid, 0 if not. */
 int ntm_valid_user(const char *s);
