@@ -178,7 +178,7 @@ closed() {
 	# starts the punching again, and each time one of the two tunnels
 	# waits for the other's run to end (the same one: the other's run is
 	# in flight). A busy host may show the move as two changes anyway.
-	lan_move_steps a1 eth1 100.64.2.40 100.64.2.1
+	lan_move a1 eth1 100.64.2.40 100.64.2.1 steps
 	wait_for 40 punched_both
 	wait_for 40 punched_dave
 	run bash -c "tail -n +$((at + 1)) '$TOPO_DIR/agent-bob.log' | sed -n 's/.* tunnel \([^ ]*\): this end moved .*: punching again after the birthday probing in flight\$/\1/p' | sort -u"

@@ -629,29 +629,22 @@ restricted_router() {
 addr_restricted_router() { restricted_router "$1" "$2" "$3" "$4" addr; }
 port_restricted_router() { restricted_router "$1" "$2" "$3" "$4" port; }
 
-# lan_move HOST IF ADDR4 GW4: HOST leaves the IPv4 LAN it is on for the one
-# on IF (linked with lan_link), in one go (one ip -batch), as a switch of
-# networks does.
+# lan_move HOST IF ADDR4 GW4 [steps]: HOST leaves the IPv4 LAN it is on
+# for the one on IF (linked with lan_link), in one go (one ip -batch), as a
+# switch of networks does. With "steps", as the agent may see it on a busy
+# host, or from a network manager: the new address, then 0.1 s later the
+# way out through the new network and the old address gone (two address
+# changes to the agent).
 lan_move() {
-	local old
+	local old add="addr add $3/24 dev $2"
 	old=$(n "$1" ip -4 -o addr show scope global | awk '{ print $2, $4 }')
+	if [ "${5-}" = steps ]; then
+		n "$1" ip $add
+		sleep 0.1
+		add=
+	fi
 	n "$1" ip -batch - <<-IPB
-	addr add $3/24 dev $2
-	route replace default via $4 src $3
-	addr del ${old#* } dev ${old%% *}
-	IPB
-}
-
-# lan_move_steps HOST IF ADDR4 GW4: the same move as the agent may see it
-# on a busy host, or from a network manager: in two steps 0.1 s apart
-# (the new address, then the old one gone and the way out through the new
-# network), two address changes to the agent.
-lan_move_steps() {
-	local old
-	old=$(n "$1" ip -4 -o addr show scope global | awk '{ print $2, $4 }')
-	n "$1" ip addr add "$3/24" dev "$2"
-	sleep 0.1
-	n "$1" ip -batch - <<-IPB
+	$add
 	route replace default via $4 src $3
 	addr del ${old#* } dev ${old%% *}
 	IPB
